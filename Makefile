@@ -1,0 +1,51 @@
+# PromptRepro — see README.md. `make test` and `make reproduce-table1` each set up a fresh machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+PROFILE ?= smoke
+THREADS ?=
+PROMPTREPRO_SHARED ?= $(abspath ../shared)
+export PROMPTREPRO_SHARED
+
+APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
+BIN := .build/release/promptrepro
+
+.PHONY: all deps build test bench reproduce-table1 clean help
+
+all: build
+
+help:
+	@echo "make reproduce-table1   run DPT Table 1 in PROFILE=$(PROFILE) (installs deps, builds)"
+	@echo "make test               install deps, build, run every test"
+	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
+	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
+	@echo "make build              release build of $(BIN)"
+
+# Installs the system packages that are missing (root, or sudo when available).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "deps: need root or sudo to install:$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	else echo "deps: all present ($(APT_PACKAGES))"; fi
+
+build: deps
+	$(SWIFT) build -c release --product promptrepro
+
+test: deps
+	bash scripts/run-tests.sh
+
+bench: build
+	@mkdir -p Reports
+	$(BIN) bench $(if $(THREADS),--threads $(THREADS)) --out Reports/bench.json
+
+reproduce-table1: build
+	@echo "reproduce-table1: the experiment harness (specs, store, sweeps) is not implemented yet;"
+	@echo "  the tensor core is. Tracked in the harness issue. Nothing was run." >&2
+	@exit 1
+
+clean:
+	rm -rf .build

@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// PromptRepro: reproduction harness for low-rank soft-prompt papers (DPT, LoPT).
+// Layering (no upward imports): CBLAS <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Reports <- CLI.
+import PackageDescription
+
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .swiftLanguageMode(.v5),
+]
+
+let package = Package(
+    name: "PromptRepro",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "promptrepro", targets: ["PromptReproCLI"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        .executableTarget(
+            name: "PromptReproCLI",
+            dependencies: [
+                "Tensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fast
+        ),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

@@ -1,0 +1,10 @@
+import ArgumentParser
+import Tensor
+
+@main
+struct PromptRepro: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promptrepro",
+        abstract: "Reproduce and extend low-rank soft-prompt papers (DPT, LoPT) on T5 and GPT-2.",
+        subcommands: [Bench.self])
+}

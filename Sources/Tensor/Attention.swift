@@ -1,0 +1,215 @@
+// Fused multi-head attention on [B, T, H·dk] activations, no head transposes:
+//   S = scale · Q_bh K_bhᵀ + bias[h] ; masked keys (and future keys when causal) → −∞
+//   P = softmax(S) ; Pd = dropout(P) ; O_bh = Pd V_bh
+// Heads are addressed in place through GEMM leading dimensions (lda = H·dk).
+// Backward per (b, h), with the dropout mask regenerated from its counter-based key:
+//   dV = Pdᵀ dO ; dPd = dO Vᵀ ; dP = dPd ⊙ m/(1−p) ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
+//   dQ = scale · dS K ; dK = scale · dSᵀ Q ; dbias[h] = Σ_b dS
+import Foundation
+
+public struct AttentionOptions {
+    /// Multiplies QKᵀ (T5: 1; GPT-2: 1/√dk).
+    public var scale: Float
+    /// Masks keys after the query's absolute position `queryOffset + i`.
+    public var causal: Bool
+    public var queryOffset: Int
+    /// Dropout on the attention probabilities (training only; needs `key`).
+    public var dropout: Float
+    public var key: RNGKey?
+
+    public init(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0, dropout: Float = 0, key: RNGKey? = nil) {
+        self.scale = scale
+        self.causal = causal
+        self.queryOffset = queryOffset
+        self.dropout = dropout
+        self.key = key
+    }
+}
+
+/// q [B, Tq, H·dk], k [B, Tk, H·dk], v [B, Tk, H·dv] → [B, Tq, H·dv].
+/// `bias` [H, Tq, Tk] is added to the scores of every batch row (T5 relative position bias).
+/// `keyMask` [B, Tk] holds 1 for real keys and 0 for padding.
+public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor? = nil, keyMask: Tensor? = nil,
+                      options o: AttentionOptions = AttentionOptions()) throws -> Tensor {
+    let op = "attention"
+    guard q.rank == 3, k.rank == 3, v.rank == 3, heads > 0 else {
+        throw TensorError.shapeMismatch(op: op, detail: "q \(shapeString(q.shape)), k \(shapeString(k.shape)), v \(shapeString(v.shape)) must be [B, T, H·d]")
+    }
+    let (b, tq, hdk) = (q.shape[0], q.shape[1], q.shape[2])
+    let tk = k.shape[1], hdv = v.shape[2]
+    guard k.shape[0] == b, v.shape[0] == b, k.shape[2] == hdk, v.shape[1] == tk,
+          hdk % heads == 0, hdv % heads == 0 else {
+        throw TensorError.shapeMismatch(op: op, detail: "q \(shapeString(q.shape)), k \(shapeString(k.shape)), v \(shapeString(v.shape)) with \(heads) heads")
+    }
+    if let bias, bias.shape != [heads, tq, tk] {
+        throw TensorError.shapeMismatch(op: op, detail: "bias \(shapeString(bias.shape)) must be [\(heads), \(tq), \(tk)]")
+    }
+    if let keyMask, keyMask.shape != [b, tk] {
+        throw TensorError.shapeMismatch(op: op, detail: "keyMask \(shapeString(keyMask.shape)) must be [\(b), \(tk)]")
+    }
+    let dk = hdk / heads, dv = hdv / heads
+    let useDrop = o.dropout > 0 && o.key != nil
+    let dropScale = useDrop ? 1 / (1 - o.dropout) : 1
+    let record = Tape.needsGrad(q, k, v, bias)
+    let out = Tensor(uninitialized: [b, tq, hdv])
+    // P is kept for backward only when recording; otherwise one scratch per unit.
+    let probs: Tensor? = record ? Tensor(uninitialized: [b, heads, tq, tk]) : nil
+    let pq = q.data, pk = k.data, pv = v.data, po = out.data
+    let mask = keyMask?.data, pbias = bias?.data
+
+    func unitKey(_ u: Int) -> RNGKey? { useDrop ? o.key!.derive(UInt64(u)) : nil }
+
+    Parallel.units(b * heads) { u in
+        let bi = u / heads, h = u % heads
+        let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: tq * tk) : nil
+        defer { scratch?.deallocate() }
+        let p = probs.map { $0.data + u * tq * tk } ?? scratch!
+        BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dk, alpha: o.scale,
+                   a: pq + bi * tq * hdk + h * dk, lda: hdk, b: pk + bi * tk * hdk + h * dk, ldb: hdk,
+                   beta: 0, c: p, ldc: tk)
+        for i in 0..<tq {
+            let row = p + i * tk
+            if let pbias { let br = pbias + (h * tq + i) * tk; for j in 0..<tk { row[j] += br[j] } }
+            let limit = o.causal ? min(tk, o.queryOffset + i + 1) : tk
+            softmaxRow(row, row, tk) { j in j < limit && (mask == nil || mask![bi * tk + j] != 0) }
+        }
+        var pv2 = UnsafePointer(p)
+        var dropped: UnsafeMutablePointer<Float>? = nil
+        if useDrop {
+            dropped = .allocate(capacity: tq * tk)
+            dropoutSerial(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, src: p, dst: dropped!)
+            pv2 = UnsafePointer(dropped!)
+        }
+        BLAS.sgemm(transA: false, transB: false, m: tq, n: dv, k: tk, alpha: 1,
+                   a: pv2, lda: tk, b: pv + bi * tk * hdv + h * dv, ldb: hdv,
+                   beta: 0, c: po + bi * tq * hdv + h * dv, ldc: hdv)
+        dropped?.deallocate()
+    }
+
+    if record, let probs {
+        Tape.push(out) {
+            let g = out.grad!.data
+            let gq = q.requiresGrad ? q.gradBuffer() : nil
+            let gk = k.requiresGrad ? k.gradBuffer() : nil
+            let gv = v.requiresGrad ? v.gradBuffer() : nil
+            let needBias = bias?.requiresGrad == true
+            // dS overwrites P in place when the bias needs Σ_b dS afterwards.
+            Parallel.units(b * heads) { u in
+                let bi = u / heads, h = u % heads
+                let p = probs.data + u * tq * tk
+                let qb = pq + bi * tq * hdk + h * dk, kb = pk + bi * tk * hdk + h * dk
+                let vb = pv + bi * tk * hdv + h * dv, gob = g + bi * tq * hdv + h * dv
+                let dP = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
+                defer { dP.deallocate() }
+                if let gv {
+                    var pd = UnsafePointer(p)
+                    var tmp: UnsafeMutablePointer<Float>? = nil
+                    if useDrop {
+                        tmp = .allocate(capacity: tq * tk)
+                        dropoutSerial(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, src: p, dst: tmp!)
+                        pd = UnsafePointer(tmp!)
+                    }
+                    BLAS.sgemm(transA: true, transB: false, m: tk, n: dv, k: tq, alpha: 1, a: pd, lda: tk,
+                               b: gob, ldb: hdv, beta: 1, c: gv + bi * tk * hdv + h * dv, ldc: hdv)
+                    tmp?.deallocate()
+                }
+                if gq == nil && gk == nil && !needBias { return }
+                BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dv, alpha: 1, a: gob, lda: hdv,
+                           b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
+                if useDrop { dropoutSerialInPlace(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, x: dP) }
+                let dS = needBias ? p : dP  // write dS over P (bias case) or over dP
+                for i in 0..<tq {
+                    let pr = p + i * tk, dr = dP + i * tk, sr = dS + i * tk
+                    var dot: Float = 0
+                    for j in 0..<tk { dot += dr[j] * pr[j] }
+                    for j in 0..<tk { sr[j] = pr[j] * (dr[j] - dot) }
+                }
+                if let gq {
+                    BLAS.sgemm(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: o.scale, a: dS, lda: tk,
+                               b: kb, ldb: hdk, beta: 1, c: gq + bi * tq * hdk + h * dk, ldc: hdk)
+                }
+                if let gk {
+                    BLAS.sgemm(transA: true, transB: false, m: tk, n: dk, k: tq, alpha: o.scale, a: dS, lda: tk,
+                               b: qb, ldb: hdk, beta: 1, c: gk + bi * tk * hdk + h * dk, ldc: hdk)
+                }
+            }
+            if needBias, let bias {
+                let gb = bias.gradBuffer(), n = tq * tk
+                Parallel.forRange(heads, costPerItem: b * n) { hs in
+                    for h in hs { for bi in 0..<b { BLAS.axpy(n, 1, probs.data + (bi * heads + h) * n, gb + h * n) } }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Single-threaded dropout used inside per-unit attention work (same mask rule as `dropout`).
+@inline(__always)
+func dropoutSerial(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
+    let threshold = UInt32(min(Double(p) * 16_777_216.0, 16_777_216.0))
+    var i = 0
+    var blk: UInt64 = 0
+    while i < count {
+        let w = key.block(blk)
+        let n = min(4, count - i)
+        if n > 0 { dst[i] = (w.0 >> 8) >= threshold ? src[i] * scale : 0 }
+        if n > 1 { dst[i + 1] = (w.1 >> 8) >= threshold ? src[i + 1] * scale : 0 }
+        if n > 2 { dst[i + 2] = (w.2 >> 8) >= threshold ? src[i + 2] * scale : 0 }
+        if n > 3 { dst[i + 3] = (w.3 >> 8) >= threshold ? src[i + 3] * scale : 0 }
+        i += 4
+        blk += 1
+    }
+}
+
+@inline(__always)
+func dropoutSerialInPlace(count: Int, p: Float, scale: Float, key: RNGKey, x: UnsafeMutablePointer<Float>) {
+    dropoutSerial(count: count, p: p, scale: scale, key: key, src: x, dst: x)
+}
+
+/// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.
+public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?, keyMask: Tensor?,
+                           options o: AttentionOptions) -> Tensor {
+    let (b, tq, hdk) = (q.shape[0], q.shape[1], q.shape[2])
+    let tk = k.shape[1], hdv = v.shape[2], dk = hdk / heads, dv = hdv / heads
+    let out = Tensor(zeros: [b, tq, hdv])
+    let useDrop = o.dropout > 0 && o.key != nil
+    for bi in 0..<b {
+        for h in 0..<heads {
+            let u = bi * heads + h
+            var probs = [Float](repeating: 0, count: tq * tk)
+            for i in 0..<tq {
+                var s = [Double](repeating: 0, count: tk)
+                var keep = [Bool](repeating: true, count: tk)
+                for j in 0..<tk {
+                    var acc = 0.0
+                    for c in 0..<dk { acc += Double(q.data[(bi * tq + i) * hdk + h * dk + c]) * Double(k.data[(bi * tk + j) * hdk + h * dk + c]) }
+                    s[j] = acc * Double(o.scale) + Double(bias?.data[(h * tq + i) * tk + j] ?? 0)
+                    if let keyMask, keyMask.data[bi * tk + j] == 0 { keep[j] = false }
+                    if o.causal && j > o.queryOffset + i { keep[j] = false }
+                }
+                let mx = zip(s, keep).filter { $0.1 }.map { $0.0 }.max()
+                for j in 0..<tk {
+                    if let mx { probs[i * tk + j] = keep[j] ? Float(exp(s[j] - mx)) : 0 } else { probs[i * tk + j] = 1 }
+                }
+                let z = probs[(i * tk)..<((i + 1) * tk)].reduce(0, +)
+                for j in 0..<tk { probs[i * tk + j] /= z }
+            }
+            if useDrop {
+                let key = o.key!.derive(UInt64(u))
+                for e in 0..<(tq * tk) {
+                    let keep = (key.word(at: e) >> 8) >= UInt32(Double(o.dropout) * 16_777_216.0)
+                    probs[e] = keep ? probs[e] / (1 - o.dropout) : 0
+                }
+            }
+            for i in 0..<tq {
+                for c in 0..<dv {
+                    var acc = 0.0
+                    for j in 0..<tk { acc += Double(probs[i * tk + j]) * Double(v.data[(bi * tk + j) * hdv + h * dv + c]) }
+                    out.data[(bi * tq + i) * hdv + h * dv + c] = Float(acc)
+                }
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,164 @@
+// Matrix products through CBLAS with transpose flags (never a materialised transpose).
+//
+// matmul(A, B, transA, transB): C = op(A)·op(B) over the last two axes.
+//   A [..., r, c] with op(A) = A or Aᵀ; B either 2-D (shared by every batch: with !transA the
+//   batch is folded into one large GEMM) or with the same leading axes as A.
+// Gradients (g = dC), each one GEMM with flags, accumulated (beta = 1):
+//   C = A B     : dA = g Bᵀ      dB = Aᵀ g
+//   C = A Bᵀ    : dA = g B       dB = gᵀ A
+//   C = Aᵀ B    : dA = B gᵀ      dB = A g
+//   C = Aᵀ Bᵀ   : dA = Bᵀ gᵀ     dB = gᵀ Aᵀ
+
+public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) throws -> Tensor {
+    let op = "matmul"
+    guard a.rank >= 2, b.rank >= 2 else {
+        throw TensorError.shapeMismatch(op: op, detail: "needs rank ≥ 2 operands, got \(shapeString(a.shape)) and \(shapeString(b.shape))")
+    }
+    let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+    let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+    let (m, k) = transA ? (ac, ar) : (ar, ac)
+    let (k2, n) = transB ? (bc, br) : (br, bc)
+    guard k == k2 else {
+        throw TensorError.shapeMismatch(op: op, detail: "\(shapeString(a.shape))\(transA ? "ᵀ" : "") · \(shapeString(b.shape))\(transB ? "ᵀ" : ""): inner dimensions \(k) and \(k2) differ")
+    }
+    let batchA = Array(a.shape.dropLast(2))
+    let batchB = Array(b.shape.dropLast(2))
+    let shared = b.rank == 2
+    guard shared || batchA == batchB else {
+        throw TensorError.shapeMismatch(op: op, detail: "batch axes of \(shapeString(a.shape)) and \(shapeString(b.shape)) differ")
+    }
+    let batch = batchA.reduce(1, *)
+    let out = Tensor(uninitialized: batchA + [m, n])
+    let lda = ac, ldb = bc
+    let aStride = ar * ac, bStride = shared ? 0 : br * bc, cStride = m * n
+    if shared && !transA {
+        BLAS.sgemm(transA: false, transB: transB, m: batch * m, n: n, k: k, alpha: 1,
+                   a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: n)
+    } else {
+        for i in 0..<batch {
+            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
+                       a: a.data + i * aStride, lda: lda, b: b.data + i * bStride, ldb: ldb,
+                       beta: 0, c: out.data + i * cStride, ldc: n)
+        }
+    }
+    if Tape.needsGrad(a, b) {
+        Tape.push(out) {
+            let g = out.grad!.data
+            if a.requiresGrad {
+                let ga = a.gradBuffer()
+                if shared && !transA {
+                    // dA (batch·m × k) = g (batch·m × n) · op(B)ᵀ
+                    BLAS.sgemm(transA: false, transB: !transB, m: batch * m, n: k, k: n, alpha: 1,
+                               a: g, lda: n, b: b.data, ldb: ldb, beta: 1, c: ga, ldc: lda)
+                } else {
+                    for i in 0..<batch {
+                        let gi = g + i * cStride, bi = b.data + i * bStride, gai = ga + i * aStride
+                        if !transA {
+                            BLAS.sgemm(transA: false, transB: !transB, m: m, n: k, k: n, alpha: 1,
+                                       a: gi, lda: n, b: bi, ldb: ldb, beta: 1, c: gai, ldc: lda)
+                        } else {
+                            // dA (k × m) = op(B) gᵀ
+                            BLAS.sgemm(transA: transB, transB: true, m: k, n: m, k: n, alpha: 1,
+                                       a: bi, lda: ldb, b: gi, ldb: n, beta: 1, c: gai, ldc: lda)
+                        }
+                    }
+                }
+            }
+            if b.requiresGrad {
+                let gb = b.gradBuffer()
+                if shared && !transA {
+                    if !transB {  // dB (k × n) = Aᵀ g
+                        BLAS.sgemm(transA: true, transB: false, m: k, n: n, k: batch * m, alpha: 1,
+                                   a: a.data, lda: lda, b: g, ldb: n, beta: 1, c: gb, ldc: ldb)
+                    } else {      // dB (n × k) = gᵀ A
+                        BLAS.sgemm(transA: true, transB: false, m: n, n: k, k: batch * m, alpha: 1,
+                                   a: g, lda: n, b: a.data, ldb: lda, beta: 1, c: gb, ldc: ldb)
+                    }
+                } else {
+                    for i in 0..<batch {
+                        let gi = g + i * cStride, ai = a.data + i * aStride, gbi = gb + i * bStride
+                        if !transB {  // dB (k × n) = op(A)ᵀ g
+                            BLAS.sgemm(transA: !transA, transB: false, m: k, n: n, k: m, alpha: 1,
+                                       a: ai, lda: lda, b: gi, ldb: n, beta: 1, c: gbi, ldc: ldb)
+                        } else {      // dB (n × k) = gᵀ op(A)
+                            BLAS.sgemm(transA: true, transB: transA, m: n, n: k, k: m, alpha: 1,
+                                       a: gi, lda: n, b: ai, ldb: lda, beta: 1, c: gbi, ldc: ldb)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Weight layout of a dense layer: torch `nn.Linear` stores [out, in]; GPT-2 `Conv1D` stores [in, out].
+public enum WeightLayout: Sendable { case outIn, inOut }
+
+/// y = x·Wᵀ + b (outIn) or x·W + b (inOut) over the last axis of x; one GEMM for the whole batch.
+public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: WeightLayout = .outIn) throws -> Tensor {
+    guard w.rank == 2 else {
+        throw TensorError.shapeMismatch(op: "linear", detail: "weight must be 2-D, got \(shapeString(w.shape))")
+    }
+    let (inF, outF) = layout == .outIn ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
+    guard x.rank >= 1, x.shape[x.rank - 1] == inF else {
+        throw TensorError.shapeMismatch(op: "linear", detail: "input \(shapeString(x.shape)) last axis must be \(inF) for weight \(shapeString(w.shape)) (\(layout == .outIn ? "[out, in]" : "[in, out]"))")
+    }
+    if let bias, bias.shape != [outF] {
+        throw TensorError.shapeMismatch(op: "linear", detail: "bias \(shapeString(bias.shape)) must be [\(outF)]")
+    }
+    let rows = x.count / max(inF, 1)
+    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outF])
+    if let bias {
+        for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+    }
+    BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
+               a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
+               beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    if Tape.needsGrad(x, w, bias) {
+        Tape.push(out) {
+            let g = out.grad!.data
+            if x.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
+                BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
+                           a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                           beta: 1, c: x.gradBuffer(), ldc: inF)
+            }
+            if w.requiresGrad {
+                if layout == .outIn {  // dW (out × in) = gᵀ x
+                    BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
+                               a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)
+                } else {               // dW (in × out) = xᵀ g
+                    BLAS.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, alpha: 1,
+                               a: x.data, lda: inF, b: g, ldb: outF, beta: 1, c: w.gradBuffer(), ldc: outF)
+                }
+            }
+            if let bias, bias.requiresGrad {
+                columnSumAccumulate(rows: rows, cols: outF, src: g, dst: bias.gradBuffer())
+            }
+        }
+    }
+    return out
+}
+
+/// dst[j] += Σ_r src[r·cols + j], summed in fixed blocks of 64 rows (deterministic for any thread count).
+func columnSumAccumulate(rows: Int, cols: Int, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
+    let block = 64
+    let nBlocks = (rows + block - 1) / block
+    if nBlocks == 0 { return }
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: nBlocks * cols)
+    defer { partial.deallocate() }
+    partial.initialize(repeating: 0, count: nBlocks * cols)
+    Parallel.forRange(nBlocks, costPerItem: block * cols) { blocks in
+        for bI in blocks {
+            let p = partial + bI * cols
+            for r in (bI * block)..<min(rows, (bI + 1) * block) {
+                let s = src + r * cols
+                for j in 0..<cols { p[j] += s[j] }
+            }
+        }
+    }
+    for bI in 0..<nBlocks {
+        let p = partial + bI * cols
+        for j in 0..<cols { dst[j] += p[j] }
+    }
+}

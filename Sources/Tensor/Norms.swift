@@ -1,0 +1,118 @@
+// RMSNorm (T5LayerNorm: no mean subtraction, no bias) and LayerNorm (GPT-2, ResPT: mean, bias).
+// Statistics in fp32 per row over the last axis; per-row rstd kept for backward.
+import Foundation
+
+/// y = w ⊙ x · r, r = 1/√(mean(x²) + eps), over the last axis.
+public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor {
+    guard let d = x.shape.last, w.shape == [d] else {
+        throw TensorError.shapeMismatch(op: "rmsNorm", detail: "weight \(shapeString(w.shape)) must be [last axis of \(shapeString(x.shape))]")
+    }
+    let rows = x.count / max(d, 1)
+    let out = Tensor(uninitialized: x.shape)
+    let rstdT = Tensor(uninitialized: [rows])  // freed with the node
+    let rstd = rstdT.data
+    let px = x.data, pw = w.data, po = out.data
+    Parallel.forRange(rows, costPerItem: d) { range in
+        for r in range {
+            let xr = px + r * d, yr = po + r * d
+            var ss: Float = 0
+            for j in 0..<d { ss += xr[j] * xr[j] }
+            let s = 1 / (ss / Float(d) + eps).squareRoot()
+            rstd[r] = s
+            for j in 0..<d { yr[j] = pw[j] * (xr[j] * s) }
+        }
+    }
+    if Tape.needsGrad(x, w) {
+        Tape.push(out) {
+            _ = rstdT
+            let g = out.grad!.data
+            if x.requiresGrad {
+                let gx = x.gradBuffer()
+                Parallel.forRange(rows, costPerItem: d) { range in
+                    for r in range {
+                        let xr = px + r * d, gr = g + r * d, gxr = gx + r * d, s = rstd[r]
+                        var dot: Float = 0
+                        for j in 0..<d { dot += gr[j] * pw[j] * xr[j] }
+                        let c = s * s * s * dot / Float(d)
+                        for j in 0..<d { gxr[j] += s * gr[j] * pw[j] - c * xr[j] }
+                    }
+                }
+            }
+            if w.requiresGrad {
+                let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * d)
+                defer { t.deallocate() }
+                Parallel.forRange(rows, costPerItem: d) { range in
+                    for r in range { for j in 0..<d { t[r * d + j] = g[r * d + j] * px[r * d + j] * rstd[r] } }
+                }
+                columnSumAccumulate(rows: rows, cols: d, src: t, dst: w.gradBuffer())
+            }
+        }
+    }
+    return out
+}
+
+/// y = (x − mean)/√(var + eps) ⊙ w + b over the last axis (biased variance).
+public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float) throws -> Tensor {
+    guard let d = x.shape.last, w.shape == [d], b.shape == [d] else {
+        throw TensorError.shapeMismatch(op: "layerNorm", detail: "weight \(shapeString(w.shape)) and bias \(shapeString(b.shape)) must be [last axis of \(shapeString(x.shape))]")
+    }
+    let rows = x.count / max(d, 1)
+    let out = Tensor(uninitialized: x.shape)
+    let statsT = Tensor(uninitialized: [rows, 2])  // (mean, rstd) per row, freed with the node
+    let stats = statsT.data
+    let px = x.data, pw = w.data, pb = b.data, po = out.data
+    Parallel.forRange(rows, costPerItem: d) { range in
+        for r in range {
+            let xr = px + r * d, yr = po + r * d
+            var s: Float = 0
+            for j in 0..<d { s += xr[j] }
+            let mu = s / Float(d)
+            var v: Float = 0
+            for j in 0..<d { let c = xr[j] - mu; v += c * c }
+            let rs = 1 / (v / Float(d) + eps).squareRoot()
+            stats[2 * r] = mu
+            stats[2 * r + 1] = rs
+            for j in 0..<d { yr[j] = (xr[j] - mu) * rs * pw[j] + pb[j] }
+        }
+    }
+    if Tape.needsGrad(x, w, b) {
+        Tape.push(out) {
+            _ = statsT
+            let g = out.grad!.data
+            if x.requiresGrad {
+                let gx = x.gradBuffer()
+                Parallel.forRange(rows, costPerItem: d) { range in
+                    for r in range {
+                        let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
+                        let mu = stats[2 * r], rs = stats[2 * r + 1]
+                        var sg: Float = 0, sgx: Float = 0
+                        for j in 0..<d {
+                            let gw = gr[j] * pw[j]
+                            sg += gw
+                            sgx += gw * (xr[j] - mu) * rs
+                        }
+                        sg /= Float(d)
+                        sgx /= Float(d)
+                        for j in 0..<d {
+                            let xh = (xr[j] - mu) * rs
+                            gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)
+                        }
+                    }
+                }
+            }
+            if w.requiresGrad {
+                let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * d)
+                defer { t.deallocate() }
+                Parallel.forRange(rows, costPerItem: d) { range in
+                    for r in range {
+                        let mu = stats[2 * r], rs = stats[2 * r + 1]
+                        for j in 0..<d { t[r * d + j] = g[r * d + j] * (px[r * d + j] - mu) * rs }
+                    }
+                }
+                columnSumAccumulate(rows: rows, cols: d, src: t, dst: w.gradBuffer())
+            }
+            if b.requiresGrad { columnSumAccumulate(rows: rows, cols: d, src: g, dst: b.gradBuffer()) }
+        }
+    }
+    return out
+}

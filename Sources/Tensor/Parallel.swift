@@ -1,0 +1,59 @@
+// One thread setting for OpenBLAS and the core's own loops: `--threads`, env PROMPTREPRO_THREADS,
+// default = number of cores. Work is split into a fixed number of chunks that depends only on the
+// problem size and the thread count, so results are bit-identical for a given thread count.
+import Dispatch
+import Foundation
+
+public enum Parallel {
+    nonisolated(unsafe) public private(set) static var threads: Int = {
+        let n = Parallel.defaultThreads()
+        BLAS.setThreads(n)
+        return n
+    }()
+
+    /// Resolution order: explicit value, then PROMPTREPRO_THREADS, then the core count.
+    public static func defaultThreads() -> Int {
+        if let s = ProcessInfo.processInfo.environment["PROMPTREPRO_THREADS"], let n = Int(s), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Sets both OpenBLAS's and the core's thread count.
+    public static func configure(threads: Int?) {
+        let n = max(1, threads ?? defaultThreads())
+        Parallel.threads = n
+        BLAS.setThreads(n)
+    }
+
+    /// Runs `body` over `0..<count` split into contiguous chunks, one per thread, when the
+    /// work is large enough (`count * costPerItem` ≥ 32k); otherwise serially.
+    @inline(__always)
+    public static func forRange(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = threads
+        if t <= 1 || count < 2 || count * costPerItem < 32_768 {
+            body(0..<count)
+            return
+        }
+        let chunks = min(t, count)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * count / chunks, hi = (c + 1) * count / chunks
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads while
+    /// OpenBLAS runs single-threaded inside them, then restores OpenBLAS's thread count.
+    public static func units(_ count: Int, _ body: (Int) -> Void) {
+        let t = threads
+        if t <= 1 || count < 2 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(t) }
+        let chunks = min(t, count)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * count / chunks, hi = (c + 1) * count / chunks
+            for i in lo..<hi { body(i) }
+        }
+    }
+}

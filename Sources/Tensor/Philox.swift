@@ -1,0 +1,169 @@
+// Philox-4x32-10 counter-based RNG (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+// SC'11; constants and known-answer vectors from Random123). Every random number in PromptRepro
+// is a pure function of (seed, stream, counter): dropout masks, initialisation and sampling do
+// not depend on thread scheduling.
+//
+// Layout: key = (lo32(seed), hi32(seed)); counter = (lo32(block), hi32(block), lo32(stream),
+// hi32(stream)); block = element index / 4, lane = element index % 4.
+
+import Foundation
+
+public enum Philox {
+    static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
+    static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
+
+    /// One Philox-4x32 block with `rounds` rounds (10 is the standard).
+    @inline(__always)
+    public static func block(
+        _ c: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32), rounds: Int = 10
+    ) -> (UInt32, UInt32, UInt32, UInt32) {
+        var (c0, c1, c2, c3) = c
+        var (k0, k1) = key
+        for r in 0..<rounds {
+            if r > 0 { k0 &+= w0; k1 &+= w1 }
+            let p0 = UInt64(m0) &* UInt64(c0), p1 = UInt64(m1) &* UInt64(c2)
+            let hi0 = UInt32(truncatingIfNeeded: p0 >> 32), lo0 = UInt32(truncatingIfNeeded: p0)
+            let hi1 = UInt32(truncatingIfNeeded: p1 >> 32), lo1 = UInt32(truncatingIfNeeded: p1)
+            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+        }
+        return (c0, c1, c2, c3)
+    }
+}
+
+/// SplitMix64 finaliser, used only to derive stream ids from structured labels.
+@inline(__always)
+func mix64(_ x: UInt64) -> UInt64 {
+    var z = x &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// A (seed, stream) pair: an independent, addressable sequence of random numbers.
+/// Derive sub-streams with `derive` (e.g. `key.derive(step).derive(tensorId)`).
+public struct RNGKey: Hashable, Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var stream: UInt64
+
+    public init(seed: UInt64, stream: UInt64 = 0) {
+        self.seed = seed
+        self.stream = stream
+    }
+
+    /// A new stream keyed by this one and `label` (hash-mixed, order-sensitive).
+    public func derive(_ label: UInt64) -> RNGKey {
+        RNGKey(seed: seed, stream: mix64(stream ^ mix64(label &+ 0x632B_E59B_D9B4_E019)))
+    }
+
+    public func derive(_ label: String) -> RNGKey {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a 64
+        for b in label.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return derive(h)
+    }
+
+    public var description: String { "RNGKey(seed: \(seed), stream: \(stream))" }
+
+    @inline(__always)
+    public func block(_ index: UInt64) -> (UInt32, UInt32, UInt32, UInt32) {
+        Philox.block(
+            (UInt32(truncatingIfNeeded: index), UInt32(truncatingIfNeeded: index >> 32),
+             UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32)),
+            key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
+    }
+
+    /// The 32-bit word at element position `index` of this stream.
+    @inline(__always)
+    public func word(at index: Int) -> UInt32 {
+        let b = block(UInt64(index) >> 2)
+        switch index & 3 {
+        case 0: return b.0
+        case 1: return b.1
+        case 2: return b.2
+        default: return b.3
+        }
+    }
+
+    /// Uniform in [0, 1) with 24 random bits.
+    @inline(__always)
+    public static func unit(_ w: UInt32) -> Float { Float(w >> 8) * (1.0 / 16_777_216.0) }
+
+    /// Fills `out[0..<count]` with U[0,1) values of elements `offset ..< offset+count`.
+    public func fillUniform(_ out: UnsafeMutablePointer<Float>, count: Int, offset: Int = 0) {
+        var i = 0
+        while i < count {
+            let e = offset + i
+            let b = block(UInt64(e) >> 2)
+            let words = [b.0, b.1, b.2, b.3]
+            var lane = e & 3
+            while lane < 4 && i < count {
+                out[i] = RNGKey.unit(words[lane])
+                lane += 1
+                i += 1
+            }
+        }
+    }
+
+    /// Uniform in [lo, hi).
+    public func uniformArray(_ count: Int, lo: Float = 0, hi: Float = 1) -> [Float] {
+        var a = [Float](repeating: 0, count: count)
+        a.withUnsafeMutableBufferPointer { fillUniform($0.baseAddress!, count: count) }
+        return a.map { lo + (hi - lo) * $0 }
+    }
+
+    /// Standard normal values by Box–Muller on consecutive word pairs.
+    public func normalArray(_ count: Int, mean: Float = 0, std: Float = 1) -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        var i = 0
+        while i < count {
+            let b = block(UInt64(i / 2))
+            let u1 = (Double(b.0) + 1) / 4_294_967_297.0  // (0, 1]
+            let u2 = Double(b.1) / 4_294_967_296.0
+            let r = (-2 * log(u1)).squareRoot()
+            out[i] = mean + std * Float(r * cos(2 * Double.pi * u2))
+            if i + 1 < count { out[i + 1] = mean + std * Float(r * sin(2 * Double.pi * u2)) }
+            i += 2
+        }
+        return out
+    }
+}
+
+/// Sequential draws from one stream: word 0, 1, 2, … Used for shuffles and sampling.
+public struct PhiloxStream {
+    public let key: RNGKey
+    public private(set) var position: Int = 0
+
+    public init(_ key: RNGKey) { self.key = key }
+
+    public mutating func next() -> UInt32 {
+        let w = key.word(at: position)
+        position += 1
+        return w
+    }
+
+    /// Uniform integer in 0..<bound without modulo bias (Lemire's method with rejection).
+    public mutating func nextInt(below bound: Int) -> Int {
+        precondition(bound > 0 && bound <= Int(UInt32.max), "bound \(bound) out of range")
+        let b = UInt32(bound)
+        var m = UInt64(next()) &* UInt64(b)
+        var low = UInt32(truncatingIfNeeded: m)
+        if low < b {
+            let threshold = (0 &- b) % b
+            while low < threshold {
+                m = UInt64(next()) &* UInt64(b)
+                low = UInt32(truncatingIfNeeded: m)
+            }
+        }
+        return Int(m >> 32)
+    }
+
+    /// Fisher–Yates shuffle of 0..<n (i from n−1 down to 1, j uniform in 0...i).
+    public mutating func permutation(_ n: Int) -> [Int] {
+        var p = Array(0..<n)
+        if n < 2 { return p }
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            let j = nextInt(below: i + 1)
+            p.swapAt(i, j)
+        }
+        return p
+    }
+}

@@ -1,0 +1,83 @@
+// Reverse-mode autodiff over coarse ops.
+//
+// While a tape records (`tape.record { … }`), every op whose inputs include a tensor that
+// requires gradients appends one node: a closure that reads the output's gradient and adds
+// into the gradients of exactly those inputs that require them. Frozen weights therefore get
+// no gradient buffer and no weight-gradient GEMM. `backward` runs nodes newest-first and drops
+// each node (and the activations it captured, and its output's gradient) as soon as it has run.
+//
+// Primitives and their gradient rules (one place, as house style §3 asks):
+//   add/sub/mul (broadcast)  dA = reduce(g)        dB = ±reduce(g) | reduce(g·A) for mul
+//   scale(x, c)              dX = c·g
+//   matmul(A, B, tA, tB)     see Matmul.swift (four transpose cases, all GEMMs with flags)
+//   linear(x, W, b)          dX = g·W (or g·Wᵀ), dW = gᵀx (or xᵀg), db = Σrows g
+//   embedding(W, ids)        dW[id] += g[row]  (scatter-add)
+//   concat / narrow / reshape  gradient routed back to the source slice
+//   rmsNorm                  dX = r·(gw − x·r²·mean(gw·x)), dw = Σ g·x·r
+//   layerNorm                dX = rstd·(gw − mean(gw) − x̂·mean(gw·x̂)), dw = Σ g·x̂, db = Σ g
+//   softmax(mask)            dX = y·(g − Σ g·y)
+//   attention (fused)        see Attention.swift
+//   relu / geluNew / elu     dX = g·f'(x)
+//   dropout(p, key)          dX = g·m/(1−p), mask regenerated from the counter-based RNG
+//   crossEntropy(ignore −100) dLogits = (softmax − onehot)/count
+//   sum / mean               dX = g (/n)
+
+public final class Tape {
+    nonisolated(unsafe) static var active: Tape?
+
+    struct Node {
+        let output: Tensor
+        let backward: () -> Void
+    }
+
+    var nodes: [Node] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { nodes.isEmpty }
+    public var nodeCount: Int { nodes.count }
+
+    /// Records every differentiable op executed by `body` on this tape.
+    public func record<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = Tape.active
+        Tape.active = self
+        defer { Tape.active = previous }
+        return try body()
+    }
+
+    /// True when an op with these inputs must be recorded.
+    @inline(__always)
+    static func needsGrad(_ inputs: Tensor?...) -> Bool {
+        guard Tape.active != nil else { return false }
+        for t in inputs where t?.requiresGrad == true { return true }
+        return false
+    }
+
+    /// Appends a node for `output` (for ops defined outside this module, e.g. model-specific
+    /// gather ops). Call only when `Tape.shouldRecord(inputs)` is true.
+    public static func push(_ output: Tensor, backward: @escaping () -> Void) {
+        guard let tape = Tape.active else { return }
+        output.requiresGrad = true
+        output.isLeaf = false
+        tape.nodes.append(Node(output: output, backward: backward))
+    }
+
+    public static func shouldRecord(_ inputs: [Tensor?]) -> Bool {
+        guard Tape.active != nil else { return false }
+        return inputs.contains { $0?.requiresGrad == true }
+    }
+
+    /// Back-propagates from a scalar `loss` (seed gradient `seed`), accumulating into the
+    /// `grad` of every leaf that requires gradients. The tape is empty afterwards.
+    public func backward(_ loss: Tensor, seed: Float = 1) {
+        precondition(loss.count == 1, "backward needs a scalar loss, got \(loss)")
+        if loss.requiresGrad { loss.gradBuffer()[0] += seed }
+        while let node = nodes.popLast() {
+            if node.output.grad != nil { node.backward() }
+            node.output.grad = nil
+        }
+    }
+
+    /// Drops recorded nodes without running them (e.g. after an eval pass under a tape).
+    public func reset() { nodes.removeAll() }
+}

@@ -1,0 +1,123 @@
+// fp32 dense tensors, row-major (C order). A tensor owns its buffer, or borrows one from a
+// `base` object (a view of another tensor, or a memory-mapped file) that it keeps alive.
+import Foundation
+
+public enum TensorError: Error, CustomStringConvertible, Equatable {
+    case shapeMismatch(op: String, detail: String)
+    case invalidArgument(op: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let op, let d): return "\(op): shape mismatch: \(d)"
+        case .invalidArgument(let op, let d): return "\(op): invalid argument: \(d)"
+        }
+    }
+}
+
+@inline(__always)
+func shapeString(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+
+public final class Tensor: CustomStringConvertible {
+    public let shape: [Int]
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+    /// Owner of `data` when borrowed; nil when this tensor allocated it.
+    let base: AnyObject?
+    /// Leaves (parameters, prompts) that want gradients, and every op output computed from one
+    /// while a tape records.
+    public var requiresGrad: Bool
+    /// Accumulated gradient, same shape; allocated on first use.
+    public var grad: Tensor?
+    /// True for tensors not produced by a recorded op (parameters, inputs).
+    public internal(set) var isLeaf = true
+    public var name: String = ""
+
+    public init(zeros shape: [Int], requiresGrad: Bool = false) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shapeString(shape))")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = .allocate(capacity: max(count, 1))
+        self.data.initialize(repeating: 0, count: max(count, 1))
+        self.base = nil
+        self.requiresGrad = requiresGrad
+    }
+
+    /// Uninitialised storage, for op outputs that are fully written.
+    init(uninitialized shape: [Int]) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = .allocate(capacity: max(count, 1))
+        self.base = nil
+        self.requiresGrad = false
+    }
+
+    public convenience init(shape: [Int], values: [Float], requiresGrad: Bool = false) {
+        let n = shape.reduce(1, *)
+        precondition(n == values.count, "Tensor(shape: \(shapeString(shape))) needs \(n) values, got \(values.count)")
+        self.init(uninitialized: shape)
+        values.withUnsafeBufferPointer { self.data.update(from: $0.baseAddress!, count: n) }
+        self.requiresGrad = requiresGrad
+    }
+
+    public convenience init(scalar: Float) { self.init(shape: [], values: [scalar]) }
+
+    /// A tensor over memory owned by `owner` (kept alive as long as this tensor lives).
+    public init(shape: [Int], borrowing data: UnsafeMutablePointer<Float>, owner: AnyObject) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = data
+        self.base = owner
+        self.requiresGrad = false
+    }
+
+    deinit { if base == nil { data.deallocate() } }
+
+    public var rank: Int { shape.count }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+    public var scalar: Float { data[0] }
+    public var description: String { "Tensor\(shapeString(shape))\(name.isEmpty ? "" : " '\(name)'")" }
+
+    public subscript(i: Int) -> Float {
+        get { data[i] }
+        set { data[i] = newValue }
+    }
+
+    /// The gradient buffer, allocated (zeroed) on first use.
+    @inline(__always)
+    public func gradBuffer() -> UnsafeMutablePointer<Float> {
+        if let g = grad { return g.data }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g.data
+    }
+
+    public func zeroGrad() { grad = nil }
+
+    /// A copy that does not require gradients.
+    public func detached() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy: \(other) into \(self)")
+        data.update(from: other.data, count: count)
+    }
+
+    public func fill(_ v: Float) { data.update(repeating: v, count: count) }
+
+    /// Same storage, new shape (no gradient link; use `reshape` inside a graph).
+    public func view(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "view \(shapeString(shape)) as \(shapeString(newShape))")
+        return Tensor(shape: newShape, borrowing: data, owner: self)
+    }
+
+    public static func uniform(_ shape: [Int], lo: Float, hi: Float, key: RNGKey, requiresGrad: Bool = false) -> Tensor {
+        Tensor(shape: shape, values: key.uniformArray(shape.reduce(1, *), lo: lo, hi: hi), requiresGrad: requiresGrad)
+    }
+
+    public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, key: RNGKey, requiresGrad: Bool = false) -> Tensor {
+        Tensor(shape: shape, values: key.normalArray(shape.reduce(1, *), mean: mean, std: std), requiresGrad: requiresGrad)
+    }
+}

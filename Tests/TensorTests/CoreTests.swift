@@ -1,0 +1,173 @@
+import Tensor
+import XCTest
+
+final class GEMMTests: XCTestCase {
+    /// cblas_sgemm through our wrapper vs the naive triple loop: all transpose cases, odd sizes,
+    /// padded leading dimensions, alpha/beta.
+    func testSgemmAgainstNaive() {
+        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 13, 11), (33, 1, 65), (64, 31, 3)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3
+                    let a = RNGKey(seed: 1).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
+                    let b = RNGKey(seed: 2).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
+                    var c1 = RNGKey(seed: 3).uniformArray(m * ldc, lo: -1, hi: 1)
+                    var c2 = c1
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            c1.withUnsafeMutableBufferPointer { pc in
+                                BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
+                                           b: pb.baseAddress!, ldb: ldb, beta: 0.5, c: pc.baseAddress!, ldc: ldc)
+                            }
+                            c2.withUnsafeMutableBufferPointer { pc in
+                                BLAS.sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
+                                                b: pb.baseAddress!, ldb: ldb, beta: 0.5, c: pc.baseAddress!, ldc: ldc)
+                            }
+                        }
+                    }
+                    for i in 0..<c1.count { XCTAssertEqual(c1[i], c2[i], accuracy: 1e-4, "m\(m) n\(n) k\(k) tA\(ta) tB\(tb)") }
+                }
+            }
+        }
+    }
+
+    func testMatmulOpAgainstNaive() throws {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let (b, m, n, k) = (3, 5, 7, 9)
+                let a = rand(ta ? [b, k, m] : [b, m, k], "ga", grad: false)
+                let w = rand(tb ? [n, k] : [k, n], "gw", grad: false)
+                let bb = rand(tb ? [b, n, k] : [b, k, n], "gb", grad: false)
+                let c = try matmul(a, w, transA: ta, transB: tb)
+                let cb = try matmul(a, bb, transA: ta, transB: tb)
+                XCTAssertEqual(c.shape, [b, m, n])
+                for bi in 0..<b {
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var acc: Float = 0, accB: Float = 0
+                            for p in 0..<k {
+                                let av = ta ? a[bi * k * m + p * m + i] : a[bi * m * k + i * k + p]
+                                acc += av * (tb ? w[j * k + p] : w[p * n + j])
+                                accB += av * (tb ? bb[bi * n * k + j * k + p] : bb[bi * k * n + p * n + j])
+                            }
+                            XCTAssertEqual(c[(bi * m + i) * n + j], acc, accuracy: 1e-4)
+                            XCTAssertEqual(cb[(bi * m + i) * n + j], accB, accuracy: 1e-4)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testMatmulShapeErrorsNameShapes() {
+        XCTAssertThrowsError(try matmul(rand([2, 3, 4], "x", grad: false), rand([5, 6], "y", grad: false))) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains("[2, 3, 4]") && s.contains("[5, 6]"), s)
+        }
+        XCTAssertThrowsError(try matmul(rand([2, 3, 4], "x", grad: false), rand([3, 4, 2], "y", grad: false))) { e in
+            XCTAssertTrue("\(e)".contains("batch"), "\(e)")
+        }
+    }
+}
+
+final class AutodiffTests: XCTestCase {
+    /// A frozen weight gets no gradient buffer; only the trainable prompt path does; the tape is
+    /// drained (activations released) after backward.
+    func testFrozenWeightsGetNoGradient() throws {
+        let w = rand([4, 6], "fw", grad: false)
+        let prompt = rand([1, 2, 6], "fp")
+        let x = rand([1, 3, 6], "fx", grad: false)
+        let tape = Tape()
+        weak var weakHidden: Tensor?
+        let loss = try tape.record { () throws -> Tensor in
+            let h = try concat([prompt, x], axis: 1)
+            weakHidden = h
+            return mean(try linear(h, w))
+        }
+        XCTAssertGreaterThan(tape.nodeCount, 0)
+        tape.backward(loss)
+        XCTAssertNil(w.grad)
+        XCTAssertNil(x.grad)
+        XCTAssertNotNil(prompt.grad)
+        XCTAssertTrue(tape.isEmpty)
+        XCTAssertNil(weakHidden, "activation kept alive after backward")
+    }
+
+    func testNoRecordingOutsideTape() throws {
+        let w = rand([3, 3], "nr")
+        let y = try linear(w, w)
+        XCTAssertFalse(y.requiresGrad)
+    }
+
+    func testLeafGradientsAccumulate() throws {
+        let x = rand([3], "acc")
+        for _ in 0..<2 {
+            let tape = Tape()
+            let l = tape.record { sum(scale(x, 2)) }
+            tape.backward(l)
+        }
+        XCTAssertEqual(x.grad!.array, [4, 4, 4])
+    }
+}
+
+final class RNGTests: XCTestCase {
+    /// Known-answer vectors for Philox-4x32-10 from Random123's kat_vectors.
+    func testPhiloxKnownAnswers() {
+        func eq(_ a: (UInt32, UInt32, UInt32, UInt32), _ b: [UInt32]) -> Bool { [a.0, a.1, a.2, a.3] == b }
+        XCTAssertTrue(eq(Philox.block((0, 0, 0, 0), key: (0, 0)), [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]))
+        XCTAssertTrue(eq(Philox.block((.max, .max, .max, .max), key: (.max, .max)), [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]))
+        XCTAssertTrue(eq(Philox.block((0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344), key: (0xa409_3822, 0x299f_31d0)),
+                         [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]))
+        // 7-round vectors check the round structure independently.
+        XCTAssertTrue(eq(Philox.block((0, 0, 0, 0), key: (0, 0), rounds: 7), [0x5f6f_b709, 0x0d89_3f64, 0x4f12_1f81, 0x4f73_0a48]))
+    }
+
+    func testStreamsAreIndependentAndAddressable() {
+        let k = RNGKey(seed: 42)
+        let a = k.derive(1).uniformArray(4096), b = k.derive(2).uniformArray(4096)
+        XCTAssertNotEqual(a, b)
+        // Sample correlation between streams is near 0; means near 1/2.
+        let ma = a.reduce(0, +) / 4096, mb = b.reduce(0, +) / 4096
+        var cov: Float = 0, va: Float = 0, vb: Float = 0
+        for i in 0..<4096 { cov += (a[i] - ma) * (b[i] - mb); va += (a[i] - ma) * (a[i] - ma); vb += (b[i] - mb) * (b[i] - mb) }
+        XCTAssertLessThan(abs(cov / (va * vb).squareRoot()), 0.06)
+        XCTAssertEqual(ma, 0.5, accuracy: 0.02)
+        // Element i does not depend on how many were drawn before it.
+        var part = [Float](repeating: 0, count: 7)
+        part.withUnsafeMutableBufferPointer { k.derive(1).fillUniform($0.baseAddress!, count: 7, offset: 1001) }
+        XCTAssertEqual(part, Array(a[1001..<1008]))
+        XCTAssertNotEqual(k.derive(1).derive(2), k.derive(2).derive(1))
+    }
+
+    func testPermutationDeterministicAndValid() {
+        var s1 = PhiloxStream(RNGKey(seed: 1, stream: 9)), s2 = PhiloxStream(RNGKey(seed: 1, stream: 9))
+        let p1 = s1.permutation(250), p2 = s2.permutation(250)
+        XCTAssertEqual(p1, p2)
+        XCTAssertEqual(p1.sorted(), Array(0..<250))
+        var s3 = PhiloxStream(RNGKey(seed: 2, stream: 9))
+        XCTAssertNotEqual(s3.permutation(250), p1)
+    }
+
+    /// Dropout masks, normal init and a full forward/backward are bit-identical across thread counts.
+    func testDeterminismAcrossThreadCounts() throws {
+        func run(_ threads: Int) throws -> ([Float], [Float], [Float]) {
+            Parallel.configure(threads: threads)
+            defer { Parallel.configure(threads: nil) }
+            let x = Tensor.normal([64, 512], key: RNGKey(seed: 3), requiresGrad: true)
+            let w = Tensor.normal([512], key: RNGKey(seed: 4), requiresGrad: true)
+            let tape = Tape()
+            let y = try tape.record { () throws -> Tensor in
+                let h = dropout(try rmsNorm(x, weight: w, eps: 1e-6), p: 0.1, key: RNGKey(seed: 5))
+                return h
+            }
+            let l = tape.record { sum(geluNew(y)) }
+            tape.backward(l)
+            return (y.array, x.grad!.array, w.grad!.array)
+        }
+        let a = try run(1), b = try run(2), c = try run(2)
+        XCTAssertEqual(a.0, b.0)
+        XCTAssertEqual(a.1, b.1)
+        XCTAssertEqual(a.2, b.2)
+        XCTAssertEqual(b.2, c.2)
+    }
+}

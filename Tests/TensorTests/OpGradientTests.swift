@@ -1,0 +1,192 @@
+import Tensor
+import XCTest
+
+final class OpGradientTests: XCTestCase {
+    func testBroadcastBinaryOps() throws {
+        let b = dim("bb", 2, 4), t = dim("bt", 3, 6), d = dim("bd", 2, 7)
+        let pairs: [([Int], [Int])] = [
+            ([b, t, d], [b, t, d]), ([b, t, d], [d]), ([b, t, d], [t, 1]), ([b, 1, d], [1, t, d]),
+            ([d], [b, t, d]), ([b, t, d], []),
+        ]
+        for (i, (sa, sb)) in pairs.enumerated() {
+            let a = rand(sa, "a\(i)"), c = rand(sb, "b\(i)")
+            try gradCheck("add \(sa)+\(sb)", [a, c]) { try add(a, c) }
+            try gradCheck("sub \(sa)-\(sb)", [a, c]) { try sub(a, c) }
+            try gradCheck("mul \(sa)*\(sb)", [a, c]) { try mul(a, c) }
+        }
+    }
+
+    func testBroadcastShapeErrorNamesShapes() {
+        XCTAssertThrowsError(try add(rand([2, 3], "x"), rand([4], "y"))) { e in
+            XCTAssertTrue("\(e)".contains("[2, 3]") && "\(e)".contains("[4]"), "\(e)")
+        }
+    }
+
+    func testScaleSumMean() throws {
+        let x = rand([dim("s", 2, 5), 3], "x")
+        try gradCheck("scale", [x]) { scale(x, -1.7) }
+        try gradCheck("sum", [x]) { sum(x) }
+        try gradCheck("mean", [x]) { mean(x) }
+    }
+
+    func testActivations() throws {
+        // Inputs kept away from ReLU/ELU kinks at 0 so central differences are valid.
+        let n = dim("act", 10, 40)
+        let raw = rand([n], "act").array.map { $0 >= 0 ? $0 * 2 + 0.05 : $0 * 2 - 0.05 }
+        let x = Tensor(shape: [n], values: raw, requiresGrad: true)
+        try gradCheck("relu", [x]) { relu(x) }
+        try gradCheck("geluNew", [x]) { geluNew(x) }
+        try gradCheck("elu", [x]) { elu(x, alpha: 1) }
+        try gradCheck("elu alpha 0.5", [x]) { elu(x, alpha: 0.5) }
+        try gradCheck("tanh", [x]) { tanh(x) }
+    }
+
+    func testGeluNewMatchesFormula() {
+        let x = Tensor(shape: [5], values: [-3, -1, 0, 0.5, 2.7])
+        let y = geluNew(x)
+        for i in 0..<5 {
+            let v = Double(x[i])
+            let ref = 0.5 * v * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (v + 0.044715 * v * v * v)))
+            XCTAssertEqual(Double(y[i]), ref, accuracy: 1e-6)
+        }
+    }
+
+    func testDropout() throws {
+        let x = rand([dim("dr", 20, 60)], "dr")
+        let key = RNGKey(seed: 5, stream: 3)
+        try gradCheck("dropout", [x]) { dropout(x, p: 0.3, key: key) }
+        let y = dropout(x, p: 0.3, key: key)
+        for i in 0..<x.count {
+            XCTAssertTrue(y[i] == 0 || abs(y[i] - x[i] / 0.7) < 1e-6)
+        }
+        // Off without a key (eval mode).
+        XCTAssertTrue(dropout(x, p: 0.3, key: nil) === x)
+    }
+
+    func testDropoutRate() {
+        let x = Tensor(shape: [100_000], values: [Float](repeating: 1, count: 100_000))
+        let y = dropout(x, p: 0.1, key: RNGKey(seed: 1))
+        let kept = y.array.filter { $0 != 0 }.count
+        XCTAssertEqual(Double(kept) / 100_000, 0.9, accuracy: 0.005)
+    }
+
+    func testMatmulGradientsAllTransposes() throws {
+        let m = dim("mm", 2, 5), k = dim("mk", 2, 6), n = dim("mn", 2, 5), b = dim("mb", 2, 3)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let a = rand(ta ? [b, k, m] : [b, m, k], "A\(ta)\(tb)")
+                let bb = rand(tb ? [b, n, k] : [b, k, n], "B\(ta)\(tb)")
+                try gradCheck("batched matmul tA=\(ta) tB=\(tb)", [a, bb]) { try matmul(a, bb, transA: ta, transB: tb) }
+                let shared = rand(tb ? [n, k] : [k, n], "S\(ta)\(tb)")
+                try gradCheck("shared-B matmul tA=\(ta) tB=\(tb)", [a, shared]) { try matmul(a, shared, transA: ta, transB: tb) }
+            }
+        }
+    }
+
+    func testLinearBothLayouts() throws {
+        let x = rand([dim("lb", 1, 3), dim("lt", 2, 5), 6], "lx")
+        let wOI = rand([4, 6], "woi"), wIO = rand([6, 4], "wio"), bias = rand([4], "lbias")
+        try gradCheck("linear outIn + bias", [x, wOI, bias]) { try linear(x, wOI, bias: bias, layout: .outIn) }
+        try gradCheck("linear inOut + bias", [x, wIO, bias]) { try linear(x, wIO, bias: bias, layout: .inOut) }
+        try gradCheck("linear outIn", [x, wOI]) { try linear(x, wOI) }
+        XCTAssertThrowsError(try linear(x, rand([4, 5], "bad"))) { e in
+            XCTAssertTrue("\(e)".contains("[4, 5]"), "\(e)")
+        }
+    }
+
+    func testEmbeddingScatterAdd() throws {
+        let table = rand([dim("ev", 5, 9), 4], "emb")
+        let ids: [Int32] = [1, 3, 1, 0, 4, 1]  // repeated ids accumulate
+        try gradCheck("embedding", [table]) { try embedding(table, ids: ids, shape: [2, 3]) }
+        XCTAssertThrowsError(try embedding(table, ids: [99]))
+    }
+
+    func testConcatNarrowReshape() throws {
+        let b = dim("cb", 1, 3), d = dim("cd", 2, 5)
+        let p = rand([b, 3, d], "cp"), x = rand([b, dim("ct", 2, 6), d], "cx")
+        try gradCheck("concat seq", [p, x]) { try concat([p, x], axis: 1) }
+        try gradCheck("concat last", [p, p]) { try concat([p, p], axis: -1) }
+        try gradCheck("narrow", [x]) { try narrow(x, axis: 1, start: 1, length: x.shape[1] - 1) }
+        try gradCheck("narrow last", [x]) { try narrow(x, axis: 2, start: 0, length: 1) }
+        try gradCheck("reshape", [x]) { try reshape(x, [x.count]) }
+        XCTAssertThrowsError(try concat([p, rand([b, 3, d + 1], "bad")], axis: 1))
+        XCTAssertThrowsError(try narrow(x, axis: 1, start: 1, length: 99))
+    }
+
+    func testNorms() throws {
+        let x = rand([dim("nb", 1, 3), dim("nt", 2, 5), dim("nd", 3, 9)], "nx", lo: -2, hi: 2)
+        let d = x.shape[2]
+        let w = rand([d], "nw", lo: 0.5, hi: 1.5), b = rand([d], "nbias")
+        try gradCheck("rmsNorm", [x, w]) { try rmsNorm(x, weight: w, eps: 1e-6) }
+        try gradCheck("layerNorm", [x, w, b]) { try layerNorm(x, weight: w, bias: b, eps: 1e-5) }
+        XCTAssertThrowsError(try rmsNorm(x, weight: rand([d + 1], "bad"), eps: 1e-6))
+    }
+
+    func testMaskedSoftmax() throws {
+        let b = dim("smb", 2, 3), t = dim("smt", 3, 7)
+        let x = rand([b, 2, t], "smx", lo: -3, hi: 3)
+        var m = [Float](repeating: 1, count: b * t)
+        m[1] = 0; m[t + t - 1] = 0
+        let mask = Tensor(shape: [b, 1, t], values: m)
+        try gradCheck("softmax", [x]) { try softmax(x) }
+        try gradCheck("masked softmax", [x]) { try softmax(x, mask: mask) }
+        let y = try softmax(x, mask: mask)
+        XCTAssertEqual(y[1], 0)
+        XCTAssertEqual((0..<t).map { y[$0] }.reduce(0, +), 1, accuracy: 1e-6)
+    }
+
+    func testCrossEntropyIgnoreIndex() throws {
+        let v = dim("cev", 3, 11)
+        let logits = rand([2, 3, v], "cel", lo: -3, hi: 3)
+        let targets: [Int32] = [0, -100, Int32(v - 1), 2, -100, 1]
+        try gradCheck("crossEntropy", [logits]) { try crossEntropy(logits, targets: targets) }
+        // Mean over counted tokens: compare with a direct computation.
+        let loss = try crossEntropy(logits, targets: targets)
+        var total = 0.0
+        for (r, t) in targets.enumerated() where t != -100 {
+            let row = (0..<v).map { Double(logits[r * v + $0]) }
+            let mx = row.max()!
+            total += log(row.map { exp($0 - mx) }.reduce(0, +)) + mx - row[Int(t)]
+        }
+        XCTAssertEqual(Double(loss.scalar), total / 4, accuracy: 1e-5)
+        XCTAssertThrowsError(try crossEntropy(logits, targets: [0, 1]))
+    }
+
+    func testFusedAttentionGradients() throws {
+        let b = dim("ab", 1, 3), h = dim("ah", 1, 3), dk = dim("adk", 2, 4), tq = dim("atq", 2, 5), tk = dim("atk", 3, 6)
+        let q = rand([b, tq, h * dk], "aq"), k = rand([b, tk, h * dk], "ak"), v = rand([b, tk, h * dk], "av")
+        let bias = rand([h, tq, tk], "abias")
+        var m = [Float](repeating: 1, count: b * tk)
+        m[tk - 1] = 0  // pad the last key of row 0
+        let mask = Tensor(shape: [b, tk], values: m)
+        try gradCheck("attention plain", [q, k, v]) { try attention(q: q, k: k, v: v, heads: h) }
+        try gradCheck("attention bias+mask", [q, k, v, bias]) {
+            try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask)
+        }
+        try gradCheck("attention causal scaled", [q, k, v]) {
+            try attention(q: q, k: k, v: v, heads: h, keyMask: mask,
+                          options: AttentionOptions(scale: 0.5, causal: true, queryOffset: tk - tq))
+        }
+        let drop = AttentionOptions(dropout: 0.25, key: RNGKey(seed: 3))
+        try gradCheck("attention dropout", [q, k, v, bias]) {
+            try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: drop)
+        }
+    }
+
+    func testFusedAttentionMatchesNaive() throws {
+        let b = 2, h = 3, dk = 5, tq = 7, tk = 9
+        let q = rand([b, tq, h * dk], "nq", grad: false), k = rand([b, tk, h * dk], "nk", grad: false)
+        let v = rand([b, tk, h * 4], "nv", grad: false), bias = rand([h, tq, tk], "nb", grad: false)
+        var m = [Float](repeating: 1, count: b * tk)
+        m[3] = 0; m[tk + 8] = 0
+        let mask = Tensor(shape: [b, tk], values: m)
+        for opts in [AttentionOptions(), AttentionOptions(scale: 0.3, causal: true, queryOffset: 2),
+                     AttentionOptions(dropout: 0.1, key: RNGKey(seed: 8))] {
+            let fast = try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
+            let slow = attentionNaive(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
+            XCTAssertEqual(fast.shape, [b, tq, h * 4])
+            for i in 0..<fast.count { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-5) }
+        }
+        XCTAssertThrowsError(try attention(q: q, k: k, v: v, heads: h, bias: rand([h, tq, tk + 1], "bad")))
+    }
+}
