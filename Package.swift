@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "promptrepro", targets: ["PromptReproCLI"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,14 +26,17 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Tensor"], swiftSettings: fast),
         .executableTarget(
             name: "PromptReproCLI",
             dependencies: [
                 "Tensor",
+                "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

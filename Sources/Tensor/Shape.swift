@@ -78,3 +78,17 @@ public func narrow(_ x: Tensor, axis: Int, start: Int, length: Int) throws -> Te
     }
     return out
 }
+
+/// [d…] → [batch, d…]: the same rows for every batch entry (a soft prompt shared by the batch).
+/// Backward sums the batch entries' gradients.
+public func repeatBatch(_ x: Tensor, _ batch: Int) -> Tensor {
+    let out = Tensor(uninitialized: [batch] + x.shape)
+    for b in 0..<batch { (out.data + b * x.count).update(from: x.data, count: x.count) }
+    if Tape.needsGrad(x) {
+        Tape.push(out) {
+            let g = out.grad!.data, gx = x.gradBuffer()
+            for b in 0..<batch { BLAS.axpy(x.count, 1, g + b * x.count, gx) }
+        }
+    }
+    return out
+}

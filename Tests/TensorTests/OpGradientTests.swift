@@ -109,6 +109,7 @@ final class OpGradientTests: XCTestCase {
         try gradCheck("narrow", [x]) { try narrow(x, axis: 1, start: 1, length: x.shape[1] - 1) }
         try gradCheck("narrow last", [x]) { try narrow(x, axis: 2, start: 0, length: 1) }
         try gradCheck("reshape", [x]) { try reshape(x, [x.count]) }
+        try gradCheck("repeatBatch", [p]) { repeatBatch(p, 3) }
         XCTAssertThrowsError(try concat([p, rand([b, 3, d + 1], "bad")], axis: 1))
         XCTAssertThrowsError(try narrow(x, axis: 1, start: 1, length: 99))
     }

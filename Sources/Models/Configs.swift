@@ -1,0 +1,203 @@
+// Typed mirrors of Hugging Face config.json files (house style §4): CodingKeys match the file,
+// validation names the offending field.
+import Foundation
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let path: String
+    public let detail: String
+    public var description: String { "\(path): \(detail)" }
+}
+
+/// T5 v1.0 (relu, tied head with d^−0.5 rescale) and v1.1 / flan (gated-gelu, untied lm_head).
+public struct T5Config: Codable, Equatable {
+    public var vocabSize: Int
+    public var dModel: Int
+    public var dKv: Int
+    public var dFf: Int
+    public var numLayers: Int
+    public var numDecoderLayers: Int?
+    public var numHeads: Int
+    public var relativeAttentionNumBuckets: Int?
+    public var relativeAttentionMaxDistance: Int?
+    public var dropoutRate: Float?
+    public var layerNormEpsilon: Float?
+    public var feedForwardProj: String?
+    public var tieWordEmbeddings: Bool?
+    public var scaleDecoderOutputs: Bool?
+    public var decoderStartTokenId: Int?
+    public var eosTokenId: Int?
+    public var padTokenId: Int?
+    public var modelType: String?
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", dModel = "d_model", dKv = "d_kv", dFf = "d_ff", numLayers = "num_layers"
+        case numDecoderLayers = "num_decoder_layers", numHeads = "num_heads"
+        case relativeAttentionNumBuckets = "relative_attention_num_buckets"
+        case relativeAttentionMaxDistance = "relative_attention_max_distance"
+        case dropoutRate = "dropout_rate", layerNormEpsilon = "layer_norm_epsilon"
+        case feedForwardProj = "feed_forward_proj", tieWordEmbeddings = "tie_word_embeddings"
+        case scaleDecoderOutputs = "scale_decoder_outputs"
+        case decoderStartTokenId = "decoder_start_token_id", eosTokenId = "eos_token_id", padTokenId = "pad_token_id"
+        case modelType = "model_type"
+    }
+
+    public init(vocabSize: Int, dModel: Int, dKv: Int, dFf: Int, numLayers: Int, numDecoderLayers: Int? = nil,
+                numHeads: Int, feedForwardProj: String = "relu", tieWordEmbeddings: Bool = true) {
+        self.vocabSize = vocabSize
+        self.dModel = dModel
+        self.dKv = dKv
+        self.dFf = dFf
+        self.numLayers = numLayers
+        self.numDecoderLayers = numDecoderLayers
+        self.numHeads = numHeads
+        self.relativeAttentionNumBuckets = 32
+        self.relativeAttentionMaxDistance = 128
+        self.dropoutRate = 0.1
+        self.layerNormEpsilon = 1e-6
+        self.feedForwardProj = feedForwardProj
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.decoderStartTokenId = 0
+        self.eosTokenId = 1
+        self.padTokenId = 0
+        self.modelType = "t5"
+    }
+
+    public var decoderLayers: Int { numDecoderLayers ?? numLayers }
+    public var buckets: Int { relativeAttentionNumBuckets ?? 32 }
+    public var maxDistance: Int { relativeAttentionMaxDistance ?? 128 }
+    public var dropout: Float { dropoutRate ?? 0.1 }
+    public var eps: Float { layerNormEpsilon ?? 1e-6 }
+    public var tied: Bool { tieWordEmbeddings ?? true }
+    public var isGated: Bool { (feedForwardProj ?? "relu").hasPrefix("gated-") }
+    /// Activation of the FFN: "relu" or "gelu_new" (gated-gelu).
+    public var activation: String {
+        let a = (feedForwardProj ?? "relu").replacingOccurrences(of: "gated-", with: "")
+        return a == "gelu" ? "gelu_new" : a
+    }
+    public var innerDim: Int { numHeads * dKv }
+
+    public func validate(path: String) throws {
+        func bad(_ field: String, _ why: String) -> ConfigError { ConfigError(path: path, detail: "field '\(field)' \(why)") }
+        for (f, v) in [("vocab_size", vocabSize), ("d_model", dModel), ("d_kv", dKv), ("d_ff", dFf),
+                       ("num_layers", numLayers), ("num_heads", numHeads)] where v <= 0 {
+            throw bad(f, "must be positive, got \(v)")
+        }
+        if let n = numDecoderLayers, n <= 0 { throw bad("num_decoder_layers", "must be positive, got \(n)") }
+        if buckets < 2 || buckets % 2 != 0 { throw bad("relative_attention_num_buckets", "must be an even number ≥ 2, got \(buckets)") }
+        if maxDistance <= buckets / 4 { throw bad("relative_attention_max_distance", "must exceed num_buckets/4, got \(maxDistance)") }
+        if !["relu", "gated-gelu", "gated-relu", "gelu", "gated-gelu_new", "gelu_new"].contains(feedForwardProj ?? "relu") {
+            throw bad("feed_forward_proj", "must be \"relu\" or \"gated-gelu\", got \"\(feedForwardProj ?? "")\"")
+        }
+        if let m = modelType, !["t5", "mt5", "umt5"].contains(m) { throw bad("model_type", "must be \"t5\", got \"\(m)\"") }
+    }
+}
+
+/// GPT-2 (LayerNorm with bias, gelu_new, learned positions, tied head, Conv1D [in, out] weights).
+public struct GPT2Config: Codable, Equatable {
+    public var vocabSize: Int
+    public var nEmbd: Int
+    public var nLayer: Int
+    public var nHead: Int
+    public var nPositions: Int
+    public var nInner: Int?
+    public var layerNormEpsilon: Float?
+    public var activationFunction: String?
+    public var scaleAttnWeights: Bool?
+    public var scaleAttnByInverseLayerIdx: Bool?
+    public var residPdrop: Float?
+    public var embdPdrop: Float?
+    public var attnPdrop: Float?
+    public var eosTokenId: Int?
+    public var modelType: String?
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", nEmbd = "n_embd", nLayer = "n_layer", nHead = "n_head", nPositions = "n_positions"
+        case nInner = "n_inner", layerNormEpsilon = "layer_norm_epsilon", activationFunction = "activation_function"
+        case scaleAttnWeights = "scale_attn_weights", scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx"
+        case residPdrop = "resid_pdrop", embdPdrop = "embd_pdrop", attnPdrop = "attn_pdrop"
+        case eosTokenId = "eos_token_id", modelType = "model_type"
+    }
+
+    public init(vocabSize: Int, nEmbd: Int, nLayer: Int, nHead: Int, nPositions: Int) {
+        self.vocabSize = vocabSize
+        self.nEmbd = nEmbd
+        self.nLayer = nLayer
+        self.nHead = nHead
+        self.nPositions = nPositions
+        self.layerNormEpsilon = 1e-5
+        self.activationFunction = "gelu_new"
+        self.scaleAttnWeights = true
+        self.scaleAttnByInverseLayerIdx = false
+        self.residPdrop = 0.1
+        self.embdPdrop = 0.1
+        self.attnPdrop = 0.1
+        self.eosTokenId = vocabSize - 1
+        self.modelType = "gpt2"
+    }
+
+    public var inner: Int { nInner ?? 4 * nEmbd }
+    public var eps: Float { layerNormEpsilon ?? 1e-5 }
+
+    public func validate(path: String) throws {
+        func bad(_ field: String, _ why: String) -> ConfigError { ConfigError(path: path, detail: "field '\(field)' \(why)") }
+        for (f, v) in [("vocab_size", vocabSize), ("n_embd", nEmbd), ("n_layer", nLayer), ("n_head", nHead),
+                       ("n_positions", nPositions)] where v <= 0 {
+            throw bad(f, "must be positive, got \(v)")
+        }
+        if nEmbd % nHead != 0 { throw bad("n_head", "\(nHead) must divide n_embd \(nEmbd)") }
+        if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "relu"].contains(a) {
+            throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, relu)")
+        }
+        if scaleAttnByInverseLayerIdx == true { throw bad("scale_attn_by_inverse_layer_idx", "true is not supported") }
+        if let m = modelType, m != "gpt2" { throw bad("model_type", "must be \"gpt2\", got \"\(m)\"") }
+    }
+}
+
+/// Which architecture a config.json describes.
+public enum ModelConfig {
+    case t5(T5Config)
+    case gpt2(GPT2Config)
+
+    public static func load(path: String) throws -> ModelConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ConfigError(path: path, detail: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(data, path: path)
+    }
+
+    public static func parse(_ data: Data, path: String) throws -> ModelConfig {
+        let obj: [String: Any]
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ConfigError(path: path, detail: "not a JSON object")
+            }
+            obj = o
+        } catch let e as ConfigError { throw e } catch {
+            throw ConfigError(path: path, detail: "malformed JSON: \(error.localizedDescription)")
+        }
+        let type = (obj["model_type"] as? String) ?? (obj["n_embd"] != nil ? "gpt2" : (obj["d_model"] != nil ? "t5" : ""))
+        do {
+            switch type {
+            case "t5", "mt5":
+                let c = try JSONDecoder().decode(T5Config.self, from: data)
+                try c.validate(path: path)
+                return .t5(c)
+            case "gpt2":
+                let c = try JSONDecoder().decode(GPT2Config.self, from: data)
+                try c.validate(path: path)
+                return .gpt2(c)
+            default:
+                throw ConfigError(path: path, detail: "field 'model_type' is \"\(type)\"; supported: \"t5\", \"gpt2\"")
+            }
+        } catch let e as ConfigError { throw e } catch let DecodingError.keyNotFound(key, _) {
+            throw ConfigError(path: path, detail: "missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw ConfigError(path: path, detail: "field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw ConfigError(path: path, detail: "field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' is null")
+        } catch {
+            throw ConfigError(path: path, detail: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// port of transformers/models/gpt2/modeling_gpt2.py (GPT2LMHeadModel); shared parity FORMAT §4.
+//
+// Notation: B batch, n prompt rows, L text length, S = n + L, d = n_embd, H heads, F = n_inner.
+// Conv1D weights are stored [in, out] (y = x·W + b).
+import Foundation
+import Tensor
+
+public final class GPT2Model {
+    public let config: GPT2Config
+    public let prefix: String                 // "transformer." or "" (Hub gpt2 files)
+    public let wte: Tensor                    // [V, d], also the head
+    public let wpe: Tensor                    // [n_positions, d]
+    let blocks: [Block]
+    let lnF: (Tensor, Tensor)
+    public let parameters: [(name: String, tensor: Tensor)]
+
+    struct Block {
+        let ln1: (Tensor, Tensor), attnW: Tensor, attnB: Tensor, projW: Tensor, projB: Tensor
+        let ln2: (Tensor, Tensor), fcW: Tensor, fcB: Tensor, fcProjW: Tensor, fcProjB: Tensor
+    }
+
+    public static func parameterShapes(_ c: GPT2Config, prefix: String = "transformer.") -> [(String, [Int])] {
+        let d = c.nEmbd, f = c.inner
+        var out: [(String, [Int])] = [("\(prefix)wte.weight", [c.vocabSize, d]), ("\(prefix)wpe.weight", [c.nPositions, d])]
+        for i in 0..<c.nLayer {
+            let p = "\(prefix)h.\(i)"
+            out += [("\(p).ln_1.weight", [d]), ("\(p).ln_1.bias", [d]),
+                    ("\(p).attn.c_attn.weight", [d, 3 * d]), ("\(p).attn.c_attn.bias", [3 * d]),
+                    ("\(p).attn.c_proj.weight", [d, d]), ("\(p).attn.c_proj.bias", [d]),
+                    ("\(p).ln_2.weight", [d]), ("\(p).ln_2.bias", [d]),
+                    ("\(p).mlp.c_fc.weight", [d, f]), ("\(p).mlp.c_fc.bias", [f]),
+                    ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])]
+        }
+        out += [("\(prefix)ln_f.weight", [d]), ("\(prefix)ln_f.bias", [d])]
+        return out
+    }
+
+    public static func parameterCount(_ c: GPT2Config) -> Int {
+        parameterShapes(c).reduce(0) { $0 + $1.1.reduce(1, *) }
+    }
+
+    init(config c: GPT2Config, prefix: String, tensor: (String, [Int]) throws -> Tensor) throws {
+        config = c
+        self.prefix = prefix
+        var params: [(String, Tensor)] = []
+        var by: [String: Tensor] = [:]
+        for (name, shape) in GPT2Model.parameterShapes(c, prefix: prefix) {
+            let t = try tensor(name, shape)
+            t.name = name
+            params.append((name, t))
+            by[name] = t
+        }
+        parameters = params
+        func w(_ n: String) -> Tensor { by[prefix + n]! }
+        wte = w("wte.weight")
+        wpe = w("wpe.weight")
+        blocks = (0..<c.nLayer).map { i in
+            let p = "h.\(i)"
+            return Block(ln1: (w("\(p).ln_1.weight"), w("\(p).ln_1.bias")), attnW: w("\(p).attn.c_attn.weight"),
+                         attnB: w("\(p).attn.c_attn.bias"), projW: w("\(p).attn.c_proj.weight"), projB: w("\(p).attn.c_proj.bias"),
+                         ln2: (w("\(p).ln_2.weight"), w("\(p).ln_2.bias")), fcW: w("\(p).mlp.c_fc.weight"),
+                         fcB: w("\(p).mlp.c_fc.bias"), fcProjW: w("\(p).mlp.c_proj.weight"), fcProjB: w("\(p).mlp.c_proj.bias"))
+        }
+        lnF = (w("ln_f.weight"), w("ln_f.bias"))
+    }
+
+    public static func load(directory: String) throws -> GPT2Model {
+        let cfgPath = (directory as NSString).appendingPathComponent("config.json")
+        guard case .gpt2(let c) = try ModelConfig.load(path: cfgPath) else {
+            throw ConfigError(path: cfgPath, detail: "field 'model_type' is not \"gpt2\"")
+        }
+        return try load(config: c, weights: try ModelFiles.openWeights(directory: directory))
+    }
+
+    public static func load(config c: GPT2Config, weights store: WeightStore) throws -> GPT2Model {
+        let prefix = store.has("transformer.wte.weight") ? "transformer." : ""
+        let expected = parameterShapes(c, prefix: prefix)
+        let missing = expected.map(\.0).filter { !store.has($0) }
+        if !missing.isEmpty {
+            throw SafeTensorsError(path: store.files.first?.path ?? "?",
+                                   detail: "missing \(missing.count) tensor(s): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
+        }
+        let unused = store.names.subtracting(expected.map(\.0)).sorted()
+        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
+            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.prefix(8).joined(separator: ", "))\n".utf8))
+        }
+        return try GPT2Model(config: c, prefix: prefix) { try store.load($0, shape: $1) }
+    }
+
+    /// Random weights as HF's GPT-2 init: N(0, 0.02), LayerNorm 1/0, biases 0.
+    public static func random(config c: GPT2Config, key: RNGKey) throws -> GPT2Model {
+        try GPT2Model(config: c, prefix: "transformer.") { name, shape in
+            let n = shape.reduce(1, *)
+            if name.contains("ln_") && name.hasSuffix(".weight") { return Tensor(shape: shape, values: [Float](repeating: 1, count: n)) }
+            if name.hasSuffix(".bias") { return Tensor(zeros: shape) }
+            return Tensor.normal(shape, std: 0.02, key: key.derive(name))
+        }
+    }
+
+    public func setTrainable(_ on: Bool) { for (_, t) in parameters { t.requiresGrad = on } }
+
+    public struct Output {
+        public let loss: Tensor
+        public let logits: Tensor      // (B, L, V) text positions only
+        public let fullLogits: Tensor  // (B, S, V)
+    }
+
+    /// Hidden states (B, S, d) after ln_f for concat(prompt, wte[ids]) with positions 0..S−1.
+    public func hidden(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?, drop: DropoutContext) throws -> Tensor {
+        let L = inputIds.count / batch, d = config.nEmbd
+        let n = prompt?.shape[0] ?? 0, S = n + L
+        guard S <= config.nPositions else {
+            throw TensorError.invalidArgument(op: "GPT-2", detail: "sequence of \(S) positions (prompt \(n) + text \(L)) exceeds n_positions \(config.nPositions)")
+        }
+        var x = try embedding(wte, ids: inputIds, shape: [batch, L])                  // (B, L, d)
+        var m = attentionMask
+        if let prompt {
+            guard prompt.rank == 2, prompt.shape[1] == d else {
+                throw TensorError.shapeMismatch(op: "GPT-2 prompt", detail: "prompt \(prompt.shape) must be [n, \(d)]")
+            }
+            x = try concat([repeatBatch(prompt, batch), x], axis: 1)                   // (B, S, d)
+            m = []
+            for b in 0..<batch { m += [Float](repeating: 1, count: n) + attentionMask[(b * L)..<((b + 1) * L)] }
+        }
+        let mask = Tensor(shape: [batch, S], values: m)
+        let pos = try narrow(wpe, axis: 0, start: 0, length: S)                        // (S, d)
+        var h = drop.apply(try add(x, pos))                                           // (B, S, d)
+        let hd = d / config.nHead
+        let scaleQK: Float = (config.scaleAttnWeights ?? true) ? 1 / Float(hd).squareRoot() : 1
+        let act: (Tensor) -> Tensor = config.activationFunction == "relu" ? relu : geluNew
+        for blk in blocks {
+            let a = try layerNorm(h, weight: blk.ln1.0, bias: blk.ln1.1, eps: config.eps)
+            let qkv = try linear(a, blk.attnW, bias: blk.attnB, layout: .inOut)        // (B, S, 3d)
+            let q = try narrow(qkv, axis: 2, start: 0, length: d)
+            let k = try narrow(qkv, axis: 2, start: d, length: d)
+            let v = try narrow(qkv, axis: 2, start: 2 * d, length: d)
+            let ctx = try attention(q: q, k: k, v: v, heads: config.nHead, keyMask: mask,
+                                    options: drop.attention(scale: scaleQK, causal: true))
+            h = try add(h, drop.apply(try linear(ctx, blk.projW, bias: blk.projB, layout: .inOut)))
+            let m2 = try layerNorm(h, weight: blk.ln2.0, bias: blk.ln2.1, eps: config.eps)
+            let f = act(try linear(m2, blk.fcW, bias: blk.fcB, layout: .inOut))        // (B, S, F)
+            h = try add(h, drop.apply(try linear(f, blk.fcProjW, bias: blk.fcProjB, layout: .inOut)))
+        }
+        return try layerNorm(h, weight: lnF.0, bias: lnF.1, eps: config.eps)
+    }
+
+    /// Causal LM loss with labels (B, L) (−100 ignored), extended by n × −100 for the prompt and
+    /// shifted: position t predicts extended label t+1 (FORMAT §4.3).
+    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
+                        prompt: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
+        let L = inputIds.count / batch, n = prompt?.shape[0] ?? 0, S = n + L
+        let h = try hidden(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt, drop: drop)
+        let logits = try linear(h, wte)                                                // (B, S, V)
+        var targets = [Int32](repeating: ignoreIndex, count: batch * S)
+        for b in 0..<batch {
+            for t in 0..<(S - 1) {
+                let next = t + 1 - n  // text index predicted from position t
+                if next >= 0 { targets[b * S + t] = labels[b * L + next] }
+            }
+        }
+        let loss = try crossEntropy(logits, targets: targets)
+        let text = n == 0 ? logits : try narrow(logits, axis: 1, start: n, length: L)
+        return Output(loss: loss, logits: text, fullLogits: logits)
+    }
+}

@@ -1,0 +1,113 @@
+// Finding checkpoints: a directory, or a hub id resolved offline in the local Hugging Face cache.
+import Foundation
+import Tensor
+
+public struct ModelNotFound: Error, CustomStringConvertible {
+    public let spec: String
+    public let looked: [String]
+    public var description: String {
+        var s = "model '\(spec)' not found. Looked in:\n"
+        for l in looked { s += "  - \(l)\n" }
+        s += """
+        ---> HINT: pass a directory holding config.json + model.safetensors, or download the checkpoint
+             once on a machine with network access (e.g. `huggingface-cli download \(spec)`) and copy
+             the cache (~/.cache/huggingface/hub) or set HF_HUB_CACHE / HF_HOME.
+        """
+        return s
+    }
+}
+
+public enum ModelFiles {
+    /// Hub cache roots in transformers' order: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub.
+    public static func cacheRoots(environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var roots: [String] = []
+        if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { roots.append(c) }
+        if let h = env["HF_HOME"] { roots.append((h as NSString).appendingPathComponent("hub")) }
+        let home = env["HOME"] ?? NSHomeDirectory()
+        let xdg = env["XDG_CACHE_HOME"] ?? (home as NSString).appendingPathComponent(".cache")
+        roots.append((xdg as NSString).appendingPathComponent("huggingface/hub"))
+        var seen = Set<String>()
+        return roots.filter { seen.insert($0).inserted }
+    }
+
+    /// A directory path (holding config.json) or a hub id such as `t5-small`, `google/flan-t5-base`.
+    public static func resolve(_ spec: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        let fm = FileManager.default
+        var looked: [String] = []
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
+            let cfg = (spec as NSString).appendingPathComponent("config.json")
+            if fm.fileExists(atPath: cfg) { return spec }
+            looked.append("\(spec) (a directory, but it has no config.json)")
+        } else {
+            looked.append("\(spec) (no such directory)")
+        }
+        let folder = "models--" + spec.replacingOccurrences(of: "/", with: "--")
+        for root in cacheRoots(environment: env) {
+            let repo = (root as NSString).appendingPathComponent(folder)
+            let snaps = (repo as NSString).appendingPathComponent("snapshots")
+            var candidates: [String] = []
+            if let ref = try? String(contentsOfFile: (repo as NSString).appendingPathComponent("refs/main"), encoding: .utf8) {
+                candidates.append((snaps as NSString).appendingPathComponent(ref.trimmingCharacters(in: .whitespacesAndNewlines)))
+            }
+            if let revs = try? fm.contentsOfDirectory(atPath: snaps) {
+                candidates += revs.sorted().map { (snaps as NSString).appendingPathComponent($0) }
+            }
+            for c in candidates where fm.fileExists(atPath: (c as NSString).appendingPathComponent("config.json")) {
+                return c
+            }
+            looked.append("\(snaps)/<revision>/config.json")
+        }
+        throw ModelNotFound(spec: spec, looked: looked)
+    }
+
+    /// Opens model.safetensors, or the shards listed in model.safetensors.index.json.
+    public static func openWeights(directory dir: String) throws -> WeightStore {
+        let fm = FileManager.default
+        let single = (dir as NSString).appendingPathComponent("model.safetensors")
+        if fm.fileExists(atPath: single) { return WeightStore(files: [try SafeTensorsFile(path: single)]) }
+        let index = (dir as NSString).appendingPathComponent("model.safetensors.index.json")
+        if fm.fileExists(atPath: index) {
+            guard let data = fm.contents(atPath: index),
+                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let map = obj["weight_map"] as? [String: String] else {
+                throw SafeTensorsError(path: index, detail: "missing or malformed 'weight_map'")
+            }
+            let shards = Set(map.values).sorted()
+            return WeightStore(files: try shards.map { try SafeTensorsFile(path: (dir as NSString).appendingPathComponent($0)) })
+        }
+        var hint = ""
+        if fm.fileExists(atPath: (dir as NSString).appendingPathComponent("pytorch_model.bin")) {
+            hint = " (pytorch_model.bin found: convert it once with safetensors' `convert` or transformers' save_pretrained(safe_serialization=True))"
+        }
+        throw SafeTensorsError(path: single, detail: "no model.safetensors or model.safetensors.index.json in \(dir)\(hint)")
+    }
+}
+
+/// Weights of a checkpoint across one or more safetensors files.
+public final class WeightStore {
+    public let files: [SafeTensorsFile]
+    var location: [String: SafeTensorsFile] = [:]
+
+    init(files: [SafeTensorsFile]) {
+        self.files = files
+        for f in files { for n in f.entries.keys { location[n] = f } }
+    }
+
+    public var names: Set<String> { Set(location.keys) }
+    public func has(_ name: String) -> Bool { location[name] != nil }
+    public func shape(_ name: String) -> [Int]? { location[name]?.entries[name]?.shape }
+
+    /// Loads `name` and checks its shape; the error names the file, tensor and both shapes.
+    public func load(_ name: String, shape: [Int]) throws -> Tensor {
+        guard let f = location[name] else {
+            throw SafeTensorsError(path: files.first?.path ?? "?", detail: "missing tensor '\(name)'")
+        }
+        let t = try f.tensor(name)
+        guard t.shape == shape else {
+            throw SafeTensorsError(path: f.path, detail: "tensor '\(name)' has shape \(t.shape), expected \(shape) from config.json")
+        }
+        t.name = name
+        return t
+    }
+}

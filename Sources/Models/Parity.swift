@@ -1,0 +1,96 @@
+// Runs one case in the format of shared/parity/FORMAT.md: loss, logits, encoder output, prompt
+// and weight gradients, greedy decode — all fp32, dropout off.
+import Foundation
+import Tensor
+
+public struct ParityCase: Decodable {
+    public struct Generate: Decodable {
+        public let maxNewTokens: Int
+        enum CodingKeys: String, CodingKey { case maxNewTokens = "max_new_tokens" }
+    }
+    public let arch: String
+    public let inputIds: [[Int]]
+    public let attentionMask: [[Int]]
+    public let labels: [[Int]]
+    public let prompt: [[Double]]?
+    public let generate: Generate?
+    public let weightGrads: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case arch, labels, prompt, generate
+        case inputIds = "input_ids", attentionMask = "attention_mask", weightGrads = "weight_grads"
+    }
+
+    public static func load(path: String) throws -> ParityCase {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ConfigError(path: path, detail: "cannot read: \(error.localizedDescription)")
+        }
+        do { return try JSONDecoder().decode(ParityCase.self, from: data) } catch {
+            throw ConfigError(path: path, detail: "not a parity case: \(error)")
+        }
+    }
+
+    func flat(_ rows: [[Int]], _ what: String) throws -> [Int32] {
+        guard let w = rows.first?.count, rows.allSatisfy({ $0.count == w }) else {
+            throw TensorError.invalidArgument(op: "case", detail: "\(what) rows must all have the same length")
+        }
+        return rows.flatMap { $0.map { Int32($0) } }
+    }
+}
+
+public enum ParityRunner {
+    /// Executes `c` on the checkpoint in `modelDirectory`; returns the JSON object of FORMAT §1.3.
+    public static func run(modelDirectory: String, case c: ParityCase) throws -> [String: Any] {
+        let cfgPath = (modelDirectory as NSString).appendingPathComponent("config.json")
+        let batch = c.inputIds.count
+        let ids = try c.flat(c.inputIds, "input_ids")
+        let mask = try c.flat(c.attentionMask, "attention_mask").map(Float.init)
+        let labels = try c.flat(c.labels, "labels")
+        var prompt: Tensor?
+        if let p = c.prompt, let d = p.first?.count {
+            prompt = Tensor(shape: [p.count, d], values: p.flatMap { $0.map(Float.init) }, requiresGrad: true)
+        }
+        let wanted = c.weightGrads ?? []
+        var out: [String: Any] = [:]
+        func params(_ list: [(name: String, tensor: Tensor)]) throws -> [String: Tensor] {
+            let byName = Dictionary(list.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+            var r: [String: Tensor] = [:]
+            for n in wanted {
+                guard let t = byName[n] else { throw TensorError.invalidArgument(op: "weight_grads", detail: "no parameter named '\(n)'") }
+                t.requiresGrad = true
+                r[n] = t
+            }
+            return r
+        }
+        let tape = Tape()
+        switch try ModelConfig.load(path: cfgPath) {
+        case .t5:
+            let model = try T5Model.load(directory: modelDirectory)
+            let grads = try params(model.parameters)
+            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
+            tape.backward(o.loss)
+            out["loss"] = Double(o.loss.scalar)
+            out["logits_shape"] = o.logits.shape
+            out["logits"] = o.logits.array.map(Double.init)
+            out["encoder_last_hidden_state"] = o.encoderHidden.array.map(Double.init)
+            out["weight_grads"] = grads.mapValues { ($0.grad?.array ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
+            if let g = c.generate {
+                let (embeds, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: batch, prompt: prompt)
+                let enc = try model.encode(embeds: embeds, mask: m, drop: .eval)
+                out["generated_ids"] = try model.generate(encoder: enc, encoderMask: m, maxNewTokens: g.maxNewTokens).map { $0.map(Int.init) }
+            }
+        case .gpt2:
+            let model = try GPT2Model.load(directory: modelDirectory)
+            let grads = try params(model.parameters)
+            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
+            tape.backward(o.loss)
+            out["loss"] = Double(o.loss.scalar)
+            out["logits_shape"] = o.logits.shape
+            out["logits"] = o.logits.array.map(Double.init)
+            out["weight_grads"] = grads.mapValues { ($0.grad?.array ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
+        }
+        if let prompt { out["prompt_grad"] = (prompt.grad?.array ?? [Float](repeating: 0, count: prompt.count)).map(Double.init) }
+        return out
+    }
+}

@@ -1,0 +1,379 @@
+// port of transformers/models/t5/modeling_t5.py (v4.20–v5 semantics; see shared METHODS.md §5)
+//
+// Notation: B batch, L encoder length (prompt rows included), T decoder length, d = d_model,
+// H heads, I = H·d_kv, F = d_ff, V vocab. Linear weights are torch [out, in].
+import Foundation
+import Tensor
+
+public final class T5Model {
+    public let config: T5Config
+    public let shared: Tensor           // [V, d]
+    public let lmHead: Tensor?          // [V, d], untied head (v1.1 / flan)
+    public let scaleDecoderOutput: Bool // v1.0 tied head: h · d^−0.5 before the head
+    let encoderBlocks: [Block]
+    let decoderBlocks: [Block]
+    let encoderBias: Tensor             // [buckets, H], block 0 of the encoder
+    let decoderBias: Tensor
+    let encoderFinal: Tensor, decoderFinal: Tensor
+    /// Every distinct parameter under its Hugging Face name.
+    public let parameters: [(name: String, tensor: Tensor)]
+
+    struct Attn { let q, k, v, o: Tensor }
+    struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
+    struct Block {
+        let selfNorm: Tensor, selfAttn: Attn
+        let crossNorm: Tensor?, crossAttn: Attn?
+        let ffnNorm: Tensor, ffn: FFN
+    }
+
+    // MARK: config → parameter table
+
+    /// Names and shapes of every parameter, in the order of the HF state dict.
+    public static func parameterShapes(_ c: T5Config, untiedHead: Bool) -> [(String, [Int])] {
+        let d = c.dModel, i = c.innerDim
+        var out: [(String, [Int])] = [("shared.weight", [c.vocabSize, d])]
+        func attn(_ p: String) -> [(String, [Int])] {
+            [("\(p).q.weight", [i, d]), ("\(p).k.weight", [i, d]), ("\(p).v.weight", [i, d]), ("\(p).o.weight", [d, i])]
+        }
+        func ffn(_ p: String) -> [(String, [Int])] {
+            c.isGated
+                ? [("\(p).DenseReluDense.wi_0.weight", [c.dFf, d]), ("\(p).DenseReluDense.wi_1.weight", [c.dFf, d]),
+                   ("\(p).DenseReluDense.wo.weight", [d, c.dFf]), ("\(p).layer_norm.weight", [d])]
+                : [("\(p).DenseReluDense.wi.weight", [c.dFf, d]), ("\(p).DenseReluDense.wo.weight", [d, c.dFf]),
+                   ("\(p).layer_norm.weight", [d])]
+        }
+        for b in 0..<c.numLayers {
+            let p = "encoder.block.\(b)"
+            out += attn("\(p).layer.0.SelfAttention")
+            if b == 0 { out.append(("\(p).layer.0.SelfAttention.relative_attention_bias.weight", [c.buckets, c.numHeads])) }
+            out.append(("\(p).layer.0.layer_norm.weight", [d]))
+            out += ffn("\(p).layer.1")
+        }
+        out.append(("encoder.final_layer_norm.weight", [d]))
+        for b in 0..<c.decoderLayers {
+            let p = "decoder.block.\(b)"
+            out += attn("\(p).layer.0.SelfAttention")
+            if b == 0 { out.append(("\(p).layer.0.SelfAttention.relative_attention_bias.weight", [c.buckets, c.numHeads])) }
+            out.append(("\(p).layer.0.layer_norm.weight", [d]))
+            out += attn("\(p).layer.1.EncDecAttention")
+            out.append(("\(p).layer.1.layer_norm.weight", [d]))
+            out += ffn("\(p).layer.2")
+        }
+        out.append(("decoder.final_layer_norm.weight", [d]))
+        if untiedHead { out.append(("lm_head.weight", [c.vocabSize, d])) }
+        return out
+    }
+
+    /// Total parameters (tied embeddings counted once).
+    public static func parameterCount(_ c: T5Config) -> Int {
+        parameterShapes(c, untiedHead: !c.tied).reduce(0) { $0 + $1.1.reduce(1, *) }
+    }
+
+    // MARK: construction
+
+    init(config c: T5Config, untiedHead: Bool, scaleOutput: Bool, tensor: (String, [Int]) throws -> Tensor) throws {
+        config = c
+        var params: [(String, Tensor)] = []
+        var byName: [String: Tensor] = [:]
+        for (name, shape) in T5Model.parameterShapes(c, untiedHead: untiedHead) {
+            let t = try tensor(name, shape)
+            t.name = name
+            params.append((name, t))
+            byName[name] = t
+        }
+        parameters = params
+        func w(_ n: String) -> Tensor { byName[n]! }
+        func attn(_ p: String) -> Attn { Attn(q: w("\(p).q.weight"), k: w("\(p).k.weight"), v: w("\(p).v.weight"), o: w("\(p).o.weight")) }
+        func ffn(_ p: String) -> FFN {
+            c.isGated
+                ? FFN(wi: nil, wi0: w("\(p).DenseReluDense.wi_0.weight"), wi1: w("\(p).DenseReluDense.wi_1.weight"), wo: w("\(p).DenseReluDense.wo.weight"))
+                : FFN(wi: w("\(p).DenseReluDense.wi.weight"), wi0: nil, wi1: nil, wo: w("\(p).DenseReluDense.wo.weight"))
+        }
+        shared = w("shared.weight")
+        lmHead = untiedHead ? w("lm_head.weight") : nil
+        scaleDecoderOutput = scaleOutput
+        encoderBlocks = (0..<c.numLayers).map { b in
+            let p = "encoder.block.\(b)"
+            return Block(selfNorm: w("\(p).layer.0.layer_norm.weight"), selfAttn: attn("\(p).layer.0.SelfAttention"),
+                         crossNorm: nil, crossAttn: nil, ffnNorm: w("\(p).layer.1.layer_norm.weight"), ffn: ffn("\(p).layer.1"))
+        }
+        decoderBlocks = (0..<c.decoderLayers).map { b in
+            let p = "decoder.block.\(b)"
+            return Block(selfNorm: w("\(p).layer.0.layer_norm.weight"), selfAttn: attn("\(p).layer.0.SelfAttention"),
+                         crossNorm: w("\(p).layer.1.layer_norm.weight"), crossAttn: attn("\(p).layer.1.EncDecAttention"),
+                         ffnNorm: w("\(p).layer.2.layer_norm.weight"), ffn: ffn("\(p).layer.2"))
+        }
+        encoderBias = w("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+        decoderBias = w("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+        encoderFinal = w("encoder.final_layer_norm.weight")
+        decoderFinal = w("decoder.final_layer_norm.weight")
+    }
+
+    /// Loads config.json + safetensors weights from a checkpoint directory.
+    public static func load(directory: String) throws -> T5Model {
+        let cfgPath = (directory as NSString).appendingPathComponent("config.json")
+        guard case .t5(let c) = try ModelConfig.load(path: cfgPath) else {
+            throw ConfigError(path: cfgPath, detail: "field 'model_type' is not \"t5\"")
+        }
+        return try load(config: c, weights: try ModelFiles.openWeights(directory: directory))
+    }
+
+    public static func load(config c: T5Config, weights store: WeightStore) throws -> T5Model {
+        let hasHead = store.has("lm_head.weight")
+        // transformers ≥ 5 writes `scale_decoder_outputs`; then a stored lm_head is always the head.
+        let untied: Bool
+        let scale: Bool
+        if let s = c.scaleDecoderOutputs {
+            untied = hasHead
+            scale = s
+        } else {
+            untied = !c.tied
+            scale = c.tied
+        }
+        let expected = parameterShapes(c, untiedHead: untied)
+        let aliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
+        var missing: [String] = []
+        for (name, _) in expected where !store.has(name) && !(aliases[name] ?? []).contains(where: store.has) {
+            missing.append(name)
+        }
+        if !missing.isEmpty {
+            let path = store.files.first?.path ?? "?"
+            let hint = missing == ["lm_head.weight"] ? " (config says the head is untied: tie_word_embeddings false)" : ""
+            throw SafeTensorsError(path: path, detail: "missing \(missing.count) tensor(s)\(hint): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
+        }
+        let known = Set(expected.map(\.0))
+        let unused = store.names.subtracting(known).sorted()
+        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
+            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.joined(separator: ", "))\n".utf8))
+        }
+        return try T5Model(config: c, untiedHead: untied, scaleOutput: scale) { name, shape in
+            if store.has(name) { return try store.load(name, shape: shape) }
+            return try store.load(aliases[name]!.first(where: store.has)!, shape: shape)
+        }
+    }
+
+    /// Random weights (embedded smoke backbone, benchmarks): N(0, σ) as HF's T5 init.
+    public static func random(config c: T5Config, key: RNGKey) throws -> T5Model {
+        let untied = !c.tied
+        return try T5Model(config: c, untiedHead: untied, scaleOutput: c.tied) { name, shape in
+            let fanIn = Float(shape.last ?? 1)
+            let std: Float = name.contains("layer_norm") ? 0 : (name.contains("relative_attention_bias") || name.contains("shared") || name.contains("lm_head") ? 1 : 1 / fanIn.squareRoot())
+            if std == 0 { return Tensor(shape: shape, values: [Float](repeating: 1, count: shape.reduce(1, *))) }
+            return Tensor.normal(shape, std: std, key: key.derive(name))
+        }
+    }
+
+    /// Sets `requiresGrad` on every backbone weight (full fine-tuning) or none (frozen).
+    public func setTrainable(_ on: Bool) { for (_, t) in parameters { t.requiresGrad = on } }
+
+    // MARK: relative position bias
+
+    /// HF `_relative_position_bucket` (log evaluated in float32 as transformers does).
+    public static func relativeBucket(_ rp: Int, bidirectional: Bool, numBuckets: Int, maxDistance: Int) -> Int {
+        var nb = numBuckets, ret = 0, n: Int
+        if bidirectional {
+            nb /= 2
+            ret = rp > 0 ? nb : 0
+            n = abs(rp)
+        } else {
+            n = max(-rp, 0)
+        }
+        let maxExact = nb / 2
+        if n < maxExact { return ret + n }
+        let ratio = logf(Float(n) / Float(maxExact)) / Float(log(Double(maxDistance) / Double(maxExact)))
+        let large = maxExact + Int(ratio * Float(nb - maxExact))
+        return ret + min(large, nb - 1)
+    }
+
+    /// bias[h, i, j] = table[bucket(j − (offset + i)), h] → [H, Tq, Tk]; backward scatter-adds into the table.
+    func positionBias(_ table: Tensor, tq: Int, tk: Int, queryOffset: Int, bidirectional: Bool) -> Tensor {
+        let h = config.numHeads
+        var buckets = [Int32](repeating: 0, count: tq * tk)
+        for i in 0..<tq {
+            for j in 0..<tk {
+                buckets[i * tk + j] = Int32(T5Model.relativeBucket(j - (queryOffset + i), bidirectional: bidirectional,
+                                                                   numBuckets: config.buckets, maxDistance: config.maxDistance))
+            }
+        }
+        let out = Tensor(zeros: [h, tq, tk])
+        for hh in 0..<h {
+            for e in 0..<(tq * tk) { out.data[hh * tq * tk + e] = table.data[Int(buckets[e]) * h + hh] }
+        }
+        if Tape.shouldRecord([table]) {
+            Tape.push(out) {
+                let g = out.grad!.data, gt = table.gradBuffer()
+                for hh in 0..<h { for e in 0..<(tq * tk) { gt[Int(buckets[e]) * h + hh] += g[hh * tq * tk + e] } }
+            }
+        }
+        return out
+    }
+
+    // MARK: layers
+
+    func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
+        let q = try linear(x, a.q), k = try linear(x, a.k), v = try linear(x, a.v)  // (B, T, I)
+        let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask,
+                                options: drop.attention(causal: causal))
+        return try linear(ctx, a.o)                                                   // (B, T, d)
+    }
+
+    func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {
+        let act: (Tensor) -> Tensor = config.activation == "relu" ? relu : geluNew
+        let h: Tensor
+        if let wi = f.wi {
+            h = act(try linear(x, wi))                                                // (B, T, F)
+        } else {
+            h = try mul(act(try linear(x, f.wi0!)), try linear(x, f.wi1!))
+        }
+        return try linear(drop.apply(h), f.wo)                                        // (B, T, d)
+    }
+
+    // MARK: forward
+
+    /// shared[ids] → (B, L, d).
+    public func embed(_ ids: [Int32], batch: Int) throws -> Tensor {
+        try embedding(shared, ids: ids, shape: [batch, ids.count / max(batch, 1)])
+    }
+
+    /// Encoder over input embeddings (prompt rows already prepended) with key mask (B, L).
+    public func encode(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
+        let L = embeds.shape[1]
+        var h = drop.apply(embeds)                                                    // (B, L, d)
+        let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)
+        for blk in encoderBlocks {
+            let a = try selfAttention(try rmsNorm(h, weight: blk.selfNorm, eps: config.eps), blk.selfAttn,
+                                      bias: bias, mask: mask, causal: false, drop: drop)
+            h = try add(h, drop.apply(a))
+            let f = try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop)
+            h = try add(h, drop.apply(f))
+        }
+        return drop.apply(try rmsNorm(h, weight: encoderFinal, eps: config.eps))     // (B, L, d)
+    }
+
+    /// Decoder (teacher forcing) → logits (B, T, V).
+    public func decode(ids: [Int32], batch: Int, encoder: Tensor, encoderMask: Tensor, drop: DropoutContext) throws -> Tensor {
+        let T = ids.count / batch
+        var h = drop.apply(try embedding(shared, ids: ids, shape: [batch, T]))        // (B, T, d)
+        let bias = positionBias(decoderBias, tq: T, tk: T, queryOffset: 0, bidirectional: false)
+        for blk in decoderBlocks {
+            let a = try selfAttention(try rmsNorm(h, weight: blk.selfNorm, eps: config.eps), blk.selfAttn,
+                                      bias: bias, mask: nil, causal: true, drop: drop)
+            h = try add(h, drop.apply(a))
+            let x = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
+            let ca = blk.crossAttn!
+            let ctx = try attention(q: try linear(x, ca.q), k: try linear(encoder, ca.k), v: try linear(encoder, ca.v),
+                                    heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
+            h = try add(h, drop.apply(try linear(ctx, ca.o)))
+            let f = try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop)
+            h = try add(h, drop.apply(f))
+        }
+        h = drop.apply(try rmsNorm(h, weight: decoderFinal, eps: config.eps))
+        return try head(h)
+    }
+
+    func head(_ h: Tensor) throws -> Tensor {
+        let x = scaleDecoderOutput ? scale(h, 1 / Float(config.dModel).squareRoot()) : h
+        return try linear(x, lmHead ?? shared)                                        // (B, T, V)
+    }
+
+    /// Decoder inputs: labels shifted right, start id first, −100 → pad id.
+    public func shiftRight(_ labels: [Int32], batch: Int) -> [Int32] {
+        let T = labels.count / batch
+        let start = Int32(config.decoderStartTokenId ?? 0), pad = Int32(config.padTokenId ?? 0)
+        var out = [Int32](repeating: 0, count: labels.count)
+        for b in 0..<batch {
+            out[b * T] = start
+            for t in 1..<max(T, 1) {
+                let l = labels[b * T + t - 1]
+                out[b * T + t] = l == ignoreIndex ? pad : l
+            }
+        }
+        return out
+    }
+
+    /// Everything one teacher-forced pass produces.
+    public struct Output {
+        public let loss: Tensor
+        public let logits: Tensor        // (B, T, V)
+        public let encoderHidden: Tensor // (B, n+L, d)
+    }
+
+    /// Soft prompt (n×d, shared by the batch) prepended to the encoder input; encoder and
+    /// cross-attention masks extended with ones (METHODS §1).
+    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
+                        prompt: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
+        let (embeds, mask) = try promptedInputs(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt)
+        let enc = try encode(embeds: embeds, mask: mask, drop: drop)
+        let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: mask, drop: drop)
+        return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
+    }
+
+    /// concat(prompt, shared[ids]) and concat(ones(n), mask).
+    public func promptedInputs(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?) throws -> (Tensor, Tensor) {
+        let L = inputIds.count / batch
+        var embeds = try embed(inputIds, batch: batch)                                // (B, L, d)
+        var mask = Tensor(shape: [batch, L], values: attentionMask)
+        if let prompt {
+            guard prompt.rank == 2, prompt.shape[1] == config.dModel else {
+                throw TensorError.shapeMismatch(op: "T5 prompt", detail: "prompt \(prompt.shape) must be [n, \(config.dModel)]")
+            }
+            let n = prompt.shape[0]
+            embeds = try concat([repeatBatch(prompt, batch), embeds], axis: 1)       // (B, n+L, d)
+            var m = [Float](repeating: 1, count: batch * (n + L))
+            for b in 0..<batch { for t in 0..<L { m[b * (n + L) + n + t] = attentionMask[b * L + t] } }
+            mask = Tensor(shape: [batch, n + L], values: m)
+        }
+        return (embeds, mask)
+    }
+
+    // MARK: greedy generation with a KV cache
+
+    /// Greedy decode: start with the start id, append argmax; a row that emitted EOS gets pad
+    /// afterwards; stops after `maxNewTokens` or when every row has finished. Rows include the start id.
+    public func generate(encoder: Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+        let B = encoder.shape[0]
+        let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
+        let drop = DropoutContext.eval
+        // Cross-attention K/V once per layer.
+        let crossKV = try decoderBlocks.map { blk in (try linear(encoder, blk.crossAttn!.k), try linear(encoder, blk.crossAttn!.v)) }
+        var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
+        var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
+        var rows = [[Int32]](repeating: [start], count: B)
+        var finished = [Bool](repeating: false, count: B)
+        var current = [Int32](repeating: start, count: B)
+        for step in 0..<maxNewTokens {
+            var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
+            let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
+            for (l, blk) in decoderBlocks.enumerated() {
+                let x = try rmsNorm(h, weight: blk.selfNorm, eps: config.eps)
+                let k = try linear(x, blk.selfAttn.k), v = try linear(x, blk.selfAttn.v)
+                selfK[l] = try selfK[l].map { try concat([$0, k], axis: 1) } ?? k       // (B, step+1, I)
+                selfV[l] = try selfV[l].map { try concat([$0, v], axis: 1) } ?? v
+                let a = try attention(q: try linear(x, blk.selfAttn.q), k: selfK[l]!, v: selfV[l]!,
+                                      heads: config.numHeads, bias: bias, options: AttentionOptions())
+                h = try add(h, try linear(a, blk.selfAttn.o))
+                let xc = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
+                let c = try attention(q: try linear(xc, blk.crossAttn!.q), k: crossKV[l].0, v: crossKV[l].1,
+                                      heads: config.numHeads, keyMask: encoderMask, options: AttentionOptions())
+                h = try add(h, try linear(c, blk.crossAttn!.o))
+                h = try add(h, try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop))
+            }
+            let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)
+            let V = config.vocabSize
+            for b in 0..<B {
+                var next = pad
+                if !finished[b] {
+                    var best = 0
+                    let row = logits.data + b * V
+                    for j in 1..<V where row[j] > row[best] { best = j }
+                    next = Int32(best)
+                    if next == eos { finished[b] = true }
+                }
+                rows[b].append(next)
+                current[b] = next
+            }
+            if finished.allSatisfy({ $0 }) { break }
+        }
+        return rows
+    }
+}

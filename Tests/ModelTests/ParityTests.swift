@@ -1,0 +1,90 @@
+import Foundation
+import Models
+import Tensor
+import XCTest
+
+/// Every fixture directory under shared/parity (any that holds case.json), compared with the
+/// tolerances of FORMAT.md: loss/logits/encoder state abs 1e-4 + rel 1e-4; gradients abs 1e-4 +
+/// rel 1e-3; logits_shape and generated_ids exact (generated rows right-padded with 0).
+final class ParityTests: XCTestCase {
+    func compare(_ name: String, _ key: String, _ actual: [Double]?, _ expected: [Double], abs: Double, rel: Double) {
+        guard let actual else { XCTFail("\(name): missing \(key)"); return }
+        guard actual.count == expected.count else { XCTFail("\(name): \(key) length \(actual.count) ≠ \(expected.count)"); return }
+        var worst = 0.0, worstAt = 0
+        for i in 0..<expected.count {
+            let a = actual[i], e = expected[i]
+            if !a.isFinite { XCTFail("\(name): \(key)[\(i)] is \(a)"); return }
+            let err = Swift.abs(a - e)
+            if err > worst { worst = err; worstAt = i }
+            if err > abs + rel * Swift.abs(e) {
+                XCTFail("\(name): \(key)[\(i)] = \(a), expected \(e) (|diff| \(err))")
+                return
+            }
+        }
+        print("parity \(name) \(key): max |diff| = \(String(format: "%.3g", worst)) at \(worstAt) (\(expected.count) values)")
+    }
+
+    func testAllParityFixtures() throws {
+        let root = (try sharedDir() as NSString).appendingPathComponent("parity")
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: root).sorted().filter {
+            FileManager.default.fileExists(atPath: "\(root)/\($0)/case.json")
+        }
+        XCTAssertGreaterThanOrEqual(dirs.count, 3, "expected the shared parity fixtures")
+        for name in dirs {
+            let dir = "\(root)/\(name)"
+            let c = try ParityCase.load(path: "\(dir)/case.json")
+            let got = try ParityRunner.run(modelDirectory: "\(dir)/model", case: c)
+            let exp = try readJSON("\(dir)/expected.json") as! [String: Any]
+            if let l = exp["loss"] as? Double {
+                compare(name, "loss", (got["loss"] as? Double).map { [$0] }, [l], abs: 1e-4, rel: 1e-4)
+            }
+            XCTAssertEqual(got["logits_shape"] as? [Int], (exp["logits_shape"] as? [Any])?.compactMap { ($0 as? Int) }, "\(name): logits_shape")
+            compare(name, "logits", doubles(got["logits"]), doubles(exp["logits"])!, abs: 1e-4, rel: 1e-4)
+            if let e = doubles(exp["encoder_last_hidden_state"]) {
+                compare(name, "encoder_last_hidden_state", doubles(got["encoder_last_hidden_state"]), e, abs: 1e-4, rel: 1e-4)
+            }
+            if let e = doubles(exp["prompt_grad"]) {
+                compare(name, "prompt_grad", doubles(got["prompt_grad"]), e, abs: 1e-4, rel: 1e-3)
+            }
+            if let wg = exp["weight_grads"] as? [String: Any] {
+                let g = got["weight_grads"] as? [String: [Double]] ?? [:]
+                for (n, v) in wg { compare(name, "weight_grads[\(n)]", g[n], doubles(v)!, abs: 1e-4, rel: 1e-3) }
+            }
+            if let e = exp["generated_ids"] as? [[Int]] {
+                let a = got["generated_ids"] as? [[Int]] ?? []
+                let width = max(e.map(\.count).max() ?? 0, a.map(\.count).max() ?? 0)
+                func pad(_ r: [[Int]]) -> [[Int]] { r.map { $0 + [Int](repeating: 0, count: width - $0.count) } }
+                XCTAssertEqual(pad(a), pad(e), "\(name): generated_ids")
+            }
+        }
+    }
+
+    func testRelativePositionBuckets() throws {
+        let path = (try sharedDir() as NSString).appendingPathComponent("parity/t5-relative-buckets.json")
+        let obj = try readJSON(path) as! [String: Any]
+        let rps = doubles(obj["relative_position"])!.map { Int($0) }
+        let enc = doubles(obj["bidirectional_encoder"])!.map { Int($0) }
+        let dec = doubles(obj["unidirectional_decoder"])!.map { Int($0) }
+        let nb = obj["num_buckets"] as! Int, md = obj["max_distance"] as! Int
+        XCTAssertEqual(rps.count, 601)
+        for (i, rp) in rps.enumerated() {
+            XCTAssertEqual(T5Model.relativeBucket(rp, bidirectional: true, numBuckets: nb, maxDistance: md), enc[i], "encoder rp \(rp)")
+            XCTAssertEqual(T5Model.relativeBucket(rp, bidirectional: false, numBuckets: nb, maxDistance: md), dec[i], "decoder rp \(rp)")
+        }
+    }
+
+    /// Hand-worked buckets from the HF formula (32 buckets, max distance 128).
+    func testRelativeBucketHandValues() {
+        // Encoder: 16 per side, exact below 8: rp = 3 → 16 + 3; rp = −3 → 3.
+        XCTAssertEqual(T5Model.relativeBucket(3, bidirectional: true, numBuckets: 32, maxDistance: 128), 19)
+        XCTAssertEqual(T5Model.relativeBucket(-3, bidirectional: true, numBuckets: 32, maxDistance: 128), 3)
+        // |rp| = 20: 8 + int(log(20/8)/log(128/8)·8) = 8 + int(2.644) = 10.
+        XCTAssertEqual(T5Model.relativeBucket(-20, bidirectional: true, numBuckets: 32, maxDistance: 128), 10)
+        // Saturation at and beyond max distance.
+        XCTAssertEqual(T5Model.relativeBucket(500, bidirectional: true, numBuckets: 32, maxDistance: 128), 31)
+        // Decoder: future keys → 0; past 40: 16 + int(log(40/16)/log(8)·16) = 16 + int(7.05) = 23.
+        XCTAssertEqual(T5Model.relativeBucket(5, bidirectional: false, numBuckets: 32, maxDistance: 128), 0)
+        XCTAssertEqual(T5Model.relativeBucket(-40, bidirectional: false, numBuckets: 32, maxDistance: 128), 23)
+        XCTAssertEqual(T5Model.relativeBucket(-1000, bidirectional: false, numBuckets: 32, maxDistance: 128), 31)
+    }
+}
