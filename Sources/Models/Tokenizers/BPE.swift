@@ -1,0 +1,196 @@
+// GPT-2 byte-level BPE: `<|endoftext|>` split out first; pre-tokenizer regex
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// (hand-written matcher, same alternation order); bytes mapped through GPT-2's byte→unicode
+// table; merges applied lowest rank first. No normalization, no prefix space, no BOS/EOS.
+import Foundation
+
+public final class BPETokenizer: TextTokenizer {
+    let vocab: [String: Int32]
+    let idToToken: [Int32: String]
+    let ranks: [String: Int]        // "a b" → rank
+    var added = AddedTokens()
+    let byteToChar: [Character]
+    let charToByte: [Character: UInt8]
+    var cache: [String: [Int32]] = [:]
+
+    public var vocabSize: Int { vocab.count }
+    public var padId: Int32 { eosId ?? 0 }
+    public var eosId: Int32? { vocab["<|endoftext|>"] }
+    public var kind: String { "bpe" }
+
+    init(vocab: [String: Int32], merges: [(String, String)]) {
+        self.vocab = vocab
+        var inv: [Int32: String] = [:]
+        for (k, v) in vocab { inv[v] = k }
+        idToToken = inv
+        var r: [String: Int] = [:]
+        for (i, m) in merges.enumerated() where r[m.0 + " " + m.1] == nil { r[m.0 + " " + m.1] = i }
+        ranks = r
+        // bytes_to_unicode: printable bytes map to themselves, the rest to 256, 257, …
+        var table = [Character](repeating: " ", count: 256)
+        var n = 0
+        for b in 0..<256 {
+            let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
+            if printable { table[b] = Character(Unicode.Scalar(UInt32(b))!) } else {
+                table[b] = Character(Unicode.Scalar(UInt32(256 + n))!)
+                n += 1
+            }
+        }
+        byteToChar = table
+        var back: [Character: UInt8] = [:]
+        for (b, c) in table.enumerated() { back[c] = UInt8(b) }
+        charToByte = back
+        if let eos = vocab["<|endoftext|>"] { added.add("<|endoftext|>", id: eos, special: true) }
+    }
+
+    convenience init(tokenizerJSON obj: [String: Any], path: String) throws {
+        let model = obj["model"] as! [String: Any]
+        guard let v = model["vocab"] as? [String: Any] else { throw TokenizerError(path: path, detail: "model.vocab must be an object") }
+        var vocab: [String: Int32] = [:]
+        for (k, x) in v {
+            guard let i = x as? Int else { throw TokenizerError(path: path, detail: "model.vocab['\(k)'] is not an integer") }
+            vocab[k] = Int32(i)
+        }
+        var merges: [(String, String)] = []
+        for (i, m) in ((model["merges"] as? [Any]) ?? []).enumerated() {
+            if let s = m as? String {
+                let parts = s.split(separator: " ", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw TokenizerError(path: path, detail: "model.merges[\(i)] '\(s)' is not 'a b'") }
+                merges.append((parts[0], parts[1]))
+            } else if let p = m as? [String], p.count == 2 {
+                merges.append((p[0], p[1]))
+            } else {
+                throw TokenizerError(path: path, detail: "model.merges[\(i)] is neither 'a b' nor [a, b]")
+            }
+        }
+        self.init(vocab: vocab, merges: merges)
+        for t in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
+            if let c = t["content"] as? String, let id = t["id"] as? Int {
+                added.add(c, id: Int32(id), special: (t["special"] as? Bool) ?? false)
+            }
+        }
+    }
+
+    convenience init(vocabPath: String, mergesPath: String) throws {
+        guard let vd = FileManager.default.contents(atPath: vocabPath),
+              let v = try? JSONSerialization.jsonObject(with: vd) as? [String: Int] else {
+            throw TokenizerError(path: vocabPath, detail: "not a JSON object of token → id")
+        }
+        guard let text = try? String(contentsOfFile: mergesPath, encoding: .utf8) else {
+            throw TokenizerError(path: mergesPath, detail: "cannot read as UTF-8")
+        }
+        var merges: [(String, String)] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.hasPrefix("#version") || line.isEmpty { continue }
+            let parts = line.split(separator: " ").map(String.init)
+            guard parts.count == 2 else { throw TokenizerError(path: mergesPath, detail: "line \(n + 1): expected 'a b', got '\(line)'") }
+            merges.append((parts[0], parts[1]))
+        }
+        self.init(vocab: v.mapValues { Int32($0) }, merges: merges)
+    }
+
+    public func encode(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        for piece in added.split(text) {
+            switch piece {
+            case .token(let id): ids.append(id)
+            case .text(let s):
+                for word in BPETokenizer.preTokenize(s) { ids += bpe(word) }
+            }
+        }
+        return ids
+    }
+
+    func bpe(_ word: String) -> [Int32] {
+        if let c = cache[word] { return c }
+        var parts = word.utf8.map { String(byteToChar[Int($0)]) }
+        while parts.count > 1 {
+            var best = Int.max, at = -1
+            for i in 0..<(parts.count - 1) {
+                if let r = ranks[parts[i] + " " + parts[i + 1]], r < best { best = r; at = i }
+            }
+            if at < 0 { break }
+            let (a, b) = (parts[at], parts[at + 1])
+            var merged: [String] = []
+            var i = 0
+            while i < parts.count {
+                if i < parts.count - 1 && parts[i] == a && parts[i + 1] == b { merged.append(a + b); i += 2 } else { merged.append(parts[i]); i += 1 }
+            }
+            parts = merged
+        }
+        let ids = parts.compactMap { vocab[$0] }
+        if cache.count < 100_000 { cache[word] = ids }
+        return ids
+    }
+
+    static func isLetter(_ s: Unicode.Scalar) -> Bool {
+        switch s.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+
+    static func isNumber(_ s: Unicode.Scalar) -> Bool {
+        switch s.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+
+    static func isSpace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
+
+    /// The GPT-2 pre-tokenizer regex, leftmost alternative first.
+    static func preTokenize(_ text: String) -> [String] {
+        let s = Array(text.unicodeScalars)
+        var out: [String] = []
+        var i = 0
+        func emit(_ a: Int, _ b: Int) { out.append(String(String.UnicodeScalarView(s[a..<b]))) }
+        while i < s.count {
+            // 's 't 're 've 'm 'll 'd
+            if s[i] == "'" {
+                let rest = s.count - i
+                if rest >= 3 {
+                    let two = String(String.UnicodeScalarView(s[(i + 1)..<(i + 3)]))
+                    if ["re", "ve", "ll"].contains(two) { emit(i, i + 3); i += 3; continue }
+                }
+                if rest >= 2, ["s", "t", "m", "d"].contains(String(s[i + 1])) { emit(i, i + 2); i += 2; continue }
+            }
+            // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
+            let j = s[i] == " " ? i + 1 : i
+            if j < s.count {
+                let classes: [(Unicode.Scalar) -> Bool] = [isLetter, isNumber, { !isSpace($0) && !isLetter($0) && !isNumber($0) }]
+                var matched = false
+                for cls in classes where cls(s[j]) {
+                    var k = j
+                    while k < s.count && cls(s[k]) { k += 1 }
+                    emit(i, k)
+                    i = k
+                    matched = true
+                    break
+                }
+                if matched { continue }
+            }
+            // `\s+(?!\S)` then `\s+`
+            if isSpace(s[i]) {
+                var k = i
+                while k < s.count && isSpace(s[k]) { k += 1 }
+                if k == s.count || k - i == 1 { emit(i, k); i = k } else { emit(i, k - 1); i = k - 1 }
+                continue
+            }
+            emit(i, i + 1)  // unreachable for valid input; keeps progress
+            i += 1
+        }
+        return out
+    }
+
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool) -> String {
+        var bytes: [UInt8] = []
+        for id in ids {
+            if skipSpecialTokens && added.special.contains(id) { continue }
+            guard let tok = idToToken[id] ?? added.byId[id] else { continue }
+            if added.byId[id] != nil && idToToken[id] == nil { bytes += Array(tok.utf8); continue }
+            for ch in tok { if let b = charToByte[ch] { bytes.append(b) } else { bytes += Array(String(ch).utf8) } }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
