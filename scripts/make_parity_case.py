@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Writes a parity case in the format of shared/parity/FORMAT.md from PyTorch + transformers.
+
+Used to check PromptRepro on shapes other than the shared fixtures (uneven encoder/decoder depth,
+other bucket settings, batch sizes, padding, with or without prompt). Needs torch + transformers
+(`make bench-reference` creates such a venv). Example:
+
+    python scripts/make_parity_case.py --arch t5 --variant v11 --enc-layers 1 --dec-layers 3 \
+        --batch 3 --prompt 7 --seed 5 --out /tmp/case-a
+"""
+import argparse, json, os
+import torch
+from safetensors.torch import save_file
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", choices=["t5", "gpt2"], required=True)
+    ap.add_argument("--variant", choices=["v10", "v11"], default="v10")
+    ap.add_argument("--vocab", type=int, default=257)
+    ap.add_argument("--d", type=int, default=40)
+    ap.add_argument("--heads", type=int, default=5)
+    ap.add_argument("--dkv", type=int, default=6)
+    ap.add_argument("--dff", type=int, default=72)
+    ap.add_argument("--enc-layers", type=int, default=2)
+    ap.add_argument("--dec-layers", type=int, default=3)
+    ap.add_argument("--buckets", type=int, default=16)
+    ap.add_argument("--max-distance", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=3)
+    ap.add_argument("--min-len", type=int, default=5)
+    ap.add_argument("--max-len", type=int, default=33)
+    ap.add_argument("--label-len", type=int, default=5)
+    ap.add_argument("--prompt", type=int, default=0)
+    ap.add_argument("--generate", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    g = torch.Generator().manual_seed(a.seed + 1)
+    os.makedirs(os.path.join(a.out, "model"), exist_ok=True)
+    lens = torch.randint(a.min_len, a.max_len + 1, (a.batch,), generator=g).tolist()
+    L = max(lens)
+    mask = [[1] * n + [0] * (L - n) for n in lens]
+    prompt = torch.randn(a.prompt, a.d, generator=g) * 0.5 if a.prompt else None
+
+    if a.arch == "t5":
+        from transformers import T5Config, T5ForConditionalGeneration
+        cfg = dict(vocab_size=a.vocab, d_model=a.d, d_kv=a.dkv, d_ff=a.dff, num_layers=a.enc_layers,
+                   num_decoder_layers=a.dec_layers, num_heads=a.heads, relative_attention_num_buckets=a.buckets,
+                   relative_attention_max_distance=a.max_distance, dropout_rate=0.1, layer_norm_epsilon=1e-6,
+                   feed_forward_proj="relu" if a.variant == "v10" else "gated-gelu",
+                   tie_word_embeddings=a.variant == "v10", decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
+                   model_type="t5")
+        model = T5ForConditionalGeneration(T5Config(**cfg)).eval()
+        if a.variant == "v11":  # transformers 5 ties a fresh v1.1 head to `shared`; make it its own tensor
+            model.lm_head.weight = torch.nn.Parameter(model.shared.weight.detach().clone())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.3 if p.dim() > 1 else 0.1).add_(1.0 if p.dim() == 1 else 0.0)
+        ids = [[int(x) for x in torch.randint(3, a.vocab, (n - 1,), generator=g)] + [1] + [0] * (L - n) for n in lens]
+        tl = torch.randint(1, a.label_len + 1, (a.batch,), generator=g).tolist()
+        labels = [[int(x) for x in torch.randint(3, a.vocab, (n,), generator=g)] + [-100] * (a.label_len - n) for n in tl]
+        sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
+              if k not in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") and not (a.variant == "v10" and k == "lm_head.weight")}
+        grads = ["shared.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                 f"decoder.block.{a.dec_layers - 1}.layer.1.EncDecAttention.k.weight"]
+        input_ids = torch.tensor(ids); am = torch.tensor(mask)
+        emb = model.shared(input_ids)
+        if prompt is not None:
+            pr = prompt.clone().requires_grad_(True)
+            emb = torch.cat([pr.unsqueeze(0).expand(a.batch, -1, -1), emb], 1)
+            am = torch.cat([torch.ones(a.batch, a.prompt, dtype=am.dtype), am], 1)
+        out = model(inputs_embeds=emb, attention_mask=am, labels=torch.tensor(labels))
+        out.loss.backward()
+        named = dict(model.named_parameters())
+        exp = {"loss": out.loss.item(), "logits_shape": list(out.logits.shape),
+               "logits": out.logits.detach().flatten().tolist(),
+               "encoder_last_hidden_state": out.encoder_last_hidden_state.detach().flatten().tolist(),
+               "prompt_grad": pr.grad.flatten().tolist() if prompt is not None else None,
+               "weight_grads": {n: named[n].grad.flatten().tolist() for n in grads}}
+        with torch.no_grad():
+            emb2 = model.shared(input_ids)
+            am2 = torch.tensor(mask)
+            if prompt is not None:
+                emb2 = torch.cat([prompt.unsqueeze(0).expand(a.batch, -1, -1), emb2], 1)
+                am2 = torch.cat([torch.ones(a.batch, a.prompt, dtype=am2.dtype), am2], 1)
+            # Greedy decode of FORMAT §3.5 without a KV cache (transformers 5's generate mis-sizes
+            # its cache when encoder and decoder depths differ).
+            enc = model.encoder(inputs_embeds=emb2, attention_mask=am2).last_hidden_state
+            rows = torch.zeros(a.batch, 1, dtype=torch.long)
+            done = torch.zeros(a.batch, dtype=torch.bool)
+            for _ in range(a.generate):
+                lg = model(encoder_outputs=(enc,), attention_mask=am2, decoder_input_ids=rows, use_cache=False).logits[:, -1]
+                nxt = torch.where(done, torch.zeros_like(done, dtype=torch.long), lg.argmax(-1))
+                rows = torch.cat([rows, nxt[:, None]], 1)
+                done |= nxt == 1
+                if bool(done.all()):
+                    break
+        exp["generated_ids"] = rows.tolist()
+        case = {"arch": "t5", "input_ids": ids, "attention_mask": mask, "labels": labels,
+                "prompt": prompt.tolist() if prompt is not None else None,
+                "generate": {"max_new_tokens": a.generate}, "weight_grads": grads}
+    else:
+        from transformers import GPT2Config, GPT2LMHeadModel
+        cfg = dict(vocab_size=a.vocab, n_embd=a.d, n_layer=a.enc_layers, n_head=a.heads, n_positions=128,
+                   layer_norm_epsilon=1e-5, activation_function="gelu_new", model_type="gpt2")
+        model = GPT2LMHeadModel(GPT2Config(**cfg)).eval()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.normal_(0, 0.2)
+        ids = [[int(x) for x in torch.randint(0, a.vocab - 1, (n,), generator=g)] + [a.vocab - 1] * (L - n) for n in lens]
+        labels = [[t if m else -100 for t, m in zip(r, mr)] for r, mr in zip(ids, mask)]
+        sd = {("transformer." + k if not k.startswith("transformer.") else k): v.contiguous()
+              for k, v in model.state_dict().items() if k != "lm_head.weight" and not k.endswith((".attn.bias", ".attn.masked_bias"))}
+        grads = ["transformer.wte.weight", "transformer.wpe.weight", f"transformer.h.{a.enc_layers - 1}.mlp.c_proj.weight"]
+        input_ids = torch.tensor(ids); am = torch.tensor(mask)
+        emb = model.transformer.wte(input_ids)
+        lab = torch.tensor(labels)
+        if prompt is not None:
+            pr = prompt.clone().requires_grad_(True)
+            emb = torch.cat([pr.unsqueeze(0).expand(a.batch, -1, -1), emb], 1)
+            am = torch.cat([torch.ones(a.batch, a.prompt, dtype=am.dtype), am], 1)
+            lab = torch.cat([torch.full((a.batch, a.prompt), -100), lab], 1)
+        out = model(inputs_embeds=emb, attention_mask=am, labels=lab)
+        out.loss.backward()
+        named = {("transformer." + k if not k.startswith("transformer.") else k): p for k, p in model.named_parameters()}
+        n = a.prompt
+        exp = {"loss": out.loss.item(), "logits_shape": [a.batch, L, a.vocab],
+               "logits": out.logits[:, n:].detach().flatten().tolist(), "encoder_last_hidden_state": None,
+               "prompt_grad": pr.grad.flatten().tolist() if prompt is not None else None,
+               "weight_grads": {k: named[k].grad.flatten().tolist() for k in grads}, "generated_ids": None}
+        case = {"arch": "gpt2", "input_ids": ids, "attention_mask": mask, "labels": labels,
+                "prompt": prompt.tolist() if prompt is not None else None, "generate": None, "weight_grads": grads}
+    save_file(sd, os.path.join(a.out, "model", "model.safetensors"))
+    with open(os.path.join(a.out, "model", "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    with open(os.path.join(a.out, "case.json"), "w") as f:
+        json.dump(case, f)
+    exp["info"] = {"generator": "scripts/make_parity_case.py", "args": vars(a)}
+    with open(os.path.join(a.out, "expected.json"), "w") as f:
+        json.dump(exp, f)
+
+
+if __name__ == "__main__":
+    main()
