@@ -25,8 +25,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .target(name: "Support", swiftSettings: fast),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
-        .target(name: "Models", dependencies: ["Tensor"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .executableTarget(
             name: "PromptReproCLI",
             dependencies: [
@@ -37,6 +38,8 @@ let package = Package(
             swiftSettings: fast
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support"], exclude: ["Resources"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

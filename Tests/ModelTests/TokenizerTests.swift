@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Support
 import XCTest
 
 final class TokenizerTests: XCTestCase {
@@ -75,5 +76,58 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizers.load(directory: dir)) { e in
             XCTAssertTrue("\(e)".contains("malformed JSON"), "\(e)")
         }
+    }
+}
+
+/// Real sentences from shared/data (located by file, line and field; the text is read at run time
+/// and checked against its recorded sha256) against ids from Hugging Face `tokenizers`.
+final class TokenizerGoldenTests: XCTestCase {
+    func testRealSentencesMatchHuggingFace() throws {
+        let root = try sharedDir()
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/tokenizer-goldens.json")
+        let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: golden)) as! [String: Any]
+        let t5 = try Tokenizers.load(directory: "\(root)/models/t5-tokenizer")
+        let gpt2 = try Tokenizers.load(directory: "\(root)/models/gpt2-tokenizer")
+        var lines: [String: [String]] = [:]
+        var checked = 0
+        for item in obj["items"] as! [[String: Any]] {
+            let file = item["file"] as! String, ln = item["line"] as! Int, field = item["field"] as! String
+            if lines[file] == nil {
+                lines[file] = try String(contentsOfFile: "\(root)/\(file)", encoding: .utf8).split(separator: "\n").map(String.init)
+            }
+            let line = lines[file]![ln]
+            let text: String
+            if file.hasSuffix(".jsonl") {
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                text = field == "passage.text" ? (o["passage"] as! [String: Any])["text"] as! String : o[field] as! String
+            } else if file.hasSuffix(".tsv") {
+                text = String(line.split(separator: "\t", omittingEmptySubsequences: false)[0])
+            } else {
+                let cols = csvFields(line)
+                text = field == "title" ? cols[1] : cols[2]
+            }
+            XCTAssertEqual(sha256Hex(text), item["sha256"] as? String, "\(file):\(ln) \(field) changed")
+            XCTAssertEqual(t5.encode(text).map(Int.init), item["t5"] as! [Int], "T5 \(file):\(ln) \(field)")
+            XCTAssertEqual(gpt2.encode(text).map(Int.init), item["gpt2"] as! [Int], "GPT-2 \(file):\(ln) \(field)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 100)
+        print("tokenizer goldens: \(checked) real texts × 2 tokenizers")
+    }
+
+    /// Minimal RFC 4180 field split for one line ("" escapes a quote).
+    func csvFields(_ line: String) -> [String] {
+        var out: [String] = [], cur = "", quoted = false
+        let it = Array(line)
+        var i = 0
+        while i < it.count {
+            let c = it[i]
+            if quoted {
+                if c == "\"" { if i + 1 < it.count && it[i + 1] == "\"" { cur.append("\""); i += 1 } else { quoted = false } } else { cur.append(c) }
+            } else if c == "\"" { quoted = true } else if c == "," { out.append(cur); cur = "" } else { cur.append(c) }
+            i += 1
+        }
+        out.append(cur)
+        return out
     }
 }
