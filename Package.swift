@@ -33,6 +33,7 @@ let package = Package(
             dependencies: [
                 "Tensor",
                 "Models",
+                "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast

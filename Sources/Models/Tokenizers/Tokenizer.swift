@@ -76,7 +76,7 @@ public enum Tokenizers {
         if let data = fm.contents(atPath: p("tokenizer_config.json")),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            (obj["tokenizer_class"] as? String) == "ByT5Tokenizer" {
-            return ByteTokenizer()
+            return ByteTokenizer(addEOS: (obj["add_eos_token"] as? Bool) ?? true)
         }
         if fm.fileExists(atPath: p("tokenizer.json")) {
             let path = p("tokenizer.json")
@@ -130,7 +130,8 @@ func cleanUpTokenization(_ s: String) -> String {
 
 /// ByT5-style bytes: id = byte + 3 (pad 0, eos 1, unk 2), `</s>` appended.
 public final class ByteTokenizer: TextTokenizer {
-    public init() {}
+    let addEOS: Bool
+    public init(addEOS: Bool = true) { self.addEOS = addEOS }
     public var vocabSize: Int { 259 }
     public var padId: Int32 { 0 }
     public var eosId: Int32? { 1 }
@@ -144,7 +145,7 @@ public final class ByteTokenizer: TextTokenizer {
             case .text(let s): ids += s.utf8.map { Int32($0) + 3 }
             }
         }
-        return ids + [1]
+        return addEOS ? ids + [1] : ids
     }
 
     let specials: AddedTokens = {

@@ -1,0 +1,82 @@
+// The embedded smoke backbones: tiny random-weight T5 and GPT-2 over a byte vocabulary, generated
+// by PromptRepro's own code from a fixed seed and written in Hugging Face format on first use.
+// Results obtained with them are a smoke profile, never a reproduction.
+import Foundation
+import Tensor
+
+public enum EmbeddedBackbones {
+    /// Bump when the generator changes (the cache directory name carries it).
+    public static let version = 1
+    public static let seed: UInt64 = 20_240_101
+
+    /// Byte vocabulary (ByT5 layout: pad 0, eos 1, unk 2, byte b → b + 3), rounded up to 264 rows.
+    public static let t5Tiny: T5Config = {
+        var c = T5Config(vocabSize: 264, dModel: 64, dKv: 16, dFf: 256, numLayers: 2, numDecoderLayers: 2, numHeads: 4)
+        c.relativeAttentionNumBuckets = 32
+        c.relativeAttentionMaxDistance = 128
+        return c
+    }()
+
+    public static let gpt2Tiny: GPT2Config = {
+        var c = GPT2Config(vocabSize: 264, nEmbd: 64, nLayer: 2, nHead: 4, nPositions: 512)
+        c.eosTokenId = 1
+        return c
+    }()
+
+    public static let names = ["t5-tiny", "gpt2-tiny"]
+
+    /// Directory of `embedded:NAME`: fixtures/embedded/NAME in the current checkout if present,
+    /// else $PROMPTREPRO_CACHE (default ~/.cache/promptrepro)/embedded/NAME-vVERSION, generated once.
+    public static func directory(_ name: String) throws -> String {
+        guard names.contains(name) else {
+            throw ModelNotFound(spec: "embedded:\(name)", looked: ["embedded backbones: \(names.joined(separator: ", "))"])
+        }
+        let local = "fixtures/embedded/\(name)"
+        if FileManager.default.fileExists(atPath: "\(local)/model.safetensors") { return local }
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["PROMPTREPRO_CACHE"] ?? ((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".cache/promptrepro")
+        let dir = "\(cache)/embedded/\(name)-v\(version)"
+        if !FileManager.default.fileExists(atPath: "\(dir)/model.safetensors") { try write(name, to: dir) }
+        return dir
+    }
+
+    /// Generates `name` into `dir` (config.json, model.safetensors, tokenizer_config.json).
+    public static func write(_ name: String, to dir: String) throws {
+        let fm = FileManager.default
+        let tmp = dir + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let key = RNGKey(seed: seed).derive(name)
+        var tensors: [String: Tensor] = [:]
+        let config: Any
+        switch name {
+        case "t5-tiny":
+            let m = try T5Model.random(config: t5Tiny, key: key)
+            for (n, t) in m.parameters { tensors[n] = t }
+            config = try JSONSerialization.jsonObject(with: JSONEncoder().encode(t5Tiny))
+        default:
+            let m = try GPT2Model.random(config: gpt2Tiny, key: key)
+            for (n, t) in m.parameters { tensors[n] = t }
+            config = try JSONSerialization.jsonObject(with: JSONEncoder().encode(gpt2Tiny))
+        }
+        try SafeTensorsFile.write(tensors, to: "\(tmp)/model.safetensors",
+                                  metadata: ["generator": "PromptRepro embedded backbone v\(version)", "seed": "\(seed)", "profile": "smoke"])
+        let cfg = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        try cfg.write(to: URL(fileURLWithPath: "\(tmp)/config.json"))
+        let tokCfg: [String: Any] = ["tokenizer_class": "ByT5Tokenizer", "add_eos_token": name == "t5-tiny",
+                                     "note": "byte vocabulary: pad 0, eos 1, unk 2, byte b -> b + 3"]
+        try JSONSerialization.data(withJSONObject: tokCfg, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: "\(tmp)/tokenizer_config.json"))
+        try? fm.removeItem(atPath: dir)
+        try fm.createDirectory(atPath: (dir as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try fm.moveItem(atPath: tmp, toPath: dir)
+    }
+}
+
+extension ModelFiles {
+    /// `embedded:NAME`, a directory, or a hub id in the local HF cache.
+    public static func locate(_ spec: String) throws -> String {
+        if spec.hasPrefix("embedded:") { return try EmbeddedBackbones.directory(String(spec.dropFirst("embedded:".count))) }
+        return try resolve(spec)
+    }
+}

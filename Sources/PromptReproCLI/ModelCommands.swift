@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Models
+import Support
+import Tensor
+
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the core count).")
+    var threads: Int?
+
+    func apply() { Parallel.configure(threads: threads) }
+}
+
+func writeJSON(_ obj: Any, to path: String?) throws {
+    let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+    if let path {
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    } else {
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Architecture, dtype and total parameters of a model.",
+        discussion: """
+        MODEL is a checkpoint directory, a hub id found in the local Hugging Face cache, or embedded:t5-tiny /
+        embedded:gpt2-tiny. Known hub ids (t5-small/base/large, google/flan-t5-base, gpt2, gpt2-medium, gpt2-large)
+        are described from their architecture config alone when no weights are available.
+        """)
+    @Option(name: .long, help: "Model directory, hub id or embedded:NAME.") var model: String?
+    @Option(name: .long, help: "A config.json to describe instead of a model.") var config: String?
+
+    func run() throws {
+        var out: [String: Any] = [:]
+        var cfg: ModelConfig
+        if let config {
+            cfg = try ModelConfig.load(path: config)
+            out["source"] = config
+            out["dtype"] = "n/a (config only)"
+        } else if let model {
+            do {
+                let dir = try ModelFiles.locate(model)
+                cfg = try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json"))
+                out["source"] = dir
+                let store = try ModelFiles.openWeights(directory: dir)
+                var dtypes = Set<String>()
+                for f in store.files { for e in f.entries.values { dtypes.insert(e.dtype) } }
+                out["dtype"] = dtypes.sorted().joined(separator: ",")
+                out["stored_tensors"] = store.names.count
+                if model.hasPrefix("embedded:") { out["profile"] = "smoke (random weights; never a reproduction)" }
+            } catch let e as ModelNotFound {
+                guard let known = Architectures.known[model] else { throw e }
+                cfg = known
+                out["source"] = "architecture config of \(model) (weights not found locally)"
+                out["dtype"] = "n/a (no weights)"
+            }
+        } else {
+            throw ValidationError("give --model or --config")
+        }
+        for (k, v) in cfg.summary { out[k] = v }
+        try writeJSON(out, to: nil)
+    }
+}
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a parity case (shared/parity/FORMAT.md) and write loss, logits, gradients and decode.")
+    @Option(help: "Model directory (config.json + model.safetensors), hub id or embedded:NAME.") var model: String
+    @Option(name: .customLong("case"), help: "case.json in the parity format.") var casePath: String
+    @Option(help: "Where to write the result JSON (default: stdout).") var out: String?
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        global.apply()
+        let dir = try ModelFiles.locate(model)
+        let c = try ParityCase.load(path: casePath)
+        try writeJSON(try ParityRunner.run(modelDirectory: dir, case: c), to: out)
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tokenize texts; input is a JSON list of strings or an object with \"texts\"; output {\"ids\": [[…]]}.")
+    @Option(help: "Directory with tokenizer.json, spiece.model or vocab.json + merges.txt (or `byte`).") var tokenizer: String
+    @Option(help: "JSON file with the texts.") var texts: String
+    @Option(help: "Where to write {\"ids\": …} (default: stdout).") var out: String?
+    @Flag(help: "Also decode the ids (skip special tokens) into \"decoded\".") var decode = false
+
+    func run() throws {
+        let tok = try Tokenizers.load(directory: tokenizer.hasPrefix("embedded:") ? try ModelFiles.locate(tokenizer) : tokenizer)
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: texts)) } catch {
+            throw ValidationError("\(texts): cannot read (\(error.localizedDescription))")
+        }
+        let obj = try? JSONSerialization.jsonObject(with: data)
+        guard let list = (obj as? [String]) ?? ((obj as? [String: Any])?["texts"] as? [String]) else {
+            throw ValidationError("\(texts): expected a JSON list of strings or {\"texts\": [...]}")
+        }
+        let ids = list.map { tok.encode($0).map(Int.init) }
+        var result: [String: Any] = ["ids": ids]
+        if decode { result["decoded"] = ids.map { tok.decode($0.map(Int32.init), skipSpecialTokens: true) } }
+        try writeJSON(result, to: out)
+    }
+}

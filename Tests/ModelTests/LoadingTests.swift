@@ -1,0 +1,170 @@
+import Foundation
+import Models
+import Support
+import Tensor
+import XCTest
+
+final class LoadingTests: XCTestCase {
+    var tmp = ""
+
+    override func setUp() {
+        tmp = NSTemporaryDirectory() + "promptrepro-load-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func writeRaw(_ name: String, header: String, data: [UInt8]) -> String {
+        var bytes = [UInt8]()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { bytes += $0 }
+        bytes += Array(header.utf8) + data
+        let path = "\(tmp)/\(name)"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    func expectError(_ path: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try SafeTensorsFile(path: path), file: file, line: line) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains(path) && s.contains(fragment), "error '\(s)' should name the file and '\(fragment)'", file: file, line: line)
+        }
+    }
+
+    func testCorruptSafetensorsHeadersGiveClearErrors() {
+        let f32x2 = [UInt8](repeating: 0, count: 8)
+        expectError(writeRaw("short", header: "", data: []).replacingOccurrences(of: "", with: ""), "header length")
+        let p0 = "\(tmp)/tiny"
+        FileManager.default.createFile(atPath: p0, contents: Data([1, 2, 3]))
+        expectError(p0, "truncated")
+        // Header length lies (larger than the file).
+        var lie = [UInt8](repeating: 0, count: 16)
+        lie[0] = 0xFF; lie[1] = 0xFF
+        let p1 = "\(tmp)/lie"
+        FileManager.default.createFile(atPath: p1, contents: Data(lie))
+        expectError(p1, "impossible")
+        expectError(writeRaw("badjson", header: "{\"a\": ", data: f32x2), "not valid JSON")
+        expectError(writeRaw("outside", header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: f32x2), "outside")
+        expectError(writeRaw("bytes", header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: f32x2), "needs 12 bytes")
+        expectError(writeRaw("dtype", header: #"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "unknown dtype")
+        expectError(writeRaw("shape", header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: f32x2), "non-negative")
+        expectError(writeRaw("overlap", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: f32x2), "overlap")
+    }
+
+    func testHalfPrecisionConversion() throws {
+        // F16: 1.0 = 0x3C00, -2.5 = 0xC100, 2^-24 (subnormal) = 0x0001; BF16: 1.5 = 0x3FC0.
+        let data: [UInt8] = [0x00, 0x3C, 0x00, 0xC1, 0x01, 0x00, 0xC0, 0x3F]
+        let p = writeRaw("half", header: #"{"h":{"dtype":"F16","shape":[3],"data_offsets":[0,6]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[6,8]}}"#, data: data)
+        let f = try SafeTensorsFile(path: p)
+        XCTAssertEqual(try f.tensor("h").array, [1.0, -2.5, Float(sign: .plus, exponent: -24, significand: 1)])
+        XCTAssertEqual(try f.tensor("b").array, [1.5])
+        XCTAssertThrowsError(try f.tensor("missing")) { XCTAssertTrue("\($0)".contains("missing")) }
+    }
+
+    func testWriteReadRoundTripAndCopyOnWrite() throws {
+        let t = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let p = "\(tmp)/rt.safetensors"
+        try SafeTensorsFile.write(["x": t], to: p, metadata: ["k": "v"])
+        let before = try SHA256.hex(file: p)
+        let f = try SafeTensorsFile(path: p)
+        XCTAssertEqual(f.metadata["k"], "v")
+        let x = try f.tensor("x")
+        XCTAssertEqual(x.array, t.array)
+        x[0] = 42  // a training update must never reach the file
+        XCTAssertEqual(try SHA256.hex(file: p), before)
+    }
+
+    func testMissingAndMisshapenWeightsNameTheTensors() throws {
+        let cfg = EmbeddedBackbones.t5Tiny
+        let model = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
+        var tensors = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.tensor) })
+        let dir = "\(tmp)/t5"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try JSONEncoder().encode(cfg).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        tensors.removeValue(forKey: "encoder.block.1.layer.1.DenseReluDense.wo.weight")
+        try SafeTensorsFile.write(tensors, to: "\(dir)/model.safetensors")
+        XCTAssertThrowsError(try T5Model.load(directory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("encoder.block.1.layer.1.DenseReluDense.wo.weight"), "\(e)")
+        }
+        tensors["encoder.block.1.layer.1.DenseReluDense.wo.weight"] = Tensor(zeros: [3, 3])
+        try SafeTensorsFile.write(tensors, to: "\(dir)/model.safetensors")
+        XCTAssertThrowsError(try T5Model.load(directory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("[3, 3]") && "\(e)".contains("expected [64, 256]"), "\(e)")
+        }
+    }
+
+    func testMalformedConfigNamesField() throws {
+        let p = "\(tmp)/config.json"
+        func check(_ json: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            try json.write(toFile: p, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ModelConfig.load(path: p), file: file, line: line) { e in
+                XCTAssertTrue("\(e)".contains(p) && "\(e)".contains(fragment), "\(e)", file: file, line: line)
+            }
+        }
+        try check("{\"model_type\": \"t5\", \"d_model\": 8", "malformed JSON")
+        try check("{\"model_type\": \"t5\", \"vocab_size\": 10, \"d_model\": 8, \"d_kv\": 2, \"d_ff\": 4, \"num_layers\": 1}", "num_heads")
+        try check("{\"model_type\": \"t5\", \"vocab_size\": 10, \"d_model\": \"8\", \"d_kv\": 2, \"d_ff\": 4, \"num_layers\": 1, \"num_heads\": 2}", "d_model")
+        try check("{\"model_type\": \"t5\", \"vocab_size\": 10, \"d_model\": 8, \"d_kv\": 2, \"d_ff\": 4, \"num_layers\": 1, \"num_heads\": 2, \"feed_forward_proj\": \"swish\"}", "feed_forward_proj")
+        try check("{\"model_type\": \"bert\"}", "model_type")
+        try check("{\"model_type\": \"gpt2\", \"vocab_size\": 10, \"n_embd\": 9, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 8}", "n_head")
+    }
+
+    func testHubIdResolutionInCache() throws {
+        let snap = "\(tmp)/hub/models--google--flan-t5-base/snapshots/abc123"
+        try FileManager.default.createDirectory(atPath: snap, withIntermediateDirectories: true)
+        try "{}".write(toFile: "\(snap)/config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(tmp)/hub/models--google--flan-t5-base/refs", withIntermediateDirectories: true)
+        try "abc123".write(toFile: "\(tmp)/hub/models--google--flan-t5-base/refs/main", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ModelFiles.resolve("google/flan-t5-base", environment: ["HF_HUB_CACHE": "\(tmp)/hub", "HOME": tmp]), snap)
+        XCTAssertEqual(try ModelFiles.resolve("google/flan-t5-base", environment: ["HF_HOME": tmp, "HOME": "/nonexistent"]), snap)
+        XCTAssertThrowsError(try ModelFiles.resolve("t5-large", environment: ["HF_HUB_CACHE": "\(tmp)/hub", "HOME": tmp])) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains("\(tmp)/hub/models--t5-large") && s.contains("HINT"), s)
+        }
+    }
+
+    /// Parameter totals from architecture configs alone (METHODS §5).
+    func testArchitectureParameterTotals() {
+        XCTAssertEqual(ModelConfig.t5(Architectures.t5Small).parameterCount, 60_506_624)
+        XCTAssertEqual(ModelConfig.t5(Architectures.t5Base).parameterCount, 222_903_552)
+        XCTAssertEqual(ModelConfig.t5(Architectures.t5Large).parameterCount, 737_668_096)
+        XCTAssertEqual(ModelConfig.t5(Architectures.flanT5Base).parameterCount, 247_577_856)
+        XCTAssertEqual(ModelConfig.gpt2(Architectures.gpt2Large).parameterCount, 774_030_080)
+    }
+
+    /// Hub gpt2 files have no `transformer.` prefix and carry attn.bias buffers: both load.
+    func testGPT2WithoutPrefixAndWithBuffers() throws {
+        let cfg = GPT2Config(vocabSize: 20, nEmbd: 8, nLayer: 1, nHead: 2, nPositions: 16)
+        let m = try GPT2Model.random(config: cfg, key: RNGKey(seed: 2))
+        var t: [String: Tensor] = [:]
+        for (n, x) in m.parameters { t[String(n.dropFirst("transformer.".count))] = x }
+        t["h.0.attn.bias"] = Tensor(zeros: [1, 1, 16, 16])
+        let dir = "\(tmp)/g"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try JSONEncoder().encode(cfg).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        try SafeTensorsFile.write(t, to: "\(dir)/model.safetensors")
+        let loaded = try GPT2Model.load(directory: dir)
+        XCTAssertEqual(loaded.prefix, "")
+        let a = try m.forward(inputIds: [1, 2, 3], attentionMask: [1, 1, 1], labels: [1, 2, 3], batch: 1)
+        let b = try loaded.forward(inputIds: [1, 2, 3], attentionMask: [1, 1, 1], labels: [1, 2, 3], batch: 1)
+        XCTAssertEqual(a.logits.array, b.logits.array)
+    }
+
+    /// The embedded backbone is a pure function of its seed: generating it twice gives identical files.
+    func testEmbeddedBackboneIsDeterministic() throws {
+        for name in EmbeddedBackbones.names {
+            try EmbeddedBackbones.write(name, to: "\(tmp)/\(name)-a")
+            try EmbeddedBackbones.write(name, to: "\(tmp)/\(name)-b")
+            for f in ["model.safetensors", "config.json", "tokenizer_config.json"] {
+                XCTAssertEqual(try SHA256.hex(file: "\(tmp)/\(name)-a/\(f)"), try SHA256.hex(file: "\(tmp)/\(name)-b/\(f)"), "\(name)/\(f)")
+            }
+            XCTAssertTrue(try Tokenizers.load(directory: "\(tmp)/\(name)-a") is ByteTokenizer)
+        }
+        let t5 = try T5Model.load(directory: "\(tmp)/t5-tiny-a")
+        let tok = try Tokenizers.load(directory: "\(tmp)/t5-tiny-a")
+        let ids = tok.encode("premise: it rains")
+        let out = try t5.forward(inputIds: ids, attentionMask: [Float](repeating: 1, count: ids.count),
+                                 labels: tok.encode("0"), batch: 1)
+        XCTAssertTrue(out.loss.scalar.isFinite)
+    }
+}
