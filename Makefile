@@ -9,7 +9,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 clean help
+.PHONY: all deps build test bench reproduce-table1 fetch-data manifests clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
 	@echo "make build              release build of $(BIN)"
+	@echo "make fetch-data [SOURCE=dir]  official archives (or a mirror) into data/, verified against Baselines/data.lock"
 
 # Installs the system packages that are missing (root, or sudo when available).
 deps:
@@ -46,6 +47,14 @@ reproduce-table1: build
 	@echo "reproduce-table1: the experiment harness (specs, store, sweeps) is not implemented yet;"
 	@echo "  the tensor core is. Tracked in the harness issue. Nothing was run." >&2
 	@exit 1
+
+# Official archives into data/, or SOURCE=<dir> to copy from a mirror; verified against Baselines/data.lock.
+fetch-data:
+	SOURCE="$(SOURCE)" bash scripts/fetch-data.sh
+
+# Few-shot manifests for the paper settings (k = 8/16/32 × seeds 1-3 × every task).
+manifests: build
+	$(BIN) sample --task all --k 8,16,32 --seeds 1,2,3 --data-dir $(if $(DATA),$(DATA),$(PROMPTREPRO_SHARED)/data)
 
 clean:
 	rm -rf .build

@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -28,12 +29,15 @@ let package = Package(
         .target(name: "Support", swiftSettings: fast),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
+        .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
+                resources: [.copy("Registry")], swiftSettings: fast),
         .executableTarget(
             name: "PromptReproCLI",
             dependencies: [
                 "Tensor",
                 "Models",
                 "Support",
+                "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast
@@ -41,6 +45,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Support
+import Tasks
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a predictions file with the task's official metrics (percent).",
+        discussion: """
+        Each line of PREDICTIONS is {"idx": <official idx; MultiRC {"paragraph","question","answer"}, ReCoRD {"passage","query"}>,
+        "prediction": "<decoded text>"}; every validation row needs exactly one line. Prints one JSON object.
+        """)
+    @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
+    @Option(help: "JSONL predictions file.") var predictions: String
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Template set the targets come from (dpt, dept, respt, lopt).") var templates: String = "dpt"
+
+    func run() throws {
+        let def = try TaskRegistry.definition(task)
+        guard let set = TemplateSet(rawValue: templates) else {
+            throw ValidationError("unknown template set '\(templates)'\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))")
+        }
+        let data = try DataLoader.load(def, split: .validation, dataDir: try DataFiles.directory(dataDir))
+        let scores = try Metrics.scoreFile(def, data: data, predictionsPath: predictions, set: set)
+        try writeJSON(scores, to: nil)
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw few-shot training samples and write manifests (identical for every method).")
+    @Option(help: "Comma-separated tasks, or `all`.") var task: String
+    @Option(help: "Comma-separated sample sizes.") var k: String = "8,16,32"
+    @Option(help: "Comma-separated seeds.") var seeds: String = "1,2,3"
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Output directory.") var out: String = "Baselines/manifests"
+
+    func run() throws {
+        let tasks = task == "all" ? TaskRegistry.names : task.split(separator: ",").map(String.init)
+        let ks = try k.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad k '\($0)'") }; return v }
+        let ss = try seeds.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad seed '\($0)'") }; return v }
+        let dir = try DataFiles.directory(dataDir)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for t in tasks {
+            let data = try DataLoader.load(try TaskRegistry.definition(t), split: .train, dataDir: dir)
+            for kk in ks {
+                for s in ss {
+                    let m = try FewShotSampler.sample(data, k: kk, seed: s)
+                    try m.encoded().write(to: URL(fileURLWithPath: "\(out)/\(m.fileName)"), options: .atomic)
+                    print("\(out)/\(m.fileName)  \(data.relativePath)\(data.isSubset ? " (subset of the official split)" : "")")
+                }
+            }
+        }
+    }
+}
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Pin and verify data files (Baselines/data.lock).",
+        subcommands: [Lock.self, Verify.self])
+
+    struct Lock: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print '<sha256>  <path>' for every data file (redirect into Baselines/data.lock).")
+        @Option(help: "Data directory.") var dataDir: String?
+        func run() throws {
+            let dir = try DataFiles.directory(dataDir)
+            print("# PromptRepro data lock: sha256 of every data file, relative to the data directory.")
+            print("# Made with `promptrepro data lock`; checked by runs (refused unless --allow-unpinned) and `make fetch-data`.")
+            for (rel, sha) in try DataFiles.hashes(under: dir) { print("\(sha)  \(rel)") }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check every pinned file present in the data directory; list missing ones.")
+        @Option(help: "Data directory.") var dataDir: String?
+        @Option(help: "Lock file.") var lock: String = "Baselines/data.lock"
+        func run() throws {
+            let dir = try DataFiles.directory(dataDir)
+            let l = try DataFiles.Lock.load(path: lock)
+            var bad = 0, missing = 0, ok = 0
+            for (rel, pin) in l.entries.sorted(by: { $0.key < $1.key }) {
+                let p = (dir as NSString).appendingPathComponent(rel)
+                guard FileManager.default.fileExists(atPath: p) else { print("missing   \(rel)"); missing += 1; continue }
+                let sha = try SHA256.hex(file: p)
+                if sha == pin { ok += 1 } else { print("MISMATCH  \(rel)  \(sha) (pinned \(pin))"); bad += 1 }
+            }
+            print("data verify: \(ok) ok, \(bad) mismatched, \(missing) missing (\(dir) against \(lock))")
+            if bad > 0 { throw ExitCode(1) }
+        }
+    }
+}

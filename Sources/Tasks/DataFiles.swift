@@ -1,0 +1,64 @@
+// Where data lives and whether it is the pinned data: --data-dir, PROMPTREPRO_DATA, or data/.
+// Baselines/data.lock lists "sha256  relative/path" per file; runs refuse files that differ
+// unless --allow-unpinned, and record the hashes they used.
+import Foundation
+import Support
+
+public enum DataFiles {
+    public static func directory(_ explicit: String?) throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        var looked: [String] = []
+        for (what, dir) in [("--data-dir", explicit), ("PROMPTREPRO_DATA", env["PROMPTREPRO_DATA"]), ("default", "data")] {
+            guard let dir else { continue }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue { return dir }
+            looked.append("\(what): \(dir)")
+            if what == "--data-dir" { break }
+        }
+        throw TaskError(file: looked.joined(separator: "; "),
+                        detail: "no data directory. Run `make fetch-data` (official archives) or `make fetch-data SOURCE=../shared/data`, set PROMPTREPRO_DATA, or pass --data-dir")
+    }
+
+    public struct Lock {
+        public var entries: [String: String]  // relative path → sha256
+
+        public static func load(path: String) throws -> Lock {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw TaskError(file: path, detail: "cannot read the data lock") }
+            var e: [String: String] = [:]
+            for (i, line) in text.split(separator: "\n").enumerated() {
+                let l = line.trimmingCharacters(in: .whitespaces)
+                if l.isEmpty || l.hasPrefix("#") { continue }
+                let parts = l.split(separator: " ", omittingEmptySubsequences: true)
+                guard parts.count == 2, parts[0].count == 64 else { throw TaskError(file: path, detail: "line \(i + 1): expected '<sha256>  <path>'") }
+                e[String(parts[1])] = String(parts[0])
+            }
+            return Lock(entries: e)
+        }
+
+        /// Throws unless `rel` is pinned and its hash matches (or `allowUnpinned`).
+        public func check(relativePath rel: String, sha256: String, allowUnpinned: Bool, lockPath: String) throws {
+            if allowUnpinned { return }
+            guard let pinned = entries[rel] else {
+                throw TaskError(file: rel, detail: "not pinned in \(lockPath); add it with `promptrepro data lock` or pass --allow-unpinned")
+            }
+            guard pinned == sha256 else {
+                throw TaskError(file: rel, detail: "sha256 \(sha256.prefix(16))… differs from the pin \(pinned.prefix(16))… in \(lockPath); restore the pinned file or pass --allow-unpinned")
+            }
+        }
+    }
+
+    /// Every regular file under `dir` (relative paths, sorted), with its sha256.
+    public static func hashes(under dir: String) throws -> [(String, String)] {
+        guard let en = FileManager.default.enumerator(atPath: dir) else { throw TaskError(file: dir, detail: "cannot list") }
+        var out: [(String, String)] = []
+        for case let rel as String in en {
+            var isDir: ObjCBool = false
+            let full = (dir as NSString).appendingPathComponent(rel)
+            if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue,
+               !rel.hasSuffix(".md"), !(rel as NSString).lastPathComponent.hasPrefix(".") {
+                out.append((rel, try SHA256.hex(file: full)))
+            }
+        }
+        return out.sorted { $0.0 < $1.0 }
+    }
+}

@@ -1,0 +1,84 @@
+// Few-shot sampler (METHODS §4.5): for (task, k, seed), a Philox Fisher–Yates permutation of the
+// raw training rows (WSC: its label-1 subset), first k kept. The permutation does not depend on k,
+// so the k = 8 sample is a prefix of the k = 16 and k = 32 samples of the same seed. Written as a
+// manifest that every method reads, so samples are identical across methods.
+import Foundation
+import Support
+import Tensor
+
+public struct Manifest: Codable, Equatable, Sendable {
+    public var task: String
+    public var k: Int
+    public var seed: Int
+    public var trainFile: String
+    public var trainSha256: String
+    public var trainRows: Int
+    public var subset: Bool
+    public var sampler: String
+    public var indices: [Int]
+
+    enum CodingKeys: String, CodingKey {
+        case task, k, seed, subset, sampler, indices
+        case trainFile = "train_file", trainSha256 = "train_sha256", trainRows = "train_rows"
+    }
+
+    public static let samplerID = "philox4x32-10 fisher-yates v1 (key: seed, stream: fewshot/<task>)"
+
+    public var fileName: String { "\(task)-k\(k)-s\(seed).json" }
+
+    /// Stable bytes: sorted keys, two-space indentation, indices on one line.
+    public func encoded() throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var text = String(decoding: try enc.encode(self), as: UTF8.self)
+        // Keep the index list on one line for readable diffs.
+        if let r = text.range(of: "\"indices\" : [") {
+            let close = text[r.upperBound...].firstIndex(of: "]")!
+            let inner = text[r.upperBound..<close].split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }).joined(separator: ", ")
+            text.replaceSubrange(r.lowerBound...close, with: "\"indices\" : [\(inner)]")
+        }
+        return Data((text + "\n").utf8)
+    }
+
+    public static func load(path: String) throws -> Manifest {
+        guard let d = FileManager.default.contents(atPath: path) else { throw TaskError(file: path, detail: "cannot read manifest") }
+        do { return try JSONDecoder().decode(Manifest.self, from: d) } catch {
+            throw TaskError(file: path, detail: "not a manifest: \(error)")
+        }
+    }
+
+    /// Refuses a manifest whose training file differs from the one it was drawn from.
+    public func verify(against data: TaskData, path: String) throws {
+        guard data.sha256 == trainSha256 else {
+            throw TaskError(file: path, detail: "train-file hash mismatch: manifest drew from \(trainFile) sha256 \(trainSha256.prefix(12))…, but \(data.relativePath) has \(data.sha256.prefix(12))…; re-run `promptrepro sample` or restore the pinned data")
+        }
+        if let bad = indices.first(where: { $0 < 0 || $0 >= data.rows.count }) {
+            throw TaskError(file: path, detail: "index \(bad) outside the \(data.rows.count) training rows")
+        }
+    }
+}
+
+public enum FewShotSampler {
+    /// Rows eligible for sampling (WSC: label-1 only, as DPT trains on).
+    public static func pool(_ data: TaskData) -> [Int] {
+        if data.definition.trainFilter == "label_true" {
+            return data.rows.indices.filter { i in
+                guard let l = data.rows[i].fields["label"], let lv = LabelValue(json: l) else { return false }
+                return lv == .bool(true) || lv == .int(1)
+            }
+        }
+        return Array(data.rows.indices)
+    }
+
+    public static func sample(_ data: TaskData, k: Int, seed: Int) throws -> Manifest {
+        let pool = pool(data)
+        guard k > 0, k <= pool.count else {
+            throw TaskError(file: data.path, detail: "cannot draw k = \(k) from \(pool.count) eligible training rows")
+        }
+        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
+        let perm = stream.permutation(pool.count)
+        return Manifest(task: data.definition.task, k: k, seed: seed, trainFile: data.relativePath, trainSha256: data.sha256,
+                        trainRows: data.rows.count, subset: data.isSubset, sampler: Manifest.samplerID,
+                        indices: perm.prefix(k).map { pool[$0] })
+    }
+}

@@ -1,0 +1,173 @@
+// Official metrics as DPT evaluates them (METHODS §4.4), in percent (0–100).
+import Foundation
+
+public enum Metrics {
+    /// Every metric the task declares, keyed as the papers name them.
+    public static func score(_ def: TaskDefinition, examples: [Example], predictions: [String]) -> [String: Double] {
+        precondition(examples.count == predictions.count, "one prediction per example")
+        let preds = predictions.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        var out: [String: Double] = [:]
+        switch def.reader {
+        case "superglue_multirc":
+            let (f1a, em) = multirc(examples, preds)
+            out["f1a"] = f1a
+            out["em"] = em
+        case "superglue_record":
+            let r = record(examples, preds)
+            out.merge(r) { a, _ in a }
+        default:
+            if def.task == "wsc" {
+                let (all, l1) = wsc(examples, preds)
+                out["accuracy"] = all
+                out["accuracy_label1"] = l1
+            } else {
+                out["accuracy"] = accuracy(examples.map(\.target), preds)
+                if def.metrics.contains("macro_f1") {
+                    out["macro_f1"] = macroF1(examples.map(\.target), preds, classes: (0..<(def.labels?.count ?? 0)).map { "\($0)" })
+                }
+            }
+        }
+        return out
+    }
+
+    /// 100 · mean(prediction == target) (exact string match; invalid outputs are wrong).
+    public static func accuracy(_ targets: [String], _ preds: [String]) -> Double {
+        guard !targets.isEmpty else { return 0 }
+        return 100 * Double(zip(targets, preds).filter { $0 == $1 }.count) / Double(targets.count)
+    }
+
+    /// Macro-F1 over the given classes; a prediction outside them is a miss for its gold class.
+    public static func macroF1(_ targets: [String], _ preds: [String], classes: [String]) -> Double {
+        guard !classes.isEmpty else { return 0 }
+        var total = 0.0
+        for c in classes {
+            var tp = 0, fp = 0, fn = 0
+            for (t, p) in zip(targets, preds) {
+                if p == c && t == c { tp += 1 } else if p == c { fp += 1 } else if t == c { fn += 1 }
+            }
+            total += tp == 0 ? 0 : 2 * Double(tp) / Double(2 * tp + fp + fn)
+        }
+        return 100 * total / Double(classes.count)
+    }
+
+    /// MultiRC: F1a = binary F1 of class "1" over all answer rows, a prediction ∉ {"0","1"} replaced
+    /// by the opposite of the gold label; EM = % of question groups with every row correct.
+    public static func multirc(_ ex: [Example], _ preds: [String]) -> (Double, Double) {
+        var tp = 0, fp = 0, fn = 0
+        var groupOK: [String: Bool] = [:]
+        var order: [String] = []
+        for (e, p) in zip(ex, preds) {
+            let gold = e.target
+            let pred = (p == "0" || p == "1") ? p : (gold == "1" ? "0" : "1")
+            if pred == "1" && gold == "1" { tp += 1 } else if pred == "1" { fp += 1 } else if gold == "1" { fn += 1 }
+            let g = e.group ?? "\(e.id)"
+            if groupOK[g] == nil { order.append(g); groupOK[g] = true }
+            if p != gold { groupOK[g] = false }
+        }
+        let f1 = tp == 0 ? 0 : 2 * Double(tp) / Double(2 * tp + fp + fn)
+        let em = order.isEmpty ? 0 : Double(order.filter { groupOK[$0]! }.count) / Double(order.count)
+        return (100 * f1, 100 * em)
+    }
+
+    /// SQuAD normalisation: lowercase, drop punctuation, drop articles, collapse whitespace.
+    public static func squadNormalize(_ s: String) -> String {
+        let punct = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+        let lower = String(s.lowercased().filter { !punct.contains($0) })
+        let re = try! NSRegularExpression(pattern: "\\b(a|an|the)\\b")
+        let noArticles = re.stringByReplacingMatches(in: lower, range: NSRange(lower.startIndex..., in: lower), withTemplate: " ")
+        return noArticles.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+    }
+
+    /// Token F1 with multiset overlap (0 when nothing overlaps).
+    public static func tokenF1(_ pred: String, _ gold: String) -> Double {
+        let p = squadNormalize(pred).split(separator: " ").map(String.init)
+        let g = squadNormalize(gold).split(separator: " ").map(String.init)
+        var counts: [String: Int] = [:]
+        for t in g { counts[t, default: 0] += 1 }
+        var common = 0
+        for t in p where (counts[t] ?? 0) > 0 { common += 1; counts[t]! -= 1 }
+        if common == 0 { return 0 }
+        let precision = Double(common) / Double(p.count), recall = Double(common) / Double(g.count)
+        return 2 * precision * recall / (precision + recall)
+    }
+
+    /// ReCoRD EM/F1 (max over gold answers), per query and per row (each query weighted by its
+    /// number of answers, as DPT's duplicated validation rows weigh it).
+    public static func record(_ ex: [Example], _ preds: [String]) -> [String: Double] {
+        var em = 0.0, f1 = 0.0, emRow = 0.0, f1Row = 0.0, rows = 0.0
+        for (e, p) in zip(ex, preds) {
+            let golds = e.answers.isEmpty ? ["<unk>"] : e.answers
+            let qEM = golds.map { squadNormalize(p) == squadNormalize($0) ? 1.0 : 0.0 }.max()!
+            let qF1 = golds.map { tokenF1(p, $0) }.max()!
+            let w = Double(max(1, e.answers.count))
+            em += qEM; f1 += qF1
+            emRow += w * qEM; f1Row += w * qF1; rows += w
+        }
+        let n = Double(max(ex.count, 1))
+        return ["em": 100 * em / n, "f1": 100 * f1 / n, "em_per_row": 100 * emRow / max(rows, 1), "f1_per_row": 100 * f1Row / max(rows, 1)]
+    }
+
+    static let determiners: Set<String> = ["a", "an", "few", "her", "his", "each", "every", "many", "much", "my", "our", "some",
+                                           "that", "the", "their", "these", "this", "those", "which", "whose", "your"]
+
+    /// T5 `wsc_simple`: −1 for an empty prediction, 0 if exactly one side has an apostrophe,
+    /// else 1 iff one word set contains the other (words split on single spaces, determiners dropped).
+    public static func wscSimple(prediction: String, referent: String) -> Int {
+        func clean(_ s: String) -> String {
+            s.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                .split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+                .filter { !determiners.contains($0) }.joined(separator: " ")
+        }
+        let p = clean(prediction)
+        if p.isEmpty { return -1 }
+        let r = clean(referent)
+        if p.contains("'") != r.contains("'") { return 0 }
+        let pw = Set(p.split(separator: " ", omittingEmptySubsequences: false).map(String.init))
+        let rw = Set(r.split(separator: " ", omittingEmptySubsequences: false).map(String.init))
+        return (pw.isSubset(of: rw) || rw.isSubset(of: pw)) ? 1 : 0
+    }
+
+    /// WSC over all rows (correct iff wsc_simple flag == label) and over label-1 rows (flag == 1).
+    public static func wsc(_ ex: [Example], _ preds: [String]) -> (Double, Double) {
+        var correct = 0, l1 = 0, l1Correct = 0
+        for (e, p) in zip(ex, preds) {
+            let flag = wscSimple(prediction: p, referent: e.referent ?? "")
+            if flag == (e.label ?? 0) { correct += 1 }
+            if e.label == 1 { l1 += 1; if flag == 1 { l1Correct += 1 } }
+        }
+        return (100 * Double(correct) / Double(max(ex.count, 1)), 100 * Double(l1Correct) / Double(max(l1, 1)))
+    }
+
+    /// Scores a predictions file (JSONL of {"idx", "prediction"}) against the validation split.
+    public static func scoreFile(_ def: TaskDefinition, data: TaskData, predictionsPath: String, set: TemplateSet = .dpt) throws -> [String: Double] {
+        guard let raw = FileManager.default.contents(atPath: predictionsPath) else {
+            throw TaskError(file: predictionsPath, detail: "cannot read")
+        }
+        let examples = try Templates.examples(data, set: set, training: false)
+        var byID: [RowID: String] = [:]
+        for (i, line) in String(decoding: raw, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            if l.isEmpty { continue }
+            guard let o = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else {
+                throw TaskError(file: predictionsPath, detail: "line \(i + 1): not a JSON object")
+            }
+            guard let idxAny = o["idx"], let id = RowID(json: idxAny) else {
+                throw TaskError(file: predictionsPath, detail: "line \(i + 1): missing or malformed 'idx'")
+            }
+            guard let pred = o["prediction"] as? String else {
+                throw TaskError(file: predictionsPath, detail: "line \(i + 1): 'prediction' must be a string")
+            }
+            if byID[id] != nil { throw TaskError(file: predictionsPath, detail: "line \(i + 1): duplicate idx \(id)") }
+            byID[id] = pred
+        }
+        let known = Set(examples.map(\.id))
+        if let extra = byID.keys.first(where: { !known.contains($0) }) {
+            throw TaskError(file: predictionsPath, detail: "idx \(extra) is not in \(data.relativePath)")
+        }
+        let missing = examples.filter { byID[$0.id] == nil }
+        if !missing.isEmpty {
+            throw TaskError(file: predictionsPath, detail: "\(missing.count) of \(examples.count) validation rows have no prediction (first: idx \(missing[0].id))")
+        }
+        return score(def, examples: examples, predictions: examples.map { byID[$0.id]! })
+    }
+}

@@ -1,0 +1,143 @@
+// Task registry as data (house style §5): one YAML file per task under Registry/, decoded into
+// `TaskDefinition`. Bump a task's `version` whenever a change can move a score.
+import Foundation
+import Yams
+
+public enum TemplateSet: String, CaseIterable, Codable, Sendable {
+    case dpt, dept, respt, lopt
+}
+
+/// A raw label value as it appears in the data (bool, int or string).
+public enum LabelValue: Codable, Hashable, CustomStringConvertible, Sendable {
+    case bool(Bool), int(Int), string(String)
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
+        if let i = try? c.decode(Int.self) { self = .int(i); return }
+        self = .string(try c.decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .bool(let b): try c.encode(b)
+        case .int(let i): try c.encode(i)
+        case .string(let s): try c.encode(s)
+        }
+    }
+
+    /// From a JSON value (bools are NSNumbers on Linux: check the type first).
+    init?(json v: Any) {
+        if let s = v as? String { self = .string(s); return }
+        if let n = v as? NSNumber {
+            if String(describing: type(of: v)).contains("Boolean") { self = .bool(n.boolValue) } else { self = .int(n.intValue) }
+            return
+        }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .bool(let b): return "\(b)"
+        case .int(let i): return "\(i)"
+        case .string(let s): return s
+        }
+    }
+}
+
+public struct TemplateSpec: Codable, Sendable {
+    public var source: String
+    public var target: String
+    /// Verbalizer words by label index, for `{label_word}` (ResPT word labels, LoPT/PEZ verbalizer).
+    public var words: [String]?
+}
+
+public struct TaskDefinition: Codable, Sendable {
+    public struct Files: Codable, Sendable {
+        public var train: [String]
+        public var validation: [String]
+        public var fewglue: String?
+    }
+
+    public var task: String
+    public var version: Int
+    public var reader: String
+    public var preprocess: [String]?
+    public var trainFilter: String?
+    public var files: Files
+    public var labels: [LabelValue]?
+    public var templates: [String: TemplateSpec]
+    public var maxSourceLength: Int
+    public var maxTargetLength: Int
+    public var metrics: [String]
+    public var selectionMetric: String
+
+    enum CodingKeys: String, CodingKey {
+        case task, version, reader, preprocess, files, labels, templates, metrics
+        case trainFilter = "train_filter", maxSourceLength = "max_source_length"
+        case maxTargetLength = "max_target_length", selectionMetric = "selection_metric"
+    }
+
+    public func template(_ set: TemplateSet) throws -> TemplateSpec {
+        guard let t = templates[set.rawValue] else {
+            throw TaskError(file: "Registry/\(task).yaml", detail: "no '\(set.rawValue)' template (have: \(templates.keys.sorted().joined(separator: ", ")))")
+        }
+        return t
+    }
+}
+
+public struct TaskError: Error, CustomStringConvertible {
+    public let file: String
+    public let detail: String
+    public init(file: String, detail: String) {
+        self.file = file
+        self.detail = detail
+    }
+    public var description: String { "\(file): \(detail)" }
+}
+
+public enum TaskRegistry {
+    /// Task names in paper order.
+    public static let names = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "sst2", "agnews"]
+    public static let superGLUE = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc"]
+
+    nonisolated(unsafe) static var cache: [String: TaskDefinition] = [:]
+
+    public static func definition(_ name: String) throws -> TaskDefinition {
+        if let d = cache[name] { return d }
+        guard names.contains(name) else {
+            throw TaskError(file: "task '\(name)'", detail: "unknown task\(didYouMean(name, names)); known: \(names.joined(separator: ", "))")
+        }
+        guard let url = Bundle.module.url(forResource: name, withExtension: "yaml", subdirectory: "Registry")
+                ?? Bundle.module.url(forResource: name, withExtension: "yaml") else {
+            throw TaskError(file: "Registry/\(name).yaml", detail: "missing from the Tasks resource bundle")
+        }
+        let text = try String(contentsOf: url, encoding: .utf8)
+        do {
+            let d = try YAMLDecoder().decode(TaskDefinition.self, from: text)
+            cache[name] = d
+            return d
+        } catch {
+            throw TaskError(file: url.path, detail: "invalid task definition: \(error)")
+        }
+    }
+}
+
+/// " (did you mean 'x'?)" for the closest candidate by edit distance, or "".
+public func didYouMean(_ s: String, _ candidates: [String]) -> String {
+    func dist(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var prev = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var cur = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return a.isEmpty ? b.count : prev[b.count]
+    }
+    guard let best = candidates.min(by: { dist(s, $0) < dist(s, $1) }), dist(s, best) <= max(2, s.count / 3) else { return "" }
+    return " (did you mean '\(best)'?)"
+}

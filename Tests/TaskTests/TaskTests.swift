@@ -1,0 +1,225 @@
+import Foundation
+import Support
+import Tasks
+import XCTest
+
+func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    let candidates = [env["PROMPTREPRO_SHARED"], URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared").standardized.path].compactMap { $0 }
+    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
+    if env["CI"] == "true" { XCTFail("shared data not found at \(candidates); CI must have ../shared", file: file, line: line) }
+    throw XCTSkip("shared data not found")
+}
+
+final class ReaderTests: XCTestCase {
+    /// Row counts of the files present in shared/data against the official sizes (SOURCES.md).
+    func testOfficialRowCounts() throws {
+        let dir = try sharedData()
+        let expected: [(String, Split, Int)] = [
+            ("boolq", .validation, 3270), ("cb", .train, 250), ("cb", .validation, 56), ("copa", .train, 400),
+            ("copa", .validation, 100), ("multirc", .train, 27243), ("multirc", .validation, 4848), ("rte", .train, 2490),
+            ("rte", .validation, 277), ("wic", .train, 5428), ("wic", .validation, 638), ("wsc", .train, 554),
+            ("wsc", .validation, 104), ("sst2", .train, 67349), ("sst2", .validation, 872), ("agnews", .validation, 7600),
+        ]
+        for (task, split, n) in expected {
+            let d = try DataLoader.load(try TaskRegistry.definition(task), split: split, dataDir: dir)
+            XCTAssertEqual(d.rows.count, n, "\(task) \(split)")
+            XCTAssertFalse(d.isSubset, "\(task) \(split)")
+        }
+        // Subset files stand in for missing official splits, and say so.
+        let boolqTrain = try DataLoader.load(try TaskRegistry.definition("boolq"), split: .train, dataDir: dir)
+        XCTAssertTrue(boolqTrain.isSubset)
+        XCTAssertEqual(boolqTrain.rows.count, 41)
+        let recordVal = try DataLoader.load(try TaskRegistry.definition("record"), split: .validation, dataDir: dir)
+        XCTAssertEqual(recordVal.rows.count, 11)  // 5 passages, 11 queries
+        XCTAssertEqual(Set(FewShotSampler.pool(try DataLoader.load(try TaskRegistry.definition("wsc"), split: .train, dataDir: dir))).count, 259)
+    }
+
+    func testMissingSplitAndBadLinesNameTheFile() throws {
+        let tmp = NSTemporaryDirectory() + "tasks-\(getpid())"
+        try FileManager.default.createDirectory(atPath: "\(tmp)/superglue/cb", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        XCTAssertThrowsError(try DataLoader.load(try TaskRegistry.definition("cb"), split: .train, dataDir: tmp)) { e in
+            XCTAssertTrue("\(e)".contains("superglue/cb/train.jsonl") && "\(e)".contains("fetch-data"), "\(e)")
+        }
+        try "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"entailment\", \"idx\": 0}\n{broken\n"
+            .write(toFile: "\(tmp)/superglue/cb/train.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try DataLoader.load(try TaskRegistry.definition("cb"), split: .train, dataDir: tmp)) { e in
+            XCTAssertTrue("\(e)".contains("train.jsonl") && "\(e)".contains("line 2"), "\(e)")
+        }
+        XCTAssertThrowsError(try TaskRegistry.definition("rtee")) { e in XCTAssertTrue("\(e)".contains("did you mean 'rte'"), "\(e)") }
+    }
+}
+
+final class TemplateTests: XCTestCase {
+    func first(_ task: String, training: Bool = false, set: TemplateSet = .dpt) throws -> Example {
+        let d = try DataLoader.load(try TaskRegistry.definition(task), split: .validation, dataDir: try sharedData())
+        return try Templates.examples(d, set: set, training: training)[0]
+    }
+
+    /// The first validation row of each task rendered with the DPT-code templates of METHODS §4.1.
+    func testDPTTemplatesOnRealRows() throws {
+        let cb = try first("cb")
+        XCTAssertEqual(cb.source, "premise: Valence the void-brain, Valence the virtuous valet. Why couldn't the figger choose his own portion of titanic anatomy to shaft? Did he think he was helping? hypothesis: Valence was helping")
+        XCTAssertEqual(cb.target, "1")  // contradiction
+        let copa = try first("copa")
+        XCTAssertEqual(copa.source, "premise: The man turned on the faucet. choice1: The toilet filled with water. choice2: Water flowed from the spout.")
+        XCTAssertEqual(copa.target, "1")
+        let rte = try first("rte")
+        XCTAssertEqual(rte.source, "sentence1: Dana Reeve, the widow of the actor Christopher Reeve, has died of lung cancer at age 44, according to the Christopher Reeve Foundation. sentence2: Christopher Reeve had an accident.")
+        XCTAssertEqual(rte.target, "1")  // not_entailment
+        let wic = try first("wic")
+        XCTAssertEqual(wic.source, "sentence1: An emerging professional class. sentence2: Apologizing for losing your temper, even though you were badly provoked, showed real class. word: class")
+        XCTAssertEqual(wic.target, "0")
+        let wsc = try first("wsc")
+        XCTAssertEqual(wsc.source, "Bernard , who had not told the government official that he was less than 21 when he filed for a homestead claim, did not consider that he had done anything dishonest. Still, anyone who knew that he was 19 years old could take his claim away from * him * .")
+        XCTAssertEqual(wsc.target, "anyone")
+        XCTAssertEqual(wsc.label, 0)
+        let boolq = try first("boolq")
+        XCTAssertTrue(boolq.source.hasPrefix("question: does ethanol take more energy make that produces passage: Ethanol fuel -- All biomass"), boolq.source)
+        let mrc = try first("multirc")
+        XCTAssertTrue(mrc.source.hasPrefix("question: Would the mass of a baseball affect how much force you have to use to pick it up? answer: No paragraph: What causes a change in motion?"), mrc.source)
+        XCTAssertEqual(mrc.target, "0")
+        XCTAssertEqual(mrc.group, "0-0")
+        let rec = try first("record")
+        XCTAssertTrue(rec.source.hasPrefix("superglue-record record query: On October 10, acclaimed comedian and star of the summer box office hit Trainwreck Amy Schumer will make her SNL debut, followed by @placeholder a week later. entities: Amy Schumer, James, Jimmy Mack, McNair, Miley Cyrus, Morgan, NBC, New Jersey, New Jersey Turnpike, Night Live, SNL, Season 41, Tracy Morgan, Twitter passage: Tracy Morgan hasn't appeared"), rec.source)
+        XCTAssertFalse(rec.source.contains("@highlight"))
+        XCTAssertEqual(rec.answers, ["Morgan", "Tracy Morgan"])
+        let sst = try first("sst2")
+        XCTAssertEqual(sst.source, "sentence: it 's a charming and often affecting journey .")
+        XCTAssertEqual(sst.target, "1")
+    }
+
+    func testTrainingExpansionAndFilters() throws {
+        let dir = try sharedData()
+        let rec = try DataLoader.load(try TaskRegistry.definition("record"), split: .validation, dataDir: dir)
+        let train = try Templates.examples(rec, set: .dpt, training: true, rows: [0])
+        XCTAssertEqual(train.map(\.target), ["Morgan", "Tracy Morgan"])  // one row per gold answer
+        let wsc = try DataLoader.load(try TaskRegistry.definition("wsc"), split: .validation, dataDir: dir)
+        XCTAssertEqual(try Templates.examples(wsc, set: .dpt, training: true).count, 38)   // label-1 only
+        XCTAssertEqual(try Templates.examples(wsc, set: .dpt, training: false).count, 104)
+        let sst = try DataLoader.load(try TaskRegistry.definition("sst2"), split: .validation, dataDir: dir)
+        let lopt = try Templates.examples(sst, set: .lopt, training: false, rows: [0])[0]
+        XCTAssertEqual(lopt.source, "it 's a charming and often affecting journey .. It was")
+        XCTAssertEqual(lopt.target, "positive")
+    }
+}
+
+final class MetricTests: XCTestCase {
+    func ex(_ target: String, label: Int? = nil, group: String? = nil, referent: String? = nil, answers: [String]? = nil, id: Int = 0) -> Example {
+        Example(id: .index(id), row: id, source: "", target: target, answers: answers ?? [target], label: label, group: group, referent: referent)
+    }
+
+    func testAccuracyAndMacroF1ByHand() {
+        XCTAssertEqual(Metrics.accuracy(["0", "1", "2", "1"], ["0", "1", "1", "banana"]), 50)
+        // Class 0: tp1 → F1 1; class 1: tp1 fp1 fn1 → 2/4 = 0.5; class 2: tp0 → 0. Macro = 1.5/3 = 50 %.
+        XCTAssertEqual(Metrics.macroF1(["0", "1", "2", "1"], ["0", "1", "1", "banana"], classes: ["0", "1", "2"]), 50, accuracy: 1e-9)
+    }
+
+    func testMultiRCByHand() {
+        // Group A: rows (1,1) (0,0) all correct; group B: (1,0) wrong, (0,"x") invalid → counts as wrong.
+        let e = [ex("1", group: "A"), ex("0", group: "A"), ex("1", group: "B"), ex("0", group: "B")]
+        let (f1a, em) = Metrics.multirc(e, ["1", "0", "0", "x"])
+        // Invalid "x" with gold 0 becomes "1": tp 1, fp 1, fn 1 → F1 = 2/4 = 50 %.
+        XCTAssertEqual(f1a, 50, accuracy: 1e-9)
+        XCTAssertEqual(em, 50, accuracy: 1e-9)
+    }
+
+    func testReCoRDByHand() {
+        XCTAssertEqual(Metrics.squadNormalize("The  U.S. Army's"), "us armys")
+        XCTAssertEqual(Metrics.tokenF1("Tracy Morgan show", "Morgan"), 0.5, accuracy: 1e-12)  // P 1/3, R 1 → 0.5
+        let e = [ex("", answers: ["Morgan", "Tracy Morgan"]), ex("", answers: ["NBC"], id: 1)]
+        let r = Metrics.record(e, ["the Morgan", "CBS"])
+        XCTAssertEqual(r["em"]!, 50, accuracy: 1e-9)
+        XCTAssertEqual(r["f1"]!, 50, accuracy: 1e-9)
+        XCTAssertEqual(r["em_per_row"]!, 100 * 2.0 / 3.0, accuracy: 1e-9)  // first query weighs 2 rows
+    }
+
+    func testWSCRuleByHand() {
+        XCTAssertEqual(Metrics.wscSimple(prediction: "the dog", referent: "The big dog"), 1)
+        XCTAssertEqual(Metrics.wscSimple(prediction: "Mr. Moncrieff", referent: "Mr. Moncrieff's son"), 0)  // apostrophe on one side
+        XCTAssertEqual(Metrics.wscSimple(prediction: "  ", referent: "dog"), -1)
+        XCTAssertEqual(Metrics.wscSimple(prediction: "cat", referent: "dog"), 0)
+        let e = [ex("dog", label: 1, referent: "dog"), ex("cat", label: 0, referent: "cat"), ex("man", label: 1, referent: "the man")]
+        let (all, l1) = Metrics.wsc(e, ["the dog", "cat", ""])
+        XCTAssertEqual(all, 100.0 / 3.0, accuracy: 1e-9)  // row 1 ok; row 2 flag 1 ≠ label 0; row 3 empty
+        XCTAssertEqual(l1, 50, accuracy: 1e-9)
+    }
+
+    func testScoreFileChecksIdx() throws {
+        let dir = try sharedData()
+        let def = try TaskRegistry.definition("cb")
+        let data = try DataLoader.load(def, split: .validation, dataDir: dir)
+        let tmp = NSTemporaryDirectory() + "preds-\(getpid()).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let ex = try Templates.examples(data, set: .dpt, training: false)
+        var lines = ex.map { "{\"idx\": \($0.id), \"prediction\": \"\($0.target)\"}" }
+        try lines.joined(separator: "\n").write(toFile: tmp, atomically: true, encoding: .utf8)
+        let s = try Metrics.scoreFile(def, data: data, predictionsPath: tmp)
+        XCTAssertEqual(s["accuracy"], 100)
+        XCTAssertEqual(s["macro_f1"], 100)
+        lines.append(lines[0])
+        try lines.joined(separator: "\n").write(toFile: tmp, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Metrics.scoreFile(def, data: data, predictionsPath: tmp)) { XCTAssertTrue("\($0)".contains("duplicate")) }
+        try lines.dropFirst(2).joined(separator: "\n").write(toFile: tmp, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Metrics.scoreFile(def, data: data, predictionsPath: tmp)) { XCTAssertTrue("\($0)".contains("no prediction")) }
+    }
+}
+
+final class SamplerTests: XCTestCase {
+    func testDeterministicNestedAndStable() throws {
+        let data = try DataLoader.load(try TaskRegistry.definition("rte"), split: .train, dataDir: try sharedData())
+        let a = try FewShotSampler.sample(data, k: 16, seed: 2), b = try FewShotSampler.sample(data, k: 16, seed: 2)
+        XCTAssertEqual(try a.encoded(), try b.encoded())
+        let k8 = try FewShotSampler.sample(data, k: 8, seed: 2)
+        XCTAssertEqual(Array(a.indices.prefix(8)), k8.indices)   // nested across k
+        XCTAssertNotEqual(try FewShotSampler.sample(data, k: 16, seed: 3).indices, a.indices)
+        XCTAssertEqual(Set(a.indices).count, 16)
+        let round = try JSONDecoder().decode(Manifest.self, from: try a.encoded())
+        XCTAssertEqual(round, a)
+        var bad = a
+        bad.trainSha256 = String(repeating: "0", count: 64)
+        XCTAssertThrowsError(try bad.verify(against: data, path: "m.json")) { XCTAssertTrue("\($0)".contains("hash mismatch")) }
+    }
+
+    func testWSCSamplesOnlyLabelOne() throws {
+        let data = try DataLoader.load(try TaskRegistry.definition("wsc"), split: .train, dataDir: try sharedData())
+        let m = try FewShotSampler.sample(data, k: 32, seed: 1)
+        for i in m.indices { XCTAssertEqual(data.rows[i].fields["label"] as? Bool, true) }
+    }
+}
+
+/// The committed manifests are exactly what the sampler draws now (byte-stable), and cover every
+/// paper setting: k = 8/16/32 × seeds 1–3 × all tasks.
+final class CommittedManifestTests: XCTestCase {
+    func testManifestsAreCompleteAndByteStable() throws {
+        let dir = try sharedData()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Baselines/manifests").standardized.path
+        for task in TaskRegistry.names {
+            let data = try DataLoader.load(try TaskRegistry.definition(task), split: .train, dataDir: dir)
+            for k in [8, 16, 32] {
+                for seed in 1...3 {
+                    let m = try FewShotSampler.sample(data, k: k, seed: seed)
+                    let path = "\(root)/\(m.fileName)"
+                    let committed = try Data(contentsOf: URL(fileURLWithPath: path))
+                    XCTAssertEqual(committed, try m.encoded(), "\(path) differs from a fresh draw")
+                    try Manifest.load(path: path).verify(against: data, path: path)
+                }
+            }
+        }
+    }
+
+    func testDataLockMatchesSharedData() throws {
+        let dir = try sharedData()
+        let lockPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Baselines/data.lock").standardized.path
+        let lock = try DataFiles.Lock.load(path: lockPath)
+        XCTAssertGreaterThan(lock.entries.count, 30)
+        for (rel, sha) in lock.entries {
+            try lock.check(relativePath: rel, sha256: try SHA256.hex(file: "\(dir)/\(rel)"), allowUnpinned: false, lockPath: lockPath)
+            XCTAssertEqual(sha.count, 64)
+        }
+        XCTAssertThrowsError(try lock.check(relativePath: "superglue/cb/val.jsonl", sha256: String(repeating: "1", count: 64), allowUnpinned: false, lockPath: lockPath))
+        XCTAssertNoThrow(try lock.check(relativePath: "x/y.jsonl", sha256: "", allowUnpinned: true, lockPath: lockPath))
+    }
+}
