@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "Support", swiftSettings: fast),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
+        .target(name: "Methods", dependencies: ["Models", "Tensor"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),
         .executableTarget(
@@ -38,6 +40,8 @@ let package = Package(
                 "Models",
                 "Support",
                 "Tasks",
+                "Methods",
+                "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast
@@ -46,6 +50,8 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

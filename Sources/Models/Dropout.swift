@@ -33,3 +33,8 @@ public final class DropoutContext {
         return AttentionOptions(scale: scale, causal: causal, queryOffset: queryOffset, dropout: training ? p : 0, key: k)
     }
 }
+
+/// An additive update on a linear layer's output (LoRA): y = x·Wᵀ + delta(x).
+public protocol LinearAdapter: AnyObject {
+    func delta(_ x: Tensor, drop: DropoutContext) throws -> Tensor
+}

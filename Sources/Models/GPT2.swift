@@ -13,6 +13,8 @@ public final class GPT2Model {
     let blocks: [Block]
     let lnF: (Tensor, Tensor)
     public let parameters: [(name: String, tensor: Tensor)]
+    /// Adapters (LoRA) on Conv1D weights, keyed by the weight's HF name.
+    public var adapters: [String: LinearAdapter] = [:]
 
     struct Block {
         let ln1: (Tensor, Tensor), attnW: Tensor, attnB: Tensor, projW: Tensor, projB: Tensor
@@ -106,6 +108,12 @@ public final class GPT2Model {
     }
 
     /// Hidden states (B, S, d) after ln_f for concat(prompt, wte[ids]) with positions 0..S−1.
+    func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor, _ drop: DropoutContext) throws -> Tensor {
+        let y = try linear(x, w, bias: b, layout: .inOut)
+        guard let a = adapters[w.name] else { return y }
+        return try add(y, a.delta(x, drop: drop))
+    }
+
     public func hidden(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?, drop: DropoutContext) throws -> Tensor {
         let L = inputIds.count / batch, d = config.nEmbd
         let n = prompt?.shape[0] ?? 0, S = n + L
@@ -130,16 +138,16 @@ public final class GPT2Model {
         let act: (Tensor) -> Tensor = config.activationFunction == "relu" ? relu : geluNew
         for blk in blocks {
             let a = try layerNorm(h, weight: blk.ln1.0, bias: blk.ln1.1, eps: config.eps)
-            let qkv = try linear(a, blk.attnW, bias: blk.attnB, layout: .inOut)        // (B, S, 3d)
+            let qkv = try conv(a, blk.attnW, blk.attnB, drop)                         // (B, S, 3d)
             let q = try narrow(qkv, axis: 2, start: 0, length: d)
             let k = try narrow(qkv, axis: 2, start: d, length: d)
             let v = try narrow(qkv, axis: 2, start: 2 * d, length: d)
             let ctx = try attention(q: q, k: k, v: v, heads: config.nHead, keyMask: mask,
                                     options: drop.attention(scale: scaleQK, causal: true))
-            h = try add(h, drop.apply(try linear(ctx, blk.projW, bias: blk.projB, layout: .inOut)))
+            h = try add(h, drop.apply(try conv(ctx, blk.projW, blk.projB, drop)))
             let m2 = try layerNorm(h, weight: blk.ln2.0, bias: blk.ln2.1, eps: config.eps)
-            let f = act(try linear(m2, blk.fcW, bias: blk.fcB, layout: .inOut))        // (B, S, F)
-            h = try add(h, drop.apply(try linear(f, blk.fcProjW, bias: blk.fcProjB, layout: .inOut)))
+            let f = act(try conv(m2, blk.fcW, blk.fcB, drop))                         // (B, S, F)
+            h = try add(h, drop.apply(try conv(f, blk.fcProjW, blk.fcProjB, drop)))
         }
         return try layerNorm(h, weight: lnF.0, bias: lnF.1, eps: config.eps)
     }

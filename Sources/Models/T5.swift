@@ -17,6 +17,8 @@ public final class T5Model {
     let encoderFinal: Tensor, decoderFinal: Tensor
     /// Every distinct parameter under its Hugging Face name.
     public let parameters: [(name: String, tensor: Tensor)]
+    /// Adapters (LoRA) on linear weights, keyed by the weight's HF name.
+    public var adapters: [String: LinearAdapter] = [:]
 
     struct Attn { let q, k, v, o: Tensor }
     struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
@@ -210,22 +212,29 @@ public final class T5Model {
 
     // MARK: layers
 
+    /// x·Wᵀ, plus the adapter's update when one is attached to W.
+    func lin(_ x: Tensor, _ w: Tensor, _ drop: DropoutContext) throws -> Tensor {
+        let y = try linear(x, w)
+        guard let a = adapters[w.name] else { return y }
+        return try add(y, a.delta(x, drop: drop))
+    }
+
     func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
-        let q = try linear(x, a.q), k = try linear(x, a.k), v = try linear(x, a.v)  // (B, T, I)
+        let q = try lin(x, a.q, drop), k = try lin(x, a.k, drop), v = try lin(x, a.v, drop)  // (B, T, I)
         let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask,
                                 options: drop.attention(causal: causal))
-        return try linear(ctx, a.o)                                                   // (B, T, d)
+        return try lin(ctx, a.o, drop)                                                // (B, T, d)
     }
 
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {
         let act: (Tensor) -> Tensor = config.activation == "relu" ? relu : geluNew
         let h: Tensor
         if let wi = f.wi {
-            h = act(try linear(x, wi))                                                // (B, T, F)
+            h = act(try lin(x, wi, drop))                                             // (B, T, F)
         } else {
-            h = try mul(act(try linear(x, f.wi0!)), try linear(x, f.wi1!))
+            h = try mul(act(try lin(x, f.wi0!, drop)), try lin(x, f.wi1!, drop))
         }
-        return try linear(drop.apply(h), f.wo)                                        // (B, T, d)
+        return try lin(drop.apply(h), f.wo, drop)                                     // (B, T, d)
     }
 
     // MARK: forward
@@ -261,9 +270,9 @@ public final class T5Model {
             h = try add(h, drop.apply(a))
             let x = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
             let ca = blk.crossAttn!
-            let ctx = try attention(q: try linear(x, ca.q), k: try linear(encoder, ca.k), v: try linear(encoder, ca.v),
+            let ctx = try attention(q: try lin(x, ca.q, drop), k: try lin(encoder, ca.k, drop), v: try lin(encoder, ca.v, drop),
                                     heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
-            h = try add(h, drop.apply(try linear(ctx, ca.o)))
+            h = try add(h, drop.apply(try lin(ctx, ca.o, drop)))
             let f = try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop)
             h = try add(h, drop.apply(f))
         }
@@ -301,17 +310,26 @@ public final class T5Model {
     /// Soft prompt (n×d, shared by the batch) prepended to the encoder input; encoder and
     /// cross-attention masks extended with ones (METHODS §1).
     public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
-                        prompt: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
-        let (embeds, mask) = try promptedInputs(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt)
+                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
+        let (embeds, mask) = try promptedInputs(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt,
+                                                inputDelta: inputDelta)
         let enc = try encode(embeds: embeds, mask: mask, drop: drop)
         let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: mask, drop: drop)
         return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
     }
 
-    /// concat(prompt, shared[ids]) and concat(ones(n), mask).
-    public func promptedInputs(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?) throws -> (Tensor, Tensor) {
+    /// concat(prompt, shared[ids] + inputDelta[:L]) and concat(ones(n), mask). `inputDelta` (s×d,
+    /// s ≥ L) is DePT's position-indexed low-rank update of the token embeddings.
+    public func promptedInputs(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?,
+                               inputDelta: Tensor? = nil) throws -> (Tensor, Tensor) {
         let L = inputIds.count / batch
         var embeds = try embed(inputIds, batch: batch)                                // (B, L, d)
+        if let inputDelta {
+            guard inputDelta.rank == 2, inputDelta.shape[1] == config.dModel, inputDelta.shape[0] >= L else {
+                throw TensorError.shapeMismatch(op: "T5 input delta", detail: "delta \(inputDelta.shape) must be [s ≥ \(L), \(config.dModel)]")
+            }
+            embeds = try add(embeds, try narrow(inputDelta, axis: 0, start: 0, length: L))  // broadcast over B
+        }
         var mask = Tensor(shape: [batch, L], values: attentionMask)
         if let prompt {
             guard prompt.rank == 2, prompt.shape[1] == config.dModel else {
@@ -335,7 +353,7 @@ public final class T5Model {
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
         // Cross-attention K/V once per layer.
-        let crossKV = try decoderBlocks.map { blk in (try linear(encoder, blk.crossAttn!.k), try linear(encoder, blk.crossAttn!.v)) }
+        let crossKV = try decoderBlocks.map { blk in (try lin(encoder, blk.crossAttn!.k, drop), try lin(encoder, blk.crossAttn!.v, drop)) }
         var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var rows = [[Int32]](repeating: [start], count: B)
@@ -346,16 +364,16 @@ public final class T5Model {
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
                 let x = try rmsNorm(h, weight: blk.selfNorm, eps: config.eps)
-                let k = try linear(x, blk.selfAttn.k), v = try linear(x, blk.selfAttn.v)
+                let k = try lin(x, blk.selfAttn.k, drop), v = try lin(x, blk.selfAttn.v, drop)
                 selfK[l] = try selfK[l].map { try concat([$0, k], axis: 1) } ?? k       // (B, step+1, I)
                 selfV[l] = try selfV[l].map { try concat([$0, v], axis: 1) } ?? v
-                let a = try attention(q: try linear(x, blk.selfAttn.q), k: selfK[l]!, v: selfV[l]!,
+                let a = try attention(q: try lin(x, blk.selfAttn.q, drop), k: selfK[l]!, v: selfV[l]!,
                                       heads: config.numHeads, bias: bias, options: AttentionOptions())
-                h = try add(h, try linear(a, blk.selfAttn.o))
+                h = try add(h, try lin(a, blk.selfAttn.o, drop))
                 let xc = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
-                let c = try attention(q: try linear(xc, blk.crossAttn!.q), k: crossKV[l].0, v: crossKV[l].1,
+                let c = try attention(q: try lin(xc, blk.crossAttn!.q, drop), k: crossKV[l].0, v: crossKV[l].1,
                                       heads: config.numHeads, keyMask: encoderMask, options: AttentionOptions())
-                h = try add(h, try linear(c, blk.crossAttn!.o))
+                h = try add(h, try lin(c, blk.crossAttn!.o, drop))
                 h = try add(h, try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop))
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)

@@ -1,0 +1,182 @@
+// The tuning-method interface and registry. A method declares its trainable tensors (with their
+// parameter group), initialises them from a seeded key, and either builds what is injected into
+// the backbone's input (soft prompt, DePT's input delta) or modifies the backbone (FT, LoRA).
+// Adding a method = one file + one line in `MethodRegistry.types` (house style §1).
+import Foundation
+import Models
+import Tensor
+
+/// What the backbone needs from a method for one forward pass.
+public struct Injection {
+    public var prompt: Tensor?      // (n, d), prepended to the input embeddings
+    public var inputDelta: Tensor?  // (s, d), added to the first L token embeddings (DePT)
+    public init(prompt: Tensor? = nil, inputDelta: Tensor? = nil) {
+        self.prompt = prompt
+        self.inputDelta = inputDelta
+    }
+}
+
+/// Hyper-parameters of a method's architecture. Letters follow METHODS.md: n prompt length,
+/// r rank, m ResPT bottleneck or DePT prompt length, s DePT max input length.
+public struct MethodConfig: Codable, Equatable, Sendable {
+    public var method: String
+    public var n: Int
+    public var r: Int
+    public var m: Int
+    public var s: Int
+    public var alpha: Float
+    public var dropout: Float
+    public var targets: [String]
+    public var initialization: String
+
+    enum CodingKeys: String, CodingKey { case method, n, r, m, s, alpha, dropout, targets, initialization = "init" }
+
+    /// The papers' settings for each method (METHODS §2); override fields as needed.
+    public static func defaults(_ method: String) throws -> MethodConfig {
+        var c = MethodConfig(method: method, n: 100, r: 10, m: 400, s: 256, alpha: 8, dropout: 0, targets: [], initialization: "default")
+        switch method {
+        case "ft": break
+        case "pt": c.initialization = "sampled-vocab"
+        case "respt": c.initialization = "respt-vocab"
+        case "dept": c.m = 60; c.r = 30; c.initialization = "sampled-vocab"
+        case "dpt", "probe": break
+        case "lopt1", "lopt2": c.n = 20; c.r = 5
+        case "lora": c.r = 8; c.alpha = 8; c.targets = ["q", "v"]
+        default:
+            throw MethodError("unknown method '\(method)'\(didYouMeanMethod(method)); known: \(MethodRegistry.names.joined(separator: ", "))")
+        }
+        return c
+    }
+}
+
+public struct MethodError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+func didYouMeanMethod(_ s: String) -> String {
+    let c = MethodRegistry.names.filter { $0.hasPrefix(String(s.prefix(2))) }
+    return c.isEmpty ? "" : " (did you mean '\(c[0])'?)"
+}
+
+/// A frozen (or fully trainable) model that methods attach to.
+public protocol Backbone: AnyObject {
+    var dModel: Int { get }
+    var inputEmbeddings: Tensor { get }
+    var parameters: [(name: String, tensor: Tensor)] { get }
+    var adapters: [String: LinearAdapter] { get set }
+    var architecture: ModelConfig { get }
+    func setTrainable(_ on: Bool)
+}
+
+extension T5Model: Backbone {
+    public var dModel: Int { config.dModel }
+    public var inputEmbeddings: Tensor { shared }
+    public var architecture: ModelConfig { .t5(config) }
+}
+
+extension GPT2Model: Backbone {
+    public var dModel: Int { config.nEmbd }
+    public var inputEmbeddings: Tensor { wte }
+    public var architecture: ModelConfig { .gpt2(config) }
+}
+
+public struct TrainableTensor {
+    public let name: String
+    public let tensor: Tensor
+    /// "main", or "secondary" for DePT's low-rank pair (its own learning rate).
+    public let group: String
+}
+
+public protocol TuningMethod: AnyObject {
+    static var name: String { get }
+    var config: MethodConfig { get }
+    var trainable: [TrainableTensor] { get }
+    /// Everything a checkpoint must hold to rebuild the injection exactly (trainable + frozen buffers).
+    var state: [String: Tensor] { get }
+    init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws
+    func injection(drop: DropoutContext) throws -> Injection
+    /// Trainable parameters from the method's formula and the architecture config alone.
+    static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int
+}
+
+extension TuningMethod {
+    public var trainableCount: Int { trainable.reduce(0) { $0 + $1.tensor.count } }
+    public var state: [String: Tensor] { Dictionary(uniqueKeysWithValues: trainable.map { ($0.name, $0.tensor) }) }
+
+    /// Copies saved values into this method's tensors (shapes must match).
+    public func load(state saved: [String: Tensor]) throws {
+        for (name, t) in state {
+            guard let s = saved[name] else { throw MethodError("checkpoint lacks tensor '\(name)'") }
+            guard s.shape == t.shape else { throw MethodError("checkpoint tensor '\(name)' has shape \(s.shape), expected \(t.shape)") }
+            t.copy(from: s)
+        }
+    }
+}
+
+public enum MethodRegistry {
+    public static let types: [TuningMethod.Type] = [
+        FullFineTuning.self, PromptTuning.self, ResidualPromptTuning.self, DePT.self, DPT.self,
+        LoPT1.self, LoPT2.self, LoRA.self, RankProbe.self,
+    ]
+    public static var names: [String] { types.map { $0.name } }
+
+    public static func type(_ name: String) throws -> TuningMethod.Type {
+        guard let t = types.first(where: { $0.name == name }) else {
+            throw MethodError("unknown method '\(name)'\(didYouMeanMethod(name)); known: \(names.joined(separator: ", "))")
+        }
+        return t
+    }
+
+    public static func make(_ c: MethodConfig, backbone: Backbone, key: RNGKey) throws -> TuningMethod {
+        try type(c.method).init(config: c, backbone: backbone, key: key.derive("method/\(c.method)"))
+    }
+
+    public static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int {
+        try type(c.method).parameterCount(c, architecture: architecture)
+    }
+}
+
+extension ModelConfig {
+    public var dModel: Int {
+        switch self {
+        case .t5(let c): return c.dModel
+        case .gpt2(let c): return c.nEmbd
+        }
+    }
+}
+
+// MARK: shared initialisers
+
+/// Rows of the embedding table: Google/Lester "sampled vocab" (first 5000 rows without
+/// replacement) or ResPT's rule (any row, with replacement).
+func vocabRows(_ table: Tensor, n: Int, key: RNGKey, respt: Bool) -> Tensor {
+    let (v, d) = (table.shape[0], table.shape[1])
+    var stream = PhiloxStream(key)
+    var rows: [Int]
+    if respt {
+        rows = (0..<n).map { _ in stream.nextInt(below: v) }
+    } else {
+        let pop = min(5000, v)
+        if n <= pop {
+            rows = Array(stream.permutation(pop).prefix(n))
+        } else {
+            rows = (0..<n).map { _ in stream.nextInt(below: pop) }
+        }
+    }
+    let out = Tensor(zeros: [n, d])
+    for (i, r) in rows.enumerated() { (out.data + i * d).update(from: table.data + r * d, count: d) }
+    return out
+}
+
+/// PyTorch's Linear / kaiming_uniform(a = √5) default: U(−1/√fan_in, 1/√fan_in).
+func kaimingUniform(_ shape: [Int], fanIn: Int, key: RNGKey) -> Tensor {
+    let b = 1 / Float(fanIn).squareRoot()
+    return Tensor.uniform(shape, lo: -b, hi: b, key: key)
+}
+
+func trainableLeaf(_ t: Tensor, _ name: String) -> Tensor {
+    t.requiresGrad = true
+    t.name = name
+    return t
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Models
+
+struct Params: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Trainable-parameter counts from method formulas and architecture configs (no weights needed).",
+        discussion: "With --audit, prints every count printed in the DPT and LoPT papers beside ours and exits 1 on any mismatch.")
+    @Option(help: "Method: ft, pt, respt, dept, dpt, lopt1, lopt2, lora, probe.") var method: String?
+    @Option(help: "Architecture: t5-small, t5-base, t5-large, google/flan-t5-base, gpt2-large, embedded:t5-tiny, or a config.json.")
+    var model: String = "t5-base"
+    @Option(help: "Prompt length n.") var n: Int?
+    @Option(help: "Rank r.") var r: Int?
+    @Option(help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
+    @Option(help: "DePT max input length s.") var s: Int?
+    @Option(help: "LoRA targets, comma-separated (e.g. q,v).") var targets: String?
+    @Flag(help: "Audit every printed count in both papers.") var audit = false
+
+    func run() throws {
+        if audit {
+            let rows = try ParameterAudit.rows()
+            print("| source | row | printed | ours | ok | note |\n|---|---|---|---|---|---|")
+            for r in rows {
+                print("| \(r.source) | \(r.row) | \(r.printed) | \(r.oursText) | \(r.ours == nil ? "cited" : (r.matches ? "✓" : "✗ MISMATCH")) | \(r.note) |")
+            }
+            let bad = rows.filter { !$0.matches }
+            print("\naudit: \(rows.filter { $0.ours != nil }.count) computed counts, \(bad.count) mismatches, \(rows.filter { $0.ours == nil }.count) cited (not computed)")
+            if !bad.isEmpty { throw ExitCode(1) }
+            return
+        }
+        guard let method else { throw ValidationError("give --method or --audit") }
+        var c = try MethodConfig.defaults(method)
+        if let n { c.n = n }
+        if let r { c.r = r }
+        if let m { c.m = m }
+        if let s { c.s = s }
+        if let targets { c.targets = targets.split(separator: ",").map(String.init) }
+        let arch: ModelConfig
+        if model.hasSuffix(".json") { arch = try ModelConfig.load(path: model) } else {
+            guard let a = Architectures.known[model] else {
+                throw ValidationError("unknown architecture '\(model)'; known: \(Architectures.known.keys.sorted().joined(separator: ", "))")
+            }
+            arch = a
+        }
+        let count = try MethodRegistry.parameterCount(c, architecture: arch)
+        let total = arch.parameterCount + (method == "ft" ? 0 : count)
+        print("trainable params: \(count.formatted()) || all params: \(total.formatted()) || trainable%: \(String(format: "%.4f", 100 * Double(count) / Double(total)))")
+    }
+}

@@ -1,0 +1,174 @@
+// Optimizers with the exact update rules of the code the papers ran (METHODS §2.8):
+//   adamw-torch   torch.optim.AdamW: decay first, bias-corrected moments, eps outside the sqrt
+//   adamw-hf      transformers.AdamW: step size lr·√(1−β2ᵗ)/(1−β1ᵗ), eps on √v, decay after
+//   adafactor     transformers Adafactor(relative_step=False, scale_parameter=False, warmup_init=False):
+//                 factored second moments for ≥2-D tensors, ρ = 1 − t^−0.8, eps1 1e-30, update
+//                 clipped to RMS ≤ 1, no momentum, decay p −= lr·wd·p before the update
+// Parameter groups carry their own learning rate and weight decay (DePT: prompt vs A/B).
+import Foundation
+import Tensor
+
+public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
+    case adamwTorch = "adamw-torch", adamwHF = "adamw-hf", adafactor
+}
+
+public struct ParamGroup {
+    public var tensors: [Tensor]
+    public var lr: Float
+    public var weightDecay: Float
+    public init(tensors: [Tensor], lr: Float, weightDecay: Float) {
+        self.tensors = tensors
+        self.lr = lr
+        self.weightDecay = weightDecay
+    }
+}
+
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public var groups: [ParamGroup]
+    public let beta1: Double, beta2: Double, eps: Double
+    public private(set) var step = 0
+    /// Per tensor: AdamW m, v; Adafactor row/col (factored) or v (1-D). Keyed by tensor name.
+    var slots: [String: [Tensor]] = [:]
+
+    public init(kind: OptimizerKind, groups: [ParamGroup], beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8) {
+        self.kind = kind
+        self.groups = groups
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+    }
+
+    /// One update with every group's lr multiplied by `lrScale` (the schedule factor).
+    public func update(lrScale: Float = 1) {
+        step += 1
+        for g in groups {
+            let lr = Double(g.lr * lrScale), wd = Double(g.weightDecay)
+            for t in g.tensors {
+                guard let grad = t.grad else { continue }
+                switch kind {
+                case .adamwTorch, .adamwHF: adam(t, grad, lr: lr, wd: wd)
+                case .adafactor: adafactor(t, grad, lr: lr, wd: wd)
+                }
+            }
+        }
+    }
+
+    func slot(_ t: Tensor, _ shapes: [[Int]]) -> [Tensor] {
+        let key = t.name.isEmpty ? "\(ObjectIdentifier(t).hashValue)" : t.name
+        if let s = slots[key] { return s }
+        let s = shapes.map { Tensor(zeros: $0) }
+        slots[key] = s
+        return s
+    }
+
+    func adam(_ p: Tensor, _ grad: Tensor, lr: Double, wd: Double) {
+        let s = slot(p, [p.shape, p.shape])
+        let m = s[0].data, v = s[1].data, x = p.data, g = grad.data
+        let t = Double(step)
+        let bc1 = 1 - pow(beta1, t), bc2 = 1 - pow(beta2, t)
+        for i in 0..<p.count {
+            let gi = Double(g[i])
+            let mi = beta1 * Double(m[i]) + (1 - beta1) * gi
+            let vi = beta2 * Double(v[i]) + (1 - beta2) * gi * gi
+            m[i] = Float(mi)
+            v[i] = Float(vi)
+            var xi = Double(x[i])
+            if kind == .adamwTorch {
+                xi *= 1 - lr * wd
+                xi -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
+            } else {
+                xi -= lr * bc2.squareRoot() / bc1 * mi / (vi.squareRoot() + eps)
+                xi -= lr * wd * xi
+            }
+            x[i] = Float(xi)
+        }
+    }
+
+    func adafactor(_ p: Tensor, _ grad: Tensor, lr: Double, wd: Double) {
+        let eps1 = 1e-30, clip = 1.0
+        let rho = 1 - pow(Double(step), -0.8)
+        let n = p.count, g = grad.data
+        var u = [Double](repeating: 0, count: n)
+        if p.rank >= 2 {
+            let cols = p.shape[p.rank - 1], rows = n / cols
+            let s = slot(p, [[rows], [cols]])
+            let r = s[0].data, c = s[1].data
+            var rowMean = [Double](repeating: 0, count: rows), colMean = [Double](repeating: 0, count: cols)
+            for i in 0..<rows { for j in 0..<cols {
+                let sq = Double(g[i * cols + j]) * Double(g[i * cols + j]) + eps1
+                rowMean[i] += sq / Double(cols)
+                colMean[j] += sq / Double(rows)
+            } }
+            for i in 0..<rows { r[i] = Float(rho * Double(r[i]) + (1 - rho) * rowMean[i]) }
+            for j in 0..<cols { c[j] = Float(rho * Double(c[j]) + (1 - rho) * colMean[j]) }
+            var rMean = 0.0
+            for i in 0..<rows { rMean += Double(r[i]) / Double(rows) }
+            for i in 0..<rows { for j in 0..<cols {
+                u[i * cols + j] = Double(g[i * cols + j]) / (Double(r[i]) / rMean).squareRoot() / Double(c[j]).squareRoot()
+            } }
+        } else {
+            let v = slot(p, [p.shape])[0].data
+            for i in 0..<n {
+                let sq = Double(g[i]) * Double(g[i]) + eps1
+                v[i] = Float(rho * Double(v[i]) + (1 - rho) * sq)
+                u[i] = Double(g[i]) / Double(v[i]).squareRoot()
+            }
+        }
+        let rms = (u.reduce(0) { $0 + $1 * $1 } / Double(max(n, 1))).squareRoot()
+        let denom = max(1, rms / clip)
+        for i in 0..<n {
+            var xi = Double(p.data[i])
+            if wd != 0 { xi -= wd * lr * xi }
+            xi -= lr * u[i] / denom
+            p.data[i] = Float(xi)
+        }
+    }
+
+    /// Optimizer state for checkpoints ("opt.<tensor>.<slot>"), plus the step count.
+    public var state: [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (k, s) in slots { for (i, t) in s.enumerated() { out["opt.\(k).\(i)"] = t } }
+        out["opt.step"] = Tensor(shape: [1], values: [Float(step)])
+        return out
+    }
+
+    public func load(state saved: [String: Tensor]) {
+        step = Int(saved["opt.step"]?.scalar ?? 0)
+        slots = [:]
+        var grouped: [String: [(Int, Tensor)]] = [:]
+        for (k, t) in saved where k.hasPrefix("opt.") && k != "opt.step" {
+            let body = k.dropFirst(4)
+            guard let dot = body.lastIndex(of: "."), let i = Int(body[body.index(after: dot)...]) else { continue }
+            grouped[String(body[..<dot]), default: []].append((i, t.detached()))
+        }
+        for (k, list) in grouped { slots[k] = list.sorted { $0.0 < $1.0 }.map(\.1) }
+    }
+}
+
+/// Learning-rate factor per optimizer step t (0-based, before the step), total T, warmup W.
+public enum Schedule: String, Codable, CaseIterable, Sendable {
+    case constant, constantWarmup = "constant-warmup", linear
+
+    public func factor(step t: Int, total: Int, warmup: Int) -> Float {
+        switch self {
+        case .constant: return 1
+        case .constantWarmup: return t < warmup ? Float(t) / Float(max(1, warmup)) : 1
+        case .linear:
+            if t < warmup { return Float(t) / Float(max(1, warmup)) }
+            return max(0, Float(total - t) / Float(max(1, total - warmup)))
+        }
+    }
+}
+
+/// torch.nn.utils.clip_grad_norm_: scales every gradient by max/(‖g‖ + 1e-6) when that is < 1.
+/// Returns the total norm before clipping.
+@discardableResult
+public func clipGradNorm(_ tensors: [Tensor], maxNorm: Float) -> Float {
+    var total = 0.0
+    for t in tensors { if let g = t.grad { for i in 0..<g.count { total += Double(g.data[i]) * Double(g.data[i]) } } }
+    let norm = Float(total.squareRoot())
+    let coef = maxNorm / (norm + 1e-6)
+    if coef < 1 { for t in tensors { if let g = t.grad { for i in 0..<g.count { g.data[i] *= coef } } } }
+    return norm
+}

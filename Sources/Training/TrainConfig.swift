@@ -1,0 +1,115 @@
+// Every hyper-parameter of a run, with the papers' presets by name (METHODS §2). Any field can be
+// overridden after a preset is applied; the full config is stored with each run.
+import Foundation
+import Methods
+import Tasks
+
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var protocolName: String
+    public var method: MethodConfig
+    public var task: String
+    public var templates: TemplateSet
+    public var model: String
+    public var k: Int?                 // few-shot size (nil: the full training split)
+    public var seed: Int
+    public var epochs: Int
+    public var maxSteps: Int?
+    public var batchSize: Int
+    public var evalBatchSize: Int
+    public var optimizer: OptimizerKind
+    public var lr: Float
+    public var lrSecondary: Float?     // DePT A/B group
+    public var weightDecay: Float
+    public var eps: Double
+    public var schedule: Schedule
+    public var warmupRatio: Float
+    public var warmupSteps: Int?
+    public var clipNorm: Float?
+    public var backboneDropout: Bool   // model.train() in DPT/DePT/ResPT; off in PEZ/LoPT
+    public var dropoutRate: Float
+    public var maxSourceLength: Int
+    public var maxTargetLength: Int
+    public var decodeMaxTokens: Int?   // nil: maxTargetLength
+    public var evalEvery: Int          // epochs
+    public var evalLimit: Int?         // cap on validation examples (smoke profile)
+    public var threads: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
+        case batchSize = "batch_size", evalBatchSize = "eval_batch_size", optimizer, lr, lrSecondary = "lr_secondary"
+        case weightDecay = "weight_decay", eps, schedule, warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps"
+        case clipNorm = "clip_norm", backboneDropout = "backbone_dropout", dropoutRate = "dropout_rate"
+        case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
+        case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
+    }
+
+    public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code"]
+
+    /// A preset (METHODS §2) for `method` on `task`.
+    public static func preset(_ name: String, method: MethodConfig, task: String, model: String, k: Int?, seed: Int) throws -> TrainConfig {
+        var c = TrainConfig(protocolName: name, method: method, task: task, templates: .dpt, model: model, k: k, seed: seed,
+                            epochs: 100, maxSteps: nil, batchSize: 16, evalBatchSize: 128, optimizer: .adamwTorch, lr: 0.3,
+                            lrSecondary: nil, weightDecay: 1e-5, eps: 1e-8, schedule: .linear, warmupRatio: 0.1, warmupSteps: nil,
+                            clipNorm: 1.0, backboneDropout: true, dropoutRate: 0.1, maxSourceLength: 256, maxTargetLength: 128,
+                            decodeMaxTokens: nil, evalEvery: 1, evalLimit: nil, threads: nil)
+        switch name {
+        case "dpt-paper":
+            break  // AdamW (torch) lr 0.3, wd 1e-5, warmup 10 % + linear decay, clip 1.0, 100 epochs, batch 16 (README)
+        case "lopt-paper":
+            c.templates = .lopt
+            c.optimizer = .adafactor
+            c.schedule = .constant
+            c.warmupRatio = 0
+            c.weightDecay = 0
+            c.backboneDropout = false
+            c.batchSize = ["sst2", "agnews"].contains(task) ? 16 : 8
+            c.maxSourceLength = task == "sst2" ? 128 : 256
+            c.epochs = 30
+        case "respt-code":
+            c.templates = .respt
+            c.optimizer = .adamwHF
+            c.schedule = .constant
+            c.warmupRatio = 0
+            c.clipNorm = nil
+            c.batchSize = 8
+            c.epochs = 20
+            c.maxSourceLength = 512
+        case "dept-code":
+            c.templates = .dept
+            c.optimizer = .adamwHF
+            c.eps = 1e-6
+            c.weightDecay = 0
+            c.lrSecondary = 5e-3
+            c.warmupSteps = 500
+            c.batchSize = 32
+        case "ft-respt-code":
+            c.optimizer = .adamwHF
+            c.lr = 3e-4
+            c.schedule = .constant
+            c.warmupRatio = 0
+            c.clipNorm = nil
+            c.batchSize = 4
+            c.epochs = 50
+            c.maxSourceLength = 512
+        default:
+            throw TaskError(file: "--protocol \(name)", detail: "unknown protocol; known: \(protocols.joined(separator: ", "))")
+        }
+        return c
+    }
+
+    /// The protocol a method uses by default in the papers' comparisons.
+    public static func defaultProtocol(for method: String) -> String {
+        switch method {
+        case "lopt1", "lopt2": return "lopt-paper"
+        case "dept": return "dept-code"
+        case "ft": return "ft-respt-code"
+        default: return "dpt-paper"
+        }
+    }
+
+    public var json: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}

@@ -1,0 +1,342 @@
+// The training loop: seeded shuffling, epochs (or max steps), evaluation every E epochs on the
+// validation split (T5: greedy decode → task metric; GPT-2: verbalizer scoring at the mask
+// position), best-epoch (paper) and last-epoch scores, divergence detection, and trainable-only
+// checkpoints (safetensors: method state + optimizer state + progress) for exact resume.
+import Foundation
+import Methods
+import Models
+import Support
+import Tasks
+import Tensor
+
+public struct EpochRecord: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var step: Int
+    public var trainLoss: Double
+    public var metrics: [String: Double]
+    public var selection: Double
+    public var probePositive: Int?
+    public var probeNegative: Int?
+    public var probeRank: Int?
+    public var seconds: Double
+}
+
+public struct TrainResult: Codable, Sendable {
+    public var config: TrainConfig
+    public var status: String                  // done | diverged
+    public var divergedAtStep: Int?
+    public var bestEpoch: Int?
+    public var best: [String: Double]
+    public var last: [String: Double]
+    public var history: [EpochRecord]
+    public var trainableParams: Int
+    public var trainExamples: Int
+    public var evalExamples: Int
+    public var dataFiles: [String: String]     // relative path → sha256
+    public var manifest: String?
+    public var smoke: Bool
+    public var predictions: [String]?          // last evaluation's predictions (validation order)
+
+    public var json: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+public struct TrainError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+public final class Trainer {
+    public let config: TrainConfig
+    let dataDir: String
+    let manifestDir: String
+    let checkpointPath: String?
+    let progress: (String) -> Void
+    public var allowUnpinned = false
+    public var lockPath = "Baselines/data.lock"
+    /// Called after every optimizer step with (step, loss); used by tests and progress bars.
+    public var onStep: ((Int, Float) -> Void)?
+    /// Stop (status "interrupted") after this epoch's checkpoint is written: simulates a crash.
+    public var interruptAfterEpoch: Int?
+
+    public init(config: TrainConfig, dataDir: String, manifestDir: String = "Baselines/manifests", checkpoint: String? = nil,
+                progress: @escaping (String) -> Void = { _ in }) {
+        self.config = config
+        self.dataDir = dataDir
+        self.manifestDir = manifestDir
+        self.checkpointPath = checkpoint
+        self.progress = progress
+    }
+
+    enum Backend {
+        case t5(T5Model)
+        case gpt2(GPT2Model)
+    }
+
+    struct Batch {
+        var ids: [Int32], mask: [Float], labels: [Int32], size: Int
+        var classTargets: [Int32] = []     // GPT-2 verbalizer
+        var lastPositions: [Int] = []
+    }
+
+    // MARK: run
+
+    public func run() throws -> TrainResult {
+        Parallel.configure(threads: config.threads)
+        let c = config
+        let def = try TaskRegistry.definition(c.task)
+        let dir = try ModelFiles.locate(c.model)
+        let backend: Backend
+        switch try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
+        case .t5: backend = .t5(try T5Model.load(directory: dir))
+        case .gpt2: backend = .gpt2(try GPT2Model.load(directory: dir))
+        }
+        let tok = try Tokenizers.load(directory: dir)
+        let backbone: Backbone
+        switch backend { case .t5(let m): backbone = m; case .gpt2(let m): backbone = m }
+        let root = RNGKey(seed: UInt64(c.seed))
+        let method = try MethodRegistry.make(c.method, backbone: backbone, key: root)
+
+        // Data: pinned files, identical few-shot manifest for every method.
+        let train = try DataLoader.load(def, split: .train, dataDir: dataDir)
+        let val = try DataLoader.load(def, split: .validation, dataDir: dataDir)
+        var files: [String: String] = [:]
+        let lock = FileManager.default.fileExists(atPath: lockPath) ? try DataFiles.Lock.load(path: lockPath) : nil
+        for d in [train, val] {
+            if let lock { try lock.check(relativePath: d.relativePath, sha256: d.sha256, allowUnpinned: allowUnpinned, lockPath: lockPath) }
+            else if !allowUnpinned { throw TrainError("\(lockPath) not found: run from the repository root, or pass --allow-unpinned") }
+            files[d.relativePath] = d.sha256
+        }
+        var rows: [Int]? = nil
+        var manifestPath: String?
+        if let k = c.k {
+            let path = "\(manifestDir)/\(c.task)-k\(k)-s\(c.seed).json"
+            let m: Manifest
+            if FileManager.default.fileExists(atPath: path) {
+                m = try Manifest.load(path: path)
+                try m.verify(against: train, path: path)
+                manifestPath = path
+            } else {
+                m = try FewShotSampler.sample(train, k: k, seed: c.seed)
+                manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
+            }
+            rows = m.indices
+        }
+        let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
+        var evalEx = try Templates.examples(val, set: c.templates, training: false)
+        if let lim = c.evalLimit, lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
+        guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }
+
+        // GPT-2 classification needs verbalizer words.
+        var classTokens: [Int32] = []
+        if case .gpt2 = backend {
+            guard let words = try def.template(c.templates).words else {
+                throw TrainError("\(c.task): GPT-2 runs score label words; template set '\(c.templates.rawValue)' has no `words` (use --templates lopt)")
+            }
+            classTokens = words.map { w in
+                let ids = tok is ByteTokenizer ? tok.encode(w) : tok.encode(" " + w)
+                return ids.first ?? 0
+            }
+            guard Set(classTokens).count == classTokens.count else { throw TrainError("label words \(words) share their first token") }
+        }
+
+        // Optimizer groups.
+        let main = method.trainable.filter { $0.group == "main" }.map(\.tensor)
+        let secondary = method.trainable.filter { $0.group == "secondary" }.map(\.tensor)
+        var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
+        if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
+        let opt = Optimizer(kind: c.optimizer, groups: groups, eps: c.eps)
+        let all = method.trainable.map(\.tensor)
+        let stepsPerEpoch = (trainEx.count + c.batchSize - 1) / c.batchSize
+        let totalSteps = c.maxSteps ?? c.epochs * stepsPerEpoch
+        let warmup = c.warmupSteps ?? Int(Float(totalSteps) * c.warmupRatio)
+
+        var result = TrainResult(config: c, status: "running", divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
+                                 trainableParams: method.trainableCount, trainExamples: trainEx.count, evalExamples: evalEx.count,
+                                 dataFiles: files, manifest: manifestPath, smoke: c.model.hasPrefix("embedded:"), predictions: nil)
+        var step = 0, startEpoch = 1
+        if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {
+            let f = try SafeTensorsFile(path: ck)
+            guard f.metadata["config"] == c.json else { throw TrainError("\(ck): checkpoint belongs to another configuration; remove it to start over") }
+            var saved: [String: Tensor] = [:]
+            for n in f.names { saved[n] = try f.tensor(n).detached() }
+            try method.load(state: saved)
+            opt.load(state: saved)
+            if let h = f.metadata["result"], let r = try? JSONDecoder().decode(TrainResult.self, from: Data(h.utf8)) { result = r }
+            step = opt.step
+            startEpoch = (result.history.last?.epoch ?? 0) + 1
+            progress("resumed from \(ck) at epoch \(startEpoch), step \(step)")
+        }
+
+        let dropoutRoot = root.derive("dropout")
+        var epoch = startEpoch
+        while epoch <= c.epochs && step < totalSteps {
+            let t0 = Date()
+            var stream = PhiloxStream(root.derive("shuffle").derive(UInt64(epoch)))
+            let order = stream.permutation(trainEx.count)
+            var lossSum = 0.0, lossCount = 0
+            for b in 0..<stepsPerEpoch where step < totalSteps {
+                let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
+                let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
+                let drop = DropoutContext(key: c.backboneDropout ? dropoutRoot.derive(UInt64(step)) : nil, p: c.dropoutRate)
+                let tape = Tape()
+                let loss = try tape.record { try self.loss(batch, backend: backend, method: method, classTokens: classTokens, drop: drop) }
+                let lv = loss.scalar
+                if !lv.isFinite {
+                    tape.reset()
+                    result.status = "diverged"
+                    result.divergedAtStep = step + 1
+                    progress("diverged: loss \(lv) at step \(step + 1)")
+                    return result
+                }
+                tape.backward(loss)
+                if let clip = c.clipNorm { clipGradNorm(all, maxNorm: clip) }
+                opt.update(lrScale: c.schedule.factor(step: step, total: totalSteps, warmup: warmup))
+                for t in all { t.zeroGrad() }
+                if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
+                    result.status = "diverged"
+                    result.divergedAtStep = step + 1
+                    progress("diverged: non-finite parameters after step \(step + 1)")
+                    return result
+                }
+                step += 1
+                lossSum += Double(lv)
+                lossCount += 1
+                onStep?(step, lv)
+            }
+            var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: .nan,
+                                  probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
+            if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
+                let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                rec.metrics = Metrics.score(def, examples: evalEx, predictions: preds)
+                rec.selection = rec.metrics[def.selectionMetric] ?? .nan
+                result.last = rec.metrics
+                result.predictions = preds
+                if result.bestEpoch == nil || rec.selection > (result.best[def.selectionMetric] ?? -.infinity) {
+                    result.best = rec.metrics
+                    result.bestEpoch = epoch
+                }
+            }
+            if let probe = method as? RankProbe {
+                let d = try probe.diagnostics()
+                rec.probePositive = d.positive
+                rec.probeNegative = d.negative
+                rec.probeRank = d.rank
+            }
+            rec.seconds = Date().timeIntervalSince(t0)
+            result.history.append(rec)
+            progress(String(format: "epoch %d/%d step %d loss %.4f %@ %.1fs", epoch, c.epochs, step, rec.trainLoss,
+                            rec.metrics.isEmpty ? "" : "\(def.selectionMetric) \(String(format: "%.2f", rec.selection))", rec.seconds))
+            if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
+            if epoch == interruptAfterEpoch {
+                result.status = "interrupted"
+                return result
+            }
+            epoch += 1
+        }
+        result.status = "done"
+        return result
+    }
+
+    func saveCheckpoint(_ path: String, method: TuningMethod, opt: Optimizer, result: TrainResult) throws {
+        var tensors = method.state
+        for (k, v) in opt.state { tensors[k] = v }
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        let r = String(decoding: try e.encode(result), as: UTF8.self)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r])
+    }
+
+    // MARK: batches
+
+    func truncate(_ ids: [Int32], _ max: Int, eos: Int32?) -> [Int32] {
+        guard ids.count > max else { return ids }
+        if let eos, ids.last == eos { return Array(ids.prefix(max - 1)) + [eos] }
+        return Array(ids.prefix(max))
+    }
+
+    func makeBatch(_ ex: [Example], tok: TextTokenizer, backend: Backend, classTokens: [Int32], def: TaskDefinition, prompt: Int) throws -> Batch {
+        let src = ex.map { truncate(tok.encode($0.source), config.maxSourceLength, eos: tok.eosId) }
+        let L = src.map(\.count).max() ?? 1
+        var ids: [Int32] = [], mask: [Float] = []
+        let pad = tok.padId
+        for s in src {
+            ids += s + [Int32](repeating: pad, count: L - s.count)
+            mask += [Float](repeating: 1, count: s.count) + [Float](repeating: 0, count: L - s.count)
+        }
+        var b = Batch(ids: ids, mask: mask, labels: [], size: ex.count)
+        switch backend {
+        case .t5:
+            let tg = ex.map { truncate(tok.encode($0.target), config.maxTargetLength, eos: tok.eosId) }
+            let T = tg.map(\.count).max() ?? 1
+            for t in tg { b.labels += t + [Int32](repeating: ignoreIndex, count: T - t.count) }
+        case .gpt2:
+            let words = try def.template(config.templates).words ?? []
+            b.classTargets = try ex.map { e in
+                guard let i = words.firstIndex(of: e.target) else { throw TrainError("target '\(e.target)' is not a label word of \(words)") }
+                return Int32(i)
+            }
+            b.lastPositions = src.map { $0.count - 1 }
+            b.labels = ids
+        }
+        return b
+    }
+
+    // MARK: loss and evaluation
+
+    func loss(_ b: Batch, backend: Backend, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
+        let inj = try method.injection(drop: drop)
+        switch backend {
+        case .t5(let m):
+            return try m.forward(inputIds: b.ids, attentionMask: b.mask, labels: b.labels, batch: b.size,
+                                 prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
+        case .gpt2(let m):
+            return try crossEntropy(try classLogits(b, m, inj, classTokens, drop), targets: b.classTargets)
+        }
+    }
+
+    /// Verbalizer scores (B, C): next-token logits at each row's last text position, gathered at
+    /// the label words' first tokens (OpenPrompt ManualVerbalizer, "first" token handling).
+    func classLogits(_ b: Batch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
+        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, drop: drop)  // (B, S, d)
+        let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
+        let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
+                                 ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
+        let words = try embedding(m.wte, ids: classTokens)                                                          // (C, d)
+        return try matmul(rows, words, transB: true)                                                                // (B, C)
+    }
+
+    func evaluate(_ ex: [Example], tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
+                  def: TaskDefinition) throws -> [String] {
+        let inj = try method.injection(drop: .eval)
+        var preds: [String] = []
+        var i = 0
+        while i < ex.count {
+            let chunk = Array(ex[i..<min(ex.count, i + config.evalBatchSize)])
+            let b = try makeBatch(chunk, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: 0)
+            switch backend {
+            case .t5(let m):
+                let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
+                                                          inputDelta: inj.inputDelta)
+                let enc = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+                let gen = try m.generate(encoder: enc, encoderMask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
+                preds += gen.map { tok.decode($0, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines) }
+            case .gpt2(let m):
+                let words = try def.template(config.templates).words ?? []
+                let logits = try classLogits(b, m, inj, classTokens, .eval)
+                let C = classTokens.count
+                for r in 0..<b.size {
+                    var best = 0
+                    for j in 1..<C where logits.data[r * C + j] > logits.data[r * C + best] { best = j }
+                    preds.append(words[best])
+                }
+            }
+            i += config.evalBatchSize
+        }
+        return preds
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Methods
+import Models
+import Tasks
+import Tensor
+import Training
+import XCTest
+
+func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    let candidates = [env["PROMPTREPRO_SHARED"], URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared").standardized.path].compactMap { $0 }
+    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
+    if env["CI"] == "true" { XCTFail("shared data not found; CI must have ../shared", file: file, line: line) }
+    throw XCTSkip("shared data not found")
+}
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+/// Every method through the same matrix (house style §7) on the embedded tiny T5 and GPT-2, with a
+/// real few-shot sample: a few full-batch steps lower the loss, only the method's tensors change,
+/// the trainable count equals the method's formula, and save → load reproduces the logits exactly.
+final class MethodMatrixTests: XCTestCase {
+    func batch(_ task: String, set: TemplateSet, tok: TextTokenizer, t5: Bool) throws -> (ids: [Int32], mask: [Float], labels: [Int32], b: Int) {
+        let dir = try sharedData()
+        let train = try DataLoader.load(try TaskRegistry.definition(task), split: .train, dataDir: dir)
+        let m = try Manifest.load(path: "\(repoRoot)/Baselines/manifests/\(task)-k8-s1.json")
+        let ex = try Templates.examples(train, set: set, training: true, rows: m.indices)
+        let src = ex.map { Array(tok.encode($0.source).prefix(96)) }
+        let L = src.map(\.count).max()!
+        var ids: [Int32] = [], mask: [Float] = [], labels: [Int32] = []
+        for s in src {
+            ids += s + [Int32](repeating: 0, count: L - s.count)
+            mask += [Float](repeating: 1, count: s.count) + [Float](repeating: 0, count: L - s.count)
+        }
+        if t5 {
+            let tg = ex.map { tok.encode($0.target) }
+            let T = tg.map(\.count).max()!
+            for t in tg { labels += t + [Int32](repeating: -100, count: T - t.count) }
+        } else {
+            for (s, mk) in zip(ids, mask) { labels.append(mk == 1 ? s : -100) }
+        }
+        return (ids, mask, labels, ex.count)
+    }
+
+    func checksum(_ ts: [Tensor]) -> Double { ts.reduce(0.0) { acc, t in acc + t.array.enumerated().reduce(0.0) { $0 + Double($1.element) * Double($1.offset % 7 + 1) } } }
+
+    func runMatrix(arch: String) throws {
+        let dir = try EmbeddedBackbones.directory(arch)
+        let tok = try Tokenizers.load(directory: dir)
+        let isT5 = arch == "t5-tiny"
+        let methods = isT5 ? ["ft", "pt", "respt", "dept", "dpt", "lopt1", "lopt2", "lora", "probe"] : ["ft", "pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"]
+        let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+        for name in methods {
+            let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
+            var mc = try MethodConfig.defaults(name)
+            mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
+            if !isT5 && name == "lora" { mc.targets = ["c_attn"] }
+            let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))
+            XCTAssertEqual(method.trainableCount, try MethodRegistry.parameterCount(mc, architecture: backbone.architecture), "\(name) count")
+            let frozen = backbone.parameters.map(\.tensor)
+            let before = checksum(frozen)
+            func lossNow() throws -> Tensor {
+                let inj = try method.injection(drop: .eval)
+                if let t5 = backbone as? T5Model {
+                    return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
+                                          prompt: inj.prompt, inputDelta: inj.inputDelta).loss
+                }
+                return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
+                                                            batch: data.b, prompt: inj.prompt).loss
+            }
+            let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: method.trainable.map(\.tensor), lr: name == "ft" ? 1e-3 : 0.05, weightDecay: 0)])
+            let first = try lossNow().scalar
+            for _ in 0..<6 {
+                let tape = Tape()
+                let l = try tape.record { try lossNow() }
+                tape.backward(l)
+                opt.update()
+                for t in method.trainable { t.tensor.zeroGrad() }
+                XCTAssertTrue(backbone.parameters.allSatisfy { name == "ft" || $0.tensor.grad == nil }, "\(name): frozen weights got gradients")
+            }
+            let last = try lossNow().scalar
+            XCTAssertLessThan(last, first, "\(arch) \(name): loss \(first) → \(last)")
+            if name != "ft" { XCTAssertEqual(checksum(frozen), before, "\(name) changed backbone weights") }
+            // Save → load into a fresh instance (other seed) reproduces the logits exactly.
+            let saved = method.state.mapValues { $0.detached() }
+            let backbone2: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
+            if name == "ft" { for (p, q) in zip(backbone2.parameters, backbone.parameters) { p.tensor.copy(from: q.tensor) } }
+            let fresh = try MethodRegistry.make(mc, backbone: backbone2, key: RNGKey(seed: 99))
+            try fresh.load(state: saved)
+            let a = try method.injection(drop: .eval), b = try fresh.injection(drop: .eval)
+            XCTAssertEqual(a.prompt?.array, b.prompt?.array, "\(name) prompt after reload")
+            if let t5a = backbone as? T5Model, let t5b = backbone2 as? T5Model {
+                let la = try t5a.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
+                let lb = try t5b.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
+                XCTAssertEqual(la.logits.array, lb.logits.array, "\(name) logits after reload")
+            }
+            print("matrix \(arch) \(name): trainable \(method.trainableCount), loss \(first) → \(last)")
+        }
+    }
+
+    func testT5Matrix() throws { try runMatrix(arch: "t5-tiny") }
+    func testGPT2Matrix() throws { try runMatrix(arch: "gpt2-tiny") }
+
+    func testDePTUsesAlphaOverSqrtRAndStartsAtZero() throws {
+        let m = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
+        var c = try MethodConfig.defaults("dept"); c.r = 4; c.m = 5; c.s = 32
+        let d = try MethodRegistry.make(c, backbone: m, key: RNGKey(seed: 2)) as! DePT
+        XCTAssertEqual(d.scaling, 8 / 2, accuracy: 1e-6)
+        let inj = try d.injection(drop: .eval)
+        XCTAssertEqual(inj.inputDelta!.shape, [32, 64])
+        XCTAssertTrue(inj.inputDelta!.array.allSatisfy { $0 == 0 })  // B = 0 at init
+        XCTAssertEqual(d.trainable.filter { $0.group == "secondary" }.count, 2)
+    }
+
+    func testPromptInitFromFirst5000Rows() throws {
+        let m = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
+        var c = try MethodConfig.defaults("pt"); c.n = 10
+        let pt = try MethodRegistry.make(c, backbone: m, key: RNGKey(seed: 3)) as! PromptTuning
+        // Every prompt row is a copy of a distinct embedding row (without replacement).
+        let d = 64
+        var matched = Set<Int>()
+        for i in 0..<10 {
+            let row = Array(pt.prompt.array[(i * d)..<((i + 1) * d)])
+            let j = (0..<m.shared.shape[0]).first { Array(m.shared.array[($0 * d)..<(($0 + 1) * d)]) == row }
+            XCTAssertNotNil(j)
+            matched.insert(j!)
+        }
+        XCTAssertEqual(matched.count, 10)
+    }
+
+    func testRankProbeDiagnostics() throws {
+        // rank(A·B) for random A (6×3), B (3×40) is 3; a zero row block lowers it.
+        let a = Tensor.uniform([6, 3], lo: -1, hi: 1, key: RNGKey(seed: 5)), b = Tensor.uniform([3, 40], lo: -1, hi: 1, key: RNGKey(seed: 6))
+        XCTAssertEqual(numericalRank(try matmul(a, b)), 3)
+        XCTAssertEqual(numericalRank(Tensor(zeros: [4, 9])), 0)
+        let m = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
+        var c = try MethodConfig.defaults("probe"); c.n = 8; c.r = 5
+        let probe = try MethodRegistry.make(c, backbone: m, key: RNGKey(seed: 7)) as! RankProbe
+        let d = try probe.diagnostics()
+        XCTAssertEqual(d.positive, 5)
+        XCTAssertEqual(d.negative, 0)
+        XCTAssertEqual(d.rank, 5)
+    }
+
+    func testParameterAuditMatchesEveryPrintedCount() throws {
+        let rows = try ParameterAudit.rows()
+        XCTAssertEqual(rows.filter { $0.ours != nil }.count, 31)
+        for r in rows { XCTAssertTrue(r.matches, "\(r.source) \(r.row): printed \(r.printed), ours \(r.oursText)") }
+        // The check can fail: a wrong printed value is caught.
+        XCTAssertFalse(AuditRow(source: "", row: "", printed: "52K", ours: 51_200, note: "").matches)
+        XCTAssertFalse(AuditRow(source: "", row: "", printed: "-89.93%", ours: -899_219, note: "").matches)
+        XCTAssertTrue(AuditRow(source: "", row: "", printed: "693K", ours: 693_904, note: "").matches)
+    }
+}
