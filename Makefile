@@ -2,14 +2,22 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PROFILE ?= smoke
+WORKERS ?= 2
 THREADS ?=
+# Where runs find data: data/ (made by fetch-data) unless DATA_DIR is given.
+DATA_DIR ?= data
+DB ?= runs/promptrepro.sqlite
+# MODEL_DIR=<dir with t5-small/, t5-base/, …> overrides the HF-cache lookup of model columns.
+ifneq ($(MODEL_DIR),)
+export PROMPTREPRO_MODEL_DIR := $(abspath $(MODEL_DIR))
+endif
 PROMPTREPRO_SHARED ?= $(abspath ../shared)
 export PROMPTREPRO_SHARED
 
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 fetch-data manifests clean help
+.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report clean help
 
 all: build
 
@@ -43,10 +51,17 @@ bench: build
 	@mkdir -p Reports
 	$(BIN) bench $(if $(THREADS),--threads $(THREADS)) --out Reports/bench.json
 
-reproduce-table1: build
-	@echo "reproduce-table1: the experiment harness (specs, store, sweeps) is not implemented yet;"
-	@echo "  the tensor core is. Tracked in the harness issue. Nothing was run." >&2
-	@exit 1
+# DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
+# Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.
+reproduce-table1: build $(DATA_DIR)/.fetched
+	$(BIN) sweep table1 --profile $(PROFILE) --workers $(WORKERS) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
+	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB)
+	$(BIN) results table1 --profile $(PROFILE) --db $(DB) --format md | head -5
+
+# data/ on a fresh machine: copy from ../shared/data when present (CI), else the official archives.
+data/.fetched:
+	@if [ -d "$(PROMPTREPRO_SHARED)/data" ]; then SOURCE="$(PROMPTREPRO_SHARED)/data" bash scripts/fetch-data.sh; else bash scripts/fetch-data.sh; fi
+	@touch $@
 
 # Official archives into data/, or SOURCE=<dir> to copy from a mirror; verified against Baselines/data.lock.
 fetch-data:
@@ -55,6 +70,10 @@ fetch-data:
 # Few-shot manifests for the paper settings (k = 8/16/32 × seeds 1-3 × every task).
 manifests: build
 	$(BIN) sample --task all --k 8,16,32 --seeds 1,2,3 --data-dir $(if $(DATA),$(DATA),$(PROMPTREPRO_SHARED)/data)
+
+# Every paper table from the store (or Baselines/results when there is none).
+report: build
+	$(BIN) report --profile $(PROFILE) --db $(DB)
 
 clean:
 	rm -rf .build

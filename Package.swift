@@ -26,11 +26,15 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Support", swiftSettings: fast),
+        .target(name: "Store", dependencies: ["CSQLite", "Training", "Methods", "Tasks", "Support", "Tensor",
+                                             .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
+        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks"], swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),
         .executableTarget(
@@ -42,6 +46,8 @@ let package = Package(
                 "Tasks",
                 "Methods",
                 "Training",
+                "Store",
+                "Reports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast

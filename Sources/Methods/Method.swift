@@ -30,6 +30,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     public var initialization: String
 
     enum CodingKeys: String, CodingKey { case method, n, r, m, s, alpha, dropout, targets, initialization = "init" }
+    public static let keys = ["n", "r", "m", "s", "alpha", "dropout", "targets", "init"]
 
     /// The papers' settings for each method (METHODS §2); override fields as needed.
     public static func defaults(_ method: String) throws -> MethodConfig {

@@ -42,6 +42,13 @@ public enum ModelFiles {
         } else {
             looked.append("\(spec) (no such directory)")
         }
+        if let base = env["PROMPTREPRO_MODEL_DIR"] {
+            for name in [spec, (spec as NSString).lastPathComponent] {
+                let d = (base as NSString).appendingPathComponent(name)
+                if fm.fileExists(atPath: (d as NSString).appendingPathComponent("config.json")) { return d }
+            }
+            looked.append("\(base)/\(spec) (PROMPTREPRO_MODEL_DIR)")
+        }
         let folder = "models--" + spec.replacingOccurrences(of: "/", with: "--")
         for root in cacheRoots(environment: env) {
             let repo = (root as NSString).appendingPathComponent(folder)

@@ -43,6 +43,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
     }
 
+    /// Every key a spec may override (the JSON names).
+    public static let keys = ["protocol", "templates", "model", "k", "seed", "epochs", "max_steps", "batch_size", "eval_batch_size",
+                              "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "schedule", "warmup_ratio", "warmup_steps",
+                              "clip_norm", "backbone_dropout", "dropout_rate", "max_source_length", "max_target_length",
+                              "decode_max_tokens", "eval_every", "eval_limit", "threads"]
+
     public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code"]
 
     /// A preset (METHODS §2) for `method` on `task`.

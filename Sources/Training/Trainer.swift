@@ -14,7 +14,7 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var step: Int
     public var trainLoss: Double
     public var metrics: [String: Double]
-    public var selection: Double
+    public var selection: Double?     // nil on epochs without evaluation
     public var probePositive: Int?
     public var probeNegative: Int?
     public var probeRank: Int?
@@ -207,15 +207,15 @@ public final class Trainer {
                 lossCount += 1
                 onStep?(step, lv)
             }
-            var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: .nan,
+            var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
                 let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
                 rec.metrics = Metrics.score(def, examples: evalEx, predictions: preds)
-                rec.selection = rec.metrics[def.selectionMetric] ?? .nan
+                rec.selection = rec.metrics[def.selectionMetric]
                 result.last = rec.metrics
                 result.predictions = preds
-                if result.bestEpoch == nil || rec.selection > (result.best[def.selectionMetric] ?? -.infinity) {
+                if result.bestEpoch == nil || (rec.selection ?? -.infinity) > (result.best[def.selectionMetric] ?? -.infinity) {
                     result.best = rec.metrics
                     result.bestEpoch = epoch
                 }
@@ -229,7 +229,7 @@ public final class Trainer {
             rec.seconds = Date().timeIntervalSince(t0)
             result.history.append(rec)
             progress(String(format: "epoch %d/%d step %d loss %.4f %@ %.1fs", epoch, c.epochs, step, rec.trainLoss,
-                            rec.metrics.isEmpty ? "" : "\(def.selectionMetric) \(String(format: "%.2f", rec.selection))", rec.seconds))
+                            rec.selection.map { "\(def.selectionMetric) \(String(format: "%.2f", $0))" } ?? "", rec.seconds))
             if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
             if epoch == interruptAfterEpoch {
                 result.status = "interrupted"

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Store
+import Tasks
+
+let defaultDB = "runs/promptrepro.sqlite"
+
+func executablePath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+func stderr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every run of an experiment spec (Baselines/specs/SPEC.yaml) with worker processes; resumable.",
+        discussion: """
+        Expands SPEC for the profile, inserts the runs into the SQLite store as pending, resets runs whose worker died
+        (they restart from their last checkpoint), retries failed runs, and starts --workers worker processes that
+        claim runs atomically. Done runs are never rerun. Progress bar with ETA on a terminal, plain lines otherwise.
+        """)
+    @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
+    @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
+    @Option(help: "Worker processes.") var workers: Int = 1
+    @Option(help: "SQLite store.") var db: String = defaultDB
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
+    @Option(help: "Total threads, shared by the workers (default: PROMPTREPRO_THREADS or the core count).") var threads: Int?
+    @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
+
+    func run() throws {
+        let s = try ExperimentSpec.load(spec)
+        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir), checkpointDir: checkpoints)
+        if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
+        let counts = try SweepRunner.run(spec: s, profile: profile, options: o, executable: executablePath(), log: stderr)
+        stderr("sweep \(s.name) [\(profile)] finished: " + ResultsStore.statuses.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+        if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 { throw ExitCode(1) }
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Claim and run pending runs from the store until none is left (sweeps start these; run more anywhere the DB is local).")
+    @Option(help: "SQLite store.") var db: String = defaultDB
+    @Option(help: "Only runs of this spec.") var spec: String?
+    @Option(help: "Only runs of this profile.") var profile: String?
+    @Option(help: "Data directory.") var dataDir: String?
+    @Option(help: "Checkpoint directory.") var checkpoints: String = "runs/checkpoints"
+    @Option(help: "Threads for this worker.") var threads: Int?
+    @Option(help: "Stop after this many runs.") var maxRuns: Int?
+    @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
+    @Flag(help: "Only errors on stderr.") var quiet = false
+
+    func run() throws {
+        var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir), checkpointDir: checkpoints, threads: threads)
+        o.allowUnpinned = allowUnpinned
+        o.maxRuns = maxRuns
+        let q = quiet
+        try Worker.run(o) { line in if !q || line.contains("failed") { stderr(line) } }
+    }
+}
+
+struct Results: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-cell mean and standard deviation over seeds (best-epoch and last-epoch) as md, csv or json.",
+        discussion: "std: sample standard deviation (n−1); pop_std: population (n). Both are stored since DPT Table 3 does not say which it used.")
+    @Argument(help: "Spec name.") var spec: String
+    @Option var profile: String = "smoke"
+    @Option(help: "md, csv or json.") var format: String = "md"
+    @Option var db: String = defaultDB
+    @Option(help: "Write here instead of stdout.") var out: String?
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
+        let store = try ResultsStore(path: db)
+        let cells = try store.cellResults(spec: spec, profile: profile)
+        let text: String
+        switch format {
+        case "md": text = ResultsExport.markdown(cells, spec: spec, profile: profile)
+        case "csv": text = ResultsExport.csv(cells)
+        case "json": text = try ResultsExport.json(cells, spec: spec, profile: profile)
+        default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
+        }
+        if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }
+    }
+}

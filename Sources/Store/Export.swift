@@ -1,0 +1,62 @@
+// Results export: Markdown overview, CSV (one row per cell × kind × metric), and JSON in the
+// spirit of lm-evaluation-harness (config, versions, per-task results, per-seed values).
+import Foundation
+import Tasks
+
+public enum ResultsExport {
+    static func fmt(_ s: Stat?) -> String {
+        guard let s, s.n > 0 else { return "—" }
+        return String(format: "%.2f ± %.2f (n=%d)", s.mean, s.sampleStd ?? 0, s.n)
+    }
+
+    public static func markdown(_ cells: [CellResult], spec: String, profile: String) -> String {
+        var out = "# \(spec) — \(profile) profile\n\n"
+        if profile == "smoke" { out += "_Smoke profile: embedded random-weight backbone; these numbers test the pipeline and reproduce nothing._\n\n" }
+        out += "Best-epoch validation score (selection metric), mean ± sample std over seeds; last-epoch in brackets.\n\n"
+        out += "| cell | seeds | metric | best | last | diverged |\n|---|---|---|---|---|---|\n"
+        for c in cells {
+            let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
+            out += "| \(c.cell) | \(c.seeds.count) | \(metric) | \(fmt(c.best[metric])) | \(fmt(c.last[metric])) | \(c.divergedSeeds.isEmpty ? "" : c.divergedSeeds.map(String.init).joined(separator: ",")) |\n"
+        }
+        return out
+    }
+
+    public static func csv(_ cells: [CellResult]) -> String {
+        var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values\n"
+        for c in cells {
+            for (kind, stats) in [("best", c.best), ("last", c.last)] {
+                for (m, s) in stats.sorted(by: { $0.key < $1.key }) {
+                    let vals = s.values.map { String(format: "%.4f", $0) }.joined(separator: ";")
+                    out += "\(c.cell),\(c.variant),\(c.method),\(c.task),\(c.model),\(c.k.map(String.init) ?? "full"),\(kind),\(m),\(s.n),"
+                    out += String(format: "%.4f,%@,%.4f,%.4f,%.4f,", s.mean, s.sampleStd.map { String(format: "%.4f", $0) } ?? "", s.populationStd, s.min, s.max)
+                    out += "\(vals)\n"
+                }
+            }
+        }
+        return out
+    }
+
+    public static func json(_ cells: [CellResult], spec: String, profile: String) throws -> String {
+        var results: [String: Any] = [:], versions: [String: Int] = [:]
+        for c in cells {
+            versions[c.task] = (try? TaskRegistry.definition(c.task).version) ?? 0
+            var entry: [String: Any] = ["variant": c.variant, "method": c.method, "task": c.task, "model": c.model,
+                                        "k": c.k as Any, "seeds": c.seeds, "trainable_params": c.trainableParams as Any,
+                                        "diverged_seeds": c.divergedSeeds]
+            for (kind, stats) in [("best", c.best), ("last", c.last)] {
+                var m: [String: Any] = [:]
+                for (name, s) in stats {
+                    m[name] = s.mean
+                    m["\(name)_std"] = s.sampleStd as Any
+                    m["\(name)_pop_std"] = s.populationStd
+                    m["\(name)_per_seed"] = s.values
+                }
+                entry[kind] = m
+            }
+            results[c.cell] = entry
+        }
+        let obj: [String: Any] = ["config": ["spec": spec, "profile": profile, "smoke": profile == "smoke"], "versions": versions,
+                                  "results": results, "n-seeds": Dictionary(uniqueKeysWithValues: cells.map { ($0.cell, $0.seeds.count) })]
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self) + "\n"
+    }
+}

@@ -1,0 +1,280 @@
+// The results store: runs with full provenance, per-epoch metrics, best/last scores, per-example
+// predictions, published baselines. Every write is one transaction; runs move
+// pending → running → done | failed | diverged, and a claim is atomic (BEGIN IMMEDIATE).
+import Foundation
+import Support
+import Tensor
+import Training
+
+public struct RunSpec: Equatable, Sendable {
+    public var spec: String
+    public var profile: String
+    public var cell: String
+    public var variant: String
+    public var method: String
+    public var task: String
+    public var model: String      // model column as the paper names it (t5-small, …)
+    public var modelSpec: String  // what is loaded (directory, hub id, embedded:NAME)
+    public var k: Int?
+    public var seed: Int
+    public var config: TrainConfig
+
+    public init(spec: String, profile: String, cell: String, variant: String, method: String, task: String, model: String,
+                modelSpec: String, k: Int?, seed: Int, config: TrainConfig) {
+        self.spec = spec; self.profile = profile; self.cell = cell; self.variant = variant; self.method = method
+        self.task = task; self.model = model; self.modelSpec = modelSpec; self.k = k; self.seed = seed; self.config = config
+    }
+}
+
+public struct ClaimedRun {
+    public let id: Int
+    public let spec: RunSpec
+    public let attempts: Int
+}
+
+public final class ResultsStore {
+    public let db: SQLiteDB
+    public static let statuses = ["pending", "running", "done", "failed", "diverged"]
+
+    static let migrations: [String] = [
+        // v1
+        """
+        CREATE TABLE runs (
+          id INTEGER PRIMARY KEY,
+          spec TEXT NOT NULL, profile TEXT NOT NULL, cell TEXT NOT NULL, variant TEXT NOT NULL,
+          method TEXT NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL, model_spec TEXT NOT NULL,
+          k INTEGER, seed INTEGER NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
+          status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed','diverged')),
+          attempts INTEGER NOT NULL DEFAULT 0,
+          worker TEXT, worker_pid INTEGER, heartbeat REAL,
+          weights_sha256 TEXT, data_hashes TEXT, manifest TEXT, trainable_params INTEGER,
+          git_commit TEXT, tool_version TEXT, threads INTEGER, host TEXT,
+          created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+          error TEXT, diverged_step INTEGER, checkpoint TEXT,
+          UNIQUE (spec, profile, cell, seed)
+        );
+        CREATE INDEX runs_status ON runs(status);
+        CREATE TABLE epochs (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL, step INTEGER NOT NULL,
+          train_loss REAL, metrics_json TEXT NOT NULL, selection REAL,
+          probe_positive INTEGER, probe_negative INTEGER, probe_rank INTEGER, seconds REAL,
+          PRIMARY KEY (run_id, epoch)
+        );
+        CREATE TABLE scores (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL CHECK (kind IN ('best','last')),
+          metric TEXT NOT NULL, value REAL NOT NULL, epoch INTEGER,
+          PRIMARY KEY (run_id, kind, metric)
+        );
+        CREATE TABLE predictions (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+          prediction TEXT NOT NULL, PRIMARY KEY (run_id, position)
+        );
+        CREATE TABLE published (
+          paper TEXT NOT NULL, tbl TEXT NOT NULL, row TEXT NOT NULL, col TEXT NOT NULL,
+          value REAL NOT NULL, unit TEXT, source TEXT, PRIMARY KEY (paper, tbl, row, col)
+        );
+        CREATE TABLE weights_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime REAL, sha256 TEXT);
+        """,
+    ]
+
+    public init(path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        db = try SQLiteDB(path: path)
+        try migrate()
+    }
+
+    public var schemaVersion: Int { (try? db.query("PRAGMA user_version").first?["user_version"]?.int) ?? 0 }
+
+    func migrate() throws {
+        let current = schemaVersion
+        guard current <= ResultsStore.migrations.count else {
+            throw StoreError("\(db.path): schema version \(current) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
+        }
+        for v in current..<ResultsStore.migrations.count {
+            try db.transaction {
+                try db.exec(ResultsStore.migrations[v])
+                try db.exec("PRAGMA user_version = \(v + 1)")
+            }
+        }
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    // MARK: runs
+
+    /// Inserts runs that are not yet in the store; returns how many were new.
+    @discardableResult
+    public func insertPending(_ runs: [RunSpec]) throws -> Int {
+        try db.transaction {
+            var n = 0
+            for r in runs {
+                let json = r.config.json
+                try db.query("""
+                    INSERT OR IGNORE INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
+                                                config_hash, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                    """, [.text(r.spec), .text(r.profile), .text(r.cell), .text(r.variant), .text(r.method), .text(r.task), .text(r.model),
+                          .text(r.modelSpec), r.k.map { .int($0) } ?? .null, .int(r.seed), .text(json), .text(sha256Hex(json)),
+                          .text(ResultsStore.now())])
+                n += db.changes
+            }
+            return n
+        }
+    }
+
+    /// Atomically takes the oldest pending run of `spec`/`profile` (or any, when nil).
+    public func claim(worker: String, pid: Int32, spec: String? = nil, profile: String? = nil) throws -> ClaimedRun? {
+        try db.transaction {
+            var sql = "SELECT * FROM runs WHERE status = 'pending'"
+            var args: [SQLiteDB.Value] = []
+            if let spec { sql += " AND spec = ?"; args.append(.text(spec)) }
+            if let profile { sql += " AND profile = ?"; args.append(.text(profile)) }
+            sql += " ORDER BY id LIMIT 1"
+            guard let row = try db.query(sql, args).first, let id = row["id"]?.int else { return nil }
+            try db.query("UPDATE runs SET status='running', worker=?, worker_pid=?, heartbeat=?, started_at=?, attempts=attempts+1 WHERE id=?",
+                         [.text(worker), .int(Int(pid)), .double(Date().timeIntervalSince1970), .text(ResultsStore.now()), .int(id)])
+            return ClaimedRun(id: id, spec: try runSpec(row), attempts: (row["attempts"]?.int ?? 0) + 1)
+        }
+    }
+
+    func runSpec(_ row: [String: SQLiteDB.Value]) throws -> RunSpec {
+        guard let json = row["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
+            throw StoreError("\(db.path): run \(row["id"]?.int ?? -1) has an unreadable config")
+        }
+        return RunSpec(spec: row["spec"]?.text ?? "", profile: row["profile"]?.text ?? "", cell: row["cell"]?.text ?? "",
+                       variant: row["variant"]?.text ?? "", method: row["method"]?.text ?? "", task: row["task"]?.text ?? "",
+                       model: row["model"]?.text ?? "", modelSpec: row["model_spec"]?.text ?? "", k: row["k"]?.int,
+                       seed: row["seed"]?.int ?? 0, config: cfg)
+    }
+
+    public func heartbeat(_ id: Int) throws {
+        try db.query("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", [.double(Date().timeIntervalSince1970), .int(id)])
+    }
+
+    /// Provenance known when a run starts.
+    public func recordStart(_ id: Int, weightsSha: String?, gitCommit: String?, threads: Int, checkpoint: String) throws {
+        try db.query("UPDATE runs SET weights_sha256=?, git_commit=?, tool_version=?, threads=?, host=?, checkpoint=? WHERE id=?",
+                     [weightsSha.map { .text($0) } ?? .null, gitCommit.map { .text($0) } ?? .null, .text(ToolInfo.versionString),
+                      .int(threads), .text(ProcessInfo.processInfo.hostName), .text(checkpoint), .int(id)])
+    }
+
+    /// Stores a finished run (epochs, best/last scores, predictions, status) in one transaction.
+    public func complete(_ id: Int, result: TrainResult) throws {
+        try db.transaction {
+            try db.query("DELETE FROM epochs WHERE run_id=?", [.int(id)])
+            try db.query("DELETE FROM scores WHERE run_id=?", [.int(id)])
+            try db.query("DELETE FROM predictions WHERE run_id=?", [.int(id)])
+            for e in result.history {
+                let m = String(decoding: try JSONSerialization.data(withJSONObject: e.metrics, options: [.sortedKeys]), as: UTF8.self)
+                try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                             [.int(id), .int(e.epoch), .int(e.step), .double(e.trainLoss), .text(m),
+                              e.selection.map { .double($0) } ?? .null, e.probePositive.map { .int($0) } ?? .null,
+                              e.probeNegative.map { .int($0) } ?? .null, e.probeRank.map { .int($0) } ?? .null, .double(e.seconds)])
+            }
+            let lastEpoch = result.history.last(where: { !$0.metrics.isEmpty })?.epoch
+            for (kind, scores, ep) in [("best", result.best, result.bestEpoch), ("last", result.last, lastEpoch)] {
+                for (metric, v) in scores where v.isFinite {
+                    try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), .text(kind), .text(metric), .double(v), ep.map { .int($0) } ?? .null])
+                }
+            }
+            for (i, p) in (result.predictions ?? []).enumerated() {
+                try db.query("INSERT INTO predictions VALUES (?,?,?)", [.int(id), .int(i), .text(p)])
+            }
+            let hashes = String(decoding: try JSONSerialization.data(withJSONObject: result.dataFiles, options: [.sortedKeys]), as: UTF8.self)
+            try db.query("""
+                UPDATE runs SET status=?, finished_at=?, diverged_step=?, data_hashes=?, manifest=?, trainable_params=?, error=NULL
+                WHERE id=?
+                """, [.text(result.status == "diverged" ? "diverged" : "done"), .text(ResultsStore.now()),
+                      result.divergedAtStep.map { .int($0) } ?? .null, .text(hashes), result.manifest.map { .text($0) } ?? .null,
+                      .int(result.trainableParams), .int(id)])
+        }
+    }
+
+    public func fail(_ id: Int, error: String) throws {
+        try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?", [.text(ResultsStore.now()), .text(error), .int(id)])
+    }
+
+    /// Runs left 'running' by a worker that no longer exists (same host: pid gone; other hosts:
+    /// heartbeat older than `staleAfter` seconds) go back to 'pending'. Returns how many.
+    @discardableResult
+    public func resetInterrupted(staleAfter: Double = 600) throws -> Int {
+        try db.transaction {
+            let host = ProcessInfo.processInfo.hostName
+            var n = 0
+            for row in try db.query("SELECT id, host, worker_pid, heartbeat FROM runs WHERE status='running'") {
+                let id = row["id"]!.int!
+                let sameHost = (row["host"]?.text ?? host) == host
+                let pid = Int32(row["worker_pid"]?.int ?? 0)
+                let dead = sameHost ? (pid <= 0 || kill(pid, 0) != 0 && errno == ESRCH) : (Date().timeIntervalSince1970 - (row["heartbeat"]?.double ?? 0) > staleAfter)
+                if dead {
+                    try db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE id=?", [.int(id)])
+                    n += 1
+                }
+            }
+            return n
+        }
+    }
+
+    /// Failed runs back to pending (a rerun retries them).
+    @discardableResult
+    public func retryFailed(spec: String, profile: String) throws -> Int {
+        try db.query("UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND spec=? AND profile=?", [.text(spec), .text(profile)])
+        return db.changes
+    }
+
+    public func counts(spec: String? = nil, profile: String? = nil) throws -> [String: Int] {
+        var sql = "SELECT status, COUNT(*) AS n FROM runs WHERE 1=1"
+        var args: [SQLiteDB.Value] = []
+        if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
+        if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
+        var out: [String: Int] = [:]
+        for r in try db.query(sql + " GROUP BY status", args) { out[r["status"]!.text!] = r["n"]!.int! }
+        return out
+    }
+
+    /// Seconds per finished run so far (for the ETA).
+    public func meanRunSeconds(spec: String, profile: String) throws -> Double? {
+        let rows = try db.query("SELECT SUM(seconds) AS s, COUNT(DISTINCT run_id) AS n FROM epochs JOIN runs ON runs.id = run_id WHERE spec=? AND profile=?",
+                                [.text(spec), .text(profile)])
+        guard let s = rows.first?["s"]?.double, let n = rows.first?["n"]?.int, n > 0 else { return nil }
+        return s / Double(n)
+    }
+
+    // MARK: weights hash cache
+
+    /// sha256 of a checkpoint's weight files, cached by (path, size, mtime).
+    public func weightsHash(directory: String) throws -> String {
+        let fm = FileManager.default
+        let files = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        var parts: [String] = []
+        for f in files {
+            let p = (directory as NSString).appendingPathComponent(f)
+            let attrs = try fm.attributesOfItem(atPath: p)
+            let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
+            let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            let real = (p as NSString).resolvingSymlinksInPath
+            if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(mtime)]).first,
+               let sha = row["sha256"]?.text {
+                parts.append(sha)
+            } else {
+                let sha = try SHA256.hex(file: real)
+                try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)])
+                parts.append(sha)
+            }
+        }
+        return parts.count == 1 ? parts[0] : sha256Hex(parts.joined(separator: ","))
+    }
+}
+
+public enum ToolInfo {
+    public static let version = "0.1.0"
+    public static var versionString: String { "promptrepro \(version); swift 6; \(BLASInfo.describe())" }
+}
+
+enum BLASInfo {
+    static func describe() -> String { "openblas \(BLAS.coreName)" }
+}

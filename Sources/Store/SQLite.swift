@@ -1,0 +1,111 @@
+// A small wrapper over the SQLite C API: WAL, busy timeout, prepared statements, transactions.
+// Only this file imports CSQLite.
+import CSQLite
+import Foundation
+
+public struct StoreError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+public final class SQLiteDB {
+    let handle: OpaquePointer
+    public let path: String
+
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var h: OpaquePointer?
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let rc = sqlite3_open_v2(path, &h, flags | SQLITE_OPEN_FULLMUTEX, nil)
+        guard rc == SQLITE_OK, let h else {
+            let msg = h.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let h { sqlite3_close(h) }
+            throw StoreError("\(path): cannot open database: \(msg)")
+        }
+        handle = h
+        sqlite3_busy_timeout(h, 60_000)
+        if !readOnly {
+            try exec("PRAGMA journal_mode=WAL")
+            try exec("PRAGMA synchronous=NORMAL")
+        }
+        try exec("PRAGMA foreign_keys=ON")
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    var errorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    public func exec(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(handle, sql, nil, nil, &err) != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? errorMessage
+            sqlite3_free(err)
+            throw StoreError("\(path): \(msg) (in: \(sql.prefix(80)))")
+        }
+    }
+
+    public enum Value: Equatable {
+        case int(Int), double(Double), text(String), null
+    }
+
+    /// Runs `sql` with positional bindings; returns every row as column name → value.
+    @discardableResult
+    public func query(_ sql: String, _ args: [Value] = []) throws -> [[String: Value]] {
+        var st: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &st, nil) == SQLITE_OK, let st else {
+            throw StoreError("\(path): \(errorMessage) (in: \(sql.prefix(80)))")
+        }
+        defer { sqlite3_finalize(st) }
+        for (i, a) in args.enumerated() {
+            let idx = Int32(i + 1)
+            switch a {
+            case .int(let v): sqlite3_bind_int64(st, idx, sqlite3_int64(v))
+            case .double(let v): sqlite3_bind_double(st, idx, v)
+            case .text(let v): sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT)
+            case .null: sqlite3_bind_null(st, idx)
+            }
+        }
+        var rows: [[String: Value]] = []
+        while true {
+            let rc = sqlite3_step(st)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw StoreError("\(path): \(errorMessage) (in: \(sql.prefix(80)))") }
+            var row: [String: Value] = [:]
+            for c in 0..<sqlite3_column_count(st) {
+                let name = String(cString: sqlite3_column_name(st, c))
+                switch sqlite3_column_type(st, c) {
+                case SQLITE_INTEGER: row[name] = .int(Int(sqlite3_column_int64(st, c)))
+                case SQLITE_FLOAT: row[name] = .double(sqlite3_column_double(st, c))
+                case SQLITE_NULL: row[name] = .null
+                default: row[name] = .text(String(cString: sqlite3_column_text(st, c)))
+                }
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    public var lastInsertID: Int { Int(sqlite3_last_insert_rowid(handle)) }
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Runs `body` in one transaction (IMMEDIATE: takes the write lock up front, so claims are atomic).
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try exec("BEGIN IMMEDIATE")
+        do {
+            let r = try body()
+            try exec("COMMIT")
+            return r
+        } catch {
+            try? exec("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+extension SQLiteDB.Value {
+    public var int: Int? { if case .int(let v) = self { return v }; if case .double(let d) = self { return Int(d) }; return nil }
+    public var double: Double? { if case .double(let v) = self { return v }; if case .int(let i) = self { return Double(i) }; return nil }
+    public var text: String? { if case .text(let v) = self { return v }; return nil }
+}
