@@ -3,8 +3,10 @@
 // Layering (no upward imports): CBLAS <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Reports <- CLI.
 import PackageDescription
 
+// Numeric targets are optimised in debug builds too, so `swift test` (debug) runs at release speed.
 let fast: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"], .when(configuration: .debug)),
     .swiftLanguageMode(.v5),
 ]
 
@@ -57,6 +59,8 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Tasks"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

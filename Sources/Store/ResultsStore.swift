@@ -209,7 +209,7 @@ public final class ResultsStore {
                 let id = row["id"]!.int!
                 let sameHost = (row["host"]?.text ?? host) == host
                 let pid = Int32(row["worker_pid"]?.int ?? 0)
-                let dead = sameHost ? (pid <= 0 || kill(pid, 0) != 0 && errno == ESRCH) : (Date().timeIntervalSince1970 - (row["heartbeat"]?.double ?? 0) > staleAfter)
+                let dead = sameHost ? !ResultsStore.workerAlive(pid) : (Date().timeIntervalSince1970 - (row["heartbeat"]?.double ?? 0) > staleAfter)
                 if dead {
                     try db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE id=?", [.int(id)])
                     n += 1
@@ -217,6 +217,22 @@ public final class ResultsStore {
             }
             return n
         }
+    }
+
+    /// A worker process is alive when it exists, is not a zombie (a killed worker whose parent died
+    /// too may never be reaped), and is still a promptrepro process (guards against PID reuse).
+    static func workerAlive(_ pid: Int32) -> Bool {
+        guard pid > 0 else { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(close, offsetBy: 2)]
+            if state == "Z" || state == "X" { return false }
+        }
+        if let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") {
+            return String(decoding: cmd, as: UTF8.self).contains("promptrepro")
+        }
+        return true
     }
 
     /// Failed runs back to pending (a rerun retries them).

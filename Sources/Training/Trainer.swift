@@ -37,6 +37,15 @@ public struct TrainResult: Codable, Sendable {
     public var smoke: Bool
     public var predictions: [String]?          // last evaluation's predictions (validation order)
 
+    public init(config: TrainConfig, status: String, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
+                history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],
+                manifest: String?, smoke: Bool, predictions: [String]?) {
+        self.config = config; self.status = status; self.divergedAtStep = divergedAtStep; self.bestEpoch = bestEpoch
+        self.best = best; self.last = last; self.history = history; self.trainableParams = trainableParams
+        self.trainExamples = trainExamples; self.evalExamples = evalExamples; self.dataFiles = dataFiles
+        self.manifest = manifest; self.smoke = smoke; self.predictions = predictions
+    }
+
     public var json: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]

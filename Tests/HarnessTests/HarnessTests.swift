@@ -1,0 +1,238 @@
+import Foundation
+import Store
+import Training
+import XCTest
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+func sharedData() throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    let candidates = [env["PROMPTREPRO_SHARED"], "\(repoRoot)/../shared"].compactMap { $0 }
+    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
+    if env["CI"] == "true" { XCTFail("shared data not found; CI must have ../shared") }
+    throw XCTSkip("shared data not found")
+}
+
+/// The promptrepro executable built next to the test bundle.
+func binary() throws -> String {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for d in [dir, dir.deletingLastPathComponent()] {
+        let p = d.appendingPathComponent("promptrepro").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    let p = "\(repoRoot)/.build/debug/promptrepro"
+    if FileManager.default.isExecutableFile(atPath: p) { return p }
+    XCTFail("promptrepro binary not found next to \(CommandLine.arguments[0])")
+    throw XCTSkip("no binary")
+}
+
+func tempDir(_ tag: String) -> String {
+    let d = NSTemporaryDirectory() + "harness-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+let miniSpec = """
+spec: mini
+title: mini test grid
+paper: dpt
+methods:
+  - {name: dpt, method: dpt, n: 8, r: 2}
+  - {name: pt, method: pt, n: 8}
+tasks: [cb, rte]
+models: [t5-small]
+seeds: [1, 2]
+k: [8]
+profiles:
+  smoke:
+    models: {t5-small: "embedded:t5-tiny"}
+    train: {epochs: 4, batch_size: 4, eval_limit: 16, eval_batch_size: 16, decode_max_tokens: 3, max_source_length: 96}
+"""
+
+@discardableResult
+func runCLI(_ args: [String], wait: Bool = true) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try binary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    p.standardError = FileHandle.nullDevice
+    p.standardOutput = FileHandle.nullDevice
+    var env = ProcessInfo.processInfo.environment
+    env["PROMPTREPRO_THREADS"] = "1"
+    p.environment = env
+    try p.run()
+    if wait { p.waitUntilExit() }
+    return p
+}
+
+final class SpecTests: XCTestCase {
+    func testExpansionAppliesProfilesOverridesAndVary() throws {
+        let dir = tempDir("spec")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (miniSpec + "\n  paper: {}\n").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let s = try ExperimentSpec.load("\(dir)/mini.yaml")
+        let runs = try s.expand(profile: "smoke")
+        XCTAssertEqual(runs.count, 2 * 2 * 1 * 1 * 2)
+        XCTAssertEqual(Set(runs.map(\.cell)).count, 4)
+        let r = runs.first { $0.variant == "dpt" && $0.task == "rte" && $0.seed == 2 }!
+        XCTAssertEqual(r.cell, "dpt|rte|t5-small|k8")
+        XCTAssertEqual(r.config.method.n, 8)
+        XCTAssertEqual(r.config.method.r, 2)
+        XCTAssertEqual(r.config.epochs, 4)
+        XCTAssertEqual(r.config.model, "embedded:t5-tiny")
+        XCTAssertEqual(r.config.protocolName, "dpt-paper")
+        XCTAssertEqual(r.config.lr, 0.3)
+        let paper = try s.expand(profile: "paper")
+        XCTAssertEqual(paper.first!.config.model, "t5-small")
+        XCTAssertEqual(paper.first!.config.epochs, 100)
+
+        try miniSpec.replacingOccurrences(of: "n: 8, r: 2}", with: "n: 8, vary: {r: [1, 4]}}")
+            .write(toFile: "\(dir)/vary.yaml", atomically: true, encoding: .utf8)
+        let v = try ExperimentSpec.load("\(dir)/vary.yaml")
+        XCTAssertEqual(v.variants.map(\.name), ["dpt-r1", "dpt-r4", "pt"])
+        XCTAssertEqual(try v.expand(profile: "smoke").filter { $0.variant == "dpt-r4" }.first!.config.method.r, 4)
+
+        try miniSpec.replacingOccurrences(of: "epochs: 4", with: "epoch: 4").write(toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bad.yaml")) { XCTAssertTrue("\($0)".contains("did you mean 'epochs'"), "\($0)") }
+        try miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, rtee]").write(toFile: "\(dir)/bad2.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bad2.yaml")) { XCTAssertTrue("\($0)".contains("did you mean 'rte'"), "\($0)") }
+    }
+
+    /// Every committed spec parses and expands in each of its profiles.
+    func testCommittedSpecsExpand() throws {
+        let dir = "\(repoRoot)/Baselines/specs"
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 12)
+        for f in files {
+            let s = try ExperimentSpec.load("\(dir)/\(f)")
+            for p in s.profiles.keys { XCTAssertFalse(try s.expand(profile: p).isEmpty, "\(f) \(p)") }
+        }
+        let t1 = try ExperimentSpec.load("\(dir)/table1.yaml")
+        XCTAssertEqual(try t1.expand(profile: "paper").count, 4 * 8 * 3 * 3)
+        XCTAssertTrue(try t1.expand(profile: "smoke").allSatisfy { $0.config.model == "embedded:t5-tiny" })
+    }
+}
+
+final class StoreTests: XCTestCase {
+    func testMigrationsAndVersionGuard() throws {
+        let dir = tempDir("mig")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        XCTAssertEqual(s.schemaVersion, 1)
+        let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
+        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes"])
+        XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
+        _ = try ResultsStore(path: "\(dir)/a.sqlite")  // reopening migrates nothing
+        try s.db.exec("PRAGMA user_version = 99")
+        XCTAssertThrowsError(try ResultsStore(path: "\(dir)/a.sqlite")) { XCTAssertTrue("\($0)".contains("newer")) }
+    }
+
+    /// mean and both standard deviations against hand-computed values.
+    func testAggregationByHand() throws {
+        let dir = tempDir("agg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml")
+        let runs = try spec.expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        XCTAssertEqual(runs.count, 3)
+        try s.insertPending(runs)
+        for (i, v) in [70.0, 74.0, 81.0].enumerated() {
+            let c = try s.claim(worker: "t", pid: getpid())!
+            var r = TrainResult(config: c.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 2, best: ["accuracy": v], last: ["accuracy": v - 1],
+                                history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"])
+            r.config.seed = i + 1
+            try s.complete(c.id, result: r)
+        }
+        let cell = try s.cellResults(spec: "table1", profile: "smoke").first!
+        let st = cell.best["accuracy"]!
+        // mean 75; deviations −5, −1, 6 → SS 62; sample std √31 = 5.5678; population √(62/3) = 4.5461
+        XCTAssertEqual(st.mean, 75, accuracy: 1e-12)
+        XCTAssertEqual(st.sampleStd!, 31.0.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(st.populationStd, (62.0 / 3).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(cell.last["accuracy"]!.mean, 74, accuracy: 1e-12)
+        XCTAssertEqual(Stat([5]).sampleStd, nil)
+    }
+
+    func testClaimIsExclusive() throws {
+        let dir = tempDir("claim")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try ResultsStore(path: "\(dir)/a.sqlite"), b = try ResultsStore(path: "\(dir)/a.sqlite")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml")
+        XCTAssertEqual(try a.insertPending(try spec.expand(profile: "smoke")), 96)
+        XCTAssertEqual(try a.insertPending(try spec.expand(profile: "smoke")), 0)  // idempotent
+        var seen = Set<Int>()
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let s = i == 0 ? a : b
+            while let c = try? s.claim(worker: "w\(i)", pid: getpid()) {
+                lock.lock(); XCTAssertFalse(seen.contains(c.id)); seen.insert(c.id); lock.unlock()
+            }
+        }
+        XCTAssertEqual(seen.count, 96)
+    }
+}
+
+final class SweepProcessTests: XCTestCase {
+    func scores(_ db: String) throws -> [String: Double] {
+        let s = try ResultsStore(path: db)
+        var out: [String: Double] = [:]
+        for r in try s.db.query("SELECT runs.cell, runs.seed, scores.kind, scores.metric, scores.value FROM scores JOIN runs ON runs.id = run_id") {
+            out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
+        }
+        return out
+    }
+
+    /// Two worker processes on one store finish every run exactly once; a sweep killed with SIGKILL
+    /// mid-run and rerun ends with every run present once and the same scores as the clean sweep.
+    func testTwoWorkersAndKillResume() throws {
+        let data = try sharedData()
+        let dir = tempDir("sweep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        // Clean reference sweep with two workers.
+        let clean = try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", "\(dir)/clean.sqlite",
+                                "--data-dir", data, "--checkpoints", "\(dir)/ck-clean", "--threads", "2"])
+        XCTAssertEqual(clean.terminationStatus, 0)
+        let cs = try ResultsStore(path: "\(dir)/clean.sqlite")
+        let rows = try cs.db.query("SELECT status, attempts, worker FROM runs")
+        XCTAssertEqual(rows.count, 8)
+        XCTAssertTrue(rows.allSatisfy { $0["status"]?.text == "done" && $0["attempts"]?.int == 1 })
+        XCTAssertEqual(Set(rows.compactMap { $0["worker"]?.text }).count, 2, "both workers took runs")
+        let reference = try scores("\(dir)/clean.sqlite")
+        XCTAssertFalse(reference.isEmpty)
+
+        // Interrupted sweep: one worker, killed once a run has written its first checkpoint.
+        let db = "\(dir)/killed.sqlite"
+        let first = try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                "--checkpoints", "\(dir)/ck"], wait: false)
+        var killed = false
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && first.isRunning {
+            let cks = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/ck")) ?? []
+            if let done = try? ResultsStore(path: db).counts()["done"], done >= 1, cks.contains(where: { $0.hasSuffix(".safetensors") }) {
+                // Kill the worker (the sweep's child) and the sweep itself.
+                let s = try ResultsStore(path: db)
+                for r in try s.db.query("SELECT worker_pid FROM runs WHERE status='running'") { if let pid = r["worker_pid"]?.int { kill(Int32(pid), SIGKILL) } }
+                kill(first.processIdentifier, SIGKILL)
+                killed = true
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        first.waitUntilExit()
+        XCTAssertTrue(killed, "never saw a checkpointed running run")
+        let mid = try ResultsStore(path: db).counts()
+        XCTAssertEqual(mid["running"] ?? 0, 1, "the killed run is left 'running'")
+        let resumed = try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
+                                  "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(resumed.terminationStatus, 0)
+        let s = try ResultsStore(path: db)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs").first?["n"]?.int, 8)
+        XCTAssertEqual(try s.counts()["done"], 8)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE attempts = 2").first?["n"]?.int, 1)
+        XCTAssertEqual(try scores(db), reference, "resumed sweep differs from the clean one")
+        for r in try s.db.query("SELECT id FROM runs") {
+            XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [.int(r["id"]!.int!)]).first?["n"]?.int, 4)
+        }
+    }
+}
