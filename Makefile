@@ -17,7 +17,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report clean help
+.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures clean help
 
 all: build
 
@@ -73,7 +73,11 @@ manifests: build
 
 # Every paper table from the store (or Baselines/results when there is none).
 report: build
+	$(BIN) figures --profile $(PROFILE) --db $(DB)
 	$(BIN) report --profile $(PROFILE) --db $(DB)
+
+figures: build
+	$(BIN) figures --profile $(PROFILE) --db $(DB)
 
 clean:
 	rm -rf .build

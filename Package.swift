@@ -36,7 +36,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
-        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks"], swiftSettings: fast),
+        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks", "Tensor", .product(name: "Yams", package: "Yams")],
+                swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),
         .executableTarget(
@@ -61,6 +62,8 @@ let package = Package(
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Tasks"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Training", "Methods", "Tasks"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

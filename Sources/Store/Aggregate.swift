@@ -38,6 +38,15 @@ public struct CellResult: Codable, Sendable {
     public var best: [String: Stat]
     public var last: [String: Stat]
     public var divergedSeeds: [Int]
+    /// Rank-probe runs: per epoch, means over seeds of (positive, negative) Σ entries and rank(P).
+    public var probe: [ProbePoint]?
+}
+
+public struct ProbePoint: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var positive: Double
+    public var negative: Double
+    public var rank: Double
 }
 
 extension ResultsStore {
@@ -54,7 +63,7 @@ extension ResultsStore {
                 order.append(cell)
                 byCell[cell] = CellResult(cell: cell, variant: r["variant"]!.text!, method: r["method"]!.text!, task: r["task"]!.text!,
                                           model: r["model"]!.text!, k: r["k"]?.int, seeds: [], statuses: [:], trainableParams: nil,
-                                          best: [:], last: [:], divergedSeeds: [])
+                                          best: [:], last: [:], divergedSeeds: [], probe: nil)
             }
             let status = r["status"]!.text!
             byCell[cell]!.statuses[status, default: 0] += 1
@@ -62,6 +71,17 @@ extension ResultsStore {
             guard status == "done" else { continue }
             byCell[cell]!.seeds.append(r["seed"]!.int!)
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
+            if r["method"]?.text == "probe" {
+                var pts = byCell[cell]!.probe ?? []
+                let n = Double(byCell[cell]!.seeds.count)
+                for e in try db.query("SELECT epoch, probe_positive, probe_negative, probe_rank FROM epochs WHERE run_id=? ORDER BY epoch", [.int(r["id"]!.int!)]) {
+                    guard let ep = e["epoch"]?.int, let p = e["probe_positive"]?.double, let q = e["probe_negative"]?.double, let k = e["probe_rank"]?.double else { continue }
+                    if let i = pts.firstIndex(where: { $0.epoch == ep }) {  // running mean over seeds
+                        pts[i].positive += (p - pts[i].positive) / n; pts[i].negative += (q - pts[i].negative) / n; pts[i].rank += (k - pts[i].rank) / n
+                    } else { pts.append(ProbePoint(epoch: ep, positive: p, negative: q, rank: k)) }
+                }
+                byCell[cell]!.probe = pts
+            }
             for s in try db.query("SELECT kind, metric, value FROM scores WHERE run_id=?", [.int(r["id"]!.int!)]) {
                 values[cell, default: [:]][s["kind"]!.text!, default: [:]][s["metric"]!.text!, default: []].append((r["seed"]!.int!, s["value"]!.double!))
             }

@@ -1,0 +1,135 @@
+// Figures: each is one spec (Baselines/figures/NAME.yaml) naming its data query (experiment spec,
+// x field, series, reference lines, panels, statistic) and its plot. Rendering writes NAME.dat and
+// NAME.gp and runs gnuplot twice: pngcairo and SVG, fixed fonts and sizes, no timestamps.
+import Foundation
+import Store
+import Tasks
+import Yams
+
+public struct FigureSpec: Decodable {
+    public struct Series: Decodable { public var variant: String; public var label: String }
+    public var figure: String
+    public var title: String
+    public var spec: String
+    public var query: String         // score | probe
+    public var x: String             // k | r | n | epoch
+    public var series: [Series]
+    public var references: [Series]?
+    public var panels: [String]      // task names, or "avg" (mean over the spec's tasks)
+    public var model: String?
+    public var stat: String?         // mean (default) | minmax
+    public var xlabel: String
+    public var ylabel: String
+    public var logx: Bool?
+
+    public static func load(_ path: String) throws -> FigureSpec {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
+        do { return try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
+    }
+}
+
+public enum Figures {
+    struct Point { var x: Double; var mean: Double; var lo: Double; var hi: Double }
+
+    /// x of a cell: k from the cell; r or n from a "-r10" / "-n20" variant suffix, else from `defaults`.
+    static func xValue(_ c: CellResult, _ key: String, defaults: [String: Double]) -> Double? {
+        if key == "k" { return c.k.map(Double.init) }
+        if let r = c.variant.range(of: "-\(key)", options: .backwards), let v = Double(c.variant[r.upperBound...]) { return v }
+        return defaults[key]
+    }
+
+    static func baseVariant(_ v: String) -> String {
+        if let r = v.range(of: #"-[a-z]+\d+$"#, options: .regularExpression) { return String(v[..<r.lowerBound]) }
+        return v
+    }
+
+    static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String]) -> [Point] {
+        let mine = cells.filter { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!) }
+        var byX: [Double: [String: Stat]] = [:]
+        for c in mine {
+            guard let x = xValue(c, f.x, defaults: [:]) ?? (f.x == "k" ? nil : 0),
+                  let metric = try? TaskRegistry.definition(c.task).selectionMetric, let st = c.best[metric], st.n > 0 else { continue }
+            byX[x, default: [:]][c.task] = st
+        }
+        var out: [Point] = []
+        for (x, stats) in byX {
+            if panel == "avg" {
+                let present = tasks.compactMap { stats[$0] }
+                guard !present.isEmpty else { continue }
+                let m = present.map(\.mean).reduce(0, +) / Double(present.count)
+                out.append(Point(x: x, mean: m, lo: m, hi: m))
+            } else if let st = stats[panel] {
+                out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max))
+            }
+        }
+        return out.sorted { $0.x < $1.x }
+    }
+
+    /// Writes NAME.dat, NAME.gp, NAME.png, NAME.svg under `outDir`; returns the image paths.
+    public static func render(_ f: FigureSpec, cells: [CellResult], tasks: [String], profile: String, outDir: String,
+                              gnuplot: String = "gnuplot") throws -> [String] {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        var data = "# \(f.figure): \(f.title) — profile \(profile)\n"
+        var index = 0
+        var plots: [String] = []
+        let minmax = f.stat == "minmax"
+        for panel in f.panels {
+            var parts: [String] = []
+            if f.query == "probe" {
+                let c = cells.first { $0.method == "probe" && $0.task == panel && (f.model == nil || $0.model == f.model!) }
+                for (label, key) in [("positive Σ entries", 0), ("negative Σ entries", 1), ("rank(P)", 2)] {
+                    let pts = c?.probe ?? []
+                    data += "# panel \(panel) series \(label)\n"
+                    for p in pts { data += "\(p.epoch) \([p.positive, p.negative, p.rank][key])\n" }
+                    if pts.isEmpty { data += "NaN NaN\n" }
+                    data += "\n\n"
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints title '\(label)'")
+                    index += 1
+                }
+            } else {
+                for s in f.series {
+                    let pts = points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
+                    data += "# panel \(panel) series \(s.label): x mean min max\n"
+                    for p in pts { data += "\(p.x) \(p.mean) \(p.lo) \(p.hi)\n" }
+                    if pts.isEmpty { data += "NaN NaN NaN NaN\n" }
+                    data += "\n\n"
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") title '\(s.label)'")
+                    index += 1
+                }
+                for r in f.references ?? [] {
+                    let pts = points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks)
+                    if let m = pts.first?.mean { parts.append("\(m) with lines dashtype 2 title '\(r.label)'") }
+                }
+            }
+            let empty = !data.split(separator: "\n").contains { !$0.hasPrefix("#") && !$0.hasPrefix("NaN") }
+            var p = "set title '\(panel == "avg" ? "average over tasks" : panel)'\n"
+            p += empty ? "set label 1 'no runs of spec \(f.spec) in profile \(profile)' at graph 0.5,0.5 center\n" : "unset label 1\n"
+            p += "plot " + parts.joined(separator: ", \\\n     ") + "\n"
+            plots.append(p)
+        }
+        let cols = min(3, f.panels.count), rows = (f.panels.count + cols - 1) / cols
+        let (w, h) = (max(640, 420 * cols), 340 * rows + 60)
+        let note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
+        var body = "set multiplot layout \(rows),\(cols) title \"\(f.title)\\n\(note)\"\n"
+        body += "set xlabel '\(f.xlabel)'\nset ylabel '\(f.ylabel)'\nset key bottom right\nset grid\nset offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\n"
+        if f.logx == true { body += "set logscale x\n" }
+        body += plots.joined() + "unset multiplot\n"
+        var script = "# generated by promptrepro figures — data in \(f.figure).dat\n"
+        script += "set terminal pngcairo size \(w),\(h) font 'DejaVu Sans,10' noenhanced\nset output '\(f.figure).png'\n" + body
+        script += "set terminal svg size \(w),\(h) font 'DejaVu Sans,10' noenhanced\nset output '\(f.figure).svg'\n" + body
+        try data.write(toFile: "\(outDir)/\(f.figure).dat", atomically: true, encoding: .utf8)
+        try script.write(toFile: "\(outDir)/\(f.figure).gp", atomically: true, encoding: .utf8)
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        proc.arguments = [gnuplot, "\(f.figure).gp"]
+        proc.currentDirectoryURL = URL(fileURLWithPath: outDir)
+        let err = Pipe()
+        proc.standardError = err
+        do { try proc.run() } catch { throw StoreError("cannot run gnuplot (install gnuplot-nox: `make deps`): \(error)") }
+        proc.waitUntilExit()
+        guard proc.terminationStatus == 0 else {
+            throw StoreError("\(outDir)/\(f.figure).gp: gnuplot failed: \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        }
+        return ["\(outDir)/\(f.figure).png", "\(outDir)/\(f.figure).svg"]
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Reports
+import Store
+import Training
+import XCTest
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+func tempDir(_ tag: String) -> String {
+    let d = NSTemporaryDirectory() + "reports-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+/// A store holding hand-chosen best scores for some cells of a spec/profile.
+func fixtureStore(_ path: String, spec: String, variant: String, values: [String: [Double]], model: String = "t5-small") throws -> ResultsStore {
+    let s = try ResultsStore(path: path)
+    let specObj = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(spec).yaml")
+    let runs = try specObj.expand(profile: "cpu").filter { $0.variant == variant && $0.model == model && values[$0.task] != nil }
+    try s.insertPending(runs)
+    while let c = try s.claim(worker: "fixture", pid: getpid()) {
+        let vals = values[c.spec.task]!
+        guard c.spec.seed <= vals.count else { try s.fail(c.id, error: "fixture has no value for this seed"); continue }
+        let v = vals[c.spec.seed - 1]
+        let metric = ["multirc": "f1a", "record": "f1"][c.spec.task] ?? "accuracy"
+        let r = TrainResult(config: c.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: [metric: v], last: [metric: v - 1],
+                            history: [], trainableParams: 1, trainExamples: 1, evalExamples: 1, dataFiles: [:], manifest: nil, smoke: false, predictions: [])
+        try s.complete(c.id, result: r)
+    }
+    return s
+}
+
+final class PublishedTests: XCTestCase {
+    /// Every printed "Avg." equals the mean of its row's task cells, rounded or truncated to two
+    /// decimals (the paper does both). One printed average disagrees with its own cells in the paper
+    /// text itself (Baselines/published/NOTES.md); it is listed here, so any other mismatch — a
+    /// transcription error — fails.
+    func testPublishedAveragesRecompute() throws {
+        let paperInconsistencies: [String: Double] = ["Table 1|T5-Base|dpt": 71.9175]
+        let values = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let avgs = values.filter { $0.column == "avg" }
+        XCTAssertEqual(avgs.count, 12 + 3)  // DPT Table 1 (12 rows) and Table 4 (3 rows)
+        for a in avgs {
+            let cells = values.filter { $0.paper == a.paper && $0.table == a.table && $0.model == a.model && $0.method == a.method
+                && !["avg", "params"].contains($0.column) }.compactMap(\.number)
+            XCTAssertEqual(cells.count, 8, "\(a.table) \(a.model) \(a.method)")
+            let mean = cells.reduce(0, +) / 8
+            if let known = paperInconsistencies["\(a.table)|\(a.model)|\(a.method)"] {
+                XCTAssertEqual(mean, known, accuracy: 1e-9)
+                continue
+            }
+            let rounded = (mean * 100).rounded() / 100, truncated = ((mean * 100) + 1e-9).rounded(.down) / 100
+            XCTAssertTrue(abs(rounded - a.number!) < 1e-9 || abs(truncated - a.number!) < 1e-9,
+                          "\(a.table) \(a.model) \(a.method): cells average \(mean), printed \(a.value)")
+        }
+        // Table 3 (std) and the LoPT tables are complete.
+        XCTAssertEqual(values.filter { $0.table == "Table 3" && $0.paper == "dpt" }.count, 72)
+        XCTAssertEqual(values.filter { $0.paper == "lopt" && $0.table == "Table 3" && $0.column == "delta_params" }.count, 9)
+    }
+}
+
+final class TableRenderTests: XCTestCase {
+    /// Table 4 from a fixture store: published value / our mean ± sample std (Δ) per cell; rows
+    /// without runs show "—"; the trainable-parameter column uses our counts.
+    func testTable4MarkdownAgainstHandWritten() throws {
+        let dir = tempDir("t4")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10",
+                                     values: ["wsc": [64, 66, 65], "cb": [70, 72, 74], "record": [50, 51, 52], "rte": [60, 62]])
+        let cells = try store.cellResults(spec: "table4", profile: "cpu")
+        let layout = try PaperTables.layout("table4")
+        var pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        pubs = pubs.filter { $0.table == "Table 4" }
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml"))
+        let expected = """
+        # DPT Table 4 — Residual PT with 10 prompt tokens
+
+        Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile.
+
+        | Model | # Trainable Params (paper / ours) | WSC | WiC | BoolQ | CB | COPA | MultiRC | ReCoRD | RTE | Avg. |
+        |---|---|---|---|---|---|---|---|---|---|---|
+        | **T5-Small** | | | | | | | | | | |
+        | Residual PT (n=10) | 416K / 416,656 | 64.73 / 65.00 ± 1.00 (Δ +0.27) | 58.09 / — | 69.70 / — | 73.21 / 72.00 ± 2.00 (Δ -1.21) | 58.66 / — | 63.21 / — | 52.82 / 51.00 ± 1.00 (Δ -1.82) | 62.21 / 61.00 ± 1.41‡ (Δ -1.21) | 62.83 / — |
+        | **T5-Base** | | | | | | | | | | |
+        | Residual PT (n=10) | 624K / 624,784 | 68.26 / — | 66.87 / — | 79.11 / — | 74.99 / — | 57.66 / — | 71.20 / — | 72.41 / — | 68.58 / — | 69.88 / — |
+        | **T5-Large** | | | | | | | | | | |
+        | Residual PT (n=10) | 832K / 832,912 | 69.86 / — | 69.74 / — | 84.18 / — | 70.82 / — | 59.33 / — | 74.77 / — | 84.31 / — | 88.20 / — | 75.15 / — |
+
+        """
+        XCTAssertEqual(md, expected)
+        XCTAssertTrue(PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu").contains("65.00 $\\pm$ 1.00"))
+    }
+}
+
+final class FigureTests: XCTestCase {
+    func pngSize(_ path: String) throws -> (Int, Int) {
+        let d = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(Array(d.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        func be(_ o: Int) -> Int { d[o..<(o + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        return (be(16), be(20))
+    }
+
+    func testGnuplotRendersPNGAndSVGOfTheDeclaredSize() throws {
+        let dir = tempDir("fig")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "fig8", variant: "dpt-r1000", values: ["rte": [60, 64, 62]], model: "t5-large")
+        _ = try fixtureStore("\(dir)/s.sqlite", spec: "fig8", variant: "dpt-r10", values: ["rte": [66, 67, 65]], model: "t5-large")
+        let cells = try store.cellResults(spec: "fig8", profile: "cpu")
+        let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig8.yaml")
+        let out = try Figures.render(f, cells: cells, tasks: ["rte"], profile: "cpu", outDir: dir)
+        let (w, h) = try pngSize(out[0])
+        XCTAssertEqual(w, 640)
+        XCTAssertEqual(h, 400)
+        XCTAssertGreaterThan(try Data(contentsOf: URL(fileURLWithPath: out[0])).count, 5_000)
+        XCTAssertTrue(try String(contentsOfFile: out[1], encoding: .utf8).contains("<svg"))
+        // The data file carries min/avg/max per bottleneck.
+        let dat = try String(contentsOfFile: "\(dir)/fig8.dat", encoding: .utf8)
+        XCTAssertTrue(dat.contains("10.0 66.0 65.0 67.0"), dat)
+        XCTAssertTrue(dat.contains("1000.0 62.0 60.0 64.0"), dat)
+        // Deterministic: a second render gives identical bytes.
+        let first = try Data(contentsOf: URL(fileURLWithPath: out[0]))
+        _ = try Figures.render(f, cells: cells, tasks: ["rte"], profile: "cpu", outDir: dir)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out[0])), first)
+    }
+}
+
+final class CompareTests: XCTestCase {
+    /// Welch t, df and two-sided p against scipy.stats.ttest_ind(equal_var=False); Student t tail
+    /// probabilities against 2·scipy.stats.t.sf.
+    func testWelchAgainstScipy() {
+        let w = Statistics.welch([71.2, 73.5, 70.9], [68.0, 69.4, 70.1])!
+        XCTAssertEqual(w.t, 2.627987022318347, accuracy: 1e-10)
+        XCTAssertEqual(w.df, 3.7132430086114327, accuracy: 1e-10)
+        XCTAssertEqual(w.p, 0.06291679252626492, accuracy: 1e-9)
+        let w2 = Statistics.welch([80.0, 82.5, 79.0, 81.0], [75.0, 76.0])!
+        XCTAssertEqual(w2.t, 5.70398841785007, accuracy: 1e-10)
+        XCTAssertEqual(w2.p, 0.004943245163105283, accuracy: 1e-9)
+        XCTAssertEqual(Statistics.twoSidedP(t: 2.0, df: 10), 0.07338803477074037, accuracy: 1e-10)
+        XCTAssertEqual(Statistics.twoSidedP(t: 1.3, df: 2.7), 0.29345264370384533, accuracy: 1e-10)
+        XCTAssertEqual(Statistics.twoSidedP(t: 5.1, df: 3.3), 0.011511912753605275, accuracy: 1e-10)
+        XCTAssertNil(Statistics.welch([1], [2, 3]))
+    }
+
+    /// The bootstrap CI is fixed by its seed and brackets the observed difference; with constant
+    /// groups it collapses to the difference.
+    func testBootstrapCI() {
+        let a = [71.2, 73.5, 70.9], b = [68.0, 69.4, 70.1]
+        let ci = Statistics.bootstrapCI(a, b)
+        XCTAssertEqual(ci.0, Statistics.bootstrapCI(a, b).0)
+        XCTAssertLessThan(ci.0, Statistics.mean(a) - Statistics.mean(b))
+        XCTAssertGreaterThan(ci.1, Statistics.mean(a) - Statistics.mean(b))
+        // Range of resampled mean differences is bounded by min(a)−max(b) … max(a)−min(b).
+        XCTAssertGreaterThanOrEqual(ci.0, 70.9 - 70.1 - 1e-9)
+        XCTAssertLessThanOrEqual(ci.1, 73.5 - 68.0 + 1e-9)
+        XCTAssertEqual(Statistics.bootstrapCI([5, 5], [3, 3]).0, 2)
+    }
+
+    /// `compare` gates through its exit code: 0 within --max-regression, 1 beyond it.
+    func testCompareExitCodes() throws {
+        let dir = tempDir("cmp")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81], "rte": [60, 61, 62]])
+        _ = try fixtureStore(db, spec: "table1", variant: "pt", values: ["cb": [70, 71, 72], "rte": [63, 64, 65]])
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("promptrepro").path
+        guard FileManager.default.isExecutableFile(atPath: bin) else { XCTFail("no promptrepro binary at \(bin)"); return }
+        func run(_ extra: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = ["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db] + extra
+            p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, out)
+        }
+        let (ok, text) = try run(["--max-regression", "5"])
+        XCTAssertEqual(ok, 0)
+        XCTAssertTrue(text.contains("| cb | t5-small |") && text.contains("+10.00") && text.contains("-3.00"), text)
+        XCTAssertTrue(text.contains("1 win / 0 tie / 1 loss"), text)
+        XCTAssertEqual(try run(["--max-regression", "2"]).0, 1)
+        XCTAssertEqual(try run(["--against", "published", "--max-regression", "100"]).0, 0)
+    }
+}
