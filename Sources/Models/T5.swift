@@ -202,8 +202,9 @@ public final class T5Model {
             for e in 0..<(tq * tk) { out.data[hh * tq * tk + e] = table.data[Int(buckets[e]) * h + hh] }
         }
         if Tape.shouldRecord([table]) {
+            let ob = out.box, tb = table.box
             Tape.push(out) {
-                let g = out.grad!.data, gt = table.gradBuffer()
+                let g = ob.grad!.data, gt = tb.buffer()
                 for hh in 0..<h { for e in 0..<(tq * tk) { gt[Int(buckets[e]) * h + hh] += g[hh * tq * tk + e] } }
             }
         }

@@ -67,11 +67,12 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
         BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dk, alpha: o.scale,
                    a: pq + bi * tq * hdk + h * dk, lda: hdk, b: pk + bi * tk * hdk + h * dk, ldb: hdk,
                    beta: 0, c: p, ldc: tk)
+        let mrow = mask.map { $0 + bi * tk }
         for i in 0..<tq {
             let row = p + i * tk
             if let pbias { let br = pbias + (h * tq + i) * tk; for j in 0..<tk { row[j] += br[j] } }
             let limit = o.causal ? min(tk, o.queryOffset + i + 1) : tk
-            softmaxRow(row, row, tk) { j in j < limit && (mask == nil || mask![bi * tk + j] != 0) }
+            maskedSoftmaxRow(row, tk, limit: limit, keyMask: mrow)
         }
         var pv2 = UnsafePointer(p)
         var dropped: UnsafeMutablePointer<Float>? = nil
@@ -87,8 +88,10 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     }
 
     if record, let probs {
+        let ob = out.box  // keeps q, k, v and P: the gradient needs them
         Tape.push(out) {
-            let g = out.grad!.data
+            let pq = q.data, pk = k.data, pv = v.data
+            let g = ob.grad!.data
             let gq = q.requiresGrad ? q.gradBuffer() : nil
             let gk = k.requiresGrad ? k.gradBuffer() : nil
             let gv = v.requiresGrad ? v.gradBuffer() : nil
@@ -147,24 +150,45 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
 /// Single-threaded dropout used inside per-unit attention work (same mask rule as `dropout`).
 @inline(__always)
 func dropoutSerial(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
-    let threshold = UInt32(min(Double(p) * 16_777_216.0, 16_777_216.0))
-    var i = 0
-    var blk: UInt64 = 0
-    while i < count {
-        let w = key.block(blk)
-        let n = min(4, count - i)
-        if n > 0 { dst[i] = (w.0 >> 8) >= threshold ? src[i] * scale : 0 }
-        if n > 1 { dst[i + 1] = (w.1 >> 8) >= threshold ? src[i + 1] * scale : 0 }
-        if n > 2 { dst[i + 2] = (w.2 >> 8) >= threshold ? src[i + 2] * scale : 0 }
-        if n > 3 { dst[i + 3] = (w.3 >> 8) >= threshold ? src[i + 3] * scale : 0 }
-        i += 4
-        blk += 1
-    }
+    dropoutChunks(0..<((count + 63) / 64), count: count, p: p, scale: scale, key: key, src: src, dst: dst, accumulate: false)
 }
 
 @inline(__always)
 func dropoutSerialInPlace(count: Int, p: Float, scale: Float, key: RNGKey, x: UnsafeMutablePointer<Float>) {
     dropoutSerial(count: count, p: p, scale: scale, key: key, src: x, dst: x)
+}
+
+/// In-place softmax of a score row over keys j < limit with keyMask[j] ≠ 0 (others → 0); a row
+/// with no allowed key becomes uniform (what an additive float32-min mask yields).
+@inline(__always)
+func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, limit: Int, keyMask: UnsafeMutablePointer<Float>?) {
+    if let km = keyMask {
+        for j in 0..<limit where km[j] == 0 { row[j] = -.infinity }
+    }
+    for j in limit..<max(limit, n) { row[j] = -.infinity }
+    var mx = -Float.infinity
+    for j in 0..<n { mx = max(mx, row[j]) }
+    if mx == -.infinity {
+        for j in 0..<n { row[j] = 1 / Float(n) }
+        return
+    }
+    let s = expShiftedInPlace(row, n, shift: mx)
+    let inv = 1 / s
+    for j in 0..<n { row[j] *= inv }
+}
+
+/// x[j] ← exp(x[j] − shift) for x[j] ≤ shift (−∞ → 0), returning the sum. Uses libm's correctly
+/// rounded expf: a 1-ulp polynomial exp moved gradients of a PyTorch parity case past tolerance
+/// (its ReLU pre-activations sit within rounding of 0), so accuracy wins over speed here.
+@inline(__always)
+func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+    var s: Float = 0
+    for j in 0..<n {
+        let e = x[j] == -.infinity ? 0 : expf(x[j] - shift)
+        x[j] = e
+        s += e
+    }
+    return s
 }
 
 /// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.
@@ -197,9 +221,9 @@ public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Te
             }
             if useDrop {
                 let key = o.key!.derive(UInt64(u))
+                let threshold = UInt32((Double(o.dropout) * 65536).rounded())
                 for e in 0..<(tq * tk) {
-                    let keep = (key.word(at: e) >> 8) >= UInt32(Double(o.dropout) * 16_777_216.0)
-                    probs[e] = keep ? probs[e] / (1 - o.dropout) : 0
+                    probs[e] = dropoutUniform(key, e) >= threshold ? probs[e] / (1 - o.dropout) : 0
                 }
             }
             for i in 0..<tq {

@@ -6,8 +6,36 @@ import CBLAS
 public enum BLAS {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
     /// op(A) is m×k (A stored k×m when `transA`), op(B) is k×n (B stored n×k when `transB`).
-    @inline(__always)
+    /// OpenBLAS runs single-threaded; large products are split into row blocks (or column blocks
+    /// when m is small) over the core's threads, so no spinning OpenBLAS pool competes with the
+    /// core's own parallel loops for the same cores.
     public static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let t = Parallel.threads
+        if t <= 1 || Parallel.insideUnits || m * n * k < 1 << 21 {
+            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if m >= 64 * t {
+            Parallel.forRange(m, costPerItem: 1 << 20) { rows in
+                let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+                sgemmSerial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha, a: a0, lda: lda, b: b, ldb: ldb,
+                            beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+            }
+        } else {
+            Parallel.forRange(n, costPerItem: 1 << 20) { cols in
+                let b0 = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+                sgemmSerial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda, b: b0, ldb: ldb,
+                            beta: beta, c: c + cols.lowerBound, ldc: ldc)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func sgemmSerial(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
@@ -51,8 +79,8 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
-    /// Sets OpenBLAS's own thread pool size. Use `Parallel.configure`, which sets both pools.
-    static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// OpenBLAS's own pool stays at one thread; `sgemm` parallelises on the core's threads.
+    static func setThreads(_ n: Int) { openblas_set_num_threads(1) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
     /// OpenBLAS build string and the kernel chosen for this CPU, for run records and benchmarks.
     public static var config: String { String(cString: openblas_get_config()) }

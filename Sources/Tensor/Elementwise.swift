@@ -86,32 +86,60 @@ func binary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor, _ name: String) throws
         }
     }
     if Tape.needsGrad(a, b) {
+        let ob = out.box, ab = a.box, bb = b.box
+        // add/sub need no input values; mul keeps both inputs alive for its gradient.
+        let keepA: Tensor? = kind == .mul ? a : nil, keepB: Tensor? = kind == .mul ? b : nil
+        let sameShape = a.shape == b.shape
         Tape.push(out) {
-            let g = out.grad!.data
+            let g = ob.grad!.data
+            let va = keepA?.data, vb = keepB?.data
+            if sameShape {
+                let n = bc.rows * inner
+                if ab.requiresGrad {
+                    let ga = ab.buffer()
+                    Parallel.forRange(n) { r in
+                        switch kind {
+                        case .add, .sub: for i in r { ga[i] += g[i] }
+                        case .mul: for i in r { ga[i] += g[i] * vb![i] }
+                        }
+                    }
+                }
+                if bb.requiresGrad {
+                    let gb = bb.buffer()
+                    Parallel.forRange(n) { r in
+                        switch kind {
+                        case .add: for i in r { gb[i] += g[i] }
+                        case .sub: for i in r { gb[i] -= g[i] }
+                        case .mul: for i in r { gb[i] += g[i] * va![i] }
+                        }
+                    }
+                }
+                return
+            }
             // Reductions over broadcast axes run serially in row order: deterministic.
-            if a.requiresGrad {
-                let ga = a.gradBuffer()
+            if ab.requiresGrad {
+                let ga = ab.buffer()
                 for row in 0..<bc.rows {
-                    let (oa, ob) = bc.offsets(row: row)
+                    let (oa, ob2) = bc.offsets(row: row)
                     let gr = g + row * inner
                     for j in 0..<inner {
                         switch kind {
                         case .add, .sub: ga[oa + j * sa] += gr[j]
-                        case .mul: ga[oa + j * sa] += gr[j] * pb[ob + j * sb]
+                        case .mul: ga[oa + j * sa] += gr[j] * vb![ob2 + j * sb]
                         }
                     }
                 }
             }
-            if b.requiresGrad {
-                let gb = b.gradBuffer()
+            if bb.requiresGrad {
+                let gb = bb.buffer()
                 for row in 0..<bc.rows {
-                    let (oa, ob) = bc.offsets(row: row)
+                    let (oa, ob2) = bc.offsets(row: row)
                     let gr = g + row * inner
                     for j in 0..<inner {
                         switch kind {
-                        case .add: gb[ob + j * sb] += gr[j]
-                        case .sub: gb[ob + j * sb] -= gr[j]
-                        case .mul: gb[ob + j * sb] += gr[j] * pa[oa + j * sa]
+                        case .add: gb[ob2 + j * sb] += gr[j]
+                        case .sub: gb[ob2 + j * sb] -= gr[j]
+                        case .mul: gb[ob2 + j * sb] += gr[j] * va![oa + j * sa]
                         }
                     }
                 }
@@ -134,9 +162,10 @@ public func scale(_ x: Tensor, _ c: Float) -> Tensor {
     let px = x.data, po = out.data
     Parallel.forRange(x.count) { r in for i in r { po[i] = c * px[i] } }
     if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box, n = x.count
         Tape.push(out) {
-            let g = out.grad!.data, gx = x.gradBuffer()
-            Parallel.forRange(x.count) { r in for i in r { gx[i] += c * g[i] } }
+            let g = ob.grad!.data, gx = xb.buffer()
+            Parallel.forRange(n) { r in for i in r { gx[i] += c * g[i] } }
         }
     }
     return out
@@ -148,8 +177,9 @@ func unary(_ x: Tensor, _ f: @escaping (Float) -> Float, _ df: @escaping (Float)
     let px = x.data, po = out.data
     Parallel.forRange(x.count, costPerItem: 4) { r in for i in r { po[i] = f(px[i]) } }
     if Tape.needsGrad(x) {
+        let ob = out.box  // keeps x: the derivative needs its values
         Tape.push(out) {
-            let g = out.grad!.data, gx = x.gradBuffer()
+            let g = ob.grad!.data, gx = x.gradBuffer(), px = x.data
             Parallel.forRange(x.count, costPerItem: 4) { r in for i in r { gx[i] += g[i] * df(px[i]) } }
         }
     }
@@ -157,7 +187,18 @@ func unary(_ x: Tensor, _ f: @escaping (Float) -> Float, _ df: @escaping (Float)
 }
 
 public func relu(_ x: Tensor) -> Tensor {
-    unary(x, { $0 > 0 ? $0 : 0 }, { $0 > 0 ? 1 : 0 })
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, po = out.data, n = x.count
+    Parallel.forRange(n) { r in for i in r { po[i] = max(px[i], 0) } }
+    if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box
+        let y = out.detachedView()  // ReLU′ from the output's sign: the input need not be kept
+        Tape.push(out) {
+            let g = ob.grad!.data, gx = xb.buffer(), py = y.data
+            Parallel.forRange(n) { r in for i in r where py[i] > 0 { gx[i] += g[i] } }
+        }
+    }
+    return out
 }
 
 /// gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the tanh approximation.
@@ -191,30 +232,69 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?) -> Tensor {
     let px = x.data, po = out.data, s = 1 / (1 - p)
     dropoutApply(count: x.count, p: p, scale: s, key: key, src: px, dst: po, accumulate: false)
     if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box, n = x.count
         Tape.push(out) {
-            dropoutApply(count: x.count, p: p, scale: s, key: key, src: out.grad!.data, dst: x.gradBuffer(), accumulate: true)
+            dropoutApply(count: n, p: p, scale: s, key: key, src: ob.grad!.data, dst: xb.buffer(), accumulate: true)
         }
     }
     return out
 }
 
-/// dst[i] (+)= src[i]·mask[i]·scale, 4 elements per Philox block, split over threads.
+/// dst[i] (+)= src[i]·mask[i]·scale, split over threads in whole 64-element chunks.
+/// Mask rule (shared with attention dropout and its oracle): in chunk c = e / 64, with r = e % 64,
+/// element e uses Philox block 8c + (r % 8) of the key's stream, word (r / 8) % 4, low 16 bits when
+/// r < 32 and high 16 bits otherwise; it is kept iff that 16-bit value ≥ round(p·65536).
 @inline(__always)
 func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>,
                   dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    let threshold = UInt32(min(Double(p) * 16_777_216.0, 16_777_216.0))  // compare 24-bit draws
-    let blocks = (count + 3) / 4
-    Parallel.forRange(blocks, costPerItem: 16) { range in
-        for blk in range {
-            let base = blk * 4
-            let w = key.block(UInt64(blk))
-            let ws = (w.0, w.1, w.2, w.3)
-            for lane in 0..<min(4, count - base) {
-                let word: UInt32
-                switch lane { case 0: word = ws.0; case 1: word = ws.1; case 2: word = ws.2; default: word = ws.3 }
-                let keep = (word >> 8) >= threshold
-                let v = keep ? src[base + lane] * scale : 0
-                if accumulate { dst[base + lane] += v } else { dst[base + lane] = v }
+    let chunks = (count + 63) / 64
+    Parallel.forRange(chunks, costPerItem: 256) { range in
+        dropoutChunks(range, count: count, p: p, scale: scale, key: key, src: src, dst: dst, accumulate: accumulate)
+    }
+}
+
+/// The dropout threshold on 16-bit uniforms.
+@inline(__always)
+func dropThreshold(_ p: Float) -> UInt32 { UInt32(min((Double(p) * 65536).rounded(), 65536)) }
+
+/// The 16-bit uniform deciding element `e` of a dropout mask (scalar form of the rule above).
+@inline(__always)
+func dropoutUniform(_ key: RNGKey, _ e: Int) -> UInt32 {
+    let r = e & 63
+    let w = key.block(UInt64(e >> 6) * 8 + UInt64(r & 7))
+    let word: UInt32
+    switch (r >> 3) & 3 { case 0: word = w.0; case 1: word = w.1; case 2: word = w.2; default: word = w.3 }
+    return r < 32 ? word & 0xFFFF : word >> 16
+}
+
+/// Applies the dropout mask to 64-element chunks `range` (8 Philox blocks per chunk, SIMD).
+@inline(__always)
+func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>,
+                   dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    let t = SIMD8<UInt32>(repeating: dropThreshold(p))
+    let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), low = SIMD8<UInt32>(repeating: 0xFFFF)
+    for chunk in range {
+        let (w0, w1, w2, w3) = philox8(key, base: UInt64(chunk) * 8)
+        let words = [w0, w1, w2, w3]
+        let base = chunk * 64
+        if base + 64 <= count {
+            for half in 0..<2 {
+                for w in 0..<4 {
+                    let u = half == 0 ? words[w] & low : words[w] &>> 16
+                    let k = off.replacing(with: on, where: u .>= t)
+                    let o = base + half * 32 + w * 8
+                    let x = SIMD8<Float>(UnsafeBufferPointer(start: src + o, count: 8))
+                    let y = accumulate ? SIMD8<Float>(UnsafeBufferPointer(start: dst + o, count: 8)) + x * k : x * k
+                    for l in 0..<8 { dst[o + l] = y[l] }
+                }
+            }
+        } else {
+            for i in base..<count {
+                let r = i & 63
+                let word = words[(r >> 3) & 3][r & 7]
+                let u = r < 32 ? word & 0xFFFF : word >> 16
+                let v = u >= t[0] ? src[i] * scale : 0
+                if accumulate { dst[i] += v } else { dst[i] = v }
             }
         }
     }
@@ -226,9 +306,10 @@ public func sum(_ x: Tensor) -> Tensor {
     for i in 0..<x.count { acc += Double(x.data[i]) }
     let out = Tensor(shape: [], values: [Float(acc)])
     if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box, n = x.count
         Tape.push(out) {
-            let g = out.grad!.data[0], gx = x.gradBuffer()
-            for i in 0..<x.count { gx[i] += g }
+            let g = ob.grad!.data[0], gx = xb.buffer()
+            for i in 0..<n { gx[i] += g }
         }
     }
     return out

@@ -16,8 +16,9 @@ public func embedding(_ weight: Tensor, ids: [Int32], shape: [Int]? = nil) throw
     let out = Tensor(uninitialized: lead + [d])
     for (i, id) in ids.enumerated() { (out.data + i * d).update(from: weight.data + Int(id) * d, count: d) }
     if Tape.needsGrad(weight) {
+        let ob = out.box, wb = weight.box
         Tape.push(out) {
-            let g = out.grad!.data, gw = weight.gradBuffer()
+            let g = ob.grad!.data, gw = wb.buffer()
             for (i, id) in ids.enumerated() { BLAS.axpy(d, 1, g + i * d, gw + Int(id) * d) }
         }
     }

@@ -32,8 +32,10 @@ public func crossEntropy(_ logits: Tensor, targets: [Int32]) throws -> Tensor {
     }
     let out = Tensor(shape: [], values: [counted == 0 ? 0 : Float(total / Double(counted))])
     if Tape.needsGrad(logits), counted > 0 {
+        let ob = out.box  // keeps logits and lse
         Tape.push(out) {
-            let g = out.grad!.data[0] / Float(counted), gx = logits.gradBuffer()
+            let px = logits.data
+            let g = ob.grad!.data[0] / Float(counted), gx = logits.gradBuffer()
             Parallel.forRange(rows, costPerItem: v * 4) { range in
                 for r in range where targets[r] != ignoreIndex {
                     let xr = px + r * v, gr = gx + r * v, l = lse.data[r]  // captures lse

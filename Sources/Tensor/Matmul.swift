@@ -42,10 +42,13 @@ public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool 
         }
     }
     if Tape.needsGrad(a, b) {
+        let ob = out.box, ab = a.box, bb = b.box
+        // dA needs B's values and dB needs A's: keep an operand only if the other needs a gradient.
+        let keepA: Tensor? = b.requiresGrad ? a : nil, keepB: Tensor? = a.requiresGrad ? b : nil
         Tape.push(out) {
-            let g = out.grad!.data
-            if a.requiresGrad {
-                let ga = a.gradBuffer()
+            let g = ob.grad!.data
+            if ab.requiresGrad, let b = keepB {
+                let ga = ab.buffer()
                 if shared && !transA {
                     // dA (batch·m × k) = g (batch·m × n) · op(B)ᵀ
                     BLAS.sgemm(transA: false, transB: !transB, m: batch * m, n: k, k: n, alpha: 1,
@@ -64,8 +67,8 @@ public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool 
                     }
                 }
             }
-            if b.requiresGrad {
-                let gb = b.gradBuffer()
+            if bb.requiresGrad, let a = keepA {
+                let gb = bb.buffer()
                 if shared && !transA {
                     if !transB {  // dB (k × n) = Aᵀ g
                         BLAS.sgemm(transA: true, transB: false, m: k, n: n, k: batch * m, alpha: 1,
@@ -116,14 +119,17 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
                beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
     if Tape.needsGrad(x, w, bias) {
+        let ob = out.box, xb = x.box, bb = bias?.box
+        // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
+        let keepX: Tensor? = w.requiresGrad ? x : nil
         Tape.push(out) {
-            let g = out.grad!.data
-            if x.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
+            let g = ob.grad!.data
+            if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
                            a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                           beta: 1, c: x.gradBuffer(), ldc: inF)
+                           beta: 1, c: xb.buffer(), ldc: inF)
             }
-            if w.requiresGrad {
+            if w.requiresGrad, let x = keepX {
                 if layout == .outIn {  // dW (out × in) = gᵀ x
                     BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
                                a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)
@@ -132,8 +138,8 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                                a: x.data, lda: inF, b: g, ldb: outF, beta: 1, c: w.gradBuffer(), ldc: outF)
                 }
             }
-            if let bias, bias.requiresGrad {
-                columnSumAccumulate(rows: rows, cols: outF, src: g, dst: bias.gradBuffer())
+            if let bb, bb.requiresGrad {
+                columnSumAccumulate(rows: rows, cols: outF, src: g, dst: bb.buffer())
             }
         }
     }

@@ -23,9 +23,11 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
         }
     }
     if Tape.needsGrad(x, w) {
+        let ob = out.box  // keeps x, w and rstd: the gradient needs them
         Tape.push(out) {
             _ = rstdT
-            let g = out.grad!.data
+            let px = x.data, pw = w.data
+            let g = ob.grad!.data
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in
@@ -76,9 +78,11 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
         }
     }
     if Tape.needsGrad(x, w, b) {
+        let ob = out.box  // keeps x, w and the statistics
         Tape.push(out) {
             _ = statsT
-            let g = out.grad!.data
+            let px = x.data, pw = w.data
+            let g = ob.grad!.data
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in

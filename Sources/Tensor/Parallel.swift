@@ -24,6 +24,10 @@ public enum Parallel {
         BLAS.setThreads(n)
     }
 
+    /// True on threads running `units` work (nested GEMMs there stay serial).
+    nonisolated(unsafe) static var unitsDepth = 0
+    static var insideUnits: Bool { unitsDepth > 0 }
+
     /// Runs `body` over `0..<count` split into contiguous chunks, one per thread, when the
     /// work is large enough (`count * costPerItem` ≥ 32k); otherwise serially.
     @inline(__always)
@@ -40,16 +44,16 @@ public enum Parallel {
         }
     }
 
-    /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads while
-    /// OpenBLAS runs single-threaded inside them, then restores OpenBLAS's thread count.
+    /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads; GEMMs inside
+    /// them run serially.
     public static func units(_ count: Int, _ body: (Int) -> Void) {
         let t = threads
+        unitsDepth += 1
+        defer { unitsDepth -= 1 }
         if t <= 1 || count < 2 {
             for i in 0..<count { body(i) }
             return
         }
-        BLAS.setThreads(1)
-        defer { BLAS.setThreads(t) }
         let chunks = min(t, count)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks

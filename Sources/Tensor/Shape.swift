@@ -14,7 +14,8 @@ public func reshape(_ x: Tensor, _ shape: [Int]) throws -> Tensor {
     let out = Tensor(uninitialized: shape)
     out.data.update(from: x.data, count: x.count)
     if Tape.needsGrad(x) {
-        Tape.push(out) { BLAS.axpy(x.count, 1, out.grad!.data, x.gradBuffer()) }
+        let ob = out.box, xb = x.box, n = x.count
+        Tape.push(out) { BLAS.axpy(n, 1, ob.grad!.data, xb.buffer()) }
     }
     return out
 }
@@ -46,10 +47,12 @@ public func concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
         offset += len
     }
     if Tape.shouldRecord(xs) {
+        let ob = out.box
+        let parts = xs.map { ($0.box, $0.shape[ax] * inner) }
         Tape.push(out) {
-            let g = out.grad!.data
-            for (i, x) in xs.enumerated() where x.requiresGrad {
-                let len = x.shape[ax] * inner, gx = x.gradBuffer()
+            let g = ob.grad!.data
+            for (i, (xb, len)) in parts.enumerated() where xb.requiresGrad {
+                let gx = xb.buffer()
                 for o in 0..<outer { BLAS.axpy(len, 1, g + o * total * inner + offsets[i], gx + o * len) }
             }
         }
@@ -71,8 +74,9 @@ public func narrow(_ x: Tensor, axis: Int, start: Int, length: Int) throws -> Te
     let out = Tensor(uninitialized: shape)
     for o in 0..<outer { (out.data + o * len).update(from: x.data + o * full + off, count: len) }
     if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box
         Tape.push(out) {
-            let g = out.grad!.data, gx = x.gradBuffer()
+            let g = ob.grad!.data, gx = xb.buffer()
             for o in 0..<outer { BLAS.axpy(len, 1, g + o * len, gx + o * full + off) }
         }
     }
@@ -85,9 +89,10 @@ public func repeatBatch(_ x: Tensor, _ batch: Int) -> Tensor {
     let out = Tensor(uninitialized: [batch] + x.shape)
     for b in 0..<batch { (out.data + b * x.count).update(from: x.data, count: x.count) }
     if Tape.needsGrad(x) {
+        let ob = out.box, xb = x.box, n = x.count
         Tape.push(out) {
-            let g = out.grad!.data, gx = x.gradBuffer()
-            for b in 0..<batch { BLAS.axpy(x.count, 1, g + b * x.count, gx) }
+            let g = ob.grad!.data, gx = xb.buffer()
+            for b in 0..<batch { BLAS.axpy(n, 1, g + b * n, gx) }
         }
     }
     return out

@@ -26,8 +26,11 @@ public func softmax(_ x: Tensor, mask: Tensor? = nil) throws -> Tensor {
         }
     }
     if Tape.needsGrad(x) {
+        let xb = x.box
+        let y = out.detachedView()  // the output's values (not its gradient slot)
+        let ob = out.box
         Tape.push(out) {
-            let g = out.grad!.data, gx = x.gradBuffer()
+            let g = ob.grad!.data, gx = xb.buffer(), po = y.data
             Parallel.forRange(rows, costPerItem: n * 2) { range in
                 for r in range {
                     let yr = po + r * n, gr = g + r * n, gxr = gx + r * n

@@ -26,7 +26,7 @@ public final class Tape {
     nonisolated(unsafe) static var active: Tape?
 
     struct Node {
-        let output: Tensor
+        let output: GradBox   // the output's gradient slot, not its data
         let backward: () -> Void
     }
 
@@ -54,12 +54,14 @@ public final class Tape {
     }
 
     /// Appends a node for `output` (for ops defined outside this module, e.g. model-specific
-    /// gather ops). Call only when `Tape.shouldRecord(inputs)` is true.
+    /// gather ops). Call only when `Tape.shouldRecord(inputs)` is true. The closure must read the
+    /// output gradient through `output.box` and must not capture `output` unless backward needs
+    /// its values (that would keep the activation alive until backward).
     public static func push(_ output: Tensor, backward: @escaping () -> Void) {
         guard let tape = Tape.active else { return }
         output.requiresGrad = true
         output.isLeaf = false
-        tape.nodes.append(Node(output: output, backward: backward))
+        tape.nodes.append(Node(output: output.box, backward: backward))
     }
 
     public static func shouldRecord(_ inputs: [Tensor?]) -> Bool {

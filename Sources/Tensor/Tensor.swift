@@ -17,38 +17,88 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 @inline(__always)
 func shapeString(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
 
+/// Large tensors are allocated and freed every step. glibc serves them with fresh mmap()s whose
+/// pages the kernel must zero on first touch (15 % of a training step when profiled). Keeping them
+/// on the heap (no mmap below 1 GiB, no trimming) lets freed buffers be reused warm.
+let configureAllocator: Void = {
+    #if os(Linux)
+    _ = glibcMallopt(-3, 1 << 30)       // M_MMAP_THRESHOLD
+    _ = glibcMallopt(-1, Int32.max)     // M_TRIM_THRESHOLD
+    _ = glibcMallopt(-2, 64 << 20)      // M_TOP_PAD
+    #endif
+}()
+
+#if os(Linux)
+/// glibc's mallopt (malloc.h is not part of the Glibc module map).
+@_silgen_name("mallopt")
+func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif
+
+/// A tensor's gradient slot, separate from its data: backward closures hold the box of every input
+/// whose gradient they write, and hold the input tensor itself only when they need its values, so
+/// activations are released as soon as nothing needs them.
+public final class GradBox {
+    public let shape: [Int]
+    public var requiresGrad: Bool
+    public var grad: Tensor?
+
+    init(shape: [Int], requiresGrad: Bool) {
+        self.shape = shape
+        self.requiresGrad = requiresGrad
+    }
+
+    /// The gradient buffer, allocated (zeroed) on first use.
+    @inline(__always)
+    public func buffer() -> UnsafeMutablePointer<Float> {
+        if let g = grad { return g.data }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g.data
+    }
+}
+
 public final class Tensor: CustomStringConvertible {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
     /// Owner of `data` when borrowed; nil when this tensor allocated it.
     let base: AnyObject?
+    /// Gradient slot (shared by backward closures without retaining the data).
+    public let box: GradBox
     /// Leaves (parameters, prompts) that want gradients, and every op output computed from one
     /// while a tape records.
-    public var requiresGrad: Bool
+    public var requiresGrad: Bool {
+        get { box.requiresGrad }
+        set { box.requiresGrad = newValue }
+    }
     /// Accumulated gradient, same shape; allocated on first use.
-    public var grad: Tensor?
+    public var grad: Tensor? {
+        get { box.grad }
+        set { box.grad = newValue }
+    }
     /// True for tensors not produced by a recorded op (parameters, inputs).
     public internal(set) var isLeaf = true
     public var name: String = ""
 
     public init(zeros shape: [Int], requiresGrad: Bool = false) {
+        _ = configureAllocator
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shapeString(shape))")
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.data = .allocate(capacity: max(count, 1))
         self.data.initialize(repeating: 0, count: max(count, 1))
         self.base = nil
-        self.requiresGrad = requiresGrad
+        self.box = GradBox(shape: shape, requiresGrad: requiresGrad)
     }
 
     /// Uninitialised storage, for op outputs that are fully written.
     init(uninitialized shape: [Int]) {
+        _ = configureAllocator
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.data = .allocate(capacity: max(count, 1))
         self.base = nil
-        self.requiresGrad = false
+        self.box = GradBox(shape: shape, requiresGrad: false)
     }
 
     public convenience init(shape: [Int], values: [Float], requiresGrad: Bool = false) {
@@ -67,7 +117,7 @@ public final class Tensor: CustomStringConvertible {
         self.count = shape.reduce(1, *)
         self.data = data
         self.base = owner
-        self.requiresGrad = false
+        self.box = GradBox(shape: shape, requiresGrad: false)
     }
 
     deinit { if base == nil { data.deallocate() } }
@@ -84,12 +134,7 @@ public final class Tensor: CustomStringConvertible {
 
     /// The gradient buffer, allocated (zeroed) on first use.
     @inline(__always)
-    public func gradBuffer() -> UnsafeMutablePointer<Float> {
-        if let g = grad { return g.data }
-        let g = Tensor(zeros: shape)
-        grad = g
-        return g.data
-    }
+    public func gradBuffer() -> UnsafeMutablePointer<Float> { box.buffer() }
 
     public func zeroGrad() { grad = nil }
 
@@ -106,6 +151,9 @@ public final class Tensor: CustomStringConvertible {
     }
 
     public func fill(_ v: Float) { data.update(repeating: v, count: count) }
+
+    /// Same storage and shape, separate gradient slot (for closures that need an output's values).
+    func detachedView() -> Tensor { Tensor(shape: shape, borrowing: data, owner: self) }
 
     /// Same storage, new shape (no gradient link; use `reshape` inside a graph).
     public func view(_ newShape: [Int]) -> Tensor {

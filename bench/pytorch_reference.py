@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""PyTorch + transformers reference for `make bench`: the same workloads and shapes as
+`promptrepro bench-one` (random-init T5 of the named architecture, CPU, fixed thread count).
+
+  train     prompt-tuning step, batch 8, encoder 256 tokens + 100 prompt rows, target 3 tokens,
+            dropout 0.1 (model.train()), backbone frozen, torch AdamW on the prompt
+  eval      teacher-forced forward, batch 32, dropout off, no grad
+  generate  greedy decoding of 3 new tokens, batch 32
+  ft        full fine-tuning step, batch 8, 256 tokens, AdamW on every weight
+
+Each workload runs in a fresh process (`--child`) so its peak RSS is its own; timings are the
+median of --repeats runs after one warm-up. Prints one JSON object per shape on stdout.
+"""
+import argparse, json, resource, statistics, subprocess, sys, time
+
+
+def child(shape, workload, repeats, threads, seq, prompt_len):
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    sizes = {"t5-small": dict(d_model=512, d_ff=2048, num_heads=8, num_layers=6),
+             "t5-base": dict(d_model=768, d_ff=3072, num_heads=12, num_layers=12),
+             "t5-large": dict(d_model=1024, d_ff=4096, num_heads=16, num_layers=24)}[shape]
+    cfg = T5Config(vocab_size=32128, d_kv=64, feed_forward_proj="relu", tie_word_embeddings=True, dropout_rate=0.1,
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **sizes)
+    model = T5ForConditionalGeneration(cfg)
+    b = 32 if workload in ("eval", "generate") else 8
+    ids = torch.randint(3, 31000, (b, seq)); ids[:, -1] = 1
+    mask = torch.ones(b, seq, dtype=torch.long)
+    labels = torch.randint(3, 31000, (b, 3)); labels[:, -1] = 1
+    prompt = torch.nn.Parameter(torch.randn(prompt_len, cfg.d_model) * 0.5)
+    pmask = torch.cat([torch.ones(b, prompt_len, dtype=torch.long), mask], 1)
+
+    if workload == "ft":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        opt = torch.optim.AdamW([prompt], lr=0.3, weight_decay=1e-5)
+
+    def embeds():
+        e = model.shared(ids)
+        return torch.cat([prompt.unsqueeze(0).expand(b, -1, -1), e], 1)
+
+    def once():
+        if workload == "train":
+            model.train()
+            loss = model(inputs_embeds=embeds(), attention_mask=pmask, labels=labels).loss
+            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        elif workload == "ft":
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        elif workload == "eval":
+            model.eval()
+            with torch.no_grad():
+                model(inputs_embeds=embeds(), attention_mask=pmask, labels=labels)
+        else:
+            model.eval()
+            with torch.no_grad():
+                model.generate(inputs_embeds=embeds(), attention_mask=pmask, max_new_tokens=3, do_sample=False, num_beams=1)
+
+    once()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); once(); times.append(time.perf_counter() - t0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"shape": shape, "workload": workload, "batch": b, "seconds_median": statistics.median(times),
+                      "seconds_all": times, "peak_rss_mb": rss, "threads": threads,
+                      "torch": torch.__version__, "transformers": __import__("transformers").__version__}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", default="t5-small,t5-base")
+    ap.add_argument("--workloads", default="train,eval,generate,ft")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--prompt", type=int, default=100)
+    ap.add_argument("--child", nargs=2)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child[0], a.child[1], a.repeats, a.threads, a.seq, a.prompt)
+        return
+    out = {}
+    for shape in a.shapes.split(","):
+        out[shape] = {}
+        for w in a.workloads.split(","):
+            r = subprocess.run([sys.executable, __file__, "--child", shape, w, "--repeats", str(a.repeats), "--threads", str(a.threads),
+                                "--seq", str(a.seq), "--prompt", str(a.prompt)], capture_output=True, text=True)
+            if r.returncode != 0:
+                out[shape][w] = {"error": r.stderr[-2000:]}
+                continue
+            out[shape][w] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"pytorch {shape} {w}: {out[shape][w]['seconds_median']:.3f} s", file=sys.stderr)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
