@@ -17,7 +17,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures clean help
+.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build clean help
 
 all: build
 
@@ -47,9 +47,20 @@ build: deps
 test: deps
 	bash scripts/run-tests.sh
 
-bench: build
+# Side-by-side benchmark: PromptRepro and PyTorch + transformers (venv made by bench-reference)
+# in one invocation, with ratios. QUICK=1: t5-small only. Writes Reports/bench.json.
+BENCH_VENV ?= .venv-bench
+bench: build bench-reference
 	@mkdir -p Reports
-	$(BIN) bench $(if $(THREADS),--threads $(THREADS)) --out Reports/bench.json
+	$(BIN) bench $(if $(QUICK),--quick) $(if $(THREADS),--threads $(THREADS)) --reference $(BENCH_VENV)/bin/python --out Reports/bench.json
+
+# A venv with torch (CPU use) + transformers from PyPI for the reference benchmark.
+bench-reference: $(BENCH_VENV)/.ready
+$(BENCH_VENV)/.ready:
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q torch transformers safetensors
+	@touch $@
 
 # DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.
@@ -78,6 +89,35 @@ report: build
 
 figures: build
 	$(BIN) figures --profile $(PROFILE) --db $(DB)
+
+# SLURM scale-out: SPEC=<spec> PROFILE=smoke TASKS=2 (one array task per shard store, merged after).
+slurm-sweep: build $(DATA_DIR)/.fetched
+	SPEC="$(SPEC)" PROFILE="$(PROFILE)" TASKS="$(or $(TASKS),2)" DB="$(DB)" DATA_DIR="$(DATA_DIR)" bash scripts/slurm-sweep.sh
+
+# A single-node SLURM cluster here (Debian packages), then a small sweep through it end to end.
+slurm-test: build $(DATA_DIR)/.fetched
+	bash scripts/slurm-local.sh start
+	rm -rf runs/slurm/slurm-mini-smoke runs/slurm-test.sqlite
+	SPEC=Baselines/specs/tests/slurm-mini.yaml PROFILE=smoke TASKS=2 DB=runs/slurm-test.sqlite DATA_DIR="$(DATA_DIR)" bash scripts/slurm-sweep.sh
+	@n=$$($(BIN) results slurm-mini --profile smoke --db runs/slurm-test.sqlite --format csv | grep -c ",best,accuracy,"); \
+	  echo "slurm-test: $$n cells finished"; test "$$n" -eq 4
+
+# libFuzzer targets (swiftc -sanitize=fuzzer): safetensors header, dataset readers, tokenizer.json.
+FUZZ_RUNS ?= 1000000
+FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library -O
+fuzz-build:
+	@mkdir -p .build/fuzz fuzz/crashes
+	swiftc $(FUZZ_FLAGS) -module-name FuzzSafetensors fuzz/safetensors_header.swift Sources/Models/SafeTensorsHeader.swift -o .build/fuzz/safetensors
+	swiftc $(FUZZ_FLAGS) -module-name FuzzReaders fuzz/jsonl_readers.swift Sources/Tasks/Readers.swift -o .build/fuzz/jsonl
+	swiftc $(FUZZ_FLAGS) -module-name FuzzTokenizer fuzz/tokenizer_json.swift Sources/Models/Tokenizers/*.swift -o .build/fuzz/tokenizer
+
+fuzz: fuzz-build
+	@for t in safetensors jsonl tokenizer; do \
+	  rm -rf .build/fuzz/corpus-$$t; mkdir -p .build/fuzz/corpus-$$t; cp fuzz/corpus/$$t/* .build/fuzz/corpus-$$t/; \
+	  .build/fuzz/$$t -runs=$(FUZZ_RUNS) -max_len=4096 -rss_limit_mb=4096 -artifact_prefix=fuzz/crashes/$$t- .build/fuzz/corpus-$$t \
+	    > .build/fuzz/$$t.log 2>&1 || { tail -30 .build/fuzz/$$t.log; echo "fuzz: $$t FAILED (crash input in fuzz/crashes/)"; exit 1; }; \
+	  echo "fuzz: $$t $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' .build/fuzz/$$t.log), no crash"; \
+	done
 
 clean:
 	rm -rf .build

@@ -4,6 +4,7 @@
 // Adding a method = one file + one line in `MethodRegistry.types` (house style §1).
 import Foundation
 import Models
+import Support
 import Tensor
 
 /// What the backbone needs from a method for one forward pass.
@@ -55,10 +56,7 @@ public struct MethodError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-func didYouMeanMethod(_ s: String) -> String {
-    let c = MethodRegistry.names.filter { $0.hasPrefix(String(s.prefix(2))) }
-    return c.isEmpty ? "" : " (did you mean '\(c[0])'?)"
-}
+func didYouMeanMethod(_ s: String) -> String { didYouMean(s, MethodRegistry.names) }
 
 /// A frozen (or fully trainable) model that methods attach to.
 public protocol Backbone: AnyObject {

@@ -4,19 +4,9 @@
 import Foundation
 import Tensor
 
-public struct SafeTensorsError: Error, CustomStringConvertible {
-    public let path: String
-    public let detail: String
-    public var description: String { "\(path): \(detail)" }
-}
 
 public final class SafeTensorsFile {
-    public struct Entry {
-        public let dtype: String
-        public let shape: [Int]
-        public let begin: Int  // byte offsets into the data buffer
-        public let end: Int
-    }
+    public typealias Entry = SafeTensorsEntry
 
     public let path: String
     public let entries: [String: Entry]
@@ -25,10 +15,6 @@ public final class SafeTensorsFile {
     let length: Int
     let dataStart: Int
 
-    static let dtypeSizes: [String: Int] = [
-        "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-        "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
-    ]
 
     public init(path: String) throws {
         self.path = path
@@ -46,59 +32,10 @@ public final class SafeTensorsFile {
         }
         var ok = false
         defer { if !ok { munmap(m, size) } }
-        let n = Int(UInt64(littleEndian: m.loadUnaligned(as: UInt64.self)))
-        guard n > 0, n <= size - 8, n <= 100_000_000 else {
-            throw fail("header length \(n) at byte 0 is impossible for a \(size)-byte file (truncated or not safetensors)")
-        }
-        let headerData = Data(bytes: m + 8, count: n)
-        let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: headerData) } catch {
-            throw fail("header (bytes 8..<\(8 + n)) is not valid JSON: \(error.localizedDescription)")
-        }
-        guard let obj = parsed as? [String: Any] else { throw fail("header is not a JSON object") }
-        let dataLength = size - 8 - n
-        var entries: [String: Entry] = [:]
-        var meta: [String: String] = [:]
-        for (name, value) in obj {
-            if name == "__metadata__" {
-                guard let md = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
-                for (k, v) in md { meta[k] = (v as? String) ?? "\(v)" }
-                continue
-            }
-            guard let e = value as? [String: Any] else { throw fail("entry '\(name)' is not an object") }
-            guard let dtype = e["dtype"] as? String else { throw fail("entry '\(name)': missing dtype") }
-            guard let esize = SafeTensorsFile.dtypeSizes[dtype] else { throw fail("entry '\(name)': unknown dtype '\(dtype)'") }
-            guard let shapeAny = e["shape"] as? [Any] else { throw fail("entry '\(name)': missing shape") }
-            var shape: [Int] = []
-            for d in shapeAny {
-                guard let v = jsonInt(d), v >= 0 else {
-                    throw fail("entry '\(name)': shape \(shapeAny) must hold non-negative integers")
-                }
-                shape.append(v)
-            }
-            guard let offs = e["data_offsets"] as? [Any], offs.count == 2,
-                  let b = jsonInt(offs[0]), let en = jsonInt(offs[1]) else {
-                throw fail("entry '\(name)': data_offsets must be [begin, end]")
-            }
-            guard b >= 0, b <= en, en <= dataLength else {
-                throw fail("entry '\(name)': data_offsets [\(b), \(en)] outside the \(dataLength)-byte data buffer (file truncated or header lies)")
-            }
-            var elements = 1
-            for d in shape {
-                let (r, o) = elements.multipliedReportingOverflow(by: d)
-                guard !o else { throw fail("entry '\(name)': shape \(shape) overflows") }
-                elements = r
-            }
-            guard elements.multipliedReportingOverflow(by: esize).partialValue == en - b, !elements.multipliedReportingOverflow(by: esize).overflow else {
-                throw fail("entry '\(name)': \(dtype) shape \(shape) needs \(elements * esize) bytes but data_offsets span \(en - b)")
-            }
-            entries[name] = Entry(dtype: dtype, shape: shape, begin: b, end: en)
-        }
-        // Entries must not overlap.
-        let sorted = entries.sorted { $0.value.begin < $1.value.begin }
-        for i in 1..<max(sorted.count, 1) where sorted[i].value.begin < sorted[i - 1].value.end {
-            throw fail("entries '\(sorted[i - 1].key)' and '\(sorted[i].key)' overlap in the data buffer")
-        }
+        let header = try SafeTensorsHeader.parse(UnsafeRawBufferPointer(start: m, count: size), path: path)
+        let entries = header.entries
+        let meta = header.metadata
+        let n = header.dataStart - 8
         self.entries = entries
         self.metadata = meta
         self.base = m
@@ -170,15 +107,6 @@ public final class SafeTensorsFile {
             throw SafeTensorsError(path: path, detail: "cannot rename temporary file into place (\(String(cString: strerror(errno))))")
         }
     }
-}
-
-/// An integer JSON value (not a bool, not fractional, within Int range).
-func jsonInt(_ any: Any) -> Int? {
-    guard let n = any as? NSNumber else { return nil }
-    if String(describing: type(of: any)).contains("Boolean") || String(cString: n.objCType) == "c" { return nil }
-    let d = n.doubleValue
-    guard d.rounded() == d, abs(d) < 9e15 else { return nil }
-    return Int(d)
 }
 
 extension Float {

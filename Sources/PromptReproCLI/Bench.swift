@@ -2,25 +2,103 @@ import ArgumentParser
 import Foundation
 import Tensor
 
-/// `promptrepro bench`: JSON on stdout. Core section: sgemm GFLOP/s of raw OpenBLAS vs the
-/// tensor core's matmul path (op dispatch, allocation and recording checks included) at 2048³ and
-/// at the t5-small projection shapes (2848 = 8 × 356 rows). Each figure is the median of ≥ 5
-/// timed runs after one warm-up.
+/// `promptrepro bench`: JSON with (1) core sgemm GFLOP/s, raw OpenBLAS (its own thread pool) vs
+/// the core's matmul path, at 2048³ and the t5-small FFN shapes; (2) the model workloads of
+/// `bench-one` for t5-small and t5-base, each in its own process (peak RSS is per workload);
+/// (3) with --reference PYTHON, bench/pytorch_reference.py on the same shapes in the same
+/// invocation, and a `ratio` section (time: PyTorch s / PromptRepro s, higher is better;
+/// peak_rss: PromptRepro MB / PyTorch MB, lower is better). Medians of ≥ 5 runs after a warm-up.
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print benchmark JSON (core: sgemm GFLOP/s, raw vs core path).")
+    static let configuration = CommandConfiguration(abstract: "Benchmark JSON: core sgemm, T5 workloads, optional side-by-side PyTorch reference.")
 
-    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the core count).")
-    var threads: Int?
-    @Option(help: "Timed repetitions per measurement (median reported).")
-    var repeats: Int = 5
-    @Option(help: "Write the JSON here as well as to stdout.")
-    var out: String?
+    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the core count).") var threads: Int?
+    @Option(help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
+    @Option(help: "Write the JSON here as well as to stdout.") var out: String?
+    @Flag(help: "t5-small only.") var quick = false
+    @Flag(help: "Core sgemm section only.") var coreOnly = false
+    @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
 
     func run() throws {
         Parallel.configure(threads: threads)
+        let t = Parallel.threads
+        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": try sgemmSection(t)]]
+        if !coreOnly {
+            let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
+            let workloads = ["train": "train_step", "eval": "eval_forward", "generate": "generate", "ft": "ft_step"]
+            var ours: [String: Any] = [:]
+            for shape in shapes {
+                var m: [String: Any] = [:]
+                for (w, key) in workloads.sorted(by: { $0.key < $1.key }) {
+                    let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"])
+                    m[key] = r
+                    FileHandle.standardError.write(Data("promptrepro \(shape) \(w): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
+                }
+                ours[shape] = m
+            }
+            report["promptrepro"] = ours
+            if let py = reference {
+                let script = URL(fileURLWithPath: "bench/pytorch_reference.py").path
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: py)
+                p.arguments = [script, "--shapes", shapes.joined(separator: ","), "--repeats", "\(repeats)", "--threads", "\(t)"]
+                let pipe = Pipe()
+                p.standardOutput = pipe
+                try p.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                p.waitUntilExit()
+                guard p.terminationStatus == 0, let ref = try JSONSerialization.jsonObject(with: data) as? [String: [String: [String: Any]]] else {
+                    throw ValidationError("the PyTorch reference failed (exit \(p.terminationStatus)); run `make bench-reference`")
+                }
+                var pt: [String: Any] = [:], ratio: [String: Any] = [:]
+                for shape in shapes {
+                    var mine: [String: Any] = [:], r: [String: Any] = [:]
+                    for (w, key) in workloads {
+                        let theirs = ref[shape]?[w] ?? [:]
+                        mine[key] = theirs
+                        let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
+                        if let a = theirs["seconds_median"] as? Double, let b = ourM?["seconds_median"] as? Double {
+                            r[key] = (a / b * 100).rounded() / 100
+                        }
+                        if w == "train", let a = theirs["peak_rss_mb"] as? Double, let b = ourM?["peak_rss_mb"] as? Double {
+                            r["peak_rss"] = (b / a * 100).rounded() / 100
+                        }
+                        if let a = theirs["peak_rss_mb"] as? Double, let b = ourM?["peak_rss_mb"] as? Double {
+                            r["\(key)_peak_rss"] = (b / a * 100).rounded() / 100
+                        }
+                    }
+                    pt[shape] = mine
+                    ratio[shape] = r
+                }
+                report["pytorch"] = pt
+                report["ratio"] = ratio
+                report["ratio_definition"] = "time: PyTorch seconds / PromptRepro seconds (higher is better); peak_rss: PromptRepro MB / PyTorch MB for the PT train step, <workload>_peak_rss per workload (lower is better)"
+            }
+        }
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        let text = String(decoding: data, as: UTF8.self)
+        print(text)
+        if let out { try (text + "\n").write(toFile: out, atomically: true, encoding: .utf8) }
+    }
+
+    func child(_ args: [String]) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executablePath())
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("benchmark child \(args.joined(separator: " ")) failed")
+        }
+        return obj
+    }
+
+    func sgemmSection(_ t: Int) throws -> [String: Any] {
         let shapes: [(String, Int, Int, Int)] = [
             ("2048x2048x2048", 2048, 2048, 2048),
-            ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff)
+            ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff), B·T = 8 × 356
             ("2848x2048x512", 2848, 2048, 512),   // t5-small FFN wo: (B·T, d_ff) · (d_ff, d)
         ]
         var gemm: [String: Any] = [:]
@@ -29,26 +107,12 @@ struct Bench: ParsableCommand {
             let w = Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2))  // [out, in] like torch Linear
             let c = Tensor(zeros: [m, n])
             let flops = 2.0 * Double(m) * Double(n) * Double(k)
-            let raw = median(repeats) {
-                BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a.data, lda: k,
-                           b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
-            }
+            let raw = median(repeats) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) }
             let core = median(repeats) { _ = try! linear(a, w) }
-            gemm[name] = [
-                "m": m, "k": k, "n": n,
-                "openblas_gflops": round1(flops / raw / 1e9),
-                "core_gflops": round1(flops / core / 1e9),
-                "core_over_openblas": (raw / core * 1000).rounded() / 1000,
-            ]
+            gemm[name] = ["m": m, "k": k, "n": n, "openblas_gflops": round1(flops / raw / 1e9), "core_gflops": round1(flops / core / 1e9),
+                          "core_over_openblas": (raw / core * 1000).rounded() / 1000]
         }
-        let report: [String: Any] = [
-            "machine": machineInfo(),
-            "core": ["sgemm": gemm],
-        ]
-        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        let text = String(decoding: data, as: UTF8.self)
-        print(text)
-        if let out { try (text + "\n").write(toFile: out, atomically: true, encoding: .utf8) }
+        return gemm
     }
 }
 
@@ -68,14 +132,18 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
 }
 
 func machineInfo() -> [String: Any] {
-    var cpu = "unknown"
-    if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-       let line = s.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-       let v = line.split(separator: ":", maxSplits: 1).last {
-        cpu = v.trimmingCharacters(in: .whitespaces)
+    var cpu = "unknown", flags = ""
+    if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
+        let lines = s.split(separator: "\n")
+        if let line = lines.first(where: { $0.hasPrefix("model name") }), let v = line.split(separator: ":", maxSplits: 1).last {
+            cpu = v.trimmingCharacters(in: .whitespaces)
+        }
+        if let line = lines.first(where: { $0.hasPrefix("flags") }) {
+            flags = ["avx512f", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
+        }
     }
     return [
-        "cpu": cpu,
+        "cpu": cpu, "simd": flags,
         "cores": ProcessInfo.processInfo.activeProcessorCount,
         "threads": Parallel.threads,
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),

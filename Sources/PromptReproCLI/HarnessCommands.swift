@@ -85,3 +85,40 @@ struct Results: ParsableCommand {
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }
     }
 }
+
+struct Shard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Split a spec's runs into N shard stores (one per SLURM array task); see `make slurm-sweep`.")
+    @Argument var spec: String
+    @Option var profile: String = "smoke"
+    @Option(help: "Number of shards (array tasks).") var shards: Int = 2
+    @Option(help: "Directory for shard-<i>.sqlite.") var dir: String
+
+    func run() throws {
+        guard shards > 0 else { throw ValidationError("--shards must be positive") }
+        let s = try ExperimentSpec.load(spec)
+        let runs = try s.expand(profile: profile)
+        let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
+        stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge finished runs of shard stores into one store (runs already finished there are kept).")
+    @Option(help: "Destination store.") var into: String = defaultDB
+    @Argument(help: "Shard stores.") var sources: [String]
+
+    func run() throws {
+        let dest = try ResultsStore(path: into)
+        var total = 0
+        for s in sources {
+            guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
+            let n = try dest.merge(from: s)
+            total += n
+            stderr("merged \(n) runs from \(s)")
+        }
+        let c = try dest.counts()
+        stderr("merge: \(total) runs into \(into); now " + ResultsStore.statuses.map { "\($0) \(c[$0] ?? 0)" }.joined(separator: ", "))
+    }
+}

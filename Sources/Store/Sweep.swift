@@ -57,6 +57,8 @@ public enum Worker {
                                       gitCommit: ProcessInfo.processInfo.environment["PROMPTREPRO_GIT_COMMIT"],
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
+                let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
+                trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed).safetensors"
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
                 let result = try trainer.run()

@@ -1,6 +1,7 @@
 // Task registry as data (house style §5): one YAML file per task under Registry/, decoded into
 // `TaskDefinition`. Bump a task's `version` whenever a change can move a score.
 import Foundation
+import Support
 import Yams
 
 public enum TemplateSet: String, CaseIterable, Codable, Sendable {
@@ -87,16 +88,6 @@ public struct TaskDefinition: Codable, Sendable {
     }
 }
 
-public struct TaskError: Error, CustomStringConvertible {
-    public let file: String
-    public let detail: String
-    public init(file: String, detail: String) {
-        self.file = file
-        self.detail = detail
-    }
-    public var description: String { "\(file): \(detail)" }
-}
-
 public enum TaskRegistry {
     /// Task names in paper order.
     public static let names = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "sst2", "agnews"]
@@ -124,20 +115,3 @@ public enum TaskRegistry {
     }
 }
 
-/// " (did you mean 'x'?)" for the closest candidate by edit distance, or "".
-public func didYouMean(_ s: String, _ candidates: [String]) -> String {
-    func dist(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        var prev = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var cur = [i] + [Int](repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            prev = cur
-        }
-        return a.isEmpty ? b.count : prev[b.count]
-    }
-    guard let best = candidates.min(by: { dist(s, $0) < dist(s, $1) }), dist(s, best) <= max(2, s.count / 3) else { return "" }
-    return " (did you mean '\(best)'?)"
-}

@@ -79,6 +79,14 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
+    /// Raw OpenBLAS with its own thread pool of `threads` (the benchmark's reference), restoring 1 after.
+    public static func sgemmOpenBLASThreaded(threads: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                             c: UnsafeMutablePointer<Float>) {
+        openblas_set_num_threads(Int32(threads))
+        defer { openblas_set_num_threads(1) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, c, Int32(n))
+    }
+
     /// OpenBLAS's own pool stays at one thread; `sgemm` parallelises on the core's threads.
     static func setThreads(_ n: Int) { openblas_set_num_threads(1) }
     public static var threads: Int { Int(openblas_get_num_threads()) }

@@ -70,6 +70,8 @@ public final class Trainer {
     public var onStep: ((Int, Float) -> Void)?
     /// Stop (status "interrupted") after this epoch's checkpoint is written: simulates a crash.
     public var interruptAfterEpoch: Int?
+    /// Where to save the final trainable tensors (safetensors) of a finished run.
+    public var artifactPath: String?
 
     public init(config: TrainConfig, dataDir: String, manifestDir: String = "Baselines/manifests", checkpoint: String? = nil,
                 progress: @escaping (String) -> Void = { _ in }) {
@@ -247,6 +249,10 @@ public final class Trainer {
             epoch += 1
         }
         result.status = "done"
+        if let path = artifactPath {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
+        }
         return result
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import Tensor
 import Training
 import XCTest
 
@@ -234,5 +235,195 @@ final class SweepProcessTests: XCTestCase {
         for r in try s.db.query("SELECT id FROM runs") {
             XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [.int(r["id"]!.int!)]).first?["n"]?.int, 4)
         }
+    }
+}
+
+/// Reliability (issue 10): ten SIGKILLs at random points over one sweep, determinism across two
+/// clean sweeps (scores and trainable tensors bit-identical), and a diverging run that does not
+/// stop the sweep.
+final class ReliabilityTests: XCTestCase {
+    func scores(_ db: String) throws -> [String: Double] {
+        let s = try ResultsStore(path: db)
+        var out: [String: Double] = [:]
+        for r in try s.db.query("SELECT runs.cell, runs.seed, scores.kind, scores.metric, scores.value FROM scores JOIN runs ON runs.id = run_id") {
+            out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
+        }
+        return out
+    }
+
+    func artifacts(_ dir: String) throws -> [String: Data] {
+        let root = "\(dir)/artifacts/mini-smoke"
+        var out: [String: Data] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: root) { out[f] = try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(f)")) }
+        return out
+    }
+
+    func sweep(_ dir: String, _ name: String, workers: Int = 2, wait: Bool = true, extraSpec: String = "") throws -> Process {
+        try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "\(workers)", "--db", "\(dir)/\(name).sqlite",
+                    "--data-dir", try sharedData(), "--checkpoints", "\(dir)/\(name)/checkpoints"], wait: wait)
+    }
+
+    func testTenKillsDeterminismAndDivergence() throws {
+        let dir = tempDir("rel")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // One extra method with an absurd learning rate diverges; the sweep goes on.
+        let spec = miniSpec.replacingOccurrences(of: "  - {name: pt, method: pt, n: 8}",
+                                                 with: "  - {name: pt, method: pt, n: 8}\n  - {name: boom, method: pt, n: 8, train: {lr: 1.0e12, clip_norm: null, schedule: constant}}")
+        try spec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let a = try sweep(dir, "a"), b = try sweep(dir, "b", workers: 1)
+        XCTAssertEqual(a.terminationStatus, 0)
+        XCTAssertEqual(b.terminationStatus, 0)
+        let sa = try ResultsStore(path: "\(dir)/a.sqlite")
+        XCTAssertEqual(try sa.counts()["done"], 8)
+        XCTAssertEqual(try sa.counts()["diverged"], 4)
+        XCTAssertNotNil(try sa.db.query("SELECT diverged_step FROM runs WHERE status='diverged'").first?["diverged_step"]?.int)
+        let reference = try scores("\(dir)/a.sqlite")
+        XCTAssertEqual(try scores("\(dir)/b.sqlite"), reference, "two clean sweeps differ")
+        let arts = try artifacts("\(dir)/a")
+        XCTAssertEqual(arts.count, 8)
+        XCTAssertEqual(try artifacts("\(dir)/b"), arts, "trainable tensors differ between sweeps")
+        let cells = try sa.cellResults(spec: "mini", profile: "smoke")
+        XCTAssertEqual(cells.first { $0.variant == "boom" }?.divergedSeeds.count, 2)
+
+        // Ten SIGKILLs at random points (Philox-seeded delays), then a final sweep.
+        var rng = PhiloxStream(RNGKey(seed: 10))
+        var kills = 0
+        while kills < 10 {
+            let p = try sweep(dir, "k", wait: false)
+            Thread.sleep(forTimeInterval: 0.15 + Double(rng.nextInt(below: 900)) / 1000)
+            if let s = try? ResultsStore(path: "\(dir)/k.sqlite"),
+               let rows = try? s.db.query("SELECT worker_pid FROM runs WHERE status='running'") {
+                for r in rows { if let pid = r["worker_pid"]?.int { kill(Int32(pid), SIGKILL) } }
+            }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            killWorkers(using: "\(dir)/k.sqlite")
+            kills += 1
+        }
+        let final = try sweep(dir, "k")
+        XCTAssertEqual(final.terminationStatus, 0)
+        let sk = try ResultsStore(path: "\(dir)/k.sqlite")
+        XCTAssertEqual(try sk.db.query("SELECT COUNT(*) AS n FROM runs").first?["n"]?.int, 12, "every run present exactly once")
+        XCTAssertEqual(try sk.counts()["done"], 8)
+        XCTAssertEqual(try sk.counts()["diverged"], 4)
+        XCTAssertEqual(try scores("\(dir)/k.sqlite"), reference, "killed-and-resumed sweep differs from the clean one")
+        XCTAssertEqual(try artifacts("\(dir)/k"), arts)
+        for r in try sk.db.query("SELECT id, status FROM runs") where r["status"]?.text == "done" {
+            XCTAssertEqual(try sk.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [.int(r["id"]!.int!)]).first?["n"]?.int, 4)
+        }
+        print("reliability: 10 kills, attempts total \(try sk.db.query("SELECT SUM(attempts) AS n FROM runs").first?["n"]?.int ?? 0)")
+    }
+}
+
+
+/// SIGKILLs every process whose command line mentions `db` (orphaned workers of a killed sweep).
+func killWorkers(using db: String) {
+    for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let n = Int32(pid), n != getpid(), let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
+        if String(decoding: cmd, as: UTF8.self).contains(db) { kill(n, SIGKILL) }
+    }
+}
+
+/// Runs the CLI and returns (exit status, stderr).
+func runCapture(_ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try binary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
+
+/// Bad input gets a clear error naming the file, the position and what is wrong, a non-zero exit,
+/// and leaves the results store untouched.
+final class BadInputTests: XCTestCase {
+    func expect(_ args: [String], _ fragments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let (status, err) = try runCapture(args)
+        XCTAssertNotEqual(status, 0, "\(args.joined(separator: " ")) succeeded", file: file, line: line)
+        for f in fragments { XCTAssertTrue(err.contains(f), "stderr of \(args.prefix(2).joined(separator: " ")) lacks '\(f)':\n\(err)", file: file, line: line) }
+    }
+
+    func testBadInputMatrix() throws {
+        let data = try sharedData()
+        let shared = (data as NSString).deletingLastPathComponent
+        let dir = tempDir("bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        // A store with finished runs whose bytes must not change.
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", "\(dir)/store.sqlite",
+                                   "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        let storeBefore = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/store.sqlite"))
+
+        // Model files: truncated, lying header, wrong dtype, wrong shape, malformed config.
+        let src = "\(shared)/parity/t5-v10-small-a"
+        func modelCopy(_ name: String) throws -> String {
+            let d = "\(dir)/\(name)"
+            try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: "\(src)/model/config.json", toPath: "\(d)/config.json")
+            try fm.copyItem(atPath: "\(src)/model/model.safetensors", toPath: "\(d)/model.safetensors")
+            return d
+        }
+        let caseFile = "\(src)/case.json"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(src)/model/model.safetensors"))
+        let trunc = try modelCopy("trunc")
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: "\(trunc)/model.safetensors"))
+        try expect(["forward", "--model", trunc, "--case", caseFile], ["\(trunc)/model.safetensors", "outside the", "truncated or header lies"])
+        let lie = try modelCopy("lie")
+        var l = bytes
+        l[0] = 0xFF; l[1] = 0xFF; l[2] = 0xFF
+        try l.write(to: URL(fileURLWithPath: "\(lie)/model.safetensors"))
+        try expect(["forward", "--model", lie, "--case", caseFile], ["\(lie)/model.safetensors", "header length", "at byte 0"])
+        let dtype = try modelCopy("dtype")
+        let headerLen = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16
+        var header = String(decoding: bytes[8..<(8 + headerLen)], as: UTF8.self)
+        header = header.replacingOccurrences(of: "\"encoder.final_layer_norm.weight\":{\"dtype\":\"F32\"", with: "\"encoder.final_layer_norm.weight\":{\"dtype\":\"I32\"")
+        var d2 = bytes.prefix(8)
+        d2.append(Data(header.utf8))
+        d2.append(bytes[(8 + headerLen)...])
+        try d2.write(to: URL(fileURLWithPath: "\(dtype)/model.safetensors"))
+        try expect(["forward", "--model", dtype, "--case", caseFile], ["\(dtype)/model.safetensors", "encoder.final_layer_norm.weight", "dtype I32"])
+        let shape = try modelCopy("shape")
+        let cfg = try String(contentsOfFile: "\(shape)/config.json", encoding: .utf8).replacingOccurrences(of: "\"d_ff\": 64", with: "\"d_ff\": 65")
+        try cfg.write(toFile: "\(shape)/config.json", atomically: true, encoding: .utf8)
+        try expect(["forward", "--model", shape, "--case", caseFile], ["model.safetensors", "DenseReluDense.wi.weight", "expected [65, 32]"])
+        let badcfg = try modelCopy("badcfg")
+        try "{\"model_type\": \"t5\", \"d_model\": ".write(toFile: "\(badcfg)/config.json", atomically: true, encoding: .utf8)
+        try expect(["info", "--model", badcfg], ["\(badcfg)/config.json", "malformed JSON"])
+        // tokenizer.json malformed.
+        let tok = "\(dir)/tok"
+        try fm.createDirectory(atPath: tok, withIntermediateDirectories: true)
+        try "{\"model\": {\"type\": \"BPE\", \"vocab\": []}}".write(toFile: "\(tok)/tokenizer.json", atomically: true, encoding: .utf8)
+        try "[\"hi\"]".write(toFile: "\(dir)/texts.json", atomically: true, encoding: .utf8)
+        try expect(["tokenize", "--tokenizer", tok, "--texts", "\(dir)/texts.json"], ["\(tok)/tokenizer.json", "model.vocab"])
+        // A bad JSONL line in a predictions file, and in a data file.
+        try "{\"idx\": 0, \"prediction\": \"0\"}\n{\"idx\": 1, \"prediction\": \"1\"}\n{oops\n".write(toFile: "\(dir)/preds.jsonl", atomically: true, encoding: .utf8)
+        try expect(["score", "--task", "cb", "--predictions", "\(dir)/preds.jsonl", "--data-dir", data], ["\(dir)/preds.jsonl", "line 3"])
+        let badData = "\(dir)/data"
+        try fm.createDirectory(atPath: "\(badData)/superglue", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "\(data)/superglue/cb", toPath: "\(badData)/superglue/cb")
+        var lines = try String(contentsOfFile: "\(badData)/superglue/cb/train.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[4] = "{\"premise\": broken"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(badData)/superglue/cb/train.jsonl", atomically: true, encoding: .utf8)
+        try expect(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--data-dir", badData, "--allow-unpinned"],
+                   ["superglue/cb/train.jsonl", "line 5"])
+        // Data that differs from the pin is refused; with --allow-unpinned the manifest's hash check refuses it.
+        lines[4] = lines[5]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(badData)/superglue/cb/train.jsonl", atomically: true, encoding: .utf8)
+        try expect(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--data-dir", badData], ["superglue/cb/train.jsonl", "differs from the pin"])
+        try expect(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--data-dir", badData, "--allow-unpinned"],
+                   ["cb-k8-s1.json", "train-file hash mismatch"])
+        // Unknown task, method, spec key (with a suggestion).
+        try expect(["train", "--method", "pt", "--task", "cbb", "--data-dir", data], ["unknown task", "did you mean 'cb'"])
+        try expect(["train", "--method", "dtp", "--task", "cb", "--data-dir", data], ["unknown method 'dtp'", "did you mean 'dpt'"])
+        try miniSpec.replacingOccurrences(of: "seeds: [1, 2]", with: "sedes: [1, 2]").write(toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
+        try expect(["sweep", "\(dir)/bad.yaml", "--db", "\(dir)/store.sqlite", "--data-dir", data], ["\(dir)/bad.yaml", "unknown key 'sedes'", "did you mean 'seeds'"])
+        try expect(["sweep", "\(dir)/mini.yaml", "--db", "\(dir)/store.sqlite", "--data-dir", "\(dir)/nope"], ["--data-dir: \(dir)/nope"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/store.sqlite")), storeBefore, "a failed command changed the store")
     }
 }

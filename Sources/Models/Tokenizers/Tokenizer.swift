@@ -81,23 +81,7 @@ public enum Tokenizers {
         if fm.fileExists(atPath: p("tokenizer.json")) {
             let path = p("tokenizer.json")
             guard let data = fm.contents(atPath: path) else { throw TokenizerError(path: path, detail: "cannot read") }
-            let obj: [String: Any]
-            do {
-                guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                    throw TokenizerError(path: path, detail: "not a JSON object")
-                }
-                obj = o
-            } catch let e as TokenizerError { throw e } catch {
-                throw TokenizerError(path: path, detail: "malformed JSON: \(error.localizedDescription)")
-            }
-            guard let model = obj["model"] as? [String: Any], let type = model["type"] as? String else {
-                throw TokenizerError(path: path, detail: "missing 'model.type'")
-            }
-            switch type {
-            case "Unigram": return try UnigramTokenizer(tokenizerJSON: obj, path: path, cleanUp: cleanUpSetting(dir))
-            case "BPE": return try BPETokenizer(tokenizerJSON: obj, path: path)
-            default: throw TokenizerError(path: path, detail: "model.type '\(type)' is not supported (Unigram, BPE)")
-            }
+            return try fromJSON(data, path: path, cleanUp: cleanUpSetting(dir))
         }
         if fm.fileExists(atPath: p("spiece.model")) {
             return try UnigramTokenizer(spieceModel: p("spiece.model"), cleanUp: cleanUpSetting(dir))
@@ -106,6 +90,27 @@ public enum Tokenizers {
             return try BPETokenizer(vocabPath: p("vocab.json"), mergesPath: p("merges.txt"))
         }
         throw TokenizerError(path: dir, detail: "no tokenizer.json, spiece.model or vocab.json + merges.txt found")
+    }
+
+    /// A tokenizer from the bytes of a tokenizer.json (Unigram or BPE model); errors name `path`.
+    public static func fromJSON(_ data: Data, path: String, cleanUp: Bool = true) throws -> TextTokenizer {
+        let obj: [String: Any]
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw TokenizerError(path: path, detail: "not a JSON object")
+            }
+            obj = o
+        } catch let e as TokenizerError { throw e } catch {
+            throw TokenizerError(path: path, detail: "malformed JSON: \(error.localizedDescription)")
+        }
+        guard let model = obj["model"] as? [String: Any], let type = model["type"] as? String else {
+            throw TokenizerError(path: path, detail: "missing 'model.type'")
+        }
+        switch type {
+        case "Unigram": return try UnigramTokenizer(tokenizerJSON: obj, path: path, cleanUp: cleanUp)
+        case "BPE": return try BPETokenizer(tokenizerJSON: obj, path: path)
+        default: throw TokenizerError(path: path, detail: "model.type '\(type)' is not supported (Unigram, BPE)")
+        }
     }
 
     /// transformers' `clean_up_tokenization_spaces` (true unless tokenizer_config.json says otherwise).

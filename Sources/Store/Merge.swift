@@ -1,0 +1,58 @@
+// Scale-out without sharing one SQLite file across machines (SQLite over NFS is unsafe): a sweep is
+// split into shard stores, one per SLURM array task, each written only by its own worker; `merge`
+// folds finished runs of the shards into the main store, one transaction per shard.
+import Foundation
+
+extension ResultsStore {
+    /// Writes the runs of `runs` round-robin into `shards` stores `dir/shard-<i>.sqlite`
+    /// (existing shard stores keep their finished runs; interrupted ones go back to pending).
+    public static func writeShards(_ runs: [RunSpec], shards: Int, dir: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var paths: [String] = []
+        for i in 0..<shards {
+            let path = "\(dir)/shard-\(i).sqlite"
+            let s = try ResultsStore(path: path)
+            try s.insertPending(runs.enumerated().filter { $0.offset % shards == i }.map(\.element))
+            try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status IN ('running','failed')")
+            paths.append(path)
+        }
+        return paths
+    }
+
+    /// Copies finished runs (done / diverged / failed) of `source` into this store with their
+    /// epochs, scores and predictions. A run already finished here is kept; returns how many were merged.
+    @discardableResult
+    public func merge(from source: String) throws -> Int {
+        let src = try ResultsStore(path: source)
+        let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed') ORDER BY id")
+        return try db.transaction {
+            var merged = 0
+            for r in rows {
+                let key: [SQLiteDB.Value] = [r["spec"]!, r["profile"]!, r["cell"]!, r["seed"]!]
+                if let existing = try db.query("SELECT id, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=?", key).first {
+                    if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
+                    try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
+                }
+                let cols = ["spec", "profile", "cell", "variant", "method", "task", "model", "model_spec", "k", "seed", "config_json",
+                            "config_hash", "status", "attempts", "worker", "weights_sha256", "data_hashes", "manifest", "trainable_params",
+                            "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step"]
+                try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
+                             cols.map { r[$0] ?? .null })
+                let id = db.lastInsertID, old = r["id"]!
+                for e in try src.db.query("SELECT * FROM epochs WHERE run_id=?", [old]) {
+                    try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                 [.int(id), e["epoch"]!, e["step"]!, e["train_loss"] ?? .null, e["metrics_json"]!, e["selection"] ?? .null,
+                                  e["probe_positive"] ?? .null, e["probe_negative"] ?? .null, e["probe_rank"] ?? .null, e["seconds"] ?? .null])
+                }
+                for s in try src.db.query("SELECT * FROM scores WHERE run_id=?", [old]) {
+                    try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), s["kind"]!, s["metric"]!, s["value"]!, s["epoch"] ?? .null])
+                }
+                for p in try src.db.query("SELECT * FROM predictions WHERE run_id=?", [old]) {
+                    try db.query("INSERT INTO predictions VALUES (?,?,?)", [.int(id), p["position"]!, p["prediction"]!])
+                }
+                merged += 1
+            }
+            return merged
+        }
+    }
+}

@@ -1,0 +1,188 @@
+// Readers for the official formats (SuperGLUE jsonl, GLUE SST-2 tsv, AG News csv) producing
+// Hugging Face-style rows. Foundation only, so the libFuzzer target in fuzz/ compiles this file
+// directly. Every error names the file and the line.
+import Foundation
+
+public struct TaskError: Error, CustomStringConvertible {
+    public let file: String
+    public let detail: String
+    public init(file: String, detail: String) {
+        self.file = file
+        self.detail = detail
+    }
+    public var description: String { "\(file): \(detail)" }
+}
+
+/// Official row id: an integer, or MultiRC {paragraph, question, answer} / ReCoRD {passage, query}.
+public enum RowID: Hashable, CustomStringConvertible, Sendable {
+    case index(Int)
+    case multirc(paragraph: Int, question: Int, answer: Int)
+    case record(passage: Int, query: Int)
+
+    public init?(json: Any) {
+        if let n = json as? Int { self = .index(n); return }
+        guard let o = json as? [String: Any] else { return nil }
+        if let p = o["paragraph"] as? Int, let q = o["question"] as? Int, let a = o["answer"] as? Int {
+            self = .multirc(paragraph: p, question: q, answer: a)
+        } else if let p = o["passage"] as? Int, let q = o["query"] as? Int {
+            self = .record(passage: p, query: q)
+        } else { return nil }
+    }
+
+    public var json: Any {
+        switch self {
+        case .index(let i): return i
+        case .multirc(let p, let q, let a): return ["paragraph": p, "question": q, "answer": a]
+        case .record(let p, let q): return ["passage": p, "query": q]
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .index(let i): return "\(i)"
+        case .multirc(let p, let q, let a): return "{paragraph \(p), question \(q), answer \(a)}"
+        case .record(let p, let q): return "{passage \(p), query \(q)}"
+        }
+    }
+}
+
+/// One HF-style row: field name → value (strings, numbers, bools, string lists).
+public struct Row {
+    public var id: RowID
+    public var fields: [String: Any]
+    public var line: Int  // 1-based line in the source file
+}
+
+public enum Readers {
+    public static func jsonLines(_ text: String, path: String) throws -> [(Int, [String: Any])] {
+        var out: [(Int, [String: Any])] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            if l.isEmpty { continue }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else {
+                throw TaskError(file: path, detail: "line \(i + 1): not a JSON object")
+            }
+            out.append((i + 1, obj))
+        }
+        return out
+    }
+
+    public static func superGLUE(_ text: String, path: String) throws -> [Row] {
+        try jsonLines(text, path: path).map { line, obj in
+            guard let idx = obj["idx"] as? Int else { throw TaskError(file: path, detail: "line \(line): missing integer 'idx'") }
+            var f = obj
+            if let t = obj["target"] as? [String: Any] { for (k, v) in t { f[k] = v } }  // WSC spans
+            return Row(id: .index(idx), fields: f, line: line)
+        }
+    }
+
+    public static func multiRC(_ text: String, path: String) throws -> [Row] {
+        var rows: [Row] = []
+        for (line, obj) in try jsonLines(text, path: path) {
+            guard let pIdx = obj["idx"] as? Int, let passage = obj["passage"] as? [String: Any],
+                  let ptext = passage["text"] as? String, let qs = passage["questions"] as? [[String: Any]] else {
+                throw TaskError(file: path, detail: "line \(line): expected {idx, passage: {text, questions}}")
+            }
+            for q in qs {
+                guard let qIdx = q["idx"] as? Int, let qtext = q["question"] as? String, let answers = q["answers"] as? [[String: Any]] else {
+                    throw TaskError(file: path, detail: "line \(line): malformed question")
+                }
+                for a in answers {
+                    guard let aIdx = a["idx"] as? Int, let atext = a["text"] as? String else {
+                        throw TaskError(file: path, detail: "line \(line): malformed answer in question \(qIdx)")
+                    }
+                    var f: [String: Any] = ["paragraph": ptext, "question": qtext, "answer": atext]
+                    if let l = a["label"] { f["label"] = l }
+                    rows.append(Row(id: .multirc(paragraph: pIdx, question: qIdx, answer: aIdx), fields: f, line: line))
+                }
+            }
+        }
+        return rows
+    }
+
+    public static func reCoRD(_ text: String, path: String) throws -> [Row] {
+        var rows: [Row] = []
+        for (line, obj) in try jsonLines(text, path: path) {
+            guard let pIdx = obj["idx"] as? Int, let passage = obj["passage"] as? [String: Any],
+                  let ptext = passage["text"] as? String, let qas = obj["qas"] as? [[String: Any]] else {
+                throw TaskError(file: path, detail: "line \(line): expected {idx, passage: {text, entities}, qas}")
+            }
+            let chars = Array(ptext.utf16)
+            var entities = Set<String>()
+            for e in (passage["entities"] as? [[String: Any]]) ?? [] {
+                guard let s = e["start"] as? Int, let en = e["end"] as? Int, s >= 0, en < chars.count, s <= en else {
+                    throw TaskError(file: path, detail: "line \(line): entity span outside the passage")
+                }
+                entities.insert(String(utf16CodeUnits: Array(chars[s...en]), count: en - s + 1))
+            }
+            for qa in qas {
+                guard let qIdx = qa["idx"] as? Int, let query = qa["query"] as? String else {
+                    throw TaskError(file: path, detail: "line \(line): malformed query")
+                }
+                let answers = Set(((qa["answers"] as? [[String: Any]]) ?? []).compactMap { $0["text"] as? String }).sorted()
+                rows.append(Row(id: .record(passage: pIdx, query: qIdx),
+                                fields: ["passage": ptext, "query": query, "entities": entities.sorted(), "answers": answers], line: line))
+            }
+        }
+        return rows
+    }
+
+    public static func tsv(_ text: String, path: String) throws -> [Row] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        while lines.last == "" { lines.removeLast() }
+        guard let header = lines.first?.split(separator: "\t").map(String.init), header.contains("sentence"), header.contains("label") else {
+            throw TaskError(file: path, detail: "line 1: expected a header with 'sentence' and 'label' columns")
+        }
+        var rows: [Row] = []
+        for (i, l) in lines.dropFirst().enumerated() {
+            let cols = l.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard cols.count == header.count else {
+                throw TaskError(file: path, detail: "line \(i + 2): \(cols.count) columns, header has \(header.count)")
+            }
+            var f: [String: Any] = [:]
+            for (h, c) in zip(header, cols) { f[h] = c }
+            f["sentence"] = (f["sentence"] as! String).trimmingCharacters(in: .whitespaces)
+            guard let lab = Int(f["label"] as! String) else { throw TaskError(file: path, detail: "line \(i + 2): label '\(f["label"]!)' is not an integer") }
+            f["label"] = lab
+            rows.append(Row(id: .index(i), fields: f, line: i + 2))
+        }
+        return rows
+    }
+
+    public static func agNews(_ text: String, path: String) throws -> [Row] {
+        var rows: [Row] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            let cols = try csvFields(String(line), path: path, line: i + 1)
+            guard cols.count == 3, let lab = Int(cols[0]), (1...4).contains(lab) else {
+                throw TaskError(file: path, detail: "line \(i + 1): expected \"class(1-4)\",\"title\",\"description\"")
+            }
+            rows.append(Row(id: .index(i), fields: ["label": lab, "title": cols[1], "description": cols[2],
+                                                    "text": cols[1] + " " + cols[2]], line: i + 1))
+        }
+        return rows
+    }
+
+    /// RFC 4180 fields of one line ("" escapes a quote).
+    public static func csvFields(_ line: String, path: String, line n: Int) throws -> [String] {
+        var out: [String] = [], cur = "", quoted = false, wasQuoted = false
+        let chars = Array(line)
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if quoted {
+                if c == "\"" {
+                    if i + 1 < chars.count && chars[i + 1] == "\"" { cur.append("\""); i += 1 } else { quoted = false }
+                } else { cur.append(c) }
+            } else if c == "\"" && cur.isEmpty && !wasQuoted {
+                quoted = true
+                wasQuoted = true
+            } else if c == "," {
+                out.append(cur); cur = ""; wasQuoted = false
+            } else { cur.append(c) }
+            i += 1
+        }
+        if quoted { throw TaskError(file: path, detail: "line \(n): unterminated quoted field") }
+        out.append(cur)
+        return out
+    }
+}
