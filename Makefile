@@ -97,10 +97,11 @@ slurm-sweep: build $(DATA_DIR)/.fetched
 # A single-node SLURM cluster here (Debian packages), then a small sweep through it end to end.
 slurm-test: build $(DATA_DIR)/.fetched
 	bash scripts/slurm-local.sh start
-	rm -rf runs/slurm/slurm-mini-smoke runs/slurm-test.sqlite
-	SPEC=Baselines/specs/tests/slurm-mini.yaml PROFILE=smoke TASKS=2 DB=runs/slurm-test.sqlite DATA_DIR="$(DATA_DIR)" bash scripts/slurm-sweep.sh
-	@n=$$($(BIN) results slurm-mini --profile smoke --db runs/slurm-test.sqlite --format csv | grep -c ",best,accuracy,"); \
-	  echo "slurm-test: $$n cells finished"; test "$$n" -eq 4
+	@trap 'bash scripts/slurm-local.sh stop' EXIT; \
+	rm -rf runs/slurm/slurm-mini-smoke runs/slurm-test.sqlite; \
+	SPEC=Baselines/specs/tests/slurm-mini.yaml PROFILE=smoke TASKS=2 DB=runs/slurm-test.sqlite DATA_DIR="$(DATA_DIR)" bash scripts/slurm-sweep.sh; \
+	n=$$($(BIN) results slurm-mini --profile smoke --db runs/slurm-test.sqlite --format csv | grep -c ",best,accuracy,"); \
+	echo "slurm-test: $$n of 4 cells finished through a SLURM job array"; test "$$n" -eq 4
 
 # libFuzzer targets (swiftc -sanitize=fuzzer): safetensors header, dataset readers, tokenizer.json.
 FUZZ_RUNS ?= 1000000

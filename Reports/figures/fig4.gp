@@ -8,27 +8,27 @@ set key bottom right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set title 'average over tasks'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 0 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 1 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 2 using 1:2 with linespoints title 'DPT'
 set title 'cb'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 3 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 4 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 5 using 1:2 with linespoints title 'DPT'
 set title 'copa'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 6 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 7 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 8 using 1:2 with linespoints title 'DPT'
 set title 'rte'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 9 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 10 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 11 using 1:2 with linespoints title 'DPT'
 set title 'wic'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 12 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 13 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 14 using 1:2 with linespoints title 'DPT'
@@ -42,27 +42,27 @@ set key bottom right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set title 'average over tasks'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 0 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 1 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 2 using 1:2 with linespoints title 'DPT'
 set title 'cb'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 3 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 4 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 5 using 1:2 with linespoints title 'DPT'
 set title 'copa'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 6 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 7 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 8 using 1:2 with linespoints title 'DPT'
 set title 'rte'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 9 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 10 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 11 using 1:2 with linespoints title 'DPT'
 set title 'wic'
-set label 1 'no runs of spec fig4 in profile smoke' at graph 0.5,0.5 center
+unset label 1
 plot 'fig4.dat' index 12 using 1:2 with linespoints title 'PT', \
      'fig4.dat' index 13 using 1:2 with linespoints title 'Residual PT', \
      'fig4.dat' index 14 using 1:2 with linespoints title 'DPT'

@@ -75,12 +75,14 @@ public enum Figures {
         let minmax = f.stat == "minmax"
         for panel in f.panels {
             var parts: [String] = []
+            var hasPoints = false
             if f.query == "probe" {
                 let c = cells.first { $0.method == "probe" && $0.task == panel && (f.model == nil || $0.model == f.model!) }
                 for (label, key) in [("positive Σ entries", 0), ("negative Σ entries", 1), ("rank(P)", 2)] {
                     let pts = c?.probe ?? []
                     data += "# panel \(panel) series \(label)\n"
                     for p in pts { data += "\(p.epoch) \([p.positive, p.negative, p.rank][key])\n" }
+                    hasPoints = hasPoints || !pts.isEmpty
                     if pts.isEmpty { data += "NaN NaN\n" }
                     data += "\n\n"
                     parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints title '\(label)'")
@@ -91,6 +93,7 @@ public enum Figures {
                     let pts = points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
                     data += "# panel \(panel) series \(s.label): x mean min max\n"
                     for p in pts { data += "\(p.x) \(p.mean) \(p.lo) \(p.hi)\n" }
+                    hasPoints = hasPoints || !pts.isEmpty
                     if pts.isEmpty { data += "NaN NaN NaN NaN\n" }
                     data += "\n\n"
                     parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") title '\(s.label)'")
@@ -101,10 +104,13 @@ public enum Figures {
                     if let m = pts.first?.mean { parts.append("\(m) with lines dashtype 2 title '\(r.label)'") }
                 }
             }
-            let empty = !data.split(separator: "\n").contains { !$0.hasPrefix("#") && !$0.hasPrefix("NaN") }
             var p = "set title '\(panel == "avg" ? "average over tasks" : panel)'\n"
-            p += empty ? "set label 1 'no runs of spec \(f.spec) in profile \(profile)' at graph 0.5,0.5 center\n" : "unset label 1\n"
-            p += "plot " + parts.joined(separator: ", \\\n     ") + "\n"
+            if hasPoints {
+                p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
+            } else {  // nothing to draw: an empty frame that says why
+                p += "set label 1 'no runs of spec \(f.spec) in profile \(profile)' at graph 0.5,0.5 center\n"
+                p += "plot [1:10] [0:1] 1/0 notitle\n"
+            }
             plots.append(p)
         }
         let cols = min(3, f.panels.count), rows = (f.panels.count + cols - 1) / cols

@@ -427,3 +427,38 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/store.sqlite")), storeBefore, "a failed command changed the store")
     }
 }
+
+/// Shards + merge (the SLURM path without SLURM): every run finished exactly once, scores equal to
+/// a single-store sweep, and merging twice adds nothing.
+final class ShardMergeTests: XCTestCase {
+    func testShardWorkersMerge() throws {
+        let data = try sharedData()
+        let dir = tempDir("shard")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["shard", "\(dir)/mini.yaml", "--profile", "smoke", "--shards", "3", "--dir", "\(dir)/shards"]).terminationStatus, 0)
+        var workers: [Process] = []
+        for i in 0..<3 {
+            workers.append(try runCLI(["worker", "--db", "\(dir)/shards/shard-\(i).sqlite", "--data-dir", data, "--checkpoints", "\(dir)/ck-\(i)",
+                                       "--threads", "1", "--quiet"], wait: false))
+        }
+        for w in workers { w.waitUntilExit(); XCTAssertEqual(w.terminationStatus, 0) }
+        let shards = (0..<3).map { "\(dir)/shards/shard-\($0).sqlite" }
+        XCTAssertEqual(try runCLI(["merge", "--into", "\(dir)/main.sqlite"] + shards).terminationStatus, 0)
+        XCTAssertEqual(try runCLI(["merge", "--into", "\(dir)/main.sqlite"] + shards).terminationStatus, 0)  // idempotent
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        XCTAssertEqual(try main.db.query("SELECT COUNT(*) AS n FROM runs").first?["n"]?.int, 8)
+        XCTAssertEqual(try main.counts()["done"], 8)
+        XCTAssertEqual(try main.db.query("SELECT COUNT(*) AS n FROM epochs").first?["n"]?.int, 32)
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", "\(dir)/single.sqlite",
+                                   "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        func scores(_ s: ResultsStore) throws -> [String: Double] {
+            var out: [String: Double] = [:]
+            for r in try s.db.query("SELECT runs.cell, runs.seed, kind, metric, value FROM scores JOIN runs ON runs.id = run_id") {
+                out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
+            }
+            return out
+        }
+        XCTAssertEqual(try scores(main), try scores(try ResultsStore(path: "\(dir)/single.sqlite")))
+    }
+}
