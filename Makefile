@@ -17,7 +17,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build clean help
+.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -119,6 +119,10 @@ fuzz: fuzz-build
 	    > .build/fuzz/$$t.log 2>&1 || { tail -30 .build/fuzz/$$t.log; echo "fuzz: $$t FAILED (crash input in fuzz/crashes/)"; exit 1; }; \
 	  echo "fuzz: $$t $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' .build/fuzz/$$t.log), no crash"; \
 	done
+
+# The embedded smoke backbones in HF format under fixtures/embedded (made by our own code).
+fixtures: build
+	$(BIN) export-embedded --out fixtures/embedded
 
 clean:
 	rm -rf .build

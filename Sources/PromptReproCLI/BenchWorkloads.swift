@@ -57,6 +57,7 @@ struct BenchOne: ParsableCommand {
             step += 1
         }
         try once()  // warm-up
+        AttentionClock.seconds = 0
         var times: [Double] = []
         for _ in 0..<max(1, repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -71,7 +72,8 @@ struct BenchOne: ParsableCommand {
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9,
-                                  "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads]
+                                  "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
+                                  "attention_share": AttentionClock.seconds / times.reduce(0, +)]
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
 }

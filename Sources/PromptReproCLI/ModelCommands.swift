@@ -104,3 +104,16 @@ struct Tokenize: ParsableCommand {
         try writeJSON(result, to: out)
     }
 }
+
+struct ExportEmbedded: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-embedded", abstract: "Write the embedded smoke backbones in Hugging Face format (make fixtures).")
+    @Option(help: "Output directory.") var out: String = "fixtures/embedded"
+
+    func run() throws {
+        for name in EmbeddedBackbones.names {
+            try EmbeddedBackbones.write(name, to: "\(out)/\(name)")
+            print("wrote \(out)/\(name)")
+        }
+    }
+}

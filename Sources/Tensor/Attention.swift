@@ -5,7 +5,16 @@
 // Backward per (b, h), with the dropout mask regenerated from its counter-based key:
 //   dV = Pdᵀ dO ; dPd = dO Vᵀ ; dP = dPd ⊙ m/(1−p) ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
 //   dQ = scale · dS K ; dK = scale · dSᵀ Q ; dbias[h] = Σ_b dS
+import Dispatch
 import Foundation
+
+/// Wall time spent inside the fused attention op (forward and backward), for the benchmark's
+/// attention share. Updated on the calling thread only.
+public enum AttentionClock {
+    nonisolated(unsafe) public static var seconds: Double = 0
+    @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    @inline(__always) static func add(since t0: UInt64) { seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+}
 
 public struct AttentionOptions {
     /// Multiplies QKᵀ (T5: 1; GPT-2: 1/√dk).
@@ -58,6 +67,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     let mask = keyMask?.data, pbias = bias?.data
 
     func unitKey(_ u: Int) -> RNGKey? { useDrop ? o.key!.derive(UInt64(u)) : nil }
+    let clock = AttentionClock.now()
 
     Parallel.units(b * heads) { u in
         let bi = u / heads, h = u % heads
@@ -86,10 +96,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                    beta: 0, c: po + bi * tq * hdv + h * dv, ldc: hdv)
         dropped?.deallocate()
     }
+    AttentionClock.add(since: clock)
 
     if record, let probs {
         let ob = out.box  // keeps q, k, v and P: the gradient needs them
         Tape.push(out) {
+            let clock = AttentionClock.now()
+            defer { AttentionClock.add(since: clock) }
             let pq = q.data, pk = k.data, pv = v.data
             let g = ob.grad!.data
             let gq = q.requiresGrad ? q.gradBuffer() : nil
