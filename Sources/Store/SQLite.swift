@@ -20,7 +20,7 @@ public final class SQLiteDB {
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         let rc = sqlite3_open_v2(path, &h, flags | SQLITE_OPEN_FULLMUTEX, nil)
         guard rc == SQLITE_OK, let h else {
-            let msg = h.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            let msg = SQLiteDB.explain(h.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory", code: rc)
             if let h { sqlite3_close(h) }
             throw StoreError("\(path): cannot open database: \(msg)")
         }
@@ -35,12 +35,25 @@ public final class SQLiteDB {
 
     deinit { sqlite3_close_v2(handle) }
 
-    var errorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+    var errorMessage: String { SQLiteDB.explain(String(cString: sqlite3_errmsg(handle)), code: sqlite3_errcode(handle)) }
+
+    /// The SQLite message plus what it means for the user.
+    static func explain(_ msg: String, code: Int32) -> String {
+        switch code & 0xFF {
+        case SQLITE_FULL: return "\(msg) — the disk is full; free space and rerun (the transaction was rolled back, nothing stored changed)"
+        case SQLITE_READONLY: return "\(msg) — the store is on a read-only file system or not writable; use a writable --db path"
+        case SQLITE_CANTOPEN: return "\(msg) — cannot open or create the store file (missing directory, read-only or full disk?)"
+        case SQLITE_IOERR: return "\(msg) — I/O error (disk full or failing?); the transaction was rolled back"
+        case SQLITE_CORRUPT, SQLITE_NOTADB: return "\(msg) — this file is not a usable PromptRepro store"
+        default: return msg
+        }
+    }
 
     public func exec(_ sql: String) throws {
         var err: UnsafeMutablePointer<CChar>?
-        if sqlite3_exec(handle, sql, nil, nil, &err) != SQLITE_OK {
-            let msg = err.map { String(cString: $0) } ?? errorMessage
+        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = SQLiteDB.explain(err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle)), code: rc)
             sqlite3_free(err)
             throw StoreError("\(path): \(msg) (in: \(sql.prefix(80)))")
         }

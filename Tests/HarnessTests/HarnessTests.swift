@@ -462,3 +462,63 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertEqual(try scores(main), try scores(try ResultsStore(path: "\(dir)/single.sqlite")))
     }
 }
+
+/// A full or read-only disk under the store: a clear error naming the store, a non-zero exit, and
+/// the store still intact (integrity check passes, finished runs and scores unchanged). Uses small
+/// tmpfs mounts, so it needs root (CI runs as root).
+final class DiskFailureTests: XCTestCase {
+    func sh(_ cmd: String) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", cmd]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try? p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    func testFullAndReadOnlyDisk() throws {
+        let data = try sharedData()
+        let dir = tempDir("disk")
+        let mnt = "\(dir)/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        guard getuid() == 0, sh("mount -t tmpfs -o size=4m tmpfs '\(mnt)'") == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("cannot mount a tmpfs (needs root)") }
+            throw XCTSkip("needs root to mount a tmpfs")
+        }
+        defer { _ = sh("umount -l '\(mnt)'"); try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(mnt)/store.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        func snapshot() throws -> (String, [String]) {
+            let s = try SQLiteDB(path: db, readOnly: true)
+            let ok = try s.query("PRAGMA integrity_check").first?["integrity_check"]?.text ?? "?"
+            let rows = try s.query("SELECT runs.cell, runs.seed, kind, metric, value FROM scores JOIN runs ON runs.id = run_id ORDER BY 1, 2, 3, 4")
+                .map { "\($0["cell"]!.text!)#\($0["seed"]!.int!)#\($0["kind"]!.text!)#\($0["metric"]!.text!)#\($0["value"]!.double!)" }
+            return (ok, rows)
+        }
+        let before = try snapshot()
+        XCTAssertEqual(before.0, "ok")
+        XCTAssertEqual(before.1.count, 24)  // 8 runs × best/last × (CB: accuracy, macro-F1; RTE: accuracy)
+        // Another spec's runs must be inserted: fill the disk first.
+        let other = miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: mini2").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, 2, 3, 4, 5, 6, 7, 8, 9]")
+        try other.write(toFile: "\(dir)/mini2.yaml", atomically: true, encoding: .utf8)
+        _ = sh("dd if=/dev/zero of='\(mnt)/filler' bs=4k 2>/dev/null")
+        let (full, fullErr) = try runCapture(["sweep", "\(dir)/mini2.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck2"])
+        XCTAssertNotEqual(full, 0)
+        XCTAssertTrue(fullErr.contains(db) && fullErr.contains("disk is full"), fullErr)
+        try FileManager.default.removeItem(atPath: "\(mnt)/filler")
+        XCTAssertEqual(try snapshot().0, "ok")
+        XCTAssertEqual(try snapshot().1, before.1)
+        // Read-only file system.
+        XCTAssertEqual(sh("mount -o remount,ro '\(mnt)'"), 0)
+        let (ro, roErr) = try runCapture(["sweep", "\(dir)/mini2.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck3"])
+        XCTAssertNotEqual(ro, 0)
+        XCTAssertTrue(roErr.contains(db) && (roErr.contains("read-only") || roErr.contains("cannot open")), roErr)
+        XCTAssertEqual(sh("mount -o remount,rw '\(mnt)'"), 0)
+        XCTAssertEqual(try snapshot().0, "ok")
+        XCTAssertEqual(try snapshot().1, before.1)
+    }
+}

@@ -49,7 +49,7 @@ public final class BPETokenizer: TextTokenizer {
         var vocab: [String: Int32] = [:]
         for (k, x) in v {
             guard let i = x as? Int else { throw TokenizerError(path: path, detail: "model.vocab['\(k)'] is not an integer") }
-            vocab[k] = Int32(i)
+            vocab[k] = try tokenID(i, path: path, "model.vocab['\(k)']")
         }
         var merges: [(String, String)] = []
         for (i, m) in ((model["merges"] as? [Any]) ?? []).enumerated() {
@@ -66,7 +66,7 @@ public final class BPETokenizer: TextTokenizer {
         self.init(vocab: vocab, merges: merges)
         for t in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
             if let c = t["content"] as? String, let id = t["id"] as? Int {
-                added.add(c, id: Int32(id), special: (t["special"] as? Bool) ?? false)
+                added.add(c, id: try tokenID(id, path: path, "added_tokens '\(c)'"), special: (t["special"] as? Bool) ?? false)
             }
         }
     }
@@ -86,7 +86,7 @@ public final class BPETokenizer: TextTokenizer {
             guard parts.count == 2 else { throw TokenizerError(path: mergesPath, detail: "line \(n + 1): expected 'a b', got '\(line)'") }
             merges.append((parts[0], parts[1]))
         }
-        self.init(vocab: v.mapValues { Int32($0) }, merges: merges)
+        self.init(vocab: try v.mapValues { try tokenID($0, path: vocabPath, "vocab entry") }, merges: merges)
     }
 
     public func encode(_ text: String) -> [Int32] {

@@ -20,6 +20,12 @@ public protocol TextTokenizer: AnyObject {
     var kind: String { get }
 }
 
+/// A token id read from a file: 0 ≤ id < 2³⁰, else an error naming the file and the field.
+func tokenID(_ v: Int, path: String, _ what: String) throws -> Int32 {
+    guard v >= 0, v < 1 << 30 else { throw TokenizerError(path: path, detail: "\(what): id \(v) is out of range") }
+    return Int32(v)
+}
+
 /// Special tokens found verbatim in raw text before normalization (leftmost, longest match).
 struct AddedTokens {
     var byContent: [String: Int32] = [:]

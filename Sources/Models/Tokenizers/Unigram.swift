@@ -166,11 +166,12 @@ public final class UnigramTokenizer: TextTokenizer {
         var addedTokens = AddedTokens()
         for t in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
             if let c = t["content"] as? String, let id = t["id"] as? Int {
-                addedTokens.add(c, id: Int32(id), special: (t["special"] as? Bool) ?? false)
+                addedTokens.add(c, id: try tokenID(id, path: path, "added_tokens '\(c)'"), special: (t["special"] as? Bool) ?? false)
             }
         }
         let suffix = try templateSuffix(obj["post_processor"] as? [String: Any], path: path)
-        self.init(pieces: pieces, scores: scores, unkId: Int32(unk), fuseUnk: (model["fuse_unk"] as? Bool) ?? true,
+        guard unk < pieces.count else { throw TokenizerError(path: path, detail: "model.unk_id \(unk) is outside the \(pieces.count)-piece vocabulary") }
+        self.init(pieces: pieces, scores: scores, unkId: try tokenID(unk, path: path, "model.unk_id"), fuseUnk: (model["fuse_unk"] as? Bool) ?? true,
                   charsMap: charsMap, whitespaceSplit: wsSplit, suffix: suffix, cleanUp: cleanUp)
         added = addedTokens
     }
@@ -337,7 +338,7 @@ func templateSuffix(_ pp: [String: Any]?, path: String) throws -> [Int32] {
                 throw TokenizerError(path: path, detail: "post_processor special token '\(name)' has no ids")
             }
             if !seenSequence { throw TokenizerError(path: path, detail: "post_processor prefix tokens are not supported") }
-            out += ids.map { Int32($0) }
+            out += try ids.map { try tokenID($0, path: path, "post_processor special token '\(name)'") }
         }
     }
     return out
