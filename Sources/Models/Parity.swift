@@ -64,17 +64,21 @@ public enum ParityRunner {
             return r
         }
         let tape = Tape()
+        /// Backward from the loss, then the keys every architecture reports.
+        func record(loss: Tensor, logits: Tensor, grads: [String: Tensor]) {
+            tape.backward(loss)
+            out["loss"] = Double(loss.scalar)
+            out["logits_shape"] = logits.shape
+            out["logits"] = logits.array.map(Double.init)
+            out["weight_grads"] = grads.mapValues { ($0.grad?.array ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
+        }
         switch try ModelConfig.load(path: cfgPath) {
         case .t5:
             let model = try T5Model.load(directory: modelDirectory)
             let grads = try params(model.parameters)
             let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
-            tape.backward(o.loss)
-            out["loss"] = Double(o.loss.scalar)
-            out["logits_shape"] = o.logits.shape
-            out["logits"] = o.logits.array.map(Double.init)
+            record(loss: o.loss, logits: o.logits, grads: grads)
             out["encoder_last_hidden_state"] = o.encoderHidden.array.map(Double.init)
-            out["weight_grads"] = grads.mapValues { ($0.grad?.array ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
             if let g = c.generate {
                 let (embeds, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: batch, prompt: prompt)
                 let enc = try model.encode(embeds: embeds, mask: m, drop: .eval)
@@ -84,11 +88,7 @@ public enum ParityRunner {
             let model = try GPT2Model.load(directory: modelDirectory)
             let grads = try params(model.parameters)
             let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
-            tape.backward(o.loss)
-            out["loss"] = Double(o.loss.scalar)
-            out["logits_shape"] = o.logits.shape
-            out["logits"] = o.logits.array.map(Double.init)
-            out["weight_grads"] = grads.mapValues { ($0.grad?.array ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
+            record(loss: o.loss, logits: o.logits, grads: grads)
         }
         if let prompt { out["prompt_grad"] = (prompt.grad?.array ?? [Float](repeating: 0, count: prompt.count)).map(Double.init) }
         return out

@@ -50,6 +50,16 @@ profiles:
     train: {epochs: 4, batch_size: 4, eval_limit: 16, eval_batch_size: 16, decode_max_tokens: 3, max_source_length: 96}
 """
 
+/// Every stored score of a store, keyed by cell, seed, kind and metric.
+func scores(_ db: String) throws -> [String: Double] {
+    let s = try ResultsStore(path: db)
+    var out: [String: Double] = [:]
+    for r in try s.db.query("SELECT runs.cell, runs.seed, scores.kind, scores.metric, scores.value FROM scores JOIN runs ON runs.id = run_id") {
+        out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
+    }
+    return out
+}
+
 @discardableResult
 func runCLI(_ args: [String], wait: Bool = true) throws -> Process {
     let p = Process()
@@ -174,15 +184,6 @@ final class StoreTests: XCTestCase {
 }
 
 final class SweepProcessTests: XCTestCase {
-    func scores(_ db: String) throws -> [String: Double] {
-        let s = try ResultsStore(path: db)
-        var out: [String: Double] = [:]
-        for r in try s.db.query("SELECT runs.cell, runs.seed, scores.kind, scores.metric, scores.value FROM scores JOIN runs ON runs.id = run_id") {
-            out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
-        }
-        return out
-    }
-
     /// Two worker processes on one store finish every run exactly once; a sweep killed with SIGKILL
     /// mid-run and rerun ends with every run present once and the same scores as the clean sweep.
     func testTwoWorkersAndKillResume() throws {
@@ -242,15 +243,6 @@ final class SweepProcessTests: XCTestCase {
 /// clean sweeps (scores and trainable tensors bit-identical), and a diverging run that does not
 /// stop the sweep.
 final class ReliabilityTests: XCTestCase {
-    func scores(_ db: String) throws -> [String: Double] {
-        let s = try ResultsStore(path: db)
-        var out: [String: Double] = [:]
-        for r in try s.db.query("SELECT runs.cell, runs.seed, scores.kind, scores.metric, scores.value FROM scores JOIN runs ON runs.id = run_id") {
-            out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
-        }
-        return out
-    }
-
     func artifacts(_ dir: String) throws -> [String: Data] {
         let root = "\(dir)/artifacts/mini-smoke"
         var out: [String: Data] = [:]
@@ -452,14 +444,7 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertEqual(try main.db.query("SELECT COUNT(*) AS n FROM epochs").first?["n"]?.int, 32)
         XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", "\(dir)/single.sqlite",
                                    "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
-        func scores(_ s: ResultsStore) throws -> [String: Double] {
-            var out: [String: Double] = [:]
-            for r in try s.db.query("SELECT runs.cell, runs.seed, kind, metric, value FROM scores JOIN runs ON runs.id = run_id") {
-                out["\(r["cell"]!.text!)#\(r["seed"]!.int!)#\(r["kind"]!.text!)#\(r["metric"]!.text!)"] = r["value"]!.double!
-            }
-            return out
-        }
-        XCTAssertEqual(try scores(main), try scores(try ResultsStore(path: "\(dir)/single.sqlite")))
+        XCTAssertEqual(try scores("\(dir)/main.sqlite"), try scores("\(dir)/single.sqlite"))
     }
 }
 
