@@ -6,6 +6,8 @@ WORKERS ?= 2
 THREADS ?=
 # Where runs find data: data/ (made by fetch-data) unless DATA_DIR is given.
 DATA_DIR ?= data
+# data/ is filled on first use; another DATA_DIR is used as it is.
+DATA_DEP := $(if $(filter data,$(DATA_DIR)),data/.fetched,)
 DB ?= runs/promptrepro.sqlite
 # MODEL_DIR=<dir with t5-small/, t5-base/, …> overrides the HF-cache lookup of model columns.
 ifneq ($(MODEL_DIR),)
@@ -64,7 +66,7 @@ $(BENCH_VENV)/.ready:
 
 # DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.
-reproduce-table1: build $(DATA_DIR)/.fetched
+reproduce-table1: build $(DATA_DEP)
 	$(BIN) sweep table1 --profile $(PROFILE) --workers $(WORKERS) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
 	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB)
 	$(BIN) results table1 --profile $(PROFILE) --db $(DB) --format md | head -5
@@ -91,11 +93,11 @@ figures: build
 	$(BIN) figures --profile $(PROFILE) --db $(DB)
 
 # SLURM scale-out: SPEC=<spec> PROFILE=smoke TASKS=2 (one array task per shard store, merged after).
-slurm-sweep: build $(DATA_DIR)/.fetched
+slurm-sweep: build $(DATA_DEP)
 	SPEC="$(SPEC)" PROFILE="$(PROFILE)" TASKS="$(or $(TASKS),2)" DB="$(DB)" DATA_DIR="$(DATA_DIR)" bash scripts/slurm-sweep.sh
 
 # A single-node SLURM cluster here (Debian packages), then a small sweep through it end to end.
-slurm-test: build $(DATA_DIR)/.fetched
+slurm-test: build $(DATA_DEP)
 	bash scripts/slurm-local.sh start
 	@trap 'bash scripts/slurm-local.sh stop' EXIT; \
 	rm -rf runs/slurm/slurm-mini-smoke runs/slurm-test.sqlite; \
