@@ -77,15 +77,7 @@ public final class GPT2Model {
     public static func load(config c: GPT2Config, weights store: WeightStore) throws -> GPT2Model {
         let prefix = store.has("transformer.wte.weight") ? "transformer." : ""
         let expected = parameterShapes(c, prefix: prefix)
-        let missing = expected.map(\.0).filter { !store.has($0) }
-        if !missing.isEmpty {
-            throw SafeTensorsError(path: store.files.first?.path ?? "?",
-                                   detail: "missing \(missing.count) tensor(s): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
-        }
-        let unused = store.names.subtracting(expected.map(\.0)).sorted()
-        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
-            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.prefix(8).joined(separator: ", "))\n".utf8))
-        }
+        try store.require(expected.map(\.0))
         return try GPT2Model(config: c, prefix: prefix) { try store.load($0, shape: $1) }
     }
 

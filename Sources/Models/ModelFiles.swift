@@ -105,6 +105,21 @@ public final class WeightStore {
     public func has(_ name: String) -> Bool { location[name] != nil }
     public func shape(_ name: String) -> [Int]? { location[name]?.entries[name]?.shape }
 
+    /// Throws, naming every one, when some of `expected` are absent (a name also counts as present
+    /// when one of its `aliases` is stored); logs stored tensors nobody asked for when
+    /// PROMPTREPRO_DEBUG is set.
+    public func require(_ expected: [String], aliases: [String: [String]] = [:], hint: ([String]) -> String = { _ in "" }) throws {
+        let missing = expected.filter { !has($0) && !(aliases[$0] ?? []).contains(where: has) }
+        if !missing.isEmpty {
+            throw SafeTensorsError(path: files.first?.path ?? "?",
+                                   detail: "missing \(missing.count) tensor(s)\(hint(missing)): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
+        }
+        let unused = names.subtracting(expected).sorted()
+        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
+            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.joined(separator: ", "))\n".utf8))
+        }
+    }
+
     /// Loads `name` and checks its shape; the error names the file, tensor and both shapes.
     public func load(_ name: String, shape: [Int]) throws -> Tensor {
         guard let f = location[name] else {

@@ -134,19 +134,8 @@ public final class T5Model {
         }
         let expected = parameterShapes(c, untiedHead: untied)
         let aliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
-        var missing: [String] = []
-        for (name, _) in expected where !store.has(name) && !(aliases[name] ?? []).contains(where: store.has) {
-            missing.append(name)
-        }
-        if !missing.isEmpty {
-            let path = store.files.first?.path ?? "?"
-            let hint = missing == ["lm_head.weight"] ? " (config says the head is untied: tie_word_embeddings false)" : ""
-            throw SafeTensorsError(path: path, detail: "missing \(missing.count) tensor(s)\(hint): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
-        }
-        let known = Set(expected.map(\.0))
-        let unused = store.names.subtracting(known).sorted()
-        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
-            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.joined(separator: ", "))\n".utf8))
+        try store.require(expected.map(\.0), aliases: aliases) { missing in
+            missing == ["lm_head.weight"] ? " (config says the head is untied: tie_word_embeddings false)" : ""
         }
         return try T5Model(config: c, untiedHead: untied, scaleOutput: scale) { name, shape in
             if store.has(name) { return try store.load(name, shape: shape) }
