@@ -17,6 +17,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", choices=["t5", "gpt2"], required=True)
     ap.add_argument("--variant", choices=["v10", "v11"], default="v10")
+    ap.add_argument("--ffn", default=None, help="override feed_forward_proj (e.g. gelu, gated-relu)")
     ap.add_argument("--vocab", type=int, default=257)
     ap.add_argument("--d", type=int, default=40)
     ap.add_argument("--heads", type=int, default=5)
@@ -48,7 +49,7 @@ def main():
         cfg = dict(vocab_size=a.vocab, d_model=a.d, d_kv=a.dkv, d_ff=a.dff, num_layers=a.enc_layers,
                    num_decoder_layers=a.dec_layers, num_heads=a.heads, relative_attention_num_buckets=a.buckets,
                    relative_attention_max_distance=a.max_distance, dropout_rate=0.1, layer_norm_epsilon=1e-6,
-                   feed_forward_proj="relu" if a.variant == "v10" else "gated-gelu",
+                   feed_forward_proj=a.ffn or ("relu" if a.variant == "v10" else "gated-gelu"),
                    tie_word_embeddings=a.variant == "v10", decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
                    model_type="t5")
         model = T5ForConditionalGeneration(T5Config(**cfg)).eval()

@@ -69,10 +69,13 @@ public struct T5Config: Codable, Equatable {
     public var eps: Float { layerNormEpsilon ?? 1e-6 }
     public var tied: Bool { tieWordEmbeddings ?? true }
     public var isGated: Bool { (feedForwardProj ?? "relu").hasPrefix("gated-") }
-    /// Activation of the FFN: "relu" or "gelu_new" (gated-gelu).
+    /// Activation of the FFN as transformers resolves it: "gated-gelu" → gelu_new (tanh
+    /// approximation, special-cased by transformers); otherwise the named activation ("gelu" is the
+    /// exact erf GELU).
     public var activation: String {
-        let a = (feedForwardProj ?? "relu").replacingOccurrences(of: "gated-", with: "")
-        return a == "gelu" ? "gelu_new" : a
+        let proj = feedForwardProj ?? "relu"
+        if proj == "gated-gelu" { return "gelu_new" }
+        return proj.replacingOccurrences(of: "gated-", with: "")
     }
     public var innerDim: Int { numHeads * dKv }
 
@@ -145,8 +148,8 @@ public struct GPT2Config: Codable, Equatable {
             throw bad(f, "must be positive, got \(v)")
         }
         if nEmbd % nHead != 0 { throw bad("n_head", "\(nHead) must divide n_embd \(nEmbd)") }
-        if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "relu"].contains(a) {
-            throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, relu)")
+        if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "gelu", "relu"].contains(a) {
+            throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu)")
         }
         if scaleAttnByInverseLayerIdx == true { throw bad("scale_attn_by_inverse_layer_idx", "true is not supported") }
         if let m = modelType, m != "gpt2" { throw bad("model_type", "must be \"gpt2\", got \"\(m)\"") }

@@ -217,7 +217,7 @@ public final class T5Model {
     }
 
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {
-        let act: (Tensor) -> Tensor = config.activation == "relu" ? relu : geluNew
+        let act: (Tensor) -> Tensor = ["relu": relu, "gelu": gelu][config.activation] ?? geluNew
         let h: Tensor
         if let wi = f.wi {
             h = act(try lin(x, wi, drop))                                             // (B, T, F)

@@ -214,6 +214,13 @@ public func geluNew(_ x: Tensor) -> Tensor {
     })
 }
 
+/// Exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (torch `gelu`, transformers ACT2FN["gelu"]).
+public func gelu(_ x: Tensor) -> Tensor {
+    let invSqrt2: Float = 0.707_106_78, invSqrt2Pi: Float = 0.398_942_28
+    return unary(x, { v in 0.5 * v * (1 + erff(v * invSqrt2)) },
+                 { v in 0.5 * (1 + erff(v * invSqrt2)) + v * invSqrt2Pi * expf(-0.5 * v * v) })
+}
+
 /// ELU with alpha: x if x > 0 else alpha·(eˣ − 1).
 public func elu(_ x: Tensor, alpha: Float = 1) -> Tensor {
     unary(x, { $0 > 0 ? $0 : alpha * (expf($0) - 1) }, { $0 > 0 ? 1 : alpha * expf($0) })

@@ -36,6 +36,7 @@ final class OpGradientTests: XCTestCase {
         let x = Tensor(shape: [n], values: raw, requiresGrad: true)
         try gradCheck("relu", [x]) { relu(x) }
         try gradCheck("geluNew", [x]) { geluNew(x) }
+        try gradCheck("gelu (erf)", [x]) { gelu(x) }
         try gradCheck("elu", [x]) { elu(x, alpha: 1) }
         try gradCheck("elu alpha 0.5", [x]) { elu(x, alpha: 0.5) }
         try gradCheck("tanh", [x]) { tanh(x) }
@@ -48,6 +49,15 @@ final class OpGradientTests: XCTestCase {
             let v = Double(x[i])
             let ref = 0.5 * v * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (v + 0.044715 * v * v * v)))
             XCTAssertEqual(Double(y[i]), ref, accuracy: 1e-6)
+        }
+    }
+
+    func testExactGeluMatchesFormula() {
+        let x = Tensor(shape: [4], values: [-2, -0.5, 0.3, 1.7])
+        let y = gelu(x)
+        for i in 0..<4 {
+            let v = Double(x[i])
+            XCTAssertEqual(Double(y[i]), 0.5 * v * (1 + erf(v / 2.0.squareRoot())), accuracy: 1e-6)
         }
     }
 
