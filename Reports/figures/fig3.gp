@@ -4,9 +4,10 @@ set output 'fig3.png'
 set multiplot layout 1,1 title "Rank probe (CB): diagonal entries of Σ and rank of the prompt\nprofile smoke: embedded random-weight backbone, reproduces nothing"
 set xlabel 'epoch'
 set ylabel 'count'
-set key bottom right
+set key center right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
+set format x '%.0f'
 set title 'cb'
 unset label 1
 plot 'fig3.dat' index 0 using 1:2 with linespoints title 'positive Σ entries', \
@@ -18,9 +19,10 @@ set output 'fig3.svg'
 set multiplot layout 1,1 title "Rank probe (CB): diagonal entries of Σ and rank of the prompt\nprofile smoke: embedded random-weight backbone, reproduces nothing"
 set xlabel 'epoch'
 set ylabel 'count'
-set key bottom right
+set key center right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
+set format x '%.0f'
 set title 'cb'
 unset label 1
 plot 'fig3.dat' index 0 using 1:2 with linespoints title 'positive Σ entries', \

@@ -4,9 +4,10 @@ set output 'fig9.png'
 set multiplot layout 2,3 title "Rank probe on other tasks (T5-Base)\nprofile smoke: embedded random-weight backbone, reproduces nothing"
 set xlabel 'epoch'
 set ylabel 'count'
-set key bottom right
+set key center right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
+set format x '%.0f'
 set title 'cb'
 unset label 1
 plot 'fig9.dat' index 0 using 1:2 with linespoints title 'positive Σ entries', \
@@ -33,9 +34,10 @@ set output 'fig9.svg'
 set multiplot layout 2,3 title "Rank probe on other tasks (T5-Base)\nprofile smoke: embedded random-weight backbone, reproduces nothing"
 set xlabel 'epoch'
 set ylabel 'count'
-set key bottom right
+set key center right
 set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
+set format x '%.0f'
 set title 'cb'
 unset label 1
 plot 'fig9.dat' index 0 using 1:2 with linespoints title 'positive Σ entries', \
