@@ -53,11 +53,16 @@ public enum ParityRunner {
         }
         let wanted = c.weightGrads ?? []
         var out: [String: Any] = [:]
-        func params(_ list: [(name: String, tensor: Tensor)]) throws -> [String: Tensor] {
+        /// The tensors named in `weight_grads`; tied aliases resolve to the tensor they share
+        /// (T5: encoder/decoder.embed_tokens and a tied lm_head → shared; GPT-2: lm_head → wte,
+        /// names with or without the `transformer.` prefix).
+        func params(_ list: [(name: String, tensor: Tensor)], aliases: [String: String]) throws -> [String: Tensor] {
             let byName = Dictionary(list.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
             var r: [String: Tensor] = [:]
             for n in wanted {
-                guard let t = byName[n] else { throw TensorError.invalidArgument(op: "weight_grads", detail: "no parameter named '\(n)'") }
+                guard let t = byName[n] ?? aliases[n].flatMap({ byName[$0] }) else {
+                    throw TensorError.invalidArgument(op: "weight_grads", detail: "no parameter named '\(n)'")
+                }
                 t.requiresGrad = true
                 r[n] = t
             }
@@ -75,7 +80,9 @@ public enum ParityRunner {
         switch try ModelConfig.load(path: cfgPath) {
         case .t5:
             let model = try T5Model.load(directory: modelDirectory)
-            let grads = try params(model.parameters)
+            var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
+            if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
+            let grads = try params(model.parameters, aliases: aliases)
             let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
             record(loss: o.loss, logits: o.logits, grads: grads)
             out["encoder_last_hidden_state"] = o.encoderHidden.array.map(Double.init)
@@ -86,7 +93,13 @@ public enum ParityRunner {
             }
         case .gpt2:
             let model = try GPT2Model.load(directory: modelDirectory)
-            let grads = try params(model.parameters)
+            var aliases = ["lm_head.weight": "\(model.prefix)wte.weight"]
+            for (name, _) in model.parameters {
+                let bare = name.hasPrefix("transformer.") ? String(name.dropFirst("transformer.".count)) : name
+                aliases[bare] = name
+                aliases["transformer." + bare] = name
+            }
+            let grads = try params(model.parameters, aliases: aliases)
             let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
             record(loss: o.loss, logits: o.logits, grads: grads)
         }

@@ -71,6 +71,25 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// weight_grads may name tied aliases: they report the gradient of the tensor they share.
+    func testWeightGradAliases() throws {
+        let dir = (try sharedDir() as NSString).appendingPathComponent("parity")
+        var c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/t5-v10-small-a/case.json"))) as! [String: Any]
+        c["weight_grads"] = ["shared.weight", "encoder.embed_tokens.weight", "lm_head.weight"]
+        let t5 = try ParityRunner.run(modelDirectory: "\(dir)/t5-v10-small-a/model",
+                                      case: try JSONDecoder().decode(ParityCase.self, from: JSONSerialization.data(withJSONObject: c)))
+        let g = t5["weight_grads"] as! [String: [Double]]
+        XCTAssertEqual(g["encoder.embed_tokens.weight"], g["shared.weight"])
+        XCTAssertEqual(g["lm_head.weight"], g["shared.weight"])
+        var c2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/gpt2-prompt-a/case.json"))) as! [String: Any]
+        c2["weight_grads"] = ["transformer.wte.weight", "wte.weight", "lm_head.weight"]
+        let gpt = try ParityRunner.run(modelDirectory: "\(dir)/gpt2-prompt-a/model",
+                                       case: try JSONDecoder().decode(ParityCase.self, from: JSONSerialization.data(withJSONObject: c2)))
+        let g2 = gpt["weight_grads"] as! [String: [Double]]
+        XCTAssertEqual(g2["wte.weight"], g2["transformer.wte.weight"])
+        XCTAssertEqual(g2["lm_head.weight"], g2["transformer.wte.weight"])
+    }
+
     func testRelativePositionBuckets() throws {
         let path = (try sharedDir() as NSString).appendingPathComponent("parity/t5-relative-buckets.json")
         let obj = try readJSON(path) as! [String: Any]
