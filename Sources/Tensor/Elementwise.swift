@@ -282,12 +282,14 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), low = SIMD8<UInt32>(repeating: 0xFFFF)
     for chunk in range {
         let (w0, w1, w2, w3) = philox8(key, base: UInt64(chunk) * 8)
-        let words = [w0, w1, w2, w3]
+        @inline(__always) func words(_ w: Int) -> SIMD8<UInt32> {
+            switch w { case 0: return w0; case 1: return w1; case 2: return w2; default: return w3 }
+        }
         let base = chunk * 64
         if base + 64 <= count {
             for half in 0..<2 {
                 for w in 0..<4 {
-                    let u = half == 0 ? words[w] & low : words[w] &>> 16
+                    let u = half == 0 ? words(w) & low : words(w) &>> 16
                     let k = off.replacing(with: on, where: u .>= t)
                     let o = base + half * 32 + w * 8
                     let x = SIMD8<Float>(UnsafeBufferPointer(start: src + o, count: 8))
@@ -298,7 +300,7 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
         } else {
             for i in base..<count {
                 let r = i & 63
-                let word = words[(r >> 3) & 3][r & 7]
+                let word = words((r >> 3) & 3)[r & 7]
                 let u = r < 32 ? word & 0xFFFF : word >> 16
                 let v = u >= t[0] ? src[i] * scale : 0
                 if accumulate { dst[i] += v } else { dst[i] = v }
