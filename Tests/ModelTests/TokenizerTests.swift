@@ -131,3 +131,30 @@ final class TokenizerGoldenTests: XCTestCase {
         return out
     }
 }
+
+/// Newer tokenizer.json layouts for T5 (Metaspace with prepend_scheme always / first / never and
+/// split, a Replace normalizer after the char map), built from the shared T5 tokenizer.json by
+/// replacing fields, against ids from Hugging Face `tokenizers` 0.23.3 for the same variants.
+final class TokenizerVariantTests: XCTestCase {
+    func testTokenizerJSONVariants() throws {
+        let root = try sharedDir()
+        let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(root)/models/t5-tokenizer/tokenizer.json"))) as! [String: Any]
+        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Resources/tokenizer-variants.json"))) as! [String: Any]
+        for (name, v) in spec["variants"] as! [String: [String: Any]] {
+            var obj = base
+            for (k, change) in v["changes"] as! [String: Any] {
+                var c = change
+                if var n = c as? [String: Any], let list = n["normalizers"] as? [Any] {
+                    n["normalizers"] = list.map { ($0 as? String) == "$base_normalizer" ? base["normalizer"]! : $0 }
+                    c = n
+                }
+                obj[k] = c
+            }
+            let tok = try Tokenizers.fromJSON(try JSONSerialization.data(withJSONObject: obj), path: "\(name)/tokenizer.json")
+            for (t, ids) in zip(v["texts"] as! [String], v["ids"] as! [[Int]]) {
+                XCTAssertEqual(tok.encode(t).map(Int.init), ids, "\(name): \(t.debugDescription)")
+            }
+        }
+    }
+}

@@ -79,7 +79,12 @@ public final class UnigramTokenizer: TextTokenizer {
     let minScore: Double
     let fuseUnk: Bool
     let charsMap: PrecompiledCharsMap?
+    /// Further normalizer steps after the char map (tokenizers `Replace`): (pattern, content).
+    var replacements: [(NSRegularExpression, String)] = []
     let whitespaceSplit: Bool
+    /// Metaspace options: prepend "▁" always / only to text at offset 0 ("first") / never; split on "▁".
+    var prependScheme = "always"
+    var metaspaceSplit = true
     let replacement = "▁"
     var added = AddedTokens()
     let suffix: [Int32]          // template specials appended (T5: [</s>])
@@ -137,13 +142,30 @@ public final class UnigramTokenizer: TextTokenizer {
         guard let unk = model["unk_id"] as? Int else { throw TokenizerError(path: path, detail: "model.unk_id missing") }
         // Normalizer: Precompiled, possibly inside a Sequence.
         var charsMap: PrecompiledCharsMap?
+        var replacements: [(NSRegularExpression, String)] = []
         func readNormalizer(_ n: [String: Any]) throws {
             switch n["type"] as? String {
             case "Precompiled":
+                guard charsMap == nil, replacements.isEmpty else {
+                    throw TokenizerError(path: path, detail: "normalizer: Precompiled must come first and once")
+                }
                 guard let b64 = n["precompiled_charsmap"] as? String, let data = Data(base64Encoded: b64) else {
                     throw TokenizerError(path: path, detail: "normalizer.precompiled_charsmap is not base64")
                 }
                 charsMap = try PrecompiledCharsMap(Array(data), path: path)
+            case "Replace":
+                let pat = n["pattern"] as? [String: Any]
+                let content = n["content"] as? String ?? ""
+                if let re = pat?["Regex"] as? String {
+                    guard let r = try? NSRegularExpression(pattern: re) else {
+                        throw TokenizerError(path: path, detail: "normalizer Replace: invalid regex '\(re)'")
+                    }
+                    replacements.append((r, content))
+                } else if let lit = pat?["String"] as? String, !lit.isEmpty {
+                    replacements.append((try NSRegularExpression(pattern: NSRegularExpression.escapedPattern(for: lit)), content))
+                } else {
+                    throw TokenizerError(path: path, detail: "normalizer Replace needs pattern.String or pattern.Regex")
+                }
             case "Sequence":
                 for x in (n["normalizers"] as? [[String: Any]]) ?? [] { try readNormalizer(x) }
             case let t:
@@ -153,12 +175,25 @@ public final class UnigramTokenizer: TextTokenizer {
         if let n = obj["normalizer"] as? [String: Any] { try readNormalizer(n) }
         // Pre-tokenizer: WhitespaceSplit + Metaspace, or Metaspace alone (spaces become ▁).
         var wsSplit = false
+        var prepend = "always", split = true
         if let pt = obj["pre_tokenizer"] as? [String: Any] {
             let list = (pt["type"] as? String) == "Sequence" ? ((pt["pretokenizers"] as? [[String: Any]]) ?? []) : [pt]
             for x in list {
                 switch x["type"] as? String {
                 case "WhitespaceSplit": wsSplit = true
-                case "Metaspace": break
+                case "Metaspace":
+                    if let r = x["replacement"] as? String, r != "▁" {
+                        throw TokenizerError(path: path, detail: "pre_tokenizer Metaspace replacement '\(r)' is not supported (only ▁)")
+                    }
+                    if let scheme = x["prepend_scheme"] as? String {
+                        guard ["always", "first", "never"].contains(scheme) else {
+                            throw TokenizerError(path: path, detail: "pre_tokenizer Metaspace prepend_scheme '\(scheme)' is unknown")
+                        }
+                        prepend = scheme
+                    } else if let add = x["add_prefix_space"] as? Bool {
+                        prepend = add ? "always" : "never"
+                    }
+                    split = (x["split"] as? Bool) ?? true
                 case let t: throw TokenizerError(path: path, detail: "pre_tokenizer type '\(t ?? "?")' is not supported for Unigram")
                 }
             }
@@ -174,6 +209,9 @@ public final class UnigramTokenizer: TextTokenizer {
         self.init(pieces: pieces, scores: scores, unkId: try tokenID(unk, path: path, "model.unk_id"), fuseUnk: (model["fuse_unk"] as? Bool) ?? true,
                   charsMap: charsMap, whitespaceSplit: wsSplit, suffix: suffix, cleanUp: cleanUp)
         added = addedTokens
+        self.replacements = replacements
+        prependScheme = prepend
+        metaspaceSplit = split
     }
 
     /// From a SentencePiece `spiece.model` (protobuf ModelProto), as transformers' T5Tokenizer
@@ -203,20 +241,25 @@ public final class UnigramTokenizer: TextTokenizer {
 
     public func encode(_ text: String) -> [Int32] {
         var ids: [Int32] = []
-        for piece in added.split(text) {
+        for (i, piece) in added.split(text).enumerated() {
             switch piece {
             case .token(let id): ids.append(id)
-            case .text(let s): ids += encodePlain(s)
+            case .text(let s): ids += encodePlain(s, atStart: i == 0)
             }
         }
         return ids + suffix
     }
 
-    /// Normalize → pre-tokenize → Viterbi for one segment without added tokens.
-    func encodePlain(_ s: String) -> [Int32] {
-        let normalized = charsMap?.normalize(s) ?? s
+    /// Normalize → pre-tokenize → Viterbi for one segment without added tokens; `atStart` when
+    /// the segment begins the input (offset 0, for Metaspace's "first" scheme).
+    func encodePlain(_ s: String, atStart: Bool = true) -> [Int32] {
+        var normalized = charsMap?.normalize(s) ?? s
+        for (re, content) in replacements {
+            normalized = re.stringByReplacingMatches(in: normalized, range: NSRange(normalized.startIndex..., in: normalized),
+                                                     withTemplate: NSRegularExpression.escapedTemplate(for: content))
+        }
         var ids: [Int32] = []
-        for word in preTokenize(normalized) {
+        for word in preTokenize(normalized, atStart: atStart) {
             if let c = cache[word] { ids += c; continue }
             let w = viterbi(word)
             if cache.count < 100_000 { cache[word] = w }
@@ -225,22 +268,28 @@ public final class UnigramTokenizer: TextTokenizer {
         return ids
     }
 
-    func preTokenize(_ s: String) -> [String] {
+    func preTokenize(_ s: String, atStart: Bool) -> [String] {
         var words: [String] = []
         if whitespaceSplit {
-            for w in s.split(whereSeparator: { $0.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }) {
-                words += metaspace(String(w))
+            // WhitespaceSplit first: a word is at offset 0 only if the text has no leading whitespace.
+            let leading = s.unicodeScalars.first.map { $0.properties.isWhitespace } ?? false
+            for (i, w) in s.split(whereSeparator: { $0.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }).enumerated() {
+                words += metaspace(String(w), atOffsetZero: atStart && i == 0 && !leading)
             }
         } else {
-            words = metaspace(s.replacingOccurrences(of: " ", with: replacement))
+            words = metaspace(s, atOffsetZero: atStart)
         }
         return words
     }
 
-    /// Metaspace with prepend "always" and split: prefix ▁, split before every ▁.
-    func metaspace(_ w: String) -> [String] {
+    /// tokenizers' Metaspace: spaces → ▁, prepend ▁ per the scheme (unless already there), and
+    /// split before every ▁ when `split`.
+    func metaspace(_ w: String, atOffsetZero: Bool) -> [String] {
+        if w.isEmpty { return [] }
         let t = w.replacingOccurrences(of: " ", with: replacement)
-        let s = t.hasPrefix(replacement) ? t : replacement + t
+        let prepend = prependScheme == "always" || (prependScheme == "first" && atOffsetZero)
+        let s = !prepend || t.hasPrefix(replacement) ? t : replacement + t
+        guard metaspaceSplit else { return s.isEmpty ? [] : [s] }
         var out: [String] = []
         var cur = ""
         for ch in s.unicodeScalars {
