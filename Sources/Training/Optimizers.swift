@@ -67,7 +67,10 @@ public final class Optimizer {
         let m = s[0].data, v = s[1].data, x = p.data, g = grad.data
         let t = Double(step)
         let bc1 = 1 - pow(beta1, t), bc2 = 1 - pow(beta2, t)
-        for i in 0..<p.count {
+        let (beta1, beta2, eps, kind) = (self.beta1, self.beta2, self.eps, self.kind)
+        // Elementwise, so splitting over threads leaves every value unchanged.
+        Parallel.forRange(p.count, costPerItem: 8) { range in
+        for i in range {
             let gi = Double(g[i])
             let mi = beta1 * Double(m[i]) + (1 - beta1) * gi
             let vi = beta2 * Double(v[i]) + (1 - beta2) * gi * gi
@@ -82,6 +85,7 @@ public final class Optimizer {
                 xi -= lr * wd * xi
             }
             x[i] = Float(xi)
+        }
         }
     }
 
