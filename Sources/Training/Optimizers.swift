@@ -62,30 +62,33 @@ public final class Optimizer {
         return s
     }
 
+    /// fp32 arithmetic like torch's CPU AdamW; per-step constants in Double, then rounded once.
     func adam(_ p: Tensor, _ grad: Tensor, lr: Double, wd: Double) {
         let s = slot(p, [p.shape, p.shape])
         let m = s[0].data, v = s[1].data, x = p.data, g = grad.data
         let t = Double(step)
         let bc1 = 1 - pow(beta1, t), bc2 = 1 - pow(beta2, t)
-        let (beta1, beta2, eps, kind) = (self.beta1, self.beta2, self.eps, self.kind)
+        let b1 = Float(beta1), b2 = Float(beta2), c1 = Float(1 - beta1), c2 = Float(1 - beta2), e = Float(eps)
+        let torch = kind == .adamwTorch
+        // torch: p ← p(1 − lr·wd); p ← p − (lr/bc1)·m / (√v/√bc2 + eps)
+        let decay = Float(1 - lr * wd), stepSize = Float(lr / bc1), rootBC2 = Float(bc2.squareRoot())
+        // transformers: p ← p − (lr·√bc2/bc1)·m / (√v + eps); p ← p − lr·wd·p
+        let hfStep = Float(lr * bc2.squareRoot() / bc1), hfDecay = Float(lr * wd)
         // Elementwise, so splitting over threads leaves every value unchanged.
         Parallel.forRange(p.count, costPerItem: 8) { range in
-        for i in range {
-            let gi = Double(g[i])
-            let mi = beta1 * Double(m[i]) + (1 - beta1) * gi
-            let vi = beta2 * Double(v[i]) + (1 - beta2) * gi * gi
-            m[i] = Float(mi)
-            v[i] = Float(vi)
-            var xi = Double(x[i])
-            if kind == .adamwTorch {
-                xi *= 1 - lr * wd
-                xi -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
-            } else {
-                xi -= lr * bc2.squareRoot() / bc1 * mi / (vi.squareRoot() + eps)
-                xi -= lr * wd * xi
+            for i in range {
+                let gi = g[i]
+                let mi = b1 * m[i] + c1 * gi
+                let vi = b2 * v[i] + c2 * gi * gi
+                m[i] = mi
+                v[i] = vi
+                if torch {
+                    x[i] = x[i] * decay - stepSize * mi / (vi.squareRoot() / rootBC2 + e)
+                } else {
+                    let xi = x[i] - hfStep * mi / (vi.squareRoot() + e)
+                    x[i] = xi - hfDecay * xi
+                }
             }
-            x[i] = Float(xi)
-        }
         }
     }
 
