@@ -44,14 +44,7 @@ public final class GPT2Model {
     init(config c: GPT2Config, prefix: String, tensor: (String, [Int]) throws -> Tensor) throws {
         config = c
         self.prefix = prefix
-        var params: [(String, Tensor)] = []
-        var by: [String: Tensor] = [:]
-        for (name, shape) in GPT2Model.parameterShapes(c, prefix: prefix) {
-            let t = try tensor(name, shape)
-            t.name = name
-            params.append((name, t))
-            by[name] = t
-        }
+        let (params, by) = try materialize(GPT2Model.parameterShapes(c, prefix: prefix), tensor)
         parameters = params
         func w(_ n: String) -> Tensor { by[prefix + n]! }
         wte = w("wte.weight")

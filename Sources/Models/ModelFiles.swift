@@ -133,3 +133,18 @@ public final class WeightStore {
         return t
     }
 }
+
+/// Builds a model's parameters from its (name, shape) table: each tensor from `tensor`, named,
+/// in table order, and indexed by name.
+func materialize(_ shapes: [(String, [Int])], _ tensor: (String, [Int]) throws -> Tensor) throws
+    -> (list: [(name: String, tensor: Tensor)], byName: [String: Tensor]) {
+    var list: [(name: String, tensor: Tensor)] = []
+    var byName: [String: Tensor] = [:]
+    for (name, shape) in shapes {
+        let t = try tensor(name, shape)
+        t.name = name
+        list.append((name, t))
+        byName[name] = t
+    }
+    return (list, byName)
+}

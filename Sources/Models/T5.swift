@@ -75,14 +75,7 @@ public final class T5Model {
 
     init(config c: T5Config, untiedHead: Bool, scaleOutput: Bool, tensor: (String, [Int]) throws -> Tensor) throws {
         config = c
-        var params: [(String, Tensor)] = []
-        var byName: [String: Tensor] = [:]
-        for (name, shape) in T5Model.parameterShapes(c, untiedHead: untiedHead) {
-            let t = try tensor(name, shape)
-            t.name = name
-            params.append((name, t))
-            byName[name] = t
-        }
+        let (params, byName) = try materialize(T5Model.parameterShapes(c, untiedHead: untiedHead), tensor)
         parameters = params
         func w(_ n: String) -> Tensor { byName[n]! }
         func attn(_ p: String) -> Attn { Attn(q: w("\(p).q.weight"), k: w("\(p).k.weight"), v: w("\(p).v.weight"), o: w("\(p).o.weight")) }
