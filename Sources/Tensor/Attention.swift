@@ -79,10 +79,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                    beta: 0, c: p, ldc: tk)
         let mrow = mask.map { $0 + bi * tk }
         for i in 0..<tq {
-            let row = p + i * tk
-            if let pbias { let br = pbias + (h * tq + i) * tk; for j in 0..<tk { row[j] += br[j] } }
             let limit = o.causal ? min(tk, o.queryOffset + i + 1) : tk
-            maskedSoftmaxRow(row, tk, limit: limit, keyMask: mrow)
+            softmaxRowVector(p + i * tk, tk, bias: pbias.map { UnsafePointer($0 + (h * tq + i) * tk) }, limit: limit,
+                             keyMask: mrow.map { UnsafePointer($0) })
         }
         var pv2 = UnsafePointer(p)
         var dropped: UnsafeMutablePointer<Float>? = nil
@@ -135,10 +134,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                 if useDrop { dropoutSerialInPlace(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, x: dP) }
                 let dS = needBias ? p : dP  // write dS over P (bias case) or over dP
                 for i in 0..<tq {
-                    let pr = p + i * tk, dr = dP + i * tk, sr = dS + i * tk
-                    var dot: Float = 0
-                    for j in 0..<tk { dot += dr[j] * pr[j] }
-                    for j in 0..<tk { sr[j] = pr[j] * (dr[j] - dot) }
+                    softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, tk)
                 }
                 if let gq {
                     BLAS.sgemm(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: o.scale, a: dS, lda: tk,
@@ -169,39 +165,6 @@ func dropoutSerial(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafeP
 @inline(__always)
 func dropoutSerialInPlace(count: Int, p: Float, scale: Float, key: RNGKey, x: UnsafeMutablePointer<Float>) {
     dropoutSerial(count: count, p: p, scale: scale, key: key, src: x, dst: x)
-}
-
-/// In-place softmax of a score row over keys j < limit with keyMask[j] ≠ 0 (others → 0); a row
-/// with no allowed key becomes uniform (what an additive float32-min mask yields).
-@inline(__always)
-func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, limit: Int, keyMask: UnsafeMutablePointer<Float>?) {
-    if let km = keyMask {
-        for j in 0..<limit where km[j] == 0 { row[j] = -.infinity }
-    }
-    for j in limit..<max(limit, n) { row[j] = -.infinity }
-    var mx = -Float.infinity
-    for j in 0..<n { mx = max(mx, row[j]) }
-    if mx == -.infinity {
-        for j in 0..<n { row[j] = 1 / Float(n) }
-        return
-    }
-    let s = expShiftedInPlace(row, n, shift: mx)
-    let inv = 1 / s
-    for j in 0..<n { row[j] *= inv }
-}
-
-/// x[j] ← exp(x[j] − shift) for x[j] ≤ shift (−∞ → 0), returning the sum. Uses libm's correctly
-/// rounded expf: a 1-ulp polynomial exp moved gradients of a PyTorch parity case past tolerance
-/// (its ReLU pre-activations sit within rounding of 0), so accuracy wins over speed here.
-@inline(__always)
-func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
-    var s: Float = 0
-    for j in 0..<n {
-        let e = x[j] == -.infinity ? 0 : expf(x[j] - shift)
-        x[j] = e
-        s += e
-    }
-    return s
 }
 
 /// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.

@@ -164,7 +164,7 @@ final class OpGradientTests: XCTestCase {
     }
 
     func testFusedAttentionGradients() throws {
-        let b = dim("ab", 1, 3), h = dim("ah", 1, 3), dk = dim("adk", 2, 4), tq = dim("atq", 2, 5), tk = dim("atk", 3, 6)
+        let b = dim("ab", 1, 3), h = dim("ah", 1, 3), dk = dim("adk", 2, 4), tq = dim("atq", 2, 5), tk = dim("atk", 3, 6) + 8
         let q = rand([b, tq, h * dk], "aq"), k = rand([b, tk, h * dk], "ak"), v = rand([b, tk, h * dk], "av")
         let bias = rand([h, tq, tk], "abias")
         var m = [Float](repeating: 1, count: b * tk)
@@ -185,19 +185,22 @@ final class OpGradientTests: XCTestCase {
     }
 
     func testFusedAttentionMatchesNaive() throws {
-        let b = 2, h = 3, dk = 5, tq = 7, tk = 9
-        let q = rand([b, tq, h * dk], "nq", grad: false), k = rand([b, tk, h * dk], "nk", grad: false)
-        let v = rand([b, tk, h * 4], "nv", grad: false), bias = rand([h, tq, tk], "nb", grad: false)
-        var m = [Float](repeating: 1, count: b * tk)
-        m[3] = 0; m[tk + 8] = 0
-        let mask = Tensor(shape: [b, tk], values: m)
-        for opts in [AttentionOptions(), AttentionOptions(scale: 0.3, causal: true, queryOffset: 2),
-                     AttentionOptions(dropout: 0.1, key: RNGKey(seed: 8))] {
-            let fast = try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
-            let slow = attentionNaive(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
-            XCTAssertEqual(fast.shape, [b, tq, h * 4])
-            for i in 0..<fast.count { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-5) }
+        // tk 9: one SIMD block and a tail; tk 37: several blocks, with masks and the causal limit inside them.
+        for (tq, tk) in [(7, 9), (13, 37)] {
+            let b = 2, h = 3, dk = 5
+            let q = rand([b, tq, h * dk], "nq\(tk)", lo: -3, hi: 3, grad: false), k = rand([b, tk, h * dk], "nk\(tk)", grad: false)
+            let v = rand([b, tk, h * 4], "nv\(tk)", grad: false), bias = rand([h, tq, tk], "nb\(tk)", grad: false)
+            var m = [Float](repeating: 1, count: b * tk)
+            m[3] = 0; m[tk + 8] = 0; m[tk - 1] = 0
+            let mask = Tensor(shape: [b, tk], values: m)
+            for opts in [AttentionOptions(), AttentionOptions(scale: 0.3, causal: true, queryOffset: tk - tq - 1),
+                         AttentionOptions(dropout: 0.1, key: RNGKey(seed: 8))] {
+                let fast = try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
+                let slow = attentionNaive(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
+                XCTAssertEqual(fast.shape, [b, tq, h * 4])
+                for i in 0..<fast.count { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-5) }
+            }
+            XCTAssertThrowsError(try attention(q: q, k: k, v: v, heads: h, bias: rand([h, tq, tk + 1], "bad")))
         }
-        XCTAssertThrowsError(try attention(q: q, k: k, v: v, heads: h, bias: rand([h, tq, tk + 1], "bad")))
     }
 }

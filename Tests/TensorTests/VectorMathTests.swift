@@ -1,0 +1,96 @@
+import Foundation
+@testable import Tensor
+import XCTest
+
+/// The vectorised softmax kernels against their scalar oracles and libm.
+final class VectorMathTests: XCTestCase {
+    /// glibc's __exp2f_data.tab (sysdeps/ieee754/flt-32/e_exp2f_data.c): bits(2^(i/32)) − i·2^47.
+    let glibcTable: [UInt64] = [
+        0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
+        0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
+        0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
+        0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
+        0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+        0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
+        0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
+        0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
+    ]
+
+    func testExpTableIsGlibcs() {
+        for i in 0..<32 { XCTAssertEqual(ExpF.table[i], glibcTable[i], "T[\(i)]") }
+    }
+
+    /// exp8 against libm's expf on random and special inputs: within 1 ulp of the double-precision
+    /// exp everywhere, and bit-identical to expf where libm is glibc with FMA (x86-64 Linux).
+    func testExp8MatchesExpf() {
+        var xs: [Float] = [0, -0.0, 1e-30, -1e-30, 1, -1, 88, -88, 87.99, -87.99, 88.72, 89, -103, -104, -150,
+                           .infinity, -.infinity, .nan, Float.leastNonzeroMagnitude, -Float.greatestFiniteMagnitude]
+        var s = PhiloxStream(RNGKey(seed: 21))
+        for i in 0..<400_000 {
+            let u = Float(s.nextInt(below: 1 << 24)) / Float(1 << 24)
+            xs.append(i % 4 == 0 ? -110 * u : (i % 4 == 1 ? 20 * u - 10 : (i % 4 == 2 ? 95 * u - 5 : -u)))
+        }
+        while xs.count % 8 != 0 { xs.append(-0.5) }
+        var mismatches = 0, worstUlp: Float = 0
+        for b in stride(from: 0, to: xs.count, by: 8) {
+            let x = SIMD8<Float>(xs[b..<(b + 8)])
+            let y = exp8(x, ExpF.table)
+            for l in 0..<8 {
+                let want = expf(x[l])
+                if want.isNaN { XCTAssertTrue(y[l].isNaN, "exp(\(x[l]))"); continue }
+                if y[l].bitPattern != want.bitPattern { mismatches += 1 }
+                let exact = Foundation.exp(Double(x[l]))
+                if exact.isFinite && exact > Double(Float.leastNormalMagnitude) && exact < Double(Float.greatestFiniteMagnitude) {
+                    worstUlp = max(worstUlp, Float(abs(Double(y[l]) - exact) / Double(Float(exact).ulp)))
+                } else {
+                    XCTAssertEqual(y[l], want, "exp(\(x[l])) outside the normal range")
+                }
+            }
+        }
+        XCTAssertLessThanOrEqual(worstUlp, 1, "exp8 error in ulp")
+        #if os(Linux) && arch(x86_64)
+        XCTAssertEqual(mismatches, 0, "exp8 lanes differing from glibc expf")
+        #endif
+        print("exp8: \(xs.count) inputs, worst \(worstUlp) ulp, \(mismatches) differ from expf")
+    }
+
+    func testSoftmaxRowMatchesScalar() {
+        var s = PhiloxStream(RNGKey(seed: 22))
+        for n in [1, 5, 8, 9, 16, 23, 64, 100, 357] {
+            for variant in 0..<6 {
+                let key = RNGKey(seed: 23).derive("row\(n)-\(variant)")
+                let row = key.uniformArray(n, lo: -30, hi: 30)
+                let bias = key.derive("bias").uniformArray(n, lo: -5, hi: 5)
+                var mask = [Float](repeating: 1, count: n)
+                for j in 0..<n where s.nextInt(below: 4) == 0 { mask[j] = 0 }
+                if variant == 5 { mask = [Float](repeating: 0, count: n) }  // fully masked → uniform
+                let limit = variant == 2 ? s.nextInt(below: n) + 1 : (variant == 3 ? 0 : n)
+                var a = row, b = row
+                bias.withUnsafeBufferPointer { bp in
+                    mask.withUnsafeBufferPointer { mp in
+                        let bptr = variant == 0 ? nil : bp.baseAddress, mptr = variant < 4 ? nil : mp.baseAddress
+                        a.withUnsafeMutableBufferPointer { softmaxRowVector($0.baseAddress!, n, bias: bptr, limit: limit, keyMask: mptr) }
+                        b.withUnsafeMutableBufferPointer { softmaxRowScalar($0.baseAddress!, n, bias: bptr, limit: limit, keyMask: mptr) }
+                    }
+                }
+                for j in 0..<n {
+                    XCTAssertEqual(a[j], b[j], accuracy: 2e-7 + 2e-6 * abs(b[j]), "n \(n) variant \(variant) j \(j)")
+                    if b[j] == 0 { XCTAssertEqual(a[j], 0, "masked key must get exactly 0") }
+                }
+                XCTAssertEqual(a.reduce(0, +), 1, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testSoftmaxBackwardRowMatchesScalar() {
+        for n in [1, 7, 8, 15, 40, 356] {
+            let key = RNGKey(seed: 24).derive("bw\(n)")
+            let u = key.uniformArray(n, lo: 0, hi: 1), total = u.reduce(0, +)
+            let p = u.map { $0 / total }, dp = key.derive("dp").uniformArray(n, lo: -2, hi: 2)  // p: a distribution
+            var a = [Float](repeating: 0, count: n), b = a
+            a.withUnsafeMutableBufferPointer { softmaxBackwardRowVector(p: p, dp: dp, out: $0.baseAddress!, n) }
+            b.withUnsafeMutableBufferPointer { softmaxBackwardRowScalar(p: p, dp: dp, out: $0.baseAddress!, n) }
+            for j in 0..<n { XCTAssertEqual(a[j], b[j], accuracy: 1e-6, "n \(n) j \(j)") }
+        }
+    }
+}
