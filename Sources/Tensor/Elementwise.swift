@@ -292,9 +292,8 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
                     let u = half == 0 ? words(w) & low : words(w) &>> 16
                     let k = off.replacing(with: on, where: u .>= t)
                     let o = base + half * 32 + w * 8
-                    let x = SIMD8<Float>(UnsafeBufferPointer(start: src + o, count: 8))
-                    let y = accumulate ? SIMD8<Float>(UnsafeBufferPointer(start: dst + o, count: 8)) + x * k : x * k
-                    for l in 0..<8 { dst[o + l] = y[l] }
+                    let x = load8(src + o)
+                    store8(accumulate ? load8(dst + o) + x * k : x * k, dst + o)
                 }
             }
         } else {

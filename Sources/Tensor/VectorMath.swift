@@ -80,7 +80,7 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
         if let keyMask { v.replace(with: ninf, where: load8(keyMask + j) .== zero) }
         if j + 8 > limit { v.replace(with: ninf, where: lane &+ Int32(j) .>= SIMD8(repeating: lim)) }
         store8(v, row + j)
-        mx8 = pointwiseMax(mx8, v)
+        mx8.replace(with: v, where: v .> mx8)
         j += 8
     }
     var mx = mx8.max()

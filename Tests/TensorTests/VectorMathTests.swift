@@ -93,4 +93,29 @@ final class VectorMathTests: XCTestCase {
             for j in 0..<n { XCTAssertEqual(a[j], b[j], accuracy: 1e-6, "n \(n) j \(j)") }
         }
     }
+
+    /// philox8 lane l equals the scalar Philox block at counter base + l (the Random123 known
+    /// answers pin the scalar form), including bases whose high word is set.
+    func testPhilox8MatchesScalarBlocks() {
+        var s = PhiloxStream(RNGKey(seed: 25))
+        for trial in 0..<200 {
+            let key = RNGKey(seed: UInt64(s.nextInt(below: 1 << 30)) << 20 | UInt64(trial), stream: UInt64(s.nextInt(below: 1 << 30)) << 33 | 7)
+            let base = (UInt64(s.nextInt(below: 1 << 30)) << (trial % 2 == 0 ? 3 : 30)) & ~7
+            let (w0, w1, w2, w3) = philox8(key, base: base)
+            for l in 0..<8 {
+                let ctr = base + UInt64(l)
+                let b = key.block(ctr)
+                XCTAssertEqual([w0[l], w1[l], w2[l], w3[l]], [b.0, b.1, b.2, b.3], "key \(key) counter \(ctr)")
+            }
+        }
+    }
+
+    /// The SIMD dropout mask equals the scalar rule element by element, including a ragged tail.
+    func testDropoutMaskMatchesScalarRule() {
+        let n = 64 * 37 + 29, p: Float = 0.1, key = RNGKey(seed: 26, stream: 4)
+        let x = Tensor(shape: [n], values: [Float](repeating: 1, count: n))
+        let y = dropout(x, p: p, key: key)
+        let t = dropThreshold(p)
+        for e in 0..<n { XCTAssertEqual(y[e] != 0, dropoutUniform(key, e) >= t, "element \(e)") }
+    }
 }
