@@ -2,7 +2,7 @@
 //   S = scale · Q_bh K_bhᵀ + bias[h] ; masked keys (and future keys when causal) → −∞
 //   P = softmax(S) ; Pd = dropout(P) ; O_bh = Pd V_bh
 // Heads are addressed in place through GEMM leading dimensions (lda = H·dk).
-// Backward per (b, h), with the dropout mask regenerated from its counter-based key:
+// Backward per (b, h), with the dropout mask kept from forward as bits:
 //   dV = Pdᵀ dO ; dPd = dO Vᵀ ; dP = dPd ⊙ m/(1−p) ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
 //   dQ = scale · dS K ; dK = scale · dSᵀ Q ; dbias[h] = Σ_b dS
 import Dispatch
@@ -63,6 +63,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     let out = Tensor(uninitialized: [b, tq, hdv])
     // P is kept for backward only when recording; otherwise one scratch per unit.
     let probs: Tensor? = record ? Tensor(uninitialized: [b, heads, tq, tk]) : nil
+    // The dropout mask of each unit, kept as bits for backward (1/32 of P).
+    let unitBytes = (tq * tk + 63) / 64 * 8
+    let maskBits: MaskBits? = record && useDrop ? MaskBits(count: b * heads * unitBytes * 8) : nil
     let pq = q.data, pk = k.data, pv = v.data, po = out.data
     let mask = keyMask?.data, pbias = bias?.data
 
@@ -87,7 +90,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
         var dropped: UnsafeMutablePointer<Float>? = nil
         if useDrop {
             dropped = .allocate(capacity: tq * tk)
-            dropoutSerial(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, src: p, dst: dropped!)
+            dropoutChunks(0..<((tq * tk + 63) / 64), count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!,
+                          src: p, dst: dropped!, bits: maskBits.map { $0.bytes + u * unitBytes })
             pv2 = UnsafePointer(dropped!)
         }
         BLAS.sgemm(transA: false, transB: false, m: tq, n: dv, k: tk, alpha: 1,
@@ -119,9 +123,10 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                 if let gv {
                     var pd = UnsafePointer(p)
                     var tmp: UnsafeMutablePointer<Float>? = nil
-                    if useDrop {
+                    if let maskBits {
                         tmp = .allocate(capacity: tq * tk)
-                        dropoutSerial(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, src: p, dst: tmp!)
+                        maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                                  src: p, dst: tmp!, accumulate: false)
                         pd = UnsafePointer(tmp!)
                     }
                     BLAS.sgemm(transA: true, transB: false, m: tk, n: dv, k: tq, alpha: 1, a: pd, lda: tk,
@@ -131,7 +136,10 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                 if gq == nil && gk == nil && !needBias { return }
                 BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dv, alpha: 1, a: gob, lda: hdv,
                            b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
-                if useDrop { dropoutSerialInPlace(count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!, x: dP) }
+                if let maskBits {
+                    maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                              src: dP, dst: dP, accumulate: false)
+                }
                 let dS = needBias ? p : dP  // write dS over P (bias case) or over dP
                 for i in 0..<tq {
                     softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, tk)
@@ -154,17 +162,6 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
         }
     }
     return out
-}
-
-/// Single-threaded dropout used inside per-unit attention work (same mask rule as `dropout`).
-@inline(__always)
-func dropoutSerial(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
-    dropoutChunks(0..<((count + 63) / 64), count: count, p: p, scale: scale, key: key, src: src, dst: dst, accumulate: false)
-}
-
-@inline(__always)
-func dropoutSerialInPlace(count: Int, p: Float, scale: Float, key: RNGKey, x: UnsafeMutablePointer<Float>) {
-    dropoutSerial(count: count, p: p, scale: scale, key: key, src: x, dst: x)
 }
 
 /// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.

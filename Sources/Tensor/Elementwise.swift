@@ -231,32 +231,46 @@ public func tanh(_ x: Tensor) -> Tensor {
 }
 
 /// Inverted dropout: keeps an element iff its uniform draw u ≥ p, scaling kept ones by 1/(1−p).
-/// The mask is a pure function of (key, element index), so backward regenerates it.
+/// The mask is a pure function of (key, element index); when recording, forward keeps it as bits
+/// (1/32 of the activation) so backward applies it without drawing the random numbers again.
 public func dropout(_ x: Tensor, p: Float, key: RNGKey?) -> Tensor {
     guard p > 0, let key else { return x }
     precondition(p < 1, "dropout probability must be < 1, got \(p)")
     let out = Tensor(uninitialized: x.shape)
-    let px = x.data, po = out.data, s = 1 / (1 - p)
-    dropoutApply(count: x.count, p: p, scale: s, key: key, src: px, dst: po, accumulate: false)
-    if Tape.needsGrad(x) {
-        let ob = out.box, xb = x.box, n = x.count
+    let px = x.data, po = out.data, s = 1 / (1 - p), n = x.count
+    let record = Tape.needsGrad(x)
+    let bits = record ? MaskBits(count: n) : nil
+    dropoutApply(count: n, p: p, scale: s, key: key, src: px, dst: po, bits: bits?.bytes)
+    if record, let bits {
+        let ob = out.box, xb = x.box
         Tape.push(out) {
-            dropoutApply(count: n, p: p, scale: s, key: key, src: ob.grad!.data, dst: xb.buffer(), accumulate: true)
+            let g = UnsafePointer(ob.grad!.data), gx = xb.buffer()
+            Parallel.forRange((n + 63) / 64, costPerItem: 128) { chunks in
+                maskApply(chunks, count: n, scale: s, bits: bits.bytes, src: g, dst: gx, accumulate: true)
+            }
         }
     }
     return out
 }
 
-/// dst[i] (+)= src[i]·mask[i]·scale, split over threads in whole 64-element chunks.
+/// A dropout mask as bits: element e is kept iff bit e % 8 of byte e / 8 is set.
+final class MaskBits {
+    let bytes: UnsafeMutablePointer<UInt8>
+    init(count: Int) { bytes = .allocate(capacity: (count + 63) / 64 * 8) }
+    deinit { bytes.deallocate() }
+}
+
+/// dst[i] = src[i]·mask[i]·scale, split over threads in whole 64-element chunks; the mask bits are
+/// written to `bits` when given.
 /// Mask rule (shared with attention dropout and its oracle): in chunk c = e / 64, with r = e % 64,
 /// element e uses Philox block 8c + (r % 8) of the key's stream, word (r / 8) % 4, low 16 bits when
 /// r < 32 and high 16 bits otherwise; it is kept iff that 16-bit value ≥ round(p·65536).
 @inline(__always)
 func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>,
-                  dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                  dst: UnsafeMutablePointer<Float>, bits: UnsafeMutablePointer<UInt8>?) {
     let chunks = (count + 63) / 64
     Parallel.forRange(chunks, costPerItem: 256) { range in
-        dropoutChunks(range, count: count, p: p, scale: scale, key: key, src: src, dst: dst, accumulate: accumulate)
+        dropoutChunks(range, count: count, p: p, scale: scale, key: key, src: src, dst: dst, bits: bits)
     }
 }
 
@@ -274,12 +288,17 @@ func dropoutUniform(_ key: RNGKey, _ e: Int) -> UInt32 {
     return r < 32 ? word & 0xFFFF : word >> 16
 }
 
-/// Applies the dropout mask to 64-element chunks `range` (8 Philox blocks per chunk, SIMD).
+/// Bit l of lane l: turns an 8-lane mask into a byte and back.
+@inline(__always) var laneBits: SIMD8<UInt32> { SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128) }
+
+/// Applies the dropout mask to 64-element chunks `range` (8 Philox blocks per chunk, SIMD),
+/// recording it in `bits` when given.
 @inline(__always)
 func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>,
-                   dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                   dst: UnsafeMutablePointer<Float>, bits: UnsafeMutablePointer<UInt8>?) {
     let t = SIMD8<UInt32>(repeating: dropThreshold(p))
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), low = SIMD8<UInt32>(repeating: 0xFFFF)
+    let zero = SIMD8<UInt32>(repeating: 0)
     for chunk in range {
         let (w0, w1, w2, w3) = philox8(key, base: UInt64(chunk) * 8)
         @inline(__always) func words(_ w: Int) -> SIMD8<UInt32> {
@@ -290,18 +309,46 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
             for half in 0..<2 {
                 for w in 0..<4 {
                     let u = half == 0 ? words(w) & low : words(w) &>> 16
-                    let k = off.replacing(with: on, where: u .>= t)
+                    let keep = u .>= t
                     let o = base + half * 32 + w * 8
-                    let x = load8(src + o)
-                    store8(accumulate ? load8(dst + o) + x * k : x * k, dst + o)
+                    store8(load8(src + o) * off.replacing(with: on, where: keep), dst + o)
+                    if let bits {
+                        let b = laneBits.replacing(with: zero, where: .!keep)
+                        let b4 = b.lowHalf | b.highHalf, b2 = b4.lowHalf | b4.highHalf
+                        bits[o >> 3] = UInt8(truncatingIfNeeded: b2[0] | b2[1])
+                    }
                 }
             }
         } else {
+            if let bits { for i in (base >> 3)..<(base >> 3 + 8) { bits[i] = 0 } }
             for i in base..<count {
                 let r = i & 63
                 let word = words((r >> 3) & 3)[r & 7]
                 let u = r < 32 ? word & 0xFFFF : word >> 16
-                let v = u >= t[0] ? src[i] * scale : 0
+                dst[i] = u >= t[0] ? src[i] * scale : 0
+                if let bits, u >= t[0] { bits[i >> 3] |= UInt8(1) << UInt8(i & 7) }
+            }
+        }
+    }
+}
+
+/// dst[i] (+)= src[i]·mask[i]·scale for the 64-element chunks `range`, with the mask read from bits.
+@inline(__always)
+func maskApply(_ range: Range<Int>, count: Int, scale: Float, bits: UnsafePointer<UInt8>, src: UnsafePointer<Float>,
+               dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), zero = SIMD8<UInt32>(repeating: 0)
+    for chunk in range {
+        let base = chunk * 64
+        if base + 64 <= count {
+            for g in 0..<8 {
+                let o = base + g * 8
+                let keep = (SIMD8<UInt32>(repeating: UInt32(bits[o >> 3])) & laneBits) .!= zero
+                let y = load8(src + o) * off.replacing(with: on, where: keep)
+                store8(accumulate ? load8(dst + o) + y : y, dst + o)
+            }
+        } else {
+            for i in base..<count {
+                let v = bits[i >> 3] & (UInt8(1) << UInt8(i & 7)) != 0 ? src[i] * scale : 0
                 if accumulate { dst[i] += v } else { dst[i] = v }
             }
         }

@@ -117,5 +117,21 @@ final class VectorMathTests: XCTestCase {
         let y = dropout(x, p: p, key: key)
         let t = dropThreshold(p)
         for e in 0..<n { XCTAssertEqual(y[e] != 0, dropoutUniform(key, e) >= t, "element \(e)") }
+        // Recording keeps the mask as bits; backward must apply the same mask: d Σ y / dx = mask / (1 − p).
+        let xg = Tensor(shape: [n], values: [Float](repeating: 1, count: n), requiresGrad: true)
+        let tape = Tape()
+        let loss = tape.record { sum(dropout(xg, p: p, key: key)) }
+        tape.backward(loss)
+        for e in 0..<n { XCTAssertEqual(xg.grad![e], dropoutUniform(key, e) >= t ? 1 / (1 - p) : 0, "gradient element \(e)") }
+    }
+
+    /// Attention dropout over several whole 64-element mask chunks plus a tail, forward and backward.
+    func testAttentionDropoutGradientsOverWholeChunks() throws {
+        let (b, h, dk, tq, tk) = (2, 2, 3, 9, 21)
+        let q = Tensor.uniform([b, tq, h * dk], lo: -1, hi: 1, key: RNGKey(seed: 27).derive("q"), requiresGrad: true)
+        let k = Tensor.uniform([b, tk, h * dk], lo: -1, hi: 1, key: RNGKey(seed: 27).derive("k"), requiresGrad: true)
+        let v = Tensor.uniform([b, tk, h * dk], lo: -1, hi: 1, key: RNGKey(seed: 27).derive("v"), requiresGrad: true)
+        let opts = AttentionOptions(dropout: 0.3, key: RNGKey(seed: 28))
+        try gradCheck("attention dropout 9x21", [q, k, v]) { try attention(q: q, k: k, v: v, heads: h, options: opts) }
     }
 }
