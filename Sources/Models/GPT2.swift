@@ -120,7 +120,9 @@ public final class GPT2Model {
         var h = drop.apply(try add(x, pos))                                           // (B, S, d)
         let hd = d / config.nHead
         let scaleQK: Float = (config.scaleAttnWeights ?? true) ? 1 / Float(hd).squareRoot() : 1
-        let act: (Tensor) -> Tensor = ["relu": relu, "gelu": gelu][config.activationFunction ?? "gelu_new"] ?? geluNew
+        // The pre-activation is a temporary: the activation may overwrite it.
+        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activationFunction ?? "gelu_new"]
+            ?? { geluNew($0, overwrite: true) }
         for blk in blocks {
             let a = try layerNorm(h, weight: blk.ln1.0, bias: blk.ln1.1, eps: config.eps)
             let qkv = try conv(a, blk.attnW, blk.attnB, drop)                         // (B, S, 3d)

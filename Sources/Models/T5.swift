@@ -210,7 +210,9 @@ public final class T5Model {
     }
 
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {
-        let act: (Tensor) -> Tensor = ["relu": relu, "gelu": gelu][config.activation] ?? geluNew
+        // The pre-activation is a temporary: the activation may overwrite it.
+        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activation]
+            ?? { geluNew($0, overwrite: true) }
         let h: Tensor
         if let wi = f.wi {
             h = act(try lin(x, wi, drop))                                             // (B, T, F)

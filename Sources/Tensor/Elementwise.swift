@@ -171,12 +171,14 @@ public func scale(_ x: Tensor, _ c: Float) -> Tensor {
     return out
 }
 
-/// Elementwise unary op with derivative computed from the input.
-func unary(_ x: Tensor, _ f: @escaping (Float) -> Float, _ df: @escaping (Float) -> Float) -> Tensor {
-    let out = Tensor(uninitialized: x.shape)
+/// Elementwise unary op with derivative computed from the input. With `overwrite` (x is a
+/// temporary nobody reads afterwards) and no gradient to record, the result is written over x.
+func unary(_ x: Tensor, overwrite: Bool = false, _ f: @escaping (Float) -> Float, _ df: @escaping (Float) -> Float) -> Tensor {
+    let record = Tape.needsGrad(x)
+    let out = overwrite && !record ? Tensor(shape: x.shape, borrowing: x.data, owner: x) : Tensor(uninitialized: x.shape)
     let px = x.data, po = out.data
     Parallel.forRange(x.count, costPerItem: 4) { r in for i in r { po[i] = f(px[i]) } }
-    if Tape.needsGrad(x) {
+    if record {
         let ob = out.box  // keeps x: the derivative needs its values
         Tape.push(out) {
             let g = ob.grad!.data, gx = x.gradBuffer(), px = x.data
@@ -186,8 +188,10 @@ func unary(_ x: Tensor, _ f: @escaping (Float) -> Float, _ df: @escaping (Float)
     return out
 }
 
-public func relu(_ x: Tensor) -> Tensor {
-    let out = Tensor(uninitialized: x.shape)
+/// max(x, 0). With `overwrite` (x is a temporary nobody reads afterwards) the result is written
+/// over x, also when recording: ReLU′ comes from the output's sign.
+public func relu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
+    let out = overwrite ? Tensor(shape: x.shape, borrowing: x.data, owner: x) : Tensor(uninitialized: x.shape)
     let px = x.data, po = out.data, n = x.count
     Parallel.forRange(n) { r in for i in r { po[i] = max(px[i], 0) } }
     if Tape.needsGrad(x) {
@@ -202,9 +206,9 @@ public func relu(_ x: Tensor) -> Tensor {
 }
 
 /// gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the tanh approximation.
-public func geluNew(_ x: Tensor) -> Tensor {
+public func geluNew(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     let c: Float = 0.797_884_56  // √(2/π)
-    return unary(x, { v in
+    return unary(x, overwrite: overwrite, { v in
         0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
     }, { v in
         let u = c * (v + 0.044715 * v * v * v)
@@ -215,9 +219,9 @@ public func geluNew(_ x: Tensor) -> Tensor {
 }
 
 /// Exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (torch `gelu`, transformers ACT2FN["gelu"]).
-public func gelu(_ x: Tensor) -> Tensor {
+public func gelu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     let invSqrt2: Float = 0.707_106_78, invSqrt2Pi: Float = 0.398_942_28
-    return unary(x, { v in 0.5 * v * (1 + erff(v * invSqrt2)) },
+    return unary(x, overwrite: overwrite, { v in 0.5 * v * (1 + erff(v * invSqrt2)) },
                  { v in 0.5 * (1 + erff(v * invSqrt2)) + v * invSqrt2Pi * expf(-0.5 * v * v) })
 }
 

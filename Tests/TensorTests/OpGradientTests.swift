@@ -40,6 +40,14 @@ final class OpGradientTests: XCTestCase {
         try gradCheck("elu", [x]) { elu(x, alpha: 1) }
         try gradCheck("elu alpha 0.5", [x]) { elu(x, alpha: 0.5) }
         try gradCheck("tanh", [x]) { tanh(x) }
+        // Overwriting a temporary input gives the same values and gradients; a recorded gelu keeps
+        // its own output (its derivative needs the input).
+        try gradCheck("relu overwrite", [x]) { relu(scale(x, 1.5), overwrite: true) }
+        try gradCheck("gelu overwrite", [x]) { gelu(scale(x, 1.5), overwrite: true) }
+        let t = scale(x.detached(), 1.5), plain = relu(t).array, g = gelu(scale(x.detached(), 1.5)).array
+        XCTAssertEqual(relu(t, overwrite: true).array, plain)
+        XCTAssertEqual(t.array, plain, "relu(overwrite:) writes over its input")
+        XCTAssertEqual(gelu(scale(x.detached(), 1.5), overwrite: true).array, g)
     }
 
     func testGeluNewMatchesFormula() {
