@@ -14,7 +14,7 @@ let cpuFlags: [String] = {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     let have = Set(flags.split(separator: " ").map(String.init))
-    return ["avx2", "fma", "bmi2", "f16c", "movbe"].allSatisfy(have.contains) ? ["-target-cpu", "haswell"] : []
+    return ["avx2", "fma", "bmi2", "f16c", "movbe"].allSatisfy(have.contains) ? ["-target-cpu", "haswell", "-DTARGET_HASWELL"] : []
     #else
     return []
     #endif

@@ -9,7 +9,8 @@
   ft        full fine-tuning step, batch 8, 256 tokens, AdamW on every weight
 
 Each workload runs in a fresh process (`--child`) so its peak RSS is its own; timings are the
-median of --repeats runs after one warm-up. Prints one JSON object per shape on stdout.
+median of --repeats runs after one warm-up. Prints one JSON object on stdout: per shape and workload,
+plus "gemm": raw torch linear GFLOP/s on the core sgemm shapes of `promptrepro bench`.
 """
 import argparse, json, resource, statistics, subprocess, sys, time
 
@@ -71,6 +72,21 @@ def child(shape, workload, repeats, threads, seq, prompt_len):
                       "torch": torch.__version__, "transformers": __import__("transformers").__version__}))
 
 
+def gemm(repeats, threads):
+    """Raw torch.nn.functional.linear GFLOP/s on the core sgemm shapes of `promptrepro bench`."""
+    import torch
+    torch.set_num_threads(threads)
+    out = {}
+    for m, k, n in [(2048, 2048, 2048), (2848, 512, 2048), (2848, 2048, 512)]:
+        a, w = torch.randn(m, k), torch.randn(n, k)
+        torch.nn.functional.linear(a, w)
+        times = []
+        for _ in range(max(repeats, 5)):
+            t0 = time.perf_counter(); torch.nn.functional.linear(a, w); times.append(time.perf_counter() - t0)
+        out[f"{m}x{k}x{n}"] = {"gflops": round(2 * m * n * k / statistics.median(times) / 1e9, 1)}
+    print(json.dumps(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="t5-small,t5-base")
@@ -82,9 +98,16 @@ def main():
     ap.add_argument("--child", nargs=2)
     a = ap.parse_args()
     if a.child:
-        child(a.child[0], a.child[1], a.repeats, a.threads, a.seq, a.prompt)
+        if a.child[0] == "gemm":
+            gemm(a.repeats, a.threads)
+        else:
+            child(a.child[0], a.child[1], a.repeats, a.threads, a.seq, a.prompt)
         return
     out = {}
+    r = subprocess.run([sys.executable, __file__, "--child", "gemm", "-", "--repeats", str(a.repeats), "--threads", str(a.threads)],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        out["gemm"] = json.loads(r.stdout.strip().splitlines()[-1])
     for shape in a.shapes.split(","):
         out[shape] = {}
         for w in a.workloads.split(","):

@@ -69,8 +69,29 @@ struct Bench: ParsableCommand {
                     pt[shape] = mine
                     ratio[shape] = r
                 }
+                if let g = ref["gemm"] { pt["gemm"] = g }
                 report["pytorch"] = pt
                 report["ratio"] = ratio
+                // The best ratio possible if every one of our FLOPs ran at this machine's measured
+                // sgemm speed (the core path at the three sgemm shapes, averaged).
+                let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
+                let speeds = core.values.compactMap { $0["core_gflops"] as? Double }
+                if !speeds.isEmpty {
+                    let peak = speeds.reduce(0, +) / Double(speeds.count)
+                    var bound: [String: Any] = [:]
+                    for shape in shapes {
+                        var r: [String: Any] = [:]
+                        for (w, key) in workloads {
+                            let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
+                            if let a = ref[shape]?[w]?["seconds_median"] as? Double, let gf = ourM?["gflop"] as? Double {
+                                r[key] = (a / (gf / peak) * 100).rounded() / 100
+                            }
+                        }
+                        bound[shape] = r
+                    }
+                    report["ratio_bound"] = bound
+                    report["ratio_bound_definition"] = "PyTorch seconds / (workload GFLOP / mean core sgemm GFLOP/s = \(round1(peak))): the speed-up if every FLOP ran at sgemm speed"
+                }
                 report["ratio_definition"] = "time: PyTorch seconds / PromptRepro seconds (higher is better); peak_rss: PromptRepro MB / PyTorch MB for the PT train step, <workload>_peak_rss per workload (lower is better)"
             }
         }
@@ -149,6 +170,7 @@ func machineInfo() -> [String: Any] {
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),
         "openblas_config": BLAS.config,
         "openblas_core": BLAS.coreName,
+        "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,
     ]
 }

@@ -94,3 +94,12 @@ public enum BLAS {
     public static var config: String { String(cString: openblas_get_config()) }
     public static var coreName: String { String(cString: openblas_get_corename()) }
 }
+
+/// The instruction set the Swift code was compiled for (Package.swift picks it from the build host).
+public enum BuildISA {
+    #if TARGET_HASWELL
+    public static let name = "x86-64 haswell (AVX2, FMA)"
+    #else
+    public static let name = "baseline"
+    #endif
+}
