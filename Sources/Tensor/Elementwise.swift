@@ -189,20 +189,51 @@ func unary(_ x: Tensor, overwrite: Bool = false, _ f: @escaping (Float) -> Float
 }
 
 /// max(x, 0). With `overwrite` (x is a temporary nobody reads afterwards) the result is written
-/// over x, also when recording: ReLU′ comes from the output's sign.
+/// over x, also when recording. When recording, ReLU′ is kept as bits (output > 0), 1/32 of the
+/// activation, so neither input nor output stays alive for backward.
 public func relu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     let out = overwrite ? Tensor(shape: x.shape, borrowing: x.data, owner: x) : Tensor(uninitialized: x.shape)
-    let px = x.data, po = out.data, n = x.count
-    Parallel.forRange(n) { r in for i in r { po[i] = max(px[i], 0) } }
-    if Tape.needsGrad(x) {
+    let px = UnsafePointer(x.data), po = out.data, n = x.count
+    let record = Tape.needsGrad(x)
+    let bits = record ? MaskBits(count: n) : nil
+    Parallel.forRange((n + 63) / 64, costPerItem: 64) { chunks in reluChunks(chunks, count: n, src: px, dst: po, bits: bits?.bytes) }
+    if record, let bits {
         let ob = out.box, xb = x.box
-        let y = out.detachedView()  // ReLU′ from the output's sign: the input need not be kept
         Tape.push(out) {
-            let g = ob.grad!.data, gx = xb.buffer(), py = y.data
-            Parallel.forRange(n) { r in for i in r where py[i] > 0 { gx[i] += g[i] } }
+            let g = UnsafePointer(ob.grad!.data), gx = xb.buffer()
+            Parallel.forRange((n + 63) / 64, costPerItem: 128) { chunks in
+                maskApply(chunks, count: n, scale: 1, bits: bits.bytes, src: g, dst: gx, accumulate: true)
+            }
         }
     }
     return out
+}
+
+/// dst = max(src, 0) (as Swift's `max`: NaN stays NaN, −0 becomes +0) over 64-element chunks;
+/// bit e of `bits` is set iff dst[e] > 0. src may equal dst.
+@inline(__always)
+func reluChunks(_ range: Range<Int>, count: Int, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
+                bits: UnsafeMutablePointer<UInt8>?) {
+    let zero = SIMD8<Float>(repeating: 0)
+    for chunk in range {
+        let base = chunk * 64
+        if base + 64 <= count {
+            for g in 0..<8 {
+                let o = base + g * 8
+                let x = load8(src + o)
+                let y = x.replacing(with: zero, where: x .<= zero)
+                store8(y, dst + o)
+                if let bits { bits[o >> 3] = packBits(y .> zero) }
+            }
+        } else {
+            if let bits { for i in (base >> 3)..<(base >> 3 + 8) { bits[i] = 0 } }
+            for i in base..<count {
+                let y = max(src[i], 0)
+                dst[i] = y
+                if let bits, y > 0 { bits[i >> 3] |= UInt8(1) << UInt8(i & 7) }
+            }
+        }
+    }
 }
 
 /// gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the tanh approximation.
@@ -295,6 +326,14 @@ func dropoutUniform(_ key: RNGKey, _ e: Int) -> UInt32 {
 /// Bit l of lane l: turns an 8-lane mask into a byte and back.
 @inline(__always) var laneBits: SIMD8<UInt32> { SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128) }
 
+/// The byte whose bit l is lane l of `m`.
+@inline(__always)
+func packBits(_ m: SIMDMask<SIMD8<Int32>>) -> UInt8 {
+    let b = SIMD8<UInt32>(repeating: 0).replacing(with: laneBits, where: m)
+    let b4 = b.lowHalf | b.highHalf, b2 = b4.lowHalf | b4.highHalf
+    return UInt8(truncatingIfNeeded: b2[0] | b2[1])
+}
+
 /// Applies the dropout mask to 64-element chunks `range` (8 Philox blocks per chunk, SIMD),
 /// recording it in `bits` when given.
 @inline(__always)
@@ -302,7 +341,6 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
                    dst: UnsafeMutablePointer<Float>, bits: UnsafeMutablePointer<UInt8>?) {
     let t = SIMD8<UInt32>(repeating: dropThreshold(p))
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), low = SIMD8<UInt32>(repeating: 0xFFFF)
-    let zero = SIMD8<UInt32>(repeating: 0)
     for chunk in range {
         let (w0, w1, w2, w3) = philox8(key, base: UInt64(chunk) * 8)
         @inline(__always) func words(_ w: Int) -> SIMD8<UInt32> {
@@ -316,11 +354,7 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
                     let keep = u .>= t
                     let o = base + half * 32 + w * 8
                     store8(load8(src + o) * off.replacing(with: on, where: keep), dst + o)
-                    if let bits {
-                        let b = laneBits.replacing(with: zero, where: .!keep)
-                        let b4 = b.lowHalf | b.highHalf, b2 = b4.lowHalf | b4.highHalf
-                        bits[o >> 3] = UInt8(truncatingIfNeeded: b2[0] | b2[1])
-                    }
+                    if let bits { bits[o >> 3] = packBits(keep) }
                 }
             }
         } else {

@@ -125,6 +125,29 @@ final class VectorMathTests: XCTestCase {
         for e in 0..<n { XCTAssertEqual(xg.grad![e], dropoutUniform(key, e) >= t ? 1 / (1 - p) : 0, "gradient element \(e)") }
     }
 
+    /// ReLU over whole 64-element chunks and a tail: values as Swift's max(x, 0) (−0 → +0, NaN kept),
+    /// and backward passes the gradient exactly where the output is > 0 (from the bits kept).
+    func testReluChunksAndBits() {
+        let n = 64 * 5 + 13
+        var v = RNGKey(seed: 29).uniformArray(n, lo: -1, hi: 1)
+        v[3] = 0; v[4] = -0.0; v[70] = .nan; v[n - 2] = 0
+        let w = RNGKey(seed: 30).uniformArray(n, lo: -1, hi: 1)
+        let x = Tensor(shape: [n], values: v, requiresGrad: true)
+        let tape = Tape()
+        var y: Tensor?
+        let loss = tape.record { () -> Tensor in
+            let r = relu(x)
+            y = r
+            return sum(try! mul(r, Tensor(shape: [n], values: w)))
+        }
+        tape.backward(loss)
+        for i in 0..<n {
+            let want = max(v[i], 0)
+            if want.isNaN { XCTAssertTrue(y![i].isNaN) } else { XCTAssertEqual(y![i].bitPattern, want.bitPattern, "relu[\(i)]") }
+            XCTAssertEqual(x.grad![i], v[i] > 0 ? w[i] : 0, "grad[\(i)]")
+        }
+    }
+
     /// Attention dropout over several whole 64-element mask chunks plus a tail, forward and backward.
     func testAttentionDropoutGradientsOverWholeChunks() throws {
         let (b, h, dk, tq, tk) = (2, 2, 3, 9, 21)
