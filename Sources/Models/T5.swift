@@ -331,14 +331,24 @@ public final class T5Model {
 
     // MARK: greedy generation with a KV cache
 
+    /// Encodes `embeds` (consumed) and decodes greedily: neither the embeddings nor the encoder
+    /// states stay alive during decoding, only the cross-attention K/V computed from them.
+    public func generate(embeds: consuming Tensor, mask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+        let enc = try encode(embeds: consume embeds, mask: mask, drop: .eval)
+        return try generate(encoder: consume enc, encoderMask: mask, maxNewTokens: maxNewTokens)
+    }
+
     /// Greedy decode: start with the start id, append argmax; a row that emitted EOS gets pad
     /// afterwards; stops after `maxNewTokens` or when every row has finished. Rows include the start id.
-    public func generate(encoder: Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+    /// `encoder` is consumed: once the cross-attention K/V are computed from it, it is released
+    /// (when the caller passes its last reference).
+    public func generate(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
         // Cross-attention K/V once per layer.
         let crossKV = try decoderBlocks.map { blk in (try lin(encoder, blk.crossAttn!.k, drop), try lin(encoder, blk.crossAttn!.v, drop)) }
+        _ = consume encoder
         var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var rows = [[Int32]](repeating: [start], count: B)

@@ -50,8 +50,7 @@ struct BenchOne: ParsableCommand {
                 _ = try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: p, drop: .eval)
             case "generate":
                 let (e, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: b, prompt: p)
-                let enc = try model.encode(embeds: e, mask: m, drop: .eval)
-                _ = try model.generate(encoder: enc, encoderMask: m, maxNewTokens: 3)
+                _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: 3)
             default: throw ValidationError("unknown workload \(workload)")
             }
             step += 1

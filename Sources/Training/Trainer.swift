@@ -337,8 +337,7 @@ public final class Trainer {
             case .t5(let m):
                 let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
                                                           inputDelta: inj.inputDelta)
-                let enc = try m.encode(embeds: embeds, mask: mask, drop: .eval)
-                let gen = try m.generate(encoder: enc, encoderMask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
+                let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
                 preds += gen.map { tok.decode($0, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines) }
             case .gpt2(let m):
                 let words = try def.template(config.templates).words ?? []
