@@ -199,12 +199,7 @@ public func relu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     Parallel.forRange((n + 63) / 64, costPerItem: 64) { chunks in reluChunks(chunks, count: n, src: px, dst: po, bits: bits?.bytes) }
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out) {
-            let g = UnsafePointer(ob.grad!.data), gx = xb.buffer()
-            Parallel.forRange((n + 63) / 64, costPerItem: 128) { chunks in
-                maskApply(chunks, count: n, scale: 1, bits: bits.bytes, src: g, dst: gx, accumulate: true)
-            }
-        }
+        Tape.push(out) { bits.accumulate(count: n, scale: 1, ob.grad!.data, into: xb.buffer()) }
     }
     return out
 }
@@ -278,21 +273,24 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?) -> Tensor {
     dropoutApply(count: n, p: p, scale: s, key: key, src: px, dst: po, bits: bits?.bytes)
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out) {
-            let g = UnsafePointer(ob.grad!.data), gx = xb.buffer()
-            Parallel.forRange((n + 63) / 64, costPerItem: 128) { chunks in
-                maskApply(chunks, count: n, scale: s, bits: bits.bytes, src: g, dst: gx, accumulate: true)
-            }
-        }
+        Tape.push(out) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb.buffer()) }
     }
     return out
 }
 
-/// A dropout mask as bits: element e is kept iff bit e % 8 of byte e / 8 is set.
+/// A mask kept from forward to backward as bits (dropout's kept elements, ReLU′): element e is set
+/// iff bit e % 8 of byte e / 8 is. Whole 64-element chunks are allocated.
 final class MaskBits {
     let bytes: UnsafeMutablePointer<UInt8>
     init(count: Int) { bytes = .allocate(capacity: (count + 63) / 64 * 8) }
     deinit { bytes.deallocate() }
+
+    /// dst[i] += src[i]·mask[i]·scale for i < count, split over threads in whole chunks.
+    func accumulate(count: Int, scale: Float, _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        Parallel.forRange((count + 63) / 64, costPerItem: 128) { chunks in
+            maskApply(chunks, count: count, scale: scale, bits: bytes, src: src, dst: dst, accumulate: true)
+        }
+    }
 }
 
 /// dst[i] = src[i]·mask[i]·scale, split over threads in whole 64-element chunks; the mask bits are

@@ -35,8 +35,9 @@ public enum Philox {
 /// lanes as four 64-bit ones (one vpmuludq each on AVX2), so no lane-wise widening is needed.
 @inline(__always)
 func philox8(_ key: RNGKey, base: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>) {
-    var c0 = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base))
     // base is a multiple of 8, so base…base+7 share their high word.
+    assert(base & 7 == 0, "philox8 needs a base that is a multiple of 8")
+    var c0 = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base))
     var c1 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base >> 32))
     var c2 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: key.stream))
     var c3 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: key.stream >> 32))
@@ -50,7 +51,8 @@ func philox8(_ key: RNGKey, base: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD
     return (c0, c1, c2, c3)
 }
 
-/// (high, low) 32-bit halves of the lane-wise 64-bit products x·m.
+/// (high, low) 32-bit halves of the lane-wise 64-bit products x·m (lane 2i is the low half of
+/// 64-bit lane i: little-endian, as on every target Swift supports here).
 @inline(__always)
 func mulHiLo8(_ x: SIMD8<UInt32>, _ m: UInt32) -> (SIMD8<UInt32>, SIMD8<UInt32>) {
     let w = unsafeBitCast(x, to: SIMD4<UInt64>.self)
