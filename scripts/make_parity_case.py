@@ -13,6 +13,18 @@ import torch
 from safetensors.torch import save_file
 
 
+def prepend_prompt(prompt, emb, am, dtype):
+    """(embeddings, attention mask, prompt leaf) with the soft prompt prepended to every row; the
+    leaf (whose .grad is the prompt gradient) is None without a prompt."""
+    if prompt is None:
+        return emb, am, None
+    pr = prompt.clone().to(dtype).requires_grad_(True)
+    b = emb.shape[0]
+    emb = torch.cat([pr.unsqueeze(0).expand(b, -1, -1), emb], 1)
+    am = torch.cat([torch.ones(b, prompt.shape[0], dtype=am.dtype), am], 1)
+    return emb, am, pr
+
+
 def check_conditioning(fp32, fp64):
     """Refuses a case whose float32 reference is not reproducible at the test's tolerances.
 
@@ -90,13 +102,7 @@ def main():
                  f"decoder.block.{a.dec_layers - 1}.layer.1.EncDecAttention.k.weight"]
         def forward_backward(model, dtype):
             model = model.to(dtype)
-            input_ids = torch.tensor(ids); am = torch.tensor(mask)
-            emb = model.shared(input_ids)
-            pr = None
-            if prompt is not None:
-                pr = prompt.clone().to(dtype).requires_grad_(True)
-                emb = torch.cat([pr.unsqueeze(0).expand(a.batch, -1, -1), emb], 1)
-                am = torch.cat([torch.ones(a.batch, a.prompt, dtype=am.dtype), am], 1)
+            emb, am, pr = prepend_prompt(prompt, model.shared(torch.tensor(ids)), torch.tensor(mask), dtype)
             out = model(inputs_embeds=emb, attention_mask=am, labels=torch.tensor(labels))
             out.loss.backward()
             named = dict(model.named_parameters())
@@ -144,14 +150,9 @@ def main():
         grads = ["transformer.wte.weight", "transformer.wpe.weight", f"transformer.h.{a.enc_layers - 1}.mlp.c_proj.weight"]
         def forward_backward(model, dtype):
             model = model.to(dtype)
-            input_ids = torch.tensor(ids); am = torch.tensor(mask)
-            emb = model.transformer.wte(input_ids)
+            emb, am, pr = prepend_prompt(prompt, model.transformer.wte(torch.tensor(ids)), torch.tensor(mask), dtype)
             lab = torch.tensor(labels)
-            pr = None
             if prompt is not None:
-                pr = prompt.clone().to(dtype).requires_grad_(True)
-                emb = torch.cat([pr.unsqueeze(0).expand(a.batch, -1, -1), emb], 1)
-                am = torch.cat([torch.ones(a.batch, a.prompt, dtype=am.dtype), am], 1)
                 lab = torch.cat([torch.full((a.batch, a.prompt), -100), lab], 1)
             out = model(inputs_embeds=emb, attention_mask=am, labels=lab)
             out.loss.backward()
