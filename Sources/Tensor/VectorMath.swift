@@ -43,13 +43,15 @@ func exp4d(_ x: SIMD4<Float>, _ tab: UnsafeMutablePointer<UInt64>) -> SIMD4<Floa
     return SIMD4<Float>(y * s)
 }
 
-/// expf on eight lanes (see the file header); −∞ → 0.
+/// expf on eight lanes (see the file header); −∞ → 0 (masked scores) without leaving the SIMD path.
 @inline(__always)
 func exp8(_ x: SIMD8<Float>, _ tab: UnsafeMutablePointer<UInt64>) -> SIMD8<Float> {
     var y = SIMD8<Float>(lowHalf: exp4d(x.lowHalf, tab), highHalf: exp4d(x.highHalf, tab))
-    let fast = (x .< SIMD8<Float>(repeating: 88)) .& (x .> SIMD8<Float>(repeating: -88))
+    let masked = x .== SIMD8<Float>(repeating: -.infinity)
+    y.replace(with: 0, where: masked)
+    let fast = (x .< SIMD8<Float>(repeating: 88)) .& (x .> SIMD8<Float>(repeating: -88)) .| masked
     if !all(fast) {
-        for l in 0..<8 where !fast[l] { y[l] = x[l] == -.infinity ? 0 : expf(x[l]) }
+        for l in 0..<8 where !fast[l] { y[l] = expf(x[l]) }
     }
     return y
 }
