@@ -17,8 +17,9 @@
 //   layerNorm                dX = rstd·(gw − mean(gw) − x̂·mean(gw·x̂)), dw = Σ g·x̂, db = Σ g
 //   softmax(mask)            dX = y·(g − Σ g·y)
 //   attention (fused)        see Attention.swift
-//   relu / geluNew / elu     dX = g·f'(x)
-//   dropout(p, key)          dX = g·m/(1−p), mask regenerated from the counter-based RNG
+//   relu                     dX = g·[y > 0], from bits kept by forward
+//   geluNew / gelu / elu     dX = g·f'(x)
+//   dropout(p, key)          dX = g·m/(1−p), m drawn once from the counter-based RNG, kept as bits
 //   crossEntropy(ignore −100) dLogits = (softmax − onehot)/count
 //   sum / mean               dX = g (/n)
 
