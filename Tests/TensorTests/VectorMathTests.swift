@@ -21,7 +21,7 @@ final class VectorMathTests: XCTestCase {
     }
 
     /// exp8 against libm's expf on random and special inputs: within 1 ulp of the double-precision
-    /// exp everywhere, and bit-identical to expf where libm is glibc with FMA (x86-64 Linux).
+    /// exp everywhere, and bit-identical to expf where libm is glibc with FMA (x86-64 Linux, Haswell build).
     func testExp8MatchesExpf() {
         var xs: [Float] = [0, -0.0, 1e-30, -1e-30, 1, -1, 88, -88, 87.99, -87.99, 88.72, 89, -103, -104, -150,
                            .infinity, -.infinity, .nan, Float.leastNonzeroMagnitude, -Float.greatestFiniteMagnitude]
@@ -49,7 +49,8 @@ final class VectorMathTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(worstUlp, 1, "exp8 error in ulp")
         #if os(Linux) && arch(x86_64)
-        XCTAssertEqual(mismatches, 0, "exp8 lanes differing from glibc expf")
+        // A Haswell build implies a host with FMA, where glibc dispatches to its FMA expf.
+        if BuildISA.name.hasPrefix("x86-64 haswell") { XCTAssertEqual(mismatches, 0, "exp8 lanes differing from glibc expf") }
         #endif
         print("exp8: \(xs.count) inputs, worst \(worstUlp) ulp, \(mismatches) differ from expf")
     }
