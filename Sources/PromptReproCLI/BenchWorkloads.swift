@@ -85,14 +85,18 @@ enum BenchFlops {
         let b = Double(B), s = Double(S), t = Double(T), V = Double(c.vocabSize)
         let encLinear = 2 * b * s * (4 * d * inner + 2 * d * ff / (c.isGated ? 2 : 1) * (c.isGated ? 1.5 : 1))
         let encAttn = 2 * 2 * b * H * s * s * dk
-        let decLinear = 2 * b * t * (6 * d * inner + 2 * d * ff / (c.isGated ? 2 : 1) * (c.isGated ? 1.5 : 1)) + 2 * 2 * b * s * d * inner
+        let crossKV = 2 * 2 * b * s * d * inner  // cross-attention K and V of the encoder states, per decoder layer
+        let decLinear = 2 * b * t * (6 * d * inner + 2 * d * ff / (c.isGated ? 2 : 1) * (c.isGated ? 1.5 : 1)) + crossKV
         let decAttn = 2 * 2 * b * H * (t * t + t * s) * dk
         let head = 2 * b * t * d * V
         let encoderForward = Double(c.numLayers) * (encLinear + encAttn)
         let decoderForward = Double(c.decoderLayers) * (decLinear + decAttn) + head
         switch workload {
         case "eval": return encoderForward + decoderForward
-        case "generate": return encoderForward + Double(c.decoderLayers) * 2 * 2 * b * s * d * inner + 3 * (decoderForward / t)
+        case "generate":
+            // cross K/V once, then 3 one-token steps (the per-token share of the decoder without them)
+            let crossAll = Double(c.decoderLayers) * crossKV
+            return encoderForward + crossAll + 3 * ((decoderForward - crossAll) / t)
         case "train":
             // backward: dX GEMMs (= forward linear FLOPs) + attention backward (2× its forward)
             return 2 * (encoderForward + decoderForward) + Double(c.numLayers) * encAttn + Double(c.decoderLayers) * decAttn
