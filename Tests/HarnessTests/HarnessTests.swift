@@ -212,12 +212,21 @@ final class SweepProcessTests: XCTestCase {
         while Date() < deadline && first.isRunning {
             let cks = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/ck")) ?? []
             if let done = try? ResultsStore(path: db).counts()["done"], done >= 1, cks.contains(where: { $0.hasSuffix(".safetensors") }) {
-                // Kill the worker (the sweep's child) and the sweep itself.
+                // Freeze the sweep and its worker first, so the worker cannot finish its run (or sit
+                // between two runs) while we look; then kill both with a run left 'running'.
                 let s = try ResultsStore(path: db)
-                for r in try s.db.query("SELECT worker_pid FROM runs WHERE status='running'") { if let pid = r["worker_pid"]?.int { kill(Int32(pid), SIGKILL) } }
-                kill(first.processIdentifier, SIGKILL)
-                killed = true
-                break
+                let pids = Set(try s.db.query("SELECT worker_pid FROM runs WHERE worker_pid IS NOT NULL").compactMap { $0["worker_pid"]?.int })
+                kill(first.processIdentifier, SIGSTOP)
+                for pid in pids { kill(Int32(pid), SIGSTOP) }
+                if try s.db.query("SELECT id FROM runs WHERE status='running'").isEmpty {
+                    for pid in pids { kill(Int32(pid), SIGCONT) }  // caught between two runs: look again
+                    kill(first.processIdentifier, SIGCONT)
+                } else {
+                    for pid in pids { kill(Int32(pid), SIGKILL) }
+                    kill(first.processIdentifier, SIGKILL)
+                    killed = true
+                    break
+                }
             }
             Thread.sleep(forTimeInterval: 0.05)
         }
