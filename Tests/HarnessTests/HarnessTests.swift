@@ -218,7 +218,8 @@ final class SweepProcessTests: XCTestCase {
                 let pids = Set(try s.db.query("SELECT worker_pid FROM runs WHERE worker_pid IS NOT NULL").compactMap { $0["worker_pid"]?.int })
                 kill(first.processIdentifier, SIGSTOP)
                 for pid in pids { kill(Int32(pid), SIGSTOP) }
-                if try s.db.query("SELECT id FROM runs WHERE status='running'").isEmpty {
+                // A failed read must not leave the processes stopped: resume them and look again.
+                if (try? s.db.query("SELECT id FROM runs WHERE status='running'"))?.isEmpty ?? true {
                     for pid in pids { kill(Int32(pid), SIGCONT) }  // caught between two runs: look again
                     kill(first.processIdentifier, SIGCONT)
                 } else {
