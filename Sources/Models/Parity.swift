@@ -41,7 +41,9 @@ public struct ParityCase: Decodable {
 
 public enum ParityRunner {
     /// Executes `c` on the checkpoint in `modelDirectory`; returns the JSON object of FORMAT §1.3.
-    public static func run(modelDirectory: String, case c: ParityCase) throws -> [String: Any] {
+    /// `crossAttention` forces T5's cross-attention form (tests run both against the same reference).
+    public static func run(modelDirectory: String, case c: ParityCase,
+                           crossAttention: T5Model.CrossAttentionMode = .auto) throws -> [String: Any] {
         let cfgPath = (modelDirectory as NSString).appendingPathComponent("config.json")
         let batch = c.inputIds.count
         let ids = try c.flat(c.inputIds, "input_ids")
@@ -80,6 +82,7 @@ public enum ParityRunner {
         switch try ModelConfig.load(path: cfgPath) {
         case .t5:
             let model = try T5Model.load(directory: modelDirectory)
+            model.crossAttentionMode = crossAttention
             var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
             if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
             let grads = try params(model.parameters, aliases: aliases)

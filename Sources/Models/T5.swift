@@ -19,6 +19,15 @@ public final class T5Model {
     public let parameters: [(name: String, tensor: Tensor)]
     /// Adapters (LoRA) on linear weights, keyed by the weight's HF name.
     public var adapters: [String: LinearAdapter] = [:]
+    /// How cross-attention forms its keys and values (see `CrossAttentionMode`).
+    public var crossAttentionMode: CrossAttentionMode = .auto
+
+    /// `.projected`: K = E·Wkᵀ and V = E·Wvᵀ per decoder layer, as transformers does.
+    /// `.absorbed`: the projections folded into the queries and the attention output
+    /// (`crossAttentionAbsorbed`), no per-layer K/V. `.auto` picks the form with fewer FLOPs for the
+    /// number of decoder queries (absorbed for a few label tokens over a long input) and always the
+    /// projected form when an adapter sits on the cross-attention K or V weight.
+    public enum CrossAttentionMode: Sendable { case auto, projected, absorbed }
 
     struct Attn { let q, k, v, o: Tensor }
     struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
@@ -255,14 +264,32 @@ public final class T5Model {
             h = try add(h, drop.apply(a))
             let x = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
             let ca = blk.crossAttn!
-            let ctx = try attention(q: try lin(x, ca.q, drop), k: try lin(encoder, ca.k, drop), v: try lin(encoder, ca.v, drop),
+            let ctx: Tensor
+            if absorbsCross(ca, queries: T, keys: encoder.shape[1]) {
+                ctx = try crossAttentionAbsorbed(q: try lin(x, ca.q, drop), memory: encoder, wk: ca.k, wv: ca.v, heads: config.numHeads,
+                                                 keyMask: encoderMask, options: drop.attention())
+            } else {
+                ctx = try attention(q: try lin(x, ca.q, drop), k: try lin(encoder, ca.k, drop), v: try lin(encoder, ca.v, drop),
                                     heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
+            }
             h = try add(h, drop.apply(try lin(ctx, ca.o, drop)))
             let f = try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop)
             h = try add(h, drop.apply(f))
         }
         h = drop.apply(try rmsNorm(h, weight: decoderFinal, eps: config.eps))
         return try head(h)
+    }
+
+    /// Whether this cross-attention layer runs in the absorbed form for `queries` decoder rows.
+    func absorbsCross(_ a: Attn, queries: Int, keys: Int) -> Bool {
+        switch crossAttentionMode {
+        case .projected: return false
+        case .absorbed, .auto:
+            if adapters[a.k.name] != nil || adapters[a.v.name] != nil { return false }
+            return crossAttentionMode == .absorbed
+                || crossAttentionAbsorbedIsCheaper(queries: queries, keys: keys, model: config.dModel, inner: config.innerDim,
+                                                   heads: config.numHeads)
+        }
     }
 
     func head(_ h: Tensor) throws -> Tensor {
@@ -331,8 +358,9 @@ public final class T5Model {
 
     // MARK: greedy generation with a KV cache
 
-    /// Encodes `embeds` (consumed) and decodes greedily: neither the embeddings nor the encoder
-    /// states stay alive during decoding, only the cross-attention K/V computed from them.
+    /// Encodes `embeds` (consumed) and decodes greedily: the embeddings do not stay alive during
+    /// decoding; the encoder states do only in the absorbed cross-attention form (otherwise only the
+    /// cross-attention K/V computed from them).
     public func generate(embeds: consuming Tensor, mask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
         let enc = try encode(embeds: consume embeds, mask: mask, drop: .eval)
         return try generate(encoder: consume enc, encoderMask: mask, maxNewTokens: maxNewTokens)
@@ -340,14 +368,20 @@ public final class T5Model {
 
     /// Greedy decode: start with the start id, append argmax; a row that emitted EOS gets pad
     /// afterwards; stops after `maxNewTokens` or when every row has finished. Rows include the start id.
-    /// `encoder` is consumed: once the cross-attention K/V are computed from it, it is released
-    /// (when the caller passes its last reference).
+    /// `encoder` is consumed: in the projected cross-attention form it is released once the K/V are
+    /// computed from it (when the caller passes its last reference); the absorbed form (chosen for
+    /// few steps over a long input, see `CrossAttentionMode`) attends to it directly at every step.
     public func generate(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
-        // Cross-attention K/V once per layer.
-        let crossKV = try decoderBlocks.map { blk in (try lin(encoder, blk.crossAttn!.k, drop), try lin(encoder, blk.crossAttn!.v, drop)) }
+        let L = encoder.shape[1]
+        let absorbed = decoderBlocks.map { absorbsCross($0.crossAttn!, queries: maxNewTokens, keys: L) }
+        // Projected layers: cross-attention K/V once per layer. Absorbed layers keep the encoder states.
+        let crossKV = try zip(decoderBlocks, absorbed).map { blk, abs in
+            abs ? nil : (try lin(encoder, blk.crossAttn!.k, drop), try lin(encoder, blk.crossAttn!.v, drop))
+        }
+        let memory: Tensor? = absorbed.contains(true) ? encoder : nil
         _ = consume encoder
         var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
@@ -366,8 +400,11 @@ public final class T5Model {
                                       heads: config.numHeads, bias: bias, options: AttentionOptions())
                 h = try add(h, try lin(a, blk.selfAttn.o, drop))
                 let xc = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
-                let c = try attention(q: try lin(xc, blk.crossAttn!.q, drop), k: crossKV[l].0, v: crossKV[l].1,
-                                      heads: config.numHeads, keyMask: encoderMask, options: AttentionOptions())
+                let qc = try lin(xc, blk.crossAttn!.q, drop)
+                let c = try crossKV[l].map { kv in
+                    try attention(q: qc, k: kv.0, v: kv.1, heads: config.numHeads, keyMask: encoderMask, options: AttentionOptions())
+                } ?? crossAttentionAbsorbed(q: qc, memory: memory!, wk: blk.crossAttn!.k, wv: blk.crossAttn!.v, heads: config.numHeads,
+                                            keyMask: encoderMask)
                 h = try add(h, try lin(c, blk.crossAttn!.o, drop))
                 h = try add(h, try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop))
             }

@@ -69,4 +69,53 @@ final class ModelBehaviorTests: XCTestCase {
             XCTAssertEqual(Array(gen[b].prefix(rows.count)), rows, "row \(b)")
         }
     }
+
+    /// Absorbed cross-attention (no per-layer K/V) against transformers' projected form on the
+    /// same model: training loss and gradients (prompt, and cross-attention weights under full
+    /// fine-tuning, dropout on), eval logits and greedy tokens.
+    func testAbsorbedCrossAttentionMatchesProjected() throws {
+        let m = try tinyT5()
+        let prompt = Tensor.normal([6, 64], std: 0.5, key: RNGKey(seed: 6), requiresGrad: true)
+        let ids: [Int32] = (0..<40).map { Int32(3 + ($0 * 37) % 250) }
+        var mask = [Float](repeating: 1, count: 40)
+        mask[17] = 0; mask[18] = 0; mask[19] = 0
+        let labels: [Int32] = [51, 60, 1, 52, 1, -100]
+        let watched = m.parameters.first { $0.name == "decoder.block.1.layer.1.EncDecAttention.k.weight" }!.tensor
+        let watchedV = m.parameters.first { $0.name == "decoder.block.0.layer.1.EncDecAttention.v.weight" }!.tensor
+        func run(_ mode: T5Model.CrossAttentionMode, fullFT: Bool) throws -> (Float, [[Float]]) {
+            m.crossAttentionMode = mode
+            m.setTrainable(fullFT)
+            defer { m.setTrainable(false); for (_, t) in m.parameters { t.zeroGrad() } }
+            prompt.zeroGrad()
+            let tape = Tape()
+            let out = try tape.record {
+                try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: 2, prompt: prompt,
+                              drop: DropoutContext(key: RNGKey(seed: 9), p: 0.1))
+            }
+            tape.backward(out.loss)
+            return (out.loss.scalar, [prompt.grad!.array] + (fullFT ? [watched.grad!.array, watchedV.grad!.array] : []))
+        }
+        for fullFT in [false, true] {
+            let (la, ga) = try run(.absorbed, fullFT: fullFT), (lp, gp) = try run(.projected, fullFT: fullFT)
+            XCTAssertEqual(la, lp, accuracy: 1e-5 * max(1, abs(lp)))
+            XCTAssertEqual(ga.count, gp.count)
+            for (a, p) in zip(ga, gp) {
+                let scale = p.map(abs).max()!
+                XCTAssertGreaterThan(scale, 0)
+                for i in 0..<p.count { XCTAssertEqual(a[i], p[i], accuracy: 1e-4 * scale) }
+            }
+        }
+        let (emb, em) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: 2, prompt: prompt)
+        var tokens: [[[Int32]]] = []
+        for mode in [T5Model.CrossAttentionMode.absorbed, .projected] {
+            m.crossAttentionMode = mode
+            let enc = try m.encode(embeds: emb, mask: em, drop: .eval)
+            tokens.append(try m.generate(encoder: enc, encoderMask: em, maxNewTokens: 5))
+        }
+        XCTAssertEqual(tokens[0], tokens[1])
+        // The automatic choice: few label tokens over a long input → absorbed; long targets → projected.
+        XCTAssertTrue(crossAttentionAbsorbedIsCheaper(queries: 3, keys: 356, model: 512, inner: 512, heads: 8))
+        XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 200, keys: 356, model: 512, inner: 512, heads: 8))
+        XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 6, keys: 5, model: 64, inner: 64, heads: 4))
+    }
 }

@@ -45,29 +45,39 @@ final class ParityTests: XCTestCase {
         for name in dirs {
             let dir = "\(root)/\(name)"
             let c = try ParityCase.load(path: "\(dir)/case.json")
-            let got = try ParityRunner.run(modelDirectory: "\(dir)/model", case: c)
             let exp = try readJSON("\(dir)/expected.json") as! [String: Any]
-            if let l = exp["loss"] as? Double {
-                compare(name, "loss", (got["loss"] as? Double).map { [$0] }, [l], abs: 1e-4, rel: 1e-4)
+            // T5: both cross-attention forms (projected K/V as transformers, and absorbed) against the same reference.
+            var isT5 = false
+            if case .t5 = try ModelConfig.load(path: "\(dir)/model/config.json") { isT5 = true }
+            for mode in isT5 ? [T5Model.CrossAttentionMode.projected, .absorbed] : [.auto] {
+                let name = isT5 ? "\(name) [\(mode)]" : name
+                let got = try ParityRunner.run(modelDirectory: "\(dir)/model", case: c, crossAttention: mode)
+                try check(name, got, exp)
             }
-            XCTAssertEqual(got["logits_shape"] as? [Int], (exp["logits_shape"] as? [Any])?.compactMap { ($0 as? Int) }, "\(name): logits_shape")
-            compare(name, "logits", doubles(got["logits"]), doubles(exp["logits"])!, abs: 1e-4, rel: 1e-4)
-            if let e = doubles(exp["encoder_last_hidden_state"]) {
-                compare(name, "encoder_last_hidden_state", doubles(got["encoder_last_hidden_state"]), e, abs: 1e-4, rel: 1e-4)
-            }
-            if let e = doubles(exp["prompt_grad"]) {
-                compare(name, "prompt_grad", doubles(got["prompt_grad"]), e, abs: 1e-4, rel: 1e-3)
-            }
-            if let wg = exp["weight_grads"] as? [String: Any] {
-                let g = got["weight_grads"] as? [String: [Double]] ?? [:]
-                for (n, v) in wg { compare(name, "weight_grads[\(n)]", g[n], doubles(v)!, abs: 1e-4, rel: 1e-3) }
-            }
-            if let e = exp["generated_ids"] as? [[Int]] {
-                let a = got["generated_ids"] as? [[Int]] ?? []
-                let width = max(e.map(\.count).max() ?? 0, a.map(\.count).max() ?? 0)
-                func pad(_ r: [[Int]]) -> [[Int]] { r.map { $0 + [Int](repeating: 0, count: width - $0.count) } }
-                XCTAssertEqual(pad(a), pad(e), "\(name): generated_ids")
-            }
+        }
+    }
+
+    func check(_ name: String, _ got: [String: Any], _ exp: [String: Any]) throws {
+        if let l = exp["loss"] as? Double {
+            compare(name, "loss", (got["loss"] as? Double).map { [$0] }, [l], abs: 1e-4, rel: 1e-4)
+        }
+        XCTAssertEqual(got["logits_shape"] as? [Int], (exp["logits_shape"] as? [Any])?.compactMap { ($0 as? Int) }, "\(name): logits_shape")
+        compare(name, "logits", doubles(got["logits"]), doubles(exp["logits"])!, abs: 1e-4, rel: 1e-4)
+        if let e = doubles(exp["encoder_last_hidden_state"]) {
+            compare(name, "encoder_last_hidden_state", doubles(got["encoder_last_hidden_state"]), e, abs: 1e-4, rel: 1e-4)
+        }
+        if let e = doubles(exp["prompt_grad"]) {
+            compare(name, "prompt_grad", doubles(got["prompt_grad"]), e, abs: 1e-4, rel: 1e-3)
+        }
+        if let wg = exp["weight_grads"] as? [String: Any] {
+            let g = got["weight_grads"] as? [String: [Double]] ?? [:]
+            for (n, v) in wg { compare(name, "weight_grads[\(n)]", g[n], doubles(v)!, abs: 1e-4, rel: 1e-3) }
+        }
+        if let e = exp["generated_ids"] as? [[Int]] {
+            let a = got["generated_ids"] as? [[Int]] ?? []
+            let width = max(e.map(\.count).max() ?? 0, a.map(\.count).max() ?? 0)
+            func pad(_ r: [[Int]]) -> [[Int]] { r.map { $0 + [Int](repeating: 0, count: width - $0.count) } }
+            XCTAssertEqual(pad(a), pad(e), "\(name): generated_ids")
         }
     }
 

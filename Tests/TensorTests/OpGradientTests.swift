@@ -211,4 +211,66 @@ final class OpGradientTests: XCTestCase {
             XCTAssertThrowsError(try attention(q: q, k: k, v: v, heads: h, bias: rand([h, tq, tk + 1], "bad")))
         }
     }
+
+    func testAbsorbedCrossAttentionGradients() throws {
+        let b = dim("xb", 1, 3), h = dim("xh", 1, 3), dk = dim("xdk", 2, 4), tq = dim("xtq", 1, 4), tk = dim("xtk", 3, 6) + 8
+        let d = dim("xd", 3, 7)
+        let q = rand([b, tq, h * dk], "xq"), e = rand([b, tk, d], "xe")
+        let wk = rand([h * dk, d], "xwk"), wv = rand([h * (dk + 1), d], "xwv")
+        var m = [Float](repeating: 1, count: b * tk)
+        m[tk - 1] = 0
+        m[2] = 0
+        let mask = Tensor(shape: [b, tk], values: m)
+        try gradCheck("absorbed cross-attention", [q, e, wk, wv]) {
+            try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h, keyMask: mask)
+        }
+        let drop = AttentionOptions(scale: 0.7, dropout: 0.25, key: RNGKey(seed: 5))
+        try gradCheck("absorbed cross-attention dropout", [q, e, wk, wv]) {
+            try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h, keyMask: mask, options: drop)
+        }
+        // Only some inputs trainable (prompt tuning: q and memory; frozen weights get no gradient).
+        wk.requiresGrad = false
+        wv.requiresGrad = false
+        wk.zeroGrad(); wv.zeroGrad()
+        try gradCheck("absorbed cross-attention frozen weights", [q, e]) {
+            try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h, keyMask: mask, options: drop)
+        }
+        XCTAssertNil(wk.grad)
+        XCTAssertThrowsError(try crossAttentionAbsorbed(q: q, memory: e, wk: rand([h * dk, d + 1], "xbad"), wv: wv, heads: h))
+        XCTAssertThrowsError(try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h,
+                                                        options: AttentionOptions(causal: true)))
+    }
+
+    func testAbsorbedCrossAttentionMatchesProjected() throws {
+        // The absorbed form against attention(q, E·Wkᵀ, E·Wvᵀ): outputs and every gradient, with a
+        // key mask and dropout (same masks: same key per (b, h) unit), over a SIMD block and a tail;
+        // one batch row runs serially with threaded GEMMs, more run as parallel units.
+        for (b, tq, tk) in [(1, 2, 13), (3, 1, 21), (2, 4, 37)] {
+            let h = 4, dk = 5, d = 11
+            let opts = AttentionOptions(dropout: 0.2, key: RNGKey(seed: UInt64(tk)))
+            var m = [Float](repeating: 1, count: b * tk)
+            m[3] = 0; m[(b - 1) * tk + 7] = 0
+            let mask = Tensor(shape: [b, tk], values: m)
+            func run(_ absorbed: Bool) throws -> (Tensor, [Tensor]) {
+                let q = rand([b, tq, h * dk], "pq\(tk)", lo: -2, hi: 2), e = rand([b, tk, d], "pe\(tk)")
+                let wk = rand([h * dk, d], "pk\(tk)"), wv = rand([h * dk, d], "pv\(tk)")
+                let w = rand([b, tq, h * dk], "pw\(tk)", grad: false)
+                let tape = Tape()
+                let out = try tape.record { () throws -> Tensor in
+                    absorbed
+                        ? try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h, keyMask: mask, options: opts)
+                        : try attention(q: q, k: try linear(e, wk), v: try linear(e, wv), heads: h, keyMask: mask, options: opts)
+                }
+                let loss = try tape.record { sum(try mul(out, w)) }
+                tape.backward(loss)
+                return (out, [q, e, wk, wv].map { $0.grad! })
+            }
+            let (fast, gFast) = try run(true), (ref, gRef) = try run(false)
+            for i in 0..<ref.count { XCTAssertEqual(fast[i], ref[i], accuracy: 1e-5) }
+            for (gf, gr) in zip(gFast, gRef) {
+                XCTAssertEqual(gf.shape, gr.shape)
+                for i in 0..<gr.count { XCTAssertEqual(gf[i], gr[i], accuracy: 2e-5 * max(1, abs(gr[i]))) }
+            }
+        }
+    }
 }
