@@ -280,6 +280,12 @@ public final class T5Model {
         return try head(h)
     }
 
+    /// Whether cross-attention runs in the absorbed form for `queries` decoder rows over `keys`
+    /// encoder rows (no adapters attached).
+    public func crossAttentionIsAbsorbed(queries: Int, keys: Int) -> Bool {
+        decoderBlocks.first.map { absorbsCross($0.crossAttn!, queries: queries, keys: keys) } ?? false
+    }
+
     /// Whether this cross-attention layer runs in the absorbed form for `queries` decoder rows.
     func absorbsCross(_ a: Attn, queries: Int, keys: Int) -> Bool {
         switch crossAttentionMode {

@@ -67,41 +67,69 @@ struct BenchOne: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let S = seqLen + (workload == "ft" ? 0 : prompt)
-        let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload)
+        // Generation: each step is one query row; the model picks its cross-attention form for 3 steps.
+        let absorbed = model.crossAttentionIsAbsorbed(queries: 3, keys: S)
+        let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed)
+        let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false)
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
-                                  "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9,
+                                  "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
+                                  "cross_attention": absorbed ? "absorbed" : "projected",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
                                   "attention_share": AttentionClock.seconds / times.reduce(0, +)]
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
 }
 
-/// Matrix-multiply FLOPs (2·m·n·k per GEMM) of a T5 step; backward of frozen weights counts only
-/// activation gradients (one GEMM per linear, two per attention product), FT adds weight gradients.
+/// Matrix-multiply FLOPs (2·m·n·k per GEMM) of a T5 step as executed; backward of frozen weights
+/// counts only activation gradients, FT adds weight gradients. Cross-attention is counted in the
+/// form the model runs: projected (K/V of the encoder states per decoder layer, as transformers)
+/// or absorbed (`crossAttentionAbsorbed`: Wk/Wv folded into queries and output, two GEMMs with the
+/// encoder states per head-stacked batch row). `absorbed: false` gives transformers' count.
 enum BenchFlops {
-    static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String) -> Double {
-        let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf) * (c.isGated ? 2 : 1), H = Double(c.numHeads), dk = Double(c.dKv)
-        let b = Double(B), s = Double(S), t = Double(T), V = Double(c.vocabSize)
-        let encLinear = 2 * b * s * (4 * d * inner + 2 * d * ff / (c.isGated ? 2 : 1) * (c.isGated ? 1.5 : 1))
-        let encAttn = 2 * 2 * b * H * s * s * dk
-        let crossKV = 2 * 2 * b * s * d * inner  // cross-attention K and V of the encoder states, per decoder layer
-        let decLinear = 2 * b * t * (6 * d * inner + 2 * d * ff / (c.isGated ? 2 : 1) * (c.isGated ? 1.5 : 1)) + crossKV
-        let decAttn = 2 * 2 * b * H * (t * t + t * s) * dk
-        let head = 2 * b * t * d * V
-        let encoderForward = Double(c.numLayers) * (encLinear + encAttn)
-        let decoderForward = Double(c.decoderLayers) * (decLinear + decAttn) + head
+    static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool) -> Double {
+        let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf), H = Double(c.numHeads), dk = Double(c.dKv)
+        let b = Double(B), s = Double(S), V = Double(c.vocabSize)
+        let ffn = 2 * 2 * d * ff * (c.isGated ? 1.5 : 1)             // per token: wi (wi_0, wi_1) and wo
+        let gemm = { (m: Double, n: Double, k: Double) in 2 * m * n * k }
+        // One pass with t decoder query rows (t = T teacher-forced, 1 per generation step).
+        struct Parts { var linear = 0.0, attn = 0.0 }                 // attn: products with activations on both sides
+        func encoder() -> Parts {
+            Parts(linear: Double(c.numLayers) * b * s * (gemm(1, 4 * inner, d) + ffn),
+                  attn: Double(c.numLayers) * 2 * gemm(b * H * s, s, dk))
+        }
+        func decoder(t: Double, selfKeys: Double) -> Parts {
+            var p = Parts(linear: b * t * (gemm(1, 4 * inner, d) + gemm(1, 2 * inner, d) + ffn),   // self q,k,v,o; cross q,o
+                          attn: 2 * gemm(b * H * t, selfKeys, dk))
+            if absorbed {
+                p.linear += 2 * gemm(b * t, inner, d)                    // Q̃ = Q_h Wk_h and O = C_h Wv_hᵀ
+                p.attn += 2 * gemm(b * H * t, s, d)                      // S = Q̃ Eᵀ and C = Pd E
+            } else {
+                p.attn += 2 * gemm(b * H * t, s, dk)
+            }
+            p.linear *= Double(c.decoderLayers)
+            p.attn *= Double(c.decoderLayers)
+            p.linear += gemm(b * t, V, d)                                // LM head
+            return p
+        }
+        let crossKV = absorbed ? 0 : Double(c.decoderLayers) * 2 * gemm(b * s, inner, d)
+        let enc = encoder(), dec = decoder(t: Double(T), selfKeys: Double(T))
+        let linear = enc.linear + dec.linear + crossKV, attn = enc.attn + dec.attn
         switch workload {
-        case "eval": return encoderForward + decoderForward
+        case "eval": return linear + attn
         case "generate":
-            // cross K/V once, then 3 one-token steps (the per-token share of the decoder without them)
-            let crossAll = Double(c.decoderLayers) * crossKV
-            return encoderForward + crossAll + 3 * ((decoderForward - crossAll) / t)
+            // encoder, cross K/V once (projected form), then 3 one-token steps over a growing self cache
+            var total = enc.linear + enc.attn + crossKV
+            for step in 0..<3 {
+                let p = decoder(t: 1, selfKeys: Double(step + 1))
+                total += p.linear + p.attn
+            }
+            return total
         case "train":
-            // backward: dX GEMMs (= forward linear FLOPs) + attention backward (2× its forward)
-            return 2 * (encoderForward + decoderForward) + Double(c.numLayers) * encAttn + Double(c.decoderLayers) * decAttn
-        default:  // ft: plus weight gradients (= forward linear FLOPs)
-            return 3 * (encoderForward + decoderForward) + Double(c.numLayers) * encAttn + Double(c.decoderLayers) * decAttn
+            // backward: one activation-gradient GEMM per linear, two per activation product
+            return 2 * linear + 3 * attn
+        default:  // ft: plus one weight-gradient GEMM per linear (absorbed: dWk, dWv per head over b·t rows)
+            return 3 * linear + 3 * attn
         }
     }
 }
