@@ -29,6 +29,21 @@ public final class T5Model {
     /// projected form when an adapter sits on the cross-attention K or V weight.
     public enum CrossAttentionMode: Sendable { case auto, projected, absorbed }
 
+    /// Encoder passes that record no gradients and draw no dropout (evaluation, generation) stream
+    /// the batch through the encoder in chunks of about `streamTokens` rows (never less than one
+    /// sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the chunk, not the
+    /// batch. Sequences do not interact in the encoder, so its output is the whole batch's. The
+    /// decoder runs on the whole batch (its few query rows per sequence would otherwise re-read every
+    /// decoder weight per chunk). 0 turns streaming off.
+    public var streamTokens: Int = 1536
+
+    /// Batch-row ranges of a streamed encoder pass (one range when streaming does not apply).
+    public func streamChunks(batch: Int, length: Int, drop: DropoutContext) -> [Range<Int>] {
+        guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [0..<batch] }
+        let n = max(1, min(batch, batch * length / streamTokens))
+        return (0..<n).map { c in (c * batch / n)..<((c + 1) * batch / n) }
+    }
+
     struct Attn { let q, k, v, o: Tensor }
     struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
     struct Block {
@@ -240,6 +255,21 @@ public final class T5Model {
 
     /// Encoder over input embeddings (prompt rows already prepended) with key mask (B, L).
     public func encode(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
+        let chunks = streamChunks(batch: embeds.shape[0], length: embeds.shape[1], drop: drop)
+        guard chunks.count == 1 else {
+            let out = Tensor(zeros: embeds.shape)
+            let row = embeds.count / embeds.shape[0]
+            for r in chunks {
+                let part = try encodeWhole(embeds: try narrow(embeds, axis: 0, start: r.lowerBound, length: r.count),
+                                           mask: try narrow(mask, axis: 0, start: r.lowerBound, length: r.count), drop: drop)
+                (out.data + r.lowerBound * row).update(from: part.data, count: part.count)
+            }
+            return out
+        }
+        return try encodeWhole(embeds: embeds, mask: mask, drop: drop)
+    }
+
+    func encodeWhole(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
         let L = embeds.shape[1]
         var h = drop.apply(embeds)                                                    // (B, L, d)
         let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)

@@ -147,6 +147,12 @@ public struct RNGKey: Hashable, Sendable, CustomStringConvertible {
     /// Standard normal values by Box–Muller on consecutive word pairs.
     public func normalArray(_ count: Int, mean: Float = 0, std: Float = 1) -> [Float] {
         var out = [Float](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { fillNormal($0.baseAddress!, count: count, mean: mean, std: std) }
+        return out
+    }
+
+    /// `normalArray` written into `out` (no temporary array).
+    public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, mean: Float = 0, std: Float = 1) {
         var i = 0
         while i < count {
             let b = block(UInt64(i / 2))
@@ -157,7 +163,6 @@ public struct RNGKey: Hashable, Sendable, CustomStringConvertible {
             if i + 1 < count { out[i + 1] = mean + std * Float(r * sin(2 * Double.pi * u2)) }
             i += 2
         }
-        return out
     }
 }
 

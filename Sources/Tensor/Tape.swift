@@ -46,6 +46,9 @@ public final class Tape {
         return try body()
     }
 
+    /// True while some tape records (inside `record { … }`).
+    public static var isRecording: Bool { active != nil }
+
     /// True when an op with these inputs must be recorded.
     @inline(__always)
     static func needsGrad(_ inputs: Tensor?...) -> Bool {

@@ -165,7 +165,11 @@ public final class Tensor: CustomStringConvertible {
         Tensor(shape: shape, values: key.uniformArray(shape.reduce(1, *), lo: lo, hi: hi), requiresGrad: requiresGrad)
     }
 
+    /// Filled in place (a large random init never holds a second copy of its values).
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, key: RNGKey, requiresGrad: Bool = false) -> Tensor {
-        Tensor(shape: shape, values: key.normalArray(shape.reduce(1, *), mean: mean, std: std), requiresGrad: requiresGrad)
+        let t = Tensor(uninitialized: shape)
+        key.fillNormal(t.data, count: t.count, mean: mean, std: std)
+        t.requiresGrad = requiresGrad
+        return t
     }
 }

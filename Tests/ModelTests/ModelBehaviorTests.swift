@@ -118,4 +118,32 @@ final class ModelBehaviorTests: XCTestCase {
         XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 200, keys: 356, model: 512, inner: 512, heads: 8))
         XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 6, keys: 5, model: 64, inner: 64, heads: 4))
     }
+
+    /// No-gradient encoder passes stream the batch in chunks of rows; the result is the whole
+    /// batch's (logits, encoder states, greedy tokens), and a recording tape turns streaming off.
+    func testStreamedEncoderMatchesWholeBatch() throws {
+        let m = try tinyT5()
+        let B = 5, L = 9
+        let ids: [Int32] = (0..<(B * L)).map { Int32(3 + ($0 * 53) % 250) }
+        var mask = [Float](repeating: 1, count: B * L)
+        mask[L - 1] = 0; mask[3 * L - 2] = 0; mask[3 * L - 1] = 0
+        let labels: [Int32] = (0..<(B * 2)).map { $0 % 2 == 1 ? 1 : Int32(40 + $0) }
+        m.streamTokens = 20  // 45 rows → 2 chunks of 2 and 3 sequences
+        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<2, 2..<5])
+        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: DropoutContext(key: RNGKey(seed: 1), p: 0.1)), [0..<B])
+        Tape().record { XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B]) }
+        let streamed = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
+        let (e1, m1) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: B, prompt: nil)
+        let genStreamed = try m.generate(embeds: e1, mask: m1, maxNewTokens: 4)
+        m.streamTokens = 0
+        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B])
+        let whole = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
+        let (e2, m2) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: B, prompt: nil)
+        let genWhole = try m.generate(embeds: e2, mask: m2, maxNewTokens: 4)
+        XCTAssertEqual(streamed.encoderHidden.shape, whole.encoderHidden.shape)
+        for i in 0..<whole.encoderHidden.count { XCTAssertEqual(streamed.encoderHidden[i], whole.encoderHidden[i], accuracy: 1e-5) }
+        for i in 0..<whole.logits.count { XCTAssertEqual(streamed.logits[i], whole.logits[i], accuracy: 1e-4) }
+        XCTAssertEqual(streamed.loss.scalar, whole.loss.scalar, accuracy: 1e-5)
+        XCTAssertEqual(genStreamed, genWhole)
+    }
 }
