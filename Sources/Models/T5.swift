@@ -29,6 +29,16 @@ public final class T5Model {
     /// projected form when an adapter sits on the cross-attention K or V weight.
     public enum CrossAttentionMode: Sendable { case auto, projected, absorbed }
 
+    /// Self-attention backward recomputes the probabilities P (one more QKᵀ GEMM and softmax per
+    /// head) instead of keeping them from forward: B·H·L² floats per layer. nil (default): recompute
+    /// when backbone weights train (full fine-tuning, where weight gradients and optimizer state
+    /// already hold four copies of the model); keep them when only a prompt or adapter trains.
+    public var recomputeAttentionProbabilities: Bool? = nil
+
+    var recomputesProbabilities: Bool {
+        recomputeAttentionProbabilities ?? parameters.contains { $0.tensor.requiresGrad }
+    }
+
     /// Encoder passes that record no gradients and draw no dropout (evaluation, generation) stream
     /// the batch through the encoder in chunks of about `streamTokens` rows (never less than one
     /// sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the chunk, not the
@@ -228,8 +238,9 @@ public final class T5Model {
 
     func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
         let q = try lin(x, a.q, drop), k = try lin(x, a.k, drop), v = try lin(x, a.v, drop)  // (B, T, I)
-        let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask,
-                                options: drop.attention(causal: causal))
+        var options = drop.attention(causal: causal)
+        options.recomputeProbabilities = recomputesProbabilities
+        let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask, options: options)
         return try lin(ctx, a.o, drop)                                                // (B, T, d)
     }
 

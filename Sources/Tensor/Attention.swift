@@ -25,13 +25,18 @@ public struct AttentionOptions {
     /// Dropout on the attention probabilities (training only; needs `key`).
     public var dropout: Float
     public var key: RNGKey?
+    /// Backward recomputes the probabilities P from Q, K, bias and mask (one more QKᵀ GEMM and
+    /// softmax per unit, bit-identical to forward's) instead of keeping B·H·Tq·Tk floats from forward.
+    public var recomputeProbabilities: Bool
 
-    public init(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0, dropout: Float = 0, key: RNGKey? = nil) {
+    public init(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0, dropout: Float = 0, key: RNGKey? = nil,
+                recomputeProbabilities: Bool = false) {
         self.scale = scale
         self.causal = causal
         self.queryOffset = queryOffset
         self.dropout = dropout
         self.key = key
+        self.recomputeProbabilities = recomputeProbabilities
     }
 }
 
@@ -61,8 +66,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     let dropScale = useDrop ? 1 / (1 - o.dropout) : 1
     let record = Tape.needsGrad(q, k, v, bias)
     let out = Tensor(uninitialized: [b, tq, hdv])
-    // P is kept for backward only when recording; otherwise one scratch per unit.
-    let probs: Tensor? = record ? Tensor(uninitialized: [b, heads, tq, tk]) : nil
+    // P is kept for backward only when recording (and not recomputed there); otherwise one scratch per unit.
+    let probs: Tensor? = record && !o.recomputeProbabilities ? Tensor(uninitialized: [b, heads, tq, tk]) : nil
     // The dropout mask of each unit, kept as bits for backward (1/32 of P).
     let unitBytes = (tq * tk + 63) / 64 * 8
     let maskBits: MaskBits? = record && useDrop ? MaskBits(count: b * heads * unitBytes * 8) : nil
@@ -72,11 +77,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     func unitKey(_ u: Int) -> RNGKey? { useDrop ? o.key!.derive(UInt64(u)) : nil }
     let clock = AttentionClock.now()
 
-    Parallel.units(b * heads) { u in
+    /// P of unit u (scores, bias, masks, softmax) into p [tq, tk].
+    func probabilities(_ u: Int, into p: UnsafeMutablePointer<Float>) {
         let bi = u / heads, h = u % heads
-        let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: tq * tk) : nil
-        defer { scratch?.deallocate() }
-        let p = probs.map { $0.data + u * tq * tk } ?? scratch!
         BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dk, alpha: o.scale,
                    a: pq + bi * tq * hdk + h * dk, lda: hdk, b: pk + bi * tk * hdk + h * dk, ldb: hdk,
                    beta: 0, c: p, ldc: tk)
@@ -86,6 +89,14 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
             softmaxRowVector(p + i * tk, tk, bias: pbias.map { UnsafePointer($0 + (h * tq + i) * tk) }, limit: limit,
                              keyMask: mrow.map { UnsafePointer($0) })
         }
+    }
+
+    Parallel.units(b * heads) { u in
+        let bi = u / heads, h = u % heads
+        let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: tq * tk) : nil
+        defer { scratch?.deallocate() }
+        let p = probs.map { $0.data + u * tq * tk } ?? scratch!
+        probabilities(u, into: p)
         var pv2 = UnsafePointer(p)
         var dropped: UnsafeMutablePointer<Float>? = nil
         if useDrop {
@@ -101,62 +112,76 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     }
     AttentionClock.add(since: clock)
 
-    if record, let probs {
-        let ob = out.box  // keeps q, k, v and P: the gradient needs them
+    if record {
+        let ob = out.box  // keeps q, k, v and P (or bias and mask to recompute P): the gradient needs them
+        let keptMask = keyMask
         Tape.push(out) {
-            let clock = AttentionClock.now()
-            defer { AttentionClock.add(since: clock) }
-            let pq = q.data, pk = k.data, pv = v.data
-            let g = ob.grad!.data
-            let gq = q.requiresGrad ? q.gradBuffer() : nil
-            let gk = k.requiresGrad ? k.gradBuffer() : nil
-            let gv = v.requiresGrad ? v.gradBuffer() : nil
-            let needBias = bias?.requiresGrad == true
-            // dS overwrites P in place when the bias needs Σ_b dS afterwards.
-            Parallel.units(b * heads) { u in
-                let bi = u / heads, h = u % heads
-                let p = probs.data + u * tq * tk
-                let qb = pq + bi * tq * hdk + h * dk, kb = pk + bi * tk * hdk + h * dk
-                let vb = pv + bi * tk * hdv + h * dv, gob = g + bi * tq * hdv + h * dv
-                let dP = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
-                defer { dP.deallocate() }
-                if let gv {
-                    var pd = UnsafePointer(p)
-                    var tmp: UnsafeMutablePointer<Float>? = nil
-                    if let maskBits {
-                        tmp = .allocate(capacity: tq * tk)
-                        maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
-                                  src: p, dst: tmp!, accumulate: false)
-                        pd = UnsafePointer(tmp!)
+            withExtendedLifetime(keptMask) {
+                let clock = AttentionClock.now()
+                defer { AttentionClock.add(since: clock) }
+                let pq = q.data, pk = k.data, pv = v.data
+                let g = ob.grad!.data
+                let gq = q.requiresGrad ? q.gradBuffer() : nil
+                let gk = k.requiresGrad ? k.gradBuffer() : nil
+                let gv = v.requiresGrad ? v.gradBuffer() : nil
+                let needBias = bias?.requiresGrad == true
+                // With a bias gradient, each head's units run on one thread, batch rows in order, so that
+                // dbias[h] = Σ_b dS accumulates straight from each unit's dS (same order for any thread count).
+                let gb = needBias ? bias!.gradBuffer() : nil
+                func unit(_ u: Int) {
+                    let bi = u / heads, h = u % heads
+                    var own: UnsafeMutablePointer<Float>? = nil
+                    defer { own?.deallocate() }
+                    let p: UnsafeMutablePointer<Float>
+                    if let probs {
+                        p = probs.data + u * tq * tk
+                    } else {
+                        own = .allocate(capacity: tq * tk)
+                        p = own!
+                        probabilities(u, into: p)
                     }
-                    BLAS.sgemm(transA: true, transB: false, m: tk, n: dv, k: tq, alpha: 1, a: pd, lda: tk,
-                               b: gob, ldb: hdv, beta: 1, c: gv + bi * tk * hdv + h * dv, ldc: hdv)
-                    tmp?.deallocate()
+                    let qb = pq + bi * tq * hdk + h * dk, kb = pk + bi * tk * hdk + h * dk
+                    let vb = pv + bi * tk * hdv + h * dv, gob = g + bi * tq * hdv + h * dv
+                    let dP = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
+                    defer { dP.deallocate() }
+                    if let gv {
+                        var pd = UnsafePointer(p)
+                        var tmp: UnsafeMutablePointer<Float>? = nil
+                        if let maskBits {
+                            tmp = .allocate(capacity: tq * tk)
+                            maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                                      src: p, dst: tmp!, accumulate: false)
+                            pd = UnsafePointer(tmp!)
+                        }
+                        BLAS.sgemm(transA: true, transB: false, m: tk, n: dv, k: tq, alpha: 1, a: pd, lda: tk,
+                                   b: gob, ldb: hdv, beta: 1, c: gv + bi * tk * hdv + h * dv, ldc: hdv)
+                        tmp?.deallocate()
+                    }
+                    if gq == nil && gk == nil && gb == nil { return }
+                    BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dv, alpha: 1, a: gob, lda: hdv,
+                               b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
+                    if let maskBits {
+                        maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                                  src: dP, dst: dP, accumulate: false)
+                    }
+                    let dS = dP  // written over dP
+                    for i in 0..<tq {
+                        softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, tk)
+                    }
+                    if let gb { BLAS.axpy(tq * tk, 1, dS, gb + h * tq * tk) }
+                    if let gq {
+                        BLAS.sgemm(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: o.scale, a: dS, lda: tk,
+                                   b: kb, ldb: hdk, beta: 1, c: gq + bi * tq * hdk + h * dk, ldc: hdk)
+                    }
+                    if let gk {
+                        BLAS.sgemm(transA: true, transB: false, m: tk, n: dk, k: tq, alpha: o.scale, a: dS, lda: tk,
+                                   b: qb, ldb: hdk, beta: 1, c: gk + bi * tk * hdk + h * dk, ldc: hdk)
+                    }
                 }
-                if gq == nil && gk == nil && !needBias { return }
-                BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dv, alpha: 1, a: gob, lda: hdv,
-                           b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
-                if let maskBits {
-                    maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
-                              src: dP, dst: dP, accumulate: false)
-                }
-                let dS = needBias ? p : dP  // write dS over P (bias case) or over dP
-                for i in 0..<tq {
-                    softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, tk)
-                }
-                if let gq {
-                    BLAS.sgemm(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: o.scale, a: dS, lda: tk,
-                               b: kb, ldb: hdk, beta: 1, c: gq + bi * tq * hdk + h * dk, ldc: hdk)
-                }
-                if let gk {
-                    BLAS.sgemm(transA: true, transB: false, m: tk, n: dk, k: tq, alpha: o.scale, a: dS, lda: tk,
-                               b: qb, ldb: hdk, beta: 1, c: gk + bi * tk * hdk + h * dk, ldc: hdk)
-                }
-            }
-            if needBias, let bias {
-                let gb = bias.gradBuffer(), n = tq * tk
-                Parallel.forRange(heads, costPerItem: b * n) { hs in
-                    for h in hs { for bi in 0..<b { BLAS.axpy(n, 1, probs.data + (bi * heads + h) * n, gb + h * n) } }
+                if gb != nil {
+                    Parallel.units(heads) { h in for bi in 0..<b { unit(bi * heads + h) } }
+                } else {
+                    Parallel.units(b * heads, unit)
                 }
             }
         }

@@ -190,6 +190,34 @@ final class OpGradientTests: XCTestCase {
         try gradCheck("attention dropout", [q, k, v, bias]) {
             try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: drop)
         }
+        let recompute = AttentionOptions(scale: 0.8, dropout: 0.25, key: RNGKey(seed: 4), recomputeProbabilities: true)
+        try gradCheck("attention dropout, P recomputed", [q, k, v, bias]) {
+            try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: recompute)
+        }
+    }
+
+    /// Backward with P recomputed equals backward with P kept, bit for bit (same ops in the same
+    /// order), with and without a bias gradient (per-head accumulation order).
+    func testAttentionRecomputedProbabilitiesBitIdentical() throws {
+        let b = 3, h = 2, dk = 4, tq = 6, tk = 11
+        var m = [Float](repeating: 1, count: b * tk)
+        m[4] = 0; m[2 * tk + 10] = 0
+        let mask = Tensor(shape: [b, tk], values: m)
+        for biasGrad in [false, true] {
+            func run(_ recompute: Bool) throws -> [[Float]] {
+                let q = rand([b, tq, h * dk], "rq"), k = rand([b, tk, h * dk], "rk"), v = rand([b, tk, h * dk], "rv")
+                let bias = rand([h, tq, tk], "rb", grad: biasGrad), w = rand([b, tq, h * dk], "rw", grad: false)
+                let opts = AttentionOptions(causal: true, queryOffset: tk - tq, dropout: 0.2, key: RNGKey(seed: 11),
+                                            recomputeProbabilities: recompute)
+                let tape = Tape()
+                let loss = try tape.record { sum(try mul(try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts), w)) }
+                tape.backward(loss)
+                return [loss.array, q.grad!.array, k.grad!.array, v.grad!.array] + (biasGrad ? [bias.grad!.array] : [])
+            }
+            let kept = try run(false), recomputed = try run(true)
+            XCTAssertEqual(kept.count, biasGrad ? 5 : 4)
+            XCTAssertEqual(kept, recomputed, "bias gradient: \(biasGrad)")
+        }
     }
 
     func testFusedAttentionMatchesNaive() throws {
