@@ -423,19 +423,35 @@ public final class T5Model {
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
         let L = encoder.shape[1]
-        let absorbed = decoderBlocks.map { absorbsCross($0.crossAttn!, queries: maxNewTokens, keys: L) }
-        // Projected layers: cross-attention K/V once per layer. Absorbed layers keep the encoder states.
-        let crossKV = try zip(decoderBlocks, absorbed).map { blk, abs in
-            abs ? nil : (try lin(encoder, blk.crossAttn!.k, drop), try lin(encoder, blk.crossAttn!.v, drop))
-        }
-        let memory: Tensor? = absorbed.contains(true) ? encoder : nil
+        // Projected layers: cross-attention K/V once per layer. Absorbed layers attend to the encoder
+        // states. How many steps run is unknown up front (rows stop at EOS), so `.auto` starts absorbed
+        // and projects K/V at the first step where absorbed steps would have cost more than projecting
+        // once (at most twice the cheaper form's FLOPs, whatever the number of steps).
+        var crossKV: [(Tensor, Tensor)?] = Array(repeating: nil, count: decoderBlocks.count)
+        var memory: Tensor? = encoder
         _ = consume encoder
+        func project(_ l: Int) throws {
+            guard crossKV[l] == nil, let memory else { return }
+            let a = decoderBlocks[l].crossAttn!
+            crossKV[l] = (try lin(memory, a.k, drop), try lin(memory, a.v, drop))
+        }
+        for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
+        let switchStep = crossAttentionMode == .auto
+            ? (1...max(1, maxNewTokens)).first {
+                !crossAttentionAbsorbedIsCheaper(queries: $0, keys: L, model: config.dModel, inner: config.innerDim, heads: config.numHeads)
+            }
+            : nil
+        if crossKV.allSatisfy({ $0 != nil }) { memory = nil }
         var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)
         for step in 0..<maxNewTokens {
+            if let switchStep, step + 1 == switchStep {
+                for l in decoderBlocks.indices { try project(l) }
+                memory = nil
+            }
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {

@@ -113,6 +113,20 @@ final class ModelBehaviorTests: XCTestCase {
             tokens.append(try m.generate(encoder: enc, encoderMask: em, maxNewTokens: 5))
         }
         XCTAssertEqual(tokens[0], tokens[1])
+        // `.auto` generation starts absorbed and projects K/V once absorbed steps stop paying off
+        // (here at step 15 of 20: 46 keys, d = 64, 4 heads): same tokens as either form throughout.
+        XCTAssertTrue(crossAttentionAbsorbedIsCheaper(queries: 13, keys: 46, model: 64, inner: 64, heads: 4))
+        XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 20, keys: 46, model: 64, inner: 64, heads: 4))
+        var long: [[[Int32]]] = []
+        for mode in [T5Model.CrossAttentionMode.auto, .absorbed, .projected] {
+            m.crossAttentionMode = mode
+            let enc = try m.encode(embeds: emb, mask: em, drop: .eval)
+            long.append(try m.generate(encoder: enc, encoderMask: em, maxNewTokens: 20))
+        }
+        XCTAssertGreaterThan(long[0].map(\.count).max()!, 16, "some row must run past the switch")
+        XCTAssertEqual(long[0], long[1])
+        XCTAssertEqual(long[0], long[2])
+        m.crossAttentionMode = .auto
         // The automatic choice: few label tokens over a long input → absorbed; long targets → projected.
         XCTAssertTrue(crossAttentionAbsorbedIsCheaper(queries: 3, keys: 356, model: 512, inner: 512, heads: 8))
         XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 200, keys: 356, model: 512, inner: 512, heads: 8))
