@@ -18,8 +18,11 @@ public func embedding(_ weight: Tensor, ids: [Int32], shape: [Int]? = nil) throw
     if Tape.needsGrad(weight) {
         let ob = out.box, wb = weight.box
         Tape.push(out) {
-            let g = ob.grad!.data, gw = wb.buffer()
-            for (i, id) in ids.enumerated() { BLAS.axpy(d, 1, g + i * d, gw + Int(id) * d) }
+            let gt = ob.grad!  // kept by deferred work
+            Tape.deferWeightGradient(keptFloats: ids.count * d, weightFloats: v * d) {
+                let g = gt.data, gw = wb.buffer()
+                for (i, id) in ids.enumerated() { BLAS.axpy(d, 1, g + i * d, gw + Int(id) * d) }
+            }
         }
     }
     return out

@@ -130,12 +130,16 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                            beta: 1, c: xb.buffer(), ldc: inF)
             }
             if w.requiresGrad, let x = keepX {
-                if layout == .outIn {  // dW (out × in) = gᵀ x
-                    BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
-                               a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)
-                } else {               // dW (in × out) = xᵀ g
-                    BLAS.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, alpha: 1,
-                               a: x.data, lda: inF, b: g, ldb: outF, beta: 1, c: w.gradBuffer(), ldc: outF)
+                let gt = ob.grad!  // kept by deferred work
+                Tape.deferWeightGradient(keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
+                    let g = gt.data
+                    if layout == .outIn {  // dW (out × in) = gᵀ x
+                        BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
+                                   a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)
+                    } else {               // dW (in × out) = xᵀ g
+                        BLAS.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, alpha: 1,
+                                   a: x.data, lda: inF, b: g, ldb: outF, beta: 1, c: w.gradBuffer(), ldc: outF)
+                    }
                 }
             }
             if let bb, bb.requiresGrad {

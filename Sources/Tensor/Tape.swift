@@ -5,6 +5,9 @@
 // into the gradients of exactly those inputs that require them. Frozen weights therefore get
 // no gradient buffer and no weight-gradient GEMM. `backward` runs nodes newest-first and drops
 // each node (and the activations it captured, and its output's gradient) as soon as it has run.
+// A weight gradient whose inputs are smaller than the weight (decoder rows of a few target tokens,
+// the LM head, embedding rows) is queued and accumulated after the last node, so that full
+// fine-tuning allocates those gradients once the encoder's activations are gone.
 //
 // Primitives and their gradient rules (one place, as house style §3 asks):
 //   add/sub/mul (broadcast)  dA = reduce(g)        dB = ±reduce(g) | reduce(g·A) for mul
@@ -32,6 +35,11 @@ public final class Tape {
     }
 
     var nodes: [Node] = []
+    /// Weight-gradient work queued by nodes during `backward`, run in queue order after every node.
+    var deferred: [() -> Void] = []
+    nonisolated(unsafe) static var running: Tape?
+    /// Whether small weight gradients are deferred to the end of backward (see `deferWeightGradient`).
+    nonisolated(unsafe) public static var defersSmallWeightGradients = true
 
     public init() {}
 
@@ -77,10 +85,30 @@ public final class Tape {
     /// `grad` of every leaf that requires gradients. The tape is empty afterwards.
     public func backward(_ loss: Tensor, seed: Float = 1) {
         precondition(loss.count == 1, "backward needs a scalar loss, got \(loss)")
+        let previous = Tape.running
+        Tape.running = self
+        defer { Tape.running = previous }
         if loss.requiresGrad { loss.gradBuffer()[0] += seed }
         while let node = nodes.popLast() {
             if node.output.grad != nil { node.backward() }
             node.output.grad = nil
+        }
+        let work = deferred
+        deferred.removeAll()
+        for w in work { w() }
+    }
+
+    /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
+    /// its inputs are smaller than the weight it writes (`keptFloats` < `weightFloats`): the
+    /// decoder's and the LM head's weight gradients of a full fine-tuning step (a few target rows)
+    /// then come into existence after the encoder's activations are freed, not while all are alive.
+    /// Queued work runs in queue order, so a weight's contributions keep their order whenever all
+    /// of them are deferred (T5's tied embedding; every weight used once).
+    static func deferWeightGradient(keptFloats: Int, weightFloats: Int, _ work: @escaping () -> Void) {
+        if defersSmallWeightGradients, keptFloats < weightFloats, let tape = running {
+            tape.deferred.append(work)
+        } else {
+            work()
         }
     }
 

@@ -160,4 +160,29 @@ final class ModelBehaviorTests: XCTestCase {
         XCTAssertEqual(streamed.loss.scalar, whole.loss.scalar, accuracy: 1e-5)
         XCTAssertEqual(genStreamed, genWhole)
     }
+
+    /// Deferring small weight gradients (decoder, LM head, tied embedding) to the end of backward
+    /// changes when they are computed, not their values: full fine-tuning gradients bit-identical.
+    func testDeferredWeightGradientsBitIdentical() throws {
+        let m = try tinyT5()
+        m.setTrainable(true)
+        defer { m.setTrainable(false); Tape.defersSmallWeightGradients = true }
+        let ids: [Int32] = (0..<24).map { Int32(3 + ($0 * 29) % 250) }
+        func grads(_ deferring: Bool) throws -> [String: [Float]] {
+            Tape.defersSmallWeightGradients = deferring
+            for (_, t) in m.parameters { t.zeroGrad() }
+            let tape = Tape()
+            let out = try tape.record {
+                try m.forward(inputIds: ids, attentionMask: [Float](repeating: 1, count: 24), labels: [51, 1, 52, 1], batch: 2,
+                              drop: DropoutContext(key: RNGKey(seed: 4), p: 0.1))
+            }
+            tape.backward(out.loss)
+            return Dictionary(uniqueKeysWithValues: m.parameters.map { ($0.name, $0.tensor.grad?.array ?? []) })
+        }
+        let deferred = try grads(true), immediate = try grads(false)
+        XCTAssertEqual(deferred.count, m.parameters.count)
+        XCTAssertFalse(deferred["shared.weight"]!.isEmpty)
+        XCTAssertFalse(deferred["decoder.block.1.layer.2.DenseReluDense.wo.weight"]!.isEmpty)
+        for (name, g) in immediate { XCTAssertEqual(deferred[name]!, g, name) }
+    }
 }
