@@ -45,7 +45,7 @@ public final class T5Model {
     /// batch. Sequences do not interact in the encoder, so its output is the whole batch's. The
     /// decoder runs on the whole batch (its few query rows per sequence would otherwise re-read every
     /// decoder weight per chunk). 0 turns streaming off.
-    public var streamTokens: Int = 1536
+    public var streamTokens: Int = 1024
 
     /// Batch-row ranges of a streamed encoder pass (one range when streaming does not apply).
     public func streamChunks(batch: Int, length: Int, drop: DropoutContext) -> [Range<Int>] {
