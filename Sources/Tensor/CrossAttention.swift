@@ -102,6 +102,13 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
             let g = ob.grad!.data
             let gq = q.requiresGrad ? q.gradBuffer() : nil
             let ge = e.requiresGrad ? e.gradBuffer() : nil
+            /// dst = src ⊙ m/(1−p) for every head of batch row `bi` ([H·Tq, Tk]), masks as forward drew them.
+            func applyDropoutMask(_ bits: MaskBits, batchRow bi: Int, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
+                for h in 0..<heads {
+                    maskApply(0..<unitChunks, count: tq * tk, scale: dropScale, bits: bits.bytes + (bi * heads + h) * unitBytes,
+                              src: src + h * tq * tk, dst: dst + h * tq * tk, accumulate: false)
+                }
+            }
             // dQ̃ of every batch row is kept for dWk (summed over b per head afterwards).
             let dqtAll: UnsafeMutablePointer<Float>? = wk.requiresGrad ? .allocate(capacity: b * rows * d) : nil
             defer { dqtAll?.deallocate() }
@@ -124,10 +131,7 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
                     var tmp: UnsafeMutablePointer<Float>? = nil
                     if let maskBits {
                         tmp = .allocate(capacity: rows * tk)
-                        for h in 0..<heads {
-                            maskApply(0..<unitChunks, count: tq * tk, scale: dropScale, bits: maskBits.bytes + (bi * heads + h) * unitBytes,
-                                      src: p + h * tq * tk, dst: tmp! + h * tq * tk, accumulate: false)
-                        }
+                        applyDropoutMask(maskBits, batchRow: bi, src: p, dst: tmp!)
                         pd = UnsafePointer(tmp!)
                     }
                     BLAS.sgemm(transA: true, transB: false, m: tk, n: d, k: rows, alpha: 1, a: pd, lda: tk, b: dc, ldb: d,
@@ -136,12 +140,7 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
                 }
                 if gq == nil && ge == nil && dqtAll == nil { return }
                 BLAS.sgemm(transA: false, transB: true, m: rows, n: tk, k: d, alpha: 1, a: dc, lda: d, b: eb, ldb: d, beta: 0, c: dP, ldc: tk)
-                if let maskBits {
-                    for h in 0..<heads {
-                        maskApply(0..<unitChunks, count: tq * tk, scale: dropScale, bits: maskBits.bytes + (bi * heads + h) * unitBytes,
-                                  src: dP + h * tq * tk, dst: dP + h * tq * tk, accumulate: false)
-                    }
-                }
+                if let maskBits { applyDropoutMask(maskBits, batchRow: bi, src: dP, dst: dP) }
                 for r in 0..<rows { softmaxBackwardRowVector(p: p + r * tk, dp: dP + r * tk, out: dP + r * tk, tk) }  // dS over dP
                 if let ge, let qtKept {  // dE += dSᵀ Q̃
                     BLAS.sgemm(transA: true, transB: false, m: tk, n: d, k: rows, alpha: 1, a: dP, lda: tk,
