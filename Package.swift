@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // PromptRepro: reproduction harness for low-rank soft-prompt papers (DPT, LoPT).
-// Layering (no upward imports): CBLAS <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Reports <- CLI.
+// Layering (no upward imports): CBLAS, CGemm <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Reports <- CLI.
 import PackageDescription
 
 import Foundation
@@ -49,7 +49,9 @@ let package = Package(
         .target(name: "Support", swiftSettings: fast),
         .target(name: "Store", dependencies: ["CSQLite", "Training", "Methods", "Tasks", "Support", "Tensor",
                                              .product(name: "Yams", package: "Yams")], swiftSettings: fast),
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        // PromptRepro's AVX-512 SGEMM (C, intrinsics); picked at run time on CPUs that have AVX-512.
+        .target(name: "CGemm", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CGemm"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),

@@ -170,6 +170,7 @@ func machineInfo() -> [String: Any] {
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),
         "openblas_config": BLAS.config,
         "openblas_core": BLAS.coreName,
+        "gemm_kernel": BLAS.kernel.rawValue,
         "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,
     ]

@@ -292,5 +292,5 @@ public enum ToolInfo {
 }
 
 enum BLASInfo {
-    static func describe() -> String { "openblas \(BLAS.coreName)" }
+    static func describe() -> String { BLAS.kernelDescription }
 }

@@ -1,7 +1,18 @@
-// The only file that imports the CBLAS module (house style §3).
-// Row-major single-precision GEMM through OpenBLAS with transpose flags (no materialised
-// transposes), plus the naive oracle it is tested against.
+// The only file that imports the CBLAS module (house style §3) and PromptRepro's own AVX-512
+// GEMM (Sources/CGemm). Row-major single-precision GEMM with transpose flags (no materialised
+// transposes), plus the naive oracle both kernels are tested against.
 import CBLAS
+import CGemm
+import Foundation
+
+/// The kernel that runs `BLAS.sgemm`.
+public enum GEMMKernel: String, CaseIterable, Sendable {
+    /// OpenBLAS's cblas_sgemm, whichever core kernel OpenBLAS picked (or OPENBLAS_CORETYPE pinned).
+    case openblas
+    /// PromptRepro's AVX-512 kernel (Sources/CGemm/gemm.c); OpenBLAS keeps the products with fewer
+    /// than 32 rows and a large B, where packing B would cost more than the product.
+    case avx512
+}
 
 public enum BLAS {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
@@ -34,11 +45,47 @@ public enum BLAS {
         }
     }
 
+    /// AVX-512 F/VL/DQ/BW present and enabled by the OS.
+    public static let avx512Available = pr_gemm_avx512_available() != 0
+
+    /// The kernel in use: env PROMPTREPRO_GEMM = auto (default: avx512 where available, else
+    /// openblas), openblas, or avx512. Results are bit-identical for a given kernel and thread
+    /// count; the two kernels differ in the last bits, so compare runs made with the same one.
+    nonisolated(unsafe) public static var kernel: GEMMKernel = {
+        let value = ProcessInfo.processInfo.environment["PROMPTREPRO_GEMM"] ?? "auto"
+        switch value {
+        case "auto", "": return avx512Available ? .avx512 : .openblas
+        case "openblas": return .openblas
+        case "avx512":
+            if avx512Available { return .avx512 }
+            FileHandle.standardError.write(Data("error: PROMPTREPRO_GEMM=avx512 but this CPU (or OS) lacks AVX-512 F/VL/DQ/BW; unset it or use PROMPTREPRO_GEMM=openblas\n".utf8))
+            exit(2)
+        default:
+            FileHandle.standardError.write(Data("error: PROMPTREPRO_GEMM=\(value) is not a kernel; use auto, openblas or avx512\n".utf8))
+            exit(2)
+        }
+    }()
+
+    /// Runs `body` with `kernel` set to `k` (tests, benchmarks), restoring the previous kernel.
+    public static func withKernel<T>(_ k: GEMMKernel, _ body: () throws -> T) rethrows -> T {
+        precondition(k != .avx512 || avx512Available, "AVX-512 kernel requested on a CPU without AVX-512")
+        let saved = kernel
+        kernel = k
+        defer { kernel = saved }
+        return try body()
+    }
+
+    /// For run records and benchmarks: the kernel and OpenBLAS's core.
+    public static var kernelDescription: String {
+        kernel == .avx512 ? "promptrepro avx512 + openblas \(coreName)" : "openblas \(coreName)"
+    }
+
+    /// One thread's product. `forceKernel` (tests) runs the selected kernel at any size.
     @inline(__always)
-    static func sgemmSerial(
+    public static func sgemmSerial(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, forceKernel: Bool = false
     ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
@@ -46,6 +93,10 @@ public enum BLAS {
                 let row = c + i * ldc
                 if beta == 0 { for j in 0..<n { row[j] = 0 } } else { for j in 0..<n { row[j] *= beta } }
             }
+            return
+        }
+        if kernel == .avx512 && (forceKernel || m >= 32 || n * k < 1 << 20) {
+            pr_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         cblas_sgemm(

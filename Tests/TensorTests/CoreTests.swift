@@ -31,6 +31,79 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// PromptRepro's AVX-512 kernel (Sources/CGemm) against the naive oracle, forced on whatever
+    /// size: ragged edges of the 12×32 tile, shapes crossing the MC (480), KC (384) and NC (3072)
+    /// blocks, transposes, padded leading dimensions, alpha/beta, and beta = 0 over a NaN-filled C
+    /// (C must not be read). Skipped, with a message, on CPUs without AVX-512.
+    func testAVX512KernelAgainstNaive() throws {
+        try XCTSkipUnless(BLAS.avx512Available, "this CPU has no AVX-512: the kernel is never selected here")
+        let shapes = [(1, 1, 1), (13, 33, 17), (12, 32, 16), (37, 45, 53), (100, 17, 333), (500, 40, 400), (33, 3100, 20), (64, 64, 64)]
+        for (m, n, k) in shapes {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    for beta: Float in [0.5, 0] {
+                        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
+                        let a = RNGKey(seed: 11).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
+                        let b = RNGKey(seed: 12).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
+                        var c1 = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : RNGKey(seed: 13).uniformArray(m * ldc, lo: -1, hi: 1)
+                        var c2 = c1
+                        a.withUnsafeBufferPointer { pa in
+                            b.withUnsafeBufferPointer { pb in
+                                c1.withUnsafeMutableBufferPointer { pc in
+                                    BLAS.withKernel(.avx512) {
+                                        BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
+                                                         b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, forceKernel: true)
+                                    }
+                                }
+                                c2.withUnsafeMutableBufferPointer { pc in
+                                    BLAS.sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
+                                                    b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                                }
+                            }
+                        }
+                        var worst: Float = 0
+                        for i in 0..<m {
+                            for j in 0..<ldc {
+                                let x = c1[i * ldc + j], y = c2[i * ldc + j]
+                                if j >= n {  // padding columns past n are never written
+                                    XCTAssertTrue(x.isNaN == y.isNaN && (x.isNaN || x == y), "m\(m) n\(n) k\(k): wrote past column n")
+                                    continue
+                                }
+                                worst = max(worst, abs(x - y) / max(1, abs(y)))
+                            }
+                        }
+                        XCTAssertLessThan(worst, 2e-5, "m\(m) n\(n) k\(k) tA\(ta) tB\(tb) beta\(beta)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Both kernels through the public (threaded) entry point agree to rounding on a model-sized
+    /// product, and the AVX-512 result does not depend on how rows are split among threads.
+    func testKernelsAgreeAndSplitDoesNotMatter() throws {
+        try XCTSkipUnless(BLAS.avx512Available, "this CPU has no AVX-512: the kernel is never selected here")
+        let (m, n, k) = (700, 300, 520)
+        let a = Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 21))
+        let w = Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 22))
+        let viaOpenBLAS = try BLAS.withKernel(.openblas) { try linear(a, w) }
+        let viaAVX512 = try BLAS.withKernel(.avx512) { try linear(a, w) }
+        var worst: Float = 0
+        for i in 0..<m * n { worst = max(worst, abs(viaOpenBLAS.data[i] - viaAVX512.data[i])) }
+        XCTAssertLessThan(worst, 1e-4)
+        // Row by row (each row its own call) gives the same bits as the whole product.
+        var rowWise = [Float](repeating: 0, count: m * n)
+        rowWise.withUnsafeMutableBufferPointer { pc in
+            BLAS.withKernel(.avx512) {
+                for i in stride(from: 0, to: m, by: 100) {
+                    BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
+                                     b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, forceKernel: true)
+                }
+            }
+        }
+        for i in 0..<m * n where rowWise[i] != viaAVX512.data[i] { XCTFail("element \(i) differs between row split and whole"); break }
+    }
+
     func testMatmulOpAgainstNaive() throws {
         for ta in [false, true] {
             for tb in [false, true] {
