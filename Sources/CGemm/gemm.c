@@ -53,12 +53,19 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
         long mr = min_l(MR, mc - ir);
         float *dst = ap + ir * kc;
         if (!transA) {
-            for (long i = 0; i < mr; i++) {
-                const float *src = a + (ic + ir + i) * lda + pc;
-                for (long p = 0; p < kc; p++) dst[p * MR + i] = src[p];
+            const float *src = a + (ic + ir) * lda + pc;
+            if (mr == MR) {
+                for (long p = 0; p < kc; p++) {
+                    float *d = dst + p * MR;
+#pragma clang loop unroll(full)
+                    for (int i = 0; i < MR; i++) d[i] = src[i * lda + p];
+                }
+            } else {
+                for (long p = 0; p < kc; p++) {
+                    float *d = dst + p * MR;
+                    for (long i = 0; i < MR; i++) d[i] = i < mr ? src[i * lda + p] : 0;
+                }
             }
-            for (long i = mr; i < MR; i++)
-                for (long p = 0; p < kc; p++) dst[p * MR + i] = 0;
         } else {
             for (long p = 0; p < kc; p++) {
                 const float *src = a + (pc + p) * lda + ic + ir;
