@@ -26,21 +26,24 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let t = Parallel.threads
+        // The kernel is chosen from the whole product, so a split over threads never changes it.
+        let own = usesOwnKernel(m: m, n: n, k: k)
         if t <= 1 || Parallel.insideUnits || m * n * k < 1 << 21 {
-            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                        own: own)
             return
         }
         if m >= 64 * t {
             Parallel.forRange(m, costPerItem: 1 << 20) { rows in
                 let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
                 sgemmSerial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha, a: a0, lda: lda, b: b, ldb: ldb,
-                            beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+                            beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, own: own)
             }
         } else {
             Parallel.forRange(n, costPerItem: 1 << 20) { cols in
                 let b0 = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                 sgemmSerial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda, b: b0, ldb: ldb,
-                            beta: beta, c: c + cols.lowerBound, ldc: ldc)
+                            beta: beta, c: c + cols.lowerBound, ldc: ldc, own: own)
             }
         }
     }
@@ -80,12 +83,21 @@ public enum BLAS {
         kernel == .avx512 ? "promptrepro avx512 + openblas \(coreName)" : "openblas \(coreName)"
     }
 
-    /// One thread's product. `forceKernel` (tests) runs the selected kernel at any size.
+    /// Whether `sgemm` of this size runs the AVX-512 kernel: always when selected, except products
+    /// with fewer than 32 rows and a large B (the LM head while decoding), where packing B would
+    /// cost more than the product and OpenBLAS, which streams B unpacked for such shapes, is faster.
+    @inline(__always)
+    static func usesOwnKernel(m: Int, n: Int, k: Int) -> Bool {
+        kernel == .avx512 && (m >= 32 || n * k < 1 << 20)
+    }
+
+    /// One thread's product: `own` true runs the AVX-512 kernel (which must be available), false
+    /// OpenBLAS, nil decides from this call's size as `sgemm` does.
     @inline(__always)
     public static func sgemmSerial(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, forceKernel: Bool = false
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, own: Bool? = nil
     ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
@@ -95,7 +107,8 @@ public enum BLAS {
             }
             return
         }
-        if kernel == .avx512 && (forceKernel || m >= 32 || n * k < 1 << 20) {
+        if own ?? usesOwnKernel(m: m, n: n, k: k) {
+            precondition(avx512Available, "AVX-512 GEMM kernel called on a CPU without AVX-512")
             pr_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }

@@ -2,10 +2,16 @@ import Tensor
 import XCTest
 
 final class GEMMTests: XCTestCase {
-    /// cblas_sgemm through our wrapper vs the naive triple loop: all transpose cases, odd sizes,
-    /// padded leading dimensions, alpha/beta.
+    /// `BLAS.sgemm` (threaded entry point) vs the naive triple loop with each kernel this CPU can run:
+    /// all transpose cases, odd sizes, padded leading dimensions, alpha/beta.
     func testSgemmAgainstNaive() {
-        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 13, 11), (33, 1, 65), (64, 31, 3)] {
+        for kernel in BLAS.avx512Available ? [GEMMKernel.openblas, .avx512] : [.openblas] {
+            BLAS.withKernel(kernel) { sgemmAgainstNaive() }
+        }
+    }
+
+    func sgemmAgainstNaive() {
+        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 13, 11), (33, 1, 65), (64, 31, 3), (300, 70, 90)] {
             for ta in [false, true] {
                 for tb in [false, true] {
                     let lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3
@@ -25,7 +31,7 @@ final class GEMMTests: XCTestCase {
                             }
                         }
                     }
-                    for i in 0..<c1.count { XCTAssertEqual(c1[i], c2[i], accuracy: 1e-4, "m\(m) n\(n) k\(k) tA\(ta) tB\(tb)") }
+                    for i in 0..<c1.count { XCTAssertEqual(c1[i], c2[i], accuracy: 1e-4, "\(BLAS.kernel) m\(m) n\(n) k\(k) tA\(ta) tB\(tb)") }
                 }
             }
         }
@@ -52,7 +58,7 @@ final class GEMMTests: XCTestCase {
                                 c1.withUnsafeMutableBufferPointer { pc in
                                     BLAS.withKernel(.avx512) {
                                         BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
-                                                         b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, forceKernel: true)
+                                                         b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
                                     }
                                 }
                                 c2.withUnsafeMutableBufferPointer { pc in
@@ -97,7 +103,7 @@ final class GEMMTests: XCTestCase {
             BLAS.withKernel(.avx512) {
                 for i in stride(from: 0, to: m, by: 100) {
                     BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
-                                     b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, forceKernel: true)
+                                     b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, own: true)
                 }
             }
         }
