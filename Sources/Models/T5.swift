@@ -219,7 +219,7 @@ public final class T5Model {
         }
         if Tape.shouldRecord([table]) {
             let ob = out.box, tb = table.box
-            Tape.push(out) {
+            Tape.push(out, inputs: [table]) {
                 let g = ob.grad!.data, gt = tb.buffer()
                 for hh in 0..<h { for e in 0..<(tq * tk) { gt[Int(buckets[e]) * h + hh] += g[hh * tq * tk + e] } }
             }

@@ -43,8 +43,9 @@ struct BenchOne: ParsableCommand {
                 let out = try tape.record {
                     try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: workload == "ft" ? nil : p, drop: drop)
                 }
-                tape.backward(out.loss)
-                opt.update()
+                // No clipping (as the PyTorch reference): the trainer's path for such steps, the
+                // optimizer fused into backward (same values as backward, then update).
+                backwardWithStep(tape, loss: out.loss, optimizer: opt, params: params)
                 for t in params { t.zeroGrad() }
             case "eval":
                 _ = try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: p, drop: .eval)

@@ -115,7 +115,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     if record {
         let ob = out.box  // keeps q, k, v and P (or bias and mask to recompute P): the gradient needs them
         let keptMask = keyMask
-        Tape.push(out) {
+        Tape.push(out, inputs: [q, k, v, bias]) {
             withExtendedLifetime(keptMask) {
                 let clock = AttentionClock.now()
                 defer { AttentionClock.add(since: clock) }

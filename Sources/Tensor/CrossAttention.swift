@@ -96,7 +96,7 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
 
     if record, let probs {
         let ob = out.box
-        Tape.push(out) {
+        Tape.push(out, inputs: [q, e, wk, wv]) {
             let clock = AttentionClock.now()
             defer { AttentionClock.add(since: clock) }
             let g = ob.grad!.data

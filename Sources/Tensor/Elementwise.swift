@@ -90,7 +90,7 @@ func binary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor, _ name: String) throws
         // add/sub need no input values; mul keeps both inputs alive for its gradient.
         let keepA: Tensor? = kind == .mul ? a : nil, keepB: Tensor? = kind == .mul ? b : nil
         let sameShape = a.shape == b.shape
-        Tape.push(out) {
+        Tape.push(out, inputs: [a, b]) {
             let g = ob.grad!.data
             let va = keepA?.data, vb = keepB?.data
             if sameShape {
@@ -163,7 +163,7 @@ public func scale(_ x: Tensor, _ c: Float) -> Tensor {
     Parallel.forRange(x.count) { r in for i in r { po[i] = c * px[i] } }
     if Tape.needsGrad(x) {
         let ob = out.box, xb = x.box, n = x.count
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = xb.buffer()
             Parallel.forRange(n) { r in for i in r { gx[i] += c * g[i] } }
         }
@@ -180,7 +180,7 @@ func unary(_ x: Tensor, overwrite: Bool = false, _ f: @escaping (Float) -> Float
     Parallel.forRange(x.count, costPerItem: 4) { r in for i in r { po[i] = f(px[i]) } }
     if record {
         let ob = out.box  // keeps x: the derivative needs its values
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = x.gradBuffer(), px = x.data
             Parallel.forRange(x.count, costPerItem: 4) { r in for i in r { gx[i] += g[i] * df(px[i]) } }
         }
@@ -199,7 +199,7 @@ public func relu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     Parallel.forRange((n + 63) / 64, costPerItem: 64) { chunks in reluChunks(chunks, count: n, src: px, dst: po, bits: bits?.bytes) }
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out) { bits.accumulate(count: n, scale: 1, ob.grad!.data, into: xb.buffer()) }
+        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: 1, ob.grad!.data, into: xb.buffer()) }
     }
     return out
 }
@@ -273,7 +273,7 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?) -> Tensor {
     dropoutApply(count: n, p: p, scale: s, key: key, src: px, dst: po, bits: bits?.bytes)
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb.buffer()) }
+        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb.buffer()) }
     }
     return out
 }
@@ -398,7 +398,7 @@ public func sum(_ x: Tensor) -> Tensor {
     let out = Tensor(shape: [], values: [Float(acc)])
     if Tape.needsGrad(x) {
         let ob = out.box, xb = x.box, n = x.count
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data[0], gx = xb.buffer()
             for i in 0..<n { gx[i] += g }
         }

@@ -17,7 +17,7 @@ public func embedding(_ weight: Tensor, ids: [Int32], shape: [Int]? = nil) throw
     for (i, id) in ids.enumerated() { (out.data + i * d).update(from: weight.data + Int(id) * d, count: d) }
     if Tape.needsGrad(weight) {
         let ob = out.box, wb = weight.box
-        Tape.push(out) {
+        Tape.push(out, inputs: [weight]) {
             let gt = ob.grad!  // kept by deferred work
             Tape.deferWeightGradient(keptFloats: ids.count * d, weightFloats: v * d) {
                 let g = gt.data, gw = wb.buffer()

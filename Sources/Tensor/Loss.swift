@@ -33,7 +33,7 @@ public func crossEntropy(_ logits: Tensor, targets: [Int32]) throws -> Tensor {
     let out = Tensor(shape: [], values: [counted == 0 ? 0 : Float(total / Double(counted))])
     if Tape.needsGrad(logits), counted > 0 {
         let ob = out.box  // keeps logits and lse
-        Tape.push(out) {
+        Tape.push(out, inputs: [logits]) {
             let px = logits.data
             let g = ob.grad!.data[0] / Float(counted), gx = logits.gradBuffer()
             Parallel.forRange(rows, costPerItem: v * 4) { range in

@@ -45,7 +45,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool 
         let ob = out.box, ab = a.box, bb = b.box
         // dA needs B's values and dB needs A's: keep an operand only if the other needs a gradient.
         let keepA: Tensor? = b.requiresGrad ? a : nil, keepB: Tensor? = a.requiresGrad ? b : nil
-        Tape.push(out) {
+        Tape.push(out, inputs: [a, b]) {
             let g = ob.grad!.data
             if ab.requiresGrad, let b = keepB {
                 let ga = ab.buffer()
@@ -122,7 +122,7 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         let ob = out.box, xb = x.box, bb = bias?.box
         // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
         let keepX: Tensor? = w.requiresGrad ? x : nil
-        Tape.push(out) {
+        Tape.push(out, inputs: [x, w, bias]) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,

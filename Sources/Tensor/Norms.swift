@@ -24,7 +24,7 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
     }
     if Tape.needsGrad(x, w) {
         let ob = out.box  // keeps x, w and rstd: the gradient needs them
-        Tape.push(out) {
+        Tape.push(out, inputs: [x, w]) {
             _ = rstdT
             let px = x.data, pw = w.data
             let g = ob.grad!.data
@@ -79,7 +79,7 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
     }
     if Tape.needsGrad(x, w, b) {
         let ob = out.box  // keeps x, w and the statistics
-        Tape.push(out) {
+        Tape.push(out, inputs: [x, w, b]) {
             _ = statsT
             let px = x.data, pw = w.data
             let g = ob.grad!.data

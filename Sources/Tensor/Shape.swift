@@ -15,7 +15,7 @@ public func reshape(_ x: Tensor, _ shape: [Int]) throws -> Tensor {
     out.data.update(from: x.data, count: x.count)
     if Tape.needsGrad(x) {
         let ob = out.box, xb = x.box, n = x.count
-        Tape.push(out) { BLAS.axpy(n, 1, ob.grad!.data, xb.buffer()) }
+        Tape.push(out, inputs: [x]) { BLAS.axpy(n, 1, ob.grad!.data, xb.buffer()) }
     }
     return out
 }
@@ -49,7 +49,7 @@ public func concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
     if Tape.shouldRecord(xs) {
         let ob = out.box
         let parts = xs.map { ($0.box, $0.shape[ax] * inner) }
-        Tape.push(out) {
+        Tape.push(out, inputs: xs.map { Optional($0) }) {
             let g = ob.grad!.data
             for (i, (xb, len)) in parts.enumerated() where xb.requiresGrad {
                 let gx = xb.buffer()
@@ -75,7 +75,7 @@ public func narrow(_ x: Tensor, axis: Int, start: Int, length: Int) throws -> Te
     for o in 0..<outer { (out.data + o * len).update(from: x.data + o * full + off, count: len) }
     if Tape.needsGrad(x) {
         let ob = out.box, xb = x.box
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = xb.buffer()
             for o in 0..<outer { BLAS.axpy(len, 1, g + o * len, gx + o * full + off) }
         }
@@ -90,7 +90,7 @@ public func repeatBatch(_ x: Tensor, _ batch: Int) -> Tensor {
     for b in 0..<batch { (out.data + b * x.count).update(from: x.data, count: x.count) }
     if Tape.needsGrad(x) {
         let ob = out.box, xb = x.box, n = x.count
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = xb.buffer()
             for b in 0..<batch { BLAS.axpy(n, 1, g + b * n, gx) }
         }

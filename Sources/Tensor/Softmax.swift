@@ -29,7 +29,7 @@ public func softmax(_ x: Tensor, mask: Tensor? = nil) throws -> Tensor {
         let xb = x.box
         let y = out.detachedView()  // the output's values (not its gradient slot)
         let ob = out.box
-        Tape.push(out) {
+        Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = xb.buffer(), po = y.data
             Parallel.forRange(rows, costPerItem: n * 2) { range in
                 for r in range {

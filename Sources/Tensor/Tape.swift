@@ -32,6 +32,8 @@ public final class Tape {
     struct Node {
         let output: GradBox   // the output's gradient slot, not its data
         let backward: () -> Void
+        /// Gradient slots of the leaf inputs (parameters) this node adds into, once per occurrence.
+        let leaves: [GradBox]
     }
 
     var nodes: [Node] = []
@@ -66,14 +68,18 @@ public final class Tape {
     }
 
     /// Appends a node for `output` (for ops defined outside this module, e.g. model-specific
-    /// gather ops). Call only when `Tape.shouldRecord(inputs)` is true. The closure must read the
-    /// output gradient through `output.box` and must not capture `output` unless backward needs
-    /// its values (that would keep the activation alive until backward).
-    public static func push(_ output: Tensor, backward: @escaping () -> Void) {
+    /// gather ops). Call only when `Tape.shouldRecord(inputs)` is true. `inputs` lists every tensor
+    /// the op reads (gradient or not): backward with `onFinalGradient` relies on it to know when no
+    /// later node reads a parameter or adds into its gradient. The closure must read the output
+    /// gradient through `output.box` and must not capture `output` unless backward needs its
+    /// values (that would keep the activation alive until backward).
+    public static func push(_ output: Tensor, inputs: [Tensor?], backward: @escaping () -> Void) {
         guard let tape = Tape.active else { return }
         output.requiresGrad = true
         output.isLeaf = false
-        tape.nodes.append(Node(output: output.box, backward: backward))
+        var leaves: [GradBox] = []
+        for case let t? in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
+        tape.nodes.append(Node(output: output.box, backward: backward, leaves: leaves))
     }
 
     public static func shouldRecord(_ inputs: [Tensor?]) -> Bool {
@@ -83,19 +89,54 @@ public final class Tape {
 
     /// Back-propagates from a scalar `loss` (seed gradient `seed`), accumulating into the
     /// `grad` of every leaf that requires gradients. The tape is empty afterwards.
-    public func backward(_ loss: Tensor, seed: Float = 1) {
+    ///
+    /// `onFinalGradient`, when given, is called with a leaf's gradient slot as soon as the last
+    /// node that reads that leaf has run: its gradient is complete and no remaining node needs its
+    /// values, so the caller may update the leaf in place and drop its gradient (an optimizer step
+    /// fused into backward). A leaf whose node queued deferred weight-gradient work is reported
+    /// once the last such work item that may touch it has run (the work may read it and completes
+    /// its gradient), so every gradient has the same bits as without the hook. Leaves that
+    /// received no gradient are not reported.
+    public func backward(_ loss: Tensor, seed: Float = 1, onFinalGradient: ((GradBox) -> Void)? = nil) {
         precondition(loss.count == 1, "backward needs a scalar loss, got \(loss)")
         let previous = Tape.running
         Tape.running = self
         defer { Tape.running = previous }
+        var pending: [ObjectIdentifier: Int] = [:]     // nodes still to run that read the leaf
+        var deferredUses: [ObjectIdentifier: Int] = [:] // queued work items that may touch it
+        var owners: [[GradBox]] = []                    // per queued work item: its node's leaves
+        if onFinalGradient != nil {
+            for n in nodes { for b in n.leaves { pending[ObjectIdentifier(b), default: 0] += 1 } }
+        }
         if loss.requiresGrad { loss.gradBuffer()[0] += seed }
         while let node = nodes.popLast() {
+            let queued = deferred.count
             if node.output.grad != nil { node.backward() }
             node.output.grad = nil
+            guard let hook = onFinalGradient else { continue }
+            for _ in queued..<deferred.count {
+                owners.append(node.leaves)
+                for b in node.leaves { deferredUses[ObjectIdentifier(b), default: 0] += 1 }
+            }
+            for b in node.leaves {
+                let id = ObjectIdentifier(b)
+                let left = pending[id]! - 1
+                pending[id] = left
+                if left == 0, deferredUses[id, default: 0] == 0, b.grad != nil { hook(b) }
+            }
         }
         let work = deferred
         deferred.removeAll()
-        for w in work { w() }
+        for (i, w) in work.enumerated() {
+            w()
+            guard let hook = onFinalGradient else { continue }
+            for b in owners[i] {
+                let id = ObjectIdentifier(b)
+                let left = deferredUses[id]! - 1
+                deferredUses[id] = left
+                if left == 0, b.grad != nil { hook(b) }  // every node has run: pending is 0
+            }
+        }
     }
 
     /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when

@@ -41,18 +41,35 @@ public final class Optimizer {
 
     /// One update with every group's lr multiplied by `lrScale` (the schedule factor).
     public func update(lrScale: Float = 1) {
+        beginStep(lrScale: lrScale)
+        for g in groups { for t in g.tensors { update(t) } }
+    }
+
+    /// Starts a step whose tensors are then updated one at a time with `update(_:)`, in any order
+    /// (each tensor's rule reads only its own gradient and state): the same arithmetic as
+    /// `update(lrScale:)`, for an optimizer step fused into backward (`backwardWithStep`).
+    public func beginStep(lrScale: Float = 1) {
         step += 1
-        for g in groups {
-            let lr = Double(g.lr * lrScale), wd = Double(g.weightDecay)
-            for t in g.tensors {
-                guard let grad = t.grad else { continue }
-                switch kind {
-                case .adamwTorch, .adamwHF: adam(t, grad, lr: lr, wd: wd)
-                case .adafactor: adafactor(t, grad, lr: lr, wd: wd)
-                }
-            }
+        stepScale = lrScale
+    }
+
+    /// Updates one parameter of the current step from its gradient (nothing when it has none).
+    public func update(_ t: Tensor) {
+        guard let grad = t.grad else { return }
+        if groupOf.isEmpty {
+            for (i, g) in groups.enumerated() { for x in g.tensors where groupOf[ObjectIdentifier(x)] == nil { groupOf[ObjectIdentifier(x)] = i } }
+        }
+        guard let gi = groupOf[ObjectIdentifier(t)] else { preconditionFailure("optimizer update of a tensor in none of its groups: \(t.name)") }
+        let lr = Double(groups[gi].lr * stepScale), wd = Double(groups[gi].weightDecay)
+        switch kind {
+        case .adamwTorch, .adamwHF: adam(t, grad, lr: lr, wd: wd)
+        case .adafactor: adafactor(t, grad, lr: lr, wd: wd)
         }
     }
+
+    var stepScale: Float = 1
+    /// Tensor → index of the first group holding it (built on first use; groups are fixed by then).
+    var groupOf: [ObjectIdentifier: Int] = [:]
 
     func slot(_ t: Tensor, _ shapes: [[Int]]) -> [Tensor] {
         let key = t.name.isEmpty ? "\(ObjectIdentifier(t).hashValue)" : t.name
@@ -178,4 +195,25 @@ public func clipGradNorm(_ tensors: [Tensor], maxNorm: Float) -> Float {
     let coef = maxNorm / (norm + 1e-6)
     if coef < 1 { for t in tensors { if let g = t.grad { for i in 0..<g.count { g.data[i] *= coef } } } }
     return norm
+}
+
+/// Backward with the optimizer step fused in: each parameter in `params` is updated by `optimizer`
+/// as soon as its gradient is complete and no later backward node reads it, and its gradient is
+/// dropped right after, so a full fine-tuning step never holds every gradient at once (peak
+/// memory weights + optimizer state + one layer's gradients, instead of + all gradients). The
+/// result is bit-identical to `tape.backward(loss)` then `optimizer.update(lrScale:)`: the same
+/// per-tensor arithmetic, in another order. Only for steps without gradient clipping (a global norm
+/// needs every gradient first) and without accumulation over micro-batches. Parameters that got no
+/// gradient are left as they are, as `update` leaves them.
+public func backwardWithStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, params: [Tensor], lrScale: Float = 1) {
+    var byBox: [ObjectIdentifier: Tensor] = [:]
+    for t in params { byBox[ObjectIdentifier(t.box)] = t }
+    optimizer.beginStep(lrScale: lrScale)
+    tape.backward(loss) { box in
+        guard let t = byBox[ObjectIdentifier(box)] else { return }
+        optimizer.update(t)
+        t.zeroGrad()
+    }
+    // Parameters outside `params` keep their gradients; those inside whose last reader was skipped
+    // (no gradient reached it) have none.
 }

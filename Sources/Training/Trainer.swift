@@ -203,9 +203,16 @@ public final class Trainer {
                     progress("diverged: loss \(lv) at step \(step + 1)")
                     return result
                 }
-                tape.backward(loss)
-                if let clip = c.clipNorm { clipGradNorm(all, maxNorm: clip) }
-                opt.update(lrScale: c.schedule.factor(step: step, total: totalSteps, warmup: warmup))
+                let lrScale = c.schedule.factor(step: step, total: totalSteps, warmup: warmup)
+                if let clip = c.clipNorm {
+                    tape.backward(loss)
+                    clipGradNorm(all, maxNorm: clip)
+                    opt.update(lrScale: lrScale)
+                } else {
+                    // No global norm to wait for: each tensor steps as soon as its gradient is
+                    // complete (same values; full fine-tuning never holds every gradient at once).
+                    backwardWithStep(tape, loss: loss, optimizer: opt, params: all, lrScale: lrScale)
+                }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
                     result.status = "diverged"

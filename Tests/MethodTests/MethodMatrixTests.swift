@@ -99,6 +99,60 @@ final class MethodMatrixTests: XCTestCase {
         }
     }
 
+    /// The optimizer step fused into backward (`backwardWithStep`, used by the trainer when there is
+    /// no gradient clipping) gives the same bits as backward then `update`, for every method on both
+    /// architectures with dropout on, and for each optimizer on full fine-tuning: a parameter updated
+    /// before the last backward node that reads it would change the other gradients.
+    func testFusedOptimizerStepIsBitIdentical() throws {
+        for arch in ["t5-tiny", "gpt2-tiny"] {
+            let dir = try EmbeddedBackbones.directory(arch)
+            let tok = try Tokenizers.load(directory: dir)
+            let isT5 = arch == "t5-tiny"
+            let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+            var cases: [(String, OptimizerKind)] = ["pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"].map { ($0, .adamwTorch) }
+            if isT5 { cases.append(("dept", .adamwHF)) }
+            cases += [("ft", .adamwTorch), ("ft", .adamwHF), ("ft", .adafactor)]
+            for (name, kind) in cases {
+                var results: [[[Float]]] = []
+                for fused in [false, true] {
+                    let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
+                    var mc = try MethodConfig.defaults(name)
+                    mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
+                    if !isT5 && name == "lora" { mc.targets = ["c_attn"] }
+                    let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))
+                    let params = method.trainable.map(\.tensor)
+                    let opt = Optimizer(kind: kind, groups: [ParamGroup(tensors: params, lr: name == "ft" ? 1e-3 : 0.05, weightDecay: 0.01)])
+                    for step in 0..<3 {
+                        let drop = DropoutContext(key: RNGKey(seed: 7).derive(UInt64(step)), p: 0.1)
+                        let tape = Tape()
+                        let loss = try tape.record { () -> Tensor in
+                            let inj = try method.injection(drop: drop)
+                            if let t5 = backbone as? T5Model {
+                                return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
+                                                      prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
+                            }
+                            return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
+                                                                        batch: data.b, prompt: inj.prompt, drop: drop).loss
+                        }
+                        if fused {
+                            backwardWithStep(tape, loss: loss, optimizer: opt, params: params, lrScale: 0.5 + Float(step))
+                            XCTAssertTrue(params.allSatisfy { $0.grad == nil }, "\(arch) \(name): fused step left a gradient")
+                        } else {
+                            tape.backward(loss)
+                            opt.update(lrScale: 0.5 + Float(step))
+                            for t in params { t.zeroGrad() }
+                        }
+                    }
+                    results.append(params.map(\.array) + backbone.parameters.map(\.tensor.array))
+                }
+                XCTAssertEqual(results[0].count, results[1].count)
+                var same = true
+                for (a, b) in zip(results[0], results[1]) where a != b { same = false }
+                XCTAssertTrue(same, "\(arch) \(name) \(kind): fused step differs from backward + update")
+            }
+        }
+    }
+
     func testT5Matrix() throws { try runMatrix(arch: "t5-tiny") }
     func testGPT2Matrix() throws { try runMatrix(arch: "gpt2-tiny") }
 
