@@ -19,12 +19,15 @@ func shapeString(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separat
 
 /// Large tensors are allocated and freed every step. glibc serves them with fresh mmap()s whose
 /// pages the kernel must zero on first touch (15 % of a training step when profiled). Keeping them
-/// on the heap (no mmap up to 32 MiB, the most M_MMAP_THRESHOLD accepts on 64-bit glibc; no
-/// trimming below 2 GiB) lets freed buffers be reused warm. Disabling mmap altogether
-/// (M_MMAP_MAX 0, for the larger t5-base buffers) measured the same.
+/// on the heap (no trimming below 2 GiB) lets freed buffers be reused warm. M_MMAP_THRESHOLD
+/// accepts at most 32 MiB on 64-bit glibc, and buffers above it (the kept attention probabilities
+/// of a PT step, 32 MB per layer in t5-small, 49 MB in t5-base) were still mapped and zeroed every step: with the AVX-512 GEMM
+/// that was 4 % of the step, so mmap is off altogether (M_MMAP_MAX 0; t5-base PT step 3.17 → 3.04 s,
+/// the same peak RSS on every bench workload).
 let configureAllocator: Void = {
     #if os(Linux)
-    _ = glibcMallopt(-3, 32 << 20)      // M_MMAP_THRESHOLD
+    _ = glibcMallopt(-4, 0)             // M_MMAP_MAX
+    _ = glibcMallopt(-3, 32 << 20)      // M_MMAP_THRESHOLD (moot with M_MMAP_MAX 0; kept if the call above fails)
     _ = glibcMallopt(-1, Int32.max)     // M_TRIM_THRESHOLD
     _ = glibcMallopt(-2, 64 << 20)      // M_TOP_PAD
     #endif
