@@ -21,9 +21,9 @@ func shapeString(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separat
 /// pages the kernel must zero on first touch (15 % of a training step when profiled). Keeping them
 /// on the heap (no trimming below 2 GiB) lets freed buffers be reused warm. M_MMAP_THRESHOLD
 /// accepts at most 32 MiB on 64-bit glibc, and buffers above it (the kept attention probabilities
-/// of a PT step, 32 MB per layer in t5-small, 49 MB in t5-base) were still mapped and zeroed every step: with the AVX-512 GEMM
-/// that was 4 % of the step, so mmap is off altogether (M_MMAP_MAX 0; t5-base PT step 3.17 → 3.04 s,
-/// the same peak RSS on every bench workload).
+/// of a PT step: 32 MB per layer in t5-small, 49 MB in t5-base) were still mapped and zeroed every
+/// step, 4 % of the step with the AVX-512 GEMM; so mmap is off altogether (M_MMAP_MAX 0: t5-base
+/// PT step 3.17 → 3.04 s, the same peak RSS on every bench workload).
 let configureAllocator: Void = {
     #if os(Linux)
     _ = glibcMallopt(-4, 0)             // M_MMAP_MAX
