@@ -145,9 +145,11 @@ AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, l
     }
 }
 
-// C tile (mr×nr of it valid) = alpha · Ap·Bp + beta · C (beta == 0: C not read).
-AVX512 static inline void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
-                                 long mr, long nr, float alpha, float beta) {
+// C tile (mr×nr of it valid) = alpha · A·Bp + beta · C (beta == 0: C not read). A's element
+// (i, p) is at a[i*rs + p*cs]: a packed panel (rs 1, cs MR) or the caller's matrix read in place.
+AVX512 static inline __attribute__((always_inline)) void kernel_strided(
+        long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
+        long mr, long nr, float alpha, float beta) {
     __m512 c0[MR], c1[MR];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
@@ -156,11 +158,11 @@ AVX512 static inline void kernel(long kc, const float *restrict ap, const float 
         __m512 b1 = _mm512_load_ps(bp + 16);
 #pragma clang loop unroll(full)
         for (int i = 0; i < MR; i++) {
-            __m512 av = _mm512_set1_ps(ap[i]);
+            __m512 av = _mm512_set1_ps(a[i * rs]);
             c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
         }
-        ap += MR;
+        a += cs;
         bp += NR;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -181,6 +183,21 @@ AVX512 static inline void kernel(long kc, const float *restrict ap, const float 
     }
 }
 
+AVX512 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
+                          long mr, long nr, float alpha, float beta) {
+    kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta);
+}
+
+AVX512 static void kernel_rows(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
+                               long nr, float alpha, float beta) {
+    kernel_strided(kc, a, lda, 1, bp, c, ldc, MR, nr, alpha, beta);
+}
+
+AVX512 static void kernel_cols(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
+                               long nr, float alpha, float beta) {
+    kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta);
+}
+
 AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
                             const float *a, long lda, const float *b, long ldb,
                             float beta, float *c, long ldc) {
@@ -194,6 +211,9 @@ AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, floa
     float *bp = ensure(&pack_b, &pack_b_size, kcMax * ncMax);
     float *ap = ensure(&pack_a, &pack_a_size, kcMax * mcMax);
     if (!bp || !ap) abort();
+    // Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A
+    // would cost about as much as the product: the kernel reads full 12-row panels of A in place.
+    int direct = n <= 2 * NR;
     for (long jc = 0; jc < n; jc += NC) {
         long nc = min_l(NC, n - jc);
         for (long pc = 0; pc < k; pc += KC) {
@@ -202,12 +222,22 @@ AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, floa
             pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp);
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_l(MC, m - ic);
-                pack_a_block(transA, a, lda, ic, pc, mc, kc, ap);
+                if (!direct) pack_a_block(transA, a, lda, ic, pc, mc, kc, ap);
+                else if (mc % MR) pack_a_block(transA, a, lda, ic + mc / MR * MR, pc, mc % MR, kc, ap);  // ragged last panel
                 for (long jr = 0; jr < nc; jr += NR) {
                     long nr = min_l(NR, nc - jr);
                     for (long ir = 0; ir < mc; ir += MR) {
                         long mr = min_l(MR, mc - ir);
-                        kernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, bet);
+                        float *ct = c + (ic + ir) * ldc + jc + jr;
+                        if (!direct) {
+                            kernel(kc, ap + ir * kc, bp + jr * kc, ct, ldc, mr, nr, alpha, bet);
+                        } else if (mr < MR) {
+                            kernel(kc, ap, bp + jr * kc, ct, ldc, mr, nr, alpha, bet);
+                        } else if (!transA) {
+                            kernel_rows(kc, a + (ic + ir) * lda + pc, lda, bp + jr * kc, ct, ldc, nr, alpha, bet);
+                        } else {
+                            kernel_cols(kc, a + pc * lda + ic + ir, lda, bp + jr * kc, ct, ldc, nr, alpha, bet);
+                        }
                     }
                 }
             }
