@@ -7,7 +7,9 @@
 // processor it does not know; on such a machine with 512-bit FMA units this kernel does about
 // twice the FLOPs per cycle.
 #include "CGemm.h"
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
