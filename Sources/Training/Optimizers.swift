@@ -42,7 +42,7 @@ public final class Optimizer {
     /// One update with every group's lr multiplied by `lrScale` (the schedule factor).
     public func update(lrScale: Float = 1) {
         beginStep(lrScale: lrScale)
-        for g in groups { for t in g.tensors { update(t) } }
+        for g in groups { for t in g.tensors { apply(t, g) } }
     }
 
     /// Starts a step whose tensors are then updated one at a time with `update(_:)`, in any order
@@ -51,16 +51,20 @@ public final class Optimizer {
     public func beginStep(lrScale: Float = 1) {
         step += 1
         stepScale = lrScale
+        groupOf.removeAll(keepingCapacity: true)
+        for (i, g) in groups.enumerated() { for x in g.tensors where groupOf[ObjectIdentifier(x)] == nil { groupOf[ObjectIdentifier(x)] = i } }
     }
 
-    /// Updates one parameter of the current step from its gradient (nothing when it has none).
+    /// Updates one parameter of the current step (begun by `beginStep`) with its group's lr and
+    /// weight decay; nothing when it has no gradient.
     public func update(_ t: Tensor) {
-        guard let grad = t.grad else { return }
-        if groupOf.isEmpty {
-            for (i, g) in groups.enumerated() { for x in g.tensors where groupOf[ObjectIdentifier(x)] == nil { groupOf[ObjectIdentifier(x)] = i } }
-        }
         guard let gi = groupOf[ObjectIdentifier(t)] else { preconditionFailure("optimizer update of a tensor in none of its groups: \(t.name)") }
-        let lr = Double(groups[gi].lr * stepScale), wd = Double(groups[gi].weightDecay)
+        apply(t, groups[gi])
+    }
+
+    func apply(_ t: Tensor, _ g: ParamGroup) {
+        guard let grad = t.grad else { return }
+        let lr = Double(g.lr * stepScale), wd = Double(g.weightDecay)
         switch kind {
         case .adamwTorch, .adamwHF: adam(t, grad, lr: lr, wd: wd)
         case .adafactor: adafactor(t, grad, lr: lr, wd: wd)
@@ -68,7 +72,7 @@ public final class Optimizer {
     }
 
     var stepScale: Float = 1
-    /// Tensor → index of the first group holding it (built on first use; groups are fixed by then).
+    /// Tensor → index of the first group holding it, rebuilt by `beginStep`.
     var groupOf: [ObjectIdentifier: Int] = [:]
 
     func slot(_ t: Tensor, _ shapes: [[Int]]) -> [Tensor] {
