@@ -11,7 +11,6 @@
 #include <immintrin.h>
 #endif
 #include <stdlib.h>
-#include <string.h>
 
 #define MR 12
 #define NR 32
@@ -35,6 +34,11 @@ int pr_gemm_avx512_available(void) {
 #if defined(__x86_64__)
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
+
+// Mask of the first `count` of 16 lanes (none when count ≤ 0, all when ≥ 16).
+static inline __mmask16 lanes(long count) {
+    return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
+}
 
 // Per-thread packing buffers, grown on demand and kept (callers are the core's worker threads).
 static _Thread_local float *pack_a = NULL, *pack_b = NULL;
@@ -94,15 +98,12 @@ AVX512 static inline void transpose16(const float *src, long lds, float *dst, lo
         r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
         r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
     }
-    // r[4q + s] now holds, in each 128-bit lane L, column 4L.. of rows 4q..4q+3 for column offset s.
-    for (int q = 0; q < 4; q++) {
-        for (int s = 0; s < 4; s++) t[4 * q + s] = r[4 * q + s];
-    }
+    // r[4q + s] now holds, in each 128-bit lane L, column 4L + s of rows 4q..4q+3.
     for (int s = 0; s < 4; s++) {
-        __m512 a0 = _mm512_shuffle_f32x4(t[s], t[4 + s], 0x88);      // lanes 0,2 of rows 0-3 | 0,2 of rows 4-7
-        __m512 a1 = _mm512_shuffle_f32x4(t[s], t[4 + s], 0xdd);      // lanes 1,3
-        __m512 b0 = _mm512_shuffle_f32x4(t[8 + s], t[12 + s], 0x88);
-        __m512 b1 = _mm512_shuffle_f32x4(t[8 + s], t[12 + s], 0xdd);
+        __m512 a0 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0x88);      // lanes 0,2 of rows 0-3 | 0,2 of rows 4-7
+        __m512 a1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xdd);      // lanes 1,3
+        __m512 b0 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x88);
+        __m512 b1 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xdd);
         __m512 o0 = _mm512_shuffle_f32x4(a0, b0, 0x88);                // lane 0 of all rows: column s
         __m512 o2 = _mm512_shuffle_f32x4(a0, b0, 0xdd);                // lane 2: column 8 + s
         __m512 o1 = _mm512_shuffle_f32x4(a1, b1, 0x88);                // lane 1: column 4 + s
@@ -120,15 +121,13 @@ AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, l
         long nr = min_l(NR, nc - jr);
         float *dst = bp + jr * kc;
         if (!transB) {
-            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : ((1u << nr) - 1));
-            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : ((1u << (nr - 16)) - 1));
+            __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
             for (long p = 0; p < kc; p++) {
                 const float *src = b + (pc + p) * ldb + jc + jr;
                 _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(m0, src));
                 _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
             }
         } else {
-            // B stored n×k: column j of op(B) is row j of B, contiguous in p.
             // Column j of op(B) is row j of B, contiguous in p: full 16×16 blocks are transposed
             // in registers, the ragged rest element by element (zeros past column nr).
             const float *src = b + (jc + jr) * ldb + pc;
@@ -168,8 +167,7 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided(
         bp += NR;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : ((1u << nr) - 1));
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : ((1u << (nr - 16)) - 1));
+    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) {
         if (i < mr) {

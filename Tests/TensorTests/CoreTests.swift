@@ -56,10 +56,8 @@ final class GEMMTests: XCTestCase {
                         a.withUnsafeBufferPointer { pa in
                             b.withUnsafeBufferPointer { pb in
                                 c1.withUnsafeMutableBufferPointer { pc in
-                                    BLAS.withKernel(.avx512) {
-                                        BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
-                                                         b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
-                                    }
+                                    BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
+                                                     b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
                                 }
                                 c2.withUnsafeMutableBufferPointer { pc in
                                     BLAS.sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
@@ -100,11 +98,9 @@ final class GEMMTests: XCTestCase {
         // Row by row (each row its own call) gives the same bits as the whole product.
         var rowWise = [Float](repeating: 0, count: m * n)
         rowWise.withUnsafeMutableBufferPointer { pc in
-            BLAS.withKernel(.avx512) {
-                for i in stride(from: 0, to: m, by: 100) {
-                    BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
-                                     b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, own: true)
-                }
+            for i in stride(from: 0, to: m, by: 100) {
+                BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
+                                 b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, own: true)
             }
         }
         for i in 0..<m * n where rowWise[i] != viaAVX512.data[i] { XCTFail("element \(i) differs between row split and whole"); break }
