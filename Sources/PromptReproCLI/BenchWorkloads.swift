@@ -46,7 +46,6 @@ struct BenchOne: ParsableCommand {
                 // No clipping (as the PyTorch reference): the trainer's path for such steps, the
                 // optimizer fused into backward (same values as backward, then update).
                 backwardWithStep(tape, loss: out.loss, optimizer: opt, params: params)
-                for t in params { t.zeroGrad() }
             case "eval":
                 _ = try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: p, drop: .eval)
             case "generate":
