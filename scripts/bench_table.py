@@ -2,13 +2,17 @@
 """Markdown rows of the README performance table from Reports/bench.json (written by `make bench`)."""
 import json, sys
 d = json.load(open(sys.argv[1] if len(sys.argv) > 1 else "Reports/bench.json"))
-names = {"train_step": "PT train step", "eval_forward": "eval forward", "generate": "generate 3 tokens", "ft_step": "FT step"}
+names = {"train_step": "PT train step", "eval_forward": "eval forward", "generate": "generate 3 tokens", "ft_step": "FT step",
+         "ft_step_checkpointed": "FT step, checkpointed (opt-in)"}
+reference = {"ft_step_checkpointed": "ft_step"}  # PyTorch runs one FT step (no checkpointing)
 bound = d.get("ratio_bound", {})
 print("| shape | workload | PromptRepro s | PyTorch s | speed-up | bound | GFLOP/s (ours) | peak RSS ours / PyTorch |")
 print("|---|---|---|---|---|---|---|---|")
 for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
     for key, label in names.items():
-        o, p = d["promptrepro"][shape][key], d["pytorch"][shape][key]
+        if key not in d["promptrepro"][shape]:
+            continue
+        o, p = d["promptrepro"][shape][key], d["pytorch"][shape][reference.get(key, key)]
         ratio = p["seconds_median"] / o["seconds_median"]
         b = bound.get(shape, {}).get(key)
         print(f"| {shape} | {label} | {o['seconds_median']:.2f} | {p['seconds_median']:.2f} | {ratio:.2f}× | "

@@ -23,6 +23,19 @@ public final class DropoutContext {
         return training ? key!.derive(site) : nil
     }
 
+    /// The next site's number (for `replaying`).
+    public var position: UInt64 { site }
+
+    /// Runs `body` drawing sites from `mark` on, then continues after the later of where `body`
+    /// stopped and where this context was: a checkpointed block run again in backward draws the
+    /// same masks as in forward and leaves the context where it was.
+    public func replaying<T>(from mark: UInt64, _ body: () throws -> T) rethrows -> T {
+        let saved = site
+        site = mark
+        defer { site = max(saved, site) }
+        return try body()
+    }
+
     public func apply(_ x: Tensor) -> Tensor {
         let k = nextKey()
         return training ? dropout(x, p: p, key: k) : x

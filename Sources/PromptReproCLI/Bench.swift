@@ -24,17 +24,23 @@ struct Bench: ParsableCommand {
         var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": try sgemmSection(t)]]
         if !coreOnly {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
-            let workloads = ["train": "train_step", "eval": "eval_forward", "generate": "generate", "ft": "ft_step"]
+            // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
+            // an extra row: the same step with both sublayer kinds recomputed in backward (opt-in),
+            // compared with PyTorch's (uncheckpointed) FT step.
+            let runs: [String: (String, String)] = ["train_step": ("train", ""), "eval_forward": ("eval", ""), "generate": ("generate", ""),
+                                                   "ft_step": ("ft", ""), "ft_step_checkpointed": ("ft", "all")]
             var ours: [String: Any] = [:]
             for shape in shapes {
                 var m: [String: Any] = [:]
-                for (w, key) in workloads.sorted(by: { $0.key < $1.key }) {
-                    let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"])
+                for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
+                    let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"],
+                                      environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
                     m[key] = r
-                    FileHandle.standardError.write(Data("promptrepro \(shape) \(w): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
+                    FileHandle.standardError.write(Data("promptrepro \(shape) \(key): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
                 }
                 ours[shape] = m
             }
+            let workloads = runs.mapValues(\.0)
             report["promptrepro"] = ours
             if let py = reference {
                 let script = URL(fileURLWithPath: "bench/pytorch_reference.py").path
@@ -52,9 +58,9 @@ struct Bench: ParsableCommand {
                 var pt: [String: Any] = [:], ratio: [String: Any] = [:]
                 for shape in shapes {
                     var mine: [String: Any] = [:], r: [String: Any] = [:]
-                    for (w, key) in workloads {
+                    for (key, w) in workloads {
                         let theirs = ref[shape]?[w] ?? [:]
-                        mine[key] = theirs
+                        if key != "ft_step_checkpointed" { mine[key] = theirs }  // PyTorch has one FT step
                         let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
                         if let a = theirs["seconds_median"] as? Double, let b = ourM?["seconds_median"] as? Double {
                             r[key] = (a / b * 100).rounded() / 100
@@ -81,7 +87,7 @@ struct Bench: ParsableCommand {
                     var bound: [String: Any] = [:]
                     for shape in shapes {
                         var r: [String: Any] = [:]
-                        for (w, key) in workloads {
+                        for (key, w) in workloads {
                             let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
                             if let a = ref[shape]?[w]?["seconds_median"] as? Double, let gf = ourM?["gflop"] as? Double {
                                 r[key] = (a / (gf / peak) * 100).rounded() / 100
@@ -101,10 +107,11 @@ struct Bench: ParsableCommand {
         if let out { try (text + "\n").write(toFile: out, atomically: true, encoding: .utf8) }
     }
 
-    func child(_ args: [String]) throws -> [String: Any] {
+    func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executablePath())
         p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
         p.standardOutput = pipe
         try p.run()

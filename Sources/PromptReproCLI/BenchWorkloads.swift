@@ -69,14 +69,19 @@ struct BenchOne: ParsableCommand {
         let S = seqLen + (workload == "ft" ? 0 : prompt)
         // Generation: each step is one query row; the model picks its cross-attention form for 3 steps.
         let absorbed = model.crossAttentionIsAbsorbed(queries: 3, keys: S)
-        let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed)
+        let recompute = workload == "ft"  // the only workload whose FLOP count knows about recomputation
+        let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed,
+                                  recomputesAttention: recompute && model.checkpointSelfAttention,
+                                  recomputesFeedForward: recompute && model.checkpointFeedForward)
         let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false)
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
                                   "cross_attention": absorbed ? "absorbed" : "projected",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
-                                  "attention_share": AttentionClock.seconds / times.reduce(0, +)]
+                                  "attention_share": AttentionClock.seconds / times.reduce(0, +),
+                                  "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]
+                                      .compactMap { $0 }.joined(separator: ",")]
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
 }
@@ -87,7 +92,8 @@ struct BenchOne: ParsableCommand {
 /// or absorbed (`crossAttentionAbsorbed`: Wk/Wv folded into queries and output, two GEMMs with the
 /// encoder states per head-stacked batch row). `absorbed: false` gives transformers' count.
 enum BenchFlops {
-    static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool) -> Double {
+    static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool,
+                   recomputesAttention: Bool = false, recomputesFeedForward: Bool = false) -> Double {
         let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf), H = Double(c.numHeads), dk = Double(c.dKv)
         let b = Double(B), s = Double(S), V = Double(c.vocabSize)
         let ffn = 2 * 2 * d * ff * (c.isGated ? 1.5 : 1)             // per token: wi (wi_0, wi_1) and wo
@@ -129,7 +135,15 @@ enum BenchFlops {
             // backward: one activation-gradient GEMM per linear, two per activation product
             return 2 * linear + 3 * attn
         default:  // ft: plus one weight-gradient GEMM per linear (absorbed: dWk, dWv per head over b·t rows)
-            return 3 * linear + 3 * attn
+            // Checkpointed sublayers run their forward once more in backward.
+            let t = Double(T), L = Double(c.numLayers), Ld = Double(c.decoderLayers)
+            var again = 0.0
+            if recomputesAttention {
+                again += L * (b * s * gemm(1, 4 * inner, d) + 2 * gemm(b * H * s, s, dk))
+                again += Ld * (b * t * gemm(1, 4 * inner, d) + 2 * gemm(b * H * t, t, dk))
+            }
+            if recomputesFeedForward { again += (L * b * s + Ld * b * t) * ffn }
+            return 3 * linear + 3 * attn + again
         }
     }
 }

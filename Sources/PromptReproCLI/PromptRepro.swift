@@ -14,6 +14,8 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
+              PROMPTREPRO_CHECKPOINT  ffn,attention | all: recompute those T5 sublayers in
+                                   backward (less memory, more FLOPs, same results)
               PROMPTREPRO_DEBUG    list checkpoint tensors the model does not use
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,

@@ -74,11 +74,15 @@ public final class Tape {
     /// gradient through `output.box` and must not capture `output` unless backward needs its
     /// values (that would keep the activation alive until backward).
     public static func push(_ output: Tensor, inputs: [Tensor?], backward: @escaping () -> Void) {
+        var leaves: [GradBox] = []
+        for case let t? in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
+        push(output, leaves: leaves, backward: backward)
+    }
+
+    static func push(_ output: Tensor, leaves: [GradBox], backward: @escaping () -> Void) {
         guard let tape = Tape.active else { return }
         output.requiresGrad = true
         output.isLeaf = false
-        var leaves: [GradBox] = []
-        for case let t? in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
         tape.nodes.append(Node(output: output.box, backward: backward, leaves: leaves))
     }
 
@@ -99,6 +103,12 @@ public final class Tape {
     /// received no gradient are not reported.
     public func backward(_ loss: Tensor, seed: Float = 1, onFinalGradient: ((GradBox) -> Void)? = nil) {
         precondition(loss.count == 1, "backward needs a scalar loss, got \(loss)")
+        if loss.requiresGrad { loss.gradBuffer()[0] += seed }
+        run(onFinalGradient: onFinalGradient)
+    }
+
+    /// Runs every node newest-first (the seed gradient is already in place), then deferred work.
+    func run(onFinalGradient: ((GradBox) -> Void)?) {
         let previous = Tape.running
         Tape.running = self
         defer { Tape.running = previous }
@@ -108,7 +118,6 @@ public final class Tape {
         if onFinalGradient != nil {
             for n in nodes { for b in n.leaves { pending[ObjectIdentifier(b), default: 0] += 1 } }
         }
-        if loss.requiresGrad { loss.gradBuffer()[0] += seed }
         while let node = nodes.popLast() {
             let queued = deferred.count
             if node.output.grad != nil { node.backward() }
@@ -139,7 +148,37 @@ public final class Tape {
         }
     }
 
-    /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
+    /// Activation checkpointing: `body(inputs)` runs on a scratch tape whose nodes (and the
+    /// intermediates they keep) are dropped as soon as it returns, so only `inputs` stay alive;
+    /// one node, which reads `inputs` and every leaf the body read, runs `body` again in backward on
+    /// a fresh tape and back-propagates the output's gradient through it. `body` must compute the
+    /// same values when run again (dropout replays its keys: see DropoutContext.replaying). Costs
+    /// one more forward of `body` per backward; the gradients are those of the recorded `body`,
+    /// bit for bit, since the same nodes run in the same order.
+    public static func checkpoint(inputs: [Tensor], _ body: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+        guard Tape.active != nil else { return try body(inputs) }
+        let scratch = Tape()
+        let out = try scratch.record { try body(inputs) }
+        guard !scratch.isEmpty else { return out }
+        var leaves: [GradBox] = []
+        for case let t in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
+        var seen = Set(leaves.map(ObjectIdentifier.init))
+        for n in scratch.nodes { for b in n.leaves where seen.insert(ObjectIdentifier(b)).inserted { leaves.append(b) } }
+        scratch.reset()
+        let ob = out.box
+        push(out, leaves: leaves) {
+            let sub = Tape()
+            // The same body ran once already on these inputs, so it cannot fail now.
+            let again = try! sub.record { try body(inputs) }
+            precondition(again.shape == ob.shape, "checkpointed body changed its output shape")
+            guard !sub.isEmpty else { return }
+            again.box.grad = ob.grad
+            sub.run(onFinalGradient: nil)
+        }
+        return out
+    }
+
+    /// Runs `work` (a weight-gradient accumulation) now    /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
     /// its inputs are smaller than the weight it writes (`keptFloats` < `weightFloats`): the
     /// decoder's and the LM head's weight gradients of a full fine-tuning step (a few target rows)
     /// then come into existence after the encoder's activations are freed, not while all are alive.

@@ -168,6 +168,36 @@ final class AutodiffTests: XCTestCase {
         XCTAssertNil(weakHidden, "activation kept alive after backward")
     }
 
+    /// Tape.checkpoint: the body's intermediates are not kept (a weak reference to one is gone
+    /// after forward), the weights it reads without listing them get their gradients, and every
+    /// gradient equals the recorded body's bit for bit, dropout included (its key is fixed).
+    func testCheckpointKeepsNothingAndGivesTheSameGradients() throws {
+        let w1 = rand([8, 6], "ck1"), w2 = rand([6, 8], "ck2"), p = rand([2, 3, 6], "ckp")
+        let key = RNGKey(seed: 5)
+        func run(_ checkpointed: Bool) throws -> ([Float], [Float], [Float]) {
+            for t in [w1, w2, p] { t.zeroGrad() }
+            weak var weakHidden: Tensor?
+            let tape = Tape()
+            let loss = try tape.record { () throws -> Tensor in
+                let x = try scale(p, 1.5)  // a non-leaf input
+                let body: ([Tensor]) throws -> Tensor = { xs in
+                    let h = relu(try linear(xs[0], w1))
+                    weakHidden = h
+                    return try linear(dropout(h, p: 0.25, key: key), w2)
+                }
+                let y = checkpointed ? try Tape.checkpoint(inputs: [x], body) : try body([x])
+                if checkpointed { XCTAssertNil(weakHidden, "checkpointed intermediate kept after forward") }
+                return mean(try mul(try add(y, x), y))
+            }
+            tape.backward(loss)
+            return (w1.grad!.array, w2.grad!.array, p.grad!.array)
+        }
+        let plain = try run(false), ckpt = try run(true)
+        XCTAssertEqual(plain.0, ckpt.0, "w1 gradient")
+        XCTAssertEqual(plain.1, ckpt.1, "w2 gradient")
+        XCTAssertEqual(plain.2, ckpt.2, "input gradient")
+    }
+
     func testNoRecordingOutsideTape() throws {
         let w = rand([3, 3], "nr")
         let y = try linear(w, w)
