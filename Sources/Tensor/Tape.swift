@@ -25,6 +25,7 @@
 //   dropout(p, key)          dX = g·m/(1−p), m drawn once from the counter-based RNG, kept as bits
 //   crossEntropy(ignore −100) dLogits = (softmax − onehot)/count
 //   sum / mean               dX = g (/n)
+//   checkpoint(inputs, body)  body recorded again in backward; its gradients, bit for bit
 
 public final class Tape {
     nonisolated(unsafe) static var active: Tape?
