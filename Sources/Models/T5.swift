@@ -274,9 +274,15 @@ public final class T5Model {
         let sublayer: ([Tensor]) throws -> Tensor = { [unowned self] xs in
             drop.apply(try self.feedForward(try rmsNorm(xs[0], weight: blk.ffnNorm, eps: self.config.eps), blk.ffn, drop: drop))
         }
-        guard checkpointFeedForward, Tape.isRecording else { return try sublayer([h]) }
+        return try checkpointed(checkpointFeedForward, inputs: [h], drop: drop, sublayer)
+    }
+
+    /// `sublayer(inputs)`, under Tape.checkpoint when `on` and a tape records, with its dropout
+    /// sites replayed when backward runs it again.
+    func checkpointed(_ on: Bool, inputs: [Tensor], drop: DropoutContext, _ sublayer: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+        guard on, Tape.isRecording else { return try sublayer(inputs) }
         let mark = drop.position
-        return try Tape.checkpoint(inputs: [h]) { xs in try drop.replaying(from: mark) { try sublayer(xs) } }
+        return try Tape.checkpoint(inputs: inputs) { xs in try drop.replaying(from: mark) { try sublayer(xs) } }
     }
 
     /// dropout(SelfAttention(norm(h))), the self-attention sublayer's update to h; checkpointed
@@ -286,9 +292,7 @@ public final class T5Model {
             drop.apply(try self.selfAttention(try rmsNorm(xs[0], weight: blk.selfNorm, eps: self.config.eps), blk.selfAttn,
                                               bias: xs[1], mask: mask, causal: causal, drop: drop))
         }
-        guard checkpointSelfAttention, Tape.isRecording else { return try sublayer([h, bias]) }
-        let mark = drop.position
-        return try Tape.checkpoint(inputs: [h, bias]) { xs in try drop.replaying(from: mark) { try sublayer(xs) } }
+        return try checkpointed(checkpointSelfAttention, inputs: [h, bias], drop: drop, sublayer)
     }
 
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {

@@ -75,9 +75,12 @@ public final class Tape {
     /// gradient through `output.box` and must not capture `output` unless backward needs its
     /// values (that would keep the activation alive until backward).
     public static func push(_ output: Tensor, inputs: [Tensor?], backward: @escaping () -> Void) {
-        var leaves: [GradBox] = []
-        for case let t? in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
-        push(output, leaves: leaves, backward: backward)
+        push(output, leaves: leafBoxes(inputs), backward: backward)
+    }
+
+    /// Gradient slots of the inputs that are parameters (leaves requiring gradients).
+    static func leafBoxes(_ inputs: [Tensor?]) -> [GradBox] {
+        inputs.compactMap { t in t.flatMap { $0.isLeaf && $0.requiresGrad ? $0.box : nil } }
     }
 
     static func push(_ output: Tensor, leaves: [GradBox], backward: @escaping () -> Void) {
@@ -161,8 +164,7 @@ public final class Tape {
         let scratch = Tape()
         let out = try scratch.record { try body(inputs) }
         guard !scratch.isEmpty else { return out }
-        var leaves: [GradBox] = []
-        for case let t in inputs where t.isLeaf && t.requiresGrad { leaves.append(t.box) }
+        var leaves = leafBoxes(inputs)
         var seen = Set(leaves.map(ObjectIdentifier.init))
         for n in scratch.nodes { for b in n.leaves where seen.insert(ObjectIdentifier(b)).inserted { leaves.append(b) } }
         scratch.reset()
@@ -179,7 +181,7 @@ public final class Tape {
         return out
     }
 
-    /// Runs `work` (a weight-gradient accumulation) now    /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
+    /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
     /// its inputs are smaller than the weight it writes (`keptFloats` < `weightFloats`): the
     /// decoder's and the LM head's weight gradients of a full fine-tuning step (a few target rows)
     /// then come into existence after the encoder's activations are freed, not while all are alive.
