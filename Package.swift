@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Tasks", "Tensor"],
+        .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Training", "Methods", "Tasks"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -42,7 +42,8 @@ extension ModelConfig {
                     "relative_attention_max_distance": c.maxDistance, "total_params": parameterCount]
         case .gpt2(let c):
             return ["arch": "gpt2", "n_embd": c.nEmbd, "n_layer": c.nLayer, "n_head": c.nHead, "n_positions": c.nPositions,
-                    "n_inner": c.inner, "vocab_size": c.vocabSize, "total_params": parameterCount]
+                    "n_inner": c.inner, "vocab_size": c.vocabSize, "head": c.tied ? "tied to wte" : "untied lm_head",
+                    "total_params": parameterCount]
         }
     }
 }

@@ -28,8 +28,13 @@ public struct T5Config: Codable, Equatable {
     public var eosTokenId: Int?
     public var padTokenId: Int?
     public var modelType: String?
+    /// Derived by transformers from `feed_forward_proj`; a stored value overrides it there, so a
+    /// value that disagrees is refused rather than guessed.
+    public var isGatedAct: Bool?
+    public var denseActFn: String?
 
     enum CodingKeys: String, CodingKey {
+        case isGatedAct = "is_gated_act", denseActFn = "dense_act_fn"
         case vocabSize = "vocab_size", dModel = "d_model", dKv = "d_kv", dFf = "d_ff", numLayers = "num_layers"
         case numDecoderLayers = "num_decoder_layers", numHeads = "num_heads"
         case relativeAttentionNumBuckets = "relative_attention_num_buckets"
@@ -92,6 +97,13 @@ public struct T5Config: Codable, Equatable {
             throw bad("feed_forward_proj", "must be \"relu\" or \"gated-gelu\", got \"\(feedForwardProj ?? "")\"")
         }
         if let m = modelType, !["t5", "mt5", "umt5"].contains(m) { throw bad("model_type", "must be \"t5\", got \"\(m)\"") }
+        if let g = isGatedAct, g != isGated {
+            throw bad("is_gated_act", "is \(g) but feed_forward_proj \"\(feedForwardProj ?? "relu")\" says \(isGated); transformers would use is_gated_act, PromptRepro refuses the contradiction")
+        }
+        if let a = denseActFn, a != activation {
+            throw bad("dense_act_fn", "\"\(a)\" contradicts feed_forward_proj \"\(feedForwardProj ?? "relu")\"")
+        }
+        if !(eps > 0) { throw bad("layer_norm_epsilon", "must be positive, got \(eps)") }
     }
 }
 
@@ -107,6 +119,11 @@ public struct GPT2Config: Codable, Equatable {
     public var activationFunction: String?
     public var scaleAttnWeights: Bool?
     public var scaleAttnByInverseLayerIdx: Bool?
+    /// fp16 attention trick in transformers; in fp32 it computes the same scores (scaling before the
+    /// product instead of after), so it is accepted and has no effect here.
+    public var reorderAndUpcastAttn: Bool?
+    public var tieWordEmbeddings: Bool?
+    public var addCrossAttention: Bool?
     public var residPdrop: Float?
     public var embdPdrop: Float?
     public var attnPdrop: Float?
@@ -117,6 +134,8 @@ public struct GPT2Config: Codable, Equatable {
         case vocabSize = "vocab_size", nEmbd = "n_embd", nLayer = "n_layer", nHead = "n_head", nPositions = "n_positions"
         case nInner = "n_inner", layerNormEpsilon = "layer_norm_epsilon", activationFunction = "activation_function"
         case scaleAttnWeights = "scale_attn_weights", scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx"
+        case reorderAndUpcastAttn = "reorder_and_upcast_attn", tieWordEmbeddings = "tie_word_embeddings"
+        case addCrossAttention = "add_cross_attention"
         case residPdrop = "resid_pdrop", embdPdrop = "embd_pdrop", attnPdrop = "attn_pdrop"
         case eosTokenId = "eos_token_id", modelType = "model_type"
     }
@@ -140,6 +159,8 @@ public struct GPT2Config: Codable, Equatable {
 
     public var inner: Int { nInner ?? 4 * nEmbd }
     public var eps: Float { layerNormEpsilon ?? 1e-5 }
+    /// transformers' default for GPT-2 is a head tied to `wte`.
+    public var tied: Bool { tieWordEmbeddings ?? true }
 
     public func validate(path: String) throws {
         func bad(_ field: String, _ why: String) -> ConfigError { ConfigError(path: path, detail: "field '\(field)' \(why)") }
@@ -151,8 +172,9 @@ public struct GPT2Config: Codable, Equatable {
         if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "gelu", "relu"].contains(a) {
             throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu)")
         }
-        if scaleAttnByInverseLayerIdx == true { throw bad("scale_attn_by_inverse_layer_idx", "true is not supported") }
         if let m = modelType, m != "gpt2" { throw bad("model_type", "must be \"gpt2\", got \"\(m)\"") }
+        if addCrossAttention == true { throw bad("add_cross_attention", "true (GPT-2 as a decoder with cross-attention) is not supported") }
+        if let e = layerNormEpsilon, !(e > 0) { throw bad("layer_norm_epsilon", "must be positive, got \(e)") }
     }
 }
 

@@ -8,8 +8,11 @@ import Tensor
 public final class GPT2Model {
     public let config: GPT2Config
     public let prefix: String                 // "transformer." or "" (Hub gpt2 files)
-    public let wte: Tensor                    // [V, d], also the head
+    public let wte: Tensor                    // [V, d]
     public let wpe: Tensor                    // [n_positions, d]
+    /// The output head [V, d]: `wte` when `tie_word_embeddings` is true (the default), else the
+    /// stored `lm_head.weight`.
+    public let head: Tensor
     let blocks: [Block]
     let lnF: (Tensor, Tensor)
     public let parameters: [(name: String, tensor: Tensor)]
@@ -21,6 +24,8 @@ public final class GPT2Model {
         let ln2: (Tensor, Tensor), fcW: Tensor, fcB: Tensor, fcProjW: Tensor, fcProjB: Tensor
     }
 
+    /// Parameter names and shapes as stored by transformers; an untied head adds `lm_head.weight`
+    /// (always unprefixed: it belongs to GPT2LMHeadModel, not to GPT2Model).
     public static func parameterShapes(_ c: GPT2Config, prefix: String = "transformer.") -> [(String, [Int])] {
         let d = c.nEmbd, f = c.inner
         var out: [(String, [Int])] = [("\(prefix)wte.weight", [c.vocabSize, d]), ("\(prefix)wpe.weight", [c.nPositions, d])]
@@ -34,6 +39,7 @@ public final class GPT2Model {
                     ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])]
         }
         out += [("\(prefix)ln_f.weight", [d]), ("\(prefix)ln_f.bias", [d])]
+        if !c.tied { out.append(("lm_head.weight", [c.vocabSize, d])) }
         return out
     }
 
@@ -57,6 +63,7 @@ public final class GPT2Model {
                          fcB: w("\(p).mlp.c_fc.bias"), fcProjW: w("\(p).mlp.c_proj.weight"), fcProjB: w("\(p).mlp.c_proj.bias"))
         }
         lnF = (w("ln_f.weight"), w("ln_f.bias"))
+        head = c.tied ? wte : by["lm_head.weight"]!
     }
 
     public static func load(directory: String) throws -> GPT2Model {
@@ -70,7 +77,11 @@ public final class GPT2Model {
     public static func load(config c: GPT2Config, weights store: WeightStore) throws -> GPT2Model {
         let prefix = store.has("transformer.wte.weight") ? "transformer." : ""
         let expected = parameterShapes(c, prefix: prefix)
-        try store.require(expected.map(\.0))
+        // Buffers of older files (causal-mask `attn.bias`, `attn.masked_bias`) are not parameters.
+        try store.require(expected.map(\.0), ignoring: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") },
+                          tiedHead: c.tied ? ("lm_head.weight", "\(prefix)wte.weight") : nil) { missing in
+            missing.contains("lm_head.weight") ? " (config.json says tie_word_embeddings: false, so the head must be stored)" : ""
+        }
         return try GPT2Model(config: c, prefix: prefix) { try store.load($0, shape: $1) }
     }
 
@@ -99,13 +110,24 @@ public final class GPT2Model {
         return try add(y, a.delta(x, drop: drop))
     }
 
-    public func hidden(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?, drop: DropoutContext) throws -> Tensor {
+    ///
+    /// `inputDelta` (s×d, s ≥ L), DePT's position-indexed update, is added to the L token
+    /// embeddings before the prompt is prepended (rows 0..L−1, broadcast over the batch), as DePT
+    /// adds it to `inputs_embeds` of T5's encoder.
+    public func hidden(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?, inputDelta: Tensor? = nil,
+                       drop: DropoutContext) throws -> Tensor {
         let L = inputIds.count / batch, d = config.nEmbd
         let n = prompt?.shape[0] ?? 0, S = n + L
         guard S <= config.nPositions else {
             throw TensorError.invalidArgument(op: "GPT-2", detail: "sequence of \(S) positions (prompt \(n) + text \(L)) exceeds n_positions \(config.nPositions)")
         }
         var x = try embedding(wte, ids: inputIds, shape: [batch, L])                  // (B, L, d)
+        if let inputDelta {
+            guard inputDelta.rank == 2, inputDelta.shape[1] == d, inputDelta.shape[0] >= L else {
+                throw TensorError.shapeMismatch(op: "GPT-2 input delta", detail: "delta \(inputDelta.shape) must be [s ≥ \(L), \(d)]")
+            }
+            x = try add(x, try narrow(inputDelta, axis: 0, start: 0, length: L))      // broadcast over B
+        }
         var m = attentionMask
         if let prompt {
             guard prompt.rank == 2, prompt.shape[1] == d else {
@@ -123,14 +145,16 @@ public final class GPT2Model {
         // The pre-activation is a temporary: the activation may overwrite it.
         let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activationFunction ?? "gelu_new"]
             ?? { geluNew($0, overwrite: true) }
-        for blk in blocks {
+        for (layer, blk) in blocks.enumerated() {
+            // scale_attn_by_inverse_layer_idx divides the scores by layer_idx + 1 as well.
+            let scale = (config.scaleAttnByInverseLayerIdx ?? false) ? scaleQK / Float(layer + 1) : scaleQK
             let a = try layerNorm(h, weight: blk.ln1.0, bias: blk.ln1.1, eps: config.eps)
             let qkv = try conv(a, blk.attnW, blk.attnB, drop)                         // (B, S, 3d)
             let q = try narrow(qkv, axis: 2, start: 0, length: d)
             let k = try narrow(qkv, axis: 2, start: d, length: d)
             let v = try narrow(qkv, axis: 2, start: 2 * d, length: d)
             let ctx = try attention(q: q, k: k, v: v, heads: config.nHead, keyMask: mask,
-                                    options: drop.attention(scale: scaleQK, causal: true))
+                                    options: drop.attention(scale: scale, causal: true))
             h = try add(h, drop.apply(try conv(ctx, blk.projW, blk.projB, drop)))
             let m2 = try layerNorm(h, weight: blk.ln2.0, bias: blk.ln2.1, eps: config.eps)
             let f = act(try conv(m2, blk.fcW, blk.fcB, drop))                         // (B, S, F)
@@ -142,10 +166,10 @@ public final class GPT2Model {
     /// Causal LM loss with labels (B, L) (−100 ignored), extended by n × −100 for the prompt and
     /// shifted: position t predicts extended label t+1 (FORMAT §4.3).
     public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
-                        prompt: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
+                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
         let L = inputIds.count / batch, n = prompt?.shape[0] ?? 0, S = n + L
-        let h = try hidden(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt, drop: drop)
-        let logits = try linear(h, wte)                                                // (B, S, V)
+        let h = try hidden(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt, inputDelta: inputDelta, drop: drop)
+        let logits = try linear(h, head)                                               // (B, S, V)
         var targets = [Int32](repeating: ignoreIndex, count: batch * S)
         for b in 0..<batch {
             for t in 0..<(S - 1) {

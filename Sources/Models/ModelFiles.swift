@@ -106,17 +106,38 @@ public final class WeightStore {
     public func shape(_ name: String) -> [Int]? { location[name]?.entries[name]?.shape }
 
     /// Throws, naming every one, when some of `expected` are absent (a name also counts as present
-    /// when one of its `aliases` is stored); logs stored tensors nobody asked for when
-    /// PROMPTREPRO_DEBUG is set.
-    public func require(_ expected: [String], aliases: [String: [String]] = [:], hint: ([String]) -> String = { _ in "" }) throws {
+    /// when one of its `aliases` is stored). Stored tensors that nothing reads are never dropped
+    /// silently: each non-empty one that `ignoring` does not name as a known buffer gets a warning
+    /// on stderr. `tiedHead` (head, embedding) names a stored head that the config ties to the
+    /// embedding (transformers then ignores it): the warning says so when its values differ.
+    public func require(_ expected: [String], aliases: [String: [String]] = [:], ignoring: (String) -> Bool = { _ in false },
+                        tiedHead: (head: String, embedding: String)? = nil, hint: ([String]) -> String = { _ in "" }) throws {
         let missing = expected.filter { !has($0) && !(aliases[$0] ?? []).contains(where: has) }
         if !missing.isEmpty {
             throw SafeTensorsError(path: files.first?.path ?? "?",
                                    detail: "missing \(missing.count) tensor(s)\(hint(missing)): \(missing.prefix(12).joined(separator: ", "))\(missing.count > 12 ? ", …" : "")")
         }
-        let unused = names.subtracting(expected).sorted()
-        if !unused.isEmpty, ProcessInfo.processInfo.environment["PROMPTREPRO_DEBUG"] != nil {
-            FileHandle.standardError.write(Data("debug: ignoring unused tensors: \(unused.joined(separator: ", "))\n".utf8))
+        let read = Set(expected).union(aliases.values.joined())
+        let unused = names.subtracting(read).filter { n in
+            !ignoring(n) && (location[n]?.entries[n].map { $0.end > $0.begin } ?? false)
+        }.sorted()
+        var notes: [String] = []
+        for n in unused {
+            if let t = tiedHead, n == t.head {
+                let same = (try? load(t.head, shape: shape(t.head) ?? []))
+                    .flatMap { h in (try? load(t.embedding, shape: shape(t.embedding) ?? [])).map { $0.shape == h.shape && $0.array == h.array } } ?? false
+                if !same {
+                    notes.append("'\(n)' differs from '\(t.embedding)' but config.json ties the head to the embedding (tie_word_embeddings true or absent), so it is not used, as in transformers; set \"tie_word_embeddings\": false to use it")
+                }
+            } else {
+                notes.append("'\(n)' is stored but not part of the architecture in config.json; it is not used")
+            }
+        }
+        for note in notes.prefix(8) {
+            FileHandle.standardError.write(Data("warning: \(files.first?.path ?? "?"): tensor \(note)\n".utf8))
+        }
+        if notes.count > 8 {
+            FileHandle.standardError.write(Data("warning: \(files.first?.path ?? "?"): \(notes.count - 8) more unused tensors\n".utf8))
         }
     }
 

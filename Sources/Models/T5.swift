@@ -124,9 +124,18 @@ public final class T5Model {
         return out
     }
 
-    /// Total parameters (tied embeddings counted once).
-    public static func parameterCount(_ c: T5Config) -> Int {
-        parameterShapes(c, untiedHead: !c.tied).reduce(0) { $0 + $1.1.reduce(1, *) }
+    /// Total parameters (tied embeddings counted once); `storesHead` (whether the checkpoint holds
+    /// `lm_head.weight`, nil when only the config is known) decides the head as `load` does.
+    public static func parameterCount(_ c: T5Config, storesHead: Bool? = nil) -> Int {
+        parameterShapes(c, untiedHead: headLayout(c, storesHead: storesHead ?? !c.tied).untied).reduce(0) { $0 + $1.1.reduce(1, *) }
+    }
+
+    /// Which head a checkpoint uses, as transformers decides it: with `scale_decoder_outputs`
+    /// (written by transformers ≥ 5) a stored `lm_head.weight` is the head and the flag says whether
+    /// the decoder output is scaled by d^−0.5; without it `tie_word_embeddings` decides both.
+    public static func headLayout(_ c: T5Config, storesHead: Bool) -> (untied: Bool, scale: Bool) {
+        if let s = c.scaleDecoderOutputs { return (storesHead, s) }
+        return (!c.tied, c.tied)
     }
 
     // MARK: construction
@@ -172,20 +181,13 @@ public final class T5Model {
     }
 
     public static func load(config c: T5Config, weights store: WeightStore) throws -> T5Model {
-        let hasHead = store.has("lm_head.weight")
-        // transformers ≥ 5 writes `scale_decoder_outputs`; then a stored lm_head is always the head.
-        let untied: Bool
-        let scale: Bool
-        if let s = c.scaleDecoderOutputs {
-            untied = hasHead
-            scale = s
-        } else {
-            untied = !c.tied
-            scale = c.tied
-        }
+        let (untied, scale) = headLayout(c, storesHead: store.has("lm_head.weight"))
         let expected = parameterShapes(c, untiedHead: untied)
         let aliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
-        try store.require(expected.map(\.0), aliases: aliases) { missing in
+        // Older checkpoints carry an unused cross-attention position bias (transformers ignores it).
+        try store.require(expected.map(\.0), aliases: aliases,
+                          ignoring: { $0.hasSuffix("EncDecAttention.relative_attention_bias.weight") },
+                          tiedHead: untied ? nil : ("lm_head.weight", "shared.weight")) { missing in
             missing == ["lm_head.weight"] ? " (config says the head is untied: tie_word_embeddings false)" : ""
         }
         return try T5Model(config: c, untiedHead: untied, scaleOutput: scale) { name, shape in

@@ -35,6 +35,7 @@ struct Info: ParsableCommand {
     func run() throws {
         var out: [String: Any] = [:]
         var cfg: ModelConfig
+        var storesHead: Bool?
         if let config {
             cfg = try ModelConfig.load(path: config)
             out["source"] = config
@@ -49,6 +50,7 @@ struct Info: ParsableCommand {
                 for f in store.files { for e in f.entries.values { dtypes.insert(e.dtype) } }
                 out["dtype"] = dtypes.sorted().joined(separator: ",")
                 out["stored_tensors"] = store.names.count
+                storesHead = store.has("lm_head.weight")
                 if model.hasPrefix("embedded:") { out["profile"] = "smoke (random weights; never a reproduction)" }
             } catch let e as ModelNotFound {
                 guard let known = Architectures.known[model] else { throw e }
@@ -60,6 +62,13 @@ struct Info: ParsableCommand {
             throw ValidationError("give --model or --config")
         }
         for (k, v) in cfg.summary { out[k] = v }
+        // Count what the loader uses: a stored head may untie a T5 checkpoint (T5Model.headLayout).
+        if case .t5(let c) = cfg, let storesHead {
+            out["total_params"] = T5Model.parameterCount(c, storesHead: storesHead)
+            let layout = T5Model.headLayout(c, storesHead: storesHead)
+            out["variant"] = "\(c.isGated ? "gated-" : "")\(c.activation) FFN, " + (layout.untied ? "untied lm_head" : "tied head")
+                + (layout.scale ? ", d^-0.5 output rescale" : "")
+        }
         try writeJSON(out, to: nil)
     }
 }

@@ -40,6 +40,15 @@ struct Train: ParsableCommand {
     @Option(help: "Prompt length n.") var n: Int?
     @Option(help: "Rank r.") var r: Int?
     @Option(help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
+    @Option(help: "DePT max input length s (rows of the position-indexed update A, s×r).") var deptS: Int?
+    @Option(help: "DePT scaling numerator α (ΔE = α/√r · A·B; code default 8).") var deptAlpha: Float?
+    @Option(help: "LoRA target modules, comma-separated, PEFT suffix rule (T5: q,v; GPT-2: c_attn,c_proj; q/k/v map to GPT-2's fused c_attn).")
+    var loraTargets: String?
+    @Option(help: "LoRA α (update scaled by α/r).") var loraAlpha: Float?
+    @Option(help: "LoRA dropout on the adapter input.") var loraDropout: Float?
+    @Option(help: "Adam/AdamW epsilon (dpt-paper 1e-8, dept-code 1e-6).") var adamEps: Double?
+    @Option(help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
+    @Option(help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Method init (pt: sampled-vocab, respt-vocab, uniform, normal; dpt: uniform, normal).") var initialization: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Checkpoint file (safetensors) to resume from and update every epoch.") var checkpoint: String?
@@ -53,6 +62,21 @@ struct Train: ParsableCommand {
         if let r { mc.r = r }
         if let m { mc.m = m }
         if let initialization { mc.initialization = initialization }
+        func only(_ flag: String, _ methods: [String]) throws {
+            guard methods.contains(method) else { throw ValidationError("--\(flag) applies to \(methods.joined(separator: "/")), not to --method \(method)") }
+        }
+        if let deptS { try only("dept-s", ["dept"]); mc.s = deptS }
+        if let deptAlpha { try only("dept-alpha", ["dept"]); mc.alpha = deptAlpha }
+        if let loraTargets {
+            try only("lora-targets", ["lora"])
+            mc.targets = loraTargets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let loraAlpha { try only("lora-alpha", ["lora"]); mc.alpha = loraAlpha }
+        if let loraDropout {
+            try only("lora-dropout", ["lora"])
+            guard (0..<1).contains(loraDropout) else { throw ValidationError("--lora-dropout must be in [0, 1), got \(loraDropout)") }
+            mc.dropout = loraDropout
+        }
         var c = try TrainConfig.preset(protocolName ?? TrainConfig.defaultProtocol(for: method), method: mc, task: task, model: model,
                                        k: k, seed: seed)
         if let templates {
@@ -75,6 +99,12 @@ struct Train: ParsableCommand {
             c.schedule = s
         }
         if let warmupSteps { c.warmupSteps = warmupSteps }
+        if let warmupRatio { c.warmupRatio = warmupRatio }
+        if let adamEps { c.eps = adamEps }
+        if let dropoutRate {
+            guard (0..<1).contains(dropoutRate) else { throw ValidationError("--dropout-rate must be in [0, 1), got \(dropoutRate)") }
+            c.dropoutRate = dropoutRate
+        }
         if let clip { c.clipNorm = clip > 0 ? clip : nil }
         if let dropout { c.backboneDropout = dropout }
         if let maxSourceLength { c.maxSourceLength = maxSourceLength }

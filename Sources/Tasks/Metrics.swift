@@ -1,30 +1,48 @@
 // Official metrics as DPT evaluates them (METHODS §4.4), in percent (0–100).
 import Foundation
+import Support
 
 public enum Metrics {
-    /// Every metric the task declares, keyed as the papers name them.
-    public static func score(_ def: TaskDefinition, examples: [Example], predictions: [String]) -> [String: Double] {
+    /// Every metric the task declares, keyed as the papers name them, for predictions written in
+    /// the target format of template set `set`: a prediction is first read back into a label with
+    /// the same table that built that set's targets (`TemplateSpec.verbalizer`), so the same
+    /// decisions score the same in every set; an output that is no label is invalid and scored as
+    /// each official metric says. Predictions are `.strip()`ped first, as DPT strips decoded text.
+    public static func score(_ def: TaskDefinition, set: TemplateSet, examples: [Example], predictions: [String]) throws -> [String: Double] {
         precondition(examples.count == predictions.count, "one prediction per example")
-        let preds = predictions.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let preds = predictions.map(pyStrip)
+        let verbalizer = try def.template(set).verbalizer(labels: def.labels)
+        /// Label index of each prediction (nil: not one of the set's targets).
+        func read() -> [Int?] {
+            guard let v = verbalizer else { return preds.map { _ in nil } }
+            return preds.map { p in v.firstIndex(of: p) }
+        }
         var out: [String: Double] = [:]
         switch def.reader {
         case "superglue_multirc":
-            let (f1a, em) = multirc(examples, preds)
+            guard verbalizer != nil else { throw TaskError(file: "Registry/\(def.task).yaml", detail: "MultiRC template '\(set.rawValue)' has no label targets") }
+            let (f1a, em) = multirc(examples, read())
             out["f1a"] = f1a
             out["em"] = em
         case "superglue_record":
             let r = record(examples, preds)
             out.merge(r) { a, _ in a }
         default:
-            if def.task == "wsc" {
-                let (all, l1) = wsc(examples, preds)
+            if def.metrics.contains("accuracy_label1") {
+                // WSC: a set that generates the referent uses T5's wsc_simple rule; a set whose
+                // target is the label (DePT: "0"/"1") is scored as a classification.
+                let (all, l1) = verbalizer == nil ? wsc(examples, preds) : wscLabels(examples, read())
                 out["accuracy"] = all
                 out["accuracy_label1"] = l1
+            } else if verbalizer != nil {
+                let gold = examples.map { $0.label ?? -1 }
+                let got = read()
+                out["accuracy"] = 100 * Double(zip(gold, got).filter { $0 == $1 }.count) / Double(max(gold.count, 1))
+                if def.metrics.contains("macro_f1") {
+                    out["macro_f1"] = macroF1(gold: gold, predicted: got, classes: def.labels?.count ?? 0)
+                }
             } else {
                 out["accuracy"] = accuracy(examples.map(\.target), preds)
-                if def.metrics.contains("macro_f1") {
-                    out["macro_f1"] = macroF1(examples.map(\.target), preds, classes: (0..<(def.labels?.count ?? 0)).map { "\($0)" })
-                }
             }
         }
         return out
@@ -34,6 +52,21 @@ public enum Metrics {
     public static func accuracy(_ targets: [String], _ preds: [String]) -> Double {
         guard !targets.isEmpty else { return 0 }
         return 100 * Double(zip(targets, preds).filter { $0 == $1 }.count) / Double(targets.count)
+    }
+
+    /// Macro-F1 over label indices 0..<classes (sklearn `f1_score(labels=range(classes), average="macro")`);
+    /// an invalid prediction (nil) is a miss for its gold class, never a class of its own.
+    public static func macroF1(gold: [Int], predicted: [Int?], classes: Int) -> Double {
+        guard classes > 0 else { return 0 }
+        var total = 0.0
+        for c in 0..<classes {
+            var tp = 0, fp = 0, fn = 0
+            for (t, p) in zip(gold, predicted) {
+                if p == c && t == c { tp += 1 } else if p == c { fp += 1 } else if t == c { fn += 1 }
+            }
+            total += tp == 0 ? 0 : 2 * Double(tp) / Double(2 * tp + fp + fn)
+        }
+        return 100 * total / Double(classes)
     }
 
     /// Macro-F1 over the given classes; a prediction outside them is a miss for its gold class.
@@ -50,16 +83,17 @@ public enum Metrics {
         return 100 * total / Double(classes.count)
     }
 
-    /// MultiRC: F1a = binary F1 of class "1" over all answer rows, a prediction ∉ {"0","1"} replaced
-    /// by the opposite of the gold label; EM = % of question groups with every row correct.
-    public static func multirc(_ ex: [Example], _ preds: [String]) -> (Double, Double) {
+    /// MultiRC on label indices (1 = the answer is true): F1a = binary F1 of class 1 over all answer
+    /// rows, an invalid prediction (nil) replaced by the opposite of the gold label (T5/DPT
+    /// `f1_score_with_invalid`); EM = % of question groups with every row correct (invalid = wrong).
+    public static func multirc(_ ex: [Example], _ predicted: [Int?]) -> (Double, Double) {
         var tp = 0, fp = 0, fn = 0
         var groupOK: [String: Bool] = [:]
         var order: [String] = []
-        for (e, p) in zip(ex, preds) {
-            let gold = e.target
-            let pred = (p == "0" || p == "1") ? p : (gold == "1" ? "0" : "1")
-            if pred == "1" && gold == "1" { tp += 1 } else if pred == "1" { fp += 1 } else if gold == "1" { fn += 1 }
+        for (e, p) in zip(ex, predicted) {
+            let gold = e.label ?? 0
+            let pred = p ?? (gold == 1 ? 0 : 1)
+            if pred == 1 && gold == 1 { tp += 1 } else if pred == 1 { fp += 1 } else if gold == 1 { fn += 1 }
             let g = e.group ?? "\(e.id)"
             if groupOK[g] == nil { order.append(g); groupOK[g] = true }
             if p != gold { groupOK[g] = false }
@@ -69,13 +103,22 @@ public enum Metrics {
         return (100 * f1, 100 * em)
     }
 
-    /// SQuAD normalisation: lowercase, drop punctuation, drop articles, collapse whitespace.
+    /// MultiRC with DPT's digit targets ("0"/"1"), for callers holding strings.
+    public static func multirc(_ ex: [Example], _ preds: [String]) -> (Double, Double) {
+        multirc(ex, preds.map { ["0": 0, "1": 1][pyStrip($0)] })
+    }
+
+    /// SQuAD normalisation as the official script: `s.lower()`, delete every character of
+    /// `string.punctuation` (ASCII), replace `\b(a|an|the)\b` with a space, then
+    /// `" ".join(s.split())` with Python's whitespace (every Unicode space, U+001C–U+001F; `pySplit`).
     public static func squadNormalize(_ s: String) -> String {
-        let punct = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-        let lower = String(s.lowercased().filter { !punct.contains($0) })
+        let punct = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".unicodeScalars)
+        var lowered = String.UnicodeScalarView()
+        lowered.append(contentsOf: s.lowercased().unicodeScalars.filter { !punct.contains($0) })
+        let lower = String(lowered)
         let re = try! NSRegularExpression(pattern: "\\b(a|an|the)\\b")
         let noArticles = re.stringByReplacingMatches(in: lower, range: NSRange(lower.startIndex..., in: lower), withTemplate: " ")
-        return noArticles.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        return pySplit(noArticles).joined(separator: " ")
     }
 
     /// Token F1 with multiset overlap (0 when nothing overlaps).
@@ -114,7 +157,7 @@ public enum Metrics {
     /// else 1 iff one word set contains the other (words split on single spaces, determiners dropped).
     public static func wscSimple(prediction: String, referent: String) -> Int {
         func clean(_ s: String) -> String {
-            s.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            pyStrip(s).lowercased()
                 .split(separator: " ", omittingEmptySubsequences: false).map(String.init)
                 .filter { !determiners.contains($0) }.joined(separator: " ")
         }
@@ -134,6 +177,17 @@ public enum Metrics {
             let flag = wscSimple(prediction: p, referent: e.referent ?? "")
             if flag == (e.label ?? 0) { correct += 1 }
             if e.label == 1 { l1 += 1; if flag == 1 { l1Correct += 1 } }
+        }
+        return (100 * Double(correct) / Double(max(ex.count, 1)), 100 * Double(l1Correct) / Double(max(l1, 1)))
+    }
+
+    /// WSC when the template's target is the label itself (DePT: "0"/"1"): accuracy over all rows
+    /// (prediction == label, invalid = wrong) and over label-1 rows (prediction == 1).
+    public static func wscLabels(_ ex: [Example], _ predicted: [Int?]) -> (Double, Double) {
+        var correct = 0, l1 = 0, l1Correct = 0
+        for (e, p) in zip(ex, predicted) {
+            if p == e.label { correct += 1 }
+            if e.label == 1 { l1 += 1; if p == 1 { l1Correct += 1 } }
         }
         return (100 * Double(correct) / Double(max(ex.count, 1)), 100 * Double(l1Correct) / Double(max(l1, 1)))
     }
@@ -168,6 +222,6 @@ public enum Metrics {
         if !missing.isEmpty {
             throw TaskError(file: predictionsPath, detail: "\(missing.count) of \(examples.count) validation rows have no prediction (first: idx \(missing[0].id))")
         }
-        return score(def, examples: examples, predictions: examples.map { byID[$0.id]! })
+        return try score(def, set: set, examples: examples, predictions: examples.map { byID[$0.id]! })
     }
 }

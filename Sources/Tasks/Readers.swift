@@ -2,6 +2,9 @@
 // Hugging Face-style rows. Foundation only, so the libFuzzer target in fuzz/ compiles this file
 // directly. Every error names the file and the line.
 import Foundation
+#if canImport(Support)
+import Support  // the fuzz target compiles this file with Support/PyText.swift instead
+#endif
 
 public struct TaskError: Error, CustomStringConvertible {
     public let file: String
@@ -107,13 +110,16 @@ public enum Readers {
                   let ptext = passage["text"] as? String, let qas = obj["qas"] as? [[String: Any]] else {
                 throw TaskError(file: path, detail: "line \(line): expected {idx, passage: {text, entities}, qas}")
             }
-            let chars = Array(ptext.utf16)
+            // Spans count code points, inclusive end (the official loaders take text[start:end + 1] of a Python str).
+            let scalars = Array(ptext.unicodeScalars)
             var entities = Set<String>()
             for e in (passage["entities"] as? [[String: Any]]) ?? [] {
-                guard let s = e["start"] as? Int, let en = e["end"] as? Int, s >= 0, en < chars.count, s <= en else {
-                    throw TaskError(file: path, detail: "line \(line): entity span outside the passage")
+                guard let s = e["start"] as? Int, let en = e["end"] as? Int, s >= 0, en < scalars.count, s <= en else {
+                    throw TaskError(file: path, detail: "line \(line): entity span \(e["start"] ?? "?")...\(e["end"] ?? "?") outside the passage of \(scalars.count) code points")
                 }
-                entities.insert(String(utf16CodeUnits: Array(chars[s...en]), count: en - s + 1))
+                var v = String.UnicodeScalarView()
+                v.append(contentsOf: scalars[s...en])
+                entities.insert(String(v))
             }
             for qa in qas {
                 guard let qIdx = qa["idx"] as? Int, let query = qa["query"] as? String else {
@@ -141,7 +147,7 @@ public enum Readers {
             }
             var f: [String: Any] = [:]
             for (h, c) in zip(header, cols) { f[h] = c }
-            f["sentence"] = (f["sentence"] as! String).trimmingCharacters(in: .whitespaces)
+            f["sentence"] = pyStrip(f["sentence"] as! String)
             guard let lab = Int(f["label"] as! String) else { throw TaskError(file: path, detail: "line \(i + 2): label '\(f["label"]!)' is not an integer") }
             f["label"] = lab
             rows.append(Row(id: .index(i), fields: f, line: i + 2))

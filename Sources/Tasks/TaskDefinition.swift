@@ -52,6 +52,18 @@ public struct TemplateSpec: Codable, Sendable {
     public var target: String
     /// Verbalizer words by label index, for `{label_word}` (ResPT word labels, LoPT/PEZ verbalizer).
     public var words: [String]?
+
+    /// The target string of each label index when the target names the label (`{label_index}`:
+    /// "0", "1", …; `{label_word}`: `words`), nil when the target is generated text (a WSC
+    /// referent, ReCoRD answers). Metrics read predictions back into labels with this table.
+    public func verbalizer(labels: [LabelValue]?) -> [String]? {
+        guard let labels else { return nil }
+        switch target {
+        case "{label_index}": return labels.indices.map { "\($0)" }
+        case "{label_word}": return words
+        default: return nil
+        }
+    }
 }
 
 public struct TaskDefinition: Codable, Sendable {

@@ -16,10 +16,10 @@ public func embedding(_ weight: Tensor, ids: [Int32], shape: [Int]? = nil) throw
     let out = Tensor(uninitialized: lead + [d])
     for (i, id) in ids.enumerated() { (out.data + i * d).update(from: weight.data + Int(id) * d, count: d) }
     if Tape.needsGrad(weight) {
-        let ob = out.box, wb = weight.box
+        let ob = out.box, wb = weight.box, leaf = weight.isLeaf
         Tape.push(out, inputs: [weight]) {
             let gt = ob.grad!  // kept by deferred work
-            Tape.deferWeightGradient(keptFloats: ids.count * d, weightFloats: v * d) {
+            Tape.deferWeightGradient(weightIsLeaf: leaf, keptFloats: ids.count * d, weightFloats: v * d) {
                 let g = gt.data, gw = wb.buffer()
                 for (i, id) in ids.enumerated() { BLAS.axpy(d, 1, g + i * d, gw + Int(id) * d) }
             }

@@ -119,7 +119,7 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
                beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
     if Tape.needsGrad(x, w, bias) {
-        let ob = out.box, xb = x.box, bb = bias?.box
+        let ob = out.box, xb = x.box, bb = bias?.box, wLeaf = w.isLeaf
         // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
         let keepX: Tensor? = w.requiresGrad ? x : nil
         Tape.push(out, inputs: [x, w, bias]) {
@@ -131,7 +131,7 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
             }
             if w.requiresGrad, let x = keepX {
                 let gt = ob.grad!  // kept by deferred work
-                Tape.deferWeightGradient(keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
+                Tape.deferWeightGradient(weightIsLeaf: wLeaf, keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
                     let g = gt.data
                     if layout == .outIn {  // dW (out × in) = gᵀ x
                         BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,

@@ -126,6 +126,7 @@ public final class Tape {
             let queued = deferred.count
             if node.output.grad != nil { node.backward() }
             node.output.grad = nil
+            node.output.closed = true
             guard let hook = onFinalGradient else { continue }
             for _ in queued..<deferred.count {
                 owners.append(node.leaves)
@@ -182,13 +183,16 @@ public final class Tape {
     }
 
     /// Runs `work` (a weight-gradient accumulation) now, or at the end of the running backward when
-    /// its inputs are smaller than the weight it writes (`keptFloats` < `weightFloats`): the
-    /// decoder's and the LM head's weight gradients of a full fine-tuning step (a few target rows)
-    /// then come into existence after the encoder's activations are freed, not while all are alive.
-    /// Queued work runs in queue order, so a weight's contributions keep their order whenever all
-    /// of them are deferred (T5's tied embedding; every weight used once).
-    static func deferWeightGradient(keptFloats: Int, weightFloats: Int, _ work: @escaping () -> Void) {
-        if defersSmallWeightGradients, keptFloats < weightFloats, let tape = running {
+    /// the weight is a leaf (a stored parameter: nothing upstream reads its gradient) and the work's
+    /// inputs are smaller than the weight (`keptFloats` < `weightFloats`): the decoder's and the LM
+    /// head's weight gradients of a full fine-tuning step (a few target rows) then come into
+    /// existence after the encoder's activations are freed, not while all are alive. The gradient
+    /// of a non-leaf "weight" (an activation gathered from, a product used as a matrix) is always
+    /// written at once: its own node runs later and must see it. Queued work runs in queue order,
+    /// so a weight's contributions keep their order whenever all of them are deferred (T5's tied
+    /// embedding; every weight used once).
+    static func deferWeightGradient(weightIsLeaf: Bool, keptFloats: Int, weightFloats: Int, _ work: @escaping () -> Void) {
+        if defersSmallWeightGradients, weightIsLeaf, keptFloats < weightFloats, let tape = running {
             tape.deferred.append(work)
         } else {
             work()

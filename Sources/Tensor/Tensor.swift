@@ -46,6 +46,9 @@ public final class GradBox {
     public let shape: [Int]
     public var requiresGrad: Bool
     public var grad: Tensor?
+    /// Set once the node that produced this (non-leaf) tensor has run in backward: its gradient
+    /// has been consumed, so a later write into it would be lost. `buffer()` refuses such a write.
+    var closed = false
 
     init(shape: [Int], requiresGrad: Bool) {
         self.shape = shape
@@ -53,13 +56,23 @@ public final class GradBox {
     }
 
     /// The gradient buffer, allocated (zeroed) on first use.
+    ///
+    /// Traps when the tensor is an op output whose node already ran in backward: the gradient
+    /// would never reach its inputs (the class of fault where deferred work wrote into an
+    /// activation's gradient after the nodes upstream had run and GPT-2 prompts got none).
     @inline(__always)
     public func buffer() -> UnsafeMutablePointer<Float> {
+        if closed { lateGradientWrite(shape) }
         if let g = grad { return g.data }
         let g = Tensor(zeros: shape)
         grad = g
         return g.data
     }
+}
+
+@inline(never)
+func lateGradientWrite(_ shape: [Int]) -> Never {
+    preconditionFailure("gradient written into an op output \(shapeString(shape)) after its node ran in backward: it could not reach the inputs (only stored weights may take deferred gradient work)")
 }
 
 public final class Tensor: CustomStringConvertible {

@@ -209,12 +209,16 @@ public func clipGradNorm(_ tensors: [Tensor], maxNorm: Float) -> Float {
 /// per-tensor arithmetic, in another order. Only for steps without gradient clipping (a global norm
 /// needs every gradient first) and without accumulation over micro-batches. Parameters that got no
 /// gradient are left as they are, as `update` leaves them.
-public func backwardWithStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, params: [Tensor], lrScale: Float = 1) {
+/// `observe`, when given, sees each parameter with its complete gradient just before its update
+/// (the trainer's per-step gradient norms).
+public func backwardWithStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, params: [Tensor], lrScale: Float = 1,
+                             observe: ((Tensor) -> Void)? = nil) {
     var byBox: [ObjectIdentifier: Tensor] = [:]
     for t in params { byBox[ObjectIdentifier(t.box)] = t }
     optimizer.beginStep(lrScale: lrScale)
     tape.backward(loss) { box in
         guard let t = byBox[ObjectIdentifier(box)] else { return }
+        observe?(t)
         optimizer.update(t)
         t.zeroGrad()
     }

@@ -21,6 +21,32 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var seconds: Double
 }
 
+/// One optimizer step: the loss of its batch, each group's learning rate after the schedule, the
+/// global gradient L2 norm before clipping, each trainable tensor's gradient and value L2 norms
+/// after the update, and wall seconds (batch building, forward, backward, update).
+public struct StepRecord: Codable, Equatable, Sendable {
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double
+    public var lr: [Double]               // per parameter group, in group order (main, secondary)
+    public var gradNorm: Double           // global, before clipping
+    public var gradNorms: [String: Double] // per trainable tensor (0 when it got no gradient)
+    public var paramNorms: [String: Double]
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, lr, seconds
+        case gradNorm = "grad_norm", gradNorms = "grad_norms", paramNorms = "param_norms"
+    }
+}
+
+/// L2 norm of a tensor's values, accumulated in Double.
+func l2(_ t: Tensor) -> Double {
+    var s = 0.0
+    for i in 0..<t.count { s += Double(t.data[i]) * Double(t.data[i]) }
+    return s.squareRoot()
+}
+
 public struct TrainResult: Codable, Sendable {
     public var config: TrainConfig
     public var status: String                  // done | diverged
@@ -29,6 +55,7 @@ public struct TrainResult: Codable, Sendable {
     public var best: [String: Double]
     public var last: [String: Double]
     public var history: [EpochRecord]
+    public var steps: [StepRecord]?           // per optimizer step (absent in records made before the step log)
     public var trainableParams: Int
     public var trainExamples: Int
     public var evalExamples: Int
@@ -190,6 +217,7 @@ public final class Trainer {
             let order = stream.permutation(trainEx.count)
             var lossSum = 0.0, lossCount = 0
             for b in 0..<stepsPerEpoch where step < totalSteps {
+                let stepStart = Date()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
                 let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
                 let drop = DropoutContext(key: c.backboneDropout ? dropoutRoot.derive(UInt64(step)) : nil, p: c.dropoutRate)
@@ -204,14 +232,18 @@ public final class Trainer {
                     return result
                 }
                 let lrScale = c.schedule.factor(step: step, total: totalSteps, warmup: warmup)
+                var gradNorms = [Double](repeating: 0, count: all.count)
+                let index = Dictionary(uniqueKeysWithValues: all.enumerated().map { (ObjectIdentifier($0.element), $0.offset) })
+                func observe(_ t: Tensor) { if let g = t.grad, let i = index[ObjectIdentifier(t)] { gradNorms[i] = l2(g) } }
                 if let clip = c.clipNorm {
                     tape.backward(loss)
+                    for t in all { observe(t) }
                     clipGradNorm(all, maxNorm: clip)
                     opt.update(lrScale: lrScale)
                 } else {
                     // No global norm to wait for: each tensor steps as soon as its gradient is
                     // complete (same values; full fine-tuning never holds every gradient at once).
-                    backwardWithStep(tape, loss: loss, optimizer: opt, params: all, lrScale: lrScale)
+                    backwardWithStep(tape, loss: loss, optimizer: opt, params: all, lrScale: lrScale, observe: observe)
                 }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
@@ -223,13 +255,21 @@ public final class Trainer {
                 step += 1
                 lossSum += Double(lv)
                 lossCount += 1
+                let names = method.trainable.map(\.name)
+                result.steps = result.steps ?? []
+                result.steps!.append(StepRecord(
+                    step: step, epoch: epoch, loss: Double(lv), lr: opt.groups.map { Double($0.lr * lrScale) },
+                    gradNorm: gradNorms.reduce(0) { $0 + $1 * $1 }.squareRoot(),
+                    gradNorms: Dictionary(uniqueKeysWithValues: zip(names, gradNorms)),
+                    paramNorms: Dictionary(uniqueKeysWithValues: zip(names, all.map(l2))),
+                    seconds: Date().timeIntervalSince(stepStart)))
                 onStep?(step, lv)
             }
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
                 let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
-                rec.metrics = Metrics.score(def, examples: evalEx, predictions: preds)
+                rec.metrics = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
                 rec.selection = rec.metrics[def.selectionMetric]
                 result.last = rec.metrics
                 result.predictions = preds
@@ -324,11 +364,12 @@ public final class Trainer {
     /// Verbalizer scores (B, C): next-token logits at each row's last text position, gathered at
     /// the label words' first tokens (OpenPrompt ManualVerbalizer, "first" token handling).
     func classLogits(_ b: Batch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
-        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, drop: drop)  // (B, S, d)
+        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, inputDelta: inj.inputDelta,
+                             drop: drop)                                                                      // (B, S, d)
         let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
         let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
                                  ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
-        let words = try embedding(m.wte, ids: classTokens)                                                          // (C, d)
+        let words = try embedding(m.head, ids: classTokens)                                                         // (C, d)
         return try matmul(rows, words, transB: true)                                                                // (B, C)
     }
 
@@ -345,7 +386,7 @@ public final class Trainer {
                 let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
                                                           inputDelta: inj.inputDelta)
                 let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
-                preds += gen.map { tok.decode($0, skipSpecialTokens: true).trimmingCharacters(in: .whitespacesAndNewlines) }
+                preds += gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) }  // DPT: batch_decode(...) then .strip()
             case .gpt2(let m):
                 let words = try def.template(config.templates).words ?? []
                 let logits = try classLogits(b, m, inj, classTokens, .eval)

@@ -49,13 +49,12 @@ final class MethodMatrixTests: XCTestCase {
         let dir = try EmbeddedBackbones.directory(arch)
         let tok = try Tokenizers.load(directory: dir)
         let isT5 = arch == "t5-tiny"
-        let methods = isT5 ? ["ft", "pt", "respt", "dept", "dpt", "lopt1", "lopt2", "lora", "probe"] : ["ft", "pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"]
+        let methods = MethodRegistry.names
         let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
         for name in methods {
             let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
             var mc = try MethodConfig.defaults(name)
             mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
-            if !isT5 && name == "lora" { mc.targets = ["c_attn"] }
             let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))
             XCTAssertEqual(method.trainableCount, try MethodRegistry.parameterCount(mc, architecture: backbone.architecture), "\(name) count")
             let frozen = backbone.parameters.map(\.tensor)
@@ -67,7 +66,7 @@ final class MethodMatrixTests: XCTestCase {
                                           prompt: inj.prompt, inputDelta: inj.inputDelta).loss
                 }
                 return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                            batch: data.b, prompt: inj.prompt).loss
+                                                            batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta).loss
             }
             let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: method.trainable.map(\.tensor), lr: name == "ft" ? 1e-3 : 0.05, weightDecay: 0)])
             let first = try lossNow().scalar
@@ -95,6 +94,11 @@ final class MethodMatrixTests: XCTestCase {
                 let lb = try t5b.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
                 XCTAssertEqual(la.logits.array, lb.logits.array, "\(name) logits after reload")
             }
+            if let ga = backbone as? GPT2Model, let gb = backbone2 as? GPT2Model {
+                let la = try ga.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
+                let lb = try gb.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
+                XCTAssertTrue(la.logits.array == lb.logits.array, "\(name) GPT-2 logits after reload")
+            }
             print("matrix \(arch) \(name): trainable \(method.trainableCount), loss \(first) → \(last)")
         }
     }
@@ -110,7 +114,7 @@ final class MethodMatrixTests: XCTestCase {
             let isT5 = arch == "t5-tiny"
             let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
             var cases: [(String, OptimizerKind)] = ["pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"].map { ($0, .adamwTorch) }
-            if isT5 { cases.append(("dept", .adamwHF)) }
+            cases.append(("dept", .adamwHF))
             cases += [("ft", .adamwTorch), ("ft", .adamwHF), ("ft", .adafactor)]
             for (name, kind) in cases {
                 var results: [[[Float]]] = []
@@ -132,7 +136,8 @@ final class MethodMatrixTests: XCTestCase {
                                                       prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
                             }
                             return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                                        batch: data.b, prompt: inj.prompt, drop: drop).loss
+                                                                        batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta,
+                                                                        drop: drop).loss
                         }
                         if fused {
                             backwardWithStep(tape, loss: loss, optimizer: opt, params: params, lrScale: 0.5 + Float(step))

@@ -44,11 +44,50 @@ final class LoadingTests: XCTestCase {
         FileManager.default.createFile(atPath: p1, contents: Data(lie))
         expectError(p1, "impossible")
         expectError(writeRaw("badjson", header: "{\"a\": ", data: f32x2), "not valid JSON")
-        expectError(writeRaw("outside", header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: f32x2), "outside")
+        expectError(writeRaw("outside", header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: f32x2), "outside the 8-byte data buffer")
         expectError(writeRaw("bytes", header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: f32x2), "needs 12 bytes")
         expectError(writeRaw("dtype", header: #"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "unknown dtype")
         expectError(writeRaw("shape", header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: f32x2), "non-negative")
         expectError(writeRaw("overlap", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: f32x2), "overlap")
+    }
+
+    /// The safetensors reference library's rules (safetensors 0.8 `read_metadata` + `validate`),
+    /// each accepted and refused case, independent of the header's key order.
+    func testSafetensorsValidationFollowsTheReferenceRules() throws {
+        func accepts(_ name: String, _ header: String, _ data: Int, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertNoThrow(try SafeTensorsFile(path: writeRaw(name, header: header, data: [UInt8](repeating: 0, count: data))),
+                             name, file: file, line: line)
+        }
+        // The issue's case: an empty range [0, 0] at the start of another tensor's range, in both key orders.
+        accepts("empty-first", #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 4)
+        accepts("empty-second", #"{"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#, 4)
+        accepts("empty-end", #"{"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"z":{"dtype":"F16","shape":[3,0],"data_offsets":[4,4]}}"#, 4)
+        accepts("empty-only", #"{"z":{"dtype":"F32","shape":[2,0],"data_offsets":[0,0]}}"#, 0)
+        accepts("no-tensors", #"{"__metadata__":{"format":"pt"}}"#, 0)
+        accepts("extra-key", #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"note":"x"}}"#, 4)
+        accepts("f4-whole-bytes", #"{"w":{"dtype":"F4","shape":[2,2],"data_offsets":[0,2]},"v":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}}"#, 6)
+        accepts("scalar", #"{"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, 4)
+        let f32x2 = [UInt8](repeating: 0, count: 8)
+        expectError(writeRaw("gap", header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: f32x2), "leaves bytes 0..<4 unused")
+        expectError(writeRaw("trailing", header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: f32x2), "trailing bytes")
+        expectError(writeRaw("same-range", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "overlaps")
+        expectError(writeRaw("empty-inside", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#, data: f32x2), "'e'")
+        expectError(writeRaw("reversed", header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: f32x2), "'a'")
+        expectError(writeRaw("meta-number", header: #"{"__metadata__":{"epoch":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "not a string")
+        expectError(writeRaw("float-offset", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}}"#, data: f32x2), "non-negative integers")
+        expectError(writeRaw("f4-half-byte", header: #"{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#, data: [0, 0]), "whole number of bytes")
+        var big = [UInt8](repeating: 0, count: 16)
+        big[3] = 0x10  // 268,435,456 > 100,000,000
+        let pBig = "\(tmp)/huge-header"
+        FileManager.default.createFile(atPath: pBig, contents: Data(big))
+        expectError(pBig, "100,000,000")
+        var bad = [UInt8]()
+        var n = UInt64(4).littleEndian
+        withUnsafeBytes(of: &n) { bad += $0 }
+        bad += [0x7B, 0xFF, 0xFE, 0x7D]  // "{", two bytes that are not UTF-8, "}"
+        let pBad = "\(tmp)/not-utf8"
+        FileManager.default.createFile(atPath: pBad, contents: Data(bad))
+        expectError(pBad, "UTF-8")
     }
 
     func testHalfPrecisionConversion() throws {

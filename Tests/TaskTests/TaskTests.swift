@@ -119,7 +119,7 @@ final class MetricTests: XCTestCase {
 
     func testMultiRCByHand() {
         // Group A: rows (1,1) (0,0) all correct; group B: (1,0) wrong, (0,"x") invalid → counts as wrong.
-        let e = [ex("1", group: "A"), ex("0", group: "A"), ex("1", group: "B"), ex("0", group: "B")]
+        let e = [ex("1", label: 1, group: "A"), ex("0", label: 0, group: "A"), ex("1", label: 1, group: "B"), ex("0", label: 0, group: "B")]
         let (f1a, em) = Metrics.multirc(e, ["1", "0", "0", "x"])
         // Invalid "x" with gold 0 becomes "1": tp 1, fp 1, fn 1 → F1 = 2/4 = 50 %.
         XCTAssertEqual(f1a, 50, accuracy: 1e-9)
@@ -145,6 +145,72 @@ final class MetricTests: XCTestCase {
         let (all, l1) = Metrics.wsc(e, ["the dog", "cat", ""])
         XCTAssertEqual(all, 100.0 / 3.0, accuracy: 1e-9)  // row 1 ok; row 2 flag 1 ≠ label 0; row 3 empty
         XCTAssertEqual(l1, 50, accuracy: 1e-9)
+    }
+
+    /// Python `str.split()` / `str.strip()` whitespace: every Unicode space and U+001C–U+001F, not U+200B.
+    func testUnicodeWhitespaceAsPython() {
+        XCTAssertEqual(Metrics.squadNormalize("the\u{a0}New\u{2009}York"), "new york")
+        for sep in ["\u{a0}", "\u{2009}", "\u{3000}", "\u{2028}", "\u{1f}", "\u{1c}", "\u{0b}", "\u{85}", "\u{2003}", "\u{202f}", "\u{1680}"] {
+            XCTAssertEqual(Metrics.squadNormalize("New\(sep)York\(sep)"), "new york", "U+\(String(sep.unicodeScalars.first!.value, radix: 16))")
+            XCTAssertEqual(pyStrip("\(sep) x y\(sep)"), "x y")
+        }
+        XCTAssertEqual(pySplit("a\u{200b}b c"), ["a\u{200b}b", "c"])  // zero-width space is not whitespace in Python
+        XCTAssertEqual(Metrics.tokenF1("New\u{a0}York Times", "new york"), 0.8, accuracy: 1e-12)  // P 2/3, R 1
+        XCTAssertEqual(Metrics.wscSimple(prediction: "\u{3000}the dog\u{85}", referent: "dog"), 1)
+        XCTAssertEqual(pySlice("a😀bc", 1, 3), "😀b")  // code points, as Python indexes str
+    }
+
+    /// For every task × template set with label targets: the set's own targets score 100 on every
+    /// metric; the same decisions written in any set's vocabulary score the same; and invalid
+    /// outputs score as the official metrics say (accuracy: wrong; macro-F1: a miss for the gold
+    /// class; MultiRC F1a: the opposite of the gold label). Generated-text sets (WSC referent,
+    /// ReCoRD answers) score 100 on their own targets where the rule allows it.
+    func testMetricsFollowTheTemplateSetsLabelWords() throws {
+        let dir = try sharedData()
+        for task in TaskRegistry.names {
+            let def = try TaskRegistry.definition(task)
+            let data = try DataLoader.load(def, split: .validation, dataDir: dir)
+            var decisions: [Int?]? = nil
+            var reference: [String: Double]? = nil
+            for set in TemplateSet.allCases {
+                guard let tpl = def.templates[set.rawValue] else { continue }
+                let ex = Array(try Templates.examples(data, set: set, training: false).prefix(400))
+                let own = try Metrics.score(def, set: set, examples: ex, predictions: ex.map(\.target))
+                guard let v = tpl.verbalizer(labels: def.labels) else {
+                    if task == "wsc" { XCTAssertEqual(own["accuracy_label1"], 100, "\(task)/\(set) own targets") }
+                    // ReCoRD/respt targets join every answer with "; " and are compared whole with each
+                    // answer, as ResPT's scorer does: only single-answer queries reach 100.
+                    else if !(task == "record" && set == .respt) { for (k, x) in own { XCTAssertEqual(x, 100, "\(task)/\(set) own targets: \(k)") } }
+                    continue
+                }
+                for (k, x) in own { XCTAssertEqual(x, 100, "\(task)/\(set) own targets: \(k)") }
+                // Fixed decisions: mostly right, some wrong, every 7th an invalid output.
+                if decisions == nil {
+                    decisions = ex.enumerated().map { i, e in i % 7 == 3 ? nil : (i % 3 == 0 ? ((e.label ?? 0) + 1) % v.count : e.label) }
+                }
+                let preds = decisions!.map { $0.map { v[$0] } ?? "maybe" }
+                let got = try Metrics.score(def, set: set, examples: ex, predictions: preds)
+                if let r = reference {
+                    XCTAssertEqual(got, r, "\(task)/\(set): the same decisions must score the same in every set")
+                } else {
+                    reference = got
+                }
+                // Invalid outputs, by the rule of each metric (computed here from the decisions).
+                let gold = ex.map { $0.label! }
+                let right = zip(gold, decisions!).filter { $0 == $1 }.count
+                if let acc = got["accuracy"], task != "wsc" {
+                    XCTAssertEqual(acc, 100 * Double(right) / Double(ex.count), accuracy: 1e-9, "\(task)/\(set) accuracy")
+                }
+                if task == "multirc" {
+                    var tp = 0, fp = 0, fn = 0
+                    for (g, d) in zip(gold, decisions!) {
+                        let p = d ?? 1 - g
+                        if p == 1 && g == 1 { tp += 1 } else if p == 1 { fp += 1 } else if g == 1 { fn += 1 }
+                    }
+                    XCTAssertEqual(got["f1a"]!, 100 * 2 * Double(tp) / Double(2 * tp + fp + fn), accuracy: 1e-9, "\(task)/\(set) f1a")
+                }
+            }
+        }
     }
 
     func testScoreFileChecksIdx() throws {

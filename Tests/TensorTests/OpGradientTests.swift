@@ -119,6 +119,26 @@ final class OpGradientTests: XCTestCase {
         XCTAssertThrowsError(try embedding(table, ids: [99]))
     }
 
+    /// The gradient of a gathered-from or multiplied-by tensor that is itself an op output (not a
+    /// stored weight) reaches the leaf upstream. Small weight gradients may be deferred to the end
+    /// of backward only for leaves: a deferred write into an activation came after its node had run,
+    /// so GPT-2's verbaliser (a row gather from the hidden states) once gave prompts no gradient. The
+    /// check runs with deferral on (the default), and a late write traps (GradBox.closed).
+    func testWeightSlotGradientsReachNonLeafInputs() throws {
+        XCTAssertTrue(Tape.defersSmallWeightGradients)
+        let hidden = rand([dim("nlr", 6, 12), 5], "nl-hidden")
+        try gradCheck("embedding of a non-leaf table", [hidden]) {
+            try embedding(scale(tanh(hidden), 2), ids: [0, 3, 5, 3])               // gather rows of an activation
+        }
+        let x = rand([2, 5], "nl-x"), w = rand([7, 5], "nl-w")
+        try gradCheck("linear with a non-leaf weight", [x, w]) {
+            try linear(x, scale(w, 1.5))                                                // 2 rows « 7×5 weight: deferrable size
+        }
+        try gradCheck("linear inOut with a non-leaf weight", [x, w]) {
+            try linear(x, try reshape(scale(w, 0.5), [5, 7]), layout: .inOut)
+        }
+    }
+
     func testConcatNarrowReshape() throws {
         let b = dim("cb", 1, 3), d = dim("cd", 2, 5)
         let p = rand([b, 3, d], "cp"), x = rand([b, dim("ct", 2, 6), d], "cx")
