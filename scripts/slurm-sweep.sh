@@ -14,7 +14,7 @@ specname=$(awk '/^spec:/ {print $2; exit}' "$file")
 name=$specname
 shards=$(pwd)/runs/slurm/$name-$profile
 command -v sbatch >/dev/null || { echo "error: sbatch not found: install SLURM (scripts/slurm-local.sh starts a single-node cluster)" >&2; exit 2; }
-"$bin" shard "$spec" --profile "$profile" --shards "$tasks" --dir "$shards"
+"$bin" shard "$spec" --profile "$profile" --shards "$tasks" --dir "$shards" --data-dir "$data"
 mkdir -p runs/slurm
 PR_BIN=$bin PR_SHARDS=$shards PR_DATA=$(cd "$data" && pwd) PR_THREADS=${THREADS:-1} \
   sbatch --wait --array=0-$((tasks - 1)) --export=ALL --chdir="$(pwd)" slurm/worker.sbatch

@@ -105,7 +105,7 @@ extension TuningMethod {
 
     /// Copies saved values into this method's tensors (shapes must match).
     public func load(state saved: [String: Tensor]) throws {
-        for (name, t) in state {
+        for (name, t) in state.sorted(by: { $0.key < $1.key }) {
             guard let s = saved[name] else { throw MethodError("checkpoint lacks tensor '\(name)'") }
             guard s.shape == t.shape else { throw MethodError("checkpoint tensor '\(name)' has shape \(s.shape), expected \(t.shape)") }
             t.copy(from: s)

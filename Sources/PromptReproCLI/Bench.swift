@@ -81,7 +81,7 @@ struct Bench: ParsableCommand {
                 // The best ratio possible if every one of our FLOPs ran at this machine's measured
                 // sgemm speed (the core path at the three sgemm shapes, averaged).
                 let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
-                let speeds = core.values.compactMap { $0["core_gflops"] as? Double }
+                let speeds = core.keys.sorted().compactMap { core[$0]?["core_gflops"] as? Double }  // fixed summation order
                 if !speeds.isEmpty {
                     let peak = speeds.reduce(0, +) / Double(speeds.count)
                     var bound: [String: Any] = [:]

@@ -29,9 +29,10 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
 
     func run() throws {
-        let s = try ExperimentSpec.load(spec)
-        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir), checkpointDir: checkpoints)
+        let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
+        o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         let counts = try SweepRunner.run(spec: s, profile: profile, options: o, executable: executablePath(), log: stderr)
         stderr("sweep \(s.name) [\(profile)] finished: " + ResultsStore.statuses.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", "))
         if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 { throw ExitCode(1) }
@@ -53,9 +54,11 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Only errors on stderr.") var quiet = false
 
     func run() throws {
-        var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir), checkpointDir: checkpoints, threads: threads)
+        var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints, threads: threads)
         o.allowUnpinned = allowUnpinned
         o.maxRuns = maxRuns
+        o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
+        o.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         let q = quiet
         try Worker.run(o) { line in if !q || line.contains("failed") { stderr(line) } }
     }
@@ -93,11 +96,15 @@ struct Shard: ParsableCommand {
     @Option var profile: String = "smoke"
     @Option(help: "Number of shards (array tasks).") var shards: Int = 2
     @Option(help: "Directory for shard-<i>.sqlite.") var dir: String
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/); hashed into each run's identity.") var dataDir: String?
 
     func run() throws {
         guard shards > 0 else { throw ValidationError("--shards must be positive") }
-        let s = try ExperimentSpec.load(spec)
-        let runs = try s.expand(profile: profile)
+        let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
+        // Identities hash the data the workers will read; without a data directory here they say "missing".
+        let data = dataDir != nil ? try DataFiles.directory(dataDir) : ((try? DataFiles.directory(nil, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
+        let runs = try scratch.withIdentities(try s.expand(profile: profile), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Methods
+import Support
 import Tasks
 import Training
 
@@ -52,7 +53,10 @@ struct Train: ParsableCommand {
     @Option(help: "Method init (pt: sampled-vocab, respt-vocab, uniform, normal; dpt: uniform, normal).") var initialization: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Checkpoint file (safetensors) to resume from and update every epoch.") var checkpoint: String?
+    @Option(help: "Initial values of the method's tensors from a safetensors file (names as in run artifacts; see docs/formats.md).")
+    var initFrom: String?
     @Option(help: "Write the result JSON here as well as to stdout.") var out: String?
+    @Option(help: "Save the method's final tensors here (safetensors; see docs/formats.md).") var artifact: String?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @OptionGroup var global: GlobalOptions
 
@@ -113,10 +117,18 @@ struct Train: ParsableCommand {
         if let evalEvery { c.evalEvery = evalEvery }
         if let evalLimit { c.evalLimit = evalLimit }
         c.threads = global.threads
-        let trainer = Trainer(config: c, dataDir: try DataFiles.directory(dataDir), checkpoint: checkpoint) { line in
+        if let initFrom {
+            let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
+            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--init-from \(initFrom): no such file") }
+            c.initFrom = "\(path)#sha256:\(try SHA256.hex(file: path))"
+        }
+        let trainer = Trainer(config: c, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")),
+                              manifestDir: ProjectRoot.resolve("Baselines/manifests"), checkpoint: checkpoint) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
+        trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         trainer.allowUnpinned = allowUnpinned
+        trainer.artifactPath = artifact
         if model.hasPrefix("embedded:") {
             FileHandle.standardError.write(Data("note: \(model) is the embedded smoke backbone (random weights): results are a smoke test, not a reproduction\n".utf8))
         }

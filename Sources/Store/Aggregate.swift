@@ -52,7 +52,7 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 extension ResultsStore {
     /// Per-cell statistics of finished runs (done; diverged runs are listed, not averaged).
     public func cellResults(spec: String, profile: String) throws -> [CellResult] {
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, status, trainable_params FROM runs WHERE spec=? AND profile=? ORDER BY id",
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, status, trainable_params FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)])
         var order: [String] = []
         var byCell: [String: CellResult] = [:]

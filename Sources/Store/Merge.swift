@@ -29,13 +29,18 @@ extension ResultsStore {
             var merged = 0
             for r in rows {
                 let key: [SQLiteDB.Value] = [r["spec"]!, r["profile"]!, r["cell"]!, r["seed"]!]
-                if let existing = try db.query("SELECT id, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=?", key).first {
-                    if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
-                    try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
+                if let existing = try db.query("SELECT id, status, identity FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'", key).first {
+                    if existing["identity"]?.text == r["identity"]?.text {
+                        if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
+                        try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
+                    } else {
+                        try db.query("UPDATE runs SET status='superseded' WHERE id=?", [existing["id"]!])
+                    }
                 }
                 let cols = ["spec", "profile", "cell", "variant", "method", "task", "model", "model_spec", "k", "seed", "config_json",
                             "config_hash", "status", "attempts", "worker", "weights_sha256", "data_hashes", "manifest", "trainable_params",
-                            "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step"]
+                            "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step",
+                            "identity", "identity_json", "task_version"]
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
                              cols.map { r[$0] ?? .null })
                 let id = db.lastInsertID, old = r["id"]!
@@ -44,11 +49,16 @@ extension ResultsStore {
                                  [.int(id), e["epoch"]!, e["step"]!, e["train_loss"] ?? .null, e["metrics_json"]!, e["selection"] ?? .null,
                                   e["probe_positive"] ?? .null, e["probe_negative"] ?? .null, e["probe_rank"] ?? .null, e["seconds"] ?? .null])
                 }
-                for s in try src.db.query("SELECT * FROM scores WHERE run_id=?", [old]) {
+                for s in try src.db.query("SELECT * FROM scores WHERE run_id=? ORDER BY kind, metric", [old]) {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), s["kind"]!, s["metric"]!, s["value"]!, s["epoch"] ?? .null])
                 }
                 for p in try src.db.query("SELECT * FROM predictions WHERE run_id=?", [old]) {
                     try db.query("INSERT INTO predictions VALUES (?,?,?)", [.int(id), p["position"]!, p["prediction"]!])
+                }
+                for st in try src.db.query("SELECT * FROM steps WHERE run_id=? ORDER BY step", [old]) {
+                    try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
+                                 [.int(id), st["step"]!, st["epoch"]!, st["loss"]!, st["lr_json"]!, st["grad_norm"]!, st["grad_norms_json"]!,
+                                  st["param_norms_json"]!, st["seconds"]!])
                 }
                 merged += 1
             }

@@ -18,6 +18,11 @@ public struct RunSpec: Equatable, Sendable {
     public var k: Int?
     public var seed: Int
     public var config: TrainConfig
+    /// sha256 of everything that can move the run's numbers (`RunIdentity`); nil: the config's hash.
+    public var identity: String?
+    /// The identity's parts (JSON object, sorted keys), stored beside it.
+    public var identityJSON: String?
+    public var taskVersion: Int?
 
     public init(spec: String, profile: String, cell: String, variant: String, method: String, task: String, model: String,
                 modelSpec: String, k: Int?, seed: Int, config: TrainConfig) {
@@ -34,9 +39,11 @@ public struct ClaimedRun {
 
 public final class ResultsStore {
     public let db: SQLiteDB
-    public static let statuses = ["pending", "running", "done", "failed", "diverged"]
+    /// Run states. `superseded`: a finished or failed run whose identity (spec, data, weights, task
+    /// version…) no longer matches the spec; kept for the record, never counted in a table.
+    public static let statuses = ["pending", "running", "done", "failed", "diverged", "superseded"]
 
-    static let migrations: [String] = [
+    public static let migrations: [String] = [
         // v1
         """
         CREATE TABLE runs (
@@ -75,6 +82,35 @@ public final class ResultsStore {
         );
         CREATE TABLE weights_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime REAL, sha256 TEXT);
         """,
+        // v2: run identity (a cell is rerun when anything that moves its numbers changes; the old
+        // row is kept as 'superseded'), task version, and the per-step training log.
+        """
+        CREATE TABLE runs_v2 (
+          id INTEGER PRIMARY KEY,
+          spec TEXT NOT NULL, profile TEXT NOT NULL, cell TEXT NOT NULL, variant TEXT NOT NULL,
+          method TEXT NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL, model_spec TEXT NOT NULL,
+          k INTEGER, seed INTEGER NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
+          status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed','diverged','superseded')),
+          attempts INTEGER NOT NULL DEFAULT 0,
+          worker TEXT, worker_pid INTEGER, heartbeat REAL,
+          weights_sha256 TEXT, data_hashes TEXT, manifest TEXT, trainable_params INTEGER,
+          git_commit TEXT, tool_version TEXT, threads INTEGER, host TEXT,
+          created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+          error TEXT, diverged_step INTEGER, checkpoint TEXT,
+          identity TEXT NOT NULL, identity_json TEXT, task_version INTEGER
+        );
+        INSERT INTO runs_v2 SELECT *, config_hash, NULL, NULL FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_v2 RENAME TO runs;
+        CREATE INDEX runs_status ON runs(status);
+        CREATE UNIQUE INDEX runs_current ON runs(spec, profile, cell, seed) WHERE status != 'superseded';
+        CREATE TABLE steps (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, step INTEGER NOT NULL, epoch INTEGER NOT NULL,
+          loss REAL NOT NULL, lr_json TEXT NOT NULL, grad_norm REAL NOT NULL, grad_norms_json TEXT NOT NULL,
+          param_norms_json TEXT NOT NULL, seconds REAL NOT NULL,
+          PRIMARY KEY (run_id, step)
+        );
+        """,
     ]
 
     public init(path: String) throws {
@@ -91,6 +127,10 @@ public final class ResultsStore {
         guard current <= ResultsStore.migrations.count else {
             throw StoreError("\(db.path): schema version \(current) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
         }
+        guard current < ResultsStore.migrations.count else { return }
+        // Rebuilding `runs` must not cascade into its child tables (the pragma is a no-op inside a transaction).
+        try db.exec("PRAGMA foreign_keys=OFF")
+        defer { try? db.exec("PRAGMA foreign_keys=ON") }
         for v in current..<ResultsStore.migrations.count {
             try db.transaction {
                 try db.exec(ResultsStore.migrations[v])
@@ -107,22 +147,38 @@ public final class ResultsStore {
 
     // MARK: runs
 
-    /// Inserts runs that are not yet in the store; returns how many were new.
+    /// Inserts runs that are not yet in the store; returns how many were new. A cell and seed whose
+    /// current row has another identity (the spec, data, weights or task changed) gets a new pending
+    /// row; the old one is kept as 'superseded' (a running one is left alone: its worker finishes it,
+    /// and the next sweep supersedes it).
     @discardableResult
     public func insertPending(_ runs: [RunSpec]) throws -> Int {
+        try insertPendingReporting(runs).inserted
+    }
+
+    /// `insertPending`, also returning how many old rows were superseded.
+    public func insertPendingReporting(_ runs: [RunSpec]) throws -> (inserted: Int, superseded: Int) {
         try db.transaction {
-            var n = 0
+            var n = 0, old = 0
             for r in runs {
                 let json = r.config.json
+                let identity = r.identity ?? sha256Hex(json)
+                let key: [SQLiteDB.Value] = [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed)]
+                if let cur = try db.query("SELECT id, identity, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'", key).first {
+                    if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
+                    try db.query("UPDATE runs SET status='superseded' WHERE id=?", [cur["id"]!])
+                    old += 1
+                }
                 try db.query("""
-                    INSERT OR IGNORE INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
-                                                config_hash, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                    INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
+                                      config_hash, created_at, identity, identity_json, task_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                     """, [.text(r.spec), .text(r.profile), .text(r.cell), .text(r.variant), .text(r.method), .text(r.task), .text(r.model),
                           .text(r.modelSpec), r.k.map { .int($0) } ?? .null, .int(r.seed), .text(json), .text(sha256Hex(json)),
-                          .text(ResultsStore.now())])
+                          .text(ResultsStore.now()), .text(identity), r.identityJSON.map { .text($0) } ?? .null,
+                          r.taskVersion.map { .int($0) } ?? .null])
                 n += db.changes
             }
-            return n
+            return (n, old)
         }
     }
 
@@ -168,6 +224,13 @@ public final class ResultsStore {
             try db.query("DELETE FROM epochs WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM scores WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM predictions WHERE run_id=?", [.int(id)])
+            try db.query("DELETE FROM steps WHERE run_id=?", [.int(id)])
+            func json(_ o: Any) throws -> String { String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self) }
+            for st in result.steps ?? [] {
+                try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
+                             [.int(id), .int(st.step), .int(st.epoch), .double(st.loss), .text(try json(st.lr)), .double(st.gradNorm),
+                              .text(try json(st.gradNorms)), .text(try json(st.paramNorms)), .double(st.seconds)])
+            }
             for e in result.history {
                 let m = String(decoding: try JSONSerialization.data(withJSONObject: e.metrics, options: [.sortedKeys]), as: UTF8.self)
                 try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -177,7 +240,7 @@ public final class ResultsStore {
             }
             let lastEpoch = result.history.last(where: { !$0.metrics.isEmpty })?.epoch
             for (kind, scores, ep) in [("best", result.best, result.bestEpoch), ("last", result.last, lastEpoch)] {
-                for (metric, v) in scores where v.isFinite {
+                for (metric, v) in scores.sorted(by: { $0.key < $1.key }) where v.isFinite {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), .text(kind), .text(metric), .double(v), ep.map { .int($0) } ?? .null])
                 }
             }
@@ -235,15 +298,17 @@ public final class ResultsStore {
         return true
     }
 
-    /// Failed runs back to pending (a rerun retries them).
+    /// Failed runs back to pending (a rerun retries them). Only current rows: a failed run whose
+    /// identity changed was superseded by `insertPending` and gets a fresh row with the new config.
     @discardableResult
     public func retryFailed(spec: String, profile: String) throws -> Int {
         try db.query("UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND spec=? AND profile=?", [.text(spec), .text(profile)])
         return db.changes
     }
 
+    /// Runs per status (superseded rows are history and not counted).
     public func counts(spec: String? = nil, profile: String? = nil) throws -> [String: Int] {
-        var sql = "SELECT status, COUNT(*) AS n FROM runs WHERE 1=1"
+        var sql = "SELECT status, COUNT(*) AS n FROM runs WHERE status != 'superseded'"
         var args: [SQLiteDB.Value] = []
         if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
         if let profile { sql += " AND profile=?"; args.append(.text(profile)) }

@@ -60,12 +60,15 @@ public struct ExperimentSpec {
     static let topKeys = ["spec", "title", "paper", "methods", "tasks", "models", "seeds", "k", "protocol", "train", "profiles", "notes"]
 
     static func parse(_ o: [String: Any], path: String) throws -> ExperimentSpec {
-        for key in o.keys where !topKeys.contains(key) {
+        for key in o.keys.sorted() where !topKeys.contains(key) {
             throw SpecError(path, "unknown key '\(key)'\(didYouMean(key, topKeys))")
         }
         func strings(_ k: String) throws -> [String] {
             guard let a = o[k] as? [Any] else { throw SpecError(path, "'\(k)' must be a list") }
-            return a.map { "\($0)" }
+            return try a.map { v in
+                guard v is String || v is NSNumber else { throw SpecError(path, "'\(k)' entries must be scalars, got \(v)") }
+                return "\(v)"
+            }
         }
         guard let name = o["spec"] as? String else { throw SpecError(path, "missing 'spec' (the spec's name)") }
         var variants: [Variant] = []
@@ -78,7 +81,7 @@ public struct ExperimentSpec {
             let base = (d["name"] as? String) ?? method
             var over: [String: Any] = [:]
             var train: [String: Any] = (d["train"] as? [String: Any]) ?? [:]
-            for (k, v) in d where !["name", "method", "vary", "train"].contains(k) {
+            for (k, v) in d.sorted(by: { $0.key < $1.key }) where !["name", "method", "vary", "train"].contains(k) {
                 guard MethodConfig.keys.contains(k) else {
                     throw SpecError(path, "methods[\(i)]: unknown method key '\(k)'\(didYouMean(k, MethodConfig.keys)) (training settings go under 'train')")
                 }
@@ -109,10 +112,10 @@ public struct ExperimentSpec {
         let train = (o["train"] as? [String: Any]) ?? [:]
         try checkTrainKeys(train, path: path, at: "train")
         var profiles: [String: Profile] = [:]
-        for (pname, pv) in (o["profiles"] as? [String: Any]) ?? [:] {
+        for (pname, pv) in ((o["profiles"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard profileNames.contains(pname) else { throw SpecError(path, "unknown profile '\(pname)'\(didYouMean(pname, profileNames))") }
             let p = (pv as? [String: Any]) ?? [:]
-            for key in p.keys where !["models", "k", "seeds", "train", "description"].contains(key) {
+            for key in p.keys.sorted() where !["models", "k", "seeds", "train", "description"].contains(key) {
                 throw SpecError(path, "profiles.\(pname): unknown key '\(key)'")
             }
             let pt = (p["train"] as? [String: Any]) ?? [:]
@@ -137,7 +140,7 @@ public struct ExperimentSpec {
     }
 
     static func checkTrainKeys(_ d: [String: Any], path: String, at: String) throws {
-        for k in d.keys where !TrainConfig.keys.contains(k) {
+        for k in d.keys.sorted() where !TrainConfig.keys.contains(k) {
             throw SpecError(path, "\(at): unknown training key '\(k)'\(didYouMean(k, TrainConfig.keys))")
         }
     }

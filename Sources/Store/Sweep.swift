@@ -86,6 +86,7 @@ public struct SweepOptions {
     public var dataDir: String
     public var checkpointDir: String
     public var extraWorkerArgs: [String] = []
+    public var manifestDir = "Baselines/manifests"
     public init(storePath: String, workers: Int, threads: Int?, dataDir: String, checkpointDir: String) {
         self.storePath = storePath
         self.workers = workers
@@ -120,11 +121,11 @@ public enum SweepRunner {
     public static func run(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
                            log: @escaping (String) -> Void) throws -> [String: Int] {
         let store = try ResultsStore(path: o.storePath)
-        let runs = try spec.expand(profile: profile)
-        let added = try store.insertPending(runs)
+        let runs = try store.withIdentities(try spec.expand(profile: profile), dataDir: o.dataDir, manifestDir: o.manifestDir)
+        let (added, superseded) = try store.insertPendingReporting(runs)
         let reset = try store.resetInterrupted()
         let retried = try store.retryFailed(spec: spec.name, profile: profile)
-        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new, \(reset) interrupted → pending, \(retried) failed → retry)")
+        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)")
         let commit = gitCommit()
         var procs: [Process] = []
         let perWorker = max(1, (o.threads ?? Parallel.defaultThreadsValue) / max(1, o.workers))

@@ -5,15 +5,20 @@ import Foundation
 import Support
 
 public enum DataFiles {
-    public static func directory(_ explicit: String?) throws -> String {
+    /// `--data-dir`, else `PROMPTREPRO_DATA`, else `defaultDir`; a directory named by the flag or
+    /// the variable must exist (an error, never a silent fall-back to the default).
+    public static func directory(_ explicit: String?, defaultDir: String = "data") throws -> String {
         let env = ProcessInfo.processInfo.environment
         var looked: [String] = []
-        for (what, dir) in [("--data-dir", explicit), ("PROMPTREPRO_DATA", env["PROMPTREPRO_DATA"]), ("default", "data")] {
+        for (what, dir) in [("--data-dir", explicit), ("PROMPTREPRO_DATA", env["PROMPTREPRO_DATA"].flatMap { $0.isEmpty ? nil : $0 }),
+                            ("default", defaultDir)] {
             guard let dir else { continue }
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue { return dir }
             looked.append("\(what): \(dir)")
-            if what == "--data-dir" { break }
+            if what != "default" {
+                throw TaskError(file: "\(what): \(dir)", detail: "no such directory. Fix the path, run `make fetch-data`, or unset it")
+            }
         }
         throw TaskError(file: looked.joined(separator: "; "),
                         detail: "no data directory. Run `make fetch-data` (official archives) or `make fetch-data SOURCE=../shared/data`, set PROMPTREPRO_DATA, or pass --data-dir")

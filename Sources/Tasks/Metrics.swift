@@ -215,7 +215,7 @@ public enum Metrics {
             byID[id] = pred
         }
         let known = Set(examples.map(\.id))
-        if let extra = byID.keys.first(where: { !known.contains($0) }) {
+        if let extra = byID.keys.filter({ !known.contains($0) }).min(by: { $0.description < $1.description }) {
             throw TaskError(file: predictionsPath, detail: "idx \(extra) is not in \(data.relativePath)")
         }
         let missing = examples.filter { byID[$0.id] == nil }

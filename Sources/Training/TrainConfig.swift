@@ -33,6 +33,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var evalEvery: Int          // epochs
     public var evalLimit: Int?         // cap on validation examples (smoke profile)
     public var threads: Int?
+    /// Initial values of the method's trainable tensors: "<path>#sha256:<hex>" of a safetensors file
+    /// (`train --init-from`); nil: the method's own initialisation.
+    public var initFrom: String?
 
     enum CodingKeys: String, CodingKey {
         case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
@@ -41,6 +44,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case clipNorm = "clip_norm", backboneDropout = "backbone_dropout", dropoutRate = "dropout_rate"
         case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
         case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
+        case initFrom = "init_from"
     }
 
     /// Every key a spec may override (the JSON names).

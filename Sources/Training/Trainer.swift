@@ -137,6 +137,7 @@ public final class Trainer {
         switch backend { case .t5(let m): backbone = m; case .gpt2(let m): backbone = m }
         let root = RNGKey(seed: UInt64(c.seed))
         let method = try MethodRegistry.make(c.method, backbone: backbone, key: root)
+        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
 
         // Data: pinned files, identical few-shot manifest for every method.
         let train = try DataLoader.load(def, split: .train, dataDir: dataDir)
@@ -198,7 +199,9 @@ public final class Trainer {
         var step = 0, startEpoch = 1
         if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {
             let f = try SafeTensorsFile(path: ck)
-            guard f.metadata["config"] == c.json else { throw TrainError("\(ck): checkpoint belongs to another configuration; remove it to start over") }
+            if let diff = Trainer.configDifference(saved: f.metadata["config"], current: c) {
+                throw TrainError("\(ck): checkpoint belongs to another configuration (\(diff)); remove it to start over")
+            }
             var saved: [String: Tensor] = [:]
             for n in f.names { saved[n] = try f.tensor(n).detached() }
             try method.load(state: saved)
@@ -301,6 +304,53 @@ public final class Trainer {
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
         }
         return result
+    }
+
+    /// Fields that change no number of a run (thread count, evaluation batch size): a checkpoint
+    /// written under other values resumes.
+    static let resumeIgnores: Set<String> = ["threads", "eval_batch_size"]
+
+    /// The first config field (JSON name, nested as "method.r") whose value differs between a
+    /// checkpoint's stored config and `current`, ignoring `resumeIgnores`; nil when they agree.
+    public static func configDifference(saved: String?, current: TrainConfig) -> String? {
+        guard let saved, let a = try? JSONSerialization.jsonObject(with: Data(saved.utf8)) as? [String: Any],
+              let b = try? JSONSerialization.jsonObject(with: Data(current.json.utf8)) as? [String: Any] else {
+            return "the checkpoint stores no readable config"
+        }
+        func diff(_ x: [String: Any], _ y: [String: Any], _ prefix: String) -> String? {
+            for k in Set(x.keys).union(y.keys).sorted() where !resumeIgnores.contains(k) {
+                let (u, v) = (x[k], y[k])
+                if let du = u as? [String: Any], let dv = v as? [String: Any] {
+                    if let d = diff(du, dv, prefix + k + ".") { return d }
+                    continue
+                }
+                let su = u.map { "\($0)" } ?? "absent", sv = v.map { "\($0)" } ?? "absent"
+                if su != sv { return "field '\(prefix)\(k)': checkpoint \(su), now \(sv)" }
+            }
+            return nil
+        }
+        return diff(a, b, "")
+    }
+
+    /// Sets trainable tensors of `method` from a safetensors file whose names are those of the run
+    /// artifacts (`method.state`: e.g. "prompt", "prefix_first", "lora_embedding_A"). Every tensor
+    /// in the file must be one of the method's, with its shape; the method's other tensors keep
+    /// their own initialisation. Errors name the file and the tensor.
+    public static func initialize(_ method: TuningMethod, from path: String) throws {
+        let f = try SafeTensorsFile(path: path)
+        let state = method.state
+        let names = f.names.sorted()
+        guard !names.isEmpty else { throw TrainError("\(path): --init-from holds no tensors") }
+        for n in names {
+            guard let t = state[n] else {
+                throw TrainError("\(path): tensor '\(n)' is not a tensor of method \(type(of: method).name) (its tensors: \(state.keys.sorted().joined(separator: ", ")))")
+            }
+            let v = try f.tensor(n)
+            guard v.shape == t.shape else {
+                throw TrainError("\(path): tensor '\(n)' has shape \(v.shape), method \(type(of: method).name) needs \(t.shape)")
+            }
+            t.copy(from: v)
+        }
     }
 
     func saveCheckpoint(_ path: String, method: TuningMethod, opt: Optimizer, result: TrainResult) throws {

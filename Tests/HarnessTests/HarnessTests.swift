@@ -129,13 +129,39 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 1)
+        XCTAssertEqual(s.schemaVersion, 2)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
-        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes"])
+        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes", "steps"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
         _ = try ResultsStore(path: "\(dir)/a.sqlite")  // reopening migrates nothing
         try s.db.exec("PRAGMA user_version = 99")
         XCTAssertThrowsError(try ResultsStore(path: "\(dir)/a.sqlite")) { XCTAssertTrue("\($0)".contains("newer")) }
+    }
+
+    /// A version-1 store (before run identities) migrates to version 2 keeping every run with its
+    /// epochs and scores; the old config hash becomes the identity, so nothing is lost or rerun
+    /// until a sweep computes the full identity.
+    func testVersionOneStoreMigrates() throws {
+        let dir = tempDir("mig1")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/v1.sqlite"
+        let raw = try SQLiteDB(path: path)
+        try raw.exec(ResultsStore.migrations[0])
+        try raw.exec("PRAGMA user_version = 1")
+        try raw.exec("""
+            INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json, config_hash, status, created_at)
+            VALUES ('s','smoke','dpt|cb|t5-small|k8','dpt','dpt','cb','t5-small','embedded:t5-tiny',8,1,'{}','abc','done','2026-01-01');
+            INSERT INTO epochs VALUES (1, 1, 2, 0.5, '{}', 40.0, NULL, NULL, NULL, 1.0);
+            INSERT INTO scores VALUES (1, 'best', 'accuracy', 40.0, 1);
+            """)
+        let s = try ResultsStore(path: path)
+        XCTAssertEqual(s.schemaVersion, 2)
+        let row = try XCTUnwrap(try s.db.query("SELECT status, identity FROM runs").first)
+        XCTAssertEqual(row["status"]?.text, "done")
+        XCTAssertEqual(row["identity"]?.text, "abc")
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs").first?["n"]?.int, 1)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM scores").first?["n"]?.int, 1)
+        XCTAssertEqual(try s.cellResults(spec: "s", profile: "smoke").first?.best["accuracy"]?.mean, 40)
     }
 
     /// mean and both standard deviations against hand-computed values.
@@ -184,6 +210,45 @@ final class StoreTests: XCTestCase {
 }
 
 final class SweepProcessTests: XCTestCase {
+    /// Editing a spec reruns exactly the cells whose identity changed: the old rows stay as
+    /// 'superseded' and tables use only the new ones; an unchanged rerun inserts nothing.
+    func testEditedSpecRerunsExactlyTheChangedCells() throws {
+        let data = try sharedData()
+        let dir = tempDir("ident")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        func sweep(_ text: String) throws {
+            try text.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+            XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                       "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        }
+        try sweep(miniSpec)
+        let s = try ResultsStore(path: db)
+        func ids() throws -> [String: Int] {
+            var out: [String: Int] = [:]
+            for r in try s.db.query("SELECT id, cell, seed FROM runs WHERE status != 'superseded'") { out["\(r["cell"]!.text!)#\(r["seed"]!.int!)"] = r["id"]!.int! }
+            return out
+        }
+        let before = try ids()
+        XCTAssertEqual(before.count, 8)
+        try sweep(miniSpec)  // unchanged: nothing new
+        XCTAssertEqual(try ids(), before)
+        // Change only DPT's rank: the four DPT runs rerun, the four PT runs are kept.
+        try sweep(miniSpec.replacingOccurrences(of: "{name: dpt, method: dpt, n: 8, r: 2}", with: "{name: dpt, method: dpt, n: 8, r: 3}"))
+        let after = try ids()
+        XCTAssertEqual(after.count, 8)
+        for (key, id) in before {
+            if key.hasPrefix("dpt|") { XCTAssertNotEqual(after[key], id, "\(key) should rerun") } else { XCTAssertEqual(after[key], id, "\(key) should be kept") }
+        }
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE status='superseded'").first?["n"]?.int, 4)
+        XCTAssertTrue(try s.cellResults(spec: "mini", profile: "smoke").allSatisfy { $0.seeds.count == 2 }, "no cell mixes old and new runs")
+        // A training setting of the profile changes every cell.
+        try sweep(miniSpec.replacingOccurrences(of: "{name: dpt, method: dpt, n: 8, r: 2}", with: "{name: dpt, method: dpt, n: 8, r: 3}")
+                    .replacingOccurrences(of: "epochs: 4", with: "epochs: 3"))
+        XCTAssertTrue(Set(try ids().values).isDisjoint(with: Set(after.values)))
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE status='superseded'").first?["n"]?.int, 12)
+    }
+
     /// Two worker processes on one store finish every run exactly once; a sweep killed with SIGKILL
     /// mid-run and rerun ends with every run present once and the same scores as the clean sweep.
     func testTwoWorkersAndKillResume() throws {
@@ -327,11 +392,12 @@ func killWorkers(using db: String) {
 }
 
 /// Runs the CLI and returns (exit status, stderr).
-func runCapture(_ args: [String]) throws -> (Int32, String) {
+func runCapture(_ args: [String], cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try binary())
     p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    if !extra.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(extra) { _, b in b } }
     let err = Pipe()
     p.standardError = err
     p.standardOutput = FileHandle.nullDevice
@@ -427,6 +493,25 @@ final class BadInputTests: XCTestCase {
         try expect(["sweep", "\(dir)/bad.yaml", "--db", "\(dir)/store.sqlite", "--data-dir", data], ["\(dir)/bad.yaml", "unknown key 'sedes'", "did you mean 'seeds'"])
         try expect(["sweep", "\(dir)/mini.yaml", "--db", "\(dir)/store.sqlite", "--data-dir", "\(dir)/nope"], ["--data-dir: \(dir)/nope"])
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/store.sqlite")), storeBefore, "a failed command changed the store")
+    }
+
+    /// A PROMPTREPRO_DATA that names no directory is an error, not a silent fall-back to data/.
+    func testMissingDataEnvironmentIsAnError() throws {
+        let (status, err) = try runCapture(["score", "--task", "cb", "--predictions", "/dev/null"], env: ["PROMPTREPRO_DATA": "/nonexistent/data"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("PROMPTREPRO_DATA: /nonexistent/data"), err)
+    }
+
+    /// `train` finds the committed manifests and data lock from any working directory.
+    func testTrainRunsFromAnyWorkingDirectory() throws {
+        let data = try sharedData()
+        let dir = tempDir("cwd")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "4", "--eval-limit", "4",
+                                            "--decode-max-tokens", "2", "--data-dir", data, "--out", "\(dir)/r.json"], cwd: dir)
+        XCTAssertEqual(status, 0, err)
+        let r = try String(contentsOfFile: "\(dir)/r.json", encoding: .utf8)
+        XCTAssertTrue(r.contains("cb-k8-s1.json") && !r.contains("drawn"), "the committed manifest was used")
     }
 }
 

@@ -21,7 +21,7 @@ public final class BPETokenizer: TextTokenizer {
     init(vocab: [String: Int32], merges: [(String, String)]) {
         self.vocab = vocab
         var inv: [Int32: String] = [:]
-        for (k, v) in vocab { inv[v] = k }
+        for (k, v) in vocab.sorted(by: { $0.key < $1.key }) where inv[v] == nil { inv[v] = k }  // duplicate ids: the first token by name
         idToToken = inv
         var r: [String: Int] = [:]
         for (i, m) in merges.enumerated() where r[m.0 + " " + m.1] == nil { r[m.0 + " " + m.1] = i }
@@ -47,7 +47,7 @@ public final class BPETokenizer: TextTokenizer {
         let model = obj["model"] as! [String: Any]
         guard let v = model["vocab"] as? [String: Any] else { throw TokenizerError(path: path, detail: "model.vocab must be an object") }
         var vocab: [String: Int32] = [:]
-        for (k, x) in v {
+        for (k, x) in v.sorted(by: { $0.key < $1.key }) {
             guard let i = x as? Int else { throw TokenizerError(path: path, detail: "model.vocab['\(k)'] is not an integer") }
             vocab[k] = try tokenID(i, path: path, "model.vocab['\(k)']")
         }

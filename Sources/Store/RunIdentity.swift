@@ -1,0 +1,87 @@
+// Run identity: a run is the same run only while everything that can move its numbers is the same.
+// The identity is the sha256 of a canonical JSON object of those inputs; `sweep` compares it with
+// the stored one and reruns a cell whose identity changed (the old row stays, as 'superseded').
+import Foundation
+import Models
+import Support
+import Tasks
+import Training
+
+public enum RunIdentity {
+    /// Parts of the identity (keys of the hashed JSON object):
+    /// * `config`: the effective training config after preset, spec layers and profile (method
+    ///   config included), without `threads` (which moves only the last bits of a GEMM's rounding;
+    ///   recorded per run instead);
+    /// * `task_version` and `template`: the task YAML's `version` and the chosen template set's
+    ///   source, target and label words;
+    /// * `manifest`: sha256 of the few-shot manifest file (or "drawn" when none is committed);
+    /// * `data`: sha256 of the training and validation files the run would read;
+    /// * `weights`: sha256 of the checkpoint's safetensors files ("missing: …" when not found).
+    /// `fileHash` computes (and may cache) a file's sha256.
+    public static func compute(_ r: RunSpec, dataDir: String, manifestDir: String, fileHash: (String) throws -> String,
+                               weightsHash: (String) throws -> String) throws -> (hash: String, json: String, taskVersion: Int) {
+        var parts: [String: Any] = [:]
+        var cfg = r.config
+        cfg.threads = nil
+        parts["config"] = cfg.json
+        let def = try TaskRegistry.definition(r.task)
+        parts["task_version"] = def.version
+        let tpl = try def.template(cfg.templates)
+        parts["template"] = ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any]
+        if let k = cfg.k {
+            let path = "\(manifestDir)/\(r.task)-k\(k)-s\(cfg.seed).json"
+            parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
+        }
+        var data: [String: String] = [:]
+        for (split, candidates) in [("train", def.files.train), ("validation", def.files.validation)] {
+            if let rel = candidates.first(where: { FileManager.default.fileExists(atPath: (dataDir as NSString).appendingPathComponent($0)) }) {
+                data[split] = "\(rel):\(try fileHash((dataDir as NSString).appendingPathComponent(rel)))"
+            } else {
+                data[split] = "missing"
+            }
+        }
+        parts["data"] = data
+        if let dir = try? ModelFiles.locate(r.modelSpec) {
+            parts["weights"] = try weightsHash(dir)
+        } else {
+            parts["weights"] = "missing: \(r.modelSpec)"
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: parts, options: [.sortedKeys]), as: UTF8.self)
+        return (sha256Hex(json), json, def.version)
+    }
+}
+
+extension ResultsStore {
+    /// sha256 of a file, cached in the store by (real path, size, mtime).
+    public func fileHash(_ path: String) throws -> String {
+        let real = (path as NSString).resolvingSymlinksInPath
+        let attrs = try FileManager.default.attributesOfItem(atPath: real)
+        let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
+        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(mtime)]).first,
+           let sha = row["sha256"]?.text {
+            return sha
+        }
+        let sha = try SHA256.hex(file: real)
+        try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)])
+        return sha
+    }
+
+    /// `runs` with their identities filled in (see `RunIdentity.compute`).
+    public func withIdentities(_ runs: [RunSpec], dataDir: String, manifestDir: String) throws -> [RunSpec] {
+        var weights: [String: String] = [:]
+        return try runs.map { r in
+            var r = r
+            let id = try RunIdentity.compute(r, dataDir: dataDir, manifestDir: manifestDir, fileHash: { try self.fileHash($0) }) { dir in
+                if let w = weights[dir] { return w }
+                let w = try self.weightsHash(directory: dir)
+                weights[dir] = w
+                return w
+            }
+            r.identity = id.hash
+            r.identityJSON = id.json
+            r.taskVersion = id.taskVersion
+            return r
+        }
+    }
+}
