@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"],
+        .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Methods
+import Models
 import Support
 import Tasks
 import Training
@@ -9,8 +10,8 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train and evaluate one method on one task; prints the result JSON.",
         discussion: """
-        Presets (--protocol) set every hyper-parameter of METHODS.md: dpt-paper (default for pt/respt/dpt/lora/probe),
-        lopt-paper (lopt1/lopt2), dept-code (dept), respt-code, ft-respt-code (ft). Any flag overrides the preset.
+        Presets (--protocol) set every hyper-parameter of METHODS.md: dpt-paper (default for pt/respt/dpt/lora/probe on T5),
+        lopt-paper (lopt1/lopt2, and every method on GPT-2), dept-code (dept), respt-code, ft-respt-code (ft). Any flag overrides the preset.
         The few-shot sample comes from Baselines/manifests/<task>-k<k>-s<seed>.json, so every method sees the same rows.
         MODEL is a directory, a hub id in the local HF cache, or embedded:t5-tiny / embedded:gpt2-tiny (smoke only).
         """)
@@ -81,8 +82,13 @@ struct Train: ParsableCommand {
             guard (0..<1).contains(loraDropout) else { throw ValidationError("--lora-dropout must be in [0, 1), got \(loraDropout)") }
             mc.dropout = loraDropout
         }
-        var c = try TrainConfig.preset(protocolName ?? TrainConfig.defaultProtocol(for: method), method: mc, task: task, model: model,
-                                       k: k, seed: seed)
+        // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
+        var isGPT2 = false
+        if let dir = try? ModelFiles.locate(model), case .gpt2? = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
+            isGPT2 = true
+        }
+        let proto = protocolName ?? (isGPT2 ? "lopt-paper" : TrainConfig.defaultProtocol(for: method))
+        var c = try TrainConfig.preset(proto, method: mc, task: task, model: model, k: k, seed: seed)
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
             c.templates = t

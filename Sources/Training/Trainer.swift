@@ -114,11 +114,7 @@ public final class Trainer {
         case gpt2(GPT2Model)
     }
 
-    struct Batch {
-        var ids: [Int32], mask: [Float], labels: [Int32], size: Int
-        var classTargets: [Int32] = []     // GPT-2 verbalizer
-        var lastPositions: [Int] = []
-    }
+    typealias Batch = TrainingBatch
 
     // MARK: run
 
@@ -238,16 +234,7 @@ public final class Trainer {
                 var gradNorms = [Double](repeating: 0, count: all.count)
                 let index = Dictionary(uniqueKeysWithValues: all.enumerated().map { (ObjectIdentifier($0.element), $0.offset) })
                 func observe(_ t: Tensor) { if let g = t.grad, let i = index[ObjectIdentifier(t)] { gradNorms[i] = l2(g) } }
-                if let clip = c.clipNorm {
-                    tape.backward(loss)
-                    for t in all { observe(t) }
-                    clipGradNorm(all, maxNorm: clip)
-                    opt.update(lrScale: lrScale)
-                } else {
-                    // No global norm to wait for: each tensor steps as soon as its gradient is
-                    // complete (same values; full fine-tuning never holds every gradient at once).
-                    backwardWithStep(tape, loss: loss, optimizer: opt, params: all, lrScale: lrScale, observe: observe)
-                }
+                optimizerStep(tape, loss: loss, optimizer: opt, params: all, clipNorm: c.clipNorm, lrScale: lrScale, observe: observe)
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
                     result.status = "diverged"
@@ -401,26 +388,14 @@ public final class Trainer {
     // MARK: loss and evaluation
 
     func loss(_ b: Batch, backend: Backend, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
-        let inj = try method.injection(drop: drop)
         switch backend {
-        case .t5(let m):
-            return try m.forward(inputIds: b.ids, attentionMask: b.mask, labels: b.labels, batch: b.size,
-                                 prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-        case .gpt2(let m):
-            return try crossEntropy(try classLogits(b, m, inj, classTokens, drop), targets: b.classTargets)
+        case .t5(let m): return try Objective.loss(b, model: m, method: method, classTokens: classTokens, drop: drop)
+        case .gpt2(let m): return try Objective.loss(b, model: m, method: method, classTokens: classTokens, drop: drop)
         }
     }
 
-    /// Verbalizer scores (B, C): next-token logits at each row's last text position, gathered at
-    /// the label words' first tokens (OpenPrompt ManualVerbalizer, "first" token handling).
     func classLogits(_ b: Batch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
-        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, inputDelta: inj.inputDelta,
-                             drop: drop)                                                                      // (B, S, d)
-        let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
-        let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
-                                 ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
-        let words = try embedding(m.head, ids: classTokens)                                                         // (C, d)
-        return try matmul(rows, words, transB: true)                                                                // (B, C)
+        try Objective.classLogits(b, m, inj, classTokens, drop)
     }
 
     func evaluate(_ ex: [Example], tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
@@ -450,5 +425,62 @@ public final class Trainer {
             i += config.evalBatchSize
         }
         return preds
+    }
+}
+
+/// One training batch in token ids, right-padded: `ids`/`mask` (B × L); T5: `labels` (B × T,
+/// −100 padded); GPT-2: `classTargets` (B) and `lastPositions` (B, index of each row's last text
+/// token), `labels` unused.
+public struct TrainingBatch {
+    public var ids: [Int32], mask: [Float], labels: [Int32], size: Int
+    public var classTargets: [Int32] = []
+    public var lastPositions: [Int] = []
+    public init(ids: [Int32], mask: [Float], labels: [Int32], size: Int, classTargets: [Int32] = [], lastPositions: [Int] = []) {
+        self.ids = ids; self.mask = mask; self.labels = labels; self.size = size
+        self.classTargets = classTargets; self.lastPositions = lastPositions
+    }
+}
+
+/// The trainer's objective, per architecture: T5 (text-to-text) the mean token cross-entropy of
+/// the target given the prompted input; GPT-2 (LoPT Table 1) the verbaliser's class
+/// cross-entropy (OpenPrompt ManualVerbalizer: next-token logits at the last text position,
+/// gathered at the label words' first tokens, softmax over the classes).
+public enum Objective {
+    public static func loss(_ b: TrainingBatch, model: Backbone, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
+        let inj = try method.injection(drop: drop)
+        if let m = model as? T5Model {
+            return try m.forward(inputIds: b.ids, attentionMask: b.mask, labels: b.labels, batch: b.size,
+                                 prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
+        }
+        guard let m = model as? GPT2Model else { throw TrainError("no objective for \(type(of: model))") }
+        return try crossEntropy(try classLogits(b, m, inj, classTokens, drop), targets: b.classTargets)
+    }
+
+    /// Verbaliser scores (B, C) of GPT-2: hidden state at position n + lastPositions[b] (after
+    /// ln_f) times the output head's rows of the class tokens.
+    public static func classLogits(_ b: TrainingBatch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
+        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, inputDelta: inj.inputDelta,
+                             drop: drop)                                                                      // (B, S, d)
+        let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
+        let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
+                                 ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
+        let words = try embedding(m.head, ids: classTokens)                                                         // (C, d)
+        return try matmul(rows, words, transB: true)                                                                // (B, C)
+    }
+}
+
+/// One optimizer step after the forward recorded on `tape`: backward, global-norm clipping when
+/// `clipNorm` is set (torch `clip_grad_norm_`), then the update with every group's lr × `lrScale`.
+/// Without clipping the update is fused into backward (the same values; each tensor steps once its
+/// gradient is complete). `observe` sees every parameter with its complete, unclipped gradient.
+public func optimizerStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, params: [Tensor], clipNorm: Float?, lrScale: Float,
+                          observe: ((Tensor) -> Void)? = nil) {
+    if let clip = clipNorm {
+        tape.backward(loss)
+        if let observe { for t in params { observe(t) } }
+        clipGradNorm(params, maxNorm: clip)
+        optimizer.update(lrScale: lrScale)
+    } else {
+        backwardWithStep(tape, loss: loss, optimizer: optimizer, params: params, lrScale: lrScale, observe: observe)
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import Methods
+import Models
+import Tensor
+import Training
+import XCTest
+
+/// Training trajectories against PyTorch (fixtures from scripts/make_trajectories.py: transformers'
+/// own models, torch / transformers optimizers, the same initial tensors, one full batch per step,
+/// dropout off, 12 steps). For every case (every method on T5 v1.0, several on T5 v1.1 and GPT-2;
+/// AdamW torch and HF, Adafactor, warm-up schedules and clipping that triggers):
+///  (a) the loss of every step of our own 12-step run;
+///  (b) one step from the reference's exact state (parameters and optimizer moments) at every
+///      stored step, which isolates a wrong weight decay, warm-up or clipping from drift;
+///  (c) the final tensors of our 12-step run.
+/// Tolerances come from the reference's own float32-vs-float64 spread at that point: 10 × the
+/// spread, floored at a few float32 ulps of the value (2e-6 · max(1, |x|)).
+final class TrajectoryParityTests: XCTestCase {
+    struct Case: Decodable {
+        struct Opt: Decodable {
+            var kind: String, lr: Float, lr_secondary: Float?, weight_decay: Float, eps: Double
+            var schedule: String, warmup_steps: Int, total_steps: Int, clip_norm: Float?
+        }
+        struct Batch: Decodable {
+            var input_ids: [[Int32]], attention_mask: [[Float]]
+            var labels: [[Int32]]?, class_token_ids: [Int32]?, class_targets: [Int32]?, last_positions: [Int]?
+        }
+        var model: String, arch: String, method: String, method_config: MethodConfig, optimizer: Opt, steps: Int, batch: Batch
+    }
+    struct Expected: Decodable { var losses: [Double], losses_f64: [Double], grad_norms: [Double]?, grad_norms_f64: [Double]? }
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/trajectories").path
+
+    func tolerance(_ ref32: Double, _ ref64: Double) -> Double { max(10 * abs(ref32 - ref64), 2e-6 * max(1, abs(ref32))) }
+
+    /// Worst |ours − ref| / tolerance over a tensor (> 1 fails), with the element where it happens.
+    func ratio(_ ours: Tensor, _ ref: Tensor, _ ref64: Tensor?) -> (Double, Int) {
+        var worst = 0.0, at = 0
+        for i in 0..<ref.count {
+            let r = Double(ref.data[i]), tol = tolerance(r, ref64.map { Double($0.data[i]) } ?? r)
+            let q = abs(Double(ours.data[i]) - r) / tol
+            if !(q <= worst) { worst = q; at = i }  // NaN counts as worst
+        }
+        return (worst, at)
+    }
+
+    func testEveryMethodFollowsThePyTorchTrajectory() throws {
+        let fm = FileManager.default
+        let cases = ((try? fm.contentsOfDirectory(atPath: Self.root)) ?? []).filter { fm.fileExists(atPath: "\(Self.root)/\($0)/case.json") }.sorted()
+        XCTAssertGreaterThanOrEqual(cases.count, 15, "trajectory fixtures missing under \(Self.root)")
+        var covered = Set<String>()
+        for name in cases {
+            let dir = "\(Self.root)/\(name)"
+            let c = try JSONDecoder().decode(Case.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/case.json")))
+            let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/expected.json")))
+            let states = try SafeTensorsFile(path: "\(dir)/states.safetensors")
+            covered.insert("\(c.arch)/\(c.method)")
+            let modelDir = "\(Self.root)/models/\(c.model)"
+            let b = c.batch
+            let L = b.input_ids[0].count
+            let batch = TrainingBatch(ids: b.input_ids.flatMap { $0 }, mask: b.attention_mask.flatMap { $0 },
+                                      labels: (b.labels ?? []).flatMap { $0 }, size: b.input_ids.count,
+                                      classTargets: b.class_targets ?? [], lastPositions: b.last_positions ?? [])
+            XCTAssertTrue(b.input_ids.allSatisfy { $0.count == L }, "\(name): ragged batch")
+            guard let kind = OptimizerKind(rawValue: c.optimizer.kind), let schedule = Schedule(rawValue: c.optimizer.schedule) else {
+                XCTFail("\(name): unknown optimizer or schedule"); continue
+            }
+
+            /// A fresh model + method at the initial tensors, and its optimizer.
+            func setUp() throws -> (TuningMethod, Optimizer, Backbone) {
+                let model: Backbone = c.arch == "t5" ? try T5Model.load(directory: modelDir) : try GPT2Model.load(directory: modelDir)
+                let method = try MethodRegistry.make(c.method_config, backbone: model, key: RNGKey(seed: 1))
+                try Trainer.initialize(method, from: "\(dir)/initial.safetensors")
+                let main = method.trainable.filter { $0.group == "main" }.map(\.tensor)
+                let second = method.trainable.filter { $0.group == "secondary" }.map(\.tensor)
+                var groups = [ParamGroup(tensors: main, lr: c.optimizer.lr, weightDecay: c.optimizer.weight_decay)]
+                if !second.isEmpty {
+                    groups.append(ParamGroup(tensors: second, lr: c.optimizer.lr_secondary ?? c.optimizer.lr, weightDecay: c.optimizer.weight_decay))
+                }
+                return (method, Optimizer(kind: kind, groups: groups, eps: c.optimizer.eps), model)
+            }
+            func step(_ method: TuningMethod, _ opt: Optimizer, _ model: Backbone, t: Int) throws -> Float {
+                let tape = Tape()
+                let loss = try tape.record { try Objective.loss(batch, model: model, method: method, classTokens: b.class_token_ids ?? [], drop: .eval) }
+                let params = method.trainable.map(\.tensor)
+                optimizerStep(tape, loss: loss, optimizer: opt, params: params, clipNorm: c.optimizer.clip_norm,
+                              lrScale: schedule.factor(step: t - 1, total: c.optimizer.total_steps, warmup: c.optimizer.warmup_steps))
+                for p in params { p.zeroGrad() }
+                return loss.scalar
+            }
+            func stored(_ key: String) -> Tensor? { states.entries[key] != nil ? try? states.tensor(key) : nil }
+
+            // (a) + (c): our own run.
+            let (method, opt, model) = try setUp()
+            var worstLoss = 0.0
+            for t in 1...c.steps {
+                let l = Double(try step(method, opt, model, t: t))
+                let q = abs(l - exp.losses[t - 1]) / tolerance(exp.losses[t - 1], exp.losses_f64[t - 1])
+                worstLoss = max(worstLoss, q.isNaN ? .infinity : q)
+                XCTAssertLessThanOrEqual(q, 1, "\(name) step \(t): loss \(l), PyTorch \(exp.losses[t - 1]) (f64 \(exp.losses_f64[t - 1]))")
+            }
+            var worstFinal = 0.0
+            for tr in method.trainable {
+                guard let ref = stored("step\(c.steps)/\(tr.name)") else { XCTFail("\(name): no final '\(tr.name)'"); continue }
+                let (q, at) = ratio(tr.tensor, ref, stored("step\(c.steps)_f64/\(tr.name)"))
+                worstFinal = max(worstFinal, q)
+                XCTAssertLessThanOrEqual(q, 1, "\(name): final '\(tr.name)'[\(at)] = \(tr.tensor.data[at]), PyTorch \(ref.data[at])")
+            }
+
+            // (b): one step from the reference's state before step t.
+            var worstStep = 0.0, checked = 0
+            for t in 1...c.steps {
+                let before = "step\(t - 1)/"
+                guard t == 1 || states.entries.keys.contains(where: { $0.hasPrefix(before) }) else { continue }
+                guard states.entries.keys.contains(where: { $0.hasPrefix("step\(t)/") }) else { continue }
+                let (m, o, mdl) = try setUp()
+                if t > 1 {
+                    var saved: [String: Tensor] = [:]
+                    for k in states.entries.keys where k.hasPrefix(before) { saved[String(k.dropFirst(before.count))] = try states.tensor(k).detached() }
+                    try m.load(state: saved.filter { !$0.key.hasPrefix("opt.") }.merging(m.state.filter { saved[$0.key] == nil }) { a, _ in a })
+                    o.load(state: saved.filter { $0.key.hasPrefix("opt.") })
+                    XCTAssertEqual(o.step, t - 1, "\(name): optimizer step count of the stored state")
+                }
+                _ = try step(m, o, mdl, t: t)
+                for tr in m.trainable {
+                    guard let ref = stored("step\(t)/\(tr.name)") else { continue }
+                    let (q, at) = ratio(tr.tensor, ref, stored("step\(t)_f64/\(tr.name)"))
+                    worstStep = max(worstStep, q)
+                    XCTAssertLessThanOrEqual(q, 1, "\(name) one step \(t): '\(tr.name)'[\(at)] = \(tr.tensor.data[at]), PyTorch \(ref.data[at])")
+                }
+                checked += 1
+            }
+            XCTAssertGreaterThanOrEqual(checked, 3, "\(name): too few stored steps")
+            print(String(format: "trajectory %@: worst/tolerance loss %.3f, one-step %.3f (%d steps), final %.3f", name, worstLoss, worstStep, checked, worstFinal))
+        }
+        for m in ["ft", "pt", "respt", "dept", "dpt", "lopt1", "lopt2", "lora", "probe"] {
+            XCTAssertTrue(covered.contains("t5/\(m)"), "no T5 trajectory for \(m)")
+        }
+        for m in ["ft", "pt", "dept", "lopt1", "lopt2", "lora"] { XCTAssertTrue(covered.contains("gpt2/\(m)"), "no GPT-2 trajectory for \(m)") }
+    }
+}
