@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
-        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks", "Tensor", .product(name: "Yams", package: "Yams")],
+        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks", "Tensor", "Training", "Support", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),

@@ -118,34 +118,3 @@ struct FiguresCommand: ParsableCommand {
         }
     }
 }
-
-struct CompareCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "compare",
-        abstract: "Compare a method (a spec variant) against a baseline per task: mean ± std, Δ, Welch p, bootstrap 95% CI, win/tie/loss.",
-        discussion: "Exits 1 when the new method is worse than the baseline by more than --max-regression points on any task (a CI gate).")
-    @Option(help: "Variant name of the new method in the spec (e.g. dpt, dpt-r5, or a new method's variant).") var method: String
-    @Option(help: "Spec holding both (default: table1).") var spec: String = "table1"
-    @Option(help: "stored (runs of --baseline in the store) or published (the paper's numbers).") var against: String = "stored"
-    @Option(help: "Baseline variant (stored) or published row (pt, respt, dpt, ft, …).") var baseline: String = "pt"
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
-    @Option var resultsDir: String = "Baselines/results"
-    @Option(help: "Largest allowed regression in points (default: no gate).") var maxRegression: Double?
-    @Option(help: "Published table for --against published (e.g. \"Table 1\").") var table: String = "Table 1"
-
-    func run() throws {
-        guard ["stored", "published"].contains(against) else { throw ValidationError("--against must be stored or published") }
-        let (cells, source) = try loadCells(spec: spec, profile: profile, db: db, resultsDir: resultsDir)
-        guard cells.contains(where: { $0.variant == method }) else {
-            let known = Array(Set(cells.map(\.variant))).sorted()
-            throw ValidationError("no runs of variant '\(method)' in spec \(spec) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))")
-        }
-        let published = against == "published" ? try Published.load(directory: "Baselines/published") : nil
-        let paper = (try? ExperimentSpec.load(spec).paper) ?? "dpt"
-        let rows = Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: paper, table: table)
-        guard !rows.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
-        print(Compare.markdown(rows, new: method, baseline: baseline, against: against, maxRegression: maxRegression), terminator: "")
-        if let m = maxRegression, rows.contains(where: { $0.delta < -m }) { throw ExitCode(1) }
-    }
-}

@@ -1,74 +1,282 @@
-// `compare`: a new method (a spec variant or a method file) against stored runs of a baseline
-// variant, or against published numbers, per task: mean ± std of both, Δ, Welch t-test p-value,
-// bootstrap 95% CI of Δ over seeds, win/tie/loss, and a gate on the largest regression.
+// `compare` / the CI gate: a new method (a spec variant) against a baseline variant's stored runs,
+// or against the papers' published numbers, task by task.
+//
+// Statistics (stored baseline). Every method of a spec trains on the same few-shot sample per seed,
+// so comparisons are paired by seed. Primary: a paired bootstrap over validation examples, pooled
+// over the seeds both sides finished (Koehn 2004 style): B resamples of example indices, the same
+// indices for both methods and every seed; Δ* = mean over seeds of metric(new) − metric(baseline) on
+// the resample, with the task's selection metric recomputed from the best epoch's stored
+// predictions. Two-sided p = 2·min(P(Δ* ≤ 0), P(Δ* ≥ 0)). Without stored predictions (committed
+// exports) or validation data: a paired t-test over the seeds (n ≥ 2). p-values are Holm-adjusted
+// across tasks, and each task's interval is printed at the Holm level of its rank (1 − 0.05/(m −
+// rank + 1), frozen at the first rank that is not rejected), so "win"/"loss" holds exactly when the
+// printed interval excludes 0.
+//
+// Gate (`--max-regression X`): non-inferiority. It passes only when every task of the spec has
+// every expected seed on both sides (unless `--allow-missing`) and, for every task, the lower end
+// of the printed interval of Δ is ≥ −X (we are confident the new method loses at most X points).
 import Foundation
 import Store
+import Support
 import Tasks
+import Tensor
+import Training
 
 public struct ComparisonRow {
     public var task: String
     public var model: String
-    public var new: [Double]
-    public var baseline: [Double]      // per-seed values (stored), or [] against published
+    public var metric: String
+    public var new: [Double]           // per common seed (stored) or every seed (published)
+    public var baseline: [Double]      // per common seed; [] against published
+    public var seeds: [Int]
     public var baselineMean: Double
     public var delta: Double
-    public var test: Statistics.Welch?
-    public var ci: (Double, Double)
-    public var verdict: String         // win | tie | loss
+    public var method: String          // "paired bootstrap over N examples × S seeds" | "paired t over S seeds" | "none"
+    public var p: Double?
+    public var pHolm: Double?
+    public var ci: (Double, Double)?
+    public var level: Double?          // confidence level of `ci`
+    public var verdict: String         // win | tie | loss | — (no test)
+
+    public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Int], baselineMean: Double,
+                delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
+        self.task = task; self.model = model; self.metric = metric; self.new = new; self.baseline = baseline; self.seeds = seeds
+        self.baselineMean = baselineMean; self.delta = delta; self.method = method; self.p = p; self.pHolm = pHolm; self.ci = ci
+        self.level = level; self.verdict = verdict
+    }
+}
+
+/// What the gate found missing, one line each.
+public struct MissingRuns {
+    public var lines: [String] = []
+    public var isEmpty: Bool { lines.isEmpty }
+}
+
+/// A run's identity for pairing: its seed, its best-epoch predictions (nil when not stored) and
+/// the template set its targets use.
+public struct PairedRun {
+    public var seed: Int
+    public var predictions: [String]?
+    public var templates: TemplateSet
+    public init(seed: Int, predictions: [String]?, templates: TemplateSet) {
+        self.seed = seed; self.predictions = predictions; self.templates = templates
+    }
 }
 
 public enum Compare {
-    /// Per-task comparison of `newVariant` against `baselineVariant` (stored) or published values.
+    public static let alpha = 0.05
+
+    /// Holm step-down: adjusted p-values (monotone) and, per task, the level of its interval.
+    public static func holm(_ p: [Double?]) -> (adjusted: [Double?], levels: [Double?]) {
+        let idx = p.indices.filter { p[$0] != nil }.sorted { p[$0]! < p[$1]! }
+        let m = idx.count
+        var adjusted = [Double?](repeating: nil, count: p.count), levels = [Double?](repeating: nil, count: p.count)
+        var running = 0.0, stopped: Double? = nil
+        for (rank, i) in idx.enumerated() {
+            let a = alpha / Double(m - rank)
+            running = max(running, min(1, Double(m - rank) * p[i]!))
+            adjusted[i] = running
+            if stopped == nil && !(p[i]! < a) { stopped = a }
+            levels[i] = 1 - (stopped ?? a)
+        }
+        return (adjusted, levels)
+    }
+
+    /// Paired t-test over seeds (d = new − baseline): two-sided p and the interval at `level`.
+    public static func pairedT(_ d: [Double], level: Double) -> (p: Double, ci: (Double, Double))? {
+        guard d.count >= 2 else { return nil }
+        let n = Double(d.count), m = Statistics.mean(d), se = (Statistics.sampleVariance(d) / n).squareRoot()
+        guard se > 0 else { return m == 0 ? (1, (0, 0)) : (0, (m, m)) }
+        let t = m / se, df = n - 1
+        let q = Statistics.studentQuantile(1 - (1 - level) / 2, df: df)
+        return (Statistics.twoSidedP(t: t, df: df), (m - q * se, m + q * se))
+    }
+
+    /// Per-example sufficient statistics of `metric` (summed over a resample, then turned into the
+    /// metric by `value`): accuracy-like means (accuracy, ReCoRD em/f1) are one number per example,
+    /// MultiRC F1a is (tp, fp, fn) under the official invalid-output rule. nil for other metrics.
+    static func perExample(_ def: TaskDefinition, set: TemplateSet, metric: String, examples: [Example], predictions: [String]) throws -> [[Double]]? {
+        switch metric {
+        case "accuracy", "em", "f1":
+            return try zip(examples, predictions).map { e, p in [try Metrics.score(def, set: set, examples: [e], predictions: [p])[metric] ?? 0] }
+        case "f1a":
+            guard let v = try def.template(set).verbalizer(labels: def.labels) else { return nil }
+            return zip(examples, predictions).map { e, p in
+                let gold = e.label ?? 0
+                let pred = v.firstIndex(of: pyStripped(p)) ?? (gold == 1 ? 0 : 1)
+                return [pred == 1 && gold == 1 ? 1 : 0, pred == 1 && gold != 1 ? 1 : 0, pred != 1 && gold == 1 ? 1 : 0]
+            }
+        default: return nil
+        }
+    }
+
+    static func value(_ metric: String, _ sums: [Double], count: Int) -> Double {
+        if metric == "f1a" { let (tp, fp, fn) = (sums[0], sums[1], sums[2]); return tp == 0 ? 0 : 100 * 2 * tp / (2 * tp + fp + fn) }
+        return sums[0] / Double(max(count, 1))
+    }
+
+    /// Paired bootstrap over examples pooled over seeds; returns the resampled Δ* (sorted).
+    public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: String, resamples: Int = 2000,
+                                       seed: UInt64 = 20_241_123) -> [Double] {
+        let n = new.first?.count ?? 0
+        var s = PhiloxStream(RNGKey(seed: seed).derive("paired-bootstrap"))
+        var out: [Double] = []
+        out.reserveCapacity(resamples)
+        let width = new.first?.first?.count ?? 1
+        var idx = [Int](repeating: 0, count: n)
+        for _ in 0..<resamples {
+            for i in 0..<n { idx[i] = s.nextInt(below: n) }
+            var d = 0.0
+            for (a, b) in zip(new, baseline) {
+                var sa = [Double](repeating: 0, count: width), sb = sa
+                for i in idx { for w in 0..<width { sa[w] += a[i][w]; sb[w] += b[i][w] } }
+                d += value(metric, sa, count: n) - value(metric, sb, count: n)
+            }
+            out.append(d / Double(new.count))
+        }
+        return out.sorted()
+    }
+
+    /// Rows for every task where both sides have runs; statistics as described at the top of the file.
+    /// `runs(variant, task, model)` gives a variant's finished runs of a task (for pairing and
+    /// predictions); `examples(task, set)` the validation examples, nil when the data is not there.
     public static func rows(cells: [CellResult], newVariant: String, baselineVariant: String, published: [PublishedValue]?,
-                            paper: String, table: String) -> [ComparisonRow] {
+                            paper: String, table: String, runs: (String, String, String) throws -> [PairedRun],
+                            examples: (String, TemplateSet) -> [Example]?) throws -> [ComparisonRow] {
         var out: [ComparisonRow] = []
+        var boots: [[Double]?] = []  // per row: the bootstrap distribution, when one was drawn
         for c in cells where c.variant == newVariant {
-            let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
-            guard let new = c.best[metric]?.values, !new.isEmpty else { continue }
-            var base: [Double] = []
-            var baseMean = Double.nan
+            let def = try TaskRegistry.definition(c.task)
+            let metric = def.selectionMetric
+            guard let newStat = c.best[metric], !newStat.values.isEmpty else { continue }
             if let published {
-                let modelLabel = ["t5-small": "T5-Small", "t5-base": "T5-Base", "t5-large": "T5-Large"][c.model] ?? c.model
+                let modelLabel = ["t5-small": "T5-Small", "t5-base": "T5-Base", "t5-large": "T5-Large", "gpt2-large": "GPT-2 large"][c.model] ?? c.model
                 guard let v = published.first(where: { $0.paper == paper && $0.table == table && $0.method == baselineVariant
                     && ($0.model == modelLabel || $0.model == c.model) && $0.column == c.task })?.number else { continue }
-                baseMean = v
-            } else {
-                guard let b = cells.first(where: { $0.variant == baselineVariant && $0.task == c.task && $0.model == c.model && $0.k == c.k }),
-                      let vals = b.best[metric]?.values, !vals.isEmpty else { continue }
-                base = vals
-                baseMean = Statistics.mean(vals)
+                out.append(ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.seeds,
+                                         baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
+                                         p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—"))
+                boots.append(nil)
+                continue
             }
-            let delta = Statistics.mean(new) - baseMean
-            let test = base.isEmpty ? Statistics.oneSample(new, against: baseMean) : Statistics.welch(new, base)
-            let ci = Statistics.bootstrapCI(new, base, constant: baseMean)
-            let verdict: String
-            if let p = test?.p, p < 0.05 { verdict = delta > 0 ? "win" : "loss" } else if test == nil && (ci.0 > 0 || ci.1 < 0) {
-                verdict = ci.0 > 0 ? "win" : "loss"
-            } else { verdict = "tie" }
-            out.append(ComparisonRow(task: c.task, model: c.model, new: new, baseline: base, baselineMean: baseMean, delta: delta,
-                                     test: test, ci: ci, verdict: verdict))
+            guard let b = cells.first(where: { $0.variant == baselineVariant && $0.task == c.task && $0.model == c.model && $0.k == c.k }),
+                  b.best[metric] != nil else { continue }
+            let newRuns = try runs(newVariant, c.task, c.model), baseRuns = try runs(baselineVariant, c.task, c.model)
+            let common = Set(newRuns.map(\.seed)).intersection(baseRuns.map(\.seed)).sorted()
+            func perSeed(_ cell: CellResult) -> [Int: Double] {
+                Dictionary(uniqueKeysWithValues: zip(cell.seeds, cell.best[metric]?.values ?? []))
+            }
+            let nv = perSeed(c), bv = perSeed(b)
+            let pairs = common.filter { nv[$0] != nil && bv[$0] != nil }
+            let newVals = pairs.map { nv[$0]! }, baseVals = pairs.map { bv[$0]! }
+            var row = ComparisonRow(task: c.task, model: c.model, metric: metric, new: newVals, baseline: baseVals, seeds: pairs,
+                                    baselineMean: baseVals.isEmpty ? .nan : Statistics.mean(baseVals),
+                                    delta: pairs.isEmpty ? .nan : Statistics.mean(newVals) - Statistics.mean(baseVals),
+                                    method: "none", p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
+            // Paired bootstrap over examples when every paired run has its best-epoch predictions.
+            let nr = Dictionary(newRuns.map { ($0.seed, $0) }, uniquingKeysWith: { a, _ in a })
+            let br = Dictionary(baseRuns.map { ($0.seed, $0) }, uniquingKeysWith: { a, _ in a })
+            var boot: [Double]? = nil
+            if !pairs.isEmpty, pairs.allSatisfy({ nr[$0]?.predictions != nil && br[$0]?.predictions != nil }) {
+                var a: [[[Double]]] = [], z: [[[Double]]] = []
+                var ok = true
+                for s in pairs {
+                    // Runs with an evaluation limit scored a prefix of the validation split.
+                    guard let fullN = examples(c.task, nr[s]!.templates), let fullB = examples(c.task, br[s]!.templates),
+                          fullN.count >= nr[s]!.predictions!.count, fullB.count >= br[s]!.predictions!.count,
+                          nr[s]!.predictions!.count == br[s]!.predictions!.count else { ok = false; break }
+                    let exN = Array(fullN.prefix(nr[s]!.predictions!.count)), exB = Array(fullB.prefix(br[s]!.predictions!.count))
+                    guard
+                          let pa = try perExample(def, set: nr[s]!.templates, metric: metric, examples: exN, predictions: nr[s]!.predictions!),
+                          let pb = try perExample(def, set: br[s]!.templates, metric: metric, examples: exB, predictions: br[s]!.predictions!) else { ok = false; break }
+                    a.append(pa); z.append(pb)
+                }
+                if ok {
+                    boot = pairedBootstrap(new: a, baseline: z, metric: metric)
+                    row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
+                }
+            }
+            if let boot {
+                let below = Double(boot.filter { $0 <= 0 }.count), above = Double(boot.filter { $0 >= 0 }.count)
+                row.p = min(1, 2 * min(below, above) / Double(boot.count))
+                row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
+            } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
+                row.method = "paired t over \(pairs.count) seeds"
+                row.p = t.p
+            }
+            out.append(row)
+            boots.append(boot)
+        }
+        // Holm across tasks, and each interval at its Holm level.
+        let (adj, levels) = holm(out.map(\.p))
+        for i in out.indices {
+            out[i].pHolm = adj[i]
+            guard let level = levels[i] else { continue }
+            out[i].level = level
+            if let boot = boots[i] {
+                let lo = Int(((1 - level) / 2 * Double(boot.count)).rounded(.down)), hi = Int(((1 + level) / 2 * Double(boot.count)).rounded(.up)) - 1
+                out[i].ci = (boot[max(0, lo)], boot[min(boot.count - 1, hi)])
+            } else if let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
+                out[i].ci = t.ci
+            }
+            if let ci = out[i].ci { out[i].verdict = ci.0 > 0 ? "win" : (ci.1 < 0 ? "loss" : "tie") }
         }
         return out
     }
 
-    public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, maxRegression: Double?) -> String {
+    /// Tasks and seeds the spec expects that either side lacks (with each run's status).
+    public static func missing(expected: [String: [Int]], cells: [CellResult], variant: String, label: String) -> [String] {
+        var lines: [String] = []
+        for task in expected.keys.sorted() {
+            let want = expected[task]!
+            let have = cells.filter { $0.variant == variant && $0.task == task }
+            let done = Set(have.flatMap(\.seeds))
+            let lacking = want.filter { !done.contains($0) }
+            guard !lacking.isEmpty else { continue }
+            var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
+            if have.isEmpty { statuses = ["no runs"] }
+            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(lacking.map(String.init).joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
+        }
+        return lines
+    }
+
+    public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, header: String,
+                                missing: [String], maxRegression: Double?, allowMissing: Bool) -> (text: String, passed: Bool) {
         func ms(_ v: [Double]) -> String {
             v.isEmpty ? "—" : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
         }
-        var out = "# compare: \(new) vs \(baseline) (\(against))\n\n"
-        out += "| task | model | \(new) | \(baseline) | Δ | t | p (Welch) | 95% CI of Δ (bootstrap) | verdict |\n|---|---|---|---|---|---|---|---|---|\n"
+        func f(_ x: Double?, _ fmt: String) -> String { x.map { String(format: fmt, $0) } ?? "—" }
+        var out = "# compare: \(new) vs \(baseline) (\(against))\n\n\(header)\n\n"
+        out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
             let b = r.baseline.isEmpty ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline)
-            out += "| \(r.task) | \(r.model) | \(ms(r.new)) | \(b) | \(String(format: "%+.2f", r.delta)) | "
-            out += (r.test.map { String(format: "%.3f", $0.t) } ?? "—") + " | " + (r.test.map { String(format: "%.4f", $0.p) } ?? "—") + " | "
-            out += String(format: "[%+.2f, %+.2f]", r.ci.0, r.ci.1) + " | \(r.verdict) |\n"
+            let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
+            out += "| \(r.task) | \(r.metric) | \(ms(r.new)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) |\n"
         }
         let w = rows.filter { $0.verdict == "win" }.count, l = rows.filter { $0.verdict == "loss" }.count
-        out += "\n**\(w) win / \(rows.count - w - l) tie / \(l) loss** over \(rows.count) tasks (win/loss: p < 0.05)."
-        if let m = maxRegression {
-            let worst = rows.map(\.delta).min() ?? 0
-            out += " Largest regression \(String(format: "%+.2f", worst)) points; gate −\(m): \(worst < -m ? "FAILED" : "passed")."
+        let tested = rows.filter { $0.ci != nil }.count
+        out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
+        out += " (win/loss: the interval, at the Holm level across tasks, excludes 0)."
+        if !missing.isEmpty {
+            out += "\n\nMissing runs (\(missing.count)):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
         }
-        return out + "\n"
+        var passed = true
+        if let m = maxRegression {
+            var reasons: [String] = []
+            if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
+            for r in rows {
+                guard let ci = r.ci else { reasons.append("\(r.task): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
+                if ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", r.task, ci.0, m)) }
+            }
+            passed = reasons.isEmpty
+            out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), every expected run present): "
+            out += passed ? "passed.\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\n"
+        } else {
+            out += "\n"
+        }
+        return (out, passed)
     }
 }
+
+/// Python `str.strip()` of a prediction (as the metrics read it).
+func pyStripped(_ s: String) -> String { pyStrip(s) }

@@ -40,6 +40,20 @@ public enum Statistics {
         return Welch(t: t, df: df, p: twoSidedP(t: t, df: df))
     }
 
+    /// The `prob` quantile (0.5 < prob < 1) of Student's t with `df` degrees of freedom, by bisection
+    /// on `twoSidedP` (monotone in t): the t with P(|T| ≥ t) = 2(1 − prob). Hand-checked values:
+    /// df 2 → 4.3027 (97.5 %), df 4 → 2.7764.
+    public static func studentQuantile(_ prob: Double, df: Double) -> Double {
+        let target = 2 * (1 - prob)
+        var lo = 0.0, hi = 1.0
+        while twoSidedP(t: hi, df: df) > target && hi < 1e12 { hi *= 2 }
+        for _ in 0..<200 {
+            let mid = (lo + hi) / 2
+            if twoSidedP(t: mid, df: df) > target { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
+
     /// P(|T| ≥ |t|) for Student's t with `df` degrees of freedom = I_{df/(df+t²)}(df/2, 1/2).
     public static func twoSidedP(t: Double, df: Double) -> Double {
         regularizedIncompleteBeta(df / (df + t * t), df / 2, 0.5)

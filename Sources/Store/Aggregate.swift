@@ -40,6 +40,13 @@ public struct CellResult: Codable, Sendable {
     public var divergedSeeds: [Int]
     /// Rank-probe runs: per epoch, means over seeds of (positive, negative) Σ entries and rank(P).
     public var probe: [ProbePoint]?
+
+    public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
+                trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
+        self.cell = cell; self.variant = variant; self.method = method; self.task = task; self.model = model; self.k = k
+        self.seeds = seeds; self.statuses = statuses; self.trainableParams = trainableParams; self.best = best; self.last = last
+        self.divergedSeeds = divergedSeeds; self.probe = probe
+    }
 }
 
 public struct ProbePoint: Codable, Equatable, Sendable {

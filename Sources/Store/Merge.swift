@@ -52,8 +52,9 @@ extension ResultsStore {
                 for s in try src.db.query("SELECT * FROM scores WHERE run_id=? ORDER BY kind, metric", [old]) {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), s["kind"]!, s["metric"]!, s["value"]!, s["epoch"] ?? .null])
                 }
-                for p in try src.db.query("SELECT * FROM predictions WHERE run_id=?", [old]) {
-                    try db.query("INSERT INTO predictions VALUES (?,?,?)", [.int(id), p["position"]!, p["prediction"]!])
+                for p in try src.db.query("SELECT * FROM predictions WHERE run_id=? ORDER BY kind, position", [old]) {
+                    try db.query("INSERT INTO predictions (run_id, kind, position, prediction) VALUES (?,?,?,?)",
+                                 [.int(id), p["kind"] ?? .text("last"), p["position"]!, p["prediction"]!])
                 }
                 for st in try src.db.query("SELECT * FROM steps WHERE run_id=? ORDER BY step", [old]) {
                     try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",

@@ -104,6 +104,13 @@ public final class ResultsStore {
         ALTER TABLE runs_v2 RENAME TO runs;
         CREATE INDEX runs_status ON runs(status);
         CREATE UNIQUE INDEX runs_current ON runs(spec, profile, cell, seed) WHERE status != 'superseded';
+        CREATE TABLE predictions_v2 (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL DEFAULT 'last' CHECK (kind IN ('best','last')),
+          position INTEGER NOT NULL, prediction TEXT NOT NULL, PRIMARY KEY (run_id, kind, position)
+        );
+        INSERT INTO predictions_v2 SELECT run_id, 'last', position, prediction FROM predictions;
+        DROP TABLE predictions;
+        ALTER TABLE predictions_v2 RENAME TO predictions;
         CREATE TABLE steps (
           run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, step INTEGER NOT NULL, epoch INTEGER NOT NULL,
           loss REAL NOT NULL, lr_json TEXT NOT NULL, grad_norm REAL NOT NULL, grad_norms_json TEXT NOT NULL,
@@ -244,8 +251,10 @@ public final class ResultsStore {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), .text(kind), .text(metric), .double(v), ep.map { .int($0) } ?? .null])
                 }
             }
-            for (i, p) in (result.predictions ?? []).enumerated() {
-                try db.query("INSERT INTO predictions VALUES (?,?,?)", [.int(id), .int(i), .text(p)])
+            for (kind, preds) in [("last", result.predictions), ("best", result.bestPredictions)] {
+                for (i, p) in (preds ?? []).enumerated() {
+                    try db.query("INSERT INTO predictions (run_id, kind, position, prediction) VALUES (?,?,?,?)", [.int(id), .text(kind), .int(i), .text(p)])
+                }
             }
             let hashes = String(decoding: try JSONSerialization.data(withJSONObject: result.dataFiles, options: [.sortedKeys]), as: UTF8.self)
             try db.query("""
@@ -323,6 +332,11 @@ public final class ResultsStore {
                                 [.text(spec), .text(profile)])
         guard let s = rows.first?["s"]?.double, let n = rows.first?["n"]?.int, n > 0 else { return nil }
         return s / Double(n)
+    }
+
+    /// A run's stored predictions (validation order) of its best or last evaluated epoch.
+    public func predictions(run id: Int, kind: String) throws -> [String] {
+        try db.query("SELECT prediction FROM predictions WHERE run_id=? AND kind=? ORDER BY position", [.int(id), .text(kind)]).map { $0["prediction"]?.text ?? "" }
     }
 
     // MARK: weights hash cache

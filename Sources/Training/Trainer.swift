@@ -63,6 +63,7 @@ public struct TrainResult: Codable, Sendable {
     public var manifest: String?
     public var smoke: Bool
     public var predictions: [String]?          // last evaluation's predictions (validation order)
+    public var bestPredictions: [String]?      // the best epoch's predictions (what `best` scores)
 
     public init(config: TrainConfig, status: String, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
                 history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],
@@ -266,6 +267,7 @@ public final class Trainer {
                 if result.bestEpoch == nil || (rec.selection ?? -.infinity) > (result.best[def.selectionMetric] ?? -.infinity) {
                     result.best = rec.metrics
                     result.bestEpoch = epoch
+                    result.bestPredictions = preds
                 }
             }
             if let probe = method as? RankProbe {

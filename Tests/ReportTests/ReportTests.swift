@@ -155,7 +155,10 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(Statistics.bootstrapCI([5, 5], [3, 3]).0, 2)
     }
 
-    /// `compare` gates through its exit code: 0 within --max-regression, 1 beyond it.
+    /// `compare` gates through its exit code. The store holds only cb and rte of table1, so without
+    /// --allow-missing the gate fails listing the missing tasks. cb: d = (10, 11, 9), paired t over 3
+    /// seeds → win; rte: d = (−3, −3, −3) → a degenerate interval at −3 → loss, within a margin of 5,
+    /// beyond a margin of 2. Published baselines show Δ only and cannot gate.
     func testCompareExitCodes() throws {
         let dir = tempDir("cmp")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -177,11 +180,18 @@ final class CompareTests: XCTestCase {
             p.waitUntilExit()
             return (p.terminationStatus, out)
         }
-        let (ok, text) = try run(["--max-regression", "5"])
-        XCTAssertEqual(ok, 0)
-        XCTAssertTrue(text.contains("| cb | t5-small |") && text.contains("+10.00") && text.contains("-3.00"), text)
-        XCTAssertTrue(text.contains("1 win / 0 tie / 1 loss"), text)
-        XCTAssertEqual(try run(["--max-regression", "2"]).0, 1)
-        XCTAssertEqual(try run(["--against", "published", "--max-regression", "100"]).0, 0)
+        let (missing, mtext) = try run(["--max-regression", "5"])
+        XCTAssertEqual(missing, 1)
+        XCTAssertTrue(mtext.contains("Missing runs") && mtext.contains("new 'dpt' wsc") && mtext.contains("FAILED"), mtext)
+        let (ok, text) = try run(["--max-regression", "5", "--allow-missing"])
+        XCTAssertEqual(ok, 0, text)
+        XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("+10.00") && text.contains("-3.00"), text)
+        XCTAssertTrue(text.contains("paired t over 3 seeds") && text.contains("1 win / 0 tie / 1 loss"), text)
+        XCTAssertTrue(text.contains("profile **cpu**") && text.contains("t5-small = t5-small"), text)
+        XCTAssertEqual(try run(["--max-regression", "2", "--allow-missing"]).0, 1)
+        XCTAssertNotEqual(try run(["--against", "published", "--max-regression", "100"]).0, 0)
+        let (pub, ptext) = try run(["--against", "published"])
+        XCTAssertEqual(pub, 0)
+        XCTAssertTrue(ptext.contains("published value: no spread to test"), ptext)
     }
 }

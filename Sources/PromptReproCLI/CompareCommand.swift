@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Reports
+import Store
+import Tasks
+import Training
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare a method (a spec variant) with a baseline per task: seed-paired statistics, Holm-adjusted intervals, a CI gate.",
+        discussion: """
+        Stored baseline: a paired bootstrap over validation examples pooled over the seeds both sides finished
+        (best-epoch predictions from the store), or a paired t-test over seeds when no predictions are stored
+        (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm level,
+        so win/loss holds exactly when it excludes 0. --against published prints Δ only (no spread, no test).
+        Gate (--max-regression X, non-inferiority): exit 1 unless every expected task and seed is present on both
+        sides (or --allow-missing) and every task's interval lies above −X.
+        """)
+    @Option(help: "Variant name of the new method in the spec (e.g. dpt, dpt-r5, or a new method's variant).") var method: String
+    @Option(help: "Spec holding both: a name in Baselines/specs or a path (as `sweep` accepts).") var spec: String = "table1"
+    @Option(help: "stored (runs of --baseline) or published (the paper's numbers).") var against: String = "stored"
+    @Option(help: "Baseline variant (stored) or published row (pt, respt, dpt, ft, …).") var baseline: String = "pt"
+    @Option var profile: String = "smoke"
+    @Option var db: String = defaultDB
+    @Option var resultsDir: String = "Baselines/results"
+    @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
+    @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
+    @Option(help: "Published table for --against published (e.g. \"Table 1\").") var table: String = "Table 1"
+
+    func run() throws {
+        guard ["stored", "published"].contains(against) else { throw ValidationError("--against must be stored or published") }
+        if against == "published" && maxRegression != nil {
+            throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
+        }
+        let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
+        var cells = try store?.cellResults(spec: s.name, profile: profile) ?? []
+        var source = db
+        if cells.isEmpty {
+            let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
+            }
+            cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            source = path
+        }
+        guard cells.contains(where: { $0.variant == method }) else {
+            let known = Array(Set(cells.map(\.variant))).sorted()
+            throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))")
+        }
+        // What the spec expects, per task, for both sides.
+        let expanded = try s.expand(profile: profile)
+        func expected(_ variant: String) -> [String: [Int]] {
+            var e: [String: Set<Int>] = [:]
+            for r in expanded where r.variant == variant { e[r.task, default: []].insert(r.seed) }
+            return e.mapValues { $0.sorted() }
+        }
+        var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
+        if against == "stored" { missing += Compare.missing(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline") }
+        let backbones = Set(expanded.filter { $0.variant == method }.map { "\($0.model) = \($0.modelSpec)" }).sorted()
+        let smoke = profile == "smoke" || expanded.contains { $0.modelSpec.hasPrefix("embedded:") }
+        var header = "Spec `\(s.name)` (\(s.path)), profile **\(profile)**, backbone \(backbones.joined(separator: ", ")); runs from \(source)."
+        if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
+
+        let data = try? DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+        var exampleCache: [String: [Example]] = [:]
+        func examples(_ task: String, _ set: TemplateSet) -> [Example]? {
+            let key = "\(task)/\(set.rawValue)"
+            if let e = exampleCache[key] { return e }
+            guard let data, let def = try? TaskRegistry.definition(task), let val = try? DataLoader.load(def, split: .validation, dataDir: data),
+                  let ex = try? Templates.examples(val, set: set, training: false) else { return nil }
+            exampleCache[key] = ex
+            return ex
+        }
+        func runs(_ variant: String, _ task: String, _ model: String) throws -> [PairedRun] {
+            guard let store, source == db else {
+                return cells.filter { $0.variant == variant && $0.task == task && $0.model == model }.flatMap(\.seeds)
+                    .map { PairedRun(seed: $0, predictions: nil, templates: .dpt) }
+            }
+            return try store.db.query("""
+                SELECT id, seed, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND status='done' ORDER BY seed
+                """, [.text(s.name), .text(profile), .text(variant), .text(task), .text(model)]).map { r in
+                let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
+                let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
+                return PairedRun(seed: r["seed"]!.int!, predictions: preds.isEmpty ? nil : preds, templates: cfg.templates)
+            }
+        }
+        let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil
+        let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,
+                                    table: table, runs: runs, examples: examples)
+        guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
+        let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
+                                              maxRegression: maxRegression, allowMissing: allowMissing)
+        print(text, terminator: "")
+        if !passed { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Reports
+import Store
+import XCTest
+
+/// The statistics behind `compare` and its gate, against hand-worked values.
+final class GateStatisticsTests: XCTestCase {
+    func testStudentQuantileMatchesTables() {
+        XCTAssertEqual(Statistics.studentQuantile(0.975, df: 2), 4.302653, accuracy: 1e-5)
+        XCTAssertEqual(Statistics.studentQuantile(0.975, df: 4), 2.776445, accuracy: 1e-5)
+        XCTAssertEqual(Statistics.studentQuantile(0.995, df: 10), 3.169273, accuracy: 1e-5)
+    }
+
+    /// d = (1, 2, 3): mean 2, se 1/√3, t = 2√3; with df 2 the two-sided p is 1 − |t|/√(t² + 2) = 0.074180
+    /// and the 95 % interval 2 ± 4.302653/√3 = [−0.484138, 4.484138].
+    func testPairedTByHand() throws {
+        let r = try XCTUnwrap(Compare.pairedT([1, 2, 3], level: 0.95))
+        XCTAssertEqual(r.p, 1 - 12.0.squareRoot() / 14.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(r.ci.0, 2 - 4.302653 / 3.0.squareRoot(), accuracy: 1e-5)
+        XCTAssertEqual(r.ci.1, 2 + 4.302653 / 3.0.squareRoot(), accuracy: 1e-5)
+        XCTAssertNil(Compare.pairedT([1], level: 0.95))
+    }
+
+    /// Holm on p = (0.01, 0.04, 0.03): ranks 0.01 → 3·0.01 = 0.03 (rejected at 0.05/3); 0.03 → 0.06
+    /// (not rejected at 0.025: the step-down stops); 0.04 → max(0.06, 0.04). Intervals from the stop
+    /// on keep the stopping rank's level, so they cannot exclude 0 while the adjusted p says tie.
+    func testHolmByHand() {
+        let (adj, levels) = Compare.holm([0.01, 0.04, 0.03, nil])
+        XCTAssertEqual(adj[0]!, 0.03, accuracy: 1e-12)
+        XCTAssertEqual(adj[1]!, 0.06, accuracy: 1e-12)
+        XCTAssertEqual(adj[2]!, 0.06, accuracy: 1e-12)
+        XCTAssertNil(adj[3])
+        XCTAssertEqual(levels[0]!, 1 - 0.05 / 3, accuracy: 1e-12)
+        XCTAssertEqual(levels[1]!, 0.975, accuracy: 1e-12)
+        XCTAssertEqual(levels[2]!, 0.975, accuracy: 1e-12)
+    }
+
+    /// The paired bootstrap of identical systems is exactly 0; of a system right on 10 more of 100
+    /// examples it centres on +10 with an interval that excludes 0.
+    func testPairedBootstrapByHand() {
+        let base = (0..<100).map { [$0 % 2 == 0 ? 100.0 : 0] }
+        let better = (0..<100).map { [$0 % 2 == 0 || $0 % 10 == 1 ? 100.0 : 0] }
+        let same = Compare.pairedBootstrap(new: [base], baseline: [base], metric: "accuracy", resamples: 500)
+        XCTAssertTrue(same.allSatisfy { $0 == 0 })
+        let d = Compare.pairedBootstrap(new: [better, better], baseline: [base, base], metric: "accuracy", resamples: 2000)
+        XCTAssertEqual(d[1000], 10, accuracy: 2.5)
+        XCTAssertGreaterThan(d[49], 0)  // 2.5 % quantile above 0
+    }
+
+    /// The case: NEW's WSC runs and one CB seed failed. The gate lists both and fails;
+    /// with --allow-missing it gates on what exists.
+    func testGateFailsOnMissingRuns() {
+        func cell(_ v: String, _ t: String, seeds: [Int], statuses: [String: Int]) -> CellResult {
+            CellResult(cell: "\(v)|\(t)", variant: v, method: v, task: t, model: "t5-small", k: 8, seeds: seeds, statuses: statuses,
+                       trainableParams: nil, best: ["accuracy": Stat(seeds.map { Double($0) })], last: [:], divergedSeeds: [], probe: nil)
+        }
+        let cells = [cell("new", "cb", seeds: [1, 3], statuses: ["done": 2, "failed": 1]), cell("new", "wsc", seeds: [], statuses: ["failed": 3]),
+                     cell("dpt", "cb", seeds: [1, 2, 3], statuses: ["done": 3]), cell("dpt", "wsc", seeds: [1, 2, 3], statuses: ["done": 3])]
+        let missing = Compare.missing(expected: ["cb": [1, 2, 3], "wsc": [1, 2, 3]], cells: cells, variant: "new", label: "new")
+        XCTAssertEqual(missing.count, 2)
+        XCTAssertTrue(missing[0].contains("cb") && missing[0].contains("seed 2") && missing[0].contains("1 failed"), missing[0])
+        XCTAssertTrue(missing[1].contains("wsc") && missing[1].contains("seeds 1, 2, 3"), missing[1])
+        let row = ComparisonRow(task: "cb", model: "t5-small", metric: "accuracy", new: [1, 3], baseline: [1, 3], seeds: [1, 3], baselineMean: 2,
+                                delta: 0, method: "paired t", p: 1, pHolm: 1, ci: (-0.5, 0.5), level: 0.95, verdict: "tie")
+        let failed = Compare.markdown([row], new: "new", baseline: "dpt", against: "stored", header: "", missing: missing, maxRegression: 2, allowMissing: false)
+        XCTAssertFalse(failed.passed)
+        XCTAssertTrue(failed.text.contains("FAILED") && failed.text.contains("wsc"), failed.text)
+        XCTAssertTrue(Compare.markdown([row], new: "new", baseline: "dpt", against: "stored", header: "", missing: missing, maxRegression: 2,
+                                       allowMissing: true).passed)
+        // The gate reads the interval, not the mean: Δ = 0 but a lower end of −3 fails a margin of 2.
+        var wide = row
+        wide.ci = (-3, 3)
+        XCTAssertFalse(Compare.markdown([wide], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 2,
+                                        allowMissing: false).passed)
+    }
+}
