@@ -69,6 +69,12 @@ def main():
     ap.add_argument("--prompt", type=int, default=0)
     ap.add_argument("--generate", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eps", type=float, default=None, help="layer_norm_epsilon (default 1e-6 T5, 1e-5 GPT-2)")
+    ap.add_argument("--untied-head", action="store_true", help="GPT-2: tie_word_embeddings false and its own lm_head.weight")
+    ap.add_argument("--inverse-layer-scale", action="store_true", help="GPT-2: scale_attn_by_inverse_layer_idx true")
+    ap.add_argument("--no-attn-scale", action="store_true", help="GPT-2: scale_attn_weights false")
+    ap.add_argument("--activation", default="gelu_new", help="GPT-2 activation_function")
+    ap.add_argument("--unprefixed", action="store_true", help="GPT-2: save tensor names without 'transformer.' (Hub gpt2 layout)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -83,7 +89,7 @@ def main():
         from transformers import T5Config, T5ForConditionalGeneration
         cfg = dict(vocab_size=a.vocab, d_model=a.d, d_kv=a.dkv, d_ff=a.dff, num_layers=a.enc_layers,
                    num_decoder_layers=a.dec_layers, num_heads=a.heads, relative_attention_num_buckets=a.buckets,
-                   relative_attention_max_distance=a.max_distance, dropout_rate=0.1, layer_norm_epsilon=1e-6,
+                   relative_attention_max_distance=a.max_distance, dropout_rate=0.1, layer_norm_epsilon=a.eps or 1e-6,
                    feed_forward_proj=a.ffn or ("relu" if a.variant == "v10" else "gated-gelu"),
                    tie_word_embeddings=a.variant == "v10", decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
                    model_type="t5")
@@ -138,8 +144,12 @@ def main():
     else:
         from transformers import GPT2Config, GPT2LMHeadModel
         cfg = dict(vocab_size=a.vocab, n_embd=a.d, n_layer=a.enc_layers, n_head=a.heads, n_positions=128,
-                   layer_norm_epsilon=1e-5, activation_function="gelu_new", model_type="gpt2")
+                   layer_norm_epsilon=a.eps or 1e-5, activation_function=a.activation, model_type="gpt2",
+                   tie_word_embeddings=not a.untied_head, scale_attn_by_inverse_layer_idx=a.inverse_layer_scale,
+                   scale_attn_weights=not a.no_attn_scale)
         model = GPT2LMHeadModel(GPT2Config(**cfg)).eval()
+        if a.untied_head:  # its own head tensor, not an alias of wte
+            model.lm_head.weight = torch.nn.Parameter(model.transformer.wte.weight.detach().clone())
         with torch.no_grad():
             for n, p in model.named_parameters():
                 p.normal_(0, 0.2)
@@ -147,7 +157,13 @@ def main():
         labels = [[t if m else -100 for t, m in zip(r, mr)] for r, mr in zip(ids, mask)]
         sd = {("transformer." + k if not k.startswith("transformer.") else k): v.contiguous()
               for k, v in model.state_dict().items() if k != "lm_head.weight" and not k.endswith((".attn.bias", ".attn.masked_bias"))}
+        if a.unprefixed:
+            sd = {k[len("transformer."):]: v for k, v in sd.items()}
+        if a.untied_head:
+            sd["lm_head.weight"] = model.lm_head.weight.detach().clone().contiguous()
         grads = ["transformer.wte.weight", "transformer.wpe.weight", f"transformer.h.{a.enc_layers - 1}.mlp.c_proj.weight"]
+        if a.untied_head:
+            grads.append("lm_head.weight")
         def forward_backward(model, dtype):
             model = model.to(dtype)
             emb, am, pr = prepend_prompt(prompt, model.transformer.wte(torch.tensor(ids)), torch.tensor(mask), dtype)
@@ -156,7 +172,7 @@ def main():
                 lab = torch.cat([torch.full((a.batch, a.prompt), -100), lab], 1)
             out = model(inputs_embeds=emb, attention_mask=am, labels=lab)
             out.loss.backward()
-            named = {("transformer." + k if not k.startswith("transformer.") else k): p for k, p in model.named_parameters()}
+            named = {("transformer." + k if not k.startswith("transformer.") and k != "lm_head.weight" else k): p for k, p in model.named_parameters()}
             n = a.prompt
             return {"loss": out.loss.item(), "logits_shape": [a.batch, L, a.vocab],
                     "logits": out.logits[:, n:].detach().flatten().tolist(), "encoder_last_hidden_state": None,

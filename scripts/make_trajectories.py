@@ -400,16 +400,17 @@ CASES = [
     ("t5-v10-dept", "t5-v10", "dept", {"m": 3, "r": 2, "s": 32, "alpha": 8.0},
      opt_cfg("adamw-hf", 0.3, lr2=0.05, eps=1e-6, schedule="linear", warmup=3, clip=1.0)),
     ("t5-v10-dpt", "t5-v10", "dpt", {"n": 4, "r": 2}, opt_cfg("adamw-torch", 0.3, **DPT_PIPE)),
-    ("t5-v10-lopt1", "t5-v10", "lopt1", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, clip=1.0)),
+    # lr 0.1, not 0.3: at 0.3 no seed in 0..19 gave a float32 run within 1e-5 (tensors) of float64
+    ("t5-v10-lopt1", "t5-v10", "lopt1", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.1, clip=1.0)),
     ("t5-v10-lopt2", "t5-v10", "lopt2", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, clip=0.05)),
     ("t5-v10-lora", "t5-v10", "lora", {"r": 2, "alpha": 4.0},
      opt_cfg("adamw-torch", 0.05, wd=1e-2, schedule="linear", warmup=3, clip=0.05)),
     ("t5-v10-probe", "t5-v10", "probe", {"n": 4, "r": 3}, opt_cfg("adamw-torch", 0.1)),
     ("t5-v10-ft", "t5-v10-small-vocab", "ft", {}, opt_cfg("adamw-hf", 1e-3, wd=1e-5, eps=1e-8)),
-    ("t5-v11-pt", "t5-v11", "pt", {"n": 4}, opt_cfg("adafactor", 0.3, wd=1e-5)),
+    ("t5-v11-pt", "t5-v11", "pt", {"n": 4}, opt_cfg("adafactor", 0.1, wd=1e-5)),  # 0.1: as t5-v10-lopt1
     ("t5-v11-dpt", "t5-v11", "dpt", {"n": 4, "r": 2}, opt_cfg("adamw-torch", 0.3, **DPT_PIPE)),
     ("t5-v11-lora", "t5-v11", "lora", {"r": 2, "alpha": 4.0},
-     opt_cfg("adamw-torch", 0.05, schedule="constant-warmup", warmup=2)),
+     opt_cfg("adamw-torch", 0.02, schedule="constant-warmup", warmup=2)),  # 0.05 drifted (f32 vs f64)
     ("t5-v11-ft", "t5-v11-small-vocab", "ft", {}, opt_cfg("adamw-torch", 1e-3, **DPT_PIPE)),
     ("gpt2-pt", "gpt2", "pt", {"n": 4}, opt_cfg("adafactor", 0.3, clip=1.0)),
     ("gpt2-lopt1", "gpt2", "lopt1", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, schedule="constant-warmup", warmup=2, clip=1.0)),
@@ -418,9 +419,17 @@ CASES = [
     ("gpt2-dept", "gpt2", "dept", {"m": 3, "r": 2, "s": 32, "alpha": 8.0},
      opt_cfg("adamw-torch", 0.3, lr2=0.05, **DPT_PIPE)),
     ("gpt2-lora", "gpt2", "lora", {"r": 2, "alpha": 4.0}, opt_cfg("adamw-torch", 0.05, clip=0.05)),
-    ("gpt2-ft", "gpt2-small-vocab", "ft", {}, opt_cfg("adamw-torch", 1e-3, wd=1e-2)),
+    # eps 1e-6: the attention key biases (c_attn.bias[d:2d]) have a zero gradient in exact arithmetic (softmax is
+    # shift-invariant); float32 leaves ~1e-8 of rounding there, which eps 1e-8 would turn into ±lr steps (eps 1e-6: ~1e-5).
+    ("gpt2-ft", "gpt2-small-vocab", "ft", {}, opt_cfg("adamw-torch", 1e-3, wd=1e-2, eps=1e-5)),
 ]
-SEED_OFFSET = {}  # case -> extra seed offset, for a case found ill-conditioned (none needed so far)
+# Seed offsets (initial tensors: seed = crc32(case) % 100000 + offset). With the plain seeds several cases were
+# ill-conditioned (float32 and float64 trajectories drifting apart by up to 1e-3 relative in the loss, mostly the
+# T5 + Adafactor ones: a normalised update without momentum amplifies rounding step by step); each case uses the
+# offset in 0..19 whose float32/float64 spread was smallest (loss and final tensors) in a scan of this script.
+SEED_OFFSET = {"t5-v10-pt": 1, "t5-v10-respt": 2, "t5-v10-dept": 4, "t5-v10-dpt": 1, "t5-v10-lopt1": 4,
+               "t5-v10-lopt2": 13, "t5-v10-lora": 6, "t5-v10-probe": 6, "t5-v11-pt": 3, "t5-v11-lora": 6,
+               "gpt2-pt": 6, "gpt2-lopt1": 7, "gpt2-lopt2": 1, "gpt2-dpt": 6, "gpt2-dept": 2, "gpt2-lora": 2}
 
 
 def main():
@@ -429,6 +438,8 @@ def main():
     ap.add_argument("--only", nargs="*", help="case names (default: all)")
     ap.add_argument("--allow-other-versions", action="store_true")
     ap.add_argument("--max-rel-loss", type=float, default=1e-5, help="refuse a case whose f32/f64 losses differ more (relative)")
+    ap.add_argument("--max-rel-param", type=float, default=1e-4,
+                    help="refuse a case whose final f32/f64 tensors differ more (max |diff| / max |f64 tensor|)")
     a = ap.parse_args()
     ver = versions()
     if ver != PINNED and not a.allow_other_versions:
@@ -468,6 +479,9 @@ def main():
             note += " The schedule factor of the first update is 0 (t/W at t = 0): step 1 changes only the optimizer state."
         if method == "ft":
             note += " states.safetensors holds steps 1, 2, 11, 12 only."
+        if method == "ft" and arch == "gpt2":
+            note += (" The key biases c_attn.bias[8:16] have zero gradient in exact arithmetic (float32 leaves ~1e-9 "
+                     "of rounding, float64 ~1e-17); eps 1e-5 keeps that noise from moving them by more than ~3e-6.")
         case = {"model": mname, "arch": arch, "method": method, "method_config": mc, "optimizer": o, "steps": STEPS,
                 "batch": batch, "note": note,
                 "generator": {"script": "scripts/make_trajectories.py", "torch": ver["torch"],
@@ -495,6 +509,8 @@ def main():
         dl = max(abs(p - q) for p, q in zip(l32, l64))
         dt = max((fin32[k].double() - fin64[k]).abs().max().item() for k in fin32)
         dtr = max(((fin32[k].double() - fin64[k]).abs().max() / fin64[k].abs().max().clamp(min=1e-30)).item() for k in fin32)
+        if dtr > a.max_rel_param:
+            msgs.append(f"ill-conditioned: final f32/f64 tensors differ by {dtr:.2e} of their max")
         clipped = sum(1 for x in n32 if o["clip_norm"] is not None and x > o["clip_norm"])
         report.append(f"{cname:16s} {o['kind']:11s} loss {l32[0]:.6f} -> {l32[-1]:.6f}  max|dloss| {dl:.1e} "
                       f"(rel {rel:.1e})  max|dparam| {dt:.1e} (rel-to-max {dtr:.1e})  clipped {clipped}/{STEPS}")
@@ -518,7 +534,8 @@ def main():
         print("SANITY FAILURES:\n  " + "\n  ".join(failures))
         sys.exit(1)
     print(f"all {len(report)} cases pass: finite, loss decreases, every trainable tensor changes at its first "
-          f"non-zero-lr update, f32/f64 losses within {a.max_rel_loss:g} relative")
+          f"non-zero-lr update, f32/f64 losses within {a.max_rel_loss:g} relative, final tensors within "
+          f"{a.max_rel_param:g} of their max")
 
 
 if __name__ == "__main__":

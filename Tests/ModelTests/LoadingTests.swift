@@ -132,6 +132,26 @@ final class LoadingTests: XCTestCase {
         }
     }
 
+    /// Config fields that change the computation are honoured (parity fixtures) or refused by name.
+    func testMathChangingConfigFieldsAreRefusedByName() throws {
+        func refuse(_ json: String, _ field: String, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try ModelConfig.parse(Data(json.utf8), path: "cfg.json"), file: file, line: line) { e in
+                XCTAssertTrue("\(e)".contains("'\(field)'"), "\(e)", file: file, line: line)
+            }
+        }
+        let gpt2 = #""vocab_size": 10, "n_embd": 8, "n_layer": 1, "n_head": 2, "n_positions": 16, "model_type": "gpt2""#
+        refuse("{\(gpt2), \"add_cross_attention\": true}", "add_cross_attention")
+        refuse("{\(gpt2), \"activation_function\": \"swish\"}", "activation_function")
+        refuse("{\(gpt2), \"layer_norm_epsilon\": 0}", "layer_norm_epsilon")
+        XCTAssertNoThrow(try ModelConfig.parse(Data("{\(gpt2), \"reorder_and_upcast_attn\": true, \"scale_attn_by_inverse_layer_idx\": true}".utf8), path: "c"))
+        let t5 = #""vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 1, "num_heads": 2, "model_type": "t5""#
+        refuse("{\(t5), \"feed_forward_proj\": \"relu\", \"is_gated_act\": true}", "is_gated_act")
+        refuse("{\(t5), \"feed_forward_proj\": \"gated-gelu\", \"dense_act_fn\": \"relu\"}", "dense_act_fn")
+        refuse("{\(t5), \"feed_forward_proj\": \"swiglu\"}", "feed_forward_proj")
+        // flan-t5's own config.json states both derived fields consistently.
+        XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"feed_forward_proj\": \"gated-gelu\", \"is_gated_act\": true, \"dense_act_fn\": \"gelu_new\"}".utf8), path: "c"))
+    }
+
     func testMalformedConfigNamesField() throws {
         let p = "\(tmp)/config.json"
         func check(_ json: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -28,13 +28,16 @@ final class ParityTests: XCTestCase {
         try runFixtures(in: (try sharedDir() as NSString).appendingPathComponent("parity"), atLeast: 3)
     }
 
-    /// Cases made by scripts/make_parity_case.py with PyTorch + transformers 5.23 on shapes the
-    /// shared fixtures do not cover (1 encoder / 3 decoder layers, 8 buckets with max distance 12
-    /// on 30–40 tokens, batch 1 and 3, GPT-2 with a prompt and 4 heads, T5 with the non-gated
-    /// erf-GELU FFN).
+    /// Cases made by scripts/make_parity_case.py with PyTorch + transformers (5.23; the last three
+    /// with 5.24) on shapes and config flags the shared fixtures do not cover: 1 encoder / 3 decoder
+    /// layers, 8 buckets with max distance 12 on 30–40 tokens, batch 1 and 3, GPT-2 with a prompt
+    /// and 4 heads, T5 with the non-gated erf-GELU FFN; GPT-2 with an untied `lm_head` and
+    /// `scale_attn_by_inverse_layer_idx` (gpt2-untied-inverse-scale), GPT-2 with
+    /// `scale_attn_weights: false`, erf GELU, `layer_norm_epsilon` 1e-3 and unprefixed tensor names
+    /// (gpt2-unscaled-gelu-unprefixed), T5 v1.1 with `layer_norm_epsilon` 1e-3 (t5-v11-eps).
     func testExtraParityFixtures() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/parity-extra").path
-        try runFixtures(in: dir, atLeast: 4)
+        try runFixtures(in: dir, atLeast: 7)
     }
 
     func runFixtures(in root: String, atLeast: Int) throws {
