@@ -405,7 +405,7 @@ CASES = [
     ("t5-v10-lopt2", "t5-v10", "lopt2", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, clip=0.05)),
     ("t5-v10-lora", "t5-v10", "lora", {"r": 2, "alpha": 4.0},
      opt_cfg("adamw-torch", 0.05, wd=1e-2, schedule="linear", warmup=3, clip=0.05)),
-    ("t5-v10-probe", "t5-v10", "probe", {"n": 4, "r": 3}, opt_cfg("adamw-torch", 0.1)),
+    ("t5-v10-probe", "t5-v10", "probe", {"n": 4, "r": 3}, opt_cfg("adafactor", 0.1)),  # sigma: Adafactor 1-D state
     ("t5-v10-ft", "t5-v10-small-vocab", "ft", {}, opt_cfg("adamw-hf", 1e-3, wd=1e-5, eps=1e-8)),
     ("t5-v11-pt", "t5-v11", "pt", {"n": 4}, opt_cfg("adafactor", 0.1, wd=1e-5)),  # 0.1: as t5-v10-lopt1
     ("t5-v11-dpt", "t5-v11", "dpt", {"n": 4, "r": 2}, opt_cfg("adamw-torch", 0.3, **DPT_PIPE)),

@@ -38,6 +38,12 @@ public struct StepRecord: Codable, Equatable, Sendable {
         case step, epoch, loss, lr, seconds
         case gradNorm = "grad_norm", gradNorms = "grad_norms", paramNorms = "param_norms"
     }
+
+    public init(step: Int, epoch: Int, loss: Double, lr: [Double], gradNorm: Double, gradNorms: [String: Double],
+                paramNorms: [String: Double], seconds: Double) {
+        self.step = step; self.epoch = epoch; self.loss = loss; self.lr = lr; self.gradNorm = gradNorm
+        self.gradNorms = gradNorms; self.paramNorms = paramNorms; self.seconds = seconds
+    }
 }
 
 /// L2 norm of a tensor's values, accumulated in Double.
