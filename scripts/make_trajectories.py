@@ -414,7 +414,7 @@ CASES = [
     ("t5-v11-ft", "t5-v11-small-vocab", "ft", {}, opt_cfg("adamw-torch", 1e-3, **DPT_PIPE)),
     ("gpt2-pt", "gpt2", "pt", {"n": 4}, opt_cfg("adafactor", 0.3, clip=1.0)),
     ("gpt2-lopt1", "gpt2", "lopt1", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, schedule="constant-warmup", warmup=2, clip=1.0)),
-    ("gpt2-lopt2", "gpt2", "lopt2", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, wd=1e-2, clip=0.05)),
+    ("gpt2-lopt2", "gpt2", "lopt2", {"n": 4, "r": 2}, opt_cfg("adafactor", 0.3, wd=1e-2, clip=0.2)),
     ("gpt2-dpt", "gpt2", "dpt", {"n": 4, "r": 2}, opt_cfg("adamw-torch", 0.3, **DPT_PIPE)),
     ("gpt2-dept", "gpt2", "dept", {"m": 3, "r": 2, "s": 32, "alpha": 8.0},
      opt_cfg("adamw-torch", 0.3, lr2=0.05, **DPT_PIPE)),
@@ -469,7 +469,7 @@ def main():
         batch, note = (t5_batch if arch == "t5" else gpt2_batch)(small)
         seed = zlib.crc32(cname.encode()) % 100_000 + SEED_OFFSET.get(cname, 0)
         init = initial_tensors(method, mc, model, arch, seed)
-        note += (f" Initial tensors: seed {seed}, N(0, 0.5) (LayerNorm weight 1 + N(0, 0.1), biases N(0, 0.1))"
+        note += (f" Initial tensors: seed {seed}, N(0, 0.5) (LayerNorm weight 1 + N(0, 0.1), biases N(0, 0.1))."
                  if method != "ft" else " Initial tensors: the model's own weights (models/%s)." % mname)
         if method == "lora":
             note += " LoRA by forward hooks: out += (alpha/r)·(x A^T) B^T on every module whose name ends in ." + "/.".join(mc["targets"]) + "."

@@ -18,6 +18,7 @@ struct BenchOne: ParsableCommand {
     @Option var seqLen: Int = 256
     @Option var batch: Int?
     @Option var prompt: Int = 100
+    @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
 
     func run() throws {
         Parallel.configure(threads: threads)
@@ -34,6 +35,7 @@ struct BenchOne: ParsableCommand {
         if workload == "ft" { model.setTrainable(true) }
         let params = workload == "ft" ? model.parameters.map(\.tensor) : [p]
         let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: params, lr: workload == "ft" ? 1e-4 : 0.3, weightDecay: 1e-5)])
+        opt.recordsNorms = !noStepLog  // as the trainer does for its per-step log
         var step = 0
         func once() throws {
             switch workload {

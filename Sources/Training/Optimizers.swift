@@ -51,6 +51,7 @@ public final class Optimizer {
     public func beginStep(lrScale: Float = 1) {
         step += 1
         stepScale = lrScale
+        norms.removeAll(keepingCapacity: true)
         groupOf.removeAll(keepingCapacity: true)
         for (i, g) in groups.enumerated() { for x in g.tensors where groupOf[ObjectIdentifier(x)] == nil { groupOf[ObjectIdentifier(x)] = i } }
     }
@@ -70,6 +71,14 @@ public final class Optimizer {
         case .adafactor: adafactor(t, grad, lr: lr, wd: wd)
         }
     }
+
+    /// When true, each update also records the L2 norms of the gradient it applied and of the
+    /// tensor's new values (`norms`), summed inside the update loops that read both anyway (the
+    /// trainer's per-step log at no extra pass over the weights).
+    public var recordsNorms = false
+    /// Per tensor updated in the current step: (‖gradient‖₂, ‖new values‖₂).
+    public private(set) var norms: [ObjectIdentifier: (grad: Double, param: Double)] = [:]
+    let normsLock = NSLock()
 
     var stepScale: Float = 1
     /// Tensor → index of the first group holding it, rebuilt by `beginStep`.
@@ -95,8 +104,14 @@ public final class Optimizer {
         let decay = Float(1 - lr * wd), stepSize = Float(lr / bc1), rootBC2 = Float(bc2.squareRoot())
         // transformers: p ← p − (lr·√bc2/bc1)·m / (√v + eps); p ← p − lr·wd·p
         let hfStep = Float(lr * bc2.squareRoot() / bc1), hfDecay = Float(lr * wd)
-        // Elementwise, so splitting over threads leaves every value unchanged.
+        // Elementwise, so splitting over threads leaves every value unchanged. Norm partial sums are
+        // kept per chunk and added in chunk order (deterministic for a thread count).
+        let record = recordsNorms
+        var partial: [Int: (Double, Double)] = [:]
+        let lock = NSLock()
         Parallel.forRange(p.count, costPerItem: 8) { range in
+            var sg = 0.0, sp = 0.0
+            defer { if record { lock.lock(); partial[range.lowerBound] = (sg, sp); lock.unlock() } }
             for i in range {
                 let gi = g[i]
                 let mi = b1 * m[i] + c1 * gi
@@ -109,8 +124,19 @@ public final class Optimizer {
                     let xi = x[i] - hfStep * mi / (vi.squareRoot() + e)
                     x[i] = xi - hfDecay * xi
                 }
+                if record { sg += Double(gi) * Double(gi); sp += Double(x[i]) * Double(x[i]) }
             }
         }
+        if record {
+            let sums = partial.keys.sorted().reduce((0.0, 0.0)) { ($0.0 + partial[$1]!.0, $0.1 + partial[$1]!.1) }
+            setNorms(p, grad: sums.0, param: sums.1)
+        }
+    }
+
+    func setNorms(_ p: Tensor, grad: Double, param: Double) {
+        normsLock.lock()
+        norms[ObjectIdentifier(p)] = (grad.squareRoot(), param.squareRoot())
+        normsLock.unlock()
     }
 
     func adafactor(_ p: Tensor, _ grad: Tensor, lr: Double, wd: Double) {
@@ -145,12 +171,15 @@ public final class Optimizer {
         }
         let rms = (u.reduce(0) { $0 + $1 * $1 } / Double(max(n, 1))).squareRoot()
         let denom = max(1, rms / clip)
+        var sg = 0.0, sp = 0.0
         for i in 0..<n {
             var xi = Double(p.data[i])
             if wd != 0 { xi -= wd * lr * xi }
             xi -= lr * u[i] / denom
             p.data[i] = Float(xi)
+            if recordsNorms { sg += Double(g[i]) * Double(g[i]); sp += Double(p.data[i]) * Double(p.data[i]) }
         }
+        if recordsNorms { setNorms(p, grad: sg, param: sp) }
     }
 
     /// Optimizer state for checkpoints ("opt.<tensor>.<slot>"), plus the step count.

@@ -191,6 +191,7 @@ public final class Trainer {
         var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
         if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
         let opt = Optimizer(kind: c.optimizer, groups: groups, eps: c.eps)
+        opt.recordsNorms = true
         let all = method.trainable.map(\.tensor)
         let stepsPerEpoch = (trainEx.count + c.batchSize - 1) / c.batchSize
         let totalSteps = c.maxSteps ?? c.epochs * stepsPerEpoch
@@ -238,10 +239,12 @@ public final class Trainer {
                     return result
                 }
                 let lrScale = c.schedule.factor(step: step, total: totalSteps, warmup: warmup)
-                var gradNorms = [Double](repeating: 0, count: all.count)
-                let index = Dictionary(uniqueKeysWithValues: all.enumerated().map { (ObjectIdentifier($0.element), $0.offset) })
-                func observe(_ t: Tensor) { if let g = t.grad, let i = index[ObjectIdentifier(t)] { gradNorms[i] = l2(g) } }
-                optimizerStep(tape, loss: loss, optimizer: opt, params: all, clipNorm: c.clipNorm, lrScale: lrScale, observe: observe)
+                // Norms come from the optimizer's own update loops (no extra pass over the weights);
+                // under clipping it saw scaled gradients, so the norms before clipping are divided back.
+                let preClip = optimizerStep(tape, loss: loss, optimizer: opt, params: all, clipNorm: c.clipNorm, lrScale: lrScale)
+                let coef = preClip.map { c.clipNorm! / ($0 + 1e-6) }.map { Double(min(1, $0)) } ?? 1
+                let gradNorms = all.map { (opt.norms[ObjectIdentifier($0)]?.grad ?? 0) / coef }
+                let paramNorms = all.map { opt.norms[ObjectIdentifier($0)]?.param ?? l2($0) }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
                     result.status = "diverged"
@@ -256,9 +259,9 @@ public final class Trainer {
                 result.steps = result.steps ?? []
                 result.steps!.append(StepRecord(
                     step: step, epoch: epoch, loss: Double(lv), lr: opt.groups.map { Double($0.lr * lrScale) },
-                    gradNorm: gradNorms.reduce(0) { $0 + $1 * $1 }.squareRoot(),
+                    gradNorm: preClip.map(Double.init) ?? gradNorms.reduce(0) { $0 + $1 * $1 }.squareRoot(),
                     gradNorms: Dictionary(uniqueKeysWithValues: zip(names, gradNorms)),
-                    paramNorms: Dictionary(uniqueKeysWithValues: zip(names, all.map(l2))),
+                    paramNorms: Dictionary(uniqueKeysWithValues: zip(names, paramNorms)),
                     seconds: Date().timeIntervalSince(stepStart)))
                 onStep?(step, lv)
             }
@@ -481,14 +484,18 @@ public enum Objective {
 /// `clipNorm` is set (torch `clip_grad_norm_`), then the update with every group's lr × `lrScale`.
 /// Without clipping the update is fused into backward (the same values; each tensor steps once its
 /// gradient is complete). `observe` sees every parameter with its complete, unclipped gradient.
+/// Returns the global gradient norm before clipping when it clipped (nil without clipping).
+@discardableResult
 public func optimizerStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, params: [Tensor], clipNorm: Float?, lrScale: Float,
-                          observe: ((Tensor) -> Void)? = nil) {
+                          observe: ((Tensor) -> Void)? = nil) -> Float? {
     if let clip = clipNorm {
         tape.backward(loss)
         if let observe { for t in params { observe(t) } }
-        clipGradNorm(params, maxNorm: clip)
+        let norm = clipGradNorm(params, maxNorm: clip)
         optimizer.update(lrScale: lrScale)
+        return norm
     } else {
         backwardWithStep(tape, loss: loss, optimizer: optimizer, params: params, lrScale: lrScale, observe: observe)
+        return nil
     }
 }

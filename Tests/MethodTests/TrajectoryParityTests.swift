@@ -9,12 +9,20 @@ import XCTest
 /// own models, torch / transformers optimizers, the same initial tensors, one full batch per step,
 /// dropout off, 12 steps). For every case (every method on T5 v1.0, several on T5 v1.1 and GPT-2;
 /// AdamW torch and HF, Adafactor, warm-up schedules and clipping that triggers):
-///  (a) the loss of every step of our own 12-step run;
-///  (b) one step from the reference's exact state (parameters and optimizer moments) at every
-///      stored step, which isolates a wrong weight decay, warm-up or clipping from drift;
-///  (c) the final tensors of our 12-step run.
-/// Tolerances come from the reference's own float32-vs-float64 spread at that point: 10 × the
-/// spread, floored at a few float32 ulps of the value (2e-6 · max(1, |x|)).
+///  (a) the loss of every step of our own 12-step run, against the float64 reference trajectory:
+///      within 10 × the float32 reference's own largest distance from it over the run;
+///  (b) one step from the reference's exact float32 state (parameters and optimizer moments) at
+///      every stored step, against the reference's float32 state after that step, within 10 × the
+///      float32-vs-float64 spread of that tensor at that step — this isolates a wrong weight decay,
+///      warm-up or clipping from drift;
+///  (c) the final tensors of our 12-step run, against the float64 reference: the L2 distance of
+///      each tensor from float64 within 10 × the float32 reference's own L2 distance from it (the
+///      whole tensor: one element may sit near float64 by chance in either run).
+/// A long float32 trajectory is compared with float64 rather than with another float32 run: two
+/// float32 implementations that sum in different orders drift apart chaotically, and the question
+/// is whether ours is as close to exact as PyTorch's float32 is. Spreads are per tensor (one element
+/// may agree with float64 by chance); every tolerance is floored at a few float32 ulps
+/// (2e-6 · max(1, |x|)).
 final class TrajectoryParityTests: XCTestCase {
     struct Case: Decodable {
         struct Opt: Decodable {
@@ -33,11 +41,14 @@ final class TrajectoryParityTests: XCTestCase {
 
     func tolerance(_ ref32: Double, _ ref64: Double) -> Double { max(10 * abs(ref32 - ref64), 2e-6 * max(1, abs(ref32))) }
 
-    /// Worst |ours − ref| / tolerance over a tensor (> 1 fails), with the element where it happens.
+    /// Worst |ours − ref| / tolerance over a tensor (> 1 fails), with the element where it happens;
+    /// the tolerance is 10 × max |ref32 − ref64| over the tensor, floored.
     func ratio(_ ours: Tensor, _ ref: Tensor, _ ref64: Tensor?) -> (Double, Int) {
         var worst = 0.0, at = 0
+        var spread = 0.0
+        if let ref64 { for i in 0..<ref.count { spread = max(spread, abs(Double(ref.data[i]) - Double(ref64.data[i]))) } }
         for i in 0..<ref.count {
-            let r = Double(ref.data[i]), tol = tolerance(r, ref64.map { Double($0.data[i]) } ?? r)
+            let r = Double(ref.data[i]), tol = max(10 * spread, 2e-6 * max(1, abs(r)))
             let q = abs(Double(ours.data[i]) - r) / tol
             if !(q <= worst) { worst = q; at = i }  // NaN counts as worst
         }
@@ -93,18 +104,27 @@ final class TrajectoryParityTests: XCTestCase {
             // (a) + (c): our own run.
             let (method, opt, model) = try setUp()
             var worstLoss = 0.0
+            let lossSpread = zip(exp.losses, exp.losses_f64).map { abs($0 - $1) }.max() ?? 0
             for t in 1...c.steps {
                 let l = Double(try step(method, opt, model, t: t))
-                let q = abs(l - exp.losses[t - 1]) / tolerance(exp.losses[t - 1], exp.losses_f64[t - 1])
+                let q = abs(l - exp.losses_f64[t - 1]) / max(10 * lossSpread, 2e-6 * max(1, abs(exp.losses_f64[t - 1])))
                 worstLoss = max(worstLoss, q.isNaN ? .infinity : q)
                 XCTAssertLessThanOrEqual(q, 1, "\(name) step \(t): loss \(l), PyTorch \(exp.losses[t - 1]) (f64 \(exp.losses_f64[t - 1]))")
             }
             var worstFinal = 0.0
             for tr in method.trainable {
                 guard let ref = stored("step\(c.steps)/\(tr.name)") else { XCTFail("\(name): no final '\(tr.name)'"); continue }
-                let (q, at) = ratio(tr.tensor, ref, stored("step\(c.steps)_f64/\(tr.name)"))
-                worstFinal = max(worstFinal, q)
-                XCTAssertLessThanOrEqual(q, 1, "\(name): final '\(tr.name)'[\(at)] = \(tr.tensor.data[at]), PyTorch \(ref.data[at])")
+                let ref64 = stored("step\(c.steps)_f64/\(tr.name)") ?? ref
+                var ours2 = 0.0, ref2 = 0.0, scale = 0.0
+                for i in 0..<ref.count {
+                    let e = Double(ref64.data[i])
+                    ours2 += (Double(tr.tensor.data[i]) - e) * (Double(tr.tensor.data[i]) - e)
+                    ref2 += (Double(ref.data[i]) - e) * (Double(ref.data[i]) - e)
+                    scale += e * e
+                }
+                let q = ours2.squareRoot() / max(10 * ref2.squareRoot(), 2e-6 * max(1, scale.squareRoot()))
+                worstFinal = max(worstFinal, q.isNaN ? .infinity : q)
+                XCTAssertLessThanOrEqual(q, 1, "\(name): final '\(tr.name)': ‖ours − f64‖ = \(ours2.squareRoot()), PyTorch f32's ‖f32 − f64‖ = \(ref2.squareRoot())")
             }
 
             // (b): one step from the reference's state before step t.
