@@ -49,6 +49,8 @@ struct Train: ParsableCommand {
     @Option(help: "LoRA α (update scaled by α/r).") var loraAlpha: Float?
     @Option(help: "LoRA dropout on the adapter input.") var loraDropout: Float?
     @Option(help: "Adam/AdamW epsilon (dpt-paper 1e-8, dept-code 1e-6).") var adamEps: Double?
+    @Option(help: "Adam/AdamW β1 (default 0.9).") var adamBeta1: Double?
+    @Option(help: "Adam/AdamW β2 (default 0.999).") var adamBeta2: Double?
     @Option(help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
     @Option(help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Method init (pt: sampled-vocab, respt-vocab, uniform, normal; dpt: uniform, normal).") var initialization: String?
@@ -111,6 +113,8 @@ struct Train: ParsableCommand {
         if let warmupSteps { c.warmupSteps = warmupSteps }
         if let warmupRatio { c.warmupRatio = warmupRatio }
         if let adamEps { c.eps = adamEps }
+        if let adamBeta1 { guard (0..<1).contains(adamBeta1) else { throw ValidationError("--adam-beta1 must be in [0, 1)") }; c.beta1 = adamBeta1 }
+        if let adamBeta2 { guard (0..<1).contains(adamBeta2) else { throw ValidationError("--adam-beta2 must be in [0, 1)") }; c.beta2 = adamBeta2 }
         if let dropoutRate {
             guard (0..<1).contains(dropoutRate) else { throw ValidationError("--dropout-rate must be in [0, 1), got \(dropoutRate)") }
             c.dropoutRate = dropoutRate

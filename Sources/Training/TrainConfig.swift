@@ -21,6 +21,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var lrSecondary: Float?     // DePT A/B group
     public var weightDecay: Float
     public var eps: Double
+    /// Adam β1, β2 (nil: 0.9, 0.999, every paper's setting).
+    public var beta1: Double?
+    public var beta2: Double?
     public var schedule: Schedule
     public var warmupRatio: Float
     public var warmupSteps: Int?
@@ -40,7 +43,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
         case batchSize = "batch_size", evalBatchSize = "eval_batch_size", optimizer, lr, lrSecondary = "lr_secondary"
-        case weightDecay = "weight_decay", eps, schedule, warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps"
+        case weightDecay = "weight_decay", eps, beta1 = "beta1", beta2 = "beta2", schedule, warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps"
         case clipNorm = "clip_norm", backboneDropout = "backbone_dropout", dropoutRate = "dropout_rate"
         case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
         case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
@@ -49,7 +52,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// Every key a spec may override (the JSON names).
     public static let keys = ["protocol", "templates", "model", "k", "seed", "epochs", "max_steps", "batch_size", "eval_batch_size",
-                              "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "schedule", "warmup_ratio", "warmup_steps",
+                              "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "beta1", "beta2", "schedule", "warmup_ratio", "warmup_steps",
                               "clip_norm", "backbone_dropout", "dropout_rate", "max_source_length", "max_target_length",
                               "decode_max_tokens", "eval_every", "eval_limit", "threads"]
 

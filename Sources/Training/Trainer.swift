@@ -190,7 +190,7 @@ public final class Trainer {
         let secondary = method.trainable.filter { $0.group == "secondary" }.map(\.tensor)
         var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
         if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
-        let opt = Optimizer(kind: c.optimizer, groups: groups, eps: c.eps)
+        let opt = Optimizer(kind: c.optimizer, groups: groups, beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, eps: c.eps)
         opt.recordsNorms = true
         let all = method.trainable.map(\.tensor)
         let stepsPerEpoch = (trainEx.count + c.batchSize - 1) / c.batchSize

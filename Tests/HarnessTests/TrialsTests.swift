@@ -102,3 +102,34 @@ final class TrialsTests: XCTestCase {
                      exp["prediction-spaces"])
     }
 }
+
+/// `info` counts the parameters the loader uses: a T5 v1.1 file whose config says
+/// `tie_word_embeddings: true` (transformers 5 writes that with `scale_decoder_outputs`) but that
+/// stores its own `lm_head.weight` is run untied, and counted so.
+final class InfoCountTests: XCTestCase {
+    func testInfoCountsAStoredHeadAsTheLoaderUsesIt() throws {
+        let src = URL(fileURLWithPath: repoRoot).appendingPathComponent("Tests/MethodTests/Resources/trajectories/models/t5-v11").path
+        let dir = tempDir("info")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: "\(src)/model.safetensors", toPath: "\(dir)/model.safetensors")
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/config.json"))) as! [String: Any]
+        cfg["tie_word_embeddings"] = true
+        cfg["scale_decoder_outputs"] = false
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        let model = try T5Model.load(directory: dir)
+        XCTAssertNotNil(model.lmHead, "the stored head is used")
+        let loaded = model.parameters.reduce(0) { $0 + $1.tensor.count }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = ["info", "--model", dir]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let info = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        XCTAssertEqual(info["total_params"] as? Int, loaded)
+        XCTAssertTrue((info["variant"] as? String ?? "").contains("untied lm_head"), "\(info)")
+    }
+}
