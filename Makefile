@@ -19,7 +19,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test bench reproduce-table1 reference-venv trajectories fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -30,6 +30,18 @@ help:
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
 	@echo "make build              release build of $(BIN)"
 	@echo "make fetch-data [SOURCE=dir]  official archives (or a mirror) into data/, verified against Baselines/data.lock"
+	@echo "make manifests          few-shot manifests for k = 8/16/32 x seeds 1-3 (committed under Baselines/manifests)"
+	@echo "make report [PROFILE=]  every paper table (Markdown + LaTeX) and figure into Reports/"
+	@echo "make figures            the paper figures only"
+	@echo "make bench-reference    the pinned PyTorch venv the benchmark compares against ($(BENCH_VENV))"
+	@echo "make reference-venv     the pinned torch/transformers/peft venv for the fixture scripts ($(REF_VENV))"
+	@echo "make trajectories       regenerate the PyTorch training-trajectory fixtures (scripts/make_trajectories.py)"
+	@echo "make slurm-sweep SPEC=  a sweep through a SLURM job array (shards + merge)"
+	@echo "make slurm-test         a single-node SLURM cluster running a small sweep end to end"
+	@echo "make fuzz [FUZZ_RUNS=]  libFuzzer targets: safetensors header, dataset readers, tokenizer.json"
+	@echo "make fuzz-build         build the fuzz targets only"
+	@echo "make fixtures           export the embedded smoke backbones in Hugging Face format"
+	@echo "make clean              remove build outputs"
 
 # Installs the system packages that are missing (root, or sudo when available).
 deps:
@@ -61,8 +73,20 @@ bench-reference: $(BENCH_VENV)/.ready
 $(BENCH_VENV)/.ready:
 	python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/pip install -q torch transformers safetensors
+	$(BENCH_VENV)/bin/pip install -q torch==2.15.0 transformers==5.24.0 safetensors==0.8.0
 	@touch $@
+
+# Pinned versions for the fixture scripts (trajectories, parity cases, PEFT interop); never needed by make test.
+REF_VENV ?= .venv-ref
+reference-venv: $(REF_VENV)/.ready
+$(REF_VENV)/.ready:
+	python3 -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install -q --upgrade pip
+	$(REF_VENV)/bin/pip install -q torch==2.15.0 transformers==5.24.0 peft==0.21.2 safetensors==0.8.0 numpy
+	@touch $@
+
+trajectories: reference-venv
+	$(REF_VENV)/bin/python scripts/make_trajectories.py
 
 # DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.

@@ -75,7 +75,7 @@ extension ResultsStore {
             let status = r["status"]!.text!
             byCell[cell]!.statuses[status, default: 0] += 1
             if status == "diverged" { byCell[cell]!.divergedSeeds.append(r["seed"]!.int!) }
-            guard status == "done" else { continue }
+            guard status == "done" || status == "evaluated" else { continue }
             byCell[cell]!.seeds.append(r["seed"]!.int!)
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
             if r["method"]?.text == "probe" {

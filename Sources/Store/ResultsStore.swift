@@ -41,7 +41,8 @@ public final class ResultsStore {
     public let db: SQLiteDB
     /// Run states. `superseded`: a finished or failed run whose identity (spec, data, weights, task
     /// version…) no longer matches the spec; kept for the record, never counted in a table.
-    public static let statuses = ["pending", "running", "done", "failed", "diverged", "superseded"]
+    /// `evaluated`: scores of an adapter trained elsewhere (`eval --adapter`), counted like `done`.
+    public static let statuses = ["pending", "running", "done", "failed", "diverged", "superseded", "evaluated"]
 
     public static let migrations: [String] = [
         // v1
@@ -90,16 +91,16 @@ public final class ResultsStore {
           spec TEXT NOT NULL, profile TEXT NOT NULL, cell TEXT NOT NULL, variant TEXT NOT NULL,
           method TEXT NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL, model_spec TEXT NOT NULL,
           k INTEGER, seed INTEGER NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
-          status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed','diverged','superseded')),
+          status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed','diverged','superseded','evaluated')),
           attempts INTEGER NOT NULL DEFAULT 0,
           worker TEXT, worker_pid INTEGER, heartbeat REAL,
           weights_sha256 TEXT, data_hashes TEXT, manifest TEXT, trainable_params INTEGER,
           git_commit TEXT, tool_version TEXT, threads INTEGER, host TEXT,
           created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
           error TEXT, diverged_step INTEGER, checkpoint TEXT,
-          identity TEXT NOT NULL, identity_json TEXT, task_version INTEGER
+          identity TEXT NOT NULL, identity_json TEXT, task_version INTEGER, adapter_sha256 TEXT
         );
-        INSERT INTO runs_v2 SELECT *, config_hash, NULL, NULL FROM runs;
+        INSERT INTO runs_v2 SELECT *, config_hash, NULL, NULL, NULL FROM runs;
         DROP TABLE runs;
         ALTER TABLE runs_v2 RENAME TO runs;
         CREATE INDEX runs_status ON runs(status);
