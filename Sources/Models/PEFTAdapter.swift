@@ -1,0 +1,190 @@
+// Hugging Face PEFT adapters in and out (peft 0.21: `adapter_config.json` + `adapter_model.safetensors`).
+//
+// PROMPT_TUNING: `prompt_embeddings` holds n·k rows, k = num_transformer_submodules. Rows 0..<n are
+// prepended to the encoder's (T5) or the model's (GPT-2) input embeddings with mask ones. With k = 2
+// (PEFT's seq2seq default) rows n..<2n are prepended to the T5 decoder's input embeddings in
+// forward, whose labels then start with n × −100 (PeftModelForSeq2SeqLM.forward); `generate` uses
+// the encoder rows only (PeftModelForSeq2SeqLM.generate), and so does PromptRepro.
+// LORA: per targeted module `<module>.lora_A.weight` (r, in) and `<module>.lora_B.weight` (out, r),
+// keys prefixed `base_model.model.`; output += s·x·Aᵀ·Bᵀ with s = lora_alpha/r (or lora_alpha/√r
+// with use_rslora). GPT-2's Conv1D weights are [in, out] (fan_in_fan_out), and A, B keep the same
+// (r, in) / (out, r) shapes. PEFT warns about, and ignores, adapter keys that match no module;
+// PromptRepro refuses them by name.
+import Foundation
+import Support
+import Tensor
+
+/// The fields of `adapter_config.json` PromptRepro reads (PEFT's names).
+public struct PEFTAdapterConfig: Codable, Equatable {
+    public enum Targets: Codable, Equatable {
+        case list([String]), regex(String)
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .regex(s) } else { self = .list(try c.decode([String].self)) }
+        }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self { case .list(let l): try c.encode(l); case .regex(let s): try c.encode(s) }
+        }
+    }
+    public var peftType: String
+    public var taskType: String?
+    public var numVirtualTokens: Int?
+    public var tokenDim: Int?
+    public var numTransformerSubmodules: Int?
+    public var r: Int?
+    public var loraAlpha: Double?
+    public var targetModules: Targets?
+    public var useRslora: Bool?
+    public var fanInFanOut: Bool?
+    public var loraDropout: Double?
+    public var bias: String?
+    public var useDora: Bool?
+    public var modulesToSave: [String]?
+    public var baseModelNameOrPath: String?
+
+    enum CodingKeys: String, CodingKey {
+        case peftType = "peft_type", taskType = "task_type", numVirtualTokens = "num_virtual_tokens", tokenDim = "token_dim"
+        case numTransformerSubmodules = "num_transformer_submodules", r, loraAlpha = "lora_alpha", targetModules = "target_modules"
+        case useRslora = "use_rslora", fanInFanOut = "fan_in_fan_out", loraDropout = "lora_dropout", bias, useDora = "use_dora"
+        case modulesToSave = "modules_to_save", baseModelNameOrPath = "base_model_name_or_path"
+    }
+}
+
+public struct PEFTError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// One LoRA pair on a frozen linear weight: Δ = s·x·Aᵀ·Bᵀ.
+public final class PEFTLoRA: LinearAdapter {
+    public let a: Tensor, b: Tensor, scaling: Float
+    public init(a: Tensor, b: Tensor, scaling: Float) { self.a = a; self.b = b; self.scaling = scaling }
+    public func delta(_ x: Tensor, drop: DropoutContext) throws -> Tensor { scale(try linear(try linear(x, a), b), scaling) }
+}
+
+/// A loaded PEFT adapter, resolved against a backbone's parameter names.
+public struct PEFTAdapter {
+    public let directory: String
+    public let config: PEFTAdapterConfig
+    /// sha256 of adapter_model.safetensors (provenance of evaluated runs).
+    public let sha256: String
+    public var encoderPrompt: Tensor?          // (n, d)
+    public var decoderPrompt: Tensor?          // (n, d), T5 with num_transformer_submodules 2
+    /// Our weight name → (A, B, scaling).
+    public var lora: [(weight: String, a: Tensor, b: Tensor, scaling: Float)] = []
+
+    /// Loads `directory` for a backbone whose parameters are `parameters` (HF names) and whose
+    /// hidden size is `dModel`. Errors name the file and what is wrong: a missing or `.bin`-only
+    /// adapter, an unsupported PEFT type or option, wrong shapes, adapter keys that match no module.
+    public static func load(directory: String, parameters: [(name: String, shape: [Int])], dModel: Int, isT5: Bool) throws -> PEFTAdapter {
+        let fm = FileManager.default
+        let cfgPath = (directory as NSString).appendingPathComponent("adapter_config.json")
+        let weights = (directory as NSString).appendingPathComponent("adapter_model.safetensors")
+        guard let cfgData = fm.contents(atPath: cfgPath) else { throw PEFTError("\(cfgPath): not found (a PEFT adapter directory holds adapter_config.json)") }
+        let config: PEFTAdapterConfig
+        do { config = try JSONDecoder().decode(PEFTAdapterConfig.self, from: cfgData) } catch {
+            throw PEFTError("\(cfgPath): not a PEFT adapter config (\(error))")
+        }
+        guard fm.fileExists(atPath: weights) else {
+            let bin = (directory as NSString).appendingPathComponent("adapter_model.bin")
+            if fm.fileExists(atPath: bin) {
+                throw PEFTError("\(bin): pickled adapters are not read (unsafe to unpickle); save with `save_pretrained(dir, safe_serialization=True)` to get adapter_model.safetensors")
+            }
+            throw PEFTError("\(weights): not found")
+        }
+        let file = try SafeTensorsFile(path: weights)
+        var out = PEFTAdapter(directory: directory, config: config, sha256: try SHA256.hex(file: weights))
+        switch config.peftType {
+        case "PROMPT_TUNING":
+            guard let n = config.numVirtualTokens, n > 0 else { throw PEFTError("\(cfgPath): PROMPT_TUNING needs num_virtual_tokens") }
+            let k = config.numTransformerSubmodules ?? (isT5 ? 2 : 1)
+            guard k == 1 || (k == 2 && isT5) else { throw PEFTError("\(cfgPath): num_transformer_submodules \(k) is not supported for this model") }
+            let extra = file.names.filter { $0 != "prompt_embeddings" }
+            guard extra.isEmpty else { throw PEFTError("\(weights): tensor(s) \(extra.joined(separator: ", ")) are not part of a PROMPT_TUNING adapter") }
+            guard file.entries["prompt_embeddings"] != nil else { throw PEFTError("\(weights): no 'prompt_embeddings' tensor") }
+            let table = try file.tensor("prompt_embeddings").detached()
+            guard table.shape == [n * k, dModel] else {
+                throw PEFTError("\(weights): 'prompt_embeddings' has shape \(table.shape), expected [\(n * k), \(dModel)] (num_virtual_tokens \(n) × num_transformer_submodules \(k), hidden size \(dModel))")
+            }
+            out.encoderPrompt = try narrow(table, axis: 0, start: 0, length: n).detached()
+            if k == 2 { out.decoderPrompt = try narrow(table, axis: 0, start: n, length: n).detached() }
+        case "LORA":
+            guard let r = config.r, r > 0, let alpha = config.loraAlpha else { throw PEFTError("\(cfgPath): LORA needs r > 0 and lora_alpha") }
+            if config.useDora == true { throw PEFTError("\(cfgPath): use_dora true (DoRA) is not supported") }
+            if let b = config.bias, b != "none" { throw PEFTError("\(cfgPath): bias '\(b)' (trained LoRA biases) is not supported") }
+            if let m = config.modulesToSave, !m.isEmpty { throw PEFTError("\(cfgPath): modules_to_save \(m) (fully trained extra modules) is not supported") }
+            let scaling = Float(config.useRslora == true ? alpha / Double(r).squareRoot() : alpha / Double(r))
+            let byName = Dictionary(parameters.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+            /// Our parameter name for a PEFT module name (with or without GPT-2's `transformer.` prefix).
+            func weightName(_ module: String) -> String? {
+                let bare = module.hasPrefix("transformer.") ? String(module.dropFirst("transformer.".count)) : module
+                return [module + ".weight", bare + ".weight", "transformer." + bare + ".weight"].first { byName[$0] != nil }
+            }
+            var pairs: [String: (a: Tensor?, b: Tensor?)] = [:]
+            var unmatched: [String] = []
+            for key in file.names {
+                var k = key
+                if k.hasPrefix("base_model.model.") { k = String(k.dropFirst("base_model.model.".count)) }
+                let part: String
+                if k.hasSuffix(".lora_A.weight") { part = "A" } else if k.hasSuffix(".lora_B.weight") { part = "B" } else { unmatched.append(key); continue }
+                let module = String(k.dropLast(".lora_A.weight".count))
+                guard let w = weightName(module) else { unmatched.append(key); continue }
+                let t = try file.tensor(key).detached()
+                if part == "A" { pairs[w, default: (nil, nil)].a = t } else { pairs[w, default: (nil, nil)].b = t }
+            }
+            guard unmatched.isEmpty else {
+                throw PEFTError("\(weights): adapter key(s) match no module of this model: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (PEFT would warn and ignore them, leaving those layers untrained)")
+            }
+            for w in pairs.keys.sorted() {
+                guard let a = pairs[w]!.a, let b = pairs[w]!.b else { throw PEFTError("\(weights): '\(w)' has only one of lora_A / lora_B") }
+                let shape = byName[w]!
+                let conv1D = !isT5  // GPT-2 Conv1D: [in, out]
+                let (inF, outF) = conv1D ? (shape[0], shape[1]) : (shape[1], shape[0])
+                guard a.shape == [r, inF], b.shape == [outF, r] else {
+                    throw PEFTError("\(weights): '\(w)' lora_A \(a.shape) / lora_B \(b.shape), expected [\(r), \(inF)] / [\(outF), \(r)]")
+                }
+                out.lora.append((w, a, b, scaling))
+            }
+            guard !out.lora.isEmpty else { throw PEFTError("\(weights): no LoRA tensors") }
+        default:
+            throw PEFTError("\(cfgPath): peft_type '\(config.peftType)' is not supported (PROMPT_TUNING, LORA)")
+        }
+        return out
+    }
+
+    /// LoRA pairs as linear adapters keyed by weight name (T5Model / GPT2Model `adapters`).
+    public var linearAdapters: [String: LinearAdapter] {
+        Dictionary(uniqueKeysWithValues: lora.map { ($0.weight, PEFTLoRA(a: $0.a, b: $0.b, scaling: $0.scaling) as LinearAdapter) })
+    }
+
+    /// Writes a PEFT adapter directory. PROMPT_TUNING: `prompt` (n, d) as an encoder-only (T5:
+    /// num_transformer_submodules 1) or causal-LM prompt; LORA: `lora` pairs under their PEFT keys.
+    public static func write(prompt: Tensor?, lora: [(module: String, a: Tensor, b: Tensor)], r: Int = 0, alpha: Double = 0,
+                             targets: [String] = [], isT5: Bool, baseModel: String, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var cfg: [String: Any] = ["base_model_name_or_path": baseModel, "task_type": isT5 ? "SEQ_2_SEQ_LM" : "CAUSAL_LM",
+                                  "inference_mode": true, "peft_version": "0.21.2", "revision": NSNull()]
+        var tensors: [String: Tensor] = [:]
+        if let prompt {
+            cfg["peft_type"] = "PROMPT_TUNING"
+            cfg["num_virtual_tokens"] = prompt.shape[0]
+            cfg["token_dim"] = prompt.shape[1]
+            cfg["num_transformer_submodules"] = 1
+            cfg["prompt_tuning_init"] = "RANDOM"
+            cfg["num_attention_heads"] = NSNull(); cfg["num_layers"] = NSNull()
+            tensors["prompt_embeddings"] = prompt
+        } else {
+            cfg["peft_type"] = "LORA"
+            cfg["r"] = r; cfg["lora_alpha"] = alpha; cfg["target_modules"] = targets; cfg["lora_dropout"] = 0.0
+            cfg["bias"] = "none"; cfg["fan_in_fan_out"] = !isT5; cfg["use_rslora"] = false; cfg["use_dora"] = false
+            for p in lora {
+                tensors["base_model.model.\(p.module).lora_A.weight"] = p.a
+                tensors["base_model.model.\(p.module).lora_B.weight"] = p.b
+            }
+        }
+        let json = try JSONSerialization.data(withJSONObject: cfg, options: [.sortedKeys, .prettyPrinted])
+        try json.write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("adapter_config.json")))
+        try SafeTensorsFile.write(tensors, to: (dir as NSString).appendingPathComponent("adapter_model.safetensors"), metadata: ["format": "pt"])
+    }
+}
