@@ -602,3 +602,51 @@ final class DiskFailureTests: XCTestCase {
         XCTAssertEqual(try snapshot().1, before.1)
     }
 }
+
+/// Starts the CLI without waiting, stderr into the file `log`, one thread per process.
+func startCLI(_ args: [String], log: String, cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> Process {
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try binary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle(forWritingAtPath: log)
+    p.environment = ProcessInfo.processInfo.environment.merging(["PROMPTREPRO_THREADS": "1"].merging(extra) { _, b in b }) { _, b in b }
+    try p.run()
+    return p
+}
+
+/// Several processes that find an empty cache generate the embedded backbones at once: every one
+/// succeeds and the cache ends with one complete copy of each model and no temporary files.
+final class ConcurrentCacheTests: XCTestCase {
+    func testConcurrentEmbeddedGeneration() throws {
+        let dir = tempDir("cache")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for round in 0..<3 {
+            let cache = "\(dir)/cache-\(round)"
+            var procs: [(Process, String)] = []
+            for i in 0..<8 {
+                let log = "\(dir)/info-\(round)-\(i).log"
+                procs.append((try startCLI(["info", "--model", i % 2 == 0 ? "embedded:t5-tiny" : "embedded:gpt2-tiny"], log: log, cwd: dir,
+                                           env: ["PROMPTREPRO_CACHE": cache]), log))
+            }
+            for (p, log) in procs {
+                p.waitUntilExit()
+                XCTAssertEqual(p.terminationStatus, 0, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+            }
+            let entries = try FileManager.default.contentsOfDirectory(atPath: "\(cache)/embedded").sorted()
+            XCTAssertEqual(entries, ["gpt2-tiny-v1", "t5-tiny-v1"], "round \(round)")
+            for e in entries {
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(cache)/embedded/\(e)").sorted(),
+                               ["config.json", "model.safetensors", "tokenizer_config.json"])
+            }
+            if round > 0 {
+                for e in entries {
+                    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(cache)/embedded/\(e)/model.safetensors")),
+                                   try Data(contentsOf: URL(fileURLWithPath: "\(dir)/cache-0/embedded/\(e)/model.safetensors")))
+                }
+            }
+        }
+    }
+}
