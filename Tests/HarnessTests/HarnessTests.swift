@@ -129,7 +129,7 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 2)
+        XCTAssertEqual(s.schemaVersion, 3)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
         XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes", "steps"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
@@ -155,7 +155,7 @@ final class StoreTests: XCTestCase {
             INSERT INTO scores VALUES (1, 'best', 'accuracy', 40.0, 1);
             """)
         let s = try ResultsStore(path: path)
-        XCTAssertEqual(s.schemaVersion, 2)
+        XCTAssertEqual(s.schemaVersion, ResultsStore.migrations.count)
         let row = try XCTUnwrap(try s.db.query("SELECT status, identity FROM runs").first)
         XCTAssertEqual(row["status"]?.text, "done")
         XCTAssertEqual(row["identity"]?.text, "abc")
@@ -188,6 +188,55 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(st.populationStd, (62.0 / 3).squareRoot(), accuracy: 1e-12)
         XCTAssertEqual(cell.last["accuracy"]!.mean, 74, accuracy: 1e-12)
         XCTAssertEqual(Stat([5]).sampleStd, nil)
+    }
+
+    /// The ETA from hand-made per-epoch timings: epochs already trained are not counted again, a
+    /// key never timed borrows its model's mean, a model never run makes the ETA a lower bound,
+    /// and one run is never split across workers.
+    func testETAFromHandMadeTimings() throws {
+        let m = "embedded:t5-tiny"
+        func key(_ method: String, _ task: String, _ model: String = m) -> TimingKey { TimingKey(method: method, task: task, model: model) }
+        let timings = [key("dpt", "cb"): 2.0, key("pt", "cb"): 1.0]
+        let remaining = [RemainingRun(key: key("dpt", "cb"), epochsTotal: 10, epochsDone: 4),   // 6 × 2 s = 12 s
+                         RemainingRun(key: key("pt", "cb"), epochsTotal: 10),                   // 10 × 1 s = 10 s
+                         RemainingRun(key: key("pt", "rte"), epochsTotal: 4)]                   // model mean 1.5 s → 6 s
+        XCTAssertEqual(SweepETA.secondsPerEpoch(key("pt", "rte"), timings: timings), 1.5)
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 1).seconds, 28)
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 2).seconds, 14)     // 28 / 2
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 8).seconds, 12)     // the longest run
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 2).text, "14s")
+        // Progress of a running run moves the ETA by its epochs, not by jumps.
+        var later = remaining
+        later[0].epochsDone = 9
+        XCTAssertEqual(SweepETA.estimate(later, timings: timings, workers: 1).seconds, 18)
+        let never = RemainingRun(key: key("pt", "cb", "t5-base"), epochsTotal: 100)
+        let partial = SweepETA.estimate(remaining + [never], timings: timings, workers: 1)
+        XCTAssertEqual(partial.unmeasured, 1)
+        XCTAssertEqual(partial.text, "> 28s (1 runs never timed)")
+        XCTAssertEqual(SweepETA.estimate([never], timings: timings, workers: 1).text, "unknown")
+        XCTAssertEqual(SweepETA.estimate([], timings: timings, workers: 2).text, "0s")
+
+        // Timings from a store: finished runs' epochs plus what a running run reported.
+        let dir = tempDir("eta")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml")
+        let runs = try spec.expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        try s.insertPending(runs)
+        let a = try s.claim(worker: "t", pid: getpid())!
+        func rec(_ e: Int, _ sec: Double) throws -> EpochRecord {  // no public memberwise init: decode one
+            try JSONDecoder().decode(EpochRecord.self, from: Data("{\"epoch\":\(e),\"step\":\(e),\"trainLoss\":1,\"metrics\":{},\"seconds\":\(sec)}".utf8))
+        }
+        try s.complete(a.id, result: TrainResult(config: a.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: [:], last: [:],
+                                                 history: [try rec(1, 3), try rec(2, 5)], trainableParams: 1, trainExamples: 1, evalExamples: 1,
+                                                 dataFiles: [:], manifest: nil, smoke: true, predictions: nil))
+        let b = try s.claim(worker: "t", pid: getpid())!
+        try s.recordEpoch(b.id, done: 2, total: 10, seconds: 4)
+        let k = TimingKey(method: "dpt", task: "cb", model: runs[0].modelSpec)
+        XCTAssertEqual(try s.epochTimings(), [k: 12.0 / 4])  // (3 + 5 + 4) s over 4 epochs
+        let left = try s.remainingRuns(spec: "table1", profile: "smoke")
+        XCTAssertEqual(left.sorted { $0.epochsDone < $1.epochsDone }.map(\.epochsDone), [0, 2])
+        XCTAssertEqual(left.first { $0.epochsDone == 2 }?.epochsTotal, 10)
     }
 
     func testClaimIsExclusive() throws {
