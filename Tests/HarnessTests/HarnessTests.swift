@@ -666,6 +666,142 @@ func startCLI(_ args: [String], log: String, cwd: String = repoRoot, env extra: 
     return p
 }
 
+/// A process is gone when it does not exist or is a zombie.
+func processGone(_ pid: Int32) -> Bool {
+    if kill(pid, 0) != 0 { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(close, offsetBy: 2)] == "Z"
+}
+
+/// Sweeps that are interrupted (SIGINT), lose a worker (SIGKILL) or cannot find a model end with
+/// one clear line, leave no worker behind and no run 'running'; a rerun finishes everything.
+final class SweepInterruptTests: XCTestCase {
+    func testInterruptDeadWorkerAndResume() throws {
+        let data = try sharedData()
+        let dir = tempDir("intr")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 12,").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        let args = ["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]
+        /// Waits until a run has trained an epoch; returns the running rows' worker pids.
+        func waitForRunning(_ p: Process) throws -> [Int32] {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline && p.isRunning {
+                if let rows = try? ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running' AND epochs_done >= 1"), !rows.isEmpty {
+                    return try ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running'").compactMap { $0["worker_pid"]?.int.map(Int32.init) }
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            XCTFail("no run was running")
+            return []
+        }
+
+        // SIGINT: workers stop within seconds, their runs go back to pending with nothing stored.
+        let first = try startCLI(args, log: "\(dir)/first.log")
+        let workers = try waitForRunning(first)
+        XCTAssertFalse(workers.isEmpty)
+        kill(first.processIdentifier, SIGINT)
+        let t0 = Date()
+        while first.isRunning && Date().timeIntervalSince(t0) < 10 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(first.isRunning, "the sweep did not stop within 10 s of SIGINT")
+        if first.isRunning { kill(first.processIdentifier, SIGKILL) }
+        first.waitUntilExit()
+        print("interrupt: sweep gone \(String(format: "%.2f", Date().timeIntervalSince(t0))) s after SIGINT")
+        for w in workers { XCTAssertTrue(processGone(w), "worker \(w) survived the interrupt") }
+        XCTAssertEqual(first.terminationStatus, 128 + SIGINT)
+        let log1 = try String(contentsOfFile: "\(dir)/first.log", encoding: .utf8)
+        XCTAssertTrue(log1.contains("interrupted: ") && log1.contains("runs back to pending; rerun the same command to resume"), log1)
+        let s = try ResultsStore(path: db)
+        XCTAssertEqual(try s.counts()["running"] ?? 0, 0)
+        let released = try s.db.query("SELECT id, worker, worker_pid FROM runs WHERE status='pending' AND attempts > 0")
+        XCTAssertFalse(released.isEmpty)
+        XCTAssertTrue(log1.contains("interrupted: \(released.count) runs back to pending"), log1)
+        for r in released {
+            XCTAssertEqual(r["worker"], .null)
+            XCTAssertEqual(r["worker_pid"], .null)
+            XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [r["id"]!]).first?["n"]?.int, 0, "partial results stored")
+        }
+
+        // A worker killed with SIGKILL: one line with a hint, its run back to pending, exit 1.
+        let second = try startCLI(args, log: "\(dir)/second.log")
+        let victims = try waitForRunning(second)
+        if let v = victims.first { kill(v, SIGKILL) }
+        second.waitUntilExit()
+        let log2 = try String(contentsOfFile: "\(dir)/second.log", encoding: .utf8)
+        XCTAssertEqual(second.terminationStatus, 1)
+        XCTAssertEqual(log2.components(separatedBy: "\n").filter { $0.contains("died (signal 9)") && $0.contains("rerun the same command") }.count, 1, log2)
+        XCTAssertEqual(try s.counts()["running"] ?? 0, 0, log2)
+
+        // The rerun finishes everything and deletes every checkpoint.
+        let (status, log3) = try runCapture(args, env: ["PROMPTREPRO_THREADS": "1"])
+        XCTAssertEqual(status, 0, log3)
+        XCTAssertEqual(try s.counts()["done"], 8)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs").first?["n"]?.int, 8)
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/ck")
+        XCTAssertTrue(left.isEmpty, "checkpoints left after the runs finished: \(left)")
+    }
+
+    /// --dry-run reports per cell what a sweep would do and changes nothing; a real sweep skips a
+    /// missing model with one line; full fine-tuning artifacts are kept only with --keep-artifacts.
+    func testDryRunMissingModelAndArtifacts() throws {
+        let data = try sharedData()
+        let dir = tempDir("dry")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        func args(_ spec: String, _ extra: [String] = []) -> [String] {
+            ["sweep", "\(dir)/\(spec).yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"] + extra
+        }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCapture(args("mini"), env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        // PT's prompt length changes (4 runs rerun) and a model column whose checkpoint is missing.
+        try miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 6}")
+            .replacingOccurrences(of: "models: [t5-small]", with: "models: [t5-small, t5-base]")
+            .replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-small: \"embedded:t5-tiny\", t5-base: \"\(dir)/no-such-model\"}")
+            .write(toFile: "\(dir)/edit.yaml", atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: URL(fileURLWithPath: db))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = args("edit", ["--dry-run"])
+        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let plan = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, plan)
+        print(plan)
+        for f in ["16 runs, 4 to run", "4 rerun (identity changed), 4 done, 8 skipped (model missing)", "pt|cb|t5-small|k8", "rerun (identity changed) 1,2",
+                  "dpt|cb|t5-small|k8", "done 1,2", "\(dir)/no-such-model: MISSING, 8 runs would be skipped", "s per epoch (measured)", "checkpoints ≈"] {
+            XCTAssertTrue(plan.contains(f), "plan lacks '\(f)'")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: db)), before, "--dry-run changed the store")
+        XCTAssertEqual(try ResultsStore(path: db).counts(), ["done": 8])
+
+        // The real sweep: one line for the missing model, its runs never inserted, exit 1.
+        let (status, log) = try runCapture(args("edit"), env: ["PROMPTREPRO_THREADS": "1"])
+        XCTAssertEqual(status, 1, log)
+        XCTAssertEqual(log.components(separatedBy: "\n").filter { $0.contains("no-such-model") }.count, 2, log)  // the skip line and the summary
+        XCTAssertTrue(log.contains("skipping model t5-base (\(dir)/no-such-model): 8 runs not started; not found in:"), log)
+        XCTAssertFalse(log.contains("failed:"), log)
+        let s = try ResultsStore(path: db)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE model='t5-base'").first?["n"]?.int, 0)
+        XCTAssertEqual(try s.counts(), ["done": 8])
+
+        // Full fine-tuning keeps its final weights only with --keep-artifacts.
+        let ft = miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: ftmini")
+            .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n  - {name: pt, method: pt, n: 8}", with: "  - {name: ft, method: ft, train: {lr: 1.0e-4}}")
+            .replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+            .replacingOccurrences(of: "epochs: 4", with: "epochs: 1")
+        try ft.write(toFile: "\(dir)/ftmini.yaml", atomically: true, encoding: .utf8)
+        let arts = "\(dir)/artifacts/ftmini-smoke"
+        XCTAssertEqual(try runCapture(args("ftmini"), env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: arts))?.count ?? 0, 0, "FT artifact written without --keep-artifacts")
+        XCTAssertEqual(try runCapture(args("ftmini", ["--keep-artifacts"]).map { $0 == db ? "\(dir)/keep.sqlite" : $0 }, env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: arts), ["ft_cb_t5-small_k8-s1.safetensors"])
+    }
+}
+
 /// Several processes that find an empty cache generate the embedded backbones at once: every one
 /// succeeds and the cache ends with one complete copy of each model and no temporary files.
 final class ConcurrentCacheTests: XCTestCase {
