@@ -239,6 +239,27 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(left.first { $0.epochsDone == 2 }?.epochsTotal, 10)
     }
 
+    /// Resetting interrupted runs touches only the spec+profile being swept (a table4 sweep once
+    /// reported table1's interrupted runs as its own).
+    func testResetInterruptedIsScoped() throws {
+        let dir = tempDir("scope")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        for name in ["table1", "table4"] {
+            let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(name).yaml")
+            try s.insertPending(Array(try spec.expand(profile: "smoke").prefix(2)))
+            _ = try s.claim(worker: "gone", pid: 999_999_999, spec: name, profile: "smoke")  // a pid that cannot exist
+        }
+        XCTAssertEqual(try s.resetInterrupted(spec: "table4", profile: "smoke"), 1)
+        XCTAssertEqual(try s.counts(spec: "table1")["running"], 1, "table1's run was reset by a table4 sweep")
+        XCTAssertEqual(try s.counts(spec: "table4")["running"] ?? 0, 0)
+        let c = try s.claim(worker: "w", pid: getpid(), spec: "table4", profile: "smoke")
+        XCTAssertEqual(c?.spec.spec, "table4")
+        try s.release(c!.id)
+        XCTAssertEqual(try s.db.query("SELECT status, worker, worker_pid FROM runs WHERE id=?", [.int(c!.id)]).first,
+                       ["status": .text("pending"), "worker": .null, "worker_pid": .null])
+    }
+
     func testClaimIsExclusive() throws {
         let dir = tempDir("claim")
         defer { try? FileManager.default.removeItem(atPath: dir) }
