@@ -40,12 +40,15 @@ public enum EmbeddedBackbones {
         return dir
     }
 
-    /// Generates `name` into `dir` (config.json, model.safetensors, tokenizer_config.json).
+    /// Generates `name` into `dir` (config.json, model.safetensors, tokenizer_config.json). Safe
+    /// under concurrent writers: each builds a private temporary directory and renames it into
+    /// place; a process that loses the race keeps the winner's directory when its weights are
+    /// byte-identical to its own (the generator is deterministic) and deletes its temporary copy.
     public static func write(_ name: String, to dir: String) throws {
         let fm = FileManager.default
-        let tmp = dir + ".tmp-\(getpid())"
-        try? fm.removeItem(atPath: tmp)
+        let tmp = uniqueTemporaryPath(for: dir)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: tmp) }  // gone after a successful rename
         let key = RNGKey(seed: seed).derive(name)
         var tensors: [String: Tensor] = [:]
         let config: Any
@@ -67,10 +70,33 @@ public enum EmbeddedBackbones {
                                      "note": "byte vocabulary: pad 0, eos 1, unk 2, byte b -> b + 3"]
         try JSONSerialization.data(withJSONObject: tokCfg, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: "\(tmp)/tokenizer_config.json"))
-        try? fm.removeItem(atPath: dir)
         try fm.createDirectory(atPath: (dir as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try fm.moveItem(atPath: tmp, toPath: dir)
+        // rename(2) of a directory fails with EEXIST/ENOTEMPTY when `dir` exists: never replace it
+        // (another process may be reading it). A `dir` without weights is debris of an older,
+        // non-atomic writer: remove it and try once more.
+        for attempt in 0..<2 {
+            if rename(tmp, dir) == 0 { return }
+            let err = errno
+            guard err == EEXIST || err == ENOTEMPTY else {
+                throw ModelCacheError(path: dir, detail: "cannot rename \(tmp) into place (\(String(cString: strerror(err))))")
+            }
+            let theirs = "\(dir)/model.safetensors"
+            if fm.fileExists(atPath: theirs) {
+                guard fm.contentsEqual(atPath: theirs, andPath: "\(tmp)/model.safetensors") else {
+                    throw ModelCacheError(path: dir, detail: "holds weights that differ from embedded backbone \(name) v\(version); remove the directory to regenerate it")
+                }
+                return
+            }
+            if attempt == 0 { try? fm.removeItem(atPath: dir) }
+        }
+        throw ModelCacheError(path: dir, detail: "exists without model.safetensors and cannot be replaced; remove it")
     }
+}
+
+public struct ModelCacheError: Error, CustomStringConvertible {
+    public let path: String
+    public let detail: String
+    public var description: String { "\(path): \(detail)" }
 }
 
 extension ModelFiles {

@@ -100,13 +100,19 @@ public final class SafeTensorsFile {
             let t = tensors[name]!
             out.append(Data(bytes: t.data, count: 4 * t.count))
         }
-        let tmp = path + ".tmp-\(getpid())"
-        try out.write(to: URL(fileURLWithPath: tmp))
+        let tmp = uniqueTemporaryPath(for: path)  // concurrent writers of one path never share a temporary file
+        do { try out.write(to: URL(fileURLWithPath: tmp)) } catch { unlink(tmp); throw error }
         guard rename(tmp, path) == 0 else {
             unlink(tmp)
             throw SafeTensorsError(path: path, detail: "cannot rename temporary file into place (\(String(cString: strerror(errno))))")
         }
     }
+}
+
+/// `path.tmp-PID-RANDOM`: unique per process and per call, beside `path` (same file system, so
+/// renaming it into place is atomic).
+func uniqueTemporaryPath(for path: String) -> String {
+    "\(path).tmp-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
 }
 
 extension Float {

@@ -18,6 +18,10 @@ struct Sweep: ParsableCommand {
         Expands SPEC for the profile, inserts the runs into the SQLite store as pending, resets runs whose worker died
         (they restart from their last checkpoint), retries failed runs, and starts --workers worker processes that
         claim runs atomically. Done runs are never rerun. Progress bar with ETA on a terminal, plain lines otherwise.
+        A model column whose checkpoint is not found is skipped with one line naming where it was looked for.
+        Interrupt (^C or SIGTERM): workers stop, their runs go back to pending (exit status 130 / 143); a second
+        interrupt kills them at once. --dry-run prints the plan (runs to do, missing models, time and disk) and
+        changes nothing.
         """)
     @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
     @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
@@ -27,15 +31,31 @@ struct Sweep: ParsableCommand {
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
     @Option(help: "Total threads, shared by the workers (default: PROMPTREPRO_THREADS or the core count).") var threads: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
+    @Flag(help: "Also keep full fine-tuning runs' final weights (a whole model per run); other methods' are always kept.") var keepArtifacts = false
+    @Flag(help: "Print what would run (per cell: done, pending, failed, rerun), missing models, time and disk; change nothing.") var dryRun = false
 
     func run() throws {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
-        let counts = try SweepRunner.run(spec: s, profile: profile, options: o, executable: executablePath(), log: stderr)
-        stderr("sweep \(s.name) [\(profile)] finished: " + ResultsStore.statuses.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", "))
-        if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 { throw ExitCode(1) }
+        o.keepArtifacts = keepArtifacts
+        if dryRun {
+            print(try SweepPlan.make(spec: s, profile: profile, options: o).render(), terminator: "")
+            return
+        }
+        let outcome: SweepOutcome
+        do {
+            outcome = try SweepRunner.run(spec: s, profile: profile, options: o, executable: executablePath(), log: stderr)
+        } catch let e as SweepInterrupted {
+            stderr("\(e)")
+            throw ExitCode(128 + e.signal)
+        }
+        let counts = outcome.counts
+        let skipped = outcome.skipped.reduce(0) { $0 + $1.runs }
+        stderr("sweep \(s.name) [\(profile)] finished: " + ResultsStore.statuses.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+               + (skipped > 0 ? "; \(skipped) runs skipped (model missing: \(outcome.skipped.map(\.model).joined(separator: ", ")))" : ""))
+        if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
     }
 }
 
@@ -52,15 +72,22 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Stop after this many runs.") var maxRuns: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Only errors on stderr.") var quiet = false
+    @Option(help: "Never claim runs of this model (repeatable; sweeps pass the models they found missing).") var skipModel: [String] = []
+    @Flag(help: "Also keep full fine-tuning runs' final weights.") var keepArtifacts = false
 
     func run() throws {
+        // SIGINT/SIGTERM: finish the current step, put the run back to pending, exit 128 + signal.
+        let signals = InterruptSignals()
         var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints, threads: threads)
         o.allowUnpinned = allowUnpinned
         o.maxRuns = maxRuns
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        o.skipModels = skipModel
+        o.keepArtifacts = keepArtifacts
         let q = quiet
-        try Worker.run(o) { line in if !q || line.contains("failed") { stderr(line) } }
+        try Worker.run(o, stop: { signals.count > 0 }) { line in if !q || line.contains("failed") { stderr(line) } }
+        if let sig = signals.first { throw ExitCode(128 + sig) }
     }
 }
 

@@ -119,13 +119,34 @@ public final class ResultsStore {
           PRIMARY KEY (run_id, step)
         );
         """,
+        // v3: progress of a running run (written by its worker after each epoch's checkpoint), so a
+        // sweep's ETA counts partly trained runs.
+        """
+        ALTER TABLE runs ADD COLUMN epochs_done INTEGER;
+        ALTER TABLE runs ADD COLUMN epochs_total INTEGER;
+        ALTER TABLE runs ADD COLUMN epoch_seconds REAL;
+        """,
     ]
+
+    /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
+    public let readOnly: Bool
 
     public init(path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         db = try SQLiteDB(path: path)
+        readOnly = false
         try migrate()
+    }
+
+    /// Opens an existing store without writing to it (`sweep --dry-run`); it is not migrated, so
+    /// callers check `schemaVersion` before reading columns newer than v1.
+    public init(readOnlyPath path: String) throws {
+        db = try SQLiteDB(path: path, readOnly: true)
+        readOnly = true
+        guard schemaVersion <= ResultsStore.migrations.count else {
+            throw StoreError("\(db.path): schema version \(schemaVersion) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
+        }
     }
 
     public var schemaVersion: Int { (try? db.query("PRAGMA user_version").first?["user_version"]?.int) ?? 0 }
@@ -190,13 +211,15 @@ public final class ResultsStore {
         }
     }
 
-    /// Atomically takes the oldest pending run of `spec`/`profile` (or any, when nil).
-    public func claim(worker: String, pid: Int32, spec: String? = nil, profile: String? = nil) throws -> ClaimedRun? {
+    /// Atomically takes the oldest pending run of `spec`/`profile` (or any, when nil) whose model
+    /// (`model_spec`) is not in `skipModels`.
+    public func claim(worker: String, pid: Int32, spec: String? = nil, profile: String? = nil, skipModels: [String] = []) throws -> ClaimedRun? {
         try db.transaction {
             var sql = "SELECT * FROM runs WHERE status = 'pending'"
             var args: [SQLiteDB.Value] = []
             if let spec { sql += " AND spec = ?"; args.append(.text(spec)) }
             if let profile { sql += " AND profile = ?"; args.append(.text(profile)) }
+            for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
             sql += " ORDER BY id LIMIT 1"
             guard let row = try db.query(sql, args).first, let id = row["id"]?.int else { return nil }
             try db.query("UPDATE runs SET status='running', worker=?, worker_pid=?, heartbeat=?, started_at=?, attempts=attempts+1 WHERE id=?",
@@ -217,6 +240,18 @@ public final class ResultsStore {
 
     public func heartbeat(_ id: Int) throws {
         try db.query("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", [.double(Date().timeIntervalSince1970), .int(id)])
+    }
+
+    /// A running run's progress after an epoch: epochs done of `total`, and their summed seconds.
+    public func recordEpoch(_ id: Int, done: Int, total: Int, seconds: Double) throws {
+        try db.query("UPDATE runs SET epochs_done=?, epochs_total=?, epoch_seconds=?, heartbeat=? WHERE id=? AND status='running'",
+                     [.int(done), .int(total), .double(seconds), .double(Date().timeIntervalSince1970), .int(id)])
+    }
+
+    /// A claimed run back to 'pending' (its worker was interrupted): nothing of it is stored, its
+    /// checkpoint stays the resume point.
+    public func release(_ id: Int) throws {
+        try db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE id=? AND status='running'", [.int(id)])
     }
 
     /// Provenance known when a run starts.
@@ -271,14 +306,19 @@ public final class ResultsStore {
         try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?", [.text(ResultsStore.now()), .text(error), .int(id)])
     }
 
-    /// Runs left 'running' by a worker that no longer exists (same host: pid gone; other hosts:
-    /// heartbeat older than `staleAfter` seconds) go back to 'pending'. Returns how many.
+    /// Runs of `spec`/`profile` (every run when nil) left 'running' by a worker that no longer
+    /// exists (same host: pid gone; other hosts: heartbeat older than `staleAfter` seconds) go back
+    /// to 'pending'. Returns how many.
     @discardableResult
-    public func resetInterrupted(staleAfter: Double = 600) throws -> Int {
+    public func resetInterrupted(spec: String? = nil, profile: String? = nil, staleAfter: Double = 600) throws -> Int {
         try db.transaction {
             let host = ProcessInfo.processInfo.hostName
             var n = 0
-            for row in try db.query("SELECT id, host, worker_pid, heartbeat FROM runs WHERE status='running'") {
+            var sql = "SELECT id, host, worker_pid, heartbeat FROM runs WHERE status='running'"
+            var args: [SQLiteDB.Value] = []
+            if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
+            if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
+            for row in try db.query(sql, args) {
                 let id = row["id"]!.int!
                 let sameHost = (row["host"]?.text ?? host) == host
                 let pid = Int32(row["worker_pid"]?.int ?? 0)
@@ -311,28 +351,25 @@ public final class ResultsStore {
     /// Failed runs back to pending (a rerun retries them). Only current rows: a failed run whose
     /// identity changed was superseded by `insertPending` and gets a fresh row with the new config.
     @discardableResult
-    public func retryFailed(spec: String, profile: String) throws -> Int {
-        try db.query("UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND spec=? AND profile=?", [.text(spec), .text(profile)])
+    public func retryFailed(spec: String, profile: String, skipModels: [String] = []) throws -> Int {
+        var sql = "UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND spec=? AND profile=?"
+        var args: [SQLiteDB.Value] = [.text(spec), .text(profile)]
+        for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
+        try db.query(sql, args)
         return db.changes
     }
 
-    /// Runs per status (superseded rows are history and not counted).
-    public func counts(spec: String? = nil, profile: String? = nil) throws -> [String: Int] {
+    /// Runs per status (superseded rows are history and not counted; nor are runs of models in
+    /// `skipModels`, which a sweep skips because the model is missing).
+    public func counts(spec: String? = nil, profile: String? = nil, skipModels: [String] = []) throws -> [String: Int] {
         var sql = "SELECT status, COUNT(*) AS n FROM runs WHERE status != 'superseded'"
         var args: [SQLiteDB.Value] = []
         if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
         if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
+        for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
         var out: [String: Int] = [:]
         for r in try db.query(sql + " GROUP BY status", args) { out[r["status"]!.text!] = r["n"]!.int! }
         return out
-    }
-
-    /// Seconds per finished run so far (for the ETA).
-    public func meanRunSeconds(spec: String, profile: String) throws -> Double? {
-        let rows = try db.query("SELECT SUM(seconds) AS s, COUNT(DISTINCT run_id) AS n FROM epochs JOIN runs ON runs.id = run_id WHERE spec=? AND profile=?",
-                                [.text(spec), .text(profile)])
-        guard let s = rows.first?["s"]?.double, let n = rows.first?["n"]?.int, n > 0 else { return nil }
-        return s / Double(n)
     }
 
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.
@@ -358,7 +395,7 @@ public final class ResultsStore {
                 parts.append(sha)
             } else {
                 let sha = try SHA256.hex(file: real)
-                try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)])
+                if !readOnly { try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)]) }
                 parts.append(sha)
             }
         }

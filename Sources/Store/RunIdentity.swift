@@ -63,6 +63,7 @@ extension ResultsStore {
             return sha
         }
         let sha = try SHA256.hex(file: real)
+        if readOnly { return sha }
         try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)])
         return sha
     }

@@ -3,6 +3,7 @@
 // to pending and restart from their last checkpoint, failed runs are retried.
 import Dispatch
 import Foundation
+import Methods
 import Models
 import Tasks
 import Tensor
@@ -19,6 +20,11 @@ public struct WorkerOptions {
     public var lockPath = "Baselines/data.lock"
     public var allowUnpinned = false
     public var maxRuns: Int?
+    /// Models (`model_spec`) whose runs this worker never claims (the sweep found them missing).
+    public var skipModels: [String] = []
+    /// Keep the final tensors of full fine-tuning runs too (a whole model per run); runs of the
+    /// other methods always keep theirs (their trainable tensors are small).
+    public var keepArtifacts = false
 
     public init(storePath: String, spec: String?, profile: String?, dataDir: String, checkpointDir: String, threads: Int?) {
         self.storePath = storePath
@@ -31,13 +37,17 @@ public struct WorkerOptions {
 }
 
 public enum Worker {
-    /// Claims and runs pending runs until none is left; returns how many it finished.
+    /// Claims and runs pending runs until none is left or `stop` returns true; returns how many it
+    /// finished. `stop` is polled between runs and before and after every optimizer step: a run
+    /// that is stopped goes back to 'pending' with nothing stored (its last epoch checkpoint
+    /// stays, and the next attempt resumes from it).
     @discardableResult
-    public static func run(_ o: WorkerOptions, log: @escaping (String) -> Void = { _ in }) throws -> Int {
+    public static func run(_ o: WorkerOptions, stop: @escaping () -> Bool = { false }, log: @escaping (String) -> Void = { _ in }) throws -> Int {
         let store = try ResultsStore(path: o.storePath)
         let name = "\(ProcessInfo.processInfo.hostName):\(getpid())"
         var finished = 0
-        while o.maxRuns.map({ finished < $0 }) ?? true, let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile) {
+        while !stop(), o.maxRuns.map({ finished < $0 }) ?? true,
+              let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile, skipModels: o.skipModels) {
             let r = claimed.spec
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
             let ck = "\(o.checkpointDir)/run-\(claimed.id).safetensors"
@@ -57,11 +67,20 @@ public enum Worker {
                                       gitCommit: ProcessInfo.processInfo.environment["PROMPTREPRO_GIT_COMMIT"],
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
-                let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
-                trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed).safetensors"
+                if cfg.method.method != FullFineTuning.name || o.keepArtifacts {
+                    let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
+                    trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed).safetensors"
+                }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
+                trainer.shouldStop = stop
+                trainer.onEpoch = { done, total, seconds in try? store.recordEpoch(claimed.id, done: done, total: total, seconds: seconds) }
                 let result = try trainer.run()
+                if result.status == "interrupted" {
+                    try store.release(claimed.id)
+                    log("run \(claimed.id) interrupted: back to pending")
+                    break
+                }
                 try store.complete(claimed.id, result: result)
                 try? FileManager.default.removeItem(atPath: ck)
                 log("run \(claimed.id) \(result.status)")
@@ -73,6 +92,39 @@ public enum Worker {
         }
         return finished
     }
+}
+
+/// SIGINT and SIGTERM counted instead of ending the process; the loops that care poll `count`.
+public final class InterruptSignals: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received: [Int32] = []
+    private var sources: [DispatchSourceSignal] = []
+
+    public init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
+        for sig in signals {
+            signal(sig, SIG_IGN)  // delivered to the dispatch source only
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "signal-\(sig)"))
+            src.setEventHandler { [weak self] in  // the source lives as long as the process
+                guard let self else { return }
+                let n = max(1, Int(src.data))  // deliveries coalesced since the last event
+                self.lock.withLock { self.received += Array(repeating: sig, count: n) }
+            }
+            src.resume()
+            sources.append(src)
+        }
+    }
+
+    /// Signals received so far.
+    public var count: Int { lock.withLock { received.count } }
+    /// The first signal received (its number: exit status 128 + it).
+    public var first: Int32? { lock.withLock { received.first } }
+}
+
+/// A sweep stopped by SIGINT or SIGTERM; its message is the one line the sweep ends with.
+public struct SweepInterrupted: Error, CustomStringConvertible {
+    public let signal: Int32
+    public let released: Int
+    public var description: String { "interrupted: \(released) runs back to pending; rerun the same command to resume" }
 }
 
 extension Parallel {
@@ -87,6 +139,7 @@ public struct SweepOptions {
     public var checkpointDir: String
     public var extraWorkerArgs: [String] = []
     public var manifestDir = "Baselines/manifests"
+    public var keepArtifacts = false
     public init(storePath: String, workers: Int, threads: Int?, dataDir: String, checkpointDir: String) {
         self.storePath = storePath
         self.workers = workers
@@ -94,6 +147,13 @@ public struct SweepOptions {
         self.dataDir = dataDir
         self.checkpointDir = checkpointDir
     }
+}
+
+/// How a sweep ended (the store's counts leave out the runs of skipped models).
+public struct SweepOutcome {
+    public var counts: [String: Int]
+    /// Model specs that were not found, with their number of runs (skipped, not started).
+    public var skipped: [(model: String, runs: Int)]
 }
 
 public enum SweepRunner {
@@ -116,58 +176,152 @@ public enum SweepRunner {
         return head + (dirty ? "-dirty" : "")
     }
 
-    /// Inserts the spec's runs, resets interrupted ones, runs `workers` worker processes and shows
-    /// progress until nothing is pending or running. Returns the final status counts.
+    /// Models of `runs` that `ModelFiles.locate` cannot find, with its error (which names where it looked).
+    public static func missingModels(_ runs: [RunSpec]) throws -> [String: ModelNotFound] {
+        var missing: [String: ModelNotFound] = [:]
+        for m in Set(runs.map(\.modelSpec)).sorted() {
+            do { _ = try ModelFiles.locate(m) } catch let e as ModelNotFound { missing[m] = e }
+        }
+        return missing
+    }
+
+    /// One line for a model column a sweep skips.
+    public static func skipLine(_ e: ModelNotFound, model: String, runs: Int) -> String {
+        let name = model == e.spec ? model : "\(model) (\(e.spec))"
+        return "skipping model \(name): \(runs) runs not started; not found in: \(e.looked.joined(separator: "; ")) — copy the checkpoint there (or set HF_HUB_CACHE / PROMPTREPRO_MODEL_DIR) and rerun"
+    }
+
+    /// Inserts the spec's runs (those of missing models are skipped with one line each), resets
+    /// its interrupted ones, runs `workers` worker processes and shows progress until nothing is
+    /// pending or running. SIGINT/SIGTERM stops the workers (their runs go back to pending) and
+    /// throws `SweepInterrupted`; a second one kills them at once.
     public static func run(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
-                           log: @escaping (String) -> Void) throws -> [String: Int] {
+                           log: @escaping (String) -> Void) throws -> SweepOutcome {
         let store = try ResultsStore(path: o.storePath)
-        let runs = try store.withIdentities(try spec.expand(profile: profile), dataDir: o.dataDir, manifestDir: o.manifestDir)
+        let expanded = try spec.expand(profile: profile)
+        let missing = try missingModels(expanded)
+        var skipped: [(model: String, runs: Int)] = []
+        for (m, e) in missing.sorted(by: { $0.key < $1.key }) {
+            let n = expanded.filter { $0.modelSpec == m }.count
+            skipped.append((m, n))
+            log(skipLine(e, model: expanded.first { $0.modelSpec == m }?.model ?? m, runs: n))
+        }
+        let skip = missing.keys.sorted()
+        let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         let (added, superseded) = try store.insertPendingReporting(runs)
-        let reset = try store.resetInterrupted()
-        let retried = try store.retryFailed(spec: spec.name, profile: profile)
+        let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
+        let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)")
         let commit = gitCommit()
+        let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
+        let signals = InterruptSignals()
         var procs: [Process] = []
+        let readers = DispatchGroup()
         let perWorker = max(1, (o.threads ?? Parallel.defaultThreadsValue) / max(1, o.workers))
         for _ in 0..<max(1, o.workers) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = ["worker", "--db", o.storePath, "--spec", spec.name, "--profile", profile, "--data-dir", o.dataDir,
-                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--quiet"] + o.extraWorkerArgs
+                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--quiet"]
+                + skip.flatMap { ["--skip-model", $0] } + (o.keepArtifacts ? ["--keep-artifacts"] : []) + o.extraWorkerArgs
             var env = ProcessInfo.processInfo.environment
             if let commit { env["PROMPTREPRO_GIT_COMMIT"] = commit }
             p.environment = env
+            // Worker stderr goes through the console: repeated messages are printed once.
+            let pipe = Pipe()
+            p.standardError = pipe
             try p.run()
+            try? pipe.fileHandleForWriting.close()
             procs.append(p)
+            let reader = pipe.fileHandleForReading
+            DispatchQueue.global().async(group: readers) {
+                var pending = Data()
+                while true {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    pending.append(chunk)
+                    while let nl = pending.firstIndex(of: 0x0A) {
+                        console.workerLine(String(decoding: pending[pending.startIndex..<nl], as: UTF8.self))
+                        pending = Data(pending[pending.index(after: nl)...])
+                    }
+                }
+                if !pending.isEmpty { console.workerLine(String(decoding: pending, as: UTF8.self)) }
+            }
         }
         let total = runs.count
-        let tty = isatty(STDERR_FILENO) == 1
         let t0 = Date()
-        var lastDone = -1
+        var lastLine = ""
+        var stopping = false, killing = false
+        var claimed = Set<Int>()      // runs seen running during this sweep
+        var reported = Set<Int32>()   // workers whose exit was looked at
+        var orphans = Set<Int>()      // runs left 'running' by a worker that died (reset at the end)
+        var timings: [TimingKey: Double] = [:]
+        var lastTimings = Date.distantPast
         while true {
-            let c = try store.counts(spec: spec.name, profile: profile)
-            let done = (c["done"] ?? 0) + (c["diverged"] ?? 0) + (c["failed"] ?? 0)
+            let received = signals.count
+            if received >= 1 && !stopping {
+                stopping = true
+                for p in procs where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+                console.line("interrupt: stopping the workers; their runs go back to pending (interrupt again to kill them at once)")
+            }
+            if received >= 2 && !killing {
+                killing = true
+                for p in procs where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            }
+            let running = try store.db.query("SELECT id, worker_pid, cell, seed FROM runs WHERE spec=? AND profile=? AND status='running'",
+                                              [.text(spec.name), .text(profile)])
+            for r in running { if let id = r["id"]?.int { claimed.insert(id) } }
+            for p in procs where !p.isRunning && !reported.contains(p.processIdentifier) {
+                reported.insert(p.processIdentifier)
+                let bySignal = p.terminationReason == .uncaughtSignal
+                guard !stopping, bySignal || p.terminationStatus != 0 else { continue }
+                let row = running.first { $0["worker_pid"]?.int == Int(p.processIdentifier) }
+                if let id = row?["id"]?.int { orphans.insert(id) }
+                let run = row.map { " during run \($0["id"]?.int ?? 0) (\($0["cell"]?.text ?? "") seed \($0["seed"]?.int ?? 0))" } ?? ""
+                console.line("worker \(p.processIdentifier) died (\(bySignal ? "signal \(p.terminationStatus)" : "exit status \(p.terminationStatus)"))\(run); rerun the same command to resume its run from its last checkpoint")
+            }
             let alive = procs.contains { $0.isRunning }
-            if done != lastDone || !alive {
-                let elapsed = Date().timeIntervalSince(t0)
-                let fresh = max(1, done - (total - (c["pending"] ?? 0) - (c["running"] ?? 0) - done))
-                let eta = done > 0 ? elapsed / Double(fresh) * Double(total - done) : .nan
-                let status = "\(done)/\(total) runs (failed \(c["failed"] ?? 0), diverged \(c["diverged"] ?? 0), running \(c["running"] ?? 0))"
-                if tty {
-                    let width = 30, filled = total == 0 ? width : width * done / total
-                    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-                    FileHandle.standardError.write(Data("\r[\(bar)] \(status) ETA \(eta.isFinite ? formatDuration(eta) : "--")   ".utf8))
-                } else if done != lastDone {
-                    log("progress: \(status), elapsed \(formatDuration(elapsed))\(eta.isFinite ? ", ETA \(formatDuration(eta))" : "")")
+            let c = try store.counts(spec: spec.name, profile: profile, skipModels: skip)
+            let finished = (c["done"] ?? 0) + (c["diverged"] ?? 0) + (c["failed"] ?? 0)
+            let nRunning = (c["running"] ?? 0) - orphans.count
+            // Nothing to show until a worker has claimed a run (or all have exited).
+            if !stopping && (nRunning > 0 || finished > 0 || !alive) {
+                if Date().timeIntervalSince(lastTimings) > 5 || !alive {
+                    timings = try store.epochTimings()
+                    lastTimings = Date()
                 }
-                lastDone = done
+                let eta = SweepETA.estimate(try store.remainingRuns(spec: spec.name, profile: profile, skipModels: skip, excluding: orphans),
+                                            timings: timings, workers: procs.filter { $0.isRunning }.count)
+                let status = "\(finished)/\(total) runs (running \(nRunning), failed \(c["failed"] ?? 0), diverged \(c["diverged"] ?? 0)"
+                    + (orphans.isEmpty ? ")" : ", \(orphans.count) left by dead workers)")
+                if console.tty {
+                    let width = 30, filled = total == 0 ? width : width * finished / total
+                    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+                    console.bar("[\(bar)] \(status) ETA \(eta.text)")
+                } else if status != lastLine {
+                    console.line("progress: \(status), elapsed \(formatDuration(Date().timeIntervalSince(t0))), ETA \(eta.text)")
+                    lastLine = status
+                }
             }
             if !alive { break }
-            Thread.sleep(forTimeInterval: 0.5)
+            Thread.sleep(forTimeInterval: stopping ? 0.1 : 0.5)
         }
-        if tty { FileHandle.standardError.write(Data("\n".utf8)) }
-        for p in procs where p.terminationStatus != 0 { log("warning: a worker exited with status \(p.terminationStatus)") }
-        return try store.counts(spec: spec.name, profile: profile)
+        readers.wait()
+        console.endBar()
+        for r in console.repeats() { console.line(r) }
+        // Runs whose worker died (or was killed by a second interrupt) go back to pending now.
+        let orphaned = try store.resetInterrupted(spec: spec.name, profile: profile)
+        if let sig = signals.first {
+            var back = 0
+            for id in claimed {
+                if try store.db.query("SELECT status FROM runs WHERE id=?", [.int(id)]).first?["status"]?.text == "pending" { back += 1 }
+            }
+            throw SweepInterrupted(signal: sig, released: back)
+        }
+        if orphaned > 0 {
+            console.line("\(orphaned) runs were left by workers that died and are back to pending; rerun the same command to resume them")
+        }
+        return SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip), skipped: skipped)
     }
 }
 

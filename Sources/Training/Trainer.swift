@@ -104,6 +104,12 @@ public final class Trainer {
     public var onStep: ((Int, Float) -> Void)?
     /// Stop (status "interrupted") after this epoch's checkpoint is written: simulates a crash.
     public var interruptAfterEpoch: Int?
+    /// Polled before and after every optimizer step: when it returns true the run stops at once with status
+    /// "interrupted", writing nothing (the last epoch's checkpoint stays the resume point).
+    public var shouldStop: (() -> Bool)?
+    /// Called after each epoch's checkpoint is written with (epochs done, epochs in the run,
+    /// seconds of the epochs done); workers store it so progress counts partial runs.
+    public var onEpoch: ((Int, Int, Double) -> Void)?
     /// Where to save the final trainable tensors (safetensors) of a finished run.
     public var artifactPath: String?
 
@@ -224,6 +230,7 @@ public final class Trainer {
             let order = stream.permutation(trainEx.count)
             var lossSum = 0.0, lossCount = 0
             for b in 0..<stepsPerEpoch where step < totalSteps {
+                if shouldStop?() == true { result.status = "interrupted"; return result }
                 let stepStart = Date()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
                 let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
@@ -264,6 +271,7 @@ public final class Trainer {
                     paramNorms: Dictionary(uniqueKeysWithValues: zip(names, paramNorms)),
                     seconds: Date().timeIntervalSince(stepStart)))
                 onStep?(step, lv)
+                if shouldStop?() == true { result.status = "interrupted"; return result }
             }
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
@@ -290,6 +298,7 @@ public final class Trainer {
             progress(String(format: "epoch %d/%d step %d loss %.4f %@ %.1fs", epoch, c.epochs, step, rec.trainLoss,
                             rec.selection.map { "\(def.selectionMetric) \(String(format: "%.2f", $0))" } ?? "", rec.seconds))
             if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
+            onEpoch?(epoch, min(c.epochs, (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch), result.history.reduce(0) { $0 + $1.seconds })
             if epoch == interruptAfterEpoch {
                 result.status = "interrupted"
                 return result

@@ -129,7 +129,7 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 2)
+        XCTAssertEqual(s.schemaVersion, 3)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
         XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes", "steps"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
@@ -155,7 +155,7 @@ final class StoreTests: XCTestCase {
             INSERT INTO scores VALUES (1, 'best', 'accuracy', 40.0, 1);
             """)
         let s = try ResultsStore(path: path)
-        XCTAssertEqual(s.schemaVersion, 2)
+        XCTAssertEqual(s.schemaVersion, ResultsStore.migrations.count)
         let row = try XCTUnwrap(try s.db.query("SELECT status, identity FROM runs").first)
         XCTAssertEqual(row["status"]?.text, "done")
         XCTAssertEqual(row["identity"]?.text, "abc")
@@ -188,6 +188,76 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(st.populationStd, (62.0 / 3).squareRoot(), accuracy: 1e-12)
         XCTAssertEqual(cell.last["accuracy"]!.mean, 74, accuracy: 1e-12)
         XCTAssertEqual(Stat([5]).sampleStd, nil)
+    }
+
+    /// The ETA from hand-made per-epoch timings: epochs already trained are not counted again, a
+    /// key never timed borrows its model's mean, a model never run makes the ETA a lower bound,
+    /// and one run is never split across workers.
+    func testETAFromHandMadeTimings() throws {
+        let m = "embedded:t5-tiny"
+        func key(_ method: String, _ task: String, _ model: String = m) -> TimingKey { TimingKey(method: method, task: task, model: model) }
+        let timings = [key("dpt", "cb"): 2.0, key("pt", "cb"): 1.0]
+        let remaining = [RemainingRun(key: key("dpt", "cb"), epochsTotal: 10, epochsDone: 4),   // 6 × 2 s = 12 s
+                         RemainingRun(key: key("pt", "cb"), epochsTotal: 10),                   // 10 × 1 s = 10 s
+                         RemainingRun(key: key("pt", "rte"), epochsTotal: 4)]                   // model mean 1.5 s → 6 s
+        XCTAssertEqual(SweepETA.secondsPerEpoch(key("pt", "rte"), timings: timings), 1.5)
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 1).seconds, 28)
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 2).seconds, 14)     // 28 / 2
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 8).seconds, 12)     // the longest run
+        XCTAssertEqual(SweepETA.estimate(remaining, timings: timings, workers: 2).text, "14s")
+        // Progress of a running run moves the ETA by its epochs, not by jumps.
+        var later = remaining
+        later[0].epochsDone = 9
+        XCTAssertEqual(SweepETA.estimate(later, timings: timings, workers: 1).seconds, 18)
+        let never = RemainingRun(key: key("pt", "cb", "t5-base"), epochsTotal: 100)
+        let partial = SweepETA.estimate(remaining + [never], timings: timings, workers: 1)
+        XCTAssertEqual(partial.unmeasured, 1)
+        XCTAssertEqual(partial.text, "> 28s (1 runs never timed)")
+        XCTAssertEqual(SweepETA.estimate([never], timings: timings, workers: 1).text, "unknown")
+        XCTAssertEqual(SweepETA.estimate([], timings: timings, workers: 2).text, "0s")
+
+        // Timings from a store: finished runs' epochs plus what a running run reported.
+        let dir = tempDir("eta")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml")
+        let runs = try spec.expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        try s.insertPending(runs)
+        let a = try s.claim(worker: "t", pid: getpid())!
+        func rec(_ e: Int, _ sec: Double) throws -> EpochRecord {  // no public memberwise init: decode one
+            try JSONDecoder().decode(EpochRecord.self, from: Data("{\"epoch\":\(e),\"step\":\(e),\"trainLoss\":1,\"metrics\":{},\"seconds\":\(sec)}".utf8))
+        }
+        try s.complete(a.id, result: TrainResult(config: a.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: [:], last: [:],
+                                                 history: [try rec(1, 3), try rec(2, 5)], trainableParams: 1, trainExamples: 1, evalExamples: 1,
+                                                 dataFiles: [:], manifest: nil, smoke: true, predictions: nil))
+        let b = try s.claim(worker: "t", pid: getpid())!
+        try s.recordEpoch(b.id, done: 2, total: 10, seconds: 4)
+        let k = TimingKey(method: "dpt", task: "cb", model: runs[0].modelSpec)
+        XCTAssertEqual(try s.epochTimings(), [k: 12.0 / 4])  // (3 + 5 + 4) s over 4 epochs
+        let left = try s.remainingRuns(spec: "table1", profile: "smoke")
+        XCTAssertEqual(left.sorted { $0.epochsDone < $1.epochsDone }.map(\.epochsDone), [0, 2])
+        XCTAssertEqual(left.first { $0.epochsDone == 2 }?.epochsTotal, 10)
+    }
+
+    /// Resetting interrupted runs touches only the spec+profile being swept (a table4 sweep once
+    /// reported table1's interrupted runs as its own).
+    func testResetInterruptedIsScoped() throws {
+        let dir = tempDir("scope")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        for name in ["table1", "table4"] {
+            let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(name).yaml")
+            try s.insertPending(Array(try spec.expand(profile: "smoke").prefix(2)))
+            _ = try s.claim(worker: "gone", pid: 999_999_999, spec: name, profile: "smoke")  // a pid that cannot exist
+        }
+        XCTAssertEqual(try s.resetInterrupted(spec: "table4", profile: "smoke"), 1)
+        XCTAssertEqual(try s.counts(spec: "table1")["running"], 1, "table1's run was reset by a table4 sweep")
+        XCTAssertEqual(try s.counts(spec: "table4")["running"] ?? 0, 0)
+        let c = try s.claim(worker: "w", pid: getpid(), spec: "table4", profile: "smoke")
+        XCTAssertEqual(c?.spec.spec, "table4")
+        try s.release(c!.id)
+        XCTAssertEqual(try s.db.query("SELECT status, worker, worker_pid FROM runs WHERE id=?", [.int(c!.id)]).first,
+                       ["status": .text("pending"), "worker": .null, "worker_pid": .null])
     }
 
     func testClaimIsExclusive() throws {
@@ -600,5 +670,189 @@ final class DiskFailureTests: XCTestCase {
         XCTAssertEqual(sh("mount -o remount,rw '\(mnt)'"), 0)
         XCTAssertEqual(try snapshot().0, "ok")
         XCTAssertEqual(try snapshot().1, before.1)
+    }
+}
+
+/// Starts the CLI without waiting, stderr into the file `log`, one thread per process.
+func startCLI(_ args: [String], log: String, cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> Process {
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try binary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle(forWritingAtPath: log)
+    p.environment = ProcessInfo.processInfo.environment.merging(["PROMPTREPRO_THREADS": "1"].merging(extra) { _, b in b }) { _, b in b }
+    try p.run()
+    return p
+}
+
+/// A process is gone when it does not exist or is a zombie.
+func processGone(_ pid: Int32) -> Bool {
+    if kill(pid, 0) != 0 { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(close, offsetBy: 2)] == "Z"
+}
+
+/// Sweeps that are interrupted (SIGINT), lose a worker (SIGKILL) or cannot find a model end with
+/// one clear line, leave no worker behind and no run 'running'; a rerun finishes everything.
+final class SweepInterruptTests: XCTestCase {
+    func testInterruptDeadWorkerAndResume() throws {
+        let data = try sharedData()
+        let dir = tempDir("intr")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 12,").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        let args = ["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]
+        /// Waits until a run has trained an epoch; returns the running rows' worker pids.
+        func waitForRunning(_ p: Process) throws -> [Int32] {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline && p.isRunning {
+                if let rows = try? ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running' AND epochs_done >= 1"), !rows.isEmpty {
+                    return try ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running'").compactMap { $0["worker_pid"]?.int.map(Int32.init) }
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            XCTFail("no run was running")
+            return []
+        }
+
+        // SIGINT: workers stop within seconds, their runs go back to pending with nothing stored.
+        let first = try startCLI(args, log: "\(dir)/first.log")
+        let workers = try waitForRunning(first)
+        XCTAssertFalse(workers.isEmpty)
+        kill(first.processIdentifier, SIGINT)
+        let t0 = Date()
+        while first.isRunning && Date().timeIntervalSince(t0) < 10 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(first.isRunning, "the sweep did not stop within 10 s of SIGINT")
+        if first.isRunning { kill(first.processIdentifier, SIGKILL) }
+        first.waitUntilExit()
+        print("interrupt: sweep gone \(String(format: "%.2f", Date().timeIntervalSince(t0))) s after SIGINT")
+        for w in workers { XCTAssertTrue(processGone(w), "worker \(w) survived the interrupt") }
+        XCTAssertEqual(first.terminationStatus, 128 + SIGINT)
+        let log1 = try String(contentsOfFile: "\(dir)/first.log", encoding: .utf8)
+        XCTAssertTrue(log1.contains("interrupted: ") && log1.contains("runs back to pending; rerun the same command to resume"), log1)
+        let s = try ResultsStore(path: db)
+        XCTAssertEqual(try s.counts()["running"] ?? 0, 0)
+        let released = try s.db.query("SELECT id, worker, worker_pid FROM runs WHERE status='pending' AND attempts > 0")
+        XCTAssertFalse(released.isEmpty)
+        XCTAssertTrue(log1.contains("interrupted: \(released.count) runs back to pending"), log1)
+        for r in released {
+            XCTAssertEqual(r["worker"], .null)
+            XCTAssertEqual(r["worker_pid"], .null)
+            XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [r["id"]!]).first?["n"]?.int, 0, "partial results stored")
+        }
+
+        // A worker killed with SIGKILL: one line with a hint, its run back to pending, exit 1.
+        let second = try startCLI(args, log: "\(dir)/second.log")
+        let victims = try waitForRunning(second)
+        if let v = victims.first { kill(v, SIGKILL) }
+        second.waitUntilExit()
+        let log2 = try String(contentsOfFile: "\(dir)/second.log", encoding: .utf8)
+        XCTAssertEqual(second.terminationStatus, 1)
+        XCTAssertEqual(log2.components(separatedBy: "\n").filter { $0.contains("died (signal 9)") && $0.contains("rerun the same command") }.count, 1, log2)
+        XCTAssertEqual(try s.counts()["running"] ?? 0, 0, log2)
+
+        // The rerun finishes everything and deletes every checkpoint.
+        let (status, log3) = try runCapture(args, env: ["PROMPTREPRO_THREADS": "1"])
+        XCTAssertEqual(status, 0, log3)
+        XCTAssertEqual(try s.counts()["done"], 8)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs").first?["n"]?.int, 8)
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/ck")
+        XCTAssertTrue(left.isEmpty, "checkpoints left after the runs finished: \(left)")
+    }
+
+    /// --dry-run reports per cell what a sweep would do and changes nothing; a real sweep skips a
+    /// missing model with one line; full fine-tuning artifacts are kept only with --keep-artifacts.
+    func testDryRunMissingModelAndArtifacts() throws {
+        let data = try sharedData()
+        let dir = tempDir("dry")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        func args(_ spec: String, _ extra: [String] = []) -> [String] {
+            ["sweep", "\(dir)/\(spec).yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"] + extra
+        }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCapture(args("mini"), env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        // PT's prompt length changes (4 runs rerun) and a model column whose checkpoint is missing.
+        try miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 6}")
+            .replacingOccurrences(of: "models: [t5-small]", with: "models: [t5-small, t5-base]")
+            .replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-small: \"embedded:t5-tiny\", t5-base: \"\(dir)/no-such-model\"}")
+            .write(toFile: "\(dir)/edit.yaml", atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: URL(fileURLWithPath: db))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = args("edit", ["--dry-run"])
+        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let plan = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, plan)
+        print(plan)
+        for f in ["16 runs, 4 to run", "4 rerun (identity changed), 4 done, 8 skipped (model missing)", "pt|cb|t5-small|k8", "rerun (identity changed) 1,2",
+                  "dpt|cb|t5-small|k8", "done 1,2", "\(dir)/no-such-model: MISSING, 8 runs would be skipped", "s per epoch (measured)", "checkpoints ≈"] {
+            XCTAssertTrue(plan.contains(f), "plan lacks '\(f)'")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: db)), before, "--dry-run changed the store")
+        XCTAssertEqual(try ResultsStore(path: db).counts(), ["done": 8])
+
+        // The real sweep: one line for the missing model, its runs never inserted, exit 1.
+        let (status, log) = try runCapture(args("edit"), env: ["PROMPTREPRO_THREADS": "1"])
+        XCTAssertEqual(status, 1, log)
+        XCTAssertEqual(log.components(separatedBy: "\n").filter { $0.contains("no-such-model") }.count, 2, log)  // the skip line and the summary
+        XCTAssertTrue(log.contains("skipping model t5-base (\(dir)/no-such-model): 8 runs not started; not found in:"), log)
+        XCTAssertFalse(log.contains("failed:"), log)
+        let s = try ResultsStore(path: db)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE model='t5-base'").first?["n"]?.int, 0)
+        XCTAssertEqual(try s.counts(), ["done": 8])
+
+        // Full fine-tuning keeps its final weights only with --keep-artifacts.
+        let ft = miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: ftmini")
+            .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n  - {name: pt, method: pt, n: 8}", with: "  - {name: ft, method: ft, train: {lr: 1.0e-4}}")
+            .replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+            .replacingOccurrences(of: "epochs: 4", with: "epochs: 1")
+        try ft.write(toFile: "\(dir)/ftmini.yaml", atomically: true, encoding: .utf8)
+        let arts = "\(dir)/artifacts/ftmini-smoke"
+        XCTAssertEqual(try runCapture(args("ftmini"), env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: arts))?.count ?? 0, 0, "FT artifact written without --keep-artifacts")
+        XCTAssertEqual(try runCapture(args("ftmini", ["--keep-artifacts"]).map { $0 == db ? "\(dir)/keep.sqlite" : $0 }, env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: arts), ["ft_cb_t5-small_k8-s1.safetensors"])
+    }
+}
+
+/// Several processes that find an empty cache generate the embedded backbones at once: every one
+/// succeeds and the cache ends with one complete copy of each model and no temporary files.
+final class ConcurrentCacheTests: XCTestCase {
+    func testConcurrentEmbeddedGeneration() throws {
+        let dir = tempDir("cache")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for round in 0..<3 {
+            let cache = "\(dir)/cache-\(round)"
+            var procs: [(Process, String)] = []
+            for i in 0..<8 {
+                let log = "\(dir)/info-\(round)-\(i).log"
+                procs.append((try startCLI(["info", "--model", i % 2 == 0 ? "embedded:t5-tiny" : "embedded:gpt2-tiny"], log: log, cwd: dir,
+                                           env: ["PROMPTREPRO_CACHE": cache]), log))
+            }
+            for (p, log) in procs {
+                p.waitUntilExit()
+                XCTAssertEqual(p.terminationStatus, 0, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+            }
+            let entries = try FileManager.default.contentsOfDirectory(atPath: "\(cache)/embedded").sorted()
+            XCTAssertEqual(entries, ["gpt2-tiny-v1", "t5-tiny-v1"], "round \(round)")
+            for e in entries {
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(cache)/embedded/\(e)").sorted(),
+                               ["config.json", "model.safetensors", "tokenizer_config.json"])
+            }
+            if round > 0 {
+                for e in entries {
+                    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(cache)/embedded/\(e)/model.safetensors")),
+                                   try Data(contentsOf: URL(fileURLWithPath: "\(dir)/cache-0/embedded/\(e)/model.safetensors")))
+                }
+            }
+        }
     }
 }

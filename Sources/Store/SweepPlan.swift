@@ -1,0 +1,167 @@
+// `sweep --dry-run`: what a sweep would do, from the spec and a read-only look at the store: each
+// run's state (the same identity comparison as `insertPending`), missing models, time from measured
+// epochs, and disk for checkpoints and artifacts. Nothing is written anywhere.
+import Foundation
+import Methods
+import Models
+
+public struct SweepPlan {
+    public enum State: String, CaseIterable {
+        case new, pending
+        case interrupted = "interrupted (worker gone)"
+        case failed = "failed (retry)"
+        case changed = "rerun (identity changed)"
+        case running = "running (live worker)"
+        case done, diverged
+        case skipped = "skipped (model missing)"
+
+        /// A sweep would train this run.
+        public var toDo: Bool { [.new, .pending, .interrupted, .failed, .changed].contains(self) }
+    }
+
+    public struct Entry {
+        public var run: RunSpec
+        public var state: State
+        public var epochsDone: Int
+    }
+
+    public var spec: String
+    public var profile: String
+    public var workers: Int
+    public var entries: [Entry]
+    public var missing: [String: ModelNotFound]
+    public var found: [String: String]               // model spec → directory
+    public var timings: [TimingKey: Double]
+    public var estimate: SweepEstimate
+    public var runSeconds: Double                    // one worker, measured runs only
+    public var checkpointPeak: Int                   // bytes, the `workers` largest checkpoints at once
+    public var artifactBytes: Int
+    public var ftWithoutArtifact: Int                // full fine-tuning runs whose weights are not kept
+    public var unknownSize: Int                      // runs whose parameter count is unknown
+
+    /// Trainable parameters of a run from its method's formula and the model's config.json (or the
+    /// known architecture of its hub id); nil when neither is available.
+    static func trainableParams(_ r: RunSpec, directory: String?) -> Int? {
+        let arch = directory.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) }
+            ?? Architectures.known[r.modelSpec] ?? Architectures.known[r.model]
+        return arch.flatMap { try? MethodRegistry.parameterCount(r.config.method, architecture: $0) }
+    }
+
+    public static func make(spec: ExperimentSpec, profile: String, options o: SweepOptions) throws -> SweepPlan {
+        let expanded = try spec.expand(profile: profile)
+        let missing = try SweepRunner.missingModels(expanded)
+        var found: [String: String] = [:]
+        for m in Set(expanded.map(\.modelSpec)) where missing[m] == nil { found[m] = try ModelFiles.locate(m) }
+        let exists = FileManager.default.fileExists(atPath: o.storePath)
+        // Without a store, an in-memory one serves as the identities' file-hash cache.
+        let store = exists ? try ResultsStore(readOnlyPath: o.storePath) : try ResultsStore(path: ":memory:")
+        let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
+        var rows: [String: [String: SQLiteDB.Value]] = [:]
+        if exists {
+            let identity = store.schemaVersion >= 2 ? "identity" : "config_hash AS identity"
+            let progress = store.schemaVersion >= 3 ? ", epochs_done" : ""
+            let live = store.schemaVersion >= 2 ? " AND status != 'superseded'" : ""
+            for r in try store.db.query("SELECT cell, seed, status, host, worker_pid, \(identity)\(progress) FROM runs WHERE spec=? AND profile=?\(live)",
+                                        [.text(spec.name), .text(profile)]) {
+                rows["\(r["cell"]?.text ?? "")#\(r["seed"]?.int ?? 0)"] = r
+            }
+        }
+        let host = ProcessInfo.processInfo.hostName
+        var entries: [Entry] = []
+        for r in runs {
+            guard let row = rows["\(r.cell)#\(r.seed)"] else { entries.append(Entry(run: r, state: .new, epochsDone: 0)); continue }
+            let status = row["status"]?.text ?? ""
+            let done = row["epochs_done"]?.int ?? 0
+            if row["identity"]?.text != r.identity && status != "running" { entries.append(Entry(run: r, state: .changed, epochsDone: 0)); continue }
+            let state: State
+            switch status {
+            case "done": state = .done
+            case "diverged": state = .diverged
+            case "failed": state = .failed
+            case "running":
+                let sameHost = (row["host"]?.text ?? host) == host
+                state = sameHost && !ResultsStore.workerAlive(Int32(row["worker_pid"]?.int ?? 0)) ? .interrupted : .running
+            default: state = .pending
+            }
+            entries.append(Entry(run: r, state: state, epochsDone: done))
+        }
+        for r in expanded where missing[r.modelSpec] != nil { entries.append(Entry(run: r, state: .skipped, epochsDone: 0)) }
+
+        let todo = entries.filter { $0.state.toDo }
+        let timings = try store.epochTimings()
+        let remaining = todo.map { RemainingRun(key: TimingKey(method: $0.run.method, task: $0.run.task, model: $0.run.modelSpec),
+                                                epochsTotal: $0.run.config.epochs, epochsDone: $0.epochsDone) }
+        let runSeconds = remaining.reduce(0.0) { acc, r in
+            acc + (SweepETA.secondsPerEpoch(r.key, timings: timings).map { Double(max(0, r.epochsTotal - r.epochsDone)) * $0 } ?? 0)
+        }
+        // Checkpoint: trainable tensors + Adam's two moments, float32; deleted when the run ends.
+        var checkpoints: [Int] = [], artifacts = 0, ft = 0, unknown = 0
+        for e in todo {
+            guard let p = trainableParams(e.run, directory: found[e.run.modelSpec]) else { unknown += 1; continue }
+            checkpoints.append(p * 4 * 3)
+            if e.run.config.method.method != FullFineTuning.name || o.keepArtifacts { artifacts += p * 4 } else { ft += 1 }
+        }
+        let peak = checkpoints.sorted(by: >).prefix(max(1, o.workers)).reduce(0, +)
+        return SweepPlan(spec: spec.name, profile: profile, workers: max(1, o.workers), entries: entries, missing: missing, found: found,
+                         timings: timings, estimate: SweepETA.estimate(remaining, timings: timings, workers: o.workers),
+                         runSeconds: runSeconds, checkpointPeak: peak, artifactBytes: artifacts, ftWithoutArtifact: ft, unknownSize: unknown)
+    }
+
+    public func render() -> String {
+        let todo = entries.filter { $0.state.toDo }
+        func tally(_ es: [Entry]) -> String {
+            State.allCases.compactMap { s in
+                let n = es.filter { $0.state == s }.count
+                return n > 0 ? "\(n) \(s.rawValue)" : nil
+            }.joined(separator: ", ")
+        }
+        var out = "sweep \(spec) [\(profile)] dry run (nothing started or stored): \(entries.count) runs, \(todo.count) to run\n"
+        out += "  \(tally(entries))\n"
+        var cells: [String] = []
+        for e in entries where !cells.contains(e.run.cell) { cells.append(e.run.cell) }
+        let width = max(4, cells.map(\.count).max() ?? 0)
+        out += "\n  " + "cell".padding(toLength: width, withPad: " ", startingAt: 0) + "  seeds\n"
+        for cell in cells {
+            let es = entries.filter { $0.run.cell == cell }
+            var parts: [String] = []
+            for s in State.allCases {
+                let seeds = es.filter { $0.state == s }.map { "\($0.run.seed)" }
+                if !seeds.isEmpty { parts.append("\(s.rawValue) \(seeds.joined(separator: ","))") }
+            }
+            out += "  " + cell.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + parts.joined(separator: "; ") + "\n"
+        }
+        out += "\nmodels:\n"
+        for m in Set(entries.map(\.run.modelSpec)).sorted() {
+            if let d = found[m] {
+                out += "  \(m): \(d)\n"
+            } else if let e = missing[m] {
+                out += "  \(m): MISSING, \(entries.filter { $0.run.modelSpec == m }.count) runs would be skipped; looked in: \(e.looked.joined(separator: "; "))\n"
+            }
+        }
+        out += "\ntime: \(todo.isEmpty ? "nothing to run" : "≈ \(estimate.text) with \(workers) workers (\(formatDuration(runSeconds)) of measured run time)")\n"
+        var keys: [TimingKey] = []
+        for e in todo {
+            let k = TimingKey(method: e.run.method, task: e.run.task, model: e.run.modelSpec)
+            if !keys.contains(k) { keys.append(k) }
+        }
+        for k in keys {
+            let own = timings[k], est = SweepETA.secondsPerEpoch(k, timings: timings)
+            let text = own.map { String(format: "%.2fs per epoch (measured)", $0) }
+                ?? est.map { String(format: "%.2fs per epoch (mean of this model's other runs)", $0) } ?? "unknown (never run)"
+            out += "  \(k): \(text)\n"
+        }
+        out += "\ndisk: checkpoints ≈ \(formatBytes(checkpointPeak)) at peak (\(workers) at a time; trainable × 4 B × 3 with Adam's moments; each deleted when its run finishes)\n"
+        out += "  artifacts ≈ \(formatBytes(artifactBytes)) for \(todo.count - ftWithoutArtifact - unknownSize) runs"
+        if ftWithoutArtifact > 0 { out += "; \(ftWithoutArtifact) full fine-tuning runs keep no artifact (--keep-artifacts keeps them)" }
+        if unknownSize > 0 { out += "; \(unknownSize) runs of unknown size" }
+        return out + "\n"
+    }
+}
+
+func formatBytes(_ b: Int) -> String {
+    let v = Double(b)
+    if v >= 1e9 { return String(format: "%.1f GB", v / 1e9) }
+    if v >= 1e6 { return String(format: "%.1f MB", v / 1e6) }
+    if v >= 1e3 { return String(format: "%.1f KB", v / 1e3) }
+    return "\(b) B"
+}
