@@ -1,91 +1,83 @@
 // Markdown (and LaTeX) tables that mirror the papers' tables: same rows, columns, order and headers,
 // the trainable-parameter column from our own counts, published value beside our mean ± std over
-// seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked.
+// seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked. Layouts are data
+// (Baselines/tables/NAME.yaml); one TableGrid per table is written as Markdown and as LaTeX.
 import Foundation
 import Methods
 import Models
 import Store
 import Tasks
+import Yams
 
-public struct TableLayout {
-    public struct Row {
+/// One paper table: Baselines/tables/NAME.yaml (keys in snake_case).
+public struct TableLayout: Decodable {
+    public struct Section: Decodable {
+        public var model: String, label: String  // spec model name → heading
+        public init(model: String, label: String) { (self.model, self.label) = (model, label) }
+    }
+    public struct Row: Decodable {
         public var variant: String, label: String, publishedMethod: String
+        enum CodingKeys: String, CodingKey { case variant, label, publishedMethod = "published" }
         public init(variant: String, label: String, publishedMethod: String) { (self.variant, self.label, self.publishedMethod) = (variant, label, publishedMethod) }
     }
-    public struct Column {
+    public struct Column: Decodable {
         public var key: String, label: String, metric: String?
+        enum CodingKeys: String, CodingKey { case key = "task", label, metric }
         public init(key: String, label: String, metric: String?) { (self.key, self.label, self.metric) = (key, label, metric) }
     }
-    public enum Kind { case score, std }
+    public enum Kind: String, Decodable { case score, std }
 
     public var name: String            // Reports/<name>.md
-    public var title: String
+    public var title: String           // names the paper and its table: "DPT Table 1 — …"
     public var spec: String
     public var publishedTable: String  // "Table 1"
-    public var paper: String
-    public var sections: [(column: String, label: String)]
+    public var paper: String           // paper id in Baselines/published
+    public var sections: [Section]
     public var rows: [Row]
     public var columns: [Column]
     public var average: Bool
     public var kind: Kind
     public var paramsColumn: Bool
 
-    public init(name: String, title: String, spec: String, publishedTable: String, paper: String, sections: [(column: String, label: String)],
+    enum CodingKeys: String, CodingKey {
+        case name = "table", title, spec, publishedTable = "published_table", paper, sections, rows, columns, average, kind, paramsColumn = "params_column"
+    }
+
+    public init(name: String, title: String, spec: String, publishedTable: String, paper: String, sections: [Section],
                 rows: [Row], columns: [Column], average: Bool, kind: Kind, paramsColumn: Bool) {
         (self.name, self.title, self.spec, self.publishedTable, self.paper) = (name, title, spec, publishedTable, paper)
         (self.sections, self.rows, self.columns, self.average, self.kind, self.paramsColumn) = (sections, rows, columns, average, kind, paramsColumn)
     }
+
+    public static func load(_ path: String) throws -> TableLayout {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
+        let l: TableLayout
+        do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
+        let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        guard l.name == file else { throw StoreError("\(path): table '\(l.name)' must match the file name '\(file)'") }
+        for (key, empty) in [("sections", l.sections.isEmpty), ("rows", l.rows.isEmpty), ("columns", l.columns.isEmpty)] where empty {
+            throw StoreError("\(path): '\(key)' is empty")
+        }
+        return l
+    }
 }
 
 public enum PaperTables {
-    static let superglue: [TableLayout.Column] = [
-        .init(key: "wsc", label: "WSC", metric: "accuracy"), .init(key: "wic", label: "WiC", metric: "accuracy"),
-        .init(key: "boolq", label: "BoolQ", metric: "accuracy"), .init(key: "cb", label: "CB", metric: "accuracy"),
-        .init(key: "copa", label: "COPA", metric: "accuracy"), .init(key: "multirc", label: "MultiRC", metric: "f1a"),
-        .init(key: "record", label: "ReCoRD", metric: "f1"), .init(key: "rte", label: "RTE", metric: "accuracy"),
-    ]
-    static let t5Sections = [("t5-small", "T5-Small"), ("t5-base", "T5-Base"), ("t5-large", "T5-Large")]
+    public static let defaultDirectory = "Baselines/tables"
 
-    public static let layouts: [TableLayout] = [
-        TableLayout(name: "table1", title: "DPT Table 1 — SuperGLUE validation (best epoch, mean over 3 seeds)", spec: "table1",
-                    publishedTable: "Table 1", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "ft", label: "Fine-Tuning", publishedMethod: "ft"), .init(variant: "pt", label: "Prompt Tuning", publishedMethod: "pt"),
-                           .init(variant: "respt", label: "Residual PT", publishedMethod: "respt"), .init(variant: "dpt", label: "DPT (ours in the paper)", publishedMethod: "dpt")],
-                    columns: superglue, average: true, kind: .score, paramsColumn: true),
-        TableLayout(name: "table3", title: "DPT Table 3 — standard deviation over three runs", spec: "table1",
-                    publishedTable: "Table 3", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "pt", label: "PT", publishedMethod: "pt"), .init(variant: "respt", label: "Res PT", publishedMethod: "respt"),
-                           .init(variant: "dpt", label: "DPT", publishedMethod: "dpt")],
-                    columns: superglue, average: false, kind: .std, paramsColumn: false),
-        TableLayout(name: "table4", title: "DPT Table 4 — Residual PT with 10 prompt tokens", spec: "table4",
-                    publishedTable: "Table 4", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "respt10", label: "Residual PT (n=10)", publishedMethod: "respt")],
-                    columns: superglue, average: true, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table1", title: "LoPT Table 1 — GPT-2 large, n = 10, r = 2", spec: "lopt-table1",
-                    publishedTable: "Table 1", paper: "lopt", sections: [("gpt2-large", "GPT-2 large")],
-                    rows: [.init(variant: "pt", label: "No LoPT", publishedMethod: "pt"), .init(variant: "lopt1", label: "LoPT-1", publishedMethod: "lopt1"),
-                           .init(variant: "lopt2", label: "LoPT-2", publishedMethod: "lopt2")],
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy"), .init(key: "agnews", label: "AGNews", metric: "accuracy")],
-                    average: false, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table2", title: "LoPT Table 2 — T5-Base, SST-2 and SuperGLUE", spec: "lopt-table2",
-                    publishedTable: "Table 2", paper: "lopt", sections: [("t5-base", "T5-Base")],
-                    rows: [.init(variant: "ft", label: "Fine-tuning", publishedMethod: "ft"), .init(variant: "lora", label: "LoRA", publishedMethod: "lora"),
-                           .init(variant: "pt", label: "PT", publishedMethod: "pt"), .init(variant: "dept", label: "DePT", publishedMethod: "dept"),
-                           .init(variant: "lopt1", label: "LoPT-1", publishedMethod: "lopt1"), .init(variant: "lopt2", label: "LoPT-2", publishedMethod: "lopt2")],
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy"), .init(key: "boolq", label: "BoolQ", metric: "accuracy"),
-                              .init(key: "rte", label: "RTE", metric: "accuracy"), .init(key: "wic", label: "WiC", metric: "accuracy"),
-                              .init(key: "cb", label: "CB", metric: "accuracy")],
-                    average: false, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table3", title: "LoPT Table 3 — LoPT-1 ablation (SST-2, GPT-2 large)", spec: "lopt-table3",
-                    publishedTable: "Table 3", paper: "lopt", sections: [("gpt2-large", "GPT-2 large")],
-                    rows: [.init(variant: "pt", label: "n=10, no LoPT", publishedMethod: "pt-n10")]
-                        + [10, 20, 30].flatMap { n in [1, 2, 5].map { r in .init(variant: "lopt1-n\(n)-r\(r)", label: "n=\(n), r=\(r)", publishedMethod: "lopt1-n\(n)-r\(r)") } },
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy")], average: false, kind: .score, paramsColumn: true),
-    ]
+    /// Every layout in `directory`, ordered by paper id then name (DPT's tables, then LoPT's).
+    public static func layouts(directory: String = defaultDirectory) throws -> [TableLayout] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw StoreError("\(directory): cannot list table layouts (run from the repository root or pass --tables-dir)")
+        }
+        return try names.filter { $0.hasSuffix(".yaml") }.map { try TableLayout.load("\(directory)/\($0)") }
+            .sorted { ($0.paper, $0.name) < ($1.paper, $1.name) }
+    }
 
-    public static func layout(_ name: String) throws -> TableLayout {
-        guard let l = layouts.first(where: { $0.name == name }) else {
-            throw StoreError("unknown table '\(name)'; known: \(layouts.map(\.name).joined(separator: ", "))")
+    public static func layout(_ name: String, directory: String = defaultDirectory) throws -> TableLayout {
+        let all = try layouts(directory: directory)
+        guard let l = all.first(where: { $0.name == name }) else {
+            throw StoreError("unknown table '\(name)'; known (\(directory)): \(all.map(\.name).joined(separator: ", "))")
         }
         return l
     }
@@ -120,7 +112,8 @@ public enum PaperTables {
         var header = ["Model"] + (layout.paramsColumn ? ["# Trainable Params (paper / ours)"] : [])
         header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
         var rows: [TableGrid.Row] = []
-        for (column, label) in layout.sections {
+        for section in layout.sections {
+            let (column, label) = (section.model, section.label)
             rows.append(.section(label))
             for row in layout.rows {
                 var line = [TableGrid.Cell(text: row.label, kind: .label)]

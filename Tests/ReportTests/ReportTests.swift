@@ -97,7 +97,7 @@ final class TableRenderTests: XCTestCase {
         let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10",
                                      values: ["wsc": [64, 66, 65], "cb": [70, 72, 74], "record": [50, 51, 52], "rte": [60, 62]])
         let cells = try store.cellResults(spec: "table4", profile: "cpu")
-        let layout = try PaperTables.layout("table4")
+        let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         var pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         pubs = pubs.filter { $0.table == "Table 4" }
         let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml"))
@@ -182,7 +182,7 @@ final class FailureMarkerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70], "rte": [], "wsc": [60, 61, 62]])
         let cells = try store.cellResults(spec: "table4", profile: "cpu")
-        let layout = try PaperTables.layout("table4")
+        let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: nil)
         XCTAssertTrue(md.contains("| 73.21 / 70.00 ± 0.00‡ (Δ -3.21) ✗ failed 2/3 |"), md)
@@ -212,7 +212,7 @@ final class TableGridTests: XCTestCase {
         let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74], "rte": [60, 62]])
         let cells = try store.cellResults(spec: "table4", profile: "cpu")
         let layout = TableLayout(name: "t", title: "Small & 100% _test_", spec: "table4", publishedTable: "Table 4", paper: "dpt",
-                                 sections: [("t5-small", "T5-Small")],
+                                 sections: [.init(model: "t5-small", label: "T5-Small")],
                                  rows: [.init(variant: "respt10", label: "Res_PT #10 {a} ~x^2 \\y & 5%", publishedMethod: "respt")],
                                  columns: [.init(key: "cb", label: "CB", metric: "accuracy"), .init(key: "rte", label: "RTE", metric: "accuracy")],
                                  average: true, kind: .score, paramsColumn: true)
@@ -243,6 +243,34 @@ final class TableGridTests: XCTestCase {
         XCTAssertEqual(texRow[0], ##"Res\_PT \#10 \{a\} \textasciitilde{}x\textasciicircum{}2 \textbackslash{}y \& 5\%"##)
         XCTAssertTrue(tex.contains("\\multicolumn{5}{l}{\\textbf{T5-Small}} \\\\"), tex)
         XCTAssertTrue(texRows[0][1].hasPrefix("\\# Trainable Params"), tex)
+    }
+}
+
+final class TableLayoutTests: XCTestCase {
+    /// Layouts are data (Baselines/tables/*.yaml), listed DPT first then LoPT; every table title and
+    /// figure label names its own paper and its table/figure; a layout whose name disagrees with its
+    /// file is rejected with the path.
+    func testLayoutsAreDataAndNameTheirPaper() throws {
+        let names = ["dpt": "DPT", "lopt": "LoPT"]
+        let layouts = try PaperTables.layouts(directory: "\(repoRoot)/Baselines/tables")
+        XCTAssertEqual(layouts.map(\.name), ["table1", "table3", "table4", "lopt-table1", "lopt-table2", "lopt-table3"])
+        for l in layouts {
+            XCTAssertTrue(l.title.hasPrefix("\(names[l.paper]!) \(l.publishedTable) — "), l.title)
+            XCTAssertEqual(try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(l.spec).yaml").paper, l.paper, l.name)
+        }
+        XCTAssertEqual(layouts.first { $0.name == "lopt-table3" }?.rows.count, 10)
+        XCTAssertEqual(layouts.first { $0.name == "table3" }?.kind, .std)
+        let figDir = "\(repoRoot)/Baselines/figures"
+        for file in try FileManager.default.contentsOfDirectory(atPath: figDir) where file.hasSuffix(".yaml") {
+            let f = try FigureSpec.load("\(figDir)/\(file)")
+            let paper = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(f.spec).yaml").paper
+            XCTAssertEqual(f.label, "\(names[paper]!) Figure \(f.figure.dropFirst(3))", file)
+        }
+        let dir = tempDir("layout")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table4.yaml", encoding: .utf8)
+        try text.write(toFile: "\(dir)/other.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PaperTables.layouts(directory: dir)) { XCTAssertTrue("\($0)".contains("\(dir)/other.yaml"), "\($0)") }
     }
 }
 
