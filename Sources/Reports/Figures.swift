@@ -9,6 +9,7 @@ import Yams
 public struct FigureSpec: Decodable {
     public struct Series: Decodable { public var variant: String; public var label: String }
     public var figure: String
+    public var label: String         // the paper and its figure: "DPT Figure 3"
     public var title: String
     public var spec: String
     public var query: String         // score | probe

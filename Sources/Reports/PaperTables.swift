@@ -1,79 +1,83 @@
 // Markdown (and LaTeX) tables that mirror the papers' tables: same rows, columns, order and headers,
 // the trainable-parameter column from our own counts, published value beside our mean ± std over
-// seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked.
+// seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked. Layouts are data
+// (Baselines/tables/NAME.yaml); one TableGrid per table is written as Markdown and as LaTeX.
 import Foundation
 import Methods
 import Models
 import Store
 import Tasks
+import Yams
 
-public struct TableLayout {
-    public struct Row { public var variant: String; public var label: String; public var publishedMethod: String }
-    public struct Column { public var key: String; public var label: String; public var metric: String? }
-    public enum Kind { case score, std }
+/// One paper table: Baselines/tables/NAME.yaml (keys in snake_case).
+public struct TableLayout: Decodable {
+    public struct Section: Decodable {
+        public var model: String, label: String  // spec model name → heading
+        public init(model: String, label: String) { (self.model, self.label) = (model, label) }
+    }
+    public struct Row: Decodable {
+        public var variant: String, label: String, publishedMethod: String
+        enum CodingKeys: String, CodingKey { case variant, label, publishedMethod = "published" }
+        public init(variant: String, label: String, publishedMethod: String) { (self.variant, self.label, self.publishedMethod) = (variant, label, publishedMethod) }
+    }
+    public struct Column: Decodable {
+        public var key: String, label: String, metric: String?
+        enum CodingKeys: String, CodingKey { case key = "task", label, metric }
+        public init(key: String, label: String, metric: String?) { (self.key, self.label, self.metric) = (key, label, metric) }
+    }
+    public enum Kind: String, Decodable { case score, std }
 
     public var name: String            // Reports/<name>.md
-    public var title: String
+    public var title: String           // names the paper and its table: "DPT Table 1 — …"
     public var spec: String
     public var publishedTable: String  // "Table 1"
-    public var paper: String
-    public var sections: [(column: String, label: String)]
+    public var paper: String           // paper id in Baselines/published
+    public var sections: [Section]
     public var rows: [Row]
     public var columns: [Column]
     public var average: Bool
     public var kind: Kind
     public var paramsColumn: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case name = "table", title, spec, publishedTable = "published_table", paper, sections, rows, columns, average, kind, paramsColumn = "params_column"
+    }
+
+    public init(name: String, title: String, spec: String, publishedTable: String, paper: String, sections: [Section],
+                rows: [Row], columns: [Column], average: Bool, kind: Kind, paramsColumn: Bool) {
+        (self.name, self.title, self.spec, self.publishedTable, self.paper) = (name, title, spec, publishedTable, paper)
+        (self.sections, self.rows, self.columns, self.average, self.kind, self.paramsColumn) = (sections, rows, columns, average, kind, paramsColumn)
+    }
+
+    public static func load(_ path: String) throws -> TableLayout {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
+        let l: TableLayout
+        do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
+        let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        guard l.name == file else { throw StoreError("\(path): table '\(l.name)' must match the file name '\(file)'") }
+        for (key, empty) in [("sections", l.sections.isEmpty), ("rows", l.rows.isEmpty), ("columns", l.columns.isEmpty)] where empty {
+            throw StoreError("\(path): '\(key)' is empty")
+        }
+        return l
+    }
 }
 
 public enum PaperTables {
-    static let superglue: [TableLayout.Column] = [
-        .init(key: "wsc", label: "WSC", metric: "accuracy"), .init(key: "wic", label: "WiC", metric: "accuracy"),
-        .init(key: "boolq", label: "BoolQ", metric: "accuracy"), .init(key: "cb", label: "CB", metric: "accuracy"),
-        .init(key: "copa", label: "COPA", metric: "accuracy"), .init(key: "multirc", label: "MultiRC", metric: "f1a"),
-        .init(key: "record", label: "ReCoRD", metric: "f1"), .init(key: "rte", label: "RTE", metric: "accuracy"),
-    ]
-    static let t5Sections = [("t5-small", "T5-Small"), ("t5-base", "T5-Base"), ("t5-large", "T5-Large")]
+    public static let defaultDirectory = "Baselines/tables"
 
-    public static let layouts: [TableLayout] = [
-        TableLayout(name: "table1", title: "DPT Table 1 — SuperGLUE validation (best epoch, mean over 3 seeds)", spec: "table1",
-                    publishedTable: "Table 1", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "ft", label: "Fine-Tuning", publishedMethod: "ft"), .init(variant: "pt", label: "Prompt Tuning", publishedMethod: "pt"),
-                           .init(variant: "respt", label: "Residual PT", publishedMethod: "respt"), .init(variant: "dpt", label: "DPT (ours in the paper)", publishedMethod: "dpt")],
-                    columns: superglue, average: true, kind: .score, paramsColumn: true),
-        TableLayout(name: "table3", title: "DPT Table 3 — standard deviation over three runs", spec: "table1",
-                    publishedTable: "Table 3", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "pt", label: "PT", publishedMethod: "pt"), .init(variant: "respt", label: "Res PT", publishedMethod: "respt"),
-                           .init(variant: "dpt", label: "DPT", publishedMethod: "dpt")],
-                    columns: superglue, average: false, kind: .std, paramsColumn: false),
-        TableLayout(name: "table4", title: "DPT Table 4 — Residual PT with 10 prompt tokens", spec: "table4",
-                    publishedTable: "Table 4", paper: "dpt", sections: t5Sections,
-                    rows: [.init(variant: "respt10", label: "Residual PT (n=10)", publishedMethod: "respt")],
-                    columns: superglue, average: true, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table1", title: "LoPT Table 1 — GPT-2 large, n = 10, r = 2", spec: "lopt-table1",
-                    publishedTable: "Table 1", paper: "lopt", sections: [("gpt2-large", "GPT-2 large")],
-                    rows: [.init(variant: "pt", label: "No LoPT", publishedMethod: "pt"), .init(variant: "lopt1", label: "LoPT-1", publishedMethod: "lopt1"),
-                           .init(variant: "lopt2", label: "LoPT-2", publishedMethod: "lopt2")],
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy"), .init(key: "agnews", label: "AGNews", metric: "accuracy")],
-                    average: false, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table2", title: "LoPT Table 2 — T5-Base, SST-2 and SuperGLUE", spec: "lopt-table2",
-                    publishedTable: "Table 2", paper: "lopt", sections: [("t5-base", "T5-Base")],
-                    rows: [.init(variant: "ft", label: "Fine-tuning", publishedMethod: "ft"), .init(variant: "lora", label: "LoRA", publishedMethod: "lora"),
-                           .init(variant: "pt", label: "PT", publishedMethod: "pt"), .init(variant: "dept", label: "DePT", publishedMethod: "dept"),
-                           .init(variant: "lopt1", label: "LoPT-1", publishedMethod: "lopt1"), .init(variant: "lopt2", label: "LoPT-2", publishedMethod: "lopt2")],
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy"), .init(key: "boolq", label: "BoolQ", metric: "accuracy"),
-                              .init(key: "rte", label: "RTE", metric: "accuracy"), .init(key: "wic", label: "WiC", metric: "accuracy"),
-                              .init(key: "cb", label: "CB", metric: "accuracy")],
-                    average: false, kind: .score, paramsColumn: true),
-        TableLayout(name: "lopt-table3", title: "LoPT Table 3 — LoPT-1 ablation (SST-2, GPT-2 large)", spec: "lopt-table3",
-                    publishedTable: "Table 3", paper: "lopt", sections: [("gpt2-large", "GPT-2 large")],
-                    rows: [.init(variant: "pt", label: "n=10, no LoPT", publishedMethod: "pt-n10")]
-                        + [10, 20, 30].flatMap { n in [1, 2, 5].map { r in .init(variant: "lopt1-n\(n)-r\(r)", label: "n=\(n), r=\(r)", publishedMethod: "lopt1-n\(n)-r\(r)") } },
-                    columns: [.init(key: "sst2", label: "SST-2", metric: "accuracy")], average: false, kind: .score, paramsColumn: true),
-    ]
+    /// Every layout in `directory`, ordered by paper id then name (DPT's tables, then LoPT's).
+    public static func layouts(directory: String = defaultDirectory) throws -> [TableLayout] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw StoreError("\(directory): cannot list table layouts (run from the repository root or pass --tables-dir)")
+        }
+        return try names.filter { $0.hasSuffix(".yaml") }.map { try TableLayout.load("\(directory)/\($0)") }
+            .sorted { ($0.paper, $0.name) < ($1.paper, $1.name) }
+    }
 
-    public static func layout(_ name: String) throws -> TableLayout {
-        guard let l = layouts.first(where: { $0.name == name }) else {
-            throw StoreError("unknown table '\(name)'; known: \(layouts.map(\.name).joined(separator: ", "))")
+    public static func layout(_ name: String, directory: String = defaultDirectory) throws -> TableLayout {
+        let all = try layouts(directory: directory)
+        guard let l = all.first(where: { $0.name == name }) else {
+            throw StoreError("unknown table '\(name)'; known (\(directory)): \(all.map(\.name).joined(separator: ", "))")
         }
         return l
     }
@@ -93,80 +97,140 @@ public enum PaperTables {
         return n.formatted()
     }
 
-    /// Renders `layout` from the store's cells of (spec, profile) and the published values.
-    public static func markdown(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
-                                spec: ExperimentSpec?) -> String {
+    /// The table as a grid of cells, built once from the cells of (spec, profile), the published values
+    /// and our parameter counts; `markdown` and `latex` are two renderings of it.
+    public static func grid(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
+                            spec: ExperimentSpec?) -> TableGrid {
         let pub = published.filter { $0.paper == layout.paper && $0.table == layout.publishedTable }
-        func pubValue(_ model: String, _ method: String, _ col: String) -> PublishedValue? {
-            pub.first { $0.model.lowercased() == model.lowercased() && $0.method == method && $0.column == col }
+        func pubValue(_ model: String, _ label: String, _ method: String, _ col: String) -> PublishedValue? {
+            for m in [label, model] {
+                if let v = pub.first(where: { $0.model.lowercased() == m.lowercased() && $0.method == method && $0.column == col }) { return v }
+            }
+            return nil
         }
-        var out = "# \(layout.title)\n\n"
         let smoke = profile == "smoke"
-        out += "Profile: **\(profile)**\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and **reproduce nothing**" : "")."
-        out += " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
-        out += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile.\n"
-        if layout.kind == .std { out += "Ours here is the sample standard deviation (n − 1) over seeds; the population value is in `promptrepro results --format csv`.\n" }
-        out += "\n"
-        var header = "| Model |" + (layout.paramsColumn ? " # Trainable Params (paper / ours) |" : "")
-        header += layout.columns.map { " \($0.label) |" }.joined() + (layout.average ? " Avg. |" : "")
-        let ncols = 1 + (layout.paramsColumn ? 1 : 0) + layout.columns.count + (layout.average ? 1 : 0)
-        out += header + "\n|" + String(repeating: "---|", count: ncols) + "\n"
-        for (column, label) in layout.sections {
-            out += "| **\(label)** |" + String(repeating: " |", count: ncols - 1) + "\n"
+        var header = ["Model"] + (layout.paramsColumn ? ["# Trainable Params (paper / ours)"] : [])
+        header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
+        var rows: [TableGrid.Row] = []
+        for section in layout.sections {
+            let (column, label) = (section.model, section.label)
+            rows.append(.section(label))
             for row in layout.rows {
-                var line = "| \(row.label) |"
+                var line = [TableGrid.Cell(text: row.label, kind: .label)]
                 if layout.paramsColumn {
-                    let p = pubValue(label, row.publishedMethod, "params")?.value ?? pubValue(column, row.publishedMethod, "params")?.value ?? "—"
-                    line += " \(p) / \(ourParams(spec, variant: row.variant, column: column)) |"
+                    let p = pubValue(column, label, row.publishedMethod, "params")?.value ?? "—"
+                    line.append(.init(text: "\(p) / \(ourParams(spec, variant: row.variant, column: column))", kind: .params))
                 }
-                var ourMeans: [Double] = [], pubNums: [Double] = []
+                var ourMeans: [Double] = []
                 for col in layout.columns {
-                    let p = (pubValue(label, row.publishedMethod, col.key) ?? pubValue(column, row.publishedMethod, col.key))
+                    let p = pubValue(column, label, row.publishedMethod, col.key)
                     let cell = cells.first { $0.variant == row.variant && $0.task == col.key && $0.model == column }
-                    let stat = cell.flatMap { $0.best[col.metric ?? "accuracy"] }
                     var text = p?.value ?? "—"
-                    if let stat, stat.n > 0 {
+                    if let stat = cell.flatMap({ $0.best[col.metric ?? "accuracy"] }), stat.n > 0 {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
                         ourMeans.append(stat.mean)
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean)) ± \(f2(stat.sampleStd ?? 0))"
                         if smoke { o += "†" }
                         if stat.n < 3 { o += "‡" }
                         if let pv = p?.number, !ours.isNaN { o += " (Δ \(ours - pv >= 0 ? "+" : "")\(f2(ours - pv)))" }
-                        text += " / \(o)"
+                        text += " / \(o)" + (cell?.failureMarker.map { " \($0)" } ?? "")
                     } else {
-                        text += " / —"
+                        text += " / " + (cell?.failureMarker ?? "—")
                     }
-                    if let pv = p?.number { pubNums.append(pv) }
-                    if let d = cell?.divergedSeeds, !d.isEmpty { text += " [diverged: seeds \(d.map(String.init).joined(separator: ","))]" }
-                    line += " \(text) |"
+                    line.append(.init(text: text, kind: .score))
                 }
                 if layout.average {
-                    let p = (pubValue(label, row.publishedMethod, "avg") ?? pubValue(column, row.publishedMethod, "avg"))?.value ?? "—"
+                    let p = pubValue(column, label, row.publishedMethod, "avg")?.value ?? "—"
                     let ours = ourMeans.count == layout.columns.count ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") : "—"
-                    line += " \(p) / \(ours) |"
+                    line.append(.init(text: "\(p) / \(ours)", kind: .average))
                 }
-                out += line + "\n"
+                rows.append(.cells(line))
+            }
+        }
+        return TableGrid(header: header, rows: rows)
+    }
+
+    /// Renders `layout` from the store's cells of (spec, profile) and the published values.
+    public static func markdown(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
+                                spec: ExperimentSpec?) -> String {
+        markdown(layout, grid: grid(layout, cells: cells, published: published, profile: profile, spec: spec), profile: profile)
+    }
+
+    public static func markdown(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {
+        var out = "# \(layout.title)\n\n"
+        let smoke = profile == "smoke"
+        out += "Profile: **\(profile)**\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and **reproduce nothing**" : "")."
+        out += " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
+        out += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
+        out += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.\n"
+        if layout.kind == .std { out += "Ours here is the sample standard deviation (n − 1) over seeds; the population value is in `promptrepro results --format csv`.\n" }
+        out += "\n"
+        func md(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+        let n = grid.header.count
+        out += "|" + grid.header.map { " \(md($0)) |" }.joined() + "\n|" + String(repeating: "---|", count: n) + "\n"
+        for row in grid.rows {
+            switch row {
+            case .section(let label): out += "| **\(md(label))** |" + String(repeating: " |", count: n - 1) + "\n"
+            case .cells(let cells): out += "|" + cells.map { " \(md($0.text)) |" }.joined() + "\n"
             }
         }
         return out
     }
 
     /// The same table as LaTeX (booktabs), published / ours per cell.
-    public static func latex(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String) -> String {
-        let md = markdown(layout, cells: cells, published: published, profile: profile, spec: nil)
-        var lines = md.split(separator: "\n").map(String.init).filter { $0.hasPrefix("|") && !$0.hasPrefix("|---") }
-        guard !lines.isEmpty else { return "" }
-        let header = lines.removeFirst()
-        let n = header.split(separator: "|").count
-        func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "±", with: "$\\pm$").replacingOccurrences(of: "Δ", with: "$\\Delta$")
-                .replacingOccurrences(of: "†", with: "$^\\dagger$").replacingOccurrences(of: "‡", with: "$^\\ddagger$").replacingOccurrences(of: "**", with: "")
-                .replacingOccurrences(of: "#", with: "\\#").replacingOccurrences(of: "_", with: "\\_")
-        }
-        func row(_ l: String) -> String { l.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { esc($0.trimmingCharacters(in: .whitespaces)) }.joined(separator: " & ") }
+    public static func latex(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
+                             spec: ExperimentSpec?) -> String {
+        latex(layout, grid: grid(layout, cells: cells, published: published, profile: profile, spec: spec), profile: profile)
+    }
+
+    public static func latex(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {
+        let n = grid.header.count
         var out = "% \(layout.title) — profile \(profile)\n\\begin{tabular}{l" + String(repeating: "c", count: n - 1) + "}\n\\toprule\n"
-        out += row(header) + " \\\\\n\\midrule\n"
-        for l in lines { out += row(l) + " \\\\\n" }
+        out += grid.header.map(latexText).joined(separator: " & ") + " \\\\\n\\midrule\n"
+        for row in grid.rows {
+            switch row {
+            case .section(let label): out += "\\multicolumn{\(n)}{l}{\\textbf{\(latexText(label))}} \\\\\n"
+            case .cells(let cells): out += cells.map { latexText($0.text) }.joined(separator: " & ") + " \\\\\n"
+            }
+        }
         return out + "\\bottomrule\n\\end{tabular}\n"
     }
+
+    /// Plain text as LaTeX: the ten specials escaped, then the table's symbols as math or dashes.
+    public static func latexText(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            switch ch {
+            case "\\": out += "\\textbackslash{}"
+            case "&", "%", "$", "#", "_", "{", "}": out += "\\\(ch)"
+            case "~": out += "\\textasciitilde{}"
+            case "^": out += "\\textasciicircum{}"
+            case "±": out += "$\\pm$"
+            case "Δ": out += "$\\Delta$"
+            case "†": out += "$^\\dagger$"
+            case "‡": out += "$^\\ddagger$"
+            case "✗": out += "$\\times$"
+            case "−": out += "$-$"
+            case "—": out += "---"
+            case "–": out += "--"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+}
+
+/// One paper table as rows of cells, before it is written as Markdown or LaTeX.
+public struct TableGrid: Equatable {
+    public enum Kind: Equatable { case label, params, score, average }
+    public struct Cell: Equatable {
+        public var text: String
+        public var kind: Kind
+    }
+    public enum Row: Equatable {
+        case section(String)  // a model heading spanning the table
+        case cells([Cell])
+    }
+    public var header: [String]
+    public var rows: [Row]
 }

@@ -49,6 +49,18 @@ public struct CellResult: Codable, Sendable {
     }
 }
 
+extension CellResult {
+    /// "✗ failed 2/3" (", diverged 1/3"): how many of the cell's runs ended without a score, or nil
+    /// when none did. Tables show it instead of (or beside) the mean, so a failed cell never reads as
+    /// "not run".
+    public var failureMarker: String? {
+        let total = statuses.values.reduce(0, +)
+        let parts = [("failed", statuses["failed"] ?? 0), ("diverged", statuses["diverged"] ?? 0)]
+            .filter { $0.1 > 0 }.map { "\($0.0) \($0.1)/\(total)" }
+        return parts.isEmpty ? nil : "✗ " + parts.joined(separator: ", ")
+    }
+}
+
 public struct ProbePoint: Codable, Equatable, Sendable {
     public var epoch: Int
     public var positive: Double

@@ -9,14 +9,21 @@ public enum ResultsExport {
         return String(format: "%.2f ± %.2f (n=%d)", s.mean, s.sampleStd ?? 0, s.n)
     }
 
+    /// A Markdown table cell: `|` would end the cell (cell ids are "variant|task|model|k").
+    static func mdCell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+
     public static func markdown(_ cells: [CellResult], spec: String, profile: String) -> String {
         var out = "# \(spec) — \(profile) profile\n\n"
         if profile == "smoke" { out += "_Smoke profile: embedded random-weight backbone; these numbers test the pipeline and reproduce nothing._\n\n" }
-        out += "Best-epoch validation score (selection metric), mean ± sample std over seeds; last-epoch in brackets.\n\n"
-        out += "| cell | seeds | metric | best | last | diverged |\n|---|---|---|---|---|---|\n"
+        out += "Validation score (selection metric) at the best and at the last epoch, mean ± sample std over seeds."
+        out += " — no finished run; ✗ failed k/n: k of the cell's n runs failed or diverged and are left out of the mean.\n\n"
+        out += "| cell | seeds | metric | best | last | diverged seeds | failed |\n|---|---|---|---|---|---|---|\n"
         for c in cells {
             let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
-            out += "| \(c.cell) | \(c.seeds.count) | \(metric) | \(fmt(c.best[metric])) | \(fmt(c.last[metric])) | \(c.divergedSeeds.isEmpty ? "" : c.divergedSeeds.map(String.init).joined(separator: ",")) |\n"
+            func score(_ s: Stat?) -> String { (s?.n ?? 0) > 0 ? fmt(s) : (c.failureMarker ?? "—") }
+            let row = [c.cell, "\(c.seeds.count)", metric, score(c.best[metric]), score(c.last[metric]),
+                       c.divergedSeeds.map(String.init).joined(separator: ","), c.failureMarker ?? ""]
+            out += "|" + row.map { " \(mdCell($0)) |" }.joined() + "\n"
         }
         return out
     }

@@ -13,10 +13,12 @@ func tempDir(_ tag: String) -> String {
 }
 
 /// A store holding hand-chosen best scores for some cells of a spec/profile.
-func fixtureStore(_ path: String, spec: String, variant: String, values: [String: [Double]], model: String = "t5-small") throws -> ResultsStore {
+/// Seeds past the end of a task's values fail.
+func fixtureStore(_ path: String, spec: String, variant: String, values: [String: [Double]], model: String = "t5-small",
+                  profile: String = "cpu") throws -> ResultsStore {
     let s = try ResultsStore(path: path)
     let specObj = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(spec).yaml")
-    let runs = try specObj.expand(profile: "cpu").filter { $0.variant == variant && $0.model == model && values[$0.task] != nil }
+    let runs = try specObj.expand(profile: profile).filter { $0.variant == variant && $0.model == model && values[$0.task] != nil }
     try s.insertPending(runs)
     while let c = try s.claim(worker: "fixture", pid: getpid()) {
         let vals = values[c.spec.task]!
@@ -28,6 +30,32 @@ func fixtureStore(_ path: String, spec: String, variant: String, values: [String
         try s.complete(c.id, result: r)
     }
     return s
+}
+
+/// Runs the built `promptrepro` from the repository root; returns its exit status, stdout and stderr.
+func runCLI(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("promptrepro").path
+    guard FileManager.default.isExecutableFile(atPath: bin) else { throw XCTSkip("no promptrepro binary at \(bin) (run `swift build --build-tests`)") }
+    let errPath = tempDir("stderr") + "/err.txt"
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: errPath).deletingLastPathComponent().path) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: bin)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    try p.run()
+    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, out, try String(contentsOfFile: errPath, encoding: .utf8))
+}
+
+/// Relative paths of the files under `dir`.
+func files(under dir: String) -> [String] {
+    ((FileManager.default.enumerator(atPath: dir)?.allObjects as? [String]) ?? [])
+        .filter { var d: ObjCBool = false; return FileManager.default.fileExists(atPath: "\(dir)/\($0)", isDirectory: &d) && !d.boolValue }.sorted()
 }
 
 final class PublishedTests: XCTestCase {
@@ -61,26 +89,27 @@ final class PublishedTests: XCTestCase {
 
 final class TableRenderTests: XCTestCase {
     /// Table 4 from a fixture store: published value / our mean ± sample std (Δ) per cell; rows
-    /// without runs show "—"; the trainable-parameter column uses our counts.
+    /// without runs show "—", RTE's failed third seed shows "✗ failed 1/3"; the trainable-parameter
+    /// column uses our counts.
     func testTable4MarkdownAgainstHandWritten() throws {
         let dir = tempDir("t4")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10",
                                      values: ["wsc": [64, 66, 65], "cb": [70, 72, 74], "record": [50, 51, 52], "rte": [60, 62]])
         let cells = try store.cellResults(spec: "table4", profile: "cpu")
-        let layout = try PaperTables.layout("table4")
+        let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         var pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         pubs = pubs.filter { $0.table == "Table 4" }
         let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml"))
         let expected = """
         # DPT Table 4 — Residual PT with 10 prompt tokens
 
-        Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile.
+        Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile; ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.
 
         | Model | # Trainable Params (paper / ours) | WSC | WiC | BoolQ | CB | COPA | MultiRC | ReCoRD | RTE | Avg. |
         |---|---|---|---|---|---|---|---|---|---|---|
         | **T5-Small** | | | | | | | | | | |
-        | Residual PT (n=10) | 416K / 416,656 | 64.73 / 65.00 ± 1.00 (Δ +0.27) | 58.09 / — | 69.70 / — | 73.21 / 72.00 ± 2.00 (Δ -1.21) | 58.66 / — | 63.21 / — | 52.82 / 51.00 ± 1.00 (Δ -1.82) | 62.21 / 61.00 ± 1.41‡ (Δ -1.21) | 62.83 / — |
+        | Residual PT (n=10) | 416K / 416,656 | 64.73 / 65.00 ± 1.00 (Δ +0.27) | 58.09 / — | 69.70 / — | 73.21 / 72.00 ± 2.00 (Δ -1.21) | 58.66 / — | 63.21 / — | 52.82 / 51.00 ± 1.00 (Δ -1.82) | 62.21 / 61.00 ± 1.41‡ (Δ -1.21) ✗ failed 1/3 | 62.83 / — |
         | **T5-Base** | | | | | | | | | | |
         | Residual PT (n=10) | 624K / 624,784 | 68.26 / — | 66.87 / — | 79.11 / — | 74.99 / — | 57.66 / — | 71.20 / — | 72.41 / — | 68.58 / — | 69.88 / — |
         | **T5-Large** | | | | | | | | | | |
@@ -88,7 +117,160 @@ final class TableRenderTests: XCTestCase {
 
         """
         XCTAssertEqual(md, expected)
-        XCTAssertTrue(PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu").contains("65.00 $\\pm$ 1.00"))
+        XCTAssertTrue(PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu", spec: nil).contains("65.00 $\\pm$ 1.00"))
+    }
+}
+
+final class ReportSourceTests: XCTestCase {
+    /// A store holding only some Table 1 runs: `report` and `figures` redraw Tables 1 and 3 from the
+    /// store and everything else from the committed exports, which leaves those files byte-identical
+    /// to the committed Reports/ (so nothing is overwritten with "no runs" placeholders).
+    func testStoreWithOnlyTable1ChangesOnlyTables1And3() throws {
+        let dir = tempDir("src")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite", out = "\(dir)/Reports"
+        _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81], "rte": [60, 61, 62]], profile: "smoke")
+        try FileManager.default.copyItem(atPath: "\(repoRoot)/Reports", toPath: out)
+        let rep = try runCLI(["report", "--profile", "smoke", "--db", db, "--out-dir", out])
+        XCTAssertEqual(rep.status, 0, rep.err)
+        let fig = try runCLI(["figures", "--profile", "smoke", "--db", db, "--out-dir", "\(out)/figures"])
+        XCTAssertEqual(fig.status, 0, fig.err)
+        var changed: [String] = []
+        for f in files(under: "\(repoRoot)/Reports") {
+            // gnuplot's PNG/SVG bytes depend on its version and fonts; the .dat and .gp it draws from are compared.
+            if f.hasSuffix(".png") || f.hasSuffix(".svg") { continue }
+            if FileManager.default.contents(atPath: "\(repoRoot)/Reports/\(f)") != FileManager.default.contents(atPath: "\(out)/\(f)") { changed.append(f) }
+        }
+        XCTAssertEqual(changed, ["table1.md", "table1.tex", "table3.md", "table3.tex"])
+        let t1 = try String(contentsOfFile: "\(out)/table1.md", encoding: .utf8)
+        XCTAssertTrue(t1.contains("| 79.16 / 81.00 ± 1.00† (Δ +1.84) |"), t1)
+        XCTAssertTrue(t1.contains("from \(db)._"), "footer names the store")
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/table4.md", encoding: .utf8).contains("from Baselines/results/table4-smoke.cells.json._"))
+    }
+
+    /// A spec with neither store runs nor an export: its table and figure are kept as they were, one
+    /// line names the spec, profile and what to run, and the command exits 1 after writing the rest.
+    func testMissingSpecKeepsFilesAndFails() throws {
+        let dir = tempDir("miss")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite", out = "\(dir)/R", empty = "\(dir)/results"
+        _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81]], profile: "smoke")
+        try FileManager.default.createDirectory(atPath: "\(out)/figures", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        try "kept".write(toFile: "\(out)/table4.md", atomically: true, encoding: .utf8)
+        try "kept".write(toFile: "\(out)/figures/fig8.dat", atomically: true, encoding: .utf8)
+        let rep = try runCLI(["report", "table4", "table1", "--profile", "smoke", "--db", db, "--out-dir", out, "--results-dir", empty])
+        XCTAssertEqual(rep.status, 1)
+        let line = rep.err.split(separator: "\n").filter { $0.hasPrefix("missing:") }
+        XCTAssertEqual(line.count, 1, rep.err)
+        XCTAssertTrue(line[0].contains("spec table4 [smoke]") && line[0].contains("promptrepro sweep table4 --profile smoke"), rep.err)
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/table4.md", encoding: .utf8), "kept")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/table4.tex"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/table1.md"), "the other tables are still written")
+        let fig = try runCLI(["figures", "fig8", "--profile", "smoke", "--db", db, "--out-dir", "\(out)/figures", "--results-dir", empty])
+        XCTAssertEqual(fig.status, 1)
+        XCTAssertTrue(fig.err.contains("missing: no runs of spec fig8 [smoke]"), fig.err)
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/figures/fig8.dat", encoding: .utf8), "kept")
+    }
+}
+
+final class FailureMarkerTests: XCTestCase {
+    /// Failed runs are marked "✗ failed k/n" (never the "not run" dash) in Markdown, LaTeX and
+    /// `results --format md`, whose cell ids ("variant|task|model|k") are escaped for Markdown.
+    func testFailedCellsAreMarkedEverywhere() throws {
+        let dir = tempDir("fail")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70], "rte": [], "wsc": [60, 61, 62]])
+        let cells = try store.cellResults(spec: "table4", profile: "cpu")
+        let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: nil)
+        XCTAssertTrue(md.contains("| 73.21 / 70.00 ± 0.00‡ (Δ -3.21) ✗ failed 2/3 |"), md)
+        XCTAssertTrue(md.contains("| 62.21 / ✗ failed 3/3 |"), md)
+        XCTAssertTrue(md.contains("| 64.73 / 61.00 ± 1.00 (Δ -3.73) |"), md)
+        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu", spec: nil)
+        XCTAssertTrue(tex.contains(" & 62.21 / $\\times$ failed 3/3 & "), tex)
+
+        let results = ResultsExport.markdown(cells, spec: "table4", profile: "cpu")
+        let rows = results.split(separator: "\n").filter { $0.hasPrefix("| respt10") }
+        XCTAssertEqual(rows.count, 3)
+        for r in rows {  // 7 columns: 8 unescaped bars
+            let bars = zip(r, [" "] + r.dropLast()).filter { $0.0 == "|" && $0.1 != "\\" }.count
+            XCTAssertEqual(bars, 8, String(r))
+        }
+        XCTAssertTrue(results.contains("| respt10\\|rte\\|t5-small\\|k32 | 0 | accuracy | ✗ failed 3/3 | ✗ failed 3/3 |  | ✗ failed 3/3 |"), results)
+    }
+}
+
+final class TableGridTests: XCTestCase {
+    /// Markdown and LaTeX are two renderings of one grid: for a small layout, every cell holds the
+    /// same numbers in both, the parameter column shows our count in both, and LaTeX specials in
+    /// labels are escaped.
+    func testMarkdownAndLatexShowTheSameCells() throws {
+        let dir = tempDir("grid")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74], "rte": [60, 62]])
+        let cells = try store.cellResults(spec: "table4", profile: "cpu")
+        let layout = TableLayout(name: "t", title: "Small & 100% _test_", spec: "table4", publishedTable: "Table 4", paper: "dpt",
+                                 sections: [.init(model: "t5-small", label: "T5-Small")],
+                                 rows: [.init(variant: "respt10", label: "Res_PT #10 {a} ~x^2 \\y & 5%", publishedMethod: "respt")],
+                                 columns: [.init(key: "cb", label: "CB", metric: "accuracy"), .init(key: "rte", label: "RTE", metric: "accuracy")],
+                                 average: true, kind: .score, paramsColumn: true)
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "smoke", spec: spec)
+        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "smoke", spec: spec)
+        let mdRows = md.split(separator: "\n").filter { $0.hasPrefix("| ") }.map {
+            $0.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let texRows = tex.split(separator: "\n").filter { $0.hasSuffix(" \\\\") }.map {
+            $0.dropLast(3).components(separatedBy: " & ").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        func numbers(_ s: String) -> [String] {
+            let re = try! NSRegularExpression(pattern: #"[0-9][0-9,]*(\.[0-9]+)?"#)
+            return re.matches(in: s, range: NSRange(s.startIndex..., in: s)).map { String(s[Range($0.range, in: s)!]) }
+        }
+        XCTAssertEqual(mdRows.count, 3)  // header, section, one row
+        XCTAssertEqual(texRows.count, 3)
+        let (mdRow, texRow) = (mdRows[2], texRows[2])
+        XCTAssertEqual(mdRow.count, 5)
+        XCTAssertEqual(texRow.count, 5)
+        for (m, t) in zip(mdRow, texRow) { XCTAssertEqual(numbers(m), numbers(t), "\(m) vs \(t)") }
+        XCTAssertEqual(mdRow[1], "416K / 416,656")
+        XCTAssertEqual(texRow[1], "416K / 416,656")
+        XCTAssertEqual(numbers(mdRow[2]), ["73.21", "72.00", "2.00", "1.21"])
+        XCTAssertTrue(texRow[3].contains("61.00 $\\pm$ 1.41$^\\dagger$$^\\ddagger$ ($\\Delta$ -1.21) $\\times$ failed 1/3"), texRow[3])
+        XCTAssertEqual(texRow[0], ##"Res\_PT \#10 \{a\} \textasciitilde{}x\textasciicircum{}2 \textbackslash{}y \& 5\%"##)
+        XCTAssertTrue(tex.contains("\\multicolumn{5}{l}{\\textbf{T5-Small}} \\\\"), tex)
+        XCTAssertTrue(texRows[0][1].hasPrefix("\\# Trainable Params"), tex)
+    }
+}
+
+final class TableLayoutTests: XCTestCase {
+    /// Layouts are data (Baselines/tables/*.yaml), listed DPT first then LoPT; every table title and
+    /// figure label names its own paper and its table/figure; a layout whose name disagrees with its
+    /// file is rejected with the path.
+    func testLayoutsAreDataAndNameTheirPaper() throws {
+        let names = ["dpt": "DPT", "lopt": "LoPT"]
+        let layouts = try PaperTables.layouts(directory: "\(repoRoot)/Baselines/tables")
+        XCTAssertEqual(layouts.map(\.name), ["table1", "table3", "table4", "lopt-table1", "lopt-table2", "lopt-table3"])
+        for l in layouts {
+            XCTAssertTrue(l.title.hasPrefix("\(names[l.paper]!) \(l.publishedTable) — "), l.title)
+            XCTAssertEqual(try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(l.spec).yaml").paper, l.paper, l.name)
+        }
+        XCTAssertEqual(layouts.first { $0.name == "lopt-table3" }?.rows.count, 10)
+        XCTAssertEqual(layouts.first { $0.name == "table3" }?.kind, .std)
+        let figDir = "\(repoRoot)/Baselines/figures"
+        for file in try FileManager.default.contentsOfDirectory(atPath: figDir) where file.hasSuffix(".yaml") {
+            let f = try FigureSpec.load("\(figDir)/\(file)")
+            let paper = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(f.spec).yaml").paper
+            XCTAssertEqual(f.label, "\(names[paper]!) Figure \(f.figure.dropFirst(3))", file)
+        }
+        let dir = tempDir("layout")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table4.yaml", encoding: .utf8)
+        try text.write(toFile: "\(dir)/other.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PaperTables.layouts(directory: dir)) { XCTAssertTrue("\($0)".contains("\(dir)/other.yaml"), "\($0)") }
     }
 }
 
