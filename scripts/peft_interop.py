@@ -4,7 +4,7 @@ Pinned (refused otherwise unless --allow-other-versions): torch 2.15.0, transfor
 safetensors 0.8.0; CPU, eager attention.   .venv-ref/bin/python scripts/peft_interop.py build [--out DIR]
     .venv-ref/bin/python scripts/peft_interop.py check --model DIR --adapter DIR --case case.json --logits ours.json
 
-How PEFT 0.21.2 applies adapters (files under site-packages/peft/; S = num_transformer_submodules, n = num_virtual_tokens)
+How PEFT 0.21.2 applies adapters (files: site-packages/peft/; S = num_transformer_submodules, n = num_virtual_tokens)
 (a) PROMPT_TUNING on T5 (peft_model.py, PeftModelForSeq2SeqLM). PeftModel._setup_prompt_encoder: S defaults to 2 for
   SEQ_2_SEQ_LM (1 otherwise); word_embeddings = first backbone parameter with shape[0] == vocab_size (T5: `shared`, via
   encoder.embed_tokens; GPT-2: `wte`); PromptEmbedding (tuners/prompt_tuning/model.py) = nn.Embedding(n*S, d). The
@@ -28,16 +28,18 @@ How PEFT 0.21.2 applies adapters (files under site-packages/peft/; S = num_trans
   position n-1 predict labels[:, 0]. generate: base_model.generate with PeftModelForCausalLM.prepare_inputs_for_
   generation: on the prefill step (no/empty cache) input_ids -> inputs_embeds = cat(prompts, wte(ids)) and
   input_ids = None; every step prefixes the 2-D attention_mask with ones(n) and drops position_ids/cache_position,
-  later steps feed only the last token (the cache already holds the n prompt positions).
+  and later steps should feed only the last token. BUT with transformers 5.24 the base prepare_inputs_for_generation
+  returns the cache under "cache", not "past_key_values", so PEFT sees no cache and RE-PREPENDS the prompt at every
+  step (n+1 new positions per step): cached greedy decode differs from the cache-free one (use_cache=False agrees).
 (c) LORA (tuners/lora/{layer,model}.py, tuners/tuners_utils.py, utils/save_and_load.py). Keys in
   adapter_model.safetensors: get_peft_model_state_dict drops the adapter name: `base_model.model.<module>.lora_A
   .weight` [r, in] and `...lora_B.weight` [out, r] (LoraLayer.update_layer builds nn.Linear(in, r), nn.Linear(r, out),
-  no bias). Conv1D: (in, out) = weight.shape (BaseTunerLayer _get_in_out_features), so GPT-2 c_attn has
+  no bias). Conv1D: (in, out) = weight.shape (tuners_utils._get_in_out_features), so GPT-2 c_attn has
   lora_A [r, d], lora_B [3d, r]. scaling s = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora (update_layer).
   Linear.forward: y = base(x) + lora_B(lora_A(dropout(x))) * s = base(x) + s * x A^T B^T, the same for nn.Linear and
   Conv1D. fan_in_fan_out only changes the merged delta (get_delta_weight): transpose(B @ A, fan_in_fan_out) * s,
   i.e. dW = s*(B A)^T in Conv1D's stored [in, out] layout, dW = s*B A in nn.Linear's [out, in] layout;
-  dispatch_default forces fan_in_fan_out True for Conv1D and False for nn.Linear (with a warning).
+  lora/layer.py dispatch_default forces fan_in_fan_out True for Conv1D, False for nn.Linear (with a warning).
   target_modules (check_target_module_exists): a str is re.fullmatch(pattern, module_name); a list matches a name
   equal to an entry or ending in "." + entry. So ["c_proj"] hits attn.c_proj AND mlp.c_proj, T5 ["q","v"] hits
   SelfAttention and EncDecAttention q/v of both stacks; lm_head/embeddings are untouched. inject_adapter raises
@@ -49,10 +51,10 @@ How PEFT 0.21.2 applies adapters (files under site-packages/peft/; S = num_trans
   keys ..."); an UNEXPECTED key (no such module) is dropped silently: no error, no warning; it only appears in
   load_adapter()'s returned load_result.unexpected_keys (see t5-lora-bad-key/expected.json "info").
 
-Fixtures: <case>/model/ (config.json + model.safetensors as make_parity_case.py writes them), <case>/adapter/ (PEFT
-save_pretrained; its README.md model card removed), case.json (shared/parity/FORMAT.md; prompt null: the soft
-prompt comes from the adapter), expected.json from PeftModel.from_pretrained(base from model/, adapter/).
-Each case passes make_parity_case.py's float32-vs-float64 conditioning check (else the next seed is tried).
+Fixtures: <case>/model/ (config.json + model.safetensors as make_parity_case.py writes them), <case>/adapter/
+(PEFT save_pretrained; README.md model card removed, target_modules sorted), case.json (shared/parity/FORMAT.md;
+prompt null: the soft prompt comes from the adapter), expected.json from PeftModel.from_pretrained(base from model/,
+adapter/). Each case passes make_parity_case.py's float32-vs-float64 conditioning check (else the next seed is tried).
 """
 import argparse, copy, json, logging, math, os, shutil, sys, warnings
 import torch
@@ -195,6 +197,14 @@ def write_adapter(base, arch, spec, seed, adapter_dir):
                 if ".lora_A." in name or ".lora_B." in name:
                     p.copy_(torch.randn(p.shape, generator=g) * spec["std"])
     pm.save_pretrained(adapter_dir)
+    # PEFT keeps target_modules as a set: sort the list so that reruns write identical files (same json.dumps
+    # settings as PeftConfigMixin.save_pretrained).
+    cpath = os.path.join(adapter_dir, "adapter_config.json")
+    acfg = json.load(open(cpath))
+    if isinstance(acfg.get("target_modules"), list):
+        acfg["target_modules"] = sorted(acfg["target_modules"])
+    with open(cpath, "w") as f:
+        f.write(json.dumps(acfg, indent=2, sort_keys=True))
     readme = os.path.join(adapter_dir, "README.md")
     if os.path.exists(readme):
         os.remove(readme)
@@ -284,6 +294,43 @@ def peft_generate(pm, case, k):
     with torch.no_grad():
         out = pm.generate(input_ids=ids, attention_mask=am, max_new_tokens=k, do_sample=False, num_beams=1)
     return out.tolist()
+
+
+def gpt2_generate_probe(pm, case, k=4):
+    """Not a fixture value (FORMAT has no GPT-2 decode): PEFT generate on two prefixes of row 0, with and without
+    the KV cache, vs a cache-free greedy loop over cat(prompt, wte(ids so far)) at positions 0..; also the number
+    of new positions the backbone receives per call with the cache on (prefill n+L, then 1 expected)."""
+    base = pm.get_base_model()
+    pr = pm.prompt_encoder[pm.active_adapter].embedding.weight
+    seen = []
+    hook = base.transformer.register_forward_pre_hook(
+        lambda mod, a, kw: seen.append((kw.get("inputs_embeds") if kw.get("inputs_embeds") is not None
+                                        else kw.get("input_ids")).shape[1]), with_kwargs=True)
+    out = []
+    try:
+        for m in (5, sum(case["attention_mask"][0])):
+            ids = torch.tensor([case["input_ids"][0][:m]])
+            res = {"input_ids": ids.tolist()}
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for uc in (True, False):
+                    seen.clear()
+                    res[f"peft_generate_use_cache_{uc}"] = pm.generate(
+                        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=k, do_sample=False,
+                        num_beams=1, pad_token_id=0, use_cache=uc).tolist()
+                    if uc:
+                        res["new_positions_per_call_with_cache"] = list(seen)
+                rows = ids
+                for _ in range(k):
+                    lg = base(inputs_embeds=torch.cat([pr.unsqueeze(0), base.transformer.wte(rows)], 1)).logits[:, -1]
+                    rows = torch.cat([rows, lg.argmax(-1, keepdim=True)], 1)
+            res["cache_free_greedy"] = rows.tolist()
+            out.append(res)
+    finally:
+        hook.remove()
+    return {"runs": out, "note": "transformers 5.24 hands the KV cache to prepare_inputs_for_generation as `cache`; "
+                                 "PEFT 0.21.2 looks for `past_key_values`, finds none and re-prepends the prompt at "
+                                 "every decode step (n+1 new positions per call instead of 1)"}
 
 
 def pad_rows(rows):
@@ -376,6 +423,8 @@ def build_case(out_root, name, arch, seed0, spec, batch, min_len, max_len, tries
             info["generated_ids_source"] = ("PeftModel.generate(input_ids, attention_mask, max_new_tokens=4, greedy), "
                                             "identical to a cache-free hand loop" if info["peft_generate_matches_hand_loop"]
                                             else "cache-free hand loop (PEFT generate differed; see peft_generate_ids)")
+        if mt == "gpt2" and spec["peft_type"] == "PROMPT_TUNING":
+            info["peft_generate_probe"] = gpt2_generate_probe(pm, case)
         if spec["peft_type"] == "PROMPT_TUNING" and spec["S"] == 2:
             # Proof that rows n.. are unused: perturb them and rerun forward + generate.
             pmx = copy.deepcopy(pm)

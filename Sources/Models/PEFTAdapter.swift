@@ -1,10 +1,10 @@
 // Hugging Face PEFT adapters in and out (peft 0.21: `adapter_config.json` + `adapter_model.safetensors`).
 //
 // PROMPT_TUNING: `prompt_embeddings` holds n·k rows, k = num_transformer_submodules. Rows 0..<n are
-// prepended to the encoder's (T5) or the model's (GPT-2) input embeddings with mask ones. With k = 2
-// (PEFT's seq2seq default) rows n..<2n are prepended to the T5 decoder's input embeddings in
-// forward, whose labels then start with n × −100 (PeftModelForSeq2SeqLM.forward); `generate` uses
-// the encoder rows only (PeftModelForSeq2SeqLM.generate), and so does PromptRepro.
+// prepended to the encoder's (T5) or the model's (GPT-2, labels then start with n × −100) input
+// embeddings with mask ones. With k = 2 (PEFT's seq2seq default) rows n..<2n are stored but peft
+// 0.21 never reads them for PROMPT_TUNING, in forward or in generate (PeftModelForSeq2SeqLM; checked
+// by changing them: outputs unchanged, scripts/peft_interop.py); PromptRepro loads and ignores them.
 // LORA: per targeted module `<module>.lora_A.weight` (r, in) and `<module>.lora_B.weight` (out, r),
 // keys prefixed `base_model.model.`; output += s·x·Aᵀ·Bᵀ with s = lora_alpha/r (or lora_alpha/√r
 // with use_rslora). GPT-2's Conv1D weights are [in, out] (fan_in_fan_out), and A, B keep the same
@@ -70,7 +70,8 @@ public struct PEFTAdapter {
     /// sha256 of adapter_model.safetensors (provenance of evaluated runs).
     public let sha256: String
     public var encoderPrompt: Tensor?          // (n, d)
-    public var decoderPrompt: Tensor?          // (n, d), T5 with num_transformer_submodules 2
+    /// Rows n..<2n of a two-submodule T5 table: stored by PEFT, read by nothing (kept for export).
+    public var decoderPrompt: Tensor?          // (n, d)
     /// Our weight name → (A, B, scaling).
     public var lora: [(weight: String, a: Tensor, b: Tensor, scaling: Float)] = []
 

@@ -42,8 +42,11 @@ public struct ParityCase: Decodable {
 public enum ParityRunner {
     /// Executes `c` on the checkpoint in `modelDirectory`; returns the JSON object of FORMAT §1.3.
     /// `crossAttention` forces T5's cross-attention form (tests run both against the same reference).
+    /// `adapter`: a PEFT adapter directory applied as PEFT applies it (its prompt replaces the
+    /// case's; LoRA pairs attach to their weights; a T5 two-submodule prompt also prompts the decoder
+    /// in forward, not in generation).
     public static func run(modelDirectory: String, case c: ParityCase,
-                           crossAttention: T5Model.CrossAttentionMode = .auto) throws -> [String: Any] {
+                           crossAttention: T5Model.CrossAttentionMode = .auto, adapter: String? = nil) throws -> [String: Any] {
         let cfgPath = (modelDirectory as NSString).appendingPathComponent("config.json")
         let batch = c.inputIds.count
         let ids = try c.flat(c.inputIds, "input_ids")
@@ -83,6 +86,12 @@ public enum ParityRunner {
         case .t5:
             let model = try T5Model.load(directory: modelDirectory)
             model.crossAttentionMode = crossAttention
+            if let adapter {
+                let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
+                                             dModel: model.config.dModel, isT5: true)
+                if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
+                model.adapters = a.linearAdapters
+            }
             var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
             if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
             let grads = try params(model.parameters, aliases: aliases)
@@ -96,6 +105,12 @@ public enum ParityRunner {
             }
         case .gpt2:
             let model = try GPT2Model.load(directory: modelDirectory)
+            if let adapter {
+                let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
+                                             dModel: model.config.nEmbd, isT5: false)
+                if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
+                model.adapters = a.linearAdapters
+            }
             var aliases = ["lm_head.weight": "\(model.prefix)wte.weight"]
             for (name, _) in model.parameters {
                 let bare = name.hasPrefix("transformer.") ? String(name.dropFirst("transformer.".count)) : name

@@ -344,21 +344,10 @@ public final class T5Model {
         return drop.apply(try rmsNorm(h, weight: encoderFinal, eps: config.eps))     // (B, L, d)
     }
 
-    /// Decoder (teacher forcing) → logits (B, T, V); with `decoderPrompt` (m, d) its rows are
-    /// prepended to the decoder input embeddings (PEFT prompt tuning with
-    /// num_transformer_submodules 2) and the logits are (B, m + T, V).
-    public func decode(ids: [Int32], batch: Int, encoder: Tensor, encoderMask: Tensor, drop: DropoutContext,
-                       decoderPrompt: Tensor? = nil) throws -> Tensor {
-        var T = ids.count / batch
-        var e = try embedding(shared, ids: ids, shape: [batch, T])                    // (B, T, d)
-        if let p = decoderPrompt {
-            guard p.rank == 2, p.shape[1] == config.dModel else {
-                throw TensorError.shapeMismatch(op: "T5 decoder prompt", detail: "prompt \(p.shape) must be [m, \(config.dModel)]")
-            }
-            e = try concat([repeatBatch(p, batch), e], axis: 1)                       // (B, m+T, d)
-            T += p.shape[0]
-        }
-        var h = drop.apply(e)
+    /// Decoder (teacher forcing) → logits (B, T, V).
+    public func decode(ids: [Int32], batch: Int, encoder: Tensor, encoderMask: Tensor, drop: DropoutContext) throws -> Tensor {
+        let T = ids.count / batch
+        var h = drop.apply(try embedding(shared, ids: ids, shape: [batch, T]))        // (B, T, d)
         let bias = positionBias(decoderBias, tq: T, tk: T, queryOffset: 0, bidirectional: false)
         for blk in decoderBlocks {
             h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: nil, causal: true, drop: drop))
@@ -426,23 +415,13 @@ public final class T5Model {
 
     /// Soft prompt (n×d, shared by the batch) prepended to the encoder input; encoder and
     /// cross-attention masks extended with ones (METHODS §1).
-    /// `decoderPrompt` (m, d): PEFT's second prompt (num_transformer_submodules 2), prepended to the
-    /// decoder inputs; its m positions take label −100 and `logits` keeps only the T label positions.
     public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
-                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, decoderPrompt: Tensor? = nil,
-                        drop: DropoutContext = .eval) throws -> Output {
+                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
         let (embeds, mask) = try promptedInputs(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt,
                                                 inputDelta: inputDelta)
         let enc = try encode(embeds: embeds, mask: mask, drop: drop)
-        let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: mask, drop: drop,
-                                decoderPrompt: decoderPrompt)
-        guard let p = decoderPrompt else {
-            return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
-        }
-        let m = p.shape[0], T = labels.count / batch
-        var targets: [Int32] = []
-        for b in 0..<batch { targets += [Int32](repeating: ignoreIndex, count: m) + labels[(b * T)..<((b + 1) * T)] }
-        return Output(loss: try crossEntropy(logits, targets: targets), logits: try narrow(logits, axis: 1, start: m, length: T), encoderHidden: enc)
+        let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: mask, drop: drop)
+        return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
     }
 
     /// concat(prompt, shared[ids] + inputDelta[:L]) and concat(ones(n), mask). `inputDelta` (s×d,

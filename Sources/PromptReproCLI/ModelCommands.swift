@@ -79,13 +79,15 @@ struct Forward: ParsableCommand {
     @Option(help: "Model directory (config.json + model.safetensors), hub id or embedded:NAME.") var model: String
     @Option(name: .customLong("case"), help: "case.json in the parity format.") var casePath: String
     @Option(help: "Where to write the result JSON (default: stdout).") var out: String?
+    @Option(help: "A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) applied as PEFT does.") var adapter: String?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
         let dir = try ModelFiles.locate(model)
         let c = try ParityCase.load(path: casePath)
-        try writeJSON(try ParityRunner.run(modelDirectory: dir, case: c), to: out)
+        if adapter != nil && c.prompt != nil { throw ValidationError("\(casePath): give the soft prompt either in the case or through --adapter, not both") }
+        try writeJSON(try ParityRunner.run(modelDirectory: dir, case: c, adapter: adapter), to: out)
     }
 }
 
