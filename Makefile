@@ -19,7 +19,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 reference-venv trajectories fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test bench reproduce-table1 reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -36,6 +36,7 @@ help:
 	@echo "make bench-reference    the pinned PyTorch venv the benchmark compares against ($(BENCH_VENV))"
 	@echo "make reference-venv     the pinned torch/transformers/peft venv for the fixture scripts ($(REF_VENV))"
 	@echo "make trajectories       regenerate the PyTorch training-trajectory fixtures (scripts/make_trajectories.py)"
+	@echo "make interop-check      PromptRepro adapters loaded by PEFT itself give the same logits (needs reference-venv)"
 	@echo "make slurm-sweep SPEC=  a sweep through a SLURM job array (shards + merge)"
 	@echo "make slurm-test         a single-node SLURM cluster running a small sweep end to end"
 	@echo "make fuzz [FUZZ_RUNS=]  libFuzzer targets: safetensors header, dataset readers, tokenizer.json"
@@ -87,6 +88,10 @@ $(REF_VENV)/.ready:
 
 trajectories: reference-venv
 	$(REF_VENV)/bin/python scripts/make_trajectories.py
+
+# PromptRepro → PEFT round trip on the embedded backbones (not part of CI; needs reference-venv).
+interop-check: build reference-venv
+	PY=$(REF_VENV)/bin/python bash scripts/interop-check.sh
 
 # DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.

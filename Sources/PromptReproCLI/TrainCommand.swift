@@ -60,10 +60,12 @@ struct Train: ParsableCommand {
     var initFrom: String?
     @Option(help: "Write the result JSON here as well as to stdout.") var out: String?
     @Option(help: "Save the method's final tensors here (safetensors; see docs/formats.md).") var artifact: String?
+    @Option(help: "Also write the trained method as a PEFT adapter directory (see export-adapter).") var saveAdapter: String?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
+        if saveAdapter != nil, let why = AdapterExport.refusal(method) { throw ValidationError("--save-adapter: \(why)") }
         var mc = try MethodConfig.defaults(method)
         if let n { mc.n = n }
         if let r { mc.r = r }
@@ -138,13 +140,18 @@ struct Train: ParsableCommand {
         }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         trainer.allowUnpinned = allowUnpinned
-        trainer.artifactPath = artifact
+        let tmpArtifact = saveAdapter != nil && artifact == nil ? NSTemporaryDirectory() + "promptrepro-artifact-\(getpid()).safetensors" : nil
+        trainer.artifactPath = artifact ?? tmpArtifact
+        defer { if let tmpArtifact { try? FileManager.default.removeItem(atPath: tmpArtifact) } }
         if model.hasPrefix("embedded:") {
             FileHandle.standardError.write(Data("note: \(model) is the embedded smoke backbone (random weights): results are a smoke test, not a reproduction\n".utf8))
         }
         var result = try trainer.run()
         result.predictions = nil
         if let out { try result.json.write(toFile: out, atomically: true, encoding: .utf8) }
+        if let saveAdapter, let a = trainer.artifactPath, result.status == "done" {
+            FileHandle.standardError.write(Data("wrote \(saveAdapter): \(try AdapterExport.export(artifact: a, to: saveAdapter))\n".utf8))
+        }
         print(result.json)
         if result.status == "diverged" { throw ExitCode(3) }
     }

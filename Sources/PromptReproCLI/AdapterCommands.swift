@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Models
+import Tensor
+import Training
+
+/// PEFT adapter export of a PromptRepro run artifact (see docs/formats.md and PEFTAdapter).
+enum AdapterExport {
+    /// Why a method cannot be written as a PEFT adapter (nil: it can).
+    static func refusal(_ method: String) -> String? {
+        switch method {
+        case "dept": return "DePT adds a position-indexed low-rank update to the input embeddings, for which PEFT has no adapter type; its prompt alone is not the trained model"
+        case "ft": return "full fine-tuning has no adapter: the run's artifact is the whole model"
+        default: return nil
+        }
+    }
+
+    /// Writes `artifact` (a run's final tensors with its config in the metadata) as a PEFT adapter:
+    /// prompt methods as PROMPT_TUNING holding the materialised n×d prompt (the factors are kept in
+    /// `promptrepro_factors.safetensors` beside it for methods that have them), LoRA as LORA.
+    /// DePT's position-indexed input update has no PEFT form: refused.
+    static func export(artifact: String, to dir: String) throws -> String {
+        let f = try SafeTensorsFile(path: artifact)
+        guard let json = f.metadata["config"], let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
+            throw ValidationError("\(artifact): no run config in its metadata (not a PromptRepro run artifact)")
+        }
+        let mc = c.method
+        if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
+        let dirModel = try ModelFiles.locate(c.model)
+        let cfgPath = (dirModel as NSString).appendingPathComponent("config.json")
+        let arch = try ModelConfig.load(path: cfgPath)
+        let backbone: Backbone
+        switch arch {
+        case .t5: backbone = try T5Model.load(directory: dirModel)
+        case .gpt2: backbone = try GPT2Model.load(directory: dirModel)
+        }
+        var isT5 = false
+        if case .t5 = arch { isT5 = true }
+        let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: UInt64(c.seed)))
+        var saved: [String: Tensor] = [:]
+        for n in f.names { saved[n] = try f.tensor(n).detached() }
+        try method.load(state: saved)
+        if mc.method == "lora" {
+            let prefix = isT5 ? "" : "transformer."
+            var pairs: [(module: String, a: Tensor, b: Tensor)] = []
+            for w in Set(method.trainable.map { String($0.name.dropLast(".lora_A".count)) }).sorted() where w.hasSuffix(".weight") {  // "<weight>.lora_A|B" → "<weight>"
+                guard let a = saved["\(w).lora_A"], let b = saved["\(w).lora_B"] else { continue }
+                let module = String(w.dropLast(".weight".count))
+                pairs.append((module.hasPrefix(prefix) ? module : prefix + module, a, b))
+            }
+            try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: mc.targets, isT5: isT5,
+                                  baseModel: c.model, to: dir)
+            return "LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))"
+        }
+        guard let prompt = try method.injection(drop: .eval).prompt else {
+            throw ValidationError("\(artifact): method \(mc.method) builds no prompt to export")
+        }
+        try PEFTAdapter.write(prompt: prompt.detached(), lora: [], isT5: isT5, baseModel: c.model, to: dir)
+        if mc.method != "pt" {  // the factors that make the prompt, for PromptRepro (--init-from)
+            try SafeTensorsFile.write(method.state, to: (dir as NSString).appendingPathComponent("promptrepro_factors.safetensors"),
+                                      metadata: ["config": json])
+        }
+        return "PROMPT_TUNING (\(prompt.shape[0]) × \(prompt.shape[1]) prompt materialised from \(mc.method))"
+    }
+}
+
+struct ExportAdapter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-adapter",
+        abstract: "Write a run artifact as a Hugging Face PEFT adapter directory (PROMPT_TUNING or LORA) that PeftModel.from_pretrained loads.",
+        discussion: """
+        PT, DPT, LoPT-1/2, Residual PT and the rank probe become PROMPT_TUNING with the materialised n×d prompt
+        (encoder-only on T5: num_transformer_submodules 1); their factors are kept beside it in
+        promptrepro_factors.safetensors. LoRA becomes LORA. DePT (no PEFT form for its input update) and FT are refused.
+        """)
+    @Option(help: "Run artifact (safetensors with the run config in its metadata).") var artifact: String
+    @Option(help: "Output adapter directory.") var out: String
+
+    func run() throws {
+        let what = try AdapterExport.export(artifact: artifact, to: out)
+        stderr("wrote \(out): \(what)")
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Models
+import Tensor
+import XCTest
+
+/// PromptRepro → PEFT: `train --save-adapter` writes what the run trained (DPT: the materialised
+/// prompt A·B, factors beside it; LoRA: its A/B pairs under PEFT's module keys), `export-adapter`
+/// refuses DePT, and `forward --adapter` reads the written adapter back. (`make interop-check` has
+/// PEFT itself load such adapters and compares logits; it needs torch and is not part of CI.)
+final class AdapterRoundTripTests: XCTestCase {
+    func testSavedAdaptersHoldWhatTheRunTrained() throws {
+        let data = try sharedData()
+        let dir = tempDir("adapter")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func train(_ method: String, _ extra: [String] = []) throws {
+            let (status, err) = try runCapture(["train", "--method", method, "--task", "cb", "--k", "8", "--epochs", "1", "--n", "5", "--r", "2",
+                                                "--eval-limit", "4", "--decode-max-tokens", "2", "--data-dir", data,
+                                                "--artifact", "\(dir)/\(method).safetensors", "--save-adapter", "\(dir)/\(method)"] + extra)
+            XCTAssertEqual(status, 0, err)
+        }
+        try train("dpt")
+        let art = try SafeTensorsFile(path: "\(dir)/dpt.safetensors")
+        let expected = try matmul(try art.tensor("prefix_first"), try art.tensor("prefix_second"))
+        let model = try T5Model.load(directory: try ModelFiles.locate("embedded:t5-tiny"))
+        let params = model.parameters.map { ($0.name, $0.tensor.shape) }
+        let a = try PEFTAdapter.load(directory: "\(dir)/dpt", parameters: params, dModel: model.config.dModel, isT5: true)
+        XCTAssertEqual(a.config.peftType, "PROMPT_TUNING")
+        XCTAssertEqual(a.config.numTransformerSubmodules, 1)
+        XCTAssertEqual(a.encoderPrompt?.array, expected.array)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/dpt/promptrepro_factors.safetensors"))
+
+        try train("lora", ["--lora-targets", "q,v"])
+        let lart = try SafeTensorsFile(path: "\(dir)/lora.safetensors")
+        let l = try PEFTAdapter.load(directory: "\(dir)/lora", parameters: params, dModel: model.config.dModel, isT5: true)
+        XCTAssertEqual(l.config.peftType, "LORA")
+        XCTAssertEqual(l.lora.count, lart.names.count / 2)
+        for p in l.lora {
+            XCTAssertEqual(p.a.array, try lart.tensor("\(p.weight).lora_A").array, p.weight)
+            XCTAssertEqual(p.b.array, try lart.tensor("\(p.weight).lora_B").array, p.weight)
+            XCTAssertEqual(p.scaling, 8 / 2)  // lora_alpha 8 (the method's default) / r 2
+        }
+        let (status, err) = try runCapture(["train", "--method", "dept", "--task", "cb", "--k", "8", "--epochs", "1", "--m", "4", "--r", "2",
+                                            "--eval-limit", "4", "--decode-max-tokens", "2", "--data-dir", data, "--save-adapter", "\(dir)/dept"])
+        XCTAssertNotEqual(status, 0, "DePT cannot be saved as a PEFT adapter")
+        XCTAssertTrue(err.contains("PEFT has no adapter type"), err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/dept"), "refused before training, nothing written")
+    }
+}
