@@ -31,6 +31,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     public var initialization: String
 
     enum CodingKeys: String, CodingKey { case method, n, r, m, s, alpha, dropout, targets, initialization = "init" }
+
+    public init(method: String, n: Int, r: Int, m: Int, s: Int, alpha: Float, dropout: Float, targets: [String], initialization: String) {
+        self.method = method; self.n = n; self.r = r; self.m = m; self.s = s; self.alpha = alpha; self.dropout = dropout
+        self.targets = targets; self.initialization = initialization
+    }
     public static let keys = ["n", "r", "m", "s", "alpha", "dropout", "targets", "init"]
 
     /// The papers' settings for each method (METHODS §2); override fields as needed.

@@ -59,7 +59,11 @@ struct CompareCommand: ParsableCommand {
         }
         var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
         if against == "stored" { missing += Compare.missing(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline") }
-        let backbones = Set(expanded.filter { $0.variant == method }.map { "\($0.model) = \($0.modelSpec)" }).sorted()
+        var backbones = Set(expanded.filter { $0.variant == method }.map { "\($0.model) = \($0.modelSpec)" }).sorted()
+        if backbones.isEmpty, let store {  // a variant outside the spec (an evaluated adapter): what its runs loaded
+            backbones = Set(try store.db.query("SELECT DISTINCT model, model_spec FROM runs WHERE spec=? AND profile=? AND variant=?",
+                                               [.text(s.name), .text(profile), .text(method)]).map { "\($0["model"]?.text ?? "") = \($0["model_spec"]?.text ?? "")" }).sorted()
+        }
         let smoke = profile == "smoke" || expanded.contains { $0.modelSpec.hasPrefix("embedded:") }
         var header = "Spec `\(s.name)` (\(s.path)), profile **\(profile)**, backbone \(backbones.joined(separator: ", ")); runs from \(source)."
         if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
@@ -80,7 +84,7 @@ struct CompareCommand: ParsableCommand {
                     .map { PairedRun(seed: $0, predictions: nil, templates: .dpt) }
             }
             return try store.db.query("""
-                SELECT id, seed, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND status='done' ORDER BY seed
+                SELECT id, seed, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND status IN ('done','evaluated') ORDER BY seed
                 """, [.text(s.name), .text(profile), .text(variant), .text(task), .text(model)]).map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")

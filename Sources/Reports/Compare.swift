@@ -249,7 +249,7 @@ public enum Compare {
         var out = "# compare: \(new) vs \(baseline) (\(against))\n\n\(header)\n\n"
         out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
-            let b = r.baseline.isEmpty ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline)
+            let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline)
             let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
             out += "| \(r.task) | \(r.metric) | \(ms(r.new)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) |\n"
         }

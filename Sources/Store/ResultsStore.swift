@@ -372,6 +372,22 @@ public final class ResultsStore {
         return out
     }
 
+    /// Stores an evaluation-only run (a PEFT adapter trained elsewhere, `eval --adapter`) with status
+    /// 'evaluated' and the adapter's sha256; a current row of the same cell and seed with another
+    /// identity is superseded. Returns the run id.
+    @discardableResult
+    public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
+        try insertPending([r])
+        guard let row = try db.query("SELECT id FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'",
+                                     [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed)]).first, let id = row["id"]?.int else {
+            throw StoreError("\(db.path): could not record the evaluated run \(r.cell) seed \(r.seed)")
+        }
+        try db.query("UPDATE runs SET started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])
+        try complete(id, result: result)
+        try db.query("UPDATE runs SET status='evaluated', adapter_sha256=? WHERE id=?", [.text(adapterSha256), .int(id)])
+        return id
+    }
+
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.
     public func predictions(run id: Int, kind: String) throws -> [String] {
         try db.query("SELECT prediction FROM predictions WHERE run_id=? AND kind=? ORDER BY position", [.int(id), .text(kind)]).map { $0["prediction"]?.text ?? "" }

@@ -39,6 +39,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Initial values of the method's trainable tensors: "<path>#sha256:<hex>" of a safetensors file
     /// (`train --init-from`); nil: the method's own initialisation.
     public var initFrom: String?
+    /// A PEFT adapter evaluated instead of a trained method (`eval --adapter`): "<path>#sha256:<hex>".
+    public var adapter: String?
 
     enum CodingKeys: String, CodingKey {
         case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
@@ -47,7 +49,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case clipNorm = "clip_norm", backboneDropout = "backbone_dropout", dropoutRate = "dropout_rate"
         case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
         case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
-        case initFrom = "init_from"
+        case initFrom = "init_from", adapter
     }
 
     /// Every key a spec may override (the JSON names).

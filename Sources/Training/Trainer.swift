@@ -125,6 +125,7 @@ public final class Trainer {
     enum Backend {
         case t5(T5Model)
         case gpt2(GPT2Model)
+        var isT5: Bool { if case .t5 = self { return true } else { return false } }
     }
 
     typealias Batch = TrainingBatch
@@ -145,7 +146,18 @@ public final class Trainer {
         let backbone: Backbone
         switch backend { case .t5(let m): backbone = m; case .gpt2(let m): backbone = m }
         let root = RNGKey(seed: UInt64(c.seed))
-        let method = try MethodRegistry.make(c.method, backbone: backbone, key: root)
+        let method: TuningMethod
+        var adapterParams: Int?
+        if let spec = c.adapter {
+            let a = try PEFTAdapter.load(directory: String(spec.split(separator: "#").first ?? ""),
+                                         parameters: backbone.parameters.map { ($0.name, $0.tensor.shape) }, dModel: backbone.dModel,
+                                         isT5: backend.isT5)
+            backbone.adapters = a.linearAdapters
+            method = AdapterMethod(prompt: a.encoderPrompt)
+            adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count }
+        } else {
+            method = try MethodRegistry.make(c.method, backbone: backbone, key: root)
+        }
         if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
 
         // Data: pinned files, identical few-shot manifest for every method.
@@ -220,6 +232,19 @@ public final class Trainer {
             step = opt.step
             startEpoch = (result.history.last?.epoch ?? 0) + 1
             progress("resumed from \(ck) at epoch \(startEpoch), step \(step)")
+        }
+
+        if let adapterParams {  // evaluate an adapter trained elsewhere: no training, one evaluation
+            let t0 = Date()
+            let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+            let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
+            result.history = [EpochRecord(epoch: 0, step: 0, trainLoss: .nan, metrics: m, selection: m[def.selectionMetric], probePositive: nil,
+                                          probeNegative: nil, probeRank: nil, seconds: Date().timeIntervalSince(t0))]
+            result.best = m; result.last = m; result.bestEpoch = 0
+            result.predictions = preds; result.bestPredictions = preds
+            result.trainableParams = adapterParams
+            result.status = "evaluated"
+            return result
         }
 
         let dropoutRoot = root.derive("dropout")
@@ -507,4 +532,22 @@ public func optimizerStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, para
         backwardWithStep(tape, loss: loss, optimizer: optimizer, params: params, lrScale: lrScale, observe: observe)
         return nil
     }
+}
+
+/// A PEFT adapter's prompt as a (frozen) method, for evaluation-only runs.
+final class AdapterMethod: TuningMethod {
+    static let name = "peft-adapter"
+    let config: MethodConfig
+    let prompt: Tensor?
+    var trainable: [TrainableTensor] { [] }
+    init(prompt: Tensor?) {
+        self.prompt = prompt
+        var c = MethodConfig(method: AdapterMethod.name, n: prompt?.shape[0] ?? 0, r: 0, m: 0, s: 0, alpha: 0, dropout: 0, targets: [],
+                             initialization: "peft")
+        c.method = AdapterMethod.name
+        config = c
+    }
+    required init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws { throw TrainError("a PEFT adapter is loaded with `eval --adapter`") }
+    func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: prompt) }
+    static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int { 0 }
 }

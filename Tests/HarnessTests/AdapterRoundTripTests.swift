@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Store
 import Tensor
 import XCTest
 
@@ -44,5 +45,48 @@ final class AdapterRoundTripTests: XCTestCase {
         XCTAssertNotEqual(status, 0, "DePT cannot be saved as a PEFT adapter")
         XCTAssertTrue(err.contains("PEFT has no adapter type"), err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/dept"), "refused before training, nothing written")
+    }
+}
+
+/// An evaluated PEFT adapter is a run like any other: `eval --adapter --db` stores it (status
+/// evaluated, the adapter's sha256), `results` lists it and `compare` pairs it with trained runs.
+final class EvaluatedAdapterTests: XCTestCase {
+    func testEvaluatedAdapterAppearsInResultsAndCompare() throws {
+        let data = try sharedData()
+        let dir = tempDir("evaladapter")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        var (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
+                                            "--decode-max-tokens", "2", "--data-dir", data, "--save-adapter", "\(dir)/adapter"])
+        XCTAssertEqual(status, 0, err)
+        for seed in ["1", "2"] {
+            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--k", "8",
+                                            "--seed", seed, "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                            "--spec", "mini", "--variant", "peft-pt", "--column", "t5-small", "--profile", "smoke"])
+            XCTAssertEqual(status, 0, err)
+        }
+        let s = try ResultsStore(path: db)
+        let rows = try s.db.query("SELECT status, adapter_sha256 FROM runs WHERE variant='peft-pt'")
+        XCTAssertEqual(rows.count, 2)
+        for r in rows {
+            XCTAssertEqual(r["status"]?.text, "evaluated")
+            XCTAssertEqual(r["adapter_sha256"]?.text?.count, 64)
+        }
+        let cell = try XCTUnwrap(try s.cellResults(spec: "mini", profile: "smoke").first { $0.variant == "peft-pt" })
+        XCTAssertEqual(cell.seeds, [1, 2])
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = ["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
     }
 }

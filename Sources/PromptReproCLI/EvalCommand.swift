@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Models
+import Store
+import Support
+import Tasks
+import Training
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a PEFT adapter trained elsewhere on a task's validation split; store it as an 'evaluated' run.",
+        discussion: """
+        The adapter (PROMPT_TUNING or LORA, see `forward --adapter`) is scored with the task's official metrics under the
+        chosen template set, exactly as trained runs are. With --db the run is stored (status evaluated, the adapter's
+        sha256 as provenance) under --spec / --variant, so `results`, `compare` and `report` treat it like a trained run:
+        e.g. `eval --spec table1 --variant peft-pt --model t5-small` sits beside table1's trained cells.
+        """)
+    @Option(help: "Model directory, hub id, or embedded:NAME (the adapter's base model).") var model: String
+    @Option(help: "PEFT adapter directory.") var adapter: String
+    @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
+    @Option(help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell).") var k: Int?
+    @Option(help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed).") var seed: Int = 1
+    @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
+    @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
+    @Option(help: "Evaluate on the first N validation examples only.") var evalLimit: Int?
+    @Option(help: "Greedy decoding cap (default: max target length).") var decodeMaxTokens: Int?
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Store the run in this SQLite store.") var db: String?
+    @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"
+    @Option(help: "Variant (row) name (default: the adapter directory's name).") var variant: String?
+    @Option(help: "Model column name (default: --model).") var column: String?
+    @Option(help: "Profile the run is stored under.") var profile: String = "cpu"
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: adapter).standardizedFileURL.path
+        let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
+        guard FileManager.default.fileExists(atPath: weights) else {
+            throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
+        }
+        let sha = try SHA256.hex(file: weights)
+        var isGPT2 = false
+        if let d = try? ModelFiles.locate(model), case .gpt2? = try? ModelConfig.load(path: (d as NSString).appendingPathComponent("config.json")) { isGPT2 = true }
+        var mc = try MethodConfig.defaults("pt")
+        mc.method = "peft-adapter"
+        var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
+        if let templates {
+            guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
+            c.templates = t
+        }
+        c.evalLimit = evalLimit
+        c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
+        c.threads = global.threads
+        c.adapter = "\(dir)#sha256:\(sha)"
+        let data = try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
+        trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        var result = try trainer.run()
+        if let db {
+            let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
+            let col = column ?? model
+            let store = try ResultsStore(path: db)
+            var r = RunSpec(spec: spec, profile: profile, cell: "\(name)|\(task)|\(col)|k\(k.map(String.init) ?? "full")", variant: name,
+                            method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
+            r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
+            let id = try store.recordEvaluated(r, result: result, adapterSha256: sha)
+            stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) in \(db)")
+        }
+        result.predictions = nil
+        result.bestPredictions = nil
+        print(result.json)
+    }
+}
