@@ -64,7 +64,7 @@ enum ReportIndex {
             let have = FileManager.default.fileExists(atPath: "\(outDir)/figures/\(f).png")
             s += "- \(have ? "[\(f).png](figures/\(f).png) / [svg](figures/\(f).svg)" : "\(f) (not rendered)") — \(spec.label): \(spec.title); spec `\(spec.spec)`, profile \(profile).\n"
         }
-        if FileManager.default.fileExists(atPath: "\(outDir)/bench.json") { s += "\n## Benchmarks\n\n- [bench.json](bench.json) — `make bench` output (see the README's performance section).\n" }
+        if FileManager.default.fileExists(atPath: "\(outDir)/bench.json") { s += "\n## Benchmarks\n\n- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
         try s.write(toFile: "\(outDir)/README.md", atomically: true, encoding: .utf8)
     }
 }
