@@ -234,12 +234,9 @@ public final class Trainer {
             progress("resumed from \(ck) at epoch \(startEpoch), step \(step)")
         }
 
-        if let adapterParams {  // evaluate an adapter trained elsewhere: no training, one evaluation
-            let t0 = Date()
+        if let adapterParams {  // evaluate an adapter trained elsewhere: no training (no epochs), one evaluation
             let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
             let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
-            result.history = [EpochRecord(epoch: 0, step: 0, trainLoss: .nan, metrics: m, selection: m[def.selectionMetric], probePositive: nil,
-                                          probeNegative: nil, probeRank: nil, seconds: Date().timeIntervalSince(t0))]
             result.best = m; result.last = m; result.bestEpoch = 0
             result.predictions = preds; result.bestPredictions = preds
             result.trainableParams = adapterParams

@@ -68,6 +68,18 @@ final class EvaluatedAdapterTests: XCTestCase {
                                             "--spec", "mini", "--variant", "peft-pt", "--column", "t5-small", "--profile", "smoke"])
             XCTAssertEqual(status, 0, err)
         }
+        let p0 = Process()
+        p0.executableURL = URL(fileURLWithPath: try binary())
+        p0.arguments = ["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--eval-limit", "8", "--data-dir", data]
+        let pipe = Pipe()
+        p0.standardOutput = pipe
+        p0.standardError = FileHandle.nullDevice
+        try p0.run()
+        let json = pipe.fileHandleForReading.readDataToEndOfFile()
+        p0.waitUntilExit()
+        let r = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+        XCTAssertEqual(r?["status"] as? String, "evaluated")
+        XCTAssertNotNil((r?["best"] as? [String: Any])?["accuracy"], "the result JSON is printed")
         let s = try ResultsStore(path: db)
         let rows = try s.db.query("SELECT status, adapter_sha256 FROM runs WHERE variant='peft-pt'")
         XCTAssertEqual(rows.count, 2)
