@@ -14,6 +14,7 @@ public final class DPT: TuningMethod {
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
         let d = backbone.dModel
+        if c.initialization.hasPrefix("text:") || c.initialization == "labels" { try refuseTableInit(c, method: "dpt", allowed: []) }
         switch c.initialization {
         case "default", "uniform":
             a = trainableLeaf(Tensor.uniform([c.n, c.r], lo: -0.5, hi: 0.5, key: key.derive("A")), "prefix_first")

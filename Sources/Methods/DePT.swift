@@ -18,7 +18,7 @@ public final class DePT: TuningMethod {
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
         let d = backbone.dModel
-        p = trainableLeaf(vocabRows(backbone.inputEmbeddings, n: c.m, key: key.derive("prompt"), respt: false), "prompt")
+        p = trainableLeaf(try promptTable(c, rows: c.m, backbone: backbone, key: key, method: "dept", defaultRule: "sampled-vocab"), "prompt")
         a = trainableLeaf(kaimingUniform([c.s, c.r], fanIn: c.r, key: key.derive("A")), "lora_embedding_A")
         b = trainableLeaf(Tensor(zeros: [c.r, d]), "lora_embedding_B")
     }

@@ -29,8 +29,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     public var dropout: Float
     public var targets: [String]
     public var initialization: String
+    /// Token ids for `init: "text:…"` / `"labels"` (the trainer tokenizes the text or the label
+    /// words; absent otherwise).
+    public var initTokens: [Int32]?
 
-    enum CodingKeys: String, CodingKey { case method, n, r, m, s, alpha, dropout, targets, initialization = "init" }
+    enum CodingKeys: String, CodingKey { case method, n, r, m, s, alpha, dropout, targets, initialization = "init", initTokens = "init_tokens" }
 
     public init(method: String, n: Int, r: Int, m: Int, s: Int, alpha: Float, dropout: Float, targets: [String], initialization: String) {
         self.method = method; self.n = n; self.r = r; self.m = m; self.s = s; self.alpha = alpha; self.dropout = dropout
@@ -171,6 +174,45 @@ func vocabRows(_ table: Tensor, n: Int, key: RNGKey, respt: Bool) -> Tensor {
     let out = Tensor(zeros: [n, d])
     for (i, r) in rows.enumerated() { (out.data + i * d).update(from: table.data + r * d, count: d) }
     return out
+}
+
+/// The n×d prompt table of a method whose prompt is a plain table (PT, Residual PT, DePT's P), by
+/// its `init` (`default` = `defaultRule`):
+/// * `sampled-vocab` (Google/Lester: rows of the first 5000 ids without replacement), `respt-vocab`
+///   (ResPT code: any row, with replacement), `uniform` U[−0.5, 0.5], `normal` N(0, 1);
+/// * `text:<string>` (PEFT's TEXT init, DePT's code default): the embedding rows of the text's
+///   tokens, cycled or cut to n; `labels` (Lester et al.): the same for the class-label words. Both
+///   need `initTokens` (the trainer fills it from the tokenizer).
+func promptTable(_ c: MethodConfig, rows n: Int, backbone: Backbone, key: RNGKey, method: String, defaultRule: String) throws -> Tensor {
+    let table = backbone.inputEmbeddings, d = backbone.dModel
+    let rule = c.initialization == "default" ? defaultRule : c.initialization
+    switch rule {
+    case "sampled-vocab": return vocabRows(table, n: n, key: key.derive("prompt"), respt: false)
+    case "respt-vocab": return vocabRows(table, n: n, key: key.derive("prompt"), respt: true)
+    case "uniform": return Tensor.uniform([n, d], lo: -0.5, hi: 0.5, key: key.derive("prompt"))
+    case "normal": return Tensor.normal([n, d], key: key.derive("prompt"))
+    case let s where s.hasPrefix("text:") || s == "labels":
+        guard let ids = c.initTokens, !ids.isEmpty else {
+            throw MethodError("\(method): init '\(s)' needs the token ids of its text (init_tokens; `train` tokenizes it with the model's tokenizer)")
+        }
+        let v = table.shape[0]
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= v }) { throw MethodError("\(method): init token id \(bad) outside the \(v)-row embedding table") }
+        let out = Tensor(zeros: [n, d])
+        for i in 0..<n { (out.data + i * d).update(from: table.data + Int(ids[i % ids.count]) * d, count: d) }
+        return out
+    default:
+        throw MethodError("\(method): unknown init '\(c.initialization)' (sampled-vocab, respt-vocab, uniform, normal, text:<string>, labels)")
+    }
+}
+
+/// Refuses an `init` a factorised prompt cannot take (text/labels rows have no rank-r factors).
+func refuseTableInit(_ c: MethodConfig, method: String, allowed: [String]) throws {
+    if c.initialization.hasPrefix("text:") || c.initialization == "labels" {
+        throw MethodError("\(method): init '\(c.initialization)' sets a full prompt table, which a factorised prompt (rank \(c.r)) cannot hold exactly; use pt, respt or dept, or --init-from a run artifact")
+    }
+    guard allowed.contains(c.initialization) else {
+        throw MethodError("\(method): unknown init '\(c.initialization)' (\(allowed.joined(separator: ", ")))")
+    }
 }
 
 /// PyTorch's Linear / kaiming_uniform(a = √5) default: U(−1/√fan_in, 1/√fan_in).

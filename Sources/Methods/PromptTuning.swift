@@ -1,5 +1,5 @@
 // Prompt tuning (Lester et al. 2021): P ∈ R^{n×d}, initialised from embedding rows (Google's
-// sampled-vocab rule by default; `respt-vocab`, `uniform` U[−0.5, 0.5] and `normal` N(0,1) selectable).
+// sampled-vocab rule by default; `respt-vocab`, `uniform`, `normal`, `text:…` and `labels` selectable).
 import Models
 import Tensor
 
@@ -11,16 +11,7 @@ public final class PromptTuning: TuningMethod {
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
-        let d = backbone.dModel
-        let p: Tensor
-        switch c.initialization {
-        case "sampled-vocab", "default": p = vocabRows(backbone.inputEmbeddings, n: c.n, key: key.derive("prompt"), respt: false)
-        case "respt-vocab": p = vocabRows(backbone.inputEmbeddings, n: c.n, key: key.derive("prompt"), respt: true)
-        case "uniform": p = Tensor.uniform([c.n, d], lo: -0.5, hi: 0.5, key: key.derive("prompt"))
-        case "normal": p = Tensor.normal([c.n, d], key: key.derive("prompt"))
-        default: throw MethodError("pt: unknown init '\(c.initialization)' (sampled-vocab, respt-vocab, uniform, normal)")
-        }
-        prompt = trainableLeaf(p, "prompt")
+        prompt = trainableLeaf(try promptTable(c, rows: c.n, backbone: backbone, key: key, method: "pt", defaultRule: "sampled-vocab"), "prompt")
     }
 
     public func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: prompt) }

@@ -16,8 +16,7 @@ public final class ResidualPromptTuning: TuningMethod {
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
         let d = backbone.dModel
-        p = trainableLeaf(vocabRows(backbone.inputEmbeddings, n: c.n, key: key.derive("prompt"),
-                                    respt: c.initialization != "sampled-vocab"), "prompt")
+        p = trainableLeaf(try promptTable(c, rows: c.n, backbone: backbone, key: key, method: "respt", defaultRule: "respt-vocab"), "prompt")
         wDown = trainableLeaf(kaimingUniform([c.m, d], fanIn: d, key: key.derive("down.w")), "mlp.down.weight")
         bDown = trainableLeaf(kaimingUniform([c.m], fanIn: d, key: key.derive("down.b")), "mlp.down.bias")
         wUp = trainableLeaf(kaimingUniform([d, c.m], fanIn: c.m, key: key.derive("up.w")), "mlp.up.weight")

@@ -53,10 +53,10 @@ struct Train: ParsableCommand {
     @Option(help: "Adam/AdamW β2 (default 0.999).") var adamBeta2: Double?
     @Option(help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
     @Option(help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
-    @Option(help: "Method init (pt: sampled-vocab, respt-vocab, uniform, normal; dpt: uniform, normal).") var initialization: String?
+    @Option(help: "Prompt init: pt/respt/dept: sampled-vocab, respt-vocab, uniform, normal, text:<string> (token embeddings of the text, cycled to n; DePT code default), labels (the label words; Lester et al.); dpt: uniform, normal; lopt1/lopt2/probe: uniform. Text and labels are refused for factorised prompts.") var initialization: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Checkpoint file (safetensors) to resume from and update every epoch.") var checkpoint: String?
-    @Option(help: "Initial values of the method's tensors from a safetensors file (names as in run artifacts; see docs/formats.md).")
+    @Option(help: "Initial values of the method's tensors from a safetensors file (names as in run artifacts; see docs/formats.md), or a PEFT PROMPT_TUNING adapter directory (its prompt sets the method's prompt table: prompt transfer).")
     var initFrom: String?
     @Option(help: "Write the result JSON here as well as to stdout.") var out: String?
     @Option(help: "Save the method's final tensors here (safetensors; see docs/formats.md).") var artifact: String?
@@ -131,8 +131,10 @@ struct Train: ParsableCommand {
         c.threads = global.threads
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
-            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--init-from \(initFrom): no such file") }
-            c.initFrom = "\(path)#sha256:\(try SHA256.hex(file: path))"
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ValidationError("--init-from \(initFrom): no such file") }
+            let hashed = isDir.boolValue ? (path as NSString).appendingPathComponent("adapter_model.safetensors") : path
+            c.initFrom = "\(path)#sha256:\(try SHA256.hex(file: hashed))"
         }
         let trainer = Trainer(config: c, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")),
                               manifestDir: ProjectRoot.resolve("Baselines/manifests"), checkpoint: checkpoint) { line in

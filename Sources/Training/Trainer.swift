@@ -156,7 +156,25 @@ public final class Trainer {
             method = AdapterMethod(prompt: a.encoderPrompt)
             adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count }
         } else {
-            method = try MethodRegistry.make(c.method, backbone: backbone, key: root)
+            var mc = c.method
+            // Text / label-word initialisation: the token ids of the text with this model's tokenizer
+            // (T5 appends </s>, as PEFT's TEXT init does), or of the template set's label words.
+            if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" {
+                let text: String
+                if mc.initialization == "labels" {
+                    let def = try TaskRegistry.definition(c.task)
+                    guard let words = try def.template(c.templates).verbalizer(labels: def.labels) else {
+                        throw TrainError("init 'labels': task \(c.task) with templates \(c.templates.rawValue) has no label words (its targets are generated text)")
+                    }
+                    text = words.joined(separator: " ")
+                } else {
+                    text = String(mc.initialization.dropFirst("text:".count))
+                }
+                let ids = tok.encode(text)
+                guard !ids.isEmpty else { throw TrainError("init '\(mc.initialization)': the text has no tokens") }
+                mc.initTokens = ids
+            }
+            method = try MethodRegistry.make(mc, backbone: backbone, key: root)
         }
         if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
 
@@ -365,7 +383,22 @@ public final class Trainer {
     /// artifacts (`method.state`: e.g. "prompt", "prefix_first", "lora_embedding_A"). Every tensor
     /// in the file must be one of the method's, with its shape; the method's other tensors keep
     /// their own initialisation. Errors name the file and the tensor.
+    /// A PEFT PROMPT_TUNING adapter directory is accepted too (prompt transfer): its encoder prompt
+    /// sets the method's `prompt` table (PT, Residual PT, DePT), whose shape must match.
     public static func initialize(_ method: TuningMethod, from path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            guard let prompt = method.state["prompt"] else {
+                throw TrainError("\(path): a PEFT prompt sets a method's prompt table; \(type(of: method).name) has none (its tensors: \(method.state.keys.sorted().joined(separator: ", ")))")
+            }
+            let a = try PEFTAdapter.load(directory: path, parameters: [], dModel: prompt.shape[1], isT5: true)
+            guard let p = a.encoderPrompt else { throw TrainError("\(path): not a PROMPT_TUNING adapter (peft_type \(a.config.peftType))") }
+            guard p.shape == prompt.shape else {
+                throw TrainError("\(path): the adapter's prompt is \(p.shape), method \(type(of: method).name) has \(prompt.shape) (set n / m to match)")
+            }
+            prompt.copy(from: p)
+            return
+        }
         let f = try SafeTensorsFile(path: path)
         let state = method.state
         let names = f.names.sorted()

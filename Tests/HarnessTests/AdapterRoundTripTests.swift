@@ -62,6 +62,16 @@ final class EvaluatedAdapterTests: XCTestCase {
         var (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
                                             "--decode-max-tokens", "2", "--data-dir", data, "--save-adapter", "\(dir)/adapter"])
         XCTAssertEqual(status, 0, err)
+        // Prompt transfer: --init-from a PEFT adapter directory starts PT from its prompt.
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "2",
+                                        "--decode-max-tokens", "1", "--data-dir", data, "--init-from", "\(dir)/adapter", "--artifact", "\(dir)/init.safetensors"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/init.safetensors").tensor("prompt").array,
+                       try SafeTensorsFile(path: "\(dir)/adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "5", "--max-steps", "0", "--data-dir", data,
+                                        "--init-from", "\(dir)/adapter"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("set n / m to match"), err)
         for seed in ["1", "2"] {
             (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--k", "8",
                                             "--seed", seed, "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,

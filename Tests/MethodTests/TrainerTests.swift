@@ -134,4 +134,42 @@ final class TrainerTests: XCTestCase {
             }
         }
     }
+
+    /// `init: text:…` (PEFT TEXT init, DePT's default) and `labels` (Lester et al.): the prompt's rows
+    /// are the token embeddings of the text or of the label words, cycled to n; a factorised prompt
+    /// refuses them with the reason.
+    func testTextAndLabelInitialisation() throws {
+        let data = try sharedData()
+        for (model, task, initialization, method) in [("embedded:t5-tiny", "cb", "text:Classify this text", "pt"),
+                                                      ("embedded:gpt2-tiny", "sst2", "labels", "pt"),
+                                                      ("embedded:t5-tiny", "cb", "labels", "dept")] {
+            var mc = try MethodConfig.defaults(method)
+            mc.n = 7; mc.m = 7; mc.r = 2; mc.s = 64
+            mc.initialization = initialization
+            var c = try TrainConfig.preset(model.contains("gpt2") ? "lopt-paper" : TrainConfig.defaultProtocol(for: method), method: mc, task: task,
+                                           model: model, k: 8, seed: 1)
+            c.maxSteps = 0; c.evalLimit = 2; c.decodeMaxTokens = 1
+            let t = Trainer(config: c, dataDir: data, manifestDir: "\(repoRoot)/Baselines/manifests")
+            t.lockPath = "\(repoRoot)/Baselines/data.lock"
+            let path = NSTemporaryDirectory() + "init-\(getpid())-\(method).safetensors"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            t.artifactPath = path
+            _ = try t.run()
+            let prompt = try SafeTensorsFile(path: path).tensor("prompt")
+            let dir = try EmbeddedBackbones.directory(model.replacingOccurrences(of: "embedded:", with: ""))
+            let tok = try Tokenizers.load(directory: dir)
+            let text = initialization == "labels" ? (model.contains("gpt2") ? "negative positive" : "0 1 2") : "Classify this text"
+            let ids = tok.encode(text)
+            let table: Tensor = model.contains("gpt2") ? try GPT2Model.load(directory: dir).wte : try T5Model.load(directory: dir).shared
+            let d = table.shape[1]
+            for i in 0..<7 {
+                let row = Int(ids[i % ids.count])
+                XCTAssertEqual(Array(prompt.array[(i * d)..<((i + 1) * d)]), Array(table.array[(row * d)..<((row + 1) * d)]), "\(method) \(initialization) row \(i)")
+            }
+        }
+        var mc = try MethodConfig.defaults("dpt")
+        mc.initialization = "text:hello"
+        let backbone = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
+        XCTAssertThrowsError(try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))) { XCTAssertTrue("\($0)".contains("factorised"), "\($0)") }
+    }
 }
