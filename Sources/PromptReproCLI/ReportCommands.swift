@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Reports
 import Store
+import Tasks
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,15 +72,59 @@ enum ReportIndex {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export per-cell results of a spec/profile to Baselines/results (committed, so reports build without a store).")
+        abstract: "Export per-cell results of a spec/profile to Baselines/results (committed, so reports build without a store), or for other tools.",
+        discussion: """
+        --format promptrepro (default): Baselines/results/<spec>-<profile>.{cells.json,json}.
+        --format lm-eval: lm-evaluation-harness results JSON (results, versions, n-samples, config) per variant and model column.
+        --format peft-bench: one JSON per run with run_info / train_info / meta_info, as PEFT's method_comparison.
+        The per-step training log: `promptrepro steps SPEC --format csv|jsonl`.
+        """)
     @Argument var spec: String
     @Option var profile: String = "smoke"
     @Option var db: String = defaultDB
     @Option var resultsDir: String = "Baselines/results"
+    @Option(help: "promptrepro, lm-eval or peft-bench.") var format: String = "promptrepro"
+    @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format>).") var out: String?
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store") }
         let store = try ResultsStore(path: db)
         let cells = try store.cellResults(spec: spec, profile: profile)
+        if format != "promptrepro" {
+            let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            func write(_ obj: Any, _ name: String) throws {
+                try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            }
+            var written = 0
+            switch format {
+            case "lm-eval":
+                var versions: [String: Int] = [:], samples: [String: Int] = [:], specs: [String: String] = [:]
+                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
+                                            [.text(spec), .text(profile)]) {
+                    let task = r["task"]!.text!
+                    versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0
+                    samples[task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
+                    specs["\(r["variant"]!.text!)|\(r["model"]!.text!)"] = r["model_spec"]?.text
+                }
+                for key in Set(cells.map { "\($0.variant)|\($0.model)" }).sorted() {
+                    let parts = key.split(separator: "|").map(String.init)
+                    try write(ToolFormats.lmEval(cells: cells, variant: parts[0], model: parts[1], spec: spec, profile: profile, versions: versions,
+                                                 samples: samples, modelSpec: specs[key] ?? parts[1]), "results_\(parts[0])_\(parts[1]).json")
+                    written += 1
+                }
+            case "peft-bench":
+                for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) {
+                    let epochs = try store.db.query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", [r["id"]!])
+                    let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(r["seed"]!.int!).json"
+                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: nil), name)
+                    written += 1
+                }
+            default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")
+            }
+            stderr("wrote \(written) \(format) file(s) under \(dir)")
+            return
+        }
         try FileManager.default.createDirectory(atPath: resultsDir, withIntermediateDirectories: true)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]

@@ -39,6 +39,18 @@ final class CompareGateCLITests: XCTestCase {
             let verdict = cols[9]
             XCTAssertEqual(verdict, ci[0] > 0 ? "win" : (ci[1] < 0 ? "loss" : "tie"), line.description)
         }
+        // Results for other tools: lm-eval-shaped JSON per variant and column, PEFT method_comparison JSON per run.
+        XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)
+        let lm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/results_dpt_t5-small.json"))) as! [String: Any]
+        XCTAssertEqual(Set(lm.keys), ["results", "versions", "n-samples", "config"])
+        XCTAssertNotNil((lm["results"] as? [String: Any])?["cb"].flatMap { ($0 as? [String: Any])?["accuracy,none"] })
+        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["effective"] as? Int, 16)
+        XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pb"]).terminationStatus, 0)
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pb")
+        XCTAssertEqual(runs.count, 8)
+        let one = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(runs.sorted()[0])"))) as! [String: Any]
+        XCTAssertEqual(Set(one.keys), ["run_info", "train_info", "meta_info"])
+        XCTAssertEqual((one["train_info"] as? [String: Any])?["status"] as? String, "done")
         // One PT seed fails: the gate lists it and fails; --allow-missing gates on the rest.
         let s = try ResultsStore(path: db)
         try s.db.query("UPDATE runs SET status='failed', error='test' WHERE variant='pt' AND task='rte' AND seed=2")
