@@ -42,12 +42,14 @@ public struct PEFTAdapterConfig: Codable, Equatable {
     public var useDora: Bool?
     public var modulesToSave: [String]?
     public var baseModelNameOrPath: String?
+    /// DePT's PEFT fork (PROMPT_TUNING_LORA): the input length s of the position-indexed update.
+    public var maxLength: Int?
 
     enum CodingKeys: String, CodingKey {
         case peftType = "peft_type", taskType = "task_type", numVirtualTokens = "num_virtual_tokens", tokenDim = "token_dim"
         case numTransformerSubmodules = "num_transformer_submodules", r, loraAlpha = "lora_alpha", targetModules = "target_modules"
         case useRslora = "use_rslora", fanInFanOut = "fan_in_fan_out", loraDropout = "lora_dropout", bias, useDora = "use_dora"
-        case modulesToSave = "modules_to_save", baseModelNameOrPath = "base_model_name_or_path"
+        case modulesToSave = "modules_to_save", baseModelNameOrPath = "base_model_name_or_path", maxLength = "max_length"
     }
 }
 
@@ -74,6 +76,8 @@ public struct PEFTAdapter {
     public var decoderPrompt: Tensor?          // (n, d)
     /// Our weight name → (A, B, scaling).
     public var lora: [(weight: String, a: Tensor, b: Tensor, scaling: Float)] = []
+    /// DePT (PROMPT_TUNING_LORA): ΔE = (lora_alpha/√r)·A·B (s × d), added to the token embeddings.
+    public var inputDelta: Tensor?
 
     /// Loads `directory` for a backbone whose parameters are `parameters` (HF names) and whose
     /// hidden size is `dModel`. Errors name the file and what is wrong: a missing or `.bin`-only
@@ -148,8 +152,27 @@ public struct PEFTAdapter {
                 out.lora.append((w, a, b, scaling))
             }
             guard !out.lora.isEmpty else { throw PEFTError("\(weights): no LoRA tensors") }
+        case "PROMPT_TUNING_LORA":
+            // DePT's fork of PEFT (ZhengxiangShi/DePT, peft/tuners/prompt_tuning_lora.py): the prompt plus
+            // a position-indexed low-rank update of the input embeddings, scaled by lora_alpha/√r.
+            guard let n = config.numVirtualTokens, let r = config.r, r > 0, let s = config.maxLength, let alpha = config.loraAlpha else {
+                throw PEFTError("\(cfgPath): PROMPT_TUNING_LORA needs num_virtual_tokens, r, max_length and lora_alpha")
+            }
+            if let k = config.numTransformerSubmodules, k != 1 { throw PEFTError("\(cfgPath): num_transformer_submodules \(k) (DePT uses 1)") }
+            func find(_ suffixes: [String]) -> String? { file.names.first { name in suffixes.contains { name == $0 || name.hasSuffix("." + $0) } } }
+            guard let pk = find(["prompt_embeddings", "embedding.weight"]), let ak = find(["lora_embedding_A"]), let bk = find(["lora_embedding_B"]) else {
+                throw PEFTError("\(weights): a DePT adapter holds prompt_embeddings, lora_embedding_A and lora_embedding_B (have: \(file.names.joined(separator: ", ")))")
+            }
+            let extra = file.names.filter { ![pk, ak, bk].contains($0) }
+            guard extra.isEmpty else { throw PEFTError("\(weights): tensor(s) \(extra.joined(separator: ", ")) are not part of a DePT adapter") }
+            let p = try file.tensor(pk).detached(), a = try file.tensor(ak).detached(), b = try file.tensor(bk).detached()
+            guard p.shape == [n, dModel], a.shape == [s, r], b.shape == [r, dModel] else {
+                throw PEFTError("\(weights): prompt \(p.shape), A \(a.shape), B \(b.shape); expected [\(n), \(dModel)], [\(s), \(r)], [\(r), \(dModel)]")
+            }
+            out.encoderPrompt = p
+            out.inputDelta = scale(try matmul(a, b), Float(alpha / Double(r).squareRoot())).detached()
         default:
-            throw PEFTError("\(cfgPath): peft_type '\(config.peftType)' is not supported (PROMPT_TUNING, LORA)")
+            throw PEFTError("\(cfgPath): peft_type '\(config.peftType)' is not supported (PROMPT_TUNING, LORA, PROMPT_TUNING_LORA)")
         }
         return out
     }

@@ -56,6 +56,7 @@ public enum ParityRunner {
         if let p = c.prompt, let d = p.first?.count {
             prompt = Tensor(shape: [p.count, d], values: p.flatMap { $0.map(Float.init) }, requiresGrad: true)
         }
+        var inputDelta: Tensor?  // DePT adapters
         let wanted = c.weightGrads ?? []
         var out: [String: Any] = [:]
         /// The tensors named in `weight_grads`; tied aliases resolve to the tensor they share
@@ -90,16 +91,18 @@ public enum ParityRunner {
                 let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
                                              dModel: model.config.dModel, isT5: true)
                 if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
+                inputDelta = a.inputDelta
                 model.adapters = a.linearAdapters
             }
             var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
             if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
             let grads = try params(model.parameters, aliases: aliases)
-            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
+            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt,
+                                                         inputDelta: inputDelta) }
             record(loss: o.loss, logits: o.logits, grads: grads)
             out["encoder_last_hidden_state"] = o.encoderHidden.array.map(Double.init)
             if let g = c.generate {
-                let (embeds, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: batch, prompt: prompt)
+                let (embeds, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: batch, prompt: prompt, inputDelta: inputDelta)
                 let enc = try model.encode(embeds: embeds, mask: m, drop: .eval)
                 out["generated_ids"] = try model.generate(encoder: enc, encoderMask: m, maxNewTokens: g.maxNewTokens).map { $0.map(Int.init) }
             }
@@ -109,6 +112,7 @@ public enum ParityRunner {
                 let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
                                              dModel: model.config.nEmbd, isT5: false)
                 if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
+                inputDelta = a.inputDelta
                 model.adapters = a.linearAdapters
             }
             var aliases = ["lm_head.weight": "\(model.prefix)wte.weight"]
@@ -118,7 +122,8 @@ public enum ParityRunner {
                 aliases["transformer." + bare] = name
             }
             let grads = try params(model.parameters, aliases: aliases)
-            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt) }
+            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt,
+                                                         inputDelta: inputDelta) }
             record(loss: o.loss, logits: o.logits, grads: grads)
         }
         if let prompt { out["prompt_grad"] = (prompt.grad?.array ?? [Float](repeating: 0, count: prompt.count)).map(Double.init) }

@@ -82,3 +82,16 @@ struct ExportAdapter: ParsableCommand {
         stderr("wrote \(out): \(what)")
     }
 }
+
+/// `--adapter-format`: `peft` (any supported PEFT type) or `dept` (DePT's fork, PROMPT_TUNING_LORA);
+/// the type itself comes from adapter_config.json, the flag only states what the user expects.
+func checkAdapterFormat(_ format: String, directory: String) throws {
+    guard ["peft", "dept"].contains(format) else { throw ValidationError("--adapter-format must be peft or dept, got '\(format)'") }
+    let path = (directory as NSString).appendingPathComponent("adapter_config.json")
+    guard let data = FileManager.default.contents(atPath: path), let cfg = try? JSONDecoder().decode(PEFTAdapterConfig.self, from: data) else {
+        throw ValidationError("\(path): not found or not a PEFT adapter config")
+    }
+    if format == "dept" && cfg.peftType != "PROMPT_TUNING_LORA" {
+        throw ValidationError("\(path): --adapter-format dept expects DePT's PROMPT_TUNING_LORA, found \(cfg.peftType)")
+    }
+}

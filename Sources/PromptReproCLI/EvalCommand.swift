@@ -19,6 +19,7 @@ struct EvalCommand: ParsableCommand {
         """)
     @Option(help: "Model directory, hub id, or embedded:NAME (the adapter's base model).") var model: String
     @Option(help: "PEFT adapter directory.") var adapter: String
+    @Option(help: "peft (PROMPT_TUNING, LORA, or DePT's PROMPT_TUNING_LORA, read from adapter_config.json) or dept (require DePT's).") var adapterFormat: String = "peft"
     @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
     @Option(help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell).") var k: Int?
     @Option(help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed).") var seed: Int = 1
@@ -36,6 +37,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: adapter).standardizedFileURL.path
+        try checkAdapterFormat(adapterFormat, directory: dir)
         let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
         guard FileManager.default.fileExists(atPath: weights) else {
             throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")

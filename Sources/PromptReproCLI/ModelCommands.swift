@@ -80,12 +80,14 @@ struct Forward: ParsableCommand {
     @Option(name: .customLong("case"), help: "case.json in the parity format.") var casePath: String
     @Option(help: "Where to write the result JSON (default: stdout).") var out: String?
     @Option(help: "A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) applied as PEFT does.") var adapter: String?
+    @Option(help: "peft (any supported type) or dept (require DePT's PROMPT_TUNING_LORA).") var adapterFormat: String = "peft"
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
         let dir = try ModelFiles.locate(model)
         let c = try ParityCase.load(path: casePath)
+        if let adapter { try checkAdapterFormat(adapterFormat, directory: adapter) }
         if adapter != nil && c.prompt != nil { throw ValidationError("\(casePath): give the soft prompt either in the case or through --adapter, not both") }
         try writeJSON(try ParityRunner.run(modelDirectory: dir, case: c, adapter: adapter), to: out)
     }

@@ -153,8 +153,9 @@ public final class Trainer {
                                          parameters: backbone.parameters.map { ($0.name, $0.tensor.shape) }, dModel: backbone.dModel,
                                          isT5: backend.isT5)
             backbone.adapters = a.linearAdapters
-            method = AdapterMethod(prompt: a.encoderPrompt)
-            adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count }
+            method = AdapterMethod(prompt: a.encoderPrompt, inputDelta: a.inputDelta)
+            let deptParams = a.inputDelta != nil ? (a.config.maxLength ?? 0) * (a.config.r ?? 0) + (a.config.r ?? 0) * backbone.dModel : 0
+            adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count } + deptParams
         } else {
             var mc = c.method
             // Text / label-word initialisation: the token ids of the text with this model's tokenizer
@@ -568,16 +569,17 @@ public func optimizerStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, para
 final class AdapterMethod: TuningMethod {
     static let name = "peft-adapter"
     let config: MethodConfig
-    let prompt: Tensor?
+    let prompt: Tensor?, inputDelta: Tensor?
     var trainable: [TrainableTensor] { [] }
-    init(prompt: Tensor?) {
+    init(prompt: Tensor?, inputDelta: Tensor? = nil) {
         self.prompt = prompt
+        self.inputDelta = inputDelta
         var c = MethodConfig(method: AdapterMethod.name, n: prompt?.shape[0] ?? 0, r: 0, m: 0, s: 0, alpha: 0, dropout: 0, targets: [],
                              initialization: "peft")
         c.method = AdapterMethod.name
         config = c
     }
     required init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws { throw TrainError("a PEFT adapter is loaded with `eval --adapter`") }
-    func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: prompt) }
+    func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: prompt, inputDelta: inputDelta) }
     static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int { 0 }
 }

@@ -55,4 +55,39 @@ final class PEFTAdapterTests: XCTestCase {
         try SafeTensorsFile.write(["x": Tensor(zeros: [1])], to: "\(dir)/adapter_model.safetensors")
         XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 8, isT5: true)) { XCTAssertTrue("\($0)".contains("'IA3'"), "\($0)") }
     }
+
+    /// DePT's PEFT fork (PROMPT_TUNING_LORA, the configs of ../shared/models/dept-reference): every
+    /// shared config is read; an adapter with that layout (here on the embedded T5, sizes scaled
+    /// down) gives exactly the logits of PromptRepro's own DePT injection: P prepended and
+    /// (lora_alpha/√r)·A·B added to the token embeddings.
+    func testDePTAdapters() throws {
+        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/models/dept-reference").standardized.path
+        let refs = (try? FileManager.default.contentsOfDirectory(atPath: shared)) ?? []
+        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTAssertFalse(refs.isEmpty, "dept-reference configs missing") }
+        for r in refs {
+            let cfg = try JSONDecoder().decode(PEFTAdapterConfig.self, from: Data(contentsOf: URL(fileURLWithPath: "\(shared)/\(r)/adapter_config.json")))
+            XCTAssertEqual(cfg.peftType, "PROMPT_TUNING_LORA", r)
+            XCTAssertEqual(cfg.numVirtualTokens.map { $0 * 768 + 256 * (cfg.r ?? 0) + (cfg.r ?? 0) * 768 }, 76_800, "\(r): parameter-matched to 100-token PT")
+        }
+        let modelDir = try EmbeddedBackbones.directory("t5-tiny")
+        let model = try T5Model.load(directory: modelDir)
+        let d = model.config.dModel, n = 6, rank = 3, s = 64
+        let dir = NSTemporaryDirectory() + "dept-adapter-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try #"{"peft_type": "PROMPT_TUNING_LORA", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": 6, "token_dim": 64, "num_transformer_submodules": 1, "r": 3, "lora_alpha": 8, "max_length": 64}"#
+            .write(toFile: "\(dir)/adapter_config.json", atomically: true, encoding: .utf8)
+        let p = Tensor.normal([n, d], std: 0.5, key: RNGKey(seed: 3).derive("p")), a = Tensor.normal([s, rank], key: RNGKey(seed: 3).derive("a"))
+        let b = Tensor.normal([rank, d], std: 0.1, key: RNGKey(seed: 3).derive("b"))
+        try SafeTensorsFile.write(["prompt_embeddings": p, "lora_embedding_A": a, "lora_embedding_B": b], to: "\(dir)/adapter_model.safetensors")
+        let c = try ParityCase.load(path: "\(Self.root)/t5-prompt-1/case.json")
+        let got = try ParityRunner.run(modelDirectory: modelDir, case: c, adapter: dir)
+        let ids = c.inputIds.flatMap { $0.map(Int32.init) }, mask = c.attentionMask.flatMap { $0.map(Float.init) }
+        let delta = scale(try matmul(a, b), 8 / Float(rank).squareRoot())
+        let want = try model.forward(inputIds: ids, attentionMask: mask, labels: c.labels.flatMap { $0.map(Int32.init) }, batch: c.inputIds.count,
+                                     prompt: p, inputDelta: delta)
+        XCTAssertEqual(doubles(got["logits"]), want.logits.array.map(Double.init))
+        try SafeTensorsFile.write(["prompt_embeddings": p, "lora_embedding_A": a], to: "\(dir)/adapter_model.safetensors")
+        XCTAssertThrowsError(try ParityRunner.run(modelDirectory: modelDir, case: c, adapter: dir)) { XCTAssertTrue("\($0)".contains("lora_embedding_B"), "\($0)") }
+    }
 }
