@@ -25,6 +25,9 @@ public enum EmbeddedBackbones {
 
     public static let names = ["t5-tiny", "gpt2-tiny"]
 
+    /// Where generated backbones are cached (the CLI sets it from PROMPTREPRO_CACHE); nil: ~/.cache/promptrepro.
+    nonisolated(unsafe) public static var cacheRoot: String?
+
     /// Directory of `embedded:NAME`: fixtures/embedded/NAME in the current checkout if present,
     /// else $PROMPTREPRO_CACHE (default ~/.cache/promptrepro)/embedded/NAME-vVERSION, generated once.
     public static func directory(_ name: String) throws -> String {
@@ -33,8 +36,7 @@ public enum EmbeddedBackbones {
         }
         let local = "fixtures/embedded/\(name)"
         if FileManager.default.fileExists(atPath: "\(local)/model.safetensors") { return local }
-        let env = ProcessInfo.processInfo.environment
-        let cache = env["PROMPTREPRO_CACHE"] ?? ((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".cache/promptrepro")
+        let cache = cacheRoot ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/promptrepro")
         let dir = "\(cache)/embedded/\(name)-v\(version)"
         if !FileManager.default.fileExists(atPath: "\(dir)/model.safetensors") { try write(name, to: dir) }
         return dir

@@ -18,8 +18,12 @@ public struct ModelNotFound: Error, CustomStringConvertible {
 }
 
 public enum ModelFiles {
+    /// The environment model lookup reads (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME,
+    /// PROMPTREPRO_MODEL_DIR); the CLI sets it from the process environment, libraries never read it.
+    nonisolated(unsafe) public static var environment: [String: String] = [:]
+
     /// Hub cache roots in transformers' order: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub.
-    public static func cacheRoots(environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func cacheRoots(environment env: [String: String] = ModelFiles.environment) -> [String] {
         var roots: [String] = []
         if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { roots.append(c) }
         if let h = env["HF_HOME"] { roots.append((h as NSString).appendingPathComponent("hub")) }
@@ -31,7 +35,7 @@ public enum ModelFiles {
     }
 
     /// A directory path (holding config.json) or a hub id such as `t5-small`, `google/flan-t5-base`.
-    public static func resolve(_ spec: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    public static func resolve(_ spec: String, environment env: [String: String] = ModelFiles.environment) throws -> String {
         let fm = FileManager.default
         var looked: [String] = []
         var isDir: ObjCBool = false

@@ -51,17 +51,18 @@ public final class T5Model {
     /// of the sublayer per backward. On when PROMPTREPRO_CHECKPOINT lists `attention`.
     public var checkpointSelfAttention = T5Model.checkpointSetting.contains("attention")
 
-    /// PROMPTREPRO_CHECKPOINT: comma-separated sublayers to checkpoint (ffn, attention; all = both).
-    static let checkpointSetting: Set<String> = {
-        let raw = ProcessInfo.processInfo.environment["PROMPTREPRO_CHECKPOINT"] ?? ""
+    /// Sublayers new models checkpoint (`ffn`, `attention`); the CLI sets it from PROMPTREPRO_CHECKPOINT.
+    nonisolated(unsafe) public static var checkpointSetting: Set<String> = []
+
+    /// Parses a comma-separated sublayer list (ffn, attention; all = both); throws naming unknown ones.
+    public static func checkpointSublayers(_ raw: String) throws -> Set<String> {
         let parts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
         let unknown = parts.subtracting(["ffn", "attention", "all"])
         if !unknown.isEmpty {
-            FileHandle.standardError.write(Data("error: PROMPTREPRO_CHECKPOINT=\(raw): unknown sublayer \(unknown.sorted().joined(separator: ", ")); use ffn, attention or all\n".utf8))
-            exit(2)
+            throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer \(unknown.sorted().joined(separator: ", ")) in '\(raw)'; use ffn, attention or all")
         }
         return parts.contains("all") ? ["ffn", "attention"] : parts
-    }()
+    }
 
     /// Encoder passes that record no gradients and draw no dropout (evaluation, generation) stream
     /// the batch through the encoder in chunks of about `streamTokens` rows (never less than one

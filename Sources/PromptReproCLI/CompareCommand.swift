@@ -68,7 +68,7 @@ struct CompareCommand: ParsableCommand {
         var header = "Spec `\(s.name)` (\(s.path)), profile **\(profile)**, backbone \(backbones.joined(separator: ", ")); runs from \(source)."
         if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
 
-        let data = try? DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         var exampleCache: [String: [Example]] = [:]
         func examples(_ task: String, _ set: TemplateSet) -> [Example]? {
             let key = "\(task)/\(set.rawValue)"

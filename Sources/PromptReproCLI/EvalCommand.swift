@@ -56,7 +56,7 @@ struct EvalCommand: ParsableCommand {
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
         c.threads = global.threads
         c.adapter = "\(dir)#sha256:\(sha)"
-        let data = try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         var result = try trainer.run()

@@ -36,10 +36,11 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
+        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.keepArtifacts = keepArtifacts
+        o.environment = Environment.values
         if dryRun {
             print(try SweepPlan.make(spec: s, profile: profile, options: o).render(), terminator: "")
             return
@@ -78,11 +79,12 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         // SIGINT/SIGTERM: finish the current step, put the run back to pending, exit 128 + signal.
         let signals = InterruptSignals()
-        var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints, threads: threads)
+        var o = WorkerOptions(storePath: db, spec: spec, profile: profile, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints, threads: threads)
         o.allowUnpinned = allowUnpinned
         o.maxRuns = maxRuns
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        o.gitCommit = Environment.values["PROMPTREPRO_GIT_COMMIT"]
         o.skipModels = skipModel
         o.keepArtifacts = keepArtifacts
         let q = quiet
@@ -130,7 +132,7 @@ struct Shard: ParsableCommand {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
         // Identities hash the data the workers will read; without a data directory here they say "missing".
-        let data = dataDir != nil ? try DataFiles.directory(dataDir) : ((try? DataFiles.directory(nil, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
+        let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir) : ((try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
         let runs = try scratch.withIdentities(try s.expand(profile: profile), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")

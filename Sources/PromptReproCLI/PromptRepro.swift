@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Models
 import Tensor
 
 @main
@@ -20,4 +22,35 @@ struct PromptRepro: ParsableCommand {
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,
         subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchOne.self, ExportEmbedded.self])
+
+    /// The environment is read here, once, and handed to the libraries as typed settings.
+    static func main() {
+        do { try Environment.apply() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(2)
+        }
+        Self.main(nil)
+    }
+}
+
+/// The environment variables `promptrepro --help` lists, parsed into the libraries' settings.
+enum Environment {
+    static let values = ProcessInfo.processInfo.environment
+    /// PROMPTREPRO_DATA (a directory named here must exist).
+    static var dataDir: String? { values["PROMPTREPRO_DATA"] }
+
+    static func apply() throws {
+        if let g = values["PROMPTREPRO_GEMM"] {
+            do { BLAS.kernel = try BLAS.kernel(named: g) } catch { throw ValidationError("PROMPTREPRO_GEMM=\(g): \(error)") }
+        }
+        if let c = values["PROMPTREPRO_CHECKPOINT"] {
+            do { T5Model.checkpointSetting = try T5Model.checkpointSublayers(c) } catch { throw ValidationError("PROMPTREPRO_CHECKPOINT=\(c): \(error)") }
+        }
+        if let t = values["PROMPTREPRO_THREADS"] {
+            guard let n = Int(t), n > 0 else { throw ValidationError("PROMPTREPRO_THREADS=\(t): not a positive integer") }
+            Parallel.preferredThreads = n
+        }
+        EmbeddedBackbones.cacheRoot = values["PROMPTREPRO_CACHE"]
+        ModelFiles.environment = values
+    }
 }

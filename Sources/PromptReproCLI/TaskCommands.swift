@@ -20,7 +20,7 @@ struct Score: ParsableCommand {
         guard let set = TemplateSet(rawValue: templates) else {
             throw ValidationError("unknown template set '\(templates)'\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))")
         }
-        let data = try DataLoader.load(def, split: .validation, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")))
+        let data = try DataLoader.load(def, split: .validation, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
         let scores = try Metrics.scoreFile(def, data: data, predictionsPath: predictions, set: set)
         try writeJSON(scores, to: nil)
     }
@@ -39,7 +39,7 @@ struct Sample: ParsableCommand {
         let tasks = task == "all" ? TaskRegistry.names : task.split(separator: ",").map(String.init)
         let ks = try k.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad k '\($0)'") }; return v }
         let ss = try seeds.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad seed '\($0)'") }; return v }
-        let dir = try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let dir = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         for t in tasks {
             let data = try DataLoader.load(try TaskRegistry.definition(t), split: .train, dataDir: dir)
@@ -63,7 +63,7 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print '<sha256>  <path>' for every data file (redirect into Baselines/data.lock).")
         @Option(help: "Data directory.") var dataDir: String?
         func run() throws {
-            let dir = try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+            let dir = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
             print("# PromptRepro data lock: sha256 of every data file, relative to the data directory.")
             print("# Made with `promptrepro data lock`; checked by runs (refused unless --allow-unpinned) and `make fetch-data`.")
             for (rel, sha) in try DataFiles.hashes(under: dir) { print("\(sha)  \(rel)") }
@@ -75,7 +75,7 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Data directory.") var dataDir: String?
         @Option(help: "Lock file.") var lock: String = "Baselines/data.lock"
         func run() throws {
-            let dir = try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data"))
+            let dir = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
             let l = try DataFiles.Lock.load(path: lock)
             var bad = 0, missing = 0, ok = 0
             for (rel, pin) in l.entries.sorted(by: { $0.key < $1.key }) {

@@ -136,7 +136,7 @@ struct Train: ParsableCommand {
             let hashed = isDir.boolValue ? (path as NSString).appendingPathComponent("adapter_model.safetensors") : path
             c.initFrom = "\(path)#sha256:\(try SHA256.hex(file: hashed))"
         }
-        let trainer = Trainer(config: c, dataDir: try DataFiles.directory(dataDir, defaultDir: ProjectRoot.resolve("data")),
+        let trainer = Trainer(config: c, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")),
                               manifestDir: ProjectRoot.resolve("Baselines/manifests"), checkpoint: checkpoint) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

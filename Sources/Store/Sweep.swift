@@ -18,6 +18,8 @@ public struct WorkerOptions {
     public var threads: Int?
     public var manifestDir = "Baselines/manifests"
     public var lockPath = "Baselines/data.lock"
+    /// The commit the sweep was started from (recorded per run; the CLI passes PROMPTREPRO_GIT_COMMIT).
+    public var gitCommit: String?
     public var allowUnpinned = false
     public var maxRuns: Int?
     /// Models (`model_spec`) whose runs this worker never claims (the sweep found them missing).
@@ -64,7 +66,7 @@ public enum Worker {
                 cfg.threads = o.threads ?? cfg.threads
                 let dir = try ModelFiles.locate(cfg.model)
                 try store.recordStart(claimed.id, weightsSha: try store.weightsHash(directory: dir),
-                                      gitCommit: ProcessInfo.processInfo.environment["PROMPTREPRO_GIT_COMMIT"],
+                                      gitCommit: o.gitCommit,
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
                 if cfg.method.method != FullFineTuning.name || o.keepArtifacts {
@@ -140,6 +142,8 @@ public struct SweepOptions {
     public var extraWorkerArgs: [String] = []
     public var manifestDir = "Baselines/manifests"
     public var keepArtifacts = false
+    /// Environment the worker processes start with (the CLI passes its own).
+    public var environment: [String: String] = [:]
     public init(storePath: String, workers: Int, threads: Int?, dataDir: String, checkpointDir: String) {
         self.storePath = storePath
         self.workers = workers
@@ -224,7 +228,7 @@ public enum SweepRunner {
             p.arguments = ["worker", "--db", o.storePath, "--spec", spec.name, "--profile", profile, "--data-dir", o.dataDir,
                            "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--quiet"]
                 + skip.flatMap { ["--skip-model", $0] } + (o.keepArtifacts ? ["--keep-artifacts"] : []) + o.extraWorkerArgs
-            var env = ProcessInfo.processInfo.environment
+            var env = o.environment
             if let commit { env["PROMPTREPRO_GIT_COMMIT"] = commit }
             p.environment = env
             // Worker stderr goes through the console: repeated messages are printed once.
@@ -250,6 +254,7 @@ public enum SweepRunner {
         }
         let total = runs.count
         let t0 = Date()
+        let startedAt = ResultsStore.now()  // runs claimed from here on belong to this sweep
         var lastLine = ""
         var stopping = false, killing = false
         var claimed = Set<Int>()      // runs seen running during this sweep
@@ -312,10 +317,10 @@ public enum SweepRunner {
         // Runs whose worker died (or was killed by a second interrupt) go back to pending now.
         let orphaned = try store.resetInterrupted(spec: spec.name, profile: profile)
         if let sig = signals.first {
-            var back = 0
-            for id in claimed {
-                if try store.db.query("SELECT status FROM runs WHERE id=?", [.int(id)]).first?["status"]?.text == "pending" { back += 1 }
-            }
+            // Every run this sweep's workers claimed and gave back, including ones claimed and
+            // released between two looks of the progress loop.
+            let back = try store.db.query("SELECT COUNT(*) AS n FROM runs WHERE spec=? AND profile=? AND status='pending' AND started_at >= ?",
+                                          [.text(spec.name), .text(profile), .text(startedAt)]).first?["n"]?.int ?? 0
             throw SweepInterrupted(signal: sig, released: back)
         }
         if orphaned > 0 {

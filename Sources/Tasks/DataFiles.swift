@@ -7,10 +7,10 @@ import Support
 public enum DataFiles {
     /// `--data-dir`, else `PROMPTREPRO_DATA`, else `defaultDir`; a directory named by the flag or
     /// the variable must exist (an error, never a silent fall-back to the default).
-    public static func directory(_ explicit: String?, defaultDir: String = "data") throws -> String {
-        let env = ProcessInfo.processInfo.environment
+    /// `environmentDir`: the value of PROMPTREPRO_DATA (the CLI passes it; libraries read no environment).
+    public static func directory(_ explicit: String?, environmentDir: String? = nil, defaultDir: String = "data") throws -> String {
         var looked: [String] = []
-        for (what, dir) in [("--data-dir", explicit), ("PROMPTREPRO_DATA", env["PROMPTREPRO_DATA"].flatMap { $0.isEmpty ? nil : $0 }),
+        for (what, dir) in [("--data-dir", explicit), ("PROMPTREPRO_DATA", environmentDir.flatMap { $0.isEmpty ? nil : $0 }),
                             ("default", defaultDir)] {
             guard let dir else { continue }
             var isDir: ObjCBool = false

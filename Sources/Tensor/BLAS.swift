@@ -51,23 +51,25 @@ public enum BLAS {
     /// AVX-512 F/VL/DQ/BW present and enabled by the OS.
     public static let avx512Available = pr_gemm_avx512_available() != 0
 
-    /// The kernel in use: env PROMPTREPRO_GEMM = auto (default: avx512 where available, else
-    /// openblas), openblas, or avx512. Results are bit-identical for a given kernel and thread
-    /// count; the two kernels differ in the last bits, so compare runs made with the same one.
-    nonisolated(unsafe) public static var kernel: GEMMKernel = {
-        let value = ProcessInfo.processInfo.environment["PROMPTREPRO_GEMM"] ?? "auto"
+    /// The kernel in use: avx512 where available, else openblas, unless the caller picks one
+    /// (`kernel(named:)`; the CLI reads PROMPTREPRO_GEMM). Results are bit-identical for a given
+    /// kernel and thread count; the two kernels differ in the last bits, so compare runs made with
+    /// the same one.
+    nonisolated(unsafe) public static var kernel: GEMMKernel = avx512Available ? .avx512 : .openblas
+
+    /// The kernel a setting names: auto (avx512 where available, else openblas), openblas or avx512.
+    /// Throws with what to do when the name is unknown or the CPU lacks AVX-512.
+    public static func kernel(named value: String) throws -> GEMMKernel {
         switch value {
         case "auto", "": return avx512Available ? .avx512 : .openblas
         case "openblas": return .openblas
         case "avx512":
             if avx512Available { return .avx512 }
-            FileHandle.standardError.write(Data("error: PROMPTREPRO_GEMM=avx512 but this CPU (or OS) lacks AVX-512 F/VL/DQ/BW; unset it or use PROMPTREPRO_GEMM=openblas\n".utf8))
-            exit(2)
+            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "avx512 requested but this CPU (or OS) lacks AVX-512 F/VL/DQ/BW; use auto or openblas")
         default:
-            FileHandle.standardError.write(Data("error: PROMPTREPRO_GEMM=\(value) is not a kernel; use auto, openblas or avx512\n".utf8))
-            exit(2)
+            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "'\(value)' is not a kernel; use auto, openblas or avx512")
         }
-    }()
+    }
 
     /// Runs `body` with `kernel` set to `k` (tests, benchmarks), restoring the previous kernel.
     public static func withKernel<T>(_ k: GEMMKernel, _ body: () throws -> T) rethrows -> T {

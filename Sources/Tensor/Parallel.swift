@@ -11,9 +11,11 @@ public enum Parallel {
         return n
     }()
 
-    /// Resolution order: explicit value, then PROMPTREPRO_THREADS, then the core count.
+    /// The thread count when none is given: `preferredThreads` (the CLI sets it from
+    /// PROMPTREPRO_THREADS) or the core count.
+    nonisolated(unsafe) public static var preferredThreads: Int?
     public static func defaultThreads() -> Int {
-        if let s = ProcessInfo.processInfo.environment["PROMPTREPRO_THREADS"], let n = Int(s), n > 0 { return n }
+        if let n = preferredThreads, n > 0 { return n }
         return ProcessInfo.processInfo.activeProcessorCount
     }
 
