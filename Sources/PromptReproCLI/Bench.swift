@@ -30,54 +30,26 @@ struct Bench: ParsableCommand {
             let runs: [String: (String, String)] = ["train_step": ("train", ""), "eval_forward": ("eval", ""), "generate": ("generate", ""),
                                                    "ft_step": ("ft", ""), "ft_step_checkpointed": ("ft", "all")]
             var ours: [String: Any] = [:]
-            for shape in shapes {
-                var m: [String: Any] = [:]
-                for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
-                    let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"],
-                                      environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
-                    m[key] = r
-                    FileHandle.standardError.write(Data("promptrepro \(shape) \(key): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
-                }
-                ours[shape] = m
-            }
             let workloads = runs.mapValues(\.0)
-            report["promptrepro"] = ours
             if let py = reference {
-                let script = URL(fileURLWithPath: "bench/pytorch_reference.py").path
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: py)
-                p.arguments = [script, "--shapes", shapes.joined(separator: ","), "--repeats", "\(repeats)", "--threads", "\(t)"]
-                let pipe = Pipe()
-                p.standardOutput = pipe
-                try p.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                guard p.terminationStatus == 0, let ref = try JSONSerialization.jsonObject(with: data) as? [String: [String: [String: Any]]] else {
-                    throw ValidationError("the PyTorch reference failed (exit \(p.terminationStatus)); run `make bench-reference`")
-                }
-                var pt: [String: Any] = [:], ratio: [String: Any] = [:]
+                // Interleaved: ours, PyTorch's, ours, … one timed repetition per process, so a drift
+                // of the host's speed lands on both sides; ratios are taken pair by pair.
+                report.merge(try interleaved(python: py, shapes: shapes, runs: runs, threads: t)) { $1 }
+            } else {
                 for shape in shapes {
-                    var mine: [String: Any] = [:], r: [String: Any] = [:]
-                    for (key, w) in workloads {
-                        let theirs = ref[shape]?[w] ?? [:]
-                        if runs[key]!.1.isEmpty { mine[key] = theirs }  // PyTorch runs no checkpointed variant
-                        let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
-                        if let a = theirs["seconds_median"] as? Double, let b = ourM?["seconds_median"] as? Double {
-                            r[key] = (a / b * 100).rounded() / 100
-                        }
-                        if w == "train", let a = theirs["peak_rss_mb"] as? Double, let b = ourM?["peak_rss_mb"] as? Double {
-                            r["peak_rss"] = (b / a * 100).rounded() / 100
-                        }
-                        if let a = theirs["peak_rss_mb"] as? Double, let b = ourM?["peak_rss_mb"] as? Double {
-                            r["\(key)_peak_rss"] = (b / a * 100).rounded() / 100
-                        }
+                    var m: [String: Any] = [:]
+                    for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
+                        let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"],
+                                          environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
+                        m[key] = r
+                        FileHandle.standardError.write(Data("promptrepro \(shape) \(key): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
                     }
-                    pt[shape] = mine
-                    ratio[shape] = r
+                    ours[shape] = m
                 }
-                if let g = ref["gemm"] { pt["gemm"] = g }
-                report["pytorch"] = pt
-                report["ratio"] = ratio
+                report["promptrepro"] = ours
+            }
+            if reference != nil, let pt = report["pytorch"] as? [String: Any] {
+                let ours = report["promptrepro"] as? [String: Any] ?? [:]
                 // The best ratio possible if every one of our FLOPs ran at this machine's measured
                 // sgemm speed (the core path at the three sgemm shapes, averaged).
                 let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
@@ -87,9 +59,10 @@ struct Bench: ParsableCommand {
                     var bound: [String: Any] = [:]
                     for shape in shapes {
                         var r: [String: Any] = [:]
-                        for (key, w) in workloads {
+                        for key in workloads.keys.sorted() {
                             let ourM = (ours[shape] as? [String: Any])?[key] as? [String: Any]
-                            if let a = ref[shape]?[w]?["seconds_median"] as? Double, let gf = ourM?["gflop"] as? Double {
+                            let theirs = (pt[shape] as? [String: Any])?[key] as? [String: Any]
+                            if let a = theirs?["seconds_median"] as? Double, let gf = ourM?["gflop"] as? Double {
                                 r[key] = (a / (gf / peak) * 100).rounded() / 100
                             }
                         }
@@ -105,6 +78,76 @@ struct Bench: ParsableCommand {
         let text = String(decoding: data, as: UTF8.self)
         print(text)
         if let out { try (text + "\n").write(toFile: out, atomically: true, encoding: .utf8) }
+    }
+
+    /// `repeats` rounds per workload, each one timed repetition of ours then one of PyTorch's (each
+    /// in a fresh process after its warm-up). Per side: median, min and max; per round the ratio
+    /// PyTorch/ours, reported as median and min–max; a workload whose times spread by more than 10 %
+    /// ((max − min) / median on either side) is flagged in `unstable`.
+    func interleaved(python: String, shapes: [String], runs: [String: (String, String)], threads t: Int) throws -> [String: Any] {
+        let script = ProjectRoot.resolve("bench/pytorch_reference.py")
+        func pytorch(_ args: [String]) throws -> [String: Any] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: python)
+            p.arguments = [script] + args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+                  let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ValidationError("the PyTorch reference failed (\(args.joined(separator: " "))); run `make bench-reference`")
+            }
+            return obj
+        }
+        func stats(_ v: [Double]) -> [String: Any] {
+            let s = v.sorted()
+            let med = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+            return ["median": med, "min": s.first ?? .nan, "max": s.last ?? .nan, "all": v, "spread": med > 0 ? ((s.last ?? 0) - (s.first ?? 0)) / med : 0]
+        }
+        var ours: [String: Any] = [:], pt: [String: Any] = [:], ratio: [String: Any] = [:], ratioRange: [String: Any] = [:]
+        var unstable: [String] = []
+        pt["gemm"] = try pytorch(["--child", "gemm", "-", "--repeats", "\(repeats)", "--threads", "\(t)"])
+        for shape in shapes {
+            var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
+            for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
+                var a: [Double] = [], b: [Double] = [], lastOurs: [String: Any] = [:], lastTheirs: [String: Any] = [:]
+                for _ in 0..<max(1, repeats) {
+                    lastOurs = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
+                                         environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
+                    a.append(lastOurs["seconds_median"] as? Double ?? .nan)
+                    if ckpt.isEmpty {  // PyTorch runs no checkpointed variant: the checkpointed row compares with its plain FT
+                        lastTheirs = try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"])
+                        b.append(lastTheirs["seconds_median"] as? Double ?? .nan)
+                    }
+                }
+                var mine = lastOurs
+                mine["seconds_median"] = stats(a)["median"]
+                mine["seconds"] = stats(a)
+                m[key] = mine
+                if !b.isEmpty {
+                    var theirs = lastTheirs
+                    theirs["seconds_median"] = stats(b)["median"]
+                    theirs["seconds"] = stats(b)
+                    p[key] = theirs
+                    let pairs = zip(b, a).map { $0 / $1 }.sorted()
+                    r[key] = ((stats(pairs)["median"] as! Double) * 100).rounded() / 100
+                    rr[key] = [pairs.first ?? .nan, pairs.last ?? .nan].map { ($0 * 100).rounded() / 100 }
+                    if let ra = lastTheirs["peak_rss_mb"] as? Double, let rb = lastOurs["peak_rss_mb"] as? Double {
+                        r["\(key)_peak_rss"] = (rb / ra * 100).rounded() / 100
+                        if w == "train" { r["peak_rss"] = (rb / ra * 100).rounded() / 100 }
+                    }
+                    if (stats(b)["spread"] as! Double) > 0.1 { unstable.append("pytorch \(shape) \(key)") }
+                }
+                if (stats(a)["spread"] as! Double) > 0.1 { unstable.append("promptrepro \(shape) \(key)") }
+                FileHandle.standardError.write(Data("\(shape) \(key): ours \(String(format: "%.3f", stats(a)["median"] as! Double)) s, PyTorch \(b.isEmpty ? "—" : String(format: "%.3f", stats(b)["median"] as! Double)) s\n".utf8))
+            }
+            ours[shape] = m; pt[shape] = p; ratio[shape] = r; ratioRange[shape] = rr
+        }
+        return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
+                "measurement": "interleaved: per round one timed repetition of ours then one of PyTorch's, each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); unstable = spread (max − min)/median > 10 %"]
     }
 
     func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {
@@ -160,18 +203,22 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
 }
 
 func machineInfo() -> [String: Any] {
-    var cpu = "unknown", flags = ""
+    var cpu = "unknown", flags = "", family = "", model = "", vendor = ""
     if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
         let lines = s.split(separator: "\n")
-        if let line = lines.first(where: { $0.hasPrefix("model name") }), let v = line.split(separator: ":", maxSplits: 1).last {
-            cpu = v.trimmingCharacters(in: .whitespaces)
+        func field(_ name: String) -> String {
+            guard let line = lines.first(where: { $0.hasPrefix(name) }), let v = line.split(separator: ":", maxSplits: 1).last else { return "" }
+            return v.trimmingCharacters(in: .whitespaces)
         }
+        cpu = field("model name"); family = field("cpu family"); model = field("model\t"); vendor = field("vendor_id")
+        if model.isEmpty { model = lines.first { $0.hasPrefix("model") && !$0.hasPrefix("model name") }.flatMap { $0.split(separator: ":").last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
         if let line = lines.first(where: { $0.hasPrefix("flags") }) {
-            flags = ["avx512f", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
+            flags = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
         }
     }
     return [
-        "cpu": cpu, "simd": flags,
+        "cpu": cpu, "simd": flags, "vendor": vendor, "cpu_family": family, "cpu_model": model,
         "cores": ProcessInfo.processInfo.activeProcessorCount,
         "threads": Parallel.threads,
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),
