@@ -78,16 +78,9 @@ final class EvaluatedAdapterTests: XCTestCase {
                                             "--spec", "mini", "--variant", "peft-pt", "--column", "t5-small", "--profile", "smoke"])
             XCTAssertEqual(status, 0, err)
         }
-        let p0 = Process()
-        p0.executableURL = URL(fileURLWithPath: try binary())
-        p0.arguments = ["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--eval-limit", "8", "--data-dir", data]
-        let pipe = Pipe()
-        p0.standardOutput = pipe
-        p0.standardError = FileHandle.nullDevice
-        try p0.run()
-        let json = pipe.fileHandleForReading.readDataToEndOfFile()
-        p0.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+        let (_, json) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--eval-limit", "8",
+                                       "--data-dir", data])
+        let r = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         XCTAssertEqual(r?["status"] as? String, "evaluated")
         XCTAssertNotNil((r?["best"] as? [String: Any])?["accuracy"], "the result JSON is printed")
         let s = try ResultsStore(path: db)
@@ -99,16 +92,8 @@ final class EvaluatedAdapterTests: XCTestCase {
         }
         let cell = try XCTUnwrap(try s.cellResults(spec: "mini", profile: "smoke").first { $0.variant == "peft-pt" })
         XCTAssertEqual(cell.seeds, [1, 2])
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = ["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
+        XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
     }
 }

@@ -15,17 +15,7 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
                                    "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
         func compare(_ extra: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try binary())
-            p.arguments = ["compare", "--spec", "\(dir)/mini.yaml", "--method", "dpt", "--baseline", "pt", "--db", db, "--data-dir", data] + extra
-            p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, text)
+            try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "dpt", "--baseline", "pt", "--db", db, "--data-dir", data] + extra)
         }
         let (status, text) = try compare(["--max-regression", "100"])
         XCTAssertEqual(status, 0, text)

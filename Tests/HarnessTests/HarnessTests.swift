@@ -462,6 +462,21 @@ func killWorkers(using db: String) {
 }
 
 /// Runs the CLI and returns (exit status, stderr).
+/// Runs the CLI and returns (exit status, stdout); stderr is dropped.
+func runStdout(_ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try binary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
+
 func runCapture(_ args: [String], cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try binary())

@@ -119,16 +119,8 @@ final class InfoCountTests: XCTestCase {
         let model = try T5Model.load(directory: dir)
         XCTAssertNotNil(model.lmHead, "the stored head is used")
         let loaded = model.parameters.reduce(0) { $0 + $1.tensor.count }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = ["info", "--model", dir]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let info = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let (_, text) = try runStdout(["info", "--model", dir])
+        let info = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
         XCTAssertEqual(info["total_params"] as? Int, loaded)
         XCTAssertTrue((info["variant"] as? String ?? "").contains("untied lm_head"), "\(info)")
     }
