@@ -8,6 +8,8 @@ import Tensor
 
 public final class DePT: TuningMethod {
     public static let name = "dept"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.m = 60; c.r = 30; c.initialization = "sampled-vocab"; return c }
+    public static let defaultProtocol = "dept-code"
     public let config: MethodConfig
     let p, a, b: Tensor
     public var trainable: [TrainableTensor] {

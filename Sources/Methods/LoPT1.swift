@@ -5,6 +5,8 @@ import Tensor
 
 public final class LoPT1: TuningMethod {
     public static let name = "lopt1"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.n = 20; c.r = 5; return c }
+    public static let defaultProtocol = "lopt-paper"
     public let config: MethodConfig
     let u, v: Tensor
     public var trainable: [TrainableTensor] {

@@ -6,6 +6,8 @@ import Tensor
 
 public final class LoPT2: TuningMethod {
     public static let name = "lopt2"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.n = 20; c.r = 5; return c }
+    public static let defaultProtocol = "lopt-paper"
     public let config: MethodConfig
     let x0, u, v: Tensor
     public var trainable: [TrainableTensor] {

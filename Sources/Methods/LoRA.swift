@@ -29,6 +29,7 @@ final class LoRAAdapter: LinearAdapter {
 
 public final class LoRA: TuningMethod {
     public static let name = "lora"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.r = 8; c.alpha = 8; c.targets = ["q", "v"]; return c }
     public let config: MethodConfig
     public let trainable: [TrainableTensor]
 

@@ -41,21 +41,15 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     }
     public static let keys = ["n", "r", "m", "s", "alpha", "dropout", "targets", "init"]
 
-    /// The papers' settings for each method (METHODS §2); override fields as needed.
+    /// The settings every method starts from (n 100, r 10, m 400, s 256, α 8); each method type
+    /// adjusts them in its `defaults` (METHODS §2).
+    public static func base(_ method: String) -> MethodConfig {
+        MethodConfig(method: method, n: 100, r: 10, m: 400, s: 256, alpha: 8, dropout: 0, targets: [], initialization: "default")
+    }
+
+    /// The papers' settings of a registered method (its type's `defaults`); override fields as needed.
     public static func defaults(_ method: String) throws -> MethodConfig {
-        var c = MethodConfig(method: method, n: 100, r: 10, m: 400, s: 256, alpha: 8, dropout: 0, targets: [], initialization: "default")
-        switch method {
-        case "ft": break
-        case "pt": c.initialization = "sampled-vocab"
-        case "respt": c.initialization = "respt-vocab"
-        case "dept": c.m = 60; c.r = 30; c.initialization = "sampled-vocab"
-        case "dpt", "probe": break
-        case "lopt1", "lopt2": c.n = 20; c.r = 5
-        case "lora": c.r = 8; c.alpha = 8; c.targets = ["q", "v"]
-        default:
-            throw MethodError("unknown method '\(method)'\(didYouMeanMethod(method)); known: \(MethodRegistry.names.joined(separator: ", "))")
-        }
-        return c
+        try MethodRegistry.type(method).defaults
     }
 }
 
@@ -93,10 +87,15 @@ public struct TrainableTensor {
     public let tensor: Tensor
     /// "main", or "secondary" for DePT's low-rank pair (its own learning rate).
     public let group: String
+    public init(name: String, tensor: Tensor, group: String) { self.name = name; self.tensor = tensor; self.group = group }
 }
 
 public protocol TuningMethod: AnyObject {
     static var name: String { get }
+    /// The papers' settings (METHODS §2): `MethodConfig.base(name)` adjusted.
+    static var defaults: MethodConfig { get }
+    /// The training preset (`TrainConfig.protocols`) the method uses in the papers' comparisons.
+    static var defaultProtocol: String { get }
     var config: MethodConfig { get }
     var trainable: [TrainableTensor] { get }
     /// Everything a checkpoint must hold to rebuild the injection exactly (trainable + frozen buffers).
@@ -108,6 +107,8 @@ public protocol TuningMethod: AnyObject {
 }
 
 extension TuningMethod {
+    public static var defaults: MethodConfig { MethodConfig.base(name) }
+    public static var defaultProtocol: String { "dpt-paper" }
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.tensor.count } }
     public var state: [String: Tensor] { Dictionary(uniqueKeysWithValues: trainable.map { ($0.name, $0.tensor) }) }
 
@@ -121,12 +122,20 @@ extension TuningMethod {
     }
 }
 
+/// The only list of methods: adding one is its file plus one line here (or `register` from
+/// outside the module). CLI help, specs, tests and the parameter audit read it.
 public enum MethodRegistry {
-    public static let types: [TuningMethod.Type] = [
+    nonisolated(unsafe) public private(set) static var types: [TuningMethod.Type] = [
         FullFineTuning.self, PromptTuning.self, ResidualPromptTuning.self, DePT.self, DPT.self,
         LoPT1.self, LoPT2.self, LoRA.self, RankProbe.self,
     ]
     public static var names: [String] { types.map { $0.name } }
+
+    /// Adds a method defined outside this module (a plug-in, a test); its name must be new.
+    public static func register(_ t: TuningMethod.Type) throws {
+        guard !names.contains(t.name) else { throw MethodError("method '\(t.name)' is already registered") }
+        types.append(t)
+    }
 
     public static func type(_ name: String) throws -> TuningMethod.Type {
         guard let t = types.first(where: { $0.name == name }) else {

@@ -5,6 +5,7 @@ import Tensor
 
 public final class PromptTuning: TuningMethod {
     public static let name = "pt"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.initialization = "sampled-vocab"; return c }
     public let config: MethodConfig
     public let prompt: Tensor
     public var trainable: [TrainableTensor] { [TrainableTensor(name: "prompt", tensor: prompt, group: "main")] }

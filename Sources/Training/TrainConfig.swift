@@ -114,12 +114,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// The protocol a method uses by default in the papers' comparisons.
     public static func defaultProtocol(for method: String) -> String {
-        switch method {
-        case "lopt1", "lopt2": return "lopt-paper"
-        case "dept": return "dept-code"
-        case "ft": return "ft-respt-code"
-        default: return "dpt-paper"
-        }
+        (try? MethodRegistry.type(method).defaultProtocol) ?? "dpt-paper"
     }
 
     public var json: String {

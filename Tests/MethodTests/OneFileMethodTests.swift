@@ -1,0 +1,51 @@
+import Foundation
+import Methods
+import Models
+import Tensor
+import Training
+import XCTest
+
+// A method written as a contributor would: one type (this file) and one line to register it.
+// P = g · P0 with a trainable prompt table P0 (n × d) and a trainable scalar gate g: nothing in
+// PromptRepro knows about it until `MethodRegistry.register(GatedPrompt.self)`.
+final class GatedPrompt: TuningMethod {
+    static let name = "gated-pt"
+    static var defaults: MethodConfig { var c = MethodConfig.base(name); c.n = 8; return c }  // the default preset is dpt-paper
+    let config: MethodConfig
+    let prompt: Tensor, gate: Tensor
+    var trainable: [TrainableTensor] {
+        [TrainableTensor(name: "prompt", tensor: prompt, group: "main"), TrainableTensor(name: "gate", tensor: gate, group: "main")]
+    }
+
+    init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
+        config = c
+        prompt = Tensor.uniform([c.n, backbone.dModel], lo: -0.5, hi: 0.5, key: key.derive("prompt"), requiresGrad: true)
+        prompt.name = "prompt"
+        gate = Tensor(shape: [1], values: [1], requiresGrad: true)
+        gate.name = "gate"
+    }
+
+    func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: try mul(prompt, gate)) }  // (n, d) · (1)
+
+    static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int { c.n * architecture.dModel + 1 }
+}
+
+/// docs/adding-a-method.md is written from this test.
+final class OneFileMethodTests: XCTestCase {
+    func testAMethodDefinedOutsideTheModuleRegistersWithOneLineAndTrains() throws {
+        if !MethodRegistry.names.contains(GatedPrompt.name) { try MethodRegistry.register(GatedPrompt.self) }  // the one line
+        XCTAssertThrowsError(try MethodRegistry.register(GatedPrompt.self))  // names are unique
+        XCTAssertEqual(try MethodConfig.defaults("gated-pt").n, 8)
+        XCTAssertEqual(TrainConfig.defaultProtocol(for: "gated-pt"), "dpt-paper")
+        var c = try TrainConfig.preset(TrainConfig.defaultProtocol(for: "gated-pt"), method: try MethodConfig.defaults("gated-pt"), task: "cb",
+                                       model: "embedded:t5-tiny", k: 8, seed: 1)
+        c.epochs = 2; c.batchSize = 8; c.evalLimit = 4; c.decodeMaxTokens = 2
+        let t = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests")
+        t.lockPath = "\(repoRoot)/Baselines/data.lock"
+        let r = try t.run()
+        XCTAssertEqual(r.status, "done")
+        XCTAssertEqual(r.trainableParams, 8 * 64 + 1)
+        let steps = try XCTUnwrap(r.steps)
+        XCTAssertTrue(steps.allSatisfy { ($0.gradNorms["gate"] ?? 0) > 0 && ($0.gradNorms["prompt"] ?? 0) > 0 })
+    }
+}
