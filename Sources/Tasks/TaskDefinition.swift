@@ -101,8 +101,17 @@ public struct TaskDefinition: Codable, Sendable {
 }
 
 public enum TaskRegistry {
-    /// Task names in paper order.
-    public static let names = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "sst2", "agnews"]
+    /// The papers' tasks, in paper order (tables list them so).
+    static let paperOrder = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "sst2", "agnews"]
+
+    /// Every task of the registry folder (one YAML file each): the papers' tasks in paper order,
+    /// then any other file's task by name. Adding a task is adding its YAML file.
+    public static let names: [String] = {
+        let dir = Bundle.module.url(forResource: "Registry", withExtension: nil)?.path
+        let files = dir.flatMap { try? FileManager.default.contentsOfDirectory(atPath: $0) } ?? []
+        let found = Set(files.filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) })
+        return paperOrder.filter { found.isEmpty || found.contains($0) } + found.subtracting(paperOrder).sorted()
+    }()
     public static let superGLUE = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc"]
 
     nonisolated(unsafe) static var cache: [String: TaskDefinition] = [:]
