@@ -8,7 +8,7 @@ public final class DPT: TuningMethod {
     public let config: MethodConfig
     let a, b: Tensor
     public var trainable: [TrainableTensor] {
-        [TrainableTensor(name: "prefix_first", tensor: a, group: "main"), TrainableTensor(name: "prefix_second", tensor: b, group: "main")]
+        [TrainableTensor(name: "prefix_first", tensor: a, group: .main), TrainableTensor(name: "prefix_second", tensor: b, group: .main)]
     }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {

@@ -13,8 +13,8 @@ public final class DePT: TuningMethod {
     public let config: MethodConfig
     let p, a, b: Tensor
     public var trainable: [TrainableTensor] {
-        [TrainableTensor(name: "prompt", tensor: p, group: "main"), TrainableTensor(name: "lora_embedding_A", tensor: a, group: "secondary"),
-         TrainableTensor(name: "lora_embedding_B", tensor: b, group: "secondary")]
+        [TrainableTensor(name: "prompt", tensor: p, group: .main), TrainableTensor(name: "lora_embedding_A", tensor: a, group: .secondary),
+         TrainableTensor(name: "lora_embedding_B", tensor: b, group: .secondary)]
     }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {

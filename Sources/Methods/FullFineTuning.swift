@@ -11,7 +11,7 @@ public final class FullFineTuning: TuningMethod {
     public init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         self.config = config
         backbone.setTrainable(true)
-        trainable = backbone.parameters.map { TrainableTensor(name: $0.name, tensor: $0.tensor, group: "main") }
+        trainable = backbone.parameters.map { TrainableTensor(name: $0.name, tensor: $0.tensor, group: .main) }
     }
 
     public func injection(drop: DropoutContext) throws -> Injection { Injection() }

@@ -10,7 +10,7 @@ public final class LoPT1: TuningMethod {
     public let config: MethodConfig
     let u, v: Tensor
     public var trainable: [TrainableTensor] {
-        [TrainableTensor(name: "U", tensor: u, group: "main"), TrainableTensor(name: "V", tensor: v, group: "main")]
+        [TrainableTensor(name: "U", tensor: u, group: .main), TrainableTensor(name: "V", tensor: v, group: .main)]
     }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {

@@ -11,7 +11,7 @@ public final class LoPT2: TuningMethod {
     public let config: MethodConfig
     let x0, u, v: Tensor
     public var trainable: [TrainableTensor] {
-        [TrainableTensor(name: "U", tensor: u, group: "main"), TrainableTensor(name: "V", tensor: v, group: "main")]
+        [TrainableTensor(name: "U", tensor: u, group: .main), TrainableTensor(name: "V", tensor: v, group: .main)]
     }
     public var state: [String: Tensor] { ["X0": x0, "U": u, "V": v] }
 

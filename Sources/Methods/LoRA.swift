@@ -72,7 +72,7 @@ public final class LoRA: TuningMethod {
             let a = trainableLeaf(kaimingUniform([c.r, inF], fanIn: inF, key: key.derive("\(name).A")), "\(name).lora_A")
             let b = trainableLeaf(Tensor(zeros: [outF, c.r]), "\(name).lora_B")
             backbone.adapters[name] = LoRAAdapter(a: a, b: b, scaling: c.alpha / Float(c.r), dropout: c.dropout)
-            list += [TrainableTensor(name: a.name, tensor: a, group: "main"), TrainableTensor(name: b.name, tensor: b, group: "main")]
+            list += [TrainableTensor(name: a.name, tensor: a, group: .main), TrainableTensor(name: b.name, tensor: b, group: .main)]
         }
         trainable = list
     }

@@ -82,12 +82,17 @@ extension GPT2Model: Backbone {
     public var architecture: ModelConfig { .gpt2(config) }
 }
 
+/// The optimizer group a trainable tensor belongs to: `main` (the run's lr), or `secondary` (its
+/// own lr: DePT's low-rank pair, `lr_secondary`).
+public enum ParamGroupKind: String, Sendable {
+    case main, secondary
+}
+
 public struct TrainableTensor {
     public let name: String
     public let tensor: Tensor
-    /// "main", or "secondary" for DePT's low-rank pair (its own learning rate).
-    public let group: String
-    public init(name: String, tensor: Tensor, group: String) { self.name = name; self.tensor = tensor; self.group = group }
+    public let group: ParamGroupKind
+    public init(name: String, tensor: Tensor, group: ParamGroupKind) { self.name = name; self.tensor = tensor; self.group = group }
 }
 
 public protocol TuningMethod: AnyObject {

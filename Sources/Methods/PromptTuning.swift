@@ -8,7 +8,7 @@ public final class PromptTuning: TuningMethod {
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.initialization = "sampled-vocab"; return c }
     public let config: MethodConfig
     public let prompt: Tensor
-    public var trainable: [TrainableTensor] { [TrainableTensor(name: "prompt", tensor: prompt, group: "main")] }
+    public var trainable: [TrainableTensor] { [TrainableTensor(name: "prompt", tensor: prompt, group: .main)] }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c

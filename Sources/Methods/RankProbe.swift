@@ -10,7 +10,7 @@ public final class RankProbe: TuningMethod {
     public let config: MethodConfig
     let u, sigma, v: Tensor
     public var trainable: [TrainableTensor] {
-        [("U", u), ("sigma", sigma), ("V", v)].map { TrainableTensor(name: $0.0, tensor: $0.1, group: "main") }
+        [("U", u), ("sigma", sigma), ("V", v)].map { TrainableTensor(name: $0.0, tensor: $0.1, group: .main) }
     }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {

@@ -11,7 +11,7 @@ public final class ResidualPromptTuning: TuningMethod {
     let p, wDown, bDown, wUp, bUp, gamma, beta: Tensor
     public var trainable: [TrainableTensor] {
         [("prompt", p), ("mlp.down.weight", wDown), ("mlp.down.bias", bDown), ("mlp.up.weight", wUp), ("mlp.up.bias", bUp),
-         ("mlp.norm.weight", gamma), ("mlp.norm.bias", beta)].map { TrainableTensor(name: $0.0, tensor: $0.1, group: "main") }
+         ("mlp.norm.weight", gamma), ("mlp.norm.bias", beta)].map { TrainableTensor(name: $0.0, tensor: $0.1, group: .main) }
     }
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {

@@ -151,10 +151,10 @@ struct Train: ParsableCommand {
         var result = try trainer.run()
         result.predictions = nil
         if let out { try result.json.write(toFile: out, atomically: true, encoding: .utf8) }
-        if let saveAdapter, let a = trainer.artifactPath, result.status == "done" {
+        if let saveAdapter, let a = trainer.artifactPath, result.status == .done {
             FileHandle.standardError.write(Data("wrote \(saveAdapter): \(try AdapterExport.export(artifact: a, to: saveAdapter))\n".utf8))
         }
         print(result.json)
-        if result.status == "diverged" { throw ExitCode(3) }
+        if result.status == .diverged { throw ExitCode(3) }
     }
 }

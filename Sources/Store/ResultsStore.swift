@@ -296,7 +296,7 @@ public final class ResultsStore {
             try db.query("""
                 UPDATE runs SET status=?, finished_at=?, diverged_step=?, data_hashes=?, manifest=?, trainable_params=?, error=NULL
                 WHERE id=?
-                """, [.text(result.status == "diverged" ? "diverged" : "done"), .text(ResultsStore.now()),
+                """, [.text(result.status == .diverged ? "diverged" : "done"), .text(ResultsStore.now()),
                       result.divergedAtStep.map { .int($0) } ?? .null, .text(hashes), result.manifest.map { .text($0) } ?? .null,
                       .int(result.trainableParams), .int(id)])
         }

@@ -78,7 +78,7 @@ public enum Worker {
                 trainer.shouldStop = stop
                 trainer.onEpoch = { done, total, seconds in try? store.recordEpoch(claimed.id, done: done, total: total, seconds: seconds) }
                 let result = try trainer.run()
-                if result.status == "interrupted" {
+                if result.status == .interrupted {
                     try store.release(claimed.id)
                     log("run \(claimed.id) interrupted: back to pending")
                     break

@@ -21,6 +21,11 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var seconds: Double
 }
 
+/// How a `Trainer.run` ended (stored as its raw string).
+public enum RunStatus: String, Codable, Sendable {
+    case running, done, diverged, interrupted, evaluated
+}
+
 /// One optimizer step: the loss of its batch, each group's learning rate after the schedule, the
 /// global gradient L2 norm before clipping, each trainable tensor's gradient and value L2 norms
 /// after the update, and wall seconds (batch building, forward, backward, update).
@@ -55,7 +60,7 @@ func l2(_ t: Tensor) -> Double {
 
 public struct TrainResult: Codable, Sendable {
     public var config: TrainConfig
-    public var status: String                  // done | diverged
+    public var status: RunStatus
     public var divergedAtStep: Int?
     public var bestEpoch: Int?
     public var best: [String: Double]
@@ -71,7 +76,7 @@ public struct TrainResult: Codable, Sendable {
     public var predictions: [String]?          // last evaluation's predictions (validation order)
     public var bestPredictions: [String]?      // the best epoch's predictions (what `best` scores)
 
-    public init(config: TrainConfig, status: String, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
+    public init(config: TrainConfig, status: RunStatus, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
                 history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],
                 manifest: String?, smoke: Bool, predictions: [String]?) {
         self.config = config; self.status = status; self.divergedAtStep = divergedAtStep; self.bestEpoch = bestEpoch
@@ -223,8 +228,8 @@ public final class Trainer {
         }
 
         // Optimizer groups.
-        let main = method.trainable.filter { $0.group == "main" }.map(\.tensor)
-        let secondary = method.trainable.filter { $0.group == "secondary" }.map(\.tensor)
+        let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
+        let secondary = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
         var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
         if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
         let opt = Optimizer(kind: c.optimizer, groups: groups, beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, eps: c.eps)
@@ -234,7 +239,7 @@ public final class Trainer {
         let totalSteps = c.maxSteps ?? c.epochs * stepsPerEpoch
         let warmup = c.warmupSteps ?? Int(Float(totalSteps) * c.warmupRatio)
 
-        var result = TrainResult(config: c, status: "running", divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
+        var result = TrainResult(config: c, status: .running, divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
                                  trainableParams: method.trainableCount, trainExamples: trainEx.count, evalExamples: evalEx.count,
                                  dataFiles: files, manifest: manifestPath, smoke: c.model.hasPrefix("embedded:"), predictions: nil)
         var step = 0, startEpoch = 1
@@ -259,7 +264,7 @@ public final class Trainer {
             result.best = m; result.last = m; result.bestEpoch = 0
             result.predictions = preds; result.bestPredictions = preds
             result.trainableParams = adapterParams
-            result.status = "evaluated"
+            result.status = .evaluated
             return result
         }
 
@@ -271,7 +276,7 @@ public final class Trainer {
             let order = stream.permutation(trainEx.count)
             var lossSum = 0.0, lossCount = 0
             for b in 0..<stepsPerEpoch where step < totalSteps {
-                if shouldStop?() == true { result.status = "interrupted"; return result }
+                if shouldStop?() == true { result.status = .interrupted; return result }
                 let stepStart = Date()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
                 let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
@@ -281,7 +286,7 @@ public final class Trainer {
                 let lv = loss.scalar
                 if !lv.isFinite {
                     tape.reset()
-                    result.status = "diverged"
+                    result.status = .diverged
                     result.divergedAtStep = step + 1
                     progress("diverged: loss \(lv) at step \(step + 1)")
                     return result
@@ -295,7 +300,7 @@ public final class Trainer {
                 let paramNorms = all.map { opt.norms[ObjectIdentifier($0)]?.param ?? l2($0) }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
-                    result.status = "diverged"
+                    result.status = .diverged
                     result.divergedAtStep = step + 1
                     progress("diverged: non-finite parameters after step \(step + 1)")
                     return result
@@ -312,7 +317,7 @@ public final class Trainer {
                     paramNorms: Dictionary(uniqueKeysWithValues: zip(names, paramNorms)),
                     seconds: Date().timeIntervalSince(stepStart)))
                 onStep?(step, lv)
-                if shouldStop?() == true { result.status = "interrupted"; return result }
+                if shouldStop?() == true { result.status = .interrupted; return result }
             }
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
@@ -341,12 +346,12 @@ public final class Trainer {
             if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
             onEpoch?(epoch, min(c.epochs, (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch), result.history.reduce(0) { $0 + $1.seconds })
             if epoch == interruptAfterEpoch {
-                result.status = "interrupted"
+                result.status = .interrupted
                 return result
             }
             epoch += 1
         }
-        result.status = "done"
+        result.status = .done
         if let path = artifactPath {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])

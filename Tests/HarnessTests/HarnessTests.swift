@@ -175,7 +175,7 @@ final class StoreTests: XCTestCase {
         try s.insertPending(runs)
         for (i, v) in [70.0, 74.0, 81.0].enumerated() {
             let c = try s.claim(worker: "t", pid: getpid())!
-            var r = TrainResult(config: c.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 2, best: ["accuracy": v], last: ["accuracy": v - 1],
+            var r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 2, best: ["accuracy": v], last: ["accuracy": v - 1],
                                 history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"])
             r.config.seed = i + 1
             try s.complete(c.id, result: r)
@@ -227,7 +227,7 @@ final class StoreTests: XCTestCase {
         func rec(_ e: Int, _ sec: Double) throws -> EpochRecord {  // no public memberwise init: decode one
             try JSONDecoder().decode(EpochRecord.self, from: Data("{\"epoch\":\(e),\"step\":\(e),\"trainLoss\":1,\"metrics\":{},\"seconds\":\(sec)}".utf8))
         }
-        try s.complete(a.id, result: TrainResult(config: a.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: [:], last: [:],
+        try s.complete(a.id, result: TrainResult(config: a.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: [:], last: [:],
                                                  history: [try rec(1, 3), try rec(2, 5)], trainableParams: 1, trainExamples: 1, evalExamples: 1,
                                                  dataFiles: [:], manifest: nil, smoke: true, predictions: nil))
         let b = try s.claim(worker: "t", pid: getpid())!

@@ -215,7 +215,7 @@ final class MethodMatrixTests: XCTestCase {
         let inj = try d.injection(drop: .eval)
         XCTAssertEqual(inj.inputDelta!.shape, [32, 64])
         XCTAssertTrue(inj.inputDelta!.array.allSatisfy { $0 == 0 })  // B = 0 at init
-        XCTAssertEqual(d.trainable.filter { $0.group == "secondary" }.count, 2)
+        XCTAssertEqual(d.trainable.filter { $0.group == .secondary }.count, 2)
     }
 
     func testPromptInitFromFirst5000Rows() throws {

@@ -14,7 +14,7 @@ final class GatedPrompt: TuningMethod {
     let config: MethodConfig
     let prompt: Tensor, gate: Tensor
     var trainable: [TrainableTensor] {
-        [TrainableTensor(name: "prompt", tensor: prompt, group: "main"), TrainableTensor(name: "gate", tensor: gate, group: "main")]
+        [TrainableTensor(name: "prompt", tensor: prompt, group: .main), TrainableTensor(name: "gate", tensor: gate, group: .main)]
     }
 
     init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
@@ -43,7 +43,7 @@ final class OneFileMethodTests: XCTestCase {
         let t = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests")
         t.lockPath = "\(repoRoot)/Baselines/data.lock"
         let r = try t.run()
-        XCTAssertEqual(r.status, "done")
+        XCTAssertEqual(r.status, .done)
         XCTAssertEqual(r.trainableParams, 8 * 64 + 1)
         let steps = try XCTUnwrap(r.steps)
         XCTAssertTrue(steps.allSatisfy { ($0.gradNorms["gate"] ?? 0) > 0 && ($0.gradNorms["prompt"] ?? 0) > 0 })

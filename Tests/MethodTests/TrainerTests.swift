@@ -29,7 +29,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.predictions, b.predictions)
         let c = try trainer(try config("dpt", seed: 2)).run()
         XCTAssertNotEqual(a.history.map(\.trainLoss), c.history.map(\.trainLoss))
-        XCTAssertEqual(a.status, "done")
+        XCTAssertEqual(a.status, .done)
         XCTAssertEqual(a.manifest, "\(repoRoot)/Baselines/manifests/cb-k8-s1.json")
     }
 
@@ -40,7 +40,7 @@ final class TrainerTests: XCTestCase {
         c.schedule = .constant
         c.clipNorm = nil
         let r = try trainer(c).run()
-        XCTAssertEqual(r.status, "diverged")
+        XCTAssertEqual(r.status, .diverged)
         XCTAssertNotNil(r.divergedAtStep)
     }
 
@@ -54,10 +54,10 @@ final class TrainerTests: XCTestCase {
         let first = try trainer(c, checkpoint: ck)
         first.interruptAfterEpoch = 2
         let partial = try first.run()
-        XCTAssertEqual(partial.status, "interrupted")
+        XCTAssertEqual(partial.status, .interrupted)
         XCTAssertEqual(partial.history.count, 2)
         let resumed = try trainer(c, checkpoint: ck).run()
-        XCTAssertEqual(resumed.status, "done")
+        XCTAssertEqual(resumed.status, .done)
         XCTAssertEqual(resumed.history.map(\.trainLoss), full.history.map(\.trainLoss))
         XCTAssertEqual(resumed.history.map(\.metrics), full.history.map(\.metrics))
         XCTAssertEqual(resumed.predictions, full.predictions)
@@ -82,7 +82,7 @@ final class TrainerTests: XCTestCase {
         var c = try TrainConfig.preset("lopt-paper", method: mc, task: "sst2", model: "embedded:gpt2-tiny", k: 16, seed: 1)
         c.epochs = 2; c.evalLimit = 20
         let r = try trainer(c).run()
-        XCTAssertEqual(r.status, "done")
+        XCTAssertEqual(r.status, .done)
         XCTAssertTrue(r.predictions!.allSatisfy { ["negative", "positive"].contains($0) })
     }
 

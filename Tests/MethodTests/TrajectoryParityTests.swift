@@ -82,8 +82,8 @@ final class TrajectoryParityTests: XCTestCase {
                 let model: Backbone = c.arch == "t5" ? try T5Model.load(directory: modelDir) : try GPT2Model.load(directory: modelDir)
                 let method = try MethodRegistry.make(c.method_config, backbone: model, key: RNGKey(seed: 1))
                 try Trainer.initialize(method, from: "\(dir)/initial.safetensors")
-                let main = method.trainable.filter { $0.group == "main" }.map(\.tensor)
-                let second = method.trainable.filter { $0.group == "secondary" }.map(\.tensor)
+                let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
+                let second = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
                 var groups = [ParamGroup(tensors: main, lr: c.optimizer.lr, weightDecay: c.optimizer.weight_decay)]
                 if !second.isEmpty {
                     groups.append(ParamGroup(tensors: second, lr: c.optimizer.lr_secondary ?? c.optimizer.lr, weightDecay: c.optimizer.weight_decay))

@@ -14,7 +14,7 @@ final class LossCurvesTests: XCTestCase {
         try s.insertPending(Array(runs.prefix(2)))
         var losses: [[Double]] = [[3, 2, 1.5], [5, 3, 0.5]]
         while let c = try s.claim(worker: "t", pid: getpid()) {
-            var r = TrainResult(config: c.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 50], last: ["accuracy": 50],
+            var r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 50], last: ["accuracy": 50],
                                 history: [], trainableParams: 1, trainExamples: 1, evalExamples: 1, dataFiles: [:], manifest: nil, smoke: false, predictions: [])
             let l = losses.removeFirst()
             r.steps = l.enumerated().map { StepRecord(step: $0.offset + 1, epoch: 1, loss: $0.element, lr: [0.3], gradNorm: 1, gradNorms: ["A": 1],

@@ -25,7 +25,7 @@ func fixtureStore(_ path: String, spec: String, variant: String, values: [String
         guard c.spec.seed <= vals.count else { try s.fail(c.id, error: "fixture has no value for this seed"); continue }
         let v = vals[c.spec.seed - 1]
         let metric = ["multirc": "f1a", "record": "f1"][c.spec.task] ?? "accuracy"
-        let r = TrainResult(config: c.spec.config, status: "done", divergedAtStep: nil, bestEpoch: 1, best: [metric: v], last: [metric: v - 1],
+        let r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: [metric: v], last: [metric: v - 1],
                             history: [], trainableParams: 1, trainExamples: 1, evalExamples: 1, dataFiles: [:], manifest: nil, smoke: false, predictions: [])
         try s.complete(c.id, result: r)
     }
