@@ -40,6 +40,15 @@ public struct ParityCase: Decodable {
 }
 
 public enum ParityRunner {
+    /// A PEFT adapter as the parity run applies it: its prompt (with a gradient slot, reported as
+    /// `prompt_grad`), DePT's input update, and LoRA pairs keyed by weight name.
+    static func apply(_ dir: String, parameters: [(name: String, tensor: Tensor)], dModel: Int, isT5: Bool) throws
+        -> (Tensor?, Tensor?, [String: LinearAdapter]) {
+        let a = try PEFTAdapter.load(directory: dir, parameters: parameters.map { ($0.name, $0.tensor.shape) }, dModel: dModel, isT5: isT5)
+        a.encoderPrompt?.requiresGrad = true
+        return (a.encoderPrompt, a.inputDelta, a.linearAdapters)
+    }
+
     /// Executes `c` on the checkpoint in `modelDirectory`; returns the JSON object of FORMAT §1.3.
     /// `crossAttention` forces T5's cross-attention form (tests run both against the same reference).
     /// `adapter`: a PEFT adapter directory applied as PEFT applies it (its prompt replaces the
@@ -88,11 +97,7 @@ public enum ParityRunner {
             let model = try T5Model.load(directory: modelDirectory)
             model.crossAttentionMode = crossAttention
             if let adapter {
-                let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
-                                             dModel: model.config.dModel, isT5: true)
-                if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
-                inputDelta = a.inputDelta
-                model.adapters = a.linearAdapters
+                (prompt, inputDelta, model.adapters) = try apply(adapter, parameters: model.parameters, dModel: model.config.dModel, isT5: true)
             }
             var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
             if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
@@ -109,11 +114,7 @@ public enum ParityRunner {
         case .gpt2:
             let model = try GPT2Model.load(directory: modelDirectory)
             if let adapter {
-                let a = try PEFTAdapter.load(directory: adapter, parameters: model.parameters.map { ($0.name, $0.tensor.shape) },
-                                             dModel: model.config.nEmbd, isT5: false)
-                if let p = a.encoderPrompt { prompt = p; prompt!.requiresGrad = true }
-                inputDelta = a.inputDelta
-                model.adapters = a.linearAdapters
+                (prompt, inputDelta, model.adapters) = try apply(adapter, parameters: model.parameters, dModel: model.config.nEmbd, isT5: false)
             }
             var aliases = ["lm_head.weight": "\(model.prefix)wte.weight"]
             for (name, _) in model.parameters {
