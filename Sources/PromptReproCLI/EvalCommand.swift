@@ -43,8 +43,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
         }
         let sha = try SHA256.hex(file: weights)
-        var isGPT2 = false
-        if let d = try? ModelFiles.locate(model), case .gpt2? = try? ModelConfig.load(path: (d as NSString).appendingPathComponent("config.json")) { isGPT2 = true }
+        let isGPT2 = modelIsGPT2(model)
         var mc = try MethodConfig.defaults("pt")
         mc.method = "peft-adapter"
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)

@@ -87,10 +87,7 @@ struct Train: ParsableCommand {
             mc.dropout = loraDropout
         }
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
-        var isGPT2 = false
-        if let dir = try? ModelFiles.locate(model), case .gpt2? = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
-            isGPT2 = true
-        }
+        let isGPT2 = modelIsGPT2(model)
         let proto = protocolName ?? (isGPT2 ? "lopt-paper" : TrainConfig.defaultProtocol(for: method))
         var c = try TrainConfig.preset(proto, method: mc, task: task, model: model, k: k, seed: seed)
         if let templates {
@@ -157,4 +154,12 @@ struct Train: ParsableCommand {
         print(result.json)
         if result.status == .diverged { throw ExitCode(3) }
     }
+}
+
+/// Whether MODEL (directory, hub id or embedded:NAME) is a GPT-2 checkpoint: LoPT Table 1's backbone,
+/// whose default protocol is LoPT's (verbaliser templates, Adafactor). False when it cannot be found.
+func modelIsGPT2(_ model: String) -> Bool {
+    guard let dir = try? ModelFiles.locate(model),
+          case .gpt2? = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) else { return false }
+    return true
 }

@@ -462,34 +462,27 @@ func killWorkers(using db: String) {
 }
 
 /// Runs the CLI and returns (exit status, stderr).
-/// Runs the CLI and returns (exit status, stdout); stderr is dropped.
-func runStdout(_ args: [String]) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try binary())
-    p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    return (p.terminationStatus, text)
-}
-
-func runCapture(_ args: [String], cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> (Int32, String) {
+/// Runs the CLI and returns (exit status, one of its streams as text); the other stream is dropped.
+func runCLIText(_ args: [String], stdout: Bool, cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try binary())
     p.arguments = args
     p.currentDirectoryURL = URL(fileURLWithPath: cwd)
     if !extra.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(extra) { _, b in b } }
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
+    let pipe = Pipe()
+    if stdout { p.standardOutput = pipe; p.standardError = FileHandle.nullDevice } else { p.standardError = pipe; p.standardOutput = FileHandle.nullDevice }
     try p.run()
-    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     return (p.terminationStatus, text)
+}
+
+/// (exit status, stdout).
+func runStdout(_ args: [String]) throws -> (Int32, String) { try runCLIText(args, stdout: true) }
+
+/// (exit status, stderr).
+func runCapture(_ args: [String], cwd: String = repoRoot, env extra: [String: String] = [:]) throws -> (Int32, String) {
+    try runCLIText(args, stdout: false, cwd: cwd, env: extra)
 }
 
 /// Bad input gets a clear error naming the file, the position and what is wrong, a non-zero exit,
