@@ -712,11 +712,12 @@ final class SweepInterruptTests: XCTestCase {
         try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 12,").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
         let args = ["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]
-        /// Waits until a run has trained an epoch; returns the running rows' worker pids.
+        /// Waits until a run has trained an epoch but no more than half of its 12 (so it is still
+        /// training when the signal lands, not finishing); returns the running rows' worker pids.
         func waitForRunning(_ p: Process) throws -> [Int32] {
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline && p.isRunning {
-                if let rows = try? ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running' AND epochs_done >= 1"), !rows.isEmpty {
+                if let rows = try? ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running' AND epochs_done BETWEEN 1 AND 6"), !rows.isEmpty {
                     return try ResultsStore(path: db).db.query("SELECT worker_pid FROM runs WHERE status='running'").compactMap { $0["worker_pid"]?.int.map(Int32.init) }
                 }
                 Thread.sleep(forTimeInterval: 0.05)
