@@ -28,8 +28,8 @@ extension ResultsStore {
         return try db.transaction {
             var merged = 0
             for r in rows {
-                let key: [SQLiteDB.Value] = [r["spec"]!, r["profile"]!, r["cell"]!, r["seed"]!]
-                if let existing = try db.query("SELECT id, status, identity FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'", key).first {
+                let key: [SQLiteDB.Value] = [r["spec"]!, r["profile"]!, r["cell"]!, r["seed"]!, r["sample_seed"] ?? r["seed"]!]
+                if let existing = try db.query("SELECT id, status, identity FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'", key).first {
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
@@ -40,7 +40,7 @@ extension ResultsStore {
                 let cols = ["spec", "profile", "cell", "variant", "method", "task", "model", "model_spec", "k", "seed", "config_json",
                             "config_hash", "status", "attempts", "worker", "weights_sha256", "data_hashes", "manifest", "trainable_params",
                             "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step",
-                            "identity", "identity_json", "task_version"]
+                            "identity", "identity_json", "task_version", "sample_seed"]
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
                              cols.map { r[$0] ?? .null })
                 let id = db.lastInsertID, old = r["id"]!
@@ -60,6 +60,9 @@ extension ResultsStore {
                     try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
                                  [.int(id), st["step"]!, st["epoch"]!, st["loss"]!, st["lr_json"]!, st["grad_norm"]!, st["grad_norms_json"]!,
                                   st["param_norms_json"]!, st["seconds"]!])
+                }
+                for m in try src.db.query("SELECT * FROM run_metrics WHERE run_id=? ORDER BY name", [old]) {
+                    try db.query("INSERT INTO run_metrics VALUES (?,?,?)", [.int(id), m["name"]!, m["value"]!])
                 }
                 merged += 1
             }

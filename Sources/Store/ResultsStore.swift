@@ -126,6 +126,19 @@ public final class ResultsStore {
         ALTER TABLE runs ADD COLUMN epochs_total INTEGER;
         ALTER TABLE runs ADD COLUMN epoch_seconds REAL;
         """,
+        // v4: protocol variants. `sample_seed` is the few-shot sample's seed when it differs from the
+        // training seed (NULL: the paper protocol, one seed for both), so a cell holds every
+        // (sample seed, seed) pair; `run_metrics` holds per-run measurements that are not scores
+        // (efficiency, invalid-output fraction, selection details), one row per name.
+        """
+        ALTER TABLE runs ADD COLUMN sample_seed INTEGER;
+        DROP INDEX runs_current;
+        CREATE UNIQUE INDEX runs_current ON runs(spec, profile, cell, seed, IFNULL(sample_seed, seed)) WHERE status != 'superseded';
+        CREATE TABLE run_metrics (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL, value REAL NOT NULL,
+          PRIMARY KEY (run_id, name)
+        );
+        """,
     ]
 
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
@@ -268,6 +281,10 @@ public final class ResultsStore {
             try db.query("DELETE FROM scores WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM predictions WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM steps WHERE run_id=?", [.int(id)])
+            try db.query("DELETE FROM run_metrics WHERE run_id=?", [.int(id)])
+            for (name, v) in (result.extras ?? [:]).sorted(by: { $0.key < $1.key }) where v.isFinite {
+                try db.query("INSERT INTO run_metrics VALUES (?,?,?)", [.int(id), .text(name), .double(v)])
+            }
             func json(_ o: Any) throws -> String { String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self) }
             for st in result.steps ?? [] {
                 try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",

@@ -75,6 +75,10 @@ public struct TrainResult: Codable, Sendable {
     public var smoke: Bool
     public var predictions: [String]?          // last evaluation's predictions (validation order)
     public var bestPredictions: [String]?      // the best epoch's predictions (what `best` scores)
+    /// Per-run measurements that are not scores, by name (stored in `run_metrics`): efficiency
+    /// (`peak_rss_bytes`, `seconds_per_step`, …), `invalid_fraction`, selection details. Absent in
+    /// records made before protocol variants.
+    public var extras: [String: Double]?
 
     public init(config: TrainConfig, status: RunStatus, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
                 history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],
