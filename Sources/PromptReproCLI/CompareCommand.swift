@@ -52,9 +52,9 @@ struct CompareCommand: ParsableCommand {
         }
         // What the spec expects, per task, for both sides.
         let expanded = try s.expand(profile: profile)
-        func expected(_ variant: String) -> [String: [Int]] {
-            var e: [String: Set<Int>] = [:]
-            for r in expanded where r.variant == variant { e[r.task, default: []].insert(r.seed) }
+        func expected(_ variant: String) -> [String: [Replicate]] {
+            var e: [String: Set<Replicate>] = [:]
+            for r in expanded where r.variant == variant { e[r.task, default: []].insert(Replicate(seed: r.seed, sampleSeed: r.sampleSeed)) }
             return e.mapValues { $0.sorted() }
         }
         var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
@@ -70,25 +70,27 @@ struct CompareCommand: ParsableCommand {
 
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         var exampleCache: [String: [Example]] = [:]
-        func examples(_ task: String, _ set: TemplateSet) -> [Example]? {
-            let key = "\(task)/\(set.rawValue)"
+        func examples(_ task: String, _ set: TemplateSet, _ half: Bool) -> [Example]? {
+            let key = "\(task)/\(set.rawValue)/\(half)"
             if let e = exampleCache[key] { return e }
             guard let data, let def = try? TaskRegistry.definition(task), let val = try? DataLoader.load(def, split: .validation, dataDir: data),
-                  let ex = try? Templates.examples(val, set: set, training: false) else { return nil }
+                  let ex = try? Templates.examples(val, set: set, training: false,
+                                                   rows: half ? FewShotSampler.validationHalves(rows: val.rows.count).report : nil) else { return nil }
             exampleCache[key] = ex
             return ex
         }
         func runs(_ variant: String, _ task: String, _ model: String) throws -> [PairedRun] {
             guard let store, source == db else {
-                return cells.filter { $0.variant == variant && $0.task == task && $0.model == model }.flatMap(\.seeds)
-                    .map { PairedRun(seed: $0, predictions: nil, templates: .dpt) }
+                return cells.filter { $0.variant == variant && $0.task == task && $0.model == model }.flatMap(\.replicates)
+                    .map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) }
             }
             return try store.db.query("""
                 SELECT id, seed, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND status IN ('done','evaluated') ORDER BY seed
                 """, [.text(s.name), .text(profile), .text(variant), .text(task), .text(model)]).map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
-                return PairedRun(seed: r["seed"]!.int!, predictions: preds.isEmpty ? nil : preds, templates: cfg.templates)
+                return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
+                                 templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf)
             }
         }
         let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil

@@ -125,6 +125,7 @@ struct Shard: ParsableCommand {
     @Option var profile: String = "smoke"
     @Option(help: "Number of shards (array tasks).") var shards: Int = 2
     @Option(help: "Directory for shard-<i>.sqlite.") var dir: String
+    @Option(help: "Merged store holding finished hyper-parameter searches: the chosen points' runs are sharded too.") var searchDB: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/); hashed into each run's identity.") var dataDir: String?
 
     func run() throws {
@@ -133,9 +134,18 @@ struct Shard: ParsableCommand {
         let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
         // Identities hash the data the workers will read; without a data directory here they say "missing".
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir) : ((try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
-        let runs = try scratch.withIdentities(try s.expand(profile: profile), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
+        // A searched variant's final runs are known once its search is finished and merged into `--db`.
+        let merged = try searchDB.map { try ResultsStore(readOnlyPath: $0) }
+        let choose = merged.map { $0.searchChoice(spec: s.name, profile: profile) }
+        let runs = try scratch.withIdentities(try s.expand(profile: profile, choose: choose), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
+        if s.hasSearch {
+            let waiting = try s.expand(profile: profile, choose: { points, _, _, _ in points.first }).count - runs.count
+            if waiting > 0 {
+                stderr("\(waiting) runs of searched variants wait for their search: after `merge`, run `shard` again with --search-db <merged store>")
+            }
+        }
     }
 }
 

@@ -54,6 +54,14 @@ struct Train: ParsableCommand {
     @Option(help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
     @Option(help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Prompt init: pt/respt/dept: sampled-vocab, respt-vocab, uniform, normal, text:<string> (token embeddings of the text, cycled to n; DePT code default), labels (the label words; Lester et al.); dpt: uniform, normal; lopt1/lopt2/probe: uniform. Text and labels are refused for factorised prompts.") var initialization: String?
+    @Option(help: "Seed of the few-shot sample when it differs from --seed (default: --seed, the papers' protocol).") var sampleSeed: Int?
+    @Option(help: "Few-shot sampler: uniform (papers) or balanced (k/C per class; remainder to the first classes met along the seed's permutation).")
+    var sampler: String?
+    @Option(help: "Best-epoch selection: validation (papers: select and report on it), train-dev (k_dev training rows outside the sample), val-half (DePT: select on one half of validation, report the other).")
+    var selectOn: String?
+    @Option(help: "Size of the train-dev set (default: k).") var kDev: Int?
+    @Option(help: "T5 predictions: generate (papers: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
+    var evalMode: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Checkpoint file (safetensors) to resume from and update every epoch.") var checkpoint: String?
     @Option(help: "Initial values of the method's tensors from a safetensors file (names as in run artifacts; see docs/formats.md), or a PEFT PROMPT_TUNING adapter directory (its prompt sets the method's prompt table: prompt transfer).")
@@ -126,6 +134,15 @@ struct Train: ParsableCommand {
         if let evalEvery { c.evalEvery = evalEvery }
         if let evalLimit { c.evalLimit = evalLimit }
         c.threads = global.threads
+        c.sampleSeed = sampleSeed
+        c.sampler = try sampler.map { try choice("sampler", $0, SamplerKind.self) }
+        c.selectOn = try selectOn.map { try choice("select-on", $0, SelectionSplit.self) }
+        c.evalMode = try evalMode.map { try choice("eval-mode", $0, EvalMode.self) }
+        if let kDev {
+            guard c.selectOn == .trainDev else { throw ValidationError("--k-dev applies to --select-on train-dev") }
+            guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }
+            c.kDev = kDev
+        }
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
             var isDir: ObjCBool = false
@@ -162,4 +179,11 @@ func modelIsGPT2(_ model: String) -> Bool {
     guard let dir = try? ModelFiles.locate(model),
           case .gpt2? = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) else { return false }
     return true
+}
+
+/// The case of `E` named `value` (its raw value), or an error listing the choices of `--flag`.
+func choice<E: RawRepresentable & CaseIterable>(_ flag: String, _ value: String, _ type: E.Type) throws -> E where E.RawValue == String {
+    if let e = E(rawValue: value) { return e }
+    let known = E.allCases.map(\.rawValue)
+    throw ValidationError("--\(flag) '\(value)' is not one of \(known.joined(separator: ", "))\(didYouMean(value, known))")
 }

@@ -28,7 +28,7 @@ public struct ComparisonRow {
     public var metric: String
     public var new: [Double]           // per common seed (stored) or every seed (published)
     public var baseline: [Double]      // per common seed; [] against published
-    public var seeds: [Int]
+    public var seeds: [Replicate]
     public var baselineMean: Double
     public var delta: Double
     public var method: String          // "paired bootstrap over N examples × S seeds" | "paired t over S seeds" | "none"
@@ -38,7 +38,7 @@ public struct ComparisonRow {
     public var level: Double?          // confidence level of `ci`
     public var verdict: String         // win | tie | loss | — (no test)
 
-    public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Int], baselineMean: Double,
+    public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Replicate], baselineMean: Double,
                 delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
         self.task = task; self.model = model; self.metric = metric; self.new = new; self.baseline = baseline; self.seeds = seeds
         self.baselineMean = baselineMean; self.delta = delta; self.method = method; self.p = p; self.pHolm = pHolm; self.ci = ci
@@ -52,14 +52,19 @@ public struct MissingRuns {
     public var isEmpty: Bool { lines.isEmpty }
 }
 
-/// A run's identity for pairing: its seed, its best-epoch predictions (nil when not stored) and
-/// the template set its targets use.
+/// A run's identity for pairing: its seed and sample seed (runs pair when both agree, so the two
+/// methods saw the same few-shot sample), its best-epoch predictions (nil when not stored) and the
+/// template set its targets use.
 public struct PairedRun {
-    public var seed: Int
+    public var replicate: Replicate
+    public var seed: Int { replicate.seed }
     public var predictions: [String]?
     public var templates: TemplateSet
-    public init(seed: Int, predictions: [String]?, templates: TemplateSet) {
-        self.seed = seed; self.predictions = predictions; self.templates = templates
+    /// Which validation rows the run reported on (val-half: the second half only).
+    public var reportsHalf: Bool
+    public init(seed: Int, sampleSeed: Int? = nil, predictions: [String]?, templates: TemplateSet, reportsHalf: Bool = false) {
+        self.replicate = Replicate(seed: seed, sampleSeed: sampleSeed); self.predictions = predictions; self.templates = templates
+        self.reportsHalf = reportsHalf
     }
 }
 
@@ -139,10 +144,11 @@ public enum Compare {
 
     /// Rows for every task where both sides have runs; statistics as described at the top of the file.
     /// `runs(variant, task, model)` gives a variant's finished runs of a task (for pairing and
-    /// predictions); `examples(task, set)` the validation examples, nil when the data is not there.
+    /// predictions); `examples(task, set, half)` the validation examples (half: the reported half of
+/// `select_on: val-half`), nil when the data is not there.
     public static func rows(cells: [CellResult], newVariant: String, baselineVariant: String, published: [PublishedValue]?,
                             paper: String, table: String, runs: (String, String, String) throws -> [PairedRun],
-                            examples: (String, TemplateSet) -> [Example]?) throws -> [ComparisonRow] {
+                            examples: (String, TemplateSet, Bool) -> [Example]?) throws -> [ComparisonRow] {
         var out: [ComparisonRow] = []
         var boots: [[Double]?] = []  // per row: the bootstrap distribution, when one was drawn
         for c in cells where c.variant == newVariant {
@@ -153,7 +159,7 @@ public enum Compare {
                 let modelLabel = ["t5-small": "T5-Small", "t5-base": "T5-Base", "t5-large": "T5-Large", "gpt2-large": "GPT-2 large"][c.model] ?? c.model
                 guard let v = published.first(where: { $0.paper == paper && $0.table == table && $0.method == baselineVariant
                     && ($0.model == modelLabel || $0.model == c.model) && $0.column == c.task })?.number else { continue }
-                out.append(ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.seeds,
+                out.append(ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.replicates,
                                          baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
                                          p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—"))
                 boots.append(nil)
@@ -162,9 +168,9 @@ public enum Compare {
             guard let b = cells.first(where: { $0.variant == baselineVariant && $0.task == c.task && $0.model == c.model && $0.k == c.k }),
                   b.best[metric] != nil else { continue }
             let newRuns = try runs(newVariant, c.task, c.model), baseRuns = try runs(baselineVariant, c.task, c.model)
-            let common = Set(newRuns.map(\.seed)).intersection(baseRuns.map(\.seed)).sorted()
-            func perSeed(_ cell: CellResult) -> [Int: Double] {
-                Dictionary(uniqueKeysWithValues: zip(cell.seeds, cell.best[metric]?.values ?? []))
+            let common = Set(newRuns.map(\.replicate)).intersection(baseRuns.map(\.replicate)).sorted()
+            func perSeed(_ cell: CellResult) -> [Replicate: Double] {
+                Dictionary(uniqueKeysWithValues: zip(cell.replicates, cell.best[metric]?.values ?? []))
             }
             let nv = perSeed(c), bv = perSeed(b)
             let pairs = common.filter { nv[$0] != nil && bv[$0] != nil }
@@ -174,15 +180,17 @@ public enum Compare {
                                     delta: pairs.isEmpty ? .nan : Statistics.mean(newVals) - Statistics.mean(baseVals),
                                     method: "none", p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
             // Paired bootstrap over examples when every paired run has its best-epoch predictions.
-            let nr = Dictionary(newRuns.map { ($0.seed, $0) }, uniquingKeysWith: { a, _ in a })
-            let br = Dictionary(baseRuns.map { ($0.seed, $0) }, uniquingKeysWith: { a, _ in a })
+            let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
+            let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             var boot: [Double]? = nil
             if !pairs.isEmpty, pairs.allSatisfy({ nr[$0]?.predictions != nil && br[$0]?.predictions != nil }) {
                 var a: [[[Double]]] = [], z: [[[Double]]] = []
                 var ok = true
                 for s in pairs {
                     // Runs with an evaluation limit scored a prefix of the validation split.
-                    guard let fullN = examples(c.task, nr[s]!.templates), let fullB = examples(c.task, br[s]!.templates),
+                    guard nr[s]!.reportsHalf == br[s]!.reportsHalf,
+                          let fullN = examples(c.task, nr[s]!.templates, nr[s]!.reportsHalf),
+                          let fullB = examples(c.task, br[s]!.templates, br[s]!.reportsHalf),
                           fullN.count >= nr[s]!.predictions!.count, fullB.count >= br[s]!.predictions!.count,
                           nr[s]!.predictions!.count == br[s]!.predictions!.count else { ok = false; break }
                     let exN = Array(fullN.prefix(nr[s]!.predictions!.count)), exB = Array(fullB.prefix(br[s]!.predictions!.count))
@@ -225,17 +233,17 @@ public enum Compare {
     }
 
     /// Tasks and seeds the spec expects that either side lacks (with each run's status).
-    public static func missing(expected: [String: [Int]], cells: [CellResult], variant: String, label: String) -> [String] {
+    public static func missing(expected: [String: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
         var lines: [String] = []
         for task in expected.keys.sorted() {
             let want = expected[task]!
             let have = cells.filter { $0.variant == variant && $0.task == task }
-            let done = Set(have.flatMap(\.seeds))
+            let done = Set(have.flatMap(\.replicates))
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
             var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
             if have.isEmpty { statuses = ["no runs"] }
-            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(lacking.map(String.init).joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
+            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(lacking.map { $0.sampleSeed == $0.seed ? "\($0.seed)" : $0.description }.joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
         }
         return lines
     }

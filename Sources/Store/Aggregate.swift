@@ -2,6 +2,7 @@
 // deviation (n − 1 denominator, what numpy.std(ddof=1) / pandas give) and the population one
 // (n denominator, numpy.std default) — DPT Table 3 does not say which it used.
 import Foundation
+import Training
 
 public struct Stat: Codable, Equatable, Sendable {
     public var n: Int
@@ -25,6 +26,16 @@ public struct Stat: Codable, Equatable, Sendable {
     }
 }
 
+/// One run of a cell: its training seed and its few-shot sample's seed (equal under the papers'
+/// protocol). Ordered by (sample seed, seed); printed "s2" or, when the seeds differ, "s2/d1".
+public struct Replicate: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    public var seed: Int
+    public var sampleSeed: Int
+    public init(seed: Int, sampleSeed: Int? = nil) { self.seed = seed; self.sampleSeed = sampleSeed ?? seed }
+    public static func < (a: Replicate, b: Replicate) -> Bool { (a.sampleSeed, a.seed) < (b.sampleSeed, b.seed) }
+    public var description: String { sampleSeed == seed ? "s\(seed)" : "s\(seed)/d\(sampleSeed)" }
+}
+
 public struct CellResult: Codable, Sendable {
     public var cell: String
     public var variant: String
@@ -33,6 +44,9 @@ public struct CellResult: Codable, Sendable {
     public var model: String
     public var k: Int?
     public var seeds: [Int]
+    /// The sample seed of each run, in `seeds`' order; nil when every run's sample seed is its
+    /// training seed (the papers' protocol), so exports of such cells are unchanged.
+    public var sampleSeeds: [Int]?
     public var statuses: [String: Int]
     public var trainableParams: Int?
     public var best: [String: Stat]
@@ -40,6 +54,8 @@ public struct CellResult: Codable, Sendable {
     public var divergedSeeds: [Int]
     /// Rank-probe runs: per epoch, means over seeds of (positive, negative) Σ entries and rank(P).
     public var probe: [ProbePoint]?
+    /// The protocol variants the cell's runs use (`TrainConfig.variantLabel`); nil: the papers' protocol.
+    public var protocolLabel: String?
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -47,6 +63,14 @@ public struct CellResult: Codable, Sendable {
         self.seeds = seeds; self.statuses = statuses; self.trainableParams = trainableParams; self.best = best; self.last = last
         self.divergedSeeds = divergedSeeds; self.probe = probe
     }
+
+    /// The finished runs, in the order of every `Stat.values` of the cell.
+    public var replicates: [Replicate] {
+        zip(seeds, sampleSeeds ?? seeds).map { Replicate(seed: $0, sampleSeed: $1) }
+    }
+
+    /// Whether any run's sample seed differs from its training seed (a crossed design).
+    public var crossesSampleSeeds: Bool { sampleSeeds != nil }
 }
 
 extension CellResult {
@@ -71,11 +95,12 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 extension ResultsStore {
     /// Per-cell statistics of finished runs (done; diverged runs are listed, not averaged).
     public func cellResults(spec: String, profile: String) throws -> [CellResult] {
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, status, trainable_params FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)])
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
-        var values: [String: [String: [String: [(Int, Double)]]]] = [:]  // cell → kind → metric → (seed, value)
+        var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)
         for r in runs {
             let cell = r["cell"]!.text!
             if byCell[cell] == nil {
@@ -83,12 +108,17 @@ extension ResultsStore {
                 byCell[cell] = CellResult(cell: cell, variant: r["variant"]!.text!, method: r["method"]!.text!, task: r["task"]!.text!,
                                           model: r["model"]!.text!, k: r["k"]?.int, seeds: [], statuses: [:], trainableParams: nil,
                                           best: [:], last: [:], divergedSeeds: [], probe: nil)
+                if let json = r["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) {
+                    byCell[cell]!.protocolLabel = cfg.variantLabel
+                }
             }
             let status = r["status"]!.text!
             byCell[cell]!.statuses[status, default: 0] += 1
             if status == "diverged" { byCell[cell]!.divergedSeeds.append(r["seed"]!.int!) }
             guard status == "done" || status == "evaluated" else { continue }
-            byCell[cell]!.seeds.append(r["seed"]!.int!)
+            let rep = Replicate(seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int)
+            byCell[cell]!.seeds.append(rep.seed)
+            byCell[cell]!.sampleSeeds = (byCell[cell]!.sampleSeeds ?? []) + [rep.sampleSeed]
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
             if r["method"]?.text == "probe" {
                 var pts = byCell[cell]!.probe ?? []
@@ -102,14 +132,61 @@ extension ResultsStore {
                 byCell[cell]!.probe = pts
             }
             for s in try db.query("SELECT kind, metric, value FROM scores WHERE run_id=?", [.int(r["id"]!.int!)]) {
-                values[cell, default: [:]][s["kind"]!.text!, default: [:]][s["metric"]!.text!, default: []].append((r["seed"]!.int!, s["value"]!.double!))
+                values[cell, default: [:]][s["kind"]!.text!, default: [:]][s["metric"]!.text!, default: []].append((rep, s["value"]!.double!))
             }
         }
         return order.map { cell in
             var c = byCell[cell]!
+            let reps = c.replicates.sorted()
+            c.seeds = reps.map(\.seed)
+            c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             c.last = (values[cell]?["last"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             return c
         }
+    }
+}
+
+/// One-way random-effects decomposition of a cell's scores when sample seeds are crossed with
+/// training seeds: y_ij = μ + a_i + e_ij, a_i ~ (0, σ²_between) the few-shot sample i, e_ij ~ (0,
+/// σ²_within) the training seed j within it. Estimator: the ANOVA (method-of-moments) estimator,
+/// σ²_within = MSW, σ²_between = max(0, (MSB − MSW) / n0), n0 = (N − Σ n_i² / N) / (a − 1)
+/// (Searle, Casella & McCulloch 1992, §3.5; unbalanced groups allowed); negative estimates are
+/// truncated at 0. Variances in squared score points.
+public struct VarianceComponents: Codable, Equatable, Sendable {
+    public var samples: Int          // a: distinct sample seeds
+    public var runs: Int             // N
+    public var between: Double       // σ²_between (few-shot sample)
+    public var within: Double        // σ²_within (training seed: init, order, dropout)
+    /// σ²_between / (σ²_between + σ²_within); nil when both are 0.
+    public var sampleShare: Double? { between + within > 0 ? between / (between + within) : nil }
+
+    /// nil unless there are ≥ 2 sample seeds and some sample seed has ≥ 2 runs.
+    public init?(_ values: [(sample: Int, value: Double)]) {
+        var groups: [Int: [Double]] = [:]
+        for (g, v) in values { groups[g, default: []].append(v) }
+        let a = groups.count, N = values.count
+        guard a >= 2, N > a else { return nil }
+        let grand = values.reduce(0) { $0 + $1.value } / Double(N)
+        var ssb = 0.0, ssw = 0.0, sumSq = 0.0
+        for (_, vs) in groups.sorted(by: { $0.key < $1.key }) {
+            let m = vs.reduce(0, +) / Double(vs.count)
+            ssb += Double(vs.count) * (m - grand) * (m - grand)
+            ssw += vs.reduce(0) { $0 + ($1 - m) * ($1 - m) }
+            sumSq += Double(vs.count * vs.count)
+        }
+        let msb = ssb / Double(a - 1), msw = ssw / Double(N - a)
+        let n0 = (Double(N) - sumSq / Double(N)) / Double(a - 1)
+        samples = a; runs = N
+        within = msw
+        between = max(0, (msb - msw) / n0)
+    }
+}
+
+extension CellResult {
+    /// Variance components of the best-epoch `metric` over (sample seed, seed) runs; nil without crossing.
+    public func varianceComponents(_ metric: String) -> VarianceComponents? {
+        guard let stat = best[metric], let samples = sampleSeeds, samples.count == stat.values.count else { return nil }
+        return VarianceComponents(zip(samples, stat.values).map { (sample: $0, value: $1) })
     }
 }

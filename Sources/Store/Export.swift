@@ -25,6 +25,23 @@ public enum ResultsExport {
                        c.divergedSeeds.map(String.init).joined(separator: ","), c.failureMarker ?? ""]
             out += "|" + row.map { " \(mdCell($0)) |" }.joined() + "\n"
         }
+        let labelled = cells.filter { $0.protocolLabel != nil }
+        if !labelled.isEmpty {
+            out += "\nProtocol variants (every other cell follows the papers' protocol: one seed for sample and training, best epoch selected on the reported validation split, greedy generation):\n\n"
+            for c in labelled { out += "- \(mdCell(c.cell)): \(c.protocolLabel!)\n" }
+        }
+        let crossed = cells.compactMap { c -> (CellResult, String, VarianceComponents)? in
+            let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
+            return c.varianceComponents(metric).map { (c, metric, $0) }
+        }
+        if !crossed.isEmpty {
+            out += "\nVariance components of the best-epoch score (one-way random effects over few-shot samples, ANOVA estimator; sd in points):\n\n"
+            out += "| cell | metric | samples | runs | sd between samples | sd within sample (seed) | share of variance from the sample |\n|---|---|---|---|---|---|---|\n"
+            for (c, metric, v) in crossed {
+                out += "| \(mdCell(c.cell)) | \(metric) | \(v.samples) | \(v.runs) | " + String(format: "%.2f | %.2f | ", v.between.squareRoot(), v.within.squareRoot())
+                    + (v.sampleShare.map { String(format: "%.0f%%", 100 * $0) } ?? "—") + " |\n"
+            }
+        }
         return out
     }
 
@@ -59,6 +76,15 @@ public enum ResultsExport {
                     m["\(name)_per_seed"] = s.values
                 }
                 entry[kind] = m
+            }
+            if let label = c.protocolLabel { entry["protocol"] = label }
+            if let samples = c.sampleSeeds {
+                entry["sample_seeds"] = samples
+                let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
+                if let v = c.varianceComponents(metric) {
+                    entry["variance_components"] = ["metric": metric, "estimator": "one-way random effects, ANOVA (method of moments), truncated at 0",
+                                                    "samples": v.samples, "runs": v.runs, "between_sample": v.between, "within_sample": v.within]
+                }
             }
             results[c.cell] = entry
         }

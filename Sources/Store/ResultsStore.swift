@@ -17,6 +17,8 @@ public struct RunSpec: Equatable, Sendable {
     public var modelSpec: String  // what is loaded (directory, hub id, embedded:NAME)
     public var k: Int?
     public var seed: Int
+    /// The few-shot sample's seed when a spec crosses `sample_seeds` with `seeds` (nil: `seed`).
+    public var sampleSeed: Int?
     public var config: TrainConfig
     /// sha256 of everything that can move the run's numbers (`RunIdentity`); nil: the config's hash.
     public var identity: String?
@@ -25,10 +27,14 @@ public struct RunSpec: Equatable, Sendable {
     public var taskVersion: Int?
 
     public init(spec: String, profile: String, cell: String, variant: String, method: String, task: String, model: String,
-                modelSpec: String, k: Int?, seed: Int, config: TrainConfig) {
+                modelSpec: String, k: Int?, seed: Int, sampleSeed: Int? = nil, config: TrainConfig) {
         self.spec = spec; self.profile = profile; self.cell = cell; self.variant = variant; self.method = method
-        self.task = task; self.model = model; self.modelSpec = modelSpec; self.k = k; self.seed = seed; self.config = config
+        self.task = task; self.model = model; self.modelSpec = modelSpec; self.k = k; self.seed = seed; self.sampleSeed = sampleSeed
+        self.config = config
     }
+
+    /// The run within its cell (training seed, sample seed).
+    public var replicate: Replicate { Replicate(seed: seed, sampleSeed: sampleSeed) }
 }
 
 public struct ClaimedRun {
@@ -205,19 +211,19 @@ public final class ResultsStore {
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
-                let key: [SQLiteDB.Value] = [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed)]
-                if let cur = try db.query("SELECT id, identity, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'", key).first {
+                let key: [SQLiteDB.Value] = [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]
+                if let cur = try db.query("SELECT id, identity, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'", key).first {
                     if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
                     try db.query("UPDATE runs SET status='superseded' WHERE id=?", [cur["id"]!])
                     old += 1
                 }
                 try db.query("""
                     INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
-                                      config_hash, created_at, identity, identity_json, task_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                                      config_hash, created_at, identity, identity_json, task_version, sample_seed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                     """, [.text(r.spec), .text(r.profile), .text(r.cell), .text(r.variant), .text(r.method), .text(r.task), .text(r.model),
                           .text(r.modelSpec), r.k.map { .int($0) } ?? .null, .int(r.seed), .text(json), .text(sha256Hex(json)),
                           .text(ResultsStore.now()), .text(identity), r.identityJSON.map { .text($0) } ?? .null,
-                          r.taskVersion.map { .int($0) } ?? .null])
+                          r.taskVersion.map { .int($0) } ?? .null, r.sampleSeed.map { .int($0) } ?? .null])
                 n += db.changes
             }
             return (n, old)
@@ -248,7 +254,7 @@ public final class ResultsStore {
         return RunSpec(spec: row["spec"]?.text ?? "", profile: row["profile"]?.text ?? "", cell: row["cell"]?.text ?? "",
                        variant: row["variant"]?.text ?? "", method: row["method"]?.text ?? "", task: row["task"]?.text ?? "",
                        model: row["model"]?.text ?? "", modelSpec: row["model_spec"]?.text ?? "", k: row["k"]?.int,
-                       seed: row["seed"]?.int ?? 0, config: cfg)
+                       seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, config: cfg)
     }
 
     public func heartbeat(_ id: Int) throws {
@@ -395,8 +401,8 @@ public final class ResultsStore {
     @discardableResult
     public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
         try insertPending([r])
-        guard let row = try db.query("SELECT id FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND status != 'superseded'",
-                                     [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed)]).first, let id = row["id"]?.int else {
+        guard let row = try db.query("SELECT id FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'",
+                                     [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first, let id = row["id"]?.int else {
             throw StoreError("\(db.path): could not record the evaluated run \(r.cell) seed \(r.seed)")
         }
         try db.query("UPDATE runs SET started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])

@@ -29,7 +29,7 @@ public enum RunIdentity {
         let tpl = try def.template(cfg.templates)
         parts["template"] = ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any]
         if let k = cfg.k {
-            let path = "\(manifestDir)/\(r.task)-k\(k)-s\(cfg.seed).json"
+            let path = "\(manifestDir)/\(Manifest.fileName(task: r.task, k: k, seed: cfg.effectiveSampleSeed, sampler: cfg.sampler ?? .uniform))"
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
         }
         var data: [String: String] = [:]

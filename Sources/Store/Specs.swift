@@ -19,11 +19,25 @@ public struct ExperimentSpec {
         public var method: String
         public var overrides: [String: Any]   // MethodConfig fields
         public var train: [String: Any]       // TrainConfig fields for this variant only
+        /// A point of a hyper-parameter search: the name of the variant it searches for.
+        public var searchFor: String? = nil
+        /// A searched variant: its grid points (variant names); its runs are expanded only once a
+        /// `SearchChoice` names the winning point, with that point's settings.
+        public var searchPoints: [String]? = nil
+        /// Seeds of a search point's runs (nil: the spec's).
+        public var seeds: [Int]? = nil
+    }
+    /// A hyper-parameter search of one method entry (`search:` in the spec).
+    public struct Search {
+        public var grid: [(key: String, values: [Any])]
+        public var selectOn: SelectionSplit
+        public var seeds: [Int]?
     }
     public struct Profile {
         public var models: [String: String]?  // model column → model spec; nil: every column as itself
         public var k: [Int?]?
         public var seeds: [Int]?
+        public var sampleSeeds: [Int]?
         public var train: [String: Any]
         public var description: String
     }
@@ -36,6 +50,8 @@ public struct ExperimentSpec {
     public var tasks: [String]
     public var models: [String]
     public var seeds: [Int]
+    /// Few-shot sample seeds crossed with `seeds` (nil: one seed drives both, the papers' protocol).
+    public var sampleSeeds: [Int]?
     public var k: [Int?]
     public var protocolName: String?
     public var train: [String: Any]
@@ -57,7 +73,7 @@ public struct ExperimentSpec {
         return try parse(o, path: path)
     }
 
-    static let topKeys = ["spec", "title", "paper", "methods", "tasks", "models", "seeds", "k", "protocol", "train", "profiles", "notes"]
+    static let topKeys = ["spec", "title", "paper", "methods", "tasks", "models", "seeds", "sample_seeds", "k", "protocol", "train", "profiles", "notes"]
 
     static func parse(_ o: [String: Any], path: String) throws -> ExperimentSpec {
         for key in o.keys.sorted() where !topKeys.contains(key) {
@@ -81,14 +97,27 @@ public struct ExperimentSpec {
             let base = (d["name"] as? String) ?? method
             var over: [String: Any] = [:]
             var train: [String: Any] = (d["train"] as? [String: Any]) ?? [:]
-            for (k, v) in d.sorted(by: { $0.key < $1.key }) where !["name", "method", "vary", "train"].contains(k) {
+            for (k, v) in d.sorted(by: { $0.key < $1.key }) where !["name", "method", "vary", "train", "search"].contains(k) {
                 guard MethodConfig.keys.contains(k) else {
                     throw SpecError(path, "methods[\(i)]: unknown method key '\(k)'\(didYouMean(k, MethodConfig.keys)) (training settings go under 'train')")
                 }
                 over[k] = v
             }
             try checkTrainKeys(train, path: path, at: "methods[\(i)].train")
-            if let vary = d["vary"] as? [String: Any] {
+            if let sv = d["search"] {
+                guard d["vary"] == nil else { throw SpecError(path, "methods[\(i)]: 'vary' and 'search' cannot be combined") }
+                let search = try parseSearch(sv, path: path, at: "methods[\(i)].search")
+                var names: [String] = []
+                for point in search.points {
+                    var o2 = over, t2 = train
+                    t2["select_on"] = search.selectOn.rawValue
+                    for (key, v) in point { if MethodConfig.keys.contains(key) { o2[key] = v } else { t2[key] = v } }
+                    let name = "\(base)@" + point.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                    names.append(name)
+                    variants.append(Variant(name: name, method: method, overrides: o2, train: t2, searchFor: base, seeds: search.seeds))
+                }
+                variants.append(Variant(name: base, method: method, overrides: over, train: train, searchPoints: names))
+            } else if let vary = d["vary"] as? [String: Any] {
                 guard vary.count == 1, let (key, vals) = vary.first, let list = vals as? [Any] else {
                     throw SpecError(path, "methods[\(i)].vary must map one key to a list")
                 }
@@ -109,24 +138,26 @@ public struct ExperimentSpec {
         for t in tasks { _ = try TaskRegistry.definition(t) }
         let seeds = try strings("seeds").map { s -> Int in guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }; return v }
         let ks = try kList(o["k"] ?? [NSNull()], path: path)
+        let sampleSeeds = try o["sample_seeds"].map { try intList($0, path: path, at: "sample_seeds") }
         let train = (o["train"] as? [String: Any]) ?? [:]
         try checkTrainKeys(train, path: path, at: "train")
         var profiles: [String: Profile] = [:]
         for (pname, pv) in ((o["profiles"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard profileNames.contains(pname) else { throw SpecError(path, "unknown profile '\(pname)'\(didYouMean(pname, profileNames))") }
             let p = (pv as? [String: Any]) ?? [:]
-            for key in p.keys.sorted() where !["models", "k", "seeds", "train", "description"].contains(key) {
+            for key in p.keys.sorted() where !["models", "k", "seeds", "sample_seeds", "train", "description"].contains(key) {
                 throw SpecError(path, "profiles.\(pname): unknown key '\(key)'")
             }
             let pt = (p["train"] as? [String: Any]) ?? [:]
             try checkTrainKeys(pt, path: path, at: "profiles.\(pname).train")
             profiles[pname] = Profile(models: (p["models"] as? [String: Any])?.mapValues { "\($0)" },
                                       k: try p["k"].map { try kList($0, path: path) },
-                                      seeds: (p["seeds"] as? [Any])?.compactMap { Int("\($0)") }, train: pt,
+                                      seeds: (p["seeds"] as? [Any])?.compactMap { Int("\($0)") },
+                                      sampleSeeds: try p["sample_seeds"].map { try intList($0, path: path, at: "profiles.\(pname).sample_seeds") }, train: pt,
                                       description: (p["description"] as? String) ?? "")
         }
         return ExperimentSpec(name: name, path: path, title: (o["title"] as? String) ?? name, paper: (o["paper"] as? String) ?? "",
-                              variants: variants, tasks: tasks, models: try strings("models"), seeds: seeds, k: ks,
+                              variants: variants, tasks: tasks, models: try strings("models"), seeds: seeds, sampleSeeds: sampleSeeds, k: ks,
                               protocolName: o["protocol"] as? String, train: train, profiles: profiles)
     }
 
@@ -139,35 +170,93 @@ public struct ExperimentSpec {
         }
     }
 
+    static func intList(_ v: Any, path: String, at: String) throws -> [Int] {
+        guard let list = v as? [Any], !list.isEmpty else { throw SpecError(path, "'\(at)' must be a non-empty list of integers") }
+        return try list.map { x in
+            guard let i = Int("\(x)") else { throw SpecError(path, "'\(at)': '\(x)' is not an integer") }
+            return i
+        }
+    }
+
+    /// `search: {grid: {KEY: [values…], …}, select_on: train-dev|val-half, seeds: [..]}`: the grid
+    /// points (every combination, keys in name order) with honest selection.
+    static func parseSearch(_ v: Any, path: String, at: String) throws -> (points: [[(String, Any)]], selectOn: SelectionSplit, seeds: [Int]?) {
+        guard let d = v as? [String: Any] else { throw SpecError(path, "\(at) must be a mapping with 'grid' and 'select_on'") }
+        for key in d.keys.sorted() where !["grid", "select_on", "seeds"].contains(key) {
+            throw SpecError(path, "\(at): unknown key '\(key)'\(didYouMean(key, ["grid", "select_on", "seeds"]))")
+        }
+        guard let grid = d["grid"] as? [String: Any], !grid.isEmpty else { throw SpecError(path, "\(at).grid must map keys to lists of values") }
+        guard let so = d["select_on"] as? String, let sel = SelectionSplit(rawValue: so) else {
+            throw SpecError(path, "\(at).select_on must be train-dev or val-half (a search selected on the reported split would report its own maximum)")
+        }
+        guard sel != .validation else {
+            throw SpecError(path, "\(at).select_on: validation is the split that is reported; choose train-dev or val-half")
+        }
+        var points: [[(String, Any)]] = [[]]
+        for key in grid.keys.sorted() {
+            guard MethodConfig.keys.contains(key) || TrainConfig.keys.contains(key) else {
+                throw SpecError(path, "\(at).grid: unknown key '\(key)'\(didYouMean(key, MethodConfig.keys + TrainConfig.keys))")
+            }
+            guard !["select_on", "seed", "sample_seed", "task", "model", "k"].contains(key) else {
+                throw SpecError(path, "\(at).grid: '\(key)' is not a hyper-parameter")
+            }
+            guard let values = grid[key] as? [Any], !values.isEmpty else { throw SpecError(path, "\(at).grid.\(key) must be a non-empty list") }
+            points = points.flatMap { p in values.map { p + [(key, $0)] } }
+        }
+        return (points, sel, try d["seeds"].map { try intList($0, path: path, at: "\(at).seeds") })
+    }
+
     static func checkTrainKeys(_ d: [String: Any], path: String, at: String) throws {
         for k in d.keys.sorted() where !TrainConfig.keys.contains(k) {
             throw SpecError(path, "\(at): unknown training key '\(k)'\(didYouMean(k, TrainConfig.keys))")
         }
     }
 
-    /// Every run of this spec in `profile`.
-    public func expand(profile: String) throws -> [RunSpec] {
+    /// For a searched variant: the grid point (variant name) chosen for (task, model column, k), or
+    /// nil while that search's runs are not all finished (see `ResultsStore.searchChoice`).
+    public typealias SearchChoice = (_ points: [String], _ task: String, _ column: String, _ k: Int?) throws -> String?
+
+    /// Whether some variant is chosen by a hyper-parameter search.
+    public var hasSearch: Bool { variants.contains { $0.searchPoints != nil } }
+
+    /// Every run of this spec in `profile`. A searched variant's runs appear only where `choose`
+    /// names its winning grid point (they run with that point's settings, under the variant's own
+    /// name, on every seed); search points run on the search's seeds (default: the first seed).
+    public func expand(profile: String, choose: SearchChoice? = nil) throws -> [RunSpec] {
         guard let p = profiles[profile] ?? (profile == "paper" ? Profile(models: nil, k: nil, seeds: nil, train: [:], description: "") : nil) else {
             throw SpecError(path, "profile '\(profile)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
         }
         var out: [RunSpec] = []
         let columns = p.models.map { m in models.filter { m[$0] != nil } } ?? models
+        let profileSeeds = p.seeds ?? seeds
+        let crossed: [Int?] = (p.sampleSeeds ?? sampleSeeds).map { $0.map(Optional.some) } ?? [nil]
         for variant in variants {
             for task in tasks {
                 for column in columns {
                     let modelSpec = p.models?[column] ?? column
                     for k in p.k ?? self.k {
-                        for seed in p.seeds ?? seeds {
-                            var mc = try MethodConfig.defaults(variant.method)
-                            mc = try merge(mc, variant.overrides, what: "method \(variant.name)")
-                            let proto = protocolName == "auto" || protocolName == nil ? TrainConfig.defaultProtocol(for: variant.method) : protocolName!
-                            var c = try TrainConfig.preset(proto, method: mc, task: task, model: modelSpec, k: k, seed: seed)
-                            for layer in [train, variant.train, p.train] { c = try merge(c, layer, what: "training settings") }
-                            c.method = mc
-                            c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
-                            let cell = "\(variant.name)|\(task)|\(column)|k\(k.map(String.init) ?? "full")"
-                            out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,
-                                               task: task, model: column, modelSpec: modelSpec, k: k, seed: seed, config: c))
+                        var settings = variant
+                        if let points = variant.searchPoints {
+                            guard let chosen = try choose?(points, task, column, k),
+                                  let point = variants.first(where: { $0.name == chosen }) else { continue }
+                            settings = point
+                        }
+                        let runSeeds = variant.searchFor != nil ? (variant.seeds ?? Array(profileSeeds.prefix(1))) : profileSeeds
+                        for sampleSeed in crossed {
+                            for seed in runSeeds {
+                                var mc = try MethodConfig.defaults(variant.method)
+                                mc = try merge(mc, settings.overrides, what: "method \(variant.name)")
+                                let proto = protocolName == "auto" || protocolName == nil ? TrainConfig.defaultProtocol(for: variant.method) : protocolName!
+                                var c = try TrainConfig.preset(proto, method: mc, task: task, model: modelSpec, k: k, seed: seed)
+                                for layer in [train, settings.train, p.train] { c = try merge(c, layer, what: "training settings") }
+                                c.method = mc
+                                c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
+                                if let sampleSeed { c.sampleSeed = sampleSeed }
+                                let cell = "\(variant.name)|\(task)|\(column)|k\(k.map(String.init) ?? "full")"
+                                out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,
+                                                   task: task, model: column, modelSpec: modelSpec, k: k, seed: seed,
+                                                   sampleSeed: c.sampleSeed, config: c))
+                            }
                         }
                     }
                 }

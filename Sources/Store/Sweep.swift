@@ -53,7 +53,7 @@ public enum Worker {
             let r = claimed.spec
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
             let ck = "\(o.checkpointDir)/run-\(claimed.id).safetensors"
-            log("run \(claimed.id) \(r.cell) seed \(r.seed) (attempt \(claimed.attempts))")
+            log("run \(claimed.id) \(r.cell) seed \(r.seed)\(r.sampleSeed.map { " sample seed \($0)" } ?? "") (attempt \(claimed.attempts))")
             // Heartbeat from its own connection while the run trains.
             let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))
             let beatStore = try ResultsStore(path: o.storePath)
@@ -71,7 +71,7 @@ public enum Worker {
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
                 if cfg.method.method != FullFineTuning.name || o.keepArtifacts {
                     let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
-                    trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed).safetensors"
+                    trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "").safetensors"
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
@@ -199,10 +199,27 @@ public enum SweepRunner {
     /// its interrupted ones, runs `workers` worker processes and shows progress until nothing is
     /// pending or running. SIGINT/SIGTERM stops the workers (their runs go back to pending) and
     /// throws `SweepInterrupted`; a second one kills them at once.
+    /// A spec with a hyper-parameter search runs in phases: the search points first, then (once
+    /// each search has finished) the chosen points on every seed; a phase that adds no run ends it.
     public static func run(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
                            log: @escaping (String) -> Void) throws -> SweepOutcome {
+        var (outcome, planned) = try runPhase(spec: spec, profile: profile, options: o, executable: executable, log: log)
+        while spec.hasSearch {
+            let store = try ResultsStore(path: o.storePath)
+            let next = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec.name, profile: profile)).count
+            guard next > planned else { break }
+            for sum in try store.searchSummaries(spec, profile: profile) where sum.chosen != nil {
+                log("search \(sum.variant) \(sum.task)/\(sum.model): chose \(sum.chosen!) (\(sum.runs) runs, \(String(format: "%.3f", sum.cpuHours)) CPU-hours)")
+            }
+            (outcome, planned) = try runPhase(spec: spec, profile: profile, options: o, executable: executable, log: log)
+        }
+        return outcome
+    }
+
+    static func runPhase(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
+                         log: @escaping (String) -> Void) throws -> (SweepOutcome, Int) {
         let store = try ResultsStore(path: o.storePath)
-        let expanded = try spec.expand(profile: profile)
+        let expanded = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec.name, profile: profile))
         let missing = try missingModels(expanded)
         var skipped: [(model: String, runs: Int)] = []
         for (m, e) in missing.sorted(by: { $0.key < $1.key }) {
@@ -326,7 +343,7 @@ public enum SweepRunner {
         if orphaned > 0 {
             console.line("\(orphaned) runs were left by workers that died and are back to pending; rerun the same command to resume them")
         }
-        return SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip), skipped: skipped)
+        return (SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip), skipped: skipped), expanded.count)
     }
 }
 

@@ -48,28 +48,30 @@ public struct SweepPlan {
     }
 
     public static func make(spec: ExperimentSpec, profile: String, options o: SweepOptions) throws -> SweepPlan {
-        let expanded = try spec.expand(profile: profile)
-        let missing = try SweepRunner.missingModels(expanded)
-        var found: [String: String] = [:]
-        for m in Set(expanded.map(\.modelSpec)) where missing[m] == nil { found[m] = try ModelFiles.locate(m) }
         let exists = FileManager.default.fileExists(atPath: o.storePath)
         // Without a store, an in-memory one serves as the identities' file-hash cache.
         let store = exists ? try ResultsStore(readOnlyPath: o.storePath) : try ResultsStore(path: ":memory:")
+        let searchable = store.schemaVersion >= 4 ? store.searchChoice(spec: spec.name, profile: profile) : { _, _, _, _ in nil }
+        let expanded = try spec.expand(profile: profile, choose: searchable)
+        let missing = try SweepRunner.missingModels(expanded)
+        var found: [String: String] = [:]
+        for m in Set(expanded.map(\.modelSpec)) where missing[m] == nil { found[m] = try ModelFiles.locate(m) }
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         var rows: [String: [String: SQLiteDB.Value]] = [:]
         if exists {
             let identity = store.schemaVersion >= 2 ? "identity" : "config_hash AS identity"
             let progress = store.schemaVersion >= 3 ? ", epochs_done" : ""
             let live = store.schemaVersion >= 2 ? " AND status != 'superseded'" : ""
-            for r in try store.db.query("SELECT cell, seed, status, host, worker_pid, \(identity)\(progress) FROM runs WHERE spec=? AND profile=?\(live)",
+            let sample = store.schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+            for r in try store.db.query("SELECT cell, seed, \(sample) AS sample_seed, status, host, worker_pid, \(identity)\(progress) FROM runs WHERE spec=? AND profile=?\(live)",
                                         [.text(spec.name), .text(profile)]) {
-                rows["\(r["cell"]?.text ?? "")#\(r["seed"]?.int ?? 0)"] = r
+                rows["\(r["cell"]?.text ?? "")#\(Replicate(seed: r["seed"]?.int ?? 0, sampleSeed: r["sample_seed"]?.int))"] = r
             }
         }
         let host = ProcessInfo.processInfo.hostName
         var entries: [Entry] = []
         for r in runs {
-            guard let row = rows["\(r.cell)#\(r.seed)"] else { entries.append(Entry(run: r, state: .new, epochsDone: 0)); continue }
+            guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: .new, epochsDone: 0)); continue }
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
             if row["identity"]?.text != r.identity && status != "running" { entries.append(Entry(run: r, state: .changed, epochsDone: 0)); continue }
@@ -125,7 +127,7 @@ public struct SweepPlan {
             let es = entries.filter { $0.run.cell == cell }
             var parts: [String] = []
             for s in State.allCases {
-                let seeds = es.filter { $0.state == s }.map { "\($0.run.seed)" }
+                let seeds = es.filter { $0.state == s }.map { $0.run.sampleSeed == nil ? "\($0.run.seed)" : "\($0.run.replicate)" }
                 if !seeds.isEmpty { parts.append("\(s.rawValue) \(seeds.joined(separator: ","))") }
             }
             out += "  " + cell.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + parts.joined(separator: "; ") + "\n"

@@ -24,7 +24,9 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     public static let samplerID = "philox4x32-10 fisher-yates v1 (key: seed, stream: fewshot/<task>)"
 
-    public var fileName: String { "\(task)-k\(k)-s\(seed).json" }
+    public var fileName: String {
+        Manifest.fileName(task: task, k: k, seed: seed, sampler: sampler == FewShotSampler.balancedSamplerID ? .balanced : .uniform)
+    }
 
     /// Stable bytes: sorted keys, two-space indentation, indices on one line.
     public func encoded() throws -> Data {

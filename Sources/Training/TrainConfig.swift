@@ -41,6 +41,21 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var initFrom: String?
     /// A PEFT adapter evaluated instead of a trained method (`eval --adapter`): "<path>#sha256:<hex>".
     public var adapter: String?
+    /// Protocol variants (issue #20, docs/protocol.md); nil is the papers' setting and is not
+    /// encoded, so configs (and run identities) of the papers' protocol are unchanged.
+    /// Seed of the few-shot sample (nil: `seed`, as the papers do).
+    public var sampleSeed: Int?
+    /// Few-shot sampler (nil: uniform).
+    public var sampler: SamplerKind?
+    /// Where the best epoch is selected (nil: the reported validation split).
+    public var selectOn: SelectionSplit?
+    /// Size of the train-dev set for `selectOn == .trainDev` (nil: k, or 1000 rows without k, as DePT).
+    public var kDev: Int?
+    /// How T5 predictions are read (nil: greedy generation).
+    public var evalMode: EvalMode?
+
+    /// The few-shot sample's seed.
+    public var effectiveSampleSeed: Int { sampleSeed ?? seed }
 
     enum CodingKeys: String, CodingKey {
         case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
@@ -50,13 +65,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
         case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
         case initFrom = "init_from", adapter
+        case sampleSeed = "sample_seed", sampler, selectOn = "select_on", kDev = "k_dev", evalMode = "eval_mode"
     }
 
     /// Every key a spec may override (the JSON names).
     public static let keys = ["protocol", "templates", "model", "k", "seed", "epochs", "max_steps", "batch_size", "eval_batch_size",
                               "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "beta1", "beta2", "schedule", "warmup_ratio", "warmup_steps",
                               "clip_norm", "backbone_dropout", "dropout_rate", "max_source_length", "max_target_length",
-                              "decode_max_tokens", "eval_every", "eval_limit", "threads"]
+                              "decode_max_tokens", "eval_every", "eval_limit", "threads",
+                              "sample_seed", "sampler", "select_on", "k_dev", "eval_mode"]
 
     public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code"]
 
@@ -115,6 +132,21 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The protocol a method uses by default in the papers' comparisons.
     public static func defaultProtocol(for method: String) -> String {
         (try? MethodRegistry.type(method).defaultProtocol) ?? "dpt-paper"
+    }
+
+    /// The protocol variants this config uses, in words for tables ("selection: train-dev (k_dev
+    /// 8); eval: rank"); nil under the papers' protocol.
+    public var variantLabel: String? {
+        var parts: [String] = []
+        switch selectOn ?? .validation {
+        case .validation: break
+        case .trainDev: parts.append("selection: train-dev (k_dev \(kDev.map(String.init) ?? k.map(String.init) ?? "1000"))")
+        case .valHalf: parts.append("selection: val-half (reported: the other half)")
+        }
+        if let e = evalMode, e != .generate { parts.append("eval: \(e.rawValue)") }
+        if let s = sampler, s != .uniform { parts.append("sampler: \(s.rawValue)") }
+        if sampleSeed != nil { parts.append("sample seeds crossed with seeds") }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
     public var json: String {

@@ -19,6 +19,9 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var probeNegative: Int?
     public var probeRank: Int?
     public var seconds: Double
+    /// Scores on the selection set when it is not the reported one (`select_on` train-dev or
+    /// val-half); `selection` is then read from these. nil under the papers' protocol.
+    public var selectMetrics: [String: Double]?
 }
 
 /// How a `Trainer.run` ended (stored as its raw string).
@@ -200,23 +203,51 @@ public final class Trainer {
         }
         var rows: [Int]? = nil
         var manifestPath: String?
+        let sampler = c.sampler ?? .uniform
         if let k = c.k {
-            let path = "\(manifestDir)/\(c.task)-k\(k)-s\(c.seed).json"
+            let path = "\(manifestDir)/\(Manifest.fileName(task: c.task, k: k, seed: c.effectiveSampleSeed, sampler: sampler))"
             let m: Manifest
             if FileManager.default.fileExists(atPath: path) {
                 m = try Manifest.load(path: path)
                 try m.verify(against: train, path: path)
                 manifestPath = path
             } else {
-                m = try FewShotSampler.sample(train, k: k, seed: c.seed)
+                m = try FewShotSampler.sample(train, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
                 manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
             }
             rows = m.indices
         }
+        // Evaluation sets: `evalEx` is reported; `selectEx` (nil: `evalEx`, the papers' rule) picks the best epoch.
+        var evalEx: [Example], selectEx: [Example]? = nil
+        var selectData = val
+        var devRows: [Int]? = nil
+        switch c.selectOn ?? .validation {
+        case .validation:
+            evalEx = try Templates.examples(val, set: c.templates, training: false)
+        case .trainDev:
+            // k_dev rows of the training split outside the sample; without k (full data) the dev
+            // rows are held out of training, as DePT does for its large datasets (1000 rows).
+            evalEx = try Templates.examples(val, set: c.templates, training: false)
+            let kDev = c.kDev ?? c.k ?? min(1000, train.rows.count / 2)
+            devRows = try FewShotSampler.devRows(train, kDev: kDev, seed: c.effectiveSampleSeed, sampler: sampler, excluding: rows ?? [])
+            if rows == nil { let dev = Set(devRows!); rows = train.rows.indices.filter { !dev.contains($0) } }
+            selectEx = try Templates.examples(train, set: c.templates, training: false, rows: devRows)
+            selectData = train
+        case .valHalf:
+            let halves = FewShotSampler.validationHalves(rows: val.rows.count)
+            evalEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.report)
+            selectEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.select)
+        }
+        if let lim = c.evalLimit {
+            if lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
+            if let s = selectEx, c.selectOn == .valHalf, lim < s.count { selectEx = Array(s.prefix(lim)) }
+        }
         let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
-        var evalEx = try Templates.examples(val, set: c.templates, training: false)
-        if let lim = c.evalLimit, lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
         guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }
+        if c.evalMode.map({ $0 != .generate }) == true {
+            guard backend.isT5 else { throw TrainError("--eval-mode \(c.evalMode!.rawValue): GPT-2 runs already score the label words (rank classification over the verbaliser); use the default") }
+            if let e = evalEx.first { _ = try RankCandidates.candidates(def, set: c.templates, data: val, example: e) }
+        }
 
         // GPT-2 classification needs verbalizer words.
         var classTokens: [Int32] = []
@@ -263,7 +294,7 @@ public final class Trainer {
         }
 
         if let adapterParams {  // evaluate an adapter trained elsewhere: no training (no epochs), one evaluation
-            let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+            let preds = try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
             let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
             result.best = m; result.last = m; result.bestEpoch = 0
             result.predictions = preds; result.bestPredictions = preds
@@ -326,12 +357,19 @@ public final class Trainer {
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
-                let preds = try evaluate(evalEx, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                let preds = try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
                 rec.metrics = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
-                rec.selection = rec.metrics[def.selectionMetric]
+                if let selectEx {
+                    let sp = try evaluate(selectEx, data: selectData, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                    rec.selectMetrics = try Metrics.score(def, set: c.templates, examples: selectEx, predictions: sp)
+                    rec.selection = rec.selectMetrics?[def.selectionMetric]
+                } else {
+                    rec.selection = rec.metrics[def.selectionMetric]
+                }
                 result.last = rec.metrics
                 result.predictions = preds
-                if result.bestEpoch == nil || (rec.selection ?? -.infinity) > (result.best[def.selectionMetric] ?? -.infinity) {
+                let bestSelection = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection
+                if result.bestEpoch == nil || (rec.selection ?? -.infinity) > (bestSelection ?? -.infinity) {
                     result.best = rec.metrics
                     result.bestEpoch = epoch
                     result.bestPredictions = preds
@@ -356,6 +394,12 @@ public final class Trainer {
             epoch += 1
         }
         result.status = .done
+        if c.selectOn != nil || c.evalMode != nil {
+            var x = result.extras ?? [:]
+            x["selection_examples"] = Double(selectEx?.count ?? evalEx.count)
+            if let sel = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection { x["selection_score"] = sel }
+            result.extras = x
+        }
         if let path = artifactPath {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
@@ -483,7 +527,8 @@ public final class Trainer {
         try Objective.classLogits(b, m, inj, classTokens, drop)
     }
 
-    func evaluate(_ ex: [Example], tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
+    /// Predictions for `ex` (examples of `data`, which rank classification reads ReCoRD's entities from).
+    func evaluate(_ ex: [Example], data: TaskData, tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
                   def: TaskDefinition) throws -> [String] {
         let inj = try method.injection(drop: .eval)
         var preds: [String] = []
@@ -495,6 +540,19 @@ public final class Trainer {
             case .t5(let m):
                 let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
                                                           inputDelta: inj.inputDelta)
+                if let mode = config.evalMode, mode != .generate {
+                    let enc = try m.encode(embeds: consume embeds, mask: mask, drop: .eval)
+                    let cands = try chunk.map { try RankCandidates.candidates(def, set: config.templates, data: data, example: $0) }
+                    let ll = try RankScorer.logLikelihoods(m, encoder: enc, encoderMask: mask, candidates: cands.map { $0.map {
+                        truncate(tok.encode($0), config.maxTargetLength, eos: tok.eosId) } }, mean: mode == .rankMean)
+                    for (r, scores) in ll.enumerated() {
+                        var best = 0
+                        for j in scores.indices where scores[j] > scores[best] { best = j }
+                        preds.append(cands[r][best])
+                    }
+                    i += config.evalBatchSize
+                    continue
+                }
                 let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
                 preds += gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) }  // DPT: batch_decode(...) then .strip()
             case .gpt2(let m):

@@ -1,0 +1,77 @@
+// Hyper-parameter search with honest selection (issue #20): a spec's `search:` expands into one
+// variant per grid point, trained on the search seeds with `select_on` train-dev or val-half; the
+// point with the highest mean selection score (the selection metric on the dev set at each run's
+// best epoch, `run_metrics.selection_score`) is then rerun on every seed under the method's name.
+// Nothing of the reported split enters the choice.
+import Foundation
+
+/// One finished search: the point chosen for a (task, model column, k) and what it cost.
+public struct SearchSummary: Sendable {
+    public var variant: String
+    public var task: String
+    public var model: String
+    public var k: Int?
+    public var chosen: String?
+    /// Mean selection score per grid point (nil: no finished run with a score).
+    public var scores: [(point: String, mean: Double?)]
+    public var runs: Int
+    /// Σ over the search's runs of (training + evaluation seconds × threads) / 3600.
+    public var cpuHours: Double
+}
+
+extension ResultsStore {
+    /// The grid point chosen among `points` for (task, column, k), or nil while any of their runs
+    /// is not finished. A point's score is the mean over its finished runs of `selection_score`
+    /// (diverged or failed runs count as −∞, so a point that diverges is never chosen over one
+    /// that trains); ties go to the first point in grid order.
+    public func searchChoice(spec: String, profile: String) -> ExperimentSpec.SearchChoice {
+        { points, task, column, k in
+            try self.searchScores(spec: spec, profile: profile, points: points, task: task, column: column, k: k).chosen
+        }
+    }
+
+    func searchScores(spec: String, profile: String, points: [String], task: String, column: String, k: Int?) throws
+        -> (chosen: String?, scores: [(String, Double?)], runs: Int, cpuHours: Double) {
+        var scores: [(String, Double?)] = []
+        var finished = true, runs = 0, cpu = 0.0
+        for point in points {
+            let cell = "\(point)|\(task)|\(column)|k\(k.map(String.init) ?? "full")"
+            let rows = try db.query("""
+                SELECT r.id, r.status, r.threads, m.value AS score,
+                       (SELECT SUM(seconds) FROM epochs e WHERE e.run_id = r.id) AS seconds
+                FROM runs r LEFT JOIN run_metrics m ON m.run_id = r.id AND m.name = 'selection_score'
+                WHERE r.spec=? AND r.profile=? AND r.cell=? AND r.status != 'superseded'
+                """, [.text(spec), .text(profile), .text(cell)])
+            if rows.isEmpty || rows.contains(where: { !["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }) { finished = false }
+            runs += rows.count
+            for r in rows { cpu += (r["seconds"]?.double ?? 0) * Double(r["threads"]?.int ?? 1) / 3600 }
+            let vals = rows.map { r -> Double in r["status"]?.text == "done" ? (r["score"]?.double ?? -.infinity) : -.infinity }
+            scores.append((point, vals.isEmpty ? nil : vals.reduce(0, +) / Double(vals.count)))
+        }
+        guard finished else { return (nil, scores, runs, cpu) }
+        var best: (String, Double)? = nil
+        for case let (p, m?) in scores where best == nil || m > best!.1 { best = (p, m) }
+        return (best?.0, scores, runs, cpu)
+    }
+
+    /// Every search of `spec` in `profile`, per (variant, task, model column, k), finished or not.
+    public func searchSummaries(_ s: ExperimentSpec, profile: String) throws -> [SearchSummary] {
+        guard s.hasSearch else { return [] }
+        let p = s.profiles[profile]
+        let columns = p?.models.map { m in s.models.filter { m[$0] != nil } } ?? s.models
+        var out: [SearchSummary] = []
+        for v in s.variants {
+            guard let points = v.searchPoints else { continue }
+            for task in s.tasks {
+                for column in columns {
+                    for k in p?.k ?? s.k {
+                        let r = try searchScores(spec: s.name, profile: profile, points: points, task: task, column: column, k: k)
+                        out.append(SearchSummary(variant: v.name, task: task, model: column, k: k, chosen: r.chosen,
+                                                 scores: r.scores.map { (point: $0.0, mean: $0.1) }, runs: r.runs, cpuHours: r.cpuHours))
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,158 @@
+// Protocol variants beside the papers' protocol (issue #20; docs/protocol.md "Variants"). The
+// papers draw the few-shot sample uniformly with the training seed, select the best epoch on the
+// validation split they report, and read labels from generated text. Each variant here is opt-in;
+// the default value of every switch is the papers' setting and changes no number.
+import Foundation
+import Support
+import Tensor
+
+/// How the k training rows are drawn (`--sampler`).
+public enum SamplerKind: String, Codable, CaseIterable, Sendable {
+    /// The papers' sampler: the first k rows of a Philox Fisher–Yates permutation (METHODS §4.5).
+    case uniform
+    /// k/C rows per class, walking the same permutation (DePT's few-shot sampler is class-balanced).
+    case balanced
+}
+
+/// Where the best epoch is selected (`--select-on`).
+public enum SelectionSplit: String, Codable, CaseIterable, Sendable {
+    /// The papers' rule: select and report on the full validation split (validation = selection = report).
+    case validation
+    /// A few-shot dev set of k_dev rows of the training split, disjoint from the sample; report on
+    /// the full validation split.
+    case trainDev = "train-dev"
+    /// DePT's split: the validation rows are permuted with a fixed seed; the first half selects,
+    /// the second half is reported.
+    case valHalf = "val-half"
+
+    /// The selection rule in words, for table captions.
+    public var rule: String {
+        switch self {
+        case .validation: return "best epoch on the validation split that is reported (papers' protocol)"
+        case .trainDev: return "best epoch on a few-shot dev set drawn from the training split, disjoint from the sample; full validation split reported"
+        case .valHalf: return "best epoch on one half of the validation split, the other half reported (DePT's split)"
+        }
+    }
+}
+
+/// How a T5 prediction is read (`--eval-mode`).
+public enum EvalMode: String, Codable, CaseIterable, Sendable {
+    /// Greedy decoding, then the text is read through the template's verbaliser (the papers).
+    case generate
+    /// Rank classification (T0, lm-eval-harness): every candidate target is scored by its summed
+    /// token log-likelihood under teacher forcing; the argmax is the prediction.
+    case rank
+    /// As `rank`, with the log-likelihood divided by the candidate's token count.
+    case rankMean = "rank-mean"
+}
+
+extension FewShotSampler {
+    public static let balancedSamplerID = "philox4x32-10 fisher-yates v1 class-balanced (key: seed, stream: fewshot/<task>)"
+
+    /// Class index of every pool row, or an error naming why the task has no classes to balance.
+    /// MultiRC's rows are answer options, so its class is the option's true/false label; ReCoRD has
+    /// no label set (the answer is an entity of the passage) and is refused.
+    static func classes(_ data: TaskData, pool: [Int]) throws -> (perRow: [Int: Int], count: Int) {
+        guard let labels = data.definition.labels else {
+            throw TaskError(file: "Registry/\(data.definition.task).yaml",
+                            detail: "--sampler balanced needs classes, but \(data.definition.task) has no label set (its target is a passage entity); use --sampler uniform")
+        }
+        var out: [Int: Int] = [:]
+        for i in pool {
+            guard let raw = data.rows[i].fields["label"], let lv = LabelValue(json: raw), let c = labels.firstIndex(of: lv) else {
+                throw TaskError(file: data.path, detail: "line \(data.rows[i].line): --sampler balanced needs a label in \(labels) on every training row")
+            }
+            out[i] = c
+        }
+        return (out, labels.count)
+    }
+
+    /// Takes `k` rows from `order` (pool rows in permutation order), class-balanced: every class
+    /// present in `order` gets ⌊k/C⌋ rows (C = classes present), the remainder k mod C goes one
+    /// each to the first classes met along `order` (so which class gets the extra row depends on
+    /// the seed, not on the label order); a class with too few rows leaves its shortfall to the
+    /// next unused rows of `order`, whatever their class. Result in `order`'s order.
+    static func balancedTake(_ order: [Int], k: Int, classOf: [Int: Int]) -> [Int] {
+        var firstSeen: [Int] = []
+        for i in order where !firstSeen.contains(classOf[i]!) { firstSeen.append(classOf[i]!) }
+        guard !firstSeen.isEmpty else { return [] }
+        let C = firstSeen.count
+        var quota: [Int: Int] = [:]
+        for (j, c) in firstSeen.enumerated() { quota[c] = k / C + (j < k % C ? 1 : 0) }
+        var taken = Set<Int>()
+        for i in order where quota[classOf[i]!]! > 0 {
+            quota[classOf[i]!]! -= 1
+            taken.insert(i)
+        }
+        for i in order where taken.count < k && !taken.contains(i) { taken.insert(i) }
+        return order.filter(taken.contains)
+    }
+
+    /// The few-shot sample of (task, k, seed) drawn with `sampler`. `.uniform` is `sample(_:k:seed:)`.
+    public static func sample(_ data: TaskData, k: Int, seed: Int, sampler: SamplerKind) throws -> Manifest {
+        var m = try sample(data, k: k, seed: seed)
+        guard sampler == .balanced else { return m }
+        let pool = pool(data)
+        let cls = try classes(data, pool: pool)
+        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
+        let order = stream.permutation(pool.count).map { pool[$0] }
+        m.indices = balancedTake(order, k: k, classOf: cls.perRow)
+        m.sampler = balancedSamplerID
+        return m
+    }
+
+    /// A few-shot dev set of `kDev` training rows disjoint from `sample`: the same permutation as
+    /// the sample, walked from its end (so the dev rows do not depend on k), with the sampler's
+    /// balancing. Throws when the pool has fewer than `kDev` rows left.
+    public static func devRows(_ data: TaskData, kDev: Int, seed: Int, sampler: SamplerKind, excluding sample: [Int]) throws -> [Int] {
+        let pool = pool(data)
+        let used = Set(sample)
+        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
+        let order = stream.permutation(pool.count).reversed().map { pool[$0] }.filter { !used.contains($0) }
+        guard kDev > 0, kDev <= order.count else {
+            throw TaskError(file: data.path, detail: "cannot draw a dev set of k_dev = \(kDev) from the \(order.count) training rows outside the sample")
+        }
+        if sampler == .balanced {
+            return balancedTake(order, k: kDev, classOf: try classes(data, pool: order).perRow)
+        }
+        return Array(order.prefix(kDev))
+    }
+
+    /// DePT's validation split (METHODS §2.4: a permutation with a fixed seed, first half selects,
+    /// second half is reported), over the validation rows; Philox with key `seed` (42 as DePT's
+    /// torch.randperm) stands in for torch's generator. The selection half has ⌈N/2⌉ rows.
+    public static func validationHalves(rows: Int, seed: Int = 42) -> (select: [Int], report: [Int]) {
+        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("validation-halves"))
+        let perm = stream.permutation(rows)
+        let h = (rows + 1) / 2
+        return (perm.prefix(h).sorted(), perm.dropFirst(h).sorted())
+    }
+}
+
+extension Manifest {
+    /// The manifest file of (task, k, sample seed, sampler): `<task>-k<k>-s<seed>.json` for the
+    /// papers' uniform sampler (the committed manifests), `…-balanced.json` for the balanced one.
+    public static func fileName(task: String, k: Int, seed: Int, sampler: SamplerKind) -> String {
+        "\(task)-k\(k)-s\(seed)\(sampler == .balanced ? "-balanced" : "").json"
+    }
+}
+
+/// Candidate targets for rank classification.
+public enum RankCandidates {
+    /// The strings a T5 prediction of `example` is chosen among: the template's label targets
+    /// (`{label_index}` → "0", "1", …; `{label_word}` → the words) or, for ReCoRD, the entities of
+    /// the example's passage (in the data's order). Throws for targets that are free text (WSC's
+    /// referent), which have no candidate set.
+    public static func candidates(_ def: TaskDefinition, set: TemplateSet, data: TaskData, example: Example) throws -> [String] {
+        let tpl = try def.template(set)
+        if let words = tpl.verbalizer(labels: def.labels) { return words }
+        if def.reader == "superglue_record", let ents = data.rows[example.row].fields["entities"] as? [String], !ents.isEmpty {
+            guard ["{answer}", "{answers_joined}"].contains(tpl.target) else {
+                throw TaskError(file: "Registry/\(def.task).yaml", detail: "--eval-mode rank: template '\(set.rawValue)' target \(tpl.target) is not an entity")
+            }
+            return ents
+        }
+        throw TaskError(file: "Registry/\(def.task).yaml",
+                        detail: "--eval-mode rank needs a closed candidate set, but template '\(set.rawValue)' of \(def.task) generates free text (\(tpl.target)); use --eval-mode generate")
+    }
+}
