@@ -97,7 +97,7 @@ struct Results: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-cell mean and standard deviation over seeds (best-epoch and last-epoch) as md, csv or json.",
         discussion: "std: sample standard deviation (n−1); pop_std: population (n). Both are stored since DPT Table 3 does not say which it used.")
-    @Argument(help: "Spec name.") var spec: String
+    @Argument(help: "Spec name (or a spec file's path).") var spec: String
     @Option var profile: String = "smoke"
     @Option(help: "md, csv or json.") var format: String = "md"
     @Option var db: String = defaultDB
@@ -106,12 +106,17 @@ struct Results: ParsableCommand {
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
         let store = try ResultsStore(path: db)
-        let cells = try store.cellResults(spec: spec, profile: profile)
-        let text: String
+        // The spec file (when there is one) names the searches whose choices and cost are listed.
+        let specFile = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        let name = specFile?.name ?? spec
+        let cells = try store.cellResults(spec: name, profile: profile)
+        var text: String
         switch format {
-        case "md": text = ResultsExport.markdown(cells, spec: spec, profile: profile)
+        case "md":
+            text = ResultsExport.markdown(cells, spec: name, profile: profile)
+            if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells)
-        case "json": text = try ResultsExport.json(cells, spec: spec, profile: profile)
+        case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)
         default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
         }
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }

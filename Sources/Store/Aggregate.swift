@@ -28,10 +28,12 @@ public struct Stat: Codable, Equatable, Sendable {
 
 /// One run of a cell: its training seed and its few-shot sample's seed (equal under the papers'
 /// protocol). Ordered by (sample seed, seed); printed "s2" or, when the seeds differ, "s2/d1".
-public struct Replicate: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+public struct Replicate: Hashable, Comparable, Codable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     public var seed: Int
     public var sampleSeed: Int
     public init(seed: Int, sampleSeed: Int? = nil) { self.seed = seed; self.sampleSeed = sampleSeed ?? seed }
+    /// A run of the papers' protocol (sample seed = seed).
+    public init(integerLiteral seed: Int) { self.init(seed: seed) }
     public static func < (a: Replicate, b: Replicate) -> Bool { (a.sampleSeed, a.seed) < (b.sampleSeed, b.seed) }
     public var description: String { sampleSeed == seed ? "s\(seed)" : "s\(seed)/d\(sampleSeed)" }
 }

@@ -72,7 +72,7 @@ extension FewShotSampler {
     /// each to the first classes met along `order` (so which class gets the extra row depends on
     /// the seed, not on the label order); a class with too few rows leaves its shortfall to the
     /// next unused rows of `order`, whatever their class. Result in `order`'s order.
-    static func balancedTake(_ order: [Int], k: Int, classOf: [Int: Int]) -> [Int] {
+    public static func balancedTake(_ order: [Int], k: Int, classOf: [Int: Int]) -> [Int] {
         var firstSeen: [Int] = []
         for i in order where !firstSeen.contains(classOf[i]!) { firstSeen.append(classOf[i]!) }
         guard !firstSeen.isEmpty else { return [] }

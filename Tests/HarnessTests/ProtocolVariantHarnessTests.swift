@@ -1,0 +1,177 @@
+import Foundation
+import Store
+import Training
+import XCTest
+
+/// Protocol variants through specs, the store, sweeps and results (issue #20).
+final class ProtocolVariantHarnessTests: XCTestCase {
+    func spec(_ text: String, _ dir: String) throws -> ExperimentSpec {
+        try text.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        return try ExperimentSpec.load("\(dir)/s.yaml")
+    }
+
+    let crossed = """
+    spec: crossed
+    paper: dpt
+    methods: [{name: pt, method: pt, n: 8}]
+    tasks: [cb]
+    models: [t5-small]
+    seeds: [1, 2]
+    sample_seeds: [1, 2, 3]
+    k: [8]
+    profiles:
+      smoke:
+        models: {t5-small: "embedded:t5-tiny"}
+        train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, decode_max_tokens: 3, max_source_length: 96, eval_mode: rank}
+    """
+
+    /// `sample_seeds` × `seeds` expands to every pair in one cell; the store keeps all six (the
+    /// current-run key includes the sample seed) and a second insert adds none.
+    func testCrossedSeedsExpandAndStore() throws {
+        let dir = tempDir("cross")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = try spec(crossed, dir).expand(profile: "smoke")
+        XCTAssertEqual(runs.count, 6)
+        XCTAssertEqual(Set(runs.map(\.cell)).count, 1)
+        XCTAssertEqual(Set(runs.map(\.replicate)).count, 6)
+        XCTAssertEqual(runs.map(\.config.sampleSeed), [1, 1, 2, 2, 3, 3])
+        let store = try ResultsStore(path: "\(dir)/s.sqlite")
+        XCTAssertEqual(try store.insertPending(runs), 6)
+        XCTAssertEqual(try store.insertPending(runs), 0)
+        // A spec without sample_seeds keeps NULL sample seeds and the papers' configs.
+        let plain = try spec(crossed.replacingOccurrences(of: "sample_seeds: [1, 2, 3]\n", with: ""), dir).expand(profile: "smoke")
+        XCTAssertEqual(plain.map(\.sampleSeed), [nil, nil])
+        XCTAssertFalse(plain[0].config.json.contains("sample_seed"))
+    }
+
+    /// Hand-worked one-way random-effects decomposition: samples {1: [1, 3], 2: [5, 7]}: MSB = 16,
+    /// MSW = 2, n0 = 2 → σ²_between = 7, σ²_within = 2. Unbalanced: {1: [2, 4, 6], 2: [10]}:
+    /// grand mean 5.5, SSB = 3·1.5² + 4.5² = 27, MSB = 27, SSW = 8, MSW = 4, n0 = (4 − 10/4) = 1.5
+    /// → σ²_between = 46/3. One sample only, or one run per sample: nil.
+    func testVarianceComponentsHandWorked() throws {
+        let v = try XCTUnwrap(VarianceComponents([(1, 1), (1, 3), (2, 5), (2, 7)]))
+        XCTAssertEqual(v.between, 7, accuracy: 1e-12)
+        XCTAssertEqual(v.within, 2, accuracy: 1e-12)
+        XCTAssertEqual(v.sampleShare!, 7.0 / 9, accuracy: 1e-12)
+        let u = try XCTUnwrap(VarianceComponents([(1, 2), (1, 4), (1, 6), (2, 10)]))
+        XCTAssertEqual(u.within, 4, accuracy: 1e-12)
+        XCTAssertEqual(u.between, 46.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(VarianceComponents([(1, 2), (1, 4)])?.between, nil)
+        XCTAssertNil(VarianceComponents([(1, 2), (2, 4)]))
+        // Between-sample spread smaller than the seed noise: truncated at 0.
+        XCTAssertEqual(VarianceComponents([(1, 0), (1, 10), (2, 1), (2, 9)])?.between, 0)
+    }
+
+    /// A search spec expands to its grid points only (on the search seeds, dev selection); once
+    /// they have finished, the point with the best mean dev score runs on every seed under the
+    /// method's name. Selecting a search on the reported split is refused.
+    func testSearchExpansionAndChoice() throws {
+        let dir = tempDir("search")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = """
+        spec: searchy
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.03], n: [4, 8]}, select_on: train-dev}}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: [1, 2, 3]
+        k: [8]
+        profiles:
+          smoke: {models: {t5-small: "embedded:t5-tiny"}, train: {epochs: 1}}
+        """
+        let s = try spec(text, dir)
+        XCTAssertTrue(s.hasSearch)
+        let first = try s.expand(profile: "smoke", choose: { _, _, _, _ in nil })
+        XCTAssertEqual(first.map(\.variant), ["pt@lr=0.3,n=4", "pt@lr=0.3,n=8", "pt@lr=0.03,n=4", "pt@lr=0.03,n=8"])
+        XCTAssertTrue(first.allSatisfy { $0.seed == 1 && $0.config.selectOn == .trainDev })
+        XCTAssertEqual(first.map(\.config.method.n), [4, 8, 4, 8])
+        // The store's choice: mean selection_score per point; a diverged run counts as −∞.
+        let store = try ResultsStore(path: "\(dir)/s.sqlite")
+        try store.insertPending(first)
+        let scores: [String: (RunStatus, Double)] = ["pt@lr=0.3,n=4": (.done, 40), "pt@lr=0.3,n=8": (.diverged, 99),
+                                                     "pt@lr=0.03,n=4": (.done, 55), "pt@lr=0.03,n=8": (.done, 55)]
+        XCTAssertNil(try store.searchChoice(spec: "searchy", profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8), "unfinished")
+        while let claimed = try store.claim(worker: "t", pid: getpid()) {
+            let (status, score) = scores[claimed.spec.variant]!
+            var r = TrainResult(config: claimed.spec.config, status: status, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 1],
+                                last: [:], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil,
+                                smoke: true, predictions: nil)
+            r.extras = ["selection_score": score]
+            try store.complete(claimed.id, result: r)
+        }
+        let chosen = try store.searchChoice(spec: "searchy", profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8)
+        XCTAssertEqual(chosen, "pt@lr=0.03,n=4", "ties go to the first point in grid order; the diverged point is never chosen")
+        let final = try s.expand(profile: "smoke", choose: store.searchChoice(spec: "searchy", profile: "smoke"))
+        let finals = final.filter { $0.variant == "pt" }
+        XCTAssertEqual(finals.map(\.seed), [1, 2, 3])
+        XCTAssertTrue(finals.allSatisfy { $0.config.lr == 0.03 && $0.config.method.n == 4 && $0.config.selectOn == .trainDev })
+        XCTAssertEqual(finals[0].cell, "pt|cb|t5-small|k8")
+        let sums = try store.searchSummaries(s, profile: "smoke")
+        XCTAssertEqual(sums.count, 1)
+        XCTAssertEqual(sums[0].runs, 4)
+        XCTAssertEqual(sums[0].chosen, "pt@lr=0.03,n=4")
+        XCTAssertThrowsError(try spec(text.replacingOccurrences(of: "select_on: train-dev", with: "select_on: validation"), dir)) {
+            XCTAssertTrue("\($0)".contains("reported"), "\($0)")
+        }
+        XCTAssertThrowsError(try spec(text.replacingOccurrences(of: "lr: [0.3, 0.03]", with: "lrr: [0.3]"), dir)) {
+            XCTAssertTrue("\($0)".contains("unknown key 'lrr'"), "\($0)")
+        }
+    }
+
+    /// A crossed sweep end to end: 6 runs, `results` prints the variant label and the variance
+    /// components, the JSON export carries both, and a rerun of the sweep trains nothing.
+    func testCrossedSweepResults() throws {
+        let data = try sharedData()
+        let dir = tempDir("crossweep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try crossed.write(toFile: "\(dir)/crossed.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        let args = ["sweep", "\(dir)/crossed.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]
+        XCTAssertEqual(try runCLI(args).terminationStatus, 0)
+        let (st, md) = try runStdout(["results", "crossed", "--profile", "smoke", "--db", db])
+        XCTAssertEqual(st, 0)
+        XCTAssertTrue(md.contains("eval: rank; sample seeds crossed with seeds"), md)
+        XCTAssertTrue(md.contains("Variance components") && md.contains("| pt\\|cb\\|t5-small\\|k8 | accuracy | 3 | 6 |"), md)
+        let (_, json) = try runStdout(["results", "crossed", "--profile", "smoke", "--db", db, "--format", "json"])
+        XCTAssertTrue(json.contains("\"variance_components\"") && json.contains("\"sample_seeds\""), json)
+        let store = try ResultsStore(path: db)
+        XCTAssertEqual(try store.counts(spec: "crossed", profile: "smoke")["done"], 6)
+        let ids = try store.db.query("SELECT id FROM runs ORDER BY id").map { $0["id"]!.int! }
+        XCTAssertEqual(try runCLI(args).terminationStatus, 0)
+        XCTAssertEqual(try store.db.query("SELECT id FROM runs ORDER BY id").map { $0["id"]!.int! }, ids)
+    }
+
+    /// One `sweep` command runs a search in two phases: the grid points, then the chosen point on
+    /// every seed; its log names the choice and the cost, and `results` lists the search.
+    func testSearchSweepRunsBothPhases() throws {
+        let data = try sharedData()
+        let dir = tempDir("searchsweep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        spec: searchy
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.003]}, select_on: train-dev}}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: [1, 2]
+        k: [8]
+        profiles:
+          smoke:
+            models: {t5-small: "embedded:t5-tiny"}
+            train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}
+        """.write(toFile: "\(dir)/searchy.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        let (st, log) = try runCapture(["sweep", "\(dir)/searchy.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                        "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(st, 0, log)
+        XCTAssertTrue(log.contains("search pt cb/t5-small: chose pt@lr="), log)
+        let store = try ResultsStore(path: db)
+        let rows = try store.db.query("SELECT variant, seed, status FROM runs ORDER BY id")
+        XCTAssertEqual(rows.map { $0["variant"]!.text! }, ["pt@lr=0.3", "pt@lr=0.003", "pt", "pt"])
+        XCTAssertEqual(rows.map { $0["status"]!.text! }, ["done", "done", "done", "done"])
+        let (_, md) = try runStdout(["results", "\(dir)/searchy.yaml", "--profile", "smoke", "--db", db])
+        XCTAssertTrue(md.contains("Hyper-parameter search") && md.contains("CPU-hours"), md)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Support
+import Tasks
+import XCTest
+
+/// Samplers, dev sets, validation halves and rank candidates of the protocol variants (issue #20).
+final class ProtocolVariantTaskTests: XCTestCase {
+    func data(_ task: String, _ split: Split) throws -> TaskData {
+        try DataLoader.load(try TaskRegistry.definition(task), split: split, dataDir: try sharedData())
+    }
+
+    /// Hand-worked: k = 5 over 3 classes met in the order 0, 1, 2 → quotas 2, 2, 1 (the remainder
+    /// goes to the first classes met), taken in walk order.
+    func testBalancedTakeQuotasAndRemainder() {
+        let order = [5, 2, 7, 1, 9, 3, 8]
+        let cls = [5: 0, 2: 0, 7: 1, 1: 0, 9: 2, 3: 1, 8: 2]
+        XCTAssertEqual(FewShotSampler.balancedTake(order, k: 5, classOf: cls), [5, 2, 7, 9, 3])
+        // Classes met in another order get the remainder: 2 first, then 1, then 0.
+        let order2 = [9, 7, 5, 8, 3, 2, 1]
+        XCTAssertEqual(FewShotSampler.balancedTake(order2, k: 4, classOf: cls), [9, 7, 5, 8])
+        // A class with fewer rows than its quota: the shortfall goes to the next unused rows.
+        let few = [10: 0, 11: 1, 12: 0, 13: 0]
+        XCTAssertEqual(FewShotSampler.balancedTake([10, 11, 12, 13], k: 4, classOf: few), [10, 11, 12, 13])
+        XCTAssertEqual(FewShotSampler.balancedTake([10, 11, 12, 13], k: 3, classOf: few), [10, 11, 12])
+    }
+
+    /// On CB (3 classes, 250 rows) every balanced sample has ⌊k/3⌋ or ⌈k/3⌉ rows per class, is
+    /// deterministic, is written to a "-balanced" manifest, and the uniform sampler still gives the
+    /// committed manifests byte for byte.
+    func testBalancedSampleOnCB() throws {
+        let cb = try data("cb", .train)
+        let labels = try TaskRegistry.definition("cb").labels!
+        for (k, seed) in [(8, 1), (16, 2), (32, 3), (7, 4)] {
+            let m = try FewShotSampler.sample(cb, k: k, seed: seed, sampler: .balanced)
+            XCTAssertEqual(m.indices.count, k)
+            XCTAssertEqual(Set(m.indices).count, k)
+            var counts = [Int](repeating: 0, count: 3)
+            for i in m.indices {
+                let lv = try XCTUnwrap(cb.rows[i].fields["label"] as? String)
+                counts[labels.firstIndex(of: .string(lv))!] += 1
+            }
+            XCTAssertEqual(counts.sorted(), [k / 3, k / 3, k / 3].enumerated().map { $0.element + ($0.offset >= 3 - k % 3 ? 1 : 0) }, "k \(k)")
+            XCTAssertEqual(m, try FewShotSampler.sample(cb, k: k, seed: seed, sampler: .balanced))
+            XCTAssertEqual(m.fileName, "cb-k\(k)-s\(seed)-balanced.json")
+            XCTAssertEqual(m.sampler, FewShotSampler.balancedSamplerID)
+        }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+        for k in [8, 16, 32] {
+            let committed = try Data(contentsOf: URL(fileURLWithPath: "\(repo)/Baselines/manifests/cb-k\(k)-s1.json"))
+            XCTAssertEqual(try FewShotSampler.sample(cb, k: k, seed: 1, sampler: .uniform).encoded(), committed)
+        }
+    }
+
+    /// ReCoRD has no label set: balanced sampling is refused with the reason. MultiRC balances over
+    /// answer-option labels.
+    func testBalancedRefusesReCoRDAndBalancesMultiRCOptions() throws {
+        XCTAssertThrowsError(try FewShotSampler.sample(try data("record", .train), k: 8, seed: 1, sampler: .balanced)) {
+            XCTAssertTrue("\($0)".contains("no label set"), "\($0)")
+        }
+        let mrc = try data("multirc", .train)
+        let m = try FewShotSampler.sample(mrc, k: 16, seed: 1, sampler: .balanced)
+        let trues = m.indices.filter { "\(mrc.rows[$0].fields["label"]!)" == "1" }.count
+        XCTAssertEqual(trues, 8)
+    }
+
+    /// The dev set is disjoint from the sample, has k_dev rows, does not depend on k, and stays
+    /// inside the training pool (WSC: label-1 rows).
+    func testDevRowsDisjointAndIndependentOfK() throws {
+        let rte = try data("rte", .train)
+        let s8 = try FewShotSampler.sample(rte, k: 8, seed: 2).indices, s32 = try FewShotSampler.sample(rte, k: 32, seed: 2).indices
+        let d8 = try FewShotSampler.devRows(rte, kDev: 16, seed: 2, sampler: .uniform, excluding: s8)
+        let d32 = try FewShotSampler.devRows(rte, kDev: 16, seed: 2, sampler: .uniform, excluding: s32)
+        XCTAssertEqual(d8.count, 16)
+        XCTAssertTrue(Set(d8).isDisjoint(with: s8))
+        XCTAssertTrue(Set(d32).isDisjoint(with: s32))
+        XCTAssertEqual(d8, d32)
+        XCTAssertNotEqual(d8, try FewShotSampler.devRows(rte, kDev: 16, seed: 3, sampler: .uniform, excluding: s8))
+        let wsc = try data("wsc", .train)
+        let pool = Set(FewShotSampler.pool(wsc))
+        let dw = try FewShotSampler.devRows(wsc, kDev: 32, seed: 1, sampler: .uniform, excluding: try FewShotSampler.sample(wsc, k: 32, seed: 1).indices)
+        XCTAssertTrue(Set(dw).isSubset(of: pool))
+        XCTAssertThrowsError(try FewShotSampler.devRows(wsc, kDev: 250, seed: 1, sampler: .uniform, excluding: Array(pool.prefix(20))))
+    }
+
+    /// DePT's halves: disjoint, covering, ⌈N/2⌉ select rows, fixed by the seed.
+    func testValidationHalves() {
+        for n in [1, 2, 7, 56, 277] {
+            let (s, r) = FewShotSampler.validationHalves(rows: n)
+            XCTAssertEqual(s.count, (n + 1) / 2)
+            XCTAssertEqual(Set(s + r), Set(0..<n))
+            XCTAssertTrue(Set(s).isDisjoint(with: r))
+            XCTAssertEqual(s, FewShotSampler.validationHalves(rows: n).select)
+        }
+        XCTAssertNotEqual(FewShotSampler.validationHalves(rows: 56).select, FewShotSampler.validationHalves(rows: 56, seed: 7).select)
+        XCTAssertNotEqual(FewShotSampler.validationHalves(rows: 56).select, Array(0..<28), "a permutation, not a prefix")
+    }
+
+    /// Rank candidates are the template's label targets (indices or words), ReCoRD's passage
+    /// entities; free-text targets (WSC's referent) are refused.
+    func testRankCandidates() throws {
+        let cbDef = try TaskRegistry.definition("cb"), cbVal = try data("cb", .validation)
+        let ex = try Templates.examples(cbVal, set: .dpt, training: false)
+        XCTAssertEqual(try RankCandidates.candidates(cbDef, set: .dpt, data: cbVal, example: ex[0]), ["0", "1", "2"])
+        XCTAssertEqual(try RankCandidates.candidates(cbDef, set: .respt, data: cbVal, example: ex[0]), ["entailment", "contradiction", "neutral"])
+        let recDef = try TaskRegistry.definition("record"), recVal = try data("record", .validation)
+        let rex = try Templates.examples(recVal, set: .dpt, training: false)
+        let ents = try RankCandidates.candidates(recDef, set: .dpt, data: recVal, example: rex[0])
+        XCTAssertEqual(ents, recVal.rows[rex[0].row].fields["entities"] as? [String])
+        XCTAssertTrue(rex[0].answers.allSatisfy(ents.contains), "gold answers are entities")
+        let wscDef = try TaskRegistry.definition("wsc"), wscVal = try data("wsc", .validation)
+        let wex = try Templates.examples(wscVal, set: .dpt, training: false)
+        XCTAssertThrowsError(try RankCandidates.candidates(wscDef, set: .dpt, data: wscVal, example: wex[0])) {
+            XCTAssertTrue("\($0)".contains("free text"), "\($0)")
+        }
+        XCTAssertEqual(try RankCandidates.candidates(wscDef, set: .dept, data: wscVal, example: wex[0]), ["0", "1"])
+    }
+}
