@@ -19,7 +19,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test bench reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -33,6 +33,7 @@ help:
 	@echo "make manifests          few-shot manifests for k = 8/16/32 x seeds 1-3 (committed under Baselines/manifests)"
 	@echo "make report [PROFILE=]  every paper table (Markdown + LaTeX) and figure into Reports/"
 	@echo "make figures            the paper figures only"
+	@echo "make protocol-study     the protocol-variant study (smoke): papers' selection vs dev, generation vs rank"
 	@echo "make bench-reference    the pinned PyTorch venv the benchmark compares against ($(BENCH_VENV))"
 	@echo "make reference-venv     the pinned torch/transformers/peft venv for the fixture scripts ($(REF_VENV))"
 	@echo "make trajectories       regenerate the PyTorch training-trajectory fixtures (scripts/make_trajectories.py)"
@@ -112,6 +113,16 @@ fetch-data:
 # Few-shot manifests for the paper settings (k = 8/16/32 × seeds 1-3 × every task).
 manifests: build
 	$(BIN) sample --task all --k 8,16,32 --seeds 1,2,3 --data-dir $(if $(DATA),$(DATA),$(PROMPTREPRO_SHARED)/data)
+
+# Protocol variants side by side (issue #20): sweep the study's smoke profile into its own store,
+# check every run finished, and render its table from those runs into runs/protocol-study/.
+PS_DB ?= runs/protocol-study.sqlite
+protocol-study: build $(DATA_DEP)
+	$(BIN) sweep protocol-study --profile $(PROFILE) --workers $(WORKERS) --db $(PS_DB) --data-dir $(DATA_DIR)
+	@n=$$($(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB) --format csv | grep -c ",best,accuracy,"); \
+	  [ "$$n" -eq 12 ] || { echo "protocol-study: expected 12 finished cells, got $$n" >&2; exit 1; }
+	$(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB)
+	$(BIN) report protocol-study --profile $(PROFILE) --db $(PS_DB) --out-dir runs/protocol-study
 
 # Every paper table from the store (or Baselines/results when there is none).
 report: build

@@ -67,6 +67,11 @@ struct CompareCommand: ParsableCommand {
         let smoke = profile == "smoke" || expanded.contains { $0.modelSpec.hasPrefix("embedded:") }
         var header = "Spec `\(s.name)` (\(s.path)), profile **\(profile)**, backbone \(backbones.joined(separator: ", ")); runs from \(source)."
         if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
+        // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
+        for side in [method] + (against == "stored" ? [baseline] : []) {
+            let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()
+            if !labels.isEmpty { header += "\n\nProtocol of \(side): \(labels.joined(separator: " / "))." }
+        }
 
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         var exampleCache: [String: [Example]] = [:]
