@@ -19,65 +19,8 @@ public final class T5Model {
     public let parameters: [(name: String, tensor: Tensor)]
     /// Adapters (LoRA) on linear weights, keyed by the weight's HF name.
     public var adapters: [String: LinearAdapter] = [:]
-    /// How cross-attention forms its keys and values (see `CrossAttentionMode`).
-    public var crossAttentionMode: CrossAttentionMode = .auto
-
-    /// `.projected`: K = E·Wkᵀ and V = E·Wvᵀ per decoder layer, as transformers does.
-    /// `.absorbed`: the projections folded into the queries and the attention output
-    /// (`crossAttentionAbsorbed`), no per-layer K/V. `.auto` picks the form with fewer FLOPs for the
-    /// number of decoder queries (absorbed for a few label tokens over a long input) and always the
-    /// projected form when an adapter sits on the cross-attention K or V weight.
-    public enum CrossAttentionMode: Sendable { case auto, projected, absorbed }
-
-    /// Self-attention backward recomputes the probabilities P (one more QKᵀ GEMM and softmax per
-    /// head) instead of keeping them from forward: B·H·L² floats per layer. nil (default): recompute
-    /// when backbone weights train (full fine-tuning, where weight gradients and optimizer state
-    /// already hold four copies of the model); keep them when only a prompt or adapter trains.
-    public var recomputeAttentionProbabilities: Bool? = nil
-
-    var recomputesProbabilities: Bool {
-        recomputeAttentionProbabilities ?? parameters.contains { $0.tensor.requiresGrad }
-    }
-
-    /// Activation checkpointing of the feed-forward sublayers (norm, FFN, dropout): forward keeps
-    /// only each sublayer's input and backward runs the sublayer again (one more Wi and Wo GEMM per
-    /// layer), so the FFN hidden states and norm outputs are not kept. Same gradients, bit for bit.
-    /// Off by default (t5-base full fine-tuning: 23% slower, 0.4 GB less at batch 8); on when the
-    /// environment variable PROMPTREPRO_CHECKPOINT lists `ffn`.
-    public var checkpointFeedForward = T5Model.checkpointSetting.contains("ffn")
-
-    /// The same for the self-attention sublayers (norm, Q/K/V, attention, output projection,
-    /// dropout): Q, K, V, the attention output and the norm output are not kept; one more forward
-    /// of the sublayer per backward. On when PROMPTREPRO_CHECKPOINT lists `attention`.
-    public var checkpointSelfAttention = T5Model.checkpointSetting.contains("attention")
-
-    /// Sublayers new models checkpoint (`ffn`, `attention`); the CLI sets it from PROMPTREPRO_CHECKPOINT.
-    nonisolated(unsafe) public static var checkpointSetting: Set<String> = []
-
-    /// Parses a comma-separated sublayer list (ffn, attention; all = both); throws naming unknown ones.
-    public static func checkpointSublayers(_ raw: String) throws -> Set<String> {
-        let parts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
-        let unknown = parts.subtracting(["ffn", "attention", "all"])
-        if !unknown.isEmpty {
-            throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer \(unknown.sorted().joined(separator: ", ")) in '\(raw)'; use ffn, attention or all")
-        }
-        return parts.contains("all") ? ["ffn", "attention"] : parts
-    }
-
-    /// Encoder passes that record no gradients and draw no dropout (evaluation, generation) stream
-    /// the batch through the encoder in chunks of about `streamTokens` rows (never less than one
-    /// sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the chunk, not the
-    /// batch. Sequences do not interact in the encoder, so its output is the whole batch's. The
-    /// decoder runs on the whole batch (its few query rows per sequence would otherwise re-read every
-    /// decoder weight per chunk). 0 turns streaming off.
-    public var streamTokens: Int = 1024
-
-    /// Batch-row ranges of a streamed encoder pass (one range when streaming does not apply).
-    public func streamChunks(batch: Int, length: Int, drop: DropoutContext) -> [Range<Int>] {
-        guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [0..<batch] }
-        let n = max(1, min(batch, batch * length / streamTokens))
-        return (0..<n).map { c in (c * batch / n)..<((c + 1) * batch / n) }
-    }
+    /// Performance switches that never change a result's meaning (T5Runtime.swift).
+    public var runtime = Runtime()
 
     struct Attn { let q, k, v, o: Tensor }
     struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
@@ -351,40 +294,64 @@ public final class T5Model {
         var h = drop.apply(try embedding(shared, ids: ids, shape: [batch, T]))        // (B, T, d)
         let bias = positionBias(decoderBias, tq: T, tk: T, queryOffset: 0, bidirectional: false)
         for blk in decoderBlocks {
-            h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: nil, causal: true, drop: drop))
-            let x = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
-            let ca = blk.crossAttn!
-            let ctx: Tensor
-            if absorbsCross(ca, queries: T, keys: encoder.shape[1]) {
-                ctx = try crossAttentionAbsorbed(q: try lin(x, ca.q, drop), memory: encoder, wk: ca.k, wv: ca.v, heads: config.numHeads,
-                                                 keyMask: encoderMask, options: drop.attention())
-            } else {
-                ctx = try attention(q: try lin(x, ca.q, drop), k: try lin(encoder, ca.k, drop), v: try lin(encoder, ca.v, drop),
-                                    heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
-            }
-            h = try add(h, drop.apply(try lin(ctx, ca.o, drop)))
-            h = try add(h, try feedForwardSublayer(h, blk, drop: drop))
+            h = try decoderBlock(h, blk, bias: bias, cache: nil, cross: .encoder(encoder), encoderMask: encoderMask, drop: drop)
         }
         h = drop.apply(try rmsNorm(h, weight: decoderFinal, eps: config.eps))
         return try head(h)
     }
 
-    /// Whether cross-attention runs in the absorbed form for `queries` decoder rows over `keys`
-    /// encoder rows (no adapters attached).
-    public func crossAttentionIsAbsorbed(queries: Int, keys: Int) -> Bool {
-        decoderBlocks.first.map { absorbsCross($0.crossAttn!, queries: queries, keys: keys) } ?? false
+    /// What a decoder layer's cross-attention reads: the encoder states (B, L, d), projected in the
+    /// block or not as `absorbsCross` decides for its number of queries (teacher forcing); or, in
+    /// incremental decoding, K/V already projected from them (B, L, I) each, or the states to attend
+    /// in the absorbed form.
+    enum CrossMemory {
+        case encoder(Tensor)
+        case projected(Tensor, Tensor)
+        case absorbed(Tensor)
     }
 
-    /// Whether this cross-attention layer runs in the absorbed form for `queries` decoder rows.
-    func absorbsCross(_ a: Attn, queries: Int, keys: Int) -> Bool {
-        switch crossAttentionMode {
-        case .projected: return false
-        case .absorbed, .auto:
-            if adapters[a.k.name] != nil || adapters[a.v.name] != nil { return false }
-            return crossAttentionMode == .absorbed
-                || crossAttentionAbsorbedIsCheaper(queries: queries, keys: keys, model: config.dModel, inner: config.innerDim,
-                                                   heads: config.numHeads)
+    /// Self-attention keys and values of the rows decoded so far, per layer (incremental decoding).
+    final class SelfAttentionCache {
+        var k: [Tensor?], v: [Tensor?]
+        init(layers: Int) { k = Array(repeating: nil, count: layers); v = k }
+    }
+
+    /// One decoder block on h (B, T, d) → (B, T, d): causal self-attention, cross-attention over
+    /// the encoder, feed-forward, each pre-norm with a residual. Teacher forcing (`cache` nil) runs
+    /// the T rows at once under a causal mask (`bias` (H, T, T)); incremental decoding passes the
+    /// new row (T = 1), appends its keys and values to `cache` at `layer`, and attends over every
+    /// cached row (`bias` (H, 1, step+1)).
+    func decoderBlock(_ h: Tensor, _ blk: Block, layer: Int = 0, bias: Tensor, cache: SelfAttentionCache?, cross: CrossMemory,
+                      encoderMask: Tensor, drop: DropoutContext) throws -> Tensor {
+        var h = h
+        if let cache {
+            let x = try rmsNorm(h, weight: blk.selfNorm, eps: config.eps)
+            let k = try lin(x, blk.selfAttn.k, drop), v = try lin(x, blk.selfAttn.v, drop)
+            cache.k[layer] = try cache.k[layer].map { try concat([$0, k], axis: 1) } ?? k     // (B, step+1, I)
+            cache.v[layer] = try cache.v[layer].map { try concat([$0, v], axis: 1) } ?? v
+            let a = try attention(q: try lin(x, blk.selfAttn.q, drop), k: cache.k[layer]!, v: cache.v[layer]!,
+                                  heads: config.numHeads, bias: bias, options: AttentionOptions())
+            h = try add(h, try lin(a, blk.selfAttn.o, drop))
+        } else {
+            h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: nil, causal: true, drop: drop))
         }
+        let ca = blk.crossAttn!
+        let q = try lin(try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps), ca.q, drop)
+        var memory = cross
+        if case .encoder(let e) = cross {
+            memory = absorbsCross(ca, queries: h.shape[1], keys: e.shape[1]) ? .absorbed(e) : .projected(try lin(e, ca.k, drop), try lin(e, ca.v, drop))
+        }
+        let ctx: Tensor
+        switch memory {
+        case .encoder: preconditionFailure("resolved above")
+        case .projected(let k, let v):
+            ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
+        case .absorbed(let memory):
+            ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
+                                             options: drop.attention())
+        }
+        h = try add(h, drop.apply(try lin(ctx, ca.o, drop)))
+        return try add(h, try feedForwardSublayer(h, blk, drop: drop))
     }
 
     func head(_ h: Tensor) throws -> Tensor {
@@ -490,8 +457,7 @@ public final class T5Model {
             }
             : nil
         if crossKV.allSatisfy({ $0 != nil }) { memory = nil }
-        var selfK: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
-        var selfV: [Tensor?] = Array(repeating: nil, count: decoderBlocks.count)
+        let cache = SelfAttentionCache(layers: decoderBlocks.count)
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)
@@ -503,21 +469,8 @@ public final class T5Model {
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
-                let x = try rmsNorm(h, weight: blk.selfNorm, eps: config.eps)
-                let k = try lin(x, blk.selfAttn.k, drop), v = try lin(x, blk.selfAttn.v, drop)
-                selfK[l] = try selfK[l].map { try concat([$0, k], axis: 1) } ?? k       // (B, step+1, I)
-                selfV[l] = try selfV[l].map { try concat([$0, v], axis: 1) } ?? v
-                let a = try attention(q: try lin(x, blk.selfAttn.q, drop), k: selfK[l]!, v: selfV[l]!,
-                                      heads: config.numHeads, bias: bias, options: AttentionOptions())
-                h = try add(h, try lin(a, blk.selfAttn.o, drop))
-                let xc = try rmsNorm(h, weight: blk.crossNorm!, eps: config.eps)
-                let qc = try lin(xc, blk.crossAttn!.q, drop)
-                let c = try crossKV[l].map { kv in
-                    try attention(q: qc, k: kv.0, v: kv.1, heads: config.numHeads, keyMask: encoderMask, options: AttentionOptions())
-                } ?? crossAttentionAbsorbed(q: qc, memory: memory!, wk: blk.crossAttn!.k, wv: blk.crossAttn!.v, heads: config.numHeads,
-                                            keyMask: encoderMask)
-                h = try add(h, try lin(c, blk.crossAttn!.o, drop))
-                h = try add(h, try feedForward(try rmsNorm(h, weight: blk.ffnNorm, eps: config.eps), blk.ffn, drop: drop))
+                let cross: CrossMemory = crossKV[l].map { .projected($0.0, $0.1) } ?? .absorbed(memory!)
+                h = try decoderBlock(h, blk, layer: l, bias: bias, cache: cache, cross: cross, encoderMask: encoderMask, drop: drop)
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)
             let V = config.vocabSize

@@ -1,0 +1,107 @@
+// T5's runtime switches: how cross-attention forms its keys and values, whether attention
+// probabilities are kept or recomputed, activation checkpointing, and encoder streaming. None of
+// them changes what a forward computes beyond fp32 rounding (checkpointing and streaming: not even
+// that); they trade FLOPs for memory. The architecture itself is in T5.swift.
+import Foundation
+import Tensor
+
+extension T5Model {
+    /// `.projected`: K = E·Wkᵀ and V = E·Wvᵀ per decoder layer, as transformers does.
+    /// `.absorbed`: the projections folded into the queries and the attention output
+    /// (`crossAttentionAbsorbed`), no per-layer K/V. `.auto` picks the form with fewer FLOPs for the
+    /// number of decoder queries (absorbed for a few label tokens over a long input) and always the
+    /// projected form when an adapter sits on the cross-attention K or V weight.
+    public enum CrossAttentionMode: Sendable { case auto, projected, absorbed }
+
+    public struct Runtime: Sendable {
+        /// How cross-attention forms its keys and values (see `CrossAttentionMode`).
+        public var crossAttentionMode: CrossAttentionMode = .auto
+        /// Self-attention backward recomputes the probabilities P (one more QKᵀ GEMM and softmax per
+        /// head) instead of keeping them from forward: B·H·L² floats per layer. nil (default):
+        /// recompute when backbone weights train (full fine-tuning, where weight gradients and
+        /// optimizer state already hold four copies of the model); keep them when only a prompt or
+        /// adapter trains.
+        public var recomputeAttentionProbabilities: Bool? = nil
+        /// Activation checkpointing of the feed-forward sublayers (norm, FFN, dropout): forward keeps
+        /// only each sublayer's input and backward runs the sublayer again (one more Wi and Wo GEMM
+        /// per layer), so the FFN hidden states and norm outputs are not kept. Same gradients, bit for
+        /// bit. Off by default (t5-base full fine-tuning: 23% slower, 0.4 GB less at batch 8); on
+        /// when `T5Model.checkpointSetting` lists `ffn` (the CLI: PROMPTREPRO_CHECKPOINT).
+        public var checkpointFeedForward = T5Model.checkpointSetting.contains("ffn")
+        /// The same for the self-attention sublayers (norm, Q/K/V, attention, output projection,
+        /// dropout): Q, K, V, the attention output and the norm output are not kept; one more
+        /// forward of the sublayer per backward. On when `checkpointSetting` lists `attention`.
+        public var checkpointSelfAttention = T5Model.checkpointSetting.contains("attention")
+        /// Encoder passes that record no gradients and draw no dropout (evaluation, generation)
+        /// stream the batch through the encoder in chunks of about `streamTokens` rows (never less
+        /// than one sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the
+        /// chunk, not the batch. Sequences do not interact in the encoder, so its output is the whole
+        /// batch's. The decoder runs on the whole batch (its few query rows per sequence would
+        /// otherwise re-read every decoder weight per chunk). 0 turns streaming off.
+        public var streamTokens: Int = 1024
+        public init() {}
+    }
+
+    public var crossAttentionMode: CrossAttentionMode {
+        get { runtime.crossAttentionMode }
+        set { runtime.crossAttentionMode = newValue }
+    }
+    public var recomputeAttentionProbabilities: Bool? {
+        get { runtime.recomputeAttentionProbabilities }
+        set { runtime.recomputeAttentionProbabilities = newValue }
+    }
+    public var checkpointFeedForward: Bool {
+        get { runtime.checkpointFeedForward }
+        set { runtime.checkpointFeedForward = newValue }
+    }
+    public var checkpointSelfAttention: Bool {
+        get { runtime.checkpointSelfAttention }
+        set { runtime.checkpointSelfAttention = newValue }
+    }
+    public var streamTokens: Int {
+        get { runtime.streamTokens }
+        set { runtime.streamTokens = newValue }
+    }
+
+    var recomputesProbabilities: Bool {
+        runtime.recomputeAttentionProbabilities ?? parameters.contains { $0.tensor.requiresGrad }
+    }
+
+    /// Sublayers new models checkpoint (`ffn`, `attention`); the CLI sets it from PROMPTREPRO_CHECKPOINT.
+    nonisolated(unsafe) public static var checkpointSetting: Set<String> = []
+
+    /// Parses a comma-separated sublayer list (ffn, attention; all = both); throws naming unknown ones.
+    public static func checkpointSublayers(_ raw: String) throws -> Set<String> {
+        let parts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
+        let unknown = parts.subtracting(["ffn", "attention", "all"])
+        if !unknown.isEmpty {
+            throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer \(unknown.sorted().joined(separator: ", ")) in '\(raw)'; use ffn, attention or all")
+        }
+        return parts.contains("all") ? ["ffn", "attention"] : parts
+    }
+
+    /// Batch-row ranges of a streamed encoder pass (one range when streaming does not apply).
+    public func streamChunks(batch: Int, length: Int, drop: DropoutContext) -> [Range<Int>] {
+        guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [0..<batch] }
+        let n = max(1, min(batch, batch * length / streamTokens))
+        return (0..<n).map { c in (c * batch / n)..<((c + 1) * batch / n) }
+    }
+
+    /// Whether this cross-attention layer runs in the absorbed form for `queries` decoder rows.
+    func absorbsCross(_ a: Attn, queries: Int, keys: Int) -> Bool {
+        switch crossAttentionMode {
+        case .projected: return false
+        case .absorbed, .auto:
+            if adapters[a.k.name] != nil || adapters[a.v.name] != nil { return false }
+            return crossAttentionMode == .absorbed
+                || crossAttentionAbsorbedIsCheaper(queries: queries, keys: keys, model: config.dModel, inner: config.innerDim,
+                                                   heads: config.numHeads)
+        }
+    }
+
+    /// Whether cross-attention runs in the absorbed form for `queries` decoder rows over `keys`
+    /// encoder rows (no adapters attached).
+    public func crossAttentionIsAbsorbed(queries: Int, keys: Int) -> Bool {
+        decoderBlocks.first.map { absorbsCross($0.crossAttn!, queries: queries, keys: keys) } ?? false
+    }
+}
