@@ -51,13 +51,13 @@ let package = Package(
                                              .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // PromptRepro's AVX-512 SGEMM (C, intrinsics); picked at run time on CPUs that have AVX-512.
         .target(name: "CGemm", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Tensor", dependencies: ["CBLAS", "CGemm"], swiftSettings: fast),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CGemm", "Support"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks", "Tensor", "Training", "Support", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
-        .target(name: "Tasks", dependencies: ["Tensor", "Support", .product(name: "Yams", package: "Yams")],
+        .target(name: "Tasks", dependencies: ["Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),
         .executableTarget(
             name: "PromptReproCLI",

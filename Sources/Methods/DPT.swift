@@ -1,5 +1,6 @@
 // DPT (decomposed prompt tuning, official code): P = A·B with A ∈ R^{n×r}, B ∈ R^{r×d}, both
 // U[−0.5, 0.5] (the code's init; the paper says "Gaussian" without a std). Count r(n + d).
+import Support
 import Models
 import Tensor
 

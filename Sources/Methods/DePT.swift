@@ -2,6 +2,7 @@
 // update of the input embeddings, ΔE = (α/√r)·A·B with A ∈ R^{s×r} (kaiming-uniform), B ∈ R^{r×d}
 // (zeros), added to token positions 0..L−1 (METHODS §2.4: α/√r, not LoRA's α/r). A and B form the
 // "secondary" parameter group with its own learning rate. Count md + sr + rd.
+import Support
 import Foundation
 import Models
 import Tensor

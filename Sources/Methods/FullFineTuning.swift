@@ -1,4 +1,5 @@
 // Full fine-tuning: every backbone weight is trainable (tied embeddings counted once). No prompt.
+import Support
 import Models
 import Tensor
 

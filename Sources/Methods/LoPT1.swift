@@ -1,5 +1,6 @@
 // LoPT-1 (LoPT paper): X = U·V, U ∈ R^{n×r}, V ∈ R^{r×d}, U[−0.5, 0.5]. The same factorisation
 // and init as DPT (METHODS §6.14); differs only in settings (n = 10/20, r = ⌊n/4⌋, Adafactor).
+import Support
 import Models
 import Tensor
 

@@ -1,6 +1,7 @@
 // LoPT-2 (LoPT paper, "implementation simplification"): X = ELU(X0·U)·V with X0 ∈ R^{n×d} frozen
 // (U[−0.5, 0.5]; unspecified in the paper), U ∈ R^{d×r}, V ∈ R^{r×d} bias-free linear maps with
 // PyTorch's default init. Count 2rd (X0 not counted).
+import Support
 import Models
 import Tensor
 

@@ -4,6 +4,7 @@
 // "." + target (T5: "q", "v" by default; "k", "o", "wi", "wo", "EncDecAttention.q", …; GPT-2 Conv1D:
 // "c_attn", "c_proj", "attn.c_proj", "c_fc"). On GPT-2, whose q, k and v live in one fused
 // `c_attn`, the T5 names q/k/v select `c_attn` (PEFT's GPT-2 default) and o selects `attn.c_proj`.
+import Support
 import Foundation
 import Models
 import Tensor

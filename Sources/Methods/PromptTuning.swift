@@ -1,5 +1,6 @@
 // Prompt tuning (Lester et al. 2021): P ∈ R^{n×d}, initialised from embedding rows (Google's
 // sampled-vocab rule by default; `respt-vocab`, `uniform`, `normal`, `text:…` and `labels` selectable).
+import Support
 import Models
 import Tensor
 

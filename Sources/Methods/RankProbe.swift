@@ -1,6 +1,7 @@
 // Rank probe for DPT Figure 3 / Appendix Figure 9: P = U·ReLU(Σ)·Vᵀ with U ∈ R^{n×k}, V ∈ R^{d×k}
 // (U[−0.5, 0.5]) and a trainable diagonal Σ ∈ R^k initialised positive (U[0.5, 1.5)); k = r.
 // The trainer logs the positive/negative counts of Σ and rank(P) every epoch.
+import Support
 import Foundation
 import Models
 import Tensor

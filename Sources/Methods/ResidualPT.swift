@@ -1,6 +1,7 @@
 // Residual prompt tuning (Razdaibiedina et al. 2023), shared-MLP variant whose counts match DPT
 // Tables 1/4: P' = LayerNorm(W_up·ReLU(W_down·p + b_down) + b_up) + p row-wise (LayerNorm with
 // bias, eps 1e-5); m = bottleneck (400). Count nd + 2dm + m + 3d.
+import Support
 import Models
 import Tensor
 

@@ -1,5 +1,6 @@
 // Dropout sites of one forward pass. In training every site draws its mask from
 // key.derive(site), sites numbered in call order, so a (seed, step) pair fixes every mask.
+import Support
 import Tensor
 
 public final class DropoutContext {

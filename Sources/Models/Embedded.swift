@@ -1,6 +1,7 @@
 // The embedded smoke backbones: tiny random-weight T5 and GPT-2 over a byte vocabulary, generated
 // by PromptRepro's own code from a fixed seed and written in Hugging Face format on first use.
 // Results obtained with them are a smoke profile, never a reproduction.
+import Support
 import Foundation
 import Tensor
 

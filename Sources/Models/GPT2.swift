@@ -2,6 +2,7 @@
 //
 // Notation: B batch, n prompt rows, L text length, S = n + L, d = n_embd, H heads, F = n_inner.
 // Conv1D weights are stored [in, out] (y = x·W + b).
+import Support
 import Foundation
 import Tensor
 

@@ -2,6 +2,7 @@
 //
 // Notation: B batch, L encoder length (prompt rows included), T decoder length, d = d_model,
 // H heads, I = H·d_kv, F = d_ff, V vocab. Linear weights are torch [out, in].
+import Support
 import Foundation
 import Tensor
 

@@ -19,7 +19,6 @@ import Foundation
 import Store
 import Support
 import Tasks
-import Tensor
 import Training
 
 public struct ComparisonRow {

@@ -1,8 +1,8 @@
 // Seed-level statistics for `compare`: Welch's t-test (two-sided p from the Student t CDF via the
 // regularised incomplete beta function) and a percentile bootstrap CI of the difference of means
 // with a fixed Philox seed.
+import Support
 import Foundation
-import Tensor
 
 public enum Statistics {
     public static func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(x.count) }

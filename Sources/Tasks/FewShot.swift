@@ -4,7 +4,6 @@
 // manifest that every method reads, so samples are identical across methods.
 import Foundation
 import Support
-import Tensor
 
 public struct Manifest: Codable, Equatable, Sendable {
     public var task: String

@@ -4,7 +4,6 @@
 // the default value of every switch is the papers' setting and changes no number.
 import Foundation
 import Support
-import Tensor
 
 /// How the k training rows are drawn (`--sampler`).
 public enum SamplerKind: String, Codable, CaseIterable, Sendable {

@@ -7,6 +7,7 @@
 //   dQ = scale · dS K ; dK = scale · dSᵀ Q ; dbias[h] = Σ_b dS
 import Dispatch
 import Foundation
+import Support
 
 /// Wall time spent inside the fused attention op (forward and backward), for the benchmark's
 /// attention share. Updated on the calling thread only.

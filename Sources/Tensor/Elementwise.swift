@@ -1,5 +1,6 @@
 // Broadcasting binary ops, scalar scale, activations (ReLU, gelu_new, ELU), dropout, sum/mean.
 import Foundation
+import Support
 
 /// NumPy-style broadcast of two shapes, iterated as rows over the last output axis.
 struct Broadcast {

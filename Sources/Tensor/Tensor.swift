@@ -1,6 +1,7 @@
 // fp32 dense tensors, row-major (C order). A tensor owns its buffer, or borrows one from a
 // `base` object (a view of another tensor, or a memory-mapped file) that it keeps alive.
 import Foundation
+import Support
 
 public enum TensorError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(op: String, detail: String)

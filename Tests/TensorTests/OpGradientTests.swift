@@ -1,3 +1,4 @@
+import Support
 import Tensor
 import XCTest
 

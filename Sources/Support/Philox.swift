@@ -9,8 +9,8 @@
 import Foundation
 
 public enum Philox {
-    static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
-    static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
+    @usableFromInline static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
+    @usableFromInline static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
 
     /// One Philox-4x32 block with `rounds` rounds (10 is the standard).
     @inline(__always)
@@ -34,7 +34,8 @@ public enum Philox {
 /// The 32×32→64 products are taken on even and odd lanes separately by viewing the eight 32-bit
 /// lanes as four 64-bit ones (one vpmuludq each on AVX2), so no lane-wise widening is needed.
 @inline(__always)
-func philox8(_ key: RNGKey, base: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>) {
+@inlinable
+public func philox8(_ key: RNGKey, base: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>) {
     // base is a multiple of 8, so base…base+7 share their high word.
     assert(base & 7 == 0, "philox8 needs a base that is a multiple of 8")
     var c0 = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base))
@@ -54,7 +55,8 @@ func philox8(_ key: RNGKey, base: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD
 /// (high, low) 32-bit halves of the lane-wise 64-bit products x·m (lane 2i is the low half of
 /// 64-bit lane i: little-endian, as on every target Swift supports here).
 @inline(__always)
-func mulHiLo8(_ x: SIMD8<UInt32>, _ m: UInt32) -> (SIMD8<UInt32>, SIMD8<UInt32>) {
+@inlinable
+public func mulHiLo8(_ x: SIMD8<UInt32>, _ m: UInt32) -> (SIMD8<UInt32>, SIMD8<UInt32>) {
     let w = unsafeBitCast(x, to: SIMD4<UInt64>.self)
     let low32 = SIMD4<UInt64>(repeating: 0xFFFF_FFFF), mm = SIMD4<UInt64>(repeating: UInt64(m))
     let even = (w & low32) &* mm      // products of lanes 0, 2, 4, 6
