@@ -11,8 +11,8 @@ struct PromptRepro: ParsableCommand {
         discussion: """
             Environment:
               PROMPTREPRO_THREADS  numeric-core threads (default: the core count)
-              PROMPTREPRO_GEMM     auto | openblas | avx512 (auto: PromptRepro's
-                                   AVX-512 GEMM where the CPU has it)
+              PROMPTREPRO_GEMM     auto | openblas | avx512 | avx2 (auto: PromptRepro's
+                                   AVX-512 GEMM where the CPU has it, else its AVX2 one)
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
