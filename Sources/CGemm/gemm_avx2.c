@@ -146,6 +146,12 @@ AVX2 static void pack_b_block(int transB, const float *b, long ldb, long pc, lon
 AVX2 static inline __attribute__((always_inline)) void kernel_strided(
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
         long mr, long nr, float alpha, float beta) {
+    // The C tile is read (beta ≠ 0) or written only after the k loop: start fetching its lines now
+    // so the misses overlap the FMAs (with a large mc the C block is in L3, not L2).
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0); }
+    }
     __m256 c0[MR], c1[MR];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
