@@ -20,7 +20,7 @@ for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
               f"{o['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB ({o['peak_rss_mb'] / p['peak_rss_mb']:.2f}) |")
 m = d["machine"]
 first = next(k for k in d["pytorch"] if k != "gemm")
-print(f"\nmachine: {m['cpu']}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')}, OpenBLAS {m['openblas_core']}, "
+print(f"\nmachine: {m['cpu']}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')} ({m.get('gemm_blocking', 'blocking not recorded')}), OpenBLAS {m['openblas_core']}, "
       f"Swift ISA {m.get('swift_isa', '?')}; torch {d['pytorch'][first]['train_step'].get('torch', '?')}, transformers "
       f"{d['pytorch'][first]['train_step'].get('transformers', '?')}")
 core = d["core"]["sgemm"]

@@ -1,7 +1,8 @@
 // AVX-512 SGEMM, BLIS-style: B is packed in KC×NC blocks of NR-column panels, A in MC×KC blocks
-// of MR-row panels, and a 12×32 register-tile kernel (24 zmm accumulators, two B vectors per k,
-// A values broadcast) runs over each pair of panels. Rows and columns past the matrix edge are
-// packed as zeros and the edge tiles store with masks, so any m, n, k and leading dimension work.
+// of MR-row panels (the caller passes MC, KC and NC: Sources/Tensor/GEMMBlocking.swift), and a
+// 12×32 register-tile kernel (24 zmm accumulators, two B vectors per k, A values broadcast) runs
+// over each pair of panels. Rows and columns past the matrix edge are packed as zeros and the edge
+// tiles store with masks, so any m, n, k and leading dimension work.
 //
 // Why it exists: OpenBLAS 0.3.21 is pinned to its Haswell (AVX2) kernel on machines whose
 // processor it does not know; on such a machine with 512-bit FMA units this kernel does about
@@ -12,11 +13,8 @@
 #endif
 #include <stdlib.h>
 
-#define MR 12
-#define NR 32
-#define MC 480   /* A block: MC×KC floats = 720 KB, stays in L2 */
-#define KC 384   /* B micro-panel: KC×NR floats = 48 KB, streams from L1/L2 */
-#define NC 3072  /* B block: KC×NC floats = 4.5 MB */
+#define MR PR_AVX512_MR  /* 12 */
+#define NR PR_AVX512_NR  /* 32 */
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 
@@ -151,6 +149,12 @@ AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, l
 AVX512 static inline __attribute__((always_inline)) void kernel_strided(
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
         long mr, long nr, float alpha, float beta) {
+    // The C tile is read (beta ≠ 0) or written only after the k loop: start fetching its lines now
+    // so the misses overlap the FMAs (the C block mc×nc is larger than L2).
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0); }
+    }
     __m512 c0[MR], c1[MR];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
@@ -200,13 +204,14 @@ AVX512 static void kernel_cols(long kc, const float *restrict a, long lda, const
 
 AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
                             const float *a, long lda, const float *b, long ldb,
-                            float beta, float *c, long ldc) {
+                            float beta, float *c, long ldc, long MC, long KC, long NC) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (long i = 0; i < m; i++)
             for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
         return;
     }
+    if (MC < MR || KC < 1 || NC < NR) abort();
     long ncMax = min_l(NC, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k), mcMax = min_l(MC, (m + MR - 1) / MR * MR);
     float *bp = ensure(&pack_b, &pack_b_size, kcMax * ncMax);
     float *ap = ensure(&pack_a, &pack_a_size, kcMax * mcMax);
@@ -248,5 +253,5 @@ AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, floa
 #else
 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
                      const float *a, long lda, const float *b, long ldb,
-                     float beta, float *c, long ldc) { abort(); }
+                     float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
 #endif

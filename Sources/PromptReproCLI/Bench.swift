@@ -226,6 +226,7 @@ func machineInfo() -> [String: Any] {
         "openblas_config": BLAS.config,
         "openblas_core": BLAS.coreName,
         "gemm_kernel": BLAS.kernel.rawValue,
+        "gemm_blocking": BLAS.blockingDescription,
         "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,
     ]

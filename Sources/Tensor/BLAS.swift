@@ -1,6 +1,6 @@
-// The only file that imports the CBLAS module (house style §3) and PromptRepro's own AVX-512
-// GEMM (Sources/CGemm). Row-major single-precision GEMM with transpose flags (no materialised
-// transposes), plus the naive oracle both kernels are tested against.
+// The only file that imports the CBLAS module (house style §3) and PromptRepro's own AVX-512 and
+// AVX2 GEMMs (Sources/CGemm). Row-major single-precision GEMM with transpose flags (no materialised
+// transposes), plus the naive oracle every kernel is tested against.
 import CBLAS
 import CGemm
 import Foundation
@@ -9,9 +9,21 @@ import Foundation
 public enum GEMMKernel: String, CaseIterable, Sendable {
     /// OpenBLAS's cblas_sgemm, whichever core kernel OpenBLAS picked (or OPENBLAS_CORETYPE pinned).
     case openblas
-    /// PromptRepro's AVX-512 kernel (Sources/CGemm/gemm.c); OpenBLAS keeps the products with fewer
-    /// than 32 rows and a large B, where packing B would cost more than the product.
+    /// PromptRepro's AVX-512 kernel (Sources/CGemm/gemm.c, 12×32 tile); OpenBLAS keeps the products
+    /// with fewer than 32 rows and a large B, where packing B would cost more than the product.
     case avx512
+    /// PromptRepro's AVX2 + FMA kernel (Sources/CGemm/gemm_avx2.c, 6×16 tile) for CPUs without
+    /// AVX-512; the same split with OpenBLAS as avx512.
+    case avx2
+
+    /// Register tile (rows, columns) and the fixed kc of an own kernel (GEMMBlocking.swift).
+    var tile: (mr: Int, nr: Int, kc: Int)? {
+        switch self {
+        case .openblas: return nil
+        case .avx512: return (Int(PR_AVX512_MR), Int(PR_AVX512_NR), 384)
+        case .avx2: return (Int(PR_AVX2_MR), Int(PR_AVX2_NR), 256)
+        }
+    }
 }
 
 public enum BLAS {
@@ -50,51 +62,85 @@ public enum BLAS {
 
     /// AVX-512 F/VL/DQ/BW present and enabled by the OS.
     public static let avx512Available = pr_gemm_avx512_available() != 0
+    /// AVX2 and FMA present and enabled by the OS.
+    public static let avx2Available = pr_gemm_avx2_available() != 0
 
-    /// The kernel in use: avx512 where available, else openblas, unless the caller picks one
-    /// (`kernel(named:)`; the CLI reads PROMPTREPRO_GEMM). Results are bit-identical for a given
-    /// kernel and thread count; the two kernels differ in the last bits, so compare runs made with
-    /// the same one.
-    nonisolated(unsafe) public static var kernel: GEMMKernel = avx512Available ? .avx512 : .openblas
-
-    /// The kernel a setting names: auto (avx512 where available, else openblas), openblas or avx512.
-    /// Throws with what to do when the name is unknown or the CPU lacks AVX-512.
-    public static func kernel(named value: String) throws -> GEMMKernel {
-        switch value {
-        case "auto", "": return avx512Available ? .avx512 : .openblas
-        case "openblas": return .openblas
-        case "avx512":
-            if avx512Available { return .avx512 }
-            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "avx512 requested but this CPU (or OS) lacks AVX-512 F/VL/DQ/BW; use auto or openblas")
-        default:
-            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "'\(value)' is not a kernel; use auto, openblas or avx512")
+    /// Whether this CPU can run `k`.
+    public static func available(_ k: GEMMKernel) -> Bool {
+        switch k {
+        case .openblas: return true
+        case .avx512: return avx512Available
+        case .avx2: return avx2Available
         }
+    }
+
+    /// The kernels this CPU can run, OpenBLAS first (tests run each).
+    public static var availableKernels: [GEMMKernel] { GEMMKernel.allCases.filter(available) }
+
+    /// The kernel `auto` picks: avx512, else avx2, else openblas.
+    public static let autoKernel: GEMMKernel = avx512Available ? .avx512 : avx2Available ? .avx2 : .openblas
+
+    /// The kernel in use: `autoKernel` unless the caller picks one (`kernel(named:)`; the CLI reads
+    /// PROMPTREPRO_GEMM). Results are bit-identical for a given kernel and thread count (the own
+    /// kernels' kc is fixed, see GEMMBlocking.swift); kernels differ in the last bits, so compare
+    /// runs made with the same one.
+    nonisolated(unsafe) public static var kernel: GEMMKernel = autoKernel
+
+    /// The kernel a setting names: auto, openblas, avx512 or avx2. Throws with what to do when the
+    /// name is unknown or the CPU lacks the instructions.
+    public static func kernel(named value: String) throws -> GEMMKernel {
+        if value == "auto" || value.isEmpty { return autoKernel }
+        guard let k = GEMMKernel(rawValue: value) else {
+            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "'\(value)' is not a kernel; use auto, openblas, avx512 or avx2")
+        }
+        guard available(k) else {
+            let needs = k == .avx512 ? "AVX-512 F/VL/DQ/BW" : "AVX2 and FMA"
+            throw TensorError.invalidArgument(op: "GEMM kernel", detail: "\(value) requested but this CPU (or OS) lacks \(needs); use auto or openblas")
+        }
+        return k
     }
 
     /// Runs `body` with `kernel` set to `k` (tests, benchmarks), restoring the previous kernel.
     public static func withKernel<T>(_ k: GEMMKernel, _ body: () throws -> T) rethrows -> T {
-        precondition(k != .avx512 || avx512Available, "AVX-512 kernel requested on a CPU without AVX-512")
+        precondition(available(k), "GEMM kernel \(k) requested on a CPU without its instructions")
         let saved = kernel
         kernel = k
         defer { kernel = saved }
         return try body()
     }
 
-    /// For run records and benchmarks: the kernel and OpenBLAS's core.
-    public static var kernelDescription: String {
-        kernel == .avx512 ? "promptrepro avx512 + openblas \(coreName)" : "openblas \(coreName)"
+    /// Blocking of each own kernel, derived once from this host's caches (GEMMBlocking.swift).
+    /// Settable for tests and benchmarks; mc and nc never change results, kc does.
+    nonisolated(unsafe) public static var blockings: [GEMMKernel: GEMMBlocking] = {
+        var out: [GEMMKernel: GEMMBlocking] = [:]
+        for k in GEMMKernel.allCases { if let t = k.tile { out[k] = .derive(mr: t.mr, nr: t.nr, kc: t.kc, caches: .host) } }
+        return out
+    }()
+
+    /// The blocking the selected kernel runs with (nil for openblas).
+    public static var blocking: GEMMBlocking? { blockings[kernel] }
+
+    /// For run records and benchmarks: "mc 672 kc 384 nc 3072 (L1d 48 KiB, …)", or "openblas".
+    public static var blockingDescription: String {
+        blocking.map { "\($0.description) (\(CacheInfo.host.description))" } ?? "openblas"
     }
 
-    /// Whether `sgemm` of this size runs the AVX-512 kernel: always when selected, except products
-    /// with fewer than 32 rows and a large B (the LM head while decoding), where packing B would
-    /// cost more than the product and OpenBLAS, which streams B unpacked for such shapes, is faster.
+    /// For run records and benchmarks: the kernel, its blocking and OpenBLAS's core.
+    public static var kernelDescription: String {
+        guard let b = blocking, let t = kernel.tile else { return "openblas \(coreName)" }
+        return "promptrepro \(kernel.rawValue) \(t.mr)x\(t.nr) \(b.description) + openblas \(coreName)"
+    }
+
+    /// Whether `sgemm` of this size runs the selected own kernel: always, except products with
+    /// fewer than 32 rows and a large B (the LM head while decoding), where packing B would cost
+    /// more than the product and OpenBLAS, which streams B unpacked for such shapes, is faster.
     @inline(__always)
     static func usesOwnKernel(m: Int, n: Int, k: Int) -> Bool {
-        kernel == .avx512 && (m >= 32 || n * k < 1 << 20)
+        kernel != .openblas && (m >= 32 || n * k < 1 << 20)
     }
 
-    /// One thread's product: `own` true runs the AVX-512 kernel (which must be available), false
-    /// OpenBLAS, nil decides from this call's size as `sgemm` does.
+    /// One thread's product: `own` true runs the selected own kernel (`kernel` must be avx512 or
+    /// avx2), false OpenBLAS, nil decides from this call's size as `sgemm` does.
     @inline(__always)
     public static func sgemmSerial(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -110,8 +156,15 @@ public enum BLAS {
             return
         }
         if own ?? usesOwnKernel(m: m, n: n, k: k) {
-            precondition(avx512Available, "AVX-512 GEMM kernel called on a CPU without AVX-512")
-            pr_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            let kern = kernel
+            guard let bl = blockings[kern] else { preconditionFailure("own GEMM kernel requested while kernel is \(kern)") }
+            if kern == .avx512 {
+                precondition(avx512Available, "AVX-512 GEMM kernel called on a CPU without AVX-512")
+                pr_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bl.mc, bl.kc, bl.nc)
+            } else {
+                precondition(avx2Available, "AVX2 GEMM kernel called on a CPU without AVX2 and FMA")
+                pr_sgemm_avx2(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bl.mc, bl.kc, bl.nc)
+            }
             return
         }
         cblas_sgemm(

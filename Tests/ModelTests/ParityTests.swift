@@ -52,8 +52,8 @@ final class ParityTests: XCTestCase {
             // T5: both cross-attention forms (projected K/V as transformers, and absorbed) against the same reference.
             var isT5 = false
             if case .t5 = try ModelConfig.load(path: "\(dir)/model/config.json") { isT5 = true }
-            // Every GEMM kernel this CPU can run (OpenBLAS, and PromptRepro's AVX-512 one where present).
-            for kernel in BLAS.avx512Available ? [GEMMKernel.openblas, .avx512] : [.openblas] {
+            // Every GEMM kernel this CPU can run (OpenBLAS, and PromptRepro's AVX-512 and AVX2 ones where present).
+            for kernel in BLAS.availableKernels {
                 for mode in isT5 ? [T5Model.CrossAttentionMode.projected, .absorbed] : [.auto] {
                     let name = isT5 ? "\(name) [\(mode), \(kernel)]" : "\(name) [\(kernel)]"
                     let got = try BLAS.withKernel(kernel) {

@@ -1,12 +1,12 @@
 import Support
-import Tensor
+@testable import Tensor
 import XCTest
 
 final class GEMMTests: XCTestCase {
     /// `BLAS.sgemm` (threaded entry point) vs the naive triple loop with each kernel this CPU can run:
     /// all transpose cases, odd sizes, padded leading dimensions, alpha/beta.
     func testSgemmAgainstNaive() {
-        for kernel in BLAS.avx512Available ? [GEMMKernel.openblas, .avx512] : [.openblas] {
+        for kernel in BLAS.availableKernels {
             BLAS.withKernel(kernel) { sgemmAgainstNaive() }
         }
     }
@@ -38,73 +38,140 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    /// PromptRepro's AVX-512 kernel (Sources/CGemm) against the naive oracle, forced on whatever
-    /// size: ragged edges of the 12×32 tile, shapes crossing the MC (480), KC (384) and NC (3072)
-    /// blocks, transposes, padded leading dimensions, alpha/beta, and beta = 0 over a NaN-filled C
-    /// (C must not be read). Skipped, with a message, on CPUs without AVX-512.
+    /// PromptRepro's AVX-512 kernel (Sources/CGemm/gemm.c) against the naive oracle, forced on
+    /// whatever size: ragged edges of the 12×32 tile, shapes crossing the blocks, transposes, padded
+    /// leading dimensions, alpha/beta, beta = 0 over a NaN-filled C. Skipped on CPUs without AVX-512.
     func testAVX512KernelAgainstNaive() throws {
         try XCTSkipUnless(BLAS.avx512Available, "this CPU has no AVX-512: the kernel is never selected here")
-        let shapes = [(1, 1, 1), (13, 33, 17), (12, 32, 16), (37, 45, 53), (100, 17, 333), (500, 40, 400), (33, 3100, 20), (64, 64, 64)]
-        for (m, n, k) in shapes {
-            for ta in [false, true] {
-                for tb in [false, true] {
-                    for beta: Float in [0.5, 0] {
-                        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
-                        let a = RNGKey(seed: 11).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
-                        let b = RNGKey(seed: 12).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
-                        var c1 = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : RNGKey(seed: 13).uniformArray(m * ldc, lo: -1, hi: 1)
-                        var c2 = c1
-                        a.withUnsafeBufferPointer { pa in
-                            b.withUnsafeBufferPointer { pb in
-                                c1.withUnsafeMutableBufferPointer { pc in
-                                    BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
-                                                     b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
-                                }
-                                c2.withUnsafeMutableBufferPointer { pc in
-                                    BLAS.sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
-                                                    b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
-                                }
+        try ownKernelAgainstNaive(.avx512)
+    }
+
+    /// The AVX2 + FMA kernel (Sources/CGemm/gemm_avx2.c, 6×16 tile) likewise, with edge sizes 1, 7,
+    /// 17, 33, 65, 129 in every dimension. Skipped on CPUs without AVX2 and FMA.
+    func testAVX2KernelAgainstNaive() throws {
+        try XCTSkipUnless(BLAS.avx2Available, "this CPU has no AVX2/FMA: the kernel is never selected here")
+        try ownKernelAgainstNaive(.avx2)
+    }
+
+    /// `kernel` on its derived blocking and on a small one (mc 4·mr, kc 40, nc 4·nr) that makes
+    /// modest shapes cross every block boundary, each product checked against the oracle.
+    func ownKernelAgainstNaive(_ kernel: GEMMKernel) throws {
+        var shapes = [(1, 1, 1), (13, 33, 17), (12, 32, 16), (6, 16, 256), (37, 45, 53), (100, 17, 333), (500, 40, 400),
+                      (33, 3100, 20), (64, 64, 64)]
+        let edges = [1, 7, 17, 33, 65, 129]
+        for (i, m) in edges.enumerated() { shapes += [(m, edges[(i + 1) % 6], edges[(i + 3) % 6]), (m, m, edges[(i + 2) % 6])] }
+        let derived = BLAS.blockings[kernel]!
+        let r = kernel == .avx512 ? (12, 32) : (6, 16)
+        let small = GEMMBlocking(mc: 4 * r.0, kc: 40, nc: 4 * r.1)
+        let saved = BLAS.blockings
+        defer { BLAS.blockings = saved }
+        for blocking in [derived, small] {
+            BLAS.blockings[kernel] = blocking
+            for (m, n, k) in shapes {
+                for ta in [false, true] {
+                    for tb in [false, true] {
+                        for (alpha, beta): (Float, Float) in [(0.7, 0.5), (0.7, 0), (-1.3, 1)] {
+                            let worst = BLAS.withKernel(kernel) {
+                                ownVersusNaive(m: m, n: n, k: k, ta: ta, tb: tb, alpha: alpha, beta: beta)
                             }
+                            XCTAssertLessThan(worst, 2e-5, "\(kernel) \(blocking.description) m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
                         }
-                        var worst: Float = 0
-                        for i in 0..<m {
-                            for j in 0..<ldc {
-                                let x = c1[i * ldc + j], y = c2[i * ldc + j]
-                                if j >= n {  // padding columns past n are never written
-                                    XCTAssertTrue(x.isNaN == y.isNaN && (x.isNaN || x == y), "m\(m) n\(n) k\(k): wrote past column n")
-                                    continue
-                                }
-                                worst = max(worst, abs(x - y) / max(1, abs(y)))
-                            }
-                        }
-                        XCTAssertLessThan(worst, 2e-5, "m\(m) n\(n) k\(k) tA\(ta) tB\(tb) beta\(beta)")
                     }
                 }
             }
         }
     }
 
-    /// Both kernels through the public (threaded) entry point agree to rounding on a model-sized
-    /// product, and the AVX-512 result does not depend on how rows are split among threads.
-    func testKernelsAgreeAndSplitDoesNotMatter() throws {
-        try XCTSkipUnless(BLAS.avx512Available, "this CPU has no AVX-512: the kernel is never selected here")
+    /// The selected own kernel vs the oracle on one product with padded leading dimensions; returns
+    /// the largest relative error (1 if a NaN appears, or a column past n is written).
+    func ownVersusNaive(m: Int, n: Int, k: Int, ta: Bool, tb: Bool, alpha: Float, beta: Float) -> Float {
+        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
+        let a = RNGKey(seed: 11).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
+        let b = RNGKey(seed: 12).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
+        var c1 = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : RNGKey(seed: 13).uniformArray(m * ldc, lo: -1, hi: 1)
+        var c2 = c1
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c1.withUnsafeMutableBufferPointer { pc in
+                    BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: lda,
+                                     b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
+                }
+                c2.withUnsafeMutableBufferPointer { pc in
+                    BLAS.sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: lda,
+                                    b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        var worst: Float = 0
+        for i in 0..<m {
+            for j in 0..<ldc {
+                let x = c1[i * ldc + j], y = c2[i * ldc + j]
+                if j >= n {  // padding columns past n are never written
+                    if !(x.isNaN == y.isNaN && (x.isNaN || x == y)) { return 1 }
+                    continue
+                }
+                let e = abs(x - y) / max(1, abs(y))
+                if !(e <= worst) { worst = e.isNaN ? 1 : e }
+            }
+        }
+        return worst
+    }
+
+    /// Each own kernel through the public (threaded) entry point agrees with OpenBLAS to rounding on
+    /// a model-sized product; its bits do not depend on how rows are split among threads, nor on
+    /// mc and nc (only kc sets the summation order), and are the same when run twice.
+    func testOwnKernelsAgreeAndSplitOrBlockingDoesNotMatter() throws {
+        let own = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(own.isEmpty, "this CPU has neither AVX-512 nor AVX2: only OpenBLAS runs here")
         let (m, n, k) = (700, 300, 520)
         let a = Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 21))
         let w = Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 22))
         let viaOpenBLAS = try BLAS.withKernel(.openblas) { try linear(a, w) }
-        let viaAVX512 = try BLAS.withKernel(.avx512) { try linear(a, w) }
-        var worst: Float = 0
-        for i in 0..<m * n { worst = max(worst, abs(viaOpenBLAS.data[i] - viaAVX512.data[i])) }
-        XCTAssertLessThan(worst, 1e-4)
-        // Row by row (each row its own call) gives the same bits as the whole product.
-        var rowWise = [Float](repeating: 0, count: m * n)
-        rowWise.withUnsafeMutableBufferPointer { pc in
-            for i in stride(from: 0, to: m, by: 100) {
-                BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
-                                 b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, own: true)
+        for kernel in own {
+            let whole = try BLAS.withKernel(kernel) { try linear(a, w) }
+            let again = try BLAS.withKernel(kernel) { try linear(a, w) }
+            var worst: Float = 0
+            for i in 0..<m * n { worst = max(worst, abs(viaOpenBLAS.data[i] - whole.data[i])) }
+            XCTAssertLessThan(worst, 1e-4, "\(kernel)")
+            for i in 0..<m * n where again.data[i] != whole.data[i] { XCTFail("\(kernel): element \(i) differs between two runs"); break }
+            // Row by row (each row block its own call), and with other mc/nc, gives the same bits.
+            let derived = BLAS.blockings[kernel]!
+            let saved = BLAS.blockings
+            defer { BLAS.blockings = saved }
+            for blocking in [derived, GEMMBlocking(mc: 24, kc: derived.kc, nc: 64)] {
+                BLAS.blockings[kernel] = blocking
+                var rowWise = [Float](repeating: 0, count: m * n)
+                rowWise.withUnsafeMutableBufferPointer { pc in
+                    BLAS.withKernel(kernel) {
+                        for i in stride(from: 0, to: m, by: 100) {
+                            BLAS.sgemmSerial(transA: false, transB: true, m: 100, n: n, k: k, alpha: 1, a: a.data + i * k, lda: k,
+                                             b: w.data, ldb: k, beta: 0, c: pc.baseAddress! + i * n, ldc: n, own: true)
+                        }
+                    }
+                }
+                for i in 0..<m * n where rowWise[i] != whole.data[i] {
+                    XCTFail("\(kernel) \(blocking.description): element \(i) differs between row split and whole"); break
+                }
             }
         }
-        for i in 0..<m * n where rowWise[i] != viaAVX512.data[i] { XCTFail("element \(i) differs between row split and whole"); break }
+    }
+
+    /// The blocking rule on known cache sizes, sysfs parsing, and the fallback without sysfs.
+    func testBlockingFromCaches() {
+        // This project's Intel host: L1d 48K, L2 2048K, L3 300M shared by 2 cpus.
+        let intel = CacheInfo(l1d: 48 << 10, l2: 2 << 20, l3: 300 << 20, l2Sharing: 1, l3Sharing: 2, fromSysfs: true)
+        XCTAssertEqual(GEMMBlocking.derive(mr: 12, nr: 32, kc: 384, caches: intel), GEMMBlocking(mc: 672, kc: 384, nc: 3072))
+        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: intel), GEMMBlocking(mc: 1020, kc: 256, nc: 3072))
+        // AMD Zen 2 core: L2 512K per core, L3 16M shared by 8 cpus (4 cores × 2 threads).
+        let zen2 = CacheInfo(l1d: 32 << 10, l2: 512 << 10, l3: 16 << 20, l2Sharing: 2, l3Sharing: 8, fromSysfs: true)
+        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: zen2), GEMMBlocking(mc: 126, kc: 256, nc: 1024))
+        XCTAssertEqual(CacheInfo.parseSize("48K"), 48 << 10)
+        XCTAssertEqual(CacheInfo.parseSize("300M"), 300 << 20)
+        XCTAssertEqual(CacheInfo.parseSize("1024"), 1024)
+        XCTAssertEqual(CacheInfo.cpuCount("0-1,4,6-7"), 5)
+        XCTAssertEqual(CacheInfo.read(root: "/nonexistent"), CacheInfo.fallback)
+        let g = GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: .fallback)
+        XCTAssertEqual(g, GEMMBlocking(mc: 126, kc: 256, nc: 1024))
     }
 
     func testMatmulOpAgainstNaive() throws {

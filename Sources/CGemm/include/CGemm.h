@@ -1,18 +1,35 @@
-// PromptRepro's own single-precision GEMM for CPUs with AVX-512 (row-major, transpose flags).
-// Only Sources/Tensor/BLAS.swift calls it; elsewhere OpenBLAS serves every product.
+// PromptRepro's own single-precision GEMMs for x86-64 (row-major, transpose flags): an AVX-512
+// kernel (gemm.c) and an AVX2 + FMA one (gemm_avx2.c) for CPUs without AVX-512. Only
+// Sources/Tensor/BLAS.swift calls them; elsewhere OpenBLAS serves every product.
 #ifndef PROMPTREPRO_CGEMM_H
 #define PROMPTREPRO_CGEMM_H
 
+/// Register tiles (rows of A × columns of B per kernel call); MC must be a multiple of MR and NC
+/// of NR for full-speed blocks (other values are correct, only slower).
+#define PR_AVX512_MR 12
+#define PR_AVX512_NR 32
+#define PR_AVX2_MR 6
+#define PR_AVX2_NR 16
+
 /// 1 when this CPU and the OS support the AVX-512 instructions the kernel uses (F, VL, DQ, BW).
 int pr_gemm_avx512_available(void);
+/// 1 when this CPU and the OS support AVX2 and FMA.
+int pr_gemm_avx2_available(void);
 
 /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major; op(A) is m×k (A stored k×m when
-/// transA), op(B) is k×n (B stored n×k when transB). beta == 0 never reads C. Single-threaded;
-/// every element is summed over k in the same order whatever m, n or the caller's split, so the
-/// result does not depend on how a caller divides C among threads. Call only when
-/// pr_gemm_avx512_available() returns 1.
+/// transA), op(B) is k×n (B stored n×k when transB). beta == 0 never reads C. Blocking: A in
+/// MC×KC blocks, B in KC×NC blocks. Single-threaded; every element is summed over k in blocks of
+/// KC, each in order, whatever m, n, MC, NC or the caller's split, so the result depends on KC
+/// but not on how a caller divides C among threads. Call only when pr_gemm_avx512_available()
+/// returns 1.
 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
                      const float *a, long lda, const float *b, long ldb,
-                     float beta, float *c, long ldc);
+                     float beta, float *c, long ldc, long MC, long KC, long NC);
+
+/// The same product and contract with the 6×16 AVX2 + FMA kernel. Call only when
+/// pr_gemm_avx2_available() returns 1.
+void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
+                   const float *a, long lda, const float *b, long ldb,
+                   float beta, float *c, long ldc, long MC, long KC, long NC);
 
 #endif

@@ -1,0 +1,97 @@
+// Cache blocking of PromptRepro's own GEMM kernels (Sources/CGemm), derived from this host's caches
+// with the analytic model of BLIS (Low, Igual, Smith, Quintana-Ortí, "Analytical modeling is enough
+// for high-performance BLIS", TOMS 2016), for the loop order of gemm.c / gemm_avx2.c: an mr×nr
+// register tile; the kc×nr micro-panel of B stays in L1 while the kernel runs over the mc rows of
+// the packed A block (mc×kc, in L2); the packed B block (kc×nc) stays in this core's share of L3.
+//
+//   kc: fixed per kernel (384 AVX-512, 256 AVX2), sized so that kc·nr·4 bytes fills the 48 KB L1d of
+//       AVX-512 cores (Ice Lake and later) and half the 32 KB L1d of AVX2 cores. Not derived from
+//       the host: each element of C is summed over k in blocks of kc, so kc sets the rounding, and a
+//       fixed kc keeps results bit-identical for a given kernel and thread count on every host.
+//   mc: the largest multiple of mr with mc·kc·4 ≤ L2 / 2 (per thread sharing the L2), at least 4·mr.
+//   nc: the largest multiple of nr with kc·nc·4 ≤ L3 / 2 (per thread sharing the L3), between 4·nr
+//       and 3072 (a bigger B block only costs memory: A is already packed once per 3072 columns).
+//
+// mc and nc only choose which tiles run when; they never change a result's bits (tested).
+import Foundation
+
+/// Cache sizes of cpu0 as /sys/devices/system/cpu/cpu0/cache/index*/ reports them.
+public struct CacheInfo: Equatable, Sendable {
+    /// Bytes per cache; `…Sharing` is the number of logical CPUs sharing it (shared_cpu_list).
+    public var l1d: Int, l2: Int, l3: Int
+    public var l2Sharing: Int, l3Sharing: Int
+    /// false when sysfs could not be read and the fallbacks below stand in.
+    public var fromSysfs: Bool
+
+    /// Used where sysfs is missing (containers without /sys, non-Linux): modest sizes every x86-64
+    /// server core since Haswell exceeds, so the blocking stays cache-resident at some speed cost.
+    public static let fallback = CacheInfo(l1d: 32 << 10, l2: 256 << 10, l3: 2 << 20, l2Sharing: 1, l3Sharing: 1, fromSysfs: false)
+
+    /// This host's caches, read once.
+    public static let host: CacheInfo = read(root: "/sys/devices/system/cpu/cpu0/cache")
+
+    /// Reads `root`/index*/{level,type,size,shared_cpu_list}; any cache not found keeps its fallback.
+    public static func read(root: String) -> CacheInfo {
+        var info = fallback
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return info }
+        var found = false
+        for e in entries where e.hasPrefix("index") {
+            func field(_ name: String) -> String? {
+                (try? String(contentsOfFile: "\(root)/\(e)/\(name)", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            guard let level = field("level").flatMap(Int.init), let type = field("type"),
+                  let size = field("size").flatMap(parseSize), size > 0 else { continue }
+            let sharing = field("shared_cpu_list").map(cpuCount) ?? 1
+            switch (level, type) {
+            case (1, "Data"): info.l1d = size
+            case (2, "Unified"), (2, "Data"): info.l2 = size; info.l2Sharing = sharing
+            case (3, "Unified"): info.l3 = size; info.l3Sharing = sharing
+            default: continue
+            }
+            found = true
+        }
+        info.fromSysfs = found
+        return info
+    }
+
+    /// "48K", "2048K", "300M", "1G" or a plain byte count.
+    static func parseSize(_ s: String) -> Int? {
+        guard let last = s.last else { return nil }
+        let scale = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30][String(last).uppercased()]
+        return scale.map { m in Int(s.dropLast()).map { $0 * m } } ?? Int(s)
+    }
+
+    /// Number of CPUs in a list such as "0-1,4,6-7" (at least 1).
+    static func cpuCount(_ list: String) -> Int {
+        let n = list.split(separator: ",").reduce(0) { sum, part in
+            let ends = part.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return sum + (ends.count == 2 ? ends[1] - ends[0] + 1 : ends.count == 1 ? 1 : 0)
+        }
+        return max(n, 1)
+    }
+
+    /// "L1d 48 KiB, L2 2048 KiB, L3 300 MiB / 2 cpus" (+ " (fallback)" without sysfs).
+    public var description: String {
+        func size(_ b: Int) -> String { b >= 64 << 20 ? "\(b >> 20) MiB" : "\(b >> 10) KiB" }
+        let l2s = l2Sharing > 1 ? " / \(l2Sharing) cpus" : "", l3s = l3Sharing > 1 ? " / \(l3Sharing) cpus" : ""
+        return "L1d \(size(l1d)), L2 \(size(l2))\(l2s), L3 \(size(l3))\(l3s)" + (fromSysfs ? "" : " (fallback sizes: no sysfs)")
+    }
+}
+
+/// Block sizes (in floats) of one own-kernel product: A in mc×kc blocks, B in kc×nc blocks.
+public struct GEMMBlocking: Equatable, Sendable {
+    public var mc: Int, kc: Int, nc: Int
+
+    public init(mc: Int, kc: Int, nc: Int) { self.mc = mc; self.kc = kc; self.nc = nc }
+
+    /// The rule in this file's header for an mr×nr tile and a fixed kc.
+    public static func derive(mr: Int, nr: Int, kc: Int, caches c: CacheInfo) -> GEMMBlocking {
+        let l2 = c.l2 / max(c.l2Sharing, 1), l3 = c.l3 / max(c.l3Sharing, 1)
+        let mc = max(4 * mr, l2 / 2 / (kc * 4) / mr * mr)
+        let nc = min(3072 / nr * nr, max(4 * nr, l3 / 2 / (kc * 4) / nr * nr))
+        return GEMMBlocking(mc: mc, kc: kc, nc: nc)
+    }
+
+    /// "mc 672 kc 384 nc 3072".
+    public var description: String { "mc \(mc) kc \(kc) nc \(nc)" }
+}
