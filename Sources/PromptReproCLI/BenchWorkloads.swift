@@ -60,12 +60,14 @@ struct BenchOne: ParsableCommand {
         }
         try once()  // warm-up
         AttentionClock.seconds = 0
+        let flops0 = BLAS.flops
         var times: [Double] = []
         for _ in 0..<max(1, repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             try once()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
+        let measured = Double(BLAS.flops - flops0) / Double(max(1, repeats))  // GEMM FLOPs counted per repeat
         times.sort()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -80,6 +82,7 @@ struct BenchOne: ParsableCommand {
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
+                                  "gflop_measured": measured / 1e9,
                                   "cross_attention": absorbed ? "absorbed" : "projected",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
                                   "attention_share": AttentionClock.seconds / times.reduce(0, +),

@@ -102,6 +102,8 @@ struct Results: ParsableCommand {
     @Option(help: "md, csv or json.") var format: String = "md"
     @Option var db: String = defaultDB
     @Option(help: "Write here instead of stdout.") var out: String?
+    @Flag(help: "Also per-run efficiency (peak RSS, s/step, FLOPs/step, train and eval seconds, artifact bytes; mean over seeds). json always has it.")
+    var efficiency = false
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
@@ -113,9 +115,9 @@ struct Results: ParsableCommand {
         var text: String
         switch format {
         case "md":
-            text = ResultsExport.markdown(cells, spec: name, profile: profile)
+            text = ResultsExport.markdown(cells, spec: name, profile: profile) + (efficiency ? ResultsExport.efficiencyMarkdown(cells) : "")
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
-        case "csv": text = ResultsExport.csv(cells)
+        case "csv": text = ResultsExport.csv(cells, extras: efficiency)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)
         default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
         }

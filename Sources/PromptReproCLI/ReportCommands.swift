@@ -11,6 +11,9 @@ struct Report: ParsableCommand {
         Each table uses the store's runs of its spec and profile when the store has any, else the committed export
         Baselines/results/<spec>-<profile>.cells.json. A table with neither is not written (its file is kept); the
         command names what to run and exits 1 after rendering the others.
+        --pareto SPEC (repeatable) also draws Reports/figures/pareto-SPEC.{png,svg,gp,dat}: per task, best-epoch
+        score against trainable parameters and against training seconds, with the Pareto front; given without
+        table names, only the figures are drawn.
         """)
     @Argument(help: "Tables: names of Baselines/tables/*.yaml, e.g. table1 lopt-table2 (default: all).") var tables: [String] = []
     @Option var profile: String = "smoke"
@@ -19,6 +22,8 @@ struct Report: ParsableCommand {
     @Option(help: "Exported results used when the store has no runs of a spec.") var resultsDir: String = "Baselines/results"
     @Option(help: "Published numbers.") var publishedDir: String = "Baselines/published"
     @Option(help: "Table layouts.") var tablesDir: String = PaperTables.defaultDirectory
+    @Option(help: "Spec whose Pareto figure (score against trainable parameters and training time) to draw (repeatable).")
+    var pareto: [String] = []
 
     func run() throws {
         let published = try Published.load(directory: publishedDir)
@@ -27,7 +32,17 @@ struct Report: ParsableCommand {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var missing = 0
         let layouts = try PaperTables.layouts(directory: tablesDir)
-        for name in tables.isEmpty ? layouts.map(\.name) : tables {
+        for given in pareto {  // a spec name, or a spec file's path
+            let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
+            guard let (cells, source) = try resolveCells(spec: spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
+                stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
+                missing += 1
+                continue
+            }
+            let out = try Pareto.render(spec: spec, cells: cells, profile: profile, outDir: "\(outDir)/figures")
+            stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+        }
+        for name in tables.isEmpty && pareto.isEmpty ? layouts.map(\.name) : tables {
             let layout = try PaperTables.layout(name, directory: tablesDir)
             guard let found = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
                 stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
@@ -64,6 +79,11 @@ enum ReportIndex {
             guard let spec = try? FigureSpec.load("Baselines/figures/\(f).yaml") else { continue }
             let have = FileManager.default.fileExists(atPath: "\(outDir)/figures/\(f).png")
             s += "- \(have ? "[\(f).png](figures/\(f).png) / [svg](figures/\(f).svg)" : "\(f) (not rendered)") — \(spec.label): \(spec.title); spec `\(spec.spec)`, profile \(profile).\n"
+        }
+        let paretos = ((try? FileManager.default.contentsOfDirectory(atPath: "\(outDir)/figures")) ?? [])
+            .filter { $0.hasPrefix("pareto-") && $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted()
+        for f in paretos {
+            s += "- [\(f).png](figures/\(f).png) / [svg](figures/\(f).svg) — score against trainable parameters and training time, Pareto front; spec `\(f.dropFirst(7))`, profile \(profile).\n"
         }
         if FileManager.default.fileExists(atPath: "\(outDir)/bench.json") { s += "\n## Benchmarks\n\n- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
         try s.write(toFile: "\(outDir)/README.md", atomically: true, encoding: .utf8)
@@ -117,7 +137,8 @@ struct Export: ParsableCommand {
                 for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) {
                     let epochs = try store.db.query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", [r["id"]!])
                     let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(r["seed"]!.int!).json"
-                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: nil), name)
+                    let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
+                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }), name)
                     written += 1
                 }
             default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")

@@ -58,6 +58,10 @@ public struct CellResult: Codable, Sendable {
     public var probe: [ProbePoint]?
     /// The protocol variants the cell's runs use (`TrainConfig.variantLabel`); nil: the papers' protocol.
     public var protocolLabel: String?
+    /// Per-run measurements over the finished seeds, by `run_metrics` name (efficiency: peak_rss_bytes,
+    /// seconds_per_step, flops_per_step, …; docs/formats.md). Nil when no run has any (records
+    /// and exports made before them).
+    public var extras: [String: Stat]? = nil
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -103,6 +107,7 @@ extension ResultsStore {
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)
+        let hasRunMetrics = schemaVersion >= 4
         for r in runs {
             let cell = r["cell"]!.text!
             if byCell[cell] == nil {
@@ -136,6 +141,9 @@ extension ResultsStore {
             for s in try db.query("SELECT kind, metric, value FROM scores WHERE run_id=?", [.int(r["id"]!.int!)]) {
                 values[cell, default: [:]][s["kind"]!.text!, default: [:]][s["metric"]!.text!, default: []].append((rep, s["value"]!.double!))
             }
+            for s in hasRunMetrics ? try db.query("SELECT name, value FROM run_metrics WHERE run_id=?", [.int(r["id"]!.int!)]) : [] {
+                values[cell, default: [:]]["extras", default: [:]][s["name"]!.text!, default: []].append((rep, s["value"]!.double!))
+            }
         }
         return order.map { cell in
             var c = byCell[cell]!
@@ -144,6 +152,7 @@ extension ResultsStore {
             c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             c.last = (values[cell]?["last"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
+            c.extras = values[cell]?["extras"].map { $0.mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) } }
             return c
         }
     }

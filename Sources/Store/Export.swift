@@ -59,10 +59,33 @@ public enum ResultsExport {
         return out
     }
 
-    public static func csv(_ cells: [CellResult]) -> String {
+    /// Efficiency columns of `results --efficiency`: run_metrics name, header, divisor (unit), format.
+    static let efficiencyColumns: [(name: String, header: String, divisor: Double, format: String)] = [
+        ("trainable_params", "trainable params", 1, "%.0f"), ("peak_rss_bytes", "peak RSS (MiB)", 1_048_576, "%.1f"),
+        ("seconds_per_step", "s/step", 1, "%.3f"), ("flops_per_step", "GFLOP/step", 1e9, "%.3f"),
+        ("train_seconds", "train s", 1, "%.2f"), ("eval_seconds", "eval s", 1, "%.2f"), ("artifact_bytes", "artifact (KiB)", 1024, "%.1f"),
+    ]
+
+    /// Per cell, the mean over seeds of each efficiency measurement (run_metrics); "—" where the
+    /// cell's runs have none (runs recorded before them).
+    public static func efficiencyMarkdown(_ cells: [CellResult]) -> String {
+        var out = "\nEfficiency per run, mean over the cell's finished seeds (peak RSS: the run's process; train s excludes evaluation).\n\n"
+        out += "| cell | seeds | " + efficiencyColumns.map(\.header).joined(separator: " | ") + " |\n"
+        out += "|---|---|" + String(repeating: "---|", count: efficiencyColumns.count) + "\n"
+        for c in cells {
+            let vals = efficiencyColumns.map { col in
+                c.extras?[col.name].map { String(format: col.format, $0.mean / col.divisor) } ?? "—"
+            }
+            out += "| \(mdCell(c.cell)) | \(c.seeds.count) | " + vals.joined(separator: " | ") + " |\n"
+        }
+        return out
+    }
+
+    /// One row per cell × kind × metric; with `extras`, also kind "extras" rows (run_metrics, raw units).
+    public static func csv(_ cells: [CellResult], extras: Bool = false) -> String {
         var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values\n"
         for c in cells {
-            for (kind, stats) in [("best", c.best), ("last", c.last)] {
+            for (kind, stats) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
                 for (m, s) in stats.sorted(by: { $0.key < $1.key }) {
                     let vals = s.values.map { String(format: "%.4f", $0) }.joined(separator: ";")
                     out += "\(c.cell),\(c.variant),\(c.method),\(c.task),\(c.model),\(c.k.map(String.init) ?? "full"),\(kind),\(m),\(s.n),"
@@ -99,6 +122,11 @@ public enum ResultsExport {
                     entry["variance_components"] = ["metric": metric, "estimator": "one-way random effects, ANOVA (method of moments), truncated at 0",
                                                     "samples": v.samples, "runs": v.runs, "between_sample": v.between, "within_sample": v.within]
                 }
+            }
+            if let x = c.extras {  // run_metrics: mean over seeds and per-seed values (docs/formats.md)
+                var m: [String: Any] = [:]
+                for (name, s) in x { m[name] = s.mean; m["\(name)_per_seed"] = s.values }
+                entry["extras"] = m
             }
             results[c.cell] = entry
         }

@@ -37,6 +37,7 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        pr_flops_add(Int64(2 * m * n * k))
         let t = Parallel.threads
         // The kernel is chosen from the whole product, so a split over threads never changes it.
         let own = usesOwnKernel(m: m, n: n, k: k)
@@ -59,6 +60,11 @@ public enum BLAS {
             }
         }
     }
+
+    /// FLOPs of every product `sgemm` ran in this process so far, from any thread: 2·m·n·k each
+    /// (a multiply and an add per term; alpha, beta and element-wise ops are not counted). The
+    /// difference around a region is that region's matrix-product work (`Training/Efficiency.swift`).
+    public static var flops: Int { Int(pr_flops_read()) }
 
     /// AVX-512 F/VL/DQ/BW present and enabled by the OS.
     public static let avx512Available = pr_gemm_avx512_available() != 0

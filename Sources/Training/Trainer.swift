@@ -146,6 +146,7 @@ public final class Trainer {
 
     public func run() throws -> TrainResult {
         Parallel.configure(threads: config.threads)
+        var meter = EfficiencyMeter()  // Efficiency.swift: peak RSS, step FLOPs, eval seconds → result.extras
         let c = config
         let def = try TaskRegistry.definition(c.task)
         let dir = try ModelFiles.locate(c.model)
@@ -313,6 +314,7 @@ public final class Trainer {
             for b in 0..<stepsPerEpoch where step < totalSteps {
                 if shouldStop?() == true { result.status = .interrupted; return result }
                 let stepStart = Date()
+                meter.stepBegan()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
                 let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
                 let drop = DropoutContext(key: c.backboneDropout ? dropoutRoot.derive(UInt64(step)) : nil, p: c.dropoutRate)
@@ -341,6 +343,7 @@ public final class Trainer {
                     return result
                 }
                 step += 1
+                meter.stepEnded(&result)
                 lossSum += Double(lv)
                 lossCount += 1
                 let names = method.trainable.map(\.name)
@@ -357,10 +360,14 @@ public final class Trainer {
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
-                let preds = try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                let preds = try meter.evaluation(&result) {
+                    try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                }
                 rec.metrics = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
                 if let selectEx {
-                    let sp = try evaluate(selectEx, data: selectData, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                    let sp = try meter.evaluation(&result) {
+                        try evaluate(selectEx, data: selectData, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                    }
                     rec.selectMetrics = try Metrics.score(def, set: c.templates, examples: selectEx, predictions: sp)
                     rec.selection = rec.selectMetrics?[def.selectionMetric]
                 } else {
@@ -404,6 +411,7 @@ public final class Trainer {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
         }
+        meter.finish(&result, state: method.state, artifactPath: artifactPath)
         return result
     }
 

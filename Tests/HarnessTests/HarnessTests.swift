@@ -191,6 +191,38 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(Stat([5]).sampleStd, nil)
     }
 
+    /// Per-run measurements (`TrainResult.extras`) go to run_metrics, come back per cell as means
+    /// over the seeds that have them (a run recorded before them has none), reach the md / csv / json
+    /// outputs, and survive a merge.
+    func testRunMetricsRoundTripAndMerge() throws {
+        let dir = tempDir("metrics")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        try s.insertPending(runs)
+        let extras: [[String: Double]?] = [["seconds_per_step": 0.5, "peak_rss_bytes": 1e9], ["seconds_per_step": 0.7, "peak_rss_bytes": 2e9], nil]
+        for x in extras {
+            let c = try s.claim(worker: "t", pid: getpid())!
+            var r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 70], last: ["accuracy": 70],
+                                history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"])
+            r.extras = x
+            try s.complete(c.id, result: r)
+        }
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM run_metrics").first?["n"]?.int, 4)
+        let cell = try XCTUnwrap(s.cellResults(spec: "table1", profile: "smoke").first)
+        XCTAssertEqual(cell.best["accuracy"]?.n, 3)
+        XCTAssertEqual(cell.extras?["seconds_per_step"]?.n, 2)
+        XCTAssertEqual(cell.extras?["seconds_per_step"]?.mean ?? 0, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(cell.extras?["peak_rss_bytes"]?.mean, 1.5e9)
+        XCTAssertTrue(ResultsExport.efficiencyMarkdown([cell]).contains("| 1430.5 | 0.600 |"), ResultsExport.efficiencyMarkdown([cell]))
+        XCTAssertTrue(ResultsExport.csv([cell], extras: true).contains(",extras,seconds_per_step,2,0.6000,"))
+        XCTAssertFalse(ResultsExport.csv([cell]).contains("extras"))
+        XCTAssertTrue(try ResultsExport.json([cell], spec: "table1", profile: "smoke").contains("\"seconds_per_step_per_seed\""))
+        let merged = try ResultsStore(path: "\(dir)/b.sqlite")
+        XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 3)
+        XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
+    }
+
     /// The ETA from hand-made per-epoch timings: epochs already trained are not counted again, a
     /// key never timed borrows its model's mean, a model never run makes the ETA a lower bound,
     /// and one run is never split across workers.

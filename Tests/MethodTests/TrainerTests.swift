@@ -62,9 +62,43 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(resumed.history.map(\.trainLoss), full.history.map(\.trainLoss))
         XCTAssertEqual(resumed.history.map(\.metrics), full.history.map(\.metrics))
         XCTAssertEqual(resumed.predictions, full.predictions)
+        // The FLOP total travels in the checkpoint: the resumed run counts the epochs before it too.
+        XCTAssertEqual(resumed.extras?["train_flops"], full.extras?["train_flops"])
         var other = c
         other.lr = 0.1
         XCTAssertThrowsError(try trainer(other, checkpoint: ck).run()) { XCTAssertTrue("\($0)".contains("another configuration")) }
+    }
+
+    /// A finished run records its cost in `extras` (run_metrics): the step and evaluation times from
+    /// its own records, a deterministic GEMM FLOP count, the process's peak RSS, and the artifact's
+    /// file size (or 4 bytes per state value without one). Measuring changes no number of the run.
+    func testRunRecordsEfficiency() throws {
+        let c = try config("pt", epochs: 2)
+        let artifact = NSTemporaryDirectory() + "eff-\(getpid())-\(UUID().uuidString.prefix(6)).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: artifact) }
+        let t = try trainer(c)
+        t.artifactPath = artifact
+        let r = try t.run()
+        let e = try XCTUnwrap(r.extras)
+        for name in ["peak_rss_bytes", "seconds_per_step", "train_seconds", "eval_seconds", "trainable_params", "artifact_bytes",
+                     "train_flops", "flops_per_step"] {
+            XCTAssertNotNil(e[name], name)
+        }
+        let steps = try XCTUnwrap(r.steps).map(\.seconds)
+        XCTAssertEqual(e["train_seconds"]!, steps.reduce(0, +), accuracy: 1e-9)
+        XCTAssertEqual(e["seconds_per_step"]!, steps.reduce(0, +) / Double(steps.count), accuracy: 1e-9)
+        XCTAssertEqual(e["flops_per_step"]! * Double(steps.count), e["train_flops"]!, accuracy: 1)
+        XCTAssertGreaterThan(e["flops_per_step"]!, 0)
+        XCTAssertGreaterThan(e["eval_seconds"]!, 0)
+        XCTAssertGreaterThan(e["peak_rss_bytes"]!, 1_048_576)
+        XCTAssertEqual(e["trainable_params"], Double(r.trainableParams))
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: artifact)[.size] as? Int)
+        XCTAssertEqual(e["artifact_bytes"], Double(size))
+        let plain = try trainer(c).run()
+        XCTAssertEqual(plain.extras?["artifact_bytes"], Double(4 * plain.trainableParams))  // PT's state: its prompt
+        XCTAssertEqual(plain.extras?["train_flops"], e["train_flops"])
+        XCTAssertEqual(plain.history.map(\.trainLoss), r.history.map(\.trainLoss))
+        XCTAssertEqual(plain.history.map(\.metrics), r.history.map(\.metrics))
     }
 
     func testWSCTrainsOnLabelOneAndScoresAll() throws {

@@ -32,4 +32,10 @@ void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb,
                    float beta, float *c, long ldc, long MC, long KC, long NC);
 
+/// Process-wide count of GEMM floating-point operations (2·m·n·k per product), added by
+/// BLAS.sgemm (Sources/Tensor/BLAS.swift) with one relaxed atomic add per call, so products
+/// issued from several threads at once are all counted. Read it before and after a region.
+void pr_flops_add(long long flops);
+long long pr_flops_read(void);
+
 #endif

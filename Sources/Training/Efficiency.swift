@@ -1,0 +1,93 @@
+// Per-run efficiency (issue #20 item 7; DePT's headline claim is time and memory): what a run
+// cost, written into `TrainResult.extras` and stored one row per name in `run_metrics`.
+// Names and units (docs/formats.md "run_metrics"):
+//   peak_rss_bytes    bytes   peak resident set of the process since the run started (VmHWM)
+//   seconds_per_step  s       mean wall seconds of an optimizer step (StepRecord.seconds)
+//   train_seconds     s       Σ optimizer-step seconds (batch building, forward, backward, update)
+//   eval_seconds      s       Σ seconds in evaluation (validation, and the selection split when
+//                             selecting on train-dev / val-half): decode or verbaliser scoring
+//   trainable_params  count   the method's trainable scalars
+//   artifact_bytes    bytes   size of the run's artifact file when one was written, else 4 × Σ
+//                             state tensor sizes (fp32 data, no safetensors header)
+//   train_flops       FLOP    GEMM FLOPs of every optimizer step (forward + backward, 2·m·n·k each)
+//   flops_per_step    FLOP    train_flops / optimizer steps
+// Running totals live in `result.extras` while the run goes, so they travel in the epoch
+// checkpoint and a resumed run counts the steps and evaluations before the resume point too.
+import Foundation
+import Methods
+import Tensor
+
+struct EfficiencyMeter {
+    private var stepFlops0 = 0
+    private var evalStart = Date()
+
+    /// Starts a run: the process's peak RSS is reset so it measures this run (see `PeakMemory`).
+    init() { PeakMemory.reset() }
+
+    mutating func stepBegan() { stepFlops0 = BLAS.flops }
+
+    /// After a completed optimizer step: adds its GEMM FLOPs to the running total.
+    func stepEnded(_ result: inout TrainResult) {
+        result.extras = result.extras ?? [:]
+        result.extras!["train_flops", default: 0] += Double(BLAS.flops - stepFlops0)
+    }
+
+    /// Runs one evaluation, adding its wall seconds to `eval_seconds`.
+    func evaluation<T>(_ result: inout TrainResult, _ body: () throws -> T) rethrows -> T {
+        let t0 = Date()
+        let value = try body()
+        result.extras = result.extras ?? [:]
+        result.extras!["eval_seconds", default: 0] += Date().timeIntervalSince(t0)
+        return value
+    }
+
+    /// At the end of a finished run (after its artifact, if any, was written): the remaining names.
+    func finish(_ result: inout TrainResult, state: [String: Tensor], artifactPath: String?) {
+        var e = result.extras ?? [:]
+        let seconds = (result.steps ?? []).map(\.seconds)
+        e["train_seconds"] = seconds.reduce(0, +)
+        e["seconds_per_step"] = seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)
+        e["train_flops"] = e["train_flops"] ?? 0
+        e["flops_per_step"] = seconds.isEmpty ? 0 : e["train_flops"]! / Double(seconds.count)
+        e["eval_seconds"] = e["eval_seconds"] ?? 0
+        e["trainable_params"] = Double(result.trainableParams)
+        if let path = artifactPath, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
+            e["artifact_bytes"] = Double(size)
+        } else {
+            e["artifact_bytes"] = Double(4 * state.values.reduce(0) { $0 + $1.count })
+        }
+        // A resumed run: the peak of the process that ran the epochs before the resume counts too.
+        if let peak = PeakMemory.bytes { e["peak_rss_bytes"] = max(peak, e["peak_rss_bytes"] ?? 0) }
+        result.extras = e
+    }
+}
+
+/// The process's peak resident set size (Linux /proc/self/status VmHWM), resettable through
+/// /proc/self/clear_refs ("5", Linux ≥ 4.0). Where that file cannot be written, the peak is the
+/// process's so far: in a worker that ran other runs before, the largest of them.
+enum PeakMemory {
+    /// VmHWM in bytes; getrusage's ru_maxrss (never reset) where /proc is absent; nil if neither.
+    static var bytes: Double? {
+        if let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") {
+            return kb * 1024
+        }
+        var u = rusage()
+        #if os(Linux)
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u) == 0 else { return nil }
+        return Double(u.ru_maxrss) * 1024  // kilobytes on Linux
+        #else
+        guard getrusage(RUSAGE_SELF, &u) == 0 else { return nil }
+        return Double(u.ru_maxrss)         // bytes on macOS
+        #endif
+    }
+
+    /// Resets VmHWM to the current RSS; false where the kernel does not allow it.
+    @discardableResult
+    static func reset() -> Bool {
+        guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? h.close() }
+        return (try? h.write(contentsOf: Data("5".utf8))) != nil
+    }
+}
