@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // PromptRepro: reproduction harness for low-rank soft-prompt papers (DPT, LoPT).
-// Layering (no upward imports): CBLAS, CGemm <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Reports <- CLI.
+// Layering (no upward imports): Support, CBLAS, CGemm <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Harness <- Reports <- CLI.
 import PackageDescription
 
 import Foundation
@@ -47,15 +47,18 @@ let package = Package(
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Support", swiftSettings: fast),
-        .target(name: "Store", dependencies: ["CSQLite", "Training", "Methods", "Tasks", "Support", "Tensor",
-                                             .product(name: "Yams", package: "Yams")], swiftSettings: fast),
+        // Results store: schema, migrations, rows, queries, aggregation, export.
+        .target(name: "Store", dependencies: ["CSQLite", "Training", "Tasks", "Support"], swiftSettings: fast),
+        // Experiment harness: specs and profiles, run identity, sweeps, workers, shards, merge, searches.
+        .target(name: "Harness", dependencies: ["Store", "Training", "Methods", "Models", "Tasks", "Tensor", "Support",
+                                               .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // PromptRepro's AVX-512 SGEMM (C, intrinsics); picked at run time on CPUs that have AVX-512.
         .target(name: "CGemm", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Tensor", dependencies: ["CBLAS", "CGemm", "Support"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
-        .target(name: "Reports", dependencies: ["Store", "Methods", "Models", "Tasks", "Tensor", "Training", "Support", .product(name: "Yams", package: "Yams")],
+        .target(name: "Reports", dependencies: ["Store", "Harness", "Methods", "Models", "Tasks", "Training", "Support", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),
@@ -69,6 +72,7 @@ let package = Package(
                 "Methods",
                 "Training",
                 "Store",
+                "Harness",
                 "Reports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -80,9 +84,9 @@ let package = Package(
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "HarnessTests", dependencies: ["Store", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor"],
+        .testTarget(name: "HarnessTests", dependencies: ["Store", "Harness", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Training", "Methods", "Tasks"],
+        .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Harness", "Training", "Methods", "Tasks"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

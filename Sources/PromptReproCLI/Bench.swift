@@ -1,6 +1,6 @@
-import Support
 import ArgumentParser
 import Foundation
+import Support
 import Tensor
 
 /// `promptrepro bench`: JSON with (1) core sgemm GFLOP/s, raw OpenBLAS (its own thread pool) vs

@@ -1,8 +1,8 @@
-import Support
 import ArgumentParser
 import Foundation
 import Methods
 import Models
+import Support
 import Tensor
 import Training
 

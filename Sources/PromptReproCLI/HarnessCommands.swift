@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Harness
 import Store
 import Tasks
 

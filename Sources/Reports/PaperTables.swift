@@ -3,6 +3,7 @@
 // seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked. Layouts are data
 // (Baselines/tables/NAME.yaml); one TableGrid per table is written as Markdown and as LaTeX.
 import Foundation
+import Harness
 import Methods
 import Models
 import Store

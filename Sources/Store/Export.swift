@@ -10,7 +10,7 @@ public enum ResultsExport {
     }
 
     /// A Markdown table cell: `|` would end the cell (cell ids are "variant|task|model|k").
-    static func mdCell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+    public static func mdCell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
 
     public static func markdown(_ cells: [CellResult], spec: String, profile: String) -> String {
         var out = "# \(spec) — \(profile) profile\n\n"
@@ -41,20 +41,6 @@ public enum ResultsExport {
                 out += "| \(mdCell(c.cell)) | \(metric) | \(v.samples) | \(v.runs) | " + String(format: "%.2f | %.2f | ", v.between.squareRoot(), v.within.squareRoot())
                     + (v.sampleShare.map { String(format: "%.0f%%", 100 * $0) } ?? "—") + " |\n"
             }
-        }
-        return out
-    }
-
-    /// The hyper-parameter searches of a spec: per (variant, task, model, k) the chosen point, each
-    /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
-    public static func searchMarkdown(_ searches: [SearchSummary]) -> String {
-        guard !searches.isEmpty else { return "" }
-        var out = "\nHyper-parameter search (selected on the dev split, never on the reported one; the chosen point is rerun on every seed):\n\n"
-        out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
-        for s in searches {
-            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "—") }
-            out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? "(not finished)") | "
-            out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
         }
         return out
     }

@@ -3,7 +3,6 @@
 // pending → running → done | failed | diverged, and a claim is atomic (BEGIN IMMEDIATE).
 import Foundation
 import Support
-import Tensor
 import Training
 
 public struct RunSpec: Equatable, Sendable {
@@ -187,7 +186,7 @@ public final class ResultsStore {
         }
     }
 
-    static func now() -> String {
+    public static func now() -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f.string(from: Date())
@@ -247,7 +246,7 @@ public final class ResultsStore {
         }
     }
 
-    func runSpec(_ row: [String: SQLiteDB.Value]) throws -> RunSpec {
+    public func runSpec(_ row: [String: SQLiteDB.Value]) throws -> RunSpec {
         guard let json = row["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
             throw StoreError("\(db.path): run \(row["id"]?.int ?? -1) has an unreadable config")
         }
@@ -274,9 +273,9 @@ public final class ResultsStore {
     }
 
     /// Provenance known when a run starts.
-    public func recordStart(_ id: Int, weightsSha: String?, gitCommit: String?, threads: Int, checkpoint: String) throws {
+    public func recordStart(_ id: Int, weightsSha: String?, gitCommit: String?, toolVersion: String, threads: Int, checkpoint: String) throws {
         try db.query("UPDATE runs SET weights_sha256=?, git_commit=?, tool_version=?, threads=?, host=?, checkpoint=? WHERE id=?",
-                     [weightsSha.map { .text($0) } ?? .null, gitCommit.map { .text($0) } ?? .null, .text(ToolInfo.versionString),
+                     [weightsSha.map { .text($0) } ?? .null, gitCommit.map { .text($0) } ?? .null, .text(toolVersion),
                       .int(threads), .text(ProcessInfo.processInfo.hostName), .text(checkpoint), .int(id)])
     }
 
@@ -357,7 +356,7 @@ public final class ResultsStore {
 
     /// A worker process is alive when it exists, is not a zombie (a killed worker whose parent died
     /// too may never be reaped), and is still a promptrepro process (guards against PID reuse).
-    static func workerAlive(_ pid: Int32) -> Bool {
+    public static func workerAlive(_ pid: Int32) -> Bool {
         guard pid > 0 else { return false }
         if kill(pid, 0) != 0 && errno == ESRCH { return false }
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -440,13 +439,4 @@ public final class ResultsStore {
         }
         return parts.count == 1 ? parts[0] : sha256Hex(parts.joined(separator: ","))
     }
-}
-
-public enum ToolInfo {
-    public static let version = "0.1.0"
-    public static var versionString: String { "promptrepro \(version); swift 6; \(BLASInfo.describe())" }
-}
-
-enum BLASInfo {
-    static func describe() -> String { BLAS.kernelDescription }
 }

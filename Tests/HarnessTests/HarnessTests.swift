@@ -1,6 +1,7 @@
-import Support
 import Foundation
+import Harness
 import Store
+import Support
 import Tensor
 import Training
 import XCTest

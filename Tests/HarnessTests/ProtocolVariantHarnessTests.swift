@@ -1,4 +1,5 @@
 import Foundation
+import Harness
 import Store
 import Training
 import XCTest

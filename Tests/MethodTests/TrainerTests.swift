@@ -1,9 +1,9 @@
-import Support
 import Foundation
 import Methods
 import Models
-import Tensor
+import Support
 import Tasks
+import Tensor
 import Training
 import XCTest
 

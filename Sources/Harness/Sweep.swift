@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import Methods
 import Models
+import Store
 import Tasks
 import Tensor
 import Training
@@ -66,7 +67,7 @@ public enum Worker {
                 cfg.threads = o.threads ?? cfg.threads
                 let dir = try ModelFiles.locate(cfg.model)
                 try store.recordStart(claimed.id, weightsSha: try store.weightsHash(directory: dir),
-                                      gitCommit: o.gitCommit,
+                                      gitCommit: o.gitCommit, toolVersion: ToolInfo.versionString,
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
                 if cfg.method.method != FullFineTuning.name || o.keepArtifacts {

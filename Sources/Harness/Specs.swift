@@ -3,6 +3,7 @@
 // profile gives one RunSpec per (variant, task, model, k, seed).
 import Foundation
 import Methods
+import Store
 import Support
 import Tasks
 import Training

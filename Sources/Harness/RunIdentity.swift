@@ -3,6 +3,7 @@
 // the stored one and reruns a cell whose identity changed (the old row stays, as 'superseded').
 import Foundation
 import Models
+import Store
 import Support
 import Tasks
 import Training

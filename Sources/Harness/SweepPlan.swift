@@ -4,6 +4,7 @@
 import Foundation
 import Methods
 import Models
+import Store
 
 public struct SweepPlan {
     public enum State: String, CaseIterable {

@@ -1,6 +1,7 @@
 // Sweep progress: seconds per epoch measured per (method, task, model), an ETA that counts the
 // epochs running runs have already trained, and a console that prints repeated worker messages once.
 import Foundation
+import Store
 import Training
 
 /// What an epoch's duration depends on most: the method, the task and the model that is loaded

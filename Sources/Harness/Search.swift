@@ -4,6 +4,7 @@
 // best epoch, `run_metrics.selection_score`) is then rerun on every seed under the method's name.
 // Nothing of the reported split enters the choice.
 import Foundation
+import Store
 
 /// One finished search: the point chosen for a (task, model column, k) and what it cost.
 public struct SearchSummary: Sendable {
@@ -71,6 +72,22 @@ extension ResultsStore {
                     }
                 }
             }
+        }
+        return out
+    }
+}
+
+extension ResultsExport {
+    /// The hyper-parameter searches of a spec: per (variant, task, model, k) the chosen point, each
+    /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
+    public static func searchMarkdown(_ searches: [SearchSummary]) -> String {
+        guard !searches.isEmpty else { return "" }
+        var out = "\nHyper-parameter search (selected on the dev split, never on the reported one; the chosen point is rerun on every seed):\n\n"
+        out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
+        for s in searches {
+            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "—") }
+            out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? "(not finished)") | "
+            out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
         }
         return out
     }

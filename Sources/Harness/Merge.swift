@@ -2,6 +2,7 @@
 // split into shard stores, one per SLURM array task, each written only by its own worker; `merge`
 // folds finished runs of the shards into the main store, one transaction per shard.
 import Foundation
+import Store
 
 extension ResultsStore {
     /// Writes the runs of `runs` round-robin into `shards` stores `dir/shard-<i>.sqlite`
