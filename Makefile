@@ -98,7 +98,7 @@ interop-check: build reference-venv
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.
 reproduce-table1: build $(DATA_DEP)
 	$(BIN) sweep table1 --profile $(PROFILE) --workers $(WORKERS) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
-	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB)
+	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB) --data-dir $(DATA_DIR)
 	$(BIN) results table1 --profile $(PROFILE) --db $(DB) --format md | head -5
 
 # data/ on a fresh machine: copy from ../shared/data when present (CI), else the official archives.
@@ -122,12 +122,13 @@ protocol-study: build $(DATA_DEP)
 	@n=$$($(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB) --format csv | grep -c ",best,accuracy,"); \
 	  [ "$$n" -eq 12 ] || { echo "protocol-study: expected 12 finished cells, got $$n" >&2; exit 1; }
 	$(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB)
-	$(BIN) report protocol-study --profile $(PROFILE) --db $(PS_DB) --out-dir runs/protocol-study
+	$(BIN) report protocol-study --profile $(PROFILE) --db $(PS_DB) --out-dir runs/protocol-study --data-dir $(DATA_DIR)
 
-# Every paper table from the store (or Baselines/results when there is none).
-report: build
+# Every paper table from the store (or Baselines/results when there is none); the reference rows
+# read the validation labels under DATA_DIR.
+report: build $(DATA_DEP)
 	$(BIN) figures --profile $(PROFILE) --db $(DB)
-	$(BIN) report --profile $(PROFILE) --db $(DB)
+	$(BIN) report --profile $(PROFILE) --db $(DB) --data-dir $(DATA_DIR)
 
 figures: build
 	$(BIN) figures --profile $(PROFILE) --db $(DB)

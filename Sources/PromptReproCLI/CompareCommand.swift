@@ -37,7 +37,8 @@ struct CompareCommand: ParsableCommand {
         }
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
-        var cells = try store?.cellResults(spec: s.name, profile: profile) ?? []
+        let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        var cells = try store?.cellResults(spec: s.name, profile: profile, dataDir: data) ?? []
         var source = db
         if cells.isEmpty {
             let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
@@ -74,7 +75,6 @@ struct CompareCommand: ParsableCommand {
             if !labels.isEmpty { header += "\n\nProtocol of \(side): \(labels.joined(separator: " / "))." }
         }
 
-        let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         var exampleCache: [String: [Example]] = [:]
         func examples(_ task: String, _ set: TemplateSet, _ half: Bool) -> [Example]? {
             let key = "\(task)/\(set.rawValue)/\(half)"

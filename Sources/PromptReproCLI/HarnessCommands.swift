@@ -105,6 +105,7 @@ struct Results: ParsableCommand {
     @Option(help: "Write here instead of stdout.") var out: String?
     @Flag(help: "Also per-run efficiency (peak RSS, s/step, FLOPs/step, train and eval seconds, artifact bytes; mean over seeds). json always has it.")
     var efficiency = false
+    @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
@@ -112,7 +113,9 @@ struct Results: ParsableCommand {
         // The spec file (when there is one) names the searches whose choices and cost are listed.
         let specFile = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         let name = specFile?.name ?? spec
-        let cells = try store.cellResults(spec: name, profile: profile)
+        let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
+            : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let cells = try store.cellResults(spec: name, profile: profile, dataDir: data)
         var text: String
         switch format {
         case "md":

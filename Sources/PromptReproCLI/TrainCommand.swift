@@ -163,6 +163,10 @@ struct Train: ParsableCommand {
             FileHandle.standardError.write(Data("note: \(model) is the embedded smoke backbone (random weights): results are a smoke test, not a reproduction\n".utf8))
         }
         var result = try trainer.run()
+        if let best = result.extras?["invalid_fraction"] {  // also in the JSON's extras
+            let last = result.extras?["invalid_fraction_last"].map { String(format: ", last evaluation %.1f%%", 100 * $0) } ?? ""
+            FileHandle.standardError.write(Data(String(format: "invalid outputs (name no label): best epoch %.1f%%%@\n", 100 * best, last).utf8))
+        }
         result.predictions = nil
         if let out { try result.json.write(toFile: out, atomically: true, encoding: .utf8) }
         if let saveAdapter, let a = trainer.artifactPath, result.status == .done {

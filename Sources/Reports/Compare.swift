@@ -36,6 +36,12 @@ public struct ComparisonRow {
     public var ci: (Double, Double)?
     public var level: Double?          // confidence level of `ci`
     public var verdict: String         // win | tie | loss | — (no test)
+    /// Mean over seeds of the best epoch's invalid-output fraction (0–1), new and baseline side.
+    public var invalidNew: Double?
+    public var invalidBaseline: Double?
+    /// The metric's majority-class and uniform-chance scores on the examples the new side scored.
+    public var majority: Double?
+    public var chance: Double?
 
     public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Replicate], baselineMean: Double,
                 delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
@@ -158,9 +164,11 @@ public enum Compare {
                 let modelLabel = ["t5-small": "T5-Small", "t5-base": "T5-Base", "t5-large": "T5-Large", "gpt2-large": "GPT-2 large"][c.model] ?? c.model
                 guard let v = published.first(where: { $0.paper == paper && $0.table == table && $0.method == baselineVariant
                     && ($0.model == modelLabel || $0.model == c.model) && $0.column == c.task })?.number else { continue }
-                out.append(ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.replicates,
-                                         baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
-                                         p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—"))
+                var row = ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.replicates,
+                                        baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
+                                        p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
+                zeroSkill(&row, c, nil, def: def, examples: examples)
+                out.append(row)
                 boots.append(nil)
                 continue
             }
@@ -178,6 +186,7 @@ public enum Compare {
                                     baselineMean: baseVals.isEmpty ? .nan : Statistics.mean(baseVals),
                                     delta: pairs.isEmpty ? .nan : Statistics.mean(newVals) - Statistics.mean(baseVals),
                                     method: "none", p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
+            zeroSkill(&row, c, b, def: def, examples: examples)
             // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
@@ -231,6 +240,20 @@ public enum Compare {
         return out
     }
 
+    /// Fills a row's invalid-output shares (from the cells) and its reference scores (on the examples
+    /// the new side's runs scored, when the cell says which and the data is there).
+    static func zeroSkill(_ row: inout ComparisonRow, _ new: CellResult, _ base: CellResult?, def: TaskDefinition,
+                          examples: (String, TemplateSet, Bool) -> [Example]?) {
+        row.invalidNew = new.invalidFraction?["best"]?.mean
+        row.invalidBaseline = base?.invalidFraction?["best"]?.mean
+        // `examples` gives the reported examples (the val-half report half when the runs used it); the runs scored a prefix.
+        guard let set = new.templates.flatMap(TemplateSet.init(rawValue:)), let n = new.evalExamples,
+              let all = examples(new.task, set, new.evalHalf == true) else { return }
+        let ex = Array(all.prefix(n))
+        row.majority = (try? ReferenceScores.majority(def, set: set, examples: ex))??[row.metric]
+        row.chance = (try? ReferenceScores.uniform(def, set: set, examples: ex))??[row.metric]
+    }
+
     /// Tasks and seeds the spec expects that either side lacks (with each run's status).
     public static func missing(expected: [String: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
         var lines: [String] = []
@@ -253,13 +276,19 @@ public enum Compare {
             v.isEmpty ? "—" : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
         }
         func f(_ x: Double?, _ fmt: String) -> String { x.map { String(format: fmt, $0) } ?? "—" }
+        func inv(_ f: Double?) -> String { f.map { $0 > 0 ? " [\(PaperTables.percent($0)) invalid]" : "" } ?? "" }
         var out = "# compare: \(new) vs \(baseline) (\(against))\n\n\(header)\n\n"
-        out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict | majority / chance |\n"
+        out += "|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
-            let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline)
+            let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline) + inv(r.invalidBaseline)
+            let zero = "\(f(r.majority, "%.2f")) / \(f(r.chance, "%.2f"))"
             let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
-            out += "| \(r.task) | \(r.metric) | \(ms(r.new)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) |\n"
+            out += "| \(r.task) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) | \(zero) |\n"
         }
+        out += "\n[k% invalid]: mean over seeds of the share of the best epoch's outputs that name no label. majority / chance: the"
+        out += " metric's majority-class score and its exact expectation under uniform random labels, on the validation examples the"
+        out += " \(new) runs scored (— without the data or for ReCoRD's majority).\n"
         let w = rows.filter { $0.verdict == "win" }.count, l = rows.filter { $0.verdict == "loss" }.count
         let tested = rows.filter { $0.ci != nil }.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"

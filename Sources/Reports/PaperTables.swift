@@ -100,8 +100,10 @@ public enum PaperTables {
 
     /// The table as a grid of cells, built once from the cells of (spec, profile), the published values
     /// and our parameter counts; `markdown` and `latex` are two renderings of it.
+    /// `references`: per column task, the reference scores (`ReferenceRows`) for the "Majority class"
+    /// and "Uniform chance" rows of a score table; nil: no reference rows, [:]: rows of "—" (no data).
     public static func grid(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
-                            spec: ExperimentSpec?) -> TableGrid {
+                            spec: ExperimentSpec?, references: [String: [ReferenceScore]]? = nil) -> TableGrid {
         let pub = published.filter { $0.paper == layout.paper && $0.table == layout.publishedTable }
         func pubValue(_ model: String, _ label: String, _ method: String, _ col: String) -> PublishedValue? {
             for m in [label, model] {
@@ -113,6 +115,7 @@ public enum PaperTables {
         var header = ["Model"] + (layout.paramsColumn ? ["# Trainable Params (paper / ours)"] : [])
         header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
         var rows: [TableGrid.Row] = []
+        var anyInvalid = false
         for section in layout.sections {
             let (column, label) = (section.model, section.label)
             rows.append(.section(label))
@@ -135,6 +138,10 @@ public enum PaperTables {
                         if stat.n < 3 { o += "‡" }
                         if let pv = p?.number, !ours.isNaN { o += " (Δ \(ours - pv >= 0 ? "+" : "")\(f2(ours - pv)))" }
                         text += " / \(o)" + (cell?.failureMarker.map { " \($0)" } ?? "")
+                        if let inv = cell?.invalidFraction?["best"], inv.n > 0, inv.mean > 0 {
+                            text += " [\(percent(inv.mean)) invalid]"
+                            anyInvalid = true
+                        }
                     } else {
                         text += " / " + (cell?.failureMarker ?? "—")
                     }
@@ -148,7 +155,69 @@ public enum PaperTables {
                 rows.append(.cells(line))
             }
         }
-        return TableGrid(header: header, rows: rows)
+        var notes: [String] = []
+        if anyInvalid {
+            notes.append("[k% invalid]: mean over seeds of the share of the best epoch's validation outputs that name no label"
+                + " (none of the verbaliser's targets; ReCoRD: no entity of the passage; WSC: empty once determiners are dropped);"
+                + " the metric scores them as wrong.")
+        }
+        if let references, layout.kind == .score {
+            let (refRows, note) = referenceRows(layout, references: references)
+            rows += refRows
+            notes.append(note)
+        }
+        return TableGrid(header: header, rows: rows, notes: notes)
+    }
+
+    /// "12%", with "<1%" and ">99%" so a share that is not 0 or 100 never prints as one.
+    public static func percent(_ fraction: Double) -> String {
+        let p = 100 * fraction
+        if p > 0 && p < 1 { return "<1%" }
+        if p > 99 && p < 100 { return ">99%" }
+        return String(format: "%.0f%%", p)
+    }
+
+    /// The "Majority class" and "Uniform chance" rows and the note that defines them.
+    static func referenceRows(_ layout: TableLayout, references: [String: [ReferenceScore]]) -> ([TableGrid.Row], String) {
+        var rows: [TableGrid.Row] = [.section("Reference (zero skill)")]
+        for (label, pick) in [("Majority class", { (r: ReferenceScore) in r.majority }),
+                              ("Uniform chance (exact expectation)", { (r: ReferenceScore) in r.uniform })] {
+            var line = [TableGrid.Cell(text: label, kind: .label)]
+            if layout.paramsColumn { line.append(.init(text: "—", kind: .params)) }
+            var values: [Double] = []
+            for col in layout.columns {
+                let refs = references[col.key] ?? []
+                let vals = refs.map { pick($0)?[col.metric ?? "accuracy"] }
+                if refs.count == 1, let v = vals[0] { values.append(v) }
+                let text = refs.count == 1 ? (vals[0].map(f2) ?? "—")
+                    : refs.isEmpty ? "—" : zip(refs, vals).map { "\($1.map(f2) ?? "—") (n=\($0.examples))" }.joined(separator: " / ")
+                line.append(.init(text: text, kind: .score))
+            }
+            if layout.average {
+                line.append(.init(text: values.count == layout.columns.count ? f2(values.reduce(0, +) / Double(values.count)) : "—", kind: .average))
+            }
+            rows.append(.cells(line))
+        }
+        var note = "Reference rows: Majority class predicts the most frequent label of the scored validation examples"
+            + " (ties: the task's first label) for every example and scores it with the task's metric (ReCoRD: —, no label is shared"
+            + " across queries); Uniform chance is the exact expected score when each prediction is drawn uniformly from the labels"
+            + " (ReCoRD: from the passage's entities; WSC: the referent or not)."
+        let scored = layout.columns.compactMap { col -> String? in
+            guard let refs = references[col.key], !refs.isEmpty else { return nil }
+            return "\(col.label) " + refs.map { r in
+                r.valHalf ? "\(r.examples) of the val-half report half of \(r.splitSize)"
+                    : r.examples == r.splitSize ? "all \(r.splitSize)" : "first \(r.examples) of \(r.splitSize)"
+            }.joined(separator: " / ")
+        }
+        if references.isEmpty {
+            note += " No validation data was found, so the rows are empty: run `make fetch-data` or pass --data-dir."
+        } else {
+            note += " Scored on the validation examples the table's runs scored: \(scored.joined(separator: ", "))."
+            if layout.columns.contains(where: { (references[$0.key]?.count ?? 0) > 1 }) {
+                note += " A column with several values: its runs scored different subsets (n = examples)."
+            }
+        }
+        return (rows, note)
     }
 
     /// Renders `layout` from the store's cells of (spec, profile) and the published values.
@@ -175,6 +244,7 @@ public enum PaperTables {
             case .cells(let cells): out += "|" + cells.map { " \(md($0.text)) |" }.joined() + "\n"
             }
         }
+        for note in grid.notes { out += "\n\(note)\n" }
         return out
     }
 
@@ -194,7 +264,9 @@ public enum PaperTables {
             case .cells(let cells): out += cells.map { latexText($0.text) }.joined(separator: " & ") + " \\\\\n"
             }
         }
-        return out + "\\bottomrule\n\\end{tabular}\n"
+        out += "\\bottomrule\n\\end{tabular}\n"
+        for note in grid.notes { out += "\\par\\noindent{\\footnotesize \(latexText(note))}\n" }
+        return out
     }
 
     /// Plain text as LaTeX: the ten specials escaped, then the table's symbols as math or dashes.
@@ -212,6 +284,7 @@ public enum PaperTables {
             case "‡": out += "$^\\ddagger$"
             case "✗": out += "$\\times$"
             case "−": out += "$-$"
+            case "<", ">": out += "$\(ch)$"
             case "—": out += "---"
             case "–": out += "--"
             default: out.append(ch)
@@ -234,4 +307,6 @@ public struct TableGrid: Equatable {
     }
     public var header: [String]
     public var rows: [Row]
+    /// Footnotes printed under the table (the reference rows' definition, the invalid-output marker).
+    public var notes: [String] = []
 }

@@ -2,6 +2,7 @@
 // deviation (n − 1 denominator, what numpy.std(ddof=1) / pandas give) and the population one
 // (n denominator, numpy.std default) — DPT Table 3 does not say which it used.
 import Foundation
+import Tasks
 import Training
 
 public struct Stat: Codable, Equatable, Sendable {
@@ -62,6 +63,17 @@ public struct CellResult: Codable, Sendable {
     /// seconds_per_step, flops_per_step, …; docs/formats.md). Nil when no run has any (records
     /// and exports made before them).
     public var extras: [String: Stat]? = nil
+    /// The template set the runs' targets use and how many validation examples (a prefix of the
+    /// split: `eval_limit`) they scored; nil in exports made before these were kept, or when the
+    /// cell's runs differ.
+    public var templates: String?
+    public var evalExamples: Int?
+    /// True when the runs reported on the val-half protocol's report half (a fixed permutation's
+    /// second half, `FewShotSampler.validationHalves`) instead of the split's first rows; nil otherwise.
+    public var evalHalf: Bool?
+    /// "best" / "last" → over the cell's runs, the fraction (0–1) of validation outputs that name
+    /// no label (`Metrics.invalidFraction`); nil where no run has one.
+    public var invalidFraction: [String: Stat]?
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -100,7 +112,9 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 
 extension ResultsStore {
     /// Per-cell statistics of finished runs (done; diverged runs are listed, not averaged).
-    public func cellResults(spec: String, profile: String) throws -> [CellResult] {
+    /// Invalid-output fractions come from `run_metrics`, or for runs stored before they were
+    /// recorded, from the stored predictions (ReCoRD's need the passages: `dataDir`, else none).
+    public func cellResults(spec: String, profile: String, dataDir: String? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
         let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)])
@@ -108,6 +122,15 @@ extension ResultsStore {
         var byCell: [String: CellResult] = [:]
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)
         let hasRunMetrics = schemaVersion >= 4
+        var evalSets: [String: Set<String>] = [:]  // cell → "templates/count" of its runs
+        var examplesCache: [String: [Example]?] = [:]
+        func examples(_ def: TaskDefinition, _ set: TemplateSet) -> [Example]? {
+            let key = "\(def.task)/\(set.rawValue)"
+            if let e = examplesCache[key] { return e }
+            let e = dataDir.flatMap { d in (try? DataLoader.load(def, split: .validation, dataDir: d)).flatMap { try? Templates.examples($0, set: set, training: false) } }
+            examplesCache[key] = e
+            return e
+        }
         for r in runs {
             let cell = r["cell"]!.text!
             if byCell[cell] == nil {
@@ -141,8 +164,24 @@ extension ResultsStore {
             for s in try db.query("SELECT kind, metric, value FROM scores WHERE run_id=?", [.int(r["id"]!.int!)]) {
                 values[cell, default: [:]][s["kind"]!.text!, default: [:]][s["metric"]!.text!, default: []].append((rep, s["value"]!.double!))
             }
-            for s in hasRunMetrics ? try db.query("SELECT name, value FROM run_metrics WHERE run_id=?", [.int(r["id"]!.int!)]) : [] {
+            // Per-run measurements (run_metrics), what the run scored, and how many outputs name no label.
+            let id = r["id"]!.int!
+            var stored: [String: Double] = [:]
+            for s in hasRunMetrics ? try db.query("SELECT name, value FROM run_metrics WHERE run_id=?", [.int(id)]) : [] {
                 values[cell, default: [:]]["extras", default: [:]][s["name"]!.text!, default: []].append((rep, s["value"]!.double!))
+                stored[s["name"]!.text!] = s["value"]!.double!
+            }
+            let config = try? JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "").utf8))
+            let best = try predictions(run: id, kind: "best")
+            if let config { evalSets[cell, default: []].insert("\(config.templates.rawValue)/\(best.count)/\(config.selectOn == .valHalf)") }
+            for (kind, name) in [("best", "invalid_fraction"), ("last", "invalid_fraction_last")] {
+                var f = stored[name]
+                if f == nil, let config, let def = try? TaskRegistry.definition(config.task) {
+                    let preds = kind == "best" ? best : try predictions(run: id, kind: kind)
+                    let ex = def.reader == "superglue_record" ? examples(def, config.templates).map { Array($0.prefix(preds.count)) } : nil
+                    f = try? Metrics.invalidFraction(def, set: config.templates, examples: ex, predictions: preds)
+                }
+                if let f { values[cell, default: [:]]["invalid", default: [:]][kind, default: []].append((rep, f)) }
             }
         }
         return order.map { cell in
@@ -153,6 +192,14 @@ extension ResultsStore {
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             c.last = (values[cell]?["last"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             c.extras = values[cell]?["extras"].map { $0.mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) } }
+            let invalid = (values[cell]?["invalid"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
+            c.invalidFraction = invalid.isEmpty ? nil : invalid
+            if let sets = evalSets[cell], sets.count == 1 {
+                let parts = sets.first!.split(separator: "/")
+                c.templates = String(parts[0])
+                c.evalExamples = Int(parts[1]).flatMap { $0 > 0 ? $0 : nil }
+                c.evalHalf = parts[2] == "true" ? true : nil
+            }
             return c
         }
     }

@@ -16,12 +16,14 @@ public enum ResultsExport {
         var out = "# \(spec) — \(profile) profile\n\n"
         if profile == "smoke" { out += "_Smoke profile: embedded random-weight backbone; these numbers test the pipeline and reproduce nothing._\n\n" }
         out += "Validation score (selection metric) at the best and at the last epoch, mean ± sample std over seeds."
-        out += " — no finished run; ✗ failed k/n: k of the cell's n runs failed or diverged and are left out of the mean.\n\n"
-        out += "| cell | seeds | metric | best | last | diverged seeds | failed |\n|---|---|---|---|---|---|---|\n"
+        out += " — no finished run; ✗ failed k/n: k of the cell's n runs failed or diverged and are left out of the mean;"
+        out += " invalid: mean over seeds of the % of the best epoch's validation outputs that name no label (— no rule for the task's outputs).\n\n"
+        out += "| cell | seeds | metric | best | last | invalid (best) | diverged seeds | failed |\n|---|---|---|---|---|---|---|---|\n"
         for c in cells {
             let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"
             func score(_ s: Stat?) -> String { (s?.n ?? 0) > 0 ? fmt(s) : (c.failureMarker ?? "—") }
-            let row = [c.cell, "\(c.seeds.count)", metric, score(c.best[metric]), score(c.last[metric]),
+            let invalid = c.invalidFraction?["best"].map { String(format: "%.1f%%", 100 * $0.mean) } ?? "—"
+            let row = [c.cell, "\(c.seeds.count)", metric, score(c.best[metric]), score(c.last[metric]), invalid,
                        c.divergedSeeds.map(String.init).joined(separator: ","), c.failureMarker ?? ""]
             out += "|" + row.map { " \(mdCell($0)) |" }.joined() + "\n"
         }
@@ -71,7 +73,9 @@ public enum ResultsExport {
     public static func csv(_ cells: [CellResult], extras: Bool = false) -> String {
         var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values\n"
         for c in cells {
-            for (kind, stats) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
+            for (kind, scores) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
+                var stats = scores
+                if kind != "extras" { stats["invalid_fraction"] = c.invalidFraction?[kind] }  // a fraction (0–1), not a score
                 for (m, s) in stats.sorted(by: { $0.key < $1.key }) {
                     let vals = s.values.map { String(format: "%.4f", $0) }.joined(separator: ";")
                     out += "\(c.cell),\(c.variant),\(c.method),\(c.task),\(c.model),\(c.k.map(String.init) ?? "full"),\(kind),\(m),\(s.n),"
@@ -97,6 +101,10 @@ public enum ResultsExport {
                     m["\(name)_std"] = s.sampleStd as Any
                     m["\(name)_pop_std"] = s.populationStd
                     m["\(name)_per_seed"] = s.values
+                }
+                if let f = c.invalidFraction?[kind] {  // fraction (0–1) of outputs that name no label
+                    m["invalid_fraction"] = f.mean
+                    m["invalid_fraction_per_seed"] = f.values
                 }
                 entry[kind] = m
             }

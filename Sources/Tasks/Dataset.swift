@@ -27,6 +27,8 @@ public struct Example {
     public var label: Int?         // label index (WSC: 1 = the pronoun refers to span1)
     public var group: String?      // MultiRC question group
     public var referent: String?   // WSC span1_text
+    /// ReCoRD: the passage's entities (distinct strings), the candidates an answer is drawn from.
+    public var entities: [String]? = nil
 
     public init(id: RowID, row: Int, source: String, target: String, answers: [String], label: Int?, group: String?, referent: String?) {
         self.id = id
@@ -182,9 +184,11 @@ public enum Templates {
                 let target = try render(tpl.target, vv, task: def.task)
                 var group: String?
                 if case .multirc(let p, let q, _) = row.id { group = "\(p)-\(q)" }
-                out.append(Example(id: row.id, row: r, source: source, target: target,
-                                   answers: def.reader == "superglue_record" ? answers : [target],
-                                   label: labelIndex, group: group, referent: v["span1_text"]))
+                var e = Example(id: row.id, row: r, source: source, target: target,
+                                answers: def.reader == "superglue_record" ? answers : [target],
+                                label: labelIndex, group: group, referent: v["span1_text"])
+                if def.reader == "superglue_record" { e.entities = row.fields["entities"] as? [String] }
+                out.append(e)
             }
         }
         return out

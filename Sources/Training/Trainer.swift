@@ -301,6 +301,7 @@ public final class Trainer {
             result.predictions = preds; result.bestPredictions = preds
             result.trainableParams = adapterParams
             result.status = .evaluated
+            try result.recordInvalidFractions(def, examples: evalEx)
             return result
         }
 
@@ -407,6 +408,7 @@ public final class Trainer {
             if let sel = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection { x["selection_score"] = sel }
             result.extras = x
         }
+        try result.recordInvalidFractions(def, examples: evalEx)
         if let path = artifactPath {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])

@@ -369,6 +369,9 @@ final class SweepProcessTests: XCTestCase {
         XCTAssertEqual(rows.count, 8)
         XCTAssertTrue(rows.allSatisfy { $0["status"]?.text == "done" && $0["attempts"]?.int == 1 })
         XCTAssertEqual(Set(rows.compactMap { $0["worker"]?.text }).count, 2, "both workers took runs")
+        // Every run records its invalid-output fractions (best epoch and last evaluation); cells and `results` show them.
+        XCTAssertEqual(try cs.db.query("SELECT COUNT(*) AS n FROM run_metrics WHERE name IN ('invalid_fraction','invalid_fraction_last')").first?["n"]?.int, 16)
+        XCTAssertTrue(try cs.cellResults(spec: "mini", profile: "smoke").allSatisfy { $0.invalidFraction?["best"]?.n == 2 })
         let reference = try scores("\(dir)/clean.sqlite")
         XCTAssertFalse(reference.isEmpty)
 
@@ -624,6 +627,7 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         let r = try String(contentsOfFile: "\(dir)/r.json", encoding: .utf8)
         XCTAssertTrue(r.contains("cb-k8-s1.json") && !r.contains("drawn"), "the committed manifest was used")
+        XCTAssertTrue(r.contains("\"invalid_fraction\"") && err.contains("invalid outputs (name no label): best epoch"), err)
     }
 }
 

@@ -37,6 +37,7 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         XCTAssertEqual(a.predictions, b.predictions)
         XCTAssertEqual(a.bestEpoch, b.bestEpoch)
         XCTAssertNil(a.extras?["selection_score"], "no selection details under the papers' protocol")
+        XCTAssertNotNil(a.extras?["invalid_fraction"], "every run records its invalid-output fraction")
         XCTAssertEqual(a.history.map(\.selection), a.history.map { $0.metrics["accuracy"] })
     }
 

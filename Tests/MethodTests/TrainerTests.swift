@@ -32,6 +32,10 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(a.history.map(\.trainLoss), c.history.map(\.trainLoss))
         XCTAssertEqual(a.status, .done)
         XCTAssertEqual(a.manifest, "\(repoRoot)/Baselines/manifests/cb-k8-s1.json")
+        // Invalid outputs (CB, DPT targets "0"/"1"/"2"), best epoch and last evaluation, in extras.
+        func share(_ p: [String]?) -> Double { Double(p!.filter { !["0", "1", "2"].contains($0.trimmingCharacters(in: .whitespaces)) }.count) / 12 }
+        XCTAssertEqual(a.extras?["invalid_fraction"], share(a.bestPredictions))
+        XCTAssertEqual(a.extras?["invalid_fraction_last"], share(a.predictions))
     }
 
     /// A huge learning rate makes the loss non-finite: the run stops as diverged with its step.
@@ -119,6 +123,7 @@ final class TrainerTests: XCTestCase {
         let r = try trainer(c).run()
         XCTAssertEqual(r.status, .done)
         XCTAssertTrue(r.predictions!.allSatisfy { ["negative", "positive"].contains($0) })
+        XCTAssertEqual(r.extras?["invalid_fraction"], 0)  // rank classification always names a label
     }
 
     /// Every method on both architectures through the trainer's own loss (T5: seq2seq cross-entropy

@@ -132,7 +132,7 @@ final class ReportSourceTests: XCTestCase {
         let db = "\(dir)/s.sqlite", out = "\(dir)/Reports"
         _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81], "rte": [60, 61, 62]], profile: "smoke")
         try FileManager.default.copyItem(atPath: "\(repoRoot)/Reports", toPath: out)
-        let rep = try runCLI(["report", "--profile", "smoke", "--db", db, "--out-dir", out])
+        let rep = try runCLI(["report", "--profile", "smoke", "--db", db, "--out-dir", out, "--data-dir", try sharedData()])
         XCTAssertEqual(rep.status, 0, rep.err)
         let fig = try runCLI(["figures", "--profile", "smoke", "--db", db, "--out-dir", "\(out)/figures"])
         XCTAssertEqual(fig.status, 0, fig.err)
@@ -195,11 +195,11 @@ final class FailureMarkerTests: XCTestCase {
         let results = ResultsExport.markdown(cells, spec: "table4", profile: "cpu")
         let rows = results.split(separator: "\n").filter { $0.hasPrefix("| respt10") }
         XCTAssertEqual(rows.count, 3)
-        for r in rows {  // 7 columns: 8 unescaped bars
+        for r in rows {  // 8 columns: 9 unescaped bars
             let bars = zip(r, [" "] + r.dropLast()).filter { $0.0 == "|" && $0.1 != "\\" }.count
-            XCTAssertEqual(bars, 8, String(r))
+            XCTAssertEqual(bars, 9, String(r))
         }
-        XCTAssertTrue(results.contains("| respt10\\|rte\\|t5-small\\|k32 | 0 | accuracy | ✗ failed 3/3 | ✗ failed 3/3 |  | ✗ failed 3/3 |"), results)
+        XCTAssertTrue(results.contains("| respt10\\|rte\\|t5-small\\|k32 | 0 | accuracy | ✗ failed 3/3 | ✗ failed 3/3 | — |  | ✗ failed 3/3 |"), results)
     }
 }
 

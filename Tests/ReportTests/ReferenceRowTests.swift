@@ -1,0 +1,113 @@
+import Foundation
+import Reports
+import Store
+import Tasks
+import Training
+import XCTest
+
+func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    let candidates = [env["PROMPTREPRO_SHARED"], "\(repoRoot)/../shared"].compactMap { $0 }
+    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
+    if env["CI"] == "true" { XCTFail("shared data not found at \(candidates); CI must have ../shared", file: file, line: line) }
+    throw XCTSkip("shared data not found")
+}
+
+final class ReferenceRowTests: XCTestCase {
+    /// Three CB runs of table4's respt10 that scored the first 8 validation examples: seed 1 has
+    /// 2 of 8 outputs that are no label (from its stored predictions), seed 2 none, seed 3 a
+    /// recorded `invalid_fraction` of 0.5 in `run_metrics`, which wins over its predictions.
+    func store(_ dir: String) throws -> ResultsStore {
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml").expand(profile: "cpu")
+            .filter { $0.variant == "respt10" && $0.model == "t5-small" && $0.task == "cb" }
+        try s.insertPending(runs)
+        let preds = [1: ["0", "x", "1", "", "2", "0", "1", "1"], 2: ["0", "1", "2", "0", "1", "1", "1", "1"], 3: Array(repeating: "1", count: 8)]
+        while let c = try s.claim(worker: "fixture", pid: getpid()) {
+            var r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 50], last: ["accuracy": 40],
+                                history: [], trainableParams: 1, trainExamples: 1, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: false,
+                                predictions: preds[c.spec.seed])
+            r.bestPredictions = preds[c.spec.seed]
+            if c.spec.seed == 3 { r.extras = ["invalid_fraction": 0.5, "seconds_per_step": 1] }
+            try s.complete(c.id, result: r)
+        }
+        return s
+    }
+
+    func testCellsCarryInvalidFractionsAndTheirEvalSubset() throws {
+        let dir = tempDir("ref")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cells = try store(dir).cellResults(spec: "table4", profile: "cpu")
+        XCTAssertEqual(cells.count, 1)
+        let c = cells[0]
+        XCTAssertEqual(c.best["accuracy"]!.values, [50, 50, 50], "scores are unchanged")
+        XCTAssertEqual(c.invalidFraction?["best"]?.values, [0.25, 0, 0.5])
+        XCTAssertEqual(c.invalidFraction?["last"]?.values, [0.25, 0, 0], "seed 3 recorded no last fraction: its predictions give 0")
+        XCTAssertEqual(c.templates, "dpt")
+        XCTAssertEqual(c.evalExamples, 8)
+        let csv = ResultsExport.csv(cells)
+        XCTAssertTrue(csv.contains(",best,invalid_fraction,3,0.2500,"), csv)
+        XCTAssertTrue(ResultsExport.markdown(cells, spec: "table4", profile: "cpu").contains("| 3 | accuracy | 50.00 ± 0.00 (n=3) | 40.00 ± 0.00 (n=3) | 25.0% |"))
+        // The export round-trips the new fields; an export without them still decodes.
+        let data = try JSONEncoder().encode(cells)
+        let back = try JSONDecoder().decode([CellResult].self, from: data)
+        XCTAssertEqual(back[0].invalidFraction, c.invalidFraction)
+        XCTAssertEqual(back[0].evalExamples, 8)
+        let old = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: "\(repoRoot)/Baselines/results/table4-smoke.cells.json")))
+        XCTAssertFalse(old.isEmpty)
+    }
+
+    /// The table gets "Majority class" and "Uniform chance" rows on the examples the runs scored (CB:
+    /// the first 8 of 56; columns without runs: the profile's full split), and a cell whose outputs
+    /// are not all labels shows its invalid share, in Markdown and LaTeX alike.
+    func testReferenceRowsAndInvalidMarkerInBothRenderings() throws {
+        let data = try sharedData()
+        let dir = tempDir("ref2")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cells = try store(dir).cellResults(spec: "table4", profile: "cpu")
+        let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
+        let subsets = ReferenceRows.subsets(layout, cells: cells, spec: spec, profile: "cpu")
+        XCTAssertEqual(subsets["cb"], [EvalSubset(templates: .dpt, limit: 8)])
+        XCTAssertEqual(subsets["rte"], [EvalSubset(templates: .dpt, limit: nil)], "no runs: the cpu profile's full split")
+        let refs = ReferenceRows.compute(subsets, dataDir: data)
+        // CB's first 8 validation labels, by hand from the file.
+        let cb = try TaskRegistry.definition("cb")
+        let labels = try Templates.examples(try DataLoader.load(cb, split: .validation, dataDir: data), set: .dpt, training: false).prefix(8).map { $0.label! }
+        var counts = [0, 0, 0]
+        for l in labels { counts[l] += 1 }
+        let top = counts.firstIndex(of: counts.max()!)!
+        XCTAssertEqual(refs["cb"]?.first?.examples, 8)
+        XCTAssertEqual(refs["cb"]!.first!.majority!["accuracy"]!, 100 * Double(counts[top]) / 8, accuracy: 1e-9)
+        XCTAssertEqual(refs["cb"]!.first!.uniform!["accuracy"]!, 100.0 / 3, accuracy: 1e-9)
+        XCTAssertNil(refs["record"]?.first?.majority, "ReCoRD has no majority class")
+
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let grid = PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", spec: spec, references: refs)
+        let md = PaperTables.markdown(layout, grid: grid, profile: "cpu")
+        let tex = PaperTables.latex(layout, grid: grid, profile: "cpu")
+        XCTAssertTrue(md.contains("73.21 / 50.00 ± 0.00 (Δ -23.21) [25% invalid] |"), md)
+        XCTAssertTrue(tex.contains("73.21 / 50.00 $\\pm$ 0.00 ($\\Delta$ -23.21) [25\\% invalid] &"), tex)
+        XCTAssertTrue(md.contains("| **Reference (zero skill)** |"))
+        let majority = md.split(separator: "\n").first { $0.hasPrefix("| Majority class |") }.map(String.init) ?? ""
+        XCTAssertTrue(majority.contains(String(format: "| %.2f |", 100 * Double(counts[top]) / 8)), majority)
+        XCTAssertTrue(md.contains("| Uniform chance (exact expectation) | — | 50.00 | 50.00 | 50.00 | 33.33 |"), md)
+        XCTAssertTrue(md.contains("CB first 8 of 56"), md)
+        XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
+        XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
+        // Without data the rows are there but empty, and the note says what to do; std tables get none.
+        let bare = PaperTables.markdown(layout, grid: PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", spec: spec, references: [:]), profile: "cpu")
+        XCTAssertTrue(bare.contains("| Majority class | — | — | — |") && bare.contains("make fetch-data"), bare)
+        let t3 = try PaperTables.layout("table3", directory: "\(repoRoot)/Baselines/tables")
+        XCTAssertFalse(PaperTables.markdown(t3, grid: PaperTables.grid(t3, cells: [], published: pubs, profile: "cpu", spec: nil, references: [:]), profile: "cpu")
+            .contains("Majority class"))
+    }
+
+    func testPercentNeverRoundsToTheEnds() {
+        XCTAssertEqual(PaperTables.percent(0.001), "<1%")
+        XCTAssertEqual(PaperTables.percent(0.998), ">99%")
+        XCTAssertEqual(PaperTables.percent(1), "100%")
+        XCTAssertEqual(PaperTables.percent(0.25), "25%")
+        XCTAssertEqual(PaperTables.latexText("[<1% invalid]"), "[$<$1\\% invalid]")
+    }
+}
