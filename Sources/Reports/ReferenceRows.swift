@@ -6,6 +6,7 @@
 // else the full split with the DPT templates. A column whose runs scored different subsets gets one
 // value per subset (template sets that score the same examples the same count once).
 import Foundation
+import Harness
 import Store
 import Tasks
 import Training

@@ -1,4 +1,5 @@
 import Foundation
+import Harness
 import Reports
 import Store
 import Tasks
