@@ -77,7 +77,7 @@ public enum Worker {
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
                 trainer.shouldStop = stop
-                trainer.onEpoch = { done, total, seconds in try? store.recordEpoch(claimed.id, done: done, total: total, seconds: seconds) }
+                trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id))
                 let result = try trainer.run()
                 if result.status == .interrupted {
                     try store.release(claimed.id)
@@ -94,6 +94,16 @@ public enum Worker {
             finished += 1
         }
         return finished
+    }
+}
+
+/// Stores a run's progress after each epoch's checkpoint (epochs done, epochs the run takes,
+/// seconds so far), so `status` counts partial runs.
+struct StoreProgressSink: TrainingSink {
+    let store: ResultsStore
+    let run: Int
+    func receive(_ event: TrainingEvent) {
+        if case .epoch(_, let done, let total, let seconds) = event { try? store.recordEpoch(run, done: done, total: total, seconds: seconds) }
     }
 }
 

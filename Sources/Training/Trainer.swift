@@ -2,6 +2,8 @@
 // validation split (T5: greedy decode → task metric; GPT-2: verbalizer scoring at the mask
 // position), best-epoch (paper) and last-epoch scores, divergence detection, and trainable-only
 // checkpoints (safetensors: method state + optimizer state + progress) for exact resume.
+// `run()` = `prepare()` (TrainingSession.swift) + `train(_:)`; the per-architecture parts are in
+// Objective.swift; what the loop reports goes to `sinks` as typed events (TrainingEvents.swift).
 import Foundation
 import Methods
 import Models
@@ -109,19 +111,16 @@ public final class Trainer {
     let dataDir: String
     let manifestDir: String
     let checkpointPath: String?
-    let progress: (String) -> Void
     public var allowUnpinned = false
     public var lockPath = "Baselines/data.lock"
-    /// Called after every optimizer step with (step, loss); used by tests and progress bars.
-    public var onStep: ((Int, Float) -> Void)?
+    /// Receivers of the run's events (TrainingEvents.swift), in order; the first is the console
+    /// sink writing `init`'s `progress` lines.
+    public var sinks: [TrainingSink]
     /// Stop (status "interrupted") after this epoch's checkpoint is written: simulates a crash.
     public var interruptAfterEpoch: Int?
     /// Polled before and after every optimizer step: when it returns true the run stops at once with status
     /// "interrupted", writing nothing (the last epoch's checkpoint stays the resume point).
     public var shouldStop: (() -> Bool)?
-    /// Called after each epoch's checkpoint is written with (epochs done, epochs in the run,
-    /// seconds of the epochs done); workers store it so progress counts partial runs.
-    public var onEpoch: ((Int, Int, Double) -> Void)?
     /// Where to save the final trainable tensors (safetensors) of a finished run.
     public var artifactPath: String?
 
@@ -131,203 +130,67 @@ public final class Trainer {
         self.dataDir = dataDir
         self.manifestDir = manifestDir
         self.checkpointPath = checkpoint
-        self.progress = progress
+        self.sinks = [ConsoleSink(progress)]
     }
 
-    enum Backend {
-        case t5(T5Model)
-        case gpt2(GPT2Model)
-        var isT5: Bool { if case .t5 = self { return true } else { return false } }
-    }
-
-    typealias Batch = TrainingBatch
+    func emit(_ event: TrainingEvent) { for s in sinks { s.receive(event) } }
 
     // MARK: run
 
+    /// Sets up (`prepare`, TrainingSession.swift) and trains.
     public func run() throws -> TrainResult {
-        Parallel.configure(threads: config.threads)
-        var meter = EfficiencyMeter()  // Efficiency.swift: peak RSS, step FLOPs, eval seconds → result.extras
-        let c = config
-        let def = try TaskRegistry.definition(c.task)
-        let dir = try ModelFiles.locate(c.model)
-        let backend: Backend
-        switch try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
-        case .t5: backend = .t5(try T5Model.load(directory: dir))
-        case .gpt2: backend = .gpt2(try GPT2Model.load(directory: dir))
-        }
-        let tok = try Tokenizers.load(directory: dir)
-        let backbone: Backbone
-        switch backend { case .t5(let m): backbone = m; case .gpt2(let m): backbone = m }
-        let root = RNGKey(seed: UInt64(c.seed))
-        let method: TuningMethod
-        var adapterParams: Int?
-        if let spec = c.adapter {
-            let a = try PEFTAdapter.load(directory: String(spec.split(separator: "#").first ?? ""),
-                                         parameters: backbone.parameters.map { ($0.name, $0.tensor.shape) }, dModel: backbone.dModel,
-                                         isT5: backend.isT5)
-            backbone.adapters = a.linearAdapters
-            method = AdapterMethod(prompt: a.encoderPrompt, inputDelta: a.inputDelta)
-            let deptParams = a.inputDelta != nil ? (a.config.maxLength ?? 0) * (a.config.r ?? 0) + (a.config.r ?? 0) * backbone.dModel : 0
-            adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count } + deptParams
-        } else {
-            var mc = c.method
-            // Text / label-word initialisation: the token ids of the text with this model's tokenizer
-            // (T5 appends </s>, as PEFT's TEXT init does), or of the template set's label words.
-            if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" {
-                let text: String
-                if mc.initialization == "labels" {
-                    let def = try TaskRegistry.definition(c.task)
-                    guard let words = try def.template(c.templates).verbalizer(labels: def.labels) else {
-                        throw TrainError("init 'labels': task \(c.task) with templates \(c.templates.rawValue) has no label words (its targets are generated text)")
-                    }
-                    text = words.joined(separator: " ")
-                } else {
-                    text = String(mc.initialization.dropFirst("text:".count))
-                }
-                let ids = tok.encode(text)
-                guard !ids.isEmpty else { throw TrainError("init '\(mc.initialization)': the text has no tokens") }
-                mc.initTokens = ids
-            }
-            method = try MethodRegistry.make(mc, backbone: backbone, key: root)
-        }
-        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
+        try train(try prepare())
+    }
 
-        // Data: pinned files, identical few-shot manifest for every method.
-        let train = try DataLoader.load(def, split: .train, dataDir: dataDir)
-        let val = try DataLoader.load(def, split: .validation, dataDir: dataDir)
-        var files: [String: String] = [:]
-        let lock = FileManager.default.fileExists(atPath: lockPath) ? try DataFiles.Lock.load(path: lockPath) : nil
-        for d in [train, val] {
-            if let lock { try lock.check(relativePath: d.relativePath, sha256: d.sha256, allowUnpinned: allowUnpinned, lockPath: lockPath) }
-            else if !allowUnpinned { throw TrainError("\(lockPath) not found: run from the repository root, or pass --allow-unpinned") }
-            files[d.relativePath] = d.sha256
-        }
-        var rows: [Int]? = nil
-        var manifestPath: String?
-        let sampler = c.sampler ?? .uniform
-        if let k = c.k {
-            let path = "\(manifestDir)/\(Manifest.fileName(task: c.task, k: k, seed: c.effectiveSampleSeed, sampler: sampler))"
-            let m: Manifest
-            if FileManager.default.fileExists(atPath: path) {
-                m = try Manifest.load(path: path)
-                try m.verify(against: train, path: path)
-                manifestPath = path
-            } else {
-                m = try FewShotSampler.sample(train, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
-                manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
-            }
-            rows = m.indices
-        }
-        // Evaluation sets: `evalEx` is reported; `selectEx` (nil: `evalEx`, the papers' rule) picks the best epoch.
-        var evalEx: [Example], selectEx: [Example]? = nil
-        var selectData = val
-        var devRows: [Int]? = nil
-        switch c.selectOn ?? .validation {
-        case .validation:
-            evalEx = try Templates.examples(val, set: c.templates, training: false)
-        case .trainDev:
-            // k_dev rows of the training split outside the sample; without k (full data) the dev
-            // rows are held out of training, as DePT does for its large datasets (1000 rows).
-            evalEx = try Templates.examples(val, set: c.templates, training: false)
-            let kDev = c.kDev ?? c.k ?? min(1000, train.rows.count / 2)
-            devRows = try FewShotSampler.devRows(train, kDev: kDev, seed: c.effectiveSampleSeed, sampler: sampler, excluding: rows ?? [])
-            if rows == nil { let dev = Set(devRows!); rows = train.rows.indices.filter { !dev.contains($0) } }
-            selectEx = try Templates.examples(train, set: c.templates, training: false, rows: devRows)
-            selectData = train
-        case .valHalf:
-            let halves = FewShotSampler.validationHalves(rows: val.rows.count)
-            evalEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.report)
-            selectEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.select)
-        }
-        if let lim = c.evalLimit {
-            if lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
-            if let s = selectEx, c.selectOn == .valHalf, lim < s.count { selectEx = Array(s.prefix(lim)) }
-        }
-        let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
-        guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }
-        if c.evalMode.map({ $0 != .generate }) == true {
-            guard backend.isT5 else { throw TrainError("--eval-mode \(c.evalMode!.rawValue): GPT-2 runs already score the label words (rank classification over the verbaliser); use the default") }
-            if let e = evalEx.first { _ = try RankCandidates.candidates(def, set: c.templates, data: val, example: e) }
+    /// The loop: seeded epochs of optimizer steps, evaluation and best-epoch selection, per-epoch
+    /// checkpoints; the artifact and the efficiency extras of a finished run.
+    public func train(_ session: TrainingSession) throws -> TrainResult {
+        var s = session
+        let c = config, def = s.def, method = s.method, opt = s.opt, root = s.root
+        let (val, selectData, trainEx, evalEx, selectEx) = (s.val, s.selectData, s.trainEx, s.evalEx, s.selectEx)
+        let (stepsPerEpoch, totalSteps, warmup) = (s.stepsPerEpoch, s.totalSteps, s.warmup)
+        var result = s.result, step = s.step
+        emit(.started(s.plan))
+        func finish(_ status: RunStatus) -> TrainResult {
+            result.status = status
+            emit(.done(status))
+            return result
         }
 
-        // GPT-2 classification needs verbalizer words.
-        var classTokens: [Int32] = []
-        if case .gpt2 = backend {
-            guard let words = try def.template(c.templates).words else {
-                throw TrainError("\(c.task): GPT-2 runs score label words; template set '\(c.templates.rawValue)' has no `words` (use --templates lopt)")
-            }
-            classTokens = words.map { w in
-                let ids = tok is ByteTokenizer ? tok.encode(w) : tok.encode(" " + w)
-                return ids.first ?? 0
-            }
-            guard Set(classTokens).count == classTokens.count else { throw TrainError("label words \(words) share their first token") }
-        }
-
-        // Optimizer groups.
-        let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
-        let secondary = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
-        var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
-        if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
-        let opt = Optimizer(kind: c.optimizer, groups: groups, beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, eps: c.eps)
-        opt.recordsNorms = true
-        let all = method.trainable.map(\.tensor)
-        let stepsPerEpoch = (trainEx.count + c.batchSize - 1) / c.batchSize
-        let totalSteps = c.maxSteps ?? c.epochs * stepsPerEpoch
-        let warmup = c.warmupSteps ?? Int(Float(totalSteps) * c.warmupRatio)
-
-        var result = TrainResult(config: c, status: .running, divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
-                                 trainableParams: method.trainableCount, trainExamples: trainEx.count, evalExamples: evalEx.count,
-                                 dataFiles: files, manifest: manifestPath, smoke: c.model.hasPrefix("embedded:"), predictions: nil)
-        var step = 0, startEpoch = 1
-        if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {
-            let f = try SafeTensorsFile(path: ck)
-            if let diff = Trainer.configDifference(saved: f.metadata["config"], current: c) {
-                throw TrainError("\(ck): checkpoint belongs to another configuration (\(diff)); remove it to start over")
-            }
-            var saved: [String: Tensor] = [:]
-            for n in f.names { saved[n] = try f.tensor(n).detached() }
-            try method.load(state: saved)
-            opt.load(state: saved)
-            if let h = f.metadata["result"], let r = try? JSONDecoder().decode(TrainResult.self, from: Data(h.utf8)) { result = r }
-            step = opt.step
-            startEpoch = (result.history.last?.epoch ?? 0) + 1
-            progress("resumed from \(ck) at epoch \(startEpoch), step \(step)")
-        }
-
-        if let adapterParams {  // evaluate an adapter trained elsewhere: no training (no epochs), one evaluation
-            let preds = try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+        if let adapterParams = s.adapterParams {  // evaluate an adapter trained elsewhere: no training (no epochs), one evaluation
+            let preds = try evaluate(evalEx, data: val, session: s)
             let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
             result.best = m; result.last = m; result.bestEpoch = 0
             result.predictions = preds; result.bestPredictions = preds
             result.trainableParams = adapterParams
-            result.status = .evaluated
             try result.recordInvalidFractions(def, examples: evalEx)
-            return result
+            emit(.evaluated(epoch: 0, metrics: m, selection: m[def.selectionMetric], isBest: true))
+            return finish(.evaluated)
         }
 
+        let all = method.trainable.map(\.tensor)
         let dropoutRoot = root.derive("dropout")
-        var epoch = startEpoch
+        var epoch = s.startEpoch
         while epoch <= c.epochs && step < totalSteps {
             let t0 = Date()
             var stream = PhiloxStream(root.derive("shuffle").derive(UInt64(epoch)))
             let order = stream.permutation(trainEx.count)
             var lossSum = 0.0, lossCount = 0
             for b in 0..<stepsPerEpoch where step < totalSteps {
-                if shouldStop?() == true { result.status = .interrupted; return result }
+                if shouldStop?() == true { return finish(.interrupted) }
                 let stepStart = Date()
-                meter.stepBegan()
+                s.meter.stepBegan()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
-                let batch = try makeBatch(idx, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: c.method.n)
+                let batch = try s.objective.makeBatch(idx)
                 let drop = DropoutContext(key: c.backboneDropout ? dropoutRoot.derive(UInt64(step)) : nil, p: c.dropoutRate)
                 let tape = Tape()
-                let loss = try tape.record { try self.loss(batch, backend: backend, method: method, classTokens: classTokens, drop: drop) }
+                let loss = try tape.record { try s.objective.loss(batch, method: method, drop: drop) }
                 let lv = loss.scalar
                 if !lv.isFinite {
                     tape.reset()
-                    result.status = .diverged
                     result.divergedAtStep = step + 1
-                    progress("diverged: loss \(lv) at step \(step + 1)")
-                    return result
+                    emit(.diverged(step: step + 1, reason: .loss(lv)))
+                    return finish(.diverged)
                 }
                 let lrScale = c.schedule.factor(step: step, total: totalSteps, warmup: warmup)
                 // Norms come from the optimizer's own update loops (no extra pass over the weights);
@@ -338,36 +201,36 @@ public final class Trainer {
                 let paramNorms = all.map { opt.norms[ObjectIdentifier($0)]?.param ?? l2($0) }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
-                    result.status = .diverged
                     result.divergedAtStep = step + 1
-                    progress("diverged: non-finite parameters after step \(step + 1)")
-                    return result
+                    emit(.diverged(step: step + 1, reason: .parameters))
+                    return finish(.diverged)
                 }
                 step += 1
-                meter.stepEnded(&result)
+                s.meter.stepEnded(&result)
                 lossSum += Double(lv)
                 lossCount += 1
                 let names = method.trainable.map(\.name)
-                result.steps = result.steps ?? []
-                result.steps!.append(StepRecord(
+                let record = StepRecord(
                     step: step, epoch: epoch, loss: Double(lv), lr: opt.groups.map { Double($0.lr * lrScale) },
                     gradNorm: preClip.map(Double.init) ?? gradNorms.reduce(0) { $0 + $1 * $1 }.squareRoot(),
                     gradNorms: Dictionary(uniqueKeysWithValues: zip(names, gradNorms)),
                     paramNorms: Dictionary(uniqueKeysWithValues: zip(names, paramNorms)),
-                    seconds: Date().timeIntervalSince(stepStart)))
-                onStep?(step, lv)
-                if shouldStop?() == true { result.status = .interrupted; return result }
+                    seconds: Date().timeIntervalSince(stepStart))
+                result.steps = result.steps ?? []
+                result.steps!.append(record)
+                emit(.step(record))
+                if shouldStop?() == true { return finish(.interrupted) }
             }
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
                                   probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
-                let preds = try meter.evaluation(&result) {
-                    try evaluate(evalEx, data: val, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                let preds = try s.meter.evaluation(&result) {
+                    try evaluate(evalEx, data: val, session: s)
                 }
                 rec.metrics = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
                 if let selectEx {
-                    let sp = try meter.evaluation(&result) {
-                        try evaluate(selectEx, data: selectData, tok: tok, backend: backend, method: method, classTokens: classTokens, def: def)
+                    let sp = try s.meter.evaluation(&result) {
+                        try evaluate(selectEx, data: selectData, session: s)
                     }
                     rec.selectMetrics = try Metrics.score(def, set: c.templates, examples: selectEx, predictions: sp)
                     rec.selection = rec.selectMetrics?[def.selectionMetric]
@@ -377,11 +240,13 @@ public final class Trainer {
                 result.last = rec.metrics
                 result.predictions = preds
                 let bestSelection = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection
-                if result.bestEpoch == nil || (rec.selection ?? -.infinity) > (bestSelection ?? -.infinity) {
+                let isBest = result.bestEpoch == nil || (rec.selection ?? -.infinity) > (bestSelection ?? -.infinity)
+                if isBest {
                     result.best = rec.metrics
                     result.bestEpoch = epoch
                     result.bestPredictions = preds
                 }
+                emit(.evaluated(epoch: epoch, metrics: rec.metrics, selection: rec.selection, isBest: isBest))
             }
             if let probe = method as? RankProbe {
                 let d = try probe.diagnostics()
@@ -391,14 +256,9 @@ public final class Trainer {
             }
             rec.seconds = Date().timeIntervalSince(t0)
             result.history.append(rec)
-            progress(String(format: "epoch %d/%d step %d loss %.4f %@ %.1fs", epoch, c.epochs, step, rec.trainLoss,
-                            rec.selection.map { "\(def.selectionMetric) \(String(format: "%.2f", $0))" } ?? "", rec.seconds))
             if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
-            onEpoch?(epoch, min(c.epochs, (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch), result.history.reduce(0) { $0 + $1.seconds })
-            if epoch == interruptAfterEpoch {
-                result.status = .interrupted
-                return result
-            }
+            emit(.epoch(rec, done: epoch, total: s.plannedEpochs, seconds: result.history.reduce(0) { $0 + $1.seconds }))
+            if epoch == interruptAfterEpoch { return finish(.interrupted) }
             epoch += 1
         }
         result.status = .done
@@ -413,8 +273,23 @@ public final class Trainer {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
         }
-        meter.finish(&result, state: method.state, artifactPath: artifactPath)
-        return result
+        s.meter.finish(&result, state: method.state, artifactPath: artifactPath)
+        return finish(.done)
+    }
+
+    /// Predictions for `ex` (examples of `data`, which rank classification reads ReCoRD's entities
+    /// from), in chunks of `eval_batch_size`.
+    func evaluate(_ ex: [Example], data: TaskData, session s: TrainingSession) throws -> [String] {
+        let inj = try s.method.injection(drop: .eval)
+        var preds: [String] = []
+        var i = 0
+        while i < ex.count {
+            let chunk = Array(ex[i..<min(ex.count, i + config.evalBatchSize)])
+            let b = try s.objective.makeBatch(chunk)
+            preds += try s.objective.predict(chunk, b, data: data, injection: inj)
+            i += config.evalBatchSize
+        }
+        return preds
     }
 
     /// Fields that change no number of a run (thread count, evaluation batch size): a checkpoint
@@ -487,138 +362,6 @@ public final class Trainer {
         let r = String(decoding: try e.encode(result), as: UTF8.self)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r])
-    }
-
-    // MARK: batches
-
-    func truncate(_ ids: [Int32], _ max: Int, eos: Int32?) -> [Int32] {
-        guard ids.count > max else { return ids }
-        if let eos, ids.last == eos { return Array(ids.prefix(max - 1)) + [eos] }
-        return Array(ids.prefix(max))
-    }
-
-    func makeBatch(_ ex: [Example], tok: TextTokenizer, backend: Backend, classTokens: [Int32], def: TaskDefinition, prompt: Int) throws -> Batch {
-        let src = ex.map { truncate(tok.encode($0.source), config.maxSourceLength, eos: tok.eosId) }
-        let L = src.map(\.count).max() ?? 1
-        var ids: [Int32] = [], mask: [Float] = []
-        let pad = tok.padId
-        for s in src {
-            ids += s + [Int32](repeating: pad, count: L - s.count)
-            mask += [Float](repeating: 1, count: s.count) + [Float](repeating: 0, count: L - s.count)
-        }
-        var b = Batch(ids: ids, mask: mask, labels: [], size: ex.count)
-        switch backend {
-        case .t5:
-            let tg = ex.map { truncate(tok.encode($0.target), config.maxTargetLength, eos: tok.eosId) }
-            let T = tg.map(\.count).max() ?? 1
-            for t in tg { b.labels += t + [Int32](repeating: ignoreIndex, count: T - t.count) }
-        case .gpt2:
-            let words = try def.template(config.templates).words ?? []
-            b.classTargets = try ex.map { e in
-                guard let i = words.firstIndex(of: e.target) else { throw TrainError("target '\(e.target)' is not a label word of \(words)") }
-                return Int32(i)
-            }
-            b.lastPositions = src.map { $0.count - 1 }
-            b.labels = ids
-        }
-        return b
-    }
-
-    // MARK: loss and evaluation
-
-    func loss(_ b: Batch, backend: Backend, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
-        switch backend {
-        case .t5(let m): return try Objective.loss(b, model: m, method: method, classTokens: classTokens, drop: drop)
-        case .gpt2(let m): return try Objective.loss(b, model: m, method: method, classTokens: classTokens, drop: drop)
-        }
-    }
-
-    func classLogits(_ b: Batch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
-        try Objective.classLogits(b, m, inj, classTokens, drop)
-    }
-
-    /// Predictions for `ex` (examples of `data`, which rank classification reads ReCoRD's entities from).
-    func evaluate(_ ex: [Example], data: TaskData, tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
-                  def: TaskDefinition) throws -> [String] {
-        let inj = try method.injection(drop: .eval)
-        var preds: [String] = []
-        var i = 0
-        while i < ex.count {
-            let chunk = Array(ex[i..<min(ex.count, i + config.evalBatchSize)])
-            let b = try makeBatch(chunk, tok: tok, backend: backend, classTokens: classTokens, def: def, prompt: 0)
-            switch backend {
-            case .t5(let m):
-                let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
-                                                          inputDelta: inj.inputDelta)
-                if let mode = config.evalMode, mode != .generate {
-                    let enc = try m.encode(embeds: consume embeds, mask: mask, drop: .eval)
-                    let cands = try chunk.map { try RankCandidates.candidates(def, set: config.templates, data: data, example: $0) }
-                    let ll = try RankScorer.logLikelihoods(m, encoder: enc, encoderMask: mask, candidates: cands.map { $0.map {
-                        truncate(tok.encode($0), config.maxTargetLength, eos: tok.eosId) } }, mean: mode == .rankMean)
-                    for (r, scores) in ll.enumerated() {
-                        var best = 0
-                        for j in scores.indices where scores[j] > scores[best] { best = j }
-                        preds.append(cands[r][best])
-                    }
-                    i += config.evalBatchSize
-                    continue
-                }
-                let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
-                preds += gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) }  // DPT: batch_decode(...) then .strip()
-            case .gpt2(let m):
-                let words = try def.template(config.templates).words ?? []
-                let logits = try classLogits(b, m, inj, classTokens, .eval)
-                let C = classTokens.count
-                for r in 0..<b.size {
-                    var best = 0
-                    for j in 1..<C where logits.data[r * C + j] > logits.data[r * C + best] { best = j }
-                    preds.append(words[best])
-                }
-            }
-            i += config.evalBatchSize
-        }
-        return preds
-    }
-}
-
-/// One training batch in token ids, right-padded: `ids`/`mask` (B × L); T5: `labels` (B × T,
-/// −100 padded); GPT-2: `classTargets` (B) and `lastPositions` (B, index of each row's last text
-/// token), `labels` unused.
-public struct TrainingBatch {
-    public var ids: [Int32], mask: [Float], labels: [Int32], size: Int
-    public var classTargets: [Int32] = []
-    public var lastPositions: [Int] = []
-    public init(ids: [Int32], mask: [Float], labels: [Int32], size: Int, classTargets: [Int32] = [], lastPositions: [Int] = []) {
-        self.ids = ids; self.mask = mask; self.labels = labels; self.size = size
-        self.classTargets = classTargets; self.lastPositions = lastPositions
-    }
-}
-
-/// The trainer's objective, per architecture: T5 (text-to-text) the mean token cross-entropy of
-/// the target given the prompted input; GPT-2 (LoPT Table 1) the verbaliser's class
-/// cross-entropy (OpenPrompt ManualVerbalizer: next-token logits at the last text position,
-/// gathered at the label words' first tokens, softmax over the classes).
-public enum Objective {
-    public static func loss(_ b: TrainingBatch, model: Backbone, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
-        let inj = try method.injection(drop: drop)
-        if let m = model as? T5Model {
-            return try m.forward(inputIds: b.ids, attentionMask: b.mask, labels: b.labels, batch: b.size,
-                                 prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-        }
-        guard let m = model as? GPT2Model else { throw TrainError("no objective for \(type(of: model))") }
-        return try crossEntropy(try classLogits(b, m, inj, classTokens, drop), targets: b.classTargets)
-    }
-
-    /// Verbaliser scores (B, C) of GPT-2: hidden state at position n + lastPositions[b] (after
-    /// ln_f) times the output head's rows of the class tokens.
-    public static func classLogits(_ b: TrainingBatch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
-        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, inputDelta: inj.inputDelta,
-                             drop: drop)                                                                      // (B, S, d)
-        let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
-        let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
-                                 ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
-        let words = try embedding(m.head, ids: classTokens)                                                         // (C, d)
-        return try matmul(rows, words, transB: true)                                                                // (B, C)
     }
 }
 

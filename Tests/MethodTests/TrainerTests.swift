@@ -38,6 +38,37 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.extras?["invalid_fraction_last"], share(a.predictions))
     }
 
+    /// A sink sees a run's events in order: started, then per epoch its steps, an evaluation (every
+    /// epoch here) and the epoch record, then done; the step records are the result's, and the
+    /// console sink writes one progress line per epoch.
+    func testSinkReceivesEventsInOrder() throws {
+        var c = try config("pt", epochs: 2)
+        c.evalEvery = 1
+        var lines: [String] = []
+        let t = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests") { lines.append($0) }
+        t.lockPath = "\(repoRoot)/Baselines/data.lock"
+        var events: [String] = []
+        var steps: [StepRecord] = []
+        t.sinks.append(ClosureSink { e in
+            switch e {
+            case .started(let p): events.append("started \(p.totalSteps)")
+            case .step(let r): events.append("step"); steps.append(r)
+            case .evaluated(let epoch, _, _, _): events.append("evaluated \(epoch)")
+            case .epoch(let r, let done, let total, _): events.append("epoch \(r.epoch) \(done)/\(total)")
+            case .diverged: events.append("diverged")
+            case .done(let status): events.append("done \(status)")
+            }
+        })
+        let r = try t.run()
+        XCTAssertEqual(r.status, .done)
+        let perEpoch = (r.trainExamples + c.batchSize - 1) / c.batchSize
+        let epoch = { (e: Int) in Array(repeating: "step", count: perEpoch) + ["evaluated \(e)", "epoch \(e) \(e)/2"] }
+        XCTAssertEqual(events, ["started \(2 * perEpoch)"] + epoch(1) + epoch(2) + ["done done"])
+        XCTAssertEqual(steps, r.steps)
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertTrue(lines[0].hasPrefix("epoch 1/2 step \(perEpoch) loss "), lines[0])
+    }
+
     /// A huge learning rate makes the loss non-finite: the run stops as diverged with its step.
     func testDivergenceIsDetected() throws {
         var c = try config("pt", epochs: 5)

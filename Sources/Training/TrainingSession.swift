@@ -1,0 +1,188 @@
+// A run's setup: the backbone and its objective, the method, the pinned data with the few-shot
+// manifest, the reported and selection evaluation sets (protocol variants), optimizer groups, the
+// schedule's numbers, and the state of a resumed checkpoint. `Trainer.train` consumes it.
+import Foundation
+import Methods
+import Models
+import Support
+import Tasks
+import Tensor
+
+/// Everything the training loop needs, built by `Trainer.prepare()`.
+public struct TrainingSession {
+    public let config: TrainConfig
+    public let def: TaskDefinition
+    public let objective: ArchitectureObjective
+    public let method: TuningMethod
+    public let root: RNGKey
+    /// Set for a PEFT adapter trained elsewhere (`eval --adapter`): its parameter count; the run
+    /// evaluates once and trains nothing.
+    public let adapterParams: Int?
+    /// The validation split, and the split the selection set comes from (validation or train).
+    public let val: TaskData, selectData: TaskData
+    public let trainEx: [Example]
+    /// `evalEx` is reported; `selectEx` (nil: `evalEx`, the papers' rule) picks the best epoch.
+    public let evalEx: [Example], selectEx: [Example]?
+    public let opt: Optimizer
+    public let stepsPerEpoch: Int, totalSteps: Int, warmup: Int
+    /// The result so far: empty, or the one stored in the resumed checkpoint.
+    public var result: TrainResult
+    public var step: Int, startEpoch: Int
+    public let resumedFrom: String?
+    var meter: EfficiencyMeter
+
+    /// Epochs the run takes: the config's, or fewer when `max_steps` ends it early.
+    public var plannedEpochs: Int { min(config.epochs, (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch) }
+
+    public var plan: TrainingPlan {
+        TrainingPlan(epochs: config.epochs, plannedEpochs: plannedEpochs, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps,
+                     startEpoch: startEpoch, startStep: step, resumedFrom: resumedFrom, selectionMetric: def.selectionMetric,
+                     trainExamples: trainEx.count, evalExamples: evalEx.count)
+    }
+}
+
+extension Trainer {
+    /// Loads and checks everything of a run; trains nothing. Starts the efficiency meter (the
+    /// process's peak RSS is measured from here).
+    public func prepare() throws -> TrainingSession {
+        Parallel.configure(threads: config.threads)
+        let meter = EfficiencyMeter()  // Efficiency.swift: peak RSS, step FLOPs, eval seconds → result.extras
+        let c = config
+        let def = try TaskRegistry.definition(c.task)
+        let dir = try ModelFiles.locate(c.model)
+        let backbone: Backbone
+        switch try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
+        case .t5: backbone = try T5Model.load(directory: dir)
+        case .gpt2: backbone = try GPT2Model.load(directory: dir)
+        }
+        let isT5 = backbone is T5Model
+        let tok = try Tokenizers.load(directory: dir)
+        let root = RNGKey(seed: UInt64(c.seed))
+        let method: TuningMethod
+        var adapterParams: Int?
+        if let spec = c.adapter {
+            let a = try PEFTAdapter.load(directory: String(spec.split(separator: "#").first ?? ""),
+                                         parameters: backbone.parameters.map { ($0.name, $0.tensor.shape) }, dModel: backbone.dModel,
+                                         isT5: isT5)
+            backbone.adapters = a.linearAdapters
+            method = AdapterMethod(prompt: a.encoderPrompt, inputDelta: a.inputDelta)
+            let deptParams = a.inputDelta != nil ? (a.config.maxLength ?? 0) * (a.config.r ?? 0) + (a.config.r ?? 0) * backbone.dModel : 0
+            adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count } + deptParams
+        } else {
+            var mc = c.method
+            // Text / label-word initialisation: the token ids of the text with this model's tokenizer
+            // (T5 appends </s>, as PEFT's TEXT init does), or of the template set's label words.
+            if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" {
+                let text: String
+                if mc.initialization == "labels" {
+                    guard let words = try def.template(c.templates).verbalizer(labels: def.labels) else {
+                        throw TrainError("init 'labels': task \(c.task) with templates \(c.templates.rawValue) has no label words (its targets are generated text)")
+                    }
+                    text = words.joined(separator: " ")
+                } else {
+                    text = String(mc.initialization.dropFirst("text:".count))
+                }
+                let ids = tok.encode(text)
+                guard !ids.isEmpty else { throw TrainError("init '\(mc.initialization)': the text has no tokens") }
+                mc.initTokens = ids
+            }
+            method = try MethodRegistry.make(mc, backbone: backbone, key: root)
+        }
+        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
+
+        // Data: pinned files, identical few-shot manifest for every method.
+        let train = try DataLoader.load(def, split: .train, dataDir: dataDir)
+        let val = try DataLoader.load(def, split: .validation, dataDir: dataDir)
+        var files: [String: String] = [:]
+        let lock = FileManager.default.fileExists(atPath: lockPath) ? try DataFiles.Lock.load(path: lockPath) : nil
+        for d in [train, val] {
+            if let lock { try lock.check(relativePath: d.relativePath, sha256: d.sha256, allowUnpinned: allowUnpinned, lockPath: lockPath) }
+            else if !allowUnpinned { throw TrainError("\(lockPath) not found: run from the repository root, or pass --allow-unpinned") }
+            files[d.relativePath] = d.sha256
+        }
+        var rows: [Int]? = nil
+        var manifestPath: String?
+        let sampler = c.sampler ?? .uniform
+        if let k = c.k {
+            let path = "\(manifestDir)/\(Manifest.fileName(task: c.task, k: k, seed: c.effectiveSampleSeed, sampler: sampler))"
+            let m: Manifest
+            if FileManager.default.fileExists(atPath: path) {
+                m = try Manifest.load(path: path)
+                try m.verify(against: train, path: path)
+                manifestPath = path
+            } else {
+                m = try FewShotSampler.sample(train, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
+                manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
+            }
+            rows = m.indices
+        }
+        // Evaluation sets: `evalEx` is reported; `selectEx` (nil: `evalEx`, the papers' rule) picks the best epoch.
+        var evalEx: [Example], selectEx: [Example]? = nil
+        var selectData = val
+        var devRows: [Int]? = nil
+        switch c.selectOn ?? .validation {
+        case .validation:
+            evalEx = try Templates.examples(val, set: c.templates, training: false)
+        case .trainDev:
+            // k_dev rows of the training split outside the sample; without k (full data) the dev
+            // rows are held out of training, as DePT does for its large datasets (1000 rows).
+            evalEx = try Templates.examples(val, set: c.templates, training: false)
+            let kDev = c.kDev ?? c.k ?? min(1000, train.rows.count / 2)
+            devRows = try FewShotSampler.devRows(train, kDev: kDev, seed: c.effectiveSampleSeed, sampler: sampler, excluding: rows ?? [])
+            if rows == nil { let dev = Set(devRows!); rows = train.rows.indices.filter { !dev.contains($0) } }
+            selectEx = try Templates.examples(train, set: c.templates, training: false, rows: devRows)
+            selectData = train
+        case .valHalf:
+            let halves = FewShotSampler.validationHalves(rows: val.rows.count)
+            evalEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.report)
+            selectEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.select)
+        }
+        if let lim = c.evalLimit {
+            if lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
+            if let s = selectEx, c.selectOn == .valHalf, lim < s.count { selectEx = Array(s.prefix(lim)) }
+        }
+        let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
+        guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }
+        if c.evalMode.map({ $0 != .generate }) == true {
+            guard isT5 else { throw TrainError("--eval-mode \(c.evalMode!.rawValue): GPT-2 runs already score the label words (rank classification over the verbaliser); use the default") }
+            if let e = evalEx.first { _ = try RankCandidates.candidates(def, set: c.templates, data: val, example: e) }
+        }
+        // The per-architecture objective (GPT-2: checks the template set's label words).
+        let objective = try architectureObjective(backbone, tokenizer: tok, config: c, task: def)
+
+        // Optimizer groups.
+        let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
+        let secondary = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
+        var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]
+        if !secondary.isEmpty { groups.append(ParamGroup(tensors: secondary, lr: c.lrSecondary ?? c.lr, weightDecay: c.weightDecay)) }
+        let opt = Optimizer(kind: c.optimizer, groups: groups, beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, eps: c.eps)
+        opt.recordsNorms = true
+        let stepsPerEpoch = (trainEx.count + c.batchSize - 1) / c.batchSize
+        let totalSteps = c.maxSteps ?? c.epochs * stepsPerEpoch
+        let warmup = c.warmupSteps ?? Int(Float(totalSteps) * c.warmupRatio)
+
+        var result = TrainResult(config: c, status: .running, divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
+                                 trainableParams: method.trainableCount, trainExamples: trainEx.count, evalExamples: evalEx.count,
+                                 dataFiles: files, manifest: manifestPath, smoke: c.model.hasPrefix("embedded:"), predictions: nil)
+        var step = 0, startEpoch = 1
+        var resumedFrom: String?
+        if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {
+            let f = try SafeTensorsFile(path: ck)
+            if let diff = Trainer.configDifference(saved: f.metadata["config"], current: c) {
+                throw TrainError("\(ck): checkpoint belongs to another configuration (\(diff)); remove it to start over")
+            }
+            var saved: [String: Tensor] = [:]
+            for n in f.names { saved[n] = try f.tensor(n).detached() }
+            try method.load(state: saved)
+            opt.load(state: saved)
+            if let h = f.metadata["result"], let r = try? JSONDecoder().decode(TrainResult.self, from: Data(h.utf8)) { result = r }
+            step = opt.step
+            startEpoch = (result.history.last?.epoch ?? 0) + 1
+            resumedFrom = ck
+        }
+        return TrainingSession(config: c, def: def, objective: objective, method: method, root: root, adapterParams: adapterParams,
+                               val: val, selectData: selectData, trainEx: trainEx, evalEx: evalEx, selectEx: selectEx, opt: opt,
+                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, warmup: warmup, result: result, step: step,
+                               startEpoch: startEpoch, resumedFrom: resumedFrom, meter: meter)
+    }
+}
