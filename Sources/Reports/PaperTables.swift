@@ -161,6 +161,16 @@ public enum PaperTables {
                 + " (none of the verbaliser's targets; ReCoRD: no entity of the passage; WSC: empty once determiners are dropped);"
                 + " the metric scores them as wrong.")
         }
+        // Every row whose runs use a protocol variant says which, and what the other rows follow.
+        let variants = layout.rows.compactMap { row -> String? in
+            let labels = Set(cells.filter { $0.variant == row.variant }.compactMap(\.protocolLabel)).sorted()
+            return labels.isEmpty ? nil : "\(row.label) — \(labels.joined(separator: " / "))"
+        }
+        if !variants.isEmpty {
+            notes.append("Protocol: rows not listed here follow the papers' protocol (one seed for the sample and the training; best epoch"
+                + " selected on the validation split that is reported; predictions by greedy generation). "
+                + variants.joined(separator: "; ") + ".")
+        }
         if let references, layout.kind == .score {
             let (refRows, note) = referenceRows(layout, references: references)
             rows += refRows

@@ -378,3 +378,26 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(ptext.contains("published value: no spread to test"), ptext)
     }
 }
+
+final class ProtocolLabelTests: XCTestCase {
+    /// A table whose rows use protocol variants names them under the table (Markdown and LaTeX);
+    /// rows of the papers' protocol are not listed.
+    func testTablesNameTheProtocolVariants() throws {
+        let layout = try PaperTables.layout("protocol-study", directory: "\(repoRoot)/Baselines/tables")
+        func cell(_ v: String, _ label: String?) -> CellResult {
+            var c = CellResult(cell: "\(v)|cb|t5-small|k16", variant: v, method: "pt", task: "cb", model: "t5-small", k: 16, seeds: [1, 2, 3],
+                               statuses: ["done": 3], trainableParams: 1, best: ["accuracy": Stat([50, 50, 50])], last: [:], divergedSeeds: [],
+                               probe: nil)
+            c.protocolLabel = label
+            return c
+        }
+        let cells = [cell("pt", nil), cell("pt-dev-rank", "selection: train-dev (k_dev 16); eval: rank")]
+        let md = PaperTables.markdown(layout, cells: cells, published: [], profile: "smoke", spec: nil)
+        XCTAssertTrue(md.contains("PT — select on train-dev, rank — selection: train-dev (k_dev 16); eval: rank."), md)
+        XCTAssertFalse(md.contains("PT — select on validation, generate (papers) —"), md)
+        let tex = PaperTables.latex(layout, cells: cells, published: [], profile: "smoke", spec: nil)
+        XCTAssertTrue(tex.contains("selection: train-dev (k\\_dev 16); eval: rank"), tex)
+        // A papers'-protocol table has no protocol note.
+        XCTAssertFalse(PaperTables.markdown(layout, cells: [cell("pt", nil)], published: [], profile: "smoke", spec: nil).contains("Protocol:"))
+    }
+}
