@@ -187,7 +187,10 @@ def main():
         json.dump(cfg, f, indent=1)
     with open(os.path.join(a.out, "case.json"), "w") as f:
         json.dump(case, f)
-    exp["info"] = {"generator": "scripts/make_parity_case.py", "args": vars(a)}
+    import sys, transformers
+    exp["info"] = {"generator": "scripts/make_parity_case.py", "args": vars(a),
+                   "versions": {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
+                                "python": sys.version.split()[0]}}
     with open(os.path.join(a.out, "expected.json"), "w") as f:
         json.dump(exp, f)
 

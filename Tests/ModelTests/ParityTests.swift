@@ -28,8 +28,8 @@ final class ParityTests: XCTestCase {
         try runFixtures(in: (try sharedDir() as NSString).appendingPathComponent("parity"), atLeast: 3)
     }
 
-    /// Cases made by scripts/make_parity_case.py with PyTorch + transformers (5.23; the last three
-    /// with 5.24) on shapes and config flags the shared fixtures do not cover: 1 encoder / 3 decoder
+    /// Cases made by scripts/make_parity_case.py with PyTorch 2.15 + transformers 5.24 (each
+    /// expected.json records its generator's arguments and versions in `info`) on shapes and config flags the shared fixtures do not cover: 1 encoder / 3 decoder
     /// layers, 8 buckets with max distance 12 on 30–40 tokens, batch 1 and 3, GPT-2 with a prompt
     /// and 4 heads, T5 with the non-gated erf-GELU FFN; GPT-2 with an untied `lm_head` and
     /// `scale_attn_by_inverse_layer_idx` (gpt2-untied-inverse-scale), GPT-2 with
