@@ -22,8 +22,9 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Spec holding both: a name in Baselines/specs or a path (as `sweep` accepts).") var spec: String = "table1"
     @Option(help: "stored (runs of --baseline) or published (the paper's numbers).") var against: String = "stored"
     @Option(help: "Baseline variant (stored) or published row (pt, respt, dpt, ft, …).") var baseline: String = "pt"
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option var resultsDir: String = "Baselines/results"
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?

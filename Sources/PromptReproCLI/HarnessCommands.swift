@@ -99,9 +99,10 @@ struct Results: ParsableCommand {
         abstract: "Per-cell mean and standard deviation over seeds (best-epoch and last-epoch) as md, csv or json.",
         discussion: "std: sample standard deviation (n−1); pop_std: population (n). Both are stored since DPT Table 3 does not say which it used.")
     @Argument(help: "Spec name (or a spec file's path).") var spec: String
-    @Option var profile: String = "smoke"
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option(help: "md, csv or json.") var format: String = "md"
-    @Option var db: String = defaultDB
     @Option(help: "Write here instead of stdout.") var out: String?
     @Flag(help: "Also per-run efficiency (peak RSS, s/step, FLOPs/step, train and eval seconds, artifact bytes; mean over seeds). json always has it.")
     var efficiency = false

@@ -17,8 +17,9 @@ struct Report: ParsableCommand {
         table names, only the figures are drawn.
         """)
     @Argument(help: "Tables: names of Baselines/tables/*.yaml, e.g. table1 lopt-table2 (default: all).") var tables: [String] = []
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option(help: "Output directory.") var outDir: String = "Reports"
     @Option(help: "Exported results used when the store has no runs of a spec.") var resultsDir: String = "Baselines/results"
     @Option(help: "Published numbers.") var publishedDir: String = "Baselines/published"
@@ -106,8 +107,9 @@ struct Export: ParsableCommand {
         The per-step training log: `promptrepro steps SPEC --format csv|jsonl`.
         """)
     @Argument var spec: String
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option var resultsDir: String = "Baselines/results"
     @Option(help: "promptrepro, lm-eval or peft-bench.") var format: String = "promptrepro"
     @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format>).") var out: String?
@@ -199,8 +201,9 @@ struct FiguresCommand: ParsableCommand {
         commandName: "figures", abstract: "Render the paper figures (Baselines/figures/*.yaml) with gnuplot into Reports/figures (PNG + SVG).",
         discussion: "Data sources as for `report`: a figure whose spec has neither runs in the store nor an export is not redrawn; exits 1.")
     @Argument(help: "Figures (default: all).") var figures: [String] = []
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option var outDir: String = "Reports/figures"
     @Option var resultsDir: String = "Baselines/results"
     @Option var figuresDir: String = "Baselines/figures"

@@ -8,8 +8,9 @@ struct LossCurvesCommand: ParsableCommand {
         commandName: "loss-curves",
         abstract: "Training-loss curves per cell (mean and min–max over seeds, from the per-step log) into Reports/loss-curves/<spec>-<profile>/.")
     @Argument(help: "Spec name.") var spec: String
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option(help: "Output directory (default: Reports/loss-curves/<spec>-<profile>).") var outDir: String?
 
     func run() throws {
@@ -26,8 +27,9 @@ struct StepsCommand: ParsableCommand {
         commandName: "steps",
         abstract: "The per-step training log of a spec's runs as CSV or JSON Lines (pandas.read_csv / read_json(lines=True)).")
     @Argument(help: "Spec name.") var spec: String
-    @Option var profile: String = "smoke"
-    @Option var db: String = defaultDB
+    @OptionGroup var selection: StoreSelection
+    var db: String { selection.db }
+    var profile: String { selection.profile }
     @Option(help: "csv or jsonl.") var format: String = "csv"
     @Option(help: "Write here instead of stdout.") var out: String?
 
