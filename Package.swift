@@ -78,15 +78,17 @@ let package = Package(
             ],
             swiftSettings: fast
         ),
+        // Shared by the test targets only: repository root, ../shared lookup (fails under CI), temp dirs.
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support"], exclude: ["Resources"],
+        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor"], exclude: ["Resources"],
+        .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "HarnessTests", dependencies: ["Store", "Harness", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor"],
+        .testTarget(name: "HarnessTests", dependencies: ["Store", "Harness", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor", "TestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Harness", "Training", "Methods", "Tasks"],
+        .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Harness", "Training", "Methods", "Tasks", "TestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -180,6 +180,9 @@ public final class ResultsStore {
         defer { try? db.exec("PRAGMA foreign_keys=ON") }
         for v in current..<ResultsStore.migrations.count {
             try db.transaction {
+                // Another process (a worker, a test polling the store) may have migrated since the
+                // version was read: the version is read again under the write lock.
+                guard schemaVersion == v else { return }
                 try db.exec(ResultsStore.migrations[v])
                 try db.exec("PRAGMA user_version = \(v + 1)")
             }

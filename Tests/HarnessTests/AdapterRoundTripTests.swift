@@ -2,6 +2,7 @@ import Foundation
 import Models
 import Store
 import Tensor
+import TestSupport
 import XCTest
 
 /// PromptRepro → PEFT: `train --save-adapter` writes what the run trained (DPT: the materialised

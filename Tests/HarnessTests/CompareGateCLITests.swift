@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import TestSupport
 import XCTest
 
 /// `compare` on a real sweep: the per-example paired bootstrap over stored best-epoch predictions,

@@ -3,18 +3,9 @@ import Harness
 import Store
 import Support
 import Tensor
+import TestSupport
 import Training
 import XCTest
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-
-func sharedData() throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let candidates = [env["PROMPTREPRO_SHARED"], "\(repoRoot)/../shared"].compactMap { $0 }
-    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
-    if env["CI"] == "true" { XCTFail("shared data not found; CI must have ../shared") }
-    throw XCTSkip("shared data not found")
-}
 
 /// The promptrepro executable built next to the test bundle.
 func binary() throws -> String {
@@ -27,12 +18,6 @@ func binary() throws -> String {
     if FileManager.default.isExecutableFile(atPath: p) { return p }
     XCTFail("promptrepro binary not found next to \(CommandLine.arguments[0])")
     throw XCTSkip("no binary")
-}
-
-func tempDir(_ tag: String) -> String {
-    let d = NSTemporaryDirectory() + "harness-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
-    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
 }
 
 let miniSpec = """
@@ -127,6 +112,23 @@ final class SpecTests: XCTestCase {
 }
 
 final class StoreTests: XCTestCase {
+    /// Two connections opening a new store at once (a sweep and its workers, or a test polling it)
+    /// both succeed: the one that loses the race finds the schema migrated instead of creating it twice.
+    func testConcurrentOpenMigratesOnce() throws {
+        let dir = tempDir("race")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<20 {
+            let path = "\(dir)/s\(i).sqlite"
+            var errors: [String] = []
+            let lock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do { _ = try ResultsStore(path: path) } catch { lock.withLock { errors.append("\(error)") } }
+            }
+            XCTAssertEqual(errors, [], "store \(i)")
+            XCTAssertEqual(try ResultsStore(path: path).schemaVersion, ResultsStore.migrations.count)
+        }
+    }
+
     func testMigrationsAndVersionGuard() throws {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }

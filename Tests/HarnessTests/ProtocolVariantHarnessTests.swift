@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import Store
+import TestSupport
 import Training
 import XCTest
 

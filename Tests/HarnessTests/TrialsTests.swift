@@ -2,6 +2,7 @@ import Foundation
 import Models
 import Tasks
 import Tensor
+import TestSupport
 import XCTest
 
 /// Every real-world failing case in shared/trials (see its README), with the right answers

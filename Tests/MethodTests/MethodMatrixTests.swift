@@ -1,22 +1,12 @@
-import Support
 import Foundation
 import Methods
 import Models
+import Support
 import Tasks
 import Tensor
+import TestSupport
 import Training
 import XCTest
-
-func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let candidates = [env["PROMPTREPRO_SHARED"], URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../../shared").standardized.path].compactMap { $0 }
-    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
-    if env["CI"] == "true" { XCTFail("shared data not found; CI must have ../shared", file: file, line: line) }
-    throw XCTSkip("shared data not found")
-}
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
 /// Every method through the same matrix (house style §7) on the embedded tiny T5 and GPT-2, with a
 /// real few-shot sample: a few full-batch steps lower the loss, only the method's tensors change,

@@ -1,8 +1,9 @@
-import Support
 import Foundation
 import Methods
 import Models
+import Support
 import Tensor
+import TestSupport
 import Training
 import XCTest
 

@@ -3,6 +3,7 @@ import Methods
 import Models
 import Tasks
 import Tensor
+import TestSupport
 import Training
 import XCTest
 

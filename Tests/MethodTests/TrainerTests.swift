@@ -4,6 +4,7 @@ import Models
 import Support
 import Tasks
 import Tensor
+import TestSupport
 import Training
 import XCTest
 

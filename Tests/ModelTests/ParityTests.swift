@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import Tensor
+import TestSupport
 import XCTest
 
 /// Every fixture directory under shared/parity (any that holds case.json), compared with the

@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import Support
+import TestSupport
 import XCTest
 
 final class TokenizerTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import Harness
 import Reports
 import Store
+import TestSupport
 import Training
 import XCTest
 

@@ -1,6 +1,7 @@
 import Foundation
 import Reports
 import Store
+import TestSupport
 import XCTest
 
 final class ParetoTests: XCTestCase {

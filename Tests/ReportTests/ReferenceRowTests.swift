@@ -3,16 +3,9 @@ import Harness
 import Reports
 import Store
 import Tasks
+import TestSupport
 import Training
 import XCTest
-
-func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let candidates = [env["PROMPTREPRO_SHARED"], "\(repoRoot)/../shared"].compactMap { $0 }
-    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
-    if env["CI"] == "true" { XCTFail("shared data not found at \(candidates); CI must have ../shared", file: file, line: line) }
-    throw XCTSkip("shared data not found")
-}
 
 final class ReferenceRowTests: XCTestCase {
     /// Three CB runs of table4's respt10 that scored the first 8 validation examples: seed 1 has

@@ -2,16 +2,9 @@ import Foundation
 import Harness
 import Reports
 import Store
+import TestSupport
 import Training
 import XCTest
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-
-func tempDir(_ tag: String) -> String {
-    let d = NSTemporaryDirectory() + "reports-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
-    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
 
 /// A store holding hand-chosen best scores for some cells of a spec/profile.
 /// Seeds past the end of a task's values fail.

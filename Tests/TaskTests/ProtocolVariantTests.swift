@@ -1,6 +1,7 @@
 import Foundation
 import Support
 import Tasks
+import TestSupport
 import XCTest
 
 /// Samplers, dev sets, validation halves and rank candidates of the protocol variants (issue #20).

@@ -1,6 +1,7 @@
 import Foundation
 import Support
 import Tasks
+import TestSupport
 import XCTest
 
 /// Reference scores (majority class, uniform chance) and the invalid-output fraction, against

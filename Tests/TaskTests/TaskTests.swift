@@ -1,16 +1,8 @@
 import Foundation
 import Support
 import Tasks
+import TestSupport
 import XCTest
-
-func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let candidates = [env["PROMPTREPRO_SHARED"], URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../../shared").standardized.path].compactMap { $0 }
-    for c in candidates where FileManager.default.fileExists(atPath: "\(c)/data") { return "\(c)/data" }
-    if env["CI"] == "true" { XCTFail("shared data not found at \(candidates); CI must have ../shared", file: file, line: line) }
-    throw XCTSkip("shared data not found")
-}
 
 final class ReaderTests: XCTestCase {
     /// Row counts of the files present in shared/data against the official sizes (SOURCES.md).
