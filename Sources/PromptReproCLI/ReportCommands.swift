@@ -34,7 +34,6 @@ struct Report: ParsableCommand {
         if data == nil { stderr("warning: no validation data (data/ or PROMPTREPRO_DATA): the reference rows print —; run `make fetch-data` or pass --data-dir") }
         let published = try Published.load(directory: publishedDir)
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
-        if let store { try Published.store(published, in: store) }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var missing = 0
         let layouts = try PaperTables.layouts(directory: tablesDir)

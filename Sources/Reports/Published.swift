@@ -26,17 +26,4 @@ public enum Published {
         }
         return out
     }
-
-    /// Stores them in the `published` table (replacing what was there).
-    public static func store(_ values: [PublishedValue], in store: ResultsStore) throws {
-        try store.db.transaction {
-            try store.db.exec("DELETE FROM published")
-            for v in values {
-                guard let number = v.number else { continue }  // printed parameter counts stay in the CSV
-                try store.db.query("INSERT OR REPLACE INTO published VALUES (?,?,?,?,?,?,?)",
-                                   [.text(v.paper), .text(v.table), .text("\(v.model)|\(v.method)"), .text(v.column),
-                                    .double(number), .text(v.unit), .text(v.source)])
-            }
-        }
-    }
 }

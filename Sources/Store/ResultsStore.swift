@@ -1,5 +1,5 @@
 // The results store: runs with full provenance, per-epoch metrics, best/last scores, per-example
-// predictions, published baselines. Every write is one transaction; runs move
+// predictions. Every write is one transaction; runs move
 // pending → running → done | failed | diverged, and a claim is atomic (BEGIN IMMEDIATE).
 import Foundation
 import Support
@@ -143,6 +143,11 @@ public final class ResultsStore {
           run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL, value REAL NOT NULL,
           PRIMARY KEY (run_id, name)
         );
+        """,
+        // v5: the `published` table goes: published numbers are read from Baselines/published/*.csv
+        // (committed data), and nothing read the copy in the store.
+        """
+        DROP TABLE IF EXISTS published;
         """,
     ]
 

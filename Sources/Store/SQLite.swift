@@ -27,7 +27,15 @@ public final class SQLiteDB {
         handle = h
         sqlite3_busy_timeout(h, 60_000)
         if !readOnly {
-            try exec("PRAGMA journal_mode=WAL")
+            // Switching a new file to WAL can report SQLITE_BUSY without calling the busy handler
+            // while another connection creates the same store (a sweep and its workers): retry.
+            var attempt = 0
+            while true {
+                do { try exec("PRAGMA journal_mode=WAL"); break } catch where attempt < 200 && "\(error)".contains("locked") {
+                    attempt += 1
+                    usleep(50_000)
+                }
+            }
             try exec("PRAGMA synchronous=NORMAL")
         }
         try exec("PRAGMA foreign_keys=ON")

@@ -133,9 +133,9 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 4)
+        XCTAssertEqual(s.schemaVersion, 5)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
-        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "published", "weights_hashes", "steps", "run_metrics"])
+        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "weights_hashes", "steps", "run_metrics"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
         _ = try ResultsStore(path: "\(dir)/a.sqlite")  // reopening migrates nothing
         try s.db.exec("PRAGMA user_version = 99")
