@@ -48,9 +48,12 @@ extension ResultsStore {
                              cols.map { r[$0] ?? .null })
                 let id = db.lastInsertID, old = r["id"]!
                 for e in try src.db.query("SELECT * FROM epochs WHERE run_id=?", [old]) {
-                    try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?)",
                                  [.int(id), e["epoch"]!, e["step"]!, e["train_loss"] ?? .null, e["metrics_json"]!, e["selection"] ?? .null,
-                                  e["probe_positive"] ?? .null, e["probe_negative"] ?? .null, e["probe_rank"] ?? .null, e["seconds"] ?? .null])
+                                  e["seconds"] ?? .null])
+                }
+                for m in try src.db.query("SELECT * FROM epoch_metrics WHERE run_id=? ORDER BY epoch, name", [old]) {
+                    try db.query("INSERT INTO epoch_metrics VALUES (?,?,?,?)", [.int(id), m["epoch"]!, m["name"]!, m["value"]!])
                 }
                 for s in try src.db.query("SELECT * FROM scores WHERE run_id=? ORDER BY kind, metric", [old]) {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), s["kind"]!, s["metric"]!, s["value"]!, s["epoch"] ?? .null])

@@ -111,6 +111,13 @@ public protocol TuningMethod: AnyObject {
     static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int
 }
 
+/// A method that reports measurements of its own tensors after every epoch (stored per epoch in
+/// `epoch_metrics`, e.g. the rank probe's sign counts and rank for DPT Figure 3).
+public protocol EpochDiagnostics {
+    /// Name → value; names are stored as given.
+    func epochMetrics() throws -> [String: Double]
+}
+
 extension TuningMethod {
     public static var defaults: MethodConfig { MethodConfig.base(name) }
     public static var defaultProtocol: String { "dpt-paper" }

@@ -6,7 +6,7 @@ import Foundation
 import Models
 import Tensor
 
-public final class RankProbe: TuningMethod {
+public final class RankProbe: TuningMethod, EpochDiagnostics {
     public static let name = "probe"
     public let config: MethodConfig
     let u, sigma, v: Tensor
@@ -32,6 +32,12 @@ public final class RankProbe: TuningMethod {
         let pos = sigma.array.filter { $0 > 0 }.count, neg = sigma.array.filter { $0 < 0 }.count
         let p = try injection(drop: .eval).prompt!
         return (pos, neg, numericalRank(p))
+    }
+
+    /// `probe_positive`, `probe_negative` (entries of Σ above / below 0) and `probe_rank` (rank of P).
+    public func epochMetrics() throws -> [String: Double] {
+        let d = try diagnostics()
+        return ["probe_positive": Double(d.positive), "probe_negative": Double(d.negative), "probe_rank": Double(d.rank)]
     }
 
     public static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int {

@@ -108,6 +108,9 @@ public struct ProbePoint: Codable, Equatable, Sendable {
     public var positive: Double
     public var negative: Double
     public var rank: Double
+    public init(epoch: Int, positive: Double, negative: Double, rank: Double) {
+        self.epoch = epoch; self.positive = positive; self.negative = negative; self.rank = rank
+    }
 }
 
 extension ResultsStore {
@@ -150,11 +153,17 @@ extension ResultsStore {
             byCell[cell]!.seeds.append(rep.seed)
             byCell[cell]!.sampleSeeds = (byCell[cell]!.sampleSeeds ?? []) + [rep.sampleSeed]
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
-            if r["method"]?.text == "probe" {
+            // Per-epoch measurements of the method (epoch_metrics): the rank probe's counts feed DPT Figure 3.
+            var perEpoch: [Int: [String: Double]] = [:]
+            for e in try db.query("SELECT epoch, name, value FROM epoch_metrics WHERE run_id=? AND name IN ('probe_positive','probe_negative','probe_rank')",
+                                  [.int(r["id"]!.int!)]) {
+                perEpoch[e["epoch"]!.int!, default: [:]][e["name"]!.text!] = e["value"]!.double!
+            }
+            if !perEpoch.isEmpty {
                 var pts = byCell[cell]!.probe ?? []
                 let n = Double(byCell[cell]!.seeds.count)
-                for e in try db.query("SELECT epoch, probe_positive, probe_negative, probe_rank FROM epochs WHERE run_id=? ORDER BY epoch", [.int(r["id"]!.int!)]) {
-                    guard let ep = e["epoch"]?.int, let p = e["probe_positive"]?.double, let q = e["probe_negative"]?.double, let k = e["probe_rank"]?.double else { continue }
+                for (ep, m) in perEpoch.sorted(by: { $0.key < $1.key }) {
+                    guard let p = m["probe_positive"], let q = m["probe_negative"], let k = m["probe_rank"] else { continue }
                     if let i = pts.firstIndex(where: { $0.epoch == ep }) {  // running mean over seeds
                         pts[i].positive += (p - pts[i].positive) / n; pts[i].negative += (q - pts[i].negative) / n; pts[i].rank += (k - pts[i].rank) / n
                     } else { pts.append(ProbePoint(epoch: ep, positive: p, negative: q, rank: k)) }

@@ -149,6 +149,25 @@ public final class ResultsStore {
         """
         DROP TABLE IF EXISTS published;
         """,
+        // v6: per-epoch measurements of a method (the rank probe's counts) move from three columns
+        // of `epochs` to a generic `epoch_metrics` table (one row per name), existing values kept.
+        """
+        CREATE TABLE epoch_metrics (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
+          PRIMARY KEY (run_id, epoch, name)
+        );
+        INSERT INTO epoch_metrics SELECT run_id, epoch, 'probe_positive', probe_positive FROM epochs WHERE probe_positive IS NOT NULL;
+        INSERT INTO epoch_metrics SELECT run_id, epoch, 'probe_negative', probe_negative FROM epochs WHERE probe_negative IS NOT NULL;
+        INSERT INTO epoch_metrics SELECT run_id, epoch, 'probe_rank', probe_rank FROM epochs WHERE probe_rank IS NOT NULL;
+        CREATE TABLE epochs_v6 (
+          run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL, step INTEGER NOT NULL,
+          train_loss REAL, metrics_json TEXT NOT NULL, selection REAL, seconds REAL,
+          PRIMARY KEY (run_id, epoch)
+        );
+        INSERT INTO epochs_v6 SELECT run_id, epoch, step, train_loss, metrics_json, selection, seconds FROM epochs;
+        DROP TABLE epochs;
+        ALTER TABLE epochs_v6 RENAME TO epochs;
+        """,
     ]
 
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
@@ -291,6 +310,7 @@ public final class ResultsStore {
     public func complete(_ id: Int, result: TrainResult) throws {
         try db.transaction {
             try db.query("DELETE FROM epochs WHERE run_id=?", [.int(id)])
+            try db.query("DELETE FROM epoch_metrics WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM scores WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM predictions WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM steps WHERE run_id=?", [.int(id)])
@@ -306,10 +326,12 @@ public final class ResultsStore {
             }
             for e in result.history {
                 let m = String(decoding: try JSONSerialization.data(withJSONObject: e.metrics, options: [.sortedKeys]), as: UTF8.self)
-                try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?)",
                              [.int(id), .int(e.epoch), .int(e.step), .double(e.trainLoss), .text(m),
-                              e.selection.map { .double($0) } ?? .null, e.probePositive.map { .int($0) } ?? .null,
-                              e.probeNegative.map { .int($0) } ?? .null, e.probeRank.map { .int($0) } ?? .null, .double(e.seconds)])
+                              e.selection.map { .double($0) } ?? .null, .double(e.seconds)])
+                for (name, v) in (e.extras ?? [:]).sorted(by: { $0.key < $1.key }) where v.isFinite {
+                    try db.query("INSERT INTO epoch_metrics VALUES (?,?,?,?)", [.int(id), .int(e.epoch), .text(name), .double(v)])
+                }
             }
             let lastEpoch = result.history.last(where: { !$0.metrics.isEmpty })?.epoch
             for (kind, scores, ep) in [("best", result.best, result.bestEpoch), ("last", result.last, lastEpoch)] {

@@ -17,13 +17,19 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var trainLoss: Double
     public var metrics: [String: Double]
     public var selection: Double?     // nil on epochs without evaluation
-    public var probePositive: Int?
-    public var probeNegative: Int?
-    public var probeRank: Int?
+    /// The method's own per-epoch measurements (`EpochDiagnostics`; the rank probe's
+    /// `probe_positive`, `probe_negative`, `probe_rank`), nil for other methods.
+    public var extras: [String: Double]?
     public var seconds: Double
     /// Scores on the selection set when it is not the reported one (`select_on` train-dev or
     /// val-half); `selection` is then read from these. nil under the papers' protocol.
     public var selectMetrics: [String: Double]?
+
+    public init(epoch: Int, step: Int, trainLoss: Double, metrics: [String: Double], selection: Double?, extras: [String: Double]? = nil,
+                seconds: Double, selectMetrics: [String: Double]? = nil) {
+        self.epoch = epoch; self.step = step; self.trainLoss = trainLoss; self.metrics = metrics; self.selection = selection
+        self.extras = extras; self.seconds = seconds; self.selectMetrics = selectMetrics
+    }
 }
 
 /// How a `Trainer.run` ended (stored as its raw string).
@@ -222,7 +228,7 @@ public final class Trainer {
                 if shouldStop?() == true { return finish(.interrupted) }
             }
             var rec = EpochRecord(epoch: epoch, step: step, trainLoss: lossSum / Double(max(lossCount, 1)), metrics: [:], selection: nil,
-                                  probePositive: nil, probeNegative: nil, probeRank: nil, seconds: 0)
+                                  extras: nil, seconds: 0)
             if epoch % c.evalEvery == 0 || epoch == c.epochs || step >= totalSteps {
                 let preds = try s.meter.evaluation(&result) {
                     try evaluate(evalEx, data: val, session: s)
@@ -248,12 +254,7 @@ public final class Trainer {
                 }
                 emit(.evaluated(epoch: epoch, metrics: rec.metrics, selection: rec.selection, isBest: isBest))
             }
-            if let probe = method as? RankProbe {
-                let d = try probe.diagnostics()
-                rec.probePositive = d.positive
-                rec.probeNegative = d.negative
-                rec.probeRank = d.rank
-            }
+            if let diagnostics = method as? EpochDiagnostics { rec.extras = try diagnostics.epochMetrics() }
             rec.seconds = Date().timeIntervalSince(t0)
             result.history.append(rec)
             if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }

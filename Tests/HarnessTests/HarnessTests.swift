@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Methods
 import Store
 import Support
 import Tensor
@@ -112,6 +113,45 @@ final class SpecTests: XCTestCase {
 }
 
 final class StoreTests: XCTestCase {
+    /// The rank probe's per-epoch counts live in `epoch_metrics`: a v5 store's probe columns move
+    /// there on open (values kept), and a finished run's `EpochRecord.extras` are stored there and
+    /// averaged over seeds into the cell's probe points (DPT Figure 3).
+    func testEpochMetricsMigrationAndProbePoints() throws {
+        let dir = tempDir("epochm")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/old.sqlite"
+        do {  // a v5 store with one probe run and its per-epoch columns
+            let db = try SQLiteDB(path: path)
+            for v in 0..<5 { try db.exec(ResultsStore.migrations[v]); try db.exec("PRAGMA user_version = \(v + 1)") }
+            try db.exec("""
+                INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json, config_hash, status, created_at, identity)
+                VALUES ('fig3', 'smoke', 'probe|cb|t5-small|k8', 'probe', 'probe', 'cb', 't5-small', 'embedded:t5-tiny', 8, 1, '{}', 'h', 'done', 'now', 'h');
+                INSERT INTO epochs VALUES (1, 1, 4, 1.5, '{}', NULL, 7, 3, 10, 0.1);
+                INSERT INTO epochs VALUES (1, 2, 8, 1.2, '{}', NULL, 6, 4, 9, 0.1);
+                """)
+        }
+        let s = try ResultsStore(path: path)
+        XCTAssertEqual(s.schemaVersion, ResultsStore.migrations.count)
+        let rows = try s.db.query("SELECT epoch, name, value FROM epoch_metrics ORDER BY epoch, name").map { "\($0["epoch"]!.int!) \($0["name"]!.text!) \($0["value"]!.double!)" }
+        XCTAssertEqual(rows, ["1 probe_negative 3.0", "1 probe_positive 7.0", "1 probe_rank 10.0", "2 probe_negative 4.0", "2 probe_positive 6.0", "2 probe_rank 9.0"])
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs").first?["n"]?.int, 2)
+        // A second seed through `complete`: the cell's probe points are the means over both seeds.
+        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("probe"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 2)
+        cfg.epochs = 2
+        try s.insertPending([RunSpec(spec: "fig3", profile: "smoke", cell: "probe|cb|t5-small|k8", variant: "probe", method: "probe", task: "cb",
+                                     model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 2, config: cfg)])
+        let claimed = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+        var r = TrainResult(config: cfg, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 50], last: ["accuracy": 50],
+                            history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: nil)
+        for (ep, (p, q, k)) in [(1, (5.0, 5.0, 8.0)), (2, (4.0, 6.0, 7.0))] {
+            r.history.append(EpochRecord(epoch: ep, step: 4 * ep, trainLoss: 1, metrics: ["accuracy": 50], selection: 50,
+                                         extras: ["probe_positive": p, "probe_negative": q, "probe_rank": k], seconds: 0.1))
+        }
+        try s.complete(claimed.id, result: r)
+        let cell = try XCTUnwrap(try s.cellResults(spec: "fig3", profile: "smoke").first)
+        XCTAssertEqual(cell.probe, [ProbePoint(epoch: 1, positive: 6, negative: 4, rank: 9), ProbePoint(epoch: 2, positive: 5, negative: 5, rank: 8)])
+    }
+
     /// Two connections opening a new store at once (a sweep and its workers, or a test polling it)
     /// both succeed: the one that loses the race finds the schema migrated instead of creating it twice.
     func testConcurrentOpenMigratesOnce() throws {
@@ -133,9 +173,9 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 5)
+        XCTAssertEqual(s.schemaVersion, 6)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
-        XCTAssertEqual(Set(tables), ["runs", "epochs", "scores", "predictions", "weights_hashes", "steps", "run_metrics"])
+        XCTAssertEqual(Set(tables), ["runs", "epochs", "epoch_metrics", "scores", "predictions", "weights_hashes", "steps", "run_metrics"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
         _ = try ResultsStore(path: "\(dir)/a.sqlite")  // reopening migrates nothing
         try s.db.exec("PRAGMA user_version = 99")
