@@ -79,7 +79,7 @@ let package = Package(
             swiftSettings: fast
         ),
         // Shared by the test targets only: repository root, ../shared lookup (fails under CI), temp dirs.
-        .target(name: "TestSupport", path: "Sources/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -4,7 +4,7 @@
 import Foundation
 import XCTest
 
-/// The repository root (two levels above Sources/TestSupport).
+/// The repository root (two levels above Tests/TestSupport).
 public let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
 /// The shared directory (data, tokenizers, parity fixtures, trials): $PROMPTREPRO_SHARED, else
