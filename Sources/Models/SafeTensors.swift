@@ -106,6 +106,19 @@ public final class SafeTensorsFile {
             unlink(tmp)
             throw SafeTensorsError(path: path, detail: "cannot rename temporary file into place (\(String(cString: strerror(errno))))")
         }
+        removeStaleTemporaries(for: path)
+    }
+}
+
+/// Removes `path.tmp-PID-*` files left by writers that were killed between writing and renaming
+/// (their process no longer exists); temporaries of live writers are kept.
+func removeStaleTemporaries(for path: String) {
+    let dir = (path as NSString).deletingLastPathComponent, base = (path as NSString).lastPathComponent + ".tmp-"
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? [] where name.hasPrefix(base) {
+        guard let pid = Int32(name.dropFirst(base.count).split(separator: "-").first ?? "") else { continue }
+        if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+            unlink((dir as NSString).appendingPathComponent(name))
+        }
     }
 }
 
