@@ -14,7 +14,8 @@
 //
 // Gate (`--max-regression X`): non-inferiority. It passes only when every task of the spec has
 // every expected seed on both sides (unless `--allow-missing`) and, for every task, the lower end
-// of the printed interval of Δ is ≥ −X (we are confident the new method loses at most X points).
+// of the printed interval of Δ is ≥ −X (we are confident the new method loses at most X points);
+// for a metric whose registry entry is lower-is-better, the upper end is ≤ X and win/loss swap.
 import Foundation
 import Store
 import Support
@@ -36,6 +37,8 @@ public struct ComparisonRow {
     public var ci: (Double, Double)?
     public var level: Double?          // confidence level of `ci`
     public var verdict: String         // win | tie | loss | — (no test)
+    /// The metric's direction (registry): with lower-is-better a negative Δ is the improvement.
+    public var higherIsBetter = true
     /// Mean over seeds of the best epoch's invalid-output fraction (0–1), new and baseline side.
     public var invalidNew: Double?
     public var invalidBaseline: Double?
@@ -102,31 +105,21 @@ public enum Compare {
         return (Statistics.twoSidedP(t: t, df: df), (m - q * se, m + q * se))
     }
 
-    /// Per-example sufficient statistics of `metric` (summed over a resample, then turned into the
-    /// metric by `value`): accuracy-like means (accuracy, ReCoRD em/f1) are one number per example,
-    /// MultiRC F1a is (tp, fp, fn) under the official invalid-output rule. nil for other metrics.
+    /// Per-example sufficient statistics of the stored metric `metric` (summed over a resample,
+    /// then turned into the metric by its registry entry's `value`): means (accuracy, ReCoRD em/f1)
+    /// are one number per example, weighted means (s, w), F1 (tp, fp, fn) per class under the
+    /// metric's invalid-output rule. nil for a metric over question groups (MultiRC EM) or one that
+    /// needs label targets the set lacks.
     static func perExample(_ def: TaskDefinition, set: TemplateSet, metric: String, examples: [Example], predictions: [String]) throws -> [[Double]]? {
-        switch metric {
-        case "accuracy", "em", "f1":
-            return try zip(examples, predictions).map { e, p in [try Metrics.score(def, set: set, examples: [e], predictions: [p])[metric] ?? 0] }
-        case "f1a":
-            guard let v = try def.template(set).verbalizer(labels: def.labels) else { return nil }
-            return zip(examples, predictions).map { e, p in
-                let gold = e.label ?? 0
-                let pred = v.firstIndex(of: pyStripped(p)) ?? (gold == 1 ? 0 : 1)
-                return [pred == 1 && gold == 1 ? 1 : 0, pred == 1 && gold != 1 ? 1 : 0, pred != 1 && gold == 1 ? 1 : 0]
-            }
-        default: return nil
-        }
-    }
-
-    static func value(_ metric: String, _ sums: [Double], count: Int) -> Double {
-        if metric == "f1a" { let (tp, fp, fn) = (sums[0], sums[1], sums[2]); return tp == 0 ? 0 : 100 * 2 * tp / (2 * tp + fp + fn) }
-        return sums[0] / Double(max(count, 1))
+        guard let spec = def.metrics.first(where: { $0.name == metric }), let entry = try? Metrics.entry(def, spec, set: set),
+              entry.aggregation != .groupAllCorrect else { return nil }
+        let rows = try Metrics.rows(def, set: set, examples: examples, predictions: predictions)
+        if entry.aggregation == .weightedMean { return rows.map { let s = entry.stats($0); return [s[1] * s[0], s[1]] } }
+        return rows.map(entry.stats)
     }
 
     /// Paired bootstrap over examples pooled over seeds; returns the resampled Δ* (sorted).
-    public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: String, resamples: Int = 2000,
+    public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: MetricEntry, resamples: Int = 2000,
                                        seed: UInt64 = 20_241_123) -> [Double] {
         let n = new.first?.count ?? 0
         var s = PhiloxStream(RNGKey(seed: seed).derive("paired-bootstrap"))
@@ -140,7 +133,7 @@ public enum Compare {
             for (a, b) in zip(new, baseline) {
                 var sa = [Double](repeating: 0, count: width), sb = sa
                 for i in idx { for w in 0..<width { sa[w] += a[i][w]; sb[w] += b[i][w] } }
-                d += value(metric, sa, count: n) - value(metric, sb, count: n)
+                d += (metric.value(sa, count: n) ?? .nan) - (metric.value(sb, count: n) ?? .nan)
             }
             out.append(d / Double(new.count))
         }
@@ -159,6 +152,7 @@ public enum Compare {
         for c in cells where c.variant == newVariant {
             let def = try TaskRegistry.definition(c.task)
             let metric = def.selectionMetric
+            let higherIsBetter = try def.selectionEntry.higherIsBetter
             guard let newStat = c.best[metric], !newStat.values.isEmpty else { continue }
             if let published {
                 let modelLabel = ["t5-small": "T5-Small", "t5-base": "T5-Base", "t5-large": "T5-Large", "gpt2-large": "GPT-2 large"][c.model] ?? c.model
@@ -167,6 +161,7 @@ public enum Compare {
                 var row = ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.replicates,
                                         baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
                                         p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
+                row.higherIsBetter = higherIsBetter
                 zeroSkill(&row, c, nil, def: def, examples: examples)
                 out.append(row)
                 boots.append(nil)
@@ -186,6 +181,7 @@ public enum Compare {
                                     baselineMean: baseVals.isEmpty ? .nan : Statistics.mean(baseVals),
                                     delta: pairs.isEmpty ? .nan : Statistics.mean(newVals) - Statistics.mean(baseVals),
                                     method: "none", p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
+            row.higherIsBetter = higherIsBetter
             zeroSkill(&row, c, b, def: def, examples: examples)
             // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
@@ -207,8 +203,8 @@ public enum Compare {
                           let pb = try perExample(def, set: br[s]!.templates, metric: metric, examples: exB, predictions: br[s]!.predictions!) else { ok = false; break }
                     a.append(pa); z.append(pb)
                 }
-                if ok {
-                    boot = pairedBootstrap(new: a, baseline: z, metric: metric)
+                if ok, let entry = try? def.metrics.first(where: { $0.name == metric })?.entry {
+                    boot = pairedBootstrap(new: a, baseline: z, metric: entry)
                     row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
                 }
             }
@@ -235,7 +231,10 @@ public enum Compare {
             } else if let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
                 out[i].ci = t.ci
             }
-            if let ci = out[i].ci { out[i].verdict = ci.0 > 0 ? "win" : (ci.1 < 0 ? "loss" : "tie") }
+            if let ci = out[i].ci {
+                let (lo, hi) = out[i].higherIsBetter ? ci : (-ci.1, -ci.0)  // interval of the improvement
+                out[i].verdict = lo > 0 ? "win" : (hi < 0 ? "loss" : "tie")
+            }
         }
         return out
     }
@@ -302,7 +301,8 @@ public enum Compare {
             if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
             for r in rows {
                 guard let ci = r.ci else { reasons.append("\(r.task): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
-                if ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", r.task, ci.0, m)) }
+                if r.higherIsBetter, ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", r.task, ci.0, m)) }
+                if !r.higherIsBetter, ci.1 > m { reasons.append(String(format: "%@: upper end %+.2f > %g (lower is better)", r.task, ci.1, m)) }
             }
             passed = reasons.isEmpty
             out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), every expected run present): "

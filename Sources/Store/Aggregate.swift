@@ -187,7 +187,7 @@ extension ResultsStore {
                 var f = stored[name]
                 if f == nil, let config, let def = try? TaskRegistry.definition(config.task) {
                     let preds = kind == "best" ? best : try predictions(run: id, kind: kind)
-                    let ex = def.reader == "superglue_record" ? examples(def, config.templates).map { Array($0.prefix(preds.count)) } : nil
+                    let ex = Metrics.invalidRuleReadsExamples(def) ? examples(def, config.templates).map { Array($0.prefix(preds.count)) } : nil
                     f = try? Metrics.invalidFraction(def, set: config.templates, examples: ex, predictions: preds)
                 }
                 if let f { values[cell, default: [:]]["invalid", default: [:]][kind, default: []].append((rep, f)) }

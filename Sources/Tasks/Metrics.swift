@@ -1,52 +1,54 @@
-// Official metrics as DPT evaluates them (METHODS §4.4), in percent (0–100).
+// Official metrics as DPT evaluates them (METHODS §4.4), in percent (0–100). Which metrics a task
+// scores is data: its YAML `metrics:` names entries of `MetricRegistry` (MetricRegistry.swift).
 import Foundation
 import Support
 
 public enum Metrics {
-    /// Every metric the task declares, keyed as the papers name them, for predictions written in
-    /// the target format of template set `set`: a prediction is first read back into a label with
-    /// the same table that built that set's targets (`TemplateSpec.verbalizer`), so the same
-    /// decisions score the same in every set; an output that is no label is invalid and scored as
-    /// each official metric says. Predictions are `.strip()`ped first, as DPT strips decoded text.
+    /// Every metric the task declares, keyed by its stored name and computed by its registry entry
+    /// (`MetricRegistry`), for predictions written in the target format of template set `set`: a
+    /// prediction is first read back into a label with the same table that built that set's targets
+    /// (`TemplateSpec.verbalizer`), so the same decisions score the same in every set; an output that
+    /// is no label is invalid and scored as each official metric says. Predictions are `.strip()`ped
+    /// first, as DPT strips decoded text.
     public static func score(_ def: TaskDefinition, set: TemplateSet, examples: [Example], predictions: [String]) throws -> [String: Double] {
-        precondition(examples.count == predictions.count, "one prediction per example")
-        let preds = predictions.map(pyStrip)
-        let verbalizer = try def.template(set).verbalizer(labels: def.labels)
-        /// Label index of each prediction (nil: not one of the set's targets).
-        func read() -> [Int?] {
-            guard let v = verbalizer else { return preds.map { _ in nil } }
-            return preds.map { p in v.firstIndex(of: p) }
-        }
+        let rows = try rows(def, set: set, examples: examples, predictions: predictions)
         var out: [String: Double] = [:]
-        switch def.reader {
-        case "superglue_multirc":
-            guard verbalizer != nil else { throw TaskError(file: "Registry/\(def.task).yaml", detail: "MultiRC template '\(set.rawValue)' has no label targets") }
-            let (f1a, em) = multirc(examples, read())
-            out["f1a"] = f1a
-            out["em"] = em
-        case "superglue_record":
-            let r = record(examples, preds)
-            out.merge(r) { a, _ in a }
-        default:
-            if def.metrics.contains("accuracy_label1") {
-                // WSC: a set that generates the referent uses T5's wsc_simple rule; a set whose
-                // target is the label (DePT: "0"/"1") is scored as a classification.
-                let (all, l1) = verbalizer == nil ? wsc(examples, preds) : wscLabels(examples, read())
-                out["accuracy"] = all
-                out["accuracy_label1"] = l1
-            } else if verbalizer != nil {
-                let gold = examples.map { $0.label ?? -1 }
-                let got = read()
-                out["accuracy"] = 100 * Double(zip(gold, got).filter { $0 == $1 }.count) / Double(max(gold.count, 1))
-                if def.metrics.contains("macro_f1") {
-                    out["macro_f1"] = macroF1(gold: gold, predicted: got, classes: def.labels?.count ?? 0)
-                }
-            } else {
-                out["accuracy"] = accuracy(examples.map(\.target), preds)
-            }
+        for m in def.metrics {
+            out[m.name] = try entry(def, m, set: set).score(rows)
         }
         return out
     }
+
+    /// The registry entry of `m`, checked against the template set (label metrics need a verbaliser).
+    public static func entry(_ def: TaskDefinition, _ m: MetricSpec, set: TemplateSet) throws -> MetricEntry {
+        let file = "Registry/\(def.task).yaml"
+        let e = try MetricRegistry.entry(m.metric, file: file)
+        if e.needsVerbalizer, try def.template(set).verbalizer(labels: def.labels) == nil {
+            throw TaskError(file: file, detail: "metric '\(m.name)' (\(m.metric)) reads predictions as labels, but template '\(set.rawValue)' has no label targets")
+        }
+        return e
+    }
+
+    /// What each metric sees of each example: the stripped prediction and the label it names.
+    public static func rows(_ def: TaskDefinition, set: TemplateSet, examples: [Example], predictions: [String]) throws -> [MetricRow] {
+        precondition(examples.count == predictions.count, "one prediction per example")
+        let verbalizer = try def.template(set).verbalizer(labels: def.labels)
+        let classes = def.labels?.count ?? 0
+        return zip(examples, predictions).map { e, p in
+            let s = pyStrip(p)
+            return MetricRow(example: e, prediction: s, label: verbalizer?.firstIndex(of: s), verbalized: verbalizer != nil, classes: classes)
+        }
+    }
+
+    /// The rule for generated outputs (no verbaliser) of the task's first metric that has one
+    /// (wsc_simple: referent or not; SQuAD metrics: the passage's entities).
+    public static func generatedOutputs(_ def: TaskDefinition) -> GeneratedOutputs? {
+        for m in def.metrics { if let g = (try? m.entry)?.generated { return g } }
+        return nil
+    }
+
+    // Direct transcriptions of the official functions (METHODS §4.4), kept as oracles: the registry
+    // entries must give the same bits (TaskTests `testRegistryAgreesWithTheOfficialFunctions`).
 
     /// 100 · mean(prediction == target) (exact string match; invalid outputs are wrong).
     public static func accuracy(_ targets: [String], _ preds: [String]) -> Double {

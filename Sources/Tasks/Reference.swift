@@ -1,24 +1,25 @@
 // What zero skill scores, and which outputs name no label (issue #20 items 4–5).
 //
 // Label outputs. For each validation example, the outputs that name each label under a template
-// set: the verbaliser's targets when the set has a closed label set ("0"/"1"/…, or words); WSC
-// with a generated referent (DPT): [a non-referent, the referent] for labels [false, true], as
-// T5's wsc_simple rule reads them; ReCoRD: the passage's entities (each query its own labels).
+// set: the verbaliser's targets when the set has a closed label set ("0"/"1"/…, or words); else
+// what the task's metric declares (`MetricEntry.generated`): WSC's wsc_simple with a generated
+// referent (DPT): [a non-referent, the referent] for labels [false, true], as T5's rule reads
+// them; the SQuAD metrics (ReCoRD): the passage's entities (each query its own labels).
 //
 // Majority class: the most frequent label among the scored validation examples (ties: the first
 // label in the task's label order), predicted for every example and scored by `Metrics.score`,
 // so each metric's own rule applies. ReCoRD has no label shared across queries: no majority row.
 //
 // Uniform chance: the exact expected score when every prediction is drawn independently and
-// uniformly from the example's label outputs. Accuracy-like metrics are means over examples, so
-// the expectation is the mean over examples of the mean over outputs of the one-example score
-// (accuracy: 100/C). F1 of a class (macro-F1, MultiRC F1a) is 2·TP/(n_c + TP + FP) with
+// uniformly from the example's label outputs, by each metric's registry aggregation. Means over
+// examples (accuracy, wsc_simple, SQuAD EM/F1; weighted: per-row, label-1 only): the mean over
+// examples of the mean over outputs of the one-example score (accuracy: 100/C). F1 of a class (macro-F1, MultiRC F1a) is 2·TP/(n_c + TP + FP) with
 // TP ~ Bin(n_c, 1/C) and FP ~ Bin(n − n_c, 1/C) independent: summed exactly over both. MultiRC EM
 // is the mean over questions of (1/2)^rows. Nothing is sampled.
 //
 // Invalid outputs (`invalidFraction`): a prediction that names no label — with a verbaliser, a
-// stripped output that is none of its targets; ReCoRD, an output equal (after SQuAD normalisation,
-// as the metric compares) to none of the passage's entities; WSC generating the referent, an
+// stripped output that is none of its targets; else the metric's rule: ReCoRD, an output equal
+// (after SQuAD normalisation, as the metric compares) to none of the passage's entities; WSC generating the referent, an
 // output that is empty once determiners are dropped (wsc_simple's −1: it decides nothing; any
 // other text reads as "referent" or "not the referent"). Other sets: no rule (nil).
 import Foundation
@@ -26,14 +27,13 @@ import Support
 
 public enum ReferenceScores {
     /// WSC (generated referent): the output that stands for label false, a phrase no referent contains.
-    static let nonReferent = "<no referent>"
+    static let nonReferent = MetricRegistry.nonReferent
 
-    /// The outputs naming each label of `e` (index = label), or nil when the set has none.
+    /// The outputs naming each label of `e` (index = label): the verbaliser's targets, else the
+    /// task's metric rule for generated outputs (`GeneratedOutputs`); nil when there are none.
     static func labelOutputs(_ def: TaskDefinition, verbalizer: [String]?, _ e: Example) -> [String]? {
         if let verbalizer { return verbalizer }
-        if def.reader == "superglue_record" { return e.entities }
-        if def.metrics.contains("accuracy_label1") { return [nonReferent, e.referent ?? ""] }
-        return nil
+        return Metrics.generatedOutputs(def)?.outputs(e)
     }
 
     /// Majority-class scores on `examples` (every metric of the task), nil without a fixed label set.
@@ -60,52 +60,47 @@ public enum ReferenceScores {
             guard let o = labelOutputs(def, verbalizer: verbalizer, e) else { return nil }
             outs.append(o)
         }
-        /// Mean over `e`'s outputs of its one-example scores.
-        func expected(_ i: Int) throws -> [String: Double] {
-            var sum: [String: Double] = [:]
-            for o in outs[i] {
-                for (k, v) in try Metrics.score(def, set: set, examples: [examples[i]], predictions: [o]) { sum[k, default: 0] += v }
+        let classes = def.labels?.count ?? 0
+        /// Mean over `e`'s outputs of 100 × the statistic `k` of `entry` (0 without outputs).
+        func expected(_ entry: MetricEntry, _ i: Int, _ k: Int) -> Double {
+            var sum = 0.0
+            for o in outs[i].map(pyStrip) {
+                let row = MetricRow(example: examples[i], prediction: o, label: verbalizer?.firstIndex(of: o), verbalized: verbalizer != nil, classes: classes)
+                sum += 100 * entry.stats(row)[k]
             }
-            return sum.mapValues { $0 / Double(max(outs[i].count, 1)) }
+            return outs[i].isEmpty ? 0 : sum / Double(outs[i].count)
         }
         var out: [String: Double] = [:]
-        switch def.reader {
-        case "superglue_multirc":
-            let n1 = examples.filter { $0.label == 1 }.count
-            out["f1a"] = 100 * expectedF1(positives: n1, negatives: examples.count - n1, p: 0.5)
-            var rows: [String: Int] = [:]
-            for e in examples { rows[e.group ?? "\(e.id)", default: 0] += 1 }
-            out["em"] = 100 * rows.values.map { pow(0.5, Double($0)) }.reduce(0, +) / Double(rows.count)
-        case "superglue_record":
-            var sums: [String: Double] = [:]
-            var rowWeight = 0.0
-            for i in examples.indices {
-                let w = Double(max(1, examples[i].answers.count))
-                rowWeight += w
-                let s = outs[i].isEmpty ? [:] : try expected(i)  // no entity to draw: scores 0
-                for k in ["em", "f1"] {
-                    sums[k, default: 0] += s[k] ?? 0
-                    sums["\(k)_per_row", default: 0] += w * (s[k] ?? 0)
+        for m in def.metrics {
+            let entry = try Metrics.entry(def, m, set: set)
+            switch entry.aggregation {
+            case .mean:
+                var sum = 0.0
+                for i in examples.indices { sum += expected(entry, i, 0) }
+                out[m.name] = sum / Double(examples.count)
+            case .weightedMean:  // the weight does not depend on the prediction
+                var sum = 0.0, weight = 0.0
+                for i in examples.indices {
+                    let row = MetricRow(example: examples[i], prediction: "", label: nil, verbalized: verbalizer != nil, classes: classes)
+                    let w = entry.stats(row)[1]
+                    sum += w * expected(entry, i, 0)
+                    weight += w
                 }
-            }
-            out = ["em": sums["em"]! / Double(examples.count), "f1": sums["f1"]! / Double(examples.count),
-                   "em_per_row": sums["em_per_row"]! / rowWeight, "f1_per_row": sums["f1_per_row"]! / rowWeight]
-        default:
-            var acc = 0.0, l1 = 0.0, l1Count = 0
-            for i in examples.indices {
-                let s = try expected(i)
-                acc += s["accuracy"] ?? 0
-                if examples[i].label == 1, let v = s["accuracy_label1"] { l1 += v; l1Count += 1 }
-            }
-            out["accuracy"] = acc / Double(examples.count)
-            if def.metrics.contains("accuracy_label1") { out["accuracy_label1"] = l1Count == 0 ? 0 : l1 / Double(l1Count) }
-            if def.metrics.contains("macro_f1"), let labels = def.labels {
-                let C = labels.count
-                let f1s = (0..<C).map { c -> Double in
+                out[m.name] = weight == 0 ? 0 : sum / weight
+            case .f1(let positive):  // every output one label: p = 1/C
+                let f1s = (positive.map { [$0] } ?? Array(0..<classes)).map { c -> Double in
                     let nc = examples.filter { $0.label == c }.count
-                    return expectedF1(positives: nc, negatives: examples.count - nc, p: 1 / Double(C))
+                    return expectedF1(positives: nc, negatives: examples.count - nc, p: 1 / Double(classes))
                 }
-                out["macro_f1"] = 100 * f1s.reduce(0, +) / Double(C)
+                out[m.name] = 100 * f1s.reduce(0, +) / Double(max(f1s.count, 1))
+            case .groupAllCorrect:  // one right output of C per row
+                var rows: [String: Int] = [:], order: [String] = []
+                for e in examples {
+                    let g = e.group ?? "\(e.id)"
+                    if rows[g] == nil { order.append(g) }
+                    rows[g, default: 0] += 1
+                }
+                out[m.name] = 100 * order.map { pow(1 / Double(classes), Double(rows[$0]!)) }.reduce(0, +) / Double(order.count)
             }
         }
         return out
@@ -138,8 +133,14 @@ public enum ReferenceScores {
 }
 
 extension Metrics {
+    /// Whether `invalidFraction` needs the examples for `def` (its generated-output rule reads them).
+    public static func invalidRuleReadsExamples(_ def: TaskDefinition) -> Bool {
+        generatedOutputs(def)?.readsExample == true
+    }
+
     /// Fraction (0–1) of `predictions` that name no label (rules at the top of Reference.swift);
-    /// nil when the template set has no rule, or for ReCoRD when `examples` (with entities) is nil.
+    /// nil when the template set has no rule, or when the rule reads the examples (ReCoRD's
+    /// entities) and `examples` is nil.
     public static func invalidFraction(_ def: TaskDefinition, set: TemplateSet, examples: [Example]?, predictions: [String]) throws -> Double? {
         guard !predictions.isEmpty else { return nil }
         let preds = predictions.map(pyStrip)
@@ -147,14 +148,13 @@ extension Metrics {
         if let v = try def.template(set).verbalizer(labels: def.labels) {
             let targets = Set(v)
             invalid = preds.filter { !targets.contains($0) }.count
-        } else if def.reader == "superglue_record" {
-            guard let examples, examples.count == preds.count else { return nil }
-            invalid = zip(examples, preds).filter { e, p in
-                let q = squadNormalize(p)
-                return !(e.entities ?? []).contains { squadNormalize($0) == q }
-            }.count
-        } else if def.metrics.contains("accuracy_label1") {
-            invalid = preds.filter { wscSimple(prediction: $0, referent: "") == -1 }.count
+        } else if let rule = Metrics.generatedOutputs(def) {
+            if rule.readsExample {
+                guard let examples, examples.count == preds.count else { return nil }
+                invalid = zip(examples, preds).filter { rule.invalid($0, $1) }.count
+            } else {
+                invalid = preds.filter { rule.invalid(nil, $0) }.count
+            }
         } else {
             return nil
         }

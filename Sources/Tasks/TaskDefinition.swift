@@ -83,13 +83,47 @@ public struct TaskDefinition: Codable, Sendable {
     public var templates: [String: TemplateSpec]
     public var maxSourceLength: Int
     public var maxTargetLength: Int
-    public var metrics: [String]
+    /// The scores a run stores, by name, each computed by a `MetricRegistry` entry.
+    public var metrics: [MetricSpec]
+    /// The stored name (one of `metrics`) that picks the best epoch, in its entry's direction.
     public var selectionMetric: String
 
     enum CodingKeys: String, CodingKey {
         case task, version, reader, preprocess, files, labels, templates, metrics
         case trainFilter = "train_filter", maxSourceLength = "max_source_length"
         case maxTargetLength = "max_target_length", selectionMetric = "selection_metric"
+    }
+
+    /// The stored metric names, in declaration order.
+    public var metricNames: [String] { metrics.map(\.name) }
+
+    /// Whether the task declares a metric computed by registry entry `id`.
+    public func uses(_ id: String) -> Bool { metrics.contains { $0.metric == id } }
+
+    /// The registry entry behind the selection metric (its direction picks the best epoch).
+    public var selectionEntry: MetricEntry {
+        get throws {
+            guard let spec = metrics.first(where: { $0.name == selectionMetric }) else {
+                throw TaskError(file: "Registry/\(task).yaml", detail: "selection_metric '\(selectionMetric)' is not one of metrics (\(metricNames.joined(separator: ", ")))")
+            }
+            return try spec.entry
+        }
+    }
+
+    /// Checks every metric id against the registry and the selection metric against the names;
+    /// errors name `file` and the closest id.
+    public func validateMetrics(file: String) throws {
+        for (i, m) in metrics.enumerated() {
+            do { _ = try MetricRegistry.entry(m.metric, file: file) } catch let e as TaskError {
+                throw TaskError(file: file, detail: "metrics[\(i)] ('\(m.name)'): \(e.detail)")
+            }
+        }
+        if let dup = metricNames.first(where: { n in metricNames.filter { $0 == n }.count > 1 }) {
+            throw TaskError(file: file, detail: "metric name '\(dup)' is declared twice; give one a different `name:`")
+        }
+        guard metricNames.contains(selectionMetric) else {
+            throw TaskError(file: file, detail: "selection_metric '\(selectionMetric)' is not one of metrics (\(metricNames.joined(separator: ", ")))\(didYouMean(selectionMetric, metricNames))")
+        }
     }
 
     public func template(_ set: TemplateSet) throws -> TemplateSpec {
@@ -126,13 +160,21 @@ public enum TaskRegistry {
             throw TaskError(file: "Registry/\(name).yaml", detail: "missing from the Tasks resource bundle")
         }
         let text = try String(contentsOf: url, encoding: .utf8)
+        let d = try decode(text, file: url.path)
+        cache[name] = d
+        return d
+    }
+
+    /// A task definition from YAML text, with its metrics checked against the registry.
+    public static func decode(_ text: String, file: String) throws -> TaskDefinition {
+        let d: TaskDefinition
         do {
-            let d = try YAMLDecoder().decode(TaskDefinition.self, from: text)
-            cache[name] = d
-            return d
+            d = try YAMLDecoder().decode(TaskDefinition.self, from: text)
         } catch {
-            throw TaskError(file: url.path, detail: "invalid task definition: \(error)")
+            throw TaskError(file: file, detail: "invalid task definition: \(error)")
         }
+        try d.validateMetrics(file: file)
+        return d
     }
 }
 

@@ -113,6 +113,14 @@ public struct TrainError: Error, CustomStringConvertible {
 }
 
 public final class Trainer {
+    /// Whether selection score `new` beats the best so far: strictly greater, or strictly smaller
+    /// when the selection metric's registry entry is lower-is-better (ties keep the earlier epoch);
+    /// a missing score never beats, and anything beats a missing best.
+    public static func improves(_ new: Double?, over best: Double?, higherIsBetter: Bool) -> Bool {
+        let sign = higherIsBetter ? 1.0 : -1.0
+        return (new.map { sign * $0 } ?? -.infinity) > (best.map { sign * $0 } ?? -.infinity)
+    }
+
     public let config: TrainConfig
     let dataDir: String
     let manifestDir: String
@@ -246,7 +254,8 @@ public final class Trainer {
                 result.last = rec.metrics
                 result.predictions = preds
                 let bestSelection = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection
-                let isBest = result.bestEpoch == nil || (rec.selection ?? -.infinity) > (bestSelection ?? -.infinity)
+                let higherIsBetter = try def.selectionEntry.higherIsBetter
+                let isBest = result.bestEpoch == nil || Trainer.improves(rec.selection, over: bestSelection, higherIsBetter: higherIsBetter)
                 if isBest {
                     result.best = rec.metrics
                     result.bestEpoch = epoch

@@ -245,3 +245,16 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))) { XCTAssertTrue("\($0)".contains("factorised"), "\($0)") }
     }
 }
+
+/// Best-epoch selection follows the selection metric's registry direction.
+final class SelectionDirectionTests: XCTestCase {
+    func testImprovesRespectsDirection() {
+        XCTAssertTrue(Trainer.improves(60, over: 50, higherIsBetter: true))
+        XCTAssertFalse(Trainer.improves(50, over: 50, higherIsBetter: true))  // ties keep the earlier epoch
+        XCTAssertFalse(Trainer.improves(40, over: 50, higherIsBetter: true))
+        XCTAssertTrue(Trainer.improves(40, over: 50, higherIsBetter: false))
+        XCTAssertFalse(Trainer.improves(60, over: 50, higherIsBetter: false))
+        XCTAssertFalse(Trainer.improves(nil, over: 50, higherIsBetter: false))
+        XCTAssertTrue(Trainer.improves(1e9, over: nil, higherIsBetter: false))
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Reports
 import Store
+import Tasks
 import XCTest
 
 /// The statistics behind `compare` and its gate, against hand-worked values.
@@ -38,11 +39,12 @@ final class GateStatisticsTests: XCTestCase {
     /// The paired bootstrap of identical systems is exactly 0; of a system right on 10 more of 100
     /// examples it centres on +10 with an interval that excludes 0.
     func testPairedBootstrapByHand() {
-        let base = (0..<100).map { [$0 % 2 == 0 ? 100.0 : 0] }
-        let better = (0..<100).map { [$0 % 2 == 0 || $0 % 10 == 1 ? 100.0 : 0] }
-        let same = Compare.pairedBootstrap(new: [base], baseline: [base], metric: "accuracy", resamples: 500)
+        let base = (0..<100).map { [$0 % 2 == 0 ? 1.0 : 0] }
+        let better = (0..<100).map { [$0 % 2 == 0 || $0 % 10 == 1 ? 1.0 : 0] }
+        let accuracy = try! MetricRegistry.entry("accuracy")
+        let same = Compare.pairedBootstrap(new: [base], baseline: [base], metric: accuracy, resamples: 500)
         XCTAssertTrue(same.allSatisfy { $0 == 0 })
-        let d = Compare.pairedBootstrap(new: [better, better], baseline: [base, base], metric: "accuracy", resamples: 2000)
+        let d = Compare.pairedBootstrap(new: [better, better], baseline: [base, base], metric: accuracy, resamples: 2000)
         XCTAssertEqual(d[1000], 10, accuracy: 2.5)
         XCTAssertGreaterThan(d[49], 0)  // 2.5 % quantile above 0
     }
@@ -72,5 +74,15 @@ final class GateStatisticsTests: XCTestCase {
         wide.ci = (-3, 3)
         XCTAssertFalse(Compare.markdown([wide], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 2,
                                         allowMissing: false).passed)
+        // Lower-is-better metric (registry direction): a rise is the regression, so the upper end gates.
+        var lower = row
+        lower.higherIsBetter = false
+        lower.ci = (-3, 1)
+        XCTAssertTrue(Compare.markdown([lower], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 2,
+                                       allowMissing: false).passed)
+        lower.ci = (-1, 3)
+        let g = Compare.markdown([lower], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 2, allowMissing: false)
+        XCTAssertFalse(g.passed)
+        XCTAssertTrue(g.text.contains("upper end +3.00 > 2 (lower is better)"), g.text)
     }
 }
