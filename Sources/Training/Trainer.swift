@@ -124,6 +124,8 @@ public final class Trainer {
     public var onEpoch: ((Int, Int, Double) -> Void)?
     /// Where to save the final trainable tensors (safetensors) of a finished run.
     public var artifactPath: String?
+    /// Under `decode_max_tokens: auto`: evaluated rows whose decoding the cap stopped before </s>.
+    var decodeUnfinishedRows = 0
 
     public init(config: TrainConfig, dataDir: String, manifestDir: String = "Baselines/manifests", checkpoint: String? = nil,
                 progress: @escaping (String) -> Void = { _ in }) {
@@ -401,6 +403,11 @@ public final class Trainer {
             epoch += 1
         }
         result.status = .done
+        if c.decodeMaxTokens == .auto {
+            // Evaluated rows (over every evaluation of this process) that reached the auto cap without
+            // </s>; 0 means every prediction equals the uncapped decode's (docs/performance.md).
+            result.extras = (result.extras ?? [:]).merging(["decode_unfinished_rows": Double(decodeUnfinishedRows)]) { $1 }
+        }
         if c.selectOn != nil || c.evalMode != nil {
             var x = result.extras ?? [:]
             x["selection_examples"] = Double(selectEx?.count ?? evalEx.count)
@@ -539,6 +546,7 @@ public final class Trainer {
     func evaluate(_ ex: [Example], data: TaskData, tok: TextTokenizer, backend: Backend, method: TuningMethod, classTokens: [Int32],
                   def: TaskDefinition) throws -> [String] {
         let inj = try method.injection(drop: .eval)
+        let decodeCap = try decodeLimit(ex, data: data, tok: tok, def: def)
         var preds: [String] = []
         var i = 0
         while i < ex.count {
@@ -561,7 +569,11 @@ public final class Trainer {
                     i += config.evalBatchSize
                     continue
                 }
-                let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
+                let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: decodeCap)
+                if config.decodeMaxTokens == .auto {  // rows the cap stopped before </s>: only these can differ from the uncapped decode
+                    let eos = Int32(m.config.eosTokenId ?? 1)
+                    decodeUnfinishedRows += gen.filter { !$0.dropFirst().contains(eos) }.count
+                }
                 preds += gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) }  // DPT: batch_decode(...) then .strip()
             case .gpt2(let m):
                 let words = try def.template(config.templates).words ?? []
@@ -576,6 +588,31 @@ public final class Trainer {
             i += config.evalBatchSize
         }
         return preds
+    }
+}
+
+extension Trainer {
+    /// New tokens greedy decoding may produce per row: `decode_max_tokens` (nil: `max_target_length`);
+    /// `auto`: the longest candidate target of `ex` (the template's label targets, ReCoRD's
+    /// entities) in tokens, </s> included, + 1, at most `max_target_length`. Tasks whose targets are
+    /// free text (no candidate set) refuse `auto`.
+    public func decodeLimit(_ ex: [Example], data: TaskData, tok: TextTokenizer, def: TaskDefinition) throws -> Int {
+        switch config.decodeMaxTokens {
+        case nil: return config.maxTargetLength
+        case .tokens(let n)?: return n
+        case .auto?:
+            var longest = 0
+            do {
+                for e in ex {
+                    for t in try RankCandidates.candidates(def, set: config.templates, data: data, example: e) {
+                        longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
+                    }
+                }
+            } catch {
+                throw TrainError("decode_max_tokens auto: \(error); give a number instead")
+            }
+            return min(longest + 1, config.maxTargetLength)
+        }
     }
 }
 
