@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PROFILE ?= smoke
-WORKERS ?= 2
+# Sweep split: WORKERS (default: one single-threaded worker per core; `sweep --help`) and THREADS (total).
+WORKERS ?=
 THREADS ?=
 # Where runs find data: data/ (made by fetch-data) unless DATA_DIR is given.
 DATA_DIR ?= data
@@ -19,7 +20,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test bench bench-e2e reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -27,6 +28,7 @@ help:
 	@echo "make reproduce-table1   run DPT Table 1 in PROFILE=$(PROFILE) (installs deps, builds)"
 	@echo "make test               install deps, build, run every test"
 	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
+	@echo "make bench-e2e [EPOCHS=1 ROUNDS=2]  one few-shot DPT run end to end vs PyTorch pipelines, Reports/bench-e2e.json"
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
 	@echo "make build              release build of $(BIN)"
 	@echo "make fetch-data [SOURCE=dir]  official archives (or a mirror) into data/, verified against Baselines/data.lock"
@@ -70,6 +72,19 @@ bench: build bench-reference
 	@mkdir -p Reports
 	$(BIN) bench $(if $(QUICK),--quick) $(if $(THREADS),--threads $(THREADS)) --reference $(BENCH_VENV)/bin/python --out Reports/bench.json
 
+# End to end (issue #21): one complete few-shot DPT run (CB k=32, n=100 r=10, eval every epoch on
+# the 56 validation rows, greedy decoding, random-init t5-small) by `promptrepro train`, with the
+# opt-in levers, against scripts/bench_e2e_reference.py's DPT-code pipeline (pad to max length)
+# and its dynamic-padding variant, interleaved per round. EPOCHS=1 ROUNDS=2 take about 13 minutes
+# on 2 busy cores (a round ~6.5, mostly PyTorch's). Data: the shared folder's when present, else
+# DATA_DIR. Writes Reports/bench-e2e.json.
+EPOCHS ?= 1
+ROUNDS ?= 2
+E2E_DATA := $(if $(wildcard $(PROMPTREPRO_SHARED)/data/superglue/cb/val.jsonl),$(PROMPTREPRO_SHARED)/data,$(DATA_DIR))
+bench-e2e: build bench-reference $(if $(filter data,$(E2E_DATA)),$(DATA_DEP),)
+	@mkdir -p Reports
+	$(BIN) bench-e2e --reference $(BENCH_VENV)/bin/python --epochs $(EPOCHS) --rounds $(ROUNDS) --threads $(or $(THREADS),2) --data-dir $(E2E_DATA) --out Reports/bench-e2e.json >/dev/null
+
 # A venv with torch (CPU use) + transformers from PyPI for the reference benchmark.
 bench-reference: $(BENCH_VENV)/.ready
 $(BENCH_VENV)/.ready:
@@ -97,7 +112,7 @@ interop-check: build reference-venv
 # DPT Table 1 in PROFILE (smoke: embedded backbone, default; cpu: HF-cache checkpoints; paper).
 # Resumable: rerunning skips finished runs. Writes Reports/table1.md and Reports/table3.md.
 reproduce-table1: build $(DATA_DEP)
-	$(BIN) sweep table1 --profile $(PROFILE) --workers $(WORKERS) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
+	$(BIN) sweep table1 --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS)) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
 	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB) --data-dir $(DATA_DIR)
 	$(BIN) results table1 --profile $(PROFILE) --db $(DB) --format md | head -5
 
@@ -118,7 +133,7 @@ manifests: build
 # check every run finished, and render its table from those runs into runs/protocol-study/.
 PS_DB ?= runs/protocol-study.sqlite
 protocol-study: build $(DATA_DEP)
-	$(BIN) sweep protocol-study --profile $(PROFILE) --workers $(WORKERS) --db $(PS_DB) --data-dir $(DATA_DIR)
+	$(BIN) sweep protocol-study --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS)) --db $(PS_DB) --data-dir $(DATA_DIR)
 	@n=$$($(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB) --format csv | grep -c ",best,accuracy,"); \
 	  [ "$$n" -eq 12 ] || { echo "protocol-study: expected 12 finished cells, got $$n" >&2; exit 1; }
 	$(BIN) results protocol-study --profile $(PROFILE) --db $(PS_DB)

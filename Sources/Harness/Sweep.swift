@@ -28,6 +28,9 @@ public struct WorkerOptions {
     /// Keep the final tensors of full fine-tuning runs too (a whole model per run); runs of the
     /// other methods always keep theirs (their trainable tensors are small).
     public var keepArtifacts = false
+    /// Worker processes of the sweep that started this worker (recorded per run as the run metric
+    /// `sweep_workers`; with `runs.threads` it is the sweep's split of the cores). nil: started by hand.
+    public var sweepWorkers: Int?
 
     public init(storePath: String, spec: String?, profile: String?, dataDir: String, checkpointDir: String, threads: Int?) {
         self.storePath = storePath
@@ -78,7 +81,8 @@ public enum Worker {
                 trainer.allowUnpinned = o.allowUnpinned
                 trainer.shouldStop = stop
                 trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id))
-                let result = try trainer.run()
+                var result = try trainer.run()
+                if let n = o.sweepWorkers { result.extras = (result.extras ?? [:]).merging(["sweep_workers": Double(n)]) { $1 } }
                 if result.status == .interrupted {
                     try store.release(claimed.id)
                     log("run \(claimed.id) interrupted: back to pending")
@@ -147,7 +151,7 @@ extension Parallel {
 public struct SweepOptions {
     public var storePath: String
     public var workers: Int
-    public var threads: Int?
+    public var threads: Int?   // total, shared by the workers
     public var dataDir: String
     public var checkpointDir: String
     public var extraWorkerArgs: [String] = []
@@ -161,6 +165,17 @@ public struct SweepOptions {
         self.threads = threads
         self.dataDir = dataDir
         self.checkpointDir = checkpointDir
+    }
+}
+
+extension SweepOptions {
+    /// The default split of `threads` (the sweep's total; default the core count) into worker
+    /// processes: one single-threaded worker per thread, at most one per 4 GiB of memory (a t5-base
+    /// PT run peaks near 2 GB). Measured on 2 busy cores (docs/performance.md, "Sweep split"): 2 × 1
+    /// ran the smoke table4 sweep in 17.5–20.5 s where 1 × 2 took 24.4–25.0 s, and two t5-small DPT
+    /// runs in 32–36 s where one after the other with 2 threads each took 44–45 s.
+    public static func defaultWorkers(threads: Int, memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) -> Int {
+        max(1, min(threads, Int(memoryBytes / (4 << 30))))
     }
 }
 
@@ -250,11 +265,12 @@ public enum SweepRunner {
         var procs: [Process] = []
         let readers = DispatchGroup()
         let perWorker = max(1, (o.threads ?? Parallel.defaultThreadsValue) / max(1, o.workers))
+        log("sweep \(spec.name) [\(profile)]: split \(max(1, o.workers)) workers × \(perWorker) threads (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
         for _ in 0..<max(1, o.workers) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = ["worker", "--db", o.storePath, "--spec", spec.name, "--profile", profile, "--data-dir", o.dataDir,
-                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--quiet"]
+                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--sweep-workers", "\(max(1, o.workers))", "--quiet"]
                 + skip.flatMap { ["--skip-model", $0] } + (o.keepArtifacts ? ["--keep-artifacts"] : []) + o.extraWorkerArgs
             var env = o.environment
             if let commit { env["PROMPTREPRO_GIT_COMMIT"] = commit }

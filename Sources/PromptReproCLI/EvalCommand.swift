@@ -26,7 +26,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
     @Option(help: "Evaluate on the first N validation examples only.") var evalLimit: Int?
-    @Option(help: "Greedy decoding cap (default: max target length).") var decodeMaxTokens: Int?
+    @Option(help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Store the run in this SQLite store.") var db: String?
     @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"

@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Store
 import Tasks
+import Tensor
 
 let defaultDB = "runs/promptrepro.sqlite"
 
@@ -26,7 +27,7 @@ struct Sweep: ParsableCommand {
         """)
     @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
     @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
-    @Option(help: "Worker processes.") var workers: Int = 1
+    @Option(help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory).") var workers: Int?
     @Option(help: "SQLite store.") var db: String = defaultDB
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
@@ -37,7 +38,8 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-        var o = SweepOptions(storePath: db, workers: workers, threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
+        let total = threads ?? Parallel.defaultThreadsValue
+        var o = SweepOptions(storePath: db, workers: workers ?? SweepOptions.defaultWorkers(threads: total), threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.keepArtifacts = keepArtifacts
@@ -76,6 +78,7 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Only errors on stderr.") var quiet = false
     @Option(help: "Never claim runs of this model (repeatable; sweeps pass the models they found missing).") var skipModel: [String] = []
     @Flag(help: "Also keep full fine-tuning runs' final weights.") var keepArtifacts = false
+    @Option(help: "Worker processes of the sweep that started this one (recorded per run as sweep_workers).") var sweepWorkers: Int?
 
     func run() throws {
         // SIGINT/SIGTERM: finish the current step, put the run back to pending, exit 128 + signal.
@@ -88,6 +91,7 @@ struct WorkerCommand: ParsableCommand {
         o.gitCommit = Environment.values["PROMPTREPRO_GIT_COMMIT"]
         o.skipModels = skipModel
         o.keepArtifacts = keepArtifacts
+        o.sweepWorkers = sweepWorkers
         let q = quiet
         try Worker.run(o, stop: { signals.count > 0 }) { line in if !q || line.contains("failed") { stderr(line) } }
         if let sig = signals.first { throw ExitCode(128 + sig) }

@@ -21,7 +21,7 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_DEBUG    list checkpoint tensors the model does not use
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,
-        subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
+        subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
 
     /// The environment is read here, once, and handed to the libraries as typed settings.
     static func main() {

@@ -36,7 +36,7 @@ struct Train: ParsableCommand {
     @Option(help: "Backbone dropout on (true) or off (false).") var dropout: Bool?
     @Option var maxSourceLength: Int?
     @Option var maxTargetLength: Int?
-    @Option(help: "Greedy decoding cap (default: max target length).") var decodeMaxTokens: Int?
+    @Option(help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "Evaluate every E epochs.") var evalEvery: Int?
     @Option(help: "Evaluate on the first N validation examples only (smoke).") var evalLimit: Int?
     @Option(help: "Prompt length n.") var n: Int?
@@ -190,4 +190,8 @@ func choice<E: RawRepresentable & CaseIterable>(_ flag: String, _ value: String,
     if let e = E(rawValue: value) { return e }
     let known = E.allCases.map(\.rawValue)
     throw ValidationError("--\(flag) '\(value)' is not one of \(known.joined(separator: ", "))\(didYouMean(value, known))")
+}
+
+extension DecodeLimit: ExpressibleByArgument {
+    public init?(argument: String) { self.init(text: argument) }
 }

@@ -32,7 +32,10 @@ public protocol ArchitectureObjective {
     func loss(_ b: TrainingBatch, method: TuningMethod, drop: DropoutContext) throws -> Tensor
     /// One prediction per example of `chunk` (batched as `b`); `data` is the split the examples
     /// come from (rank classification reads ReCoRD's entities from it).
-    func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection) throws -> [String]
+    /// Predictions of `chunk` and how many rows greedy decoding stopped at `maxNewTokens` before
+    /// </s> (0 for scoring objectives).
+    func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws
+        -> (predictions: [String], unfinished: Int)
 }
 
 /// `ids` cut to `max` tokens, keeping a final `eos`.
@@ -85,7 +88,8 @@ public struct T5Objective: ArchitectureObjective {
                              prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
     }
 
-    public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection) throws -> [String] {
+    public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws
+        -> (predictions: [String], unfinished: Int) {
         let m = model
         let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
                                                   inputDelta: inj.inputDelta)
@@ -100,10 +104,12 @@ public struct T5Objective: ArchitectureObjective {
                 for j in scores.indices where scores[j] > scores[best] { best = j }
                 preds.append(cands[r][best])
             }
-            return preds
+            return (preds, 0)
         }
-        let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: config.decodeMaxTokens ?? config.maxTargetLength)
-        return gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) }  // DPT: batch_decode(...) then .strip()
+        let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: maxNewTokens)
+        let eos = Int32(m.config.eosTokenId ?? 1)
+        return (gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) },  // DPT: batch_decode(...) then .strip()
+                gen.filter { !$0.dropFirst().contains(eos) }.count)
     }
 }
 
@@ -163,7 +169,8 @@ public struct GPT2Objective: ArchitectureObjective {
         return try matmul(rows, words, transB: true)                                                                // (B, C)
     }
 
-    public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection) throws -> [String] {
+    public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws
+        -> (predictions: [String], unfinished: Int) {
         let logits = try Self.classLogits(b, model, inj, classTokens, .eval)
         let C = classTokens.count
         var preds: [String] = []
@@ -172,7 +179,7 @@ public struct GPT2Objective: ArchitectureObjective {
             for j in 1..<C where logits.data[r * C + j] > logits.data[r * C + best] { best = j }
             preds.append(words[best])
         }
-        return preds
+        return (preds, 0)
     }
 }
 

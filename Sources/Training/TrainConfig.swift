@@ -32,7 +32,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var dropoutRate: Float
     public var maxSourceLength: Int
     public var maxTargetLength: Int
-    public var decodeMaxTokens: Int?   // nil: maxTargetLength
+    public var decodeMaxTokens: DecodeLimit?   // nil: maxTargetLength
     public var evalEvery: Int          // epochs
     public var evalLimit: Int?         // cap on validation examples (smoke profile)
     public var threads: Int?
@@ -153,5 +153,40 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// Greedy decoding cap (`decode_max_tokens`, new tokens per row): a number, or `auto` (opt-in): the
+/// longest label target of the evaluated examples in tokens (</s> included) + 1, never more than
+/// `max_target_length`. `auto` changes a prediction only for a row that has not ended (</s>) within
+/// the cap and whose later tokens add visible text (docs/performance.md, "End to end").
+public enum DecodeLimit: Codable, Equatable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    case tokens(Int)
+    case auto
+
+    public init(integerLiteral value: Int) { self = .tokens(value) }
+
+    /// "auto" or a positive integer; nil otherwise.
+    public init?(text: String) {
+        if text == "auto" { self = .auto } else if let n = Int(text), n > 0 { self = .tokens(n) } else { return nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int.self) { self = .tokens(n); return }
+        if let s = try? c.decode(String.self), s == "auto" { self = .auto; return }
+        throw DecodingError.dataCorruptedError(in: c, debugDescription: "decode_max_tokens must be a positive integer or \"auto\"")
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .tokens(let n): try c.encode(n)
+        case .auto: try c.encode("auto")
+        }
+    }
+
+    public var description: String {
+        switch self { case .tokens(let n): return "\(n)"; case .auto: return "auto" }
     }
 }

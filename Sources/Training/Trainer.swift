@@ -137,6 +137,8 @@ public final class Trainer {
     public var shouldStop: (() -> Bool)?
     /// Where to save the final trainable tensors (safetensors) of a finished run.
     public var artifactPath: String?
+    /// Under `decode_max_tokens: auto`: evaluated rows whose decoding the cap stopped before </s>.
+    var decodeUnfinishedRows = 0
 
     public init(config: TrainConfig, dataDir: String, manifestDir: String = "Baselines/manifests", checkpoint: String? = nil,
                 progress: @escaping (String) -> Void = { _ in }) {
@@ -272,6 +274,11 @@ public final class Trainer {
             epoch += 1
         }
         result.status = .done
+        if c.decodeMaxTokens == .auto {
+            // Evaluated rows (over every evaluation of this process) that reached the auto cap without
+            // </s>; 0 means every prediction equals the uncapped decode's (docs/performance.md).
+            result.extras = (result.extras ?? [:]).merging(["decode_unfinished_rows": Double(decodeUnfinishedRows)]) { $1 }
+        }
         if c.selectOn != nil || c.evalMode != nil {
             var x = result.extras ?? [:]
             x["selection_examples"] = Double(selectEx?.count ?? evalEx.count)
@@ -291,12 +298,16 @@ public final class Trainer {
     /// from), in chunks of `eval_batch_size`.
     func evaluate(_ ex: [Example], data: TaskData, session s: TrainingSession) throws -> [String] {
         let inj = try s.method.injection(drop: .eval)
+        let cap = try (s.objective as? T5Objective).map { try decodeLimit(ex, data: data, tok: $0.tok, def: s.def) } ?? 0
         var preds: [String] = []
         var i = 0
         while i < ex.count {
             let chunk = Array(ex[i..<min(ex.count, i + config.evalBatchSize)])
             let b = try s.objective.makeBatch(chunk)
-            preds += try s.objective.predict(chunk, b, data: data, injection: inj)
+            let p = try s.objective.predict(chunk, b, data: data, injection: inj, maxNewTokens: cap)
+            preds += p.predictions
+            // Rows the `auto` cap stopped before </s>: only these can differ from the uncapped decode.
+            if config.decodeMaxTokens == .auto { decodeUnfinishedRows += p.unfinished }
             i += config.evalBatchSize
         }
         return preds
@@ -412,4 +423,29 @@ final class AdapterMethod: TuningMethod {
     required init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws { throw TrainError("a PEFT adapter is loaded with `eval --adapter`") }
     func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: prompt, inputDelta: inputDelta) }
     static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int { 0 }
+}
+
+extension Trainer {
+    /// New tokens greedy decoding may produce per row: `decode_max_tokens` (nil: `max_target_length`);
+    /// `auto`: the longest candidate target of `ex` (the template's label targets, ReCoRD's
+    /// entities) in tokens, </s> included, + 1, at most `max_target_length`. Tasks whose targets are
+    /// free text (no candidate set) refuse `auto`.
+    public func decodeLimit(_ ex: [Example], data: TaskData, tok: TextTokenizer, def: TaskDefinition) throws -> Int {
+        switch config.decodeMaxTokens {
+        case nil: return config.maxTargetLength
+        case .tokens(let n)?: return n
+        case .auto?:
+            var longest = 0
+            do {
+                for e in ex {
+                    for t in try RankCandidates.candidates(def, set: config.templates, data: data, example: e) {
+                        longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
+                    }
+                }
+            } catch {
+                throw TrainError("decode_max_tokens auto: \(error); give a number instead")
+            }
+            return min(longest + 1, config.maxTargetLength)
+        }
+    }
 }

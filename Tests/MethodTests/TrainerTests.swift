@@ -137,6 +137,48 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(plain.history.map(\.metrics), r.history.map(\.metrics))
     }
 
+    /// A prompt method's checkpoint holds its trainable tensors and their optimizer state only
+    /// (AdamW: two moments each, plus the step), never a backbone weight.
+    func testCheckpointHoldsOnlyTrainableState() throws {
+        let ck = NSTemporaryDirectory() + "ck-\(getpid())-\(UUID().uuidString.prefix(6)).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: ck) }
+        let r = try trainer(try config("dpt", epochs: 1), checkpoint: ck).run()
+        let f = try SafeTensorsFile(path: ck)
+        let method = f.names.filter { !$0.hasPrefix("opt.") }
+        XCTAssertEqual(Set(method), ["prefix_first", "prefix_second"])
+        let values = try f.names.map { try f.tensor($0).count }.reduce(0, +)
+        XCTAssertEqual(values, 3 * r.trainableParams + 1)
+    }
+
+    /// `decode_max_tokens: auto` decodes the longest label target (</s> included) + 1 new tokens:
+    /// CB's targets "0"/"1"/"2" are 2 byte tokens on the embedded backbone, so auto = 3, the same
+    /// predictions as the fixed cap 3; training is untouched. The config round-trips "auto".
+    func testDecodeAutoIsLongestLabelPlusOne() throws {
+        var c = try config("dpt", epochs: 2)
+        let fixed = try trainer(c).run()
+        c.decodeMaxTokens = .auto
+        let auto = try trainer(c).run()
+        XCTAssertEqual(auto.predictions, fixed.predictions)
+        XCTAssertEqual(auto.history.map(\.trainLoss), fixed.history.map(\.trainLoss))
+        XCTAssertNotNil(auto.extras?["decode_unfinished_rows"])
+        XCTAssertNil(fixed.extras?["decode_unfinished_rows"])
+        // The cap itself: 2 byte tokens + 1 on the embedded backbone; `▁ 0 </s>` + 1 with the t5 tokenizer.
+        let def = try TaskRegistry.definition("cb")
+        let val = try DataLoader.load(def, split: .validation, dataDir: try sharedData())
+        let ex = try Templates.examples(val, set: .dpt, training: false)
+        let t = try trainer(c)
+        XCTAssertEqual(try t.decodeLimit(ex, data: val, tok: try Tokenizers.load(directory: try ModelFiles.locate("embedded:t5-tiny")), def: def), 3)
+        let t5 = "\(ProcessInfo.processInfo.environment["PROMPTREPRO_SHARED"] ?? "\(repoRoot)/../shared")/models/t5-tokenizer"
+        if FileManager.default.fileExists(atPath: t5) {
+            XCTAssertEqual(try t.decodeLimit(ex, data: val, tok: try Tokenizers.load(directory: t5), def: def), 4)
+        }
+        XCTAssertTrue(c.json.contains("\"decode_max_tokens\":\"auto\""), c.json)
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(c.json.utf8)).decodeMaxTokens, .auto)
+        var wsc = try config("dpt", task: "wsc", epochs: 1)
+        wsc.decodeMaxTokens = .auto
+        XCTAssertThrowsError(try trainer(wsc).run()) { XCTAssertTrue("\($0)".contains("decode_max_tokens auto"), "\($0)") }
+    }
+
     func testWSCTrainsOnLabelOneAndScoresAll() throws {
         var c = try config("dpt", task: "wsc", epochs: 1)
         c.evalLimit = nil

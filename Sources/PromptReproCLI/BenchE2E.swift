@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import Models
+import Support
+import Tasks
+import Tensor
+
+/// `promptrepro bench-e2e` (issue #21 item 3): one complete few-shot DPT run timed end to end, as
+/// users wait for it. CB, k = 32 (Baselines/manifests/cb-k32-s1.json), DPT n = 100, r = 10, the
+/// dpt-paper protocol (AdamW lr 0.3, warm-up 10 %, clip 1.0, batch 16, dropout on), evaluation
+/// after every epoch on all 56 validation rows by greedy decoding, random-init t5-small.
+///
+/// Sides, one process each, interleaved per round (ours, its lever variants, DPT code, dynamic, …):
+///   promptrepro            `promptrepro train` on a random-init t5-small checkpoint written once
+///                          from `T5Model.random` (seed 1, as `bench-one`) with the shared t5 tokenizer
+///   promptrepro+<lever>    the same run with an opt-in lever (decode-auto: `--decode-max-tokens auto`)
+///   pytorch-dpt-code       scripts/bench_e2e_reference.py --variant dpt-code (pads to 256 / 128)
+///   pytorch-dynamic        … --variant dynamic (pads to the batch's longest)
+/// Wall seconds are those of the child process (interpreter start, imports, model build and data
+/// loading included: what a user waits for); ratios are theirs / ours per round.
+struct BenchE2E: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-e2e",
+        abstract: "Time one complete few-shot DPT run (CB k=32, t5-small random init) against PyTorch pipelines, interleaved.")
+
+    @Option(help: "Python with torch + transformers (make bench-reference creates one).") var reference: String
+    @Option(help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
+    @Option(help: "Rounds; each runs every side once.") var rounds: Int = 2
+    @Option(help: "Threads of every side.") var threads: Int = 2
+    @Option(help: "Our sides, comma-separated: default, decode-auto.") var ours: String = "default,decode-auto"
+    @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
+    @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Option(help: "Tokenizer directory (default: $PROMPTREPRO_SHARED/models/t5-tokenizer, else ../shared/models/t5-tokenizer).") var tokenizer: String?
+    @Option(help: "Where the random-init t5-small checkpoint is written once and reused.") var modelDir: String = "runs/bench-e2e/t5-small-random"
+    @Option(help: "Write the JSON here as well as to stdout.") var out: String?
+
+    static let levers: [String: [String]] = ["default": [], "decode-auto": ["--decode-max-tokens", "auto"]]
+
+    func run() throws {
+        Parallel.configure(threads: threads)
+        let shared = ProcessInfo.processInfo.environment["PROMPTREPRO_SHARED"] ?? ProjectRoot.resolve("../shared")
+        let tok = tokenizer ?? "\(shared)/models/t5-tokenizer"
+        let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        let manifest = ProjectRoot.resolve("Baselines/manifests/cb-k32-s1.json")
+        let model = ProjectRoot.resolve(modelDir)
+        try Self.writeRandomT5Small(to: model, tokenizer: tok)
+        let oursSides = ours.split(separator: ",").map(String.init)
+        for s in oursSides where Self.levers[s] == nil { throw ValidationError("--ours: unknown side '\(s)' (known: \(Self.levers.keys.sorted().joined(separator: ", ")))") }
+        let ptSides = pytorch.split(separator: ",").map(String.init)
+        for s in ptSides where !["dpt-code", "dynamic"].contains(s) { throw ValidationError("--pytorch: unknown variant '\(s)' (dpt-code, dynamic)") }
+        let tmp = NSTemporaryDirectory() + "promptrepro-bench-e2e-\(getpid())"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+
+        var walls: [String: [Double]] = [:], cpus: [String: [Double]] = [:], last: [String: [String: Any]] = [:], runSeconds: [String: [Double]] = [:]
+        let order = oursSides.map { $0 == "default" ? "promptrepro" : "promptrepro+\($0)" } + ptSides.map { "pytorch-\($0)" }
+        for round in 1...max(1, rounds) {
+            for side in order {
+                let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds()
+                var record: [String: Any]
+                if side.hasPrefix("promptrepro") {
+                    let lever = side == "promptrepro" ? "default" : String(side.dropFirst("promptrepro+".count))
+                    let path = "\(tmp)/\(lever).json"
+                    try runChild(executablePath(), ["train", "--method", "dpt", "--task", "cb", "--k", "32", "--seed", "1", "--model", model,
+                                                    "--epochs", "\(epochs)", "--threads", "\(threads)", "--data-dir", data, "--out", path]
+                                 + Self.levers[lever]!, side: side)
+                    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    record = try Self.summarizeOurs(path)
+                    record["wall_seconds"] = wall
+                } else {
+                    let variant = String(side.dropFirst("pytorch-".count))
+                    let text = try runChild(reference, [ProjectRoot.resolve("scripts/bench_e2e_reference.py"), "--variant", variant,
+                                                        "--epochs", "\(epochs)", "--threads", "\(threads)", "--data-dir", data,
+                                                        "--manifest", manifest, "--tokenizer", tok], side: side)
+                    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    guard let line = text.split(separator: "\n").last,
+                          let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                        throw ValidationError("\(side): no JSON line from scripts/bench_e2e_reference.py")
+                    }
+                    record = obj
+                    record["wall_seconds"] = wall
+                }
+                walls[side, default: []].append(record["wall_seconds"] as! Double)
+                cpus[side, default: []].append(Self.childrenCPUSeconds() - cpu0)
+                runSeconds[side, default: []].append(record["seconds"] as? Double ?? .nan)
+                last[side] = record
+                stderr(String(format: "round %d %@: %.1f s wall, %.1f CPU s", round, side, record["wall_seconds"] as! Double, cpus[side]!.last!))
+            }
+        }
+
+        // A lever must leave training alone: its step losses against the default's, and how many
+        // best-epoch predictions it changed.
+        func losses(_ side: String) -> [Double] {
+            ((last[side]?["history"] as? [[String: Any]]) ?? []).flatMap { ($0["losses"] as? [Double]) ?? [] }
+        }
+        var sides: [String: Any] = [:]
+        for side in order {
+            var s = last[side] ?? [:]
+            if side.hasPrefix("promptrepro+"), last["promptrepro"] != nil {
+                s["step_losses_equal_default"] = losses(side) == losses("promptrepro")
+                let a = s["best_predictions"] as? [String] ?? [], b = last["promptrepro"]?["best_predictions"] as? [String] ?? []
+                s["best_predictions_changed"] = a.count == b.count ? zip(a, b).filter { $0 != $1 }.count : -1
+            }
+            s.removeValue(forKey: "best_predictions")
+            s["wall"] = Self.stats(walls[side] ?? [])
+            s["cpu"] = Self.stats(cpus[side] ?? [])
+            s["run"] = Self.stats(runSeconds[side] ?? [])
+            s.removeValue(forKey: "wall_seconds")
+            sides[side] = s
+        }
+        // Ratios per round: their wall / ours (higher: we are faster), for each pair of ours × theirs.
+        var ratios: [String: Any] = [:]
+        for o in order where o.hasPrefix("promptrepro") {
+            for p in order where p.hasPrefix("pytorch") {
+                ratios["\(p) / \(o)"] = Self.stats(zip(walls[p] ?? [], walls[o] ?? []).map { $0 / $1 })
+                ratios["\(p) / \(o) (CPU)"] = Self.stats(zip(cpus[p] ?? [], cpus[o] ?? []).map { $0 / $1 })
+            }
+        }
+        var machine = machineInfo()
+        machine["kernel"] = BLAS.kernelDescription
+        let report: [String: Any] = [
+            "machine": machine, "ratios": ratios, "sides": sides,
+            "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
+                       "threads": threads, "model": "random-init t5-small (ours: T5Model.random seed 1; PyTorch: T5ForConditionalGeneration(T5Config) after torch.manual_seed(1))",
+                       "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
+            "measurement": "interleaved: per round one run of each side in its own process (order \(order.joined(separator: ", "))); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer from model build to the last evaluation; ratios are PyTorch wall / ours per round (median, min, max over \(rounds) rounds). Busy shared host: compare within one invocation.",
+        ]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+        print(json)
+        if let out {
+            try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try (json + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+        }
+        for side in order {
+            let w = Self.stats(walls[side] ?? [])
+            stderr(String(format: "%-28@ wall median %.1f s (min %.1f, max %.1f)", side as NSString, w["median"] as! Double, w["min"] as! Double, w["max"] as! Double))
+        }
+        for k in ratios.keys.sorted() {
+            let r = ratios[k] as! [String: Any]
+            stderr(String(format: "%@: %.2f× (min %.2f, max %.2f)", k, r["median"] as! Double, r["min"] as! Double, r["max"] as! Double))
+        }
+    }
+
+    /// Runs a child process; returns its stdout; its stderr goes to ours. Throws naming the side.
+    @discardableResult
+    func runChild(_ exe: String, _ args: [String], side: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { throw ValidationError("\(side): cannot start \(exe) (\(error.localizedDescription)); run `make bench-reference`") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ValidationError("\(side) failed (exit \(p.terminationStatus)): \(exe) \(args.joined(separator: " "))\n---> HINT: run that command by hand to see its messages")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Per-epoch losses, accuracies, train/eval seconds of our result JSON (`train --out`).
+    static func summarizeOurs(_ path: String) throws -> [String: Any] {
+        guard let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] else {
+            throw ValidationError("\(path): not a result JSON")
+        }
+        let steps = obj["steps"] as? [[String: Any]] ?? []
+        let history = (obj["history"] as? [[String: Any]] ?? []).map { h -> [String: Any] in
+            let e = h["epoch"] as? Int ?? 0
+            return ["epoch": e, "losses": steps.filter { $0["epoch"] as? Int == e }.compactMap { $0["loss"] },
+                    "accuracy": (h["metrics"] as? [String: Any])?["accuracy"] ?? NSNull(), "seconds": h["seconds"] ?? NSNull()]
+        }
+        let extras = obj["extras"] as? [String: Any] ?? [:]
+        let seconds = (obj["history"] as? [[String: Any]] ?? []).compactMap { $0["seconds"] as? Double }.reduce(0, +)
+        return ["history": history, "seconds": seconds, "eval_seconds": extras["eval_seconds"] ?? NSNull(),
+                "decode_unfinished_rows": extras["decode_unfinished_rows"] ?? NSNull(),
+                "best_predictions": obj["bestPredictions"] ?? obj["best_predictions"] ?? NSNull(),
+                "decode_max_tokens": ((obj["config"] as? [String: Any])?["decode_max_tokens"]) ?? "max_target_length"]
+    }
+
+    /// User + system CPU seconds of the children waited for so far.
+    static func childrenCPUSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+
+    static func stats(_ v: [Double]) -> [String: Any] {
+        let s = v.sorted()
+        guard !s.isEmpty else { return ["median": Double.nan, "min": Double.nan, "max": Double.nan, "all": v] }
+        let med = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        let r = { (x: Double) in (x * 1000).rounded() / 1000 }
+        return ["median": r(med), "min": r(s.first!), "max": r(s.last!), "all": v.map(r)]
+    }
+
+    /// A random-init t5-small in Hugging Face layout (config.json, model.safetensors) with the t5
+    /// tokenizer's files, written once: the weights `bench-one` builds (T5Model.random, seed 1).
+    static func writeRandomT5Small(to dir: String, tokenizer: String) throws {
+        let fm = FileManager.default
+        let stamp = "\(dir)/.complete"
+        if fm.fileExists(atPath: stamp) { return }
+        guard fm.fileExists(atPath: "\(tokenizer)/tokenizer.json") || fm.fileExists(atPath: "\(tokenizer)/spiece.model") else {
+            throw ValidationError("\(tokenizer): no tokenizer.json or spiece.model\n---> HINT: pass --tokenizer DIR or set PROMPTREPRO_SHARED to the shared folder holding models/t5-tokenizer")
+        }
+        guard case .t5(let cfg)? = Architectures.known["t5-small"] else { throw ValidationError("no t5-small architecture") }
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let m = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
+        var tensors: [String: Tensor] = [:]
+        for (n, t) in m.parameters { tensors[n] = t }
+        try SafeTensorsFile.write(tensors, to: "\(dir)/model.safetensors", metadata: ["generator": "promptrepro bench-e2e: T5Model.random seed 1"])
+        try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: JSONEncoder().encode(cfg)), options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        for f in ["tokenizer.json", "spiece.model", "tokenizer_config.json", "special_tokens_map.json"] where fm.fileExists(atPath: "\(tokenizer)/\(f)") {
+            try? fm.removeItem(atPath: "\(dir)/\(f)")
+            try fm.copyItem(atPath: "\(tokenizer)/\(f)", toPath: "\(dir)/\(f)")
+        }
+        _ = fm.createFile(atPath: stamp, contents: Data())
+    }
+}
