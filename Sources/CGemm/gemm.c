@@ -8,15 +8,16 @@
 // processor it does not know; on such a machine with 512-bit FMA units this kernel does about
 // twice the FLOPs per cycle.
 #include "CGemm.h"
+#include <stdlib.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#include <stdlib.h>
 
 #define MR PR_AVX512_MR  /* 12 */
 #define NR PR_AVX512_NR  /* 32 */
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define GEMM_TARGET AVX512
 
 int pr_gemm_avx512_available(void) {
 #if defined(__x86_64__)
@@ -30,56 +31,11 @@ int pr_gemm_avx512_available(void) {
 }
 
 #if defined(__x86_64__)
-
-static inline long min_l(long a, long b) { return a < b ? a : b; }
+#include "gemm_common.h"
 
 // Mask of the first `count` of 16 lanes (none when count ≤ 0, all when ≥ 16).
 static inline __mmask16 lanes(long count) {
     return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
-}
-
-// Per-thread packing buffers, grown on demand and kept (callers are the core's worker threads).
-static _Thread_local float *pack_a = NULL, *pack_b = NULL;
-static _Thread_local long pack_a_size = 0, pack_b_size = 0;
-
-static float *ensure(float **buf, long *size, long need) {
-    if (*size < need) {
-        free(*buf);
-        *buf = aligned_alloc(64, (size_t)((need * 4 + 63) / 64 * 64));
-        *size = *buf ? need : 0;
-    }
-    return *buf;
-}
-
-// op(A)[ic.., pc..] (mc×kc) into panels of MR rows: panel r holds element (i, p) at p*MR + i.
-static void pack_a_block(int transA, const float *a, long lda, long ic, long pc, long mc, long kc, float *ap) {
-    for (long ir = 0; ir < mc; ir += MR) {
-        long mr = min_l(MR, mc - ir);
-        float *dst = ap + ir * kc;
-        if (!transA) {
-            const float *src = a + (ic + ir) * lda + pc;
-            if (mr == MR) {
-                for (long p = 0; p < kc; p++) {
-                    float *d = dst + p * MR;
-#pragma clang loop unroll(full)
-                    for (int i = 0; i < MR; i++) d[i] = src[i * lda + p];
-                }
-            } else {
-                for (long p = 0; p < kc; p++) {
-                    float *d = dst + p * MR;
-                    for (long i = 0; i < MR; i++) d[i] = i < mr ? src[i * lda + p] : 0;
-                }
-            }
-        } else {
-            for (long p = 0; p < kc; p++) {
-                const float *src = a + (pc + p) * lda + ic + ir;
-                float *d = dst + p * MR;
-                long i = 0;
-                for (; i < mr; i++) d[i] = src[i];
-                for (; i < MR; i++) d[i] = 0;
-            }
-        }
-    }
 }
 
 // dst[r*ldd + c] = src[c*lds + r] for a 16×16 block.
@@ -202,53 +158,7 @@ AVX512 static void kernel_cols(long kc, const float *restrict a, long lda, const
     kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta);
 }
 
-AVX512 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
-                            const float *a, long lda, const float *b, long ldb,
-                            float beta, float *c, long ldc, long MC, long KC, long NC) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
-        return;
-    }
-    if (MC < MR || KC < 1 || NC < NR) abort();
-    long ncMax = min_l(NC, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k), mcMax = min_l(MC, (m + MR - 1) / MR * MR);
-    float *bp = ensure(&pack_b, &pack_b_size, kcMax * ncMax);
-    float *ap = ensure(&pack_a, &pack_a_size, kcMax * mcMax);
-    if (!bp || !ap) abort();
-    // Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A
-    // would cost about as much as the product: the kernel reads full 12-row panels of A in place.
-    int direct = n <= 2 * NR;
-    for (long jc = 0; jc < n; jc += NC) {
-        long nc = min_l(NC, n - jc);
-        for (long pc = 0; pc < k; pc += KC) {
-            long kc = min_l(KC, k - pc);
-            float bet = pc == 0 ? beta : 1.0f;
-            pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp);
-            for (long ic = 0; ic < m; ic += MC) {
-                long mc = min_l(MC, m - ic);
-                if (!direct) pack_a_block(transA, a, lda, ic, pc, mc, kc, ap);
-                else if (mc % MR) pack_a_block(transA, a, lda, ic + mc / MR * MR, pc, mc % MR, kc, ap);  // ragged last panel
-                for (long jr = 0; jr < nc; jr += NR) {
-                    long nr = min_l(NR, nc - jr);
-                    for (long ir = 0; ir < mc; ir += MR) {
-                        long mr = min_l(MR, mc - ir);
-                        float *ct = c + (ic + ir) * ldc + jc + jr;
-                        if (!direct) {
-                            kernel(kc, ap + ir * kc, bp + jr * kc, ct, ldc, mr, nr, alpha, bet);
-                        } else if (mr < MR) {
-                            kernel(kc, ap, bp + jr * kc, ct, ldc, mr, nr, alpha, bet);
-                        } else if (!transA) {
-                            kernel_rows(kc, a + (ic + ir) * lda + pc, lda, bp + jr * kc, ct, ldc, nr, alpha, bet);
-                        } else {
-                            kernel_cols(kc, a + pc * lda + ic + ir, lda, bp + jr * kc, ct, ldc, nr, alpha, bet);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+GEMM_DRIVER(pr_sgemm_avx512, 2 * NR)
 
 #else
 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
