@@ -29,8 +29,8 @@ public enum RunIdentity {
         parts["task_version"] = def.version
         let tpl = try def.template(cfg.templates)
         parts["template"] = ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any]
-        if let k = cfg.k {
-            let path = "\(manifestDir)/\(Manifest.fileName(task: r.task, k: k, seed: cfg.effectiveSampleSeed, sampler: cfg.sampler ?? .uniform))"
+        if let name = cfg.manifestFileName {
+            let path = "\(manifestDir)/\(name)"
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
         }
         var data: [String: String] = [:]

@@ -71,15 +71,21 @@ public enum FewShotSampler {
         return Array(data.rows.indices)
     }
 
-    public static func sample(_ data: TaskData, k: Int, seed: Int) throws -> Manifest {
+    /// The eligible rows (`pool`) in the order of the seed's Philox Fisher–Yates permutation: every
+    /// sampler and the dev sets walk this one order.
+    public static func permutedPool(_ data: TaskData, seed: Int) -> [Int] {
         let pool = pool(data)
-        guard k > 0, k <= pool.count else {
-            throw TaskError(file: data.path, detail: "cannot draw k = \(k) from \(pool.count) eligible training rows")
-        }
         var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
-        let perm = stream.permutation(pool.count)
+        return stream.permutation(pool.count).map { pool[$0] }
+    }
+
+    public static func sample(_ data: TaskData, k: Int, seed: Int) throws -> Manifest {
+        let order = permutedPool(data, seed: seed)
+        guard k > 0, k <= order.count else {
+            throw TaskError(file: data.path, detail: "cannot draw k = \(k) from \(order.count) eligible training rows")
+        }
         return Manifest(task: data.definition.task, k: k, seed: seed, trainFile: data.relativePath, trainSha256: data.sha256,
                         trainRows: data.rows.count, subset: data.isSubset, sampler: Manifest.samplerID,
-                        indices: perm.prefix(k).map { pool[$0] })
+                        indices: Array(order.prefix(k)))
     }
 }

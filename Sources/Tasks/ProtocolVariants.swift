@@ -91,11 +91,8 @@ extension FewShotSampler {
     public static func sample(_ data: TaskData, k: Int, seed: Int, sampler: SamplerKind) throws -> Manifest {
         var m = try sample(data, k: k, seed: seed)
         guard sampler == .balanced else { return m }
-        let pool = pool(data)
-        let cls = try classes(data, pool: pool)
-        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
-        let order = stream.permutation(pool.count).map { pool[$0] }
-        m.indices = balancedTake(order, k: k, classOf: cls.perRow)
+        let order = permutedPool(data, seed: seed)
+        m.indices = balancedTake(order, k: k, classOf: try classes(data, pool: order).perRow)
         m.sampler = balancedSamplerID
         return m
     }
@@ -104,10 +101,8 @@ extension FewShotSampler {
     /// the sample, walked from its end (so the dev rows do not depend on k), with the sampler's
     /// balancing. Throws when the pool has fewer than `kDev` rows left.
     public static func devRows(_ data: TaskData, kDev: Int, seed: Int, sampler: SamplerKind, excluding sample: [Int]) throws -> [Int] {
-        let pool = pool(data)
         let used = Set(sample)
-        var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("fewshot/\(data.definition.task)"))
-        let order = stream.permutation(pool.count).reversed().map { pool[$0] }.filter { !used.contains($0) }
+        let order = permutedPool(data, seed: seed).reversed().filter { !used.contains($0) }
         guard kDev > 0, kDev <= order.count else {
             throw TaskError(file: data.path, detail: "cannot draw a dev set of k_dev = \(kDev) from the \(order.count) training rows outside the sample")
         }

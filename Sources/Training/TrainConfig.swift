@@ -57,6 +57,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The few-shot sample's seed.
     public var effectiveSampleSeed: Int { sampleSeed ?? seed }
 
+    /// The manifest this run's sample is read from (`Manifest.fileName`), nil for the full training split.
+    public var manifestFileName: String? {
+        k.map { Manifest.fileName(task: task, k: $0, seed: effectiveSampleSeed, sampler: sampler ?? .uniform) }
+    }
+
     enum CodingKeys: String, CodingKey {
         case protocolName = "protocol", method, task, templates, model, k, seed, epochs, maxSteps = "max_steps"
         case batchSize = "batch_size", evalBatchSize = "eval_batch_size", optimizer, lr, lrSecondary = "lr_secondary"

@@ -103,8 +103,8 @@ extension Trainer {
         var rows: [Int]? = nil
         var manifestPath: String?
         let sampler = c.sampler ?? .uniform
-        if let k = c.k {
-            let path = "\(manifestDir)/\(Manifest.fileName(task: c.task, k: k, seed: c.effectiveSampleSeed, sampler: sampler))"
+        if let k = c.k, let name = c.manifestFileName {
+            let path = "\(manifestDir)/\(name)"
             let m: Manifest
             if FileManager.default.fileExists(atPath: path) {
                 m = try Manifest.load(path: path)
