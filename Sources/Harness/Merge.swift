@@ -29,10 +29,9 @@ extension ResultsStore {
         return try db.transaction {
             var merged = 0
             for r in rows {
-                // A NULL sample seed is the training seed (the current-run index reads IFNULL(sample_seed, seed)).
-                let sampleSeed = r["sample_seed"]?.int.map { SQLiteDB.Value.int($0) } ?? r["seed"]!
-                let key: [SQLiteDB.Value] = [r["spec"]!, r["profile"]!, r["cell"]!, r["seed"]!, sampleSeed]
-                if let existing = try db.query("SELECT id, status, identity FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'", key).first {
+                let seed = r["seed"]!.int!
+                if let existing = try currentRun(spec: r["spec"]!.text!, profile: r["profile"]!.text!, cell: r["cell"]!.text!, seed: seed,
+                                                 sampleSeed: r["sample_seed"]?.int ?? seed) {
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])

@@ -36,7 +36,7 @@ extension ResultsStore {
         var scores: [(String, Double?)] = []
         var finished = true, runs = 0, cpu = 0.0
         for point in points {
-            let cell = "\(point)|\(task)|\(column)|k\(k.map(String.init) ?? "full")"
+            let cell = RunSpec.cellName(variant: point, task: task, model: column, k: k)
             let rows = try db.query("""
                 SELECT r.id, r.status, r.threads, m.value AS score,
                        (SELECT SUM(seconds) FROM epochs e WHERE e.run_id = r.id) AS seconds

@@ -253,7 +253,7 @@ public struct ExperimentSpec {
                                 c.method = mc
                                 c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
                                 if let sampleSeed { c.sampleSeed = sampleSeed }
-                                let cell = "\(variant.name)|\(task)|\(column)|k\(k.map(String.init) ?? "full")"
+                                let cell = RunSpec.cellName(variant: variant.name, task: task, model: column, k: k)
                                 out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,
                                                    task: task, model: column, modelSpec: modelSpec, k: k, seed: seed,
                                                    sampleSeed: c.sampleSeed, config: c))

@@ -63,7 +63,7 @@ struct EvalCommand: ParsableCommand {
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
             let col = column ?? model
             let store = try ResultsStore(path: db)
-            var r = RunSpec(spec: spec, profile: profile, cell: "\(name)|\(task)|\(col)|k\(k.map(String.init) ?? "full")", variant: name,
+            var r = RunSpec(spec: spec, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
             let id = try store.recordEvaluated(r, result: result, adapterSha256: sha)

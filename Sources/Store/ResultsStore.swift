@@ -34,6 +34,11 @@ public struct RunSpec: Equatable, Sendable {
 
     /// The run within its cell (training seed, sample seed).
     public var replicate: Replicate { Replicate(seed: seed, sampleSeed: sampleSeed) }
+
+    /// A cell's id: "variant|task|model column|k<k>" ("kfull" without k); seeds are runs within it.
+    public static func cellName(variant: String, task: String, model: String, k: Int?) -> String {
+        "\(variant)|\(task)|\(model)|k\(k.map(String.init) ?? "full")"
+    }
 }
 
 public struct ClaimedRun {
@@ -230,6 +235,15 @@ public final class ResultsStore {
         try insertPendingReporting(runs).inserted
     }
 
+    /// The current (not superseded) row of a run — `id`, `identity`, `status` — keyed as the
+    /// `runs_current` index is: spec, profile, cell, seed and sample seed (a NULL sample seed is the seed).
+    public func currentRun(spec: String, profile: String, cell: String, seed: Int, sampleSeed: Int) throws -> [String: SQLiteDB.Value]? {
+        try db.query("""
+            SELECT id, identity, status FROM runs
+            WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'
+            """, [.text(spec), .text(profile), .text(cell), .int(seed), .int(sampleSeed)]).first
+    }
+
     /// `insertPending`, also returning how many old rows were superseded.
     public func insertPendingReporting(_ runs: [RunSpec]) throws -> (inserted: Int, superseded: Int) {
         try db.transaction {
@@ -237,8 +251,7 @@ public final class ResultsStore {
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
-                let key: [SQLiteDB.Value] = [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]
-                if let cur = try db.query("SELECT id, identity, status FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'", key).first {
+                if let cur = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) {
                     if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
                     try db.query("UPDATE runs SET status='superseded' WHERE id=?", [cur["id"]!])
                     old += 1
@@ -430,8 +443,8 @@ public final class ResultsStore {
     @discardableResult
     public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
         try insertPending([r])
-        guard let row = try db.query("SELECT id FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'",
-                                     [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first, let id = row["id"]?.int else {
+        guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
+              let id = row["id"]?.int else {
             throw StoreError("\(db.path): could not record the evaluated run \(r.cell) seed \(r.seed)")
         }
         try db.query("UPDATE runs SET started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])
