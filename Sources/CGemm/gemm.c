@@ -102,9 +102,9 @@ AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, l
 
 // C tile (mr×nr of it valid) = alpha · A·Bp + beta · C (beta == 0: C not read). A's element
 // (i, p) is at a[i*rs + p*cs]: a packed panel (rs 1, cs MR) or the caller's matrix read in place.
-AVX512 static inline __attribute__((always_inline)) void kernel_strided(
+AVX512 static inline __attribute__((always_inline)) void kernel_strided_rows(
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
-        long mr, long nr, float alpha, float beta) {
+        long mr, long nr, float alpha, float beta, const int R) {
     // The C tile is read (beta ≠ 0) or written only after the k loop: start fetching its lines now
     // so the misses overlap the FMAs (the C block mc×nc is larger than L2).
 #pragma clang loop unroll(full)
@@ -113,12 +113,12 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided(
     }
     __m512 c0[MR], c1[MR];
 #pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int i = 0; i < R; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
     for (long p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(bp);
         __m512 b1 = _mm512_load_ps(bp + 16);
 #pragma clang loop unroll(full)
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
             __m512 av = _mm512_set1_ps(a[i * rs]);
             c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
@@ -143,6 +143,29 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided(
     }
 }
 
+
+// The tile with only its first mr rows computed: every element is the same chain of FMAs in the
+// same order whatever the number of rows, so the bits do not depend on mr, while a product with one
+// row (a decoding step's attention: one query per batch row and head) does 1/MR of the FMAs.
+AVX512 static inline __attribute__((always_inline)) void kernel_strided(
+        long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
+        long mr, long nr, float alpha, float beta) {
+    switch (mr >= MR ? MR : mr) {
+    case 1: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 1); return;
+    case 2: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 2); return;
+    case 3: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 3); return;
+    case 4: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 4); return;
+    case 5: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 5); return;
+    case 6: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 6); return;
+    case 7: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 7); return;
+    case 8: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 8); return;
+    case 9: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 9); return;
+    case 10: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 10); return;
+    case 11: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 11); return;
+    default: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); return;
+    }
+}
+
 AVX512 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
                           long mr, long nr, float alpha, float beta) {
     kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta);
@@ -164,4 +187,8 @@ GEMM_DRIVER(pr_sgemm_avx512, 2 * NR)
 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,
                      const float *a, long lda, const float *b, long ldb,
                      float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
+void pr_sgemm_avx512_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
+                   const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
+long pr_sgemm_avx512_packed_size(long n, long k) { abort(); }
+void pr_sgemm_avx512_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { abort(); }
 #endif

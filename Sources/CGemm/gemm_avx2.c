@@ -99,9 +99,9 @@ AVX2 static void pack_b_block(int transB, const float *b, long ldb, long pc, lon
 
 // C tile (mr×nr of it valid) = alpha · A·Bp + beta · C (beta == 0: C not read). A's element
 // (i, p) is at a[i*rs + p*cs]: a packed panel (rs 1, cs MR) or the caller's matrix read in place.
-AVX2 static inline __attribute__((always_inline)) void kernel_strided(
+AVX2 static inline __attribute__((always_inline)) void kernel_strided_rows(
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
-        long mr, long nr, float alpha, float beta) {
+        long mr, long nr, float alpha, float beta, const int R) {
     // The C tile is read (beta ≠ 0) or written only after the k loop: start fetching its lines now
     // so the misses overlap the FMAs (with a large mc the C block is in L3, not L2).
 #pragma clang loop unroll(full)
@@ -110,13 +110,13 @@ AVX2 static inline __attribute__((always_inline)) void kernel_strided(
     }
     __m256 c0[MR], c1[MR];
 #pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+    for (int i = 0; i < R; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
 #pragma clang loop unroll_count(4)
     for (long p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(bp);
         __m256 b1 = _mm256_load_ps(bp + 8);
 #pragma clang loop unroll(full)
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
             __m256 av = _mm256_broadcast_ss(a + i * rs);
             c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
@@ -157,6 +157,23 @@ AVX2 static inline __attribute__((always_inline)) void kernel_strided(
     }
 }
 
+
+// The tile with only its first mr rows computed: every element is the same chain of FMAs in the
+// same order whatever the number of rows, so the bits do not depend on mr, while a product with one
+// row (a decoding step's attention: one query per batch row and head) does 1/MR of the FMAs.
+AVX2 static inline __attribute__((always_inline)) void kernel_strided(
+        long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
+        long mr, long nr, float alpha, float beta) {
+    switch (mr >= MR ? MR : mr) {
+    case 1: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 1); return;
+    case 2: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 2); return;
+    case 3: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 3); return;
+    case 4: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 4); return;
+    case 5: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 5); return;
+    default: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); return;
+    }
+}
+
 AVX2 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
                         long mr, long nr, float alpha, float beta) {
     kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta);
@@ -178,4 +195,8 @@ GEMM_DRIVER(pr_sgemm_avx2, 4 * NR)
 void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb,
                    float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
+void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
+                   const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
+long pr_sgemm_avx2_packed_size(long n, long k) { abort(); }
+void pr_sgemm_avx2_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { abort(); }
 #endif

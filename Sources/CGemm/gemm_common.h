@@ -54,10 +54,15 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
 
 // The loop nest (BLIS order jc → pc → ic → jr → ir): B block packed once per (jc, pc), A block per
 // ic unless the product is narrow (then A is read in place and only a ragged last panel packed);
-// C is scaled by beta on the first k block only.
+// C is scaled by beta on the first k block only. `prepacked` (NULL: pack B here) is op(B) packed
+// whole by NAME_pack_b: block pc of it starts at prepacked + pc·npad (npad = n rounded up to NR)
+// and its panels are those pack_b_block would write, so both paths run the same kernel calls on the
+// same values and give the same bits.
+// Expanded once per kernel file: NAME (packs B on the fly), NAME_packed (reads a packed B),
+// NAME_pack_b (packs op(B) whole) and NAME_packed_size (floats the packed B takes).
 #define GEMM_DRIVER(NAME, DIRECT_LIMIT) \
-GEMM_TARGET void NAME(int transA, int transB, long m, long n, long k, float alpha, \
-                      const float *a, long lda, const float *b, long ldb, \
+GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long k, float alpha, \
+                      const float *a, long lda, const float *b, long ldb, const float *prepacked, \
                       float beta, float *c, long ldc, long MC, long KC, long NC) { \
     if (m <= 0 || n <= 0) return; \
     if (k <= 0) { \
@@ -66,10 +71,12 @@ GEMM_TARGET void NAME(int transA, int transB, long m, long n, long k, float alph
         return; \
     } \
     if (MC < MR || KC < 1 || NC < NR) abort(); \
+    if (prepacked) NC = NC / NR * NR; /* blocks must start on the packed panels' columns (NC never changes bits) */ \
     long ncMax = min_l(NC, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k), mcMax = min_l(MC, (m + MR - 1) / MR * MR); \
-    float *bp = ensure(&pack_b, &pack_b_size, kcMax * ncMax); \
+    long npad = (n + NR - 1) / NR * NR; \
+    float *bp = prepacked ? NULL : ensure(&pack_b, &pack_b_size, kcMax * ncMax); \
     float *ap = ensure(&pack_a, &pack_a_size, kcMax * mcMax); \
-    if (!bp || !ap) abort(); \
+    if ((!prepacked && !bp) || !ap) abort(); \
     /* Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A \
        would cost about as much as the product: the kernel reads full MR-row panels of A in place. */ \
     int direct = n <= (DIRECT_LIMIT); \
@@ -78,7 +85,9 @@ GEMM_TARGET void NAME(int transA, int transB, long m, long n, long k, float alph
         for (long pc = 0; pc < k; pc += KC) { \
             long kc = min_l(KC, k - pc); \
             float bet = pc == 0 ? beta : 1.0f; \
-            pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp); \
+            const float *bb; \
+            if (prepacked) bb = prepacked + pc * npad + jc * kc; \
+            else { pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp); bb = bp; } \
             for (long ic = 0; ic < m; ic += MC) { \
                 long mc = min_l(MC, m - ic); \
                 if (!direct) pack_a_block(transA, a, lda, ic, pc, mc, kc, ap); \
@@ -89,17 +98,32 @@ GEMM_TARGET void NAME(int transA, int transB, long m, long n, long k, float alph
                         long mr = min_l(MR, mc - ir); \
                         float *ct = c + (ic + ir) * ldc + jc + jr; \
                         if (!direct) { \
-                            kernel(kc, ap + ir * kc, bp + jr * kc, ct, ldc, mr, nr, alpha, bet); \
+                            kernel(kc, ap + ir * kc, bb + jr * kc, ct, ldc, mr, nr, alpha, bet); \
                         } else if (mr < MR) { \
-                            kernel(kc, ap, bp + jr * kc, ct, ldc, mr, nr, alpha, bet); \
+                            kernel(kc, ap, bb + jr * kc, ct, ldc, mr, nr, alpha, bet); \
                         } else if (!transA) { \
-                            kernel_rows(kc, a + (ic + ir) * lda + pc, lda, bp + jr * kc, ct, ldc, nr, alpha, bet); \
+                            kernel_rows(kc, a + (ic + ir) * lda + pc, lda, bb + jr * kc, ct, ldc, nr, alpha, bet); \
                         } else { \
-                            kernel_cols(kc, a + pc * lda + ic + ir, lda, bp + jr * kc, ct, ldc, nr, alpha, bet); \
+                            kernel_cols(kc, a + pc * lda + ic + ir, lda, bb + jr * kc, ct, ldc, nr, alpha, bet); \
                         } \
                     } \
                 } \
             } \
         } \
     } \
+} \
+GEMM_TARGET void NAME(int transA, int transB, long m, long n, long k, float alpha, \
+                      const float *a, long lda, const float *b, long ldb, \
+                      float beta, float *c, long ldc, long MC, long KC, long NC) { \
+    NAME##_nest(transA, transB, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc, MC, KC, NC); \
+} \
+GEMM_TARGET void NAME##_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda, \
+                               const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC) { \
+    NAME##_nest(transA, 0, m, n, k, alpha, a, lda, NULL, 0, packed, beta, c, ldc, MC, KC, NC); \
+} \
+long NAME##_packed_size(long n, long k) { return (n + NR - 1) / NR * NR * (k > 0 ? k : 0); } \
+GEMM_TARGET void NAME##_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { \
+    long npad = (n + NR - 1) / NR * NR; \
+    if (KC < 1) abort(); \
+    for (long pc = 0; pc < k; pc += KC) pack_b_block(transB, b, ldb, pc, 0, min_l(KC, k - pc), n, out + pc * npad); \
 }

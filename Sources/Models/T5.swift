@@ -435,6 +435,15 @@ public final class T5Model {
     /// computed from it (when the caller passes its last reference); the absorbed form (chosen for
     /// few steps over a long input, see `CrossAttentionMode`) attends to it directly at every step.
     public func generate(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+        // Nothing writes the weights or the encoder states while decoding: the own GEMM kernels pack
+        // them once and reuse the packed copies at every step (same bits; PackedOperands.swift).
+        var held: Tensor? = consume encoder
+        return try FrozenOperands.scope(parameters.map { $0.tensor }) { frozen in
+            try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen)
+        }
+    }
+
+    private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands) throws -> [[Int32]] {
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
@@ -445,6 +454,7 @@ public final class T5Model {
         // once (at most twice the cheaper form's FLOPs, whatever the number of steps).
         var crossKV: [(Tensor, Tensor)?] = Array(repeating: nil, count: decoderBlocks.count)
         var memory: Tensor? = encoder
+        frozen.add(encoder)   // the absorbed cross-attention reads it at every step until K/V are projected
         _ = consume encoder
         func project(_ l: Int) throws {
             guard crossKV[l] == nil, let memory else { return }
@@ -457,7 +467,11 @@ public final class T5Model {
                 !crossAttentionAbsorbedIsCheaper(queries: $0, keys: L, model: config.dModel, inner: config.innerDim, heads: config.numHeads)
             }
             : nil
-        if crossKV.allSatisfy({ $0 != nil }) { memory = nil }
+        func dropMemory() {
+            if let m = memory { frozen.release(m) }
+            memory = nil
+        }
+        if crossKV.allSatisfy({ $0 != nil }) { dropMemory() }
         let cache = SelfAttentionCache(layers: decoderBlocks.count)
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
@@ -465,7 +479,7 @@ public final class T5Model {
         for step in 0..<maxNewTokens {
             if let switchStep, step + 1 == switchStep {
                 for l in decoderBlocks.indices { try project(l) }
-                memory = nil
+                dropMemory()
             }
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)

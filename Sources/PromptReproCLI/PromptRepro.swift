@@ -19,6 +19,9 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_CHECKPOINT  ffn,attention | all: recompute those T5 sublayers in
                                    backward (less memory, more FLOPs, same results)
               PROMPTREPRO_DEBUG    list checkpoint tensors the model does not use
+              PROMPTREPRO_PACK_FROZEN  0: pack every GEMM operand at every product, also the
+                                   weights and encoder states greedy decoding reuses
+                                   (default 1: packed once per decode; same results)
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,
         subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
@@ -45,6 +48,10 @@ enum Environment {
         }
         if let c = values["PROMPTREPRO_CHECKPOINT"] {
             do { T5Model.checkpointSetting = try T5Model.checkpointSublayers(c) } catch { throw ValidationError("PROMPTREPRO_CHECKPOINT=\(c): \(error)") }
+        }
+        if let p = values["PROMPTREPRO_PACK_FROZEN"] {
+            guard p == "0" || p == "1" else { throw ValidationError("PROMPTREPRO_PACK_FROZEN=\(p): use 0 or 1") }
+            FrozenOperands.isEnabled = p == "1"
         }
         if let t = values["PROMPTREPRO_THREADS"] {
             guard let n = Int(t), n > 0 else { throw ValidationError("PROMPTREPRO_THREADS=\(t): not a positive integer") }

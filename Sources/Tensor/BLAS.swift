@@ -164,6 +164,17 @@ public enum BLAS {
         if own ?? usesOwnKernel(m: m, n: n, k: k) {
             let kern = kernel
             guard let bl = blockings[kern] else { preconditionFailure("own GEMM kernel requested while kernel is \(kern)") }
+            if let frozen = FrozenOperands.current,
+               let bp = frozen.packedB(b, transB: transB, k: k, n: n, ldb: ldb, kernel: kern, kc: bl.kc) {
+                // B packed once for the scope (PackedOperands.swift): the same kernel calls, the same bits.
+                FrozenOperands.countPackedProduct()
+                if kern == .avx512 {
+                    pr_sgemm_avx512_packed(transA ? 1 : 0, m, n, k, alpha, a, lda, bp, beta, c, ldc, bl.mc, bl.kc, bl.nc)
+                } else {
+                    pr_sgemm_avx2_packed(transA ? 1 : 0, m, n, k, alpha, a, lda, bp, beta, c, ldc, bl.mc, bl.kc, bl.nc)
+                }
+                return
+            }
             if kern == .avx512 {
                 precondition(avx512Available, "AVX-512 GEMM kernel called on a CPU without AVX-512")
                 pr_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bl.mc, bl.kc, bl.nc)

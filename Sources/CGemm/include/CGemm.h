@@ -32,6 +32,20 @@ void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb,
                    float beta, float *c, long ldc, long MC, long KC, long NC);
 
+/// A frozen B operand packed once for many products (Sources/Tensor/PackedOperands.swift):
+/// NAME_pack_b writes op(B) (k×n; B stored n×k when transB) into `out`, 64-byte aligned with
+/// NAME_packed_size(n, k) floats, in the kernel's KC-row blocks of NR-column panels; NAME_packed
+/// then computes C = alpha · op(A) · op(B) + beta · C from it with the same kernel calls, hence the
+/// same bits, as NAME with the same KC (MC and NC free; the packing fixes KC).
+void pr_sgemm_avx512_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out);
+long pr_sgemm_avx512_packed_size(long n, long k);
+void pr_sgemm_avx512_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
+                            const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
+void pr_sgemm_avx2_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out);
+long pr_sgemm_avx2_packed_size(long n, long k);
+void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
+                          const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
+
 /// Process-wide count of GEMM floating-point operations (2·m·n·k per product), added by
 /// BLAS.sgemm (Sources/Tensor/BLAS.swift) with one relaxed atomic add per call, so products
 /// issued from several threads at once are all counted. Read it before and after a region.
