@@ -12,7 +12,9 @@ import XCTest
 /// real few-shot sample: a few full-batch steps lower the loss, only the method's tensors change,
 /// the trainable count equals the method's formula, and save → load reproduces the logits exactly.
 final class MethodMatrixTests: XCTestCase {
-    func batch(_ task: String, set: TemplateSet, tok: TextTokenizer, t5: Bool) throws -> (ids: [Int32], mask: [Float], labels: [Int32], b: Int) {
+    typealias Batch = (ids: [Int32], mask: [Float], labels: [Int32], b: Int)
+
+    func batch(_ task: String, set: TemplateSet, tok: TextTokenizer, t5: Bool) throws -> Batch {
         let dir = try sharedData()
         let train = try DataLoader.load(try TaskRegistry.definition(task), split: .train, dataDir: dir)
         let m = try Manifest.load(path: "\(repoRoot)/Baselines/manifests/\(task)-k8-s1.json")
@@ -34,6 +36,21 @@ final class MethodMatrixTests: XCTestCase {
         return (ids, mask, labels, ex.count)
     }
 
+    /// The method's forward on `data` as the trainer feeds the backbone: `method.inputs` →
+    /// `inputsEmbeds`; GPT-2 labels get −100 over the prompt rows.
+    func forward(_ backbone: Backbone, _ method: TuningMethod, _ data: Batch, drop: DropoutContext = .eval) throws
+        -> (loss: Tensor, logits: Tensor) {
+        let (e, m) = try method.inputs(for: backbone, inputIds: data.ids, attentionMask: data.mask, batch: data.b, drop: drop)
+        if let t5 = backbone as? T5Model {
+            let o = try t5.forward(inputsEmbeds: e, attentionMask: m, labels: data.labels, drop: drop)
+            return (o.loss, o.logits)
+        }
+        let n = e.shape[1] - data.ids.count / data.b
+        let o = try (backbone as! GPT2Model).forward(inputsEmbeds: e, attentionMask: m,
+                                                     labels: promptedLabels(data.labels, batch: data.b, promptRows: n), drop: drop)
+        return (o.loss, o.logits)
+    }
+
     func checksum(_ ts: [Tensor]) -> Double { ts.reduce(0.0) { acc, t in acc + t.array.enumerated().reduce(0.0) { $0 + Double($1.element) * Double($1.offset % 7 + 1) } } }
 
     func runMatrix(arch: String) throws {
@@ -50,15 +67,7 @@ final class MethodMatrixTests: XCTestCase {
             XCTAssertEqual(method.trainableCount, try MethodRegistry.parameterCount(mc, architecture: backbone.architecture), "\(name) count")
             let frozen = backbone.parameters.map(\.tensor)
             let before = checksum(frozen)
-            func lossNow() throws -> Tensor {
-                let inj = try method.injection(drop: .eval)
-                if let t5 = backbone as? T5Model {
-                    return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                          prompt: inj.prompt, inputDelta: inj.inputDelta).loss
-                }
-                return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                            batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta).loss
-            }
+            func lossNow() throws -> Tensor { try forward(backbone, method, data).loss }
             let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: method.trainable.map(\.tensor), lr: name == "ft" ? 1e-3 : 0.05, weightDecay: 0)])
             let first = try lossNow().scalar
             for _ in 0..<6 {
@@ -80,16 +89,8 @@ final class MethodMatrixTests: XCTestCase {
             try fresh.load(state: saved)
             let a = try method.injection(drop: .eval), b = try fresh.injection(drop: .eval)
             XCTAssertEqual(a.prompt?.array, b.prompt?.array, "\(name) prompt after reload")
-            if let t5a = backbone as? T5Model, let t5b = backbone2 as? T5Model {
-                let la = try t5a.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
-                let lb = try t5b.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
-                XCTAssertEqual(la.logits.array, lb.logits.array, "\(name) logits after reload")
-            }
-            if let ga = backbone as? GPT2Model, let gb = backbone2 as? GPT2Model {
-                let la = try ga.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
-                let lb = try gb.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
-                XCTAssertTrue(la.logits.array == lb.logits.array, "\(name) GPT-2 logits after reload")
-            }
+            let la = try forward(backbone, method, data).logits, lb = try forward(backbone2, fresh, data).logits
+            XCTAssertTrue(la.array == lb.array, "\(arch) \(name) logits after reload")
             print("matrix \(arch) \(name): trainable \(method.trainableCount), loss \(first) → \(last)")
         }
     }
@@ -120,16 +121,7 @@ final class MethodMatrixTests: XCTestCase {
                     for step in 0..<3 {
                         let drop = DropoutContext(key: RNGKey(seed: 7).derive(UInt64(step)), p: 0.1)
                         let tape = Tape()
-                        let loss = try tape.record { () -> Tensor in
-                            let inj = try method.injection(drop: drop)
-                            if let t5 = backbone as? T5Model {
-                                return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                                      prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-                            }
-                            return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                                        batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta,
-                                                                        drop: drop).loss
-                        }
+                        let loss = try tape.record { try forward(backbone, method, data, drop: drop).loss }
                         if fused {
                             backwardWithStep(tape, loss: loss, optimizer: opt, params: params, lrScale: 0.5 + Float(step))
                             XCTAssertTrue(params.allSatisfy { $0.grad == nil }, "\(arch) \(name): fused step left a gradient")
@@ -171,11 +163,7 @@ final class MethodMatrixTests: XCTestCase {
                 for step in 0..<3 {
                     let drop = DropoutContext(key: RNGKey(seed: 9).derive(UInt64(step)), p: 0.1)
                     let tape = Tape()
-                    let loss = try tape.record { () -> Tensor in
-                        let inj = try method.injection(drop: drop)
-                        return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                              prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-                    }
+                    let loss = try tape.record { try forward(t5, method, data, drop: drop).loss }
                     if fused {
                         backwardWithStep(tape, loss: loss, optimizer: opt, params: params)
                     } else {
