@@ -2,43 +2,24 @@ import Foundation
 import Methods
 import Models
 import Support
-import Tasks
 import Tensor
 import TestSupport
 import Training
 import XCTest
 
 /// Every method through the same matrix (house style §7) on the embedded tiny T5 and GPT-2, with a
-/// real few-shot sample: a few full-batch steps lower the loss, only the method's tensors change,
+/// synthetic batch (TestSupport `SyntheticBatch`; no ../shared needed): a few full-batch steps lower the loss, only the method's tensors change,
 /// the trainable count equals the method's formula, and save → load reproduces the logits exactly.
 final class MethodMatrixTests: XCTestCase {
-    typealias Batch = (ids: [Int32], mask: [Float], labels: [Int32], b: Int)
-
-    func batch(_ task: String, set: TemplateSet, tok: TextTokenizer, t5: Bool) throws -> Batch {
-        let dir = try sharedData()
-        let train = try DataLoader.load(try TaskRegistry.definition(task), split: .train, dataDir: dir)
-        let m = try Manifest.load(path: "\(repoRoot)/Baselines/manifests/\(task)-k8-s1.json")
-        let ex = try Templates.examples(train, set: set, training: true, rows: m.indices)
-        let src = ex.map { Array(tok.encode($0.source).prefix(96)) }
-        let L = src.map(\.count).max()!
-        var ids: [Int32] = [], mask: [Float] = [], labels: [Int32] = []
-        for s in src {
-            ids += s + [Int32](repeating: 0, count: L - s.count)
-            mask += [Float](repeating: 1, count: s.count) + [Float](repeating: 0, count: L - s.count)
-        }
-        if t5 {
-            let tg = ex.map { tok.encode($0.target) }
-            let T = tg.map(\.count).max()!
-            for t in tg { labels += t + [Int32](repeating: -100, count: T - t.count) }
-        } else {
-            for (s, mk) in zip(ids, mask) { labels.append(mk == 1 ? s : -100) }
-        }
-        return (ids, mask, labels, ex.count)
+    /// The matrix's batch: 8 synthetic rows of up to 96 ids from the tokenizer's vocabulary
+    /// (T5 targets of up to 12 tokens; GPT-2 causal labels), the same on every machine.
+    func batch(tok: TextTokenizer, t5: Bool) -> SyntheticBatch {
+        SyntheticBatch(vocabSize: tok.vocabSize, padId: tok.padId, eosId: tok.eosId, causal: !t5)
     }
 
     /// The method's forward on `data` as the trainer feeds the backbone: `method.inputs` →
     /// `inputsEmbeds`; GPT-2 labels get −100 over the prompt rows.
-    func forward(_ backbone: Backbone, _ method: TuningMethod, _ data: Batch, drop: DropoutContext = .eval) throws
+    func forward(_ backbone: Backbone, _ method: TuningMethod, _ data: SyntheticBatch, drop: DropoutContext = .eval) throws
         -> (loss: Tensor, logits: Tensor) {
         let (e, m) = try method.inputs(for: backbone, inputIds: data.ids, attentionMask: data.mask, batch: data.b, drop: drop)
         if let t5 = backbone as? T5Model {
@@ -58,7 +39,7 @@ final class MethodMatrixTests: XCTestCase {
         let tok = try Tokenizers.load(directory: dir)
         let isT5 = arch == "t5-tiny"
         let methods = MethodRegistry.names
-        let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+        let data = batch(tok: tok, t5: isT5)
         for name in methods {
             let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
             var mc = try MethodConfig.defaults(name)
@@ -104,7 +85,7 @@ final class MethodMatrixTests: XCTestCase {
             let dir = try EmbeddedBackbones.directory(arch)
             let tok = try Tokenizers.load(directory: dir)
             let isT5 = arch == "t5-tiny"
-            let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+            let data = batch(tok: tok, t5: isT5)
             var cases: [(String, OptimizerKind)] = ["pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"].map { ($0, .adamwTorch) }
             cases.append(("dept", .adamwHF))
             cases += [("ft", .adamwTorch), ("ft", .adamwHF), ("ft", .adafactor)]
@@ -148,7 +129,7 @@ final class MethodMatrixTests: XCTestCase {
     func testCheckpointedSublayersAreBitIdentical() throws {
         let dir = try EmbeddedBackbones.directory("t5-tiny")
         let tok = try Tokenizers.load(directory: dir)
-        let data = try batch("cb", set: .dpt, tok: tok, t5: true)
+        let data = batch(tok: tok, t5: true)
         for name in ["ft", "pt", "lora"] {
             var results: [[[Float]]] = []
             for (checkpointed, fused) in [(false, false), (true, false), (true, true)] {
