@@ -81,7 +81,7 @@ let package = Package(
         // Shared by the test targets only: repository root, ../shared lookup (fails under CI), temp dirs.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ModelTests", dependencies: ["Models", "Tensor", "Support", "TestSupport"], exclude: ["Resources"],
+        .testTarget(name: "ModelTests", dependencies: ["Models", "Methods", "Tensor", "Support", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor", "TestSupport"], exclude: ["Resources"],

@@ -1,13 +1,14 @@
 // The tuning-method interface and registry. A method declares its trainable tensors (with their
 // parameter group), initialises them from a seeded key, and either builds what is injected into
-// the backbone's input (soft prompt, DePT's input delta) or modifies the backbone (FT, LoRA).
+// the backbone's input (soft prompt, DePT's input delta: `Injection`, turned into the backbone's
+// `inputsEmbeds` and mask by `Injection.inputs`) or modifies the backbone (FT, LoRA).
 // Adding a method = one file + one line in `MethodRegistry.types` (house style §1).
 import Foundation
 import Models
 import Support
 import Tensor
 
-/// What the backbone needs from a method for one forward pass.
+/// What a method adds to the backbone's input for one forward pass.
 public struct Injection {
     public var prompt: Tensor?      // (n, d), prepended to the input embeddings
     public var inputDelta: Tensor?  // (s, d), added to the first L token embeddings (DePT)
@@ -15,6 +16,43 @@ public struct Injection {
         self.prompt = prompt
         self.inputDelta = inputDelta
     }
+
+    /// The backbone's `inputs_embeds` and `attention_mask` for token ids (B × L) and their mask
+    /// (B × L), as PEFT builds them for transformers' T5ForConditionalGeneration / GPT2LMHeadModel
+    /// (METHODS §1): embed(ids) + inputDelta[:L] (DePT, broadcast over B), then the prompt rows
+    /// first, shared by the batch: inputsEmbeds = concat(prompt, …) (B, n+L, d), attentionMask =
+    /// concat(ones(n), mask) (B, n+L). Without a prompt or delta: the plain token embeddings.
+    public func inputs(for backbone: Backbone, inputIds: [Int32], attentionMask: [Float], batch: Int) throws
+        -> (inputsEmbeds: Tensor, attentionMask: Tensor) {
+        let L = inputIds.count / batch, d = backbone.dModel
+        var embeds = try backbone.embed(inputIds: inputIds, batch: batch)              // (B, L, d)
+        if let inputDelta {
+            guard inputDelta.rank == 2, inputDelta.shape[1] == d, inputDelta.shape[0] >= L else {
+                throw TensorError.shapeMismatch(op: "input delta", detail: "delta \(inputDelta.shape) must be [s ≥ \(L), \(d)]")
+            }
+            embeds = try add(embeds, try narrow(inputDelta, axis: 0, start: 0, length: L))  // broadcast over B
+        }
+        guard let prompt else { return (embeds, Tensor(shape: [batch, L], values: attentionMask)) }
+        guard prompt.rank == 2, prompt.shape[1] == d else {
+            throw TensorError.shapeMismatch(op: "soft prompt", detail: "prompt \(prompt.shape) must be [n, \(d)]")
+        }
+        let n = prompt.shape[0]
+        embeds = try concat([repeatBatch(prompt, batch), embeds], axis: 1)            // (B, n+L, d)
+        var m = [Float](repeating: 1, count: batch * (n + L))
+        for b in 0..<batch { for t in 0..<L { m[b * (n + L) + n + t] = attentionMask[b * L + t] } }
+        return (embeds, Tensor(shape: [batch, n + L], values: m))
+    }
+}
+
+/// Causal-LM labels aligned with `inputs(…)`'s n + L rows: −100 over the n prompt rows, then each
+/// row's labels (B × L) — as PEFT's PeftModelForCausalLM extends `labels` for GPT2LMHeadModel.
+public func promptedLabels(_ labels: [Int32], batch: Int, promptRows n: Int) -> [Int32] {
+    guard n > 0 else { return labels }
+    let L = labels.count / batch
+    var out: [Int32] = []
+    out.reserveCapacity(batch * (n + L))
+    for b in 0..<batch { out += [Int32](repeating: ignoreIndex, count: n) + labels[(b * L)..<((b + 1) * L)] }
+    return out
 }
 
 /// Hyper-parameters of a method's architecture. Letters follow METHODS.md: n prompt length,
@@ -68,6 +106,8 @@ public protocol Backbone: AnyObject {
     var adapters: [String: LinearAdapter] { get set }
     var architecture: ModelConfig { get }
     func setTrainable(_ on: Bool)
+    /// The token embedding lookup (B × L ids → (B, L, d)), transformers' `get_input_embeddings()`.
+    func embed(inputIds: [Int32], batch: Int) throws -> Tensor
 }
 
 extension T5Model: Backbone {
@@ -107,6 +147,10 @@ public protocol TuningMethod: AnyObject {
     var state: [String: Tensor] { get }
     init(config: MethodConfig, backbone: Backbone, key: RNGKey) throws
     func injection(drop: DropoutContext) throws -> Injection
+    /// The backbone's `inputs_embeds` (B, n+L, d) and `attention_mask` (B, n+L) for token ids and
+    /// their mask (B × L); the default is `injection(drop:).inputs(for:…)`, what every method uses.
+    func inputs(for backbone: Backbone, inputIds: [Int32], attentionMask: [Float], batch: Int, drop: DropoutContext) throws
+        -> (inputsEmbeds: Tensor, attentionMask: Tensor)
     /// Trainable parameters from the method's formula and the architecture config alone.
     static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int
 }
@@ -122,6 +166,11 @@ extension TuningMethod {
     public static var defaults: MethodConfig { MethodConfig.base(name) }
     public static var defaultProtocol: String { "dpt-paper" }
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.tensor.count } }
+
+    public func inputs(for backbone: Backbone, inputIds: [Int32], attentionMask: [Float], batch: Int, drop: DropoutContext) throws
+        -> (inputsEmbeds: Tensor, attentionMask: Tensor) {
+        try injection(drop: drop).inputs(for: backbone, inputIds: inputIds, attentionMask: attentionMask, batch: batch)
+    }
     public var state: [String: Tensor] { Dictionary(uniqueKeysWithValues: trainable.map { ($0.name, $0.tensor) }) }
 
     /// Copies saved values into this method's tensors (shapes must match).

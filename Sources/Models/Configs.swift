@@ -6,6 +6,7 @@ public struct ConfigError: Error, CustomStringConvertible {
     public let path: String
     public let detail: String
     public var description: String { "\(path): \(detail)" }
+    public init(path: String, detail: String) { self.path = path; self.detail = detail }
 }
 
 /// T5 v1.0 (relu, tied head with d^−0.5 rescale) and v1.1 / flan (gated-gelu, untied lm_head).

@@ -1,6 +1,7 @@
 // port of transformers/models/gpt2/modeling_gpt2.py (GPT2LMHeadModel); shared parity FORMAT §4.
 //
-// Notation: B batch, n prompt rows, L text length, S = n + L, d = n_embd, H heads, F = n_inner.
+// Notation: B batch, S sequence length (a method's prompt rows included), d = n_embd, H heads,
+// F = n_inner, V vocab.
 // Conv1D weights are stored [in, out] (y = x·W + b).
 import Support
 import Foundation
@@ -100,45 +101,32 @@ public final class GPT2Model {
 
     public struct Output {
         public let loss: Tensor
-        public let logits: Tensor      // (B, L, V) text positions only
-        public let fullLogits: Tensor  // (B, S, V)
+        public let logits: Tensor      // (B, S, V)
     }
 
-    /// Hidden states (B, S, d) after ln_f for concat(prompt, wte[ids]) with positions 0..S−1.
+    /// The token embedding lookup wte[ids] → (B, L, d) (transformers' `get_input_embeddings()`):
+    /// what a method builds `inputsEmbeds` from.
+    public func embed(inputIds ids: [Int32], batch: Int) throws -> Tensor {
+        try embedding(wte, ids: ids, shape: [batch, ids.count / max(batch, 1)])
+    }
+
     func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor, _ drop: DropoutContext) throws -> Tensor {
         let y = try linear(x, w, bias: b, layout: .inOut)
         guard let a = adapters[w.name] else { return y }
         return try add(y, a.delta(x, drop: drop))
     }
 
-    ///
-    /// `inputDelta` (s×d, s ≥ L), DePT's position-indexed update, is added to the L token
-    /// embeddings before the prompt is prepended (rows 0..L−1, broadcast over the batch), as DePT
-    /// adds it to `inputs_embeds` of T5's encoder.
-    public func hidden(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?, inputDelta: Tensor? = nil,
-                       drop: DropoutContext) throws -> Tensor {
-        let L = inputIds.count / batch, d = config.nEmbd
-        let n = prompt?.shape[0] ?? 0, S = n + L
+    /// Hidden states (B, S, d) after ln_f for `inputsEmbeds` (B, S, d) with key mask `attentionMask`
+    /// (B, S), as transformers' GPT2Model with `inputs_embeds`: position ids 0..S−1 over the whole
+    /// sequence (a method's prompt rows, which come first, take positions 0..n−1).
+    public func hidden(inputsEmbeds x: Tensor, attentionMask mask: Tensor, drop: DropoutContext) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == config.nEmbd, mask.shape == Array(x.shape.prefix(2)) else {
+            throw TensorError.shapeMismatch(op: "GPT-2 inputs", detail: "inputs_embeds \(x.shape) must be [B, S, \(config.nEmbd)] with attention_mask [B, S], got \(mask.shape)")
+        }
+        let S = x.shape[1], d = config.nEmbd
         guard S <= config.nPositions else {
-            throw TensorError.invalidArgument(op: "GPT-2", detail: "sequence of \(S) positions (prompt \(n) + text \(L)) exceeds n_positions \(config.nPositions)")
+            throw TensorError.invalidArgument(op: "GPT-2", detail: "sequence of \(S) positions (prompt rows included) exceeds n_positions \(config.nPositions)")
         }
-        var x = try embedding(wte, ids: inputIds, shape: [batch, L])                  // (B, L, d)
-        if let inputDelta {
-            guard inputDelta.rank == 2, inputDelta.shape[1] == d, inputDelta.shape[0] >= L else {
-                throw TensorError.shapeMismatch(op: "GPT-2 input delta", detail: "delta \(inputDelta.shape) must be [s ≥ \(L), \(d)]")
-            }
-            x = try add(x, try narrow(inputDelta, axis: 0, start: 0, length: L))      // broadcast over B
-        }
-        var m = attentionMask
-        if let prompt {
-            guard prompt.rank == 2, prompt.shape[1] == d else {
-                throw TensorError.shapeMismatch(op: "GPT-2 prompt", detail: "prompt \(prompt.shape) must be [n, \(d)]")
-            }
-            x = try concat([repeatBatch(prompt, batch), x], axis: 1)                   // (B, S, d)
-            m = []
-            for b in 0..<batch { m += [Float](repeating: 1, count: n) + attentionMask[(b * L)..<((b + 1) * L)] }
-        }
-        let mask = Tensor(shape: [batch, S], values: m)
         let pos = try narrow(wpe, axis: 0, start: 0, length: S)                        // (S, d)
         var h = drop.apply(try add(x, pos))                                           // (B, S, d)
         let hd = d / config.nHead
@@ -164,22 +152,28 @@ public final class GPT2Model {
         return try layerNorm(h, weight: lnF.0, bias: lnF.1, eps: config.eps)
     }
 
-    /// Causal LM loss with labels (B, L) (−100 ignored), extended by n × −100 for the prompt and
-    /// shifted: position t predicts extended label t+1 (FORMAT §4.3).
-    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
-                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
-        let L = inputIds.count / batch, n = prompt?.shape[0] ?? 0, S = n + L
-        let h = try hidden(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt, inputDelta: inputDelta, drop: drop)
+    /// Causal LM loss as GPT2LMHeadModel with `inputs_embeds`: `labels` (B, S) aligned with
+    /// `inputsEmbeds` (−100 ignored, −100 over a method's prompt rows) and shifted inside: position t
+    /// predicts label t+1 (FORMAT §4.3).
+    public func forward(inputsEmbeds: Tensor, attentionMask: Tensor, labels: [Int32], drop: DropoutContext = .eval) throws -> Output {
+        let batch = inputsEmbeds.shape.first ?? 0, S = inputsEmbeds.rank == 3 ? inputsEmbeds.shape[1] : 0
+        guard labels.count == batch * S else {
+            throw TensorError.shapeMismatch(op: "GPT-2 labels", detail: "\(labels.count) labels for inputs_embeds \(inputsEmbeds.shape); labels must be [B, S] (−100 over prompt rows)")
+        }
+        let h = try hidden(inputsEmbeds: inputsEmbeds, attentionMask: attentionMask, drop: drop)  // (B, S, d)
         let logits = try linear(h, head)                                               // (B, S, V)
         var targets = [Int32](repeating: ignoreIndex, count: batch * S)
         for b in 0..<batch {
-            for t in 0..<(S - 1) {
-                let next = t + 1 - n  // text index predicted from position t
-                if next >= 0 { targets[b * S + t] = labels[b * L + next] }
-            }
+            for t in 0..<(S - 1) { targets[b * S + t] = labels[b * S + t + 1] }
         }
-        let loss = try crossEntropy(logits, targets: targets)
-        let text = n == 0 ? logits : try narrow(logits, axis: 1, start: n, length: L)
-        return Output(loss: loss, logits: text, fullLogits: logits)
+        return Output(loss: try crossEntropy(logits, targets: targets), logits: logits)
+    }
+
+    /// Plain token input (`input_ids`, B × L, with `attentionMask` and `labels` B × L):
+    /// `forward(inputsEmbeds:)` over `embed(inputIds:batch:)`.
+    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
+                        drop: DropoutContext = .eval) throws -> Output {
+        try forward(inputsEmbeds: try embed(inputIds: inputIds, batch: batch),
+                    attentionMask: Tensor(shape: [batch, inputIds.count / batch], values: attentionMask), labels: labels, drop: drop)
     }
 }

@@ -257,12 +257,13 @@ public final class T5Model {
 
     // MARK: forward
 
-    /// shared[ids] → (B, L, d).
-    public func embed(_ ids: [Int32], batch: Int) throws -> Tensor {
+    /// The token embedding lookup shared[ids] → (B, L, d) (transformers' `get_input_embeddings()`):
+    /// what a method builds `inputsEmbeds` from.
+    public func embed(inputIds ids: [Int32], batch: Int) throws -> Tensor {
         try embedding(shared, ids: ids, shape: [batch, ids.count / max(batch, 1)])
     }
 
-    /// Encoder over input embeddings (prompt rows already prepended) with key mask (B, L).
+    /// Encoder over input embeddings (B, L, d) (a method's soft-prompt rows included) with key mask (B, L).
     public func encode(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
         let chunks = streamChunks(batch: embeds.shape[0], length: embeds.shape[1], drop: drop)
         guard chunks.count == 1 else {
@@ -379,44 +380,31 @@ public final class T5Model {
     public struct Output {
         public let loss: Tensor
         public let logits: Tensor        // (B, T, V)
-        public let encoderHidden: Tensor // (B, n+L, d)
+        public let encoderHidden: Tensor // (B, L, d)
     }
 
-    /// Soft prompt (n×d, shared by the batch) prepended to the encoder input; encoder and
-    /// cross-attention masks extended with ones (METHODS §1).
-    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
-                        prompt: Tensor? = nil, inputDelta: Tensor? = nil, drop: DropoutContext = .eval) throws -> Output {
-        let (embeds, mask) = try promptedInputs(inputIds: inputIds, attentionMask: attentionMask, batch: batch, prompt: prompt,
-                                                inputDelta: inputDelta)
-        let enc = try encode(embeds: embeds, mask: mask, drop: drop)
-        let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: mask, drop: drop)
+    /// Teacher-forced pass over input embeddings, as transformers' T5ForConditionalGeneration with
+    /// `inputs_embeds`: encoder over `inputsEmbeds` (B, L, d) with `attentionMask` (B, L) as its key
+    /// mask and the decoder's cross-attention mask; decoder inputs are `labels` (B, T, −100 padded)
+    /// shifted right; loss the mean token cross-entropy. A method's soft prompt or input update is
+    /// already in `inputsEmbeds` (Methods: `TuningMethod.inputs`, METHODS §1).
+    public func forward(inputsEmbeds: Tensor, attentionMask: Tensor, labels: [Int32], drop: DropoutContext = .eval) throws -> Output {
+        guard inputsEmbeds.rank == 3, inputsEmbeds.shape[2] == config.dModel,
+              attentionMask.shape == Array(inputsEmbeds.shape.prefix(2)) else {
+            throw TensorError.shapeMismatch(op: "T5 inputs", detail: "inputs_embeds \(inputsEmbeds.shape) must be [B, L, \(config.dModel)] with attention_mask [B, L], got \(attentionMask.shape)")
+        }
+        let batch = inputsEmbeds.shape[0]
+        let enc = try encode(embeds: inputsEmbeds, mask: attentionMask, drop: drop)   // (B, L, d)
+        let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: attentionMask, drop: drop)
         return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
     }
 
-    /// concat(prompt, shared[ids] + inputDelta[:L]) and concat(ones(n), mask). `inputDelta` (s×d,
-    /// s ≥ L) is DePT's position-indexed low-rank update of the token embeddings.
-    public func promptedInputs(inputIds: [Int32], attentionMask: [Float], batch: Int, prompt: Tensor?,
-                               inputDelta: Tensor? = nil) throws -> (Tensor, Tensor) {
-        let L = inputIds.count / batch
-        var embeds = try embed(inputIds, batch: batch)                                // (B, L, d)
-        if let inputDelta {
-            guard inputDelta.rank == 2, inputDelta.shape[1] == config.dModel, inputDelta.shape[0] >= L else {
-                throw TensorError.shapeMismatch(op: "T5 input delta", detail: "delta \(inputDelta.shape) must be [s ≥ \(L), \(config.dModel)]")
-            }
-            embeds = try add(embeds, try narrow(inputDelta, axis: 0, start: 0, length: L))  // broadcast over B
-        }
-        var mask = Tensor(shape: [batch, L], values: attentionMask)
-        if let prompt {
-            guard prompt.rank == 2, prompt.shape[1] == config.dModel else {
-                throw TensorError.shapeMismatch(op: "T5 prompt", detail: "prompt \(prompt.shape) must be [n, \(config.dModel)]")
-            }
-            let n = prompt.shape[0]
-            embeds = try concat([repeatBatch(prompt, batch), embeds], axis: 1)       // (B, n+L, d)
-            var m = [Float](repeating: 1, count: batch * (n + L))
-            for b in 0..<batch { for t in 0..<L { m[b * (n + L) + n + t] = attentionMask[b * L + t] } }
-            mask = Tensor(shape: [batch, n + L], values: m)
-        }
-        return (embeds, mask)
+    /// Plain token input (`input_ids`, B × L, with `attentionMask` B × L): `forward(inputsEmbeds:)`
+    /// over `embed(inputIds:batch:)`.
+    public func forward(inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int,
+                        drop: DropoutContext = .eval) throws -> Output {
+        try forward(inputsEmbeds: try embed(inputIds: inputIds, batch: batch),
+                    attentionMask: Tensor(shape: [batch, inputIds.count / batch], values: attentionMask), labels: labels, drop: drop)
     }
 
     // MARK: greedy generation with a KV cache

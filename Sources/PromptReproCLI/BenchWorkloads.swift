@@ -43,16 +43,18 @@ struct BenchOne: ParsableCommand {
             case "train", "ft":
                 let tape = Tape()
                 let drop = DropoutContext(key: key.derive("dropout").derive(UInt64(step)), p: 0.1)
-                let out = try tape.record {
-                    try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: workload == "ft" ? nil : p, drop: drop)
+                let out = try tape.record { () -> T5Model.Output in
+                    let (e, m) = try Injection(prompt: workload == "ft" ? nil : p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
+                    return try model.forward(inputsEmbeds: e, attentionMask: m, labels: labels, drop: drop)
                 }
                 // No clipping (as the PyTorch reference): the trainer's path for such steps, the
                 // optimizer fused into backward (same values as backward, then update).
                 backwardWithStep(tape, loss: out.loss, optimizer: opt, params: params)
             case "eval":
-                _ = try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: b, prompt: p, drop: .eval)
+                let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
+                _ = try model.forward(inputsEmbeds: e, attentionMask: m, labels: labels, drop: .eval)
             case "generate":
-                let (e, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: b, prompt: p)
+                let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
                 _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: 3)
             default: throw ValidationError("unknown workload \(workload)")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Methods
 import Models
 import Support
 import Tensor

@@ -83,16 +83,14 @@ public struct T5Objective: ArchitectureObjective {
 
     /// Mean token cross-entropy of the target given the prompted input.
     public static func loss(_ b: TrainingBatch, model m: T5Model, method: TuningMethod, drop: DropoutContext) throws -> Tensor {
-        let inj = try method.injection(drop: drop)
-        return try m.forward(inputIds: b.ids, attentionMask: b.mask, labels: b.labels, batch: b.size,
-                             prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
+        let (embeds, mask) = try method.inputs(for: m, inputIds: b.ids, attentionMask: b.mask, batch: b.size, drop: drop)
+        return try m.forward(inputsEmbeds: embeds, attentionMask: mask, labels: b.labels, drop: drop).loss
     }
 
     public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws
         -> (predictions: [String], unfinished: Int) {
         let m = model
-        let (embeds, mask) = try m.promptedInputs(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt,
-                                                  inputDelta: inj.inputDelta)
+        let (embeds, mask) = try inj.inputs(for: m, inputIds: b.ids, attentionMask: b.mask, batch: b.size)
         if let mode = config.evalMode, mode != .generate {
             let enc = try m.encode(embeds: consume embeds, mask: mask, drop: .eval)
             let cands = try chunk.map { try RankCandidates.candidates(def, set: config.templates, data: data, example: $0) }
@@ -153,16 +151,17 @@ public struct GPT2Objective: ArchitectureObjective {
     /// The verbaliser's class cross-entropy (OpenPrompt ManualVerbalizer: next-token logits at the
     /// last text position, gathered at the label words' first tokens, softmax over the classes).
     public static func loss(_ b: TrainingBatch, model m: GPT2Model, method: TuningMethod, classTokens: [Int32], drop: DropoutContext) throws -> Tensor {
-        let inj = try method.injection(drop: drop)
-        return try crossEntropy(try classLogits(b, m, inj, classTokens, drop), targets: b.classTargets)
+        let inputs = try method.inputs(for: m, inputIds: b.ids, attentionMask: b.mask, batch: b.size, drop: drop)
+        return try crossEntropy(try classLogits(b, m, inputs, classTokens, drop), targets: b.classTargets)
     }
 
-    /// Verbaliser scores (B, C) of GPT-2: hidden state at position n + lastPositions[b] (after
-    /// ln_f) times the output head's rows of the class tokens.
-    public static func classLogits(_ b: TrainingBatch, _ m: GPT2Model, _ inj: Injection, _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
-        let h = try m.hidden(inputIds: b.ids, attentionMask: b.mask, batch: b.size, prompt: inj.prompt, inputDelta: inj.inputDelta,
-                             drop: drop)                                                                      // (B, S, d)
-        let S = h.shape[1], n = inj.prompt?.shape[0] ?? 0
+    /// Verbaliser scores (B, C) of GPT-2 for `b` fed as `inputs` (B, S = n + L: the method's prompt
+    /// rows first): hidden state at position n + lastPositions[b] (after ln_f) times the output
+    /// head's rows of the class tokens.
+    public static func classLogits(_ b: TrainingBatch, _ m: GPT2Model, _ inputs: (inputsEmbeds: Tensor, attentionMask: Tensor),
+                                   _ classTokens: [Int32], _ drop: DropoutContext) throws -> Tensor {
+        let h = try m.hidden(inputsEmbeds: inputs.inputsEmbeds, attentionMask: inputs.attentionMask, drop: drop)  // (B, S, d)
+        let S = h.shape[1], n = S - b.ids.count / b.size                                                    // n prompt rows
         let rows = try embedding(try reshape(h, [b.size * S, m.config.nEmbd]),
                                  ids: b.lastPositions.enumerated().map { Int32($0.offset * S + n + $0.element) })  // (B, d)
         let words = try embedding(m.head, ids: classTokens)                                                         // (C, d)
@@ -171,7 +170,8 @@ public struct GPT2Objective: ArchitectureObjective {
 
     public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws
         -> (predictions: [String], unfinished: Int) {
-        let logits = try Self.classLogits(b, model, inj, classTokens, .eval)
+        let inputs = try inj.inputs(for: model, inputIds: b.ids, attentionMask: b.mask, batch: b.size)
+        let logits = try Self.classLogits(b, model, inputs, classTokens, .eval)
         let C = classTokens.count
         var preds: [String] = []
         for r in 0..<b.size {

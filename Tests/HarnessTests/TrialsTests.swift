@@ -1,4 +1,5 @@
 import Foundation
+import Methods
 import Models
 import Tasks
 import Tensor

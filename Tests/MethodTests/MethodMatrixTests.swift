@@ -2,36 +2,34 @@ import Foundation
 import Methods
 import Models
 import Support
-import Tasks
 import Tensor
 import TestSupport
 import Training
 import XCTest
 
 /// Every method through the same matrix (house style §7) on the embedded tiny T5 and GPT-2, with a
-/// real few-shot sample: a few full-batch steps lower the loss, only the method's tensors change,
+/// synthetic batch (TestSupport `SyntheticBatch`; no ../shared needed): a few full-batch steps lower the loss, only the method's tensors change,
 /// the trainable count equals the method's formula, and save → load reproduces the logits exactly.
 final class MethodMatrixTests: XCTestCase {
-    func batch(_ task: String, set: TemplateSet, tok: TextTokenizer, t5: Bool) throws -> (ids: [Int32], mask: [Float], labels: [Int32], b: Int) {
-        let dir = try sharedData()
-        let train = try DataLoader.load(try TaskRegistry.definition(task), split: .train, dataDir: dir)
-        let m = try Manifest.load(path: "\(repoRoot)/Baselines/manifests/\(task)-k8-s1.json")
-        let ex = try Templates.examples(train, set: set, training: true, rows: m.indices)
-        let src = ex.map { Array(tok.encode($0.source).prefix(96)) }
-        let L = src.map(\.count).max()!
-        var ids: [Int32] = [], mask: [Float] = [], labels: [Int32] = []
-        for s in src {
-            ids += s + [Int32](repeating: 0, count: L - s.count)
-            mask += [Float](repeating: 1, count: s.count) + [Float](repeating: 0, count: L - s.count)
+    /// The matrix's batch: 8 synthetic rows of up to 96 ids from the tokenizer's vocabulary
+    /// (T5 targets of up to 12 tokens; GPT-2 causal labels), the same on every machine.
+    func batch(tok: TextTokenizer, t5: Bool) -> SyntheticBatch {
+        SyntheticBatch(vocabSize: tok.vocabSize, padId: tok.padId, eosId: tok.eosId, causal: !t5)
+    }
+
+    /// The method's forward on `data` as the trainer feeds the backbone: `method.inputs` →
+    /// `inputsEmbeds`; GPT-2 labels get −100 over the prompt rows.
+    func forward(_ backbone: Backbone, _ method: TuningMethod, _ data: SyntheticBatch, drop: DropoutContext = .eval) throws
+        -> (loss: Tensor, logits: Tensor) {
+        let (e, m) = try method.inputs(for: backbone, inputIds: data.ids, attentionMask: data.mask, batch: data.b, drop: drop)
+        if let t5 = backbone as? T5Model {
+            let o = try t5.forward(inputsEmbeds: e, attentionMask: m, labels: data.labels, drop: drop)
+            return (o.loss, o.logits)
         }
-        if t5 {
-            let tg = ex.map { tok.encode($0.target) }
-            let T = tg.map(\.count).max()!
-            for t in tg { labels += t + [Int32](repeating: -100, count: T - t.count) }
-        } else {
-            for (s, mk) in zip(ids, mask) { labels.append(mk == 1 ? s : -100) }
-        }
-        return (ids, mask, labels, ex.count)
+        let n = e.shape[1] - data.ids.count / data.b
+        let o = try (backbone as! GPT2Model).forward(inputsEmbeds: e, attentionMask: m,
+                                                     labels: promptedLabels(data.labels, batch: data.b, promptRows: n), drop: drop)
+        return (o.loss, o.logits)
     }
 
     func checksum(_ ts: [Tensor]) -> Double { ts.reduce(0.0) { acc, t in acc + t.array.enumerated().reduce(0.0) { $0 + Double($1.element) * Double($1.offset % 7 + 1) } } }
@@ -41,7 +39,7 @@ final class MethodMatrixTests: XCTestCase {
         let tok = try Tokenizers.load(directory: dir)
         let isT5 = arch == "t5-tiny"
         let methods = MethodRegistry.names
-        let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+        let data = batch(tok: tok, t5: isT5)
         for name in methods {
             let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
             var mc = try MethodConfig.defaults(name)
@@ -50,15 +48,7 @@ final class MethodMatrixTests: XCTestCase {
             XCTAssertEqual(method.trainableCount, try MethodRegistry.parameterCount(mc, architecture: backbone.architecture), "\(name) count")
             let frozen = backbone.parameters.map(\.tensor)
             let before = checksum(frozen)
-            func lossNow() throws -> Tensor {
-                let inj = try method.injection(drop: .eval)
-                if let t5 = backbone as? T5Model {
-                    return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                          prompt: inj.prompt, inputDelta: inj.inputDelta).loss
-                }
-                return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                            batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta).loss
-            }
+            func lossNow() throws -> Tensor { try forward(backbone, method, data).loss }
             let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: method.trainable.map(\.tensor), lr: name == "ft" ? 1e-3 : 0.05, weightDecay: 0)])
             let first = try lossNow().scalar
             for _ in 0..<6 {
@@ -80,16 +70,8 @@ final class MethodMatrixTests: XCTestCase {
             try fresh.load(state: saved)
             let a = try method.injection(drop: .eval), b = try fresh.injection(drop: .eval)
             XCTAssertEqual(a.prompt?.array, b.prompt?.array, "\(name) prompt after reload")
-            if let t5a = backbone as? T5Model, let t5b = backbone2 as? T5Model {
-                let la = try t5a.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
-                let lb = try t5b.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
-                XCTAssertEqual(la.logits.array, lb.logits.array, "\(name) logits after reload")
-            }
-            if let ga = backbone as? GPT2Model, let gb = backbone2 as? GPT2Model {
-                let la = try ga.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: a.prompt, inputDelta: a.inputDelta)
-                let lb = try gb.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b, prompt: b.prompt, inputDelta: b.inputDelta)
-                XCTAssertTrue(la.logits.array == lb.logits.array, "\(name) GPT-2 logits after reload")
-            }
+            let la = try forward(backbone, method, data).logits, lb = try forward(backbone2, fresh, data).logits
+            XCTAssertTrue(la.array == lb.array, "\(arch) \(name) logits after reload")
             print("matrix \(arch) \(name): trainable \(method.trainableCount), loss \(first) → \(last)")
         }
     }
@@ -103,7 +85,7 @@ final class MethodMatrixTests: XCTestCase {
             let dir = try EmbeddedBackbones.directory(arch)
             let tok = try Tokenizers.load(directory: dir)
             let isT5 = arch == "t5-tiny"
-            let data = try batch("cb", set: .dpt, tok: tok, t5: isT5)
+            let data = batch(tok: tok, t5: isT5)
             var cases: [(String, OptimizerKind)] = ["pt", "respt", "dpt", "lopt1", "lopt2", "lora", "probe"].map { ($0, .adamwTorch) }
             cases.append(("dept", .adamwHF))
             cases += [("ft", .adamwTorch), ("ft", .adamwHF), ("ft", .adafactor)]
@@ -120,16 +102,7 @@ final class MethodMatrixTests: XCTestCase {
                     for step in 0..<3 {
                         let drop = DropoutContext(key: RNGKey(seed: 7).derive(UInt64(step)), p: 0.1)
                         let tape = Tape()
-                        let loss = try tape.record { () -> Tensor in
-                            let inj = try method.injection(drop: drop)
-                            if let t5 = backbone as? T5Model {
-                                return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                                      prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-                            }
-                            return try (backbone as! GPT2Model).forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels,
-                                                                        batch: data.b, prompt: inj.prompt, inputDelta: inj.inputDelta,
-                                                                        drop: drop).loss
-                        }
+                        let loss = try tape.record { try forward(backbone, method, data, drop: drop).loss }
                         if fused {
                             backwardWithStep(tape, loss: loss, optimizer: opt, params: params, lrScale: 0.5 + Float(step))
                             XCTAssertTrue(params.allSatisfy { $0.grad == nil }, "\(arch) \(name): fused step left a gradient")
@@ -156,7 +129,7 @@ final class MethodMatrixTests: XCTestCase {
     func testCheckpointedSublayersAreBitIdentical() throws {
         let dir = try EmbeddedBackbones.directory("t5-tiny")
         let tok = try Tokenizers.load(directory: dir)
-        let data = try batch("cb", set: .dpt, tok: tok, t5: true)
+        let data = batch(tok: tok, t5: true)
         for name in ["ft", "pt", "lora"] {
             var results: [[[Float]]] = []
             for (checkpointed, fused) in [(false, false), (true, false), (true, true)] {
@@ -171,11 +144,7 @@ final class MethodMatrixTests: XCTestCase {
                 for step in 0..<3 {
                     let drop = DropoutContext(key: RNGKey(seed: 9).derive(UInt64(step)), p: 0.1)
                     let tape = Tape()
-                    let loss = try tape.record { () -> Tensor in
-                        let inj = try method.injection(drop: drop)
-                        return try t5.forward(inputIds: data.ids, attentionMask: data.mask, labels: data.labels, batch: data.b,
-                                              prompt: inj.prompt, inputDelta: inj.inputDelta, drop: drop).loss
-                    }
+                    let loss = try tape.record { try forward(t5, method, data, drop: drop).loss }
                     if fused {
                         backwardWithStep(tape, loss: loss, optimizer: opt, params: params)
                     } else {

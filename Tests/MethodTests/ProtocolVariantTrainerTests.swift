@@ -107,7 +107,7 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         let tok = try Tokenizers.load(directory: dir)
         let src = tok.encode("premise: it rained. hypothesis: the street is wet")
         let cands = ["0", "entailment", "a longer candidate"].map { tok.encode($0) }
-        let (embeds, mask) = try m.promptedInputs(inputIds: src, attentionMask: [Float](repeating: 1, count: src.count), batch: 1, prompt: nil)
+        let (embeds, mask) = try Injection().inputs(for: m, inputIds: src, attentionMask: [Float](repeating: 1, count: src.count), batch: 1)
         let enc = try m.encode(embeds: embeds, mask: mask, drop: .eval)
         let sums = try RankScorer.logLikelihoods(m, encoder: enc, encoderMask: mask, candidates: [cands], mean: false)[0]
         let means = try RankScorer.logLikelihoods(m, encoder: enc, encoderMask: mask, candidates: [cands], mean: true)[0]

@@ -1,5 +1,6 @@
 import Support
 import Foundation
+import Methods
 import Models
 import Tensor
 import XCTest
@@ -7,14 +8,22 @@ import XCTest
 final class ModelBehaviorTests: XCTestCase {
     func tinyT5() throws -> T5Model { try T5Model.random(config: EmbeddedBackbones.t5Tiny, key: RNGKey(seed: 3)) }
 
+    /// Teacher-forced pass with a soft prompt (n, d) fed as a method feeds it: `Injection.inputs`
+    /// → `inputsEmbeds`.
+    func forward(_ m: T5Model, inputIds: [Int32], attentionMask: [Float], labels: [Int32], batch: Int, prompt: Tensor,
+                 drop: DropoutContext = .eval) throws -> T5Model.Output {
+        let (e, mask) = try Injection(prompt: prompt).inputs(for: m, inputIds: inputIds, attentionMask: attentionMask, batch: batch)
+        return try m.forward(inputsEmbeds: e, attentionMask: mask, labels: labels, drop: drop)
+    }
+
     /// Frozen backbone: a prompt-tuning step computes the prompt gradient and no weight gradient.
     func testFrozenBackboneOnlyPromptGradient() throws {
         let m = try tinyT5()
         let prompt = Tensor.normal([5, 64], std: 0.5, key: RNGKey(seed: 4), requiresGrad: true)
         let tape = Tape()
         let out = try tape.record {
-            try m.forward(inputIds: [10, 11, 12, 1, 20, 21, 1, 0], attentionMask: [1, 1, 1, 1, 1, 1, 1, 0],
-                          labels: [51, 1, 52, 1], batch: 2, prompt: prompt)
+            try forward(m, inputIds: [10, 11, 12, 1, 20, 21, 1, 0], attentionMask: [1, 1, 1, 1, 1, 1, 1, 0],
+                        labels: [51, 1, 52, 1], batch: 2, prompt: prompt)
         }
         tape.backward(out.loss)
         XCTAssertNotNil(prompt.grad)
@@ -32,8 +41,8 @@ final class ModelBehaviorTests: XCTestCase {
             prompt.zeroGrad()
             let tape = Tape()
             let out = try tape.record {
-                try m.forward(inputIds: [5, 6, 7, 1], attentionMask: [1, 1, 1, 1], labels: [9, 1], batch: 1, prompt: prompt,
-                              drop: DropoutContext(key: key, p: 0.1))
+                try forward(m, inputIds: [5, 6, 7, 1], attentionMask: [1, 1, 1, 1], labels: [9, 1], batch: 1, prompt: prompt,
+                            drop: DropoutContext(key: key, p: 0.1))
             }
             tape.backward(out.loss)
             return (out.loss.scalar, prompt.grad!.array)
@@ -52,7 +61,7 @@ final class ModelBehaviorTests: XCTestCase {
         let m = try tinyT5()
         let ids: [Int32] = [10, 40, 41, 42, 1, 30, 31, 1, 0, 0]
         let mask: [Float] = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
-        let (emb, em) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: 2, prompt: nil)
+        let (emb, em) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask, batch: 2)
         let enc = try m.encode(embeds: emb, mask: em, drop: .eval)
         let gen = try m.generate(encoder: enc, encoderMask: em, maxNewTokens: 6)
         for b in 0..<2 {
@@ -90,8 +99,8 @@ final class ModelBehaviorTests: XCTestCase {
             prompt.zeroGrad()
             let tape = Tape()
             let out = try tape.record {
-                try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: 2, prompt: prompt,
-                              drop: DropoutContext(key: RNGKey(seed: 9), p: 0.1))
+                try forward(m, inputIds: ids, attentionMask: mask, labels: labels, batch: 2, prompt: prompt,
+                            drop: DropoutContext(key: RNGKey(seed: 9), p: 0.1))
             }
             tape.backward(out.loss)
             return (out.loss.scalar, [prompt.grad!.array] + (fullFT ? [watched.grad!.array, watchedV.grad!.array] : []))
@@ -106,7 +115,7 @@ final class ModelBehaviorTests: XCTestCase {
                 for i in 0..<p.count { XCTAssertEqual(a[i], p[i], accuracy: 1e-4 * scale) }
             }
         }
-        let (emb, em) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: 2, prompt: prompt)
+        let (emb, em) = try Injection(prompt: prompt).inputs(for: m, inputIds: ids, attentionMask: mask, batch: 2)
         var tokens: [[[Int32]]] = []
         for mode in [T5Model.CrossAttentionMode.absorbed, .projected] {
             m.crossAttentionMode = mode
@@ -148,12 +157,12 @@ final class ModelBehaviorTests: XCTestCase {
         XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: DropoutContext(key: RNGKey(seed: 1), p: 0.1)), [0..<B])
         Tape().record { XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B]) }
         let streamed = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
-        let (e1, m1) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: B, prompt: nil)
+        let (e1, m1) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask, batch: B)
         let genStreamed = try m.generate(embeds: e1, mask: m1, maxNewTokens: 4)
         m.streamTokens = 0
         XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B])
         let whole = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
-        let (e2, m2) = try m.promptedInputs(inputIds: ids, attentionMask: mask, batch: B, prompt: nil)
+        let (e2, m2) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask, batch: B)
         let genWhole = try m.generate(embeds: e2, mask: m2, maxNewTokens: 4)
         XCTAssertEqual(streamed.encoderHidden.shape, whole.encoderHidden.shape)
         for i in 0..<whole.encoderHidden.count { XCTAssertEqual(streamed.encoderHidden[i], whole.encoderHidden[i], accuracy: 1e-5) }

@@ -1,5 +1,6 @@
 import Support
 import Foundation
+import Methods
 import Models
 import Tensor
 import XCTest
@@ -85,8 +86,8 @@ final class PEFTAdapterTests: XCTestCase {
         let got = try ParityRunner.run(modelDirectory: modelDir, case: c, adapter: dir)
         let ids = c.inputIds.flatMap { $0.map(Int32.init) }, mask = c.attentionMask.flatMap { $0.map(Float.init) }
         let delta = scale(try matmul(a, b), 8 / Float(rank).squareRoot())
-        let want = try model.forward(inputIds: ids, attentionMask: mask, labels: c.labels.flatMap { $0.map(Int32.init) }, batch: c.inputIds.count,
-                                     prompt: p, inputDelta: delta)
+        let (embeds, m) = try Injection(prompt: p, inputDelta: delta).inputs(for: model, inputIds: ids, attentionMask: mask, batch: c.inputIds.count)
+        let want = try model.forward(inputsEmbeds: embeds, attentionMask: m, labels: c.labels.flatMap { $0.map(Int32.init) })
         XCTAssertEqual(doubles(got["logits"]), want.logits.array.map(Double.init))
         try SafeTensorsFile.write(["prompt_embeddings": p, "lora_embedding_A": a], to: "\(dir)/adapter_model.safetensors")
         XCTAssertThrowsError(try ParityRunner.run(modelDirectory: modelDir, case: c, adapter: dir)) { XCTAssertTrue("\($0)".contains("lora_embedding_B"), "\($0)") }

@@ -1,5 +1,6 @@
 // What every test target shares: the repository root, the shared data directory beside it (CI
-// must have it: a missing one fails there and skips elsewhere), and fresh temporary directories.
+// must have it: a missing one fails there and skips elsewhere), fresh temporary directories, and a
+// deterministic synthetic token batch.
 // Linked only into test targets.
 import Foundation
 import XCTest
@@ -33,4 +34,54 @@ public func tempDir(_ tag: String) -> String {
     let d = NSTemporaryDirectory() + "promptrepro-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
     try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
+}
+
+/// A deterministic batch of token ids for tests that need no real text (the method matrix): B rows
+/// of ids drawn from a tokenizer's vocabulary, right-padded to the longest row, in the layout the
+/// trainer builds. Same arguments → same batch on every machine (a fixed counter-based formula,
+/// splitmix64 of seed and index).
+public struct SyntheticBatch {
+    /// Token ids and mask (B × L, right-padded with `padId`).
+    public let ids: [Int32], mask: [Float]
+    /// T5: target ids (B × T, each ending in eos, −100 padded). Causal (GPT-2): the ids where the
+    /// mask is 1, −100 over padding (B × L).
+    public let labels: [Int32]
+    public let b: Int
+
+    /// - Parameters:
+    ///   - vocabSize, padId, eosId: the tokenizer's; ids are drawn from [0, vocabSize) without pad
+    ///     and eos; a row ends in eos when the tokenizer has one (as `encode` appends it for T5).
+    ///   - rows: B; lengths vary over [maxLength / 2, maxLength], the first row is the longest.
+    ///   - causal: GPT-2 causal-LM labels instead of T5 targets (of 2…`targetLength` tokens).
+    public init(vocabSize: Int, padId: Int32, eosId: Int32?, rows: Int = 8, maxLength: Int = 96, targetLength: Int = 12,
+                causal: Bool, seed: UInt64 = 1) {
+        var counter: UInt64 = 0
+        func next(below n: Int) -> Int {  // splitmix64(seed, counter) mod n
+            counter += 1
+            var z = seed &* 0x9E37_79B9_7F4A_7C15 &+ counter &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Int(z % UInt64(n))
+        }
+        let pool = (0..<Int32(vocabSize)).filter { $0 != padId && $0 != eosId }
+        func tokens(_ n: Int) -> [Int32] {
+            let body = (0..<(eosId == nil ? n : n - 1)).map { _ in pool[next(below: pool.count)] }
+            return eosId.map { body + [$0] } ?? body
+        }
+        let lengths = (0..<rows).map { $0 == 0 ? maxLength : maxLength / 2 + next(below: maxLength - maxLength / 2 + 1) }
+        var ids: [Int32] = [], mask: [Float] = [], labels: [Int32] = []
+        for n in lengths {
+            ids += tokens(n) + [Int32](repeating: padId, count: maxLength - n)
+            mask += [Float](repeating: 1, count: n) + [Float](repeating: 0, count: maxLength - n)
+        }
+        if causal {
+            labels = zip(ids, mask).map { $1 == 1 ? $0 : -100 }
+        } else {
+            let targets = (0..<rows).map { _ in tokens(2 + next(below: targetLength - 1)) }
+            let T = targets.map(\.count).max() ?? 1
+            for t in targets { labels += t + [Int32](repeating: -100, count: T - t.count) }
+        }
+        self.ids = ids; self.mask = mask; self.labels = labels; b = rows
+    }
 }

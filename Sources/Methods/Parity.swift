@@ -1,6 +1,8 @@
 // Runs one case in the format of shared/parity/FORMAT.md: loss, logits, encoder output, prompt
-// and weight gradients, greedy decode — all fp32, dropout off.
+// and weight gradients, greedy decode — all fp32, dropout off. The prompt (the case's or a PEFT
+// adapter's) enters as PEFT passes it: through `Injection.inputs` as the model's `inputsEmbeds`.
 import Foundation
+import Models
 import Tensor
 
 public struct ParityCase: Decodable {
@@ -102,12 +104,15 @@ public enum ParityRunner {
             var aliases = ["encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"]
             if model.lmHead == nil { aliases["lm_head.weight"] = "shared.weight" }
             let grads = try params(model.parameters, aliases: aliases)
-            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt,
-                                                         inputDelta: inputDelta) }
+            let inj = Injection(prompt: prompt, inputDelta: inputDelta)
+            let o = try tape.record { () -> T5Model.Output in
+                let (embeds, m) = try inj.inputs(for: model, inputIds: ids, attentionMask: mask, batch: batch)
+                return try model.forward(inputsEmbeds: embeds, attentionMask: m, labels: labels)
+            }
             record(loss: o.loss, logits: o.logits, grads: grads)
             out["encoder_last_hidden_state"] = o.encoderHidden.array.map(Double.init)
             if let g = c.generate {
-                let (embeds, m) = try model.promptedInputs(inputIds: ids, attentionMask: mask, batch: batch, prompt: prompt, inputDelta: inputDelta)
+                let (embeds, m) = try inj.inputs(for: model, inputIds: ids, attentionMask: mask, batch: batch)
                 let enc = try model.encode(embeds: embeds, mask: m, drop: .eval)
                 out["generated_ids"] = try model.generate(encoder: enc, encoderMask: m, maxNewTokens: g.maxNewTokens).map { $0.map(Int.init) }
             }
@@ -123,9 +128,12 @@ public enum ParityRunner {
                 aliases["transformer." + bare] = name
             }
             let grads = try params(model.parameters, aliases: aliases)
-            let o = try tape.record { try model.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: batch, prompt: prompt,
-                                                         inputDelta: inputDelta) }
-            record(loss: o.loss, logits: o.logits, grads: grads)
+            let n = prompt?.shape[0] ?? 0, L = ids.count / batch
+            let o = try tape.record { () -> GPT2Model.Output in
+                let (embeds, m) = try Injection(prompt: prompt, inputDelta: inputDelta).inputs(for: model, inputIds: ids, attentionMask: mask, batch: batch)
+                return try model.forward(inputsEmbeds: embeds, attentionMask: m, labels: promptedLabels(labels, batch: batch, promptRows: n))
+            }
+            record(loss: o.loss, logits: n == 0 ? o.logits : try narrow(o.logits, axis: 1, start: n, length: L), grads: grads)  // text positions
         }
         if let prompt { out["prompt_grad"] = (prompt.grad?.array ?? [Float](repeating: 0, count: prompt.count)).map(Double.init) }
         return out
