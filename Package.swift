@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // PromptRepro: reproduction harness for low-rank soft-prompt papers (DPT, LoPT).
-// Layering (no upward imports): Support, CBLAS, CGemm <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Harness <- Reports <- CLI.
+// Layering (no upward imports): Support, CBLAS, CGemm <- Tensor <- Models <- Methods/Tasks <- Training <- Store <- Harness, Reports <- CLI
+// (Harness and Reports both sit on Store and do not import each other; Reports reads no model, method or spec).
 import PackageDescription
 
 import Foundation
@@ -58,7 +59,9 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
-        .target(name: "Reports", dependencies: ["Store", "Harness", "Methods", "Models", "Tasks", "Training", "Support", .product(name: "Yams", package: "Yams")],
+        // Tables, figures, comparisons: from the store's cells and committed files only (no specs,
+        // models or methods; the CLI passes what it derives from them as data).
+        .target(name: "Reports", dependencies: ["Store", "Tasks", "Training", "Support", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),

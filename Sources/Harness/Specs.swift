@@ -3,6 +3,7 @@
 // profile gives one RunSpec per (variant, task, model, k, seed).
 import Foundation
 import Methods
+import Models
 import Store
 import Support
 import Tasks
@@ -245,8 +246,7 @@ public struct ExperimentSpec {
                         let runSeeds = variant.searchFor != nil ? (variant.seeds ?? Array(profileSeeds.prefix(1))) : profileSeeds
                         for sampleSeed in crossed {
                             for seed in runSeeds {
-                                var mc = try MethodConfig.defaults(variant.method)
-                                mc = try merge(mc, settings.overrides, what: "method \(variant.name)")
+                                let mc = try methodConfig(settings)
                                 let proto = protocolName == "auto" || protocolName == nil ? TrainConfig.defaultProtocol(for: variant.method) : protocolName!
                                 var c = try TrainConfig.preset(proto, method: mc, task: task, model: modelSpec, k: k, seed: seed)
                                 for layer in [train, settings.train, p.train] { c = try merge(c, layer, what: "training settings") }
@@ -266,6 +266,28 @@ public struct ExperimentSpec {
         return out
     }
 
+    /// A variant's method config: its method's defaults with the variant's overrides (a searched
+    /// variant: the overrides of its method entry, without a grid point's).
+    public func methodConfig(_ variant: Variant) throws -> MethodConfig {
+        try merge(try MethodConfig.defaults(variant.method), variant.overrides, what: "method \(variant.name)")
+    }
+
+    /// Paper-formula trainable counts (`MethodRegistry.parameterCount`) per variant name and model
+    /// column, for the columns whose architecture is known (`Architectures.known`); what a table
+    /// prints as ours for a row without runs. A run stores its own (`RunSpec.paperParameterCount`).
+    public func paperParameterCounts() -> [String: [String: Int]] {
+        var out: [String: [String: Int]] = [:]
+        for v in variants {
+            guard let mc = try? methodConfig(v) else { continue }
+            for column in models {
+                if let arch = Architectures.known[column], let n = try? MethodRegistry.parameterCount(mc, architecture: arch) {
+                    out[v.name, default: [:]][column] = n
+                }
+            }
+        }
+        return out
+    }
+
     /// Overrides fields of a Codable value through its JSON form (keys as in the file).
     func merge<T: Codable>(_ value: T, _ over: [String: Any], what: String) throws -> T {
         if over.isEmpty { return value }
@@ -277,5 +299,19 @@ public struct ExperimentSpec {
         do { return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: obj)) } catch {
             throw SpecError(path, "\(what): an override has the wrong type (\(error))")
         }
+    }
+}
+
+extension RunSpec {
+    /// This run's paper-formula trainable count, stored as the run metric `paper_params`: its
+    /// method's formula (`MethodRegistry.parameterCount`) on the architecture of its model column,
+    /// the paper's checkpoint — a stand-in backbone (the smoke profile's embedded one) counts as the
+    /// column it stands in for; the backbone's own count is `trainable_params`. A column of no known
+    /// architecture uses the run's model (`directory`'s config.json). nil when neither is known or
+    /// the method has no formula.
+    public func paperParameterCount(directory: String?) -> Int? {
+        let arch = Architectures.known[model]
+            ?? directory.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) }
+        return arch.flatMap { try? MethodRegistry.parameterCount(config.method, architecture: $0) }
     }
 }

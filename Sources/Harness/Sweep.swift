@@ -83,6 +83,7 @@ public enum Worker {
                 trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id))
                 var result = try trainer.run()
                 if let n = o.sweepWorkers { result.extras = (result.extras ?? [:]).merging(["sweep_workers": Double(n)]) { $1 } }
+                if let n = r.paperParameterCount(directory: dir) { result.extras = (result.extras ?? [:]).merging(["paper_params": Double(n)]) { $1 } }
                 if result.status == .interrupted {
                     try store.release(claimed.id)
                     log("run \(claimed.id) interrupted: back to pending")

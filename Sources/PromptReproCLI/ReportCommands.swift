@@ -56,8 +56,11 @@ struct Report: ParsableCommand {
             }
             let (cells, source) = found
             let spec = try? ExperimentSpec.load(layout.spec)
-            let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, spec: spec, profile: profile), dataDir: data)
-            var grid = PaperTables.grid(layout, cells: cells, published: published, profile: profile, spec: spec, references: references)
+            // Reports reads no spec: the runs the spec plans and its paper-formula counts come as data.
+            let planned = (try? spec?.expand(profile: profile)) ?? []
+            let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, planned: planned), dataDir: data)
+            var grid = PaperTables.grid(layout, cells: cells, published: published, profile: profile,
+                                        paperParams: spec?.paperParameterCounts() ?? [:], references: references)
             // A searched variant's table states what its search chose and cost (from the store's search runs).
             if let spec, spec.hasSearch, let store {
                 let rows = Set(layout.rows.map(\.variant))

@@ -3,9 +3,6 @@
 // seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked. Layouts are data
 // (Baselines/tables/NAME.yaml); one TableGrid per table is written as Markdown and as LaTeX.
 import Foundation
-import Harness
-import Methods
-import Models
 import Store
 import Tasks
 import Yams
@@ -85,25 +82,27 @@ public enum PaperTables {
 
     static func f2(_ x: Double) -> String { String(format: "%.2f", x) }
 
-    /// Our trainable count for a row from its spec variant and the section's architecture.
-    static func ourParams(_ spec: ExperimentSpec?, variant: String, column: String) -> String {
-        guard let spec, let v = spec.variants.first(where: { $0.name == variant }),
-              var mc = try? MethodConfig.defaults(v.method), let arch = Architectures.known[column] else { return "—" }
-        if let obj = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(mc)) as? [String: Any] {
-            var o = obj
-            for (k, x) in v.overrides { o[k] = x }
-            if let d = try? JSONSerialization.data(withJSONObject: o), let m2 = try? JSONDecoder().decode(MethodConfig.self, from: d) { mc = m2 }
-        }
-        guard let n = try? MethodRegistry.parameterCount(mc, architecture: arch) else { return "—" }
-        return n.formatted()
+    /// Our trainable count for a row in a section: the paper-formula count stored with the runs of
+    /// the row's cells (`CellResult.paperParams`), else `paperParams[variant][column]`, the count the
+    /// caller computed from the spec (`ExperimentSpec.paperParameterCounts`) for rows without runs;
+    /// "—" with neither. When the two disagree the stored count wins: it is what the runs trained
+    /// (a searched variant runs its chosen grid point's settings, which the spec's variant does not
+    /// name). Cells of one row that stored different counts print as "min–max".
+    static func ourParams(_ cells: [CellResult], _ layout: TableLayout, variant: String, column: String,
+                          paperParams: [String: [String: Int]]) -> String {
+        let tasks = Set(layout.columns.map(\.key))
+        let stored = Set(cells.filter { $0.variant == variant && $0.model == column && tasks.contains($0.task) }.compactMap(\.paperParams))
+        if let lo = stored.min(), let hi = stored.max() { return lo == hi ? lo.formatted() : "\(lo.formatted())–\(hi.formatted())" }
+        return paperParams[variant]?[column]?.formatted() ?? "—"
     }
 
     /// The table as a grid of cells, built once from the cells of (spec, profile), the published values
-    /// and our parameter counts; `markdown` and `latex` are two renderings of it.
+    /// and our parameter counts (stored with the cells' runs, else `paperParams`: variant → model
+    /// column → count, see `ourParams`); `markdown` and `latex` are two renderings of it.
     /// `references`: per column task, the reference scores (`ReferenceRows`) for the "Majority class"
     /// and "Uniform chance" rows of a score table; nil: no reference rows, [:]: rows of "—" (no data).
     public static func grid(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
-                            spec: ExperimentSpec?, references: [String: [ReferenceScore]]? = nil) -> TableGrid {
+                            paperParams: [String: [String: Int]] = [:], references: [String: [ReferenceScore]]? = nil) -> TableGrid {
         let pub = published.filter { $0.paper == layout.paper && $0.table == layout.publishedTable }
         func pubValue(_ model: String, _ label: String, _ method: String, _ col: String) -> PublishedValue? {
             for m in [label, model] {
@@ -123,7 +122,7 @@ public enum PaperTables {
                 var line = [TableGrid.Cell(text: row.label, kind: .label)]
                 if layout.paramsColumn {
                     let p = pubValue(column, label, row.publishedMethod, "params")?.value ?? "—"
-                    line.append(.init(text: "\(p) / \(ourParams(spec, variant: row.variant, column: column))", kind: .params))
+                    line.append(.init(text: "\(p) / \(ourParams(cells, layout, variant: row.variant, column: column, paperParams: paperParams))", kind: .params))
                 }
                 var ourMeans: [Double] = []
                 for col in layout.columns {
@@ -232,8 +231,8 @@ public enum PaperTables {
 
     /// Renders `layout` from the store's cells of (spec, profile) and the published values.
     public static func markdown(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
-                                spec: ExperimentSpec?) -> String {
-        markdown(layout, grid: grid(layout, cells: cells, published: published, profile: profile, spec: spec), profile: profile)
+                                paperParams: [String: [String: Int]] = [:]) -> String {
+        markdown(layout, grid: grid(layout, cells: cells, published: published, profile: profile, paperParams: paperParams), profile: profile)
     }
 
     public static func markdown(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {
@@ -260,8 +259,8 @@ public enum PaperTables {
 
     /// The same table as LaTeX (booktabs), published / ours per cell.
     public static func latex(_ layout: TableLayout, cells: [CellResult], published: [PublishedValue], profile: String,
-                             spec: ExperimentSpec?) -> String {
-        latex(layout, grid: grid(layout, cells: cells, published: published, profile: profile, spec: spec), profile: profile)
+                             paperParams: [String: [String: Int]] = [:]) -> String {
+        latex(layout, grid: grid(layout, cells: cells, published: published, profile: profile, paperParams: paperParams), profile: profile)
     }
 
     public static func latex(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {

@@ -6,7 +6,6 @@
 // else the full split with the DPT templates. A column whose runs scored different subsets gets one
 // value per subset (template sets that score the same examples the same count once).
 import Foundation
-import Harness
 import Store
 import Tasks
 import Training
@@ -45,20 +44,20 @@ public struct ReferenceScore: Equatable {
 
 public enum ReferenceRows {
     /// Per column task, the subsets its runs scored (see the file comment for the fall-backs).
-    public static func subsets(_ layout: TableLayout, cells: [CellResult], spec: ExperimentSpec?, profile: String) -> [String: [EvalSubset]] {
+    /// `planned`: the runs of the table's spec in the profile (`ExperimentSpec.expand`); [] without one.
+    public static func subsets(_ layout: TableLayout, cells: [CellResult], planned: [RunSpec]) -> [String: [EvalSubset]] {
         let variants = Set(layout.rows.map(\.variant)), models = Set(layout.sections.map(\.model))
-        let planned = (try? spec?.expand(profile: profile)) ?? nil
         var out: [String: [EvalSubset]] = [:]
         for task in Set(layout.columns.map(\.key)) {
             var found = Set<EvalSubset>()
             for c in cells where c.task == task && variants.contains(c.variant) && models.contains(c.model) && !c.seeds.isEmpty {
                 if let t = c.templates.flatMap(TemplateSet.init(rawValue:)), let n = c.evalExamples {
                     found.insert(EvalSubset(templates: t, limit: n, valHalf: c.evalHalf == true))
-                } else if let r = planned?.first(where: { $0.task == task && $0.variant == c.variant && $0.model == c.model }) {
+                } else if let r = planned.first(where: { $0.task == task && $0.variant == c.variant && $0.model == c.model }) {
                     found.insert(subset(r.config))
                 }
             }
-            if found.isEmpty, let r = planned?.first(where: { $0.task == task && variants.contains($0.variant) }) {
+            if found.isEmpty, let r = planned.first(where: { $0.task == task && variants.contains($0.variant) }) {
                 found.insert(subset(r.config))
             }
             out[task] = found.isEmpty ? [EvalSubset(templates: .dpt, limit: nil)] : found.sorted()

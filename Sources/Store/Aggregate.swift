@@ -103,6 +103,16 @@ extension CellResult {
     }
 }
 
+extension CellResult {
+    /// The paper-formula trainable count its runs stored (run metric `paper_params`: the method's
+    /// formula on the model column's architecture); nil in records and exports made before it was
+    /// stored, or when the runs disagree.
+    public var paperParams: Int? {
+        guard let s = extras?["paper_params"], s.n > 0, s.min == s.max else { return nil }
+        return Int(exactly: s.min)
+    }
+}
+
 public struct ProbePoint: Codable, Equatable, Sendable {
     public var epoch: Int
     public var positive: Double

@@ -61,7 +61,7 @@ final class ReferenceRowTests: XCTestCase {
         let cells = try store(dir).cellResults(spec: "table4", profile: "cpu")
         let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
-        let subsets = ReferenceRows.subsets(layout, cells: cells, spec: spec, profile: "cpu")
+        let subsets = ReferenceRows.subsets(layout, cells: cells, planned: try spec.expand(profile: "cpu"))
         XCTAssertEqual(subsets["cb"], [EvalSubset(templates: .dpt, limit: 8)])
         XCTAssertEqual(subsets["rte"], [EvalSubset(templates: .dpt, limit: nil)], "no runs: the cpu profile's full split")
         let refs = ReferenceRows.compute(subsets, dataDir: data)
@@ -77,7 +77,7 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertNil(refs["record"]?.first?.majority, "ReCoRD has no majority class")
 
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
-        let grid = PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", spec: spec, references: refs)
+        let grid = PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", paperParams: spec.paperParameterCounts(), references: refs)
         let md = PaperTables.markdown(layout, grid: grid, profile: "cpu")
         let tex = PaperTables.latex(layout, grid: grid, profile: "cpu")
         XCTAssertTrue(md.contains("73.21 / 50.00 ± 0.00 (Δ -23.21) [25% invalid] |"), md)
@@ -90,10 +90,10 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
         XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
         // Without data the rows are there but empty, and the note says what to do; std tables get none.
-        let bare = PaperTables.markdown(layout, grid: PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", spec: spec, references: [:]), profile: "cpu")
+        let bare = PaperTables.markdown(layout, grid: PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", paperParams: spec.paperParameterCounts(), references: [:]), profile: "cpu")
         XCTAssertTrue(bare.contains("| Majority class | — | — | — |") && bare.contains("make fetch-data"), bare)
         let t3 = try PaperTables.layout("table3", directory: "\(repoRoot)/Baselines/tables")
-        XCTAssertFalse(PaperTables.markdown(t3, grid: PaperTables.grid(t3, cells: [], published: pubs, profile: "cpu", spec: nil, references: [:]), profile: "cpu")
+        XCTAssertFalse(PaperTables.markdown(t3, grid: PaperTables.grid(t3, cells: [], published: pubs, profile: "cpu", references: [:]), profile: "cpu")
             .contains("Majority class"))
     }
 

@@ -94,7 +94,7 @@ final class TableRenderTests: XCTestCase {
         let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         var pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         pubs = pubs.filter { $0.table == "Table 4" }
-        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml"))
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", paperParams: try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml").paperParameterCounts())
         let expected = """
         # DPT Table 4 — Residual PT with 10 prompt tokens
 
@@ -111,7 +111,7 @@ final class TableRenderTests: XCTestCase {
 
         """
         XCTAssertEqual(md, expected)
-        XCTAssertTrue(PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu", spec: nil).contains("65.00 $\\pm$ 1.00"))
+        XCTAssertTrue(PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu").contains("65.00 $\\pm$ 1.00"))
     }
 }
 
@@ -178,11 +178,11 @@ final class FailureMarkerTests: XCTestCase {
         let cells = try store.cellResults(spec: "table4", profile: "cpu")
         let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
-        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu", spec: nil)
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu")
         XCTAssertTrue(md.contains("| 73.21 / 70.00 ± 0.00‡ (Δ -3.21) ✗ failed 2/3 |"), md)
         XCTAssertTrue(md.contains("| 62.21 / ✗ failed 3/3 |"), md)
         XCTAssertTrue(md.contains("| 64.73 / 61.00 ± 1.00 (Δ -3.73) |"), md)
-        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu", spec: nil)
+        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu")
         XCTAssertTrue(tex.contains(" & 62.21 / $\\times$ failed 3/3 & "), tex)
 
         let results = ResultsExport.markdown(cells, spec: "table4", profile: "cpu")
@@ -212,8 +212,8 @@ final class TableGridTests: XCTestCase {
                                  average: true, kind: .score, paramsColumn: true)
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
-        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "smoke", spec: spec)
-        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "smoke", spec: spec)
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "smoke", paperParams: spec.paperParameterCounts())
+        let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "smoke", paperParams: spec.paperParameterCounts())
         let mdRows = md.split(separator: "\n").filter { $0.hasPrefix("| ") }.map {
             $0.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
         }
@@ -385,12 +385,45 @@ final class ProtocolLabelTests: XCTestCase {
             return c
         }
         let cells = [cell("pt", nil), cell("pt-dev-rank", "selection: train-dev (k_dev 16); eval: rank")]
-        let md = PaperTables.markdown(layout, cells: cells, published: [], profile: "smoke", spec: nil)
+        let md = PaperTables.markdown(layout, cells: cells, published: [], profile: "smoke")
         XCTAssertTrue(md.contains("PT — select on train-dev, rank — selection: train-dev (k_dev 16); eval: rank."), md)
         XCTAssertFalse(md.contains("PT — select on validation, generate (papers) —"), md)
-        let tex = PaperTables.latex(layout, cells: cells, published: [], profile: "smoke", spec: nil)
+        let tex = PaperTables.latex(layout, cells: cells, published: [], profile: "smoke")
         XCTAssertTrue(tex.contains("selection: train-dev (k\\_dev 16); eval: rank"), tex)
         // A papers'-protocol table has no protocol note.
-        XCTAssertFalse(PaperTables.markdown(layout, cells: [cell("pt", nil)], published: [], profile: "smoke", spec: nil).contains("Protocol:"))
+        XCTAssertFalse(PaperTables.markdown(layout, cells: [cell("pt", nil)], published: [], profile: "smoke").contains("Protocol:"))
+    }
+}
+
+final class ParamsColumnTests: XCTestCase {
+    /// Our trainable count per row and section: the `paper_params` the cell's runs stored wins over
+    /// the count passed from the spec; a section without runs, or whose runs are from before the
+    /// metric was stored (an old export), prints the passed count; with neither it prints "—".
+    func testStoredCountWinsOverThePassedMapAndTheMapFillsTheRest() throws {
+        let layout = TableLayout(name: "t", title: "t", spec: "table1", publishedTable: "Table 1", paper: "dpt",
+                                 sections: [.init(model: "t5-small", label: "T5-Small"), .init(model: "t5-base", label: "T5-Base"),
+                                            .init(model: "t5-large", label: "T5-Large"), .init(model: "gpt2", label: "GPT-2")],
+                                 rows: [.init(variant: "dpt", label: "DPT", publishedMethod: "dpt")],
+                                 columns: [.init(key: "cb", label: "CB", metric: "accuracy")], average: false, kind: .score, paramsColumn: true)
+        func cell(_ model: String, stored: [Double]?) -> CellResult {
+            var c = CellResult(cell: "dpt|cb|\(model)|k8", variant: "dpt", method: "dpt", task: "cb", model: model, k: 8, seeds: [1, 2],
+                               statuses: ["done": 2], trainableParams: 1, best: ["accuracy": Stat([50, 52])], last: [:], divergedSeeds: [], probe: nil)
+            c.extras = stored.map { ["paper_params": Stat($0), "seconds_per_step": Stat([0.1, 0.2])] }
+            return c
+        }
+        // t5-small: runs stored 6,120 (DPT n=100 r=10: 100·10 + 10·512), the map says otherwise → stored;
+        // t5-base: no runs → the map; t5-large: an old export's runs (no paper_params) → the map; gpt2: neither → —.
+        let cells = [cell("t5-small", stored: [6120, 6120]), cell("t5-large", stored: nil)]
+        let map = ["dpt": ["t5-small": 999, "t5-base": 8_680, "t5-large": 11_240]]
+        XCTAssertEqual(cells[0].paperParams, 6120)
+        XCTAssertNil(cells[1].paperParams)
+        let grid = PaperTables.grid(layout, cells: cells, published: [], profile: "smoke", paperParams: map)
+        let params = grid.rows.compactMap { row -> String? in
+            if case .cells(let cs) = row { return cs.first { $0.kind == .params }?.text }
+            return nil
+        }
+        XCTAssertEqual(params, ["— / 6,120", "— / 8,680", "— / 11,240", "— / —"])
+        // Runs of one cell that disagree store no single count (the map is used).
+        XCTAssertNil(cell("t5-small", stored: [6120, 6121]).paperParams)
     }
 }
