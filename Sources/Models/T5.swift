@@ -312,27 +312,20 @@ public final class T5Model {
         case absorbed(Tensor)
     }
 
-    /// Self-attention keys and values of the rows decoded so far, per layer (incremental decoding).
-    final class SelfAttentionCache {
-        var k: [Tensor?], v: [Tensor?]
-        init(layers: Int) { k = Array(repeating: nil, count: layers); v = k }
-    }
-
     /// One decoder block on h (B, T, d) → (B, T, d): causal self-attention, cross-attention over
     /// the encoder, feed-forward, each pre-norm with a residual. Teacher forcing (`cache` nil) runs
     /// the T rows at once under a causal mask (`bias` (H, T, T)); incremental decoding passes the
     /// new row (T = 1), appends its keys and values to `cache` at `layer`, and attends over every
-    /// cached row (`bias` (H, 1, step+1)).
-    func decoderBlock(_ h: Tensor, _ blk: Block, layer: Int = 0, bias: Tensor, cache: SelfAttentionCache?, cross: CrossMemory,
+    /// cached row (`bias` (H, 1, step+1)) with `cachedAttention` (Tensor/DecodeAttention.swift).
+    func decoderBlock(_ h: Tensor, _ blk: Block, layer: Int = 0, bias: Tensor, cache: KVCache?, cross: CrossMemory,
                       encoderMask: Tensor, drop: DropoutContext) throws -> Tensor {
         var h = h
         if let cache {
             let x = try rmsNorm(h, weight: blk.selfNorm, eps: config.eps)
             let k = try lin(x, blk.selfAttn.k, drop), v = try lin(x, blk.selfAttn.v, drop)
-            cache.k[layer] = try cache.k[layer].map { try concat([$0, k], axis: 1) } ?? k     // (B, step+1, I)
-            cache.v[layer] = try cache.v[layer].map { try concat([$0, v], axis: 1) } ?? v
-            let a = try attention(q: try lin(x, blk.selfAttn.q, drop), k: cache.k[layer]!, v: cache.v[layer]!,
-                                  heads: config.numHeads, bias: bias, options: AttentionOptions())
+            try cache.append(layer: layer, k: k, v: v)                                      // step+1 rows
+            let a = try cachedAttention(q: try lin(x, blk.selfAttn.q, drop), cache: cache, layer: layer,
+                                        heads: config.numHeads, bias: bias)
             h = try add(h, try lin(a, blk.selfAttn.o, drop))
         } else {
             h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: nil, causal: true, drop: drop))
@@ -460,7 +453,8 @@ public final class T5Model {
             memory = nil
         }
         if crossKV.allSatisfy({ $0 != nil }) { dropMemory() }
-        let cache = SelfAttentionCache(layers: decoderBlocks.count)
+        let cache = KVCache(layers: decoderBlocks.count, batch: B, maxRows: max(1, maxNewTokens),
+                            keyWidth: config.innerDim, valueWidth: config.innerDim)
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)

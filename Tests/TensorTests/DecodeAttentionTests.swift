@@ -1,0 +1,42 @@
+import Support
+@testable import Tensor
+import XCTest
+
+/// `cachedAttention` over a `KVCache` (keys stored transposed, buffers doubling) against
+/// `attention(q:k:v:)` over the concatenated keys and values, step by step: bit-identical with the
+/// own GEMM kernels (the same products on the same values), within rounding with OpenBLAS.
+final class DecodeAttentionTests: XCTestCase {
+    func testCachedAttentionMatchesAttentionOverTheConcatenatedCache() throws {
+        let (b, heads, dk, steps) = (3, 4, 16, 40)   // 40 steps: the buffers grow 16 → 32 → 40
+        let width = heads * dk
+        for kernel in BLAS.availableKernels {
+            try BLAS.withKernel(kernel) {
+                for layer in [0, 1] {
+                    let cache = KVCache(layers: 2, batch: b, maxRows: steps, keyWidth: width, valueWidth: width)
+                    var ks: [Tensor] = [], vs: [Tensor] = []
+                    for step in 0..<steps {
+                        let seed = UInt64(1000 * layer + step)
+                        let q = Tensor.normal([b, 1, width], key: RNGKey(seed: seed))
+                        let k = Tensor.normal([b, 1, width], key: RNGKey(seed: seed + 100_000))
+                        let v = Tensor.normal([b, 1, width], key: RNGKey(seed: seed + 200_000))
+                        let bias = Tensor.normal([heads, 1, step + 1], key: RNGKey(seed: seed + 300_000))
+                        try cache.append(layer: layer, k: k, v: v)
+                        ks.append(k); vs.append(v)
+                        let got = try cachedAttention(q: q, cache: cache, layer: layer, heads: heads, bias: bias, scale: 0.5)
+                        let want = try attention(q: q, k: try concat(ks, axis: 1), v: try concat(vs, axis: 1), heads: heads, bias: bias,
+                                                 options: AttentionOptions(scale: 0.5))
+                        XCTAssertEqual(cache.count[layer], step + 1)
+                        if kernel == .openblas {
+                            for i in 0..<want.count { XCTAssertEqual(got.data[i], want.data[i], accuracy: 1e-5 * max(1, abs(want.data[i]))) }
+                        } else {
+                            XCTAssertEqual(got.array.map(\.bitPattern), want.array.map(\.bitPattern), "\(kernel) layer \(layer) step \(step)")
+                        }
+                    }
+                    XCTAssertEqual(cache.count[1 - layer], 0, "appending to one layer must not fill another")
+                    XCTAssertThrowsError(try cache.append(layer: layer, k: Tensor(zeros: [b, 1, width]), v: Tensor(zeros: [b, 1, width])),
+                                         "a full cache must refuse another row")
+                }
+            }
+        }
+    }
+}
