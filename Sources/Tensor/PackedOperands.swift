@@ -41,9 +41,16 @@ public final class FrozenOperands: @unchecked Sendable {
     private var packed: [Key: Packed] = [:]
     private var seen: Set<Key> = []
     private var packedFloats = 0
-    /// Packed copies stop being made past this many floats (1.5 × the registered tensors, plus 4 Mi
-    /// for the padding of small operands); products beyond it pack on the fly as without a scope.
-    private var budgetFloats: Int { regions.reduce(0) { $0 + $1.tensor.count } * 3 / 2 + (1 << 22) }
+    /// Packed copies stop being made past this many floats: 1.5 × the registered tensors plus 4 Mi
+    /// (padding of small operands), at most `maxPackedBytes`; products beyond it pack on the fly as
+    /// without a scope (same bits, only slower).
+    private var budgetFloats: Int {
+        min(regions.reduce(0) { $0 + $1.tensor.count } * 3 / 2 + (1 << 22), Self.maxPackedBytes / 4)
+    }
+
+    /// Upper bound on the memory of a scope's packed copies (default 1 GiB), so that a large
+    /// evaluation batch on a large model does not double its memory for speed.
+    nonisolated(unsafe) public static var maxPackedBytes = 1 << 30
 
     private init() {}
 
