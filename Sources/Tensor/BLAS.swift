@@ -164,6 +164,11 @@ public enum BLAS {
         if own ?? usesOwnKernel(m: m, n: n, k: k) {
             let kern = kernel
             guard let bl = blockings[kern] else { preconditionFailure("own GEMM kernel requested while kernel is \(kern)") }
+            if m == 1 && !transB {
+                // One row of A: B's rows read in place, the kernels' operations exactly (gemm_row.c).
+                pr_sgemm_row(transA ? 1 : 0, n, k, alpha, a, lda, b, ldb, beta, c, bl.kc)
+                return
+            }
             if let frozen = FrozenOperands.current,
                let bp = frozen.packedB(b, transB: transB, k: k, n: n, ldb: ldb, kernel: kern, kc: bl.kc) {
                 // B packed once for the scope (PackedOperands.swift): the same kernel calls, the same bits.

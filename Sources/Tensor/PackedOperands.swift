@@ -114,11 +114,12 @@ public final class FrozenOperands: @unchecked Sendable {
         let extent = UInt(((transB ? (n - 1) * ldb + k : (k - 1) * ldb + n)) * 4)
         let need: Int
         lock.lock()
-        if let p = packed[key] { lock.unlock(); return UnsafePointer(p.data) }
-        // The registered region holding [b, b + extent), by binary search over the sorted starts.
+        // The registered region holding [b, b + extent), by binary search over the sorted starts
+        // (first: most products' B, activations, lie in none and need no hashing).
         var lo = 0, hi = regions.count
         while lo < hi { let mid = (lo + hi) / 2; if regions[mid].start <= address { lo = mid + 1 } else { hi = mid } }
         guard lo > 0, address + extent <= regions[lo - 1].end else { lock.unlock(); return nil }
+        if let p = packed[key] { lock.unlock(); return UnsafePointer(p.data) }
         if seen.insert(key).inserted { lock.unlock(); return nil }   // first use: not worth packing yet
         need = kernel == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
         guard packedFloats + need <= budgetFloats else { lock.unlock(); return nil }

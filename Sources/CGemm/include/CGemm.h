@@ -46,6 +46,13 @@ long pr_sgemm_avx2_packed_size(long n, long k);
 void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
                           const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
 
+/// C's one row (m = 1, op(B) = B, k×n row-major with ldb) = alpha · a · B + beta · C, computed as
+/// the own kernels compute it with kc = KC (same operations, same bits), reading B in place
+/// (gemm_row.c). `a` holds element p at a[p] (a[p·lda] when transA). Call on CPUs with AVX2 + FMA
+/// for speed (elsewhere it is exact but slow).
+void pr_sgemm_row(int transA, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long KC);
+
 /// Process-wide count of GEMM floating-point operations (2·m·n·k per product), added by
 /// BLAS.sgemm (Sources/Tensor/BLAS.swift) with one relaxed atomic add per call, so products
 /// issued from several threads at once are all counted. Read it before and after a region.
