@@ -309,6 +309,9 @@ public final class T5Model {
     enum CrossMemory {
         case encoder(Tensor)
         case projected(Tensor, Tensor)
+        /// Greedy decoding's projected form: keys transposed per batch row ([B, I, L], `transposedKeys`)
+        /// and values [B, L, I], read by `singleQueryAttention` (same bits as `.projected`).
+        case projectedForDecoding(keysT: Tensor, values: Tensor)
         case absorbed(Tensor)
     }
 
@@ -341,6 +344,11 @@ public final class T5Model {
         case .encoder: preconditionFailure("resolved above")
         case .projected(let k, let v):
             ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
+        case .projectedForDecoding(let kT, let v):
+            let o = drop.attention()
+            precondition(o.dropout == 0 || o.key == nil, "greedy decoding runs without dropout")
+            ctx = try singleQueryAttention(q: q, keysT: kT, values: v, length: kT.shape[2], heads: config.numHeads, bias: nil,
+                                           keyMask: encoderMask, scale: o.scale)
         case .absorbed(let memory):
             ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
                                              options: drop.attention())
@@ -440,7 +448,7 @@ public final class T5Model {
         func project(_ l: Int) throws {
             guard crossKV[l] == nil, let memory else { return }
             let a = decoderBlocks[l].crossAttn!
-            crossKV[l] = (try lin(memory, a.k, drop), try lin(memory, a.v, drop))
+            crossKV[l] = (try transposedKeys(try lin(memory, a.k, drop)), try lin(memory, a.v, drop))
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
         let switchStep = crossAttentionMode == .auto
@@ -466,7 +474,7 @@ public final class T5Model {
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
-                let cross: CrossMemory = crossKV[l].map { .projected($0.0, $0.1) } ?? .absorbed(memory!)
+                let cross: CrossMemory = crossKV[l].map { .projectedForDecoding(keysT: $0.0, values: $0.1) } ?? .absorbed(memory!)
                 h = try decoderBlock(h, blk, layer: l, bias: bias, cache: cache, cross: cross, encoderMask: encoderMask, drop: drop)
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)

@@ -82,20 +82,53 @@ public final class KVCache {
 /// limit (every cached row precedes the query). Inference only (nothing recorded).
 /// Errors: shape mismatch between q, the cache and the bias.
 public func cachedAttention(q: Tensor, cache: KVCache, layer: Int, heads: Int, bias: Tensor?, scale: Float = 1) throws -> Tensor {
-    let op = "cachedAttention"
-    let (b, hdk, hdv, cap) = (cache.batch, cache.keyWidth, cache.valueWidth, cache.keysT[layer].shape[2])
-    let tk = cache.count[layer]
-    guard q.shape == [b, 1, hdk], heads > 0, hdk % heads == 0, hdv % heads == 0, tk > 0 else {
-        throw TensorError.shapeMismatch(op: op, detail: "q \(shapeString(q.shape)) must be [\(b), 1, \(hdk)] with \(heads) heads over \(tk) cached rows")
+    try singleQueryAttention(q: q, keysT: cache.keysT[layer], values: cache.values[layer], length: cache.count[layer], heads: heads,
+                             bias: bias, keyMask: nil, scale: scale)
+}
+
+/// Keys [B, T, H·dk] → [B, H·dk, T] (each batch row's block transposed), the layout
+/// `singleQueryAttention` reads: a decode transposes the cross-attention's projected keys once.
+public func transposedKeys(_ k: Tensor) throws -> Tensor {
+    guard k.rank == 3 else { throw TensorError.shapeMismatch(op: "transposedKeys", detail: "keys \(shapeString(k.shape)) must be [B, T, H·dk]") }
+    let (b, t, w) = (k.shape[0], k.shape[1], k.shape[2])
+    let out = Tensor(uninitialized: [b, w, t])
+    for bi in 0..<b {
+        let src = k.data + bi * t * w, dst = out.data + bi * w * t
+        for j in 0..<t { for c in 0..<w { dst[c * t + j] = src[j * w + c] } }
+    }
+    return out
+}
+
+/// One query per batch row: q [B, 1, H·dk] over the first `length` keys and values, keys stored
+/// transposed `keysT` [B, H·dk, capacity] (column j = key j), values [B, capacity, H·dv] →
+/// [B, 1, H·dv]; per batch row and head softmax(scale · q Kᵀ + bias) V, `bias` [H, 1, length],
+/// `keyMask` [B, length] (1 = real key). The same products and row softmax as
+/// `attention(q:k:v:heads:bias:keyMask:)` at Tq = 1 (hence its bits with the own kernels); QKᵀ and
+/// P·V are one-row products that read their B in place. Inference only.
+/// Errors: shape mismatch between q, the keys, values, bias and mask.
+public func singleQueryAttention(q: Tensor, keysT: Tensor, values: Tensor, length tk: Int, heads: Int, bias: Tensor?, keyMask: Tensor?,
+                                 scale: Float = 1) throws -> Tensor {
+    let op = "singleQueryAttention"
+    guard keysT.rank == 3, values.rank == 3 else {
+        throw TensorError.shapeMismatch(op: op, detail: "keysT \(shapeString(keysT.shape)), values \(shapeString(values.shape)) must be 3-D")
+    }
+    let (b, hdk, cap) = (keysT.shape[0], keysT.shape[1], keysT.shape[2])
+    let hdv = values.shape[2]
+    guard q.shape == [b, 1, hdk], values.shape[0] == b, values.shape[1] == cap, heads > 0, hdk % heads == 0, hdv % heads == 0,
+          tk > 0, tk <= cap else {
+        throw TensorError.shapeMismatch(op: op, detail: "q \(shapeString(q.shape)), keysT \(shapeString(keysT.shape)), values \(shapeString(values.shape)) with \(heads) heads over \(tk) keys")
     }
     if let bias, bias.shape != [heads, 1, tk] {
         throw TensorError.shapeMismatch(op: op, detail: "bias \(shapeString(bias.shape)) must be [\(heads), 1, \(tk)]")
     }
-    precondition(!Tape.needsGrad(q), "cachedAttention is inference only")
+    if let keyMask, keyMask.shape != [b, tk] {
+        throw TensorError.shapeMismatch(op: op, detail: "keyMask \(shapeString(keyMask.shape)) must be [\(b), \(tk)]")
+    }
+    precondition(!Tape.needsGrad(q), "singleQueryAttention is inference only")
     let dk = hdk / heads, dv = hdv / heads
     let out = Tensor(uninitialized: [b, 1, hdv])
-    let pq = q.data, pkt = cache.keysT[layer].data, pv = cache.values[layer].data, po = out.data
-    let pbias = bias?.data
+    let pq = q.data, pkt = keysT.data, pv = values.data, po = out.data
+    let pbias = bias?.data, mask = keyMask?.data
     let clock = AttentionClock.now()
     Parallel.units(b * heads) { u in
         let bi = u / heads, h = u % heads
@@ -105,7 +138,8 @@ public func cachedAttention(q: Tensor, cache: KVCache, layer: Int, heads: Int, b
         BLAS.sgemm(transA: false, transB: false, m: 1, n: tk, k: dk, alpha: scale,
                    a: pq + bi * hdk + h * dk, lda: hdk, b: pkt + (bi * hdk + h * dk) * cap, ldb: cap,
                    beta: 0, c: p, ldc: tk)
-        softmaxRowVector(p, tk, bias: pbias.map { UnsafePointer($0 + h * tk) }, limit: tk, keyMask: nil)
+        softmaxRowVector(p, tk, bias: pbias.map { UnsafePointer($0 + h * tk) }, limit: tk,
+                         keyMask: mask.map { UnsafePointer($0 + bi * tk) })
         BLAS.sgemm(transA: false, transB: false, m: 1, n: dv, k: tk, alpha: 1,
                    a: p, lda: tk, b: pv + bi * cap * hdv + h * dv, ldb: hdv,
                    beta: 0, c: po + bi * hdv + h * dv, ldc: hdv)

@@ -39,4 +39,32 @@ final class DecodeAttentionTests: XCTestCase {
             }
         }
     }
+
+    /// The projected cross-attention of a decoding step: fixed keys (transposed once) and values,
+    /// a key mask with padded rows, no bias — against `attention(q:k:v:keyMask:)`, bit for bit with
+    /// the own kernels.
+    func testSingleQueryAttentionWithKeyMaskMatchesAttention() throws {
+        let (b, heads, dk, tk) = (3, 4, 16, 37)
+        let width = heads * dk
+        let q = Tensor.normal([b, 1, width], key: RNGKey(seed: 1))
+        let k = Tensor.normal([b, tk, width], key: RNGKey(seed: 2))
+        let v = Tensor.normal([b, tk, width], key: RNGKey(seed: 3))
+        var maskValues = [Float](repeating: 1, count: b * tk)
+        for j in 20..<tk { maskValues[tk + j] = 0 }       // batch row 1 padded after 20 keys
+        let mask = Tensor(shape: [b, tk], values: maskValues)
+        for kernel in BLAS.availableKernels {
+            try BLAS.withKernel(kernel) {
+                let got = try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: v, length: tk, heads: heads, bias: nil,
+                                                   keyMask: mask, scale: 0.25)
+                let want = try attention(q: q, k: k, v: v, heads: heads, keyMask: mask, options: AttentionOptions(scale: 0.25))
+                if kernel == .openblas {
+                    for i in 0..<want.count { XCTAssertEqual(got.data[i], want.data[i], accuracy: 1e-5 * max(1, abs(want.data[i]))) }
+                } else {
+                    XCTAssertEqual(got.array.map(\.bitPattern), want.array.map(\.bitPattern), "\(kernel)")
+                }
+            }
+        }
+        XCTAssertThrowsError(try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: v, length: tk, heads: heads, bias: nil,
+                                                      keyMask: Tensor(zeros: [b, tk - 1])), "a mask of the wrong length must be refused")
+    }
 }
