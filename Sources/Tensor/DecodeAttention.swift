@@ -1,13 +1,13 @@
-// Self-attention of greedy decoding: one new query per batch row attends over the keys and values
-// of every row decoded so far. `KVCache` holds them in buffers allocated once for the whole decode
-// (appending a step writes one row, instead of concatenating the cache at every step; the
-// buffers double when full), with the
-// keys stored transposed per batch row ([H·dk, capacity]), so that QKᵀ reads op(B) = Kᵀ as a plain
-// row-major matrix and the GEMM packs it with vector copies instead of transposing it at every step.
-// `cachedAttention` runs exactly the products and softmax `attention(q:k:v:heads:bias:)` runs for
-// Tq = 1 on the concatenated cache — the same values of op(A) and op(B) in the same order, the same
-// row softmax — so with PromptRepro's GEMM kernels the result is bit-identical (checked in
-// Tests/TensorTests/DecodeAttentionTests.swift). Inference only: nothing is recorded for backward.
+// Attention of greedy decoding: one new query per batch row. `KVCache` holds the self-attention's
+// keys and values of the rows decoded so far in buffers allocated once for the decode (a step
+// writes one row instead of concatenating the cache; the buffers double when full), keys stored
+// transposed per batch row ([H·dk, capacity]); the cross-attention's projected keys are transposed
+// once per decode (`transposedKeys`). Then QKᵀ (op(B) = Kᵀ, row-major) and P·V are one-row
+// products with B not transposed, which the own GEMM kernels run in place (`pr_sgemm_row`).
+// `singleQueryAttention` runs exactly the products and row softmax `attention(q:k:v:heads:bias:
+// keyMask:)` runs for Tq = 1 — the same values of op(A) and op(B) in the same order — so with
+// PromptRepro's kernels the result is bit-identical (Tests/TensorTests/DecodeAttentionTests.swift).
+// Inference only: nothing is recorded for backward.
 import Foundation
 
 /// Keys and values of the decoded rows, per layer, for `cachedAttention`.
