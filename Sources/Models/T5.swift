@@ -439,8 +439,9 @@ public final class T5Model {
         let L = encoder.shape[1]
         // Projected layers: cross-attention K/V once per layer. Absorbed layers attend to the encoder
         // states. How many steps run is unknown up front (rows stop at EOS), so `.auto` starts absorbed
-        // and projects K/V at the first step where absorbed steps would have cost more than projecting
-        // once (at most twice the cheaper form's FLOPs, whatever the number of steps).
+        // and projects K/V at the first step where absorbed steps would have taken longer than projecting
+        // once (`crossAttentionDecodingSwitchStep`: a time model; at most about twice the cheaper form's
+        // time, whatever the number of steps).
         var crossKV: [(Tensor, Tensor)?] = Array(repeating: nil, count: decoderBlocks.count)
         var memory: Tensor? = encoder
         frozen.add(encoder)   // the absorbed cross-attention reads it at every step until K/V are projected
@@ -452,9 +453,8 @@ public final class T5Model {
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
         let switchStep = crossAttentionMode == .auto
-            ? (1...max(1, maxNewTokens)).first {
-                !crossAttentionAbsorbedIsCheaper(queries: $0, keys: L, model: config.dModel, inner: config.innerDim, heads: config.numHeads)
-            }
+            ? crossAttentionDecodingSwitchStep(maxSteps: maxNewTokens, keys: L, model: config.dModel, inner: config.innerDim,
+                                               heads: config.numHeads)
             : nil
         func dropMemory() {
             if let m = memory { frozen.release(m) }

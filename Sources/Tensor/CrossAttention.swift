@@ -18,6 +18,21 @@
 //   dWk_h = s·Σ_b Q_bhᵀ dQ̃_bh ; dWv_h = Σ_b g_bhᵀ C_bh   (per head, summed over b in order)
 import Foundation
 
+/// The greedy-decoding step (1-based) at which `.auto` stops attending to the encoder states
+/// (absorbed form) and projects K/V once, nil if not within `maxSteps`: the first step s where s
+/// absorbed steps would have taken at least as long as projecting plus s projected steps. Time,
+/// not FLOPs: a decoding step's products have few rows (heads × one query per batch row against
+/// the encoder states; one query per head against K/V) and run far below the rate of the
+/// projection's large GEMM — on Intel family 6 model 207 (`perf`, t5-small, 56 rows × 200 keys)
+/// ≈ 6× (absorbed) and ≈ 10× (projected, one-row products) slower per FLOP, the weights used here.
+/// By FLOPs alone the switch came at step ≈ 55 there, by time at ≈ 10 (docs/performance.md).
+public func crossAttentionDecodingSwitchStep(maxSteps: Int, keys: Int, model d: Int, inner: Int, heads: Int) -> Int? {
+    let absorbedStep = 6 * Double(2 * inner * d + 2 * heads * keys * d)
+    let projectedStep = 10 * Double(2 * keys * inner)
+    let projection = Double(2 * keys * d * inner)
+    return (1...max(1, maxSteps)).first { Double($0) * absorbedStep >= projection + Double($0) * projectedStep }
+}
+
 /// True when the absorbed form costs fewer FLOPs than projecting K and V: `queries` is the number
 /// of query rows per batch row that will use the projections (decoder length, or generation steps).
 public func crossAttentionAbsorbedIsCheaper(queries: Int, keys: Int, model d: Int, inner: Int, heads: Int) -> Bool {

@@ -67,4 +67,15 @@ final class DecodeAttentionTests: XCTestCase {
         XCTAssertThrowsError(try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: v, length: tk, heads: heads, bias: nil,
                                                       keyMask: Tensor(zeros: [b, tk - 1])), "a mask of the wrong length must be refused")
     }
+
+    /// The `.auto` switch step by time, worked by hand. t5-small, 200 keys: an absorbed step costs
+    /// 6 × (2·512·512 + 2·8·200·512) = 12,976,128, a projected one 10 × 2·200·512 = 2,048,000, the
+    /// projection 2·200·512·512 = 104,857,600; s ≥ 104,857,600 / 10,928,128 = 9.6 → step 10 (not
+    /// reached within 9 steps). t5-tiny-like (46 keys, d 64, 4 heads): 376,832 / (190,464 − 58,880)
+    /// = 2.9 → step 3.
+    func testDecodingSwitchStepByHand() {
+        XCTAssertEqual(crossAttentionDecodingSwitchStep(maxSteps: 128, keys: 200, model: 512, inner: 512, heads: 8), 10)
+        XCTAssertNil(crossAttentionDecodingSwitchStep(maxSteps: 9, keys: 200, model: 512, inner: 512, heads: 8))
+        XCTAssertEqual(crossAttentionDecodingSwitchStep(maxSteps: 20, keys: 46, model: 64, inner: 64, heads: 4), 3)
+    }
 }
