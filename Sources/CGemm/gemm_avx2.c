@@ -157,22 +157,7 @@ AVX2 static inline __attribute__((always_inline)) void kernel_strided_rows(
     }
 }
 
-
-// The tile with only its first mr rows computed: every element is the same chain of FMAs in the
-// same order whatever the number of rows, so the bits do not depend on mr, while a product with one
-// row (a decoding step's attention: one query per batch row and head) does 1/MR of the FMAs.
-AVX2 static inline __attribute__((always_inline)) void kernel_strided(
-        long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
-        long mr, long nr, float alpha, float beta) {
-    switch (mr >= MR ? MR : mr) {
-    case 1: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 1); return;
-    case 2: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 2); return;
-    case 3: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 3); return;
-    case 4: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 4); return;
-    case 5: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, 5); return;
-    default: kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); return;
-    }
-}
+ROW_EXACT_TILE
 
 AVX2 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
                         long mr, long nr, float alpha, float beta) {

@@ -1,8 +1,9 @@
 // What the two SGEMM kernels (gemm.c: AVX-512, gemm_avx2.c: AVX2) share: the per-thread packing
 // buffers, packing of A into MR-row panels, and the BLIS loop nest over KC×NC blocks of B and
-// MC×KC blocks of A. Included by each kernel file after it defines MR, NR, its target attribute
-// GEMM_TARGET, its micro-kernels (kernel, kernel_rows, kernel_cols) and pack_b_block; the loop
-// nest is GEMM_DRIVER(name, direct_limit), expanded once per file. Not a public header.
+// MC×KC blocks of A, and the row-exact tile dispatch. Included by each kernel file after it defines
+// MR, NR and its target attribute GEMM_TARGET; the file then defines kernel_strided_rows, expands
+// ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols) and pack_b_block,
+// and expands GEMM_DRIVER(name, direct_limit). Not a public header.
 #include <stdlib.h>
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
@@ -51,6 +52,26 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
     }
 }
 
+
+// kernel_strided: the register tile with only its first mr rows computed, by calling the kernel
+// file's kernel_strided_rows(..., R) with R = mr as a constant (one specialised copy per row count
+// below MR). Every element is the same chain of FMAs in the same order whatever the number of
+// rows, so the bits do not depend on mr, while a product with one row (a decoding step's attention:
+// one query per batch row and head) does 1/MR of the FMAs. Expanded once per kernel file, after its
+// kernel_strided_rows.
+#define ROW_CASE(R) case R: if (R < MR) { kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, R < MR ? R : MR); return; } break;
+#define ROW_EXACT_TILE \
+_Static_assert(MR <= 12, "ROW_EXACT_TILE specialises row counts 1..11"); \
+GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
+        long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc, \
+        long mr, long nr, float alpha, float beta) { \
+    switch (mr >= MR ? MR : mr) { \
+    ROW_CASE(1) ROW_CASE(2) ROW_CASE(3) ROW_CASE(4) ROW_CASE(5) ROW_CASE(6) \
+    ROW_CASE(7) ROW_CASE(8) ROW_CASE(9) ROW_CASE(10) ROW_CASE(11) \
+    default: break; \
+    } \
+    kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); \
+}
 
 // The loop nest (BLIS order jc → pc → ic → jr → ir): B block packed once per (jc, pc), A block per
 // ic unless the product is narrow (then A is read in place and only a ragged last panel packed);

@@ -30,9 +30,10 @@ public final class KVCache {
         self.maxRows = max(1, maxRows)
         self.keyWidth = keyWidth
         self.valueWidth = valueWidth
-        capacity = min(16, self.maxRows)
-        keysT = (0..<layers).map { _ in Tensor(zeros: [batch, keyWidth, min(16, max(1, maxRows))]) }
-        values = (0..<layers).map { _ in Tensor(zeros: [batch, min(16, max(1, maxRows)), valueWidth]) }
+        let initial = min(16, self.maxRows)
+        capacity = initial
+        keysT = (0..<layers).map { _ in Tensor(zeros: [batch, keyWidth, initial]) }
+        values = (0..<layers).map { _ in Tensor(zeros: [batch, initial, valueWidth]) }
         count = Array(repeating: 0, count: layers)
     }
 
