@@ -413,26 +413,33 @@ public final class T5Model {
     /// Encodes `embeds` (consumed) and decodes greedily: the embeddings do not stay alive during
     /// decoding; the encoder states do only in the absorbed cross-attention form (otherwise only the
     /// cross-attention K/V computed from them).
-    public func generate(embeds: consuming Tensor, mask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+    public func generate(embeds: consuming Tensor, mask: Tensor, maxNewTokens: Int,
+                         stopRow: ((_ row: Int, _ tokens: ArraySlice<Int32>) -> Bool)? = nil) throws -> [[Int32]] {
         let enc = try encode(embeds: consume embeds, mask: mask, drop: .eval)
-        return try generate(encoder: consume enc, encoderMask: mask, maxNewTokens: maxNewTokens)
+        return try generate(encoder: consume enc, encoderMask: mask, maxNewTokens: maxNewTokens, stopRow: stopRow)
     }
 
     /// Greedy decode: start with the start id, append argmax; a row that emitted EOS gets pad
     /// afterwards; stops after `maxNewTokens` or when every row has finished. Rows include the start id.
+    /// `stopRow(b, tokens)` (transformers' per-row stopping criterion), asked after each new token
+    /// of an unfinished row with that row's tokens after the start id, ends the row as EOS does
+    /// (pad afterwards; its tokens so far are kept without an EOS). Every other row gets the same
+    /// tokens as without it: the batch keeps its rows, so each step's products are unchanged.
     /// `encoder` is consumed: in the projected cross-attention form it is released once the K/V are
     /// computed from it (when the caller passes its last reference); the absorbed form (chosen for
     /// few steps over a long input, see `CrossAttentionMode`) attends to it directly at every step.
-    public func generate(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int) throws -> [[Int32]] {
+    public func generate(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int,
+                         stopRow: ((_ row: Int, _ tokens: ArraySlice<Int32>) -> Bool)? = nil) throws -> [[Int32]] {
         // Nothing writes the weights or the encoder states while decoding: the own GEMM kernels pack
         // them once and reuse the packed copies at every step (same bits; PackedOperands.swift).
         var held: Tensor? = consume encoder
         return try FrozenOperands.scope(parameters.map { $0.tensor }) { frozen in
-            try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen)
+            try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen, stopRow: stopRow)
         }
     }
 
-    private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands) throws -> [[Int32]] {
+    private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands,
+                        stopRow: ((Int, ArraySlice<Int32>) -> Bool)?) throws -> [[Int32]] {
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
@@ -490,6 +497,7 @@ public final class T5Model {
                 }
                 rows[b].append(next)
                 current[b] = next
+                if !finished[b], let stopRow, stopRow(b, rows[b].dropFirst()) { finished[b] = true }
             }
             if finished.allSatisfy({ $0 }) { break }
         }

@@ -27,6 +27,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
     @Option(help: "Evaluate on the first N validation examples only.") var evalLimit: Int?
     @Option(help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
+    @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
+    var decodeStop: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Store the run in this SQLite store.") var db: String?
     @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"
@@ -53,6 +55,7 @@ struct EvalCommand: ParsableCommand {
         }
         c.evalLimit = evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
+        c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         c.threads = global.threads
         c.adapter = "\(dir)#sha256:\(sha)"
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))

@@ -62,6 +62,8 @@ struct Train: ParsableCommand {
     @Option(help: "Size of the train-dev set (default: k).") var kDev: Int?
     @Option(help: "T5 predictions: generate (papers: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
     var evalMode: String?
+    @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
+    var decodeStop: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Checkpoint file (safetensors) to resume from and update every epoch.") var checkpoint: String?
     @Option(help: "Initial values of the method's tensors from a safetensors file (names as in run artifacts; see docs/formats.md), or a PEFT PROMPT_TUNING adapter directory (its prompt sets the method's prompt table: prompt transfer).")
@@ -138,6 +140,7 @@ struct Train: ParsableCommand {
         c.sampler = try sampler.map { try choice("sampler", $0, SamplerKind.self) }
         c.selectOn = try selectOn.map { try choice("select-on", $0, SelectionSplit.self) }
         c.evalMode = try evalMode.map { try choice("eval-mode", $0, EvalMode.self) }
+        c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         if let kDev {
             guard c.selectOn == .trainDev else { throw ValidationError("--k-dev applies to --select-on train-dev") }
             guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }

@@ -45,6 +45,16 @@ public enum EvalMode: String, Codable, CaseIterable, Sendable {
     case rankMean = "rank-mean"
 }
 
+/// When greedy decoding ends a row (`--decode-stop`).
+public enum DecodeStop: String, Codable, CaseIterable, Sendable {
+    /// At `</s>`, or as soon as the decoded text can no longer be read back as any label of the
+    /// template's verbaliser (`LabelReachability`): the same scores as `eos`, with invalid outputs
+    /// kept only up to the token that decided them. Templates without a verbaliser decode as `eos`.
+    case noLabel = "no-label"
+    /// Only at `</s>` or the token cap, as the papers' code does (`model.generate`).
+    case eos
+}
+
 extension FewShotSampler {
     public static let balancedSamplerID = "philox4x32-10 fisher-yates v1 class-balanced (key: seed, stream: fewshot/<task>)"
 

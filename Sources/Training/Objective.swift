@@ -104,10 +104,21 @@ public struct T5Objective: ArchitectureObjective {
             }
             return (preds, 0)
         }
-        let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: maxNewTokens)
+        // A row whose text can no longer be read back as a label stops (`DecodeStop.noLabel`): its
+        // score is decided, and the other rows' tokens are unchanged.
+        let reach = (config.decodeStop ?? .noLabel) == .noLabel
+            ? try def.template(config.templates).verbalizer(labels: def.labels).map(LabelReachability.init(labels:)) : nil
+        let decided = reach.map { r in { [tok] (t: ArraySlice<Int32>) -> Bool in !r.canStillNameALabel(tok.decode(Array(t), skipSpecialTokens: true)) } }
+        let stop = decided.map { decided in { [tok] (_: Int, t: ArraySlice<Int32>) -> Bool in
+            // A token without text (pad, a sentinel, an id past the pieces) leaves the text, and so the answer, as before.
+            if t.count > 1, let last = t.last, tok.decode([last], skipSpecialTokens: true).isEmpty { return false }
+            return decided(t)
+        } }
+        let gen = try m.generate(embeds: consume embeds, mask: mask, maxNewTokens: maxNewTokens, stopRow: stop)
         let eos = Int32(m.config.eosTokenId ?? 1)
         return (gen.map { pyStrip(tok.decode($0, skipSpecialTokens: true)) },  // DPT: batch_decode(...) then .strip()
-                gen.filter { !$0.dropFirst().contains(eos) }.count)
+                // Rows that ended without </s> and could still name a label: only the cap ended these.
+                gen.filter { !$0.dropFirst().contains(eos) && decided?($0.dropFirst()) != true }.count)
     }
 }
 

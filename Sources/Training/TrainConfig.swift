@@ -33,6 +33,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var maxSourceLength: Int
     public var maxTargetLength: Int
     public var decodeMaxTokens: DecodeLimit?   // nil: maxTargetLength
+    /// When greedy decoding ends a row (nil: `.noLabel`, which gives the scores of the papers'
+    /// `.eos` decoding; it is not encoded, so run identities are unchanged).
+    public var decodeStop: DecodeStop?
     public var evalEvery: Int          // epochs
     public var evalLimit: Int?         // cap on validation examples (smoke profile)
     public var threads: Int?
@@ -68,7 +71,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case weightDecay = "weight_decay", eps, beta1 = "beta1", beta2 = "beta2", schedule, warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps"
         case clipNorm = "clip_norm", backboneDropout = "backbone_dropout", dropoutRate = "dropout_rate"
         case maxSourceLength = "max_source_length", maxTargetLength = "max_target_length"
-        case decodeMaxTokens = "decode_max_tokens", evalEvery = "eval_every", evalLimit = "eval_limit", threads
+        case decodeMaxTokens = "decode_max_tokens", decodeStop = "decode_stop", evalEvery = "eval_every", evalLimit = "eval_limit", threads
         case initFrom = "init_from", adapter
         case sampleSeed = "sample_seed", sampler, selectOn = "select_on", kDev = "k_dev", evalMode = "eval_mode"
     }
@@ -77,7 +80,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public static let keys = ["protocol", "templates", "model", "k", "seed", "epochs", "max_steps", "batch_size", "eval_batch_size",
                               "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "beta1", "beta2", "schedule", "warmup_ratio", "warmup_steps",
                               "clip_norm", "backbone_dropout", "dropout_rate", "max_source_length", "max_target_length",
-                              "decode_max_tokens", "eval_every", "eval_limit", "threads",
+                              "decode_max_tokens", "decode_stop", "eval_every", "eval_limit", "threads",
                               "sample_seed", "sampler", "select_on", "k_dev", "eval_mode"]
 
     public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code"]

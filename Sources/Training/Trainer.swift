@@ -276,7 +276,8 @@ public final class Trainer {
         result.status = .done
         if c.decodeMaxTokens == .auto {
             // Evaluated rows (over every evaluation of this process) that reached the auto cap without
-            // </s>; 0 means every prediction equals the uncapped decode's (docs/performance.md).
+            // </s> while their text could still name a label; 0 means every score equals the uncapped
+            // decode's (docs/performance.md).
             result.extras = (result.extras ?? [:]).merging(["decode_unfinished_rows": Double(decodeUnfinishedRows)]) { $1 }
         }
         if c.selectOn != nil || c.evalMode != nil {
