@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         Parallel.configure(threads: threads)
         let t = Parallel.threads
-        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": try sgemmSection(t)]]
+        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": Self.sgemmSection(threads: t, repeats: repeats)]]
         if !coreOnly {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
             // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
@@ -167,7 +167,9 @@ struct Bench: ParsableCommand {
         return obj
     }
 
-    func sgemmSection(_ t: Int) throws -> [String: Any] {
+    /// Our sgemm (`linear`) and OpenBLAS's on `t` threads at three shapes, median of `repeats`
+    /// after a warm-up: GFLOP/s each (2·m·n·k per product).
+    static func sgemmSection(threads t: Int, repeats: Int) -> [String: Any] {
         let shapes: [(String, Int, Int, Int)] = [
             ("2048x2048x2048", 2048, 2048, 2048),
             ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff), B·T = 8 × 356

@@ -26,14 +26,15 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
     @Option(help: "Rounds; each runs every side once.") var rounds: Int = 2
     @Option(help: "Threads of every side.") var threads: Int = 2
-    @Option(help: "Our sides, comma-separated: default, decode-auto.") var ours: String = "default,decode-auto"
+    @Option(help: "Our sides, comma-separated: default, decode-auto, decode-eos (the papers' literal decode; default stops rows whose text can no longer be a label).") var ours: String = "default,decode-auto"
     @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Tokenizer directory (default: $PROMPTREPRO_SHARED/models/t5-tokenizer, else ../shared/models/t5-tokenizer).") var tokenizer: String?
     @Option(help: "Where the random-init t5-small checkpoint is written once and reused.") var modelDir: String = "runs/bench-e2e/t5-small-random"
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
 
-    static let levers: [String: [String]] = ["default": [], "decode-auto": ["--decode-max-tokens", "auto"]]
+    static let levers: [String: [String]] = ["default": [], "decode-auto": ["--decode-max-tokens", "auto"],
+                                              "decode-eos": ["--decode-stop", "eos"]]
 
     func run() throws {
         Parallel.configure(threads: threads)
@@ -117,8 +118,28 @@ struct BenchE2E: ParsableCommand {
         }
         var machine = machineInfo()
         machine["kernel"] = BLAS.kernelDescription
+        // The ceiling physics leaves (issue #21's bound_best, end to end): PyTorch's wall / the
+        // seconds our run's GEMM FLOPs (training + evaluation, as its run metrics count them) take
+        // at the best GEMM rate measured on this host in this invocation (ours or OpenBLAS, three
+        // shapes). Start-up, data, and every non-GEMM op count as zero, so no run can reach it.
+        let gemm = Bench.sgemmSection(threads: threads, repeats: 3)
+        let rates = gemm.keys.sorted().flatMap { k in ["core_gflops", "openblas_gflops"].compactMap { (gemm[k] as? [String: Any])?[$0] as? Double } }
+        var bound: [String: Any] = ["sgemm": gemm]
+        if let best = rates.max(), best > 0 {
+            bound["best_gflops"] = best
+            for o in order where o.hasPrefix("promptrepro") {
+                guard let tf = last[o]?["train_flops"] as? Double, let ef = last[o]?["eval_flops"] as? Double else { continue }
+                let seconds = (tf + ef) / (best * 1e9)
+                var b: [String: Any] = ["gemm_gflop": ((tf + ef) / 1e9).rounded(), "gemm_bound_seconds": (seconds * 100).rounded() / 100]
+                if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_bound_reached"] = (seconds / w * 1000).rounded() / 1000 }
+                for p in order where p.hasPrefix("pytorch") {
+                    if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_best vs \(p)"] = (w / seconds * 100).rounded() / 100 }
+                }
+                bound[o] = b
+            }
+        }
         let report: [String: Any] = [
-            "machine": machine, "ratios": ratios, "sides": sides,
+            "machine": machine, "ratios": ratios, "sides": sides, "bound": bound,
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
                        "threads": threads, "model": "random-init t5-small (ours: T5Model.random seed 1; PyTorch: T5ForConditionalGeneration(T5Config) after torch.manual_seed(1))",
                        "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
@@ -138,6 +159,13 @@ struct BenchE2E: ParsableCommand {
         for k in ratios.keys.sorted() {
             let r = ratios[k] as! [String: Any]
             stderr(String(format: "%@: %.2f× (min %.2f, max %.2f)", k, r["median"] as! Double, r["min"] as! Double, r["max"] as! Double))
+        }
+        if let best = bound["best_gflops"] as? Double {
+            for o in order where o.hasPrefix("promptrepro") {
+                guard let b = bound[o] as? [String: Any] else { continue }
+                let ceilings = b.keys.filter { $0.hasPrefix("bound_best") }.sorted().map { "\($0) \(b[$0]!)×" }.joined(separator: ", ")
+                stderr("\(o): \(b["gemm_gflop"]!) GFLOP of GEMMs = \(b["gemm_bound_seconds"]!) s at \(best) GFLOP/s (best measured); \(ceilings)")
+            }
         }
     }
 
@@ -173,6 +201,7 @@ struct BenchE2E: ParsableCommand {
         let extras = obj["extras"] as? [String: Any] ?? [:]
         let seconds = (obj["history"] as? [[String: Any]] ?? []).compactMap { $0["seconds"] as? Double }.reduce(0, +)
         return ["history": history, "seconds": seconds, "eval_seconds": extras["eval_seconds"] ?? NSNull(),
+                "train_flops": extras["train_flops"] ?? NSNull(), "eval_flops": extras["eval_flops"] ?? NSNull(),
                 "decode_unfinished_rows": extras["decode_unfinished_rows"] ?? NSNull(),
                 "best_predictions": obj["bestPredictions"] ?? obj["best_predictions"] ?? NSNull(),
                 "decode_max_tokens": ((obj["config"] as? [String: Any])?["decode_max_tokens"]) ?? "max_target_length"]

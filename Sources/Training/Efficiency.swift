@@ -11,6 +11,7 @@
 //                             state tensor sizes (fp32 data, no safetensors header)
 //   train_flops       FLOP    GEMM FLOPs of every optimizer step (forward + backward, 2·m·n·k each)
 //   flops_per_step    FLOP    train_flops / optimizer steps
+//   eval_flops        FLOP    GEMM FLOPs of every evaluation (encoder, decoding steps or scoring)
 // Running totals live in `result.extras` while the run goes, so they travel in the epoch
 // checkpoint and a resumed run counts the steps and evaluations before the resume point too.
 import Foundation
@@ -34,10 +35,11 @@ struct EfficiencyMeter {
 
     /// Runs one evaluation, adding its wall seconds to `eval_seconds`.
     func evaluation<T>(_ result: inout TrainResult, _ body: () throws -> T) rethrows -> T {
-        let t0 = Date()
+        let t0 = Date(), flops0 = BLAS.flops
         let value = try body()
         result.extras = result.extras ?? [:]
         result.extras!["eval_seconds", default: 0] += Date().timeIntervalSince(t0)
+        result.extras!["eval_flops", default: 0] += Double(BLAS.flops - flops0)
         return value
     }
 
@@ -50,6 +52,7 @@ struct EfficiencyMeter {
         e["train_flops"] = e["train_flops"] ?? 0
         e["flops_per_step"] = seconds.isEmpty ? 0 : e["train_flops"]! / Double(seconds.count)
         e["eval_seconds"] = e["eval_seconds"] ?? 0
+        e["eval_flops"] = e["eval_flops"] ?? 0
         e["trainable_params"] = Double(result.trainableParams)
         if let path = artifactPath, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
             e["artifact_bytes"] = Double(size)
