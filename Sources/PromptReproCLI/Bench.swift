@@ -221,23 +221,35 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
     return times[times.count / 2]
 }
 
-func machineInfo() -> [String: Any] {
-    var cpu = "unknown", flags = "", family = "", model = "", vendor = ""
-    if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
+/// The CPU's identity from /proc/cpuinfo (empty fields where it is missing): what `bench` records
+/// and what a GEMM calibration is keyed by.
+struct CPUIdentity {
+    var name = "unknown", vendor = "", family = "", model = "", stepping = "", simd = ""
+
+    static func read() -> CPUIdentity {
+        var c = CPUIdentity()
+        guard let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return c }
         let lines = s.split(separator: "\n")
         func field(_ name: String) -> String {
             guard let line = lines.first(where: { $0.hasPrefix(name) }), let v = line.split(separator: ":", maxSplits: 1).last else { return "" }
             return v.trimmingCharacters(in: .whitespaces)
         }
-        cpu = field("model name"); family = field("cpu family"); model = field("model\t"); vendor = field("vendor_id")
-        if model.isEmpty { model = lines.first { $0.hasPrefix("model") && !$0.hasPrefix("model name") }.flatMap { $0.split(separator: ":").last }
+        c.name = field("model name"); c.family = field("cpu family"); c.model = field("model\t"); c.vendor = field("vendor_id")
+        c.stepping = field("stepping")
+        if c.model.isEmpty { c.model = lines.first { $0.hasPrefix("model") && !$0.hasPrefix("model name") }.flatMap { $0.split(separator: ":").last }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
         if let line = lines.first(where: { $0.hasPrefix("flags") }) {
-            flags = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
+            c.simd = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
         }
+        return c
     }
+}
+
+func machineInfo() -> [String: Any] {
+    let id = CPUIdentity.read()
+    let (cpu, flags, family, model, vendor, stepping) = (id.name, id.simd, id.family, id.model, id.vendor, id.stepping)
     return [
-        "cpu": cpu, "simd": flags, "vendor": vendor, "cpu_family": family, "cpu_model": model,
+        "cpu": cpu, "simd": flags, "vendor": vendor, "cpu_family": family, "cpu_model": model, "cpu_stepping": stepping,
         "cores": ProcessInfo.processInfo.activeProcessorCount,
         "threads": Parallel.threads,
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),
@@ -245,6 +257,7 @@ func machineInfo() -> [String: Any] {
         "openblas_core": BLAS.coreName,
         "gemm_kernel": BLAS.kernel.rawValue,
         "gemm_blocking": BLAS.blockingDescription,
+        "gemm_calibration": BLAS.calibrated.map { "\($0.choice) (measured \($0.measured), \($0.speedup)× the default)" } ?? "none",
         "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,
     ]

@@ -12,7 +12,9 @@ struct PromptRepro: ParsableCommand {
             Environment:
               PROMPTREPRO_THREADS  numeric-core threads (default: the core count)
               PROMPTREPRO_GEMM     auto | openblas | avx512 | avx2 (auto: PromptRepro's
-                                   AVX-512 GEMM where the CPU has it, else its AVX2 one)
+                                   AVX-512 GEMM where the CPU has it, else its AVX2 one,
+                                   or this host's `calibrate` choice when one is cached)
+              PROMPTREPRO_CALIBRATION  off: ignore the cached GEMM calibration
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
@@ -24,7 +26,7 @@ struct PromptRepro: ParsableCommand {
                                    (default 1: packed once per decode; same results)
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,
-        subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
+        subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, Calibrate.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
 
     /// The environment is read here, once, and handed to the libraries as typed settings.
     static func main() {
@@ -59,5 +61,11 @@ enum Environment {
         }
         EmbeddedBackbones.cacheRoot = values["PROMPTREPRO_CACHE"]
         ModelFiles.environment = values
+        // This host's `promptrepro calibrate` choice, unless a kernel is named.
+        switch values["PROMPTREPRO_CALIBRATION"] {
+        case "off": break
+        case nil, "on": if values["PROMPTREPRO_GEMM"] == nil { try Calibrate.applyCached() }
+        case let v?: throw ValidationError("PROMPTREPRO_CALIBRATION=\(v): use on or off")
+        }
     }
 }

@@ -6,7 +6,7 @@ import CGemm
 import Foundation
 
 /// The kernel that runs `BLAS.sgemm`.
-public enum GEMMKernel: String, CaseIterable, Sendable {
+public enum GEMMKernel: String, CaseIterable, Codable, Sendable {
     /// OpenBLAS's cblas_sgemm, whichever core kernel OpenBLAS picked (or OPENBLAS_CORETYPE pinned).
     case openblas
     /// PromptRepro's AVX-512 kernel (Sources/CGemm/gemm.c, 12×32 tile); OpenBLAS keeps the products
@@ -17,7 +17,7 @@ public enum GEMMKernel: String, CaseIterable, Sendable {
     case avx2
 
     /// Register tile (rows, columns) and the fixed kc of an own kernel (GEMMBlocking.swift).
-    var tile: (mr: Int, nr: Int, kc: Int)? {
+    public var tile: (mr: Int, nr: Int, kc: Int)? {
         switch self {
         case .openblas: return nil
         case .avx512: return (Int(PR_AVX512_MR), Int(PR_AVX512_NR), 384)
@@ -131,10 +131,15 @@ public enum BLAS {
         blocking.map { "\($0.description) (\(CacheInfo.host.description))" } ?? "openblas"
     }
 
-    /// For run records and benchmarks: the kernel, its blocking and OpenBLAS's core.
+    /// The host calibration applied at start-up (`GEMMCalibration.apply`), nil when none was.
+    nonisolated(unsafe) public static var calibrated: GEMMCalibration?
+
+    /// For run records and benchmarks: the kernel, its blocking and OpenBLAS's core, and
+    /// "(calibrated)" when a host calibration chose them.
     public static var kernelDescription: String {
-        guard let b = blocking, let t = kernel.tile else { return "openblas \(coreName)" }
-        return "promptrepro \(kernel.rawValue) \(t.mr)x\(t.nr) \(b.description) + openblas \(coreName)"
+        let mark = calibrated != nil ? " (calibrated)" : ""
+        guard let b = blocking, let t = kernel.tile else { return "openblas \(coreName)\(mark)" }
+        return "promptrepro \(kernel.rawValue) \(t.mr)x\(t.nr) \(b.description) + openblas \(coreName)\(mark)"
     }
 
     /// Whether `sgemm` of this size runs the selected own kernel: always, except products with

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Support
+import Tensor
+
+/// `promptrepro calibrate`: the one-time GEMM calibration of a host (GEMMCalibration.swift). Every
+/// kernel this CPU runs is timed through `BLAS.sgemm` at the model's product shapes — each own
+/// kernel with its cache-derived blocking and with mc halved or doubled and nc halved or
+/// quartered — interleaved (per round one sample of every candidate, the order rotated each round,
+/// so a drift of a shared host's speed lands on all of them). A candidate's rate is the median over
+/// rounds of its geometric-mean GFLOP/s over the shapes; the choice (`GEMMCalibration.choose`) is
+/// the candidate with the highest median per-round ratio to the default (auto kernel, derived
+/// blocking), kept only when that median is at least 1 + --margin, and cached for this host.
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the GEMM kernels and blockings on this host once and cache the fastest (applied at start-up).",
+        discussion: """
+            The cache is <PROMPTREPRO_CACHE or ~/.cache/promptrepro>/gemm-calibration.json, one entry per host \
+            signature (CPU vendor, family, model, stepping, SIMD flags, caches), so a home directory shared \
+            between host types is safe. Every later promptrepro process applies the entry of its host unless \
+            PROMPTREPRO_GEMM names a kernel or PROMPTREPRO_CALIBRATION=off. A blocking (mc, nc) never changes \
+            results; a kernel changes their last bits, and runs record the kernel and blocking they used.
+            """)
+
+    @Option(help: "Threads the products run on (default: PROMPTREPRO_THREADS or the core count).") var threads: Int?
+    @Option(help: "Rounds (each candidate timed once per round at every shape).") var rounds: Int = 7
+    @Option(help: "Keep the default unless a candidate's median per-round speed ratio to it is at least 1 + this.") var margin: Double = 0.05
+    @Option(help: "Calibration file (default: the cache named above).") var file: String?
+    @Flag(help: "Measure and print only; write nothing.") var dryRun = false
+
+    /// The model's product shapes (m, n, k; C = A·Bᵀ as a Linear layer, or A·B): t5-small's FFN
+    /// in and out at 8 × 356 tokens, a square product, and the per-head attention products.
+    static let shapes: [(name: String, m: Int, n: Int, k: Int, transB: Bool)] = [
+        ("2848x2048x512", 2848, 2048, 512, true), ("2848x512x2048", 2848, 512, 2048, true),
+        ("2048x2048x2048", 2048, 2048, 2048, true), ("356x356x64", 356, 356, 64, true), ("356x64x356:nn", 356, 64, 356, false),
+    ]
+
+    func run() throws {
+        if let threads { Parallel.configure(threads: threads) }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
+        let path = file ?? Self.defaultPath
+        let host = Self.hostSignature()
+        var candidates: [GEMMCandidate] = []
+        for k in BLAS.availableKernels {
+            guard let t = k.tile else { candidates.append(GEMMCandidate(kernel: k, blocking: nil)); continue }
+            let d = GEMMBlocking.derive(mr: t.mr, nr: t.nr, kc: t.kc, caches: .host)  // not a calibrated one
+            func mult(_ x: Int, _ q: Int) -> Int { max(4 * q, x / q * q) }
+            let variants = [(d.mc, d.nc), (mult(d.mc / 2, t.mr), d.nc), (mult(d.mc * 2, t.mr), d.nc),
+                            (d.mc, mult(d.nc / 2, t.nr)), (d.mc, mult(d.nc / 4, t.nr))]
+            for (mc, nc) in variants {
+                let c = GEMMCandidate(kernel: k, blocking: GEMMBlocking(mc: mc, kc: d.kc, nc: nc))
+                if !candidates.contains(c) { candidates.append(c) }
+            }
+        }
+        let autoBlocking = BLAS.autoKernel.tile.map { GEMMBlocking.derive(mr: $0.mr, nr: $0.nr, kc: $0.kc, caches: .host) }
+        let def = GEMMCandidate(kernel: BLAS.autoKernel, blocking: autoBlocking)
+        let data = Self.shapes.map { s in
+            (Tensor.uniform([s.m, s.k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([s.n * s.k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
+             Tensor(zeros: [s.m, s.n]))
+        }
+        let savedKernel = BLAS.kernel, savedBlockings = BLAS.blockings
+        defer { BLAS.kernel = savedKernel; BLAS.blockings = savedBlockings }
+        var perRound: [String: [Double]] = [:]
+        let start = Date()
+        for round in 0...rounds {  // round 0 warms up (packing buffers, pages, OpenBLAS's start)
+            let n = candidates.count
+            for i in 0..<n {
+                let c = candidates[(i + round) % n]
+                BLAS.kernel = c.kernel
+                if let b = c.blocking { BLAS.blockings[c.kernel] = b }
+                var logSum = 0.0
+                for (s, (a, b, out)) in zip(Self.shapes, data) {
+                    let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+                    let reps = max(1, Int((3e8 / flops).rounded(.up)))
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<reps {
+                        BLAS.sgemm(transA: false, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 1, a: a.data, lda: s.k,
+                                   b: b.data, ldb: s.transB ? s.k : s.n, beta: 0, c: out.data, ldc: s.n)
+                    }
+                    logSum += log(flops * Double(reps) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) / 1e9)
+                }
+                BLAS.blockings = savedBlockings
+                if round > 0 { perRound[c.description, default: []].append(exp(logSum / Double(Self.shapes.count))) }
+            }
+            if round > 0 {
+                let elapsed = Date().timeIntervalSince(start)
+                stderr(String(format: "round %d/%d (%.0f s, about %.0f s left)", round, rounds, elapsed, elapsed / Double(round + 1) * Double(rounds - round)))
+            }
+        }
+        let medians = candidates.map { c -> (GEMMCandidate, Double) in
+            let v = (perRound[c.description] ?? []).sorted()
+            return (c, v.isEmpty ? 0 : v[v.count / 2])
+        }
+        let (choice, speedup) = try GEMMCalibration.choose(candidates.map { ($0, perRound[$0.description] ?? []) }, default: def, margin: margin)
+        for (c, r) in medians.sorted(by: { $0.1 > $1.1 }) {
+            let v = perRound[c.description] ?? []
+            stderr(String(format: "%@ %-28@ %7.1f GFLOP/s (min %.1f, max %.1f)%@", c == choice ? "→" : " ", c.description as NSString, r,
+                          v.min() ?? 0, v.max() ?? 0, c == def ? "  (default)" : ""))
+        }
+        let iso = ISO8601DateFormatter()
+        let cal = GEMMCalibration(host: host, threads: Parallel.threads, choice: choice,
+                                  gflops: Dictionary(uniqueKeysWithValues: medians.map { ($0.0.description, ($0.1 * 10).rounded() / 10) }),
+                                  defaultCandidate: def.description, speedup: (speedup * 1000).rounded() / 1000,
+                                  measured: iso.string(from: Date()), shapes: Self.shapes.map(\.name))
+        stderr(choice == def ? "keeping the default \(def) (no candidate ran \(Int(margin * 100)) % faster, median of per-round ratios)"
+                             : String(format: "choice: %@, %.1f%% faster than the default %@ (median of per-round ratios)", choice.description, (speedup - 1) * 100, def.description))
+        if dryRun { return }
+        var f = try GEMMCalibrationFile.read(path) ?? GEMMCalibrationFile()
+        f.hosts[host] = cal
+        try f.write(path)
+        stderr("wrote \(path) for host: \(host)")
+    }
+
+    /// <PROMPTREPRO_CACHE or ~/.cache/promptrepro>/gemm-calibration.json.
+    static var defaultPath: String {
+        let root = Environment.values["PROMPTREPRO_CACHE"] ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/promptrepro")
+        return (root as NSString).appendingPathComponent("gemm-calibration.json")
+    }
+
+    /// This host's `GEMMCalibration.signature`, from /proc/cpuinfo and the cache sizes.
+    static func hostSignature() -> String {
+        let id = CPUIdentity.read()
+        return GEMMCalibration.signature(vendor: id.vendor, family: id.family, model: id.model, stepping: id.stepping, simd: id.simd,
+                                         caches: CacheInfo.host)
+    }
+
+    /// Applies this host's cached calibration (start-up; `Environment.apply`). Nothing when there is
+    /// no file or no entry for this host.
+    static func applyCached(path: String = defaultPath) throws {
+        guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
+        do { try cal.apply() } catch { throw ValidationError("\(path): \(error); run `promptrepro calibrate` again or set PROMPTREPRO_CALIBRATION=off") }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import XCTest
+
+/// `promptrepro calibrate` writes this host's entry, and a later process applies it at start-up
+/// (recorded in `bench`'s machine section) unless PROMPTREPRO_CALIBRATION=off.
+final class CalibrateCLITests: XCTestCase {
+    func testCalibrationIsWrittenAndAppliedAtStartUp() throws {
+        let dir = NSTemporaryDirectory() + "calibrate-cli-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = ["PROMPTREPRO_CACHE": dir, "PROMPTREPRO_THREADS": "1"]
+        let (rc, log) = try runCLIText(["calibrate", "--rounds", "1"], stdout: false, env: env)
+        XCTAssertEqual(rc, 0, log)
+        let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/gemm-calibration.json"))) as! [String: Any]
+        let hosts = file["hosts"] as! [String: [String: Any]]
+        XCTAssertEqual(hosts.count, 1)
+        let choice = hosts.values.first!["choice"] as! [String: Any]
+        let kernel = choice["kernel"] as! String
+        func machine(_ extra: [String: String]) throws -> [String: Any] {
+            let (rc, out) = try runCLIText(["bench", "--core-only", "--repeats", "1"], stdout: true, env: env.merging(extra) { _, b in b })
+            XCTAssertEqual(rc, 0)
+            return (try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any])["machine"] as! [String: Any]
+        }
+        let on = try machine([:])
+        XCTAssertEqual(on["gemm_kernel"] as? String, kernel)
+        XCTAssertTrue((on["gemm_calibration"] as? String ?? "").hasPrefix(kernel), "\(on["gemm_calibration"] ?? "")")
+        if let mc = choice["mc"] as? Int { XCTAssertTrue((on["gemm_blocking"] as? String ?? "").hasPrefix("mc \(mc) "), "\(on)") }
+        XCTAssertEqual(try machine(["PROMPTREPRO_CALIBRATION": "off"])["gemm_calibration"] as? String, "none")
+        // A calibration of another host type is not applied.
+        let text = try String(contentsOfFile: dir + "/gemm-calibration.json", encoding: .utf8)
+        let other = text.replacingOccurrences(of: "family ", with: "family 9")
+        try other.write(toFile: dir + "/gemm-calibration.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try machine([:])["gemm_calibration"] as? String, "none")
+    }
+}
