@@ -130,18 +130,29 @@ public func singleQueryAttention(q: Tensor, keysT: Tensor, values: Tensor, lengt
     let out = Tensor(uninitialized: [b, 1, hdv])
     let pq = q.data, pkt = keysT.data, pv = values.data, po = out.data
     let pbias = bias?.data, mask = keyMask?.data
+    // Keys after a batch row's last unmasked one (its padding) are neither scored nor read: their
+    // scores become −∞ in the softmax whatever they were, so their probabilities are exactly 0 and
+    // P·V over the first `live` keys adds the same terms in the same order (the products' kc blocks
+    // start at key 0 either way; the skipped blocks only added zeros). Same bits, less traffic.
+    let live: [Int] = (0..<b).map { bi in
+        guard let mask else { return tk }
+        var last = tk - 1
+        while last >= 0, mask[bi * tk + last] == 0 { last -= 1 }
+        return last >= 0 ? last + 1 : tk   // a fully masked row keeps the uniform fallback over all keys
+    }
     let clock = AttentionClock.now()
     Parallel.units(b * heads) { u in
-        let bi = u / heads, h = u % heads
+        let bi = u / heads, h = u % heads, n = live[bi]
         let p = UnsafeMutablePointer<Float>.allocate(capacity: tk)
         defer { p.deallocate() }
         // op(B) = Kᵀ of head h: rows h·dk..<(h+1)·dk of the batch row's [H·dk, capacity] block.
-        BLAS.sgemm(transA: false, transB: false, m: 1, n: tk, k: dk, alpha: scale,
+        BLAS.sgemm(transA: false, transB: false, m: 1, n: n, k: dk, alpha: scale,
                    a: pq + bi * hdk + h * dk, lda: hdk, b: pkt + (bi * hdk + h * dk) * cap, ldb: cap,
                    beta: 0, c: p, ldc: tk)
+        if n < tk { (p + n).initialize(repeating: 0, count: tk - n) }
         softmaxRowVector(p, tk, bias: pbias.map { UnsafePointer($0 + h * tk) }, limit: tk,
                          keyMask: mask.map { UnsafePointer($0 + bi * tk) })
-        BLAS.sgemm(transA: false, transB: false, m: 1, n: dv, k: tk, alpha: 1,
+        BLAS.sgemm(transA: false, transB: false, m: 1, n: dv, k: n, alpha: 1,
                    a: p, lda: tk, b: pv + bi * cap * hdv + h * dv, ldb: hdv,
                    beta: 0, c: po + bi * hdv + h * dv, ldc: hdv)
     }

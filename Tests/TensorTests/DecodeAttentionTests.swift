@@ -42,15 +42,24 @@ final class DecodeAttentionTests: XCTestCase {
 
     /// The projected cross-attention of a decoding step: fixed keys (transposed once) and values,
     /// a key mask with padded rows, no bias — against `attention(q:k:v:keyMask:)`, bit for bit with
-    /// the own kernels.
+    /// the own kernels. Padded keys are skipped (never scored or read); at 420 keys the padding of rows 1–3 starts
+    /// before, at and after the AVX-512 kernel's kc = 384 and after the AVX2 one's 256; row 4 has
+    /// a hole (a masked key inside) and row 5 is fully masked (uniform fallback over all keys).
     func testSingleQueryAttentionWithKeyMaskMatchesAttention() throws {
-        let (b, heads, dk, tk) = (3, 4, 16, 37)
+        for (b, tk, pads) in [(3, 37, [1: 20]), (6, 420, [1: 300, 2: 384, 3: 390, 5: 0])] {
+            try singleQueryAgainstAttention(b: b, tk: tk, pads: pads, hole: b > 4 ? 4 : nil)
+        }
+    }
+
+    func singleQueryAgainstAttention(b: Int, tk: Int, pads: [Int: Int], hole: Int?) throws {
+        let (heads, dk) = (4, 16)
         let width = heads * dk
         let q = Tensor.normal([b, 1, width], key: RNGKey(seed: 1))
         let k = Tensor.normal([b, tk, width], key: RNGKey(seed: 2))
         let v = Tensor.normal([b, tk, width], key: RNGKey(seed: 3))
         var maskValues = [Float](repeating: 1, count: b * tk)
-        for j in 20..<tk { maskValues[tk + j] = 0 }       // batch row 1 padded after 20 keys
+        for (row, from) in pads { for j in from..<tk { maskValues[row * tk + j] = 0 } }
+        if let hole { maskValues[hole * tk + 7] = 0 }
         let mask = Tensor(shape: [b, tk], values: maskValues)
         for kernel in BLAS.availableKernels {
             try BLAS.withKernel(kernel) {
