@@ -20,37 +20,24 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Kernels to time (default: all this CPU runs).") var kernels: String?
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
 
-    struct Shape { let name: String, m: Int, n: Int, k: Int, transB: Bool }
 
     func run() throws {
         Parallel.configure(threads: threads)
-        let list: [Shape] = try shapes.split(separator: ",").map { spec in
+        let list: [GemmShape] = try shapes.split(separator: ",").map { spec in
             let parts = spec.split(separator: ":"), dims = parts[0].split(separator: "x").compactMap { Int($0) }
             guard dims.count == 3, dims.allSatisfy({ $0 > 0 }), parts.count == 1 || ["nt", "nn"].contains(String(parts[1])) else {
                 throw ValidationError("--shapes: '\(spec)' is not MxNxK[:nt|:nn], e.g. 512x64x512:nn")
             }
-            return Shape(name: String(spec), m: dims[0], n: dims[1], k: dims[2], transB: parts.count == 1 || parts[1] == "nt")
+            return GemmShape(name: String(spec), m: dims[0], n: dims[1], k: dims[2], transB: parts.count == 1 || parts[1] == "nt")
         }
         let kerns = try kernels.map { try $0.split(separator: ",").map { try BLAS.kernel(named: String($0)) } } ?? BLAS.availableKernels
         var samples: [String: [String: [(wall: Double, cpu: Double)]]] = [:]  // shape → kernel → GFLOP/s per round
-        let data = list.map { s in
-            (Tensor.uniform([s.m, s.k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([s.n * s.k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
-             Tensor(zeros: [s.m, s.n]))
-        }
+        let data = list.map { $0.operands() }
         for round in 0...rounds {  // round 0 warms up (packing buffers, pages, OpenBLAS init)
-            for (s, (a, b, c)) in zip(list, data) {
-                let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
-                let reps = max(1, Int((3e8 / flops).rounded(.up)))  // ≥ 0.3 GFLOP per sample
+            for (s, operands) in zip(list, data) {
                 for kern in kerns {
-                    let (wall, cpu) = BLAS.withKernel(kern) { () -> (Double, Double) in
-                        let t0 = DispatchTime.now().uptimeNanoseconds, c0 = cpuSeconds()
-                        for _ in 0..<reps {
-                            BLAS.sgemm(transA: false, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 1, a: a.data, lda: s.k,
-                                       b: b.data, ldb: s.transB ? s.k : s.n, beta: 0, c: c.data, ldc: s.n)
-                        }
-                        return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpuSeconds() - c0)
-                    }
-                    let g = flops * Double(reps) / 1e9
+                    let (wall, cpu) = BLAS.withKernel(kern) { s.sample(operands) }
+                    let g = s.flops * Double(s.reps) / 1e9
                     if round > 0 { samples[s.name, default: [:]][kern.rawValue, default: []].append((g / wall, g / max(cpu, 1e-6))) }
                 }
             }
@@ -73,6 +60,33 @@ struct BenchGemm: ParsableCommand {
         let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
         if let out { try json.write(to: URL(fileURLWithPath: out)) }
         print(String(decoding: json, as: UTF8.self))
+    }
+}
+
+/// A product shape timed by `bench-gemm` and `calibrate`: C[m×n] = A·Bᵀ (`transB`, as a Linear
+/// layer with B stored [n, k]) or A·B, through `BLAS.sgemm` with the selected kernel.
+struct GemmShape {
+    let name: String, m: Int, n: Int, k: Int, transB: Bool
+
+    /// FLOPs of one product (2·m·n·k).
+    var flops: Double { 2.0 * Double(m) * Double(n) * Double(k) }
+    /// Products per timed sample: at least 0.3 GFLOP, so small shapes are timed over many.
+    var reps: Int { max(1, Int((3e8 / flops).rounded(.up))) }
+
+    /// Fixed operands (uniform in [−1, 1], seeds 1 and 2) and the output.
+    func operands() -> (a: Tensor, b: Tensor, c: Tensor) {
+        (Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([n * k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
+         Tensor(zeros: [m, n]))
+    }
+
+    /// One timed sample: `reps` products; wall and process CPU seconds.
+    func sample(_ o: (a: Tensor, b: Tensor, c: Tensor)) -> (wall: Double, cpu: Double) {
+        let t0 = DispatchTime.now().uptimeNanoseconds, c0 = cpuSeconds()
+        for _ in 0..<reps {
+            BLAS.sgemm(transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: o.a.data, lda: k,
+                       b: o.b.data, ldb: transB ? k : n, beta: 0, c: o.c.data, ldc: n)
+        }
+        return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpuSeconds() - c0)
     }
 }
 

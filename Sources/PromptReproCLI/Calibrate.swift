@@ -30,9 +30,12 @@ struct Calibrate: ParsableCommand {
 
     /// The model's product shapes (m, n, k; C = A·Bᵀ as a Linear layer, or A·B): t5-small's FFN
     /// in and out at 8 × 356 tokens, a square product, and the per-head attention products.
-    static let shapes: [(name: String, m: Int, n: Int, k: Int, transB: Bool)] = [
-        ("2848x2048x512", 2848, 2048, 512, true), ("2848x512x2048", 2848, 512, 2048, true),
-        ("2048x2048x2048", 2048, 2048, 2048, true), ("356x356x64", 356, 356, 64, true), ("356x64x356:nn", 356, 64, 356, false),
+    static let shapes = [
+        GemmShape(name: "2848x2048x512", m: 2848, n: 2048, k: 512, transB: true),
+        GemmShape(name: "2848x512x2048", m: 2848, n: 512, k: 2048, transB: true),
+        GemmShape(name: "2048x2048x2048", m: 2048, n: 2048, k: 2048, transB: true),
+        GemmShape(name: "356x356x64", m: 356, n: 356, k: 64, transB: true),
+        GemmShape(name: "356x64x356:nn", m: 356, n: 64, k: 356, transB: false),
     ]
 
     func run() throws {
@@ -54,10 +57,7 @@ struct Calibrate: ParsableCommand {
         }
         let autoBlocking = BLAS.autoKernel.tile.map { GEMMBlocking.derive(mr: $0.mr, nr: $0.nr, kc: $0.kc, caches: .host) }
         let def = GEMMCandidate(kernel: BLAS.autoKernel, blocking: autoBlocking)
-        let data = Self.shapes.map { s in
-            (Tensor.uniform([s.m, s.k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([s.n * s.k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
-             Tensor(zeros: [s.m, s.n]))
-        }
+        let data = Self.shapes.map { $0.operands() }
         let savedKernel = BLAS.kernel, savedBlockings = BLAS.blockings
         defer { BLAS.kernel = savedKernel; BLAS.blockings = savedBlockings }
         var perRound: [String: [Double]] = [:]
@@ -69,15 +69,8 @@ struct Calibrate: ParsableCommand {
                 BLAS.kernel = c.kernel
                 if let b = c.blocking { BLAS.blockings[c.kernel] = b }
                 var logSum = 0.0
-                for (s, (a, b, out)) in zip(Self.shapes, data) {
-                    let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
-                    let reps = max(1, Int((3e8 / flops).rounded(.up)))
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    for _ in 0..<reps {
-                        BLAS.sgemm(transA: false, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 1, a: a.data, lda: s.k,
-                                   b: b.data, ldb: s.transB ? s.k : s.n, beta: 0, c: out.data, ldc: s.n)
-                    }
-                    logSum += log(flops * Double(reps) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) / 1e9)
+                for (s, operands) in zip(Self.shapes, data) {
+                    logSum += log(s.flops * Double(s.reps) / s.sample(operands).wall / 1e9)
                 }
                 BLAS.blockings = savedBlockings
                 if round > 0 { perRound[c.description, default: []].append(exp(logSum / Double(Self.shapes.count))) }
