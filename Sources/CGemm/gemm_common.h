@@ -1,6 +1,6 @@
 // What the two SGEMM kernels (gemm.c: AVX-512, gemm_avx2.c: AVX2) share: the per-thread packing
-// buffers, packing of A into MR-row panels, and the BLIS loop nest over KC×NC blocks of B and
-// MC×KC blocks of A, and the row-exact tile dispatch. Included by each kernel file after it defines
+// buffers, packing of A into MR-row panels, the loop nest over MC×KC blocks of A and KC×NC blocks
+// of B, and the row-exact tile dispatch. Included by each kernel file after it defines
 // MR, NR and its target attribute GEMM_TARGET; the file then defines kernel_strided_rows, expands
 // ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols) and pack_b_block,
 // and expands GEMM_DRIVER(name, direct_limit). Not a public header.
@@ -73,12 +73,17 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
     kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); \
 }
 
-// The loop nest (BLIS order jc → pc → ic → jr → ir): B block packed once per (jc, pc), A block per
-// ic unless the product is narrow (then A is read in place and only a ragged last panel packed);
-// C is scaled by beta on the first k block only. `prepacked` (NULL: pack B here) is op(B) packed
-// whole by NAME_pack_b: block pc of it starts at prepacked + pc·npad (npad = n rounded up to NR)
-// and its panels are those pack_b_block would write, so both paths run the same kernel calls on the
-// same values and give the same bits.
+// The loop nest: ic → pc → jc → ir → jr. A's MC×KC block is packed once per (ic, pc) and its
+// MR×KC micro-panels (the broadcast side of the register tile, 18 KB for 12 × 384) stay in L1 while
+// the kernel sweeps the KC×NC block of B, packed per (ic, pc, jc) and sized to stay in L2 (the
+// vector side, streamed). It is BLIS's order with the roles of A and B swapped, because this tile
+// broadcasts A and loads vectors of B (BLIS's Skylake-X tile does the reverse). Narrow products
+// (n ≤ DIRECT_LIMIT) read A in place instead, only a ragged last panel packed. C is scaled by beta
+// on the first k block only, and each element of C is the same chain of operations whatever MC,
+// NC and the loop order: acc over one k block in order, then alpha·acc + bet·C, blocks in k order.
+// `prepacked` (NULL: pack B here) is op(B) packed whole by NAME_pack_b: block pc of it starts at
+// prepacked + pc·npad (npad = n rounded up to NR) and its panels are those pack_b_block would
+// write, so both paths run the same kernel calls on the same values and give the same bits.
 // Expanded once per kernel file: NAME (packs B on the fly), NAME_packed (reads a packed B),
 // NAME_pack_b (packs op(B) whole) and NAME_packed_size (floats the packed B takes).
 #define GEMM_DRIVER(NAME, DIRECT_LIMIT) \
@@ -95,29 +100,30 @@ GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long
     if (prepacked) NC = NC / NR * NR; /* blocks must start on the packed panels' columns (NC never changes bits) */ \
     long ncMax = min_l(NC, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k), mcMax = min_l(MC, (m + MR - 1) / MR * MR); \
     long npad = (n + NR - 1) / NR * NR; \
-    float *bp = prepacked ? NULL : ensure(&pack_b, &pack_b_size, kcMax * ncMax); \
-    float *ap = ensure(&pack_a, &pack_a_size, kcMax * mcMax); \
-    if ((!prepacked && !bp) || !ap) abort(); \
     /* Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A \
        would cost about as much as the product: the kernel reads full MR-row panels of A in place. */ \
     int direct = n <= (DIRECT_LIMIT); \
-    for (long jc = 0; jc < n; jc += NC) { \
-        long nc = min_l(NC, n - jc); \
+    float *bp = prepacked ? NULL : ensure(&pack_b, &pack_b_size, kcMax * ncMax); \
+    float *ap = ensure(&pack_a, &pack_a_size, direct ? kcMax * MR : kcMax * mcMax); \
+    if ((!prepacked && !bp) || !ap) abort(); \
+    for (long ic = 0; ic < m; ic += MC) { \
+        long mc = min_l(MC, m - ic); \
         for (long pc = 0; pc < k; pc += KC) { \
             long kc = min_l(KC, k - pc); \
             float bet = pc == 0 ? beta : 1.0f; \
-            const float *bb; \
-            if (prepacked) bb = prepacked + pc * npad + jc * kc; \
-            else { pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp); bb = bp; } \
-            for (long ic = 0; ic < m; ic += MC) { \
-                long mc = min_l(MC, m - ic); \
-                if (!direct) pack_a_block(transA, a, lda, ic, pc, mc, kc, ap); \
-                else if (mc % MR) pack_a_block(transA, a, lda, ic + mc / MR * MR, pc, mc % MR, kc, ap); /* ragged last panel */ \
-                for (long jr = 0; jr < nc; jr += NR) { \
-                    long nr = min_l(NR, nc - jr); \
-                    for (long ir = 0; ir < mc; ir += MR) { \
-                        long mr = min_l(MR, mc - ir); \
-                        float *ct = c + (ic + ir) * ldc + jc + jr; \
+            if (!direct) pack_a_block(transA, a, lda, ic, pc, mc, kc, ap); \
+            else if (mc % MR) pack_a_block(transA, a, lda, ic + mc / MR * MR, pc, mc % MR, kc, ap); /* ragged last panel */ \
+            for (long jc = 0; jc < n; jc += NC) { \
+                long nc = min_l(NC, n - jc); \
+                const float *bb; \
+                if (prepacked) bb = prepacked + pc * npad + jc * kc; \
+                else { pack_b_block(transB, b, ldb, pc, jc, kc, nc, bp); bb = bp; } \
+                for (long ir = 0; ir < mc; ir += MR) { \
+                    long mr = min_l(MR, mc - ir); \
+                    float *crow = c + (ic + ir) * ldc + jc; \
+                    for (long jr = 0; jr < nc; jr += NR) { \
+                        long nr = min_l(NR, nc - jr); \
+                        float *ct = crow + jr; \
                         if (!direct) { \
                             kernel(kc, ap + ir * kc, bb + jr * kc, ct, ldc, mr, nr, alpha, bet); \
                         } else if (mr < MR) { \

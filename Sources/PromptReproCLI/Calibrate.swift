@@ -48,8 +48,9 @@ struct Calibrate: ParsableCommand {
             guard let t = k.tile else { candidates.append(GEMMCandidate(kernel: k, blocking: nil)); continue }
             let d = GEMMBlocking.derive(mr: t.mr, nr: t.nr, kc: t.kc, caches: .host)  // not a calibrated one
             func mult(_ x: Int, _ q: Int) -> Int { max(4 * q, x / q * q) }
-            let variants = [(d.mc, d.nc), (mult(d.mc / 2, t.mr), d.nc), (mult(d.mc * 2, t.mr), d.nc),
-                            (d.mc, mult(d.nc / 2, t.nr)), (d.mc, mult(d.nc / 4, t.nr))]
+            // nc sizes the B block for L2 (halved and doubled), mc the A block for L3 (halved, quartered).
+            let variants = [(d.mc, d.nc), (d.mc, mult(d.nc / 2, t.nr)), (d.mc, mult(d.nc * 2, t.nr)),
+                            (mult(d.mc / 2, t.mr), d.nc), (mult(d.mc / 4, t.mr), d.nc)]
             for (mc, nc) in variants {
                 let c = GEMMCandidate(kernel: k, blocking: GEMMBlocking(mc: mc, kc: d.kc, nc: nc))
                 if !candidates.contains(c) { candidates.append(c) }

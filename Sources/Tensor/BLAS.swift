@@ -126,7 +126,7 @@ public enum BLAS {
     /// The blocking the selected kernel runs with (nil for openblas).
     public static var blocking: GEMMBlocking? { blockings[kernel] }
 
-    /// For run records and benchmarks: "mc 672 kc 384 nc 3072 (L1d 48 KiB, …)", or "openblas".
+    /// For run records and benchmarks: "mc 4092 kc 384 nc 672 (L1d 48 KiB, …)", or "openblas".
     public static var blockingDescription: String {
         blocking.map { "\($0.description) (\(CacheInfo.host.description))" } ?? "openblas"
     }

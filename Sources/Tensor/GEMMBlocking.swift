@@ -1,16 +1,16 @@
 // Cache blocking of PromptRepro's own GEMM kernels (Sources/CGemm), derived from this host's caches
 // with the analytic model of BLIS (Low, Igual, Smith, Quintana-Ortí, "Analytical modeling is enough
-// for high-performance BLIS", TOMS 2016), for the loop order of gemm.c / gemm_avx2.c: an mr×nr
-// register tile; the kc×nr micro-panel of B stays in L1 while the kernel runs over the mc rows of
-// the packed A block (mc×kc, in L2); the packed B block (kc×nc) stays in this core's share of L3.
+// for high-performance BLIS", TOMS 2016), for the loop nest of gemm_common.h (ic → pc → jc → ir →
+// jr): an mr×nr register tile that broadcasts A and loads vectors of B, so the mr×kc micro-panel of
+// A (the broadcast side) stays in L1 while the kernel sweeps the packed B block (kc×nc, in L2); the
+// packed A block (mc×kc) stays in this core's share of L3 and is packed once per k block.
 //
-//   kc: fixed per kernel (384 AVX-512, 256 AVX2), sized so that kc·nr·4 bytes fills the 48 KB L1d of
-//       AVX-512 cores (Ice Lake and later) and half the 32 KB L1d of AVX2 cores. Not derived from
-//       the host: each element of C is summed over k in blocks of kc, so kc sets the rounding, and a
-//       fixed kc keeps results bit-identical for a given kernel and thread count on every host.
-//   mc: the largest multiple of mr with mc·kc·4 ≤ L2 / 2 (per thread sharing the L2), at least 4·mr.
-//   nc: the largest multiple of nr with kc·nc·4 ≤ L3 / 2 (per thread sharing the L3), between 4·nr
-//       and 3072 (a bigger B block only costs memory: A is already packed once per 3072 columns).
+//   kc: fixed per kernel (384 AVX-512, 256 AVX2). Not derived from the host: each element of C is
+//       summed over k in blocks of kc, so kc sets the rounding, and a fixed kc keeps results
+//       bit-identical for a given kernel and thread count on every host.
+//   nc: the largest multiple of nr with kc·nc·4 ≤ L2 / 2 (per thread sharing the L2), at least 4·nr.
+//   mc: the largest multiple of mr with mc·kc·4 ≤ L3 / 2 (per thread sharing the L3), between 4·mr
+//       and 4096 rows (a bigger A block only costs memory: B is then packed once per 4096 rows).
 //
 // mc and nc only choose which tiles run when; they never change a result's bits (tested).
 import Foundation
@@ -87,11 +87,11 @@ public struct GEMMBlocking: Equatable, Sendable {
     /// The rule in this file's header for an mr×nr tile and a fixed kc.
     public static func derive(mr: Int, nr: Int, kc: Int, caches c: CacheInfo) -> GEMMBlocking {
         let l2 = c.l2 / max(c.l2Sharing, 1), l3 = c.l3 / max(c.l3Sharing, 1)
-        let mc = max(4 * mr, l2 / 2 / (kc * 4) / mr * mr)
-        let nc = min(3072 / nr * nr, max(4 * nr, l3 / 2 / (kc * 4) / nr * nr))
+        let nc = max(4 * nr, l2 / 2 / (kc * 4) / nr * nr)
+        let mc = min(4096 / mr * mr, max(4 * mr, l3 / 2 / (kc * 4) / mr * mr))
         return GEMMBlocking(mc: mc, kc: kc, nc: nc)
     }
 
-    /// "mc 672 kc 384 nc 3072".
+    /// "mc 4092 kc 384 nc 672".
     public var description: String { "mc \(mc) kc \(kc) nc \(nc)" }
 }

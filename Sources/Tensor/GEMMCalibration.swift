@@ -26,7 +26,7 @@ public struct GEMMCandidate: Codable, Equatable, Sendable, CustomStringConvertib
         return GEMMBlocking(mc: mc, kc: t.kc, nc: nc)
     }
 
-    /// "avx512 mc 672 nc 3072", "openblas".
+    /// "avx512 mc 4092 nc 672", "openblas".
     public var description: String {
         guard let mc, let nc else { return kernel.rawValue }
         return "\(kernel.rawValue) mc \(mc) nc \(nc)"
@@ -59,10 +59,16 @@ public struct GEMMCalibration: Codable, Equatable, Sendable {
 
     /// A host signature: the CPU's identity and caches. Calibrations are looked up by it, so a file
     /// shared between hosts (a home directory on NFS) never applies one host's choice to another.
-    /// Inputs: /proc/cpuinfo's vendor_id, cpu family, model, stepping and the SIMD flags; `caches`.
+    /// Inputs: /proc/cpuinfo's vendor_id, cpu family, model, stepping and the SIMD flags; `caches`;
+    /// the loop nest's version (`nest`).
     public static func signature(vendor: String, family: String, model: String, stepping: String, simd: String, caches: CacheInfo) -> String {
-        "\(vendor) family \(family) model \(model) stepping \(stepping) [\(simd)] \(caches.description)"
+        "\(vendor) family \(family) model \(model) stepping \(stepping) [\(simd)] \(caches.description) nest \(nest)"
     }
+
+    /// The GEMM loop nest mc and nc are measured for (gemm_common.h); part of the signature, so a
+    /// calibration made for an earlier nest, where mc and nc sized other caches, is not applied.
+    /// 1: jc → pc → ic → jr → ir (until 2026-11-30); 2: ic → pc → jc → ir → jr.
+    public static let nest = 2
 
     /// The candidate to use, from each candidate's GFLOP/s per round (`rates[i]` measured in the
     /// same round as the default's `rates[i]`): the one whose median over rounds of rate ÷ the

@@ -43,6 +43,8 @@ final class GEMMCalibrationTests: XCTestCase {
         try GEMMCalibrationFile(hosts: [host: cal]).write(path)
         XCTAssertEqual(try GEMMCalibrationFile.read(path)?.hosts[host], cal)
         XCTAssertNil(try GEMMCalibrationFile.read(path)?.hosts[host + "x"])
+        // An entry measured for another loop nest (its mc and nc sized other caches) never matches.
+        XCTAssertTrue(host.hasSuffix(" nest \(GEMMCalibration.nest)"), host)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try GEMMCalibrationFile.read(path)) { XCTAssertTrue("\($0)".contains(path), "\($0)") }
     }
