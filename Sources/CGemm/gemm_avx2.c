@@ -184,4 +184,5 @@ void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const
                    const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }
 long pr_sgemm_avx2_packed_size(long n, long k) { abort(); }
 void pr_sgemm_avx2_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { abort(); }
+void pr_sgemm_avx2_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long KC, long j0, long j1, float *out) { abort(); }
 #endif

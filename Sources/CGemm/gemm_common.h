@@ -85,7 +85,8 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
 // prepacked + pc·npad (npad = n rounded up to NR) and its panels are those pack_b_block would
 // write, so both paths run the same kernel calls on the same values and give the same bits.
 // Expanded once per kernel file: NAME (packs B on the fly), NAME_packed (reads a packed B),
-// NAME_pack_b (packs op(B) whole) and NAME_packed_size (floats the packed B takes).
+// NAME_pack_b (packs op(B) whole), NAME_pack_b_cols (the panels of some columns of it, so threads
+// can share the packing) and NAME_packed_size (floats the packed B takes).
 #define GEMM_DRIVER(NAME, DIRECT_LIMIT) \
 GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long k, float alpha, \
                       const float *a, long lda, const float *b, long ldb, const float *prepacked, \
@@ -98,7 +99,10 @@ GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long
     } \
     if (MC < MR || KC < 1 || NC < NR) abort(); \
     if (prepacked) NC = NC / NR * NR; /* blocks must start on the packed panels' columns (NC never changes bits) */ \
-    long ncMax = min_l(NC, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k), mcMax = min_l(MC, (m + MR - 1) / MR * MR); \
+    /* Packing writes whole panels (a block's ragged edge padded with zeros), so the buffers hold \
+       NC and MC rounded up to the tile. */ \
+    long ncMax = min_l((NC + NR - 1) / NR * NR, (n + NR - 1) / NR * NR), kcMax = min_l(KC, k); \
+    long mcMax = min_l((MC + MR - 1) / MR * MR, (m + MR - 1) / MR * MR); \
     long npad = (n + NR - 1) / NR * NR; \
     /* Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A \
        would cost about as much as the product: the kernel reads full MR-row panels of A in place. */ \
@@ -149,8 +153,17 @@ GEMM_TARGET void NAME##_packed(int transA, long m, long n, long k, float alpha, 
     NAME##_nest(transA, 0, m, n, k, alpha, a, lda, NULL, 0, packed, beta, c, ldc, MC, KC, NC); \
 } \
 long NAME##_packed_size(long n, long k) { return (n + NR - 1) / NR * NR * (k > 0 ? k : 0); } \
-GEMM_TARGET void NAME##_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { \
+GEMM_TARGET void NAME##_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long KC, long j0, long j1, \
+                                    float *out) { \
     long npad = (n + NR - 1) / NR * NR; \
-    if (KC < 1) abort(); \
-    for (long pc = 0; pc < k; pc += KC) pack_b_block(transB, b, ldb, pc, 0, min_l(KC, k - pc), n, out + pc * npad); \
+    if (KC < 1 || j0 < 0 || j0 % NR) abort(); \
+    if (j1 > n) j1 = n; \
+    if (j1 <= j0) return; \
+    for (long pc = 0; pc < k; pc += KC) { \
+        long kc = min_l(KC, k - pc); \
+        pack_b_block(transB, b, ldb, pc, j0, kc, j1 - j0, out + pc * npad + j0 * kc); \
+    } \
+} \
+GEMM_TARGET void NAME##_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out) { \
+    NAME##_pack_b_cols(transB, n, k, b, ldb, KC, 0, n, out); \
 }

@@ -19,6 +19,7 @@ struct BenchOne: ParsableCommand {
     @Option var seqLen: Int = 256
     @Option var batch: Int?
     @Option var prompt: Int = 100
+    @Option(help: "Greedy steps of the generate workload (the bench's shape is 3).") var newTokens: Int = 3
     @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
 
     func run() throws {
@@ -55,7 +56,7 @@ struct BenchOne: ParsableCommand {
                 _ = try model.forward(inputsEmbeds: e, attentionMask: m, labels: labels, drop: .eval)
             case "generate":
                 let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
-                _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: 3)
+                _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: newTokens)
             default: throw ValidationError("unknown workload \(workload)")
             }
             step += 1
@@ -75,12 +76,12 @@ struct BenchOne: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let S = seqLen + (workload == "ft" ? 0 : prompt)
         // Generation: each step is one query row; the model picks its cross-attention form for 3 steps.
-        let absorbed = model.crossAttentionIsAbsorbed(queries: 3, keys: S)
+        let absorbed = model.crossAttentionIsAbsorbed(queries: workload == "generate" ? newTokens : 3, keys: S)
         let recompute = workload == "ft"  // the only workload whose FLOP count knows about recomputation
         let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed,
                                   recomputesAttention: recompute && model.checkpointSelfAttention,
-                                  recomputesFeedForward: recompute && model.checkpointFeedForward)
-        let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false)
+                                  recomputesFeedForward: recompute && model.checkpointFeedForward, steps: newTokens)
+        let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false, steps: newTokens)
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
@@ -101,7 +102,7 @@ struct BenchOne: ParsableCommand {
 /// encoder states per head-stacked batch row). `absorbed: false` gives transformers' count.
 enum BenchFlops {
     static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool,
-                   recomputesAttention: Bool = false, recomputesFeedForward: Bool = false) -> Double {
+                   recomputesAttention: Bool = false, recomputesFeedForward: Bool = false, steps: Int = 3) -> Double {
         let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf), H = Double(c.numHeads), dk = Double(c.dKv)
         let b = Double(B), s = Double(S), V = Double(c.vocabSize)
         let ffn = 2 * 2 * d * ff * (c.isGated ? 1.5 : 1)             // per token: wi (wi_0, wi_1) and wo
@@ -132,9 +133,9 @@ enum BenchFlops {
         switch workload {
         case "eval": return linear + attn
         case "generate":
-            // encoder, cross K/V once (projected form), then 3 one-token steps over a growing self cache
+            // encoder, cross K/V once (projected form), then `steps` one-token steps over a growing self cache
             var total = enc.linear + enc.attn + crossKV
-            for step in 0..<3 {
+            for step in 0..<steps {
                 let p = decoder(t: 1, selfKeys: Double(step + 1))
                 total += p.linear + p.attn
             }

@@ -40,13 +40,17 @@ public enum BLAS {
         pr_flops_add(Int64(2 * m * n * k))
         let t = Parallel.threads
         // The kernel is chosen from the whole product, so a split over threads never changes it.
-        let own = usesOwnKernel(m: m, n: n, k: k)
+        let own = usesOwnKernel(m: m, n: n, k: k, frozenB: { FrozenOperands.current?.holds(b, transB: transB, k: k, n: n, ldb: ldb) == true })
         if t <= 1 || Parallel.insideUnits || m * n * k < 1 << 21 {
             sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
                         own: own)
             return
         }
         if m >= 64 * t {
+            if own, FrozenOperands.current == nil, sgemmSharedB(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                                                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+                return
+            }
             Parallel.forRange(m, costPerItem: 1 << 20) { rows in
                 let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
                 sgemmSerial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha, a: a0, lda: lda, b: b, ldb: ldb,
@@ -59,6 +63,46 @@ public enum BLAS {
                             beta: beta, c: c + cols.lowerBound, ldc: ldc, own: own)
             }
         }
+    }
+
+    /// The row-split product with op(B) packed once for all threads: the threads pack disjoint
+    /// column panels of it into one shared buffer, then each runs its rows against it
+    /// (`pr_sgemm_*_packed`: the same kernel calls on the same values as packing on the fly, so
+    /// the same bits). Without it every thread packs all of B, and again for every mc rows past the
+    /// first. Returns false (nothing done) when the kernel is OpenBLAS or another thread holds the
+    /// buffer; the caller then runs the per-thread path.
+    /// Products that ran through `sgemmSharedB` in this process (tests check the path ran).
+    nonisolated(unsafe) static var sharedPackedProducts = 0
+
+    static func sgemmSharedB(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        let kern = kernel
+        guard k > 0, kern != .openblas, let t = kern.tile, let bl = blockings[kern] else { return false }
+        let floats = kern == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
+        guard floats <= SharedPackBuffer.maxFloats, let buffer = SharedPackBuffer.acquire(floats: floats) else { return false }
+        defer { SharedPackBuffer.release() }
+        sharedPackedProducts += 1
+        let out = buffer, panels = (n + t.nr - 1) / t.nr
+        Parallel.forRange(panels, costPerItem: k * t.nr) { r in
+            if kern == .avx512 {
+                pr_sgemm_avx512_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, out)
+            } else {
+                pr_sgemm_avx2_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, out)
+            }
+        }
+        Parallel.forRange(m, costPerItem: 1 << 20) { rows in
+            let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            let c0 = c + rows.lowerBound * ldc
+            if kern == .avx512 {
+                pr_sgemm_avx512_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, out, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
+            } else {
+                pr_sgemm_avx2_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, out, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
+            }
+        }
+        return true
     }
 
     /// FLOPs of every product `sgemm` ran in this process so far, from any thread: 2·m·n·k each
@@ -143,11 +187,14 @@ public enum BLAS {
     }
 
     /// Whether `sgemm` of this size runs the selected own kernel: always, except products with
-    /// fewer than 32 rows and a large B (the LM head while decoding), where packing B would cost
-    /// more than the product and OpenBLAS, which streams B unpacked for such shapes, is faster.
+    /// fewer than 32 rows and a large B that is not a frozen operand: there packing B at every
+    /// product would cost more than the product, and OpenBLAS, which streams B unpacked for such
+    /// shapes, is faster. A frozen B (`frozenB`: it lies in a `FrozenOperands` scope's tensors, as the
+    /// LM head's weight does while decoding) is packed once and read packed, so the own kernel runs
+    /// (OpenBLAS 0.3.21 on a CPU it does not know runs its SSE kernel at a fifth of our rate).
     @inline(__always)
-    static func usesOwnKernel(m: Int, n: Int, k: Int) -> Bool {
-        kernel != .openblas && (m >= 32 || n * k < 1 << 20)
+    static func usesOwnKernel(m: Int, n: Int, k: Int, frozenB: () -> Bool = { false }) -> Bool {
+        kernel != .openblas && (m >= 32 || n * k < 1 << 20 || frozenB())
     }
 
     /// One thread's product: `own` true runs the selected own kernel (`kernel` must be avx512 or
@@ -248,4 +295,34 @@ public enum BuildISA {
     #else
     public static let name = "baseline"
     #endif
+}
+
+/// The buffer `BLAS.sgemmSharedB` packs into: one per process, grown on demand and kept (a fresh
+/// allocation per product would page-fault its whole size every time). One product holds it at a
+/// time; a concurrent one finds it taken and packs per thread instead.
+enum SharedPackBuffer {
+    nonisolated(unsafe) private static var data: UnsafeMutablePointer<Float>?
+    nonisolated(unsafe) private static var capacity = 0
+    /// Largest B shared this way: 8 Mi floats (32 MB; every T5 weight up to t5-large's 4096 × 1024
+    /// fits). A larger B (GPT-2's 50257 × 768 tied LM head over every position) packs per thread
+    /// rather than keep a copy of that size for the process's lifetime.
+    static let maxFloats = 8 << 20
+    private static let lock = NSLock()
+
+    /// The buffer with room for `floats` floats (64-byte aligned), or nil when it is in use or
+    /// cannot be allocated. Pair with `release()`.
+    static func acquire(floats: Int) -> UnsafeMutablePointer<Float>? {
+        guard lock.try() else { return nil }
+        if capacity < floats {
+            free(data)
+            data = nil
+            capacity = 0
+            guard let raw = aligned_alloc(64, (floats * 4 + 63) / 64 * 64) else { lock.unlock(); return nil }
+            data = raw.bindMemory(to: Float.self, capacity: floats)
+            capacity = floats
+        }
+        return data
+    }
+
+    static func release() { lock.unlock() }
 }

@@ -106,6 +106,17 @@ public final class FrozenOperands: @unchecked Sendable {
     public static var productsFromPacked: Int { statsLock.lock(); defer { statsLock.unlock() }; return packedProducts }
     static func countPackedProduct() { statsLock.lock(); packedProducts += 1; statsLock.unlock() }
 
+    /// Whether op(B) (k×n; n×k when `transB`, leading dimension `ldb`) lies inside a registered
+    /// tensor, so that the own kernels will read a packed copy of it from its second use on.
+    func holds(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int) -> Bool {
+        let address = UInt(bitPattern: b)
+        let extent = UInt(((transB ? (n - 1) * ldb + k : (k - 1) * ldb + n)) * 4)
+        lock.lock(); defer { lock.unlock() }
+        var lo = 0, hi = regions.count
+        while lo < hi { let mid = (lo + hi) / 2; if regions[mid].start <= address { lo = mid + 1 } else { hi = mid } }
+        return lo > 0 && address + extent <= regions[lo - 1].end
+    }
+
     /// The packed op(B) for this product when B lies inside a registered tensor and was used before;
     /// nil: pack on the fly. Packs (outside the lock) on the second use.
     func packedB(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int, kernel: GEMMKernel, kc: Int) -> UnsafePointer<Float>? {

@@ -41,6 +41,94 @@ final class PackedOperandTests: XCTestCase {
         XCTAssertGreaterThan(packedUses, 0, "no product read a packed operand: the packed path was not exercised")
     }
 
+    /// The threaded row split packs op(B) once into a buffer all threads share
+    /// (`BLAS.sgemmSharedB`): every output bit equals one thread's product packing on the fly, for
+    /// each own kernel, its derived blocking and a small one (nc not a multiple of the tile, kc 40
+    /// so k crosses blocks), ragged panels (n below and past the tile), all transposes, alpha/beta.
+    func testSharedPackedBIsBitIdenticalToOneThreadsProduct() throws {
+        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let savedBlockings = BLAS.blockings, savedThreads = Parallel.threads
+        defer { BLAS.blockings = savedBlockings; Parallel.configure(threads: savedThreads) }
+        Parallel.configure(threads: 2)
+        let before = BLAS.sharedPackedProducts
+        var runs = 0
+        for kernel in kernels {
+            let t = kernel.tile!
+            for blocking in [BLAS.blockings[kernel]!, GEMMBlocking(mc: 4 * t.mr, kc: 40, nc: 4 * t.nr + 5)] {
+                BLAS.blockings[kernel] = blocking
+                for (m, n, k) in [(130, 129, 450), (700, 300, 130), (257, 1000, 33), (1000, 17, 200), (700, 2 * t.nr, 130)] {
+                    for ta in [false, true] {
+                        for tb in [false, true] {
+                            for (alpha, beta): (Float, Float) in [(1, 0), (0.7, 0.5)] {
+                                let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
+                                let a = RNGKey(seed: 41).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
+                                let b = RNGKey(seed: 42).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
+                                let c0 = RNGKey(seed: 43).uniformArray(m * ldc, lo: -1, hi: 1)
+                                var shared = c0, single = c0
+                                BLAS.withKernel(kernel) {
+                                    shared.withUnsafeMutableBufferPointer { pc in
+                                        BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                   beta: beta, c: pc.baseAddress!, ldc: ldc)
+                                    }
+                                    single.withUnsafeMutableBufferPointer { pc in
+                                        BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                         beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
+                                    }
+                                }
+                                runs += 1
+                                let same = zip(shared, single).allSatisfy { $0.bitPattern == $1.bitPattern }
+                                XCTAssertTrue(same, "\(kernel) \(blocking.description) m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(BLAS.sharedPackedProducts - before, runs, "not every product took the shared-packing path")
+    }
+
+    /// A product with few rows and a large B (the LM head at a decoding step) runs OpenBLAS outside a
+    /// scope but the own kernel, reading B packed from its second use, when B is a frozen operand:
+    /// the bits are those of the own kernel's product, on one thread and split over two.
+    func testFewRowsWithAFrozenLargeBRunTheOwnKernel() throws {
+        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let savedThreads = Parallel.threads
+        defer { Parallel.configure(threads: savedThreads) }
+        let (m, n, k) = (5, 2100, 512)   // n·k ≥ 2^20: OpenBLAS's shape outside a scope
+        let a = RNGKey(seed: 51).uniformArray(m * k, lo: -1, hi: 1)
+        let w = Tensor(shape: [n, k], values: RNGKey(seed: 52).uniformArray(n * k, lo: -1, hi: 1))
+        for kernel in kernels {
+            for threads in [1, 2] {
+                Parallel.configure(threads: threads)
+                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+                    var c = [Float](repeating: 0, count: m * n)
+                    c.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+                    return c
+                }
+                let (ownBits, blasBits, outside, inside, fromPacked) = BLAS.withKernel(kernel) { () -> ([Float], [Float], [Float], [[Float]], Int) in
+                    let own = run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: true) }
+                    let blas = run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: false) }
+                    let outside = run { BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n) }
+                    let before = FrozenOperands.productsFromPacked
+                    let inside = FrozenOperands.scope([w]) { _ in
+                        (0..<3).map { _ in run { BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n) } }
+                    }
+                    return (own, blas, outside, inside, FrozenOperands.productsFromPacked - before)
+                }
+                func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+                XCTAssertGreaterThan(differing(ownBits, blasBits), 0, "the two kernels agree bit for bit here: the test cannot tell them apart")
+                // (Split over two threads, OpenBLAS runs each half of the columns: its bits may depend on n.)
+                if threads == 1 { XCTAssertEqual(differing(outside, blasBits), 0, "\(kernel): outside a scope the product should run OpenBLAS") }
+                for (i, c) in inside.enumerated() {
+                    XCTAssertEqual(differing(c, ownBits), 0, "\(kernel) threads \(threads) use \(i): not the own kernel's bits")
+                }
+                XCTAssertGreaterThan(fromPacked, 0, "\(kernel) threads \(threads): B was never read packed")
+            }
+        }
+    }
+
     /// C from the plain product, then from the same product run three times inside a scope that
     /// registers B's tensor (the first use packs nothing, later ones read the packed copy).
     /// Returns whether all three scoped results equal the plain one bit for bit, and how many

@@ -38,10 +38,15 @@ void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
 /// then computes C = alpha · op(A) · op(B) + beta · C from it with the same kernel calls, hence the
 /// same bits, as NAME with the same KC (MC and NC free; the packing fixes KC).
 void pr_sgemm_avx512_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out);
+/// The part of NAME_pack_b's output that holds columns j0 ..< min(j1, n) of op(B) (j0 a multiple of
+/// the kernel's NR: 32 AVX-512, 16 AVX2), written where NAME_pack_b writes them; disjoint ranges
+/// may be packed by different threads into one buffer.
+void pr_sgemm_avx512_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long KC, long j0, long j1, float *out);
 long pr_sgemm_avx512_packed_size(long n, long k);
 void pr_sgemm_avx512_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
                             const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
 void pr_sgemm_avx2_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out);
+void pr_sgemm_avx2_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long KC, long j0, long j1, float *out);
 long pr_sgemm_avx2_packed_size(long n, long k);
 void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
                           const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
