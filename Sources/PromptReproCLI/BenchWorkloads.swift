@@ -20,12 +20,19 @@ struct BenchOne: ParsableCommand {
     @Option var batch: Int?
     @Option var prompt: Int = 100
     @Option(help: "Greedy steps of the generate workload (the bench's shape is 3).") var newTokens: Int = 3
+    @Option(help: "Cross-attention form: auto | projected | absorbed.") var cross: String = "auto"
     @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
 
     func run() throws {
         Parallel.configure(threads: threads)
         guard case .t5(let cfg) = Architectures.known[shape] ?? .t5(Architectures.t5Small) else { throw ValidationError("T5 shapes only") }
         let model = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
+        switch cross {
+        case "auto": model.crossAttentionMode = .auto
+        case "projected": model.crossAttentionMode = .projected
+        case "absorbed": model.crossAttentionMode = .absorbed
+        default: throw ValidationError("--cross: auto, projected or absorbed, not '\(cross)'")
+        }
         let b = batch ?? (["eval", "generate"].contains(workload) ? 32 : 8)
         let key = RNGKey(seed: 2)
         var s = PhiloxStream(key.derive("ids"))
