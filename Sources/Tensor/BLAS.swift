@@ -65,15 +65,15 @@ public enum BLAS {
         }
     }
 
+    /// Products that ran through `sgemmSharedB` in this process (tests check the path ran).
+    nonisolated(unsafe) static var sharedPackedProducts = 0
+
     /// The row-split product with op(B) packed once for all threads: the threads pack disjoint
     /// column panels of it into one shared buffer, then each runs its rows against it
     /// (`pr_sgemm_*_packed`: the same kernel calls on the same values as packing on the fly, so
     /// the same bits). Without it every thread packs all of B, and again for every mc rows past the
     /// first. Returns false (nothing done) when the kernel is OpenBLAS or another thread holds the
     /// buffer; the caller then runs the per-thread path.
-    /// Products that ran through `sgemmSharedB` in this process (tests check the path ran).
-    nonisolated(unsafe) static var sharedPackedProducts = 0
-
     static func sgemmSharedB(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
