@@ -187,15 +187,28 @@ public enum BLAS {
     }
 
     /// Whether `sgemm` of this size runs the selected own kernel: always, except products with
-    /// fewer than 32 rows and a large B that is not a frozen operand: there packing B at every
-    /// product would cost more than the product, and OpenBLAS, which streams B unpacked for such
-    /// shapes, is faster. A frozen B (`frozenB`: it lies in a `FrozenOperands` scope's tensors, as the
+    /// fewer than 32 rows and a large B that is not a frozen operand, where OpenBLAS has an AVX2 or
+    /// AVX-512 kernel: there packing B at every product would cost more than the product, and
+    /// OpenBLAS, which streams B unpacked for such shapes, is faster. A frozen B (`frozenB`: it lies in a `FrozenOperands` scope's tensors, as the
     /// LM head's weight does while decoding) is packed once and read packed, so the own kernel runs
     /// (OpenBLAS 0.3.21 on a CPU it does not know runs its SSE kernel at a fifth of our rate).
+    /// Where OpenBLAS runs a generic kernel (`openBLASHasFastKernel` false: Debian's 0.3.21 on a
+    /// CPU it does not know falls back to its SSE `Prescott` kernel, ≈ 30 GFLOP/s on a core where
+    /// ours runs ≈ 150), the own kernel takes these products too, packing B on the fly included.
     @inline(__always)
     static func usesOwnKernel(m: Int, n: Int, k: Int, frozenB: () -> Bool = { false }) -> Bool {
-        kernel != .openblas && (m >= 32 || n * k < 1 << 20 || frozenB())
+        kernel != .openblas && (m >= 32 || n * k < 1 << 20 || !openBLASHasFastKernel || frozenB())
     }
+
+    /// Whether OpenBLAS's core kernel (`coreName`) uses AVX2 + FMA or AVX-512: the cores of
+    /// OpenBLAS's DYNAMIC_ARCH x86-64 list that have such SGEMM kernels. Any other core (Prescott,
+    /// Core2, Nehalem, Sandybridge, Opteron, Bulldozer, …) runs SSE or AVX without FMA.
+    static func isFastOpenBLASCore(_ name: String) -> Bool {
+        ["haswell", "skylakex", "cooperlake", "sapphirerapids", "zen"].contains(name.lowercased())
+    }
+
+    /// `isFastOpenBLASCore(coreName)`, read once.
+    static let openBLASHasFastKernel = isFastOpenBLASCore(coreName)
 
     /// One thread's product: `own` true runs the selected own kernel (`kernel` must be avx512 or
     /// avx2), false OpenBLAS, nil decides from this call's size as `sgemm` does.
