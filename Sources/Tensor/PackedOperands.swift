@@ -109,9 +109,15 @@ public final class FrozenOperands: @unchecked Sendable {
     /// Whether op(B) (k×n; n×k when `transB`, leading dimension `ldb`) lies inside a registered
     /// tensor, so that the own kernels will read a packed copy of it from its second use on.
     func holds(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return inRegion(b, transB: transB, k: k, n: n, ldb: ldb)
+    }
+
+    /// Whether op(B)'s memory [b, b + extent) lies in one registered region, by binary search over
+    /// the sorted starts. Call with `lock` held.
+    private func inRegion(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int) -> Bool {
         let address = UInt(bitPattern: b)
         let extent = UInt(((transB ? (n - 1) * ldb + k : (k - 1) * ldb + n)) * 4)
-        lock.lock(); defer { lock.unlock() }
         var lo = 0, hi = regions.count
         while lo < hi { let mid = (lo + hi) / 2; if regions[mid].start <= address { lo = mid + 1 } else { hi = mid } }
         return lo > 0 && address + extent <= regions[lo - 1].end
@@ -120,16 +126,11 @@ public final class FrozenOperands: @unchecked Sendable {
     /// The packed op(B) for this product when B lies inside a registered tensor and was used before;
     /// nil: pack on the fly. Packs (outside the lock) on the second use.
     func packedB(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int, kernel: GEMMKernel, kc: Int) -> UnsafePointer<Float>? {
-        let address = UInt(bitPattern: b)
-        let key = Key(address: address, transB: transB, k: k, n: n, ldb: ldb, kernel: kernel, kc: kc)
-        let extent = UInt(((transB ? (n - 1) * ldb + k : (k - 1) * ldb + n)) * 4)
+        let key = Key(address: UInt(bitPattern: b), transB: transB, k: k, n: n, ldb: ldb, kernel: kernel, kc: kc)
         let need: Int
         lock.lock()
-        // The registered region holding [b, b + extent), by binary search over the sorted starts
-        // (first: most products' B, activations, lie in none and need no hashing).
-        var lo = 0, hi = regions.count
-        while lo < hi { let mid = (lo + hi) / 2; if regions[mid].start <= address { lo = mid + 1 } else { hi = mid } }
-        guard lo > 0, address + extent <= regions[lo - 1].end else { lock.unlock(); return nil }
+        // The region test first: most products' B, activations, lie in none and need no hashing.
+        guard inRegion(b, transB: transB, k: k, n: n, ldb: ldb) else { lock.unlock(); return nil }
         if let p = packed[key] { lock.unlock(); return UnsafePointer(p.data) }
         if seen.insert(key).inserted { lock.unlock(); return nil }   // first use: not worth packing yet
         need = kernel == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
