@@ -65,10 +65,11 @@ public struct GEMMCalibration: Codable, Equatable, Sendable {
         "\(vendor) family \(family) model \(model) stepping \(stepping) [\(simd)] \(caches.description) nest \(nest)"
     }
 
-    /// The GEMM loop nest mc and nc are measured for (gemm_common.h); part of the signature, so a
-    /// calibration made for an earlier nest, where mc and nc sized other caches, is not applied.
-    /// 1: jc → pc → ic → jr → ir (until 2026-11-30); 2: ic → pc → jc → ir → jr.
-    public static let nest = 2
+    /// The GEMM loop nest mc and nc are measured for (gemm_common.h) and the rule that derives the
+    /// default they are compared with (GEMMBlocking.swift); part of the signature, so a calibration
+    /// made for an earlier nest or rule is not applied. 1: jc → pc → ic → jr → ir (until
+    /// 2026-11-30); 2: ic → pc → jc → ir → jr, nc from L2 / 2; 3: the same nest, nc from L2 / 4.
+    public static let nest = 3
 
     /// The candidate to use, from each candidate's GFLOP/s per round (`rates[i]` measured in the
     /// same round as the default's `rates[i]`): the one whose median over rounds of rate ÷ the

@@ -160,18 +160,22 @@ final class GEMMTests: XCTestCase {
     func testBlockingFromCaches() {
         // This project's Intel host: L1d 48K, L2 2048K, L3 300M shared by 2 cpus.
         let intel = CacheInfo(l1d: 48 << 10, l2: 2 << 20, l3: 300 << 20, l2Sharing: 1, l3Sharing: 2, fromSysfs: true)
-        XCTAssertEqual(GEMMBlocking.derive(mr: 12, nr: 32, kc: 384, caches: intel), GEMMBlocking(mc: 4092, kc: 384, nc: 672))
-        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: intel), GEMMBlocking(mc: 4092, kc: 256, nc: 1024))
+        XCTAssertEqual(GEMMBlocking.derive(mr: 12, nr: 32, kc: 384, caches: intel), GEMMBlocking(mc: 4092, kc: 384, nc: 320))
+        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: intel), GEMMBlocking(mc: 4092, kc: 256, nc: 512))
         // AMD Zen 2 core: L2 512K per core, L3 16M shared by 8 cpus (4 cores × 2 threads).
         let zen2 = CacheInfo(l1d: 32 << 10, l2: 512 << 10, l3: 16 << 20, l2Sharing: 2, l3Sharing: 8, fromSysfs: true)
-        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: zen2), GEMMBlocking(mc: 1020, kc: 256, nc: 128))
+        XCTAssertEqual(GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: zen2), GEMMBlocking(mc: 1020, kc: 256, nc: 64))
+        // A Zen 4 SMT core: L2 1 MiB shared by 2 cpus, L3 32 MiB by 16. nc: 512 KiB / 4 / 1536 B = 85
+        // → 64 (multiple of 32) → raised to 4·32; mc: 2 MiB / 2 / 1536 B = 682 → 672 (multiple of 12).
+        let zen4 = CacheInfo(l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20, l2Sharing: 2, l3Sharing: 16, fromSysfs: true)
+        XCTAssertEqual(GEMMBlocking.derive(mr: 12, nr: 32, kc: 384, caches: zen4), GEMMBlocking(mc: 672, kc: 384, nc: 128))
         XCTAssertEqual(CacheInfo.parseSize("48K"), 48 << 10)
         XCTAssertEqual(CacheInfo.parseSize("300M"), 300 << 20)
         XCTAssertEqual(CacheInfo.parseSize("1024"), 1024)
         XCTAssertEqual(CacheInfo.cpuCount("0-1,4,6-7"), 5)
         XCTAssertEqual(CacheInfo.read(root: "/nonexistent"), CacheInfo.fallback)
         let g = GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: .fallback)
-        XCTAssertEqual(g, GEMMBlocking(mc: 1020, kc: 256, nc: 128))
+        XCTAssertEqual(g, GEMMBlocking(mc: 1020, kc: 256, nc: 64))
     }
 
     func testMatmulOpAgainstNaive() throws {
