@@ -47,8 +47,16 @@ public enum BLAS {
             return
         }
         if m >= 64 * t {
-            if own, FrozenOperands.current == nil, sgemmSharedB(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                                                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+            if own, let frozen = FrozenOperands.current,
+               let bp = frozen.packedB(b, transB: transB, k: k, n: n, ldb: ldb, kernel: kernel, kc: blockings[kernel]!.kc) {
+                // B's packed copy for the scope (made here, on this thread, at its second use): every
+                // thread reads it (PackedOperands.swift; the same bits as packing on the fly).
+                FrozenOperands.countPackedProduct()
+                sgemmRowsPacked(transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, packed: bp, beta: beta, c: c, ldc: ldc)
+                return
+            }
+            if own, sgemmSharedB(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
                 return
             }
             Parallel.forRange(m, costPerItem: 1 << 20) { rows in
@@ -93,16 +101,25 @@ public enum BLAS {
                 pr_sgemm_avx2_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, out)
             }
         }
+        sgemmRowsPacked(transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, packed: UnsafePointer(out), beta: beta, c: c, ldc: ldc)
+        return true
+    }
+
+    /// The rows of op(A) split over the threads, each run against op(B) already packed for the
+    /// selected own kernel (`pr_sgemm_*_packed`).
+    static func sgemmRowsPacked(transA: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                packed: UnsafePointer<Float>, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let kern = kernel
+        guard let bl = blockings[kern] else { preconditionFailure("own GEMM kernel requested while kernel is \(kern)") }
         Parallel.forRange(m, costPerItem: 1 << 20) { rows in
             let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
             let c0 = c + rows.lowerBound * ldc
             if kern == .avx512 {
-                pr_sgemm_avx512_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, out, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
+                pr_sgemm_avx512_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, packed, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
             } else {
-                pr_sgemm_avx2_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, out, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
+                pr_sgemm_avx2_packed(transA ? 1 : 0, rows.count, n, k, alpha, a0, lda, packed, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
             }
         }
-        return true
     }
 
     /// FLOPs of every product `sgemm` ran in this process so far, from any thread: 2·m·n·k each

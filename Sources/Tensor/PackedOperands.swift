@@ -26,14 +26,23 @@ public final class FrozenOperands: @unchecked Sendable {
 
     struct Region { let start: UInt; let end: UInt; let tensor: Tensor }
     struct Key: Hashable { let address: UInt; let transB: Bool; let k: Int; let n: Int; let ldb: Int; let kernel: GEMMKernel; let kc: Int }
+    /// A packed copy, in pages mapped for it alone: freeing it returns them to the system at once,
+    /// and glibc's malloc never sees these sizes (freeing a large malloc'd block raises malloc's
+    /// mmap threshold, after which same-sized blocks come from the heap and fragment it: a streamed
+    /// encoder that packs and frees one layer's weights after another grew the heap by ≈ 40 MB).
     final class Packed {
         let data: UnsafeMutablePointer<Float>
         let floats: Int
+        private let bytes: Int
         init(floats: Int) {
             self.floats = floats
-            data = UnsafeMutableRawPointer(aligned_alloc(64, (max(floats, 16) * 4 + 63) / 64 * 64)!).bindMemory(to: Float.self, capacity: floats)
+            bytes = max(floats, 16) * 4
+            guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+                fatalError("mmap of \(bytes) bytes for a packed GEMM operand failed (errno \(errno))")
+            }
+            data = p.bindMemory(to: Float.self, capacity: floats)
         }
-        deinit { free(data) }
+        deinit { munmap(data, bytes) }
     }
 
     private let lock = NSLock()
