@@ -29,6 +29,12 @@ public final class T5Model {
         let selfNorm: Tensor, selfAttn: Attn
         let crossNorm: Tensor?, crossAttn: Attn?
         let ffnNorm: Tensor, ffn: FFN
+
+        /// The block's projection matrices (the B operands of its GEMMs).
+        var linearWeights: [Tensor] {
+            [selfAttn.q, selfAttn.k, selfAttn.v, selfAttn.o] + (crossAttn.map { [$0.q, $0.k, $0.v, $0.o] } ?? [])
+                + [ffn.wi, ffn.wi0, ffn.wi1].compactMap { $0 } + [ffn.wo]
+        }
     }
 
     // MARK: config → parameter table
@@ -264,21 +270,38 @@ public final class T5Model {
     }
 
     /// Encoder over input embeddings (B, L, d) (a method's soft-prompt rows included) with key mask (B, L).
+    /// A streamed pass (`streamChunks`: no tape, no dropout) runs layer by layer, each layer over
+    /// every chunk of batch rows in turn, inside a `FrozenOperands` scope of that layer's weights:
+    /// the weights are packed for the GEMM kernel once per layer instead of once per chunk, and only
+    /// one layer's packed copy exists at a time. Each chunk goes through exactly the operations
+    /// `encodeWhole` runs on it, in the same order, with the same row counts, so the output is
+    /// bit-identical to encoding chunk after chunk (tested).
     public func encode(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
         let chunks = streamChunks(batch: embeds.shape[0], length: embeds.shape[1], drop: drop)
-        guard chunks.count == 1 else {
-            let out = Tensor(zeros: embeds.shape)
-            let row = embeds.count / embeds.shape[0]
-            for r in chunks {
-                let part = try encodeWhole(embeds: try narrow(embeds, axis: 0, start: r.lowerBound, length: r.count),
-                                           mask: try narrow(mask, axis: 0, start: r.lowerBound, length: r.count), drop: drop)
-                (out.data + r.lowerBound * row).update(from: part.data, count: part.count)
+        guard chunks.count > 1 else { return try encodeWhole(embeds: embeds, mask: mask, drop: drop) }
+        let L = embeds.shape[1], row = embeds.count / embeds.shape[0]
+        let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)
+        let masks = try chunks.map { try narrow(mask, axis: 0, start: $0.lowerBound, length: $0.count) }
+        func rows(_ x: Tensor, _ r: Range<Int>) throws -> Tensor { try narrow(x, axis: 0, start: r.lowerBound, length: r.count) }
+        // One buffer holds the hidden states of the whole batch; each chunk's rows are read and then
+        // overwritten by that chunk only, so the layer's output replaces its input in place.
+        let h = try rows(drop.apply(embeds), 0..<embeds.shape[0])                    // (B, L, d), a copy
+        func update(_ r: Range<Int>, _ x: Tensor) { (h.data + r.lowerBound * row).update(from: x.data, count: x.count) }
+        for blk in encoderBlocks {
+            try FrozenOperands.scope(blk.linearWeights) { _ in
+                for (r, m) in zip(chunks, masks) {
+                    var x = try rows(h, r)
+                    x = try add(x, try selfAttentionSublayer(x, blk, bias: bias, mask: m, causal: false, drop: drop))
+                    x = try add(x, try feedForwardSublayer(x, blk, drop: drop))
+                    update(r, x)
+                }
             }
-            return out
         }
-        return try encodeWhole(embeds: embeds, mask: mask, drop: drop)
+        for r in chunks { update(r, drop.apply(try rmsNorm(try rows(h, r), weight: encoderFinal, eps: config.eps))) }
+        return h
     }
 
+    /// The encoder without streaming: every layer over the whole batch.
     func encodeWhole(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
         let L = embeds.shape[1]
         var h = drop.apply(embeds)                                                    // (B, L, d)

@@ -36,7 +36,8 @@ extension T5Model {
         /// stream the batch through the encoder in chunks of about `streamTokens` rows (never less
         /// than one sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the
         /// chunk, not the batch. Sequences do not interact in the encoder, so its output is the whole
-        /// batch's. The decoder runs on the whole batch (its few query rows per sequence would
+        /// batch's. The pass runs layer by layer over the chunks, so each layer's weights are packed
+        /// for the GEMM once, not once per chunk (`encode`). The decoder runs on the whole batch (its few query rows per sequence would
         /// otherwise re-read every decoder weight per chunk). 0 turns streaming off.
         public var streamTokens: Int = 1024
         public init() {}
