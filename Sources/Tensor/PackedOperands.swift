@@ -26,10 +26,11 @@ public final class FrozenOperands: @unchecked Sendable {
 
     struct Region { let start: UInt; let end: UInt; let tensor: Tensor }
     struct Key: Hashable { let address: UInt; let transB: Bool; let k: Int; let n: Int; let ldb: Int; let kernel: GEMMKernel; let kc: Int }
-    /// A packed copy, in pages mapped for it alone: freeing it returns them to the system at once,
-    /// and glibc's malloc never sees these sizes (freeing a large malloc'd block raises malloc's
-    /// mmap threshold, after which same-sized blocks come from the heap and fragment it: a streamed
-    /// encoder that packs and frees one layer's weights after another grew the heap by ≈ 40 MB).
+    /// A packed copy, in pages mapped for it alone: freeing it returns them to the system at once.
+    /// From the heap (where `configureAllocator` sends every block, Tensor.swift) the copies of one
+    /// layer after another, made and freed between the activations, left holes the heap could not
+    /// reuse: the streamed encoder's peak RSS grew by ≈ 40 MB. The price is fresh (zeroed) pages at
+    /// each packing, once per scope and weight.
     final class Packed {
         let data: UnsafeMutablePointer<Float>
         let floats: Int

@@ -9,6 +9,7 @@
 //   y = s · (fma(fma(C0, r, C1), r², fma(r, C2, 1)))  in double, rounded once to float.
 // Lanes outside |x| < 88 (glibc's special-case branch: overflow, subnormal, NaN) go through libm's
 // expf itself, and −∞ gives 0, so every lane is bit-identical to `expf` on glibc with FMA.
+import CGemm
 import Foundation
 
 enum ExpF {
@@ -56,6 +57,12 @@ func exp8(_ x: SIMD8<Float>, _ tab: UnsafeMutablePointer<UInt64>) -> SIMD8<Float
     return y
 }
 
+/// Which form runs the softmax's exponential pass: the AVX-512 C loop where the CPU has AVX-512
+/// (it gives the same bits as the Swift loop, tested), else the Swift loop (built for AVX2).
+enum SoftmaxExp {
+    nonisolated(unsafe) static var usesAVX512 = BLAS.avx512Available
+}
+
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
@@ -101,6 +108,13 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
     let m8 = SIMD8<Float>(repeating: mx)
     var s8 = zero
     j = 0
+    if SoftmaxExp.usesAVX512 {
+        // The same loop on AVX-512 (Sources/CGemm/softmax_exp.c): the same bits, twice the lanes.
+        j = n / 8 * 8
+        withUnsafeMutablePointer(to: &s8) { p in
+            p.withMemoryRebound(to: Float.self, capacity: 8) { pr_softmax_exp_avx512(row, j, mx, tab, $0) }
+        }
+    }
     while j + 8 <= n {
         let e = exp8(load8(row + j) - m8, tab)
         store8(e, row + j)

@@ -64,4 +64,10 @@ void pr_sgemm_row(int transA, long n, long k, float alpha, const float *a, long 
 void pr_flops_add(long long flops);
 long long pr_flops_read(void);
 
+/// The exponential pass of the attention softmax on AVX-512 (softmax_exp.c): for j < n8 (a
+/// multiple of 8), row[j] = expf(row[j] − max) with −∞ → 0, and lanes[j mod 8] += row[j] in the
+/// order of j, exactly as Sources/Tensor/VectorMath.swift's eight-lane loop does (same bits).
+/// `table` is ExpF.table (32 entries). Call only when pr_gemm_avx512_available() returns 1.
+void pr_softmax_exp_avx512(float *row, long n8, float max, const unsigned long long *table, float *lanes);
+
 #endif
