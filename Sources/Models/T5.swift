@@ -455,11 +455,19 @@ public final class T5Model {
                          stopRow: ((_ row: Int, _ tokens: ArraySlice<Int32>) -> Bool)? = nil) throws -> [[Int32]] {
         // Nothing writes the weights or the encoder states while decoding: the own GEMM kernels pack
         // them once and reuse the packed copies at every step (same bits; PackedOperands.swift).
+        // A copy takes as much memory as its weight (t5-base's decoder and head: ≈ 550 MB) and
+        // saves a packing pass from the weight's third use on (the first packs on the fly, the
+        // second makes the copy), so decodes shorter than `packedDecodingMinSteps` pack on the fly.
         var held: Tensor? = consume encoder
-        return try FrozenOperands.scope(parameters.map { $0.tensor }) { frozen in
+        return try FrozenOperands.scope(parameters.map { $0.tensor }, when: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
             try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen, stopRow: stopRow)
         }
     }
+
+    /// Greedy decodes of at least this many steps keep packed copies of the weights and encoder
+    /// states for their steps (`generate`); shorter ones save at most five packing passes per
+    /// weight with them, for as much memory as the weights.
+    public static let packedDecodingMinSteps = 8
 
     private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands,
                         stopRow: ((Int, ArraySlice<Int32>) -> Bool)?) throws -> [[Int32]] {

@@ -68,8 +68,9 @@ public final class FrozenOperands: @unchecked Sendable {
     /// their memory cannot be reused by another tensor while it runs; packed copies are freed when
     /// the outermost scope ends (or when `release` drops their tensor).
     /// Errors: rethrows `body`'s. The caller promises that nothing writes the tensors inside `body`.
-    public static func scope<T>(_ tensors: [Tensor], _ body: (FrozenOperands) throws -> T) rethrows -> T {
-        guard isEnabled else { return try body(FrozenOperands()) }   // an unregistered scope: nothing is packed
+    /// `when` false runs `body` with an unregistered scope (nothing packed), as `isEnabled` false does.
+    public static func scope<T>(_ tensors: [Tensor], when: Bool = true, _ body: (FrozenOperands) throws -> T) rethrows -> T {
+        guard isEnabled, when else { return try body(FrozenOperands()) }   // an unregistered scope: nothing is packed
         if let running = current {
             let added = tensors.filter { running.add($0) }
             defer { for t in added { running.release(t) } }

@@ -33,4 +33,25 @@ final class FrozenOperandDecodeTests: XCTestCase {
             XCTAssertGreaterThan(tokens[0].map(\.count).max()!, 16, "\(mode): the decode must run many steps")
         }
     }
+
+    /// Decodes shorter than `T5Model.packedDecodingMinSteps` keep no packed copies (for as much
+    /// memory as the weights they would save at most five packing passes): no product reads one,
+    /// while a decode of that many steps does.
+    func testShortDecodesPackOnTheFly() throws {
+        try XCTSkipIf(BLAS.kernel == .openblas, "packing is a property of the own kernels; OpenBLAS selected")
+        let m = try T5Model.random(config: EmbeddedBackbones.t5Tiny, key: RNGKey(seed: 5))
+        let (b, l, d) = (3, 40, EmbeddedBackbones.t5Tiny.dModel)
+        let embeds = Tensor.normal([b, l, d], std: 1, key: RNGKey(seed: 6))
+        let mask = Tensor(shape: [b, l], values: [Float](repeating: 1, count: b * l))
+        let steps = T5Model.packedDecodingMinSteps
+        var used: [Int] = []
+        for n in [steps - 1, steps] {
+            let before = FrozenOperands.productsFromPacked
+            let tokens = try m.generate(encoder: try m.encode(embeds: embeds, mask: mask, drop: .eval), encoderMask: mask, maxNewTokens: n)
+            XCTAssertEqual(tokens.map(\.count).max(), n + 1, "the decode must run all \(n) steps")
+            used.append(FrozenOperands.productsFromPacked - before)
+        }
+        XCTAssertEqual(used[0], 0, "a \(steps - 1)-step decode read packed copies")
+        XCTAssertGreaterThan(used[1], 0, "a \(steps)-step decode read no packed copy")
+    }
 }
