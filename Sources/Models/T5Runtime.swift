@@ -39,7 +39,7 @@ extension T5Model {
         /// batch's. The pass runs layer by layer over the chunks, so each layer's weights are packed
         /// for the GEMM once, not once per chunk (`encode`). The decoder runs on the whole batch (its few query rows per sequence would
         /// otherwise re-read every decoder weight per chunk). 0 turns streaming off.
-        public var streamTokens: Int = 1024
+        public var streamTokens: Int = 512
         public init() {}
     }
 

@@ -1,6 +1,7 @@
 // PromptRepro's own single-precision GEMMs for x86-64 (row-major, transpose flags): an AVX-512
 // kernel (gemm.c) and an AVX2 + FMA one (gemm_avx2.c) for CPUs without AVX-512. Only
-// Sources/Tensor/BLAS.swift calls them; elsewhere OpenBLAS serves every product.
+// Sources/Tensor (BLAS.swift, PackedOperands.swift) calls them; elsewhere OpenBLAS serves every
+// product. softmax_exp.c holds the AVX-512 exponential pass of the attention softmax (VectorMath.swift).
 #ifndef PROMPTREPRO_CGEMM_H
 #define PROMPTREPRO_CGEMM_H
 
