@@ -80,7 +80,7 @@ def build(tmp):
     wrapper.write_text(WRAPPER)
     lib = pathlib.Path(tmp) / "libours.so"
     sources = [str(p) for p in sorted(src.glob("*.c"))] + [str(wrapper)]
-    subprocess.run(["clang", "-O2", "-fPIC", "-shared", "-pthread", "-I", str(src / "include"), "-I", str(src), *sources, "-o", str(lib)],
+    subprocess.run(["clang", "-O3", "-fPIC", "-shared", "-pthread", "-I", str(src / "include"), "-I", str(src), *sources, "-o", str(lib)],
                    check=True)
     return ctypes.CDLL(str(lib))
 
@@ -94,6 +94,8 @@ def main():
     ap.add_argument("--shape", action="append", help="m,n,k (repeatable); default the bench's 2048³, 2848×512×2048, 2848×2048×512")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
+    if not 1 <= args.threads <= 64:
+        sys.exit("--threads must be between 1 and 64")
     import torch
     torch.set_num_threads(args.threads)
     blockings = [tuple(int(x) for x in b.split(",")) for b in (args.blocking or ["4092,320"])]

@@ -287,8 +287,12 @@ public final class T5Model {
         // overwritten by that chunk only, so the layer's output replaces its input in place.
         let h = try rows(drop.apply(embeds), 0..<embeds.shape[0])                    // (B, L, d), a copy
         func update(_ r: Range<Int>, _ x: Tensor) { (h.data + r.lowerBound * row).update(from: x.data, count: x.count) }
+        // Registering the weights lets a product with fewer than 32 rows run the own kernel where
+        // `encodeWhole` would run OpenBLAS (`BLAS.usesOwnKernel`); chunks that small (only with a
+        // tiny `streamTokens`) run without the scope, so the kernel choice is always encodeWhole's.
+        let frozen = chunks.allSatisfy { $0.count * L >= 32 }
         for blk in encoderBlocks {
-            try FrozenOperands.scope(blk.linearWeights) { _ in
+            try FrozenOperands.scope(frozen ? blk.linearWeights : []) { _ in
                 for (r, m) in zip(chunks, masks) {
                     var x = try rows(h, r)
                     x = try add(x, try selfAttentionSublayer(x, blk, bias: bias, mask: m, causal: false, drop: drop))
@@ -459,7 +463,9 @@ public final class T5Model {
         // saves a packing pass from the weight's third use on (the first packs on the fly, the
         // second makes the copy), so decodes shorter than `packedDecodingMinSteps` pack on the fly.
         var held: Tensor? = consume encoder
-        return try FrozenOperands.scope(parameters.map { $0.tensor }, when: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
+        // (Registered either way: registration also picks the kernel of few-row products, so a short
+        // decode gives the bits of the same steps of a long one.)
+        return try FrozenOperands.scope(parameters.map { $0.tensor }, packs: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
             try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen, stopRow: stopRow)
         }
     }

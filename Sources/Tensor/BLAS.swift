@@ -52,6 +52,7 @@ public enum BLAS {
                 // B's packed copy for the scope (made here, on this thread, at its second use): every
                 // thread reads it (PackedOperands.swift; the same bits as packing on the fly).
                 FrozenOperands.countPackedProduct()
+                frozenRowSplitProducts += 1
                 sgemmRowsPacked(transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, packed: bp, beta: beta, c: c, ldc: ldc)
                 return
             }
@@ -72,6 +73,9 @@ public enum BLAS {
             }
         }
     }
+
+    /// Row-split products that read a frozen B's packed copy (tests check the path ran).
+    nonisolated(unsafe) static var frozenRowSplitProducts = 0
 
     /// Products that ran through `sgemmSharedB` in this process (tests check the path ran).
     nonisolated(unsafe) static var sharedPackedProducts = 0

@@ -17,12 +17,18 @@ import Foundation
 /// Use `FrozenOperands.scope(_:_:)`; scopes nest (an inner scope adds its tensors to the running
 /// one and removes them when it ends). Thread-safe: products on several threads share the cache.
 public final class FrozenOperands: @unchecked Sendable {
-    /// The running scope, if any (read by `BLAS.sgemmSerial` on every thread).
+    /// The running scope, if any (read by `BLAS.sgemm` and `BLAS.sgemmSerial` on every thread).
     nonisolated(unsafe) static var current: FrozenOperands?
 
-    /// false: `scope` runs its body without registering anything, so every product packs B on the
-    /// fly (the CLI's PROMPTREPRO_PACK_FROZEN=0; benchmarks and the bit-identity tests compare both).
+    /// false: scopes register their tensors but make no packed copies, so every product packs B on
+    /// the fly (the CLI's PROMPTREPRO_PACK_FROZEN=0; benchmarks and the bit-identity tests compare
+    /// both). Registration stays because it also picks the kernel (`BLAS.usesOwnKernel`: a
+    /// few-row product with a frozen B runs the own kernel), so the switch never changes a bit.
     nonisolated(unsafe) public static var isEnabled = true
+
+    /// Whether this scope makes packed copies (false: its tensors count as frozen for the kernel
+    /// choice, and every product packs on the fly).
+    public let packs: Bool
 
     struct Region { let start: UInt; let end: UInt; let tensor: Tensor }
     struct Key: Hashable { let address: UInt; let transB: Bool; let k: Int; let n: Int; let ldb: Int; let kernel: GEMMKernel; let kc: Int }
@@ -62,21 +68,22 @@ public final class FrozenOperands: @unchecked Sendable {
     /// evaluation batch on a large model does not double its memory for speed.
     nonisolated(unsafe) public static var maxPackedBytes = 1 << 30
 
-    private init() {}
+    private init(packs: Bool) { self.packs = packs }
 
     /// Runs `body` with `tensors` registered as constant for its duration. The scope holds them, so
     /// their memory cannot be reused by another tensor while it runs; packed copies are freed when
     /// the outermost scope ends (or when `release` drops their tensor).
     /// Errors: rethrows `body`'s. The caller promises that nothing writes the tensors inside `body`.
-    /// `when` false runs `body` with an unregistered scope (nothing packed), as `isEnabled` false does.
-    public static func scope<T>(_ tensors: [Tensor], when: Bool = true, _ body: (FrozenOperands) throws -> T) rethrows -> T {
-        guard isEnabled, when else { return try body(FrozenOperands()) }   // an unregistered scope: nothing is packed
+    /// `packs` false (or `isEnabled` false) registers the tensors without making packed copies: the
+    /// kernel choice stays that of a packing scope, so results are the same bits either way. An
+    /// inner scope joins the running one and keeps its `packs`.
+    public static func scope<T>(_ tensors: [Tensor], packs: Bool = true, _ body: (FrozenOperands) throws -> T) rethrows -> T {
         if let running = current {
             let added = tensors.filter { running.add($0) }
             defer { for t in added { running.release(t) } }
             return try body(running)
         }
-        let s = FrozenOperands()
+        let s = FrozenOperands(packs: packs && isEnabled)
         for t in tensors { s.add(t) }
         current = s
         defer { current = nil }
@@ -137,6 +144,7 @@ public final class FrozenOperands: @unchecked Sendable {
     /// The packed op(B) for this product when B lies inside a registered tensor and was used before;
     /// nil: pack on the fly. Packs (outside the lock) on the second use.
     func packedB(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int, kernel: GEMMKernel, kc: Int) -> UnsafePointer<Float>? {
+        guard packs else { return nil }
         let key = Key(address: UInt(bitPattern: b), transB: transB, k: k, n: n, ldb: ldb, kernel: kernel, kc: kc)
         let need: Int
         lock.lock()

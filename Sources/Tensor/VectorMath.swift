@@ -57,10 +57,12 @@ func exp8(_ x: SIMD8<Float>, _ tab: UnsafeMutablePointer<UInt64>) -> SIMD8<Float
     return y
 }
 
-/// Which form runs the softmax's exponential pass: the AVX-512 C loop where the CPU has AVX-512
-/// (it gives the same bits as the Swift loop, tested), else the Swift loop (built for AVX2).
+/// Which form runs the softmax's exponential pass: the AVX-512 C loop when the selected GEMM kernel
+/// is avx512 (so `PROMPTREPRO_GEMM=avx2` times an AVX2-only host's code), else the Swift loop
+/// (built for AVX2). Both give the same bits (tested); `forced` overrides the choice in tests.
 enum SoftmaxExp {
-    nonisolated(unsafe) static var usesAVX512 = BLAS.avx512Available
+    nonisolated(unsafe) static var forced: Bool?
+    static var usesAVX512: Bool { forced ?? (BLAS.kernel == .avx512) }
 }
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {

@@ -44,13 +44,16 @@ final class FrozenOperandDecodeTests: XCTestCase {
         let embeds = Tensor.normal([b, l, d], std: 1, key: RNGKey(seed: 6))
         let mask = Tensor(shape: [b, l], values: [Float](repeating: 1, count: b * l))
         let steps = T5Model.packedDecodingMinSteps
-        var used: [Int] = []
+        var used: [Int] = [], decoded: [[[Int32]]] = []
         for n in [steps - 1, steps] {
             let before = FrozenOperands.productsFromPacked
             let tokens = try m.generate(encoder: try m.encode(embeds: embeds, mask: mask, drop: .eval), encoderMask: mask, maxNewTokens: n)
             XCTAssertEqual(tokens.map(\.count).max(), n + 1, "the decode must run all \(n) steps")
             used.append(FrozenOperands.productsFromPacked - before)
+            decoded.append(tokens)
         }
+        // Greedy decoding is prefix-consistent: the short decode's tokens are the long one's first.
+        XCTAssertEqual(decoded[0], decoded[1].map { Array($0.prefix(steps)) })
         XCTAssertEqual(used[0], 0, "a \(steps - 1)-step decode read packed copies")
         XCTAssertGreaterThan(used[1], 0, "a \(steps)-step decode read no packed copy")
     }

@@ -16,6 +16,7 @@ final class PackedOperandTests: XCTestCase {
         let savedBlockings = BLAS.blockings, savedThreads = Parallel.threads
         defer { BLAS.blockings = savedBlockings; Parallel.configure(threads: savedThreads) }
         var packedUses = 0
+        let rowSplitBefore = BLAS.frozenRowSplitProducts
         for kernel in kernels {
             let t = kernel.tile!
             for blocking in [BLAS.blockings[kernel]!, GEMMBlocking(mc: 4 * t.mr, kc: 40, nc: 4 * t.nr + 5)] {
@@ -39,6 +40,7 @@ final class PackedOperandTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(packedUses, 0, "no product read a packed operand: the packed path was not exercised")
+        XCTAssertGreaterThan(BLAS.frozenRowSplitProducts - rowSplitBefore, 0, "no row-split product read a frozen B's packed copy")
     }
 
     /// The threaded row split packs op(B) once into a buffer all threads share
@@ -205,11 +207,20 @@ final class PackedOperandTests: XCTestCase {
                 XCTAssertEqual(frozen.packedCount, 0, "release left packed copies")
             }
             let saved = FrozenOperands.isEnabled
-            FrozenOperands.isEnabled = false
             defer { FrozenOperands.isEnabled = saved }
-            let before = FrozenOperands.productsFromPacked
-            FrozenOperands.scope([w]) { _ in for _ in 0..<3 { product(w) } }
-            XCTAssertEqual(FrozenOperands.productsFromPacked, before, "packing ran while switched off")
+            // Switched off, or a scope that does not pack: the tensors stay registered (the kernel
+            // choice of few-row products depends on it) and no product reads a packed copy.
+            for (enabled, packs) in [(false, true), (true, false)] {
+                FrozenOperands.isEnabled = enabled
+                let before = FrozenOperands.productsFromPacked
+                FrozenOperands.scope([w], packs: packs) { frozen in
+                    XCTAssertFalse(frozen.packs)
+                    XCTAssertTrue(frozen.holds(w.data, transB: false, k: k, n: n, ldb: n), "a non-packing scope must still register its tensors")
+                    for _ in 0..<3 { product(w) }
+                    XCTAssertEqual(frozen.packedCount, 0)
+                }
+                XCTAssertEqual(FrozenOperands.productsFromPacked, before, "packing ran with isEnabled \(enabled), packs \(packs)")
+            }
         }
     }
 }
