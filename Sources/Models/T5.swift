@@ -294,14 +294,11 @@ public final class T5Model {
         for blk in encoderBlocks {
             try FrozenOperands.scope(frozen ? blk.linearWeights : []) { _ in
                 for (r, m) in zip(chunks, masks) {
-                    var x = try rows(h, r)
-                    x = try add(x, try selfAttentionSublayer(x, blk, bias: bias, mask: m, causal: false, drop: drop))
-                    x = try add(x, try feedForwardSublayer(x, blk, drop: drop))
-                    update(r, x)
+                    update(r, try encoderLayer(try rows(h, r), blk, bias: bias, mask: m, drop: drop))
                 }
             }
         }
-        for r in chunks { update(r, drop.apply(try rmsNorm(try rows(h, r), weight: encoderFinal, eps: config.eps))) }
+        for r in chunks { update(r, try encoderFinalNorm(try rows(h, r), drop: drop)) }
         return h
     }
 
@@ -310,11 +307,20 @@ public final class T5Model {
         let L = embeds.shape[1]
         var h = drop.apply(embeds)                                                    // (B, L, d)
         let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)
-        for blk in encoderBlocks {
-            h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: mask, causal: false, drop: drop))
-            h = try add(h, try feedForwardSublayer(h, blk, drop: drop))
-        }
-        return drop.apply(try rmsNorm(h, weight: encoderFinal, eps: config.eps))     // (B, L, d)
+        for blk in encoderBlocks { h = try encoderLayer(h, blk, bias: bias, mask: mask, drop: drop) }
+        return try encoderFinalNorm(h, drop: drop)                                    // (B, L, d)
+    }
+
+    /// One encoder block on h (B, L, d) → (B, L, d): self-attention and feed-forward sublayers, each
+    /// added to h. Streamed and whole-batch encoding both run it, so they do the same operations.
+    func encoderLayer(_ h: Tensor, _ blk: Block, bias: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
+        let h = try add(h, try selfAttentionSublayer(h, blk, bias: bias, mask: mask, causal: false, drop: drop))
+        return try add(h, try feedForwardSublayer(h, blk, drop: drop))
+    }
+
+    /// The encoder's final RMS norm and dropout on h (B, L, d).
+    func encoderFinalNorm(_ h: Tensor, drop: DropoutContext) throws -> Tensor {
+        drop.apply(try rmsNorm(h, weight: encoderFinal, eps: config.eps))
     }
 
     /// Decoder (teacher forcing) → logits (B, T, V).

@@ -37,8 +37,9 @@ extension T5Model {
         /// than one sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the
         /// chunk, not the batch. Sequences do not interact in the encoder, so its output is the whole
         /// batch's. The pass runs layer by layer over the chunks, so each layer's weights are packed
-        /// for the GEMM once, not once per chunk (`encode`). The decoder runs on the whole batch (its few query rows per sequence would
-        /// otherwise re-read every decoder weight per chunk). 0 turns streaming off.
+        /// for the GEMM once, not once per chunk (`encode`). The decoder runs on the whole batch
+        /// (its few query rows per sequence would otherwise re-read every decoder weight per chunk).
+        /// 0 turns streaming off.
         public var streamTokens: Int = 512
         public init() {}
     }

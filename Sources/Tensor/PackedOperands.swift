@@ -14,7 +14,7 @@ import CGemm
 import Foundation
 
 /// A scope in which registered tensors stay constant, so GEMMs may reuse packed copies of them.
-/// Use `FrozenOperands.scope(_:_:)`; scopes nest (an inner scope adds its tensors to the running
+/// Use `FrozenOperands.scope(_:packs:_:)`; scopes nest (an inner scope adds its tensors to the running
 /// one and removes them when it ends). Thread-safe: products on several threads share the cache.
 public final class FrozenOperands: @unchecked Sendable {
     /// The running scope, if any (read by `BLAS.sgemm` and `BLAS.sgemmSerial` on every thread).
