@@ -75,22 +75,15 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
     let unitChunks = (tq * tk + 63) / 64
     let clock = AttentionClock.now()
 
-    eachBatchRow(b) { bi in
-        let qt = qtKept.map { $0.data + bi * rows * d } ?? .allocate(capacity: rows * d)
+    /// Batch row `bi`'s scores, softmax, dropout and C = Pd·E from its Q̃ `qt` [H·Tq, d] into `c` [H·Tq, d].
+    func attendMemory(_ bi: Int, qt: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
         let p = probs.map { $0.data + bi * rows * tk } ?? .allocate(capacity: rows * tk)
-        let c = cKept.map { $0.data + bi * rows * d } ?? .allocate(capacity: rows * d)
         let pd: UnsafeMutablePointer<Float> = useDrop ? .allocate(capacity: rows * tk) : p
         defer {
-            if qtKept == nil { qt.deallocate() }
             if probs == nil { p.deallocate() }
-            if cKept == nil { c.deallocate() }
             if useDrop { pd.deallocate() }
         }
         let eb = pe + bi * tk * d
-        for h in 0..<heads {
-            BLAS.sgemm(transA: false, transB: false, m: tq, n: d, k: dk, alpha: o.scale, a: pq + bi * tq * inner + h * dk, lda: inner,
-                       b: pwk + h * dk * d, ldb: d, beta: 0, c: qt + h * tq * d, ldc: d)
-        }
         BLAS.sgemm(transA: false, transB: true, m: rows, n: tk, k: d, alpha: 1, a: qt, lda: d, b: eb, ldb: d, beta: 0, c: p, ldc: tk)
         let mrow = mask.map { UnsafePointer($0 + bi * tk) }
         for r in 0..<rows { softmaxRowVector(p + r * tk, tk, bias: nil, limit: tk, keyMask: mrow) }
@@ -102,9 +95,47 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
             }
         }
         BLAS.sgemm(transA: false, transB: false, m: rows, n: d, k: tk, alpha: 1, a: pd, lda: tk, b: eb, ldb: d, beta: 0, c: c, ldc: d)
-        for h in 0..<heads {
-            BLAS.sgemm(transA: false, transB: true, m: tq, n: dv, k: d, alpha: 1, a: c + h * tq * d, lda: d,
-                       b: pwv + h * dv * d, ldb: d, beta: 0, c: po + bi * tq * vInner + h * dv, ldc: vInner)
+    }
+
+    if tq == 1 {
+        // One query per batch row (a greedy decoding step, a one-token decoder input): Q̃ and the
+        // output projection are one product per head over all B rows (M = B; A and C strided by
+        // H·d) instead of B one-row products, which ran the register tile at a twelfth of its rows.
+        // With the own kernels each element is the same chain of operations either way
+        // (gemm_common.h), so the bits are the same; the layout of Q̃ and C ([B, H, d]) is the one
+        // backward reads.
+        let qtAll = qtKept?.data ?? .allocate(capacity: b * rows * d)
+        let cAll = cKept?.data ?? .allocate(capacity: b * rows * d)
+        defer {
+            if qtKept == nil { qtAll.deallocate() }
+            if cKept == nil { cAll.deallocate() }
+        }
+        Parallel.units(heads) { h in
+            BLAS.sgemm(transA: false, transB: false, m: b, n: d, k: dk, alpha: o.scale, a: pq + h * dk, lda: inner,
+                       b: pwk + h * dk * d, ldb: d, beta: 0, c: qtAll + h * d, ldc: rows * d)
+        }
+        eachBatchRow(b) { bi in attendMemory(bi, qt: qtAll + bi * rows * d, c: cAll + bi * rows * d) }
+        Parallel.units(heads) { h in
+            BLAS.sgemm(transA: false, transB: true, m: b, n: dv, k: d, alpha: 1, a: cAll + h * d, lda: rows * d,
+                       b: pwv + h * dv * d, ldb: d, beta: 0, c: po + h * dv, ldc: vInner)
+        }
+    } else {
+        eachBatchRow(b) { bi in
+            let qt = qtKept.map { $0.data + bi * rows * d } ?? .allocate(capacity: rows * d)
+            let c = cKept.map { $0.data + bi * rows * d } ?? .allocate(capacity: rows * d)
+            defer {
+                if qtKept == nil { qt.deallocate() }
+                if cKept == nil { c.deallocate() }
+            }
+            for h in 0..<heads {
+                BLAS.sgemm(transA: false, transB: false, m: tq, n: d, k: dk, alpha: o.scale, a: pq + bi * tq * inner + h * dk, lda: inner,
+                           b: pwk + h * dk * d, ldb: d, beta: 0, c: qt + h * tq * d, ldc: d)
+            }
+            attendMemory(bi, qt: qt, c: c)
+            for h in 0..<heads {
+                BLAS.sgemm(transA: false, transB: true, m: tq, n: dv, k: d, alpha: 1, a: c + h * tq * d, lda: d,
+                           b: pwv + h * dv * d, ldb: d, beta: 0, c: po + bi * tq * vInner + h * dv, ldc: vInner)
+            }
         }
     }
     AttentionClock.add(since: clock)

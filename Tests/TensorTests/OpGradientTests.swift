@@ -290,6 +290,40 @@ final class OpGradientTests: XCTestCase {
                                                         options: AttentionOptions(causal: true)))
     }
 
+    /// One query per batch row (a greedy step) runs Q̃ and the output projection as one product per
+    /// head over all B rows; each row must come out bit for bit as when it is the only row (M = 1),
+    /// with every own kernel — B = 14 spans two 12-row tiles, d = 40 two column panels — and within
+    /// rounding with OpenBLAS. A wrong stride or head offset in the batched products breaks it.
+    func testAbsorbedCrossAttentionOneQueryBatchedEqualsRowByRow() throws {
+        let (b, h, dk, d, tk) = (14, 4, 6, 40, 29)
+        let q = Tensor.normal([b, 1, h * dk], key: RNGKey(seed: 71)), e = Tensor.normal([b, tk, d], key: RNGKey(seed: 72))
+        let wk = Tensor.normal([h * dk, d], key: RNGKey(seed: 73)), wv = Tensor.normal([h * (dk + 2), d], key: RNGKey(seed: 74))
+        var m = [Float](repeating: 1, count: b * tk)
+        for r in 0..<b { for j in (tk - r % 5)..<tk { m[r * tk + j] = 0 } }
+        let mask = Tensor(shape: [b, tk], values: m)
+        let opts = AttentionOptions(scale: 0.8)
+        for kernel in BLAS.availableKernels {
+            try BLAS.withKernel(kernel) {
+                let all = try crossAttentionAbsorbed(q: q, memory: e, wk: wk, wv: wv, heads: h, keyMask: mask, options: opts)
+                XCTAssertEqual(all.shape, [b, 1, h * (dk + 2)])
+                let w = h * (dk + 2)
+                for r in 0..<b {
+                    func row(_ t: Tensor) -> Tensor {
+                        let n = t.count / t.shape[0]
+                        return Tensor(shape: [1] + Array(t.shape.dropFirst()), values: Array(t.array[(r * n)..<((r + 1) * n)]))
+                    }
+                    let one = try crossAttentionAbsorbed(q: row(q), memory: row(e), wk: wk, wv: wv, heads: h, keyMask: row(mask), options: opts)
+                    let got = Array(all.array[(r * w)..<((r + 1) * w)])
+                    if kernel == .openblas {
+                        for i in 0..<w { XCTAssertEqual(got[i], one.array[i], accuracy: 1e-5 * max(1, abs(one.array[i]))) }
+                    } else {
+                        XCTAssertEqual(got.map(\.bitPattern), one.array.map(\.bitPattern), "\(kernel) row \(r)")
+                    }
+                }
+            }
+        }
+    }
+
     func testAbsorbedCrossAttentionMatchesProjected() throws {
         // The absorbed form against attention(q, E·Wkᵀ, E·Wvᵀ): outputs and every gradient, with a
         // key mask and dropout (same masks: same key per (b, h) unit), over a SIMD block and a tail;
