@@ -93,9 +93,20 @@ public func transposedKeys(_ k: Tensor) throws -> Tensor {
     guard k.rank == 3 else { throw TensorError.shapeMismatch(op: "transposedKeys", detail: "keys \(shapeString(k.shape)) must be [B, T, H·dk]") }
     let (b, t, w) = (k.shape[0], k.shape[1], k.shape[2])
     let out = Tensor(uninitialized: [b, w, t])
-    for bi in 0..<b {
-        let src = k.data + bi * t * w, dst = out.data + bi * w * t
-        for j in 0..<t { for c in 0..<w { dst[c * t + j] = src[j * w + c] } }
+    // 16 × 16 tiles: each tile's source rows and destination rows stay in L1 (a row-by-row copy
+    // wrote every destination row once per key, touching w cache lines per key).
+    let tile = 16
+    Parallel.forRange(b, costPerItem: t * w) { rows in
+        for bi in rows {
+            let src = k.data + bi * t * w, dst = out.data + bi * w * t
+            for j0 in stride(from: 0, to: t, by: tile) {
+                let j1 = min(j0 + tile, t)
+                for c0 in stride(from: 0, to: w, by: tile) {
+                    let c1 = min(c0 + tile, w)
+                    for j in j0..<j1 { for c in c0..<c1 { dst[c * t + j] = src[j * w + c] } }
+                }
+            }
+        }
     }
     return out
 }

@@ -51,6 +51,18 @@ final class DecodeAttentionTests: XCTestCase {
         }
     }
 
+    /// `transposedKeys` copies in 16 × 16 tiles: every element lands at [b, c, j] = k[b, j, c], with
+    /// ragged tiles on both axes (19 keys, width 37) and more batch rows than threads.
+    func testTransposedKeysIsTheTransposeOfEveryBatchRow() throws {
+        let (b, t, w) = (5, 19, 37)
+        let k = Tensor.normal([b, t, w], key: RNGKey(seed: 9))
+        let out = try transposedKeys(k)
+        XCTAssertEqual(out.shape, [b, w, t])
+        for bi in 0..<b { for j in 0..<t { for c in 0..<w {
+            XCTAssertEqual(out.data[(bi * w + c) * t + j].bitPattern, k.data[(bi * t + j) * w + c].bitPattern, "b \(bi) key \(j) column \(c)")
+        } } }
+    }
+
     func singleQueryAgainstAttention(b: Int, tk: Int, pads: [Int: Int], hole: Int?) throws {
         let (heads, dk) = (4, 16)
         let width = heads * dk
