@@ -26,4 +26,6 @@ print(f"\nmachine: {m['cpu']}, {m['cores']} cores ({m['simd']}), {m['threads']} 
 core = d["core"]["sgemm"]
 torch_gemm = d["pytorch"].get("gemm", {})
 print("sgemm GFLOP/s (ours / raw OpenBLAS / torch): " + "; ".join(
-    f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {torch_gemm.get(k, {}).get('gflops', float('nan')):.0f}" for k, v in sorted(core.items())))
+    f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {torch_gemm.get(k, {}).get('gflops', float('nan')):.0f}"
+    + (f" (ours ÷ best {v['core_over_best']:.2f}, rounds {v['core_over_best_range'][0]:.2f}–{v['core_over_best_range'][1]:.2f})" if "core_over_best" in v else "")
+    for k, v in sorted(core.items())))

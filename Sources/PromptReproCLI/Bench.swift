@@ -16,13 +16,24 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
     @Flag(help: "t5-small only.") var quick = false
-    @Flag(help: "Core sgemm section only.") var coreOnly = false
+    @Flag(help: "Core sgemm section only (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
     @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
 
     func run() throws {
         Parallel.configure(threads: threads)
         let t = Parallel.threads
-        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": Self.sgemmSection(threads: t, repeats: repeats)]]
+        // With a reference the sgemm rounds interleave ours, OpenBLAS's and torch's (the rates
+        // bound_best divides by); torch's rates also go to pytorch.gemm, as before.
+        let sgemm = try Self.sgemmSection(threads: t, rounds: repeats, python: reference)
+        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": sgemm]]
+        for (name, g) in sgemm.sorted(by: { $0.key < $1.key }) {
+            guard let g = g as? [String: Any] else { continue }
+            let torch = (g["torch_gflops"] as? Double).map { String(format: " / torch %.0f", $0) } ?? ""
+            let range = (g["core_over_best_range"] as? [Double] ?? []).map { String(format: "%.2f", $0) }.joined(separator: "–")
+            FileHandle.standardError.write(Data(String(format: "sgemm %@: ours %.0f / OpenBLAS %.0f%@ GFLOP/s (medians of %d interleaved rounds); ours ÷ best %.2f (%@, goal ≥ 0.9)\n",
+                                                       name, g["core_gflops"] as? Double ?? .nan, g["openblas_gflops"] as? Double ?? .nan, torch,
+                                                       g["rounds"] as? Int ?? 0, g["core_over_best"] as? Double ?? .nan, range).utf8))
+        }
         if !coreOnly {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
             // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
@@ -35,7 +46,7 @@ struct Bench: ParsableCommand {
             if let py = reference {
                 // Interleaved: ours, PyTorch's, ours, … one timed repetition per process, so a drift
                 // of the host's speed lands on both sides; ratios are taken pair by pair.
-                report.merge(try interleaved(python: py, shapes: shapes, runs: runs, threads: t)) { $1 }
+                report.merge(try interleaved(python: py, shapes: shapes, runs: runs, threads: t, sgemm: sgemm)) { $1 }
             } else {
                 for shape in shapes {
                     var m: [String: Any] = [:]
@@ -56,8 +67,9 @@ struct Bench: ParsableCommand {
                 let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
                 let speeds = core.keys.sorted().compactMap { core[$0]?["core_gflops"] as? Double }  // fixed summation order
                 // bound_best (issue #21): the same with the best GEMM rate measured on the host —
-                // ours, OpenBLAS's or PyTorch's (`torch.nn.functional.linear`), per shape, the mean
-                // over the three shapes of each shape's best.
+                // ours, OpenBLAS's or PyTorch's (`torch.nn.functional.linear`), each the median of
+                // the interleaved sgemm rounds, per shape; the mean over the three shapes of each
+                // shape's best.
                 let torchGemm = pt["gemm"] as? [String: [String: Any]] ?? [:]
                 let best = core.keys.sorted().compactMap { shape -> Double? in
                     let rates = [core[shape]?["core_gflops"], core[shape]?["openblas_gflops"], torchGemm[shape]?["gflops"]].compactMap { $0 as? Double }
@@ -101,24 +113,9 @@ struct Bench: ParsableCommand {
     /// in a fresh process after its warm-up). Per side: median, min and max; per round the ratio
     /// PyTorch/ours, reported as median and min–max; a workload whose times spread by more than 10 %
     /// ((max − min) / median on either side) is flagged in `unstable`.
-    func interleaved(python: String, shapes: [String], runs: [String: (String, String)], threads t: Int) throws -> [String: Any] {
-        let script = ProjectRoot.resolve("bench/pytorch_reference.py")
-        func pytorch(_ args: [String]) throws -> [String: Any] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: python)
-            p.arguments = [script] + args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-                  let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw ValidationError("the PyTorch reference failed (\(args.joined(separator: " "))); run `make bench-reference`")
-            }
-            return obj
-        }
+    func interleaved(python: String, shapes: [String], runs: [String: (String, String)], threads t: Int,
+                     sgemm: [String: Any]) throws -> [String: Any] {
+        func pytorch(_ args: [String]) throws -> [String: Any] { try Self.pytorchChild(python: python, args) }
         func stats(_ v: [Double]) -> [String: Any] {
             let s = v.sorted()
             let med = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -126,7 +123,10 @@ struct Bench: ParsableCommand {
         }
         var ours: [String: Any] = [:], pt: [String: Any] = [:], ratio: [String: Any] = [:], ratioRange: [String: Any] = [:]
         var unstable: [String] = []
-        pt["gemm"] = try pytorch(["--child", "gemm", "-", "--repeats", "\(repeats)", "--threads", "\(t)"])
+        pt["gemm"] = sgemm.mapValues { g -> [String: Any] in
+            let g = g as? [String: Any] ?? [:]
+            return ["gflops": g["torch_gflops"] ?? Double.nan, "gflops_all": g["torch_gflops_all"] ?? []]
+        }
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
             for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
@@ -183,26 +183,84 @@ struct Bench: ParsableCommand {
         return obj
     }
 
-    /// Our sgemm (`linear`) and OpenBLAS's on `t` threads at three shapes, median of `repeats`
-    /// after a warm-up: GFLOP/s each (2·m·n·k per product).
-    static func sgemmSection(threads t: Int, repeats: Int) -> [String: Any] {
+    /// The sgemm section: our `linear`, raw OpenBLAS and (with `python`) torch's `linear` on `t`
+    /// threads at three shapes, **interleaved** (issue #21 item 0): per round each side times every
+    /// shape (median of 3 after a warm-up; torch first, in a fresh child process), so a drift of the host's
+    /// speed lands on all sides. Per shape: the medians over the rounds (`core_gflops`,
+    /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
+    /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
+    /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
+    static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
         let shapes: [(String, Int, Int, Int)] = [
             ("2048x2048x2048", 2048, 2048, 2048),
             ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff), B·T = 8 × 356
             ("2848x2048x512", 2848, 2048, 512),   // t5-small FFN wo: (B·T, d_ff) · (d_ff, d)
         ]
+        let operands = shapes.map { (_, m, k, n) in
+            (Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1)),
+             Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2)),  // [out, in] like torch Linear
+             Tensor(zeros: [m, n]))
+        }
+        var core = [[Double]](repeating: [], count: shapes.count), raw = core, torch = core
+        for _ in 0..<max(rounds, 1) {
+            if let python {
+                let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"])
+                for (i, (name, _, _, _)) in shapes.enumerated() {
+                    guard let g = (rates[name] as? [String: Any])?["gflops"] as? Double else {
+                        throw ValidationError("bench/pytorch_reference.py --child gemm: no rate for \(name)")
+                    }
+                    torch[i].append(g)
+                }
+            }
+            for (i, (_, m, k, n)) in shapes.enumerated() {
+                let (a, w, c) = operands[i]
+                let flops = 2.0 * Double(m) * Double(n) * Double(k)
+                raw[i].append(round1(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
+                core[i].append(round1(flops / median(3) { _ = try! linear(a, w) } / 1e9))
+            }
+        }
+        func med(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
         var gemm: [String: Any] = [:]
-        for (name, m, k, n) in shapes {
-            let a = Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1))
-            let w = Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2))  // [out, in] like torch Linear
-            let c = Tensor(zeros: [m, n])
-            let flops = 2.0 * Double(m) * Double(n) * Double(k)
-            let raw = median(repeats) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) }
-            let core = median(repeats) { _ = try! linear(a, w) }
-            gemm[name] = ["m": m, "k": k, "n": n, "openblas_gflops": round1(flops / raw / 1e9), "core_gflops": round1(flops / core / 1e9),
-                          "core_over_openblas": (raw / core * 1000).rounded() / 1000]
+        for (i, (name, m, k, n)) in shapes.enumerated() {
+            var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core[i].count,
+                                    "core_gflops": med(core[i]), "openblas_gflops": med(raw[i]),
+                                    "core_gflops_all": core[i], "openblas_gflops_all": raw[i],
+                                    "core_over_openblas": (med(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000]
+            let best = torch[i].isEmpty ? raw[i] : zip(raw[i], torch[i]).map { max($0, $1) }
+            if !torch[i].isEmpty {
+                g["torch_gflops"] = med(torch[i])
+                g["torch_gflops_all"] = torch[i]
+            }
+            let perRound = zip(core[i], best).map { $0 / $1 }.sorted()
+            g["core_over_best"] = (med(perRound) * 1000).rounded() / 1000
+            g["core_over_best_range"] = [perRound.first ?? .nan, perRound.last ?? .nan].map { ($0 * 1000).rounded() / 1000 }
+            g["core_over_best_goal_met"] = med(perRound) >= 0.9
+            g["best_of"] = torch[i].isEmpty ? "openblas (no --reference: torch not measured)" : "openblas, torch"
+            gemm[name] = g
         }
         return gemm
+    }
+
+    /// Runs bench/pytorch_reference.py with `args` under `python`; its last stdout line as JSON.
+    /// Throws (naming the arguments and the fix) when it fails or prints no JSON.
+    static func pytorchChild(python: String, _ args: [String]) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [ProjectRoot.resolve("bench/pytorch_reference.py")] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw ValidationError("the PyTorch reference failed (\(args.joined(separator: " "))); run `make bench-reference`")
+        }
+        return obj
     }
 }
 

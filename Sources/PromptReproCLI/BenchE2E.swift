@@ -122,13 +122,8 @@ struct BenchE2E: ParsableCommand {
         // seconds our run's GEMM FLOPs (training + evaluation, as its run metrics count them) take
         // at the best GEMM rate measured on this host in this invocation (ours, OpenBLAS's or
         // torch's linear; three shapes). Start-up, data, and every non-GEMM op count as zero, so no run can reach it.
-        var gemm = Bench.sgemmSection(threads: threads, repeats: 3)
-        if let text = try? runChild(reference, [ProjectRoot.resolve("bench/pytorch_reference.py"), "--child", "gemm", "-", "--repeats", "3",
-                                                "--threads", "\(threads)"], side: "pytorch gemm"),
-           let line = text.split(separator: "\n").last,
-           let torch = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: [String: Any]] {
-            for (shape, r) in torch { if var g = gemm[shape] as? [String: Any] { g["torch_gflops"] = r["gflops"]; gemm[shape] = g } }
-        }
+        // Ours, OpenBLAS's and torch's rates interleaved over 3 rounds (Bench.sgemmSection).
+        let gemm = try Bench.sgemmSection(threads: threads, rounds: 3, python: reference)
         let rates = gemm.keys.sorted().flatMap { k in ["core_gflops", "openblas_gflops", "torch_gflops"].compactMap { (gemm[k] as? [String: Any])?[$0] as? Double } }
         var bound: [String: Any] = ["sgemm": gemm]
         if let best = rates.max(), best > 0 {
