@@ -109,10 +109,47 @@ public final class Optimizer {
         let record = recordsNorms
         var partial: [Int: (Double, Double)] = [:]
         let lock = NSLock()
+        let b1v = SIMD8<Float>(repeating: b1), b2v = SIMD8<Float>(repeating: b2), c1v = SIMD8<Float>(repeating: c1),
+            c2v = SIMD8<Float>(repeating: c2), ev = SIMD8<Float>(repeating: e), decayV = SIMD8<Float>(repeating: decay),
+            stepV = SIMD8<Float>(repeating: stepSize), rootV = SIMD8<Float>(repeating: rootBC2),
+            hfStepV = SIMD8<Float>(repeating: hfStep), hfDecayV = SIMD8<Float>(repeating: hfDecay)
+        @inline(__always) func load(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        @inline(__always) func store(_ x: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>, _ i: Int) {
+            UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: SIMD8<Float>.self)
+        }
         Parallel.forRange(p.count, costPerItem: 8) { range in
+            // Eight lanes at a time with the scalar tail's exact operations in the same order (no
+            // fused multiply-add), so every updated value is the scalar rule's bits. The norms'
+            // Double sums run per lane and are added at the end of the chunk.
             var sg = 0.0, sp = 0.0
             defer { if record { lock.lock(); partial[range.lowerBound] = (sg, sp); lock.unlock() } }
-            for i in range {
+            var sg8 = SIMD8<Double>(), sp8 = SIMD8<Double>()
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let gi = load(g, i)
+                let mi = b1v * load(m, i) + c1v * gi
+                let vi = b2v * load(v, i) + c2v * gi * gi
+                store(mi, m, i)
+                store(vi, v, i)
+                let xi: SIMD8<Float>
+                if torch {
+                    xi = load(x, i) * decayV - stepV * mi / (vi.squareRoot() / rootV + ev)
+                } else {
+                    let yi = load(x, i) - hfStepV * mi / (vi.squareRoot() + ev)
+                    xi = yi - hfDecayV * yi
+                }
+                store(xi, x, i)
+                if record {
+                    let gd = SIMD8<Double>(gi), xd = SIMD8<Double>(xi)
+                    sg8 += gd * gd
+                    sp8 += xd * xd
+                }
+                i += 8
+            }
+            if record { sg = sg8.sum(); sp = sp8.sum() }
+            while i < range.upperBound {
                 let gi = g[i]
                 let mi = b1 * m[i] + c1 * gi
                 let vi = b2 * v[i] + c2 * gi * gi
@@ -125,6 +162,7 @@ public final class Optimizer {
                     x[i] = xi - hfDecay * xi
                 }
                 if record { sg += Double(gi) * Double(gi); sp += Double(x[i]) * Double(x[i]) }
+                i += 1
             }
         }
         if record {

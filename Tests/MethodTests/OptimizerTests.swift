@@ -38,6 +38,42 @@ final class OptimizerTests: XCTestCase {
         ], "adamw-torch")
     }
 
+    /// AdamW updates run eight lanes at a time with a scalar tail; each element's update is the
+    /// same chain of fp32 operations either way. A 6-element tensor (all tail; checked against
+    /// torch above) and a 6 × 9 + 5 = 59-element tensor repeating its values and gradients (lanes
+    /// at every position, then a tail) must give bit-identical trajectories.
+    func testAdamWLanesMatchTheScalarRuleBitForBit() {
+        for kind in [OptimizerKind.adamwTorch, .adamwHF] {
+            let short = trajectory(kind, shape: [6], wd: 1e-2)
+            let n = 59
+            let p = Tensor(shape: [n], values: (0..<n).map { p0[$0 % 6] }, requiresGrad: true)
+            p.name = "p"
+            let opt = Optimizer(kind: kind, groups: [ParamGroup(tensors: [p], lr: 0.3, weightDecay: 1e-2)])
+            for (s, g) in grads.enumerated() {
+                p.grad = Tensor(shape: [n], values: (0..<n).map { g[$0 % 6] })
+                opt.update()
+                let long = p.array
+                for i in 0..<n { XCTAssertEqual(long[i].bitPattern, short[s][i % 6].bitPattern, "\(kind) step \(s + 1) [\(i)]") }
+            }
+        }
+    }
+
+    /// The recorded norms (the trainer's per-step log) are the Euclidean norms of the gradient and
+    /// of the updated parameter, summed in Double.
+    func testAdamWRecordedNormsAreTheNorms() {
+        let n = 1000
+        let p = Tensor(shape: [n], values: (0..<n).map { Float($0 % 17) * 0.01 - 0.08 }, requiresGrad: true)
+        p.name = "p"
+        let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: [p], lr: 0.1, weightDecay: 0.01)])
+        opt.recordsNorms = true
+        let g = (0..<n).map { Float(($0 * 7) % 13) * 0.05 - 0.3 }
+        p.grad = Tensor(shape: [n], values: g)
+        opt.update()
+        let (gn, pn) = try! XCTUnwrap(opt.norms[ObjectIdentifier(p)])
+        XCTAssertEqual(gn, g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(pn, p.array.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot(), accuracy: 1e-12)
+    }
+
     func testAdafactorFactoredAndVector() {
         assertClose(trajectory(.adafactor, shape: [2, 3], wd: 0), [
             [0.31449592113494873, -0.7159407138824463, 1.657947301864624, -0.06639686226844788, 0.3028082251548767, -1.041703462600708],
