@@ -125,9 +125,11 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         Tape.push(out, inputs: [x, w, bias]) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
+                // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
+                let (dx, fresh) = xb.bufferForProduct()
                 BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
                            a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                           beta: 1, c: xb.buffer(), ldc: inF)
+                           beta: fresh ? 0 : 1, c: dx, ldc: inF)
             }
             if w.requiresGrad, let x = keepX {
                 let gt = ob.grad!  // kept by deferred work

@@ -71,6 +71,22 @@ public final class GradBox {
     }
 }
 
+extension GradBox {
+    /// The gradient buffer for a product that can overwrite it: (buffer, true) when there was no
+    /// gradient yet — fresh, uninitialised storage the caller must write in full with beta = 0 —
+    /// or (the existing gradient, false) to accumulate into with beta = 1. For a GEMM the two give
+    /// the same bits: its accumulators start at +0 and so never hold −0, and x + (+0) = x for
+    /// every x ≠ −0; the fresh buffer saves zeroing it and reading it back. Traps like `buffer()`.
+    @inline(__always)
+    func bufferForProduct() -> (UnsafeMutablePointer<Float>, fresh: Bool) {
+        if closed { lateGradientWrite(shape) }
+        if let g = grad { return (g.data, false) }
+        let g = Tensor(uninitialized: shape)
+        grad = g
+        return (g.data, true)
+    }
+}
+
 @inline(never)
 func lateGradientWrite(_ shape: [Int]) -> Never {
     preconditionFailure("gradient written into an op output \(shapeString(shape)) after its node ran in backward: it could not reach the inputs (only stored weights may take deferred gradient work)")

@@ -113,6 +113,35 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    /// linear's backward writes the first gradient of its input with beta = 0 instead of adding it
+    /// to a zeroed buffer: the same bits with every kernel, upstream gradients with zero and −0
+    /// rows included (ragged shapes: 13 rows, 37 inputs, 19 outputs, both layouts).
+    func testLinearInputGradientOverwriteEqualsAccumulateIntoZeros() throws {
+        let (rows, inF, outF) = (13, 37, 19)
+        var up = RNGKey(seed: 5, stream: 77).uniformArray(rows * outF, lo: -1, hi: 1)
+        for j in 0..<outF { up[2 * outF + j] = 0; up[5 * outF + j] = -0.0 }
+        let upstream = Tensor(shape: [rows, outF], values: up)
+        for kernel in BLAS.availableKernels {
+            for layout in [WeightLayout.outIn, .inOut] {
+                let w = rand(layout == .outIn ? [outF, inF] : [inF, outF], "ovw-w")
+                func dX(preset: Bool) throws -> [UInt32] {
+                    let x = rand([rows, inF], "ovw-x")
+                    x.requiresGrad = true
+                    if preset { x.grad = Tensor(zeros: [rows, inF]) }
+                    try BLAS.withKernel(kernel) {
+                        let tape = Tape()
+                        let loss = try tape.record { () throws -> Tensor in sum(try mul(try linear(x, w, layout: layout), upstream)) }
+                        tape.backward(loss)
+                    }
+                    return x.grad!.array.map(\.bitPattern)
+                }
+                let fresh = try dX(preset: false), accumulated = try dX(preset: true)
+                XCTAssertEqual(fresh, accumulated, "\(kernel) \(layout)")
+                XCTAssertEqual(fresh.count, rows * inF)
+            }
+        }
+    }
+
     func testEmbeddingScatterAdd() throws {
         let table = rand([dim("ev", 5, 9), 4], "emb")
         let ids: [Int32] = [1, 3, 1, 0, 4, 1]  // repeated ids accumulate
