@@ -1,5 +1,6 @@
 // Broadcasting binary ops, scalar scale, activations (ReLU, gelu_new, ELU), dropout, sum/mean.
 import Foundation
+import CGemm
 import Support
 
 /// NumPy-style broadcast of two shapes, iterated as rows over the last output axis.
@@ -308,6 +309,14 @@ func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePo
     }
 }
 
+/// Whether dropout's whole chunks run the AVX-512 form (Sources/CGemm/dropout_mask.c; the same
+/// bits as the Swift form): on CPUs that have it unless `forced` (tests compare the two).
+enum DropoutAVX512 {
+    static let available = pr_dropout_avx512_available() != 0
+    nonisolated(unsafe) static var forced: Bool?
+    static var uses: Bool { forced.map { $0 && available } ?? available }
+}
+
 /// The dropout threshold on 16-bit uniforms.
 @inline(__always)
 func dropThreshold(_ p: Float) -> UInt32 { UInt32(min((Double(p) * 65536).rounded(), 65536)) }
@@ -338,6 +347,13 @@ func packBits(_ m: SIMDMask<SIMD8<Int32>>) -> UInt8 {
 @inline(__always)
 func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePointer<Float>,
                    dst: UnsafeMutablePointer<Float>, bits: UnsafeMutablePointer<UInt8>?) {
+    var range = range
+    let whole = min(range.upperBound, count / 64)
+    if DropoutAVX512.uses, range.lowerBound < whole {
+        // The whole chunks on AVX-512 (Sources/CGemm/dropout_mask.c): the same bits, twice the lanes.
+        pr_dropout_chunks_avx512(range.lowerBound, whole, dropThreshold(p), scale, key.seed, key.stream, src, dst, bits)
+        range = whole..<range.upperBound
+    }
     let t = SIMD8<UInt32>(repeating: dropThreshold(p))
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), low = SIMD8<UInt32>(repeating: 0xFFFF)
     for chunk in range {
@@ -373,6 +389,12 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
 @inline(__always)
 func maskApply(_ range: Range<Int>, count: Int, scale: Float, bits: UnsafePointer<UInt8>, src: UnsafePointer<Float>,
                dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    var range = range
+    let whole = min(range.upperBound, count / 64)
+    if DropoutAVX512.uses, range.lowerBound < whole {
+        pr_mask_apply_avx512(range.lowerBound, whole, scale, bits, src, dst, accumulate ? 1 : 0)
+        range = whole..<range.upperBound
+    }
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), zero = SIMD8<UInt32>(repeating: 0)
     for chunk in range {
         let base = chunk * 64

@@ -169,6 +169,51 @@ final class VectorMathTests: XCTestCase {
         for e in 0..<n { XCTAssertEqual(xg.grad![e], dropoutUniform(key, e) >= t ? 1 / (1 - p) : 0, "gradient element \(e)") }
     }
 
+    /// Dropout's whole chunks on AVX-512 (Sources/CGemm/dropout_mask.c) give the Swift form's bits:
+    /// outputs (−0 from dropped negatives included), mask bits, and the mask applied backward with
+    /// and without accumulation; chunk ranges that start on odd chunks and end in a ragged tail.
+    /// Chunks whose Philox block index crosses 2^32 inside one 16-block draw are checked against
+    /// the scalar rule.
+    func testDropoutAVX512FormMatchesTheSwiftForm() throws {
+        guard DropoutAVX512.available else { throw XCTSkip("this CPU has no AVX-512") }
+        defer { DropoutAVX512.forced = nil }
+        let n = 64 * 11 + 23, p: Float = 0.3, scale: Float = 1 / 0.7, key = RNGKey(seed: 41, stream: 0xDEAD_BEEF_0123)
+        var v = RNGKey(seed: 42).uniformArray(n, lo: -1, hi: 1)
+        v[5] = -0.0; v[6] = 0
+        let g = RNGKey(seed: 43).uniformArray(n, lo: -1, hi: 1), acc0 = RNGKey(seed: 44).uniformArray(n, lo: -1, hi: 1)
+        func run(_ avx: Bool, _ range: Range<Int>) -> ([UInt32], [UInt8], [UInt32], [UInt32]) {
+            DropoutAVX512.forced = avx
+            var out = [Float](repeating: 7, count: n), bits = [UInt8](repeating: 0xA5, count: (n + 63) / 64 * 8)
+            var set = [Float](repeating: 7, count: n), added = acc0
+            v.withUnsafeBufferPointer { src in
+                dropoutChunks(range, count: n, p: p, scale: scale, key: key, src: src.baseAddress!, dst: &out, bits: &bits)
+            }
+            g.withUnsafeBufferPointer { src in
+                maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &set, accumulate: false)
+                maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &added, accumulate: true)
+            }
+            return (out.map(\.bitPattern), bits, set.map(\.bitPattern), added.map(\.bitPattern))
+        }
+        for range in [0..<12, 1..<12, 3..<8, 2..<3, 11..<12] {
+            let a = run(true, range), b = run(false, range)
+            XCTAssertEqual(a.0, b.0, "outputs \(range)"); XCTAssertEqual(a.1, b.1, "bits \(range)")
+            XCTAssertEqual(a.2, b.2, "mask applied \(range)"); XCTAssertEqual(a.3, b.3, "mask accumulated \(range)")
+        }
+        // Chunks 2^29 − 1 … 2^29 + 1: blocks 2^32 − 8 … 2^32 + 15 (the low word wraps mid-draw).
+        DropoutAVX512.forced = true
+        let c0 = (1 << 29) - 1, chunks = 3
+        var src = [Float](repeating: 1, count: chunks * 64), out = [Float](repeating: 0, count: chunks * 64)
+        src.withUnsafeMutableBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { o in
+                let shift = c0 * 64  // element index of the first chunk; the pointers are offset back by it
+                dropoutChunks(c0..<(c0 + chunks), count: shift + chunks * 64, p: p, scale: scale, key: key,
+                              src: UnsafePointer(s.baseAddress! - shift), dst: o.baseAddress! - shift, bits: nil)
+            }
+        }
+        let t = dropThreshold(p)
+        for i in 0..<(chunks * 64) { XCTAssertEqual(out[i] != 0, dropoutUniform(key, c0 * 64 + i) >= t, "element \(c0 * 64 + i)") }
+    }
+
     /// ReLU over whole 64-element chunks and a tail: values as Swift's max(x, 0) (−0 → +0, NaN kept),
     /// and backward passes the gradient exactly where the output is > 0 (from the bits kept).
     func testReluChunksAndBits() {
