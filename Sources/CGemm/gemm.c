@@ -18,6 +18,7 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 #define GEMM_TARGET AVX512
+#define PACK_A_PANEL16 pack_a_panel16  /* pack_a_block's full panels 16 values of p at a time (below) */
 
 int pr_gemm_avx512_available(void) {
 #if defined(__x86_64__)
@@ -38,10 +39,9 @@ static inline __mmask16 lanes(long count) {
     return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
 }
 
-// dst[r*ldd + c] = src[c*lds + r] for a 16×16 block.
-AVX512 static inline void transpose16(const float *src, long lds, float *dst, long ldd) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+// o[c] = column c of the 16×16 block whose row i is r[i] (r is overwritten).
+AVX512 static inline void transpose16_regs(__m512 r[16], __m512 o[16]) {
+    __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -58,15 +58,30 @@ AVX512 static inline void transpose16(const float *src, long lds, float *dst, lo
         __m512 a1 = _mm512_shuffle_f32x4(r[s], r[4 + s], 0xdd);      // lanes 1,3
         __m512 b0 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0x88);
         __m512 b1 = _mm512_shuffle_f32x4(r[8 + s], r[12 + s], 0xdd);
-        __m512 o0 = _mm512_shuffle_f32x4(a0, b0, 0x88);                // lane 0 of all rows: column s
-        __m512 o2 = _mm512_shuffle_f32x4(a0, b0, 0xdd);                // lane 2: column 8 + s
-        __m512 o1 = _mm512_shuffle_f32x4(a1, b1, 0x88);                // lane 1: column 4 + s
-        __m512 o3 = _mm512_shuffle_f32x4(a1, b1, 0xdd);                // lane 3: column 12 + s
-        _mm512_storeu_ps(dst + (s) * ldd, o0);
-        _mm512_storeu_ps(dst + (4 + s) * ldd, o1);
-        _mm512_storeu_ps(dst + (8 + s) * ldd, o2);
-        _mm512_storeu_ps(dst + (12 + s) * ldd, o3);
+        o[s] = _mm512_shuffle_f32x4(a0, b0, 0x88);                     // lane 0 of all rows: column s
+        o[8 + s] = _mm512_shuffle_f32x4(a0, b0, 0xdd);                 // lane 2: column 8 + s
+        o[4 + s] = _mm512_shuffle_f32x4(a1, b1, 0x88);                 // lane 1: column 4 + s
+        o[12 + s] = _mm512_shuffle_f32x4(a1, b1, 0xdd);                // lane 3: column 12 + s
     }
+}
+
+// dst[r*ldd + c] = src[c*lds + r] for a 16×16 block.
+AVX512 static inline void transpose16(const float *src, long lds, float *dst, long ldd) {
+    __m512 r[16], o[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    transpose16_regs(r, o);
+    for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + c * ldd, o[c]);
+}
+
+// A full MR = 12-row panel of A (not transposed) over 16 values of p: dst[p*12 + i] =
+// src[i*lda + p] for i < 12, p < 16 (pack_a_block's layout), as a 16×16 transpose with four zero
+// rows and masked 12-lane stores; it only moves data, so the packed panel is the scalar loop's.
+AVX512 static void pack_a_panel16(const float *src, long lda, float *dst) {
+    __m512 r[16], o[16];
+    for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(src + i * lda);
+    for (int i = 12; i < 16; i++) r[i] = _mm512_setzero_ps();
+    transpose16_regs(r, o);
+    for (int p = 0; p < 16; p++) _mm512_mask_storeu_ps(dst + p * 12, 0x0FFF, o[p]);
 }
 
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.

@@ -21,6 +21,13 @@ static float *ensure(float **buf, long *size, long need) {
     return *buf;
 }
 
+#ifdef PACK_A_PANEL16
+// A kernel file may define PACK_A_PANEL16 (MR must be 12): a full panel's elements (i, p0 + p),
+// p < 16, written as the loop below writes them.
+_Static_assert(MR == 12, "PACK_A_PANEL16 packs 12-row panels");
+GEMM_TARGET static void PACK_A_PANEL16(const float *src, long lda, float *dst);
+#endif
+
 // op(A)[ic.., pc..] (mc×kc) into panels of MR rows: panel r holds element (i, p) at p*MR + i.
 static void pack_a_block(int transA, const float *a, long lda, long ic, long pc, long mc, long kc, float *ap) {
     for (long ir = 0; ir < mc; ir += MR) {
@@ -29,7 +36,11 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
         if (!transA) {
             const float *src = a + (ic + ir) * lda + pc;
             if (mr == MR) {
-                for (long p = 0; p < kc; p++) {
+                long p = 0;
+#ifdef PACK_A_PANEL16
+                for (; p + 16 <= kc; p += 16) PACK_A_PANEL16(src + p, lda, dst + p * MR);
+#endif
+                for (; p < kc; p++) {
                     float *d = dst + p * MR;
 #pragma clang loop unroll(full)
                     for (int i = 0; i < MR; i++) d[i] = src[i * lda + p];
