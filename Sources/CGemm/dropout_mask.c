@@ -44,12 +44,6 @@ AVX512 static inline void philox16(unsigned long long b0, unsigned long long see
     w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
 }
 
-int pr_dropout_avx512_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-
 AVX512 void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale,
                                      unsigned long long seed, unsigned long long stream,
                                      const float *src, float *dst, unsigned char *bits) {
@@ -86,7 +80,6 @@ AVX512 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned c
     }
 }
 #else
-int pr_dropout_avx512_available(void) { return 0; }
 void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                               unsigned long long stream, const float *src, float *dst, unsigned char *bits) {}
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate) {}

@@ -117,8 +117,7 @@ struct Bench: ParsableCommand {
                      sgemm: [String: Any]) throws -> [String: Any] {
         func pytorch(_ args: [String]) throws -> [String: Any] { try Self.pytorchChild(python: python, args) }
         func stats(_ v: [Double]) -> [String: Any] {
-            let s = v.sorted()
-            let med = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+            let s = v.sorted(), med = medianOf(v)
             return ["median": med, "min": s.first ?? .nan, "max": s.last ?? .nan, "all": v, "spread": med > 0 ? ((s.last ?? 0) - (s.first ?? 0)) / med : 0]
         }
         var ours: [String: Any] = [:], pt: [String: Any] = [:], ratio: [String: Any] = [:], ratioRange: [String: Any] = [:]
@@ -219,25 +218,21 @@ struct Bench: ParsableCommand {
                 core[i].append(round1(flops / median(3) { _ = try! linear(a, w) } / 1e9))
             }
         }
-        func med(_ v: [Double]) -> Double {
-            let s = v.sorted()
-            return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
         var gemm: [String: Any] = [:]
         for (i, (name, m, k, n)) in shapes.enumerated() {
             var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core[i].count,
-                                    "core_gflops": med(core[i]), "openblas_gflops": med(raw[i]),
+                                    "core_gflops": medianOf(core[i]), "openblas_gflops": medianOf(raw[i]),
                                     "core_gflops_all": core[i], "openblas_gflops_all": raw[i],
-                                    "core_over_openblas": (med(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000]
+                                    "core_over_openblas": (medianOf(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000]
             let best = torch[i].isEmpty ? raw[i] : zip(raw[i], torch[i]).map { max($0, $1) }
             if !torch[i].isEmpty {
-                g["torch_gflops"] = med(torch[i])
+                g["torch_gflops"] = medianOf(torch[i])
                 g["torch_gflops_all"] = torch[i]
             }
             let perRound = zip(core[i], best).map { $0 / $1 }.sorted()
-            g["core_over_best"] = (med(perRound) * 1000).rounded() / 1000
+            g["core_over_best"] = (medianOf(perRound) * 1000).rounded() / 1000
             g["core_over_best_range"] = [perRound.first ?? .nan, perRound.last ?? .nan].map { ($0 * 1000).rounded() / 1000 }
-            g["core_over_best_goal_met"] = med(perRound) >= 0.9
+            g["core_over_best_goal_met"] = medianOf(perRound) >= 0.9
             g["best_of"] = torch[i].isEmpty ? "openblas (no --reference: torch not measured)" : "openblas, torch"
             gemm[name] = g
         }
@@ -265,6 +260,12 @@ struct Bench: ParsableCommand {
 }
 
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+
+/// The median of `v` (the mean of the middle two for an even count); NaN when `v` is empty.
+func medianOf(_ v: [Double]) -> Double {
+    let s = v.sorted()
+    return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
 
 /// Median wall time in seconds of `repeats` runs after one warm-up run.
 func median(_ repeats: Int, _ body: () -> Void) -> Double {

@@ -218,9 +218,8 @@ struct BenchE2E: ParsableCommand {
     static func stats(_ v: [Double]) -> [String: Any] {
         let s = v.sorted()
         guard !s.isEmpty else { return ["median": Double.nan, "min": Double.nan, "max": Double.nan, "all": v] }
-        let med = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         let r = { (x: Double) in (x * 1000).rounded() / 1000 }
-        return ["median": r(med), "min": r(s.first!), "max": r(s.last!), "all": v.map(r)]
+        return ["median": r(medianOf(v)), "min": r(s.first!), "max": r(s.last!), "all": v.map(r)]
     }
 
     /// A random-init t5-small in Hugging Face layout (config.json, model.safetensors) with the t5

@@ -310,11 +310,13 @@ func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePo
 }
 
 /// Whether dropout's whole chunks run the AVX-512 form (Sources/CGemm/dropout_mask.c; the same
-/// bits as the Swift form): on CPUs that have it unless `forced` (tests compare the two).
+/// bits as the Swift form): with the AVX-512 GEMM kernel, like the softmax's exponential pass
+/// (`SoftmaxExp`), so `PROMPTREPRO_GEMM=avx2` runs an AVX2 host's code; `forced` lets tests
+/// compare the two forms.
 enum DropoutAVX512 {
-    static let available = pr_dropout_avx512_available() != 0
+    static var available: Bool { BLAS.avx512Available }
     nonisolated(unsafe) static var forced: Bool?
-    static var uses: Bool { forced.map { $0 && available } ?? available }
+    static var uses: Bool { forced.map { $0 && available } ?? (BLAS.kernel == .avx512) }
 }
 
 /// The dropout threshold on 16-bit uniforms.

@@ -72,8 +72,7 @@ long long pr_flops_read(void);
 void pr_softmax_exp_avx512(float *row, long n8, float max, const unsigned long long *table, float *lanes);
 
 /// Dropout on AVX-512 (dropout_mask.c), the same bits as Sources/Tensor/Elementwise.swift's
-/// dropoutChunks / maskApply. 1 when this CPU runs them (AVX-512 F, VL, DQ, BW).
-int pr_dropout_avx512_available(void);
+/// dropoutChunks / maskApply. Call only when pr_gemm_avx512_available() returns 1.
 /// Whole 64-element chunks c0 ..< c1 (every element < the tensor's count): dst = src · (kept ?
 /// scale : 0) under the mask rule of (seed, stream) and `threshold` (16-bit); the mask to `bits`
 /// (bit e % 8 of byte e / 8) when not NULL.
