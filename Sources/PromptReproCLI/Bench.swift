@@ -18,8 +18,26 @@ struct Bench: ParsableCommand {
     @Flag(help: "t5-small only.") var quick = false
     @Flag(help: "Core sgemm section only (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
     @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
+    @Option(help: "Judge the performance goals on a bench JSON written earlier (e.g. Reports/bench.json) and print them; runs nothing.") var evaluate: String?
 
     func run() throws {
+        if let path = evaluate {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw ValidationError("\(path): cannot read (\(error.localizedDescription))")
+            }
+            guard let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ValidationError("\(path): not a JSON object (expected the output of `promptrepro bench`)")
+            }
+            let goals = BenchGoals.evaluate(report)
+            guard !goals.isEmpty else {
+                throw ValidationError("\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
+            }
+            FileHandle.standardError.write(Data(BenchGoals.summary(goals).utf8))
+            let out = try JSONSerialization.data(withJSONObject: goals, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: out, as: UTF8.self))
+            return
+        }
         Parallel.configure(threads: threads)
         let t = Parallel.threads
         // With a reference the sgemm rounds interleave ours, OpenBLAS's and torch's (the rates
@@ -101,6 +119,11 @@ struct Bench: ParsableCommand {
                     report["ratio_bound_best_definition"] = "PyTorch seconds / (workload GFLOP / best measured GEMM GFLOP/s = \(round1(peak)), the mean over the three sgemm shapes of max(ours, OpenBLAS, torch linear)); goal where it is below 2.5× (train) / 2× (others): ratio ≥ 0.85 × bound_best"
                 }
                 report["ratio_definition"] = "time: PyTorch seconds / PromptRepro seconds (higher is better); peak_rss: PromptRepro MB / PyTorch MB for the PT train step, <workload>_peak_rss per workload (lower is better)"
+                let goals = BenchGoals.evaluate(report)
+                if !goals.isEmpty {
+                    report["goals"] = goals
+                    FileHandle.standardError.write(Data(BenchGoals.summary(goals).utf8))
+                }
             }
         }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])

@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+
+/// `bench --evaluate FILE` judges issue #21's goals on a bench report. The report here is written
+/// by hand, and every expected verdict below is worked out by hand from its numbers.
+final class BenchGoalsTests: XCTestCase {
+    let report: [String: Any] = [
+        "core": ["sgemm": [
+            // Our rates average (100 + 120 + 140) / 3 = 120 GFLOP/s.
+            "2048x2048x2048": ["core_gflops": 100.0, "core_over_best": 0.98],
+            "2848x512x2048": ["core_gflops": 120.0, "core_over_best": 0.84],
+            "2848x2048x512": ["core_gflops": 140.0, "core_over_best": 0.9],
+        ]],
+        "promptrepro": ["t5-small": [
+            "train_step": ["seconds_median": 2.4, "gflop": 240.0],    // GEMM-bound 2.0 s: overhead 1.2
+            "eval_forward": ["seconds_median": 3.61, "gflop": 360.0], // GEMM-bound 3.0 s: overhead 1.203
+            "ft_step_checkpointed": ["seconds_median": 9.0, "gflop": 120.0],
+        ]],
+        "ratio": ["t5-small": [
+            "train_step": 1.88, "train_step_peak_rss": 0.25,
+            "eval_forward": 1.67,
+            "generate": 1.9,
+            "ft_step": 2.14, "ft_step_peak_rss": 0.48,
+        ]],
+        "ratio_bound_best": ["t5-small": ["train_step": 2.26, "eval_forward": 1.83, "generate": 2.1, "ft_step": 2.76]],
+    ]
+
+    func write(_ obj: Any, _ name: String) throws -> String {
+        let path = NSTemporaryDirectory() + "\(name)-\(getpid()).json"
+        try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testGoalsAreJudgedAsTheIssueStatesThem() throws {
+        let path = try write(report, "bench-goals")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (rc, out) = try runCLIText(["bench", "--evaluate", path], stdout: true)
+        XCTAssertEqual(rc, 0, out)
+        let goals = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        func verdict(_ shape: String, _ key: String, _ kind: String) -> (Double, Double, Bool)? {
+            guard let g = ((goals[shape] as? [String: Any])?[key] as? [String: Any])?[kind] as? [String: Any] else { return nil }
+            return (g["value"] as! Double, g["goal"] as! Double, g["met"] as! Bool)
+        }
+        // Train: bound_best 2.26 < 2.5, so the goal is 0.85 × 2.26 = 1.921; 1.88 falls short.
+        let train = try XCTUnwrap(verdict("t5-small", "train_step", "speedup"))
+        XCTAssertEqual(train.1, 1.921, accuracy: 1e-9); XCTAssertFalse(train.2)
+        // Eval: 0.85 × 1.83 = 1.5555 ≤ 1.67.
+        let eval = try XCTUnwrap(verdict("t5-small", "eval_forward", "speedup"))
+        XCTAssertEqual(eval.1, 1.5555, accuracy: 0.0006); XCTAssertTrue(eval.2)
+        // Generate: bound_best 2.1 is not below the 2× target, so the target stands: 1.9 < 2.
+        let gen = try XCTUnwrap(verdict("t5-small", "generate", "speedup"))
+        XCTAssertEqual(gen.1, 2, accuracy: 1e-9); XCTAssertFalse(gen.2)
+        // FT: bound_best 2.76 ≥ 2, target 2: 2.14 meets it.
+        XCTAssertEqual(verdict("t5-small", "ft_step", "speedup")?.2, true)
+        // Overhead: 2.4 s against 240 GFLOP at 120 GFLOP/s is exactly 1.2 (met, the bound is
+        // inclusive); 3.61 s against 3.0 s is 1.203 (not met).
+        let ovTrain = try XCTUnwrap(verdict("t5-small", "train_step", "non_gemm_overhead"))
+        XCTAssertEqual(ovTrain.0, 1.2, accuracy: 1e-9); XCTAssertTrue(ovTrain.2)
+        let ovEval = try XCTUnwrap(verdict("t5-small", "eval_forward", "non_gemm_overhead"))
+        XCTAssertEqual(ovEval.0, 1.203, accuracy: 1e-9); XCTAssertFalse(ovEval.2)
+        XCTAssertEqual(verdict("t5-small", "train_step", "peak_rss")?.2, true)
+        XCTAssertEqual(verdict("t5-small", "ft_step", "peak_rss")?.2, false)
+        XCTAssertNil((goals["t5-small"] as? [String: Any])?["ft_step_checkpointed"], "the opt-in row is not judged")
+        let gemm = try XCTUnwrap(goals["gemm_core_over_best"] as? [String: [String: Any]])
+        XCTAssertEqual(gemm["2048x2048x2048"]?["met"] as? Bool, true)
+        XCTAssertEqual(gemm["2848x512x2048"]?["met"] as? Bool, false)
+        XCTAssertEqual(gemm["2848x2048x512"]?["met"] as? Bool, true, "0.9 meets ≥ 0.9")
+        // Met: 2 GEMM + train overhead and RSS + eval speed + FT speed = 6; not met: 1 GEMM + train
+        // speed + eval overhead + generate speed + FT RSS = 5.
+        XCTAssertEqual(goals["met"] as? Int, 6)
+        XCTAssertEqual(goals["not_met"] as? Int, 5)
+
+        let (_, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
+        XCTAssertTrue(err.contains("t5-small train_step speed-up 1.880 (goal ≥ 1.921): not met"), err)
+        XCTAssertTrue(err.contains("goals: 6 met, 5 not met"), err)
+    }
+
+    func testAReportWithoutAReferenceOrUnreadableIsNamed() throws {
+        let path = try write(["core": ["sgemm": [:]]], "bench-goals-noref")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (rc, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
+        XCTAssertNotEqual(rc, 0)
+        XCTAssertTrue(err.contains(path) && err.contains("--reference"), err)
+        let missing = NSTemporaryDirectory() + "no-such-bench-\(getpid()).json"
+        let (rc2, err2) = try runCLIText(["bench", "--evaluate", missing], stdout: false)
+        XCTAssertNotEqual(rc2, 0)
+        XCTAssertTrue(err2.contains(missing), err2)
+    }
+}
