@@ -105,7 +105,15 @@ enum ReportIndex {
         for f in paretos {
             s += "- [\(f).png](figures/\(f).png) / [svg](figures/\(f).svg) — score against trainable parameters and training time, Pareto front; spec `\(f.dropFirst(7))`, profile \(profile).\n"
         }
-        if FileManager.default.fileExists(atPath: "\(outDir)/bench.json") { s += "\n## Benchmarks\n\n- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
+        let fm = FileManager.default
+        let hostRuns = ((try? fm.contentsOfDirectory(atPath: "\(outDir)/hosts")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        if fm.fileExists(atPath: "\(outDir)/bench.json") || !hostRuns.isEmpty {
+            s += "\n## Benchmarks\n\n"
+            if fm.fileExists(atPath: "\(outDir)/bench.json") { s += "- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
+            for f in hostRuns {
+                s += "- [hosts/\(f)](hosts/\(f)) — a benchmark on another host type, named vendor-family-model (see docs/performance.md, Hosts measured).\n"
+            }
+        }
         try s.write(toFile: "\(outDir)/README.md", atomically: true, encoding: .utf8)
     }
 }
