@@ -153,11 +153,16 @@ public struct RNGKey: Hashable, Sendable, CustomStringConvertible {
         return out
     }
 
-    /// `normalArray` written into `out` (no temporary array).
-    public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, mean: Float = 0, std: Float = 1) {
+    /// `normalArray` written into `out` (no temporary array): `out[i]` is element `offset + i` of
+    /// the stream, so a range split at even offsets can be filled piece by piece (on several
+    /// threads) with the same values. Elements 2j and 2j + 1 are the cosine and sine halves of one
+    /// Box–Muller pair drawn from block j.
+    /// - Precondition: `offset` is even (a pair is never split).
+    public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, mean: Float = 0, std: Float = 1, offset: Int = 0) {
+        precondition(offset >= 0 && offset % 2 == 0, "fillNormal: offset \(offset) must be even and ≥ 0")
         var i = 0
         while i < count {
-            let b = block(UInt64(i / 2))
+            let b = block(UInt64((offset + i) / 2))
             let u1 = (Double(b.0) + 1) / 4_294_967_297.0  // (0, 1]
             let u2 = Double(b.1) / 4_294_967_296.0
             let r = (-2 * log(u1)).squareRoot()

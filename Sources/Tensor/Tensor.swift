@@ -200,10 +200,18 @@ public final class Tensor: CustomStringConvertible {
         Tensor(shape: shape, values: key.uniformArray(shape.reduce(1, *), lo: lo, hi: hi), requiresGrad: requiresGrad)
     }
 
-    /// Filled in place (a large random init never holds a second copy of its values).
+    /// Filled in place (a large random init never holds a second copy of its values), split over
+    /// the threads at even element offsets: every value depends only on its index
+    /// (`RNGKey.fillNormal`), so the tensor equals `key.normalArray(count)` bit for bit whatever
+    /// the thread count.
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, key: RNGKey, requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitialized: shape)
-        key.fillNormal(t.data, count: t.count, mean: mean, std: std)
+        let count = t.count, data = t.data
+        // One Box–Muller pair (a log, a sine, a cosine) costs ~100 ns.
+        Parallel.forRange((count + 1) / 2, costPerItem: 256) { pairs in
+            let start = pairs.lowerBound * 2, end = min(count, pairs.upperBound * 2)
+            key.fillNormal(data + start, count: end - start, mean: mean, std: std, offset: start)
+        }
         t.requiresGrad = requiresGrad
         return t
     }

@@ -316,6 +316,33 @@ final class RNGTests: XCTestCase {
         XCTAssertNotEqual(k.derive(1).derive(2), k.derive(2).derive(1))
     }
 
+    /// `Tensor.normal` fills its values on several threads at even offsets; each element must be
+    /// the serial stream's (Box–Muller pair j from block j: element 2j its cosine half, 2j + 1 its
+    /// sine half), for odd and even counts, with 1, 2 and 3 threads, and for a mean and scale.
+    func testParallelNormalFillIsTheSerialStream() {
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved) }
+        let key = RNGKey(seed: 77)
+        // Element 5 by hand: the sine half of pair 2, from block 2.
+        let b = key.block(2)
+        let r = (-2 * log((Double(b.0) + 1) / 4_294_967_297.0)).squareRoot()
+        let e5 = 0.5 + 2 * Float(r * sin(2 * Double.pi * (Double(b.1) / 4_294_967_296.0)))
+        for threads in [1, 2, 3] {
+            Parallel.configure(threads: threads)
+            for count in [1, 2, 7, 40_001, 262_145] {
+                let serial = key.normalArray(count, mean: 0.5, std: 2)
+                let t = Tensor.normal([count], mean: 0.5, std: 2, key: key)
+                let got = Array(UnsafeBufferPointer(start: t.data, count: count))
+                XCTAssertEqual(got.map(\.bitPattern), serial.map(\.bitPattern), "count \(count), \(threads) threads")
+                if count > 5 { XCTAssertEqual(got[5].bitPattern, e5.bitPattern) }
+            }
+        }
+        // A piece starting at an even offset is that stretch of the stream.
+        var piece = [Float](repeating: 0, count: 9)
+        piece.withUnsafeMutableBufferPointer { key.fillNormal($0.baseAddress!, count: 9, offset: 1000) }
+        XCTAssertEqual(piece, Array(key.normalArray(1009)[1000...]))
+    }
+
     func testPermutationDeterministicAndValid() {
         var s1 = PhiloxStream(RNGKey(seed: 1, stream: 9)), s2 = PhiloxStream(RNGKey(seed: 1, stream: 9))
         let p1 = s1.permutation(250), p2 = s2.permutation(250)
