@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "t5-small only.") var quick = false
     @Flag(help: "Core sgemm section only (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
     @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
-    @Option(help: "Judge the performance goals on a bench JSON written earlier (e.g. Reports/bench.json) and print them; runs nothing.") var evaluate: String?
+    @Option(help: "Judge the performance goals on a bench or bench-e2e JSON written earlier (e.g. Reports/bench.json) and print them; runs nothing.") var evaluate: String?
 
     func run() throws {
         if let path = evaluate {
@@ -29,11 +29,13 @@ struct Bench: ParsableCommand {
             guard let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ValidationError("\(path): not a JSON object (expected the output of `promptrepro bench`)")
             }
-            let goals = BenchGoals.evaluate(report)
+            // A bench-e2e report has `sides`; a bench report has `ratio` when it ran with a reference.
+            let e2e = report["sides"] != nil
+            let goals = e2e ? BenchGoals.evaluateE2E(report) : BenchGoals.evaluate(report)
             guard !goals.isEmpty else {
                 throw ValidationError("\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
             }
-            FileHandle.standardError.write(Data(BenchGoals.summary(goals).utf8))
+            FileHandle.standardError.write(Data((e2e ? BenchGoals.summaryE2E(goals) : BenchGoals.summary(goals)).utf8))
             let out = try JSONSerialization.data(withJSONObject: goals, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: out, as: UTF8.self))
             return

@@ -139,8 +139,9 @@ struct BenchE2E: ParsableCommand {
                 bound[o] = b
             }
         }
+        let goals = BenchGoals.evaluateE2E(["ratios": ratios])
         let report: [String: Any] = [
-            "machine": machine, "ratios": ratios, "sides": sides, "bound": bound,
+            "machine": machine, "ratios": ratios, "sides": sides, "bound": bound, "goals": goals,
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
                        "threads": threads, "model": "random-init t5-small (ours: T5Model.random seed 1; PyTorch: T5ForConditionalGeneration(T5Config) after torch.manual_seed(1))",
                        "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
@@ -161,6 +162,7 @@ struct BenchE2E: ParsableCommand {
             let r = ratios[k] as! [String: Any]
             stderr(String(format: "%@: %.2f× (min %.2f, max %.2f)", k, r["median"] as! Double, r["min"] as! Double, r["max"] as! Double))
         }
+        FileHandle.standardError.write(Data(BenchGoals.summaryE2E(goals).utf8))
         if let best = bound["best_gflops"] as? Double {
             for o in order where o.hasPrefix("promptrepro") {
                 guard let b = bound[o] as? [String: Any] else { continue }

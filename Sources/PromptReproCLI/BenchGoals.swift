@@ -91,5 +91,46 @@ enum BenchGoals {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Issue #21 item 3, judged on a `bench-e2e` report: per side of ours, the median over the
+    /// rounds of PyTorch's wall ÷ ours ≥ 4× against the DPT-code pipeline (padding to max length)
+    /// and ≥ 2.5× against the dynamic-padding one. The goal is about the protocol default side
+    /// (`promptrepro`); the decode-cap side (opt-in) is judged too, labelled by its name. CPU-second
+    /// ratios are not judged. Returns `[:]` when the report has no `ratios`.
+    static let e2eTargets: [String: Double] = ["pytorch-dpt-code": 4, "pytorch-dynamic": 2.5]
+
+    static func evaluateE2E(_ report: [String: Any]) -> [String: Any] {
+        guard let ratios = report["ratios"] as? [String: Any] else { return [:] }
+        var out: [String: Any] = [:], met = 0, notMet = 0
+        for key in ratios.keys.sorted() where !key.hasSuffix("(CPU)") {
+            let parts = key.components(separatedBy: " / ")
+            guard parts.count == 2, let target = e2eTargets[parts[0]],
+                  let median = (ratios[key] as? [String: Any])?["median"] as? Double else { continue }
+            let ok = median >= target
+            if ok { met += 1 } else { notMet += 1 }
+            var side = out[parts[1]] as? [String: Any] ?? [:]
+            side[parts[0]] = ["value": round3(median), "goal": target, "met": ok]
+            out[parts[1]] = side
+        }
+        out["met"] = met
+        out["not_met"] = notMet
+        out["definition"] = "issue #21 item 3: wall seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds: ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default, `promptrepro+decode-auto` the opt-in decode cap"
+        return out
+    }
+
+    /// The e2e verdicts, one line each: "e2e promptrepro vs pytorch-dynamic 2.220 (goal ≥ 2.500): not met".
+    static func summaryE2E(_ goals: [String: Any]) -> String {
+        var lines: [String] = []
+        for side in goals.keys.sorted() {
+            guard let refs = goals[side] as? [String: Any] else { continue }
+            for (ref, g) in refs.sorted(by: { $0.key < $1.key }) {
+                let g = g as? [String: Any] ?? [:]
+                lines.append(String(format: "e2e %@ vs %@ %.3f (goal ≥ %.3f): %@", side, ref, g["value"] as? Double ?? .nan,
+                                    g["goal"] as? Double ?? .nan, (g["met"] as? Bool ?? false) ? "met" : "not met"))
+            }
+        }
+        lines.append("goals: \(goals["met"] as? Int ?? 0) met, \(goals["not_met"] as? Int ?? 0) not met")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 }

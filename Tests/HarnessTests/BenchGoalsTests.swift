@@ -75,6 +75,35 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertTrue(err.contains("goals: 6 met, 5 not met"), err)
     }
 
+    /// A bench-e2e report (it has `sides`): wall ratios against 4× (DPT code) and 2.5× (dynamic
+    /// padding), per side of ours; CPU-second ratios are not judged.
+    func testEndToEndGoalsAreJudgedOnTheWallRatios() throws {
+        let e2e: [String: Any] = [
+            "sides": ["promptrepro": [:], "promptrepro+decode-auto": [:]],
+            "ratios": [
+                "pytorch-dpt-code / promptrepro": ["median": 3.506, "min": 3.27, "max": 3.74],
+                "pytorch-dynamic / promptrepro": ["median": 2.5, "min": 2.03, "max": 2.41],          // exactly the goal: met
+                "pytorch-dpt-code / promptrepro+decode-auto": ["median": 5.639],
+                "pytorch-dynamic / promptrepro+decode-auto": ["median": 2.499],
+                "pytorch-dpt-code / promptrepro (CPU)": ["median": 9.0],                               // not judged
+            ],
+        ]
+        let path = try write(e2e, "bench-goals-e2e")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (rc, out) = try runCLIText(["bench", "--evaluate", path], stdout: true)
+        XCTAssertEqual(rc, 0, out)
+        let goals = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        func met(_ side: String, _ ref: String) -> Bool? { ((goals[side] as? [String: Any])?[ref] as? [String: Any])?["met"] as? Bool }
+        XCTAssertEqual(met("promptrepro", "pytorch-dpt-code"), false)       // 3.506 < 4
+        XCTAssertEqual(met("promptrepro", "pytorch-dynamic"), true)         // 2.5 ≥ 2.5
+        XCTAssertEqual(met("promptrepro+decode-auto", "pytorch-dpt-code"), true)
+        XCTAssertEqual(met("promptrepro+decode-auto", "pytorch-dynamic"), false)  // 2.499 < 2.5
+        XCTAssertEqual(goals["met"] as? Int, 2)
+        XCTAssertEqual(goals["not_met"] as? Int, 2)
+        let (_, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
+        XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 3.506 (goal ≥ 4.000): not met"), err)
+    }
+
     func testAReportWithoutAReferenceOrUnreadableIsNamed() throws {
         let path = try write(["core": ["sgemm": [:]]], "bench-goals-noref")
         defer { try? FileManager.default.removeItem(atPath: path) }
