@@ -343,7 +343,8 @@ public final class T5Model {
         case encoder(Tensor)
         case projected(Tensor, Tensor)
         /// Greedy decoding's projected form: keys transposed per batch row ([B, I, L], `transposedKeys`)
-        /// and values [B, L, I], read by `singleQueryAttention` (same bits as `.projected`).
+        /// and values head by head ([B, H, L, I/H], `headMajorValues`), read by `singleQueryAttention`
+        /// (same bits as `.projected`).
         case projectedForDecoding(keysT: Tensor, values: Tensor)
         case absorbed(Tensor)
     }
@@ -381,7 +382,7 @@ public final class T5Model {
             let o = drop.attention()
             precondition(o.dropout == 0 || o.key == nil, "greedy decoding runs without dropout")
             ctx = try singleQueryAttention(q: q, keysT: kT, values: v, length: kT.shape[2], heads: config.numHeads, bias: nil,
-                                           keyMask: encoderMask, scale: o.scale)
+                                           keyMask: encoderMask, scale: o.scale, valuesHeadMajor: true)
         case .absorbed(let memory):
             ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
                                              options: drop.attention())
@@ -499,7 +500,7 @@ public final class T5Model {
         func project(_ l: Int) throws {
             guard crossKV[l] == nil, let memory else { return }
             let a = decoderBlocks[l].crossAttn!
-            crossKV[l] = (try transposedKeys(try lin(memory, a.k, drop)), try lin(memory, a.v, drop))
+            crossKV[l] = (try transposedKeys(try lin(memory, a.k, drop)), try headMajorValues(try lin(memory, a.v, drop), heads: config.numHeads))
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
         let switchStep = crossAttentionMode == .auto

@@ -63,6 +63,19 @@ final class DecodeAttentionTests: XCTestCase {
         } } }
     }
 
+    /// `headMajorValues`: element [b, h, j, c] is v[b, j, h·dv + c], for ragged sizes and more
+    /// (batch, head) units than threads; a width that is not a multiple of the heads is refused.
+    func testHeadMajorValuesRegroupsEveryHead() throws {
+        let (b, t, heads, dv) = (3, 11, 5, 7)
+        let v = Tensor.normal([b, t, heads * dv], key: RNGKey(seed: 4))
+        let out = try headMajorValues(v, heads: heads)
+        XCTAssertEqual(out.shape, [b, heads, t, dv])
+        for bi in 0..<b { for h in 0..<heads { for j in 0..<t { for c in 0..<dv {
+            XCTAssertEqual(out.data[((bi * heads + h) * t + j) * dv + c].bitPattern, v.data[(bi * t + j) * heads * dv + h * dv + c].bitPattern)
+        } } } }
+        XCTAssertThrowsError(try headMajorValues(v, heads: 4))
+    }
+
     func singleQueryAgainstAttention(b: Int, tk: Int, pads: [Int: Int], hole: Int?) throws {
         let (heads, dk) = (4, 16)
         let width = heads * dk
@@ -78,6 +91,11 @@ final class DecodeAttentionTests: XCTestCase {
                 let got = try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: v, length: tk, heads: heads, bias: nil,
                                                    keyMask: mask, scale: 0.25)
                 let want = try attention(q: q, k: k, v: v, heads: heads, keyMask: mask, options: AttentionOptions(scale: 0.25))
+                // The values regrouped head by head give the same bits (the same products; only
+                // where P·V finds each head's rows changes).
+                let headMajor = try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: try headMajorValues(v, heads: heads),
+                                                         length: tk, heads: heads, bias: nil, keyMask: mask, scale: 0.25, valuesHeadMajor: true)
+                XCTAssertEqual(headMajor.array.map(\.bitPattern), got.array.map(\.bitPattern), "\(kernel), head-major values")
                 if kernel == .openblas {
                     for i in 0..<want.count { XCTAssertEqual(got.data[i], want.data[i], accuracy: 1e-5 * max(1, abs(want.data[i]))) }
                 } else {
