@@ -345,7 +345,7 @@ public final class T5Model {
         /// Greedy decoding's projected form: keys transposed per batch row ([B, I, L], `transposedKeys`)
         /// and values head by head ([B, H, L, I/H], `headMajorValues`), read by `singleQueryAttention`
         /// (same bits as `.projected`).
-        case projectedForDecoding(keysT: Tensor, values: Tensor)
+        case projectedForDecoding(keysT: Tensor, headMajorValues: Tensor)
         case absorbed(Tensor)
     }
 
@@ -525,7 +525,7 @@ public final class T5Model {
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
-                let cross: CrossMemory = crossKV[l].map { .projectedForDecoding(keysT: $0.0, values: $0.1) } ?? .absorbed(memory!)
+                let cross: CrossMemory = crossKV[l].map { .projectedForDecoding(keysT: $0.0, headMajorValues: $0.1) } ?? .absorbed(memory!)
                 h = try decoderBlock(h, blk, layer: l, bias: bias, cache: cache, cross: cross, encoderMask: encoderMask, drop: drop)
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)

@@ -33,7 +33,8 @@ struct Bench: ParsableCommand {
             let e2e = report["sides"] != nil
             let goals = e2e ? BenchGoals.evaluateE2E(report) : BenchGoals.evaluate(report)
             guard !goals.isEmpty else {
-                throw ValidationError("\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
+                throw ValidationError(e2e ? "\(path): a bench-e2e report without a `ratios` section; only a complete `make bench-e2e` run can be judged"
+                                          : "\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
             }
             FileHandle.standardError.write(Data((e2e ? BenchGoals.summaryE2E(goals) : BenchGoals.summary(goals)).utf8))
             let out = try JSONSerialization.data(withJSONObject: goals, options: [.prettyPrinted, .sortedKeys])

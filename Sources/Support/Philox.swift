@@ -146,7 +146,8 @@ public struct RNGKey: Hashable, Sendable, CustomStringConvertible {
         return a.map { lo + (hi - lo) * $0 }
     }
 
-    /// Standard normal values by Box–Muller on consecutive word pairs.
+    /// Standard normal values by Box–Muller: elements 2j and 2j + 1 from words 0 and 1 of block j
+    /// (the cosine and the sine half).
     public func normalArray(_ count: Int, mean: Float = 0, std: Float = 1) -> [Float] {
         var out = [Float](repeating: 0, count: count)
         out.withUnsafeMutableBufferPointer { fillNormal($0.baseAddress!, count: count, mean: mean, std: std) }

@@ -137,7 +137,8 @@ public func headMajorValues(_ v: Tensor, heads: Int) throws -> Tensor {
 
 /// One query per batch row: q [B, 1, H·dk] over the first `length` keys and values, keys stored
 /// transposed `keysT` [B, H·dk, capacity] (column j = key j), values [B, capacity, H·dv] (or, with
-/// `valuesHeadMajor`, [B, H, capacity, dv] as `headMajorValues` makes them: the same bits) →
+/// `valuesHeadMajor`, [B, H, capacity, dv] as `headMajorValues` makes them: the same bits with the
+/// own kernels, which read B in place whatever its row stride) →
 /// [B, 1, H·dv]; per batch row and head softmax(scale · q Kᵀ + bias) V, `bias` [H, 1, length],
 /// `keyMask` [B, length] (1 = real key). The same products and row softmax as
 /// `attention(q:k:v:heads:bias:keyMask:)` at Tq = 1 (hence its bits with the own kernels); QKᵀ and
