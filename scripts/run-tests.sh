@@ -14,13 +14,24 @@ export PROMPTREPRO_SHARED="$shared"
 log=$(mktemp)
 swift test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-line=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$log" | grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures?" | tail -1)
+# XCTest's summary: "Executed N tests, with M failures" or, when tests were skipped (e.g. the
+# AVX-512 kernel tests on a CPU without AVX-512), "Executed N tests, with S tests skipped and M failures".
+line=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$log" \
+  | grep -oE "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" | tail -1)
 total=$(echo "$line" | grep -oE "[0-9]+" | head -1)
-failed=$(echo "$line" | grep -oE "[0-9]+" | sed -n 2p)
+failed=$(echo "$line" | grep -oE "[0-9]+" | tail -1)
+skipped=$(echo "$line" | grep -oE "[0-9]+ tests? skipped" | grep -oE "^[0-9]+")
+skipped=${skipped:-0}
+skips=$(grep -E "Test skipped" "$log" | sed -E 's/.*: ([A-Za-z0-9_]+\.[A-Za-z0-9_]+) : Test skipped( -|:) (.*)/  skipped \1: \3/')
 rm -f "$log"
 if [ -z "$total" ]; then
   echo "tests: 0 passed, 1 failed (no XCTest summary; swift test exited $status)"
   exit 1
 fi
-echo "tests: $((total - failed)) passed, $failed failed"
+[ -n "$skips" ] && echo "$skips"
+if [ "$skipped" -gt 0 ]; then
+  echo "tests: $((total - failed - skipped)) passed, $failed failed ($skipped skipped)"
+else
+  echo "tests: $((total - failed)) passed, $failed failed"
+fi
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
