@@ -382,7 +382,7 @@ public final class T5Model {
             let o = drop.attention()
             precondition(o.dropout == 0 || o.key == nil, "greedy decoding runs without dropout")
             ctx = try singleQueryAttention(q: q, keysT: kT, values: v, length: kT.shape[2], heads: config.numHeads, bias: nil,
-                                           keyMask: encoderMask, scale: o.scale, valuesHeadMajor: true)
+                                           keyMask: encoderMask, scale: o.scale)
         case .absorbed(let memory):
             ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
                                              options: drop.attention())

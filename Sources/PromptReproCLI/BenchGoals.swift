@@ -76,11 +76,7 @@ enum BenchGoals {
     /// values it compares), so a value within 0.0005 of its goal can print equal to it.
     static func summary(_ goals: [String: Any]) -> String {
         var lines: [String] = []
-        func line(_ name: String, _ g: [String: Any], _ sense: String) {
-            let v = g["value"] as? Double ?? .nan, goal = g["goal"] as? Double ?? .nan
-            let met = g["met"] as? Bool ?? false
-            lines.append(String(format: "%@ %.3f (goal %@ %.3f): %@", name, v, sense, goal, met ? "met" : "not met"))
-        }
+        func line(_ name: String, _ g: [String: Any], _ sense: String) { lines.append(verdictLine(name, g, sense)) }
         for (shape, g) in (goals["gemm_core_over_best"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
             line("sgemm \(shape) ours ÷ best", g as? [String: Any] ?? [:], "≥")
         }
@@ -133,13 +129,17 @@ enum BenchGoals {
         for side in goals.keys.sorted() {
             guard let refs = goals[side] as? [String: Any] else { continue }
             for (ref, g) in refs.sorted(by: { $0.key < $1.key }) {
-                let g = g as? [String: Any] ?? [:]
-                lines.append(String(format: "e2e %@ vs %@ %.3f (goal ≥ %.3f): %@", side, ref, g["value"] as? Double ?? .nan,
-                                    g["goal"] as? Double ?? .nan, (g["met"] as? Bool ?? false) ? "met" : "not met"))
+                lines.append(verdictLine("e2e \(side) vs \(ref)", g as? [String: Any] ?? [:], "≥"))
             }
         }
         lines.append("goals (protocol default, \(e2eDefaultSide)): \(goals["met"] as? Int ?? 0) met, \(goals["not_met"] as? Int ?? 0) not met")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// "NAME 1.880 (goal ≥ 1.921): not met" for one verdict (`value`, `goal`, `met`); `sense` is ≥ or ≤.
+    static func verdictLine(_ name: String, _ g: [String: Any], _ sense: String) -> String {
+        String(format: "%@ %.3f (goal %@ %.3f): %@", name, g["value"] as? Double ?? .nan, sense, g["goal"] as? Double ?? .nan,
+               (g["met"] as? Bool ?? false) ? "met" : "not met")
     }
 
     static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }

@@ -107,9 +107,10 @@ enum ReportIndex {
         }
         let fm = FileManager.default
         let hostRuns = ((try? fm.contentsOfDirectory(atPath: "\(outDir)/hosts")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
-        if fm.fileExists(atPath: "\(outDir)/bench.json") || !hostRuns.isEmpty {
+        let hasBench = fm.fileExists(atPath: "\(outDir)/bench.json")
+        if hasBench || !hostRuns.isEmpty {
             s += "\n## Benchmarks\n\n"
-            if fm.fileExists(atPath: "\(outDir)/bench.json") { s += "- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
+            if hasBench { s += "- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
             for f in hostRuns {
                 s += "- [hosts/\(f)](hosts/\(f)) — a benchmark on another host type, named vendor-family-model (see docs/performance.md, Hosts measured).\n"
             }

@@ -136,20 +136,21 @@ public func headMajorValues(_ v: Tensor, heads: Int) throws -> Tensor {
 }
 
 /// One query per batch row: q [B, 1, H·dk] over the first `length` keys and values, keys stored
-/// transposed `keysT` [B, H·dk, capacity] (column j = key j), values [B, capacity, H·dv] (or, with
-/// `valuesHeadMajor`, [B, H, capacity, dv] as `headMajorValues` makes them: the same bits with the
-/// own kernels, which read B in place whatever its row stride) →
+/// transposed `keysT` [B, H·dk, capacity] (column j = key j), values [B, capacity, H·dv] or, 4-D,
+/// head by head [B, H, capacity, dv] as `headMajorValues` makes them (the same bits with the own
+/// kernels, which read B in place whatever its row stride) →
 /// [B, 1, H·dv]; per batch row and head softmax(scale · q Kᵀ + bias) V, `bias` [H, 1, length],
 /// `keyMask` [B, length] (1 = real key). The same products and row softmax as
 /// `attention(q:k:v:heads:bias:keyMask:)` at Tq = 1 (hence its bits with the own kernels); QKᵀ and
 /// P·V are one-row products that read their B in place. Inference only.
 /// Errors: shape mismatch between q, the keys, values, bias and mask.
 public func singleQueryAttention(q: Tensor, keysT: Tensor, values: Tensor, length tk: Int, heads: Int, bias: Tensor?, keyMask: Tensor?,
-                                 scale: Float = 1, valuesHeadMajor: Bool = false) throws -> Tensor {
+                                 scale: Float = 1) throws -> Tensor {
     let op = "singleQueryAttention"
-    guard keysT.rank == 3, values.rank == (valuesHeadMajor ? 4 : 3) else {
-        throw TensorError.shapeMismatch(op: op, detail: "keysT \(shapeString(keysT.shape)) must be 3-D, values \(shapeString(values.shape)) \(valuesHeadMajor ? "4-D [B, H, capacity, dv]" : "3-D")")
+    guard keysT.rank == 3, values.rank == 3 || values.rank == 4 else {
+        throw TensorError.shapeMismatch(op: op, detail: "keysT \(shapeString(keysT.shape)) must be 3-D, values \(shapeString(values.shape)) [B, capacity, H·dv] or [B, H, capacity, dv]")
     }
+    let valuesHeadMajor = values.rank == 4
     let (b, hdk, cap) = (keysT.shape[0], keysT.shape[1], keysT.shape[2])
     let hdv = valuesHeadMajor ? values.shape[1] * values.shape[3] : values.shape[2]
     let valueRows = valuesHeadMajor ? values.shape[2] : values.shape[1]

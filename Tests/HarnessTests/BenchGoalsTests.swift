@@ -33,12 +33,20 @@ final class BenchGoalsTests: XCTestCase {
         return path
     }
 
-    func testGoalsAreJudgedAsTheIssueStatesThem() throws {
-        let path = try write(report, "bench-goals")
+    /// `bench --evaluate` on `report` written to a temporary file: the goals JSON (stdout) and the
+    /// summary lines (stderr); fails the test when the command fails.
+    func evaluate(_ report: Any, _ name: String) throws -> (goals: [String: Any], summary: String) {
+        let path = try write(report, name)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let (rc, out) = try runCLIText(["bench", "--evaluate", path], stdout: true)
         XCTAssertEqual(rc, 0, out)
         let goals = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        let (_, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
+        return (goals, err)
+    }
+
+    func testGoalsAreJudgedAsTheIssueStatesThem() throws {
+        let (goals, err) = try evaluate(report, "bench-goals")
         func verdict(_ shape: String, _ key: String, _ kind: String) -> (Double, Double, Bool)? {
             guard let g = ((goals[shape] as? [String: Any])?[key] as? [String: Any])?[kind] as? [String: Any] else { return nil }
             return (g["value"] as! Double, g["goal"] as! Double, g["met"] as! Bool)
@@ -73,7 +81,6 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(goals["met"] as? Int, 6)
         XCTAssertEqual(goals["not_met"] as? Int, 6)
 
-        let (_, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
         XCTAssertTrue(err.contains("t5-small train_step speed-up 1.880 (goal ≥ 1.921): not met"), err)
         XCTAssertTrue(err.contains("goals: 6 met, 6 not met"), err)
     }
@@ -91,11 +98,7 @@ final class BenchGoalsTests: XCTestCase {
                 "pytorch-dpt-code / promptrepro (CPU)": ["median": 9.0],                               // not judged
             ],
         ]
-        let path = try write(e2e, "bench-goals-e2e")
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let (rc, out) = try runCLIText(["bench", "--evaluate", path], stdout: true)
-        XCTAssertEqual(rc, 0, out)
-        let goals = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        let (goals, err) = try evaluate(e2e, "bench-goals-e2e")
         func met(_ side: String, _ ref: String) -> Bool? { ((goals[side] as? [String: Any])?[ref] as? [String: Any])?["met"] as? Bool }
         XCTAssertEqual(met("promptrepro", "pytorch-dpt-code"), false)       // 3.506 < 4
         XCTAssertEqual(met("promptrepro", "pytorch-dynamic"), true)         // 2.5 ≥ 2.5
@@ -104,7 +107,6 @@ final class BenchGoalsTests: XCTestCase {
         // Only the protocol default side counts: one met, one not.
         XCTAssertEqual(goals["met"] as? Int, 1)
         XCTAssertEqual(goals["not_met"] as? Int, 1)
-        let (_, err) = try runCLIText(["bench", "--evaluate", path], stdout: false)
         XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 3.506 (goal ≥ 4.000): not met"), err)
         XCTAssertTrue(err.contains("goals (protocol default, promptrepro): 1 met, 1 not met"), err)
     }

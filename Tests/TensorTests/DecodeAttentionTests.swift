@@ -102,7 +102,7 @@ final class DecodeAttentionTests: XCTestCase {
                 // The values regrouped head by head give the same bits (the same products; only
                 // where P·V finds each head's rows changes).
                 let headMajor = try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: try headMajorValues(v, heads: heads),
-                                                         length: tk, heads: heads, bias: nil, keyMask: mask, scale: 0.25, valuesHeadMajor: true)
+                                                         length: tk, heads: heads, bias: nil, keyMask: mask, scale: 0.25)
                 if kernel == .openblas {
                     for i in 0..<got.count { XCTAssertEqual(headMajor.data[i], got.data[i], accuracy: 1e-5 * max(1, abs(got.data[i]))) }
                 } else {
