@@ -82,11 +82,65 @@ extension T5Model {
         return parts.contains("all") ? ["ffn", "attention"] : parts
     }
 
-    /// Batch-row ranges of a streamed encoder pass (one range when streaming does not apply).
-    public func streamChunks(batch: Int, length: Int, drop: DropoutContext) -> [Range<Int>] {
-        guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [0..<batch] }
-        let n = max(1, min(batch, batch * length / streamTokens))
-        return (0..<n).map { c in (c * batch / n)..<((c + 1) * batch / n) }
+    /// One chunk of a streamed encoder pass: batch `rows` (indices into the batch) run over their
+    /// first `length` positions.
+    public struct StreamChunk: Equatable, Sendable {
+        public let rows: [Int]
+        public let length: Int
+        public init(rows: [Int], length: Int) { self.rows = rows; self.length = length }
+    }
+
+    /// Each row's real length in a key mask [B, L] (1 = real key): one past its last real key, or L
+    /// for a row without one.
+    public static func realLengths(mask: Tensor) -> [Int] {
+        let (b, l) = (mask.shape[0], mask.count / max(mask.shape[0], 1))
+        return (0..<b).map { bi in
+            var last = l - 1
+            while last >= 0, mask[bi * l + last] == 0 { last -= 1 }
+            return last >= 0 ? last + 1 : l
+        }
+    }
+
+    /// The positions a streamed encoder pass runs a row of real length `n` over, in a batch padded
+    /// to `padded`: `n` rounded up to a multiple of 8, or `padded` when that is not shorter than
+    /// `padded`. Run over these positions, the row's real positions get the bits they get in the
+    /// padded batch (`encode`): every one of its real keys then lies in the vector part (multiples
+    /// of 8) of the row softmax whether the row runs short or padded, and the keys past its last
+    /// real one are masked, so they add exact zeros to the softmax sum and to P·V, whose k-blocks
+    /// start at key 0 either way.
+    public static func bucketLength(real n: Int, padded: Int) -> Int {
+        let up = (n + 7) / 8 * 8
+        return up < padded ? up : padded
+    }
+
+    /// The chunks of a streamed encoder pass over a batch with key mask [B, L] (one chunk of every
+    /// row over all L positions when streaming does not apply: a recording tape, dropout, B = 1 or
+    /// `streamTokens` 0).
+    /// With the own GEMM kernels (whose products give each row the same bits whatever the other
+    /// rows, `BLAS.usesOwnKernel`) and at least 32 rows of tokens, rows are bucketed by length: in
+    /// ascending order of `bucketLength`, each chunk takes rows while rows × its length stays within
+    /// `streamTokens` (at least one row) and runs over its longest row's `bucketLength` positions,
+    /// so padding is computed only up to the chunk's longest row. Otherwise (OpenBLAS) chunks are
+    /// consecutive rows over all L positions, about `streamTokens` tokens each.
+    public func streamChunks(mask: Tensor, drop: DropoutContext) -> [StreamChunk] {
+        let (batch, length) = (mask.shape[0], mask.count / max(mask.shape[0], 1))
+        guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [StreamChunk(rows: Array(0..<batch), length: length)] }
+        guard BLAS.kernel != .openblas, batch * length >= 32 else {
+            let n = max(1, min(batch, batch * length / streamTokens))
+            return (0..<n).map { c in StreamChunk(rows: Array((c * batch / n)..<((c + 1) * batch / n)), length: length) }
+        }
+        let need = Self.realLengths(mask: mask).map { Self.bucketLength(real: $0, padded: length) }
+        let order = (0..<batch).sorted { need[$0] != need[$1] ? need[$0] < need[$1] : $0 < $1 }
+        var chunks: [StreamChunk] = [], rows: [Int] = []
+        for r in order {
+            if !rows.isEmpty, (rows.count + 1) * need[r] > streamTokens {
+                chunks.append(StreamChunk(rows: rows, length: need[rows.last!]))
+                rows = []
+            }
+            rows.append(r)
+        }
+        chunks.append(StreamChunk(rows: rows, length: need[rows.last!]))
+        return chunks
     }
 
     /// Whether this cross-attention layer runs in the absorbed form for `queries` decoder rows.

@@ -143,69 +143,144 @@ final class ModelBehaviorTests: XCTestCase {
         XCTAssertFalse(crossAttentionAbsorbedIsCheaper(queries: 6, keys: 5, model: 64, inner: 64, heads: 4))
     }
 
-    /// No-gradient encoder passes stream the batch in chunks of rows; the result is the whole
-    /// batch's (logits, encoder states, greedy tokens), and a recording tape turns streaming off.
+    /// No-gradient encoder passes stream the batch in chunks of rows (length buckets with the own
+    /// kernels); the result is the whole batch's at every real position (encoder states, logits,
+    /// loss, greedy tokens), and a recording tape or dropout turns streaming off.
     func testStreamedEncoderMatchesWholeBatch() throws {
         let m = try tinyT5()
+        defer { m.streamTokens = T5Model.Runtime().streamTokens }
         let B = 5, L = 9
         let ids: [Int32] = (0..<(B * L)).map { Int32(3 + ($0 * 53) % 250) }
         var mask = [Float](repeating: 1, count: B * L)
-        mask[L - 1] = 0; mask[3 * L - 2] = 0; mask[3 * L - 1] = 0
+        mask[L - 1] = 0; mask[3 * L - 2] = 0; mask[3 * L - 1] = 0   // real lengths 8, 9, 7, 9, 9
         let labels: [Int32] = (0..<(B * 2)).map { $0 % 2 == 1 ? 1 : Int32(40 + $0) }
-        m.streamTokens = 20  // 45 rows → 2 chunks of 2 and 3 sequences
-        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<2, 2..<5])
-        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: DropoutContext(key: RNGKey(seed: 1), p: 0.1)), [0..<B])
-        Tape().record { XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B]) }
+        let maskTensor = Tensor(shape: [B, L], values: mask)
+        XCTAssertEqual(T5Model.realLengths(mask: maskTensor), [8, 9, 7, 9, 9])
+        m.streamTokens = 20
+        // Own kernels: rows 0 and 2 (8 positions each), then 1 and 3, then 4 (9 positions: 16 ≥ L).
+        // OpenBLAS: 45 rows → consecutive chunks of 2 and 3 sequences over all 9 positions.
+        let expected: [T5Model.StreamChunk] = BLAS.kernel == .openblas
+            ? [.init(rows: [0, 1], length: 9), .init(rows: [2, 3, 4], length: 9)]
+            : [.init(rows: [0, 2], length: 8), .init(rows: [1, 3], length: 9), .init(rows: [4], length: 9)]
+        XCTAssertEqual(m.streamChunks(mask: maskTensor, drop: .eval), expected)
+        XCTAssertEqual(m.streamChunks(mask: maskTensor, drop: DropoutContext(key: RNGKey(seed: 1), p: 0.1)), [.init(rows: Array(0..<B), length: L)])
+        Tape().record { XCTAssertEqual(m.streamChunks(mask: maskTensor, drop: .eval), [.init(rows: Array(0..<B), length: L)]) }
         let streamed = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
         let (e1, m1) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask, batch: B)
         let genStreamed = try m.generate(embeds: e1, mask: m1, maxNewTokens: 4)
         m.streamTokens = 0
-        XCTAssertEqual(m.streamChunks(batch: B, length: L, drop: .eval), [0..<B])
+        XCTAssertEqual(m.streamChunks(mask: maskTensor, drop: .eval), [.init(rows: Array(0..<B), length: L)])
         let whole = try m.forward(inputIds: ids, attentionMask: mask, labels: labels, batch: B)
         let (e2, m2) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask, batch: B)
         let genWhole = try m.generate(embeds: e2, mask: m2, maxNewTokens: 4)
         XCTAssertEqual(streamed.encoderHidden.shape, whole.encoderHidden.shape)
-        for i in 0..<whole.encoderHidden.count { XCTAssertEqual(streamed.encoderHidden[i], whole.encoderHidden[i], accuracy: 1e-5) }
+        // Padding positions hold what their chunk computed there (or 0): only real positions compare.
+        let d = m.config.dModel
+        for i in 0..<whole.encoderHidden.count where mask[i / d] == 1 {
+            XCTAssertEqual(streamed.encoderHidden[i], whole.encoderHidden[i], accuracy: 1e-5)
+        }
         for i in 0..<whole.logits.count { XCTAssertEqual(streamed.logits[i], whole.logits[i], accuracy: 1e-4) }
         XCTAssertEqual(streamed.loss.scalar, whole.loss.scalar, accuracy: 1e-5)
         XCTAssertEqual(genStreamed, genWhole)
     }
 
+    /// `bucketLength`, worked by hand: a row's length rounded up to a multiple of 8, unless that
+    /// reaches the padded length.
+    func testBucketLength() {
+        XCTAssertEqual(T5Model.bucketLength(real: 13, padded: 21), 16)
+        XCTAssertEqual(T5Model.bucketLength(real: 16, padded: 21), 16)
+        XCTAssertEqual(T5Model.bucketLength(real: 17, padded: 21), 21)   // 24 ≥ 21
+        XCTAssertEqual(T5Model.bucketLength(real: 21, padded: 21), 21)
+        XCTAssertEqual(T5Model.bucketLength(real: 1, padded: 21), 8)
+        XCTAssertEqual(T5Model.bucketLength(real: 5, padded: 8), 8)
+        XCTAssertEqual(T5Model.bucketLength(real: 100, padded: 356), 104)
+        XCTAssertEqual(T5Model.bucketLength(real: 353, padded: 356), 356)
+    }
+
+    /// Length buckets give every real position of every row the bits of the padded batch
+    /// (`encodeWhole`), with every GEMM kernel this CPU runs: rows whose real keys end inside the
+    /// softmax's 8-wide vector part or in its scalar tail at the padded length (L = 21: 16 + 5),
+    /// a row of full length, one of a single token, and a row without real keys (which keeps the
+    /// padded length: its softmax is the uniform fallback over all keys).
+    func testLengthBucketedEncoderIsBitIdenticalToPadded() throws {
+        let m = try tinyT5()
+        defer { m.streamTokens = T5Model.Runtime().streamTokens }
+        let lengths = [21, 13, 17, 16, 1, 0, 9, 20, 5]
+        let B = lengths.count, L = 21, d = m.config.dModel
+        let embeds = Tensor(shape: [B, L, d], values: RNGKey(seed: 43).uniformArray(B * L * d, lo: -1, hi: 1))
+        var maskValues = [Float](repeating: 0, count: B * L)
+        for (b, n) in lengths.enumerated() { for j in 0..<n { maskValues[b * L + j] = 1 } }
+        maskValues[6 * L + 3] = 0   // a masked key before the row's last real one
+        let mask = Tensor(shape: [B, L], values: maskValues)
+        for kernel in BLAS.availableKernels {
+            try BLAS.withKernel(kernel) {
+                m.streamTokens = 40
+                let chunks = m.streamChunks(mask: mask, drop: .eval)
+                if kernel != .openblas {
+                    XCTAssertEqual(chunks.map(\.length), [8, 16, 16, 21, 21, 21, 21], "\(kernel)")
+                    XCTAssertEqual(chunks.flatMap(\.rows).sorted(), Array(0..<B))
+                }
+                let before = FrozenOperands.productsFromPacked
+                let bucketed = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+                let fromPacked = FrozenOperands.productsFromPacked - before
+                m.streamTokens = 0
+                let padded = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+                XCTAssertEqual(bucketed.shape, padded.shape)
+                for (b, n) in lengths.enumerated() {
+                    let real = n == 0 ? L : n
+                    // OpenBLAS (no buckets: consecutive chunks) gives a row bits that depend on the
+                    // product's row count, so there the streamed pass only agrees to rounding.
+                    for i in (b * L * d)..<((b * L + real) * d) where kernel == .openblas
+                        ? abs(bucketed[i] - padded[i]) > 1e-5 * max(1, abs(padded[i])) : bucketed[i].bitPattern != padded[i].bitPattern {
+                        XCTFail("\(kernel): row \(b) (length \(n)) element \(i - b * L * d): \(bucketed[i]) bucketed, \(padded[i]) padded"); break
+                    }
+                }
+                if kernel != .openblas { XCTAssertGreaterThan(fromPacked, 0, "\(kernel): no encoder product read a packed weight") }
+            }
+        }
+    }
+
     /// The streamed encoder runs layer by layer over the chunks with each layer's weights packed
-    /// once (FrozenOperands): its output is bit-identical to encoding each chunk on its own, with
-    /// every GEMM kernel this CPU runs, and the packed copies are read (own kernels). Chunks of
-    /// fewer than 32 rows run without the scope (it would change their kernel choice on hosts
-    /// whose OpenBLAS has a fast kernel): still bit-identical, and nothing packed.
+    /// once (FrozenOperands): its output is bit-identical to encoding each chunk on its own (its
+    /// rows over its positions), with every GEMM kernel this CPU runs, and the packed copies are
+    /// read (own kernels). Consecutive chunks (OpenBLAS) of fewer than 32 rows run without the
+    /// scope (it would change their kernel choice on hosts whose OpenBLAS has a fast kernel): still
+    /// bit-identical, and nothing packed.
     func testLayerMajorStreamingIsBitIdenticalToChunkByChunk() throws {
         let m = try tinyT5()
         defer { m.streamTokens = T5Model.Runtime().streamTokens }
         let B = 7, d = m.config.dModel
-        // (length, streamTokens): 112 rows → chunks of 2, 2, 3 sequences (32–48 rows);
+        // (length, streamTokens): OpenBLAS: 112 rows → chunks of 2, 2, 3 sequences (32–48 rows);
         // 77 rows → chunks of 2, 2, 3 sequences (22–33 rows, one below 32).
-        for (L, stream, packed) in [(16, 36, true), (11, 25, false)] {
+        for (L, stream) in [(16, 36), (11, 25)] {
             let embeds = Tensor(shape: [B, L, d], values: RNGKey(seed: 41).uniformArray(B * L * d, lo: -1, hi: 1))
             var maskValues = [Float](repeating: 1, count: B * L)
             for b in 0..<B { for j in (L - b % 4)..<L { maskValues[b * L + j] = 0 } }
             let mask = Tensor(shape: [B, L], values: maskValues)
-            m.streamTokens = stream
-            let chunks = m.streamChunks(batch: B, length: L, drop: .eval)
-            XCTAssertEqual(chunks.count, 3)
             for kernel in BLAS.availableKernels {
                 try BLAS.withKernel(kernel) {
                     m.streamTokens = stream
+                    let chunks = m.streamChunks(mask: mask, drop: .eval)
+                    XCTAssertGreaterThanOrEqual(chunks.count, 3)
                     let before = FrozenOperands.productsFromPacked
                     let streamed = try m.encode(embeds: embeds, mask: mask, drop: .eval)
                     let fromPacked = FrozenOperands.productsFromPacked - before
                     m.streamTokens = 0
-                    for r in chunks {
-                        let alone = try m.encode(embeds: try narrow(embeds, axis: 0, start: r.lowerBound, length: r.count),
-                                                 mask: try narrow(mask, axis: 0, start: r.lowerBound, length: r.count), drop: .eval)
-                        let offset = r.lowerBound * L * d
-                        for i in 0..<alone.count where alone[i].bitPattern != streamed[offset + i].bitPattern {
-                            XCTFail("\(kernel) L \(L): chunk \(r) element \(i): \(alone[i]) alone, \(streamed[offset + i]) streamed"); break
+                    for c in chunks {
+                        var rowsE: [Float] = [], rowsM: [Float] = []
+                        for r in c.rows {
+                            rowsE += Array(embeds.array[(r * L * d)..<((r * L + c.length) * d)])
+                            rowsM += Array(maskValues[(r * L)..<(r * L + c.length)])
+                        }
+                        let alone = try m.encode(embeds: Tensor(shape: [c.rows.count, c.length, d], values: rowsE),
+                                                 mask: Tensor(shape: [c.rows.count, c.length], values: rowsM), drop: .eval)
+                        for (j, r) in c.rows.enumerated() {
+                            for i in 0..<(c.length * d) where alone[j * c.length * d + i].bitPattern != streamed[r * L * d + i].bitPattern {
+                                XCTFail("\(kernel) L \(L): chunk \(c.rows) row \(r) element \(i): \(alone[j * c.length * d + i]) alone, \(streamed[r * L * d + i]) streamed"); break
+                            }
                         }
                     }
-                    if kernel != .openblas && packed {
+                    if kernel != .openblas {
                         XCTAssertGreaterThan(fromPacked, 0, "\(kernel): no encoder product read a packed weight")
                     } else {
                         XCTAssertEqual(fromPacked, 0, "\(kernel) L \(L): packed weights read")
