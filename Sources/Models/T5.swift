@@ -516,10 +516,27 @@ public final class T5Model {
         var memory: Tensor? = encoder
         frozen.add(encoder)   // the absorbed cross-attention reads it at every step until K/V are projected
         _ = consume encoder
+        // K/V of each row's real positions only (up to its last real key): the products' rows are
+        // independent, so those get the bits of the whole [B, L] product; the rest stays 0 and is
+        // never read (`singleQueryAttention` reads each row's keys up to its last real one).
+        let real = Self.realLengths(mask: encoderMask)
+        func projectReal(_ x: Tensor, _ w: Tensor) throws -> Tensor {
+            guard real.contains(where: { $0 < L }) else { return try lin(x, w, drop) }
+            let d = x.shape[2], total = real.reduce(0, +)
+            let rows = Tensor(zeros: [1, total, d])
+            var at = 0
+            for (b, n) in real.enumerated() { (rows.data + at * d).update(from: x.data + b * L * d, count: n * d); at += n }
+            let y = try lin(rows, w, drop)
+            let width = y.shape[2]
+            let out = Tensor(zeros: [B, L, width])
+            at = 0
+            for (b, n) in real.enumerated() { (out.data + b * L * width).update(from: y.data + at * width, count: n * width); at += n }
+            return out
+        }
         func project(_ l: Int) throws {
             guard crossKV[l] == nil, let memory else { return }
             let a = decoderBlocks[l].crossAttn!
-            crossKV[l] = (try transposedKeys(try lin(memory, a.k, drop)), try headMajorValues(try lin(memory, a.v, drop), heads: config.numHeads))
+            crossKV[l] = (try transposedKeys(try projectReal(memory, a.k)), try headMajorValues(try projectReal(memory, a.v), heads: config.numHeads))
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
         let switchStep = crossAttentionMode == .auto

@@ -73,6 +73,14 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
     let pq = q.data, pe = e.data, pwk = wk.data, pwv = wv.data, po = out.data
     let mask = keyMask?.data
     let unitChunks = (tq * tk + 63) / 64
+    // Per batch row: one past its last real key (all keys without a mask, or for a row without real
+    // keys, whose softmax is the uniform fallback over all of them).
+    let live: [Int] = (0..<b).map { bi in
+        guard let mask else { return tk }
+        var last = tk - 1
+        while last >= 0, mask[bi * tk + last] == 0 { last -= 1 }
+        return last >= 0 ? last + 1 : tk
+    }
     let clock = AttentionClock.now()
 
     /// Batch row `bi`'s scores, softmax, dropout and C = Pd·E from its Q̃ `qt` [H·Tq, d] into `c` [H·Tq, d].
@@ -83,8 +91,13 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
             if probs == nil { p.deallocate() }
             if useDrop { pd.deallocate() }
         }
-        let eb = pe + bi * tk * d
-        BLAS.sgemm(transA: false, transB: true, m: rows, n: tk, k: d, alpha: 1, a: qt, lda: d, b: eb, ldb: d, beta: 0, c: p, ldc: tk)
+        // Keys after the row's last real one are neither scored nor read (as in `singleQueryAttention`):
+        // the softmax masks their scores whatever they were, so their probabilities are exactly 0,
+        // and C = Pd·E over the first n keys adds the same terms in the same order. Same bits, as
+        // long as both products keep their kernel (`BLAS.usesOwnKernel` looks at n·k when m < 32).
+        let eb = pe + bi * tk * d, n = rows >= 32 || tk * d < 1 << 20 ? live[bi] : tk
+        BLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: d, alpha: 1, a: qt, lda: d, b: eb, ldb: d, beta: 0, c: p, ldc: tk)
+        if n < tk { for r in 0..<rows { (p + r * tk + n).initialize(repeating: 0, count: tk - n) } }
         let mrow = mask.map { UnsafePointer($0 + bi * tk) }
         for r in 0..<rows { softmaxRowVector(p + r * tk, tk, bias: nil, limit: tk, keyMask: mrow) }
         if useDrop {
@@ -94,7 +107,7 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
                               src: p + h * tq * tk, dst: pd + h * tq * tk, bits: maskBits.map { $0.bytes + u * unitBytes })
             }
         }
-        BLAS.sgemm(transA: false, transB: false, m: rows, n: d, k: tk, alpha: 1, a: pd, lda: tk, b: eb, ldb: d, beta: 0, c: c, ldc: d)
+        BLAS.sgemm(transA: false, transB: false, m: rows, n: d, k: n, alpha: 1, a: pd, lda: tk, b: eb, ldb: d, beta: 0, c: c, ldc: d)
     }
 
     if tq == 1 {

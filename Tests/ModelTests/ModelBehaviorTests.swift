@@ -184,6 +184,50 @@ final class ModelBehaviorTests: XCTestCase {
         XCTAssertEqual(genStreamed, genWhole)
     }
 
+    /// Greedy decoding never reads the encoder states after a row's last real key: the absorbed
+    /// cross-attention neither scores nor reads them, the projected form projects only each row's
+    /// real positions, and its attention reads keys up to the last real one. With NaN written
+    /// there, every form decodes the same tokens as with zeros, and the absorbed op gives the same
+    /// bits (one query and three queries per row; a masked key inside a row stays read, as 0·E).
+    func testDecodingNeverReadsEncoderPadding() throws {
+        let m = try tinyT5()
+        defer { m.crossAttentionMode = .auto }
+        let lengths = [13, 6, 9], B = 3, L = 13, d = m.config.dModel
+        var maskValues = [Float](repeating: 0, count: B * L)
+        for (b, n) in lengths.enumerated() { for j in 0..<n { maskValues[b * L + j] = 1 } }
+        maskValues[2 * L + 4] = 0
+        let mask = Tensor(shape: [B, L], values: maskValues)
+        // The random tiny model's greedy argmax is pad (0) at every step; with pad's embedding row
+        // zero (its logit 0) the decode emits varied tokens, so reading NaN would show.
+        let shared = m.parameters.first { $0.name == "shared.weight" }!.tensor
+        let saved = Array(shared.array[0..<d])
+        defer { for c in 0..<d { shared.data[c] = saved[c] } }
+        for c in 0..<d { shared.data[c] = 0 }
+        let ids: [Int32] = (0..<(B * L)).map { Int32(3 + ($0 * 61) % 250) }
+        let states = try m.encode(embeds: try m.embed(inputIds: ids, batch: B), mask: mask, drop: .eval).array
+        func memory(padding: Float) -> Tensor {
+            var v = states
+            for (b, n) in lengths.enumerated() { for i in ((b * L + n) * d)..<((b + 1) * L * d) { v[i] = padding } }
+            return Tensor(shape: [B, L, d], values: v)
+        }
+        for mode in [T5Model.CrossAttentionMode.absorbed, .projected, .auto] {
+            m.crossAttentionMode = mode
+            let clean = try m.generate(encoder: memory(padding: 0), encoderMask: mask, maxNewTokens: 12)
+            let poisoned = try m.generate(encoder: memory(padding: .nan), encoderMask: mask, maxNewTokens: 12)
+            XCTAssertEqual(poisoned, clean, "\(mode)")
+            XCTAssertGreaterThan(Set(clean.joined()).count, 3, "the decode must emit varied tokens to mean anything")
+        }
+        let inner = m.config.innerDim, heads = m.config.numHeads
+        let wk = Tensor(shape: [inner, d], values: RNGKey(seed: 48).uniformArray(inner * d, lo: -0.2, hi: 0.2))
+        let wv = Tensor(shape: [inner, d], values: RNGKey(seed: 49).uniformArray(inner * d, lo: -0.2, hi: 0.2))
+        for tq in [1, 3] {
+            let q = Tensor(shape: [B, tq, inner], values: RNGKey(seed: 50).uniformArray(B * tq * inner, lo: -1, hi: 1))
+            let a = try crossAttentionAbsorbed(q: q, memory: memory(padding: 0), wk: wk, wv: wv, heads: heads, keyMask: mask)
+            let b = try crossAttentionAbsorbed(q: q, memory: memory(padding: .nan), wk: wk, wv: wv, heads: heads, keyMask: mask)
+            XCTAssertEqual(a.array.map(\.bitPattern), b.array.map(\.bitPattern), "tq \(tq)")
+        }
+    }
+
     /// `bucketLength`, worked by hand: a row's length rounded up to a multiple of 8, unless that
     /// reaches the padded length.
     func testBucketLength() {
