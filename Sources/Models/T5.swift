@@ -321,12 +321,18 @@ public final class T5Model {
         return out
     }
 
-    /// The encoder without streaming: every layer over the whole batch.
+    /// The encoder without streaming: every layer over the whole batch. With `encoderSkipsPadding`
+    /// its linear layers compute each row's positions up to its last real key only (`PaddedRows`,
+    /// with the own kernels): the real positions keep their bits, the padding (which every attention
+    /// over it masks) holds 0 after a linear layer, and in training its gradient is 0 as before.
     func encodeWhole(embeds: Tensor, mask: Tensor, drop: DropoutContext) throws -> Tensor {
         let L = embeds.shape[1]
         var h = drop.apply(embeds)                                                    // (B, L, d)
         let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)
-        for blk in encoderBlocks { h = try encoderLayer(h, blk, bias: bias, mask: mask, drop: drop) }
+        let live = encoderSkipsPadding ? Self.realLengths(mask: mask) : []   // [] (no rows given): every position
+        try PaddedRows.with(batch: embeds.shape[0], length: L, live: live) {
+            for blk in encoderBlocks { h = try encoderLayer(h, blk, bias: bias, mask: mask, drop: drop) }
+        }
         return try encoderFinalNorm(h, drop: drop)                                    // (B, L, d)
     }
 

@@ -41,6 +41,13 @@ extension T5Model {
         /// (its few query rows per sequence would otherwise re-read every decoder weight per chunk).
         /// 0 turns streaming off.
         public var streamTokens: Int = 512
+        /// The encoder's linear layers compute only each row's positions up to its last real key
+        /// (`PaddedRows`; own kernels). The loss and every gradient that reaches a real position or
+        /// a weight keep their bits (tested), but the encoder states at padding positions are 0
+        /// after a linear layer instead of transformers' values, so this is off by default (a
+        /// forward that returns them, as parity and `promptrepro forward` do) and on for a
+        /// training loss (`withEncoderOverRealPositions`).
+        public var encoderSkipsPadding = false
         public init() {}
     }
 
@@ -64,6 +71,10 @@ extension T5Model {
         get { runtime.streamTokens }
         set { runtime.streamTokens = newValue }
     }
+    public var encoderSkipsPadding: Bool {
+        get { runtime.encoderSkipsPadding }
+        set { runtime.encoderSkipsPadding = newValue }
+    }
 
     var recomputesProbabilities: Bool {
         runtime.recomputeAttentionProbabilities ?? parameters.contains { $0.tensor.requiresGrad }
@@ -80,6 +91,15 @@ extension T5Model {
             throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer \(unknown.sorted().joined(separator: ", ")) in '\(raw)'; use ffn, attention or all")
         }
         return parts.contains("all") ? ["ffn", "attention"] : parts
+    }
+
+    /// Runs `body` (a forward whose only output is its loss, as a training step's) with
+    /// `encoderSkipsPadding` on. Errors: rethrows `body`'s.
+    public func withEncoderOverRealPositions<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = runtime.encoderSkipsPadding
+        runtime.encoderSkipsPadding = true
+        defer { runtime.encoderSkipsPadding = saved }
+        return try body()
     }
 
     /// One chunk of a streamed encoder pass: batch `rows` (indices into the batch) run over their

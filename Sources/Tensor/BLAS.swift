@@ -109,6 +109,35 @@ public enum BLAS {
         return true
     }
 
+    /// Rows `spans` of C = alpha · A · op(B) + beta · C (A not transposed, row-major; each span a
+    /// range of rows of A and C), with op(B) packed once for all spans and shared by the threads:
+    /// each row gets the kernel calls, hence the bits, of the whole product (`sgemmSharedB`), and
+    /// B is not packed again per span. FLOPs counted as the spans' products. Returns false (nothing
+    /// done) where `sgemmSharedB` would: the kernel is OpenBLAS, op(B) exceeds the shared buffer or
+    /// another thread holds it.
+    static func sgemmRowSpans(_ spans: [Range<Int>], transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                              b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        let kern = kernel
+        guard k > 0, n > 0, kern != .openblas, let t = kern.tile, let bl = blockings[kern] else { return false }
+        let floats = kern == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
+        guard floats <= SharedPackBuffer.maxFloats, let buffer = SharedPackBuffer.acquire(floats: floats) else { return false }
+        defer { SharedPackBuffer.release() }
+        let panels = (n + t.nr - 1) / t.nr
+        Parallel.forRange(panels, costPerItem: k * t.nr) { r in
+            if kern == .avx512 {
+                pr_sgemm_avx512_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, buffer)
+            } else {
+                pr_sgemm_avx2_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, buffer)
+            }
+        }
+        for r in spans where !r.isEmpty {
+            pr_flops_add(Int64(2 * r.count * n * k))
+            sgemmRowsPacked(transA: false, m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * lda, lda: lda,
+                            packed: UnsafePointer(buffer), beta: beta, c: c + r.lowerBound * ldc, ldc: ldc)
+        }
+        return true
+    }
+
     /// The rows of op(A) split over the threads, each run against op(B) already packed for the
     /// selected own kernel (`pr_sgemm_*_packed`).
     static func sgemmRowsPacked(transA: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,

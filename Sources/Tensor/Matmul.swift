@@ -98,7 +98,46 @@ public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool 
 /// Weight layout of a dense layer: torch `nn.Linear` stores [out, in]; GPT-2 `Conv1D` stores [in, out].
 public enum WeightLayout: Sendable { case outIn, inOut }
 
-/// y = x·Wᵀ + b (outIn) or x·W + b (inOut) over the last axis of x; one GEMM for the whole batch.
+/// The positions of a padded batch that carry data, for `linear`: while `PaddedRows.with` runs,
+/// a `linear` over an input [batch, length, in] computes, for each batch row b, only its first
+/// `rows[b]` positions (its real length, at least 32, at most `length`) in forward and in the input
+/// gradient; the other positions' outputs and input gradients are 0. The own GEMM kernels give each
+/// row of a product the same bits whatever the other rows (and a product of at least 32 rows runs
+/// them, `BLAS.usesOwnKernel`), so the computed positions get the bits of the whole product. For
+/// the rest to be harmless the caller promises that nothing real reads a padding position: T5's
+/// encoder, where every attention masks the padding keys, so the loss's gradient at a padding
+/// position is exactly 0 (its weight gradients, summed over all positions, get the same zeros from
+/// there). Not applied with OpenBLAS as the kernel, below 32 positions, or without padding.
+public enum PaddedRows {
+    struct Spans {
+        let batch: Int, length: Int, rows: [Int]
+        /// Flat row ranges of [batch · length] computed, and the ones left out.
+        var ranges: [Range<Int>] { (0..<batch).map { ($0 * length)..<($0 * length + rows[$0]) } }
+        var gaps: [Range<Int>] { (0..<batch).map { ($0 * length + rows[$0])..<(($0 + 1) * length) }.filter { !$0.isEmpty } }
+    }
+    nonisolated(unsafe) static var current: Spans?
+    /// false: `with` computes every position (tests compare both; the real positions' bits agree).
+    nonisolated(unsafe) public static var isEnabled = true
+
+    /// Runs `body` with `live` [batch] (each batch row's real length) in force for `linear`
+    /// (nested calls: the innermost wins). Errors: rethrows `body`'s.
+    public static func with<T>(batch: Int, length: Int, live: [Int], _ body: () throws -> T) rethrows -> T {
+        guard isEnabled, BLAS.kernel != .openblas, length >= 32, live.count == batch, live.contains(where: { $0 < length }) else { return try body() }
+        let saved = current
+        current = Spans(batch: batch, length: length, rows: live.map { min(length, max($0, 32)) })
+        defer { current = saved }
+        return try body()
+    }
+
+    /// The spans in force for an input of shape `shape` (rank 3, [batch, length, ·]), if any.
+    static func spans(for shape: [Int]) -> Spans? {
+        guard let s = current, shape.count == 3, shape[0] == s.batch, shape[1] == s.length else { return nil }
+        return s
+    }
+}
+
+/// y = x·Wᵀ + b (outIn) or x·W + b (inOut) over the last axis of x; one GEMM for the whole batch
+/// (one per batch row, over its real positions only, inside `PaddedRows.with`).
 public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: WeightLayout = .outIn) throws -> Tensor {
     guard w.rank == 2 else {
         throw TensorError.shapeMismatch(op: "linear", detail: "weight must be 2-D, got \(shapeString(w.shape))")
@@ -115,9 +154,22 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
     if let bias {
         for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
     }
-    BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
-               a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
-               beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    let spans = PaddedRows.spans(for: x.shape)
+    if let spans {
+        if !BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
+                               b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF) {
+            for r in spans.ranges {
+                BLAS.sgemm(transA: false, transB: layout == .outIn, m: r.count, n: outF, k: inF, alpha: 1,
+                           a: x.data + r.lowerBound * inF, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                           beta: bias == nil ? 0 : 1, c: out.data + r.lowerBound * outF, ldc: outF)
+            }
+        }
+        for r in spans.gaps { (out.data + r.lowerBound * outF).update(repeating: 0, count: r.count * outF) }
+    } else {
+        BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
+                   a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                   beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    }
     if Tape.needsGrad(x, w, bias) {
         let ob = out.box, xb = x.box, bb = bias?.box, wLeaf = w.isLeaf
         // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
@@ -127,9 +179,21 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
                 let (dx, fresh) = xb.bufferForProduct()
-                BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
-                           a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                           beta: fresh ? 0 : 1, c: dx, ldc: inF)
+                if let spans {
+                    if !BLAS.sgemmRowSpans(spans.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
+                                           b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF) {
+                        for r in spans.ranges {
+                            BLAS.sgemm(transA: false, transB: layout == .inOut, m: r.count, n: inF, k: outF, alpha: 1,
+                                       a: g + r.lowerBound * outF, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                                       beta: fresh ? 0 : 1, c: dx + r.lowerBound * inF, ldc: inF)
+                        }
+                    }
+                    if fresh { for r in spans.gaps { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
+                } else {
+                    BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
+                               a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                               beta: fresh ? 0 : 1, c: dx, ldc: inF)
+                }
             }
             if w.requiresGrad, let x = keepX {
                 let gt = ob.grad!  // kept by deferred work

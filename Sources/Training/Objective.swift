@@ -81,10 +81,14 @@ public struct T5Objective: ArchitectureObjective {
         try Self.loss(b, model: model, method: method, drop: drop)
     }
 
-    /// Mean token cross-entropy of the target given the prompted input.
+    /// Mean token cross-entropy of the target given the prompted input. The encoder's linear
+    /// layers skip the padding (`T5Model.withEncoderOverRealPositions`: the loss and the gradients
+    /// keep their bits; CB's few-shot batches with DPT's prompt compute 67 % of their positions).
     public static func loss(_ b: TrainingBatch, model m: T5Model, method: TuningMethod, drop: DropoutContext) throws -> Tensor {
         let (embeds, mask) = try method.inputs(for: m, inputIds: b.ids, attentionMask: b.mask, batch: b.size, drop: drop)
-        return try m.forward(inputsEmbeds: embeds, attentionMask: mask, labels: b.labels, drop: drop).loss
+        return try m.withEncoderOverRealPositions {
+            try m.forward(inputsEmbeds: embeds, attentionMask: mask, labels: b.labels, drop: drop).loss
+        }
     }
 
     public func predict(_ chunk: [Example], _ b: TrainingBatch, data: TaskData, injection inj: Injection, maxNewTokens: Int) throws

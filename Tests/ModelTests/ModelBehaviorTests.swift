@@ -228,6 +228,99 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// `linear` inside `PaddedRows.with` computes each batch row's real positions only (at least
+    /// 32): those get the bits of the whole product in forward and in the input gradient (written
+    /// fresh, and added to an existing one), and the rest is 0, with every own kernel of this CPU.
+    func testPaddedRowsLinearKeepsRealRowBits() throws {
+        let B = 3, L = 40, inF = 24, outF = 20
+        let live = [40, 7, 33]   // row 1 computes 32 positions
+        let xv = RNGKey(seed: 51).uniformArray(B * L * inF, lo: -1, hi: 1)
+        let w = Tensor(shape: [outF, inF], values: RNGKey(seed: 52).uniformArray(outF * inF, lo: -0.5, hi: 0.5))
+        var gv = RNGKey(seed: 53).uniformArray(B * L * outF, lo: -1, hi: 1)
+        for b in 0..<B { for i in ((b * L + live[b]) * outF)..<((b + 1) * L * outF) { gv[i] = 0 } }   // as in the encoder
+        let gMask = Tensor(shape: [B, L, outF], values: gv)
+        for kernel in BLAS.availableKernels where kernel != .openblas {
+            try BLAS.withKernel(kernel) {
+                func run(_ skip: Bool, consumers: Int) throws -> (y: [Float], dx: [Float]) {
+                    PaddedRows.isEnabled = skip
+                    defer { PaddedRows.isEnabled = true }
+                    let x = Tensor(shape: [B, L, inF], values: xv, requiresGrad: true)
+                    let tape = Tape()
+                    let loss = try tape.record {
+                        try PaddedRows.with(batch: B, length: L, live: live) {
+                            var total: Tensor? = nil
+                            for _ in 0..<consumers {
+                                let t = sum(try mul(try linear(x, w), gMask))
+                                total = try total.map { try add($0, t) } ?? t
+                            }
+                            return total!
+                        }
+                    }
+                    let y = try PaddedRows.with(batch: B, length: L, live: live) { try linear(x, w) }
+                    tape.backward(loss)
+                    return (y.array, x.grad!.array)
+                }
+                for consumers in [1, 2] {
+                    let (ys, dxs) = try run(true, consumers: consumers), (yw, dxw) = try run(false, consumers: consumers)
+                    for b in 0..<B {
+                        for t in 0..<L {
+                            let real = t < live[b]
+                            for c in 0..<outF {
+                                let i = (b * L + t) * outF + c
+                                if real { XCTAssertEqual(ys[i].bitPattern, yw[i].bitPattern, "\(kernel) y[\(b), \(t), \(c)]") }
+                                else if t >= max(live[b], 32) { XCTAssertEqual(ys[i], 0, "\(kernel) y[\(b), \(t), \(c)] padding") }
+                            }
+                            for c in 0..<inF where real {
+                                let i = (b * L + t) * inF + c
+                                XCTAssertEqual(dxs[i].bitPattern, dxw[i].bitPattern, "\(kernel) \(consumers) consumers: dx[\(b), \(t), \(c)]")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Training through the encoder with its linear layers over the real positions only
+    /// (`PaddedRows`) gives the protocol's bits: the loss, the prompt's gradient and, in full
+    /// fine-tuning, every weight's gradient are bit-identical to computing every position, with
+    /// dropout on, over a batch whose rows are padded by 0 to 29 positions (L = 41).
+    func testEncoderTrainingOverRealPositionsIsBitIdentical() throws {
+        let m = try tinyT5()
+        let B = 3, T = 35
+        let prompt = Tensor.normal([6, 64], std: 0.5, key: RNGKey(seed: 54), requiresGrad: true)
+        let ids: [Int32] = (0..<(B * T)).map { Int32(3 + ($0 * 41) % 250) }
+        var mask = [Float](repeating: 1, count: B * T)
+        for t in 12..<T { mask[T + t] = 0 }        // row 1: 6 + 12 real of 41
+        for t in 30..<T { mask[2 * T + t] = 0 }    // row 2: 6 + 30 real
+        let labels: [Int32] = [51, 60, 1, 52, 1, -100, 70, 1, -100]
+        func run(_ skip: Bool, fullFT: Bool) throws -> (Float, [[Float]], Int) {
+            m.setTrainable(fullFT)
+            defer { m.setTrainable(false); for (_, t) in m.parameters { t.zeroGrad() } }
+            prompt.zeroGrad()
+            let flops0 = BLAS.flops
+            let tape = Tape()
+            let out = try tape.record {
+                let f = { try self.forward(m, inputIds: ids, attentionMask: mask, labels: labels, batch: B, prompt: prompt,
+                                           drop: DropoutContext(key: RNGKey(seed: 55), p: 0.1)) }
+                return skip ? try m.withEncoderOverRealPositions(f) : try f()
+            }
+            tape.backward(out.loss)
+            return (out.loss.scalar, [prompt.grad!.array] + (fullFT ? m.parameters.map { $0.tensor.grad?.array ?? [] } : []), BLAS.flops - flops0)
+        }
+        for fullFT in [false, true] {
+            let (ls, gs, fs) = try run(true, fullFT: fullFT), (lw, gw, fw) = try run(false, fullFT: fullFT)
+            if BLAS.kernel != .openblas { XCTAssertLessThan(fs, fw, "the encoder's linear layers must skip the padding") }
+            XCTAssertEqual(ls.bitPattern, lw.bitPattern, "loss (full FT \(fullFT))")
+            XCTAssertEqual(gs.count, gw.count)
+            for (i, (a, b)) in zip(gs, gw).enumerated() where a.map(\.bitPattern) != b.map(\.bitPattern) {
+                let name = i == 0 ? "prompt" : m.parameters[i - 1].name
+                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+                XCTFail("full FT \(fullFT): gradient of \(name) differs (largest difference \(worst))")
+            }
+        }
+    }
+
     /// `bucketLength`, worked by hand: a row's length rounded up to a multiple of 8, unless that
     /// reaches the padded length.
     func testBucketLength() {
