@@ -137,7 +137,7 @@ public enum PaddedRows {
 }
 
 /// y = x·Wᵀ + b (outIn) or x·W + b (inOut) over the last axis of x; one GEMM for the whole batch
-/// (one per batch row, over its real positions only, inside `PaddedRows.with`).
+/// (inside `PaddedRows.with`: over each batch row's real positions only, W packed once for all).
 public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: WeightLayout = .outIn) throws -> Tensor {
     guard w.rank == 2 else {
         throw TensorError.shapeMismatch(op: "linear", detail: "weight must be 2-D, got \(shapeString(w.shape))")
