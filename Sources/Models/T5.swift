@@ -304,7 +304,7 @@ public final class T5Model {
         // least 32 rows of tokens) always register them: encodeWhole runs the own kernel there.
         // Consecutive chunks that small (only with a tiny `streamTokens`) run without the scope, so
         // the kernel choice is always encodeWhole's.
-        let frozen = (BLAS.kernel != .openblas && B * L >= 32) || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
+        let frozen = Self.bucketsByLength(batch: B, length: L) || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
         for blk in encoderBlocks {
             try FrozenOperands.scope(frozen ? blk.linearWeights : []) { _ in
                 for i in chunks.indices {
@@ -329,7 +329,7 @@ public final class T5Model {
         let L = embeds.shape[1]
         var h = drop.apply(embeds)                                                    // (B, L, d)
         let bias = positionBias(encoderBias, tq: L, tk: L, queryOffset: 0, bidirectional: true)  // (H, L, L)
-        let live = encoderSkipsPadding ? Self.realLengths(mask: mask) : []   // [] (no rows given): every position
+        let live = encoderSkipsPadding ? realKeyLengths(mask) : []   // [] (no rows given): every position
         try PaddedRows.with(batch: embeds.shape[0], length: L, live: live) {
             for blk in encoderBlocks { h = try encoderLayer(h, blk, bias: bias, mask: mask, drop: drop) }
         }
@@ -525,7 +525,7 @@ public final class T5Model {
         // K/V of each row's real positions only (up to its last real key): the products' rows are
         // independent, so those get the bits of the whole [B, L] product; the rest stays 0 and is
         // never read (`singleQueryAttention` reads each row's keys up to its last real one).
-        let real = Self.realLengths(mask: encoderMask)
+        let real = realKeyLengths(encoderMask)
         func projectReal(_ x: Tensor, _ w: Tensor) throws -> Tensor {
             guard real.contains(where: { $0 < L }) else { return try lin(x, w, drop) }
             let d = x.shape[2], total = real.reduce(0, +)

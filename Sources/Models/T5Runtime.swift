@@ -110,17 +110,6 @@ extension T5Model {
         public init(rows: [Int], length: Int) { self.rows = rows; self.length = length }
     }
 
-    /// Each row's real length in a key mask [B, L] (1 = real key): one past its last real key, or L
-    /// for a row without one.
-    public static func realLengths(mask: Tensor) -> [Int] {
-        let (b, l) = (mask.shape[0], mask.count / max(mask.shape[0], 1))
-        return (0..<b).map { bi in
-            var last = l - 1
-            while last >= 0, mask[bi * l + last] == 0 { last -= 1 }
-            return last >= 0 ? last + 1 : l
-        }
-    }
-
     /// The positions a streamed encoder pass runs a row of real length `n` over, in a batch padded
     /// to `padded`: `n` rounded up to a multiple of 8, or `padded` when that is not shorter than
     /// `padded`. Run over these positions, the row's real positions get the bits they get in the
@@ -132,6 +121,11 @@ extension T5Model {
         let up = (n + 7) / 8 * 8
         return up < padded ? up : padded
     }
+
+    /// Whether a streamed pass over `batch` rows of `length` positions buckets them by length: with
+    /// the own GEMM kernels (rows independent, `BLAS.usesOwnKernel`) and at least 32 rows of tokens
+    /// (so the whole batch's products run them too).
+    static func bucketsByLength(batch: Int, length: Int) -> Bool { BLAS.kernel != .openblas && batch * length >= 32 }
 
     /// The chunks of a streamed encoder pass over a batch with key mask [B, L] (one chunk of every
     /// row over all L positions when streaming does not apply: a recording tape, dropout, B = 1 or
@@ -145,11 +139,11 @@ extension T5Model {
     public func streamChunks(mask: Tensor, drop: DropoutContext) -> [StreamChunk] {
         let (batch, length) = (mask.shape[0], mask.count / max(mask.shape[0], 1))
         guard streamTokens > 0, batch > 1, !Tape.isRecording, !drop.training else { return [StreamChunk(rows: Array(0..<batch), length: length)] }
-        guard BLAS.kernel != .openblas, batch * length >= 32 else {
+        guard Self.bucketsByLength(batch: batch, length: length) else {
             let n = max(1, min(batch, batch * length / streamTokens))
             return (0..<n).map { c in StreamChunk(rows: Array((c * batch / n)..<((c + 1) * batch / n)), length: length) }
         }
-        let need = Self.realLengths(mask: mask).map { Self.bucketLength(real: $0, padded: length) }
+        let need = realKeyLengths(mask).map { Self.bucketLength(real: $0, padded: length) }
         let order = (0..<batch).sorted { need[$0] != need[$1] ? need[$0] < need[$1] : $0 < $1 }
         var chunks: [StreamChunk] = [], rows: [Int] = []
         for r in order {

@@ -91,32 +91,39 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) -> Bool {
-        let kern = kernel
-        guard k > 0, kern != .openblas, let t = kern.tile, let bl = blockings[kern] else { return false }
-        let floats = kern == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
-        guard floats <= SharedPackBuffer.maxFloats, let buffer = SharedPackBuffer.acquire(floats: floats) else { return false }
-        defer { SharedPackBuffer.release() }
-        sharedPackedProducts += 1
-        let out = buffer, panels = (n + t.nr - 1) / t.nr
-        Parallel.forRange(panels, costPerItem: k * t.nr) { r in
-            if kern == .avx512 {
-                pr_sgemm_avx512_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, out)
-            } else {
-                pr_sgemm_avx2_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, out)
-            }
+        withSharedPackedB(transB: transB, n: n, k: k, b: b, ldb: ldb) { packed in
+            sharedPackedProducts += 1
+            sgemmRowsPacked(transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, packed: packed, beta: beta, c: c, ldc: ldc)
         }
-        sgemmRowsPacked(transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, packed: UnsafePointer(out), beta: beta, c: c, ldc: ldc)
-        return true
     }
 
     /// Rows `spans` of C = alpha · A · op(B) + beta · C (A not transposed, row-major; each span a
-    /// range of rows of A and C), with op(B) packed once for all spans and shared by the threads:
-    /// each row gets the kernel calls, hence the bits, of the whole product (`sgemmSharedB`), and
-    /// B is not packed again per span. FLOPs counted as the spans' products. Returns false (nothing
-    /// done) where `sgemmSharedB` would: the kernel is OpenBLAS, op(B) exceeds the shared buffer or
-    /// another thread holds it.
+    /// range of rows of A and C), as `sgemm` over all the rows would give them: with the own kernels
+    /// op(B) is packed once for all spans and shared by the threads (`sgemmSharedB`: the kernel
+    /// calls, hence the bits, of the whole product), not again per span; otherwise one `sgemm` per
+    /// span. The caller keeps the whole product on the own kernel (each span at least 32 rows, or
+    /// B registered frozen), as `PaddedRows` does. FLOPs counted as the spans' products.
     static func sgemmRowSpans(_ spans: [Range<Int>], transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                              b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+                              b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let shared = withSharedPackedB(transB: transB, n: n, k: k, b: b, ldb: ldb) { packed in
+            for r in spans where !r.isEmpty {
+                pr_flops_add(Int64(2 * r.count * n * k))
+                sgemmRowsPacked(transA: false, m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * lda, lda: lda,
+                                packed: packed, beta: beta, c: c + r.lowerBound * ldc, ldc: ldc)
+            }
+        }
+        if shared { return }
+        for r in spans where !r.isEmpty {
+            sgemm(transA: false, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * lda, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c + r.lowerBound * ldc, ldc: ldc)
+        }
+    }
+
+    /// Packs op(B) (k×n) for the selected own kernel into the shared buffer, the threads taking
+    /// disjoint column panels, and runs `body` on it. Returns false (nothing done) when the kernel
+    /// is OpenBLAS, op(B) exceeds `SharedPackBuffer.maxFloats` or another thread holds the buffer.
+    private static func withSharedPackedB(transB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int,
+                                          _ body: (UnsafePointer<Float>) -> Void) -> Bool {
         let kern = kernel
         guard k > 0, n > 0, kern != .openblas, let t = kern.tile, let bl = blockings[kern] else { return false }
         let floats = kern == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
@@ -130,11 +137,7 @@ public enum BLAS {
                 pr_sgemm_avx2_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, bl.kc, r.lowerBound * t.nr, r.upperBound * t.nr, buffer)
             }
         }
-        for r in spans where !r.isEmpty {
-            pr_flops_add(Int64(2 * r.count * n * k))
-            sgemmRowsPacked(transA: false, m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * lda, lda: lda,
-                            packed: UnsafePointer(buffer), beta: beta, c: c + r.lowerBound * ldc, ldc: ldc)
-        }
+        body(UnsafePointer(buffer))
         return true
     }
 

@@ -73,14 +73,7 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
     let pq = q.data, pe = e.data, pwk = wk.data, pwv = wv.data, po = out.data
     let mask = keyMask?.data
     let unitChunks = (tq * tk + 63) / 64
-    // Per batch row: one past its last real key (all keys without a mask, or for a row without real
-    // keys, whose softmax is the uniform fallback over all of them).
-    let live: [Int] = (0..<b).map { bi in
-        guard let mask else { return tk }
-        var last = tk - 1
-        while last >= 0, mask[bi * tk + last] == 0 { last -= 1 }
-        return last >= 0 ? last + 1 : tk
-    }
+    let live = realKeyLengths(mask.map { UnsafePointer($0) }, batch: b, keys: tk)
     let clock = AttentionClock.now()
 
     /// Batch row `bi`'s scores, softmax, dropout and C = Pd·E from its Q̃ `qt` [H·Tq, d] into `c` [H·Tq, d].

@@ -135,6 +135,23 @@ public func headMajorValues(_ v: Tensor, heads: Int) throws -> Tensor {
     return out
 }
 
+/// Each batch row's real length in a key mask [B, L] (1 = real key): one past its last real key,
+/// or L for a row without one (whose softmax is the uniform fallback over all keys). The keys an
+/// attention over the mask must read; what a pass may skip after them.
+public func realKeyLengths(_ mask: Tensor) -> [Int] {
+    realKeyLengths(UnsafePointer(mask.data), batch: mask.shape[0], keys: mask.count / max(mask.shape[0], 1))
+}
+
+/// `realKeyLengths` over a row-major [batch, keys] mask; nil (no mask): every row has all keys.
+func realKeyLengths(_ mask: UnsafePointer<Float>?, batch: Int, keys: Int) -> [Int] {
+    (0..<batch).map { bi in
+        guard let mask else { return keys }
+        var last = keys - 1
+        while last >= 0, mask[bi * keys + last] == 0 { last -= 1 }
+        return last >= 0 ? last + 1 : keys
+    }
+}
+
 /// One query per batch row: q [B, 1, H·dk] over the first `length` keys and values, keys stored
 /// transposed `keysT` [B, H·dk, capacity] (column j = key j), values [B, capacity, H·dv] or, 4-D,
 /// head by head [B, H, capacity, dv] as `headMajorValues` makes them (the same bits with the own
@@ -173,12 +190,7 @@ public func singleQueryAttention(q: Tensor, keysT: Tensor, values: Tensor, lengt
     // scores become −∞ in the softmax whatever they were, so their probabilities are exactly 0 and
     // P·V over the first `live` keys adds the same terms in the same order (the products' kc blocks
     // start at key 0 either way; the skipped blocks only added zeros). Same bits, less traffic.
-    let live: [Int] = (0..<b).map { bi in
-        guard let mask else { return tk }
-        var last = tk - 1
-        while last >= 0, mask[bi * tk + last] == 0 { last -= 1 }
-        return last >= 0 ? last + 1 : tk   // a fully masked row keeps the uniform fallback over all keys
-    }
+    let live = realKeyLengths(mask.map { UnsafePointer($0) }, batch: b, keys: tk)
     let clock = AttentionClock.now()
     Parallel.units(b * heads) { u in
         let bi = u / heads, h = u % heads, n = live[bi]

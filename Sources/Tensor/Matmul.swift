@@ -110,10 +110,14 @@ public enum WeightLayout: Sendable { case outIn, inOut }
 /// there). Not applied with OpenBLAS as the kernel, below 32 positions, or without padding.
 public enum PaddedRows {
     struct Spans {
-        let batch: Int, length: Int, rows: [Int]
-        /// Flat row ranges of [batch · length] computed, and the ones left out.
-        var ranges: [Range<Int>] { (0..<batch).map { ($0 * length)..<($0 * length + rows[$0]) } }
-        var gaps: [Range<Int>] { (0..<batch).map { ($0 * length + rows[$0])..<(($0 + 1) * length) }.filter { !$0.isEmpty } }
+        let batch: Int, length: Int
+        /// Flat row ranges of [batch · length] computed, and the ones left out (set to 0).
+        let ranges: [Range<Int>], gaps: [Range<Int>]
+        init(batch: Int, length: Int, rows: [Int]) {
+            (self.batch, self.length) = (batch, length)
+            ranges = rows.indices.map { ($0 * length)..<($0 * length + rows[$0]) }
+            gaps = rows.indices.map { ($0 * length + rows[$0])..<(($0 + 1) * length) }.filter { !$0.isEmpty }
+        }
     }
     nonisolated(unsafe) static var current: Spans?
     /// false: `with` computes every position (tests compare both; the real positions' bits agree).
@@ -156,14 +160,8 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
     }
     let spans = PaddedRows.spans(for: x.shape)
     if let spans {
-        if !BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
-                               b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF) {
-            for r in spans.ranges {
-                BLAS.sgemm(transA: false, transB: layout == .outIn, m: r.count, n: outF, k: inF, alpha: 1,
-                           a: x.data + r.lowerBound * inF, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                           beta: bias == nil ? 0 : 1, c: out.data + r.lowerBound * outF, ldc: outF)
-            }
-        }
+        BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
+                           b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
         for r in spans.gaps { (out.data + r.lowerBound * outF).update(repeating: 0, count: r.count * outF) }
     } else {
         BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
@@ -180,14 +178,8 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                 // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
                 let (dx, fresh) = xb.bufferForProduct()
                 if let spans {
-                    if !BLAS.sgemmRowSpans(spans.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
-                                           b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF) {
-                        for r in spans.ranges {
-                            BLAS.sgemm(transA: false, transB: layout == .inOut, m: r.count, n: inF, k: outF, alpha: 1,
-                                       a: g + r.lowerBound * outF, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                                       beta: fresh ? 0 : 1, c: dx + r.lowerBound * inF, ldc: inF)
-                        }
-                    }
+                    BLAS.sgemmRowSpans(spans.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
+                                       b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF)
                     if fresh { for r in spans.gaps { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
                 } else {
                     BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,

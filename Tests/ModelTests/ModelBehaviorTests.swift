@@ -155,7 +155,7 @@ final class ModelBehaviorTests: XCTestCase {
         mask[L - 1] = 0; mask[3 * L - 2] = 0; mask[3 * L - 1] = 0   // real lengths 8, 9, 7, 9, 9
         let labels: [Int32] = (0..<(B * 2)).map { $0 % 2 == 1 ? 1 : Int32(40 + $0) }
         let maskTensor = Tensor(shape: [B, L], values: mask)
-        XCTAssertEqual(T5Model.realLengths(mask: maskTensor), [8, 9, 7, 9, 9])
+        XCTAssertEqual(realKeyLengths(maskTensor), [8, 9, 7, 9, 9])
         m.streamTokens = 20
         // Own kernels: rows 0 and 2 (8 positions each), then 1 and 3, then 4 (9 positions: 16 ≥ L).
         // OpenBLAS: 45 rows → consecutive chunks of 2 and 3 sequences over all 9 positions.
