@@ -217,6 +217,7 @@ public final class T5Model {
         let q = try lin(x, a.q, drop), k = try lin(x, a.k, drop), v = try lin(x, a.v, drop)  // (B, T, I)
         var options = drop.attention(causal: causal)
         options.recomputeProbabilities = recomputesProbabilities
+        options.realPositionsOnly = encoderSkipsPadding && !causal   // the encoder inside a training loss
         let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask, options: options)
         return try lin(ctx, a.o, drop)                                                // (B, T, d)
     }

@@ -29,15 +29,24 @@ public struct AttentionOptions {
     /// Backward recomputes the probabilities P from Q, K, bias and mask (one more QKᵀ GEMM and
     /// softmax per unit, bit-identical to forward's) instead of keeping B·H·Tq·Tk floats from forward.
     public var recomputeProbabilities: Bool
+    /// Self-attention (Tq = Tk, not causal, with a key mask) over each batch row's real positions
+    /// only: queries up to the row's last real key (`realKeyLengths`), keys up to that rounded up to
+    /// a multiple of 8 (or Tk). The outputs at the other query positions are 0 and their gradients
+    /// are not propagated. The real positions keep their bits with the own kernels (see
+    /// `attentionExtents`); only for callers whose loss never reads a padded position and whose
+    /// padded positions never reach a real one (the T5 encoder inside a training loss,
+    /// `T5Model.withEncoderOverRealPositions`). Ignored with OpenBLAS and when `PaddedRows` is off.
+    public var realPositionsOnly: Bool
 
     public init(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0, dropout: Float = 0, key: RNGKey? = nil,
-                recomputeProbabilities: Bool = false) {
+                recomputeProbabilities: Bool = false, realPositionsOnly: Bool = false) {
         self.scale = scale
         self.causal = causal
         self.queryOffset = queryOffset
         self.dropout = dropout
         self.key = key
         self.recomputeProbabilities = recomputeProbabilities
+        self.realPositionsOnly = realPositionsOnly
     }
 }
 
@@ -76,24 +85,35 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     let mask = keyMask?.data, pbias = bias?.data
 
     func unitKey(_ u: Int) -> RNGKey? { useDrop ? o.key!.derive(UInt64(u)) : nil }
+    // Each batch row's computed block of its [tq, tk] units: (nq queries, nk keys). P, its dropout
+    // mask and dP keep the [tq, tk] layout (ld tk), so every element keeps its index and its mask bit.
+    let extent = attentionExtents(batch: b, tq: tq, tk: tk, width: max(dk, dv), mask: mask, options: o)
+    // The 64-element dropout chunks that cover the first nq rows of a unit.
+    func chunks(_ nq: Int) -> Range<Int> { 0..<((nq * tk + 63) / 64) }
     let clock = AttentionClock.now()
 
-    /// P of unit u (scores, bias, masks, softmax) into p [tq, tk].
+    /// P of unit u (scores, bias, masks, softmax) into p [tq, tk]: rows < nq, keys < nk; the rest
+    /// of those rows, and the row elements the last dropout chunk covers, 0.
     func probabilities(_ u: Int, into p: UnsafeMutablePointer<Float>) {
         let bi = u / heads, h = u % heads
-        BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dk, alpha: o.scale,
+        let (nq, nk) = extent[bi]
+        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: dk, alpha: o.scale,
                    a: pq + bi * tq * hdk + h * dk, lda: hdk, b: pk + bi * tk * hdk + h * dk, ldb: hdk,
                    beta: 0, c: p, ldc: tk)
         let mrow = mask.map { $0 + bi * tk }
-        for i in 0..<tq {
-            let limit = o.causal ? min(tk, o.queryOffset + i + 1) : tk
-            softmaxRowVector(p + i * tk, tk, bias: pbias.map { UnsafePointer($0 + (h * tq + i) * tk) }, limit: limit,
+        for i in 0..<nq {
+            let limit = o.causal ? min(nk, o.queryOffset + i + 1) : nk
+            softmaxRowVector(p + i * tk, nk, bias: pbias.map { UnsafePointer($0 + (h * tq + i) * tk) }, limit: limit,
                              keyMask: mrow.map { UnsafePointer($0) })
+            if nk < tk { (p + i * tk + nk).initialize(repeating: 0, count: tk - nk) }
         }
+        let covered = min(tq * tk, chunks(nq).upperBound * 64)
+        if covered > nq * tk { (p + nq * tk).initialize(repeating: 0, count: covered - nq * tk) }
     }
 
     Parallel.units(b * heads) { u in
         let bi = u / heads, h = u % heads
+        let (nq, nk) = extent[bi]
         let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: tq * tk) : nil
         defer { scratch?.deallocate() }
         let p = probs.map { $0.data + u * tq * tk } ?? scratch!
@@ -102,13 +122,15 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
         var dropped: UnsafeMutablePointer<Float>? = nil
         if useDrop {
             dropped = .allocate(capacity: tq * tk)
-            dropoutChunks(0..<((tq * tk + 63) / 64), count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!,
+            dropoutChunks(chunks(nq), count: tq * tk, p: o.dropout, scale: dropScale, key: unitKey(u)!,
                           src: p, dst: dropped!, bits: maskBits.map { $0.bytes + u * unitBytes })
             pv2 = UnsafePointer(dropped!)
         }
-        BLAS.sgemm(transA: false, transB: false, m: tq, n: dv, k: tk, alpha: 1,
+        let oUnit = po + bi * tq * hdv + h * dv
+        BLAS.sgemm(transA: false, transB: false, m: nq, n: dv, k: nk, alpha: 1,
                    a: pv2, lda: tk, b: pv + bi * tk * hdv + h * dv, ldb: hdv,
-                   beta: 0, c: po + bi * tq * hdv + h * dv, ldc: hdv)
+                   beta: 0, c: oUnit, ldc: hdv)
+        for i in nq..<tq { (oUnit + i * hdv).initialize(repeating: 0, count: dv) }
         dropped?.deallocate()
     }
     AttentionClock.add(since: clock)
@@ -131,6 +153,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                 let gb = needBias ? bias!.gradBuffer() : nil
                 func unit(_ u: Int) {
                     let bi = u / heads, h = u % heads
+                    let (nq, nk) = extent[bi]
                     var own: UnsafeMutablePointer<Float>? = nil
                     defer { own?.deallocate() }
                     let p: UnsafeMutablePointer<Float>
@@ -143,6 +166,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                     }
                     let qb = pq + bi * tq * hdk + h * dk, kb = pk + bi * tk * hdk + h * dk
                     let vb = pv + bi * tk * hdv + h * dv, gob = g + bi * tq * hdv + h * dv
+                    // Over the unit's computed block only: outside it P (masked keys) or dO (the
+                    // padded queries, whose outputs nothing real reads) is 0, so the full products
+                    // would add only zeros to these sums, at the end of each chain.
                     let dP = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
                     defer { dP.deallocate() }
                     if let gv {
@@ -150,32 +176,44 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                         var tmp: UnsafeMutablePointer<Float>? = nil
                         if let maskBits {
                             tmp = .allocate(capacity: tq * tk)
-                            maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                            maskApply(chunks(nq), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
                                       src: p, dst: tmp!, accumulate: false)
                             pd = UnsafePointer(tmp!)
                         }
-                        BLAS.sgemm(transA: true, transB: false, m: tk, n: dv, k: tq, alpha: 1, a: pd, lda: tk,
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: dv, k: nq, alpha: 1, a: pd, lda: tk,
                                    b: gob, ldb: hdv, beta: 1, c: gv + bi * tk * hdv + h * dv, ldc: hdv)
                         tmp?.deallocate()
                     }
                     if gq == nil && gk == nil && gb == nil { return }
-                    BLAS.sgemm(transA: false, transB: true, m: tq, n: tk, k: dv, alpha: 1, a: gob, lda: hdv,
+                    BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: dv, alpha: 1, a: gob, lda: hdv,
                                b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
+                    if nk < tk || nq < tq {
+                        // What the dropout chunks of the first nq rows cover outside the block: 0.
+                        for i in 0..<nq where nk < tk { (dP + i * tk + nk).initialize(repeating: 0, count: tk - nk) }
+                        let covered = min(tq * tk, chunks(nq).upperBound * 64)
+                        if covered > nq * tk { (dP + nq * tk).initialize(repeating: 0, count: covered - nq * tk) }
+                    }
                     if let maskBits {
-                        maskApply(0..<((tq * tk + 63) / 64), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
+                        maskApply(chunks(nq), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
                                   src: dP, dst: dP, accumulate: false)
                     }
                     let dS = dP  // written over dP
-                    for i in 0..<tq {
-                        softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, tk)
+                    for i in 0..<nq {
+                        softmaxBackwardRowVector(p: p + i * tk, dp: dP + i * tk, out: dS + i * tk, nk)
                     }
-                    if let gb { BLAS.axpy(tq * tk, 1, dS, gb + h * tq * tk) }
+                    if let gb {
+                        if nq == tq && nk == tk {
+                            BLAS.axpy(tq * tk, 1, dS, gb + h * tq * tk)
+                        } else {
+                            for i in 0..<nq { BLAS.axpy(nk, 1, dS + i * tk, gb + (h * tq + i) * tk) }
+                        }
+                    }
                     if let gq {
-                        BLAS.sgemm(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: o.scale, a: dS, lda: tk,
+                        BLAS.sgemm(transA: false, transB: false, m: nq, n: dk, k: nk, alpha: o.scale, a: dS, lda: tk,
                                    b: kb, ldb: hdk, beta: 1, c: gq + bi * tq * hdk + h * dk, ldc: hdk)
                     }
                     if let gk {
-                        BLAS.sgemm(transA: true, transB: false, m: tk, n: dk, k: tq, alpha: o.scale, a: dS, lda: tk,
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: dk, k: nq, alpha: o.scale, a: dS, lda: tk,
                                    b: qb, ldb: hdk, beta: 1, c: gk + bi * tk * hdk + h * dk, ldc: hdk)
                     }
                 }
@@ -188,6 +226,28 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
         }
     }
     return out
+}
+
+/// Per batch row, the block of each [tq, tk] unit that `attention` computes: (tq, tk) unless
+/// `options.realPositionsOnly` applies (self-attention, not causal, a mask, `PaddedRows.isEnabled`,
+/// and the own kernels for every product of the unit, restricted or not: tk · `width` < 2²⁰,
+/// `BLAS.usesOwnKernel`); then (n, min(tk, n rounded up to a multiple of 8)) with n one past the
+/// row's last real key, and (tq, tk) for a row without one (its softmax is the uniform fallback
+/// over every key). Why the real positions keep their bits: the own kernels give a row or column
+/// of a product the same bits whatever the number of others; the keys left out are masked, so
+/// they only add exact zeros to the softmax's sum and to P·V (whose k-blocks start at key 0
+/// either way); and each real key lies in the softmax's 8-wide vector loop at both lengths, never
+/// in its scalar tail. Backward likewise adds only zeros outside the block.
+func attentionExtents(batch b: Int, tq: Int, tk: Int, width: Int, mask: UnsafePointer<Float>?,
+                       options o: AttentionOptions) -> [(q: Int, k: Int)] {
+    guard o.realPositionsOnly, tq == tk, !o.causal, let mask, PaddedRows.isEnabled, BLAS.kernel != .openblas,
+          tk * width < 1 << 20 else {
+        return Array(repeating: (tq, tk), count: b)
+    }
+    return realKeyLengths(mask, batch: b, keys: tk).enumerated().map { bi, n in
+        let hasReal = (0..<n).contains { mask[bi * tk + $0] != 0 }
+        return hasReal ? (n, min(tk, (n + 7) / 8 * 8)) : (tq, tk)
+    }
 }
 
 /// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.

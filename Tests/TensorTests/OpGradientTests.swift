@@ -270,6 +270,69 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    /// `realPositionsOnly` (the T5 encoder inside a training loss) computes each row's queries up to
+    /// its last real key and keys up to that rounded to 8, yet keeps the bits of every real position:
+    /// outputs, the loss, and the gradients of q, k, v and the bias, with dropout, kept and
+    /// recomputed probabilities, on every own kernel. Rows: full length; real keys ending in the
+    /// softmax's scalar tail at T = 41 (36 → 40 keys) and inside its vector part (18 → 24); a length
+    /// that is a multiple of 8; a masked key inside a short row; a row without real keys (computed
+    /// whole). The upstream gradient is 0 at padded queries, as in the encoder. Computing exactly the
+    /// real keys (no rounding) moves keys into the scalar tail and fails this test.
+    func testAttentionOverRealPositionsKeepsRealBits() throws {
+        let lengths = [41, 18, 36, 16, 5, 0], b = lengths.count, h = 2, dk = 8, dv = 6, t = 41
+        var m = [Float](repeating: 0, count: b * t)
+        for (bi, n) in lengths.enumerated() { for j in 0..<n { m[bi * t + j] = 1 } }
+        m[4 * t + 2] = 0
+        let mask = Tensor(shape: [b, t], values: m)
+        let live = lengths.map { $0 == 0 ? t : $0 }
+        var wValues = rand([b, t, h * dv], "rpw", grad: false).array
+        for bi in 0..<b { for i in live[bi]..<t { for c in 0..<(h * dv) { wValues[(bi * t + i) * h * dv + c] = 0 } } }
+        let w = Tensor(shape: [b, t, h * dv], values: wValues)
+        for kernel in BLAS.availableKernels where kernel != .openblas {
+            for recompute in [false, true] {
+                func run(_ real: Bool) throws -> (out: [Float], grads: [[Float]]) {
+                    let q = rand([b, t, h * dk], "rpq"), k = rand([b, t, h * dk], "rpk"), v = rand([b, t, h * dv], "rpv")
+                    let bias = rand([h, t, t], "rpb")
+                    let opts = AttentionOptions(dropout: 0.2, key: RNGKey(seed: 12), recomputeProbabilities: recompute,
+                                                realPositionsOnly: real)
+                    let tape = Tape()
+                    var out: Tensor?
+                    let loss = try tape.record { () throws -> Tensor in
+                        out = try attention(q: q, k: k, v: v, heads: h, bias: bias, keyMask: mask, options: opts)
+                        return sum(try mul(out!, w))
+                    }
+                    tape.backward(loss)
+                    return (out!.array, [loss.array, q.grad!.array, k.grad!.array, v.grad!.array, bias.grad!.array])
+                }
+                let (ro, rg) = try BLAS.withKernel(kernel) { try run(true) }
+                let (fo, fg) = try BLAS.withKernel(kernel) { try run(false) }
+                let label = "\(kernel), recompute \(recompute)"
+                for bi in 0..<b {
+                    for i in 0..<t {
+                        for c in 0..<(h * dv) {
+                            let e = (bi * t + i) * h * dv + c
+                            if i < live[bi] { XCTAssertEqual(ro[e].bitPattern, fo[e].bitPattern, "\(label): out[\(bi), \(i), \(c)]") }
+                            else { XCTAssertEqual(ro[e], 0, "\(label): out[\(bi), \(i), \(c)] past the real keys") }
+                        }
+                    }
+                }
+                XCTAssertEqual(rg[0][0].bitPattern, fg[0][0].bitPattern, "\(label): loss")
+                // dq at real queries, dk and dv everywhere, dbias everywhere: the same bits, or both
+                // zero (a sum of zeros may carry either sign).
+                for (g, name) in zip(1...4, ["dq", "dk", "dv", "dbias"]) {
+                    let width = rg[g].count / (g == 4 ? h * t : b * t)
+                    for e in rg[g].indices {
+                        let (row, pos) = g == 4 ? (0, 0) : (e / width / t, e / width % t)
+                        if g == 1 && pos >= live[row] { continue }
+                        let same = rg[g][e].bitPattern == fg[g][e].bitPattern || (rg[g][e] == 0 && fg[g][e] == 0)
+                        XCTAssertTrue(same, "\(label): \(name)[\(e)] \(rg[g][e]) against \(fg[g][e])")
+                        if !same { return }
+                    }
+                }
+            }
+        }
+    }
+
     func testFusedAttentionMatchesNaive() throws {
         // tk 9: one SIMD block and a tail; tk 37: several blocks, with masks and the causal limit inside them.
         for (tq, tk) in [(7, 9), (13, 37)] {
