@@ -284,9 +284,18 @@ final class ModelBehaviorTests: XCTestCase {
     /// Training through the encoder with its linear layers over the real positions only
     /// (`PaddedRows`) gives the protocol's bits: the loss, the prompt's gradient and, in full
     /// fine-tuning, every weight's gradient are bit-identical to computing every position, with
-    /// dropout on, over a batch whose rows are padded by 0 to 29 positions (L = 41).
+    /// dropout on, over a batch whose rows are padded by 0 to 29 positions (L = 41); also with both
+    /// sublayers checkpointed, whose backward recomputes them outside the forward's scope.
     func testEncoderTrainingOverRealPositionsIsBitIdentical() throws {
-        let m = try tinyT5()
+        for checkpoint in [false, true] {
+            let m = try tinyT5()
+            m.checkpointSelfAttention = checkpoint
+            m.checkpointFeedForward = checkpoint
+            try encoderTrainingOverRealPositions(m, label: "checkpointed \(checkpoint)")
+        }
+    }
+
+    private func encoderTrainingOverRealPositions(_ m: T5Model, label: String) throws {
         let B = 3, T = 35
         let prompt = Tensor.normal([6, 64], std: 0.5, key: RNGKey(seed: 54), requiresGrad: true)
         let ids: [Int32] = (0..<(B * T)).map { Int32(3 + ($0 * 41) % 250) }
@@ -311,12 +320,12 @@ final class ModelBehaviorTests: XCTestCase {
         for fullFT in [false, true] {
             let (ls, gs, fs) = try run(true, fullFT: fullFT), (lw, gw, fw) = try run(false, fullFT: fullFT)
             if BLAS.kernel != .openblas { XCTAssertLessThan(fs, fw, "the encoder's linear layers must skip the padding") }
-            XCTAssertEqual(ls.bitPattern, lw.bitPattern, "loss (full FT \(fullFT))")
+            XCTAssertEqual(ls.bitPattern, lw.bitPattern, "\(label): loss (full FT \(fullFT))")
             XCTAssertEqual(gs.count, gw.count)
             for (i, (a, b)) in zip(gs, gw).enumerated() where a.map(\.bitPattern) != b.map(\.bitPattern) {
                 let name = i == 0 ? "prompt" : m.parameters[i - 1].name
                 let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-                XCTFail("full FT \(fullFT): gradient of \(name) differs (largest difference \(worst))")
+                XCTFail("\(label), full FT \(fullFT): gradient of \(name) differs (largest difference \(worst))")
             }
         }
     }
