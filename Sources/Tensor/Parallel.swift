@@ -1,6 +1,7 @@
 // One thread setting for OpenBLAS and the core's own loops: `--threads`, env PROMPTREPRO_THREADS,
 // default = number of cores. Work is split into a fixed number of chunks that depends only on the
 // problem size and the thread count, so results are bit-identical for a given thread count.
+import CGemm
 import Dispatch
 import Foundation
 
@@ -40,7 +41,7 @@ public enum Parallel {
             return
         }
         let chunks = min(t, count)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             if lo < hi { body(lo..<hi) }
         }
@@ -57,9 +58,30 @@ public enum Parallel {
             return
         }
         let chunks = min(t, count)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             for i in lo..<hi { body(i) }
+        }
+    }
+
+    /// Which threads run the chunks of `forRange` and `units`: the spinning pool
+    /// (`pr_pool_run`, Sources/CGemm/parallel_pool.c; default) or libdispatch's concurrentPerform
+    /// (PROMPTREPRO_POOL=dispatch, for comparison). The chunks, hence the bits, are the same.
+    nonisolated(unsafe) public static var usesSpinningPool = ProcessInfo.processInfo.environment["PROMPTREPRO_POOL"] != "dispatch"
+
+    /// body(c) for c in 0 ..< chunks, on up to `threads` threads; returns when all are done.
+    static func run(_ chunks: Int, _ body: (Int) -> Void) {
+        guard usesSpinningPool else {
+            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = body
+            withUnsafeMutablePointer(to: &job) { p in
+                pr_pool_run(chunks, threads, { ctx, c in
+                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(c)
+                }, p)
+            }
         }
     }
 }

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Support
 @testable import Tensor
 import XCTest
@@ -373,5 +375,61 @@ final class RNGTests: XCTestCase {
         XCTAssertEqual(a.1, b.1)
         XCTAssertEqual(a.2, b.2)
         XCTAssertEqual(b.2, c.2)
+    }
+}
+
+final class ParallelTests: XCTestCase {
+    /// The spinning pool behind `Parallel.forRange` / `units` runs every chunk exactly once, with
+    /// the chunk boundaries of the thread count (1 to 4 threads, counts 1 to 40, 300 calls in a row
+    /// so workers are caught spinning, parked and late), serially when called from inside a chunk,
+    /// and from two threads at once; and an op gives the bits of libdispatch's concurrentPerform.
+    func testParallelPoolRunsEveryChunkOnce() throws {
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved); Parallel.usesSpinningPool = true }
+        final class Hits: @unchecked Sendable {
+            let lock = NSLock()
+            var counts: [Int]
+            var ranges: [Range<Int>] = []
+            init(_ n: Int) { counts = Array(repeating: 0, count: n) }
+            func hit(_ i: Int) { lock.lock(); counts[i] += 1; lock.unlock() }
+            func range(_ r: Range<Int>) { lock.lock(); ranges.append(r); lock.unlock() }
+        }
+        for threads in 1...4 {
+            Parallel.configure(threads: threads)
+            for call in 0..<300 {
+                let count = 1 + call % 40
+                let hits = Hits(count), spans = Hits(0)
+                Parallel.units(count) { i in hits.hit(i) }
+                XCTAssertEqual(hits.counts, Array(repeating: 1, count: count), "units(\(count)), \(threads) threads")
+                Parallel.forRange(count, costPerItem: 1 << 15) { r in spans.range(r) }
+                let chunks = threads <= 1 || count < 2 ? 1 : min(threads, count)
+                let expected = chunks == 1 ? [0..<count]
+                    : (0..<chunks).map { ($0 * count / chunks)..<(($0 + 1) * count / chunks) }.filter { !$0.isEmpty }
+                XCTAssertEqual(spans.ranges.sorted { $0.lowerBound < $1.lowerBound }, expected, "forRange(\(count)), \(threads) threads")
+                if call % 50 == 0 { usleep(300) }   // let the workers park now and then
+            }
+            // Nested: a chunk's own parallel call runs its chunks on the calling thread.
+            let nested = Hits(12 * 7)
+            Parallel.units(12) { i in Parallel.forRange(7, costPerItem: 1 << 15) { r in for j in r { nested.hit(i * 7 + j) } } }
+            XCTAssertEqual(nested.counts, Array(repeating: 1, count: 84), "nested, \(threads) threads")
+        }
+        // Two threads calling at once: one runs on the pool, the other serially; both complete.
+        Parallel.configure(threads: 2)
+        let a = Hits(1000), b = Hits(1000)
+        DispatchQueue.concurrentPerform(iterations: 2) { side in
+            for _ in 0..<50 { Parallel.units(1000) { i in (side == 0 ? a : b).hit(i) } }
+        }
+        XCTAssertEqual(a.counts, Array(repeating: 50, count: 1000))
+        XCTAssertEqual(b.counts, Array(repeating: 50, count: 1000))
+        // The same bits as concurrentPerform for an op split over threads (attention units, GEMM rows).
+        func op() throws -> [Float] {
+            let q = Tensor.normal([3, 37, 64], key: RNGKey(seed: 21)), k = Tensor.normal([3, 37, 64], key: RNGKey(seed: 22))
+            let w = Tensor.normal([96, 64], key: RNGKey(seed: 23))
+            let y = try attention(q: q, k: k, v: k, heads: 4, options: AttentionOptions(dropout: 0.1, key: RNGKey(seed: 24)))
+            return (try linear(y, w)).array
+        }
+        let pooled = try op()
+        Parallel.usesSpinningPool = false
+        XCTAssertEqual(try op().map(\.bitPattern), pooled.map(\.bitPattern))
     }
 }

@@ -81,4 +81,12 @@ void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale,
 /// Whole chunks c0 ..< c1: y = src · (bit set ? scale : 0); dst = y, or dst + y when accumulate.
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate);
 
+/// A chunk of a parallel job: `ctx` as given to pr_pool_run, `chunk` in 0 ..< chunks.
+typedef void (*pr_chunk_fn)(void *ctx, long chunk);
+/// Runs fn(ctx, c) for every c in 0 ..< chunks on the calling thread and up to `threads − 1`
+/// pool workers (parallel_pool.c), and returns when all are done. Inside a job, or while another
+/// thread's job runs, the chunks run in order on the calling thread. Chunks run in any order on
+/// any thread: results must not depend on which.
+void pr_pool_run(long chunks, long threads, pr_chunk_fn fn, void *ctx);
+
 #endif
