@@ -11,6 +11,7 @@
 // job, or while another thread's job is running, runs its chunks in order on the calling thread.
 #include "CGemm.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -109,6 +110,15 @@ void pr_pool_run(long chunks, long threads, pr_chunk_fn fn, void *ctx) {
     inside_job = 1;
     run_chunks(g, fn, ctx);
     inside_job = 0;
-    while (atomic_load_explicit(&finished, memory_order_acquire) < chunks) PR_PAUSE();
+    // Wait for the workers' chunks: spin, then yield the CPU (a worker may be waiting for one when
+    // more threads than cores run, e.g. two trainings at once).
+    uint64_t start = 0;
+    for (unsigned n = 1; atomic_load_explicit(&finished, memory_order_acquire) < chunks; n++) {
+        PR_PAUSE();
+        if (n % 64 == 0) {
+            if (start == 0) start = now_ns();
+            else if (now_ns() - start > spin_ns) sched_yield();
+        }
+    }
     pthread_mutex_unlock(&run_mu);
 }
