@@ -101,7 +101,9 @@ void pr_pool_run(long chunks, long threads, pr_chunk_fn fn, void *ctx) {
     atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&finished, 0, memory_order_relaxed);
     atomic_store_explicit(&ticket, (uint64_t)g << 32 | (uint64_t)chunks << 16, memory_order_release);
-    atomic_store_explicit(&generation, g, memory_order_release);
+    // Sequentially consistent, like the parked-count load after it and the worker's increment and
+    // re-check under park_mu: a worker either sees g before it waits or is counted here and woken.
+    atomic_store(&generation, g);
     if (atomic_load(&parked) > 0) {
         pthread_mutex_lock(&park_mu);
         pthread_cond_broadcast(&park_cv);
