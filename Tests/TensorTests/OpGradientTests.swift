@@ -273,11 +273,11 @@ final class OpGradientTests: XCTestCase {
     /// `realPositionsOnly` (the T5 encoder inside a training loss) computes each row's queries up to
     /// its last real key and keys up to that rounded to 8, yet keeps the bits of every real position:
     /// outputs, the loss, and the gradients of q, k, v and the bias, with dropout, kept and
-    /// recomputed probabilities, on every own kernel. Rows: full length; real keys ending in the
-    /// softmax's scalar tail at T = 41 (36 → 40 keys) and inside its vector part (18 → 24); a length
-    /// that is a multiple of 8; a masked key inside a short row; a row without real keys (computed
-    /// whole). The upstream gradient is 0 at padded queries, as in the encoder. Computing exactly the
-    /// real keys (no rounding) moves keys into the scalar tail and fails this test.
+    /// recomputed probabilities, on every own kernel. Rows at T = 41: full length (computed whole);
+    /// 18 and 36 real keys, computed over 24 and 40 (exactly 18 or 36 would put their last keys in
+    /// the softmax's scalar tail, where at T = 41 they are in its 8-wide part); 16, a multiple of 8;
+    /// 5 with a masked key inside; none (computed whole). The upstream gradient is 0 at padded
+    /// queries, as in the encoder. Computing exactly the real keys (no rounding) fails this test.
     func testAttentionOverRealPositionsKeepsRealBits() throws {
         let lengths = [41, 18, 36, 16, 5, 0], b = lengths.count, h = 2, dk = 8, dv = 6, t = 41
         var m = [Float](repeating: 0, count: b * t)
