@@ -113,14 +113,8 @@ extension T5Model {
     /// The positions a streamed encoder pass runs a row of real length `n` over, in a batch padded
     /// to `padded`: `n` rounded up to a multiple of 8, or `padded` when that is not shorter than
     /// `padded`. Run over these positions, the row's real positions get the bits they get in the
-    /// padded batch (`encode`): every one of its real keys then lies in the vector part (multiples
-    /// of 8) of the row softmax whether the row runs short or padded, and the keys past its last
-    /// real one are masked, so they add exact zeros to the softmax sum and to P·V, whose k-blocks
-    /// start at key 0 either way.
-    public static func bucketLength(real n: Int, padded: Int) -> Int {
-        let up = (n + 7) / 8 * 8
-        return up < padded ? up : padded
-    }
+    /// padded batch (`encode`; `softmaxSafeLength`, the rule the training attention's cut follows too).
+    public static func bucketLength(real n: Int, padded: Int) -> Int { softmaxSafeLength(real: n, padded: padded) }
 
     /// Whether a streamed pass over `batch` rows of `length` positions buckets them by length: with
     /// the own GEMM kernels (rows independent, `BLAS.usesOwnKernel`) and at least 32 rows of tokens

@@ -90,6 +90,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     let extent = attentionExtents(batch: b, tq: tq, tk: tk, width: max(dk, dv), mask: mask, options: o)
     // The 64-element dropout chunks that cover the first nq rows of a unit.
     func chunks(_ nq: Int) -> Range<Int> { 0..<((nq * tk + 63) / 64) }
+    /// Zeros a unit buffer [tq, tk] where those chunks reach outside its computed block: the
+    /// keys ≥ nk of rows < nq, and the start of row nq up to the last chunk's end.
+    func clearOutsideBlock(_ x: UnsafeMutablePointer<Float>, _ nq: Int, _ nk: Int) {
+        if nk < tk { for i in 0..<nq { (x + i * tk + nk).initialize(repeating: 0, count: tk - nk) } }
+        let covered = min(tq * tk, chunks(nq).upperBound * 64)
+        if covered > nq * tk { (x + nq * tk).initialize(repeating: 0, count: covered - nq * tk) }
+    }
     let clock = AttentionClock.now()
 
     /// P of unit u (scores, bias, masks, softmax) into p [tq, tk]: rows < nq, keys < nk; the rest
@@ -105,10 +112,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
             let limit = o.causal ? min(nk, o.queryOffset + i + 1) : nk
             softmaxRowVector(p + i * tk, nk, bias: pbias.map { UnsafePointer($0 + (h * tq + i) * tk) }, limit: limit,
                              keyMask: mrow.map { UnsafePointer($0) })
-            if nk < tk { (p + i * tk + nk).initialize(repeating: 0, count: tk - nk) }
         }
-        let covered = min(tq * tk, chunks(nq).upperBound * 64)
-        if covered > nq * tk { (p + nq * tk).initialize(repeating: 0, count: covered - nq * tk) }
+        clearOutsideBlock(p, nq, nk)
     }
 
     Parallel.units(b * heads) { u in
@@ -187,12 +192,7 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                     if gq == nil && gk == nil && gb == nil { return }
                     BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: dv, alpha: 1, a: gob, lda: hdv,
                                b: vb, ldb: hdv, beta: 0, c: dP, ldc: tk)
-                    if nk < tk || nq < tq {
-                        // What the dropout chunks of the first nq rows cover outside the block: 0.
-                        for i in 0..<nq where nk < tk { (dP + i * tk + nk).initialize(repeating: 0, count: tk - nk) }
-                        let covered = min(tq * tk, chunks(nq).upperBound * 64)
-                        if covered > nq * tk { (dP + nq * tk).initialize(repeating: 0, count: covered - nq * tk) }
-                    }
+                    clearOutsideBlock(dP, nq, nk)
                     if let maskBits {
                         maskApply(chunks(nq), count: tq * tk, scale: dropScale, bits: maskBits.bytes + u * unitBytes,
                                   src: dP, dst: dP, accumulate: false)
@@ -231,23 +231,18 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
 /// Per batch row, the block of each [tq, tk] unit that `attention` computes: (tq, tk) unless
 /// `options.realPositionsOnly` applies (self-attention, not causal, a mask, `PaddedRows.isEnabled`,
 /// and the own kernels for every product of the unit, restricted or not: tk · `width` < 2²⁰,
-/// `BLAS.usesOwnKernel`); then (n, min(tk, n rounded up to a multiple of 8)) with n one past the
-/// row's last real key, and (tq, tk) for a row without one (its softmax is the uniform fallback
-/// over every key). Why the real positions keep their bits: the own kernels give a row or column
-/// of a product the same bits whatever the number of others; the keys left out are masked, so
-/// they only add exact zeros to the softmax's sum and to P·V (whose k-blocks start at key 0
-/// either way); and each real key lies in the softmax's 8-wide vector loop at both lengths, never
-/// in its scalar tail. Backward likewise adds only zeros outside the block.
+/// `BLAS.usesOwnKernel`); then (n, `softmaxSafeLength(real: n, padded: tk)`) with n one past the
+/// row's last real key (`realKeyLengths`: tk for a row without one, whose softmax is the uniform
+/// fallback over every key, so it is computed whole). Why the real positions keep their bits: the
+/// own kernels give a row or column of a product the same bits whatever the number of others, and
+/// `softmaxSafeLength` keeps the softmax's. Backward adds only zeros outside the block.
 func attentionExtents(batch b: Int, tq: Int, tk: Int, width: Int, mask: UnsafePointer<Float>?,
                        options o: AttentionOptions) -> [(q: Int, k: Int)] {
     guard o.realPositionsOnly, tq == tk, !o.causal, let mask, PaddedRows.isEnabled, BLAS.kernel != .openblas,
           tk * width < 1 << 20 else {
         return Array(repeating: (tq, tk), count: b)
     }
-    return realKeyLengths(mask, batch: b, keys: tk).enumerated().map { bi, n in
-        let hasReal = (0..<n).contains { mask[bi * tk + $0] != 0 }
-        return hasReal ? (n, min(tk, (n + 7) / 8 * 8)) : (tq, tk)
-    }
+    return realKeyLengths(mask, batch: b, keys: tk).map { n in (n, softmaxSafeLength(real: n, padded: tk)) }
 }
 
 /// Oracle for `attention` (forward only): straightforward loops, no BLAS, no fusion.

@@ -142,6 +142,16 @@ public func realKeyLengths(_ mask: Tensor) -> [Int] {
     realKeyLengths(UnsafePointer(mask.data), batch: mask.shape[0], keys: mask.count / max(mask.shape[0], 1))
 }
 
+/// The keys a softmax row of real length `n` (keys past it masked) can run over, in a row padded
+/// to `padded`, and give the padded row's bits: `n` rounded up to a multiple of 8, or `padded` when
+/// that is not shorter. Every real key then lies in `softmaxRowVector`'s 8-wide loop at both
+/// lengths (never in its scalar tail), and the keys left out only added exact zeros to its sum and
+/// to P·V, whose k-blocks start at key 0 either way.
+public func softmaxSafeLength(real n: Int, padded: Int) -> Int {
+    let up = (n + 7) / 8 * 8
+    return up < padded ? up : padded
+}
+
 /// `realKeyLengths` over a row-major [batch, keys] mask; nil (no mask): every row has all keys.
 func realKeyLengths(_ mask: UnsafePointer<Float>?, batch: Int, keys: Int) -> [Int] {
     (0..<batch).map { bi in
