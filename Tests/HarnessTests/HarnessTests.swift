@@ -789,10 +789,13 @@ final class SweepInterruptTests: XCTestCase {
         let data = try sharedData()
         let dir = tempDir("intr")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 12,").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        // 36 epochs: a run caught at epoch 1–6 has 30 left, far more than the sweep's up to 0.5 s
+        // between polls before it passes the signal on (with 12, both workers sometimes finished
+        // their runs first and nothing was left to release).
+        try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 36,").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
         let args = ["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]
-        /// Waits until a run has trained an epoch but no more than half of its 12 (so it is still
+        /// Waits until a run has trained an epoch but no more than 6 of its 36 (so it is still
         /// training when the signal lands, not finishing); returns the running rows' worker pids.
         func waitForRunning(_ p: Process) throws -> [Int32] {
             let deadline = Date().addingTimeInterval(120)
