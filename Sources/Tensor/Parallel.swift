@@ -48,7 +48,9 @@ public enum Parallel {
     }
 
     /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads; GEMMs inside
-    /// them run serially.
+    /// them run serially. Each unit is claimed on its own by whichever thread is free (units differ
+    /// in cost, e.g. attention over rows of different real lengths, and a KVM guest's vCPUs in
+    /// speed), so `body` must not depend on which thread runs a unit or on which units it ran before.
     public static func units(_ count: Int, _ body: (Int) -> Void) {
         let t = threads
         unitsDepth += 1
@@ -57,11 +59,32 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        let chunks = min(t, count)
+        // One chunk per unit, up to the pool's ticket limit (0xffff); beyond it contiguous runs.
+        let chunks = min(count, 0xffff)
         run(chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             for i in lo..<hi { body(i) }
         }
+    }
+
+    /// Runs `body` over `0..<count` in contiguous chunks of `grain` items (the last one shorter),
+    /// claimed one at a time by whichever thread is free: a slower or preempted core takes fewer.
+    /// Only for work whose result does not depend on where a chunk boundary falls (a GEMM split
+    /// by rows: every element of C is the same chain of FMAs however the rows are split); other
+    /// loops use `forRange`, whose boundaries depend only on the size and the thread count.
+    /// Serial when one thread, or when `count ≤ grain`.
+    public static func forRangeBalanced(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let t = threads, g = max(1, grain)
+        if t <= 1 || count <= g {
+            body(0..<count)
+            return
+        }
+        let chunks = (count + g - 1) / g
+        if chunks > 0xffff {
+            forRange(count, costPerItem: 1 << 20, body)
+            return
+        }
+        run(chunks) { c in body((c * g)..<min(count, (c + 1) * g)) }
     }
 
     /// Which threads run the chunks of `forRange` and `units`: the spinning pool

@@ -406,6 +406,12 @@ final class ParallelTests: XCTestCase {
                 let expected = chunks == 1 ? [0..<count]
                     : (0..<chunks).map { ($0 * count / chunks)..<(($0 + 1) * count / chunks) }.filter { !$0.isEmpty }
                 XCTAssertEqual(spans.ranges.sorted { $0.lowerBound < $1.lowerBound }, expected, "forRange(\(count)), \(threads) threads")
+                // forRangeBalanced: chunks of `grain` items (the last shorter), each run once.
+                let grain = 1 + call % 7, balanced = Hits(0)
+                Parallel.forRangeBalanced(count, grain: grain) { r in balanced.range(r) }
+                let grains = threads <= 1 || count <= grain ? [0..<count]
+                    : stride(from: 0, to: count, by: grain).map { $0..<min(count, $0 + grain) }
+                XCTAssertEqual(balanced.ranges.sorted { $0.lowerBound < $1.lowerBound }, grains, "forRangeBalanced(\(count), \(grain)), \(threads) threads")
                 if call % 50 == 0 { usleep(300) }   // let the workers park now and then
             }
             // Nested: a chunk's own parallel call runs its chunks on the calling thread.
@@ -426,10 +432,15 @@ final class ParallelTests: XCTestCase {
             let q = Tensor.normal([3, 37, 64], key: RNGKey(seed: 21)), k = Tensor.normal([3, 37, 64], key: RNGKey(seed: 22))
             let w = Tensor.normal([96, 64], key: RNGKey(seed: 23))
             let y = try attention(q: q, k: k, v: k, heads: 4, options: AttentionOptions(dropout: 0.1, key: RNGKey(seed: 24)))
-            return (try linear(y, w)).array
+            let rows = Tensor.normal([700, 64], key: RNGKey(seed: 25))  // a row-split product (balanced chunks)
+            return (try linear(y, w)).array + (try linear(rows, w)).array
         }
         let pooled = try op()
         Parallel.usesSpinningPool = false
+        XCTAssertEqual(try op().map(\.bitPattern), pooled.map(\.bitPattern))
+        // and the bits of one thread (units claimed one by one, GEMM rows in balanced chunks).
+        Parallel.usesSpinningPool = true
+        Parallel.configure(threads: 1)
         XCTAssertEqual(try op().map(\.bitPattern), pooled.map(\.bitPattern))
     }
 }

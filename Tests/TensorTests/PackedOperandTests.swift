@@ -52,9 +52,11 @@ final class PackedOperandTests: XCTestCase {
         try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
         let savedBlockings = BLAS.blockings, savedThreads = Parallel.threads
         defer { BLAS.blockings = savedBlockings; Parallel.configure(threads: savedThreads) }
-        Parallel.configure(threads: 2)
         let before = BLAS.sharedPackedProducts
         var runs = 0
+        // 2 and 3 threads: the rows go in balanced chunks claimed by whichever thread is free.
+        for threads in [2, 3] {
+        Parallel.configure(threads: threads)
         for kernel in kernels {
             let t = kernel.tile!
             for blocking in [BLAS.blockings[kernel]!, GEMMBlocking(mc: 4 * t.mr, kc: 40, nc: 4 * t.nr + 5)] {
@@ -78,14 +80,15 @@ final class PackedOperandTests: XCTestCase {
                                                          beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
                                     }
                                 }
-                                runs += 1
+                                if m >= 64 * threads { runs += 1 }  // fewer rows: the column split (no shared packing)
                                 let same = zip(shared, single).allSatisfy { $0.bitPattern == $1.bitPattern }
-                                XCTAssertTrue(same, "\(kernel) \(blocking.description) m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
+                                XCTAssertTrue(same, "\(kernel) \(blocking.description) \(threads) threads m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
                             }
                         }
                     }
                 }
             }
+        }
         }
         XCTAssertEqual(BLAS.sharedPackedProducts - before, runs, "not every product took the shared-packing path")
     }
