@@ -37,9 +37,11 @@ public final class DropoutContext {
         return try body()
     }
 
-    public func apply(_ x: Tensor) -> Tensor {
+    /// Dropout of the next site (x itself when not training). `overwrite`: the result takes x's
+    /// storage; only for an x no one reads afterwards (see `dropout`).
+    public func apply(_ x: Tensor, overwrite: Bool = false) -> Tensor {
         let k = nextKey()
-        return training ? dropout(x, p: p, key: k) : x
+        return training ? dropout(x, p: p, key: k, overwrite: overwrite) : x
     }
 
     public func attention(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0) -> AttentionOptions {

@@ -144,10 +144,10 @@ public final class GPT2Model {
             let v = try narrow(qkv, axis: 2, start: 2 * d, length: d)
             let ctx = try attention(q: q, k: k, v: v, heads: config.nHead, keyMask: mask,
                                     options: drop.attention(scale: scale, causal: true))
-            h = try add(h, drop.apply(try conv(ctx, blk.projW, blk.projB, drop)))
+            h = try add(h, drop.apply(try conv(ctx, blk.projW, blk.projB, drop), overwrite: true))
             let m2 = try layerNorm(h, weight: blk.ln2.0, bias: blk.ln2.1, eps: config.eps)
             let f = act(try conv(m2, blk.fcW, blk.fcB, drop))                         // (B, S, F)
-            h = try add(h, drop.apply(try conv(f, blk.fcProjW, blk.fcProjB, drop)))
+            h = try add(h, drop.apply(try conv(f, blk.fcProjW, blk.fcProjB, drop), overwrite: true))
         }
         return try layerNorm(h, weight: lnF.0, bias: lnF.1, eps: config.eps)
     }

@@ -226,7 +226,8 @@ public final class T5Model {
     /// when `checkpointFeedForward` is on and a tape records.
     func feedForwardSublayer(_ h: Tensor, _ blk: Block, drop: DropoutContext) throws -> Tensor {
         let sublayer: ([Tensor]) throws -> Tensor = { [unowned self] xs in
-            drop.apply(try self.feedForward(try rmsNorm(xs[0], weight: blk.ffnNorm, eps: self.config.eps), blk.ffn, drop: drop))
+            drop.apply(try self.feedForward(try rmsNorm(xs[0], weight: blk.ffnNorm, eps: self.config.eps), blk.ffn, drop: drop),
+                       overwrite: true)  // the output projection's result: read by nothing else
         }
         return try checkpointed(checkpointFeedForward, inputs: [h], drop: drop, sublayer)
     }
@@ -244,7 +245,8 @@ public final class T5Model {
     func selfAttentionSublayer(_ h: Tensor, _ blk: Block, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
         let sublayer: ([Tensor]) throws -> Tensor = { [unowned self] xs in
             drop.apply(try self.selfAttention(try rmsNorm(xs[0], weight: blk.selfNorm, eps: self.config.eps), blk.selfAttn,
-                                              bias: xs[1], mask: mask, causal: causal, drop: drop))
+                                              bias: xs[1], mask: mask, causal: causal, drop: drop),
+                       overwrite: true)  // the output projection's result: read by nothing else
         }
         return try checkpointed(checkpointSelfAttention, inputs: [h, bias], drop: drop, sublayer)
     }
@@ -259,7 +261,10 @@ public final class T5Model {
         } else {
             h = try mul(act(try lin(x, f.wi0!, drop)), try lin(x, f.wi1!, drop))
         }
-        return try lin(drop.apply(h), f.wo, drop)                                     // (B, T, d)
+        // h is read by nothing but the dropout (ReLU's and the product's gradients keep their own
+        // operands or mask bits), so the dropped activation takes its storage: one (B, T, F) buffer
+        // kept for backward instead of two.
+        return try lin(drop.apply(h, overwrite: true), f.wo, drop)                    // (B, T, d)
     }
 
     // MARK: forward
@@ -413,7 +418,7 @@ public final class T5Model {
             ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
                                              options: drop.attention())
         }
-        h = try add(h, drop.apply(try lin(ctx, ca.o, drop)))
+        h = try add(h, drop.apply(try lin(ctx, ca.o, drop), overwrite: true))
         return try add(h, try feedForwardSublayer(h, blk, drop: drop))
     }
 

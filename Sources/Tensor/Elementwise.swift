@@ -265,10 +265,14 @@ public func tanh(_ x: Tensor) -> Tensor {
 /// Inverted dropout: keeps an element iff its uniform draw u ≥ p, scaling kept ones by 1/(1−p).
 /// The mask is a pure function of (key, element index); when recording, forward keeps it as bits
 /// (1/32 of the activation) so backward applies it without drawing the random numbers again.
-public func dropout(_ x: Tensor, p: Float, key: RNGKey?) -> Tensor {
+/// `overwrite`: the result is written over x's storage (the same values), for an x that nothing
+/// reads afterwards, in forward or backward (a linear layer's or an activation's output whose only
+/// reader is this dropout): while a tape records, x and the result then hold one buffer between
+/// them instead of two.
+public func dropout(_ x: Tensor, p: Float, key: RNGKey?, overwrite: Bool = false) -> Tensor {
     guard p > 0, let key else { return x }
     precondition(p < 1, "dropout probability must be < 1, got \(p)")
-    let out = Tensor(uninitialized: x.shape)
+    let out = overwrite ? Tensor(shape: x.shape, borrowing: x.data, owner: x) : Tensor(uninitialized: x.shape)
     let px = x.data, po = out.data, s = 1 / (1 - p), n = x.count
     let record = Tape.needsGrad(x)
     let bits = record ? MaskBits(count: n) : nil

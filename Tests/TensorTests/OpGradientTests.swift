@@ -80,6 +80,21 @@ final class OpGradientTests: XCTestCase {
         }
         // Off without a key (eval mode).
         XCTAssertTrue(dropout(x, p: 0.3, key: nil) === x)
+        // Overwriting a temporary input: the same values (bit for bit) written over the input's
+        // storage, the same gradients; a ReLU before it (the FFN's hidden layer) keeps its own bits.
+        try gradCheck("dropout overwrite", [x]) { dropout(scale(x, 1.5), p: 0.3, key: key, overwrite: true) }
+        try gradCheck("relu then dropout overwrite", [x]) { dropout(relu(scale(x, 1.5), overwrite: true), p: 0.3, key: key, overwrite: true) }
+        let t = scale(x.detached(), 1.5), plain = dropout(t, p: 0.3, key: key).array.map(\.bitPattern)
+        let over = dropout(t, p: 0.3, key: key, overwrite: true)
+        XCTAssertEqual(over.array.map(\.bitPattern), plain)
+        XCTAssertEqual(t.array.map(\.bitPattern), plain, "dropout(overwrite:) writes over its input")
+        let tape = Tape(), a = Tensor(shape: x.shape, values: x.array, requiresGrad: true), b = Tensor(shape: x.shape, values: x.array, requiresGrad: true)
+        let loss = try tape.record {
+            try add(sum(mul(dropout(relu(scale(a, 1.5)), p: 0.3, key: key), x)),
+                    sum(mul(dropout(relu(scale(b, 1.5), overwrite: true), p: 0.3, key: key, overwrite: true), x)))
+        }
+        tape.backward(loss)
+        XCTAssertEqual(a.grad!.array.map(\.bitPattern), b.grad!.array.map(\.bitPattern))
     }
 
     func testDropoutRate() {
