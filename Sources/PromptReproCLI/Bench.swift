@@ -310,6 +310,8 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
 /// and what a GEMM calibration is keyed by.
 struct CPUIdentity {
     var name = "unknown", vendor = "", family = "", model = "", stepping = "", simd = ""
+    /// The cpuinfo `hypervisor` flag: a virtual machine's vCPUs (whose speed can drift with the host's load).
+    var virtualized = false
 
     static func read() -> CPUIdentity {
         var c = CPUIdentity()
@@ -325,6 +327,7 @@ struct CPUIdentity {
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
         if let line = lines.first(where: { $0.hasPrefix("flags") }) {
             c.simd = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
+            c.virtualized = line.contains(" hypervisor")
         }
         return c
     }
@@ -345,5 +348,8 @@ func machineInfo() -> [String: Any] {
         "gemm_calibration": BLAS.calibrated.map { "\($0.choice) (measured \($0.measured), \($0.speedup)× the default)" } ?? "none",
         "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,
+        // The Linux kernel release (uname -r) and whether the CPU is a VM's vCPU.
+        "os_kernel": ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines),
+        "virtualized": id.virtualized,
     ]
 }
