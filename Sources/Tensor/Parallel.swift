@@ -48,9 +48,11 @@ public enum Parallel {
     }
 
     /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads; GEMMs inside
-    /// them run serially. Each unit is claimed on its own by whichever thread is free (units differ
-    /// in cost, e.g. attention over rows of different real lengths, and a KVM guest's vCPUs in
-    /// speed), so `body` must not depend on which thread runs a unit or on which units it ran before.
+    /// them run serially. The units go in up to 8 contiguous runs per thread, each claimed by
+    /// whichever thread is free (units differ in cost, e.g. attention over rows of different real
+    /// lengths, and a KVM guest's vCPUs in speed; runs rather than single units, because a decoding
+    /// step's units take a microsecond or two and every claim is an atomic shared by the threads),
+    /// so `body` must not depend on which thread runs a unit or on which units it ran before.
     public static func units(_ count: Int, _ body: (Int) -> Void) {
         let t = threads
         unitsDepth += 1
@@ -59,8 +61,7 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        // One chunk per unit, up to the pool's ticket limit (0xffff); beyond it contiguous runs.
-        let chunks = min(count, 0xffff)
+        let chunks = min(count, 8 * t, 0xffff)
         run(chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             for i in lo..<hi { body(i) }
