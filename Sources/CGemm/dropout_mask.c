@@ -76,7 +76,9 @@ AVX512 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned c
         unsigned short k;
         memcpy(&k, bits + (o >> 3), 2);
         __m512 y = _mm512_mul_ps(_mm512_loadu_ps(src + o), _mm512_maskz_mov_ps((__mmask16)k, on));
-        _mm512_storeu_ps(dst + o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(dst + o), y) : y);
+        // accumulate: 1 dst + y; 2 y + 0 (the bits of adding into zeros: −0 becomes +0); 0 y.
+        _mm512_storeu_ps(dst + o, accumulate == 1 ? _mm512_add_ps(_mm512_loadu_ps(dst + o), y)
+                                  : accumulate == 2 ? _mm512_add_ps(_mm512_setzero_ps(), y) : y);
     }
 }
 #else

@@ -201,7 +201,7 @@ public func relu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
     Parallel.forRange((n + 63) / 64, costPerItem: 64) { chunks in reluChunks(chunks, count: n, src: px, dst: po, bits: bits?.bytes) }
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: 1, ob.grad!.data, into: xb.buffer()) }
+        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: 1, ob.grad!.data, into: xb) }
     }
     return out
 }
@@ -279,7 +279,7 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?, overwrite: Bool = false
     dropoutApply(count: n, p: p, scale: s, key: key, src: px, dst: po, bits: bits?.bytes)
     if record, let bits {
         let ob = out.box, xb = x.box
-        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb.buffer()) }
+        Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb) }
     }
     return out
 }
@@ -291,10 +291,13 @@ final class MaskBits {
     init(count: Int) { bytes = .allocate(capacity: (count + 63) / 64 * 8) }
     deinit { bytes.deallocate() }
 
-    /// dst[i] += src[i]·mask[i]·scale for i < count, split over threads in whole chunks.
-    func accumulate(count: Int, scale: Float, _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+    /// box's gradient[i] += src[i]·mask[i]·scale for i < count, split over threads in whole
+    /// chunks. A gradient not allocated yet is written without being zeroed and read back first:
+    /// as src[i]·mask[i]·scale + 0, the bits of adding into zeros (+0 + y is y, except −0 → +0).
+    func accumulate(count: Int, scale: Float, _ src: UnsafePointer<Float>, into box: GradBox) {
+        let (dst, fresh) = box.bufferForProduct()
         Parallel.forRange((count + 63) / 64, costPerItem: 128) { chunks in
-            maskApply(chunks, count: count, scale: scale, bits: bytes, src: src, dst: dst, accumulate: true)
+            maskApply(chunks, count: count, scale: scale, bits: bytes, src: src, dst: dst, accumulate: !fresh, plusZero: fresh)
         }
     }
 }
@@ -393,28 +396,40 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
 
 /// dst[i] (+)= src[i]·mask[i]·scale for the 64-element chunks `range`, with the mask read from bits.
 @inline(__always)
+/// `plusZero` (with accumulate false): dst[i] = src[i]·mask[i]·scale + 0, the bits of adding into
+/// a zeroed dst (a fresh gradient buffer).
 func maskApply(_ range: Range<Int>, count: Int, scale: Float, bits: UnsafePointer<UInt8>, src: UnsafePointer<Float>,
-               dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+               dst: UnsafeMutablePointer<Float>, accumulate: Bool, plusZero: Bool = false) {
     var range = range
     let whole = min(range.upperBound, count / 64)
     if DropoutAVX512.uses, range.lowerBound < whole {
-        pr_mask_apply_avx512(range.lowerBound, whole, scale, bits, src, dst, accumulate ? 1 : 0)
+        pr_mask_apply_avx512(range.lowerBound, whole, scale, bits, src, dst, accumulate ? 1 : plusZero ? 2 : 0)
         range = whole..<range.upperBound
     }
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), zero = SIMD8<UInt32>(repeating: 0)
+    // One loop per mode (the mode tested once, not per vector: a per-vector three-way choice
+    // compiled to branches and mask moves at 3× the time).
+    @inline(__always) func chunkLoop(_ o0: Int, _ combine: (SIMD8<Float>, Int) -> SIMD8<Float>) {
+        for g in 0..<8 {
+            let o = o0 + g * 8
+            let keep = (SIMD8<UInt32>(repeating: UInt32(bits[o >> 3])) & laneBits) .!= zero
+            store8(combine(load8(src + o) * off.replacing(with: on, where: keep), o), dst + o)
+        }
+    }
     for chunk in range {
         let base = chunk * 64
         if base + 64 <= count {
-            for g in 0..<8 {
-                let o = base + g * 8
-                let keep = (SIMD8<UInt32>(repeating: UInt32(bits[o >> 3])) & laneBits) .!= zero
-                let y = load8(src + o) * off.replacing(with: on, where: keep)
-                store8(accumulate ? load8(dst + o) + y : y, dst + o)
+            if accumulate {
+                chunkLoop(base) { y, o in load8(dst + o) + y }
+            } else if plusZero {
+                chunkLoop(base) { y, _ in off + y }
+            } else {
+                chunkLoop(base) { y, _ in y }
             }
         } else {
             for i in base..<count {
                 let v = bits[i >> 3] & (UInt8(1) << UInt8(i & 7)) != 0 ? src[i] * scale : 0
-                if accumulate { dst[i] += v } else { dst[i] = v }
+                if accumulate { dst[i] += v } else { dst[i] = plusZero ? 0 + v : v }
             }
         }
     }

@@ -169,6 +169,34 @@ final class VectorMathTests: XCTestCase {
         for e in 0..<n { XCTAssertEqual(xg.grad![e], dropoutUniform(key, e) >= t ? 1 / (1 - p) : 0, "gradient element \(e)") }
     }
 
+    /// ReLU's and dropout's backward into a gradient not allocated yet write it without zeroing it
+    /// first (`MaskBits.accumulate` through `bufferForProduct`): the bits equal accumulating into a
+    /// zeroed gradient, −0 products (a negative upstream gradient at a masked element) stored as +0,
+    /// whole chunks and a ragged tail, with each available form of the mask pass.
+    func testMaskBackwardIntoFreshGradientMatchesZeroedOne() throws {
+        defer { DropoutAVX512.forced = nil }
+        let n = 64 * 9 + 21, key = RNGKey(seed: 61, stream: 2)
+        let xv = RNGKey(seed: 62).uniformArray(n, lo: -1, hi: 1), cv = RNGKey(seed: 63).uniformArray(n, lo: -1, hi: 1)
+        let c = Tensor(shape: [n], values: cv)
+        func grad(zeroedFirst: Bool) throws -> [UInt32] {
+            let x = Tensor(shape: [n], values: xv, requiresGrad: true)
+            if zeroedFirst { _ = x.box.buffer() }   // a zeroed gradient: backward accumulates into it
+            let tape = Tape()
+            let loss = try tape.record { try sum(mul(dropout(relu(x), p: 0.3, key: key), c)) }
+            tape.backward(loss)
+            return x.grad!.array.map(\.bitPattern)
+        }
+        for avx in [false, true] where !avx || DropoutAVX512.available {
+            DropoutAVX512.forced = avx
+            let fresh = try grad(zeroedFirst: false), zeroed = try grad(zeroedFirst: true)
+            XCTAssertEqual(fresh, zeroed, "AVX-512 form \(avx)")
+            XCTAssertFalse(fresh.contains(Float(-0.0).bitPattern), "a −0 was stored")
+            XCTAssertTrue(fresh.contains(Float(0).bitPattern), "no masked element in the test")
+        }
+        // Without the + 0 the masked elements with a negative upstream gradient would be −0.
+        XCTAssertTrue(zip(xv, cv).contains { $0 < 0 && $1 < 0 }, "no negative upstream gradient at a masked element")
+    }
+
     /// Dropout's whole chunks on AVX-512 (Sources/CGemm/dropout_mask.c) give the Swift form's bits:
     /// outputs (−0 from dropped negatives included), mask bits, and the mask applied backward with
     /// and without accumulation; chunk ranges that start on odd chunks and end in a ragged tail.
@@ -181,21 +209,23 @@ final class VectorMathTests: XCTestCase {
         var v = RNGKey(seed: 42).uniformArray(n, lo: -1, hi: 1)
         v[5] = -0.0; v[6] = 0
         let g = RNGKey(seed: 43).uniformArray(n, lo: -1, hi: 1), acc0 = RNGKey(seed: 44).uniformArray(n, lo: -1, hi: 1)
-        func run(_ avx: Bool, _ range: Range<Int>) -> ([UInt32], [UInt8], [UInt32], [UInt32]) {
+        func run(_ avx: Bool, _ range: Range<Int>) -> ([UInt32], [UInt8], [UInt32], [UInt32], [UInt32]) {
             DropoutAVX512.forced = avx
             var out = [Float](repeating: 7, count: n), bits = [UInt8](repeating: 0xA5, count: (n + 63) / 64 * 8)
-            var set = [Float](repeating: 7, count: n), added = acc0
+            var set = [Float](repeating: 7, count: n), added = acc0, fresh = [Float](repeating: 7, count: n)
             v.withUnsafeBufferPointer { src in
                 dropoutChunks(range, count: n, p: p, scale: scale, key: key, src: src.baseAddress!, dst: &out, bits: &bits)
             }
             g.withUnsafeBufferPointer { src in
                 maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &set, accumulate: false)
                 maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &added, accumulate: true)
+                maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &fresh, accumulate: false, plusZero: true)
             }
-            return (out.map(\.bitPattern), bits, set.map(\.bitPattern), added.map(\.bitPattern))
+            return (out.map(\.bitPattern), bits, set.map(\.bitPattern), added.map(\.bitPattern), fresh.map(\.bitPattern))
         }
         for range in [0..<12, 1..<12, 3..<8, 2..<3, 11..<12] {
             let a = run(true, range), b = run(false, range)
+            XCTAssertEqual(a.4, b.4, "mask applied plus zero \(range)")
             XCTAssertEqual(a.0, b.0, "outputs \(range)"); XCTAssertEqual(a.1, b.1, "bits \(range)")
             XCTAssertEqual(a.2, b.2, "mask applied \(range)"); XCTAssertEqual(a.3, b.3, "mask accumulated \(range)")
         }

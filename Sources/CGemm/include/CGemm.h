@@ -78,7 +78,8 @@ void pr_softmax_exp_avx512(float *row, long n8, float max, const unsigned long l
 /// (bit e % 8 of byte e / 8) when not NULL.
 void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                               unsigned long long stream, const float *src, float *dst, unsigned char *bits);
-/// Whole chunks c0 ..< c1: y = src · (bit set ? scale : 0); dst = y, or dst + y when accumulate.
+/// Whole chunks c0 ..< c1: y = src · (bit set ? scale : 0); dst = y (accumulate 0), dst + y (1) or
+/// y + 0 (2: the bits of adding into a zeroed dst).
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate);
 
 /// A chunk of a parallel job: `ctx` as given to pr_pool_run, `chunk` in 0 ..< chunks.
