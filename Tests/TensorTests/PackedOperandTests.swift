@@ -56,39 +56,39 @@ final class PackedOperandTests: XCTestCase {
         var runs = 0
         // 2 and 3 threads: the rows go in balanced chunks claimed by whichever thread is free.
         for threads in [2, 3] {
-        Parallel.configure(threads: threads)
-        for kernel in kernels {
-            let t = kernel.tile!
-            for blocking in [BLAS.blockings[kernel]!, GEMMBlocking(mc: 4 * t.mr, kc: 40, nc: 4 * t.nr + 5)] {
-                BLAS.blockings[kernel] = blocking
-                for (m, n, k) in [(130, 129, 450), (700, 300, 130), (257, 1000, 33), (1000, 17, 200), (700, 2 * t.nr, 130)] {
-                    for ta in [false, true] {
-                        for tb in [false, true] {
-                            for (alpha, beta): (Float, Float) in [(1, 0), (0.7, 0.5)] {
-                                let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
-                                let a = RNGKey(seed: 41).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
-                                let b = RNGKey(seed: 42).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
-                                let c0 = RNGKey(seed: 43).uniformArray(m * ldc, lo: -1, hi: 1)
-                                var shared = c0, single = c0
-                                BLAS.withKernel(kernel) {
-                                    shared.withUnsafeMutableBufferPointer { pc in
-                                        BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                                                   beta: beta, c: pc.baseAddress!, ldc: ldc)
+            Parallel.configure(threads: threads)
+            for kernel in kernels {
+                let t = kernel.tile!
+                for blocking in [BLAS.blockings[kernel]!, GEMMBlocking(mc: 4 * t.mr, kc: 40, nc: 4 * t.nr + 5)] {
+                    BLAS.blockings[kernel] = blocking
+                    for (m, n, k) in [(130, 129, 450), (700, 300, 130), (257, 1000, 33), (1000, 17, 200), (700, 2 * t.nr, 130)] {
+                        for ta in [false, true] {
+                            for tb in [false, true] {
+                                for (alpha, beta): (Float, Float) in [(1, 0), (0.7, 0.5)] {
+                                    let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
+                                    let a = RNGKey(seed: 41).uniformArray((ta ? k : m) * lda, lo: -1, hi: 1)
+                                    let b = RNGKey(seed: 42).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
+                                    let c0 = RNGKey(seed: 43).uniformArray(m * ldc, lo: -1, hi: 1)
+                                    var shared = c0, single = c0
+                                    BLAS.withKernel(kernel) {
+                                        shared.withUnsafeMutableBufferPointer { pc in
+                                            BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                       beta: beta, c: pc.baseAddress!, ldc: ldc)
+                                        }
+                                        single.withUnsafeMutableBufferPointer { pc in
+                                            BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                             beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
+                                        }
                                     }
-                                    single.withUnsafeMutableBufferPointer { pc in
-                                        BLAS.sgemmSerial(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                                                         beta: beta, c: pc.baseAddress!, ldc: ldc, own: true)
-                                    }
+                                    if m >= 64 * threads { runs += 1 }  // fewer rows: the column split (no shared packing)
+                                    let same = zip(shared, single).allSatisfy { $0.bitPattern == $1.bitPattern }
+                                    XCTAssertTrue(same, "\(kernel) \(blocking.description) \(threads) threads m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
                                 }
-                                if m >= 64 * threads { runs += 1 }  // fewer rows: the column split (no shared packing)
-                                let same = zip(shared, single).allSatisfy { $0.bitPattern == $1.bitPattern }
-                                XCTAssertTrue(same, "\(kernel) \(blocking.description) \(threads) threads m\(m) n\(n) k\(k) tA\(ta) tB\(tb) alpha\(alpha) beta\(beta)")
                             }
                         }
                     }
                 }
             }
-        }
         }
         XCTAssertEqual(BLAS.sharedPackedProducts - before, runs, "not every product took the shared-packing path")
     }
