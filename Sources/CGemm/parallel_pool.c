@@ -86,7 +86,7 @@ static void *worker_main(void *arg) {
 
 void pr_pool_run(long chunks, long threads, pr_chunk_fn fn, void *ctx) {
     if (chunks <= 0) return;
-    if (threads <= 1 || chunks == 1 || chunks > 0xffff || inside_job || pthread_mutex_trylock(&run_mu) != 0) {
+    if (threads <= 1 || chunks == 1 || chunks > PR_POOL_MAX_CHUNKS || inside_job || pthread_mutex_trylock(&run_mu) != 0) {
         for (long c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }

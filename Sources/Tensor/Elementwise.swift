@@ -395,9 +395,9 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
 }
 
 /// dst[i] (+)= src[i]·mask[i]·scale for the 64-element chunks `range`, with the mask read from bits.
-@inline(__always)
 /// `plusZero` (with accumulate false): dst[i] = src[i]·mask[i]·scale + 0, the bits of adding into
 /// a zeroed dst (a fresh gradient buffer).
+@inline(__always)
 func maskApply(_ range: Range<Int>, count: Int, scale: Float, bits: UnsafePointer<UInt8>, src: UnsafePointer<Float>,
                dst: UnsafeMutablePointer<Float>, accumulate: Bool, plusZero: Bool = false) {
     var range = range

@@ -61,7 +61,7 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        let chunks = min(count, 8 * t, 0xffff)
+        let chunks = min(count, 8 * t, Int(PR_POOL_MAX_CHUNKS))
         run(chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             for i in lo..<hi { body(i) }
@@ -81,14 +81,14 @@ public enum Parallel {
             return
         }
         let chunks = (count + g - 1) / g
-        if chunks > 0xffff {
+        if chunks > Int(PR_POOL_MAX_CHUNKS) {  // more than the pool spreads: fall back to one chunk per thread
             forRange(count, costPerItem: 1 << 20, body)
             return
         }
         run(chunks) { c in body((c * g)..<min(count, (c + 1) * g)) }
     }
 
-    /// Which threads run the chunks of `forRange` and `units`: the spinning pool
+    /// Which threads run the chunks of `forRange`, `units` and `forRangeBalanced`: the spinning pool
     /// (`pr_pool_run`, Sources/CGemm/parallel_pool.c; default) or libdispatch's concurrentPerform
     /// (PROMPTREPRO_POOL=dispatch, for comparison). The chunks, hence the bits, are the same.
     nonisolated(unsafe) public static var usesSpinningPool = ProcessInfo.processInfo.environment["PROMPTREPRO_POOL"] != "dispatch"

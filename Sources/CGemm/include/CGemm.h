@@ -82,6 +82,9 @@ void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale,
 /// y + 0 (2: the bits of adding into a zeroed dst).
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate);
 
+/// The most chunks pr_pool_run spreads over threads (its ticket holds a 16-bit chunk count); a
+/// job with more runs serially on the calling thread.
+#define PR_POOL_MAX_CHUNKS 0xffff
 /// A chunk of a parallel job: `ctx` as given to pr_pool_run, `chunk` in 0 ..< chunks.
 typedef void (*pr_chunk_fn)(void *ctx, long chunk);
 /// Runs fn(ctx, c) for every c in 0 ..< chunks on the calling thread and up to `threads − 1`
