@@ -148,14 +148,13 @@ public enum BLAS {
         let kern = kernel
         guard let bl = blockings[kern] else { preconditionFailure("own GEMM kernel requested while kernel is \(kern)") }
         // B is packed already, so a chunk of rows costs no packing of B, only one more pass over
-        // it: the rows go in chunks of about a quarter of a thread's share (whole register tiles),
-        // claimed by whichever thread is free, so a slower core (a busy KVM vCPU) takes fewer rows;
-        // below 8 tiles a chunk, one chunk per thread. Where the boundaries fall never changes the
-        // bits (each element of C is the same chain of FMAs).
-        let mr = kern.tile!.mr, t = Parallel.threads
-        func tiles(_ rows: Int) -> Int { (rows + mr - 1) / mr * mr }
-        let grain = max(tiles((m + 4 * t - 1) / (4 * t)), min(8 * mr, tiles((m + t - 1) / t)))
-        Parallel.forRangeBalanced(m, grain: grain) { rows in
+        // it (from L3 when it exceeds L2): the rows go in guided chunks of whole register tiles,
+        // largest first, claimed by whichever thread is free, so a slower core (a busy KVM vCPU)
+        // takes fewer rows and the threads end within a small chunk of each other. A chunk has at
+        // least 16 rows, so that each pass over B feeds ≥ 32 FLOPs per element read. Where the
+        // boundaries fall never changes the bits (each element of C is the same chain of FMAs).
+        let mr = kern.tile!.mr
+        Parallel.forRangeGuided(m, quantum: mr, minQuanta: (16 + mr - 1) / mr) { rows in
             let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
             let c0 = c + rows.lowerBound * ldc
             if kern == .avx512 {

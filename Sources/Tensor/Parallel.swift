@@ -68,27 +68,43 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body` over `0..<count` in contiguous chunks of `grain` items (the last one shorter),
-    /// claimed one at a time by whichever thread is free: a slower or preempted core takes fewer.
-    /// Only for work whose result does not depend on where a chunk boundary falls (a GEMM split
-    /// by rows: every element of C is the same chain of FMAs however the rows are split); other
-    /// loops use `forRange`, whose boundaries depend only on the size and the thread count.
-    /// Serial when one thread, or when `count ≤ grain`.
-    public static func forRangeBalanced(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
-        let t = threads, g = max(1, grain)
-        if t <= 1 || count <= g {
+    /// Runs `body` over `0..<count` in contiguous chunks claimed one at a time by whichever thread
+    /// is free, largest first (`guidedBounds`): a slower or preempted core takes fewer items, and the
+    /// last chunks are small, so the threads finish close together. Only for work whose result does
+    /// not depend on where a chunk boundary falls (a GEMM split by rows: every element of C is the
+    /// same chain of FMAs however the rows are split); other loops use `forRange`, whose boundaries
+    /// depend only on the size and the thread count. Serial when one thread or one chunk.
+    public static func forRangeGuided(_ count: Int, quantum: Int, minQuanta: Int, _ body: (Range<Int>) -> Void) {
+        let t = threads
+        let bounds = t <= 1 ? [0, count] : guidedBounds(count, quantum: quantum, minQuanta: minQuanta, threads: t)
+        if bounds.count <= 2 {
             body(0..<count)
             return
         }
-        let chunks = (count + g - 1) / g
-        if chunks > Int(PR_POOL_MAX_CHUNKS) {  // more than the pool spreads: fall back to one chunk per thread
+        if bounds.count - 1 > Int(PR_POOL_MAX_CHUNKS) {  // more than the pool spreads: one chunk per thread
             forRange(count, costPerItem: 1 << 20, body)
             return
         }
-        run(chunks) { c in body((c * g)..<min(count, (c + 1) * g)) }
+        run(bounds.count - 1) { c in body(bounds[c]..<bounds[c + 1]) }
     }
 
-    /// Which threads run the chunks of `forRange`, `units` and `forRangeBalanced`: the spinning pool
+    /// Guided self-scheduling's chunk boundaries (Polychronopoulos & Kuck, 1987): 0, …, `count`,
+    /// each chunk a whole number of `quantum` items (the last may be short) and, in quanta,
+    /// ⌈remaining / (2 · threads)⌉ but at least `minQuanta`. E.g. 60 quanta, 2 threads, at least 2:
+    /// 15, 12, 9, 6, 5, 4, 3, 2, 2, 2. Depends only on its arguments.
+    public static func guidedBounds(_ count: Int, quantum: Int, minQuanta: Int, threads: Int) -> [Int] {
+        let q = max(1, quantum), quanta = (max(0, count) + q - 1) / q
+        var bounds = [0], done = 0
+        while done < quanta {
+            let left = quanta - done
+            done += min(left, max(max(1, minQuanta), (left + 2 * threads - 1) / (2 * max(1, threads))))
+            bounds.append(min(count, done * q))
+        }
+        if bounds.count == 1 { bounds.append(0) }
+        return bounds
+    }
+
+    /// Which threads run the chunks of `forRange`, `units` and `forRangeGuided`: the spinning pool
     /// (`pr_pool_run`, Sources/CGemm/parallel_pool.c; default) or libdispatch's concurrentPerform
     /// (PROMPTREPRO_POOL=dispatch, for comparison). The chunks, hence the bits, are the same.
     nonisolated(unsafe) public static var usesSpinningPool = ProcessInfo.processInfo.environment["PROMPTREPRO_POOL"] != "dispatch"

@@ -379,6 +379,23 @@ final class RNGTests: XCTestCase {
 }
 
 final class ParallelTests: XCTestCase {
+    /// Guided chunk sizes, worked by hand: ⌈remaining / (2 · threads)⌉ quanta, at least `minQuanta`,
+    /// every chunk whole quanta but the last, covering exactly 0 ..< count.
+    func testGuidedBounds() {
+        func sizes(_ b: [Int]) -> [Int] { zip(b.dropFirst(), b).map { $0 - $1 } }
+        // 60 quanta of 6 rows (356 rows: 59 whole tiles and 2 rows), 2 threads, at least 3 quanta:
+        // 15 (60/4), 12 (⌈45/4⌉), 9 (⌈33/4⌉), 6 (24/4), 5 (⌈18/4⌉), 4 (⌈13/4⌉), 3 (9/4 → 3), 3, 3 (the last 2 rows short).
+        let b = Parallel.guidedBounds(356, quantum: 6, minQuanta: 3, threads: 2)
+        XCTAssertEqual(sizes(b), [90, 72, 54, 36, 30, 24, 18, 18, 14])
+        XCTAssertEqual(b.first, 0)
+        XCTAssertEqual(b.last, 356)
+        XCTAssertEqual(sizes(Parallel.guidedBounds(60, quantum: 1, minQuanta: 2, threads: 2)), [15, 12, 9, 6, 5, 4, 3, 2, 2, 2])
+        XCTAssertEqual(sizes(Parallel.guidedBounds(10, quantum: 1, minQuanta: 1, threads: 4)), [2, 1, 1, 1, 1, 1, 1, 1, 1])
+        XCTAssertEqual(Parallel.guidedBounds(5, quantum: 8, minQuanta: 1, threads: 2), [0, 5])
+        XCTAssertEqual(Parallel.guidedBounds(0, quantum: 8, minQuanta: 1, threads: 2), [0, 0])
+        XCTAssertEqual(sizes(Parallel.guidedBounds(40, quantum: 1, minQuanta: 16, threads: 2)), [16, 16, 8])
+    }
+
     /// The spinning pool behind `Parallel.forRange` / `units` runs every chunk exactly once, with
     /// the chunk boundaries of the thread count (1 to 4 threads, counts 1 to 40, 300 calls in a row
     /// so workers are caught spinning, parked and late), serially when called from inside a chunk,
@@ -406,12 +423,12 @@ final class ParallelTests: XCTestCase {
                 let expected = chunks == 1 ? [0..<count]
                     : (0..<chunks).map { ($0 * count / chunks)..<(($0 + 1) * count / chunks) }.filter { !$0.isEmpty }
                 XCTAssertEqual(spans.ranges.sorted { $0.lowerBound < $1.lowerBound }, expected, "forRange(\(count)), \(threads) threads")
-                // forRangeBalanced: chunks of `grain` items (the last shorter), each run once.
-                let grain = 1 + call % 7, balanced = Hits(0)
-                Parallel.forRangeBalanced(count, grain: grain) { r in balanced.range(r) }
-                let grains = threads <= 1 || count <= grain ? [0..<count]
-                    : stride(from: 0, to: count, by: grain).map { $0..<min(count, $0 + grain) }
-                XCTAssertEqual(balanced.ranges.sorted { $0.lowerBound < $1.lowerBound }, grains, "forRangeBalanced(\(count), \(grain)), \(threads) threads")
+                // forRangeGuided: the chunks of guidedBounds, each run once.
+                let quantum = 1 + call % 7, minQuanta = 1 + call % 3, guided = Hits(0)
+                Parallel.forRangeGuided(count, quantum: quantum, minQuanta: minQuanta) { r in guided.range(r) }
+                let bounds = Parallel.guidedBounds(count, quantum: quantum, minQuanta: minQuanta, threads: threads)
+                let chunksExpected = threads <= 1 || bounds.count <= 2 ? [0..<count] : (0..<(bounds.count - 1)).map { bounds[$0]..<bounds[$0 + 1] }
+                XCTAssertEqual(guided.ranges.sorted { $0.lowerBound < $1.lowerBound }, chunksExpected, "forRangeGuided(\(count), \(quantum), \(minQuanta)), \(threads) threads")
                 if call % 50 == 0 { usleep(300) }   // let the workers park now and then
             }
             // Nested: a chunk's own parallel call runs its chunks on the calling thread.
