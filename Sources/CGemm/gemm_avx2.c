@@ -19,6 +19,7 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define GEMM_TARGET AVX2
+#define PACK_A_PANEL8 pack_a_panel8  /* pack_a_block's full panels 8 values of p at a time (below) */
 
 int pr_gemm_avx2_available(void) {
 #if defined(__x86_64__)
@@ -38,10 +39,9 @@ AVX2 static inline __m256i lanes8(long count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// dst[r*ldd + c] = src[c*lds + r] for an 8×8 block.
-AVX2 static inline void transpose8(const float *src, long lds, float *dst, long ldd) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+// o[c] = column c of the 8×8 block whose row i is r[i] (r is overwritten).
+AVX2 static inline void transpose8_regs(__m256 r[8], __m256 o[8]) {
+    __m256 t[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -54,9 +54,31 @@ AVX2 static inline void transpose8(const float *src, long lds, float *dst, long 
     }
     // r[4q + s] now holds, in 128-bit lane L, column 4L + s of rows 4q..4q+3.
     for (int s = 0; s < 4; s++) {
-        _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(r[s], r[4 + s], 0x20));
-        _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(r[s], r[4 + s], 0x31));
+        o[s] = _mm256_permute2f128_ps(r[s], r[4 + s], 0x20);
+        o[4 + s] = _mm256_permute2f128_ps(r[s], r[4 + s], 0x31);
     }
+}
+
+// dst[r*ldd + c] = src[c*lds + r] for an 8×8 block.
+AVX2 static inline void transpose8(const float *src, long lds, float *dst, long ldd) {
+    __m256 r[8], o[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    transpose8_regs(r, o);
+    for (int c = 0; c < 8; c++) _mm256_storeu_ps(dst + c * ldd, o[c]);
+}
+
+// A full 6-row panel's elements (i, p), p < 8, from rows src + i·lda into dst[p·6 + i]: the rows
+// transposed in registers (rows 6 and 7 zero). Column p is stored whole at dst + 6p, its two
+// spare lanes overwritten by column p + 1; the last column is stored as 4 + 2 lanes, so nothing
+// past dst[47] is written.
+AVX2 static void pack_a_panel8(const float *src, long lda, float *dst) {
+    __m256 r[8], o[8];
+    for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(src + i * lda);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8_regs(r, o);
+    for (int p = 0; p < 7; p++) _mm256_storeu_ps(dst + p * 6, o[p]);
+    _mm_storeu_ps(dst + 42, _mm256_castps256_ps128(o[7]));
+    _mm_storel_pi((__m64 *)(dst + 46), _mm256_extractf128_ps(o[7], 1));
 }
 
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.

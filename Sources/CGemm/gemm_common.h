@@ -27,6 +27,11 @@ static float *ensure(float **buf, long *size, long need) {
 _Static_assert(MR == 12, "PACK_A_PANEL16 packs 12-row panels");
 GEMM_TARGET static void PACK_A_PANEL16(const float *src, long lda, float *dst);
 #endif
+#ifdef PACK_A_PANEL8
+// Or PACK_A_PANEL8 (MR must be 6): the same for p < 8, writing only dst[0 ..< 8·MR].
+_Static_assert(MR == 6, "PACK_A_PANEL8 packs 6-row panels");
+GEMM_TARGET static void PACK_A_PANEL8(const float *src, long lda, float *dst);
+#endif
 
 // op(A)[ic.., pc..] (mc×kc) into panels of MR rows: panel r holds element (i, p) at p*MR + i.
 static void pack_a_block(int transA, const float *a, long lda, long ic, long pc, long mc, long kc, float *ap) {
@@ -39,6 +44,9 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
                 long p = 0;
 #ifdef PACK_A_PANEL16
                 for (; p + 16 <= kc; p += 16) PACK_A_PANEL16(src + p, lda, dst + p * MR);
+#endif
+#ifdef PACK_A_PANEL8
+                for (; p + 8 <= kc; p += 8) PACK_A_PANEL8(src + p, lda, dst + p * MR);
 #endif
                 for (; p < kc; p++) {
                     float *d = dst + p * MR;
