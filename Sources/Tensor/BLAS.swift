@@ -151,10 +151,14 @@ public enum BLAS {
         // it (from L3 when it exceeds L2): the rows go in guided chunks of whole register tiles,
         // largest first, claimed by whichever thread is free, so a slower core (a busy KVM vCPU)
         // takes fewer rows and the threads end within a small chunk of each other. A chunk has at
-        // least 16 rows, so that each pass over B feeds ≥ 32 FLOPs per element read. Where the
-        // boundaries fall never changes the bits (each element of C is the same chain of FMAs).
-        let mr = kern.tile!.mr
-        Parallel.forRangeGuided(m, quantum: mr, minQuanta: (16 + mr - 1) / mr) { rows in
+        // least 16 rows, so that each pass over B feeds ≥ 32 FLOPs per element read from L3, or 64
+        // rows when the packed B exceeds half the L3 (a vocabulary-sized head: its passes come from
+        // memory). Where the boundaries fall never changes the bits (each element of C is the same
+        // chain of FMAs).
+        let (mr, nr) = (kern.tile!.mr, kern.tile!.nr)
+        let packedBytes = (n + nr - 1) / nr * nr * k * 4
+        let minRows = packedBytes <= CacheInfo.host.l3 / 2 ? 16 : 64
+        Parallel.forRangeGuided(m, quantum: mr, minQuanta: (minRows + mr - 1) / mr) { rows in
             let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
             let c0 = c + rows.lowerBound * ldc
             if kern == .avx512 {
