@@ -93,11 +93,11 @@ public enum Parallel {
     /// ⌈remaining / (2 · threads)⌉ but at least `minQuanta`. E.g. 60 quanta, 2 threads, at least 2:
     /// 15, 12, 9, 6, 5, 4, 3, 2, 2, 2. Depends only on its arguments.
     public static func guidedBounds(_ count: Int, quantum: Int, minQuanta: Int, threads: Int) -> [Int] {
-        let q = max(1, quantum), quanta = (max(0, count) + q - 1) / q
+        let q = max(1, quantum), t = max(1, threads), quanta = (max(0, count) + q - 1) / q
         var bounds = [0], done = 0
         while done < quanta {
             let left = quanta - done
-            done += min(left, max(max(1, minQuanta), (left + 2 * threads - 1) / (2 * max(1, threads))))
+            done += min(left, max(max(1, minQuanta), (left + 2 * t - 1) / (2 * t)))
             bounds.append(min(count, done * q))
         }
         if bounds.count == 1 { bounds.append(0) }
