@@ -24,6 +24,16 @@ public enum GEMMKernel: String, CaseIterable, Codable, Sendable {
         case .avx2: return (Int(PR_AVX2_MR), Int(PR_AVX2_NR), 256)
         }
     }
+
+    /// Floats op(B) (k×n) takes packed for this own kernel (`pr_sgemm_*_packed_size`: n rounded up
+    /// to the tile's columns, times k); 0 for OpenBLAS, which packs internally.
+    func packedFloats(n: Int, k: Int) -> Int {
+        switch self {
+        case .openblas: return 0
+        case .avx512: return pr_sgemm_avx512_packed_size(n, k)
+        case .avx2: return pr_sgemm_avx2_packed_size(n, k)
+        }
+    }
 }
 
 public enum BLAS {
@@ -126,7 +136,7 @@ public enum BLAS {
                                           _ body: (UnsafePointer<Float>) -> Void) -> Bool {
         let kern = kernel
         guard k > 0, n > 0, kern != .openblas, let t = kern.tile, let bl = blockings[kern] else { return false }
-        let floats = kern == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
+        let floats = kern.packedFloats(n: n, k: k)
         guard floats <= SharedPackBuffer.maxFloats, let buffer = SharedPackBuffer.acquire(floats: floats) else { return false }
         defer { SharedPackBuffer.release() }
         let panels = (n + t.nr - 1) / t.nr
@@ -155,9 +165,8 @@ public enum BLAS {
         // rows when the packed B exceeds half the L3 (a vocabulary-sized head: its passes come from
         // memory). Where the boundaries fall never changes the bits (each element of C is the same
         // chain of FMAs).
-        let (mr, nr) = (kern.tile!.mr, kern.tile!.nr)
-        let packedBytes = (n + nr - 1) / nr * nr * k * 4
-        let minRows = packedBytes <= CacheInfo.host.l3 / 2 ? 16 : 64
+        let mr = kern.tile!.mr
+        let minRows = kern.packedFloats(n: n, k: k) * 4 <= CacheInfo.host.l3 / 2 ? 16 : 64
         Parallel.forRangeGuided(m, quantum: mr, minQuanta: (minRows + mr - 1) / mr) { rows in
             let a0 = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
             let c0 = c + rows.lowerBound * ldc

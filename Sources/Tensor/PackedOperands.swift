@@ -152,7 +152,7 @@ public final class FrozenOperands: @unchecked Sendable {
         guard inRegion(b, transB: transB, k: k, n: n, ldb: ldb) else { lock.unlock(); return nil }
         if let p = packed[key] { lock.unlock(); return UnsafePointer(p.data) }
         if seen.insert(key).inserted { lock.unlock(); return nil }   // first use: not worth packing yet
-        need = kernel == .avx512 ? pr_sgemm_avx512_packed_size(n, k) : pr_sgemm_avx2_packed_size(n, k)
+        need = kernel.packedFloats(n: n, k: k)
         guard packedFloats + need <= budgetFloats else { lock.unlock(); return nil }
         lock.unlock()
 
