@@ -1,31 +1,72 @@
 #!/usr/bin/env python3
-"""Markdown rows of the README performance table from Reports/bench.json (written by `make bench`)."""
-import json, sys
+"""Markdown rows of the performance table (docs/performance.md, README) from a `make bench` report.
+
+Usage: scripts/bench_table.py [Reports/bench.json]
+
+Speed-up is the report's own `ratio`: the median over rounds of PyTorch ÷ ours taken round by round
+(interleaved runs), with the rounds' min–max beside it; reports written before interleaving have no
+`ratio`, and then the ratio of the two medians is shown. `bound` uses our measured SGEMM rate,
+`bound_best` the best GEMM rate measured on the host (bench.json's definitions); `goal` is the
+report's own verdict (`goals`, issue #21): met or not, against the value it was judged on.
+"""
+import json
+import sys
+
 d = json.load(open(sys.argv[1] if len(sys.argv) > 1 else "Reports/bench.json"))
 names = {"train_step": "PT train step", "eval_forward": "eval forward", "generate": "generate 3 tokens", "ft_step": "FT step",
          "ft_step_checkpointed": "FT step, checkpointed (opt-in)"}
 reference = {"ft_step_checkpointed": "ft_step"}  # PyTorch runs one FT step (no checkpointing)
-bound = d.get("ratio_bound", {})
-print("| shape | workload | PromptRepro s | PyTorch s | speed-up | bound | GFLOP/s (ours) | peak RSS ours / PyTorch |")
-print("|---|---|---|---|---|---|---|---|")
+bound, bound_best = d.get("ratio_bound", {}), d.get("ratio_bound_best", {})
+ratio, ratio_range, goals = d.get("ratio", {}), d.get("ratio_range", {}), d.get("goals", {})
+
+
+def times(side):
+    s = side.get("seconds")
+    if isinstance(s, dict):
+        return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
+    return f"{side['seconds_median']:.2f}"
+
+
+def cell(table, shape, key):
+    v = table.get(shape, {}).get(key)
+    return f"{v:.2f}×" if v else "–"
+
+
+print("| shape | workload | PromptRepro s | PyTorch s | speed-up (rounds) | bound | bound_best | goal | GFLOP/s (ours) | peak RSS ours / PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
     for key, label in names.items():
         if key not in d["promptrepro"][shape]:
             continue
         o, p = d["promptrepro"][shape][key], d["pytorch"][shape][reference.get(key, key)]
-        ratio = p["seconds_median"] / o["seconds_median"]
-        b = bound.get(shape, {}).get(key)
-        print(f"| {shape} | {label} | {o['seconds_median']:.2f} | {p['seconds_median']:.2f} | {ratio:.2f}× | "
-              f"{f'{b:.2f}×' if b else '–'} | {o['gflops_per_s']:.0f} | "
+        r = ratio.get(shape, {}).get(key)
+        if r is None:
+            speed = f"{p['seconds_median'] / o['seconds_median']:.2f}×"
+        else:
+            lo_hi = ratio_range.get(shape, {}).get(key)
+            speed = f"{r:.2f}×" + (f" ({lo_hi[0]:.2f}–{lo_hi[1]:.2f})" if lo_hi else "")
+        g = goals.get(shape, {}).get(key, {}).get("speedup")
+        verdict = f"{'met' if g['met'] else 'not met'} (≥ {g['goal']:.2f})" if g else "–"
+        print(f"| {shape} | {label} | {times(o)} | {times(p)} | {speed} | {cell(bound, shape, key)} | "
+              f"{cell(bound_best, shape, key)} | {verdict} | {o['gflops_per_s']:.0f} | "
               f"{o['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB ({o['peak_rss_mb'] / p['peak_rss_mb']:.2f}) |")
 m = d["machine"]
 first = next(k for k in d["pytorch"] if k != "gemm")
-print(f"\nmachine: {m['cpu']}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')} ({m.get('gemm_blocking', 'blocking not recorded')}), OpenBLAS {m['openblas_core']}, "
+host = m["cpu"] + (f", family {m['cpu_family']} model {m['cpu_model']}" if "cpu_family" in m else "")
+print(f"\nmachine: {host}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')} ({m.get('gemm_blocking', 'blocking not recorded')}), OpenBLAS {m['openblas_core']}, "
       f"Swift ISA {m.get('swift_isa', '?')}; torch {d['pytorch'][first]['train_step'].get('torch', '?')}, transformers "
       f"{d['pytorch'][first]['train_step'].get('transformers', '?')}")
 core = d["core"]["sgemm"]
 torch_gemm = d["pytorch"].get("gemm", {})
+
+
+def torch_rate(k, v):
+    return v.get("torch_gflops", torch_gemm.get(k, {}).get("gflops", float("nan")))
+
+
 print("sgemm GFLOP/s (ours / raw OpenBLAS / torch): " + "; ".join(
-    f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {torch_gemm.get(k, {}).get('gflops', float('nan')):.0f}"
+    f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {torch_rate(k, v):.0f}"
     + (f" (ours ÷ best {v['core_over_best']:.2f}, rounds {v['core_over_best_range'][0]:.2f}–{v['core_over_best_range'][1]:.2f})" if "core_over_best" in v else "")
     for k, v in sorted(core.items())))
+if "met" in goals:
+    print(f"goals (issue #21): {goals['met']} met, {goals['not_met']} not met; unstable series (spread > 10 %): {len(d.get('unstable', []))}")
