@@ -15,7 +15,7 @@ struct BenchGemm: ParsableCommand {
 
     @Option(help: "Threads (default 1: one core's kernel speed).") var threads: Int = 1
     @Option(help: "Rounds (each kernel timed once per round per shape).") var rounds: Int = 5
-    @Option(help: "Comma-separated MxNxK[:nt|:nn] (C = A·Bᵀ with nt, the default, as a Linear layer; A·B with nn).")
+    @Option(help: "Comma-separated MxNxK[:nt|:nn|:tn] (C = A·Bᵀ with nt, the default, as a Linear layer; A·B with nn; Aᵀ·B with tn, a Linear layer's weight gradient).")
     var shapes = "2048x2048x2048,2848x512x2048,356x356x64,356x64x356:nn,64x64x512,512x64x512:nn,512x512x64"
     @Option(help: "Kernels to time (default: all this CPU runs).") var kernels: String?
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
@@ -25,10 +25,11 @@ struct BenchGemm: ParsableCommand {
         Parallel.configure(threads: threads)
         let list: [GemmShape] = try shapes.split(separator: ",").map { spec in
             let parts = spec.split(separator: ":"), dims = parts[0].split(separator: "x").compactMap { Int($0) }
-            guard dims.count == 3, dims.allSatisfy({ $0 > 0 }), parts.count == 1 || ["nt", "nn"].contains(String(parts[1])) else {
-                throw ValidationError("--shapes: '\(spec)' is not MxNxK[:nt|:nn], e.g. 512x64x512:nn")
+            guard dims.count == 3, dims.allSatisfy({ $0 > 0 }), parts.count == 1 || ["nt", "nn", "tn"].contains(String(parts[1])) else {
+                throw ValidationError("--shapes: '\(spec)' is not MxNxK[:nt|:nn|:tn], e.g. 512x64x512:nn")
             }
-            return GemmShape(name: String(spec), m: dims[0], n: dims[1], k: dims[2], transB: parts.count == 1 || parts[1] == "nt")
+            return GemmShape(name: String(spec), m: dims[0], n: dims[1], k: dims[2], transB: parts.count == 1 || parts[1] == "nt",
+                             transA: parts.count == 2 && parts[1] == "tn")
         }
         let kerns = try kernels.map { try $0.split(separator: ",").map { try BLAS.kernel(named: String($0)) } } ?? BLAS.availableKernels
         var samples: [String: [String: [(wall: Double, cpu: Double)]]] = [:]  // shape → kernel → GFLOP/s per round
@@ -44,7 +45,7 @@ struct BenchGemm: ParsableCommand {
         }
         var results: [String: Any] = [:]
         for s in list {
-            var row: [String: Any] = ["m": s.m, "n": s.n, "k": s.k, "transB": s.transB]
+            var row: [String: Any] = ["m": s.m, "n": s.n, "k": s.k, "transA": s.transA, "transB": s.transB]
             for (kern, g) in samples[s.name] ?? [:] {
                 let wall = g.map(\.wall).sorted(), cpu = g.map(\.cpu).sorted()
                 row[kern] = ["gflops_median": round1(wall[wall.count / 2]), "gflops_min": round1(wall[0]), "gflops_max": round1(wall[wall.count - 1]),
@@ -64,9 +65,11 @@ struct BenchGemm: ParsableCommand {
 }
 
 /// A product shape timed by `bench-gemm` and `calibrate`: C[m×n] = A·Bᵀ (`transB`, as a Linear
-/// layer with B stored [n, k]) or A·B, through `BLAS.sgemm` with the selected kernel.
+/// layer with B stored [n, k]), A·B, or Aᵀ·B (`transA`, A stored [k, m]: a Linear layer's weight
+/// gradient), through `BLAS.sgemm` with the selected kernel.
 struct GemmShape {
     let name: String, m: Int, n: Int, k: Int, transB: Bool
+    var transA = false
 
     /// FLOPs of one product (2·m·n·k).
     var flops: Double { 2.0 * Double(m) * Double(n) * Double(k) }
@@ -75,7 +78,7 @@ struct GemmShape {
 
     /// Fixed operands (uniform in [−1, 1], seeds 1 and 2) and the output.
     func operands() -> (a: Tensor, b: Tensor, c: Tensor) {
-        (Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([n * k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
+        (Tensor.uniform([m * k], lo: -1, hi: 1, key: RNGKey(seed: 1)), Tensor.uniform([n * k], lo: -1, hi: 1, key: RNGKey(seed: 2)),
          Tensor(zeros: [m, n]))
     }
 
@@ -83,7 +86,7 @@ struct GemmShape {
     func sample(_ o: (a: Tensor, b: Tensor, c: Tensor)) -> (wall: Double, cpu: Double) {
         let t0 = DispatchTime.now().uptimeNanoseconds, c0 = cpuSeconds()
         for _ in 0..<reps {
-            BLAS.sgemm(transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: o.a.data, lda: k,
+            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: o.a.data, lda: transA ? m : k,
                        b: o.b.data, ldb: transB ? k : n, beta: 0, c: o.c.data, ldc: n)
         }
         return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpuSeconds() - c0)
