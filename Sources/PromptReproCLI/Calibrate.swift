@@ -5,7 +5,7 @@ import Tensor
 
 /// `promptrepro calibrate`: the one-time GEMM calibration of a host (GEMMCalibration.swift). Every
 /// kernel this CPU runs is timed through `BLAS.sgemm` at the model's product shapes — each own
-/// kernel with its cache-derived blocking and with mc halved or doubled and nc halved or
+/// kernel with its cache-derived blocking and with nc halved or doubled and mc halved or
 /// quartered — interleaved (per round one sample of every candidate, the order rotated each round,
 /// so a drift of a shared host's speed lands on all of them). A candidate's rate is the median over
 /// rounds of its geometric-mean GFLOP/s over the shapes; the choice (`GEMMCalibration.choose`) is
