@@ -7,7 +7,8 @@ Speed-up is the report's own `ratio`: the median over rounds of PyTorch ÷ ours 
 (interleaved runs), with the rounds' min–max beside it; reports written before interleaving have no
 `ratio`, and then the ratio of the two medians is shown. `bound` uses our measured SGEMM rate,
 `bound_best` the best GEMM rate measured on the host (bench.json's definitions); `goal` is the
-report's own verdict (`goals`, issue #21): met or not, against the value it was judged on.
+report's own speed-up verdict (`goals`, issue #21) and the goal it was judged against; GFLOP/s is
+the workload's GFLOP over our median seconds.
 """
 import json
 import sys
@@ -25,6 +26,11 @@ def times(side):
     if isinstance(s, dict):
         return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
     return f"{side['seconds_median']:.2f}"
+
+
+def gflops(side):
+    # GFLOP over the median seconds (reports before 2026-12-02 stored the last round's rate).
+    return side["gflop"] / side["seconds_median"] if side.get("gflop") else side["gflops_per_s"]
 
 
 def cell(table, shape, key):
@@ -48,8 +54,8 @@ for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
         g = goals.get(shape, {}).get(key, {}).get("speedup")
         verdict = f"{'met' if g['met'] else 'not met'} (≥ {g['goal']:.2f})" if g else "–"
         print(f"| {shape} | {label} | {times(o)} | {times(p)} | {speed} | {cell(bound, shape, key)} | "
-              f"{cell(bound_best, shape, key)} | {verdict} | {o['gflops_per_s']:.0f} | "
-              f"{o['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB ({o['peak_rss_mb'] / p['peak_rss_mb']:.2f}) |")
+              f"{cell(bound_best, shape, key)} | {verdict} | {gflops(o):.0f} | "
+              f"{o['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB ({o['peak_rss_mb'] / p['peak_rss_mb']:.3f}) |")
 m = d["machine"]
 first = next(k for k in d["pytorch"] if k != "gemm")
 host = m["cpu"] + (f", family {m['cpu_family']} model {m['cpu_model']}" if "cpu_family" in m else "")
@@ -69,4 +75,5 @@ print("sgemm GFLOP/s (ours / raw OpenBLAS / torch): " + "; ".join(
     + (f" (ours ÷ best {v['core_over_best']:.2f}, rounds {v['core_over_best_range'][0]:.2f}–{v['core_over_best_range'][1]:.2f})" if "core_over_best" in v else "")
     for k, v in sorted(core.items())))
 if "met" in goals:
-    print(f"goals (issue #21): {goals['met']} met, {goals['not_met']} not met; unstable series (spread > 10 %): {len(d.get('unstable', []))}")
+    print(f"goals (issue #21) as the report states them: {goals['met']} met, {goals['not_met']} not met "
+          f"(`promptrepro bench --evaluate FILE` re-judges them); unstable series (spread > 10 %): {len(d.get('unstable', []))}")

@@ -59,7 +59,8 @@ struct Bench: ParsableCommand {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
             // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
             // an extra row: the same step with both sublayer kinds recomputed in backward (opt-in),
-            // compared with PyTorch's (uncheckpointed) FT step.
+            // run in the FT step's rounds and compared with PyTorch's (uncheckpointed) FT step of
+            // the same round.
             let runs: [String: (String, String)] = ["train_step": ("train", ""), "eval_forward": ("eval", ""), "generate": ("generate", ""),
                                                    "ft_step": ("ft", ""), "ft_step_checkpointed": ("ft", "all")]
             var ours: [String: Any] = [:]
@@ -136,9 +137,14 @@ struct Bench: ParsableCommand {
     }
 
     /// `repeats` rounds per workload, each one timed repetition of ours then one of PyTorch's (each
-    /// in a fresh process after its warm-up). Per side: median, min and max; per round the ratio
-    /// PyTorch/ours, reported as median and min–max; a workload whose times spread by more than 10 %
-    /// ((max − min) / median on either side) is flagged in `unstable`.
+    /// in a fresh process after its warm-up), then one of each variant of ours (the checkpointed FT
+    /// step), which pairs with PyTorch's run of the same round. Per side: median, min and max; per
+    /// round the ratio PyTorch/ours, reported as median and min–max; a workload whose times spread
+    /// by more than 10 % ((max − min) / median on either side) is flagged in `unstable`. A side's
+    /// record is its median round's (the lower middle one for an even count), with `seconds_all`
+    /// every round's seconds in round order, `gflops_per_s` the GFLOP over the median seconds and
+    /// `peak_rss_mb` the median over rounds (`peak_rss_mb_all`); RSS ratios are ours ÷ PyTorch's
+    /// of those medians.
     func interleaved(python: String, shapes: [String], runs: [String: (String, String)], threads t: Int,
                      sgemm: [String: Any]) throws -> [String: Any] {
         func pytorch(_ args: [String]) throws -> [String: Any] { try Self.pytorchChild(python: python, args) }
@@ -146,50 +152,69 @@ struct Bench: ParsableCommand {
             let s = v.sorted(), med = medianOf(v)
             return ["median": med, "min": s.first ?? .nan, "max": s.last ?? .nan, "all": v, "spread": med > 0 ? ((s.last ?? 0) - (s.first ?? 0)) / med : 0]
         }
+        func seconds(_ r: [String: Any]) -> Double { r["seconds_median"] as? Double ?? .nan }
+        func summarize(_ rounds: [[String: Any]]) -> [String: Any] {
+            let a = rounds.map(seconds)
+            let order = a.indices.sorted { a[$0] < a[$1] }
+            var rec = rounds[order[(order.count - 1) / 2]]
+            let med = medianOf(a)
+            rec["seconds_median"] = med
+            rec["seconds"] = stats(a)
+            rec["seconds_all"] = a
+            if let gf = rec["gflop"] as? Double, med > 0 { rec["gflops_per_s"] = gf / med }
+            let rss = rounds.compactMap { $0["peak_rss_mb"] as? Double }
+            if rss.count == rounds.count {
+                rec["peak_rss_mb"] = medianOf(rss)
+                rec["peak_rss_mb_all"] = rss
+            }
+            return rec
+        }
         var ours: [String: Any] = [:], pt: [String: Any] = [:], ratio: [String: Any] = [:], ratioRange: [String: Any] = [:]
         var unstable: [String] = []
         pt["gemm"] = sgemm.mapValues { g -> [String: Any] in
             let g = g as? [String: Any] ?? [:]
             return ["gflops": g["torch_gflops"] ?? Double.nan, "gflops_all": g["torch_gflops_all"] ?? []]
         }
+        // PyTorch runs no checkpointed variant: a variant runs in its plain workload's rounds.
+        let bases = runs.filter { $0.value.1.isEmpty }.keys.sorted()
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
-            for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
-                var a: [Double] = [], b: [Double] = [], lastOurs: [String: Any] = [:], lastTheirs: [String: Any] = [:]
+            for key in bases {
+                let w = runs[key]!.0
+                let variants = runs.filter { !$0.value.1.isEmpty && $0.value.0 == w }.keys.sorted()
+                var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
-                    lastOurs = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
-                                         environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
-                    a.append(lastOurs["seconds_median"] as? Double ?? .nan)
-                    if ckpt.isEmpty {  // PyTorch runs no checkpointed variant: the checkpointed row compares with its plain FT
-                        lastTheirs = try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"])
-                        b.append(lastTheirs["seconds_median"] as? Double ?? .nan)
+                    mine[key, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
+                                                            environment: ["PROMPTREPRO_CHECKPOINT": ""]))
+                    theirs.append(try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]))
+                    for v in variants {
+                        mine[v, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
+                                                              environment: ["PROMPTREPRO_CHECKPOINT": runs[v]!.1]))
                     }
                 }
-                var mine = lastOurs
-                mine["seconds_median"] = stats(a)["median"]
-                mine["seconds"] = stats(a)
-                m[key] = mine
-                if !b.isEmpty {
-                    var theirs = lastTheirs
-                    theirs["seconds_median"] = stats(b)["median"]
-                    theirs["seconds"] = stats(b)
-                    p[key] = theirs
+                let b = theirs.map(seconds)
+                p[key] = summarize(theirs)
+                if (stats(b)["spread"] as! Double) > 0.1 { unstable.append("pytorch \(shape) \(key)") }
+                for k in [key] + variants {
+                    let rounds = mine[k] ?? []
+                    let a = rounds.map(seconds)
+                    let rec = summarize(rounds)
+                    m[k] = rec
                     let pairs = zip(b, a).map { $0 / $1 }.sorted()
-                    r[key] = ((stats(pairs)["median"] as! Double) * 100).rounded() / 100
-                    rr[key] = [pairs.first ?? .nan, pairs.last ?? .nan].map { ($0 * 100).rounded() / 100 }
-                    if let ra = lastTheirs["peak_rss_mb"] as? Double, let rb = lastOurs["peak_rss_mb"] as? Double {
-                        r["\(key)_peak_rss"] = (rb / ra * 100).rounded() / 100
-                        if w == "train" { r["peak_rss"] = (rb / ra * 100).rounded() / 100 }
+                    r[k] = ((stats(pairs)["median"] as! Double) * 100).rounded() / 100
+                    rr[k] = [pairs.first ?? .nan, pairs.last ?? .nan].map { ($0 * 100).rounded() / 100 }
+                    if let ra = (p[key] as? [String: Any])?["peak_rss_mb"] as? Double, let rb = rec["peak_rss_mb"] as? Double, ra > 0 {
+                        r["\(k)_peak_rss"] = (rb / ra * 100).rounded() / 100
+                        if k == "train_step" { r["peak_rss"] = (rb / ra * 100).rounded() / 100 }
                     }
-                    if (stats(b)["spread"] as! Double) > 0.1 { unstable.append("pytorch \(shape) \(key)") }
+                    if (stats(a)["spread"] as! Double) > 0.1 { unstable.append("promptrepro \(shape) \(k)") }
+                    FileHandle.standardError.write(Data("\(shape) \(k): ours \(String(format: "%.3f", stats(a)["median"] as! Double)) s, PyTorch \(String(format: "%.3f", stats(b)["median"] as! Double)) s\(k == key ? "" : " (its plain workload's)")\n".utf8))
                 }
-                if (stats(a)["spread"] as! Double) > 0.1 { unstable.append("promptrepro \(shape) \(key)") }
-                FileHandle.standardError.write(Data("\(shape) \(key): ours \(String(format: "%.3f", stats(a)["median"] as! Double)) s, PyTorch \(b.isEmpty ? "—" : String(format: "%.3f", stats(b)["median"] as! Double)) s\n".utf8))
             }
             ours[shape] = m; pt[shape] = p; ratio[shape] = r; ratioRange[shape] = rr
         }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
-                "measurement": "interleaved: per round one timed repetition of ours then one of PyTorch's, each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); unstable = spread (max − min)/median > 10 %"]
+                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the checkpointed FT step, paired with that round's PyTorch FT step), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
     }
 
     func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {

@@ -71,18 +71,90 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(verdict("t5-small", "train_step", "peak_rss")?.2, true)
         XCTAssertEqual(verdict("t5-small", "ft_step", "peak_rss")?.2, false)
         XCTAssertNil((goals["t5-small"] as? [String: Any])?["ft_step_checkpointed"], "the opt-in row is not judged")
+        // Goals without data are not met and say so: eval's and generate's RSS, and the overhead of
+        // generate and FT (no seconds of ours for them in the report).
+        for (key, kind) in [("eval_forward", "peak_rss"), ("generate", "peak_rss"), ("generate", "non_gemm_overhead"), ("ft_step", "non_gemm_overhead")] {
+            let g = ((goals["t5-small"] as? [String: Any])?[key] as? [String: Any])?[kind] as? [String: Any]
+            XCTAssertEqual(g?["met"] as? Bool, false, "\(key) \(kind)")
+            XCTAssertNotNil(g?["missing"], "\(key) \(kind)")
+        }
         let gemm = try XCTUnwrap(goals["gemm_core_over_best"] as? [String: [String: Any]])
         XCTAssertEqual(gemm["2048x2048x2048"]?["met"] as? Bool, true)
         XCTAssertEqual(gemm["2848x512x2048"]?["met"] as? Bool, false)
         XCTAssertEqual(gemm["2848x2048x512"]?["met"] as? Bool, true, "0.9 meets ≥ 0.9")
         XCTAssertEqual(gemm["512x512x512"]?["met"] as? Bool, false, "the report's own verdict")
         // Met: 2 GEMM + train overhead and RSS + eval speed + FT speed = 6; not met: 2 GEMM + train
-        // speed + eval overhead + generate speed + FT RSS = 6.
+        // speed + eval overhead + generate speed + FT RSS = 6, and the 4 missing ones = 10.
         XCTAssertEqual(goals["met"] as? Int, 6)
-        XCTAssertEqual(goals["not_met"] as? Int, 6)
+        XCTAssertEqual(goals["not_met"] as? Int, 10)
 
         XCTAssertTrue(err.contains("t5-small train_step speed-up 1.880 (goal ≥ 1.921): not met"), err)
-        XCTAssertTrue(err.contains("goals: 6 met, 6 not met"), err)
+        XCTAssertTrue(err.contains("t5-small generate peak RSS ÷ PyTorch: no data"), err)
+        XCTAssertTrue(err.contains("goals: 6 met, 10 not met"), err)
+    }
+
+    /// Where the report holds the raw data, verdicts are taken on exact values recomputed from it,
+    /// not on the stored, rounded (here also deliberately wrong) ones. Worked by hand:
+    /// - GEMM per round ours ÷ the faster reference: 100/120, 90/100, 110/110 → median 0.9: met
+    ///   (the stored 0.85 would fail).
+    /// - bound_best: PyTorch's median 5.1 s ÷ (200 GFLOP ÷ 100 GFLOP/s, the one shape's best
+    ///   median) = 2.55, not below 2.5, so the goal is 2.5.
+    /// - Speed-up per round 5.1/2.0 = 2.55, 5.4/2.2 = 2.4545, 4.6/1.9 = 2.4211 → median 2.4545:
+    ///   not met (the stored 2.55, a ratio of medians, would pass).
+    /// - RSS 401.3 MB ÷ 1000 MB = 0.4013: not met (the stored 0.40 would pass).
+    /// - Overhead 2.0 s ÷ (200 ÷ 100) = 1.0: met.
+    /// - Eval, generate and FT are absent: 3 goals each, not met.
+    func testVerdictsUseTheRawDataAndMissingWorkloadsCount() throws {
+        let raw: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": [
+                "core_gflops": 100.0, "openblas_gflops": 100.0, "torch_gflops": 100.0, "core_over_best": 0.85, "core_over_best_goal_met": false,
+                "core_gflops_all": [100.0, 90.0, 110.0], "openblas_gflops_all": [95.0, 100.0, 100.0], "torch_gflops_all": [120.0, 80.0, 100.0],
+            ]]],
+            "promptrepro": ["t5-small": ["train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.2, 1.9]], "gflop": 200.0, "peak_rss_mb": 401.3]]],
+            "pytorch": ["t5-small": ["train_step": ["seconds_median": 5.1, "seconds": ["all": [5.1, 5.4, 4.6]], "peak_rss_mb": 1000.0]]],
+            "ratio": ["t5-small": ["train_step": 2.55, "train_step_peak_rss": 0.4]],
+            "ratio_bound_best": ["t5-small": ["train_step": 9.99]],
+        ]
+        let (goals, err) = try evaluate(raw, "bench-goals-raw")
+        let train = try XCTUnwrap((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])
+        XCTAssertEqual(train["speedup"]?["value"] as? Double, 2.455)
+        XCTAssertEqual(train["speedup"]?["goal"] as? Double, 2.5)
+        XCTAssertEqual(train["speedup"]?["bound_best"] as? Double, 2.55)
+        XCTAssertEqual(train["speedup"]?["met"] as? Bool, false)
+        XCTAssertEqual(train["peak_rss"]?["value"] as? Double, 0.401)
+        XCTAssertEqual(train["peak_rss"]?["met"] as? Bool, false)
+        XCTAssertEqual(train["non_gemm_overhead"]?["value"] as? Double, 1.0)
+        XCTAssertEqual(train["non_gemm_overhead"]?["met"] as? Bool, true)
+        let gemm = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["2048x2048x2048"] as? [String: Any])
+        XCTAssertEqual(gemm["value"] as? Double, 0.9)
+        XCTAssertEqual(gemm["met"] as? Bool, true)
+        XCTAssertEqual(goals["met"] as? Int, 2)
+        XCTAssertEqual(goals["not_met"] as? Int, 11)
+        XCTAssertTrue(err.contains("goals: 2 met, 11 not met"), err)
+
+        // An empty `ratio` section judges nothing as met: every default workload of t5-small is missing.
+        let (empty, _) = try evaluate(["core": raw["core"]!, "ratio": [String: Any]()], "bench-goals-empty")
+        XCTAssertEqual(empty["met"] as? Int, 1)          // the GEMM goal alone
+        XCTAssertEqual(empty["not_met"] as? Int, 12)     // 4 workloads × speed-up, overhead, RSS
+    }
+
+    /// bench-e2e: the ratio is recomputed from the sides' per-round walls (90/20 = 4.5, 80/22 =
+    /// 3.636 → median 4.068 ≥ 4, where the stored 3.9 would fail), and a protocol-default ratio that
+    /// is absent counts as not met.
+    func testEndToEndUsesTheWallsAndCountsAMissingRatio() throws {
+        let e2e: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [20.0, 22.0]]], "pytorch-dpt-code": ["wall": ["all": [90.0, 80.0]]]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 3.9]],
+        ]
+        let (goals, err) = try evaluate(e2e, "bench-goals-e2e-raw")
+        let side = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(side["pytorch-dpt-code"]?["value"] as? Double, 4.068)
+        XCTAssertEqual(side["pytorch-dpt-code"]?["met"] as? Bool, true)
+        XCTAssertEqual(side["pytorch-dynamic"]?["met"] as? Bool, false)
+        XCTAssertNotNil(side["pytorch-dynamic"]?["missing"])
+        XCTAssertEqual(goals["met"] as? Int, 1)
+        XCTAssertEqual(goals["not_met"] as? Int, 1)
+        XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dynamic: no data"), err)
     }
 
     /// A bench-e2e report (it has `sides`): wall ratios against 4× (DPT code) and 2.5× (dynamic
