@@ -160,6 +160,9 @@ public final class GPT2Model {
         guard labels.count == batch * S else {
             throw TensorError.shapeMismatch(op: "GPT-2 labels", detail: "\(labels.count) labels for inputs_embeds \(inputsEmbeds.shape); labels must be [B, S] (−100 over prompt rows)")
         }
+        // An inference pass starts by giving the heap's free pages back to the OS (`HeapMemory`):
+        // what the previous pass and its caller freed (its outputs are freed only after it returns).
+        if !Tape.isRecording { HeapMemory.releaseFree() }
         let h = try hidden(inputsEmbeds: inputsEmbeds, attentionMask: attentionMask, drop: drop)  // (B, S, d)
         let logits = try linear(h, head)                                               // (B, S, V)
         var targets = [Int32](repeating: ignoreIndex, count: batch * S)

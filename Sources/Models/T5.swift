@@ -460,6 +460,9 @@ public final class T5Model {
             throw TensorError.shapeMismatch(op: "T5 inputs", detail: "inputs_embeds \(inputsEmbeds.shape) must be [B, L, \(config.dModel)] with attention_mask [B, L], got \(attentionMask.shape)")
         }
         let batch = inputsEmbeds.shape[0]
+        // An inference pass starts by giving the heap's free pages back to the OS (`HeapMemory`):
+        // what the previous pass and its caller freed (its outputs are freed only after it returns).
+        if !Tape.isRecording { HeapMemory.releaseFree() }
         let enc = try encode(embeds: inputsEmbeds, mask: attentionMask, drop: drop)   // (B, L, d)
         let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: attentionMask, drop: drop)
         return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)
@@ -480,6 +483,7 @@ public final class T5Model {
     /// cross-attention K/V computed from them).
     public func generate(embeds: consuming Tensor, mask: Tensor, maxNewTokens: Int,
                          stopRow: ((_ row: Int, _ tokens: ArraySlice<Int32>) -> Bool)? = nil) throws -> [[Int32]] {
+        HeapMemory.releaseFree()  // what earlier calls freed goes back to the OS first (`HeapMemory`)
         let enc = try encode(embeds: consume embeds, mask: mask, drop: .eval)
         return try generate(encoder: consume enc, encoderMask: mask, maxNewTokens: maxNewTokens, stopRow: stopRow)
     }
@@ -501,6 +505,7 @@ public final class T5Model {
         // saves a packing pass from the weight's third use on (the first packs on the fly, the
         // second makes the copy), so decodes shorter than `packedDecodingMinSteps` pack on the fly.
         var held: Tensor? = consume encoder
+        defer { HeapMemory.releaseFree() }  // the decode's freed buffers go back to the OS (`HeapMemory`)
         // (Registered either way: registration also picks the kernel of few-row products, so a short
         // decode gives the bits of the same steps of a long one.)
         return try FrozenOperands.scope(parameters.map { $0.tensor }, packs: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
