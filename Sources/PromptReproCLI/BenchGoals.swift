@@ -57,8 +57,11 @@ enum BenchGoals {
             let g = sgemm[shape] as? [String: Any] ?? [:]
             // Per round ours ÷ the round's faster reference, median over rounds (the report's own
             // rule); else the report's verdict on its unrounded median; else the stored value.
+            // Torch's rate must have its rounds too when the report has one at all (older reports
+            // timed torch apart from ours): otherwise ours ÷ OpenBLAS alone would overstate it.
             let ours = numbers(g["core_gflops_all"]), refs = [numbers(g["openblas_gflops_all"]), numbers(g["torch_gflops_all"])].compactMap { $0 }
-            if let ours, !ours.isEmpty, !refs.isEmpty, refs.allSatisfy({ $0.count == ours.count }) {
+            let torchRounds = numbers(g["torch_gflops_all"]) != nil || (g["torch_gflops"] == nil && torchGemm[shape] == nil)
+            if let ours, !ours.isEmpty, !refs.isEmpty, torchRounds, refs.allSatisfy({ $0.count == ours.count }) {
                 let perRound = ours.indices.map { i in ours[i] / refs.map { $0[i] }.max()! }
                 gemm[shape] = judge(medianOf(perRound), gemmGoal, higherIsBetter: true)
             } else if let v = number(g["core_over_best"]) {
