@@ -162,7 +162,7 @@ public final class GPT2Model {
         }
         // An inference pass starts by giving the heap's free pages back to the OS (`HeapMemory`):
         // what the previous pass and its caller freed (its outputs are freed only after it returns).
-        if !Tape.isRecording { HeapMemory.releaseFree() }
+        HeapMemory.releaseFreeUnlessRecording()
         let h = try hidden(inputsEmbeds: inputsEmbeds, attentionMask: attentionMask, drop: drop)  // (B, S, d)
         let logits = try linear(h, head)                                               // (B, S, V)
         var targets = [Int32](repeating: ignoreIndex, count: batch * S)

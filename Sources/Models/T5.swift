@@ -462,7 +462,7 @@ public final class T5Model {
         let batch = inputsEmbeds.shape[0]
         // An inference pass starts by giving the heap's free pages back to the OS (`HeapMemory`):
         // what the previous pass and its caller freed (its outputs are freed only after it returns).
-        if !Tape.isRecording { HeapMemory.releaseFree() }
+        HeapMemory.releaseFreeUnlessRecording()
         let enc = try encode(embeds: inputsEmbeds, mask: attentionMask, drop: drop)   // (B, L, d)
         let logits = try decode(ids: shiftRight(labels, batch: batch), batch: batch, encoder: enc, encoderMask: attentionMask, drop: drop)
         return Output(loss: try crossEntropy(logits, targets: labels), logits: logits, encoderHidden: enc)

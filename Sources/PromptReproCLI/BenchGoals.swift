@@ -32,15 +32,8 @@ enum BenchGoals {
         let sgemm = (report["core"] as? [String: Any])?["sgemm"] as? [String: Any] ?? [:]
         let rates = sgemm.keys.sorted().compactMap { number((sgemm[$0] as? [String: Any])?["core_gflops"]) }
         let coreRate = rates.isEmpty ? nil : rates.reduce(0, +) / Double(rates.count)
-        // bound_best's rate as `bench` computes it: per sgemm shape the best median of ours,
-        // OpenBLAS's and torch's, averaged over the shapes.
         let torchGemm = pytorch["gemm"] as? [String: Any] ?? [:]
-        let bests = sgemm.keys.sorted().compactMap { shape -> Double? in
-            let g = sgemm[shape] as? [String: Any] ?? [:]
-            return [number(g["core_gflops"]), number(g["openblas_gflops"]),
-                    number(g["torch_gflops"]) ?? number((torchGemm[shape] as? [String: Any])?["gflops"])].compactMap { $0 }.max()
-        }
-        let bestRate = bests.isEmpty ? nil : bests.reduce(0, +) / Double(bests.count)
+        let bestRate = bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm)
         var met = 0, notMet = 0
         func judge(_ value: Double, _ goal: Double, higherIsBetter: Bool, verdict: Bool? = nil, extra: [String: Any] = [:]) -> [String: Any] {
             let ok = verdict ?? (higherIsBetter ? value >= goal : value <= goal)
@@ -59,8 +52,9 @@ enum BenchGoals {
             // rule); else the report's verdict on its unrounded median; else the stored value.
             // Torch's rate must have its rounds too when the report has one at all (older reports
             // timed torch apart from ours): otherwise ours ÷ OpenBLAS alone would overstate it.
-            let ours = numbers(g["core_gflops_all"]), refs = [numbers(g["openblas_gflops_all"]), numbers(g["torch_gflops_all"])].compactMap { $0 }
-            let torchRounds = numbers(g["torch_gflops_all"]) != nil || (g["torch_gflops"] == nil && torchGemm[shape] == nil)
+            let ours = numbers(g["core_gflops_all"]), torchAll = numbers(g["torch_gflops_all"])
+            let refs = [numbers(g["openblas_gflops_all"]), torchAll].compactMap { $0 }
+            let torchRounds = torchAll != nil || (g["torch_gflops"] == nil && torchGemm[shape] == nil)
             if let ours, !ours.isEmpty, !refs.isEmpty, torchRounds, refs.allSatisfy({ $0.count == ours.count }) {
                 let perRound = ours.indices.map { i in ours[i] / refs.map { $0[i] }.max()! }
                 gemm[shape] = judge(medianOf(perRound), gemmGoal, higherIsBetter: true)
@@ -120,6 +114,19 @@ enum BenchGoals {
         out["not_met"] = notMet
         out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best; non_gemm_overhead = our median s ÷ (GFLOP ÷ mean core sgemm GFLOP/s) ≤ 1.2; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9; default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`)"
         return out
+    }
+
+    /// `bound_best`'s GEMM rate (issue #21), for `bench`, `bench-e2e` and `--evaluate` alike: per
+    /// sgemm shape the best of our, OpenBLAS's and torch's `linear` median GFLOP/s, averaged over
+    /// the shapes (in key order); nil when no shape has a rate. A shape's torch rate is its
+    /// `torch_gflops`, else `torchGemm[shape].gflops` (a report's `pytorch.gemm`).
+    static func bestGEMMRate(sgemm: [String: Any], torchGemm: [String: Any] = [:]) -> Double? {
+        let bests = sgemm.keys.sorted().compactMap { shape -> Double? in
+            let g = sgemm[shape] as? [String: Any] ?? [:]
+            return [number(g["core_gflops"]), number(g["openblas_gflops"]),
+                    number(g["torch_gflops"]) ?? number((torchGemm[shape] as? [String: Any])?["gflops"])].compactMap { $0 }.max()
+        }
+        return bests.isEmpty ? nil : bests.reduce(0, +) / Double(bests.count)
     }
 
     /// A JSON number as Double (NaN and non-numbers: nil).

@@ -61,6 +61,12 @@ public enum HeapMemory {
         _ = glibcMallocTrim(0)
         #endif
     }
+
+    /// `releaseFree()` unless a tape is recording: what an entry point that serves both training
+    /// and inference (a model's forward) calls, so training steps keep their warm pages.
+    public static func releaseFreeUnlessRecording() {
+        if !Tape.isRecording { releaseFree() }
+    }
 }
 
 /// A tensor's gradient slot, separate from its data: backward closures hold the box of every input
