@@ -171,7 +171,10 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
     if Tape.needsGrad(x, w, bias) {
         let ob = out.box, xb = x.box, bb = bias?.box, wLeaf = w.isLeaf
         // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
-        let keepX: Tensor? = w.requiresGrad ? x : nil
+        // Nor are they when x can be computed again (a norm's output): dW computes it then.
+        let remat = w.requiresGrad ? x.rematerialization : nil
+        let keepX: Tensor? = w.requiresGrad && remat == nil ? x : nil
+        remat?.register()
         Tape.push(out, inputs: [x, w, bias]) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
@@ -187,10 +190,11 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                                beta: fresh ? 0 : 1, c: dx, ldc: inF)
                 }
             }
-            if w.requiresGrad, let x = keepX {
+            if w.requiresGrad, keepX != nil || remat != nil {
                 let gt = ob.grad!  // kept by deferred work
                 Tape.deferWeightGradient(weightIsLeaf: wLeaf, keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
                     let g = gt.data
+                    let x = keepX ?? remat!.take()
                     if layout == .outIn {  // dW (out × in) = gᵀ x
                         BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
                                    a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)

@@ -2,7 +2,16 @@
 // Statistics in fp32 per row over the last axis; per-row rstd kept for backward.
 import Foundation
 
-/// y = w ⊙ x · r, r = 1/√(mean(x²) + eps), over the last axis.
+/// One row of the RMS norm's output, y = w ⊙ (x · rstd): forward and its rematerialization
+/// share this expression, so the values computed again are forward's bit for bit.
+@inline(__always)
+private func rmsNormRow(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ w: UnsafeMutablePointer<Float>,
+                        _ y: UnsafeMutablePointer<Float>, _ d: Int) {
+    for j in 0..<d { y[j] = w[j] * (x[j] * s) }
+}
+
+/// y = w ⊙ x · r, r = 1/√(mean(x²) + eps), over the last axis. While a tape records, y carries
+/// a `Rematerialization` from x, w and r, so a linear layer whose weight trains need not keep y.
 public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor {
     guard let d = x.shape.last, w.shape == [d] else {
         throw TensorError.shapeMismatch(op: "rmsNorm", detail: "weight \(shapeString(w.shape)) must be [last axis of \(shapeString(x.shape))]")
@@ -19,10 +28,19 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
             for j in 0..<d { ss += xr[j] * xr[j] }
             let s = 1 / (ss / Float(d) + eps).squareRoot()
             rstd[r] = s
-            for j in 0..<d { yr[j] = pw[j] * (xr[j] * s) }
+            rmsNormRow(xr, s, pw, yr, d)
         }
     }
     if Tape.needsGrad(x, w) {
+        // Backward keeps x, w and rstd anyway, so y can be computed again from them.
+        out.rematerialization = Rematerialization {
+            let y = Tensor(uninitialized: x.shape)
+            let px = x.data, pw = w.data, py = y.data
+            Parallel.forRange(rows, costPerItem: d) { range in
+                for r in range { rmsNormRow(px + r * d, rstdT.data[r], pw, py + r * d, d) }
+            }
+            return y
+        }
         let ob = out.box  // keeps x, w and rstd: the gradient needs them
         Tape.push(out, inputs: [x, w]) {
             _ = rstdT
@@ -53,7 +71,15 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
     return out
 }
 
-/// y = (x − mean)/√(var + eps) ⊙ w + b over the last axis (biased variance).
+/// One row of the layer norm's output, shared by forward and its rematerialization (see `rmsNormRow`).
+@inline(__always)
+private func layerNormRow(_ x: UnsafeMutablePointer<Float>, _ mu: Float, _ rs: Float, _ w: UnsafeMutablePointer<Float>,
+                          _ b: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ d: Int) {
+    for j in 0..<d { y[j] = (x[j] - mu) * rs * w[j] + b[j] }
+}
+
+/// y = (x − mean)/√(var + eps) ⊙ w + b over the last axis (biased variance); carries a
+/// `Rematerialization` while a tape records, as `rmsNorm`'s output does.
 public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float) throws -> Tensor {
     guard let d = x.shape.last, w.shape == [d], b.shape == [d] else {
         throw TensorError.shapeMismatch(op: "layerNorm", detail: "weight \(shapeString(w.shape)) and bias \(shapeString(b.shape)) must be [last axis of \(shapeString(x.shape))]")
@@ -74,10 +100,19 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
             let rs = 1 / (v / Float(d) + eps).squareRoot()
             stats[2 * r] = mu
             stats[2 * r + 1] = rs
-            for j in 0..<d { yr[j] = (xr[j] - mu) * rs * pw[j] + pb[j] }
+            layerNormRow(xr, mu, rs, pw, pb, yr, d)
         }
     }
     if Tape.needsGrad(x, w, b) {
+        // Backward keeps x, w and the statistics anyway, so y can be computed again from them.
+        out.rematerialization = Rematerialization {
+            let y = Tensor(uninitialized: x.shape)
+            let px = x.data, pw = w.data, pb = b.data, py = y.data
+            Parallel.forRange(rows, costPerItem: d) { range in
+                for r in range { layerNormRow(px + r * d, statsT.data[2 * r], statsT.data[2 * r + 1], pw, pb, py + r * d, d) }
+            }
+            return y
+        }
         let ob = out.box  // keeps x, w and the statistics
         Tape.push(out, inputs: [x, w, b]) {
             _ = statsT

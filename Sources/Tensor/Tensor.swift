@@ -143,6 +143,9 @@ public final class Tensor: CustomStringConvertible {
     /// True for tensors not produced by a recorded op (parameters, inputs).
     public internal(set) var isLeaf = true
     public var name: String = ""
+    /// How backward can compute this activation's values again instead of keeping them (set by
+    /// the norms while a tape records; read by `linear`). See Rematerialization.swift.
+    public internal(set) var rematerialization: Rematerialization?
 
     public init(zeros shape: [Int], requiresGrad: Bool = false) {
         _ = configureAllocator

@@ -272,6 +272,47 @@ final class AutodiffTests: XCTestCase {
         XCTAssertEqual(plain.2, ckpt.2, "input gradient")
     }
 
+    /// A norm's output read by linear layers whose weights train is not kept by the tape: dW
+    /// computes it again from the norm's input and statistics, once for all the layers that read
+    /// it, and every gradient keeps its bits. Fails if `linear` keeps y (the weak reference stays
+    /// set) or if the recomputed values differ from forward's. Rows 64 run dW at once; rows 2
+    /// (fewer kept floats than weight floats) defer it to the end of backward.
+    func testNormOutputIsRecomputedForWeightGradients() throws {
+        for rows in [64, 2] {
+            for useLayerNorm in [false, true] {
+                let d = 8, label = "remat\(rows)\(useLayerNorm)"
+                let p = rand([rows, d], label + "x"), nw = rand([d], label + "nw"), nb = rand([d], label + "nb")
+                let ws = (0..<3).map { rand([6, d], label + "w\($0)") }
+                func run(_ rematerialize: Bool) throws -> (grads: [[Float]], kept: Bool, recomputations: Int) {
+                    for t in [p, nw, nb] + ws { t.zeroGrad() }
+                    weak var weakY: Tensor?
+                    var remat: Rematerialization?
+                    let tape = Tape()
+                    let loss = try tape.record { () throws -> Tensor in
+                        let x = try scale(p, 1.5)
+                        let y = useLayerNorm ? try layerNorm(x, weight: nw, bias: nb, eps: 1e-5) : try rmsNorm(x, weight: nw, eps: 1e-6)
+                        remat = y.rematerialization
+                        weakY = y
+                        if !rematerialize { y.rematerialization = nil }  // the reference: linear keeps y
+                        let outs = try ws.map { try linear(y, $0) }
+                        return mean(try mul(try add(outs[0], outs[1]), outs[2]))
+                    }
+                    let kept = weakY != nil
+                    tape.backward(loss)
+                    var grads = ws.map { $0.grad!.array }
+                    grads += [p.grad!.array, nw.grad!.array]
+                    if useLayerNorm { grads.append(nb.grad!.array) }
+                    return (grads, kept, remat?.recomputations ?? -1)
+                }
+                let plain = try run(false), remat = try run(true)
+                XCTAssertTrue(plain.kept, "\(label): the reference keeps y")
+                XCTAssertFalse(remat.kept, "\(label): y kept by the tape after forward")
+                XCTAssertEqual(remat.recomputations, 1, "\(label): y computed again once for three linear layers")
+                XCTAssertEqual(plain.grads, remat.grads, "\(label): gradients")
+            }
+        }
+    }
+
     func testNoRecordingOutsideTape() throws {
         let w = rand([3, 3], "nr")
         let y = try linear(w, w)
