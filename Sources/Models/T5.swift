@@ -264,7 +264,14 @@ public final class T5Model {
         // h is read by nothing but the dropout (ReLU's and the product's gradients keep their own
         // operands or mask bits), so the dropped activation takes its storage: one (B, T, F) buffer
         // kept for backward instead of two.
-        return try lin(drop.apply(h, overwrite: true), f.wo, drop)                    // (B, T, d)
+        let dropped = drop.apply(h, overwrite: true)
+        // After a ReLU (and dropout) about half of it is zero, and only the output projection's
+        // weight gradient reads it in backward: when that weight trains (full fine-tuning, or an
+        // adapter on it), backward keeps its nonzero values and a bitmap instead.
+        if f.wi != nil, config.activation == "relu", f.wo.requiresGrad || adapters[f.wo.name] != nil {
+            dropped.keepCompactForBackward()
+        }
+        return try lin(dropped, f.wo, drop)                                           // (B, T, d)
     }
 
     // MARK: forward

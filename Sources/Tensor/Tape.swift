@@ -60,6 +60,12 @@ public final class Tape {
     /// True while some tape records (inside `record { … }`).
     public static var isRecording: Bool { active != nil }
 
+    /// Checkpointed bodies running now (forward's scratch run or backward's second run).
+    nonisolated(unsafe) static var checkpointDepth = 0
+    /// True inside a checkpointed block: what it records is used at once or dropped, never kept
+    /// from forward to backward.
+    public static var isCheckpointing: Bool { checkpointDepth > 0 }
+
     /// True when an op with these inputs must be recorded.
     @inline(__always)
     static func needsGrad(_ inputs: Tensor?...) -> Bool {
@@ -163,6 +169,8 @@ public final class Tape {
     public static func checkpoint(inputs: [Tensor], _ body: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
         guard Tape.active != nil else { return try body(inputs) }
         let scratch = Tape()
+        checkpointDepth += 1
+        defer { checkpointDepth -= 1 }
         let out = try scratch.record { try body(inputs) }
         guard !scratch.isEmpty else { return out }
         var leaves = leafBoxes(inputs)
@@ -173,7 +181,9 @@ public final class Tape {
         push(out, leaves: leaves) {
             let sub = Tape()
             // The same body ran once already on these inputs, so it cannot fail now.
+            checkpointDepth += 1
             let again = try! sub.record { try body(inputs) }
+            checkpointDepth -= 1
             precondition(again.shape == ob.shape, "checkpointed body changed its output shape")
             guard !sub.isEmpty else { return }
             again.box.grad = ob.grad

@@ -295,6 +295,35 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// Full fine-tuning with the FFN hidden states kept compact (nonzero values and a bitmap) gives
+    /// every weight's gradient bit for bit as keeping them whole, with dropout on.
+    func testFullFineTuningWithCompactFFNHiddenStatesIsBitIdentical() throws {
+        let m = try tinyT5()
+        let ids: [Int32] = (0..<(4 * 40)).map { Int32(3 + ($0 * 37) % 250) }
+        let labels: [Int32] = [51, 60, 1, 52, 1, -100, 70, 1, -100, 80, 81, 1]
+        let saved = Tensor.compactMinimumElements
+        defer { Tensor.compactMinimumElements = saved; m.setTrainable(false) }
+        m.setTrainable(true)
+        func run(_ minimum: Int) throws -> [[UInt32]] {
+            Tensor.compactMinimumElements = minimum
+            for (_, t) in m.parameters { t.zeroGrad() }
+            let tape = Tape()
+            let out = try tape.record {
+                try m.forward(inputsEmbeds: try m.embed(inputIds: ids, batch: 4), attentionMask: Tensor(shape: [4, 40], values: [Float](repeating: 1, count: 160)),
+                              labels: labels, drop: DropoutContext(key: RNGKey(seed: 57), p: 0.1))
+            }
+            tape.backward(out.loss)
+            return m.parameters.map { ($0.tensor.grad?.array ?? []).map(\.bitPattern) }
+        }
+        let whole = try run(Int.max), before = Tensor.compactedActivations
+        let compact = try run(0)  // 4 · 40 rows · 256 = 40,960 elements per encoder layer
+        XCTAssertGreaterThanOrEqual(Tensor.compactedActivations - before, 2, "both encoder layers' FFN hidden states compacted")
+        for (i, (a, b)) in zip(whole, compact).enumerated() {
+            XCTAssertTrue(a == b, "gradient of \(m.parameters[i].name) differs first at element \(a.indices.first { a[$0] != b[$0] } ?? -1)")
+        }
+        XCTAssertFalse(whole.allSatisfy { $0.isEmpty })
+    }
+
     private func encoderTrainingOverRealPositions(_ m: T5Model, label: String) throws {
         let B = 3, T = 35
         let prompt = Tensor.normal([6, 64], std: 0.5, key: RNGKey(seed: 54), requiresGrad: true)

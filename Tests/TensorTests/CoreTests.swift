@@ -313,6 +313,48 @@ final class AutodiffTests: XCTestCase {
         }
     }
 
+    /// A sparse linear-layer input kept compact gives the weight gradient of the dense input bit
+    /// for bit (zeros, −0, NaN, ragged last chunk and bitmap word), releases the dense buffer after
+    /// forward, and is refused above the density limit or below the size limit.
+    func testSparseInputKeptCompactGivesTheSameWeightGradient() throws {
+        let rows = 257, inF = 300, n = rows * inF  // 77,100 elements: 4 chunks and 44 in the last word
+        var values = rand([rows, inF], "compact").array
+        for i in 0..<n where i % 3 != 0 { values[i] = 0 }  // one third nonzero
+        values[5] = -0.0
+        values[n - 1] = .nan
+        values[n - 2] = 0
+        let w = rand([7, inF], "compactW")
+        func run(_ compact: Bool) throws -> (grad: [UInt32], kept: Bool, done: Bool) {
+            w.zeroGrad()
+            weak var weakX: Tensor?
+            var done = false
+            let tape = Tape()
+            let loss = try tape.record { () throws -> Tensor in
+                let x = try scale(Tensor(shape: [rows, inF], values: values), 1)  // an activation, not a leaf
+                weakX = x
+                if compact { done = x.keepCompactForBackward() }
+                return sum(try linear(x, w))
+            }
+            let kept = weakX != nil
+            tape.backward(loss)
+            return (w.grad!.array.map(\.bitPattern), kept, done)
+        }
+        let dense = try run(false), compact = try run(true)
+        XCTAssertTrue(dense.kept, "the reference keeps x")
+        XCTAssertTrue(compact.done, "one third nonzero is under the 0.75 limit")
+        XCTAssertFalse(compact.kept, "x kept whole after forward")
+        XCTAssertTrue(dense.grad == compact.grad, "weight gradient differs first at element \(dense.grad.indices.first { dense.grad[$0] != compact.grad[$0] } ?? -1)")
+        XCTAssertTrue(w.grad!.array.contains { $0.isNaN }, "the NaN reached dW, so the test reads the kept values")
+        let tape = Tape()
+        tape.record {
+            let full = Tensor(shape: [rows, inF], values: [Float](repeating: 1, count: n))
+            XCTAssertFalse(full.keepCompactForBackward(), "a dense tensor is not compacted")
+            let small = Tensor(shape: [4, 4], values: [Float](repeating: 0, count: 16))
+            XCTAssertFalse(small.keepCompactForBackward(), "under the size limit")
+        }
+        XCTAssertFalse(Tensor(shape: [rows, inF], values: values).keepCompactForBackward(), "outside a tape")
+    }
+
     func testNoRecordingOutsideTape() throws {
         let w = rand([3, 3], "nr")
         let y = try linear(w, w)

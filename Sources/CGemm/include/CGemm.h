@@ -93,4 +93,12 @@ typedef void (*pr_chunk_fn)(void *ctx, long chunk);
 /// any thread: results must not depend on which.
 void pr_pool_run(long chunks, long threads, pr_chunk_fn fn, void *ctx);
 
+/// Compact storage of a mostly-zero activation (compact.c). pr_compact_bitmap sets bit e % 64 of
+/// bits[e / 64] iff x[e]'s bit pattern is not +0.0, for e < n (ceil(n / 64) words), and returns
+/// how many are set; pr_compact_gather writes those elements to dst in order; pr_compact_expand
+/// writes the n floats back (+0.0 where the bit is clear) from the gathered values.
+long pr_compact_bitmap(const float *x, long n, unsigned long long *bits);
+void pr_compact_gather(const float *x, long n, const unsigned long long *bits, float *dst);
+void pr_compact_expand(const float *values, long n, const unsigned long long *bits, float *dst);
+
 #endif
