@@ -5,8 +5,10 @@
 #include "CGemm.h"
 #include <string.h>
 
+typedef unsigned __attribute__((may_alias)) float_bits;  // a float's bit pattern, read in place
+
 long pr_compact_bitmap(const float *x, long n, unsigned long long *bits) {
-    const unsigned *u = (const unsigned *)x;
+    const float_bits *u = (const float_bits *)x;
     long count = 0;
     for (long w = 0; w * 64 < n; w++) {
         long e0 = w * 64, len = n - e0 < 64 ? n - e0 : 64;

@@ -266,9 +266,9 @@ public final class T5Model {
         // kept for backward instead of two.
         let dropped = drop.apply(h, overwrite: true)
         // After a ReLU (and dropout) about half of it is zero, and only the output projection's
-        // weight gradient reads it in backward: when that weight trains (full fine-tuning, or an
-        // adapter on it), backward keeps its nonzero values and a bitmap instead.
-        if f.wi != nil, config.activation == "relu", f.wo.requiresGrad || adapters[f.wo.name] != nil {
+        // weight gradient reads it in backward: when that weight trains (full fine-tuning),
+        // backward keeps its nonzero values and a bitmap instead.
+        if f.wi != nil, config.activation == "relu", f.wo.requiresGrad {
             dropped.keepCompactForBackward()
         }
         return try lin(dropped, f.wo, drop)                                           // (B, T, d)

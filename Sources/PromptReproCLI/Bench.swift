@@ -60,9 +60,9 @@ struct Bench: ParsableCommand {
             // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
             // an extra row: the same step with the self-attention sublayers recomputed in backward
             // (opt-in; the cheapest setting that keeps t5-base FT under 0.4 × PyTorch's peak RSS
-            // since the norm outputs and FFN hidden states are no longer kept whole; before
-            // 2026-12-02 the row ran `all`), run in the FT step's rounds and compared with
-            // PyTorch's (uncheckpointed) FT step of the same round.
+            // since the norm outputs and FFN hidden states are no longer kept whole; before 85d17da
+            // the row ran `all`, and each row's `checkpoint` field says which), run in the FT
+            // step's rounds and compared with PyTorch's (uncheckpointed) FT step of the same round.
             let runs: [String: (String, String)] = ["train_step": ("train", ""), "eval_forward": ("eval", ""), "generate": ("generate", ""),
                                                    "ft_step": ("ft", ""), "ft_step_checkpointed": ("ft", "attention")]
             var ours: [String: Any] = [:]

@@ -171,11 +171,14 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
     if Tape.needsGrad(x, w, bias) {
         let ob = out.box, xb = x.box, bb = bias?.box, wLeaf = w.isLeaf
         // A frozen W needs no dW, so the input's values are not kept (only W, which lives anyway).
-        // Nor are they when x can be computed again (a norm's output): dW computes it then.
+        // Nor are they when x can be computed again or is kept compact (`x.rematerialization`: a
+        // norm's output, a sparse FFN hidden state): dW expands it then. The recipe's parameters
+        // count as this node's inputs, so a fused optimizer step updates a norm's weight only after
+        // the dW that recomputes the norm's output, deferred or not.
         let remat = w.requiresGrad ? x.rematerialization : nil
         let keepX: Tensor? = w.requiresGrad && remat == nil ? x : nil
-        remat?.register()
-        Tape.push(out, inputs: [x, w, bias]) {
+        let use = remat?.register()
+        Tape.push(out, inputs: [x, w, bias] + (remat?.sources ?? [])) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
@@ -190,11 +193,11 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                                beta: fresh ? 0 : 1, c: dx, ldc: inF)
                 }
             }
-            if w.requiresGrad, keepX != nil || remat != nil {
+            if w.requiresGrad, keepX != nil || use != nil {
                 let gt = ob.grad!  // kept by deferred work
                 Tape.deferWeightGradient(weightIsLeaf: wLeaf, keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
                     let g = gt.data
-                    let x = keepX ?? remat!.take()
+                    let x = keepX ?? use!.take()
                     if layout == .outIn {  // dW (out × in) = gᵀ x
                         BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
                                    a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)

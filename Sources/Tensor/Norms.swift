@@ -32,8 +32,9 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
         }
     }
     if Tape.needsGrad(x, w) {
-        // Backward keeps x, w and rstd anyway, so y can be computed again from them.
-        out.rematerialization = Rematerialization {
+        // Backward keeps x, w and rstd anyway, so y can be computed again from them (not inside a
+        // checkpointed block, whose tape lives only while it runs).
+        let recipe = Tape.isCheckpointing ? nil : Rematerialization(sources: [w]) {
             let y = Tensor(uninitialized: x.shape)
             let px = x.data, pw = w.data, py = y.data
             Parallel.forRange(rows, costPerItem: d) { range in
@@ -41,9 +42,11 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
             }
             return y
         }
+        out.lentRematerialization = recipe
         let ob = out.box  // keeps x, w and rstd: the gradient needs them
         Tape.push(out, inputs: [x, w]) {
             _ = rstdT
+            _ = recipe  // held by this node, lent to the output
             let px = x.data, pw = w.data
             let g = ob.grad!.data
             if x.requiresGrad {
@@ -104,8 +107,9 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
         }
     }
     if Tape.needsGrad(x, w, b) {
-        // Backward keeps x, w and the statistics anyway, so y can be computed again from them.
-        out.rematerialization = Rematerialization {
+        // Backward keeps x, w and the statistics anyway, so y can be computed again from them (as
+        // in `rmsNorm`).
+        let recipe = Tape.isCheckpointing ? nil : Rematerialization(sources: [w, b]) {
             let y = Tensor(uninitialized: x.shape)
             let px = x.data, pw = w.data, pb = b.data, py = y.data
             Parallel.forRange(rows, costPerItem: d) { range in
@@ -113,9 +117,11 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
             }
             return y
         }
+        out.lentRematerialization = recipe
         let ob = out.box  // keeps x, w and the statistics
         Tape.push(out, inputs: [x, w, b]) {
             _ = statsT
+            _ = recipe  // held by this node, lent to the output
             let px = x.data, pw = w.data
             let g = ob.grad!.data
             if x.requiresGrad {

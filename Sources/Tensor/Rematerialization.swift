@@ -15,30 +15,58 @@
 import CGemm
 import Foundation
 
-/// A recipe for an activation's values: computed on first demand in backward, shared by every
-/// node registered with `register()`, released when the last has called `take()`.
+/// A recipe for an activation's values: computed on first demand in backward, shared by the
+/// nodes holding a `Use` of it, released when the last has taken it or been dropped.
 /// The recipe must give the forward's values bit for bit (the same expression per element).
 public final class Rematerialization {
     private let recompute: () -> Tensor
     private var value: Tensor?
     private var uses = 0
+    /// Parameters the recipe reads (a norm's weight and bias). A node that holds a `Use` lists them
+    /// among its inputs, so that a fused optimizer step (`Tape.backward(onFinalGradient:)`) updates
+    /// them only after that node's work, deferred work included, has read them.
+    public let sources: [Tensor]
     /// Times the values were computed again (for tests).
     public private(set) var recomputations = 0
 
-    /// `recompute` returns a fresh tensor holding the activation's values.
-    public init(recompute: @escaping () -> Tensor) { self.recompute = recompute }
+    /// `recompute` returns a fresh tensor holding the activation's values; `sources` lists the
+    /// parameters it reads.
+    public init(sources: [Tensor] = [], recompute: @escaping () -> Tensor) {
+        self.sources = sources
+        self.recompute = recompute
+    }
 
-    /// A node that will call `take()` once in backward.
-    func register() { uses += 1 }
+    /// One node's claim on the values: `take()` them once in backward. A claim dropped untaken (its
+    /// node skipped for want of a gradient, or the tape reset) is given up when it is freed.
+    final class Use {
+        private let recipe: Rematerialization
+        private var open = true
+        fileprivate init(_ recipe: Rematerialization) { self.recipe = recipe }
+        func take() -> Tensor {
+            precondition(open, "a rematerialized activation taken twice by one node")
+            open = false
+            return recipe.take()
+        }
+        deinit { if open { recipe.release() } }
+    }
 
-    /// The values, computed again unless another registered node still holds them; released
-    /// once every registered node has taken them.
-    func take() -> Tensor {
+    /// A claim for a node that reads the values in backward.
+    func register() -> Use {
+        uses += 1
+        return Use(self)
+    }
+
+    private func take() -> Tensor {
         let v: Tensor
         if let value { v = value } else { v = recompute(); recomputations += 1 }
         uses -= 1
         value = uses > 0 ? v : nil
         return v
+    }
+
+    private func release() {
+        uses -= 1
+        if uses == 0 { value = nil }
     }
 }
 
@@ -120,7 +148,7 @@ extension Tensor {
         Tensor.compactedActivations += 1
         let kept = CompactFloats(bits: bits, values: values, count: total, offsets: offsets)
         let shape = self.shape
-        rematerialization = Rematerialization {
+        ownRematerialization = Rematerialization {
             let t = Tensor(uninitialized: shape)
             let pt = t.data
             kept.offsets.withUnsafeBufferPointer { off in

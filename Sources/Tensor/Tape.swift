@@ -33,7 +33,8 @@ public final class Tape {
     struct Node {
         let output: GradBox   // the output's gradient slot, not its data
         let backward: () -> Void
-        /// Gradient slots of the leaf inputs (parameters) this node adds into, once per occurrence.
+        /// Gradient slots of the leaf inputs (parameters) this node adds into or reads, once per
+        /// occurrence: a fused optimizer step updates a parameter only after every such node.
         let leaves: [GradBox]
     }
 
@@ -181,9 +182,11 @@ public final class Tape {
         push(out, leaves: leaves) {
             let sub = Tape()
             // The same body ran once already on these inputs, so it cannot fail now.
-            checkpointDepth += 1
-            let again = try! sub.record { try body(inputs) }
-            checkpointDepth -= 1
+            let again: Tensor = {
+                checkpointDepth += 1
+                defer { checkpointDepth -= 1 }
+                return try! sub.record { try body(inputs) }
+            }()
             precondition(again.shape == ob.shape, "checkpointed body changed its output shape")
             guard !sub.isEmpty else { return }
             again.box.grad = ob.grad

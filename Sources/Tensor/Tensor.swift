@@ -143,9 +143,16 @@ public final class Tensor: CustomStringConvertible {
     /// True for tensors not produced by a recorded op (parameters, inputs).
     public internal(set) var isLeaf = true
     public var name: String = ""
-    /// How backward can compute this activation's values again instead of keeping them (set by
-    /// the norms while a tape records; read by `linear`). See Rematerialization.swift.
-    public internal(set) var rematerialization: Rematerialization?
+    /// How backward can get this activation's values without the tape keeping the tensor (read by
+    /// `linear`; see Rematerialization.swift): a norm's output, which holds its recipe weakly (the
+    /// norm's node holds it, so the output does not keep the norm's input alive after backward), or
+    /// a compacted activation (`keepCompactForBackward`), which holds its own.
+    public internal(set) var rematerialization: Rematerialization? {
+        get { ownRematerialization ?? lentRematerialization }
+        set { ownRematerialization = newValue; lentRematerialization = nil }
+    }
+    var ownRematerialization: Rematerialization?
+    weak var lentRematerialization: Rematerialization?
 
     public init(zeros shape: [Int], requiresGrad: Bool = false) {
         _ = configureAllocator
