@@ -2,6 +2,21 @@
 // Statistics in fp32 per row over the last axis; per-row rstd kept for backward.
 import Foundation
 
+/// The recipe that computes a norm's output (x's shape, rows of d) again: `row(r, y)` writes row r
+/// into y with forward's row function. nil inside a checkpointed block, whose tape lives only while
+/// it runs. `sources`: the norm's parameters (see `Rematerialization.sources`).
+private func normOutputRecipe(_ x: Tensor, d: Int, sources: [Tensor],
+                              _ row: @escaping (Int, UnsafeMutablePointer<Float>) -> Void) -> Rematerialization? {
+    if Tape.isCheckpointing { return nil }
+    let rows = x.count / max(d, 1)
+    return Rematerialization(sources: sources) {
+        let y = Tensor(uninitialized: x.shape)
+        let py = y.data
+        Parallel.forRange(rows, costPerItem: d) { range in for r in range { row(r, py + r * d) } }
+        return y
+    }
+}
+
 /// One row of the RMS norm's output, y = w ⊙ (x · rstd): forward and its rematerialization
 /// share this expression, so the values computed again are forward's bit for bit.
 @inline(__always)
@@ -32,16 +47,8 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
         }
     }
     if Tape.needsGrad(x, w) {
-        // Backward keeps x, w and rstd anyway, so y can be computed again from them (not inside a
-        // checkpointed block, whose tape lives only while it runs).
-        let recipe = Tape.isCheckpointing ? nil : Rematerialization(sources: [w]) {
-            let y = Tensor(uninitialized: x.shape)
-            let px = x.data, pw = w.data, py = y.data
-            Parallel.forRange(rows, costPerItem: d) { range in
-                for r in range { rmsNormRow(px + r * d, rstdT.data[r], pw, py + r * d, d) }
-            }
-            return y
-        }
+        // Backward keeps x, w and rstd anyway, so y can be computed again from them.
+        let recipe = normOutputRecipe(x, d: d, sources: [w]) { r, y in rmsNormRow(x.data + r * d, rstdT.data[r], w.data, y, d) }
         out.lentRematerialization = recipe
         let ob = out.box  // keeps x, w and rstd: the gradient needs them
         Tape.push(out, inputs: [x, w]) {
@@ -107,15 +114,9 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
         }
     }
     if Tape.needsGrad(x, w, b) {
-        // Backward keeps x, w and the statistics anyway, so y can be computed again from them (as
-        // in `rmsNorm`).
-        let recipe = Tape.isCheckpointing ? nil : Rematerialization(sources: [w, b]) {
-            let y = Tensor(uninitialized: x.shape)
-            let px = x.data, pw = w.data, pb = b.data, py = y.data
-            Parallel.forRange(rows, costPerItem: d) { range in
-                for r in range { layerNormRow(px + r * d, statsT.data[2 * r], statsT.data[2 * r + 1], pw, pb, py + r * d, d) }
-            }
-            return y
+        // Backward keeps x, w and the statistics anyway, so y can be computed again from them.
+        let recipe = normOutputRecipe(x, d: d, sources: [w, b]) { r, y in
+            layerNormRow(x.data + r * d, statsT.data[2 * r], statsT.data[2 * r + 1], w.data, b.data, y, d)
         }
         out.lentRematerialization = recipe
         let ob = out.box  // keeps x, w and the statistics

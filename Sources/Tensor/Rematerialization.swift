@@ -113,16 +113,17 @@ extension Tensor {
         guard count >= Tensor.compactMinimumElements, Tape.isRecording, !Tape.isCheckpointing else { return false }
         let n = count, words = (n + 63) / 64, chunkWords = CompactFloats.chunkWords
         let chunks = (words + chunkWords - 1) / chunkWords, chunkElements = chunkWords * 64
+        // body(chunk, its first element, its length) for every chunk, split over the threads.
+        let eachChunk = { (body: @escaping (Int, Int, Int) -> Void) in
+            Parallel.forRange(chunks, costPerItem: chunkElements) { r in
+                for c in r { body(c, c * chunkElements, min(chunkElements, n - c * chunkElements)) }
+            }
+        }
         let bits = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
         let counts = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
         defer { counts.deallocate() }
         let px = data
-        Parallel.forRange(chunks, costPerItem: chunkElements) { r in
-            for c in r {
-                let e0 = c * chunkElements
-                counts[c] = pr_compact_bitmap(px + e0, min(chunkElements, n - e0), bits + c * chunkWords)
-            }
-        }
+        eachChunk { c, e0, len in counts[c] = pr_compact_bitmap(px + e0, len, bits + c * chunkWords) }
         var offsets = [Int](repeating: 0, count: chunks + 1)
         for c in 0..<chunks { offsets[c + 1] = offsets[c] + counts[c] }
         let total = offsets[chunks]
@@ -138,12 +139,7 @@ extension Tensor {
         let values = mapped.assumingMemoryBound(to: Float.self)
         offsets.withUnsafeBufferPointer { off in
             let po = off.baseAddress!
-            Parallel.forRange(chunks, costPerItem: chunkElements) { r in
-                for c in r {
-                    let e0 = c * chunkElements
-                    pr_compact_gather(px + e0, min(chunkElements, n - e0), bits + c * chunkWords, values + po[c])
-                }
-            }
+            eachChunk { c, e0, len in pr_compact_gather(px + e0, len, bits + c * chunkWords, values + po[c]) }
         }
         Tensor.compactedActivations += 1
         let kept = CompactFloats(bits: bits, values: values, count: total, offsets: offsets)
@@ -153,12 +149,7 @@ extension Tensor {
             let pt = t.data
             kept.offsets.withUnsafeBufferPointer { off in
                 let po = off.baseAddress!
-                Parallel.forRange(chunks, costPerItem: chunkElements) { r in
-                    for c in r {
-                        let e0 = c * chunkElements
-                        pr_compact_expand(kept.values + po[c], min(chunkElements, n - e0), kept.bits + c * chunkWords, pt + e0)
-                    }
-                }
+                eachChunk { c, e0, len in pr_compact_expand(kept.values + po[c], len, kept.bits + c * chunkWords, pt + e0) }
             }
             return t
         }
