@@ -1,3 +1,4 @@
+import CGemm
 import Support
 import Foundation
 @testable import Tensor
@@ -5,55 +6,50 @@ import XCTest
 
 /// The vectorised softmax kernels against their scalar oracles and libm.
 final class VectorMathTests: XCTestCase {
-    /// glibc's __exp2f_data.tab (sysdeps/ieee754/flt-32/e_exp2f_data.c): bits(2^(i/32)) − i·2^47.
-    let glibcTable: [UInt64] = [
-        0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
-        0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
-        0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
-        0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
-        0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
-        0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
-        0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
-        0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
-    ]
-
-    func testExpTableIsGlibcs() {
-        for i in 0..<32 { XCTAssertEqual(ExpF.table[i], glibcTable[i], "T[\(i)]") }
-    }
-
-    /// exp8 against libm's expf on random and special inputs: within 1 ulp of the double-precision
-    /// exp everywhere, and bit-identical to expf where libm is glibc with FMA (x86-64 Linux, Haswell build).
-    func testExp8MatchesExpf() {
-        var xs: [Float] = [0, -0.0, 1e-30, -1e-30, 1, -1, 88, -88, 87.99, -87.99, 88.72, 89, -103, -104, -150,
-                           .infinity, -.infinity, .nan, Float.leastNonzeroMagnitude, -Float.greatestFiniteMagnitude]
+    /// exp8 against the double-precision exp (libm's `exp`; rounded to float it is the correctly
+    /// rounded value but for double rounding, far rarer than the misses counted here) on random
+    /// inputs over the softmax's range and beyond, subnormal results and overflow included: within
+    /// 1 ulp everywhere, correctly rounded for ≥ 90 % of inputs (94 % here; an exhaustive run over
+    /// all floats in C gave at most 0.94 ulp), −∞ → +0, +∞ → +∞, NaN → NaN, e⁰ = 1, and every
+    /// lane the same as exp1 of its input. A truncated polynomial (degree 5), a one-part ln 2 or a
+    /// single scaling by 2^n (whose exponent leaves the float range below −87 and above 88) fails.
+    func testExp8IsWithinOneUlp() {
+        var xs: [Float] = [0, -0.0, 1e-30, -1e-30, 1, -1, 88, -88, 87.99, -87.99, -86.99, 87.0, -87.0, 88.5, 88.72, 89, -103,
+                           -104, -150, -1e30, 1e30, .infinity, -.infinity, .nan, Float.leastNonzeroMagnitude,
+                           -Float.greatestFiniteMagnitude, 0x1.62e430p-1, -0x1.62e430p-1, 0x1.62e430p-2, -0x1.62e430p-2]
         var s = PhiloxStream(RNGKey(seed: 21))
         for i in 0..<400_000 {
             let u = Float(s.nextInt(below: 1 << 24)) / Float(1 << 24)
             xs.append(i % 4 == 0 ? -110 * u : (i % 4 == 1 ? 20 * u - 10 : (i % 4 == 2 ? 95 * u - 5 : -u)))
         }
         while xs.count % 8 != 0 { xs.append(-0.5) }
-        var mismatches = 0, worstUlp: Float = 0
+        var worstUlp: Double = 0, finite = 0, rounded = 0
         for b in stride(from: 0, to: xs.count, by: 8) {
             let x = SIMD8<Float>(xs[b..<(b + 8)])
-            let y = exp8(x, ExpF.table)
+            let y = exp8(x)
             for l in 0..<8 {
-                let want = expf(x[l])
-                if want.isNaN { XCTAssertTrue(y[l].isNaN, "exp(\(x[l]))"); continue }
-                if y[l].bitPattern != want.bitPattern { mismatches += 1 }
+                XCTAssertEqual(exp1(x[l]).bitPattern, y[l].bitPattern, "lane \(l) of exp8 differs from exp1(\(x[l]))")
+                if x[l].isNaN { XCTAssertTrue(y[l].isNaN, "exp(NaN)"); continue }
                 let exact = Foundation.exp(Double(x[l]))
-                if exact.isFinite && exact > Double(Float.leastNormalMagnitude) && exact < Double(Float.greatestFiniteMagnitude) {
-                    worstUlp = max(worstUlp, Float(abs(Double(y[l]) - exact) / Double(Float(exact).ulp)))
-                } else {
-                    XCTAssertEqual(y[l], want, "exp(\(x[l])) outside the normal range")
+                let want = Float(exact)
+                if want.isInfinite || want == 0 {  // past the range: only a neighbour's rounding may differ
+                    XCTAssertTrue(y[l] == want || abs(Double(y[l]) - exact) <= Double(Float.leastNonzeroMagnitude),
+                                  "exp(\(x[l])) = \(y[l]), want \(want)")
+                    continue
                 }
+                XCTAssertTrue(y[l].isFinite, "exp(\(x[l])) = \(y[l])")
+                worstUlp = max(worstUlp, abs(Double(y[l]) - exact) / Double(want.ulp))
+                finite += 1
+                if y[l] == want { rounded += 1 }
             }
         }
         XCTAssertLessThanOrEqual(worstUlp, 1, "exp8 error in ulp")
-        #if os(Linux) && arch(x86_64)
-        // A Haswell build implies a host with FMA, where glibc dispatches to its FMA expf.
-        if BuildISA.name.hasPrefix("x86-64 haswell") { XCTAssertEqual(mismatches, 0, "exp8 lanes differing from glibc expf") }
-        #endif
-        print("exp8: \(xs.count) inputs, worst \(worstUlp) ulp, \(mismatches) differ from expf")
+        XCTAssertGreaterThan(finite, 300_000)
+        XCTAssertGreaterThanOrEqual(Double(rounded) / Double(finite), 0.9, "share of correctly rounded results")
+        XCTAssertEqual(exp8(SIMD8<Float>(repeating: 0)), SIMD8<Float>(repeating: 1), "e⁰ = 1 exactly")
+        XCTAssertEqual(exp1(-.infinity).bitPattern, Float(0).bitPattern, "e^−∞ = +0")
+        XCTAssertEqual(exp1(.infinity), .infinity)
+        print("exp8: \(finite) finite results, worst \(worstUlp) ulp, \(Double(rounded) / Double(finite)) correctly rounded")
     }
 
     func testSoftmaxRowMatchesScalar() {
@@ -84,19 +80,38 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
-    /// The AVX-512 exponential pass (Sources/CGemm/softmax_exp.c) against the Swift eight-lane loop
-    /// it replaces on such CPUs: every output bit equal, for rows of every length class (16-wide
-    /// steps, an 8-wide step, a scalar tail), masked keys, scores far below the max (subnormal
-    /// and zero results through libm), a NaN score, and fully masked rows.
-    func testAVX512SoftmaxExpIsBitIdenticalToSwiftLoop() throws {
-        try XCTSkipUnless(BLAS.avx512Available, "no AVX-512 on this CPU")
+    /// The C exponential pass (Sources/CGemm/softmax_exp.c) against the Swift eight-lane loop it
+    /// replaces on AVX2 hosts: every output bit equal, for rows of every length class (8-wide
+    /// steps, a scalar tail), masked keys, scores far below the max (subnormal and zero results),
+    /// a NaN score, and fully masked rows; and exp8 lane by lane against the C pass on inputs whose
+    /// x·log2 e lies within a few ulps of a half-integer (where rounding the product before the
+    /// shift's addition decides n), over the whole range. A product and sum contracted into one
+    /// FMA, or a changed summation order, fails it.
+    func testSoftmaxExpInCIsBitIdenticalToSwiftLoop() throws {
+        try XCTSkipUnless(BLAS.avx2Available, "no AVX2 and FMA on this CPU")
         defer { SoftmaxExp.forced = nil }
+        var xs: [Float] = []
+        for m in -230...130 {
+            var x = Float((Double(m) + 0.5) / M_LOG2E)
+            for _ in 0..<8 { x = x.nextDown }
+            for _ in 0..<16 { xs.append(x); x = x.nextUp }
+        }
+        let ref = stride(from: 0, to: xs.count, by: 8).flatMap { b in
+            let v = exp8(SIMD8<Float>(xs[b..<(b + 8)]))
+            return (0..<8).map { v[$0] }
+        }
+        var viaC = xs, lanes = [Float](repeating: 0, count: 8)
+        pr_softmax_exp_avx2(&viaC, viaC.count, 0, &lanes)
+        for i in xs.indices where ref[i].bitPattern != viaC[i].bitPattern {
+            XCTFail("e^\(xs[i]): Swift \(ref[i]) C \(viaC[i])"); break
+        }
         var s = PhiloxStream(RNGKey(seed: 25))
         var rows = 0
         for n in [1, 7, 8, 15, 16, 17, 24, 31, 33, 64, 100, 356, 357, 1000] {
             for variant in 0..<5 {
                 let key = RNGKey(seed: 26).derive("exp\(n)-\(variant)")
-                var row = key.uniformArray(n, lo: variant == 1 ? -200 : (variant == 0 ? -1 : -30), hi: variant == 0 ? 1 : 30)  // variant 0: exps of one size, so the lane sums' order shows
+                // variant 0: exps of one size, so the lane sums' order shows; 1: scores down to −200 (subnormal and zero results)
+                var row = key.uniformArray(n, lo: variant == 1 ? -200 : (variant == 0 ? -1 : -30), hi: variant == 0 ? 1 : 30)
                 if variant == 2, n > 3 { row[n / 2] = .nan }
                 if variant == 3 { for j in 0..<n where s.nextInt(below: 3) == 0 { row[j] = -90 - Float(j % 50) } }
                 let bias = key.derive("bias").uniformArray(n, lo: -5, hi: 5)
@@ -104,8 +119,8 @@ final class VectorMathTests: XCTestCase {
                 for j in 0..<n where s.nextInt(below: 4) == 0 { mask[j] = 0 }
                 if variant == 4 { mask = [Float](repeating: 0, count: n) }
                 var out: [[Float]] = []
-                for avx in [false, true] {
-                    SoftmaxExp.forced = avx
+                for c in [false, true] {
+                    SoftmaxExp.forced = c
                     var a = row
                     bias.withUnsafeBufferPointer { bp in
                         mask.withUnsafeBufferPointer { mp in
@@ -118,7 +133,7 @@ final class VectorMathTests: XCTestCase {
                     out.append(a)
                 }
                 for j in 0..<n where out[0][j].bitPattern != out[1][j].bitPattern {
-                    XCTFail("n \(n) variant \(variant) j \(j): Swift \(out[0][j]) AVX-512 \(out[1][j])"); break
+                    XCTFail("n \(n) variant \(variant) j \(j): Swift \(out[0][j]) C \(out[1][j])"); break
                 }
                 rows += 1
             }

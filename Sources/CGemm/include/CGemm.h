@@ -1,7 +1,8 @@
 // PromptRepro's own single-precision GEMMs for x86-64 (row-major, transpose flags): an AVX-512
 // kernel (gemm.c) and an AVX2 + FMA one (gemm_avx2.c) for CPUs without AVX-512. Only
 // Sources/Tensor (BLAS.swift, PackedOperands.swift) calls them; elsewhere OpenBLAS serves every
-// product. softmax_exp.c holds the AVX-512 exponential pass of the attention softmax (VectorMath.swift).
+// product. The other C helpers (the softmax's exponentials, dropout, compaction, the thread pool)
+// are described below.
 #ifndef PROMPTREPRO_CGEMM_H
 #define PROMPTREPRO_CGEMM_H
 
@@ -65,11 +66,11 @@ void pr_sgemm_row(int transA, long n, long k, float alpha, const float *a, long 
 void pr_flops_add(long long flops);
 long long pr_flops_read(void);
 
-/// The exponential pass of the attention softmax on AVX-512 (softmax_exp.c): for j < n8 (a
-/// multiple of 8), row[j] = expf(row[j] − max) with −∞ → 0, and lanes[j mod 8] += row[j] in the
-/// order of j, exactly as Sources/Tensor/VectorMath.swift's eight-lane loop does (same bits).
-/// `table` is ExpF.table (32 entries). Call only when pr_gemm_avx512_available() returns 1.
-void pr_softmax_exp_avx512(float *row, long n8, float max, const unsigned long long *table, float *lanes);
+/// The exponential pass of the attention softmax on AVX2 + FMA (softmax_exp.c): for j < n8 (a
+/// multiple of 8), row[j] = e^(row[j] − max) by Sources/Tensor/VectorMath.swift's exp8, and
+/// lanes[j mod 8] += row[j] in the order of j, exactly as that file's eight-lane loop does (same
+/// bits). Call only when pr_gemm_avx2_available() returns 1.
+void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes);
 
 /// Dropout on AVX-512 (dropout_mask.c), the same bits as Sources/Tensor/Elementwise.swift's
 /// dropoutChunks / maskApply. Call only when pr_gemm_avx512_available() returns 1.
