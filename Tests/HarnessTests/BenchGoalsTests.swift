@@ -145,6 +145,53 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(empty["not_met"] as? Int, 12)     // 4 workloads × speed-up, overhead, RSS
     }
 
+    /// A run whose sgemm rounds met a slow phase of the host: its best sgemm rate (60 GFLOP/s, the
+    /// one shape's best of 60 / 55 / 50) lies below what the train step's own GEMMs did over its
+    /// whole time (240 GFLOP in 2.0 s = 120 GFLOP/s). Worked by hand:
+    /// - train speed-up 3.0 / 2.0 = 1.5 per round; bound_best 3.0 ÷ (240 ÷ 60) = 0.75 would set the
+    ///   goal at 0.85 × 0.75 = 0.6375 and pass it; the contradiction sends it to the 2.5 target:
+    ///   not met, `unreliable`.
+    /// - train overhead 2.0 ÷ (240 ÷ 60) = 0.5, below 1: not met, `unreliable`.
+    /// - eval (12 GFLOP/s over 4.0 s): bound 5.0 ÷ (48 ÷ 60) = 6.25 ≥ 2, so its goal is the target
+    ///   2 anyway (speed-up 1.25: not met, no `unreliable`); its overhead 4.0 ÷ 0.8 = 5 divides by
+    ///   the contradicted rate too: not met, `unreliable`.
+    func testVerdictsThatTheRunContradictsAreNotTrusted() throws {
+        let slow: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 60.0, "openblas_gflops": 55.0, "torch_gflops": 50.0, "core_over_best": 1.0]]],
+            "promptrepro": ["t5-small": [
+                "train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.0, 2.0]], "gflop": 240.0, "peak_rss_mb": 300.0],
+                "eval_forward": ["seconds_median": 4.0, "seconds": ["all": [4.0, 4.0, 4.0]], "gflop": 48.0, "peak_rss_mb": 300.0],
+            ]],
+            "pytorch": ["t5-small": [
+                "train_step": ["seconds_median": 3.0, "seconds": ["all": [3.0, 3.0, 3.0]], "peak_rss_mb": 1000.0],
+                "eval_forward": ["seconds_median": 5.0, "seconds": ["all": [5.0, 5.0, 5.0]], "peak_rss_mb": 1000.0],
+            ]],
+            "ratio": ["t5-small": ["train_step": 1.5, "eval_forward": 1.25]],
+        ]
+        let (goals, err) = try evaluate(slow, "bench-goals-slow")
+        let w = try XCTUnwrap(goals["t5-small"] as? [String: [String: [String: Any]]])
+        let train = try XCTUnwrap(w["train_step"])
+        XCTAssertEqual(train["speedup"]?["value"] as? Double, 1.5)
+        XCTAssertEqual(train["speedup"]?["bound_best"] as? Double, 0.75)
+        XCTAssertEqual(train["speedup"]?["goal"] as? Double, 2.5)
+        XCTAssertEqual(train["speedup"]?["met"] as? Bool, false)
+        XCTAssertNotNil(train["speedup"]?["unreliable"])
+        XCTAssertEqual(train["non_gemm_overhead"]?["value"] as? Double, 0.5)
+        XCTAssertEqual(train["non_gemm_overhead"]?["met"] as? Bool, false)
+        XCTAssertNotNil(train["non_gemm_overhead"]?["unreliable"])
+        XCTAssertEqual(train["peak_rss"]?["met"] as? Bool, true)
+        let eval = try XCTUnwrap(w["eval_forward"])
+        XCTAssertEqual(eval["speedup"]?["goal"] as? Double, 2)
+        XCTAssertEqual(eval["speedup"]?["bound_best"] as? Double, 6.25)
+        XCTAssertEqual(eval["speedup"]?["met"] as? Bool, false)
+        XCTAssertNil(eval["speedup"]?["unreliable"])
+        XCTAssertEqual(eval["non_gemm_overhead"]?["value"] as? Double, 5)
+        XCTAssertEqual(eval["non_gemm_overhead"]?["met"] as? Bool, false)
+        XCTAssertNotNil(eval["non_gemm_overhead"]?["unreliable"])
+        XCTAssertTrue(err.contains("t5-small train_step speed-up 1.500 (goal ≥ 2.500): not met (unreliable: bound_best not used, judged against the target: t5-small train_step's GEMMs ran at 120.0 GFLOP/s or more, above the run's best sgemm rate 60.0"), err)
+        XCTAssertTrue(err.contains("t5-small train_step time ÷ GEMM-bound time 0.500 (goal ≤ 1.200): not met (unreliable: not judged as met"), err)
+    }
+
     /// bench-e2e: the ratio is recomputed from the sides' per-round walls (90/20 = 4.5, 80/22 =
     /// 3.636 → median 4.068 ≥ 4, where the stored 3.9 would fail), and a protocol-default ratio that
     /// is absent counts as not met.
