@@ -3,22 +3,27 @@
 // pr_softmax_exp_avx2 (max = 0), against libm's double-precision exp. Prints the worst error in
 // ulps of the float result (subnormal results measured in the subnormal spacing), the inputs whose
 // result is NaN, infinite or zero where it should not be, and the share of correctly rounded results
-// for x uniform in [−20, 0]. Needs an x86-64 CPU with AVX2 and FMA; about a minute.
+// for x uniform in [−20, 0]. Needs an x86-64 CPU with AVX2 and FMA; about a minute. Build it with
+// clang and contraction off, as SwiftPM builds the pass (gcc fuses a product and a sum across
+// statements by default, which would check a different function):
 //
-//   cc -O2 -I Sources/CGemm/include scripts/check_exp_accuracy.c Sources/CGemm/softmax_exp.c -lm \
-//      -o /tmp/check_exp && /tmp/check_exp
+//   clang -O2 -ffp-contract=off -I Sources/CGemm/include scripts/check_exp_accuracy.c \
+//      Sources/CGemm/softmax_exp.c -lm -o /tmp/check_exp && /tmp/check_exp
 #include "CGemm.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-// The spacing of floats at the magnitude of v rounded to float (the largest finite one's past it).
+// The spacing of floats in the binade |v| lies in: that of v rounded to float, halved when the
+// rounding went up to a power of two (the largest finite float's past it).
 static double ulp_of(double v) {
-    float a = fabsf((float)v);
+    double av = fabs(v);
+    float a = (float)av;
     if (isinf(a)) a = 0x1.fffffep127f;
-    float up = nextafterf(a, INFINITY);
-    return isinf(up) ? (double)a - nextafterf(a, 0) : (double)up - a;
+    float up = nextafterf(a, INFINITY), down = nextafterf(a, 0);
+    if ((double)a > av && (double)a - down < (double)up - a) return (double)a - down;
+    return isinf(up) ? (double)a - down : (double)up - a;
 }
 
 int main(void) {

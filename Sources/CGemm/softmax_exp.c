@@ -8,12 +8,11 @@
 //   r = fma(−n, ln2hi, xc) ; r = fma(−n, ln2lo, r)
 //   y = 1 + r·(1 + r·(1/2 + r·(1/6 + r·(1/24 + r·(1/120 + r·(1/720 + r/5040)))))) (fused steps)
 //   y · 2^⌊k/2⌋ · 2^(k − ⌊k/2⌋) ; a NaN input gives itself.
+// Products and sums below are separate roundings, as in the Swift form: never contracted to FMAs.
+#pragma STDC FP_CONTRACT OFF
 #include "CGemm.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
-
-// Products and sums below are separate roundings, as in the Swift form: never contracted to FMAs.
-#pragma STDC FP_CONTRACT OFF
 
 #define AVX2 __attribute__((target("avx2,fma")))
 

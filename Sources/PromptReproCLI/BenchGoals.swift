@@ -13,10 +13,12 @@ import Foundation
 /// - **Memory**: peak RSS ÷ PyTorch's ≤ 0.4.
 /// Verdicts whose GEMM rate the run itself contradicts are not trusted (`unreliable`): when any
 /// judged workload's GEMMs ran faster over its whole time (its GFLOP ÷ its median seconds, a lower
-/// bound on its products' rate) than the sgemm rate a verdict divides by, the sgemm rounds met a
-/// slow phase of the host, and every bound and overhead of the run is too low. Then each overhead
-/// is counted as not met, and each speed-up is judged against its full target instead of 0.85 ×
-/// a deflated `bound_best`.
+/// bound on its products' rate) than 1.05 × the fastest sgemm shape's rate (ours for the
+/// overhead, the best of the three sides for `bound_best`), the sgemm rounds met a slow phase of
+/// the host, and every bound and overhead of the run is too low. Then each overhead is counted as
+/// not met, and each speed-up is judged against its full target instead of 0.85 × a deflated
+/// `bound_best`. (The verdicts divide by means over the shapes; a workload made of the faster
+/// shapes may beat a mean, not the fastest shape by 5 %.)
 /// Only the default workloads are judged; the opt-in checkpointed FT row is left out. Every
 /// verdict is taken on the exact value recomputed from the report's raw data where it holds it
 /// (per-round seconds of both sides for the speed-up, the peak RSS in MB of both sides, the
@@ -28,7 +30,7 @@ import Foundation
 /// PyTorch side (no `ratio` section).
 enum BenchGoals {
     static let speedTargets: [String: Double] = ["train_step": 2.5, "eval_forward": 2, "generate": 2, "ft_step": 2]
-    static let gemmGoal = 0.9, overheadGoal = 1.2, rssGoal = 0.4, boundShare = 0.85
+    static let gemmGoal = 0.9, overheadGoal = 1.2, rssGoal = 0.4, boundShare = 0.85, contradictionMargin = 1.05
 
     static func evaluate(_ report: [String: Any]) -> [String: Any] {
         guard let ratio = report["ratio"] as? [String: Any] else { return [:] }
@@ -85,11 +87,14 @@ enum BenchGoals {
             }
         }
         func contradiction(_ rate: Double?, _ what: String) -> String? {
-            guard let f = fastest, let rate, f.rate > rate else { return nil }
-            return String(format: "%@'s GEMMs ran at %.1f GFLOP/s or more, above the run's %@ %.1f: the sgemm rounds met a slow phase of the host",
-                          f.name, f.rate, what, rate)
+            guard let f = fastest, let rate, f.rate > contradictionMargin * rate else { return nil }
+            return String(format: "%@'s GEMMs ran at %.1f GFLOP/s or more, above %.2f × the %@ %.1f: the sgemm rounds met a slow phase of the host",
+                          f.name, f.rate, contradictionMargin, what, rate)
         }
-        let boundDoubt = contradiction(bestRate, "best sgemm rate"), overheadDoubt = contradiction(coreRate, "mean sgemm rate")
+        // The fastest shape: ours for the overhead; for bound_best the best of ours, OpenBLAS's and torch's.
+        let fastestBest = sgemm.keys.compactMap { bestGEMMRate(sgemm: [$0: sgemm[$0]!], torchGemm: torchGemm) }.max()
+        let boundDoubt = contradiction(fastestBest, "fastest sgemm shape's best rate")
+        let overheadDoubt = contradiction(rates.max(), "fastest sgemm shape's rate of ours")
         for shape in shapes {
             let r = ratio[shape] as? [String: Any] ?? [:]
             let bb = bestBound[shape] as? [String: Any] ?? [:]
@@ -145,7 +150,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best; non_gemm_overhead = our median s ÷ (GFLOP ÷ mean core sgemm GFLOP/s) ≤ 1.2; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9; default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds the sgemm rate the verdicts divide by, every overhead is not met and every speed-up is judged against its target (`unreliable`)"
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best; non_gemm_overhead = our median s ÷ (GFLOP ÷ mean core sgemm GFLOP/s) ≤ 1.2; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9; default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate, every overhead is not met and every speed-up is judged against its target (`unreliable`)"
         return out
     }
 

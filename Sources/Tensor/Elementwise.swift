@@ -317,9 +317,8 @@ func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePo
 }
 
 /// Whether dropout's whole chunks run the AVX-512 form (Sources/CGemm/dropout_mask.c; the same
-/// bits as the Swift form): with the AVX-512 GEMM kernel, like the softmax's exponential pass
-/// (`SoftmaxExp`), so `PROMPTREPRO_GEMM=avx2` runs an AVX2 host's code; `forced` lets tests
-/// compare the two forms.
+/// bits as the Swift form): with the AVX-512 GEMM kernel, so `PROMPTREPRO_GEMM=avx2` runs an
+/// AVX2 host's code; `forced` lets tests compare the two forms.
 enum DropoutAVX512 {
     static var available: Bool { BLAS.avx512Available }
     nonisolated(unsafe) static var forced: Bool?
