@@ -92,7 +92,7 @@ enum BenchGoals {
                           f.name, f.rate, contradictionMargin, what, rate)
         }
         // The fastest shape: ours for the overhead; for bound_best the best of ours, OpenBLAS's and torch's.
-        let fastestBest = sgemm.keys.compactMap { bestGEMMRate(sgemm: [$0: sgemm[$0]!], torchGemm: torchGemm) }.max()
+        let fastestBest = shapeBestRates(sgemm: sgemm, torchGemm: torchGemm).max()
         let boundDoubt = contradiction(fastestBest, "fastest sgemm shape's best rate")
         let overheadDoubt = contradiction(rates.max(), "fastest sgemm shape's rate of ours")
         for shape in shapes {
@@ -159,12 +159,18 @@ enum BenchGoals {
     /// the shapes (in key order); nil when no shape has a rate. A shape's torch rate is its
     /// `torch_gflops`, else `torchGemm[shape].gflops` (a report's `pytorch.gemm`).
     static func bestGEMMRate(sgemm: [String: Any], torchGemm: [String: Any] = [:]) -> Double? {
-        let bests = sgemm.keys.sorted().compactMap { shape -> Double? in
+        let bests = shapeBestRates(sgemm: sgemm, torchGemm: torchGemm)
+        return bests.isEmpty ? nil : bests.reduce(0, +) / Double(bests.count)
+    }
+
+    /// Per sgemm shape (in key order, shapes without a rate left out) the best of our, OpenBLAS's
+    /// and torch's median GFLOP/s, as `bestGEMMRate` reads them.
+    static func shapeBestRates(sgemm: [String: Any], torchGemm: [String: Any] = [:]) -> [Double] {
+        sgemm.keys.sorted().compactMap { shape -> Double? in
             let g = sgemm[shape] as? [String: Any] ?? [:]
             return [number(g["core_gflops"]), number(g["openblas_gflops"]),
                     number(g["torch_gflops"]) ?? number((torchGemm[shape] as? [String: Any])?["gflops"])].compactMap { $0 }.max()
         }
-        return bests.isEmpty ? nil : bests.reduce(0, +) / Double(bests.count)
     }
 
     /// A JSON number as Double (NaN and non-numbers: nil).
