@@ -206,52 +206,67 @@ public final class T5Model {
 
     // MARK: layers
 
-    /// x·Wᵀ, plus the adapter's update when one is attached to W.
-    func lin(_ x: Tensor, _ w: Tensor, _ drop: DropoutContext) throws -> Tensor {
-        let y = try linear(x, w)
+    /// x·Wᵀ, plus the adapter's update when one is attached to W. `computesValues: false`: the
+    /// values are left 0 (`linear`), for an output nothing reads.
+    func lin(_ x: Tensor, _ w: Tensor, _ drop: DropoutContext, computesValues: Bool = true) throws -> Tensor {
+        let y = try linear(x, w, computesValues: computesValues)
         guard let a = adapters[w.name] else { return y }
         return try add(y, a.delta(x, drop: drop))
     }
 
-    func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
+    /// `outputRead: false` (the checkpointed sublayer's second run, whose output nobody reads):
+    /// the output projection records its node but computes no values.
+    func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext,
+                       outputRead: Bool = true) throws -> Tensor {
         let q = try lin(x, a.q, drop), k = try lin(x, a.k, drop), v = try lin(x, a.v, drop)  // (B, T, I)
         var options = drop.attention(causal: causal)
-        options.recomputeProbabilities = recomputesProbabilities
+        // Inside a checkpointed sublayer P lives only while its scratch tape does: keep it rather
+        // than compute it again in backward.
+        options.recomputeProbabilities = recomputesProbabilities && !Tape.isCheckpointing
         options.realPositionsOnly = encoderSkipsPadding && !causal   // the encoder inside a training loss
         let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask, options: options)
-        return try lin(ctx, a.o, drop)                                                // (B, T, d)
+        return try lin(ctx, a.o, drop, computesValues: outputRead)                    // (B, T, d)
     }
 
     /// dropout(FFN(norm(h))), the update a block's feed-forward sublayer adds to h; checkpointed
     /// when `checkpointFeedForward` is on and a tape records.
     func feedForwardSublayer(_ h: Tensor, _ blk: Block, drop: DropoutContext) throws -> Tensor {
-        let sublayer: ([Tensor]) throws -> Tensor = { [unowned self] xs in
-            drop.apply(try self.feedForward(try rmsNorm(xs[0], weight: blk.ffnNorm, eps: self.config.eps), blk.ffn, drop: drop),
+        let sublayer: ([Tensor], Bool) throws -> Tensor = { [unowned self] xs, outputRead in
+            drop.apply(try self.feedForward(try rmsNorm(xs[0], weight: blk.ffnNorm, eps: self.config.eps), blk.ffn, drop: drop,
+                                            outputRead: outputRead),
                        overwrite: true)  // the output projection's result: read by nothing else
         }
         return try checkpointed(checkpointFeedForward, inputs: [h], drop: drop, sublayer)
     }
 
-    /// `sublayer(inputs)`, under Tape.checkpoint when `on` and a tape records, with its dropout
-    /// sites replayed when backward runs it again.
-    func checkpointed(_ on: Bool, inputs: [Tensor], drop: DropoutContext, _ sublayer: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
-        guard on, Tape.isRecording else { return try sublayer(inputs) }
+    /// `sublayer(inputs, outputRead)`, under Tape.checkpoint when `on` and a tape records, with its
+    /// dropout sites replayed when backward runs it again. `outputRead` is false in that second run
+    /// only: nothing reads its output values, so the sublayer's output projection need not compute
+    /// them (one GEMM per checkpointed sublayer fewer; the gradients keep their bits).
+    func checkpointed(_ on: Bool, inputs: [Tensor], drop: DropoutContext,
+                      _ sublayer: @escaping ([Tensor], Bool) throws -> Tensor) throws -> Tensor {
+        guard on, Tape.isRecording else { return try sublayer(inputs, true) }
         let mark = drop.position
-        return try Tape.checkpoint(inputs: inputs) { xs in try drop.replaying(from: mark) { try sublayer(xs) } }
+        var runs = 0
+        return try Tape.checkpoint(inputs: inputs) { xs in
+            runs += 1
+            return try drop.replaying(from: mark) { try sublayer(xs, runs == 1) }
+        }
     }
 
     /// dropout(SelfAttention(norm(h))), the self-attention sublayer's update to h; checkpointed
     /// when `checkpointSelfAttention` is on and a tape records.
     func selfAttentionSublayer(_ h: Tensor, _ blk: Block, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext) throws -> Tensor {
-        let sublayer: ([Tensor]) throws -> Tensor = { [unowned self] xs in
+        let sublayer: ([Tensor], Bool) throws -> Tensor = { [unowned self] xs, outputRead in
             drop.apply(try self.selfAttention(try rmsNorm(xs[0], weight: blk.selfNorm, eps: self.config.eps), blk.selfAttn,
-                                              bias: xs[1], mask: mask, causal: causal, drop: drop),
+                                              bias: xs[1], mask: mask, causal: causal, drop: drop, outputRead: outputRead),
                        overwrite: true)  // the output projection's result: read by nothing else
         }
         return try checkpointed(checkpointSelfAttention, inputs: [h, bias], drop: drop, sublayer)
     }
 
-    func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext) throws -> Tensor {
+    /// `outputRead: false`: the output projection computes no values (see `selfAttention`).
+    func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext, outputRead: Bool = true) throws -> Tensor {
         // The pre-activation is a temporary: the activation may overwrite it.
         let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activation]
             ?? { geluNew($0, overwrite: true) }
@@ -271,7 +286,7 @@ public final class T5Model {
         if f.wi != nil, config.activation == "relu", f.wo.requiresGrad {
             dropped.keepCompactForBackward()
         }
-        return try lin(dropped, f.wo, drop)                                           // (B, T, d)
+        return try lin(dropped, f.wo, drop, computesValues: outputRead)               // (B, T, d)
     }
 
     // MARK: forward

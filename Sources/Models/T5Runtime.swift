@@ -25,13 +25,19 @@ extension T5Model {
         /// Activation checkpointing of the feed-forward sublayers (norm, FFN, dropout): forward keeps
         /// only each sublayer's input and backward runs the sublayer again (one more Wi and Wo GEMM
         /// per layer), so the FFN hidden states and norm outputs are not kept. Same gradients, bit for
-        /// bit. Off by default (t5-base full fine-tuning: 23% slower, 0.4 GB less at batch 8); on
-        /// when `T5Model.checkpointSetting` lists `ffn` (the CLI: PROMPTREPRO_CHECKPOINT).
-        public var checkpointFeedForward = T5Model.checkpointSetting.contains("ffn")
+        /// bit. Off by default; on when `T5Model.checkpointSetting` lists `ffn` (the CLI:
+        /// PROMPTREPRO_CHECKPOINT). The second run computes no output projection (nothing reads
+        /// its values), so it costs one more Wi GEMM per layer.
+        public var checkpointFeedForward = T5Model.checkpointSetting?.contains("ffn") ?? false
         /// The same for the self-attention sublayers (norm, Q/K/V, attention, output projection,
-        /// dropout): Q, K, V, the attention output and the norm output are not kept; one more
-        /// forward of the sublayer per backward. On when `checkpointSetting` lists `attention`.
-        public var checkpointSelfAttention = T5Model.checkpointSetting.contains("attention")
+        /// dropout): Q, K and V are not kept, and backward runs the sublayer again without its
+        /// output projection: three more [d → inner] GEMMs and one attention forward per layer,
+        /// whose probabilities backward then uses instead of recomputing them. nil (default): on
+        /// when backbone weights train (full fine-tuning: t5-base at batch 8 × 256 keeps 3 × 6.3 MB
+        /// per encoder layer fewer, +9 % FLOPs, on top of weights and optimizer state that already
+        /// take 2.7 GB), off when only a prompt or adapter trains. `T5Model.checkpointSetting`
+        /// (PROMPTREPRO_CHECKPOINT) overrides it.
+        public var checkpointSelfAttention: Bool? = T5Model.checkpointSetting.map { $0.contains("attention") }
         /// Encoder passes that record no gradients and draw no dropout (evaluation, generation)
         /// stream the batch through the encoder in chunks of about `streamTokens` rows (never less
         /// than one sequence), so that per-layer temporaries (Q/K/V, FFN hidden) scale with the
@@ -63,8 +69,10 @@ extension T5Model {
         get { runtime.checkpointFeedForward }
         set { runtime.checkpointFeedForward = newValue }
     }
+    /// Whether self-attention sublayers are checkpointed now (`Runtime.checkpointSelfAttention`,
+    /// its nil resolved against the parameters that train); setting it fixes it either way.
     public var checkpointSelfAttention: Bool {
-        get { runtime.checkpointSelfAttention }
+        get { runtime.checkpointSelfAttention ?? backboneTrains }
         set { runtime.checkpointSelfAttention = newValue }
     }
     public var streamTokens: Int {
@@ -77,20 +85,26 @@ extension T5Model {
     }
 
     var recomputesProbabilities: Bool {
-        runtime.recomputeAttentionProbabilities ?? parameters.contains { $0.tensor.requiresGrad }
+        runtime.recomputeAttentionProbabilities ?? backboneTrains
     }
 
-    /// Sublayers new models checkpoint (`ffn`, `attention`); the CLI sets it from PROMPTREPRO_CHECKPOINT.
-    nonisolated(unsafe) public static var checkpointSetting: Set<String> = []
+    /// Whether any backbone weight trains (full fine-tuning), which the runtime's nil defaults follow.
+    var backboneTrains: Bool { parameters.contains { $0.tensor.requiresGrad } }
 
-    /// Parses a comma-separated sublayer list (ffn, attention; all = both); throws naming unknown ones.
-    public static func checkpointSublayers(_ raw: String) throws -> Set<String> {
+    /// Sublayers new models checkpoint (`ffn`, `attention`); nil: the defaults (`Runtime`). The CLI
+    /// sets it from PROMPTREPRO_CHECKPOINT.
+    nonisolated(unsafe) public static var checkpointSetting: Set<String>? = nil
+
+    /// Parses a comma-separated sublayer list (ffn, attention; all = both; none or empty = no
+    /// sublayer) or `auto` (nil: the defaults); throws naming unknown ones.
+    public static func checkpointSublayers(_ raw: String) throws -> Set<String>? {
         let parts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
-        let unknown = parts.subtracting(["ffn", "attention", "all"])
-        if !unknown.isEmpty {
-            throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer \(unknown.sorted().joined(separator: ", ")) in '\(raw)'; use ffn, attention or all")
+        if parts == ["auto"] { return nil }
+        let unknown = parts.subtracting(["ffn", "attention", "all", "none"])
+        if !unknown.isEmpty || (parts.contains("none") && parts.count > 1) {
+            throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer list '\(raw)'; use ffn, attention, all, none or auto")
         }
-        return parts.contains("all") ? ["ffn", "attention"] : parts
+        return parts.contains("all") ? ["ffn", "attention"] : parts.subtracting(["none"])
     }
 
     /// Runs `body` (a forward whose only output is its loss, as a training step's) with

@@ -57,14 +57,14 @@ struct Bench: ParsableCommand {
         }
         if !coreOnly {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
-            // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). The checkpointed FT step is
-            // an extra row: the same step with the self-attention sublayers recomputed in backward
-            // (opt-in; the cheapest setting that keeps t5-base FT under 0.4 × PyTorch's peak RSS
-            // since the norm outputs and FFN hidden states are no longer kept whole; before 85d17da
-            // the row ran `all`, and each row's `checkpoint` field says which), run in the FT
-            // step's rounds and compared with PyTorch's (uncheckpointed) FT step of the same round.
-            let runs: [String: (String, String)] = ["train_step": ("train", ""), "eval_forward": ("eval", ""), "generate": ("generate", ""),
-                                                   "ft_step": ("ft", ""), "ft_step_checkpointed": ("ft", "attention")]
+            // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). Every workload runs the
+            // defaults (`auto`: the FT step checkpoints its self-attention sublayers). The FT step
+            // without checkpointing is an extra row (`none`), run in the FT step's rounds and
+            // compared with PyTorch's (uncheckpointed) FT step of the same round. Reports before
+            // this change have the opposite extra row, `ft_step_checkpointed`, opt-in then; each
+            // row's `checkpoint` field says what ran.
+            let runs: [String: (String, String)] = ["train_step": ("train", "auto"), "eval_forward": ("eval", "auto"), "generate": ("generate", "auto"),
+                                                   "ft_step": ("ft", "auto"), "ft_step_uncheckpointed": ("ft", "none")]
             var ours: [String: Any] = [:]
             let workloads = runs.mapValues(\.0)
             if let py = reference {
@@ -134,8 +134,8 @@ struct Bench: ParsableCommand {
     }
 
     /// `repeats` rounds per workload, each one timed repetition of ours then one of PyTorch's (each
-    /// in a fresh process after its warm-up), then one of each variant of ours (the checkpointed FT
-    /// step), which pairs with PyTorch's run of the same round. Per side: median, min and max; per
+    /// in a fresh process after its warm-up), then one of each variant of ours (the FT step without
+    /// checkpointing), which pairs with PyTorch's run of the same round. Per side: median, min and max; per
     /// round the ratio PyTorch/ours, reported as median and min–max; a workload whose times spread
     /// by more than 10 % ((max − min) / median on either side) is flagged in `unstable`. A side's
     /// record is its median round's (the lower middle one for an even count), with `seconds_all`
@@ -172,17 +172,18 @@ struct Bench: ParsableCommand {
             let g = g as? [String: Any] ?? [:]
             return ["gflops": g["torch_gflops"] ?? Double.nan, "gflops_all": g["torch_gflops_all"] ?? []]
         }
-        // PyTorch runs no checkpointed variant: a variant runs in its plain workload's rounds.
-        let bases = runs.filter { $0.value.1.isEmpty }.keys.sorted()
+        // PyTorch runs no variant of ours (a setting other than the defaults): a variant runs in
+        // its plain workload's rounds.
+        let bases = runs.filter { $0.value.1 == "auto" }.keys.sorted()
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
             for key in bases {
                 let w = runs[key]!.0
-                let variants = runs.filter { !$0.value.1.isEmpty && $0.value.0 == w }.keys.sorted()
+                let variants = runs.filter { $0.value.1 != "auto" && $0.value.0 == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
                     mine[key, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
-                                                            environment: ["PROMPTREPRO_CHECKPOINT": ""]))
+                                                            environment: ["PROMPTREPRO_CHECKPOINT": "auto"]))
                     theirs.append(try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]))
                     for v in variants {
                         mine[v, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
@@ -211,7 +212,7 @@ struct Bench: ParsableCommand {
             ours[shape] = m; pt[shape] = p; ratio[shape] = r; ratioRange[shape] = rr
         }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
-                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the checkpointed FT step, paired with that round's PyTorch FT step), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
+                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
     }
 
     func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {

@@ -19,7 +19,8 @@ import Foundation
 /// not met, and each speed-up is judged against its full target instead of 0.85 × a deflated
 /// `bound_best`. (The verdicts divide by means over the shapes; a workload made of the faster
 /// shapes may beat a mean, not the fastest shape by 5 %.)
-/// Only the default workloads are judged; the opt-in checkpointed FT row is left out. Every
+/// Only the default workloads are judged; an extra FT row (opt-out `ft_step_uncheckpointed`,
+/// formerly opt-in `ft_step_checkpointed`) is left out. Every
 /// verdict is taken on the exact value recomputed from the report's raw data where it holds it
 /// (per-round seconds of both sides for the speed-up, the peak RSS in MB of both sides, the
 /// per-round GEMM rates, PyTorch's median seconds and our GFLOP for `bound_best`), and on the

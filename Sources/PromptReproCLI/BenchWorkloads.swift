@@ -151,14 +151,19 @@ enum BenchFlops {
             // backward: one activation-gradient GEMM per linear, two per activation product
             return 2 * linear + 3 * attn
         default:  // ft: plus one weight-gradient GEMM per linear (absorbed: dWk, dWv per head over b·t rows)
-            // Checkpointed sublayers run their forward once more in backward.
+            // Checkpointed sublayers run their forward once more in backward, without the output
+            // projection (nothing reads its values); a checkpointed self-attention keeps the
+            // probabilities of that run, an uncheckpointed one computes them again in backward
+            // (one QKᵀ per layer).
             let t = Double(T), L = Double(c.numLayers), Ld = Double(c.decoderLayers)
             var again = 0.0
             if recomputesAttention {
-                again += L * (b * s * gemm(1, 4 * inner, d) + 2 * gemm(b * H * s, s, dk))
-                again += Ld * (b * t * gemm(1, 4 * inner, d) + 2 * gemm(b * H * t, t, dk))
+                again += L * (b * s * gemm(1, 3 * inner, d) + 2 * gemm(b * H * s, s, dk))
+                again += Ld * (b * t * gemm(1, 3 * inner, d) + 2 * gemm(b * H * t, t, dk))
+            } else {
+                again += L * gemm(b * H * s, s, dk) + Ld * gemm(b * H * t, t, dk)
             }
-            if recomputesFeedForward { again += (L * b * s + Ld * b * t) * ffn }
+            if recomputesFeedForward { again += (L * b * s + Ld * b * t) * (ffn - gemm(1, d, ff)) }   // wi only
             return 3 * linear + 3 * attn + again
         }
     }

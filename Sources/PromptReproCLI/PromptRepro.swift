@@ -18,8 +18,9 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
-              PROMPTREPRO_CHECKPOINT  ffn,attention | all: recompute those T5 sublayers in
-                                   backward (less memory, more FLOPs, same results)
+              PROMPTREPRO_CHECKPOINT  ffn,attention | all | none: recompute those T5 sublayers
+                                   in backward (less memory, more FLOPs, same results);
+                                   default auto: attention when backbone weights train
               PROMPTREPRO_DEBUG    list checkpoint tensors the model does not use
               PROMPTREPRO_PACK_FROZEN  0: pack every GEMM operand at every product, also the
                                    weights and encoder states greedy decoding reuses

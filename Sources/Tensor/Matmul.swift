@@ -142,7 +142,12 @@ public enum PaddedRows {
 
 /// y = x·Wᵀ + b (outIn) or x·W + b (inOut) over the last axis of x; one GEMM for the whole batch
 /// (inside `PaddedRows.with`: over each batch row's real positions only, W packed once for all).
-public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: WeightLayout = .outIn) throws -> Tensor {
+/// `computesValues: false` records the same node but leaves the output 0 instead of computing it:
+/// for an output whose values nothing reads, only its gradient flowing back (the last op of a
+/// checkpointed body run again in backward, see `Tape.checkpoint`; its backward reads x, W and the
+/// output's gradient, never the output).
+public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: WeightLayout = .outIn,
+                   computesValues: Bool = true) throws -> Tensor {
     guard w.rank == 2 else {
         throw TensorError.shapeMismatch(op: "linear", detail: "weight must be 2-D, got \(shapeString(w.shape))")
     }
@@ -154,12 +159,14 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         throw TensorError.shapeMismatch(op: "linear", detail: "bias \(shapeString(bias.shape)) must be [\(outF)]")
     }
     let rows = x.count / max(inF, 1)
-    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outF])
-    if let bias {
+    let out = computesValues ? Tensor(uninitialized: Array(x.shape.dropLast()) + [outF]) : Tensor(zeros: Array(x.shape.dropLast()) + [outF])
+    if let bias, computesValues {
         for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
     }
     let spans = PaddedRows.spans(for: x.shape)
-    if let spans {
+    if !computesValues {
+        // The output stays 0 (see above); the node below is the one the computed output gets.
+    } else if let spans {
         BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
                            b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
         for r in spans.gaps { (out.data + r.lowerBound * outF).update(repeating: 0, count: r.count * outF) }

@@ -295,6 +295,31 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// Self-attention checkpointing defaults to on exactly when backbone weights train (full
+    /// fine-tuning), follows an explicit setting either way, and PROMPTREPRO_CHECKPOINT's values
+    /// parse as documented (auto = the default, none or empty = off, unknown names rejected).
+    func testSelfAttentionCheckpointingDefaultsToFullFineTuning() throws {
+        let m = try tinyT5()
+        XCTAssertNil(m.runtime.checkpointSelfAttention)
+        XCTAssertFalse(m.checkpointSelfAttention, "only a prompt or adapter trains")
+        m.setTrainable(true)
+        XCTAssertTrue(m.checkpointSelfAttention, "full fine-tuning")
+        m.checkpointSelfAttention = false
+        XCTAssertFalse(m.checkpointSelfAttention, "explicit off")
+        m.setTrainable(false)
+        m.checkpointSelfAttention = true
+        XCTAssertTrue(m.checkpointSelfAttention, "explicit on")
+        XCTAssertFalse(m.checkpointFeedForward)
+        XCTAssertNil(try T5Model.checkpointSublayers("auto"))
+        XCTAssertEqual(try T5Model.checkpointSublayers("none"), [])
+        XCTAssertEqual(try T5Model.checkpointSublayers(""), [])
+        XCTAssertEqual(try T5Model.checkpointSublayers("all"), ["ffn", "attention"])
+        XCTAssertEqual(try T5Model.checkpointSublayers(" FFN "), ["ffn"])
+        for bad in ["none,ffn", "attn", "auto,ffn"] {
+            XCTAssertThrowsError(try T5Model.checkpointSublayers(bad), bad) { XCTAssertTrue("\($0)".contains(bad), "\($0)") }
+        }
+    }
+
     /// Full fine-tuning with the FFN hidden states kept compact (nonzero values and a bitmap) gives
     /// every weight's gradient bit for bit as keeping them whole, with dropout on.
     func testFullFineTuningWithCompactFFNHiddenStatesIsBitIdentical() throws {

@@ -157,6 +157,39 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    /// `linear(…, computesValues: false)` (a checkpointed sublayer's last op in backward's second
+    /// run) leaves its output 0 and records the node the computed output gets: dX, dW and db are
+    /// bit-identical to the computing call's, both layouts, with a bias; no GEMM is counted for it.
+    func testLinearWithoutValuesKeepsItsGradients() throws {
+        let (rows, inF, outF) = (11, 9, 7)
+        let upstream = Tensor(shape: [rows, outF], values: RNGKey(seed: 6, stream: 3).uniformArray(rows * outF, lo: -1, hi: 1))
+        for layout in [WeightLayout.outIn, .inOut] {
+            func run(_ values: Bool) throws -> (out: [Float], grads: [[UInt32]], flops: Int) {
+                let x = rand([rows, inF], "lwv-x"), w = rand(layout == .outIn ? [outF, inF] : [inF, outF], "lwv-w")
+                let bias = rand([outF], "lwv-b")
+                for t in [x, w, bias] { t.requiresGrad = true }
+                let tape = Tape()
+                let f0 = BLAS.flops
+                var out: [Float] = []
+                let loss = try tape.record { () throws -> Tensor in
+                    let y = try linear(x, w, bias: bias, layout: layout, computesValues: values)
+                    out = y.array
+                    // y's gradient is `upstream`, whatever y's values (as in a checkpoint's second run).
+                    return sum(try mul(y, upstream))
+                }
+                let forwardFlops = BLAS.flops - f0
+                tape.backward(loss)
+                return (out, [x, w, bias].map { $0.grad!.array.map(\.bitPattern) }, forwardFlops)
+            }
+            let full = try run(true), skipped = try run(false)
+            XCTAssertEqual(skipped.out, [Float](repeating: 0, count: rows * outF), "\(layout)")
+            XCTAssertNotEqual(full.out, skipped.out)
+            XCTAssertEqual(full.grads, skipped.grads, "\(layout)")
+            XCTAssertEqual(full.flops, 2 * rows * inF * outF, "\(layout)")
+            XCTAssertEqual(skipped.flops, 0, "\(layout)")
+        }
+    }
+
     func testEmbeddingScatterAdd() throws {
         let table = rand([dim("ev", 5, 9), 4], "emb")
         let ids: [Int32] = [1, 3, 1, 0, 4, 1]  // repeated ids accumulate
