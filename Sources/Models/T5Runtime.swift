@@ -23,11 +23,10 @@ extension T5Model {
         /// adapter trains.
         public var recomputeAttentionProbabilities: Bool? = nil
         /// Activation checkpointing of the feed-forward sublayers (norm, FFN, dropout): forward keeps
-        /// only each sublayer's input and backward runs the sublayer again (one more Wi and Wo GEMM
-        /// per layer), so the FFN hidden states and norm outputs are not kept. Same gradients, bit for
-        /// bit. Off by default; on when `T5Model.checkpointSetting` lists `ffn` (the CLI:
-        /// PROMPTREPRO_CHECKPOINT). The second run computes no output projection (nothing reads
-        /// its values), so it costs one more Wi GEMM per layer.
+        /// only each sublayer's input and backward runs the sublayer again, so the FFN hidden states
+        /// are not kept. The second run computes no output projection (nothing reads its values), so
+        /// it costs one more Wi GEMM per layer. Same gradients, bit for bit. Off by default; on when
+        /// `T5Model.checkpointSetting` lists `ffn` (the CLI: PROMPTREPRO_CHECKPOINT).
         public var checkpointFeedForward = T5Model.checkpointSetting?.contains("ffn") ?? false
         /// The same for the self-attention sublayers (norm, Q/K/V, attention, output projection,
         /// dropout): Q, K and V are not kept, and backward runs the sublayer again without its
