@@ -215,14 +215,15 @@ public final class T5Model {
     }
 
     /// `outputRead: false` (the checkpointed sublayer's second run, whose output nobody reads):
-    /// the output projection records its node but computes no values.
+    /// the output projection records its node but computes no values, and the attention keeps its
+    /// probabilities for the backward that follows at once instead of recomputing them there.
     func selfAttention(_ x: Tensor, _ a: Attn, bias: Tensor, mask: Tensor?, causal: Bool, drop: DropoutContext,
                        outputRead: Bool = true) throws -> Tensor {
         let q = try lin(x, a.q, drop), k = try lin(x, a.k, drop), v = try lin(x, a.v, drop)  // (B, T, I)
         var options = drop.attention(causal: causal)
-        // Inside a checkpointed sublayer P lives only while its scratch tape does: keep it rather
-        // than compute it again in backward.
-        options.recomputeProbabilities = recomputesProbabilities && !Tape.isCheckpointing
+        // In a checkpointed sublayer's second run P lives only until its backward, which follows at
+        // once: keep it rather than compute it again there. (Its forward run keeps nothing.)
+        options.recomputeProbabilities = recomputesProbabilities && outputRead
         options.realPositionsOnly = encoderSkipsPadding && !causal   // the encoder inside a training loss
         let ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, bias: bias, keyMask: mask, options: options)
         return try lin(ctx, a.o, drop, computesValues: outputRead)                    // (B, T, d)
@@ -243,14 +244,22 @@ public final class T5Model {
     /// dropout sites replayed when backward runs it again. `outputRead` is false in that second run
     /// only: nothing reads its output values, so the sublayer's output projection need not compute
     /// them (one GEMM per checkpointed sublayer fewer; the gradients keep their bits).
+    /// The second run also runs in the forward's padding scopes (`encoderSkipsPadding`, the
+    /// `PaddedRows` spans), which have ended by the time backward runs: it computes over the
+    /// positions the forward computed, not the whole padded batch.
     func checkpointed(_ on: Bool, inputs: [Tensor], drop: DropoutContext,
                       _ sublayer: @escaping ([Tensor], Bool) throws -> Tensor) throws -> Tensor {
         guard on, Tape.isRecording else { return try sublayer(inputs, true) }
         let mark = drop.position
+        let skipsPadding = encoderSkipsPadding, rows = PaddedRows.scope
         var runs = 0
-        return try Tape.checkpoint(inputs: inputs) { xs in
+        return try Tape.checkpoint(inputs: inputs) { [unowned self] xs in
             runs += 1
-            return try drop.replaying(from: mark) { try sublayer(xs, runs == 1) }
+            if runs == 1 { return try drop.replaying(from: mark) { try sublayer(xs, true) } }
+            let saved = self.runtime.encoderSkipsPadding
+            self.runtime.encoderSkipsPadding = skipsPadding
+            defer { self.runtime.encoderSkipsPadding = saved }
+            return try PaddedRows.with(rows) { try drop.replaying(from: mark) { try sublayer(xs, false) } }
         }
     }
 

@@ -20,7 +20,8 @@ extension T5Model {
         /// head) instead of keeping them from forward: B·H·L² floats per layer. nil (default):
         /// recompute when backbone weights train (full fine-tuning, where weight gradients and
         /// optimizer state already hold four copies of the model); keep them when only a prompt or
-        /// adapter trains.
+        /// adapter trains. A checkpointed self-attention's second run keeps them either way (its
+        /// backward follows at once).
         public var recomputeAttentionProbabilities: Bool? = nil
         /// Activation checkpointing of the feed-forward sublayers (norm, FFN, dropout): forward keeps
         /// only each sublayer's input and backward runs the sublayer again, so the FFN hidden states
@@ -29,13 +30,13 @@ extension T5Model {
         /// `T5Model.checkpointSetting` lists `ffn` (the CLI: PROMPTREPRO_CHECKPOINT).
         public var checkpointFeedForward = T5Model.checkpointSetting?.contains("ffn") ?? false
         /// The same for the self-attention sublayers (norm, Q/K/V, attention, output projection,
-        /// dropout): Q, K and V are not kept, and backward runs the sublayer again without its
-        /// output projection: three more [d → inner] GEMMs and one attention forward per layer,
-        /// whose probabilities backward then uses instead of recomputing them. nil (default): on
-        /// when backbone weights train (full fine-tuning: t5-base at batch 8 × 256 keeps 3 × 6.3 MB
-        /// per encoder layer fewer, +9 % FLOPs, on top of weights and optimizer state that already
-        /// take 2.7 GB), off when only a prompt or adapter trains. `T5Model.checkpointSetting`
-        /// (PROMPTREPRO_CHECKPOINT) overrides it.
+        /// dropout): Q, K, V and the attention output are not kept, and backward runs the sublayer
+        /// again without its output projection: three more [d → inner] GEMMs and one attention
+        /// forward per layer, whose probabilities backward then uses instead of recomputing them.
+        /// nil (default): on when backbone weights train (full fine-tuning: t5-base at batch 8 × 256
+        /// keeps 4 × 6.3 MB per encoder layer fewer, +8.6 % FLOPs, on top of weights and optimizer
+        /// state that already take 2.7 GB), off when only a prompt or adapter trains.
+        /// `T5Model.checkpointSetting` (PROMPTREPRO_CHECKPOINT) overrides it.
         public var checkpointSelfAttention: Bool? = T5Model.checkpointSetting.map { $0.contains("attention") }
         /// Encoder passes that record no gradients and draw no dropout (evaluation, generation)
         /// stream the batch through the encoder in chunks of about `streamTokens` rows (never less
@@ -83,7 +84,9 @@ extension T5Model {
         set { runtime.encoderSkipsPadding = newValue }
     }
 
-    var recomputesProbabilities: Bool {
+    /// Whether self-attention backward recomputes P (`Runtime.recomputeAttentionProbabilities`,
+    /// its nil resolved); a checkpointed sublayer's second run keeps P whatever this says.
+    public var recomputesProbabilities: Bool {
         runtime.recomputeAttentionProbabilities ?? backboneTrains
     }
 
@@ -94,11 +97,12 @@ extension T5Model {
     /// sets it from PROMPTREPRO_CHECKPOINT.
     nonisolated(unsafe) public static var checkpointSetting: Set<String>? = nil
 
-    /// Parses a comma-separated sublayer list (ffn, attention; all = both; none or empty = no
-    /// sublayer) or `auto` (nil: the defaults); throws naming unknown ones.
+    /// Parses a comma-separated sublayer list (ffn, attention; all = both; none = no sublayer),
+    /// which replaces the defaults, or `auto` or nothing (nil: the defaults); throws naming unknown
+    /// ones.
     public static func checkpointSublayers(_ raw: String) throws -> Set<String>? {
         let parts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
-        if parts == ["auto"] { return nil }
+        if parts.isEmpty || parts == ["auto"] { return nil }
         let unknown = parts.subtracting(["ffn", "attention", "all", "none"])
         if !unknown.isEmpty || (parts.contains("none") && parts.count > 1) {
             throw TensorError.invalidArgument(op: "checkpointing", detail: "unknown sublayer list '\(raw)'; use ffn, attention, all, none or auto")

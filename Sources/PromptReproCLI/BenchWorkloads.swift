@@ -87,7 +87,8 @@ struct BenchOne: ParsableCommand {
         let recompute = workload == "ft"  // the only workload whose FLOP count knows about recomputation
         let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed,
                                   recomputesAttention: recompute && model.checkpointSelfAttention,
-                                  recomputesFeedForward: recompute && model.checkpointFeedForward, steps: newTokens)
+                                  recomputesFeedForward: recompute && model.checkpointFeedForward,
+                                  recomputesProbabilities: recompute && model.recomputesProbabilities, steps: newTokens)
         let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false, steps: newTokens)
         let med = times[times.count / 2]
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
@@ -109,7 +110,8 @@ struct BenchOne: ParsableCommand {
 /// encoder states per head-stacked batch row). `absorbed: false` gives transformers' count.
 enum BenchFlops {
     static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool,
-                   recomputesAttention: Bool = false, recomputesFeedForward: Bool = false, steps: Int = 3) -> Double {
+                   recomputesAttention: Bool = false, recomputesFeedForward: Bool = false, recomputesProbabilities: Bool = false,
+                   steps: Int = 3) -> Double {
         let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf), H = Double(c.numHeads), dk = Double(c.dKv)
         let b = Double(B), s = Double(S), V = Double(c.vocabSize)
         let ffn = 2 * 2 * d * ff * (c.isGated ? 1.5 : 1)             // per token: wi (wi_0, wi_1) and wo
@@ -160,7 +162,7 @@ enum BenchFlops {
             if recomputesAttention {
                 again += L * (b * s * gemm(1, 3 * inner, d) + 2 * gemm(b * H * s, s, dk))
                 again += Ld * (b * t * gemm(1, 3 * inner, d) + 2 * gemm(b * H * t, t, dk))
-            } else {
+            } else if recomputesProbabilities {
                 again += L * gemm(b * H * s, s, dk) + Ld * gemm(b * H * t, t, dk)
             }
             if recomputesFeedForward { again += (L * b * s + Ld * b * t) * (ffn - gemm(1, d, ff)) }   // wi only

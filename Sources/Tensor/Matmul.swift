@@ -133,6 +133,20 @@ public enum PaddedRows {
         return try body()
     }
 
+    /// The spans in force now, to be put in force again later (`with(_:_:)`).
+    public struct Scope { let spans: Spans? }
+    public static var scope: Scope { Scope(spans: current) }
+
+    /// Runs `body` with `scope` (taken from `scope` earlier) in force instead of the spans in force
+    /// now: a checkpointed block run again in backward computes over the positions its forward did.
+    /// Errors: rethrows `body`'s.
+    public static func with<T>(_ scope: Scope, _ body: () throws -> T) rethrows -> T {
+        let saved = current
+        current = scope.spans
+        defer { current = saved }
+        return try body()
+    }
+
     /// The spans in force for an input of shape `shape` (rank 3, [batch, length, ·]), if any.
     static func spans(for shape: [Int]) -> Spans? {
         guard let s = current, shape.count == 3, shape[0] == s.batch, shape[1] == s.length else { return nil }

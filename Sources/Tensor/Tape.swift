@@ -167,7 +167,8 @@ public final class Tape {
     /// same values when run again (dropout replays its keys: see DropoutContext.replaying). Costs
     /// one more forward of `body` per backward; the gradients are those of the recorded `body`,
     /// bit for bit, since the same nodes run in the same order. Nothing reads the second run's
-    /// output values (its gradient is given), so its last op may skip computing them.
+    /// output values (its gradient is given), so an op whose values only ops that do not read their
+    /// inputs' values in backward consume (dropout, add) may skip computing them there.
     public static func checkpoint(inputs: [Tensor], _ body: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
         guard Tape.active != nil else { return try body(inputs) }
         let scratch = Tape()
