@@ -256,10 +256,9 @@ public final class T5Model {
         return try Tape.checkpoint(inputs: inputs) { [unowned self] xs in
             runs += 1
             if runs == 1 { return try drop.replaying(from: mark) { try sublayer(xs, true) } }
-            let saved = self.runtime.encoderSkipsPadding
-            self.runtime.encoderSkipsPadding = skipsPadding
-            defer { self.runtime.encoderSkipsPadding = saved }
-            return try PaddedRows.with(rows) { try drop.replaying(from: mark) { try sublayer(xs, false) } }
+            return try self.withEncoderSkipsPadding(skipsPadding) {
+                try PaddedRows.with(rows) { try drop.replaying(from: mark) { try sublayer(xs, false) } }
+            }
         }
     }
 

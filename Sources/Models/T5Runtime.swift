@@ -113,8 +113,13 @@ extension T5Model {
     /// Runs `body` (a forward whose only output is its loss, as a training step's) with
     /// `encoderSkipsPadding` on. Errors: rethrows `body`'s.
     public func withEncoderOverRealPositions<T>(_ body: () throws -> T) rethrows -> T {
+        try withEncoderSkipsPadding(true, body)
+    }
+
+    /// Runs `body` with `encoderSkipsPadding` set to `skips`, then restores it. Errors: rethrows `body`'s.
+    func withEncoderSkipsPadding<T>(_ skips: Bool, _ body: () throws -> T) rethrows -> T {
         let saved = runtime.encoderSkipsPadding
-        runtime.encoderSkipsPadding = true
+        runtime.encoderSkipsPadding = skips
         defer { runtime.encoderSkipsPadding = saved }
         return try body()
     }

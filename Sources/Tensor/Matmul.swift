@@ -127,10 +127,7 @@ public enum PaddedRows {
     /// (nested calls: the innermost wins). Errors: rethrows `body`'s.
     public static func with<T>(batch: Int, length: Int, live: [Int], _ body: () throws -> T) rethrows -> T {
         guard isEnabled, BLAS.kernel != .openblas, length >= 32, live.count == batch, live.contains(where: { $0 < length }) else { return try body() }
-        let saved = current
-        current = Spans(batch: batch, length: length, rows: live.map { min(length, max($0, 32)) })
-        defer { current = saved }
-        return try body()
+        return try with(Scope(spans: Spans(batch: batch, length: length, rows: live.map { min(length, max($0, 32)) })), body)
     }
 
     /// The spans in force now, to be put in force again later (`with(_:_:)`).
@@ -173,21 +170,22 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         throw TensorError.shapeMismatch(op: "linear", detail: "bias \(shapeString(bias.shape)) must be [\(outF)]")
     }
     let rows = x.count / max(inF, 1)
-    let out = computesValues ? Tensor(uninitialized: Array(x.shape.dropLast()) + [outF]) : Tensor(zeros: Array(x.shape.dropLast()) + [outF])
-    if let bias, computesValues {
-        for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
-    }
+    let outShape = Array(x.shape.dropLast()) + [outF]
+    let out = computesValues ? Tensor(uninitialized: outShape) : Tensor(zeros: outShape)  // not computed: left 0
     let spans = PaddedRows.spans(for: x.shape)
-    if !computesValues {
-        // The output stays 0 (see above); the node below is the one the computed output gets.
-    } else if let spans {
-        BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
-                           b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
-        for r in spans.gaps { (out.data + r.lowerBound * outF).update(repeating: 0, count: r.count * outF) }
-    } else {
-        BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
-                   a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
-                   beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    if computesValues {
+        if let bias {
+            for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+        }
+        if let spans {
+            BLAS.sgemmRowSpans(spans.ranges, transB: layout == .outIn, n: outF, k: inF, alpha: 1, a: x.data, lda: inF,
+                               b: w.data, ldb: layout == .outIn ? inF : outF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+            for r in spans.gaps { (out.data + r.lowerBound * outF).update(repeating: 0, count: r.count * outF) }
+        } else {
+            BLAS.sgemm(transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF, alpha: 1,
+                       a: x.data, lda: inF, b: w.data, ldb: layout == .outIn ? inF : outF,
+                       beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+        }
     }
     if Tape.needsGrad(x, w, bias) {
         let ob = out.box, xb = x.box, bb = bias?.box, wLeaf = w.isLeaf
