@@ -76,19 +76,76 @@ private final class CompactFloats {
     let bits: UnsafeMutablePointer<UInt64>
     let values: UnsafeMutablePointer<Float>
     let count: Int
+    /// The length of the mapping that holds `values` (`StepMappings`).
+    let mappedLength: Int
     /// Prefix offsets into `values`, one per chunk of `chunkWords` bitmap words.
     let offsets: [Int]
     static let chunkWords = 256  // 16,384 elements per parallel chunk
 
-    init(bits: UnsafeMutablePointer<UInt64>, values: UnsafeMutablePointer<Float>, count: Int, offsets: [Int]) {
+    init(bits: UnsafeMutablePointer<UInt64>, values: UnsafeMutablePointer<Float>, mappedLength: Int, count: Int, offsets: [Int]) {
         self.bits = bits
         self.values = values
+        self.mappedLength = mappedLength
         self.count = count
         self.offsets = offsets
     }
     deinit {
         bits.deallocate()
-        munmap(values, max(count, 1) * 4)
+        StepMappings.release(values, length: mappedLength)
+    }
+}
+
+/// Anonymous mappings for buffers that live from a training step's forward to its backward
+/// (`keepCompactForBackward`), kept for the next step instead of unmapped. A mapping given back
+/// each step had to be faulted in again the next: about 11 K page faults per t5-small FT step and
+/// 30 K per t5-base step (90 % of the step's faults), at about 14 µs each on a KVM guest whose
+/// freed pages the host reclaims (3 % of a t5-base FT step in `clear_page_erms`,
+/// docs/performance.md). A request takes a kept mapping of at least its size and at most 1/8
+/// more; a new mapping is made 1/16 larger than asked, so that the next step's slightly different
+/// count of nonzero values still fits. Pages past what a step writes are never touched, so the
+/// slack costs no resident memory. `drop()` unmaps what is kept (`HeapMemory.releaseFree()` calls
+/// it, so inference starts without them); at most `limit` mappings are kept.
+enum StepMappings {
+    private nonisolated(unsafe) static var kept: [(pointer: UnsafeMutableRawPointer, length: Int)] = []
+    private static let lock = NSLock()
+    static let limit = 64
+    /// Requests served from a kept mapping in this process (for tests).
+    nonisolated(unsafe) static var reused = 0
+    /// How many mappings are kept now (for tests).
+    static var keptCount: Int { lock.lock(); defer { lock.unlock() }; return kept.count }
+
+    /// A read-write mapping of at least `bytes` (zero-filled when new; a reused one holds the
+    /// previous user's values), nil when the system has no memory for a new one.
+    static func take(bytes: Int) -> (pointer: UnsafeMutableRawPointer, length: Int)? {
+        lock.lock()
+        let fit = kept.indices.filter { kept[$0].length >= bytes && kept[$0].length <= bytes + bytes / 8 }
+            .min { kept[$0].length < kept[$1].length }
+        if let fit {
+            let m = kept.remove(at: fit)
+            reused += 1
+            lock.unlock()
+            return m
+        }
+        lock.unlock()
+        let length = (bytes + bytes / 16 + 4095) / 4096 * 4096
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else { return nil }
+        return (p, length)
+    }
+
+    /// Gives back a mapping `take(bytes:)` returned (its pointer and length): kept for a later request.
+    static func release(_ p: UnsafeMutableRawPointer, length: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        kept.append((p, length))
+        if kept.count > limit { let old = kept.removeFirst(); munmap(old.pointer, old.length) }
+    }
+
+    /// Unmaps every kept mapping.
+    static func drop() {
+        lock.lock()
+        defer { lock.unlock() }
+        for m in kept { munmap(m.pointer, m.length) }
+        kept.removeAll()
     }
 }
 
@@ -105,9 +162,10 @@ extension Tensor {
     /// backward are these bit for bit. Returns whether it did; does nothing (false) below
     /// `compactMinimumElements`, outside a recording tape and inside a checkpointed block (whose
     /// values are not kept anyway). Cost: one pass over the values to count, one to gather, one in
-    /// backward to expand. The values live in their own anonymous mapping, returned to the system
-    /// when backward is done with them: on the heap, the dense buffers freed after them left holes
-    /// that kept half of the saving resident (t5-base FT step: 68 of 140 MB).
+    /// backward to expand. The values live in their own anonymous mapping, not on the heap, where
+    /// the dense buffers freed after them left holes that kept half of the saving resident (t5-base
+    /// FT step: 68 of 140 MB); when backward is done with them the mapping is kept for the next
+    /// step's compact values (`StepMappings`) until `HeapMemory.releaseFree()` unmaps it.
     @discardableResult
     public func keepCompactForBackward(maxDensity: Double = 0.75) -> Bool {
         guard count >= Tensor.compactMinimumElements, Tape.isRecording, !Tape.isCheckpointing else { return false }
@@ -131,18 +189,17 @@ extension Tensor {
             bits.deallocate()
             return false
         }
-        guard let mapped = mmap(nil, max(total, 1) * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              mapped != MAP_FAILED else {
+        guard let mapped = StepMappings.take(bytes: max(total, 1) * 4) else {
             bits.deallocate()  // no memory for the compact copy: keep the activation whole
             return false
         }
-        let values = mapped.assumingMemoryBound(to: Float.self)
+        let values = mapped.pointer.assumingMemoryBound(to: Float.self)
         offsets.withUnsafeBufferPointer { off in
             let po = off.baseAddress!
             eachChunk { c, e0, len in pr_compact_gather(px + e0, len, bits + c * chunkWords, values + po[c]) }
         }
         Tensor.compactedActivations += 1
-        let kept = CompactFloats(bits: bits, values: values, count: total, offsets: offsets)
+        let kept = CompactFloats(bits: bits, values: values, mappedLength: mapped.length, count: total, offsets: offsets)
         let shape = self.shape
         ownRematerialization = Rematerialization {
             let t = Tensor(uninitialized: shape)

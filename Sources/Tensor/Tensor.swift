@@ -57,6 +57,7 @@ public enum HeapMemory {
     /// glibc `malloc_trim(0)`: releases the top of every arena and each whole free page inside it
     /// (MADV_DONTNEED). Nothing else on other platforms.
     public static func releaseFree() {
+        StepMappings.drop()
         #if os(Linux)
         _ = glibcMallocTrim(0)
         #endif

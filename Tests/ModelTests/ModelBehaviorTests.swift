@@ -2,7 +2,7 @@ import Support
 import Foundation
 import Methods
 import Models
-import Tensor
+@testable import Tensor
 import XCTest
 
 final class ModelBehaviorTests: XCTestCase {
@@ -356,7 +356,9 @@ final class ModelBehaviorTests: XCTestCase {
     }
 
     /// Full fine-tuning with the FFN hidden states kept compact (nonzero values and a bitmap) gives
-    /// every weight's gradient bit for bit as keeping them whole, with dropout on.
+    /// every weight's gradient bit for bit as keeping them whole, with dropout on; also when the
+    /// compact values land in mappings a previous step (other dropout masks, other nonzero counts
+    /// and values) used and gave back (`StepMappings`).
     func testFullFineTuningWithCompactFFNHiddenStatesIsBitIdentical() throws {
         let m = try tinyT5()
         let ids: [Int32] = (0..<(4 * 40)).map { Int32(3 + ($0 * 37) % 250) }
@@ -364,13 +366,13 @@ final class ModelBehaviorTests: XCTestCase {
         let saved = Tensor.compactMinimumElements
         defer { Tensor.compactMinimumElements = saved; m.setTrainable(false) }
         m.setTrainable(true)
-        func run(_ minimum: Int) throws -> [[UInt32]] {
+        func run(_ minimum: Int, seed: UInt64 = 57) throws -> [[UInt32]] {
             Tensor.compactMinimumElements = minimum
             for (_, t) in m.parameters { t.zeroGrad() }
             let tape = Tape()
             let out = try tape.record {
                 try m.forward(inputsEmbeds: try m.embed(inputIds: ids, batch: 4), attentionMask: Tensor(shape: [4, 40], values: [Float](repeating: 1, count: 160)),
-                              labels: labels, drop: DropoutContext(key: RNGKey(seed: 57), p: 0.1))
+                              labels: labels, drop: DropoutContext(key: RNGKey(seed: seed), p: 0.1))
             }
             tape.backward(out.loss)
             return m.parameters.map { ($0.tensor.grad?.array ?? []).map(\.bitPattern) }
@@ -382,6 +384,18 @@ final class ModelBehaviorTests: XCTestCase {
             XCTAssertTrue(a == b, "gradient of \(m.parameters[i].name) differs first at element \(a.indices.first { a[$0] != b[$0] } ?? -1)")
         }
         XCTAssertFalse(whole.allSatisfy { $0.isEmpty })
+        // A step with other dropout masks (other nonzero values and counts) leaves its mappings
+        // behind; the next step's compact values land in them, over the old values.
+        HeapMemory.releaseFree()
+        XCTAssertEqual(StepMappings.keptCount, 0, "releaseFree unmaps the kept mappings")
+        _ = try run(0, seed: 99)
+        XCTAssertGreaterThanOrEqual(StepMappings.keptCount, 2, "the step's mappings are kept for the next")
+        let reusedBefore = StepMappings.reused
+        let again = try run(0)
+        XCTAssertGreaterThan(StepMappings.reused - reusedBefore, 0, "a kept mapping served the next step")
+        for (i, (a, b)) in zip(whole, again).enumerated() {
+            XCTAssertTrue(a == b, "gradient of \(m.parameters[i].name) after reuse differs first at element \(a.indices.first { a[$0] != b[$0] } ?? -1)")
+        }
     }
 
     private func encoderTrainingOverRealPositions(_ m: T5Model, label: String) throws {
