@@ -63,10 +63,13 @@ struct Bench: ParsableCommand {
             // compared with PyTorch's (uncheckpointed) FT step of the same round. Reports before
             // this change have the opposite extra row, `ft_step_checkpointed`, opt-in then; each
             // row's `checkpoint` field says what ran.
-            let runs: [String: (String, String)] = ["train_step": ("train", "auto"), "eval_forward": ("eval", "auto"), "generate": ("generate", "auto"),
-                                                   "ft_step": ("ft", "auto"), "ft_step_uncheckpointed": ("ft", "none")]
+            // On a CPU with AVX512-BF16 the opt-in bf16 evaluation (`--precision bf16`) is one more
+            // variant row, `eval_forward_bf16`, run in the eval forward's rounds and never judged.
+            var runs: [String: BenchRun] = ["train_step": BenchRun("train"), "eval_forward": BenchRun("eval"), "generate": BenchRun("generate"),
+                                            "ft_step": BenchRun("ft"), "ft_step_uncheckpointed": BenchRun("ft", checkpoint: "none")]
+            if BF16Products.available { runs["eval_forward_bf16"] = BenchRun("eval", precision: "bf16") }
             var ours: [String: Any] = [:]
-            let workloads = runs.mapValues(\.0)
+            let workloads = runs.mapValues(\.workload)
             if let py = reference {
                 // Interleaved: ours, PyTorch's, ours, … one timed repetition per process, so a drift
                 // of the host's speed lands on both sides; ratios are taken pair by pair.
@@ -74,9 +77,9 @@ struct Bench: ParsableCommand {
             } else {
                 for shape in shapes {
                     var m: [String: Any] = [:]
-                    for (key, (w, ckpt)) in runs.sorted(by: { $0.key < $1.key }) {
-                        let r = try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "\(repeats)", "--threads", "\(t)"],
-                                          environment: ["PROMPTREPRO_CHECKPOINT": ckpt])
+                    for (key, run) in runs.sorted(by: { $0.key < $1.key }) {
+                        let r = try child(["bench-one", "--shape", shape, "--workload", run.workload, "--repeats", "\(repeats)", "--threads", "\(t)",
+                                           "--precision", run.precision], environment: ["PROMPTREPRO_CHECKPOINT": run.checkpoint])
                         m[key] = r
                         FileHandle.standardError.write(Data("promptrepro \(shape) \(key): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
                     }
@@ -142,7 +145,7 @@ struct Bench: ParsableCommand {
     /// every round's seconds in round order, `gflops_per_s` the GFLOP over the median seconds and
     /// `peak_rss_mb` the median over rounds (`peak_rss_mb_all`); RSS ratios are ours ÷ PyTorch's
     /// of those medians.
-    func interleaved(python: String, shapes: [String], runs: [String: (String, String)], threads t: Int,
+    func interleaved(python: String, shapes: [String], runs: [String: BenchRun], threads t: Int,
                      sgemm: [String: Any]) throws -> [String: Any] {
         func pytorch(_ args: [String]) throws -> [String: Any] { try Self.pytorchChild(python: python, args) }
         func stats(_ v: [Double]) -> [String: Any] {
@@ -174,20 +177,21 @@ struct Bench: ParsableCommand {
         }
         // PyTorch runs no variant of ours (a setting other than the defaults): a variant runs in
         // its plain workload's rounds.
-        let bases = runs.filter { $0.value.1 == "auto" }.keys.sorted()
+        let bases = runs.filter { !$0.value.isVariant }.keys.sorted()
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
             for key in bases {
-                let w = runs[key]!.0
-                let variants = runs.filter { $0.value.1 != "auto" && $0.value.0 == w }.keys.sorted()
+                let w = runs[key]!.workload
+                let variants = runs.filter { $0.value.isVariant && $0.value.workload == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
                     mine[key, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
                                                             environment: ["PROMPTREPRO_CHECKPOINT": "auto"]))
                     theirs.append(try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]))
                     for v in variants {
-                        mine[v, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
-                                                              environment: ["PROMPTREPRO_CHECKPOINT": runs[v]!.1]))
+                        mine[v, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)",
+                                                               "--precision", runs[v]!.precision],
+                                                              environment: ["PROMPTREPRO_CHECKPOINT": runs[v]!.checkpoint]))
                     }
                 }
                 let b = theirs.map(seconds)
@@ -212,7 +216,7 @@ struct Bench: ParsableCommand {
             ours[shape] = m; pt[shape] = p; ratio[shape] = r; ratioRange[shape] = rr
         }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
-                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
+                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
     }
 
     func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {
@@ -375,4 +379,17 @@ func machineInfo() -> [String: Any] {
         "os_kernel": ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines),
         "virtualized": id.virtualized,
     ]
+}
+
+/// One workload row of `make bench`: the `bench-one` workload, `PROMPTREPRO_CHECKPOINT` and
+/// `--precision`. A row with other settings than the defaults (`auto`, `fp32`) is a variant: it
+/// runs in its plain workload's rounds and is compared with PyTorch's run of that workload.
+struct BenchRun {
+    let workload: String, checkpoint: String, precision: String
+    init(_ workload: String, checkpoint: String = "auto", precision: String = "fp32") {
+        self.workload = workload
+        self.checkpoint = checkpoint
+        self.precision = precision
+    }
+    var isVariant: Bool { checkpoint != "auto" || precision != "fp32" }
 }

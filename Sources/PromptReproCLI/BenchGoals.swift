@@ -20,7 +20,8 @@ import Foundation
 /// `bound_best`. (The verdicts divide by means over the shapes; a workload made of the faster
 /// shapes may beat a mean, not the fastest shape by 5 %.)
 /// Only the default workloads are judged; an extra FT row (opt-out `ft_step_uncheckpointed`,
-/// formerly opt-in `ft_step_checkpointed`) is left out. Every
+/// formerly opt-in `ft_step_checkpointed`) and the opt-in bf16 eval row (`eval_forward_bf16`)
+/// are left out. Every
 /// verdict is taken on the exact value recomputed from the report's raw data where it holds it
 /// (per-round seconds of both sides for the speed-up, the peak RSS in MB of both sides, the
 /// per-round GEMM rates, PyTorch's median seconds and our GFLOP for `bound_best`), and on the

@@ -22,9 +22,16 @@ struct BenchOne: ParsableCommand {
     @Option(help: "Greedy steps of the generate workload (the bench's shape is 3).") var newTokens: Int = 3
     @Option(help: "Cross-attention form: auto | projected | absorbed.") var cross: String = "auto"
     @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
+    @Option(help: "Matrix products of eval and generate: fp32 (default) or bf16 (opt-in; CPUs with AVX512-BF16; never in the default rows).")
+    var precision: String = "fp32"
 
     func run() throws {
         Parallel.configure(threads: threads)
+        guard ["fp32", "bf16"].contains(precision) else { throw ValidationError("--precision: fp32 or bf16, not '\(precision)'") }
+        if precision == "bf16" {
+            guard ["eval", "generate"].contains(workload) else { throw ValidationError("--precision bf16 is an evaluation mode: eval or generate, not \(workload)") }
+            guard BF16Products.available else { throw ValidationError("--precision bf16 needs AVX512-BF16, which this CPU lacks") }
+        }
         guard case .t5(let cfg) = Architectures.known[shape] ?? .t5(Architectures.t5Small) else { throw ValidationError("T5 shapes only") }
         let model = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
         switch cross {
@@ -46,6 +53,7 @@ struct BenchOne: ParsableCommand {
         let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: params, lr: workload == "ft" ? 1e-4 : 0.3, weightDecay: 1e-5)])
         opt.recordsNorms = !noStepLog  // as the trainer does for its per-step log
         var step = 0
+        func inPrecision<T>(_ body: () throws -> T) throws -> T { precision == "bf16" ? try BF16Products.with(body) : try body() }
         func once() throws {
             switch workload {
             case "train", "ft":
@@ -60,10 +68,14 @@ struct BenchOne: ParsableCommand {
                 backwardWithStep(tape, loss: out.loss, optimizer: opt, params: params)
             case "eval":
                 let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
-                _ = try model.forward(inputsEmbeds: e, attentionMask: m, labels: labels, drop: .eval)
+                _ = try inPrecision { try model.forward(inputsEmbeds: e, attentionMask: m, labels: labels, drop: .eval) }
             case "generate":
                 let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
-                _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: newTokens)
+                if precision == "bf16" {
+                    _ = try BF16Products.with { try model.generate(embeds: e, mask: m, maxNewTokens: newTokens) }
+                } else {
+                    _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: newTokens)  // as before: e freed while decoding
+                }
             default: throw ValidationError("unknown workload \(workload)")
             }
             step += 1
@@ -94,7 +106,7 @@ struct BenchOne: ParsableCommand {
         let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
                                   "gflop_measured": measured / 1e9,
-                                  "cross_attention": absorbed ? "absorbed" : "projected",
+                                  "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
                                   "attention_share": AttentionClock.seconds / times.reduce(0, +),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]

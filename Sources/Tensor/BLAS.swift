@@ -47,6 +47,11 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        if BF16Products.applies(transA: transA, m: m, k: k) {  // the opt-in bf16 evaluation mode
+            BF16Products.run(spans: [0..<m], transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: beta, c: c, ldc: ldc)
+            return
+        }
         pr_flops_add(Int64(2 * m * n * k))
         let t = Parallel.threads
         // The kernel is chosen from the whole product, so a split over threads never changes it.
@@ -115,6 +120,11 @@ public enum BLAS {
     /// B registered frozen), as `PaddedRows` does. FLOPs counted as the spans' products.
     static func sgemmRowSpans(_ spans: [Range<Int>], transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if BF16Products.applies(transA: false, m: spans.map(\.count).min() ?? 0, k: k) {
+            BF16Products.run(spans: spans, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: beta, c: c, ldc: ldc)
+            return
+        }
         let shared = withSharedPackedB(transB: transB, n: n, k: k, b: b, ldb: ldb) { packed in
             for r in spans where !r.isEmpty {
                 pr_flops_add(Int64(2 * r.count * n * k))

@@ -17,6 +17,7 @@ final class BenchGoalsTests: XCTestCase {
             "train_step": ["seconds_median": 2.4, "gflop": 240.0],    // GEMM-bound 2.0 s: overhead 1.2
             "eval_forward": ["seconds_median": 3.61, "gflop": 360.0], // GEMM-bound 3.0 s: overhead 1.203
             "ft_step_uncheckpointed": ["seconds_median": 9.0, "gflop": 120.0],
+            "eval_forward_bf16": ["seconds_median": 1.0, "gflop": 360.0],  // opt-in: never judged
         ]],
         "ratio": ["t5-small": [
             "train_step": 1.88, "train_step_peak_rss": 0.25,
@@ -71,6 +72,7 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(verdict("t5-small", "train_step", "peak_rss")?.2, true)
         XCTAssertEqual(verdict("t5-small", "ft_step", "peak_rss")?.2, false)
         XCTAssertNil((goals["t5-small"] as? [String: Any])?["ft_step_uncheckpointed"], "the extra row is not judged")
+        XCTAssertNil((goals["t5-small"] as? [String: Any])?["eval_forward_bf16"], "the opt-in bf16 row is not judged")
         // Goals without data are not met and say so: eval's and generate's RSS, and the overhead of
         // generate and FT (no seconds of ours for them in the report).
         for (key, kind) in [("eval_forward", "peak_rss"), ("generate", "peak_rss"), ("generate", "non_gemm_overhead"), ("ft_step", "non_gemm_overhead")] {

@@ -398,6 +398,32 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// The opt-in bf16 evaluation (`BF16Products`) of a T5 forward stays near the fp32 one: the
+    /// loss within 1 % and every logit within 3 % of the logits' largest magnitude, while not
+    /// equal to it (the products did run in bf16). A recording tape in the same scope stays fp32.
+    func testBF16EvaluationStaysNearFP32() throws {
+        try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
+        let m = try tinyT5()
+        let ids: [Int32] = (0..<(4 * 40)).map { Int32(3 + ($0 * 37) % 250) }
+        let labels: [Int32] = [51, 60, 1, 52, 1, -100, 70, 1, -100, 80, 81, 1]
+        func run() throws -> T5Model.Output {
+            try m.forward(inputsEmbeds: try m.embed(inputIds: ids, batch: 4), attentionMask: Tensor(shape: [4, 40], values: [Float](repeating: 1, count: 160)),
+                          labels: labels)
+        }
+        let fp32 = try run()
+        let before = BF16Products.products
+        let bf16 = try BF16Products.with { try run() }
+        XCTAssertGreaterThan(BF16Products.products, before, "products ran in bf16")
+        let l32 = fp32.loss.array[0], l16 = bf16.loss.array[0]
+        XCTAssertEqual(l16, l32, accuracy: 0.01 * abs(l32))
+        let a = fp32.logits.array, b = bf16.logits.array
+        let scale = a.map(abs).max()!
+        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 0.03 * scale)
+        XCTAssertNotEqual(a, b, "bf16 products change the logits")
+        let recorded = try BF16Products.with { try Tape().record { try run() } }
+        XCTAssertEqual(recorded.logits.array.map(\.bitPattern), a.map(\.bitPattern), "a recording tape keeps fp32")
+    }
+
     private func encoderTrainingOverRealPositions(_ m: T5Model, label: String) throws {
         let B = 3, T = 35
         let prompt = Tensor.normal([6, 64], std: 0.5, key: RNGKey(seed: 54), requiresGrad: true)

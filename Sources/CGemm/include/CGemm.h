@@ -53,6 +53,22 @@ long pr_sgemm_avx2_packed_size(long n, long k);
 void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
                           const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
 
+/// Opt-in bf16 products for evaluation (gemm_bf16.c, Sources/Tensor/BF16Products.swift): 1 when
+/// this CPU and the OS support AVX-512 F, VL, BW and BF16.
+int pr_gemm_bf16_available(void);
+/// uint32 units (two bf16 each) that op(B) (k×n) takes packed: ⌈n/32⌉·32 · ⌈k/2⌉.
+long pr_bf16_packed_b_units(long n, long k);
+/// Columns j0 ..< min(j1, n) of op(B) (B stored n×k when transB), rounded to bf16 (nearest even;
+/// denormals as 0), into `out` (64-byte aligned, pr_bf16_packed_b_units(n, k) units) where the
+/// whole packing puts them; j0 a multiple of 32. Disjoint ranges may be packed by different threads.
+void pr_bf16_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long j0, long j1, unsigned int *out);
+/// C[m×n] = alpha · bf16(A) · bf16(op(B)) + beta · C (A m×k row-major, not transposed; op(B)
+/// packed by pr_bf16_pack_b_cols), products summed in fp32 over k in blocks of KC units (2·KC
+/// values of k), each in order; beta == 0 never reads C. MC, NC and the caller's split of the rows
+/// never change the bits. Single-threaded; call only when pr_gemm_bf16_available() returns 1.
+void pr_sgemm_bf16_packed(long m, long n, long k, float alpha, const float *a, long lda, const unsigned int *packed,
+                          float beta, float *c, long ldc, long MC, long KC, long NC);
+
 /// C's one row (m = 1, op(B) = B, k×n row-major with ldb) = alpha · a · B + beta · C, computed as
 /// the own kernels compute it with kc = KC (same operations, same bits), reading B in place
 /// (gemm_row.c). `a` holds element p at a[p] (a[p·lda] when transA). Call on CPUs with AVX2 + FMA

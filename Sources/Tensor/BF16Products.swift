@@ -1,0 +1,109 @@
+// Opt-in bf16 matrix products for evaluation (issue #21: "an opt-in bf16 GEMM for evaluation on
+// hosts with AVX512-BF16, as a separately labelled mode that never enters the default numbers").
+// Inside `BF16Products.with { … }` the products of an evaluation (no tape recording) round both
+// operands to bfloat16 and sum in fp32 (CGemm's gemm_bf16.c, VDPBF16PS); everything else (norms,
+// softmax, residual adds, the loss) stays fp32. Off by default; nothing in training, the stored
+// runs or `make bench`'s default rows uses it.
+import CGemm
+import Foundation
+
+public enum BF16Products {
+    /// AVX-512 F/VL/BW and AVX512-BF16 present and enabled by the OS.
+    public static let available = pr_gemm_bf16_available() != 0
+
+    nonisolated(unsafe) private static var depth = 0
+    nonisolated(unsafe) private static var count = 0
+    private static let lock = NSLock(), countLock = NSLock()
+
+    /// Whether products run in bf16 now (inside `with`).
+    public static var isActive: Bool { depth > 0 }
+
+    /// Products that ran in bf16 in this process so far (for tests and the bench's record).
+    public static var products: Int { countLock.lock(); defer { countLock.unlock() }; return count }
+
+    /// Runs `body` with the qualifying products (`applies`) in bf16. Nests. Not thread-safe to
+    /// enter from several threads at once (call it around a whole evaluation).
+    /// - Throws: `TensorError.invalidArgument` when this CPU lacks AVX512-BF16 (`available`).
+    public static func with<T>(_ body: () throws -> T) throws -> T {
+        guard available else {
+            throw TensorError.invalidArgument(op: "bf16 products", detail: "this CPU has no AVX512-BF16 (flags avx512f, avx512vl, avx512bw, avx512_bf16 in /proc/cpuinfo); run in fp32")
+        }
+        depth += 1
+        defer { depth -= 1 }
+        return try body()
+    }
+
+    /// Whether a product of this form runs in bf16: inside `with`, while no tape records (training
+    /// and gradients stay fp32), A not transposed, at least 16 rows (op(B) is converted once per
+    /// product, which fewer rows would not repay) and k ≥ 2.
+    @inline(__always)
+    static func applies(transA: Bool, m: Int, k: Int) -> Bool {
+        depth > 0 && !transA && m >= 16 && k >= 2 && !Tape.isRecording
+    }
+
+    /// K, M and N blocking of the bf16 kernel: KC in units of two k values, so an A panel (12 × KC
+    /// units) takes the fp32 kernel's L1 share and a B block (KC × NC units) its L2 share.
+    static var blocking: (mc: Int, kc: Int, nc: Int) {
+        let b = BLAS.blockings[.avx512]
+        return (b?.mc ?? 4092, b?.kc ?? 384, max(32, (b?.nc ?? 160) / 32 * 32))
+    }
+
+    /// Rows `spans` of C = alpha · A · op(B) + beta · C in bf16 (A m×k row-major, lda; B stored
+    /// n×k when `transB`, else k×n): op(B) is converted and packed once, the threads taking
+    /// disjoint column panels, then each span's rows are split over the threads (serially inside
+    /// `Parallel.units`). FLOPs counted as the spans' products.
+    static func run(spans: [Range<Int>], transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let units = pr_bf16_packed_b_units(n, k)
+        // The packed op(B) goes into one buffer kept for the rest of the process once bf16 ran
+        // (grown to the largest, the LM head's: 33 MB in t5-small, 49 MB in t5-base), not a heap
+        // block per product: blocks of that size freed between the
+        // activations left holes that raised t5-base evaluation's peak RSS by 180 MB. Products
+        // inside `Parallel.units` (per-head attention, small) or while another thread holds the
+        // buffer take a heap block of their own.
+        let shared = lock.try() ? ensureBuffer(units) : nil
+        let own: UnsafeMutableRawPointer? = shared == nil ? aligned_alloc(64, (units * 4 + 63) / 64 * 64) : nil
+        defer { if shared != nil { lock.unlock() } else { free(own) } }
+        guard let packed = shared ?? own?.bindMemory(to: UInt32.self, capacity: units) else {
+            fatalError("bf16 products: no memory for a packed operand of \(units * 4) bytes")
+        }
+        let serial = Parallel.insideUnits || Parallel.threads <= 1
+        let panels = (n + 31) / 32
+        if serial {
+            pr_bf16_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, 0, n, packed)
+        } else {
+            Parallel.forRange(panels, costPerItem: k * 32) { r in
+                pr_bf16_pack_b_cols(transB ? 1 : 0, n, k, b, ldb, r.lowerBound * 32, r.upperBound * 32, packed)
+            }
+        }
+        let bl = blocking
+        for span in spans where !span.isEmpty {
+            pr_flops_add(Int64(2 * span.count * n * k))
+            let a0 = a + span.lowerBound * lda, c0 = c + span.lowerBound * ldc
+            if serial {
+                pr_sgemm_bf16_packed(span.count, n, k, alpha, a0, lda, packed, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
+            } else {
+                Parallel.forRangeGuided(span.count, quantum: 12, minQuanta: 2) { rows in
+                    pr_sgemm_bf16_packed(rows.count, n, k, alpha, a0 + rows.lowerBound * lda, lda, packed, beta,
+                                         c0 + rows.lowerBound * ldc, ldc, bl.mc, bl.kc, bl.nc)
+                }
+            }
+        }
+        countLock.lock()
+        count += 1
+        countLock.unlock()
+    }
+
+    nonisolated(unsafe) private static var buffer: UnsafeMutablePointer<UInt32>?
+    nonisolated(unsafe) private static var capacity = 0
+
+    /// The shared buffer with room for `units` (caller holds `lock`), nil when it cannot grow.
+    private static func ensureBuffer(_ units: Int) -> UnsafeMutablePointer<UInt32>? {
+        if capacity < units {
+            free(buffer)
+            buffer = aligned_alloc(64, (units * 4 + 63) / 64 * 64)?.bindMemory(to: UInt32.self, capacity: units)
+            capacity = buffer == nil ? 0 : units
+        }
+        return buffer
+    }
+}

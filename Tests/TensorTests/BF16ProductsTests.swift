@@ -1,0 +1,112 @@
+import Support
+@testable import Tensor
+import XCTest
+
+/// The opt-in bf16 evaluation products (Sources/Tensor/BF16Products.swift, CGemm's gemm_bf16.c),
+/// checked against a reference written here: both operands rounded to bf16 by the IEEE rule
+/// (nearest, ties to even; denormals to zero, as the instructions do), products summed in Double.
+/// Skipped on CPUs without AVX512-BF16.
+final class BF16ProductsTests: XCTestCase {
+    /// Round to bfloat16, nearest with ties to even, returned as the fp32 it stands for; denormal
+    /// inputs count as 0 (VCVTNE2PS2BF16 and VDPBF16PS treat them so).
+    static func bf16(_ x: Float) -> Float {
+        if x.isNaN { return x }
+        if x.isSubnormal { return x.sign == .minus ? -0.0 : 0 }
+        let u = x.bitPattern
+        let rounded = (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000
+        return Float(bitPattern: rounded)
+    }
+
+    /// The rounding rule on hand-worked bit patterns.
+    func testReferenceRoundingByHand() {
+        XCTAssertEqual(Self.bf16(1).bitPattern, 0x3F80_0000)
+        XCTAssertEqual(Self.bf16(Float(bitPattern: 0x3F80_8000)).bitPattern, 0x3F80_0000, "halfway, even stays")
+        XCTAssertEqual(Self.bf16(Float(bitPattern: 0x3F81_8000)).bitPattern, 0x3F82_0000, "halfway, odd rounds up")
+        XCTAssertEqual(Self.bf16(Float(bitPattern: 0x3F80_8001)).bitPattern, 0x3F81_0000, "above halfway")
+        XCTAssertEqual(Self.bf16(Float(bitPattern: 0x3F80_7FFF)).bitPattern, 0x3F80_0000, "below halfway")
+        XCTAssertEqual(Self.bf16(-1.0 / 3).bitPattern, 0xBEAB_0000)  // 0xBEAAAAAB: round up in magnitude
+        XCTAssertEqual(Self.bf16(Float(bitPattern: 0x0000_1234)), 0, "denormal to zero")
+    }
+
+    /// C = alpha · bf16(A) · bf16(op(B)) + beta · C for ragged shapes (m not a multiple of the
+    /// 12-row tile, n of the 32-column panel, odd k, k across the kernel's k blocks), B stored both
+    /// ways, alpha/beta, leading dimensions wider than the matrix: within fp32 summation error of
+    /// the reference, and clearly not the fp32 product (so bf16 ran).
+    func testProductsMatchTheRoundedReference() throws {
+        try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
+        var s = PhiloxStream(RNGKey(seed: 91))
+        func values(_ n: Int) -> [Float] { (0..<n).map { _ in Float(s.nextInt(below: 2_000_001)) / 1_000_000 - 1 } }
+        for (m, n, k, transB, alpha, beta) in [(16, 32, 2, false, Float(1), Float(0)), (37, 45, 77, true, 1, 0), (29, 70, 1031, false, 0.5, 1),
+                                               (130, 33, 800, true, 1, 0.25), (16, 1, 3, true, 2, 0)] {
+            let lda = k + 3, ldb = (transB ? k : n) + 5, ldc = n + 2
+            let a = values(m * lda), b = values((transB ? n : k) * ldb), c0 = values(m * ldc)
+            var c = c0
+            let before = BF16Products.products
+            try BF16Products.with {
+                BLAS.sgemm(transA: false, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
+            }
+            XCTAssertEqual(BF16Products.products, before + 1, "\(m)×\(n)×\(k) ran in bf16")
+            var worst = 0.0, fp32Gap = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var ref = 0.0, mag = 0.0, exact = 0.0
+                    for p in 0..<k {
+                        let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                        ref += Double(Self.bf16(a[i * lda + p])) * Double(Self.bf16(bv))
+                        exact += Double(a[i * lda + p]) * Double(bv)
+                        mag += abs(Double(a[i * lda + p]) * Double(bv))
+                    }
+                    let want = Double(alpha) * ref + Double(beta) * Double(c0[i * ldc + j])
+                    let scale = abs(Double(alpha)) * mag + abs(Double(beta * c0[i * ldc + j])) + 1e-30
+                    worst = max(worst, abs(Double(c[i * ldc + j]) - want) / scale)
+                    let fp32 = Double(alpha) * exact + Double(beta) * Double(c0[i * ldc + j])
+                    fp32Gap = max(fp32Gap, abs(Double(c[i * ldc + j]) - fp32) / scale)
+                }
+                // Padding columns of C are untouched.
+                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j]) }
+            }
+            XCTAssertLessThan(worst, 3e-6, "\(m)×\(n)×\(k) transB \(transB): relative to Σ|a·b|")
+            if k >= 77 { XCTAssertGreaterThan(fp32Gap, 1e-4, "\(m)×\(n)×\(k): the bf16 rounding shows against fp32") }
+        }
+    }
+
+    /// The bits do not depend on the thread count or on row spans (the split never changes an
+    /// element's chain of operations), and products while a tape records, with A transposed or
+    /// with fewer than 16 rows stay fp32 (the default path's bits).
+    func testThreadsSpansAndWhereItDoesNotApply() throws {
+        try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved) }
+        let (m, n, k) = (300, 200, 900)
+        let a = Tensor.normal([m, k], key: RNGKey(seed: 5)), w = Tensor.normal([n, k], key: RNGKey(seed: 6))
+        func product(threads: Int, spans: [Range<Int>]? = nil) throws -> [UInt32] {
+            Parallel.configure(threads: threads)
+            let c = Tensor(zeros: [m, n])
+            try BF16Products.with {
+                if let spans {
+                    BLAS.sgemmRowSpans(spans, transB: true, n: n, k: k, alpha: 1, a: a.data, lda: k, b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
+                } else {
+                    BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a.data, lda: k, b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
+                }
+            }
+            return c.array.map(\.bitPattern)
+        }
+        let one = try product(threads: 1)
+        XCTAssertEqual(try product(threads: 2), one)
+        XCTAssertEqual(try product(threads: 3), one)
+        let spanned = try product(threads: 2, spans: [0..<100, 100..<117, 117..<300])
+        XCTAssertEqual(spanned, one)
+
+        Parallel.configure(threads: 2)
+        let fp32 = try linear(a, w).array.map(\.bitPattern)
+        XCTAssertNotEqual(fp32, one, "bf16 differs from fp32")
+        let before = BF16Products.products
+        let recorded = try BF16Products.with { try Tape().record { try linear(a, w) } }
+        XCTAssertEqual(recorded.array.map(\.bitPattern), fp32, "a recording tape keeps fp32")
+        let rows15 = Tensor(shape: [15, k], values: Array(a.array[0..<(15 * k)]))
+        let few = try BF16Products.with { try linear(rows15, w) }
+        XCTAssertEqual(few.array.map(\.bitPattern), try linear(rows15, w).array.map(\.bitPattern), "fewer than 16 rows stay fp32")
+        XCTAssertEqual(BF16Products.products, before)
+        XCTAssertEqual(try linear(a, w).array.map(\.bitPattern), fp32, "outside `with`, fp32")
+    }
+}
