@@ -33,12 +33,12 @@ public enum BF16Products {
         return try body()
     }
 
-    /// Whether a product of this form runs in bf16: inside `with`, while no tape records (training
-    /// and gradients stay fp32), A not transposed, at least 16 rows (op(B) is converted once per
-    /// product, which fewer rows would not repay) and k ≥ 2.
+    /// Whether a product of this form runs in bf16: inside `with`, while no tape records or runs
+    /// backward (training and gradients stay fp32), A not transposed, at least 16 rows (op(B) is
+    /// converted once per product, which fewer rows would not repay) and k ≥ 2.
     @inline(__always)
     static func applies(transA: Bool, m: Int, k: Int) -> Bool {
-        depth > 0 && !transA && m >= 16 && k >= 2 && !Tape.isRecording
+        depth > 0 && !transA && m >= 16 && k >= 2 && !Tape.isRecording && Tape.running == nil
     }
 
     /// K, M and N blocking of the bf16 kernel: KC in units of two k values, so an A panel (12 × KC

@@ -120,7 +120,7 @@ public enum BLAS {
     /// B registered frozen), as `PaddedRows` does. FLOPs counted as the spans' products.
     static func sgemmRowSpans(_ spans: [Range<Int>], transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if BF16Products.applies(transA: false, m: spans.map(\.count).min() ?? 0, k: k) {
+        if BF16Products.applies(transA: false, m: spans.filter { !$0.isEmpty }.map(\.count).min() ?? 0, k: k) {
             BF16Products.run(spans: spans, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                              beta: beta, c: c, ldc: ldc)
             return

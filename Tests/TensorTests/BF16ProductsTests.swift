@@ -92,21 +92,32 @@ final class BF16ProductsTests: XCTestCase {
             return c.array.map(\.bitPattern)
         }
         let one = try product(threads: 1)
-        XCTAssertEqual(try product(threads: 2), one)
-        XCTAssertEqual(try product(threads: 3), one)
+        XCTAssertTrue(try product(threads: 2) == one, "2 threads")
+        XCTAssertTrue(try product(threads: 3) == one, "3 threads")
         let spanned = try product(threads: 2, spans: [0..<100, 100..<117, 117..<300])
-        XCTAssertEqual(spanned, one)
+        XCTAssertTrue(spanned == one, "row spans")
 
         Parallel.configure(threads: 2)
         let fp32 = try linear(a, w).array.map(\.bitPattern)
         XCTAssertNotEqual(fp32, one, "bf16 differs from fp32")
         let before = BF16Products.products
         let recorded = try BF16Products.with { try Tape().record { try linear(a, w) } }
-        XCTAssertEqual(recorded.array.map(\.bitPattern), fp32, "a recording tape keeps fp32")
+        XCTAssertTrue(recorded.array.map(\.bitPattern) == fp32, "a recording tape keeps fp32")
+        // Backward run inside `with` (outside `record`) keeps fp32 too: the input's gradient
+        // g·W is a product with A not transposed and 300 rows.
+        func inputGradient(_ inBF16: Bool) throws -> [UInt32] {
+            let x = Tensor(shape: [m, k], values: a.array, requiresGrad: true)
+            let tape = Tape()
+            let loss = try tape.record { sum(try linear(x, w)) }
+            if inBF16 { try BF16Products.with { tape.backward(loss) } } else { tape.backward(loss) }
+            return x.grad!.array.map(\.bitPattern)
+        }
+        let (g16, g32) = (try inputGradient(true), try inputGradient(false))
+        XCTAssertTrue(g16 == g32, "backward keeps fp32 (first difference at \(g16.indices.first { g16[$0] != g32[$0] } ?? -1))")
         let rows15 = Tensor(shape: [15, k], values: Array(a.array[0..<(15 * k)]))
         let few = try BF16Products.with { try linear(rows15, w) }
-        XCTAssertEqual(few.array.map(\.bitPattern), try linear(rows15, w).array.map(\.bitPattern), "fewer than 16 rows stay fp32")
+        XCTAssertTrue(try few.array.map(\.bitPattern) == linear(rows15, w).array.map(\.bitPattern), "fewer than 16 rows stay fp32")
         XCTAssertEqual(BF16Products.products, before)
-        XCTAssertEqual(try linear(a, w).array.map(\.bitPattern), fp32, "outside `with`, fp32")
+        XCTAssertTrue(try linear(a, w).array.map(\.bitPattern) == fp32, "outside `with`, fp32")
     }
 }
