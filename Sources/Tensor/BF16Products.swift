@@ -57,13 +57,17 @@ public enum BF16Products {
         let units = pr_bf16_packed_b_units(n, k)
         // The packed op(B) goes into one buffer kept for the rest of the process once bf16 ran
         // (grown to the largest, the LM head's: 33 MB in t5-small, 49 MB in t5-base), not a heap
-        // block per product: blocks of that size freed between the
-        // activations left holes that raised t5-base evaluation's peak RSS by 180 MB. Products
-        // inside `Parallel.units` (per-head attention, small) or while another thread holds the
-        // buffer take a heap block of their own.
-        let shared = lock.try() ? ensureBuffer(units) : nil
+        // block per product: blocks of that size freed between the activations left holes that
+        // raised t5-base evaluation's peak RSS by 180 MB. A product that finds the buffer held by
+        // another thread (per-head attention products run on every thread at once) or that
+        // cannot grow it takes a heap block of its own.
+        let locked = lock.try()
+        let shared = locked ? ensureBuffer(units) : nil
         let own: UnsafeMutableRawPointer? = shared == nil ? aligned_alloc(64, (units * 4 + 63) / 64 * 64) : nil
-        defer { if shared != nil { lock.unlock() } else { free(own) } }
+        defer {
+            if locked { lock.unlock() }
+            free(own)
+        }
         guard let packed = shared ?? own?.bindMemory(to: UInt32.self, capacity: units) else {
             fatalError("bf16 products: no memory for a packed operand of \(units * 4) bytes")
         }
