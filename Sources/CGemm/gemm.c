@@ -33,11 +33,7 @@ int pr_gemm_avx512_available(void) {
 
 #if defined(__x86_64__)
 #include "gemm_common.h"
-
-// Mask of the first `count` of 16 lanes (none when count ≤ 0, all when ≥ 16).
-static inline __mmask16 lanes(long count) {
-    return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
-}
+#include "avx512_tile.h"
 
 // o[c] = column c of the 16×16 block whose row i is r[i] (r is overwritten).
 AVX512 static inline void transpose16_regs(__m512 r[16], __m512 o[16]) {
@@ -145,16 +141,7 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided_rows(
     __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            float *row = c + i * ldc;
-            __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
-            if (beta != 0) {
-                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
-                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
-            }
-            _mm512_mask_storeu_ps(row, m0, r0);
-            _mm512_mask_storeu_ps(row + 16, m1, r1);
-        }
+        if (i < mr) store_tile_row(c + i * ldc, c0[i], c1[i], va, vb, beta, m0, m1);
     }
 }
 

@@ -40,27 +40,23 @@ long pr_bf16_packed_b_units(long n, long k) {
 }
 
 #if defined(__x86_64__)
+#include "avx512_tile.h"
 #define BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16")))
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
 
-// Mask of the first `count` of 16 lanes (none when count ≤ 0, all when ≥ 16).
-static inline __mmask16 lanes16(long count) {
-    return (__mmask16)(count >= 16 ? 0xFFFF : count <= 0 ? 0 : (1u << count) - 1);
-}
-
 // The 16 units of x[2q0 ..< 2q0 + 32] (values at or past `len` floats read as 0): unit u holds
 // x[2q0 + 2u] (low) and x[2q0 + 2u + 1] (high), which is the conversion's own element order.
 BF16 static inline __m512i units_of_row(const float *x, long len) {
-    __m512 lo = _mm512_maskz_loadu_ps(lanes16(len), x);
-    __m512 hi = _mm512_maskz_loadu_ps(lanes16(len - 16), x + 16);
+    __m512 lo = _mm512_maskz_loadu_ps(lanes(len), x);
+    __m512 hi = _mm512_maskz_loadu_ps(lanes(len - 16), x + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
 // The units pairing two rows element by element: unit j holds x[j] (low) and y[j] (high, 0 when
 // y is NULL), for j < 16 (lanes at or past `len` zero).
 BF16 static inline __m512i units_of_pair(const float *x, const float *y, long len) {
-    __mmask16 m = lanes16(len);
+    __mmask16 m = lanes(len);
     __m512 yv = y ? _mm512_maskz_loadu_ps(m, y) : _mm512_setzero_ps();
     __m512i v = (__m512i)_mm512_cvtne2ps_pbh(yv, _mm512_maskz_loadu_ps(m, x));
     // v's 16-bit elements: x0..x15, y0..y15; interleave them to x0 y0 x1 y1 …
@@ -143,19 +139,10 @@ BF16 static void kernel_bf16(long kcq, const uint32_t *restrict ap, const uint32
         bp += BNR;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bet);
-    __mmask16 m0 = lanes16(nr), m1 = lanes16(nr - 16);
+    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
 #pragma clang loop unroll(full)
     for (int i = 0; i < BMR; i++) {
-        if (i < mr) {
-            float *row = c + i * ldc;
-            __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
-            if (bet != 0) {
-                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
-                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
-            }
-            _mm512_mask_storeu_ps(row, m0, r0);
-            _mm512_mask_storeu_ps(row + 16, m1, r1);
-        }
+        if (i < mr) store_tile_row(c + i * ldc, c0[i], c1[i], va, vb, bet, m0, m1);
     }
 }
 
