@@ -78,8 +78,7 @@ struct Bench: ParsableCommand {
                 for shape in shapes {
                     var m: [String: Any] = [:]
                     for (key, run) in runs.sorted(by: { $0.key < $1.key }) {
-                        let r = try child(["bench-one", "--shape", shape, "--workload", run.workload, "--repeats", "\(repeats)", "--threads", "\(t)",
-                                           "--precision", run.precision], environment: ["PROMPTREPRO_CHECKPOINT": run.checkpoint])
+                        let r = try ourChild(run, shape: shape, repeats: repeats, threads: t)
                         m[key] = r
                         FileHandle.standardError.write(Data("promptrepro \(shape) \(key): \(String(format: "%.3f", r["seconds_median"] as? Double ?? .nan)) s\n".utf8))
                     }
@@ -185,13 +184,10 @@ struct Bench: ParsableCommand {
                 let variants = runs.filter { $0.value.isVariant && $0.value.workload == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
-                    mine[key, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)"],
-                                                            environment: ["PROMPTREPRO_CHECKPOINT": "auto"]))
+                    mine[key, default: []].append(try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t))
                     theirs.append(try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]))
                     for v in variants {
-                        mine[v, default: []].append(try child(["bench-one", "--shape", shape, "--workload", w, "--repeats", "1", "--threads", "\(t)",
-                                                               "--precision", runs[v]!.precision],
-                                                              environment: ["PROMPTREPRO_CHECKPOINT": runs[v]!.checkpoint]))
+                        mine[v, default: []].append(try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t))
                     }
                 }
                 let b = theirs.map(seconds)
@@ -217,6 +213,12 @@ struct Bench: ParsableCommand {
         }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
                 "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
+    }
+
+    /// One `bench-one` process of ours for `run` (its workload, checkpointing and precision).
+    func ourChild(_ run: BenchRun, shape: String, repeats: Int, threads t: Int) throws -> [String: Any] {
+        try child(["bench-one", "--shape", shape, "--workload", run.workload, "--repeats", "\(repeats)", "--threads", "\(t)",
+                   "--precision", run.precision], environment: ["PROMPTREPRO_CHECKPOINT": run.checkpoint])
     }
 
     func child(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {
