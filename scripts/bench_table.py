@@ -63,7 +63,7 @@ for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
 m = d["machine"]
 first = next(k for k in d["pytorch"] if k != "gemm")
 host = m["cpu"] + (f", family {m['cpu_family']} model {m['cpu_model']}" if "cpu_family" in m else "")
-print(f"\nmachine: {host}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')} ({m.get('gemm_blocking', 'blocking not recorded')}), OpenBLAS {m['openblas_core']}, "
+print(f"\nmachine: {host}, {m['cores']} cores ({m['simd']}), {m['threads']} threads, GEMM kernel {m.get('gemm_kernel', 'openblas')} ({m.get('gemm_blocking', 'blocking not recorded')}){', bf16 kernel ' + m['bf16_kernel'] if m.get('bf16_kernel', 'none') != 'none' else ''}, OpenBLAS {m['openblas_core']}, "
       f"Swift ISA {m.get('swift_isa', '?')}; torch {d['pytorch'][first]['train_step'].get('torch', '?')}, transformers "
       f"{d['pytorch'][first]['train_step'].get('transformers', '?')}")
 core = d["core"]["sgemm"]

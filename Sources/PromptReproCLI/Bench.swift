@@ -374,6 +374,8 @@ func machineInfo() -> [String: Any] {
         "openblas_core": BLAS.coreName,
         "gemm_kernel": BLAS.kernel.rawValue,
         "gemm_blocking": BLAS.blockingDescription,
+        // The kernel of the opt-in bf16 products (the `eval_forward_bf16` row), none without AVX512-BF16.
+        "bf16_kernel": BF16Products.available ? BF16Products.defaultKernel.rawValue : "none",
         "gemm_calibration": BLAS.calibrated.map { "\($0.choice) (measured \($0.measured), \($0.speedup)× the default)" } ?? "none",
         "swift_isa": BuildISA.name,
         "os": ProcessInfo.processInfo.operatingSystemVersionString,

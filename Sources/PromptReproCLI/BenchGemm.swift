@@ -18,7 +18,7 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Comma-separated MxNxK[:nt|:nn|:tn] (C = A·Bᵀ with nt, the default, as a Linear layer; A·B with nn; Aᵀ·B with tn, a Linear layer's weight gradient).")
     var shapes = "2048x2048x2048,2848x512x2048,356x356x64,356x64x356:nn,64x64x512,512x64x512:nn,512x512x64"
     @Option(help: "Kernels to time (default: all this CPU runs).") var kernels: String?
-    @Flag(help: "Also time the opt-in bf16 products (AVX512-BF16 only; A not transposed), as kernel 'bf16'.") var bf16 = false
+    @Flag(help: "Also time the opt-in bf16 products (A not transposed) on each bf16 kernel this CPU runs, as kernels 'avx512_bf16' (AVX512-BF16) and 'amx_bf16' (AMX-BF16).") var bf16 = false
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
 
 
@@ -42,10 +42,10 @@ struct BenchGemm: ParsableCommand {
                     let g = s.flops * Double(s.reps) / 1e9
                     if round > 0 { samples[s.name, default: [:]][kern.rawValue, default: []].append((g / wall, g / max(cpu, 1e-6))) }
                 }
-                if bf16 && !s.transA {
-                    let (wall, cpu) = try BF16Products.with { s.sample(operands) }
+                for kern in bf16 && !s.transA ? BF16Products.availableKernels : [] {
+                    let (wall, cpu) = try BF16Products.with(kernel: kern) { s.sample(operands) }
                     let g = s.flops * Double(s.reps) / 1e9
-                    if round > 0 { samples[s.name, default: [:]]["bf16", default: []].append((g / wall, g / max(cpu, 1e-6))) }
+                    if round > 0 { samples[s.name, default: [:]][kern.rawValue, default: []].append((g / wall, g / max(cpu, 1e-6))) }
                 }
             }
         }

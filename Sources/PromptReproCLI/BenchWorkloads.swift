@@ -107,6 +107,7 @@ struct BenchOne: ParsableCommand {
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
                                   "gflop_measured": measured / 1e9,
                                   "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
+                                  "bf16_kernel": precision == "bf16" ? BF16Products.defaultKernel.rawValue : "",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
                                   "attention_share": AttentionClock.seconds / times.reduce(0, +),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]

@@ -400,7 +400,8 @@ final class ModelBehaviorTests: XCTestCase {
 
     /// The opt-in bf16 evaluation (`BF16Products`) of a T5 forward stays near the fp32 one: the
     /// loss within 1 % and every logit within 3 % of the logits' largest magnitude, while not
-    /// equal to it (the products did run in bf16). A recording tape in the same scope stays fp32.
+    /// equal to it (the products did run in bf16), on every bf16 kernel this CPU runs. A recording
+    /// tape in the same scope stays fp32.
     func testBF16EvaluationStaysNearFP32() throws {
         try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
         let m = try tinyT5()
@@ -411,15 +412,18 @@ final class ModelBehaviorTests: XCTestCase {
                           labels: labels)
         }
         let fp32 = try run()
-        let before = BF16Products.products
-        let bf16 = try BF16Products.with { try run() }
-        XCTAssertGreaterThan(BF16Products.products, before, "products ran in bf16")
-        let l32 = fp32.loss.array[0], l16 = bf16.loss.array[0]
-        XCTAssertEqual(l16, l32, accuracy: 0.01 * abs(l32))
-        let a = fp32.logits.array, b = bf16.logits.array
-        let scale = a.map(abs).max()!
-        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 0.03 * scale)
-        XCTAssertNotEqual(a, b, "bf16 products change the logits")
+        let a = fp32.logits.array
+        for kernel in BF16Products.availableKernels {
+            let before = BF16Products.products
+            let bf16 = try BF16Products.with(kernel: kernel) { try run() }
+            XCTAssertGreaterThan(BF16Products.products, before, "\(kernel): products ran in bf16")
+            let l32 = fp32.loss.array[0], l16 = bf16.loss.array[0]
+            XCTAssertEqual(l16, l32, accuracy: 0.01 * abs(l32), "\(kernel)")
+            let b = bf16.logits.array
+            let scale = a.map(abs).max()!
+            XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 0.03 * scale, "\(kernel)")
+            XCTAssertNotEqual(a, b, "\(kernel): bf16 products change the logits")
+        }
         let recorded = try BF16Products.with { try Tape().record { try run() } }
         XCTAssertTrue(recorded.logits.array.map(\.bitPattern) == a.map(\.bitPattern), "a recording tape keeps fp32")
     }

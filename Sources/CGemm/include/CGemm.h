@@ -56,7 +56,7 @@ void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const
 /// Opt-in bf16 products for evaluation (gemm_bf16.c, Sources/Tensor/BF16Products.swift): 1 when
 /// this CPU and the OS support AVX-512 F, VL, BW and BF16.
 int pr_gemm_bf16_available(void);
-/// uint32 units (two bf16 each) that op(B) (k×n) takes packed: ⌈n/32⌉·32 · ⌈k/2⌉.
+/// uint32 units (two bf16 each) that op(B) (k×n) takes packed: ⌈n/32⌉·32 · (⌈k/2⌉ rounded up to 16).
 long pr_bf16_packed_b_units(long n, long k);
 /// Columns j0 ..< min(j1, n) of op(B) (B stored n×k when transB), rounded to bf16 (nearest even;
 /// denormals as 0), into `out` (64-byte aligned, pr_bf16_packed_b_units(n, k) units) where the
@@ -68,6 +68,15 @@ void pr_bf16_pack_b_cols(int transB, long n, long k, const float *b, long ldb, l
 /// never change the bits. Single-threaded; call only when pr_gemm_bf16_available() returns 1.
 void pr_sgemm_bf16_packed(long m, long n, long k, float alpha, const float *a, long lda, const unsigned int *packed,
                           float beta, float *c, long ldc, long MC, long KC, long NC);
+/// 1 when this CPU has AMX-TILE and AMX-BF16 (besides what pr_gemm_bf16_available needs) and Linux
+/// granted the process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM, asked on the first call).
+int pr_gemm_amx_available(void);
+/// pr_sgemm_bf16_packed on the AMX tile unit (TDPBF16PS, 32 × 32 blocks of C): the same operands,
+/// packing and arguments (MC rounded down to a multiple of 32, KC to 16 units); products summed in
+/// fp32 over k in blocks of KC units, so the bits depend on KC only (and differ from
+/// pr_sgemm_bf16_packed's). Single-threaded; call only when pr_gemm_amx_available() returns 1.
+void pr_sgemm_bf16_amx_packed(long m, long n, long k, float alpha, const float *a, long lda, const unsigned int *packed,
+                              float beta, float *c, long ldc, long MC, long KC, long NC);
 
 /// C's one row (m = 1, op(B) = B, k×n row-major with ldb) = alpha · a · B + beta · C, computed as
 /// the own kernels compute it with kc = KC (same operations, same bits), reading B in place
