@@ -22,8 +22,11 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 #endif
 
 #define BMR 12
@@ -225,8 +228,9 @@ BF16 void pr_sgemm_bf16_packed(long m, long n, long k, float alpha, const float 
 // ---- AMX (Intel Sapphire Rapids and later: AMX-TILE, AMX-BF16) ----------------------------------
 // The same products on the tile unit: TDPBF16PS multiplies a 16 × 32 bf16 tile of A by a 32 × 16
 // bf16 tile of op(B) (16 rows of 16 units, the packed panels' own layout, read with a 128-byte
-// stride) and adds the pairs into a 16 × 16 fp32 tile, each element's 32 products in k order with
-// fp32 accumulation, denormals as 0 (as VDPBF16PS). One call computes a 32 × 32 block of C in
+// stride) and adds the pairs into a 16 × 16 fp32 tile in fp32 (Intel's SDM describes separate
+// partial sums of the even and the odd products, combined before the add), denormals as 0 (as
+// VDPBF16PS). One call computes a 32 × 32 block of C in
 // four accumulator tiles (rows 0–15 and 16–31 by columns 0–15 and 16–31) from two A and two B
 // tiles, over the k block's units in steps of 16; the block is then written back as the AVX-512
 // kernel does (alpha · acc + beta · C on the first k block, + C after). Blocks of KC units (a
@@ -235,8 +239,10 @@ BF16 void pr_sgemm_bf16_packed(long m, long n, long k, float alpha, const float 
 #define AMR 32
 
 int pr_gemm_amx_available(void) {
-    static int state = -1;  // -1 not asked yet; set once (a race sets the same value)
-    if (state >= 0) return state;
+#if defined(__linux__)
+    static _Atomic int state = -1;  // -1 not asked yet; a race asks twice and stores the same value
+    int known = atomic_load(&state);
+    if (known >= 0) return known;
     int ok = 0;
     unsigned int eax, ebx, ecx, edx;
     if (pr_gemm_bf16_available() && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)
@@ -245,8 +251,11 @@ int pr_gemm_amx_available(void) {
         // XFEATURE_XTILEDATA), once per process; a kernel before 5.16 refuses and AMX stays off.
         ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
     }
-    state = ok;
+    atomic_store(&state, ok);
     return ok;
+#else
+    return 0;  // other systems: no way asked for the tile state here
+#endif
 }
 
 #define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512vl,avx512bw,avx512bf16")))

@@ -136,7 +136,7 @@ public enum BF16Products {
             if serial {
                 product(span.count, n, k, alpha, a0, lda, packed, beta, c0, ldc, bl.mc, bl.kc, bl.nc)
             } else {
-                Parallel.forRangeGuided(span.count, quantum: kern == .amxBF16 ? 32 : 12, minQuanta: 2) { rows in
+                Parallel.forRangeGuided(span.count, quantum: kern == .amxBF16 ? 16 : 12, minQuanta: 2) { rows in
                     product(rows.count, n, k, alpha, a0 + rows.lowerBound * lda, lda, packed, beta,
                             c0 + rows.lowerBound * ldc, ldc, bl.mc, bl.kc, bl.nc)
                 }

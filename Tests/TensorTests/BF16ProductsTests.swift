@@ -1,3 +1,4 @@
+import CGemm
 import Support
 @testable import Tensor
 import XCTest
@@ -135,26 +136,55 @@ final class BF16ProductsTests: XCTestCase {
 
     /// `with(kernel:)` runs the kernel asked for, refuses one this CPU lacks (naming the ones it
     /// runs), nests (an inner `with` without a kernel keeps the outer one's) and restores the
-    /// kernel on leaving; the kernels' bits differ on a product both run.
+    /// kernel on leaving; where both kernels run, their bits differ on a product.
     func testKernelChoice() throws {
         try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
-        XCTAssertTrue(BF16Products.availableKernels.contains(BF16Products.defaultKernel))
-        if !BF16Products.amxAvailable {
+        try BF16Products.with(kernel: .avx512BF16) {
+            XCTAssertEqual(BF16Products.kernel, .avx512BF16)
+            try BF16Products.with { XCTAssertEqual(BF16Products.kernel, .avx512BF16, "inner with keeps the outer kernel") }
+            if BF16Products.amxAvailable {
+                try BF16Products.with(kernel: .amxBF16) { XCTAssertEqual(BF16Products.kernel, .amxBF16) }
+            }
+            XCTAssertEqual(BF16Products.kernel, .avx512BF16, "restored after the inner scopes")
+        }
+        XCTAssertEqual(BF16Products.kernel, BF16Products.defaultKernel, "outside with: the default")
+        guard BF16Products.amxAvailable else {
             XCTAssertThrowsError(try BF16Products.with(kernel: .amxBF16) {}) { error in
                 XCTAssertTrue("\(error)".contains("amx_bf16"), "\(error)")
             }
             return
-        }
-        try BF16Products.with(kernel: .avx512BF16) {
-            XCTAssertEqual(BF16Products.kernel, .avx512BF16)
-            try BF16Products.with { XCTAssertEqual(BF16Products.kernel, .avx512BF16, "inner with keeps the outer kernel") }
-            try BF16Products.with(kernel: .amxBF16) { XCTAssertEqual(BF16Products.kernel, .amxBF16) }
-            XCTAssertEqual(BF16Products.kernel, .avx512BF16, "restored")
         }
         let (m, n, k) = (64, 64, 512)
         let a = Tensor.normal([m, k], key: RNGKey(seed: 7)), w = Tensor.normal([n, k], key: RNGKey(seed: 8))
         let viaDot = try BF16Products.with(kernel: .avx512BF16) { try linear(a, w) }.array.map(\.bitPattern)
         let viaTiles = try BF16Products.with(kernel: .amxBF16) { try linear(a, w) }.array.map(\.bitPattern)
         XCTAssertNotEqual(viaDot, viaTiles, "the two kernels sum the products in different orders")
+    }
+
+    /// Each kernel's bits depend on KC only: the C entry points with tiny MC and NC (many row and
+    /// column blocks: the loops over ic and jc) give the bits of one block as large as the
+    /// product, and those of `BLAS.sgemm` inside `with` (the default blocking), for the same KC.
+    func testBitsDoNotDependOnRowOrColumnBlocks() throws {
+        try XCTSkipUnless(BF16Products.available, "no AVX512-BF16 on this CPU")
+        let (m, n, k) = (150, 230, 700)
+        let a = Tensor.normal([m, k], key: RNGKey(seed: 11)), w = Tensor.normal([n, k], key: RNGKey(seed: 12))
+        let packed = UnsafeMutablePointer<UInt32>.allocate(capacity: pr_bf16_packed_b_units(n, k) + 16)
+        defer { packed.deallocate() }
+        let aligned = UnsafeMutablePointer<UInt32>(bitPattern: (UInt(bitPattern: packed) + 63) & ~UInt(63))!
+        pr_bf16_pack_b_cols(1, n, k, w.data, k, 0, n, aligned)
+        for kernel in BF16Products.availableKernels {
+            let product = kernel == .amxBF16 ? pr_sgemm_bf16_amx_packed : pr_sgemm_bf16_packed
+            let kc = BF16Products.blocking(kernel).kc
+            func run(mc: Int, nc: Int) -> [UInt32] {
+                let c = Tensor(zeros: [m, n])
+                product(m, n, k, 1, a.data, k, aligned, 0, c.data, n, mc, kc, nc)
+                return c.array.map(\.bitPattern)
+            }
+            let whole = run(mc: 4096, nc: 4096)
+            XCTAssertTrue(run(mc: 32, nc: 32) == whole, "\(kernel): MC 32, NC 32")
+            XCTAssertTrue(run(mc: 96, nc: 64) == whole, "\(kernel): MC 96, NC 64")
+            let viaBLAS = try BF16Products.with(kernel: kernel) { try linear(a, w) }.array.map(\.bitPattern)
+            XCTAssertTrue(viaBLAS == whole, "\(kernel): BLAS.sgemm's default blocking")
+        }
     }
 }
