@@ -24,6 +24,8 @@ struct BenchOne: ParsableCommand {
     @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
     @Option(help: "Matrix products of eval and generate: fp32 (default) or bf16 (opt-in; CPUs with AVX512-BF16; never in the default rows).")
     var precision: String = "fp32"
+    @Option(help: "Kernel of --precision bf16: avx512_bf16 or amx_bf16 (default: amx_bf16 where the CPU has AMX-BF16, else avx512_bf16).")
+    var bf16Kernel: String?
 
     func run() throws {
         Parallel.configure(threads: threads)
@@ -32,6 +34,16 @@ struct BenchOne: ParsableCommand {
             guard ["eval", "generate"].contains(workload) else { throw ValidationError("--precision bf16 is an evaluation mode: eval or generate, not \(workload)") }
             guard BF16Products.available else { throw ValidationError("--precision bf16 needs AVX512-BF16, which this CPU lacks") }
         }
+        let kernel = try bf16Kernel.map { name -> BF16Products.Kernel in
+            guard precision == "bf16" else { throw ValidationError("--bf16-kernel goes with --precision bf16") }
+            guard let k = BF16Products.Kernel(rawValue: name) else {
+                throw ValidationError("--bf16-kernel: \(BF16Products.Kernel.allCases.map(\.rawValue).joined(separator: " or ")), not '\(name)'")
+            }
+            guard BF16Products.availableKernels.contains(k) else {
+                throw ValidationError("--bf16-kernel \(name) does not run on this CPU (it runs: \(BF16Products.availableKernels.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return k
+        } ?? BF16Products.defaultKernel
         guard case .t5(let cfg) = Architectures.known[shape] ?? .t5(Architectures.t5Small) else { throw ValidationError("T5 shapes only") }
         let model = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
         switch cross {
@@ -53,7 +65,7 @@ struct BenchOne: ParsableCommand {
         let opt = Optimizer(kind: .adamwTorch, groups: [ParamGroup(tensors: params, lr: workload == "ft" ? 1e-4 : 0.3, weightDecay: 1e-5)])
         opt.recordsNorms = !noStepLog  // as the trainer does for its per-step log
         var step = 0
-        func inPrecision<T>(_ body: () throws -> T) throws -> T { precision == "bf16" ? try BF16Products.with(body) : try body() }
+        func inPrecision<T>(_ body: () throws -> T) throws -> T { precision == "bf16" ? try BF16Products.with(kernel: kernel, body) : try body() }
         func once() throws {
             switch workload {
             case "train", "ft":
@@ -72,7 +84,7 @@ struct BenchOne: ParsableCommand {
             case "generate":
                 let (e, m) = try Injection(prompt: p).inputs(for: model, inputIds: ids, attentionMask: mask, batch: b)
                 if precision == "bf16" {
-                    _ = try BF16Products.with { try model.generate(embeds: e, mask: m, maxNewTokens: newTokens) }
+                    _ = try BF16Products.with(kernel: kernel) { try model.generate(embeds: e, mask: m, maxNewTokens: newTokens) }
                 } else {
                     _ = try model.generate(embeds: consume e, mask: m, maxNewTokens: newTokens)  // as before: e freed while decoding
                 }
@@ -107,7 +119,7 @@ struct BenchOne: ParsableCommand {
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
                                   "gflop_measured": measured / 1e9,
                                   "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
-                                  "bf16_kernel": precision == "bf16" ? BF16Products.defaultKernel.rawValue : "",
+                                  "bf16_kernel": precision == "bf16" ? kernel.rawValue : "",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
                                   "attention_share": AttentionClock.seconds / times.reduce(0, +),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]
