@@ -55,6 +55,24 @@ long pr_bf16_packed_b_units(long n, long k) {
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
 
+// C = beta · C (beta == 0: C set to 0, not read): a product with k == 0.
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
+// *buf (64-byte aligned, *have units) grown to at least `units` (contents not kept); aborts
+// when out of memory. Each kernel keeps one such thread-local buffer for its packed A.
+static uint32_t *grown_units(uint32_t **buf, long *have, long units) {
+    if (*have < units) {
+        free(*buf);
+        *buf = aligned_alloc(64, (size_t)((units * 4 + 63) / 64 * 64));
+        *have = *buf ? units : 0;
+        if (!*buf) abort();
+    }
+    return *buf;
+}
+
 // The 16 units of x[2q0 ..< 2q0 + 32] (values at or past `len` floats read as 0): unit u holds
 // x[2q0 + 2u] (low) and x[2q0 + 2u + 1] (high), which is the conversion's own element order.
 BF16 static inline __m512i units_of_row(const float *x, long len) {
@@ -189,20 +207,13 @@ BF16 void pr_sgemm_bf16_packed(long m, long n, long k, float alpha, const float 
     if (m <= 0 || n <= 0) return;
     long kq = (k + 1) / 2, kqp = panel_units(k);
     if (kq == 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+        scale_c(m, n, beta, c, ldc);
         return;
     }
     if (MC < BMR || KC < 1 || NC < BNR) abort();
     NC = NC / BNR * BNR;  // blocks start on the packed panels' columns
     long kcMax = min_l(KC, kq), mcMax = min_l((MC + BMR - 1) / BMR * BMR, (m + BMR - 1) / BMR * BMR);
-    if (bf16_pack_a_units < kcMax * mcMax) {
-        free(bf16_pack_a);
-        bf16_pack_a = aligned_alloc(64, (size_t)((kcMax * mcMax * 4 + 63) / 64 * 64));
-        bf16_pack_a_units = bf16_pack_a ? kcMax * mcMax : 0;
-        if (!bf16_pack_a) abort();
-    }
-    uint32_t *ap = bf16_pack_a;
+    uint32_t *ap = grown_units(&bf16_pack_a, &bf16_pack_a_units, kcMax * mcMax);
     for (long ic = 0; ic < m; ic += MC) {
         long mc = min_l(MC, m - ic);
         for (long pc = 0; pc < kq; pc += KC) {
@@ -331,8 +342,7 @@ AMX void pr_sgemm_bf16_amx_packed(long m, long n, long k, float alpha, const flo
     if (m <= 0 || n <= 0) return;
     long kq = (k + 1) / 2, kqp = panel_units(k);
     if (kq == 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+        scale_c(m, n, beta, c, ldc);
         return;
     }
     if (MC < AMR || KC < 16 || NC < BNR) abort();
@@ -340,12 +350,7 @@ AMX void pr_sgemm_bf16_amx_packed(long m, long n, long k, float alpha, const flo
     KC = KC / 16 * 16;
     NC = NC / BNR * BNR;
     long kcMax = min_l(KC, kqp), mcMax = min_l(MC, (m + AMR - 1) / AMR * AMR);
-    if (amx_pack_a_units < kcMax * mcMax) {
-        free(amx_pack_a);
-        amx_pack_a = aligned_alloc(64, (size_t)(kcMax * mcMax * 4 + 63) / 64 * 64);
-        amx_pack_a_units = amx_pack_a ? kcMax * mcMax : 0;
-        if (!amx_pack_a) abort();
-    }
+    uint32_t *ap = grown_units(&amx_pack_a, &amx_pack_a_units, kcMax * mcMax);
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -355,7 +360,6 @@ AMX void pr_sgemm_bf16_amx_packed(long m, long n, long k, float alpha, const flo
     }
     _tile_loadconfig(&cfg);
     float scratch[32 * 32] __attribute__((aligned(64)));
-    uint32_t *ap = amx_pack_a;
     for (long ic = 0; ic < m; ic += MC) {
         long mc = min_l(MC, m - ic);
         for (long pc = 0; pc < kq; pc += KC) {
