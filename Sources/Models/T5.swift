@@ -569,25 +569,23 @@ public final class T5Model {
         _ = consume encoder
         // K/V of each row's real positions only (up to its last real key): the products' rows are
         // independent, so those get the bits of the whole [B, L] product; the rest stays 0 and is
-        // never read (`singleQueryAttention` reads each row's keys up to its last real one).
+        // never read (`singleQueryAttention` reads each row's keys up to its last real one). The
+        // real rows are gathered once for all layers' projections, and the projections are laid
+        // out for decoding straight from their compact rows.
         let real = realKeyLengths(encoderMask)
-        func projectReal(_ x: Tensor, _ w: Tensor) throws -> Tensor {
-            guard real.contains(where: { $0 < L }) else { return try lin(x, w, drop) }
-            let d = x.shape[2], total = real.reduce(0, +)
-            let rows = Tensor(zeros: [1, total, d])
-            var at = 0
-            for (b, n) in real.enumerated() { (rows.data + at * d).update(from: x.data + b * L * d, count: n * d); at += n }
-            let y = try lin(rows, w, drop)
-            let width = y.shape[2]
-            let out = Tensor(zeros: [B, L, width])
-            at = 0
-            for (b, n) in real.enumerated() { (out.data + b * L * width).update(from: y.data + at * width, count: n * width); at += n }
-            return out
+        var realRows: Tensor?
+        func gatheredRealRows(_ x: Tensor) throws -> Tensor {
+            if let realRows { return realRows }
+            let rows = real.contains(where: { $0 < L }) ? try gatherRows(x, lengths: real) : x
+            realRows = rows
+            return rows
         }
         func project(_ l: Int) throws {
             guard crossKV[l] == nil, let memory else { return }
             let a = decoderBlocks[l].crossAttn!
-            crossKV[l] = (try transposedKeys(try projectReal(memory, a.k)), try headMajorValues(try projectReal(memory, a.v), heads: config.numHeads))
+            let rows = try gatheredRealRows(memory)
+            crossKV[l] = (try transposedKeys(rows: try lin(rows, a.k, drop), lengths: real, keys: L),
+                          try headMajorValues(rows: try lin(rows, a.v, drop), heads: config.numHeads, lengths: real, keys: L))
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
         let switchStep = crossAttentionMode == .auto
@@ -597,6 +595,7 @@ public final class T5Model {
         func dropMemory() {
             if let m = memory { frozen.release(m) }
             memory = nil
+            realRows = nil
         }
         if crossKV.allSatisfy({ $0 != nil }) { dropMemory() }
         let cache = KVCache(layers: decoderBlocks.count, batch: B, maxRows: max(1, maxNewTokens),
@@ -617,13 +616,22 @@ public final class T5Model {
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)
             let V = config.vocabSize
-            for b in 0..<B {
-                var next = pad
-                if !finished[b] {
+            // Each unfinished row's argmax (the first of equal maxima), rows over the threads.
+            let argmax = UnsafeMutableBufferPointer<Int>.allocate(capacity: B)
+            defer { argmax.deallocate() }
+            let done = finished
+            Parallel.forRange(B, costPerItem: V) { rows in
+                for b in rows where !done[b] {
                     var best = 0
                     let row = logits.data + b * V
                     for j in 1..<V where row[j] > row[best] { best = j }
-                    next = Int32(best)
+                    argmax[b] = best
+                }
+            }
+            for b in 0..<B {
+                var next = pad
+                if !finished[b] {
+                    next = Int32(argmax[b])
                     if next == eos { finished[b] = true }
                 }
                 rows[b].append(next)

@@ -84,6 +84,75 @@ final class DecodeAttentionTests: XCTestCase {
         XCTAssertThrowsError(try headMajorValues(v, heads: 7))
     }
 
+    /// The decode's projections of only the real positions, laid out straight from their compact
+    /// rows (`transposedKeys(rows:…)`, `headMajorValues(rows:…)`), are the tensors the old route
+    /// gave — scatter the rows into a zeroed [B, L, width], then transpose or regroup — bit for bit,
+    /// zero padding included: lengths L, 0, ragged and 1, on 1, 2 and 3 threads (sizes large enough
+    /// to be split). `gatherRows` takes each row's first positions in order; wrong totals and
+    /// lengths past L are refused.
+    func testCompactRowLayoutsMatchScatteringIntoZeros() throws {
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved) }
+        let (l, heads, dv) = (300, 5, 24)
+        let w = heads * dv, lengths = [300, 0, 173, 1, 299, 16]
+        let b = lengths.count, total = lengths.reduce(0, +)
+        let rows = Tensor.normal([1, total, w], key: RNGKey(seed: 31))
+        let scattered = Tensor(zeros: [b, l, w])
+        var at = 0
+        for (bi, n) in lengths.enumerated() {
+            for j in 0..<n { for c in 0..<w { scattered.data[(bi * l + j) * w + c] = rows.data[(at + j) * w + c] } }
+            at += n
+        }
+        let wantK = try transposedKeys(scattered), wantV = try headMajorValues(scattered, heads: heads)
+        for threads in [1, 2, 3] {
+            Parallel.configure(threads: threads)
+            let gotK = try transposedKeys(rows: rows, lengths: lengths, keys: l)
+            let gotV = try headMajorValues(rows: rows, heads: heads, lengths: lengths, keys: l)
+            XCTAssertEqual(gotK.shape, wantK.shape)
+            XCTAssertEqual(gotV.shape, wantV.shape)
+            XCTAssertEqual(gotK.array.map(\.bitPattern), wantK.array.map(\.bitPattern), "keys, \(threads) threads")
+            XCTAssertEqual(gotV.array.map(\.bitPattern), wantV.array.map(\.bitPattern), "values, \(threads) threads")
+            let gathered = try gatherRows(scattered, lengths: lengths)
+            XCTAssertEqual(gathered.shape, [1, total, w])
+            XCTAssertEqual(gathered.array.map(\.bitPattern), rows.array.map(\.bitPattern), "gatherRows, \(threads) threads")
+        }
+        XCTAssertThrowsError(try transposedKeys(rows: rows, lengths: lengths.map { $0 == 0 ? 1 : $0 }, keys: l), "rows must hold Σ lengths")
+        XCTAssertThrowsError(try headMajorValues(rows: rows, heads: heads, lengths: [total], keys: l), "a length past the keys")
+        XCTAssertThrowsError(try headMajorValues(rows: rows, heads: 7, lengths: lengths, keys: l), "width not divisible by the heads")
+        XCTAssertThrowsError(try gatherRows(scattered, lengths: [301] + lengths.dropFirst()), "a length past L")
+    }
+
+    /// `KVCache.append` spreads a step's rows over the threads: with 40 rows (enough to be split)
+    /// the cache holds the same keys and values, and `cachedAttention` gives the same bits, on 1, 2
+    /// and 3 threads, through a capacity doubling.
+    func testCacheAppendOverThreadsStoresWhatOneThreadStores() throws {
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved) }
+        let (b, heads, dk, steps) = (40, 4, 16, 20)
+        let width = heads * dk
+        var reference: (keys: [UInt32], values: [UInt32], out: [UInt32])?
+        for threads in [1, 2, 3] {
+            Parallel.configure(threads: threads)
+            let cache = KVCache(layers: 1, batch: b, maxRows: steps, keyWidth: width, valueWidth: width)
+            var last = Tensor(zeros: [1])
+            for step in 0..<steps {
+                let seed = UInt64(step)
+                try cache.append(layer: 0, k: Tensor.normal([b, 1, width], key: RNGKey(seed: seed + 500)),
+                                 v: Tensor.normal([b, 1, width], key: RNGKey(seed: seed + 600)))
+                last = try cachedAttention(q: Tensor.normal([b, 1, width], key: RNGKey(seed: seed + 700)), cache: cache, layer: 0,
+                                           heads: heads, bias: nil)
+            }
+            let got = (cache.keysT[0].array.map(\.bitPattern), cache.values[0].array.map(\.bitPattern), last.array.map(\.bitPattern))
+            if let reference {
+                XCTAssertEqual(got.0, reference.keys, "keys, \(threads) threads")
+                XCTAssertEqual(got.1, reference.values, "values, \(threads) threads")
+                XCTAssertEqual(got.2, reference.out, "attention, \(threads) threads")
+            } else {
+                reference = (got.0, got.1, got.2)
+            }
+        }
+    }
+
     func singleQueryAgainstAttention(b: Int, tk: Int, pads: [Int: Int], hole: Int?) throws {
         let (heads, dk) = (4, 16)
         let width = heads * dk
