@@ -81,10 +81,22 @@ public enum BLAS {
                             beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, own: own)
             }
         } else {
-            Parallel.forRange(n, costPerItem: 1 << 20) { cols in
+            func columns(_ cols: Range<Int>) {
                 let b0 = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                 sgemmSerial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda, b: b0, ldb: ldb,
                             beta: beta, c: c + cols.lowerBound, ldc: ldc, own: own)
+            }
+            if own, let nr = kernel.tile?.nr {
+                // Few rows (a decoding step's products, M = the batch): column chunks of whole
+                // register tiles, at least 256 columns, largest first, claimed by whichever thread is
+                // free (`forRangeGuided`), so a vCPU that runs slower for a while takes fewer
+                // columns instead of the other waiting for its half. With the own kernels a
+                // column's elements are the same chains of FMAs wherever a chunk starts, and the
+                // bounds depend only on n, the tile and the thread count (so a frozen weight's
+                // packed chunks are the same at every step).
+                Parallel.forRangeGuided(n, quantum: nr, minQuanta: max(1, 256 / nr), columns)
+            } else {
+                Parallel.forRange(n, costPerItem: 1 << 20, columns)
             }
         }
     }

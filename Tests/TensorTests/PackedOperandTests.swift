@@ -105,7 +105,8 @@ final class PackedOperandTests: XCTestCase {
     /// A product with few rows and a large B (the LM head at a decoding step) runs OpenBLAS outside a
     /// scope where OpenBLAS has a fast kernel (our kernel where it runs a generic one, as here), and
     /// the own kernel, reading B packed from its second use, when B is a frozen operand: the bits
-    /// are those of the own kernel's product, on one thread and split over two.
+    /// are those of the own kernel's product, on one thread and split over two or three (guided
+    /// column chunks of whole register tiles: 2100 columns go in several chunks).
     func testFewRowsWithAFrozenLargeBRunTheOwnKernel() throws {
         let kernels = BLAS.availableKernels.filter { $0 != .openblas }
         try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
@@ -119,7 +120,7 @@ final class PackedOperandTests: XCTestCase {
         let a = RNGKey(seed: 51).uniformArray(m * k, lo: -1, hi: 1)
         let w = Tensor(shape: [n, k], values: RNGKey(seed: 52).uniformArray(n * k, lo: -1, hi: 1))
         for kernel in kernels {
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 Parallel.configure(threads: threads)
                 func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
                     var c = [Float](repeating: 0, count: m * n)
