@@ -340,14 +340,31 @@ public final class T5Model {
         // least 32 rows of tokens) always register them: encodeWhole runs the own kernel there.
         // Consecutive chunks that small (only with a tiny `streamTokens`) run without the scope, so
         // the kernel choice is always encodeWhole's.
-        let frozen = Self.bucketsByLength(batch: B, length: L) || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
+        let buckets = Self.bucketsByLength(batch: B, length: L)
+        let frozen = buckets || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
+        // With many length buckets, whole buckets run side by side, one per thread (each bucket's
+        // products and attention then run on that thread alone), longest first: one hand-over per
+        // layer instead of one per product, whose fork and join cost up to a tenth of a 2-thread
+        // evaluation on a KVM guest. Same bits: every op's result is independent of how its
+        // rows, columns or (row, head) units are split over threads, and the kernel choice is the
+        // whole product's (`BLAS.usesOwnKernel`, which does not look at the threads).
+        let sideBySide = buckets && Parallel.threads > 1 && chunks.count >= 4 * Parallel.threads
+        let slots = hs.map { Slot($0) }
+        hs = []
+        let longestFirst = chunks.indices.sorted { chunks[$0].rows.count * chunks[$0].length > chunks[$1].rows.count * chunks[$1].length }
         for blk in encoderBlocks {
             try FrozenOperands.scope(frozen ? blk.linearWeights : []) { _ in
-                for i in chunks.indices {
-                    hs[i] = try encoderLayer(hs[i], blk, bias: biases[chunks[i].length]!, mask: masks[i], drop: drop)
+                func layer(_ i: Int) throws {
+                    slots[i].value = try encoderLayer(slots[i].value, blk, bias: biases[chunks[i].length]!, mask: masks[i], drop: drop)
+                }
+                if sideBySide {
+                    try Parallel.unitsThrowing(chunks.count) { u in try layer(longestFirst[u]) }
+                } else {
+                    for i in chunks.indices { try layer(i) }
                 }
             }
         }
+        hs = slots.map(\.value)
         let out = Tensor(zeros: [B, L, d])
         for (i, c) in chunks.enumerated() {
             let y = try encoderFinalNorm(hs[i], drop: drop)
@@ -355,6 +372,12 @@ public final class T5Model {
             for (j, r) in c.rows.enumerated() { (out.data + r * L * d).update(from: y.data + j * c.length * d, count: c.length * d) }
         }
         return out
+    }
+
+    /// One length bucket's hidden states, replaced layer by layer (`encode` runs buckets side by side).
+    private final class Slot {
+        var value: Tensor
+        init(_ value: Tensor) { self.value = value }
     }
 
     /// The encoder without streaming: every layer over the whole batch. With `encoderSkipsPadding`

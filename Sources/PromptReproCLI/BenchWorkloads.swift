@@ -121,7 +121,7 @@ struct BenchOne: ParsableCommand {
                                   "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
                                   "bf16_kernel": precision == "bf16" ? kernel.rawValue : "",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
-                                  "attention_share": AttentionClock.seconds / times.reduce(0, +),
+                                  "attention_share": AttentionClock.seconds / (times.reduce(0, +) * Double(Parallel.threads)),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]
                                       .compactMap { $0 }.joined(separator: ",")]
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))

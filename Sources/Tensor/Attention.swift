@@ -12,9 +12,21 @@ import Support
 /// Wall time spent inside the fused attention op (forward and backward), for the benchmark's
 /// attention share. Updated on the calling thread only.
 public enum AttentionClock {
-    nonisolated(unsafe) public static var seconds: Double = 0
+    nonisolated(unsafe) private static var total: Double = 0
+    private static let lock = NSLock()
+    /// Thread-seconds spent in attention ops since the last reset: each op's wall time times the
+    /// threads it had — all of `Parallel.threads`, or one when it ran inside `Parallel.units` (the
+    /// encoder's length buckets side by side, one per thread). Divide by wall seconds × threads
+    /// for the share of the cores' time.
+    public static var seconds: Double {
+        get { lock.lock(); defer { lock.unlock() }; return total }
+        set { lock.lock(); total = newValue; lock.unlock() }
+    }
     @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-    @inline(__always) static func add(since t0: UInt64) { seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+    static func add(since t0: UInt64) {
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 * Double(Parallel.insideUnits ? 1 : Parallel.threads)
+        lock.lock(); total += dt; lock.unlock()
+    }
 }
 
 public struct AttentionOptions {

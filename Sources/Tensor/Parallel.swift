@@ -54,6 +54,13 @@ public enum Parallel {
     /// step's units take a microsecond or two and every claim is an atomic shared by the threads),
     /// so `body` must not depend on which thread runs a unit or on which units it ran before.
     public static func units(_ count: Int, _ body: (Int) -> Void) {
+        // Nested (inside another call's units, on whichever thread runs them): in order on this
+        // thread, as the pool would run them, without touching the counter that only the
+        // outermost call, on the calling thread, sets and clears.
+        if insideUnits {
+            for i in 0..<count { body(i) }
+            return
+        }
         let t = threads
         unitsDepth += 1
         defer { unitsDepth -= 1 }
@@ -66,6 +73,25 @@ public enum Parallel {
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
             for i in lo..<hi { body(i) }
         }
+    }
+
+    /// `units` for a throwing body: once a unit has thrown, the units not yet started are skipped;
+    /// after all have returned, the error of the lowest-numbered unit that threw is rethrown.
+    public static func unitsThrowing(_ count: Int, _ body: (Int) throws -> Void) throws {
+        let lock = NSLock()
+        var failure: (unit: Int, error: Error)?
+        units(count) { i in
+            lock.lock()
+            let failed = failure != nil
+            lock.unlock()
+            if failed { return }
+            do { try body(i) } catch {
+                lock.lock()
+                if failure == nil || i < failure!.unit { failure = (i, error) }
+                lock.unlock()
+            }
+        }
+        if let failure { throw failure.error }
     }
 
     /// Runs `body` over `0..<count` in contiguous chunks claimed one at a time by whichever thread

@@ -519,6 +519,47 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// With at least four length buckets per thread, whole buckets run side by side (one per
+    /// thread, longest first): every real position keeps the padded batch's bits, and the output
+    /// is the same on 1, 2 and 3 threads, with every own GEMM kernel this CPU runs (24 rows of 1–23
+    /// real tokens in 17 buckets).
+    func testLengthBucketsSideBySideAreBitIdentical() throws {
+        let m = try tinyT5()
+        let saved = Parallel.threads
+        defer { m.streamTokens = T5Model.Runtime().streamTokens; Parallel.configure(threads: saved) }
+        let lengths = (0..<24).map { 1 + ($0 * 7) % 23 }
+        let B = lengths.count, L = 23, d = m.config.dModel
+        let embeds = Tensor(shape: [B, L, d], values: RNGKey(seed: 44).uniformArray(B * L * d, lo: -1, hi: 1))
+        var maskValues = [Float](repeating: 0, count: B * L)
+        for (b, n) in lengths.enumerated() { for j in 0..<n { maskValues[b * L + j] = 1 } }
+        let mask = Tensor(shape: [B, L], values: maskValues)
+        for kernel in BLAS.availableKernels where kernel != .openblas {
+            try BLAS.withKernel(kernel) {
+                m.streamTokens = 0
+                Parallel.configure(threads: 1)
+                let padded = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+                m.streamTokens = 24
+                XCTAssertGreaterThanOrEqual(m.streamChunks(mask: mask, drop: .eval).count, 12, "\(kernel): too few buckets to run side by side on 3 threads")
+                var reference: [UInt32]?
+                for threads in [1, 2, 3] {
+                    Parallel.configure(threads: threads)
+                    let bucketed = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+                    let bits = bucketed.array.map(\.bitPattern)
+                    if let reference {
+                        XCTAssertEqual(zip(bits, reference).filter { $0 != $1 }.count, 0, "\(kernel): elements that differ from 1 thread's on \(threads) threads")
+                    } else {
+                        reference = bits
+                    }
+                    for (b, n) in lengths.enumerated() {
+                        for i in (b * L * d)..<((b * L + n) * d) where bucketed[i].bitPattern != padded[i].bitPattern {
+                            XCTFail("\(kernel) \(threads) threads: row \(b) (length \(n)) element \(i - b * L * d)"); break
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The streamed encoder runs layer by layer over the chunks with each layer's weights packed
     /// once (FrozenOperands): its output is bit-identical to encoding each chunk on its own (its
     /// rows over its positions), with every GEMM kernel this CPU runs, and the packed copies are
