@@ -9,8 +9,9 @@ import Dispatch
 import Foundation
 import Support
 
-/// Wall time spent inside the fused attention op (forward and backward), for the benchmark's
-/// attention share. Updated on the calling thread only.
+/// Time spent inside the fused attention ops (forward and backward), for the benchmark's
+/// attention share. Thread-safe: ops running side by side on several threads (inside
+/// `Parallel.units`) each add their own time.
 public enum AttentionClock {
     nonisolated(unsafe) private static var total: Double = 0
     private static let lock = NSLock()
