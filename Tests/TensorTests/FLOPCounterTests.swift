@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Tensor
 import XCTest
 
@@ -36,7 +37,7 @@ final class FLOPCounterTests: XCTestCase {
         XCTAssertEqual(BLAS.flops - f0, 720)
     }
 
-    /// Products issued from 8 threads at once are all counted (the counter is atomic).
+    /// Products issued from 8 threads at once are all counted (each thread adds to a slot of its own).
     func testConcurrentProductsAreAllCounted() {
         let n = 16
         let f0 = BLAS.flops
@@ -48,5 +49,26 @@ final class FLOPCounterTests: XCTestCase {
             }
         }
         XCTAssertEqual(BLAS.flops - f0, 8 * 50 * 2 * n * n * n)
+    }
+
+    /// More threads than the counter has slots of their own (64): the later ones share one slot,
+    /// and every product is still counted once.
+    func testMoreThreadsThanSlotsAreAllCounted() {
+        let n = 8, threads = 80
+        let f0 = BLAS.flops
+        let done = DispatchGroup()
+        for _ in 0..<threads {
+            done.enter()
+            Thread {
+                let a = [Float](repeating: 1, count: n * n)
+                var c = [Float](repeating: 0, count: n * n)
+                for _ in 0..<3 {
+                    BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: a, ldb: n, beta: 0, c: &c, ldc: n)
+                }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        XCTAssertEqual(BLAS.flops - f0, threads * 3 * 2 * n * n * n)
     }
 }
