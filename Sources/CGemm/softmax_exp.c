@@ -2,7 +2,8 @@
 // softmaxRowVector) in C for CPUs with AVX2 and FMA: exp8's operations, in the same order, on the
 // same eight lanes, so every output bit and the lane sums are the Swift loop's (tested against it).
 // The Swift form is not inlined into the softmax (the compiler keeps exp8 out of line), and a call
-// per eight scores costs more than the exponential itself.
+// per eight scores costs more than the exponential itself. On AVX-512 the same operations run on
+// sixteen lanes, each step's low then high eight added to the eight lane sums (same bits).
 //   x = row[j] − max ; xc = x clamped to [−150, 89] (a NaN kept)
 //   kd = xc·log2e + 1.5·2^23 (two roundings) ; n = kd − 1.5·2^23 ; k = bits(kd) − bits(1.5·2^23)
 //   r = fma(−n, ln2hi, xc) ; r = fma(−n, ln2lo, r)
@@ -49,7 +50,82 @@ AVX2 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes) {
     }
     _mm256_storeu_ps(lanes, sum);
 }
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+
+// exp8 on sixteen lanes: the same operations, lane by lane.
+AVX512 static inline __m512 exp16(__m512 x) {
+    const __m512 shift = _mm512_set1_ps(0x1.8p23f);
+    __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-150.0f), _CMP_LT_OQ), x, _mm512_set1_ps(-150.0f));
+    xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(89.0f), _CMP_GT_OQ), xc, _mm512_set1_ps(89.0f));
+    __m512 t = _mm512_mul_ps(xc, _mm512_set1_ps(0x1.715476p+0f));
+    __m512 kd = _mm512_add_ps(t, shift);
+    __m512 n = _mm512_sub_ps(kd, shift);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e430p-1f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-0x1.05c610p-29f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040), r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 y = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i k = _mm512_sub_epi32(_mm512_castps_si512(kd), _mm512_castps_si512(shift));
+    __m512i k1 = _mm512_srai_epi32(k, 1), k2 = _mm512_sub_epi32(k, k1);
+    const __m512i bias = _mm512_set1_epi32(127);
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, bias), 23)));
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, bias), 23)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+AVX512 void pr_softmax_exp_avx512(float *row, long n8, float max, float *lanes) {
+    __m512 m = _mm512_set1_ps(max);
+    __m256 sum = _mm256_loadu_ps(lanes);
+    long j = 0;
+    for (; j + 16 <= n8; j += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
+        _mm512_storeu_ps(row + j, e);
+        sum = _mm256_add_ps(sum, _mm512_castps512_ps256(e));          // row[j ..< j+8] first,
+        sum = _mm256_add_ps(sum, _mm512_extractf32x8_ps(e, 1));      // then row[j+8 ..< j+16]
+    }
+    _mm256_storeu_ps(lanes, sum);
+    if (j < n8) pr_softmax_exp_avx2(row + j, n8 - j, max, lanes);  // a last eight
+}
+// The softmax's first pass on AVX-512 over row[0 ..< n8]: row[j] += bias[j] (bias non-NULL), then
+// −∞ where keyMask[j] == 0 (keyMask non-NULL) or j ≥ limit; returns the largest value (−∞ when
+// none is larger; a NaN is never taken), as softmaxRowVector's eight-lane loop does.
+AVX512 float pr_softmax_prepare_avx512(float *row, long n8, const float *bias, const float *keyMask, long limit) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff()), zero = _mm512_setzero_ps();
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 mx = ninf;
+    for (long j = 0; j < n8; j += 16) {
+        __mmask16 live = j + 16 <= n8 ? 0xFFFF : (__mmask16)((1u << (n8 - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(live, row + j);
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, bias + j));
+        if (keyMask) v = _mm512_mask_blend_ps(_mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, keyMask + j), zero, _CMP_EQ_OQ), v, ninf);
+        if (j + 16 > limit) {
+            __mmask16 past = _mm512_cmpge_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32((int)j)), _mm512_set1_epi32((int)(limit < (1L << 30) ? limit : (1L << 30))));
+            v = _mm512_mask_blend_ps(past, v, ninf);
+        }
+        _mm512_mask_storeu_ps(row + j, live, v);
+        mx = _mm512_mask_blend_ps(_mm512_mask_cmp_ps_mask(live, v, mx, _CMP_GT_OQ), mx, v);
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+// row[j] *= inv for j < n8 (the softmax's last pass).
+AVX512 void pr_softmax_scale_avx512(float *row, long n8, float inv) {
+    const __m512 s = _mm512_set1_ps(inv);
+    long j = 0;
+    for (; j + 16 <= n8; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), s));
+    if (j < n8) {
+        __mmask16 live = (__mmask16)((1u << (n8 - j)) - 1);
+        _mm512_mask_storeu_ps(row + j, live, _mm512_mul_ps(_mm512_maskz_loadu_ps(live, row + j), s));
+    }
+}
 #else
 #include <stdlib.h>
 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes) { abort(); }
+float pr_softmax_prepare_avx512(float *row, long n8, const float *bias, const float *keyMask, long limit) { abort(); }
+void pr_softmax_scale_avx512(float *row, long n8, float inv) { abort(); }
+void pr_softmax_exp_avx512(float *row, long n8, float max, float *lanes) { abort(); }
 #endif

@@ -77,6 +77,10 @@ func exp1(_ x: Float) -> Float { exp8(SIMD8<Float>(repeating: x))[0] }
 enum SoftmaxExp {
     nonisolated(unsafe) static var forced: Bool?
     static var usesC: Bool { (forced ?? true) && BLAS.avx2Available }
+    /// Sixteen lanes per step (`pr_softmax_exp_avx512`, the same bits) where the AVX-512 GEMM kernel
+    /// runs; `forced512` (tests) overrides the choice.
+    nonisolated(unsafe) static var forced512: Bool?
+    static var usesAVX512: Bool { forced512.map { $0 && BLAS.avx512Available } ?? (BLAS.kernel == .avx512) }
 }
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
@@ -99,6 +103,11 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
     let lim = Int32(clamping: limit)
     var mx8 = ninf
     var j = 0
+    let wide = SoftmaxExp.usesC && SoftmaxExp.usesAVX512
+    if wide {  // the same pass on sixteen lanes in C (softmax_exp.c)
+        j = n / 8 * 8
+        mx8 = SIMD8(repeating: pr_softmax_prepare_avx512(row, j, bias, keyMask, limit))
+    }
     while j + 8 <= n {
         var v = load8(row + j)
         if let bias { v += load8(bias + j) }
@@ -126,7 +135,9 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
     if SoftmaxExp.usesC {
         j = n / 8 * 8
         withUnsafeMutablePointer(to: &s8) { p in
-            p.withMemoryRebound(to: Float.self, capacity: 8) { pr_softmax_exp_avx2(row, j, mx, $0) }
+            p.withMemoryRebound(to: Float.self, capacity: 8) {
+                SoftmaxExp.usesAVX512 ? pr_softmax_exp_avx512(row, j, mx, $0) : pr_softmax_exp_avx2(row, j, mx, $0)
+            }
         }
     }
     while j + 8 <= n {
@@ -144,6 +155,10 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
     }
     let inv = SIMD8<Float>(repeating: 1 / s)
     j = 0
+    if wide {
+        j = n / 8 * 8
+        pr_softmax_scale_avx512(row, j, inv[0])
+    }
     while j + 8 <= n { store8(load8(row + j) * inv, row + j); j += 8 }
     while j < n { row[j] *= inv[0]; j += 1 }
 }

@@ -90,9 +90,10 @@ final class VectorMathTests: XCTestCase {
     /// x·log2 e lies within a few ulps of a half-integer (where rounding the product before the
     /// shift's addition decides n), over the whole range. A product and sum contracted into one
     /// FMA, or a changed summation order, fails it.
+    /// On AVX-512 hosts the sixteen-lane pass (`pr_softmax_exp_avx512`) is held to the same bits.
     func testSoftmaxExpInCIsBitIdenticalToSwiftLoop() throws {
         try XCTSkipUnless(BLAS.avx2Available, "no AVX2 and FMA on this CPU")
-        defer { SoftmaxExp.forced = nil }
+        defer { SoftmaxExp.forced = nil; SoftmaxExp.forced512 = nil }
         var xs: [Float] = []
         for m in -230...130 {
             var x = Float((Double(m) + 0.5) / M_LOG2E)
@@ -108,10 +109,20 @@ final class VectorMathTests: XCTestCase {
         for i in xs.indices where ref[i].bitPattern != viaC[i].bitPattern {
             XCTFail("e^\(xs[i]): Swift \(ref[i]) C \(viaC[i])"); break
         }
+        if BLAS.avx512Available {
+            var via512 = xs, lanes512 = [Float](repeating: 0, count: 8)
+            pr_softmax_exp_avx512(&via512, via512.count, 0, &lanes512)
+            for i in xs.indices where ref[i].bitPattern != via512[i].bitPattern {
+                XCTFail("e^\(xs[i]): Swift \(ref[i]) AVX-512 \(via512[i])"); break
+            }
+            XCTAssertEqual(lanes512.map(\.bitPattern), lanes.map(\.bitPattern), "lane sums, AVX-512 against AVX2")
+        }
+        // Swift, C on eight lanes, C on sixteen (where the CPU has AVX-512)
+        let paths: [(Bool, Bool)] = [(false, false), (true, false)] + (BLAS.avx512Available ? [(true, true)] : [])
         var s = PhiloxStream(RNGKey(seed: 25))
         var rows = 0
         for n in [1, 7, 8, 15, 16, 17, 24, 31, 33, 64, 100, 356, 357, 1000] {
-            for variant in 0..<5 {
+            for variant in 0..<6 {
                 let key = RNGKey(seed: 26).derive("exp\(n)-\(variant)")
                 // variant 0: exps of one size, so the lane sums' order shows; 1: scores down to −200 (subnormal and zero results)
                 var row = key.uniformArray(n, lo: variant == 1 ? -200 : (variant == 0 ? -1 : -30), hi: variant == 0 ? 1 : 30)
@@ -122,26 +133,30 @@ final class VectorMathTests: XCTestCase {
                 for j in 0..<n where s.nextInt(below: 4) == 0 { mask[j] = 0 }
                 if variant == 4 { mask = [Float](repeating: 0, count: n) }
                 var out: [[Float]] = []
-                for c in [false, true] {
+                for (c, wide) in paths {
                     SoftmaxExp.forced = c
+                    SoftmaxExp.forced512 = wide
                     var a = row
                     bias.withUnsafeBufferPointer { bp in
                         mask.withUnsafeBufferPointer { mp in
                             a.withUnsafeMutableBufferPointer {
-                                softmaxRowVector($0.baseAddress!, n, bias: variant == 0 ? nil : bp.baseAddress, limit: n,
+                                // variant 5: keys past a limit inside the row (causal rows), 8-lane blocks cut by it
+                                softmaxRowVector($0.baseAddress!, n, bias: variant == 0 ? nil : bp.baseAddress, limit: variant == 5 ? n * 2 / 3 : n,
                                                  keyMask: variant == 0 ? nil : mp.baseAddress)
                             }
                         }
                     }
                     out.append(a)
                 }
-                for j in 0..<n where out[0][j].bitPattern != out[1][j].bitPattern {
-                    XCTFail("n \(n) variant \(variant) j \(j): Swift \(out[0][j]) C \(out[1][j])"); break
+                for (i, o) in out.enumerated().dropFirst() {
+                    for j in 0..<n where out[0][j].bitPattern != o[j].bitPattern {
+                        XCTFail("n \(n) variant \(variant) j \(j): Swift \(out[0][j]) C path \(i) \(o[j])"); break
+                    }
                 }
                 rows += 1
             }
         }
-        XCTAssertEqual(rows, 70)
+        XCTAssertEqual(rows, 84)
     }
 
     func testSoftmaxBackwardRowMatchesScalar() {

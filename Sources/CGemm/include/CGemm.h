@@ -96,6 +96,16 @@ long long pr_flops_read(void);
 /// lanes[j mod 8] += row[j] in the order of j, exactly as that file's eight-lane loop does (same
 /// bits). Call only when pr_gemm_avx2_available() returns 1.
 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes);
+/// The same pass on AVX-512 (softmax_exp.c): sixteen exponentials per step with exp8's operations
+/// on each lane, their low eight then their high eight added to the eight lane sums (the order of
+/// j, as above): the bits of pr_softmax_exp_avx2. Call only when pr_gemm_avx512_available() returns 1.
+void pr_softmax_exp_avx512(float *row, long n8, float max, float *lanes);
+/// The softmax's other two passes on AVX-512 (softmax_exp.c), over j < n8 (a multiple of 8):
+/// `prepare` adds bias[j] (non-NULL), sets −∞ where keyMask[j] == 0 (non-NULL) or j ≥ limit, and
+/// returns the largest value (NaNs never taken); `scale` multiplies by inv. Elementwise, so the
+/// bits of VectorMath.swift's eight-lane loops. Call only when pr_gemm_avx512_available() returns 1.
+float pr_softmax_prepare_avx512(float *row, long n8, const float *bias, const float *keyMask, long limit);
+void pr_softmax_scale_avx512(float *row, long n8, float inv);
 
 /// Dropout on AVX-512 (dropout_mask.c), the same bits as Sources/Tensor/Elementwise.swift's
 /// dropoutChunks / maskApply. Call only when pr_gemm_avx512_available() returns 1.
