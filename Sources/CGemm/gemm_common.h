@@ -35,37 +35,54 @@ GEMM_TARGET static void PACK_A_PANEL8(const float *src, long lda, float *dst);
 
 // op(A)[ic.., pc..] (mc×kc) into panels of MR rows: panel r holds element (i, p) at p*MR + i.
 static void pack_a_block(int transA, const float *a, long lda, long ic, long pc, long mc, long kc, float *ap) {
+    if (transA) {
+        // op(A)'s column p is A's row pc + p (a weight gradient's Aᵀ, rows lda floats apart).
+        // Eight panels at a time, row by row: each row's 8·MR values (whole cache lines) are copied
+        // out to the eight panels while the row eight ahead is prefetched. Panel by panel (MR
+        // floats from each of kc rows) stalled on every row's first load; a row's mc values at
+        // once scatter over mc/MR panels. Only data moves: the panels are those of Aᵀ written out.
+        enum { G = 8 };
+        for (long ir0 = 0; ir0 < mc; ir0 += G * MR)
+        for (long p = 0; p < kc; p++) {
+            const float *src = a + (pc + p) * lda + ic;
+            long hi = min_l(mc, ir0 + G * MR);
+            if (p + 8 < kc)  // the row eight ahead: its lines arrive while these are dealt out
+                for (long j = ir0; j < hi; j += 16) __builtin_prefetch(src + 8 * lda + j);
+            for (long ir = ir0; ir < hi; ir += MR) {
+                long mr = min_l(MR, mc - ir);
+                float *d = ap + ir * kc + p * MR;
+                if (mr == MR) {
+                    __builtin_memcpy(d, src + ir, MR * sizeof(float));
+                } else {
+                    long i = 0;
+                    for (; i < mr; i++) d[i] = src[ir + i];
+                    for (; i < MR; i++) d[i] = 0;
+                }
+            }
+        }
+        return;
+    }
     for (long ir = 0; ir < mc; ir += MR) {
         long mr = min_l(MR, mc - ir);
         float *dst = ap + ir * kc;
-        if (!transA) {
-            const float *src = a + (ic + ir) * lda + pc;
-            if (mr == MR) {
-                long p = 0;
+        const float *src = a + (ic + ir) * lda + pc;
+        if (mr == MR) {
+            long p = 0;
 #ifdef PACK_A_PANEL16
-                for (; p + 16 <= kc; p += 16) PACK_A_PANEL16(src + p, lda, dst + p * MR);
+            for (; p + 16 <= kc; p += 16) PACK_A_PANEL16(src + p, lda, dst + p * MR);
 #endif
 #ifdef PACK_A_PANEL8
-                for (; p + 8 <= kc; p += 8) PACK_A_PANEL8(src + p, lda, dst + p * MR);
+            for (; p + 8 <= kc; p += 8) PACK_A_PANEL8(src + p, lda, dst + p * MR);
 #endif
-                for (; p < kc; p++) {
-                    float *d = dst + p * MR;
+            for (; p < kc; p++) {
+                float *d = dst + p * MR;
 #pragma clang loop unroll(full)
-                    for (int i = 0; i < MR; i++) d[i] = src[i * lda + p];
-                }
-            } else {
-                for (long p = 0; p < kc; p++) {
-                    float *d = dst + p * MR;
-                    for (long i = 0; i < MR; i++) d[i] = i < mr ? src[i * lda + p] : 0;
-                }
+                for (int i = 0; i < MR; i++) d[i] = src[i * lda + p];
             }
         } else {
             for (long p = 0; p < kc; p++) {
-                const float *src = a + (pc + p) * lda + ic + ir;
                 float *d = dst + p * MR;
-                long i = 0;
-                for (; i < mr; i++) d[i] = src[i];
-                for (; i < MR; i++) d[i] = 0;
+                for (long i = 0; i < MR; i++) d[i] = i < mr ? src[i * lda + p] : 0;
             }
         }
     }

@@ -158,6 +158,37 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// A transposed A (a weight gradient's dYᵀ) is packed row by row of A; the panels, and so the
+    /// bits, must be those of the same product on Aᵀ written out: ragged panels, kc and mc blocks
+    /// crossed (derived and small blocking), narrow products that read A in place, both kernels.
+    func testTransposedAGivesTheBitsOfAᵀWrittenOut() throws {
+        let own = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(own.isEmpty, "no own GEMM kernel runs on this CPU")
+        let saved = BLAS.blockings
+        defer { BLAS.blockings = saved }
+        for kernel in own {
+            let r = kernel == .avx512 ? (12, 32) : (6, 16)
+            for blocking in [saved[kernel]!, GEMMBlocking(mc: 4 * r.0, kc: 40, nc: 4 * r.1)] {
+                BLAS.blockings[kernel] = blocking
+                for (m, n, k) in [(1, 5, 3), (12, 64, 100), (13, 33, 17), (100, 200, 130), (250, 97, 401)] {
+                    let lda = m + 3  // A stored k × lda: op(A) = Aᵀ is m × k
+                    let a = RNGKey(seed: UInt64(31 + m)).uniformArray(k * lda, lo: -1, hi: 1)
+                    var at = [Float](repeating: 0, count: m * k)
+                    for p in 0..<k { for i in 0..<m { at[i * k + p] = a[p * lda + i] } }
+                    let b = RNGKey(seed: UInt64(32 + n)).uniformArray(k * n, lo: -1, hi: 1)
+                    var viaTrans = [Float](repeating: .nan, count: m * n), viaCopy = viaTrans
+                    BLAS.withKernel(kernel) {
+                        BLAS.sgemmSerial(transA: true, transB: false, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: n,
+                                         beta: 0, c: &viaTrans, ldc: n, own: true)
+                        BLAS.sgemmSerial(transA: false, transB: false, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b, ldb: n,
+                                         beta: 0, c: &viaCopy, ldc: n, own: true)
+                    }
+                    XCTAssertEqual(viaTrans.map(\.bitPattern), viaCopy.map(\.bitPattern), "\(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
+                }
+            }
+        }
+    }
+
     /// The blocking rule on known cache sizes, sysfs parsing, and the fallback without sysfs.
     func testBlockingFromCaches() {
         // This project's Intel host: L1d 48K, L2 2048K, L3 300M shared by 2 cpus.
