@@ -82,29 +82,41 @@ AVX512 static void pack_a_panel16(const float *src, long lda, float *dst) {
 
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
 AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
+    if (!transB) {
+        // Row p of B holds the block's row p. Eight panels at a time, row by row: each row's
+        // 8·NR values are copied out to the eight panels while the row eight ahead is prefetched
+        // (panel by panel, NR floats from each of kc rows ldb apart, stalled on every row's load).
+        enum { G = 8 };
+        for (long jr0 = 0; jr0 < nc; jr0 += G * NR) {
+            long hi = min_l(nc, jr0 + G * NR);
+            for (long p = 0; p < kc; p++) {
+                const float *src = b + (pc + p) * ldb + jc;
+                if (p + 8 < kc)
+                    for (long j = jr0; j < hi; j += 16) _mm_prefetch((const char *)(src + 8 * ldb + j), _MM_HINT_T0);
+                for (long jr = jr0; jr < hi; jr += NR) {
+                    long nr = min_l(NR, nc - jr);
+                    float *dst = bp + jr * kc + p * NR;
+                    _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nr), src + jr));
+                    _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(lanes(nr - 16), src + jr + 16));
+                }
+            }
+        }
+        return;
+    }
+    // Column j of op(B) is row j of B, contiguous in p: full 16×16 blocks are transposed in
+    // registers, the ragged rest element by element (zeros past column nr).
     for (long jr = 0; jr < nc; jr += NR) {
         long nr = min_l(NR, nc - jr);
         float *dst = bp + jr * kc;
-        if (!transB) {
-            __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
-            for (long p = 0; p < kc; p++) {
-                const float *src = b + (pc + p) * ldb + jc + jr;
-                _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(m0, src));
-                _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
-            }
-        } else {
-            // Column j of op(B) is row j of B, contiguous in p: full 16×16 blocks are transposed
-            // in registers, the ragged rest element by element (zeros past column nr).
-            const float *src = b + (jc + jr) * ldb + pc;
-            for (long p0 = 0; p0 < kc; p0 += 16) {
-                long pl = min_l(16, kc - p0);
-                for (long j0 = 0; j0 < NR; j0 += 16) {
-                    if (pl == 16 && j0 + 16 <= nr) {
-                        transpose16(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
-                    } else {
-                        for (long p = p0; p < p0 + pl; p++)
-                            for (long j = j0; j < j0 + 16; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
-                    }
+        const float *src = b + (jc + jr) * ldb + pc;
+        for (long p0 = 0; p0 < kc; p0 += 16) {
+            long pl = min_l(16, kc - p0);
+            for (long j0 = 0; j0 < NR; j0 += 16) {
+                if (pl == 16 && j0 + 16 <= nr) {
+                    transpose16(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
+                } else {
+                    for (long p = p0; p < p0 + pl; p++)
+                        for (long j = j0; j < j0 + 16; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
                 }
             }
         }

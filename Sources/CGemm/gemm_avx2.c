@@ -83,36 +83,45 @@ AVX2 static void pack_a_panel8(const float *src, long lda, float *dst) {
 
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
 AVX2 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
+    if (!transB) {
+        // Row p of B holds the block's row p. Eight panels at a time, row by row, the row eight
+        // ahead prefetched (as gemm.c's pack_b_block; panel by panel stalled on every row's load).
+        enum { G = 8 };
+        for (long jr0 = 0; jr0 < nc; jr0 += G * NR) {
+            long hi = min_l(nc, jr0 + G * NR);
+            for (long p = 0; p < kc; p++) {
+                const float *src = b + (pc + p) * ldb + jc;
+                if (p + 8 < kc)
+                    for (long j = jr0; j < hi; j += 16) _mm_prefetch((const char *)(src + 8 * ldb + j), _MM_HINT_T0);
+                for (long jr = jr0; jr < hi; jr += NR) {
+                    long nr = min_l(NR, nc - jr);
+                    float *dst = bp + jr * kc + p * NR;
+                    if (nr == NR) {
+                        _mm256_store_ps(dst, _mm256_loadu_ps(src + jr));
+                        _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + jr + 8));
+                    } else {
+                        _mm256_store_ps(dst, _mm256_maskload_ps(src + jr, lanes8(nr)));
+                        _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + jr + 8, lanes8(nr - 8)));
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // Column j of op(B) is row j of B, contiguous in p: full 8×8 blocks are transposed in
+    // registers, the ragged rest element by element (zeros past column nr).
     for (long jr = 0; jr < nc; jr += NR) {
         long nr = min_l(NR, nc - jr);
         float *dst = bp + jr * kc;
-        if (!transB) {
-            const float *src = b + pc * ldb + jc + jr;
-            if (nr == NR) {
-                for (long p = 0; p < kc; p++, src += ldb) {
-                    _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(src));
-                    _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(src + 8));
-                }
-            } else {
-                __m256i m0 = lanes8(nr), m1 = lanes8(nr - 8);
-                for (long p = 0; p < kc; p++, src += ldb) {
-                    _mm256_store_ps(dst + p * NR, _mm256_maskload_ps(src, m0));
-                    _mm256_store_ps(dst + p * NR + 8, _mm256_maskload_ps(src + 8, m1));
-                }
-            }
-        } else {
-            // Column j of op(B) is row j of B, contiguous in p: full 8×8 blocks are transposed in
-            // registers, the ragged rest element by element (zeros past column nr).
-            const float *src = b + (jc + jr) * ldb + pc;
-            for (long p0 = 0; p0 < kc; p0 += 8) {
-                long pl = min_l(8, kc - p0);
-                for (long j0 = 0; j0 < NR; j0 += 8) {
-                    if (pl == 8 && j0 + 8 <= nr) {
-                        transpose8(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
-                    } else {
-                        for (long p = p0; p < p0 + pl; p++)
-                            for (long j = j0; j < j0 + 8; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
-                    }
+        const float *src = b + (jc + jr) * ldb + pc;
+        for (long p0 = 0; p0 < kc; p0 += 8) {
+            long pl = min_l(8, kc - p0);
+            for (long j0 = 0; j0 < NR; j0 += 8) {
+                if (pl == 8 && j0 + 8 <= nr) {
+                    transpose8(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
+                } else {
+                    for (long p = p0; p < p0 + pl; p++)
+                        for (long j = j0; j < j0 + 8; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
                 }
             }
         }

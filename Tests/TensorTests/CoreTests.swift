@@ -161,6 +161,7 @@ final class GEMMTests: XCTestCase {
     /// A transposed A (a weight gradient's dYᵀ) is packed row by row of A; the panels, and so the
     /// bits, must be those of the same product on Aᵀ written out: ragged panels, kc and mc blocks
     /// crossed (derived and small blocking), narrow products that read A in place, both kernels.
+    /// Likewise B packed from its rows against B packed from Bᵀ's columns.
     func testTransposedAGivesTheBitsOfAᵀWrittenOut() throws {
         let own = BLAS.availableKernels.filter { $0 != .openblas }
         try XCTSkipIf(own.isEmpty, "no own GEMM kernel runs on this CPU")
@@ -184,6 +185,20 @@ final class GEMMTests: XCTestCase {
                                          beta: 0, c: &viaCopy, ldc: n, own: true)
                     }
                     XCTAssertEqual(viaTrans.map(\.bitPattern), viaCopy.map(\.bitPattern), "\(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
+                    // B the other way round: packed from its rows (op(B) = B, ldb past n) and from Bᵀ's
+                    // columns (the 16×16 / 8×8 transposes) must give the same panels.
+                    let ldb = n + 5
+                    let b2 = RNGKey(seed: UInt64(33 + k)).uniformArray(k * ldb, lo: -1, hi: 1)
+                    var b2t = [Float](repeating: 0, count: n * k)
+                    for p in 0..<k { for j in 0..<n { b2t[j * k + p] = b2[p * ldb + j] } }
+                    var viaRows = [Float](repeating: .nan, count: m * n), viaColumns = viaRows
+                    BLAS.withKernel(kernel) {
+                        BLAS.sgemmSerial(transA: false, transB: false, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b2, ldb: ldb,
+                                         beta: 0, c: &viaRows, ldc: n, own: true)
+                        BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b2t, ldb: k,
+                                         beta: 0, c: &viaColumns, ldc: n, own: true)
+                    }
+                    XCTAssertEqual(viaRows.map(\.bitPattern), viaColumns.map(\.bitPattern), "B: \(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
                 }
             }
         }
