@@ -9,12 +9,12 @@
 enum { SLOTS = 64 };
 typedef struct { _Atomic long long value; char pad[64 - sizeof(long long)]; } slot_t;
 static _Alignas(64) slot_t slots[SLOTS + 1];   // slots[SLOTS]: shared by threads without a slot of their own
-static _Atomic int slots_taken = 0;
+static _Atomic unsigned slots_taken = 0;
 static _Thread_local slot_t *mine = NULL;
 
 void pr_flops_add(long long flops) {
     if (!mine) {
-        int i = atomic_fetch_add_explicit(&slots_taken, 1, memory_order_relaxed);
+        unsigned i = atomic_fetch_add_explicit(&slots_taken, 1, memory_order_relaxed);
         mine = &slots[i < SLOTS ? i : SLOTS];
     }
     if (mine == &slots[SLOTS]) {

@@ -12,6 +12,7 @@
 // Products and sums below are separate roundings, as in the Swift form: never contracted to FMAs.
 #pragma STDC FP_CONTRACT OFF
 #include "CGemm.h"
+#include <stdint.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -102,8 +103,9 @@ AVX512 float pr_softmax_prepare_avx512(float *row, long n8, const float *bias, c
         __m512 v = _mm512_maskz_loadu_ps(live, row + j);
         if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, bias + j));
         if (keyMask) v = _mm512_mask_blend_ps(_mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, keyMask + j), zero, _CMP_EQ_OQ), v, ninf);
-        if (j + 16 > limit) {
-            __mmask16 past = _mm512_cmpge_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32((int)j)), _mm512_set1_epi32((int)(limit < (1L << 30) ? limit : (1L << 30))));
+        if (j + 16 > limit) {  // limit clamped to Int32 as the Swift loop's Int32(clamping:)
+            int lim = limit > INT32_MAX ? INT32_MAX : limit < INT32_MIN ? INT32_MIN : (int)limit;
+            __mmask16 past = _mm512_cmpge_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32((int)j)), _mm512_set1_epi32(lim));
             v = _mm512_mask_blend_ps(past, v, ninf);
         }
         _mm512_mask_storeu_ps(row + j, live, v);

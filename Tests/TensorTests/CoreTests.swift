@@ -171,7 +171,7 @@ final class GEMMTests: XCTestCase {
             let r = kernel == .avx512 ? (12, 32) : (6, 16)
             for blocking in [saved[kernel]!, GEMMBlocking(mc: 4 * r.0, kc: 40, nc: 4 * r.1)] {
                 BLAS.blockings[kernel] = blocking
-                for (m, n, k) in [(1, 5, 3), (12, 64, 100), (13, 33, 17), (100, 200, 130), (250, 97, 401)] {
+                for (m, n, k) in [(1, 5, 3), (12, 64, 100), (13, 33, 17), (100, 200, 130), (250, 97, 401), (40, 300, 50)] {
                     let lda = m + 3  // A stored k × lda: op(A) = Aᵀ is m × k
                     let a = RNGKey(seed: UInt64(31 + m)).uniformArray(k * lda, lo: -1, hi: 1)
                     var at = [Float](repeating: 0, count: m * k)
