@@ -80,27 +80,15 @@ AVX512 static void pack_a_panel16(const float *src, long lda, float *dst) {
     for (int p = 0; p < 16; p++) _mm512_mask_storeu_ps(dst + p * 12, 0x0FFF, o[p]);
 }
 
+GEMM_TARGET static inline void copy_b_row(const float *src, float *dst, long nr) {
+    _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nr), src));
+    _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(lanes(nr - 16), src + 16));
+}
+
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
 AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
     if (!transB) {
-        // Row p of B holds the block's row p. Eight panels at a time, row by row: each row's
-        // 8·NR values are copied out to the eight panels while the row eight ahead is prefetched
-        // (panel by panel, NR floats from each of kc rows ldb apart, stalled on every row's load).
-        enum { G = 8 };
-        for (long jr0 = 0; jr0 < nc; jr0 += G * NR) {
-            long hi = min_l(nc, jr0 + G * NR);
-            for (long p = 0; p < kc; p++) {
-                const float *src = b + (pc + p) * ldb + jc;
-                if (p + 8 < kc)
-                    for (long j = jr0; j < hi; j += 16) _mm_prefetch((const char *)(src + 8 * ldb + j), _MM_HINT_T0);
-                for (long jr = jr0; jr < hi; jr += NR) {
-                    long nr = min_l(NR, nc - jr);
-                    float *dst = bp + jr * kc + p * NR;
-                    _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nr), src + jr));
-                    _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(lanes(nr - 16), src + jr + 16));
-                }
-            }
-        }
+        pack_b_rows(b, ldb, pc, jc, kc, nc, bp);
         return;
     }
     // Column j of op(B) is row j of B, contiguous in p: full 16×16 blocks are transposed in

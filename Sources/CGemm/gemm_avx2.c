@@ -81,31 +81,20 @@ AVX2 static void pack_a_panel8(const float *src, long lda, float *dst) {
     _mm_storel_pi((__m64 *)(dst + 46), _mm256_extractf128_ps(o[7], 1));
 }
 
+GEMM_TARGET static inline void copy_b_row(const float *src, float *dst, long nr) {
+    if (nr == NR) {
+        _mm256_store_ps(dst, _mm256_loadu_ps(src));
+        _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
+    } else {
+        _mm256_store_ps(dst, _mm256_maskload_ps(src, lanes8(nr)));
+        _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + 8, lanes8(nr - 8)));
+    }
+}
+
 // op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
 AVX2 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
     if (!transB) {
-        // Row p of B holds the block's row p. Eight panels at a time, row by row, the row eight
-        // ahead prefetched (as gemm.c's pack_b_block; panel by panel stalled on every row's load).
-        enum { G = 8 };
-        for (long jr0 = 0; jr0 < nc; jr0 += G * NR) {
-            long hi = min_l(nc, jr0 + G * NR);
-            for (long p = 0; p < kc; p++) {
-                const float *src = b + (pc + p) * ldb + jc;
-                if (p + 8 < kc)
-                    for (long j = jr0; j < hi; j += 16) _mm_prefetch((const char *)(src + 8 * ldb + j), _MM_HINT_T0);
-                for (long jr = jr0; jr < hi; jr += NR) {
-                    long nr = min_l(NR, nc - jr);
-                    float *dst = bp + jr * kc + p * NR;
-                    if (nr == NR) {
-                        _mm256_store_ps(dst, _mm256_loadu_ps(src + jr));
-                        _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + jr + 8));
-                    } else {
-                        _mm256_store_ps(dst, _mm256_maskload_ps(src + jr, lanes8(nr)));
-                        _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + jr + 8, lanes8(nr - 8)));
-                    }
-                }
-            }
-        }
+        pack_b_rows(b, ldb, pc, jc, kc, nc, bp);
         return;
     }
     // Column j of op(B) is row j of B, contiguous in p: full 8×8 blocks are transposed in

@@ -2,7 +2,8 @@
 // buffers, packing of A into MR-row panels, the loop nest over MC×KC blocks of A and KC×NC blocks
 // of B, and the row-exact tile dispatch. Included by each kernel file after it defines
 // MR, NR and its target attribute GEMM_TARGET; the file then defines kernel_strided_rows, expands
-// ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols) and pack_b_block,
+// ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols), copy_b_row and
+// pack_b_block (which calls pack_b_rows below for a B not transposed),
 // and expands GEMM_DRIVER(name, direct_limit). Not a public header.
 #include <stdlib.h>
 
@@ -88,6 +89,28 @@ static void pack_a_block(int transA, const float *a, long lda, long ic, long pc,
     }
 }
 
+
+// The kernel file's copy of one row's NR columns of B into a packed panel row: src[0 ..< nr]
+// to dst[0 ..< nr], zeros in dst[nr ..< NR].
+GEMM_TARGET static inline void copy_b_row(const float *src, float *dst, long nr);
+
+// op(B) = B (not transposed), [pc.., jc..] (kc×nc) into panels of NR columns (pack_b_block's
+// layout: element (p, j) at p*NR + j of its panel). Row p of B holds the block's row p. Eight
+// panels at a time, row by row: each row's 8·NR values are copied out to the eight panels while
+// the row eight ahead is prefetched (panel by panel, NR floats from each of kc rows ldb apart,
+// stalled on every row's load).
+GEMM_TARGET static void pack_b_rows(const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
+    enum { G = 8 };
+    for (long jr0 = 0; jr0 < nc; jr0 += G * NR) {
+        long hi = min_l(nc, jr0 + G * NR);
+        for (long p = 0; p < kc; p++) {
+            const float *src = b + (pc + p) * ldb + jc;
+            if (p + 8 < kc)
+                for (long j = jr0; j < hi; j += 16) __builtin_prefetch(src + 8 * ldb + j);
+            for (long jr = jr0; jr < hi; jr += NR) copy_b_row(src + jr, bp + jr * kc + p * NR, min_l(NR, nc - jr));
+        }
+    }
+}
 
 // kernel_strided: the register tile with only its first mr rows computed, by calling the kernel
 // file's kernel_strided_rows(..., R) with R = mr as a constant (one specialised copy per row count

@@ -172,33 +172,32 @@ final class GEMMTests: XCTestCase {
             for blocking in [saved[kernel]!, GEMMBlocking(mc: 4 * r.0, kc: 40, nc: 4 * r.1)] {
                 BLAS.blockings[kernel] = blocking
                 for (m, n, k) in [(1, 5, 3), (12, 64, 100), (13, 33, 17), (100, 200, 130), (250, 97, 401), (40, 300, 50)] {
+                    /// C = 0.7 · op(A) · op(B), m × n, on `kernel`, each element's bits.
+                    func product(transA: Bool, _ a: [Float], lda: Int, transB: Bool, _ b: [Float], ldb: Int) -> [UInt32] {
+                        var c = [Float](repeating: .nan, count: m * n)
+                        BLAS.withKernel(kernel) {
+                            BLAS.sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb,
+                                             beta: 0, c: &c, ldc: n, own: true)
+                        }
+                        return c.map(\.bitPattern)
+                    }
                     let lda = m + 3  // A stored k × lda: op(A) = Aᵀ is m × k
                     let a = RNGKey(seed: UInt64(31 + m)).uniformArray(k * lda, lo: -1, hi: 1)
                     var at = [Float](repeating: 0, count: m * k)
                     for p in 0..<k { for i in 0..<m { at[i * k + p] = a[p * lda + i] } }
                     let b = RNGKey(seed: UInt64(32 + n)).uniformArray(k * n, lo: -1, hi: 1)
-                    var viaTrans = [Float](repeating: .nan, count: m * n), viaCopy = viaTrans
-                    BLAS.withKernel(kernel) {
-                        BLAS.sgemmSerial(transA: true, transB: false, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: n,
-                                         beta: 0, c: &viaTrans, ldc: n, own: true)
-                        BLAS.sgemmSerial(transA: false, transB: false, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b, ldb: n,
-                                         beta: 0, c: &viaCopy, ldc: n, own: true)
-                    }
-                    XCTAssertEqual(viaTrans.map(\.bitPattern), viaCopy.map(\.bitPattern), "\(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
+                    XCTAssertEqual(product(transA: true, a, lda: lda, transB: false, b, ldb: n),
+                                   product(transA: false, at, lda: k, transB: false, b, ldb: n),
+                                   "\(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
                     // B the other way round: packed from its rows (op(B) = B, ldb past n) and from Bᵀ's
                     // columns (the 16×16 / 8×8 transposes) must give the same panels.
                     let ldb = n + 5
                     let b2 = RNGKey(seed: UInt64(33 + k)).uniformArray(k * ldb, lo: -1, hi: 1)
                     var b2t = [Float](repeating: 0, count: n * k)
                     for p in 0..<k { for j in 0..<n { b2t[j * k + p] = b2[p * ldb + j] } }
-                    var viaRows = [Float](repeating: .nan, count: m * n), viaColumns = viaRows
-                    BLAS.withKernel(kernel) {
-                        BLAS.sgemmSerial(transA: false, transB: false, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b2, ldb: ldb,
-                                         beta: 0, c: &viaRows, ldc: n, own: true)
-                        BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 0.7, a: at, lda: k, b: b2t, ldb: k,
-                                         beta: 0, c: &viaColumns, ldc: n, own: true)
-                    }
-                    XCTAssertEqual(viaRows.map(\.bitPattern), viaColumns.map(\.bitPattern), "B: \(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
+                    XCTAssertEqual(product(transA: false, at, lda: k, transB: false, b2, ldb: ldb),
+                                   product(transA: false, at, lda: k, transB: true, b2t, ldb: k),
+                                   "B: \(kernel) \(blocking.description) m\(m) n\(n) k\(k)")
                 }
             }
         }
