@@ -152,6 +152,14 @@ struct Bench: ParsableCommand {
             return ["median": med, "min": s.first ?? .nan, "max": s.last ?? .nan, "all": v, "spread": med > 0 ? ((s.last ?? 0) - (s.first ?? 0)) / med : 0]
         }
         func seconds(_ r: [String: Any]) -> Double { r["seconds_median"] as? Double ?? .nan }
+        // The machine's steal share while each child ran (`steal_share`), every one kept for the summary.
+        var steals: [Double] = []
+        func stealing(_ child: () throws -> [String: Any]) rethrows -> [String: Any] {
+            let (result, share) = try measuringSteal(child)
+            var r = result
+            if let share { r["steal_share"] = round3(share); steals.append(share) }
+            return r
+        }
         func summarize(_ rounds: [[String: Any]]) -> [String: Any] {
             let a = rounds.map(seconds)
             let order = a.indices.sorted { a[$0] < a[$1] }
@@ -160,6 +168,7 @@ struct Bench: ParsableCommand {
             rec["seconds_median"] = med
             rec["seconds"] = stats(a)
             rec["seconds_all"] = a
+            rec["steal_share_all"] = rounds.map { $0["steal_share"] ?? NSNull() }
             if let gf = rec["gflop"] as? Double, med > 0 { rec["gflops_per_s"] = gf / med }
             let rss = rounds.compactMap { $0["peak_rss_mb"] as? Double }
             if rss.count == rounds.count {
@@ -184,10 +193,10 @@ struct Bench: ParsableCommand {
                 let variants = runs.filter { $0.value.isVariant && $0.value.workload == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
-                    mine[key, default: []].append(try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t))
-                    theirs.append(try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]))
+                    mine[key, default: []].append(try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) })
+                    theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) })
                     for v in variants {
-                        mine[v, default: []].append(try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t))
+                        mine[v, default: []].append(try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) })
                     }
                 }
                 let b = theirs.map(seconds)
@@ -211,8 +220,10 @@ struct Bench: ParsableCommand {
             }
             ours[shape] = m; pt[shape] = p; ratio[shape] = r; ratioRange[shape] = rr
         }
-        return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable,
-                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %"]
+        let stealSummary = stealSummary(steals)
+        if let note = stealSummary["note"] as? String { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable, "steal": stealSummary,
+                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`"]
     }
 
     /// One `bench-one` process of ours for `run` (its workload, checkpointing and precision).
@@ -256,7 +267,10 @@ struct Bench: ParsableCommand {
              Tensor(zeros: [m, n]))
         }
         var core = [[Double]](repeating: [], count: shapes.count), raw = core, torch = core
+        var steal: [Any] = []
         for _ in 0..<max(rounds, 1) {
+            let roundStart = MachineCPUTicks.read()
+            defer { steal.append(roundStart.flatMap { s in MachineCPUTicks.read()?.stealShare(since: s) }.map(round3) ?? NSNull()) }
             if let python {
                 let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"])
                 for (i, (name, _, _, _)) in shapes.enumerated() {
@@ -278,7 +292,8 @@ struct Bench: ParsableCommand {
             var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core[i].count,
                                     "core_gflops": medianOf(core[i]), "openblas_gflops": medianOf(raw[i]),
                                     "core_gflops_all": core[i], "openblas_gflops_all": raw[i],
-                                    "core_over_openblas": (medianOf(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000]
+                                    "core_over_openblas": (medianOf(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000,
+                                    "steal_share_all": steal]
             let best = torch[i].isEmpty ? raw[i] : zip(raw[i], torch[i]).map { max($0, $1) }
             if !torch[i].isEmpty {
                 g["torch_gflops"] = medianOf(torch[i])
@@ -315,6 +330,7 @@ struct Bench: ParsableCommand {
 }
 
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN when `v` is empty.
 func medianOf(_ v: [Double]) -> Double {

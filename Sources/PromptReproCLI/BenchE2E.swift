@@ -52,11 +52,12 @@ struct BenchE2E: ParsableCommand {
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
 
+        var steals: [String: [Double]] = [:]   // per side, each round's steal share (`stealSummary`)
         var walls: [String: [Double]] = [:], cpus: [String: [Double]] = [:], last: [String: [String: Any]] = [:], runSeconds: [String: [Double]] = [:]
         let order = oursSides.map { $0 == "default" ? "promptrepro" : "promptrepro+\($0)" } + ptSides.map { "pytorch-\($0)" }
         for round in 1...max(1, rounds) {
             for side in order {
-                let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds()
+                let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds(), ticks0 = MachineCPUTicks.read()
                 var record: [String: Any]
                 if side.hasPrefix("promptrepro") {
                     let lever = side == "promptrepro" ? "default" : String(side.dropFirst("promptrepro+".count))
@@ -83,8 +84,11 @@ struct BenchE2E: ParsableCommand {
                 walls[side, default: []].append(record["wall_seconds"] as! Double)
                 cpus[side, default: []].append(Self.childrenCPUSeconds() - cpu0)
                 runSeconds[side, default: []].append(record["seconds"] as? Double ?? .nan)
+                let share = ticks0.flatMap { t in MachineCPUTicks.read()?.stealShare(since: t) }
+                if let share { steals[side, default: []].append(share) }
                 last[side] = record
-                stderr(String(format: "round %d %@: %.1f s wall, %.1f CPU s", round, side, record["wall_seconds"] as! Double, cpus[side]!.last!))
+                stderr(String(format: "round %d %@: %.1f s wall, %.1f CPU s", round, side, record["wall_seconds"] as! Double, cpus[side]!.last!)
+                       + (share.map { String(format: ", %.0f %% of the machine's CPU time stolen by the hypervisor", 100 * $0) } ?? ""))
             }
         }
 
@@ -105,6 +109,7 @@ struct BenchE2E: ParsableCommand {
             s["wall"] = Self.stats(walls[side] ?? [])
             s["cpu"] = Self.stats(cpus[side] ?? [])
             s["run"] = Self.stats(runSeconds[side] ?? [])
+            if let st = steals[side] { s["steal_share"] = Self.stats(st) }
             s.removeValue(forKey: "wall_seconds")
             sides[side] = s
         }
@@ -145,12 +150,13 @@ struct BenchE2E: ParsableCommand {
             let w = walls[side] ?? [], med = medianOf(w)
             return w.count > 1 && med > 0 && (w.max()! - w.min()!) / med > 0.1
         }
+        let steal = stealSummary(order.flatMap { steals[$0] ?? [] })
         let report: [String: Any] = [
-            "machine": machine, "ratios": ratios, "sides": sides, "bound": bound, "goals": goals, "unstable": unstable,
+            "machine": machine, "ratios": ratios, "sides": sides, "bound": bound, "goals": goals, "unstable": unstable, "steal": steal,
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
                        "threads": threads, "model": "random-init t5-small (ours: T5Model.random seed 1; PyTorch: T5ForConditionalGeneration(T5Config) after torch.manual_seed(1))",
                        "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
-            "measurement": "interleaved: per round one run of each side in its own process (order \(order.joined(separator: ", "))); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer from model build to the last evaluation; ratios are PyTorch wall / ours per round (median, min, max over \(rounds) rounds); unstable = sides whose wall spread (max − min)/median > 10 %. Busy shared host: compare within one invocation.",
+            "measurement": "interleaved: per round one run of each side in its own process (order \(order.joined(separator: ", "))); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer from model build to the last evaluation; ratios are PyTorch wall / ours per round (median, min, max over \(rounds) rounds); unstable = sides whose wall spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
         print(json)
@@ -159,6 +165,7 @@ struct BenchE2E: ParsableCommand {
                                                     withIntermediateDirectories: true)
             try (json + "\n").write(toFile: out, atomically: true, encoding: .utf8)
         }
+        if let note = steal["note"] as? String { stderr(note) }
         for side in order {
             let w = Self.stats(walls[side] ?? [])
             stderr(String(format: "%-28@ wall median %.1f s (min %.1f, max %.1f)", side as NSString, w["median"] as! Double, w["min"] as! Double, w["max"] as! Double))

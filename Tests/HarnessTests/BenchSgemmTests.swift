@@ -44,6 +44,12 @@ final class BenchSgemmTests: XCTestCase {
             XCTAssertEqual(range[0], ours[0] / 1_000_000, accuracy: 0.0015)
             XCTAssertEqual(range[1], ours[1] / blas[1], accuracy: 0.0015)
             XCTAssertEqual(g["best_of"] as? String, "openblas, torch")
+            // Each round's steal share of the machine's CPU time (/proc/stat), a fraction, one per round.
+            let steal = try XCTUnwrap(g["steal_share_all"] as? [Any], shape)
+            XCTAssertEqual(steal.count, 2, shape)
+            if FileManager.default.fileExists(atPath: "/proc/stat") {
+                for v in steal { XCTAssertTrue((v as? Double).map { (0...1).contains($0) } ?? (v is NSNull), "\(shape): \(v)") }
+            }
         }
     }
 
