@@ -118,18 +118,18 @@ GEMM_TARGET static void pack_b_rows(const float *b, long ldb, long pc, long jc, 
 // rows, so the bits do not depend on mr, while a product with one row (a decoding step's attention:
 // one query per batch row and head) does 1/MR of the FMAs. Expanded once per kernel file, after its
 // kernel_strided_rows.
-#define ROW_CASE(R) case R: if (R < MR) { kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, R < MR ? R : MR); return; } break;
+#define ROW_CASE(R) case R: if (R < MR) { kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, R < MR ? R : MR, pfb); return; } break;
 #define ROW_EXACT_TILE \
 _Static_assert(MR <= 12, "ROW_EXACT_TILE specialises row counts 1..11"); \
 GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc, \
-        long mr, long nr, float alpha, float beta) { \
+        long mr, long nr, float alpha, float beta, const float *pfb) { \
     switch (mr >= MR ? MR : mr) { \
     ROW_CASE(1) ROW_CASE(2) ROW_CASE(3) ROW_CASE(4) ROW_CASE(5) ROW_CASE(6) \
     ROW_CASE(7) ROW_CASE(8) ROW_CASE(9) ROW_CASE(10) ROW_CASE(11) \
     default: break; \
     } \
-    kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR); \
+    kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR, pfb); \
 }
 
 // The loop nest: ic → pc → jc → ir → jr. A's MC×KC block is packed once per (ic, pc) and its
@@ -140,6 +140,11 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
 // (n ≤ DIRECT_LIMIT) read A in place instead, only a ragged last panel packed. C is scaled by beta
 // on the first k block only, and each element of C is the same chain of operations whatever MC,
 // NC and the loop order: acc over one k block in order, then alpha·acc + bet·C, blocks in k order.
+// A prepacked B (a frozen weight) comes from memory, not from a packing pass just run: with few
+// rows of A (a decoding step's LM head, 56 × 32128 × 512: 66 MB of B per step) each block's first
+// row-panel sweep (ir = 0) waited on its loads. That sweep now prefetches the next panel of B
+// (across jc blocks too) while it computes the current one, so the stream overlaps the FMAs; the
+// later sweeps find the block in L2. Only a prefetch: no value or order changes.
 // `prepacked` (NULL: pack B here) is op(B) packed whole by NAME_pack_b: block pc of it starts at
 // prepacked + pc·npad (npad = n rounded up to NR) and its panels are those pack_b_block would
 // write, so both paths run the same kernel calls on the same values and give the same bits.
@@ -188,9 +193,10 @@ GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long
                         long nr = min_l(NR, nc - jr); \
                         float *ct = crow + jr; \
                         if (!direct) { \
-                            kernel(kc, ap + ir * kc, bb + jr * kc, ct, ldc, mr, nr, alpha, bet); \
+                            kernel(kc, ap + ir * kc, bb + jr * kc, ct, ldc, mr, nr, alpha, bet, \
+                                   ir == 0 && prepacked && jc + jr + NR < n ? bb + (jr + NR) * kc : NULL); \
                         } else if (mr < MR) { \
-                            kernel(kc, ap, bb + jr * kc, ct, ldc, mr, nr, alpha, bet); \
+                            kernel(kc, ap, bb + jr * kc, ct, ldc, mr, nr, alpha, bet, NULL); \
                         } else if (!transA) { \
                             kernel_rows(kc, a + (ic + ir) * lda + pc, lda, bb + jr * kc, ct, ldc, nr, alpha, bet); \
                         } else { \
