@@ -81,3 +81,7 @@ print("sgemm GFLOP/s (ours / raw OpenBLAS / torch): " + "; ".join(
 if "met" in goals:
     print(f"goals (issue #21) as the report states them: {goals['met']} met, {goals['not_met']} not met "
           f"(`promptrepro bench --evaluate FILE` re-judges them); unstable series (spread > 10 %): {len(d.get('unstable', []))}")
+steal = d.get("steal", {})
+if "max" in steal:  # reports since 2026-12-03: the hypervisor's share of the CPU time per timed run
+    print(f"steal (share of the machine's CPU time given to other guests, per timed run): median {steal['median']:.3f}, "
+          f"max {steal['max']:.3f}; {steal['children_at_least_5_percent']} of {steal['children']} runs ≥ 5 %")
