@@ -44,6 +44,13 @@ public final class DropoutContext {
         return training ? dropout(x, p: p, key: k, overwrite: overwrite) : x
     }
 
+    /// ReLU, then the dropout of the next site, as one op (`reluDropout`: the bits of `relu` then
+    /// `apply`); ReLU alone when not training. `overwrite` as in `apply`, for x and the ReLU output.
+    public func applyAfterReLU(_ x: Tensor, overwrite: Bool = false) -> Tensor {
+        let k = nextKey()
+        return training ? reluDropout(x, p: p, key: k, overwrite: overwrite) : relu(x, overwrite: overwrite)
+    }
+
     public func attention(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0) -> AttentionOptions {
         let k = nextKey()
         return AttentionOptions(scale: scale, causal: causal, queryOffset: queryOffset, dropout: training ? p : 0, key: k)

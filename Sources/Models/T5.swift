@@ -274,20 +274,30 @@ public final class T5Model {
     }
 
     /// `outputRead: false`: the output projection computes no values (see `selfAttention`).
+    /// Whether the FFN's ReLU and dropout run as one op (`DropoutContext.applyAfterReLU`); false
+    /// runs them as two, for the tests that hold the two forms to the same bits.
+    nonisolated(unsafe) public static var fusesReLUDropout = true
+
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext, outputRead: Bool = true) throws -> Tensor {
         // The pre-activation is a temporary: the activation may overwrite it.
         let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activation]
             ?? { geluNew($0, overwrite: true) }
-        let h: Tensor
-        if let wi = f.wi {
-            h = act(try lin(x, wi, drop))                                             // (B, T, F)
-        } else {
-            h = try mul(act(try lin(x, f.wi0!, drop)), try lin(x, f.wi1!, drop))
-        }
         // h is read by nothing but the dropout (ReLU's and the product's gradients keep their own
         // operands or mask bits), so the dropped activation takes its storage: one (B, T, F) buffer
-        // kept for backward instead of two.
-        let dropped = drop.apply(h, overwrite: true)
+        // kept for backward instead of two. A ReLU and its dropout run as one op (`reluDropout`,
+        // the same bits) unless `fusesReLUDropout` is off.
+        let dropped: Tensor
+        if let wi = f.wi, config.activation == "relu", Self.fusesReLUDropout {
+            dropped = drop.applyAfterReLU(try lin(x, wi, drop), overwrite: true)      // (B, T, F)
+        } else {
+            let h: Tensor
+            if let wi = f.wi {
+                h = act(try lin(x, wi, drop))                                         // (B, T, F)
+            } else {
+                h = try mul(act(try lin(x, f.wi0!, drop)), try lin(x, f.wi1!, drop))
+            }
+            dropped = drop.apply(h, overwrite: true)
+        }
         // After a ReLU (and dropout) about half of it is zero, and only the output projection's
         // weight gradient reads it in backward: when that weight trains (full fine-tuning),
         // backward keeps its nonzero values and a bitmap instead.

@@ -284,6 +284,60 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?, overwrite: Bool = false
     return out
 }
 
+/// dropout(relu(x)) as one op, for a ReLU whose output nothing but the dropout reads (T5's FFN:
+/// ReLU on the d_ff activations, then dropout): the values, the two masks and x's gradient have
+/// the bits of `dropout(relu(x, overwrite: true), p:, key:, overwrite: true)`, since each
+/// 64-element chunk goes through the same two passes (`reluChunks`, `dropoutChunks`; the mask is a
+/// function of the chunk index alone) and backward through the same two mask applications (the
+/// dropout's onto the +0 of a fresh buffer, as into the ReLU output's unwritten gradient, then
+/// ReLU′'s into x's) — only blocked: both passes run on a block of `Fused.blockChunks` chunks while
+/// it is in L1, so the [count] tensor between them is neither written to memory and read back in
+/// forward nor allocated as a gradient in backward. Shapes: any; the result has x's shape (x's
+/// storage with `overwrite`). p = 0 or no key: `relu` alone, as `dropout` returns its input.
+public func reluDropout(_ x: Tensor, p: Float, key: RNGKey?, overwrite: Bool = false) -> Tensor {
+    guard p > 0, let key else { return relu(x, overwrite: overwrite) }
+    precondition(p < 1, "dropout probability must be < 1, got \(p)")
+    let out = overwrite ? Tensor(shape: x.shape, borrowing: x.data, owner: x) : Tensor(uninitialized: x.shape)
+    let px = UnsafePointer(x.data), po = out.data, s = 1 / (1 - p), n = x.count, chunks = (n + 63) / 64
+    let record = Tape.needsGrad(x)
+    let reluBits = record ? MaskBits(count: n) : nil, dropBits = record ? MaskBits(count: n) : nil
+    Parallel.forRange(chunks, costPerItem: 320) { range in
+        for block in Fused.blocks(range) {
+            reluChunks(block, count: n, src: px, dst: po, bits: reluBits?.bytes)
+            dropoutChunks(block, count: n, p: p, scale: s, key: key, src: po, dst: po, bits: dropBits?.bytes)
+        }
+    }
+    if record, let reluBits, let dropBits {
+        let ob = out.box, xb = x.box
+        Tape.push(out, inputs: [x]) {
+            let g = UnsafePointer(ob.grad!.data)
+            let (dst, fresh) = xb.bufferForProduct()
+            Parallel.forRange(chunks, costPerItem: 256) { range in
+                // The ReLU output's gradient, one block at a time: `between - 64·lo` is indexed by
+                // element as the whole tensor would be (maskApply indexes by chunk · 64).
+                let between = UnsafeMutablePointer<Float>.allocate(capacity: Fused.blockChunks * 64)
+                defer { between.deallocate() }
+                for block in Fused.blocks(range) {
+                    let at = between - block.lowerBound * 64
+                    maskApply(block, count: n, scale: s, bits: dropBits.bytes, src: g, dst: at, accumulate: false, plusZero: true)
+                    maskApply(block, count: n, scale: 1, bits: reluBits.bytes, src: at, dst: dst, accumulate: !fresh, plusZero: fresh)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// The blocking of fused elementwise passes (`reluDropout`).
+enum Fused {
+    /// 64 chunks of 64 floats: 16 KB, which stays in L1 between a block's two passes.
+    static let blockChunks = 64
+    /// `range` (of chunk indices) in consecutive blocks of at most `blockChunks`.
+    static func blocks(_ range: Range<Int>) -> [Range<Int>] {
+        stride(from: range.lowerBound, to: range.upperBound, by: blockChunks).map { $0..<min($0 + blockChunks, range.upperBound) }
+    }
+}
+
 /// A mask kept from forward to backward as bits (dropout's kept elements, ReLU′): element e is set
 /// iff bit e % 8 of byte e / 8 is. Whole 64-element chunks are allocated.
 final class MaskBits {

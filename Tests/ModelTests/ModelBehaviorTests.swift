@@ -398,6 +398,49 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// The FFN's ReLU and dropout as one op (`T5Model.fusesReLUDropout`, the default) against the
+    /// two ops: the same loss and every gradient bit for bit, for a prompt-tuning step (frozen
+    /// backbone: only the prompt's gradient) and a full fine-tuning step (every weight's, the FFN
+    /// hidden states kept compact), with dropout on; and the same greedy decode in eval mode.
+    func testFusedReLUDropoutInTheFFNIsBitIdentical() throws {
+        let m = try tinyT5()
+        XCTAssertEqual(m.config.activation, "relu")
+        let saved = T5Model.fusesReLUDropout
+        defer { T5Model.fusesReLUDropout = saved; m.setTrainable(false) }
+        let ids: [Int32] = (0..<(3 * 24)).map { Int32(3 + ($0 * 41) % 250) }
+        let labels: [Int32] = [51, 60, 1, 52, 1, -100, 70, 81, 1]
+        let mask = Tensor(shape: [3, 24], values: (0..<72).map { $0 % 24 < 24 - $0 / 24 * 5 ? 1 : 0 })
+        func step(fused: Bool, trainable: Bool) throws -> [[UInt32]] {
+            T5Model.fusesReLUDropout = fused
+            m.setTrainable(trainable)
+            for (_, t) in m.parameters { t.zeroGrad() }
+            let prompt = Tensor.normal([4, 64], std: 0.5, key: RNGKey(seed: 12), requiresGrad: true)
+            let tape = Tape()
+            let out = try tape.record {
+                try forward(m, inputIds: ids, attentionMask: mask.array, labels: labels, batch: 3, prompt: prompt,
+                            drop: DropoutContext(key: RNGKey(seed: 13), p: 0.1))
+            }
+            tape.backward(out.loss)
+            return [[out.loss.scalar.bitPattern], prompt.grad!.array.map(\.bitPattern)]
+                + m.parameters.map { ($0.tensor.grad?.array ?? []).map(\.bitPattern) }
+        }
+        for trainable in [false, true] {
+            let two = try step(fused: false, trainable: trainable), one = try step(fused: true, trainable: trainable)
+            XCTAssertEqual(two.count, one.count)
+            for (i, (a, b)) in zip(two, one).enumerated() {
+                let name = i == 0 ? "loss" : i == 1 ? "prompt" : m.parameters[i - 2].name
+                XCTAssertTrue(a == b, "\(name) (trainable \(trainable)) differs first at element \(a.indices.first { a[$0] != b[$0] } ?? -1)")
+            }
+            XCTAssertEqual(two.dropFirst(2).contains { !$0.isEmpty }, trainable, "weight gradients only when trainable")
+        }
+        let (e, em) = try Injection().inputs(for: m, inputIds: ids, attentionMask: mask.array, batch: 3)
+        func decode(_ fused: Bool) throws -> [[Int32]] {
+            T5Model.fusesReLUDropout = fused
+            return try m.generate(encoder: try m.encode(embeds: e, mask: em, drop: .eval), encoderMask: em, maxNewTokens: 5)
+        }
+        XCTAssertEqual(try decode(false), try decode(true))
+    }
+
     /// The opt-in bf16 evaluation (`BF16Products`) of a T5 forward stays near the fp32 one: the
     /// loss within 1 % and every logit within 3 % of the logits' largest magnitude, while not
     /// equal to it (the products did run in bf16), on every bf16 kernel this CPU runs. A recording

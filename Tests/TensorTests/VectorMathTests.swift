@@ -300,6 +300,55 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    /// `reluDropout` (one op, blocked) against `dropout(relu(x))` (two ops, two passes each way):
+    /// the same output, and the same gradient of x whether x's gradient is fresh (the fused node
+    /// runs first in backward) or accumulated into (another use of x ran first), on both dropout
+    /// forms, at sizes with a tail and with several blocks per thread. Planted: NaN, ±0 and large
+    /// inputs, and upstream gradients so large that scaling by 1/(1 − p) overflows where the ReLU
+    /// zeroed the element and the dropout kept it — the two-op chain gives NaN there (∞ · 0), and so
+    /// must the fused op. Applying the two masks in the other order gives 0 there and fails.
+    func testReluDropoutIsTheTwoOpsBitForBit() throws {
+        defer { DropoutAVX512.forced = nil }
+        let p: Float = 0.1, key = RNGKey(seed: 61, stream: 7)
+        for avx in DropoutAVX512.available ? [false, true] : [false] {
+            DropoutAVX512.forced = avx
+            for n in [1, 63, 64, 65, 64 * 64 * 2 + 37, 64 * 64 * 5 + 64] {
+                var v = RNGKey(seed: UInt64(70 + n)).uniformArray(n, lo: -1, hi: 1)
+                let w = RNGKey(seed: UInt64(80 + n)).uniformArray(n, lo: -1, hi: 1)
+                var g = RNGKey(seed: UInt64(90 + n)).uniformArray(n, lo: -1, hi: 1)
+                for i in stride(from: 0, to: n, by: 97) { v[i] = [Float.nan, -0.0, 0, 3e38, -3e38][(i / 97) % 5] }
+                // Upstream gradients that overflow when scaled, at elements ReLU zeroes (v ≤ 0).
+                for i in stride(from: 5, to: n, by: 11) { v[i] = -0.5; g[i] = 3.2e38 }
+                let c = Tensor(shape: [n], values: w), up = Tensor(shape: [n], values: g)
+                func run(fused: Bool, otherUseFirst: Bool) -> (out: [UInt32], grad: [UInt32]) {
+                    let x = Tensor(shape: [n], values: v, requiresGrad: true)
+                    let tape = Tape()
+                    var y: Tensor?
+                    let loss = tape.record { () -> Tensor in
+                        let other = { sum(try! mul(x, c)) }
+                        let first = otherUseFirst ? other() : nil
+                        let r = fused ? reluDropout(x, p: p, key: key) : dropout(relu(x), p: p, key: key, overwrite: true)
+                        y = r
+                        let main = sum(try! mul(r, up))
+                        return try! add(main, first ?? other())
+                    }
+                    tape.backward(loss)
+                    return (y!.array.map(\.bitPattern), x.grad!.array.map(\.bitPattern))
+                }
+                for otherUseFirst in [false, true] {
+                    let a = run(fused: false, otherUseFirst: otherUseFirst), b = run(fused: true, otherUseFirst: otherUseFirst)
+                    let what = "n \(n), AVX-512 \(avx), other use first \(otherUseFirst)"
+                    XCTAssertEqual(a.out, b.out, "outputs, \(what)")
+                    XCTAssertEqual(a.grad, b.grad, "gradients, \(what), first difference at \(a.grad.indices.first { a.grad[$0] != b.grad[$0] } ?? -1)")
+                    if n > 1000 {
+                        // The overflow corner ran: some planted element's gradient is NaN in both.
+                        XCTAssertTrue(stride(from: 5, to: n, by: 11).contains { Float(bitPattern: b.grad[$0]).isNaN }, what)
+                    }
+                }
+            }
+        }
+    }
+
     /// Attention dropout over several whole 64-element mask chunks plus a tail, forward and backward.
     func testAttentionDropoutGradientsOverWholeChunks() throws {
         let (b, h, dk, tq, tk) = (2, 2, 3, 9, 21)
