@@ -273,11 +273,11 @@ public final class T5Model {
         return try checkpointed(checkpointSelfAttention, inputs: [h, bias], drop: drop, sublayer)
     }
 
-    /// `outputRead: false`: the output projection computes no values (see `selfAttention`).
     /// Whether the FFN's ReLU and dropout run as one op (`DropoutContext.applyAfterReLU`); false
     /// runs them as two, for the tests that hold the two forms to the same bits.
     nonisolated(unsafe) public static var fusesReLUDropout = true
 
+    /// `outputRead: false`: the output projection computes no values (see `selfAttention`).
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext, outputRead: Bool = true) throws -> Tensor {
         // The pre-activation is a temporary: the activation may overwrite it.
         let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activation]
