@@ -292,7 +292,7 @@ struct Bench: ParsableCommand {
             var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core[i].count,
                                     "core_gflops": medianOf(core[i]), "openblas_gflops": medianOf(raw[i]),
                                     "core_gflops_all": core[i], "openblas_gflops_all": raw[i],
-                                    "core_over_openblas": (medianOf(zip(core[i], raw[i]).map { $0 / $1 }) * 1000).rounded() / 1000,
+                                    "core_over_openblas": round3(medianOf(zip(core[i], raw[i]).map { $0 / $1 })),
                                     "steal_share_all": steal]
             let best = torch[i].isEmpty ? raw[i] : zip(raw[i], torch[i]).map { max($0, $1) }
             if !torch[i].isEmpty {
@@ -300,8 +300,8 @@ struct Bench: ParsableCommand {
                 g["torch_gflops_all"] = torch[i]
             }
             let perRound = zip(core[i], best).map { $0 / $1 }.sorted()
-            g["core_over_best"] = (medianOf(perRound) * 1000).rounded() / 1000
-            g["core_over_best_range"] = [perRound.first ?? .nan, perRound.last ?? .nan].map { ($0 * 1000).rounded() / 1000 }
+            g["core_over_best"] = round3(medianOf(perRound))
+            g["core_over_best_range"] = [perRound.first ?? .nan, perRound.last ?? .nan].map(round3)
             g["core_over_best_goal_met"] = medianOf(perRound) >= 0.9
             g["best_of"] = torch[i].isEmpty ? "openblas (no --reference: torch not measured)" : "openblas, torch"
             gemm[name] = g
@@ -330,6 +330,7 @@ struct Bench: ParsableCommand {
 }
 
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+/// x rounded to 3 decimals, as the bench reports print ratios and shares.
 func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN when `v` is empty.

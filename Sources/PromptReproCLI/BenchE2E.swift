@@ -232,8 +232,7 @@ struct BenchE2E: ParsableCommand {
     static func stats(_ v: [Double]) -> [String: Any] {
         let s = v.sorted()
         guard !s.isEmpty else { return ["median": Double.nan, "min": Double.nan, "max": Double.nan, "all": v] }
-        let r = { (x: Double) in (x * 1000).rounded() / 1000 }
-        return ["median": r(medianOf(v)), "min": r(s.first!), "max": r(s.last!), "all": v.map(r)]
+        return ["median": round3(medianOf(v)), "min": round3(s.first!), "max": round3(s.last!), "all": v.map(round3)]
     }
 
     /// A random-init t5-small in Hugging Face layout (config.json, model.safetensors) with the t5

@@ -280,5 +280,4 @@ enum BenchGoals {
         return (g["unreliable"] as? String).map { "\(line) (unreliable: \($0))" } ?? line
     }
 
-    static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 }
