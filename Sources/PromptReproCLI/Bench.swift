@@ -169,6 +169,10 @@ struct Bench: ParsableCommand {
             rec["seconds"] = stats(a)
             rec["seconds_all"] = a
             rec["steal_share_all"] = rounds.map { $0["steal_share"] ?? NSNull() }
+            if rounds.contains(where: { $0["gemm_probe_gflops"] != nil }) {
+                rec["gemm_probe_gflops_all"] = rounds.map { $0["gemm_probe_gflops"] ?? NSNull() }
+                rec["gemm_probe_fastest_gflops_all"] = rounds.map { $0["gemm_probe_fastest_gflops"] ?? NSNull() }
+            }
             if let gf = rec["gflop"] as? Double, med > 0 { rec["gflops_per_s"] = gf / med }
             let rss = rounds.compactMap { $0["peak_rss_mb"] as? Double }
             if rss.count == rounds.count {
@@ -186,6 +190,7 @@ struct Bench: ParsableCommand {
         // PyTorch runs no variant of ours (a setting other than the defaults): a variant runs in
         // its plain workload's rounds.
         let bases = runs.filter { !$0.value.isVariant }.keys.sorted()
+        let probe = GemmProbe()
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
             for key in bases {
@@ -193,10 +198,10 @@ struct Bench: ParsableCommand {
                 let variants = runs.filter { $0.value.isVariant && $0.value.workload == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for _ in 0..<max(1, repeats) {
-                    mine[key, default: []].append(try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) })
+                    mine[key, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) } })
                     theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) })
                     for v in variants {
-                        mine[v, default: []].append(try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) })
+                        mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } })
                     }
                 }
                 let b = theirs.map(seconds)
@@ -223,7 +228,7 @@ struct Bench: ParsableCommand {
         let stealSummary = stealSummary(steals)
         if let note = stealSummary["note"] as? String { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable, "steal": stealSummary,
-                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`"]
+                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`; gemm_probe_gflops = our linear's rate at the sgemm shapes (mean over them, median of 3 products each) timed in the parent right before and after each of our children (the mean of the two; per round in gemm_probe_gflops_all), which that round's non-GEMM overhead divides by"]
     }
 
     /// One `bench-one` process of ours for `run` (its workload, checkpointing and precision).
@@ -255,16 +260,25 @@ struct Bench: ParsableCommand {
     /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
     /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
     /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
+    /// The sgemm section's shapes: name (m×k×n), m, k, n; C = A·Wᵀ with W [n, k] as a Linear layer's.
+    static let sgemmShapes: [(String, Int, Int, Int)] = [
+        ("2048x2048x2048", 2048, 2048, 2048),
+        ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff), B·T = 8 × 356
+        ("2848x2048x512", 2848, 2048, 512),   // t5-small FFN wo: (B·T, d_ff) · (d_ff, d)
+    ]
+
+    /// A and W of `shape` (uniform in [−1, 1], seeds 1 and 2), the same in every use.
+    static func sgemmOperands(_ shape: (String, Int, Int, Int)) -> (a: Tensor, w: Tensor) {
+        let (_, m, k, n) = shape
+        return (Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1)),
+                Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2)))  // [out, in] like torch Linear
+    }
+
     static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
-        let shapes: [(String, Int, Int, Int)] = [
-            ("2048x2048x2048", 2048, 2048, 2048),
-            ("2848x512x2048", 2848, 512, 2048),   // t5-small FFN wi: (B·T, d) · (d, d_ff), B·T = 8 × 356
-            ("2848x2048x512", 2848, 2048, 512),   // t5-small FFN wo: (B·T, d_ff) · (d_ff, d)
-        ]
-        let operands = shapes.map { (_, m, k, n) in
-            (Tensor.uniform([m, k], lo: -1, hi: 1, key: RNGKey(seed: 1)),
-             Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2)),  // [out, in] like torch Linear
-             Tensor(zeros: [m, n]))
+        let shapes = sgemmShapes
+        let operands = shapes.map { shape in
+            let (a, w) = sgemmOperands(shape)
+            return (a, w, Tensor(zeros: [shape.1, shape.3]))
         }
         var core = [[Double]](repeating: [], count: shapes.count), raw = core, torch = core
         var steal: [Any] = []
@@ -337,6 +351,40 @@ func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 func medianOf(_ v: [Double]) -> Double {
     let s = v.sorted()
     return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Our `linear`'s GEMM rate at the sgemm section's shapes, timed in the parent `bench` process right
+/// before and right after each of our workload children (`Bench.interleaved`), so that each
+/// round's non-GEMM overhead divides by the rate of the host at that moment rather than by the
+/// sgemm rounds' (minutes earlier: on a busy VM the two phases differed by up to 30 %). Runs with
+/// the parent's threads while the child is not running; the operands are made once (68 MB).
+struct GemmProbe {
+    let shapes = Bench.sgemmShapes
+    let operands: [(a: Tensor, w: Tensor)]
+
+    init() { operands = Bench.sgemmShapes.map(Bench.sgemmOperands) }
+
+    /// GFLOP/s per shape: 2·m·n·k ÷ the median of 3 products (after a warm-up); `mean` over the
+    /// shapes (as the sgemm section's `core_gflops` are averaged for the overhead) and `fastest`.
+    func rate() -> (mean: Double, fastest: Double) {
+        let rates = zip(shapes, operands).map { shape, o in
+            2.0 * Double(shape.1) * Double(shape.2) * Double(shape.3) / median(3) { _ = try! linear(o.a, o.w) } / 1e9
+        }
+        return (rates.reduce(0, +) / Double(rates.count), rates.max() ?? .nan)
+    }
+
+    /// `child`'s record with `gemm_probe_gflops` (the mean of the rates before and after it, one
+    /// decimal), `gemm_probe_gflops_bracket` ([before, after]) and `gemm_probe_fastest_gflops`
+    /// (the fastest shape's, the mean of before and after).
+    func bracketing(_ child: () throws -> [String: Any]) rethrows -> [String: Any] {
+        let before = rate()
+        var r = try child()
+        let after = rate()
+        r["gemm_probe_gflops"] = round1((before.mean + after.mean) / 2)
+        r["gemm_probe_gflops_bracket"] = [round1(before.mean), round1(after.mean)]
+        r["gemm_probe_fastest_gflops"] = round1((before.fastest + after.fastest) / 2)
+        return r
+    }
 }
 
 /// Median wall time in seconds of `repeats` runs after one warm-up run.

@@ -210,6 +210,48 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertNil(nearTrain["non_gemm_overhead"]?["unreliable"])
     }
 
+    /// A report whose rounds carry a GEMM probe (`gemm_probe_gflops_all`, our `linear` timed right
+    /// before and after each of our runs): each round's overhead divides by that round's probe rate,
+    /// and the median over rounds is judged. Worked by hand, 200 GFLOP:
+    /// - train: seconds 2.0 / 3.0 / 2.2 against probes 100 / 60 / 110 → 2.0 ÷ 2.0 = 1.0, 3.0 ÷
+    ///   (200 ÷ 60 = 3.333) = 0.9, 2.2 ÷ (200 ÷ 110 = 1.818) = 1.21 → median 1.0: met. The sgemm
+    ///   section's rate (150, minutes earlier) would give 2.2 ÷ (200 ÷ 150) = 1.65 on the median
+    ///   seconds: not met.
+    /// - eval: seconds 1.5 / 4.0 / 4.0 against probes 100 / 100 / 100 (fastest shape 120 / 120 /
+    ///   120): round 1's GEMMs ran at 200 ÷ 1.5 = 133.3 GFLOP/s, above 1.05 × 120 = 126: the
+    ///   overhead (median of 0.75, 2.0, 2.0 = 2.0) is not met and `unreliable`, naming round 1.
+    /// - generate: probes in two of three rounds (an element not a number): the section's rate is
+    ///   used, 3.0 ÷ (200 ÷ 150) = 2.25.
+    func testOverheadsDivideByEachRoundsProbe() throws {
+        let probed: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 150.0, "openblas_gflops": 150.0, "core_over_best": 1.0]]],
+            "promptrepro": ["t5-small": [
+                "train_step": ["seconds_median": 2.2, "seconds": ["all": [2.0, 3.0, 2.2]], "gflop": 200.0,
+                               "gemm_probe_gflops_all": [100.0, 60.0, 110.0], "gemm_probe_fastest_gflops_all": [110.0, 70.0, 120.0]],
+                "eval_forward": ["seconds_median": 4.0, "seconds": ["all": [1.5, 4.0, 4.0]], "gflop": 200.0,
+                                 "gemm_probe_gflops_all": [100.0, 100.0, 100.0], "gemm_probe_fastest_gflops_all": [120.0, 120.0, 120.0]],
+                "generate": ["seconds_median": 3.0, "seconds": ["all": [3.0, 3.0, 3.0]], "gflop": 200.0,
+                             "gemm_probe_gflops_all": [100.0, NSNull(), 100.0]],
+            ]],
+            "ratio": ["t5-small": ["train_step": 2.0]],
+        ]
+        let (goals, err) = try evaluate(probed, "bench-goals-probe")
+        let w = try XCTUnwrap(goals["t5-small"] as? [String: [String: [String: Any]]])
+        let train = try XCTUnwrap(w["train_step"]?["non_gemm_overhead"])
+        XCTAssertEqual(train["value"] as? Double, 1.0)
+        XCTAssertEqual(train["met"] as? Bool, true)
+        XCTAssertNotNil(train["gemm_rate"])
+        XCTAssertNil(train["unreliable"])
+        let eval = try XCTUnwrap(w["eval_forward"]?["non_gemm_overhead"])
+        XCTAssertEqual(eval["value"] as? Double, 2.0)
+        XCTAssertEqual(eval["met"] as? Bool, false)
+        XCTAssertTrue((eval["unreliable"] as? String)?.contains("round(s) 1:") == true, "\(eval)")
+        let gen = try XCTUnwrap(w["generate"]?["non_gemm_overhead"])
+        XCTAssertEqual(gen["value"] as? Double, 2.25)
+        XCTAssertNil(gen["gemm_rate"], "an incomplete probe series falls back to the sgemm section")
+        XCTAssertTrue(err.contains("t5-small train_step time ÷ GEMM-bound time 1.000 (goal ≤ 1.200): met"), err)
+    }
+
     /// bench-e2e: the ratio is recomputed from the sides' per-round walls (90/20 = 4.5, 80/22 =
     /// 3.636 → median 4.068 ≥ 4, where the stored 3.9 would fail), and a protocol-default ratio that
     /// is absent counts as not met.
