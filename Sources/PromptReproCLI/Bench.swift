@@ -253,13 +253,6 @@ struct Bench: ParsableCommand {
         return obj
     }
 
-    /// The sgemm section: our `linear`, raw OpenBLAS and (with `python`) torch's `linear` on `t`
-    /// threads at three shapes, **interleaved** (issue #21 item 0): per round each side times every
-    /// shape (median of 3 after a warm-up; torch first, in a fresh child process), so a drift of the host's
-    /// speed lands on all sides. Per shape: the medians over the rounds (`core_gflops`,
-    /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
-    /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
-    /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
     /// The sgemm section's shapes: name (m×k×n), m, k, n; C = A·Wᵀ with W [n, k] as a Linear layer's.
     static let sgemmShapes: [(String, Int, Int, Int)] = [
         ("2048x2048x2048", 2048, 2048, 2048),
@@ -274,6 +267,13 @@ struct Bench: ParsableCommand {
                 Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2)))  // [out, in] like torch Linear
     }
 
+    /// The sgemm section: our `linear`, raw OpenBLAS and (with `python`) torch's `linear` on `t`
+    /// threads at three shapes, **interleaved** (issue #21 item 0): per round each side times every
+    /// shape (median of 3 after a warm-up; torch first, in a fresh child process), so a drift of the host's
+    /// speed lands on all sides. Per shape: the medians over the rounds (`core_gflops`,
+    /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
+    /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
+    /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
     static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
         let shapes = sgemmShapes
         let operands = shapes.map { shape in
