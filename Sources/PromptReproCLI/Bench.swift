@@ -274,6 +274,12 @@ struct Bench: ParsableCommand {
     /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
     /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
     /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
+    /// GFLOP/s of our `linear(a, w)` at `shape`: 2·m·n·k ÷ the median of 3 products after a warm-up
+    /// (the sgemm section's `core_gflops` per round, and the `GemmProbe`).
+    static func linearRate(_ shape: (String, Int, Int, Int), _ a: Tensor, _ w: Tensor) -> Double {
+        2.0 * Double(shape.1) * Double(shape.2) * Double(shape.3) / median(3) { _ = try! linear(a, w) } / 1e9
+    }
+
     static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
         let shapes = sgemmShapes
         let operands = shapes.map { shape in
@@ -298,7 +304,7 @@ struct Bench: ParsableCommand {
                 let (a, w, c) = operands[i]
                 let flops = 2.0 * Double(m) * Double(n) * Double(k)
                 raw[i].append(round1(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
-                core[i].append(round1(flops / median(3) { _ = try! linear(a, w) } / 1e9))
+                core[i].append(round1(linearRate(shapes[i], a, w)))
             }
         }
         var gemm: [String: Any] = [:]
@@ -367,9 +373,7 @@ struct GemmProbe {
     /// GFLOP/s per shape: 2·m·n·k ÷ the median of 3 products (after a warm-up); `mean` over the
     /// shapes (as the sgemm section's `core_gflops` are averaged for the overhead) and `fastest`.
     func rate() -> (mean: Double, fastest: Double) {
-        let rates = zip(shapes, operands).map { shape, o in
-            2.0 * Double(shape.1) * Double(shape.2) * Double(shape.3) / median(3) { _ = try! linear(o.a, o.w) } / 1e9
-        }
+        let rates = zip(shapes, operands).map { Bench.linearRate($0, $1.a, $1.w) }
         return (rates.reduce(0, +) / Double(rates.count), rates.max() ?? .nan)
     }
 

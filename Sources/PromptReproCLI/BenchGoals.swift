@@ -134,28 +134,26 @@ enum BenchGoals {
                 } else {
                     g["speedup"] = missing(goal, "per-round seconds or ratio of \(shape) \(key)")
                 }
+                // The overhead's value, the reason to doubt it (nil: judged) and the verdict's extra fields.
+                var overhead: (value: Double, doubt: String?, extra: [String: Any])?
                 if let a = numbers((mine?["seconds"] as? [String: Any])?["all"]), let probes = numbers(mine?["gemm_probe_gflops_all"]),
                    let gf = number(mine?["gflop"]), gf > 0, !a.isEmpty, a.count == probes.count,
                    a.allSatisfy({ $0 > 0 }), probes.allSatisfy({ $0 > 0 }) {
                     // Per round against that round's probe (the same moment of the host).
-                    let v = medianOf(zip(a, probes).map { s, rate in s / (gf / rate) })
-                    let extra: [String: Any] = ["gemm_rate": "per-round probe (gemm_probe_gflops_all)"]
                     let fastest = numbers(mine?["gemm_probe_fastest_gflops_all"]).flatMap { $0.count == a.count ? $0 : nil } ?? probes
                     let contradicted = a.indices.filter { gf / a[$0] > contradictionMargin * fastest[$0] }.map { $0 + 1 }
-                    if !contradicted.isEmpty {
-                        let doubt = "round(s) \(contradicted.map(String.init).joined(separator: ", ")): the workload's GEMMs ran faster than \(contradictionMargin) × that round's fastest probe shape"
-                        g["non_gemm_overhead"] = judge(v, overheadGoal, higherIsBetter: false, verdict: false,
-                                                       extra: extra.merging(["unreliable": "not judged as met: \(doubt)"]) { $1 })
-                    } else {
-                        g["non_gemm_overhead"] = judge(v, overheadGoal, higherIsBetter: false, extra: extra)
-                    }
+                    overhead = (medianOf(zip(a, probes).map { s, rate in s / (gf / rate) }),
+                                contradicted.isEmpty ? nil : "round(s) \(contradicted.map(String.init).joined(separator: ", ")): the workload's GEMMs ran faster than \(contradictionMargin) × that round's fastest probe shape",
+                                ["gemm_rate": "per-round probe (gemm_probe_gflops_all)"])
                 } else if let s = number(mine?["seconds_median"]), let gf = number(mine?["gflop"]), let rate = coreRate, gf > 0 {
-                    let v = s / (gf / rate)
-                    if let doubt = overheadDoubt {
-                        g["non_gemm_overhead"] = judge(v, overheadGoal, higherIsBetter: false, verdict: false,
-                                                       extra: ["unreliable": "not judged as met: \(doubt)"])
+                    overhead = (s / (gf / rate), overheadDoubt, [:])
+                }
+                if let o = overhead {
+                    if let doubt = o.doubt {
+                        g["non_gemm_overhead"] = judge(o.value, overheadGoal, higherIsBetter: false, verdict: false,
+                                                       extra: o.extra.merging(["unreliable": "not judged as met: \(doubt)"]) { $1 })
                     } else {
-                        g["non_gemm_overhead"] = judge(v, overheadGoal, higherIsBetter: false)
+                        g["non_gemm_overhead"] = judge(o.value, overheadGoal, higherIsBetter: false, extra: o.extra)
                     }
                 } else {
                     g["non_gemm_overhead"] = missing(overheadGoal, "our seconds, GFLOP or sgemm rate of \(shape) \(key)")
