@@ -580,6 +580,33 @@ public final class T5Model {
         }
     }
 
+    /// Bytes one greedy decoding step reads at least once (issue #21's end-to-end memory bound;
+    /// `DecodeTraffic`), 4 per fp32 value:
+    /// - every decoder block's projection weights (`Block.linearWeights`), except the
+    ///   cross-attention's k and v in the layers whose keys and values are projected
+    ///   (`projected[l]`), and the LM head (vocab × d_model);
+    /// - per projected layer, each batch row's cross-attention keys and values over its real
+    ///   encoder positions, `realKeys[b]` × 2 × inner; per absorbed layer, the encoder states
+    ///   instead, `realKeys[b]` × d_model, read twice (scores, then values);
+    /// - per layer, each row's self-attention keys and values of the `selfKeys` steps so far
+    ///   (this one included), `batch` × `selfKeys` × 2 × inner.
+    /// Norm weights, embeddings and activations (a few values per row) are left out, and whether
+    /// the bytes come from memory or a cache is not modelled: on the hosts measured, one step's
+    /// bytes (t5-small, 56 rows: ≈ 0.4 GB) far exceed the L3. `projected` has one entry per decoder
+    /// layer; `realKeys` one per batch row.
+    public func decodingStepReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
+        let inner = config.innerDim, d = config.dModel, keys = realKeys.reduce(0, +)
+        var floats = (lmHead ?? shared).count
+        for (blk, isProjected) in zip(decoderBlocks, projected) {
+            floats += blk.linearWeights.reduce(0) { $0 + $1.count }
+            if let a = blk.crossAttn {
+                floats += isProjected ? keys * 2 * inner - a.k.count - a.v.count : keys * d * 2
+            }
+            floats += batch * selfKeys * 2 * inner
+        }
+        return 4 * floats
+    }
+
     /// Greedy decodes of at least this many steps keep packed copies of the weights and encoder
     /// states for their steps (`generate`); shorter ones save at most five packing passes per
     /// weight with them, for as much memory as the weights.
@@ -587,6 +614,7 @@ public final class T5Model {
 
     private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands,
                         stopRow: ((Int, ArraySlice<Int32>) -> Bool)?) throws -> [[Int32]] {
+        let flops0 = BLAS.flops, clock0 = DispatchTime.now().uptimeNanoseconds
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
@@ -636,11 +664,17 @@ public final class T5Model {
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)
+        var readBytes = 0
+        defer {
+            DecodeTraffic.add(readBytes: readBytes, flops: BLAS.flops - flops0,
+                              seconds: Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9)
+        }
         for step in 0..<maxNewTokens {
             if let switchStep, step + 1 == switchStep {
                 for l in decoderBlocks.indices { try project(l) }
                 dropMemory()
             }
+            readBytes += decodingStepReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: crossKV.map { $0 != nil })
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {

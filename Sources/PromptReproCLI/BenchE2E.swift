@@ -55,7 +55,13 @@ struct BenchE2E: ParsableCommand {
         var steals: [String: [Double]] = [:]   // per side, each round's steal share (`stealSummary`)
         var walls: [String: [Double]] = [:], cpus: [String: [Double]] = [:], last: [String: [String: Any]] = [:], runSeconds: [String: [Double]] = [:]
         let order = oursSides.map { $0 == "default" ? "promptrepro" : "promptrepro+\($0)" } + ptSides.map { "pytorch-\($0)" }
+        // The host's memory read rate, once per round before its sides (median of 5 passes over
+        // 512 MiB on the run's threads): a greedy decoding step is bound by the bytes it reads
+        // (docs/performance.md, "Fifth session"), so this rate sets its floor as the GEMM rate sets
+        // the training's.
+        var memoryRead: [Double] = []
         for round in 1...max(1, rounds) {
+            memoryRead.append(round1(medianOf(MemoryReadProbe.gigabytesPerSecond(threads: threads))))
             for side in order {
                 let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds(), ticks0 = MachineCPUTicks.read()
                 var record: [String: Any]
@@ -130,7 +136,7 @@ struct BenchE2E: ParsableCommand {
         // three shapes. Start-up, data, and every non-GEMM op count as zero, so no run can reach it.
         // Ours, OpenBLAS's and torch's rates interleaved over 3 rounds (Bench.sgemmSection).
         let gemm = try Bench.sgemmSection(threads: threads, rounds: 3, python: reference)
-        var bound: [String: Any] = ["sgemm": gemm]
+        var bound: [String: Any] = ["sgemm": gemm, "memory_read_gbs_all": memoryRead, "memory_read_gbs": round1(medianOf(memoryRead))]
         if let rate = BenchGoals.bestGEMMRate(sgemm: gemm), case let best = round1(rate), best > 0 {
             bound["best_gflops"] = best
             for o in order where o.hasPrefix("promptrepro") {
@@ -140,6 +146,26 @@ struct BenchE2E: ParsableCommand {
                 if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_bound_reached"] = (seconds / w * 1000).rounded() / 1000 }
                 for p in order where p.hasPrefix("pytorch") {
                     if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_best vs \(p)"] = (w / seconds * 100).rounded() / 100 }
+                }
+                // The memory bound: the decode's GEMM FLOPs at the best rate or its bytes at the
+                // fastest memory read rate of the rounds, whichever takes longer, plus the rest of the
+                // run's FLOPs at the best rate (`roofline`). Still a floor no run reaches: non-GEMM
+                // work and start-up count as zero, and compute and reads are assumed to overlap fully.
+                if let df = last[o]?["decode_flops"] as? Double, let db = last[o]?["decode_read_bytes"] as? Double,
+                   let bw = memoryRead.max(), bw > 0 {
+                    let decode = max(df / (best * 1e9), db / (bw * 1e9)), roofline = (tf + ef - df) / (best * 1e9) + decode
+                    b["decode_gemm_gflop"] = (df / 1e9).rounded()
+                    b["decode_read_gb"] = (db / 1e8).rounded() / 10
+                    b["decode_bound_seconds"] = (decode * 100).rounded() / 100
+                    if let ds = last[o]?["decode_seconds"] as? Double, ds > 0 {  // the last round's decodes
+                        b["decode_seconds"] = (ds * 100).rounded() / 100
+                        b["decode_fraction_of_bound_reached"] = (decode / ds * 1000).rounded() / 1000
+                    }
+                    b["roofline_seconds"] = (roofline * 100).rounded() / 100
+                    if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = (roofline / w * 1000).rounded() / 1000 }
+                    for p in order where p.hasPrefix("pytorch") {
+                        if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_roofline vs \(p)"] = (w / roofline * 100).rounded() / 100 }
+                    }
                 }
                 bound[o] = b
             }
@@ -175,11 +201,16 @@ struct BenchE2E: ParsableCommand {
             stderr(String(format: "%@: %.2f× (min %.2f, max %.2f)", k, r["median"] as! Double, r["min"] as! Double, r["max"] as! Double))
         }
         FileHandle.standardError.write(Data(BenchGoals.summaryE2E(goals).utf8))
+        stderr("memory read rate (\(threads) threads, 512 MiB, per round): \(memoryRead.map { "\($0)" }.joined(separator: ", ")) GB/s")
         if let best = bound["best_gflops"] as? Double {
             for o in order where o.hasPrefix("promptrepro") {
                 guard let b = bound[o] as? [String: Any] else { continue }
                 let ceilings = b.keys.filter { $0.hasPrefix("bound_best") }.sorted().map { "\($0) \(b[$0]!)×" }.joined(separator: ", ")
                 stderr("\(o): \(b["gemm_gflop"]!) GFLOP of GEMMs = \(b["gemm_bound_seconds"]!) s at \(best) GFLOP/s (best measured); \(ceilings)")
+                if let r = b["roofline_seconds"], let gb = b["decode_read_gb"] {
+                    let roof = b.keys.filter { $0.hasPrefix("bound_roofline") }.sorted().map { "\($0) \(b[$0]!)×" }.joined(separator: ", ")
+                    stderr("\(o): the decode reads \(gb) GB (\(b["decode_bound_seconds"]!) s at \(memoryRead.max()!) GB/s or its GFLOPs at \(best)); memory bound \(r) s; \(roof)")
+                }
             }
         }
     }
@@ -217,6 +248,8 @@ struct BenchE2E: ParsableCommand {
         let seconds = (obj["history"] as? [[String: Any]] ?? []).compactMap { $0["seconds"] as? Double }.reduce(0, +)
         return ["history": history, "seconds": seconds, "eval_seconds": extras["eval_seconds"] ?? NSNull(),
                 "train_flops": extras["train_flops"] ?? NSNull(), "eval_flops": extras["eval_flops"] ?? NSNull(),
+                "decode_flops": extras["decode_flops"] ?? NSNull(), "decode_read_bytes": extras["decode_read_bytes"] ?? NSNull(),
+                "decode_seconds": extras["decode_seconds"] ?? NSNull(),
                 "decode_unfinished_rows": extras["decode_unfinished_rows"] ?? NSNull(),
                 "best_predictions": obj["bestPredictions"] ?? obj["best_predictions"] ?? NSNull(),
                 "decode_max_tokens": ((obj["config"] as? [String: Any])?["decode_max_tokens"]) ?? "max_target_length"]

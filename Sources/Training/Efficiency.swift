@@ -12,6 +12,10 @@
 //   train_flops       FLOP    GEMM FLOPs of every optimizer step (forward + backward, 2·m·n·k each)
 //   flops_per_step    FLOP    train_flops / optimizer steps
 //   eval_flops        FLOP    GEMM FLOPs of every evaluation (encoder, decoding steps or scoring)
+//   decode_flops      FLOP    the part of eval_flops spent in greedy decodes (`DecodeTraffic`)
+//   decode_read_bytes bytes   what those decodes' steps read at least once (weights, K/V; the
+//                             model of `T5Model.decodingStepReadBytes`)
+//   decode_seconds    s       wall seconds of those decodes (part of eval_seconds)
 // Running totals live in `result.extras` while the run goes, so they travel in the epoch
 // checkpoint and a resumed run counts the steps and evaluations before the resume point too.
 import Foundation
@@ -35,11 +39,15 @@ struct EfficiencyMeter {
 
     /// Runs one evaluation, adding its wall seconds to `eval_seconds`.
     func evaluation<T>(_ result: inout TrainResult, _ body: () throws -> T) rethrows -> T {
-        let t0 = Date(), flops0 = BLAS.flops
+        let t0 = Date(), flops0 = BLAS.flops, decodeFlops0 = DecodeTraffic.decodeFlops, bytes0 = DecodeTraffic.readBytes
+        let decodeSeconds0 = DecodeTraffic.seconds
         let value = try body()
         result.extras = result.extras ?? [:]
         result.extras!["eval_seconds", default: 0] += Date().timeIntervalSince(t0)
         result.extras!["eval_flops", default: 0] += Double(BLAS.flops - flops0)
+        result.extras!["decode_flops", default: 0] += Double(DecodeTraffic.decodeFlops - decodeFlops0)
+        result.extras!["decode_read_bytes", default: 0] += Double(DecodeTraffic.readBytes - bytes0)
+        result.extras!["decode_seconds", default: 0] += DecodeTraffic.seconds - decodeSeconds0
         return value
     }
 
@@ -53,6 +61,9 @@ struct EfficiencyMeter {
         e["flops_per_step"] = seconds.isEmpty ? 0 : e["train_flops"]! / Double(seconds.count)
         e["eval_seconds"] = e["eval_seconds"] ?? 0
         e["eval_flops"] = e["eval_flops"] ?? 0
+        e["decode_flops"] = e["decode_flops"] ?? 0
+        e["decode_read_bytes"] = e["decode_read_bytes"] ?? 0
+        e["decode_seconds"] = e["decode_seconds"] ?? 0
         e["trainable_params"] = Double(result.trainableParams)
         if let path = artifactPath, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
             e["artifact_bytes"] = Double(size)

@@ -126,6 +126,12 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(e["flops_per_step"]! * Double(steps.count), e["train_flops"]!, accuracy: 1)
         XCTAssertGreaterThan(e["flops_per_step"]!, 0)
         XCTAssertGreaterThan(e["eval_seconds"]!, 0)
+        // This run evaluates by greedy decoding: its decodes' share of the evaluation.
+        XCTAssertGreaterThan(e["decode_read_bytes"]!, 0)
+        XCTAssertGreaterThan(e["decode_flops"]!, 0)
+        XCTAssertLessThanOrEqual(e["decode_flops"]!, e["eval_flops"]!)
+        XCTAssertGreaterThan(e["decode_seconds"]!, 0)
+        XCTAssertLessThanOrEqual(e["decode_seconds"]!, e["eval_seconds"]!)
         XCTAssertGreaterThan(e["peak_rss_bytes"]!, 1_048_576)
         XCTAssertEqual(e["trainable_params"], Double(r.trainableParams))
         let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: artifact)[.size] as? Int)
@@ -133,6 +139,7 @@ final class TrainerTests: XCTestCase {
         let plain = try trainer(c).run()
         XCTAssertEqual(plain.extras?["artifact_bytes"], Double(4 * plain.trainableParams))  // PT's state: its prompt
         XCTAssertEqual(plain.extras?["train_flops"], e["train_flops"])
+        XCTAssertEqual(plain.extras?["decode_read_bytes"], e["decode_read_bytes"])
         XCTAssertEqual(plain.history.map(\.trainLoss), r.history.map(\.trainLoss))
         XCTAssertEqual(plain.history.map(\.metrics), r.history.map(\.metrics))
     }

@@ -91,6 +91,11 @@ void pr_sgemm_row(int transA, long n, long k, float alpha, const float *a, long 
 void pr_flops_add(long long flops);
 long long pr_flops_read(void);
 
+/// Sum of p[0 ..< n], each float read once in order (stream_read.c): the memory read-rate probe
+/// of `bench-e2e` (Sources/Tensor/MemoryReadProbe.swift). Float partial sums, so exact only for
+/// values whose sums are representable (the probe only needs the loads).
+double pr_stream_sum(const float *p, long n);
+
 /// The exponential pass of the attention softmax on AVX2 + FMA (softmax_exp.c): for j < n8 (a
 /// multiple of 8), row[j] = e^(row[j] − max) by Sources/Tensor/VectorMath.swift's exp8, and
 /// lanes[j mod 8] += row[j] in the order of j, exactly as that file's eight-lane loop does (same
