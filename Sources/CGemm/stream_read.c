@@ -28,10 +28,14 @@ double pr_stream_sum(const float *p, long n) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) return stream_sum_avx2(p, n);
 #endif
-    float s[4] = {0, 0, 0, 0};
+    // Sixteen independent lanes (each its own chain, so a compiler vectorises them without
+    // reassociating: four NEON or SSE adds a step), enough to keep the add latency off the rate.
+    float s[16] = {0};
     long i = 0;
-    for (; i + 4 <= n; i += 4) { s[0] += p[i]; s[1] += p[i + 1]; s[2] += p[i + 2]; s[3] += p[i + 3]; }
-    double total = (double)s[0] + s[1] + s[2] + s[3];
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) s[l] += p[i + l];
+    double total = 0;
+    for (int l = 0; l < 16; l++) total += s[l];
     for (; i < n; i++) total += p[i];
     return total;
 }

@@ -586,8 +586,10 @@ public final class T5Model {
     ///   cross-attention's k and v in the layers whose keys and values are projected
     ///   (`projected[l]`), and the LM head (vocab × d_model);
     /// - per projected layer, each batch row's cross-attention keys and values over its real
-    ///   encoder positions, `realKeys[b]` × 2 × inner; per absorbed layer, the encoder states
-    ///   instead, `realKeys[b]` × d_model, read twice (scores, then values);
+    ///   encoder positions, `realKeys[b]` × 2 × inner; if any layer is absorbed, the encoder states
+    ///   over the real positions, `realKeys[b]` × d_model, once for the step (every absorbed layer
+    ///   reads the same states: the bytes a step must read, though each layer reads them again,
+    ///   twice with the packed copies of long decodes: Eᵀ for the scores, E for the values);
     /// - per layer, each row's self-attention keys and values of the `selfKeys` steps so far
     ///   (this one included), `batch` × `selfKeys` × 2 × inner.
     /// Norm weights, embeddings and activations (a few values per row) are left out, and whether
@@ -596,14 +598,15 @@ public final class T5Model {
     /// layer; `realKeys` one per batch row.
     public func decodingStepReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
         let inner = config.innerDim, d = config.dModel, keys = realKeys.reduce(0, +)
-        var floats = (lmHead ?? shared).count
+        var floats = (lmHead ?? shared).count, absorbed = false
         for (blk, isProjected) in zip(decoderBlocks, projected) {
             floats += blk.linearWeights.reduce(0) { $0 + $1.count }
             if let a = blk.crossAttn {
-                floats += isProjected ? keys * 2 * inner - a.k.count - a.v.count : keys * d * 2
+                if isProjected { floats += keys * 2 * inner - a.k.count - a.v.count } else { absorbed = true }
             }
             floats += batch * selfKeys * 2 * inner
         }
+        if absorbed { floats += keys * d }
         return 4 * floats
     }
 

@@ -143,7 +143,7 @@ struct BenchE2E: ParsableCommand {
                 guard let tf = last[o]?["train_flops"] as? Double, let ef = last[o]?["eval_flops"] as? Double else { continue }
                 let seconds = (tf + ef) / (best * 1e9)
                 var b: [String: Any] = ["gemm_gflop": ((tf + ef) / 1e9).rounded(), "gemm_bound_seconds": (seconds * 100).rounded() / 100]
-                if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_bound_reached"] = (seconds / w * 1000).rounded() / 1000 }
+                if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_bound_reached"] = round3(seconds / w) }
                 for p in order where p.hasPrefix("pytorch") {
                     if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_best vs \(p)"] = (w / seconds * 100).rounded() / 100 }
                 }
@@ -159,10 +159,10 @@ struct BenchE2E: ParsableCommand {
                     b["decode_bound_seconds"] = (decode * 100).rounded() / 100
                     if let ds = last[o]?["decode_seconds"] as? Double, ds > 0 {  // the last round's decodes
                         b["decode_seconds"] = (ds * 100).rounded() / 100
-                        b["decode_fraction_of_bound_reached"] = (decode / ds * 1000).rounded() / 1000
+                        b["decode_fraction_of_bound_reached"] = round3(decode / ds)
                     }
                     b["roofline_seconds"] = (roofline * 100).rounded() / 100
-                    if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = (roofline / w * 1000).rounded() / 1000 }
+                    if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = round3(roofline / w) }
                     for p in order where p.hasPrefix("pytorch") {
                         if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_roofline vs \(p)"] = (w / roofline * 100).rounded() / 100 }
                     }

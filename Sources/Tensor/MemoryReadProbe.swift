@@ -6,11 +6,13 @@ import CGemm
 import Foundation
 
 /// Memory read-rate probe: `threads` threads together read a buffer far larger than any L3 once,
-/// each a contiguous equal part (`pr_stream_sum`), timed by the wall clock.
+/// each a contiguous equal part (`pr_stream_sum`) run by the core's thread pool (`Parallel.units`),
+/// timed by the wall clock.
 public enum MemoryReadProbe {
-    /// The rate of each timed pass, in GB/s (10⁹ bytes per second), after one untimed pass that
-    /// also wrote the buffer (so its pages are mapped). `megabytes` MiB (default 512: ≫ the 32–105
-    /// MiB L3s of the hosts measured) are allocated for the call and freed before it returns.
+    /// The rate of each timed pass, in GB/s (10⁹ bytes per second), after one untimed pass. The
+    /// buffer, `megabytes` MiB (default 512: ≫ the 32–105 MiB L3s of the hosts measured), is
+    /// written when allocated (so its pages are mapped) and freed before the call returns.
+    /// `threads` parts run on `Parallel`'s threads (the run's `--threads`).
     /// Errors: none; `threads`, `megabytes` and `passes` below 1 count as 1.
     public static func gigabytesPerSecond(threads: Int, megabytes: Int = 512, passes: Int = 5) -> [Double] {
         let t = max(1, threads), n = max(1, megabytes) << 18   // floats: MiB · 2²⁰ / 4
@@ -21,7 +23,7 @@ public enum MemoryReadProbe {
         defer { sums.deallocate() }
         func pass() -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: t) { i in
+            Parallel.units(t) { i in
                 let lo = i * n / t, hi = (i + 1) * n / t
                 sums[i] = pr_stream_sum(buffer + lo, hi - lo)
             }
