@@ -267,6 +267,12 @@ struct Bench: ParsableCommand {
                 Tensor.uniform([n, k], lo: -1, hi: 1, key: RNGKey(seed: 2)))  // [out, in] like torch Linear
     }
 
+    /// GFLOP/s of our `linear(a, w)` at `shape`: 2·m·n·k ÷ the median of 3 products after a warm-up
+    /// (the sgemm section's `core_gflops` per round, and the `GemmProbe`).
+    static func linearRate(_ shape: (String, Int, Int, Int), _ a: Tensor, _ w: Tensor) -> Double {
+        2.0 * Double(shape.1) * Double(shape.2) * Double(shape.3) / median(3) { _ = try! linear(a, w) } / 1e9
+    }
+
     /// The sgemm section: our `linear`, raw OpenBLAS and (with `python`) torch's `linear` on `t`
     /// threads at three shapes, **interleaved** (issue #21 item 0): per round each side times every
     /// shape (median of 3 after a warm-up; torch first, in a fresh child process), so a drift of the host's
@@ -274,12 +280,6 @@ struct Bench: ParsableCommand {
     /// `openblas_gflops`, `torch_gflops`, GFLOP/s at 2·m·n·k per product), every round's rate
     /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
     /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
-    /// GFLOP/s of our `linear(a, w)` at `shape`: 2·m·n·k ÷ the median of 3 products after a warm-up
-    /// (the sgemm section's `core_gflops` per round, and the `GemmProbe`).
-    static func linearRate(_ shape: (String, Int, Int, Int), _ a: Tensor, _ w: Tensor) -> Double {
-        2.0 * Double(shape.1) * Double(shape.2) * Double(shape.3) / median(3) { _ = try! linear(a, w) } / 1e9
-    }
-
     static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
         let shapes = sgemmShapes
         let operands = shapes.map { shape in
