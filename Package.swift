@@ -93,6 +93,6 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ReportTests", dependencies: ["Reports", "Store", "Harness", "Training", "Methods", "Tasks", "TestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -91,6 +91,7 @@ public enum Worker {
                 }
                 try store.complete(claimed.id, result: result)
                 try? FileManager.default.removeItem(atPath: ck)
+                removeStaleTemporaries(for: ck)  // a checkpoint write cut short by an earlier kill
                 log("run \(claimed.id) \(result.status)")
             } catch {
                 try store.fail(claimed.id, error: "\(error)")

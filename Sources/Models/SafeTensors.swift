@@ -2,6 +2,7 @@
 // Format: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets:
 // [begin, end]}, "__metadata__": {str: str}?}, then the byte buffer the offsets index.
 import Foundation
+import Support
 import Tensor
 
 
@@ -111,12 +112,12 @@ public final class SafeTensorsFile {
 }
 
 /// Removes `path.tmp-PID-*` files left by writers that were killed between writing and renaming
-/// (their process no longer exists); temporaries of live writers are kept.
-func removeStaleTemporaries(for path: String) {
+/// (their process no longer exists or is a zombie); temporaries of live writers are kept.
+public func removeStaleTemporaries(for path: String) {
     let dir = (path as NSString).deletingLastPathComponent, base = (path as NSString).lastPathComponent + ".tmp-"
     for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? [] where name.hasPrefix(base) {
         guard let pid = Int32(name.dropFirst(base.count).split(separator: "-").first ?? "") else { continue }
-        if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+        if pid != getpid() && !ProcessLiveness.isAlive(pid) {
             unlink((dir as NSString).appendingPathComponent(name))
         }
     }

@@ -400,17 +400,7 @@ public final class ResultsStore {
     /// A worker process is alive when it exists, is not a zombie (a killed worker whose parent died
     /// too may never be reaped), and is still a promptrepro process (guards against PID reuse).
     public static func workerAlive(_ pid: Int32) -> Bool {
-        guard pid > 0 else { return false }
-        if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           let close = stat.lastIndex(of: ")") {
-            let state = stat[stat.index(close, offsetBy: 2)]
-            if state == "Z" || state == "X" { return false }
-        }
-        if let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") {
-            return String(decoding: cmd, as: UTF8.self).contains("promptrepro")
-        }
-        return true
+        ProcessLiveness.isAlive(pid, commandContains: "promptrepro")
     }
 
     /// Failed runs back to pending (a rerun retries them). Only current rows: a failed run whose

@@ -2,6 +2,7 @@ import Foundation
 import Models
 import Support
 import Tensor
+import TestSupport
 import XCTest
 
 final class LoadingTests: XCTestCase {
@@ -29,6 +30,25 @@ final class LoadingTests: XCTestCase {
             let s = "\(e)"
             XCTAssertTrue(s.contains(path) && s.contains(fragment), "error '\(s)' should name the file and '\(fragment)'", file: file, line: line)
         }
+    }
+
+    /// A writer killed between creating its temporary file and renaming it leaves `path.tmp-PID-*`.
+    /// The next write of `path` removes it once PID is gone, also when PID is a zombie (a killed worker
+    /// whose parent died too, under an init that does not reap: the CI flake of stop 47), and keeps
+    /// the temporary of a writer that still runs.
+    func testWriteRemovesTemporariesOfDeadAndZombieWriters() throws {
+        let path = "\(tmp)/adapter.safetensors"
+        let live = try UnreapedChild(["/bin/sleep", "30"]), zombie = try UnreapedChild(["/bin/true"]), gone = try UnreapedChild(["/bin/true"])
+        defer { live.reap(); zombie.reap() }
+        XCTAssertTrue(zombie.waitUntilZombie())
+        XCTAssertTrue(gone.waitUntilZombie())
+        gone.reap()
+        let names = [live, zombie, gone].map { "adapter.safetensors.tmp-\($0.pid)-be496238" }
+        for n in names { FileManager.default.createFile(atPath: "\(tmp)/\(n)", contents: Data()) }
+        FileManager.default.createFile(atPath: "\(tmp)/other.safetensors.tmp-\(gone.pid)-1", contents: Data())  // another file's
+        try SafeTensorsFile.write(["w": Tensor(shape: [2], values: [1, 2])], to: path)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: tmp))
+        XCTAssertEqual(left, ["adapter.safetensors", names[0], "other.safetensors.tmp-\(gone.pid)-1"])
     }
 
     func testCorruptSafetensorsHeadersGiveClearErrors() {

@@ -85,3 +85,54 @@ public struct SyntheticBatch {
         self.ids = ids; self.mask = mask; self.labels = labels; b = rows
     }
 }
+
+/// A child process that the test reaps itself: `posix_spawn` without Foundation's `Process`, whose
+/// monitor would reap it at once. After the child exits and before `reap()`, it is a zombie, the
+/// state a killed worker is left in when its parent died too and PID 1 does not reap.
+public final class UnreapedChild {
+    public let pid: Int32
+    private var reaped = false
+
+    /// Starts `arguments[0]` (an absolute path) with the rest as its arguments.
+    public init(_ arguments: [String]) throws {
+        var pid: Int32 = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        let rc = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+        guard rc == 0 else { throw NSError(domain: "UnreapedChild", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "posix_spawn \(arguments[0]): \(String(cString: strerror(rc)))"]) }
+        self.pid = pid
+        // posix_spawn may return before the child's exec shows in /proc (seen once); wait for it.
+        let name = (arguments[0] as NSString).lastPathComponent, end = Date().addingTimeInterval(5)
+        while Date() < end, state != "Z",
+              !String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self).contains(name) {
+            usleep(1_000)
+        }
+    }
+
+    /// The one-letter state from /proc/PID/stat (proc(5)); nil once the process is gone.
+    public var state: Character? {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return nil }
+        return s[close...].dropFirst(2).first
+    }
+
+    /// Waits (up to `seconds`) until the child has exited and is a zombie; false on timeout.
+    public func waitUntilZombie(seconds: Double = 10) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if state == "Z" { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// SIGKILLs the child if it still runs and reaps it (idempotent).
+    public func reap() {
+        guard !reaped else { return }
+        reaped = true
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    deinit { reap() }
+}
