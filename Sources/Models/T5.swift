@@ -597,16 +597,28 @@ public final class T5Model {
     /// bytes (t5-small, 56 rows: ≈ 0.4 GB) far exceed the L3. `projected` has one entry per decoder
     /// layer; `realKeys` one per batch row.
     public func decodingStepReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
-        let inner = config.innerDim, d = config.dModel, keys = realKeys.reduce(0, +)
-        var floats = (lmHead ?? shared).count, absorbed = false
+        var floats = (lmHead ?? shared).count
         for (blk, isProjected) in zip(decoderBlocks, projected) {
             floats += blk.linearWeights.reduce(0) { $0 + $1.count }
-            if let a = blk.crossAttn {
-                if isProjected { floats += keys * 2 * inner - a.k.count - a.v.count } else { absorbed = true }
-            }
+            if isProjected, let a = blk.crossAttn { floats -= a.k.count + a.v.count }
+        }
+        return 4 * floats + decodingStepAttentionReadBytes(batch: batch, realKeys: realKeys, selfKeys: selfKeys, projected: projected)
+    }
+
+    /// The part of `decodingStepReadBytes` the step's attention reads (same arguments): the
+    /// cross-attention's keys and values of the projected layers (Σ `realKeys` × 2 × inner each),
+    /// the encoder states once if any layer is absorbed (Σ `realKeys` × d_model), and every
+    /// layer's self-attention cache (`batch` × `selfKeys` × 2 × inner); 4 bytes per value. These
+    /// bytes are read by products of one query row, a few FLOPs per byte (memory-bound), while
+    /// the rest, the weights, are read by products over all `batch` rows (compute-bound).
+    public func decodingStepAttentionReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
+        let inner = config.innerDim, keys = realKeys.reduce(0, +)
+        var floats = 0
+        for (blk, isProjected) in zip(decoderBlocks, projected) {
+            if isProjected, blk.crossAttn != nil { floats += keys * 2 * inner }
             floats += batch * selfKeys * 2 * inner
         }
-        if absorbed { floats += keys * d }
+        if projected.prefix(decoderBlocks.count).contains(false) { floats += keys * config.dModel }
         return 4 * floats
     }
 
@@ -667,17 +679,23 @@ public final class T5Model {
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)
-        var readBytes = 0
+        var traffic = DecodeTraffic.Totals()
         defer {
-            DecodeTraffic.add(readBytes: readBytes, flops: BLAS.flops - flops0,
-                              seconds: Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9)
+            traffic.flops = BLAS.flops - flops0
+            traffic.seconds = Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9
+            DecodeTraffic.add(traffic)
         }
         for step in 0..<maxNewTokens {
             if let switchStep, step + 1 == switchStep {
                 for l in decoderBlocks.indices { try project(l) }
                 dropMemory()
             }
-            readBytes += decodingStepReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: crossKV.map { $0 != nil })
+            let isProjected = crossKV.map { $0 != nil }
+            let stepBytes = decodingStepReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
+            let attentionBytes = decodingStepAttentionReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
+            traffic.readBytes += stepBytes
+            traffic.attentionReadBytes += attentionBytes
+            traffic.weightFlops += 2 * B * (stepBytes - attentionBytes) / 4
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {

@@ -161,6 +161,22 @@ struct BenchE2E: ParsableCommand {
                         b["decode_seconds"] = (ds * 100).rounded() / 100
                         b["decode_fraction_of_bound_reached"] = round3(decode / ds)
                     }
+                    // The sequential bound of the decode: its weight products' FLOPs at the best rate
+                    // plus its attention's bytes at the fastest read rate. A step runs its weight
+                    // products (compute-bound: every row of the batch uses each weight value read) and
+                    // its attention (memory-bound: one query row per key read) one after the other, so
+                    // unlike `decode_bound_seconds` this bound assumes no overlap of the two; it is the
+                    // floor of the decode as it runs now, and what overlapping them could win is the gap
+                    // between the two bounds.
+                    if let wf = last[o]?["decode_weight_flops"] as? Double, let ab = last[o]?["decode_attention_read_bytes"] as? Double {
+                        let sequential = wf / (best * 1e9) + ab / (bw * 1e9)
+                        b["decode_weight_gflop"] = (wf / 1e9).rounded()
+                        b["decode_attention_read_gb"] = (ab / 1e8).rounded() / 10
+                        b["decode_sequential_bound_seconds"] = (sequential * 100).rounded() / 100
+                        if let ds = last[o]?["decode_seconds"] as? Double, ds > 0 {
+                            b["decode_fraction_of_sequential_bound_reached"] = round3(sequential / ds)
+                        }
+                    }
                     b["roofline_seconds"] = (roofline * 100).rounded() / 100
                     if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = round3(roofline / w) }
                     for p in order where p.hasPrefix("pytorch") {
@@ -210,6 +226,10 @@ struct BenchE2E: ParsableCommand {
                 if let r = b["roofline_seconds"], let gb = b["decode_read_gb"] {
                     let roof = b.keys.filter { $0.hasPrefix("bound_roofline") }.sorted().map { "\($0) \(b[$0]!)×" }.joined(separator: ", ")
                     stderr("\(o): the decode reads \(gb) GB (\(b["decode_bound_seconds"]!) s at \(memoryRead.max()!) GB/s or its GFLOPs at \(best)); memory bound \(r) s; \(roof)")
+                    if let seq = b["decode_sequential_bound_seconds"], let ab = b["decode_attention_read_gb"], let wf = b["decode_weight_gflop"] {
+                        let took = b["decode_seconds"].map { "; the decode took \($0) s" } ?? ""
+                        stderr("\(o): without overlap, \(wf) GFLOP of weight products + \(ab) GB of attention reads = \(seq) s\(took)")
+                    }
                 }
             }
         }
@@ -249,6 +269,8 @@ struct BenchE2E: ParsableCommand {
         return ["history": history, "seconds": seconds, "eval_seconds": extras["eval_seconds"] ?? NSNull(),
                 "train_flops": extras["train_flops"] ?? NSNull(), "eval_flops": extras["eval_flops"] ?? NSNull(),
                 "decode_flops": extras["decode_flops"] ?? NSNull(), "decode_read_bytes": extras["decode_read_bytes"] ?? NSNull(),
+                "decode_weight_flops": extras["decode_weight_flops"] ?? NSNull(),
+                "decode_attention_read_bytes": extras["decode_attention_read_bytes"] ?? NSNull(),
                 "decode_seconds": extras["decode_seconds"] ?? NSNull(),
                 "decode_unfinished_rows": extras["decode_unfinished_rows"] ?? NSNull(),
                 "best_predictions": obj["bestPredictions"] ?? obj["best_predictions"] ?? NSNull(),

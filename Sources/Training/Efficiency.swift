@@ -13,8 +13,12 @@
 //   flops_per_step    FLOP    train_flops / optimizer steps
 //   eval_flops        FLOP    GEMM FLOPs of every evaluation (encoder, decoding steps or scoring)
 //   decode_flops      FLOP    the part of eval_flops spent in greedy decodes (`DecodeTraffic`)
+//   decode_weight_flops FLOP  of decode_flops, the steps' weight products (2 × batch rows ×
+//                             the weight values a step reads; `DecodeTraffic.Totals.weightFlops`)
 //   decode_read_bytes bytes   what those decodes' steps read at least once (weights, K/V; the
 //                             model of `T5Model.decodingStepReadBytes`)
+//   decode_attention_read_bytes bytes  of decode_read_bytes, what the attention read (K/V,
+//                             absorbed encoder states; `T5Model.decodingStepAttentionReadBytes`)
 //   decode_seconds    s       wall seconds of those decodes (part of eval_seconds)
 // Running totals live in `result.extras` while the run goes, so they travel in the epoch
 // checkpoint and a resumed run counts the steps and evaluations before the resume point too.
@@ -39,15 +43,17 @@ struct EfficiencyMeter {
 
     /// Runs one evaluation, adding its wall seconds to `eval_seconds`.
     func evaluation<T>(_ result: inout TrainResult, _ body: () throws -> T) rethrows -> T {
-        let t0 = Date(), flops0 = BLAS.flops, decodeFlops0 = DecodeTraffic.decodeFlops, bytes0 = DecodeTraffic.readBytes
-        let decodeSeconds0 = DecodeTraffic.seconds
+        let t0 = Date(), flops0 = BLAS.flops, decode0 = DecodeTraffic.snapshot()
         let value = try body()
+        let decode = DecodeTraffic.snapshot().since(decode0)
         result.extras = result.extras ?? [:]
         result.extras!["eval_seconds", default: 0] += Date().timeIntervalSince(t0)
         result.extras!["eval_flops", default: 0] += Double(BLAS.flops - flops0)
-        result.extras!["decode_flops", default: 0] += Double(DecodeTraffic.decodeFlops - decodeFlops0)
-        result.extras!["decode_read_bytes", default: 0] += Double(DecodeTraffic.readBytes - bytes0)
-        result.extras!["decode_seconds", default: 0] += DecodeTraffic.seconds - decodeSeconds0
+        result.extras!["decode_flops", default: 0] += Double(decode.flops)
+        result.extras!["decode_weight_flops", default: 0] += Double(decode.weightFlops)
+        result.extras!["decode_read_bytes", default: 0] += Double(decode.readBytes)
+        result.extras!["decode_attention_read_bytes", default: 0] += Double(decode.attentionReadBytes)
+        result.extras!["decode_seconds", default: 0] += decode.seconds
         return value
     }
 
@@ -62,7 +68,9 @@ struct EfficiencyMeter {
         e["eval_seconds"] = e["eval_seconds"] ?? 0
         e["eval_flops"] = e["eval_flops"] ?? 0
         e["decode_flops"] = e["decode_flops"] ?? 0
+        e["decode_weight_flops"] = e["decode_weight_flops"] ?? 0
         e["decode_read_bytes"] = e["decode_read_bytes"] ?? 0
+        e["decode_attention_read_bytes"] = e["decode_attention_read_bytes"] ?? 0
         e["decode_seconds"] = e["decode_seconds"] ?? 0
         e["trainable_params"] = Double(result.trainableParams)
         if let path = artifactPath, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {

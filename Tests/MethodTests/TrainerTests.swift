@@ -130,6 +130,10 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(e["decode_read_bytes"]!, 0)
         XCTAssertGreaterThan(e["decode_flops"]!, 0)
         XCTAssertLessThanOrEqual(e["decode_flops"]!, e["eval_flops"]!)
+        XCTAssertGreaterThan(e["decode_attention_read_bytes"]!, 0)
+        XCTAssertLessThan(e["decode_attention_read_bytes"]!, e["decode_read_bytes"]!)
+        XCTAssertGreaterThan(e["decode_weight_flops"]!, 0)
+        XCTAssertLessThan(e["decode_weight_flops"]!, e["decode_flops"]!)
         XCTAssertGreaterThan(e["decode_seconds"]!, 0)
         XCTAssertLessThanOrEqual(e["decode_seconds"]!, e["eval_seconds"]!)
         XCTAssertGreaterThan(e["peak_rss_bytes"]!, 1_048_576)
@@ -140,6 +144,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(plain.extras?["artifact_bytes"], Double(4 * plain.trainableParams))  // PT's state: its prompt
         XCTAssertEqual(plain.extras?["train_flops"], e["train_flops"])
         XCTAssertEqual(plain.extras?["decode_read_bytes"], e["decode_read_bytes"])
+        XCTAssertEqual(plain.extras?["decode_attention_read_bytes"], e["decode_attention_read_bytes"])
+        XCTAssertEqual(plain.extras?["decode_weight_flops"], e["decode_weight_flops"])
         XCTAssertEqual(plain.history.map(\.trainLoss), r.history.map(\.trainLoss))
         XCTAssertEqual(plain.history.map(\.metrics), r.history.map(\.metrics))
     }

@@ -20,31 +20,47 @@ final class DecodeTrafficTests: XCTestCase {
         XCTAssertEqual(m.decodingStepReadBytes(batch: 2, realKeys: [3, 2], selfKeys: 2, projected: [true]), 3632)
         // Absorbed: all 192 cross weights, the encoder states (3 + 2) · 8 = 40 once: 984 values.
         XCTAssertEqual(m.decodingStepReadBytes(batch: 2, realKeys: [3, 2], selfKeys: 2, projected: [false]), 3936)
+        // The attention's part. Projected: the 60 cross K/V values and the 48 self K/V values, 432
+        // bytes. Absorbed: the 40 encoder-state values and the 48 self K/V values, 352 bytes.
+        XCTAssertEqual(m.decodingStepAttentionReadBytes(batch: 2, realKeys: [3, 2], selfKeys: 2, projected: [true]), 432)
+        XCTAssertEqual(m.decodingStepAttentionReadBytes(batch: 2, realKeys: [3, 2], selfKeys: 2, projected: [false]), 352)
     }
 
     /// A decode adds its steps' bytes to `DecodeTraffic` (the self-attention cache growing by one
-    /// key a step) in the cross-attention form it runs, the FLOPs of its products and its wall seconds.
+    /// key a step) in the cross-attention form it runs, of them the attention's, the FLOPs of its
+    /// weight products and of all its products, and its wall seconds.
     func testDecodeAddsItsStepsBytes() throws {
         let m = try T5Model.random(config: config, key: RNGKey(seed: 2))
         let embeds = Tensor.normal([2, 3, 8], std: 1, key: RNGKey(seed: 3))
         let mask = Tensor(shape: [2, 3], values: [1, 1, 1, 1, 1, 0])
-        // Per step, before the self-attention cache: projected 192 + 96 + 256 + 256 + 60 = 860
-        // values; absorbed 192 + 192 + 256 + 256 + 40 = 936. Plus 24 per cached key (step i has i).
-        for (mode, fixed) in [(T5Model.CrossAttentionMode.projected, 860), (.absorbed, 936)] {
+        // Per step: weights, projected 192 + 96 + 256 + 256 = 800 values, absorbed 192 + 192 + 256
+        // + 256 = 896; attention, projected 60 cross K/V values, absorbed 40 encoder-state values,
+        // plus 24 per cached key (step i has i). The weight products: 2 FLOPs per weight value and row.
+        for (mode, weights, crossValues) in [(T5Model.CrossAttentionMode.projected, 800, 60), (.absorbed, 896, 40)] {
             m.crossAttentionMode = mode
             let enc = try m.encode(embeds: embeds, mask: mask, drop: .eval)
-            let bytes0 = DecodeTraffic.readBytes, decodeFlops0 = DecodeTraffic.decodeFlops, flops0 = BLAS.flops
-            let seconds0 = DecodeTraffic.seconds, clock = DispatchTime.now().uptimeNanoseconds
+            let before = DecodeTraffic.snapshot(), flops0 = BLAS.flops, clock = DispatchTime.now().uptimeNanoseconds
             let tokens = try m.generate(encoder: enc, encoderMask: mask, maxNewTokens: 3)
             let wall = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
-            XCTAssertGreaterThan(DecodeTraffic.seconds - seconds0, 0, "\(mode)")
-            XCTAssertLessThanOrEqual(DecodeTraffic.seconds - seconds0, wall, "\(mode): the decode's seconds lie within the call's")
+            let d = DecodeTraffic.snapshot().since(before)
+            XCTAssertGreaterThan(d.seconds, 0, "\(mode)")
+            XCTAssertLessThanOrEqual(d.seconds, wall, "\(mode): the decode's seconds lie within the call's")
             let steps = tokens.map(\.count).max()! - 1
             XCTAssertGreaterThan(steps, 0, "\(mode)")
-            XCTAssertEqual(DecodeTraffic.readBytes - bytes0, 4 * (fixed * steps + 24 * steps * (steps + 1) / 2), "\(mode)")
-            let decodeFlops = DecodeTraffic.decodeFlops - decodeFlops0
-            XCTAssertGreaterThan(decodeFlops, 0, "\(mode)")
-            XCTAssertEqual(decodeFlops, BLAS.flops - flops0, "\(mode): the decode's FLOPs are every product it ran")
+            let attention = crossValues * steps + 24 * steps * (steps + 1) / 2
+            XCTAssertEqual(d.attentionReadBytes, 4 * attention, "\(mode)")
+            XCTAssertEqual(d.readBytes, 4 * (weights * steps + attention), "\(mode)")
+            XCTAssertEqual(d.weightFlops, 2 * 2 * weights * steps, "\(mode)")
+            XCTAssertEqual(d.flops, BLAS.flops - flops0, "\(mode): the decode's FLOPs are every product it ran")
+            if mode == .projected {
+                // Every product by hand: K and V of the 5 real encoder rows once (2 · 5 · 6 · 8 each);
+                // per step i the weight products (3200), the cross-attention's scores and P·V over
+                // each row's real keys (2 · 3 · n each, per head and row: 12 · (3 + 2) · 2 heads = 120)
+                // and the self-attention's over the i cached keys (12 · i · 2 heads · 2 rows = 48 i).
+                XCTAssertEqual(d.flops, 2 * 480 + (3200 + 120) * steps + 48 * steps * (steps + 1) / 2)
+            } else {
+                XCTAssertGreaterThan(d.flops, d.weightFlops)
+            }
         }
     }
 }
