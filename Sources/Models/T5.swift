@@ -609,8 +609,10 @@ public final class T5Model {
     /// cross-attention's keys and values of the projected layers (Σ `realKeys` × 2 × inner each),
     /// the encoder states once if any layer is absorbed (Σ `realKeys` × d_model), and every
     /// layer's self-attention cache (`batch` × `selfKeys` × 2 × inner); 4 bytes per value. These
-    /// bytes are read by products of one query row, a few FLOPs per byte (memory-bound), while
-    /// the rest, the weights, are read by products over all `batch` rows (compute-bound).
+    /// bytes are read by products of one query row, 2 FLOPs per 4 bytes of keys or values and
+    /// 4 × heads per 4 bytes of absorbed encoder states (memory-bound), while the
+    /// rest, the weights, are read by products over all `batch` rows, 2 × `batch` FLOPs per 4 bytes
+    /// (compute-bound for batches of a few dozen rows on the hosts measured).
     public func decodingStepAttentionReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
         let inner = config.innerDim, keys = realKeys.reduce(0, +)
         var floats = 0

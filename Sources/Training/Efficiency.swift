@@ -113,3 +113,27 @@ enum PeakMemory {
         return (try? h.write(contentsOf: Data("5".utf8))) != nil
     }
 }
+
+/// Floors of a run's greedy decodes from its run metrics (issue #21; `bench-e2e`'s `bound`):
+/// seconds no decode with these FLOPs and bytes can beat at a GEMM rate of `gflops` (GFLOP/s)
+/// and a memory read rate of `gbs` (GB/s, 10⁹ bytes).
+/// - `overlapped`: the longer of all the decode's FLOPs at the GEMM rate and all its bytes at the
+///   read rate (`decode_bound_seconds`): reads and products overlapping completely.
+/// - `sequential`: a step's two phases one after the other (`decode_sequential_bound_seconds`),
+///   each at its own roofline: the weight products (`weightFlops`, over the weights' bytes,
+///   `readBytes − attentionReadBytes`), then the attention and the rest (`flops − weightFlops`,
+///   over `attentionReadBytes`). Never below `overlapped`, since max(a, b) + max(c, d) ≥
+///   max(a + c, b + d).
+/// Inputs in FLOPs and bytes, as the run metrics `decode_flops`, `decode_weight_flops`,
+/// `decode_read_bytes` and `decode_attention_read_bytes` hold them; rates must be positive.
+public struct DecodeBounds: Equatable, Sendable {
+    public let overlapped: Double
+    public let sequential: Double
+
+    public init(flops: Double, weightFlops: Double, readBytes: Double, attentionReadBytes: Double, gflops: Double, gbs: Double) {
+        let compute = { (f: Double) in f / (gflops * 1e9) }, memory = { (b: Double) in b / (gbs * 1e9) }
+        overlapped = max(compute(flops), memory(readBytes))
+        sequential = max(compute(weightFlops), memory(readBytes - attentionReadBytes))
+            + max(compute(flops - weightFlops), memory(attentionReadBytes))
+    }
+}
