@@ -94,6 +94,7 @@ public enum Worker {
                 removeStaleTemporaries(for: ck)  // a checkpoint write cut short by an earlier kill
                 log("run \(claimed.id) \(result.status)")
             } catch {
+                removeStaleTemporaries(for: ck)  // the checkpoint itself stays for a retry to resume from
                 try store.fail(claimed.id, error: "\(error)")
                 log("run \(claimed.id) failed: \(error)")
             }

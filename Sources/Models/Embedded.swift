@@ -47,11 +47,15 @@ public enum EmbeddedBackbones {
     /// under concurrent writers: each builds a private temporary directory and renames it into
     /// place; a process that loses the race keeps the winner's directory when its weights are
     /// byte-identical to its own (the generator is deterministic) and deletes its temporary copy.
+    /// Temporary directories of writers killed before their rename are removed on the way out.
     public static func write(_ name: String, to dir: String) throws {
         let fm = FileManager.default
         let tmp = uniqueTemporaryPath(for: dir)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(atPath: tmp) }  // gone after a successful rename
+        defer {
+            try? fm.removeItem(atPath: tmp)  // gone after a successful rename
+            removeStaleTemporaries(for: dir)  // the temporary directories of killed writers
+        }
         let key = RNGKey(seed: seed).derive(name)
         var tensors: [String: Tensor] = [:]
         let config: Any

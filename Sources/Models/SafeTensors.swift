@@ -111,16 +111,17 @@ public final class SafeTensorsFile {
     }
 }
 
-/// Removes `path.tmp-PID-*` files left by writers that were killed between writing and renaming:
-/// their process no longer exists, is a zombie, or PID now belongs to a process that started after
-/// the file was last written (a reused PID). Temporaries of live writers are kept.
+/// Removes `path.tmp-PID-*` files (or directories: `EmbeddedBackbones.write`) left by writers that
+/// were killed between writing and renaming: their process no longer exists, is a zombie, or PID
+/// now belongs to a process that started after the temporary was last written (a reused PID).
+/// Temporaries of live writers are kept.
 public func removeStaleTemporaries(for path: String) {
     let dir = (path as NSString).deletingLastPathComponent, base = (path as NSString).lastPathComponent + ".tmp-"
     for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? [] where name.hasPrefix(base) {
         guard let pid = Int32(name.dropFirst(base.count).split(separator: "-").first ?? ""), pid != getpid() else { continue }
         let file = (dir as NSString).appendingPathComponent(name)
         let written = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date ?? .distantFuture
-        if !ProcessLiveness.isAlive(pid, startedBefore: written) { unlink(file) }
+        if !ProcessLiveness.isAlive(pid, startedBefore: written) { try? FileManager.default.removeItem(atPath: file) }
     }
 }
 

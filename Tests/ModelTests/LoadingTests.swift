@@ -237,6 +237,26 @@ final class LoadingTests: XCTestCase {
         XCTAssertEqual(a.logits.array, b.logits.array)
     }
 
+    /// Generating an embedded backbone removes the temporary directory a killed writer left
+    /// (a reaped child's PID), and keeps a live writer's.
+    func testEmbeddedWriteRemovesDeadWritersDirectories() throws {
+        #if !os(Linux)
+        throw XCTSkip("liveness is read from /proc (Linux)")
+        #endif
+        let dir = "\(tmp)/t5-tiny-v9"
+        let gone = try UnreapedChild(["/bin/true"]), live = try UnreapedChild(["/bin/sleep", "30"])
+        defer { live.reap() }
+        XCTAssertTrue(gone.waitUntilZombie())
+        gone.reap()
+        for pid in [gone.pid, live.pid] {
+            let t = "\(dir).tmp-\(pid)-1f"
+            try FileManager.default.createDirectory(atPath: t, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: "\(t)/model.safetensors", contents: Data([1, 2, 3]))
+        }
+        try EmbeddedBackbones.write("t5-tiny", to: dir)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: tmp)), ["t5-tiny-v9", "t5-tiny-v9.tmp-\(live.pid)-1f"])
+    }
+
     /// The embedded backbone is a pure function of its seed: generating it twice gives identical files.
     func testEmbeddedBackboneIsDeterministic() throws {
         for name in EmbeddedBackbones.names {
