@@ -39,7 +39,11 @@ public enum EmbeddedBackbones {
         if FileManager.default.fileExists(atPath: "\(local)/model.safetensors") { return local }
         let cache = cacheRoot ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/promptrepro")
         let dir = "\(cache)/embedded/\(name)-v\(version)"
-        if !FileManager.default.fileExists(atPath: "\(dir)/model.safetensors") { try write(name, to: dir) }
+        if FileManager.default.fileExists(atPath: "\(dir)/model.safetensors") {
+            removeStaleTemporaries(for: dir)  // of writers killed after another had finished
+        } else {
+            try write(name, to: dir)
+        }
         return dir
     }
 

@@ -111,24 +111,53 @@ public final class SafeTensorsFile {
     }
 }
 
-/// Removes `path.tmp-PID-*` files (or directories: `EmbeddedBackbones.write`) left by writers that
-/// were killed between writing and renaming: their process no longer exists, is a zombie, or PID
-/// now belongs to a process that started after the temporary was last written (a reused PID).
-/// Temporaries of live writers are kept.
+/// This host's tag in temporary names: the first 8 hex digits of the SHA-256 of its host name.
+/// A directory shared by several hosts (a cluster's home or scratch file system) holds temporaries
+/// of writers whose PIDs mean nothing here; the tag tells them apart.
+public let temporaryHostTag = String(SHA256.hex(Array(ProcessInfo.processInfo.hostName.utf8)).prefix(8))
+
+/// Temporaries of another host are removed only when last written this long ago (seconds): their
+/// writer's liveness cannot be checked from here, and no write takes a day.
+public let foreignTemporaryStaleAfter: TimeInterval = 24 * 3600
+
+/// Removes the temporaries `path.tmp-PID-RANDOM-HOST` (files, or directories:
+/// `EmbeddedBackbones.write`) that writers killed between writing and renaming left beside `path`.
+/// One of this host goes when its writer is dead: the process no longer exists, is a zombie, or
+/// PID now belongs to a process that started after the temporary was last written (a reused PID).
+/// One of another host goes when last written over `foreignTemporaryStaleAfter` ago. Names of the
+/// older form `path.tmp-PID-RANDOM` count as this host's; names of neither form are left alone.
+/// Temporaries of live writers, and of this process, are kept.
 public func removeStaleTemporaries(for path: String) {
     let dir = (path as NSString).deletingLastPathComponent, base = (path as NSString).lastPathComponent + ".tmp-"
     for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? [] where name.hasPrefix(base) {
-        guard let pid = Int32(name.dropFirst(base.count).split(separator: "-").first ?? ""), pid != getpid() else { continue }
+        guard let (pid, host) = parseTemporarySuffix(name.dropFirst(base.count)), pid != getpid() else { continue }
         let file = (dir as NSString).appendingPathComponent(name)
-        let written = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date ?? .distantFuture
-        if !ProcessLiveness.isAlive(pid, startedBefore: written) { try? FileManager.default.removeItem(atPath: file) }
+        guard let written = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date else { continue }
+        let stale = host == nil || host == temporaryHostTag
+            ? !ProcessLiveness.isAlive(pid, startedBefore: written)
+            : Date().timeIntervalSince(written) > foreignTemporaryStaleAfter
+        if stale { try? FileManager.default.removeItem(atPath: file) }
     }
 }
 
-/// `path.tmp-PID-RANDOM`: unique per process and per call, beside `path` (same file system, so
-/// renaming it into place is atomic).
+/// `PID-RANDOM-HOST` or `PID-RANDOM` → (PID, HOST or nil): PID decimal without sign or leading
+/// zero and above 0, RANDOM 1 to 8 hex digits, HOST 8 hex digits; nil for anything else.
+func parseTemporarySuffix(_ suffix: Substring) -> (Int32, String?)? {
+    let parts = suffix.split(separator: "-", omittingEmptySubsequences: false)
+    guard parts.count == 2 || parts.count == 3 else { return nil }
+    let hex = { (s: Substring) in s.allSatisfy { $0.isASCII && $0.isHexDigit && !$0.isUppercase } }
+    guard let first = parts[0].first, first != "0", parts[0].allSatisfy({ $0.isASCII && $0.isNumber }),
+          let pid = Int32(parts[0]), pid > 0,
+          (1...8).contains(parts[1].count), hex(parts[1]) else { return nil }
+    if parts.count == 2 { return (pid, nil) }
+    guard parts[2].count == 8, hex(parts[2]) else { return nil }
+    return (pid, String(parts[2]))
+}
+
+/// `path.tmp-PID-RANDOM-HOST`: unique per process and per call, beside `path` (same file system,
+/// so renaming it into place is atomic); HOST is `temporaryHostTag`.
 func uniqueTemporaryPath(for path: String) -> String {
-    "\(path).tmp-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    "\(path).tmp-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))-\(temporaryHostTag)"
 }
 
 extension Float {

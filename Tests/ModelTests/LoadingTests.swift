@@ -43,20 +43,29 @@ final class LoadingTests: XCTestCase {
         throw XCTSkip("zombies are told from /proc (Linux)")
         #endif
         let path = "\(tmp)/adapter.safetensors"
-        let live = try UnreapedChild(["/bin/sleep", "30"]), zombie = try UnreapedChild(["/bin/true"]), gone = try UnreapedChild(["/bin/true"])
+        let live = try UnreapedChild(["/bin/sleep", "600"]), zombie = try UnreapedChild(["/bin/true"]), gone = try UnreapedChild(["/bin/true"])
         defer { live.reap(); zombie.reap() }
         XCTAssertTrue(zombie.waitUntilZombie())
         XCTAssertTrue(gone.waitUntilZombie())
         gone.reap()
         let names = [live, zombie, gone].map { "adapter.safetensors.tmp-\($0.pid)-be496238" }
         for n in names { FileManager.default.createFile(atPath: "\(tmp)/\(n)", contents: Data()) }
-        let reused = "adapter.safetensors.tmp-\(live.pid)-0ld"
+        let reused = "adapter.safetensors.tmp-\(live.pid)-01d"
         FileManager.default.createFile(atPath: "\(tmp)/\(reused)", contents: Data())
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: "\(tmp)/\(reused)")
         FileManager.default.createFile(atPath: "\(tmp)/other.safetensors.tmp-\(gone.pid)-1", contents: Data())  // another file's
+        // Tagged with a host: this host's dead writer goes; another host's (whose PIDs mean nothing
+        // here) stays until it is a day old. Names of neither form stay.
+        let foreign = temporaryHostTag == "0000beef" ? "0000bee5" : "0000beef"
+        let ours = "adapter.safetensors.tmp-\(gone.pid)-a1-\(temporaryHostTag)"
+        let theirsFresh = "adapter.safetensors.tmp-\(gone.pid)-a2-\(foreign)", theirsOld = "adapter.safetensors.tmp-\(live.pid)-a3-\(foreign)"
+        let odd = ["adapter.safetensors.tmp-0-1", "adapter.safetensors.tmp-+\(gone.pid)-1", "adapter.safetensors.tmp-\(gone.pid)",
+                   "adapter.safetensors.tmp-\(gone.pid)-XYZ", "adapter.safetensors.tmp-\(gone.pid)-1-\(foreign)-2"]
+        for n in [ours, theirsFresh, theirsOld] + odd { FileManager.default.createFile(atPath: "\(tmp)/\(n)", contents: Data()) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86400)], ofItemAtPath: "\(tmp)/\(theirsOld)")
         try SafeTensorsFile.write(["w": Tensor(shape: [2], values: [1, 2])], to: path)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: tmp))
-        XCTAssertEqual(left, ["adapter.safetensors", names[0], "other.safetensors.tmp-\(gone.pid)-1"])
+        XCTAssertEqual(left, Set(["adapter.safetensors", names[0], "other.safetensors.tmp-\(gone.pid)-1", theirsFresh] + odd))
     }
 
     func testCorruptSafetensorsHeadersGiveClearErrors() {
@@ -244,7 +253,7 @@ final class LoadingTests: XCTestCase {
         throw XCTSkip("liveness is read from /proc (Linux)")
         #endif
         let dir = "\(tmp)/t5-tiny-v9"
-        let gone = try UnreapedChild(["/bin/true"]), live = try UnreapedChild(["/bin/sleep", "30"])
+        let gone = try UnreapedChild(["/bin/true"]), live = try UnreapedChild(["/bin/sleep", "600"])
         defer { live.reap() }
         XCTAssertTrue(gone.waitUntilZombie())
         gone.reap()

@@ -14,7 +14,7 @@ final class ProcessLivenessTests: XCTestCase {
     }
 
     func testRunningZombieAndReapedChildren() throws {
-        let sleeper = try UnreapedChild(["/bin/sleep", "30"])
+        let sleeper = try UnreapedChild(["/bin/sleep", "600"])
         defer { sleeper.reap() }
         XCTAssertTrue(ProcessLiveness.isAlive(sleeper.pid))
         XCTAssertTrue(ProcessLiveness.isAlive(sleeper.pid, commandContains: "sleep"))
@@ -43,7 +43,7 @@ final class ProcessLivenessTests: XCTestCase {
         let odd = "\(dir)/sl) eep"
         try FileManager.default.createSymbolicLink(atPath: odd, withDestinationPath: "/bin/sleep")
         let before = Date()
-        let child = try UnreapedChild([odd, "30"])
+        let child = try UnreapedChild([odd, "600"])
         defer { child.reap() }
         let start = try XCTUnwrap(ProcessLiveness.startTime(child.pid))
         XCTAssertEqual(start.timeIntervalSince(before), 0, accuracy: 1.5, "start \(start), spawned at \(before)")
