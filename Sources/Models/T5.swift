@@ -597,12 +597,20 @@ public final class T5Model {
     /// bytes (t5-small, 56 rows: ≈ 0.4 GB) far exceed the L3. `projected` has one entry per decoder
     /// layer; `realKeys` one per batch row.
     public func decodingStepReadBytes(batch: Int, realKeys: [Int], selfKeys: Int, projected: [Bool]) -> Int {
+        decodingStepWeightReadBytes(projected: projected)
+            + decodingStepAttentionReadBytes(batch: batch, realKeys: realKeys, selfKeys: selfKeys, projected: projected)
+    }
+
+    /// The part of `decodingStepReadBytes` the step's weight products read: every decoder block's
+    /// projection weights less the cross-attention's k and v of the projected layers, and the LM
+    /// head; 4 bytes per value.
+    func decodingStepWeightReadBytes(projected: [Bool]) -> Int {
         var floats = (lmHead ?? shared).count
         for (blk, isProjected) in zip(decoderBlocks, projected) {
             floats += blk.linearWeights.reduce(0) { $0 + $1.count }
             if isProjected, let a = blk.crossAttn { floats -= a.k.count + a.v.count }
         }
-        return 4 * floats + decodingStepAttentionReadBytes(batch: batch, realKeys: realKeys, selfKeys: selfKeys, projected: projected)
+        return 4 * floats
     }
 
     /// The part of `decodingStepReadBytes` the step's attention reads (same arguments): the
@@ -693,11 +701,11 @@ public final class T5Model {
                 dropMemory()
             }
             let isProjected = crossKV.map { $0 != nil }
-            let stepBytes = decodingStepReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
+            let weightBytes = decodingStepWeightReadBytes(projected: isProjected)
             let attentionBytes = decodingStepAttentionReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
-            traffic.readBytes += stepBytes
+            traffic.readBytes += weightBytes + attentionBytes
             traffic.attentionReadBytes += attentionBytes
-            traffic.weightFlops += 2 * B * (stepBytes - attentionBytes) / 4
+            traffic.weightFlops += 2 * B * weightBytes / 4
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {

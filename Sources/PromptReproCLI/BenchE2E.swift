@@ -160,7 +160,8 @@ struct BenchE2E: ParsableCommand {
                     b["decode_gemm_gflop"] = (df / 1e9).rounded()
                     b["decode_read_gb"] = (db / 1e8).rounded() / 10
                     b["decode_bound_seconds"] = (decode * 100).rounded() / 100
-                    if let ds = last[o]?["decode_seconds"] as? Double, ds > 0 {  // the last round's decodes
+                    let ds = (last[o]?["decode_seconds"] as? Double).flatMap { $0 > 0 ? $0 : nil }  // the last round's decodes
+                    if let ds {
                         b["decode_seconds"] = (ds * 100).rounded() / 100
                         b["decode_fraction_of_bound_reached"] = round3(decode / ds)
                     }
@@ -173,9 +174,7 @@ struct BenchE2E: ParsableCommand {
                         b["decode_weight_gflop"] = (wf / 1e9).rounded()
                         b["decode_attention_read_gb"] = (ab / 1e8).rounded() / 10
                         b["decode_sequential_bound_seconds"] = (sequential * 100).rounded() / 100
-                        if let ds = last[o]?["decode_seconds"] as? Double, ds > 0 {
-                            b["decode_fraction_of_sequential_bound_reached"] = round3(sequential / ds)
-                        }
+                        if let ds { b["decode_fraction_of_sequential_bound_reached"] = round3(sequential / ds) }
                     }
                     b["roofline_seconds"] = (roofline * 100).rounded() / 100
                     if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = round3(roofline / w) }

@@ -41,6 +41,13 @@ struct EfficiencyMeter {
         result.extras!["train_flops", default: 0] += Double(BLAS.flops - stepFlops0)
     }
 
+    /// The run metrics of greedy decodes (names in the header above) from their totals.
+    static func decodeMetrics(_ d: DecodeTraffic.Totals) -> [(String, Double)] {
+        [("decode_flops", Double(d.flops)), ("decode_weight_flops", Double(d.weightFlops)),
+         ("decode_read_bytes", Double(d.readBytes)), ("decode_attention_read_bytes", Double(d.attentionReadBytes)),
+         ("decode_seconds", d.seconds)]
+    }
+
     /// Runs one evaluation, adding its wall seconds to `eval_seconds`.
     func evaluation<T>(_ result: inout TrainResult, _ body: () throws -> T) rethrows -> T {
         let t0 = Date(), flops0 = BLAS.flops, decode0 = DecodeTraffic.snapshot()
@@ -49,11 +56,7 @@ struct EfficiencyMeter {
         result.extras = result.extras ?? [:]
         result.extras!["eval_seconds", default: 0] += Date().timeIntervalSince(t0)
         result.extras!["eval_flops", default: 0] += Double(BLAS.flops - flops0)
-        result.extras!["decode_flops", default: 0] += Double(decode.flops)
-        result.extras!["decode_weight_flops", default: 0] += Double(decode.weightFlops)
-        result.extras!["decode_read_bytes", default: 0] += Double(decode.readBytes)
-        result.extras!["decode_attention_read_bytes", default: 0] += Double(decode.attentionReadBytes)
-        result.extras!["decode_seconds", default: 0] += decode.seconds
+        for (name, amount) in Self.decodeMetrics(decode) { result.extras![name, default: 0] += amount }
         return value
     }
 
@@ -67,11 +70,7 @@ struct EfficiencyMeter {
         e["flops_per_step"] = seconds.isEmpty ? 0 : e["train_flops"]! / Double(seconds.count)
         e["eval_seconds"] = e["eval_seconds"] ?? 0
         e["eval_flops"] = e["eval_flops"] ?? 0
-        e["decode_flops"] = e["decode_flops"] ?? 0
-        e["decode_weight_flops"] = e["decode_weight_flops"] ?? 0
-        e["decode_read_bytes"] = e["decode_read_bytes"] ?? 0
-        e["decode_attention_read_bytes"] = e["decode_attention_read_bytes"] ?? 0
-        e["decode_seconds"] = e["decode_seconds"] ?? 0
+        for (name, _) in Self.decodeMetrics(DecodeTraffic.Totals()) { e[name] = e[name] ?? 0 }
         e["trainable_params"] = Double(result.trainableParams)
         if let path = artifactPath, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
             e["artifact_bytes"] = Double(size)
