@@ -115,7 +115,7 @@ AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, l
 // (i, p) is at a[i*rs + p*cs]: a packed panel (rs 1, cs MR) or the caller's matrix read in place.
 AVX512 static inline __attribute__((always_inline)) void kernel_strided_rows(
         long kc, const float *restrict a, long rs, long cs, const float *restrict bp, float *c, long ldc,
-        long mr, long nr, float alpha, float beta, const int R, const float *pfb) {
+        long mr, long nr, float alpha, float beta, const int R, const float *pfb, long pfn) {
     // The C tile is read (beta ≠ 0) or written only after the k loop: start fetching its lines now
     // so the misses overlap the FMAs (the C block mc×nc is larger than L2).
 #pragma clang loop unroll(full)
@@ -126,7 +126,7 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided_rows(
 #pragma clang loop unroll(full)
     for (int i = 0; i < R; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
     for (long p = 0; p < kc; p++) {
-        if (pfb) {  // the next panel of B, two lines per k (see GEMM_DRIVER)
+        if (2 * p < pfn) {  // lines 2p and 2p + 1 of pfb (see GEMM_DRIVER)
             _mm_prefetch((const char *)(pfb + p * NR), _MM_HINT_T0);
             _mm_prefetch((const char *)(pfb + p * NR + 16), _MM_HINT_T0);
         }
@@ -152,18 +152,18 @@ AVX512 static inline __attribute__((always_inline)) void kernel_strided_rows(
 ROW_EXACT_TILE
 
 AVX512 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
-                          long mr, long nr, float alpha, float beta, const float *pfb) {
-    kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta, pfb);
+                          long mr, long nr, float alpha, float beta, const float *pfb, long pfn) {
+    kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta, pfb, pfn);
 }
 
 AVX512 static void kernel_rows(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
                                long nr, float alpha, float beta) {
-    kernel_strided(kc, a, lda, 1, bp, c, ldc, MR, nr, alpha, beta, NULL);
+    kernel_strided(kc, a, lda, 1, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
 }
 
 AVX512 static void kernel_cols(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
                                long nr, float alpha, float beta) {
-    kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL);
+    kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
 }
 
 GEMM_DRIVER(pr_sgemm_avx512, 2 * NR)
