@@ -436,10 +436,10 @@ public final class T5Model {
     enum CrossMemory {
         case encoder(Tensor)
         case projected(Tensor, Tensor)
-        /// Greedy decoding's projected form: keys transposed per batch row ([B, I, L], `transposedKeys`)
+        /// Greedy decoding's projected form: keys in key panels ([B, H, P, I/H, 64], `panelledKeys`)
         /// and values head by head ([B, H, L, I/H], `headMajorValues`), read by `singleQueryAttention`
         /// (same bits as `.projected`).
-        case projectedForDecoding(keysT: Tensor, headMajorValues: Tensor)
+        case projectedForDecoding(panelledKeys: Tensor, headMajorValues: Tensor)
         case absorbed(Tensor)
     }
 
@@ -472,10 +472,10 @@ public final class T5Model {
         case .encoder: preconditionFailure("resolved above")
         case .projected(let k, let v):
             ctx = try attention(q: q, k: k, v: v, heads: config.numHeads, keyMask: encoderMask, options: drop.attention())
-        case .projectedForDecoding(let kT, let v):
+        case .projectedForDecoding(let kP, let v):
             let o = drop.attention()
             precondition(o.dropout == 0 || o.key == nil, "greedy decoding runs without dropout")
-            ctx = try singleQueryAttention(q: q, keysT: kT, values: v, length: kT.shape[2], heads: config.numHeads, bias: nil,
+            ctx = try singleQueryAttention(q: q, keysT: kP, values: v, length: v.shape[2], heads: config.numHeads, bias: nil,
                                            keyMask: encoderMask, scale: o.scale)
         case .absorbed(let memory):
             ctx = try crossAttentionAbsorbed(q: q, memory: memory, wk: ca.k, wv: ca.v, heads: config.numHeads, keyMask: encoderMask,
@@ -670,7 +670,7 @@ public final class T5Model {
             guard crossKV[l] == nil, let memory else { return }
             let a = decoderBlocks[l].crossAttn!
             let rows = try gatheredRealRows(memory)
-            crossKV[l] = (try transposedKeys(rows: try lin(rows, a.k, drop), lengths: real, keys: L),
+            crossKV[l] = (try panelledKeys(rows: try lin(rows, a.k, drop), heads: config.numHeads, lengths: real, keys: L),
                           try headMajorValues(rows: try lin(rows, a.v, drop), heads: config.numHeads, lengths: real, keys: L))
         }
         for (l, blk) in decoderBlocks.enumerated() where !absorbsCross(blk.crossAttn!, queries: 1, keys: L) { try project(l) }
@@ -709,7 +709,7 @@ public final class T5Model {
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
-                let cross: CrossMemory = crossKV[l].map { .projectedForDecoding(keysT: $0.0, headMajorValues: $0.1) } ?? .absorbed(memory!)
+                let cross: CrossMemory = crossKV[l].map { .projectedForDecoding(panelledKeys: $0.0, headMajorValues: $0.1) } ?? .absorbed(memory!)
                 h = try decoderBlock(h, blk, layer: l, bias: bias, cache: cache, cross: cross, encoderMask: encoderMask, drop: drop)
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)

@@ -63,6 +63,37 @@ final class DecodeAttentionTests: XCTestCase {
         } } }
     }
 
+    /// `panelledKeys`: element [b, h, j / 64, c, j mod 64] is k[b, j, h·dk + c] for each row's
+    /// first keys, and 0 past them up to the last panel's end — lengths 130 (three panels, the last
+    /// ragged), 0, 64 (one whole panel) and 65 (one key into the second) of 130, on 1, 2 and 3
+    /// threads; a width that is not a multiple of the heads, a length past the keys and a wrong
+    /// total are refused.
+    func testPanelledKeysLayOutEveryHeadInPanelsOf64Keys() throws {
+        let saved = Parallel.threads
+        defer { Parallel.configure(threads: saved) }
+        let (t, heads, dk) = (130, 3, 20)
+        let w = heads * dk, lengths = [130, 0, 64, 65], W = keyPanelWidth
+        XCTAssertEqual(W, 64)
+        let b = lengths.count, total = lengths.reduce(0, +)
+        let rows = Tensor.normal([1, total, w], key: RNGKey(seed: 12))
+        let starts = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+        for threads in [1, 2, 3] {
+            Parallel.configure(threads: threads)
+            let out = try panelledKeys(rows: rows, heads: heads, lengths: lengths, keys: t)
+            XCTAssertEqual(out.shape, [b, heads, 3, dk, W])
+            var mismatches = 0
+            for bi in 0..<b { for h in 0..<heads { for j in 0..<(3 * W) { for c in 0..<dk {
+                let got = out.data[(((bi * heads + h) * 3 + j / W) * dk + c) * W + j % W]
+                let want: Float = j < lengths[bi] ? rows.data[(starts[bi] + j) * w + h * dk + c] : 0
+                if got.bitPattern != want.bitPattern { mismatches += 1 }
+            } } } }
+            XCTAssertEqual(mismatches, 0, "\(threads) threads")
+        }
+        XCTAssertThrowsError(try panelledKeys(rows: rows, heads: 7, lengths: lengths, keys: t), "width not divisible by the heads")
+        XCTAssertThrowsError(try panelledKeys(rows: rows, heads: heads, lengths: [total], keys: t), "a length past the keys")
+        XCTAssertThrowsError(try panelledKeys(rows: rows, heads: heads, lengths: [130, 1, 64, 65], keys: t), "rows must hold Σ lengths")
+    }
+
     /// `headMajorValues`: element [b, h, j, c] is v[b, j, h·dv + c], on 1, 2 and 3 threads (15
     /// (batch, head) units of 300 × 24 floats: large enough to be split), ragged sizes; a width that
     /// is not a multiple of the heads is refused.
@@ -172,10 +203,16 @@ final class DecodeAttentionTests: XCTestCase {
                 // where P·V finds each head's rows changes).
                 let headMajor = try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: try headMajorValues(v, heads: heads),
                                                          length: tk, heads: heads, bias: nil, keyMask: mask, scale: 0.25)
+                // Keys in panels of 64 (the decode's cross-attention layout): the same products
+                // column by column, so the same bits.
+                let panelled = try singleQueryAttention(q: q, keysT: try panelledKeys(k, heads: heads), values: try headMajorValues(v, heads: heads),
+                                                        length: tk, heads: heads, bias: nil, keyMask: mask, scale: 0.25)
                 if kernel == .openblas {
                     for i in 0..<got.count { XCTAssertEqual(headMajor.data[i], got.data[i], accuracy: 1e-5 * max(1, abs(got.data[i]))) }
+                    for i in 0..<got.count { XCTAssertEqual(panelled.data[i], got.data[i], accuracy: 1e-5 * max(1, abs(got.data[i]))) }
                 } else {
                     XCTAssertEqual(headMajor.array.map(\.bitPattern), got.array.map(\.bitPattern), "\(kernel), head-major values")
+                    XCTAssertEqual(panelled.array.map(\.bitPattern), got.array.map(\.bitPattern), "\(kernel), panelled keys")
                 }
                 if kernel == .openblas {
                     for i in 0..<want.count { XCTAssertEqual(got.data[i], want.data[i], accuracy: 1e-5 * max(1, abs(want.data[i]))) }
@@ -186,6 +223,8 @@ final class DecodeAttentionTests: XCTestCase {
         }
         XCTAssertThrowsError(try singleQueryAttention(q: q, keysT: try transposedKeys(k), values: v, length: tk, heads: heads, bias: nil,
                                                       keyMask: Tensor(zeros: [b, tk - 1])), "a mask of the wrong length must be refused")
+        XCTAssertThrowsError(try singleQueryAttention(q: q, keysT: try panelledKeys(k, heads: heads * 2), values: v, length: tk, heads: heads,
+                                                      bias: nil, keyMask: mask), "panels of another head count must be refused")
     }
 
     /// The `.auto` switch step by time, worked by hand. t5-small, 200 keys: an absorbed step costs
