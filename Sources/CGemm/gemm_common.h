@@ -152,7 +152,7 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
 // that many row-panel sweeps instead prefetches the whole next block of B (the packed copy is one
 // contiguous run of blocks), spread evenly over all its kernel calls, so the stream is read at the
 // pace of the FMAs rather than all during the first sweep (the first sweep of a 56-row product is
-// a tenth of its FMAs but all of its reads: measured on AMD Zen 3, below). Only prefetches (`pfb`,
+// a tenth of its FMAs but all of its reads; measured on AMD Zen 3: gemm_avx2.c). Only prefetches (`pfb`,
 // `pfn` lines of 64 bytes from it): no value or order changes.
 // `prepacked` (NULL: pack B here) is op(B) packed whole by NAME_pack_b: block pc of it starts at
 // prepacked + pc·npad (npad = n rounded up to NR) and its panels are those pack_b_block would

@@ -93,15 +93,16 @@ public func cachedAttention(q: Tensor, cache: KVCache, layer: Int, heads: Int, b
                              bias: bias, keyMask: nil, scale: scale)
 }
 
-/// Keys [B, T, H·dk] → [B, H·dk, T] (each batch row's block transposed), the layout
-/// `singleQueryAttention` reads: a decode transposes the cross-attention's projected keys once.
+/// Keys [B, T, H·dk] → [B, H·dk, T] (each batch row's block transposed), the 3-D layout
+/// `singleQueryAttention` reads (the `KVCache`'s keys; a decode's cross-attention keys use
+/// `panelledKeys` instead).
 public func transposedKeys(_ k: Tensor) throws -> Tensor {
     guard k.rank == 3 else { throw TensorError.shapeMismatch(op: "transposedKeys", detail: "keys \(shapeString(k.shape)) must be [B, T, H·dk]") }
     return try transposedKeys(rows: k, lengths: Array(repeating: k.shape[1], count: k.shape[0]), keys: k.shape[1])
 }
 
 /// Batch row b's first `lengths[b]` positions of x [B, L, d], one row after another → [1, Σ lengths, d]:
-/// the compact rows whose projections `transposedKeys(rows:lengths:keys:)` and
+/// the compact rows whose projections `panelledKeys(rows:heads:lengths:keys:)` and
 /// `headMajorValues(rows:heads:lengths:keys:)` lay out for decoding.
 /// Errors: x not 3-D, or a length outside 0...L.
 public func gatherRows(_ x: Tensor, lengths: [Int]) throws -> Tensor {
@@ -120,7 +121,8 @@ public func gatherRows(_ x: Tensor, lengths: [Int]) throws -> Tensor {
 /// positions) → [B, H·dk, `keys`]: row b's block transposed, its columns past `lengths[b]` zero.
 /// The same tensor as scattering the rows into a zeroed [B, keys, H·dk] and calling
 /// `transposedKeys(_:)`, without that intermediate (a t5-small decode over 56 × 356 positions
-/// skipped 40 MB of zeroing and a serial 23 MB copy per projection).
+/// skipped 40 MB of zeroing and a serial 23 MB copy per projection when the decode used this
+/// layout for its cross-attention keys; it now uses `panelledKeys(rows:heads:lengths:keys:)`).
 /// Errors: a length outside 0...keys, or `rows` not holding Σ lengths rows.
 public func transposedKeys(rows k: Tensor, lengths: [Int], keys t: Int) throws -> Tensor {
     let w = k.shape.last ?? 0
