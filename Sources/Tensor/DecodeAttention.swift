@@ -152,6 +152,19 @@ public func transposedKeys(rows k: Tensor, lengths: [Int], keys t: Int) throws -
     return out
 }
 
+/// The checks `panelledKeys(rows:…)` and `headMajorValues(rows:…)` share on compact rows (last axis
+/// the width H·d, Σ `lengths` rows, each length in 0...`keys`, the width a multiple of `heads`) →
+/// (the width, each batch row's first row in `rows`: the running sums of `lengths`, B + 1 of them).
+/// Errors (named `op`): any of those checks failing.
+func compactRowsPerHead(_ rows: Tensor, op: String, heads: Int, lengths: [Int], keys t: Int) throws -> (width: Int, starts: [Int]) {
+    let w = rows.shape.last ?? 0
+    let total = lengths.reduce(0, +)
+    guard rows.rank >= 2, heads > 0, w % heads == 0, lengths.allSatisfy({ (0...t).contains($0) }), rows.count == total * w else {
+        throw TensorError.shapeMismatch(op: op, detail: "rows \(shapeString(rows.shape)) with \(heads) heads must hold \(total) rows of a width divisible by the heads (lengths \(lengths.min() ?? 0)...\(lengths.max() ?? 0) of \(t) keys)")
+    }
+    return (w, lengths.reduce(into: [0]) { $0.append($0.last! + $1) })
+}
+
 /// Keys per key panel: the width of a panel of `panelledKeys` (64 keys, the one-row products'
 /// column strip, so a strip's scores read one contiguous 64 × dk block).
 public let keyPanelWidth = 64
@@ -175,13 +188,8 @@ public func panelledKeys(_ k: Tensor, heads: Int) throws -> Tensor {
 /// Errors: the width not a multiple of `heads`, a length outside 0...keys, or `rows` not holding
 /// Σ lengths rows.
 public func panelledKeys(rows k: Tensor, heads: Int, lengths: [Int], keys t: Int) throws -> Tensor {
-    let w = k.shape.last ?? 0
-    let total = lengths.reduce(0, +)
-    guard k.rank >= 2, heads > 0, w % heads == 0, lengths.allSatisfy({ (0...t).contains($0) }), k.count == total * w else {
-        throw TensorError.shapeMismatch(op: "panelledKeys", detail: "rows \(shapeString(k.shape)) with \(heads) heads must hold \(total) rows of a width divisible by the heads (lengths \(lengths.min() ?? 0)...\(lengths.max() ?? 0) of \(t) keys)")
-    }
+    let (w, starts) = try compactRowsPerHead(k, op: "panelledKeys", heads: heads, lengths: lengths, keys: t)
     let b = lengths.count, dk = w / heads, W = keyPanelWidth, panels = max(1, (t + W - 1) / W)
-    let starts = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
     let out = Tensor(uninitialized: [b, heads, panels, dk, W])
     let unit = panels * dk * W, src = k.data, dst = out.data
     Parallel.forRange(b * heads, costPerItem: unit) { units in
@@ -224,13 +232,8 @@ public func headMajorValues(_ v: Tensor, heads: Int) throws -> Tensor {
 /// Errors: the width not a multiple of `heads`, a length outside 0...keys, or `rows` not holding
 /// Σ lengths rows.
 public func headMajorValues(rows v: Tensor, heads: Int, lengths: [Int], keys t: Int) throws -> Tensor {
-    let w = v.shape.last ?? 0
-    let total = lengths.reduce(0, +)
-    guard v.rank >= 2, heads > 0, w % heads == 0, lengths.allSatisfy({ (0...t).contains($0) }), v.count == total * w else {
-        throw TensorError.shapeMismatch(op: "headMajorValues", detail: "rows \(shapeString(v.shape)) with \(heads) heads must hold \(total) rows of a width divisible by the heads (lengths \(lengths.min() ?? 0)...\(lengths.max() ?? 0) of \(t) keys)")
-    }
+    let (w, starts) = try compactRowsPerHead(v, op: "headMajorValues", heads: heads, lengths: lengths, keys: t)
     let b = lengths.count, dv = w / heads
-    let starts = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
     let out = Tensor(uninitialized: [b, heads, t, dv])
     let src = v.data, dst = out.data
     Parallel.forRange(b * heads, costPerItem: t * dv) { units in
