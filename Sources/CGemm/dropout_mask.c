@@ -1,6 +1,7 @@
-// Dropout's mask and its backward on AVX-512 (Sources/Tensor/Elementwise.swift: dropoutChunks,
-// maskApply). The Swift form (built for x86-64 Haswell, AVX2) draws eight Philox-4x32-10 blocks
-// per 64-element chunk in eight lanes; this draws two chunks' sixteen blocks in sixteen lanes.
+// Dropout's mask and its backward on AVX-512, and the mask on AVX2 (Sources/Tensor/Elementwise.swift:
+// dropoutChunks, maskApply). The Swift form (built for x86-64 Haswell, AVX2) draws eight
+// Philox-4x32-10 blocks per 64-element chunk in eight lanes; the AVX-512 form draws two chunks'
+// sixteen blocks in sixteen lanes, the AVX2 form one chunk's eight, as the Swift form.
 // The mask rule, the products and their order are the Swift form's, so every output and mask bit
 // is the same (tested against it):
 //   element e of chunk c = e / 64, r = e % 64: Philox block 8c + r % 8 of (seed, stream), word
@@ -81,8 +82,64 @@ AVX512 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned c
                                   : accumulate == 2 ? _mm512_add_ps(_mm512_setzero_ps(), y) : y);
     }
 }
+
+// The AVX2 form (hosts without AVX-512, or PROMPTREPRO_GEMM=avx2): one chunk's eight Philox
+// blocks in eight lanes, as the Swift form draws them, with the compare, select and bit packing
+// in single instructions. The 16-bit uniforms and the threshold (≤ 65536) are non-negative as
+// 32-bit signed integers, so kept = !(threshold > u) is the unsigned u ≥ threshold.
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline void mulhilo8(__m256i x, __m256i m, __m256i *hi, __m256i *lo) {
+    __m256i even = _mm256_mul_epu32(x, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// Philox-4x32-10 blocks b0 … b0 + 7 of (seed, stream), b0 a multiple of 8 (so the eight share
+// the index's high word): w[i] holds word i, lane l block b0 + l.
+AVX2 static inline void philox8(unsigned long long b0, unsigned long long seed, unsigned long long stream, __m256i w[4]) {
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)(unsigned)b0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c1 = _mm256_set1_epi32((int)(unsigned)(b0 >> 32));
+    __m256i c2 = _mm256_set1_epi32((int)(unsigned)stream), c3 = _mm256_set1_epi32((int)(unsigned)(stream >> 32));
+    unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        __m256i hi0, lo0, hi1, lo1;
+        mulhilo8(c0, m0, &hi0, &lo0);
+        mulhilo8(c2, m1, &hi1, &lo1);
+        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    }
+    w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
+}
+
+AVX2 void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float scale,
+                                 unsigned long long seed, unsigned long long stream,
+                                 const float *src, float *dst, unsigned char *bits) {
+    const __m256i t = _mm256_set1_epi32((int)threshold), low = _mm256_set1_epi32(0xFFFF);
+    const __m256 on = _mm256_set1_ps(scale);
+    for (long c = c0; c < c1; c++) {
+        __m256i w[4];
+        philox8((unsigned long long)c * 8, seed, stream, w);
+        long base = c * 64;
+        for (int half = 0; half < 2; half++) {
+            for (int wi = 0; wi < 4; wi++) {
+                __m256i u = half == 0 ? _mm256_and_si256(w[wi], low) : _mm256_srli_epi32(w[wi], 16);
+                __m256 keep = _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(t, u), _mm256_set1_epi32(-1)));
+                long o = base + half * 32 + wi * 8;
+                // src · (kept ? scale : +0), the Swift form's product.
+                _mm256_storeu_ps(dst + o, _mm256_mul_ps(_mm256_loadu_ps(src + o), _mm256_and_ps(keep, on)));
+                if (bits) bits[o >> 3] = (unsigned char)_mm256_movemask_ps(keep);
+            }
+        }
+    }
+}
 #else
 void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                               unsigned long long stream, const float *src, float *dst, unsigned char *bits) {}
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate) {}
+void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
+                            unsigned long long stream, const float *src, float *dst, unsigned char *bits) {}
 #endif

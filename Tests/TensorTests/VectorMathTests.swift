@@ -207,7 +207,7 @@ final class VectorMathTests: XCTestCase {
     /// zeroed gradient, −0 products (a negative upstream gradient at a masked element) stored as +0,
     /// whole chunks and a ragged tail, with each available form of the mask pass.
     func testMaskBackwardIntoFreshGradientMatchesZeroedOne() throws {
-        defer { DropoutAVX512.forced = nil }
+        defer { DropoutAVX512.forced = nil; DropoutAVX2.forced = nil }
         let n = 64 * 9 + 21, key = RNGKey(seed: 61, stream: 2)
         let xv = RNGKey(seed: 62).uniformArray(n, lo: -1, hi: 1), cv = RNGKey(seed: 63).uniformArray(n, lo: -1, hi: 1)
         let c = Tensor(shape: [n], values: cv)
@@ -219,10 +219,11 @@ final class VectorMathTests: XCTestCase {
             tape.backward(loss)
             return x.grad!.array.map(\.bitPattern)
         }
-        for avx in [false, true] where !avx || DropoutAVX512.available {
+        for (avx, c) in [(false, false), (false, true), (true, false)] where (!avx || DropoutAVX512.available) && (!c || DropoutAVX2.available) {
             DropoutAVX512.forced = avx
+            DropoutAVX2.forced = c
             let fresh = try grad(zeroedFirst: false), zeroed = try grad(zeroedFirst: true)
-            XCTAssertEqual(fresh, zeroed, "AVX-512 form \(avx)")
+            XCTAssertEqual(fresh, zeroed, "AVX-512 form \(avx), AVX2 C form \(c)")
             XCTAssertFalse(fresh.contains(Float(-0.0).bitPattern), "a −0 was stored")
             XCTAssertTrue(fresh.contains(Float(0).bitPattern), "no masked element in the test")
         }
@@ -237,7 +238,8 @@ final class VectorMathTests: XCTestCase {
     /// the scalar rule.
     func testDropoutAVX512FormMatchesTheSwiftForm() throws {
         guard DropoutAVX512.available else { throw XCTSkip("this CPU has no AVX-512") }
-        defer { DropoutAVX512.forced = nil }
+        defer { DropoutAVX512.forced = nil; DropoutAVX2.forced = nil }
+        DropoutAVX2.forced = false  // the other side is the Swift form, not the AVX2 C form
         let n = 64 * 11 + 23, p: Float = 0.3, scale: Float = 1 / 0.7, key = RNGKey(seed: 41, stream: 0xDEAD_BEEF_0123)
         var v = RNGKey(seed: 42).uniformArray(n, lo: -1, hi: 1)
         v[5] = -0.0; v[6] = 0
@@ -277,6 +279,65 @@ final class VectorMathTests: XCTestCase {
         for i in 0..<(chunks * 64) { XCTAssertEqual(out[i] != 0, dropoutUniform(key, c0 * 64 + i) >= t, "element \(c0 * 64 + i)") }
     }
 
+    /// Dropout's whole chunks in the AVX2 C form (Sources/CGemm/dropout_mask.c) give the Swift
+    /// form's bits: outputs (−0 from dropped negatives and +0 inputs included), mask bits (every
+    /// byte, the 0xA5 fill overwritten), with and without bits, over chunk ranges that start past 0
+    /// and end in a ragged tail, at two dropout rates; and chunks whose Philox block index crosses
+    /// 2^32 (the high word of the counter) against the scalar rule.
+    func testDropoutAVX2FormMatchesTheSwiftForm() throws {
+        guard DropoutAVX2.available else { throw XCTSkip("this CPU has no AVX2 and FMA") }
+        defer { DropoutAVX512.forced = nil; DropoutAVX2.forced = nil }
+        DropoutAVX512.forced = false
+        let n = 64 * 11 + 23, key = RNGKey(seed: 51, stream: 0xFEED_0000_BEEF)
+        var v = RNGKey(seed: 52).uniformArray(n, lo: -1, hi: 1)
+        v[5] = -0.0; v[6] = 0; v[70] = .infinity; v[71] = -.infinity
+        for p: Float in [0.1, 0.6] {
+            let scale = 1 / (1 - p)
+            func run(_ c: Bool, _ range: Range<Int>, withBits: Bool) -> ([UInt32], [UInt8]) {
+                DropoutAVX2.forced = c
+                var out = [Float](repeating: 7, count: n), bits = [UInt8](repeating: 0xA5, count: (n + 63) / 64 * 8)
+                v.withUnsafeBufferPointer { src in
+                    bits.withUnsafeMutableBufferPointer { b in
+                        dropoutChunks(range, count: n, p: p, scale: scale, key: key, src: src.baseAddress!, dst: &out,
+                                      bits: withBits ? b.baseAddress! : nil)
+                    }
+                }
+                return (out.map(\.bitPattern), bits)
+            }
+            for range in [0..<12, 1..<12, 3..<8, 2..<3, 11..<12] {
+                for withBits in [true, false] {
+                    let a = run(true, range, withBits: withBits), b = run(false, range, withBits: withBits)
+                    XCTAssertEqual(a.0, b.0, "outputs p \(p) \(range) bits \(withBits)")
+                    XCTAssertEqual(a.1, b.1, "bits p \(p) \(range) bits \(withBits)")
+                }
+            }
+            // The C form ran: dropped elements are exact zeros of the input's sign, kept ones x · scale.
+            let (out, _) = run(true, 0..<12, withBits: true)
+            let t = dropThreshold(p)
+            for e in 0..<(11 * 64) {
+                let want = v[e] * (dropoutUniform(key, e) >= t ? scale : 0)
+                if want.isNaN {  // ∞ dropped: ∞ · 0
+                    XCTAssertTrue(Float(bitPattern: out[e]).isNaN, "element \(e) against the scalar rule, p \(p)")
+                } else {
+                    XCTAssertEqual(out[e], want.bitPattern, "element \(e) against the scalar rule, p \(p)")
+                }
+            }
+        }
+        // Chunks 2^29 − 1 … 2^29 + 1: blocks 2^32 − 8 … 2^32 + 15, the counter's high word 0 then 1.
+        DropoutAVX2.forced = true
+        let c0 = (1 << 29) - 1, chunks = 3, p: Float = 0.3
+        var src = [Float](repeating: 1, count: chunks * 64), out = [Float](repeating: 0, count: chunks * 64)
+        src.withUnsafeMutableBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { o in
+                let shift = c0 * 64  // element index of the first chunk; the pointers are offset back by it
+                dropoutChunks(c0..<(c0 + chunks), count: shift + chunks * 64, p: p, scale: 1 / (1 - p), key: key,
+                              src: UnsafePointer(s.baseAddress! - shift), dst: o.baseAddress! - shift, bits: nil)
+            }
+        }
+        let t = dropThreshold(p)
+        for i in 0..<(chunks * 64) { XCTAssertEqual(out[i] != 0, dropoutUniform(key, c0 * 64 + i) >= t, "element \(c0 * 64 + i)") }
+    }
+
     /// ReLU over whole 64-element chunks and a tail: values as Swift's max(x, 0) (−0 → +0, NaN kept),
     /// and backward passes the gradient exactly where the output is > 0 (from the bits kept).
     func testReluChunksAndBits() {
@@ -308,10 +369,11 @@ final class VectorMathTests: XCTestCase {
     /// zeroed the element and the dropout kept it — the two-op chain gives NaN there (∞ · 0), and so
     /// must the fused op. Applying the two masks in the other order gives 0 there and fails.
     func testReluDropoutIsTheTwoOpsBitForBit() throws {
-        defer { DropoutAVX512.forced = nil }
+        defer { DropoutAVX512.forced = nil; DropoutAVX2.forced = nil }
         let p: Float = 0.1, key = RNGKey(seed: 61, stream: 7)
-        for avx in DropoutAVX512.available ? [false, true] : [false] {
+        for (avx, c) in [(false, false), (false, true), (true, false)] where (!avx || DropoutAVX512.available) && (!c || DropoutAVX2.available) {
             DropoutAVX512.forced = avx
+            DropoutAVX2.forced = c
             for n in [1, 63, 64, 65, 64 * 64 * 2 + 37, 64 * 64 * 5 + 64] {
                 var v = RNGKey(seed: UInt64(70 + n)).uniformArray(n, lo: -1, hi: 1)
                 let w = RNGKey(seed: UInt64(80 + n)).uniformArray(n, lo: -1, hi: 1)

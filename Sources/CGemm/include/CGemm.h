@@ -122,6 +122,11 @@ void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale,
 /// Whole chunks c0 ..< c1: y = src · (bit set ? scale : 0); dst = y (accumulate 0), dst + y (1) or
 /// y + 0 (2: the bits of adding into a zeroed dst).
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate);
+/// Dropout's whole chunks c0 ..< c1 on AVX2 (dropout_mask.c): pr_dropout_chunks_avx512's contract
+/// and bits, eight Philox blocks (one chunk) at a time. Call only when pr_gemm_avx2_available()
+/// returns 1.
+void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
+                            unsigned long long stream, const float *src, float *dst, unsigned char *bits);
 
 /// The most chunks pr_pool_run spreads over threads (its ticket holds a 16-bit chunk count); a
 /// job with more runs serially on the calling thread.
