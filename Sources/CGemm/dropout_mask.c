@@ -1,4 +1,4 @@
-// Dropout's mask and its backward on AVX-512, and the mask on AVX2 (Sources/Tensor/Elementwise.swift:
+// Dropout's mask and its backward on AVX-512 and on AVX2 (Sources/Tensor/Elementwise.swift:
 // dropoutChunks, maskApply). The Swift form (built for x86-64 Haswell, AVX2) draws eight
 // Philox-4x32-10 blocks per 64-element chunk in eight lanes; the AVX-512 form draws two chunks'
 // sixteen blocks in sixteen lanes, the AVX2 form one chunk's eight, as the Swift form.
@@ -136,10 +136,26 @@ AVX2 void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float sca
         }
     }
 }
+
+AVX2 void pr_mask_apply_avx2(long c0, long c1, float scale, const unsigned char *bits,
+                             const float *src, float *dst, int accumulate) {
+    const __m256 on = _mm256_set1_ps(scale);
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (long o = c0 * 64; o < c1 * 64; o += 8) {
+        // Lane l all ones iff bit l of the byte is set.
+        __m256i b = _mm256_and_si256(_mm256_set1_epi32(bits[o >> 3]), lane);
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, lane));
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(src + o), _mm256_and_ps(keep, on));
+        // accumulate: 1 dst + y; 2 y + 0 (the bits of adding into zeros: −0 becomes +0); 0 y.
+        _mm256_storeu_ps(dst + o, accumulate == 1 ? _mm256_add_ps(_mm256_loadu_ps(dst + o), y)
+                                  : accumulate == 2 ? _mm256_add_ps(_mm256_setzero_ps(), y) : y);
+    }
+}
 #else
 void pr_dropout_chunks_avx512(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                               unsigned long long stream, const float *src, float *dst, unsigned char *bits) {}
 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate) {}
 void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                             unsigned long long stream, const float *src, float *dst, unsigned char *bits) {}
+void pr_mask_apply_avx2(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate) {}
 #endif

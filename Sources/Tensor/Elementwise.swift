@@ -379,9 +379,10 @@ enum DropoutAVX512 {
     static var uses: Bool { forced.map { $0 && available } ?? (BLAS.kernel == .avx512) }
 }
 
-/// Whether dropout's whole chunks run the AVX2 C form (Sources/CGemm/dropout_mask.c; the same bits
-/// as the Swift form) where the AVX-512 form does not: on every CPU with AVX2 and FMA; `forced`
-/// false keeps the Swift form (tests compare the forms).
+/// Whether dropout's whole chunks and the mask's application in backward (`maskApply`) run the AVX2
+/// C form (Sources/CGemm/dropout_mask.c; the same bits as the Swift form) where the AVX-512 form
+/// does not: on every CPU with AVX2 and FMA; `forced` false keeps the Swift form (tests compare
+/// the forms).
 enum DropoutAVX2 {
     static var available: Bool { BLAS.avx2Available }
     nonisolated(unsafe) static var forced: Bool?
@@ -471,6 +472,9 @@ func maskApply(_ range: Range<Int>, count: Int, scale: Float, bits: UnsafePointe
     let whole = min(range.upperBound, count / 64)
     if DropoutAVX512.uses, range.lowerBound < whole {
         pr_mask_apply_avx512(range.lowerBound, whole, scale, bits, src, dst, accumulate ? 1 : plusZero ? 2 : 0)
+        range = whole..<range.upperBound
+    } else if DropoutAVX2.uses, range.lowerBound < whole {
+        pr_mask_apply_avx2(range.lowerBound, whole, scale, bits, src, dst, accumulate ? 1 : plusZero ? 2 : 0)
         range = whole..<range.upperBound
     }
     let on = SIMD8<Float>(repeating: scale), off = SIMD8<Float>(repeating: 0), zero = SIMD8<UInt32>(repeating: 0)

@@ -281,9 +281,10 @@ final class VectorMathTests: XCTestCase {
 
     /// Dropout's whole chunks in the AVX2 C form (Sources/CGemm/dropout_mask.c) give the Swift
     /// form's bits: outputs (−0 from dropped negatives and +0 inputs included), mask bits (every
-    /// byte, the 0xA5 fill overwritten), with and without bits, over chunk ranges that start past 0
-    /// and end in a ragged tail, at two dropout rates; and chunks whose Philox block index crosses
-    /// 2^32 (the high word of the counter) against the scalar rule.
+    /// byte, the 0xA5 fill overwritten), with and without bits, and the mask applied backward in
+    /// its three modes (set, accumulated, plus zero), over chunk ranges that start past 0 and end
+    /// in a ragged tail, at two dropout rates; and chunks whose Philox block index crosses 2^32
+    /// (the high word of the counter) against the scalar rule.
     func testDropoutAVX2FormMatchesTheSwiftForm() throws {
         guard DropoutAVX2.available else { throw XCTSkip("this CPU has no AVX2 and FMA") }
         defer { DropoutAVX512.forced = nil; DropoutAVX2.forced = nil }
@@ -304,12 +305,29 @@ final class VectorMathTests: XCTestCase {
                 }
                 return (out.map(\.bitPattern), bits)
             }
+            let g = RNGKey(seed: 53).uniformArray(n, lo: -1, hi: 1), acc0 = RNGKey(seed: 54).uniformArray(n, lo: -1, hi: 1)
+            func applied(_ c: Bool, _ range: Range<Int>, _ bits: [UInt8]) -> [[UInt32]] {
+                DropoutAVX2.forced = c
+                var set = [Float](repeating: 7, count: n), added = acc0, fresh = [Float](repeating: 7, count: n)
+                g.withUnsafeBufferPointer { src in
+                    maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &set, accumulate: false)
+                    maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &added, accumulate: true)
+                    maskApply(range, count: n, scale: scale, bits: bits, src: src.baseAddress!, dst: &fresh, accumulate: false, plusZero: true)
+                }
+                return [set, added, fresh].map { $0.map(\.bitPattern) }
+            }
             for range in [0..<12, 1..<12, 3..<8, 2..<3, 11..<12] {
                 for withBits in [true, false] {
                     let a = run(true, range, withBits: withBits), b = run(false, range, withBits: withBits)
                     XCTAssertEqual(a.0, b.0, "outputs p \(p) \(range) bits \(withBits)")
                     XCTAssertEqual(a.1, b.1, "bits p \(p) \(range) bits \(withBits)")
                 }
+                let bits = run(false, 0..<12, withBits: true).1
+                let a = applied(true, range, bits), b = applied(false, range, bits)
+                XCTAssertEqual(a[0], b[0], "mask applied p \(p) \(range)")
+                XCTAssertEqual(a[1], b[1], "mask accumulated p \(p) \(range)")
+                XCTAssertEqual(a[2], b[2], "mask applied plus zero p \(p) \(range)")
+                XCTAssertTrue(a[2].contains(Float(0).bitPattern) && !a[2].contains(Float(-0.0).bitPattern), "plus zero: +0, never −0")
             }
             // The C form ran: dropped elements are exact zeros of the input's sign, kept ones x · scale.
             let (out, _) = run(true, 0..<12, withBits: true)

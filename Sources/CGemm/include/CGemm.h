@@ -127,6 +127,8 @@ void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned char *bi
 /// returns 1.
 void pr_dropout_chunks_avx2(long c0, long c1, unsigned threshold, float scale, unsigned long long seed,
                             unsigned long long stream, const float *src, float *dst, unsigned char *bits);
+/// pr_mask_apply_avx512's contract and bits on AVX2. Call only when pr_gemm_avx2_available() returns 1.
+void pr_mask_apply_avx2(long c0, long c1, float scale, const unsigned char *bits, const float *src, float *dst, int accumulate);
 
 /// The most chunks pr_pool_run spreads over threads (its ticket holds a 16-bit chunk count); a
 /// job with more runs serially on the calling thread.
