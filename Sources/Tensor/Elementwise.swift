@@ -427,7 +427,7 @@ func dropoutChunks(_ range: Range<Int>, count: Int, p: Float, scale: Float, key:
         range = whole..<range.upperBound
     } else if DropoutAVX2.uses, range.lowerBound < whole {
         // The whole chunks in C on AVX2 (dropout_mask.c): the same bits as the loop below in about
-        // half its time (Zen 3: 0.6 ns an element, the loop below about 1.2).
+        // half its time (Zen 3, a PT train step's profile; docs/performance.md, Eighth session).
         pr_dropout_chunks_avx2(range.lowerBound, whole, dropThreshold(p), scale, key.seed, key.stream, src, dst, bits)
         range = whole..<range.upperBound
     }
