@@ -83,10 +83,11 @@ AVX512 void pr_mask_apply_avx512(long c0, long c1, float scale, const unsigned c
     }
 }
 
-// The AVX2 form (hosts without AVX-512, or PROMPTREPRO_GEMM=avx2): one chunk's eight Philox
-// blocks in eight lanes, as the Swift form draws them, with the compare, select and bit packing
-// in single instructions. The 16-bit uniforms and the threshold (≤ 65536) are non-negative as
-// 32-bit signed integers, so kept = !(threshold > u) is the unsigned u ≥ threshold.
+// The AVX2 form (wherever the AVX-512 form does not run: no AVX-512, or another GEMM kernel
+// chosen, e.g. PROMPTREPRO_GEMM=avx2): one chunk's eight Philox blocks in eight lanes, as the
+// Swift form draws them, with the compare, select and bit packing in single instructions. The
+// 16-bit uniforms and the threshold (≤ 65536) are non-negative as 32-bit signed integers, so
+// kept = !(threshold > u) is the unsigned u ≥ threshold.
 #define AVX2 __attribute__((target("avx2,fma")))
 
 AVX2 static inline void mulhilo8(__m256i x, __m256i m, __m256i *hi, __m256i *lo) {
