@@ -25,6 +25,30 @@ private func rmsNormRow(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ w: Unsaf
     for j in 0..<d { y[j] = w[j] * (x[j] * s) }
 }
 
+/// Σ_j term(r, j) for j in 0..<d, in j order, for rows `range`, into sums[r − range.lowerBound]:
+/// four rows' chains at a time, so each row's sum has the bits of the one-row loop
+/// `for j in 0..<d { s += term(r, j) }` while four additions are in flight instead of one (a
+/// single fp32 chain waits on the adder's latency at every element).
+@inline(__always)
+func rowSums(_ range: Range<Int>, _ d: Int, into sums: UnsafeMutablePointer<Float>, _ term: (Int, Int) -> Float) {
+    var r = range.lowerBound
+    while r + 4 <= range.upperBound {
+        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+        for j in 0..<d {
+            s0 += term(r, j); s1 += term(r + 1, j); s2 += term(r + 2, j); s3 += term(r + 3, j)
+        }
+        let o = r - range.lowerBound
+        sums[o] = s0; sums[o + 1] = s1; sums[o + 2] = s2; sums[o + 3] = s3
+        r += 4
+    }
+    while r < range.upperBound {
+        var s: Float = 0
+        for j in 0..<d { s += term(r, j) }
+        sums[r - range.lowerBound] = s
+        r += 1
+    }
+}
+
 /// y = w ⊙ x · r, r = 1/√(mean(x²) + eps), over the last axis. While a tape records, y carries
 /// a `Rematerialization` from x, w and r, so a linear layer whose weight trains need not keep y.
 public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor {
@@ -37,13 +61,12 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
     let rstd = rstdT.data
     let px = x.data, pw = w.data, po = out.data
     Parallel.forRange(rows, costPerItem: d) { range in
+        // Σ x² of each row (into rstd, then replaced by r), four rows' chains at a time.
+        rowSums(range, d, into: rstd + range.lowerBound) { r, j in px[r * d + j] * px[r * d + j] }
         for r in range {
-            let xr = px + r * d, yr = po + r * d
-            var ss: Float = 0
-            for j in 0..<d { ss += xr[j] * xr[j] }
-            let s = 1 / (ss / Float(d) + eps).squareRoot()
+            let s = 1 / (rstd[r] / Float(d) + eps).squareRoot()
             rstd[r] = s
-            rmsNormRow(xr, s, pw, yr, d)
+            rmsNormRow(px + r * d, s, pw, po + r * d, d)
         }
     }
     if Tape.needsGrad(x, w) {
@@ -59,11 +82,12 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in
+                    let dots = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
+                    defer { dots.deallocate() }
+                    rowSums(range, d, into: dots) { r, j in g[r * d + j] * pw[j] * px[r * d + j] }
                     for r in range {
                         let xr = px + r * d, gr = g + r * d, gxr = gx + r * d, s = rstd[r]
-                        var dot: Float = 0
-                        for j in 0..<d { dot += gr[j] * pw[j] * xr[j] }
-                        let c = s * s * s * dot / Float(d)
+                        let c = s * s * s * dots[r - range.lowerBound] / Float(d)
                         for j in 0..<d { gxr[j] += s * gr[j] * pw[j] - c * xr[j] }
                     }
                 }

@@ -239,6 +239,46 @@ final class OpGradientTests: XCTestCase {
         XCTAssertThrowsError(try rmsNorm(x, weight: rand([d + 1], "bad"), eps: 1e-6))
     }
 
+    /// rmsNorm's output and x's gradient, bit for bit, against the textbook per-row loops (each
+    /// row's Σ x² and Σ g·w·x summed in j order, one row at a time): the op sums four rows'
+    /// chains at a time, which must not change any row's bits, for row counts around the group of
+    /// four and on 1 and 2 threads (other splits of the rows).
+    func testRmsNormRowSumsKeepEachRowsBits() throws {
+        defer { Parallel.configure(threads: nil) }
+        for threads in [1, 2] {
+            Parallel.configure(threads: threads)
+            for (rows, d) in [(1, 7), (3, 1), (4, 5), (5, 512), (11, 33), (67, 64)] {
+                let key = RNGKey(seed: UInt64(1000 + rows * 7 + d))
+                let xv = key.derive("x").uniformArray(rows * d, lo: -3, hi: 3), wv = key.derive("w").uniformArray(d, lo: 0.5, hi: 1.5)
+                let gv = key.derive("g").uniformArray(rows * d, lo: -1, hi: 1)
+                let x = Tensor(shape: [rows, d], values: xv, requiresGrad: true), w = Tensor(shape: [d], values: wv)
+                let tape = Tape()
+                var out: Tensor?
+                let loss = try tape.record { () -> Tensor in
+                    let y = try rmsNorm(x, weight: w, eps: 1e-6)
+                    out = y
+                    return sum(try mul(y, Tensor(shape: [rows, d], values: gv)))
+                }
+                tape.backward(loss)
+                let y = out!
+                for r in 0..<rows {
+                    var ss: Float = 0
+                    for j in 0..<d { ss += xv[r * d + j] * xv[r * d + j] }
+                    let s = 1 / (ss / Float(d) + 1e-6).squareRoot()
+                    var dot: Float = 0
+                    for j in 0..<d { dot += gv[r * d + j] * wv[j] * xv[r * d + j] }
+                    let c = s * s * s * dot / Float(d)
+                    for j in 0..<d {
+                        let e = r * d + j
+                        XCTAssertEqual(y[e].bitPattern, (wv[j] * (xv[e] * s)).bitPattern, "y[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
+                        XCTAssertEqual(x.grad![e].bitPattern, (0 + (s * gv[e] * wv[j] - c * xv[e])).bitPattern,
+                                       "dx[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     func testMaskedSoftmax() throws {
         let b = dim("smb", 2, 3), t = dim("smt", 3, 7)
         let x = rand([b, 2, t], "smx", lo: -3, hi: 3)
