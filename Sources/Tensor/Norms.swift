@@ -124,17 +124,16 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
     let stats = statsT.data
     let px = x.data, pw = w.data, pb = b.data, po = out.data
     Parallel.forRange(rows, costPerItem: d) { range in
+        // Each row's Σ x, then Σ (x − mean)², four rows' chains at a time (`rowSums`).
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
+        defer { sums.deallocate() }
+        rowSums(range, d, into: sums) { r, j in px[r * d + j] }
+        for r in range { stats[2 * r] = sums[r - range.lowerBound] / Float(d) }
+        rowSums(range, d, into: sums) { r, j in let c = px[r * d + j] - stats[2 * r]; return c * c }
         for r in range {
-            let xr = px + r * d, yr = po + r * d
-            var s: Float = 0
-            for j in 0..<d { s += xr[j] }
-            let mu = s / Float(d)
-            var v: Float = 0
-            for j in 0..<d { let c = xr[j] - mu; v += c * c }
-            let rs = 1 / (v / Float(d) + eps).squareRoot()
-            stats[2 * r] = mu
+            let mu = stats[2 * r], rs = 1 / (sums[r - range.lowerBound] / Float(d) + eps).squareRoot()
             stats[2 * r + 1] = rs
-            layerNormRow(xr, mu, rs, pw, pb, yr, d)
+            layerNormRow(px + r * d, mu, rs, pw, pb, po + r * d, d)
         }
     }
     if Tape.needsGrad(x, w, b) {
@@ -152,17 +151,17 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in
+                    // Each row's Σ g·w and Σ g·w·x̂, four rows' chains at a time (`rowSums`).
+                    let sums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * range.count)
+                    defer { sums.deallocate() }
+                    rowSums(range, d, into: sums) { r, j in g[r * d + j] * pw[j] }
+                    rowSums(range, d, into: sums + range.count) { r, j in
+                        g[r * d + j] * pw[j] * (px[r * d + j] - stats[2 * r]) * stats[2 * r + 1]
+                    }
                     for r in range {
                         let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
                         let mu = stats[2 * r], rs = stats[2 * r + 1]
-                        var sg: Float = 0, sgx: Float = 0
-                        for j in 0..<d {
-                            let gw = gr[j] * pw[j]
-                            sg += gw
-                            sgx += gw * (xr[j] - mu) * rs
-                        }
-                        sg /= Float(d)
-                        sgx /= Float(d)
+                        let sg = sums[r - range.lowerBound] / Float(d), sgx = sums[range.count + r - range.lowerBound] / Float(d)
                         for j in 0..<d {
                             let xh = (xr[j] - mu) * rs
                             gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)

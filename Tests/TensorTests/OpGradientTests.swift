@@ -279,6 +279,54 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    /// layerNorm's output and x's gradient, bit for bit, against the textbook per-row loops (Σ x,
+    /// then Σ (x − mean)², and backward's Σ g·w and Σ g·w·x̂, each in j order, one row at a time),
+    /// as `testRmsNormRowSumsKeepEachRowsBits` for RMSNorm.
+    func testLayerNormRowSumsKeepEachRowsBits() throws {
+        defer { Parallel.configure(threads: nil) }
+        for threads in [1, 2] {
+            Parallel.configure(threads: threads)
+            for (rows, d) in [(1, 7), (3, 1), (4, 5), (5, 768), (11, 33), (67, 64)] {
+                let key = RNGKey(seed: UInt64(2000 + rows * 7 + d))
+                let xv = key.derive("x").uniformArray(rows * d, lo: -3, hi: 3), wv = key.derive("w").uniformArray(d, lo: 0.5, hi: 1.5)
+                let bv = key.derive("b").uniformArray(d, lo: -1, hi: 1), gv = key.derive("g").uniformArray(rows * d, lo: -1, hi: 1)
+                let x = Tensor(shape: [rows, d], values: xv, requiresGrad: true)
+                let w = Tensor(shape: [d], values: wv), b = Tensor(shape: [d], values: bv)
+                let tape = Tape()
+                var out: Tensor?
+                let loss = try tape.record { () -> Tensor in
+                    let y = try layerNorm(x, weight: w, bias: b, eps: 1e-5)
+                    out = y
+                    return sum(try mul(y, Tensor(shape: [rows, d], values: gv)))
+                }
+                tape.backward(loss)
+                let y = out!
+                for r in 0..<rows {
+                    var s: Float = 0
+                    for j in 0..<d { s += xv[r * d + j] }
+                    let mu = s / Float(d)
+                    var v: Float = 0
+                    for j in 0..<d { let c = xv[r * d + j] - mu; v += c * c }
+                    let rs = 1 / (v / Float(d) + 1e-5).squareRoot()
+                    var sg: Float = 0, sgx: Float = 0
+                    for j in 0..<d {
+                        let gw = gv[r * d + j] * wv[j]
+                        sg += gw
+                        sgx += gw * (xv[r * d + j] - mu) * rs
+                    }
+                    sg /= Float(d)
+                    sgx /= Float(d)
+                    for j in 0..<d {
+                        let e = r * d + j, xh = (xv[e] - mu) * rs
+                        XCTAssertEqual(y[e].bitPattern, ((xv[e] - mu) * rs * wv[j] + bv[j]).bitPattern, "y[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
+                        XCTAssertEqual(x.grad![e].bitPattern, (0 + rs * (gv[e] * wv[j] - sg - xh * sgx)).bitPattern,
+                                       "dx[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     func testMaskedSoftmax() throws {
         let b = dim("smb", 2, 3), t = dim("smt", 3, 7)
         let x = rand([b, 2, t], "smx", lo: -3, hi: 3)
