@@ -25,28 +25,35 @@ private func rmsNormRow(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ w: Unsaf
     for j in 0..<d { y[j] = w[j] * (x[j] * s) }
 }
 
-/// Σ_j term(r, j) for j in 0..<d, in j order, for rows `range`, into sums[r − range.lowerBound]:
+/// Σ_j term(r, j) for j in 0..<d, in j order, for each row r of `range`, handed to `each(r, sum)`:
 /// four rows' chains at a time, so each row's sum has the bits of the one-row loop
 /// `for j in 0..<d { s += term(r, j) }` while four additions are in flight instead of one (a
-/// single fp32 chain waits on the adder's latency at every element).
+/// single fp32 chain waits on the adder's latency at every element). `each` runs for a group's
+/// rows right after the group's chains, while those rows are still in L1. `range` of at most four
+/// rows is one group (callers with several passes over the same rows step through `rowGroups`).
 @inline(__always)
-func rowSums(_ range: Range<Int>, _ d: Int, into sums: UnsafeMutablePointer<Float>, _ term: (Int, Int) -> Float) {
+func rowSums(_ range: Range<Int>, _ d: Int, _ term: (Int, Int) -> Float, each: (Int, Float) -> Void) {
     var r = range.lowerBound
     while r + 4 <= range.upperBound {
         var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
         for j in 0..<d {
             s0 += term(r, j); s1 += term(r + 1, j); s2 += term(r + 2, j); s3 += term(r + 3, j)
         }
-        let o = r - range.lowerBound
-        sums[o] = s0; sums[o + 1] = s1; sums[o + 2] = s2; sums[o + 3] = s3
+        each(r, s0); each(r + 1, s1); each(r + 2, s2); each(r + 3, s3)
         r += 4
     }
     while r < range.upperBound {
         var s: Float = 0
         for j in 0..<d { s += term(r, j) }
-        sums[r - range.lowerBound] = s
+        each(r, s)
         r += 1
     }
+}
+
+/// `range` in consecutive groups of at most four rows, `rowSums`' group.
+@inline(__always)
+func rowGroups(_ range: Range<Int>) -> LazyMapSequence<StrideTo<Int>, Range<Int>> {
+    stride(from: range.lowerBound, to: range.upperBound, by: 4).lazy.map { $0..<min($0 + 4, range.upperBound) }
 }
 
 /// y = w ⊙ x · r, r = 1/√(mean(x²) + eps), over the last axis. While a tape records, y carries
@@ -61,10 +68,9 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
     let rstd = rstdT.data
     let px = x.data, pw = w.data, po = out.data
     Parallel.forRange(rows, costPerItem: d) { range in
-        // Σ x² of each row (into rstd, then replaced by r), four rows' chains at a time.
-        rowSums(range, d, into: rstd + range.lowerBound) { r, j in px[r * d + j] * px[r * d + j] }
-        for r in range {
-            let s = 1 / (rstd[r] / Float(d) + eps).squareRoot()
+        // Σ x² of each row, four rows' chains at a time; each row's output right after its group's.
+        rowSums(range, d, { r, j in px[r * d + j] * px[r * d + j] }) { r, ss in
+            let s = 1 / (ss / Float(d) + eps).squareRoot()
             rstd[r] = s
             rmsNormRow(px + r * d, s, pw, po + r * d, d)
         }
@@ -82,12 +88,9 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in
-                    let dots = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
-                    defer { dots.deallocate() }
-                    rowSums(range, d, into: dots) { r, j in g[r * d + j] * pw[j] * px[r * d + j] }
-                    for r in range {
+                    rowSums(range, d, { r, j in g[r * d + j] * pw[j] * px[r * d + j] }) { r, dot in
                         let xr = px + r * d, gr = g + r * d, gxr = gx + r * d, s = rstd[r]
-                        let c = s * s * s * dots[r - range.lowerBound] / Float(d)
+                        let c = s * s * s * dot / Float(d)
                         for j in 0..<d { gxr[j] += s * gr[j] * pw[j] - c * xr[j] }
                     }
                 }
@@ -124,16 +127,14 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
     let stats = statsT.data
     let px = x.data, pw = w.data, pb = b.data, po = out.data
     Parallel.forRange(rows, costPerItem: d) { range in
-        // Each row's Σ x, then Σ (x − mean)², four rows' chains at a time (`rowSums`).
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
-        defer { sums.deallocate() }
-        rowSums(range, d, into: sums) { r, j in px[r * d + j] }
-        for r in range { stats[2 * r] = sums[r - range.lowerBound] / Float(d) }
-        rowSums(range, d, into: sums) { r, j in let c = px[r * d + j] - stats[2 * r]; return c * c }
-        for r in range {
-            let mu = stats[2 * r], rs = 1 / (sums[r - range.lowerBound] / Float(d) + eps).squareRoot()
-            stats[2 * r + 1] = rs
-            layerNormRow(px + r * d, mu, rs, pw, pb, po + r * d, d)
+        // Per group of four rows (`rowSums`): each row's Σ x, then Σ (x − mean)², then its output.
+        for group in rowGroups(range) {
+            rowSums(group, d, { r, j in px[r * d + j] }) { r, s in stats[2 * r] = s / Float(d) }
+            rowSums(group, d, { r, j in let c = px[r * d + j] - stats[2 * r]; return c * c }) { r, v in
+                let rs = 1 / (v / Float(d) + eps).squareRoot()
+                stats[2 * r + 1] = rs
+                layerNormRow(px + r * d, stats[2 * r], rs, pw, pb, po + r * d, d)
+            }
         }
     }
     if Tape.needsGrad(x, w, b) {
@@ -151,20 +152,18 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
             if x.requiresGrad {
                 let gx = x.gradBuffer()
                 Parallel.forRange(rows, costPerItem: d) { range in
-                    // Each row's Σ g·w and Σ g·w·x̂, four rows' chains at a time (`rowSums`).
-                    let sums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * range.count)
-                    defer { sums.deallocate() }
-                    rowSums(range, d, into: sums) { r, j in g[r * d + j] * pw[j] }
-                    rowSums(range, d, into: sums + range.count) { r, j in
-                        g[r * d + j] * pw[j] * (px[r * d + j] - stats[2 * r]) * stats[2 * r + 1]
-                    }
-                    for r in range {
-                        let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
-                        let mu = stats[2 * r], rs = stats[2 * r + 1]
-                        let sg = sums[r - range.lowerBound] / Float(d), sgx = sums[range.count + r - range.lowerBound] / Float(d)
-                        for j in 0..<d {
-                            let xh = (xr[j] - mu) * rs
-                            gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)
+                    // Per group of four rows (`rowSums`): each row's Σ g·w, then Σ g·w·x̂ and its gradient.
+                    for group in rowGroups(range) {
+                        var sgs = SIMD4<Float>()
+                        rowSums(group, d, { r, j in g[r * d + j] * pw[j] }) { r, s in sgs[r - group.lowerBound] = s / Float(d) }
+                        rowSums(group, d, { r, j in g[r * d + j] * pw[j] * (px[r * d + j] - stats[2 * r]) * stats[2 * r + 1] }) { r, t in
+                            let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
+                            let mu = stats[2 * r], rs = stats[2 * r + 1]
+                            let sg = sgs[r - group.lowerBound], sgx = t / Float(d)
+                            for j in 0..<d {
+                                let xh = (xr[j] - mu) * rs
+                                gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)
+                            }
                         }
                     }
                 }

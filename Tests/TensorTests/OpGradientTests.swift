@@ -239,6 +239,19 @@ final class OpGradientTests: XCTestCase {
         XCTAssertThrowsError(try rmsNorm(x, weight: rand([d + 1], "bad"), eps: 1e-6))
     }
 
+    /// y = op(x) and x's gradient of Σ y ⊙ upstream, recorded on one tape.
+    private func outputAndGradient(_ x: Tensor, upstream: [Float], _ op: (Tensor) throws -> Tensor) throws -> (y: Tensor, dx: Tensor) {
+        let tape = Tape()
+        var out: Tensor?
+        let loss = try tape.record { () -> Tensor in
+            let y = try op(x)
+            out = y
+            return sum(try mul(y, Tensor(shape: x.shape, values: upstream)))
+        }
+        tape.backward(loss)
+        return (out!, x.grad!)
+    }
+
     /// rmsNorm's output and x's gradient, bit for bit, against the textbook per-row loops (each
     /// row's Σ x² and Σ g·w·x summed in j order, one row at a time): the op sums four rows'
     /// chains at a time, which must not change any row's bits, for row counts around the group of
@@ -252,15 +265,7 @@ final class OpGradientTests: XCTestCase {
                 let xv = key.derive("x").uniformArray(rows * d, lo: -3, hi: 3), wv = key.derive("w").uniformArray(d, lo: 0.5, hi: 1.5)
                 let gv = key.derive("g").uniformArray(rows * d, lo: -1, hi: 1)
                 let x = Tensor(shape: [rows, d], values: xv, requiresGrad: true), w = Tensor(shape: [d], values: wv)
-                let tape = Tape()
-                var out: Tensor?
-                let loss = try tape.record { () -> Tensor in
-                    let y = try rmsNorm(x, weight: w, eps: 1e-6)
-                    out = y
-                    return sum(try mul(y, Tensor(shape: [rows, d], values: gv)))
-                }
-                tape.backward(loss)
-                let y = out!
+                let (y, dx) = try outputAndGradient(x, upstream: gv) { try rmsNorm($0, weight: w, eps: 1e-6) }
                 for r in 0..<rows {
                     var ss: Float = 0
                     for j in 0..<d { ss += xv[r * d + j] * xv[r * d + j] }
@@ -271,7 +276,7 @@ final class OpGradientTests: XCTestCase {
                     for j in 0..<d {
                         let e = r * d + j
                         XCTAssertEqual(y[e].bitPattern, (wv[j] * (xv[e] * s)).bitPattern, "y[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
-                        XCTAssertEqual(x.grad![e].bitPattern, (0 + (s * gv[e] * wv[j] - c * xv[e])).bitPattern,
+                        XCTAssertEqual(dx[e].bitPattern, (0 + (s * gv[e] * wv[j] - c * xv[e])).bitPattern,
                                        "dx[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
                     }
                 }
@@ -292,15 +297,7 @@ final class OpGradientTests: XCTestCase {
                 let bv = key.derive("b").uniformArray(d, lo: -1, hi: 1), gv = key.derive("g").uniformArray(rows * d, lo: -1, hi: 1)
                 let x = Tensor(shape: [rows, d], values: xv, requiresGrad: true)
                 let w = Tensor(shape: [d], values: wv), b = Tensor(shape: [d], values: bv)
-                let tape = Tape()
-                var out: Tensor?
-                let loss = try tape.record { () -> Tensor in
-                    let y = try layerNorm(x, weight: w, bias: b, eps: 1e-5)
-                    out = y
-                    return sum(try mul(y, Tensor(shape: [rows, d], values: gv)))
-                }
-                tape.backward(loss)
-                let y = out!
+                let (y, dx) = try outputAndGradient(x, upstream: gv) { try layerNorm($0, weight: w, bias: b, eps: 1e-5) }
                 for r in 0..<rows {
                     var s: Float = 0
                     for j in 0..<d { s += xv[r * d + j] }
@@ -319,7 +316,7 @@ final class OpGradientTests: XCTestCase {
                     for j in 0..<d {
                         let e = r * d + j, xh = (xv[e] - mu) * rs
                         XCTAssertEqual(y[e].bitPattern, ((xv[e] - mu) * rs * wv[j] + bv[j]).bitPattern, "y[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
-                        XCTAssertEqual(x.grad![e].bitPattern, (0 + rs * (gv[e] * wv[j] - sg - xh * sgx)).bitPattern,
+                        XCTAssertEqual(dx[e].bitPattern, (0 + rs * (gv[e] * wv[j] - sg - xh * sgx)).bitPattern,
                                        "dx[\(r), \(j)] rows \(rows) d \(d) threads \(threads)")
                     }
                 }
