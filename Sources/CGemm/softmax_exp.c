@@ -51,6 +51,63 @@ AVX2 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes) {
     }
     _mm256_storeu_ps(lanes, sum);
 }
+// The whole softmax row on AVX2 + FMA, n any length: softmaxRowVector's passes (VectorMath.swift)
+// with their operations in their order, so the same bits (tested against the Swift form). One call
+// a row: from Swift the first and last passes ran as SIMD8 loops whose masked selects compile to
+// several instructions each, and the tails as scalar loops around a call per exponential.
+//   1. v = row[j] (+ bias[j]); −∞ where keyMask[j] == 0 or j ≥ limit; max over the row, NaNs
+//      never taken (the eight-lane loop, then the tail one element at a time);
+//   2. no allowed key (max −∞): every row[j] = 1/n;
+//   3. e = e^(v − max) by exp8 (the tail: exp8's lane 0, 0 for −∞), lane sums in the order of j,
+//      the eight lanes added 0…7 from −0, then the tail's e one by one;
+//   4. row[j] ·= 1/sum.
+AVX2 void pr_softmax_row_avx2(float *row, long n, const float *bias, const float *keyMask, long limit) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff()), zero = _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int lim = limit > INT32_MAX ? INT32_MAX : limit < INT32_MIN ? INT32_MIN : (int)limit;  // Int32(clamping:)
+    const long n8 = n / 8 * 8;
+    __m256 mx8 = ninf;
+    for (long j = 0; j < n8; j += 8) {
+        __m256 v = _mm256_loadu_ps(row + j);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+        if (keyMask) v = _mm256_blendv_ps(v, ninf, _mm256_cmp_ps(_mm256_loadu_ps(keyMask + j), zero, _CMP_EQ_OQ));
+        if (j + 8 > limit) {  // keep lanes with j + lane < limit
+            __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(lim), _mm256_add_epi32(lane, _mm256_set1_epi32((int)j)));
+            v = _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(keep));
+        }
+        _mm256_storeu_ps(row + j, v);
+        mx8 = _mm256_blendv_ps(mx8, v, _mm256_cmp_ps(v, mx8, _CMP_GT_OQ));
+    }
+    float l8[8];
+    _mm256_storeu_ps(l8, mx8);
+    float mx = l8[0];
+    for (int i = 1; i < 8; i++) if (l8[i] > mx) mx = l8[i];  // no NaN among them: the exact maximum
+    for (long j = n8; j < n; j++) {
+        float v = row[j] + (bias ? bias[j] : 0.0f);
+        if (j >= limit || (keyMask && keyMask[j] == 0)) v = -__builtin_inff();
+        row[j] = v;
+        if (v > mx) mx = v;
+    }
+    if (mx == -__builtin_inff()) {
+        const float u = 1 / (float)n;
+        for (long j = 0; j < n; j++) row[j] = u;
+        return;
+    }
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    pr_softmax_exp_avx2(row, n8, mx, lanes);
+    float s = -0.0f;
+    for (int i = 0; i < 8; i++) s += lanes[i];
+    for (long j = n8; j < n; j++) {
+        const float e = row[j] == -__builtin_inff() ? 0 : _mm256_cvtss_f32(exp8(_mm256_set1_ps(row[j] - mx)));
+        row[j] = e;
+        s += e;
+    }
+    const float inv = 1 / s;
+    const __m256 iv = _mm256_set1_ps(inv);
+    long j = 0;
+    for (; j < n8; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), iv));
+    for (; j < n; j++) row[j] *= inv;
+}
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 // exp8 on sixteen lanes: the same operations, lane by lane.
@@ -127,6 +184,7 @@ AVX512 void pr_softmax_scale_avx512(float *row, long n8, float inv) {
 #else
 #include <stdlib.h>
 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes) { abort(); }
+void pr_softmax_row_avx2(float *row, long n, const float *bias, const float *keyMask, long limit) { abort(); }
 float pr_softmax_prepare_avx512(float *row, long n8, const float *bias, const float *keyMask, long limit) { abort(); }
 void pr_softmax_scale_avx512(float *row, long n8, float inv) { abort(); }
 void pr_softmax_exp_avx512(float *row, long n8, float max, float *lanes) { abort(); }

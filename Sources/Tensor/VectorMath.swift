@@ -71,9 +71,10 @@ func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
 @inline(__always)
 func exp1(_ x: Float) -> Float { exp8(SIMD8<Float>(repeating: x))[0] }
 
-/// Which form runs the softmax's exponential pass: the C loop (Sources/CGemm/softmax_exp.c) where
-/// the CPU has AVX2 and FMA, else the Swift loop. Both give the same bits (tested); `forced`
-/// false makes tests run the Swift loop (true never selects the C loop on a CPU without AVX2).
+/// Which form runs the softmax (Sources/CGemm/softmax_exp.c): where the CPU has AVX2 and FMA, the
+/// whole row in one C call (`pr_softmax_row_avx2`), or with the AVX-512 kernel the Swift passes
+/// around C's sixteen-lane ones; else the Swift loops. All give the same bits (tested); `forced`
+/// false makes tests run the Swift loops (true never selects C on a CPU without AVX2).
 enum SoftmaxExp {
     nonisolated(unsafe) static var forced: Bool?
     static var usesC: Bool { (forced ?? true) && BLAS.avx2Available }
@@ -100,6 +101,10 @@ func softmaxRowVector(_ row: UnsafeMutablePointer<Float>, _ n: Int, bias: Unsafe
                       keyMask: UnsafePointer<Float>?) {
     let ninf = SIMD8<Float>(repeating: -.infinity), zero = SIMD8<Float>(repeating: 0)
     let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+    if SoftmaxExp.usesC && !SoftmaxExp.usesAVX512 {  // the whole row in one C call (softmax_exp.c), the same bits
+        pr_softmax_row_avx2(row, n, bias, keyMask, limit)
+        return
+    }
     let lim = Int32(clamping: limit)
     var mx8 = ninf
     var j = 0

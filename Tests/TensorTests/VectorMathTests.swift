@@ -83,8 +83,8 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
-    /// The C exponential pass (Sources/CGemm/softmax_exp.c) against the Swift eight-lane loop it
-    /// replaces on AVX2 hosts: every output bit equal, for rows of every length class (8-wide
+    /// The C softmax (Sources/CGemm/softmax_exp.c: the whole row on AVX2, the exponential pass on
+    /// AVX-512) against the Swift form it replaces: every output bit equal, for rows of every length class (8-wide
     /// steps, a scalar tail), masked keys, scores far below the max (subnormal and zero results),
     /// a NaN score, and fully masked rows; and exp8 lane by lane against the C pass on inputs whose
     /// x·log2 e lies within a few ulps of a half-integer (where rounding the product before the
@@ -122,7 +122,7 @@ final class VectorMathTests: XCTestCase {
         var s = PhiloxStream(RNGKey(seed: 25))
         var rows = 0
         for n in [1, 7, 8, 15, 16, 17, 24, 31, 33, 64, 100, 356, 357, 1000] {
-            for variant in 0..<6 {
+            for variant in 0..<8 {
                 let key = RNGKey(seed: 26).derive("exp\(n)-\(variant)")
                 // variant 0: exps of one size, so the lane sums' order shows; 1: scores down to −200 (subnormal and zero results)
                 var row = key.uniformArray(n, lo: variant == 1 ? -200 : (variant == 0 ? -1 : -30), hi: variant == 0 ? 1 : 30)
@@ -132,6 +132,7 @@ final class VectorMathTests: XCTestCase {
                 var mask = [Float](repeating: 1, count: n)
                 for j in 0..<n where s.nextInt(below: 4) == 0 { mask[j] = 0 }
                 if variant == 4 { mask = [Float](repeating: 0, count: n) }
+                if variant == 7 { for j in 0..<n { row[j] = [Float(-0.0), 0, -1][j % 3] } }  // −0 scores, no bias: the tail adds +0
                 var out: [[Float]] = []
                 for (c, wide) in paths {
                     SoftmaxExp.forced = c
@@ -140,9 +141,11 @@ final class VectorMathTests: XCTestCase {
                     bias.withUnsafeBufferPointer { bp in
                         mask.withUnsafeBufferPointer { mp in
                             a.withUnsafeMutableBufferPointer {
-                                // variant 5: keys past a limit inside the row (causal rows), 8-lane blocks cut by it
-                                softmaxRowVector($0.baseAddress!, n, bias: variant == 0 ? nil : bp.baseAddress, limit: variant == 5 ? n * 2 / 3 : n,
-                                                 keyMask: variant == 0 ? nil : mp.baseAddress)
+                                // variant 5: keys past a limit inside the row (causal rows), 8-lane blocks cut by it;
+                                // 6: limit 0 (no allowed key: uniform)
+                                softmaxRowVector($0.baseAddress!, n, bias: variant == 0 || variant == 7 ? nil : bp.baseAddress,
+                                                 limit: variant == 5 ? n * 2 / 3 : (variant == 6 ? 0 : n),
+                                                 keyMask: variant == 0 || variant == 7 ? nil : mp.baseAddress)
                             }
                         }
                     }
@@ -156,7 +159,7 @@ final class VectorMathTests: XCTestCase {
                 rows += 1
             }
         }
-        XCTAssertEqual(rows, 84)
+        XCTAssertEqual(rows, 112)
     }
 
     func testSoftmaxBackwardRowMatchesScalar() {

@@ -101,6 +101,12 @@ double pr_stream_sum(const float *p, long n);
 /// lanes[j mod 8] += row[j] in the order of j, exactly as that file's eight-lane loop does (same
 /// bits). Call only when pr_gemm_avx2_available() returns 1.
 void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes);
+/// The whole softmax of row[0 ..< n] on AVX2 + FMA (softmax_exp.c), n any length: adds bias[j]
+/// (non-NULL), −∞ where keyMask[j] == 0 (non-NULL) or j ≥ limit, then e^(x − max) / Σ, or 1/n for
+/// every key when none is allowed; the passes of Sources/Tensor/VectorMath.swift's
+/// softmaxRowVector, operation for operation (same bits). Call only when pr_gemm_avx2_available()
+/// returns 1.
+void pr_softmax_row_avx2(float *row, long n, const float *bias, const float *keyMask, long limit);
 /// The same pass on AVX-512 (softmax_exp.c): sixteen exponentials per step with exp8's operations
 /// on each lane, their low eight then their high eight added to the eight lane sums (the order of
 /// j, as above): the bits of pr_softmax_exp_avx2. Call only when pr_gemm_avx512_available() returns 1.
