@@ -217,12 +217,15 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
                 Tape.deferWeightGradient(weightIsLeaf: wLeaf, keptFloats: rows * (inF + outF), weightFloats: inF * outF) {
                     let g = gt.data
                     let x = keepX ?? use!.take()
+                    // W's first gradient is written, not added to zeros (same bits; see bufferForProduct):
+                    // no zeroing pass over the weight's size and no read of it in the product.
+                    let (dw, fresh) = w.box.bufferForProduct()
                     if layout == .outIn {  // dW (out × in) = gᵀ x
                         BLAS.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, alpha: 1,
-                                   a: g, lda: outF, b: x.data, ldb: inF, beta: 1, c: w.gradBuffer(), ldc: inF)
+                                   a: g, lda: outF, b: x.data, ldb: inF, beta: fresh ? 0 : 1, c: dw, ldc: inF)
                     } else {               // dW (in × out) = xᵀ g
                         BLAS.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, alpha: 1,
-                                   a: x.data, lda: inF, b: g, ldb: outF, beta: 1, c: w.gradBuffer(), ldc: outF)
+                                   a: x.data, lda: inF, b: g, ldb: outF, beta: fresh ? 0 : 1, c: dw, ldc: outF)
                     }
                 }
             }
