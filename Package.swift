@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CGemm", "Support"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),
-        .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support", "CGemm"], swiftSettings: fast),
         // Tables, figures, comparisons: from the store's cells and committed files only (no specs,
         // models or methods; the CLI passes what it derives from them as data).
         .target(name: "Reports", dependencies: ["Store", "Tasks", "Training", "Support", .product(name: "Yams", package: "Yams")],

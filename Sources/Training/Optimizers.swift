@@ -5,6 +5,7 @@
 //                 factored second moments for ≥2-D tensors, ρ = 1 − t^−0.8, eps1 1e-30, update
 //                 clipped to RMS ≤ 1, no momentum, decay p −= lr·wd·p before the update
 // Parameter groups carry their own learning rate and weight decay (DePT: prompt vs A/B).
+import CGemm
 import Foundation
 import Tensor
 
@@ -119,7 +120,16 @@ public final class Optimizer {
         @inline(__always) func store(_ x: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>, _ i: Int) {
             UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: SIMD8<Float>.self)
         }
+        let viaC = AdamWAVX2.uses
+        let k = [b1, b2, c1, c2, e, decay, stepSize, rootBC2, hfStep, hfDecay]
         Parallel.forRange(p.count, costPerItem: 8) { range in
+            if viaC {  // the same loop in C (Sources/CGemm/adamw.c), the same bits
+                var sums = [0.0, 0.0]
+                pr_adamw_avx2(range.count, x + range.lowerBound, g + range.lowerBound, m + range.lowerBound, v + range.lowerBound,
+                              torch ? 1 : 0, k, record ? 1 : 0, &sums)
+                if record { lock.lock(); partial[range.lowerBound] = (sums[0], sums[1]); lock.unlock() }
+                return
+            }
             // Eight lanes at a time with the scalar tail's exact operations in the same order (no
             // fused multiply-add), so every updated value is the scalar rule's bits. The norms'
             // Double sums run per lane and are added at the end of the chunk.
@@ -169,6 +179,13 @@ public final class Optimizer {
             let sums = partial.keys.sorted().reduce((0.0, 0.0)) { ($0.0 + partial[$1]!.0, $0.1 + partial[$1]!.1) }
             setNorms(p, grad: sums.0, param: sums.1)
         }
+    }
+
+    /// AdamW's loop in C where the CPU has AVX2 and FMA (`pr_adamw_avx2`), else `adam`'s Swift loop;
+    /// the same bits (tested). `forced` false makes tests run the Swift loop.
+    enum AdamWAVX2 {
+        nonisolated(unsafe) static var forced: Bool?
+        static var uses: Bool { (forced ?? true) && BLAS.avx2Available }
     }
 
     func setNorms(_ p: Tensor, grad: Double, param: Double) {

@@ -1,6 +1,7 @@
 import Foundation
+import Support
 import Tensor
-import Training
+@testable import Training
 import XCTest
 
 /// Optimizer updates against trajectories from torch.optim.AdamW and transformers' Adafactor
@@ -54,6 +55,51 @@ final class OptimizerTests: XCTestCase {
                 opt.update()
                 let long = p.array
                 for i in 0..<n { XCTAssertEqual(long[i].bitPattern, short[s][i % 6].bitPattern, "\(kind) step \(s + 1) [\(i)]") }
+            }
+        }
+    }
+
+    /// AdamW's loop in C (Sources/CGemm/adamw.c, AVX2 hosts) against the Swift loop it replaces:
+    /// the weights, both moments and the recorded norms bit for bit, for both update rules, over
+    /// three steps, at lengths that are all tail, all lanes, and lanes then a tail, one big enough
+    /// to be split over threads; values from 1e-30 to 10 in size, zeros and −0 among them. A product
+    /// and sum contracted into an FMA, or the norms' lanes added in another order, fails it.
+    func testAdamWInCIsBitIdenticalToSwiftLoop() throws {
+        try XCTSkipUnless(BLAS.avx2Available, "no AVX2 and FMA on this CPU")
+        defer { Optimizer.AdamWAVX2.forced = nil }
+        for kind in [OptimizerKind.adamwTorch, .adamwHF] {
+            for n in [1, 7, 8, 9, 64, 1003, 200_003] {
+                let key = RNGKey(seed: 31).derive("adamw\(n)")
+                func values(_ name: String) -> [Float] {
+                    let u = key.derive(name).uniformArray(n, lo: -1, hi: 1), s = key.derive(name + "s").uniformArray(n, lo: -30, hi: 1)
+                    return (0..<n).map { i in i % 97 == 3 ? 0 : (i % 89 == 5 ? -0.0 : u[i] * Float(pow(10, Double(s[i])))) }
+                }
+                let p0 = values("p"), grads = (0..<3).map { values("g\($0)") }
+                var runs: [(p: [Float], m: [Float], v: [Float], norms: [Double])] = []
+                for viaC in [false, true] {
+                    Optimizer.AdamWAVX2.forced = viaC
+                    let p = Tensor(shape: [n], values: p0, requiresGrad: true)
+                    p.name = "p"
+                    let opt = Optimizer(kind: kind, groups: [ParamGroup(tensors: [p], lr: 0.01, weightDecay: 0.1)])
+                    opt.recordsNorms = true
+                    var norms: [Double] = []
+                    for (s, g) in grads.enumerated() {
+                        opt.recordsNorms = s != 1  // the loop without the sums too
+                        p.grad = Tensor(shape: [n], values: g)
+                        opt.update()
+                        if let (gn, pn) = opt.norms[ObjectIdentifier(p)] { norms += [gn, pn] }
+                    }
+                    let slots = try XCTUnwrap(opt.slots["p"])
+                    runs.append((p.array, slots[0].array, slots[1].array, norms))
+                }
+                let (a, b) = (runs[0], runs[1])
+                for (label, x, y) in [("weights", a.p, b.p), ("m", a.m, b.m), ("v", a.v, b.v)] {
+                    for i in 0..<n where x[i].bitPattern != y[i].bitPattern {
+                        XCTFail("\(kind) n \(n) \(label)[\(i)]: Swift \(x[i]) C \(y[i])"); break
+                    }
+                }
+                XCTAssertEqual(a.norms.count, 4)
+                XCTAssertEqual(a.norms.map(\.bitPattern), b.norms.map(\.bitPattern), "\(kind) n \(n) norms")
             }
         }
     }
