@@ -18,7 +18,7 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 
 AVX2 void pr_adamw_avx2(long n, float *x, const float *g, float *m, float *v, int torchForm,
-                        const float k[10], int record, double sums[2]) {
+                        const float k[10], int record, double *sumG, double *sumP) {
     const float b1 = k[0], b2 = k[1], c1 = k[2], c2 = k[3], e = k[4], decay = k[5], stepSize = k[6],
                 rootBC2 = k[7], hfStep = k[8], hfDecay = k[9];
     const __m256 b1v = _mm256_set1_ps(b1), b2v = _mm256_set1_ps(b2), c1v = _mm256_set1_ps(c1),
@@ -74,11 +74,11 @@ AVX2 void pr_adamw_avx2(long n, float *x, const float *g, float *m, float *v, in
         }
         if (record) { sg += (double)gi * (double)gi; sp += (double)x[i] * (double)x[i]; }
     }
-    sums[0] = sg;
-    sums[1] = sp;
+    *sumG = sg;
+    *sumP = sp;
 }
 #else
 #include <stdlib.h>
 void pr_adamw_avx2(long n, float *x, const float *g, float *m, float *v, int torchForm,
-                   const float k[10], int record, double sums[2]) { abort(); }
+                   const float k[10], int record, double *sumG, double *sumP) { abort(); }
 #endif

@@ -123,18 +123,16 @@ public final class Optimizer {
         let viaC = AdamWAVX2.uses
         let k = [b1, b2, c1, c2, e, decay, stepSize, rootBC2, hfStep, hfDecay]
         Parallel.forRange(p.count, costPerItem: 8) { range in
+            var sg = 0.0, sp = 0.0
+            defer { if record { lock.lock(); partial[range.lowerBound] = (sg, sp); lock.unlock() } }
             if viaC {  // the same loop in C (Sources/CGemm/adamw.c), the same bits
-                var sums = [0.0, 0.0]
                 pr_adamw_avx2(range.count, x + range.lowerBound, g + range.lowerBound, m + range.lowerBound, v + range.lowerBound,
-                              torch ? 1 : 0, k, record ? 1 : 0, &sums)
-                if record { lock.lock(); partial[range.lowerBound] = (sums[0], sums[1]); lock.unlock() }
+                              torch ? 1 : 0, k, record ? 1 : 0, &sg, &sp)
                 return
             }
             // Eight lanes at a time with the scalar tail's exact operations in the same order (no
             // fused multiply-add), so every updated value is the scalar rule's bits. The norms'
             // Double sums run per lane and are added at the end of the chunk.
-            var sg = 0.0, sp = 0.0
-            defer { if record { lock.lock(); partial[range.lowerBound] = (sg, sp); lock.unlock() } }
             var sg8 = SIMD8<Double>(), sp8 = SIMD8<Double>()
             var i = range.lowerBound
             while i + 8 <= range.upperBound {

@@ -105,10 +105,10 @@ void pr_softmax_exp_avx2(float *row, long n8, float max, float *lanes);
 /// loop and scalar tail of Sources/Training/Optimizers.swift's Optimizer.adam, operation for
 /// operation (same bits). torchForm 1: torch's rule, 0: transformers'. k = (beta1, beta2,
 /// 1 − beta1, 1 − beta2, eps, decay, stepSize, √bc2, hfStep, hfDecay) as that function computes
-/// them. With record ≠ 0, sums = (Σ g², Σ x_new²) in double in that loop's order (else zeros).
+/// them. With record ≠ 0, *sumG = Σ g² and *sumP = Σ x_new², in double in that loop's order (else 0).
 /// Call only when pr_gemm_avx2_available() returns 1.
 void pr_adamw_avx2(long n, float *x, const float *g, float *m, float *v, int torchForm,
-                   const float k[10], int record, double sums[2]);
+                   const float k[10], int record, double *sumG, double *sumP);
 /// The whole softmax of row[0 ..< n] on AVX2 + FMA (softmax_exp.c), n any length: adds bias[j]
 /// (non-NULL), −∞ where keyMask[j] == 0 (non-NULL) or j ≥ limit, then e^(x − max) / Σ, or 1/n for
 /// every key when none is allowed; the passes of Sources/Tensor/VectorMath.swift's
