@@ -166,7 +166,7 @@ AVX512 static void kernel_cols(long kc, const float *restrict a, long lda, const
     kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
 }
 
-GEMM_DRIVER(pr_sgemm_avx512, 2 * NR, 0)
+GEMM_DRIVER(pr_sgemm_avx512, 2 * NR)
 
 #else
 void pr_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha,

@@ -199,18 +199,9 @@ AVX2 static void kernel_cols(long kc, const float *restrict a, long lda, const f
     kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
 }
 
-// A not transposed is read in place at every width (ROWS_IN_PLACE), not packed first, unless a
-// test or scripts/gemm_rows_in_place.sh sets pr_avx2_rows_in_place to 0 (the same bits either way:
-// the kernel runs the same FMAs on the same values). AMD Zen 3, 2 threads, products against a
-// prepacked B as the linear layers run them, the two forms alternating in one process: in place
-// was faster at most t5-small and t5-base layer shapes (2048 and 11392 rows, and 56-row decoding
-// products), by 3-10 % in their means, and slower at one or two of ten per run (docs/performance.md,
-// Tenth session).
-int pr_avx2_rows_in_place = 1;
-GEMM_DRIVER(pr_sgemm_avx2, 4 * NR, pr_avx2_rows_in_place)
+GEMM_DRIVER(pr_sgemm_avx2, 4 * NR)
 
 #else
-int pr_avx2_rows_in_place = 1;
 void pr_sgemm_avx2(int transA, int transB, long m, long n, long k, float alpha,
                    const float *a, long lda, const float *b, long ldb,
                    float beta, float *c, long ldc, long MC, long KC, long NC) { abort(); }

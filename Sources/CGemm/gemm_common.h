@@ -141,9 +141,7 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
 // the kernel sweeps the KC×NC block of B, packed per (ic, pc, jc) and sized to stay in L2 (the
 // vector side, streamed). It is BLIS's order with the roles of A and B swapped, because this tile
 // broadcasts A and loads vectors of B (BLIS's Skylake-X tile does the reverse). Narrow products
-// (n ≤ DIRECT_LIMIT) read A in place instead, only a ragged last panel packed, and so does every
-// product whose A is not transposed when the kernel file passes ROWS_IN_PLACE 1 (gemm_avx2.c says
-// why). Products that read A in place prefetch no B. C is scaled by beta
+// (n ≤ DIRECT_LIMIT) read A in place instead, only a ragged last panel packed. C is scaled by beta
 // on the first k block only, and each element of C is the same chain of operations whatever MC,
 // NC and the loop order: acc over one k block in order, then alpha·acc + bet·C, blocks in k order.
 // A prepacked B (a frozen weight) comes from memory, not from a packing pass just run: with few
@@ -162,7 +160,7 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
 // Expanded once per kernel file: NAME (packs B on the fly), NAME_packed (reads a packed B),
 // NAME_pack_b (packs op(B) whole), NAME_pack_b_cols (the panels of some columns of it, so threads
 // can share the packing) and NAME_packed_size (floats the packed B takes).
-#define GEMM_DRIVER(NAME, DIRECT_LIMIT, ROWS_IN_PLACE) \
+#define GEMM_DRIVER(NAME, DIRECT_LIMIT) \
 GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long k, float alpha, \
                       const float *a, long lda, const float *b, long ldb, const float *prepacked, \
                       float beta, float *c, long ldc, long MC, long KC, long NC) { \
@@ -181,7 +179,7 @@ GEMM_TARGET static void NAME##_nest(int transA, int transB, long m, long n, long
     long npad = (n + NR - 1) / NR * NR; \
     /* Narrow products (per-head attention, n = 64) do only 2n FLOPs per element of A, so packing A \
        would cost about as much as the product: the kernel reads full MR-row panels of A in place. */ \
-    int direct = n <= (DIRECT_LIMIT) || ((ROWS_IN_PLACE) && !transA); \
+    int direct = n <= (DIRECT_LIMIT); \
     float *bp = prepacked ? NULL : ensure(&pack_b, &pack_b_size, kcMax * ncMax); \
     float *ap = ensure(&pack_a, &pack_a_size, direct ? kcMax * MR : kcMax * mcMax); \
     if ((!prepacked && !bp) || !ap) abort(); \

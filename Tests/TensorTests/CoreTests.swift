@@ -1,4 +1,3 @@
-import CGemm
 import Dispatch
 import Foundation
 import Support
@@ -54,72 +53,6 @@ final class GEMMTests: XCTestCase {
     func testAVX2KernelAgainstNaive() throws {
         try XCTSkipUnless(BLAS.avx2Available, "this CPU has no AVX2/FMA: the kernel is never selected here")
         try ownKernelAgainstNaive(.avx2)
-    }
-
-    /// The AVX2 kernel reading a non-transposed A in place at every width (`pr_avx2_rows_in_place`
-    /// 1, the default since 2026-12-04) gives the bits of packing A first (0): B packed on the fly
-    /// and prepacked, B transposed or not, beta 0 and 1, on shapes with ragged row panels and
-    /// column tiles, k over several kc blocks, padded leading dimensions, under the derived blocking
-    /// and a small one that crosses every block. The values are also checked against the oracle, so
-    /// a form that read the wrong elements in both cases would fail too. Skipped without AVX2.
-    func testAVX2RowsInPlaceGiveThePackedBits() throws {
-        try XCTSkipUnless(BLAS.avx2Available, "this CPU has no AVX2/FMA: the kernel is never selected here")
-        let saved = pr_avx2_rows_in_place
-        defer { pr_avx2_rows_in_place = saved }
-        let derived = BLAS.blockings[.avx2]!
-        for bl in [derived, GEMMBlocking(mc: 24, kc: 40, nc: 64)] {
-            for (m, n, k) in [(7, 65, 300), (13, 200, 257), (100, 129, 520), (6, 16, 256), (61, 1000, 64), (1, 80, 33)] {
-                for tb in [false, true] {
-                    for beta: Float in [0, 1] {
-                        let lda = k + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
-                        let a = RNGKey(seed: 31).uniformArray(m * lda, lo: -1, hi: 1)
-                        let b = RNGKey(seed: 32).uniformArray((tb ? n : k) * ldb, lo: -1, hi: 1)
-                        let c0 = RNGKey(seed: 33).uniformArray(m * ldc, lo: -1, hi: 1)
-                        var packed = [Float](repeating: 0, count: pr_sgemm_avx2_packed_size(n, k) + 16)
-                        var out: [[Float]] = []
-                        for inPlace: Int32 in [0, 1] {
-                            pr_avx2_rows_in_place = inPlace
-                            var c1 = c0, c2 = c0
-                            a.withUnsafeBufferPointer { pa in
-                                b.withUnsafeBufferPointer { pb in
-                                    c1.withUnsafeMutableBufferPointer { pc in
-                                        pr_sgemm_avx2(0, tb ? 1 : 0, m, n, k, 0.7, pa.baseAddress!, lda, pb.baseAddress!, ldb, beta,
-                                                      pc.baseAddress!, ldc, bl.mc, bl.kc, bl.nc)
-                                    }
-                                    packed.withUnsafeMutableBufferPointer { pp in
-                                        // 64-byte aligned start inside the array, as the packed kernel wants.
-                                        let base = UnsafeMutableRawPointer(pp.baseAddress!)
-                                        let start = (64 - Int(bitPattern: base) % 64) % 64 / 4
-                                        let bp = pp.baseAddress! + start
-                                        pr_sgemm_avx2_pack_b(tb ? 1 : 0, n, k, pb.baseAddress!, ldb, bl.kc, bp)
-                                        c2.withUnsafeMutableBufferPointer { pc in
-                                            pr_sgemm_avx2_packed(0, m, n, k, 0.7, pa.baseAddress!, lda, bp, beta, pc.baseAddress!, ldc,
-                                                                 bl.mc, bl.kc, bl.nc)
-                                        }
-                                    }
-                                }
-                            }
-                            out += [c1, c2]
-                        }
-                        let what = "mc \(bl.mc) kc \(bl.kc) m\(m) n\(n) k\(k) tB\(tb) beta\(beta)"
-                        for (i, c) in out.enumerated().dropFirst() {
-                            XCTAssertTrue(c.elementsEqual(out[0]) { $0.bitPattern == $1.bitPattern }, "form \(i) differs: \(what)")
-                        }
-                        var naive = c0
-                        a.withUnsafeBufferPointer { pa in
-                            b.withUnsafeBufferPointer { pb in
-                                naive.withUnsafeMutableBufferPointer { pc in
-                                    BLAS.sgemmNaive(transA: false, transB: tb, m: m, n: n, k: k, alpha: 0.7, a: pa.baseAddress!, lda: lda,
-                                                    b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
-                                }
-                            }
-                        }
-                        let worst = zip(out[3], naive).map { abs($0 - $1) / max(1, abs($1)) }.max()!
-                        XCTAssertLessThan(worst, 2e-5, what)
-                    }
-                }
-            }
-        }
     }
 
     /// `kernel` on its derived blocking and on a small one (mc 4·mr, kc 40, nc 4·nr) that makes

@@ -48,10 +48,6 @@ long pr_sgemm_avx512_packed_size(long n, long k);
 void pr_sgemm_avx512_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
                             const float *packed, float beta, float *c, long ldc, long MC, long KC, long NC);
 void pr_sgemm_avx2_pack_b(int transB, long n, long k, const float *b, long ldb, long KC, float *out);
-/// 1 (default): pr_sgemm_avx2* read a non-transposed A in place at every n (gemm_avx2.c); 0: they
-/// pack it first when n > 64, as before 2026-12-04. The same bits either way; for tests and
-/// scripts/gemm_rows_in_place.sh only (not thread-safe to change while products run).
-extern int pr_avx2_rows_in_place;
 void pr_sgemm_avx2_pack_b_cols(int transB, long n, long k, const float *b, long ldb, long KC, long j0, long j1, float *out);
 long pr_sgemm_avx2_packed_size(long n, long k);
 void pr_sgemm_avx2_packed(int transA, long m, long n, long k, float alpha, const float *a, long lda,
