@@ -26,6 +26,15 @@ struct BenchOne: ParsableCommand {
     var precision: String = "fp32"
     @Option(help: "Kernel of --precision bf16: avx512_bf16 or amx_bf16 (default: amx_bf16 where the CPU has AMX-BF16, else avx512_bf16).")
     var bf16Kernel: String?
+    @Option(help: ArgumentHelp("Alternate the timed repetitions between the default form of some code and its Swift reference form, which give the same bits: \(AlternateForm.allCases.map(\.rawValue).joined(separator: ", ")). Pairs in the order ABBA; prints each form's seconds and the per-pair ratios (an even --repeats).",
+                               valueName: "form"))
+    var alternate: AlternateForm?
+
+    func validate() throws {
+        if alternate != nil, repeats < 2 || repeats % 2 != 0 {
+            throw ValidationError("--alternate times the two forms in pairs: --repeats must be even and at least 2, not \(repeats)")
+        }
+    }
 
     func run() throws {
         Parallel.configure(threads: threads)
@@ -93,14 +102,22 @@ struct BenchOne: ParsableCommand {
             step += 1
         }
         try once()  // warm-up
+        if let alternate {  // and one of the other form
+            alternate.select(reference: true)
+            try once()
+            alternate.select(reference: false)
+        }
         AttentionClock.seconds = 0
         let flops0 = BLAS.flops
         var times: [Double] = []
-        for _ in 0..<max(1, repeats) {
+        for rep in 0..<max(1, repeats) {
+            alternate?.select(reference: AlternateForm.runsReference(repetition: rep))
             let t0 = DispatchTime.now().uptimeNanoseconds
             try once()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
+        alternate?.select(reference: false)
+        let alternation = alternate.map { $0.summary(times) }
         let measured = Double(BLAS.flops - flops0) / Double(max(1, repeats))  // GEMM FLOPs counted per repeat
         times.sort()
         var usage = rusage()
@@ -115,7 +132,7 @@ struct BenchOne: ParsableCommand {
                                   recomputesProbabilities: recompute && model.recomputesProbabilities, steps: newTokens)
         let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false, steps: newTokens)
         let med = times[times.count / 2]
-        let obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
+        var obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "gflop": flops / 1e9, "gflop_transformers_form": flopsProjected / 1e9,
                                   "gflop_measured": measured / 1e9,
                                   "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
@@ -124,7 +141,52 @@ struct BenchOne: ParsableCommand {
                                   "attention_share": AttentionClock.seconds / (times.reduce(0, +) * Double(Parallel.threads)),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]
                                       .compactMap { $0 }.joined(separator: ",")]
+        if let alternation { obj["alternate"] = alternation }
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+    }
+}
+
+/// Code that runs in two forms giving the same bits: a C loop (the default where the CPU has AVX2
+/// and FMA) and the Swift loop it replaced (the reference form, which the bit tests compare it
+/// with). `bench-one --alternate` times the two in one process, repetition by repetition, so that a
+/// drift of the host's speed (a KVM guest's neighbours) falls on both forms alike; separate
+/// processes run minutes apart cannot resolve a few per cent on such hosts.
+enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
+    /// The attention softmax's row (`SoftmaxExp`; Sources/CGemm/softmax_exp.c).
+    case softmaxC = "softmax-c"
+    /// Dropout's mask drawn and applied, and applied in backward (`DropoutAVX2`, `DropoutAVX512`;
+    /// Sources/CGemm/dropout_mask.c).
+    case dropoutC = "dropout-c"
+    /// AdamW's update loop (`Optimizer.AdamWAVX2`; Sources/CGemm/adamw.c).
+    case adamwC = "adamw-c"
+
+    /// Selects the reference (Swift) form, or back to the default.
+    func select(reference: Bool) {
+        let forced: Bool? = reference ? false : nil
+        switch self {
+        case .softmaxC: SoftmaxExp.forced = forced
+        case .dropoutC: DropoutAVX2.forced = forced; DropoutAVX512.forced = forced
+        case .adamwC: Optimizer.AdamWAVX2.forced = forced
+        }
+    }
+
+    /// Whether timed repetition `repetition` runs the reference form: pairs in the order ABBA
+    /// (default, reference, reference, default, …), so neither form always runs first in a pair.
+    static func runsReference(repetition: Int) -> Bool { repetition % 4 == 1 || repetition % 4 == 2 }
+
+    /// The forms in the order the repetitions ran them, each form's seconds in that order, their
+    /// medians, and per pair (repetitions 2i and
+    /// 2i + 1) the reference form's seconds ÷ the default form's: above 1 where the default is faster.
+    func summary(_ seconds: [Double]) -> [String: Any] {
+        var def: [Double] = [], ref: [Double] = [], ratios: [Double] = []
+        for (i, t) in seconds.enumerated() { if Self.runsReference(repetition: i) { ref.append(t) } else { def.append(t) } }
+        for i in stride(from: 0, to: seconds.count - 1, by: 2) {
+            let (a, b) = (seconds[i], seconds[i + 1])
+            ratios.append(Self.runsReference(repetition: i) ? a / b : b / a)
+        }
+        let order = seconds.indices.map { Self.runsReference(repetition: $0) ? "reference" : "default" }
+        return ["form": rawValue, "order": order, "seconds_default": def, "seconds_reference": ref, "median_default": medianOf(def),
+                "median_reference": medianOf(ref), "pair_ratios": ratios, "median_pair_ratio": medianOf(ratios)]
     }
 }
 

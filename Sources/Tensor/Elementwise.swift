@@ -372,10 +372,10 @@ func dropoutApply(count: Int, p: Float, scale: Float, key: RNGKey, src: UnsafePo
 
 /// Whether dropout's whole chunks run the AVX-512 form (Sources/CGemm/dropout_mask.c; the same
 /// bits as the Swift form): with the AVX-512 GEMM kernel, so `PROMPTREPRO_GEMM=avx2` runs an
-/// AVX2 host's code; `forced` lets tests compare the two forms.
-enum DropoutAVX512 {
+/// AVX2 host's code; `forced` lets tests (and `bench-one --alternate dropout-c`) compare the forms.
+public enum DropoutAVX512 {
     static var available: Bool { BLAS.avx512Available }
-    nonisolated(unsafe) static var forced: Bool?
+    nonisolated(unsafe) public static var forced: Bool?
     static var uses: Bool { forced.map { $0 && available } ?? (BLAS.kernel == .avx512) }
 }
 
@@ -383,9 +383,9 @@ enum DropoutAVX512 {
 /// C form (Sources/CGemm/dropout_mask.c; the same bits as the Swift form) where the AVX-512 form
 /// does not: on every CPU with AVX2 and FMA; `forced` false keeps the Swift form (tests compare
 /// the forms).
-enum DropoutAVX2 {
+public enum DropoutAVX2 {
     static var available: Bool { BLAS.avx2Available }
-    nonisolated(unsafe) static var forced: Bool?
+    nonisolated(unsafe) public static var forced: Bool?
     static var uses: Bool { forced.map { $0 && available } ?? available }
 }
 

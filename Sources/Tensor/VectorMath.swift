@@ -74,9 +74,10 @@ func exp1(_ x: Float) -> Float { exp8(SIMD8<Float>(repeating: x))[0] }
 /// Which form runs the softmax (Sources/CGemm/softmax_exp.c): where the CPU has AVX2 and FMA, the
 /// whole row in one C call (`pr_softmax_row_avx2`), or with the AVX-512 kernel the Swift passes
 /// around C's sixteen-lane ones; else the Swift loops. All give the same bits (tested); `forced`
-/// false makes tests run the Swift loops (true never selects C on a CPU without AVX2).
-enum SoftmaxExp {
-    nonisolated(unsafe) static var forced: Bool?
+/// false makes tests and `bench-one --alternate softmax-c` run the Swift loops (true never selects
+/// C on a CPU without AVX2).
+public enum SoftmaxExp {
+    nonisolated(unsafe) public static var forced: Bool?
     static var usesC: Bool { (forced ?? true) && BLAS.avx2Available }
     /// Sixteen lanes per step (`pr_softmax_exp_avx512`, the same bits) where the AVX-512 GEMM kernel
     /// runs; `forced512` (tests) overrides the choice.

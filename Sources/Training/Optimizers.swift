@@ -180,9 +180,10 @@ public final class Optimizer {
     }
 
     /// AdamW's loop in C where the CPU has AVX2 and FMA (`pr_adamw_avx2`), else `adam`'s Swift loop;
-    /// the same bits (tested). `forced` false makes tests run the Swift loop.
-    enum AdamWAVX2 {
-        nonisolated(unsafe) static var forced: Bool?
+    /// the same bits (tested). `forced` false makes tests and `bench-one --alternate adamw-c` run
+    /// the Swift loop.
+    public enum AdamWAVX2 {
+        nonisolated(unsafe) public static var forced: Bool?
         static var uses: Bool { (forced ?? true) && BLAS.avx2Available }
     }
 

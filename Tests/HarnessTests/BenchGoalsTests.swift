@@ -309,3 +309,37 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertTrue(err2.contains(missing), err2)
     }
 }
+
+/// `bench-one --alternate FORM` times a default form and its reference form in one process, pairs
+/// in the order ABBA, and reports each form's seconds and the per-pair ratios.
+final class BenchAlternateTests: XCTestCase {
+    func testAlternateSplitsTheRepetitionsIntoPairs() throws {
+        let (rc, out) = try runCLIText(["bench-one", "--workload", "train", "--seq-len", "16", "--batch", "2", "--prompt", "4",
+                                        "--repeats", "4", "--threads", "1", "--alternate", "dropout-c"], stdout: true)
+        XCTAssertEqual(rc, 0, out)
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
+        let alt = try XCTUnwrap(obj["alternate"] as? [String: Any], out)
+        XCTAssertEqual(alt["form"] as? String, "dropout-c")
+        let def = try XCTUnwrap(alt["seconds_default"] as? [Double]), ref = try XCTUnwrap(alt["seconds_reference"] as? [Double])
+        let ratios = try XCTUnwrap(alt["pair_ratios"] as? [Double])
+        XCTAssertEqual(def.count, 2)
+        XCTAssertEqual(ref.count, 2)
+        XCTAssertEqual(ratios.count, 2)
+        // ABBA: repetitions 0 and 3 ran the default, 1 and 2 the reference; pair i = reps 2i, 2i + 1.
+        XCTAssertEqual(alt["order"] as? [String], ["default", "reference", "reference", "default"])
+        for i in 0..<2 { XCTAssertEqual(ratios[i], ref[i] / def[i], accuracy: 1e-12) }
+        let all = try XCTUnwrap(obj["seconds_all"] as? [Double])
+        XCTAssertEqual(all.sorted(), (def + ref).sorted())
+        let median = try XCTUnwrap(alt["median_pair_ratio"] as? Double)
+        XCTAssertEqual(median, (ratios[0] + ratios[1]) / 2, accuracy: 1e-12)
+    }
+
+    func testAlternateNeedsPairsAndAKnownForm() throws {
+        let (rc, err) = try runCLIText(["bench-one", "--repeats", "3", "--alternate", "adamw-c"], stdout: false)
+        XCTAssertNotEqual(rc, 0)
+        XCTAssertTrue(err.contains("--repeats must be even"), err)
+        let (rc2, err2) = try runCLIText(["bench-one", "--repeats", "2", "--alternate", "gemm"], stdout: false)
+        XCTAssertNotEqual(rc2, 0)
+        XCTAssertTrue(err2.contains("softmax-c") && err2.contains("adamw-c"), err2)
+    }
+}
