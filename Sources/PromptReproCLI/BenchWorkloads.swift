@@ -175,8 +175,9 @@ enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
     static func runsReference(repetition: Int) -> Bool { repetition % 4 == 1 || repetition % 4 == 2 }
 
     /// The forms in the order the repetitions ran them, each form's seconds in that order, their
-    /// medians, and per pair (repetitions 2i and
-    /// 2i + 1) the reference form's seconds ÷ the default form's: above 1 where the default is faster.
+    /// medians, and per pair (repetitions 2i and 2i + 1) the reference form's seconds ÷ the default
+    /// form's: above 1 where the default is faster. (The JSON's other fields, `seconds_median`
+    /// among them, are over all repetitions, both forms.)
     func summary(_ seconds: [Double]) -> [String: Any] {
         var def: [Double] = [], ref: [Double] = [], ratios: [Double] = []
         for (i, t) in seconds.enumerated() { if Self.runsReference(repetition: i) { ref.append(t) } else { def.append(t) } }
