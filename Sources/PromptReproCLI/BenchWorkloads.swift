@@ -26,7 +26,7 @@ struct BenchOne: ParsableCommand {
     var precision: String = "fp32"
     @Option(help: "Kernel of --precision bf16: avx512_bf16 or amx_bf16 (default: amx_bf16 where the CPU has AMX-BF16, else avx512_bf16).")
     var bf16Kernel: String?
-    @Option(help: ArgumentHelp("Alternate the timed repetitions between the default form of some code and its Swift reference form, which give the same bits: \(AlternateForm.allCases.map(\.rawValue).joined(separator: ", ")). Pairs in the order ABBA; prints each form's seconds and the per-pair ratios (an even --repeats).",
+    @Option(help: ArgumentHelp("Alternate the timed repetitions between the default form of some code (a C loop) and its Swift reference form, which give the same bits. Pairs in the order ABBA; prints each form's seconds and the per-pair ratios (an even --repeats).",
                                valueName: "form"))
     var alternate: AlternateForm?
 
