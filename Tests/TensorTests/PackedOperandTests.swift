@@ -153,6 +153,43 @@ final class PackedOperandTests: XCTestCase {
         }
     }
 
+    /// The few-row rule outside a frozen scope (`BLAS.fewRows`): with the AVX2 kernel a product
+    /// with a large B runs our kernel from 16 rows, with AVX-512 from 32; fewer rows run OpenBLAS
+    /// where its core is fast. Checked on the bits: at 1 thread `sgemm` outside a scope must give
+    /// our kernel's bits at the threshold and OpenBLAS's one row below it.
+    func testFewRowsThresholdDependsOnTheKernel() throws {
+        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let savedThreads = Parallel.threads
+        defer { Parallel.configure(threads: savedThreads) }
+        Parallel.configure(threads: 1)
+        let (n, k) = (2100, 1000)  // n·k ≥ 2^20; k = 1000 so that OpenBLAS's bits differ from ours (above)
+        let w = Tensor(shape: [n, k], values: RNGKey(seed: 62).uniformArray(n * k, lo: -1, hi: 1))
+        for kernel in kernels {
+            let threshold = kernel == .avx2 ? 16 : 32
+            XCTAssertEqual(BLAS.fewRows(kernel), threshold)
+            for m in [threshold - 1, threshold] {
+                let a = RNGKey(seed: 61).uniformArray(m * k, lo: -1, hi: 1)
+                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+                    var c = [Float](repeating: 0, count: m * n)
+                    c.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+                    return c
+                }
+                let (ownBits, blasBits, plain, rule) = BLAS.withKernel(kernel) { () -> ([Float], [Float], [Float], Bool) in
+                    (run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: true) },
+                     run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: false) },
+                     run { BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n) },
+                     BLAS.usesOwnKernel(m: m, n: n, k: k))
+                }
+                func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+                XCTAssertGreaterThan(differing(ownBits, blasBits), 0, "\(kernel) and OpenBLAS \(BLAS.coreName) agree bit for bit at \(m) rows: the test cannot tell them apart")
+                let own = m >= threshold || !BLAS.openBLASHasFastKernel
+                XCTAssertEqual(rule, own, "\(kernel), \(m) rows")
+                XCTAssertEqual(differing(plain, own ? ownBits : blasBits), 0, "\(kernel), \(m) rows: expected \(own ? "our kernel's" : "OpenBLAS's") bits")
+            }
+        }
+    }
+
     /// C from the plain product, then from the same product run three times inside a scope that
     /// registers B's tensor (the first use packs nothing, later ones read the packed copy).
     /// Returns whether all three scoped results equal the plain one bit for bit, and how many
