@@ -345,13 +345,15 @@ public final class T5Model {
         let x = drop.apply(embeds)
         var hs = chunks.map { gather(x, $0.rows, $0.length) }                          // (rows, n, d) each
         let masks = chunks.map { gather(mask, $0.rows, $0.length) }
-        // Registering the weights lets a product with fewer than 32 rows run the own kernel where
-        // `encodeWhole` would run OpenBLAS (`BLAS.usesOwnKernel`). Length buckets (own kernels, at
-        // least 32 rows of tokens) always register them: encodeWhole runs the own kernel there.
-        // Consecutive chunks that small (only with a tiny `streamTokens`) run without the scope, so
-        // the kernel choice is always encodeWhole's.
+        // Registering the weights lets a product with fewer than `BLAS.fewRows` rows run the own
+        // kernel where it would otherwise run OpenBLAS (`BLAS.usesOwnKernel`). So they are
+        // registered whenever `encodeWhole` runs the own kernel for the whole batch (own kernels
+        // and B·L ≥ fewRows; length buckets, ≥ 32 rows of tokens, among them), and when every chunk
+        // is large enough to run it anyway; otherwise (chunks that small come only with a tiny
+        // `streamTokens`) they run without the scope. Either way the kernel choice is encodeWhole's.
         let buckets = Self.bucketsByLength(batch: B, length: L)
-        let frozen = buckets || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
+        let frozen = buckets || (BLAS.kernel != .openblas && B * L >= BLAS.fewRows(BLAS.kernel))
+            || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
         // With many length buckets, whole buckets run side by side, one per thread (each bucket's
         // products and attention then run on that thread alone), longest first: one hand-over per
         // layer instead of one per product, whose fork and join cost up to a tenth of a 2-thread

@@ -283,28 +283,30 @@ public enum BLAS {
 
     /// Whether `sgemm` of this size runs the selected own kernel: always, except products with
     /// fewer than `fewRows` rows and a large B that is not a frozen operand, where OpenBLAS has an
-    /// AVX2 or AVX-512 kernel and was measured as fast or faster. A frozen B (`frozenB`: it lies in a `FrozenOperands` scope's tensors, as the
-    /// LM head's weight does while decoding) is packed once and read packed, so the own kernel runs
-    /// (OpenBLAS 0.3.21 on a CPU it does not know runs its SSE kernel at a fifth of our rate).
-    /// Where OpenBLAS runs a generic kernel (`openBLASHasFastKernel` false: Debian's 0.3.21 on a
-    /// CPU it does not know falls back to its SSE `Prescott` kernel, ≈ 30 GFLOP/s on a core where
-    /// ours runs ≈ 150), the own kernel takes these products too, packing B on the fly included.
+    /// AVX2 or AVX-512 kernel. A frozen B (`frozenB`: it lies in a `FrozenOperands` scope's tensors,
+    /// as the LM head's weight does while decoding) is packed once and read packed, so the own
+    /// kernel runs (OpenBLAS 0.3.21 on a CPU it does not know runs its SSE kernel at a fifth of our
+    /// rate). Where OpenBLAS runs a generic kernel (`openBLASHasFastKernel` false: Debian's 0.3.21
+    /// on a CPU it does not know falls back to its SSE `Prescott` kernel, ≈ 30 GFLOP/s on a core
+    /// where ours runs ≈ 150), the own kernel takes these products too, packing B on the fly included.
     @inline(__always)
     static func usesOwnKernel(m: Int, n: Int, k: Int, frozenB: () -> Bool = { false }) -> Bool {
         kernel != .openblas && (m >= fewRows(kernel) || n * k < 1 << 20 || !openBLASHasFastKernel || frozenB())
     }
 
     /// Rows from which a product with a large B (n·k ≥ 2²⁰) runs the own kernel `kern` even where
-    /// OpenBLAS has a fast core: 16 for the AVX2 kernel, 32 for AVX-512. Both sides pack B here
-    /// (OpenBLAS 0.3.21's Haswell and Zen cores have no small-matrix path). AMD Zen 1 (family 23
-    /// model 1, OpenBLAS `Zen`, 2 threads, `bench-gemm`, 2026-12-04): at 16 and 24 rows ours ran
-    /// 34–54 GFLOP/s against OpenBLAS's 20–37 at 16 × {2048 × 512, 512 × 2048, 32128 × 512} and
-    /// 24 × 512 × 32128 (nn), the LM head and decoder products of a training step; at 1–8 rows
-    /// the two were within the host's noise, so those stay with OpenBLAS. AVX-512 hosts keep 32:
-    /// their OpenBLAS cores (SkylakeX, Cooperlake) were not measured against ours at few rows.
-    /// Never below 16, so every "at least 32 rows run the own kernel" rule elsewhere still holds.
+    /// OpenBLAS has a fast core: 16 for the AVX2 kernel, 32 otherwise. Both sides pack B at such
+    /// shapes (OpenBLAS 0.3.21's Haswell and Zen cores have no small-matrix path). Measured on AMD
+    /// Zen 1 only (family 23 model 1, OpenBLAS `Zen`, 2 threads, `bench-gemm`, 2026-12-04): at 16
+    /// and 24 rows × {32128 × 512, 2048 × 512, 512 × 2048, 512 × 32128 (nn)} (the LM head and
+    /// decoder products of a training step) ours ran 34–54 GFLOP/s against OpenBLAS's 20–37; at
+    /// 1–8 rows neither side won at every shape (ours 0.77–1.38×), so those stay with OpenBLAS.
+    /// Other AVX2 hosts (Zen 2/3, Intel Haswell and later) take the rule without a measurement of
+    /// their own: their OpenBLAS cores are the same Haswell/Zen code. AVX-512 hosts keep 32: their
+    /// OpenBLAS cores (SkylakeX, Cooperlake) were not measured against ours at few rows.
+    /// Never above 32, so every "at least 32 rows run the own kernel" rule elsewhere still holds.
     @inline(__always)
-    static func fewRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 32 }
+    public static func fewRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 32 }
 
     /// Whether OpenBLAS's core kernel (`coreName`) uses AVX2 + FMA or AVX-512: the cores of
     /// OpenBLAS's DYNAMIC_ARCH x86-64 list that have such SGEMM kernels. Any other core (Prescott,

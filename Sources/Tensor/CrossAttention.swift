@@ -87,7 +87,8 @@ public func crossAttentionAbsorbed(q: Tensor, memory e: Tensor, wk: Tensor, wv: 
         // Keys after the row's last real one are neither scored nor read (as in `singleQueryAttention`):
         // the softmax masks their scores whatever they were, so their probabilities are exactly 0,
         // and C = Pd·E over the first n keys adds the same terms in the same order. Same bits, as
-        // long as both products keep their kernel (`BLAS.usesOwnKernel` looks at n·k when m < 32).
+        // long as both products keep their kernel (`BLAS.usesOwnKernel` looks at n·k when m is below
+        // `BLAS.fewRows`, 32 or 16; testing 32 is the conservative form for both).
         let eb = pe + bi * tk * d, n = rows >= 32 || tk * d < 1 << 20 ? live[bi] : tk
         BLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: d, alpha: 1, a: qt, lda: d, b: eb, ldb: d, beta: 0, c: p, ldc: tk)
         if n < tk { for r in 0..<rows { (p + r * tk + n).initialize(repeating: 0, count: tk - n) } }

@@ -565,6 +565,29 @@ final class ModelBehaviorTests: XCTestCase {
         }
     }
 
+    /// A streamed encoder pass in consecutive chunks (24 rows of tokens: too few for length
+    /// buckets) with the FFN's large weights (n·k = 2²⁰) gives the whole pass's bits with the AVX2
+    /// kernel: the whole batch's 24 rows run our kernel there (`BLAS.fewRows` 16), so the chunks of
+    /// 6, 6 and 12 rows must run it too (inside a frozen scope), not OpenBLAS.
+    func testConsecutiveChunksKeepTheWholePassKernel() throws {
+        try XCTSkipUnless(BLAS.availableKernels.contains(.avx2), "the AVX2 kernel does not run on this CPU")
+        let config = T5Config(vocabSize: 32, dModel: 512, dKv: 64, dFf: 2048, numLayers: 1, numHeads: 8)
+        let m = try T5Model.random(config: config, key: RNGKey(seed: 45))
+        defer { m.streamTokens = T5Model.Runtime().streamTokens }
+        let (B, L) = (4, 6)
+        let embeds = Tensor(shape: [B, L, 512], values: RNGKey(seed: 46).uniformArray(B * L * 512, lo: -1, hi: 1))
+        let mask = Tensor(shape: [B, L], values: [Float](repeating: 1, count: B * L))
+        try BLAS.withKernel(.avx2) {
+            m.streamTokens = 8
+            XCTAssertEqual(m.streamChunks(mask: mask, drop: .eval).map(\.rows.count), [1, 1, 2])
+            let chunked = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+            m.streamTokens = 0
+            let whole = try m.encode(embeds: embeds, mask: mask, drop: .eval)
+            XCTAssertEqual(zip(chunked.array, whole.array).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                           "elements of the chunked pass that differ from the whole pass (OpenBLAS \(BLAS.coreName))")
+        }
+    }
+
     /// With at least four length buckets per thread, whole buckets run side by side (one per
     /// thread, longest first): every real position keeps the padded batch's bits, and the output
     /// is the same on 1, 2 and 3 threads, with every own GEMM kernel this CPU runs (24 rows of 1–23

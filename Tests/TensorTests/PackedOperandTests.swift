@@ -158,6 +158,8 @@ final class PackedOperandTests: XCTestCase {
     /// where its core is fast. Checked on the bits: at 1 thread `sgemm` outside a scope must give
     /// our kernel's bits at the threshold and OpenBLAS's one row below it.
     func testFewRowsThresholdDependsOnTheKernel() throws {
+        XCTAssertEqual(BLAS.fewRows(.avx2), 16)
+        XCTAssertEqual(BLAS.fewRows(.avx512), 32)
         let kernels = BLAS.availableKernels.filter { $0 != .openblas }
         try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
         let savedThreads = Parallel.threads
