@@ -348,11 +348,11 @@ public final class T5Model {
         // Registering the weights lets a product with fewer than `BLAS.fewRows` rows run the own
         // kernel where it would otherwise run OpenBLAS (`BLAS.usesOwnKernel`). So they are
         // registered whenever `encodeWhole` runs the own kernel for the whole batch (own kernels
-        // and B·L ≥ fewRows; length buckets, ≥ 32 rows of tokens, among them), and when every chunk
+        // and B·L ≥ fewRows, at most 32, so every length-bucketed pass), and when every chunk
         // is large enough to run it anyway; otherwise (chunks that small come only with a tiny
         // `streamTokens`) they run without the scope. Either way the kernel choice is encodeWhole's.
         let buckets = Self.bucketsByLength(batch: B, length: L)
-        let frozen = buckets || (BLAS.kernel != .openblas && B * L >= BLAS.fewRows(BLAS.kernel))
+        let frozen = (BLAS.kernel != .openblas && B * L >= BLAS.fewRows(BLAS.kernel))
             || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
         // With many length buckets, whole buckets run side by side, one per thread (each bucket's
         // products and attention then run on that thread alone), longest first: one hand-over per

@@ -102,6 +102,16 @@ final class PackedOperandTests: XCTestCase {
         }
     }
 
+    /// A zeroed output of `count` floats after `body` wrote into it.
+    private func output(count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        var c = [Float](repeating: 0, count: count)
+        c.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+        return c
+    }
+
+    /// Elements whose bits differ.
+    private func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+
     /// A product with few rows and a large B (the LM head at a decoding step) runs OpenBLAS outside a
     /// scope where OpenBLAS has a fast kernel (our kernel where it runs a generic one, as here), and
     /// the own kernel, reading B packed from its second use, when B is a frozen operand: the bits
@@ -122,11 +132,7 @@ final class PackedOperandTests: XCTestCase {
         for kernel in kernels {
             for threads in [1, 2, 3] {
                 Parallel.configure(threads: threads)
-                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-                    var c = [Float](repeating: 0, count: m * n)
-                    c.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-                    return c
-                }
+                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] { output(count: m * n, body) }
                 let (ownBits, blasBits, outside, inside, fromPacked) = BLAS.withKernel(kernel) { () -> ([Float], [Float], [Float], [[Float]], Int) in
                     let own = run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: true) }
                     let blas = run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: false) }
@@ -137,7 +143,6 @@ final class PackedOperandTests: XCTestCase {
                     }
                     return (own, blas, outside, inside, FrozenOperands.productsFromPacked - before)
                 }
-                func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
                 XCTAssertGreaterThan(differing(ownBits, blasBits), 0, "\(kernel) and OpenBLAS \(BLAS.coreName) agree bit for bit here: the test cannot tell them apart")
                 // (Split over two threads, OpenBLAS runs each half of the columns: its bits may depend on n.)
                 if !BLAS.openBLASHasFastKernel {
@@ -172,18 +177,13 @@ final class PackedOperandTests: XCTestCase {
             XCTAssertEqual(BLAS.fewRows(kernel), threshold)
             for m in [threshold - 1, threshold] {
                 let a = RNGKey(seed: 61).uniformArray(m * k, lo: -1, hi: 1)
-                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-                    var c = [Float](repeating: 0, count: m * n)
-                    c.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-                    return c
-                }
+                func run(_ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] { output(count: m * n, body) }
                 let (ownBits, blasBits, plain, rule) = BLAS.withKernel(kernel) { () -> ([Float], [Float], [Float], Bool) in
                     (run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: true) },
                      run { BLAS.sgemmSerial(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n, own: false) },
                      run { BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: $0, ldc: n) },
                      BLAS.usesOwnKernel(m: m, n: n, k: k))
                 }
-                func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
                 XCTAssertGreaterThan(differing(ownBits, blasBits), 0, "\(kernel) and OpenBLAS \(BLAS.coreName) agree bit for bit at \(m) rows: the test cannot tell them apart")
                 let own = m >= threshold || !BLAS.openBLASHasFastKernel
                 XCTAssertEqual(rule, own, "\(kernel), \(m) rows")
