@@ -158,6 +158,43 @@ final class PackedOperandTests: XCTestCase {
         }
     }
 
+    /// The column chunks of a few-row product over two threads (`BLAS.fewRowColumnChunk`), worked
+    /// by hand from `guidedBounds` (⌈remaining / 4⌉ panels, at least the chunk's panels): a decoding
+    /// step's n = 512 product goes in seven chunks with the AVX2 kernel (16-column panels, at least
+    /// 4), so the faster thread can take more, and in two halves with AVX-512 (32-column panels, at
+    /// least 8). Then the bits: a 56 × 512 × 512 product split so over two threads, B frozen and
+    /// read packed, equals one thread's product.
+    func testFewRowColumnChunks() throws {
+        func sizes(_ b: [Int]) -> [Int] { zip(b.dropFirst(), b).map { $0 - $1 } }
+        XCTAssertEqual(sizes(Parallel.guidedBounds(512, quantum: 16, minQuanta: BLAS.fewRowColumnChunk(.avx2) / 16, threads: 2)),
+                       [128, 96, 80, 64, 64, 64, 16])
+        XCTAssertEqual(sizes(Parallel.guidedBounds(512, quantum: 32, minQuanta: BLAS.fewRowColumnChunk(.avx512) / 32, threads: 2)),
+                       [256, 256])
+        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let savedThreads = Parallel.threads
+        defer { Parallel.configure(threads: savedThreads) }
+        let (m, n, k) = (56, 512, 512)
+        let a = RNGKey(seed: 61).uniformArray(m * k, lo: -1, hi: 1)
+        let w = Tensor(shape: [n, k], values: RNGKey(seed: 62).uniformArray(n * k, lo: -1, hi: 1))
+        for kernel in kernels {
+            var results: [[Float]] = []
+            for threads in [1, 2] {
+                Parallel.configure(threads: threads)
+                results.append(BLAS.withKernel(kernel) {
+                    FrozenOperands.scope([w], packs: true) { _ in
+                        (0..<3).map { _ in
+                            output(count: m * n) { c in
+                                BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w.data, ldb: k, beta: 0, c: c, ldc: n)
+                            }
+                        }.last!
+                    }
+                })
+            }
+            XCTAssertEqual(differing(results[0], results[1]), 0, "\(kernel): two threads' column chunks changed bits")
+        }
+    }
+
     /// The few-row rule outside a frozen scope (`BLAS.fewRows`): with the AVX2 kernel a product
     /// with a large B runs our kernel from 16 rows, with AVX-512 from 32; fewer rows run OpenBLAS
     /// where its core is fast. Checked on the bits: at 1 thread `sgemm` outside a scope must give
