@@ -86,15 +86,14 @@ public enum BLAS {
                 sgemmSerial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda, b: b0, ldb: ldb,
                             beta: beta, c: c + cols.lowerBound, ldc: ldc, own: own)
             }
-            if own, let nr = kernel.tile?.nr {
+            if own, kernel.tile != nil {
                 // Few rows (a decoding step's products, M = the batch): column chunks of whole
-                // register tiles, at least `fewRowColumnChunk` columns, largest first, claimed by
-                // whichever thread is free (`forRangeGuided`), so a vCPU that runs slower for a
-                // while takes fewer columns instead of the other waiting for its half. With the own
-                // kernels a column's elements are the same chains of FMAs wherever a chunk starts,
-                // and the bounds depend only on n, the tile and the thread count (so a frozen
-                // weight's packed chunks are the same at every step).
-                Parallel.forRangeGuided(n, quantum: nr, minQuanta: max(1, fewRowColumnChunk(kernel) / nr), columns)
+                // register tiles (`fewRowColumnBounds`), largest first, claimed by whichever thread
+                // is free, so a vCPU that runs slower for a while takes fewer columns instead of the
+                // other waiting for its half. With the own kernels a column's elements are the same
+                // chains of FMAs wherever a chunk starts, and the bounds depend only on n, the tile
+                // and the thread count (so a frozen weight's packed chunks are the same at every step).
+                Parallel.forChunks(fewRowColumnBounds(n: n, kernel: kernel, threads: t), columns)
             } else {
                 Parallel.forRange(n, costPerItem: 1 << 20, columns)
             }
@@ -308,19 +307,28 @@ public enum BLAS {
     @inline(__always)
     public static func fewRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 32 }
 
-    /// The narrowest column chunk (in columns) of a product with fewer than 64 rows per thread,
-    /// split over the threads by columns (`sgemm`): 64 for the AVX2 kernel, 256 otherwise. With
-    /// 256, a decoding step's 512-column products on t5-small (q, k, v, o, the FFN's wo) went in
-    /// two chunks, one per thread, so a vCPU running slower for a while held the other waiting at the end of each
-    /// product; from 64 columns the guided chunks (128, 96, 80, 64, 64, 64, 16 for n = 512) let the
-    /// faster thread take more. Measured on AMD Zen 1 only (family 23 model 1, 2 threads,
+    /// The smallest chunk, in columns, that `fewRowColumnBounds` hands out (only the last one, the
+    /// remainder, may be narrower): 64 for the AVX2 kernel, 256 otherwise. With 256, a decoding
+    /// step's 512-column products on t5-small (q, k, v, o, the FFN's wo) went in two chunks, one
+    /// per thread, so a vCPU running slower for a while held the other waiting at the end of each
+    /// product; from 64 columns the guided chunks (128, 96, 80, 64, 64, 64, 16 for n = 512) let
+    /// the faster thread take more. Measured on AMD Zen 1 only (family 23 model 1, 2 threads,
     /// 2026-12-04): in one process, greedy decodes of 56 rows × 64 tokens alternating between the
-    /// two settings, the n = 512 products' wall time was 0.91× (median of 12 pairs, 10 of them
-    /// faster), the n = 2048 ones' 0.98× and the LM head's 0.97×; a C harness of the same packed
+    /// two settings, the 512-column products' wall time was 0.91× (median of 12 pairs, 10 of them
+    /// faster), the 2048-column ones' 0.98× and the LM head's 0.97×; a C harness of the same packed
     /// chunks gave 1.04–1.10× the GFLOP/s at n = 512 and none at n = 2048. AVX-512 hosts keep 256:
-    /// not measured there. Chunk bounds never change bits (above).
+    /// not measured there. Chunk bounds never change bits (see `sgemm`).
     @inline(__always)
     public static func fewRowColumnChunk(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 64 : 256 }
+
+    /// The column chunks `sgemm` splits a product of fewer than 64 rows per thread into
+    /// (`threads` > 1, own kernel `kern`): `Parallel.guidedBounds` over n columns in quanta of the
+    /// register tile's width, at least `fewRowColumnChunk(kern)` columns a chunk. Bounds ascending
+    /// from 0 to n.
+    public static func fewRowColumnBounds(n: Int, kernel kern: GEMMKernel, threads: Int) -> [Int] {
+        let nr = kern.tile?.nr ?? 1
+        return Parallel.guidedBounds(n, quantum: nr, minQuanta: max(1, fewRowColumnChunk(kern) / nr), threads: threads)
+    }
 
     /// Whether OpenBLAS's core kernel (`coreName`) uses AVX2 + FMA or AVX-512: the cores of
     /// OpenBLAS's DYNAMIC_ARCH x86-64 list that have such SGEMM kernels. Any other core (Prescott,

@@ -102,7 +102,13 @@ public enum Parallel {
     /// depend only on the size and the thread count. Serial when one thread or one chunk.
     public static func forRangeGuided(_ count: Int, quantum: Int, minQuanta: Int, _ body: (Range<Int>) -> Void) {
         let t = threads
-        let bounds = t <= 1 ? [0, count] : guidedBounds(count, quantum: quantum, minQuanta: minQuanta, threads: t)
+        forChunks(t <= 1 ? [0, count] : guidedBounds(count, quantum: quantum, minQuanta: minQuanta, threads: t), body)
+    }
+
+    /// `body` over the chunks bounds[c] ..< bounds[c + 1] (`bounds` ascending from 0 to the count,
+    /// as `guidedBounds` gives them), claimed in order by whichever thread is free.
+    public static func forChunks(_ bounds: [Int], _ body: (Range<Int>) -> Void) {
+        let count = bounds.last ?? 0
         if bounds.count <= 2 {
             body(0..<count)
             return

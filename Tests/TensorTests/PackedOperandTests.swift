@@ -158,18 +158,17 @@ final class PackedOperandTests: XCTestCase {
         }
     }
 
-    /// The column chunks of a few-row product over two threads (`BLAS.fewRowColumnChunk`), worked
-    /// by hand from `guidedBounds` (⌈remaining / 4⌉ panels, at least the chunk's panels): a decoding
-    /// step's n = 512 product goes in seven chunks with the AVX2 kernel (16-column panels, at least
-    /// 4), so the faster thread can take more, and in two halves with AVX-512 (32-column panels, at
-    /// least 8). Then the bits: a 56 × 512 × 512 product split so over two threads, B frozen and
-    /// read packed, equals one thread's product.
+    /// The column chunks `sgemm` splits a few-row product into over two threads
+    /// (`BLAS.fewRowColumnBounds`), worked by hand (⌈remaining / 4⌉ panels, at least the chunk's
+    /// panels): a decoding step's n = 512 product goes in seven chunks with the AVX2 kernel
+    /// (16-column panels, at least 4), so the faster thread can take more, and in two halves with
+    /// AVX-512 (32-column panels, at least 8). Then the bits: a 56 × 512 × 512 product split so over
+    /// two threads, B frozen and read packed, equals one thread's product.
     func testFewRowColumnChunks() throws {
         func sizes(_ b: [Int]) -> [Int] { zip(b.dropFirst(), b).map { $0 - $1 } }
-        XCTAssertEqual(sizes(Parallel.guidedBounds(512, quantum: 16, minQuanta: BLAS.fewRowColumnChunk(.avx2) / 16, threads: 2)),
-                       [128, 96, 80, 64, 64, 64, 16])
-        XCTAssertEqual(sizes(Parallel.guidedBounds(512, quantum: 32, minQuanta: BLAS.fewRowColumnChunk(.avx512) / 32, threads: 2)),
-                       [256, 256])
+        XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 512, kernel: .avx2, threads: 2)), [128, 96, 80, 64, 64, 64, 16])
+        XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 512, kernel: .avx512, threads: 2)), [256, 256])
+        XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 100, kernel: .avx2, threads: 2)), [64, 36])
         let kernels = BLAS.availableKernels.filter { $0 != .openblas }
         try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
         let savedThreads = Parallel.threads
@@ -179,6 +178,7 @@ final class PackedOperandTests: XCTestCase {
         let w = Tensor(shape: [n, k], values: RNGKey(seed: 62).uniformArray(n * k, lo: -1, hi: 1))
         for kernel in kernels {
             var results: [[Float]] = []
+            let packedBefore = FrozenOperands.productsFromPacked
             for threads in [1, 2] {
                 Parallel.configure(threads: threads)
                 results.append(BLAS.withKernel(kernel) {
@@ -192,6 +192,7 @@ final class PackedOperandTests: XCTestCase {
                 })
             }
             XCTAssertEqual(differing(results[0], results[1]), 0, "\(kernel): two threads' column chunks changed bits")
+            XCTAssertGreaterThan(FrozenOperands.productsFromPacked, packedBefore, "\(kernel): B was never read packed")
         }
     }
 
