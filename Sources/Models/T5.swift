@@ -346,14 +346,12 @@ public final class T5Model {
         var hs = chunks.map { gather(x, $0.rows, $0.length) }                          // (rows, n, d) each
         let masks = chunks.map { gather(mask, $0.rows, $0.length) }
         // Registering the weights lets a product with fewer than `BLAS.fewRows` rows run the own
-        // kernel where it would otherwise run OpenBLAS (`BLAS.usesOwnKernel`). So they are
-        // registered whenever `encodeWhole` runs the own kernel for the whole batch (own kernels
-        // and B·L ≥ fewRows, at most 32, so every length-bucketed pass), and when every chunk
-        // is large enough to run it anyway; otherwise (chunks that small come only with a tiny
-        // `streamTokens`) they run without the scope. Either way the kernel choice is encodeWhole's.
+        // kernel where it would otherwise run OpenBLAS (`BLAS.usesOwnKernel`; with OpenBLAS selected
+        // a scope changes nothing). So they are registered exactly when `encodeWhole` runs the own
+        // kernel for the whole batch (B·L ≥ fewRows, at most 32, so every length-bucketed pass);
+        // otherwise (a pass that small) the chunks run without the scope, as encodeWhole would.
         let buckets = Self.bucketsByLength(batch: B, length: L)
-        let frozen = (BLAS.kernel != .openblas && B * L >= BLAS.fewRows(BLAS.kernel))
-            || chunks.allSatisfy { $0.rows.count * $0.length >= 32 }
+        let frozen = BLAS.kernel != .openblas && B * L >= BLAS.fewRows(BLAS.kernel)
         // With many length buckets, whole buckets run side by side, one per thread (each bucket's
         // products and attention then run on that thread alone), longest first: one hand-over per
         // layer instead of one per product, whose fork and join cost up to a tenth of a 2-thread
