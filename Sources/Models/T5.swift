@@ -22,6 +22,10 @@ public final class T5Model {
     public var adapters: [String: LinearAdapter] = [:]
     /// Performance switches that never change a result's meaning (T5Runtime.swift).
     public var runtime = Runtime()
+    /// For tests and diagnostics: called after each greedy decoding step with the step (from 0),
+    /// the batch index of the first row of `logits` and the logits of those rows [rows, 1, V]
+    /// (all rows, or one thread's group of rows: `decodingRowGroups`). Calls are serialised.
+    public var onDecodingStep: ((_ step: Int, _ firstRow: Int, _ logits: Tensor) -> Void)?
 
     struct Attn { let q, k, v, o: Tensor }
     struct FFN { let wi: Tensor?, wi0: Tensor?, wi1: Tensor?, wo: Tensor }
@@ -576,8 +580,90 @@ public final class T5Model {
         // (Registered either way: registration also picks the kernel of few-row products, so a short
         // decode gives the bits of the same steps of a long one.)
         return try FrozenOperands.scope(parameters.map { $0.tensor }, packs: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
-            try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen, stopRow: stopRow)
+            let flops0 = BLAS.flops, clock0 = DispatchTime.now().uptimeNanoseconds
+            let groups = decodingRowGroups(batch: encoderMask.shape[0], maxNewTokens: maxNewTokens)
+            var steps: [[DecodingStepTraffic]] = []
+            var rows: [[Int32]] = []
+            if groups.count <= 1 {
+                let one = try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen,
+                                     stopRow: stopRow, observe: onDecodingStep.map { f in { f($0, 0, $1) } })
+                rows = one.rows
+                steps = [one.steps]
+            } else {
+                // Each group of rows decodes on a thread of its own (`decodingRowGroups`).
+                // The group's encoder states are its decode's to release (after projecting K/V).
+                let enc = held.take()!
+                let slots = groups.map { g in GroupDecode(encoder: takeRows(enc, g), mask: takeRows(encoderMask, g)) }
+                _ = consume enc
+                let lock = NSLock()
+                let stops = groups.map { g in stopRow.map { stop in { (b: Int, t: ArraySlice<Int32>) -> Bool in
+                    lock.withLock { stop(g.lowerBound + b, t) } } } }
+                let observers = groups.map { g in onDecodingStep.map { f in { (step: Int, logits: Tensor) in
+                    lock.withLock { f(step, g.lowerBound, logits) } } } }
+                try Parallel.unitsThrowing(groups.count) { g in
+                    let one = try decode(encoder: slots[g].encoder.take()!, encoderMask: slots[g].mask, maxNewTokens: maxNewTokens,
+                                         frozen: frozen, stopRow: stops[g], observe: observers[g])
+                    slots[g].rows = one.rows
+                    slots[g].steps = one.steps
+                }
+                // A group whose rows all ended stops early; the batch's rows get pad after their end
+                // up to the longest group's length, as one decode of the whole batch gives them.
+                let longest = slots.map { $0.rows.map(\.count).max() ?? 0 }.max() ?? 0
+                let pad = Int32(config.padTokenId ?? 0)
+                for s in slots {
+                    for r in s.rows { rows.append(r + [Int32](repeating: pad, count: longest - r.count)) }
+                }
+                steps = slots.map(\.steps)
+            }
+            var traffic = DecodeTraffic.Totals()
+            for s in 0..<(steps.map(\.count).max() ?? 0) {
+                let running = steps.filter { $0.count > s }.map { $0[s] }
+                let attention = running.reduce(0) { $0 + $1.attentionBytes }
+                // The weights, read by every group, count once: the bytes a step must read at least once.
+                traffic.readBytes += (running.map(\.weightBytes).max() ?? 0) + attention
+                traffic.attentionReadBytes += attention
+                traffic.weightFlops += running.reduce(0) { $0 + $1.weightFlops }
+            }
+            traffic.flops = BLAS.flops - flops0
+            traffic.seconds = Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9
+            DecodeTraffic.add(traffic)
+            return rows
         }
+    }
+
+    /// One decoding step's bytes and weight FLOPs (`decode`), summed into `DecodeTraffic`.
+    struct DecodingStepTraffic {
+        var weightBytes: Int, attentionBytes: Int, weightFlops: Int
+    }
+
+    /// One row group's inputs and results (`generate`).
+    private final class GroupDecode {
+        var encoder: Tensor?
+        let mask: Tensor
+        var rows: [[Int32]] = []
+        var steps: [DecodingStepTraffic] = []
+        init(encoder: Tensor, mask: Tensor) { self.encoder = encoder; self.mask = mask }
+    }
+
+    /// Rows `r` of x [B, …] → [r.count, …] (a copy).
+    private func takeRows(_ x: Tensor, _ r: Range<Int>) -> Tensor {
+        let per = x.count / max(x.shape[0], 1)
+        let out = Tensor(zeros: [r.count] + Array(x.shape.dropFirst()))
+        out.data.update(from: x.data + r.lowerBound * per, count: r.count * per)
+        return out
+    }
+
+    /// How a greedy decode of `batch` rows and up to `maxNewTokens` steps splits its rows over the
+    /// threads: one contiguous group per thread, each decoded on its thread alone, when every group
+    /// gets at least `Runtime.decodingGroupMinRows` rows, the decode keeps packed weights
+    /// (`packedDecodingMinSteps`: otherwise every group would pack every weight on the fly at every
+    /// step, twice the packing of one batch split by columns) and the own kernels run; otherwise one
+    /// group (the whole batch, each product split over the threads).
+    public func decodingRowGroups(batch: Int, maxNewTokens: Int) -> [Range<Int>] {
+        let t = Parallel.threads, minRows = runtime.decodingGroupMinRows ?? Self.defaultDecodingGroupMinRows(BLAS.kernel)
+        guard t > 1, minRows > 0, maxNewTokens >= Self.packedDecodingMinSteps, BLAS.kernel != .openblas, !BF16Products.isActive,
+              batch >= t * minRows else { return [0..<batch] }
+        return (0..<t).map { g in g * batch / t ..< (g + 1) * batch / t }
     }
 
     /// Bytes one greedy decoding step reads at least once (issue #21's end-to-end memory bound;
@@ -638,8 +724,8 @@ public final class T5Model {
     public static let packedDecodingMinSteps = 8
 
     private func decode(encoder: consuming Tensor, encoderMask: Tensor, maxNewTokens: Int, frozen: FrozenOperands,
-                        stopRow: ((Int, ArraySlice<Int32>) -> Bool)?) throws -> [[Int32]] {
-        let flops0 = BLAS.flops, clock0 = DispatchTime.now().uptimeNanoseconds
+                        stopRow: ((Int, ArraySlice<Int32>) -> Bool)?,
+                        observe: ((Int, Tensor) -> Void)?) throws -> (rows: [[Int32]], steps: [DecodingStepTraffic]) {
         let B = encoder.shape[0]
         let start = Int32(config.decoderStartTokenId ?? 0), eos = Int32(config.eosTokenId ?? 1), pad = Int32(config.padTokenId ?? 0)
         let drop = DropoutContext.eval
@@ -689,12 +775,7 @@ public final class T5Model {
         var rows = [[Int32]](repeating: [start], count: B)
         var finished = [Bool](repeating: false, count: B)
         var current = [Int32](repeating: start, count: B)
-        var traffic = DecodeTraffic.Totals()
-        defer {
-            traffic.flops = BLAS.flops - flops0
-            traffic.seconds = Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9
-            DecodeTraffic.add(traffic)
-        }
+        var traffic: [DecodingStepTraffic] = []
         for step in 0..<maxNewTokens {
             if let switchStep, step + 1 == switchStep {
                 for l in decoderBlocks.indices { try project(l) }
@@ -703,9 +784,7 @@ public final class T5Model {
             let isProjected = crossKV.map { $0 != nil }
             let weightBytes = decodingStepWeightReadBytes(projected: isProjected)
             let attentionBytes = decodingStepAttentionReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
-            traffic.readBytes += weightBytes + attentionBytes
-            traffic.attentionReadBytes += attentionBytes
-            traffic.weightFlops += 2 * B * weightBytes / 4
+            traffic.append(DecodingStepTraffic(weightBytes: weightBytes, attentionBytes: attentionBytes, weightFlops: 2 * B * weightBytes / 4))
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {
@@ -713,6 +792,7 @@ public final class T5Model {
                 h = try decoderBlock(h, blk, layer: l, bias: bias, cache: cache, cross: cross, encoderMask: encoderMask, drop: drop)
             }
             let logits = try head(try rmsNorm(h, weight: decoderFinal, eps: config.eps))  // (B, 1, V)
+            observe?(step, logits)
             let V = config.vocabSize
             // Each unfinished row's argmax (the first of equal maxima), rows over the threads.
             let argmax = UnsafeMutableBufferPointer<Int>.allocate(capacity: B)
@@ -738,6 +818,6 @@ public final class T5Model {
             }
             if finished.allSatisfy({ $0 }) { break }
         }
-        return rows
+        return (rows, traffic)
     }
 }

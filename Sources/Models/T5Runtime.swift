@@ -54,6 +54,17 @@ extension T5Model {
         /// forward that returns them, as parity and `promptrepro forward` do) and on for a
         /// training loss (`withEncoderOverRealPositions`).
         public var encoderSkipsPadding = false
+        /// A greedy decode of at least `threads` × this many rows decodes one contiguous group of
+        /// rows per thread, each group's products and attention on its thread alone
+        /// (`T5Model.decodingRowGroups`); 0 turns it off. Same bits: every row's products, norms
+        /// and attention are the same chains of operations whichever rows share its batch and
+        /// however a product is split over threads. A step's weight products are compute-bound
+        /// and its attention reads keys and values at the memory's rate; with one group per
+        /// thread the two phases of different groups overlap instead of taking turns, and no
+        /// product is split, so no step waits at a product's end for the other thread. The cost:
+        /// every group reads all weights once a step. nil (default): PROMPTREPRO_DECODE_GROUP_ROWS
+        /// if set, else `T5Model.defaultDecodingGroupMinRows` for the GEMM kernel.
+        public var decodingGroupMinRows: Int? = T5Model.decodingGroupRowsSetting
         public init() {}
     }
 
@@ -92,6 +103,20 @@ extension T5Model {
 
     /// Whether any backbone weight trains (full fine-tuning), which the runtime's nil defaults follow.
     var backboneTrains: Bool { parameters.contains { $0.tensor.requiresGrad } }
+
+    /// `Runtime.decodingGroupMinRows` of new models: PROMPTREPRO_DECODE_GROUP_ROWS if set to a
+    /// number ≥ 0 (0: off), else nil (by kernel).
+    public static let decodingGroupRowsSetting: Int? = {
+        if let v = ProcessInfo.processInfo.environment["PROMPTREPRO_DECODE_GROUP_ROWS"], let n = Int(v), n >= 0 { return n }
+        return nil
+    }()
+
+    /// Rows per group from which a decode runs in row groups when nothing else is set: 16 with
+    /// the AVX2 kernel, off (0) otherwise. Measured on AMD Zen 1 only (family 23 model 1, 2
+    /// threads, 2026-12-05; docs/performance.md, "Thirteenth session"). With AVX-512 a core's
+    /// products run about three times as fast, so a group's second read of every weight may make
+    /// its steps memory-bound; not measured there (set PROMPTREPRO_DECODE_GROUP_ROWS to try).
+    public static func defaultDecodingGroupMinRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 0 }
 
     /// Sublayers new models checkpoint (`ffn`, `attention`); nil: the defaults (`Runtime`). The CLI
     /// sets it from PROMPTREPRO_CHECKPOINT.

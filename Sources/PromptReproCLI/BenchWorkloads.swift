@@ -26,7 +26,7 @@ struct BenchOne: ParsableCommand {
     var precision: String = "fp32"
     @Option(help: "Kernel of --precision bf16: avx512_bf16 or amx_bf16 (default: amx_bf16 where the CPU has AMX-BF16, else avx512_bf16).")
     var bf16Kernel: String?
-    @Option(help: ArgumentHelp("Alternate the timed repetitions between the default form of some code (a C loop) and its Swift reference form, which give the same bits. Pairs in the order ABBA; prints each form's seconds and the per-pair ratios (an even --repeats).",
+    @Option(help: ArgumentHelp("Alternate the timed repetitions between the default form of some code (a C loop; for decode-groups, one group of rows per thread) and its reference form (the Swift loop; the whole batch per product), which give the same bits. Pairs in the order ABBA; prints each form's seconds and the per-pair ratios (an even --repeats).",
                                valueName: "form"))
     var alternate: AlternateForm?
 
@@ -103,21 +103,23 @@ struct BenchOne: ParsableCommand {
         }
         try once()  // warm-up
         if let alternate {  // and one of the other form
-            alternate.select(reference: true)
+            alternate.select(reference: true, model: model)
             try once()
-            alternate.select(reference: false)
+            alternate.select(reference: false, model: model)
         }
         AttentionClock.seconds = 0
         let flops0 = BLAS.flops
-        var times: [Double] = []
+        var times: [Double] = [], decodeTimes: [Double] = []
         for rep in 0..<max(1, repeats) {
-            alternate?.select(reference: AlternateForm.runsReference(repetition: rep))
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            alternate?.select(reference: AlternateForm.runsReference(repetition: rep), model: model)
+            let t0 = DispatchTime.now().uptimeNanoseconds, decode0 = DecodeTraffic.snapshot()
             try once()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            decodeTimes.append(DecodeTraffic.snapshot().since(decode0).seconds)
         }
-        alternate?.select(reference: false)
-        let alternation = alternate.map { $0.summary(times) }
+        alternate?.select(reference: false, model: model)
+        var alternation = alternate.map { $0.summary(times) }
+        if workload == "generate", let a = alternate { alternation?["decode"] = a.summary(decodeTimes) }
         let measured = Double(BLAS.flops - flops0) / Double(max(1, repeats))  // GEMM FLOPs counted per repeat
         times.sort()
         var usage = rusage()
@@ -138,6 +140,7 @@ struct BenchOne: ParsableCommand {
                                   "cross_attention": absorbed ? "absorbed" : "projected", "precision": precision,
                                   "bf16_kernel": precision == "bf16" ? kernel.rawValue : "",
                                   "gflops_per_s": flops / med / 1e9, "threads": Parallel.threads,
+                                  "decode_seconds_all": decodeTimes,
                                   "attention_share": AttentionClock.seconds / (times.reduce(0, +) * Double(Parallel.threads)),
                                   "checkpoint": [model.checkpointSelfAttention ? "attention" : nil, model.checkpointFeedForward ? "ffn" : nil]
                                       .compactMap { $0 }.joined(separator: ",")]
@@ -159,14 +162,19 @@ enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
     case dropoutC = "dropout-c"
     /// AdamW's update loop (`Optimizer.AdamWAVX2`; Sources/CGemm/adamw.c).
     case adamwC = "adamw-c"
+    /// A greedy decode's rows in one group per thread (`T5Model.decodingRowGroups`, groups of at
+    /// least PROMPTREPRO_DECODE_GROUP_ROWS rows or 16, also where the kernel's default is off);
+    /// the reference form decodes the whole batch, each product split over the threads.
+    case decodeGroups = "decode-groups"
 
-    /// Selects the reference (Swift) form, or back to the default.
-    func select(reference: Bool) {
+    /// Selects the reference form, or back to the default, in the process or on `model`.
+    func select(reference: Bool, model: T5Model) {
         let forced: Bool? = reference ? false : nil
         switch self {
         case .softmaxC: SoftmaxExp.forced = forced
         case .dropoutC: DropoutAVX2.forced = forced; DropoutAVX512.forced = forced
         case .adamwC: Optimizer.AdamWAVX2.forced = forced
+        case .decodeGroups: model.runtime.decodingGroupMinRows = reference ? 0 : T5Model.decodingGroupRowsSetting ?? 16
         }
     }
 
