@@ -591,9 +591,10 @@ public final class T5Model {
                 steps = [one.steps]
             } else {
                 // Each group of rows decodes on a thread of its own (`decodingRowGroups`).
-                // The group's encoder states are its decode's to release (after projecting K/V).
+                // Each group's encoder states are a view of its rows (no copy); the batch's states
+                // are freed once every group has dropped its view (after projecting K/V).
                 let enc = held.take()!
-                let slots = groups.map { g in GroupDecode(encoder: takeRows(enc, g), mask: takeRows(encoderMask, g)) }
+                let slots = groups.map { g in GroupDecode(encoder: rowsView(enc, g), mask: rowsView(encoderMask, g)) }
                 _ = consume enc
                 let lock = NSLock()
                 let stops = groups.map { g in stopRow.map { stop in { (b: Int, t: ArraySlice<Int32>) -> Bool in
@@ -645,23 +646,23 @@ public final class T5Model {
         init(encoder: Tensor, mask: Tensor) { self.encoder = encoder; self.mask = mask }
     }
 
-    /// Rows `r` of x [B, …] → [r.count, …] (a copy).
-    private func takeRows(_ x: Tensor, _ r: Range<Int>) -> Tensor {
+    /// Rows `r` of x [B, …] → [r.count, …], a view that keeps x alive (read only here).
+    private func rowsView(_ x: Tensor, _ r: Range<Int>) -> Tensor {
         let per = x.count / max(x.shape[0], 1)
-        let out = Tensor(zeros: [r.count] + Array(x.shape.dropFirst()))
-        out.data.update(from: x.data + r.lowerBound * per, count: r.count * per)
-        return out
+        return Tensor(shape: [r.count] + Array(x.shape.dropFirst()), borrowing: x.data + r.lowerBound * per, owner: x)
     }
 
     /// How a greedy decode of `batch` rows and up to `maxNewTokens` steps splits its rows over the
     /// threads: one contiguous group per thread, each decoded on its thread alone, when every group
     /// gets at least `Runtime.decodingGroupMinRows` rows, the decode keeps packed weights
-    /// (`packedDecodingMinSteps`: otherwise every group would pack every weight on the fly at every
-    /// step, twice the packing of one batch split by columns) and the own kernels run; otherwise one
+    /// (`packedDecodingMinSteps` and `FrozenOperands.isEnabled`: otherwise every group would pack
+    /// every weight on the fly at every step, twice the packing of one batch split by columns) and
+    /// the own kernels run; otherwise one
     /// group (the whole batch, each product split over the threads).
     public func decodingRowGroups(batch: Int, maxNewTokens: Int) -> [Range<Int>] {
         let t = Parallel.threads, minRows = runtime.decodingGroupMinRows ?? Self.defaultDecodingGroupMinRows(BLAS.kernel)
-        guard t > 1, minRows > 0, maxNewTokens >= Self.packedDecodingMinSteps, BLAS.kernel != .openblas, !BF16Products.isActive,
+        guard t > 1, minRows > 0, maxNewTokens >= Self.packedDecodingMinSteps, FrozenOperands.isEnabled, BLAS.kernel != .openblas,
+              !BF16Products.isActive,
               batch >= t * minRows else { return [0..<batch] }
         return (0..<t).map { g in g * batch / t ..< (g + 1) * batch / t }
     }

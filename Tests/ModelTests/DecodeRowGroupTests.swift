@@ -8,8 +8,8 @@ import XCTest
 /// every row the bits of the decode of the whole batch (each step's logits, not only the argmax),
 /// the same tokens when a whole group stops early, and the same `DecodeTraffic` totals.
 final class DecodeRowGroupTests: XCTestCase {
-    /// Large enough that the whole batch's FFN and LM head products (8 × 1024 × 256, 8 × 2048 × 256)
-    /// are split over the threads by columns, while a group's (4 rows) run serially.
+    /// Large enough that the whole batch's FFN and LM head products (9 × 1024 × 256, 9 × 2048 × 256)
+    /// are split over the threads by columns, while a group's (4 and 5 rows) run serially.
     let config = T5Config(vocabSize: 2048, dModel: 256, dKv: 32, dFf: 1024, numLayers: 1, numDecoderLayers: 2, numHeads: 8)
 
     func testRowGroupsGiveTheWholeBatchsBits() throws {
@@ -18,11 +18,13 @@ final class DecodeRowGroupTests: XCTestCase {
         Parallel.configure(threads: 2)
         defer { Parallel.configure(threads: savedThreads) }
         let m = try T5Model.random(config: config, key: RNGKey(seed: 21))
-        let (b, l, d, v) = (8, 30, config.dModel, config.vocabSize)
+        // 9 rows: groups of 4 and 5. Only the first group has padded rows, so the whole batch and the
+        // first group decode over gathered real positions while the second group does not.
+        let (b, l, d, v) = (9, 30, config.dModel, config.vocabSize)
         let embeds = Tensor.normal([b, l, d], std: 1, key: RNGKey(seed: 22))
         var maskValues = [Float](repeating: 1, count: b * l)
         for j in 19..<l { maskValues[1 * l + j] = 0 }   // row 1: 19 real positions
-        for j in 7..<l { maskValues[6 * l + j] = 0 }    // row 6: 7
+        for j in 7..<l { maskValues[2 * l + j] = 0 }    // row 2: 7
         let mask = Tensor(shape: [b, l], values: maskValues)
         let saved = (m.crossAttentionMode, m.runtime.decodingGroupMinRows)
         defer { m.crossAttentionMode = saved.0; m.runtime.decodingGroupMinRows = saved.1; m.onDecodingStep = nil }
@@ -32,7 +34,7 @@ final class DecodeRowGroupTests: XCTestCase {
             var tokens: [[[Int32]]] = [], logits: [[UInt32]] = [], traffic: [DecodeTraffic.Totals] = []
             for minRows in [0, 4] {
                 m.runtime.decodingGroupMinRows = minRows
-                XCTAssertEqual(m.decodingRowGroups(batch: b, maxNewTokens: steps), minRows == 0 ? [0..<8] : [0..<4, 4..<8], "\(mode)")
+                XCTAssertEqual(m.decodingRowGroups(batch: b, maxNewTokens: steps), minRows == 0 ? [0..<9] : [0..<4, 4..<9], "\(mode)")
                 var bits = [UInt32](repeating: 0, count: steps * b * v), firstRows = Set<Int>()
                 m.onDecodingStep = { step, first, lg in
                     firstRows.insert(first)
@@ -72,7 +74,7 @@ final class DecodeRowGroupTests: XCTestCase {
         }
         XCTAssertEqual(cut[1], cut[0], "a group that stops early changed the tokens")
         XCTAssertEqual(asked[1], asked[0], "the stopping criterion was asked about other rows")
-        XCTAssertEqual(asked[0], [2, 2, 2, 2, steps, 5, steps, steps])
+        XCTAssertEqual(asked[0], [2, 2, 2, 2, steps, 5, steps, steps, steps])
         let pad = Int32(m.config.padTokenId ?? 0)
         XCTAssertTrue(cut[1][0].dropFirst(3).allSatisfy { $0 == pad })
         XCTAssertEqual(cut[1].map(\.count), Array(repeating: steps + 1, count: b))
