@@ -11,8 +11,7 @@ final class PackedOperandTests: XCTestCase {
     /// tiles, all transposes, alpha/beta, B at an offset inside the registered tensor, one and two
     /// threads (the threaded split packs each part separately): every output bit equal.
     func testPackedFrozenBIsBitIdenticalToPackingOnTheFly() throws {
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let savedBlockings = BLAS.blockings, savedThreads = Parallel.threads
         defer { BLAS.blockings = savedBlockings; Parallel.configure(threads: savedThreads) }
         var packedUses = 0
@@ -48,8 +47,7 @@ final class PackedOperandTests: XCTestCase {
     /// each own kernel, its derived blocking and a small one (nc not a multiple of the tile, kc 40
     /// so k crosses blocks), ragged panels (n below and past the tile), all transposes, alpha/beta.
     func testSharedPackedBIsBitIdenticalToOneThreadsProduct() throws {
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let savedBlockings = BLAS.blockings, savedThreads = Parallel.threads
         defer { BLAS.blockings = savedBlockings; Parallel.configure(threads: savedThreads) }
         let before = BLAS.sharedPackedProducts
@@ -109,6 +107,13 @@ final class PackedOperandTests: XCTestCase {
         return c
     }
 
+    /// The own GEMM kernels this CPU runs; skips the test where there is none.
+    private func ownKernelsOrSkip() throws -> [GEMMKernel] {
+        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
+        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        return kernels
+    }
+
     /// Elements whose bits differ.
     private func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
 
@@ -118,8 +123,7 @@ final class PackedOperandTests: XCTestCase {
     /// are those of the own kernel's product, on one thread and split over two or three (guided
     /// column chunks of whole register tiles: 2100 columns go in several chunks).
     func testFewRowsWithAFrozenLargeBRunTheOwnKernel() throws {
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let savedThreads = Parallel.threads
         defer { Parallel.configure(threads: savedThreads) }
         // n·k ≥ 2^20: OpenBLAS's shape outside a scope. k is not a multiple of either own kernel's
@@ -169,8 +173,7 @@ final class PackedOperandTests: XCTestCase {
         XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 512, kernel: .avx2, threads: 2)), [128, 96, 80, 64, 64, 64, 16])
         XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 512, kernel: .avx512, threads: 2)), [256, 256])
         XCTAssertEqual(sizes(BLAS.fewRowColumnBounds(n: 100, kernel: .avx2, threads: 2)), [64, 36])
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let savedThreads = Parallel.threads
         defer { Parallel.configure(threads: savedThreads) }
         let (m, n, k) = (56, 512, 512)
@@ -203,8 +206,7 @@ final class PackedOperandTests: XCTestCase {
     func testFewRowsThresholdDependsOnTheKernel() throws {
         XCTAssertEqual(BLAS.fewRows(.avx2), 16)
         XCTAssertEqual(BLAS.fewRows(.avx512), 32)
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let savedThreads = Parallel.threads
         defer { Parallel.configure(threads: savedThreads) }
         Parallel.configure(threads: 1)
@@ -264,8 +266,7 @@ final class PackedOperandTests: XCTestCase {
     /// Only registered memory is packed; a released tensor's packed copies are freed; an inner scope
     /// adds to the running one and removes what it added; the switch turns packing off.
     func testScopeRegistrationReleaseAndSwitch() throws {
-        let kernels = BLAS.availableKernels.filter { $0 != .openblas }
-        try XCTSkipIf(kernels.isEmpty, "no own GEMM kernel runs on this CPU")
+        let kernels = try ownKernelsOrSkip()
         let (m, n, k) = (40, 96, 64)
         let a = Tensor(shape: [m, k], values: RNGKey(seed: 31).uniformArray(m * k, lo: -1, hi: 1))
         let w = Tensor(shape: [n, k], values: RNGKey(seed: 32).uniformArray(n * k, lo: -1, hi: 1))
