@@ -582,40 +582,29 @@ public final class T5Model {
         return try FrozenOperands.scope(parameters.map { $0.tensor }, packs: maxNewTokens >= Self.packedDecodingMinSteps) { frozen in
             let flops0 = BLAS.flops, clock0 = DispatchTime.now().uptimeNanoseconds
             let groups = decodingRowGroups(batch: encoderMask.shape[0], maxNewTokens: maxNewTokens)
-            var steps: [[DecodingStepTraffic]] = []
-            var rows: [[Int32]] = []
-            if groups.count <= 1 {
-                let one = try decode(encoder: held.take()!, encoderMask: encoderMask, maxNewTokens: maxNewTokens, frozen: frozen,
-                                     stopRow: stopRow, observe: onDecodingStep.map { f in { f($0, 0, $1) } })
-                rows = one.rows
-                steps = [one.steps]
-            } else {
-                // Each group of rows decodes on a thread of its own (`decodingRowGroups`).
-                // Each group's encoder states are a view of its rows (no copy); the batch's states
-                // are freed once every group has dropped its view (after projecting K/V).
-                let enc = held.take()!
-                let slots = groups.map { g in GroupDecode(encoder: rowsView(enc, g), mask: rowsView(encoderMask, g)) }
-                _ = consume enc
-                let lock = NSLock()
-                let stops = groups.map { g in stopRow.map { stop in { (b: Int, t: ArraySlice<Int32>) -> Bool in
-                    lock.withLock { stop(g.lowerBound + b, t) } } } }
-                let observers = groups.map { g in onDecodingStep.map { f in { (step: Int, logits: Tensor) in
-                    lock.withLock { f(step, g.lowerBound, logits) } } } }
-                try Parallel.unitsThrowing(groups.count) { g in
-                    let one = try decode(encoder: slots[g].encoder.take()!, encoderMask: slots[g].mask, maxNewTokens: maxNewTokens,
-                                         frozen: frozen, stopRow: stops[g], observe: observers[g])
-                    slots[g].rows = one.rows
-                    slots[g].steps = one.steps
-                }
-                // A group whose rows all ended stops early; the batch's rows get pad after their end
-                // up to the longest group's length, as one decode of the whole batch gives them.
-                let longest = slots.map { $0.rows.map(\.count).max() ?? 0 }.max() ?? 0
-                let pad = Int32(config.padTokenId ?? 0)
-                for s in slots {
-                    for r in s.rows { rows.append(r + [Int32](repeating: pad, count: longest - r.count)) }
-                }
-                steps = slots.map(\.steps)
+            // Each group's encoder states are a view of its rows (no copy); the batch's states are
+            // freed once every group has dropped its view (after projecting K/V).
+            let enc = held.take()!
+            let slots = groups.map { g in GroupDecode(encoder: rowsView(enc, g), mask: rowsView(encoderMask, g)) }
+            _ = consume enc
+            let lock = NSLock()
+            func decodeGroup(_ g: Int) throws {
+                let first = groups[g].lowerBound
+                let one = try decode(encoder: slots[g].encoder.take()!, encoderMask: slots[g].mask, maxNewTokens: maxNewTokens,
+                                     frozen: frozen, stopRow: stopRow.map { stop in { b, t in lock.withLock { stop(first + b, t) } } },
+                                     observe: onDecodingStep.map { f in { step, logits in lock.withLock { f(step, first, logits) } } })
+                slots[g].rows = one.rows
+                slots[g].steps = one.steps
             }
+            // Several groups decode side by side, each on a thread of its own (`decodingRowGroups`);
+            // one group is the whole batch, its products split over the threads.
+            if groups.count == 1 { try decodeGroup(0) } else { try Parallel.unitsThrowing(groups.count, decodeGroup) }
+            // A group whose rows all ended stops early; the batch's rows get pad after their end up
+            // to the longest group's length, as one decode of the whole batch gives them.
+            let longest = slots.map { $0.rows.map(\.count).max() ?? 0 }.max() ?? 0
+            let pad = Int32(config.padTokenId ?? 0)
+            let rows = slots.flatMap { $0.rows.map { $0 + [Int32](repeating: pad, count: longest - $0.count) } }
+            let steps = slots.map(\.steps)
             var traffic = DecodeTraffic.Totals()
             for s in 0..<(steps.map(\.count).max() ?? 0) {
                 let running = steps.filter { $0.count > s }.map { $0[s] }
