@@ -20,13 +20,14 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test bench bench-e2e reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test test-threads bench bench-e2e reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
 help:
 	@echo "make reproduce-table1   run DPT Table 1 in PROFILE=$(PROFILE) (installs deps, builds)"
 	@echo "make test               install deps, build, run every test"
+	@echo "make test-threads       the numeric, model and method tests with 1 and 3 threads (TEST_THREADS=)"
 	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
 	@echo "make bench-e2e [EPOCHS=1 ROUNDS=2]  one few-shot DPT run end to end vs PyTorch pipelines, Reports/bench-e2e.json"
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
@@ -64,6 +65,16 @@ build: deps
 
 test: deps
 	bash scripts/run-tests.sh
+
+# The numeric, model and method tests again with other thread counts, as on hosts with other core
+# counts (results are bit-identical for a given thread count, and no test may assume two threads;
+# a test that needs a thread count sets its own). CI runs it after `make test`.
+TEST_THREADS ?= 1 3
+test-threads: deps
+	@for t in $(TEST_THREADS); do \
+	  echo "test-threads: PROMPTREPRO_THREADS=$$t"; \
+	  PROMPTREPRO_THREADS=$$t bash scripts/run-tests.sh --filter '^(TensorTests|ModelTests|MethodTests)\.' || exit 1; \
+	done
 
 # Side-by-side benchmark: PromptRepro and PyTorch + transformers (venv made by bench-reference)
 # in one invocation, with ratios. QUICK=1: t5-small only. Writes Reports/bench.json.

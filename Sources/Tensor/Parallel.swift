@@ -13,11 +13,20 @@ public enum Parallel {
     }()
 
     /// The thread count when none is given: `preferredThreads` (the CLI sets it from
-    /// PROMPTREPRO_THREADS) or the core count.
+    /// PROMPTREPRO_THREADS), else env PROMPTREPRO_THREADS when it is a positive integer, else the
+    /// core count. Reading the variable here too lets a library user or the test suite run as on a
+    /// host with another core count (`make test-threads`); the CLI rejects a value that is not a
+    /// positive integer before anything runs, and here such a value is ignored.
     nonisolated(unsafe) public static var preferredThreads: Int?
     public static func defaultThreads() -> Int {
+        defaultThreads(environment: ProcessInfo.processInfo.environment, cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// `defaultThreads()` for a given environment and core count (testable without the process's).
+    static func defaultThreads(environment: [String: String], cores: Int) -> Int {
         if let n = preferredThreads, n > 0 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
+        if let v = environment["PROMPTREPRO_THREADS"], let n = Int(v), n > 0 { return n }
+        return max(1, cores)
     }
 
     /// Sets both OpenBLAS's and the core's thread count.

@@ -541,6 +541,23 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(sizes(Parallel.guidedBounds(40, quantum: 1, minQuanta: 16, threads: 2)), [16, 16, 8])
     }
 
+    /// The default thread count: `preferredThreads` (the CLI's), else PROMPTREPRO_THREADS when a
+    /// positive integer, else the core count (at least 1).
+    func testDefaultThreadsFollowTheEnvironment() {
+        let saved = Parallel.preferredThreads
+        defer { Parallel.preferredThreads = saved }
+        Parallel.preferredThreads = nil
+        XCTAssertEqual(Parallel.defaultThreads(environment: [:], cores: 2), 2)
+        XCTAssertEqual(Parallel.defaultThreads(environment: ["PROMPTREPRO_THREADS": "3"], cores: 2), 3)
+        XCTAssertEqual(Parallel.defaultThreads(environment: ["PROMPTREPRO_THREADS": "1"], cores: 8), 1)
+        for bad in ["0", "-2", "two", ""] {
+            XCTAssertEqual(Parallel.defaultThreads(environment: ["PROMPTREPRO_THREADS": bad], cores: 4), 4, "PROMPTREPRO_THREADS=\(bad)")
+        }
+        XCTAssertEqual(Parallel.defaultThreads(environment: [:], cores: 0), 1)
+        Parallel.preferredThreads = 5
+        XCTAssertEqual(Parallel.defaultThreads(environment: ["PROMPTREPRO_THREADS": "3"], cores: 2), 5)
+    }
+
     /// The spinning pool behind `Parallel.forRange` / `units` runs every chunk exactly once, with
     /// the chunk boundaries of the thread count (1 to 4 threads, counts 1 to 40, 300 calls in a row
     /// so workers are caught spinning, parked and late), serially when called from inside a chunk,
