@@ -163,8 +163,9 @@ enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
     /// AdamW's update loop (`Optimizer.AdamWAVX2`; Sources/CGemm/adamw.c).
     case adamwC = "adamw-c"
     /// A greedy decode's rows in one group per thread (`T5Model.decodingRowGroups`, groups of at
-    /// least PROMPTREPRO_DECODE_GROUP_ROWS rows or 16, also where the kernel's default is off);
-    /// the reference form decodes the whole batch, each product split over the threads.
+    /// least PROMPTREPRO_DECODE_GROUP_ROWS rows or the AVX2 kernel's default, 16, also where the
+    /// kernel's default is off); the reference form decodes the whole batch, each product split
+    /// over the threads.
     case decodeGroups = "decode-groups"
 
     /// Selects the reference form, or back to the default, in the process or on `model`.
@@ -174,7 +175,7 @@ enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
         case .softmaxC: SoftmaxExp.forced = forced
         case .dropoutC: DropoutAVX2.forced = forced; DropoutAVX512.forced = forced
         case .adamwC: Optimizer.AdamWAVX2.forced = forced
-        case .decodeGroups: model.runtime.decodingGroupMinRows = reference ? 0 : T5Model.decodingGroupRowsSetting ?? 16
+        case .decodeGroups: model.runtime.decodingGroupMinRows = reference ? 0 : T5Model.decodingGroupRowsSetting ?? T5Model.defaultDecodingGroupMinRows(.avx2)
         }
     }
 
