@@ -10,7 +10,8 @@
 
 Each workload runs in a fresh process (`--child`) so its peak RSS is its own; timings are the
 median of --repeats runs after one warm-up. Prints one JSON object on stdout: per shape and workload,
-plus "gemm": raw torch linear GFLOP/s on the core sgemm shapes of `promptrepro bench`.
+plus "gemm": raw torch linear GFLOP/s on the core sgemm shapes of `promptrepro bench` (with
+`--child gemm - --attention`, also torch.matmul's on the per-head attention products).
 """
 import argparse, json, resource, statistics, subprocess, sys, time
 
@@ -72,18 +73,41 @@ def child(shape, workload, repeats, threads, seq, prompt_len):
                       "torch": torch.__version__, "transformers": __import__("transformers").__version__}))
 
 
-def gemm(repeats, threads):
-    """Raw torch.nn.functional.linear GFLOP/s on the core sgemm shapes of `promptrepro bench`."""
+def gemm(repeats, threads, attention=False):
+    """Raw torch.nn.functional.linear GFLOP/s on the core sgemm shapes of `promptrepro bench`; with
+    `attention`, also torch.matmul's on the per-head attention products (key "attention"), as
+    transformers' T5Attention multiplies them: batch 8 x 8 heads over 356 positions, head width 64,
+    Q/K/V/dO the [8, 356, 512] projections viewed as [8, 8, 356, 64] (view + transpose, no copy),
+    P [8, 8, 356, 356]; the backward's P^T . dO as autograd's matmul backward forms it."""
     import torch
     torch.set_num_threads(threads)
     out = {}
+
+    def rate(flops, f, warmup=1, least=1):
+        for _ in range(warmup):
+            f()
+        times = []
+        for _ in range(max(repeats, least)):
+            t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
+        return {"gflops": round(flops / statistics.median(times) / 1e9, 1)}
+
     for m, k, n in [(2048, 2048, 2048), (2848, 512, 2048), (2848, 2048, 512)]:
         a, w = torch.randn(m, k), torch.randn(n, k)
-        torch.nn.functional.linear(a, w)
-        times = []
-        for _ in range(max(repeats, 1)):
-            t0 = time.perf_counter(); torch.nn.functional.linear(a, w); times.append(time.perf_counter() - t0)
-        out[f"{m}x{k}x{n}"] = {"gflops": round(2 * m * n * k / statistics.median(times) / 1e9, 1)}
+        out[f"{m}x{k}x{n}"] = rate(2 * m * n * k, lambda: torch.nn.functional.linear(a, w))
+    if attention:
+        b, h, t, d = 8, 8, 356, 64
+        heads = lambda: torch.randn(b, t, h * d).view(b, t, h, d).transpose(1, 2)
+        q, k_, v, do = heads(), heads(), heads(), heads()
+        p = torch.rand(b, h, t, t)
+        scores, values = torch.empty(b, h, t, t), torch.empty(b, h, t, d)
+        flops = 2 * b * h * t * t * d
+        # Into preallocated outputs (out=), after 5 warm-up calls: the product alone, as ours is timed
+        # (the first calls of a fresh process ran at a third of the steady rate on AMD Zen 1).
+        out["attention"] = {
+            "356x356x64": rate(flops, lambda: torch.matmul(q, k_.transpose(3, 2), out=scores), 5, 5),
+            "356x64x356:nn": rate(flops, lambda: torch.matmul(p, v, out=values), 5, 5),
+            "356x64x356:tn": rate(flops, lambda: torch.matmul(p.transpose(-1, -2), do, out=values), 5, 5),
+        }
     print(json.dumps(out))
 
 
@@ -96,10 +120,11 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--prompt", type=int, default=100)
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--attention", action="store_true", help="with --child gemm: also the per-head attention products")
     a = ap.parse_args()
     if a.child:
         if a.child[0] == "gemm":
-            gemm(a.repeats, a.threads)
+            gemm(a.repeats, a.threads, a.attention)
         else:
             child(a.child[0], a.child[1], a.repeats, a.threads, a.seq, a.prompt)
         return

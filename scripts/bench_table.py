@@ -78,6 +78,12 @@ print("sgemm GFLOP/s (ours / raw OpenBLAS / torch): " + "; ".join(
     f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {torch_rate(k, v):.0f}"
     + (f" (ours ÷ best {v['core_over_best']:.2f}, rounds {v['core_over_best_range'][0]:.2f}–{v['core_over_best_range'][1]:.2f})" if "core_over_best" in v else "")
     for k, v in sorted(core.items())))
+heads = d["core"].get("attention", {})  # reports since 2026-12-05: the per-head attention products
+if heads:
+    print(f"per-head attention GFLOP/s ({next(iter(heads.values()))['units']} units; ours / OpenBLAS / torch): " + "; ".join(
+        f"{k} {v['core_gflops']:.0f} / {v['openblas_gflops']:.0f} / {v.get('torch_gflops', float('nan')):.0f}"
+        f" (ours ÷ best {v['core_over_best']:.2f}, rounds {v['core_over_best_range'][0]:.2f}–{v['core_over_best_range'][1]:.2f})"
+        for k, v in sorted(heads.items())))
 if "met" in goals:
     print(f"goals (issue #21) as the report states them: {goals['met']} met, {goals['not_met']} not met "
           f"(`promptrepro bench --evaluate FILE` re-judges them); unstable series (spread > 10 %): {len(d.get('unstable', []))}")

@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
     @Flag(help: "t5-small only.") var quick = false
-    @Flag(help: "Core sgemm section only (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
+    @Flag(help: "The sgemm sections only: the three bench shapes and the per-head attention products (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
     @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
     @Option(help: "Judge the performance goals on a bench or bench-e2e JSON written earlier (e.g. Reports/bench.json) and print them; runs nothing.") var evaluate: String?
 
@@ -45,15 +45,19 @@ struct Bench: ParsableCommand {
         let t = Parallel.threads
         // With a reference the sgemm rounds interleave ours, OpenBLAS's and torch's (the rates
         // bound_best divides by); torch's rates also go to pytorch.gemm, as before.
-        let sgemm = try Self.sgemmSection(threads: t, rounds: repeats, python: reference)
-        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": sgemm]]
-        for (name, g) in sgemm.sorted(by: { $0.key < $1.key }) {
-            guard let g = g as? [String: Any] else { continue }
-            let torch = (g["torch_gflops"] as? Double).map { String(format: " / torch %.0f", $0) } ?? ""
-            let range = (g["core_over_best_range"] as? [Double] ?? []).map { String(format: "%.2f", $0) }.joined(separator: "–")
-            FileHandle.standardError.write(Data(String(format: "sgemm %@: ours %.0f / OpenBLAS %.0f%@ GFLOP/s (medians of %d interleaved rounds); ours ÷ best %.2f (%@, goal ≥ 0.9)\n",
-                                                       name, g["core_gflops"] as? Double ?? .nan, g["openblas_gflops"] as? Double ?? .nan, torch,
-                                                       g["rounds"] as? Int ?? 0, g["core_over_best"] as? Double ?? .nan, range).utf8))
+        // The per-head attention products (AttentionProduct) are timed in the same rounds.
+        let (sgemm, attention) = try Self.gemmSections(threads: t, rounds: repeats, python: reference, attention: true)
+        var report: [String: Any] = ["machine": machineInfo(), "core": ["sgemm": sgemm, "attention": attention]]
+        for (label, section) in [("sgemm", sgemm), ("sgemm per-head", attention)] {
+            for (name, g) in section.sorted(by: { $0.key < $1.key }) {
+                guard let g = g as? [String: Any] else { continue }
+                let torch = (g["torch_gflops"] as? Double).map { String(format: " / torch %.0f", $0) } ?? ""
+                let units = (g["units"] as? Int).map { " (\($0) units)" } ?? ""
+                let range = (g["core_over_best_range"] as? [Double] ?? []).map { String(format: "%.2f", $0) }.joined(separator: "–")
+                FileHandle.standardError.write(Data(String(format: "%@ %@%@: ours %.0f / OpenBLAS %.0f%@ GFLOP/s (medians of %d interleaved rounds); ours ÷ best %.2f (%@, goal ≥ 0.9)\n",
+                                                           label, name, units, g["core_gflops"] as? Double ?? .nan, g["openblas_gflops"] as? Double ?? .nan, torch,
+                                                           g["rounds"] as? Int ?? 0, g["core_over_best"] as? Double ?? .nan, range).utf8))
+            }
         }
         if !coreOnly {
             let shapes = quick ? ["t5-small"] : ["t5-small", "t5-base"]
@@ -281,23 +285,44 @@ struct Bench: ParsableCommand {
     /// (`*_all`), and `core_over_best`: per round ours ÷ the fastest reference (OpenBLAS or torch) of
     /// that round, median and min–max — the GEMM goal is ≥ 0.9. Throws when the torch child fails.
     static func sgemmSection(threads t: Int, rounds: Int, python: String? = nil) throws -> [String: Any] {
+        try gemmSections(threads: t, rounds: rounds, python: python, attention: false).sgemm
+    }
+
+    /// `sgemmSection`, and with `attention` the per-head attention products (`AttentionProduct`)
+    /// timed in the same rounds by the same rule: ours as `Attention.swift` runs them (one unit per
+    /// head on the pool, each `BLAS.sgemm` serial), OpenBLAS in the same units and layouts, and
+    /// torch's `matmul` on the 4-D views transformers' T5 attention multiplies. Their records
+    /// (`attention`, keyed by `AttentionProduct.name`) have the sgemm records' fields plus
+    /// `units` and `product`; no bound or overhead divides by their rates.
+    static func gemmSections(threads t: Int, rounds: Int, python: String? = nil, attention: Bool)
+        throws -> (sgemm: [String: Any], attention: [String: Any]) {
         let shapes = sgemmShapes
         let operands = shapes.map { shape in
             let (a, w) = sgemmOperands(shape)
             return (a, w, Tensor(zeros: [shape.1, shape.3]))
         }
+        let heads = attention ? AttentionProduct.all : []
+        let headOperands = heads.map { $0.operands() }
         var core = [[Double]](repeating: [], count: shapes.count), raw = core, torch = core
+        var headCore = [[Double]](repeating: [], count: heads.count), headRaw = headCore, headTorch = headCore
         var steal: [Any] = []
         for _ in 0..<max(rounds, 1) {
             let roundStart = MachineCPUTicks.read()
             defer { steal.append(roundStart.flatMap { s in MachineCPUTicks.read()?.stealShare(since: s) }.map(round3) ?? NSNull()) }
             if let python {
-                let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"])
+                let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"]
+                                                            + (attention ? ["--attention"] : []))
                 for (i, (name, _, _, _)) in shapes.enumerated() {
                     guard let g = (rates[name] as? [String: Any])?["gflops"] as? Double else {
                         throw ValidationError("bench/pytorch_reference.py --child gemm: no rate for \(name)")
                     }
                     torch[i].append(g)
+                }
+                for (i, h) in heads.enumerated() {
+                    guard let g = ((rates["attention"] as? [String: Any])?[h.name] as? [String: Any])?["gflops"] as? Double else {
+                        throw ValidationError("bench/pytorch_reference.py --child gemm --attention: no rate for attention \(h.name)")
+                    }
+                    headTorch[i].append(g)
                 }
             }
             for (i, (_, m, k, n)) in shapes.enumerated() {
@@ -306,27 +331,40 @@ struct Bench: ParsableCommand {
                 raw[i].append(round1(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
                 core[i].append(round1(linearRate(shapes[i], a, w)))
             }
-        }
-        var gemm: [String: Any] = [:]
-        for (i, (name, m, k, n)) in shapes.enumerated() {
-            var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core[i].count,
-                                    "core_gflops": medianOf(core[i]), "openblas_gflops": medianOf(raw[i]),
-                                    "core_gflops_all": core[i], "openblas_gflops_all": raw[i],
-                                    "core_over_openblas": round3(medianOf(zip(core[i], raw[i]).map { $0 / $1 })),
-                                    "steal_share_all": steal]
-            let best = torch[i].isEmpty ? raw[i] : zip(raw[i], torch[i]).map { max($0, $1) }
-            if !torch[i].isEmpty {
-                g["torch_gflops"] = medianOf(torch[i])
-                g["torch_gflops_all"] = torch[i]
+            for (i, h) in heads.enumerated() {
+                headRaw[i].append(round1(h.flops / median(3) { h.run(headOperands[i], openBLAS: true) } / 1e9))
+                headCore[i].append(round1(h.flops / median(3) { h.run(headOperands[i], openBLAS: false) } / 1e9))
             }
-            let perRound = zip(core[i], best).map { $0 / $1 }.sorted()
+        }
+        func record(_ m: Int, _ n: Int, _ k: Int, core: [Double], raw: [Double], torch: [Double]) -> [String: Any] {
+            var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core.count,
+                                    "core_gflops": medianOf(core), "openblas_gflops": medianOf(raw),
+                                    "core_gflops_all": core, "openblas_gflops_all": raw,
+                                    "core_over_openblas": round3(medianOf(zip(core, raw).map { $0 / $1 })),
+                                    "steal_share_all": steal]
+            let best = torch.isEmpty ? raw : zip(raw, torch).map { max($0, $1) }
+            if !torch.isEmpty {
+                g["torch_gflops"] = medianOf(torch)
+                g["torch_gflops_all"] = torch
+            }
+            let perRound = zip(core, best).map { $0 / $1 }.sorted()
             g["core_over_best"] = round3(medianOf(perRound))
             g["core_over_best_range"] = [perRound.first ?? .nan, perRound.last ?? .nan].map(round3)
             g["core_over_best_goal_met"] = medianOf(perRound) >= 0.9
-            g["best_of"] = torch[i].isEmpty ? "openblas (no --reference: torch not measured)" : "openblas, torch"
-            gemm[name] = g
+            g["best_of"] = torch.isEmpty ? "openblas (no --reference: torch not measured)" : "openblas, torch"
+            return g
         }
-        return gemm
+        var gemm: [String: Any] = [:], perHead: [String: Any] = [:]
+        for (i, (name, m, k, n)) in shapes.enumerated() {
+            gemm[name] = record(m, n, k, core: core[i], raw: raw[i], torch: torch[i])
+        }
+        for (i, h) in heads.enumerated() {
+            var g = record(h.m, h.n, h.k, core: headCore[i], raw: headRaw[i], torch: headTorch[i])
+            g["units"] = h.units
+            g["product"] = h.product
+            perHead[h.name] = g
+        }
+        return (gemm, perHead)
     }
 
     /// Runs bench/pytorch_reference.py with `args` under `python`; its last stdout line as JSON.

@@ -3,7 +3,8 @@ import Foundation
 /// The goals of the performance issue (#21 item 2), judged on one `bench --reference` report, so
 /// a run on any host says by itself which goals hold there:
 /// - **GEMM**: per sgemm shape, `core_over_best` (ours ÷ the round's fastest reference, median over
-///   the interleaved rounds) ≥ 0.9.
+///   the interleaved rounds) ≥ 0.9; the same for each per-head attention product
+///   (`core.attention`, keyed "per-head <shape>"; `AttentionProduct`).
 /// - **Speed-up**: per workload, the median per-round ratio PyTorch ÷ ours ≥ the target (2.5× for
 ///   the PT train step, 2× for eval, generate and FT); where `bound_best` (PyTorch's time ÷ our
 ///   FLOPs at the host's best measured GEMM rate) is below the target, ≥ 0.85 × `bound_best`
@@ -38,6 +39,8 @@ import Foundation
 /// PyTorch side (no `ratio` section).
 enum BenchGoals {
     static let speedTargets: [String: Double] = ["train_step": 2.5, "eval_forward": 2, "generate": 2, "ft_step": 2]
+    /// The key prefix of the per-head attention products' GEMM goals in `gemm_core_over_best`.
+    static let attentionGoalPrefix = "per-head "
     static let gemmGoal = 0.9, overheadGoal = 1.2, rssGoal = 0.4, boundShare = 0.85, contradictionMargin = 1.05
 
     static func evaluate(_ report: [String: Any]) -> [String: Any] {
@@ -62,25 +65,36 @@ enum BenchGoals {
         }
         var out: [String: Any] = [:]
         var gemm: [String: Any] = [:]
-        for shape in sgemm.keys.sorted() {
-            let g = sgemm[shape] as? [String: Any] ?? [:]
-            // Per round ours ÷ the round's faster reference, median over rounds (the report's own
-            // rule); else the report's verdict on its unrounded median; else the stored value.
-            // Torch's rate must have its rounds too when the report has one at all (older reports
-            // timed torch apart from ours): otherwise ours ÷ OpenBLAS alone would overstate it.
+        // Per round ours ÷ the round's faster reference, median over rounds (the report's own
+        // rule); else the report's verdict on its unrounded median; else the stored value.
+        // Torch's rate must have its rounds too when the report has one at all (older reports
+        // timed torch apart from ours): otherwise ours ÷ OpenBLAS alone would overstate it.
+        func judgeShape(_ g: [String: Any], torchElsewhere: Bool) -> [String: Any] {
             let ours = numbers(g["core_gflops_all"]), torchAll = numbers(g["torch_gflops_all"])
             let refs = [numbers(g["openblas_gflops_all"]), torchAll].compactMap { $0 }
-            let torchRounds = torchAll != nil || (g["torch_gflops"] == nil && torchGemm[shape] == nil)
+            let torchRounds = torchAll != nil || (g["torch_gflops"] == nil && !torchElsewhere)
             if let ours, !ours.isEmpty, !refs.isEmpty, torchRounds, refs.allSatisfy({ $0.count == ours.count }) {
                 let perRound = ours.indices.map { i in ours[i] / refs.map { $0[i] }.max()! }
-                gemm[shape] = judge(medianOf(perRound), gemmGoal, higherIsBetter: true)
+                return judge(medianOf(perRound), gemmGoal, higherIsBetter: true)
             } else if let v = number(g["core_over_best"]) {
-                gemm[shape] = judge(v, gemmGoal, higherIsBetter: true, verdict: g["core_over_best_goal_met"] as? Bool)
-            } else {
-                gemm[shape] = missing(gemmGoal, "core_over_best")
+                return judge(v, gemmGoal, higherIsBetter: true, verdict: g["core_over_best_goal_met"] as? Bool)
             }
+            return missing(gemmGoal, "core_over_best")
+        }
+        for shape in sgemm.keys.sorted() {
+            gemm[shape] = judgeShape(sgemm[shape] as? [String: Any] ?? [:], torchElsewhere: torchGemm[shape] != nil)
         }
         if gemm.isEmpty { gemm["sgemm"] = missing(gemmGoal, "the core sgemm section") }
+        // The per-head attention products (Bench.gemmSections, `core.attention`), judged by the same
+        // rule under "per-head <shape>"; a report without them (written before 2026-12-05) has
+        // not shown the goal there.
+        if let heads = (report["core"] as? [String: Any])?["attention"] as? [String: Any], !heads.isEmpty {
+            for shape in heads.keys.sorted() {
+                gemm["\(attentionGoalPrefix)\(shape)"] = judgeShape(heads[shape] as? [String: Any] ?? [:], torchElsewhere: false)
+            }
+        } else {
+            gemm["\(attentionGoalPrefix)attention"] = missing(gemmGoal, "the per-head attention section (core.attention)")
+        }
         out["gemm_core_over_best"] = gemm
         let shapes = Set(["t5-small"]).union(ratio.keys).union(ours.keys.filter { ours[$0] is [String: Any] }).sorted()
         // The highest GEMM rate a judged workload reached over its whole time: no honest sgemm
@@ -171,7 +185,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best; non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9; default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate, every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape"
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best; non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate, every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape"
         return out
     }
 

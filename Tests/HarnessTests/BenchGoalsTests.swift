@@ -12,6 +12,12 @@ final class BenchGoalsTests: XCTestCase {
             "2848x2048x512": ["core_gflops": 140.0, "core_over_best": 0.9],
             // The report's own verdict (on the unrounded median 0.8996) wins over the rounded 0.9.
             "512x512x512": ["core_gflops": 120.0, "core_over_best": 0.9, "core_over_best_goal_met": false],
+        ], "attention": [
+            // Per round ours ÷ the faster of OpenBLAS and torch: 50/60, 60/70, 55/50 → median 0.857: not met.
+            "356x356x64": ["core_gflops_all": [50.0, 60.0, 55.0], "openblas_gflops_all": [60.0, 50.0, 50.0],
+                           "torch_gflops_all": [40.0, 70.0, 50.0], "core_over_best": 0.95, "units": 64],
+            // No torch measured: ours ÷ OpenBLAS 60/50, 45/50, 50/50 → median 1.0: met.
+            "356x64x356:nn": ["core_gflops_all": [60.0, 45.0, 50.0], "openblas_gflops_all": [50.0, 50.0, 50.0], "units": 64],
         ]],
         "promptrepro": ["t5-small": [
             "train_step": ["seconds_median": 2.4, "gflop": 240.0],    // GEMM-bound 2.0 s: overhead 1.2
@@ -85,14 +91,20 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(gemm["2848x512x2048"]?["met"] as? Bool, false)
         XCTAssertEqual(gemm["2848x2048x512"]?["met"] as? Bool, true, "0.9 meets ≥ 0.9")
         XCTAssertEqual(gemm["512x512x512"]?["met"] as? Bool, false, "the report's own verdict")
-        // Met: 2 GEMM + train overhead and RSS + eval speed + FT speed = 6; not met: 2 GEMM + train
-        // speed + eval overhead + generate speed + FT RSS = 6, and the 4 missing ones = 10.
-        XCTAssertEqual(goals["met"] as? Int, 6)
-        XCTAssertEqual(goals["not_met"] as? Int, 10)
+        // The per-head attention products, by the same rule (not the stored 0.95).
+        XCTAssertEqual(gemm["per-head 356x356x64"]?["value"] as? Double, 0.857)
+        XCTAssertEqual(gemm["per-head 356x356x64"]?["met"] as? Bool, false)
+        XCTAssertEqual(gemm["per-head 356x64x356:nn"]?["value"] as? Double, 1.0)
+        XCTAssertEqual(gemm["per-head 356x64x356:nn"]?["met"] as? Bool, true)
+        // Met: 3 GEMM + train overhead and RSS + eval speed + FT speed = 7; not met: 3 GEMM + train
+        // speed + eval overhead + generate speed + FT RSS = 7, and the 4 missing ones = 11.
+        XCTAssertEqual(goals["met"] as? Int, 7)
+        XCTAssertEqual(goals["not_met"] as? Int, 11)
 
         XCTAssertTrue(err.contains("t5-small train_step speed-up 1.880 (goal ≥ 1.921): not met"), err)
         XCTAssertTrue(err.contains("t5-small generate peak RSS ÷ PyTorch: no data"), err)
-        XCTAssertTrue(err.contains("goals: 6 met, 10 not met"), err)
+        XCTAssertTrue(err.contains("sgemm per-head 356x356x64 ours ÷ best 0.857 (goal ≥ 0.900): not met"), err)
+        XCTAssertTrue(err.contains("goals: 7 met, 11 not met"), err)
     }
 
     /// Where the report holds the raw data, verdicts are taken on exact values recomputed from it,
@@ -106,6 +118,7 @@ final class BenchGoalsTests: XCTestCase {
     /// - RSS 401.3 MB ÷ 1000 MB = 0.4013: not met (the stored 0.40 would pass).
     /// - Overhead 2.0 s ÷ (200 ÷ 100) = 1.0: met.
     /// - Eval, generate and FT are absent: 3 goals each, not met.
+    /// - The per-head attention section is absent: one GEMM goal, not met.
     func testVerdictsUseTheRawDataAndMissingWorkloadsCount() throws {
         let raw: [String: Any] = [
             "core": ["sgemm": ["2048x2048x2048": [
@@ -130,9 +143,12 @@ final class BenchGoalsTests: XCTestCase {
         let gemm = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["2048x2048x2048"] as? [String: Any])
         XCTAssertEqual(gemm["value"] as? Double, 0.9)
         XCTAssertEqual(gemm["met"] as? Bool, true)
+        let heads = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["per-head attention"] as? [String: Any])
+        XCTAssertEqual(heads["met"] as? Bool, false)
+        XCTAssertNotNil(heads["missing"])
         XCTAssertEqual(goals["met"] as? Int, 2)
-        XCTAssertEqual(goals["not_met"] as? Int, 11)
-        XCTAssertTrue(err.contains("goals: 2 met, 11 not met"), err)
+        XCTAssertEqual(goals["not_met"] as? Int, 12)
+        XCTAssertTrue(err.contains("goals: 2 met, 12 not met"), err)
 
         // Per-round rates of ours and OpenBLAS but torch's median only (timed apart): the per-round
         // recompute would leave torch out, so the report's own verdict stands.
@@ -144,7 +160,7 @@ final class BenchGoalsTests: XCTestCase {
         // An empty `ratio` section judges nothing as met: every default workload of t5-small is missing.
         let (empty, _) = try evaluate(["core": raw["core"]!, "ratio": [String: Any]()], "bench-goals-empty")
         XCTAssertEqual(empty["met"] as? Int, 1)          // the GEMM goal alone
-        XCTAssertEqual(empty["not_met"] as? Int, 12)     // 4 workloads × speed-up, overhead, RSS
+        XCTAssertEqual(empty["not_met"] as? Int, 13)     // 4 workloads × speed-up, overhead, RSS; the per-head section
     }
 
     /// A run whose sgemm rounds met a slow phase of the host: its best sgemm rate (60 GFLOP/s, the

@@ -24,15 +24,22 @@ final class BenchSgemmTests: XCTestCase {
             echo call >> \(dir)/calls
             n=$(wc -l < \(dir)/calls)
             if [ "$n" = 1 ]; then r=1000000; else r=0.001; fi
-            echo '{"2048x2048x2048": {"gflops": '$r'}, "2848x512x2048": {"gflops": '$r'}, "2848x2048x512": {"gflops": '$r'}}'
+            [ "$9" = "--attention" ] || exit 4
+            echo '{"2048x2048x2048": {"gflops": '$r'}, "2848x512x2048": {"gflops": '$r'}, "2848x2048x512": {"gflops": '$r'}, "attention": {"356x356x64": {"gflops": '$r'}, "356x64x356:nn": {"gflops": '$r'}, "356x64x356:tn": {"gflops": '$r'}}}'
             """)
         let (rc, out) = try runCLIText(["bench", "--core-only", "--repeats", "2", "--threads", "1", "--reference", python], stdout: true)
         XCTAssertEqual(rc, 0, out)
         let calls = try String(contentsOfFile: dir + "/calls", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(calls.count, 2, "one torch child per round")
-        let sgemm = ((try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any])["core"] as! [String: Any])["sgemm"] as! [String: [String: Any]]
+        let core = (try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any])["core"] as! [String: Any]
+        let sgemm = core["sgemm"] as! [String: [String: Any]], heads = core["attention"] as! [String: [String: Any]]
         XCTAssertEqual(Set(sgemm.keys), ["2048x2048x2048", "2848x512x2048", "2848x2048x512"])
-        for (shape, g) in sgemm {
+        // The per-head attention products: 64 units (batch 8 × 8 heads) of the named shape each.
+        XCTAssertEqual(Set(heads.keys), ["356x356x64", "356x64x356:nn", "356x64x356:tn"])
+        XCTAssertEqual(heads["356x356x64"]?["n"] as? Int, 356)
+        XCTAssertEqual(heads["356x64x356:tn"]?["k"] as? Int, 356)
+        for g in heads.values { XCTAssertEqual(g["units"] as? Int, 64) }
+        for (shape, g) in sgemm.merging(heads, uniquingKeysWith: { a, _ in a }) {
             XCTAssertEqual(g["rounds"] as? Int, 2)
             XCTAssertEqual(g["torch_gflops_all"] as? [Double], [1_000_000, 0.001], shape)
             let ours = try XCTUnwrap(g["core_gflops_all"] as? [Double]), blas = try XCTUnwrap(g["openblas_gflops_all"] as? [Double])
