@@ -77,11 +77,12 @@ test-threads: deps
 	done
 
 # Side-by-side benchmark: PromptRepro and PyTorch + transformers (venv made by bench-reference)
-# in one invocation, with ratios. QUICK=1: t5-small only. Writes Reports/bench.json.
+# in one invocation, with ratios. QUICK=1: t5-small only; SHAPES=t5-base (comma-separated, of
+# t5-small, t5-base, t5-large): those shapes only. Writes Reports/bench.json.
 BENCH_VENV ?= .venv-bench
 bench: build bench-reference
 	@mkdir -p Reports
-	$(BIN) bench $(if $(QUICK),--quick) $(if $(THREADS),--threads $(THREADS)) --reference $(BENCH_VENV)/bin/python --out Reports/bench.json
+	$(BIN) bench $(if $(QUICK),--quick) $(if $(SHAPES),--shapes $(SHAPES)) $(if $(THREADS),--threads $(THREADS)) --reference $(BENCH_VENV)/bin/python --out Reports/bench.json
 
 # End to end (issue #21): one complete few-shot DPT run (CB k=32, n=100 r=10, eval every epoch on
 # the 56 validation rows, greedy decoding, random-init t5-small) by `promptrepro train`, with the

@@ -34,8 +34,9 @@ import Foundation
 /// per-round GEMM rates, PyTorch's median seconds and our GFLOP for `bound_best`), and on the
 /// stored, rounded value only where it does not (older reports): a ratio stored as 0.40 but
 /// 0.4013 in MB is not ≤ 0.4. A goal whose data is missing — a default workload or shape absent,
-/// a value not a number — is counted as not met and marked `missing`, never skipped: t5-small is
-/// always expected, and every shape the report names. Returns `[:]` when the report has no
+/// a value not a number — is counted as not met and marked `missing`, never skipped: every shape
+/// the run was asked for is expected (`shapes`; t5-small in reports without it), and every shape
+/// the report names. Returns `[:]` when the report has no
 /// PyTorch side (no `ratio` section).
 enum BenchGoals {
     static let speedTargets: [String: Double] = ["train_step": 2.5, "eval_forward": 2, "generate": 2, "ft_step": 2]
@@ -96,7 +97,9 @@ enum BenchGoals {
             gemm["\(attentionGoalPrefix)attention"] = missing(gemmGoal, "the per-head attention section (core.attention)")
         }
         out["gemm_core_over_best"] = gemm
-        let shapes = Set(["t5-small"]).union(ratio.keys).union(ours.keys.filter { ours[$0] is [String: Any] }).sorted()
+        // The shapes the run was asked for (`shapes`, reports since 2026-12-05), else t5-small.
+        let expected = report["shapes"] as? [String] ?? ["t5-small"]
+        let shapes = Set(expected).union(ratio.keys).union(ours.keys.filter { ours[$0] is [String: Any] }).sorted()
         // The highest GEMM rate a judged workload reached over its whole time: no honest sgemm
         // measurement of the same run lies below it.
         var fastest: (rate: Double, name: String)? = nil

@@ -53,7 +53,10 @@ struct BenchOne: ParsableCommand {
             }
             return k
         } ?? BF16Products.defaultKernel
-        guard case .t5(let cfg) = Architectures.known[shape] ?? .t5(Architectures.t5Small) else { throw ValidationError("T5 shapes only") }
+        guard case .t5(let cfg) = Architectures.known[shape] else {
+            let t5 = Architectures.known.filter { if case .t5 = $0.value { return true } else { return false } }.keys.sorted()
+            throw ValidationError("--shape \(shape): not a T5 architecture (one of \(t5.joined(separator: ", ")))")
+        }
         let model = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
         switch cross {
         case "auto": model.crossAttentionMode = .auto

@@ -313,6 +313,41 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertTrue(err.contains("goals (protocol default, promptrepro): 1 met, 1 not met"), err)
     }
 
+    /// A run asked for t5-base alone (`bench --shapes t5-base`) expects t5-base's four workloads,
+    /// not t5-small's: 12 goals of t5-base missing (3 per workload), none of t5-small; the GEMM
+    /// goal met (100 ÷ 90) and the per-head section missing.
+    func testTheShapesTheRunWasAskedForAreExpected() throws {
+        let onlyBase: [String: Any] = [
+            "shapes": ["t5-base"],
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops_all": [100.0], "openblas_gflops_all": [90.0]]]],
+            "ratio": [String: Any](),
+        ]
+        let (goals, _) = try evaluate(onlyBase, "bench-goals-shapes")
+        XCTAssertNil(goals["t5-small"], "t5-small was not asked for")
+        let base = try XCTUnwrap(goals["t5-base"] as? [String: [String: [String: Any]]])
+        XCTAssertEqual(Set(base.keys), ["train_step", "eval_forward", "generate", "ft_step"])
+        XCTAssertNotNil(base["train_step"]?["speedup"]?["missing"])
+        XCTAssertEqual(goals["met"] as? Int, 1)
+        XCTAssertEqual(goals["not_met"] as? Int, 13)
+    }
+
+    /// `bench --shapes` and `bench-one --shape` refuse what they cannot run, naming it, before any
+    /// measurement starts.
+    func testUnknownShapesAreRefusedByName() throws {
+        let (rc1, err1) = try runCLIText(["bench", "--shapes", "t5-small,t5-xl", "--threads", "1"], stdout: false)
+        XCTAssertNotEqual(rc1, 0)
+        XCTAssertTrue(err1.contains("'t5-xl' is not a bench shape") && err1.contains("t5-base"), err1)
+        let (rc2, err2) = try runCLIText(["bench", "--quick", "--shapes", "t5-base"], stdout: false)
+        XCTAssertNotEqual(rc2, 0)
+        XCTAssertTrue(err2.contains("--quick and --shapes"), err2)
+        let (rc3, err3) = try runCLIText(["bench", "--shapes", "t5-base,t5-base"], stdout: false)
+        XCTAssertNotEqual(rc3, 0)
+        XCTAssertTrue(err3.contains("twice"), err3)
+        let (rc4, err4) = try runCLIText(["bench-one", "--shape", "t5-xl", "--workload", "eval", "--repeats", "1"], stdout: false)
+        XCTAssertNotEqual(rc4, 0)
+        XCTAssertTrue(err4.contains("--shape t5-xl: not a T5 architecture") && err4.contains("t5-small"), err4)
+    }
+
     func testAReportWithoutAReferenceOrUnreadableIsNamed() throws {
         let path = try write(["core": ["sgemm": [:]]], "bench-goals-noref")
         defer { try? FileManager.default.removeItem(atPath: path) }
