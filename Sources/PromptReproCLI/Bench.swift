@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
     @Flag(help: "t5-small only.") var quick = false
-    @Option(help: "Model shapes to run, comma-separated, of \(Bench.modelShapes.joined(separator: ", ")) (default: t5-small and t5-base; --quick: t5-small).")
+    @Option(help: "Model shapes to run, comma-separated, of \(Bench.supportedShapes.joined(separator: ", ")) (default: t5-small and t5-base; --quick: t5-small).")
     var shapes: String?
     @Flag(help: "The sgemm sections only: the three bench shapes and the per-head attention products (with --reference: ours, OpenBLAS and torch interleaved).") var coreOnly = false
     @Option(help: "Python with torch + transformers for the side-by-side reference (make bench-reference creates one).") var reference: String?
@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: out, as: UTF8.self))
             return
         }
-        let modelShapes = try Self.modelShapes(shapes, quick: quick)  // checked before anything runs
+        let runShapes = try Self.modelShapes(shapes, quick: quick)  // checked before anything runs
         Parallel.configure(threads: threads)
         let t = Parallel.threads
         // With a reference the sgemm rounds interleave ours, OpenBLAS's and torch's (the rates
@@ -63,7 +63,7 @@ struct Bench: ParsableCommand {
             }
         }
         if !coreOnly {
-            let shapes = modelShapes
+            let shapes = runShapes
             report["shapes"] = shapes
             // JSON key → (bench-one workload, PROMPTREPRO_CHECKPOINT). Every workload runs the
             // defaults (`auto`: the FT step checkpoints its self-attention sublayers). The FT step
@@ -262,16 +262,16 @@ struct Bench: ParsableCommand {
     }
 
     /// The model shapes `bench` runs: those bench/pytorch_reference.py builds (T5 v1.0, relu).
-    static let modelShapes = ["t5-small", "t5-base", "t5-large"]
+    static let supportedShapes = ["t5-small", "t5-base", "t5-large"]
 
-    /// `--shapes` (comma-separated, each one of `modelShapes`, no repeats) or the default: t5-small
+    /// `--shapes` (comma-separated, each one of `supportedShapes`, no repeats) or the default: t5-small
     /// with `quick`, else t5-small and t5-base. Throws naming the bad shape, or when both are given.
     static func modelShapes(_ list: String?, quick: Bool) throws -> [String] {
         guard let list else { return quick ? ["t5-small"] : ["t5-small", "t5-base"] }
         if quick { throw ValidationError("--quick and --shapes: give one (--quick is --shapes t5-small)") }
         let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        for name in names where !modelShapes.contains(name) {
-            throw ValidationError("--shapes: '\(name)' is not a bench shape (\(modelShapes.joined(separator: ", ")))")
+        for name in names where !supportedShapes.contains(name) {
+            throw ValidationError("--shapes: '\(name)' is not a bench shape (\(supportedShapes.joined(separator: ", ")))")
         }
         guard !names.isEmpty, Set(names).count == names.count else { throw ValidationError("--shapes: '\(list)' names no shape or one twice") }
         return names
