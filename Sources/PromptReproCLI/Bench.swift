@@ -97,14 +97,23 @@ struct Bench: ParsableCommand {
             if reference != nil, let pt = report["pytorch"] as? [String: Any] {
                 let ours = report["promptrepro"] as? [String: Any] ?? [:]
                 // The best ratio possible if every one of our FLOPs ran at this machine's measured
-                // sgemm speed (the core path at the three sgemm shapes, averaged).
+                // sgemm speed (the core path at the three sgemm shapes, averaged), or at the median
+                // of the per-round GEMM probes (the same mean over the shapes, taken beside the
+                // workloads) where that is higher.
                 let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
                 let speeds = core.keys.sorted().compactMap { core[$0]?["core_gflops"] as? Double }  // fixed summation order
+                let probes = BenchGoals.probeRates(ours)
+                let probeMedian = probes.mean.isEmpty ? nil : medianOf(probes.mean)
                 // bound_best (issue #21): the same with the best GEMM rate measured on the host —
                 // ours, OpenBLAS's or PyTorch's (`torch.nn.functional.linear`), each the median of
                 // the interleaved sgemm rounds, per shape; the mean over the three shapes of each
-                // shape's best.
-                let bestRate = BenchGoals.bestGEMMRate(sgemm: core, torchGemm: pt["gemm"] as? [String: Any] ?? [:])
+                // shape's best; or the probes' median where that is higher (`hostBestRate`).
+                let sgemmBest = BenchGoals.bestGEMMRate(sgemm: core, torchGemm: pt["gemm"] as? [String: Any] ?? [:])
+                let bestRate = BenchGoals.hostBestRate(sgemm: core, torchGemm: pt["gemm"] as? [String: Any] ?? [:], probes: probes)
+                func source(_ sgemm: Double?) -> String {
+                    let parts = [sgemm.map { "sgemm rounds \(round1($0))" }, probeMedian.map { "probes' median \(round1($0))" }].compactMap { $0 }
+                    return parts.joined(separator: ", ")
+                }
                 func ratios(_ rate: Double) -> [String: Any] {
                     var bound: [String: Any] = [:]
                     for shape in shapes {
@@ -121,13 +130,14 @@ struct Bench: ParsableCommand {
                     return bound
                 }
                 if !speeds.isEmpty {
-                    let peak = speeds.reduce(0, +) / Double(speeds.count)
+                    let mean = speeds.reduce(0, +) / Double(speeds.count)
+                    let peak = max(mean, probeMedian ?? 0)
                     report["ratio_bound"] = ratios(peak)
-                    report["ratio_bound_definition"] = "PyTorch seconds / (workload GFLOP / mean core sgemm GFLOP/s = \(round1(peak))): the speed-up if every FLOP ran at sgemm speed"
+                    report["ratio_bound_definition"] = "PyTorch seconds / (workload GFLOP / our GEMM GFLOP/s = \(round1(peak)), the higher of the mean core sgemm rate and the median of the per-round GEMM probes (\(source(mean)))): the speed-up if every FLOP ran at sgemm speed"
                 }
                 if let peak = bestRate {
                     report["ratio_bound_best"] = ratios(peak)
-                    report["ratio_bound_best_definition"] = "PyTorch seconds / (workload GFLOP / best measured GEMM GFLOP/s = \(round1(peak)), the mean over the three sgemm shapes of max(ours, OpenBLAS, torch linear)); goal where it is below 2.5× (train) / 2× (others): ratio ≥ 0.85 × bound_best"
+                    report["ratio_bound_best_definition"] = "PyTorch seconds / (workload GFLOP / best measured GEMM GFLOP/s = \(round1(peak)), the higher of the mean over the three sgemm shapes of max(ours, OpenBLAS, torch linear) and the median of the per-round GEMM probes of ours (\(source(sgemmBest)))); goal where it is below 2.5× (train) / 2× (others): ratio ≥ 0.85 × bound_best"
                 }
                 report["ratio_definition"] = "time: PyTorch seconds / PromptRepro seconds (higher is better); peak_rss: PromptRepro MB / PyTorch MB for the PT train step, <workload>_peak_rss per workload (lower is better)"
                 let goals = BenchGoals.evaluate(report)

@@ -226,6 +226,68 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertNil(nearTrain["non_gemm_overhead"]?["unreliable"])
     }
 
+    /// `bound_best`'s rate is the higher of the sgemm rounds' best and the median of the run's
+    /// per-round GEMM probes (`hostBestRate`). Worked by hand: the sgemm rounds' best is 60 GFLOP/s
+    /// (ours 60, OpenBLAS 55, torch 50); the probes' means are 70, 70, 80 (train) and 70, 70, 70
+    /// (eval): median 70; their fastest shapes 75, 75, 85 and 75, 75, 75: median 75.
+    /// - train: 140 GFLOP in 2.0 s per round = 70 GFLOP/s, above 1.05 × 60 = 63 (the rule before
+    ///   judged every speed-up against its target and called it `unreliable`) but not above 1.05 ×
+    ///   75 = 78.75. bound_best = 3.0 ÷ (140 ÷ 70) = 1.5, goal 0.85 × 1.5 = 1.275; the speed-up 3.0 ÷
+    ///   2.0 = 1.5 is met. Overhead per round 2.0 ÷ (140 ÷ 70) = 1.0, 1.0, 2.0 ÷ (140 ÷ 80) = 1.143:
+    ///   median 1.0, met.
+    /// - eval: 240 GFLOP in 4.0 s; bound_best = 5.0 ÷ (240 ÷ 70) = 1.4583, goal 1.2396 (printed
+    ///   1.24); the speed-up 1.25 is met (against 2, the target, before).
+    /// With every probe at 50 (fastest 55) the sgemm rounds' 60 stays the rate: train's 70 GFLOP/s
+    /// is above 63, so both speed-ups are judged against their targets (1.5 < 2.5, 1.25 < 2) and
+    /// `unreliable`, naming the sgemm rate; bound_best = 3.0 ÷ (140 ÷ 60) = 1.29. With probes of 62
+    /// (fastest 65) the rate is 62 and the doubt names the probes' 65: 70 > 68.25.
+    func testBoundBestUsesTheProbesWhereTheyRanFaster() throws {
+        func report(probes: [Double], fastest: [Double]) -> [String: Any] {
+            [
+                "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 60.0, "openblas_gflops": 55.0, "torch_gflops": 50.0, "core_over_best": 1.0]]],
+                "promptrepro": ["t5-small": [
+                    "train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.0, 2.0]], "gflop": 140.0, "peak_rss_mb": 300.0,
+                                   "gemm_probe_gflops_all": Array(probes[0..<3]), "gemm_probe_fastest_gflops_all": Array(fastest[0..<3])],
+                    "eval_forward": ["seconds_median": 4.0, "seconds": ["all": [4.0, 4.0, 4.0]], "gflop": 240.0, "peak_rss_mb": 300.0,
+                                     "gemm_probe_gflops_all": Array(probes[3..<6]), "gemm_probe_fastest_gflops_all": Array(fastest[3..<6])],
+                ]],
+                "pytorch": ["t5-small": [
+                    "train_step": ["seconds_median": 3.0, "seconds": ["all": [3.0, 3.0, 3.0]], "peak_rss_mb": 1000.0],
+                    "eval_forward": ["seconds_median": 5.0, "seconds": ["all": [5.0, 5.0, 5.0]], "peak_rss_mb": 1000.0],
+                ]],
+                "ratio": ["t5-small": ["train_step": 1.5, "eval_forward": 1.25]],
+            ]
+        }
+        let (goals, err) = try evaluate(report(probes: [70, 70, 80, 70, 70, 70], fastest: [75, 75, 85, 75, 75, 75]), "bench-goals-probed-bound")
+        let w = try XCTUnwrap(goals["t5-small"] as? [String: [String: [String: Any]]])
+        let train = try XCTUnwrap(w["train_step"]), eval = try XCTUnwrap(w["eval_forward"])
+        XCTAssertEqual(train["speedup"]?["bound_best"] as? Double, 1.5)
+        XCTAssertEqual(train["speedup"]?["goal"] as? Double, 1.275)
+        XCTAssertEqual(train["speedup"]?["met"] as? Bool, true)
+        XCTAssertNil(train["speedup"]?["unreliable"])
+        XCTAssertEqual(train["non_gemm_overhead"]?["value"] as? Double, 1.0)
+        XCTAssertEqual(train["non_gemm_overhead"]?["met"] as? Bool, true)
+        XCTAssertEqual(eval["speedup"]?["bound_best"] as? Double, 1.46)
+        XCTAssertEqual(eval["speedup"]?["goal"] as? Double, 1.24)
+        XCTAssertEqual(eval["speedup"]?["met"] as? Bool, true)
+        XCTAssertTrue(err.contains("t5-small eval_forward speed-up 1.250 (goal ≥ 1.240): met"), err)
+
+        let (slowGoals, slowErr) = try evaluate(report(probes: [50, 50, 50, 50, 50, 50], fastest: [55, 55, 55, 55, 55, 55]), "bench-goals-slow-probes")
+        let slow = try XCTUnwrap(slowGoals["t5-small"] as? [String: [String: [String: Any]]])
+        XCTAssertEqual(slow["train_step"]?["speedup"]?["bound_best"] as? Double, 1.29)
+        XCTAssertEqual(slow["train_step"]?["speedup"]?["goal"] as? Double, 2.5)
+        XCTAssertEqual(slow["train_step"]?["speedup"]?["met"] as? Bool, false)
+        XCTAssertEqual(slow["eval_forward"]?["speedup"]?["goal"] as? Double, 2)
+        XCTAssertEqual(slow["eval_forward"]?["speedup"]?["met"] as? Bool, false)
+        XCTAssertTrue(slowErr.contains("above 1.05 × the fastest sgemm shape's best rate 60.0"), slowErr)
+
+        let (midGoals, midErr) = try evaluate(report(probes: [62, 62, 62, 62, 62, 62], fastest: [65, 65, 65, 65, 65, 65]), "bench-goals-mid-probes")
+        let mid = try XCTUnwrap(midGoals["t5-small"] as? [String: [String: [String: Any]]])
+        XCTAssertEqual(mid["train_step"]?["speedup"]?["goal"] as? Double, 2.5)
+        XCTAssertNotNil(mid["train_step"]?["speedup"]?["unreliable"])
+        XCTAssertTrue(midErr.contains("above 1.05 × the median of the probes' fastest shape 65.0"), midErr)
+    }
+
     /// A report whose rounds carry a GEMM probe (`gemm_probe_gflops_all`, our `linear` timed right
     /// before and after each of our runs): each round's overhead divides by that round's probe rate,
     /// and the median over rounds is judged. Worked by hand, 200 GFLOP:
