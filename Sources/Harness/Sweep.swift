@@ -6,6 +6,7 @@ import Foundation
 import Methods
 import Models
 import Store
+import Support
 import Tasks
 import Tensor
 import Training
@@ -377,7 +378,3 @@ public enum SweepRunner {
     }
 }
 
-func formatDuration(_ s: Double) -> String {
-    let t = Int(s.rounded())
-    return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : (t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s")
-}

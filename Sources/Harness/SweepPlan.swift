@@ -5,6 +5,7 @@ import Foundation
 import Methods
 import Models
 import Store
+import Support
 
 public struct SweepPlan {
     public enum State: String, CaseIterable {

@@ -2,6 +2,7 @@
 // epochs running runs have already trained, and a console that prints repeated worker messages once.
 import Foundation
 import Store
+import Support
 import Training
 
 /// What an epoch's duration depends on most: the method, the task and the model that is loaded

@@ -209,18 +209,28 @@ struct Bench: ParsableCommand {
         // its plain workload's rounds.
         let bases = runs.filter { !$0.value.isVariant }.keys.sorted()
         let probe = GemmProbe()
+        // Progress after every round, with the time left estimated from the rounds timed so far
+        // (a workload not yet run from the others of its shape; a shape not yet run is untimed).
+        let rounds = max(1, repeats)
+        var eta = RoundsETA(plan: shapes.flatMap { shape in
+            bases.flatMap { Array(repeating: RoundsETA.Round(group: "\(shape) \($0)", family: shape), count: rounds) }
+        })
         for shape in shapes {
             var m: [String: Any] = [:], p: [String: Any] = [:], r: [String: Any] = [:], rr: [String: Any] = [:]
             for key in bases {
                 let w = runs[key]!.workload
                 let variants = runs.filter { $0.value.isVariant && $0.value.workload == w }.keys.sorted()
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
-                for _ in 0..<max(1, repeats) {
+                for round in 1...rounds {
+                    let roundStart = Date()
                     mine[key, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) } })
                     theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) })
                     for v in variants {
                         mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } })
                     }
+                    eta.finish(wallSeconds: Date().timeIntervalSince(roundStart))
+                    FileHandle.standardError.write(Data(String(format: "%@ %@ round %d/%d: ours %.3f s, PyTorch %.3f s; %@\n", shape, key, round, rounds,
+                                                               seconds(mine[key]!.last!), seconds(theirs.last!), eta.progress).utf8))
                 }
                 let b = theirs.map(seconds)
                 p[key] = summarize(theirs)

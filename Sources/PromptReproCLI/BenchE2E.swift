@@ -61,6 +61,11 @@ struct BenchE2E: ParsableCommand {
         // (docs/performance.md, "Fifth session"), so this rate sets its floor as the GEMM rate sets
         // the training's.
         var memoryRead: [Double] = []
+        // Progress after every side's run, with the time left from the runs timed so far (a side
+        // not yet run from the others of ours or of PyTorch's).
+        var eta = RoundsETA(plan: (1...max(1, rounds)).flatMap { _ in
+            order.map { RoundsETA.Round(group: $0, family: $0.hasPrefix("promptrepro") ? "ours" : "pytorch") }
+        }, noun: "run")
         for round in 1...max(1, rounds) {
             memoryRead.append(round1(medianOf(MemoryReadProbe.gigabytesPerSecond(threads: threads))))
             for side in order {
@@ -94,8 +99,10 @@ struct BenchE2E: ParsableCommand {
                 let share = ticks0.flatMap { t in MachineCPUTicks.read()?.stealShare(since: t) }
                 if let share { steals[side, default: []].append(share) }
                 last[side] = record
+                eta.finish(wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 stderr(String(format: "round %d %@: %.1f s wall, %.1f CPU s", round, side, record["wall_seconds"] as! Double, cpus[side]!.last!)
-                       + (share.map { String(format: ", %.0f %% of the machine's CPU time stolen by the hypervisor", 100 * $0) } ?? ""))
+                       + (share.map { String(format: ", %.0f %% of the machine's CPU time stolen by the hypervisor", 100 * $0) } ?? "")
+                       + "; \(eta.progress)")
             }
         }
 
