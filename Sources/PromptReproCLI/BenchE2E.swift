@@ -192,12 +192,12 @@ struct BenchE2E: ParsableCommand {
                 bound[o] = b
             }
         }
-        let goals = BenchGoals.evaluateE2E(["ratios": ratios, "sides": sides])
         // Sides whose wall times spread by more than 10 % over the rounds ((max − min) / median).
         let unstable = order.filter { side in
             let w = walls[side] ?? [], med = medianOf(w)
             return w.count > 1 && med > 0 && (w.max()! - w.min()!) / med > 0.1
         }
+        let goals = BenchGoals.evaluateE2E(["ratios": ratios, "sides": sides, "unstable": unstable])
         let steal = stealSummary(order.flatMap { steals[$0] ?? [] })
         let report: [String: Any] = [
             "machine": machine, "ratios": ratios, "sides": sides, "bound": bound, "goals": goals, "unstable": unstable, "steal": steal,

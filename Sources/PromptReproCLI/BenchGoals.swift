@@ -28,6 +28,8 @@ import Foundation
 /// doubted on its own rounds instead: when in any round the workload's GEMMs ran faster (its GFLOP
 /// ÷ that round's seconds) than 1.05 × that round's fastest probe shape
 /// (`gemm_probe_fastest_gflops_all`), that overhead is not met and `unreliable`.
+/// A speed-up whose series (ours or PyTorch's) the report flags `unstable` (spread over 10 %)
+/// carries that in the verdict (`unstable`), judged as it stands: the issue asks to flag such runs.
 /// Only the default workloads are judged; an extra FT row (opt-out `ft_step_uncheckpointed`,
 /// formerly opt-in `ft_step_checkpointed`) and the opt-in bf16 eval row (`eval_forward_bf16`)
 /// are left out. Every
@@ -55,6 +57,7 @@ enum BenchGoals {
         let rates = sgemm.keys.sorted().compactMap { number((sgemm[$0] as? [String: Any])?["core_gflops"]) }
         let coreRate = rates.isEmpty ? nil : rates.reduce(0, +) / Double(rates.count)
         let torchGemm = pytorch["gemm"] as? [String: Any] ?? [:]
+        let unstable = Set(report["unstable"] as? [String] ?? [])
         let probes = probeRates(ours)
         let bestRate = hostBestRate(sgemm: sgemm, torchGemm: torchGemm, probes: probes)
         var met = 0, notMet = 0
@@ -147,6 +150,8 @@ enum BenchGoals {
                     bound = t / (gf / rate)
                 }
                 var extra: [String: Any] = ["target": target]
+                let spread = ["promptrepro \(shape) \(key)", "pytorch \(shape) \(key)"].filter(unstable.contains)
+                if !spread.isEmpty { extra["unstable"] = "times spread by more than 10 %: \(spread.joined(separator: ", "))" }
                 var goal = bound.map { $0 < target ? boundShare * $0 : target } ?? target
                 if let doubt = boundDoubt, goal < target {
                     goal = target
@@ -195,7 +200,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (bound_best at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape"
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (bound_best at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands"
         return out
     }
 
@@ -295,10 +300,16 @@ enum BenchGoals {
     /// the report has them. The goal is about the protocol default side (`promptrepro`): only its
     /// verdicts count in `met` / `not_met`, and each of its two is counted as not met (`missing`)
     /// when the report lacks its ratio; the decode-cap side (opt-in) is judged too, for
-    /// information. CPU-second ratios are not judged. Returns `[:]` when the report has no `ratios`.
+    /// information. CPU-second ratios are not judged; where either side of a pair is in the report's
+    /// `unstable` (walls spread over 10 %), the verdict says so (`unstable`) with the pair's
+    /// CPU-second ratio (the median over the rounds of PyTorch's CPU seconds ÷ ours): on a busy host
+    /// a side's wall follows the share of the cores it got. Returns `[:]` when the report has no
+    /// `ratios`.
     static func evaluateE2E(_ report: [String: Any]) -> [String: Any] {
         guard let ratios = report["ratios"] as? [String: Any] else { return [:] }
         let sides = report["sides"] as? [String: Any] ?? [:]
+        let unstable = Set(report["unstable"] as? [String] ?? [])
+        func cpus(_ side: String) -> [Double]? { numbers(((sides[side] as? [String: Any])?["cpu"] as? [String: Any])?["all"]) }
         func walls(_ side: String) -> [Double]? { numbers(((sides[side] as? [String: Any])?["wall"] as? [String: Any])?["all"]) }
         var out: [String: Any] = [:], met = 0, notMet = 0
         var pairs = Set(ratios.keys.filter { !$0.hasSuffix("(CPU)") })
@@ -310,11 +321,20 @@ enum BenchGoals {
             if let theirs = walls(parts[0]), let mine = walls(parts[1]), !mine.isEmpty, theirs.count == mine.count {
                 median = medianOf(zip(theirs, mine).map { $0 / $1 })
             }
-            let verdict: [String: Any]
+            var verdict: [String: Any]
             if let median {
                 let ok = median >= target
                 if parts[1] == e2eDefaultSide { if ok { met += 1 } else { notMet += 1 } }
                 verdict = ["value": round3(median), "goal": target, "met": ok]
+                let spread = parts.filter(unstable.contains)
+                if !spread.isEmpty {
+                    var cpu = number((ratios["\(key) (CPU)"] as? [String: Any])?["median"])
+                    if let theirs = cpus(parts[0]), let mine = cpus(parts[1]), !mine.isEmpty, theirs.count == mine.count, mine.allSatisfy({ $0 > 0 }) {
+                        cpu = medianOf(zip(theirs, mine).map { $0 / $1 })
+                    }
+                    verdict["unstable"] = "walls spread by more than 10 %: \(spread.joined(separator: ", "))"
+                        + (cpu.map { String(format: "; by CPU seconds %.2f×", $0) } ?? "")
+                }
             } else {
                 if parts[1] == e2eDefaultSide { notMet += 1 }
                 verdict = ["goal": target, "met": false, "missing": "the ratio \(key)"]
@@ -325,7 +345,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 item 3: wall seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds: ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap"
+        out["definition"] = "issue #21 item 3: wall seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds: ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap; `unstable` on a verdict: a side of the pair spread by more than 10 % over the rounds, with the pair's CPU-second ratio"
         return out
     }
 
@@ -343,15 +363,16 @@ enum BenchGoals {
     }
 
     /// "NAME 1.880 (goal ≥ 1.921): not met" for one verdict (`value`, `goal`, `met`), followed by
-    /// "(unreliable: …)" when the verdict says why it is not trusted, or "NAME: no data (…): not
-    /// met" for a missing one; `sense` is ≥ or ≤.
+    /// "(unreliable: …)" when the verdict says why it is not trusted and "(unstable: …)" when its
+    /// series spread, or "NAME: no data (…): not met" for a missing one; `sense` is ≥ or ≤.
     static func verdictLine(_ name: String, _ g: [String: Any], _ sense: String) -> String {
         if let what = g["missing"] as? String {
             return String(format: "%@: no data (%@; goal %@ %.3f): not met", name, what, sense, g["goal"] as? Double ?? .nan)
         }
         let line = String(format: "%@ %.3f (goal %@ %.3f): %@", name, g["value"] as? Double ?? .nan, sense, g["goal"] as? Double ?? .nan,
                           (g["met"] as? Bool ?? false) ? "met" : "not met")
-        return (g["unreliable"] as? String).map { "\(line) (unreliable: \($0))" } ?? line
+        let notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
+        return ([line] + notes).joined(separator: " ")
     }
 
 }

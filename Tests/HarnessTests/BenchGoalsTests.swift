@@ -256,6 +256,7 @@ final class BenchGoalsTests: XCTestCase {
                     "eval_forward": ["seconds_median": 5.0, "seconds": ["all": [5.0, 5.0, 5.0]], "peak_rss_mb": 1000.0],
                 ]],
                 "ratio": ["t5-small": ["train_step": 1.5, "eval_forward": 1.25]],
+                "unstable": ["pytorch t5-small eval_forward", "promptrepro t5-small eval_forward", "pytorch t5-small ft_step"],
             ]
         }
         let (goals, err) = try evaluate(report(probes: [70, 70, 80, 70, 70, 70], fastest: [75, 75, 85, 75, 75, 75]), "bench-goals-probed-bound")
@@ -270,7 +271,10 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(eval["speedup"]?["bound_best"] as? Double, 1.46)
         XCTAssertEqual(eval["speedup"]?["goal"] as? Double, 1.24)
         XCTAssertEqual(eval["speedup"]?["met"] as? Bool, true)
-        XCTAssertTrue(err.contains("t5-small eval_forward speed-up 1.250 (goal ≥ 1.240): met"), err)
+        // Flagged series stay judged and are named: eval's two, none of train's.
+        XCTAssertEqual(eval["speedup"]?["unstable"] as? String, "times spread by more than 10 %: promptrepro t5-small eval_forward, pytorch t5-small eval_forward")
+        XCTAssertNil(train["speedup"]?["unstable"])
+        XCTAssertTrue(err.contains("t5-small eval_forward speed-up 1.250 (goal ≥ 1.240): met (unstable: times spread by more than 10 %: promptrepro t5-small eval_forward, pytorch t5-small eval_forward)"), err)
 
         let (slowGoals, slowErr) = try evaluate(report(probes: [50, 50, 50, 50, 50, 50], fastest: [55, 55, 55, 55, 55, 55]), "bench-goals-slow-probes")
         let slow = try XCTUnwrap(slowGoals["t5-small"] as? [String: [String: [String: Any]]])
@@ -373,6 +377,28 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(goals["not_met"] as? Int, 1)
         XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 3.506 (goal ≥ 4.000): not met"), err)
         XCTAssertTrue(err.contains("goals (protocol default, promptrepro): 1 met, 1 not met"), err)
+        XCTAssertNil(((goals["promptrepro"] as? [String: Any])?["pytorch-dpt-code"] as? [String: Any])?["unstable"], "no side flagged")
+    }
+
+    /// A pair whose side the report flags `unstable` keeps its verdict and says so, with the
+    /// CPU-second ratio from the sides' per-round CPU seconds: walls 231 / 33.4 = 6.916 and 140 /
+    /// 35.3 = 3.966 → median 5.441 ≥ 4, met; CPU 209.5 / 61.4 = 3.412 and 208.8 / 63.3 = 3.299 →
+    /// 3.355 ("3.36×"). The dynamic pair, neither side flagged, carries no note.
+    func testEndToEndVerdictsOfUnstableSidesSaySoWithTheCPURatio() throws {
+        let e2e: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [33.4, 35.3]], "cpu": ["all": [61.4, 63.3]]],
+                      "pytorch-dpt-code": ["wall": ["all": [231.0, 140.0]], "cpu": ["all": [209.5, 208.8]]],
+                      "pytorch-dynamic": ["wall": ["all": [100.0, 100.0]], "cpu": ["all": [150.0, 150.0]]]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 5.4], "pytorch-dynamic / promptrepro": ["median": 2.9]],
+            "unstable": ["pytorch-dpt-code"],
+        ]
+        let (goals, err) = try evaluate(e2e, "bench-goals-e2e-unstable")
+        let ours = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["value"] as? Double, 5.441)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["met"] as? Bool, true)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["unstable"] as? String, "walls spread by more than 10 %: pytorch-dpt-code; by CPU seconds 3.36×")
+        XCTAssertNil(ours["pytorch-dynamic"]?["unstable"])
+        XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 5.441 (goal ≥ 4.000): met (unstable: walls spread by more than 10 %: pytorch-dpt-code; by CPU seconds 3.36×)"), err)
     }
 
     /// A run asked for t5-base alone (`bench --shapes t5-base`) expects t5-base's four workloads,
