@@ -112,8 +112,9 @@ extension T5Model {
     }()
 
     /// Rows per group from which a decode runs in row groups when nothing else is set: 16 with
-    /// the AVX2 kernel, off (0) otherwise. Measured on AMD Zen 1 only (family 23 model 1, 2
-    /// threads, 2026-12-05; docs/performance.md, "Thirteenth session"). With AVX-512 a core's
+    /// the AVX2 kernel, off (0) otherwise. Measured on AMD Zen 1 (family 23 model 1, 2 threads,
+    /// 2026-12-05; docs/performance.md, "Thirteenth session") and Zen 3 (family 25 model 1: the
+    /// decode 1.04× faster in ABBA pairs; "Seventeenth session"). With AVX-512 a core's
     /// products run about three times as fast, so a group's second read of every weight may make
     /// its steps memory-bound; not measured there (set PROMPTREPRO_DECODE_GROUP_ROWS to try).
     public static func defaultDecodingGroupMinRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 0 }
