@@ -309,18 +309,23 @@ enum BenchGoals {
         guard let ratios = report["ratios"] as? [String: Any] else { return [:] }
         let sides = report["sides"] as? [String: Any] ?? [:]
         let unstable = Set(report["unstable"] as? [String] ?? [])
-        func cpus(_ side: String) -> [Double]? { numbers(((sides[side] as? [String: Any])?["cpu"] as? [String: Any])?["all"]) }
-        func walls(_ side: String) -> [Double]? { numbers(((sides[side] as? [String: Any])?["wall"] as? [String: Any])?["all"]) }
+        // The median over the rounds of PyTorch's seconds ÷ ours (`field`: wall or cpu), pair by
+        // pair from the sides' raw series where both have them (ours all > 0), else the report's
+        // stored `ratios[key].median`.
+        func pairMedian(_ key: String, _ field: String, _ parts: [String]) -> Double? {
+            func series(_ side: String) -> [Double]? { numbers(((sides[side] as? [String: Any])?[field] as? [String: Any])?["all"]) }
+            if let theirs = series(parts[0]), let mine = series(parts[1]), !mine.isEmpty, theirs.count == mine.count, mine.allSatisfy({ $0 > 0 }) {
+                return medianOf(zip(theirs, mine).map { $0 / $1 })
+            }
+            return number((ratios[key] as? [String: Any])?["median"])
+        }
         var out: [String: Any] = [:], met = 0, notMet = 0
         var pairs = Set(ratios.keys.filter { !$0.hasSuffix("(CPU)") })
         for ref in e2eTargets.keys { pairs.insert("\(ref) / \(e2eDefaultSide)") }
         for key in pairs.sorted() {
             let parts = key.components(separatedBy: " / ")
             guard parts.count == 2, let target = e2eTargets[parts[0]] else { continue }
-            var median = number((ratios[key] as? [String: Any])?["median"])
-            if let theirs = walls(parts[0]), let mine = walls(parts[1]), !mine.isEmpty, theirs.count == mine.count {
-                median = medianOf(zip(theirs, mine).map { $0 / $1 })
-            }
+            let median = pairMedian(key, "wall", parts)
             var verdict: [String: Any]
             if let median {
                 let ok = median >= target
@@ -328,10 +333,7 @@ enum BenchGoals {
                 verdict = ["value": round3(median), "goal": target, "met": ok]
                 let spread = parts.filter(unstable.contains)
                 if !spread.isEmpty {
-                    var cpu = number((ratios["\(key) (CPU)"] as? [String: Any])?["median"])
-                    if let theirs = cpus(parts[0]), let mine = cpus(parts[1]), !mine.isEmpty, theirs.count == mine.count, mine.allSatisfy({ $0 > 0 }) {
-                        cpu = medianOf(zip(theirs, mine).map { $0 / $1 })
-                    }
+                    let cpu = pairMedian("\(key) (CPU)", "cpu", parts)
                     verdict["unstable"] = "walls spread by more than 10 %: \(spread.joined(separator: ", "))"
                         + (cpu.map { String(format: "; by CPU seconds %.2f×", $0) } ?? "")
                 }
