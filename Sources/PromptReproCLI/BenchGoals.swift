@@ -7,9 +7,11 @@ import Foundation
 ///   (`core.attention`, keyed "per-head <shape>"; `AttentionProduct`).
 /// - **Speed-up**: per workload, the median per-round ratio PyTorch ÷ ours ≥ the target (2.5× for
 ///   the PT train step, 2× for eval, generate and FT); where `bound_best` (PyTorch's time ÷ our
-///   FLOPs at the host's best measured GEMM rate, `hostBestRate`: the sgemm rounds' best, or the
-///   median of the per-round GEMM probes where that is higher) is below the target, ≥ 0.85 ×
-///   `bound_best` instead, as the issue words it.
+///   FLOPs at the host's best measured GEMM rate) is below the target, ≥ 0.85 × `bound_best`
+///   instead, as the issue words it. `bound_best` is PyTorch's median seconds at `hostBestRate`
+///   (the sgemm rounds' best, or the median of the per-round probes where that is higher). Where
+///   the report has a probe per round, the verdict also carries `bound_best_per_round`
+///   (`perRoundBound`), for information only: it is not judged (see there why).
 /// - **Non-GEMM overhead**: our seconds ÷ the workload's GEMM-bound seconds (its GFLOP at our GEMM
 ///   rate) ≤ 1.2. Where the report has a GEMM probe per round (`gemm_probe_gflops_all`: our
 ///   `linear` at the sgemm shapes, timed right before and after each of our runs), per round that
@@ -60,6 +62,7 @@ enum BenchGoals {
         let unstable = Set(report["unstable"] as? [String] ?? [])
         let probes = probeRates(ours)
         let bestRate = hostBestRate(sgemm: sgemm, torchGemm: torchGemm, probes: probes)
+        let bestScale = bestOverOurs(sgemm: sgemm, torchGemm: torchGemm)
         var met = 0, notMet = 0
         func judge(_ value: Double, _ goal: Double, higherIsBetter: Bool, verdict: Bool? = nil, extra: [String: Any] = [:]) -> [String: Any] {
             let ok = verdict ?? (higherIsBetter ? value >= goal : value <= goal)
@@ -146,10 +149,17 @@ enum BenchGoals {
                     speed = medianOf(zip(b, a).map { $0 / $1 })
                 }
                 var bound = number(bb[key])
+                var extra: [String: Any] = ["target": target]
                 if let t = number(theirs?["seconds_median"]), let gf = number(mine?["gflop"]), let rate = bestRate, gf > 0 {
                     bound = t / (gf / rate)
                 }
-                var extra: [String: Any] = ["target": target]
+                // Round by round where both sides' rounds and our probes are there: information
+                // beside the judged, run-wide bound (`perRoundBound` says why it is not judged).
+                if let t = numbers((theirs?["seconds"] as? [String: Any])?["all"]), let p = numbers(mine?["gemm_probe_gflops_all"]),
+                   let gf = number(mine?["gflop"]), let k = bestScale,
+                   let perRound = perRoundBound(pytorchSeconds: t, probes: p, gflop: gf, scale: k) {
+                    extra["bound_best_per_round"] = (perRound * 100).rounded() / 100
+                }
                 let spread = ["promptrepro \(shape) \(key)", "pytorch \(shape) \(key)"].filter(unstable.contains)
                 if !spread.isEmpty { extra["unstable"] = "times spread by more than 10 %: \(spread.joined(separator: ", "))" }
                 var goal = bound.map { $0 < target ? boundShare * $0 : target } ?? target
@@ -200,7 +210,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (bound_best at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands"
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (PyTorch's median seconds at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes; bound_best_per_round, each round's PyTorch seconds at that round's probe rate × the sgemm rounds' best ÷ ours, median over the rounds, is information only: the probes' short snapshots read low in noisy rounds, so it leans lenient); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands"
         return out
     }
 
@@ -232,13 +242,42 @@ enum BenchGoals {
         return (mean, fastest)
     }
 
+    /// `bound_best` of one workload, round by round (issue #21; 2026-12-05): per round i, PyTorch's
+    /// seconds tᵢ ÷ (the workload's GFLOP ÷ (pᵢ × `scale`)), where pᵢ is that round's GEMM probe
+    /// (`gemm_probe_gflops_all`: our `linear`'s GFLOP/s at the sgemm shapes, timed right before and
+    /// after our run of the round, which PyTorch's run follows) and `scale` is `bestOverOurs`; the
+    /// median over the rounds. A slow phase of the host lengthens tᵢ and lowers pᵢ together, so it
+    /// cancels, where the judged run-wide form (PyTorch's median seconds at `hostBestRate`) rises
+    /// with PyTorch's time. It is reported (`bound_best_per_round`), not judged: a probe times a
+    /// few products of 0.03–0.1 s each (about 0.7 s in all) beside runs of 3–25 s, and
+    /// interference can only make it read low, so the per-round bound leans low. Judged, over the
+    /// 17 stored reports with probes, it would have turned 15 speed-up verdicts from not met to
+    /// met and 2 the other way; in the Zen 3 run at b317fb1, t5-base eval's GEMMs ran faster than
+    /// the adjacent probes in 3 of 5 rounds (docs/performance.md, "Eighteenth session"). nil where
+    /// there are no rounds, the counts differ, or any value, the GFLOP or `scale` is not positive.
+    static func perRoundBound(pytorchSeconds t: [Double], probes p: [Double], gflop: Double, scale: Double) -> Double? {
+        guard !t.isEmpty, t.count == p.count, gflop > 0, scale > 0, t.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 > 0 }) else { return nil }
+        return medianOf(zip(t, p).map { $0 / (gflop / ($1 * scale)) })
+    }
+
+    /// How much faster the host's best GEMM ran than ours in the interleaved sgemm rounds:
+    /// `bestGEMMRate` ÷ the mean of our `core_gflops` over the same shapes, at least 1 (a
+    /// dimensionless ratio of two means of the same rounds, so a phase of the host cancels in it).
+    /// nil where a shape lacks our rate or no shape has one.
+    static func bestOverOurs(sgemm: [String: Any], torchGemm: [String: Any] = [:]) -> Double? {
+        let ours = sgemm.keys.sorted().map { number((sgemm[$0] as? [String: Any])?["core_gflops"]) }
+        guard !ours.isEmpty, ours.allSatisfy({ ($0 ?? 0) > 0 }), let best = bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm) else { return nil }
+        let mean = ours.map { $0! }.reduce(0, +) / Double(ours.count)
+        return max(1, best / mean)
+    }
+
     /// `bound_best`'s GEMM rate in `bench` and `--evaluate`: the higher of `bestGEMMRate` (the
     /// sgemm rounds, run minutes before the workloads) and the median of the run's probes
     /// (`probeRates(_:).mean`, the same mean over the sgemm shapes, taken beside every round of
     /// the workloads): the best GEMM rate measured on the host is at least either. So a slow phase
     /// of the host during the sgemm rounds no longer deflates the bound; the probes can only raise
     /// it (they time ours alone, so where OpenBLAS or torch ran faster the sgemm rounds keep it).
-    /// nil when neither has a rate.
+    /// nil when neither has a rate. Reports with per-round probes use `perRoundBound` instead.
     static func hostBestRate(sgemm: [String: Any], torchGemm: [String: Any] = [:], probes: (mean: [Double], fastest: [Double])) -> Double? {
         let rates = [bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm), probes.mean.isEmpty ? nil : medianOf(probes.mean)].compactMap { $0 }
         return rates.max()
