@@ -249,12 +249,13 @@ enum BenchGoals {
     /// median over the rounds. A slow phase of the host lengthens tᵢ and lowers pᵢ together, so it
     /// cancels, where the judged run-wide form (PyTorch's median seconds at `hostBestRate`) rises
     /// with PyTorch's time. It is reported (`bound_best_per_round`), not judged: a probe times a
-    /// few products of 0.03–0.1 s each (about 0.7 s in all) beside runs of 3–25 s, and
-    /// interference can only make it read low, so the per-round bound leans low. Judged, over the
-    /// 17 stored reports with probes, it would have turned 15 speed-up verdicts from not met to
-    /// met and 2 the other way; in the Zen 3 run at b317fb1, t5-base eval's GEMMs ran faster than
-    /// the adjacent probes in 3 of 5 rounds (docs/performance.md, "Eighteenth session"). nil where
-    /// there are no rounds, the counts differ, or any value, the GFLOP or `scale` is not positive.
+    /// few products of 0.03–0.1 s each (about 0.65 s before a run and as much after it) beside
+    /// runs of 1.6–25 s, and interference can only make it read low, so the per-round bound leans
+    /// low. Judged, over the 17 stored reports with probes before e25c395, it would have turned
+    /// 15 speed-up verdicts from not met to met and 2 the other way; in the Zen 3 run at b317fb1,
+    /// t5-base eval's GEMMs ran faster than the mean of the probes beside them in 3 of 5 rounds
+    /// (docs/performance.md, "Eighteenth session"). nil where there are no rounds, the counts
+    /// differ, or any value, the GFLOP or `scale` is not positive.
     static func perRoundBound(pytorchSeconds t: [Double], probes p: [Double], gflop: Double, scale: Double) -> Double? {
         guard !t.isEmpty, t.count == p.count, gflop > 0, scale > 0, t.allSatisfy({ $0 > 0 }), p.allSatisfy({ $0 > 0 }) else { return nil }
         return medianOf(zip(t, p).map { $0 / (gflop / ($1 * scale)) })
@@ -277,7 +278,7 @@ enum BenchGoals {
     /// the workloads): the best GEMM rate measured on the host is at least either. So a slow phase
     /// of the host during the sgemm rounds no longer deflates the bound; the probes can only raise
     /// it (they time ours alone, so where OpenBLAS or torch ran faster the sgemm rounds keep it).
-    /// nil when neither has a rate. Reports with per-round probes use `perRoundBound` instead.
+    /// nil when neither has a rate. `perRoundBound` gives an unjudged per-round form beside it.
     static func hostBestRate(sgemm: [String: Any], torchGemm: [String: Any] = [:], probes: (mean: [Double], fastest: [Double])) -> Double? {
         let rates = [bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm), probes.mean.isEmpty ? nil : medianOf(probes.mean)].compactMap { $0 }
         return rates.max()

@@ -311,8 +311,8 @@ final class BenchGoalsTests: XCTestCase {
     ///   not met.
     /// - Overhead per round 2.6 ÷ (250 ÷ 100) = 1.04, 4.0 ÷ 3.90625 = 1.024, 4.1 ÷ 4.0323 = 1.0168 →
     ///   1.024: met. No round's GEMMs beat its probe by 5 % (96.2, 62.5, 61.0 GFLOP/s).
-    /// With the probes left out (an older report), or one probe fewer than the rounds, the verdict
-    /// is the same and has no `bound_best_per_round`.
+    /// With the probes left out (an older report), or one probe fewer than the rounds, the
+    /// speed-up verdict is the same and has no `bound_best_per_round`.
     func testBoundBestPerRoundIsReportedBesideTheJudgedBound() throws {
         var report: [String: Any] = [
             "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 100.0, "openblas_gflops": 90.0, "torch_gflops": 110.0, "core_over_best": 0.91]]],
