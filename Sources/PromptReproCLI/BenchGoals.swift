@@ -142,21 +142,25 @@ enum BenchGoals {
                 var g: [String: Any] = [:]
                 let target = speedTargets[key]!
                 let mine = mineShape[key] as? [String: Any], theirs = theirsShape[key] as? [String: Any]
+                // Both sides' seconds per round, our GEMM probe per round and our GFLOP (nil where
+                // the report lacks them or holds something else).
+                let mySeconds = numbers((mine?["seconds"] as? [String: Any])?["all"])
+                let theirSeconds = numbers((theirs?["seconds"] as? [String: Any])?["all"])
+                let roundProbes = numbers(mine?["gemm_probe_gflops_all"])
+                let gflop = number(mine?["gflop"])
                 // Speed-up: the median of the per-round ratios, from both sides' seconds per round.
                 var speed = number(r[key])
-                if let a = numbers((mine?["seconds"] as? [String: Any])?["all"]), let b = numbers((theirs?["seconds"] as? [String: Any])?["all"]),
-                   !a.isEmpty, a.count == b.count {
+                if let a = mySeconds, let b = theirSeconds, !a.isEmpty, a.count == b.count {
                     speed = medianOf(zip(b, a).map { $0 / $1 })
                 }
                 var bound = number(bb[key])
                 var extra: [String: Any] = ["target": target]
-                if let t = number(theirs?["seconds_median"]), let gf = number(mine?["gflop"]), let rate = bestRate, gf > 0 {
+                if let t = number(theirs?["seconds_median"]), let gf = gflop, let rate = bestRate, gf > 0 {
                     bound = t / (gf / rate)
                 }
                 // Round by round where both sides' rounds and our probes are there: information
                 // beside the judged, run-wide bound (`perRoundBound` says why it is not judged).
-                if let t = numbers((theirs?["seconds"] as? [String: Any])?["all"]), let p = numbers(mine?["gemm_probe_gflops_all"]),
-                   let gf = number(mine?["gflop"]), let k = bestScale,
+                if let t = theirSeconds, let p = roundProbes, let gf = gflop, let k = bestScale,
                    let perRound = perRoundBound(pytorchSeconds: t, probes: p, gflop: gf, scale: k) {
                     extra["bound_best_per_round"] = (perRound * 100).rounded() / 100
                 }
@@ -175,8 +179,7 @@ enum BenchGoals {
                 }
                 // The overhead's value, the reason to doubt it (nil: judged) and the verdict's extra fields.
                 var overhead: (value: Double, doubt: String?, extra: [String: Any])?
-                if let a = numbers((mine?["seconds"] as? [String: Any])?["all"]), let probes = numbers(mine?["gemm_probe_gflops_all"]),
-                   let gf = number(mine?["gflop"]), gf > 0, !a.isEmpty, a.count == probes.count,
+                if let a = mySeconds, let probes = roundProbes, let gf = gflop, gf > 0, !a.isEmpty, a.count == probes.count,
                    a.allSatisfy({ $0 > 0 }), probes.allSatisfy({ $0 > 0 }) {
                     // Per round against that round's probe (the same moment of the host).
                     let fastest = numbers(mine?["gemm_probe_fastest_gflops_all"]).flatMap { $0.count == a.count ? $0 : nil } ?? probes
@@ -184,7 +187,7 @@ enum BenchGoals {
                     overhead = (medianOf(zip(a, probes).map { s, rate in s / (gf / rate) }),
                                 contradicted.isEmpty ? nil : "round(s) \(contradicted.map(String.init).joined(separator: ", ")): the workload's GEMMs ran faster than \(contradictionMargin) × that round's fastest probe shape",
                                 ["gemm_rate": "per-round probe (gemm_probe_gflops_all)"])
-                } else if let s = number(mine?["seconds_median"]), let gf = number(mine?["gflop"]), let rate = coreRate, gf > 0 {
+                } else if let s = number(mine?["seconds_median"]), let gf = gflop, let rate = coreRate, gf > 0 {
                     overhead = (s / (gf / rate), overheadDoubt, [:])
                 }
                 if let o = overhead {
