@@ -154,6 +154,11 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
     AttentionClock.add(since: clock)
 
     if record {
+        // dQ of a query row reads only that row's dO: with nothing else needing a gradient the
+        // output's rows are needed where q's are (GradientRows.swift).
+        if !k.requiresGrad && !v.requiresGrad && bias?.requiresGrad != true { out.inheritGradientRows(q) }
+        // Each unit's dQ over the marked queries, dK and dV over the marked keys only.
+        let qRows = q.gradientRows, kRows = k.gradientRows, vRows = v.gradientRows
         let ob = out.box  // keeps q, k, v and P (or bias and mask to recompute P): the gradient needs them
         let keptMask = keyMask
         Tape.push(out, inputs: [q, k, v, bias]) {
@@ -198,8 +203,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                                       src: p, dst: tmp!, accumulate: false)
                             pd = UnsafePointer(tmp!)
                         }
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: dv, k: nq, alpha: 1, a: pd, lda: tk,
-                                   b: gob, ldb: hdv, beta: 1, c: gv + bi * tk * hdv + h * dv, ldc: hdv)
+                        let rv = vRows?.span(within: nk) ?? 0..<nk
+                        BLAS.sgemm(transA: true, transB: false, m: rv.count, n: dv, k: nq, alpha: 1, a: pd + rv.lowerBound, lda: tk,
+                                   b: gob, ldb: hdv, beta: 1, c: gv + (bi * tk + rv.lowerBound) * hdv + h * dv, ldc: hdv)
                         tmp?.deallocate()
                     }
                     if gq == nil && gk == nil && gb == nil { return }
@@ -222,12 +228,14 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, bias: Tensor?
                         }
                     }
                     if let gq {
-                        BLAS.sgemm(transA: false, transB: false, m: nq, n: dk, k: nk, alpha: o.scale, a: dS, lda: tk,
-                                   b: kb, ldb: hdk, beta: 1, c: gq + bi * tq * hdk + h * dk, ldc: hdk)
+                        let rq = qRows?.span(within: nq) ?? 0..<nq
+                        BLAS.sgemm(transA: false, transB: false, m: rq.count, n: dk, k: nk, alpha: o.scale, a: dS + rq.lowerBound * tk, lda: tk,
+                                   b: kb, ldb: hdk, beta: 1, c: gq + (bi * tq + rq.lowerBound) * hdk + h * dk, ldc: hdk)
                     }
                     if let gk {
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: dk, k: nq, alpha: o.scale, a: dS, lda: tk,
-                                   b: qb, ldb: hdk, beta: 1, c: gk + bi * tk * hdk + h * dk, ldc: hdk)
+                        let rk = kRows?.span(within: nk) ?? 0..<nk
+                        BLAS.sgemm(transA: true, transB: false, m: rk.count, n: dk, k: nq, alpha: o.scale, a: dS + rk.lowerBound, lda: tk,
+                                   b: qb, ldb: hdk, beta: 1, c: gk + (bi * tk + rk.lowerBound) * hdk + h * dk, ldc: hdk)
                     }
                 }
                 if gb != nil {

@@ -88,6 +88,12 @@ func binary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor, _ name: String) throws
         }
     }
     if Tape.needsGrad(a, b) {
+        // A sum with a constant (GPT-2's position embeddings) is row-wise in the other input
+        // (GradientRows.swift).
+        if kind != .mul {
+            if !b.requiresGrad, a.shape == out.shape { out.inheritGradientRows(a) }
+            if !a.requiresGrad, b.shape == out.shape { out.inheritGradientRows(b) }
+        }
         let ob = out.box, ab = a.box, bb = b.box
         // add/sub need no input values; mul keeps both inputs alive for its gradient.
         let keepA: Tensor? = kind == .mul ? a : nil, keepB: Tensor? = kind == .mul ? b : nil
@@ -278,6 +284,7 @@ public func dropout(_ x: Tensor, p: Float, key: RNGKey?, overwrite: Bool = false
     let bits = record ? MaskBits(count: n) : nil
     dropoutApply(count: n, p: p, scale: s, key: key, src: px, dst: po, bits: bits?.bytes)
     if record, let bits {
+        out.inheritGradientRows(x)  // row-wise (GradientRows.swift)
         let ob = out.box, xb = x.box
         Tape.push(out, inputs: [x]) { bits.accumulate(count: n, scale: s, ob.grad!.data, into: xb) }
     }

@@ -197,12 +197,20 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         let remat = w.requiresGrad ? x.rematerialization : nil
         let keepX: Tensor? = w.requiresGrad && remat == nil ? x : nil
         let use = remat?.register()
+        // Row-wise while W (and b) stay frozen: the output's gradient is needed where x's is, and
+        // x's is computed there only (GradientRows.swift; within the padded rows' real positions).
+        if !w.requiresGrad && bias?.requiresGrad != true { out.inheritGradientRows(x) }
+        let xRows = x.gradientRows?.rowRanges(live: spans?.ranges)
         Tape.push(out, inputs: [x, w, bias] + (remat?.sources ?? [])) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
                 let (dx, fresh) = xb.bufferForProduct()
-                if let spans {
+                if let xRows {
+                    BLAS.sgemmRowSpans(xRows, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
+                                       b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF)
+                    if fresh { for r in GradientRows.gaps(xRows, rows: rows) { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
+                } else if let spans {
                     BLAS.sgemmRowSpans(spans.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
                                        b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF)
                     if fresh { for r in spans.gaps { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }

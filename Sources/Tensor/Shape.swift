@@ -47,6 +47,16 @@ public func concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
         offset += len
     }
     if Tape.shouldRecord(xs) {
+        if shape.count == 3, ax == 1 {
+            // Positions from inputs that need no gradient need none either (a soft prompt before
+            // frozen token embeddings: GradientRows.swift). The span of those that do.
+            var starts: [Int] = [], at = 0
+            for x in xs { starts.append(at); at += x.shape[1] }
+            let needed = xs.indices.filter { xs[$0].requiresGrad }
+            if let lo = needed.first.map({ starts[$0] }), let hi = needed.last.map({ starts[$0] + xs[$0].shape[1] }) {
+                out.gradientRows = GradientRows(batch: shape[0], length: total, positions: lo..<hi)
+            }
+        }
         let ob = out.box
         let parts = xs.map { ($0.box, $0.shape[ax] * inner) }
         Tape.push(out, inputs: xs.map { Optional($0) }) {
@@ -74,6 +84,7 @@ public func narrow(_ x: Tensor, axis: Int, start: Int, length: Int) throws -> Te
     let out = Tensor(uninitialized: shape)
     for o in 0..<outer { (out.data + o * len).update(from: x.data + o * full + off, count: len) }
     if Tape.needsGrad(x) {
+        if ax == 2 { out.inheritGradientRows(x) }  // the same [batch, length] rows (GradientRows.swift)
         let ob = out.box, xb = x.box
         Tape.push(out, inputs: [x]) {
             let g = ob.grad!.data, gx = xb.buffer()

@@ -80,6 +80,8 @@ public final class GradBox {
     /// Set once the node that produced this (non-leaf) tensor has run in backward: its gradient
     /// has been consumed, so a later write into it would be lost. `buffer()` refuses such a write.
     var closed = false
+    /// The rows of the gradient backward needs, nil for all (`Tensor.gradientRows`).
+    var gradientRows: GradientRows?
 
     init(shape: [Int], requiresGrad: Bool) {
         self.shape = shape
