@@ -134,7 +134,9 @@ struct BenchOne: ParsableCommand {
         let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed,
                                   recomputesAttention: recompute && model.checkpointSelfAttention,
                                   recomputesFeedForward: recompute && model.checkpointFeedForward,
-                                  recomputesProbabilities: recompute && model.recomputesProbabilities, steps: newTokens)
+                                  recomputesProbabilities: recompute && model.recomputesProbabilities, steps: newTokens,
+                                  promptRowsOnly: workload == "train" && GradientRows(batch: b, length: S, positions: 0..<prompt)?.narrowsProducts == true
+                                      ? prompt : nil)
         let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false, steps: newTokens)
         let med = times[times.count / 2]
         var obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
@@ -211,7 +213,7 @@ enum AlternateForm: String, CaseIterable, ExpressibleByArgument {
 enum BenchFlops {
     static func t5(_ c: T5Config, batch B: Int, encoderLength S: Int, decoderLength T: Int, workload: String, absorbed: Bool,
                    recomputesAttention: Bool = false, recomputesFeedForward: Bool = false, recomputesProbabilities: Bool = false,
-                   steps: Int = 3) -> Double {
+                   steps: Int = 3, promptRowsOnly n: Int? = nil) -> Double {
         let d = Double(c.dModel), inner = Double(c.innerDim), ff = Double(c.dFf), H = Double(c.numHeads), dk = Double(c.dKv)
         let b = Double(B), s = Double(S), V = Double(c.vocabSize)
         let ffn = 2 * 2 * d * ff * (c.isGated ? 1.5 : 1)             // per token: wi (wi_0, wi_1) and wo
@@ -250,8 +252,16 @@ enum BenchFlops {
             }
             return total
         case "train":
-            // backward: one activation-gradient GEMM per linear, two per activation product
-            return 2 * linear + 3 * attn
+            // backward: one activation-gradient GEMM per linear, two per activation product; with
+            // `promptRowsOnly` n (a prompt in the first n positions, `GradientRows`), the first
+            // layer's Q/K/V input gradients and its attention's dQ, dK and dV leave out the other
+            // s − n rows.
+            var skipped = 0.0
+            if let n {
+                let rest = s - Double(n)
+                skipped = b * rest * gemm(1, 3 * inner, d) + 3 * gemm(b * H * rest, s, dk)
+            }
+            return 2 * linear + 3 * attn - skipped
         default:  // ft: plus one weight-gradient GEMM per linear (absorbed: dWk, dWv per head over b·t rows)
             // Checkpointed sublayers run their forward once more in backward, without the output
             // projection (nothing reads its values); a checkpointed self-attention keeps the

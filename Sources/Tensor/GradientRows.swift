@@ -55,6 +55,10 @@ public struct GradientRows: Equatable, Sendable {
         return out
     }
 
+    /// Whether backward computes the marked rows alone: marks on, the own kernels, at least 32
+    /// positions (before padding) in each batch row; otherwise every row.
+    public var narrowsProducts: Bool { GradientRows.isEnabled && rowRanges() != nil }
+
     /// The rows of 0 ..< `rows` outside `ranges` (ascending, disjoint).
     static func gaps(_ ranges: [Range<Int>], rows: Int) -> [Range<Int>] {
         var out: [Range<Int>] = [], at = 0

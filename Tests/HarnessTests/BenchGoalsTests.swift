@@ -540,3 +540,26 @@ final class BenchAlternateTests: XCTestCase {
         XCTAssertTrue(err2.contains("softmax-c") && err2.contains("adamw-c"), err2)
     }
 }
+
+/// The bench's FLOP count (`gflop`, which the bounds and the overhead use) is the work the step
+/// does: it matches what the GEMMs counted (`gflop_measured`) to 0.5 %, with a prompt of 40
+/// positions, whose first-layer input gradients skip the token rows (GradientRows: 1.1 % fewer
+/// FLOPs at this shape, so a count without the skip would miss by more than the tolerance), and
+/// with one of 8, which computes every row.
+final class BenchFlopCountTests: XCTestCase {
+    func testTrainStepFLOPCountMatchesTheMeasuredGEMMs() throws {
+        var counts: [Int: (Double, Double)] = [:]
+        for prompt in [40, 8] {
+            let (rc, out) = try runCLIText(["bench-one", "--workload", "train", "--repeats", "1", "--threads", "1",
+                                            "--seq-len", "40", "--prompt", "\(prompt)", "--batch", "2"], stdout: true)
+            XCTAssertEqual(rc, 0)
+            let line = try XCTUnwrap(out.split(separator: "\n").last { $0.hasPrefix("{") })
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let gf = try XCTUnwrap(obj["gflop"] as? Double), measured = try XCTUnwrap(obj["gflop_measured"] as? Double)
+            XCTAssertEqual(gf / measured, 1, accuracy: 0.005, "prompt \(prompt): counted \(gf), measured \(measured)")
+            counts[prompt] = (gf, measured)
+        }
+        // The 40-position prompt's step: 80 positions; the 8-position one's: 48 (fewer FLOPs anyway).
+        XCTAssertGreaterThan(counts[40]!.1, counts[8]!.1)
+    }
+}
