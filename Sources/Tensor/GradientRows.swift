@@ -82,6 +82,8 @@ public struct GradientRows: Equatable, Sendable {
 extension Tensor {
     /// The rows of this tensor's gradient that backward needs, nil for all (GradientRows.swift).
     /// Set only while a tape records; read by the backward of the ops that consume the tensor.
+    /// After backward, `grad` of a marked activation is complete at the marked rows only (the
+    /// others hold partial sums or zeros): read it there, or turn `GradientRows.isEnabled` off.
     public internal(set) var gradientRows: GradientRows? {
         get { box.gradientRows }
         set { box.gradientRows = GradientRows.isEnabled ? newValue.flatMap { $0.fits(shape) ? $0 : nil } : nil }
