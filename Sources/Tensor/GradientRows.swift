@@ -39,18 +39,16 @@ public struct GradientRows: Equatable, Sendable {
     /// Whether a tensor of `shape` is [batch, length, ·].
     func fits(_ shape: [Int]) -> Bool { shape.count == 3 && shape[0] == batch && shape[1] == length }
 
-    /// The marked positions of each batch row within its first `live[b]` (all when `live` is
-    /// nil), as flat row ranges of [batch · length]; nil when some batch row's span is shorter than
-    /// 32 positions, or the kernel is OpenBLAS (then all rows are computed).
+    /// The marked positions of each batch row within its computed rows `live[b]` (flat rows of
+    /// [batch · length] from the row's first position, as `PaddedRows` gives them; every position
+    /// when `live` is nil), as flat row ranges; nil when some batch row's span is shorter than 32
+    /// positions, or the kernel is OpenBLAS (`span(within:)`; then all rows are computed).
     func rowRanges(live: [Range<Int>]? = nil) -> [Range<Int>]? {
-        guard BLAS.kernel != .openblas else { return nil }
         var out: [Range<Int>] = []
         for b in 0..<batch {
             let base = b * length
-            var r = (base + positions.lowerBound)..<(base + positions.upperBound)
-            if let live { r = r.clamped(to: live[b]) }
-            guard r.count >= 32 else { return nil }
-            out.append(r)
+            guard let r = span(within: live.map { $0[b].upperBound - base } ?? length) else { return nil }
+            out.append((base + r.lowerBound)..<(base + r.upperBound))
         }
         return out
     }

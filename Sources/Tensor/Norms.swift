@@ -90,14 +90,11 @@ public func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) throws -> Tensor 
             let g = ob.grad!.data
             if x.requiresGrad {
                 let gx = x.gradBuffer()
-                for span in spans {
-                    Parallel.forRange(span.count, costPerItem: d) { part in
-                        let range = (span.lowerBound + part.lowerBound)..<(span.lowerBound + part.upperBound)
-                        rowSums(range, d, { r, j in g[r * d + j] * pw[j] * px[r * d + j] }) { r, dot in
-                            let xr = px + r * d, gr = g + r * d, gxr = gx + r * d, s = rstd[r]
-                            let c = s * s * s * dot / Float(d)
-                            for j in 0..<d { gxr[j] += s * gr[j] * pw[j] - c * xr[j] }
-                        }
+                Parallel.forRanges(spans, costPerItem: d) { range in
+                    rowSums(range, d, { r, j in g[r * d + j] * pw[j] * px[r * d + j] }) { r, dot in
+                        let xr = px + r * d, gr = g + r * d, gxr = gx + r * d, s = rstd[r]
+                        let c = s * s * s * dot / Float(d)
+                        for j in 0..<d { gxr[j] += s * gr[j] * pw[j] - c * xr[j] }
                     }
                 }
             }
@@ -160,21 +157,18 @@ public func layerNorm(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float)
             let g = ob.grad!.data
             if x.requiresGrad {
                 let gx = x.gradBuffer()
-                for span in spans {
-                    Parallel.forRange(span.count, costPerItem: d) { part in
-                        let range = (span.lowerBound + part.lowerBound)..<(span.lowerBound + part.upperBound)
-                        // Per group of four rows (`rowSums`): each row's Σ g·w, then Σ g·w·x̂ and its gradient.
-                        for group in rowGroups(range) {
-                            var sgs = SIMD4<Float>()
-                            rowSums(group, d, { r, j in g[r * d + j] * pw[j] }) { r, s in sgs[r - group.lowerBound] = s / Float(d) }
-                            rowSums(group, d, { r, j in g[r * d + j] * pw[j] * (px[r * d + j] - stats[2 * r]) * stats[2 * r + 1] }) { r, t in
-                                let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
-                                let mu = stats[2 * r], rs = stats[2 * r + 1]
-                                let sg = sgs[r - group.lowerBound], sgx = t / Float(d)
-                                for j in 0..<d {
-                                    let xh = (xr[j] - mu) * rs
-                                    gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)
-                                }
+                Parallel.forRanges(spans, costPerItem: d) { range in
+                    // Per group of four rows (`rowSums`): each row's Σ g·w, then Σ g·w·x̂ and its gradient.
+                    for group in rowGroups(range) {
+                        var sgs = SIMD4<Float>()
+                        rowSums(group, d, { r, j in g[r * d + j] * pw[j] }) { r, s in sgs[r - group.lowerBound] = s / Float(d) }
+                        rowSums(group, d, { r, j in g[r * d + j] * pw[j] * (px[r * d + j] - stats[2 * r]) * stats[2 * r + 1] }) { r, t in
+                            let xr = px + r * d, gr = g + r * d, gxr = gx + r * d
+                            let mu = stats[2 * r], rs = stats[2 * r + 1]
+                            let sg = sgs[r - group.lowerBound], sgx = t / Float(d)
+                            for j in 0..<d {
+                                let xh = (xr[j] - mu) * rs
+                                gxr[j] += rs * (gr[j] * pw[j] - sg - xh * sgx)
                             }
                         }
                     }

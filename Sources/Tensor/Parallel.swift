@@ -56,6 +56,16 @@ public enum Parallel {
         }
     }
 
+    /// `forRange` over each of `ranges` in turn (rows of a flat index space, e.g. the marked rows
+    /// of `GradientRows`), `body` getting absolute sub-ranges.
+    public static func forRanges(_ ranges: [Range<Int>], costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        for r in ranges {
+            forRange(r.count, costPerItem: costPerItem) { part in
+                body((r.lowerBound + part.lowerBound)..<(r.lowerBound + part.upperBound))
+            }
+        }
+    }
+
     /// Runs independent work units (e.g. (batch, head) pairs) on the core's threads; GEMMs inside
     /// them run serially. The units go in up to 8 contiguous runs per thread, each claimed by
     /// whichever thread is free (units differ in cost, e.g. attention over rows of different real
