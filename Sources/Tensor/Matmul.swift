@@ -200,20 +200,19 @@ public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, layout: Weight
         // Row-wise while W (and b) stay frozen: the output's gradient is needed where x's is, and
         // x's is computed there only (GradientRows.swift; within the padded rows' real positions).
         if !w.requiresGrad && bias?.requiresGrad != true { out.inheritGradientRows(x) }
-        let xRows = x.gradientRows?.rowRanges(live: spans?.ranges)
+        // The rows of dX computed, and those a fresh buffer gets as zeros: the marked rows, else
+        // the padded rows' real positions; nil for every row.
+        let dxRows: (ranges: [Range<Int>], gaps: [Range<Int>])? = x.gradientRows?.rowRanges(live: spans?.ranges)
+            .map { ($0, GradientRows.gaps($0, rows: rows)) } ?? spans.map { ($0.ranges, $0.gaps) }
         Tape.push(out, inputs: [x, w, bias] + (remat?.sources ?? [])) {
             let g = ob.grad!.data
             if xb.requiresGrad {  // dX (rows × in) = g · W  (outIn)  or g · Wᵀ (inOut)
                 // The first gradient into x is written, not added to zeros (same bits; see bufferForProduct).
                 let (dx, fresh) = xb.bufferForProduct()
-                if let xRows {
-                    BLAS.sgemmRowSpans(xRows, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
+                if let dxRows {
+                    BLAS.sgemmRowSpans(dxRows.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
                                        b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF)
-                    if fresh { for r in GradientRows.gaps(xRows, rows: rows) { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
-                } else if let spans {
-                    BLAS.sgemmRowSpans(spans.ranges, transB: layout == .inOut, n: inF, k: outF, alpha: 1, a: g, lda: outF,
-                                       b: w.data, ldb: layout == .outIn ? inF : outF, beta: fresh ? 0 : 1, c: dx, ldc: inF)
-                    if fresh { for r in spans.gaps { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
+                    if fresh { for r in dxRows.gaps { (dx + r.lowerBound * inF).update(repeating: 0, count: r.count * inF) } }
                 } else {
                     BLAS.sgemm(transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF, alpha: 1,
                                a: g, lda: outF, b: w.data, ldb: layout == .outIn ? inF : outF,
