@@ -18,6 +18,8 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 #define GEMM_TARGET AVX512
+#define TRANSPOSE_B transpose16   /* pack_b_block's 16×16 register transpose (below) */
+#define TRANSPOSE_B_WIDTH 16
 #define PACK_A_PANEL16 pack_a_panel16  /* pack_a_block's full panels 16 values of p at a time (below) */
 
 int pr_gemm_avx512_available(void) {
@@ -83,32 +85,6 @@ AVX512 static void pack_a_panel16(const float *src, long lda, float *dst) {
 GEMM_TARGET static inline void copy_b_row(const float *src, float *dst, long nr) {
     _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nr), src));
     _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(lanes(nr - 16), src + 16));
-}
-
-// op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
-AVX512 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
-    if (!transB) {
-        pack_b_rows(b, ldb, pc, jc, kc, nc, bp);
-        return;
-    }
-    // Column j of op(B) is row j of B, contiguous in p: full 16×16 blocks are transposed in
-    // registers, the ragged rest element by element (zeros past column nr).
-    for (long jr = 0; jr < nc; jr += NR) {
-        long nr = min_l(NR, nc - jr);
-        float *dst = bp + jr * kc;
-        const float *src = b + (jc + jr) * ldb + pc;
-        for (long p0 = 0; p0 < kc; p0 += 16) {
-            long pl = min_l(16, kc - p0);
-            for (long j0 = 0; j0 < NR; j0 += 16) {
-                if (pl == 16 && j0 + 16 <= nr) {
-                    transpose16(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
-                } else {
-                    for (long p = p0; p < p0 + pl; p++)
-                        for (long j = j0; j < j0 + 16; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
-                }
-            }
-        }
-    }
 }
 
 // C tile (mr×nr of it valid) = alpha · A·Bp + beta · C (beta == 0: C not read). A's element

@@ -19,6 +19,8 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define GEMM_TARGET AVX2
+#define TRANSPOSE_B transpose8   /* pack_b_block's 8×8 register transpose (below) */
+#define TRANSPOSE_B_WIDTH 8
 #define PACK_A_PANEL8 pack_a_panel8  /* pack_a_block's full panels 8 values of p at a time (below) */
 // A prepacked B's next block prefetched over all kernel calls of a block of at least 3 row-panel
 // sweeps (gemm_common.h). AMD Zen 3, 2 threads, a t5-small decoding step's products over 56 rows
@@ -92,32 +94,6 @@ GEMM_TARGET static inline void copy_b_row(const float *src, float *dst, long nr)
     } else {
         _mm256_store_ps(dst, _mm256_maskload_ps(src, lanes8(nr)));
         _mm256_store_ps(dst + 8, _mm256_maskload_ps(src + 8, lanes8(nr - 8)));
-    }
-}
-
-// op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
-AVX2 static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
-    if (!transB) {
-        pack_b_rows(b, ldb, pc, jc, kc, nc, bp);
-        return;
-    }
-    // Column j of op(B) is row j of B, contiguous in p: full 8×8 blocks are transposed in
-    // registers, the ragged rest element by element (zeros past column nr).
-    for (long jr = 0; jr < nc; jr += NR) {
-        long nr = min_l(NR, nc - jr);
-        float *dst = bp + jr * kc;
-        const float *src = b + (jc + jr) * ldb + pc;
-        for (long p0 = 0; p0 < kc; p0 += 8) {
-            long pl = min_l(8, kc - p0);
-            for (long j0 = 0; j0 < NR; j0 += 8) {
-                if (pl == 8 && j0 + 8 <= nr) {
-                    transpose8(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
-                } else {
-                    for (long p = p0; p < p0 + pl; p++)
-                        for (long j = j0; j < j0 + 8; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
-                }
-            }
-        }
     }
 }
 

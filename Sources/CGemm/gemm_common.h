@@ -3,8 +3,8 @@
 // of B, and the row-exact tile dispatch. Included by each kernel file after it defines
 // MR, NR and its target attribute GEMM_TARGET; the file then defines kernel_strided_rows, expands
 // ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols), copy_b_row and
-// pack_b_block (which calls pack_b_rows below for a B not transposed),
-// and expands GEMM_DRIVER(name, direct_limit). Not a public header.
+// the square transpose named by TRANSPOSE_B (TRANSPOSE_B_WIDTH floats on a side), which
+// pack_b_block below uses, and expands GEMM_DRIVER(name, direct_limit). Not a public header.
 #include <stdlib.h>
 
 #ifndef SPREAD_PREFETCH_SWEEPS
@@ -115,6 +115,40 @@ GEMM_TARGET static void pack_b_rows(const float *b, long ldb, long pc, long jc, 
         }
     }
 }
+
+// The kernel file's square register transpose, TRANSPOSE_B_WIDTH (TB) floats on a side:
+// dst[r·ldd + c] = src[c·lds + r] for r, c < TB.
+#define TB TRANSPOSE_B_WIDTH
+_Static_assert(NR % TB == 0, "a B panel is a whole number of transposed blocks wide");
+GEMM_TARGET static inline void TRANSPOSE_B(const float *src, long lds, float *dst, long ldd);
+
+// op(B)[pc.., jc..] (kc×nc) into panels of NR columns: panel holds element (p, j) at p*NR + j.
+// B not transposed: pack_b_rows. Transposed: column j of op(B) is row j of B, contiguous in p;
+// full TB×TB blocks are transposed in registers, the ragged rest element by element (zeros past
+// column nr). Only data moves.
+GEMM_TARGET static void pack_b_block(int transB, const float *b, long ldb, long pc, long jc, long kc, long nc, float *bp) {
+    if (!transB) {
+        pack_b_rows(b, ldb, pc, jc, kc, nc, bp);
+        return;
+    }
+    for (long jr = 0; jr < nc; jr += NR) {
+        long nr = min_l(NR, nc - jr);
+        float *dst = bp + jr * kc;
+        const float *src = b + (jc + jr) * ldb + pc;
+        for (long p0 = 0; p0 < kc; p0 += TB) {
+            long pl = min_l(TB, kc - p0);
+            for (long j0 = 0; j0 < NR; j0 += TB) {
+                if (pl == TB && j0 + TB <= nr) {
+                    TRANSPOSE_B(src + j0 * ldb + p0, ldb, dst + p0 * NR + j0, NR);
+                } else {
+                    for (long p = p0; p < p0 + pl; p++)
+                        for (long j = j0; j < j0 + TB; j++) dst[p * NR + j] = j < nr ? src[j * ldb + p] : 0;
+                }
+            }
+        }
+    }
+}
+#undef TB
 
 // kernel_strided: the register tile with only its first mr rows computed, by calling the kernel
 // file's kernel_strided_rows(..., R) with R = mr as a constant (one specialised copy per row count
