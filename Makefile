@@ -20,7 +20,7 @@ export PROMPTREPRO_SHARED
 APT_PACKAGES := libopenblas-dev libsqlite3-dev gnuplot-nox pkg-config
 BIN := .build/release/promptrepro
 
-.PHONY: all deps build test test-threads bench bench-e2e reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
+.PHONY: all deps build test test-threads test-avx512-emulated bench bench-e2e reproduce-table1 protocol-study reference-venv trajectories interop-check fetch-data manifests report figures bench-reference slurm-sweep slurm-test fuzz fuzz-build fixtures clean help
 
 all: build
 
@@ -28,6 +28,7 @@ help:
 	@echo "make reproduce-table1   run DPT Table 1 in PROFILE=$(PROFILE) (installs deps, builds)"
 	@echo "make test               install deps, build, run every test"
 	@echo "make test-threads       the numeric, model and method tests with 1 and 3 threads (TEST_THREADS=)"
+	@echo "make test-avx512-emulated  every test on the AVX-512 code paths, emulated by SIMDe (hosts without AVX-512)"
 	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
 	@echo "make bench-e2e [EPOCHS=1 ROUNDS=2]  one few-shot DPT run end to end vs PyTorch pipelines, Reports/bench-e2e.json"
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
@@ -75,6 +76,12 @@ test-threads: deps
 	  echo "test-threads: PROMPTREPRO_THREADS=$$t"; \
 	  PROMPTREPRO_THREADS=$$t bash scripts/run-tests.sh --filter '^(TensorTests|ModelTests|MethodTests)\.' || exit 1; \
 	done
+
+# The whole suite on the AVX-512 code paths (GEMM kernel, softmax and dropout passes) with their
+# intrinsics emulated by SIMDe, for hosts without AVX-512 (bits, not speed): a scratch copy in
+# .build-avx512emu. Installs libsimde-dev when missing. CI runs it after `make test-threads`.
+test-avx512-emulated: deps
+	bash scripts/avx512-emulated-tests.sh
 
 # Side-by-side benchmark: PromptRepro and PyTorch + transformers (venv made by bench-reference)
 # in one invocation, with ratios. QUICK=1: t5-small only; SHAPES=t5-base (comma-separated, of
