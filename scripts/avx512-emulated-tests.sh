@@ -20,9 +20,11 @@
 # The bf16 kernels (gemm_bf16.c: AVX512-BF16 and AMX) are not emulated and still skip.
 #
 # Usage: scripts/avx512-emulated-tests.sh [--scratch DIR] [swift test arguments, e.g. --filter GEMM]
-#   DIR (default .build-avx512emu, ignored by git) holds the copy (DIR/src, made anew each run but
-#   for its build folder DIR/src/.build, kept: the CLI finds the checkout above its executable). PROMPTREPRO_SHARED as for `make test`. Ends with run-tests.sh's
-#   line "tests: N passed, M failed". Installs libsimde-dev with apt-get when it is missing.
+#   DIR (default .build-avx512emu, ignored by git) holds the copy, DIR/src, made anew each run but
+#   for its build folder DIR/src/.build, which is kept (the CLI finds its checkout above its
+#   executable). PROMPTREPRO_SHARED as for `make test` (default: ../shared beside this checkout).
+#   Ends with run-tests.sh's line "tests: N passed, M failed". Installs libsimde-dev with apt-get
+#   when it is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$root/.build-avx512emu
