@@ -181,8 +181,7 @@ final class TrainerTests: XCTestCase {
         let ex = try Templates.examples(val, set: .dpt, training: false)
         let t = try trainer(c)
         XCTAssertEqual(try t.decodeLimit(ex, data: val, tok: try Tokenizers.load(directory: try ModelFiles.locate("embedded:t5-tiny")), def: def), 3)
-        let t5 = "\(ProcessInfo.processInfo.environment["PROMPTREPRO_SHARED"] ?? "\(repoRoot)/../shared")/models/t5-tokenizer"
-        if FileManager.default.fileExists(atPath: t5) {
+        if let t5 = sharedItem("models/t5-tokenizer") {
             XCTAssertEqual(try t.decodeLimit(ex, data: val, tok: try Tokenizers.load(directory: t5), def: def), 4)
         }
         XCTAssertTrue(c.json.contains("\"decode_max_tokens\":\"auto\""), c.json)

@@ -19,6 +19,19 @@ public func sharedDir(file: StaticString = #filePath, line: UInt = #line) throws
     throw XCTSkip("shared directory not found at \(candidates)")
 }
 
+/// `<shared>/relative` (a file or folder) where it exists, else nil: a test's optional part that
+/// reads it runs only then. Under CI=true a missing one (or a missing shared directory) fails the
+/// calling test, as `sharedDir` does, since CI has all of ../shared.
+public func sharedItem(_ relative: String, file: StaticString = #filePath, line: UInt = #line) -> String? {
+    guard let dir = try? sharedDir(file: file, line: line) else { return nil }
+    let path = "\(dir)/\(relative)"
+    if FileManager.default.fileExists(atPath: path) { return path }
+    if ProcessInfo.processInfo.environment["CI"] == "true" {
+        XCTFail("\(path) not found; CI must have all of ../shared", file: file, line: line)
+    }
+    return nil
+}
+
 /// The shared data directory (`<shared>/data`), with `sharedDir`'s CI rule.
 public func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let dir = try sharedDir(file: file, line: line)
