@@ -8,18 +8,6 @@ import TestSupport
 import Training
 import XCTest
 
-/// The promptrepro executable built next to the test bundle.
-func binary() throws -> String {
-    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for d in [dir, dir.deletingLastPathComponent()] {
-        let p = d.appendingPathComponent("promptrepro").path
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    let p = "\(repoRoot)/.build/debug/promptrepro"
-    if FileManager.default.isExecutableFile(atPath: p) { return p }
-    XCTFail("promptrepro binary not found next to \(CommandLine.arguments[0])")
-    throw XCTSkip("no binary")
-}
 
 let miniSpec = """
 spec: mini

@@ -28,8 +28,7 @@ func fixtureStore(_ path: String, spec: String, variant: String, values: [String
 
 /// Runs the built `promptrepro` from the repository root; returns its exit status, stdout and stderr.
 func runCLI(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-    let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("promptrepro").path
-    guard FileManager.default.isExecutableFile(atPath: bin) else { throw XCTSkip("no promptrepro binary at \(bin) (run `swift build --build-tests`)") }
+    let bin = try binary()
     let errPath = tempDir("stderr") + "/err.txt"
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: errPath).deletingLastPathComponent().path) }
@@ -341,8 +340,7 @@ final class CompareTests: XCTestCase {
         let db = "\(dir)/s.sqlite"
         _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81], "rte": [60, 61, 62]])
         _ = try fixtureStore(db, spec: "table1", variant: "pt", values: ["cb": [70, 71, 72], "rte": [63, 64, 65]])
-        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("promptrepro").path
-        guard FileManager.default.isExecutableFile(atPath: bin) else { XCTFail("no promptrepro binary at \(bin)"); return }
+        let bin = try binary()
         func run(_ extra: [String]) throws -> (Int32, String) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: bin)

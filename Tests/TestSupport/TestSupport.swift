@@ -42,6 +42,20 @@ public func sharedData(file: StaticString = #filePath, line: UInt = #line) throw
     return "\(dir)/data"
 }
 
+/// The promptrepro executable built next to the test bundle (or in .build/debug). A missing one
+/// fails the calling test (and skips the rest of it): the CLI tests never pass without running.
+public func binary(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for d in [dir, dir.deletingLastPathComponent()] {
+        let p = d.appendingPathComponent("promptrepro").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    let p = "\(repoRoot)/.build/debug/promptrepro"
+    if FileManager.default.isExecutableFile(atPath: p) { return p }
+    XCTFail("promptrepro binary not found next to \(CommandLine.arguments[0]) (run `swift build --build-tests`)", file: file, line: line)
+    throw XCTSkip("no binary")
+}
+
 /// A new empty directory under the system temporary directory, named after `tag` and the process.
 public func tempDir(_ tag: String) -> String {
     let d = NSTemporaryDirectory() + "promptrepro-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
