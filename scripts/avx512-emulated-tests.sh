@@ -40,7 +40,8 @@ fi
 
 mkdir -p "$scratch/src"
 find "$scratch/src" -mindepth 1 -maxdepth 1 ! -name .build -exec rm -rf {} +
-(cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -xf - -C "$scratch/src"
+# (A tracked file deleted in the working tree is left out: --ignore-failed-read.)
+(cd "$root" && git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$scratch/src"
 cd "$scratch/src/Sources/CGemm"
 
 cat > simde_missing.h <<'HEADER'
