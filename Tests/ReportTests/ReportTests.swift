@@ -340,19 +340,9 @@ final class CompareTests: XCTestCase {
         let db = "\(dir)/s.sqlite"
         _ = try fixtureStore(db, spec: "table1", variant: "dpt", values: ["cb": [80, 82, 81], "rte": [60, 61, 62]])
         _ = try fixtureStore(db, spec: "table1", variant: "pt", values: ["cb": [70, 71, 72], "rte": [63, 64, 65]])
-        let bin = try binary()
         func run(_ extra: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: bin)
-            p.arguments = ["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db] + extra
-            p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, out)
+            let r = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db] + extra)
+            return (r.status, r.out)
         }
         let (missing, mtext) = try run(["--max-regression", "5"])
         XCTAssertEqual(missing, 1)

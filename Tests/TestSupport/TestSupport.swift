@@ -35,11 +35,8 @@ public func sharedItem(_ relative: String, file: StaticString = #filePath, line:
 /// The shared data directory (`<shared>/data`), with `sharedDir`'s CI rule.
 public func sharedData(file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let dir = try sharedDir(file: file, line: line)
-    guard FileManager.default.fileExists(atPath: "\(dir)/data") else {
-        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("\(dir)/data not found; CI must have ../shared/data", file: file, line: line) }
-        throw XCTSkip("\(dir)/data not found")
-    }
-    return "\(dir)/data"
+    guard let data = sharedItem("data", file: file, line: line) else { throw XCTSkip("\(dir)/data not found") }
+    return data
 }
 
 /// The promptrepro executable built next to the test bundle (or in .build/debug). A missing one
