@@ -160,21 +160,6 @@ AVX2 static inline __attribute__((always_inline)) void kernel_strided_rows(
 
 ROW_EXACT_TILE
 
-AVX2 static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc,
-                        long mr, long nr, float alpha, float beta, const float *pfb, long pfn) {
-    kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta, pfb, pfn);
-}
-
-AVX2 static void kernel_rows(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
-                             long nr, float alpha, float beta) {
-    kernel_strided(kc, a, lda, 1, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
-}
-
-AVX2 static void kernel_cols(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, long ldc,
-                             long nr, float alpha, float beta) {
-    kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL, 0);
-}
-
 GEMM_DRIVER(pr_sgemm_avx2, 4 * NR)
 
 #else

@@ -2,7 +2,7 @@
 // buffers, packing of A into MR-row panels, the loop nest over MC×KC blocks of A and KC×NC blocks
 // of B, and the row-exact tile dispatch. Included by each kernel file after it defines
 // MR, NR and its target attribute GEMM_TARGET; the file then defines kernel_strided_rows, expands
-// ROW_EXACT_TILE, defines its micro-kernels (kernel, kernel_rows, kernel_cols), copy_b_row and
+// ROW_EXACT_TILE (which defines the micro-kernels kernel, kernel_rows and kernel_cols), copy_b_row and
 // the square transpose named by TRANSPOSE_B (TRANSPOSE_B_WIDTH floats on a side), which
 // pack_b_block below uses, and expands GEMM_DRIVER(name, direct_limit). Not a public header.
 #include <stdlib.h>
@@ -155,7 +155,7 @@ GEMM_TARGET static void pack_b_block(int transB, const float *b, long ldb, long 
 // below MR). Every element is the same chain of FMAs in the same order whatever the number of
 // rows, so the bits do not depend on mr, while a product with one row (a decoding step's attention:
 // one query per batch row and head) does 1/MR of the FMAs. Expanded once per kernel file, after its
-// kernel_strided_rows.
+// kernel_strided_rows; it also defines the three micro-kernels on top of kernel_strided.
 #define ROW_CASE(R) case R: if (R < MR) { kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, R < MR ? R : MR, pfb, pfn); return; } break;
 #define ROW_EXACT_TILE \
 _Static_assert(MR <= 12, "ROW_EXACT_TILE specialises row counts 1..11"); \
@@ -168,6 +168,20 @@ GEMM_TARGET static inline __attribute__((always_inline)) void kernel_strided( \
     default: break; \
     } \
     kernel_strided_rows(kc, a, rs, cs, bp, c, ldc, mr, nr, alpha, beta, MR, pfb, pfn); \
+} \
+/* The micro-kernels GEMM_DRIVER calls: a packed MR-row panel of A (kernel), or A read in place \
+   by rows (kernel_rows: row stride lda) or by columns (kernel_cols: transposed A). */ \
+GEMM_TARGET static void kernel(long kc, const float *restrict ap, const float *restrict bp, float *c, long ldc, \
+                               long mr, long nr, float alpha, float beta, const float *pfb, long pfn) { \
+    kernel_strided(kc, ap, 1, MR, bp, c, ldc, mr, nr, alpha, beta, pfb, pfn); \
+} \
+GEMM_TARGET static void kernel_rows(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, \
+                                    long ldc, long nr, float alpha, float beta) { \
+    kernel_strided(kc, a, lda, 1, bp, c, ldc, MR, nr, alpha, beta, NULL, 0); \
+} \
+GEMM_TARGET static void kernel_cols(long kc, const float *restrict a, long lda, const float *restrict bp, float *c, \
+                                    long ldc, long nr, float alpha, float beta) { \
+    kernel_strided(kc, a, 1, lda, bp, c, ldc, MR, nr, alpha, beta, NULL, 0); \
 }
 
 // The loop nest: ic → pc → jc → ir → jr. A's MC×KC block is packed once per (ic, pc) and its
