@@ -95,12 +95,21 @@ enum BenchGoals {
             gemm[shape] = judgeShape(sgemm[shape] as? [String: Any] ?? [:], torchElsewhere: torchGemm[shape] != nil)
         }
         if gemm.isEmpty { gemm["sgemm"] = missing(gemmGoal, "the core sgemm section") }
+        // A section that lacks one of the shapes `bench` measures has not shown the goal there.
+        else {
+            for (shape, _, _, _) in Bench.sgemmShapes where gemm[shape] == nil {
+                gemm[shape] = missing(gemmGoal, "sgemm shape \(shape)")
+            }
+        }
         // The per-head attention products (Bench.gemmSections, `core.attention`), judged by the same
         // rule under "per-head <shape>"; a report without them (written before 2026-12-05) has
         // not shown the goal there.
         if let heads = (report["core"] as? [String: Any])?["attention"] as? [String: Any], !heads.isEmpty {
             for shape in heads.keys.sorted() {
                 gemm["\(attentionGoalPrefix)\(shape)"] = judgeShape(heads[shape] as? [String: Any] ?? [:], torchElsewhere: false)
+            }
+            for product in AttentionProduct.all where heads[product.name] == nil {
+                gemm["\(attentionGoalPrefix)\(product.name)"] = missing(gemmGoal, "per-head product \(product.name)")
             }
         } else {
             gemm["\(attentionGoalPrefix)attention"] = missing(gemmGoal, "the per-head attention section (core.attention)")

@@ -96,15 +96,19 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(gemm["per-head 356x356x64"]?["met"] as? Bool, false)
         XCTAssertEqual(gemm["per-head 356x64x356:nn"]?["value"] as? Double, 1.0)
         XCTAssertEqual(gemm["per-head 356x64x356:nn"]?["met"] as? Bool, true)
+        // The section lacks the third per-head product: not shown, so not met.
+        XCTAssertEqual(gemm["per-head 356x64x356:tn"]?["met"] as? Bool, false)
+        XCTAssertNotNil(gemm["per-head 356x64x356:tn"]?["missing"])
         // Met: 3 GEMM + train overhead and RSS + eval speed + FT speed = 7; not met: 3 GEMM + train
-        // speed + eval overhead + generate speed + FT RSS = 7, and the 4 missing ones = 11.
+        // speed + eval overhead + generate speed + FT RSS = 7, the 4 missing ones and the missing
+        // per-head product = 12.
         XCTAssertEqual(goals["met"] as? Int, 7)
-        XCTAssertEqual(goals["not_met"] as? Int, 11)
+        XCTAssertEqual(goals["not_met"] as? Int, 12)
 
         XCTAssertTrue(err.contains("t5-small train_step speed-up 1.880 (goal ≥ 1.921): not met"), err)
         XCTAssertTrue(err.contains("t5-small generate peak RSS ÷ PyTorch: no data"), err)
         XCTAssertTrue(err.contains("sgemm per-head 356x356x64 ours ÷ best 0.857 (goal ≥ 0.900): not met"), err)
-        XCTAssertTrue(err.contains("goals: 7 met, 11 not met"), err)
+        XCTAssertTrue(err.contains("goals: 7 met, 12 not met"), err)
     }
 
     /// Where the report holds the raw data, verdicts are taken on exact values recomputed from it,
@@ -118,7 +122,8 @@ final class BenchGoalsTests: XCTestCase {
     /// - RSS 401.3 MB ÷ 1000 MB = 0.4013: not met (the stored 0.40 would pass).
     /// - Overhead 2.0 s ÷ (200 ÷ 100) = 1.0: met.
     /// - Eval, generate and FT are absent: 3 goals each, not met.
-    /// - The per-head attention section is absent: one GEMM goal, not met.
+    /// - The per-head attention section is absent: one GEMM goal, not met; so are the two sgemm
+    ///   shapes the section lacks.
     func testVerdictsUseTheRawDataAndMissingWorkloadsCount() throws {
         let raw: [String: Any] = [
             "core": ["sgemm": ["2048x2048x2048": [
@@ -143,12 +148,18 @@ final class BenchGoalsTests: XCTestCase {
         let gemm = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["2048x2048x2048"] as? [String: Any])
         XCTAssertEqual(gemm["value"] as? Double, 0.9)
         XCTAssertEqual(gemm["met"] as? Bool, true)
+        // The two sgemm shapes the section lacks count as not met.
+        for shape in ["2848x512x2048", "2848x2048x512"] {
+            let g = (goals["gemm_core_over_best"] as? [String: Any])?[shape] as? [String: Any]
+            XCTAssertEqual(g?["met"] as? Bool, false, shape)
+            XCTAssertNotNil(g?["missing"], shape)
+        }
         let heads = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["per-head attention"] as? [String: Any])
         XCTAssertEqual(heads["met"] as? Bool, false)
         XCTAssertNotNil(heads["missing"])
         XCTAssertEqual(goals["met"] as? Int, 2)
-        XCTAssertEqual(goals["not_met"] as? Int, 12)
-        XCTAssertTrue(err.contains("goals: 2 met, 12 not met"), err)
+        XCTAssertEqual(goals["not_met"] as? Int, 14)
+        XCTAssertTrue(err.contains("goals: 2 met, 14 not met"), err)
 
         // Per-round rates of ours and OpenBLAS but torch's median only (timed apart): the per-round
         // recompute would leave torch out, so the report's own verdict stands.
@@ -160,7 +171,7 @@ final class BenchGoalsTests: XCTestCase {
         // An empty `ratio` section judges nothing as met: every default workload of t5-small is missing.
         let (empty, _) = try evaluate(["core": raw["core"]!, "ratio": [String: Any]()], "bench-goals-empty")
         XCTAssertEqual(empty["met"] as? Int, 1)          // the GEMM goal alone
-        XCTAssertEqual(empty["not_met"] as? Int, 13)     // 4 workloads × speed-up, overhead, RSS; the per-head section
+        XCTAssertEqual(empty["not_met"] as? Int, 15)     // 4 workloads × speed-up, overhead, RSS; 2 sgemm shapes; the per-head section
     }
 
     /// A run whose sgemm rounds met a slow phase of the host: its best sgemm rate (60 GFLOP/s, the
@@ -461,7 +472,7 @@ final class BenchGoalsTests: XCTestCase {
 
     /// A run asked for t5-base alone (`bench --shapes t5-base`) expects t5-base's four workloads,
     /// not t5-small's: 12 goals of t5-base missing (3 per workload), none of t5-small; the GEMM
-    /// goal met (100 ÷ 90) and the per-head section missing.
+    /// goal met at its one shape (100 ÷ 90), the other two shapes and the per-head section missing.
     func testTheShapesTheRunWasAskedForAreExpected() throws {
         let onlyBase: [String: Any] = [
             "shapes": ["t5-base"],
@@ -474,7 +485,7 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(Set(base.keys), ["train_step", "eval_forward", "generate", "ft_step"])
         XCTAssertNotNil(base["train_step"]?["speedup"]?["missing"])
         XCTAssertEqual(goals["met"] as? Int, 1)
-        XCTAssertEqual(goals["not_met"] as? Int, 13)
+        XCTAssertEqual(goals["not_met"] as? Int, 15)
     }
 
     /// `bench --shapes` and `bench-one --shape` refuse what they cannot run, naming it, before any
