@@ -368,12 +368,12 @@ struct Bench: ParsableCommand {
             for (i, (_, m, k, n)) in shapes.enumerated() {
                 let (a, w, c) = operands[i]
                 let flops = 2.0 * Double(m) * Double(n) * Double(k)
-                raw[i].append(round1(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
-                core[i].append(round1(linearRate(shapes[i], a, w)))
+                raw[i].append(round3(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
+                core[i].append(round3(linearRate(shapes[i], a, w)))
             }
             for (i, h) in heads.enumerated() {
-                headRaw[i].append(round1(h.flops / median(3) { h.run(headOperands[i], openBLAS: true) } / 1e9))
-                headCore[i].append(round1(h.flops / median(3) { h.run(headOperands[i], openBLAS: false) } / 1e9))
+                headRaw[i].append(round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: true) } / 1e9))
+                headCore[i].append(round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: false) } / 1e9))
             }
         }
         func record(_ m: Int, _ n: Int, _ k: Int, core: [Double], raw: [Double], torch: [Double]) -> [String: Any] {
@@ -427,8 +427,11 @@ struct Bench: ParsableCommand {
     }
 }
 
+/// Rounded to 0.1 (printed rates and sizes that no verdict recomputes from).
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
-/// x rounded to 3 decimals, as the bench reports print ratios and shares.
+/// Rounded to 0.001: ratios, and the GEMM rates `bench --evaluate` recomputes verdicts from (the
+/// sgemm and per-head rounds, the probes), so that rounding a stored rate moves a verdict's value by
+/// at most a few 10⁻⁶ of itself, not the 3 × 10⁻⁴ of the 0.1 GFLOP/s that reports before 2026-12-05 kept.
 func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN when `v` is empty.
@@ -462,9 +465,9 @@ struct GemmProbe {
         let before = rate()
         var r = try child()
         let after = rate()
-        r["gemm_probe_gflops"] = round1((before.mean + after.mean) / 2)
-        r["gemm_probe_gflops_bracket"] = [round1(before.mean), round1(after.mean)]
-        r["gemm_probe_fastest_gflops"] = round1((before.fastest + after.fastest) / 2)
+        r["gemm_probe_gflops"] = round3((before.mean + after.mean) / 2)
+        r["gemm_probe_gflops_bracket"] = [round3(before.mean), round3(after.mean)]
+        r["gemm_probe_fastest_gflops"] = round3((before.fastest + after.fastest) / 2)
         return r
     }
 }
