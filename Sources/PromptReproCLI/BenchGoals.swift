@@ -94,9 +94,10 @@ enum BenchGoals {
         for shape in sgemm.keys.sorted() {
             gemm[shape] = judgeShape(sgemm[shape] as? [String: Any] ?? [:], torchElsewhere: torchGemm[shape] != nil)
         }
-        if gemm.isEmpty { gemm["sgemm"] = missing(gemmGoal, "the core sgemm section") }
-        // A section that lacks one of the shapes `bench` measures has not shown the goal there.
-        else {
+        if gemm.isEmpty {
+            gemm["sgemm"] = missing(gemmGoal, "the core sgemm section")
+        } else {
+            // A section that lacks one of the shapes `bench` measures has not shown the goal there.
             for (shape, _, _, _) in Bench.sgemmShapes where gemm[shape] == nil {
                 gemm[shape] = missing(gemmGoal, "sgemm shape \(shape)")
             }
