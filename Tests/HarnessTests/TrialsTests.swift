@@ -10,7 +10,6 @@ import XCTest
 /// established there independently (transformers' own forward, the official metrics by hand).
 final class TrialsTests: XCTestCase {
     func trials() throws -> String {
-        _ = try sharedData()
         guard let dir = sharedItem("trials") else { throw XCTSkip("no shared/trials") }
         return dir
     }
