@@ -92,3 +92,26 @@ extension ResultsExport {
         return out
     }
 }
+
+extension ExperimentSpec {
+    /// The runs this spec plans in `profile` now, in the form `ResultsStore.cellResults(planned:)`
+    /// reads: searched variants as far as `store`'s finished searches have chosen them. Throws as
+    /// `expand` does (a profile the spec lacks).
+    public func plannedRuns(profile: String, store: ResultsStore?) throws -> PlannedRuns {
+        PlannedRuns(runs: try expand(profile: profile, choose: store?.searchChoice(spec: name, profile: profile)))
+    }
+}
+
+/// One line on the stored runs a read leaves out because the spec no longer plans them as stored
+/// (`ResultsStore.staleRuns`), with the command that brings the store up to date; nil when none.
+public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String) -> String? {
+    guard !stale.isEmpty else { return nil }
+    var parts: [String] = []
+    for reason in [StaleRun.Reason.unplanned, .configChanged] {
+        let these = stale.filter { $0.reason == reason }
+        guard let first = these.first else { continue }
+        parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status))")
+    }
+    return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: "
+        + parts.joined(separator: "; ") + " — `promptrepro sweep \(spec) --profile \(profile)` brings the store up to date"
+}

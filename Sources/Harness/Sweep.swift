@@ -260,9 +260,13 @@ public enum SweepRunner {
         let skip = missing.keys.sorted()
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         let (added, superseded) = try store.insertPendingReporting(runs)
+        // Rows of cells, k or seeds the spec no longer lists (every planned run counts here, those of
+        // skipped models too) go to history, so that the store's counts and reads follow the spec.
+        let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: PlannedRuns(runs: expanded))
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
-        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)")
+        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)"
+            + (unplanned > 0 ? "; \(unplanned) stored run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
         let commit = gitCommit()
         let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
         let signals = InterruptSignals()

@@ -39,9 +39,19 @@ struct CompareCommand: ParsableCommand {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        var cells = try store?.cellResults(spec: s.name, profile: profile, dataDir: data) ?? []
+        // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
+        // since its sweep, leaves its old rows out: the gate then finds them missing).
+        let plan = try store.map { try s.plannedRuns(profile: profile, store: $0) }
+        if let store, let plan, let note = staleRunsNote(try store.staleRuns(spec: s.name, profile: profile, planned: plan), spec: s.name, profile: profile) {
+            stderr(note)
+        }
+        var cells = try store?.cellResults(spec: s.name, profile: profile, dataDir: data, planned: plan) ?? []
         var source = db
-        if cells.isEmpty {
+        // The committed export stands in only for a store without any current row of the spec: a
+        // store whose rows are all stale is compared as it is (everything missing), not replaced.
+        let storeHasSpec = try store.map { !(try $0.db.query("SELECT 1 FROM runs WHERE spec=? AND profile=? AND status != 'superseded' LIMIT 1",
+                                                               [.text(s.name), .text(profile)]).isEmpty) } ?? false
+        if cells.isEmpty && !storeHasSpec {
             let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
@@ -49,15 +59,19 @@ struct CompareCommand: ParsableCommand {
             cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             source = path
         }
-        guard cells.contains(where: { $0.variant == method }) else {
-            let known = Array(Set(cells.map(\.variant))).sorted()
+        // What the spec expects, per cell (task, model column, k), for both sides.
+        let expanded = try s.expand(profile: profile, choose: store?.searchChoice(spec: s.name, profile: profile))
+        // A variant the spec plans but has no counted runs of is reported missing (the gate fails);
+        // one it does not plan either is a wrong name.
+        guard cells.contains(where: { $0.variant == method }) || expanded.contains(where: { $0.variant == method }) else {
+            let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
             throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))")
         }
-        // What the spec expects, per task, for both sides.
-        let expanded = try s.expand(profile: profile)
-        func expected(_ variant: String) -> [String: [Replicate]] {
-            var e: [String: Set<Replicate>] = [:]
-            for r in expanded where r.variant == variant { e[r.task, default: []].insert(Replicate(seed: r.seed, sampleSeed: r.sampleSeed)) }
+        func expected(_ variant: String) -> [CompareCell: [Replicate]] {
+            var e: [CompareCell: Set<Replicate>] = [:]
+            for r in expanded where r.variant == variant {
+                e[CompareCell(task: r.task, model: r.model, k: r.k), default: []].insert(Replicate(seed: r.seed, sampleSeed: r.sampleSeed))
+            }
             return e.mapValues { $0.sorted() }
         }
         var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
@@ -86,14 +100,18 @@ struct CompareCommand: ParsableCommand {
             exampleCache[key] = ex
             return ex
         }
-        func runs(_ variant: String, _ task: String, _ model: String) throws -> [PairedRun] {
+        func runs(_ variant: String, _ cell: CompareCell) throws -> [PairedRun] {
             guard let store, source == db else {
-                return cells.filter { $0.variant == variant && $0.task == task && $0.model == model }.flatMap(\.replicates)
+                return cells.filter { $0.variant == variant && $0.task == cell.task && $0.model == cell.model && $0.k == cell.k }.flatMap(\.replicates)
                     .map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) }
             }
             return try store.db.query("""
-                SELECT id, seed, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND status IN ('done','evaluated') ORDER BY seed
-                """, [.text(s.name), .text(profile), .text(variant), .text(task), .text(model)]).map { r in
+                SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_hash, config_json FROM runs
+                WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND k IS ? AND status IN ('done','evaluated') ORDER BY seed
+                """, [.text(s.name), .text(profile), .text(variant), .text(cell.task), .text(cell.model), cell.k.map { .int($0) } ?? .null]).filter { r in
+                plan?.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
+                                  configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
+            }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,

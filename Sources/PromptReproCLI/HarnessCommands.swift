@@ -120,7 +120,11 @@ struct Results: ParsableCommand {
         let name = specFile?.name ?? spec
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let cells = try store.cellResults(spec: name, profile: profile, dataDir: data)
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data)
+        guard !cells.isEmpty else {
+            let have = try store.specProfiles()
+            throw ValidationError("no runs of spec \(name) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", ")))")
+        }
         var text: String
         switch format {
         case "md":

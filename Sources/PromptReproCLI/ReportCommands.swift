@@ -142,7 +142,21 @@ struct Export: ParsableCommand {
         let store = try ResultsStore(path: db)
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let cells = try store.cellResults(spec: spec, profile: profile, dataDir: data)
+        // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
+        let current = currentPlan(spec: self.spec, profile: profile, store: store)
+        let spec = current?.name ?? self.spec
+        let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data)
+        // An export replaces the committed one: never with nothing.
+        guard !cells.isEmpty else {
+            let have = try store.specProfiles()
+            throw ValidationError("no finished runs of spec \(spec) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", "))); nothing exported, nothing overwritten")
+        }
+        /// A current row the spec plans now (every row when there is no spec file).
+        func counts(_ r: [String: SQLiteDB.Value]) -> Bool {
+            guard let plan = current?.plan else { return true }
+            return plan.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int ?? r["seed"]!.int!,
+                                    configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
+        }
         if format != "promptrepro" {
             let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -153,8 +167,8 @@ struct Export: ParsableCommand {
             switch format {
             case "lm-eval":
                 var versions: [String: Int] = [:], samples: [String: Int] = [:], specs: [String: String] = [:]
-                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
-                                            [.text(spec), .text(profile)]) {
+                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_hash, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
+                                            [.text(spec), .text(profile)]) where counts(r) {
                     let task = r["task"]!.text!
                     versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0
                     samples[task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
@@ -167,7 +181,7 @@ struct Export: ParsableCommand {
                     written += 1
                 }
             case "peft-bench":
-                for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) {
+                for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) where counts(r) {
                     let epochs = try store.db.query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", [r["id"]!])
                     let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(r["seed"]!.int!).json"
                     let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
@@ -188,12 +202,31 @@ struct Export: ParsableCommand {
     }
 }
 
-/// Cells of a spec/profile: the store's when it holds runs of them, else the committed export
-/// `<resultsDir>/<spec>-<profile>.cells.json`; nil when neither has them. The source is the path read.
+/// What the spec file of `spec` (a name in Baselines/specs or a path) plans in `profile` now, nil
+/// when there is no such file or it lacks the profile (then every current row counts).
+func currentPlan(spec: String, profile: String, store: ResultsStore) -> (name: String, plan: PlannedRuns)? {
+    guard let s = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")),
+          let plan = try? s.plannedRuns(profile: profile, store: store) else { return nil }
+    return (s.name, plan)
+}
+
+/// The store's cells of `spec` in `profile`, counting only the rows its spec file plans now
+/// (`ResultsStore.cellResults(planned:)`); the rows left out are named in one note on stderr.
+func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?) throws -> [CellResult] {
+    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store) else {
+        return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)
+    }
+    if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile) { stderr(note) }
+    return try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
+}
+
+/// Cells of a spec/profile: the store's when it holds runs of them (those its spec plans now:
+/// `plannedCells`), else the committed export `<resultsDir>/<spec>-<profile>.cells.json`; nil
+/// when neither has them. The source is the path read.
 func resolveCells(spec: String, profile: String, store: ResultsStore?, db: String, resultsDir: String,
                   dataDir: String? = nil) throws -> ([CellResult], String)? {
     if let store {
-        let cells = try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: dataDir)
         if !cells.isEmpty { return (cells, db) }
     }
     let path = "\(resultsDir)/\(spec)-\(profile).cells.json"

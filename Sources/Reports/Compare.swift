@@ -25,6 +25,8 @@ import Training
 public struct ComparisonRow {
     public var task: String
     public var model: String
+    /// The few-shot size of the cell compared (nil: the spec sets none).
+    public var k: Int? = nil
     public var metric: String
     public var new: [Double]           // per common seed (stored) or every seed (published)
     public var baseline: [Double]      // per common seed; [] against published
@@ -52,6 +54,17 @@ public struct ComparisonRow {
         self.baselineMean = baselineMean; self.delta = delta; self.method = method; self.p = p; self.pHolm = pHolm; self.ci = ci
         self.level = level; self.verdict = verdict
     }
+}
+
+/// A cell of the comparison: task, model column and few-shot size. Runs pair only within one.
+public struct CompareCell: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var task: String
+    public var model: String
+    public var k: Int?
+    public init(task: String, model: String, k: Int?) { self.task = task; self.model = model; self.k = k }
+    public static func < (a: CompareCell, b: CompareCell) -> Bool { (a.task, a.model, a.k ?? -1) < (b.task, b.model, b.k ?? -1) }
+    /// "cb t5-small k=16".
+    public var description: String { "\(task) \(model)\(k.map { " k=\($0)" } ?? "")" }
 }
 
 /// What the gate found missing, one line each.
@@ -140,12 +153,12 @@ public enum Compare {
         return out.sorted()
     }
 
-    /// Rows for every task where both sides have runs; statistics as described at the top of the file.
-    /// `runs(variant, task, model)` gives a variant's finished runs of a task (for pairing and
-    /// predictions); `examples(task, set, half)` the validation examples (half: the reported half of
+    /// Rows for every cell (task, model, k) where both sides have runs; statistics as described at
+    /// the top of the file. `runs(variant, cell)` gives a variant's finished runs of that cell (for
+    /// pairing and predictions); `examples(task, set, half)` the validation examples (half: the reported half of
 /// `select_on: val-half`), nil when the data is not there.
     public static func rows(cells: [CellResult], newVariant: String, baselineVariant: String, published: [PublishedValue]?,
-                            paper: String, table: String, runs: (String, String, String) throws -> [PairedRun],
+                            paper: String, table: String, runs: (String, CompareCell) throws -> [PairedRun],
                             examples: (String, TemplateSet, Bool) -> [Example]?) throws -> [ComparisonRow] {
         var out: [ComparisonRow] = []
         var boots: [[Double]?] = []  // per row: the bootstrap distribution, when one was drawn
@@ -162,6 +175,7 @@ public enum Compare {
                                         baselineMean: v, delta: newStat.mean - v, method: "none (published value: no spread to test)",
                                         p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
                 row.higherIsBetter = higherIsBetter
+                row.k = c.k
                 zeroSkill(&row, c, nil, def: def, examples: examples)
                 out.append(row)
                 boots.append(nil)
@@ -169,7 +183,8 @@ public enum Compare {
             }
             guard let b = cells.first(where: { $0.variant == baselineVariant && $0.task == c.task && $0.model == c.model && $0.k == c.k }),
                   b.best[metric] != nil else { continue }
-            let newRuns = try runs(newVariant, c.task, c.model), baseRuns = try runs(baselineVariant, c.task, c.model)
+            let key = CompareCell(task: c.task, model: c.model, k: c.k)
+            let newRuns = try runs(newVariant, key), baseRuns = try runs(baselineVariant, key)
             let common = Set(newRuns.map(\.replicate)).intersection(baseRuns.map(\.replicate)).sorted()
             func perSeed(_ cell: CellResult) -> [Replicate: Double] {
                 Dictionary(uniqueKeysWithValues: zip(cell.replicates, cell.best[metric]?.values ?? []))
@@ -182,6 +197,7 @@ public enum Compare {
                                     delta: pairs.isEmpty ? .nan : Statistics.mean(newVals) - Statistics.mean(baseVals),
                                     method: "none", p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
             row.higherIsBetter = higherIsBetter
+            row.k = c.k
             zeroSkill(&row, c, b, def: def, examples: examples)
             // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
@@ -253,12 +269,12 @@ public enum Compare {
         row.chance = (try? ReferenceScores.uniform(def, set: set, examples: ex))??[row.metric]
     }
 
-    /// Tasks and seeds the spec expects that either side lacks (with each run's status).
-    public static func missing(expected: [String: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
+    /// Cells and seeds the spec expects that either side lacks (with each run's status).
+    public static func missing(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
         var lines: [String] = []
         for task in expected.keys.sorted() {
             let want = expected[task]!
-            let have = cells.filter { $0.variant == variant && $0.task == task }
+            let have = cells.filter { $0.variant == variant && $0.task == task.task && $0.model == task.model && $0.k == task.k }
             let done = Set(have.flatMap(\.replicates))
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
@@ -277,13 +293,18 @@ public enum Compare {
         func f(_ x: Double?, _ fmt: String) -> String { x.map { String(format: fmt, $0) } ?? "—" }
         func inv(_ f: Double?) -> String { f.map { $0 > 0 ? " [\(PaperTables.percent($0)) invalid]" : "" } ?? "" }
         var out = "# compare: \(new) vs \(baseline) (\(against))\n\n\(header)\n\n"
+        // Rows name their model and k when the comparison has more than one of either.
+        let cells = Set(rows.map { CompareCell(task: "", model: $0.model, k: $0.k) })
+        func name(_ r: ComparisonRow) -> String {
+            cells.count > 1 ? CompareCell(task: r.task, model: r.model, k: r.k).description : r.task
+        }
         out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict | majority / chance |\n"
         out += "|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
             let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline) + inv(r.invalidBaseline)
             let zero = "\(f(r.majority, "%.2f")) / \(f(r.chance, "%.2f"))"
             let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
-            out += "| \(r.task) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) | \(zero) |\n"
+            out += "| \(name(r)) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) | \(zero) |\n"
         }
         out += "\n[k% invalid]: mean over seeds of the share of the best epoch's outputs that name no label. majority / chance: the"
         out += " metric's majority-class score and its exact expectation under uniform random labels, on the validation examples the"
@@ -300,9 +321,9 @@ public enum Compare {
             var reasons: [String] = []
             if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
             for r in rows {
-                guard let ci = r.ci else { reasons.append("\(r.task): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
-                if r.higherIsBetter, ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", r.task, ci.0, m)) }
-                if !r.higherIsBetter, ci.1 > m { reasons.append(String(format: "%@: upper end %+.2f > %g (lower is better)", r.task, ci.1, m)) }
+                guard let ci = r.ci else { reasons.append("\(name(r)): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
+                if r.higherIsBetter, ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", name(r), ci.0, m)) }
+                if !r.higherIsBetter, ci.1 > m { reasons.append(String(format: "%@: upper end %+.2f > %g (lower is better)", name(r), ci.1, m)) }
             }
             passed = reasons.isEmpty
             out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), every expected run present): "

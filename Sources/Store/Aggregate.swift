@@ -2,6 +2,7 @@
 // deviation (n − 1 denominator, what numpy.std(ddof=1) / pandas give) and the population one
 // (n denominator, numpy.std default) — DPT Table 3 does not say which it used.
 import Foundation
+import Support
 import Tasks
 import Training
 
@@ -123,14 +124,92 @@ public struct ProbePoint: Codable, Equatable, Sendable {
     }
 }
 
+/// The runs a spec plans now (`ExperimentSpec.plannedRuns`): per run, keyed by cell, seed and
+/// sample seed, the sha256 of its planned config JSON (what `runs.config_hash` holds). A stored row
+/// counts for the spec only when its key is planned and its config hash is the planned one: a row
+/// of a cell, k or seed the spec no longer lists, or of a spec edited since its sweep, would
+/// otherwise stand in tables, exports and the gate as if it were the spec's result.
+public struct PlannedRuns: Sendable {
+    public var configHashes: [String: String]
+
+    public init(_ runs: [(key: String, configHash: String)]) {
+        configHashes = Dictionary(runs.map { ($0.key, $0.configHash) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The plan of `runs` (a spec's expansion): their config JSON hashed as `insertPending` stores it.
+    public init(runs: [RunSpec]) {
+        self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), sha256Hex($0.config.json)) })
+    }
+
+    public static func key(cell: String, seed: Int, sampleSeed: Int) -> String { "\(cell)#\(seed)#\(sampleSeed)" }
+
+    /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
+    /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
+    /// and always count.
+    public func staleReason(cell: String, seed: Int, sampleSeed: Int, configHash: String?, status: String) -> StaleRun.Reason? {
+        if status == "evaluated" { return nil }
+        guard let planned = configHashes[Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)] else { return .unplanned }
+        return planned == configHash ? nil : .configChanged
+    }
+}
+
+/// A stored run that `cellResults(planned:)` leaves out, and why.
+public struct StaleRun: Sendable {
+    public enum Reason: String, Sendable {
+        case unplanned = "no longer planned by the spec"
+        case configChanged = "planned with another config since (spec edited, not re-swept)"
+    }
+    public var id: Int
+    public var cell: String
+    public var seed: Int
+    public var status: String
+    public var reason: Reason
+}
+
 extension ResultsStore {
+    /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).
+    public func staleRuns(spec: String, profile: String, planned: PlannedRuns) throws -> [StaleRun] {
+        let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+        return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_hash FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+                            [.text(spec), .text(profile)]).compactMap { r in
+            let status = r["status"]!.text!
+            guard let why = planned.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
+                                                configHash: r["config_hash"]?.text, status: status) else { return nil }
+            return StaleRun(id: r["id"]!.int!, cell: r["cell"]!.text!, seed: r["seed"]!.int!, status: status, reason: why)
+        }
+    }
+
+    /// "spec [profile]" of every spec and profile with current rows, sorted (for messages).
+    public func specProfiles() throws -> [String] {
+        try db.query("SELECT DISTINCT spec, profile FROM runs WHERE status != 'superseded' ORDER BY spec, profile")
+            .map { "\($0["spec"]!.text!) [\($0["profile"]!.text!)]" }
+    }
+
+    /// Marks as 'superseded' the current rows of a spec/profile whose run the spec no longer plans
+    /// (a cell, k or seed taken out of it; evaluated and running rows are left alone), so that the
+    /// store's counts and reads follow the spec. The rows stay, as history. Returns how many.
+    @discardableResult
+    public func supersedeUnplanned(spec: String, profile: String, planned: PlannedRuns) throws -> Int {
+        try db.transaction {
+            let ids = try staleRuns(spec: spec, profile: profile, planned: planned).filter { $0.status != "running" && $0.reason == .unplanned }
+            var n = 0
+            for r in ids { try db.query("UPDATE runs SET status='superseded' WHERE id=?", [.int(r.id)]); n += db.changes }
+            return n
+        }
+    }
+
     /// Per-cell statistics of finished runs (done; diverged runs are listed, not averaged).
     /// Invalid-output fractions come from `run_metrics`, or for runs stored before they were
     /// recorded, from the stored predictions (ReCoRD's need the passages: `dataDir`, else none).
-    public func cellResults(spec: String, profile: String, dataDir: String? = nil) throws -> [CellResult] {
+    /// With `planned`, only the rows that count for the spec's current plan are read
+    /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
+    public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
-                                [.text(spec), .text(profile)])
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, config_hash FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+                                [.text(spec), .text(profile)]).filter { r in
+            planned?.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
+                                 configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
+        }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)

@@ -1,6 +1,8 @@
 import Foundation
 import Store
+import Tasks
 import TestSupport
+import Training
 import XCTest
 
 /// `compare` on a real sweep: the per-example paired bootstrap over stored best-epoch predictions,
@@ -47,7 +49,118 @@ final class CompareGateCLITests: XCTestCase {
         try s.db.query("UPDATE runs SET status='failed', error='test' WHERE variant='pt' AND task='rte' AND seed=2")
         let (failed, ftext) = try compare(["--max-regression", "100"])
         XCTAssertEqual(failed, 1)
-        XCTAssertTrue(ftext.contains("baseline 'pt' rte: seed 2 missing (1 failed)"), ftext)
+        XCTAssertTrue(ftext.contains("baseline 'pt' rte t5-small k=8: seed 2 missing (1 failed)"), ftext)
         XCTAssertEqual(try compare(["--max-regression", "100", "--allow-missing"]).0, 0)
+    }
+}
+
+/// A spec with two few-shot sizes: `compare` pairs each k's runs with the same k's (its rows name
+/// the k), reads only what the spec plans now, and `export` never replaces a committed export with
+/// nothing.
+final class CompareCellsCLITests: XCTestCase {
+    /// (exit status, stdout and stderr together).
+    func runBoth(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    func testCompareKeepsEachKApartAndFollowsTheSpec() throws {
+        let data = try sharedData()
+        let dir = tempDir("cmpk")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(k: String, seeds: String) throws {
+            try miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: minik").replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]")
+                .replacingOccurrences(of: "k: [8]", with: "k: \(k)").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: \(seeds)")
+                .write(toFile: "\(dir)/minik.yaml", atomically: true, encoding: .utf8)
+        }
+        try write(k: "[8, 16]", seeds: "[1, 2]")
+        let db = "\(dir)/s.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        // Make the two k's tell apart: at k 16, PT's best predictions are the gold targets (every
+        // metric 100) and DPT's name no label (every metric 0), so that cell's Δ is −100 in every
+        // resample; k 8 keeps what it trained to.
+        let s = try ResultsStore(path: db)
+        let def = try TaskRegistry.definition("cb")
+        for r in try s.db.query("SELECT id, variant, config_json FROM runs WHERE k=16") {
+            let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data(r["config_json"]!.text!.utf8))
+            let gold = try Templates.examples(try DataLoader.load(def, split: .validation, dataDir: data), set: cfg.templates, training: false)
+            let pt = r["variant"]!.text! == "pt"
+            let n = try s.predictions(run: r["id"]!.int!, kind: "best").count
+            XCTAssertEqual(n, 16)
+            for i in 0..<n {
+                try s.db.query("UPDATE predictions SET prediction=? WHERE run_id=? AND kind='best' AND position=?",
+                               [.text(pt ? gold[i].target : "zzz"), r["id"]!, .int(i)])
+            }
+            try s.db.query("UPDATE scores SET value=? WHERE run_id=? AND kind='best'", [.double(pt ? 100 : 0), r["id"]!])
+            try s.db.query("DELETE FROM run_metrics WHERE run_id=? AND name LIKE 'invalid_fraction%'", [r["id"]!])
+        }
+        func compare(_ extra: [String] = []) throws -> (Int32, String) {
+            try runStdout(["compare", "--spec", "\(dir)/minik.yaml", "--method", "dpt", "--baseline", "pt", "--db", db, "--data-dir", data,
+                           "--max-regression", "100"] + extra)
+        }
+        let (status, text) = try compare()
+        XCTAssertEqual(status, 0, text)
+        var rows = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("| cb") {
+            rows += 1
+            let cols = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            XCTAssertTrue(cols[0].hasSuffix("k=8") || cols[0].hasSuffix("k=16"), line.description)
+            XCTAssertTrue(cols[8].hasPrefix("paired bootstrap over 16 examples × 2 seeds"), line.description)
+            let delta = try XCTUnwrap(Double(cols[4]), line.description)
+            let ci = cols[5].dropFirst().prefix { $0 != "]" }.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            XCTAssertEqual(ci.count, 2, line.description)
+            // The interval is that cell's own: it holds the cell's Δ.
+            XCTAssertLessThanOrEqual(ci[0], delta, line.description)
+            XCTAssertGreaterThanOrEqual(ci[1], delta, line.description)
+            if cols[0].hasSuffix("k=16") {
+                XCTAssertEqual(delta, -100, line.description)
+                XCTAssertEqual(ci, [-100, -100], line.description)
+            }
+        }
+        XCTAssertEqual(rows, 2, text)
+
+        // The spec drops k 16 and seed 2: only k 8 seed 1 counts (the rest named on stderr), and
+        // `results` says so too.
+        try write(k: "[8]", seeds: "[1]")
+        let (one, narrowed) = try runBoth(["compare", "--spec", "\(dir)/minik.yaml", "--method", "dpt", "--baseline", "pt", "--db", db,
+                                              "--data-dir", data])
+        XCTAssertEqual(one, 0, narrowed)
+        XCTAssertTrue(narrowed.contains("6 stored runs of spec minik [smoke] left out: 6 no longer planned by the spec"), narrowed)
+        XCTAssertFalse(narrowed.contains("k=16"), narrowed)
+        XCTAssertTrue(narrowed.contains("paired t over 1 seeds") || narrowed.contains("× 1 seed"), narrowed)
+        // A re-sweep keeps them as history; the store then counts only the spec's runs.
+        let (swept, log) = try runCapture(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                           "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(swept, 0, log)
+        XCTAssertTrue(log.contains("6 stored runs the spec no longer plans kept as superseded"), log)
+        XCTAssertEqual(try ResultsStore(path: db).counts(spec: "minik", profile: "smoke"), ["done": 2])
+
+        // An edited method config, not re-swept: its runs are stale, so the gate finds them missing.
+        try String(contentsOfFile: "\(dir)/minik.yaml", encoding: .utf8).replacingOccurrences(of: "r: 2}", with: "r: 1}")
+            .write(toFile: "\(dir)/minik.yaml", atomically: true, encoding: .utf8)
+        let (gate, gated) = try runBoth(["compare", "--spec", "\(dir)/minik.yaml", "--method", "dpt", "--baseline", "pt", "--db", db,
+                                            "--data-dir", data, "--max-regression", "100"])
+        XCTAssertEqual(gate, 1, gated)
+        XCTAssertTrue(gated.contains("planned with another config since"), gated)
+        XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=8: seed 1 missing"), gated)
+
+        // `export` of a spec without runs in the store writes nothing and keeps the file there.
+        let results = "\(dir)/results"
+        try FileManager.default.createDirectory(atPath: results, withIntermediateDirectories: true)
+        try "[42]".write(toFile: "\(results)/other-smoke.cells.json", atomically: true, encoding: .utf8)
+        let (exported, message) = try runCapture(["export", "other", "--db", db, "--results-dir", results])
+        XCTAssertNotEqual(exported, 0, message)
+        XCTAssertTrue(message.contains("nothing exported") && message.contains("minik [smoke]"), message)
+        XCTAssertEqual(try String(contentsOfFile: "\(results)/other-smoke.cells.json", encoding: .utf8), "[42]")
     }
 }

@@ -58,7 +58,9 @@ final class GateStatisticsTests: XCTestCase {
         }
         let cells = [cell("new", "cb", seeds: [1, 3], statuses: ["done": 2, "failed": 1]), cell("new", "wsc", seeds: [], statuses: ["failed": 3]),
                      cell("dpt", "cb", seeds: [1, 2, 3], statuses: ["done": 3]), cell("dpt", "wsc", seeds: [1, 2, 3], statuses: ["done": 3])]
-        let missing = Compare.missing(expected: ["cb": [1, 2, 3], "wsc": [1, 2, 3]], cells: cells, variant: "new", label: "new")
+        let missing = Compare.missing(expected: [CompareCell(task: "cb", model: "t5-small", k: 8): [1, 2, 3],
+                                                 CompareCell(task: "wsc", model: "t5-small", k: 8): [1, 2, 3]],
+                                      cells: cells, variant: "new", label: "new")
         XCTAssertEqual(missing.count, 2)
         XCTAssertTrue(missing[0].contains("cb") && missing[0].contains("seed 2") && missing[0].contains("1 failed"), missing[0])
         XCTAssertTrue(missing[1].contains("wsc") && missing[1].contains("seeds 1, 2, 3"), missing[1])

@@ -1,0 +1,76 @@
+import Foundation
+import Harness
+import Store
+import TestSupport
+import Training
+import XCTest
+
+/// Reads count only the runs a spec plans now: a k or seed taken out of the spec, or a config
+/// edited since the sweep, leaves its stored rows out of `cellResults(planned:)` (hand-set scores),
+/// `staleRuns` names them, and `supersedeUnplanned` moves the unplanned ones (not evaluated or
+/// running rows) to history.
+final class PlannedRunsTests: XCTestCase {
+    func spec(_ dir: String, _ name: String, k: String, seeds: String, n: Int) throws -> ExperimentSpec {
+        let text = """
+        spec: plan
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: \(n)}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: \(seeds)
+        k: \(k)
+        profiles:
+          smoke:
+            models: {t5-small: "embedded:t5-tiny"}
+            train: {epochs: 1, batch_size: 4}
+        """
+        try text.write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8)
+        return try ExperimentSpec.load("\(dir)/\(name).yaml")
+    }
+
+    func testReadsFollowTheSpecAsItIsNow() throws {
+        let dir = tempDir("plan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let swept = try spec(dir, "a", k: "[16, 32]", seeds: "[1, 2, 3]", n: 8)
+        let runs = try swept.expand(profile: "smoke")
+        XCTAssertEqual(runs.count, 6)
+        try s.insertPending(runs)
+        // Scores: k16 seeds 1–3 → 10, 20, 30; k32 → 40, 50, 60.
+        while let c = try s.claim(worker: "t", pid: getpid()) {
+            let v = Double((c.spec.k == 16 ? 0 : 30) + 10 * c.spec.seed)
+            let r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v], last: ["accuracy": v],
+                                history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"])
+            try s.complete(c.id, result: r)
+        }
+        // Unfiltered (as before): both k cells, three seeds each.
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke").map { $0.best["accuracy"]!.mean }, [20, 50])
+
+        // The spec now lists k 16 and seeds 1, 2: one cell, mean (10 + 20) / 2 = 15.
+        let narrowed = try spec(dir, "b", k: "[16]", seeds: "[1, 2]", n: 8).plannedRuns(profile: "smoke", store: s)
+        let cells = try s.cellResults(spec: "plan", profile: "smoke", planned: narrowed)
+        XCTAssertEqual(cells.map(\.k), [16])
+        XCTAssertEqual(cells.first?.best["accuracy"]?.mean, 15)
+        XCTAssertEqual(cells.first?.seeds, [1, 2])
+        let stale = try s.staleRuns(spec: "plan", profile: "smoke", planned: narrowed)
+        XCTAssertEqual(stale.count, 4)  // k16 seed 3, k32 seeds 1–3
+        XCTAssertTrue(stale.allSatisfy { $0.reason == .unplanned })
+
+        // The same runs with another method config (n 4), not re-swept: none counts.
+        let edited = try spec(dir, "c", k: "[16]", seeds: "[1, 2]", n: 4).plannedRuns(profile: "smoke", store: s)
+        XCTAssertTrue(try s.cellResults(spec: "plan", profile: "smoke", planned: edited).isEmpty)
+        XCTAssertEqual(try s.staleRuns(spec: "plan", profile: "smoke", planned: edited).filter { $0.reason == .configChanged }.count, 2)
+
+        // An evaluated row always counts and is never superseded; a running one is left to its worker.
+        try s.db.query("UPDATE runs SET status='evaluated' WHERE k=32 AND seed=1")
+        try s.db.query("UPDATE runs SET status='running' WHERE k=32 AND seed=2")
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: narrowed).map { $0.best["accuracy"]!.mean }, [15, 40])
+        XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 2)  // k16 seed 3, k32 seed 3
+        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["done": 2, "evaluated": 1, "running": 1])
+        XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 0)
+        // The swept spec's own plan leaves nothing out.
+        try s.db.query("UPDATE runs SET status='done' WHERE status='running'")
+        XCTAssertTrue(try s.staleRuns(spec: "plan", profile: "smoke", planned: swept.plannedRuns(profile: "smoke", store: s)).isEmpty)
+    }
+}
