@@ -52,12 +52,16 @@ public enum Worker {
     public static func run(_ o: WorkerOptions, stop: @escaping () -> Bool = { false }, log: @escaping (String) -> Void = { _ in }) throws -> Int {
         let store = try ResultsStore(path: o.storePath)
         let name = "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        // Checkpoints are named by the store as well as the run id: stores sharing a checkpoint
+        // directory (the default runs/checkpoints) number their runs alike, and a run must never
+        // resume from, or delete, another store's checkpoint.
+        let storeTag = String(sha256Hex(URL(fileURLWithPath: o.storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
         var finished = 0
         while !stop(), o.maxRuns.map({ finished < $0 }) ?? true,
               let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile, skipModels: o.skipModels) {
             let r = claimed.spec
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
-            let ck = "\(o.checkpointDir)/run-\(claimed.id).safetensors"
+            let ck = "\(o.checkpointDir)/store-\(storeTag)-run-\(claimed.id).safetensors"
             log("run \(claimed.id) \(r.cell) seed \(r.seed)\(r.sampleSeed.map { " sample seed \($0)" } ?? "") (attempt \(claimed.attempts))")
             // Heartbeat from its own connection while the run trains.
             let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))

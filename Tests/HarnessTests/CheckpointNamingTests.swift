@@ -1,0 +1,31 @@
+import Foundation
+import Store
+import TestSupport
+import XCTest
+
+/// Two stores sweeping into one checkpoint directory (the default runs/checkpoints is shared)
+/// number their runs alike; a run's checkpoint is named by its store too, so neither resumes from
+/// nor deletes the other's.
+final class CheckpointNamingTests: XCTestCase {
+    func testStoresSharingACheckpointDirectoryNeverShareACheckpoint() throws {
+        let data = try sharedData()
+        let dir = tempDir("cknames")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+            .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n", with: "")
+            .write(toFile: "\(dir)/one.yaml", atomically: true, encoding: .utf8)
+        var paths: [String] = []
+        for name in ["a", "b"] {
+            let db = "\(dir)/\(name).sqlite"
+            XCTAssertEqual(try runCLI(["sweep", "\(dir)/one.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                       "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+            let rows = try ResultsStore(path: db).db.query("SELECT id, status, checkpoint FROM runs")
+            XCTAssertEqual(rows.count, 1)
+            XCTAssertEqual(rows.first?["id"]?.int, 1)
+            XCTAssertEqual(rows.first?["status"]?.text, "done")
+            paths.append(try XCTUnwrap(rows.first?["checkpoint"]?.text))
+        }
+        XCTAssertNotEqual(paths[0], paths[1])
+        XCTAssertTrue(paths.allSatisfy { $0.hasPrefix("\(dir)/ck/store-") && $0.hasSuffix("-run-1.safetensors") }, "\(paths)")
+    }
+}
