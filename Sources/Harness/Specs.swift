@@ -126,6 +126,7 @@ public struct ExperimentSpec {
                 for v in list {
                     var o2 = over
                     var t2 = train
+                    if let why = notASetting[key] { throw SpecError(path, "methods[\(i)].vary: '\(key)' \(why)") }
                     if MethodConfig.keys.contains(key) { o2[key] = v } else if TrainConfig.keys.contains(key) { t2[key] = v } else {
                         throw SpecError(path, "methods[\(i)].vary: unknown key '\(key)'")
                     }
@@ -152,9 +153,22 @@ public struct ExperimentSpec {
             }
             let pt = (p["train"] as? [String: Any]) ?? [:]
             try checkTrainKeys(pt, path: path, at: "profiles.\(pname).train")
-            profiles[pname] = Profile(models: (p["models"] as? [String: Any])?.mapValues { "\($0)" },
+            // Every model column a profile maps must be one of the spec's (a misspelt one would
+            // silently drop the column), and it must map at least one.
+            var columns: [String: String]? = nil
+            if let m = p["models"] {
+                guard let d = m as? [String: Any], !d.isEmpty else {
+                    throw SpecError(path, "profiles.\(pname).models must map model columns to checkpoints, e.g. {t5-small: \"embedded:t5-tiny\"}")
+                }
+                let specModels = try strings("models")
+                for key in d.keys.sorted() where !specModels.contains(key) {
+                    throw SpecError(path, "profiles.\(pname).models: '\(key)' is not a model column of the spec\(didYouMean(key, specModels)) (models: \(specModels.joined(separator: ", ")))")
+                }
+                columns = d.mapValues { "\($0)" }
+            }
+            profiles[pname] = Profile(models: columns,
                                       k: try p["k"].map { try kList($0, path: path) },
-                                      seeds: (p["seeds"] as? [Any])?.compactMap { Int("\($0)") },
+                                      seeds: try p["seeds"].map { try intList($0, path: path, at: "profiles.\(pname).seeds") },
                                       sampleSeeds: try p["sample_seeds"].map { try intList($0, path: path, at: "profiles.\(pname).sample_seeds") }, train: pt,
                                       description: (p["description"] as? String) ?? "")
         }
@@ -199,7 +213,7 @@ public struct ExperimentSpec {
             guard MethodConfig.keys.contains(key) || TrainConfig.keys.contains(key) else {
                 throw SpecError(path, "\(at).grid: unknown key '\(key)'\(didYouMean(key, MethodConfig.keys + TrainConfig.keys))")
             }
-            guard !["select_on", "seed", "sample_seed", "task", "model", "k"].contains(key) else {
+            guard !["select_on", "seed", "sample_seed", "task", "model", "k", "protocol"].contains(key) else {
                 throw SpecError(path, "\(at).grid: '\(key)' is not a hyper-parameter")
             }
             guard let values = grid[key] as? [Any], !values.isEmpty else { throw SpecError(path, "\(at).grid.\(key) must be a non-empty list") }
@@ -209,10 +223,20 @@ public struct ExperimentSpec {
     }
 
     static func checkTrainKeys(_ d: [String: Any], path: String, at: String) throws {
-        for k in d.keys.sorted() where !TrainConfig.keys.contains(k) {
-            throw SpecError(path, "\(at): unknown training key '\(k)'\(didYouMean(k, TrainConfig.keys))")
+        for k in d.keys.sorted() {
+            guard TrainConfig.keys.contains(k) else { throw SpecError(path, "\(at): unknown training key '\(k)'\(didYouMean(k, TrainConfig.keys))") }
+            if let why = notASetting[k] { throw SpecError(path, "\(at): '\(k)' \(why)") }
         }
     }
+
+    /// Config keys a `train:` layer (or `vary`) cannot set, and where they come from instead: the
+    /// expansion sets them per run, so a value here would be ignored.
+    static let notASetting = [
+        "protocol": "is the spec's: set it at the top level (`protocol: NAME`, or `auto`: each method's own), it picks the preset every layer starts from",
+        "model": "comes from the spec's 'models' (a profile's 'models' maps each column to a checkpoint)",
+        "k": "comes from the spec's 'k' list (or a profile's)",
+        "seed": "comes from the spec's 'seeds' list (or a profile's)",
+    ]
 
     /// For a searched variant: the grid point (variant name) chosen for (task, model column, k), or
     /// nil while that search's runs are not all finished (see `ResultsStore.searchChoice`).
@@ -253,6 +277,9 @@ public struct ExperimentSpec {
                                 c.method = mc
                                 c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
                                 if let sampleSeed { c.sampleSeed = sampleSeed }
+                                if !c.problems.isEmpty {
+                                    throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + c.problems.joined(separator: "; "))
+                                }
                                 let cell = RunSpec.cellName(variant: variant.name, task: task, model: column, k: k)
                                 out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,
                                                    task: task, model: column, modelSpec: modelSpec, k: k, seed: seed,

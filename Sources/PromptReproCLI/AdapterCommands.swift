@@ -17,6 +17,9 @@ enum AdapterExport {
         }
     }
 
+    /// The file beside an exported adapter that holds the training run's config (`TrainConfig` JSON).
+    static let runConfigFile = "promptrepro_run_config.json"
+
     /// Writes `artifact` (a run's final tensors with its config in the metadata) as a PEFT adapter:
     /// prompt methods as PROMPT_TUNING holding the materialised n×d prompt (the factors are kept in
     /// `promptrepro_factors.safetensors` beside it for methods that have them), LoRA as LORA.
@@ -28,6 +31,9 @@ enum AdapterExport {
         }
         let mc = c.method
         if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
+        defer {  // the run's settings beside the adapter, which `eval --adapter` reads its input lengths and templates from
+            try? Data(json.utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(runConfigFile)))
+        }
         let dirModel = try ModelFiles.locate(c.model)
         let cfgPath = (dirModel as NSString).appendingPathComponent("config.json")
         let arch = try ModelConfig.load(path: cfgPath)

@@ -26,6 +26,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
     @Option(help: "Evaluate on the first N validation examples only.") var evalLimit: Int?
+    @Option(help: "Input length in tokens (default: the training run's, from the adapter's promptrepro_run_config.json when `train --save-adapter` or `export-adapter` wrote it, else the preset's).")
+    var maxSourceLength: Int?
+    @Option(help: "Target length in tokens (default: as --max-source-length).") var maxTargetLength: Int?
     @Option(help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
     var decodeStop: String?
@@ -49,15 +52,30 @@ struct EvalCommand: ParsableCommand {
         var mc = try MethodConfig.defaults("pt")
         mc.method = "peft-adapter"
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
+        // An adapter PromptRepro trained carries its run's settings: the inputs are built as in
+        // training (lengths, templates) unless a flag says otherwise.
+        let runConfig = (dir as NSString).appendingPathComponent(AdapterExport.runConfigFile)
+        if let data = FileManager.default.contents(atPath: runConfig) {
+            guard let trained = try? JSONDecoder().decode(TrainConfig.self, from: data) else {
+                throw ValidationError("\(runConfig): not a PromptRepro run config; remove it or pass --max-source-length, --max-target-length and --templates")
+            }
+            c.maxSourceLength = trained.maxSourceLength
+            c.maxTargetLength = trained.maxTargetLength
+            c.templates = trained.templates
+            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue) from \(runConfig) (the training run's; flags override)")
+        }
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
             c.templates = t
         }
+        if let maxSourceLength { c.maxSourceLength = maxSourceLength }
+        if let maxTargetLength { c.maxTargetLength = maxTargetLength }
         c.evalLimit = evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
         c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         c.threads = global.threads
         c.adapter = "\(dir)#sha256:\(sha)"
+        if let problem = c.problems.first { throw ValidationError("--" + problem.replacingOccurrences(of: "_", with: "-")) }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")

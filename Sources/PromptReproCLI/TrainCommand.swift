@@ -146,6 +146,9 @@ struct Train: ParsableCommand {
             guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }
             c.kDev = kDev
         }
+        if let problem = c.problems.first {  // in flag names: "--batch-size must be ≥ 1, got 0"
+            throw ValidationError("--" + problem.replacingOccurrences(of: "_", with: "-"))
+        }
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
             var isDir: ObjCBool = false

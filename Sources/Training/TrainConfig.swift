@@ -157,6 +157,36 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
+    /// The settings outside their range, one line each ("batch_size must be ≥ 1, got 0"); empty
+    /// when every value is usable. Spec expansion and `train` refuse a config with any, so that no
+    /// run starts (and no worker crashes, or stores an empty result as done) on such a value.
+    public var problems: [String] {
+        var out: [String] = []
+        func atLeast(_ name: String, _ v: Int?, _ min: Int) { if let v, v < min { out.append("\(name) must be ≥ \(min), got \(v)") } }
+        atLeast("epochs", epochs, 1)
+        atLeast("max_steps", maxSteps, 0)  // 0: evaluate the initial state only
+        atLeast("batch_size", batchSize, 1)
+        atLeast("eval_batch_size", evalBatchSize, 1)
+        atLeast("eval_every", evalEvery, 1)
+        atLeast("eval_limit", evalLimit, 1)
+        atLeast("max_source_length", maxSourceLength, 1)
+        atLeast("max_target_length", maxTargetLength, 1)
+        atLeast("warmup_steps", warmupSteps, 0)
+        atLeast("k", k, 1)
+        atLeast("k_dev", kDev, 1)
+        atLeast("threads", threads, 1)
+        if case .tokens(let n)? = decodeMaxTokens, n < 1 { out.append("decode_max_tokens must be ≥ 1 or auto, got \(n)") }
+        if !(lr >= 0) || !lr.isFinite { out.append("lr must be a finite number ≥ 0, got \(lr)") }
+        if let l = lrSecondary, !(l >= 0) || !l.isFinite { out.append("lr_secondary must be a finite number ≥ 0, got \(l)") }
+        if !(weightDecay >= 0) { out.append("weight_decay must be ≥ 0, got \(weightDecay)") }
+        if !(eps > 0) { out.append("eps must be > 0, got \(eps)") }
+        for (name, b) in [("beta1", beta1), ("beta2", beta2)] { if let b, !(0..<1).contains(b) { out.append("\(name) must be in [0, 1), got \(b)") } }
+        if !(0...1).contains(warmupRatio) { out.append("warmup_ratio must be in [0, 1], got \(warmupRatio)") }
+        if !(0..<1).contains(dropoutRate) { out.append("dropout_rate must be in [0, 1), got \(dropoutRate)") }
+        if let c = clipNorm, !(c > 0) { out.append("clip_norm must be > 0 (or null: no clipping), got \(c)") }
+        return out
+    }
+
     public var json: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]

@@ -97,4 +97,29 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
     }
+
+    /// `eval --adapter` of an adapter PromptRepro trained builds its inputs as training did: a run
+    /// with a non-default max_source_length (192; the table1 smoke profile's kind of setting)
+    /// scores the same in `eval` as in `train`, where the preset's 256 scores otherwise (14.29 here
+    /// against 8.93, which the check on the explicit flag keeps visible).
+    func testEvalReadsTheTrainingRunsInputSettings() throws {
+        let data = try sharedData()
+        let dir = tempDir("evallen")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--task", "cb", "--k", "32", "--seed", "2", "--eval-limit", "64", "--decode-max-tokens", "8", "--threads", "2", "--data-dir", data]
+        let (status, trained) = try runStdout(["train", "--method", "pt", "--n", "100", "--epochs", "10", "--batch-size", "8", "--eval-every", "5",
+                                               "--eval-batch-size", "64", "--max-source-length", "192", "--save-adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(status, 0)
+        func accuracy(_ json: String) throws -> Double {
+            let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            return try XCTUnwrap((r["best"] as? [String: Any])?["accuracy"] as? Double, json)
+        }
+        let trainedAccuracy = try accuracy(trained)
+        let (s1, evaluated) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(s1, 0)
+        XCTAssertEqual(try accuracy(evaluated), trainedAccuracy)
+        let (s2, preset) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--max-source-length", "256"] + common)
+        XCTAssertEqual(s2, 0)
+        XCTAssertNotEqual(try accuracy(preset), trainedAccuracy, "inputs of 192 and 256 tokens score alike here: the check above cannot fail")
+    }
 }
