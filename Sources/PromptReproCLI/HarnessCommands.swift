@@ -57,7 +57,7 @@ struct Sweep: ParsableCommand {
         }
         let counts = outcome.counts
         let skipped = outcome.skipped.reduce(0) { $0 + $1.runs }
-        stderr("sweep \(s.name) [\(profile)] finished: " + ResultsStore.statuses.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+        stderr("sweep \(s.name) [\(profile)] finished: " + (try ResultsStore(path: db).statusSummary(counts, spec: s.name, profile: profile))
                + (skipped > 0 ? "; \(skipped) runs skipped (model missing: \(outcome.skipped.map(\.model).joined(separator: ", ")))" : ""))
         if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
     }
@@ -185,6 +185,6 @@ struct Merge: ParsableCommand {
             stderr("merged \(n) runs from \(s)")
         }
         let c = try dest.counts()
-        stderr("merge: \(total) runs into \(into); now " + ResultsStore.statuses.map { "\($0) \(c[$0] ?? 0)" }.joined(separator: ", "))
+        stderr("merge: \(total) runs into \(into); now " + (try dest.statusSummary(c)))
     }
 }

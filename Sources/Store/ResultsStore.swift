@@ -414,6 +414,18 @@ public final class ResultsStore {
         return db.changes
     }
 
+    /// "pending 0, running 0, done 6, …, evaluated 0" for `counts`, then the superseded rows of the
+    /// same spec and profile (history, which `counts` leaves out), e.g. "; 4 superseded (kept as history)".
+    public func statusSummary(_ counts: [String: Int], spec: String? = nil, profile: String? = nil) throws -> String {
+        var sql = "SELECT COUNT(*) AS n FROM runs WHERE status = 'superseded'"
+        var args: [SQLiteDB.Value] = []
+        if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
+        if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
+        let old = try db.query(sql, args).first?["n"]?.int ?? 0
+        return ResultsStore.statuses.filter { $0 != "superseded" }.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+            + (old > 0 ? "; \(old) superseded (kept as history)" : "")
+    }
+
     /// Runs per status (superseded rows are history and not counted; nor are runs of models in
     /// `skipModels`, which a sweep skips because the model is missing).
     public func counts(spec: String? = nil, profile: String? = nil, skipModels: [String] = []) throws -> [String: Int] {

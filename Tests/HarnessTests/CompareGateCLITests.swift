@@ -143,6 +143,7 @@ final class CompareCellsCLITests: XCTestCase {
                                            "--checkpoints", "\(dir)/ck"])
         XCTAssertEqual(swept, 0, log)
         XCTAssertTrue(log.contains("6 stored runs the spec no longer plans kept as superseded"), log)
+        XCTAssertTrue(log.contains("finished: pending 0, running 0, done 2, failed 0, diverged 0, evaluated 0; 6 superseded (kept as history)"), log)
         XCTAssertEqual(try ResultsStore(path: db).counts(spec: "minik", profile: "smoke"), ["done": 2])
 
         // An edited method config, not re-swept: its runs are stale, so the gate finds them missing.
