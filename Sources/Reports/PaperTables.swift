@@ -127,8 +127,15 @@ public enum PaperTables {
                 var ourMeans: [Double] = []
                 for col in layout.columns {
                     let p = pubValue(column, label, row.publishedMethod, col.key)
-                    let cell = cells.first { $0.variant == row.variant && $0.task == col.key && $0.model == column }
+                    let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
                     var text = p?.value ?? "—"
+                    // A paper's table has one few-shot size; cells of several k are not one number.
+                    guard matching.count < 2 else {
+                        let ks = matching.map { $0.k.map(String.init) ?? "full" }.joined(separator: ", ")
+                        line.append(.init(text: text + " / ✗ k \(ks): the spec plans several k, the table shows one", kind: .score))
+                        continue
+                    }
+                    let cell = matching.first
                     if let stat = cell.flatMap({ $0.best[col.metric ?? "accuracy"] }), stat.n > 0 {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
                         ourMeans.append(stat.mean)

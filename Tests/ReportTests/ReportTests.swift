@@ -413,5 +413,15 @@ final class ParamsColumnTests: XCTestCase {
         XCTAssertEqual(params, ["— / 6,120", "— / 8,680", "— / 11,240", "— / —"])
         // Runs of one cell that disagree store no single count (the map is used).
         XCTAssertNil(cell("t5-small", stored: [6120, 6121]).paperParams)
+        // Cells of two few-shot sizes for one table cell: no number is picked for it.
+        var k16 = cell("t5-small", stored: nil)
+        k16.k = 16
+        k16.best = ["accuracy": Stat([90, 92])]
+        let two = PaperTables.grid(layout, cells: [cell("t5-small", stored: nil), k16], published: [], profile: "smoke", paperParams: map)
+        let scores = two.rows.compactMap { row -> String? in
+            if case .cells(let cs) = row { return cs.first { $0.kind == .score }?.text }
+            return nil
+        }
+        XCTAssertEqual(scores.first, "— / ✗ k 8, 16: the spec plans several k, the table shows one")
     }
 }
