@@ -5,8 +5,9 @@ import Foundation
 import Store
 
 extension ResultsStore {
-    /// Writes the runs of `runs` round-robin into `shards` stores `dir/shard-<i>.sqlite`
-    /// (existing shard stores keep their finished runs; interrupted ones go back to pending).
+    /// Writes the runs of `runs` (one spec and profile's) round-robin into `shards` stores
+    /// `dir/shard-<i>.sqlite` (existing shard stores keep their finished runs; interrupted ones go
+    /// back to pending, and pending ones `runs` no longer holds to history).
     public static func writeShards(_ runs: [RunSpec], shards: Int, dir: String) throws -> [String] {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var paths: [String] = []
@@ -15,6 +16,9 @@ extension ResultsStore {
             let s = try ResultsStore(path: path)
             try s.insertPending(runs.enumerated().filter { $0.offset % shards == i }.map(\.element))
             try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status IN ('running','failed')")
+            // Re-sharding an edited spec into the same folder: the pending rows of runs it no longer
+            // plans go to history, so that no shard worker trains them (as `sweep` does).
+            if let r = runs.first { try s.supersedeUnplanned(spec: r.spec, profile: r.profile, planned: PlannedRuns(runs: runs)) }
             paths.append(path)
         }
         return paths

@@ -98,13 +98,34 @@ extension ExperimentSpec {
     /// reads: searched variants as far as `store`'s finished searches have chosen them. Throws as
     /// `expand` does (a profile the spec lacks).
     public func plannedRuns(profile: String, store: ResultsStore?) throws -> PlannedRuns {
-        PlannedRuns(runs: try expand(profile: profile, choose: store?.searchChoice(spec: name, profile: profile)))
+        let choose = store?.searchChoice(spec: name, profile: profile)
+        return PlannedRuns(runs: try expand(profile: profile, choose: choose), undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
+    }
+
+    /// The cells of searched variants that `choose` has no point for yet (their search is not
+    /// finished): `expand` leaves them out, though the spec plans them.
+    public func undecidedSearchCells(profile: String, choose: SearchChoice?) throws -> Set<String> {
+        guard hasSearch else { return [] }
+        let p = try self.profile(profile)
+        var out: Set<String> = []
+        for variant in variants {
+            guard let points = variant.searchPoints else { continue }
+            for task in tasks {
+                for column in columns(p) {
+                    for k in p.k ?? self.k where try choose?(points, task, column, k) == nil {
+                        out.insert(RunSpec.cellName(variant: variant.name, task: task, model: column, k: k))
+                    }
+                }
+            }
+        }
+        return out
     }
 }
 
 /// One line on the stored runs a read leaves out because the spec no longer plans them as stored
-/// (`ResultsStore.staleRuns`), with the command that brings the store up to date; nil when none.
-public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String) -> String? {
+/// (`ResultsStore.staleRuns`), with the command that brings the store up to date (`given`: the
+/// spec as the user named it, a name or a path; default `spec`); nil when none.
+public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
     for reason in [StaleRun.Reason.unplanned, .configChanged] {
@@ -113,5 +134,5 @@ public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String) ->
         parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status))")
     }
     return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: "
-        + parts.joined(separator: "; ") + " — `promptrepro sweep \(spec) --profile \(profile)` brings the store up to date"
+        + parts.joined(separator: "; ") + " — `promptrepro sweep \(given ?? spec) --profile \(profile)` brings the store up to date"
 }

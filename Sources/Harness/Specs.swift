@@ -82,7 +82,7 @@ public struct ExperimentSpec {
             throw SpecError(path, "unknown key '\(key)'\(didYouMean(key, topKeys))")
         }
         func strings(_ k: String) throws -> [String] {
-            guard let a = o[k] as? [Any] else { throw SpecError(path, "'\(k)' must be a list") }
+            guard let a = o[k] as? [Any], !a.isEmpty else { throw SpecError(path, "'\(k)' must be a non-empty list") }
             return try a.map { v in
                 guard v is String || v is NSNumber else { throw SpecError(path, "'\(k)' entries must be scalars, got \(v)") }
                 return "\(v)"
@@ -90,7 +90,7 @@ public struct ExperimentSpec {
         }
         guard let name = o["spec"] as? String else { throw SpecError(path, "missing 'spec' (the spec's name)") }
         var variants: [Variant] = []
-        guard let ms = o["methods"] as? [Any] else { throw SpecError(path, "'methods' must be a list") }
+        guard let ms = o["methods"] as? [Any], !ms.isEmpty else { throw SpecError(path, "'methods' must be a non-empty list") }
         for (i, m) in ms.enumerated() {
             guard let d = m as? [String: Any], let method = d["method"] as? String else {
                 throw SpecError(path, "methods[\(i)] needs 'method'")
@@ -179,6 +179,7 @@ public struct ExperimentSpec {
 
     static func kList(_ v: Any, path: String) throws -> [Int?] {
         let list = (v as? [Any]) ?? [v]
+        guard !list.isEmpty else { throw SpecError(path, "'k' must list at least one few-shot size (null: the full training split)") }
         return try list.map { x in
             if x is NSNull || "\(x)" == "null" || "\(x)" == "full" { return nil }
             guard let i = Int("\(x)") else { throw SpecError(path, "k value '\(x)' must be an integer or null (full split)") }
@@ -236,6 +237,7 @@ public struct ExperimentSpec {
         "model": "comes from the spec's 'models' (a profile's 'models' maps each column to a checkpoint)",
         "k": "comes from the spec's 'k' list (or a profile's)",
         "seed": "comes from the spec's 'seeds' list (or a profile's)",
+        "sample_seed": "comes from the spec's 'sample_seeds' list (or a profile's; one value fixes the few-shot sample across the training seeds)",
     ]
 
     /// For a searched variant: the grid point (variant name) chosen for (task, model column, k), or
@@ -249,11 +251,9 @@ public struct ExperimentSpec {
     /// names its winning grid point (they run with that point's settings, under the variant's own
     /// name, on every seed); search points run on the search's seeds (default: the first seed).
     public func expand(profile: String, choose: SearchChoice? = nil) throws -> [RunSpec] {
-        guard let p = profiles[profile] ?? (profile == "paper" ? Profile(models: nil, k: nil, seeds: nil, train: [:], description: "") : nil) else {
-            throw SpecError(path, "profile '\(profile)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
-        }
+        let p = try self.profile(profile)
         var out: [RunSpec] = []
-        let columns = p.models.map { m in models.filter { m[$0] != nil } } ?? models
+        let columns = self.columns(p)
         let profileSeeds = p.seeds ?? seeds
         let crossed: [Int?] = (p.sampleSeeds ?? sampleSeeds).map { $0.map(Optional.some) } ?? [nil]
         for variant in variants {
@@ -274,6 +274,11 @@ public struct ExperimentSpec {
                                 let proto = protocolName == "auto" || protocolName == nil ? TrainConfig.defaultProtocol(for: variant.method) : protocolName!
                                 var c = try TrainConfig.preset(proto, method: mc, task: task, model: modelSpec, k: k, seed: seed)
                                 for layer in [train, settings.train, p.train] { c = try merge(c, layer, what: "training settings") }
+                                // A search point selects on the search's split whatever a later layer says
+                                // (a search never selects on the reported split).
+                                if settings.searchFor != nil, let sel = settings.train["select_on"] {
+                                    c = try merge(c, ["select_on": sel], what: "training settings")
+                                }
                                 c.method = mc
                                 c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
                                 if let sampleSeed { c.sampleSeed = sampleSeed }
@@ -292,6 +297,17 @@ public struct ExperimentSpec {
         }
         return out
     }
+
+    /// The settings of `name` (the paper profile needs none); throws when the spec lacks it.
+    func profile(_ name: String) throws -> Profile {
+        guard let p = profiles[name] ?? (name == "paper" ? Profile(models: nil, k: nil, seeds: nil, train: [:], description: "") : nil) else {
+            throw SpecError(path, "profile '\(name)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
+        }
+        return p
+    }
+
+    /// The model columns a profile runs: those its `models` maps, or every column.
+    func columns(_ p: Profile) -> [String] { p.models.map { m in models.filter { m[$0] != nil } } ?? models }
 
     /// A variant's method config: its method's defaults with the variant's overrides (a searched
     /// variant: the overrides of its method entry, without a grid point's).

@@ -190,6 +190,9 @@ extension SweepOptions {
 /// How a sweep ended (the store's counts leave out the runs of skipped models).
 public struct SweepOutcome {
     public var counts: [String: Int]
+    /// Finished runs in the store that the spec no longer plans: kept (a spec that lists them again
+    /// reuses them), not counted in `counts`.
+    public var outsidePlan = 0
     /// Model specs that were not found, with their number of runs (skipped, not started).
     public var skipped: [(model: String, runs: Int)]
 }
@@ -264,13 +267,16 @@ public enum SweepRunner {
         let skip = missing.keys.sorted()
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         let (added, superseded) = try store.insertPendingReporting(runs)
-        // Rows of cells, k or seeds the spec no longer lists (every planned run counts here, those of
-        // skipped models too) go to history, so that the store's counts and reads follow the spec.
-        let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: PlannedRuns(runs: expanded))
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
+        // Pending or failed rows of cells, k or seeds the spec no longer lists go to history, so that
+        // no worker trains them; finished ones stay, outside the counts (the plan counts the runs of
+        // skipped models and of searches still choosing too).
+        let plan = try spec.plannedRuns(profile: profile, store: store)
+        let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: plan)
+        let outside = Set(try store.staleRuns(spec: spec.name, profile: profile, planned: plan).map(\.id))
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)"
-            + (unplanned > 0 ? "; \(unplanned) stored run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
+            + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
         let commit = gitCommit()
         let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
         let signals = InterruptSignals()
@@ -342,7 +348,7 @@ public enum SweepRunner {
                 console.line("worker \(p.processIdentifier) died (\(bySignal ? "signal \(p.terminationStatus)" : "exit status \(p.terminationStatus)"))\(run); rerun the same command to resume its run from its last checkpoint")
             }
             let alive = procs.contains { $0.isRunning }
-            let c = try store.counts(spec: spec.name, profile: profile, skipModels: skip)
+            let c = try store.counts(spec: spec.name, profile: profile, skipModels: skip, excluding: outside)
             let finished = (c["done"] ?? 0) + (c["diverged"] ?? 0) + (c["failed"] ?? 0)
             let nRunning = (c["running"] ?? 0) - orphans.count
             // Nothing to show until a worker has claimed a run (or all have exited).
@@ -382,7 +388,8 @@ public enum SweepRunner {
         if orphaned > 0 {
             console.line("\(orphaned) runs were left by workers that died and are back to pending; rerun the same command to resume them")
         }
-        return (SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip), skipped: skipped), expanded.count)
+        return (SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip, excluding: outside), outsidePlan: outside.count,
+                             skipped: skipped), expanded.count)
     }
 }
 

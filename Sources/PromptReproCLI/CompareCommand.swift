@@ -42,15 +42,15 @@ struct CompareCommand: ParsableCommand {
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
         // since its sweep, leaves its old rows out: the gate then finds them missing).
         let plan = try store.map { try s.plannedRuns(profile: profile, store: $0) }
-        if let store, let plan, let note = staleRunsNote(try store.staleRuns(spec: s.name, profile: profile, planned: plan), spec: s.name, profile: profile) {
+        if let store, let plan, let note = staleRunsNote(try store.staleRuns(spec: s.name, profile: profile, planned: plan), spec: s.name, profile: profile,
+                                                         given: spec) {
             stderr(note)
         }
         var cells = try store?.cellResults(spec: s.name, profile: profile, dataDir: data, planned: plan) ?? []
         var source = db
         // The committed export stands in only for a store without any current row of the spec: a
         // store whose rows are all stale is compared as it is (everything missing), not replaced.
-        let storeHasSpec = try store.map { !(try $0.db.query("SELECT 1 FROM runs WHERE spec=? AND profile=? AND status != 'superseded' LIMIT 1",
-                                                               [.text(s.name), .text(profile)]).isEmpty) } ?? false
+        let storeHasSpec = try store?.hasCurrentRuns(spec: s.name, profile: profile) ?? false
         if cells.isEmpty && !storeHasSpec {
             let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
             guard FileManager.default.fileExists(atPath: path) else {
@@ -75,7 +75,13 @@ struct CompareCommand: ParsableCommand {
             return e.mapValues { $0.sorted() }
         }
         var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
-        if against == "stored" { missing += Compare.missing(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline") }
+        if against == "stored" {
+            let lacking = Compare.missing(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline")
+            missing += lacking
+            // A new cell the spec does not expect the baseline at (an evaluated adapter's) is missing too.
+            missing += Compare.unpaired(cells: cells, newVariant: method, baselineVariant: baseline)
+                .filter { line in !lacking.contains { $0.hasPrefix(String(line.prefix { $0 != ":" })) } }
+        }
         var backbones = Set(expanded.filter { $0.variant == method }.map { "\($0.model) = \($0.modelSpec)" }).sorted()
         if backbones.isEmpty, let store {  // a variant outside the spec (an evaluated adapter): what its runs loaded
             backbones = Set(try store.db.query("SELECT DISTINCT model, model_spec FROM runs WHERE spec=? AND profile=? AND variant=?",

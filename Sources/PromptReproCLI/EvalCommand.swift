@@ -75,7 +75,7 @@ struct EvalCommand: ParsableCommand {
         c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         c.threads = global.threads
         c.adapter = "\(dir)#sha256:\(sha)"
-        if let problem = c.problems.first { throw ValidationError("--" + problem.replacingOccurrences(of: "_", with: "-")) }
+        if let e = flagProblem(c) { throw e }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")

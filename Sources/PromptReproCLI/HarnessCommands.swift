@@ -58,6 +58,7 @@ struct Sweep: ParsableCommand {
         let counts = outcome.counts
         let skipped = outcome.skipped.reduce(0) { $0 + $1.runs }
         stderr("sweep \(s.name) [\(profile)] finished: " + (try ResultsStore(path: db).statusSummary(counts, spec: s.name, profile: profile))
+               + (outcome.outsidePlan > 0 ? "; \(outcome.outsidePlan) finished run\(outcome.outsidePlan == 1 ? "" : "s") the spec no longer plans kept, not counted (a spec that lists them again reuses them)" : "")
                + (skipped > 0 ? "; \(skipped) runs skipped (model missing: \(outcome.skipped.map(\.model).joined(separator: ", ")))" : ""))
         if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
     }

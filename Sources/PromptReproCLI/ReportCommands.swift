@@ -145,7 +145,7 @@ struct Export: ParsableCommand {
         // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
         let current = currentPlan(spec: self.spec, profile: profile, store: store)
         let spec = current?.name ?? self.spec
-        let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data)
+        let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: .some(current))
         // An export replaces the committed one: never with nothing.
         guard !cells.isEmpty else {
             let have = try store.specProfiles()
@@ -203,31 +203,42 @@ struct Export: ParsableCommand {
 }
 
 /// What the spec file of `spec` (a name in Baselines/specs or a path) plans in `profile` now, nil
-/// when there is no such file or it lacks the profile (then every current row counts).
+/// when there is no such file or it lacks the profile: then every current row counts, and a note
+/// on stderr says why.
 func currentPlan(spec: String, profile: String, store: ResultsStore) -> (name: String, plan: PlannedRuns)? {
-    guard let s = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")),
-          let plan = try? s.plannedRuns(profile: profile, store: store) else { return nil }
-    return (s.name, plan)
+    let s: ExperimentSpec
+    do { s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch {
+        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
+        return nil
+    }
+    do { return (s.name, try s.plannedRuns(profile: profile, store: store)) } catch {
+        stderr("note: \(error) — every stored run of spec \(s.name) [\(profile)] counts")
+        return nil
+    }
 }
 
 /// The store's cells of `spec` in `profile`, counting only the rows its spec file plans now
 /// (`ResultsStore.cellResults(planned:)`); the rows left out are named in one note on stderr.
-func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?) throws -> [CellResult] {
-    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store) else {
+/// `current`: `currentPlan`'s answer when the caller has it already.
+func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?,
+                  current: (name: String, plan: PlannedRuns)?? = nil) throws -> [CellResult] {
+    guard let (name, plan) = current ?? currentPlan(spec: spec, profile: profile, store: store) else {
         return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)
     }
-    if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile) { stderr(note) }
+    if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     return try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
 }
 
 /// Cells of a spec/profile: the store's when it holds runs of them (those its spec plans now:
 /// `plannedCells`), else the committed export `<resultsDir>/<spec>-<profile>.cells.json`; nil
-/// when neither has them. The source is the path read.
+/// when neither has them, or when the store's rows of the spec are all stale (as `compare`, the
+/// older export does not stand in for them; the note on stderr names them). The source is the path read.
 func resolveCells(spec: String, profile: String, store: ResultsStore?, db: String, resultsDir: String,
                   dataDir: String? = nil) throws -> ([CellResult], String)? {
     if let store {
         let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: dataDir)
         if !cells.isEmpty { return (cells, db) }
+        if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }
     let path = "\(resultsDir)/\(spec)-\(profile).cells.json"
     guard FileManager.default.fileExists(atPath: path) else { return nil }
@@ -240,7 +251,7 @@ func resolveCells(spec: String, profile: String, store: ResultsStore?, db: Strin
 
 /// The one line `report` and `figures` print for an output they keep because its spec has no data.
 func missingSource(spec: String, profile: String, db: String, resultsDir: String, kept: String) -> String {
-    "missing: no runs of spec \(spec) [\(profile)] in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json; kept \(kept)"
+    "missing: no runs of spec \(spec) [\(profile)] that it plans now in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; kept \(kept)"
         + " — run `promptrepro sweep \(spec) --profile \(profile)` (and `promptrepro export \(spec) --profile \(profile)` to commit it)"
 }
 

@@ -146,9 +146,7 @@ struct Train: ParsableCommand {
             guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }
             c.kDev = kDev
         }
-        if let problem = c.problems.first {  // in flag names: "--batch-size must be ≥ 1, got 0"
-            throw ValidationError("--" + problem.replacingOccurrences(of: "_", with: "-"))
-        }
+        if let e = flagProblem(c) { throw e }
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
             var isDir: ObjCBool = false
@@ -200,4 +198,13 @@ func choice<E: RawRepresentable & CaseIterable>(_ flag: String, _ value: String,
 
 extension DecodeLimit: ExpressibleByArgument {
     public init?(argument: String) { self.init(text: argument) }
+}
+
+/// The first of `c.problems` in flag names ("--batch-size must be ≥ 1, got 0"), nil when none.
+func flagProblem(_ c: TrainConfig) -> ValidationError? {
+    guard let problem = c.problems.first else { return nil }
+    let key = String(problem.prefix { $0 != " " })
+    let flag = ["s": "dept-s", "dropout": "lora-dropout", "alpha": "lora-alpha", "eps": "adam-eps", "beta1": "adam-beta1", "beta2": "adam-beta2",
+                "clip_norm": "clip", "dropout_rate": "dropout-rate"][key] ?? key.replacingOccurrences(of: "_", with: "-")
+    return ValidationError("--\(flag)" + problem.dropFirst(key.count))
 }

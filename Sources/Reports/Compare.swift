@@ -269,6 +269,17 @@ public enum Compare {
         row.chance = (try? ReferenceScores.uniform(def, set: set, examples: ex))??[row.metric]
     }
 
+    /// Cells of the new variant with finished runs that the baseline has no cell for (same task,
+    /// model and k), one line each: a variant outside the spec (an evaluated adapter) has no
+    /// expected runs, so without these lines such a cell would drop out of the gate unseen.
+    public static func unpaired(cells: [CellResult], newVariant: String, baselineVariant: String) -> [String] {
+        cells.filter { $0.variant == newVariant && !$0.seeds.isEmpty }.compactMap { c in
+            let key = CompareCell(task: c.task, model: c.model, k: c.k)
+            let paired = cells.contains { $0.variant == baselineVariant && CompareCell(task: $0.task, model: $0.model, k: $0.k) == key && !$0.seeds.isEmpty }
+            return paired ? nil : "baseline '\(baselineVariant)' \(key): no finished runs to pair with \(newVariant)'s (seeds \(c.seeds.map(String.init).joined(separator: ", ")))"
+        }.sorted()
+    }
+
     /// Cells and seeds the spec expects that either side lacks (with each run's status).
     public static func missing(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
         var lines: [String] = []

@@ -131,14 +131,19 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 /// otherwise stand in tables, exports and the gate as if it were the spec's result.
 public struct PlannedRuns: Sendable {
     public var configHashes: [String: String]
+    /// Cells of searched variants whose search has not chosen a point yet: the spec plans them, but
+    /// which runs is not known, so every row of theirs counts (and is kept).
+    public var undecidedCells: Set<String>
 
-    public init(_ runs: [(key: String, configHash: String)]) {
+    public init(_ runs: [(key: String, configHash: String)], undecidedCells: Set<String> = []) {
         configHashes = Dictionary(runs.map { ($0.key, $0.configHash) }, uniquingKeysWith: { a, _ in a })
+        self.undecidedCells = undecidedCells
     }
 
     /// The plan of `runs` (a spec's expansion): their config JSON hashed as `insertPending` stores it.
-    public init(runs: [RunSpec]) {
-        self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), sha256Hex($0.config.json)) })
+    public init(runs: [RunSpec], undecidedCells: Set<String> = []) {
+        self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), sha256Hex($0.config.json)) },
+                  undecidedCells: undecidedCells)
     }
 
     public static func key(cell: String, seed: Int, sampleSeed: Int) -> String { "\(cell)#\(seed)#\(sampleSeed)" }
@@ -147,7 +152,7 @@ public struct PlannedRuns: Sendable {
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
     /// and always count.
     public func staleReason(cell: String, seed: Int, sampleSeed: Int, configHash: String?, status: String) -> StaleRun.Reason? {
-        if status == "evaluated" { return nil }
+        if status == "evaluated" || undecidedCells.contains(cell) { return nil }
         guard let planned = configHashes[Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)] else { return .unplanned }
         return planned == configHash ? nil : .configChanged
     }
@@ -179,19 +184,26 @@ extension ResultsStore {
         }
     }
 
+    /// Whether the store has any current (not superseded) row of `spec` in `profile`.
+    public func hasCurrentRuns(spec: String, profile: String) throws -> Bool {
+        !(try db.query("SELECT 1 FROM runs WHERE spec=? AND profile=? AND status != 'superseded' LIMIT 1", [.text(spec), .text(profile)]).isEmpty)
+    }
+
     /// "spec [profile]" of every spec and profile with current rows, sorted (for messages).
     public func specProfiles() throws -> [String] {
         try db.query("SELECT DISTINCT spec, profile FROM runs WHERE status != 'superseded' ORDER BY spec, profile")
             .map { "\($0["spec"]!.text!) [\($0["profile"]!.text!)]" }
     }
 
-    /// Marks as 'superseded' the current rows of a spec/profile whose run the spec no longer plans
-    /// (a cell, k or seed taken out of it; evaluated and running rows are left alone), so that the
-    /// store's counts and reads follow the spec. The rows stay, as history. Returns how many.
+    /// Marks as 'superseded' the pending and failed rows of a spec/profile whose run the spec no
+    /// longer plans (a cell, k or seed taken out of it), so that no worker trains them. Finished rows
+    /// stay current: reads leave them out while the spec does not plan them (`cellResults(planned:)`),
+    /// and a spec that lists them again reuses them instead of training the same runs anew.
+    /// Returns how many rows were superseded.
     @discardableResult
     public func supersedeUnplanned(spec: String, profile: String, planned: PlannedRuns) throws -> Int {
         try db.transaction {
-            let ids = try staleRuns(spec: spec, profile: profile, planned: planned).filter { $0.status != "running" && $0.reason == .unplanned }
+            let ids = try staleRuns(spec: spec, profile: profile, planned: planned).filter { ["pending", "failed"].contains($0.status) && $0.reason == .unplanned }
             var n = 0
             for r in ids { try db.query("UPDATE runs SET status='superseded' WHERE id=?", [.int(r.id)]); n += db.changes }
             return n

@@ -428,14 +428,16 @@ public final class ResultsStore {
 
     /// Runs per status (superseded rows are history and not counted; nor are runs of models in
     /// `skipModels`, which a sweep skips because the model is missing).
-    public func counts(spec: String? = nil, profile: String? = nil, skipModels: [String] = []) throws -> [String: Int] {
-        var sql = "SELECT status, COUNT(*) AS n FROM runs WHERE status != 'superseded'"
+    /// Rows whose id is in `excluding` are not counted either (a sweep's finished runs that its spec
+    /// no longer plans).
+    public func counts(spec: String? = nil, profile: String? = nil, skipModels: [String] = [], excluding: Set<Int> = []) throws -> [String: Int] {
+        var sql = "SELECT status, id FROM runs WHERE status != 'superseded'"
         var args: [SQLiteDB.Value] = []
         if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
         if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
         for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
         var out: [String: Int] = [:]
-        for r in try db.query(sql + " GROUP BY status", args) { out[r["status"]!.text!] = r["n"]!.int! }
+        for r in try db.query(sql, args) where !excluding.contains(r["id"]!.int!) { out[r["status"]!.text!, default: 0] += 1 }
         return out
     }
 

@@ -184,6 +184,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if !(0...1).contains(warmupRatio) { out.append("warmup_ratio must be in [0, 1], got \(warmupRatio)") }
         if !(0..<1).contains(dropoutRate) { out.append("dropout_rate must be in [0, 1), got \(dropoutRate)") }
         if let c = clipNorm, !(c > 0) { out.append("clip_norm must be > 0 (or null: no clipping), got \(c)") }
+        // The method's sizes (prompt length n, rank r, ResPT bottleneck m, DePT positions s) and dropout.
+        atLeast("n", method.n, 1)
+        atLeast("r", method.r, 1)
+        atLeast("m", method.m, 1)
+        atLeast("s", method.s, 1)
+        if !(0..<1).contains(method.dropout) { out.append("dropout must be in [0, 1), got \(method.dropout)") }
+        if !method.alpha.isFinite { out.append("alpha must be finite, got \(method.alpha)") }
         return out
     }
 

@@ -138,22 +138,31 @@ final class CompareCellsCLITests: XCTestCase {
         XCTAssertTrue(narrowed.contains("6 stored runs of spec minik [smoke] left out: 6 no longer planned by the spec"), narrowed)
         XCTAssertFalse(narrowed.contains("k=16"), narrowed)
         XCTAssertTrue(narrowed.contains("paired t over 1 seeds") || narrowed.contains("× 1 seed"), narrowed)
-        // A re-sweep keeps them as history; the store then counts only the spec's runs.
-        let (swept, log) = try runCapture(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+        // A re-sweep trains nothing: the finished runs outside the plan stay, not counted.
+        var (swept, log) = try runCapture(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
                                            "--checkpoints", "\(dir)/ck"])
         XCTAssertEqual(swept, 0, log)
-        XCTAssertTrue(log.contains("6 stored runs the spec no longer plans kept as superseded"), log)
-        XCTAssertTrue(log.contains("finished: pending 0, running 0, done 2, failed 0, diverged 0, evaluated 0; 6 superseded (kept as history)"), log)
-        XCTAssertEqual(try ResultsStore(path: db).counts(spec: "minik", profile: "smoke"), ["done": 2])
+        XCTAssertTrue(log.contains("2 runs (0 new"), log)
+        XCTAssertTrue(log.contains("finished: pending 0, running 0, done 2, failed 0, diverged 0, evaluated 0; "
+                                   + "6 finished runs the spec no longer plans kept, not counted"), log)
+        // Listing them again reuses them: nothing is trained anew.
+        try write(k: "[8, 16]", seeds: "[1, 2]")
+        (swept, log) = try runCapture(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                       "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(swept, 0, log)
+        XCTAssertTrue(log.contains("8 runs (0 new"), log)
+        XCTAssertTrue(log.contains("finished: pending 0, running 0, done 8, failed 0, diverged 0, evaluated 0\n"), log)
 
         // An edited method config, not re-swept: its runs are stale, so the gate finds them missing.
         try String(contentsOfFile: "\(dir)/minik.yaml", encoding: .utf8).replacingOccurrences(of: "r: 2}", with: "r: 1}")
             .write(toFile: "\(dir)/minik.yaml", atomically: true, encoding: .utf8)
         let (gate, gated) = try runBoth(["compare", "--spec", "\(dir)/minik.yaml", "--method", "dpt", "--baseline", "pt", "--db", db,
-                                            "--data-dir", data, "--max-regression", "100"])
+                                         "--data-dir", data, "--max-regression", "100"])
         XCTAssertEqual(gate, 1, gated)
-        XCTAssertTrue(gated.contains("planned with another config since"), gated)
-        XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=8: seed 1 missing"), gated)
+        XCTAssertTrue(gated.contains("4 planned with another config since"), gated)
+        XCTAssertTrue(gated.contains("`promptrepro sweep \(dir)/minik.yaml --profile smoke` brings the store up to date"), gated)
+        XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=8: seeds 1, 2 missing"), gated)
+        XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=16: seeds 1, 2 missing"), gated)
 
         // `export` of a spec without runs in the store writes nothing and keeps the file there.
         let results = "\(dir)/results"

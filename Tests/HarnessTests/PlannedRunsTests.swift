@@ -63,14 +63,39 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try s.staleRuns(spec: "plan", profile: "smoke", planned: edited).filter { $0.reason == .configChanged }.count, 2)
 
         // An evaluated row always counts and is never superseded; a running one is left to its worker.
+        // Only unplanned pending and failed rows go to history: finished ones stay current (left out
+        // of reads), so a spec that lists them again reuses them.
         try s.db.query("UPDATE runs SET status='evaluated' WHERE k=32 AND seed=1")
         try s.db.query("UPDATE runs SET status='running' WHERE k=32 AND seed=2")
+        try s.db.query("UPDATE runs SET status='failed' WHERE k=32 AND seed=3")
         XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: narrowed).map { $0.best["accuracy"]!.mean }, [15, 40])
-        XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 2)  // k16 seed 3, k32 seed 3
-        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["done": 2, "evaluated": 1, "running": 1])
+        XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 1)  // k32 seed 3
+        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["done": 3, "evaluated": 1, "running": 1])
+        let outside = Set(try s.staleRuns(spec: "plan", profile: "smoke", planned: narrowed).map(\.id))
+        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke", excluding: outside), ["done": 2, "evaluated": 1])
         XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 0)
-        // The swept spec's own plan leaves nothing out.
+        // The swept spec's own plan leaves nothing out but the superseded run, which a sweep inserts anew.
         try s.db.query("UPDATE runs SET status='done' WHERE status='running'")
-        XCTAssertTrue(try s.staleRuns(spec: "plan", profile: "smoke", planned: swept.plannedRuns(profile: "smoke", store: s)).isEmpty)
+        let again = try swept.plannedRuns(profile: "smoke", store: s)
+        XCTAssertTrue(try s.staleRuns(spec: "plan", profile: "smoke", planned: again).isEmpty)
+        XCTAssertEqual(try s.insertPending(try swept.expand(profile: "smoke")), 1)
+        // A searched variant's cell whose search has not chosen yet counts whatever its rows.
+        var undecided = narrowed
+        undecided.undecidedCells = ["pt|cb|t5-small|k32"]
+        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configHash: "x", status: "done"))
+        XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configHash: "x", status: "done"), .unplanned)
+    }
+
+    /// Re-sharding an edited spec into the same folder: the pending rows it no longer plans go to
+    /// history (no shard worker trains them); the finished ones stay.
+    func testReshardingSupersedesUnplannedPendingRuns() throws {
+        let dir = tempDir("reshard")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = try spec(dir, "a", k: "[16, 32]", seeds: "[1, 2]", n: 8).expand(profile: "smoke")
+        let path = try ResultsStore.writeShards(runs, shards: 1, dir: "\(dir)/sh")[0]
+        let s = try ResultsStore(path: path)
+        try s.db.query("UPDATE runs SET status='done' WHERE k=32 AND seed=1")
+        _ = try ResultsStore.writeShards(try spec(dir, "b", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke"), shards: 1, dir: "\(dir)/sh")
+        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["pending": 2, "done": 1])
     }
 }

@@ -46,11 +46,44 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4", with: "epochs: 0") }, ["epochs must be ≥ 1, got 0"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "decode_max_tokens: 3", with: "decode_max_tokens: 0") },
                             ["decode_max_tokens must be ≥ 1 or auto, got 0"], expand: true)
+        // Empty lists would plan no run at all.
+        try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: []") }, ["'tasks' must be a non-empty list"])
+        try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: []") }, ["'seeds' must be a non-empty list"])
+        try expectSpecError({ $0.replacingOccurrences(of: "k: [8]", with: "k: []") }, ["'k' must list at least one few-shot size"])
+        try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    k: []\n") }, ["'k' must list at least one"])
+        try expectSpecError({ s in
+            let methods = s.range(of: "methods:")!.lowerBound, tasks = s.range(of: "tasks:")!.lowerBound
+            return s.replacingCharacters(in: methods..<tasks, with: "methods: []\n")
+        }, ["'methods' must be a non-empty list"])
+        // A method's sizes, in the spec and as train flags.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 0}") },
+                            ["pt on cb [smoke]", "n must be ≥ 1, got 0"], expand: true)
+        try expectSpecError({ $0.replacingOccurrences(of: "n: 8, r: 2}", with: "n: 8, r: 0}") }, ["r must be ≥ 1, got 0"], expand: true)
+        // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
+        try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {sample_seed: 7, epochs: 4,") },
+                            ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
+    }
+
+    /// A search's points select on the search's split even where a profile's `train` sets another
+    /// (a search never selects on the reported split); the other variants take the profile's.
+    func testSearchPointsKeepTheirSelectionSplit() throws {
+        let dir = tempDir("specsel")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}",
+                                          with: "{name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.03]}, select_on: train-dev}}")
+            .replacingOccurrences(of: "train: {epochs: 4,", with: "train: {select_on: validation, epochs: 4,")
+            .write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let runs = try ExperimentSpec.load("\(dir)/s.yaml").expand(profile: "smoke")
+        let points = runs.filter { $0.variant.hasPrefix("pt@") }
+        XCTAssertEqual(points.count, 4)  // 2 points × 2 tasks × the first seed
+        XCTAssertTrue(points.allSatisfy { $0.config.selectOn == .trainDev }, "\(points.map { $0.config.selectOn as Any })")
+        XCTAssertTrue(runs.filter { $0.variant == "dpt" }.allSatisfy { $0.config.selectOn == .validation })
     }
 
     /// `train` refuses the same values by their flag names, before it loads anything.
     func testTrainRefusesOutOfRangeFlags() throws {
         for (flag, value, message) in [("--batch-size", "0", "--batch-size must be ≥ 1, got 0"), ("--epochs", "0", "--epochs must be ≥ 1, got 0"),
+                                       ("--n", "0", "--n must be ≥ 1, got 0"),
                                        ("--warmup-ratio", "1.5", "--warmup-ratio must be in [0, 1], got 1.5")] {
             let (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", flag, value])
             XCTAssertNotEqual(status, 0, flag)

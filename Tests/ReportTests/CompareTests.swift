@@ -87,4 +87,17 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertFalse(g.passed)
         XCTAssertTrue(g.text.contains("upper end +3.00 > 2 (lower is better)"), g.text)
     }
+
+    /// An evaluated variant's cell the baseline has no runs at (same task, model and k) is listed,
+    /// so the gate fails on it instead of dropping it.
+    func testUnpairedNewCellsAreListed() {
+        func cell(_ v: String, _ t: String, k: Int?, seeds: [Int]) -> CellResult {
+            CellResult(cell: "\(v)|\(t)", variant: v, method: v, task: t, model: "t5-small", k: k, seeds: seeds, statuses: ["done": seeds.count],
+                       trainableParams: nil, best: ["accuracy": Stat(seeds.map { Double($0) })], last: [:], divergedSeeds: [], probe: nil)
+        }
+        let cells = [cell("peft", "cb", k: 8, seeds: [1, 2]), cell("peft", "rte", k: nil, seeds: [1]), cell("peft", "wsc", k: 8, seeds: []),
+                     cell("pt", "cb", k: 8, seeds: [1, 2]), cell("pt", "rte", k: 8, seeds: [1, 2])]
+        XCTAssertEqual(Compare.unpaired(cells: cells, newVariant: "peft", baselineVariant: "pt"),
+                       ["baseline 'pt' rte t5-small: no finished runs to pair with peft's (seeds 1)"])
+    }
 }
