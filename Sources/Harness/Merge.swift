@@ -5,27 +5,42 @@ import Foundation
 import Store
 
 extension ResultsStore {
-    /// Writes the runs of `runs` (one spec and profile's) round-robin into `shards` stores
-    /// `dir/shard-<i>.sqlite` (existing shard stores keep their finished runs; interrupted ones go
-    /// back to pending, and pending ones `runs` no longer holds to history).
+    /// Writes the runs of `runs` (one spec and profile's) into `shards` stores `dir/shard-<i>.sqlite`,
+    /// round-robin (each new run to the shard holding fewest). Re-sharding into the same folder keeps
+    /// every run in the shard that holds it already (a grown run list must not put one run in two
+    /// shards); shard stores keep their finished runs, interrupted ones go back to pending, and the
+    /// pending and failed runs `runs` no longer holds go to history, so that no shard worker trains
+    /// them (as `sweep` does).
     public static func writeShards(_ runs: [RunSpec], shards: Int, dir: String) throws -> [String] {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var paths: [String] = []
-        for i in 0..<shards {
-            let path = "\(dir)/shard-\(i).sqlite"
-            let s = try ResultsStore(path: path)
-            try s.insertPending(runs.enumerated().filter { $0.offset % shards == i }.map(\.element))
+        let paths = (0..<shards).map { "\(dir)/shard-\($0).sqlite" }
+        let stores = try paths.map { try ResultsStore(path: $0) }
+        guard let first = runs.first else { return paths }
+        func key(_ r: RunSpec) -> String { PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) }
+        var home: [String: Int] = [:]
+        for (i, s) in stores.enumerated() {
+            for row in try s.db.query("SELECT cell, seed, IFNULL(sample_seed, seed) AS sample_seed FROM runs WHERE spec=? AND profile=? AND status != 'superseded'",
+                                      [.text(first.spec), .text(first.profile)]) {
+                let k = PlannedRuns.key(cell: row["cell"]!.text!, seed: row["seed"]!.int!, sampleSeed: row["sample_seed"]!.int!)
+                if home[k] == nil { home[k] = i }
+            }
+        }
+        var share = [[RunSpec]](repeating: [], count: shards)
+        for r in runs { if let i = home[key(r)] { share[i].append(r) } }
+        for r in runs where home[key(r)] == nil { share[share.indices.min { share[$0].count < share[$1].count }!].append(r) }
+        for (i, s) in stores.enumerated() {
+            try s.insertPending(share[i])
             try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status IN ('running','failed')")
-            // Re-sharding an edited spec into the same folder: the pending rows of runs it no longer
-            // plans go to history, so that no shard worker trains them (as `sweep` does).
-            if let r = runs.first { try s.supersedeUnplanned(spec: r.spec, profile: r.profile, planned: PlannedRuns(runs: runs)) }
-            paths.append(path)
+            try s.supersedeUnplanned(spec: first.spec, profile: first.profile, planned: PlannedRuns(runs: share[i]))
         }
         return paths
     }
 
     /// Copies finished runs (done / diverged / failed) of `source` into this store with their
-    /// epochs, scores and predictions. A run already finished here is kept; returns how many were merged.
+    /// epochs, scores and predictions. A run already finished here is kept; a run here of another
+    /// identity is superseded by the incoming one, unless it was created after it (the spec was
+    /// edited since the shards were written): then the incoming run is stored as 'superseded'.
+    /// Returns how many were merged.
     @discardableResult
     public func merge(from source: String) throws -> Int {
         let src = try ResultsStore(path: source)
@@ -34,11 +49,17 @@ extension ResultsStore {
             var merged = 0
             for r in rows {
                 let seed = r["seed"]!.int!
+                var history = false
                 if let existing = try currentRun(spec: r["spec"]!.text!, profile: r["profile"]!.text!, cell: r["cell"]!.text!, seed: seed,
                                                  sampleSeed: r["sample_seed"]?.int ?? seed) {
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
+                    } else if try db.query("SELECT created_at FROM runs WHERE id=?", [existing["id"]!]).first?["created_at"]?.text ?? ""
+                                > r["created_at"]?.text ?? "" {
+                        // The run here was planned after the shard's (a spec edited since the shards
+                        // were written): it stays, and the shard's joins as history.
+                        history = true
                     } else {
                         try db.query("UPDATE runs SET status='superseded' WHERE id=?", [existing["id"]!])
                     }
@@ -48,7 +69,7 @@ extension ResultsStore {
                             "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step",
                             "identity", "identity_json", "task_version", "sample_seed"]
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
-                             cols.map { r[$0] ?? .null })
+                             cols.map { $0 == "status" && history ? .text("superseded") : r[$0] ?? .null })
                 let id = db.lastInsertID, old = r["id"]!
                 for e in try src.db.query("SELECT * FROM epochs WHERE run_id=?", [old]) {
                     try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?)",

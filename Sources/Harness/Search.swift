@@ -122,17 +122,20 @@ extension ExperimentSpec {
     }
 }
 
-/// One line on the stored runs a read leaves out because the spec no longer plans them as stored
-/// (`ResultsStore.staleRuns`), with the command that brings the store up to date (`given`: the
-/// spec as the user named it, a name or a path; default `spec`); nil when none.
+/// One line on the stored runs a read leaves out because the spec does not plan them as stored
+/// (`ResultsStore.staleRuns`): runs of cells, k values or seeds taken out of the spec (kept; they
+/// count again if the spec lists them again), and runs of an edited spec, with the sweep that
+/// reruns them (`given`: the spec as the user named it, a name or a path; default `spec`); nil
+/// when none.
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
     for reason in [StaleRun.Reason.unplanned, .configChanged] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
-        parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status))")
+        let what = reason == .unplanned ? "kept; they count again if the spec lists them again"
+            : "`promptrepro sweep \(given ?? spec) --profile \(profile)` reruns them"
+        parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status); \(what))")
     }
-    return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: "
-        + parts.joined(separator: "; ") + " — `promptrepro sweep \(given ?? spec) --profile \(profile)` brings the store up to date"
+    return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: " + parts.joined(separator: "; ")
 }

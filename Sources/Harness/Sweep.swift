@@ -268,10 +268,11 @@ public enum SweepRunner {
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         let (added, superseded) = try store.insertPendingReporting(runs)
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
-        // Pending or failed rows of cells, k or seeds the spec no longer lists go to history, so that
-        // no worker trains them; finished ones stay, outside the counts (the plan counts the runs of
-        // skipped models and of searches still choosing too).
-        let plan = try spec.plannedRuns(profile: profile, store: store)
+        // Pending or failed rows of cells, k or seeds this phase does not plan go to history, so that
+        // no worker trains them; finished ones stay, outside the counts (the runs of skipped models
+        // count as planned; so do a searched variant's chosen runs once its search has chosen, and
+        // until then its rows, kept, are outside this phase's counts).
+        let plan = PlannedRuns(runs: expanded)
         let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: plan)
         let outside = Set(try store.staleRuns(spec: spec.name, profile: profile, planned: plan).map(\.id))
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
@@ -362,7 +363,7 @@ public enum SweepRunner {
                 let status = "\(finished)/\(total) runs (running \(nRunning), failed \(c["failed"] ?? 0), diverged \(c["diverged"] ?? 0)"
                     + (orphans.isEmpty ? ")" : ", \(orphans.count) left by dead workers)")
                 if console.tty {
-                    let width = 30, filled = total == 0 ? width : width * finished / total
+                    let width = 30, filled = total == 0 ? width : min(width, width * finished / total)
                     let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                     console.bar("[\(bar)] \(status) ETA \(eta.text)")
                 } else if status != lastLine {

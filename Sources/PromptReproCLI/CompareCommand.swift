@@ -112,12 +112,10 @@ struct CompareCommand: ParsableCommand {
                     .map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) }
             }
             return try store.db.query("""
-                SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_hash, config_json FROM runs
+                SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json FROM runs
                 WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND k IS ? AND status IN ('done','evaluated') ORDER BY seed
-                """, [.text(s.name), .text(profile), .text(variant), .text(cell.task), .text(cell.model), cell.k.map { .int($0) } ?? .null]).filter { r in
-                plan?.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
-                                  configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
-            }.map { r in
+                """, [.text(s.name), .text(profile), .text(variant), .text(cell.task), .text(cell.model), cell.k.map { .int($0) } ?? .null])
+                .filter { plan?.staleReason(row: $0) == nil }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,

@@ -154,8 +154,7 @@ struct Export: ParsableCommand {
         /// A current row the spec plans now (every row when there is no spec file).
         func counts(_ r: [String: SQLiteDB.Value]) -> Bool {
             guard let plan = current?.plan else { return true }
-            return plan.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int ?? r["seed"]!.int!,
-                                    configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
+            return plan.staleReason(row: r) == nil
         }
         if format != "promptrepro" {
             let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
@@ -167,7 +166,7 @@ struct Export: ParsableCommand {
             switch format {
             case "lm-eval":
                 var versions: [String: Int] = [:], samples: [String: Int] = [:], specs: [String: String] = [:]
-                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_hash, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
+                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
                                             [.text(spec), .text(profile)]) where counts(r) {
                     let task = r["task"]!.text!
                     versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0

@@ -125,8 +125,9 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 }
 
 /// The runs a spec plans now (`ExperimentSpec.plannedRuns`): per run, keyed by cell, seed and
-/// sample seed, the sha256 of its planned config JSON (what `runs.config_hash` holds). A stored row
-/// counts for the spec only when its key is planned and its config hash is the planned one: a row
+/// sample seed, the sha256 of its planned config JSON without `threads` (as the run identity leaves
+/// it out: it moves only the last bits). A stored row counts for the spec only when its key is
+/// planned and its config (`runs.config_json`, hashed the same way) is the planned one: a row
 /// of a cell, k or seed the spec no longer lists, or of a spec edited since its sweep, would
 /// otherwise stand in tables, exports and the gate as if it were the spec's result.
 public struct PlannedRuns: Sendable {
@@ -140,10 +141,17 @@ public struct PlannedRuns: Sendable {
         self.undecidedCells = undecidedCells
     }
 
-    /// The plan of `runs` (a spec's expansion): their config JSON hashed as `insertPending` stores it.
+    /// The plan of `runs` (a spec's expansion).
     public init(runs: [RunSpec], undecidedCells: Set<String> = []) {
-        self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), sha256Hex($0.config.json)) },
+        self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), Self.configHash($0.config)) },
                   undecidedCells: undecidedCells)
+    }
+
+    /// sha256 of `c`'s JSON without `threads`.
+    public static func configHash(_ c: TrainConfig) -> String {
+        var c = c
+        c.threads = nil
+        return sha256Hex(c.json)
     }
 
     public static func key(cell: String, seed: Int, sampleSeed: Int) -> String { "\(cell)#\(seed)#\(sampleSeed)" }
@@ -151,10 +159,18 @@ public struct PlannedRuns: Sendable {
     /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
     /// and always count.
-    public func staleReason(cell: String, seed: Int, sampleSeed: Int, configHash: String?, status: String) -> StaleRun.Reason? {
+    public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String) -> StaleRun.Reason? {
         if status == "evaluated" || undecidedCells.contains(cell) { return nil }
         guard let planned = configHashes[Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)] else { return .unplanned }
-        return planned == configHash ? nil : .configChanged
+        guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return .configChanged }
+        return planned == Self.configHash(c) ? nil : .configChanged
+    }
+
+    /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status and config_json.
+    public func staleReason(row r: [String: SQLiteDB.Value]) -> StaleRun.Reason? {
+        let seed = r["seed"]!.int!
+        return staleReason(cell: r["cell"]!.text!, seed: seed, sampleSeed: r["sample_seed"]?.int ?? seed, configJSON: r["config_json"]?.text,
+                           status: r["status"]!.text!)
     }
 }
 
@@ -175,12 +191,10 @@ extension ResultsStore {
     /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).
     public func staleRuns(spec: String, profile: String, planned: PlannedRuns) throws -> [StaleRun] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_hash FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                             [.text(spec), .text(profile)]).compactMap { r in
-            let status = r["status"]!.text!
-            guard let why = planned.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
-                                                configHash: r["config_hash"]?.text, status: status) else { return nil }
-            return StaleRun(id: r["id"]!.int!, cell: r["cell"]!.text!, seed: r["seed"]!.int!, status: status, reason: why)
+            guard let why = planned.staleReason(row: r) else { return nil }
+            return StaleRun(id: r["id"]!.int!, cell: r["cell"]!.text!, seed: r["seed"]!.int!, status: r["status"]!.text!, reason: why)
         }
     }
 
@@ -217,11 +231,8 @@ extension ResultsStore {
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, config_hash FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
-                                [.text(spec), .text(profile)]).filter { r in
-            planned?.staleReason(cell: r["cell"]!.text!, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]!.int!,
-                                 configHash: r["config_hash"]?.text, status: r["status"]!.text!) == nil
-        }
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+                                [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)

@@ -160,7 +160,7 @@ final class CompareCellsCLITests: XCTestCase {
                                          "--data-dir", data, "--max-regression", "100"])
         XCTAssertEqual(gate, 1, gated)
         XCTAssertTrue(gated.contains("4 planned with another config since"), gated)
-        XCTAssertTrue(gated.contains("`promptrepro sweep \(dir)/minik.yaml --profile smoke` brings the store up to date"), gated)
+        XCTAssertTrue(gated.contains("`promptrepro sweep \(dir)/minik.yaml --profile smoke` reruns them"), gated)
         XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=8: seeds 1, 2 missing"), gated)
         XCTAssertTrue(gated.contains("new 'dpt' cb t5-small k=16: seeds 1, 2 missing"), gated)
 

@@ -82,8 +82,8 @@ final class PlannedRunsTests: XCTestCase {
         // A searched variant's cell whose search has not chosen yet counts whatever its rows.
         var undecided = narrowed
         undecided.undecidedCells = ["pt|cb|t5-small|k32"]
-        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configHash: "x", status: "done"))
-        XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configHash: "x", status: "done"), .unplanned)
+        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"))
+        XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"), .unplanned)
     }
 
     /// Re-sharding an edited spec into the same folder: the pending rows it no longer plans go to
@@ -97,5 +97,62 @@ final class PlannedRunsTests: XCTestCase {
         try s.db.query("UPDATE runs SET status='done' WHERE k=32 AND seed=1")
         _ = try ResultsStore.writeShards(try spec(dir, "b", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke"), shards: 1, dir: "\(dir)/sh")
         XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["pending": 2, "done": 1])
+
+        // A grown run list re-sharded over 2 stores: every run stays in the shard that holds it, and
+        // none is pending in two shards.
+        let one = try spec(dir, "c", k: "[16]", seeds: "[1]", n: 8).expand(profile: "smoke") + spec(dir, "c2", k: "[32]", seeds: "[1]", n: 8).expand(profile: "smoke")
+        let two = try spec(dir, "d", k: "[16, 32]", seeds: "[1, 2, 3]", n: 8).expand(profile: "smoke")
+        let paths = try ResultsStore.writeShards(one, shards: 2, dir: "\(dir)/grow")
+        let before = try paths.map { try ResultsStore(path: $0).db.query("SELECT cell, seed FROM runs").map { "\($0["cell"]!.text!)#\($0["seed"]!.int!)" } }
+        XCTAssertEqual(before.map(\.count), [1, 1])
+        _ = try ResultsStore.writeShards(two, shards: 2, dir: "\(dir)/grow")
+        let after = try paths.map { try ResultsStore(path: $0).db.query("SELECT cell, seed FROM runs WHERE status='pending'").map { "\($0["cell"]!.text!)#\($0["seed"]!.int!)" } }
+        XCTAssertEqual(after.map(\.count), [3, 3])
+        XCTAssertTrue(Set(after[0]).isDisjoint(with: after[1]), "\(after)")
+        XCTAssertTrue(Set(after[0]).isSuperset(of: before[0]) && Set(after[1]).isSuperset(of: before[1]), "\(before) \(after)")
+    }
+
+    /// The plan compares configs without `threads`, as the run identity does: a spec whose only edit
+    /// is its thread count keeps its runs.
+    func testThreadsDoNotMakeARunStale() throws {
+        let dir = tempDir("planthreads")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var run = try spec(dir, "a", k: "[16]", seeds: "[1]", n: 8).expand(profile: "smoke")[0]
+        let stored = run.config.json
+        run.config.threads = 2
+        let plan = PlannedRuns(runs: [run])
+        XCTAssertNil(plan.staleReason(cell: run.cell, seed: 1, sampleSeed: 1, configJSON: stored, status: "done"))
+        run.config.epochs = 7
+        XCTAssertEqual(PlannedRuns(runs: [run]).staleReason(cell: run.cell, seed: 1, sampleSeed: 1, configJSON: stored, status: "done"), .configChanged)
+    }
+
+    /// `merge` keeps a run planned after the shard's (a spec edited since the shards were written):
+    /// the shard's run of the old config joins as history; an older run here is replaced as before.
+    func testMergeKeepsTheNewerPlannedRun() throws {
+        let dir = tempDir("mergenewer")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func finishAll(_ s: ResultsStore, _ v: Double) throws {
+            while let c = try s.claim(worker: "t", pid: getpid()) {
+                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
+                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+            }
+        }
+        let old = try spec(dir, "a", k: "[16]", seeds: "[1]", n: 8).expand(profile: "smoke")
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(old)
+        try finishAll(shard, 10)
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        try main.insertPending(try spec(dir, "b", k: "[16]", seeds: "[1]", n: 4).expand(profile: "smoke"))
+        try main.db.query("UPDATE runs SET created_at='9999-01-01T00:00:00.000Z'")  // planned after the shard's run
+        try finishAll(main, 20)
+        XCTAssertEqual(try main.merge(from: "\(dir)/shard.sqlite"), 1)
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+        XCTAssertEqual(try main.db.query("SELECT status FROM runs ORDER BY id").map { $0["status"]!.text! }, ["done", "superseded"])
+        // A run here planned before the shard's is replaced.
+        try main.db.query("UPDATE runs SET created_at='2000-01-01T00:00:00.000Z' WHERE status='done'")
+        try main.db.query("DELETE FROM runs WHERE status='superseded'")
+        XCTAssertEqual(try main.merge(from: "\(dir)/shard.sqlite"), 1)
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 10)
     }
 }
