@@ -122,10 +122,7 @@ struct Results: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data)
-        guard !cells.isEmpty else {
-            let have = try store.specProfiles()
-            throw ValidationError("no runs of spec \(name) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", ")))")
-        }
+        guard !cells.isEmpty else { throw ValidationError(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {
         case "md":

@@ -39,7 +39,7 @@ struct Report: ParsableCommand {
         let layouts = try PaperTables.layouts(directory: tablesDir)
         for given in pareto {  // a spec name, or a spec file's path
             let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
-            guard let (cells, source) = try resolveCells(spec: spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
+            guard let (cells, source) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
                 stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
                 missing += 1
                 continue
@@ -148,8 +148,7 @@ struct Export: ParsableCommand {
         let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: .some(current))
         // An export replaces the committed one: never with nothing.
         guard !cells.isEmpty else {
-            let have = try store.specProfiles()
-            throw ValidationError("no finished runs of spec \(spec) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", "))); nothing exported, nothing overwritten")
+            throw ValidationError("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
         }
         /// A current row the spec plans now (every row when there is no spec file).
         func counts(_ r: [String: SQLiteDB.Value]) -> Bool {
@@ -232,10 +231,12 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
 /// `plannedCells`), else the committed export `<resultsDir>/<spec>-<profile>.cells.json`; nil
 /// when neither has them, or when the store's rows of the spec are all stale (as `compare`, the
 /// older export does not stand in for them; the note on stderr names them). The source is the path read.
-func resolveCells(spec: String, profile: String, store: ResultsStore?, db: String, resultsDir: String,
+func resolveCells(spec given: String, profile: String, store: ResultsStore?, db: String, resultsDir: String,
                   dataDir: String? = nil) throws -> ([CellResult], String)? {
+    // `given`: a spec name or a spec file's path; stores and exports know the spec by its name.
+    let spec = given.hasSuffix(".yaml") ? (try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")))?.name ?? given : given
     if let store {
-        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: dataDir)
+        let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir)
         if !cells.isEmpty { return (cells, db) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }
@@ -294,4 +295,14 @@ struct FiguresCommand: ParsableCommand {
         }
         if missing > 0 { throw ExitCode(1) }
     }
+}
+
+/// Why a read found no runs of `spec` in `profile`: the store's runs of it are all left out (the
+/// note before says why), or it has none, with the specs and profiles it does have.
+func noRunsMessage(_ store: ResultsStore, spec: String, profile: String, db: String) throws -> String {
+    if try store.hasCurrentRuns(spec: spec, profile: profile) {
+        return "no runs of spec \(spec) [\(profile)] that it plans now in \(db) (its stored runs are left out: see the note above)"
+    }
+    let have = try store.specProfiles()
+    return "no runs of spec \(spec) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", ")))"
 }

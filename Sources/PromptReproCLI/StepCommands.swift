@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Harness
 import Reports
 import Store
 
@@ -7,7 +8,7 @@ struct LossCurvesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loss-curves",
         abstract: "Training-loss curves per cell (mean and min–max over seeds, from the per-step log) into Reports/loss-curves/<spec>-<profile>/.")
-    @Argument(help: "Spec name.") var spec: String
+    @Argument(help: "Spec name (Baselines/specs) or a spec file's path.") var spec: String
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
@@ -15,7 +16,8 @@ struct LossCurvesCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
-        let rows = try LossCurves.rows(try ResultsStore(path: db), spec: spec, profile: profile)
+        let (name, rows) = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile)
+        let spec = name
         guard !rows.isEmpty else { throw ValidationError("no logged steps of spec \(spec) [\(profile)] in \(db) (runs made before the step log have none: rerun them)") }
         let out = try LossCurves.render(rows, spec: spec, profile: profile, outDir: outDir ?? "Reports/loss-curves/\(spec)-\(profile)")
         stderr("wrote \(out.count) loss-curve figures under \(outDir ?? "Reports/loss-curves/\(spec)-\(profile)")")
@@ -26,7 +28,7 @@ struct StepsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "steps",
         abstract: "The per-step training log of a spec's runs as CSV or JSON Lines (pandas.read_csv / read_json(lines=True)).")
-    @Argument(help: "Spec name.") var spec: String
+    @Argument(help: "Spec name (Baselines/specs) or a spec file's path.") var spec: String
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
@@ -35,7 +37,7 @@ struct StepsCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store") }
-        let rows = try LossCurves.rows(try ResultsStore(path: db), spec: spec, profile: profile)
+        let rows = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile).rows
         let text: String
         switch format {
         case "csv": text = LossCurves.csv(rows)
@@ -44,4 +46,14 @@ struct StepsCommand: ParsableCommand {
         }
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }
     }
+}
+
+/// The step log of the runs `spec` (a name or a spec file's path) plans now, and the spec's name;
+/// the runs left out are named on stderr (as `results` does).
+func plannedStepRows(_ store: ResultsStore, spec: String, profile: String) throws -> (name: String, rows: [StepRow]) {
+    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store) else {
+        return (spec, try LossCurves.rows(store, spec: spec, profile: profile))
+    }
+    if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
+    return (name, try LossCurves.rows(store, spec: name, profile: profile, planned: plan))
 }

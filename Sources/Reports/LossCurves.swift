@@ -10,13 +10,18 @@ public struct StepRow: Sendable {
 
 public enum LossCurves {
     /// Every logged step of the current (not superseded) finished runs of a spec/profile, ordered by
-    /// cell, seed, step.
-    public static func rows(_ store: ResultsStore, spec: String, profile: String) throws -> [StepRow] {
-        try store.db.query("""
-            SELECT runs.cell, runs.seed, steps.step, steps.epoch, steps.loss, steps.grad_norm, steps.seconds, steps.lr_json
+    /// cell, seed, step; with `planned`, of the runs that count for the spec's current plan only
+    /// (`PlannedRuns.staleReason`).
+    public static func rows(_ store: ResultsStore, spec: String, profile: String, planned: PlannedRuns? = nil) throws -> [StepRow] {
+        let counted = try planned.map { plan in
+            Set(try store.db.query("SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
+                                   [.text(spec), .text(profile)]).filter { plan.staleReason(row: $0) == nil }.map { $0["id"]!.int! })
+        }
+        return try store.db.query("""
+            SELECT runs.id, runs.cell, runs.seed, steps.step, steps.epoch, steps.loss, steps.grad_norm, steps.seconds, steps.lr_json
             FROM steps JOIN runs ON runs.id = steps.run_id
             WHERE runs.spec=? AND runs.profile=? AND runs.status IN ('done','diverged') ORDER BY runs.cell, runs.seed, steps.step
-            """, [.text(spec), .text(profile)]).map { r in
+            """, [.text(spec), .text(profile)]).filter { counted?.contains($0["id"]!.int!) ?? true }.map { r in
             StepRow(cell: r["cell"]!.text!, seed: r["seed"]!.int!, step: r["step"]!.int!, epoch: r["epoch"]!.int!, loss: r["loss"]!.double!,
                     gradNorm: r["grad_norm"]!.double!, seconds: r["seconds"]!.double!, lr: r["lr_json"]?.text ?? "[]")
         }

@@ -138,6 +138,11 @@ final class CompareCellsCLITests: XCTestCase {
         XCTAssertTrue(narrowed.contains("6 stored runs of spec minik [smoke] left out: 6 no longer planned by the spec"), narrowed)
         XCTAssertFalse(narrowed.contains("k=16"), narrowed)
         XCTAssertTrue(narrowed.contains("paired t over 1 seeds") || narrowed.contains("× 1 seed"), narrowed)
+        // The step log (`steps`, behind `loss-curves` too) follows the spec the same way, by path.
+        let (stepsStatus, csv) = try runStdout(["steps", "\(dir)/minik.yaml", "--profile", "smoke", "--db", db])
+        XCTAssertEqual(stepsStatus, 0)
+        XCTAssertEqual(Set(csv.split(separator: "\n").dropFirst().map { $0.split(separator: ",").prefix(2).joined(separator: ",") }),
+                       ["\"dpt|cb|t5-small|k8\",1", "\"pt|cb|t5-small|k8\",1"], csv)
         // A re-sweep trains nothing: the finished runs outside the plan stay, not counted.
         var (swept, log) = try runCapture(["sweep", "\(dir)/minik.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
                                            "--checkpoints", "\(dir)/ck"])
