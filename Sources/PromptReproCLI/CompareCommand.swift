@@ -42,11 +42,7 @@ struct CompareCommand: ParsableCommand {
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
         // since its sweep, leaves its old rows out: the gate then finds them missing).
         let plan = try store.map { try s.plannedRuns(profile: profile, store: $0) }
-        if let store, let plan, let note = staleRunsNote(try store.staleRuns(spec: s.name, profile: profile, planned: plan), spec: s.name, profile: profile,
-                                                         given: spec) {
-            stderr(note)
-        }
-        var cells = try store?.cellResults(spec: s.name, profile: profile, dataDir: data, planned: plan) ?? []
+        var cells = try store.map { try plannedCells($0, spec: spec, profile: profile, dataDir: data, current: plan.map { (s.name, $0) }) } ?? []
         var source = db
         // The committed export stands in only for a store without any current row of the spec: a
         // store whose rows are all stale is compared as it is (everything missing), not replaced.

@@ -121,7 +121,7 @@ struct Results: ParsableCommand {
         let name = specFile?.name ?? spec
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data)
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: currentPlan(spec: spec, profile: profile, store: store))
         guard !cells.isEmpty else { throw ValidationError(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {

@@ -145,7 +145,7 @@ struct Export: ParsableCommand {
         // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
         let current = currentPlan(spec: self.spec, profile: profile, store: store)
         let spec = current?.name ?? self.spec
-        let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: .some(current))
+        let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: current)
         // An export replaces the committed one: never with nothing.
         guard !cells.isEmpty else {
             throw ValidationError("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
@@ -217,12 +217,10 @@ func currentPlan(spec: String, profile: String, store: ResultsStore) -> (name: S
 
 /// The store's cells of `spec` in `profile`, counting only the rows its spec file plans now
 /// (`ResultsStore.cellResults(planned:)`); the rows left out are named in one note on stderr.
-/// `current`: `currentPlan`'s answer when the caller has it already.
+/// `current`: `currentPlan`'s answer (nil: every current row counts).
 func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?,
-                  current: (name: String, plan: PlannedRuns)?? = nil) throws -> [CellResult] {
-    guard let (name, plan) = current ?? currentPlan(spec: spec, profile: profile, store: store) else {
-        return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)
-    }
+                  current: (name: String, plan: PlannedRuns)?) throws -> [CellResult] {
+    guard let (name, plan) = current else { return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir) }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     return try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
 }
@@ -236,7 +234,8 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     // `given`: a spec name or a spec file's path; stores and exports know the spec by its name.
     let spec = given.hasSuffix(".yaml") ? (try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")))?.name ?? given : given
     if let store {
-        let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir)
+        let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir,
+                                     current: currentPlan(spec: given, profile: profile, store: store))
         if !cells.isEmpty { return (cells, db) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }
