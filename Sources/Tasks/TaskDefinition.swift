@@ -53,6 +53,10 @@ public struct TemplateSpec: Codable, Sendable {
     /// Verbalizer words by label index, for `{label_word}` (ResPT word labels, LoPT/PEZ verbalizer).
     public var words: [String]?
 
+    public init(source: String, target: String, words: [String]? = nil) {
+        self.source = source; self.target = target; self.words = words
+    }
+
     /// The target string of each label index when the target names the label (`{label_index}`:
     /// "0", "1", …; `{label_word}`: `words`), nil when the target is generated text (a WSC
     /// referent, ReCoRD answers). Metrics read predictions back into labels with this table.
@@ -63,6 +67,23 @@ public struct TemplateSpec: Codable, Sendable {
         case "{label_word}": return words
         default: return nil
         }
+    }
+
+    /// The literal text of `source` after its last `{field}` (" It was about" in
+    /// "{text} It was about"; empty when the source ends with a field). A decoder-only model scores
+    /// the label right after it, so truncation keeps it (`GPT2Objective`).
+    public var sourceTail: String {
+        var tailStart = source.startIndex
+        var i = source.startIndex
+        while i < source.endIndex {
+            if source[i] == "{", let close = source[i...].firstIndex(of: "}") {
+                i = source.index(after: close)
+                tailStart = i
+            } else {
+                i = source.index(after: i)
+            }
+        }
+        return String(source[tailStart...])
     }
 }
 

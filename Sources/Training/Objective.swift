@@ -45,9 +45,28 @@ func truncate(_ ids: [Int32], _ max: Int, eos: Int32?) -> [Int32] {
     return Array(ids.prefix(max))
 }
 
+/// The ids of `source` in at most `max` tokens, keeping the template's `tail` whole: a source
+/// longer than `max` loses the end of its text, never the template text after it (OpenPrompt's
+/// tokenizer wrappers, on which PEZ and LoPT build, shorten only the input text parts). The head
+/// and the tail are tokenized apart then, as OpenPrompt tokenizes each part; a source that fits
+/// keeps the ids of its whole text. Without a tail (or one of `max` tokens or more) it is `truncate`.
+func truncate(source: String, tail: String, tok: TextTokenizer, max: Int) -> [Int32] {
+    let ids = tok.encode(source)
+    guard ids.count > max, !tail.isEmpty, source.hasSuffix(tail) else { return truncate(ids, max, eos: tok.eosId) }
+    let tailIds = tok.encode(tail)
+    guard tailIds.count < max else { return truncate(ids, max, eos: tok.eosId) }
+    var head = tok.encode(String(source.dropLast(tail.count)))
+    if let eos = tok.eosId, head.last == eos { head.removeLast() }
+    return Array(head.prefix(max - tailIds.count)) + tailIds
+}
+
 /// Source ids and mask (B × L, right-padded with the tokenizer's pad id); `src` the unpadded rows.
-func sourceBatch(_ ex: [Example], tok: TextTokenizer, maxLength: Int) -> (batch: TrainingBatch, src: [[Int32]]) {
-    let src = ex.map { truncate(tok.encode($0.source), maxLength, eos: tok.eosId) }
+/// `keepTail`: the template's text after its last field, kept whole by truncation (decoder-only
+/// models score the label right after it); nil truncates at the tail (DPT's T5 sources).
+func sourceBatch(_ ex: [Example], tok: TextTokenizer, maxLength: Int, keepTail: String? = nil) -> (batch: TrainingBatch, src: [[Int32]]) {
+    let src = ex.map { e in
+        keepTail.map { truncate(source: e.source, tail: $0, tok: tok, max: maxLength) } ?? truncate(tok.encode(e.source), maxLength, eos: tok.eosId)
+    }
     let L = src.map(\.count).max() ?? 1
     var ids: [Int32] = [], mask: [Float] = []
     let pad = tok.padId
@@ -133,12 +152,17 @@ public struct GPT2Objective: ArchitectureObjective {
     /// The template set's label words, and the first token of each (" word" with a BPE tokenizer).
     public let words: [String]
     public let classTokens: [Int32]
+    /// The template's text after its last field (" It was about"), which truncation keeps.
+    let sourceTail: String
     public var backbone: Backbone { model }
 
     /// Fails when the template set has no label words or two words share their first token.
     public init(model: GPT2Model, tokenizer: TextTokenizer, config: TrainConfig, task def: TaskDefinition) throws {
-        guard let words = try def.template(config.templates).words else {
-            throw TrainError("\(config.task): GPT-2 runs score label words; template set '\(config.templates.rawValue)' has no `words` (use --templates lopt)")
+        let template = try def.template(config.templates)
+        guard let words = template.words else {
+            let withWords = TemplateSet.allCases.filter { (try? def.template($0).words) != nil }.map(\.rawValue)
+            throw TrainError("\(config.task): GPT-2 runs score label words, and template set '\(config.templates.rawValue)' of \(config.task) has none"
+                + (withWords.isEmpty ? " (no template set of \(config.task) has label words: GPT-2 cannot train on it)" : " (sets with label words: \(withWords.joined(separator: ", ")))"))
         }
         let classTokens = words.map { w in
             let ids = tokenizer is ByteTokenizer ? tokenizer.encode(w) : tokenizer.encode(" " + w)
@@ -146,10 +170,11 @@ public struct GPT2Objective: ArchitectureObjective {
         }
         guard Set(classTokens).count == classTokens.count else { throw TrainError("label words \(words) share their first token") }
         self.model = model; tok = tokenizer; self.config = config; self.words = words; self.classTokens = classTokens
+        sourceTail = template.sourceTail
     }
 
     public func makeBatch(_ ex: [Example]) throws -> TrainingBatch {
-        var (b, src) = sourceBatch(ex, tok: tok, maxLength: config.maxSourceLength)
+        var (b, src) = sourceBatch(ex, tok: tok, maxLength: config.maxSourceLength, keepTail: sourceTail)
         b.classTargets = try ex.map { e in
             guard let i = words.firstIndex(of: e.target) else { throw TrainError("target '\(e.target)' is not a label word of \(words)") }
             return Int32(i)

@@ -1,0 +1,60 @@
+import Foundation
+import Models
+import Tasks
+import TestSupport
+@testable import Training
+import XCTest
+
+/// GPT-2 scores the label word right after the template's last text (" It was about"), so a source
+/// longer than `max_source_length` must lose the end of its input text, never that template text:
+/// OpenPrompt's tokenizer wrappers (PEZ and LoPT build on them) shorten only the input text parts.
+/// Cutting the whole string, as DPT's T5 sources are cut, scored AG News test row 5181 (262 GPT-2
+/// tokens against the limit of 256) after a token in the middle of its text.
+final class TruncationTests: XCTestCase {
+    func testTemplateTailIsTheTextAfterTheLastField() throws {
+        XCTAssertEqual(try TaskRegistry.definition("agnews").template(.lopt).sourceTail, " It was about")
+        XCTAssertEqual(try TaskRegistry.definition("sst2").template(.lopt).sourceTail, ". It was")
+        XCTAssertEqual(TemplateSpec(source: "{a} mid {b}", target: "{label_word}").sourceTail, "")
+        XCTAssertEqual(TemplateSpec(source: "no fields", target: "x").sourceTail, "no fields")
+        XCTAssertEqual(TemplateSpec(source: "{a} tail {with brace", target: "x").sourceTail, " tail {with brace")
+    }
+
+    func testLongGPT2SourcesKeepTheTemplateTail() throws {
+        let tok = try Tokenizers.load(directory: "\(try sharedDir())/models/gpt2-tokenizer")
+        let tail = " It was about"
+        let tailIds = tok.encode(tail)
+        XCTAssertEqual(tailIds.count, 3)  // " It", " was", " about"
+        let text = Array(repeating: "Stocks rallied on Friday after the report.", count: 40).joined(separator: " ")
+        let head = tok.encode(text)
+        XCTAssertGreaterThan(head.count, 256)
+        let got = truncate(source: text + tail, tail: tail, tok: tok, max: 256)
+        XCTAssertEqual(got.count, 256)
+        XCTAssertEqual(Array(got.suffix(3)), tailIds, "the template's ending is kept")
+        XCTAssertEqual(Array(got.prefix(253)), Array(head.prefix(253)), "the text loses its end")
+        // The whole-string cut, which DPT's T5 sources keep: the ending is gone.
+        XCTAssertNotEqual(Array(truncate(tok.encode(text + tail), 256, eos: tok.eosId).suffix(3)), tailIds)
+
+        // A source that fits keeps the ids of its whole text.
+        let short = "Stocks rallied." + tail
+        XCTAssertEqual(truncate(source: short, tail: tail, tok: tok, max: 256), tok.encode(short))
+        // No tail, or a tail as long as the limit: the plain cut.
+        XCTAssertEqual(truncate(source: text, tail: "", tok: tok, max: 20), Array(head.prefix(20)))
+        XCTAssertEqual(truncate(source: text + tail, tail: tail, tok: tok, max: 3), Array(tok.encode(text + tail).prefix(3)))
+    }
+
+    /// The real case: AG News test row 5181 is 262 tokens in its template; kept whole up to the
+    /// row's last text token, with the template's three tokens last.
+    func testAGNewsRowLongerThanTheLimit() throws {
+        let def = try TaskRegistry.definition("agnews")
+        let data = try DataLoader.load(def, split: .validation, dataDir: try sharedData())
+        let ex = try Templates.examples(data, set: .lopt, training: false)
+        let tok = try Tokenizers.load(directory: "\(try sharedDir())/models/gpt2-tokenizer")
+        let long = ex.filter { tok.encode($0.source).count > 256 }
+        XCTAssertFalse(long.isEmpty, "AG News's test split has rows longer than 256 GPT-2 tokens")
+        for e in long {
+            let ids = truncate(source: e.source, tail: " It was about", tok: tok, max: 256)
+            XCTAssertEqual(ids.count, 256)
+            XCTAssertEqual(tok.decode(Array(ids.suffix(3)), skipSpecialTokens: true), " It was about", "row \(e.row)")
+        }
+    }
+}
