@@ -13,15 +13,32 @@ struct Score: ParsableCommand {
     @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
     @Option(help: "JSONL predictions file.") var predictions: String
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
-    @Option(help: "Template set the targets come from (dpt, dept, respt, lopt).") var templates: String = "dpt"
+    @Option(help: "Template set the predictions' label words come from (dpt, dept, respt, lopt; default dpt).") var templates: String?
 
     func run() throws {
         let def = try TaskRegistry.definition(task)
-        guard let set = TemplateSet(rawValue: templates) else {
-            throw ValidationError("unknown template set '\(templates)'\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))")
+        let name = templates ?? TemplateSet.dpt.rawValue
+        guard let set = TemplateSet(rawValue: name) else {
+            throw ValidationError("unknown template set '\(name)'\(didYouMean(name, TemplateSet.allCases.map(\.rawValue)))")
         }
         let data = try DataLoader.load(def, split: .validation, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
-        let scores = try Metrics.scoreFile(def, data: data, predictionsPath: predictions, set: set)
+        let (examples, preds) = try Metrics.predictionsFile(def, data: data, predictionsPath: predictions, set: set)
+        // A prediction that names no label of the set scores as invalid (each metric's rule). When
+        // another set reads more of them as labels, the file is most likely in that set's words:
+        // without --templates that is an error (never a silent score of invalid outputs), with it a note.
+        if let invalid = Metrics.unlabelled(def, set: set, predictions: preds), invalid > 0 {
+            let labels = (try? def.template(set).verbalizer(labels: def.labels)).flatMap { $0 }?.joined(separator: ", ") ?? ""
+            var text = "\(predictions): \(invalid) of \(preds.count) predictions name no label of \(task)'s template set '\(set.rawValue)' (\(labels)) and score as invalid"
+            let better = TemplateSet.allCases.filter { $0 != set }
+                .compactMap { s in Metrics.unlabelled(def, set: s, predictions: preds).map { (s, $0) } }
+                .filter { $0.1 < invalid }.min { $0.1 < $1.1 }
+            if let (s, n) = better {
+                text += "; template set '\(s.rawValue)' reads \(preds.count - n) of them as labels: pass --templates \(s.rawValue)"
+                if templates == nil { throw ValidationError(text + " (nothing scored)") }
+            }
+            stderr("note: " + text)
+        }
+        let scores = try Metrics.score(def, set: set, examples: examples, predictions: preds)
         try writeJSON(scores, to: nil)
     }
 }
@@ -34,8 +51,13 @@ struct Sample: ParsableCommand {
     @Option(help: "Comma-separated seeds.") var seeds: String = "1,2,3"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Output directory.") var out: String = "Baselines/manifests"
+    @Option(help: "Sampler: uniform (the papers') or balanced (k/C rows per class; written as <task>-k<k>-s<seed>-balanced.json).")
+    var sampler: String = "uniform"
 
     func run() throws {
+        guard let kind = SamplerKind(rawValue: sampler) else {
+            throw ValidationError("unknown sampler '\(sampler)'\(didYouMean(sampler, SamplerKind.allCases.map(\.rawValue)))")
+        }
         let tasks = task == "all" ? TaskRegistry.names : task.split(separator: ",").map(String.init)
         let ks = try k.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad k '\($0)'") }; return v }
         let ss = try seeds.split(separator: ",").map { guard let v = Int($0) else { throw ValidationError("bad seed '\($0)'") }; return v }
@@ -45,7 +67,7 @@ struct Sample: ParsableCommand {
             let data = try DataLoader.load(try TaskRegistry.definition(t), split: .train, dataDir: dir)
             for kk in ks {
                 for s in ss {
-                    let m = try FewShotSampler.sample(data, k: kk, seed: s)
+                    let m = try FewShotSampler.sample(data, k: kk, seed: s, sampler: kind)
                     try m.encoded().write(to: URL(fileURLWithPath: "\(out)/\(m.fileName)"), options: .atomic)
                     print("\(out)/\(m.fileName)  \(data.relativePath)\(data.isSubset ? " (subset of the official split)" : "")")
                 }

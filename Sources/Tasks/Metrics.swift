@@ -196,6 +196,14 @@ public enum Metrics {
 
     /// Scores a predictions file (JSONL of {"idx", "prediction"}) against the validation split.
     public static func scoreFile(_ def: TaskDefinition, data: TaskData, predictionsPath: String, set: TemplateSet = .dpt) throws -> [String: Double] {
+        let (examples, predictions) = try predictionsFile(def, data: data, predictionsPath: predictionsPath, set: set)
+        return try score(def, set: set, examples: examples, predictions: predictions)
+    }
+
+    /// The validation examples of `set` and the prediction of each, read from a predictions file
+    /// (JSONL of {"idx", "prediction"}, one line per validation row). Errors name the file and line.
+    public static func predictionsFile(_ def: TaskDefinition, data: TaskData, predictionsPath: String, set: TemplateSet) throws
+        -> (examples: [Example], predictions: [String]) {
         guard let raw = FileManager.default.contents(atPath: predictionsPath) else {
             throw TaskError(file: predictionsPath, detail: "cannot read")
         }
@@ -224,6 +232,14 @@ public enum Metrics {
         if !missing.isEmpty {
             throw TaskError(file: predictionsPath, detail: "\(missing.count) of \(examples.count) validation rows have no prediction (first: idx \(missing[0].id))")
         }
-        return try score(def, set: set, examples: examples, predictions: examples.map { byID[$0.id]! })
+        return (examples, examples.map { byID[$0.id]! })
+    }
+
+    /// How many of `predictions` (stripped, as `score` reads them) name no label of template set
+    /// `set`; nil when the set's targets are generated text (no label table to read them with).
+    public static func unlabelled(_ def: TaskDefinition, set: TemplateSet, predictions: [String]) -> Int? {
+        guard let words = try? def.template(set).verbalizer(labels: def.labels) else { return nil }
+        let known = Set(words)
+        return predictions.filter { !known.contains(pyStrip($0)) }.count
     }
 }
