@@ -30,12 +30,13 @@ final class LoRAAdapter: LinearAdapter {
 
 public final class LoRA: TuningMethod {
     public static let name = "lora"
+    public static let defaultProtocol = "lora-paper"
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.r = 8; c.alpha = 8; c.targets = ["q", "v"]; return c }
     public let config: MethodConfig
     public let trainable: [TrainableTensor]
 
     /// Targets as matched on `architecture`: on GPT-2, T5 attention names map onto the fused Conv1D.
-    static func effectiveTargets(_ targets: [String], gpt2: Bool) -> [String] {
+    public static func effectiveTargets(_ targets: [String], gpt2: Bool) -> [String] {
         guard gpt2 else { return targets }
         var out: [String] = []
         for t in targets {

@@ -10,8 +10,11 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train and evaluate one method on one task; prints the result JSON.",
         discussion: """
-        Presets (--protocol) set every hyper-parameter of METHODS.md: dpt-paper (default for pt/respt/dpt/lora/probe on T5),
-        lopt-paper (lopt1/lopt2, and every method on GPT-2), dept-code (dept), respt-code, ft-respt-code (ft). Any flag overrides the preset.
+        Presets (--protocol) set the training hyper-parameters of METHODS.md: dpt-paper (default for pt/respt/dpt/probe on T5),
+        lopt-paper (lopt1/lopt2, and every prompt method on GPT-2), dept-code (dept), respt-code, ft-respt-code (ft), lora-paper (lora:
+        Hu et al. 2021's AdamW lr 5e-4, weight decay 0.1, 6 % warm-up). On GPT-2, ft and lora keep their own optimizer settings with
+        lopt-paper's templates, batch size, input length and epochs. Any flag overrides the preset. Method sizes (--n, --r, ...) are the
+        method's defaults, not the preset's: LoPT Table 1 on GPT-2 uses --n 10 --r 2 (Baselines/specs/lopt-table1.yaml).
         The few-shot sample comes from Baselines/manifests/<task>-k<k>-s<seed>.json, so every method sees the same rows.
         MODEL is a directory, a hub id in the local HF cache, or embedded:t5-tiny / embedded:gpt2-tiny (smoke only).
         """)
@@ -98,8 +101,8 @@ struct Train: ParsableCommand {
         }
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
         let isGPT2 = modelIsGPT2(model)
-        let proto = protocolName ?? (isGPT2 ? "lopt-paper" : TrainConfig.defaultProtocol(for: method))
-        var c = try TrainConfig.preset(proto, method: mc, task: task, model: model, k: k, seed: seed)
+        var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }
+            ?? TrainConfig.defaultPreset(method: mc, task: task, model: model, k: k, seed: seed, gpt2: isGPT2)
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
             c.templates = t
@@ -147,6 +150,10 @@ struct Train: ParsableCommand {
             c.kDev = kDev
         }
         if let e = flagProblem(c) { throw e }
+        // The files the run writes, checked before it trains (a bad --artifact once failed after training).
+        for (flag, path) in [("artifact", artifact), ("checkpoint", checkpoint), ("out", out)] {
+            if let path, let why = unwritableReason(path) { throw ValidationError("--\(flag) \(path): \(why); nothing trained") }
+        }
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
             var isDir: ObjCBool = false

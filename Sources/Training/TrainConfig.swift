@@ -83,7 +83,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
                               "decode_max_tokens", "decode_stop", "eval_every", "eval_limit", "threads",
                               "sample_seed", "sampler", "select_on", "k_dev", "eval_mode"]
 
-    public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code"]
+    public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code", "lora-paper"]
 
     /// A preset (METHODS §2) for `method` on `task`.
     public static func preset(_ name: String, method: MethodConfig, task: String, model: String, k: Int?, seed: Int) throws -> TrainConfig {
@@ -131,9 +131,37 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.batchSize = 4
             c.epochs = 50
             c.maxSourceLength = 512
+        case "lora-paper":
+            // LoRA (Hu et al. 2021), GLUE with RoBERTa-base (its Table 9 and the repository's
+            // examples/NLU scripts): AdamW lr 5e-4, weight decay 0.1, linear decay after a 6 % warm-up,
+            // r 8 and alpha 8 (the method's defaults); batch, epochs and data as dpt-paper. Neither paper
+            // trains LoRA itself (LoPT Table 2 cites it); dpt-paper's lr 0.3 is a prompt's learning rate.
+            c.lr = 5e-4
+            c.weightDecay = 0.1
+            c.warmupRatio = 0.06
         default:
             throw TaskError(file: "--protocol \(name)", detail: "unknown protocol; known: \(protocols.joined(separator: ", "))")
         }
+        return c
+    }
+
+    /// The config `train` starts from when no `--protocol` is given. T5: the method's own preset
+    /// (`defaultProtocol(for:)`). GPT-2, LoPT Table 1's backbone: prompt methods run lopt-paper;
+    /// full fine-tuning and LoRA, which neither paper trains on GPT-2, keep their own preset's
+    /// optimizer settings (Adafactor at lr 0.3 is a prompt learning rate: a GPT-2 FT run under it
+    /// diverged within 4 steps) and take lopt-paper's verbaliser templates, batch size, input length,
+    /// epochs and backbone dropout.
+    public static func defaultPreset(method: MethodConfig, task: String, model: String, k: Int?, seed: Int, gpt2: Bool) throws -> TrainConfig {
+        let own = defaultProtocol(for: method.method)
+        guard gpt2 else { return try preset(own, method: method, task: task, model: model, k: k, seed: seed) }
+        let lopt = try preset("lopt-paper", method: method, task: task, model: model, k: k, seed: seed)
+        guard ["ft-respt-code", "lora-paper"].contains(own) else { return lopt }
+        var c = try preset(own, method: method, task: task, model: model, k: k, seed: seed)
+        c.templates = lopt.templates
+        c.batchSize = lopt.batchSize
+        c.maxSourceLength = lopt.maxSourceLength
+        c.epochs = lopt.epochs
+        c.backboneDropout = lopt.backboneDropout
         return c
     }
 
@@ -189,6 +217,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         atLeast("r", method.r, 1)
         atLeast("m", method.m, 1)
         atLeast("s", method.s, 1)
+        // DePT adds its low-rank update to each of the first s input positions: inputs may not be longer.
+        if method.method == "dept", method.s >= 1, method.s < maxSourceLength {
+            out.append("s must be ≥ max_source_length (\(maxSourceLength)), got \(method.s): DePT's update covers every input position")
+        }
         if !(0..<1).contains(method.dropout) { out.append("dropout must be in [0, 1), got \(method.dropout)") }
         if !method.alpha.isFinite { out.append("alpha must be finite, got \(method.alpha)") }
         return out

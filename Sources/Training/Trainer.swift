@@ -288,7 +288,7 @@ public final class Trainer {
         }
         try result.recordInvalidFractions(def, examples: evalEx)
         if let path = artifactPath {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try createParentDirectory(of: path)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
         }
         s.meter.finish(&result, state: method.state, artifactPath: artifactPath)
@@ -382,7 +382,7 @@ public final class Trainer {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         let r = String(decoding: try e.encode(result), as: UTF8.self)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try createParentDirectory(of: path)
         try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r])
     }
 }

@@ -89,5 +89,12 @@ final class SpecValidationTests: XCTestCase {
             XCTAssertNotEqual(status, 0, flag)
             XCTAssertTrue(err.contains(message), "\(flag): \(err)")
         }
+        // DePT's update covers the first s input positions: longer inputs failed mid-run with an
+        // internal shape message ("delta [256, 32] must be [s ≥ 300, 32]") naming neither setting.
+        for extra in [["--dept-s", "64"], ["--max-source-length", "300"]] {
+            let (status, err) = try runCapture(["train", "--method", "dept", "--task", "cb", "--k", "8"] + extra)
+            XCTAssertNotEqual(status, 0, "\(extra)")
+            XCTAssertTrue(err.contains("--dept-s must be ≥ max_source_length"), "\(extra): \(err)")
+        }
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+import Methods
+@testable import Training
+import XCTest
+
+/// The presets `train` starts from. Full fine-tuning and LoRA once inherited a prompt learning
+/// rate: on GPT-2 every method ran lopt-paper (Adafactor, lr 0.3; an FT run's loss went 0.71 →
+/// 11.39 in 5 steps and was stored as done), and LoRA on T5 ran dpt-paper (AdamW, lr 0.3). The
+/// values below are the sources' own: METHODS §2.1 (ResPT's FT script), §2.6 (PEZ/LoPT), and
+/// Hu et al. 2021, LoRA, Table 9 (RoBERTa-base GLUE: lr 5e-4, warm-up ratio 0.06, linear decay)
+/// with the weight decay 0.1 of its repository's GLUE scripts.
+final class PresetTests: XCTestCase {
+    func preset(_ method: String, gpt2: Bool, task: String = "sst2") throws -> TrainConfig {
+        try TrainConfig.defaultPreset(method: try MethodConfig.defaults(method), task: task, model: gpt2 ? "gpt2" : "t5-small", k: 16, seed: 1, gpt2: gpt2)
+    }
+
+    func testPromptMethodsOnGPT2RunLoPTsOptimizer() throws {
+        for m in ["pt", "lopt1", "lopt2", "dpt"] {
+            let c = try preset(m, gpt2: true)
+            XCTAssertEqual(c.protocolName, "lopt-paper", m)
+            XCTAssertEqual(c.optimizer, .adafactor, m)
+            XCTAssertEqual(c.lr, 0.3, m)
+            XCTAssertEqual(c.templates, .lopt, m)
+        }
+    }
+
+    func testFullFineTuningAndLoRAKeepTheirOwnOptimizer() throws {
+        for gpt2 in [false, true] {
+            let ft = try preset("ft", gpt2: gpt2)
+            XCTAssertEqual(ft.optimizer, .adamwHF)
+            XCTAssertEqual(ft.lr, 3e-4)
+            XCTAssertEqual(ft.weightDecay, 1e-5)
+            XCTAssertNil(ft.clipNorm)
+            let lora = try preset("lora", gpt2: gpt2)
+            XCTAssertEqual(lora.protocolName, "lora-paper")
+            XCTAssertEqual(lora.optimizer, .adamwTorch)
+            XCTAssertEqual(lora.lr, 5e-4)
+            XCTAssertEqual(lora.weightDecay, 0.1)
+            XCTAssertEqual(lora.warmupRatio, 0.06)
+            XCTAssertEqual(lora.schedule, .linear)
+        }
+        // On GPT-2 they read their inputs as LoPT's GPT-2 runs do: verbaliser templates, its batch
+        // size and input length (SST-2 16 and 128, AG News 16 and 256), no backbone dropout.
+        for m in ["ft", "lora"] {
+            for (task, length) in [("sst2", 128), ("agnews", 256)] {
+                let c = try preset(m, gpt2: true, task: task)
+                XCTAssertEqual(c.templates, .lopt, m)
+                XCTAssertEqual(c.batchSize, 16, m)
+                XCTAssertEqual(c.maxSourceLength, length, m)
+                XCTAssertFalse(c.backboneDropout, m)
+            }
+            XCTAssertEqual(try preset(m, gpt2: false, task: "cb").templates, .dpt, m)
+        }
+    }
+}
