@@ -56,7 +56,7 @@ enum AdapterExport {
                 let module = String(w.dropLast(".weight".count))
                 pairs.append((module.hasPrefix(prefix) ? module : prefix + module, a, b))
             }
-            try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: mc.targets, isT5: isT5,
+            try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: LoRA.effectiveTargets(mc.targets, gpt2: !isT5), isT5: isT5,
                                   baseModel: c.model, to: dir)
             return "LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))"
         }

@@ -49,6 +49,42 @@ final class AdapterRoundTripTests: XCTestCase {
     }
 }
 
+/// A GPT-2 LoRA adapter names the modules PEFT finds in GPT2LMHeadModel. The default targets
+/// (T5's q, v) select GPT-2's fused `c_attn`; the adapter once said `"target_modules": ["q", "v"]`,
+/// which PEFT refuses ("Target modules {'q', 'v'} not found"), while PromptRepro's own `eval` read it.
+final class GPT2LoRAAdapterTests: XCTestCase {
+    func testExportedTargetsMatchTheAdaptersModulesByPEFTsRule() throws {
+        let data = try sharedData()
+        let dir = tempDir("gpt2lora")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, extra, expected) in [("default", [String](), ["c_attn"]), ("qvo", ["--lora-targets", "q,v,o"], ["c_attn", "attn.c_proj"]),
+                                         ("conv", ["--lora-targets", "c_attn,c_fc"], ["c_attn", "c_fc"])] {
+            let (status, err) = try runCapture(["train", "--method", "lora", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--k", "16",
+                                                "--max-steps", "1", "--eval-limit", "4", "--data-dir", data,
+                                                "--save-adapter", "\(dir)/\(name)"] + extra)
+            XCTAssertEqual(status, 0, err)
+            let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)/adapter_config.json"))) as! [String: Any]
+            let targets = cfg["target_modules"] as! [String]
+            XCTAssertEqual(targets, expected, name)
+            XCTAssertEqual(cfg["fan_in_fan_out"] as? Bool, true, "GPT-2's Conv1D stores W as (in, out)")
+            let keys = try SafeTensorsFile(path: "\(dir)/\(name)/adapter_model.safetensors").names
+            XCTAssertFalse(keys.isEmpty, name)
+            for k in keys {
+                // PEFT: a module is targeted when its name equals a target or ends with "." + target.
+                let module = String(k.dropFirst("base_model.model.".count).dropLast(".lora_A.weight".count))
+                XCTAssertTrue(targets.contains { module == $0 || module.hasSuffix("." + $0) }, "\(name): \(k) matches no target of \(targets)")
+            }
+            // Every target names some module of the adapter (PEFT errors on a target it cannot find).
+            for t in targets {
+                XCTAssertTrue(keys.contains { k in
+                    let module = String(k.dropFirst("base_model.model.".count).dropLast(".lora_A.weight".count))
+                    return module == t || module.hasSuffix("." + t)
+                }, "\(name): target \(t) names no module")
+            }
+        }
+    }
+}
+
 /// An evaluated PEFT adapter is a run like any other: `eval --adapter --db` stores it (status
 /// evaluated, the adapter's sha256), `results` lists it and `compare` pairs it with trained runs.
 final class EvaluatedAdapterTests: XCTestCase {
