@@ -80,7 +80,11 @@ public enum Worker {
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
                 if cfg.method.method != FullFineTuning.name || o.keepArtifacts {
                     let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
-                    trainer.artifactPath = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "").safetensors"
+                    // Named by the store too, as checkpoints are: two stores sweeping a spec of one name
+                    // would otherwise overwrite each other's tensors under runs their rows still call done.
+                    let art = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-store-\(storeTag).safetensors"
+                    trainer.artifactPath = art
+                    log("  artifact \((art as NSString).standardizingPath)")
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned

@@ -27,5 +27,10 @@ final class CheckpointNamingTests: XCTestCase {
         }
         XCTAssertNotEqual(paths[0], paths[1])
         XCTAssertTrue(paths.allSatisfy { $0.hasPrefix("\(dir)/ck/store-") && $0.hasSuffix("-run-1.safetensors") }, "\(paths)")
+        // Run artifacts, beside the checkpoints, are named by the store as well: one each, neither
+        // overwritten (a second store's sweep of the same spec once replaced the first's tensors).
+        let arts = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/artifacts/mini-smoke").sorted()
+        XCTAssertEqual(arts.count, 2, "\(arts)")
+        XCTAssertEqual(Set(arts.map { $0.replacingOccurrences(of: #"-store-[0-9a-f]{12}"#, with: "", options: .regularExpression) }).count, 1, "\(arts)")
     }
 }
