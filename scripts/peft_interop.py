@@ -73,6 +73,15 @@ CASES = {  # name: (arch, base seed, adapter spec, batch, min len, max len)
                                   rslora=True, std=0.1), 3, 5, 20),
     "gpt2-lora": ("gpt2", 16, dict(peft_type="LORA", r=4, alpha=8, targets=["c_attn", "c_proj"], rslora=False,
                                    fan_in_fan_out=True, std=0.15), 2, 5, 16),
+    # rank_pattern / alpha_pattern: per-module r and lora_alpha (PEFT get_pattern_key: re.match(rf"(.*\.)?({key})$")),
+    # a full module path, a suffix ("EncDecAttention.q", "k": both stacks' self- and cross-attention k) and a regex.
+    "t5-lora-patterns": ("t5", 17, dict(peft_type="LORA", r=4, alpha=8, targets=["q", "k", "v", "o"], rslora=False, std=0.2,
+                                        rank_pattern={"k": 2, "decoder.block.1.layer.0.SelfAttention.v": 6},
+                                        alpha_pattern={"EncDecAttention.q": 32, "decoder.block.1.layer.0.SelfAttention.v": 3,
+                                                       "encoder\\.block\\.[01]\\.layer\\.0\\.SelfAttention\\.o": 1}), 3, 5, 20),
+    "gpt2-lora-patterns": ("gpt2", 18, dict(peft_type="LORA", r=4, alpha=8, targets=["c_attn", "c_proj"], rslora=True,
+                                            fan_in_fan_out=True, std=0.15, rank_pattern={"h.1.attn.c_attn": 2},
+                                            alpha_pattern={"mlp.c_proj": 2, "h.0.attn.c_attn": 24}), 2, 5, 16),
 }
 
 
@@ -180,7 +189,8 @@ def peft_config(arch, spec):
                                   prompt_tuning_init="RANDOM")
     return LoraConfig(task_type=task, r=spec["r"], lora_alpha=spec["alpha"], target_modules=spec["targets"],
                       lora_dropout=0.0, bias="none", use_rslora=spec["rslora"],
-                      fan_in_fan_out=spec.get("fan_in_fan_out", False))
+                      fan_in_fan_out=spec.get("fan_in_fan_out", False),
+                      rank_pattern=spec.get("rank_pattern", {}), alpha_pattern=spec.get("alpha_pattern", {}))
 
 
 def write_adapter(base, arch, spec, seed, adapter_dir):
@@ -410,6 +420,9 @@ def build_case(out_root, name, arch, seed0, spec, batch, min_len, max_len, tries
         else:
             info["semantics"] = SEMANTICS["t5-lora" if arch == "t5" else "gpt2-lora"]
             info["scaling"] = spec["alpha"] / (math.sqrt(spec["r"]) if spec["rslora"] else spec["r"])
+            if spec.get("rank_pattern") or spec.get("alpha_pattern"):  # PEFT's own per-module scaling
+                info["scaling_per_module"] = {n: m.scaling["default"] for n, m in sorted(pm.named_modules())
+                                              if hasattr(m, "lora_A") and "default" in m.lora_A}
             info["lora_modules"] = sorted(n for n, m in pm.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
         if mt == "t5":
             gen = peft_generate(pm, case, case["generate"]["max_new_tokens"])

@@ -7,9 +7,12 @@
 // by changing them: outputs unchanged, scripts/peft_interop.py); PromptRepro loads and ignores them.
 // LORA: per targeted module `<module>.lora_A.weight` (r, in) and `<module>.lora_B.weight` (out, r),
 // keys prefixed `base_model.model.`; output += s·x·Aᵀ·Bᵀ with s = lora_alpha/r (or lora_alpha/√r
-// with use_rslora). GPT-2's Conv1D weights are [in, out] (fan_in_fan_out), and A, B keep the same
-// (r, in) / (out, r) shapes. PEFT warns about, and ignores, adapter keys that match no module;
-// PromptRepro refuses them by name.
+// with use_rslora), where `rank_pattern` / `alpha_pattern` set r and lora_alpha per module (PEFT's
+// `get_pattern_key`: a key matches a module name m when `re.match(rf"(.*\.)?({key})$", m)`).
+// GPT-2's Conv1D weights are [in, out] (fan_in_fan_out), and A, B keep the same (r, in) / (out, r)
+// shapes. Settings that change the math in ways PromptRepro does not apply are refused by name:
+// initialisations that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ), DoRA, trained
+// biases, layer replication, trainable token rows, and LoRA on embeddings or the LM head.
 import Foundation
 import Support
 import Tensor
@@ -98,6 +101,12 @@ public struct PEFTAdapter {
             }
             throw PEFTError("\(weights): not found")
         }
+        // An adapter for the other kind of model (a CAUSAL_LM prompt on T5, a SEQ_2_SEQ_LM one on GPT-2)
+        // may have the right shapes and still mean something else: refused.
+        if let t = config.taskType, ["CAUSAL_LM", "SEQ_2_SEQ_LM"].contains(t), t != (isT5 ? "SEQ_2_SEQ_LM" : "CAUSAL_LM") {
+            throw PEFTError("\(cfgPath): task_type \(t) is an adapter for a \(t == "CAUSAL_LM" ? "decoder-only (GPT-2)" : "encoder-decoder (T5)") model; this model is \(isT5 ? "T5 (SEQ_2_SEQ_LM)" : "GPT-2 (CAUSAL_LM)")")
+        }
+        let raw = (try? JSONSerialization.jsonObject(with: cfgData)) as? [String: Any] ?? [:]
         let file = try SafeTensorsFile(path: weights)
         var out = PEFTAdapter(directory: directory, config: config, sha256: try SHA256.hex(file: weights))
         switch config.peftType {
@@ -119,7 +128,9 @@ public struct PEFTAdapter {
             if config.useDora == true { throw PEFTError("\(cfgPath): use_dora true (DoRA) is not supported") }
             if let b = config.bias, b != "none" { throw PEFTError("\(cfgPath): bias '\(b)' (trained LoRA biases) is not supported") }
             if let m = config.modulesToSave, !m.isEmpty { throw PEFTError("\(cfgPath): modules_to_save \(m) (fully trained extra modules) is not supported") }
-            let scaling = Float(config.useRslora == true ? alpha / Double(r).squareRoot() : alpha / Double(r))
+            try refuseUnsupportedLoRASettings(raw, cfgPath: cfgPath)
+            let ranks = try patterns(raw, "rank_pattern", cfgPath: cfgPath)
+            let alphas = try patterns(raw, "alpha_pattern", cfgPath: cfgPath)
             let byName = Dictionary(parameters.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
             /// Our parameter name for a PEFT module name (with or without GPT-2's `transformer.` prefix).
             func weightName(_ module: String) -> String? {
@@ -127,6 +138,7 @@ public struct PEFTAdapter {
                 return [module + ".weight", bare + ".weight", "transformer." + bare + ".weight"].first { byName[$0] != nil }
             }
             var pairs: [String: (a: Tensor?, b: Tensor?)] = [:]
+            var modules: [String: String] = [:]  // our weight name → PEFT's module name (what patterns match)
             var unmatched: [String] = []
             for key in file.names {
                 var k = key
@@ -135,19 +147,25 @@ public struct PEFTAdapter {
                 if k.hasSuffix(".lora_A.weight") { part = "A" } else if k.hasSuffix(".lora_B.weight") { part = "B" } else { unmatched.append(key); continue }
                 let module = String(k.dropLast(".lora_A.weight".count))
                 guard let w = weightName(module) else { unmatched.append(key); continue }
+                modules[w] = module
                 let t = try file.tensor(key).detached()
                 if part == "A" { pairs[w, default: (nil, nil)].a = t } else { pairs[w, default: (nil, nil)].b = t }
             }
             guard unmatched.isEmpty else {
-                throw PEFTError("\(weights): adapter key(s) match no module of this model: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (PEFT would warn and ignore them, leaving those layers untrained)")
+                throw PEFTError("\(weights): adapter key(s) name no linear weight PromptRepro adapts: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (LoRA on embeddings or the LM head, trained biases and token rows are not supported; refused rather than left out)")
             }
             for w in pairs.keys.sorted() {
                 guard let a = pairs[w]!.a, let b = pairs[w]!.b else { throw PEFTError("\(weights): '\(w)' has only one of lora_A / lora_B") }
+                let module = modules[w]!
+                let rm = try patternValue(ranks, module: module, field: "rank_pattern", cfgPath: cfgPath).map { Int($0) } ?? r
+                let am = try patternValue(alphas, module: module, field: "alpha_pattern", cfgPath: cfgPath) ?? alpha
+                guard rm > 0 else { throw PEFTError("\(cfgPath): rank_pattern gives '\(module)' r \(rm)") }
+                let scaling = Float(config.useRslora == true ? am / Double(rm).squareRoot() : am / Double(rm))
                 let shape = byName[w]!
                 let conv1D = !isT5  // GPT-2 Conv1D: [in, out]
                 let (inF, outF) = conv1D ? (shape[0], shape[1]) : (shape[1], shape[0])
-                guard a.shape == [r, inF], b.shape == [outF, r] else {
-                    throw PEFTError("\(weights): '\(w)' lora_A \(a.shape) / lora_B \(b.shape), expected [\(r), \(inF)] / [\(outF), \(r)]")
+                guard a.shape == [rm, inF], b.shape == [outF, rm] else {
+                    throw PEFTError("\(weights): '\(w)' lora_A \(a.shape) / lora_B \(b.shape), expected [\(rm), \(inF)] / [\(outF), \(rm)] (r \(rm) from \(ranks.isEmpty ? "r" : "r and rank_pattern"))")
                 }
                 out.lora.append((w, a, b, scaling))
             }
@@ -175,6 +193,62 @@ public struct PEFTAdapter {
             throw PEFTError("\(cfgPath): peft_type '\(config.peftType)' is not supported (PROMPT_TUNING, LORA, PROMPT_TUNING_LORA)")
         }
         return out
+    }
+
+    /// Refuses LoRA settings whose math PromptRepro does not apply, naming the field: an
+    /// initialisation that rewrites the base weights when PEFT loads the adapter (PiSSA, OLoRA,
+    /// CorDA, LoftQ: the saved A, B only hold on that residual), trained LoRA biases, layer
+    /// replication and trainable token rows.
+    static func refuseUnsupportedLoRASettings(_ raw: [String: Any], cfgPath: String) throws {
+        if let i = raw["init_lora_weights"] as? String {
+            let rewrites = ["pissa", "olora", "corda", "loftq"]
+            if rewrites.contains(where: { i.lowercased().hasPrefix($0) }) {
+                throw PEFTError("\(cfgPath): init_lora_weights '\(i)' rewrites the base weights when PEFT loads the adapter (A and B hold only on that residual); not supported — save it converted (PEFT `save_pretrained(..., path_initial_model_for_weight_conversion=...)`) to get a plain LoRA adapter")
+            }
+        }
+        // peft 0.21 fields that change what the adapter computes, or the base it applies to, when set.
+        let changesTheMath: [(String, String)] = [
+            ("lora_bias", "a trained bias on lora_B"), ("layer_replication", "a model with repeated layers"),
+            ("trainable_token_indices", "trained embedding rows"), ("alora_invocation_tokens", "activated LoRA: applied only after its invocation tokens"),
+            ("use_qalora", "quantisation-aware LoRA"), ("use_bdlora", "block-diagonal LoRA"), ("arrow_config", "Arrow routing over several LoRAs"),
+            ("lora_ga_config", "LoRA-GA, whose initialisation rewrites the base weights"), ("kasa_config", "KaSA"),
+            ("monteclora_config", "MonteCLoRA"), ("velora_config", "VeLoRA")]
+        for (field, what) in changesTheMath {
+            guard let v = raw[field] else { continue }
+            let set: Bool
+            switch v {
+            case is NSNull: set = false
+            case let n as NSNumber: set = n.boolValue
+            case let d as [String: Any]: set = !d.isEmpty
+            case let a as [Any]: set = !a.isEmpty
+            default: set = true
+            }
+            if set { throw PEFTError("\(cfgPath): \(field) \(v) (\(what)) is not supported") }
+        }
+    }
+
+    /// `rank_pattern` / `alpha_pattern` of the raw config: key (a Python regex) → value.
+    static func patterns(_ raw: [String: Any], _ field: String, cfgPath: String) throws -> [(key: String, value: Double, regex: NSRegularExpression)] {
+        guard let v = raw[field], !(v is NSNull) else { return [] }
+        guard let d = v as? [String: Any] else { throw PEFTError("\(cfgPath): \(field) must be an object of module pattern → number") }
+        return try d.keys.sorted().map { key in
+            guard let n = d[key] as? NSNumber else { throw PEFTError("\(cfgPath): \(field) '\(key)' is not a number") }
+            // PEFT: re.match(rf"(.*\.)?({key})$", module) — anchored at the start, the key ends the name.
+            guard let re = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else { throw PEFTError("\(cfgPath): \(field) key '\(key)' is not a regular expression") }
+            return (key, n.doubleValue, re)
+        }
+    }
+
+    /// The value a pattern gives `module` (nil: none matches). PEFT takes the first matching key in
+    /// the JSON's order, which a decoded dictionary does not keep: keys that match one module with
+    /// different values are refused as ambiguous rather than resolved by a guess.
+    static func patternValue(_ ps: [(key: String, value: Double, regex: NSRegularExpression)], module: String, field: String, cfgPath: String) throws -> Double? {
+        let hits = ps.filter { $0.regex.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil }
+        guard let first = hits.first else { return nil }
+        if hits.contains(where: { $0.value != first.value }) {
+            throw PEFTError("\(cfgPath): \(field) keys \(hits.map { "'\($0.key)'" }.joined(separator: ", ")) all match module '\(module)' with different values (ambiguous)")
+        }
+        return first.value
     }
 
     /// LoRA pairs as linear adapters keyed by weight name (T5Model / GPT2Model `adapters`).
