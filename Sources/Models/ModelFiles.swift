@@ -57,15 +57,24 @@ public enum ModelFiles {
         for root in cacheRoots(environment: env) {
             let repo = (root as NSString).appendingPathComponent(folder)
             let snaps = (repo as NSString).appendingPathComponent("snapshots")
-            var candidates: [String] = []
-            if let ref = try? String(contentsOfFile: (repo as NSString).appendingPathComponent("refs/main"), encoding: .utf8) {
-                candidates.append((snaps as NSString).appendingPathComponent(ref.trimmingCharacters(in: .whitespacesAndNewlines)))
+            guard fm.fileExists(atPath: repo) else { looked.append("\(snaps)/<revision>/config.json"); continue }
+            // transformers (offline) reads the snapshot that refs/main names and nothing else: a
+            // missing or incomplete one is an error, never a silent switch to another revision.
+            let refPath = (repo as NSString).appendingPathComponent("refs/main")
+            if let ref = try? String(contentsOfFile: refPath, encoding: .utf8) {
+                let rev = ref.trimmingCharacters(in: .whitespacesAndNewlines)
+                let snap = (snaps as NSString).appendingPathComponent(rev)
+                if fm.fileExists(atPath: (snap as NSString).appendingPathComponent("config.json")) { return snap }
+                throw ModelNotFound(spec: spec, looked: looked + ["\(refPath) names revision \(rev), but \(snap)/config.json does not exist "
+                    + "(an incomplete download? other revisions are not used in its place: pass a snapshot directory to use one)"])
             }
-            if let revs = try? fm.contentsOfDirectory(atPath: snaps) {
-                candidates += revs.sorted().map { (snaps as NSString).appendingPathComponent($0) }
-            }
-            for c in candidates where fm.fileExists(atPath: (c as NSString).appendingPathComponent("config.json")) {
-                return c
+            // No refs/main (a download by revision): one snapshot is unambiguous; several are not.
+            let revs = ((try? fm.contentsOfDirectory(atPath: snaps)) ?? []).sorted()
+                .filter { fm.fileExists(atPath: (snaps as NSString).appendingPathComponent("\($0)/config.json")) }
+            if revs.count == 1 { return (snaps as NSString).appendingPathComponent(revs[0]) }
+            if revs.count > 1 {
+                throw ModelNotFound(spec: spec, looked: looked + ["\(repo) has no refs/main and \(revs.count) snapshots (\(revs.joined(separator: ", "))): "
+                    + "which is main is unknown; pass the snapshot directory, e.g. \(snaps)/\(revs[0])"])
             }
             looked.append("\(snaps)/<revision>/config.json")
         }
@@ -85,7 +94,16 @@ public enum ModelFiles {
                 throw SafeTensorsError(path: index, detail: "missing or malformed 'weight_map'")
             }
             let shards = Set(map.values).sorted()
-            return WeightStore(files: try shards.map { try SafeTensorsFile(path: (dir as NSString).appendingPathComponent($0)) })
+            let files = try shards.map { try SafeTensorsFile(path: (dir as NSString).appendingPathComponent($0)) }
+            // Every tensor where the index says it is (a wrong entry otherwise surfaced as a tensor
+            // "missing" from the first shard, naming neither the index nor the shard).
+            let byShard = Dictionary(uniqueKeysWithValues: zip(shards, files))
+            for (name, shard) in map.sorted(by: { $0.key < $1.key }) where byShard[shard]?.entries[name] == nil {
+                let holders = zip(shards, files).filter { $0.1.entries[name] != nil }.map(\.0)
+                throw SafeTensorsError(path: index, detail: "weight_map puts '\(name)' in \(shard), which does not hold it"
+                    + (holders.isEmpty ? " (no shard does)" : " (it is in \(holders.joined(separator: ", ")))"))
+            }
+            return WeightStore(files: files)
         }
         var hint = ""
         if fm.fileExists(atPath: (dir as NSString).appendingPathComponent("pytorch_model.bin")) {

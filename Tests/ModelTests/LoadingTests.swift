@@ -217,6 +217,42 @@ final class LoadingTests: XCTestCase {
             let s = "\(e)"
             XCTAssertTrue(s.contains("\(tmp)/hub/models--t5-large") && s.contains("HINT"), s)
         }
+        // refs/main decides, as in transformers: a revision it names that is missing or incomplete is
+        // an error, not a switch to another snapshot (which once loaded other weights without a word).
+        let repo = "\(tmp)/hub/models--google--flan-t5-base"
+        let env = ["HF_HUB_CACHE": "\(tmp)/hub", "HOME": tmp]
+        try FileManager.default.createDirectory(atPath: "\(repo)/snapshots/zzz999", withIntermediateDirectories: true)
+        try "zzz999".write(toFile: "\(repo)/refs/main", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelFiles.resolve("google/flan-t5-base", environment: env)) { e in
+            XCTAssertTrue("\(e)".contains("refs/main names revision zzz999") && "\(e)".contains("zzz999/config.json does not exist"), "\(e)")
+        }
+        // Without refs/main one complete snapshot is taken; two are ambiguous.
+        try FileManager.default.removeItem(atPath: "\(repo)/refs/main")
+        XCTAssertEqual(try ModelFiles.resolve("google/flan-t5-base", environment: env), snap)
+        try "{}".write(toFile: "\(repo)/snapshots/zzz999/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelFiles.resolve("google/flan-t5-base", environment: env)) { e in
+            XCTAssertTrue("\(e)".contains("no refs/main and 2 snapshots (abc123, zzz999)"), "\(e)")
+        }
+    }
+
+    /// A sharded checkpoint whose index puts a tensor in a shard that lacks it is refused naming the
+    /// index, the tensor and the shard (it once blamed the first shard for a "missing" tensor).
+    func testShardIndexMustMatchTheShards() throws {
+        let dir = "\(tmp)/shards"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try SafeTensorsFile.write(["a": Tensor(zeros: [2]), "c": Tensor(zeros: [1])], to: "\(dir)/model-00001-of-00002.safetensors")
+        try SafeTensorsFile.write(["b": Tensor(zeros: [3])], to: "\(dir)/model-00002-of-00002.safetensors")
+        func index(_ map: [String: String]) throws {
+            try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": map]).write(to: URL(fileURLWithPath: "\(dir)/model.safetensors.index.json"))
+        }
+        try index(["a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors", "c": "model-00001-of-00002.safetensors"])
+        XCTAssertEqual(try ModelFiles.openWeights(directory: dir).files.count, 2)
+        try index(["a": "model-00002-of-00002.safetensors", "b": "model-00002-of-00002.safetensors", "c": "model-00001-of-00002.safetensors"])
+        XCTAssertThrowsError(try ModelFiles.openWeights(directory: dir)) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains("model.safetensors.index.json") && s.contains("puts 'a' in model-00002-of-00002.safetensors")
+                          && s.contains("it is in model-00001-of-00002.safetensors"), s)
+        }
     }
 
     /// Parameter totals from architecture configs alone (METHODS §5).
