@@ -299,7 +299,8 @@ public enum Compare {
     public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, header: String,
                                 missing: [String], maxRegression: Double?, allowMissing: Bool) -> (text: String, passed: Bool) {
         func ms(_ v: [Double]) -> String {
-            v.isEmpty ? "—" : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
+            v.isEmpty ? "—" : v.count == 1 ? String(format: "%.2f (n=1)", v[0])
+                : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
         }
         func f(_ x: Double?, _ fmt: String) -> String { x.map { String(format: fmt, $0) } ?? "—" }
         func inv(_ f: Double?) -> String { f.map { $0 > 0 ? " [\(PaperTables.percent($0)) invalid]" : "" } ?? "" }

@@ -139,7 +139,8 @@ public enum PaperTables {
                     if let stat = cell.flatMap({ $0.best[col.metric ?? "accuracy"] }), stat.n > 0 {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
                         ourMeans.append(stat.mean)
-                        var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean)) ± \(f2(stat.sampleStd ?? 0))"
+                        // One seed: the mean alone (‡ marks it), no "± 0.00".
+                        var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
                         if stat.n < 3 { o += "‡" }
                         if let pv = p?.number, !ours.isNaN { o += " (Δ \(ours - pv >= 0 ? "+" : "")\(f2(ours - pv)))" }

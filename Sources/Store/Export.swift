@@ -6,7 +6,9 @@ import Tasks
 public enum ResultsExport {
     static func fmt(_ s: Stat?) -> String {
         guard let s, s.n > 0 else { return "—" }
-        return String(format: "%.2f ± %.2f (n=%d)", s.mean, s.sampleStd ?? 0, s.n)
+        // One seed has no sample standard deviation: the mean alone (a "± 0.00" would claim one).
+        guard let sd = s.sampleStd else { return String(format: "%.2f (n=%d)", s.mean, s.n) }
+        return String(format: "%.2f ± %.2f (n=%d)", s.mean, sd, s.n)
     }
 
     /// A Markdown table cell: `|` would end the cell (cell ids are "variant|task|model|k").

@@ -178,7 +178,8 @@ final class FailureMarkerTests: XCTestCase {
         let layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
         let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu")
-        XCTAssertTrue(md.contains("| 73.21 / 70.00 ± 0.00‡ (Δ -3.21) ✗ failed 2/3 |"), md)
+        XCTAssertTrue(md.contains("| 73.21 / 70.00‡ (Δ -3.21) ✗ failed 2/3 |"), md)  // one seed: no "± 0.00"
+        XCTAssertTrue(ResultsExport.markdown(cells, spec: "table4", profile: "cpu").contains("70.00 (n=1)"), "one seed has no sample std")
         XCTAssertTrue(md.contains("| 62.21 / ✗ failed 3/3 |"), md)
         XCTAssertTrue(md.contains("| 64.73 / 61.00 ± 1.00 (Δ -3.73) |"), md)
         let tex = PaperTables.latex(layout, cells: cells, published: pubs, profile: "cpu")
