@@ -49,6 +49,10 @@ struct Report: ParsableCommand {
         }
         for name in tables.isEmpty && pareto.isEmpty ? layouts.map(\.name) : tables {
             let layout = try PaperTables.layout(name, directory: tablesDir)
+            // A `spec:` that names no spec file is the layout's mistake (not runs to sweep).
+            if !FileManager.default.fileExists(atPath: "Baselines/specs/\(layout.spec).yaml") {
+                do { _ = try ExperimentSpec.load(layout.spec) } catch { throw ValidationError("\(tablesDir)/\(name).yaml: spec: \(error)") }
+            }
             guard let found = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
                 stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
                 missing += 1
@@ -56,6 +60,11 @@ struct Report: ParsableCommand {
             }
             let (cells, source) = found
             let spec = try? ExperimentSpec.load(layout.spec)
+            // A row, section or column naming nothing of the spec would print "—" as if not run.
+            if let spec {
+                let problems = layout.problems(variants: spec.variants.map(\.name) + cells.map(\.variant), models: spec.models, tasks: spec.tasks)
+                if !problems.isEmpty { throw ValidationError("\(tablesDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
+            }
             // Reports reads no spec: the runs the spec plans and its paper-formula counts come as data.
             let planned = (try? spec?.expand(profile: profile)) ?? []
             let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, planned: planned), dataDir: data)
@@ -172,10 +181,21 @@ struct Export: ParsableCommand {
                     samples[task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
                     specs["\(r["variant"]!.text!)|\(r["model"]!.text!)"] = r["model_spec"]?.text
                 }
+                // lm-eval's n-samples: "original" is the split's size, "effective" what was scored (an
+                // eval_limit scores fewer); without the data the split's size is unknown: null.
+                var originals: [String: Int] = [:]
+                if let data {
+                    for task in Set(samples.keys) {
+                        let def = try TaskRegistry.definition(task)
+                        if let d = try? DataLoader.load(def, split: .validation, dataDir: data),
+                           let ex = try? Templates.examples(d, set: .dpt, training: false) { originals[task] = ex.count }
+                    }
+                }
+                if originals.count < samples.count { stderr("note: no validation data for \(Set(samples.keys).subtracting(originals.keys).sorted().joined(separator: ", ")): n-samples.original is null (pass --data-dir)") }
                 for key in Set(cells.map { "\($0.variant)|\($0.model)" }).sorted() {
                     let parts = key.split(separator: "|").map(String.init)
                     try write(ToolFormats.lmEval(cells: cells, variant: parts[0], model: parts[1], spec: spec, profile: profile, versions: versions,
-                                                 samples: samples, modelSpec: specs[key] ?? parts[1]), "results_\(parts[0])_\(parts[1]).json")
+                                                 samples: samples, originals: originals, modelSpec: specs[key] ?? parts[1]), "results_\(parts[0])_\(parts[1]).json")
                     written += 1
                 }
             case "peft-bench":
@@ -282,13 +302,23 @@ struct FiguresCommand: ParsableCommand {
         var missing = 0
         for name in names {
             let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
+            if !FileManager.default.fileExists(atPath: "Baselines/specs/\(f.spec).yaml") {
+                do { _ = try ExperimentSpec.load(f.spec) } catch { throw ValidationError("\(figuresDir)/\(name).yaml: spec: \(error)") }
+            }
             guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
                 stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
                 missing += 1
                 continue
             }
             let (cells, source) = found
-            let tasks = (try? ExperimentSpec.load(f.spec).tasks) ?? []
+            let spec = try? ExperimentSpec.load(f.spec)
+            let tasks = spec?.tasks ?? []
+            // A series, reference, model or panel naming nothing of the spec would be drawn empty.
+            if let spec {
+                let variants = Set((spec.variants.map(\.name) + cells.map(\.variant)).flatMap { [$0, Figures.baseVariant($0)] })
+                let problems = f.problems(variants: variants.sorted(), models: spec.models, tasks: spec.tasks)
+                if !problems.isEmpty { throw ValidationError("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
+            }
             let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir)
             stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
         }

@@ -3,6 +3,7 @@
 // NAME.gp and runs gnuplot twice: pngcairo and SVG, fixed fonts and sizes, no timestamps.
 import Foundation
 import Store
+import Support
 import Tasks
 import Yams
 
@@ -23,9 +24,47 @@ public struct FigureSpec: Decodable {
     public var ylabel: String
     public var logx: Bool?
 
+    static let keys: Set<String> = ["figure", "label", "title", "spec", "query", "x", "series", "references", "panels", "model", "stat",
+                                    "xlabel", "ylabel", "logx"]
+
+    /// Reads and checks a figure spec; errors name the file and the key (an unknown key, or a
+    /// `query`, `x`, `stat` or panel outside what is drawn, once plotted plain means or nothing
+    /// without a word).
     public static func load(_ path: String) throws -> FigureSpec {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
-        do { return try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
+        if let raw = (try? Yams.load(yaml: text)) as? [String: Any] {
+            for key in raw.keys.sorted() where !keys.contains(key) {
+                throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(keys))); a figure has \(keys.sorted().joined(separator: ", "))")
+            }
+        }
+        let f: FigureSpec
+        do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
+        let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        guard f.figure == file else { throw StoreError("\(path): figure '\(f.figure)' must match the file name '\(file)'") }
+        for (key, value, allowed) in [("query", f.query, ["score", "probe"]), ("x", f.x, ["k", "r", "n", "epoch"]), ("stat", f.stat ?? "mean", ["mean", "minmax"])] {
+            guard allowed.contains(value) else { throw StoreError("\(path): \(key) '\(value)'\(didYouMean(value, allowed)); one of \(allowed.joined(separator: ", "))") }
+        }
+        for (i, p) in f.panels.enumerated() where p != "avg" && !TaskRegistry.names.contains(p) {
+            throw StoreError("\(path): panels[\(i)]: unknown task '\(p)'\(didYouMean(p, TaskRegistry.names)) (or avg)")
+        }
+        return f
+    }
+
+    /// What names nothing of its spec (a series or reference variant, the model column, a panel's
+    /// task): such a series or panel would be drawn empty. One line each; empty when all match.
+    public func problems(variants: [String], models: [String], tasks: [String]) -> [String] {
+        var out: [String] = []
+        for (i, s) in series.enumerated() where !variants.contains(s.variant) {
+            out.append("series[\(i)]: spec \(spec) has no variant '\(s.variant)'\(didYouMean(s.variant, variants))")
+        }
+        for (i, s) in (references ?? []).enumerated() where !variants.contains(s.variant) {
+            out.append("references[\(i)]: spec \(spec) has no variant '\(s.variant)'\(didYouMean(s.variant, variants))")
+        }
+        if let model, !models.contains(model) { out.append("model: spec \(spec) has no model column '\(model)'\(didYouMean(model, models))") }
+        for (i, p) in panels.enumerated() where p != "avg" && !tasks.contains(p) {
+            out.append("panels[\(i)]: spec \(spec) has no task '\(p)'\(didYouMean(p, tasks))")
+        }
+        return out
     }
 }
 
@@ -39,7 +78,7 @@ public enum Figures {
         return defaults[key]
     }
 
-    static func baseVariant(_ v: String) -> String {
+    public static func baseVariant(_ v: String) -> String {
         if let r = v.range(of: #"-[a-z]+\d+$"#, options: .regularExpression) { return String(v[..<r.lowerBound]) }
         return v
     }
@@ -55,8 +94,10 @@ public enum Figures {
         var out: [Point] = []
         for (x, stats) in byX {
             if panel == "avg" {
+                // The mean over every task of the spec, at each x: an x where some task has no score
+                // is left out (a gap), never the mean of fewer tasks drawn on the same line.
                 let present = tasks.compactMap { stats[$0] }
-                guard !present.isEmpty else { continue }
+                guard !present.isEmpty, present.count == tasks.count else { continue }
                 let m = present.map(\.mean).reduce(0, +) / Double(present.count)
                 out.append(Point(x: x, mean: m, lo: m, hi: m))
             } else if let st = stats[panel] {

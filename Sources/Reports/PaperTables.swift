@@ -3,6 +3,7 @@
 // seeds and Δ. Cells from the smoke profile or with fewer than 3 seeds are marked. Layouts are data
 // (Baselines/tables/NAME.yaml); one TableGrid per table is written as Markdown and as LaTeX.
 import Foundation
+import Support
 import Store
 import Tasks
 import Yams
@@ -20,8 +21,17 @@ public struct TableLayout: Decodable {
     }
     public struct Column: Decodable {
         public var key: String, label: String, metric: String?
-        enum CodingKeys: String, CodingKey { case key = "task", label, metric }
-        public init(key: String, label: String, metric: String?) { (self.key, self.label, self.metric) = (key, label, metric) }
+        /// The published CSV's `column` this column is compared with (default: the task). Two
+        /// columns of one task (two metrics) need distinct ones, or "none" for no published value.
+        public var publishedColumn: String?
+        enum CodingKeys: String, CodingKey { case key = "task", label, metric, publishedColumn = "published_column" }
+        public init(key: String, label: String, metric: String?, publishedColumn: String? = nil) {
+            (self.key, self.label, self.metric, self.publishedColumn) = (key, label, metric, publishedColumn)
+        }
+        /// The stored score this column shows (`metric`, default accuracy).
+        public var scoreName: String { metric ?? "accuracy" }
+        /// The published column compared with, nil for none.
+        public var publishedKey: String? { publishedColumn == "none" ? nil : publishedColumn ?? key }
     }
     public enum Kind: String, Decodable { case score, std }
 
@@ -47,8 +57,28 @@ public struct TableLayout: Decodable {
         (self.sections, self.rows, self.columns, self.average, self.kind, self.paramsColumn) = (sections, rows, columns, average, kind, paramsColumn)
     }
 
+    static let keys: [String: Set<String>] = [
+        "": ["table", "title", "spec", "published_table", "paper", "sections", "rows", "columns", "average", "kind", "params_column"],
+        "sections": ["model", "label"], "rows": ["variant", "label", "published"], "columns": ["task", "label", "metric", "published_column"]]
+
+    /// Reads and checks a layout. Errors name the file and the key: an unknown key (a typo such as
+    /// `metrc` once left a column showing accuracy under an F1 header), a task that is not registered,
+    /// a metric its task does not score, two columns compared with one published column.
     public static func load(_ path: String) throws -> TableLayout {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
+        if let raw = (try? Yams.load(yaml: text)) as? [String: Any] {
+            for key in raw.keys.sorted() where !keys[""]!.contains(key) {
+                throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(keys[""]!))); a layout has \(keys[""]!.sorted().joined(separator: ", "))")
+            }
+            for list in ["sections", "rows", "columns"] {
+                for (i, item) in ((raw[list] as? [Any]) ?? []).enumerated() {
+                    guard let d = item as? [String: Any] else { throw StoreError("\(path): \(list)[\(i)] is not a mapping") }
+                    for key in d.keys.sorted() where !keys[list]!.contains(key) {
+                        throw StoreError("\(path): \(list)[\(i)]: unknown key '\(key)'\(didYouMean(key, Array(keys[list]!))); an entry has \(keys[list]!.sorted().joined(separator: ", "))")
+                    }
+                }
+            }
+        }
         let l: TableLayout
         do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
@@ -56,7 +86,40 @@ public struct TableLayout: Decodable {
         for (key, empty) in [("sections", l.sections.isEmpty), ("rows", l.rows.isEmpty), ("columns", l.columns.isEmpty)] where empty {
             throw StoreError("\(path): '\(key)' is empty")
         }
+        var published: [String: Int] = [:]
+        for (i, c) in l.columns.enumerated() {
+            guard TaskRegistry.names.contains(c.key) else {
+                throw StoreError("\(path): columns[\(i)]: unknown task '\(c.key)'\(didYouMean(c.key, TaskRegistry.names))")
+            }
+            let scores = try TaskRegistry.definition(c.key).metrics.map(\.name)
+            guard scores.contains(c.scoreName) else {
+                throw StoreError("\(path): columns[\(i)] (\(c.label)): task \(c.key) scores \(scores.joined(separator: ", ")), not '\(c.scoreName)'"
+                    + (c.metric == nil ? " (the default when `metric` is left out)" : didYouMean(c.scoreName, scores)))
+            }
+            if let p = c.publishedKey {
+                if let j = published[p] {
+                    throw StoreError("\(path): columns[\(j)] and columns[\(i)] are both compared with published column '\(p)'; give one a `published_column` (or `published_column: none`)")
+                }
+                published[p] = i
+            }
+        }
         return l
+    }
+
+    /// What in the layout names nothing of its spec (a variant, a model column or a task the spec does
+    /// not have): such a cell would print "—" as if it had not run. One line each; empty when all match.
+    public func problems(variants: [String], models: [String], tasks: [String]) -> [String] {
+        var out: [String] = []
+        for (i, r) in rows.enumerated() where !variants.contains(r.variant) {
+            out.append("rows[\(i)]: spec \(spec) has no variant '\(r.variant)'\(didYouMean(r.variant, variants))")
+        }
+        for (i, s) in sections.enumerated() where !models.contains(s.model) {
+            out.append("sections[\(i)]: spec \(spec) has no model column '\(s.model)'\(didYouMean(s.model, models))")
+        }
+        for (i, c) in columns.enumerated() where !tasks.contains(c.key) {
+            out.append("columns[\(i)]: spec \(spec) has no task '\(c.key)'\(didYouMean(c.key, tasks))")
+        }
+        return out
     }
 }
 
@@ -126,7 +189,7 @@ public enum PaperTables {
                 }
                 var ourMeans: [Double] = []
                 for col in layout.columns {
-                    let p = pubValue(column, label, row.publishedMethod, col.key)
+                    let p = col.publishedKey.flatMap { pubValue(column, label, row.publishedMethod, $0) }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
                     var text = p?.value ?? "—"
                     // A paper's table has one few-shot size; cells of several k are not one number.
@@ -136,9 +199,10 @@ public enum PaperTables {
                         continue
                     }
                     let cell = matching.first
-                    if let stat = cell.flatMap({ $0.best[col.metric ?? "accuracy"] }), stat.n > 0 {
+                    if let stat = cell.flatMap({ $0.best[col.scoreName] }), stat.n > 0 {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
-                        ourMeans.append(stat.mean)
+                        // Avg. averages what the cells show: the means, or in a std table the stds.
+                        if !ours.isNaN { ourMeans.append(ours) }
                         // One seed: the mean alone (‡ marks it), no "± 0.00".
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
@@ -204,7 +268,7 @@ public enum PaperTables {
             var values: [Double] = []
             for col in layout.columns {
                 let refs = references[col.key] ?? []
-                let vals = refs.map { pick($0)?[col.metric ?? "accuracy"] }
+                let vals = refs.map { pick($0)?[col.scoreName] }
                 if refs.count == 1, let v = vals[0] { values.append(v) }
                 let text = refs.count == 1 ? (vals[0].map(f2) ?? "—")
                     : refs.isEmpty ? "—" : zip(refs, vals).map { "\($1.map(f2) ?? "—") (n=\($0.examples))" }.joined(separator: " / ")

@@ -13,7 +13,7 @@ import Store
 public enum ToolFormats {
     /// lm-eval-harness-shaped results for the cells of one variant and model column.
     public static func lmEval(cells: [CellResult], variant: String, model: String, spec: String, profile: String,
-                              versions: [String: Int], samples: [String: Int], modelSpec: String) -> [String: Any] {
+                              versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String) -> [String: Any] {
         var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:]
         for c in cells where c.variant == variant && c.model == model {
             var r: [String: Any] = ["alias": c.task]
@@ -23,7 +23,8 @@ public enum ToolFormats {
             }
             results[c.task] = r
             vers[c.task] = versions[c.task] ?? 0
-            n[c.task] = ["original": samples[c.task] ?? 0, "effective": samples[c.task] ?? 0]
+            // original: the validation split's examples; effective: those scored (fewer under eval_limit).
+            n[c.task] = ["original": originals[c.task].map { $0 as Any } ?? NSNull(), "effective": samples[c.task] ?? 0]
         }
         return ["results": results, "versions": vers, "n-samples": n,
                 "config": ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,

@@ -33,11 +33,13 @@ final class CompareGateCLITests: XCTestCase {
             XCTAssertEqual(verdict, ci[0] > 0 ? "win" : (ci[1] < 0 ? "loss" : "tie"), line.description)
         }
         // Results for other tools: lm-eval-shaped JSON per variant and column, PEFT method_comparison JSON per run.
-        XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)
+        XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
         let lm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/results_dpt_t5-small.json"))) as! [String: Any]
         XCTAssertEqual(Set(lm.keys), ["results", "versions", "n-samples", "config"])
         XCTAssertNotNil((lm["results"] as? [String: Any])?["cb"].flatMap { ($0 as? [String: Any])?["accuracy,none"] })
         XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["effective"] as? Int, 16)
+        // "original" is the split's size (SuperGLUE RTE validation: 277 rows), not the eval_limit.
+        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["original"] as? Int, 277)
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pb"]).terminationStatus, 0)
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pb")
         XCTAssertEqual(runs.count, 8)

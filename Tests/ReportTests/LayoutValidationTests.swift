@@ -1,0 +1,104 @@
+import Foundation
+import Harness
+@testable import Reports
+import Store
+import TestSupport
+import XCTest
+
+/// Table and figure files are data a user writes; a mistake in one must be an error naming the
+/// file and key, never a table or figure that silently shows something else. A walkthrough found
+/// a misspelled `metric` key showing accuracy under an F1 header, a second metric column of one
+/// task compared with the task's published accuracy, a std table whose Avg. averaged the scores,
+/// and a figure's average panel averaging fewer tasks where one had no score.
+final class LayoutValidationTests: XCTestCase {
+    func layoutError(_ edit: (String) -> String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let dir = tempDir("layouts")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let text = edit(try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table4.yaml", encoding: .utf8))
+        try text.write(toFile: "\(dir)/table4.yaml", atomically: true, encoding: .utf8)
+        do { _ = try TableLayout.load("\(dir)/table4.yaml"); return "" } catch { return "\(error)" }
+    }
+
+    func testTableFilesAreChecked() throws {
+        XCTAssertEqual(try layoutError { $0 }, "", "the committed layout loads")
+        var e = try layoutError { $0.replacingOccurrences(of: "{task: cb, label: CB, metric: accuracy}", with: "{task: cb, label: CB F1, metrc: macro_f1}") }
+        XCTAssertTrue(e.contains("table4.yaml: columns[3]: unknown key 'metrc'") && e.contains("did you mean 'metric'"), e)
+        e = try layoutError { $0.replacingOccurrences(of: "{task: multirc, label: MultiRC, metric: f1a}", with: "{task: multirc, label: MultiRC}") }
+        XCTAssertTrue(e.contains("task multirc scores") && e.contains("not 'accuracy' (the default when `metric` is left out)"), e)
+        e = try layoutError { $0.replacingOccurrences(of: "metric: f1a}", with: "metric: f1_a}") }
+        XCTAssertTrue(e.contains("not 'f1_a'") && e.contains("did you mean 'f1a'"), e)
+        e = try layoutError { $0.replacingOccurrences(of: "{task: rte,", with: "{task: rtee,") }
+        XCTAssertTrue(e.contains("unknown task 'rtee'"), e)
+        e = try layoutError { $0.replacingOccurrences(of: "average: true", with: "average: true\nprofile: cpu") }
+        XCTAssertTrue(e.contains("unknown key 'profile'"), e)
+        // Two columns of one task: the second needs its own published column (the CSV has no metric field).
+        let two = "  - {task: cb, label: CB, metric: accuracy}\n  - {task: cb, label: CB F1, metric: macro_f1}"
+        e = try layoutError { $0.replacingOccurrences(of: "  - {task: cb, label: CB, metric: accuracy}", with: two) }
+        XCTAssertTrue(e.contains("columns[3] and columns[4] are both compared with published column 'cb'"), e)
+        e = try layoutError { $0.replacingOccurrences(of: "  - {task: cb, label: CB, metric: accuracy}", with: two.replacingOccurrences(of: "macro_f1}", with: "macro_f1, published_column: none}")) }
+        XCTAssertEqual(e, "")
+
+        // Names the spec does not have.
+        let l = try TableLayout.load("\(repoRoot)/Baselines/tables/table4.yaml")
+        let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
+        XCTAssertEqual(l.problems(variants: spec.variants.map(\.name), models: spec.models, tasks: spec.tasks), [])
+        var bad = l
+        bad.rows[0].variant = "respt1O"
+        bad.sections[0].model = "t5-smal"
+        XCTAssertEqual(bad.problems(variants: spec.variants.map(\.name), models: spec.models, tasks: spec.tasks),
+                       ["rows[0]: spec table4 has no variant 'respt1O' (did you mean 'respt10'?)",
+                        "sections[0]: spec table4 has no model column 't5-smal' (did you mean 't5-small'?)"])
+    }
+
+    /// A std table's Avg. is the mean of the standard deviations it shows (hand-worked: seeds
+    /// 70, 72, 74 → 2.00; 60, 64, 68 → 4.00; Avg. 3.00), not of the scores (67.00).
+    func testStdTableAveragesTheStds() throws {
+        let dir = tempDir("stdavg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74], "rte": [60, 64, 68]])
+        let cells = try store.cellResults(spec: "table4", profile: "cpu")
+        var layout = try TableLayout.load("\(repoRoot)/Baselines/tables/table4.yaml")
+        layout.columns = layout.columns.filter { ["cb", "rte"].contains($0.key) }
+        layout.kind = .std
+        layout.sections = [layout.sections[0]]
+        let md = PaperTables.markdown(layout, cells: cells, published: [], profile: "cpu")
+        XCTAssertTrue(md.contains("| — / 2.00 | — / 4.00 | — / 3.00 |"), md)
+    }
+
+    func testFigureFilesAreChecked() throws {
+        let dir = tempDir("figs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let base = try String(contentsOfFile: "\(repoRoot)/Baselines/figures/fig4.yaml", encoding: .utf8)
+        func load(_ edit: (String) -> String, as name: String = "fig4") -> String {
+            try? edit(base).write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8)
+            do { _ = try FigureSpec.load("\(dir)/\(name).yaml"); return "" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(load { $0 }, "")
+        XCTAssertTrue(load { $0 + "stats: minmax\n" }.contains("unknown key 'stats'"))
+        XCTAssertTrue(load { $0 + "stat: min-max\n" }.contains("stat 'min-max'"))
+        XCTAssertTrue(load { $0.replacingOccurrences(of: "x: k", with: "x: shots") }.contains("x 'shots'"))
+        XCTAssertTrue(load { $0.replacingOccurrences(of: "copa, rte", with: "copa, rtee") }.contains("panels[3]: unknown task 'rtee'"))
+        XCTAssertTrue(load({ $0 }, as: "fig4b").contains("figure 'fig4' must match the file name 'fig4b'"))
+        let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        XCTAssertEqual(f.problems(variants: ["pt", "respt", "dpt"], models: ["t5-large"], tasks: ["cb", "copa", "rte", "wic"]), [])
+        XCTAssertEqual(f.problems(variants: ["pt", "respt"], models: ["t5-large"], tasks: ["cb", "copa", "rte", "wic"]),
+                       ["series[2]: spec fig4 has no variant 'dpt' (did you mean 'pt'?)"])
+    }
+
+    /// The average panel: at an x where one of the spec's tasks has no score, no point (a gap),
+    /// never the mean of the others on the same line.
+    func testFigureAveragePanelNeedsEveryTask() throws {
+        let dir = tempDir("figavg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74], "rte": [60, 64, 68]])
+        var cells = try store.cellResults(spec: "table4", profile: "cpu")
+        let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        var pts = Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
+        XCTAssertEqual(pts.map(\.mean), [(72.0 + 64.0) / 2])
+        cells.removeAll { $0.task == "rte" }
+        pts = Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
+        XCTAssertEqual(pts.count, 0, "averaged fewer tasks: \(pts)")
+    }
+}
