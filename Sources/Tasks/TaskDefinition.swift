@@ -174,7 +174,8 @@ public enum TaskRegistry {
     public static func definition(_ name: String) throws -> TaskDefinition {
         if let d = cache[name] { return d }
         guard names.contains(name) else {
-            throw TaskError(file: "task '\(name)'", detail: "unknown task\(didYouMean(name, names)); known: \(names.joined(separator: ", "))")
+            throw TaskError(file: "task '\(name)'", detail: "unknown task\(didYouMean(name, names)); known: \(names.joined(separator: ", "))"
+                + " (the registry is built into the binary: a file added to Sources/Tasks/Registry needs `make build`)")
         }
         guard let url = Bundle.module.url(forResource: name, withExtension: "yaml", subdirectory: "Registry")
                 ?? Bundle.module.url(forResource: name, withExtension: "yaml") else {
@@ -182,6 +183,8 @@ public enum TaskRegistry {
         }
         let text = try String(contentsOf: url, encoding: .utf8)
         let d = try decode(text, file: url.path)
+        // The file's name is the task's name everywhere (specs, stores, manifests): `task:` must agree.
+        guard d.task == name else { throw TaskError(file: "Registry/\(name).yaml", detail: "task '\(d.task)' must match the file name '\(name)'") }
         cache[name] = d
         return d
     }
