@@ -52,18 +52,28 @@ public enum DataFiles {
         }
     }
 
-    /// Every regular file under `dir` (relative paths, sorted), with its sha256.
+    /// Every regular file under `dir` (relative paths, sorted), with its sha256. Symbolic links to
+    /// directories are followed, as the readers follow them (a data directory assembled from links
+    /// once pinned only its real files, and a lock written from it unpinned the rest); a link
+    /// back into a directory already walked is not walked twice.
     public static func hashes(under dir: String) throws -> [(String, String)] {
-        guard let en = FileManager.default.enumerator(atPath: dir) else { throw TaskError(file: dir, detail: "cannot list") }
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: dir) else { throw TaskError(file: dir, detail: "cannot list") }
         var out: [(String, String)] = []
-        for case let rel as String in en {
-            var isDir: ObjCBool = false
-            let full = (dir as NSString).appendingPathComponent(rel)
-            if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue,
-               !rel.hasSuffix(".md"), !(rel as NSString).lastPathComponent.hasPrefix(".") {
-                out.append((rel, try SHA256.hex(file: full)))
+        var seen = Set<String>()
+        func walk(_ rel: String) throws {
+            let full = rel.isEmpty ? dir : (dir as NSString).appendingPathComponent(rel)
+            guard seen.insert((full as NSString).resolvingSymlinksInPath).inserted else { return }
+            guard let names = try? fm.contentsOfDirectory(atPath: full) else { throw TaskError(file: full, detail: "cannot list") }
+            for name in names.sorted() where !name.hasPrefix(".") {
+                let r = rel.isEmpty ? name : (rel as NSString).appendingPathComponent(name)
+                let path = (dir as NSString).appendingPathComponent(r)
+                var isDir: ObjCBool = false
+                guard fm.fileExists(atPath: path, isDirectory: &isDir) else { continue }  // a dangling link
+                if isDir.boolValue { try walk(r) } else if !name.hasSuffix(".md") { out.append((r, try SHA256.hex(file: path))) }
             }
         }
+        try walk("")
         return out.sorted { $0.0 < $1.0 }
     }
 }
