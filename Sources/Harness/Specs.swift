@@ -271,8 +271,10 @@ public struct ExperimentSpec {
                         for sampleSeed in crossed {
                             for seed in runSeeds {
                                 let mc = try methodConfig(settings)
-                                let proto = protocolName == "auto" || protocolName == nil ? TrainConfig.defaultProtocol(for: variant.method) : protocolName!
-                                var c = try TrainConfig.preset(proto, method: mc, task: task, model: modelSpec, k: k, seed: seed)
+                                // `auto`: each method's own preset, as `train` picks it (on GPT-2, LoPT's for prompt methods).
+                                var c = protocolName == "auto" || protocolName == nil
+                                    ? try TrainConfig.defaultPreset(method: mc, task: task, model: modelSpec, k: k, seed: seed, gpt2: ModelFiles.isGPT2(modelSpec))
+                                    : try TrainConfig.preset(protocolName!, method: mc, task: task, model: modelSpec, k: k, seed: seed)
                                 for layer in [train, settings.train, p.train] { c = try merge(c, layer, what: "training settings") }
                                 // A search point selects on the search's split whatever a later layer says
                                 // (a search never selects on the reported split).

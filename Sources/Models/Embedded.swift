@@ -116,4 +116,16 @@ extension ModelFiles {
         if spec.hasPrefix("embedded:") { return try EmbeddedBackbones.directory(String(spec.dropFirst("embedded:".count))) }
         return try resolve(spec)
     }
+
+    /// Whether `spec` names a GPT-2 checkpoint: its config.json's model_type when the checkpoint is
+    /// here, else its name ("gpt2", "openai-community/gpt2-large", "embedded:gpt2-tiny"), so that a
+    /// spec plans the same runs before and after its checkpoints are downloaded. Nothing is written.
+    public static func isGPT2(_ spec: String) -> Bool {
+        if !spec.hasPrefix("embedded:"), let dir = try? resolve(spec),
+           let cfg = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
+            if case .gpt2 = cfg { return true }
+            return false
+        }
+        return spec.lowercased().contains("gpt2")
+    }
 }

@@ -151,7 +151,8 @@ struct Train: ParsableCommand {
         }
         if let e = flagProblem(c) { throw e }
         // The files the run writes, checked before it trains (a bad --artifact once failed after training).
-        for (flag, path) in [("artifact", artifact), ("checkpoint", checkpoint), ("out", out)] {
+        for (flag, path) in [("artifact", artifact), ("checkpoint", checkpoint), ("out", out),
+                             ("save-adapter", saveAdapter.map { ($0 as NSString).appendingPathComponent("adapter_config.json") })] {
             if let path, let why = unwritableReason(path) { throw ValidationError("--\(flag) \(path): \(why); nothing trained") }
         }
         if let initFrom {
@@ -190,11 +191,7 @@ struct Train: ParsableCommand {
 
 /// Whether MODEL (directory, hub id or embedded:NAME) is a GPT-2 checkpoint: LoPT Table 1's backbone,
 /// whose default protocol is LoPT's (verbaliser templates, Adafactor). False when it cannot be found.
-func modelIsGPT2(_ model: String) -> Bool {
-    guard let dir = try? ModelFiles.locate(model),
-          case .gpt2? = try? ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) else { return false }
-    return true
-}
+func modelIsGPT2(_ model: String) -> Bool { ModelFiles.isGPT2(model) }
 
 /// The case of `E` named `value` (its raw value), or an error listing the choices of `--flag`.
 func choice<E: RawRepresentable & CaseIterable>(_ flag: String, _ value: String, _ type: E.Type) throws -> E where E.RawValue == String {

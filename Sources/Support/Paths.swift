@@ -10,14 +10,21 @@ public func createParentDirectory(of path: String) throws {
     try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
 }
 
-/// Why a file cannot be written at `path` (its directory cannot be created or is not writable, or
-/// `path` is a directory), or nil when it can. Checked before a run trains, so that its result is
-/// not lost at the end.
+/// Why a file cannot be written at `path`, or nil when it can: `path` is a directory, or the nearest
+/// existing ancestor of its directory is a file or not writable (the directories below it would be
+/// created on write). Creates nothing. Checked before a run trains, so that its result is not lost
+/// at the end.
 public func unwritableReason(_ path: String) -> String? {
+    let fm = FileManager.default
     var isDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return "is a directory" }
-    do { try createParentDirectory(of: path) } catch { return "its directory cannot be created (\(error.localizedDescription))" }
-    let parent = (path as NSString).deletingLastPathComponent
-    let dir = parent.isEmpty ? FileManager.default.currentDirectoryPath : parent
-    return FileManager.default.isWritableFile(atPath: dir) ? nil : "directory '\(dir)' is not writable"
+    if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return "is a directory" }
+    var dir = (path as NSString).deletingLastPathComponent
+    if dir.isEmpty { dir = fm.currentDirectoryPath }
+    while !fm.fileExists(atPath: dir, isDirectory: &isDir) {
+        let up = (dir as NSString).deletingLastPathComponent
+        if up.isEmpty || up == dir { dir = fm.currentDirectoryPath; break }
+        dir = up
+    }
+    guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { return "'\(dir)' is not a directory" }
+    return fm.isWritableFile(atPath: dir) ? nil : "directory '\(dir)' is not writable"
 }

@@ -19,10 +19,11 @@ final class OutputPathTests: XCTestCase {
 
         try "x".write(toFile: "\(dir)/afile", atomically: true, encoding: .utf8)
         for (flag, path) in [("--artifact", "\(dir)/afile/sub/it.safetensors"), ("--checkpoint", "\(dir)/afile/ck.safetensors"),
-                             ("--artifact", dir), ("--out", "\(dir)/afile/r.json")] {
+                             ("--artifact", dir), ("--out", "\(dir)/afile/r.json"), ("--save-adapter", "\(dir)/afile/ad")] {
             let (st, e) = try runCapture(base + [flag, path], cwd: dir)
             XCTAssertNotEqual(st, 0, "\(flag) \(path)")
             XCTAssertTrue(e.contains("\(flag) \(path)") && e.contains("nothing trained"), e)
+            XCTAssertTrue(e.contains("is a directory") || e.contains("is not a directory"), e)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import TestSupport
+import Training
 import XCTest
 
 /// A spec setting that would be ignored or could not run is refused with the file and the key,
@@ -78,6 +79,43 @@ final class SpecValidationTests: XCTestCase {
         XCTAssertEqual(points.count, 4)  // 2 points × 2 tasks × the first seed
         XCTAssertTrue(points.allSatisfy { $0.config.selectOn == .trainDev }, "\(points.map { $0.config.selectOn as Any })")
         XCTAssertTrue(runs.filter { $0.variant == "dpt" }.allSatisfy { $0.config.selectOn == .validation })
+    }
+
+    /// `protocol: auto` picks what `train` picks: on a GPT-2 model column, LoPT's preset for prompt
+    /// methods and their own optimizer with LoPT's templates for FT and LoRA (it picked the T5
+    /// defaults, whose DPT templates have no label words: every such run failed).
+    func testAutoProtocolOnGPT2FollowsTrain() throws {
+        let dir = tempDir("specgpt2")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        spec: gauto
+        title: GPT-2 under auto
+        paper: lopt
+        protocol: auto
+        methods:
+          - {name: pt, method: pt, n: 4}
+          - {name: ft, method: ft}
+          - {name: lora, method: lora}
+        tasks: [sst2]
+        models: [gpt2-large]
+        seeds: [1]
+        k: [16]
+        profiles:
+          smoke: {models: {gpt2-large: "embedded:gpt2-tiny"}}
+        """.write(toFile: "\(dir)/gauto.yaml", atomically: true, encoding: .utf8)
+        let runs = try ExperimentSpec.load("\(dir)/gauto.yaml").expand(profile: "smoke")
+        let by = Dictionary(uniqueKeysWithValues: runs.map { ($0.variant, $0.config) })
+        XCTAssertEqual(by["pt"]?.protocolName, "lopt-paper")
+        XCTAssertEqual(by["pt"]?.optimizer, .adafactor)
+        XCTAssertEqual(by["ft"]?.optimizer, .adamwHF)
+        XCTAssertEqual(by["ft"]?.lr, 3e-4)
+        XCTAssertEqual(by["lora"]?.protocolName, "lora-paper")
+        XCTAssertEqual(by["lora"]?.lr, 5e-4)
+        XCTAssertTrue(runs.allSatisfy { $0.config.templates == .lopt }, "\(runs.map(\.config.templates))")
+        // On T5 nothing changes: each method's own preset with DPT's templates.
+        let t5 = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/lopt-table2.yaml").expand(profile: "smoke")
+        XCTAssertEqual(Set(t5.map { "\($0.variant):\($0.config.protocolName)" }),
+                       ["ft:ft-respt-code", "lora:lora-paper", "pt:dpt-paper", "dept:dept-code", "lopt1:lopt-paper", "lopt2:lopt-paper"])
     }
 
     /// `train` refuses the same values by their flag names, before it loads anything.
