@@ -26,6 +26,15 @@ struct Score: ParsableCommand {
         // A prediction that names no label of the set scores as invalid (each metric's rule). When
         // another set reads more of them as labels, the file is most likely in that set's words:
         // without --templates that is an error (never a silent score of invalid outputs), with it a note.
+        // A set whose targets are generated text (WSC's referent) has no label table to check with:
+        // a file that another set reads entirely as its labels is that set's ("0"/"1" scored 63.46
+        // as referents, silently).
+        if Metrics.unlabelled(def, set: set, predictions: preds) == nil,
+           let other = TemplateSet.allCases.first(where: { $0 != set && Metrics.unlabelled(def, set: $0, predictions: preds) == 0 }) {
+            let text = "\(predictions): every prediction is a label of \(task)'s template set '\(other.rawValue)', while '\(set.rawValue)' targets generated text: pass --templates \(other.rawValue)"
+            if templates == nil { throw ValidationError(text + " (nothing scored)") }
+            stderr("note: " + text)
+        }
         if let invalid = Metrics.unlabelled(def, set: set, predictions: preds), invalid > 0 {
             let labels = (try? def.template(set).verbalizer(labels: def.labels)).flatMap { $0 }?.joined(separator: ", ") ?? ""
             var text = "\(predictions): \(invalid) of \(preds.count) predictions name no label of \(task)'s template set '\(set.rawValue)' (\(labels)) and score as invalid"

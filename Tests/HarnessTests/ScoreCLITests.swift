@@ -39,4 +39,27 @@ final class ScoreCLITests: XCTestCase {
         XCTAssertEqual(st2, 0)
         XCTAssertTrue(err2.contains("note: ") && err2.contains("--templates respt"), err2)
     }
+
+    /// WSC's default set targets the referent (generated text), so there is no label table to
+    /// check with: a file of DePT's "0"/"1" labels scored 63.46 silently. A file that another set
+    /// reads entirely as its labels is refused without --templates.
+    func testLabelFilesForAGeneratedTextSetAreNotScoredSilently() throws {
+        let data = try sharedData()
+        let dir = tempDir("score-wsc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let rows = try String(contentsOfFile: "\(data)/superglue/wsc/val.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(rows.count, 104)
+        let preds = "\(dir)/wsc-labels.jsonl"
+        try rows.map { "{\"idx\": \($0["idx"] as! Int), \"prediction\": \"\(($0["label"] as! Bool) ? 1 : 0)\"}" }
+            .joined(separator: "\n").write(toFile: preds, atomically: true, encoding: .utf8)
+        let (status, err) = try runCapture(["score", "--task", "wsc", "--predictions", preds, "--data-dir", data])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("every prediction is a label of wsc's template set 'dept'") && err.contains("--templates dept"), err)
+        let (ok, out) = try runStdout(["score", "--task", "wsc", "--predictions", preds, "--data-dir", data, "--templates", "dept"])
+        XCTAssertEqual(ok, 0)
+        let scores = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Double]
+        XCTAssertEqual(scores["accuracy"], 100)  // every prediction is its row's gold label
+    }
 }
