@@ -47,6 +47,17 @@ public enum Worker {
     /// Claims and runs pending runs until none is left or `stop` returns true; returns how many it
     /// finished. `stop` is polled between runs and before and after every optimizer step: a run
     /// that is stopped goes back to 'pending' with nothing stored (its last epoch checkpoint
+    /// The tag naming a store's checkpoints and artifacts: the first 12 hex digits of the sha256 of
+    /// its absolute path (symbolic links resolved).
+    public static func storeTag(_ storePath: String) -> String {
+        String(sha256Hex(URL(fileURLWithPath: storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
+    }
+
+    /// Where a sweep writes the artifacts of (spec, profile): `<checkpoints>/../artifacts/<spec>-<profile>`.
+    public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
+        "\(checkpointDir)/../artifacts/\(spec)-\(profile)"
+    }
+
     /// stays, and the next attempt resumes from it).
     @discardableResult
     public static func run(_ o: WorkerOptions, stop: @escaping () -> Bool = { false }, log: @escaping (String) -> Void = { _ in }) throws -> Int {
@@ -55,7 +66,7 @@ public enum Worker {
         // Checkpoints are named by the store as well as the run id: stores sharing a checkpoint
         // directory (the default runs/checkpoints) number their runs alike, and a run must never
         // resume from, or delete, another store's checkpoint.
-        let storeTag = String(sha256Hex(URL(fileURLWithPath: o.storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
+        let storeTag = Worker.storeTag(o.storePath)
         var finished = 0
         while !stop(), o.maxRuns.map({ finished < $0 }) ?? true,
               let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile, skipModels: o.skipModels) {
@@ -82,9 +93,8 @@ public enum Worker {
                     let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
                     // Named by the store too, as checkpoints are: two stores sweeping a spec of one name
                     // would otherwise overwrite each other's tensors under runs their rows still call done.
-                    let art = "\(o.checkpointDir)/../artifacts/\(r.spec)-\(r.profile)/\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-store-\(storeTag).safetensors"
-                    trainer.artifactPath = art
-                    log("  artifact \((art as NSString).standardizingPath)")
+                    trainer.artifactPath = "\(Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile))/"
+                        + "\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-store-\(storeTag).safetensors"
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned

@@ -17,8 +17,13 @@ final class CheckpointNamingTests: XCTestCase {
         var paths: [String] = []
         for name in ["a", "b"] {
             let db = "\(dir)/\(name).sqlite"
-            XCTAssertEqual(try runCLI(["sweep", "\(dir)/one.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
-                                       "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+            let (status, err) = try runCapture(["sweep", "\(dir)/one.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                                "--checkpoints", "\(dir)/ck"])
+            XCTAssertEqual(status, 0, err)
+            // The summary says where the artifacts are, with this store's tag (workers run --quiet).
+            let tag = try XCTUnwrap(err.range(of: #"/artifacts/mini-smoke/<cell>-s<seed>-store-[0-9a-f]{12}\.safetensors"#, options: .regularExpression), err)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/artifacts/mini-smoke/pt_cb_t5-small_k8-s1-store-"
+                + err[tag].dropFirst("/artifacts/mini-smoke/<cell>-s<seed>-store-".count)), "\(err[tag])")
             let rows = try ResultsStore(path: db).db.query("SELECT id, status, checkpoint FROM runs")
             XCTAssertEqual(rows.count, 1)
             XCTAssertEqual(rows.first?["id"]?.int, 1)
