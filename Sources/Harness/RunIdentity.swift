@@ -13,8 +13,10 @@ public enum RunIdentity {
     /// * `config`: the effective training config after preset, spec layers and profile (method
     ///   config included), without `threads` (which moves only the last bits of a GEMM's rounding;
     ///   recorded per run instead);
-    /// * `task_version` and `template`: the task YAML's `version` and the chosen template set's
-    ///   source, target and label words;
+    /// * `task_version`, `template` and `task`: the task YAML's `version`, the chosen template set's
+    ///   source, target and label words, and what else of the task file moves a score (labels,
+    ///   metrics, selection metric, reader, preprocessing, training filter; `taskParts`). Rows
+    ///   stored before `task` was a part match on the others (`ResultsStore.insertPending`);
     /// * `manifest`: sha256 of the few-shot manifest file (or "drawn" when none is committed);
     /// * `data`: sha256 of the training and validation files the run would read;
     /// * `weights`: sha256 of the checkpoint's safetensors files ("missing: …" when not found).
@@ -26,9 +28,7 @@ public enum RunIdentity {
         cfg.threads = nil
         parts["config"] = cfg.json
         let def = try TaskRegistry.definition(r.task)
-        parts["task_version"] = def.version
-        let tpl = try def.template(cfg.templates)
-        parts["template"] = ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any]
+        for (k, v) in try taskParts(def, templates: cfg.templates) { parts[k] = v }
         if let name = cfg.manifestFileName {
             let path = "\(manifestDir)/\(name)"
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
@@ -49,6 +49,25 @@ public enum RunIdentity {
         }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: parts, options: [.sortedKeys]), as: UTF8.self)
         return (sha256Hex(json), json, def.version)
+    }
+
+    /// The identity's parts that come from the task file: `task_version`, `template` (the set's
+    /// source, target, label words) and `task` (labels, metrics, selection metric, reader,
+    /// preprocessing, training filter). A label order swapped without a version bump inverts every
+    /// gold label; it once left the stored runs counted as done.
+    public static func taskParts(_ def: TaskDefinition, templates: TemplateSet) throws -> [String: Any] {
+        let tpl = try def.template(templates)
+        let task: [String: Any] = [
+            "labels": (def.labels ?? []).map(\.description), "metrics": def.metrics.map { ["name": $0.name, "metric": $0.metric] },
+            "selection_metric": def.selectionMetric, "reader": def.reader, "preprocess": def.preprocess ?? [],
+            "train_filter": def.trainFilter ?? ""]
+        return ["task_version": def.version, "template": ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any],
+                "task": task]
+    }
+
+    /// `taskParts` as PlannedRuns compares them: part name → canonical JSON of its value.
+    public static func canonicalTaskParts(_ def: TaskDefinition, templates: TemplateSet) throws -> [String: String] {
+        try taskParts(def, templates: templates).mapValues(PlannedRuns.canonical)
     }
 }
 

@@ -5,6 +5,7 @@
 // Nothing of the reported split enters the choice.
 import Foundation
 import Store
+import Tasks
 
 /// One finished search: the point chosen for a (task, model column, k) and what it cost.
 public struct SearchSummary: Sendable {
@@ -99,7 +100,17 @@ extension ExperimentSpec {
     /// `expand` does (a profile the spec lacks).
     public func plannedRuns(profile: String, store: ResultsStore?) throws -> PlannedRuns {
         let choose = store?.searchChoice(spec: name, profile: profile)
-        return PlannedRuns(runs: try expand(profile: profile, choose: choose), undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
+        let runs = try expand(profile: profile, choose: choose)
+        var plan = PlannedRuns(runs: runs, undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
+        // The task file's parts of each run's identity, so that reads leave out rows run under an
+        // edited task file (labels, metrics, templates) until a sweep reruns them.
+        var parts: [String: [String: String]] = [:]
+        for r in runs {
+            let id = "\(r.task)#\(r.config.templates.rawValue)"
+            if parts[id] == nil { parts[id] = try RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates) }
+            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts[id]
+        }
+        return plan
     }
 
     /// The cells of searched variants that `choose` has no point for yet (their search is not

@@ -65,7 +65,7 @@ public struct SweepPlan {
             let progress = store.schemaVersion >= 3 ? ", epochs_done" : ""
             let live = store.schemaVersion >= 2 ? " AND status != 'superseded'" : ""
             let sample = store.schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-            for r in try store.db.query("SELECT cell, seed, \(sample) AS sample_seed, status, host, worker_pid, \(identity)\(progress) FROM runs WHERE spec=? AND profile=?\(live)",
+            for r in try store.db.query("SELECT cell, seed, \(sample) AS sample_seed, status, host, worker_pid, \(identity), \(store.identityColumn)\(progress) FROM runs WHERE spec=? AND profile=?\(live)",
                                         [.text(spec.name), .text(profile)]) {
                 rows["\(r["cell"]?.text ?? "")#\(Replicate(seed: r["seed"]?.int ?? 0, sampleSeed: r["sample_seed"]?.int))"] = r
             }
@@ -76,7 +76,10 @@ public struct SweepPlan {
             guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: .new, epochsDone: 0)); continue }
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
-            if row["identity"]?.text != r.identity && status != "running" { entries.append(Entry(run: r, state: .changed, epochsDone: 0)); continue }
+            if row["identity"]?.text != r.identity && status != "running" && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil {
+                entries.append(Entry(run: r, state: .changed, epochsDone: 0))
+                continue
+            }
             let state: State
             switch status {
             case "done": state = .done

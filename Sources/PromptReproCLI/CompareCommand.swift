@@ -108,7 +108,7 @@ struct CompareCommand: ParsableCommand {
                     .map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) }
             }
             return try store.db.query("""
-                SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json FROM runs
+                SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json, \(store.identityColumn) FROM runs
                 WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND k IS ? AND status IN ('done','evaluated') ORDER BY seed
                 """, [.text(s.name), .text(profile), .text(variant), .text(cell.task), .text(cell.model), cell.k.map { .int($0) } ?? .null])
                 .filter { plan?.staleReason(row: $0) == nil }.map { r in

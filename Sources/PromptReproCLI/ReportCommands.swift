@@ -174,7 +174,7 @@ struct Export: ParsableCommand {
             switch format {
             case "lm-eval":
                 var versions: [String: Int] = [:], samples: [String: Int] = [:], specs: [String: String] = [:]
-                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
+                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_json, identity_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
                                             [.text(spec), .text(profile)]) where counts(r) {
                     let task = r["task"]!.text!
                     versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0

@@ -14,7 +14,7 @@ public enum LossCurves {
     /// (`PlannedRuns.staleReason`).
     public static func rows(_ store: ResultsStore, spec: String, profile: String, planned: PlannedRuns? = nil) throws -> [StepRow] {
         let counted = try planned.map { plan in
-            Set(try store.db.query("SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
+            Set(try store.db.query("SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json, \(store.identityColumn) FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
                                    [.text(spec), .text(profile)]).filter { plan.staleReason(row: $0) == nil }.map { $0["id"]!.int! })
         }
         return try store.db.query("""

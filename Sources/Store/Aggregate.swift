@@ -132,6 +132,10 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 /// otherwise stand in tables, exports and the gate as if it were the spec's result.
 public struct PlannedRuns: Sendable {
     public var configHashes: [String: String]
+    /// Plan key → the identity parts that come from the task file (`RunIdentity.taskParts`: part
+    /// name → canonical JSON); empty: not compared. A row whose stored identity has another value
+    /// for a part (the task file edited since the row ran, not re-swept) does not count.
+    public var taskParts: [String: [String: String]] = [:]
     /// Cells of searched variants whose search has not chosen a point yet: the spec plans them, but
     /// which runs is not known, so every row of theirs counts (and is kept).
     public var undecidedCells: Set<String>
@@ -156,21 +160,37 @@ public struct PlannedRuns: Sendable {
 
     public static func key(cell: String, seed: Int, sampleSeed: Int) -> String { "\(cell)#\(seed)#\(sampleSeed)" }
 
+    /// A JSON value as one canonical string (sorted keys), for comparing identity parts.
+    public static func canonical(_ v: Any) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+    }
+
+    /// Whether a row's stored identity (`identity_json`) disagrees with the plan's task parts on a
+    /// part it has (rows stored before a part existed are compared on the others).
+    func taskChanged(key: String, identityJSON: String?) -> Bool {
+        guard let planned = taskParts[key], let json = identityJSON,
+              let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
+        return planned.contains { name, value in stored[name].map { Self.canonical($0) != value } ?? false }
+    }
+
     /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
     /// and always count.
-    public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String) -> StaleRun.Reason? {
+    public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String, identityJSON: String? = nil) -> StaleRun.Reason? {
         if status == "evaluated" || undecidedCells.contains(cell) { return nil }
-        guard let planned = configHashes[Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)] else { return .unplanned }
+        let key = Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)
+        guard let planned = configHashes[key] else { return .unplanned }
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return .configChanged }
-        return planned == Self.configHash(c) ? nil : .configChanged
+        guard planned == Self.configHash(c) else { return .configChanged }
+        return taskChanged(key: key, identityJSON: identityJSON) ? .taskChanged : nil
     }
 
-    /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status and config_json.
+    /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status, config_json
+    /// and identity_json (without identity_json the task file is not compared).
     public func staleReason(row r: [String: SQLiteDB.Value]) -> StaleRun.Reason? {
         let seed = r["seed"]!.int!
         return staleReason(cell: r["cell"]!.text!, seed: seed, sampleSeed: r["sample_seed"]?.int ?? seed, configJSON: r["config_json"]?.text,
-                           status: r["status"]!.text!)
+                           status: r["status"]!.text!, identityJSON: r["identity_json"]?.text)
     }
 }
 
@@ -179,6 +199,7 @@ public struct StaleRun: Sendable {
     public enum Reason: String, Sendable {
         case unplanned = "no longer planned by the spec"
         case configChanged = "planned with another config since (spec edited, not re-swept)"
+        case taskChanged = "run with another task definition (task file edited since, not re-swept)"
     }
     public var id: Int
     public var cell: String
@@ -188,10 +209,13 @@ public struct StaleRun: Sendable {
 }
 
 extension ResultsStore {
+    /// `identity_json` in a SELECT (NULL in a store older than schema 2, read without migrating).
+    public var identityColumn: String { schemaVersion >= 2 ? "identity_json" : "NULL AS identity_json" }
+
     /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).
     public func staleRuns(spec: String, profile: String, planned: PlannedRuns) throws -> [StaleRun] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                             [.text(spec), .text(profile)]).compactMap { r in
             guard let why = planned.staleReason(row: r) else { return nil }
             return StaleRun(id: r["id"]!.int!, cell: r["cell"]!.text!, seed: r["seed"]!.int!, status: r["status"]!.text!, reason: why)
@@ -231,7 +255,7 @@ extension ResultsStore {
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]

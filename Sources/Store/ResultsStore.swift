@@ -235,13 +235,30 @@ public final class ResultsStore {
         try insertPendingReporting(runs).inserted
     }
 
-    /// The current (not superseded) row of a run — `id`, `identity`, `status` — keyed as the
+    /// The current (not superseded) row of a run — `id`, `identity`, `identity_json`, `status` — keyed as the
     /// `runs_current` index is: spec, profile, cell, seed and sample seed (a NULL sample seed is the seed).
     public func currentRun(spec: String, profile: String, cell: String, seed: Int, sampleSeed: Int) throws -> [String: SQLiteDB.Value]? {
         try db.query("""
-            SELECT id, identity, status FROM runs
+            SELECT id, identity, identity_json, status FROM runs
             WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status != 'superseded'
             """, [.text(spec), .text(profile), .text(cell), .int(seed), .int(sampleSeed)]).first
+    }
+
+    /// The identity parts added after a row could have been stored ("task": the task file's labels,
+    /// metrics and reader; RunIdentity.taskParts).
+    static let addedIdentityParts = ["task"]
+
+    /// `newJSON` when the stored row's identity is `newJSON`'s without the parts it predates
+    /// (`addedIdentityParts`), else nil.
+    public static func legacyIdentityMatch(stored cur: [String: SQLiteDB.Value], newJSON: String?) -> String? {
+        guard let newJSON, let storedID = cur["identity"]?.text, let storedJSON = cur["identity_json"]?.text,
+              let old = (try? JSONSerialization.jsonObject(with: Data(storedJSON.utf8))) as? [String: Any],
+              var new = (try? JSONSerialization.jsonObject(with: Data(newJSON.utf8))) as? [String: Any] else { return nil }
+        let missing = addedIdentityParts.filter { old[$0] == nil && new[$0] != nil }
+        guard !missing.isEmpty else { return nil }
+        for k in missing { new[k] = nil }
+        guard let data = try? JSONSerialization.data(withJSONObject: new, options: [.sortedKeys]) else { return nil }
+        return sha256Hex(String(decoding: data, as: UTF8.self)) == storedID ? newJSON : nil
     }
 
     /// `insertPending`, also returning how many old rows were superseded.
@@ -253,6 +270,12 @@ public final class ResultsStore {
                 let identity = r.identity ?? sha256Hex(json)
                 if let cur = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) {
                     if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
+                    // A row stored before an identity part existed (its identity JSON lacks it) is the
+                    // same run when the other parts agree: it takes the new identity, not a rerun.
+                    if let upgraded = Self.legacyIdentityMatch(stored: cur, newJSON: r.identityJSON) {
+                        try db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(identity), .text(upgraded), cur["id"]!])
+                        continue
+                    }
                     try db.query("UPDATE runs SET status='superseded' WHERE id=?", [cur["id"]!])
                     old += 1
                 }
