@@ -38,6 +38,9 @@ final class TaskIdentityTests: XCTestCase {
         parts["template"] = tpl
         XCTAssertEqual(reason(parts), .taskChanged, "template edited")
         XCTAssertNil(plan.staleReason(cell: "c", seed: 1, sampleSeed: 1, configJSON: config, status: "done", identityJSON: nil), "no identity stored")
+        // The read's note names them, with the sweep that reruns them.
+        let note = staleRunsNote([StaleRun(id: 1, cell: "c", seed: 1, status: "done", reason: .taskChanged)], spec: "s", profile: "smoke") ?? ""
+        XCTAssertTrue(note.contains("1 run with another task definition") && note.contains("promptrepro sweep s --profile smoke"), note)
     }
 
     func testRowsStoredBeforeTheTaskPartKeepTheirRun() throws {
