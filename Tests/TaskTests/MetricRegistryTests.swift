@@ -171,4 +171,18 @@ final class MetricRegistryTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("metric 'em' (multirc_group_em) reads predictions as labels"), "\($0)")
         }
     }
+
+    /// A source template that names the gold answer ({label_index}, {label_word}, {label},
+    /// {answers_joined}) puts it into the model's input; a walkthrough's task file did so unnoticed.
+    func testSourcesMayNotNameTheAnswer() throws {
+        for field in ["label_index", "label_word", "label", "answers_joined"] {
+            let text = Self.yaml.replacingOccurrences(of: "source: \"{text}\"", with: "source: \"{text} answer: {\(field)}\"")
+                + "\nmetrics: [accuracy]\nselection_metric: accuracy\n"
+            XCTAssertThrowsError(try TaskRegistry.decode(text, file: "Registry/toy.yaml"), field) {
+                XCTAssertTrue("\($0)".contains("Registry/toy.yaml: templates.dpt.source uses {\(field)}"), "\($0)")
+            }
+        }
+        // The registry's own tasks pass (MultiRC's {answer} is the answer option, an input).
+        for t in TaskRegistry.names { XCTAssertNoThrow(try TaskRegistry.definition(t), t) }
+    }
 }
