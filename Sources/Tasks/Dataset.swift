@@ -68,7 +68,25 @@ public enum DataLoader {
         case "agnews_csv": rows = try Readers.agNews(text, path: path)
         default: throw TaskError(file: "Registry/\(def.task).yaml", detail: "unknown reader '\(def.reader)'")
         }
+        // A declared label that the validation split never has is a class the metrics still count
+        // (macro-F1 averages its F1 of 0): most likely a wrong `labels:` list, so it is said.
+        if split == .validation {
+            let absent = absentLabels(def, rows: rows)
+            if !absent.isEmpty {
+                FileHandle.standardError.write(Data(("warning: \(def.task) validation: label\(absent.count == 1 ? "" : "s") "
+                    + absent.map { "\($0.element) (index \($0.offset))" }.joined(separator: ", ")
+                    + " of Registry/\(def.task).yaml never occur\(absent.count == 1 ? "s" : "") in \(rel); metrics that average over the classes (macro-F1) count \(absent.count == 1 ? "it" : "them") with F1 0\n").utf8))
+            }
+        }
         return TaskData(definition: def, split: split, path: path, relativePath: rel, sha256: SHA256.hex(data), isSubset: isSubset, rows: rows)
+    }
+
+    /// The declared labels (value, index) that no row of `rows` has; empty for a task without labels
+    /// or rows without them (ReCoRD, a test split).
+    public static func absentLabels(_ def: TaskDefinition, rows: [Row]) -> [(element: LabelValue, offset: Int)] {
+        guard let labels = def.labels, rows.contains(where: { $0.fields["label"] != nil }) else { return [] }
+        let seen = Set(rows.compactMap { $0.fields["label"].flatMap(LabelValue.init(json:)) })
+        return labels.enumerated().filter { !seen.contains($0.element) }.map { ($0.element, $0.offset) }
     }
 
 }
