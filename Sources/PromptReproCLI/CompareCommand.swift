@@ -29,7 +29,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
     @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
-    @Option(help: "Published table for --against published (e.g. \"Table 1\").") var table: String = "Table 1"
+    @Option(help: "Published table for --against published: its name (\"Table 1\") or a layout's (Baselines/tables; default: the layout whose spec is --spec, else Table 1).") var table: String?
 
     func run() throws {
         guard ["stored", "published"].contains(against) else { throw ValidationError("--against must be stored or published") }
@@ -119,8 +119,21 @@ struct CompareCommand: ParsableCommand {
             }
         }
         let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil
+        // The published table: a layout's name stands for its table; by default the table of the
+        // layout that shows this spec (comparing another spec with DPT Table 1 by default misled).
+        var publishedTable = table ?? "Table 1"
+        if let published {
+            let layouts = (try? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory))) ?? []
+            if let given = table, let l = layouts.first(where: { $0.name == given }) { publishedTable = l.publishedTable }
+            if table == nil, let l = layouts.first(where: { $0.spec == s.name && $0.paper == s.paper }) { publishedTable = l.publishedTable }
+            let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
+            guard known.contains(publishedTable) else {
+                throw ValidationError("--table \(publishedTable): paper \(s.paper) has no published values in it; known: \(known.joined(separator: ", "))"
+                    + (table == nil ? " (no layout in Baselines/tables shows spec \(s.name): pass --table)" : ""))
+            }
+        }
         let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,
-                                    table: table, runs: runs, examples: examples)
+                                    table: publishedTable, runs: runs, examples: examples)
         guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
                                               maxRegression: maxRegression, allowMissing: allowMissing)

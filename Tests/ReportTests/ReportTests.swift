@@ -358,6 +358,13 @@ final class CompareTests: XCTestCase {
         let (pub, ptext) = try run(["--against", "published"])
         XCTAssertEqual(pub, 0)
         XCTAssertTrue(ptext.contains("published value: no spread to test"), ptext)
+        // DPT Table 1's published PT on T5-Small: CB 74.99 (Baselines/published/dpt-table1.csv), so Δ = 81.00 − 74.99.
+        XCTAssertTrue(ptext.contains("+6.01"), ptext)
+        // --table takes a layout's name too (table1 → "Table 1"); an unknown table is said, with the known ones.
+        XCTAssertEqual(try run(["--against", "published", "--table", "table1"]).1, ptext)
+        let bad = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", "Table 9"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--table Table 9: paper dpt has no published values in it; known: Table 1, Table 3, Table 4"), bad.err)
     }
 }
 
