@@ -180,7 +180,10 @@ struct Train: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "invalid outputs (name no label): best epoch %.1f%%%@\n", 100 * best, last).utf8))
         }
         result.predictions = nil
-        if let out { try result.json.write(toFile: out, atomically: true, encoding: .utf8) }
+        if let out {
+            try createParentDirectory(of: out)
+            try result.json.write(toFile: out, atomically: true, encoding: .utf8)
+        }
         if let saveAdapter, let a = trainer.artifactPath, result.status == .done {
             FileHandle.standardError.write(Data("wrote \(saveAdapter): \(try AdapterExport.export(artifact: a, to: saveAdapter))\n".utf8))
         }

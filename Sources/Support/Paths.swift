@@ -21,6 +21,8 @@ public func unwritableReason(_ path: String) -> String? {
     var dir = (path as NSString).deletingLastPathComponent
     if dir.isEmpty { dir = fm.currentDirectoryPath }
     while !fm.fileExists(atPath: dir, isDirectory: &isDir) {
+        // A symbolic link to nothing blocks creating the directory it names.
+        if (try? fm.destinationOfSymbolicLink(atPath: dir)) != nil { return "'\(dir)' is a symbolic link to nothing" }
         let up = (dir as NSString).deletingLastPathComponent
         if up.isEmpty || up == dir { dir = fm.currentDirectoryPath; break }
         dir = up

@@ -16,14 +16,20 @@ final class OutputPathTests: XCTestCase {
         let (status, err) = try runCapture(base + ["--artifact", "it.safetensors", "--checkpoint", "ck.safetensors", "--out", "res.json"], cwd: dir)
         XCTAssertEqual(status, 0, err)
         for f in ["it.safetensors", "res.json"] { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(f)"), f) }
+        // Outputs under directories that do not exist yet: created (--out once failed after training).
+        let (st0, e0) = try runCapture(base + ["--out", "newa/newb/out.json", "--artifact", "newc/a.safetensors"], cwd: dir)
+        XCTAssertEqual(st0, 0, e0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/newa/newb/out.json"))
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/dangling", withDestinationPath: "\(dir)/nothing-here")
 
         try "x".write(toFile: "\(dir)/afile", atomically: true, encoding: .utf8)
         for (flag, path) in [("--artifact", "\(dir)/afile/sub/it.safetensors"), ("--checkpoint", "\(dir)/afile/ck.safetensors"),
-                             ("--artifact", dir), ("--out", "\(dir)/afile/r.json"), ("--save-adapter", "\(dir)/afile/ad")] {
+                             ("--artifact", dir), ("--out", "\(dir)/afile/r.json"), ("--save-adapter", "\(dir)/afile/ad"),
+                             ("--checkpoint", "\(dir)/dangling/ck.safetensors"), ("--out", "\(dir)/dangling/sub/r.json")] {
             let (st, e) = try runCapture(base + [flag, path], cwd: dir)
             XCTAssertNotEqual(st, 0, "\(flag) \(path)")
             XCTAssertTrue(e.contains("\(flag) \(path)") && e.contains("nothing trained"), e)
-            XCTAssertTrue(e.contains("is a directory") || e.contains("is not a directory"), e)
+            XCTAssertTrue(e.contains("is a directory") || e.contains("is not a directory") || e.contains("is a symbolic link to nothing"), e)
         }
     }
 }
