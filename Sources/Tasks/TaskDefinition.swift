@@ -148,7 +148,7 @@ public struct TaskDefinition: Codable, Sendable {
         // A source that names the gold answer hands it to the model as input: every score would be
         // meaningless, and nothing else would say so.
         for name in templates.keys.sorted() {
-            for field in ["label", "label_index", "label_word", "answers_joined"] where templates[name]!.source.contains("{\(field)}") {
+            for field in ["label", "label_index", "label_word", "answers", "answers_joined"] where templates[name]!.source.contains("{\(field)}") {
                 throw TaskError(file: file, detail: "templates.\(name).source uses {\(field)}: the gold answer would be part of the input (targets may use it, sources may not)")
             }
         }

@@ -175,7 +175,7 @@ final class MetricRegistryTests: XCTestCase {
     /// A source template that names the gold answer ({label_index}, {label_word}, {label},
     /// {answers_joined}) puts it into the model's input; a walkthrough's task file did so unnoticed.
     func testSourcesMayNotNameTheAnswer() throws {
-        for field in ["label_index", "label_word", "label", "answers_joined"] {
+        for field in ["label_index", "label_word", "label", "answers", "answers_joined"] {
             let text = Self.yaml.replacingOccurrences(of: "source: \"{text}\"", with: "source: \"{text} answer: {\(field)}\"")
                 + "\nmetrics: [accuracy]\nselection_metric: accuracy\n"
             XCTAssertThrowsError(try TaskRegistry.decode(text, file: "Registry/toy.yaml"), field) {
