@@ -62,8 +62,15 @@ struct Report: ParsableCommand {
             let spec = try? ExperimentSpec.load(layout.spec)
             // A row, section or column naming nothing of the spec would print "—" as if not run.
             if let spec {
-                let problems = layout.problems(variants: spec.variants.map(\.name) + cells.map(\.variant), models: spec.models, tasks: spec.tasks)
-                if !problems.isEmpty { throw ValidationError("\(tablesDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
+                let problems = layout.problems(models: spec.models, tasks: spec.tasks)
+                if !problems.isEmpty {  // this table is not written; the others still are
+                    stderr("error: \(tablesDir)/\(name).yaml: " + problems.joined(separator: "; ") + "; not written")
+                    missing += 1
+                    continue
+                }
+                for w in layout.warnings(variants: spec.variants.map(\.name) + cells.map(\.variant), published: published) {
+                    stderr("warning: \(tablesDir)/\(name).yaml: \(w)")
+                }
             }
             // Reports reads no spec: the runs the spec plans and its paper-formula counts come as data.
             let planned = (try? spec?.expand(profile: profile)) ?? []

@@ -36,6 +36,13 @@ public struct FigureSpec: Decodable {
             for key in raw.keys.sorted() where !keys.contains(key) {
                 throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(keys))); a figure has \(keys.sorted().joined(separator: ", "))")
             }
+            for list in ["series", "references"] {
+                for (i, item) in ((raw[list] as? [Any]) ?? []).enumerated() {
+                    for key in ((item as? [String: Any]) ?? [:]).keys.sorted() where !["variant", "label"].contains(key) {
+                        throw StoreError("\(path): \(list)[\(i)]: unknown key '\(key)'\(didYouMean(key, ["variant", "label"])); an entry has label, variant")
+                    }
+                }
+            }
         }
         let f: FigureSpec
         do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
@@ -95,9 +102,10 @@ public enum Figures {
         for (x, stats) in byX {
             if panel == "avg" {
                 // The mean over every task of the spec, at each x: an x where some task has no score
-                // is left out (a gap), never the mean of fewer tasks drawn on the same line.
+                // is a gap (a NaN point, written as a break in the line), never the mean of fewer tasks.
                 let present = tasks.compactMap { stats[$0] }
-                guard !present.isEmpty, present.count == tasks.count else { continue }
+                guard !present.isEmpty else { continue }
+                guard present.count == tasks.count else { out.append(Point(x: x, mean: .nan, lo: .nan, hi: .nan)); continue }
                 let m = present.map(\.mean).reduce(0, +) / Double(present.count)
                 out.append(Point(x: x, mean: m, lo: m, hi: m))
             } else if let st = stats[panel] {
@@ -133,17 +141,26 @@ public enum Figures {
             } else {
                 for s in f.series {
                     let pts = points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
-                    data += "# panel \(panel) series \(s.label): x mean min max\n"
-                    for p in pts { data += "\(p.x) \(p.mean) \(p.lo) \(p.hi)\n" }
-                    hasPoints = hasPoints || !pts.isEmpty
-                    if pts.isEmpty { data += "NaN NaN NaN NaN\n" }
+                    data += "# panel \(panel) series \(s.label): x mean min max\n"  // a blank line within: a gap
+                    var written = 0, lastBlank = false
+                    for p in pts {
+                        if p.mean.isNaN {  // one blank line breaks gnuplot's line (two would end the block)
+                            if written > 0 && !lastBlank { data += "\n"; lastBlank = true }
+                        } else {
+                            data += "\(p.x) \(p.mean) \(p.lo) \(p.hi)\n"
+                            written += 1
+                            lastBlank = false
+                        }
+                    }
+                    hasPoints = hasPoints || written > 0
+                    if written == 0 { data += "NaN NaN NaN NaN\n" }
                     data += "\n\n"
                     parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") title '\(s.label)'")
                     index += 1
                 }
                 for r in f.references ?? [] {
                     let pts = points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks)
-                    if let m = pts.first?.mean { parts.append("\(m) with lines dashtype 2 title '\(r.label)'") }
+                    if let m = pts.first(where: { !$0.mean.isNaN })?.mean { parts.append("\(m) with lines dashtype 2 title '\(r.label)'") }
                 }
             }
             var p = "set title '\(panel == "avg" ? "average over tasks" : panel)'\n"

@@ -106,18 +106,42 @@ public struct TableLayout: Decodable {
         return l
     }
 
-    /// What in the layout names nothing of its spec (a variant, a model column or a task the spec does
-    /// not have): such a cell would print "—" as if it had not run. One line each; empty when all match.
-    public func problems(variants: [String], models: [String], tasks: [String]) -> [String] {
+    /// What in the layout names nothing of its spec (a model column or a task the spec does not
+    /// have): such a cell would print "—" as if it had not run. One line each; empty when all match.
+    public func problems(models: [String], tasks: [String]) -> [String] {
         var out: [String] = []
-        for (i, r) in rows.enumerated() where !variants.contains(r.variant) {
-            out.append("rows[\(i)]: spec \(spec) has no variant '\(r.variant)'\(didYouMean(r.variant, variants))")
-        }
         for (i, s) in sections.enumerated() where !models.contains(s.model) {
             out.append("sections[\(i)]: spec \(spec) has no model column '\(s.model)'\(didYouMean(s.model, models))")
         }
         for (i, c) in columns.enumerated() where !tasks.contains(c.key) {
             out.append("columns[\(i)]: spec \(spec) has no task '\(c.key)'\(didYouMean(c.key, tasks))")
+        }
+        return out
+    }
+
+    /// Warnings: rows whose variant is neither the spec's nor has runs (a typo, or a PEFT adapter
+    /// variant not evaluated yet: its row prints "—"), and published references that match nothing
+    /// in `published` (every such published value prints "—"). One line each.
+    public func warnings(variants: [String], published: [PublishedValue]) -> [String] {
+        var out: [String] = []
+        for (i, r) in rows.enumerated() where !variants.contains(r.variant) {
+            out.append("rows[\(i)]: spec \(spec) has no variant '\(r.variant)' and no runs of it\(didYouMean(r.variant, variants)): its row shows —")
+        }
+        // Rows that all say `published: none` (a study no paper publishes) expect no published values.
+        if rows.allSatisfy({ $0.publishedMethod == "none" }) { return out }
+        let mine = published.filter { $0.paper == paper && $0.table == publishedTable }
+        guard !mine.isEmpty else {
+            let tables = Set(published.filter { $0.paper == paper }.map(\.table)).sorted()
+            return out + ["paper \(paper) has no published values in '\(publishedTable)' (has: \(tables.joined(separator: ", "))): every published value shows —"]
+        }
+        let methods = Set(mine.map(\.method)), cols = Set(mine.map(\.column))
+        for (i, r) in rows.enumerated() where r.publishedMethod != "none" && !methods.contains(r.publishedMethod) {
+            out.append("rows[\(i)]: no published method '\(r.publishedMethod)' in \(paper) \(publishedTable)\(didYouMean(r.publishedMethod, methods.sorted()))")
+        }
+        for (i, c) in columns.enumerated() {
+            if let k = c.publishedKey, !cols.contains(k) {
+                out.append("columns[\(i)]: no published column '\(k)' in \(paper) \(publishedTable)\(didYouMean(k, cols.sorted()))")
+            }
         }
         return out
     }

@@ -42,13 +42,28 @@ final class LayoutValidationTests: XCTestCase {
         // Names the spec does not have.
         let l = try TableLayout.load("\(repoRoot)/Baselines/tables/table4.yaml")
         let spec = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table4.yaml")
-        XCTAssertEqual(l.problems(variants: spec.variants.map(\.name), models: spec.models, tasks: spec.tasks), [])
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        XCTAssertEqual(l.problems(models: spec.models, tasks: spec.tasks), [])
+        XCTAssertEqual(l.warnings(variants: spec.variants.map(\.name), published: pubs), [])
         var bad = l
         bad.rows[0].variant = "respt1O"
         bad.sections[0].model = "t5-smal"
-        XCTAssertEqual(bad.problems(variants: spec.variants.map(\.name), models: spec.models, tasks: spec.tasks),
-                       ["rows[0]: spec table4 has no variant 'respt1O' (did you mean 'respt10'?)",
-                        "sections[0]: spec table4 has no model column 't5-smal' (did you mean 't5-small'?)"])
+        XCTAssertEqual(bad.problems(models: spec.models, tasks: spec.tasks),
+                       ["sections[0]: spec table4 has no model column 't5-smal' (did you mean 't5-small'?)"])
+        // A row's variant may be an adapter evaluated later (`eval --variant`): a warning, its row shows —.
+        XCTAssertEqual(bad.warnings(variants: spec.variants.map(\.name), published: pubs),
+                       ["rows[0]: spec table4 has no variant 'respt1O' and no runs of it (did you mean 'respt10'?): its row shows —"])
+        // Published references that match nothing are said (each would print —).
+        bad = l
+        bad.rows[0].publishedMethod = "resptt"
+        bad.columns[0].publishedColumn = "wcs"
+        XCTAssertEqual(bad.warnings(variants: spec.variants.map(\.name), published: pubs),
+                       ["rows[0]: no published method 'resptt' in dpt Table 4 (did you mean 'respt'?)",
+                        "columns[0]: no published column 'wcs' in dpt Table 4 (did you mean 'wsc'?)"])
+        bad = l
+        bad.publishedTable = "Table 44"
+        XCTAssertEqual(bad.warnings(variants: spec.variants.map(\.name), published: pubs),
+                       ["paper dpt has no published values in 'Table 44' (has: Table 1, Table 3, Table 4): every published value shows —"])
     }
 
     /// A std table's Avg. is the mean of the standard deviations it shows (hand-worked: seeds
@@ -99,6 +114,25 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertEqual(pts.map(\.mean), [(72.0 + 64.0) / 2])
         cells.removeAll { $0.task == "rte" }
         pts = Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
-        XCTAssertEqual(pts.count, 0, "averaged fewer tasks: \(pts)")
+        XCTAssertEqual(pts.count, 1)
+        XCTAssertTrue(pts.allSatisfy { $0.mean.isNaN }, "averaged fewer tasks: \(pts)")
+    }
+
+    /// In the data file a gap is one blank line between the points around it, which breaks
+    /// gnuplot's line (two blank lines would end the data block instead).
+    func testGapsBreakTheDrawnLine() throws {
+        let dir = tempDir("figgap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: "\(repoRoot)/Baselines/results/fig4-smoke.cells.json")))
+        let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        let tasks = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/fig4.yaml").tasks
+        let ks = Set(cells.compactMap(\.k)).sorted()
+        XCTAssertEqual(ks.count, 3)
+        cells.removeAll { $0.variant == "dpt" && $0.task == tasks[0] && $0.k == ks[1] }
+        _ = try? Figures.render(f, cells: cells, tasks: tasks, profile: "smoke", outDir: dir, gnuplot: "/nonexistent-gnuplot")
+        let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
+        let block = dat.components(separatedBy: "# panel avg series DPT")[1].components(separatedBy: "\n\n\n")[0]
+        let lines = block.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        XCTAssertEqual(lines.map { $0.isEmpty ? "" : String($0.split(separator: " ")[0]) }, ["\(Double(ks[0]))", "", "\(Double(ks[2]))"], block)
     }
 }
