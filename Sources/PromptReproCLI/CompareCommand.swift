@@ -37,6 +37,31 @@ struct CompareCommand: ParsableCommand {
             throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
         }
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil
+        // The published table: a layout's name stands for its table; by default the table of the
+        // layout that shows this spec (comparing another spec with DPT Table 1 by default misled).
+        var publishedTable = table ?? ""
+        if let published {
+            let layouts = (try? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory))) ?? []
+            let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
+            // The layout that decides: the one named by --table, else the one that shows this spec.
+            let layout = table.flatMap { t in layouts.first { $0.name == t } } ?? (table == nil ? layouts.first { $0.spec == s.name && $0.kind == .score } : nil)
+            if let layout {
+                guard layout.paper == s.paper else {
+                    throw ValidationError("--table \(layout.name): a layout of paper \(layout.paper); spec \(s.name) is of paper \(s.paper) (published tables: \(known.joined(separator: ", ")))")
+                }
+                publishedTable = layout.publishedTable
+            } else if table == nil {
+                throw ValidationError("no layout in Baselines/tables shows spec \(s.name): pass --table (published tables of paper \(s.paper): \(known.joined(separator: ", ")))")
+            }
+            // Published standard deviations are not scores to compare a mean with.
+            if let std = layouts.first(where: { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .std }) {
+                throw ValidationError("--table \(table ?? publishedTable): \(publishedTable) publishes standard deviations over seeds (layout \(std.name)), not scores")
+            }
+            guard known.contains(publishedTable) else {
+                throw ValidationError("--table \(table ?? publishedTable): paper \(s.paper) has no published values in '\(publishedTable)'; known: \(known.joined(separator: ", "))")
+            }
+        }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
@@ -116,20 +141,6 @@ struct CompareCommand: ParsableCommand {
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
                                  templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf)
-            }
-        }
-        let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil
-        // The published table: a layout's name stands for its table; by default the table of the
-        // layout that shows this spec (comparing another spec with DPT Table 1 by default misled).
-        var publishedTable = table ?? "Table 1"
-        if let published {
-            let layouts = (try? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory))) ?? []
-            if let given = table, let l = layouts.first(where: { $0.name == given }) { publishedTable = l.publishedTable }
-            if table == nil, let l = layouts.first(where: { $0.spec == s.name && $0.paper == s.paper }) { publishedTable = l.publishedTable }
-            let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
-            guard known.contains(publishedTable) else {
-                throw ValidationError("--table \(publishedTable): paper \(s.paper) has no published values in it; known: \(known.joined(separator: ", "))"
-                    + (table == nil ? " (no layout in Baselines/tables shows spec \(s.name): pass --table)" : ""))
             }
         }
         let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,

@@ -364,7 +364,17 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(try run(["--against", "published", "--table", "table1"]).1, ptext)
         let bad = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", "Table 9"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.err.contains("--table Table 9: paper dpt has no published values in it; known: Table 1, Table 3, Table 4"), bad.err)
+        XCTAssertTrue(bad.err.contains("--table Table 9: paper dpt has no published values in 'Table 9'; known: Table 1, Table 3, Table 4"), bad.err)
+        // A table of standard deviations, a layout of the other paper: refused.
+        for (t, fragment) in [("table3", "publishes standard deviations"), ("Table 3", "publishes standard deviations"), ("lopt-table1", "a layout of paper lopt")] {
+            let r = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", t])
+            XCTAssertNotEqual(r.status, 0, t)
+            XCTAssertTrue(r.err.contains(fragment), "\(t): \(r.err)")
+        }
+        // A spec that no layout shows needs --table (fig4's few-shot cells once met Table 1's full-data values).
+        let fig = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--spec", "fig4"])
+        XCTAssertNotEqual(fig.status, 0)
+        XCTAssertTrue(fig.err.contains("no layout in Baselines/tables shows spec fig4: pass --table"), fig.err)
     }
 }
 
