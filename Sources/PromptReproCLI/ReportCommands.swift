@@ -36,7 +36,13 @@ struct Report: ParsableCommand {
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var missing = 0
-        let layouts = try PaperTables.layouts(directory: tablesDir)
+        // Each layout is read on its own: a broken file is that table's error, not every table's.
+        var layouts: [TableLayout] = []
+        for name in try PaperTables.names(directory: tablesDir) {
+            if let l = try? PaperTables.layout(name, directory: tablesDir) { layouts.append(l) }
+        }
+        layouts.sort { ($0.paper, $0.name) < ($1.paper, $1.name) }
+        let defaultNames = layouts.map(\.name) + (try PaperTables.names(directory: tablesDir)).filter { n in !layouts.contains { $0.name == n } }
         for given in pareto {  // a spec name, or a spec file's path
             let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
             guard let (cells, source) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
@@ -47,8 +53,13 @@ struct Report: ParsableCommand {
             let out = try Pareto.render(spec: spec, cells: cells, profile: profile, outDir: "\(outDir)/figures")
             stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
         }
-        for name in tables.isEmpty && pareto.isEmpty ? layouts.map(\.name) : tables {
-            let layout = try PaperTables.layout(name, directory: tablesDir)
+        for name in tables.isEmpty && pareto.isEmpty ? defaultNames : tables {
+            let layout: TableLayout
+            do { layout = try PaperTables.layout(name, directory: tablesDir) } catch {
+                stderr("error: \(error); not written")
+                missing += 1
+                continue
+            }
             // A `spec:` that names no spec file is the layout's mistake (not runs to sweep).
             if !FileManager.default.fileExists(atPath: "Baselines/specs/\(layout.spec).yaml") {
                 do { _ = try ExperimentSpec.load(layout.spec) } catch { throw ValidationError("\(tablesDir)/\(name).yaml: spec: \(error)") }

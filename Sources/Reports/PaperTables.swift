@@ -159,12 +159,22 @@ public enum PaperTables {
             .sorted { ($0.paper, $0.name) < ($1.paper, $1.name) }
     }
 
+    /// The layout `directory/NAME.yaml`, read alone: a broken file of another table does not stop it.
     public static func layout(_ name: String, directory: String = defaultDirectory) throws -> TableLayout {
-        let all = try layouts(directory: directory)
-        guard let l = all.first(where: { $0.name == name }) else {
-            throw StoreError("unknown table '\(name)'; known (\(directory)): \(all.map(\.name).joined(separator: ", "))")
+        let path = "\(directory)/\(name).yaml"
+        guard FileManager.default.fileExists(atPath: path) else {
+            let known = try names(directory: directory)
+            throw StoreError("unknown table '\(name)'\(didYouMean(name, known)); known (\(directory)): \(known.joined(separator: ", "))")
         }
-        return l
+        return try TableLayout.load(path)
+    }
+
+    /// The layout names of `directory` (its YAML files), sorted.
+    public static func names(directory: String = defaultDirectory) throws -> [String] {
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw StoreError("\(directory): cannot list table layouts (run from the repository root or pass --tables-dir)")
+        }
+        return files.filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
     }
 
     static func f2(_ x: Double) -> String { String(format: "%.2f", x) }

@@ -66,6 +66,25 @@ final class LayoutValidationTests: XCTestCase {
                        ["paper dpt has no published values in 'Table 44' (has: Table 1, Table 3, Table 4): every published value shows —"])
     }
 
+    /// A broken layout file is its own table's error: `report TABLE` of another table reads only
+    /// that table's file, and `report` writes every other table and exits 1 naming the broken one.
+    func testABrokenLayoutStopsOnlyItsTable() throws {
+        let dir = tempDir("brokenlayout")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/tables", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(repoRoot)/Baselines/tables/table4.yaml", toPath: "\(dir)/tables/table4.yaml")
+        try "table: walk\nkind: sdt\n".write(toFile: "\(dir)/tables/walk.yaml", atomically: true, encoding: .utf8)
+        let data = try sharedData()
+        let base = ["report", "--profile", "smoke", "--db", "\(dir)/none.sqlite", "--tables-dir", "\(dir)/tables", "--out-dir", "\(dir)/out", "--data-dir", data]
+        let one = try runCLI(["report", "table4"] + base.dropFirst())
+        XCTAssertEqual(one.status, 0, one.err)
+        let all = try runCLI(base)
+        XCTAssertEqual(all.status, 1)
+        XCTAssertTrue(all.err.contains("walk.yaml") && all.err.contains("not written"), all.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/table4.md"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/out/walk.md"))
+    }
+
     /// A std table's Avg. is the mean of the standard deviations it shows (hand-worked: seeds
     /// 70, 72, 74 → 2.00; 60, 64, 68 → 4.00; Avg. 3.00), not of the scores (67.00).
     func testStdTableAveragesTheStds() throws {
