@@ -48,7 +48,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
         }
         let sha = try SHA256.hex(file: weights)
-        let isGPT2 = modelIsGPT2(model)
+        let isGPT2 = ModelFiles.isGPT2(model)
         var mc = try MethodConfig.defaults("pt")
         mc.method = "peft-adapter"
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)

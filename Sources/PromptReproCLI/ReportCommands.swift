@@ -37,11 +37,7 @@ struct Report: ParsableCommand {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var missing = 0
         // Each layout is read on its own: a broken file is that table's error, not every table's.
-        var layouts: [TableLayout] = []
-        for name in try PaperTables.names(directory: tablesDir) {
-            if let l = try? PaperTables.layout(name, directory: tablesDir) { layouts.append(l) }
-        }
-        layouts.sort { ($0.paper, $0.name) < ($1.paper, $1.name) }
+        let layouts = try PaperTables.layouts(directory: tablesDir, skippingBroken: true)
         let defaultNames = layouts.map(\.name) + (try PaperTables.names(directory: tablesDir)).filter { n in !layouts.contains { $0.name == n } }
         for given in pareto {  // a spec name, or a spec file's path
             let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
@@ -60,10 +56,7 @@ struct Report: ParsableCommand {
                 missing += 1
                 continue
             }
-            // A `spec:` that names no spec file is the layout's mistake (not runs to sweep).
-            if !FileManager.default.fileExists(atPath: "Baselines/specs/\(layout.spec).yaml") {
-                do { _ = try ExperimentSpec.load(layout.spec) } catch { throw ValidationError("\(tablesDir)/\(name).yaml: spec: \(error)") }
-            }
+            try requireSpec(layout.spec, of: "\(tablesDir)/\(name).yaml")
             guard let found = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
                 stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
                 missing += 1
@@ -286,6 +279,13 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     }
 }
 
+/// A `spec:` of a table or figure file (`file`) that names no spec file is that file's mistake, not
+/// runs to sweep: the spec loader's error (with its suggestion), naming `file`.
+func requireSpec(_ spec: String, of file: String) throws {
+    guard !FileManager.default.fileExists(atPath: "Baselines/specs/\(spec).yaml") else { return }
+    do { _ = try ExperimentSpec.load(spec) } catch { throw ValidationError("\(file): spec: \(error)") }
+}
+
 /// The one line `report` and `figures` print for an output they keep because its spec has no data.
 func missingSource(spec: String, profile: String, db: String, resultsDir: String, kept: String) -> String {
     "missing: no runs of spec \(spec) [\(profile)] that it plans now in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; kept \(kept)"
@@ -320,9 +320,7 @@ struct FiguresCommand: ParsableCommand {
         var missing = 0
         for name in names {
             let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
-            if !FileManager.default.fileExists(atPath: "Baselines/specs/\(f.spec).yaml") {
-                do { _ = try ExperimentSpec.load(f.spec) } catch { throw ValidationError("\(figuresDir)/\(name).yaml: spec: \(error)") }
-            }
+            try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
             guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
                 stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
                 missing += 1

@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
             mc.dropout = loraDropout
         }
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
-        let isGPT2 = modelIsGPT2(model)
+        let isGPT2 = ModelFiles.isGPT2(model)
         var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }
             ?? TrainConfig.defaultPreset(method: mc, task: task, model: model, k: k, seed: seed, gpt2: isGPT2)
         if let templates {
@@ -191,10 +191,6 @@ struct Train: ParsableCommand {
         if result.status == .diverged { throw ExitCode(3) }
     }
 }
-
-/// Whether MODEL (directory, hub id or embedded:NAME) is a GPT-2 checkpoint: LoPT Table 1's backbone,
-/// whose default protocol is LoPT's (verbaliser templates, Adafactor). False when it cannot be found.
-func modelIsGPT2(_ model: String) -> Bool { ModelFiles.isGPT2(model) }
 
 /// The case of `E` named `value` (its raw value), or an error listing the choices of `--flag`.
 func choice<E: RawRepresentable & CaseIterable>(_ flag: String, _ value: String, _ type: E.Type) throws -> E where E.RawValue == String {

@@ -151,11 +151,9 @@ public enum PaperTables {
     public static let defaultDirectory = "Baselines/tables"
 
     /// Every layout in `directory`, ordered by paper id then name (DPT's tables, then LoPT's).
-    public static func layouts(directory: String = defaultDirectory) throws -> [TableLayout] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw StoreError("\(directory): cannot list table layouts (run from the repository root or pass --tables-dir)")
-        }
-        return try names.filter { $0.hasSuffix(".yaml") }.map { try TableLayout.load("\(directory)/\($0)") }
+    /// `skippingBroken`: files that do not load are left out instead of failing the whole list.
+    public static func layouts(directory: String = defaultDirectory, skippingBroken: Bool = false) throws -> [TableLayout] {
+        try names(directory: directory).compactMap { skippingBroken ? try? layout($0, directory: directory) : try layout($0, directory: directory) }
             .sorted { ($0.paper, $0.name) < ($1.paper, $1.name) }
     }
 
