@@ -112,12 +112,16 @@ extension T5Model {
     }()
 
     /// Rows per group from which a decode runs in row groups when nothing else is set: 16 with
-    /// the AVX2 kernel, off (0) otherwise. Measured on AMD Zen 1 (family 23 model 1, 2 threads,
-    /// 2026-12-05; docs/performance.md, "Thirteenth session") and Zen 3 (family 25 model 1: the
-    /// decode 1.04× faster in ABBA pairs; "Seventeenth session"). With AVX-512 a core's
-    /// products run about three times as fast, so a group's second read of every weight may make
-    /// its steps memory-bound; not measured there (set PROMPTREPRO_DECODE_GROUP_ROWS to try).
-    public static func defaultDecodingGroupMinRows(_ kern: GEMMKernel) -> Int { kern == .avx2 ? 16 : 0 }
+    /// the own kernels (AVX2 and AVX-512), off (0) with OpenBLAS (`decodingRowGroups` never
+    /// groups there). Measured in ABBA pairs of `bench-one --workload generate --batch 56
+    /// --seq-len 156 --prompt 100 --new-tokens 128 --alternate decode-groups` (docs/performance.md):
+    /// AMD Zen 1 (family 23 model 1, AVX2 kernel; "Thirteenth session"), Zen 3 (family 25 model 1,
+    /// AVX2 kernel: the decode 1.04× faster) and Zen 4 (family 25 model 17, AVX-512 kernel on
+    /// half-width units: 1.07×, 5.84 against 6.31 s; "Twenty-fifth session"). Not measured on
+    /// full-width AVX-512 hosts (Zen 5, Intel), where a core's products run about twice as fast
+    /// again, so each group's own read of every weight a step may leave the steps memory-bound
+    /// (PROMPTREPRO_DECODE_GROUP_ROWS=0 turns the groups off to compare).
+    public static func defaultDecodingGroupMinRows(_ kern: GEMMKernel) -> Int { kern == .openblas ? 0 : 16 }
 
     /// Sublayers new models checkpoint (`ffn`, `attention`); nil: the defaults (`Runtime`). The CLI
     /// sets it from PROMPTREPRO_CHECKPOINT.
