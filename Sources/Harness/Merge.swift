@@ -40,6 +40,8 @@ extension ResultsStore {
     /// epochs, scores and predictions. A run already finished here is kept; a run here of another
     /// identity is superseded by the incoming one, unless it was created after it (the spec was
     /// edited since the shards were written): then the incoming run is stored as 'superseded'.
+    /// Identities that differ only by a part one side predates (`legacyIdentityMatch`: a store or
+    /// shard written before the `task` part) are the same run, stored under the newer identity.
     /// Returns how many were merged.
     @discardableResult
     public func merge(from source: String) throws -> Int {
@@ -49,9 +51,21 @@ extension ResultsStore {
             var merged = 0
             for r in rows {
                 let seed = r["seed"]!.int!
-                var history = false
-                if let existing = try currentRun(spec: r["spec"]!.text!, profile: r["profile"]!.text!, cell: r["cell"]!.text!, seed: seed,
+                var history = false, r = r
+                if var existing = try currentRun(spec: r["spec"]!.text!, profile: r["profile"]!.text!, cell: r["cell"]!.text!, seed: seed,
                                                  sampleSeed: r["sample_seed"]?.int ?? seed) {
+                    // A row stored before an identity part existed is the same run as one with the
+                    // part when the other parts agree (`legacyIdentityMatch`, as `insertPending`
+                    // rules): whichever side is the older, both take the newer identity.
+                    if let incoming = r["identity"]?.text, existing["identity"]?.text != incoming {
+                        if let upgraded = Self.legacyIdentityMatch(stored: existing, newJSON: r["identity_json"]?.text) {
+                            try db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(incoming), .text(upgraded), existing["id"]!])
+                            existing["identity"] = .text(incoming)
+                        } else if let upgraded = Self.legacyIdentityMatch(stored: r, newJSON: existing["identity_json"]?.text) {
+                            r["identity"] = existing["identity"]
+                            r["identity_json"] = .text(upgraded)
+                        }
+                    }
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])

@@ -60,6 +60,55 @@ final class TaskIdentityTests: XCTestCase {
         XCTAssertNil(ResultsStore.legacyIdentityMatch(stored: ["identity": .text(sha256Hex(newJSON)), "identity_json": .text(newJSON)], newJSON: newJSON))
     }
 
+    /// `merge` rules on identities as `insertPending` does: a shard's run and the store's run that
+    /// differ only by the task part one of them predates are the same run. Without the rule the
+    /// store's finished legacy row was superseded by the shard's copy, and a shard's finished
+    /// legacy row whose run here was planned later joined as history, leaving the run pending.
+    func testMergeTreatsRowsBeforeTheTaskPartAsTheSameRun() throws {
+        let dir = tempDir("merge-legacy")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let parts: [String: Any] = try RunIdentity.taskParts(TaskRegistry.definition("cb"), templates: .dpt).merging(["weights": "w"]) { a, _ in a }
+        var runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        XCTAssertEqual(runs.count, 3)
+        for i in runs.indices {
+            let j = json(parts.merging(["config": runs[i].config.json]) { a, _ in a })
+            runs[i].identityJSON = j
+            runs[i].identity = sha256Hex(j)
+        }
+        func makeLegacy(_ s: ResultsStore, seed: Int) throws {
+            let row = try XCTUnwrap(try s.db.query("SELECT id, identity_json FROM runs WHERE seed=? AND status != 'superseded'", [.int(seed)]).first)
+            var o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(row["identity_json"]!.text!.utf8)) as? [String: Any])
+            o["task"] = nil
+            let legacy = json(o)
+            try s.db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(sha256Hex(legacy)), .text(legacy), row["id"]!])
+        }
+        func finish(_ s: ResultsStore, seeds: Set<Int>) throws {
+            for _ in seeds {
+                let c = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+                XCTAssertTrue(seeds.contains(c.spec.seed))
+                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 50],
+                                                         last: ["accuracy": 50], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: nil))
+            }
+        }
+        let seeds = runs.map(\.seed)
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(runs)
+        try finish(shard, seeds: Set(seeds))
+        try makeLegacy(shard, seed: seeds[1])  // a shard written before the task part
+        let home = try ResultsStore(path: "\(dir)/home.sqlite")
+        try home.insertPending(runs)
+        try finish(home, seeds: [seeds[0]])    // claims the oldest pending run: runs[0]
+        try makeLegacy(home, seed: seeds[0])   // a finished run stored here before the task part
+        try home.db.query("UPDATE runs SET created_at='9999' WHERE seed=?", [.int(seeds[1])])  // planned here after the shard
+        XCTAssertEqual(try home.merge(from: "\(dir)/shard.sqlite"), 2, "the run finished here stays; the other two come in")
+        let rows = try home.db.query("SELECT seed, status, identity FROM runs")
+        XCTAssertEqual(rows.map { $0["seed"]?.int ?? -1 }.sorted(), seeds.sorted(), "no run twice, none as history")
+        XCTAssertEqual(rows.map { $0["status"]?.text ?? "" }, ["done", "done", "done"])
+        let identities = Dictionary(rows.map { ($0["seed"]?.int ?? -1, $0["identity"]?.text ?? "") }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(identities, Dictionary(uniqueKeysWithValues: runs.map { ($0.seed, $0.identity!) }), "every row under the identity with the task part")
+    }
+
     func cfg() throws -> TrainConfig {
         try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
     }
