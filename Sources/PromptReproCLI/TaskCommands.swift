@@ -29,17 +29,19 @@ struct Score: ParsableCommand {
         // A set whose targets are generated text (WSC's referent) has no label table to check with:
         // a file that another set reads entirely as its labels is that set's ("0"/"1" scored 63.46
         // as referents, silently).
-        if Metrics.unlabelled(def, set: set, predictions: preds) == nil,
-           let other = TemplateSet.allCases.first(where: { $0 != set && Metrics.unlabelled(def, set: $0, predictions: preds) == 0 }) {
+        // Per template set, the predictions that name none of its labels (nil: generated targets).
+        let unlabelled = Dictionary(uniqueKeysWithValues: TemplateSet.allCases.map { ($0, Metrics.unlabelled(def, set: $0, predictions: preds)) })
+        if unlabelled[set]! == nil,
+           let other = TemplateSet.allCases.first(where: { $0 != set && unlabelled[$0]! == 0 }) {
             let text = "\(predictions): every prediction is a label of \(task)'s template set '\(other.rawValue)', while '\(set.rawValue)' targets generated text: pass --templates \(other.rawValue)"
             if templates == nil { throw ValidationError(text + " (nothing scored)") }
             stderr("note: " + text)
         }
-        if let invalid = Metrics.unlabelled(def, set: set, predictions: preds), invalid > 0 {
+        if let invalid = unlabelled[set]!, invalid > 0 {
             let labels = (try? def.template(set).verbalizer(labels: def.labels)).flatMap { $0 }?.joined(separator: ", ") ?? ""
             var text = "\(predictions): \(invalid) of \(preds.count) predictions name no label of \(task)'s template set '\(set.rawValue)' (\(labels)) and score as invalid"
             let better = TemplateSet.allCases.filter { $0 != set }
-                .compactMap { s in Metrics.unlabelled(def, set: s, predictions: preds).map { (s, $0) } }
+                .compactMap { s in unlabelled[s]!.map { (s, $0) } }
                 .filter { $0.1 < invalid }.min { $0.1 < $1.1 }
             if let (s, n) = better {
                 text += "; template set '\(s.rawValue)' reads \(preds.count - n) of them as labels: pass --templates \(s.rawValue)"

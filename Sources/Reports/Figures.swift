@@ -26,24 +26,15 @@ public struct FigureSpec: Decodable {
 
     static let keys: Set<String> = ["figure", "label", "title", "spec", "query", "x", "series", "references", "panels", "model", "stat",
                                     "xlabel", "ylabel", "logx"]
+    /// The keys of a `series` or `references` entry.
+    static let entryKeys: Set<String> = ["variant", "label"]
 
     /// Reads and checks a figure spec; errors name the file and the key (an unknown key, or a
     /// `query`, `x`, `stat` or panel outside what is drawn, once plotted plain means or nothing
     /// without a word).
     public static func load(_ path: String) throws -> FigureSpec {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
-        if let raw = (try? Yams.load(yaml: text)) as? [String: Any] {
-            for key in raw.keys.sorted() where !keys.contains(key) {
-                throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(keys))); a figure has \(keys.sorted().joined(separator: ", "))")
-            }
-            for list in ["series", "references"] {
-                for (i, item) in ((raw[list] as? [Any]) ?? []).enumerated() {
-                    for key in ((item as? [String: Any]) ?? [:]).keys.sorted() where !["variant", "label"].contains(key) {
-                        throw StoreError("\(path): \(list)[\(i)]: unknown key '\(key)'\(didYouMean(key, ["variant", "label"])); an entry has label, variant")
-                    }
-                }
-            }
-        }
+        try refuseUnknownKeys(path, text: text, keys: ["": keys, "series": entryKeys, "references": entryKeys], kind: "a figure")
         let f: FigureSpec
         do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent

@@ -66,19 +66,7 @@ public struct TableLayout: Decodable {
     /// a metric its task does not score, two columns compared with one published column.
     public static func load(_ path: String) throws -> TableLayout {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
-        if let raw = (try? Yams.load(yaml: text)) as? [String: Any] {
-            for key in raw.keys.sorted() where !keys[""]!.contains(key) {
-                throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(keys[""]!))); a layout has \(keys[""]!.sorted().joined(separator: ", "))")
-            }
-            for list in ["sections", "rows", "columns"] {
-                for (i, item) in ((raw[list] as? [Any]) ?? []).enumerated() {
-                    guard let d = item as? [String: Any] else { throw StoreError("\(path): \(list)[\(i)] is not a mapping") }
-                    for key in d.keys.sorted() where !keys[list]!.contains(key) {
-                        throw StoreError("\(path): \(list)[\(i)]: unknown key '\(key)'\(didYouMean(key, Array(keys[list]!))); an entry has \(keys[list]!.sorted().joined(separator: ", "))")
-                    }
-                }
-            }
-        }
+        try refuseUnknownKeys(path, text: text, keys: keys, kind: "a layout")
         let l: TableLayout
         do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
@@ -422,4 +410,23 @@ public struct TableGrid: Equatable {
     public var rows: [Row]
     /// Footnotes printed under the table (the reference rows' definition, the invalid-output marker).
     public var notes: [String] = []
+}
+
+/// Refuses a YAML mapping's keys outside `keys[""]` and, for each list `keys` names, an entry that
+/// is not a mapping or has a key outside that list's set. Errors name the file, the entry
+/// (`rows[2]`), the key, a near name and the keys allowed (`kind` says whose: "a layout").
+/// Text that is not a YAML mapping is left to the decoder's error.
+func refuseUnknownKeys(_ path: String, text: String, keys: [String: Set<String>], kind: String) throws {
+    guard let raw = (try? Yams.load(yaml: text)) as? [String: Any], let top = keys[""] else { return }
+    for key in raw.keys.sorted() where !top.contains(key) {
+        throw StoreError("\(path): unknown key '\(key)'\(didYouMean(key, Array(top))); \(kind) has \(top.sorted().joined(separator: ", "))")
+    }
+    for (list, allowed) in keys.sorted(by: { $0.key < $1.key }) where !list.isEmpty {
+        for (i, item) in ((raw[list] as? [Any]) ?? []).enumerated() {
+            guard let d = item as? [String: Any] else { throw StoreError("\(path): \(list)[\(i)] is not a mapping") }
+            for key in d.keys.sorted() where !allowed.contains(key) {
+                throw StoreError("\(path): \(list)[\(i)]: unknown key '\(key)'\(didYouMean(key, Array(allowed))); an entry has \(allowed.sorted().joined(separator: ", "))")
+            }
+        }
+    }
 }
