@@ -147,6 +147,7 @@ struct CompareCommand: ParsableCommand {
                                     table: publishedTable, runs: runs, examples: examples)
         guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
+                                              diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method),
                                               maxRegression: maxRegression, allowMissing: allowMissing)
         print(text, terminator: "")
         if !passed { throw ExitCode(1) }

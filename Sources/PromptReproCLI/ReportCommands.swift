@@ -184,35 +184,47 @@ struct Export: ParsableCommand {
             var written = 0
             switch format {
             case "lm-eval":
-                var versions: [String: Int] = [:], samples: [String: Int] = [:], specs: [String: String] = [:]
-                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, id, cell, seed, sample_seed, config_json, identity_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
+                // One file per variant and model column, and per k where the spec has several (a file
+                // keyed by task alone held only one k's results, the others dropped silently).
+                func group(_ variant: String, _ model: String, _ k: Int?) -> String { "\(variant)|\(model)|\(k.map(String.init) ?? "")" }
+                var versions: [String: Int] = [:], samples: [String: [String: Int]] = [:], specs: [String: String] = [:]
+                for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, k, id, cell, seed, sample_seed, config_json, identity_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
                                             [.text(spec), .text(profile)]) where counts(r) {
-                    let task = r["task"]!.text!
+                    let task = r["task"]!.text!, g = group(r["variant"]!.text!, r["model"]!.text!, r["k"]?.int)
                     versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0
-                    samples[task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
-                    specs["\(r["variant"]!.text!)|\(r["model"]!.text!)"] = r["model_spec"]?.text
+                    samples[g, default: [:]][task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
+                    specs[g] = r["model_spec"]?.text
                 }
+                let tasks = Set(samples.values.flatMap(\.keys))
                 // lm-eval's n-samples: "original" is the split's size, "effective" what was scored (an
                 // eval_limit scores fewer); without the data the split's size is unknown: null.
                 var originals: [String: Int] = [:]
                 if let data {
-                    for task in Set(samples.keys) {
+                    for task in tasks {
                         let def = try TaskRegistry.definition(task)
                         if let d = try? DataLoader.load(def, split: .validation, dataDir: data),
                            let ex = try? Templates.examples(d, set: .dpt, training: false) { originals[task] = ex.count }
                     }
                 }
-                if originals.count < samples.count { stderr("note: no validation data for \(Set(samples.keys).subtracting(originals.keys).sorted().joined(separator: ", ")): n-samples.original is null (pass --data-dir)") }
+                if originals.count < tasks.count { stderr("note: no validation data for \(tasks.subtracting(originals.keys).sorted().joined(separator: ", ")): n-samples.original is null (pass --data-dir)") }
                 for key in Set(cells.map { "\($0.variant)|\($0.model)" }).sorted() {
                     let parts = key.split(separator: "|").map(String.init)
-                    try write(ToolFormats.lmEval(cells: cells, variant: parts[0], model: parts[1], spec: spec, profile: profile, versions: versions,
-                                                 samples: samples, originals: originals, modelSpec: specs[key] ?? parts[1]), "results_\(parts[0])_\(parts[1]).json")
-                    written += 1
+                    let ks = Set(cells.filter { $0.variant == parts[0] && $0.model == parts[1] }.map(\.k)).sorted { ($0 ?? -1) < ($1 ?? -1) }
+                    for k in ks {
+                        let g = group(parts[0], parts[1], k)
+                        try write(ToolFormats.lmEval(cells: cells.filter { $0.k == k }, variant: parts[0], model: parts[1], spec: spec, profile: profile,
+                                                     versions: versions, samples: samples[g] ?? [:], originals: originals, modelSpec: specs[g] ?? parts[1],
+                                                     k: ks.count > 1 ? k : nil),
+                                  "results_\(parts[0])_\(parts[1])\(ks.count > 1 ? "_k\(k.map(String.init) ?? "none")" : "").json")
+                        written += 1
+                    }
                 }
             case "peft-bench":
                 for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) where counts(r) {
                     let epochs = try store.db.query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", [r["id"]!])
-                    let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(r["seed"]!.int!).json"
+                    // The sample seed too where it differs (crossed designs have several runs per seed).
+                    let seed = r["seed"]!.int!, sampleSeed = r["sample_seed"]?.int ?? seed
+                    let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(seed)\(sampleSeed != seed ? "-d\(sampleSeed)" : "").json"
                     let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
                     try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }), name)
                     written += 1

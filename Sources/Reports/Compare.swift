@@ -2,11 +2,12 @@
 // or against the papers' published numbers, task by task.
 //
 // Statistics (stored baseline). Every method of a spec trains on the same few-shot sample per seed,
-// so comparisons are paired by seed. Primary: a paired bootstrap over validation examples, pooled
-// over the seeds both sides finished (Koehn 2004 style): B resamples of example indices, the same
-// indices for both methods and every seed; Δ* = mean over seeds of metric(new) − metric(baseline) on
-// the resample, with the task's selection metric recomputed from the best epoch's stored
-// predictions. Two-sided p = 2·min(P(Δ* ≤ 0), P(Δ* ≥ 0)). Without stored predictions (committed
+// so comparisons are paired by seed. Primary: a paired two-level bootstrap over the seed pairs both
+// sides finished and the validation examples (`pairedBootstrap`): each of B resamples draws the seed
+// pairs and the example indices with replacement, the same indices for both methods and every drawn
+// pair; Δ* = mean over the drawn pairs of metric(new) − metric(baseline) on the resample, with the
+// task's selection metric recomputed from the best epoch's stored predictions. Two-sided
+// p = 2·(1 + the count of Δ* on the smaller side of 0) / (B + 1) (`bootstrapP`). Without stored predictions (committed
 // exports) or validation data: a paired t-test over the seeds (n ≥ 2). p-values are Holm-adjusted
 // across tasks, and each task's interval is printed at the Holm level of its rank (1 − 0.05/(m −
 // rank + 1), frozen at the first rank that is not rejected), so "win"/"loss" holds exactly when the
@@ -131,26 +132,45 @@ public enum Compare {
         return rows.map(entry.stats)
     }
 
-    /// Paired bootstrap over examples pooled over seeds; returns the resampled Δ* (sorted).
+    /// Paired two-level bootstrap over seeds and examples; returns the resampled Δ* (sorted).
+    /// `new[s][i]` / `baseline[s][i]`: seed pair s's per-example statistics on example i (the same
+    /// examples for every pair). Each resample draws S seed pairs with replacement and n example
+    /// indices with replacement (the same indices for both methods and every drawn pair), and
+    /// Δ* = mean over the drawn pairs of metric(new) − metric(baseline) on those examples. Drawing
+    /// the seeds as well carries the spread between training runs into the interval: resampling
+    /// examples alone (Koehn 2004) treats the trained models as fixed, and per-seed differences of
+    /// −14, +72 and 0 points read as a certain win (p 0.0000, where a paired t over the seeds gives
+    /// 0.54). With one pair only the examples vary. The hierarchical (cluster) bootstrap of Davison
+    /// & Hinkley 1997, §3.8, with the seeds as the clusters.
     public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: MetricEntry, resamples: Int = 2000,
                                        seed: UInt64 = 20_241_123) -> [Double] {
-        let n = new.first?.count ?? 0
+        let n = new.first?.count ?? 0, pairs = min(new.count, baseline.count)
         var s = PhiloxStream(RNGKey(seed: seed).derive("paired-bootstrap"))
         var out: [Double] = []
         out.reserveCapacity(resamples)
         let width = new.first?.first?.count ?? 1
-        var idx = [Int](repeating: 0, count: n)
+        var idx = [Int](repeating: 0, count: n), drawn = [Int](repeating: 0, count: pairs)
         for _ in 0..<resamples {
+            for j in 0..<pairs { drawn[j] = pairs == 1 ? 0 : s.nextInt(below: pairs) }
             for i in 0..<n { idx[i] = s.nextInt(below: n) }
             var d = 0.0
-            for (a, b) in zip(new, baseline) {
+            for j in drawn {
+                let a = new[j], b = baseline[j]
                 var sa = [Double](repeating: 0, count: width), sb = sa
                 for i in idx { for w in 0..<width { sa[w] += a[i][w]; sb[w] += b[i][w] } }
                 d += (metric.value(sa, count: n) ?? .nan) - (metric.value(sb, count: n) ?? .nan)
             }
-            out.append(d / Double(new.count))
+            out.append(d / Double(pairs))
         }
         return out.sorted()
+    }
+
+    /// Two-sided bootstrap p-value of Δ = 0 from the sorted resamples: 2 · (1 + the count on the
+    /// smaller side of 0, ties counted on both) / (B + 1), at most 1 (Davison & Hinkley 1997, eq.
+    /// 4.11: never 0, whose resolution B cannot give).
+    public static func bootstrapP(_ boot: [Double]) -> Double {
+        let below = Double(boot.filter { $0 <= 0 }.count), above = Double(boot.filter { $0 >= 0 }.count)
+        return min(1, 2 * (1 + min(below, above)) / Double(boot.count + 1))
     }
 
     /// Rows for every cell (task, model, k) where both sides have runs; statistics as described at
@@ -222,11 +242,11 @@ public enum Compare {
                 if ok, let entry = try? def.metrics.first(where: { $0.name == metric })?.entry {
                     boot = pairedBootstrap(new: a, baseline: z, metric: entry)
                     row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
+                        + (pairs.count > 1 ? " (both resampled)" : "")
                 }
             }
             if let boot {
-                let below = Double(boot.filter { $0 <= 0 }.count), above = Double(boot.filter { $0 >= 0 }.count)
-                row.p = min(1, 2 * min(below, above) / Double(boot.count))
+                row.p = bootstrapP(boot)
                 row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
             } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
                 row.method = "paired t over \(pairs.count) seeds"
@@ -296,8 +316,20 @@ public enum Compare {
         return lines
     }
 
+    /// The new variant's diverged runs on the cells the spec expects, one line per cell. A diverged
+    /// run is the method's result (its loss went non-finite), not a run still to do: the gate fails
+    /// on it with or without `--allow-missing` (which once passed a method that diverged on every
+    /// seed of a task, that task simply left out).
+    public static func diverged(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String) -> [String] {
+        expected.keys.sorted().compactMap { key in
+            let seeds = cells.filter { $0.variant == variant && CompareCell(task: $0.task, model: $0.model, k: $0.k) == key }
+                .flatMap(\.divergedSeeds).filter { s in expected[key]!.contains { $0.seed == s } }.sorted()
+            return seeds.isEmpty ? nil : "new '\(variant)' \(key): diverged on seed\(seeds.count == 1 ? "" : "s") \(seeds.map(String.init).joined(separator: ", "))"
+        }
+    }
+
     public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, header: String,
-                                missing: [String], maxRegression: Double?, allowMissing: Bool) -> (text: String, passed: Bool) {
+                                missing: [String], diverged: [String] = [], maxRegression: Double?, allowMissing: Bool) -> (text: String, passed: Bool) {
         func ms(_ v: [Double]) -> String {
             v.isEmpty ? "—" : v.count == 1 ? String(format: "%.2f (n=1)", v[0])
                 : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
@@ -328,10 +360,14 @@ public enum Compare {
         if !missing.isEmpty {
             out += "\n\nMissing runs (\(missing.count)):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
         }
+        if !diverged.isEmpty {
+            out += "\n\nDiverged runs of \(new) (\(diverged.count) cell\(diverged.count == 1 ? "" : "s")):\n" + diverged.map { "- \($0)" }.joined(separator: "\n")
+        }
         var passed = true
         if let m = maxRegression {
             var reasons: [String] = []
             if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
+            reasons += diverged.map { "\($0) (a diverged run fails the gate, also with --allow-missing)" }
             for r in rows {
                 guard let ci = r.ci else { reasons.append("\(name(r)): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
                 if r.higherIsBetter, ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", name(r), ci.0, m)) }

@@ -11,9 +11,11 @@ import Foundation
 import Store
 
 public enum ToolFormats {
-    /// lm-eval-harness-shaped results for the cells of one variant and model column.
+    /// lm-eval-harness-shaped results for the cells of one variant and model column (the caller
+    /// passes one k's cells where the spec has several, and `k`, written as `config.k`).
     public static func lmEval(cells: [CellResult], variant: String, model: String, spec: String, profile: String,
-                              versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String) -> [String: Any] {
+                              versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String,
+                              k: Int? = nil) -> [String: Any] {
         var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:]
         for c in cells where c.variant == variant && c.model == model {
             var r: [String: Any] = ["alias": c.task]
@@ -26,10 +28,11 @@ public enum ToolFormats {
             // original: the validation split's examples; effective: those scored (fewer under eval_limit).
             n[c.task] = ["original": originals[c.task].map { $0 as Any } ?? NSNull(), "effective": samples[c.task] ?? 0]
         }
-        return ["results": results, "versions": vers, "n-samples": n,
-                "config": ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,
-                           "selection": "best epoch on the validation split (paper protocol); mean over seeds",
-                           "smoke": profile == "smoke" || modelSpec.hasPrefix("embedded:")] as [String: Any]]
+        var config: [String: Any] = ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,
+                                     "selection": "best epoch on the validation split (paper protocol); mean over seeds",
+                                     "smoke": profile == "smoke" || modelSpec.hasPrefix("embedded:")]
+        if let k { config["k"] = k }
+        return ["results": results, "versions": vers, "n-samples": n, "config": config]
     }
 
     /// One run as PEFT method_comparison's per-run JSON.

@@ -93,12 +93,13 @@ public struct CellResult: Codable, Sendable {
 }
 
 extension CellResult {
-    /// "✗ failed 2/3" (", diverged 1/3"): how many of the cell's runs ended without a score, or nil
+    /// "✗ failed 2/3" (", diverged 1/3", ", incomplete 1/3": finished without all its scores, see
+    /// `cellResults`): how many of the cell's runs ended without a score, or nil
     /// when none did. Tables show it instead of (or beside) the mean, so a failed cell never reads as
     /// "not run".
     public var failureMarker: String? {
         let total = statuses.values.reduce(0, +)
-        let parts = [("failed", statuses["failed"] ?? 0), ("diverged", statuses["diverged"] ?? 0)]
+        let parts = [("failed", statuses["failed"] ?? 0), ("diverged", statuses["diverged"] ?? 0), ("incomplete", statuses["incomplete"] ?? 0)]
             .filter { $0.1 > 0 }.map { "\($0.0) \($0.1)/\(total)" }
         return parts.isEmpty ? nil : "✗ " + parts.joined(separator: ", ")
     }
@@ -262,6 +263,7 @@ extension ResultsStore {
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)
         let hasRunMetrics = schemaVersion >= 4
         var evalSets: [String: Set<String>] = [:]  // cell → "templates/count" of its runs
+        var finishedStatus: [String: [String: [Replicate]]] = [:]  // cell → done / evaluated → its runs
         var examplesCache: [String: [Example]?] = [:]
         func examples(_ def: TaskDefinition, _ set: TemplateSet) -> [Example]? {
             let key = "\(def.task)/\(set.rawValue)"
@@ -286,6 +288,7 @@ extension ResultsStore {
             if status == "diverged" { byCell[cell]!.divergedSeeds.append(r["seed"]!.int!) }
             guard status == "done" || status == "evaluated" else { continue }
             let rep = Replicate(seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int)
+            finishedStatus[cell, default: [:]][status, default: []].append(rep)
             byCell[cell]!.seeds.append(rep.seed)
             byCell[cell]!.sampleSeeds = (byCell[cell]!.sampleSeeds ?? []) + [rep.sampleSeed]
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
@@ -331,6 +334,26 @@ extension ResultsStore {
         }
         return order.map { cell in
             var c = byCell[cell]!
+            // A finished run without a score its cell's other runs have (a best or last metric) is
+            // not counted: every `Stat.values` must follow `replicates` one for one (compare pairs
+            // them by position), and a run missing its scores is no result. It counts as
+            // 'incomplete' (tables mark it, compare and the gate find it missing).
+            let scored = ["best", "last"].flatMap { kind in (values[cell]?[kind] ?? [:]).values.map { Set($0.map(\.0)) } }
+            let incomplete = Set(c.replicates.filter { rep in scored.contains { !$0.contains(rep) } })
+            if !incomplete.isEmpty {
+                let kept = c.replicates.filter { !incomplete.contains($0) }
+                c.seeds = kept.map(\.seed)
+                c.sampleSeeds = kept.map(\.sampleSeed)
+                for (status, reps) in finishedStatus[cell] ?? [:] {
+                    let n = reps.filter(incomplete.contains).count
+                    c.statuses[status, default: 0] -= n
+                    if c.statuses[status] == 0 { c.statuses[status] = nil }
+                }
+                c.statuses["incomplete", default: 0] += incomplete.count
+                for (kind, metrics) in values[cell] ?? [:] {
+                    values[cell]![kind] = metrics.mapValues { $0.filter { !incomplete.contains($0.0) } }.filter { !$0.value.isEmpty }
+                }
+            }
             let reps = c.replicates.sorted()
             c.seeds = reps.map(\.seed)
             c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil

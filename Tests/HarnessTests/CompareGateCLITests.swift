@@ -130,6 +130,20 @@ final class CompareCellsCLITests: XCTestCase {
             }
         }
         XCTAssertEqual(rows, 2, text)
+        // lm-eval export: one file per k (a file keyed by task alone kept one k's cell, the other
+        // dropped without a word), each naming its k.
+        XCTAssertEqual(try runCLI(["export", "\(dir)/minik.yaml", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(),
+                       ["results_dpt_t5-small_k16.json", "results_dpt_t5-small_k8.json", "results_pt_t5-small_k16.json", "results_pt_t5-small_k8.json"])
+        func lmAccuracy(_ file: String) throws -> (Double?, Int?) {
+            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/\(file)"))) as! [String: Any]
+            return (((o["results"] as? [String: Any])?["cb"] as? [String: Any])?["accuracy,none"] as? Double, (o["config"] as? [String: Any])?["k"] as? Int)
+        }
+        let (pt16, k16) = try lmAccuracy("results_pt_t5-small_k16.json"), (pt8, k8) = try lmAccuracy("results_pt_t5-small_k8.json")
+        XCTAssertEqual(pt16, 1)
+        XCTAssertEqual(k16, 16)
+        XCTAssertEqual(k8, 8)
+        XCTAssertNotEqual(pt8, 1, "k 8's cell is its own")
 
         // The spec drops k 16 and seed 2: only k 8 seed 1 counts (the rest named on stderr), and
         // `results` says so too.

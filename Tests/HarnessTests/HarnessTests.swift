@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import Methods
+import Reports
 import Store
 import Support
 import Tensor
@@ -252,6 +253,43 @@ final class StoreTests: XCTestCase {
         let merged = try ResultsStore(path: "\(dir)/b.sqlite")
         XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 3)
         XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
+    }
+
+    /// A finished run without a score its cell's other runs have is not counted: its cell's values
+    /// once lost their place (compare paired them with the wrong seeds: Δ −3.50 where the seeds that
+    /// have scores give +6.50). It counts as 'incomplete', and compare finds it missing.
+    func testFinishedRunWithoutItsScoresIsIncomplete() throws {
+        let dir = tempDir("incomplete")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        try s.insertPending(runs)
+        var scoreOf: [Int: Double] = [:]
+        for _ in runs {
+            let c = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+            let v = 50 + 10 * Double(c.spec.seed)
+            scoreOf[c.spec.seed] = v
+            try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v, "f1": v / 2],
+                                                     last: ["accuracy": v, "f1": v / 2], history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8,
+                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: nil))
+        }
+        let seeds = runs.map(\.seed).sorted()
+        try s.db.query("DELETE FROM scores WHERE kind='best' AND metric='accuracy' AND run_id=(SELECT id FROM runs WHERE seed=?)", [.int(seeds[0])])
+        let cell = try XCTUnwrap(s.cellResults(spec: "table1", profile: "smoke").first)
+        XCTAssertEqual(cell.seeds, Array(seeds.dropFirst()))
+        for (kind, stats) in [("best", cell.best), ("last", cell.last)] {
+            for (metric, st) in stats {
+                XCTAssertEqual(st.values.count, cell.replicates.count, "\(kind) \(metric)")
+                let want = seeds.dropFirst().map { metric == "f1" ? scoreOf[$0]! / 2 : scoreOf[$0]! }
+                XCTAssertEqual(st.values, want, "\(kind) \(metric): each value at its seed")
+            }
+        }
+        XCTAssertEqual(cell.statuses, ["done": 2, "incomplete": 1])
+        XCTAssertEqual(cell.failureMarker, "✗ incomplete 1/3")
+        let missing = Compare.missing(expected: [CompareCell(task: "cb", model: cell.model, k: cell.k): seeds.map { Replicate(seed: $0) }],
+                                      cells: [cell], variant: "dpt", label: "new")
+        XCTAssertEqual(missing.count, 1)
+        XCTAssertTrue(missing[0].contains("seed \(seeds[0]) missing (1 incomplete)"), missing[0])
     }
 
     /// The ETA from hand-made per-epoch timings: epochs already trained are not counted again, a

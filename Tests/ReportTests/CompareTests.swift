@@ -49,6 +49,50 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertGreaterThan(d[49], 0)  // 2.5 % quantile above 0
     }
 
+    /// Seed pairs are resampled as well as examples: one seed far better and two identical ones is
+    /// no certain win. Resampling examples alone put every Δ* near +10 (the interval and p said
+    /// win); with the seeds drawn, about (2/3)³ of the resamples hold only identical pairs (Δ* = 0).
+    func testPairedBootstrapResamplesSeeds() {
+        let base = (0..<100).map { [$0 % 2 == 0 ? 1.0 : 0] }
+        let far = (0..<100).map { [$0 % 2 == 0 || $0 % 10 < 6 ? 1.0 : 0] }  // +30 points
+        let accuracy = try! MetricRegistry.entry("accuracy")
+        let d = Compare.pairedBootstrap(new: [far, base, base], baseline: [base, base, base], metric: accuracy, resamples: 2000)
+        XCTAssertEqual(d[1000], 10, accuracy: 5)  // the median draws the far seed once
+        XCTAssertEqual(d[49], 0, "the 2.5 % quantile is a resample without the far seed")
+        let zeros = d.filter { $0 == 0 }.count
+        XCTAssertEqual(Double(zeros) / 2000, 8.0 / 27, accuracy: 0.04)
+        XCTAssertGreaterThan(Compare.bootstrapP(d), 0.5)
+        // p never reads 0: all 2000 resamples above 0 give 2 / 2001.
+        let sure = Compare.pairedBootstrap(new: [far, far], baseline: [base, base], metric: accuracy, resamples: 2000)
+        XCTAssertGreaterThan(sure[0], 0)
+        XCTAssertEqual(Compare.bootstrapP(sure), 2.0 / 2001, accuracy: 1e-15)
+    }
+
+    /// A method that diverged on every seed of a task has no row there; with --allow-missing the
+    /// gate passed on the other tasks. A diverged run of the new method fails the gate either way.
+    func testGateFailsOnDivergedRunsAlsoWithAllowMissing() {
+        func cell(_ v: String, _ t: String, seeds: [Int], diverged: [Int]) -> CellResult {
+            CellResult(cell: "\(v)|\(t)", variant: v, method: v, task: t, model: "t5-small", k: 8, seeds: seeds,
+                       statuses: ["done": seeds.count, "diverged": diverged.count].filter { $0.value > 0 }, trainableParams: nil,
+                       best: ["accuracy": Stat(seeds.map { Double($0) })], last: [:], divergedSeeds: diverged, probe: nil)
+        }
+        let expected = [CompareCell(task: "cb", model: "t5-small", k: 8): [Replicate(1), 2, 3], CompareCell(task: "rte", model: "t5-small", k: 8): [1, 2, 3]]
+        let cells = [cell("new", "cb", seeds: [1, 2, 3], diverged: []), cell("new", "rte", seeds: [], diverged: [1, 2, 3]),
+                     cell("dpt", "cb", seeds: [1, 2, 3], diverged: []), cell("dpt", "rte", seeds: [1, 2, 3], diverged: [])]
+        let diverged = Compare.diverged(expected: expected, cells: cells, variant: "new")
+        XCTAssertEqual(diverged, ["new 'new' rte t5-small k=8: diverged on seeds 1, 2, 3"])
+        XCTAssertEqual(Compare.diverged(expected: expected, cells: cells, variant: "dpt"), [])
+        let missing = Compare.missing(expected: expected, cells: cells, variant: "new", label: "new")
+        let row = ComparisonRow(task: "cb", model: "t5-small", metric: "accuracy", new: [1, 2, 3], baseline: [1, 2, 3], seeds: [1, 2, 3], baselineMean: 2,
+                                delta: 0, method: "paired t", p: 1, pHolm: 1, ci: (-0.5, 0.5), level: 0.95, verdict: "tie")
+        let gate = Compare.markdown([row], new: "new", baseline: "dpt", against: "stored", header: "", missing: missing, diverged: diverged,
+                                    maxRegression: 2, allowMissing: true)
+        XCTAssertFalse(gate.passed, gate.text)
+        XCTAssertTrue(gate.text.contains("Diverged runs of new (1 cell)") && gate.text.contains("diverged on seeds 1, 2, 3 (a diverged run fails"), gate.text)
+        XCTAssertTrue(Compare.markdown([row], new: "new", baseline: "dpt", against: "stored", header: "", missing: missing,
+                                       maxRegression: 2, allowMissing: true).passed, "without diverged runs --allow-missing gates on what exists")
+    }
+
     /// The case: NEW's WSC runs and one CB seed failed. The gate lists both and fails;
     /// with --allow-missing it gates on what exists.
     func testGateFailsOnMissingRuns() {
