@@ -111,7 +111,16 @@ public struct PEFTAdapter {
         var out = PEFTAdapter(directory: directory, config: config, sha256: try SHA256.hex(file: weights))
         switch config.peftType {
         case "PROMPT_TUNING":
+            // PEFT applies a prompt only in its task models (PeftModelForSeq2SeqLM / ForCausalLM); with
+            // task_type null its plain PeftModel's forward ignores the prompt (the base model's loss),
+            // and other task types are heads this harness does not have.
+            guard let t = config.taskType, ["CAUSAL_LM", "SEQ_2_SEQ_LM"].contains(t) else {
+                throw PEFTError("\(cfgPath): task_type \(config.taskType ?? "null") on a PROMPT_TUNING adapter: PEFT applies the prompt only with task_type \(isT5 ? "SEQ_2_SEQ_LM" : "CAUSAL_LM") (null: its PeftModel ignores the prompt; other types have their own heads)")
+            }
             guard let n = config.numVirtualTokens, n > 0 else { throw PEFTError("\(cfgPath): PROMPT_TUNING needs num_virtual_tokens") }
+            if let td = config.tokenDim, td != dModel {
+                throw PEFTError("\(cfgPath): token_dim \(td), but this model's hidden size is \(dModel) (PEFT refuses such an adapter at load)")
+            }
             let k = config.numTransformerSubmodules ?? (isT5 ? 2 : 1)
             guard k == 1 || (k == 2 && isT5) else { throw PEFTError("\(cfgPath): num_transformer_submodules \(k) is not supported for this model") }
             let extra = file.names.filter { $0 != "prompt_embeddings" }
@@ -124,6 +133,12 @@ public struct PEFTAdapter {
             out.encoderPrompt = try narrow(table, axis: 0, start: 0, length: n).detached()
             if k == 2 { out.decoderPrompt = try narrow(table, axis: 0, start: n, length: n).detached() }
         case "LORA":
+            // LoRA layers apply whatever the task model (null included); a task type with a head of
+            // its own (SEQ_CLS, TOKEN_CLS, QUESTION_ANS) or none (FEATURE_EXTRACTION) was trained
+            // for another output than this model's LM head.
+            if let t = config.taskType, !["CAUSAL_LM", "SEQ_2_SEQ_LM"].contains(t) {
+                throw PEFTError("\(cfgPath): task_type \(t) is an adapter for a model with another head than the language-model head scored here")
+            }
             guard let r = config.r, r > 0, let alpha = config.loraAlpha else { throw PEFTError("\(cfgPath): LORA needs r > 0 and lora_alpha") }
             if config.useDora == true { throw PEFTError("\(cfgPath): use_dora true (DoRA) is not supported") }
             if let b = config.bias, b != "none" { throw PEFTError("\(cfgPath): bias '\(b)' (trained LoRA biases) is not supported") }

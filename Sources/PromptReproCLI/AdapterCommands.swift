@@ -19,6 +19,8 @@ enum AdapterExport {
 
     /// The file beside an exported adapter that holds the training run's config (`TrainConfig` JSON).
     static let runConfigFile = "promptrepro_run_config.json"
+    /// The run config's key for the sha256 of the adapter_model.safetensors it was written with.
+    static let runConfigAdapterKey = "adapter_sha256"
 
     /// Writes `artifact` (a run's final tensors with its config in the metadata) as a PEFT adapter:
     /// prompt methods as PROMPT_TUNING holding the materialised n×d prompt (the factors are kept in
@@ -31,8 +33,15 @@ enum AdapterExport {
         }
         let mc = c.method
         if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
-        defer {  // the run's settings beside the adapter, which `eval --adapter` reads its input lengths and templates from
-            try? Data(json.utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(runConfigFile)))
+        defer {  // the run's settings beside the adapter, which `eval --adapter` reads its scoring settings from,
+            // with the sha256 of the adapter written beside it (`adapter_sha256`): a later adapter saved into
+            // the same directory (PEFT's save_pretrained keeps other files) does not take these settings.
+            let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
+            var obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+            if let sha = try? SHA256.hex(file: weights) { obj[runConfigAdapterKey] = sha }
+            if let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) {
+                try? data.write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(runConfigFile)))
+            }
         }
         let dirModel = try ModelFiles.locate(c.model)
         let cfgPath = (dirModel as NSString).appendingPathComponent("config.json")

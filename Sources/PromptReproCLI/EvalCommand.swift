@@ -32,6 +32,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
     var decodeStop: String?
+    @Option(help: "How outputs are scored: generate (greedy decoding, default) or rank (T5: the label whose target has the lowest loss). Default: the training run's, from promptrepro_run_config.json.")
+    var evalMode: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Store the run in this SQLite store.") var db: String?
     @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"
@@ -59,10 +61,18 @@ struct EvalCommand: ParsableCommand {
             guard let trained = try? JSONDecoder().decode(TrainConfig.self, from: data) else {
                 throw ValidationError("\(runConfig): not a PromptRepro run config; remove it or pass --max-source-length, --max-target-length and --templates")
             }
+            if let stale = try staleRunConfig(trained, data: data, adapterSha256: sha, directory: dir) {
+                throw ValidationError("\(runConfig): \(stale): it belongs to another adapter (one saved into this directory since?); remove it to evaluate with the preset's settings and the flags")
+            }
             c.maxSourceLength = trained.maxSourceLength
             c.maxTargetLength = trained.maxTargetLength
             c.templates = trained.templates
-            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue) from \(runConfig) (the training run's; flags override)")
+            // How the run scored its outputs: rank classification or greedy decoding, and the decode's cap and stop rule.
+            c.evalMode = trained.evalMode
+            c.decodeMaxTokens = trained.decodeMaxTokens
+            c.decodeStop = trained.decodeStop
+            let decode = "decode_max_tokens \(trained.decodeMaxTokens?.description ?? "max target length"), decode_stop \(trained.decodeStop?.rawValue ?? "default")"
+            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue), eval_mode \(trained.evalMode?.rawValue ?? "generate"), \(decode) from \(runConfig) (the training run's; flags override)")
         }
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
@@ -72,7 +82,8 @@ struct EvalCommand: ParsableCommand {
         if let maxTargetLength { c.maxTargetLength = maxTargetLength }
         c.evalLimit = evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
-        c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
+        if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
+        if let evalMode { c.evalMode = try choice("eval-mode", evalMode, EvalMode.self) }
         c.threads = global.threads
         c.adapter = "\(dir)#sha256:\(sha)"
         if let e = flagProblem(c) { throw e }
@@ -94,4 +105,22 @@ struct EvalCommand: ParsableCommand {
         result.bestPredictions = nil
         print(result.json)
     }
+}
+
+/// Why a `promptrepro_run_config.json` beside an adapter is not that adapter's, or nil when it is:
+/// its recorded `adapter_sha256` differs from the adapter's, or (configs written before the hash)
+/// the adapter's num_virtual_tokens or LoRA r differs from the run's n or r.
+func staleRunConfig(_ trained: TrainConfig, data: Data, adapterSha256: String, directory: String) throws -> String? {
+    let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    if let recorded = obj[AdapterExport.runConfigAdapterKey] as? String {
+        return recorded == adapterSha256 ? nil : "written with adapter sha256 \(recorded.prefix(12))…, while adapter_model.safetensors has \(adapterSha256.prefix(12))…"
+    }
+    let cfgPath = (directory as NSString).appendingPathComponent("adapter_config.json")
+    guard let cfg = FileManager.default.contents(atPath: cfgPath).flatMap({ try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) else { return nil }
+    if trained.method.method == "lora" {
+        if let r = cfg["r"] as? Int, r != trained.method.r { return "the run's LoRA r is \(trained.method.r), the adapter's \(r)" }
+    } else if let n = cfg["num_virtual_tokens"] as? Int, n != trained.method.n {
+        return "the run's prompt has \(trained.method.n) tokens, the adapter's num_virtual_tokens \(n)"
+    }
+    return nil
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import Store
+import Support
 import Tensor
 import TestSupport
 import XCTest
@@ -157,5 +158,50 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (s2, preset) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--max-source-length", "256"] + common)
         XCTAssertEqual(s2, 0)
         XCTAssertNotEqual(try accuracy(preset), trainedAccuracy, "inputs of 192 and 256 tokens score alike here: the check above cannot fail")
+    }
+
+    /// `eval` scores an adapter as its run did: rank classification and the decode settings come
+    /// from the run config beside it (a rank-mode adapter scored 0 with every output invalid, since
+    /// eval generated), and a run config written with another adapter is refused instead of lending
+    /// its settings (a PEFT adapter saved into the directory later took the old run's 40-token limit).
+    func testEvalScoresAsTheRunDidAndRefusesAnotherAdaptersRunConfig() throws {
+        let data = try sharedData()
+        let dir = tempDir("evalmode")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--task", "cb", "--k", "8", "--seed", "1", "--eval-limit", "16", "--threads", "2", "--data-dir", data]
+        let (status, trained) = try runStdout(["train", "--method", "pt", "--n", "4", "--epochs", "1", "--batch-size", "8", "--eval-mode", "rank",
+                                               "--max-source-length", "96", "--save-adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(status, 0, trained)
+        func scores(_ json: String) throws -> [String: Double] {
+            let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            return try XCTUnwrap(r["last"] as? [String: Double], json)
+        }
+        let runConfig = "\(dir)/ad/promptrepro_run_config.json"
+        let written = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
+        XCTAssertEqual(written["eval_mode"] as? String, "rank")
+        XCTAssertEqual(written["adapter_sha256"] as? String, try SHA256.hex(file: "\(dir)/ad/adapter_model.safetensors"))
+        let (s1, evaluated) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(s1, 0, evaluated)
+        XCTAssertEqual(try scores(evaluated), try scores(trained), "eval ranks as the run did")
+        let (s2, generated) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--eval-mode", "generate"] + common)
+        XCTAssertEqual(s2, 0, generated)
+        XCTAssertNotEqual(try scores(generated), try scores(trained), "ranking and generating score alike here: the check above cannot fail")
+
+        // The run config of another adapter: by its recorded sha256, and (configs written before the
+        // hash) by the prompt length.
+        var other = written
+        other["adapter_sha256"] = String(repeating: "0", count: 64)
+        try JSONSerialization.data(withJSONObject: other).write(to: URL(fileURLWithPath: runConfig))
+        var (s3, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertNotEqual(s3, 0)
+        XCTAssertTrue(err.contains("promptrepro_run_config.json: written with adapter sha256 000000000000") && err.contains("belongs to another adapter"), err)
+        other["adapter_sha256"] = nil
+        var method = try XCTUnwrap(other["method"] as? [String: Any])
+        method["n"] = 6
+        other["method"] = method
+        try JSONSerialization.data(withJSONObject: other).write(to: URL(fileURLWithPath: runConfig))
+        (s3, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertNotEqual(s3, 0)
+        XCTAssertTrue(err.contains("the run's prompt has 6 tokens, the adapter's num_virtual_tokens 4"), err)
     }
 }
