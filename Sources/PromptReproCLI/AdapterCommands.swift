@@ -17,6 +17,15 @@ enum AdapterExport {
         }
     }
 
+    /// `base_model_name_or_path` for a run's model: a local directory as an absolute path (a
+    /// relative one resolved only from the directory the run started in, so `AutoPeftModel`
+    /// elsewhere could not find it), anything else (a hub id, `embedded:NAME`) as written.
+    static func peftBaseModel(_ model: String) -> String {
+        var isDir: ObjCBool = false
+        guard !model.hasPrefix("embedded:"), FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue else { return model }
+        return URL(fileURLWithPath: model).standardizedFileURL.path
+    }
+
     /// The file beside an exported adapter that holds the training run's config (`TrainConfig` JSON).
     static let runConfigFile = "promptrepro_run_config.json"
     /// The run config's key for the sha256 of the adapter_model.safetensors it was written with.
@@ -66,13 +75,13 @@ enum AdapterExport {
                 pairs.append((module.hasPrefix(prefix) ? module : prefix + module, a, b))
             }
             try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: LoRA.effectiveTargets(mc.targets, gpt2: !isT5), isT5: isT5,
-                                  baseModel: c.model, to: dir)
+                                  baseModel: peftBaseModel(c.model), to: dir)
             return "LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))"
         }
         guard let prompt = try method.injection(drop: .eval).prompt else {
             throw ValidationError("\(artifact): method \(mc.method) builds no prompt to export")
         }
-        try PEFTAdapter.write(prompt: prompt.detached(), lora: [], isT5: isT5, baseModel: c.model, to: dir)
+        try PEFTAdapter.write(prompt: prompt.detached(), lora: [], isT5: isT5, baseModel: peftBaseModel(c.model), to: dir)
         if mc.method != "pt" {  // the factors that make the prompt, for PromptRepro (--init-from)
             try SafeTensorsFile.write(method.state, to: (dir as NSString).appendingPathComponent("promptrepro_factors.safetensors"),
                                       metadata: ["config": json])

@@ -310,8 +310,11 @@ public enum Compare {
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
             var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
-            if have.isEmpty { statuses = ["no runs"] }
-            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(lacking.map { $0.sampleSeed == $0.seed ? "\($0.seed)" : $0.description }.joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
+            if statuses.isEmpty { statuses = [have.isEmpty ? "no runs" : "not run"] }
+            // In a crossed design a seed has runs on several samples: name both seeds of each run.
+            let crossed = want.contains { $0.sampleSeed != $0.seed }
+            let names = lacking.map { crossed ? "\($0.seed) (sample \($0.sampleSeed))" : "\($0.seed)" }
+            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(names.joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
         }
         return lines
     }

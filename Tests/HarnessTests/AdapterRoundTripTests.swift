@@ -204,4 +204,19 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertNotEqual(s3, 0)
         XCTAssertTrue(err.contains("the run's prompt has 6 tokens, the adapter's num_virtual_tokens 4"), err)
     }
+
+    /// An adapter of a model in a local directory names it by absolute path in
+    /// `base_model_name_or_path` (the relative path a run was given resolved only from where it
+    /// ran, so AutoPeftModel elsewhere could not find the base model).
+    func testSavedAdapterNamesALocalBaseModelByAbsolutePath() throws {
+        let data = try sharedData()
+        let dir = tempDir("basepath")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: "\(data)/../models/tiny-random-t5", toPath: "\(dir)/m")
+        let (status, out) = try runCapture(["train", "--method", "pt", "--n", "4", "--task", "cb", "--k", "8", "--model", "m", "--epochs", "1",
+                                            "--eval-limit", "4", "--max-source-length", "64", "--data-dir", data, "--save-adapter", "out"], cwd: dir)
+        XCTAssertEqual(status, 0, out)
+        let cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/out/adapter_config.json"))) as? [String: Any])
+        XCTAssertEqual(cfg["base_model_name_or_path"] as? String, URL(fileURLWithPath: "\(dir)/m").standardizedFileURL.path)
+    }
 }

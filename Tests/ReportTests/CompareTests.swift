@@ -68,6 +68,20 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(Compare.bootstrapP(sure), 2.0 / 2001, accuracy: 1e-15)
     }
 
+    /// Missing runs of a crossed design name each run's seed and sample seed (a bare "seed 3" could
+    /// not be told from the seed-3 runs on other samples), and a run with no row says "not run".
+    func testMissingRunsOfACrossedDesignNameTheirSample() {
+        let key = CompareCell(task: "cb", model: "t5-small", k: 8)
+        let have = CellResult(cell: "new|cb", variant: "new", method: "new", task: "cb", model: "t5-small", k: 8, seeds: [3], statuses: ["done": 1],
+                              trainableParams: nil, best: ["accuracy": Stat([1])], last: [:], divergedSeeds: [], probe: nil)
+        var crossed = have
+        crossed.sampleSeeds = [1]
+        let lines = Compare.missing(expected: [key: [Replicate(seed: 3, sampleSeed: 1), Replicate(seed: 3, sampleSeed: 3)]], cells: [crossed], variant: "new", label: "new")
+        XCTAssertEqual(lines, ["new 'new' cb t5-small k=8: seed 3 (sample 3) missing (not run)"])
+        let plain = Compare.missing(expected: [key: [Replicate(3), Replicate(4)]], cells: [have], variant: "new", label: "new")
+        XCTAssertEqual(plain, ["new 'new' cb t5-small k=8: seed 4 missing (not run)"])
+    }
+
     /// A method that diverged on every seed of a task has no row there; with --allow-missing the
     /// gate passed on the other tasks. A diverged run of the new method fails the gate either way.
     func testGateFailsOnDivergedRunsAlsoWithAllowMissing() {
