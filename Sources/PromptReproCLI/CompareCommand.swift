@@ -11,12 +11,13 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Compare a method (a spec variant) with a baseline per task: seed-paired statistics, Holm-adjusted intervals, a CI gate.",
         discussion: """
-        Stored baseline: a paired bootstrap over validation examples pooled over the seeds both sides finished
-        (best-epoch predictions from the store), or a paired t-test over seeds when no predictions are stored
-        (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm level,
-        so win/loss holds exactly when it excludes 0. --against published prints Δ only (no spread, no test).
+        Stored baseline: a paired bootstrap that resamples both the seeds both sides finished and the validation
+        examples (best-epoch predictions from the store), or a paired t-test over seeds when no predictions are
+        stored (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm
+        level, so win/loss holds exactly when it excludes 0. --against published prints Δ only (no spread, no test).
         Gate (--max-regression X, non-inferiority): exit 1 unless every expected task and seed is present on both
-        sides (or --allow-missing) and every task's interval lies above −X.
+        sides (or --allow-missing), the new method diverged on none of them (also with --allow-missing), and every
+        task's interval lies above −X.
         """)
     @Option(help: "Variant name of the new method in the spec (e.g. dpt, dpt-r5, or a new method's variant).") var method: String
     @Option(help: "Spec holding both: a name in Baselines/specs or a path (as `sweep` accepts).") var spec: String = "table1"
