@@ -36,22 +36,27 @@ enum AdapterExport {
     /// `promptrepro_factors.safetensors` beside it for methods that have them), LoRA as LORA.
     /// DePT's position-indexed input update has no PEFT form: refused.
     static func export(artifact: String, to dir: String) throws -> String {
+        let (what, json) = try writeAdapter(artifact: artifact, to: dir)
+        // The run's settings beside the adapter, which `eval --adapter` reads its scoring settings from,
+        // with the sha256 of the adapter written (`adapter_sha256`): a later adapter saved into the
+        // same directory (PEFT's save_pretrained keeps other files) does not take these settings.
+        // Written only once the adapter is, so a failed export never vouches for an older adapter.
+        let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
+        var obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+        obj[runConfigAdapterKey] = try SHA256.hex(file: weights)
+        try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            .write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(runConfigFile)), options: .atomic)
+        return what
+    }
+
+    /// `export` without the run config: the adapter files, what was written, and the run's config JSON.
+    private static func writeAdapter(artifact: String, to dir: String) throws -> (String, String) {
         let f = try SafeTensorsFile(path: artifact)
         guard let json = f.metadata["config"], let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
             throw ValidationError("\(artifact): no run config in its metadata (not a PromptRepro run artifact)")
         }
         let mc = c.method
         if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
-        defer {  // the run's settings beside the adapter, which `eval --adapter` reads its scoring settings from,
-            // with the sha256 of the adapter written beside it (`adapter_sha256`): a later adapter saved into
-            // the same directory (PEFT's save_pretrained keeps other files) does not take these settings.
-            let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
-            var obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
-            if let sha = try? SHA256.hex(file: weights) { obj[runConfigAdapterKey] = sha }
-            if let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) {
-                try? data.write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(runConfigFile)))
-            }
-        }
         let dirModel = try ModelFiles.locate(c.model)
         let cfgPath = (dirModel as NSString).appendingPathComponent("config.json")
         let arch = try ModelConfig.load(path: cfgPath)
@@ -76,7 +81,7 @@ enum AdapterExport {
             }
             try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: LoRA.effectiveTargets(mc.targets, gpt2: !isT5), isT5: isT5,
                                   baseModel: peftBaseModel(c.model), to: dir)
-            return "LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))"
+            return ("LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))", json)
         }
         guard let prompt = try method.injection(drop: .eval).prompt else {
             throw ValidationError("\(artifact): method \(mc.method) builds no prompt to export")
@@ -86,7 +91,7 @@ enum AdapterExport {
             try SafeTensorsFile.write(method.state, to: (dir as NSString).appendingPathComponent("promptrepro_factors.safetensors"),
                                       metadata: ["config": json])
         }
-        return "PROMPT_TUNING (\(prompt.shape[0]) × \(prompt.shape[1]) prompt materialised from \(mc.method))"
+        return ("PROMPT_TUNING (\(prompt.shape[0]) × \(prompt.shape[1]) prompt materialised from \(mc.method))", json)
     }
 }
 

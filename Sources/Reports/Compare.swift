@@ -7,7 +7,10 @@
 // pairs and the example indices with replacement, the same indices for both methods and every drawn
 // pair; Δ* = mean over the drawn pairs of metric(new) − metric(baseline) on the resample, with the
 // task's selection metric recomputed from the best epoch's stored predictions. Two-sided
-// p = 2·(1 + the count of Δ* on the smaller side of 0) / (B + 1) (`bootstrapP`). Without stored predictions (committed
+// p = 2·(1 + the count of Δ* on the smaller side of 0) / (B + 1) (`bootstrapP`). With two or more
+// seed pairs the paired t over the seeds is computed too, and the row reports the larger p and the
+// hull of both intervals: drawing 3–5 seeds cannot place Δ* below 0 when every seed's difference
+// has the same sign, so the bootstrap alone stays sure of widely scattered seeds. Without stored predictions (committed
 // exports) or validation data: a paired t-test over the seeds (n ≥ 2). p-values are Holm-adjusted
 // across tasks, and each task's interval is printed at the Holm level of its rank (1 − 0.05/(m −
 // rank + 1), frozen at the first rank that is not rejected), so "win"/"loss" holds exactly when the
@@ -237,16 +240,22 @@ public enum Compare {
                     guard
                           let pa = try perExample(def, set: nr[s]!.templates, metric: metric, examples: exN, predictions: nr[s]!.predictions!),
                           let pb = try perExample(def, set: br[s]!.templates, metric: metric, examples: exB, predictions: br[s]!.predictions!) else { ok = false; break }
+                    // Every pair on the same examples: the resamples index all pairs with one set of indices.
+                    guard a.isEmpty || (pa.count == a[0].count && pb.count == a[0].count) else { ok = false; break }
                     a.append(pa); z.append(pb)
                 }
                 if ok, let entry = try? def.metrics.first(where: { $0.name == metric })?.entry {
                     boot = pairedBootstrap(new: a, baseline: z, metric: entry)
                     row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
-                        + (pairs.count > 1 ? " (both resampled)" : "")
+                        + (pairs.count > 1 ? " (both resampled) and paired t" : "")
                 }
             }
             if let boot {
-                row.p = bootstrapP(boot)
+                // With a few seeds, drawing them with replacement cannot put Δ* below 0 when every
+                // seed's difference has the same sign, however far apart they are (+30, +2, +2 read
+                // as a certain win): the paired t over the seeds is taken as well, and the larger p
+                // (and below, the hull of both intervals) is what is reported.
+                row.p = max(bootstrapP(boot), pairs.count >= 2 ? pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95)?.p ?? 0 : 0)
                 row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
             } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
                 row.method = "paired t over \(pairs.count) seeds"
@@ -264,6 +273,9 @@ public enum Compare {
             if let boot = boots[i] {
                 let lo = Int(((1 - level) / 2 * Double(boot.count)).rounded(.down)), hi = Int(((1 + level) / 2 * Double(boot.count)).rounded(.up)) - 1
                 out[i].ci = (boot[max(0, lo)], boot[min(boot.count - 1, hi)])
+                if out[i].seeds.count >= 2, let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
+                    out[i].ci = (min(out[i].ci!.0, t.ci.0), max(out[i].ci!.1, t.ci.1))
+                }
             } else if let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
                 out[i].ci = t.ci
             }

@@ -219,4 +219,29 @@ final class EvaluatedAdapterTests: XCTestCase {
         let cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/out/adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(cfg["base_model_name_or_path"] as? String, URL(fileURLWithPath: "\(dir)/m").standardizedFileURL.path)
     }
+
+    /// eval takes the run's decode settings too (the stderr line names them), and for run configs
+    /// written before `adapter_sha256` compares a LoRA run's r with the adapter's.
+    func testEvalReadsDecodeSettingsAndChecksLoRARank() throws {
+        let data = try sharedData()
+        let dir = tempDir("evaldecode")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--task", "cb", "--k", "8", "--seed", "1", "--eval-limit", "8", "--threads", "2", "--data-dir", data]
+        var (status, out) = try runCapture(["train", "--method", "lora", "--r", "2", "--epochs", "1", "--batch-size", "8", "--max-source-length", "96",
+                                            "--decode-max-tokens", "2", "--decode-stop", "eos", "--save-adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(status, 0, out)
+        (status, out) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos from"), out)
+        let runConfig = "\(dir)/ad/promptrepro_run_config.json"
+        var o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
+        o["adapter_sha256"] = nil
+        var method = try XCTUnwrap(o["method"] as? [String: Any])
+        method["r"] = 3
+        o["method"] = method
+        try JSONSerialization.data(withJSONObject: o).write(to: URL(fileURLWithPath: runConfig))
+        (status, out) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(out.contains("the run's LoRA r is 3, the adapter's 2"), out)
+    }
 }

@@ -130,6 +130,18 @@ final class CompareCellsCLITests: XCTestCase {
             }
         }
         XCTAssertEqual(rows, 2, text)
+        // peft-bench export of a crossed design: one file per (seed, sample seed); names without the
+        // sample seed once wrote 4 of these 8 runs over the others.
+        try miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: minix").replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]")
+            .replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, 2]\nsample_seeds: [1, 2]")
+            .replacingOccurrences(of: "epochs: 4", with: "epochs: 1")
+            .write(toFile: "\(dir)/minix.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/minix.yaml", "--profile", "smoke", "--workers", "2", "--db", "\(dir)/x.sqlite", "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ckx"]).terminationStatus, 0)
+        XCTAssertEqual(try runCLI(["export", "\(dir)/minix.yaml", "--db", "\(dir)/x.sqlite", "--format", "peft-bench", "--out", "\(dir)/pbx"]).terminationStatus, 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pbx").sorted()
+        XCTAssertEqual(names.count, 8, names.description)
+        XCTAssertEqual(names.filter { $0.hasSuffix("-s1-d2.json") || $0.hasSuffix("-s2-d1.json") }.count, 4, names.description)
         // lm-eval export: one file per k (a file keyed by task alone kept one k's cell, the other
         // dropped without a word), each naming its k.
         XCTAssertEqual(try runCLI(["export", "\(dir)/minik.yaml", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)

@@ -2,6 +2,7 @@ import Foundation
 import Reports
 import Store
 import Tasks
+import TestSupport
 import XCTest
 
 /// The statistics behind `compare` and its gate, against hand-worked values.
@@ -80,6 +81,36 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(lines, ["new 'new' cb t5-small k=8: seed 3 (sample 3) missing (not run)"])
         let plain = Compare.missing(expected: [key: [Replicate(3), Replicate(4)]], cells: [have], variant: "new", label: "new")
         XCTAssertEqual(plain, ["new 'new' cb t5-small k=8: seed 4 missing (not run)"])
+    }
+
+    /// Three seeds whose differences all have one sign but scatter widely (+30, +2, +2 points):
+    /// drawing seeds cannot put Δ* below 0 then, and the bootstrap alone called it a sure win. The
+    /// row takes the paired t over the seeds as well (the larger p, the hull of both intervals):
+    /// t = 1.2 on 2 df, a tie.
+    func testScatteredSeedsOfOneSignAreNoSureWin() throws {
+        let def = try TaskRegistry.definition("rte")
+        let ex = try Templates.examples(try DataLoader.load(def, split: .validation, dataDir: try sharedData()), set: .dpt, training: false)
+        let n = 200
+        let gold = ex.prefix(n).map(\.target)
+        func preds(correct: Int) -> [String] { (0..<n).map { $0 < correct ? gold[$0] : "zzz" } }
+        let base = preds(correct: 100), news = [preds(correct: 160), preds(correct: 104), preds(correct: 104)]  // +30, +2, +2
+        func cell(_ v: String, _ values: [Double]) -> CellResult {
+            CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 3], statuses: ["done": 3],
+                       trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
+        }
+        let cells = [cell("new", [80, 52, 52]), cell("pt", [50, 50, 50])]
+        let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                    runs: { v, _ in (1...3).map { PairedRun(seed: $0, predictions: v == "new" ? news[$0 - 1] : base, templates: .dpt) } },
+                                    examples: { _, _, _ in Array(ex.prefix(n)) })
+        let r = try XCTUnwrap(rows.first)
+        XCTAssertTrue(r.method.hasPrefix("paired bootstrap over 200 examples × 3 seeds (both resampled) and paired t"), r.method)
+        XCTAssertEqual(r.delta, 34.0 / 3, accuracy: 1e-9)
+        let t = try XCTUnwrap(Compare.pairedT([30, 2, 2], level: 0.95))
+        XCTAssertEqual(r.p!, t.p, accuracy: 1e-12, "the paired t's p is the larger")
+        XCTAssertGreaterThan(r.p!, 0.3)
+        let ci = try XCTUnwrap(r.ci)
+        XCTAssertLessThan(ci.0, 0)
+        XCTAssertEqual(r.verdict, "tie")
     }
 
     /// A method that diverged on every seed of a task has no row there; with --allow-missing the
