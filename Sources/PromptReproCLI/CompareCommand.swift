@@ -12,8 +12,9 @@ struct CompareCommand: ParsableCommand {
         abstract: "Compare a method (a spec variant) with a baseline per task: seed-paired statistics, Holm-adjusted intervals, a CI gate.",
         discussion: """
         Stored baseline: a paired bootstrap that resamples both the seeds both sides finished and the validation
-        examples (best-epoch predictions from the store), or a paired t-test over seeds when no predictions are
-        stored (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm
+        examples (best-epoch predictions from the store), with the paired t-test over the seeds beside it (the
+        larger p and the hull of both intervals), or the paired t-test alone when no predictions are stored
+        (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm
         level, so win/loss holds exactly when it excludes 0. --against published prints Δ only (no spread, no test).
         Gate (--max-regression X, non-inferiority): exit 1 unless every expected task and seed is present on both
         sides (or --allow-missing), the new method diverged on none of them (also with --allow-missing), and every
