@@ -143,8 +143,9 @@ public enum Compare {
     /// the seeds as well carries the spread between training runs into the interval: resampling
     /// examples alone (Koehn 2004) treats the trained models as fixed, and per-seed differences of
     /// −14, +72 and 0 points read as a certain win (p 0.0000, where a paired t over the seeds gives
-    /// 0.54). With one pair only the examples vary. The hierarchical (cluster) bootstrap of Davison
-    /// & Hinkley 1997, §3.8, with the seeds as the clusters.
+    /// 0.54). With one pair only the examples vary. Seeds and examples are crossed (every run scores
+    /// every example), so both factors are drawn independently: the two-way ("pigeonhole")
+    /// bootstrap of Owen 2007.
     public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: MetricEntry, resamples: Int = 2000,
                                        seed: UInt64 = 20_241_123) -> [Double] {
         let n = new.first?.count ?? 0, pairs = min(new.count, baseline.count)
@@ -169,8 +170,8 @@ public enum Compare {
     }
 
     /// Two-sided bootstrap p-value of Δ = 0 from the sorted resamples: 2 · (1 + the count on the
-    /// smaller side of 0, ties counted on both) / (B + 1), at most 1 (Davison & Hinkley 1997, eq.
-    /// 4.11: never 0, whose resolution B cannot give).
+    /// smaller side of 0, ties counted on both) / (B + 1), at most 1: the Monte Carlo p-value of
+    /// Davison & Hinkley 1997, ch. 4, never 0, a value B resamples cannot resolve.
     public static func bootstrapP(_ boot: [Double]) -> Double {
         let below = Double(boot.filter { $0 <= 0 }.count), above = Double(boot.filter { $0 >= 0 }.count)
         return min(1, 2 * (1 + min(below, above)) / Double(boot.count + 1))
