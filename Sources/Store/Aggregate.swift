@@ -334,12 +334,23 @@ extension ResultsStore {
         }
         return order.map { cell in
             var c = byCell[cell]!
-            // A finished run without a score its cell's other runs have (a best or last metric) is
-            // not counted: every `Stat.values` must follow `replicates` one for one (compare pairs
-            // them by position), and a run missing its scores is no result. It counts as
-            // 'incomplete' (tables mark it, compare and the gate find it missing).
-            let scored = ["best", "last"].flatMap { kind in (values[cell]?[kind] ?? [:]).values.map { Set($0.map(\.0)) } }
+            // Every `Stat.values` must follow `replicates` one for one (compare pairs them by
+            // position). A finished run without its task's selection metric (best or last) that its
+            // cell's other runs have is no result: it counts as 'incomplete' (tables mark it,
+            // compare and the gate find it missing). Another metric that some finished runs lack (a
+            // metric list that changed between versions) leaves the cell, not the runs.
+            let selection = (try? TaskRegistry.definition(c.task))?.selectionMetric
+            let scored = ["best", "last"].flatMap { kind in
+                (values[cell]?[kind] ?? [:]).filter { selection == nil || $0.key == selection }.values.map { Set($0.map(\.0)) }
+            }
             let incomplete = Set(c.replicates.filter { rep in scored.contains { !$0.contains(rep) } })
+            let counted = Set(c.replicates).subtracting(incomplete)
+            for kind in ["best", "last"] {
+                if let metrics = values[cell]?[kind] {
+                    let shared = metrics.filter { Set($0.value.map(\.0)).isSuperset(of: counted) }
+                    values[cell]![kind] = shared
+                }
+            }
             if !incomplete.isEmpty {
                 let kept = c.replicates.filter { !incomplete.contains($0) }
                 c.seeds = kept.map(\.seed)

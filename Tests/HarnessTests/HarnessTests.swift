@@ -275,7 +275,11 @@ final class StoreTests: XCTestCase {
         }
         let seeds = runs.map(\.seed).sorted()
         try s.db.query("DELETE FROM scores WHERE kind='best' AND metric='accuracy' AND run_id=(SELECT id FROM runs WHERE seed=?)", [.int(seeds[0])])
+        // Another metric (not CB's selection metric) missing from one run leaves the cell's last f1, not the run.
+        try s.db.query("DELETE FROM scores WHERE kind='last' AND metric='f1' AND run_id=(SELECT id FROM runs WHERE seed=?)", [.int(seeds[1])])
         let cell = try XCTUnwrap(s.cellResults(spec: "table1", profile: "smoke").first)
+        XCTAssertNil(cell.last["f1"])
+        XCTAssertNotNil(cell.best["f1"])
         XCTAssertEqual(cell.seeds, Array(seeds.dropFirst()))
         for (kind, stats) in [("best", cell.best), ("last", cell.last)] {
             for (metric, st) in stats {
