@@ -43,6 +43,7 @@ struct CompareCommand: ParsableCommand {
         // The published table: a layout's name stands for its table; by default the table of the
         // layout that shows this spec (comparing another spec with DPT Table 1 by default misled).
         var publishedTable = table ?? ""
+        var settingNotes: [String] = []
         if let published {
             let layouts = (try? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory))) ?? []
             let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
@@ -63,6 +64,7 @@ struct CompareCommand: ParsableCommand {
             guard known.contains(publishedTable) else {
                 throw ValidationError("--table \(table ?? publishedTable): paper \(s.paper) has no published values in '\(publishedTable)'; known: \(known.joined(separator: ", "))")
             }
+            settingNotes = publishedSettingNotes(spec: s, layouts: layouts.filter { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .score })
         }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
@@ -113,6 +115,8 @@ struct CompareCommand: ParsableCommand {
         let smoke = profile == "smoke" || expanded.contains { $0.modelSpec.hasPrefix("embedded:") }
         var header = "Spec `\(s.name)` (\(s.path)), profile **\(profile)**, backbone \(backbones.joined(separator: ", ")); runs from \(source)."
         if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
+        for note in settingNotes { header += "\n\n> " + note }
+        for note in settingNotes { stderr("note: " + note) }
         // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
         for side in [method] + (against == "stored" ? [baseline] : []) {
             let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()
@@ -153,5 +157,33 @@ struct CompareCommand: ParsableCommand {
                                               maxRegression: maxRegression, allowMissing: allowMissing)
         print(text, terminator: "")
         if !passed { throw ExitCode(1) }
+    }
+}
+
+extension CompareCommand {
+    /// Notes where the published `--baseline` row is the paper's run of the same method as
+    /// `--method` with other settings (n, r, m, s): a layout of the table maps a spec variant to
+    /// that published row, and its method config differs from ours in those fields (e.g. our
+    /// r = 5 DPT against the paper's r = 10, our 100-token Residual PT against Table 4's 10
+    /// tokens). A different method (a new method against published DPT) is the intended
+    /// comparison and gets no note.
+    func publishedSettingNotes(spec s: ExperimentSpec, layouts: [TableLayout]) -> [String] {
+        guard let ours = s.variants.first(where: { $0.name == method }), let mine = try? s.methodConfig(ours) else { return [] }
+        var notes: [String] = []
+        for layout in layouts {
+            for row in layout.rows where row.publishedMethod == baseline {
+                guard let theirSpec = try? ExperimentSpec.load(layout.spec, specsDir: ProjectRoot.resolve("Baselines/specs")),
+                      let theirs = theirSpec.variants.first(where: { $0.name == row.variant }), let paper = try? theirSpec.methodConfig(theirs),
+                      paper.method == mine.method else { continue }
+                let fields: [(String, Int, Int)] = [("n", paper.n, mine.n), ("r", paper.r, mine.r), ("m", paper.m, mine.m), ("s", paper.s, mine.s)]
+                let differ = fields.filter { $0.1 != $0.2 }
+                guard !differ.isEmpty else { continue }
+                let text = "published '\(baseline)' of \(layout.publishedTable) is \(paper.method) with " + differ.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+                    + " (layout \(layout.name), variant '\(row.variant)' of spec \(theirSpec.name)); '\(method)' here has " + differ.map { "\($0.0) \($0.2)" }.joined(separator: ", ")
+                    + ": the Δ compares different settings of the method"
+                if !notes.contains(text) { notes.append(text) }
+            }
+        }
+        return notes
     }
 }

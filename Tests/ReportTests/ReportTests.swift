@@ -375,6 +375,16 @@ final class CompareTests: XCTestCase {
         let fig = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--spec", "fig4"])
         XCTAssertNotEqual(fig.status, 0)
         XCTAssertTrue(fig.err.contains("no layout in Baselines/tables shows spec fig4: pass --table"), fig.err)
+        // The same method with other settings than the published row's is named (once compared
+        // without a word: our r = 5 DPT against the paper's r = 10; our 100-token Residual PT
+        // against Table 4's 10 tokens); DPT against published PT, another method, is not.
+        _ = try fixtureStore(db, spec: "fig5", variant: "dpt-r5", values: ["cb": [80, 82, 81]], model: "t5-large")
+        let r5 = try runCLI(["compare", "--method", "dpt-r5", "--baseline", "dpt", "--profile", "cpu", "--db", db, "--against", "published",
+                             "--spec", "fig5", "--table", "table1"])
+        XCTAssertEqual(r5.status, 0, r5.err)
+        XCTAssertTrue(r5.out.contains("published 'dpt' of Table 1 is dpt with r 10 (layout table1, variant 'dpt' of spec table1); 'dpt-r5' here has r 5"), r5.out)
+        XCTAssertTrue(r5.err.contains("the Δ compares different settings of the method"), r5.err)
+        XCTAssertFalse(ptext.contains("different settings"), ptext)
     }
 }
 
