@@ -194,7 +194,13 @@ public enum PaperTables {
             return nil
         }
         let smoke = profile == "smoke"
-        var header = ["Model"] + (layout.paramsColumn ? ["# Trainable Params (paper / ours)"] : [])
+        // A table that prints the change in parameters against PT of the same length instead of the
+        // count (LoPT Table 3, "Δ # Params") shows that next to our count: it once showed "—" for
+        // the paper, as if nothing were printed.
+        let paperColumn = layout.paramsColumn && !pub.contains { $0.column == "params" } && pub.contains { $0.column == "delta_params" }
+            ? "delta_params" : "params"
+        var header = ["Model"] + (layout.paramsColumn
+            ? [paperColumn == "params" ? "# Trainable Params (paper / ours)" : "Δ # Params vs PT (paper) / # Trainable Params (ours)"] : [])
         header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
         var rows: [TableGrid.Row] = []
         var anyInvalid = false
@@ -204,7 +210,7 @@ public enum PaperTables {
             for row in layout.rows {
                 var line = [TableGrid.Cell(text: row.label, kind: .label)]
                 if layout.paramsColumn {
-                    let p = pubValue(column, label, row.publishedMethod, "params")?.value ?? "—"
+                    let p = pubValue(column, label, row.publishedMethod, paperColumn)?.value ?? "—"
                     line.append(.init(text: "\(p) / \(ourParams(cells, layout, variant: row.variant, column: column, paperParams: paperParams))", kind: .params))
                 }
                 var ourMeans: [Double] = []

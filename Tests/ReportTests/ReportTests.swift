@@ -412,6 +412,22 @@ final class ProtocolLabelTests: XCTestCase {
 }
 
 final class ParamsColumnTests: XCTestCase {
+    /// LoPT Table 3 prints "Δ # Params" (against PT of the same length), not counts: the column
+    /// shows those values for the paper (it showed "—", as if nothing were printed) and says so.
+    func testDeltaParamsTableShowsThePapersPercentages() throws {
+        let layout = try PaperTables.layout("lopt-table3", directory: "\(repoRoot)/Baselines/tables")
+        let published = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let grid = PaperTables.grid(layout, cells: [], published: published, profile: "smoke")
+        XCTAssertTrue(grid.header.contains("Δ # Params vs PT (paper) / # Trainable Params (ours)"), grid.header.description)
+        let params = grid.rows.compactMap { row -> String? in
+            if case .cells(let cs) = row { return cs.first { $0.kind == .params }?.text }
+            return nil
+        }
+        XCTAssertEqual(params.first, "— / —", "the paper prints '-' for PT itself")
+        XCTAssertEqual(params.dropFirst().map { String($0.prefix { $0 != " " }) },
+                       ["-89.92%", "-79.84%", "-49.61%", "-89.84%", "-79.69%", "-49.22%", "-89.77%", "-79.53%", "-48.83%"])
+    }
+
     /// Our trainable count per row and section: the `paper_params` the cell's runs stored wins over
     /// the count passed from the spec; a section without runs, or whose runs are from before the
     /// metric was stored (an old export), prints the passed count; with neither it prints "—".
