@@ -115,6 +115,21 @@ final class TableRenderTests: XCTestCase {
 }
 
 final class ReportSourceTests: XCTestCase {
+    /// A table of the cpu profile says how its runs differ from the papers' (stand-in model, k):
+    /// it read as like-for-like, "T5-Base" rows run on t5-small, 32-shot, against full-data numbers.
+    func testCPUProfileTablesStateTheirSetting() throws {
+        let dir = tempDir("setting")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/res", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(repoRoot)/Baselines/results/lopt-table2-smoke.cells.json", toPath: "\(dir)/res/lopt-table2-cpu.cells.json")
+        let r = try runCLI(["report", "lopt-table2", "--profile", "cpu", "--db", "\(dir)/none.sqlite", "--results-dir", "\(dir)/res", "--out-dir", "\(dir)/out",
+                            "--data-dir", try sharedData()])
+        XCTAssertEqual(r.status, 0, r.err)
+        let md = try String(contentsOfFile: "\(dir)/out/lopt-table2.md", encoding: .utf8)
+        XCTAssertTrue(md.contains("Setting of profile cpu (t5-small stands in for T5-Base): the T5-Base rows run t5-small; k = 32 training examples."), md)
+        XCTAssertFalse(try String(contentsOfFile: "\(repoRoot)/Reports/lopt-table2.md", encoding: .utf8).contains("Setting of profile"), "smoke tables say they reproduce nothing instead")
+    }
+
     /// A store holding only some Table 1 runs: `report` and `figures` redraw Tables 1 and 3 from the
     /// store and everything else from the committed exports, which leaves those files byte-identical
     /// to the committed Reports/ (so nothing is overwritten with "no runs" placeholders).
