@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Reports
 import Store
+import Support
 import Tasks
 import Training
 
@@ -63,6 +64,10 @@ struct CompareCommand: ParsableCommand {
             }
             guard known.contains(publishedTable) else {
                 throw ValidationError("--table \(table ?? publishedTable): paper \(s.paper) has no published values in '\(publishedTable)'; known: \(known.joined(separator: ", "))")
+            }
+            if !published.contains(where: { $0.paper == s.paper && $0.table == publishedTable && $0.method == baseline }) {
+                let rows = Set(published.filter { $0.paper == s.paper && $0.table == publishedTable }.map(\.method)).sorted()
+                throw ValidationError("--baseline \(baseline): \(publishedTable) publishes no row of that name\(didYouMean(baseline, rows)); its rows: \(rows.joined(separator: ", "))")
             }
             settingNotes = publishedSettingNotes(spec: s, layouts: layouts.filter { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .score })
         }

@@ -400,6 +400,10 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(r5.out.contains("published 'dpt' of Table 1 is dpt with r 10 (layout table1, variant 'dpt' of spec table1); 'dpt-r5' here has r 5"), r5.out)
         XCTAssertTrue(r5.err.contains("the Δ compares different settings of the method"), r5.err)
         XCTAssertFalse(ptext.contains("different settings"), ptext)
+        // A baseline the published table has no row of is named with the rows it has (was "no task has both").
+        let none = try runCLI(["compare", "--method", "dpt", "--baseline", "pt-n10", "--profile", "cpu", "--db", db, "--against", "published"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.err.contains("--baseline pt-n10: Table 1 publishes no row of that name") && none.err.contains("respt"), none.err)
     }
 }
 
