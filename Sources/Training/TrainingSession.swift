@@ -167,18 +167,39 @@ extension Trainer {
         var step = 0, startEpoch = 1
         var resumedFrom: String?
         if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {
-            let f = try SafeTensorsFile(path: ck)
-            if let diff = Trainer.configDifference(saved: f.metadata["config"], current: c) {
-                throw TrainError("\(ck): checkpoint belongs to another configuration (\(diff)); remove it to start over")
+            // A checkpoint is only a way to resume: one that cannot be read whole (a truncated file,
+            // a training record that does not decode) is set aside and the run starts over, which
+            // gives the same numbers. Resuming its tensors without its record restarted the epochs
+            // at 1 from a later step and stored the run as done with other results.
+            var readable: (file: SafeTensorsFile, record: TrainResult, tensors: [String: Tensor])?
+            var why = ""
+            do {
+                let f = try SafeTensorsFile(path: ck)
+                if let diff = Trainer.configDifference(saved: f.metadata["config"], current: c) {
+                    throw TrainError("\(ck): checkpoint belongs to another configuration (\(diff)); remove it to start over")
+                }
+                if let h = f.metadata["result"] {
+                    do {
+                        let r = try JSONDecoder().decode(TrainResult.self, from: Data(h.utf8))
+                        var saved: [String: Tensor] = [:]
+                        for n in f.names { saved[n] = try f.tensor(n).detached() }
+                        readable = (f, r, saved)
+                    } catch { why = "its training record or tensors do not read (\(error))" }
+                } else { why = "it holds no training record" }
+            } catch let e as TrainError { throw e } catch { why = "\(error)" }
+            if let (_, r, saved) = readable {
+                try method.load(state: saved)
+                opt.load(state: saved)
+                result = r
+                step = opt.step
+                startEpoch = (result.history.last?.epoch ?? 0) + 1
+                resumedFrom = ck
+            } else {
+                let aside = ck + ".unreadable"
+                try? FileManager.default.removeItem(atPath: aside)
+                try? FileManager.default.moveItem(atPath: ck, toPath: aside)
+                FileHandle.standardError.write(Data("note: \(ck): not resumed, \(why); moved to \(aside), the run starts over\n".utf8))
             }
-            var saved: [String: Tensor] = [:]
-            for n in f.names { saved[n] = try f.tensor(n).detached() }
-            try method.load(state: saved)
-            opt.load(state: saved)
-            if let h = f.metadata["result"], let r = try? JSONDecoder().decode(TrainResult.self, from: Data(h.utf8)) { result = r }
-            step = opt.step
-            startEpoch = (result.history.last?.epoch ?? 0) + 1
-            resumedFrom = ck
         }
         return TrainingSession(config: c, def: def, objective: objective, method: method, root: root, adapterParams: adapterParams,
                                val: val, selectData: selectData, trainEx: trainEx, evalEx: evalEx, selectEx: selectEx, opt: opt,

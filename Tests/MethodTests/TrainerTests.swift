@@ -105,6 +105,38 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try trainer(other, checkpoint: ck).run()) { XCTAssertTrue("\($0)".contains("another configuration")) }
     }
 
+    /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh
+    /// run), set aside as `.unreadable`: a training record that did not decode was dropped while
+    /// the tensors resumed, so the epochs restarted at 1 from a later step and the run was stored
+    /// as done with other results. A truncated file does the same.
+    func testUnreadableCheckpointStartsOver() throws {
+        let c = try config("pt", epochs: 3)
+        let full = try trainer(c).run()
+        for damage in ["record", "truncate"] {
+            let ck = NSTemporaryDirectory() + "ckbad-\(getpid())-\(UUID().uuidString.prefix(6)).safetensors"
+            defer { try? FileManager.default.removeItem(atPath: ck); try? FileManager.default.removeItem(atPath: ck + ".unreadable") }
+            let first = try trainer(c, checkpoint: ck)
+            first.interruptAfterEpoch = 2
+            XCTAssertEqual(try first.run().status, .interrupted)
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: ck))
+            if damage == "record" {
+                // Same length, so the header stays valid: the record's "history" key becomes "hixtory".
+                let key = Data("\\\"history\\\"".utf8)
+                let at = try XCTUnwrap(bytes.range(of: key), "no history key in the header")
+                bytes[at.lowerBound + 4] = UInt8(ascii: "x")
+            } else {
+                bytes = bytes.prefix(bytes.count - 16)
+            }
+            try bytes.write(to: URL(fileURLWithPath: ck))
+            let resumed = try trainer(c, checkpoint: ck).run()
+            XCTAssertEqual(resumed.status, .done, damage)
+            XCTAssertEqual(resumed.history.map(\.epoch), [1, 2, 3], damage)
+            XCTAssertEqual(resumed.history.map(\.trainLoss), full.history.map(\.trainLoss), damage)
+            XCTAssertEqual(resumed.predictions, full.predictions, damage)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".unreadable"), damage)
+        }
+    }
+
     /// A finished run records its cost in `extras` (run_metrics): the step and evaluation times from
     /// its own records, a deterministic GEMM FLOP count, the process's peak RSS, and the artifact's
     /// file size (or 4 bytes per state value without one). Measuring changes no number of the run.
