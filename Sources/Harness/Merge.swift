@@ -30,7 +30,10 @@ extension ResultsStore {
         for r in runs where home[key(r)] == nil { share[share.indices.min { share[$0].count < share[$1].count }!].append(r) }
         for (i, s) in stores.enumerated() {
             try s.insertPending(share[i])
-            try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status IN ('running','failed')")
+            // Failed runs go back to pending; a running one only when its worker is gone (a live
+            // worker's run set to pending was claimed by a second worker and trained twice).
+            try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status='failed'")
+            try s.resetInterrupted()
             try s.supersedeUnplanned(spec: first.spec, profile: first.profile, planned: PlannedRuns(runs: share[i]))
         }
         return paths
@@ -40,6 +43,7 @@ extension ResultsStore {
     /// epochs, scores and predictions. A run already finished here is kept; a run here of another
     /// identity is superseded by the incoming one, unless it was created after it (the spec was
     /// edited since the shards were written): then the incoming run is stored as 'superseded'.
+    /// A run 'running' here is left to its worker (merge again once it is finished to settle it).
     /// Identities that differ only by a part one side predates (`legacyIdentityMatch`: a store or
     /// shard written before the `task` part) are the same run, stored under the newer identity.
     /// Returns how many were merged.
@@ -66,6 +70,9 @@ extension ResultsStore {
                             r["identity_json"] = .text(upgraded)
                         }
                     }
+                    // A run in progress here is left to its worker: replacing the row under it made
+                    // the worker's result land in the shard's row (two executions in one row).
+                    if existing["status"]?.text == "running" { continue }
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])

@@ -345,6 +345,12 @@ public final class ResultsStore {
     /// Stores a finished run (epochs, best/last scores, predictions, status) in one transaction.
     public func complete(_ id: Int, result: TrainResult) throws {
         try db.transaction {
+            // Only the claimed row takes a result: a row merged, reset or replaced since the claim
+            // (status not 'running') keeps what it holds; writing into it mixed two executions.
+            let status = try db.query("SELECT status FROM runs WHERE id=?", [.int(id)]).first?["status"]?.text
+            guard status == "running" else {
+                throw StoreError("\(db.path): run \(id) is no longer running here (\(status.map { "status \($0)" } ?? "no such row"): replaced or merged since it was claimed); its result is not stored")
+            }
             try db.query("DELETE FROM epochs WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM epoch_metrics WHERE run_id=?", [.int(id)])
             try db.query("DELETE FROM scores WHERE run_id=?", [.int(id)])
@@ -391,7 +397,8 @@ public final class ResultsStore {
     }
 
     public func fail(_ id: Int, error: String) throws {
-        try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=?", [.text(ResultsStore.now()), .text(error), .int(id)])
+        // Only a running row fails (one merged or finished since the claim keeps its result).
+        try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=? AND status='running'", [.text(ResultsStore.now()), .text(error), .int(id)])
     }
 
     /// Runs of `spec`/`profile` (every run when nil) left 'running' by a worker that no longer
@@ -474,7 +481,8 @@ public final class ResultsStore {
               let id = row["id"]?.int else {
             throw StoreError("\(db.path): could not record the evaluated run \(r.cell) seed \(r.seed)")
         }
-        try db.query("UPDATE runs SET started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])
+        // Claimed here (status running) for `complete`, which stores results into claimed rows only.
+        try db.query("UPDATE runs SET status='running', started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])
         try complete(id, result: result)
         try db.query("UPDATE runs SET status='evaluated', adapter_sha256=? WHERE id=?", [.text(adapterSha256), .int(id)])
         return id

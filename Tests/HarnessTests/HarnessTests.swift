@@ -296,6 +296,51 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(missing[0].contains("seed \(seeds[0]) missing (1 incomplete)"), missing[0])
     }
 
+    /// A row a live worker is running is left to it: merge once replaced it under the worker (its
+    /// result then landed in the shard's row, two executions mixed), and re-sharding set it to
+    /// pending, so a second worker trained it again. A result for a row no longer running is refused.
+    func testRunningRowsAreLeftToTheirWorker() throws {
+        let dir = tempDir("running")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        func result(_ spec: RunSpec, _ v: Double) -> TrainResult {
+            TrainResult(config: spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v], last: ["accuracy": v], history: [],
+                        trainableParams: 1, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: nil)
+        }
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(runs)
+        while let c = try shard.claim(worker: "shard", pid: getpid()) { try shard.complete(c.id, result: result(c.spec, 60)) }
+        let home = try ResultsStore(path: "\(dir)/home.sqlite")
+        try home.insertPending(runs)
+        let mine = try XCTUnwrap(try home.claim(worker: "here", pid: getpid()))
+        XCTAssertEqual(try home.merge(from: "\(dir)/shard.sqlite"), 2, "the running run is not replaced")
+        func status(_ id: Int) throws -> String? { try home.db.query("SELECT status FROM runs WHERE id=?", [.int(id)]).first?["status"]?.text }
+        XCTAssertEqual(try status(mine.id), "running")
+        try home.complete(mine.id, result: result(mine.spec, 70))
+        XCTAssertEqual(try status(mine.id), "done")
+        XCTAssertThrowsError(try home.complete(mine.id, result: result(mine.spec, 80))) { XCTAssertTrue("\($0)".contains("is no longer running here"), "\($0)") }
+        try home.fail(mine.id, error: "late failure")
+        XCTAssertEqual(try status(mine.id), "done", "a finished row keeps its result")
+        XCTAssertEqual(try home.db.query("SELECT value FROM scores WHERE run_id=? AND kind='best'", [.int(mine.id)]).first?["value"]?.double, 70)
+
+        // Re-sharding keeps a live worker's run running and puts a dead worker's back to pending.
+        let paths = try ResultsStore.writeShards(runs, shards: 1, dir: "\(dir)/shards")
+        let s0 = try ResultsStore(path: paths[0])
+        let worker = Process()  // a live process whose command line names promptrepro, as a worker's does
+        worker.executableURL = URL(fileURLWithPath: "/bin/bash")
+        worker.arguments = ["-c", "exec -a promptrepro-worker sleep 60"]
+        try worker.run()
+        defer { worker.terminate() }
+        Thread.sleep(forTimeInterval: 0.2)
+        let live = try XCTUnwrap(try s0.claim(worker: "w", pid: worker.processIdentifier))
+        let gone = try XCTUnwrap(try s0.claim(worker: "w", pid: getpid()))
+        try s0.db.query("UPDATE runs SET worker_pid=? WHERE id=?", [.int(Int(Int32.max)), .int(gone.id)])
+        _ = try ResultsStore.writeShards(runs, shards: 1, dir: "\(dir)/shards")
+        let after = Dictionary(uniqueKeysWithValues: try s0.db.query("SELECT id, status FROM runs").map { ($0["id"]!.int!, $0["status"]!.text!) })
+        XCTAssertEqual(after[live.id], "running")
+        XCTAssertEqual(after[gone.id], "pending")
+    }
+
     /// The ETA from hand-made per-epoch timings: epochs already trained are not counted again, a
     /// key never timed borrows its model's mean, a model never run makes the ETA a lower bound,
     /// and one run is never split across workers.
