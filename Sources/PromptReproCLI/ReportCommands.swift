@@ -266,7 +266,27 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
                   current: (name: String, plan: PlannedRuns)?) throws -> [CellResult] {
     guard let (name, plan) = current else { return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir) }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
-    return try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
+    let cells = try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
+    if let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
+    return cells
+}
+
+/// The runs the spec plans that have no finished row among `cells` (pending, running, failed,
+/// diverged, incomplete or never run), or nil when every planned run finished: the means are over
+/// the finished ones, which a shard not merged yet or a seed added without a sweep once left
+/// unsaid (`n=1` for a 2-seed spec, exit 0). Searched cells whose point is not chosen are skipped.
+func unfinishedRunsNote(plan: PlannedRuns, cells: [CellResult], spec: String, profile: String, given: String) -> String? {
+    var finished = Set<String>()
+    for c in cells { for r in c.replicates { finished.insert(PlannedRuns.key(cell: c.cell, seed: r.seed, sampleSeed: r.sampleSeed)) } }
+    let lacking = plan.configHashes.keys.filter { !finished.contains($0) }.sorted()
+    guard !lacking.isEmpty else { return nil }
+    let shown = lacking.prefix(6).map { k -> String in
+        let p = k.split(separator: "#").map(String.init)
+        return p.count == 3 ? "\(p[0]) seed \(p[1])\(p[1] == p[2] ? "" : " (sample \(p[2]))")" : k
+    }
+    return "note: \(lacking.count) of the \(plan.configHashes.count) runs spec \(spec) [\(profile)] plans have no finished result here (pending, failed, diverged or not run): "
+        + shown.joined(separator: "; ") + (lacking.count > shown.count ? "; …" : "")
+        + ". Means are over the finished runs (n in each cell); `promptrepro sweep \(given) --profile \(profile)` runs the rest."
 }
 
 /// Cells of a spec/profile: the store's when it holds runs of them (those its spec plans now:

@@ -53,6 +53,10 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(failed, 1)
         XCTAssertTrue(ftext.contains("baseline 'pt' rte t5-small k=8: seed 2 missing (1 failed)"), ftext)
         XCTAssertEqual(try compare(["--max-regression", "100", "--allow-missing"]).0, 0)
+        // results says which planned runs its means leave out (it printed n=1 with no word).
+        let (rs, rerr) = try runCapture(["results", "\(dir)/mini.yaml", "--db", db, "--profile", "smoke"])
+        XCTAssertEqual(rs, 0, rerr)
+        XCTAssertTrue(rerr.contains("1 of the 8 runs spec mini [smoke] plans have no finished result here") && rerr.contains("pt|rte|t5-small|k8 seed 2"), rerr)
     }
 }
 
