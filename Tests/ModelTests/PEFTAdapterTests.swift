@@ -60,23 +60,29 @@ final class PEFTAdapterTests: XCTestCase {
         XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 8, isT5: true)) { XCTAssertTrue("\($0)".contains("'IA3'"), "\($0)") }
     }
 
+    /// A T5 fixture's model and a copy of its adapter whose config `load(edit)` rewrites (the
+    /// fixture's config merged with `edit`) before loading it; the caller removes `dir`.
+    func editableFixture(_ name: String, tag: String) throws -> (model: T5Model, dir: String, load: ([String: Any]) throws -> PEFTAdapter) {
+        let src = "\(Self.root)/\(name)"
+        let model = try T5Model.load(directory: "\(src)/model")
+        let params = model.parameters.map { ($0.name, $0.tensor.shape) }
+        let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/adapter/adapter_config.json"))) as! [String: Any]
+        let dir = NSTemporaryDirectory() + "\(tag)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(src)/adapter/adapter_model.safetensors", toPath: "\(dir)/adapter_model.safetensors")
+        return (model, dir, { edit in
+            try JSONSerialization.data(withJSONObject: base.merging(edit) { $1 }).write(to: URL(fileURLWithPath: "\(dir)/adapter_config.json"))
+            return try PEFTAdapter.load(directory: dir, parameters: params, dModel: model.config.dModel, isT5: true)
+        })
+    }
+
     /// LoRA settings PromptRepro does not apply are refused by name, never silently dropped: PiSSA /
     /// OLoRA initialisations (PEFT rewrites the base weights when it loads them: a walkthrough saw
     /// losses 11.02 / 10.66 in PEFT against 10.37 / 11.19 here), trained LoRA biases, an adapter for
     /// the other kind of model, and pattern keys that give one module two values.
     func testLoRASettingsThatChangeTheMathAreRefused() throws {
-        let src = "\(Self.root)/t5-lora-patterns"
-        let model = try T5Model.load(directory: "\(src)/model")
-        let params = model.parameters.map { ($0.name, $0.tensor.shape) }
-        let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/adapter/adapter_config.json"))) as! [String: Any]
-        let dir = NSTemporaryDirectory() + "peft-lora-settings-\(getpid())"
+        let (_, dir, load) = try editableFixture("t5-lora-patterns", tag: "peft-lora-settings")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "\(src)/adapter/adapter_model.safetensors", toPath: "\(dir)/adapter_model.safetensors")
-        func load(_ edit: [String: Any]) throws -> PEFTAdapter {
-            try JSONSerialization.data(withJSONObject: base.merging(edit) { $1 }).write(to: URL(fileURLWithPath: "\(dir)/adapter_config.json"))
-            return try PEFTAdapter.load(directory: dir, parameters: params, dModel: model.config.dModel, isT5: true)
-        }
         XCTAssertEqual(try load([:]).lora.count, 24)  // the fixture as PEFT wrote it loads: q, k, v, o of 2 encoder and 2 × 2 decoder attentions
         for (edit, fragment) in [(["init_lora_weights": "pissa"], "init_lora_weights 'pissa'"), (["init_lora_weights": "pissa_niter_4"], "pissa_niter_4"),
                                  (["init_lora_weights": "olora"], "'olora'"), (["init_lora_weights": "corda"], "'corda'"),
@@ -103,18 +109,8 @@ final class PEFTAdapterTests: XCTestCase {
     /// model's, 25.68, against 27.85 here with the prompt), task types with other heads, and a
     /// token_dim other than the model's hidden size (PEFT fails at load; this loaded it).
     func testPromptTuningTaskTypeAndTokenDimAreChecked() throws {
-        let src = "\(Self.root)/t5-prompt-1"
-        let model = try T5Model.load(directory: "\(src)/model")
-        let params = model.parameters.map { ($0.name, $0.tensor.shape) }
-        let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/adapter/adapter_config.json"))) as! [String: Any]
-        let dir = NSTemporaryDirectory() + "peft-prompt-settings-\(getpid())"
+        let (model, dir, load) = try editableFixture("t5-prompt-1", tag: "peft-prompt-settings")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "\(src)/adapter/adapter_model.safetensors", toPath: "\(dir)/adapter_model.safetensors")
-        func load(_ edit: [String: Any]) throws -> PEFTAdapter {
-            try JSONSerialization.data(withJSONObject: base.merging(edit) { $1 }).write(to: URL(fileURLWithPath: "\(dir)/adapter_config.json"))
-            return try PEFTAdapter.load(directory: dir, parameters: params, dModel: model.config.dModel, isT5: true)
-        }
         XCTAssertNotNil(try load([:]).encoderPrompt)
         XCTAssertNotNil(try load(["token_dim": model.config.dModel]).encoderPrompt)
         for (edit, fragment) in [(["task_type": NSNull()], "task_type null"), (["task_type": "FEATURE_EXTRACTION"], "task_type FEATURE_EXTRACTION"),
