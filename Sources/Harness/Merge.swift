@@ -39,8 +39,8 @@ extension ResultsStore {
         return paths
     }
 
-    /// Copies finished runs (done / diverged / failed) of `source` into this store with their
-    /// epochs, scores and predictions. A run already finished here is kept; a run here of another
+    /// Copies finished runs (done / diverged / failed / evaluated) of `source` into this store with
+    /// every column and their epochs, scores, predictions, step log and run metrics. A run already finished here is kept; a run here of another
     /// identity is superseded by the incoming one, unless it was created after it (the spec was
     /// edited since the shards were written): then the incoming run is stored as 'superseded'.
     /// A run 'running' here is left to its worker (merge again once it is finished to settle it).
@@ -50,7 +50,8 @@ extension ResultsStore {
     @discardableResult
     public func merge(from source: String) throws -> Int {
         let src = try ResultsStore(path: source)
-        let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed') ORDER BY id")
+        let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed','evaluated') ORDER BY id")
+        let runColumns = try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
         return try db.transaction {
             var merged = 0
             for r in rows {
@@ -74,7 +75,7 @@ extension ResultsStore {
                     // the worker's result land in the shard's row (two executions in one row).
                     if existing["status"]?.text == "running" { continue }
                     if existing["identity"]?.text == r["identity"]?.text {
-                        if ["done", "diverged"].contains(existing["status"]?.text ?? "") { continue }
+                        if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
                     } else if try db.query("SELECT created_at FROM runs WHERE id=?", [existing["id"]!]).first?["created_at"]?.text ?? ""
                                 > r["created_at"]?.text ?? "" {
@@ -85,39 +86,29 @@ extension ResultsStore {
                         try db.query("UPDATE runs SET status='superseded' WHERE id=?", [existing["id"]!])
                     }
                 }
-                let cols = ["spec", "profile", "cell", "variant", "method", "task", "model", "model_spec", "k", "seed", "config_json",
-                            "config_hash", "status", "attempts", "worker", "weights_sha256", "data_hashes", "manifest", "trainable_params",
-                            "git_commit", "tool_version", "threads", "host", "created_at", "started_at", "finished_at", "error", "diverged_step",
-                            "identity", "identity_json", "task_version", "sample_seed"]
+                // Every column both stores have, by name (a column added to the schema later, such
+                // as epochs_done or adapter_sha256, is copied without a change here), but not those
+                // that only mean something on the shard's machine while a run is in progress.
+                let cols = runColumns.filter { r[$0] != nil }
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
-                             cols.map { $0 == "status" && history ? .text("superseded") : r[$0] ?? .null })
+                             cols.map { $0 == "status" && history ? .text("superseded") : r[$0]! })
                 let id = db.lastInsertID, old = r["id"]!
-                for e in try src.db.query("SELECT * FROM epochs WHERE run_id=?", [old]) {
-                    try db.query("INSERT INTO epochs VALUES (?,?,?,?,?,?,?)",
-                                 [.int(id), e["epoch"]!, e["step"]!, e["train_loss"] ?? .null, e["metrics_json"]!, e["selection"] ?? .null,
-                                  e["seconds"] ?? .null])
-                }
-                for m in try src.db.query("SELECT * FROM epoch_metrics WHERE run_id=? ORDER BY epoch, name", [old]) {
-                    try db.query("INSERT INTO epoch_metrics VALUES (?,?,?,?)", [.int(id), m["epoch"]!, m["name"]!, m["value"]!])
-                }
-                for s in try src.db.query("SELECT * FROM scores WHERE run_id=? ORDER BY kind, metric", [old]) {
-                    try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), s["kind"]!, s["metric"]!, s["value"]!, s["epoch"] ?? .null])
-                }
-                for p in try src.db.query("SELECT * FROM predictions WHERE run_id=? ORDER BY kind, position", [old]) {
-                    try db.query("INSERT INTO predictions (run_id, kind, position, prediction) VALUES (?,?,?,?)",
-                                 [.int(id), p["kind"] ?? .text("last"), p["position"]!, p["prediction"]!])
-                }
-                for st in try src.db.query("SELECT * FROM steps WHERE run_id=? ORDER BY step", [old]) {
-                    try db.query("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
-                                 [.int(id), st["step"]!, st["epoch"]!, st["loss"]!, st["lr_json"]!, st["grad_norm"]!, st["grad_norms_json"]!,
-                                  st["param_norms_json"]!, st["seconds"]!])
-                }
-                for m in try src.db.query("SELECT * FROM run_metrics WHERE run_id=? ORDER BY name", [old]) {
-                    try db.query("INSERT INTO run_metrics VALUES (?,?,?)", [.int(id), m["name"]!, m["value"]!])
+                for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
+                    let tcols = try columns(of: table).filter { $0 != "run_id" }
+                    for row in try src.db.query("SELECT * FROM \(table) WHERE run_id=? ORDER BY rowid", [old]) {
+                        let present = tcols.filter { row[$0] != nil }
+                        try db.query("INSERT INTO \(table) (run_id,\(present.joined(separator: ","))) VALUES (?\(String(repeating: ",?", count: present.count)))",
+                                     [.int(id)] + present.map { row[$0]! })
+                    }
                 }
                 merged += 1
             }
             return merged
         }
+    }
+
+    /// The column names of `table` in this store's schema, in order (PRAGMA table_info).
+    func columns(of table: String) throws -> [String] {
+        try db.query("PRAGMA table_info(\(table))").compactMap { $0["name"]?.text }
     }
 }

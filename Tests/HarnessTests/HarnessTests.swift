@@ -255,6 +255,50 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
     }
 
+    /// `merge` copies a finished run whole: every column of its row (progress, adapter sha256, the
+    /// sample seed, …: a fixed column list left out those added to the schema after it) and every
+    /// row of its child tables, and evaluated runs too (they were left in the shard).
+    func testMergeCopiesEveryColumnAndEvaluatedRuns() throws {
+        let dir = tempDir("mergecols")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        try s.insertPending(Array(runs.prefix(2)))
+        for _ in 0..<2 {
+            let c = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+            try s.recordEpoch(c.id, done: 3, total: 3, seconds: 12.5 + Double(c.spec.seed))
+            var r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 70], last: ["accuracy": 60],
+                                history: [], trainableParams: 10, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true,
+                                predictions: ["0", "1"])
+            r.extras = ["seconds_per_step": 0.5]
+            try s.complete(c.id, result: r)
+        }
+        var ev = runs[2]
+        ev.cell += "-adapter"
+        try s.recordEvaluated(ev, result: TrainResult(config: ev.config, status: .evaluated, divergedAtStep: nil, bestEpoch: 0, best: ["accuracy": 55],
+                                                      last: ["accuracy": 55], history: [], trainableParams: 7, trainExamples: 0, evalExamples: 8,
+                                                      dataFiles: [:], manifest: nil, smoke: true, predictions: ["1"]),
+                              adapterSha256: String(repeating: "ab", count: 32))
+        let merged = try ResultsStore(path: "\(dir)/b.sqlite")
+        XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 3)
+        let skip: Set<String> = ["id", "worker_pid", "heartbeat", "checkpoint"]
+        let mine = try s.db.query("SELECT * FROM runs ORDER BY cell, seed"), theirs = try merged.db.query("SELECT * FROM runs ORDER BY cell, seed")
+        XCTAssertEqual(mine.count, 3)
+        XCTAssertEqual(theirs.count, 3)
+        for (a, b) in zip(mine, theirs) {
+            for (name, value) in a where !skip.contains(name) {
+                XCTAssertEqual(b[name], value, "runs.\(name) of \(a["cell"]?.text ?? "") seed \(a["seed"]?.int ?? 0)")
+            }
+        }
+        XCTAssertEqual(theirs.compactMap { $0["epoch_seconds"]?.double }.sorted(), [13.5, 14.5])
+        XCTAssertEqual(theirs.filter { $0["status"]?.text == "evaluated" }.first?["adapter_sha256"]?.text, String(repeating: "ab", count: 32))
+        for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
+            let count = "SELECT COUNT(*) AS n FROM \(table)"
+            XCTAssertEqual(try merged.db.query(count).first?["n"]?.int, try s.db.query(count).first?["n"]?.int, table)
+        }
+        XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 0, "merging again adds nothing")
+    }
+
     /// A finished run without a score its cell's other runs have is not counted: its cell's values
     /// once lost their place (compare paired them with the wrong seeds: Δ −3.50 where the seeds that
     /// have scores give +6.50). It counts as 'incomplete', and compare finds it missing.
