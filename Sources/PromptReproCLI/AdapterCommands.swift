@@ -115,7 +115,8 @@ struct ExportAdapter: ParsableCommand {
 
 /// `--adapter-format`: `peft` (any supported PEFT type) or `dept` (DePT's fork, PROMPT_TUNING_LORA);
 /// the type itself comes from adapter_config.json, the flag only states what the user expects.
-func checkAdapterFormat(_ format: String, directory: String) throws {
+@discardableResult
+func checkAdapterFormat(_ format: String, directory: String) throws -> PEFTAdapterConfig {
     guard ["peft", "dept"].contains(format) else { throw ValidationError("--adapter-format must be peft or dept, got '\(format)'") }
     let path = (directory as NSString).appendingPathComponent("adapter_config.json")
     guard let data = FileManager.default.contents(atPath: path), let cfg = try? JSONDecoder().decode(PEFTAdapterConfig.self, from: data) else {
@@ -124,4 +125,5 @@ func checkAdapterFormat(_ format: String, directory: String) throws {
     if format == "dept" && cfg.peftType != "PROMPT_TUNING_LORA" {
         throw ValidationError("\(path): --adapter-format dept expects DePT's PROMPT_TUNING_LORA, found \(cfg.peftType)")
     }
+    return cfg
 }

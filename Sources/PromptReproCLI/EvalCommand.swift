@@ -44,7 +44,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: adapter).standardizedFileURL.path
-        try checkAdapterFormat(adapterFormat, directory: dir)
+        let peftConfig = try checkAdapterFormat(adapterFormat, directory: dir)
         let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
         guard FileManager.default.fileExists(atPath: weights) else {
             throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
@@ -53,6 +53,9 @@ struct EvalCommand: ParsableCommand {
         let isGPT2 = ModelFiles.isGPT2(model)
         var mc = try MethodConfig.defaults("pt")
         mc.method = "peft-adapter"
+        // The stored run describes the adapter's shape, not the PT preset's: figures over n or r and
+        // `compare`'s notes on published settings read these.
+        adapterShape(peftConfig, into: &mc)
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
         // An adapter PromptRepro trained carries its run's settings: the inputs are built as in
         // training (lengths, templates) unless a flag says otherwise.
@@ -105,6 +108,15 @@ struct EvalCommand: ParsableCommand {
         result.bestPredictions = nil
         print(result.json)
     }
+}
+
+/// An adapter's sizes as the method config records them: PROMPT_TUNING's `num_virtual_tokens` as n,
+/// LORA's `r` as r, DePT's PROMPT_TUNING_LORA both and its `max_length` as s. Fields the adapter
+/// does not have keep the preset's values (as a trained run of that method records them).
+func adapterShape(_ cfg: PEFTAdapterConfig, into mc: inout MethodConfig) {
+    if let n = cfg.numVirtualTokens, n > 0 { mc.n = n }
+    if let r = cfg.r, r > 0 { mc.r = r }
+    if cfg.peftType == "PROMPT_TUNING_LORA", let s = cfg.maxLength, s > 0 { mc.s = s }
 }
 
 /// Why a `promptrepro_run_config.json` beside an adapter is not that adapter's, or nil when it is:

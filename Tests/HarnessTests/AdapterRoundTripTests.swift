@@ -122,11 +122,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(r?["status"] as? String, "evaluated")
         XCTAssertNotNil((r?["best"] as? [String: Any])?["accuracy"], "the result JSON is printed")
         let s = try ResultsStore(path: db)
-        let rows = try s.db.query("SELECT status, adapter_sha256 FROM runs WHERE variant='peft-pt'")
+        let rows = try s.db.query("SELECT status, adapter_sha256, json_extract(config_json, '$.method.n') AS n, trainable_params FROM runs WHERE variant='peft-pt'")
         XCTAssertEqual(rows.count, 2)
         for r in rows {
             XCTAssertEqual(r["status"]?.text, "evaluated")
             XCTAssertEqual(r["adapter_sha256"]?.text?.count, 64)
+            // The adapter's num_virtual_tokens (8, from `train --n 8`), not the PT preset's prompt length.
+            XCTAssertEqual(r["n"]?.int, 8)
+            // Its prompt's scalars: 8 tokens × t5-tiny's hidden size.
+            XCTAssertEqual(r["trainable_params"]?.int, 8 * EmbeddedBackbones.t5Tiny.dModel)
         }
         let cell = try XCTUnwrap(try s.cellResults(spec: "mini", profile: "smoke").first { $0.variant == "peft-pt" })
         XCTAssertEqual(cell.seeds, [1, 2])
