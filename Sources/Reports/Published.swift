@@ -1,5 +1,6 @@
 // Published numbers (Baselines/published/*.csv), read at report time and loaded into the store.
 import Foundation
+import Support
 import Store
 
 public struct PublishedValue: Equatable {
@@ -14,7 +15,7 @@ public enum Published {
         var out: [PublishedValue] = []
         for f in files {
             let path = "\(directory)/\(f)"
-            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+            let lines = pyLines(try String(contentsOfFile: path, encoding: .utf8)).filter { !$0.isEmpty }
             guard lines.first == "paper,table,model,method,column,value,unit,source" else {
                 throw StoreError("\(path): line 1 must be the header paper,table,model,method,column,value,unit,source")
             }

@@ -46,3 +46,85 @@ public func pySlice(_ s: String, _ start: Int, _ end: Int) -> String? {
     v.append(contentsOf: u[start..<end])
     return String(v)
 }
+
+/// The lines of a text file as Python's text mode reads them (universal newlines: "\n", "\r\n"
+/// and a lone "\r" each end a line, counted in Unicode scalars). Swift's `split(separator: "\n")`
+/// works on grapheme clusters, where "\r\n" is one Character, so a file with Windows line endings
+/// came back as one line. The last line is kept when the text does not end with a newline;
+/// empty lines are kept (line numbers in errors stay right).
+public func pyLines(_ text: String) -> [String] {
+    var out: [String] = []
+    var cur = String.UnicodeScalarView()
+    var afterCR = false
+    for c in text.unicodeScalars {
+        if afterCR {
+            afterCR = false
+            if c == "\n" { continue }
+        }
+        if c == "\n" || c == "\r" {
+            out.append(String(cur))
+            cur = String.UnicodeScalarView()
+            afterCR = c == "\r"
+        } else {
+            cur.append(c)
+        }
+    }
+    if !cur.isEmpty { out.append(String(cur)) }
+    return out
+}
+
+/// `s.lower()` on code points: each scalar's full lowercase mapping (U+0130 → "i̇"), with Python's
+/// one context rule, Final_Sigma: U+03A3 becomes ς (U+03C2) after a cased letter (case-ignorable
+/// scalars skipped) when no cased letter follows (the same skipped), else σ. Swift's
+/// `lowercased()` maps Σ to σ everywhere. Source: CPython Objects/unicodeobject.c
+/// (`lower_ucs4`, `handle_capital_sigma`).
+public func pyLower(_ u: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    var out: [Unicode.Scalar] = []
+    out.reserveCapacity(u.count)
+    for (i, c) in u.enumerated() {
+        if c.value == 0x3A3 {
+            var j = i - 1
+            while j >= 0 && u[j].properties.isCaseIgnorable { j -= 1 }
+            var final = j >= 0 && u[j].properties.isCased
+            if final {
+                var k = i + 1
+                while k < u.count && u[k].properties.isCaseIgnorable { k += 1 }
+                final = k == u.count || !u[k].properties.isCased
+            }
+            out.append(Unicode.Scalar(final ? 0x3C2 : 0x3C3)!)
+        } else if c.isASCII {
+            out.append(c.value >= 0x41 && c.value <= 0x5A ? Unicode.Scalar(c.value + 32)! : c)
+        } else {
+            out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+        }
+    }
+    return out
+}
+
+/// A word character of Python's `re` on str patterns (`\w`, hence `\b`): a letter (Lu, Ll, Lt, Lm,
+/// Lo), a scalar with a numeric value (decimal, digit or numeric: ², ½, Ⅻ) or "_". Combining marks
+/// and joiners are not word characters (ICU's `\b` counts them). Source: CPython
+/// Modules/_sre/sre.c `SRE_UNI_IS_WORD` → `Py_UNICODE_ISALNUM`.
+public func pyIsWordCharacter(_ c: Unicode.Scalar) -> Bool {
+    if c.isASCII {
+        let v = c.value
+        return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x5F
+    }
+    switch c.properties.generalCategory {
+    case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+    default: return c.properties.numericType != nil
+    }
+}
+
+/// `sorted(set(strings))`: distinct by code points (Swift's `==` and `Set` treat canonically
+/// equivalent strings, "é" and "e\u{301}", as one) and ordered by code points as Python orders str.
+public func pySortedUnique(_ strings: [String]) -> [String] {
+    var seen = Set<[Unicode.Scalar]>()
+    var keep: [[Unicode.Scalar]] = []
+    for s in strings {
+        let u = Array(s.unicodeScalars)
+        if seen.insert(u).inserted { keep.append(u) }
+    }
+    keep.sort { $0.lexicographicallyPrecedes($1) { $0.value < $1.value } }
+    return keep.map { String(String.UnicodeScalarView($0)) }
+}

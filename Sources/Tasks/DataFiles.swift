@@ -30,7 +30,7 @@ public enum DataFiles {
         public static func load(path: String) throws -> Lock {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw TaskError(file: path, detail: "cannot read the data lock") }
             var e: [String: String] = [:]
-            for (i, line) in text.split(separator: "\n").enumerated() {
+            for (i, line) in pyLines(text).enumerated() {
                 let l = line.trimmingCharacters(in: .whitespaces)
                 if l.isEmpty || l.hasPrefix("#") { continue }
                 let parts = l.split(separator: " ", omittingEmptySubsequences: true)

@@ -110,24 +110,53 @@ public enum Metrics {
         multirc(ex, preds.map { ["0": 0, "1": 1][pyStrip($0)] })
     }
 
-    /// SQuAD normalisation as the official script: `s.lower()`, delete every character of
-    /// `string.punctuation` (ASCII), replace `\b(a|an|the)\b` with a space, then
-    /// `" ".join(s.split())` with Python's whitespace (every Unicode space, U+001C–U+001F; `pySplit`).
-    public static func squadNormalize(_ s: String) -> String {
+    /// SQuAD normalisation as the official script: `s.lower()` (`pyLower`: Python's mapping, final
+    /// sigma included), delete every character of `string.punctuation` (ASCII), replace
+    /// `\b(a|an|the)\b` with a space (Python's `\b`: `pyIsWordCharacter`), then `" ".join(s.split())`
+    /// with Python's whitespace (every Unicode space, U+001C–U+001F; `pySplit`). As code points:
+    /// compare results with `squadNormalized` (Swift's `==` on String equates canonically
+    /// equivalent text, "José" and "Jose\u{301}", which Python's comparison does not).
+    public static func squadNormalize(_ s: String) -> String { String(String.UnicodeScalarView(squadNormalized(s))) }
+
+    /// `squadNormalize` as code points, the form EM and token F1 compare.
+    public static func squadNormalized(_ s: String) -> [Unicode.Scalar] {
         let punct = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".unicodeScalars)
-        var lowered = String.UnicodeScalarView()
-        lowered.append(contentsOf: s.lowercased().unicodeScalars.filter { !punct.contains($0) })
-        let lower = String(lowered)
-        let re = try! NSRegularExpression(pattern: "\\b(a|an|the)\\b")
-        let noArticles = re.stringByReplacingMatches(in: lower, range: NSRange(lower.startIndex..., in: lower), withTemplate: " ")
-        return pySplit(noArticles).joined(separator: " ")
+        let lower = pyLower(Array(s.unicodeScalars)).filter { !punct.contains($0) }
+        // re.sub(r"\b(a|an|the)\b", " ", text): at each position where a boundary holds, the
+        // first of a, an, the that matches and is followed by a boundary is replaced; the scan
+        // resumes after it (boundaries are those of the text before any replacement).
+        let word = lower.map(pyIsWordCharacter)
+        func boundary(_ j: Int) -> Bool { (j > 0 && word[j - 1]) != (j < lower.count && word[j]) }
+        var out: [Unicode.Scalar] = []
+        var i = 0
+        while i < lower.count {
+            if boundary(i), let w = articles.first(where: { w in
+                i + w.count <= lower.count && lower[i..<(i + w.count)].elementsEqual(w) && boundary(i + w.count)
+            }) {
+                out.append(" ")
+                i += w.count
+            } else {
+                out.append(lower[i])
+                i += 1
+            }
+        }
+        return Array(pySplit(String(String.UnicodeScalarView(out))).joined(separator: " ").unicodeScalars)
     }
 
-    /// Token F1 with multiset overlap (0 when nothing overlaps).
+    static let articles: [[Unicode.Scalar]] = ["a", "an", "the"].map { Array($0.unicodeScalars) }
+
+    /// Code-point tokens of a normalised answer (`normalize_answer(s).split()`).
+    static func squadTokens(_ s: String) -> [[Unicode.Scalar]] {
+        squadNormalized(s).split(separator: " ").map(Array.init)
+    }
+
+    /// SQuAD exact match of two answers: their normalised code points are equal.
+    public static func squadExactMatch(_ pred: String, _ gold: String) -> Bool { squadNormalized(pred) == squadNormalized(gold) }
+
+    /// Token F1 with multiset overlap (0 when nothing overlaps), tokens compared as code points.
     public static func tokenF1(_ pred: String, _ gold: String) -> Double {
-        let p = squadNormalize(pred).split(separator: " ").map(String.init)
-        let g = squadNormalize(gold).split(separator: " ").map(String.init)
-        var counts: [String: Int] = [:]
+        let p = squadTokens(pred), g = squadTokens(gold)
+        var counts: [[Unicode.Scalar]: Int] = [:]
         for t in g { counts[t, default: 0] += 1 }
         var common = 0
         for t in p where (counts[t] ?? 0) > 0 { common += 1; counts[t]! -= 1 }
@@ -142,7 +171,7 @@ public enum Metrics {
         var em = 0.0, f1 = 0.0, emRow = 0.0, f1Row = 0.0, rows = 0.0
         for (e, p) in zip(ex, preds) {
             let golds = e.answers.isEmpty ? ["<unk>"] : e.answers
-            let qEM = golds.map { squadNormalize(p) == squadNormalize($0) ? 1.0 : 0.0 }.max()!
+            let qEM = golds.map { squadExactMatch(p, $0) ? 1.0 : 0.0 }.max()!
             let qF1 = golds.map { tokenF1(p, $0) }.max()!
             let w = Double(max(1, e.answers.count))
             em += qEM; f1 += qF1
@@ -152,23 +181,28 @@ public enum Metrics {
         return ["em": 100 * em / n, "f1": 100 * f1 / n, "em_per_row": 100 * emRow / max(rows, 1), "f1_per_row": 100 * f1Row / max(rows, 1)]
     }
 
-    static let determiners: Set<String> = ["a", "an", "few", "her", "his", "each", "every", "many", "much", "my", "our", "some",
-                                           "that", "the", "their", "these", "this", "those", "which", "whose", "your"]
+    static let determiners: Set<[Unicode.Scalar]> = Set(["a", "an", "few", "her", "his", "each", "every", "many", "much", "my", "our", "some",
+                                                          "that", "the", "their", "these", "this", "those", "which", "whose", "your"]
+                                                          .map { Array($0.unicodeScalars) })
 
     /// T5 `wsc_simple`: −1 for an empty prediction, 0 if exactly one side has an apostrophe,
     /// else 1 iff one word set contains the other (words split on single spaces, determiners dropped).
+    /// On code points as Python: `s.strip().lower()` (`pyStrip`, `pyLower`), `split(" ")` on the
+    /// scalar U+0020 (a space followed by a combining mark still splits), words compared as scalars.
     public static func wscSimple(prediction: String, referent: String) -> Int {
-        func clean(_ s: String) -> String {
-            pyStrip(s).lowercased()
-                .split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-                .filter { !determiners.contains($0) }.joined(separator: " ")
+        func clean(_ s: String) -> [[Unicode.Scalar]] {
+            pyLower(Array(pyStrip(s).unicodeScalars))
+                .split(separator: " ", omittingEmptySubsequences: false).map(Array.init)
+                .filter { !determiners.contains($0) }
         }
         let p = clean(prediction)
-        if p.isEmpty { return -1 }
+        // " ".join(words) is empty only when no word is left or the one left is empty.
+        if p.allSatisfy(\.isEmpty) && p.count <= 1 { return -1 }
         let r = clean(referent)
-        if p.contains("'") != r.contains("'") { return 0 }
-        let pw = Set(p.split(separator: " ", omittingEmptySubsequences: false).map(String.init))
-        let rw = Set(r.split(separator: " ", omittingEmptySubsequences: false).map(String.init))
+        let apostrophe: Unicode.Scalar = "'"
+        if p.contains(where: { $0.contains(apostrophe) }) != r.contains(where: { $0.contains(apostrophe) }) { return 0 }
+        // The joined string split again on " " gives the same words back.
+        let pw = Set(p), rw = Set(r)
         return (pw.isSubset(of: rw) || rw.isSubset(of: pw)) ? 1 : 0
     }
 
@@ -209,7 +243,7 @@ public enum Metrics {
         }
         let examples = try Templates.examples(data, set: set, training: false)
         var byID: [RowID: String] = [:]
-        for (i, line) in String(decoding: raw, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, line) in pyLines(String(decoding: raw, as: UTF8.self)).enumerated() {
             let l = line.trimmingCharacters(in: .whitespaces)
             if l.isEmpty { continue }
             guard let o = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else {

@@ -59,7 +59,7 @@ public struct Row {
 public enum Readers {
     public static func jsonLines(_ text: String, path: String) throws -> [(Int, [String: Any])] {
         var out: [(Int, [String: Any])] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, line) in pyLines(text).enumerated() {
             let l = line.trimmingCharacters(in: .whitespaces)
             if l.isEmpty { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else {
@@ -112,29 +112,31 @@ public enum Readers {
             }
             // Spans count code points, inclusive end (the official loaders take text[start:end + 1] of a Python str).
             let scalars = Array(ptext.unicodeScalars)
-            var entities = Set<String>()
+            var entities: [String] = []
             for e in (passage["entities"] as? [[String: Any]]) ?? [] {
                 guard let s = e["start"] as? Int, let en = e["end"] as? Int, s >= 0, en < scalars.count, s <= en else {
                     throw TaskError(file: path, detail: "line \(line): entity span \(e["start"] ?? "?")...\(e["end"] ?? "?") outside the passage of \(scalars.count) code points")
                 }
                 var v = String.UnicodeScalarView()
                 v.append(contentsOf: scalars[s...en])
-                entities.insert(String(v))
+                entities.append(String(v))
             }
+            // HF's super_glue loader: sorted(set(...)) of Python strs, by code points (`pySortedUnique`).
+            entities = pySortedUnique(entities)
             for qa in qas {
                 guard let qIdx = qa["idx"] as? Int, let query = qa["query"] as? String else {
                     throw TaskError(file: path, detail: "line \(line): malformed query")
                 }
-                let answers = Set(((qa["answers"] as? [[String: Any]]) ?? []).compactMap { $0["text"] as? String }).sorted()
+                let answers = pySortedUnique(((qa["answers"] as? [[String: Any]]) ?? []).compactMap { $0["text"] as? String })
                 rows.append(Row(id: .record(passage: pIdx, query: qIdx),
-                                fields: ["passage": ptext, "query": query, "entities": entities.sorted(), "answers": answers], line: line))
+                                fields: ["passage": ptext, "query": query, "entities": entities, "answers": answers], line: line))
             }
         }
         return rows
     }
 
     public static func tsv(_ text: String, path: String) throws -> [Row] {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lines = pyLines(text)
         while lines.last == "" { lines.removeLast() }
         guard let header = lines.first?.split(separator: "\t").map(String.init), header.contains("sentence"), header.contains("label") else {
             throw TaskError(file: path, detail: "line 1: expected a header with 'sentence' and 'label' columns")
@@ -157,8 +159,8 @@ public enum Readers {
 
     public static func agNews(_ text: String, path: String) throws -> [Row] {
         var rows: [Row] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            let cols = try csvFields(String(line), path: path, line: i + 1)
+        for (i, line) in pyLines(text).enumerated() where !line.isEmpty {
+            let cols = try csvFields(line, path: path, line: i + 1)
             guard cols.count == 3, let lab = Int(cols[0]), (1...4).contains(lab) else {
                 throw TaskError(file: path, detail: "line \(i + 1): expected \"class(1-4)\",\"title\",\"description\"")
             }

@@ -152,6 +152,48 @@ final class MetricTests: XCTestCase {
         XCTAssertEqual(pySlice("a😀bc", 1, 3), "😀b")  // code points, as Python indexes str
     }
 
+    /// Python `str` semantics beyond whitespace, each case worked by hand from the official SQuAD
+    /// v1.1 `normalize_answer` / `f1_score` and T5's `wsc_simple` (and checked against them run in
+    /// Python): comparison by code points (Swift's `==` equates canonically equivalent strings),
+    /// `lower()` with Final_Sigma, `re`'s `\b` (letters and numerics are word characters, combining
+    /// marks and joiners are not), and `split(" ")` on the scalar U+0020.
+    func testSQuADAndWSCFollowPythonStrings() {
+        // Final sigma: "ΟΔΟΣ".lower() == "οδος" with ς (U+03C2); σ inside a word or alone.
+        XCTAssertEqual(Array(pyLower(Array("ΟΔΟΣ ΣΑ Σ".unicodeScalars)).map(\.value)),
+                       [0x3BF, 0x3B4, 0x3BF, 0x3C2, 0x20, 0x3C3, 0x3B1, 0x20, 0x3C3])
+        XCTAssertTrue(Metrics.squadExactMatch("ΟΔΟΣ", "οδο\u{3C2}"))
+        XCTAssertEqual(Metrics.wscSimple(prediction: "οδο\u{3C2}", referent: "ΟΔΟΣ"), 1)
+        // NFC and NFD are different strings to Python: EM 0; "Zoë Ball" against NFD "Zoe\u{308} Ball"
+        // shares one token of two on each side, F1 = 0.5.
+        XCTAssertFalse(Metrics.squadExactMatch("Jose\u{301}", "Jos\u{E9}"))
+        XCTAssertEqual(Metrics.tokenF1("Zo\u{EB} Ball", "Zoe\u{308} Ball"), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.wscSimple(prediction: "Jose\u{301}", referent: "Jos\u{E9}"), 0)
+        // "a²": ² is numeric, so a word character: no boundary after "a", the article stays (tokens
+        // a², x against ², x: F1 0.5). A combining mark or a joiner after "the" is not a word
+        // character, so "the" is an article there and is removed.
+        XCTAssertFalse(Metrics.squadExactMatch("\u{B2} x", "a\u{B2} x"))
+        XCTAssertEqual(Metrics.tokenF1("\u{B2} x", "a\u{B2} x"), 0.5, accuracy: 1e-12)
+        XCTAssertTrue(Metrics.squadExactMatch("\u{301} cat", "the\u{301} cat"))
+        XCTAssertTrue(Metrics.squadExactMatch("\u{200D} x", "the\u{200D} x"))
+        // A space followed by a combining mark still separates tokens: gold x, \u{301}y against x
+        // gives P 1, R 1/2, F1 2/3; and WSC's word sets {x} ⊂ {x, \u{301}y}.
+        XCTAssertEqual(Metrics.tokenF1("x", "x \u{301}y"), 2.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.wscSimple(prediction: "x", referent: "x \u{301}y"), 1)
+        // HF's loader keeps both spellings (sorted(set(...)) of str), ordered by code points.
+        XCTAssertEqual(pySortedUnique(["Jos\u{E9}", "Jose\u{301}", "Bob", "Jos\u{E9}"]).map { $0.unicodeScalars.map(\.value) },
+                       [[0x42, 0x6F, 0x62], [0x4A, 0x6F, 0x73, 0x65, 0x301], [0x4A, 0x6F, 0x73, 0xE9]])
+    }
+
+    /// Files with Windows ("\r\n") or old Mac ("\r") line endings read as Python's text mode reads
+    /// them: a grapheme-level split kept "\r\n" whole, so a CRLF JSONL file was one line.
+    func testLinesAsPythonTextMode() throws {
+        XCTAssertEqual(pyLines("a\r\nb\rc\n\nd"), ["a", "b", "c", "", "d"])
+        XCTAssertEqual(pyLines("a\n"), ["a"])
+        XCTAssertEqual(try Readers.jsonLines("{\"x\": 1}\r\n{\"x\": 2}\r\n", path: "t.jsonl").map { $0.1["x"] as? Int }, [1, 2])
+        let tsv = try Readers.tsv("sentence\tlabel\r\ngood film\t1\r\nbad\t0\r\n", path: "t.tsv")
+        XCTAssertEqual(tsv.map { $0.fields["label"] as? Int }, [1, 0])
+    }
+
     /// For every task × template set with label targets: the set's own targets score 100 on every
     /// metric; the same decisions written in any set's vocabulary score the same; and invalid
     /// outputs score as the official metrics say (accuracy: wrong; macro-F1: a miss for the gold

@@ -3,6 +3,7 @@
 // (hand-written matcher, same alternation order); bytes mapped through GPT-2's byte→unicode
 // table; merges applied lowest rank first. No normalization, no prefix space, no BOS/EOS.
 import Foundation
+import Support
 
 public final class BPETokenizer: TextTokenizer {
     let vocab: [String: Int32]
@@ -80,9 +81,11 @@ public final class BPETokenizer: TextTokenizer {
             throw TokenizerError(path: mergesPath, detail: "cannot read as UTF-8")
         }
         var merges: [(String, String)] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines as Python's text mode reads them ("\r\n" too), parts split on the scalar U+0020 (a
+        // Character-level split keeps a space followed by a combining mark inside a part).
+        for (n, line) in pyLines(text).enumerated() {
             if line.hasPrefix("#version") || line.isEmpty { continue }
-            let parts = line.split(separator: " ").map(String.init)
+            let parts = line.unicodeScalars.split(separator: " ").map { String(String.UnicodeScalarView($0)) }
             guard parts.count == 2 else { throw TokenizerError(path: mergesPath, detail: "line \(n + 1): expected 'a b', got '\(line)'") }
             merges.append((parts[0], parts[1]))
         }
