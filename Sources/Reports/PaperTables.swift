@@ -268,12 +268,31 @@ public enum PaperTables {
                 + " selected on the validation split that is reported; predictions by greedy generation). "
                 + variants.joined(separator: "; ") + ".")
         }
+        if let note = metricVariantNote(layout) { notes.append(note) }
         if let references, layout.kind == .score {
             let (refRows, note) = referenceRows(layout, references: references)
             rows += refRows
             notes.append(note)
         }
         return TableGrid(header: header, rows: rows, notes: notes)
+    }
+
+    /// For each column whose task also stores a paper-code variant of the column's metric
+    /// (`MetricEntry.variantOf`: ReCoRD's F1 per answer row, WSC's label-1 rows), what the column
+    /// reports and what the variant is stored as; nil when no column has one.
+    static func metricVariantNote(_ layout: TableLayout) -> String? {
+        var parts: [String] = []
+        for col in layout.columns {
+            guard let def = try? TaskRegistry.definition(col.key),
+                  let shown = def.metrics.first(where: { $0.name == col.scoreName }), let entry = try? shown.entry else { continue }
+            let variants = def.metrics.compactMap { m -> String? in
+                guard let e = try? m.entry, e.variantOf == shown.metric else { return nil }
+                return "\(m.name) (\(e.summary))"
+            }
+            if variants.isEmpty { continue }
+            parts.append("\(col.label): \(entry.summary); also stored: \(variants.joined(separator: ", "))")
+        }
+        return parts.isEmpty ? nil : "Metrics with a paper-code variant (results lists it beside the column's): " + parts.joined(separator: ". ") + "."
     }
 
     /// "12%", with "<1%" and ">99%" so a share that is not 0 or 100 never prints as one.

@@ -60,6 +60,10 @@ public struct MetricEntry: Sendable {
     /// The statistics `aggregation` combines, for one example.
     public let stats: @Sendable (MetricRow) -> [Double]
     public let generated: GeneratedOutputs?
+    /// The registry id of the metric this one re-weights or filters as a paper's released code did
+    /// (ReCoRD per answer row, WSC's label-1 rows; METHODS.md), nil for the standard definitions.
+    /// Tables name such a variant under a column that reports the standard one.
+    public var variantOf: String? = nil
 
     /// The score from statistics summed over `count` examples (weighted means: summed (w·s, w));
     /// nil for `.groupAllCorrect`.
@@ -113,8 +117,8 @@ public enum MetricRegistry {
     /// ReCoRD: the answers a prediction is compared with ("<unk>" when a query has none).
     static func golds(_ e: Example) -> [String] { e.answers.isEmpty ? ["<unk>"] : e.answers }
     static func squadEM(_ r: MetricRow) -> Double {
-        let p = Metrics.squadNormalize(r.prediction)
-        return golds(r.example).map { p == Metrics.squadNormalize($0) ? 1.0 : 0.0 }.max()!
+        let p = Metrics.squadNormalized(r.prediction)
+        return golds(r.example).map { p == Metrics.squadNormalized($0) ? 1.0 : 0.0 }.max()!
     }
     static func squadF1(_ r: MetricRow) -> Double { golds(r.example).map { Metrics.tokenF1(r.prediction, $0) }.max()! }
     static func answerWeight(_ r: MetricRow) -> Double { Double(max(1, r.example.answers.count)) }
@@ -122,8 +126,8 @@ public enum MetricRegistry {
     static let entities = GeneratedOutputs(
         outputs: { $0.entities },
         invalid: { e, p in
-            let q = Metrics.squadNormalize(p)
-            return !(e?.entities ?? []).contains { Metrics.squadNormalize($0) == q }
+            let q = Metrics.squadNormalized(p)
+            return !(e?.entities ?? []).contains { Metrics.squadNormalized($0) == q }
         },
         readsExample: true)
 
@@ -175,10 +179,10 @@ public enum MetricRegistry {
                     stats: { r in [squadF1(r)] }, generated: entities),
         MetricEntry(id: "squad_em_per_row", higherIsBetter: true, aggregation: .weightedMean, needsVerbalizer: false,
                     summary: "SQuAD exact match with each query weighted by its number of answers (DPT's duplicated validation rows)",
-                    stats: { r in [squadEM(r), answerWeight(r)] }, generated: entities),
+                    stats: { r in [squadEM(r), answerWeight(r)] }, generated: entities, variantOf: "squad_em"),
         MetricEntry(id: "squad_f1_per_row", higherIsBetter: true, aggregation: .weightedMean, needsVerbalizer: false,
                     summary: "SQuAD token F1 with each query weighted by its number of answers (DPT's duplicated validation rows)",
-                    stats: { r in [squadF1(r), answerWeight(r)] }, generated: entities),
+                    stats: { r in [squadF1(r), answerWeight(r)] }, generated: entities, variantOf: "squad_f1"),
         MetricEntry(id: "wsc_simple", higherIsBetter: true, aggregation: .mean, needsVerbalizer: false,
                     summary: "WSC over all rows: correct iff T5's wsc_simple flag (prediction names the referent) equals the label; a label target is compared with the label",
                     stats: { r in [flag(wscVerdict(r) == (r.verbalized ? r.example.label : (r.example.label ?? 0)))] },
@@ -186,7 +190,7 @@ public enum MetricRegistry {
         MetricEntry(id: "wsc_simple_label1", higherIsBetter: true, aggregation: .weightedMean, needsVerbalizer: false,
                     summary: "WSC over label-1 rows only (the released DPT code's filtered set): % with verdict 1",
                     stats: { r in [flag(wscVerdict(r) == 1), flag(r.example.label == 1)] },
-                    generated: referent),
+                    generated: referent, variantOf: "wsc_simple"),
     ]
 
     public static var ids: [String] { entries.map(\.id) }

@@ -89,6 +89,10 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertTrue(md.contains("CB first 8 of 56"), md)
         XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
         XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
+        // What the ReCoRD and WSC columns report, and the paper-code variant stored beside each.
+        XCTAssertTrue(md.contains("ReCoRD: SQuAD token F1, max over gold answers, each query once; also stored: f1_per_row (SQuAD token F1 with each query weighted"), md)
+        XCTAssertTrue(md.contains("also stored: accuracy_label1 (WSC over label-1 rows only"), md)
+        XCTAssertTrue(tex.contains("also stored: f1\\_per\\_row"), tex)
         // Without data the rows are there but empty, and the note says what to do; std tables get none.
         let bare = PaperTables.markdown(layout, grid: PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", paperParams: spec.paperParameterCounts(), references: [:]), profile: "cpu")
         XCTAssertTrue(bare.contains("| Majority class | — | — | — |") && bare.contains("make fetch-data"), bare)
