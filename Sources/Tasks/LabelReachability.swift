@@ -7,9 +7,10 @@ import Support
 
 /// The label strings of a verbaliser, and the test whether decoded text can still become one of them.
 ///
-/// A prediction names label `L` when `pyStrip(decode(tokens)) == L` (Swift `==`: canonical
-/// equivalence). The test compares *keys*: the text's canonical decomposition (NFD) with every
-/// Python whitespace scalar removed. For a decoder whose output is the concatenation of per-token
+/// A prediction names label `L` when `pyStrip(decode(tokens))` is `L`'s code points (the metrics
+/// compare as Python does); it can only do so when the two are canonically equivalent, which is
+/// what this test rules out (so it stays sound for the stricter comparison). The test compares
+/// *keys*: the text's canonical decomposition (NFD) with every Python whitespace scalar removed. For a decoder whose output is the concatenation of per-token
 /// strings with some spaces deleted (SentencePiece's leading-space removal and transformers'
 /// `clean_up_tokenization_spaces` delete only spaces before a starter; the byte decoders add
 /// U+FFFD for an incomplete trailing byte sequence), the key of the final text starts with the key

@@ -36,7 +36,9 @@ public enum Metrics {
         let classes = def.labels?.count ?? 0
         return zip(examples, predictions).map { e, p in
             let s = pyStrip(p)
-            return MetricRow(example: e, prediction: s, label: verbalizer?.firstIndex(of: s), verbalized: verbalizer != nil, classes: classes)
+            // Python's `==` on str: code points (Swift's `==` equates canonically equivalent text).
+            return MetricRow(example: e, prediction: s, label: verbalizer?.firstIndex { $0.unicodeScalars.elementsEqual(s.unicodeScalars) },
+                             verbalized: verbalizer != nil, classes: classes)
         }
     }
 
@@ -273,7 +275,7 @@ public enum Metrics {
     /// `set`; nil when the set's targets are generated text (no label table to read them with).
     public static func unlabelled(_ def: TaskDefinition, set: TemplateSet, predictions: [String]) -> Int? {
         guard let words = try? def.template(set).verbalizer(labels: def.labels) else { return nil }
-        let known = Set(words)
-        return predictions.filter { !known.contains(pyStrip($0)) }.count
+        let known = Set(words.map { Array($0.unicodeScalars) })
+        return predictions.filter { !known.contains(Array(pyStrip($0).unicodeScalars)) }.count
     }
 }

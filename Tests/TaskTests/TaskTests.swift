@@ -184,6 +184,19 @@ final class MetricTests: XCTestCase {
                        [[0x42, 0x6F, 0x62], [0x4A, 0x6F, 0x73, 0x65, 0x301], [0x4A, 0x6F, 0x73, 0xE9]])
     }
 
+    /// A prediction names a label word when their code points are equal, as Python's `==` on str:
+    /// "café" decoded as NFD (e + U+0301) is not the NFC label word, and counts as invalid.
+    func testLabelWordsCompareAsCodePoints() throws {
+        let yaml = try String(contentsOfFile: "\(repoRoot)/Sources/Tasks/Registry/cb.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "words: [entailment, contradiction, neutral]", with: "words: [caf\u{E9}, non, peut-\u{EA}tre]")
+        let def = try TaskRegistry.decode(yaml, file: "cb-accents.yaml")
+        let e = [ex("caf\u{E9}", label: 0, id: 0), ex("non", label: 1, id: 1)]
+        let nfd = "cafe\u{301}"
+        let rows = try Metrics.rows(def, set: .respt, examples: e, predictions: ["caf\u{E9}", nfd])
+        XCTAssertEqual(rows.map { $0.label }, [0, nil])
+        XCTAssertEqual(Metrics.unlabelled(def, set: .respt, predictions: [nfd, " caf\u{E9} "]), 1)
+    }
+
     /// Files with Windows ("\r\n") or old Mac ("\r") line endings read as Python's text mode reads
     /// them: a grapheme-level split kept "\r\n" whole, so a CRLF JSONL file was one line.
     func testLinesAsPythonTextMode() throws {
