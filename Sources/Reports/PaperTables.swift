@@ -165,6 +165,15 @@ public enum PaperTables {
 
     static func f2(_ x: Double) -> String { String(format: "%.2f", x) }
 
+    /// ours − published as the cell prints it: from our value rounded as shown (two decimals), so
+    /// the Δ is the difference of the two printed numbers (from the unrounded mean it could differ
+    /// from it by 0.01), signed, never "-0.00".
+    public static func signedDelta(_ ours: Double, _ published: Double) -> String {
+        let d = (Double(f2(ours)) ?? ours) - published
+        let text = f2(d)
+        return text.hasPrefix("-") && Double(text) == 0 ? "+0.00" : (d >= 0 || Double(text) == 0 ? "+" : "") + text
+    }
+
     /// Our trainable count for a row in a section: the paper-formula count stored with the runs of
     /// the row's cells (`CellResult.paperParams`), else `paperParams[variant][column]`, the count the
     /// caller computed from the spec (`ExperimentSpec.paperParameterCounts`) for rows without runs;
@@ -233,7 +242,7 @@ public enum PaperTables {
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
                         if stat.n < 3 { o += "‡" }
-                        if let pv = p?.number, !ours.isNaN { o += " (Δ \(ours - pv >= 0 ? "+" : "")\(f2(ours - pv)))" }
+                        if let pv = p?.number, !ours.isNaN { o += " (Δ \(signedDelta(ours, pv)))" }
                         text += " / \(o)" + (cell?.failureMarker.map { " \($0)" } ?? "")
                         if let inv = cell?.invalidFraction?["best"], inv.n > 0, inv.mean > 0 {
                             text += " [\(percent(inv.mean)) invalid]"
@@ -287,12 +296,12 @@ public enum PaperTables {
                   let shown = def.metrics.first(where: { $0.name == col.scoreName }), let entry = try? shown.entry else { continue }
             let variants = def.metrics.compactMap { m -> String? in
                 guard let e = try? m.entry, e.variantOf == shown.metric else { return nil }
-                return "\(m.name) (\(e.summary))"
+                return "\(m.name) — \(e.summary)"
             }
             if variants.isEmpty { continue }
-            parts.append("\(col.label): \(entry.summary); also stored: \(variants.joined(separator: ", "))")
+            parts.append("\(col.label) \(shown.name) — \(entry.summary); stored beside it: \(variants.joined(separator: "; "))")
         }
-        return parts.isEmpty ? nil : "Metrics with a paper-code variant (results lists it beside the column's): " + parts.joined(separator: ". ") + "."
+        return parts.isEmpty ? nil : "Columns whose metric has a paper-code variant (results lists both): " + parts.joined(separator: ". ") + "."
     }
 
     /// "12%", with "<1%" and ">99%" so a share that is not 0 or 100 never prints as one.

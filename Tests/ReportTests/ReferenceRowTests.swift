@@ -90,9 +90,9 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
         XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
         // What the ReCoRD and WSC columns report, and the paper-code variant stored beside each.
-        XCTAssertTrue(md.contains("ReCoRD: SQuAD token F1, max over gold answers, each query once; also stored: f1_per_row (SQuAD token F1 with each query weighted"), md)
-        XCTAssertTrue(md.contains("also stored: accuracy_label1 (WSC over label-1 rows only"), md)
-        XCTAssertTrue(tex.contains("also stored: f1\\_per\\_row"), tex)
+        XCTAssertTrue(md.contains("ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 with each query weighted"), md)
+        XCTAssertTrue(md.contains("stored beside it: accuracy_label1 — WSC over label-1 rows only"), md)
+        XCTAssertTrue(tex.contains("stored beside it: f1\\_per\\_row"), tex)
         // Without data the rows are there but empty, and the note says what to do; std tables get none.
         let bare = PaperTables.markdown(layout, grid: PaperTables.grid(layout, cells: cells, published: pubs, profile: "cpu", paperParams: spec.paperParameterCounts(), references: [:]), profile: "cpu")
         XCTAssertTrue(bare.contains("| Majority class | — | — | — |") && bare.contains("make fetch-data"), bare)
@@ -107,5 +107,16 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertEqual(PaperTables.percent(1), "100%")
         XCTAssertEqual(PaperTables.percent(0.25), "25%")
         XCTAssertEqual(PaperTables.latexText("[<1% invalid]"), "[$<$1\\% invalid]")
+    }
+
+    /// A cell's Δ is the difference of the two numbers it prints. 50.125 is exact in binary and
+    /// prints 50.12 (ties to even); against a published 10.01 the printed difference is 40.11,
+    /// while the unrounded one (40.115…, as 10.01 is stored a little low) printed 40.12. A mean
+    /// that prints as the published value gives +0.00, never -0.00.
+    func testDeltaIsTheDifferenceOfThePrintedNumbers() {
+        XCTAssertEqual(PaperTables.signedDelta(50.125, 10.01), "+40.11")
+        XCTAssertEqual(PaperTables.signedDelta(49.999, 50.0), "+0.00")
+        XCTAssertEqual(PaperTables.signedDelta(50.0, 73.21), "-23.21")
+        XCTAssertEqual(PaperTables.signedDelta(75.5, 73.21), "+2.29")
     }
 }
