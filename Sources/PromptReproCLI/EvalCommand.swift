@@ -21,8 +21,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "PEFT adapter directory.") var adapter: String
     @Option(help: "peft (PROMPT_TUNING, LORA, or DePT's PROMPT_TUNING_LORA, read from adapter_config.json) or dept (require DePT's).") var adapterFormat: String = "peft"
     @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
-    @Option(help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell).") var k: Int?
-    @Option(help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed).") var seed: Int = 1
+    @Option(help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell; default: the training run's, from promptrepro_run_config.json, else the preset's).") var k: Int?
+    @Option(help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed; default: the training run's, from promptrepro_run_config.json, else 1).") var seed: Int?
     @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
     @Option(help: "Evaluate on the first N validation examples only.") var evalLimit: Int?
@@ -56,10 +56,11 @@ struct EvalCommand: ParsableCommand {
         // The stored run describes the adapter's shape, not the PT preset's: figures over n or r and
         // `compare`'s notes on published settings read these.
         adapterShape(peftConfig, into: &mc)
-        var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
         // An adapter PromptRepro trained carries its run's settings: the inputs are built as in
-        // training (lengths, templates) unless a flag says otherwise.
+        // training (lengths, templates) unless a flag says otherwise, and the run is stored under
+        // the training run's seed and k (a flag that names others is refused).
         let runConfig = (dir as NSString).appendingPathComponent(AdapterExport.runConfigFile)
+        var trainedRun: TrainConfig?
         if let data = FileManager.default.contents(atPath: runConfig) {
             guard let trained = try? JSONDecoder().decode(TrainConfig.self, from: data) else {
                 throw ValidationError("\(runConfig): not a PromptRepro run config; remove it or pass --max-source-length, --max-target-length and --templates")
@@ -67,6 +68,18 @@ struct EvalCommand: ParsableCommand {
             if let stale = try staleRunConfig(trained, data: data, adapterSha256: sha, directory: dir) {
                 throw ValidationError("\(runConfig): \(stale): it belongs to another adapter (one saved into this directory since?); remove it to evaluate with the preset's settings and the flags")
             }
+            if let seed, seed != trained.seed {
+                throw ValidationError("--seed \(seed): the adapter was trained with seed \(trained.seed) (\(runConfig)); its run pairs with that seed's runs")
+            }
+            if let k, k != trained.k {
+                throw ValidationError("--k \(k): the adapter was trained on k = \(trained.k.map(String.init) ?? "the full split") (\(runConfig))")
+            }
+            trainedRun = trained
+        }
+        let seed = self.seed ?? trainedRun?.seed ?? 1
+        let k = self.k ?? trainedRun?.k
+        var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
+        if let trained = trainedRun {
             c.maxSourceLength = trained.maxSourceLength
             c.maxTargetLength = trained.maxTargetLength
             c.templates = trained.templates

@@ -472,10 +472,18 @@ public final class ResultsStore {
     }
 
     /// Stores an evaluation-only run (a PEFT adapter trained elsewhere, `eval --adapter`) with status
-    /// 'evaluated' and the adapter's sha256; a current row of the same cell and seed with another
+    /// 'evaluated' and the adapter's sha256; an evaluated row of the same cell and seed with another
     /// identity is superseded. Returns the run id.
+    /// - Throws: `StoreError` when the cell and seed hold a run of a sweep (planned, running or
+    ///   finished): the evaluated run would supersede it and take its place in tables and `compare`
+    ///   (store the adapter under a variant of its own instead). Nothing is written then.
     @discardableResult
     public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
+        if let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
+           let status = row["status"]?.text, status != RunStatus.evaluated.rawValue {
+            throw StoreError("\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds a \(status) run of the sweep (id \(row["id"]?.int ?? 0)); "
+                + "an evaluated adapter stored there would supersede it. Store the adapter under a variant of its own (--variant), which compare pairs with the trained runs")
+        }
         try insertPending([r])
         guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               let id = row["id"]?.int else {

@@ -110,12 +110,29 @@ final class EvaluatedAdapterTests: XCTestCase {
                                         "--init-from", "\(dir)/adapter"])
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(err.contains("set n / m to match"), err)
-        for seed in ["1", "2"] {
-            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--k", "8",
-                                            "--seed", seed, "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                            "--spec", "mini", "--variant", "peft-pt", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
+                                        "--decode-max-tokens", "2", "--seed", "2", "--data-dir", data, "--save-adapter", "\(dir)/adapter2"])
+        XCTAssertEqual(status, 0, err)
+        let evalArgs = ["--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                        "--spec", "mini", "--column", "t5-small", "--profile", "smoke"]
+        for (seed, adapter) in [("1", "adapter"), ("2", "adapter2")] {
+            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--seed", seed, "--variant", "peft-pt"] + evalArgs)
             XCTAssertEqual(status, 0, err)
         }
+        // The seed is the training run's: another one is refused (it would pair the adapter with
+        // the wrong seed's runs), and without --seed the run config's is used.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--seed", "2", "--variant", "peft-pt"] + evalArgs)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("--seed 2: the adapter was trained with seed 1"), err)
+        // A cell of the sweep is not taken over: `pt` is a trained variant of the spec, and its
+        // finished seed-1 run stays current.
+        let s0 = try ResultsStore(path: db)
+        let before = try s0.db.query("SELECT id, status FROM runs WHERE variant='pt' AND task='cb' AND seed=1 AND status != 'superseded'")
+        XCTAssertEqual(before.first?["status"]?.text, "done")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "pt"] + evalArgs)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("holds a done run of the sweep") && err.contains("--variant"), err)
+        XCTAssertEqual(try s0.db.query("SELECT id, status FROM runs WHERE variant='pt' AND task='cb' AND seed=1 AND status != 'superseded'"), before)
         let (_, json) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--eval-limit", "8",
                                        "--data-dir", data])
         let r = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
