@@ -9,7 +9,7 @@ set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set logscale x
 set title 'rte'
-set label 1 'no runs of spec appendix in profile smoke' at graph 0.5,0.5 center
+set label 1 'no runs of spec appendix, model t5-large, in profile smoke' at graph 0.5,0.5 center
 plot [1:10] [0:1] 1/0 notitle
 unset multiplot
 set terminal svg size 640,400 font 'DejaVu Sans,10' noenhanced
@@ -22,6 +22,6 @@ set grid
 set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set logscale x
 set title 'rte'
-set label 1 'no runs of spec appendix in profile smoke' at graph 0.5,0.5 center
+set label 1 'no runs of spec appendix, model t5-large, in profile smoke' at graph 0.5,0.5 center
 plot [1:10] [0:1] 1/0 notitle
 unset multiplot

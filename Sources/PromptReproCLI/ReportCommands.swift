@@ -119,7 +119,12 @@ enum ReportIndex {
         for f in figs {
             guard let spec = try? FigureSpec.load("Baselines/figures/\(f).yaml") else { continue }
             let have = FileManager.default.fileExists(atPath: "\(outDir)/figures/\(f).png")
-            s += "- \(have ? "[\(f).png](figures/\(f).png) / [svg](figures/\(f).svg)" : "\(f) (not rendered)") — \(spec.label): \(spec.title); spec `\(spec.spec)`, profile \(profile).\n"
+            // A rendered figure whose every panel says "no runs" (its model column is not run in
+            // this profile) is listed as empty, not as a drawing of its data.
+            let script = (try? String(contentsOfFile: "\(outDir)/figures/\(f).gp", encoding: .utf8)) ?? ""
+            let empty = have && script.contains("no runs of spec") && !script.contains(".dat' index")
+            s += "- \(have ? "[\(f).png](figures/\(f).png) / [svg](figures/\(f).svg)" : "\(f) (not rendered)") — \(spec.label): \(spec.title); spec `\(spec.spec)`, profile \(profile)"
+                + (empty ? " — **empty**: no runs of \(spec.model.map { "model column \($0)" } ?? "this spec") in this profile" : "") + ".\n"
         }
         let paretos = ((try? FileManager.default.contentsOfDirectory(atPath: "\(outDir)/figures")) ?? [])
             .filter { $0.hasPrefix("pareto-") && $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted()
@@ -369,7 +374,15 @@ struct FiguresCommand: ParsableCommand {
                 if !problems.isEmpty { throw ValidationError("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
             }
             let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir)
-            stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+            // A figure of one model column draws only that column's cells: say when it has none
+            // (the smoke profile maps no t5-large), instead of counting the spec's other cells.
+            if let model = f.model {
+                let drawn = cells.filter { $0.model == model }.count
+                stderr("wrote \(out.joined(separator: ", ")) (\(drawn) of \(cells.count) cells from \(source) are of model \(model))")
+                if drawn == 0 { stderr("warning: \(name): every panel is empty: no cells of model column \(model) in profile \(profile)") }
+            } else {
+                stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+            }
         }
         if missing > 0 { throw ExitCode(1) }
     }

@@ -81,30 +81,47 @@ public enum Figures {
         return v
     }
 
-    static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String]) -> [Point] {
+    /// A series' points in one panel, sorted by x. An x where the series has a cell of the panel's
+    /// task without a score (its runs failed or diverged), or for "avg" where some task of the spec
+    /// has none, is a gap (a NaN point, written as a break in the line): the line never joins its
+    /// neighbours across it, and "avg" is never the mean of fewer tasks.
+    /// - Throws: `StoreError` when two cells of the series give the same point (the same task and
+    ///   x from different model columns or few-shot sizes: the figure names no `model`, or x is not
+    ///   k while the spec plans several k); one of them was silently dropped before.
+    static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String]) throws -> [Point] {
         let mine = cells.filter { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!) }
         var byX: [Double: [String: Stat]] = [:]
+        var cellAt: [Double: [String: CellResult]] = [:]
         for c in mine {
-            guard let x = xValue(c, f.x, defaults: [:]) ?? (f.x == "k" ? nil : 0),
-                  let metric = try? TaskRegistry.definition(c.task).selectionMetric, let st = c.best[metric], st.n > 0 else { continue }
+            guard let x = xValue(c, f.x, defaults: [:]) ?? (f.x == "k" ? nil : 0) else { continue }
+            if let other = cellAt[x]?[c.task] {
+                let what = other.model != c.model ? "model columns \(other.model) and \(c.model) (name one with `model:`)"
+                    : "k = \(other.k.map(String.init) ?? "full") and k = \(c.k.map(String.init) ?? "full") (plot x: k, or a spec with one k)"
+                throw StoreError("figure \(f.figure): cells \(other.cell) and \(c.cell) are both series \(variant), task \(c.task) at \(f.x) = \(fmt(x)): \(what)")
+            }
+            cellAt[x, default: [:]][c.task] = c
+            guard let metric = try? TaskRegistry.definition(c.task).selectionMetric, let st = c.best[metric], st.n > 0 else { continue }
             byX[x, default: [:]][c.task] = st
         }
         var out: [Point] = []
-        for (x, stats) in byX {
+        let gap = { (x: Double) in Point(x: x, mean: .nan, lo: .nan, hi: .nan) }
+        for x in cellAt.keys {
+            let stats = byX[x] ?? [:]
             if panel == "avg" {
-                // The mean over every task of the spec, at each x: an x where some task has no score
-                // is a gap (a NaN point, written as a break in the line), never the mean of fewer tasks.
                 let present = tasks.compactMap { stats[$0] }
-                guard !present.isEmpty else { continue }
-                guard present.count == tasks.count else { out.append(Point(x: x, mean: .nan, lo: .nan, hi: .nan)); continue }
+                guard present.count == tasks.count else { out.append(gap(x)); continue }
                 let m = present.map(\.mean).reduce(0, +) / Double(present.count)
                 out.append(Point(x: x, mean: m, lo: m, hi: m))
             } else if let st = stats[panel] {
                 out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max))
+            } else if cellAt[x]?[panel] != nil {
+                out.append(gap(x))
             }
         }
         return out.sorted { $0.x < $1.x }
     }
+
+    static func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
 
     /// Writes NAME.dat, NAME.gp, NAME.png, NAME.svg under `outDir`; returns the image paths.
     public static func render(_ f: FigureSpec, cells: [CellResult], tasks: [String], profile: String, outDir: String,
@@ -131,7 +148,7 @@ public enum Figures {
                 }
             } else {
                 for s in f.series {
-                    let pts = points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
+                    let pts = try points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
                     data += "# panel \(panel) series \(s.label): x mean min max\n"  // a blank line within: a gap
                     var written = 0, lastBlank = false
                     for p in pts {
@@ -150,15 +167,24 @@ public enum Figures {
                     index += 1
                 }
                 for r in f.references ?? [] {
-                    let pts = points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks)
-                    if let m = pts.first(where: { !$0.mean.isNaN })?.mean { parts.append("\(m) with lines dashtype 2 title '\(r.label)'") }
+                    // A reference with one point (a method without the x, e.g. PT in an r sweep) is a
+                    // level line; with several (PT at each k) a dashed line through them, as the
+                    // first point's level misstated the others.
+                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks).filter { !$0.mean.isNaN }
+                    if pts.count == 1 {
+                        parts.append("\(pts[0].mean) with lines dashtype 2 title '\(r.label)'")
+                    } else if pts.count > 1 {
+                        data += "# panel \(panel) reference \(r.label): x mean\n" + pts.map { "\($0.x) \($0.mean)\n" }.joined() + "\n\n"
+                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with lines dashtype 2 title '\(r.label)'")
+                        index += 1
+                    }
                 }
             }
             var p = "set title '\(panel == "avg" ? "average over tasks" : panel)'\n"
             if hasPoints {
                 p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
             } else {  // nothing to draw: an empty frame that says why
-                p += "set label 1 'no runs of spec \(f.spec) in profile \(profile)' at graph 0.5,0.5 center\n"
+                p += "set label 1 'no runs of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
                 p += "plot [1:10] [0:1] 1/0 notitle\n"
             }
             plots.append(p)

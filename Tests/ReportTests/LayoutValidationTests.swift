@@ -129,12 +129,56 @@ final class LayoutValidationTests: XCTestCase {
         let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74], "rte": [60, 64, 68]])
         var cells = try store.cellResults(spec: "table4", profile: "cpu")
         let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
-        var pts = Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
+        var pts = try Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
         XCTAssertEqual(pts.map(\.mean), [(72.0 + 64.0) / 2])
         cells.removeAll { $0.task == "rte" }
-        pts = Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
+        pts = try Figures.points(f, cells: cells, variant: "respt10", panel: "avg", tasks: ["cb", "rte"])
         XCTAssertEqual(pts.count, 1)
         XCTAssertTrue(pts.allSatisfy { $0.mean.isNaN }, "averaged fewer tasks: \(pts)")
+    }
+
+    /// A task panel breaks its line where the series' cell of that task has no score (its runs
+    /// failed): the line joined k = 8 to k = 32 across the failed k = 16. Two cells that would be
+    /// the same point (model columns of a figure that names none) are refused: one overwrote the
+    /// other. A reference with one point per k is drawn through them, not at the first one's level.
+    func testFigurePanelsGapsCollisionsAndReferences() throws {
+        let dir = tempDir("figpanel")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74]])
+        let base = try XCTUnwrap(try store.cellResults(spec: "table4", profile: "cpu").first { $0.task == "cb" })
+        let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        func at(_ k: Int, scored: Bool, model: String? = nil, variant: String = "respt10") -> CellResult {
+            var c = base
+            c.k = k
+            c.cell = "\(variant)_cb_\(model ?? c.model)_k\(k)"
+            c.variant = variant
+            if let model { c.model = model }
+            if !scored { c.best = [:] }
+            return c
+        }
+        let cells = [at(8, scored: true), at(16, scored: false), at(32, scored: true)]
+        let pts = try Figures.points(f, cells: cells, variant: "respt10", panel: "cb", tasks: ["cb"])
+        XCTAssertEqual(pts.map(\.x), [8, 16, 32])
+        XCTAssertEqual(pts.map { $0.mean.isNaN }, [false, true, false])
+        XCTAssertEqual(pts[0].mean, 72)
+        XCTAssertThrowsError(try Figures.points(f, cells: cells + [at(8, scored: true, model: "t5-base")], variant: "respt10", panel: "cb", tasks: ["cb"])) {
+            XCTAssertTrue("\($0)".contains("model columns") && "\($0)".contains("name one with `model:`"), "\($0)")
+        }
+        // The reference (PT at k = 8 and 32) as a dashed line through its two points.
+        var withPT = cells
+        var pt8 = at(8, scored: true, variant: "pt"), pt32 = at(32, scored: true, variant: "pt")
+        pt8.best["accuracy"]?.mean = 50
+        pt32.best["accuracy"]?.mean = 60
+        withPT += [pt8, pt32]
+        var g = f
+        g.series = [.init(variant: "respt10", label: "Residual PT")]
+        g.references = [.init(variant: "pt", label: "PT")]
+        g.panels = ["cb"]
+        _ = try? Figures.render(g, cells: withPT, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
+        let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
+        XCTAssertTrue(dat.contains("# panel cb reference PT: x mean\n8.0 50.0\n32.0 60.0\n"), dat)
+        let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
+        XCTAssertTrue(gp.contains("index 1 using 1:2 with lines dashtype 2 title 'PT'"), gp)
     }
 
     /// In the data file a gap is one blank line between the points around it, which breaks
