@@ -165,6 +165,18 @@ public enum PaperTables {
 
     static func f2(_ x: Double) -> String { String(format: "%.2f", x) }
 
+    /// The stored metric a published unit names ("acc %" → accuracy, "F1a %" → f1a, "F1 %" → f1;
+    /// a trailing "*" marks a value the paper cites), nil for units that name none (std, printed).
+    static func unitMetric(_ unit: String) -> String? {
+        let u = unit.hasSuffix("*") ? String(unit.dropLast()) : unit
+        switch u.trimmingCharacters(in: .whitespaces) {
+        case "acc %": return "accuracy"
+        case "F1a %": return "f1a"
+        case "F1 %": return "f1"
+        default: return nil
+        }
+    }
+
     /// ours − published as the cell prints it: from our value rounded as shown (two decimals), so
     /// the Δ is the difference of the two printed numbers (from the unrounded mean it could differ
     /// from it by 0.01), signed, never "-0.00".
@@ -212,7 +224,8 @@ public enum PaperTables {
             ? [paperColumn == "params" ? "# Trainable Params (paper / ours)" : "Δ # Params vs PT (paper) / # Trainable Params (ours)"] : [])
         header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
         var rows: [TableGrid.Row] = []
-        var anyInvalid = false
+        var anyInvalid = false, subsetAverage = false
+        var otherMetric: [String: String] = [:]  // column label → "metric shown vs paper's unit"
         for section in layout.sections {
             let (column, label) = (section.model, section.label)
             rows.append(.section(label))
@@ -222,9 +235,14 @@ public enum PaperTables {
                     let p = pubValue(column, label, row.publishedMethod, paperColumn)?.value ?? "—"
                     line.append(.init(text: "\(p) / \(ourParams(cells, layout, variant: row.variant, column: column, paperParams: paperParams))", kind: .params))
                 }
-                var ourMeans: [Double] = []
+                var ourMeans: [Double] = [], shownPublished: [Double?] = []
                 for col in layout.columns {
                     let p = col.publishedKey.flatMap { pubValue(column, label, row.publishedMethod, $0) }
+                    shownPublished.append(p?.number)
+                    // A published value of another metric (the paper's accuracy beside our macro-F1)
+                    // gets no Δ: the difference would compare two measures.
+                    let sameMetric = layout.kind != .score || p.map { unitMetric($0.unit).map { $0 == col.scoreName } ?? true } ?? true
+                    if !sameMetric, let p { otherMetric[col.label] = "\(col.label) shows \(col.scoreName), the paper's values are \(p.unit)" }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
                     var text = p?.value ?? "—"
                     // A paper's table has one few-shot size; cells of several k are not one number.
@@ -242,7 +260,7 @@ public enum PaperTables {
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
                         if stat.n < 3 { o += "‡" }
-                        if let pv = p?.number, !ours.isNaN { o += " (Δ \(signedDelta(ours, pv)))" }
+                        if let pv = p?.number, !ours.isNaN, sameMetric { o += " (Δ \(signedDelta(ours, pv)))" }
                         text += " / \(o)" + (cell?.failureMarker.map { " \($0)" } ?? "")
                         if let inv = cell?.invalidFraction?["best"], inv.n > 0, inv.mean > 0 {
                             text += " [\(percent(inv.mean)) invalid]"
@@ -254,7 +272,17 @@ public enum PaperTables {
                     line.append(.init(text: text, kind: .score))
                 }
                 if layout.average {
-                    let p = pubValue(column, label, row.publishedMethod, "avg")?.value ?? "—"
+                    // The paper's Avg. covers its row's tasks; over other columns (a layout with a
+                    // subset of them) it is the mean of the published values shown, marked §.
+                    let paperTasks = Set(pub.filter { ($0.model.lowercased() == label.lowercased() || $0.model.lowercased() == column.lowercased())
+                                                       && $0.method == row.publishedMethod && !["params", "avg", "delta_params"].contains($0.column) }.map(\.column))
+                    let shownTasks = Set(layout.columns.compactMap(\.publishedKey))
+                    var p = pubValue(column, label, row.publishedMethod, "avg")?.value ?? "—"
+                    if !paperTasks.isEmpty && paperTasks != shownTasks {
+                        let vals = shownPublished.compactMap { $0 }
+                        p = vals.count == layout.columns.count && !vals.isEmpty ? f2(vals.reduce(0, +) / Double(vals.count)) + "§" : "—"
+                        subsetAverage = true
+                    }
                     let ours = ourMeans.count == layout.columns.count ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") : "—"
                     line.append(.init(text: "\(p) / \(ours)", kind: .average))
                 }
@@ -262,6 +290,12 @@ public enum PaperTables {
             }
         }
         var notes: [String] = []
+        if subsetAverage {
+            notes.append("§ published Avg.: the mean of the published values in this table's columns; the paper's Avg. covers all of its tasks.")
+        }
+        if !otherMetric.isEmpty {
+            notes.append("No Δ where a column's metric is not the one the paper reports: " + otherMetric.keys.sorted().map { otherMetric[$0]! }.joined(separator: "; ") + ".")
+        }
         if anyInvalid {
             notes.append("[k% invalid]: mean over seeds of the share of the best epoch's validation outputs that name no label"
                 + " (none of the verbaliser's targets; ReCoRD: no entity of the passage; WSC: empty once determiners are dropped);"
@@ -421,6 +455,7 @@ public enum PaperTables {
             case "−": out += "$-$"
             case "<", ">": out += "$\(ch)$"
             case "—": out += "---"
+            case "§": out += "\\S{}"
             case "–": out += "--"
             default: out.append(ch)
             }

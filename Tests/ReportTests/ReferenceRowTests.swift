@@ -109,6 +109,34 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertEqual(PaperTables.latexText("[<1% invalid]"), "[$<$1\\% invalid]")
     }
 
+    /// A layout over some of a paper table's tasks: the published Avg. is the mean of the published
+    /// values it shows, marked § (it printed the paper's 8-task 69.58 beside our 3-task mean); FT on
+    /// T5-Small publishes CB 89.28, COPA 59.00, RTE 72.56, mean 73.61. A column of another metric
+    /// than the paper's (CB macro-F1 against its accuracy) gets no Δ, and a note says so.
+    func testSubsetAverageAndOtherMetricAgainstPublished() throws {
+        let dir = tempDir("subset")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let yaml = try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table1.yaml", encoding: .utf8)
+        let head = yaml.components(separatedBy: "columns:")[0].replacingOccurrences(of: "table: table1", with: "table: t1sub")
+        try (head + "columns:\n  - {task: cb, label: CB, metric: macro_f1}\n  - {task: copa, label: COPA, metric: accuracy}\n  - {task: rte, label: RTE, metric: accuracy}\n")
+            .write(toFile: "\(dir)/t1sub.yaml", atomically: true, encoding: .utf8)
+        let layout = try PaperTables.layout("t1sub", directory: dir)
+        var cells = try fixtureStore("\(dir)/s.sqlite", spec: "table1", variant: "ft", values: ["cb": [50, 60, 70], "copa": [55, 56, 57], "rte": [60, 61, 62]])
+            .cellResults(spec: "table1", profile: "cpu")
+        for i in cells.indices where cells[i].task == "cb" { cells[i].best["macro_f1"] = cells[i].best["accuracy"] }
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published").filter { $0.table == "Table 1" }
+        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu")
+        let ft = md.split(separator: "\n").first { $0.hasPrefix("| Fine-Tuning |") }.map(String.init) ?? ""
+        XCTAssertTrue(ft.contains("| 89.28 / 60.00 ± 10.00 |"), ft)
+        XCTAssertTrue(ft.contains("| 59.00 / 56.00 ± 1.00 (Δ -3.00) |"), ft)
+        XCTAssertTrue(ft.hasSuffix("| 73.61§ / 59.00 |"), ft)
+        XCTAssertTrue(md.contains("§ published Avg.: the mean of the published values in this table's columns"), md)
+        XCTAssertTrue(md.contains("No Δ where a column's metric is not the one the paper reports: CB shows macro_f1, the paper's values are acc %."), md)
+        // The full table's columns keep the paper's own Avg. (69.58 for FT on T5-Small).
+        let full = PaperTables.markdown(try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables"), cells: cells, published: pubs, profile: "cpu")
+        XCTAssertTrue(full.contains("| 69.58 / — |") && !full.contains("§"), full)
+    }
+
     /// A cell's Δ is the difference of the two numbers it prints. 50.125 is exact in binary and
     /// prints 50.12 (ties to even); against a published 10.01 the printed difference is 40.11,
     /// while the unrounded one (40.115…, as 10.01 is stored a little low) printed 40.12. A mean
