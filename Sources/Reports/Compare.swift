@@ -290,10 +290,21 @@ public enum Compare {
 
     /// Fills a row's invalid-output shares (from the cells) and its reference scores (on the examples
     /// the new side's runs scored, when the cell says which and the data is there).
+    /// The invalid shares are means over the row's seeds (`row.seeds`), as its scores are: over
+    /// the paired seeds only when a seed of the cell is left out (the share of all seeds once stood
+    /// beside the paired mean); nil when the cell's shares cannot be matched to its seeds.
     static func zeroSkill(_ row: inout ComparisonRow, _ new: CellResult, _ base: CellResult?, def: TaskDefinition,
                           examples: (String, TemplateSet, Bool) -> [Example]?) {
-        row.invalidNew = new.invalidFraction?["best"]?.mean
-        row.invalidBaseline = base?.invalidFraction?["best"]?.mean
+        func share(_ c: CellResult) -> Double? {
+            guard let st = c.invalidFraction?["best"] else { return nil }
+            let reps = c.replicates
+            guard st.values.count == reps.count else { return Set(row.seeds) == Set(reps) ? st.mean : nil }
+            let bySeed = Dictionary(zip(reps, st.values), uniquingKeysWith: { a, _ in a })
+            let vals = row.seeds.compactMap { bySeed[$0] }
+            return vals.count == row.seeds.count && !vals.isEmpty ? Statistics.mean(vals) : nil
+        }
+        row.invalidNew = share(new)
+        row.invalidBaseline = base.flatMap(share)
         // `examples` gives the reported examples (the val-half report half when the runs used it); the runs scored a prefix.
         guard let set = new.templates.flatMap(TemplateSet.init(rawValue:)), let n = new.evalExamples,
               let all = examples(new.task, set, new.evalHalf == true) else { return }

@@ -113,6 +113,27 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(r.verdict, "tie")
     }
 
+    /// A row's invalid-output shares cover the seeds its means cover: with the baseline's seed 1
+    /// failed, the new side's share is the mean over seeds 2 and 3 (0.3 and 0 → 0.15), not over
+    /// all three (0.10) beside a mean of two.
+    func testInvalidSharesCoverThePairedSeeds() throws {
+        func cell(_ v: String, seeds: [Int], values: [Double], invalid: [Double]) -> CellResult {
+            var c = CellResult(cell: "\(v)|cb", variant: v, method: v, task: "cb", model: "t5-small", k: 8, seeds: seeds, statuses: ["done": seeds.count],
+                               trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
+            c.invalidFraction = ["best": Stat(invalid)]
+            return c
+        }
+        let cells = [cell("new", seeds: [1, 2, 3], values: [60, 70, 80], invalid: [0, 0.3, 0]), cell("pt", seeds: [2, 3], values: [50, 50], invalid: [0.5, 0.1])]
+        let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                    runs: { v, _ in (v == "new" ? [1, 2, 3] : [2, 3]).map { PairedRun(seed: $0, predictions: nil, templates: .dpt) } },
+                                    examples: { _, _, _ in nil })
+        let r = try XCTUnwrap(rows.first)
+        XCTAssertEqual(r.seeds, [Replicate(2), Replicate(3)])
+        XCTAssertEqual(r.delta, 25, accuracy: 1e-12)
+        XCTAssertEqual(r.invalidNew ?? .nan, 0.15, accuracy: 1e-12)
+        XCTAssertEqual(r.invalidBaseline ?? .nan, 0.3, accuracy: 1e-12)
+    }
+
     /// A method that diverged on every seed of a task has no row there; with --allow-missing the
     /// gate passed on the other tasks. A diverged run of the new method fails the gate either way.
     func testGateFailsOnDivergedRunsAlsoWithAllowMissing() {
