@@ -32,7 +32,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
     @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
-    @Option(help: "Published table for --against published: its name (\"Table 1\") or a layout's (Baselines/tables; default: the layout whose spec is --spec, else Table 1).") var table: String?
+    @Option(help: "Published table for --against published: its name (\"Table 1\") or a layout's (Baselines/tables; default: the table of the layout that shows --spec; required when no layout shows it).") var table: String?
 
     func run() throws {
         guard ["stored", "published"].contains(against) else { throw ValidationError("--against must be stored or published") }
@@ -70,6 +70,12 @@ struct CompareCommand: ParsableCommand {
                 throw ValidationError("--baseline \(baseline): \(publishedTable) publishes no row of that name\(didYouMean(baseline, rows)); its rows: \(rows.joined(separator: ", "))")
             }
             settingNotes = publishedSettingNotes(spec: s, layouts: layouts.filter { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .score })
+            // Outside the smoke profile (which says it reproduces nothing) the runs' setting, as the
+            // tables state it: the models standing in for the paper's and k.
+            if profile != "smoke", let layout = layout ?? layouts.first(where: { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .score }),
+               let note = settingNote(spec: s, profile: profile, layout: layout) {
+                settingNotes.insert(note, at: 0)
+            }
         }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
@@ -156,6 +162,17 @@ struct CompareCommand: ParsableCommand {
         }
         let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,
                                     table: publishedTable, runs: runs, examples: examples)
+        if published != nil {
+            // A task the published table has no value of the baseline row for is named, not dropped.
+            let shown = Set(rows.map { "\($0.task)|\($0.model)|\($0.k.map(String.init) ?? "")" })
+            let left = cells.filter { $0.variant == method && !($0.best.isEmpty) && !shown.contains("\($0.task)|\($0.model)|\($0.k.map(String.init) ?? "")") }
+                .map { "\($0.task) (\($0.model)\($0.k.map { ", k=\($0)" } ?? ""))" }
+            if !left.isEmpty {
+                let line = "Not compared: \(publishedTable) of \(s.paper) publishes no \(baseline) value for " + Array(Set(left)).sorted().joined(separator: ", ") + "."
+                header += "\n\n> " + line
+                stderr("note: " + line)
+            }
+        }
         guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
                                               diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method),

@@ -377,6 +377,8 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(ptext.contains("published value: no spread to test"), ptext)
         // DPT Table 1's published PT on T5-Small: CB 74.99 (Baselines/published/dpt-table1.csv), so Δ = 81.00 − 74.99.
         XCTAssertTrue(ptext.contains("+6.01"), ptext)
+        // Outside the smoke profile the runs' setting is stated, as under the tables.
+        XCTAssertTrue(ptext.contains("> Setting of profile cpu"), ptext)
         // --table takes a layout's name too (table1 → "Table 1"); an unknown table is said, with the known ones.
         XCTAssertEqual(try run(["--against", "published", "--table", "table1"]).1, ptext)
         let bad = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", "Table 9"])
@@ -401,11 +403,45 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(r5.status, 0, r5.err)
         XCTAssertTrue(r5.out.contains("published 'dpt' of Table 1 is dpt with r 10 (layout table1, variant 'dpt' of spec table1); 'dpt-r5' here has r 5"), r5.out)
         XCTAssertTrue(r5.err.contains("the Δ compares different settings of the method"), r5.err)
-        XCTAssertFalse(ptext.contains("different settings"), ptext)
+        XCTAssertFalse(ptext.contains("different settings of the method"), ptext)
         // A baseline the published table has no row of is named with the rows it has (was "no task has both").
         let none = try runCLI(["compare", "--method", "dpt", "--baseline", "pt-n10", "--profile", "cpu", "--db", db, "--against", "published"])
         XCTAssertNotEqual(none.status, 0)
         XCTAssertTrue(none.err.contains("--baseline pt-n10: Table 1 publishes no row of that name") && none.err.contains("respt"), none.err)
+    }
+}
+
+final class ComparePublishedCoverageTests: XCTestCase {
+    /// A task of the spec that the published table has no value for is named under the comparison
+    /// (SST-2 is not in DPT Table 1), not dropped without a word.
+    func testTasksWithoutPublishedValuesAreNamed() throws {
+        let data = try sharedData()
+        let dir = tempDir("cmppub")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = """
+        spec: mini
+        title: mini test grid
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: 8}
+        tasks: [cb, sst2]
+        models: [t5-small]
+        seeds: [1]
+        k: [8]
+        profiles:
+          smoke:
+            models: {t5-small: "embedded:t5-tiny"}
+            train: {epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 3, max_source_length: 96}
+        """
+        try spec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        let sweep = try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(sweep.status, 0, sweep.err)
+        let r = try runCLI(["compare", "--spec", "\(dir)/mini.yaml", "--method", "pt", "--baseline", "pt", "--against", "published", "--table", "Table 1",
+                            "--profile", "smoke", "--db", db, "--data-dir", data])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("| cb |"), r.out)
+        XCTAssertTrue(r.out.contains("Not compared: Table 1 of dpt publishes no pt value for sst2 (t5-small, k=8)."), r.out)
     }
 }
 
