@@ -397,13 +397,7 @@ public enum PaperTables {
 
     public static func markdown(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {
         var out = "# \(layout.title)\n\n"
-        let smoke = profile == "smoke"
-        out += "Profile: **\(profile)**\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and **reproduce nothing**" : "")."
-        out += " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
-        out += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
-        out += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.\n"
-        if layout.kind == .std { out += "Ours here is the sample standard deviation (n − 1) over seeds; the population value is in `promptrepro results --format csv`.\n" }
-        out += "\n"
+        out += legend(layout, profile: profile, bold: { "**\($0)**" }, code: { "`\($0)`" }).map { $0 + "\n" }.joined() + "\n"
         func md(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
         let n = grid.header.count
         out += "|" + grid.header.map { " \(md($0)) |" }.joined() + "\n|" + String(repeating: "---|", count: n) + "\n"
@@ -415,6 +409,22 @@ public enum PaperTables {
         }
         for note in grid.notes { out += "\n\(note)\n" }
         return out
+    }
+
+    /// The lines under a table's title that say what its cells are: the profile (smoke: a pipeline
+    /// test that reproduces nothing), the cell format and the markers, and for a std table what
+    /// "ours" is. Markdown and LaTeX print the same words (`bold` and `code` mark them up).
+    static func legend(_ layout: TableLayout, profile: String, bold: (String) -> String, code: (String) -> String) -> [String] {
+        let smoke = profile == "smoke"
+        var first = "Profile: \(bold(profile))\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and \(bold("reproduce nothing"))" : "")."
+        first += " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
+        first += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
+        first += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean."
+        var lines = [first]
+        if layout.kind == .std {
+            lines.append("Ours here is the sample standard deviation (n − 1) over seeds; the population value is in \(code("promptrepro results --format csv")).")
+        }
+        return lines
     }
 
     /// The same table as LaTeX (booktabs), published / ours per cell.
@@ -434,6 +444,12 @@ public enum PaperTables {
             }
         }
         out += "\\bottomrule\n\\end{tabular}\n"
+        // The legend the Markdown prints under its title (the smoke disclaimer, the markers), then the notes.
+        let legendLines = legend(layout, profile: profile, bold: { "\u{1}\($0)\u{2}" }, code: { "\u{3}\($0)\u{4}" }).map {
+            latexText($0).replacingOccurrences(of: "\u{1}", with: "\\textbf{").replacingOccurrences(of: "\u{2}", with: "}")
+                .replacingOccurrences(of: "\u{3}", with: "\\texttt{").replacingOccurrences(of: "\u{4}", with: "}")
+        }
+        for line in legendLines { out += "\\par\\noindent{\\footnotesize \(line)}\n" }
         for note in grid.notes { out += "\\par\\noindent{\\footnotesize \(latexText(note))}\n" }
         return out
     }

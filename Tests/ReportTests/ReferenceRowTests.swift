@@ -89,6 +89,11 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertTrue(md.contains("CB first 8 of 56"), md)
         XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
         XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
+        // The LaTeX carries the Markdown's legend: the profile, the cell format and the markers,
+        // and for the smoke profile that its numbers reproduce nothing.
+        XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Profile: \\textbf{cpu}. Each cell: published value / ours as mean $\\pm$ sample std"), tex)
+        XCTAssertTrue(tex.contains("$^\\dagger$ smoke profile; $^\\ddagger$ fewer than 3 seeds"), tex)
+        XCTAssertTrue(PaperTables.latex(layout, grid: grid, profile: "smoke").contains("our numbers test the pipeline and \\textbf{reproduce nothing}"))
         // What the ReCoRD and WSC columns report, and the paper-code variant stored beside each.
         XCTAssertTrue(md.contains("ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 with each query weighted"), md)
         XCTAssertTrue(md.contains("stored beside it: accuracy_label1 — WSC over label-1 rows only"), md)
