@@ -9,6 +9,7 @@
 //   (model, dataset and package information) — method_comparison/MetaMathQA/results/*.json.
 import Foundation
 import Store
+import Tasks
 
 public enum ToolFormats {
     /// lm-eval-harness-shaped results for the cells of one variant and model column (the caller
@@ -16,8 +17,13 @@ public enum ToolFormats {
     public static func lmEval(cells: [CellResult], variant: String, model: String, spec: String, profile: String,
                               versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String,
                               k: Int? = nil) -> [String: Any] {
-        var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:]
+        var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:], seeds: [String: Any] = [:]
         for c in cells where c.variant == variant && c.model == model {
+            // How many seeds each task's mean and stderr cover, and the cell's runs left out of them.
+            var s: [String: Any] = ["n": c.best[(try? TaskRegistry.definition(c.task))?.selectionMetric ?? ""]?.n ?? c.seeds.count]
+            let left = c.statuses.filter { !["done", "evaluated"].contains($0.key) }
+            if !left.isEmpty { s["not_counted"] = left }
+            seeds[c.task] = s
             var r: [String: Any] = ["alias": c.task]
             for (metric, st) in c.best.sorted(by: { $0.key < $1.key }) {
                 r["\(metric),none"] = st.mean / 100  // lm-eval reports fractions
@@ -30,6 +36,8 @@ public enum ToolFormats {
         }
         var config: [String: Any] = ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,
                                      "selection": "best epoch on the validation split (paper protocol); mean over seeds",
+                                     "stderr": "standard error of the mean over seeds (sample std / sqrt(seeds)), not lm-eval's standard error over examples",
+                                     "seeds": seeds,
                                      "smoke": profile == "smoke" || modelSpec.hasPrefix("embedded:")]
         if let k { config["k"] = k }
         return ["results": results, "versions": vers, "n-samples": n, "config": config]

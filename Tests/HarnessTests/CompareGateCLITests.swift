@@ -40,6 +40,10 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["effective"] as? Int, 16)
         // "original" is the split's size (SuperGLUE RTE validation: 277 rows), not the eval_limit.
         XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["original"] as? Int, 277)
+        // The stderr is over seeds (mini plans 2), which config says, with each task's seed count.
+        let lmConfig = lm["config"] as? [String: Any]
+        XCTAssertTrue((lmConfig?["stderr"] as? String)?.hasPrefix("standard error of the mean over seeds") == true, "\(lmConfig ?? [:])")
+        XCTAssertEqual(((lmConfig?["seeds"] as? [String: Any])?["cb"] as? [String: Any])?["n"] as? Int, 2)
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pb"]).terminationStatus, 0)
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pb")
         XCTAssertEqual(runs.count, 8)
