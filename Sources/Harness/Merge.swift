@@ -83,15 +83,17 @@ extension ResultsStore {
                         // were written): it stays, and the shard's joins as history.
                         history = true
                     } else {
-                        try db.query("UPDATE runs SET status='superseded' WHERE id=?", [existing["id"]!])
+                        try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [existing["id"]!])
                     }
                 }
                 // Every column both stores have, by name (a column added to the schema later, such
                 // as epochs_done or adapter_sha256, is copied without a change here), but not those
                 // that only mean something on the shard's machine while a run is in progress.
-                let cols = runColumns.filter { r[$0] != nil }
+                var row = r
+                if history { row["superseded_status"] = r["status"]; row["status"] = .text("superseded") }
+                let cols = runColumns.filter { row[$0] != nil }
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
-                             cols.map { $0 == "status" && history ? .text("superseded") : r[$0]! })
+                             cols.map { row[$0]! })
                 let id = db.lastInsertID, old = r["id"]!
                 for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
                     let tcols = try columns(of: table).filter { $0 != "run_id" }

@@ -93,8 +93,11 @@ public enum Worker {
                     let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
                     // Named by the store too, as checkpoints are: two stores sweeping a spec of one name
                     // would otherwise overwrite each other's tensors under runs their rows still call done.
+                    // And by the run's identity: a run of the cell with other settings (a spec edited
+                    // since) writes its own file, so a finished run in history keeps its tensors.
+                    let identity = try store.db.query("SELECT identity FROM runs WHERE id=?", [.int(claimed.id)]).first?["identity"]?.text ?? ""
                     trainer.artifactPath = "\(Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile))/"
-                        + "\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-store-\(storeTag).safetensors"
+                        + "\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-\(identity.prefix(12))-store-\(storeTag).safetensors"
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
@@ -280,7 +283,7 @@ public enum SweepRunner {
         }
         let skip = missing.keys.sorted()
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
-        let (added, superseded) = try store.insertPendingReporting(runs)
+        let (added, superseded, restored) = try store.insertPendingReporting(runs)
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
         // Pending or failed rows of cells, k or seeds this phase does not plan go to history, so that
         // no worker trains them; finished ones stay, outside the counts (the runs of skipped models
@@ -291,7 +294,8 @@ public enum SweepRunner {
         let outside = Set(try store.staleRuns(spec: spec.name, profile: profile, planned: plan).map(\.id))
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)"
-            + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
+            + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : "")
+            + (restored > 0 ? "; \(restored) finished run\(restored == 1 ? "" : "s") of the same settings taken back from history instead of rerun" : ""))
         let commit = gitCommit()
         let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
         let signals = InterruptSignals()

@@ -60,7 +60,7 @@ struct Sweep: ParsableCommand {
         stderr("sweep \(s.name) [\(profile)] finished: " + (try ResultsStore(path: db).statusSummary(counts, spec: s.name, profile: profile))
                + (outcome.outsidePlan > 0 ? "; \(outcome.outsidePlan) finished run\(outcome.outsidePlan == 1 ? "" : "s") the spec no longer plans kept, not counted (a spec that lists them again reuses them)" : "")
                + (skipped > 0 ? "; \(skipped) runs skipped (model missing: \(outcome.skipped.map(\.model).joined(separator: ", ")))" : ""))
-        stderr("artifacts: \(Worker.artifactDirectory(checkpointDir: checkpoints, spec: s.name, profile: profile))/<cell>-s<seed>-store-\(Worker.storeTag(db)).safetensors"
+        stderr("artifacts: \(Worker.artifactDirectory(checkpointDir: checkpoints, spec: s.name, profile: profile))/<cell>-s<seed>-<identity>-store-\(Worker.storeTag(db)).safetensors"
                + (keepArtifacts ? "" : " (full fine-tuning keeps none without --keep-artifacts)"))
         if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
     }

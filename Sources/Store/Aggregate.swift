@@ -244,7 +244,7 @@ extension ResultsStore {
         try db.transaction {
             let ids = try staleRuns(spec: spec, profile: profile, planned: planned).filter { ["pending", "failed"].contains($0.status) && $0.reason == .unplanned }
             var n = 0
-            for r in ids { try db.query("UPDATE runs SET status='superseded' WHERE id=?", [.int(r.id)]); n += db.changes }
+            for r in ids { try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [.int(r.id)]); n += db.changes }
             return n
         }
     }

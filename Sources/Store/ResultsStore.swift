@@ -173,6 +173,11 @@ public final class ResultsStore {
         DROP TABLE epochs;
         ALTER TABLE epochs_v6 RENAME TO epochs;
         """,
+        // v7: the status a row had when it went to history, so that a finished run of the identity a
+        // spec plans again (an edit reverted) is taken back instead of trained anew.
+        """
+        ALTER TABLE runs ADD COLUMN superseded_status TEXT;
+        """,
     ]
 
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
@@ -261,10 +266,12 @@ public final class ResultsStore {
         return sha256Hex(String(decoding: data, as: UTF8.self)) == storedID ? newJSON : nil
     }
 
-    /// `insertPending`, also returning how many old rows were superseded.
-    public func insertPendingReporting(_ runs: [RunSpec]) throws -> (inserted: Int, superseded: Int) {
+    /// `insertPending`, also returning how many old rows were superseded and how many finished runs
+    /// of the same identity came back from history (`restored`: a spec edited and then reverted
+    /// retrained runs whose results were stored).
+    public func insertPendingReporting(_ runs: [RunSpec]) throws -> (inserted: Int, superseded: Int, restored: Int) {
         try db.transaction {
-            var n = 0, old = 0
+            var n = 0, old = 0, back = 0
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
@@ -276,8 +283,22 @@ public final class ResultsStore {
                         try db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(identity), .text(upgraded), cur["id"]!])
                         continue
                     }
-                    try db.query("UPDATE runs SET status='superseded' WHERE id=?", [cur["id"]!])
+                    try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
                     old += 1
+                }
+                // A finished run of exactly this identity in history (a spec edited, then reverted;
+                // the identity covers everything that moves the numbers) is the result: it becomes
+                // current again, with the status it had, instead of a rerun. Rows sent to history
+                // before the status was kept (schema v7) are not taken back.
+                if let prior = try db.query("""
+                    SELECT id, superseded_status FROM runs
+                    WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status='superseded' AND identity=?
+                      AND superseded_status IN ('done','diverged')
+                    ORDER BY id DESC LIMIT 1
+                    """, [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed), .text(identity)]).first {
+                    try db.query("UPDATE runs SET status=superseded_status, superseded_status=NULL WHERE id=?", [prior["id"]!])
+                    back += 1
+                    continue
                 }
                 try db.query("""
                     INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
@@ -288,7 +309,7 @@ public final class ResultsStore {
                           r.taskVersion.map { .int($0) } ?? .null, r.sampleSeed.map { .int($0) } ?? .null])
                 n += db.changes
             }
-            return (n, old)
+            return (n, old, back)
         }
     }
 

@@ -21,10 +21,12 @@ final class CheckpointNamingTests: XCTestCase {
                                                 "--checkpoints", "\(dir)/ck"])
             XCTAssertEqual(status, 0, err)
             // The summary says where the artifacts are, with this store's tag (workers run --quiet).
-            let tag = try XCTUnwrap(err.range(of: #"/artifacts/mini-smoke/<cell>-s<seed>-store-[0-9a-f]{12}\.safetensors"#, options: .regularExpression), err)
-            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/artifacts/mini-smoke/pt_cb_t5-small_k8-s1-store-"
-                + err[tag].dropFirst("/artifacts/mini-smoke/<cell>-s<seed>-store-".count)), "\(err[tag])")
-            let rows = try ResultsStore(path: db).db.query("SELECT id, status, checkpoint FROM runs")
+            let tag = try XCTUnwrap(err.range(of: #"/artifacts/mini-smoke/<cell>-s<seed>-<identity>-store-[0-9a-f]{12}\.safetensors"#, options: .regularExpression), err)
+            let rows = try ResultsStore(path: db).db.query("SELECT id, status, checkpoint, identity FROM runs")
+            // Named by the run's identity too: a run of the cell with other settings writes its own file.
+            let identity = String(try XCTUnwrap(rows.first?["identity"]?.text).prefix(12))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/artifacts/mini-smoke/pt_cb_t5-small_k8-s1-\(identity)-store-"
+                + err[tag].dropFirst("/artifacts/mini-smoke/<cell>-s<seed>-<identity>-store-".count)), "\(err[tag])")
             XCTAssertEqual(rows.count, 1)
             XCTAssertEqual(rows.first?["id"]?.int, 1)
             XCTAssertEqual(rows.first?["status"]?.text, "done")

@@ -162,7 +162,7 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 6)
+        XCTAssertEqual(s.schemaVersion, 7)
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
         XCTAssertEqual(Set(tables), ["runs", "epochs", "epoch_metrics", "scores", "predictions", "weights_hashes", "steps", "run_metrics"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")
@@ -253,6 +253,31 @@ final class StoreTests: XCTestCase {
         let merged = try ResultsStore(path: "\(dir)/b.sqlite")
         XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 3)
         XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
+    }
+
+    /// A spec edited and then reverted: the finished runs of the original settings come back from
+    /// history (their identity is the planned one) instead of being trained again, and the runs of
+    /// the edit, pending, go to history.
+    func testRevertedSpecTakesItsFinishedRunsBack() throws {
+        let dir = tempDir("revert")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let runs = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke").filter { $0.variant == "dpt" && $0.task == "cb" }
+        XCTAssertEqual(try s.insertPendingReporting(runs).inserted, 3)
+        while let c = try s.claim(worker: "t", pid: getpid()) {
+            try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1,
+                                                     best: ["accuracy": 50 + Double(c.spec.seed)], last: ["accuracy": 40], history: [], trainableParams: 10,
+                                                     trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+        }
+        let edited = runs.map { r -> RunSpec in var r = r; r.config.lr *= 2; return r }
+        let e = try s.insertPendingReporting(edited)
+        XCTAssertEqual([e.inserted, e.superseded, e.restored], [3, 3, 0])
+        let back = try s.insertPendingReporting(runs)
+        XCTAssertEqual([back.inserted, back.superseded, back.restored], [0, 3, 3])
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE status='pending'").first?["n"]?.int, 0)
+        let cell = try XCTUnwrap(try s.cellResults(spec: "table1", profile: "smoke").first)
+        XCTAssertEqual(cell.best["accuracy"]?.values, [51, 52, 53])
+        XCTAssertNil(try s.claim(worker: "t", pid: getpid()), "nothing left to train")
     }
 
     /// `merge` copies a finished run whole: every column of its row (progress, adapter sha256, the
@@ -590,7 +615,7 @@ final class ReliabilityTests: XCTestCase {
         let root = "\(dir)/artifacts/mini-smoke"
         var out: [String: Data] = [:]
         for f in try FileManager.default.contentsOfDirectory(atPath: root) {
-            // "<cell>-s<seed>-store-<12 hex>.safetensors": keyed without the store's tag, which differs between stores.
+            // "<cell>-s<seed>-<identity>-store-<12 hex>.safetensors": keyed without the store's tag, which differs between stores.
             let key = f.replacingOccurrences(of: #"-store-[0-9a-f]{12}\.safetensors$"#, with: "", options: .regularExpression)
             XCTAssertNotEqual(key, f, "artifact \(f) is not named by its store")
             out[key] = try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(f)"))
@@ -1037,7 +1062,7 @@ final class SweepInterruptTests: XCTestCase {
         XCTAssertEqual(try runCapture(args("ftmini", ["--keep-artifacts"]).map { $0 == db ? "\(dir)/keep.sqlite" : $0 }, env: ["PROMPTREPRO_THREADS": "1"]).0, 0)
         let kept = try FileManager.default.contentsOfDirectory(atPath: arts)
         XCTAssertEqual(kept.count, 1)
-        XCTAssertNotNil(kept.first?.range(of: #"^ft_cb_t5-small_k8-s1-store-[0-9a-f]{12}\.safetensors$"#, options: .regularExpression), "\(kept)")
+        XCTAssertNotNil(kept.first?.range(of: #"^ft_cb_t5-small_k8-s1-[0-9a-f]{12}-store-[0-9a-f]{12}\.safetensors$"#, options: .regularExpression), "\(kept)")
     }
 }
 
