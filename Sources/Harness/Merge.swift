@@ -48,12 +48,36 @@ extension ResultsStore {
     /// shard written before the `task` part) are the same run, stored under the newer identity.
     /// Returns how many were merged.
     @discardableResult
-    public func merge(from source: String) throws -> Int {
+    public func merge(from source: String) throws -> Int { try mergeReporting(from: source).merged }
+
+    /// What a merge did: runs merged, and one line per run of this store the shard's run of other
+    /// settings superseded (`replaced`) or per shard run stored as history because the run here was
+    /// planned after it (`history`), each naming the identity parts that differ.
+    public struct MergeReport {
+        public var merged = 0
+        public var replaced: [String] = []
+        public var history: [String] = []
+    }
+
+    /// `merge`, reporting which runs were replaced and why: a shard written from another spec file
+    /// of the same name replaced good runs with only a count printed.
+    public func mergeReporting(from source: String) throws -> MergeReport {
         let src = try ResultsStore(path: source)
         let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed','evaluated') ORDER BY id")
         let runColumns = try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
+        // The top-level identity parts (config, data, weights, task, …) that differ between two rows.
+        func differing(_ a: String?, _ b: String?) -> String {
+            let pa = a.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
+            let pb = b.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
+            let keys = Set(pa.keys).union(pb.keys).filter { k in
+                let x = pa[k].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
+                let y = pb[k].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
+                return x != y
+            }.sorted()
+            return keys.isEmpty ? "identity" : keys.joined(separator: ", ")
+        }
         return try db.transaction {
-            var merged = 0
+            var report = MergeReport()
             for r in rows {
                 let seed = r["seed"]!.int!
                 var history = false, r = r
@@ -82,8 +106,10 @@ extension ResultsStore {
                         // The run here was planned after the shard's (a spec edited since the shards
                         // were written): it stays, and the shard's joins as history.
                         history = true
+                        report.history.append("\(r["cell"]!.text!) seed \(seed): kept the run planned here later; the shard's differs in \(differing(existing["identity_json"]?.text, r["identity_json"]?.text))")
                     } else {
                         try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [existing["id"]!])
+                        report.replaced.append("\(r["cell"]!.text!) seed \(seed): the run here (\(existing["status"]?.text ?? "?")) went to history; the shard's differs in \(differing(existing["identity_json"]?.text, r["identity_json"]?.text))")
                     }
                 }
                 // Every column both stores have, by name (a column added to the schema later, such
@@ -103,9 +129,9 @@ extension ResultsStore {
                                      [.int(id)] + present.map { row[$0]! })
                     }
                 }
-                merged += 1
+                report.merged += 1
             }
-            return merged
+            return report
         }
     }
 

@@ -180,9 +180,16 @@ struct Merge: ParsableCommand {
         var total = 0
         for s in sources {
             guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
-            let n = try dest.merge(from: s)
-            total += n
-            stderr("merged \(n) runs from \(s)")
+            let report = try dest.mergeReporting(from: s)
+            total += report.merged
+            stderr("merged \(report.merged) runs from \(s)")
+            // Runs of other settings replacing finished ones here (a shard of an edited or another
+            // spec file of the same name) are named: sweeping the spec here again takes them back.
+            for line in report.replaced { stderr("  replaced: \(line)") }
+            for line in report.history { stderr("  history: \(line)") }
+            if !report.replaced.isEmpty {
+                stderr("note: \(report.replaced.count) runs here were replaced by the shard's runs of other settings; if the shard was made from another spec file, `sweep` the spec here again: its finished runs come back from history")
+            }
         }
         let c = try dest.counts()
         stderr("merge: \(total) runs into \(into); now " + (try dest.statusSummary(c)))

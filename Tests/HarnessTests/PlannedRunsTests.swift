@@ -155,4 +155,39 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.merge(from: "\(dir)/shard.sqlite"), 1)
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 10)
     }
+
+    /// A shard of another spec file of the same name replaces finished runs here: merge names each
+    /// one with the identity parts that differ (it printed a count only), and sweeping the store's
+    /// own spec again takes the replaced runs back from history.
+    func testMergeNamesTheRunsItReplaces() throws {
+        let data = try sharedData()
+        let dir = tempDir("mergenames")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func planned(_ name: String, n: Int, _ s: ResultsStore) throws -> [RunSpec] {
+            try s.withIdentities(try spec(dir, name, k: "[16]", seeds: "[1]", n: n).expand(profile: "smoke"), dataDir: data,
+                                 manifestDir: "\(repoRoot)/Baselines/manifests")
+        }
+        func finishAll(_ s: ResultsStore, _ v: Double) throws {
+            while let c = try s.claim(worker: "t", pid: getpid()) {
+                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
+                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+            }
+        }
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        try main.insertPending(try planned("b", n: 4, main))
+        try main.db.query("UPDATE runs SET created_at='2000-01-01T00:00:00.000Z'")  // planned before the shard's run
+        try finishAll(main, 20)
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(try planned("a", n: 8, shard))
+        try finishAll(shard, 10)
+        let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+        XCTAssertEqual(report.merged, 1)
+        XCTAssertEqual(report.replaced.count, 1)
+        XCTAssertTrue(report.replaced.first?.contains("seed 1: the run here (done) went to history; the shard's differs in config") == true, "\(report.replaced)")
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 10)
+        let back = try main.insertPendingReporting(try planned("b", n: 4, main))
+        XCTAssertEqual(back.restored, 1)
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+    }
 }
