@@ -383,7 +383,39 @@ public final class Trainer {
         e.outputFormatting = [.sortedKeys]
         let r = String(decoding: try e.encode(result), as: UTF8.self)
         try createParentDirectory(of: path)
-        try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r])
+        try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r,
+                                                              Trainer.checksumKey: Trainer.tensorChecksum(tensors)])
+    }
+
+    /// The checkpoint metadata key of `tensorChecksum`.
+    static let checksumKey = "tensor_checksum"
+
+    /// A checksum of tensors, to find flipped or lost bytes in a checkpoint before resuming from it
+    /// (the file's own structure catches truncation, not a changed value): names in sorted order,
+    /// each name's UTF-8 bytes, shape and float bit patterns folded into four 64-bit FNV-1a lanes
+    /// (word i into lane i mod 4, so the multiplies do not wait on each other), as 64 hex digits.
+    /// Not cryptographic: it guards against damage, not against an adversary.
+    static func tensorChecksum(_ tensors: [String: Tensor]) -> String {
+        let prime: UInt64 = 0x100000001b3
+        var h: (UInt64, UInt64, UInt64, UInt64) = (0xcbf29ce484222325, 0x84222325cbf29ce4, 0x9ce484222325cbf2, 0x2325cbf29ce48422)
+        func mix(_ w: UInt64, into x: inout UInt64) { x = (x ^ w) &* prime }
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!
+            for b in name.utf8 { mix(UInt64(b), into: &h.0) }
+            for d in t.shape { mix(UInt64(bitPattern: Int64(d)), into: &h.1) }
+            let n = t.count
+            t.data.withMemoryRebound(to: UInt32.self, capacity: n) { w in
+                var i = 0
+                while i + 4 <= n {
+                    mix(UInt64(w[i]), into: &h.0); mix(UInt64(w[i + 1]), into: &h.1)
+                    mix(UInt64(w[i + 2]), into: &h.2); mix(UInt64(w[i + 3]), into: &h.3)
+                    i += 4
+                }
+                while i < n { mix(UInt64(w[i]), into: &h.0); i += 1 }
+            }
+            mix(UInt64(n), into: &h.2)
+        }
+        return [h.0, h.1, h.2, h.3].map { String(format: "%016llx", $0) }.joined()
     }
 }
 

@@ -183,7 +183,13 @@ extension Trainer {
                         let r = try JSONDecoder().decode(TrainResult.self, from: Data(h.utf8))
                         var saved: [String: Tensor] = [:]
                         for n in f.names { saved[n] = try f.tensor(n).detached() }
-                        readable = (f, r, saved)
+                        // Checkpoints written with a checksum (since schema v7's release) must match
+                        // it: flipped bytes in the tensor data resumed silently before.
+                        if let sum = f.metadata[Trainer.checksumKey], sum != Trainer.tensorChecksum(saved) {
+                            why = "its tensors do not match the checksum written with them (damaged on disk?)"
+                        } else {
+                            readable = (f, r, saved)
+                        }
                     } catch { why = "its training record or tensors do not read (\(error))" }
                 } else { why = "it holds no training record" }
             } catch let e as TrainError { throw e } catch { why = "\(error)" }

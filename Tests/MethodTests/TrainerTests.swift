@@ -108,11 +108,12 @@ final class TrainerTests: XCTestCase {
     /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh
     /// run), set aside as `.unreadable`: a training record that did not decode was dropped while
     /// the tensors resumed, so the epochs restarted at 1 from a later step and the run was stored
-    /// as done with other results. A truncated file does the same.
+    /// as done with other results. A truncated file does the same, and so does one with a flipped
+    /// bit in its tensor data (it resumed silently from the changed value before the checksum).
     func testUnreadableCheckpointStartsOver() throws {
         let c = try config("pt", epochs: 3)
         let full = try trainer(c).run()
-        for damage in ["record", "truncate"] {
+        for damage in ["record", "truncate", "flip"] {
             let ck = NSTemporaryDirectory() + "ckbad-\(getpid())-\(UUID().uuidString.prefix(6)).safetensors"
             defer { try? FileManager.default.removeItem(atPath: ck); try? FileManager.default.removeItem(atPath: ck + ".unreadable") }
             let first = try trainer(c, checkpoint: ck)
@@ -124,6 +125,9 @@ final class TrainerTests: XCTestCase {
                 let key = Data("\\\"history\\\"".utf8)
                 let at = try XCTUnwrap(bytes.range(of: key), "no history key in the header")
                 bytes[at.lowerBound + 4] = UInt8(ascii: "x")
+            } else if damage == "flip" {
+                // The last bytes of the file are the last tensor's values: one bit of one float.
+                bytes[bytes.count - 7] ^= 0x10
             } else {
                 bytes = bytes.prefix(bytes.count - 16)
             }
