@@ -203,8 +203,10 @@ public enum Metrics {
         let r = clean(referent)
         let apostrophe: Unicode.Scalar = "'"
         if p.contains(where: { $0.contains(apostrophe) }) != r.contains(where: { $0.contains(apostrophe) }) { return 0 }
-        // The joined string split again on " " gives the same words back.
-        let pw = Set(p), rw = Set(r)
+        // The joined string split again on " " gives the same words back, except that an empty
+        // string splits into one empty word ("the" as a referent cleans to "", whose set {""} does
+        // not sit inside {"dog"}; an empty set would).
+        let pw = Set(p.isEmpty ? [[]] : p), rw = Set(r.isEmpty ? [[]] : r)
         return (pw.isSubset(of: rw) || rw.isSubset(of: pw)) ? 1 : 0
     }
 

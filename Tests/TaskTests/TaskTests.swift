@@ -179,6 +179,9 @@ final class MetricTests: XCTestCase {
         // gives P 1, R 1/2, F1 2/3; and WSC's word sets {x} ⊂ {x, \u{301}y}.
         XCTAssertEqual(Metrics.tokenF1("x", "x \u{301}y"), 2.0 / 3.0, accuracy: 1e-12)
         XCTAssertEqual(Metrics.wscSimple(prediction: "x", referent: "x \u{301}y"), 1)
+        // A referent of determiners only cleans to "", whose word set is {""}: not inside {dog}.
+        XCTAssertEqual(Metrics.wscSimple(prediction: "dog", referent: "the"), 0)
+        XCTAssertEqual(Metrics.wscSimple(prediction: "the dog", referent: "The"), 0)
         // HF's loader keeps both spellings (sorted(set(...)) of str), ordered by code points.
         XCTAssertEqual(pySortedUnique(["Jos\u{E9}", "Jose\u{301}", "Bob", "Jos\u{E9}"]).map { $0.unicodeScalars.map(\.value) },
                        [[0x42, 0x6F, 0x62], [0x4A, 0x6F, 0x73, 0x65, 0x301], [0x4A, 0x6F, 0x73, 0xE9]])
