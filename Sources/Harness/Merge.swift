@@ -44,6 +44,8 @@ extension ResultsStore {
     /// identity is superseded by the incoming one, unless it was created after it (the spec was
     /// edited since the shards were written): then the incoming run is stored as 'superseded'.
     /// A run 'running' here is left to its worker (merge again once it is finished to settle it).
+    /// An evaluated run (`eval --db`) never replaces a sweep's run, and a sweep's run replaces an
+    /// evaluated one whatever their creation times, as `sweep` and `eval --db` rule.
     /// Identities that differ only by a part one side predates (`legacyIdentityMatch`: a store or
     /// shard written before the `task` part) are the same run, stored under the newer identity.
     /// Returns how many were merged.
@@ -98,10 +100,17 @@ extension ResultsStore {
                     // A run in progress here is left to its worker: replacing the row under it made
                     // the worker's result land in the shard's row (two executions in one row).
                     if existing["status"]?.text == "running" { continue }
+                    let incomingEvaluated = r["status"]?.text == "evaluated", hereEvaluated = existing["status"]?.text == "evaluated"
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") { continue }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
-                    } else if try db.query("SELECT created_at FROM runs WHERE id=?", [existing["id"]!]).first?["created_at"]?.text ?? ""
+                    } else if incomingEvaluated && !hereEvaluated {
+                        // An evaluated adapter never takes a sweep's cell (`eval --db` refuses it):
+                        // the shard's evaluated run joins as history.
+                        history = true
+                        report.history.append("\(r["cell"]!.text!) seed \(seed): kept the sweep's run here; the shard's evaluated adapter run joins as history (evaluate it under a variant of its own)")
+                    } else if !hereEvaluated && !incomingEvaluated,
+                              try db.query("SELECT created_at FROM runs WHERE id=?", [existing["id"]!]).first?["created_at"]?.text ?? ""
                                 > r["created_at"]?.text ?? "" {
                         // The run here was planned after the shard's (a spec edited since the shards
                         // were written): it stays, and the shard's joins as history.
