@@ -170,11 +170,23 @@ public enum Figures {
                     // A reference with one point (a method without the x, e.g. PT in an r sweep) is a
                     // level line; with several (PT at each k) a dashed line through them, as the
                     // first point's level misstated the others.
-                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks).filter { !$0.mean.isNaN }
-                    if pts.count == 1 {
+                    // A point whose runs failed is a gap in the line, as in a series (a failed
+                    // reference drawn at another x's level misstated it).
+                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks)
+                    if pts.count == 1, !pts[0].mean.isNaN {
                         parts.append("\(pts[0].mean) with lines dashtype 2 title '\(r.label)'")
-                    } else if pts.count > 1 {
-                        data += "# panel \(panel) reference \(r.label): x mean\n" + pts.map { "\($0.x) \($0.mean)\n" }.joined() + "\n\n"
+                    } else if pts.contains(where: { !$0.mean.isNaN }) && pts.count > 1 {
+                        data += "# panel \(panel) reference \(r.label): x mean\n"
+                        var lastBlank = true
+                        for p in pts {
+                            if p.mean.isNaN {
+                                if !lastBlank { data += "\n"; lastBlank = true }
+                            } else {
+                                data += "\(p.x) \(p.mean)\n"
+                                lastBlank = false
+                            }
+                        }
+                        data += "\n\n"
                         parts.append("'\(f.figure).dat' index \(index) using 1:2 with lines dashtype 2 title '\(r.label)'")
                         index += 1
                     }

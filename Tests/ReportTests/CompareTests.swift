@@ -134,6 +134,19 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(r.invalidBaseline ?? .nan, 0.3, accuracy: 1e-12)
     }
 
+    /// Against a published value, Δ is the difference of the printed numbers, as in the tables:
+    /// 65.625 prints 65.62, so against DPT Table 1's fine-tuning WSC on T5-Small, 67.94, the Δ is
+    /// −2.32 (the unrounded mean gave −2.315, printed −2.31).
+    func testPublishedDeltaIsOfThePrintedMean() throws {
+        let c = CellResult(cell: "new|wsc", variant: "new", method: "new", task: "wsc", model: "t5-small", k: 32, seeds: [1, 2], statuses: ["done": 2],
+                           trainableParams: nil, best: ["accuracy": Stat([62.5, 68.75])], last: [:], divergedSeeds: [], probe: nil)
+        let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let rows = try Compare.rows(cells: [c], newVariant: "new", baselineVariant: "ft", published: pubs, paper: "dpt", table: "Table 1",
+                                    runs: { _, _ in [] }, examples: { _, _, _ in nil })
+        XCTAssertEqual(try XCTUnwrap(rows.first).baselineMean, 67.94)
+        XCTAssertEqual(try XCTUnwrap(rows.first).delta, -2.32, accuracy: 1e-9)
+    }
+
     /// A method that diverged on every seed of a task has no row there; with --allow-missing the
     /// gate passed on the other tasks. A diverged run of the new method fails the gate either way.
     func testGateFailsOnDivergedRunsAlsoWithAllowMissing() {
