@@ -104,9 +104,9 @@ struct EvalCommand: ParsableCommand {
         c.adapter = "\(dir)#sha256:\(sha)"
         if let e = flagProblem(c) { throw e }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
-        trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
-        var result = try trainer.run()
+        // The stored run, checked before evaluating: a cell of a sweep is refused up front rather
+        // than after a long evaluation.
+        var stored: (store: ResultsStore, run: RunSpec)?
         if let db {
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
             let col = column ?? model
@@ -114,6 +114,13 @@ struct EvalCommand: ParsableCommand {
             var r = RunSpec(spec: spec, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
+            if let problem = try store.sweepRunHolding(r) { throw ValidationError(problem) }
+            stored = (store, r)
+        }
+        let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
+        trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        var result = try trainer.run()
+        if let (store, r) = stored, let db {
             let id = try store.recordEvaluated(r, result: result, adapterSha256: sha)
             stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) in \(db)")
         }
@@ -123,13 +130,16 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-/// An adapter's sizes as the method config records them: PROMPT_TUNING's `num_virtual_tokens` as n,
-/// LORA's `r` as r, DePT's PROMPT_TUNING_LORA both and its `max_length` as s. Fields the adapter
-/// does not have keep the preset's values (as a trained run of that method records them).
+/// An adapter's sizes as the method config records them, in the fields PromptRepro's own methods
+/// use: PROMPT_TUNING's `num_virtual_tokens` as n; LORA's `r` and `lora_alpha` as r and alpha;
+/// DePT's PROMPT_TUNING_LORA `num_virtual_tokens` as m (DePT's prompt length, METHODS.md), `r`,
+/// `lora_alpha` and `max_length` as s. Fields the adapter does not have keep the preset's values.
 func adapterShape(_ cfg: PEFTAdapterConfig, into mc: inout MethodConfig) {
-    if let n = cfg.numVirtualTokens, n > 0 { mc.n = n }
+    let dept = cfg.peftType == "PROMPT_TUNING_LORA"
+    if let n = cfg.numVirtualTokens, n > 0 { if dept { mc.m = n } else { mc.n = n } }
     if let r = cfg.r, r > 0 { mc.r = r }
-    if cfg.peftType == "PROMPT_TUNING_LORA", let s = cfg.maxLength, s > 0 { mc.s = s }
+    if let a = cfg.loraAlpha { mc.alpha = Float(a) }
+    if dept, let s = cfg.maxLength, s > 0 { mc.s = s }
 }
 
 /// Why a `promptrepro_run_config.json` beside an adapter is not that adapter's, or nil when it is:

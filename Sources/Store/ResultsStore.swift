@@ -500,11 +500,7 @@ public final class ResultsStore {
     ///   (store the adapter under a variant of its own instead). Nothing is written then.
     @discardableResult
     public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
-        if let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
-           let status = row["status"]?.text, status != RunStatus.evaluated.rawValue {
-            throw StoreError("\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds a \(status) run of the sweep (id \(row["id"]?.int ?? 0)); "
-                + "an evaluated adapter stored there would supersede it. Store the adapter under a variant of its own (--variant), which compare pairs with the trained runs")
-        }
+        if let problem = try sweepRunHolding(r) { throw StoreError(problem) }
         try insertPending([r])
         guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               let id = row["id"]?.int else {
@@ -515,6 +511,15 @@ public final class ResultsStore {
         try complete(id, result: result)
         try db.query("UPDATE runs SET status='evaluated', adapter_sha256=? WHERE id=?", [.text(adapterSha256), .int(id)])
         return id
+    }
+
+    /// Why an evaluated run may not be stored at `r`'s cell and seed, or nil: the cell holds a run of
+    /// a sweep (planned, running or finished), which an evaluated run would supersede.
+    public func sweepRunHolding(_ r: RunSpec) throws -> String? {
+        guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
+              let status = row["status"]?.text, status != RunStatus.evaluated.rawValue else { return nil }
+        return "\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds a \(status) run of the sweep (id \(row["id"]?.int ?? 0)); "
+            + "an evaluated adapter stored there would supersede it. Store the adapter under a variant of its own (--variant), which compare pairs with the trained runs"
     }
 
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.
