@@ -235,14 +235,17 @@ public enum PaperTables {
                     let p = pubValue(column, label, row.publishedMethod, paperColumn)?.value ?? "—"
                     line.append(.init(text: "\(p) / \(ourParams(cells, layout, variant: row.variant, column: column, paperParams: paperParams))", kind: .params))
                 }
-                var ourMeans: [Double] = [], shownPublished: [Double?] = []
+                var ourMeans: [Double] = [], shownPublished: [Double?] = [], fewSeeds = false, anyFailed = false, rowOtherMetric = false
                 for col in layout.columns {
                     let p = col.publishedKey.flatMap { pubValue(column, label, row.publishedMethod, $0) }
                     shownPublished.append(p?.number)
                     // A published value of another metric (the paper's accuracy beside our macro-F1)
                     // gets no Δ: the difference would compare two measures.
                     let sameMetric = layout.kind != .score || p.map { unitMetric($0.unit).map { $0 == col.scoreName } ?? true } ?? true
-                    if !sameMetric, let p { otherMetric[col.label] = "\(col.label) shows \(col.scoreName), the paper's values are \(p.unit)" }
+                    if !sameMetric, let p {
+                        otherMetric[col.label] = "\(col.label) shows \(col.scoreName), the paper's values are \(p.unit)"
+                        rowOtherMetric = true
+                    }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
                     var text = p?.value ?? "—"
                     // A paper's table has one few-shot size; cells of several k are not one number.
@@ -256,6 +259,8 @@ public enum PaperTables {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
                         // Avg. averages what the cells show: the means, or in a std table the stds.
                         if !ours.isNaN { ourMeans.append(ours) }
+                        if stat.n < 3 { fewSeeds = true }
+                        if cell?.failureMarker != nil { anyFailed = true }
                         // One seed: the mean alone (‡ marks it), no "± 0.00".
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
@@ -278,12 +283,17 @@ public enum PaperTables {
                                                        && $0.method == row.publishedMethod && !["params", "avg", "delta_params"].contains($0.column) }.map(\.column))
                     let shownTasks = Set(layout.columns.compactMap(\.publishedKey))
                     var p = pubValue(column, label, row.publishedMethod, "avg")?.value ?? "—"
-                    if !paperTasks.isEmpty && paperTasks != shownTasks {
+                    if rowOtherMetric {
+                        p = "—"  // the paper's average is of other measures than ours
+                    } else if !paperTasks.isEmpty && paperTasks != shownTasks {
                         let vals = shownPublished.compactMap { $0 }
                         p = vals.count == layout.columns.count && !vals.isEmpty ? f2(vals.reduce(0, +) / Double(vals.count)) + "§" : "—"
                         subsetAverage = true
                     }
-                    let ours = ourMeans.count == layout.columns.count ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") : "—"
+                    // The average carries the markers of the cells it averages: ‡ when one has fewer
+                    // than 3 seeds, ✗ when one leaves failed runs out.
+                    let ours = ourMeans.count == layout.columns.count
+                        ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") + (fewSeeds ? "‡" : "") + (anyFailed ? " ✗" : "") : "—"
                     line.append(.init(text: "\(p) / \(ours)", kind: .average))
                 }
                 rows.append(.cells(line))
@@ -294,7 +304,8 @@ public enum PaperTables {
             notes.append("§ published Avg.: the mean of the published values in this table's columns; the paper's Avg. covers all of its tasks.")
         }
         if !otherMetric.isEmpty {
-            notes.append("No Δ where a column's metric is not the one the paper reports: " + otherMetric.keys.sorted().map { otherMetric[$0]! }.joined(separator: "; ") + ".")
+            notes.append("No Δ, and no published Avg., where a column's metric is not the one the paper reports: "
+                + otherMetric.keys.sorted().map { otherMetric[$0]! }.joined(separator: "; ") + ".")
         }
         if anyInvalid {
             notes.append("[k% invalid]: mean over seeds of the share of the best epoch's validation outputs that name no label"

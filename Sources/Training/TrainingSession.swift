@@ -183,8 +183,8 @@ extension Trainer {
                         let r = try JSONDecoder().decode(TrainResult.self, from: Data(h.utf8))
                         var saved: [String: Tensor] = [:]
                         for n in f.names { saved[n] = try f.tensor(n).detached() }
-                        // Checkpoints written with a checksum (since schema v7's release) must match
-                        // it: flipped bytes in the tensor data resumed silently before.
+                        // A checkpoint written with a checksum must match it (older ones have none):
+                        // flipped bytes in the tensor data resumed silently before.
                         if let sum = f.metadata[Trainer.checksumKey], sum != Trainer.tensorChecksum(saved) {
                             why = "its tensors do not match the checksum written with them (damaged on disk?)"
                         } else {

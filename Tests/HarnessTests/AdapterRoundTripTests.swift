@@ -156,6 +156,32 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
     }
 
+    /// A DePT adapter (PEFT fork's PROMPT_TUNING_LORA) is stored with its sizes in DePT's fields:
+    /// num_virtual_tokens as m (DePT's prompt length), r, lora_alpha as alpha, max_length as s.
+    func testEvaluatedDePTAdapterRecordsItsShape() throws {
+        let data = try sharedData()
+        let dir = tempDir("evaldept")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/ad", withIntermediateDirectories: true)
+        try #"{"peft_type": "PROMPT_TUNING_LORA", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": 6, "token_dim": 64, "num_transformer_submodules": 1, "r": 3, "lora_alpha": 8, "max_length": 64}"#
+            .write(toFile: "\(dir)/ad/adapter_config.json", atomically: true, encoding: .utf8)
+        let key = RNGKey(seed: 5)
+        try SafeTensorsFile.write(["prompt_embeddings": Tensor.normal([6, 64], std: 0.5, key: key.derive("p")),
+                                   "lora_embedding_A": Tensor.normal([64, 3], key: key.derive("a")),
+                                   "lora_embedding_B": Tensor.normal([3, 64], std: 0.1, key: key.derive("b"))], to: "\(dir)/ad/adapter_model.safetensors")
+        let db = "\(dir)/s.sqlite"
+        let (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--adapter-format", "dept", "--task", "cb",
+                                            "--eval-limit", "4", "--decode-max-tokens", "2", "--max-source-length", "64", "--data-dir", data,
+                                            "--db", db, "--spec", "adapters", "--variant", "dept-peft", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        let row = try XCTUnwrap(try ResultsStore(path: db).db.query("""
+            SELECT json_extract(config_json, '$.method.m') AS m, json_extract(config_json, '$.method.r') AS r,
+                   json_extract(config_json, '$.method.s') AS s, json_extract(config_json, '$.method.alpha') AS alpha FROM runs
+            """).first)
+        XCTAssertEqual([row["m"]?.int, row["r"]?.int, row["s"]?.int], [6, 3, 64])
+        XCTAssertEqual(row["alpha"]?.double ?? row["alpha"]?.int.map(Double.init), 8)
+    }
+
     /// `eval --adapter` of an adapter PromptRepro trained builds its inputs as training did: a run
     /// with a non-default max_source_length (192; the table1 smoke profile's kind of setting)
     /// scores the same in `eval` as in `train`, where the preset's 256 scores otherwise (14.29 here

@@ -255,6 +255,51 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
     }
 
+    /// An evaluated run never takes a sweep's cell through `merge` either (as `eval --db` refuses
+    /// it): a shard's evaluated run joins as history beside the store's finished run, and a shard's
+    /// trained run replaces an evaluated one here whatever their creation times, as `sweep` does.
+    func testMergeKeepsSweepCellsFromEvaluatedRuns() throws {
+        let dir = tempDir("mergeeval")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try XCTUnwrap(try ExperimentSpec.load("\(repoRoot)/Baselines/specs/table1.yaml").expand(profile: "smoke")
+            .first { $0.variant == "dpt" && $0.task == "cb" && $0.seed == 1 })
+        func result(_ v: Double, _ status: RunStatus) -> TrainResult {
+            TrainResult(config: run.config, status: status, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v], last: ["accuracy": v], history: [],
+                        trainableParams: 1, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"])
+        }
+        var evaluatedRun = run
+        evaluatedRun.identity = "evaluated-adapter"
+        func trained(_ path: String, _ v: Double) throws -> ResultsStore {
+            let s = try ResultsStore(path: path)
+            try s.insertPending([run])
+            let c = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+            try s.complete(c.id, result: result(v, .done))
+            return s
+        }
+        func evaluated(_ path: String, _ v: Double) throws -> ResultsStore {
+            let s = try ResultsStore(path: path)
+            try s.recordEvaluated(evaluatedRun, result: result(v, .evaluated), adapterSha256: String(repeating: "0", count: 64))
+            return s
+        }
+        func current(_ s: ResultsStore) throws -> [String] {
+            try s.db.query("SELECT status FROM runs WHERE status != 'superseded'").compactMap { $0["status"]?.text }
+        }
+        // A shard's evaluated run against the store's trained one: the trained run stays.
+        let main = try trained("\(dir)/main.sqlite", 70)
+        _ = try evaluated("\(dir)/eval-shard.sqlite", 99)
+        let r1 = try main.mergeReporting(from: "\(dir)/eval-shard.sqlite")
+        XCTAssertEqual(try current(main), ["done"])
+        XCTAssertEqual(try main.cellResults(spec: "table1", profile: "smoke").first?.best["accuracy"]?.mean, 70)
+        XCTAssertTrue(r1.history.first?.contains("evaluated adapter run joins as history") == true, "\(r1.history)")
+        // An evaluated run here (made after the shard's run) gives way to the shard's trained run.
+        _ = try trained("\(dir)/train-shard.sqlite", 60)
+        let other = try evaluated("\(dir)/other.sqlite", 99)
+        try other.db.query("UPDATE runs SET created_at='9999-01-01T00:00:00.000Z'")
+        XCTAssertEqual(try other.merge(from: "\(dir)/train-shard.sqlite"), 1)
+        XCTAssertEqual(try current(other), ["done"])
+        XCTAssertEqual(try other.cellResults(spec: "table1", profile: "smoke").first?.best["accuracy"]?.mean, 60)
+    }
+
     /// A spec edited and then reverted: the finished runs of the original settings come back from
     /// history (their identity is the planned one) instead of being trained again, and the runs of
     /// the edit, pending, go to history.

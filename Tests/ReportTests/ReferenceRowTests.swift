@@ -122,21 +122,28 @@ final class ReferenceRowTests: XCTestCase {
         let dir = tempDir("subset")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let yaml = try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table1.yaml", encoding: .utf8)
-        let head = yaml.components(separatedBy: "columns:")[0].replacingOccurrences(of: "table: table1", with: "table: t1sub")
-        try (head + "columns:\n  - {task: cb, label: CB, metric: macro_f1}\n  - {task: copa, label: COPA, metric: accuracy}\n  - {task: rte, label: RTE, metric: accuracy}\n")
-            .write(toFile: "\(dir)/t1sub.yaml", atomically: true, encoding: .utf8)
-        let layout = try PaperTables.layout("t1sub", directory: dir)
+        let head = yaml.components(separatedBy: "columns:")[0]
+        func layout(_ name: String, cbMetric: String) throws -> TableLayout {
+            try (head.replacingOccurrences(of: "table: table1", with: "table: \(name)") + "columns:\n  - {task: cb, label: CB, metric: \(cbMetric)}\n"
+                 + "  - {task: copa, label: COPA, metric: accuracy}\n  - {task: rte, label: RTE, metric: accuracy}\n")
+                .write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8)
+            return try PaperTables.layout(name, directory: dir)
+        }
         var cells = try fixtureStore("\(dir)/s.sqlite", spec: "table1", variant: "ft", values: ["cb": [50, 60, 70], "copa": [55, 56, 57], "rte": [60, 61, 62]])
             .cellResults(spec: "table1", profile: "cpu")
         for i in cells.indices where cells[i].task == "cb" { cells[i].best["macro_f1"] = cells[i].best["accuracy"] }
         let pubs = try Published.load(directory: "\(repoRoot)/Baselines/published").filter { $0.table == "Table 1" }
-        let md = PaperTables.markdown(layout, cells: cells, published: pubs, profile: "cpu")
-        let ft = md.split(separator: "\n").first { $0.hasPrefix("| Fine-Tuning |") }.map(String.init) ?? ""
-        XCTAssertTrue(ft.contains("| 89.28 / 60.00 ± 10.00 |"), ft)
-        XCTAssertTrue(ft.contains("| 59.00 / 56.00 ± 1.00 (Δ -3.00) |"), ft)
-        XCTAssertTrue(ft.hasSuffix("| 73.61§ / 59.00 |"), ft)
+        func ftRow(_ md: String) -> String { md.split(separator: "\n").first { $0.hasPrefix("| Fine-Tuning |") }.map(String.init) ?? "" }
+        let md = PaperTables.markdown(try layout("t1sub", cbMetric: "accuracy"), cells: cells, published: pubs, profile: "cpu")
+        XCTAssertTrue(ftRow(md).contains("| 89.28 / 60.00 ± 10.00 (Δ -29.28) |"), ftRow(md))
+        XCTAssertTrue(ftRow(md).hasSuffix("| 73.61§ / 59.00 |"), ftRow(md))
         XCTAssertTrue(md.contains("§ published Avg.: the mean of the published values in this table's columns"), md)
-        XCTAssertTrue(md.contains("No Δ where a column's metric is not the one the paper reports: CB shows macro_f1, the paper's values are acc %."), md)
+        // CB as macro-F1 against the paper's accuracy: no Δ, and no published Avg. (it averages other measures).
+        let f1 = PaperTables.markdown(try layout("t1f1", cbMetric: "macro_f1"), cells: cells, published: pubs, profile: "cpu")
+        XCTAssertTrue(ftRow(f1).contains("| 89.28 / 60.00 ± 10.00 |"), ftRow(f1))
+        XCTAssertTrue(ftRow(f1).contains("| 59.00 / 56.00 ± 1.00 (Δ -3.00) |"), ftRow(f1))
+        XCTAssertTrue(ftRow(f1).hasSuffix("| — / 59.00 |"), ftRow(f1))
+        XCTAssertTrue(f1.contains("No Δ, and no published Avg., where a column's metric is not the one the paper reports: CB shows macro_f1, the paper's values are acc %."), f1)
         // The full table's columns keep the paper's own Avg. (69.58 for FT on T5-Small).
         let full = PaperTables.markdown(try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables"), cells: cells, published: pubs, profile: "cpu")
         XCTAssertTrue(full.contains("| 69.58 / — |") && !full.contains("§"), full)
