@@ -53,23 +53,22 @@ public func pySlice(_ s: String, _ start: Int, _ end: Int) -> String? {
 /// came back as one line. The last line is kept when the text does not end with a newline;
 /// empty lines are kept (line numbers in errors stay right).
 public func pyLines(_ text: String) -> [String] {
+    // On the UTF-8 bytes: 0x0A and 0x0D occur in UTF-8 only as "\n" and "\r" themselves.
     var out: [String] = []
-    var cur = String.UnicodeScalarView()
-    var afterCR = false
-    for c in text.unicodeScalars {
-        if afterCR {
-            afterCR = false
-            if c == "\n" { continue }
+    var text = text
+    text.withUTF8 { u in
+        var start = 0, i = 0
+        while i < u.count {
+            let b = u[i]
+            if b == 0x0A || b == 0x0D {
+                out.append(String(decoding: UnsafeBufferPointer(rebasing: u[start..<i]), as: UTF8.self))
+                if b == 0x0D && i + 1 < u.count && u[i + 1] == 0x0A { i += 1 }
+                start = i + 1
+            }
+            i += 1
         }
-        if c == "\n" || c == "\r" {
-            out.append(String(cur))
-            cur = String.UnicodeScalarView()
-            afterCR = c == "\r"
-        } else {
-            cur.append(c)
-        }
+        if start < u.count { out.append(String(decoding: UnsafeBufferPointer(rebasing: u[start..<u.count]), as: UTF8.self)) }
     }
-    if !cur.isEmpty { out.append(String(cur)) }
     return out
 }
 
