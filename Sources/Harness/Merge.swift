@@ -40,9 +40,10 @@ extension ResultsStore {
     }
 
     /// Copies finished runs (done / diverged / failed / evaluated) of `source` into this store with
-    /// every column and their epochs, scores, predictions, step log and run metrics. A run already finished here is kept; a run here of another
-    /// identity is superseded by the incoming one, unless it was created after it (the spec was
-    /// edited since the shards were written): then the incoming run is stored as 'superseded'.
+    /// every column and their epochs, scores, predictions, step log and run metrics. A run already
+    /// finished here is kept; a run here of another identity is superseded by the incoming one,
+    /// unless it was created after it (the spec was edited since the shards were written): then
+    /// the incoming run is stored as 'superseded'.
     /// A run 'running' here is left to its worker (merge again once it is finished to settle it).
     /// An evaluated run (`eval --db`) never replaces a sweep's run, and a sweep's run replaces an
     /// evaluated one whatever their creation times, as `sweep` and `eval --db` rule.

@@ -287,8 +287,11 @@ public enum PaperTables {
                         p = "—"  // the paper's average is of other measures than ours
                     } else if !paperTasks.isEmpty && paperTasks != shownTasks {
                         let vals = shownPublished.compactMap { $0 }
-                        p = vals.count == layout.columns.count && !vals.isEmpty ? f2(vals.reduce(0, +) / Double(vals.count)) + "§" : "—"
-                        subsetAverage = true
+                        p = "—"
+                        if vals.count == layout.columns.count && !vals.isEmpty {
+                            p = f2(vals.reduce(0, +) / Double(vals.count)) + "§"
+                            subsetAverage = true
+                        }
                     }
                     // The average carries the markers of the cells it averages: ‡ when one has fewer
                     // than 3 seeds, ✗ when one leaves failed runs out.
