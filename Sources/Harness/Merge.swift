@@ -29,11 +29,13 @@ extension ResultsStore {
         for r in runs { if let i = home[key(r)] { share[i].append(r) } }
         for r in runs where home[key(r)] == nil { share[share.indices.min { share[$0].count < share[$1].count }!].append(r) }
         for (i, s) in stores.enumerated() {
-            try s.insertPending(share[i])
-            // Failed runs go back to pending; a running one only when its worker is gone (a live
-            // worker's run set to pending was claimed by a second worker and trained twice).
-            try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status='failed'")
+            // A running run only goes back to pending when its worker is gone (a live worker's run
+            // set to pending was claimed by a second worker and trained twice); before the runs are
+            // planned, as `sweep` does, so that an interrupted run of other settings goes to history.
             try s.resetInterrupted()
+            try s.insertPending(share[i])
+            // Failed runs go back to pending.
+            try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status='failed'")
             try s.supersedeUnplanned(spec: first.spec, profile: first.profile, planned: PlannedRuns(runs: share[i]))
         }
         return paths

@@ -145,7 +145,7 @@ public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, gi
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason == .unplanned ? "kept; they count again if the spec lists them again"
-            : "`promptrepro sweep \(given ?? spec) --profile \(profile)` reruns them"
+            : "`promptrepro sweep \(given ?? spec) --profile \(profile)` reruns them (or takes back finished runs of the planned settings from history)"
         parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status); \(what))")
     }
     return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: " + parts.joined(separator: "; ")

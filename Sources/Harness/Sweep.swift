@@ -283,8 +283,11 @@ public enum SweepRunner {
         }
         let skip = missing.keys.sorted()
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
-        let (added, superseded, restored) = try store.insertPendingReporting(runs)
+        // Runs of dead workers go back to pending first, so that one of other settings (an edit
+        // interrupted by a kill) goes to history and a finished run of the planned settings can come
+        // back, instead of the interrupted run of the edit being finished under this plan.
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
+        let (added, superseded, restored) = try store.insertPendingReporting(runs)
         // Pending or failed rows of cells, k or seeds this phase does not plan go to history, so that
         // no worker trains them; finished ones stay, outside the counts (the runs of skipped models
         // count as planned; so do a searched variant's chosen runs once its search has chosen, and
@@ -293,9 +296,11 @@ public enum SweepRunner {
         let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: plan)
         let outside = Set(try store.staleRuns(spec: spec.name, profile: profile, planned: plan).map(\.id))
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
-        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new\(superseded > 0 ? " of which \(superseded) replace runs whose spec, data, weights or task changed (kept as superseded)" : ""), \(reset) interrupted → pending, \(retried) failed → retry)"
-            + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : "")
-            + (restored > 0 ? "; \(restored) finished run\(restored == 1 ? "" : "s") of the same settings taken back from history instead of rerun" : ""))
+        log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new"
+            + (restored > 0 ? ", \(restored) finished run\(restored == 1 ? "" : "s") of these settings taken back from history instead of rerun" : "")
+            + (superseded > 0 ? "; \(superseded) earlier run\(superseded == 1 ? "" : "s") whose spec, data, weights or task changed kept as superseded" : "")
+            + ", \(reset) interrupted → pending, \(retried) failed → retry)"
+            + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
         let commit = gitCommit()
         let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
         let signals = InterruptSignals()

@@ -13,6 +13,8 @@ public struct SweepPlan {
         case interrupted = "interrupted (worker gone)"
         case failed = "failed (retry)"
         case changed = "rerun (identity changed)"
+        /// A finished run of the planned identity in history (an edit reverted): the sweep takes it back.
+        case restored = "taken back from history"
         case running = "running (live worker)"
         case done, diverged
         case skipped = "skipped (model missing)"
@@ -70,14 +72,25 @@ public struct SweepPlan {
                 rows["\(r["cell"]?.text ?? "")#\(Replicate(seed: r["seed"]?.int ?? 0, sampleSeed: r["sample_seed"]?.int))"] = r
             }
         }
+        // Finished runs in history that `insertPending` takes back instead of a rerun (schema v7).
+        var restorable = Set<String>()
+        if exists && store.schemaVersion >= 7 {
+            for r in try store.db.query("""
+                SELECT cell, seed, IFNULL(sample_seed, seed) AS sample_seed, identity FROM runs
+                WHERE spec=? AND profile=? AND status='superseded' AND superseded_status IN ('done','diverged')
+                """, [.text(spec.name), .text(profile)]) {
+                restorable.insert("\(r["cell"]?.text ?? "")#\(Replicate(seed: r["seed"]?.int ?? 0, sampleSeed: r["sample_seed"]?.int))#\(r["identity"]?.text ?? "")")
+            }
+        }
         let host = ProcessInfo.processInfo.hostName
         var entries: [Entry] = []
         for r in runs {
-            guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: .new, epochsDone: 0)); continue }
+            let takenBack = restorable.contains("\(r.cell)#\(r.replicate)#\(r.identity ?? "")")
+            guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: takenBack ? .restored : .new, epochsDone: 0)); continue }
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
             if row["identity"]?.text != r.identity && status != "running" && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil {
-                entries.append(Entry(run: r, state: .changed, epochsDone: 0))
+                entries.append(Entry(run: r, state: takenBack ? .restored : .changed, epochsDone: 0))
                 continue
             }
             let state: State

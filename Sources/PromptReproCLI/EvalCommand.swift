@@ -114,7 +114,7 @@ struct EvalCommand: ParsableCommand {
             var r = RunSpec(spec: spec, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
-            if let problem = try store.sweepRunHolding(r) { throw ValidationError(problem) }
+            if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
             stored = (store, r)
         }
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }

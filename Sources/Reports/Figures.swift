@@ -187,7 +187,8 @@ public enum Figures {
                             }
                         }
                         data += "\n\n"
-                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with lines dashtype 2 title '\(r.label)'")
+                        // linespoints: a point between gaps (or the one scored point) stays visible.
+                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints dashtype 2 title '\(r.label)'")
                         index += 1
                     }
                 }

@@ -296,7 +296,10 @@ public final class ResultsStore {
                       AND superseded_status IN ('done','diverged')
                     ORDER BY id DESC LIMIT 1
                     """, [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed), .text(identity)]).first {
-                    try db.query("UPDATE runs SET status=superseded_status, superseded_status=NULL WHERE id=?", [prior["id"]!])
+                    // Planned now: created_at is the time of this plan (merge ranks runs by it; the
+                    // old time made a stale shard's run look newer).
+                    try db.query("UPDATE runs SET status=superseded_status, superseded_status=NULL, created_at=? WHERE id=?",
+                                 [.text(ResultsStore.now()), prior["id"]!])
                     back += 1
                     continue
                 }

@@ -317,8 +317,16 @@ final class StoreTests: XCTestCase {
         let edited = runs.map { r -> RunSpec in var r = r; r.config.lr *= 2; return r }
         let e = try s.insertPendingReporting(edited)
         XCTAssertEqual([e.inserted, e.superseded, e.restored], [3, 3, 0])
+        // One run of the edit was running when its worker died: it goes to history as the others
+        // (interrupted runs go back to pending before the plan, as `sweep` orders them).
+        let claimed = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+        try s.db.query("UPDATE runs SET worker_pid=999999999 WHERE id=?", [.int(claimed.id)])
+        try s.db.query("UPDATE runs SET created_at='2000-01-01T00:00:00.000Z' WHERE status='superseded'")
+        XCTAssertEqual(try s.resetInterrupted(spec: "table1", profile: "smoke"), 1)
         let back = try s.insertPendingReporting(runs)
         XCTAssertEqual([back.inserted, back.superseded, back.restored], [0, 3, 3])
+        // Taken back, a run is planned now: merge ranks it by this time, not the old one.
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE status='done' AND created_at < '2001'").first?["n"]?.int, 0)
         XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE status='pending'").first?["n"]?.int, 0)
         let cell = try XCTUnwrap(try s.cellResults(spec: "table1", profile: "smoke").first)
         XCTAssertEqual(cell.best["accuracy"]?.values, [51, 52, 53])
@@ -1094,6 +1102,24 @@ final class SweepInterruptTests: XCTestCase {
         let s = try ResultsStore(path: db)
         XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE model='t5-base'").first?["n"]?.int, 0)
         XCTAssertEqual(try s.counts(), ["done": 8])
+
+        // The edit reverted: the dry run plans no rerun for PT's n = 8 runs, which a sweep takes
+        // back from history (it said "rerun (identity changed)" while the sweep trained nothing).
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: try binary())
+        q.arguments = args("mini", ["--dry-run"])
+        q.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        let qout = Pipe()
+        q.standardOutput = qout
+        q.standardError = FileHandle.nullDevice
+        try q.run()
+        let revert = String(decoding: qout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        XCTAssertTrue(revert.contains("8 runs, 0 to run") && revert.contains("4 taken back from history"), revert)
+        let (rs, rlog) = try runCapture(args("mini"), env: ["PROMPTREPRO_THREADS": "1"])
+        XCTAssertEqual(rs, 0, rlog)
+        XCTAssertTrue(rlog.contains("4 finished runs of these settings taken back from history instead of rerun"), rlog)
+        XCTAssertEqual(try s.counts(spec: "mini", profile: "smoke"), ["done": 8])
 
         // Full fine-tuning keeps its final weights only with --keep-artifacts.
         let ft = miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: ftmini")

@@ -178,7 +178,7 @@ final class LayoutValidationTests: XCTestCase {
         let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         XCTAssertTrue(dat.contains("# panel cb reference PT: x mean\n8.0 50.0\n32.0 60.0\n"), dat)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
-        XCTAssertTrue(gp.contains("index 1 using 1:2 with lines dashtype 2 title 'PT'"), gp)
+        XCTAssertTrue(gp.contains("index 1 using 1:2 with linespoints dashtype 2 title 'PT'"), gp)
         // A reference point whose runs failed is a gap in its line, not skipped (joining 8 to 32),
         // and a reference with one scored point of several is no level line across every k.
         _ = try? Figures.render(g, cells: withPT + [at(16, scored: false, variant: "pt")], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
@@ -188,7 +188,7 @@ final class LayoutValidationTests: XCTestCase {
                                 profile: "cpu", outDir: dir, gnuplot: "true")
         let one = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertFalse(one.contains("50.0 with lines dashtype 2"), one)
-        XCTAssertTrue(one.contains("index 1 using 1:2 with lines dashtype 2 title 'PT'"), one)
+        XCTAssertTrue(one.contains("index 1 using 1:2 with linespoints dashtype 2 title 'PT'"), one)
     }
 
     /// In the data file a gap is one blank line between the points around it, which breaks
