@@ -77,6 +77,11 @@ struct CompareCommand: ParsableCommand {
                 settingNotes.insert(note, at: 0)
             }
         }
+        // The gate judges runs of a store; the committed export stands in for reading only (a
+        // misspelt --db once gated the committed numbers).
+        if maxRegression != nil && !FileManager.default.fileExists(atPath: db) {
+            throw ValidationError("--db \(db): no such store; the gate (--max-regression) needs the store holding the runs to judge")
+        }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
@@ -102,6 +107,11 @@ struct CompareCommand: ParsableCommand {
         guard cells.contains(where: { $0.variant == method }) || expanded.contains(where: { $0.variant == method }) else {
             let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
             throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))")
+        }
+        // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.
+        if against == "stored" && !cells.contains(where: { $0.variant == baseline }) && !expanded.contains(where: { $0.variant == baseline }) {
+            let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
+            throw ValidationError("--baseline \(baseline): no runs of that variant in spec \(s.name) [\(profile)] (\(source))\(didYouMean(baseline, known)); have: \(known.joined(separator: ", "))")
         }
         func expected(_ variant: String) -> [CompareCell: [Replicate]] {
             var e: [CompareCell: Set<Replicate>] = [:]

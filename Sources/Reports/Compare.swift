@@ -396,6 +396,9 @@ public enum Compare {
         if let m = maxRegression {
             var reasons: [String] = []
             if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
+            // Gating on what exists needs something to exist: with no task tested the gate once
+            // passed (a spec edited and not re-swept, a misspelt baseline).
+            if tested == 0 && rows.isEmpty { reasons.append("no task has runs of both sides to test") }
             reasons += diverged.map { "\($0) (a diverged run fails the gate, also with --allow-missing)" }
             for r in rows {
                 guard let ci = r.ci else { reasons.append("\(name(r)): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }

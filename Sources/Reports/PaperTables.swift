@@ -431,7 +431,9 @@ public enum PaperTables {
     static func legend(_ layout: TableLayout, profile: String, bold: (String) -> String, code: (String) -> String) -> [String] {
         let smoke = profile == "smoke"
         var first = "Profile: \(bold(profile))\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and \(bold("reproduce nothing"))" : "")."
-        first += " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
+        first += layout.kind == .std
+            ? " Each cell: published value / ours, each the standard deviation over seeds of the best-epoch validation score, (Δ = ours − published)."
+            : " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
         first += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
         first += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean."
         var lines = [first]

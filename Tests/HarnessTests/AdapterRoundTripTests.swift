@@ -172,8 +172,14 @@ final class EvaluatedAdapterTests: XCTestCase {
         let db = "\(dir)/s.sqlite"
         let (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--adapter-format", "dept", "--task", "cb",
                                             "--eval-limit", "4", "--decode-max-tokens", "2", "--max-source-length", "64", "--data-dir", data,
-                                            "--db", db, "--spec", "adapters", "--variant", "dept-peft", "--profile", "smoke"])
+                                            "--db", db, "--spec", "adapters", "--variant", "dept-peft"])
         XCTAssertEqual(status, 0, err)
+        // An embedded (random-weight) backbone's run is a smoke run: by default, and no other profile.
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT profile FROM runs").first?["profile"]?.text, "smoke")
+        let (refused, why) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--adapter-format", "dept", "--task", "cb",
+                                             "--db", db, "--spec", "adapters", "--variant", "dept-cpu", "--profile", "cpu", "--data-dir", data])
+        XCTAssertNotEqual(refused, 0)
+        XCTAssertTrue(why.contains("is a random-weight smoke backbone"), why)
         let row = try XCTUnwrap(try ResultsStore(path: db).db.query("""
             SELECT json_extract(config_json, '$.method.m') AS m, json_extract(config_json, '$.method.r') AS r,
                    json_extract(config_json, '$.method.s') AS s, json_extract(config_json, '$.method.alpha') AS alpha FROM runs
@@ -230,6 +236,19 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (s1, evaluated) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertEqual(s1, 0, evaluated)
         XCTAssertEqual(try scores(evaluated), try scores(trained), "eval ranks as the run did")
+        // Without --eval-limit eval scores the examples the run scored (its eval_limit, 16 of CB's
+        // 56): the whole split was scored, beside a run that scored 16.
+        func examples(_ json: String) throws -> Int? {
+            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["evalExamples"] as? Int
+        }
+        let noLimit = ["--task", "cb", "--k", "8", "--seed", "1", "--threads", "2", "--data-dir", data]
+        let (s0, same) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + noLimit)
+        XCTAssertEqual(s0, 0, same)
+        XCTAssertEqual(try examples(same), 16, same)
+        XCTAssertEqual(try scores(same), try scores(trained))
+        let (s5, whole) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--eval-limit", "56"] + noLimit)
+        XCTAssertEqual(s5, 0, whole)
+        XCTAssertEqual(try examples(whole), 56, whole)
         let (s2, generated) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--eval-mode", "generate"] + common)
         XCTAssertEqual(s2, 0, generated)
         XCTAssertNotEqual(try scores(generated), try scores(trained), "ranking and generating score alike here: the check above cannot fail")
@@ -279,7 +298,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, out)
         (status, out) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertEqual(status, 0, out)
-        XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos from"), out)
+        XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos, eval_limit 8 from"), out)
         let runConfig = "\(dir)/ad/promptrepro_run_config.json"
         var o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
         o["adapter_sha256"] = nil

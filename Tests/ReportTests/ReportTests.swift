@@ -371,6 +371,22 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(text.contains("paired t over 3 seeds") && text.contains("1 win / 0 tie / 1 loss"), text)
         XCTAssertTrue(text.contains("profile **cpu**") && text.contains("t5-small = t5-small"), text)
         XCTAssertEqual(try run(["--max-regression", "2", "--allow-missing"]).0, 1)
+        // Gating on what exists needs something to exist: a spec edited and not re-swept leaves no
+        // current run, and the gate with --allow-missing passed over 0 tested tasks.
+        let edited = try String(contentsOfFile: "\(repoRoot)/Baselines/specs/table1.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "train: {epochs: 20, eval_batch_size: 64}", with: "train: {epochs: 21, eval_batch_size: 64}")
+        XCTAssertTrue(edited.contains("epochs: 21"), "the cpu profile's line moved: edit the test")
+        try edited.write(toFile: "\(dir)/table1.yaml", atomically: true, encoding: .utf8)
+        let untested = try run(["--spec", "\(dir)/table1.yaml", "--max-regression", "5", "--allow-missing"])
+        XCTAssertEqual(untested.0, 1, untested.1)
+        XCTAssertTrue(untested.1.contains("FAILED") && untested.1.contains("no task has runs of both sides to test"), untested.1)
+        // A misspelt stored baseline is refused (it compared nothing), and the gate needs the store.
+        let typo = try runCLI(["compare", "--method", "dpt", "--baseline", "ptt", "--profile", "cpu", "--db", db, "--max-regression", "5", "--allow-missing"])
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.err.contains("--baseline ptt: no runs of that variant") && typo.err.contains("did you mean 'pt'"), typo.err)
+        let nostore = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", "\(dir)/nosuch.sqlite", "--max-regression", "5"])
+        XCTAssertNotEqual(nostore.status, 0)
+        XCTAssertTrue(nostore.err.contains("no such store; the gate (--max-regression) needs the store"), nostore.err)
         XCTAssertNotEqual(try run(["--against", "published", "--max-regression", "100"]).0, 0)
         let (pub, ptext) = try run(["--against", "published"])
         XCTAssertEqual(pub, 0)

@@ -3,7 +3,9 @@
 // (hand-written matcher, same alternation order); bytes mapped through GPT-2's byte→unicode
 // table; merges applied lowest rank first. No normalization, no prefix space, no BOS/EOS.
 import Foundation
-import Support
+#if canImport(Support)
+import Support  // the fuzz target compiles this file with Support/PyText.swift instead
+#endif
 
 public final class BPETokenizer: TextTokenizer {
     let vocab: [String: Int32]
