@@ -133,7 +133,8 @@ interop-check: build reference-venv
 reproduce-table1: build $(DATA_DEP)
 	$(BIN) sweep table1 --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS)) --db $(DB) --data-dir $(DATA_DIR) $(if $(THREADS),--threads $(THREADS))
 	$(BIN) report table1 table3 --profile $(PROFILE) --db $(DB) --data-dir $(DATA_DIR)
-	$(BIN) results table1 --profile $(PROFILE) --db $(DB) --format md | head -5
+	@echo ""; cat Reports/table1.md
+	@echo ""; echo "Per-cell results with every metric: $(BIN) results table1 --profile $(PROFILE) --db $(DB)"
 
 # data/ on a fresh machine: copy from ../shared/data when present (CI), else the official archives.
 data/.fetched:
