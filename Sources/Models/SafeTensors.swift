@@ -25,6 +25,10 @@ public final class SafeTensorsFile {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw fail("cannot stat") }
+        // A directory opens read-only and failed later as "mmap failed (No such device)".
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw fail((st.st_mode & S_IFMT) == S_IFDIR ? "is a directory, not a .safetensors file" : "is not a regular file")
+        }
         let size = Int(st.st_size)
         guard size >= 8 else { throw fail("truncated: \(size) bytes, a safetensors file starts with an 8-byte header length") }
         // Private writable mapping: in-place training updates never reach the file.

@@ -86,6 +86,8 @@ final class LoadingTests: XCTestCase {
         expectError(writeRaw("dtype", header: #"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "unknown dtype")
         expectError(writeRaw("shape", header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: f32x2), "non-negative")
         expectError(writeRaw("overlap", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: f32x2), "overlap")
+        // A directory (an adapter folder passed for its .safetensors file) said "mmap failed (No such device)".
+        expectError(tmp, "is a directory, not a .safetensors file")
     }
 
     /// The safetensors reference library's rules (safetensors 0.8 `read_metadata` + `validate`),
