@@ -53,8 +53,8 @@ struct EvalCommand: ParsableCommand {
         let isGPT2 = ModelFiles.isGPT2(model)
         var mc = try MethodConfig.defaults("pt")
         mc.method = "peft-adapter"
-        // The stored run describes the adapter's shape, not the PT preset's: figures over n or r and
-        // `compare`'s notes on published settings read these.
+        // The stored run describes the adapter's shape, not the PT preset's (its config is what
+        // `results`, the exports and the run's identity show of it).
         adapterShape(peftConfig, into: &mc)
         // An adapter PromptRepro trained carries its run's settings: the inputs are built as in
         // training (lengths, templates) unless a flag says otherwise, and the run is stored under
