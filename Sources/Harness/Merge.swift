@@ -70,6 +70,8 @@ extension ResultsStore {
         let src = try ResultsStore(path: source)
         let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed','evaluated') ORDER BY id")
         let runColumns = try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
+        let childTables = ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"]
+        let childColumns = try Dictionary(uniqueKeysWithValues: childTables.map { ($0, try columns(of: $0).filter { $0 != "run_id" }) })
         // The top-level identity parts (config, data, weights, task, …) that differ between two rows.
         func differing(_ a: String?, _ b: String?) -> String {
             let pa = a.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
@@ -133,8 +135,8 @@ extension ResultsStore {
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
                              cols.map { row[$0]! })
                 let id = db.lastInsertID, old = r["id"]!
-                for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
-                    let tcols = try columns(of: table).filter { $0 != "run_id" }
+                for table in childTables {
+                    let tcols = childColumns[table]!
                     for row in try src.db.query("SELECT * FROM \(table) WHERE run_id=? ORDER BY rowid", [old]) {
                         let present = tcols.filter { row[$0] != nil }
                         try db.query("INSERT INTO \(table) (run_id,\(present.joined(separator: ","))) VALUES (?\(String(repeating: ",?", count: present.count)))",

@@ -95,7 +95,7 @@ public enum Worker {
                     // would otherwise overwrite each other's tensors under runs their rows still call done.
                     // And by the run's identity: a run of the cell with other settings (a spec edited
                     // since) writes its own file, so a finished run in history keeps its tensors.
-                    let identity = try store.db.query("SELECT identity FROM runs WHERE id=?", [.int(claimed.id)]).first?["identity"]?.text ?? ""
+                    let identity = r.identity ?? ""
                     trainer.artifactPath = "\(Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile))/"
                         + "\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-\(identity.prefix(12))-store-\(storeTag).safetensors"
                 }

@@ -77,7 +77,7 @@ public struct SweepPlan {
         if exists && store.schemaVersion >= 7 {
             for r in try store.db.query("""
                 SELECT cell, seed, IFNULL(sample_seed, seed) AS sample_seed, identity FROM runs
-                WHERE spec=? AND profile=? AND status='superseded' AND superseded_status IN ('done','diverged')
+                WHERE spec=? AND profile=? AND status='superseded' AND superseded_status IN \(ResultsStore.restorableSQL)
                 """, [.text(spec.name), .text(profile)]) {
                 restorable.insert("\(r["cell"]?.text ?? "")#\(Replicate(seed: r["seed"]?.int ?? 0, sampleSeed: r["sample_seed"]?.int))#\(r["identity"]?.text ?? "")")
             }

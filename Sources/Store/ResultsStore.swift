@@ -266,6 +266,10 @@ public final class ResultsStore {
         return sha256Hex(String(decoding: data, as: UTF8.self)) == storedID ? newJSON : nil
     }
 
+    /// The statuses, as an SQL list, a run in history had when `insertPending` takes it back (a
+    /// finished result) rather than training its identity again; `sweep --dry-run` asks the same.
+    public static let restorableSQL = "('done','diverged')"
+
     /// `insertPending`, also returning how many old rows were superseded and how many finished runs
     /// of the same identity came back from history (`restored`: a spec edited and then reverted
     /// retrained runs whose results were stored).
@@ -293,7 +297,7 @@ public final class ResultsStore {
                 if let prior = try db.query("""
                     SELECT id, superseded_status FROM runs
                     WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=? AND status='superseded' AND identity=?
-                      AND superseded_status IN ('done','diverged')
+                      AND superseded_status IN \(ResultsStore.restorableSQL)
                     ORDER BY id DESC LIMIT 1
                     """, [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed), .text(identity)]).first {
                     // Planned now: created_at is the time of this plan (merge ranks runs by it; the
@@ -337,10 +341,13 @@ public final class ResultsStore {
         guard let json = row["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
             throw StoreError("\(db.path): run \(row["id"]?.int ?? -1) has an unreadable config")
         }
-        return RunSpec(spec: row["spec"]?.text ?? "", profile: row["profile"]?.text ?? "", cell: row["cell"]?.text ?? "",
-                       variant: row["variant"]?.text ?? "", method: row["method"]?.text ?? "", task: row["task"]?.text ?? "",
-                       model: row["model"]?.text ?? "", modelSpec: row["model_spec"]?.text ?? "", k: row["k"]?.int,
-                       seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, config: cfg)
+        var r = RunSpec(spec: row["spec"]?.text ?? "", profile: row["profile"]?.text ?? "", cell: row["cell"]?.text ?? "",
+                        variant: row["variant"]?.text ?? "", method: row["method"]?.text ?? "", task: row["task"]?.text ?? "",
+                        model: row["model"]?.text ?? "", modelSpec: row["model_spec"]?.text ?? "", k: row["k"]?.int,
+                        seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, config: cfg)
+        r.identity = row["identity"]?.text
+        r.identityJSON = row["identity_json"]?.text
+        return r
     }
 
     public func heartbeat(_ id: Int) throws {
