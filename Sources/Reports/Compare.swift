@@ -197,7 +197,7 @@ public enum Compare {
                     && ($0.model == modelLabel || $0.model == c.model) && $0.column == c.task })?.number else { continue }
                 var row = ComparisonRow(task: c.task, model: c.model, metric: metric, new: newStat.values, baseline: [], seeds: c.replicates,
                                         // Δ of the printed numbers, as the tables give it (published values have two decimals).
-                                        baselineMean: v, delta: (Double(String(format: "%.2f", newStat.mean)) ?? newStat.mean) - v,
+                                        baselineMean: v, delta: PaperTables.printed(newStat.mean) - v,
                                         method: "none (published value: no spread to test)",
                                         p: nil, pHolm: nil, ci: nil, level: nil, verdict: "—")
                 row.higherIsBetter = higherIsBetter

@@ -177,11 +177,15 @@ public enum PaperTables {
         }
     }
 
+    /// `x` as a table prints it: rounded to two decimals (`f2`), the number a Δ to a published value
+    /// starts from.
+    static func printed(_ x: Double) -> Double { Double(f2(x)) ?? x }
+
     /// ours − published as the cell prints it: from our value rounded as shown (two decimals), so
     /// the Δ is the difference of the two printed numbers (from the unrounded mean it could differ
     /// from it by 0.01), signed, never "-0.00".
     public static func signedDelta(_ ours: Double, _ published: Double) -> String {
-        let d = (Double(f2(ours)) ?? ours) - published
+        let d = printed(ours) - published
         let text = f2(d)
         return text.hasPrefix("-") && Double(text) == 0 ? "+0.00" : (d >= 0 || Double(text) == 0 ? "+" : "") + text
     }

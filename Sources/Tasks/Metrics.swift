@@ -192,21 +192,21 @@ public enum Metrics {
     /// On code points as Python: `s.strip().lower()` (`pyStrip`, `pyLower`), `split(" ")` on the
     /// scalar U+0020 (a space followed by a combining mark still splits), words compared as scalars.
     public static func wscSimple(prediction: String, referent: String) -> Int {
+        // The words of `" ".join(kept).split(" ")`: the kept words themselves, or one empty word
+        // when none is kept ("the" as a referent cleans to "", whose set {""} does not sit inside
+        // {"dog"}; an empty set would).
         func clean(_ s: String) -> [[Unicode.Scalar]] {
-            pyLower(Array(pyStrip(s).unicodeScalars))
+            let kept = pyLower(Array(pyStrip(s).unicodeScalars))
                 .split(separator: " ", omittingEmptySubsequences: false).map(Array.init)
                 .filter { !determiners.contains($0) }
+            return kept.isEmpty ? [[]] : kept
         }
         let p = clean(prediction)
-        // " ".join(words) is empty only when no word is left or the one left is empty.
-        if p.allSatisfy(\.isEmpty) && p.count <= 1 { return -1 }
+        if p == [[]] { return -1 }  // the joined prediction is ""
         let r = clean(referent)
         let apostrophe: Unicode.Scalar = "'"
         if p.contains(where: { $0.contains(apostrophe) }) != r.contains(where: { $0.contains(apostrophe) }) { return 0 }
-        // The joined string split again on " " gives the same words back, except that an empty
-        // string splits into one empty word ("the" as a referent cleans to "", whose set {""} does
-        // not sit inside {"dog"}; an empty set would).
-        let pw = Set(p.isEmpty ? [[]] : p), rw = Set(r.isEmpty ? [[]] : r)
+        let pw = Set(p), rw = Set(r)
         return (pw.isSubset(of: rw) || rw.isSubset(of: pw)) ? 1 : 0
     }
 
