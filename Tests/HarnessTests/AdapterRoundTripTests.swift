@@ -86,6 +86,17 @@ final class GPT2LoRAAdapterTests: XCTestCase {
     }
 }
 
+/// Writes `config` as a run config from before `adapter_sha256` (the key dropped), with the
+/// method's `field` set to `value`: the shape the older staleness check compares with the adapter.
+func writeLegacyRunConfig(_ config: [String: Any], method field: String, _ value: Int, to path: String) throws {
+    var o = config
+    o["adapter_sha256"] = nil
+    var method = try XCTUnwrap(o["method"] as? [String: Any])
+    method[field] = value
+    o["method"] = method
+    try JSONSerialization.data(withJSONObject: o).write(to: URL(fileURLWithPath: path))
+}
+
 /// An evaluated PEFT adapter is a run like any other: `eval --adapter --db` stores it (status
 /// evaluated, the adapter's sha256), `results` lists it and `compare` pairs it with trained runs.
 final class EvaluatedAdapterTests: XCTestCase {
@@ -261,11 +272,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         var (s3, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertNotEqual(s3, 0)
         XCTAssertTrue(err.contains("promptrepro_run_config.json: written with adapter sha256 000000000000") && err.contains("belongs to another adapter"), err)
-        other["adapter_sha256"] = nil
-        var method = try XCTUnwrap(other["method"] as? [String: Any])
-        method["n"] = 6
-        other["method"] = method
-        try JSONSerialization.data(withJSONObject: other).write(to: URL(fileURLWithPath: runConfig))
+        try writeLegacyRunConfig(other, method: "n", 6, to: runConfig)
         (s3, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertNotEqual(s3, 0)
         XCTAssertTrue(err.contains("the run's prompt has 6 tokens, the adapter's num_virtual_tokens 4"), err)
@@ -300,12 +307,8 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, out)
         XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos, eval_limit 8 from"), out)
         let runConfig = "\(dir)/ad/promptrepro_run_config.json"
-        var o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
-        o["adapter_sha256"] = nil
-        var method = try XCTUnwrap(o["method"] as? [String: Any])
-        method["r"] = 3
-        o["method"] = method
-        try JSONSerialization.data(withJSONObject: o).write(to: URL(fileURLWithPath: runConfig))
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
+        try writeLegacyRunConfig(o, method: "r", 3, to: runConfig)
         (status, out) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(out.contains("the run's LoRA r is 3, the adapter's 2"), out)

@@ -1074,17 +1074,8 @@ final class SweepInterruptTests: XCTestCase {
             .replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-small: \"embedded:t5-tiny\", t5-base: \"\(dir)/no-such-model\"}")
             .write(toFile: "\(dir)/edit.yaml", atomically: true, encoding: .utf8)
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args("edit", ["--dry-run"])
-        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let plan = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, plan)
+        let (planStatus, plan) = try runStdout(args("edit", ["--dry-run"]))
+        XCTAssertEqual(planStatus, 0, plan)
         print(plan)
         for f in ["16 runs, 4 to run", "4 rerun (identity changed), 4 done, 8 skipped (model missing)", "pt|cb|t5-small|k8", "rerun (identity changed) 1,2",
                   "dpt|cb|t5-small|k8", "done 1,2", "\(dir)/no-such-model: MISSING, 8 runs would be skipped", "s per epoch (measured)", "checkpoints ≈"] {
@@ -1105,16 +1096,8 @@ final class SweepInterruptTests: XCTestCase {
 
         // The edit reverted: the dry run plans no rerun for PT's n = 8 runs, which a sweep takes
         // back from history (it said "rerun (identity changed)" while the sweep trained nothing).
-        let q = Process()
-        q.executableURL = URL(fileURLWithPath: try binary())
-        q.arguments = args("mini", ["--dry-run"])
-        q.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-        let qout = Pipe()
-        q.standardOutput = qout
-        q.standardError = FileHandle.nullDevice
-        try q.run()
-        let revert = String(decoding: qout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        q.waitUntilExit()
+        let (revertStatus, revert) = try runStdout(args("mini", ["--dry-run"]))
+        XCTAssertEqual(revertStatus, 0, revert)
         XCTAssertTrue(revert.contains("8 runs, 0 to run") && revert.contains("4 taken back from history"), revert)
         let (rs, rlog) = try runCapture(args("mini"), env: ["PROMPTREPRO_THREADS": "1"])
         XCTAssertEqual(rs, 0, rlog)
