@@ -48,6 +48,17 @@ def check_conditioning(fp32, fp64):
                              f"{worst:.2f}× the tolerance; choose another --seed")
 
 
+def reload(a, sd, cfg, cls):
+    """The model as transformers reads the files this case writes (`sd`, `cfg`) back: saved to a
+    scratch directory and loaded with from_pretrained (float32)."""
+    import tempfile
+    d = tempfile.mkdtemp()
+    save_file(sd, os.path.join(d, "model.safetensors"))
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return cls.from_pretrained(d, dtype=torch.float32).eval()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", choices=["t5", "gpt2"], required=True)
@@ -75,6 +86,12 @@ def main():
     ap.add_argument("--no-attn-scale", action="store_true", help="GPT-2: scale_attn_weights false")
     ap.add_argument("--activation", default="gelu_new", help="GPT-2 activation_function")
     ap.add_argument("--unprefixed", action="store_true", help="GPT-2: save tensor names without 'transformer.' (Hub gpt2 layout)")
+    ap.add_argument("--model-type", choices=["t5", "mt5"], default="t5", help="T5: model_type of the config (mt5: MT5ForConditionalGeneration)")
+    ap.add_argument("--store-head", choices=["default", "differs", "none"], default="default",
+                    help="lm_head.weight in the file: default (stored exactly when the config unties it), differs (stored, "
+                         "other values than the embedding, whatever the config says), none (not stored). Other than default, "
+                         "and with --model-type mt5, the expected numbers come from the saved directory loaded back with "
+                         "from_pretrained, i.e. from transformers' own reading of the head")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -92,9 +109,11 @@ def main():
                    relative_attention_max_distance=a.max_distance, dropout_rate=0.1, layer_norm_epsilon=a.eps or 1e-6,
                    feed_forward_proj=a.ffn or ("relu" if a.variant == "v10" else "gated-gelu"),
                    tie_word_embeddings=a.variant == "v10", decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
-                   model_type="t5")
+                   model_type=a.model_type)
+        if a.model_type == "mt5":
+            from transformers import MT5Config as T5Config, MT5ForConditionalGeneration as T5ForConditionalGeneration
         model = T5ForConditionalGeneration(T5Config(**cfg)).eval()
-        if a.variant == "v11":  # transformers 5 ties a fresh v1.1 head to `shared`; make it its own tensor
+        if a.variant == "v11" or a.store_head == "differs":  # transformers 5 ties a fresh head to `shared`; make it its own tensor
             model.lm_head.weight = torch.nn.Parameter(model.shared.weight.detach().clone())
         with torch.no_grad():
             for p in model.parameters():
@@ -102,8 +121,11 @@ def main():
         ids = [[int(x) for x in torch.randint(3, a.vocab, (n - 1,), generator=g)] + [1] + [0] * (L - n) for n in lens]
         tl = torch.randint(1, a.label_len + 1, (a.batch,), generator=g).tolist()
         labels = [[int(x) for x in torch.randint(3, a.vocab, (n,), generator=g)] + [-100] * (a.label_len - n) for n in tl]
+        stores_head = a.store_head == "differs" or (a.store_head == "default" and a.variant == "v11")
         sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
-              if k not in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") and not (a.variant == "v10" and k == "lm_head.weight")}
+              if k not in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") and not (not stores_head and k == "lm_head.weight")}
+        if a.store_head != "default" or a.model_type == "mt5":  # transformers' own reading of the saved head
+            model = reload(a, sd, cfg, T5ForConditionalGeneration)
         grads = ["shared.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                  f"decoder.block.{a.dec_layers - 1}.layer.1.EncDecAttention.k.weight"]
         def forward_backward(model, dtype):
@@ -148,7 +170,7 @@ def main():
                    tie_word_embeddings=not a.untied_head, scale_attn_by_inverse_layer_idx=a.inverse_layer_scale,
                    scale_attn_weights=not a.no_attn_scale)
         model = GPT2LMHeadModel(GPT2Config(**cfg)).eval()
-        if a.untied_head:  # its own head tensor, not an alias of wte
+        if a.untied_head or a.store_head == "differs":  # its own head tensor, not an alias of wte
             model.lm_head.weight = torch.nn.Parameter(model.transformer.wte.weight.detach().clone())
         with torch.no_grad():
             for n, p in model.named_parameters():
@@ -159,10 +181,12 @@ def main():
               for k, v in model.state_dict().items() if k != "lm_head.weight" and not k.endswith((".attn.bias", ".attn.masked_bias"))}
         if a.unprefixed:
             sd = {k[len("transformer."):]: v for k, v in sd.items()}
-        if a.untied_head:
+        if (a.untied_head and a.store_head != "none") or a.store_head == "differs":
             sd["lm_head.weight"] = model.lm_head.weight.detach().clone().contiguous()
+        if a.store_head != "default":  # transformers' own reading of the saved head
+            model = reload(a, sd, cfg, GPT2LMHeadModel)
         grads = ["transformer.wte.weight", "transformer.wpe.weight", f"transformer.h.{a.enc_layers - 1}.mlp.c_proj.weight"]
-        if a.untied_head:
+        if a.untied_head or a.store_head == "differs":
             grads.append("lm_head.weight")
         def forward_backward(model, dtype):
             model = model.to(dtype)

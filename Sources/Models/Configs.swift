@@ -93,9 +93,15 @@ public struct T5Config: Codable, Equatable {
         }
         if let n = numDecoderLayers, n <= 0 { throw bad("num_decoder_layers", "must be positive, got \(n)") }
         if buckets < 2 || buckets % 2 != 0 { throw bad("relative_attention_num_buckets", "must be an even number ≥ 2, got \(buckets)") }
-        if maxDistance <= buckets / 4 { throw bad("relative_attention_max_distance", "must exceed num_buckets/4, got \(maxDistance)") }
-        if !["relu", "gated-gelu", "gated-relu", "gelu", "gated-gelu_new", "gelu_new"].contains(feedForwardProj ?? "relu") {
-            throw bad("feed_forward_proj", "must be \"relu\" or \"gated-gelu\", got \"\(feedForwardProj ?? "")\"")
+        // The decoder's buckets (one direction) are exact up to num_buckets/2 and logarithmic from
+        // there to max_distance: at or below num_buckets/2 the logarithm's range is empty or
+        // reversed and the bucket index leaves the table (transformers raises IndexError there).
+        if maxDistance <= buckets / 2 {
+            throw bad("relative_attention_max_distance", "must exceed relative_attention_num_buckets/2 = \(buckets / 2) (the decoder's exact range), got \(maxDistance)")
+        }
+        let projections = ["relu", "gated-gelu", "gated-relu", "gelu", "gated-gelu_new", "gelu_new"]
+        if !projections.contains(feedForwardProj ?? "relu") {
+            throw bad("feed_forward_proj", "must be one of \(projections.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(feedForwardProj ?? "")\"")
         }
         if let m = modelType, !["t5", "mt5", "umt5"].contains(m) { throw bad("model_type", "must be \"t5\", got \"\(m)\"") }
         if let g = isGatedAct, g != isGated {

@@ -26,9 +26,10 @@ public final class GPT2Model {
         let ln2: (Tensor, Tensor), fcW: Tensor, fcB: Tensor, fcProjW: Tensor, fcProjB: Tensor
     }
 
-    /// Parameter names and shapes as stored by transformers; an untied head adds `lm_head.weight`
-    /// (always unprefixed: it belongs to GPT2LMHeadModel, not to GPT2Model).
-    public static func parameterShapes(_ c: GPT2Config, prefix: String = "transformer.") -> [(String, [Int])] {
+    /// Parameter names and shapes as stored by transformers; an untied head (`untiedHead`, nil:
+    /// when config.json unties it) adds `lm_head.weight` (always unprefixed: it belongs to
+    /// GPT2LMHeadModel, not to GPT2Model).
+    public static func parameterShapes(_ c: GPT2Config, prefix: String = "transformer.", untiedHead: Bool? = nil) -> [(String, [Int])] {
         let d = c.nEmbd, f = c.inner
         var out: [(String, [Int])] = [("\(prefix)wte.weight", [c.vocabSize, d]), ("\(prefix)wpe.weight", [c.nPositions, d])]
         for i in 0..<c.nLayer {
@@ -41,7 +42,7 @@ public final class GPT2Model {
                     ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])]
         }
         out += [("\(prefix)ln_f.weight", [d]), ("\(prefix)ln_f.bias", [d])]
-        if !c.tied { out.append(("lm_head.weight", [c.vocabSize, d])) }
+        if untiedHead ?? !c.tied { out.append(("lm_head.weight", [c.vocabSize, d])) }
         return out
     }
 
@@ -49,10 +50,10 @@ public final class GPT2Model {
         parameterShapes(c).reduce(0) { $0 + $1.1.reduce(1, *) }
     }
 
-    init(config c: GPT2Config, prefix: String, tensor: (String, [Int]) throws -> Tensor) throws {
+    init(config c: GPT2Config, prefix: String, untiedHead: Bool? = nil, tensor: (String, [Int]) throws -> Tensor) throws {
         config = c
         self.prefix = prefix
-        let (params, by) = try materialize(GPT2Model.parameterShapes(c, prefix: prefix), tensor)
+        let (params, by) = try materialize(GPT2Model.parameterShapes(c, prefix: prefix, untiedHead: untiedHead), tensor)
         parameters = params
         func w(_ n: String) -> Tensor { by[prefix + n]! }
         wte = w("wte.weight")
@@ -65,7 +66,7 @@ public final class GPT2Model {
                          fcB: w("\(p).mlp.c_fc.bias"), fcProjW: w("\(p).mlp.c_proj.weight"), fcProjB: w("\(p).mlp.c_proj.bias"))
         }
         lnF = (w("ln_f.weight"), w("ln_f.bias"))
-        head = c.tied ? wte : by["lm_head.weight"]!
+        head = by["lm_head.weight"] ?? wte
     }
 
     public static func load(directory: String) throws -> GPT2Model {
@@ -78,13 +79,22 @@ public final class GPT2Model {
 
     public static func load(config c: GPT2Config, weights store: WeightStore) throws -> GPT2Model {
         let prefix = store.has("transformer.wte.weight") ? "transformer." : ""
-        let expected = parameterShapes(c, prefix: prefix)
+        // The head as transformers 5.24 decides it: tied to `wte` when config.json says so
+        // (`tie_word_embeddings` true or absent), unless the checkpoint stores an `lm_head.weight`
+        // whose values differ from `wte`'s, which is then kept as a weight of its own
+        // (modeling_utils `tie_weights`; `WeightStore.storedHeadDiffers`).
+        let differs = c.tied ? try store.storedHeadDiffers("lm_head.weight", from: "\(prefix)wte.weight") : false
+        if differs {
+            FileHandle.standardError.write(Data("warning: \(store.files.first?.path ?? "?"): 'lm_head.weight' differs from '\(prefix)wte.weight' although config.json ties them (tie_word_embeddings true or absent): it is used as the head, as transformers 5 does\n".utf8))
+        }
+        let untied = !c.tied || differs
+        let expected = parameterShapes(c, prefix: prefix, untiedHead: untied)
         // Buffers of older files (causal-mask `attn.bias`, `attn.masked_bias`) are not parameters.
         try store.require(expected.map(\.0), ignoring: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") },
-                          tiedHead: c.tied ? ("lm_head.weight", "\(prefix)wte.weight") : nil) { missing in
+                          tiedHead: untied ? nil : ("lm_head.weight", "\(prefix)wte.weight")) { missing in
             missing.contains("lm_head.weight") ? " (config.json says tie_word_embeddings: false, so the head must be stored)" : ""
         }
-        return try GPT2Model(config: c, prefix: prefix) { try store.load($0, shape: $1) }
+        return try GPT2Model(config: c, prefix: prefix, untiedHead: untied) { try store.load($0, shape: $1) }
     }
 
     /// Random weights as HF's GPT-2 init: N(0, 0.02), LayerNorm 1/0, biases 0.

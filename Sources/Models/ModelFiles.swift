@@ -127,11 +127,24 @@ public final class WeightStore {
     public func has(_ name: String) -> Bool { location[name] != nil }
     public func shape(_ name: String) -> [Int]? { location[name]?.entries[name]?.shape }
 
+    /// Whether `head` is stored with other values than `embedding` (a different shape counts as
+    /// different; false when either is not stored): transformers' test (`torch.equal` of the two
+    /// loaded tensors, modeling_utils `tie_weights`) for keeping a stored head of a model whose
+    /// config ties it to the embedding as its own weight. Values are compared after conversion to
+    /// fp32, as loaded, by value as `torch.equal` compares (0 equals −0, a NaN equals nothing). Errors: a tensor that cannot be read.
+    public func storedHeadDiffers(_ head: String, from embedding: String) throws -> Bool {
+        guard let hs = shape(head), let es = shape(embedding) else { return false }
+        guard hs == es else { return true }
+        let h = try load(head, shape: hs), e = try load(embedding, shape: es)
+        for i in 0..<h.count where h.data[i] != e.data[i] { return true }  // torch.equal: 0 == −0, NaN ≠ NaN
+        return false
+    }
+
     /// Throws, naming every one, when some of `expected` are absent (a name also counts as present
     /// when one of its `aliases` is stored). Stored tensors that nothing reads are never dropped
     /// silently: each non-empty one that `ignoring` does not name as a known buffer gets a warning
-    /// on stderr. `tiedHead` (head, embedding) names a stored head that the config ties to the
-    /// embedding (transformers then ignores it): the warning says so when its values differ.
+    /// on stderr. `tiedHead` (head, embedding) names a stored head that the model ties to the
+    /// embedding because its values equal the embedding's (`storedHeadDiffers`): no warning.
     public func require(_ expected: [String], aliases: [String: [String]] = [:], ignoring: (String) -> Bool = { _ in false },
                         tiedHead: (head: String, embedding: String)? = nil, hint: ([String]) -> String = { _ in "" }) throws {
         let missing = expected.filter { !has($0) && !(aliases[$0] ?? []).contains(where: has) }
@@ -146,11 +159,7 @@ public final class WeightStore {
         var notes: [String] = []
         for n in unused {
             if let t = tiedHead, n == t.head {
-                let same = (try? load(t.head, shape: shape(t.head) ?? []))
-                    .flatMap { h in (try? load(t.embedding, shape: shape(t.embedding) ?? [])).map { $0.shape == h.shape && $0.array == h.array } } ?? false
-                if !same {
-                    notes.append("'\(n)' differs from '\(t.embedding)' but config.json ties the head to the embedding (tie_word_embeddings true or absent), so it is not used, as in transformers; set \"tie_word_embeddings\": false to use it")
-                }
+                continue  // equal to the embedding it is tied to (the caller checked)
             } else {
                 notes.append("'\(n)' is stored but not part of the architecture in config.json; it is not used")
             }

@@ -79,18 +79,26 @@ public final class T5Model {
         return out
     }
 
-    /// Total parameters (tied embeddings counted once); `storesHead` (whether the checkpoint holds
-    /// `lm_head.weight`, nil when only the config is known) decides the head as `load` does.
-    public static func parameterCount(_ c: T5Config, storesHead: Bool? = nil) -> Int {
-        parameterShapes(c, untiedHead: headLayout(c, storesHead: storesHead ?? !c.tied).untied).reduce(0) { $0 + $1.1.reduce(1, *) }
+    /// Total parameters (tied embeddings counted once); `storedHeadDiffers` (nil when only the
+    /// config is known: a head of its own exactly when `tie_word_embeddings` is false) decides the
+    /// head as `load` does.
+    public static func parameterCount(_ c: T5Config, storedHeadDiffers: Bool? = nil) -> Int {
+        parameterShapes(c, untiedHead: headLayout(c, storedHeadDiffers: storedHeadDiffers ?? !c.tied).untied).reduce(0) { $0 + $1.1.reduce(1, *) }
     }
 
-    /// Which head a checkpoint uses, as transformers decides it: with `scale_decoder_outputs`
-    /// (written by transformers ≥ 5) a stored `lm_head.weight` is the head and the flag says whether
-    /// the decoder output is scaled by d^−0.5; without it `tie_word_embeddings` decides both.
-    public static func headLayout(_ c: T5Config, storesHead: Bool) -> (untied: Bool, scale: Bool) {
-        if let s = c.scaleDecoderOutputs { return (storesHead, s) }
-        return (!c.tied, c.tied)
+    /// Which head a checkpoint uses, as transformers 5.24 decides it.
+    /// - The head: T5Config and MT5Config force `tie_word_embeddings` true, so `lm_head.weight` is
+    ///   tied to `shared.weight` whatever config.json says, unless the checkpoint stores a head
+    ///   whose values differ from the embedding's, which is then kept as a weight of its own
+    ///   (modeling_utils `tie_weights`: "both are present in the checkpoints with different
+    ///   values, so we will NOT tie them"). `storedHeadDiffers` is that test
+    ///   (`WeightStore.storedHeadDiffers`).
+    /// - The d^−0.5 scaling of the decoder output before the head: T5 scales when
+    ///   `scale_decoder_outputs` says so (written by transformers ≥ 5) or, without it, when the
+    ///   saved `tie_word_embeddings` is not false (configuration_t5 `__post_init__`); mT5
+    ///   (`model_type` "mt5") never scales (modeling_mt5: `lm_logits = self.lm_head(sequence_output)`).
+    public static func headLayout(_ c: T5Config, storedHeadDiffers: Bool) -> (untied: Bool, scale: Bool) {
+        (storedHeadDiffers, c.modelType == "mt5" ? false : c.scaleDecoderOutputs ?? c.tied)
     }
 
     // MARK: construction
@@ -136,15 +144,21 @@ public final class T5Model {
     }
 
     public static func load(config c: T5Config, weights store: WeightStore) throws -> T5Model {
-        let (untied, scale) = headLayout(c, storesHead: store.has("lm_head.weight"))
-        let expected = parameterShapes(c, untiedHead: untied)
         let aliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
+        let embedding = ["shared.weight"] + aliases["shared.weight"]!
+        let differs = try store.storedHeadDiffers("lm_head.weight", from: embedding.first(where: store.has) ?? "shared.weight")
+        let (untied, scale) = headLayout(c, storedHeadDiffers: differs)
+        let path = store.files.first?.path ?? "?"
+        if differs && c.tied {
+            FileHandle.standardError.write(Data("warning: \(path): 'lm_head.weight' differs from 'shared.weight' although config.json ties them (tie_word_embeddings true or absent): it is used as the head, as transformers 5 does\n".utf8))
+        } else if !c.tied && !store.has("lm_head.weight") {
+            FileHandle.standardError.write(Data("warning: \(path): config.json says tie_word_embeddings false but no 'lm_head.weight' is stored: the head is 'shared.weight', as transformers 5 ties it (transformers 4 starts a random head instead)\n".utf8))
+        }
+        let expected = parameterShapes(c, untiedHead: untied)
         // Older checkpoints carry an unused cross-attention position bias (transformers ignores it).
         try store.require(expected.map(\.0), aliases: aliases,
                           ignoring: { $0.hasSuffix("EncDecAttention.relative_attention_bias.weight") },
-                          tiedHead: untied ? nil : ("lm_head.weight", "shared.weight")) { missing in
-            missing == ["lm_head.weight"] ? " (config says the head is untied: tie_word_embeddings false)" : ""
-        }
+                          tiedHead: untied ? nil : ("lm_head.weight", "shared.weight"))
         return try T5Model(config: c, untiedHead: untied, scaleOutput: scale) { name, shape in
             if store.has(name) { return try store.load(name, shape: shape) }
             return try store.load(aliases[name]!.first(where: store.has)!, shape: shape)
@@ -153,8 +167,8 @@ public final class T5Model {
 
     /// Random weights (embedded smoke backbone, benchmarks): N(0, σ) as HF's T5 init.
     public static func random(config c: T5Config, key: RNGKey) throws -> T5Model {
-        let untied = !c.tied
-        return try T5Model(config: c, untiedHead: untied, scaleOutput: c.tied) { name, shape in
+        let (untied, scale) = headLayout(c, storedHeadDiffers: !c.tied)
+        return try T5Model(config: c, untiedHead: untied, scaleOutput: scale) { name, shape in
             let fanIn = Float(shape.last ?? 1)
             let std: Float = name.contains("layer_norm") ? 0 : (name.contains("relative_attention_bias") || name.contains("shared") || name.contains("lm_head") ? 1 : 1 / fanIn.squareRoot())
             if std == 0 { return Tensor(shape: shape, values: [Float](repeating: 1, count: shape.reduce(1, *))) }

@@ -12,13 +12,36 @@ struct GlobalOptions: ParsableArguments {
     func apply() { Parallel.configure(threads: threads) }
 }
 
+/// Writes `obj` as JSON to `path` (stdout when nil). Errors: a non-finite number (JSON has none:
+/// a NaN weight or input gives NaN logits), naming its key path, before anything is written.
 func writeJSON(_ obj: Any, to path: String?) throws {
+    if let key = nonFiniteKey(obj, at: "") {
+        throw ValidationError("the output's '\(key)' is not a finite number (NaN or ±inf; JSON has no value for it): a weight or input of the model may be NaN or inf")
+    }
     let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
     if let path {
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     } else {
         FileHandle.standardOutput.write(data)
         FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+/// The key path of the first non-finite Float or Double in a JSON-like value (dictionaries in key
+/// order, arrays as `key[i]`), nil when every number is finite.
+func nonFiniteKey(_ v: Any, at path: String) -> String? {
+    switch v {
+    case let f as Float: return f.isFinite ? nil : path
+    case let d as Double: return d.isFinite ? nil : path
+    case let a as [Float]: return a.firstIndex { !$0.isFinite }.map { "\(path)[\($0)]" }
+    case let a as [Double]: return a.firstIndex { !$0.isFinite }.map { "\(path)[\($0)]" }
+    case let a as [Any]:
+        for (i, x) in a.enumerated() { if let k = nonFiniteKey(x, at: "\(path)[\(i)]") { return k } }
+        return nil
+    case let o as [String: Any]:
+        for k in o.keys.sorted() { if let p = nonFiniteKey(o[k]!, at: path.isEmpty ? k : "\(path).\(k)") { return p } }
+        return nil
+    default: return nil
     }
 }
 
@@ -36,7 +59,7 @@ struct Info: ParsableCommand {
     func run() throws {
         var out: [String: Any] = [:]
         var cfg: ModelConfig
-        var storesHead: Bool?
+        var headDiffers: Bool?  // a stored lm_head.weight with other values than the embedding (nil: config only)
         if let config {
             cfg = try ModelConfig.load(path: config)
             out["source"] = config
@@ -51,7 +74,14 @@ struct Info: ParsableCommand {
                 for f in store.files { for e in f.entries.values { dtypes.insert(e.dtype) } }
                 out["dtype"] = dtypes.sorted().joined(separator: ",")
                 out["stored_tensors"] = store.names.count
-                storesHead = store.has("lm_head.weight")
+                switch cfg {
+                case .t5:
+                    let embedding = ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"].first(where: store.has)
+                    headDiffers = try store.storedHeadDiffers("lm_head.weight", from: embedding ?? "shared.weight")
+                case .gpt2(let g):
+                    let wte = store.has("transformer.wte.weight") ? "transformer.wte.weight" : "wte.weight"
+                    headDiffers = try !g.tied || store.storedHeadDiffers("lm_head.weight", from: wte)
+                }
                 if model.hasPrefix("embedded:") { out["profile"] = "smoke (random weights; never a reproduction)" }
             } catch let e as ModelNotFound {
                 guard let known = Architectures.known[model] else { throw e }
@@ -63,12 +93,19 @@ struct Info: ParsableCommand {
             throw ValidationError("give --model or --config")
         }
         for (k, v) in cfg.summary { out[k] = v }
-        // Count what the loader uses: a stored head may untie a T5 checkpoint (T5Model.headLayout).
-        if case .t5(let c) = cfg, let storesHead {
-            out["total_params"] = T5Model.parameterCount(c, storesHead: storesHead)
-            let layout = T5Model.headLayout(c, storesHead: storesHead)
-            out["variant"] = "\(c.isGated ? "gated-" : "")\(c.activation) FFN, " + (layout.untied ? "untied lm_head" : "tied head")
-                + (layout.scale ? ", d^-0.5 output rescale" : "")
+        // Count what the loader uses: a stored head of other values than the embedding unties the
+        // model whatever config.json says (T5Model.headLayout, GPT2Model.load).
+        if let headDiffers {
+            switch cfg {
+            case .t5(let c):
+                out["total_params"] = T5Model.parameterCount(c, storedHeadDiffers: headDiffers)
+                let layout = T5Model.headLayout(c, storedHeadDiffers: headDiffers)
+                out["variant"] = "\(c.isGated ? "gated-" : "")\(c.activation) FFN, " + (layout.untied ? "untied lm_head" : "tied head")
+                    + (layout.scale ? ", d^-0.5 output rescale" : "")
+            case .gpt2(let g):
+                out["total_params"] = GPT2Model.parameterShapes(g, untiedHead: headDiffers).reduce(0) { $0 + $1.1.reduce(1, *) }
+                out["head"] = headDiffers ? "untied lm_head" : "tied to wte"
+            }
         }
         try writeJSON(out, to: nil)
     }

@@ -126,3 +126,23 @@ final class InfoCountTests: XCTestCase {
         XCTAssertTrue((info["variant"] as? String ?? "").contains("untied lm_head"), "\(info)")
     }
 }
+
+/// `forward` on a checkpoint with a NaN weight: JSON has no NaN, so the output cannot be written;
+/// the error names the output key instead of JSONSerialization's "Invalid number value".
+final class NonFiniteOutputTests: XCTestCase {
+    func testForwardNamesANonFiniteOutput() throws {
+        let src = URL(fileURLWithPath: repoRoot).appendingPathComponent("Tests/ModelTests/Resources/parity-extra/t5-extra-b").path
+        let dir = tempDir("nan-weight")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/model", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(src)/model/config.json", toPath: "\(dir)/model/config.json")
+        let file = try SafeTensorsFile(path: "\(src)/model/model.safetensors")
+        var tensors: [String: Tensor] = [:]
+        for name in file.entries.keys { tensors[name] = try file.tensor(name) }
+        tensors["encoder.final_layer_norm.weight"]!.data[0] = .nan
+        try SafeTensorsFile.write(tensors, to: "\(dir)/model/model.safetensors")
+        let (status, text) = try runCLIText(["forward", "--model", "\(dir)/model", "--case", "\(src)/case.json", "--threads", "1"], stdout: false)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(text.contains("is not a finite number") && text.contains("'encoder_last_hidden_state"), text)
+    }
+}

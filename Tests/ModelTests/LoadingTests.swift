@@ -187,6 +187,15 @@ final class LoadingTests: XCTestCase {
         refuse("{\(t5), \"feed_forward_proj\": \"relu\", \"is_gated_act\": true}", "is_gated_act")
         refuse("{\(t5), \"feed_forward_proj\": \"gated-gelu\", \"dense_act_fn\": \"relu\"}", "dense_act_fn")
         refuse("{\(t5), \"feed_forward_proj\": \"swiglu\"}", "feed_forward_proj")
+        // The decoder's logarithmic buckets need max_distance > num_buckets/2 (8 buckets: 4); at 3
+        // and 4 transformers raises IndexError on labels past the exact range, and the bucket index
+        // went negative here. 5 is the smallest accepted; the encoder's num_buckets/4 rule is inside.
+        refuse("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 3}", "relative_attention_max_distance")
+        refuse("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 4}", "relative_attention_max_distance")
+        XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 5}".utf8), path: "c"))
+        for ok in ["gelu", "gelu_new", "gated-relu", "gated-gelu_new"] {
+            XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"feed_forward_proj\": \"\(ok)\"}".utf8), path: "c"), ok)
+        }
         // flan-t5's own config.json states both derived fields consistently.
         XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"feed_forward_proj\": \"gated-gelu\", \"is_gated_act\": true, \"dense_act_fn\": \"gelu_new\"}".utf8), path: "c"))
     }

@@ -36,10 +36,15 @@ final class ParityTests: XCTestCase {
     /// and 4 heads, T5 with the non-gated erf-GELU FFN; GPT-2 with an untied `lm_head` and
     /// `scale_attn_by_inverse_layer_idx` (gpt2-untied-inverse-scale), GPT-2 with
     /// `scale_attn_weights: false`, erf GELU, `layer_norm_epsilon` 1e-3 and unprefixed tensor names
-    /// (gpt2-unscaled-gelu-unprefixed), T5 v1.1 with `layer_norm_epsilon` 1e-3 (t5-v11-eps).
+    /// (gpt2-unscaled-gelu-unprefixed), T5 v1.1 with `layer_norm_epsilon` 1e-3 (t5-v11-eps); and the
+    /// LM head as transformers 5 reads it back from the file (`--store-head`, `--model-type mt5`):
+    /// mT5 with a tied config and its own head (mt5-tied-config-own-head: that head, unscaled) or
+    /// none (mt5-tied-no-head: `shared`, unscaled), T5 v1.0 with its own head (scaled), T5 v1.1
+    /// without one (t5-untied-config-no-head: `shared`, unscaled), GPT-2 with a tied config and its
+    /// own head.
     func testExtraParityFixtures() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/parity-extra").path
-        try runFixtures(in: dir, atLeast: 7)
+        try runFixtures(in: dir, atLeast: 12)
     }
 
     func runFixtures(in root: String, atLeast: Int) throws {
