@@ -507,6 +507,51 @@ def build_bad_key(out_root, src="t5-lora", name="t5-lora-bad-key"):
           f"load_adapter={rec.get('load_adapter_result')} identical={rec.get('outputs_identical_to_' + src)}")
 
 
+# Copies of a fixture's adapter whose adapter_config.json is edited after PEFT saved it: PEFT builds
+# its LoRA modules from the config and loads the file with strict=False, so tensors of modules the
+# edited config no longer selects are left out. name: (source case, config edit).
+CONFIG_EDITS = {
+    "t5-lora-exclude": ("t5-lora-rs", {"exclude_modules": ["k", "wo"]}),
+    "t5-lora-layers": ("t5-lora-rs", {"layers_to_transform": [1], "layers_pattern": "block"}),
+    "t5-lora-regex": ("t5-lora-rs", {"target_modules": "decoder\\..*\\.(q|wi)"}),
+}
+
+
+def build_config_edit(out_root, name):
+    """The source case's adapter with CONFIG_EDITS[name] merged into its config; case.json names the
+    source's model (`model_from`) instead of a copy; expected.json holds PEFT's outputs on it."""
+    src, edit = CONFIG_EDITS[name]
+    s, out = os.path.join(out_root, src), os.path.join(out_root, name)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(os.path.join(s, "adapter"), os.path.join(out, "adapter"))
+    cpath = os.path.join(out, "adapter", "adapter_config.json")
+    acfg = json.load(open(cpath))
+    acfg.update(edit)
+    with open(cpath, "w") as f:
+        f.write(json.dumps(acfg, indent=2, sort_keys=True))
+    case = json.load(open(os.path.join(s, "case.json")))
+    case["model_from"] = src
+    rec = {}
+    mt, pm = load_peft(os.path.join(s, "model"), os.path.join(out, "adapter"), record=rec)
+    exp = run_case(pm, mt, case)
+    exp.pop("_margin", None)
+    exp["generated_ids"] = peft_generate(pm, case, case["generate"]["max_new_tokens"])
+    src_exp = json.load(open(os.path.join(s, "expected.json")))
+    exp.update({"encoder_last_hidden_state": None, "prompt_grad": None, "weight_grads": {}})
+    exp["info"] = {"generator": "scripts/peft_interop.py", "versions": versions(), "case": name, "copy_of": src,
+                   "config_edit": edit, "peft_load": rec,
+                   "lora_modules": sorted(n for n, m in pm.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A),
+                   "loss_differs_from_source": exp["loss"] != src_exp["loss"],
+                   "semantics": "the source adapter's file under an edited adapter_config.json: PEFT wraps only the "
+                                "modules the edited config selects (check_target_module_exists) and leaves the other "
+                                "tensors of the file out (load_state_dict strict=False)"}
+    with open(os.path.join(out, "case.json"), "w") as f:
+        json.dump(case, f)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(exp, f)
+    print(f"{name}: {len(exp['info']['lora_modules'])} LoRA modules, loss {exp['loss']:.6f} (source {src_exp['loss']:.6f})")
+
+
 def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
@@ -569,10 +614,12 @@ def main():
         return check(a)
     out = os.path.normpath(a.out)
     os.makedirs(out, exist_ok=True)
-    names = a.only or list(CASES) + ["t5-lora-bad-key"]
+    names = a.only or list(CASES) + ["t5-lora-bad-key"] + list(CONFIG_EDITS)
     for name in names:
         if name == "t5-lora-bad-key":
             build_bad_key(out)
+        elif name in CONFIG_EDITS:
+            build_config_edit(out, name)
         else:
             build_case(out, name, *CASES[name])
     size = du(out)

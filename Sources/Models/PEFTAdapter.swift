@@ -10,7 +10,8 @@
 // with use_rslora), where `rank_pattern` / `alpha_pattern` set r and lora_alpha per module (PEFT's
 // `get_pattern_key`: a key matches a module name m when `re.match(rf"(.*\.)?({key})$", m)`).
 // GPT-2's Conv1D weights are [in, out] (fan_in_fan_out), and A, B keep the same (r, in) / (out, r)
-// shapes. Settings that change the math in ways PromptRepro does not apply are refused by name:
+// shapes. The adapted modules are those the config selects (`LoRATargets`, as PEFT decides them);
+// the file's tensors of other modules are left out, as PEFT's strict=False load leaves them. Settings that change the math in ways PromptRepro does not apply are refused by name:
 // initialisations that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ), DoRA, trained
 // biases, layer replication, trainable token rows, and LoRA on embeddings or the LM head.
 import Foundation
@@ -152,22 +153,47 @@ public struct PEFTAdapter {
                 let bare = module.hasPrefix("transformer.") ? String(module.dropFirst("transformer.".count)) : module
                 return [module + ".weight", bare + ".weight", "transformer." + bare + ".weight"].first { byName[$0] != nil }
             }
+            // The modules PEFT wraps: those the config targets (`LoRATargets`) among the model's
+            // named modules. A targeted embedding, position bias or LM head is refused; file keys of
+            // modules the config does not target are left out, as PEFT's load (strict=False) leaves
+            // them; a targeted module without tensors is refused (PEFT would start it afresh).
+            let targets = try LoRATargets(raw, config: config, cfgPath: cfgPath, isT5: isT5)
+            let linearModules = Dictionary(parameters.compactMap { p -> (String, String)? in
+                guard p.shape.count == 2, let m = LoRATargets.linearModule(weight: p.name, isT5: isT5) else { return nil }
+                return (m, p.name)
+            }, uniquingKeysWith: { a, _ in a })
+            let others = parameters.compactMap { LoRATargets.nonLinearModule(weight: $0.name, isT5: isT5) }
+            if let hit = others.first(where: { targets.matches($0, allLinear: false) }) {
+                throw PEFTError("\(cfgPath): target_modules selects '\(hit)', an embedding, position bias or the LM head: LoRA on those is not supported")
+            }
+            let targeted = Set(linearModules.keys.filter { targets.matches($0, allLinear: true) })
             var pairs: [String: (a: Tensor?, b: Tensor?)] = [:]
             var modules: [String: String] = [:]  // our weight name → PEFT's module name (what patterns match)
-            var unmatched: [String] = []
+            var unmatched: [String] = [], unprefixed: [String] = [], untargeted: Set<String> = []
             for key in file.names {
-                var k = key
-                if k.hasPrefix("base_model.model.") { k = String(k.dropFirst("base_model.model.".count)) }
+                guard key.hasPrefix("base_model.model.") else { unprefixed.append(key); continue }
+                let k = String(key.dropFirst("base_model.model.".count))
                 let part: String
                 if k.hasSuffix(".lora_A.weight") { part = "A" } else if k.hasSuffix(".lora_B.weight") { part = "B" } else { unmatched.append(key); continue }
                 let module = String(k.dropLast(".lora_A.weight".count))
-                guard let w = weightName(module) else { unmatched.append(key); continue }
-                modules[w] = module
+                guard let w = weightName(module), let peftModule = LoRATargets.linearModule(weight: w, isT5: isT5) else { unmatched.append(key); continue }
+                guard targeted.contains(peftModule) else { untargeted.insert(peftModule); continue }
+                modules[w] = peftModule
                 let t = try file.tensor(key).detached()
                 if part == "A" { pairs[w, default: (nil, nil)].a = t } else { pairs[w, default: (nil, nil)].b = t }
             }
+            guard unprefixed.isEmpty else {
+                throw PEFTError("\(weights): adapter key(s) without PEFT's 'base_model.model.' prefix: \(unprefixed.sorted().prefix(4).joined(separator: ", ")) — PEFT's load matches none of them and runs the base model; refused rather than applied")
+            }
             guard unmatched.isEmpty else {
                 throw PEFTError("\(weights): adapter key(s) name no linear weight PromptRepro adapts: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (LoRA on embeddings or the LM head, trained biases and token rows are not supported; refused rather than left out)")
+            }
+            if !untargeted.isEmpty {
+                FileHandle.standardError.write(Data("warning: \(weights): LoRA tensors of \(untargeted.count) module(s) that adapter_config.json does not target (target_modules, exclude_modules, layers_to_transform) are left out, as PEFT leaves them: \(untargeted.sorted().prefix(4).joined(separator: ", "))\(untargeted.count > 4 ? ", …" : "")\n".utf8))
+            }
+            let missing = targeted.subtracting(modules.values)
+            guard missing.isEmpty else {
+                throw PEFTError("\(weights): adapter_config.json targets \(missing.count) module(s) with no LoRA tensors in the file: \(missing.sorted().prefix(4).joined(separator: ", "))\(missing.count > 4 ? ", …" : "") — PEFT would start them from init_lora_weights and warn of missing keys; refused")
             }
             for w in pairs.keys.sorted() {
                 guard let a = pairs[w]!.a, let b = pairs[w]!.b else { throw PEFTError("\(weights): '\(w)' has only one of lora_A / lora_B") }
@@ -223,6 +249,7 @@ public struct PEFTAdapter {
         }
         // peft 0.21 fields that change what the adapter computes, or the base it applies to, when set.
         let changesTheMath: [(String, String)] = [
+            ("target_parameters", "LoRA on parameters (PEFT's ParamWrapper adds B·A to the stored weight, transposed against a Conv1D LoRA)"),
             ("lora_bias", "a trained bias on lora_B"), ("layer_replication", "a model with repeated layers"),
             ("trainable_token_indices", "trained embedding rows"), ("alora_invocation_tokens", "activated LoRA: applied only after its invocation tokens"),
             ("use_qalora", "quantisation-aware LoRA"), ("use_bdlora", "block-diagonal LoRA"), ("arrow_config", "Arrow routing over several LoRAs"),
@@ -239,6 +266,106 @@ public struct PEFTAdapter {
             default: set = true
             }
             if set { throw PEFTError("\(cfgPath): \(field) \(v) (\(what)) is not supported") }
+        }
+    }
+
+    /// Which modules a LORA config targets, as peft 0.21's `check_target_module_exists` decides
+    /// for a module name (the base model's `named_modules()` name: T5 `encoder.block.0.layer.0.SelfAttention.q`,
+    /// GPT-2 `transformer.h.0.attn.c_attn`): `exclude_modules` first (a string: `re.fullmatch`; a
+    /// list: the name or a `.`-suffix), then `target_modules` — a string: `re.fullmatch`, or
+    /// "all-linear" (any case: every linear module but the LM head, then as a list); a list: the
+    /// name or a `.`-suffix, narrowed by `layers_to_transform` (an int or a list) to the layer index
+    /// after the first `layers_pattern` segment (or, without one, the first numbered segment). A
+    /// null `target_modules` takes PEFT's default for the model type (T5 q, v; GPT-2 c_attn).
+    /// Errors: a pattern that is not a regular expression, or fields of the wrong type.
+    struct LoRATargets {
+        enum Form { case names([String]), regex(NSRegularExpression), allLinear }
+        let form: Form
+        let exclude: Form?
+        let layers: Set<Int>?
+        let layersPattern: [String]
+
+        init(_ raw: [String: Any], config: PEFTAdapterConfig, cfgPath: String, isT5: Bool) throws {
+            func regex(_ p: String, _ field: String) throws -> NSRegularExpression {
+                guard let re = try? NSRegularExpression(pattern: "^(?:\(p))$") else { throw PEFTError("\(cfgPath): \(field) '\(p)' is not a regular expression") }
+                return re
+            }
+            switch config.targetModules {
+            case .regex(let p)?: form = p.lowercased() == "all-linear" ? .allLinear : .regex(try regex(p, "target_modules"))
+            case .list(let l)?: form = .names(l)
+            case nil: form = .names(isT5 ? ["q", "v"] : ["c_attn"])
+            }
+            switch raw["exclude_modules"] {
+            case let p as String: exclude = .regex(try regex(p, "exclude_modules"))
+            case let l as [String]: exclude = l.isEmpty ? nil : .names(l)
+            case nil, is NSNull: exclude = nil
+            default: throw PEFTError("\(cfgPath): exclude_modules must be a string or a list of strings")
+            }
+            switch raw["layers_to_transform"] {
+            case let n as Int: layers = [n]
+            case let l as [Int]: layers = l.isEmpty ? nil : Set(l)
+            case nil, is NSNull: layers = nil
+            default: throw PEFTError("\(cfgPath): layers_to_transform must be an integer or a list of integers")
+            }
+            switch raw["layers_pattern"] {
+            case let p as String: layersPattern = p.isEmpty ? [] : [p]
+            case let l as [String]: layersPattern = l
+            case nil, is NSNull: layersPattern = []
+            default: throw PEFTError("\(cfgPath): layers_pattern must be a string or a list of strings")
+            }
+        }
+
+        /// Whether PEFT wraps `module`; `allLinear` says whether "all-linear" may select it (a
+        /// linear module other than the LM head).
+        func matches(_ module: String, allLinear: Bool) -> Bool {
+            func listHit(_ l: [String]) -> Bool { l.contains { module == $0 || module.hasSuffix("." + $0) } }
+            func full(_ re: NSRegularExpression) -> Bool { re.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil }
+            switch exclude {
+            case .names(let l)?: if listHit(l) { return false }
+            case .regex(let re)?: if full(re) { return false }
+            default: break
+            }
+            let names: Bool
+            switch form {
+            case .regex(let re): return full(re)
+            case .allLinear: names = allLinear
+            case .names(let l): names = listHit(l)
+            }
+            guard names, let layers else { return names }
+            return layerIndex(module).map(layers.contains) ?? false
+        }
+
+        /// The layer index PEFT reads from a module name for `layers_to_transform`.
+        func layerIndex(_ module: String) -> Int? {
+            let patterns = layersPattern.isEmpty ? [#"^.*?\.[^.]*\.(\d+)\."#] : layersPattern.map { #"^(?:|.*?\.)"# + "\($0)" + #"\.(\d+)\."# }
+            for p in patterns {
+                guard let re = try? NSRegularExpression(pattern: p),
+                      let m = re.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)),
+                      let r = Range(m.range(at: 1), in: module) else { continue }
+                return Int(module[r])
+            }
+            return nil
+        }
+
+        /// PEFT's module name of a linear weight PromptRepro can adapt (nil: an embedding, the LM
+        /// head, a position bias, or not a weight): the weight's name without `.weight`, GPT-2's
+        /// with its `transformer.` prefix (GPT2LMHeadModel's names).
+        static func linearModule(weight: String, isT5: Bool) -> String? {
+            guard weight.hasSuffix(".weight"), nonLinearModule(weight: weight, isT5: isT5) == nil else { return nil }
+            let m = String(weight.dropLast(".weight".count))
+            return isT5 || m.hasPrefix("transformer.") ? m : "transformer." + m
+        }
+
+        /// PEFT's module name of an embedding, position bias or LM head weight; nil for others.
+        static func nonLinearModule(weight: String, isT5: Bool) -> String? {
+            guard weight.hasSuffix(".weight") else { return nil }
+            let m = String(weight.dropLast(".weight".count))
+            let bare = m.hasPrefix("transformer.") ? String(m.dropFirst("transformer.".count)) : m
+            if isT5 {
+                return ["shared", "lm_head", "encoder.embed_tokens", "decoder.embed_tokens"].contains(m) || m.hasSuffix("relative_attention_bias") ? m : nil
+            }
+            if bare == "lm_head" { return "lm_head" }
+            return ["wte", "wpe"].contains(bare) ? "transformer." + bare : nil
         }
     }
 

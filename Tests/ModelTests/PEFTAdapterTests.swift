@@ -19,19 +19,21 @@ final class PEFTAdapterTests: XCTestCase {
     func testAdaptersMatchPEFT() throws {
         let fm = FileManager.default
         let cases = try fm.contentsOfDirectory(atPath: Self.root).filter { fm.fileExists(atPath: "\(Self.root)/\($0)/case.json") }.sorted()
-        XCTAssertGreaterThanOrEqual(cases.count, 9)
+        XCTAssertGreaterThanOrEqual(cases.count, 12)
         for name in cases {
             let dir = "\(Self.root)/\(name)"
             let raw = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/case.json"))) as! [String: Any]
             let c = try ParityCase.load(path: "\(dir)/case.json")
+            // A copy of another case's adapter under an edited config names that case's model.
+            let model = (raw["model_from"] as? String).map { "\(Self.root)/\($0)/model" } ?? "\(dir)/model"
             if let fragment = raw["expect_error"] as? String {
-                XCTAssertThrowsError(try ParityRunner.run(modelDirectory: "\(dir)/model", case: c, adapter: "\(dir)/adapter"), name) { e in
+                XCTAssertThrowsError(try ParityRunner.run(modelDirectory: model, case: c, adapter: "\(dir)/adapter"), name) { e in
                     XCTAssertTrue("\(e)".contains(fragment) && "\(e)".contains("name no linear weight"), "\(e)")
                 }
                 continue
             }
             let exp = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/expected.json"))) as! [String: Any]
-            let got = try ParityRunner.run(modelDirectory: "\(dir)/model", case: c, adapter: "\(dir)/adapter")
+            let got = try ParityRunner.run(modelDirectory: model, case: c, adapter: "\(dir)/adapter")
             let el = (exp["loss"] as! NSNumber).doubleValue, gl = got["loss"] as! Double
             XCTAssertEqual(gl, el, accuracy: 1e-4 + 1e-4 * abs(el), "\(name) loss")
             XCTAssertEqual(got["logits_shape"] as? [Int], (exp["logits_shape"] as? [Any])?.compactMap { $0 as? Int }, "\(name) shape")
@@ -102,6 +104,45 @@ final class PEFTAdapterTests: XCTestCase {
         }
         // rank_pattern decides the expected shapes: without it, the r-2 k tensors are refused with the setting named.
         XCTAssertThrowsError(try load(["rank_pattern": NSNull()])) { XCTAssertTrue("\($0)".contains("expected [4,"), "\($0)") }
+    }
+
+    /// Which modules a LoRA adapter adapts comes from adapter_config.json, as in PEFT (the numbers of
+    /// exclude_modules, layers_to_transform and a regex target_modules are fixtures checked against
+    /// PEFT in testAdaptersMatchPEFT): a config narrower than the file leaves the other tensors out;
+    /// what PEFT would not load as read here is refused — a targeted module without tensors (PEFT
+    /// starts it from init_lora_weights), keys without `base_model.model.` (PEFT loads none of them
+    /// and runs the base model: a review saw loss 5.481 here against PEFT's 5.588), LoRA on the LM
+    /// head or an embedding (the head never read its adapter: logits off by 2.16), and
+    /// `target_parameters` (PEFT's ParamWrapper adds B·A to a Conv1D weight transposed against a
+    /// Conv1D LoRA: logits off by 0.22 on GPT-2's square attn.c_proj).
+    func testLoRAModulesFollowTheConfig() throws {
+        let (model, dir, load) = try editableFixture("t5-lora", tag: "peft-lora-targets")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let all = try load([:]).lora.map(\.weight)
+        XCTAssertEqual(all.count, 12)  // q and v of 2 encoder and 2 × 2 decoder attentions
+        let onlyQ = try load(["target_modules": ["q"]]).lora.map(\.weight)
+        XCTAssertEqual(onlyQ, all.filter { $0.hasSuffix(".q.weight") })
+        XCTAssertEqual(try load(["target_modules": ["q", "v"], "exclude_modules": "encoder\\..*"]).lora.map(\.weight), all.filter { $0.hasPrefix("decoder.") })
+        XCTAssertEqual(try load(["layers_to_transform": 0]).lora.map(\.weight), all.filter { $0.contains(".block.0.") })
+        for (edit, fragment) in [(["target_modules": ["q", "v", "k"]], "no LoRA tensors in the file"),
+                                 (["target_modules": ["q", "v", "shared"]], "'shared'"),
+                                 (["target_modules": ["q", "v", "relative_attention_bias"]], "relative_attention_bias"),
+                                 (["target_parameters": ["SelfAttention.o.weight"]], "target_parameters")] as [([String: Any], String)] {
+            XCTAssertThrowsError(try load(edit), "\(edit)") { XCTAssertTrue("\($0)".contains(fragment), "\(edit): \($0)") }
+        }
+        // An untied head is a module of the model too: targeting it is refused.
+        let params = model.parameters.map { ($0.name, $0.tensor.shape) } + [("lm_head.weight", [model.config.vocabSize, model.config.dModel])]
+        try JSONSerialization.data(withJSONObject: ["peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q", "v", "lm_head"]])
+            .write(to: URL(fileURLWithPath: "\(dir)/adapter_config.json"))
+        XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: params, dModel: model.config.dModel, isT5: true)) {
+            XCTAssertTrue("\($0)".contains("'lm_head'"), "\($0)")
+        }
+        // Keys without PEFT's prefix.
+        let file = try SafeTensorsFile(path: "\(dir)/adapter_model.safetensors")
+        var bare: [String: Tensor] = [:]
+        for n in file.names { bare[String(n.dropFirst("base_model.model.".count))] = try file.tensor(n) }
+        try SafeTensorsFile.write(bare, to: "\(dir)/adapter_model.safetensors")
+        XCTAssertThrowsError(try load([:])) { XCTAssertTrue("\($0)".contains("without PEFT's 'base_model.model.' prefix"), "\($0)") }
     }
 
     /// PROMPT_TUNING adapters PEFT would not apply as read here are refused by name: task_type null
