@@ -5,8 +5,11 @@ the DPT code (XYaoooo/DPT, main_ddp.py + loader.py) does it, timed end to end.
   task      CB, k = 32 rows of Baselines/manifests/cb-k32-s1.json (indices into superglue/cb/train.jsonl)
   template  source "premise: {premise} hypothesis: {hypothesis}", target "{label_index}" (the dpt
             template set of Sources/Tasks/Registry/cb.yaml, as PromptRepro's side uses it)
-  model     random-init t5-small from its config (d_model 512, 6 layers, 8 heads, d_ff 2048, vocab
-            32128; torch.manual_seed(--seed)), frozen; DPT prefix P = A @ B (A: n x r, B: r x d,
+  model     --model DIR: from_pretrained(DIR) (what `bench-e2e` passes: the random-init t5-small
+            checkpoint its own side loads, so both sides run the same weights, loaded from a file as
+            the DPT code loads t5); without it, random-init t5-small from its config (d_model 512,
+            6 layers, 8 heads, d_ff 2048, vocab 32128; torch.manual_seed(--seed)); frozen;
+            DPT prefix P = A @ B (A: n x r, B: r x d,
             both uniform(-0.5, 0.5)) prepended to the input embeddings, mask extended by n ones
   train     AdamW lr 0.3 wd 1e-5 (torch), linear schedule with warmup int(0.1 * total steps),
             clip_grad_norm_ 1.0, batch 16, DataLoader shuffle with a seeded generator, model.train()
@@ -53,6 +56,7 @@ def main():
     ap.add_argument("--data-dir", required=True, help="directory holding superglue/cb/{train,val}.jsonl")
     ap.add_argument("--manifest", required=True, help="Baselines/manifests/cb-k32-s1.json")
     ap.add_argument("--tokenizer", required=True, help="directory with the t5 tokenizer files")
+    ap.add_argument("--model", default=None, help="a t5-small checkpoint directory to load (default: random init from the config)")
     ap.add_argument("--decode-max-length", type=int, default=128, help="generate(max_length=...) (DPT: max_target_length)")
     a = ap.parse_args()
     imports_s = time.perf_counter() - T0
@@ -74,10 +78,14 @@ def main():
     val = examples(read_jsonl(os.path.join(a.data_dir, "superglue/cb/val.jsonl")))
 
     torch.manual_seed(a.seed)
-    cfg = T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
-                   feed_forward_proj="relu", tie_word_embeddings=True, dropout_rate=0.1,
-                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    model = T5ForConditionalGeneration(cfg)
+    if a.model:
+        model = T5ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32)
+        cfg = model.config
+    else:
+        cfg = T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
+                       feed_forward_proj="relu", tie_word_embeddings=True, dropout_rate=0.1,
+                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+        model = T5ForConditionalGeneration(cfg)
     for p in model.parameters():
         p.requires_grad_(False)
     n, r, d = 100, 10, cfg.d_model

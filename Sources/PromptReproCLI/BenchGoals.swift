@@ -349,9 +349,12 @@ enum BenchGoals {
     static let e2eDefaultSide = "promptrepro"
 
     /// Issue #21 item 3, judged on a `bench-e2e` report: per side of ours, the median over the
-    /// rounds of PyTorch's wall ÷ ours ≥ 4× against the DPT-code pipeline (padding to max length)
-    /// and ≥ 2.5× against the dynamic-padding one, recomputed from the sides' per-round walls where
-    /// the report has them. The goal is about the protocol default side (`promptrepro`): only its
+    /// rounds of PyTorch's seconds ÷ ours ≥ 4× against the DPT-code pipeline (padding to max length)
+    /// and ≥ 2.5× against the dynamic-padding one, recomputed from the sides' per-round series where
+    /// the report has them; the lower of the wall ratio and the per-epoch ratio (`epochs`: each
+    /// side's own timer over its training and evaluation) is judged, since the bench's one epoch
+    /// makes PyTorch's start-up (imports, model build: seconds ours does not have) a larger share of
+    /// the wall than in the papers' runs of many epochs; reports without `epochs` by wall alone. The goal is about the protocol default side (`promptrepro`): only its
     /// verdicts count in `met` / `not_met`, and each of its two is counted as not met (`missing`)
     /// when the report lacks its ratio; the decode-cap side (opt-in) is judged too, for
     /// information. CPU-second ratios are not judged; where either side of a pair is in the report's
@@ -374,17 +377,22 @@ enum BenchGoals {
             return number((ratios[key] as? [String: Any])?["median"])
         }
         var out: [String: Any] = [:], met = 0, notMet = 0
-        var pairs = Set(ratios.keys.filter { !$0.hasSuffix("(CPU)") })
+        var pairs = Set(ratios.keys.filter { !$0.hasSuffix("(CPU)") && !$0.hasSuffix("(per epoch)") })
         for ref in e2eTargets.keys { pairs.insert("\(ref) / \(e2eDefaultSide)") }
         for key in pairs.sorted() {
             let parts = key.components(separatedBy: " / ")
             guard parts.count == 2, let target = e2eTargets[parts[0]] else { continue }
-            let median = pairMedian(key, "wall", parts)
+            let wall = pairMedian(key, "wall", parts)
+            // Per epoch (reports since the warm-up and the sides' epoch timers): the lower of the two
+            // is judged; older reports have the wall ratio only.
+            let perEpoch = pairMedian("\(key) (per epoch)", "epochs", parts).flatMap { $0.isFinite ? $0 : nil }
+            let median = wall.map { w in perEpoch.map { min(w, $0) } ?? w }
             var verdict: [String: Any]
             if let median {
                 let ok = median >= target
                 if parts[1] == e2eDefaultSide { if ok { met += 1 } else { notMet += 1 } }
                 verdict = ["value": round3(median), "goal": target, "met": ok]
+                if let wall, let perEpoch { verdict["wall"] = round3(wall); verdict["per_epoch"] = round3(perEpoch) }
                 let spread = parts.filter(unstable.contains)
                 if !spread.isEmpty {
                     let cpu = pairMedian("\(key) (CPU)", "cpu", parts)
@@ -401,7 +409,7 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 item 3: wall seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds: ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap; `unstable` on a verdict: a side of the pair spread by more than 10 % over the rounds, with the pair's CPU-second ratio"
+        out["definition"] = "issue #21 item 3: seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds, the lower of the wall ratio (whole processes: start-up, data, training, evaluation) and the per-epoch ratio (each side's own timer over training and evaluation, what a run of many epochs is made of; reports before it have the wall ratio only): ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap; `unstable` on a verdict: a side of the pair spread by more than 10 % over the rounds, with the pair's CPU-second ratio"
         return out
     }
 

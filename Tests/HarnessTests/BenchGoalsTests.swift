@@ -422,6 +422,28 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dynamic: no data"), err)
     }
 
+    /// With the sides' epoch timers (`epochs`), the lower of the wall and per-epoch medians is
+    /// judged: walls 60/12 = 5 and 62/13 = 4.769 → 4.885, but per epoch (without PyTorch's start-up)
+    /// 44/11.2 = 3.929 and 45/11.5 = 3.913 → 3.921 < 4: not met, both values stated. The dynamic
+    /// pair: walls 40/12, 41/13 → 3.244; per epoch 30/11.2, 31/11.5 → 2.687 ≥ 2.5: met on 2.687.
+    func testEndToEndJudgesTheLowerOfWallAndPerEpochRatios() throws {
+        let e2e: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [12.0, 13.0]], "epochs": ["all": [11.2, 11.5]]],
+                      "pytorch-dpt-code": ["wall": ["all": [60.0, 62.0]], "epochs": ["all": [44.0, 45.0]]],
+                      "pytorch-dynamic": ["wall": ["all": [40.0, 41.0]], "epochs": ["all": [30.0, 31.0]]]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 4.885], "pytorch-dynamic / promptrepro": ["median": 3.244]],
+        ]
+        let (goals, err) = try evaluate(e2e, "bench-goals-e2e-epochs")
+        let ours = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["value"] as? Double, 3.921)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["wall"] as? Double, 4.885)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["per_epoch"] as? Double, 3.921)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["met"] as? Bool, false)
+        XCTAssertEqual(ours["pytorch-dynamic"]?["value"] as? Double, 2.687)
+        XCTAssertEqual(ours["pytorch-dynamic"]?["met"] as? Bool, true)
+        XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 3.921 (goal ≥ 4.000): not met"), err)
+    }
+
     /// A bench-e2e report (it has `sides`): wall ratios against 4× (DPT code) and 2.5× (dynamic
     /// padding), per side of ours, only the protocol default counted; CPU-second ratios are not judged.
     func testEndToEndGoalsAreJudgedOnTheWallRatios() throws {
