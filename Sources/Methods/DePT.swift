@@ -9,7 +9,10 @@ import Tensor
 
 public final class DePT: TuningMethod {
     public static let name = "dept"
-    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.m = 60; c.r = 30; c.initialization = "sampled-vocab"; return c }
+    /// DePT's code initialises P from text by default (`text_init=True`, METHODS §2.4): the token
+    /// rows of this text (with T5's </s>, as PEFT's TEXT init), cycled to m rows.
+    public static let initText = "Classify this text is postive or not:"
+    public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.m = 60; c.r = 30; c.initialization = "text:" + initText; return c }
     public static let defaultProtocol = "dept-code"
     public let config: MethodConfig
     let p, a, b: Tensor

@@ -55,8 +55,11 @@ enum AdapterExport {
         guard let json = f.metadata["config"], let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
             throw ValidationError("\(artifact): no run config in its metadata (not a PromptRepro run artifact)")
         }
-        let mc = c.method
+        var mc = c.method
         if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
+        // The artifact's tensors replace the initial values: a text or label-word init (whose
+        // token ids the run config does not keep) is built as a uniform table, then overwritten.
+        if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" { mc.initialization = "uniform" }
         let dirModel = try ModelFiles.locate(c.model)
         let cfgPath = (dirModel as NSString).appendingPathComponent("config.json")
         let arch = try ModelConfig.load(path: cfgPath)

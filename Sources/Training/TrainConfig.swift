@@ -120,17 +120,22 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.eps = 1e-6
             c.weightDecay = 0
             c.lrSecondary = 5e-3
-            c.warmupSteps = 500
+            // DePT's code warms up for 500 of its max_steps 40,000 (METHODS §2.4); the harness trains
+            // DePT for the epochs of the other methods (§2.4 "Harness"), so the warm-up keeps that
+            // share, 1.25 % of the steps. (A fixed 500 left a few-shot run's learning rate at 4–20 %
+            // of its peak: CB k = 32 at batch 32 has 20–100 steps.)
+            c.warmupRatio = 500.0 / 40_000
             c.batchSize = 32
         case "ft-respt-code":
+            // METHODS §2.1 "Harness recommendation": ResPT's optimizer (transformers AdamW lr 3e-4,
+            // eps 1e-8, wd 1e-5, no schedule, no clipping) with the prompt methods' batch, epochs,
+            // input length and evaluation protocol (batch 16, 100 epochs, 256 tokens), not ResPT's
+            // batch 4, 50 epochs and 512 tokens.
             c.optimizer = .adamwHF
             c.lr = 3e-4
             c.schedule = .constant
             c.warmupRatio = 0
             c.clipNorm = nil
-            c.batchSize = 4
-            c.epochs = 50
-            c.maxSourceLength = 512
         case "lora-paper":
             // LoRA (Hu et al. 2021), GLUE with RoBERTa-base (its Table 9 and the repository's
             // examples/NLU scripts): AdamW lr 5e-4, weight decay 0.1, linear decay after a 6 % warm-up,

@@ -43,6 +43,7 @@ final class MethodMatrixTests: XCTestCase {
         for name in methods {
             let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
             var mc = try MethodConfig.defaults(name)
+            mc.initTokens = textInitTokens(mc)
             mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
             let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))
             XCTAssertEqual(method.trainableCount, try MethodRegistry.parameterCount(mc, architecture: backbone.architecture), "\(name) count")
@@ -102,6 +103,8 @@ final class MethodMatrixTests: XCTestCase {
                 for fused in [false, true] {
                     let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
                     var mc = try MethodConfig.defaults(name)
+                mc.initTokens = textInitTokens(mc)
+                    mc.initTokens = textInitTokens(mc)
                     mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
                     if !isT5 && name == "lora" { mc.targets = ["c_attn"] }
                     let method = try MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))
@@ -178,6 +181,7 @@ final class MethodMatrixTests: XCTestCase {
     func testDePTUsesAlphaOverSqrtRAndStartsAtZero() throws {
         let m = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
         var c = try MethodConfig.defaults("dept"); c.r = 4; c.m = 5; c.s = 32
+        c.initTokens = textInitTokens(c)
         let d = try MethodRegistry.make(c, backbone: m, key: RNGKey(seed: 2)) as! DePT
         XCTAssertEqual(d.scaling, 8 / 2, accuracy: 1e-6)
         let inj = try d.injection(drop: .eval)
@@ -225,4 +229,10 @@ final class MethodMatrixTests: XCTestCase {
         XCTAssertFalse(AuditRow(source: "", row: "", printed: "-89.93%", ours: -899_219, note: "").matches)
         XCTAssertTrue(AuditRow(source: "", row: "", printed: "693K", ours: 693_904, note: "").matches)
     }
+}
+
+/// Token ids standing in for a text init's tokenization (DePT's default init is its code's text;
+/// `train` tokenizes it): ids 3, 4, 5 of the backbone's vocabulary, nil for other inits.
+func textInitTokens(_ c: MethodConfig) -> [Int32]? {
+    c.initialization.hasPrefix("text:") ? [3, 4, 5] : nil
 }

@@ -52,4 +52,28 @@ final class PresetTests: XCTestCase {
             XCTAssertEqual(try preset(m, gpt2: false, task: "cb").templates, .dpt, m)
         }
     }
+
+    /// METHODS §2.1, "Harness recommendation": FT on T5 takes ResPT's optimizer but the prompt
+    /// methods' batch (16), epochs (100) and input length (256); the preset had ResPT's own batch 4,
+    /// 50 epochs and 512 tokens (a review of the methods against METHODS.md found it).
+    func testFullFineTuningOnT5TakesThePromptMethodsBatchEpochsAndLength() throws {
+        let ft = try preset("ft", gpt2: false, task: "boolq"), pt = try preset("pt", gpt2: false, task: "boolq")
+        XCTAssertEqual(ft.protocolName, "ft-respt-code")
+        XCTAssertEqual([ft.batchSize, ft.epochs, ft.maxSourceLength], [16, 100, 256])
+        XCTAssertEqual([ft.batchSize, ft.epochs, ft.maxSourceLength], [pt.batchSize, pt.epochs, pt.maxSourceLength])
+        XCTAssertEqual(ft.schedule, .constant)
+    }
+
+    /// DePT (METHODS §2.4): its code warms up 500 of max_steps 40,000 steps and initialises P from
+    /// the text "Classify this text is postive or not:". The harness trains it for the other
+    /// methods' epochs, so the warm-up is that share (1.25 %): a fixed 500 kept a 20-step few-shot
+    /// run at 0–3.8 % of its learning rate. The text is DePT's default init.
+    func testDePTWarmsUpForItsCodesShareAndStartsFromItsText() throws {
+        let c = try preset("dept", gpt2: false, task: "cb")
+        XCTAssertEqual(c.protocolName, "dept-code")
+        XCTAssertNil(c.warmupSteps)
+        XCTAssertEqual(c.warmupRatio, 500.0 / 40_000)
+        XCTAssertEqual(c.method.initialization, "text:Classify this text is postive or not:")
+        XCTAssertEqual(c.batchSize, 32)
+    }
 }
