@@ -14,7 +14,9 @@ public final class BPETokenizer: TextTokenizer {
     var added = AddedTokens()
     let byteToChar: [Character]
     let charToByte: [Character: UInt8]
-    var cache: [String: [Int32]] = [:]
+    /// Ids per word, keyed by its UTF-8 bytes: Swift's String equality treats canonically
+    /// equivalent texts ("\u{AC00}" and "\u{1100}\u{1161}") as one key, whose ids differ.
+    var cache: [[UInt8]: [Int32]] = [:]
 
     public var vocabSize: Int { vocab.count }
     public var padId: Int32 { eosId ?? 0 }
@@ -107,7 +109,8 @@ public final class BPETokenizer: TextTokenizer {
     }
 
     func bpe(_ word: String) -> [Int32] {
-        if let c = cache[word] { return c }
+        let key = Array(word.utf8)
+        if let c = cache[key] { return c }
         var parts = word.utf8.map { String(byteToChar[Int($0)]) }
         while parts.count > 1 {
             var best = Int.max, at = -1
@@ -124,7 +127,7 @@ public final class BPETokenizer: TextTokenizer {
             parts = merged
         }
         let ids = parts.compactMap { vocab[$0] }
-        if cache.count < 100_000 { cache[word] = ids }
+        if cache.count < 100_000 { cache[key] = ids }
         return ids
     }
 

@@ -113,13 +113,37 @@ public enum Tokenizers {
             throw TokenizerError(path: path, detail: "missing 'model.type'")
         }
         switch type {
-        case "Unigram": return try UnigramTokenizer(tokenizerJSON: obj, path: path, cleanUp: cleanUp)
+        case "Unigram":
+            // The piece scores decide ties between segmentations; JSONSerialization reads numbers
+            // imprecisely on this platform (12,718 of t5's 32,100 scores off by an ulp or more,
+            // "lll" segmented [l][ll] instead of [ll][l]), JSONDecoder exactly (as Double("…")).
+            let scores = try? JSONDecoder().decode(UnigramScores.self, from: data).model.vocab.map(\.score)
+            return try UnigramTokenizer(tokenizerJSON: obj, path: path, cleanUp: cleanUp, exactScores: scores)
         case "BPE": return try BPETokenizer(tokenizerJSON: obj, path: path)
         default: throw TokenizerError(path: path, detail: "model.type '\(type)' is not supported (Unigram, BPE)")
         }
     }
 
+    /// tokenizer.json's `model.vocab` scores, decoded exactly (see `fromJSON`).
+    struct UnigramScores: Decodable {
+        struct Model: Decodable { let vocab: [Entry] }
+        struct Entry: Decodable {
+            let score: Double
+            init(from decoder: Decoder) throws {
+                var c = try decoder.unkeyedContainer()
+                _ = try c.decode(String.self)
+                score = try c.decode(Double.self)
+            }
+        }
+        let model: Model
+    }
+
     /// transformers' `clean_up_tokenization_spaces` (true unless tokenizer_config.json says otherwise).
+    /// The default is transformers 4's, which the papers' code ran (DPT pins 4.20.1, and its
+    /// `batch_decode` cleaned up T5's output: "Hello , world ." → "Hello, world."); transformers 5
+    /// defaults to false when tokenizer_config.json has no such key, as T5's has not. Predictions
+    /// are decoded this way, so a generated answer with a space before punctuation is scored as the
+    /// papers' code scored it.
     static func cleanUpSetting(_ dir: String) -> Bool {
         let path = (dir as NSString).appendingPathComponent("tokenizer_config.json")
         guard let data = FileManager.default.contents(atPath: path),

@@ -93,7 +93,8 @@ public final class UnigramTokenizer: TextTokenizer {
     var trie: [Int: Int] = [:]
     var terminal: [Int: Int32] = [:]
     var nodeCount = 1
-    var cache: [String: [Int32]] = [:]
+    /// Ids per word, keyed by its UTF-8 bytes (canonically equivalent words are different keys).
+    var cache: [[UInt8]: [Int32]] = [:]
 
     public var vocabSize: Int { max(pieces.count, Int((added.byContent.values.max() ?? 0) + 1)) }
     public var padId: Int32 { pieceId["<pad>"] ?? 0 }
@@ -125,7 +126,9 @@ public final class UnigramTokenizer: TextTokenizer {
     }
 
     /// From a tokenizer.json object (model.type "Unigram").
-    convenience init(tokenizerJSON obj: [String: Any], path: String, cleanUp: Bool) throws {
+    /// `exactScores`: the vocabulary's scores decoded exactly (`Tokenizers.fromJSON`), used
+    /// instead of the object's numbers when they are one per piece.
+    convenience init(tokenizerJSON obj: [String: Any], path: String, cleanUp: Bool, exactScores: [Double]? = nil) throws {
         let model = obj["model"] as! [String: Any]
         guard let vocab = model["vocab"] as? [[Any]] else { throw TokenizerError(path: path, detail: "model.vocab must be [[piece, score]]") }
         var pieces: [String] = [], scores: [Double] = []
@@ -136,6 +139,7 @@ public final class UnigramTokenizer: TextTokenizer {
             pieces.append(p)
             scores.append(s)
         }
+        if let exactScores, exactScores.count == scores.count { scores = exactScores }
         if (model["byte_fallback"] as? Bool) == true {
             throw TokenizerError(path: path, detail: "model.byte_fallback true is not supported")
         }
@@ -260,22 +264,33 @@ public final class UnigramTokenizer: TextTokenizer {
         }
         var ids: [Int32] = []
         for word in preTokenize(normalized, atStart: atStart) {
-            if let c = cache[word] { ids += c; continue }
+            let key = Array(word.utf8)
+            if let c = cache[key] { ids += c; continue }
             let w = viterbi(word)
-            if cache.count < 100_000 { cache[word] = w }
+            if cache.count < 100_000 { cache[key] = w }
             ids += w
         }
         return ids
     }
 
+    /// WhitespaceSplit (optional) then Metaspace, on Unicode scalars as tokenizers (Rust `char`s)
+    /// runs them: a whitespace scalar separates words even where Swift joins it with the marks after
+    /// it into one Character (" \u{301}": the space and an acute accent), which split on Characters
+    /// kept the space inside the word and lost its "▁".
     func preTokenize(_ s: String, atStart: Bool) -> [String] {
         var words: [String] = []
         if whitespaceSplit {
             // WhitespaceSplit first: a word is at offset 0 only if the text has no leading whitespace.
             let leading = s.unicodeScalars.first.map { $0.properties.isWhitespace } ?? false
-            for (i, w) in s.split(whereSeparator: { $0.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }).enumerated() {
-                words += metaspace(String(w), atOffsetZero: atStart && i == 0 && !leading)
+            var i = 0, cur = String.UnicodeScalarView()
+            func flush() {
+                if !cur.isEmpty { words += metaspace(String(cur), atOffsetZero: atStart && i == 0 && !leading); i += 1 }
+                cur = String.UnicodeScalarView()
             }
+            for u in s.unicodeScalars {
+                if u.properties.isWhitespace { flush() } else { cur.append(u) }
+            }
+            flush()
         } else {
             words = metaspace(s, atOffsetZero: atStart)
         }
@@ -283,12 +298,15 @@ public final class UnigramTokenizer: TextTokenizer {
     }
 
     /// tokenizers' Metaspace: spaces → ▁, prepend ▁ per the scheme (unless already there), and
-    /// split before every ▁ when `split`.
+    /// split before every ▁ when `split`; scalar by scalar (see `preTokenize`).
     func metaspace(_ w: String, atOffsetZero: Bool) -> [String] {
         if w.isEmpty { return [] }
-        let t = w.replacingOccurrences(of: " ", with: replacement)
+        let mark: Unicode.Scalar = "▁"
+        var t = String.UnicodeScalarView()
+        for u in w.unicodeScalars { t.append(u == " " ? mark : u) }
         let prepend = prependScheme == "always" || (prependScheme == "first" && atOffsetZero)
-        let s = !prepend || t.hasPrefix(replacement) ? t : replacement + t
+        if prepend && t.first != mark { t.insert(mark, at: t.startIndex) }
+        let s = String(t)
         guard metaspaceSplit else { return s.isEmpty ? [] : [s] }
         var out: [String] = []
         var cur = ""
