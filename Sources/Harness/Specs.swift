@@ -314,7 +314,7 @@ public struct ExperimentSpec {
     /// A variant's method config: its method's defaults with the variant's overrides (a searched
     /// variant: the overrides of its method entry, without a grid point's).
     public func methodConfig(_ variant: Variant) throws -> MethodConfig {
-        try merge(try MethodConfig.defaults(variant.method), variant.overrides, what: "method \(variant.name)")
+        try merge(try MethodConfig.defaults(variant.method), variant.overrides, what: "method \(variant.name)").resolvingDefaultInit()
     }
 
     /// Paper-formula trainable counts (`MethodRegistry.parameterCount`) per variant name and model

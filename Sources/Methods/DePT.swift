@@ -24,7 +24,7 @@ public final class DePT: TuningMethod {
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
         let d = backbone.dModel
-        p = trainableLeaf(try promptTable(c, rows: c.m, backbone: backbone, key: key, method: "dept", defaultRule: "sampled-vocab"), "prompt")
+        p = trainableLeaf(try promptTable(c, rows: c.m, backbone: backbone, key: key, method: "dept", defaultRule: "text:" + DePT.initText), "prompt")
         a = trainableLeaf(kaimingUniform([c.s, c.r], fanIn: c.r, key: key.derive("A")), "lora_embedding_A")
         b = trainableLeaf(Tensor(zeros: [c.r, d]), "lora_embedding_B")
     }

@@ -89,6 +89,16 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     public static func defaults(_ method: String) throws -> MethodConfig {
         try MethodRegistry.type(method).defaults
     }
+
+    /// This config with `init: default` replaced by the method's own default rule where its
+    /// defaults name one (DePT: its code's text), so that a stored config names the rule that ran
+    /// and `default` and the rule written out are one identity. Unknown methods are left as they are.
+    public func resolvingDefaultInit() -> MethodConfig {
+        guard initialization == "default", let own = try? MethodConfig.defaults(method).initialization, own != "default" else { return self }
+        var c = self
+        c.initialization = own
+        return c
+    }
 }
 
 public struct MethodError: Error, CustomStringConvertible {

@@ -95,7 +95,9 @@ public struct T5Config: Codable, Equatable {
         if buckets < 2 || buckets % 2 != 0 { throw bad("relative_attention_num_buckets", "must be an even number ≥ 2, got \(buckets)") }
         // The decoder's buckets (one direction) are exact up to num_buckets/2 and logarithmic from
         // there to max_distance: at or below num_buckets/2 the logarithm's range is empty or
-        // reversed and the bucket index leaves the table (transformers raises IndexError there).
+        // reversed: distances past num_buckets/2 get buckets below the exact range and, further
+        // out, negative ones (transformers raises IndexError there; short sequences run, on
+        // misplaced buckets). Refused whatever the length.
         if maxDistance <= buckets / 2 {
             throw bad("relative_attention_max_distance", "must exceed relative_attention_num_buckets/2 = \(buckets / 2) (the decoder's exact range), got \(maxDistance)")
         }

@@ -167,6 +167,9 @@ public struct PEFTAdapter {
                 throw PEFTError("\(cfgPath): target_modules selects '\(hit)', an embedding, position bias or the LM head: LoRA on those is not supported")
             }
             let targeted = Set(linearModules.keys.filter { targets.matches($0, allLinear: true) })
+            guard !targeted.isEmpty else {  // PEFT: NoMatchingPeftModuleError
+                throw PEFTError("\(cfgPath): target_modules / exclude_modules / layers_to_transform select no module of this model (PEFT refuses the adapter)")
+            }
             var pairs: [String: (a: Tensor?, b: Tensor?)] = [:]
             var modules: [String: String] = [:]  // our weight name → PEFT's module name (what patterns match)
             var unmatched: [String] = [], unprefixed: [String] = [], untargeted: Set<String> = []
@@ -273,11 +276,13 @@ public struct PEFTAdapter {
     /// for a module name (the base model's `named_modules()` name: T5 `encoder.block.0.layer.0.SelfAttention.q`,
     /// GPT-2 `transformer.h.0.attn.c_attn`): `exclude_modules` first (a string: `re.fullmatch`; a
     /// list: the name or a `.`-suffix), then `target_modules` — a string: `re.fullmatch`, or
-    /// "all-linear" (any case: every linear module but the LM head, then as a list); a list: the
-    /// name or a `.`-suffix, narrowed by `layers_to_transform` (an int or a list) to the layer index
-    /// after the first `layers_pattern` segment (or, without one, the first numbered segment). A
-    /// null `target_modules` takes PEFT's default for the model type (T5 q, v; GPT-2 c_attn).
-    /// Errors: a pattern that is not a regular expression, or fields of the wrong type.
+    /// "all-linear" (any case: every linear module but the LM head); a list: the full name, or a
+    /// `.`-suffix narrowed by `layers_to_transform` (an int or a list) to the layer index after the
+    /// first `layers_pattern` segment (or, without one, the first numbered segment). A null
+    /// `target_modules` takes PEFT's default for the model type (T5 q, v; GPT-2 c_attn).
+    /// Errors: a pattern that is not a regular expression, fields of the wrong type, and the
+    /// combinations LoraConfig refuses (layers with a string target_modules; a layers_pattern
+    /// without layers_to_transform).
     struct LoRATargets {
         enum Form { case names([String]), regex(NSRegularExpression), allLinear }
         let form: Form
@@ -313,6 +318,17 @@ public struct PEFTAdapter {
             case nil, is NSNull: layersPattern = []
             default: throw PEFTError("\(cfgPath): layers_pattern must be a string or a list of strings")
             }
+            // LoraConfig.__post_init__'s refusals (peft 0.21.2): a string target_modules (a regex or
+            // all-linear) takes no layers_to_transform or layers_pattern; a layers_pattern needs
+            // layers_to_transform.
+            let hasLayers = !(raw["layers_to_transform"] == nil || raw["layers_to_transform"] is NSNull)
+            let hasPattern = !(raw["layers_pattern"] == nil || raw["layers_pattern"] is NSNull)
+            if case .regex(_)? = config.targetModules, hasLayers || hasPattern {
+                throw PEFTError("\(cfgPath): \(hasLayers ? "layers_to_transform" : "layers_pattern") cannot be used when target_modules is a string (PEFT refuses this config)")
+            }
+            if !layersPattern.isEmpty && !hasLayers {
+                throw PEFTError("\(cfgPath): layers_pattern needs layers_to_transform (PEFT refuses this config)")
+            }
         }
 
         /// Whether PEFT wraps `module`; `allLinear` says whether "all-linear" may select it (a
@@ -325,14 +341,15 @@ public struct PEFTAdapter {
             case .regex(let re)?: if full(re) { return false }
             default: break
             }
-            let names: Bool
             switch form {
             case .regex(let re): return full(re)
-            case .allLinear: names = allLinear
-            case .names(let l): names = listHit(l)
+            case .allLinear: return allLinear
+            case .names(let l):
+                if l.contains(module) { return true }  // a full module name: no layer filter (check_target_module_exists)
+                guard l.contains(where: { module.hasSuffix("." + $0) }) else { return false }
+                guard let layers else { return true }
+                return layerIndex(module).map(layers.contains) ?? false
             }
-            guard names, let layers else { return names }
-            return layerIndex(module).map(layers.contains) ?? false
         }
 
         /// The layer index PEFT reads from a module name for `layers_to_transform`.

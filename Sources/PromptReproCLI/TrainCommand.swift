@@ -99,6 +99,7 @@ struct Train: ParsableCommand {
             guard (0..<1).contains(loraDropout) else { throw ValidationError("--lora-dropout must be in [0, 1), got \(loraDropout)") }
             mc.dropout = loraDropout
         }
+        mc = mc.resolvingDefaultInit()
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
         let isGPT2 = ModelFiles.isGPT2(model)
         var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }

@@ -149,7 +149,9 @@ public enum Readers {
             }
             var f: [String: Any] = [:]
             for (h, c) in zip(header, cols) { f[h] = c }
-            f["sentence"] = pyStrip(f["sentence"] as! String)
+            // The sentence as the file has it: GLUE's SST-2 sentences end with a space, which HF's
+            // glue/sst2 (PEZ, LoPT) keeps; stripped, "journey . " + ". It was" became GPT-2's rare
+            // "Ġ.." token instead of "Ġ. Ġ." (every dev row's ids differed from the template's).
             guard let lab = Int(f["label"] as! String) else { throw TaskError(file: path, detail: "line \(i + 2): label '\(f["label"]!)' is not an integer") }
             f["label"] = lab
             rows.append(Row(id: .index(i), fields: f, line: i + 2))
@@ -170,10 +172,14 @@ public enum Readers {
         return rows
     }
 
-    /// RFC 4180 fields of one line ("" escapes a quote).
+    /// The fields of one line as Hugging Face's ag_news loader reads them: Python's `csv.reader`
+    /// with `quotechar='"'`, `delimiter=','` and `skipinitialspace=True` ("" escapes a quote; spaces
+    /// right after a delimiter, or at the line's start, are skipped before a field). Read scalar by
+    /// scalar, as Python reads code points: a quote followed by a combining mark is one Swift
+    /// Character, which read as characters was no quote at all (the field kept its quotes).
     public static func csvFields(_ line: String, path: String, line n: Int) throws -> [String] {
-        var out: [String] = [], cur = "", quoted = false, wasQuoted = false
-        let chars = Array(line)
+        var out: [String] = [], cur = String.UnicodeScalarView(), quoted = false, started = false
+        let chars = Array(line.unicodeScalars)
         var i = 0
         while i < chars.count {
             let c = chars[i]
@@ -181,16 +187,18 @@ public enum Readers {
                 if c == "\"" {
                     if i + 1 < chars.count && chars[i + 1] == "\"" { cur.append("\""); i += 1 } else { quoted = false }
                 } else { cur.append(c) }
-            } else if c == "\"" && cur.isEmpty && !wasQuoted {
+            } else if c == " " && !started {
+                // skipinitialspace: a space before the field's first character
+            } else if c == "\"" && !started {
                 quoted = true
-                wasQuoted = true
+                started = true
             } else if c == "," {
-                out.append(cur); cur = ""; wasQuoted = false
-            } else { cur.append(c) }
+                out.append(String(cur)); cur = String.UnicodeScalarView(); started = false
+            } else { cur.append(c); started = true }
             i += 1
         }
         if quoted { throw TaskError(file: path, detail: "line \(n): unterminated quoted field") }
-        out.append(cur)
+        out.append(String(cur))
         return out
     }
 }

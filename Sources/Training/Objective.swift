@@ -52,10 +52,16 @@ func truncate(_ ids: [Int32], _ max: Int, eos: Int32?) -> [Int32] {
 /// keeps the ids of its whole text. Without a tail (or one of `max` tokens or more) it is `truncate`.
 func truncate(source: String, tail: String, tok: TextTokenizer, max: Int) -> [Int32] {
     let ids = tok.encode(source)
-    guard ids.count > max, !tail.isEmpty, source.hasSuffix(tail) else { return truncate(ids, max, eos: tok.eosId) }
+    // On Unicode scalars: `hasSuffix` and `dropLast` compare Characters, and a text ending in a
+    // "prepend" scalar (U+0600) joins the template's first "." into one Character, so the suffix
+    // test failed and the template was cut off with the text.
+    let s = Array(source.unicodeScalars), t = Array(tail.unicodeScalars)
+    guard ids.count > max, !t.isEmpty, s.count >= t.count, s.suffix(t.count).elementsEqual(t) else { return truncate(ids, max, eos: tok.eosId) }
     let tailIds = tok.encode(tail)
     guard tailIds.count < max else { return truncate(ids, max, eos: tok.eosId) }
-    var head = tok.encode(String(source.dropLast(tail.count)))
+    var headScalars = String.UnicodeScalarView()
+    headScalars.append(contentsOf: s.dropLast(t.count))
+    var head = tok.encode(String(headScalars))
     if let eos = tok.eosId, head.last == eos { head.removeLast() }
     return Array(head.prefix(max - tailIds.count)) + tailIds
 }

@@ -120,11 +120,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.eps = 1e-6
             c.weightDecay = 0
             c.lrSecondary = 5e-3
-            // DePT's code warms up for 500 of its max_steps 40,000 (METHODS §2.4); the harness trains
-            // DePT for the epochs of the other methods (§2.4 "Harness"), so the warm-up keeps that
-            // share, 1.25 % of the steps. (A fixed 500 left a few-shot run's learning rate at 4–20 %
-            // of its peak: CB k = 32 at batch 32 has 20–100 steps.)
-            c.warmupRatio = 500.0 / 40_000
+            // DePT's code warms up for 500 steps of its max_steps; the harness trains DePT for the
+            // epochs of the other methods (METHODS §2.4 "Harness"), so the warm-up keeps that share:
+            // 500 of the max_steps of DePT's own runs of these tasks (../shared/models/dept-reference
+            // output.log: 30,000 for RTE, SST-2, BoolQ, CB and MultiRC, 20,000 for WiC and WSC;
+            // 30,000 for the others). Floored as `int()` does (HF's schedules): a run of fewer
+            // than 60 steps has none. (A fixed 500 left a few-shot run's learning rate at 4–20 % of
+            // its peak: CB k = 32 at batch 32 has 20–100 steps.)
+            c.warmupRatio = 500.0 / (["wic", "wsc"].contains(task) ? 20_000 : 30_000)
             c.batchSize = 32
         case "ft-respt-code":
             // METHODS §2.1 "Harness recommendation": ResPT's optimizer (transformers AdamW lr 3e-4,

@@ -70,10 +70,9 @@ extension Trainer {
             adapterParams = (a.encoderPrompt?.count ?? 0) + (a.decoderPrompt?.count ?? 0) + a.lora.reduce(0) { $0 + $1.a.count + $1.b.count } + deptParams
         } else {
             var mc = c.method
-            // `init: default` is the method's own default (DePT's: its code's text init).
-            if mc.initialization == "default", let own = try? MethodConfig.defaults(mc.method).initialization, own != "default" {
-                mc.initialization = own
-            }
+            // `init: default` is the method's own default (DePT's: its code's text init); specs and
+            // `train` resolve it already, a config built elsewhere may not.
+            mc = mc.resolvingDefaultInit()
             // Text / label-word initialisation: the token ids of the text with this model's tokenizer
             // (T5 appends </s>, as PEFT's TEXT init does), or of the template set's label words.
             if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" {

@@ -103,7 +103,6 @@ final class MethodMatrixTests: XCTestCase {
                 for fused in [false, true] {
                     let backbone: Backbone = isT5 ? try T5Model.load(directory: dir) : try GPT2Model.load(directory: dir)
                     var mc = try MethodConfig.defaults(name)
-                mc.initTokens = textInitTokens(mc)
                     mc.initTokens = textInitTokens(mc)
                     mc.n = 6; mc.r = 3; mc.m = name == "dept" ? 4 : 16; mc.s = 128
                     if !isT5 && name == "lora" { mc.targets = ["c_attn"] }

@@ -64,16 +64,25 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(ft.schedule, .constant)
     }
 
-    /// DePT (METHODS §2.4): its code warms up 500 of max_steps 40,000 steps and initialises P from
+    /// DePT (METHODS §2.4): its code warms up 500 steps of its max_steps (its own runs of these
+    /// tasks, ../shared/models/dept-reference: 30,000, WiC and WSC 20,000) and initialises P from
     /// the text "Classify this text is postive or not:". The harness trains it for the other
-    /// methods' epochs, so the warm-up is that share (1.25 %): a fixed 500 kept a 20-step few-shot
-    /// run at 0–3.8 % of its learning rate. The text is DePT's default init.
+    /// methods' epochs, so the warm-up is that share: a fixed 500 kept a 20-step few-shot run at
+    /// 0–3.8 % of its learning rate. The text is DePT's default init.
     func testDePTWarmsUpForItsCodesShareAndStartsFromItsText() throws {
         let c = try preset("dept", gpt2: false, task: "cb")
         XCTAssertEqual(c.protocolName, "dept-code")
         XCTAssertNil(c.warmupSteps)
-        XCTAssertEqual(c.warmupRatio, 500.0 / 40_000)
+        XCTAssertEqual(c.warmupRatio, 500.0 / 30_000)
+        XCTAssertEqual(try preset("dept", gpt2: false, task: "wic").warmupRatio, 500.0 / 20_000)
         XCTAssertEqual(c.method.initialization, "text:Classify this text is postive or not:")
         XCTAssertEqual(c.batchSize, 32)
+        // `init: default` names the same rule (specs and `train` resolve it, so the two are one
+        // identity); likewise PT's (sampled-vocab).
+        for m in ["dept", "pt"] {
+            var d = try MethodConfig.defaults(m); d.initialization = "default"
+            XCTAssertEqual(d.resolvingDefaultInit(), try MethodConfig.defaults(m), m)
+        }
+        XCTAssertEqual(try MethodConfig.defaults("pt").initialization, "sampled-vocab")
     }
 }

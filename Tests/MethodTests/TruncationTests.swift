@@ -57,4 +57,29 @@ final class TruncationTests: XCTestCase {
             XCTAssertEqual(tok.decode(Array(ids.suffix(3)), skipSpecialTokens: true), " It was about", "row \(e.row)")
         }
     }
+
+    /// A text ending in a "prepend" scalar (U+0600) joins the template's "." into one Swift
+    /// Character: the suffix test on Characters failed and the whole string was cut, template and
+    /// all. On scalars the template is kept.
+    func testATextEndingInAPrependScalarKeepsTheTemplate() throws {
+        let tok = try Tokenizers.load(directory: "\(try sharedDir())/models/gpt2-tokenizer")
+        let tail = ". It was", tailIds = tok.encode(tail)
+        let text = Array(repeating: "good", count: 200).joined(separator: " ") + " \u{0600}"
+        XCTAssertFalse((text + tail).hasSuffix(tail), "Swift's Character suffix test misses it")
+        let got = truncate(source: text + tail, tail: tail, tok: tok, max: 128)
+        XCTAssertEqual(got.count, 128)
+        XCTAssertEqual(Array(got.suffix(tailIds.count)), tailIds)
+    }
+
+    /// GLUE's SST-2 sentences end with a space, which HF's glue/sst2 (PEZ) keeps: the source of dev
+    /// row 1 in the LoPT template is "it 's a charming and often affecting journey . . It was", ids
+    /// from Hugging Face `tokenizers` 0.23.3 (the stripped sentence gave "Ġ.." (11485) for the two dots).
+    func testSST2SentencesKeepTheirTrailingSpace() throws {
+        let def = try TaskRegistry.definition("sst2")
+        let data = try DataLoader.load(def, split: .validation, dataDir: try sharedData())
+        XCTAssertEqual(data.rows[0].fields["sentence"] as? String, "it 's a charming and often affecting journey . ")
+        let ex = try Templates.examples(data, set: .lopt, training: false)
+        let tok = try Tokenizers.load(directory: "\(try sharedDir())/models/gpt2-tokenizer")
+        XCTAssertEqual(tok.encode(ex[0].source), [270, 705, 82, 257, 23332, 290, 1690, 13891, 7002, 764, 764, 632, 373])
+    }
 }

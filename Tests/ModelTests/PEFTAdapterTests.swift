@@ -124,6 +124,19 @@ final class PEFTAdapterTests: XCTestCase {
         XCTAssertEqual(onlyQ, all.filter { $0.hasSuffix(".q.weight") })
         XCTAssertEqual(try load(["target_modules": ["q", "v"], "exclude_modules": "encoder\\..*"]).lora.map(\.weight), all.filter { $0.hasPrefix("decoder.") })
         XCTAssertEqual(try load(["layers_to_transform": 0]).lora.map(\.weight), all.filter { $0.contains(".block.0.") })
+        // A full module name in the list is taken whatever layers_to_transform says (PEFT matches
+        // it before its layer filter); a suffix is filtered.
+        let q0 = "encoder.block.0.layer.0.SelfAttention.q"
+        XCTAssertEqual(try load(["target_modules": [q0, "v"], "layers_to_transform": [1], "layers_pattern": "block"]).lora.map(\.weight).sorted(),
+                       ([q0 + ".weight"] + all.filter { $0.hasSuffix(".v.weight") && $0.contains(".block.1.") }).sorted())
+        // What LoraConfig or PEFT's injection refuses is refused.
+        for (edit, fragment) in [(["target_modules": "all-linear", "layers_to_transform": [1]], "layers_to_transform cannot be used"),
+                                 (["target_modules": ".*\\.q", "layers_pattern": "block", "layers_to_transform": [0]], "cannot be used when target_modules is a string"),
+                                 (["layers_pattern": "block"], "layers_pattern needs layers_to_transform"),
+                                 (["target_modules": [String]()], "select no module"),
+                                 (["exclude_modules": ".*"], "select no module")] as [([String: Any], String)] {
+            XCTAssertThrowsError(try load(edit), "\(edit)") { XCTAssertTrue("\($0)".contains(fragment), "\(edit): \($0)") }
+        }
         for (edit, fragment) in [(["target_modules": ["q", "v", "k"]], "no LoRA tensors in the file"),
                                  (["target_modules": ["q", "v", "shared"]], "'shared'"),
                                  (["target_modules": ["q", "v", "relative_attention_bias"]], "relative_attention_bias"),

@@ -79,7 +79,7 @@ final class TemplateTests: XCTestCase {
         XCTAssertFalse(rec.source.contains("@highlight"))
         XCTAssertEqual(rec.answers, ["Morgan", "Tracy Morgan"])
         let sst = try first("sst2")
-        XCTAssertEqual(sst.source, "sentence: it 's a charming and often affecting journey .")
+        XCTAssertEqual(sst.source, "sentence: it 's a charming and often affecting journey . ")  // GLUE's trailing space, kept
         XCTAssertEqual(sst.target, "1")
     }
 
@@ -93,7 +93,7 @@ final class TemplateTests: XCTestCase {
         XCTAssertEqual(try Templates.examples(wsc, set: .dpt, training: false).count, 104)
         let sst = try DataLoader.load(try TaskRegistry.definition("sst2"), split: .validation, dataDir: dir)
         let lopt = try Templates.examples(sst, set: .lopt, training: false, rows: [0])[0]
-        XCTAssertEqual(lopt.source, "it 's a charming and often affecting journey .. It was")
+        XCTAssertEqual(lopt.source, "it 's a charming and often affecting journey . . It was")
         XCTAssertEqual(lopt.target, "positive")
     }
 }
@@ -208,6 +208,22 @@ final class MetricTests: XCTestCase {
         XCTAssertEqual(try Readers.jsonLines("{\"x\": 1}\r\n{\"x\": 2}\r\n", path: "t.jsonl").map { $0.1["x"] as? Int }, [1, 2])
         let tsv = try Readers.tsv("sentence\tlabel\r\ngood film\t1\r\nbad\t0\r\n", path: "t.tsv")
         XCTAssertEqual(tsv.map { $0.fields["label"] as? Int }, [1, 0])
+    }
+
+    /// AG News lines as HF's ag_news loader reads them (Python `csv.reader`, `skipinitialspace=True`;
+    /// expected fields from Python 3.11's csv module): spaces after a comma are skipped, a quote
+    /// followed by a combining mark still opens a quoted field (read by Characters, the two were one
+    /// and the field kept its quotes), doubled quotes are one, a quote inside an unquoted field is
+    /// kept. SST-2 sentences keep their trailing space (GLUE's, which HF's glue/sst2 keeps).
+    func testCSVFieldsAsPythonsReaderAndSST2Verbatim() throws {
+        func f(_ l: String) throws -> [String] { try Readers.csvFields(l, path: "t.csv", line: 1) }
+        XCTAssertEqual(try f("\"3\", \"Space after comma\",\"desc\""), ["3", "Space after comma", "desc"])
+        XCTAssertEqual(try f("\"3\",\"\u{301}Comb title\",\"desc\""), ["3", "\u{301}Comb title", "desc"])
+        XCTAssertEqual(try f("  \"1\",\"a \"\"q\"\" b\",x\"y"), ["1", "a \"q\" b", "x\"y"])
+        XCTAssertEqual(try f("\"2\",\"\",\"\""), ["2", "", ""])
+        XCTAssertThrowsError(try f("\"2\",\"open"))
+        let tsv = try Readers.tsv("sentence\tlabel\nit 's good . \t1\n", path: "t.tsv")
+        XCTAssertEqual(tsv.first?.fields["sentence"] as? String, "it 's good . ")
     }
 
     /// For every task × template set with label targets: the set's own targets score 100 on every
