@@ -81,7 +81,11 @@ final class TrajectoryParityTests: XCTestCase {
             /// A fresh model + method at the initial tensors, and its optimizer.
             func setUp() throws -> (TuningMethod, Optimizer, Backbone) {
                 let model: Backbone = c.arch == "t5" ? try T5Model.load(directory: modelDir) : try GPT2Model.load(directory: modelDir)
-                let method = try MethodRegistry.make(c.method_config, backbone: model, key: RNGKey(seed: 1))
+                // The initial tensors come from initial.safetensors: a text init (DePT's default,
+                // which needs its tokenizer's ids) is built as a uniform table and overwritten.
+                var mc = c.method_config.resolvingDefaultInit()
+                if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" { mc.initialization = "uniform" }
+                let method = try MethodRegistry.make(mc, backbone: model, key: RNGKey(seed: 1))
                 try Trainer.initialize(method, from: "\(dir)/initial.safetensors")
                 let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
                 let second = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
