@@ -91,8 +91,10 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     }
 
     /// This config with `init: default` replaced by the method's own default rule where its
-    /// defaults name one (DePT: its code's text), so that a stored config names the rule that ran
-    /// and `default` and the rule written out are one identity. Unknown methods are left as they are.
+    /// defaults name one (PT: sampled-vocab; ResPT: its vocabulary rule; DePT: its code's text), so
+    /// that a stored config names the rule that ran and `default` and that rule written out are one
+    /// identity. Methods whose defaults keep `default` (DPT, LoPT-1/2: uniform) are left as they
+    /// are, so there `init: uniform` and `init: default` remain two identities of one run.
     public func resolvingDefaultInit() -> MethodConfig {
         guard initialization == "default", let own = try? MethodConfig.defaults(method).initialization, own != "default" else { return self }
         var c = self

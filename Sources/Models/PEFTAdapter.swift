@@ -157,7 +157,8 @@ public struct PEFTAdapter {
             // named modules. A targeted embedding, position bias or LM head is refused; file keys of
             // modules the config does not target are left out, as PEFT's load (strict=False) leaves
             // them; a targeted module without tensors is refused (PEFT would start it afresh).
-            let targets = try LoRATargets(raw, config: config, cfgPath: cfgPath, isT5: isT5)
+            var targets = try LoRATargets(raw, config: config, cfgPath: cfgPath, isT5: isT5)
+            targets.condense(moduleNames: LoRATargets.moduleNames(parameters.map(\.name), isT5: isT5))
             let linearModules = Dictionary(parameters.compactMap { p -> (String, String)? in
                 guard p.shape.count == 2, let m = LoRATargets.linearModule(weight: p.name, isT5: isT5) else { return nil }
                 return (m, p.name)
@@ -194,9 +195,19 @@ public struct PEFTAdapter {
             if !untargeted.isEmpty {
                 FileHandle.standardError.write(Data("warning: \(weights): LoRA tensors of \(untargeted.count) module(s) that adapter_config.json does not target (target_modules, exclude_modules, layers_to_transform) are left out, as PEFT leaves them: \(untargeted.sorted().prefix(4).joined(separator: ", "))\(untargeted.count > 4 ? ", …" : "")\n".utf8))
             }
+            // A targeted module without tensors: PEFT starts it from init_lora_weights and warns of
+            // missing keys. Its default and Gaussian inits set B = 0, so such a module adds nothing
+            // (left out here, with a warning); other inits would add a random update: refused.
             let missing = targeted.subtracting(modules.values)
-            guard missing.isEmpty else {
-                throw PEFTError("\(weights): adapter_config.json targets \(missing.count) module(s) with no LoRA tensors in the file: \(missing.sorted().prefix(4).joined(separator: ", "))\(missing.count > 4 ? ", …" : "") — PEFT would start them from init_lora_weights and warn of missing keys; refused")
+            if !missing.isEmpty {
+                let list = "\(missing.sorted().prefix(4).joined(separator: ", "))\(missing.count > 4 ? ", …" : "")"
+                let initValue = raw["init_lora_weights"]
+                let zeroB = initValue == nil || initValue is NSNull || (initValue as? String)?.lowercased() == "gaussian"
+                    || (initValue as? Bool) == true
+                guard zeroB else {
+                    throw PEFTError("\(weights): adapter_config.json targets \(missing.count) module(s) with no LoRA tensors in the file: \(list) — PEFT would start them from init_lora_weights \(initValue.map { "\($0)" } ?? "") (a non-zero update) and warn of missing keys; refused")
+                }
+                FileHandle.standardError.write(Data("warning: \(weights): adapter_config.json targets \(missing.count) module(s) with no LoRA tensors in the file (\(list)); PEFT starts them with B = 0, so they add nothing\n".utf8))
             }
             for w in pairs.keys.sorted() {
                 guard let a = pairs[w]!.a, let b = pairs[w]!.b else { throw PEFTError("\(weights): '\(w)' has only one of lora_A / lora_B") }
@@ -285,7 +296,7 @@ public struct PEFTAdapter {
     /// without layers_to_transform).
     struct LoRATargets {
         enum Form { case names([String]), regex(NSRegularExpression), allLinear }
-        let form: Form
+        var form: Form
         let exclude: Form?
         let layers: Set<Int>?
         let layersPattern: [String]
@@ -329,6 +340,46 @@ public struct PEFTAdapter {
             if !layersPattern.isEmpty && !hasLayers {
                 throw PEFTError("\(cfgPath): layers_pattern needs layers_to_transform (PEFT refuses this config)")
             }
+        }
+
+        /// PEFT's `inject_adapter` condensing (peft 0.21.2): a `target_modules` list of 20 names or
+        /// more is replaced by the fewest suffixes that select the same modules among the model's
+        /// `moduleNames` (`_find_minimal_target_modules`), when that is shorter. It matters for
+        /// `layers_to_transform`: a full module name skips the layer filter, a suffix does not.
+        mutating func condense(moduleNames: [String]) {
+            guard case .names(let list) = form, list.count >= 20, !list.contains("") else { return }
+            let targets = Set(list)
+            let others = moduleNames.filter { n in !targets.contains(n) && !list.contains(where: { n.hasSuffix("." + $0) }) }
+            func suffixes(_ s: String) -> [String] {  // shortest first
+                let parts = s.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                return (0..<parts.count).reversed().map { parts[$0...].joined(separator: ".") }
+            }
+            let otherSuffixes = Set(others.flatMap(suffixes))
+            guard targets.isDisjoint(with: others) else { return }
+            var required: Set<String> = []
+            // Python sorts the items by their suffix lists (lexicographic over the lists).
+            for (item, sfx) in targets.map({ ($0, suffixes($0)) }).sorted(by: { $0.1.lexicographicallyPrecedes($1.1) }) {
+                for suffix in sfx where !required.contains(suffix) && !otherSuffixes.contains(suffix) {
+                    if !required.contains(where: { item.hasSuffix("." + $0) }) { required.insert(suffix); break }
+                }
+            }
+            let condensed = required.isEmpty ? targets : required
+            if condensed.count < list.count { form = .names(condensed.sorted()) }
+        }
+
+        /// The base model's module names PEFT's condensing compares against: every prefix of every
+        /// parameter's module path (modules without parameters end in other names than a linear's),
+        /// GPT-2's with the `transformer.` prefix and the LM head's `lm_head`.
+        static func moduleNames(_ parameters: [String], isT5: Bool) -> [String] {
+            var out: Set<String> = []
+            for p in parameters {
+                var parts = p.split(separator: ".").map(String.init)
+                guard parts.count > 1 else { continue }
+                parts.removeLast()  // weight / bias
+                if !isT5 && parts.first != "transformer" && parts.first != "lm_head" { parts.insert("transformer", at: 0) }
+                for i in 1...parts.count { out.insert(parts[0..<i].joined(separator: ".")) }
+            }
+            return out.sorted()
         }
 
         /// Whether PEFT wraps `module`; `allLinear` says whether "all-linear" may select it (a

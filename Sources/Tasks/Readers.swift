@@ -150,8 +150,8 @@ public enum Readers {
             var f: [String: Any] = [:]
             for (h, c) in zip(header, cols) { f[h] = c }
             // The sentence as the file has it: GLUE's SST-2 sentences end with a space, which HF's
-            // glue/sst2 (PEZ, LoPT) keeps; stripped, "journey . " + ". It was" became GPT-2's rare
-            // "Ġ.." token instead of "Ġ. Ġ." (every dev row's ids differed from the template's).
+            // glue/sst2 (PEZ, LoPT) keeps; the stripped "journey ." + ". It was" became GPT-2's rare
+            // "Ġ.." token where "journey . " gives "Ġ. Ġ." (every dev row's ids differed).
             guard let lab = Int(f["label"] as! String) else { throw TaskError(file: path, detail: "line \(i + 2): label '\(f["label"]!)' is not an integer") }
             f["label"] = lab
             rows.append(Row(id: .index(i), fields: f, line: i + 2))
@@ -172,11 +172,13 @@ public enum Readers {
         return rows
     }
 
-    /// The fields of one line as Hugging Face's ag_news loader reads them: Python's `csv.reader`
-    /// with `quotechar='"'`, `delimiter=','` and `skipinitialspace=True` ("" escapes a quote; spaces
-    /// right after a delimiter, or at the line's start, are skipped before a field). Read scalar by
-    /// scalar, as Python reads code points: a quote followed by a combining mark is one Swift
-    /// Character, which read as characters was no quote at all (the field kept its quotes).
+    /// The fields of one line as Hugging Face's ag_news loader reads a well-formed line: Python's
+    /// `csv.reader` with `quotechar='"'`, `delimiter=','` and `skipinitialspace=True` ("" escapes a
+    /// quote; spaces right after a delimiter, or at the line's start, are skipped before a field).
+    /// Read scalar by scalar, as Python reads code points: a quote followed by a combining mark is
+    /// one Swift Character, which read as characters was no quote at all (the field kept its
+    /// quotes). Unlike Python, a quoted field is not continued over a line break, and a quote left
+    /// open at the line's end is refused (Python's lenient reader ends the field there).
     public static func csvFields(_ line: String, path: String, line n: Int) throws -> [String] {
         var out: [String] = [], cur = String.UnicodeScalarView(), quoted = false, started = false
         let chars = Array(line.unicodeScalars)

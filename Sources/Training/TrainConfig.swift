@@ -124,9 +124,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             // epochs of the other methods (METHODS §2.4 "Harness"), so the warm-up keeps that share:
             // 500 of the max_steps of DePT's own runs of these tasks (../shared/models/dept-reference
             // output.log: 30,000 for RTE, SST-2, BoolQ, CB and MultiRC, 20,000 for WiC and WSC;
-            // 30,000 for the others). Floored as `int()` does (HF's schedules): a run of fewer
-            // than 60 steps has none. (A fixed 500 left a few-shot run's learning rate at 4–20 % of
-            // its peak: CB k = 32 at batch 32 has 20–100 steps.)
+            // 30,000 assumed for the others, which it has no runs of). Floored, as the harness
+            // floors every warm-up ratio (DPT's `int(0.1 * total)`): a run of fewer than 60 steps
+            // (WiC, WSC: 40) has none. (A fixed 500 left a few-shot run's learning rate at 4–20 %
+            // of its peak: CB k = 32 at batch 32 has 20–100 steps.)
             c.warmupRatio = 500.0 / (["wic", "wsc"].contains(task) ? 20_000 : 30_000)
             c.batchSize = 32
         case "ft-respt-code":

@@ -214,7 +214,9 @@ final class MetricTests: XCTestCase {
     /// expected fields from Python 3.11's csv module): spaces after a comma are skipped, a quote
     /// followed by a combining mark still opens a quoted field (read by Characters, the two were one
     /// and the field kept its quotes), doubled quotes are one, a quote inside an unquoted field is
-    /// kept. SST-2 sentences keep their trailing space (GLUE's, which HF's glue/sst2 keeps).
+    /// kept. An unterminated quote is refused (our choice: Python's lenient reader would end the
+    /// field at the line's end). SST-2 sentences keep their trailing space (GLUE's, which HF's
+    /// glue/sst2 keeps).
     func testCSVFieldsAsPythonsReaderAndSST2Verbatim() throws {
         func f(_ l: String) throws -> [String] { try Readers.csvFields(l, path: "t.csv", line: 1) }
         XCTAssertEqual(try f("\"3\", \"Space after comma\",\"desc\""), ["3", "Space after comma", "desc"])
