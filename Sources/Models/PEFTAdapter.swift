@@ -156,7 +156,8 @@ public struct PEFTAdapter {
             // The modules PEFT wraps: those the config targets (`LoRATargets`) among the model's
             // named modules. A targeted embedding, position bias or LM head is refused; file keys of
             // modules the config does not target are left out, as PEFT's load (strict=False) leaves
-            // them; a targeted module without tensors is refused (PEFT would start it afresh).
+            // them; a targeted module without tensors adds nothing where PEFT starts it with B = 0
+            // and is refused otherwise (below).
             var targets = try LoRATargets(raw, config: config, cfgPath: cfgPath, isT5: isT5)
             targets.condense(moduleNames: LoRATargets.moduleNames(parameters.map(\.name), isT5: isT5))
             let linearModules = Dictionary(parameters.compactMap { p -> (String, String)? in
