@@ -77,17 +77,24 @@ public final class GPT2Model {
         return try load(config: c, weights: try ModelFiles.openWeights(directory: directory))
     }
 
+    /// The prefix of the stored tensor names: "transformer." (GPT2LMHeadModel's) or "" (Hub gpt2's).
+    static func storedPrefix(_ store: WeightStore) -> String { store.has("transformer.wte.weight") ? "transformer." : "" }
+
+    /// Whether the checkpoint has a head of its own, as transformers 5.24 decides it: config.json
+    /// unties it (`tie_word_embeddings` false), or ties it but the checkpoint stores an
+    /// `lm_head.weight` whose values differ from `wte`'s, which is then kept as a weight of its own
+    /// (modeling_utils `tie_weights`; `WeightStore.storedHeadDiffers`). `load` and `info` read it.
+    /// Errors: a tensor that cannot be read.
+    public static func untiedHead(_ c: GPT2Config, in store: WeightStore) throws -> Bool {
+        try !c.tied || store.storedHeadDiffers("lm_head.weight", from: "\(storedPrefix(store))wte.weight")
+    }
+
     public static func load(config c: GPT2Config, weights store: WeightStore) throws -> GPT2Model {
-        let prefix = store.has("transformer.wte.weight") ? "transformer." : ""
-        // The head as transformers 5.24 decides it: tied to `wte` when config.json says so
-        // (`tie_word_embeddings` true or absent), unless the checkpoint stores an `lm_head.weight`
-        // whose values differ from `wte`'s, which is then kept as a weight of its own
-        // (modeling_utils `tie_weights`; `WeightStore.storedHeadDiffers`).
-        let differs = c.tied ? try store.storedHeadDiffers("lm_head.weight", from: "\(prefix)wte.weight") : false
-        if differs {
+        let prefix = storedPrefix(store)
+        let untied = try untiedHead(c, in: store)
+        if untied && c.tied {
             FileHandle.standardError.write(Data("warning: \(store.files.first?.path ?? "?"): 'lm_head.weight' differs from '\(prefix)wte.weight' although config.json ties them (tie_word_embeddings true or absent): it is used as the head, as transformers 5 does\n".utf8))
         }
-        let untied = !c.tied || differs
         let expected = parameterShapes(c, prefix: prefix, untiedHead: untied)
         // Buffers of older files (causal-mask `attn.bias`, `attn.masked_bias`) are not parameters.
         try store.require(expected.map(\.0), ignoring: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") },

@@ -143,10 +143,20 @@ public final class T5Model {
         return try load(config: c, weights: try ModelFiles.openWeights(directory: directory))
     }
 
+    /// The stored embedding's names: `shared.weight`, or the copies older files hold instead.
+    static let embeddingAliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
+
+    /// Whether `store` holds an `lm_head.weight` with other values than its embedding (`shared`,
+    /// or the first stored alias): `headLayout`'s `storedHeadDiffers`, as `load` and `info` read it.
+    /// Errors: a tensor that cannot be read.
+    public static func storedHeadDiffers(in store: WeightStore) throws -> Bool {
+        let embedding = (["shared.weight"] + embeddingAliases["shared.weight"]!).first(where: store.has) ?? "shared.weight"
+        return try store.storedHeadDiffers("lm_head.weight", from: embedding)
+    }
+
     public static func load(config c: T5Config, weights store: WeightStore) throws -> T5Model {
-        let aliases: [String: [String]] = ["shared.weight": ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]]
-        let embedding = ["shared.weight"] + aliases["shared.weight"]!
-        let differs = try store.storedHeadDiffers("lm_head.weight", from: embedding.first(where: store.has) ?? "shared.weight")
+        let aliases = embeddingAliases
+        let differs = try storedHeadDiffers(in: store)
         let (untied, scale) = headLayout(c, storedHeadDiffers: differs)
         let path = store.files.first?.path ?? "?"
         if differs && c.tied {

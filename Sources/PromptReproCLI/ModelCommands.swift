@@ -59,7 +59,7 @@ struct Info: ParsableCommand {
     func run() throws {
         var out: [String: Any] = [:]
         var cfg: ModelConfig
-        var headDiffers: Bool?  // a stored lm_head.weight with other values than the embedding (nil: config only)
+        var headDiffers: Bool?  // the model runs a head of its own (T5Model.storedHeadDiffers, GPT2Model.untiedHead; nil: config only)
         if let config {
             cfg = try ModelConfig.load(path: config)
             out["source"] = config
@@ -75,12 +75,8 @@ struct Info: ParsableCommand {
                 out["dtype"] = dtypes.sorted().joined(separator: ",")
                 out["stored_tensors"] = store.names.count
                 switch cfg {
-                case .t5:
-                    let embedding = ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"].first(where: store.has)
-                    headDiffers = try store.storedHeadDiffers("lm_head.weight", from: embedding ?? "shared.weight")
-                case .gpt2(let g):
-                    let wte = store.has("transformer.wte.weight") ? "transformer.wte.weight" : "wte.weight"
-                    headDiffers = try !g.tied || store.storedHeadDiffers("lm_head.weight", from: wte)
+                case .t5: headDiffers = try T5Model.storedHeadDiffers(in: store)
+                case .gpt2(let g): headDiffers = try GPT2Model.untiedHead(g, in: store)
                 }
                 if model.hasPrefix("embedded:") { out["profile"] = "smoke (random weights; never a reproduction)" }
             } catch let e as ModelNotFound {

@@ -55,8 +55,9 @@ func truncate(source: String, tail: String, tok: TextTokenizer, max: Int) -> [In
     // On Unicode scalars: `hasSuffix` and `dropLast` compare Characters, and a text ending in a
     // "prepend" scalar (U+0600) joins the template's first "." into one Character, so the suffix
     // test failed and the template was cut off with the text.
+    guard ids.count > max, !tail.isEmpty else { return truncate(ids, max, eos: tok.eosId) }
     let s = Array(source.unicodeScalars), t = Array(tail.unicodeScalars)
-    guard ids.count > max, !t.isEmpty, s.count >= t.count, s.suffix(t.count).elementsEqual(t) else { return truncate(ids, max, eos: tok.eosId) }
+    guard s.count >= t.count, s.suffix(t.count).elementsEqual(t) else { return truncate(ids, max, eos: tok.eosId) }
     let tailIds = tok.encode(tail)
     guard tailIds.count < max else { return truncate(ids, max, eos: tok.eosId) }
     var headScalars = String.UnicodeScalarView()
