@@ -193,6 +193,25 @@ def peft_config(arch, spec):
                       rank_pattern=spec.get("rank_pattern", {}), alpha_pattern=spec.get("alpha_pattern", {}))
 
 
+def write_adapter_config(path, acfg):
+    """adapter_config.json with the json.dumps settings of PeftConfigMixin.save_pretrained."""
+    with open(path, "w") as f:
+        f.write(json.dumps(acfg, indent=2, sort_keys=True))
+
+
+def write_case(out, case, exp):
+    """A fixture's case.json (inputs) and expected.json (PEFT's outputs)."""
+    with open(os.path.join(out, "case.json"), "w") as f:
+        json.dump(case, f)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(exp, f)
+
+
+def lora_modules(pm):
+    """The names of the modules PEFT wrapped with the default LoRA adapter, sorted."""
+    return sorted(n for n, m in pm.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
+
+
 def write_adapter(base, arch, spec, seed, adapter_dir):
     """get_peft_model on the in-memory base, seeded random non-zero adapter tensors, save_pretrained."""
     from peft import get_peft_model
@@ -213,8 +232,7 @@ def write_adapter(base, arch, spec, seed, adapter_dir):
     acfg = json.load(open(cpath))
     if isinstance(acfg.get("target_modules"), list):
         acfg["target_modules"] = sorted(acfg["target_modules"])
-    with open(cpath, "w") as f:
-        f.write(json.dumps(acfg, indent=2, sort_keys=True))
+    write_adapter_config(cpath, acfg)
     readme = os.path.join(adapter_dir, "README.md")
     if os.path.exists(readme):
         os.remove(readme)
@@ -423,7 +441,7 @@ def build_case(out_root, name, arch, seed0, spec, batch, min_len, max_len, tries
             if spec.get("rank_pattern") or spec.get("alpha_pattern"):  # PEFT's own per-module scaling
                 info["scaling_per_module"] = {n: m.scaling["default"] for n, m in sorted(pm.named_modules())
                                               if hasattr(m, "lora_A") and "default" in m.lora_A}
-            info["lora_modules"] = sorted(n for n, m in pm.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
+            info["lora_modules"] = lora_modules(pm)
         if mt == "t5":
             gen = peft_generate(pm, case, case["generate"]["max_new_tokens"])
             info["min_argmax_margin"] = exp["_margin"]
@@ -450,10 +468,7 @@ def build_case(out_root, name, arch, seed0, spec, batch, min_len, max_len, tries
         exp.pop("_margin", None)
         exp.update({"encoder_last_hidden_state": None, "prompt_grad": None, "weight_grads": {}})
         exp["info"] = info
-        with open(os.path.join(out, "case.json"), "w") as f:
-            json.dump(case, f)
-        with open(os.path.join(out, "expected.json"), "w") as f:
-            json.dump(exp, f)
+        write_case(out, case, exp)
         print(f"{name}: seed {seed} loss {exp['loss']:.6f} logits_shape {exp['logits_shape']}"
               f" generated {exp['generated_ids']} worst fp32/fp64 {worst:.3f}")
         return exp
@@ -499,10 +514,7 @@ def build_bad_key(out_root, src="t5-lora", name="t5-lora-bad-key"):
                                 "PEFT builds its LoRA modules from adapter_config.json target_modules and loads the "
                                 "file with load_state_dict(strict=False): the key is ignored. expected.json holds "
                                 "PEFT's outputs (= t5-lora's); case.json's expect_error asks PromptRepro to refuse."}
-    with open(os.path.join(out, "case.json"), "w") as f:
-        json.dump(case, f)
-    with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump(exp, f)
+    write_case(out, case, exp)
     print(f"{name}: PEFT load: raised={rec.get('raised')} warnings={rec.get('warnings')} log={rec.get('log')} "
           f"load_adapter={rec.get('load_adapter_result')} identical={rec.get('outputs_identical_to_' + src)}")
 
@@ -527,8 +539,7 @@ def build_config_edit(out_root, name):
     cpath = os.path.join(out, "adapter", "adapter_config.json")
     acfg = json.load(open(cpath))
     acfg.update(edit)
-    with open(cpath, "w") as f:
-        f.write(json.dumps(acfg, indent=2, sort_keys=True))
+    write_adapter_config(cpath, acfg)
     case = json.load(open(os.path.join(s, "case.json")))
     case["model_from"] = src
     rec = {}
@@ -540,15 +551,12 @@ def build_config_edit(out_root, name):
     exp.update({"encoder_last_hidden_state": None, "prompt_grad": None, "weight_grads": {}})
     exp["info"] = {"generator": "scripts/peft_interop.py", "versions": versions(), "case": name, "copy_of": src,
                    "config_edit": edit, "peft_load": rec,
-                   "lora_modules": sorted(n for n, m in pm.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A),
+                   "lora_modules": lora_modules(pm),
                    "loss_differs_from_source": exp["loss"] != src_exp["loss"],
                    "semantics": "the source adapter's file under an edited adapter_config.json: PEFT wraps only the "
                                 "modules the edited config selects (check_target_module_exists) and leaves the other "
                                 "tensors of the file out (load_state_dict strict=False)"}
-    with open(os.path.join(out, "case.json"), "w") as f:
-        json.dump(case, f)
-    with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump(exp, f)
+    write_case(out, case, exp)
     print(f"{name}: {len(exp['info']['lora_modules'])} LoRA modules, loss {exp['loss']:.6f} (source {src_exp['loss']:.6f})")
 
 
