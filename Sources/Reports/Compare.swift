@@ -98,25 +98,35 @@ public enum Compare {
 
     /// Holm step-down: adjusted p-values (monotone) and, per task, the level of its interval.
     public static func holm(_ p: [Double?]) -> (adjusted: [Double?], levels: [Double?]) {
-        let idx = p.indices.filter { p[$0] != nil }.sorted { p[$0]! < p[$1]! }
+        let idx = p.indices.filter { p[$0] != nil }.sorted { p[$0]! < p[$1]! || (p[$0]! == p[$1]! && $0 < $1) }
         let m = idx.count
         var adjusted = [Double?](repeating: nil, count: p.count), levels = [Double?](repeating: nil, count: p.count)
         var running = 0.0, stopped: Double? = nil
+        var tieLevel: (p: Double, level: Double)? = nil
         for (rank, i) in idx.enumerated() {
             let a = alpha / Double(m - rank)
             running = max(running, min(1, Double(m - rank) * p[i]!))
             adjusted[i] = running
             if stopped == nil && !(p[i]! < a) { stopped = a }
+            // Equal p-values share the level of the first of them (the strictest), so no interval's
+            // level depends on the order of the rows.
+            if let t = tieLevel, t.p == p[i]! { levels[i] = t.level; continue }
             levels[i] = 1 - (stopped ?? a)
+            tieLevel = (p[i]!, levels[i]!)
         }
         return (adjusted, levels)
     }
 
     /// Paired t-test over seeds (d = new − baseline): two-sided p and the interval at `level`.
+    /// nil with fewer than 2 seeds, or when every seed's difference is the same non-zero value
+    /// (to rounding: a spread below 1e-9 of the mean's size): t is then undefined (scipy's
+    /// `ttest_rel` gives t = ±inf, p = 0, or warns of catastrophic cancellation), and a zero-width
+    /// interval from two seeds that moved two CB examples each once read as a certain win.
+    /// All differences 0: p 1, interval [0, 0].
     public static func pairedT(_ d: [Double], level: Double) -> (p: Double, ci: (Double, Double))? {
         guard d.count >= 2 else { return nil }
         let n = Double(d.count), m = Statistics.mean(d), se = (Statistics.sampleVariance(d) / n).squareRoot()
-        guard se > 0 else { return m == 0 ? (1, (0, 0)) : (0, (m, m)) }
+        guard se > 1e-9 * max(abs(m), 1e-300) else { return d.allSatisfy { $0 == 0 } ? (1, (0, 0)) : nil }
         let t = m / se, df = n - 1
         let q = Statistics.studentQuantile(1 - (1 - level) / 2, df: df)
         return (Statistics.twoSidedP(t: t, df: df), (m - q * se, m + q * se))
@@ -172,6 +182,17 @@ public enum Compare {
     /// Two-sided bootstrap p-value of Δ = 0 from the sorted resamples: 2 · (1 + the count on the
     /// smaller side of 0, ties counted on both) / (B + 1), at most 1: the Monte Carlo p-value of
     /// Davison & Hinkley 1997, ch. 4, never 0, a value B resamples cannot resolve.
+    /// The percentile interval of sorted resamples `boot` (B of them) at `level`: the r-th
+    /// smallest and the r-th largest, r = ⌊(B + 1)(1 − level)/2⌋ (Davison & Hinkley 1997, §5.2.2),
+    /// or the extremes when r < 1. The convention of `bootstrapP`'s +1 rule: the interval excludes
+    /// 0 exactly when that p is at most 1 − level (an order statistic one further in, the old
+    /// ⌊B(1 − level)/2⌋-th from 0, excluded 0 at p = 0.051 against 0.05 and called a win).
+    public static func bootstrapInterval(_ boot: [Double], level: Double) -> (Double, Double) {
+        let r = Int((Double(boot.count + 1) * (1 - level) / 2).rounded(.down))
+        guard r >= 1 else { return (boot.first!, boot.last!) }
+        return (boot[r - 1], boot[boot.count - r])
+    }
+
     public static func bootstrapP(_ boot: [Double]) -> Double {
         let below = Double(boot.filter { $0 <= 0 }.count), above = Double(boot.filter { $0 >= 0 }.count)
         return min(1, 2 * (1 + min(below, above)) / Double(boot.count + 1))
@@ -263,6 +284,8 @@ public enum Compare {
             } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
                 row.method = "paired t over \(pairs.count) seeds"
                 row.p = t.p
+            } else if pairs.count >= 2 {
+                row.method = "paired t over \(pairs.count) seeds: undefined (every seed's Δ is the same), no interval"
             }
             out.append(row)
             boots.append(boot)
@@ -274,8 +297,7 @@ public enum Compare {
             guard let level = levels[i] else { continue }
             out[i].level = level
             if let boot = boots[i] {
-                let lo = Int(((1 - level) / 2 * Double(boot.count)).rounded(.down)), hi = Int(((1 + level) / 2 * Double(boot.count)).rounded(.up)) - 1
-                out[i].ci = (boot[max(0, lo)], boot[min(boot.count - 1, hi)])
+                out[i].ci = bootstrapInterval(boot, level: level)
                 if out[i].seeds.count >= 2, let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
                     out[i].ci = (min(out[i].ci!.0, t.ci.0), max(out[i].ci!.1, t.ci.1))
                 }

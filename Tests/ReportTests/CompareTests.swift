@@ -37,6 +37,60 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(levels[2]!, 0.975, accuracy: 1e-12)
     }
 
+    /// The interval and the p-value of the bootstrap follow one convention: with B = 2000
+    /// resamples of which k are ≤ 0 (the rest > 0), p = 2(1 + k)/(B + 1), and the 95 % interval's
+    /// lower end is the r-th smallest, r = ⌊2001 · 0.025⌋ = 50. k = 50: p = 102/2001 = 0.05097 > 0.05
+    /// and the interval reaches 0 (the old ⌊0.025 · 2000⌋ + 1 = 51st value excluded it: a win at
+    /// p 0.051); k = 49: p = 100/2001 = 0.04998 and the interval excludes 0.
+    func testBootstrapIntervalFollowsThePValuesConvention() {
+        for (k, excludes) in [(50, false), (49, true)] {
+            let boot = [Double](repeating: -1, count: k) + [Double](repeating: 1, count: 2000 - k)
+            XCTAssertEqual(Compare.bootstrapP(boot), 2 * Double(1 + k) / 2001, accuracy: 1e-12)
+            let ci = Compare.bootstrapInterval(boot, level: 0.95)
+            XCTAssertEqual(ci.0 > 0, excludes, "k = \(k): \(ci)")
+            XCTAssertEqual(Compare.bootstrapP(boot) <= 0.05, excludes)
+            XCTAssertEqual(ci.1, 1)
+        }
+        // Upper end: the r-th largest. Values 1…2000: r = 50 → [50, 1951].
+        let ci = Compare.bootstrapInterval((1...2000).map(Double.init), level: 0.95)
+        XCTAssertEqual(ci.0, 50)
+        XCTAssertEqual(ci.1, 1951)
+        // Too few resamples for the level: the extremes.
+        XCTAssertEqual(Compare.bootstrapInterval([1, 2, 3], level: 0.95).0, 1)
+    }
+
+    /// Equal p-values get one interval level whatever the order of the rows: four tasks at the
+    /// bootstrap's floor p = 2/2001 were printed at 99.2, 99.0, 98.8 and 98.3 %. Holm with m = 5
+    /// (the four and one task at 0.5): the first of the tie is tested at 0.05/5, so all four
+    /// intervals are at 1 − 0.01; the adjusted p-values are 5p for all four and 0.5 for the fifth
+    /// (statsmodels `multipletests(method="holm")` by hand: max over the step-down of (m − rank)·p).
+    func testHolmTiesShareOneLevel() {
+        let p = 2.0 / 2001
+        for order in [[p, p, p, p, 0.5], [0.5, p, p, p, p]] {
+            let (adj, levels) = Compare.holm(order)
+            for (i, v) in order.enumerated() where v == p {
+                XCTAssertEqual(levels[i]!, 1 - 0.05 / 5, accuracy: 1e-12, "\(order)")
+                XCTAssertEqual(adj[i]!, 5 * p, accuracy: 1e-12)
+            }
+            let big = order.firstIndex(of: 0.5)!
+            XCTAssertEqual(adj[big]!, 0.5, accuracy: 1e-12)
+            XCTAssertEqual(levels[big]!, 0.95, accuracy: 1e-12)
+        }
+    }
+
+    /// Every seed's difference the same (two CB examples on each of two seeds, equal to rounding):
+    /// t is undefined (scipy gives t = ±inf or warns of catastrophic cancellation), so no p and no
+    /// interval, where a zero-width interval once read as a certain win. All zero: p 1, [0, 0].
+    func testPairedTOfEqualDifferencesIsUndefined() throws {
+        XCTAssertNil(Compare.pairedT([3.5714285714285694, 3.571428571428573], level: 0.95))
+        XCTAssertNil(Compare.pairedT([2, 2, 2], level: 0.95))
+        let zero = try XCTUnwrap(Compare.pairedT([0, 0], level: 0.95))
+        XCTAssertEqual(zero.p, 1)
+        XCTAssertEqual(zero.ci.0, 0)
+        XCTAssertEqual(zero.ci.1, 0)
+        XCTAssertNotNil(Compare.pairedT([3.5, 3.6], level: 0.95))
+    }
+
     /// The paired bootstrap of identical systems is exactly 0; of a system right on 10 more of 100
     /// examples it centres on +10 with an interval that excludes 0.
     func testPairedBootstrapByHand() {
