@@ -60,6 +60,12 @@ extension ResultsStore {
     /// planned after it (`history`), each naming the identity parts that differ.
     public struct MergeReport {
         public var merged = 0
+        /// The shard's runs not finished (pending or running: a worker that never ran or was
+        /// stopped), by status; nothing of them is merged.
+        public var unfinished: [String: Int] = [:]
+        /// Finished runs of the shard not merged because the run here is `running` (merge again
+        /// once its worker is done), one line each.
+        public var leftRunning: [String] = []
         public var replaced: [String] = []
         public var history: [String] = []
     }
@@ -67,8 +73,21 @@ extension ResultsStore {
     /// `merge`, reporting which runs were replaced and why: a shard written from another spec file
     /// of the same name replaced good runs with only a count printed.
     public func mergeReporting(from source: String) throws -> MergeReport {
+        // Opening a file that is not a store would turn it into an empty one (SQLite writes the
+        // schema into an empty file): a zero-byte or foreign file is refused, untouched.
+        let head = FileManager.default.contents(atPath: source)?.prefix(16) ?? Data()
+        guard head == Data("SQLite format 3\u{0}".utf8) else {
+            throw StoreError("\(source): not a results store (\(head.isEmpty ? "empty file" : "no SQLite header")); nothing merged")
+        }
         let src = try ResultsStore(path: source)
+        guard try !src.db.query("SELECT name FROM sqlite_master WHERE type='table' AND name='runs'").isEmpty else {
+            throw StoreError("\(source): an SQLite file without a runs table, not a results store; nothing merged")
+        }
         let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed','evaluated') ORDER BY id")
+        var unfinished: [String: Int] = [:]
+        for r in try src.db.query("SELECT status, COUNT(*) AS n FROM runs WHERE status IN ('pending','running') GROUP BY status") {
+            unfinished[r["status"]!.text!] = r["n"]!.int!
+        }
         let runColumns = try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
         let childTables = ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"]
         let childColumns = try Dictionary(uniqueKeysWithValues: childTables.map { ($0, try columns(of: $0).filter { $0 != "run_id" }) })
@@ -85,6 +104,7 @@ extension ResultsStore {
         }
         return try db.transaction {
             var report = MergeReport()
+            report.unfinished = unfinished
             for r in rows {
                 let seed = r["seed"]!.int!
                 var history = false, r = r
@@ -104,7 +124,10 @@ extension ResultsStore {
                     }
                     // A run in progress here is left to its worker: replacing the row under it made
                     // the worker's result land in the shard's row (two executions in one row).
-                    if existing["status"]?.text == "running" { continue }
+                    if existing["status"]?.text == "running" {
+                        report.leftRunning.append("\(r["cell"]!.text!) seed \(seed)")
+                        continue
+                    }
                     let incomingEvaluated = r["status"]?.text == "evaluated", hereEvaluated = existing["status"]?.text == "evaluated"
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") { continue }
@@ -130,7 +153,14 @@ extension ResultsStore {
                 // as epochs_done or adapter_sha256, is copied without a change here), but not those
                 // that only mean something on the shard's machine while a run is in progress.
                 var row = r
-                if history { row["superseded_status"] = r["status"]; row["status"] = .text("superseded") }
+                if history {
+                    // Merging the same shard again adds it to history once only (merges are idempotent).
+                    let known = try db.query("SELECT 1 FROM runs WHERE spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=?"
+                        + " AND status='superseded' AND identity IS ? AND created_at IS ? LIMIT 1",
+                        [r["spec"]!, r["profile"]!, r["cell"]!, .int(seed), .int(r["sample_seed"]?.int ?? seed), r["identity"] ?? .null, r["created_at"] ?? .null])
+                    if !known.isEmpty { report.history.removeLast(); continue }
+                    row["superseded_status"] = r["status"]; row["status"] = .text("superseded")
+                }
                 let cols = runColumns.filter { row[$0] != nil }
                 try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))",
                              cols.map { row[$0]! })

@@ -98,7 +98,12 @@ extension ExperimentSpec {
     /// The runs this spec plans in `profile` now, in the form `ResultsStore.cellResults(planned:)`
     /// reads: searched variants as far as `store`'s finished searches have chosen them. Throws as
     /// `expand` does (a profile the spec lacks).
-    public func plannedRuns(profile: String, store: ResultsStore?) throws -> PlannedRuns {
+    /// With `store` and `dataDir`, the plan also holds each run's input parts as they are now
+    /// (`PlannedRuns.inputParts`: the data files under `dataDir`, the manifest under
+    /// `manifestDir`, the checkpoint), so that reads leave out rows run on other inputs; a data
+    /// file or checkpoint not found here is not compared.
+    public func plannedRuns(profile: String, store: ResultsStore?, dataDir: String? = nil,
+                            manifestDir: String = "Baselines/manifests") throws -> PlannedRuns {
         let choose = store?.searchChoice(spec: name, profile: profile)
         let runs = try expand(profile: profile, choose: choose)
         var plan = PlannedRuns(runs: runs, undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
@@ -109,6 +114,16 @@ extension ExperimentSpec {
             let id = "\(r.task)#\(r.config.templates.rawValue)"
             if parts[id] == nil { parts[id] = try RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates) }
             plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts[id]
+        }
+        if let store, let dataDir {
+            for r in try store.withIdentities(runs, dataDir: dataDir, manifestDir: manifestDir) {
+                guard let json = r.identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { continue }
+                var inputs: [String: String] = [:]
+                if let m = id["manifest"] { inputs["manifest"] = PlannedRuns.canonical(m) }
+                for (split, v) in (id["data"] as? [String: String]) ?? [:] where v != "missing" { inputs["data.\(split)"] = PlannedRuns.canonical(v) }
+                if let w = id["weights"] as? String, !w.hasPrefix("missing") { inputs["weights"] = PlannedRuns.canonical(w) }
+                plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = inputs
+            }
         }
         return plan
     }
@@ -141,7 +156,7 @@ extension ExperimentSpec {
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
-    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged] {
+    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .inputsChanged] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason == .unplanned ? "kept; they count again if the spec lists them again"

@@ -36,6 +36,9 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         guard ["stored", "published"].contains(against) else { throw ValidationError("--against must be stored or published") }
+        if let m = maxRegression, !(m.isFinite && m >= 0) {
+            throw ValidationError("--max-regression \(m): the margin must be a finite number of points ≥ 0")
+        }
         if against == "published" && maxRegression != nil {
             throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
         }
@@ -86,13 +89,16 @@ struct CompareCommand: ParsableCommand {
         let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
         // since its sweep, leaves its old rows out: the gate then finds them missing).
-        let plan = try store.map { try s.plannedRuns(profile: profile, store: $0) }
+        let plan = try store.map { try s.plannedRuns(profile: profile, store: $0, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) }
         var cells = try store.map { try plannedCells($0, spec: spec, profile: profile, dataDir: data, current: plan.map { (s.name, $0) }) } ?? []
         var source = db
         // The committed export stands in only for a store without any current row of the spec: a
         // store whose rows are all stale is compared as it is (everything missing), not replaced.
         let storeHasSpec = try store?.hasCurrentRuns(spec: s.name, profile: profile) ?? false
-        if cells.isEmpty && !storeHasSpec {
+        // Never for the gate: a store that holds no run of the spec (a sweep whose model was
+        // missing, shards whose workers never ran, another spec's store) has every run missing,
+        // and the gate once passed on the committed numbers instead.
+        if cells.isEmpty && !storeHasSpec && maxRegression == nil {
             let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")

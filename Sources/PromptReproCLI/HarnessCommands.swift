@@ -123,7 +123,7 @@ struct Results: ParsableCommand {
         let name = specFile?.name ?? spec
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: currentPlan(spec: spec, profile: profile, store: store))
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: currentPlan(spec: spec, profile: profile, store: store, dataDir: data))
         guard !cells.isEmpty else { throw ValidationError(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {
@@ -183,6 +183,14 @@ struct Merge: ParsableCommand {
             let report = try dest.mergeReporting(from: s)
             total += report.merged
             stderr("merged \(report.merged) runs from \(s)")
+            if !report.unfinished.isEmpty {
+                stderr("  not finished in the shard (not merged): " + report.unfinished.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                       + " — run its worker (`promptrepro worker --db \(s) …`), then merge again")
+            }
+            if !report.leftRunning.isEmpty {
+                stderr("  left to the worker running here (merge again once it is done): " + report.leftRunning.prefix(6).joined(separator: "; ")
+                       + (report.leftRunning.count > 6 ? "; … (\(report.leftRunning.count))" : ""))
+            }
             // Runs of other settings replacing finished ones here (a shard of an edited or another
             // spec file of the same name) are named: sweeping the spec here again takes them back.
             for line in report.replaced { stderr("  replaced: \(line)") }

@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
         let defaultNames = layouts.map(\.name) + (try PaperTables.names(directory: tablesDir)).filter { n in !layouts.contains { $0.name == n } }
         for given in pareto {  // a spec name, or a spec file's path
             let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
-            guard let (cells, source) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
+            guard let (cells, source) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
                 stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
                 missing += 1
                 continue
@@ -169,7 +169,7 @@ struct Export: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
-        let current = currentPlan(spec: self.spec, profile: profile, store: store)
+        let current = currentPlan(spec: self.spec, profile: profile, store: store, dataDir: data)
         let spec = current?.name ?? self.spec
         let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: current)
         // An export replaces the committed one: never with nothing.
@@ -252,13 +252,15 @@ struct Export: ParsableCommand {
 /// What the spec file of `spec` (a name in Baselines/specs or a path) plans in `profile` now, nil
 /// when there is no such file or it lacks the profile: then every current row counts, and a note
 /// on stderr says why.
-func currentPlan(spec: String, profile: String, store: ResultsStore) -> (name: String, plan: PlannedRuns)? {
+/// With `dataDir`, rows run on other data files, manifests or checkpoints than those found now are
+/// left out too (`PlannedRuns.inputParts`).
+func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) -> (name: String, plan: PlannedRuns)? {
     let s: ExperimentSpec
     do { s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch {
         stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
         return nil
     }
-    do { return (s.name, try s.plannedRuns(profile: profile, store: store)) } catch {
+    do { return (s.name, try s.plannedRuns(profile: profile, store: store, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"))) } catch {
         stderr("note: \(error) — every stored run of spec \(s.name) [\(profile)] counts")
         return nil
     }
@@ -304,7 +306,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     let spec = given.hasSuffix(".yaml") ? (try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")))?.name ?? given : given
     if let store {
         let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir,
-                                     current: currentPlan(spec: given, profile: profile, store: store))
+                                     current: currentPlan(spec: given, profile: profile, store: store, dataDir: dataDir))
         if !cells.isEmpty { return (cells, db) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }

@@ -137,6 +137,12 @@ public struct PlannedRuns: Sendable {
     /// name → canonical JSON); empty: not compared. A row whose stored identity has another value
     /// for a part (the task file edited since the row ran, not re-swept) does not count.
     public var taskParts: [String: [String: String]] = [:]
+    /// Plan key → the identity's input parts as a read computes them now (`RunIdentity.compute`:
+    /// `manifest`, `data.train`, `data.validation`, `weights`; part name → canonical JSON), only
+    /// those this machine can compute (a data file or checkpoint not found here is left out, not
+    /// compared); empty: not compared. A row whose stored identity has another value (a data file,
+    /// manifest or checkpoint changed since the row ran, not re-swept) does not count.
+    public var inputParts: [String: [String: String]] = [:]
     /// Cells of searched variants whose search has not chosen a point yet: the spec plans them, but
     /// which runs is not known, so every row of theirs counts (and is kept).
     public var undecidedCells: Set<String>
@@ -174,6 +180,18 @@ public struct PlannedRuns: Sendable {
         return planned.contains { name, value in stored[name].map { Self.canonical($0) != value } ?? false }
     }
 
+    /// Whether a row's stored identity disagrees with `inputParts` on a part it has (`data.SPLIT`
+    /// reads the split's entry of the stored `data` object).
+    func inputsChanged(key: String, identityJSON: String?) -> Bool {
+        guard let planned = inputParts[key], let json = identityJSON,
+              let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
+        return planned.contains { name, value in
+            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+            let v: Any? = parts.count == 2 ? (stored[parts[0]] as? [String: Any])?[parts[1]] : stored[name]
+            return v.map { Self.canonical($0) != value } ?? false
+        }
+    }
+
     /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
     /// and always count.
@@ -183,7 +201,8 @@ public struct PlannedRuns: Sendable {
         guard let planned = configHashes[key] else { return .unplanned }
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return .configChanged }
         guard planned == Self.configHash(c) else { return .configChanged }
-        return taskChanged(key: key, identityJSON: identityJSON) ? .taskChanged : nil
+        if taskChanged(key: key, identityJSON: identityJSON) { return .taskChanged }
+        return inputsChanged(key: key, identityJSON: identityJSON) ? .inputsChanged : nil
     }
 
     /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status, config_json
@@ -201,6 +220,7 @@ public struct StaleRun: Sendable {
         case unplanned = "no longer planned by the spec"
         case configChanged = "planned with another config since (spec edited, not re-swept)"
         case taskChanged = "run with another task definition (task file edited since, not re-swept)"
+        case inputsChanged = "run on other inputs (a data file, few-shot manifest or checkpoint changed since, not re-swept)"
     }
     public var id: Int
     public var cell: String

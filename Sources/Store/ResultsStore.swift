@@ -546,10 +546,12 @@ public final class ResultsStore {
         var parts: [String] = []
         for f in files {
             let p = (directory as NSString).appendingPathComponent(f)
-            let attrs = try fm.attributesOfItem(atPath: p)
+            // Size and time of the file the link leads to (an HF snapshot's blob, a user's link):
+            // the link's own never change when the weights are rewritten in place.
+            let real = (p as NSString).resolvingSymlinksInPath
+            let attrs = try fm.attributesOfItem(atPath: real)
             let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
             let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            let real = (p as NSString).resolvingSymlinksInPath
             if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(mtime)]).first,
                let sha = row["sha256"]?.text {
                 parts.append(sha)

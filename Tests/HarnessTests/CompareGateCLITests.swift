@@ -61,6 +61,22 @@ final class CompareGateCLITests: XCTestCase {
         let (rs, rerr) = try runCapture(["results", "\(dir)/mini.yaml", "--db", db, "--profile", "smoke"])
         XCTAssertEqual(rs, 0, rerr)
         XCTAssertTrue(rerr.contains("1 of the 8 runs spec mini [smoke] plans have no finished result here") && rerr.contains("pt|rte|t5-small|k8 seed 2"), rerr)
+
+        // A store with no run of the spec (a sweep whose model was missing, shards never run): the
+        // committed export stands in for reading, never for the gate, which finds every run missing
+        // (it passed on the export's numbers).
+        XCTAssertEqual(try runCLI(["export", "\(dir)/mini.yaml", "--db", db, "--results-dir", "\(dir)/res", "--data-dir", data]).terminationStatus, 0)
+        _ = try ResultsStore(path: "\(dir)/empty.sqlite")
+        func compareEmpty(_ extra: [String]) throws -> (Int32, String) {
+            try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "dpt", "--baseline", "pt", "--db", "\(dir)/empty.sqlite",
+                           "--results-dir", "\(dir)/res", "--data-dir", data] + extra)
+        }
+        let (read, rtext) = try compareEmpty([])
+        XCTAssertEqual(read, 0, rtext)
+        XCTAssertTrue(rtext.contains("runs from \(dir)/res/mini-smoke.cells.json"), rtext)
+        let (gated, gtext) = try compareEmpty(["--max-regression", "100"])
+        XCTAssertEqual(gated, 1, gtext)
+        XCTAssertTrue(gtext.contains("runs from \(dir)/empty.sqlite") && gtext.contains("FAILED") && gtext.contains("4 missing"), gtext)
     }
 }
 

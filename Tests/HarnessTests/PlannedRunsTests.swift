@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import Store
+import Support
 import TestSupport
 import Training
 import XCTest
@@ -189,5 +190,122 @@ final class PlannedRunsTests: XCTestCase {
         let back = try main.insertPendingReporting(try planned("b", n: 4, main))
         XCTAssertEqual(back.restored, 1)
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+    }
+
+    /// A data file edited since the sweep (here in a copy of the data directory, as `--data-dir`
+    /// gives it) leaves the rows run on the old file out of reads, as a config or task-file edit
+    /// does; a read that cannot see the file (no data directory, or the file not there) compares
+    /// the other parts only. `results` showed the old CB rows as current, and the gate passed.
+    func testReadsLeaveOutRowsRunOnOtherInputs() throws {
+        let shared = try sharedData()
+        let dir = tempDir("planinputs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = "\(dir)/data", cb = "\(dir)/data/superglue/cb"
+        try FileManager.default.createDirectory(atPath: cb, withIntermediateDirectories: true)
+        for f in ["train.jsonl", "val.jsonl"] { try FileManager.default.copyItem(atPath: "\(shared)/superglue/cb/\(f)", toPath: "\(cb)/\(f)") }
+        let manifests = "\(repoRoot)/Baselines/manifests"
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let sp = try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8)
+        try s.insertPending(try s.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
+        while let c = try s.claim(worker: "t", pid: getpid()) {
+            try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 10],
+                                                     last: ["accuracy": 10], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+        }
+        func counted(_ dataDir: String?) throws -> (seeds: [Int], stale: [StaleRun]) {
+            let plan = try sp.plannedRuns(profile: "smoke", store: s, dataDir: dataDir, manifestDir: manifests)
+            return (try s.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds),
+                    try s.staleRuns(spec: "plan", profile: "smoke", planned: plan))
+        }
+        XCTAssertEqual(try counted(data).seeds, [1, 2])
+        // One validation label changed (same size, later modification time).
+        var text = try String(contentsOfFile: "\(cb)/val.jsonl", encoding: .utf8)
+        let range = try XCTUnwrap(text.range(of: "\"label\": \"contradiction\"") ?? text.range(of: "\"label\": \"entailment\""))
+        text.replaceSubrange(range, with: text[range].contains("contradiction") ? "\"label\": \"entailment\"   " : "\"label\": \"contradiction\"")
+        try text.write(toFile: "\(cb)/val.jsonl", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: "\(cb)/val.jsonl")
+        let after = try counted(data)
+        XCTAssertEqual(after.seeds, [])
+        XCTAssertEqual(after.stale.map(\.reason), [.inputsChanged, .inputsChanged])
+        XCTAssertTrue(staleRunsNote(after.stale, spec: "plan", profile: "smoke")?.contains("2 run on other inputs") == true)
+        // Not compared without the files: every row counts, as before.
+        XCTAssertEqual(try counted(nil).seeds, [1, 2])
+        XCTAssertEqual(try counted("\(dir)/nowhere").seeds, [1, 2])
+        // The original file back: the rows count again.
+        try FileManager.default.removeItem(atPath: "\(cb)/val.jsonl")
+        try FileManager.default.copyItem(atPath: "\(shared)/superglue/cb/val.jsonl", toPath: "\(cb)/val.jsonl")
+        XCTAssertEqual(try counted(data).seeds, [1, 2])
+    }
+
+    /// The same shard merged again adds nothing: a run that joined as history (the run here was
+    /// planned after it) joined again at every merge (5 → 10 → 15 … superseded rows).
+    func testMergingAShardAgainAddsNoHistory() throws {
+        let dir = tempDir("mergeagain")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func finishAll(_ s: ResultsStore, _ v: Double) throws {
+            while let c = try s.claim(worker: "t", pid: getpid()) {
+                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
+                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+            }
+        }
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke"))
+        try finishAll(shard, 10)
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        try main.insertPending(try spec(dir, "b", k: "[16]", seeds: "[1, 2]", n: 4).expand(profile: "smoke"))
+        try main.db.query("UPDATE runs SET created_at='9999-01-01T00:00:00.000Z'")
+        try finishAll(main, 20)
+        let first = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+        XCTAssertEqual(first.merged, 2)
+        XCTAssertEqual(first.history.count, 2)
+        for _ in 0..<2 {
+            let again = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+            XCTAssertEqual(again.merged, 0)
+            XCTAssertEqual(again.history, [])
+        }
+        XCTAssertEqual(try main.db.query("SELECT status FROM runs ORDER BY id").map { $0["status"]!.text! }, ["done", "done", "superseded", "superseded"])
+    }
+
+    /// A file that is not a store is refused by name and left as it was (an empty file was turned
+    /// into an 80 KB store and "merged 0 runs"); a shard whose worker never ran says so.
+    func testMergeRefusesFilesThatAreNotStoresAndNamesUnfinishedRuns() throws {
+        let dir = tempDir("mergebad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        FileManager.default.createFile(atPath: "\(dir)/empty.sqlite", contents: Data())
+        try "not a store\n".write(toFile: "\(dir)/text.sqlite", atomically: true, encoding: .utf8)
+        for (name, size) in [("empty.sqlite", 0), ("text.sqlite", 12)] {
+            XCTAssertThrowsError(try main.mergeReporting(from: "\(dir)/\(name)")) { e in
+                XCTAssertTrue("\(e)".contains("\(dir)/\(name): not a results store"), "\(e)")
+            }
+            XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(dir)/\(name)")[.size] as? NSNumber)?.intValue, size)
+        }
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2, 3]", n: 8).expand(profile: "smoke"))
+        let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+        XCTAssertEqual(report.merged, 0)
+        XCTAssertEqual(report.unfinished, ["pending": 3])
+    }
+
+    /// A checkpoint whose safetensors file is a link (a user's, or a snapshot's link to its blob)
+    /// rewritten in place, same size: the weights' hash follows the file the link leads to. The
+    /// hash cache read the link's own size and time, so the old hash stood and no run was redone.
+    func testWeightsHashFollowsALinkedFileRewrittenInPlace() throws {
+        let dir = tempDir("weightslink")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/model", withIntermediateDirectories: true)
+        try Data(repeating: 1, count: 4096).write(to: URL(fileURLWithPath: "\(dir)/blob"))
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/model/model.safetensors", withDestinationPath: "\(dir)/blob")
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        let before = try s.weightsHash(directory: "\(dir)/model")
+        XCTAssertEqual(before, try SHA256.hex(file: "\(dir)/blob"))
+        let h = FileHandle(forWritingAtPath: "\(dir)/blob")!
+        h.write(Data(repeating: 2, count: 100))
+        h.closeFile()
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: "\(dir)/blob")
+        let after = try s.weightsHash(directory: "\(dir)/model")
+        XCTAssertNotEqual(after, before)
+        XCTAssertEqual(after, try SHA256.hex(file: "\(dir)/blob"))
     }
 }

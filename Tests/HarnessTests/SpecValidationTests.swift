@@ -34,6 +34,12 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-smal: \"embedded:t5-tiny\"}") },
                             ["profiles.smoke.models: 't5-smal' is not a model column", "did you mean 't5-small'"])
         try expectSpecError({ $0.replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{}") }, ["profiles.smoke.models must map"])
+        // Two entries of one variant name shared (and superseded) each other's runs: one method never ran.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: dpt, method: pt, n: 8}") },
+                            ["two methods give the variant name 'dpt'"])
+        // Settings of the wrong shape were dropped without a word.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: fast}") },
+                            ["methods[1].train must be a mapping"])
         try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    seeds: [1, 2x, 3]\n") },
                             ["profiles.smoke.seeds", "'2x' is not an integer"])
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {protocol: lopt-paper}}") },
