@@ -26,24 +26,44 @@ extension ResultsStore {
     /// is not finished. A point's score is the mean over its finished runs of `selection_score`
     /// (diverged or failed runs count as −∞, so a point that diverges is never chosen over one
     /// that trains); ties go to the first point in grid order.
-    public func searchChoice(spec: String, profile: String) -> ExperimentSpec.SearchChoice {
-        { points, task, column, k in
-            try self.searchScores(spec: spec, profile: profile, points: points, task: task, column: column, k: k).chosen
+    /// Only the search runs `spec` plans now count (its search seeds, each point's config): rows
+    /// of a search seed taken out, or of a point run with other settings (a spec edited since),
+    /// once chose the point, and the final runs were planned from them.
+    public func searchChoice(spec: ExperimentSpec, profile: String) -> ExperimentSpec.SearchChoice {
+        let plan = Self.searchPlan(spec, profile: profile)
+        return { points, task, column, k in
+            try self.searchScores(spec: spec.name, profile: profile, points: points, task: task, column: column, k: k, plan: plan).chosen
         }
     }
 
-    func searchScores(spec: String, profile: String, points: [String], task: String, column: String, k: Int?) throws
+    /// The search-point runs `spec` plans in `profile` (they do not depend on any choice); nil
+    /// when the spec has no search or the profile cannot be expanded.
+    static func searchPlan(_ spec: ExperimentSpec, profile: String) -> PlannedRuns? {
+        guard spec.hasSearch else { return nil }
+        let pointNames = Set(spec.variants.filter { $0.searchFor != nil }.map(\.name))
+        guard let runs = try? spec.expand(profile: profile, choose: { _, _, _, _ in nil }) else { return nil }
+        return PlannedRuns(runs: runs.filter { pointNames.contains($0.variant) })
+    }
+
+    func searchScores(spec: String, profile: String, points: [String], task: String, column: String, k: Int?, plan: PlannedRuns?) throws
         -> (chosen: String?, scores: [(String, Double?)], runs: Int, cpuHours: Double) {
         var scores: [(String, Double?)] = []
         var finished = true, runs = 0, cpu = 0.0
         for point in points {
             let cell = RunSpec.cellName(variant: point, task: task, model: column, k: k)
-            let rows = try db.query("""
-                SELECT r.id, r.status, r.threads, m.value AS score,
+            var rows = try db.query("""
+                SELECT r.id, r.cell, r.seed, r.sample_seed, r.config_json, r.status, r.threads, m.value AS score,
                        (SELECT SUM(seconds) FROM epochs e WHERE e.run_id = r.id) AS seconds
                 FROM runs r LEFT JOIN run_metrics m ON m.run_id = r.id AND m.name = 'selection_score'
                 WHERE r.spec=? AND r.profile=? AND r.cell=? AND r.status != 'superseded'
                 """, [.text(spec), .text(profile), .text(cell)])
+            if let plan {
+                rows = rows.filter { plan.staleReason(row: $0) == nil }
+                // Every planned run of the point must have finished (a search seed added since).
+                let have = Set(rows.filter { ["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }.map {
+                    PlannedRuns.key(cell: cell, seed: $0["seed"]!.int!, sampleSeed: $0["sample_seed"]?.int ?? $0["seed"]!.int!) })
+                if plan.configHashes.keys.contains(where: { $0.hasPrefix(cell + "#") && !have.contains($0) }) { finished = false }
+            }
             if rows.isEmpty || rows.contains(where: { !["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }) { finished = false }
             runs += rows.count
             for r in rows { cpu += (r["seconds"]?.double ?? 0) * Double(r["threads"]?.int ?? 1) / 3600 }
@@ -59,6 +79,7 @@ extension ResultsStore {
     /// Every search of `spec` in `profile`, per (variant, task, model column, k), finished or not.
     public func searchSummaries(_ s: ExperimentSpec, profile: String) throws -> [SearchSummary] {
         guard s.hasSearch else { return [] }
+        let plan = Self.searchPlan(s, profile: profile)
         let p = s.profiles[profile]
         let columns = p?.models.map { m in s.models.filter { m[$0] != nil } } ?? s.models
         var out: [SearchSummary] = []
@@ -67,7 +88,7 @@ extension ResultsStore {
             for task in s.tasks {
                 for column in columns {
                     for k in p?.k ?? s.k {
-                        let r = try searchScores(spec: s.name, profile: profile, points: points, task: task, column: column, k: k)
+                        let r = try searchScores(spec: s.name, profile: profile, points: points, task: task, column: column, k: k, plan: plan)
                         out.append(SearchSummary(variant: v.name, task: task, model: column, k: k, chosen: r.chosen,
                                                  scores: r.scores.map { (point: $0.0, mean: $0.1) }, runs: r.runs, cpuHours: r.cpuHours))
                     }
@@ -104,7 +125,7 @@ extension ExperimentSpec {
     /// file or checkpoint not found here is not compared.
     public func plannedRuns(profile: String, store: ResultsStore?, dataDir: String? = nil,
                             manifestDir: String = "Baselines/manifests") throws -> PlannedRuns {
-        let choose = store?.searchChoice(spec: name, profile: profile)
+        let choose = store?.searchChoice(spec: self, profile: profile)
         let runs = try expand(profile: profile, choose: choose)
         var plan = PlannedRuns(runs: runs, undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
         // The task file's parts of each run's identity, so that reads leave out rows run under an

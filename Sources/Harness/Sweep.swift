@@ -260,7 +260,7 @@ public enum SweepRunner {
         var (outcome, planned) = try runPhase(spec: spec, profile: profile, options: o, executable: executable, log: log)
         while spec.hasSearch {
             let store = try ResultsStore(path: o.storePath)
-            let next = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec.name, profile: profile)).count
+            let next = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec, profile: profile)).count
             guard next > planned else { break }
             for sum in try store.searchSummaries(spec, profile: profile) where sum.chosen != nil {
                 log("search \(sum.variant) \(sum.task)/\(sum.model): chose \(sum.chosen!) (\(sum.runs) runs, \(String(format: "%.3f", sum.cpuHours)) CPU-hours)")
@@ -273,7 +273,7 @@ public enum SweepRunner {
     static func runPhase(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
                          log: @escaping (String) -> Void) throws -> (SweepOutcome, Int) {
         let store = try ResultsStore(path: o.storePath)
-        let expanded = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec.name, profile: profile))
+        let expanded = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec, profile: profile))
         let missing = try missingModels(expanded)
         var skipped: [(model: String, runs: Int)] = []
         for (m, e) in missing.sorted(by: { $0.key < $1.key }) {

@@ -55,7 +55,7 @@ public struct SweepPlan {
         let exists = FileManager.default.fileExists(atPath: o.storePath)
         // Without a store, an in-memory one serves as the identities' file-hash cache.
         let store = exists ? try ResultsStore(readOnlyPath: o.storePath) : try ResultsStore(path: ":memory:")
-        let searchable = store.schemaVersion >= 4 ? store.searchChoice(spec: spec.name, profile: profile) : { _, _, _, _ in nil }
+        let searchable = store.schemaVersion >= 4 ? store.searchChoice(spec: spec, profile: profile) : { _, _, _, _ in nil }
         let expanded = try spec.expand(profile: profile, choose: searchable)
         let missing = try SweepRunner.missingModels(expanded)
         var found: [String: String] = [:]

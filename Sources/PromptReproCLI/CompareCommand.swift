@@ -107,7 +107,7 @@ struct CompareCommand: ParsableCommand {
             source = path
         }
         // What the spec expects, per cell (task, model column, k), for both sides.
-        let expanded = try s.expand(profile: profile, choose: store?.searchChoice(spec: s.name, profile: profile))
+        let expanded = try s.expand(profile: profile, choose: store?.searchChoice(spec: s, profile: profile))
         // A variant the spec plans but has no counted runs of is reported missing (the gate fails);
         // one it does not plan either is a wrong name.
         // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.

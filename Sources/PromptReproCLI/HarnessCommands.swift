@@ -156,7 +156,7 @@ struct Shard: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir) : ((try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
         // A searched variant's final runs are known once its search is finished and merged into `--db`.
         let merged = try searchDB.map { try ResultsStore(readOnlyPath: $0) }
-        let choose = merged.map { $0.searchChoice(spec: s.name, profile: profile) }
+        let choose = merged.map { $0.searchChoice(spec: s, profile: profile) }
         let runs = try scratch.withIdentities(try s.expand(profile: profile, choose: choose), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")

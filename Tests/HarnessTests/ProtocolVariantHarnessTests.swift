@@ -93,7 +93,7 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         try store.insertPending(first)
         let scores: [String: (RunStatus, Double)] = ["pt@lr=0.3,n=4": (.done, 40), "pt@lr=0.3,n=8": (.diverged, 99),
                                                      "pt@lr=0.03,n=4": (.done, 55), "pt@lr=0.03,n=8": (.done, 55)]
-        XCTAssertNil(try store.searchChoice(spec: "searchy", profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8), "unfinished")
+        XCTAssertNil(try store.searchChoice(spec: s, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8), "unfinished")
         while let claimed = try store.claim(worker: "t", pid: getpid()) {
             let (status, score) = scores[claimed.spec.variant]!
             var r = TrainResult(config: claimed.spec.config, status: status, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 1],
@@ -102,9 +102,9 @@ final class ProtocolVariantHarnessTests: XCTestCase {
             r.extras = ["selection_score": score]
             try store.complete(claimed.id, result: r)
         }
-        let chosen = try store.searchChoice(spec: "searchy", profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8)
+        let chosen = try store.searchChoice(spec: s, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8)
         XCTAssertEqual(chosen, "pt@lr=0.03,n=4", "ties go to the first point in grid order; the diverged point is never chosen")
-        let final = try s.expand(profile: "smoke", choose: store.searchChoice(spec: "searchy", profile: "smoke"))
+        let final = try s.expand(profile: "smoke", choose: store.searchChoice(spec: s, profile: "smoke"))
         let finals = final.filter { $0.variant == "pt" }
         XCTAssertEqual(finals.map(\.seed), [1, 2, 3])
         XCTAssertTrue(finals.allSatisfy { $0.config.lr == 0.03 && $0.config.method.n == 4 && $0.config.selectOn == .trainDev })
@@ -113,6 +113,15 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(sums.count, 1)
         XCTAssertEqual(sums[0].runs, 4)
         XCTAssertEqual(sums[0].chosen, "pt@lr=0.03,n=4")
+        // The spec edited since (batch size 4 → 2 for every point): the stored search runs are
+        // not the ones it plans, so nothing is chosen until the new search has run (the old
+        // choice stood, and the final runs were planned and trained from it).
+        let edited = try spec(text.replacingOccurrences(of: "train: {epochs: 1}", with: "train: {epochs: 1, batch_size: 2}"), dir)
+        XCTAssertNil(try store.searchChoice(spec: edited, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8))
+        XCTAssertTrue(try edited.expand(profile: "smoke", choose: store.searchChoice(spec: edited, profile: "smoke")).allSatisfy { $0.variant != "pt" })
+        // A search seed added: its runs must finish first too.
+        let moreSeeds = try spec(text.replacingOccurrences(of: "select_on: train-dev}", with: "select_on: train-dev, seeds: [1, 2]}"), dir)
+        XCTAssertNil(try store.searchChoice(spec: moreSeeds, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8))
         XCTAssertThrowsError(try spec(text.replacingOccurrences(of: "select_on: train-dev", with: "select_on: validation"), dir)) {
             XCTAssertTrue("\($0)".contains("reported"), "\($0)")
         }
