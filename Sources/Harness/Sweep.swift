@@ -53,6 +53,31 @@ public enum Worker {
         String(sha256Hex(URL(fileURLWithPath: storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
     }
 
+    /// The input parts of `r`'s identity (`manifest`, the `data` files, `weights`) as this worker
+    /// reads them (`RunIdentity.compute` on `dataDir`, `manifestDir` and the run's checkpoint)
+    /// that differ from those `r` was planned with, as one line; nil when they agree or `r` has no
+    /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
+    /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
+    public static func inputMismatch(_ r: RunSpec, store: ResultsStore, dataDir: String, manifestDir: String) throws -> String? {
+        func object(_ json: String?) -> [String: Any]? {
+            json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        guard let planned = object(r.identityJSON) else { return nil }
+        guard let here = object(try store.withIdentities([r], dataDir: dataDir, manifestDir: manifestDir)[0].identityJSON) else { return nil }
+        var differ: [String] = []
+        if let m = planned["manifest"] as? String, m != here["manifest"] as? String {
+            differ.append("few-shot manifest (planned \(m.prefix(12)), here \((here["manifest"] as? String)?.prefix(12) ?? "none"))")
+        }
+        let nowData = (here["data"] as? [String: String]) ?? [:]
+        for (split, v) in ((planned["data"] as? [String: String]) ?? [:]).sorted(by: { $0.key < $1.key }) where v != "missing" && nowData[split] != v {
+            differ.append("\(split) data (planned \(v.suffix(12)), here \(nowData[split].map { String($0.suffix(12)) } ?? "none"))")
+        }
+        if let w = planned["weights"] as? String, !w.hasPrefix("missing"), w != here["weights"] as? String {
+            differ.append("checkpoint weights (planned \(w.prefix(12)), here \((here["weights"] as? String)?.prefix(12) ?? "none"))")
+        }
+        return differ.isEmpty ? nil : differ.joined(separator: "; ")
+    }
+
     /// Where a sweep writes the artifacts of (spec, profile): `<checkpoints>/../artifacts/<spec>-<profile>`.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
         "\(checkpointDir)/../artifacts/\(spec)-\(profile)"
@@ -85,6 +110,13 @@ public enum Worker {
                 var cfg = r.config
                 cfg.threads = o.threads ?? cfg.threads
                 let dir = try ModelFiles.locate(cfg.model)
+                // The run's result is stored under the identity it was planned with: a worker that
+                // reads other inputs (another --data-dir, an edited manifest or checkpoint) would
+                // store a run of other data under it.
+                if let why = try Worker.inputMismatch(r, store: store, dataDir: o.dataDir, manifestDir: o.manifestDir) {
+                    throw TrainError("run \(claimed.id) (\(r.cell) seed \(r.seed)) was planned with other inputs than this worker reads: \(why); "
+                        + "run the worker with the data directory and checkpoints the sweep or shard used, or plan the runs again (`sweep`, `shard`) on these")
+                }
                 try store.recordStart(claimed.id, weightsSha: try store.weightsHash(directory: dir),
                                       gitCommit: o.gitCommit, toolVersion: ToolInfo.versionString,
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)

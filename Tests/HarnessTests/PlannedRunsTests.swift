@@ -308,4 +308,34 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertNotEqual(after, before)
         XCTAssertEqual(after, try SHA256.hex(file: "\(dir)/blob"))
     }
+
+    /// A worker that reads other inputs than its run was planned with (a shard planned on one data
+    /// directory, its worker given another) fails the run, naming the part, instead of storing a
+    /// result of other data under the planned identity; the same inputs run as planned.
+    func testWorkerRefusesARunPlannedWithOtherInputs() throws {
+        let shared = try sharedData()
+        let dir = tempDir("workerinputs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for copy in ["a", "b"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(copy)/superglue/cb", withIntermediateDirectories: true)
+            for f in ["train.jsonl", "val.jsonl"] {
+                try FileManager.default.copyItem(atPath: "\(shared)/superglue/cb/\(f)", toPath: "\(dir)/\(copy)/superglue/cb/\(f)")
+            }
+        }
+        try "\n".write(toFile: "\(dir)/b/superglue/cb/val.jsonl", atomically: true, encoding: .utf8)  // not the planned file
+        let manifests = "\(repoRoot)/Baselines/manifests"
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        let runs = try s.withIdentities(try spec(dir, "a", k: "[16]", seeds: "[1]", n: 8).expand(profile: "smoke"), dataDir: "\(dir)/a", manifestDir: manifests)
+        try s.insertPending(runs)
+        XCTAssertNil(try Worker.inputMismatch(runs[0], store: s, dataDir: "\(dir)/a", manifestDir: manifests))
+        let why = try XCTUnwrap(try Worker.inputMismatch(runs[0], store: s, dataDir: "\(dir)/b", manifestDir: manifests))
+        XCTAssertTrue(why.hasPrefix("validation data (planned "), why)
+        var o = WorkerOptions(storePath: "\(dir)/s.sqlite", spec: nil, profile: nil, dataDir: "\(dir)/b", checkpointDir: "\(dir)/ck", threads: 1)
+        o.manifestDir = manifests
+        o.allowUnpinned = true
+        XCTAssertEqual(try Worker.run(o), 1)
+        let row = try XCTUnwrap(try s.db.query("SELECT status, error FROM runs").first)
+        XCTAssertEqual(row["status"]?.text, "failed")
+        XCTAssertTrue(row["error"]?.text?.contains("was planned with other inputs than this worker reads: validation data") == true, "\(row)")
+    }
 }
