@@ -118,15 +118,12 @@ public enum Compare {
     }
 
     /// Paired t-test over seeds (d = new − baseline): two-sided p and the interval at `level`.
-    /// nil with fewer than 2 seeds, or when every seed's difference is the same non-zero value
-    /// (to rounding: a spread below 1e-9 of the mean's size): t is then undefined (scipy's
-    /// `ttest_rel` gives t = ±inf, p = 0, or warns of catastrophic cancellation), and a zero-width
-    /// interval from two seeds that moved two CB examples each once read as a certain win.
-    /// All differences 0: p 1, interval [0, 0].
+    /// Every seed's difference the same non-zero value: p 0 and the interval [d, d] (scipy's
+    /// `ttest_rel` limit, t = ±inf); all zero: p 1, [0, 0].
     public static func pairedT(_ d: [Double], level: Double) -> (p: Double, ci: (Double, Double))? {
         guard d.count >= 2 else { return nil }
         let n = Double(d.count), m = Statistics.mean(d), se = (Statistics.sampleVariance(d) / n).squareRoot()
-        guard se > 1e-9 * max(abs(m), 1e-300) else { return d.allSatisfy { $0 == 0 } ? (1, (0, 0)) : nil }
+        guard se > 0 else { return m == 0 ? (1, (0, 0)) : (0, (m, m)) }
         let t = m / se, df = n - 1
         let q = Statistics.studentQuantile(1 - (1 - level) / 2, df: df)
         return (Statistics.twoSidedP(t: t, df: df), (m - q * se, m + q * se))
@@ -284,8 +281,6 @@ public enum Compare {
             } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
                 row.method = "paired t over \(pairs.count) seeds"
                 row.p = t.p
-            } else if pairs.count >= 2 {
-                row.method = "paired t over \(pairs.count) seeds: undefined (every seed's Δ is the same), no interval"
             }
             out.append(row)
             boots.append(boot)

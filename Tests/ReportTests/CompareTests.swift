@@ -78,19 +78,6 @@ final class GateStatisticsTests: XCTestCase {
         }
     }
 
-    /// Every seed's difference the same (two CB examples on each of two seeds, equal to rounding):
-    /// t is undefined (scipy gives t = ±inf or warns of catastrophic cancellation), so no p and no
-    /// interval, where a zero-width interval once read as a certain win. All zero: p 1, [0, 0].
-    func testPairedTOfEqualDifferencesIsUndefined() throws {
-        XCTAssertNil(Compare.pairedT([3.5714285714285694, 3.571428571428573], level: 0.95))
-        XCTAssertNil(Compare.pairedT([2, 2, 2], level: 0.95))
-        let zero = try XCTUnwrap(Compare.pairedT([0, 0], level: 0.95))
-        XCTAssertEqual(zero.p, 1)
-        XCTAssertEqual(zero.ci.0, 0)
-        XCTAssertEqual(zero.ci.1, 0)
-        XCTAssertNotNil(Compare.pairedT([3.5, 3.6], level: 0.95))
-    }
-
     /// The paired bootstrap of identical systems is exactly 0; of a system right on 10 more of 100
     /// examples it centres on +10 with an interval that excludes 0.
     func testPairedBootstrapByHand() {
