@@ -160,6 +160,12 @@ struct Shard: ParsableCommand {
         let runs = try scratch.withIdentities(try s.expand(profile: profile, choose: choose), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
+        // Runs planned without their data files carry "missing" in their identity: merged, they
+        // replace a store's finished runs of the same settings ("differs in data").
+        let unpinned = Set(runs.filter { ($0.identityJSON ?? "").contains("\"missing\"") }.map(\.task)).sorted()
+        if !unpinned.isEmpty {
+            stderr("warning: no data files of \(unpinned.joined(separator: ", ")) under \(data): those runs' identities say 'missing' (their workers record what they read, but merged into a store they replace its finished runs of the same settings); pass --data-dir with the data the workers read")
+        }
         if s.hasSearch {
             let waiting = try s.expand(profile: profile, choose: { points, _, _, _ in points.first }).count - runs.count
             if waiting > 0 {
