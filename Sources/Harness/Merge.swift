@@ -55,6 +55,16 @@ extension ResultsStore {
     @discardableResult
     public func merge(from source: String) throws -> Int { try mergeReporting(from: source).merged }
 
+    /// Throws, naming `path`, unless it is an SQLite file: opening a file that is not a store
+    /// would turn it into an empty one (SQLite writes the schema into an empty file), so a
+    /// zero-byte or foreign file is refused and left untouched.
+    public static func requireStoreFile(_ path: String) throws {
+        let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 16)) ?? nil
+        guard let head, head == Data("SQLite format 3\u{0}".utf8) else {
+            throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); nothing merged")
+        }
+    }
+
     /// What a merge did: runs merged, and one line per run of this store the shard's run of other
     /// settings superseded (`replaced`) or per shard run stored as history because the run here was
     /// planned after it (`history`), each naming the identity parts that differ.
@@ -73,12 +83,7 @@ extension ResultsStore {
     /// `merge`, reporting which runs were replaced and why: a shard written from another spec file
     /// of the same name replaced good runs with only a count printed.
     public func mergeReporting(from source: String) throws -> MergeReport {
-        // Opening a file that is not a store would turn it into an empty one (SQLite writes the
-        // schema into an empty file): a zero-byte or foreign file is refused, untouched.
-        let head = FileManager.default.contents(atPath: source)?.prefix(16) ?? Data()
-        guard head == Data("SQLite format 3\u{0}".utf8) else {
-            throw StoreError("\(source): not a results store (\(head.isEmpty ? "empty file" : "no SQLite header")); nothing merged")
-        }
+        try Self.requireStoreFile(source)
         let src = try ResultsStore(path: source)
         guard try !src.db.query("SELECT name FROM sqlite_master WHERE type='table' AND name='runs'").isEmpty else {
             throw StoreError("\(source): an SQLite file without a runs table, not a results store; nothing merged")

@@ -137,7 +137,19 @@ extension ExperimentSpec {
             plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts[id]
         }
         if let store, let dataDir {
-            for r in try store.withIdentities(runs, dataDir: dataDir, manifestDir: manifestDir) {
+            // A file that cannot be hashed here (unreadable, a dangling link) leaves that run's
+            // inputs uncompared; it never drops the plan (whose config and task parts still count).
+            var weights: [String: String?] = [:]
+            for var r in runs {
+                let hashed = try? RunIdentity.compute(r, dataDir: dataDir, manifestDir: manifestDir, fileHash: { try store.fileHash($0) }) { dir in
+                    if let w = weights[dir] { if let w { return w } else { throw StoreError("\(dir): weights not hashable") } }
+                    let w = try? store.weightsHash(directory: dir)
+                    weights[dir] = w
+                    guard let w else { throw StoreError("\(dir): weights not hashable") }
+                    return w
+                }
+                guard let hashed else { continue }
+                r.identityJSON = hashed.json
                 guard let json = r.identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { continue }
                 var inputs: [String: String] = [:]
                 if let m = id["manifest"] { inputs["manifest"] = PlannedRuns.canonical(m) }

@@ -99,7 +99,7 @@ public struct ExperimentSpec {
             if let n = d["name"], !(n is String) { throw SpecError(path, "methods[\(i)].name must be a string, got \(n)") }
             let base = (d["name"] as? String) ?? method
             var over: [String: Any] = [:]
-            if let t = d["train"], !(t is [String: Any]) {
+            if let t = d["train"], !(t is [String: Any] || t is NSNull) {
                 throw SpecError(path, "methods[\(i)].train must be a mapping of training settings (e.g. `train: {lr: 0.3}`), got \(t)")
             }
             var train: [String: Any] = (d["train"] as? [String: Any]) ?? [:]
@@ -152,18 +152,18 @@ public struct ExperimentSpec {
         let seeds = try strings("seeds").map { s -> Int in guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }; return v }
         let ks = try kList(o["k"] ?? [NSNull()], path: path)
         let sampleSeeds = try o["sample_seeds"].map { try intList($0, path: path, at: "sample_seeds") }
-        if let t = o["train"], !(t is [String: Any]) { throw SpecError(path, "'train' must be a mapping of training settings, got \(t)") }
+        if let t = o["train"], !(t is [String: Any] || t is NSNull) { throw SpecError(path, "'train' must be a mapping of training settings, got \(t)") }
         let train = (o["train"] as? [String: Any]) ?? [:]
         try checkTrainKeys(train, path: path, at: "train")
         var profiles: [String: Profile] = [:]
-        if let ps = o["profiles"], !(ps is [String: Any]) { throw SpecError(path, "'profiles' must map profile names to settings, got \(ps)") }
+        if let ps = o["profiles"], !(ps is [String: Any] || ps is NSNull) { throw SpecError(path, "'profiles' must map profile names to settings, got \(ps)") }
         for (pname, pv) in ((o["profiles"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard profileNames.contains(pname) else { throw SpecError(path, "unknown profile '\(pname)'\(didYouMean(pname, profileNames))") }
             guard pv is NSNull || pv is [String: Any] else {
                 throw SpecError(path, "profiles.\(pname) must be a mapping (models, k, seeds, sample_seeds, train, description), got \(pv)")
             }
             let p = (pv as? [String: Any]) ?? [:]
-            if let t = p["train"], !(t is [String: Any]) { throw SpecError(path, "profiles.\(pname).train must be a mapping of training settings, got \(t)") }
+            if let t = p["train"], !(t is [String: Any] || t is NSNull) { throw SpecError(path, "profiles.\(pname).train must be a mapping of training settings, got \(t)") }
             for key in p.keys.sorted() where !["models", "k", "seeds", "sample_seeds", "train", "description"].contains(key) {
                 throw SpecError(path, "profiles.\(pname): unknown key '\(key)'")
             }

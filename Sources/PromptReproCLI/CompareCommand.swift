@@ -86,7 +86,12 @@ struct CompareCommand: ParsableCommand {
             throw ValidationError("--db \(db): no such store; the gate (--max-regression) needs the store holding the runs to judge")
         }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
-        let data = try? DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        // An explicit --data-dir must exist (a typo once skipped the input check and the examples silently).
+        let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
+            : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        if data == nil && maxRegression != nil {
+            stderr("note: no data directory found (--data-dir, PROMPTREPRO_DATA or data/): the gate compares neither the runs' data files, manifests and checkpoints with those they ran on nor examples (paired t over seeds only)")
+        }
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
         // since its sweep, leaves its old rows out: the gate then finds them missing).
         let plan = try store.map { try s.plannedRuns(profile: profile, store: $0, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) }

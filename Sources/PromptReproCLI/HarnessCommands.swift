@@ -182,10 +182,16 @@ struct Merge: ParsableCommand {
     @Argument(help: "Shard stores.") var sources: [String]
 
     func run() throws {
+        // Every source checked before the destination is opened (or created): a failed merge
+        // leaves no new store behind, and an existing destination that is not a store is refused.
+        for s in sources {
+            guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
+            try ResultsStore.requireStoreFile(s)
+        }
+        if FileManager.default.fileExists(atPath: into) { try ResultsStore.requireStoreFile(into) }
         let dest = try ResultsStore(path: into)
         var total = 0
         for s in sources {
-            guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
             let report = try dest.mergeReporting(from: s)
             total += report.merged
             stderr("merged \(report.merged) runs from \(s)")

@@ -335,7 +335,8 @@ func missingSource(spec: String, profile: String, db: String, resultsDir: String
 /// `resolveCells` from a store path; no cells (and the export path) when neither source has them.
 func loadCells(spec: String, profile: String, db: String, resultsDir: String) throws -> ([CellResult], String) {
     let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
-    return try resolveCells(spec: spec, profile: profile, store: store, db: db, resultsDir: resultsDir)
+    let data = try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+    return try resolveCells(spec: spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data)
         ?? ([], "\(resultsDir)/\(spec)-\(profile).cells.json")
 }
 
@@ -361,7 +362,8 @@ struct FiguresCommand: ParsableCommand {
         for name in names {
             let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
             try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
-            guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir) else {
+            guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
+                                               dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) else {
                 stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
                 missing += 1
                 continue

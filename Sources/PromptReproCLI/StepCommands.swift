@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Reports
 import Store
+import Tasks
 
 struct LossCurvesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +52,8 @@ struct StepsCommand: ParsableCommand {
 /// The step log of the runs `spec` (a name or a spec file's path) plans now, and the spec's name;
 /// the runs left out are named on stderr (as `results` does).
 func plannedStepRows(_ store: ResultsStore, spec: String, profile: String) throws -> (name: String, rows: [StepRow]) {
-    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store) else {
+    let data = try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store, dataDir: data) else {
         return (spec, try LossCurves.rows(store, spec: spec, profile: profile))
     }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }

@@ -181,8 +181,9 @@ public enum Compare {
     /// Davison & Hinkley 1997, ch. 4, never 0, a value B resamples cannot resolve.
     /// The percentile interval of sorted resamples `boot` (B of them) at `level`: the r-th
     /// smallest and the r-th largest, r = ⌊(B + 1)(1 − level)/2⌋ (Davison & Hinkley 1997, §5.2.2),
-    /// or the extremes when r < 1. The convention of `bootstrapP`'s +1 rule: the interval excludes
-    /// 0 exactly when that p is at most 1 − level (an order statistic one further in, the old
+    /// or the extremes when r < 1 (B too small for the level: with B = 2000 from about 50
+    /// Holm-tested cells on). The convention of `bootstrapP`'s +1 rule: for r ≥ 1 the interval
+    /// excludes 0 exactly when that p is at most 1 − level (an order statistic one further in, the old
     /// ⌊B(1 − level)/2⌋-th from 0, excluded 0 at p = 0.051 against 0.05 and called a win).
     public static func bootstrapInterval(_ boot: [Double], level: Double) -> (Double, Double) {
         let r = Int((Double(boot.count + 1) * (1 - level) / 2).rounded(.down))
@@ -243,9 +244,24 @@ public enum Compare {
             row.higherIsBetter = higherIsBetter
             row.k = c.k
             zeroSkill(&row, c, b, def: def, examples: examples)
-            // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
+            // Scores of different validation examples (val-half's report half against the whole
+            // split, or other evaluation limits) are not paired: Δ only, no test (a paired t over
+            // such seeds once called a win at p 0.0000 between one set of predictions scored on
+            // both example sets).
+            let halves = pairs.contains { rep in
+                guard let n = nr[rep], let b = br[rep] else { return false }
+                return n.reportsHalf != b.reportsHalf
+            }
+                || (c.evalHalf ?? false) != (b.evalHalf ?? false)
+            if halves || (c.evalExamples != nil && b.evalExamples != nil && c.evalExamples != b.evalExamples) {
+                row.method = "none: the two sides scored different validation examples (" + (halves ? "val-half's report half against the whole split" : "\(c.evalExamples!) against \(b.evalExamples!) examples") + "), not paired"
+                out.append(row)
+                boots.append(nil)
+                continue
+            }
+            // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             var boot: [Double]? = nil
             if !pairs.isEmpty, pairs.allSatisfy({ nr[$0]?.predictions != nil && br[$0]?.predictions != nil }) {
                 var a: [[[Double]]] = [], z: [[[Double]]] = []
@@ -418,7 +434,11 @@ public enum Compare {
             if tested == 0 && rows.isEmpty { reasons.append("no task has runs of both sides to test") }
             reasons += diverged.map { "\($0) (a diverged run fails the gate, also with --allow-missing)" }
             for r in rows {
-                guard let ci = r.ci else { reasons.append("\(name(r)): no interval (\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions)"); continue }
+                guard let ci = r.ci else {
+                    reasons.append("\(name(r)): no interval (" + (r.method.hasPrefix("none:") ? String(r.method.dropFirst(6))
+                        : "\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions") + ")")
+                    continue
+                }
                 if r.higherIsBetter, ci.0 < -m { reasons.append(String(format: "%@: lower end %+.2f < −%g", name(r), ci.0, m)) }
                 if !r.higherIsBetter, ci.1 > m { reasons.append(String(format: "%@: upper end %+.2f > %g (lower is better)", name(r), ci.1, m)) }
             }

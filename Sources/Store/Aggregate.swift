@@ -181,13 +181,16 @@ public struct PlannedRuns: Sendable {
     }
 
     /// Whether a row's stored identity disagrees with `inputParts` on a part it has (`data.SPLIT`
-    /// reads the split's entry of the stored `data` object).
+    /// reads the split's entry of the stored `data` object). A part the row was planned without
+    /// ("missing": a shard planned where the data or checkpoint was not, its worker then reading
+    /// them) is not compared, as the worker does not compare it (`Worker.inputMismatch`).
     func inputsChanged(key: String, identityJSON: String?) -> Bool {
         guard let planned = inputParts[key], let json = identityJSON,
               let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
         return planned.contains { name, value in
             let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
             let v: Any? = parts.count == 2 ? (stored[parts[0]] as? [String: Any])?[parts[1]] : stored[name]
+            if let text = v as? String, text.hasPrefix("missing") { return false }
             return v.map { Self.canonical($0) != value } ?? false
         }
     }

@@ -84,10 +84,11 @@ public struct SHA256 {
         }
         defer { try? fh.close() }
         var s = SHA256()
-        while true {
-            let chunk = fh.readData(ofLength: 4 << 20)
-            if chunk.isEmpty { break }
-            s.update(chunk)
+        // `read(upToCount:)` throws where `readData(ofLength:)` traps (a directory: signal 4).
+        do {
+            while let chunk = try fh.read(upToCount: 4 << 20), !chunk.isEmpty { s.update(chunk) }
+        } catch {
+            throw NSError(domain: "SHA256", code: 2, userInfo: [NSLocalizedDescriptionKey: "\(path): cannot read for hashing (\(error.localizedDescription))"])
         }
         return s.finalize().map { String(format: "%02x", $0) }.joined()
     }

@@ -235,6 +235,31 @@ final class PlannedRunsTests: XCTestCase {
         try FileManager.default.removeItem(atPath: "\(cb)/val.jsonl")
         try FileManager.default.copyItem(atPath: "\(shared)/superglue/cb/val.jsonl", toPath: "\(cb)/val.jsonl")
         XCTAssertEqual(try counted(data).seeds, [1, 2])
+        // A checkpoint file that cannot be hashed (a dangling link beside the weights) leaves the
+        // inputs uncompared, never the plan: a config edit still leaves the rows out (the whole
+        // plan once fell back to counting every stored row, and an export wrote them).
+        let model = "\(dir)/model"
+        try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(model)/extra.safetensors", withDestinationPath: "\(dir)/nowhere.safetensors")
+        let linked = try String(contentsOfFile: "\(dir)/a.yaml", encoding: .utf8).replacingOccurrences(of: "embedded:t5-tiny", with: model)
+            .replacingOccurrences(of: "n: 8", with: "n: 4")
+        try linked.write(toFile: "\(dir)/c.yaml", atomically: true, encoding: .utf8)
+        let edited = try ExperimentSpec.load("\(dir)/c.yaml").plannedRuns(profile: "smoke", store: s, dataDir: data, manifestDir: manifests)
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: edited).flatMap(\.seeds), [])
+        XCTAssertEqual(Set(try s.staleRuns(spec: "plan", profile: "smoke", planned: edited).map(\.reason)), [.configChanged])
+
+        // Runs planned where the data was not (a shard planned on a login node: "missing" in their
+        // identity), then run by a worker that read it: a read that finds the data counts them.
+        let t = try ResultsStore(path: "\(dir)/t.sqlite")
+        try t.insertPending(try t.withIdentities(try sp.expand(profile: "smoke"), dataDir: "\(dir)/nowhere", manifestDir: manifests))
+        XCTAssertTrue(try t.db.query("SELECT identity_json FROM runs").allSatisfy { $0["identity_json"]?.text?.contains("\"missing\"") == true })
+        while let c = try t.claim(worker: "t", pid: getpid()) {
+            try t.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 10],
+                                                     last: ["accuracy": 10], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+        }
+        let plan = try sp.plannedRuns(profile: "smoke", store: t, dataDir: data, manifestDir: manifests)
+        XCTAssertEqual(try t.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds), [1, 2])
     }
 
     /// The same shard merged again adds nothing: a run that joined as history (the run here was
@@ -281,6 +306,11 @@ final class PlannedRunsTests: XCTestCase {
             }
             XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(dir)/\(name)")[.size] as? NSNumber)?.intValue, size)
         }
+        // The command checks its sources before it opens (or creates) the destination.
+        XCTAssertNotEqual(try runCLI(["merge", "--into", "\(dir)/new.sqlite", "\(dir)/empty.sqlite"]).terminationStatus, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/new.sqlite"))
+        XCTAssertNotEqual(try runCLI(["merge", "--into", "\(dir)/empty.sqlite", "\(dir)/main.sqlite"]).terminationStatus, 0)
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(dir)/empty.sqlite")[.size] as? NSNumber)?.intValue, 0)
         let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
         try shard.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2, 3]", n: 8).expand(profile: "smoke"))
         let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")

@@ -40,6 +40,11 @@ final class SpecValidationTests: XCTestCase {
         // Settings of the wrong shape were dropped without a word.
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: fast}") },
                             ["methods[1].train must be a mapping"])
+        // An empty mapping (every entry commented out: YAML null) still means no settings.
+        let nulls = miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: }")
+            + "\ntrain:\n"
+        try nulls.write(toFile: "\(dir)/nulls.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ExperimentSpec.load("\(dir)/nulls.yaml").expand(profile: "smoke").count, 8)
         try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    seeds: [1, 2x, 3]\n") },
                             ["profiles.smoke.seeds", "'2x' is not an integer"])
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {protocol: lopt-paper}}") },

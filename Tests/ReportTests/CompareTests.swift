@@ -154,6 +154,36 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(r.verdict, "tie")
     }
 
+    /// A val-half run against a full-validation run scored different examples: Δ only, no test
+    /// and no verdict, and the gate fails on the row (a paired t over the seeds called a win at p
+    /// 0.0000 from one set of predictions scored on the two example sets). Likewise other
+    /// evaluation limits.
+    func testRunsOfDifferentValidationExamplesAreNotPaired() throws {
+        func cell(_ v: String, _ values: [Double], half: Bool?, examples: Int?) -> CellResult {
+            var c = CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 3], statuses: ["done": 3],
+                               trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
+            c.evalHalf = half
+            c.evalExamples = examples
+            return c
+        }
+        for (newCell, why) in [(cell("new", [60, 62, 61], half: true, examples: 138), "val-half's report half against the whole split"),
+                               (cell("new", [60, 62, 61], half: nil, examples: 100), "100 against 277 examples")] {
+            let cells = [newCell, cell("pt", [50, 51, 52], half: nil, examples: 277)]
+            let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                        runs: { v, _ in (1...3).map { PairedRun(seed: $0, predictions: nil, templates: .dpt, reportsHalf: v == "new" && newCell.evalHalf == true) } },
+                                        examples: { _, _, _ in nil })
+            let r = try XCTUnwrap(rows.first)
+            XCTAssertEqual(r.delta, 10, accuracy: 1e-9)
+            XCTAssertTrue(r.method.contains("scored different validation examples (\(why))"), r.method)
+            XCTAssertNil(r.p)
+            XCTAssertNil(r.ci)
+            XCTAssertEqual(r.verdict, "—")
+            let gate = Compare.markdown(rows, new: "new", baseline: "pt", against: "stored", header: "", missing: [], maxRegression: 5, allowMissing: false)
+            XCTAssertFalse(gate.passed)
+            XCTAssertTrue(gate.text.contains("rte: no interval (the two sides scored different validation examples"), gate.text)
+        }
+    }
+
     /// A row's invalid-output shares cover the seeds its means cover: with the baseline's seed 1
     /// failed, the new side's share is the mean over seeds 2 and 3 (0.3 and 0 → 0.15), not over
     /// all three (0.10) beside a mean of two.

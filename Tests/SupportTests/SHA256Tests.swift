@@ -15,4 +15,13 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(s.finalize().map { String(format: "%02x", $0) }.joined(),
                        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
+
+    /// A directory (or anything unreadable) where a file is hashed is an error naming it, not a
+    /// trap: a read that hashed data files stopped with signal 4.
+    func testHashingADirectoryThrows() {
+        let dir = NSTemporaryDirectory() + "sha-dir-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertThrowsError(try SHA256.hex(file: dir)) { XCTAssertTrue("\($0)".contains(dir), "\($0)") }
+    }
 }
