@@ -160,7 +160,7 @@ struct CompareCommand: ParsableCommand {
             if let e = exampleCache[key] { return e }
             guard let data, let def = try? TaskRegistry.definition(task), let val = try? DataLoader.load(def, split: .validation, dataDir: data),
                   let ex = try? Templates.examples(val, set: set, training: false,
-                                                   rows: half ? FewShotSampler.validationHalves(rows: val.rows.count).report : nil) else { return nil }
+                                                   rows: half ? FewShotSampler.validationHalves(val).report : nil) else { return nil }
             exampleCache[key] = ex
             return ex
         }

@@ -34,8 +34,12 @@ public enum ToolFormats {
             // original: the validation split's examples; effective: those scored (fewer under eval_limit).
             n[c.task] = ["original": originals[c.task].map { $0 as Any } ?? NSNull(), "effective": samples[c.task] ?? 0]
         }
+        let mine = cells.filter { $0.variant == variant && $0.model == model }
         var config: [String: Any] = ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,
-                                     "selection": "best epoch on the validation split (paper protocol); mean over seeds",
+                                     // The cells' own protocol (`TrainConfig.variantLabel`): a val-half or train-dev run was once labelled the paper's protocol.
+                                     "selection": Set(mine.map { $0.protocolLabel ?? "best epoch on the validation split (paper protocol)" }).sorted()
+                                        .joined(separator: " / ") + "; mean over seeds",
+                                     "templates": Set(mine.compactMap(\.templates)).sorted(),
                                      "stderr": "standard error of the mean over seeds (sample std / sqrt(seeds)), not lm-eval's standard error over examples",
                                      "seeds": seeds,
                                      "smoke": profile == "smoke" || modelSpec.hasPrefix("embedded:")]

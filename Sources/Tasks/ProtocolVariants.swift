@@ -131,6 +131,34 @@ extension FewShotSampler {
         let h = (rows + 1) / 2
         return (perm.prefix(h).sorted(), perm.dropFirst(h).sorted())
     }
+
+    /// The halves of rows that belong to groups a metric scores together (`groups[i]`: row i's
+    /// group, nil: a group of its own): the same permutation over the groups (in order of first
+    /// appearance), ⌈G/2⌉ groups select, and each half holds whole groups. MultiRC's exact match
+    /// scores a question's answer rows together: split by rows (DePT's split, which scores
+    /// MultiRC per row), 845 of its 953 validation questions fell in both halves, exact match was
+    /// computed on partial questions (a constant "true" scored 15.5 instead of 0.84), and the
+    /// selection half saw answers of the reported questions. Without any group: `validationHalves(rows:)`.
+    public static func validationHalves(groups: [String?], seed: Int = 42) -> (select: [Int], report: [Int]) {
+        guard groups.contains(where: { $0 != nil }) else { return validationHalves(rows: groups.count, seed: seed) }
+        var order: [String] = [], members: [String: [Int]] = [:]
+        for (i, g) in groups.enumerated() {
+            let key = g.map { "g:" + $0 } ?? "r:\(i)"
+            if members[key] == nil { order.append(key) }
+            members[key, default: []].append(i)
+        }
+        let halves = validationHalves(rows: order.count, seed: seed)
+        return (halves.select.flatMap { members[order[$0]]! }.sorted(), halves.report.flatMap { members[order[$0]]! }.sorted())
+    }
+
+    /// `validationHalves(groups:)` of a validation split: MultiRC's rows grouped by question,
+    /// every other task's rows one by one (`validationHalves(rows:)`, DePT's split).
+    public static func validationHalves(_ data: TaskData) -> (select: [Int], report: [Int]) {
+        validationHalves(groups: data.rows.map { row -> String? in
+            if case .multirc(let p, let q, _) = row.id { return "\(p)-\(q)" }
+            return nil
+        })
+    }
 }
 
 extension Manifest {

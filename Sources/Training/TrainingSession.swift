@@ -136,13 +136,20 @@ extension Trainer {
             selectEx = try Templates.examples(train, set: c.templates, training: false, rows: devRows)
             selectData = train
         case .valHalf:
-            let halves = FewShotSampler.validationHalves(rows: val.rows.count)
+            let halves = FewShotSampler.validationHalves(val)
             evalEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.report)
             selectEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.select)
         }
         if let lim = c.evalLimit {
             if lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
             if let s = selectEx, c.selectOn == .valHalf, lim < s.count { selectEx = Array(s.prefix(lim)) }
+        }
+        // A training filter that keeps one label (DPT's WSC: label-1 rows, whose target is the
+        // referent) with a template whose target names the label would train on one constant
+        // target: DePT's WSC set ("0"/"1") trains on all examples (METHODS §4.1), which the
+        // label-1 sample pool cannot give.
+        if def.trainFilter == "label_true", let t = try? def.template(c.templates), t.target.contains("{label") {
+            throw TrainError("\(c.task) with template set '\(c.templates.rawValue)': its target names the label (\(t.target)), but \(c.task)'s training rows are filtered to label 1 (DPT's filter, for the referent-generating sets), so every training target would be the same. DePT's \(c.task) trains on all examples (METHODS §4.1), which PromptRepro's sample pool does not give yet; use the dpt, respt or lopt set (--templates)")
         }
         let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
         guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }

@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Reports
 import Store
 import TestSupport
 import Training
@@ -184,5 +185,31 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["status"]!.text! }, ["done", "done", "done", "done"])
         let (_, md) = try runStdout(["results", "\(dir)/searchy.yaml", "--profile", "smoke", "--db", db])
         XCTAssertTrue(md.contains("Hyper-parameter search") && md.contains("CPU-hours"), md)
+    }
+
+    /// DePT's WSC template ("0"/"1" targets) on the label-1 training pool would train on one
+    /// constant target: refused, naming the sets that work. The dpt set trains.
+    func testWSCWithALabelTargetOnTheLabelOnePoolIsRefused() throws {
+        let data = try sharedData()
+        let (status, err) = try runCLIText(["train", "--method", "dept", "--task", "wsc", "--model", "embedded:t5-tiny", "--k", "8",
+                                            "--epochs", "1", "--data-dir", data], stdout: false)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("wsc with template set 'dept': its target names the label") && err.contains("use the dpt, respt or lopt set"), err)
+    }
+
+    /// lm-eval exports say which protocol selected each variant's epochs and which template set
+    /// scored them: a val-half variant was labelled "the validation split (paper protocol)".
+    func testLMEvalExportNamesTheRunsProtocol() {
+        var c = CellResult(cell: "v|rte", variant: "v", method: "pt", task: "rte", model: "t5-small", k: 8, seeds: [1], statuses: ["done": 1],
+                           trainableParams: nil, best: ["accuracy": Stat([50])], last: [:], divergedSeeds: [], probe: nil)
+        c.protocolLabel = "selection: val-half"
+        c.templates = "respt"
+        let j = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
+        let config = j["config"] as? [String: Any]
+        XCTAssertEqual(config?["selection"] as? String, "selection: val-half; mean over seeds")
+        XCTAssertEqual(config?["templates"] as? [String], ["respt"])
+        c.protocolLabel = nil
+        let paper = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
+        XCTAssertEqual((paper["config"] as? [String: Any])?["selection"] as? String, "best epoch on the validation split (paper protocol); mean over seeds")
     }
 }

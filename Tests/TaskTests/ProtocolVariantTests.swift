@@ -96,6 +96,30 @@ final class ProtocolVariantTaskTests: XCTestCase {
         XCTAssertNotEqual(FewShotSampler.validationHalves(rows: 56).select, Array(0..<28), "a permutation, not a prefix")
     }
 
+    /// Rows a metric scores together stay in one half: every MultiRC question's answer rows (845
+    /// of 953 questions fell in both halves when the rows were split one by one, and exact match
+    /// was computed on partial questions); the halves still cover the split, disjointly, with
+    /// ⌈G/2⌉ groups selecting. Tasks without groups keep DePT's row split.
+    func testValidationHalvesKeepMultiRCQuestionsWhole() throws {
+        let data = try sharedData()
+        let mrc = try DataLoader.load(try TaskRegistry.definition("multirc"), split: .validation, dataDir: data)
+        var question: [Int: String] = [:]
+        for (i, row) in mrc.rows.enumerated() { if case .multirc(let p, let q, _) = row.id { question[i] = "\(p)-\(q)" } }
+        XCTAssertEqual(question.count, mrc.rows.count)
+        let (s, r) = FewShotSampler.validationHalves(mrc)
+        XCTAssertEqual(Set(s + r), Set(mrc.rows.indices))
+        XCTAssertTrue(Set(s).isDisjoint(with: r))
+        let selectQuestions = Set(s.map { question[$0]! }), reportQuestions = Set(r.map { question[$0]! })
+        XCTAssertTrue(selectQuestions.isDisjoint(with: reportQuestions))
+        XCTAssertEqual(selectQuestions.count, (Set(question.values).count + 1) / 2)
+        // Hand-made groups: nil rows are groups of their own.
+        let (gs, gr) = FewShotSampler.validationHalves(groups: ["a", "a", "b", nil, "b", "c", nil])
+        XCTAssertEqual(Set(gs + gr), Set(0..<7))
+        for g in [[0, 1], [2, 4]] { XCTAssertTrue(Set(g).isSubset(of: gs) || Set(g).isSubset(of: gr)) }
+        let rte = try DataLoader.load(try TaskRegistry.definition("rte"), split: .validation, dataDir: data)
+        XCTAssertEqual(FewShotSampler.validationHalves(rte).select, FewShotSampler.validationHalves(rows: rte.rows.count).select)
+    }
+
     /// Rank candidates are the template's label targets (indices or words), ReCoRD's passage
     /// entities; free-text targets (WSC's referent) are refused.
     func testRankCandidates() throws {
