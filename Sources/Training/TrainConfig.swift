@@ -56,6 +56,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var kDev: Int?
     /// How T5 predictions are read (nil: greedy generation).
     public var evalMode: EvalMode?
+    /// The metric that picks the best epoch (nil: the task's `selection_metric`); one of the task's
+    /// metrics. DePT's code selects CB on macro-F1 (METHODS §6.10), which its preset sets.
+    public var selectionMetric: String?
 
     /// The few-shot sample's seed.
     public var effectiveSampleSeed: Int { sampleSeed ?? seed }
@@ -74,6 +77,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case decodeMaxTokens = "decode_max_tokens", decodeStop = "decode_stop", evalEvery = "eval_every", evalLimit = "eval_limit", threads
         case initFrom = "init_from", adapter
         case sampleSeed = "sample_seed", sampler, selectOn = "select_on", kDev = "k_dev", evalMode = "eval_mode"
+        case selectionMetric = "selection_metric"
     }
 
     /// Every key a spec may override (the JSON names).
@@ -81,7 +85,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
                               "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "beta1", "beta2", "schedule", "warmup_ratio", "warmup_steps",
                               "clip_norm", "backbone_dropout", "dropout_rate", "max_source_length", "max_target_length",
                               "decode_max_tokens", "decode_stop", "eval_every", "eval_limit", "threads",
-                              "sample_seed", "sampler", "select_on", "k_dev", "eval_mode"]
+                              "sample_seed", "sampler", "select_on", "k_dev", "eval_mode", "selection_metric"]
 
     public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code", "lora-paper"]
 
@@ -130,6 +134,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             // of its peak: CB k = 32 at batch 32 has 20–100 steps.)
             c.warmupRatio = 500.0 / (["wic", "wsc"].contains(task) ? 20_000 : 30_000)
             c.batchSize = 32
+            // DePT's code keeps the checkpoint of the best macro-F1 on CB (METHODS §6.10), the
+            // first of its CB metrics; the reported columns stay the task's (accuracy, macro-F1).
+            if task == "cb" { c.selectionMetric = "macro_f1" }
         case "ft-respt-code":
             // METHODS §2.1 "Harness recommendation": ResPT's optimizer (transformers AdamW lr 3e-4,
             // eps 1e-8, wd 1e-5, no schedule, no clipping) with the prompt methods' batch, epochs,
@@ -189,6 +196,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case .valHalf: parts.append("selection: val-half (reported: the other half)")
         }
         if let e = evalMode, e != .generate { parts.append("eval: \(e.rawValue)") }
+        if let m = selectionMetric { parts.append("\(task): best epoch by \(m)") }
         if let s = sampler, s != .uniform { parts.append("sampler: \(s.rawValue)") }
         if sampleSeed != nil { parts.append("sample seeds crossed with seeds") }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")

@@ -48,7 +48,13 @@ extension Trainer {
         Parallel.configure(threads: config.threads)
         let meter = EfficiencyMeter()  // Efficiency.swift: peak RSS, step FLOPs, eval seconds → result.extras
         let c = config
-        let def = try TaskRegistry.definition(c.task)
+        var def = try TaskRegistry.definition(c.task)
+        if let m = c.selectionMetric {
+            guard def.metricNames.contains(m) else {
+                throw TrainError("selection_metric '\(m)': not a metric of \(c.task) (\(def.metricNames.joined(separator: ", ")))")
+            }
+            def.selectionMetric = m
+        }
         let dir = try ModelFiles.locate(c.model)
         let backbone: Backbone
         switch try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {

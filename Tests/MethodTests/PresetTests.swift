@@ -85,4 +85,17 @@ final class PresetTests: XCTestCase {
         }
         XCTAssertEqual(try MethodConfig.defaults("pt").initialization, "sampled-vocab")
     }
+
+    /// DePT's code keeps CB's best macro-F1 checkpoint (METHODS §6.10: "CB selected by
+    /// macro-F1"); its preset selected on the task's accuracy. Only CB, only DePT's preset; the
+    /// choice shows in the run's protocol label.
+    func testDePTSelectsCBOnMacroF1() throws {
+        let cb = try preset("dept", gpt2: false, task: "cb")
+        XCTAssertEqual(cb.selectionMetric, "macro_f1")
+        XCTAssertEqual(cb.variantLabel, "cb: best epoch by macro_f1")
+        XCTAssertNil(try preset("dept", gpt2: false, task: "rte").selectionMetric)
+        XCTAssertNil(try preset("dpt", gpt2: false, task: "cb").selectionMetric)
+        XCTAssertTrue(String(decoding: try JSONEncoder().encode(try preset("dpt", gpt2: false, task: "cb")), as: UTF8.self).contains("selection_metric") == false,
+                      "unset, the key is not encoded: other runs keep their identities")
+    }
 }
