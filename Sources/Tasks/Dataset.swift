@@ -191,7 +191,10 @@ public enum Templates {
             v["answers_joined"] = answers.joined(separator: "; ")
             var targets: [String]
             if def.reader == "superglue_record" {
-                targets = training ? (answers.isEmpty ? ["<unk>"] : answers) : [answers.first ?? "<unk>"]
+                // One training row per gold answer where the target is the answer (DPT's code);
+                // one per query where it is not ({answers_joined}: ResPT's "; "-joined target,
+                // which was repeated for every answer).
+                targets = training && tpl.target.contains("{answer}") ? (answers.isEmpty ? ["<unk>"] : answers) : [answers.first ?? "<unk>"]
             } else {
                 targets = [""]
             }

@@ -357,3 +357,25 @@ final class CommittedManifestTests: XCTestCase {
         XCTAssertNoThrow(try lock.check(relativePath: "x/y.jsonl", sha256: "", allowUnpinned: true, lockPath: lockPath))
     }
 }
+
+/// The respt set as ResPT's code builds its inputs (METHODS §4.1): `key: value` sources (SST-2's
+/// `sentence: …`, where it gave the bare sentence) and one ReCoRD training row per query with the
+/// "; "-joined answers (it repeated that row once per gold answer: 21 rows for 16 queries). The
+/// dpt set keeps DPT's one row per gold answer.
+final class ResPTInputTests: XCTestCase {
+    func testResPTSourcesAndReCoRDRows() throws {
+        let dir = try sharedData()
+        let sst2 = try DataLoader.load(try TaskRegistry.definition("sst2"), split: .validation, dataDir: dir)
+        let first = try XCTUnwrap(try Templates.examples(sst2, set: .respt, training: false).first)
+        XCTAssertEqual(first.source, "sentence: " + (sst2.rows[0].fields["sentence"] as! String))
+        let record = try DataLoader.load(try TaskRegistry.definition("record"), split: .train, dataDir: dir)
+        let rows = Array(0..<40)
+        let answers = rows.map { ((record.rows[$0].fields["answers"] as? [String]) ?? []).count }
+        XCTAssertGreaterThan(answers.filter { $0 > 1 }.count, 0, "some query has several gold answers")
+        let respt = try Templates.examples(record, set: .respt, training: true, rows: rows)
+        XCTAssertEqual(respt.count, rows.count)
+        XCTAssertEqual(respt[0].target, ((record.rows[0].fields["answers"] as? [String]) ?? []).joined(separator: "; "))
+        let dpt = try Templates.examples(record, set: .dpt, training: true, rows: rows)
+        XCTAssertEqual(dpt.count, answers.map { max($0, 1) }.reduce(0, +))
+    }
+}
