@@ -42,7 +42,14 @@ extension ResultsStore {
         guard spec.hasSearch else { return nil }
         let pointNames = Set(spec.variants.filter { $0.searchFor != nil }.map(\.name))
         guard let runs = try? spec.expand(profile: profile, choose: { _, _, _, _ in nil }) else { return nil }
-        return PlannedRuns(runs: runs.filter { pointNames.contains($0.variant) })
+        let points = runs.filter { pointNames.contains($0.variant) }
+        var plan = PlannedRuns(runs: points)
+        // The task file's parts too: a search run under an edited task file does not choose.
+        for r in points {
+            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] =
+                try? RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates)
+        }
+        return plan
     }
 
     func searchScores(spec: String, profile: String, points: [String], task: String, column: String, k: Int?, plan: PlannedRuns?) throws
@@ -52,7 +59,7 @@ extension ResultsStore {
         for point in points {
             let cell = RunSpec.cellName(variant: point, task: task, model: column, k: k)
             var rows = try db.query("""
-                SELECT r.id, r.cell, r.seed, r.sample_seed, r.config_json, r.status, r.threads, m.value AS score,
+                SELECT r.id, r.cell, r.seed, r.sample_seed, r.config_json, r.identity_json, r.status, r.threads, m.value AS score,
                        (SELECT SUM(seconds) FROM epochs e WHERE e.run_id = r.id) AS seconds
                 FROM runs r LEFT JOIN run_metrics m ON m.run_id = r.id AND m.name = 'selection_score'
                 WHERE r.spec=? AND r.profile=? AND r.cell=? AND r.status != 'superseded'
