@@ -63,6 +63,11 @@ extension ResultsStore {
         guard let head, head == Data("SQLite format 3\u{0}".utf8) else {
             throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); nothing merged")
         }
+        // An SQLite file of other tables only (a store has `runs`; a new one no table yet).
+        let tables = try ResultsStore(readOnlyPath: path).db.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }
+        guard tables.isEmpty || tables.contains("runs") else {
+            throw StoreError("\(path): an SQLite file without a runs table (tables \(tables.sorted().joined(separator: ", "))), not a results store; nothing merged")
+        }
     }
 
     /// What a merge did: runs merged, and one line per run of this store the shard's run of other
@@ -84,7 +89,9 @@ extension ResultsStore {
     /// of the same name replaced good runs with only a count printed.
     public func mergeReporting(from source: String) throws -> MergeReport {
         try Self.requireStoreFile(source)
-        let src = try ResultsStore(path: source)
+        // Read only: the shard is not migrated or written (a foreign SQLite file once gained the
+        // store's tables and merged as an empty store).
+        let src = try ResultsStore(readOnlyPath: source)
         guard try !src.db.query("SELECT name FROM sqlite_master WHERE type='table' AND name='runs'").isEmpty else {
             throw StoreError("\(source): an SQLite file without a runs table, not a results store; nothing merged")
         }

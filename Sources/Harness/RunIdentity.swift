@@ -28,7 +28,7 @@ public enum RunIdentity {
         cfg.threads = nil
         parts["config"] = cfg.json
         let def = try TaskRegistry.definition(r.task)
-        for (k, v) in try taskParts(def, templates: cfg.templates) { parts[k] = v }
+        for (k, v) in try taskParts(def, templates: cfg.templates, selectOn: cfg.selectOn) { parts[k] = v }
         if let name = cfg.manifestFileName {
             let path = "\(manifestDir)/\(name)"
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
@@ -55,19 +55,25 @@ public enum RunIdentity {
     /// source, target, label words) and `task` (labels, metrics, selection metric, reader,
     /// preprocessing, training filter). A label order swapped without a version bump inverts every
     /// gold label; it once left the stored runs counted as done.
-    public static func taskParts(_ def: TaskDefinition, templates: TemplateSet) throws -> [String: Any] {
+    /// Two rules of the code enter where they apply only, so no other run changes identity:
+    /// `template.train_rows` "one per query" for a ReCoRD set whose target is not the answer
+    /// (ResPT's joined answers; one row per gold answer before 2026-12-06), and `task.val_half`
+    /// "by question" for MultiRC under `select_on: val-half` (halved by rows before 2026-12-06).
+    public static func taskParts(_ def: TaskDefinition, templates: TemplateSet, selectOn: SelectionSplit? = nil) throws -> [String: Any] {
         let tpl = try def.template(templates)
-        let task: [String: Any] = [
+        var task: [String: Any] = [
             "labels": (def.labels ?? []).map(\.description), "metrics": def.metrics.map { ["name": $0.name, "metric": $0.metric] },
             "selection_metric": def.selectionMetric, "reader": def.reader, "preprocess": def.preprocess ?? [],
             "train_filter": def.trainFilter ?? ""]
-        return ["task_version": def.version, "template": ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []] as [String: Any],
-                "task": task]
+        if selectOn == .valHalf && def.reader == "superglue_multirc" { task["val_half"] = "by question" }
+        var template: [String: Any] = ["source": tpl.source, "target": tpl.target, "words": tpl.words ?? []]
+        if def.reader == "superglue_record" && !tpl.target.contains("{answer}") { template["train_rows"] = "one per query" }
+        return ["task_version": def.version, "template": template, "task": task]
     }
 
     /// `taskParts` as PlannedRuns compares them: part name → canonical JSON of its value.
-    public static func canonicalTaskParts(_ def: TaskDefinition, templates: TemplateSet) throws -> [String: String] {
-        try taskParts(def, templates: templates).mapValues(PlannedRuns.canonical)
+    public static func canonicalTaskParts(_ def: TaskDefinition, templates: TemplateSet, selectOn: SelectionSplit? = nil) throws -> [String: String] {
+        try taskParts(def, templates: templates, selectOn: selectOn).mapValues(PlannedRuns.canonical)
     }
 }
 

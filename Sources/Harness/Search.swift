@@ -47,7 +47,7 @@ extension ResultsStore {
         // The task file's parts too: a search run under an edited task file does not choose.
         for r in points {
             plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] =
-                try? RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates)
+                try? RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates, selectOn: r.config.selectOn)
         }
         return plan
     }
@@ -139,8 +139,10 @@ extension ExperimentSpec {
         // edited task file (labels, metrics, templates) until a sweep reruns them.
         var parts: [String: [String: String]] = [:]
         for r in runs {
-            let id = "\(r.task)#\(r.config.templates.rawValue)"
-            if parts[id] == nil { parts[id] = try RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates) }
+            let id = "\(r.task)#\(r.config.templates.rawValue)#\(r.config.selectOn?.rawValue ?? "")"
+            if parts[id] == nil {
+                parts[id] = try RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates, selectOn: r.config.selectOn)
+            }
             plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts[id]
         }
         if let store, let dataDir {

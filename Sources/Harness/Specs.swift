@@ -230,7 +230,7 @@ public struct ExperimentSpec {
             guard MethodConfig.keys.contains(key) || TrainConfig.keys.contains(key) else {
                 throw SpecError(path, "\(at).grid: unknown key '\(key)'\(didYouMean(key, MethodConfig.keys + TrainConfig.keys))")
             }
-            guard !["select_on", "seed", "sample_seed", "task", "model", "k", "protocol"].contains(key) else {
+            guard !["select_on", "selection_metric", "seed", "sample_seed", "task", "model", "k", "protocol"].contains(key) else {
                 throw SpecError(path, "\(at).grid: '\(key)' is not a hyper-parameter")
             }
             guard let values = grid[key] as? [Any], !values.isEmpty else { throw SpecError(path, "\(at).grid.\(key) must be a non-empty list") }
@@ -303,6 +303,8 @@ public struct ExperimentSpec {
                                 if !c.problems.isEmpty {
                                     throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + c.problems.joined(separator: "; "))
                                 }
+                                if let problem = try c.taskProblem() { throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + problem) }
+                                c.selectionMetric = try c.normalizedSelectionMetric()
                                 let cell = RunSpec.cellName(variant: variant.name, task: task, model: column, k: k)
                                 out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,
                                                    task: task, model: column, modelSpec: modelSpec, k: k, seed: seed,

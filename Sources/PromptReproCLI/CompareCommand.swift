@@ -16,7 +16,8 @@ struct CompareCommand: ParsableCommand {
         examples (best-epoch predictions from the store), with the paired t-test over the seeds beside it (the
         larger p and the hull of both intervals), or the paired t-test alone when no predictions are stored
         (committed exports). p-values are Holm-adjusted across tasks; each interval is printed at its Holm
-        level, so win/loss holds exactly when it excludes 0. --against published prints Δ only (no spread, no test).
+        level; win/loss when it excludes 0 and the Holm-adjusted p is at most 0.05 (the same up to about 50 tested
+        cells with 2000 resamples; beyond, the interval is the resamples' range). --against published prints Δ only (no spread, no test).
         Gate (--max-regression X, non-inferiority): exit 1 unless every expected task and seed is present on both
         sides (or --allow-missing), the new method diverged on none of them (also with --allow-missing), and every
         task's interval lies above −X.

@@ -65,6 +65,8 @@ struct Train: ParsableCommand {
     @Option(help: "Size of the train-dev set (default: k).") var kDev: Int?
     @Option(help: "T5 predictions: generate (papers: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
     var evalMode: String?
+    @Option(help: "Metric that picks the best epoch: one of the task's metrics (default: the task's selection metric; DePT's preset: macro_f1 on CB, as DePT's code).")
+    var selectionMetric: String?
     @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
     var decodeStop: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
@@ -145,6 +147,11 @@ struct Train: ParsableCommand {
         c.selectOn = try selectOn.map { try choice("select-on", $0, SelectionSplit.self) }
         c.evalMode = try evalMode.map { try choice("eval-mode", $0, EvalMode.self) }
         c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
+        if let selectionMetric {
+            c.selectionMetric = selectionMetric
+            if let problem = try c.taskProblem() { throw ValidationError(problem) }
+            c.selectionMetric = try c.normalizedSelectionMetric()
+        }
         if let kDev {
             guard c.selectOn == .trainDev else { throw ValidationError("--k-dev applies to --select-on train-dev") }
             guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }

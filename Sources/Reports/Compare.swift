@@ -422,7 +422,7 @@ public enum Compare {
         let w = rows.filter { $0.verdict == "win" }.count, l = rows.filter { $0.verdict == "loss" }.count
         let tested = rows.filter { $0.ci != nil }.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
-        out += " (win/loss: the interval, at the Holm level across tasks, excludes 0)."
+        out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
         if !missing.isEmpty {
             out += "\n\nMissing runs (\(missing.count)):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
         }

@@ -37,8 +37,11 @@ public enum ToolFormats {
         let mine = cells.filter { $0.variant == variant && $0.model == model }
         var config: [String: Any] = ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),variant=\(variant)", "spec": spec, "profile": profile,
                                      // The cells' own protocol (`TrainConfig.variantLabel`): a val-half or train-dev run was once labelled the paper's protocol.
-                                     "selection": Set(mine.map { $0.protocolLabel ?? "best epoch on the validation split (paper protocol)" }).sorted()
-                                        .joined(separator: " / ") + "; mean over seeds",
+                                     "selection": Set(mine.map { c -> String in
+                                         let parts = (c.protocolLabel ?? "").components(separatedBy: "; ").filter { $0.hasPrefix("selection:") || $0.contains("best epoch by") }
+                                         return parts.isEmpty ? "best epoch on the validation split (paper protocol)" : parts.joined(separator: "; ")
+                                     }).sorted().joined(separator: " / ") + "; mean over seeds",
+                                     "protocol": Set(mine.map { $0.protocolLabel ?? "papers' protocol" }).sorted().joined(separator: " / "),
                                      "templates": Set(mine.compactMap(\.templates)).sorted(),
                                      "stderr": "standard error of the mean over seeds (sample std / sqrt(seeds)), not lm-eval's standard error over examples",
                                      "seeds": seeds,

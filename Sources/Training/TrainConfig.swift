@@ -60,6 +60,28 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// metrics. DePT's code selects CB on macro-F1 (METHODS §6.10), which its preset sets.
     public var selectionMetric: String?
 
+    /// What of this config the task cannot run, nil when it can (checked when a spec expands and
+    /// when a run starts): a `selection_metric` that is not one of the task's metrics, or a
+    /// template whose target names the label on a training pool filtered to one label (WSC's
+    /// label-1 rows with DePT's "0"/"1" set: one constant target), unless nothing trains.
+    public func taskProblem() throws -> String? {
+        let def = try TaskRegistry.definition(task)
+        if let m = selectionMetric, !def.metricNames.contains(m) {
+            return "selection_metric '\(m)': not a metric of \(task) (\(def.metricNames.joined(separator: ", ")))"
+        }
+        if def.trainFilter == "label_true", adapter == nil, maxSteps != 0, let t = try? def.template(templates), t.target.contains("{label") {
+            return "\(task) with template set '\(templates.rawValue)': its target names the label (\(t.target)), but \(task)'s training rows are filtered to label 1 (DPT's filter, for the referent-generating sets), so every training target would be the same. DePT's \(task) trains on all examples (METHODS §4.1), which PromptRepro's sample pool does not give yet; use the dpt, respt or lopt set (--templates)"
+        }
+        return nil
+    }
+
+    /// `selectionMetric`, nil where it names the task's own selection metric (written out, the
+    /// default must not give the run another identity or a protocol label).
+    public func normalizedSelectionMetric() throws -> String? {
+        guard let m = selectionMetric else { return nil }
+        return m == (try TaskRegistry.definition(task)).selectionMetric ? nil : m
+    }
+
     /// The few-shot sample's seed.
     public var effectiveSampleSeed: Int { sampleSeed ?? seed }
 

@@ -49,12 +49,8 @@ extension Trainer {
         let meter = EfficiencyMeter()  // Efficiency.swift: peak RSS, step FLOPs, eval seconds → result.extras
         let c = config
         var def = try TaskRegistry.definition(c.task)
-        if let m = c.selectionMetric {
-            guard def.metricNames.contains(m) else {
-                throw TrainError("selection_metric '\(m)': not a metric of \(c.task) (\(def.metricNames.joined(separator: ", ")))")
-            }
-            def.selectionMetric = m
-        }
+        if let problem = try c.taskProblem() { throw TrainError(problem) }
+        if let m = c.selectionMetric { def.selectionMetric = m }
         let dir = try ModelFiles.locate(c.model)
         let backbone: Backbone
         switch try ModelConfig.load(path: (dir as NSString).appendingPathComponent("config.json")) {
@@ -149,13 +145,6 @@ extension Trainer {
         if let lim = c.evalLimit {
             if lim < evalEx.count { evalEx = Array(evalEx.prefix(lim)) }
             if let s = selectEx, c.selectOn == .valHalf, lim < s.count { selectEx = Array(s.prefix(lim)) }
-        }
-        // A training filter that keeps one label (DPT's WSC: label-1 rows, whose target is the
-        // referent) with a template whose target names the label would train on one constant
-        // target: DePT's WSC set ("0"/"1") trains on all examples (METHODS §4.1), which the
-        // label-1 sample pool cannot give.
-        if def.trainFilter == "label_true", let t = try? def.template(c.templates), t.target.contains("{label") {
-            throw TrainError("\(c.task) with template set '\(c.templates.rawValue)': its target names the label (\(t.target)), but \(c.task)'s training rows are filtered to label 1 (DPT's filter, for the referent-generating sets), so every training target would be the same. DePT's \(c.task) trains on all examples (METHODS §4.1), which PromptRepro's sample pool does not give yet; use the dpt, respt or lopt set (--templates)")
         }
         let trainEx = try Templates.examples(train, set: c.templates, training: true, rows: rows)
         guard !trainEx.isEmpty else { throw TrainError("\(c.task): no training examples after filtering") }

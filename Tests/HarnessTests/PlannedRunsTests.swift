@@ -300,6 +300,13 @@ final class PlannedRunsTests: XCTestCase {
         let main = try ResultsStore(path: "\(dir)/main.sqlite")
         FileManager.default.createFile(atPath: "\(dir)/empty.sqlite", contents: Data())
         try "not a store\n".write(toFile: "\(dir)/text.sqlite", atomically: true, encoding: .utf8)
+        // An SQLite file of other tables: refused, and not given the store's tables.
+        let foreign = try SQLiteDB(path: "\(dir)/foreign.sqlite")
+        try foreign.exec("CREATE TABLE t(x)")
+        XCTAssertThrowsError(try main.mergeReporting(from: "\(dir)/foreign.sqlite")) { e in
+            XCTAssertTrue("\(e)".contains("without a runs table"), "\(e)")
+        }
+        XCTAssertEqual(try foreign.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }, ["t"])
         for (name, size) in [("empty.sqlite", 0), ("text.sqlite", 12)] {
             XCTAssertThrowsError(try main.mergeReporting(from: "\(dir)/\(name)")) { e in
                 XCTAssertTrue("\(e)".contains("\(dir)/\(name): not a results store"), "\(e)")

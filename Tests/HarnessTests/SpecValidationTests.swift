@@ -40,6 +40,18 @@ final class SpecValidationTests: XCTestCase {
         // Settings of the wrong shape were dropped without a word.
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: fast}") },
                             ["methods[1].train must be a mapping"])
+        // selection_metric: one of every task's metrics, checked when the spec expands (a run of
+        // RTE failed at run time); written as the task's default it is dropped (no new identity).
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {selection_metric: macro_f1}}") },
+                            ["pt on rte [smoke]: selection_metric 'macro_f1': not a metric of rte"], expand: true)
+        let explicit = miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {selection_metric: accuracy}}")
+        try explicit.write(toFile: "\(dir)/explicit.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ExperimentSpec.load("\(dir)/explicit.yaml").expand(profile: "smoke").map(\.config.json),
+                       try ExperimentSpec.load("\(dir)/ok.yaml").expand(profile: "smoke").map(\.config.json))
+        // DePT's WSC template on the label-1 training pool is refused when the spec expands.
+        try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, wsc]")
+                                .replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {templates: dept}}") },
+                            ["pt on wsc [smoke]: wsc with template set 'dept': its target names the label"], expand: true)
         // An empty mapping (every entry commented out: YAML null) still means no settings.
         let nulls = miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: }")
             + "\ntrain:\n"

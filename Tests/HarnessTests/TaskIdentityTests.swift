@@ -112,4 +112,20 @@ final class TaskIdentityTests: XCTestCase {
     func cfg() throws -> TrainConfig {
         try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
     }
+
+    /// Rules of the code that changed for some runs only enter those runs' identities: MultiRC
+    /// under val-half (halved by question since 2026-12-06, by rows before) and ReCoRD's respt set
+    /// (one training row per query, one per gold answer before); every other run keeps its parts.
+    func testChangedRulesEnterOnlyTheRunsTheyChange() throws {
+        let mrc = try TaskRegistry.definition("multirc"), rec = try TaskRegistry.definition("record"), cb = try TaskRegistry.definition("cb")
+        func part(_ d: TaskDefinition, _ t: TemplateSet, _ s: SelectionSplit?) throws -> [String: String] {
+            try RunIdentity.canonicalTaskParts(d, templates: t, selectOn: s)
+        }
+        XCTAssertTrue(try part(mrc, .dpt, .valHalf)["task"]!.contains("\"val_half\":\"by question\""))
+        XCTAssertEqual(try part(mrc, .dpt, nil), try part(mrc, .dpt, .trainDev))
+        XCTAssertFalse(try part(mrc, .dpt, nil)["task"]!.contains("val_half"))
+        XCTAssertEqual(try part(cb, .dpt, .valHalf), try part(cb, .dpt, nil))
+        XCTAssertTrue(try part(rec, .respt, nil)["template"]!.contains("\"train_rows\":\"one per query\""))
+        XCTAssertFalse(try part(rec, .dpt, nil)["template"]!.contains("train_rows"))
+    }
 }
