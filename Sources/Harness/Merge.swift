@@ -58,14 +58,16 @@ extension ResultsStore {
     /// Throws, naming `path`, unless it is an SQLite file: opening a file that is not a store
     /// would turn it into an empty one (SQLite writes the schema into an empty file), so a
     /// zero-byte or foreign file is refused and left untouched.
-    public static func requireStoreFile(_ path: String) throws {
+    /// `allowNew`: an SQLite file without any table (a store not written yet) passes, as a
+    /// destination may; a source must hold a runs table.
+    public static func requireStoreFile(_ path: String, allowNew: Bool = true) throws {
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 16)) ?? nil
         guard let head, head == Data("SQLite format 3\u{0}".utf8) else {
             throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); nothing merged")
         }
         // An SQLite file of other tables only (a store has `runs`; a new one no table yet).
         let tables = try ResultsStore(readOnlyPath: path).db.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }
-        guard tables.isEmpty || tables.contains("runs") else {
+        guard (allowNew && tables.isEmpty) || tables.contains("runs") else {
             throw StoreError("\(path): an SQLite file without a runs table (tables \(tables.sorted().joined(separator: ", "))), not a results store; nothing merged")
         }
     }
@@ -88,13 +90,11 @@ extension ResultsStore {
     /// `merge`, reporting which runs were replaced and why: a shard written from another spec file
     /// of the same name replaced good runs with only a count printed.
     public func mergeReporting(from source: String) throws -> MergeReport {
-        try Self.requireStoreFile(source)
-        // Read only: the shard is not migrated or written (a foreign SQLite file once gained the
-        // store's tables and merged as an empty store).
-        let src = try ResultsStore(readOnlyPath: source)
-        guard try !src.db.query("SELECT name FROM sqlite_master WHERE type='table' AND name='runs'").isEmpty else {
-            throw StoreError("\(source): an SQLite file without a runs table, not a results store; nothing merged")
-        }
+        // A store (an SQLite file with a runs table) is opened as ever, so a shard of an older
+        // schema is migrated first (its child tables and columns are the current ones); anything
+        // else is refused before it is opened (a foreign SQLite file once gained the store's tables).
+        try Self.requireStoreFile(source, allowNew: false)
+        let src = try ResultsStore(path: source)
         let rows = try src.db.query("SELECT * FROM runs WHERE status IN ('done','diverged','failed','evaluated') ORDER BY id")
         var unfinished: [String: Int] = [:]
         for r in try src.db.query("SELECT status, COUNT(*) AS n FROM runs WHERE status IN ('pending','running') GROUP BY status") {

@@ -186,7 +186,7 @@ struct Merge: ParsableCommand {
         // leaves no new store behind, and an existing destination that is not a store is refused.
         for s in sources {
             guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
-            try ResultsStore.requireStoreFile(s)
+            try ResultsStore.requireStoreFile(s, allowNew: false)
         }
         if FileManager.default.fileExists(atPath: into) { try ResultsStore.requireStoreFile(into) }
         let dest = try ResultsStore(path: into)

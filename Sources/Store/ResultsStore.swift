@@ -261,6 +261,9 @@ public final class ResultsStore {
               var new = (try? JSONSerialization.jsonObject(with: Data(newJSON.utf8))) as? [String: Any] else { return nil }
         let missing = addedIdentityParts.filter { old[$0] == nil && new[$0] != nil }
         guard !missing.isEmpty else { return nil }
+        // A rule the part carries that changed the run itself is no legacy difference: MultiRC
+        // under val-half, halved by rows before `task.val_half` (RunIdentity.taskParts).
+        if missing.contains("task"), (new["task"] as? [String: Any])?["val_half"] != nil { return nil }
         for k in missing { new[k] = nil }
         guard let data = try? JSONSerialization.data(withJSONObject: new, options: [.sortedKeys]) else { return nil }
         return sha256Hex(String(decoding: data, as: UTF8.self)) == storedID ? newJSON : nil

@@ -119,6 +119,12 @@ final class StoreTests: XCTestCase {
                 INSERT INTO epochs VALUES (1, 2, 8, 1.2, '{}', NULL, 6, 4, 9, 0.1);
                 """)
         }
+        // A shard of that schema merges into a new store, its probe values with it (a merge that
+        // opened shards read only, without migrating them, failed: no such table epoch_metrics).
+        try FileManager.default.copyItem(atPath: path, toPath: "\(dir)/shard.sqlite")
+        let merged = try ResultsStore(path: "\(dir)/merged.sqlite")
+        XCTAssertEqual(try merged.merge(from: "\(dir)/shard.sqlite"), 1)
+        XCTAssertEqual(try merged.db.query("SELECT COUNT(*) AS n FROM epoch_metrics").first?["n"]?.int, 6)
         let s = try ResultsStore(path: path)
         XCTAssertEqual(s.schemaVersion, ResultsStore.migrations.count)
         let rows = try s.db.query("SELECT epoch, name, value FROM epoch_metrics ORDER BY epoch, name").map { "\($0["epoch"]!.int!) \($0["name"]!.text!) \($0["value"]!.double!)" }

@@ -127,5 +127,21 @@ final class TaskIdentityTests: XCTestCase {
         XCTAssertEqual(try part(cb, .dpt, .valHalf), try part(cb, .dpt, nil))
         XCTAssertTrue(try part(rec, .respt, nil)["template"]!.contains("\"train_rows\":\"one per query\""))
         XCTAssertFalse(try part(rec, .dpt, nil)["template"]!.contains("train_rows"))
+        // A row stored before the `task` part existed matches a new identity that differs only by
+        // that part (legacyIdentityMatch), except where the part carries a changed rule: a MultiRC
+        // val-half row of that time was halved by rows.
+        func identity(_ parts: [String: Any]) throws -> (hash: String, json: String) {
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: parts, options: [.sortedKeys]), as: UTF8.self)
+            return (sha256Hex(json), json)
+        }
+        for (selectOn, matches) in [(SelectionSplit?.none, true), (.valHalf, false)] {
+            var new = try RunIdentity.taskParts(mrc, templates: .dpt, selectOn: selectOn)
+            new["config"] = "{}"
+            var old = new
+            old["task"] = nil
+            let stored = try identity(old), now = try identity(new)
+            let row: [String: SQLiteDB.Value] = ["identity": .text(stored.hash), "identity_json": .text(stored.json)]
+            XCTAssertEqual(ResultsStore.legacyIdentityMatch(stored: row, newJSON: now.json) != nil, matches, "\(String(describing: selectOn))")
+        }
     }
 }
