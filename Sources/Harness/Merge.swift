@@ -55,10 +55,10 @@ extension ResultsStore {
     @discardableResult
     public func merge(from source: String) throws -> Int { try mergeReporting(from: source).merged }
 
-    /// Throws, naming `path`, unless it is an SQLite file: opening a file that is not a store
-    /// would turn it into an empty one (SQLite writes the schema into an empty file), so a
-    /// zero-byte or foreign file is refused and left untouched.
-    /// `allowNew`: an SQLite file without any table (a store not written yet) passes, as a
+    /// Throws, naming `path`, unless it is a results store (an SQLite file with a runs table):
+    /// opening a file that is not a store would turn it into one (SQLite writes the schema into
+    /// an empty file, migrations into a foreign one), so it is refused and left untouched.
+    /// `allowNew`: an SQLite file without any table (a store not written yet) passes too, as a
     /// destination may; a source must hold a runs table.
     public static func requireStoreFile(_ path: String, allowNew: Bool = true) throws {
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 16)) ?? nil
