@@ -149,7 +149,7 @@ extension ExperimentSpec {
             // A file that cannot be hashed here (unreadable, a dangling link) leaves that run's
             // inputs uncompared; it never drops the plan (whose config and task parts still count).
             var weights: [String: String?] = [:]
-            for var r in runs {
+            for r in runs {
                 let hashed = try? RunIdentity.compute(r, dataDir: dataDir, manifestDir: manifestDir, fileHash: { try store.fileHash($0) }) { dir in
                     if let w = weights[dir] { if let w { return w } else { throw StoreError("\(dir): weights not hashable") } }
                     let w = try? store.weightsHash(directory: dir)
@@ -158,13 +158,8 @@ extension ExperimentSpec {
                     return w
                 }
                 guard let hashed else { continue }
-                r.identityJSON = hashed.json
-                guard let json = r.identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { continue }
-                var inputs: [String: String] = [:]
-                if let m = id["manifest"] { inputs["manifest"] = PlannedRuns.canonical(m) }
-                for (split, v) in (id["data"] as? [String: String]) ?? [:] where v != "missing" { inputs["data.\(split)"] = PlannedRuns.canonical(v) }
-                if let w = id["weights"] as? String, !w.hasPrefix("missing") { inputs["weights"] = PlannedRuns.canonical(w) }
-                plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = inputs
+                plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] =
+                    PlannedRuns.inputParts(identityJSON: hashed.json).filter { !$0.value.hasPrefix("missing") }
             }
         }
         return plan

@@ -59,22 +59,22 @@ public enum Worker {
     /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
     /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
     public static func inputMismatch(_ r: RunSpec, store: ResultsStore, dataDir: String, manifestDir: String) throws -> String? {
-        func object(_ json: String?) -> [String: Any]? {
-            json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        guard r.identityJSON != nil else { return nil }
+        let planned = PlannedRuns.inputParts(identityJSON: r.identityJSON)
+        let here = PlannedRuns.inputParts(identityJSON: try store.withIdentities([r], dataDir: dataDir, manifestDir: manifestDir)[0].identityJSON)
+        func name(_ part: String) -> (order: Int, text: String, shown: (String) -> String) {
+            switch part {
+            case "manifest": return (0, "few-shot manifest", { String($0.prefix(12)) })
+            case "weights": return (2, "checkpoint weights", { String($0.prefix(12)) })
+            default: return (1, "\(part.dropFirst("data.".count)) data", { String($0.suffix(12)) })
+            }
         }
-        guard let planned = object(r.identityJSON) else { return nil }
-        guard let here = object(try store.withIdentities([r], dataDir: dataDir, manifestDir: manifestDir)[0].identityJSON) else { return nil }
-        var differ: [String] = []
-        if let m = planned["manifest"] as? String, m != here["manifest"] as? String {
-            differ.append("few-shot manifest (planned \(m.prefix(12)), here \((here["manifest"] as? String)?.prefix(12) ?? "none"))")
-        }
-        let nowData = (here["data"] as? [String: String]) ?? [:]
-        for (split, v) in ((planned["data"] as? [String: String]) ?? [:]).sorted(by: { $0.key < $1.key }) where v != "missing" && nowData[split] != v {
-            differ.append("\(split) data (planned \(v.suffix(12)), here \(nowData[split].map { String($0.suffix(12)) } ?? "none"))")
-        }
-        if let w = planned["weights"] as? String, !w.hasPrefix("missing"), w != here["weights"] as? String {
-            differ.append("checkpoint weights (planned \(w.prefix(12)), here \((here["weights"] as? String)?.prefix(12) ?? "none"))")
-        }
+        let differ = planned.filter { !$0.value.hasPrefix("missing") && here[$0.key] != $0.value }
+            .sorted { (name($0.key).order, $0.key) < (name($1.key).order, $1.key) }
+            .map { part, v in
+                let n = name(part)
+                return "\(n.text) (planned \(n.shown(v)), here \(here[part].map(n.shown) ?? "none"))"
+            }
         return differ.isEmpty ? nil : differ.joined(separator: "; ")
     }
 

@@ -137,11 +137,10 @@ public struct PlannedRuns: Sendable {
     /// name → canonical JSON); empty: not compared. A row whose stored identity has another value
     /// for a part (the task file edited since the row ran, not re-swept) does not count.
     public var taskParts: [String: [String: String]] = [:]
-    /// Plan key → the identity's input parts as a read computes them now (`RunIdentity.compute`:
-    /// `manifest`, `data.train`, `data.validation`, `weights`; part name → canonical JSON), only
-    /// those this machine can compute (a data file or checkpoint not found here is left out, not
-    /// compared); empty: not compared. A row whose stored identity has another value (a data file,
-    /// manifest or checkpoint changed since the row ran, not re-swept) does not count.
+    /// Plan key → the identity's input parts as a read computes them now (`inputParts(identityJSON:)`),
+    /// only those this machine can compute (a data file or checkpoint not found here is left out,
+    /// not compared); empty: not compared. A row whose stored identity has another value (a data
+    /// file, manifest or checkpoint changed since the row ran, not re-swept) does not count.
     public var inputParts: [String: [String: String]] = [:]
     /// Cells of searched variants whose search has not chosen a point yet: the spec plans them, but
     /// which runs is not known, so every row of theirs counts (and is kept).
@@ -180,19 +179,26 @@ public struct PlannedRuns: Sendable {
         return planned.contains { name, value in stored[name].map { Self.canonical($0) != value } ?? false }
     }
 
-    /// Whether a row's stored identity disagrees with `inputParts` on a part it has (`data.SPLIT`
-    /// reads the split's entry of the stored `data` object). A part the row was planned without
-    /// ("missing": a shard planned where the data or checkpoint was not, its worker then reading
-    /// them) is not compared, as the worker does not compare it (`Worker.inputMismatch`).
+    /// The input parts of a run identity's JSON (`RunIdentity.compute`), by name: `manifest`,
+    /// `data.SPLIT` (each entry of its `data` object) and `weights`, their values as stored
+    /// ("missing…" where the identity was computed without the file). Empty for no JSON.
+    public static func inputParts(identityJSON: String?) -> [String: String] {
+        guard let json = identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return [:] }
+        var out: [String: String] = [:]
+        if let m = id["manifest"] as? String { out["manifest"] = m }
+        for (split, v) in (id["data"] as? [String: String]) ?? [:] { out["data.\(split)"] = v }
+        if let w = id["weights"] as? String { out["weights"] = w }
+        return out
+    }
+
+    /// Whether a row's stored identity disagrees with `inputParts` on a part it has. A part the row
+    /// was planned without ("missing": a shard planned where the data or checkpoint was not, its
+    /// worker then reading them) is not compared, as the worker does not compare it
+    /// (`Worker.inputMismatch`).
     func inputsChanged(key: String, identityJSON: String?) -> Bool {
-        guard let planned = inputParts[key], let json = identityJSON,
-              let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
-        return planned.contains { name, value in
-            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-            let v: Any? = parts.count == 2 ? (stored[parts[0]] as? [String: Any])?[parts[1]] : stored[name]
-            if let text = v as? String, text.hasPrefix("missing") { return false }
-            return v.map { Self.canonical($0) != value } ?? false
-        }
+        guard let planned = inputParts[key] else { return false }
+        let stored = Self.inputParts(identityJSON: identityJSON)
+        return planned.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
     }
 
     /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
