@@ -30,6 +30,15 @@ final class PlannedRunsTests: XCTestCase {
         return try ExperimentSpec.load("\(dir)/\(name).yaml")
     }
 
+    /// Finishes every pending run of `s` as done with score `v` (accuracy, best and last epoch).
+    func finishAll(_ s: ResultsStore, _ v: Double) throws {
+        while let c = try s.claim(worker: "t", pid: getpid()) {
+            try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
+                                                     last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
+                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
+        }
+    }
+
     func testReadsFollowTheSpecAsItIsNow() throws {
         let dir = tempDir("plan")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -132,13 +141,6 @@ final class PlannedRunsTests: XCTestCase {
     func testMergeKeepsTheNewerPlannedRun() throws {
         let dir = tempDir("mergenewer")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func finishAll(_ s: ResultsStore, _ v: Double) throws {
-            while let c = try s.claim(worker: "t", pid: getpid()) {
-                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
-                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
-                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
-            }
-        }
         let old = try spec(dir, "a", k: "[16]", seeds: "[1]", n: 8).expand(profile: "smoke")
         let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
         try shard.insertPending(old)
@@ -167,13 +169,6 @@ final class PlannedRunsTests: XCTestCase {
         func planned(_ name: String, n: Int, _ s: ResultsStore) throws -> [RunSpec] {
             try s.withIdentities(try spec(dir, name, k: "[16]", seeds: "[1]", n: n).expand(profile: "smoke"), dataDir: data,
                                  manifestDir: "\(repoRoot)/Baselines/manifests")
-        }
-        func finishAll(_ s: ResultsStore, _ v: Double) throws {
-            while let c = try s.claim(worker: "t", pid: getpid()) {
-                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
-                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
-                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
-            }
         }
         let main = try ResultsStore(path: "\(dir)/main.sqlite")
         try main.insertPending(try planned("b", n: 4, main))
@@ -207,11 +202,7 @@ final class PlannedRunsTests: XCTestCase {
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
         let sp = try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8)
         try s.insertPending(try s.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
-        while let c = try s.claim(worker: "t", pid: getpid()) {
-            try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 10],
-                                                     last: ["accuracy": 10], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
-                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
-        }
+        try finishAll(s, 10)
         func counted(_ dataDir: String?) throws -> (seeds: [Int], stale: [StaleRun]) {
             let plan = try sp.plannedRuns(profile: "smoke", store: s, dataDir: dataDir, manifestDir: manifests)
             return (try s.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds),
@@ -253,11 +244,7 @@ final class PlannedRunsTests: XCTestCase {
         let t = try ResultsStore(path: "\(dir)/t.sqlite")
         try t.insertPending(try t.withIdentities(try sp.expand(profile: "smoke"), dataDir: "\(dir)/nowhere", manifestDir: manifests))
         XCTAssertTrue(try t.db.query("SELECT identity_json FROM runs").allSatisfy { $0["identity_json"]?.text?.contains("\"missing\"") == true })
-        while let c = try t.claim(worker: "t", pid: getpid()) {
-            try t.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": 10],
-                                                     last: ["accuracy": 10], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
-                                                     dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
-        }
+        try finishAll(t, 10)
         let plan = try sp.plannedRuns(profile: "smoke", store: t, dataDir: data, manifestDir: manifests)
         XCTAssertEqual(try t.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds), [1, 2])
     }
@@ -267,13 +254,6 @@ final class PlannedRunsTests: XCTestCase {
     func testMergingAShardAgainAddsNoHistory() throws {
         let dir = tempDir("mergeagain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func finishAll(_ s: ResultsStore, _ v: Double) throws {
-            while let c = try s.claim(worker: "t", pid: getpid()) {
-                try s.complete(c.id, result: TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: ["accuracy": v],
-                                                         last: ["accuracy": v], history: [], trainableParams: 1, trainExamples: 8, evalExamples: 8,
-                                                         dataFiles: [:], manifest: nil, smoke: true, predictions: ["0"]))
-            }
-        }
         let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
         try shard.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke"))
         try finishAll(shard, 10)
