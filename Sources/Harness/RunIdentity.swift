@@ -78,22 +78,6 @@ public enum RunIdentity {
 }
 
 extension ResultsStore {
-    /// sha256 of a file, cached in the store by (real path, size, mtime).
-    public func fileHash(_ path: String) throws -> String {
-        let real = (path as NSString).resolvingSymlinksInPath
-        let attrs = try FileManager.default.attributesOfItem(atPath: real)
-        let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
-        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(mtime)]).first,
-           let sha = row["sha256"]?.text {
-            return sha
-        }
-        let sha = try SHA256.hex(file: real)
-        if readOnly { return sha }
-        try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)])
-        return sha
-    }
-
     /// `runs` with their identities filled in (see `RunIdentity.compute`).
     public func withIdentities(_ runs: [RunSpec], dataDir: String, manifestDir: String) throws -> [RunSpec] {
         var weights: [String: String] = [:]

@@ -17,7 +17,7 @@ public enum ResultsExport {
     public static func markdown(_ cells: [CellResult], spec: String, profile: String) -> String {
         var out = "# \(spec) — \(profile) profile\n\n"
         if profile == "smoke" { out += "_Smoke profile: embedded random-weight backbone; these numbers test the pipeline and reproduce nothing._\n\n" }
-        out += "Validation score (selection metric) at the best and at the last epoch, mean ± sample std over seeds."
+        out += "Validation score in the task's selection metric at the best epoch (picked by that metric, unless the cell's protocol variant below names another) and at the last epoch, mean ± sample std over seeds."
         out += " — no finished run; ✗ failed k/n: k of the cell's n runs failed or diverged and are left out of the mean;"
         out += " invalid: mean over seeds of the % of the best epoch's validation outputs that name no label (— no rule for the task's outputs).\n\n"
         out += "| cell | seeds | metric | best | last | invalid (best) | diverged seeds | failed |\n|---|---|---|---|---|---|---|---|\n"

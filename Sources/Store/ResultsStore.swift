@@ -2,6 +2,9 @@
 // predictions. Every write is one transaction; runs move
 // pending → running → done | failed | diverged, and a claim is atomic (BEGIN IMMEDIATE).
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Support
 import Training
 
@@ -542,28 +545,39 @@ public final class ResultsStore {
 
     // MARK: weights hash cache
 
-    /// sha256 of a checkpoint's weight files, cached by (path, size, mtime).
+    /// sha256 of a checkpoint's weight files (its `*.safetensors`, sorted by name): the one file's
+    /// hash, or the hash of the comma-joined file hashes. Each file goes through `fileHash`.
     public func weightsHash(directory: String) throws -> String {
-        let fm = FileManager.default
-        let files = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
-        var parts: [String] = []
-        for f in files {
-            let p = (directory as NSString).appendingPathComponent(f)
-            // Size and time of the file the link leads to (an HF snapshot's blob, a user's link):
-            // the link's own never change when the weights are rewritten in place.
-            let real = (p as NSString).resolvingSymlinksInPath
-            let attrs = try fm.attributesOfItem(atPath: real)
-            let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
-            let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(mtime)]).first,
-               let sha = row["sha256"]?.text {
-                parts.append(sha)
-            } else {
-                let sha = try SHA256.hex(file: real)
-                if !readOnly { try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(mtime), .text(sha)]) }
-                parts.append(sha)
-            }
-        }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        let parts = try files.map { try fileHash((directory as NSString).appendingPathComponent($0)) }
         return parts.count == 1 ? parts[0] : sha256Hex(parts.joined(separator: ","))
+    }
+
+    /// sha256 (lower-case hex) of the file `path` leads to, cached in the store's `weights_hashes`
+    /// table by (real path, size, change time).
+    ///
+    /// The key follows links (an HF snapshot's blob, a user's link): a link's own size and times do
+    /// not change when the file behind it is rewritten in place. It uses the inode's change time
+    /// (`st_ctim`, ns), not the modification time: every write moves it and no tool can set it
+    /// back, where `touch -d` or a copy with `-p` restores an mtime over new content. (A chmod or
+    /// a copy also moves it; that only costs one more hash.) The cache column is still named
+    /// `mtime`; rows keyed by modification time by older versions no longer match and are
+    /// replaced on first use. A read-only store hashes without caching.
+    /// - Throws: the file cannot be stat'ed or read (`SHA256.hex(file:)` refuses a directory).
+    public func fileHash(_ path: String) throws -> String {
+        let real = (path as NSString).resolvingSymlinksInPath
+        var st = stat()
+        guard stat(real, &st) == 0 else {
+            throw StoreError("\(real): cannot read its size and change time (\(String(cString: strerror(errno))))")
+        }
+        let size = Int(st.st_size)
+        let changed = Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) * 1e-9
+        if let row = try db.query("SELECT sha256 FROM weights_hashes WHERE path=? AND size=? AND mtime=?", [.text(real), .int(size), .double(changed)]).first,
+           let sha = row["sha256"]?.text {
+            return sha
+        }
+        let sha = try SHA256.hex(file: real)
+        if !readOnly { try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(changed), .text(sha)]) }
+        return sha
     }
 }

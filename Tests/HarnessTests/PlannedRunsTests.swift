@@ -326,6 +326,32 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(after, try SHA256.hex(file: "\(dir)/blob"))
     }
 
+    /// A data file rewritten with other content of the same size whose modification time is then
+    /// put back (`touch -d`, a copy with `-p`): the cache was keyed by (path, size, mtime), so the
+    /// old hash stood and rows of the old data read as current. Keyed by the change time, which no
+    /// tool can set back, the new content is hashed.
+    func testFileHashSeesARewriteWhoseModificationTimeWasRestored() throws {
+        let dir = tempDir("hashmtime")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/model", withIntermediateDirectories: true)
+        let file = "\(dir)/val.jsonl", weights = "\(dir)/model/model.safetensors"
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        for path in [file, weights] {
+            try Data("{\"label\": \"entailment\"}\n".utf8).write(to: URL(fileURLWithPath: path))
+            let stamp = Date(timeIntervalSince1970: 1_700_000_000)
+            try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: path)
+            let before = path == file ? try s.fileHash(path) : try s.weightsHash(directory: "\(dir)/model")
+            XCTAssertEqual(before, try SHA256.hex(file: path))
+            XCTAssertEqual(path == file ? try s.fileHash(path) : try s.weightsHash(directory: "\(dir)/model"), before, "unchanged file: cached hash")
+            Thread.sleep(forTimeInterval: 0.02)
+            try Data("{\"label\": \"neutral_xx\"}\n".utf8).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: path)
+            let after = path == file ? try s.fileHash(path) : try s.weightsHash(directory: "\(dir)/model")
+            XCTAssertNotEqual(after, before, path)
+            XCTAssertEqual(after, try SHA256.hex(file: path))
+        }
+    }
+
     /// A worker that reads other inputs than its run was planned with (a shard planned on one data
     /// directory, its worker given another) fails the run, naming the part, instead of storing a
     /// result of other data under the planned identity; the same inputs run as planned.
