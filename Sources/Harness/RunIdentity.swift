@@ -29,6 +29,7 @@ public enum RunIdentity {
         parts["config"] = cfg.json
         let def = try TaskRegistry.definition(r.task)
         for (k, v) in try taskParts(def, templates: cfg.templates, selectOn: cfg.selectOn) { parts[k] = v }
+        for (k, v) in ruleParts(cfg) { parts[k] = v }
         if let name = cfg.manifestFileName {
             let path = "\(manifestDir)/\(name)"
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
@@ -74,6 +75,27 @@ public enum RunIdentity {
     /// `taskParts` as PlannedRuns compares them: part name → canonical JSON of its value.
     public static func canonicalTaskParts(_ def: TaskDefinition, templates: TemplateSet, selectOn: SelectionSplit? = nil) throws -> [String: String] {
         try taskParts(def, templates: templates, selectOn: selectOn).mapValues(PlannedRuns.canonical)
+    }
+
+    /// The parts of `r`'s identity a read compares with a stored row (`PlannedRuns.taskParts`):
+    /// `canonicalTaskParts` and `ruleParts`, as canonical JSON.
+    public static func plannedParts(_ r: RunSpec) throws -> [String: String] {
+        var out = try canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates, selectOn: r.config.selectOn)
+        for (k, v) in ruleParts(r.config) { out[k] = PlannedRuns.canonical(v) }
+        return out
+    }
+
+    /// `rules`: rules of the code that changed a run's numbers under an unchanged config, entered
+    /// only for the runs they change, so that those runs (and only those) get a new identity and
+    /// their old rows stop counting (a stored row without the part does not count where the plan
+    /// has it: `PlannedRuns.ruleParts`). Empty for every other run.
+    /// * `lora_dropout` "own sites": LoRA with `dropout` > 0 while the backbone's dropout is off
+    ///   (`backbone_dropout: false` or `dropout_rate: 0`). Before 2026-12-06 the adapter's dropout
+    ///   applied only while the backbone's did, so these runs trained without it.
+    public static func ruleParts(_ c: TrainConfig) -> [String: Any] {
+        var rules: [String: String] = [:]
+        if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
+        return rules.isEmpty ? [:] : ["rules": rules]
     }
 }
 

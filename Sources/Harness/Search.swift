@@ -46,8 +46,7 @@ extension ResultsStore {
         var plan = PlannedRuns(runs: points)
         // The task file's parts too: a search run under an edited task file does not choose.
         for r in points {
-            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] =
-                try? RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates, selectOn: r.config.selectOn)
+            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = try? RunIdentity.plannedParts(r)
         }
         return plan
     }
@@ -143,7 +142,9 @@ extension ExperimentSpec {
             if parts[id] == nil {
                 parts[id] = try RunIdentity.canonicalTaskParts(TaskRegistry.definition(r.task), templates: r.config.templates, selectOn: r.config.selectOn)
             }
-            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts[id]
+            var planned = parts[id]!
+            for (k, v) in RunIdentity.ruleParts(r.config) { planned[k] = PlannedRuns.canonical(v) }
+            plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = planned
         }
         if let store, let dataDir {
             // A file that cannot be hashed here (unreadable, a dangling link) leaves that run's
@@ -193,7 +194,7 @@ extension ExperimentSpec {
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
-    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .inputsChanged] {
+    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason == .unplanned ? "kept; they count again if the spec lists them again"

@@ -6,6 +6,7 @@ import Tensor
 
 public final class DPT: TuningMethod {
     public static let name = "dpt"
+    public static let configKeys = ["n", "r", "init"]
     public let config: MethodConfig
     let a, b: Tensor
     public var trainable: [TrainableTensor] {

@@ -5,6 +5,7 @@ import Tensor
 
 public final class FullFineTuning: TuningMethod {
     public static let name = "ft"
+    public static let configKeys: [String] = []
     public static let defaultProtocol = "ft-respt-code"
     public let config: MethodConfig
     public let trainable: [TrainableTensor]

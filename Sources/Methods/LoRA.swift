@@ -23,13 +23,16 @@ final class LoRAAdapter: LinearAdapter {
 
     func delta(_ x: Tensor, drop: DropoutContext) throws -> Tensor {
         let k = drop.nextKey()
-        let xd = (drop.training && p > 0) ? dropout(x, p: p, key: k) : x
+        // Its own rate, in every training step: not gated by the backbone's dropout (PEFT's
+        // `lora_dropout` is an nn.Dropout of the adapter; it applied only with the backbone's on).
+        let xd = (drop.isTrainingStep && p > 0) ? dropout(x, p: p, key: k!) : x
         return scale(try linear(try linear(xd, a), b), scaling)
     }
 }
 
 public final class LoRA: TuningMethod {
     public static let name = "lora"
+    public static let configKeys = ["r", "alpha", "dropout", "targets"]
     public static let defaultProtocol = "lora-paper"
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.r = 8; c.alpha = 8; c.targets = ["q", "v"]; return c }
     public let config: MethodConfig

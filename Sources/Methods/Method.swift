@@ -103,6 +103,29 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     }
 }
 
+extension MethodConfig {
+    /// The keys set to other than the method's defaults (`init` compared after
+    /// `resolvingDefaultInit`) that the method does not read (`TuningMethod.configKeys`): e.g.
+    /// `dropout` on respt (ResPT's MLP dropout is not an option here), `n` on ft. Such a setting
+    /// would change nothing but the run's identity. Empty for an unregistered method.
+    public func unreadSettings() -> [String] {
+        guard let t = try? MethodRegistry.type(method) else { return [] }
+        let d = t.defaults.resolvingDefaultInit(), c = resolvingDefaultInit()
+        let differs: [String: Bool] = [
+            "n": c.n != d.n, "r": c.r != d.r, "m": c.m != d.m, "s": c.s != d.s, "alpha": c.alpha != d.alpha,
+            "dropout": c.dropout != d.dropout, "targets": c.targets != d.targets, "init": c.initialization != d.initialization]
+        return MethodConfig.keys.filter { !t.configKeys.contains($0) && differs[$0] == true }
+    }
+
+    /// `unreadSettings` as one error sentence, nil when there are none.
+    public func unreadSettingsProblem() -> String? {
+        let keys = unreadSettings()
+        guard !keys.isEmpty, let t = try? MethodRegistry.type(method) else { return nil }
+        let reads = t.configKeys.isEmpty ? "none of them" : t.configKeys.joined(separator: ", ")
+        return "method \(method) does not read \(keys.map { "'\($0)'" }.joined(separator: ", ")) (it reads \(reads)); the setting would change only the run's identity"
+    }
+}
+
 public struct MethodError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
@@ -151,6 +174,9 @@ public protocol TuningMethod: AnyObject {
     static var name: String { get }
     /// The papers' settings (METHODS §2): `MethodConfig.base(name)` adjusted.
     static var defaults: MethodConfig { get }
+    /// The `MethodConfig.keys` the method reads (METHODS §2); a spec or flag that sets another
+    /// to other than the method's default is refused (`MethodConfig.unreadSettings`).
+    static var configKeys: [String] { get }
     /// The training preset (`TrainConfig.protocols`) the method uses in the papers' comparisons.
     static var defaultProtocol: String { get }
     var config: MethodConfig { get }

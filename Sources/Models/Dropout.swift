@@ -11,17 +11,26 @@ public final class DropoutContext {
     /// Eval mode: no dropout anywhere.
     public static var eval: DropoutContext { DropoutContext(key: nil, p: 0) }
 
-    /// Training mode with rate `p` and a per-step key (e.g. RNGKey(seed).derive("dropout").derive(step)).
+    /// Training mode with the backbone's rate `p` and a per-step key (e.g.
+    /// RNGKey(seed).derive("dropout").derive(step)). A training step with the backbone's dropout
+    /// off passes p 0 and still a key: a method's own dropout (LoRA's `lora_dropout`) applies in
+    /// training whatever the backbone's rate, as PEFT's `nn.Dropout` inside the adapter does.
     public init(key: RNGKey?, p: Float) {
         self.key = key
         self.p = p
     }
 
+    /// Whether the backbone's dropout sites apply (a training step with p > 0).
     public var training: Bool { key != nil && p > 0 }
 
+    /// Whether this is a training step (a key), for dropout a method owns with its own rate.
+    public var isTrainingStep: Bool { key != nil }
+
+    /// The next site's key (nil in eval). Sites are numbered in call order whether or not they
+    /// apply, so a site's mask does not depend on whether earlier sites drew one.
     public func nextKey() -> RNGKey? {
         defer { site += 1 }
-        return training ? key!.derive(site) : nil
+        return key?.derive(site)
     }
 
     /// The next site's number (for `replaying`).
@@ -53,7 +62,7 @@ public final class DropoutContext {
 
     public func attention(scale: Float = 1, causal: Bool = false, queryOffset: Int = 0) -> AttentionOptions {
         let k = nextKey()
-        return AttentionOptions(scale: scale, causal: causal, queryOffset: queryOffset, dropout: training ? p : 0, key: k)
+        return AttentionOptions(scale: scale, causal: causal, queryOffset: queryOffset, dropout: training ? p : 0, key: training ? k : nil)
     }
 }
 

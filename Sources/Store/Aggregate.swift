@@ -171,12 +171,20 @@ public struct PlannedRuns: Sendable {
         String(decoding: (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys])) ?? Data(), as: UTF8.self)
     }
 
+    /// Parts of `taskParts` that a row must have where the plan has them (`RunIdentity.ruleParts`:
+    /// a rule of the code that changed those runs' numbers; a row without it ran before the rule).
+    public static let ruleParts: Set<String> = ["rules"]
+
     /// Whether a row's stored identity (`identity_json`) disagrees with the plan's task parts on a
-    /// part it has (rows stored before a part existed are compared on the others).
-    func taskChanged(key: String, identityJSON: String?) -> Bool {
+    /// part it has (rows stored before a part existed are compared on the others); `rules`: on
+    /// the rule parts only (`ruleParts`), where a row lacking one the plan has disagrees.
+    func taskChanged(key: String, identityJSON: String?, rules: Bool = false) -> Bool {
         guard let planned = taskParts[key], let json = identityJSON,
               let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
-        return planned.contains { name, value in stored[name].map { Self.canonical($0) != value } ?? false }
+        return planned.contains { name, value in
+            guard Self.ruleParts.contains(name) == rules else { return false }
+            return stored[name].map { Self.canonical($0) != value } ?? rules
+        }
     }
 
     /// The input parts of a run identity's JSON (`RunIdentity.compute`), by name: `manifest`,
@@ -211,6 +219,7 @@ public struct PlannedRuns: Sendable {
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return .configChanged }
         guard planned == Self.configHash(c) else { return .configChanged }
         if taskChanged(key: key, identityJSON: identityJSON) { return .taskChanged }
+        if taskChanged(key: key, identityJSON: identityJSON, rules: true) { return .ruleChanged }
         return inputsChanged(key: key, identityJSON: identityJSON) ? .inputsChanged : nil
     }
 
@@ -229,6 +238,7 @@ public struct StaleRun: Sendable {
         case unplanned = "no longer planned by the spec"
         case configChanged = "planned with another config since (spec edited, not re-swept)"
         case taskChanged = "run with another task definition (task file edited since, not re-swept)"
+        case ruleChanged = "run before a fix of the code that changes its numbers (RunIdentity.ruleParts; not re-swept since)"
         case inputsChanged = "run on other inputs (a data file, few-shot manifest or checkpoint changed since, not re-swept)"
     }
     public var id: Int

@@ -198,7 +198,8 @@ public final class Trainer {
                 s.meter.stepBegan()
                 let idx = order[(b * c.batchSize)..<min(order.count, (b + 1) * c.batchSize)].map { trainEx[$0] }
                 let batch = try s.objective.makeBatch(idx)
-                let drop = DropoutContext(key: c.backboneDropout ? dropoutRoot.derive(UInt64(step)) : nil, p: c.dropoutRate)
+                // Backbone dropout off: rate 0 but still a training step (a method's own dropout).
+                let drop = DropoutContext(key: dropoutRoot.derive(UInt64(step)), p: c.backboneDropout ? c.dropoutRate : 0)
                 let tape = Tape()
                 let loss = try tape.record { try s.objective.loss(batch, method: method, drop: drop) }
                 let lv = loss.scalar
@@ -442,6 +443,7 @@ public func optimizerStep(_ tape: Tape, loss: Tensor, optimizer: Optimizer, para
 /// A PEFT adapter's prompt as a (frozen) method, for evaluation-only runs.
 final class AdapterMethod: TuningMethod {
     static let name = "peft-adapter"
+    static let configKeys: [String] = []
     let config: MethodConfig
     let prompt: Tensor?, inputDelta: Tensor?
     var trainable: [TrainableTensor] { [] }

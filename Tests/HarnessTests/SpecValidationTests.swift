@@ -83,6 +83,18 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 0}") },
                             ["pt on cb [smoke]", "n must be ≥ 1, got 0"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "n: 8, r: 2}", with: "n: 8, r: 0}") }, ["r must be ≥ 1, got 0"], expand: true)
+        // A method key the method does not read changed only the run's identity (`dropout` on
+        // respt, as ResPT's MLP dropout would be; `n` on ft; `init` on lora).
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: respt, n: 8, dropout: 0.1}") },
+                            ["pt: method respt does not read 'dropout' (it reads n, m, init)"], expand: true)
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: ft, n: 8}") },
+                            ["pt: method ft does not read 'n' (it reads none of them)"], expand: true)
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: lora, init: uniform, alpha: 16}") },
+                            ["pt: method lora does not read 'init'"], expand: true)
+        // A method's defaults written out, and the keys it reads, are accepted.
+        let readKeys = miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: lora, r: 4, alpha: 16, dropout: 0.1, n: 100, init: default}")
+        try readKeys.write(toFile: "\(dir)/readkeys.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ExperimentSpec.load("\(dir)/readkeys.yaml").expand(profile: "smoke").count, 8)
         // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
         try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {sample_seed: 7, epochs: 4,") },
                             ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
@@ -150,6 +162,10 @@ final class SpecValidationTests: XCTestCase {
             XCTAssertNotEqual(status, 0, flag)
             XCTAssertTrue(err.contains(message), "\(flag): \(err)")
         }
+        // A size the method does not read (ft has no prompt) would change only the run's identity.
+        let (status, err) = try runCapture(["train", "--method", "ft", "--task", "cb", "--k", "8", "--n", "5"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("method ft does not read 'n'"), err)
         // DePT's update covers the first s input positions: longer inputs failed mid-run with an
         // internal shape message ("delta [256, 32] must be [s ≥ 300, 32]") naming neither setting.
         for extra in [["--dept-s", "64"], ["--max-source-length", "300"]] {

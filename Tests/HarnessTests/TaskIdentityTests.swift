@@ -144,4 +144,38 @@ final class TaskIdentityTests: XCTestCase {
             XCTAssertEqual(ResultsStore.legacyIdentityMatch(stored: row, newJSON: now.json) != nil, matches, "\(String(describing: selectOn))")
         }
     }
+    /// LoRA with its own dropout while the backbone's is off trained without that dropout before
+    /// 2026-12-06 (`RunIdentity.ruleParts`): those runs alone get a `rules` part, reads leave out
+    /// a stored row of theirs without it (a row never has had it, so this is no legacy case), and
+    /// a row with it counts; a LoRA run with the backbone's dropout on keeps its identity.
+    func testAFixedRuleLeavesOutTheRowsItChanged() throws {
+        var c = try TrainConfig.preset("lopt-paper", method: try MethodConfig.defaults("lora"), task: "sst2", model: "embedded:gpt2-tiny", k: 8, seed: 1)
+        XCTAssertFalse(c.backboneDropout, "LoPT's preset turns the backbone's dropout off")
+        XCTAssertTrue(RunIdentity.ruleParts(c).isEmpty, "lora dropout 0: nothing changed")
+        c.method.dropout = 0.1
+        XCTAssertEqual(PlannedRuns.canonical(RunIdentity.ruleParts(c)["rules"]!), "[{\"lora_dropout\":\"own sites\"}]")
+        var on = c
+        on.backboneDropout = true; on.dropoutRate = 0.1
+        XCTAssertTrue(RunIdentity.ruleParts(on).isEmpty, "backbone dropout on: the same masks as before")
+        on.dropoutRate = 0
+        XCTAssertFalse(RunIdentity.ruleParts(on).isEmpty, "rate 0 switched the adapter's dropout off too")
+
+        let r = RunSpec(spec: "s", profile: "smoke", cell: "c", variant: "lora", method: "lora", task: "sst2", model: "gpt2",
+                        modelSpec: "embedded:gpt2-tiny", k: 8, seed: 1, sampleSeed: nil, config: c)
+        let key = PlannedRuns.key(cell: "c", seed: 1, sampleSeed: 1)
+        var plan = PlannedRuns([(key: key, configHash: PlannedRuns.configHash(c))])
+        plan.taskParts[key] = try RunIdentity.plannedParts(r)
+        var parts: [String: Any] = try RunIdentity.taskParts(TaskRegistry.definition("sst2"), templates: c.templates).merging(["weights": "w"]) { a, _ in a }
+        func reason(_ p: [String: Any]) -> StaleRun.Reason? {
+            plan.staleReason(cell: "c", seed: 1, sampleSeed: 1, configJSON: c.json, status: "done", identityJSON: json(p))
+        }
+        XCTAssertEqual(reason(parts), .ruleChanged, "a row of the old rule")
+        let note = staleRunsNote([StaleRun(id: 1, cell: "c", seed: 1, status: "done", reason: .ruleChanged)], spec: "s", profile: "smoke") ?? ""
+        XCTAssertTrue(note.contains("run before a fix of the code") && note.contains("promptrepro sweep s --profile smoke"), note)
+        parts["rules"] = ["lora_dropout": "own sites"]
+        XCTAssertNil(reason(parts), "a row run under the rule")
+        let row: [String: SQLiteDB.Value] = ["identity": .text(sha256Hex(json(parts.filter { $0.key != "rules" }))),
+                                             "identity_json": .text(json(parts.filter { $0.key != "rules" }))]
+        XCTAssertNil(ResultsStore.legacyIdentityMatch(stored: row, newJSON: json(parts)), "not taken as a legacy row: rerun")
+    }
 }

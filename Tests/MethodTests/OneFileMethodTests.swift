@@ -13,6 +13,7 @@ import XCTest
 final class GatedPrompt: TuningMethod {
     static let name = "gated-pt"
     static var defaults: MethodConfig { var c = MethodConfig.base(name); c.n = 8; return c }  // the default preset is dpt-paper
+    static let configKeys = ["n"]
     let config: MethodConfig
     let prompt: Tensor, gate: Tensor
     var trainable: [TrainableTensor] {

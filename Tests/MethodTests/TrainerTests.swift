@@ -39,6 +39,25 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.extras?["invalid_fraction_last"], share(a.predictions))
     }
 
+    /// LoRA's dropout (`dropout`, PEFT's `lora_dropout`) is the adapter's own nn.Dropout: it
+    /// applies in training whatever the backbone's dropout. It applied only while the backbone's
+    /// did, so under `backbone_dropout: false` (LoPT's preset: LoRA on GPT-2) or `dropout_rate: 0`
+    /// a rate of 0.5 trained bit for bit as 0. With the backbone's on, its masks are as before.
+    func testLoRADropoutAppliesWithTheBackboneDropoutOff() throws {
+        func losses(_ p: Float, backbone: Bool, rate: Float) throws -> [Double] {
+            var c = try config("lora", epochs: 2)
+            c.method = try MethodConfig.defaults("lora")
+            c.method.r = 4; c.method.dropout = p
+            c.backboneDropout = backbone; c.dropoutRate = rate
+            return try trainer(c).run().history.map(\.trainLoss)
+        }
+        XCTAssertNotEqual(try losses(0, backbone: false, rate: 0.1), try losses(0.5, backbone: false, rate: 0.1))
+        XCTAssertNotEqual(try losses(0, backbone: true, rate: 0), try losses(0.5, backbone: true, rate: 0))
+        XCTAssertNotEqual(try losses(0, backbone: true, rate: 0.1), try losses(0.5, backbone: true, rate: 0.1))
+        // Off in both places: the same run whichever way it is switched off.
+        XCTAssertEqual(try losses(0, backbone: false, rate: 0.1), try losses(0, backbone: true, rate: 0))
+    }
+
     /// A sink sees a run's events in order: started, then per epoch its steps, an evaluation (every
     /// epoch here) and the epoch record, then done; the step records are the result's, and the
     /// console sink writes one progress line per epoch.
