@@ -19,7 +19,12 @@ public enum RunIdentity {
     ///   stored before `task` was a part match on the others (`ResultsStore.insertPending`);
     /// * `manifest`: sha256 of the few-shot manifest file (or "drawn" when none is committed);
     /// * `data`: sha256 of the training and validation files the run would read;
-    /// * `weights`: sha256 of the checkpoint's safetensors files ("missing: …" when not found).
+    /// * `weights`: sha256 of the checkpoint's safetensors files ("missing: …" when not found);
+    /// * `model_files`: the other files of the checkpoint's directory a run reads (`modelFiles`:
+    ///   config.json and the tokenizer's), "NAME:sha256" joined by ","; absent when the checkpoint
+    ///   is not found. Rows stored before the part existed match on the others (an edited
+    ///   config.json or tokenizer, e.g. GPT-2's `activation_function` or `layer_norm_epsilon`,
+    ///   moved every number under an unchanged identity before).
     /// `fileHash` computes (and may cache) a file's sha256.
     public static func compute(_ r: RunSpec, dataDir: String, manifestDir: String, fileHash: (String) throws -> String,
                                weightsHash: (String) throws -> String) throws -> (hash: String, json: String, taskVersion: Int) {
@@ -45,11 +50,25 @@ public enum RunIdentity {
         parts["data"] = data
         if let dir = try? ModelFiles.locate(r.modelSpec) {
             parts["weights"] = try weightsHash(dir)
+            parts["model_files"] = try modelFilesHash(dir, fileHash: fileHash)
         } else {
             parts["weights"] = "missing: \(r.modelSpec)"
         }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: parts, options: [.sortedKeys]), as: UTF8.self)
         return (sha256Hex(json), json, def.version)
+    }
+
+    /// The files of a checkpoint directory besides the weights that a run reads: the architecture
+    /// (config.json) and the tokenizer (`Tokenizers.load`: tokenizer.json, spiece.model,
+    /// vocab.json + merges.txt, and tokenizer_config.json for its class and clean-up setting).
+    public static let modelFiles = ["config.json", "merges.txt", "spiece.model", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
+
+    /// `model_files`: "NAME:sha256" of each of `modelFiles` present in `dir`, joined by ",".
+    public static func modelFilesHash(_ dir: String, fileHash: (String) throws -> String) throws -> String {
+        try modelFiles.compactMap { name -> String? in
+            let path = (dir as NSString).appendingPathComponent(name)
+            return FileManager.default.fileExists(atPath: path) ? "\(name):\(try fileHash(path))" : nil
+        }.joined(separator: ",")
     }
 
     /// The identity's parts that come from the task file: `task_version`, `template` (the set's

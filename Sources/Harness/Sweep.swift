@@ -53,7 +53,7 @@ public enum Worker {
         String(sha256Hex(URL(fileURLWithPath: storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
     }
 
-    /// The input parts of `r`'s identity (`manifest`, the `data` files, `weights`) as this worker
+    /// The input parts of `r`'s identity (`manifest`, the `data` files, `weights`, `model_files`) as this worker
     /// reads them (`RunIdentity.compute` on `dataDir`, `manifestDir` and the run's checkpoint)
     /// that differ from those `r` was planned with, as one line; nil when they agree or `r` has no
     /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
@@ -66,6 +66,7 @@ public enum Worker {
             switch part {
             case "manifest": return (0, "few-shot manifest", { String($0.prefix(12)) })
             case "weights": return (2, "checkpoint weights", { String($0.prefix(12)) })
+            case "model_files": return (3, "checkpoint config or tokenizer files", { String($0.prefix(60)) })
             default: return (1, "\(part.dropFirst("data.".count)) data", { String($0.suffix(12)) })
             }
         }

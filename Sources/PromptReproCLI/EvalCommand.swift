@@ -103,7 +103,10 @@ struct EvalCommand: ParsableCommand {
         if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
         if let evalMode { c.evalMode = try choice("eval-mode", evalMode, EvalMode.self) }
         c.threads = global.threads
-        c.adapter = "\(dir)#sha256:\(sha)"
+        // The adapter's config too: use_rslora, rank_pattern/alpha_pattern, target_modules or
+        // layers_to_transform edited in place change every number while the tensors stay the same.
+        let configSha = try SHA256.hex(file: (dir as NSString).appendingPathComponent("adapter_config.json"))
+        c.adapter = "\(dir)#sha256:\(sha)#adapter_config:\(configSha)"
         if let e = flagProblem(c) { throw e }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // The stored run, checked before evaluating: a cell of a sweep is refused up front rather

@@ -188,7 +188,7 @@ public struct PlannedRuns: Sendable {
     }
 
     /// The input parts of a run identity's JSON (`RunIdentity.compute`), by name: `manifest`,
-    /// `data.SPLIT` (each entry of its `data` object) and `weights`, their values as stored
+    /// `data.SPLIT` (each entry of its `data` object), `weights` and `model_files`, their values as stored
     /// ("missing…" where the identity was computed without the file). Empty for no JSON.
     public static func inputParts(identityJSON: String?) -> [String: String] {
         guard let json = identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return [:] }
@@ -196,6 +196,7 @@ public struct PlannedRuns: Sendable {
         if let m = id["manifest"] as? String { out["manifest"] = m }
         for (split, v) in (id["data"] as? [String: String]) ?? [:] { out["data.\(split)"] = v }
         if let w = id["weights"] as? String { out["weights"] = w }
+        if let m = id["model_files"] as? String { out["model_files"] = m }
         return out
     }
 
@@ -239,7 +240,7 @@ public struct StaleRun: Sendable {
         case configChanged = "planned with another config since (spec edited, not re-swept)"
         case taskChanged = "run with another task definition (task file edited since, not re-swept)"
         case ruleChanged = "run before a fix of the code that changes its numbers (RunIdentity.ruleParts; not re-swept since)"
-        case inputsChanged = "run on other inputs (a data file, few-shot manifest or checkpoint changed since, not re-swept)"
+        case inputsChanged = "run on other inputs (a data file, few-shot manifest, checkpoint or its config or tokenizer changed since, not re-swept)"
     }
     public var id: Int
     public var cell: String

@@ -42,7 +42,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Initial values of the method's trainable tensors: "<path>#sha256:<hex>" of a safetensors file
     /// (`train --init-from`); nil: the method's own initialisation.
     public var initFrom: String?
-    /// A PEFT adapter evaluated instead of a trained method (`eval --adapter`): "<path>#sha256:<hex>".
+    /// A PEFT adapter evaluated instead of a trained method (`eval --adapter`):
+    /// "<path>#sha256:<hex of adapter_model.safetensors>#adapter_config:<hex of adapter_config.json>"
+    /// (before 2026-12-06 without the config's part).
     public var adapter: String?
     /// Protocol variants (issue #20, docs/protocol.md); nil is the papers' setting and is not
     /// encoded, so configs (and run identities) of the papers' protocol are unchanged.

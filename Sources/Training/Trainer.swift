@@ -346,15 +346,23 @@ public final class Trainer {
     /// in the file must be one of the method's, with its shape; the method's other tensors keep
     /// their own initialisation. Errors name the file and the tensor.
     /// A PEFT PROMPT_TUNING adapter directory is accepted too (prompt transfer): its encoder prompt
-    /// sets the method's `prompt` table (PT, Residual PT, DePT), whose shape must match.
-    public static func initialize(_ method: TuningMethod, from path: String) throws {
+    /// sets the method's `prompt` table (PT, Residual PT, DePT), whose shape must match. The
+    /// adapter must be one for the run's kind of model (`isT5`: SEQ_2_SEQ_LM; else CAUSAL_LM), and
+    /// of type PROMPT_TUNING: DePT's PROMPT_TUNING_LORA also holds an input update, which would be
+    /// dropped (the method's A and B keep their own initialisation), so it is refused.
+    public static func initialize(_ method: TuningMethod, from path: String, isT5: Bool) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             guard let prompt = method.state["prompt"] else {
                 throw TrainError("\(path): a PEFT prompt sets a method's prompt table; \(type(of: method).name) has none (its tensors: \(method.state.keys.sorted().joined(separator: ", ")))")
             }
-            let a = try PEFTAdapter.load(directory: path, parameters: [], dModel: prompt.shape[1], isT5: true)
-            guard let p = a.encoderPrompt else { throw TrainError("\(path): not a PROMPT_TUNING adapter (peft_type \(a.config.peftType))") }
+            let a = try PEFTAdapter.load(directory: path, parameters: [], dModel: prompt.shape[1], isT5: isT5)
+            guard a.config.peftType == "PROMPT_TUNING", let p = a.encoderPrompt else {
+                let dept = a.config.peftType == "PROMPT_TUNING_LORA"
+                    ? ": DePT's adapter also holds an input update (lora_embedding_A/B) that a prompt transfer would drop; pass a safetensors file of the run's tensors (prompt, lora_embedding_A, lora_embedding_B; docs/formats.md) instead, or evaluate it with `eval --adapter`"
+                    : ""
+                throw TrainError("\(path): --init-from reads a PROMPT_TUNING adapter; this one is \(a.config.peftType)\(dept)")
+            }
             guard p.shape == prompt.shape else {
                 throw TrainError("\(path): the adapter's prompt is \(p.shape), method \(type(of: method).name) has \(prompt.shape) (set n / m to match)")
             }

@@ -93,7 +93,7 @@ extension Trainer {
             }
             method = try MethodRegistry.make(mc, backbone: backbone, key: root)
         }
-        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? "")) }
+        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? ""), isT5: isT5) }
 
         // Data: pinned files, identical few-shot manifest for every method.
         let train = try DataLoader.load(def, split: .train, dataDir: dataDir)

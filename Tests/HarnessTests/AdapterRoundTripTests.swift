@@ -121,6 +121,20 @@ final class EvaluatedAdapterTests: XCTestCase {
                                         "--init-from", "\(dir)/adapter"])
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(err.contains("set n / m to match"), err)
+        // The adapter's kind of model is the run's: every directory was read as a T5 adapter, so a
+        // T5 prompt started a GPT-2 run and a GPT-2 prompt was refused as a "decoder-only" one.
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--k", "8", "--n", "8", "--max-steps", "0", "--model", "embedded:gpt2-tiny",
+                                        "--data-dir", data, "--init-from", "\(dir)/adapter"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("task_type SEQ_2_SEQ_LM is an adapter for a encoder-decoder (T5) model; this model is GPT-2"), err)
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
+                                        "--model", "embedded:gpt2-tiny", "--data-dir", data, "--save-adapter", "\(dir)/gpt2-adapter"])
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "2",
+                                        "--model", "embedded:gpt2-tiny", "--data-dir", data, "--init-from", "\(dir)/gpt2-adapter", "--artifact", "\(dir)/gpt2-init.safetensors"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/gpt2-init.safetensors").tensor("prompt").array,
+                       try SafeTensorsFile(path: "\(dir)/gpt2-adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
                                         "--decode-max-tokens", "2", "--seed", "2", "--data-dir", data, "--save-adapter", "\(dir)/adapter2"])
         XCTAssertEqual(status, 0, err)
@@ -191,6 +205,14 @@ final class EvaluatedAdapterTests: XCTestCase {
                                              "--db", db, "--spec", "adapters", "--variant", "dept-cpu", "--profile", "cpu", "--data-dir", data])
         XCTAssertNotEqual(refused, 0)
         XCTAssertTrue(why.contains("is a random-weight smoke backbone"), why)
+        // The run's identity covers the adapter's config as well as its tensors.
+        let adapterField = try ResultsStore(path: db).db.query("SELECT json_extract(config_json, '$.adapter') AS a FROM runs").first?["a"]?.text ?? ""
+        XCTAssertTrue(adapterField.hasSuffix("#adapter_config:" + (try SHA256.hex(file: "\(dir)/ad/adapter_config.json"))), adapterField)
+        // A prompt transfer would drop a DePT adapter's input update: refused, naming the type.
+        let (transfer, transferErr) = try runCapture(["train", "--method", "dept", "--task", "cb", "--k", "8", "--m", "6", "--r", "3", "--dept-s", "64",
+                                                      "--max-source-length", "64", "--max-steps", "0", "--data-dir", data, "--init-from", "\(dir)/ad"])
+        XCTAssertNotEqual(transfer, 0)
+        XCTAssertTrue(transferErr.contains("--init-from reads a PROMPT_TUNING adapter; this one is PROMPT_TUNING_LORA"), transferErr)
         let row = try XCTUnwrap(try ResultsStore(path: db).db.query("""
             SELECT json_extract(config_json, '$.method.m') AS m, json_extract(config_json, '$.method.r') AS r,
                    json_extract(config_json, '$.method.s') AS s, json_extract(config_json, '$.method.alpha') AS alpha FROM runs

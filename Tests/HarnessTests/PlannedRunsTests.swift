@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Models
 import Store
 import Support
 import TestSupport
@@ -247,6 +248,55 @@ final class PlannedRunsTests: XCTestCase {
         try finishAll(t, 10)
         let plan = try sp.plannedRuns(profile: "smoke", store: t, dataDir: data, manifestDir: manifests)
         XCTAssertEqual(try t.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds), [1, 2])
+    }
+
+    /// The checkpoint's config.json or tokenizer edited in place (GPT-2's `activation_function`
+    /// or `layer_norm_epsilon`, a tokenizer's settings) moves every number while the weights stay:
+    /// the identity hashed only the safetensors files, so the old rows stayed current and a sweep
+    /// did not rerun them. Rows stored before the `model_files` part keep their run.
+    func testAnEditedCheckpointConfigLeavesItsRowsOut() throws {
+        let dir = tempDir("planmodelfiles")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = "\(dir)/model", data = try sharedData(), manifests = "\(repoRoot)/Baselines/manifests"
+        try FileManager.default.copyItem(atPath: try EmbeddedBackbones.directory("t5-tiny"), toPath: model)
+        let text = try String(contentsOfFile: "\(try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8).path)", encoding: .utf8)
+        try text.replacingOccurrences(of: "embedded:t5-tiny", with: model).write(toFile: "\(dir)/m.yaml", atomically: true, encoding: .utf8)
+        let sp = try ExperimentSpec.load("\(dir)/m.yaml")
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let runs = try s.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests)
+        XCTAssertTrue(runs[0].identityJSON!.contains("\"model_files\":\"config.json:"), runs[0].identityJSON!)
+        try s.insertPending(runs)
+        try finishAll(s, 10)
+        func counted() throws -> (seeds: [Int], stale: [StaleRun]) {
+            let plan = try sp.plannedRuns(profile: "smoke", store: s, dataDir: data, manifestDir: manifests)
+            return (try s.cellResults(spec: "plan", profile: "smoke", planned: plan).flatMap(\.seeds),
+                    try s.staleRuns(spec: "plan", profile: "smoke", planned: plan))
+        }
+        XCTAssertEqual(try counted().seeds, [1, 2])
+        let original = try String(contentsOfFile: "\(model)/config.json", encoding: .utf8)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(original.utf8)) as? [String: Any])
+        XCTAssertNotNil(config["layer_norm_epsilon"])
+        config["layer_norm_epsilon"] = 0.5
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: "\(model)/config.json"))
+        let after = try counted()
+        XCTAssertEqual(after.seeds, [])
+        XCTAssertEqual(after.stale.map(\.reason), [.inputsChanged, .inputsChanged])
+        let rerun = try s.insertPendingReporting(try s.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
+        XCTAssertEqual(rerun.superseded, 2, "the sweep reruns them")
+        // A store whose rows were identified before the part: the same run when the rest agrees.
+        try original.write(toFile: "\(model)/config.json", atomically: true, encoding: .utf8)
+        let t = try ResultsStore(path: "\(dir)/t.sqlite")
+        try t.insertPending(runs)
+        for row in try t.db.query("SELECT id, identity_json FROM runs") {
+            var o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(row["identity_json"]!.text!.utf8)) as? [String: Any])
+            o["model_files"] = nil
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+            try t.db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(sha256Hex(json)), .text(json), row["id"]!])
+        }
+        try finishAll(t, 10)
+        let again = try t.insertPendingReporting(try t.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
+        XCTAssertEqual(again.inserted + again.superseded, 0)
+        XCTAssertEqual(try t.db.query("SELECT identity FROM runs").compactMap { $0["identity"]?.text }.sorted(), runs.map { $0.identity! }.sorted())
     }
 
     /// The same shard merged again adds nothing: a run that joined as history (the run here was

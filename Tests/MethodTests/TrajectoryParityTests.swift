@@ -86,7 +86,7 @@ final class TrajectoryParityTests: XCTestCase {
                 var mc = c.method_config.resolvingDefaultInit()
                 if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" { mc.initialization = "uniform" }
                 let method = try MethodRegistry.make(mc, backbone: model, key: RNGKey(seed: 1))
-                try Trainer.initialize(method, from: "\(dir)/initial.safetensors")
+                try Trainer.initialize(method, from: "\(dir)/initial.safetensors", isT5: c.arch == "t5")
                 let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
                 let second = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
                 var groups = [ParamGroup(tensors: main, lr: c.optimizer.lr, weightDecay: c.optimizer.weight_decay)]
