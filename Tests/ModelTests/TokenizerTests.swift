@@ -137,6 +137,53 @@ final class TokenizerGoldenTests: XCTestCase {
 /// split, a Replace normalizer after the char map), built from the shared T5 tokenizer.json by
 /// replacing fields, against ids from Hugging Face `tokenizers` 0.23.3 for the same variants.
 final class TokenizerVariantTests: XCTestCase {
+    /// GPT-2 tokenizer settings that change every input's ids and that the byte-level BPE does
+    /// not implement are refused, naming the file and the setting; they were ignored (all six
+    /// variants of a review encoded "Hello world" as [15496, 995]). The unchanged files load.
+    func testGPT2TokenizerSettingsItDoesNotImplementAreRefused() throws {
+        let root = try sharedDir()
+        let src = "\(root)/models/gpt2-tokenizer"
+        let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/tokenizer.json"))) as! [String: Any]
+        let baseConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(src)/tokenizer_config.json"))) as! [String: Any]
+        let dir = tempDir("gpt2tok")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ json: [String: Any], _ config: [String: Any]) throws {
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: "\(dir)/tokenizer.json"))
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: "\(dir)/tokenizer_config.json"))
+        }
+        try write(base, baseConfig)
+        XCTAssertEqual(try Tokenizers.load(directory: dir).encode("Hello world"), [15496, 995])
+        var pre = base["pre_tokenizer"] as! [String: Any]
+        pre["add_prefix_space"] = true
+        var model = base["model"] as! [String: Any]
+        model["dropout"] = 0.1
+        var added = base["added_tokens"] as! [[String: Any]]
+        added[0]["lstrip"] = true
+        let cases: [(String, [String: Any], [String: Any], String)] = [
+            ("lowercase", ["normalizer": ["type": "Lowercase"]], [:], "tokenizer.json: normalizer Lowercase is not supported"),
+            ("prefix", ["pre_tokenizer": pre], [:], "tokenizer.json: pre_tokenizer ByteLevel add_prefix_space true is not supported"),
+            ("split", ["pre_tokenizer": ["type": "Sequence", "pretokenizers": []]], [:], "pre_tokenizer Sequence (only ByteLevel)"),
+            ("template", ["post_processor": ["type": "TemplateProcessing", "single": [], "pair": [], "special_tokens": [:]]], [:], "post_processor TemplateProcessing (it adds tokens"),
+            ("dropout", ["model": model], [:], "model.dropout 0.1 (BPE dropout)"),
+            ("lstrip", ["added_tokens": added], [:], "added token '<|endoftext|>' with lstrip true"),
+            ("config-prefix", [:], ["add_prefix_space": true], "tokenizer_config.json: add_prefix_space true is not supported"),
+            ("config-bos", [:], ["add_bos_token": true], "tokenizer_config.json: add_bos_token true is not supported"),
+        ]
+        for (name, json, config, message) in cases {
+            try write(base.merging(json) { _, b in b }, baseConfig.merging(config) { _, b in b })
+            XCTAssertThrowsError(try Tokenizers.load(directory: dir), name) { e in
+                XCTAssertTrue("\(e)".contains(message) && "\(e)".contains(dir), "\(name): \(e)")
+            }
+        }
+        // The vocab.json + merges.txt form reads tokenizer_config.json too.
+        try FileManager.default.removeItem(atPath: "\(dir)/tokenizer.json")
+        for f in ["vocab.json", "merges.txt"] { try FileManager.default.copyItem(atPath: "\(src)/\(f)", toPath: "\(dir)/\(f)") }
+        XCTAssertThrowsError(try Tokenizers.load(directory: dir)) { XCTAssertTrue("\($0)".contains("add_bos_token true"), "\($0)") }
+        try write(base, baseConfig)
+        try FileManager.default.removeItem(atPath: "\(dir)/tokenizer.json")
+        XCTAssertEqual(try Tokenizers.load(directory: dir).encode("Hello world"), [15496, 995])
+    }
+
     func testTokenizerJSONVariants() throws {
         let root = try sharedDir()
         let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(root)/models/t5-tokenizer/tokenizer.json"))) as! [String: Any]

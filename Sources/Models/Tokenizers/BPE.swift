@@ -1,7 +1,8 @@
 // GPT-2 byte-level BPE: `<|endoftext|>` split out first; pre-tokenizer regex
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // (hand-written matcher, same alternation order); bytes mapped through GPT-2's byte→unicode
-// table; merges applied lowest rank first. No normalization, no prefix space, no BOS/EOS.
+// table; merges applied lowest rank first. No normalization, no prefix space, no BOS/EOS: a
+// tokenizer.json or tokenizer_config.json that asks for any of them is refused (`checkSupported`).
 import Foundation
 #if canImport(Support)
 import Support  // the fuzz target compiles this file with Support/PyText.swift instead
@@ -48,8 +49,58 @@ public final class BPETokenizer: TextTokenizer {
         if let eos = vocab["<|endoftext|>"] { added.add("<|endoftext|>", id: eos, special: true) }
     }
 
+    /// Refuses the parts of a tokenizer.json that would make its ids differ from the plain
+    /// GPT-2 pipeline this type implements (tokenizers' ByteLevel BPE: no normalizer, ByteLevel
+    /// pre-tokenizer with the GPT-2 regex and no prefix space, nothing added after): a
+    /// `Lowercase` normalizer, `add_prefix_space: true`, a `TemplateProcessing` post-processor
+    /// (BOS/EOS), BPE dropout, subword affixes, byte fallback, `ignore_merges`, added tokens that
+    /// strip whitespace. Each of them changed every input's ids without a word before.
+    static func checkSupported(_ obj: [String: Any], path: String) throws {
+        func fail(_ what: String) -> TokenizerError {
+            TokenizerError(path: path, detail: "\(what) is not supported for byte-level BPE (GPT-2's tokenizer.json has none); its ids would differ from transformers'")
+        }
+        func flag(_ o: [String: Any], _ key: String) -> Bool { (o[key] as? Bool) ?? false }
+        if let n = obj["normalizer"], !(n is NSNull) {
+            throw fail("normalizer \((n as? [String: Any])?["type"] as? String ?? "\(n)")")
+        }
+        guard let pre = obj["pre_tokenizer"] as? [String: Any], pre["type"] as? String == "ByteLevel" else {
+            let t = (obj["pre_tokenizer"] as? [String: Any])?["type"] as? String ?? "none"
+            throw fail("pre_tokenizer \(t) (only ByteLevel)")
+        }
+        if flag(pre, "add_prefix_space") { throw fail("pre_tokenizer ByteLevel add_prefix_space true") }
+        if let r = pre["use_regex"] as? Bool, !r { throw fail("pre_tokenizer ByteLevel use_regex false") }
+        if let post = obj["post_processor"], !(post is NSNull), (post as? [String: Any])?["type"] as? String != "ByteLevel" {
+            throw fail("post_processor \((post as? [String: Any])?["type"] as? String ?? "\(post)") (it adds tokens; only ByteLevel, which adds none)")
+        }
+        let model = obj["model"] as? [String: Any] ?? [:]
+        if let d = model["dropout"], !(d is NSNull) { throw fail("model.dropout \(d) (BPE dropout)") }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let v = model[key] as? String, !v.isEmpty { throw fail("model.\(key) '\(v)'") }
+        }
+        for key in ["byte_fallback", "ignore_merges"] where flag(model, key) { throw fail("model.\(key) true") }
+        for t in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
+            for key in ["lstrip", "rstrip", "single_word"] where flag(t, key) {
+                throw fail("added token '\(t["content"] as? String ?? "?")' with \(key) true")
+            }
+        }
+    }
+
+    /// Refuses tokenizer_config.json settings of GPT-2's transformers classes that change the ids
+    /// and that this type does not implement: `add_prefix_space` (a space before the text; the
+    /// slow and fast classes differ on text that starts with one) and `add_bos_token` /
+    /// `add_eos_token` (tokens added around the text).
+    static func checkConfig(_ dir: String) throws {
+        let path = (dir as NSString).appendingPathComponent("tokenizer_config.json")
+        guard let data = FileManager.default.contents(atPath: path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
+        for key in ["add_prefix_space", "add_bos_token", "add_eos_token"] where (obj[key] as? Bool) == true {
+            throw TokenizerError(path: path, detail: "\(key) true is not supported for GPT-2's byte-level BPE (transformers would change every input's ids; PromptRepro encodes as with false)")
+        }
+    }
+
     convenience init(tokenizerJSON obj: [String: Any], path: String) throws {
         let model = obj["model"] as! [String: Any]
+        try BPETokenizer.checkSupported(obj, path: path)
         guard let v = model["vocab"] as? [String: Any] else { throw TokenizerError(path: path, detail: "model.vocab must be an object") }
         var vocab: [String: Int32] = [:]
         for (k, x) in v.sorted(by: { $0.key < $1.key }) {

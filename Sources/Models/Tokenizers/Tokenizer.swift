@@ -87,12 +87,15 @@ public enum Tokenizers {
         if fm.fileExists(atPath: p("tokenizer.json")) {
             let path = p("tokenizer.json")
             guard let data = fm.contents(atPath: path) else { throw TokenizerError(path: path, detail: "cannot read") }
-            return try fromJSON(data, path: path, cleanUp: cleanUpSetting(dir))
+            let tok = try fromJSON(data, path: path, cleanUp: cleanUpSetting(dir))
+            if tok is BPETokenizer { try BPETokenizer.checkConfig(dir) }
+            return tok
         }
         if fm.fileExists(atPath: p("spiece.model")) {
             return try UnigramTokenizer(spieceModel: p("spiece.model"), cleanUp: cleanUpSetting(dir))
         }
         if fm.fileExists(atPath: p("vocab.json")) && fm.fileExists(atPath: p("merges.txt")) {
+            try BPETokenizer.checkConfig(dir)
             return try BPETokenizer(vocabPath: p("vocab.json"), mergesPath: p("merges.txt"))
         }
         throw TokenizerError(path: dir, detail: "no tokenizer.json, spiece.model or vocab.json + merges.txt found")
