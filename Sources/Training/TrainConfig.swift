@@ -113,6 +113,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public static let protocols = ["dpt-paper", "lopt-paper", "respt-code", "dept-code", "ft-respt-code", "lora-paper"]
 
+    /// ResPT's `task_to_target_len` (METHODS §2.3), by PromptRepro's task names.
+    public static let resptTargetLength = ["boolq": 2, "cb": 5, "copa": 2, "multirc": 5, "record": 10, "wic": 2, "wsc": 3,
+                                           "rte": 5, "sst2": 2, "agnews": 2]
+
+    /// Rows a method puts before the input: its `n` where it reads one (prompt methods), else its
+    /// `m` (DePT's prompt length), else 0 (FT, LoRA).
+    public static func promptRows(_ m: MethodConfig) -> Int {
+        guard let keys = try? MethodRegistry.type(m.method).configKeys else { return 0 }
+        return keys.contains("n") ? m.n : keys.contains("m") ? m.m : 0
+    }
+
     /// A preset (METHODS §2) for `method` on `task`.
     public static func preset(_ name: String, method: MethodConfig, task: String, model: String, k: Int?, seed: Int) throws -> TrainConfig {
         var c = TrainConfig(protocolName: name, method: method, task: task, templates: .dpt, model: model, k: k, seed: seed,
@@ -141,7 +152,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.clipNorm = nil
             c.batchSize = 8
             c.epochs = 20
-            c.maxSourceLength = 512
+            // ResPT's code cuts [prompt; text] to seq_len 512 (`[:, :self.seq_len]`), so the text
+            // keeps 512 − n tokens (here with its </s> last; its slice drops that </s> from a text
+            // that long), and it tokenizes targets to, and decodes up to, a per-task length
+            // (`task_to_target_len`; `generate(max_length=…)` counts the decoder's start token).
+            c.maxSourceLength = 512 - promptRows(method)
+            if let len = resptTargetLength[task] {
+                c.maxTargetLength = len
+                c.decodeMaxTokens = .tokens(max(1, len - 1))
+            }
         case "dept-code":
             c.templates = .dept
             c.optimizer = .adamwHF

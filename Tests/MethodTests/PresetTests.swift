@@ -14,6 +14,21 @@ final class PresetTests: XCTestCase {
         try TrainConfig.defaultPreset(method: try MethodConfig.defaults(method), task: task, model: gpt2 ? "gpt2" : "t5-small", k: 16, seed: 1, gpt2: gpt2)
     }
 
+    /// respt-code follows ResPT's code (METHODS §2.3): prompt + text cut to 512 together, targets
+    /// tokenized to and decoded up to `task_to_target_len` (generate's max_length counts the
+    /// decoder's start token). It kept 512 text tokens on top of the prompt and 128 target tokens.
+    func testResPTCodeCutsPromptAndTextTo512AndTargetsToItsLengths() throws {
+        for (method, task, rows, target) in [("respt", "cb", 100, 5), ("pt", "record", 100, 10), ("dept", "boolq", 60, 2), ("dpt", "wsc", 100, 3),
+                                             ("ft", "rte", 0, 5), ("lora", "multirc", 0, 5)] {
+            var mc = try MethodConfig.defaults(method)
+            if method == "respt" { mc.n = 10 }
+            let c = try TrainConfig.preset("respt-code", method: mc, task: task, model: "t5-small", k: 16, seed: 1)
+            XCTAssertEqual(c.maxSourceLength, 512 - (method == "respt" ? 10 : rows), method)
+            XCTAssertEqual(c.maxTargetLength, target, "\(method) \(task)")
+            XCTAssertEqual(c.decodeMaxTokens, .tokens(target - 1), "\(method) \(task)")
+        }
+    }
+
     func testPromptMethodsOnGPT2RunLoPTsOptimizer() throws {
         for m in ["pt", "lopt1", "lopt2", "dpt"] {
             let c = try preset(m, gpt2: true)
