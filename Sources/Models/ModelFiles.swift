@@ -103,7 +103,18 @@ public enum ModelFiles {
                 throw SafeTensorsError(path: index, detail: "weight_map puts '\(name)' in \(shard), which does not hold it"
                     + (holders.isEmpty ? " (no shard does)" : " (it is in \(holders.joined(separator: ", ")))"))
             }
-            return WeightStore(files: files)
+            // A tensor is read from the shard the index names (a copy in another shard is not
+            // read); one the index does not list is refused when two shards hold it (which one
+            // transformers would take depends on its version's loading order).
+            let store = WeightStore(files: files)
+            for (name, shard) in map { store.location[name] = byShard[shard] }
+            for name in store.names where map[name] == nil {
+                let holders = zip(shards, files).filter { $0.1.entries[name] != nil }.map(\.0)
+                if holders.count > 1 {
+                    throw SafeTensorsError(path: index, detail: "'\(name)' is in \(holders.joined(separator: " and ")) and weight_map does not say which to read")
+                }
+            }
+            return store
         }
         var hint = ""
         if fm.fileExists(atPath: (dir as NSString).appendingPathComponent("pytorch_model.bin")) {

@@ -264,6 +264,19 @@ final class LoadingTests: XCTestCase {
             XCTAssertTrue(s.contains("model.safetensors.index.json") && s.contains("puts 'a' in model-00002-of-00002.safetensors")
                           && s.contains("it is in model-00001-of-00002.safetensors"), s)
         }
+        // A tensor in both shards is read from the one the index names (the shard sorting last
+        // was read whatever the index said); one the index does not list is refused.
+        try SafeTensorsFile.write(["b": Tensor(shape: [3], values: [1, 2, 3]), "c": Tensor(zeros: [1])], to: "\(dir)/model-00001-of-00002.safetensors")
+        try SafeTensorsFile.write(["b": Tensor(shape: [3], values: [7, 8, 9])], to: "\(dir)/model-00002-of-00002.safetensors")
+        try index(["b": "model-00001-of-00002.safetensors", "c": "model-00001-of-00002.safetensors"])
+        XCTAssertEqual(try ModelFiles.openWeights(directory: dir).load("b", shape: [3]).array, [1, 2, 3])
+        try index(["b": "model-00002-of-00002.safetensors", "c": "model-00001-of-00002.safetensors"])
+        XCTAssertEqual(try ModelFiles.openWeights(directory: dir).load("b", shape: [3]).array, [7, 8, 9])
+        try index(["c": "model-00001-of-00002.safetensors", "d": "model-00002-of-00002.safetensors"])
+        try SafeTensorsFile.write(["b": Tensor(shape: [3], values: [7, 8, 9]), "d": Tensor(zeros: [1])], to: "\(dir)/model-00002-of-00002.safetensors")
+        XCTAssertThrowsError(try ModelFiles.openWeights(directory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("'b' is in model-00001-of-00002.safetensors and model-00002-of-00002.safetensors and weight_map does not say which"), "\(e)")
+        }
     }
 
     /// Parameter totals from architecture configs alone (METHODS §5).
