@@ -16,7 +16,9 @@ final class AdapterRoundTripTests: XCTestCase {
         let dir = tempDir("adapter")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func train(_ method: String, _ extra: [String] = []) throws {
-            let (status, err) = try runCapture(["train", "--method", method, "--task", "cb", "--k", "8", "--epochs", "1", "--n", "5", "--r", "2",
+            // LoRA has no prompt: --n would be refused (it reads r, alpha, dropout, targets).
+            let n = method == "lora" ? [] : ["--n", "5"]
+            let (status, err) = try runCapture(["train", "--method", method, "--task", "cb", "--k", "8", "--epochs", "1"] + n + ["--r", "2",
                                                 "--eval-limit", "4", "--decode-max-tokens", "2", "--data-dir", data,
                                                 "--artifact", "\(dir)/\(method).safetensors", "--save-adapter", "\(dir)/\(method)"] + extra)
             XCTAssertEqual(status, 0, err)

@@ -100,7 +100,6 @@ public final class BPETokenizer: TextTokenizer {
 
     convenience init(tokenizerJSON obj: [String: Any], path: String) throws {
         let model = obj["model"] as! [String: Any]
-        try BPETokenizer.checkSupported(obj, path: path)
         guard let v = model["vocab"] as? [String: Any] else { throw TokenizerError(path: path, detail: "model.vocab must be an object") }
         var vocab: [String: Int32] = [:]
         for (k, x) in v.sorted(by: { $0.key < $1.key }) {
@@ -119,6 +118,7 @@ public final class BPETokenizer: TextTokenizer {
                 throw TokenizerError(path: path, detail: "model.merges[\(i)] is neither 'a b' nor [a, b]")
             }
         }
+        try BPETokenizer.checkSupported(obj, path: path)
         self.init(vocab: vocab, merges: merges)
         for t in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
             if let c = t["content"] as? String, let id = t["id"] as? Int {
