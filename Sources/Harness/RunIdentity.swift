@@ -59,9 +59,11 @@ public enum RunIdentity {
     }
 
     /// The files of a checkpoint directory besides the weights that a run reads: the architecture
-    /// (config.json) and the tokenizer (`Tokenizers.load`: tokenizer.json, spiece.model,
-    /// vocab.json + merges.txt, and tokenizer_config.json for its class and clean-up setting).
-    public static let modelFiles = ["config.json", "merges.txt", "spiece.model", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
+    /// (config.json), the shard index (model.safetensors.index.json: which shard a tensor is read
+    /// from) and the tokenizer (`Tokenizers.load`: tokenizer.json, spiece.model, vocab.json +
+    /// merges.txt, and tokenizer_config.json for its class and settings).
+    public static let modelFiles = ["config.json", "merges.txt", "model.safetensors.index.json", "spiece.model", "tokenizer.json",
+                                    "tokenizer_config.json", "vocab.json"]
 
     /// `model_files`: "NAME:sha256" of each of `modelFiles` present in `dir`, joined by ",".
     public static func modelFilesHash(_ dir: String, fileHash: (String) throws -> String) throws -> String {

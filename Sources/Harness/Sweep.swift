@@ -58,6 +58,21 @@ public enum Worker {
     /// that differ from those `r` was planned with, as one line; nil when they agree or `r` has no
     /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
     /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
+    /// The files two `model_files` values ("NAME:sha256,…") disagree on, each with its planned
+    /// and present hash (12 digits; "none" where the file is absent).
+    static func modelFilesDifference(planned: String, here: String) -> String {
+        func files(_ v: String) -> [String: String] {
+            Dictionary(v.split(separator: ",").compactMap { f -> (String, String)? in
+                guard let colon = f.lastIndex(of: ":") else { return nil }
+                return (String(f[..<colon]), String(f[f.index(after: colon)...]))
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        let a = files(planned), b = files(here)
+        return Set(a.keys).union(b.keys).sorted().filter { a[$0] != b[$0] }.map {
+            "\($0) (planned \(a[$0].map { String($0.prefix(12)) } ?? "none"), here \(b[$0].map { String($0.prefix(12)) } ?? "none"))"
+        }.joined(separator: ", ")
+    }
+
     public static func inputMismatch(_ r: RunSpec, store: ResultsStore, dataDir: String, manifestDir: String) throws -> String? {
         guard r.identityJSON != nil else { return nil }
         let planned = PlannedRuns.inputParts(identityJSON: r.identityJSON)
@@ -66,7 +81,7 @@ public enum Worker {
             switch part {
             case "manifest": return (0, "few-shot manifest", { String($0.prefix(12)) })
             case "weights": return (2, "checkpoint weights", { String($0.prefix(12)) })
-            case "model_files": return (3, "checkpoint config or tokenizer files", { String($0.prefix(60)) })
+            case "model_files": return (3, "checkpoint files", { $0 })
             default: return (1, "\(part.dropFirst("data.".count)) data", { String($0.suffix(12)) })
             }
         }
@@ -74,6 +89,7 @@ public enum Worker {
             .sorted { (name($0.key).order, $0.key) < (name($1.key).order, $1.key) }
             .map { part, v in
                 let n = name(part)
+                if part == "model_files" { return "checkpoint files " + modelFilesDifference(planned: v, here: here[part] ?? "") }
                 return "\(n.text) (planned \(n.shown(v)), here \(here[part].map(n.shown) ?? "none"))"
             }
         return differ.isEmpty ? nil : differ.joined(separator: "; ")

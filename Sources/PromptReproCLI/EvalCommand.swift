@@ -79,6 +79,9 @@ struct EvalCommand: ParsableCommand {
         let seed = self.seed ?? trainedRun?.seed ?? 1
         let k = self.k ?? trainedRun?.k
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
+        // respt-code cuts prompt and text to 512 together: the adapter's prompt rows (the preset
+        // cannot tell them from a "peft-adapter" method config).
+        if c.protocolName == "respt-code" { c.maxSourceLength = 512 - (peftConfig.numVirtualTokens ?? 0) }
         if let trained = trainedRun {
             c.maxSourceLength = trained.maxSourceLength
             c.maxTargetLength = trained.maxTargetLength

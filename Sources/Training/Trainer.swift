@@ -356,13 +356,18 @@ public final class Trainer {
             guard let prompt = method.state["prompt"] else {
                 throw TrainError("\(path): a PEFT prompt sets a method's prompt table; \(type(of: method).name) has none (its tensors: \(method.state.keys.sorted().joined(separator: ", ")))")
             }
-            let a = try PEFTAdapter.load(directory: path, parameters: [], dModel: prompt.shape[1], isT5: isT5)
-            guard a.config.peftType == "PROMPT_TUNING", let p = a.encoderPrompt else {
-                let dept = a.config.peftType == "PROMPT_TUNING_LORA"
+            // The type first: loading a LoRA adapter without the model's parameters fails on its
+            // target modules, which would name the wrong problem.
+            let cfgPath = (path as NSString).appendingPathComponent("adapter_config.json")
+            if let data = FileManager.default.contents(atPath: cfgPath),
+               let type = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["peft_type"] as? String, type != "PROMPT_TUNING" {
+                let dept = type == "PROMPT_TUNING_LORA"
                     ? ": DePT's adapter also holds an input update (lora_embedding_A/B) that a prompt transfer would drop; pass a safetensors file of the run's tensors (prompt, lora_embedding_A, lora_embedding_B; docs/formats.md) instead, or evaluate it with `eval --adapter`"
                     : ""
-                throw TrainError("\(path): --init-from reads a PROMPT_TUNING adapter; this one is \(a.config.peftType)\(dept)")
+                throw TrainError("\(cfgPath): --init-from reads a PROMPT_TUNING adapter; this one is \(type)\(dept)")
             }
+            let a = try PEFTAdapter.load(directory: path, parameters: [], dModel: prompt.shape[1], isT5: isT5)
+            guard let p = a.encoderPrompt else { throw TrainError("\(path): not a PROMPT_TUNING adapter (peft_type \(a.config.peftType))") }
             guard p.shape == prompt.shape else {
                 throw TrainError("\(path): the adapter's prompt is \(p.shape), method \(type(of: method).name) has \(prompt.shape) (set n / m to match)")
             }

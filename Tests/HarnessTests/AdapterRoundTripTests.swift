@@ -38,6 +38,12 @@ final class AdapterRoundTripTests: XCTestCase {
         let lart = try SafeTensorsFile(path: "\(dir)/lora.safetensors")
         let l = try PEFTAdapter.load(directory: "\(dir)/lora", parameters: params, dModel: model.config.dModel, isT5: true)
         XCTAssertEqual(l.config.peftType, "LORA")
+        // A prompt transfer from a LoRA adapter is refused by its type (it failed on the adapter's
+        // target modules, "select no module of this model", which is false).
+        let (refused, why) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--n", "5", "--max-steps", "0", "--data-dir", data,
+                                             "--init-from", "\(dir)/lora"])
+        XCTAssertNotEqual(refused, 0)
+        XCTAssertTrue(why.contains("lora/adapter_config.json: --init-from reads a PROMPT_TUNING adapter; this one is LORA"), why)
         XCTAssertEqual(l.lora.count, lart.names.count / 2)
         for p in l.lora {
             XCTAssertEqual(p.a.array, try lart.tensor("\(p.weight).lora_A").array, p.weight)
@@ -137,6 +143,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/gpt2-init.safetensors").tensor("prompt").array,
                        try SafeTensorsFile(path: "\(dir)/gpt2-adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
+        // respt-code cuts prompt and text to 512 together: an adapter without its run's settings
+        // keeps 512 − num_virtual_tokens text tokens (the preset saw no prompt rows: 512).
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/bare")
+        try FileManager.default.removeItem(atPath: "\(dir)/bare/promptrepro_run_config.json")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/bare", "--task", "cb", "--protocol", "respt-code",
+                                        "--eval-limit", "2", "--data-dir", data, "--db", "\(dir)/respt.sqlite"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try ResultsStore(path: "\(dir)/respt.sqlite").db.query("SELECT json_extract(config_json, '$.max_source_length') AS l FROM runs")
+                        .first?["l"]?.int, 504)
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
                                         "--decode-max-tokens", "2", "--seed", "2", "--data-dir", data, "--save-adapter", "\(dir)/adapter2"])
         XCTAssertEqual(status, 0, err)

@@ -281,10 +281,17 @@ final class PlannedRunsTests: XCTestCase {
         let after = try counted()
         XCTAssertEqual(after.seeds, [])
         XCTAssertEqual(after.stale.map(\.reason), [.inputsChanged, .inputsChanged])
+        // A worker given the planned run names the file that differs, with both hashes.
+        let mismatch = try Worker.inputMismatch(runs[0], store: s, dataDir: data, manifestDir: manifests) ?? ""
+        XCTAssertTrue(mismatch.hasPrefix("checkpoint files config.json (planned ") && !mismatch.contains("tokenizer"), mismatch)
         let rerun = try s.insertPendingReporting(try s.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
         XCTAssertEqual(rerun.superseded, 2, "the sweep reruns them")
         // A store whose rows were identified before the part: the same run when the rest agrees.
         try original.write(toFile: "\(model)/config.json", atomically: true, encoding: .utf8)
+        // The shard index decides which shard a tensor is read from: it is one of the files.
+        try "{\"weight_map\": {}}".write(toFile: "\(model)/model.safetensors.index.json", atomically: true, encoding: .utf8)
+        XCTAssertTrue(try s.withIdentities([runs[0]], dataDir: data, manifestDir: manifests)[0].identityJSON!.contains("model.safetensors.index.json:"))
+        try FileManager.default.removeItem(atPath: "\(model)/model.safetensors.index.json")
         let t = try ResultsStore(path: "\(dir)/t.sqlite")
         try t.insertPending(runs)
         for row in try t.db.query("SELECT id, identity_json FROM runs") {
