@@ -60,15 +60,15 @@ extension ResultsStore {
     /// an empty file, migrations into a foreign one), so it is refused and left untouched.
     /// `allowNew`: an SQLite file without any table (a store not written yet) passes too, as a
     /// destination may; a source must hold a runs table.
-    public static func requireStoreFile(_ path: String, allowNew: Bool = true) throws {
+    public static func requireStoreFile(_ path: String, allowNew: Bool = true, action: String = "nothing merged") throws {
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 16)) ?? nil
         guard let head, head == Data("SQLite format 3\u{0}".utf8) else {
-            throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); nothing merged")
+            throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); \(action)")
         }
         // An SQLite file of other tables only (a store has `runs`; a new one no table yet).
         let tables = try ResultsStore(readOnlyPath: path).db.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }
         guard (allowNew && tables.isEmpty) || tables.contains("runs") else {
-            throw StoreError("\(path): an SQLite file without a runs table (tables \(tables.sorted().joined(separator: ", "))), not a results store; nothing merged")
+            throw StoreError("\(path): an SQLite file without a runs table (tables \(tables.sorted().joined(separator: ", "))), not a results store; \(action)")
         }
     }
 

@@ -272,6 +272,19 @@ public struct ExperimentSpec {
         let columns = self.columns(p)
         let profileSeeds = p.seeds ?? seeds
         let crossed: [Int?] = (p.sampleSeeds ?? sampleSeeds).map { $0.map(Optional.some) } ?? [nil]
+        // A profile's `train` is applied after a method's (a profile shrinks every run), so a key
+        // both set, to other values, would silently run the profile's: the variant (a `vary` or
+        // search point among them) would train as its baseline and compare equal to it.
+        for variant in variants {
+            if variant.train["lr_secondary"] != nil, !(try MethodRegistry.type(variant.method)).hasSecondaryGroup {
+                throw SpecError(path, "variant \(variant.name) sets lr_secondary, which method \(variant.method) does not read (only DePT trains a secondary group, its A and B); the setting would change only the run's identity")
+            }
+            for (key, value) in variant.train.sorted(by: { $0.key < $1.key }) where !(variant.searchFor != nil && key == "select_on") {
+                if let other = p.train[key], "\(other)" != "\(value)" {
+                    throw SpecError(path, "variant \(variant.name) sets \(key): \(value) in its train settings, but profiles.\(profile).train sets \(key): \(other), which would override it for every run of this profile; set it in one place (a profile's settings apply to every variant)")
+                }
+            }
+        }
         for variant in variants {
             for task in tasks {
                 for column in columns {
@@ -298,6 +311,9 @@ public struct ExperimentSpec {
                                     c = try merge(c, ["select_on": sel], what: "training settings")
                                 }
                                 c.method = mc
+                                // A preset's or the spec's lr_secondary is not read by a method without
+                                // a secondary group: dropped, so it gives no identity of its own.
+                                if !(try MethodRegistry.type(variant.method)).hasSecondaryGroup { c.lrSecondary = nil }
                                 c.task = task; c.model = modelSpec; c.k = k; c.seed = seed
                                 if let sampleSeed { c.sampleSeed = sampleSeed }
                                 if !c.problems.isEmpty {

@@ -231,6 +231,13 @@ public struct SweepOptions {
     public var extraWorkerArgs: [String] = []
     public var manifestDir = "Baselines/manifests"
     public var keepArtifacts = false
+    /// The PromptRepro checkout whose commit the runs record (nil: the working directory's).
+    public var projectRoot: String?
+    /// Baselines/data.lock: a sweep checks its tasks' data files against it before it plans
+    /// anything (nil: not checked here; the runs check it).
+    public var lockPath: String?
+    /// `--allow-unpinned`: data files that differ from the lock are accepted.
+    public var allowUnpinned = false
     /// Environment the worker processes start with (the CLI passes its own).
     public var environment: [String: String] = [:]
     public init(storePath: String, workers: Int, threads: Int?, dataDir: String, checkpointDir: String) {
@@ -265,11 +272,13 @@ public struct SweepOutcome {
 
 public enum SweepRunner {
     /// The current git commit (with "-dirty" when the tree has changes), or nil outside a checkout.
-    public static func gitCommit() -> String? {
+    public static func gitCommit(in root: String? = nil) -> String? {
         func run(_ args: [String]) -> String? {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["git"] + args
+            // The checkout's own commit, from wherever the command runs (the working directory's
+            // was recorded, none outside a checkout).
+            p.arguments = ["git"] + (root.map { ["-C", $0] } ?? []) + args
             let pipe = Pipe()
             p.standardOutput = pipe
             p.standardError = FileHandle.nullDevice
@@ -293,6 +302,30 @@ public enum SweepRunner {
     }
 
     /// One line for a model column a sweep skips.
+    /// Checks the training and validation files of `runs`' tasks against `options.lockPath`
+    /// (unless `allowUnpinned`), before a sweep plans anything: every run would fail on a file
+    /// that differs from its pin, after the sweep had superseded the finished runs of the pinned
+    /// data (they come back from history once the pinned file is back, but the sweep is lost).
+    /// A file not found is left to the runs (their own error).
+    public static func checkPins(_ runs: [RunSpec], options o: SweepOptions, store: ResultsStore) throws {
+        guard !o.allowUnpinned, let lockPath = o.lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
+        let lock = try DataFiles.Lock.load(path: lockPath)
+        var seen: Set<String> = []
+        for task in Set(runs.map(\.task)).sorted() {
+            let def = try TaskRegistry.definition(task)
+            for candidates in [def.files.train, def.files.validation] {
+                guard let rel = candidates.first(where: { FileManager.default.fileExists(atPath: (o.dataDir as NSString).appendingPathComponent($0)) }),
+                      seen.insert(rel).inserted else { continue }
+                do {
+                    try lock.check(relativePath: rel, sha256: try store.fileHash((o.dataDir as NSString).appendingPathComponent(rel)),
+                                   allowUnpinned: false, lockPath: lockPath)
+                } catch {
+                    throw StoreError("\(error); nothing planned, no stored run superseded (data directory \(o.dataDir))")
+                }
+            }
+        }
+    }
+
     public static func skipLine(_ e: ModelNotFound, model: String, runs: Int) -> String {
         let name = model == e.spec ? model : "\(model) (\(e.spec))"
         return "skipping model \(name): \(runs) runs not started; not found in: \(e.looked.joined(separator: "; ")) — copy the checkpoint there (or set HF_HUB_CACHE / PROMPTREPRO_MODEL_DIR) and rerun"
@@ -331,6 +364,7 @@ public enum SweepRunner {
             log(skipLine(e, model: expanded.first { $0.modelSpec == m }?.model ?? m, runs: n))
         }
         let skip = missing.keys.sorted()
+        try checkPins(expanded, options: o, store: store)
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         // Runs of dead workers go back to pending first, so that one of other settings (an edit
         // interrupted by a kill) goes to history and a finished run of the planned settings can come
@@ -350,13 +384,18 @@ public enum SweepRunner {
             + (superseded > 0 ? "; \(superseded) earlier run\(superseded == 1 ? "" : "s") whose spec, data, weights or task changed kept as superseded" : "")
             + ", \(reset) interrupted → pending, \(retried) failed → retry)"
             + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))
-        let commit = gitCommit()
+        let commit = gitCommit(in: o.projectRoot)
         let console = SweepConsole(tty: isatty(STDERR_FILENO) == 1, log: log)
         let signals = InterruptSignals()
         var procs: [Process] = []
         let readers = DispatchGroup()
-        let perWorker = max(1, (o.threads ?? Parallel.defaultThreadsValue) / max(1, o.workers))
-        log("sweep \(spec.name) [\(profile)]: split \(max(1, o.workers)) workers × \(perWorker) threads (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
+        let totalThreads = o.threads ?? Parallel.defaultThreadsValue, workers = max(1, o.workers)
+        let perWorker = max(1, totalThreads / workers)
+        // The total is split evenly; say where the split is not the total asked for.
+        let uneven = workers * perWorker == totalThreads ? ""
+            : workers > totalThreads ? "; --threads \(totalThreads) < \(workers) workers: each worker still runs one thread, \(workers) in all"
+            : "; \(totalThreads - workers * perWorker) of the \(totalThreads) threads unused (an even split)"
+        log("sweep \(spec.name) [\(profile)]: split \(workers) workers × \(perWorker) threads\(uneven) (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
         for _ in 0..<max(1, o.workers) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)

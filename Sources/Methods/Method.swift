@@ -177,6 +177,9 @@ public protocol TuningMethod: AnyObject {
     /// The `MethodConfig.keys` the method reads (METHODS §2); a spec or flag that sets another
     /// to other than the method's default is refused (`MethodConfig.unreadSettings`).
     static var configKeys: [String] { get }
+    /// Whether some of its tensors train in the `secondary` group (its own `lr_secondary`: DePT's
+    /// A and B); default false, where `lr_secondary` is not read.
+    static var hasSecondaryGroup: Bool { get }
     /// The training preset (`TrainConfig.protocols`) the method uses in the papers' comparisons.
     static var defaultProtocol: String { get }
     var config: MethodConfig { get }
@@ -203,6 +206,7 @@ public protocol EpochDiagnostics {
 extension TuningMethod {
     public static var defaults: MethodConfig { MethodConfig.base(name) }
     public static var defaultProtocol: String { "dpt-paper" }
+    public static var hasSecondaryGroup: Bool { false }
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.tensor.count } }
 
     public func inputs(for backbone: Backbone, inputIds: [Int32], attentionMask: [Float], batch: Int, drop: DropoutContext) throws

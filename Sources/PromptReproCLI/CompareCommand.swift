@@ -29,7 +29,9 @@ struct CompareCommand: ParsableCommand {
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
-    @Option var resultsDir: String = "Baselines/results"
+    @Option(name: .customLong("results-dir"), help: "Exported results (default: Baselines/results in the checkout).") var resultsDirGiven: String?
+    /// `--results-dir` (relative to the working directory), else Baselines/results in the checkout.
+    var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
     @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
@@ -105,7 +107,7 @@ struct CompareCommand: ParsableCommand {
         // missing, shards whose workers never ran, another spec's store) has every run missing,
         // and the gate once passed on the committed numbers instead.
         if cells.isEmpty && !storeHasSpec && maxRegression == nil {
-            let path = "\(ProjectRoot.resolve(resultsDir))/\(s.name)-\(profile).cells.json"
+            let path = "\(resultsDir)/\(s.name)-\(profile).cells.json"
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }

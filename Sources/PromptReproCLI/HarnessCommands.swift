@@ -42,6 +42,9 @@ struct Sweep: ParsableCommand {
         var o = SweepOptions(storePath: db, workers: workers ?? SweepOptions.defaultWorkers(threads: total), threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
+        o.projectRoot = ProjectRoot.path
+        o.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        o.allowUnpinned = allowUnpinned
         o.keepArtifacts = keepArtifacts
         o.environment = Environment.values
         if dryRun {
@@ -60,6 +63,14 @@ struct Sweep: ParsableCommand {
         stderr("sweep \(s.name) [\(profile)] finished: " + (try ResultsStore(path: db).statusSummary(counts, spec: s.name, profile: profile))
                + (outcome.outsidePlan > 0 ? "; \(outcome.outsidePlan) finished run\(outcome.outsidePlan == 1 ? "" : "s") the spec no longer plans kept, not counted (a spec that lists them again reuses them)" : "")
                + (skipped > 0 ? "; \(skipped) runs skipped (model missing: \(outcome.skipped.map(\.model).joined(separator: ", ")))" : ""))
+        // Runs still running after this sweep's workers stopped belong to live workers it did not
+        // start (a sweep killed with SIGKILL leaves its workers running): name them.
+        if (counts["running"] ?? 0) > 0 {
+            let held = try ResultsStore(path: db).db.query("SELECT id, host, worker_pid FROM runs WHERE status='running' AND spec=? AND profile=?",
+                                                          [.text(s.name), .text(profile)])
+            let who = held.prefix(4).map { "run \($0["id"]?.int ?? 0) (pid \($0["worker_pid"]?.int ?? 0) on \($0["host"]?.text ?? "?"))" }.joined(separator: ", ")
+            stderr("note: \(held.count) run\(held.count == 1 ? " is" : "s are") still held by live workers this sweep did not start (an earlier sweep's, or `worker` processes): \(who)\(held.count > 4 ? ", …" : ""); they finish on their own (or stop them), then run the sweep again to count them")
+        }
         stderr("artifacts: \(Worker.artifactDirectory(checkpointDir: checkpoints, spec: s.name, profile: profile))/<cell>-s<seed>-<identity>-store-\(Worker.storeTag(db)).safetensors"
                + (keepArtifacts ? "" : " (full fine-tuning keeps none without --keep-artifacts)"))
         if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
@@ -91,13 +102,23 @@ struct WorkerCommand: ParsableCommand {
         o.maxRuns = maxRuns
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.lockPath = ProjectRoot.resolve("Baselines/data.lock")
-        o.gitCommit = Environment.values["PROMPTREPRO_GIT_COMMIT"]
+        // A sweep passes its commit; a worker started by hand or a SLURM job reads the checkout's.
+        o.gitCommit = Environment.values["PROMPTREPRO_GIT_COMMIT"] ?? SweepRunner.gitCommit(in: ProjectRoot.path)
         o.skipModels = skipModel
         o.keepArtifacts = keepArtifacts
         o.sweepWorkers = sweepWorkers
+        // A worker claims runs a sweep or `shard` planned: a store that is not there (a mistyped
+        // shard path in a SLURM script) is an error, not a new empty store and a silent success.
+        guard FileManager.default.fileExists(atPath: db) else {
+            throw ValidationError("--db \(db): no such store (a worker runs the pending runs of a store that `sweep` or `shard` planned; it does not create one)")
+        }
+        try ResultsStore.requireStoreFile(db, allowNew: false, action: "no run claimed")
         let q = quiet
-        try Worker.run(o, stop: { signals.count > 0 }) { line in if !q || line.contains("failed") { stderr(line) } }
+        let ran = try Worker.run(o, stop: { signals.count > 0 }) { line in if !q || line.contains("failed") { stderr(line) } }
         if let sig = signals.first { throw ExitCode(128 + sig) }
+        if ran == 0 && !q {
+            stderr("worker: no pending run in \(db)" + (spec.map { " of spec \($0)" } ?? "") + (profile.map { " [\($0)]" } ?? "") + "; nothing to do")
+        }
     }
 }
 

@@ -23,6 +23,13 @@ enum ProjectRoot {
         return fm.currentDirectoryPath
     }()
 
+    /// `path` relative to the checkout when it lies inside it (as committed files name it), else as given.
+    static func display(_ path: String) -> String {
+        let root = (self.path as NSString).standardizingPath + "/"
+        let p = (path as NSString).standardizingPath
+        return p.hasPrefix(root) ? String(p.dropFirst(root.count)) : path
+    }
+
     /// `relative` (e.g. "Baselines/manifests") inside the checkout; an absolute path is kept.
     static func resolve(_ relative: String) -> String {
         if relative.hasPrefix("/") { return relative }

@@ -20,10 +20,18 @@ struct Report: ParsableCommand {
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
-    @Option(help: "Output directory.") var outDir: String = "Reports"
-    @Option(help: "Exported results used when the store has no runs of a spec.") var resultsDir: String = "Baselines/results"
-    @Option(help: "Published numbers.") var publishedDir: String = "Baselines/published"
-    @Option(help: "Table layouts.") var tablesDir: String = PaperTables.defaultDirectory
+    @Option(name: .customLong("out-dir"), help: "Output directory (default: Reports in the checkout).") var outDirGiven: String?
+    /// `--out-dir`, else "Reports" in the checkout (ProjectRoot), from any working directory.
+    var outDir: String { outDirGiven ?? ProjectRoot.resolve("Reports") }
+    @Option(name: .customLong("results-dir"), help: "Exported results used when the store has no runs of a spec (default: Baselines/results in the checkout).") var resultsDirGiven: String?
+    /// `--results-dir`, else "Baselines/results" in the checkout (ProjectRoot), from any working directory.
+    var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
+    @Option(name: .customLong("published-dir"), help: "Published numbers (default: Baselines/published in the checkout).") var publishedDirGiven: String?
+    /// `--published-dir`, else "Baselines/published" in the checkout (ProjectRoot), from any working directory.
+    var publishedDir: String { publishedDirGiven ?? ProjectRoot.resolve("Baselines/published") }
+    @Option(name: .customLong("tables-dir"), help: "Table layouts (default: Baselines/tables in the checkout).") var tablesDirGiven: String?
+    /// `--tables-dir`, else PaperTables.defaultDirectory in the checkout (ProjectRoot), from any working directory.
+    var tablesDir: String { tablesDirGiven ?? ProjectRoot.resolve(PaperTables.defaultDirectory) }
     @Option(help: "Spec whose Pareto figure (score against trainable parameters and training time) to draw (repeatable).")
     var pareto: [String] = []
     @Option(help: "Validation data for the reference rows (default: PROMPTREPRO_DATA or data/; without it the rows print —).") var dataDir: String?
@@ -114,10 +122,10 @@ enum ReportIndex {
             s += "- [\(l.name).md](\(l.name).md) ([LaTeX](\(l.name).tex)) — \(l.title); runs of spec `\(l.spec)`, profile \(profile).\n"
         }
         s += "\n## Figures\n\n"
-        let figs = ((try? FileManager.default.contentsOfDirectory(atPath: "Baselines/figures")) ?? []).filter { $0.hasSuffix(".yaml") }
+        let figs = ((try? FileManager.default.contentsOfDirectory(atPath: ProjectRoot.resolve("Baselines/figures"))) ?? []).filter { $0.hasSuffix(".yaml") }
             .map { String($0.dropLast(5)) }.sorted { Int($0.dropFirst(3)) ?? 0 < Int($1.dropFirst(3)) ?? 0 }
         for f in figs {
-            guard let spec = try? FigureSpec.load("Baselines/figures/\(f).yaml") else { continue }
+            guard let spec = try? FigureSpec.load(ProjectRoot.resolve("Baselines/figures/\(f).yaml")) else { continue }
             let have = FileManager.default.fileExists(atPath: "\(outDir)/figures/\(f).png")
             // A rendered figure whose every panel says "no runs" (its model column is not run in
             // this profile) is listed as empty, not as a drawing of its data.
@@ -158,7 +166,9 @@ struct Export: ParsableCommand {
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
-    @Option var resultsDir: String = "Baselines/results"
+    @Option(name: .customLong("results-dir"), help: "Where the export is written (default: Baselines/results in the checkout).") var resultsDirGiven: String?
+    /// `--results-dir`, else Baselines/results in the checkout (ProjectRoot), from any working directory.
+    var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
     @Option(help: "promptrepro, lm-eval or peft-bench.") var format: String = "promptrepro"
     @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format>).") var out: String?
     @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
@@ -313,7 +323,9 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     let path = "\(resultsDir)/\(spec)-\(profile).cells.json"
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     do {
-        return (try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))), path)
+        // Named relative to the checkout where it lies there: the committed tables' footers stay
+        // the same from any working directory and machine.
+        return (try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))), ProjectRoot.display(path))
     } catch {
         throw ValidationError("\(path): not a cells export (\(error)); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
     }
@@ -322,7 +334,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
 /// A `spec:` of a table or figure file (`file`) that names no spec file is that file's mistake, not
 /// runs to sweep: the spec loader's error (with its suggestion), naming `file`.
 func requireSpec(_ spec: String, of file: String) throws {
-    guard !FileManager.default.fileExists(atPath: "Baselines/specs/\(spec).yaml") else { return }
+    guard !FileManager.default.fileExists(atPath: ProjectRoot.resolve("Baselines/specs/\(spec).yaml")) else { return }
     do { _ = try ExperimentSpec.load(spec) } catch { throw ValidationError("\(file): spec: \(error)") }
 }
 
@@ -348,9 +360,12 @@ struct FiguresCommand: ParsableCommand {
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
     var profile: String { selection.profile }
-    @Option var outDir: String = "Reports/figures"
-    @Option var resultsDir: String = "Baselines/results"
-    @Option var figuresDir: String = "Baselines/figures"
+    @Option(name: .customLong("out-dir"), help: "Output directory (default: Reports/figures in the checkout).") var outDirGiven: String?
+    var outDir: String { outDirGiven ?? ProjectRoot.resolve("Reports/figures") }
+    @Option(name: .customLong("results-dir"), help: "Exported results used when the store has no runs of a spec (default: Baselines/results in the checkout).") var resultsDirGiven: String?
+    var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
+    @Option(name: .customLong("figures-dir"), help: "Figure specs (default: Baselines/figures in the checkout).") var figuresDirGiven: String?
+    var figuresDir: String { figuresDirGiven ?? ProjectRoot.resolve("Baselines/figures") }
 
     func run() throws {
         let names = figures.isEmpty

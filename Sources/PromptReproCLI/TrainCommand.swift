@@ -116,6 +116,10 @@ struct Train: ParsableCommand {
         if let batchSize { c.batchSize = batchSize }
         if let evalBatchSize { c.evalBatchSize = evalBatchSize }
         if let lr { c.lr = lr }
+        if !(try MethodRegistry.type(method)).hasSecondaryGroup {
+            if lrSecondary != nil { throw ValidationError("--lr-secondary applies to methods with a secondary group (dept: its A and B), not to --method \(method)") }
+            c.lrSecondary = nil  // a preset's (dept-code), not read
+        }
         if let lrSecondary { c.lrSecondary = lrSecondary }
         if let weightDecay { c.weightDecay = weightDecay }
         if let optimizer {

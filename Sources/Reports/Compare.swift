@@ -295,7 +295,11 @@ public enum Compare {
                 row.p = max(bootstrapP(boot), pairs.count >= 2 ? pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95)?.p ?? 0 : 0)
                 row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
             } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
-                row.method = "paired t over \(pairs.count) seeds"
+                let d = zip(newVals, baseVals).map { $0 - $1 }
+                // Every seed the same non-zero difference: t is infinite (scipy's `ttest_rel` gives
+                // p 0 and warns "Results may be unreliable"); said beside the row, not hidden.
+                let degenerate = Set(d).count == 1 && d[0] != 0
+                row.method = "paired t over \(pairs.count) seeds" + (degenerate ? " (every seed's difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
                 row.p = t.p
             }
             out.append(row)
@@ -447,7 +451,11 @@ public enum Compare {
                 if !r.higherIsBetter, ci.1 > m { reasons.append(String(format: "%@: upper end %+.2f > %g (lower is better)", name(r), ci.1, m)) }
             }
             passed = reasons.isEmpty
-            out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), every expected run present): "
+            // Under --allow-missing the gate judges what exists: it says so, and how much is not there.
+            let runs = allowMissing && !missing.isEmpty
+                ? "\(missing.count) missing or failed run\(missing.count == 1 ? "" : "s") left out under --allow-missing (listed above), diverged runs failing it"
+                : "every expected run present"
+            out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), \(runs)): "
             out += passed ? "passed.\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\n"
         } else {
             out += "\n"

@@ -9,6 +9,48 @@ import XCTest
 /// the spec / profile / backbone header with the smoke disclaimer, `--spec PATH` as `sweep` takes
 /// it, and a gate that fails once a run is missing.
 final class CompareGateCLITests: XCTestCase {
+    /// From a working directory outside the checkout (PROMPTREPRO_ROOT naming it): a sweep records
+    /// the checkout's commit (it ran git in the working directory: none), and `report` reads the
+    /// committed tables, exports and published numbers (it looked for Baselines/ in the working
+    /// directory: "no published CSV files").
+    func testCommandsRunFromAnotherDirectoryUseTheCheckout() throws {
+        let data = try sharedData()
+        let dir = tempDir("elsewhere")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = ["PROMPTREPRO_ROOT": repoRoot]
+        let one = miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+            .replacingOccurrences(of: "epochs: 4", with: "epochs: 1")
+        try one.write(toFile: "\(dir)/one.yaml", atomically: true, encoding: .utf8)
+        let (swept, log) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--data-dir", data, "--checkpoints", "ck"], cwd: dir, env: env)
+        XCTAssertEqual(swept, 0, log)
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        git.arguments = ["git", "-C", repoRoot, "rev-parse", "HEAD"]
+        git.standardOutput = Pipe(); git.standardError = FileHandle.nullDevice
+        try git.run(); git.waitUntilExit()
+        let commits = try ResultsStore(path: "\(dir)/s.sqlite").db.query("SELECT git_commit FROM runs").map { $0["git_commit"]?.text }
+        XCTAssertEqual(commits.count, 2)
+        if git.terminationStatus == 0 {  // a checkout (a source tarball has no commit to record)
+            XCTAssertTrue(commits.allSatisfy { $0?.count ?? 0 >= 40 }, "\(commits)")
+        }
+        // Data that differs from its pin stops the sweep before it plans anything: every run failed
+        // on the pin after the sweep had superseded the finished runs of the pinned data.
+        let cb = "\(dir)/data2/superglue/cb"
+        try FileManager.default.createDirectory(atPath: cb, withIntermediateDirectories: true)
+        for f in ["train.jsonl", "val.jsonl"] { try FileManager.default.copyItem(atPath: "\(data)/superglue/cb/\(f)", toPath: "\(cb)/\(f)") }
+        try (try String(contentsOfFile: "\(cb)/val.jsonl", encoding: .utf8) + "\n").write(toFile: "\(cb)/val.jsonl", atomically: true, encoding: .utf8)
+        let before = try ResultsStore(path: "\(dir)/s.sqlite").db.query("SELECT id, status, identity FROM runs ORDER BY id").map { "\($0["id"]?.int ?? 0) \($0["status"]?.text ?? "") \($0["identity"]?.text ?? "")" }
+        for extra in [["--dry-run"], []] {
+            let (pinned, why) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--data-dir", "data2", "--checkpoints", "ck"] + extra, cwd: dir, env: env)
+            XCTAssertNotEqual(pinned, 0, "\(extra)")
+            XCTAssertTrue(why.contains("superglue/cb/val.jsonl") && why.contains("differs from the pin") && why.contains("nothing planned, no stored run superseded"), why)
+        }
+        XCTAssertEqual(try ResultsStore(path: "\(dir)/s.sqlite").db.query("SELECT id, status, identity FROM runs ORDER BY id").map { "\($0["id"]?.int ?? 0) \($0["status"]?.text ?? "") \($0["identity"]?.text ?? "")" }, before)
+        let (reported, err) = try runCapture(["report", "lopt-table2", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
+        XCTAssertEqual(reported, 0, err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rep/lopt-table2.md"), "an explicit relative --out-dir is the working directory's")
+    }
+
     func testCompareOnASweepUsesStoredPredictionsAndGatesOnMissingRuns() throws {
         let data = try sharedData()
         let dir = tempDir("cmpcli")

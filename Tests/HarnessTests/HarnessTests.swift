@@ -828,6 +828,12 @@ final class BadInputTests: XCTestCase {
         let badcfg = try modelCopy("badcfg")
         try "{\"model_type\": \"t5\", \"d_model\": ".write(toFile: "\(badcfg)/config.json", atomically: true, encoding: .utf8)
         try expect(["info", "--model", badcfg], ["\(badcfg)/config.json", "malformed JSON"])
+        // A worker given a store that is not there (a mistyped shard path) created an empty one
+        // and exited 0; a file that is not a store is refused too.
+        try expect(["worker", "--db", "\(dir)/nosuch.sqlite", "--data-dir", data], ["--db \(dir)/nosuch.sqlite: no such store"])
+        XCTAssertFalse(fm.fileExists(atPath: "\(dir)/nosuch.sqlite"))
+        try "not a store".write(toFile: "\(dir)/text.sqlite", atomically: true, encoding: .utf8)
+        try expect(["worker", "--db", "\(dir)/text.sqlite", "--data-dir", data], ["\(dir)/text.sqlite: not a results store", "no run claimed"])
         // tokenizer.json malformed.
         let tok = "\(dir)/tok"
         try fm.createDirectory(atPath: tok, withIntermediateDirectories: true)

@@ -369,6 +369,10 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(ok, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("+10.00") && text.contains("-3.00"), text)
         XCTAssertTrue(text.contains("paired t over 3 seeds") && text.contains("1 win / 0 tie / 1 loss"), text)
+        // The gate judged what exists and says so (it claimed "every expected run present").
+        XCTAssertTrue(text.contains("missing or failed runs left out under --allow-missing") && !text.contains("every expected run present"), text)
+        // rte's equal differences are named as such beside the row; cb's (10, 11, 9) are not.
+        XCTAssertEqual(text.components(separatedBy: "every seed's difference equal: t infinite").count, 2, text)
         XCTAssertTrue(text.contains("profile **cpu**") && text.contains("t5-small = t5-small"), text)
         XCTAssertEqual(try run(["--max-regression", "2", "--allow-missing"]).0, 1)
         // Gating on what exists needs something to exist: a spec edited and not re-swept leaves no
