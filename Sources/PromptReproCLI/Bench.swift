@@ -223,11 +223,16 @@ struct Bench: ParsableCommand {
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for round in 1...rounds {
                     let roundStart = Date()
-                    mine[key, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) } })
-                    theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) })
+                    // ABBA: odd rounds run ours, PyTorch's, then the variants; even rounds the same
+                    // in reverse, so that a drift of the host within a round favours neither side.
+                    var steps: [() throws -> Void] = [
+                        { mine[key, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) } }) },
+                        { theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) }) },
+                    ]
                     for v in variants {
-                        mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } })
+                        steps.append { mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } }) }
                     }
+                    for step in round % 2 == 1 ? steps : steps.reversed() { try step() }
                     eta.finish(wallSeconds: Date().timeIntervalSince(roundStart))
                     FileHandle.standardError.write(Data(String(format: "%@ %@ round %d/%d: ours %.3f s, PyTorch %.3f s; %@\n", shape, key, round, rounds,
                                                                seconds(mine[key]!.last!), seconds(theirs.last!), eta.progress).utf8))
@@ -256,7 +261,7 @@ struct Bench: ParsableCommand {
         let stealSummary = stealSummary(steals)
         if let note = stealSummary["note"] as? String { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable, "steal": stealSummary,
-                "measurement": "interleaved: per round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`; gemm_probe_gflops = our linear's rate at the sgemm shapes (mean over them, median of 3 products each) timed in the parent right before and after each of our children (the mean of the two; per round in gemm_probe_gflops_all), which that round's non-GEMM overhead divides by"]
+                "measurement": "interleaved, ABBA: per odd round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours, per even round the same in reverse order (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`; gemm_probe_gflops = our linear's rate at the sgemm shapes (mean over them, median of 3 products each) timed in the parent right before and after each of our children (the mean of the two; per round in gemm_probe_gflops_all), which that round's non-GEMM overhead divides by"]
     }
 
     /// One `bench-one` process of ours for `run` (its workload, checkpointing and precision).
@@ -346,10 +351,12 @@ struct Bench: ParsableCommand {
         var core = [[Double]](repeating: [], count: shapes.count), raw = core, torch = core
         var headCore = [[Double]](repeating: [], count: heads.count), headRaw = headCore, headTorch = headCore
         var steal: [Any] = []
-        for _ in 0..<max(rounds, 1) {
+        for round in 1...max(rounds, 1) {
             let roundStart = MachineCPUTicks.read()
             defer { steal.append(roundStart.flatMap { s in MachineCPUTicks.read()?.stealShare(since: s) }.map(round3) ?? NSNull()) }
-            if let python {
+            // ABBA: odd rounds time torch, then OpenBLAS, then ours; even rounds ours, OpenBLAS, torch.
+            func torchRound() throws {
+                guard let python else { return }
                 let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"]
                                                             + (attention ? ["--attention"] : []))
                 for (i, (name, _, _, _)) in shapes.enumerated() {
@@ -365,16 +372,22 @@ struct Bench: ParsableCommand {
                     headTorch[i].append(g)
                 }
             }
-            for (i, (_, m, k, n)) in shapes.enumerated() {
-                let (a, w, c) = operands[i]
-                let flops = 2.0 * Double(m) * Double(n) * Double(k)
-                raw[i].append(round3(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9))
-                core[i].append(round3(linearRate(shapes[i], a, w)))
+            func localRound(oursFirst: Bool) {
+                for (i, (_, m, k, n)) in shapes.enumerated() {
+                    let (a, w, c) = operands[i]
+                    let flops = 2.0 * Double(m) * Double(n) * Double(k)
+                    let openBLAS = { round3(flops / median(3) { BLAS.sgemmOpenBLASThreaded(threads: t, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data) } / 1e9) }
+                    if oursFirst { core[i].append(round3(linearRate(shapes[i], a, w))); raw[i].append(openBLAS()) }
+                    else { raw[i].append(openBLAS()); core[i].append(round3(linearRate(shapes[i], a, w))) }
+                }
+                for (i, h) in heads.enumerated() {
+                    let openBLAS = { round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: true) } / 1e9) }
+                    let ours = { round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: false) } / 1e9) }
+                    if oursFirst { headCore[i].append(ours()); headRaw[i].append(openBLAS()) }
+                    else { headRaw[i].append(openBLAS()); headCore[i].append(ours()) }
+                }
             }
-            for (i, h) in heads.enumerated() {
-                headRaw[i].append(round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: true) } / 1e9))
-                headCore[i].append(round3(h.flops / median(3) { h.run(headOperands[i], openBLAS: false) } / 1e9))
-            }
+            if round % 2 == 1 { try torchRound(); localRound(oursFirst: false) } else { localRound(oursFirst: true); try torchRound() }
         }
         func record(_ m: Int, _ n: Int, _ k: Int, core: [Double], raw: [Double], torch: [Double]) -> [String: Any] {
             var g: [String: Any] = ["m": m, "k": k, "n": n, "rounds": core.count,
@@ -481,8 +494,7 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
         body()
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
-    times.sort()
-    return times[times.count / 2]
+    return medianOf(times)
 }
 
 /// The CPU's identity from /proc/cpuinfo (empty fields where it is missing): what `bench` records
@@ -532,6 +544,10 @@ func machineInfo() -> [String: Any] {
         // The Linux kernel release (uname -r) and whether the CPU is a VM's vCPU.
         "os_kernel": ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines),
         "virtualized": id.virtualized,
+        // Under a hypervisor, family, model and flags are the CPUID it presents (an Intel vCPU
+        // reported model 167 with AMX flags that model 167 lacks): they name a host type as these
+        // machines show it, not necessarily the physical microarchitecture.
+        "cpu_identity_source": id.virtualized ? "hypervisor CPUID (may not name the physical microarchitecture)" : "CPUID",
     ]
 }
 

@@ -84,7 +84,9 @@ struct BenchE2E: ParsableCommand {
         var epochSeconds: [String: [Double]] = [:]  // per side, each round's training + evaluation seconds by its own timer
         for round in 1...max(1, rounds) {
             memoryRead.append(round1(medianOf(MemoryReadProbe.gigabytesPerSecond(threads: threads))))
-            for side in order {
+            // ABBA: odd rounds run the sides in `order`, even rounds in reverse, so that a drift of
+            // the host within a round favours neither side.
+            for side in round % 2 == 1 ? order : order.reversed() {
                 let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds(), ticks0 = MachineCPUTicks.read()
                 var record: [String: Any]
                 if side.hasPrefix("promptrepro") {
@@ -211,11 +213,13 @@ struct BenchE2E: ParsableCommand {
                 bound[o] = b
             }
         }
-        // Sides whose wall times spread by more than 10 % over the rounds ((max − min) / median).
-        let unstable = order.filter { side in
-            let w = walls[side] ?? [], med = medianOf(w)
+        // Sides whose wall times, or epoch times (on which the goal is judged too), spread by more
+        // than 10 % over the rounds ((max − min) / median).
+        func spreads(_ w: [Double]) -> Bool {
+            let med = medianOf(w)
             return w.count > 1 && med > 0 && (w.max()! - w.min()!) / med > 0.1
         }
+        let unstable = order.filter { spreads(walls[$0] ?? []) } + order.filter { spreads(epochSeconds[$0] ?? []) }.map { "\($0) epochs" }
         let goals = BenchGoals.evaluateE2E(["ratios": ratios, "sides": sides, "unstable": unstable])
         let steal = stealSummary(order.flatMap { steals[$0] ?? [] })
         let report: [String: Any] = [
@@ -223,7 +227,7 @@ struct BenchE2E: ParsableCommand {
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
                        "threads": threads, "model": "random-init t5-small written once from T5Model.random seed 1 (\(modelDir)); both sides load it (PyTorch: T5ForConditionalGeneration.from_pretrained)",
                        "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
-            "measurement": "interleaved: per round one run of each side in its own process (order \(order.joined(separator: ", "))); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
+            "measurement": "interleaved, ABBA: per round one run of each side in its own process (odd rounds in the order \(order.joined(separator: ", ")), even rounds in reverse); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %, and SIDE epochs where its epoch seconds spread so; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
         print(json)

@@ -393,10 +393,13 @@ enum BenchGoals {
                 if parts[1] == e2eDefaultSide { if ok { met += 1 } else { notMet += 1 } }
                 verdict = ["value": round3(median), "goal": target, "met": ok]
                 if let wall, let perEpoch { verdict["wall"] = round3(wall); verdict["per_epoch"] = round3(perEpoch) }
-                let spread = parts.filter(unstable.contains)
+                // A report without the per-epoch series is judged on the wall ratio alone, which the
+                // current rule (the lower of the two) can fail: said on the verdict.
+                if perEpoch == nil { verdict["basis"] = "wall ratio only: this report has no per-epoch series (the current rule judges the lower of wall and per epoch)" }
+                let spread = parts.filter(unstable.contains) + parts.filter { unstable.contains("\($0) epochs") }.map { "\($0) epochs" }
                 if !spread.isEmpty {
                     let cpu = pairMedian("\(key) (CPU)", "cpu", parts)
-                    verdict["unstable"] = "walls spread by more than 10 %: \(spread.joined(separator: ", "))"
+                    verdict["unstable"] = "spread by more than 10 % over the rounds: \(spread.joined(separator: ", "))"
                         + (cpu.map { String(format: "; by CPU seconds %.2f×", $0) } ?? "")
                 }
             } else {
@@ -435,7 +438,7 @@ enum BenchGoals {
         }
         let line = String(format: "%@ %.3f (goal %@ %.3f): %@", name, g["value"] as? Double ?? .nan, sense, g["goal"] as? Double ?? .nan,
                           (g["met"] as? Bool ?? false) ? "met" : "not met")
-        let notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
+        let notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"]), ("basis", g["basis"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
         return ([line] + notes).joined(separator: " ")
     }
 
