@@ -7,13 +7,25 @@ Speed-up is the report's own `ratio`: the median over rounds of PyTorch ÷ ours 
 (interleaved runs), with the rounds' min–max beside it; reports written before interleaving have no
 `ratio`, and then the ratio of the two medians is shown. `bound` uses our measured SGEMM rate,
 `bound_best` the best GEMM rate measured on the host (bench.json's definitions); `goal` is the
-report's own speed-up verdict (`goals`, issue #21) and the goal it was judged against; GFLOP/s is
-the workload's GFLOP over our median seconds.
+speed-up verdict and the goal it was judged against (issue #21), and `bound_best` the one it was
+judged with, both as `promptrepro bench --evaluate FILE` re-judges them now from the report's raw
+series (a report's stored `goals` and `ratio_bound_best` are those of the code that wrote it, and
+can disagree: the per-round GEMM probes raised some hosts' best rate); without the binary
+(PROMPTREPRO_BIN, else .build/release/promptrepro) the stored ones are shown, marked "(stored)".
+GFLOP/s is the workload's GFLOP over our median seconds.
 """
 import json
+import os
+import subprocess
 import sys
 
-d = json.load(open(sys.argv[1] if len(sys.argv) > 1 else "Reports/bench.json"))
+path = sys.argv[1] if len(sys.argv) > 1 else "Reports/bench.json"
+d = json.load(open(path))
+binary = os.environ.get("PROMPTREPRO_BIN", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "promptrepro"))
+try:
+    judged = json.loads(subprocess.run([binary, "bench", "--evaluate", path], capture_output=True, text=True, check=True).stdout)
+except (OSError, subprocess.CalledProcessError, json.JSONDecodeError):
+    judged = None
 names = {"train_step": "PT train step", "eval_forward": "eval forward", "generate": "generate 3 tokens", "ft_step": "FT step",
          "ft_step_checkpointed": "FT step, checkpointed (opt-in)", "ft_step_uncheckpointed": "FT step, not checkpointed (opt-out)",
          "eval_forward_bf16": "eval forward, bf16 products (opt-in)"}
@@ -55,10 +67,12 @@ for shape in sorted(d["promptrepro"], key=lambda s: (s != "t5-small", s)):
         else:
             lo_hi = ratio_range.get(shape, {}).get(key)
             speed = f"{r:.2f}×" + (f" ({lo_hi[0]:.2f}–{lo_hi[1]:.2f})" if lo_hi else "")
-        g = goals.get(shape, {}).get(key, {}).get("speedup")
-        verdict = f"{'met' if g['met'] else 'not met'} (≥ {g['goal']:.2f})" if g else "–"
+        g = (judged if judged is not None else goals).get(shape, {}).get(key, {}).get("speedup")
+        mark = "" if judged is not None else " (stored)"
+        verdict = f"{'met' if g['met'] else 'not met'} (≥ {g['goal']:.2f}){mark}" if g else "–"
+        best = f"{g['bound_best']:.2f}×" if judged is not None and g and g.get("bound_best") else cell(bound_best, shape, key) + mark
         print(f"| {shape} | {label} | {times(o)} | {times(p)} | {speed} | {cell(bound, shape, key)} | "
-              f"{cell(bound_best, shape, key)} | {verdict} | {gflops(o):.0f} | "
+              f"{best} | {verdict} | {gflops(o):.0f} | "
               f"{o['peak_rss_mb']:.0f} / {p['peak_rss_mb']:.0f} MB ({o['peak_rss_mb'] / p['peak_rss_mb']:.3f}) |")
 m = d["machine"]
 first = next(k for k in d["pytorch"] if k != "gemm")

@@ -141,10 +141,11 @@ enum ReportIndex {
         }
         let fm = FileManager.default
         let hostRuns = ((try? fm.contentsOfDirectory(atPath: "\(outDir)/hosts")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
-        let hasBench = fm.fileExists(atPath: "\(outDir)/bench.json")
-        if hasBench || !hostRuns.isEmpty {
+        let hasBench = fm.fileExists(atPath: "\(outDir)/bench.json"), hasE2E = fm.fileExists(atPath: "\(outDir)/bench-e2e.json")
+        if hasBench || hasE2E || !hostRuns.isEmpty {
             s += "\n## Benchmarks\n\n"
-            if hasBench { s += "- [bench.json](bench.json) — `make bench` output (see docs/performance.md).\n" }
+            if hasBench { s += "- [bench.json](bench.json) — the latest full `make bench` (see docs/performance.md; `promptrepro bench --evaluate` re-judges it).\n" }
+            if hasE2E { s += "- [bench-e2e.json](bench-e2e.json) — the latest `make bench-e2e` (see docs/performance.md, End to end).\n" }
             for f in hostRuns {
                 s += "- [hosts/\(f)](hosts/\(f)) — a benchmark on another host type, named vendor-family-model (see docs/performance.md, Hosts measured).\n"
             }
