@@ -94,12 +94,12 @@ bench: build bench-reference
 # End to end (issue #21): one complete few-shot DPT run (CB k=32, n=100 r=10, eval every epoch on
 # the 56 validation rows, greedy decoding, random-init t5-small) by `promptrepro train`, with the
 # opt-in levers, against scripts/bench_e2e_reference.py's DPT-code pipeline (pad to max length)
-# and its dynamic-padding variant, interleaved per round (ABBA: even rounds in reverse order).
-# EPOCHS=1 ROUNDS=3 take 8–20 minutes on 2 busy cores (a round 2.5–6.5, mostly PyTorch's); three
-# rounds give a median that is one round, not the mean of two. Data: the shared folder's when
-# present, else DATA_DIR. Writes Reports/bench-e2e.json.
+# and its dynamic-padding variant, interleaved per round (even rounds in reverse order, so an even
+# number of rounds is balanced). EPOCHS=1 ROUNDS=4 take 10–26 minutes on 2 busy cores (a round
+# 2.5–6.5, mostly PyTorch's). Data: the shared folder's when present, else DATA_DIR. Writes
+# Reports/bench-e2e.json.
 EPOCHS ?= 1
-ROUNDS ?= 3
+ROUNDS ?= 4
 E2E_DATA := $(if $(wildcard $(PROMPTREPRO_SHARED)/data/superglue/cb/val.jsonl),$(PROMPTREPRO_SHARED)/data,$(DATA_DIR))
 bench-e2e: build bench-reference $(if $(filter data,$(E2E_DATA)),$(DATA_DEP),)
 	@mkdir -p Reports

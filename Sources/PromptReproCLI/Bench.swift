@@ -223,16 +223,18 @@ struct Bench: ParsableCommand {
                 var mine: [String: [[String: Any]]] = [:], theirs: [[String: Any]] = []
                 for round in 1...rounds {
                     let roundStart = Date()
-                    // ABBA: odd rounds run ours, PyTorch's, then the variants; even rounds the same
-                    // in reverse, so that a drift of the host within a round favours neither side.
-                    var steps: [() throws -> Void] = [
+                    // Alternating: odd rounds run ours then PyTorch's, even rounds PyTorch's then
+                    // ours, the variants after both; over an even number of rounds a drift of the
+                    // host within a round favours neither side (over 5, the first order has one
+                    // round more). Ours and PyTorch's stay adjacent in every round.
+                    let pair: [() throws -> Void] = [
                         { mine[key, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[key]!, shape: shape, repeats: 1, threads: t) } }) },
                         { theirs.append(try stealing { try pytorch(["--child", shape, w, "--repeats", "1", "--threads", "\(t)"]) }) },
                     ]
+                    for step in round % 2 == 1 ? pair : pair.reversed() { try step() }
                     for v in variants {
-                        steps.append { mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } }) }
+                        mine[v, default: []].append(try probe.bracketing { try stealing { try ourChild(runs[v]!, shape: shape, repeats: 1, threads: t) } })
                     }
-                    for step in round % 2 == 1 ? steps : steps.reversed() { try step() }
                     eta.finish(wallSeconds: Date().timeIntervalSince(roundStart))
                     FileHandle.standardError.write(Data(String(format: "%@ %@ round %d/%d: ours %.3f s, PyTorch %.3f s; %@\n", shape, key, round, rounds,
                                                                seconds(mine[key]!.last!), seconds(theirs.last!), eta.progress).utf8))
@@ -261,7 +263,7 @@ struct Bench: ParsableCommand {
         let stealSummary = stealSummary(steals)
         if let note = stealSummary["note"] as? String { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         return ["promptrepro": ours, "pytorch": pt, "ratio": ratio, "ratio_range": ratioRange, "unstable": unstable, "steal": stealSummary,
-                "measurement": "interleaved, ABBA: per odd round one timed repetition of ours, then one of PyTorch's, then one of each variant of ours, per even round the same in reverse order (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`; gemm_probe_gflops = our linear's rate at the sgemm shapes (mean over them, median of 3 products each) timed in the parent right before and after each of our children (the mean of the two; per round in gemm_probe_gflops_all), which that round's non-GEMM overhead divides by"]
+                "measurement": "interleaved, alternating: per odd round one timed repetition of ours, then one of PyTorch's, per even round PyTorch's first, then one of each variant of ours (over an even number of rounds a drift within a round favours neither side; over an odd number the first order has one round more) (the FT step without checkpointing, paired with that round's PyTorch FT step; the opt-in bf16 eval forward where the CPU has AVX512-BF16, paired with that round's PyTorch eval forward), each in its own process after a warm-up; medians and min–max over \(repeats) rounds; ratios PyTorch/ours per round (median, min–max); a side's record is its median round's, with GFLOP/s at the median seconds and the median peak RSS; unstable = spread (max − min)/median > 10 %; steal_share = the machine's CPU time the hypervisor gave to other guests while the child ran (/proc/stat), per round in steal_share_all and for all children in `steal`; gemm_probe_gflops = our linear's rate at the sgemm shapes (mean over them, median of 3 products each) timed in the parent right before and after each of our children (the mean of the two; per round in gemm_probe_gflops_all), which that round's non-GEMM overhead divides by"]
     }
 
     /// One `bench-one` process of ours for `run` (its workload, checkpointing and precision).
@@ -354,7 +356,8 @@ struct Bench: ParsableCommand {
         for round in 1...max(rounds, 1) {
             let roundStart = MachineCPUTicks.read()
             defer { steal.append(roundStart.flatMap { s in MachineCPUTicks.read()?.stealShare(since: s) }.map(round3) ?? NSNull()) }
-            // ABBA: odd rounds time torch, then OpenBLAS, then ours; even rounds ours, OpenBLAS, torch.
+            // Alternating: odd rounds time torch, then OpenBLAS, then ours; even rounds ours,
+            // OpenBLAS, torch (balanced over an even number of rounds).
             func torchRound() throws {
                 guard let python else { return }
                 let rates = try pytorchChild(python: python, ["--child", "gemm", "-", "--repeats", "3", "--threads", "\(t)"]

@@ -31,7 +31,7 @@ struct BenchE2E: ParsableCommand {
 
     @Option(help: "Python with torch + transformers (make bench-reference creates one).") var reference: String
     @Option(help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
-    @Option(help: "Rounds; each runs every side once.") var rounds: Int = 3
+    @Option(help: "Rounds; each runs every side once.") var rounds: Int = 4
     @Option(help: "Threads of every side.") var threads: Int = 2
     @Option(help: "Our sides, comma-separated: default, decode-auto, decode-eos (the papers' literal decode; default stops rows whose text can no longer be a label).") var ours: String = "default,decode-auto"
     @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
@@ -84,8 +84,9 @@ struct BenchE2E: ParsableCommand {
         var epochSeconds: [String: [Double]] = [:]  // per side, each round's training + evaluation seconds by its own timer
         for round in 1...max(1, rounds) {
             memoryRead.append(round1(medianOf(MemoryReadProbe.gigabytesPerSecond(threads: threads))))
-            // ABBA: odd rounds run the sides in `order`, even rounds in reverse, so that a drift of
-            // the host within a round favours neither side.
+            // Alternating: odd rounds run the sides in `order`, even rounds in reverse; over an
+            // even number of rounds (the default 4) a drift of the host within a round favours
+            // neither side.
             for side in round % 2 == 1 ? order : order.reversed() {
                 let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds(), ticks0 = MachineCPUTicks.read()
                 var record: [String: Any]
@@ -227,7 +228,7 @@ struct BenchE2E: ParsableCommand {
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
                        "threads": threads, "model": "random-init t5-small written once from T5Model.random seed 1 (\(modelDir)); both sides load it (PyTorch: T5ForConditionalGeneration.from_pretrained)",
                        "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
-            "measurement": "interleaved, ABBA: per round one run of each side in its own process (odd rounds in the order \(order.joined(separator: ", ")), even rounds in reverse); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %, and SIDE epochs where its epoch seconds spread so; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
+            "measurement": "interleaved, alternating: per round one run of each side in its own process (odd rounds in the order \(order.joined(separator: ", ")), even rounds in reverse: balanced over an even number of rounds); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %, and SIDE epochs where its epoch seconds spread so; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
         print(json)

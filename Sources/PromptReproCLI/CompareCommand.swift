@@ -112,7 +112,7 @@ struct CompareCommand: ParsableCommand {
                 throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }
             cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            source = path
+            source = ProjectRoot.display(path)  // as report and figures name it
         }
         // What the spec expects, per cell (task, model column, k), for both sides.
         let expanded = try s.expand(profile: profile, choose: store?.searchChoice(spec: s, profile: profile))

@@ -168,6 +168,7 @@ struct Shard: ParsableCommand {
     @Option(help: "Directory for shard-<i>.sqlite.") var dir: String
     @Option(help: "Merged store holding finished hyper-parameter searches: the chosen points' runs are sharded too.") var searchDB: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/); hashed into each run's identity.") var dataDir: String?
+    @Flag(help: "Accept data files that differ from Baselines/data.lock (pass it to the workers too).") var allowUnpinned = false
 
     func run() throws {
         guard shards > 0 else { throw ValidationError("--shards must be positive") }
@@ -178,7 +179,14 @@ struct Shard: ParsableCommand {
         // A searched variant's final runs are known once its search is finished and merged into `--db`.
         let merged = try searchDB.map { try ResultsStore(readOnlyPath: $0) }
         let choose = merged.map { $0.searchChoice(spec: s, profile: profile) }
-        let runs = try scratch.withIdentities(try s.expand(profile: profile, choose: choose), dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
+        let expanded = try s.expand(profile: profile, choose: choose)
+        // As `sweep`: data that differs from its pin stops the plan here, not in every worker
+        // after a merge has superseded the store's finished runs of the pinned data.
+        var pins = SweepOptions(storePath: "", workers: 1, threads: nil, dataDir: data, checkpointDir: "")
+        pins.lockPath = ProjectRoot.resolve("Baselines/data.lock")
+        pins.allowUnpinned = allowUnpinned
+        try SweepRunner.checkPins(expanded, options: pins, store: scratch)
+        let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
         // Runs planned without their data files carry "missing" in their identity: merged, they

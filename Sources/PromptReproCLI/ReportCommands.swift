@@ -71,7 +71,7 @@ struct Report: ParsableCommand {
                 continue
             }
             let (cells, source) = found
-            let spec = try? ExperimentSpec.load(layout.spec)
+            let spec = try? ExperimentSpec.load(layout.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
             // A row, section or column naming nothing of the spec would print "—" as if not run.
             if let spec {
                 let problems = layout.problems(models: spec.models, tasks: spec.tasks)
@@ -336,7 +336,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
 /// runs to sweep: the spec loader's error (with its suggestion), naming `file`.
 func requireSpec(_ spec: String, of file: String) throws {
     guard !FileManager.default.fileExists(atPath: ProjectRoot.resolve("Baselines/specs/\(spec).yaml")) else { return }
-    do { _ = try ExperimentSpec.load(spec) } catch { throw ValidationError("\(file): spec: \(error)") }
+    do { _ = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch { throw ValidationError("\(file): spec: \(error)") }
 }
 
 /// The one line `report` and `figures` print for an output they keep because its spec has no data.
@@ -385,7 +385,7 @@ struct FiguresCommand: ParsableCommand {
                 continue
             }
             let (cells, source) = found
-            let spec = try? ExperimentSpec.load(f.spec)
+            let spec = try? ExperimentSpec.load(f.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
             let tasks = spec?.tasks ?? []
             // A series, reference, model or panel naming nothing of the spec would be drawn empty.
             if let spec {

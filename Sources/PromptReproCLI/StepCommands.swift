@@ -20,8 +20,9 @@ struct LossCurvesCommand: ParsableCommand {
         let (name, rows) = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile)
         let spec = name
         guard !rows.isEmpty else { throw ValidationError("no logged steps of spec \(spec) [\(profile)] in \(db) (runs made before the step log have none: rerun them)") }
-        let out = try LossCurves.render(rows, spec: spec, profile: profile, outDir: outDir ?? "Reports/loss-curves/\(spec)-\(profile)")
-        stderr("wrote \(out.count) loss-curve figures under \(outDir ?? "Reports/loss-curves/\(spec)-\(profile)")")
+        let dir = outDir ?? ProjectRoot.resolve("Reports/loss-curves/\(spec)-\(profile)")  // the checkout's by default
+        let out = try LossCurves.render(rows, spec: spec, profile: profile, outDir: dir)
+        stderr("wrote \(out.count) loss-curve figures under \(dir)")
     }
 }
 

@@ -61,7 +61,8 @@ struct Sample: ParsableCommand {
     @Option(help: "Comma-separated sample sizes.") var k: String = "8,16,32"
     @Option(help: "Comma-separated seeds.") var seeds: String = "1,2,3"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
-    @Option(help: "Output directory.") var out: String = "Baselines/manifests"
+    @Option(name: .customLong("out"), help: "Output directory (default: Baselines/manifests in the checkout).") var outGiven: String?
+    var out: String { outGiven ?? ProjectRoot.resolve("Baselines/manifests") }
     @Option(help: "Sampler: uniform (the papers') or balanced (k/C rows per class; written as <task>-k<k>-s<seed>-balanced.json).")
     var sampler: String = "uniform"
 
@@ -106,7 +107,8 @@ struct DataCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check every pinned file present in the data directory; list missing ones.")
         @Option(help: "Data directory.") var dataDir: String?
-        @Option(help: "Lock file.") var lock: String = "Baselines/data.lock"
+        @Option(name: .customLong("lock"), help: "Lock file (default: Baselines/data.lock in the checkout).") var lockGiven: String?
+        var lock: String { lockGiven ?? ProjectRoot.resolve("Baselines/data.lock") }
         func run() throws {
             let dir = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
             let l = try DataFiles.Lock.load(path: lock)

@@ -45,10 +45,25 @@ final class CompareGateCLITests: XCTestCase {
             XCTAssertNotEqual(pinned, 0, "\(extra)")
             XCTAssertTrue(why.contains("superglue/cb/val.jsonl") && why.contains("differs from the pin") && why.contains("nothing planned, no stored run superseded"), why)
         }
+        // `shard` plans for SLURM workers the same way: refused before any shard is written.
+        let (sharded, shardWhy) = try runCapture(["shard", "one.yaml", "--profile", "smoke", "--shards", "2", "--dir", "sh", "--data-dir", "data2"], cwd: dir, env: env)
+        XCTAssertNotEqual(sharded, 0)
+        XCTAssertTrue(shardWhy.contains("differs from the pin") && !FileManager.default.fileExists(atPath: "\(dir)/sh/shard-0.sqlite"), shardWhy)
         XCTAssertEqual(try ResultsStore(path: "\(dir)/s.sqlite").db.query("SELECT id, status, identity FROM runs ORDER BY id").map { "\($0["id"]?.int ?? 0) \($0["status"]?.text ?? "") \($0["identity"]?.text ?? "")" }, before)
-        let (reported, err) = try runCapture(["report", "lopt-table2", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
+        let (reported, err) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
         XCTAssertEqual(reported, 0, err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rep/lopt-table2.md"), "an explicit relative --out-dir is the working directory's")
+        // The same tables as from inside the checkout (the spec was read from the working
+        // directory: table1 lost every T5-Base and T5-Large parameter count, "220M / —").
+        let (inside, insideErr) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "\(dir)/none.sqlite", "--out-dir", "\(dir)/rep-inside"])
+        XCTAssertEqual(inside, 0, insideErr)
+        for f in ["table1.md", "table1.tex", "lopt-table2.md"] {
+            XCTAssertEqual(try String(contentsOfFile: "\(dir)/rep/\(f)", encoding: .utf8), try String(contentsOfFile: "\(dir)/rep-inside/\(f)", encoding: .utf8), f)
+        }
+        let (figured, figErr) = try runCapture(["figures", "fig4", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "figs"], cwd: dir, env: env)
+        let (figuredIn, figInErr) = try runCapture(["figures", "fig4", "--profile", "smoke", "--db", "\(dir)/none.sqlite", "--out-dir", "\(dir)/figs-inside"])
+        XCTAssertEqual(figured, figuredIn, figErr + figInErr)
+        XCTAssertEqual(try String(contentsOfFile: "\(dir)/figs/fig4.dat", encoding: .utf8), try String(contentsOfFile: "\(dir)/figs-inside/fig4.dat", encoding: .utf8))
     }
 
     func testCompareOnASweepUsesStoredPredictionsAndGatesOnMissingRuns() throws {

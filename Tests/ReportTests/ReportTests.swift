@@ -348,6 +348,21 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(Statistics.bootstrapCI([5, 5], [3, 3]).0, 2)
     }
 
+    /// Seed differences equal up to their last bits (10 more of CB's 56 rows right on every seed:
+    /// 1000/56 is 17.857142857142854 or 17.85714285714286 by how the means were summed) are equal
+    /// differences: the t-test's limit (p 0, [Δ, Δ]), not a t of ~1e16 with an interval of width
+    /// 1e-14 that the equal-differences note missed; a real spread is not.
+    func testSeedDifferencesEqualUpToRoundingAreEqualDifferences() throws {
+        let d = [17.857142857142854, 17.85714285714286, 17.85714285714286, 17.857142857142854]
+        XCTAssertTrue(Compare.equalDifferences(d))
+        let t = try XCTUnwrap(Compare.pairedT(d, level: 0.95))
+        XCTAssertEqual(t.p, 0)
+        XCTAssertEqual(t.ci.0, t.ci.1)
+        XCTAssertFalse(Compare.equalDifferences([17.857, 17.858, 17.857]))
+        XCTAssertTrue(Compare.equalDifferences([1e-12, -1e-12]))
+        XCTAssertEqual(Compare.pairedT([1e-12, -1e-12], level: 0.95)?.p, 1)
+    }
+
     /// `compare` gates through its exit code. The store holds only cb and rte of table1, so without
     /// --allow-missing the gate fails listing the missing tasks. cb: d = (10, 11, 9), paired t over 3
     /// seeds → win; rte: d = (−3, −3, −3) → a degenerate interval at −3 → loss, within a margin of 5,
