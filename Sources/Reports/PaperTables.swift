@@ -441,6 +441,9 @@ public enum PaperTables {
         first += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
         first += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean."
         var lines = [first]
+        if layout.paramsColumn {
+            lines.append("Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 5, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: \(code("promptrepro results --efficiency")) lists what each run trained).")
+        }
         if layout.kind == .std {
             lines.append("Ours here is the sample standard deviation (n − 1) over seeds; the population value is in \(code("promptrepro results --format csv")).")
         }

@@ -98,6 +98,11 @@ extension Trainer {
         // Data: pinned files, identical few-shot manifest for every method.
         let train = try DataLoader.load(def, split: .train, dataDir: dataDir)
         let val = try DataLoader.load(def, split: .validation, dataDir: dataDir)
+        // A run on the full training split (k null: the paper profile) that found only a subset file
+        // would train on it and be reported as the full split (AG News: 581 rows for ~120,000).
+        if c.k == nil, train.isSubset, c.adapter == nil, c.maxSteps != 0 {
+            throw TrainError("\(c.task): the full training split \(def.files.train[0]) is not in \(dataDir) (only the subset \(train.relativePath), \(train.rows.count) rows); a run on the full split (k null) would train on the subset. Add the official file (`make fetch-data`), or run few-shot (k)")
+        }
         var files: [String: String] = [:]
         let lock = FileManager.default.fileExists(atPath: lockPath) ? try DataFiles.Lock.load(path: lockPath) : nil
         for d in [train, val] {

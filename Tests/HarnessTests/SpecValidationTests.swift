@@ -162,6 +162,15 @@ final class SpecValidationTests: XCTestCase {
             XCTAssertNotEqual(status, 0, flag)
             XCTAssertTrue(err.contains(message), "\(flag): \(err)")
         }
+        // A run on the full training split where only a subset file is there (AG News: 581 rows of
+        // ~120,000 in the shared mirror) trained on the subset as if it were the split.
+        let (full, fullErr) = try runCapture(["train", "--method", "pt", "--task", "agnews", "--model", "embedded:gpt2-tiny", "--n", "4",
+                                              "--max-steps", "1", "--eval-limit", "2", "--data-dir", try sharedData()])
+        XCTAssertNotEqual(full, 0)
+        XCTAssertTrue(fullErr.contains("agnews: the full training split agnews/train.csv is not in") && fullErr.contains("only the subset agnews/train_head581.csv, 581 rows"), fullErr)
+        let (fewShot, fewErr) = try runCapture(["train", "--method", "pt", "--task", "agnews", "--model", "embedded:gpt2-tiny", "--n", "4", "--k", "8",
+                                                "--max-steps", "1", "--eval-limit", "2", "--data-dir", try sharedData()])
+        XCTAssertEqual(fewShot, 0, fewErr)
         // A size the method does not read (ft has no prompt) would change only the run's identity.
         let (status, err) = try runCapture(["train", "--method", "ft", "--task", "cb", "--k", "8", "--n", "5"])
         XCTAssertNotEqual(status, 0)

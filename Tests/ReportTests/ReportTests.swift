@@ -98,6 +98,7 @@ final class TableRenderTests: XCTestCase {
         # DPT Table 4 — Residual PT with 10 prompt tokens
 
         Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile; ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.
+        Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 5, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: `promptrepro results --efficiency` lists what each run trained).
 
         | Model | # Trainable Params (paper / ours) | WSC | WiC | BoolQ | CB | COPA | MultiRC | ReCoRD | RTE | Avg. |
         |---|---|---|---|---|---|---|---|---|---|---|
