@@ -21,7 +21,7 @@ public enum RunIdentity {
     /// * `data`: sha256 of the training and validation files the run would read;
     /// * `weights`: sha256 of the checkpoint's safetensors files ("missing: …" when not found);
     /// * `model_files`: the other files of the checkpoint's directory a run reads (`modelFiles`:
-    ///   config.json and the tokenizer's), "NAME:sha256" joined by ","; absent when the checkpoint
+    ///   config.json, the shard index and the tokenizer's), "NAME:sha256" joined by ","; absent when the checkpoint
     ///   is not found. Rows stored before the part existed match on the others (an edited
     ///   config.json or tokenizer, e.g. GPT-2's `activation_function` or `layer_norm_epsilon`,
     ///   moved every number under an unchanged identity before).

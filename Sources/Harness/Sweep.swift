@@ -53,11 +53,6 @@ public enum Worker {
         String(sha256Hex(URL(fileURLWithPath: storePath).standardizedFileURL.resolvingSymlinksInPath().path).prefix(12))
     }
 
-    /// The input parts of `r`'s identity (`manifest`, the `data` files, `weights`, `model_files`) as this worker
-    /// reads them (`RunIdentity.compute` on `dataDir`, `manifestDir` and the run's checkpoint)
-    /// that differ from those `r` was planned with, as one line; nil when they agree or `r` has no
-    /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
-    /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
     /// The files two `model_files` values ("NAME:sha256,…") disagree on, each with its planned
     /// and present hash (12 digits; "none" where the file is absent).
     static func modelFilesDifference(planned: String, here: String) -> String {
@@ -73,6 +68,11 @@ public enum Worker {
         }.joined(separator: ", ")
     }
 
+    /// The input parts of `r`'s identity (`manifest`, the `data` files, `weights`, `model_files`) as this worker
+    /// reads them (`RunIdentity.compute` on `dataDir`, `manifestDir` and the run's checkpoint)
+    /// that differ from those `r` was planned with, as one line; nil when they agree or `r` has no
+    /// stored identity. A part the plan could not pin (a data file or checkpoint it did not find:
+    /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
     public static func inputMismatch(_ r: RunSpec, store: ResultsStore, dataDir: String, manifestDir: String) throws -> String? {
         guard r.identityJSON != nil else { return nil }
         let planned = PlannedRuns.inputParts(identityJSON: r.identityJSON)
@@ -301,7 +301,6 @@ public enum SweepRunner {
         return missing
     }
 
-    /// One line for a model column a sweep skips.
     /// Checks the training and validation files of `runs`' tasks against `options.lockPath`
     /// (unless `allowUnpinned`), before a sweep plans anything: every run would fail on a file
     /// that differs from its pin, after the sweep had superseded the finished runs of the pinned
@@ -326,6 +325,7 @@ public enum SweepRunner {
         }
     }
 
+    /// One line for a model column a sweep skips.
     public static func skipLine(_ e: ModelNotFound, model: String, runs: Int) -> String {
         let name = model == e.spec ? model : "\(model) (\(e.spec))"
         return "skipping model \(name): \(runs) runs not started; not found in: \(e.looked.joined(separator: "; ")) — copy the checkpoint there (or set HF_HUB_CACHE / PROMPTREPRO_MODEL_DIR) and rerun"

@@ -253,8 +253,8 @@ public final class ResultsStore {
     }
 
     /// The identity parts added after a row could have been stored ("task": the task file's labels,
-    /// metrics and reader, RunIdentity.taskParts; "model_files": the checkpoint's config.json and
-    /// tokenizer files).
+    /// metrics and reader, RunIdentity.taskParts; "model_files": the checkpoint's config.json, shard
+    /// index and tokenizer files).
     static let addedIdentityParts = ["task", "model_files"]
 
     /// `newJSON` when the stored row's identity is `newJSON`'s without the parts it predates
