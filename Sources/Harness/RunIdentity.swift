@@ -40,11 +40,11 @@ public enum RunIdentity {
             parts["manifest"] = FileManager.default.fileExists(atPath: path) ? try fileHash(path) : "drawn"
         }
         var data: [String: String] = [:]
-        for (split, candidates) in [("train", def.files.train), ("validation", def.files.validation)] {
-            if let rel = candidates.first(where: { FileManager.default.fileExists(atPath: (dataDir as NSString).appendingPathComponent($0)) }) {
-                data[split] = "\(rel):\(try fileHash((dataDir as NSString).appendingPathComponent(rel)))"
+        for (name, split) in [("train", Split.train), ("validation", Split.validation)] {
+            if let rel = DataLoader.file(def, split: split, dataDir: dataDir) {
+                data[name] = "\(rel):\(try fileHash((dataDir as NSString).appendingPathComponent(rel)))"
             } else {
-                data[split] = "missing"
+                data[name] = "missing"
             }
         }
         parts["data"] = data

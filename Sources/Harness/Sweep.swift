@@ -301,25 +301,24 @@ public enum SweepRunner {
         return missing
     }
 
-    /// Checks the training and validation files of `runs`' tasks against `options.lockPath`
-    /// (unless `allowUnpinned`), before a sweep plans anything: every run would fail on a file
-    /// that differs from its pin, after the sweep had superseded the finished runs of the pinned
-    /// data (they come back from history once the pinned file is back, but the sweep is lost).
-    /// A file not found is left to the runs (their own error).
-    public static func checkPins(_ runs: [RunSpec], options o: SweepOptions, store: ResultsStore) throws {
-        guard !o.allowUnpinned, let lockPath = o.lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
+    /// Checks the training and validation files of `runs`' tasks under `dataDir` against
+    /// `lockPath` (unless `allowUnpinned`, or without a lock), before a sweep or `shard` plans
+    /// anything: every run would fail on a file that differs from its pin, after the finished runs
+    /// of the pinned data had been superseded (they come back from history once the pinned file is
+    /// back, but the sweep is lost). A file not found is left to the runs (their own error).
+    public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore) throws {
+        guard !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
         let lock = try DataFiles.Lock.load(path: lockPath)
         var seen: Set<String> = []
         for task in Set(runs.map(\.task)).sorted() {
             let def = try TaskRegistry.definition(task)
-            for candidates in [def.files.train, def.files.validation] {
-                guard let rel = candidates.first(where: { FileManager.default.fileExists(atPath: (o.dataDir as NSString).appendingPathComponent($0)) }),
-                      seen.insert(rel).inserted else { continue }
+            for split in [Split.train, .validation] {
+                guard let rel = DataLoader.file(def, split: split, dataDir: dataDir), seen.insert(rel).inserted else { continue }
                 do {
-                    try lock.check(relativePath: rel, sha256: try store.fileHash((o.dataDir as NSString).appendingPathComponent(rel)),
+                    try lock.check(relativePath: rel, sha256: try store.fileHash((dataDir as NSString).appendingPathComponent(rel)),
                                    allowUnpinned: false, lockPath: lockPath)
                 } catch {
-                    throw StoreError("\(error); nothing planned, no stored run superseded (data directory \(o.dataDir))")
+                    throw StoreError("\(error); nothing planned, no stored run superseded (data directory \(dataDir))")
                 }
             }
         }
@@ -364,7 +363,7 @@ public enum SweepRunner {
             log(skipLine(e, model: expanded.first { $0.modelSpec == m }?.model ?? m, runs: n))
         }
         let skip = missing.keys.sorted()
-        try checkPins(expanded, options: o, store: store)
+        try checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: store)
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         // Runs of dead workers go back to pending first, so that one of other settings (an edit
         // interrupted by a kill) goes to history and a finished run of the planned settings can come

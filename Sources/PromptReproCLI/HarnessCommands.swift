@@ -182,10 +182,7 @@ struct Shard: ParsableCommand {
         let expanded = try s.expand(profile: profile, choose: choose)
         // As `sweep`: data that differs from its pin stops the plan here, not in every worker
         // after a merge has superseded the store's finished runs of the pinned data.
-        var pins = SweepOptions(storePath: "", workers: 1, threads: nil, dataDir: data, checkpointDir: "")
-        pins.lockPath = ProjectRoot.resolve("Baselines/data.lock")
-        pins.allowUnpinned = allowUnpinned
-        try SweepRunner.checkPins(expanded, options: pins, store: scratch)
+        try SweepRunner.checkPins(expanded, dataDir: data, lockPath: ProjectRoot.resolve("Baselines/data.lock"), allowUnpinned: allowUnpinned, store: scratch)
         let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")

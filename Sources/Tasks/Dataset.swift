@@ -43,11 +43,18 @@ public struct Example {
 }
 
 public enum DataLoader {
+    /// The file `load` reads for `split` (relative to `dataDir`): the first of the definition's list
+    /// that exists there; nil when none does.
+    public static func file(_ def: TaskDefinition, split: Split, dataDir: String) -> String? {
+        (split == .train ? def.files.train : def.files.validation)
+            .first { FileManager.default.fileExists(atPath: (dataDir as NSString).appendingPathComponent($0)) }
+    }
+
     /// Reads `split` of `task` under `dataDir`, taking the first file of the definition's list that exists.
     public static func load(_ def: TaskDefinition, split: Split, dataDir: String) throws -> TaskData {
         let candidates = split == .train ? def.files.train : def.files.validation
         let fm = FileManager.default
-        guard let rel = candidates.first(where: { fm.fileExists(atPath: (dataDir as NSString).appendingPathComponent($0)) }) else {
+        guard let rel = file(def, split: split, dataDir: dataDir) else {
             throw TaskError(file: (dataDir as NSString).appendingPathComponent(candidates[0]),
                             detail: "\(def.task) \(split.rawValue) split not found (looked for \(candidates.joined(separator: ", "))). "
                                 + "Run `make fetch-data` (official archives) or `make fetch-data SOURCE=<mirror>`, or pass --data-dir.")
