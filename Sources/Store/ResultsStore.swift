@@ -186,21 +186,35 @@ public final class ResultsStore {
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
     public let readOnly: Bool
 
+    /// Opens (creating when absent or empty) the store at `path` and migrates it to the current
+    /// schema. An SQLite file that holds tables but no schema version is another program's
+    /// database: it is refused before anything is written to it (opening it read-write would switch
+    /// it to WAL and add this schema's tables beside its own).
     public init(path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if path != ":memory:", let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > 0 {
+            _ = try ResultsStore(readOnlyPath: path)
+        }
         db = try SQLiteDB(path: path)
         readOnly = false
         try migrate()
     }
 
     /// Opens an existing store without writing to it (`sweep --dry-run`); it is not migrated, so
-    /// callers check `schemaVersion` before reading columns newer than v1.
+    /// callers check `schemaVersion` before reading columns newer than v1. Refuses a file with
+    /// tables but no schema version (not a results store).
     public init(readOnlyPath path: String) throws {
         db = try SQLiteDB(path: path, readOnly: true)
         readOnly = true
         guard schemaVersion <= ResultsStore.migrations.count else {
             throw StoreError("\(db.path): schema version \(schemaVersion) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
+        }
+        if schemaVersion == 0 {
+            let tables = try db.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }
+            if !tables.isEmpty {
+                throw StoreError("\(db.path): an SQLite file with tables (\(tables.sorted().joined(separator: ", "))) but no PromptRepro schema version, not a results store; left untouched (pass another --db)")
+            }
         }
     }
 

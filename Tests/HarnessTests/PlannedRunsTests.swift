@@ -329,6 +329,35 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.db.query("SELECT status FROM runs ORDER BY id").map { $0["status"]!.text! }, ["done", "done", "superseded", "superseded"])
     }
 
+    /// Another program's SQLite file given as --db to a read (results, compare) was switched to WAL
+    /// and given the store's tables (2026-12-06 review); it is refused before anything is written,
+    /// whichever command opens it. An empty file still becomes a new store.
+    func testAForeignSQLiteFileIsRefusedUntouched() throws {
+        let dir = tempDir("foreign")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/other.sqlite"
+        do {
+            let foreign = try SQLiteDB(path: path, readOnly: false)
+            try foreign.exec("PRAGMA journal_mode=DELETE")
+            try foreign.exec("CREATE TABLE foo(a); INSERT INTO foo VALUES (1)")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ResultsStore(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("\(path): an SQLite file with tables (foo) but no PromptRepro schema version, not a results store"), "\(e)")
+        }
+        XCTAssertThrowsError(try ResultsStore(readOnlyPath: path))
+        for args in [["results", "\(dir)/s.yaml", "--db", path], ["compare", "--spec", "\(dir)/s.yaml", "--db", path, "--method", "dpt"]] {
+            try miniSpec.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+            let (status, err) = try runCapture(args)
+            XCTAssertNotEqual(status, 0, args.joined(separator: " "))
+            XCTAssertTrue(err.contains("not a results store"), err)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "the file is left as it was")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-wal"))
+        FileManager.default.createFile(atPath: "\(dir)/empty.sqlite", contents: Data())
+        XCTAssertEqual(try ResultsStore(path: "\(dir)/empty.sqlite").schemaVersion, ResultsStore.migrations.count)
+    }
+
     /// A file that is not a store is refused by name and left as it was (an empty file was turned
     /// into an 80 KB store and "merged 0 runs"); a shard whose worker never ran says so.
     func testMergeRefusesFilesThatAreNotStoresAndNamesUnfinishedRuns() throws {
@@ -341,7 +370,7 @@ final class PlannedRunsTests: XCTestCase {
         let foreign = try SQLiteDB(path: "\(dir)/foreign.sqlite")
         try foreign.exec("CREATE TABLE t(x)")
         XCTAssertThrowsError(try main.mergeReporting(from: "\(dir)/foreign.sqlite")) { e in
-            XCTAssertTrue("\(e)".contains("without a runs table"), "\(e)")
+            XCTAssertTrue("\(e)".contains("\(dir)/foreign.sqlite: an SQLite file with tables (t)") && "\(e)".contains("not a results store"), "\(e)")
         }
         XCTAssertEqual(try foreign.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }, ["t"])
         for (name, size) in [("empty.sqlite", 0), ("text.sqlite", 12)] {
