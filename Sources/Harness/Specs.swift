@@ -71,6 +71,7 @@ public struct ExperimentSpec {
         }
         let any: Any?
         do { any = try Yams.load(yaml: text) } catch { throw SpecError(path, "invalid YAML: \(error)") }
+        if let dup = YAMLKeys.firstDuplicate(in: text) { throw SpecError(path, dup) }
         guard let o = any as? [String: Any] else { throw SpecError(path, "top level must be a mapping") }
         return try parse(o, path: path)
     }
@@ -86,7 +87,7 @@ public struct ExperimentSpec {
             return try a.map { v in
                 guard v is String || v is NSNumber else { throw SpecError(path, "'\(k)' entries must be scalars, got \(v)") }
                 return "\(v)"
-            }
+            }.uniqueList(path: path, at: k)
         }
         guard let name = o["spec"] as? String else { throw SpecError(path, "missing 'spec' (the spec's name)") }
         var variants: [Variant] = []
@@ -200,7 +201,7 @@ public struct ExperimentSpec {
             if x is NSNull || "\(x)" == "null" || "\(x)" == "full" { return nil }
             guard let i = Int("\(x)") else { throw SpecError(path, "k value '\(x)' must be an integer or null (full split)") }
             return i
-        }
+        }.uniqueList(path: path, at: "k")
     }
 
     static func intList(_ v: Any, path: String, at: String) throws -> [Int] {
@@ -208,7 +209,7 @@ public struct ExperimentSpec {
         return try list.map { x in
             guard let i = Int("\(x)") else { throw SpecError(path, "'\(at)': '\(x)' is not an integer") }
             return i
-        }
+        }.uniqueList(path: path, at: at)
     }
 
     /// `search: {grid: {KEY: [values…], …}, select_on: train-dev|val-half, seeds: [..]}`: the grid
@@ -284,6 +285,11 @@ public struct ExperimentSpec {
                     throw SpecError(path, "variant \(variant.name) sets \(key): \(value) in its train settings, but profiles.\(profile).train sets \(key): \(other), which would override it for every run of this profile; set it in one place (a profile's settings apply to every variant)")
                 }
             }
+        }
+        // The embedded backbone has random weights: its runs test the pipeline and are labelled
+        // smoke by the profile's name (tables, figures, exports), so no other profile may run it.
+        if profile != "smoke", let column = columns.first(where: { (p.models?[$0] ?? $0).hasPrefix("embedded:") }) {
+            throw SpecError(path, "profiles.\(profile) runs model column \(column) on \(p.models?[column] ?? column), the embedded random-weight backbone; only the smoke profile may (its results reproduce nothing and are labelled so); map the column to a checkpoint or run --profile smoke")
         }
         for variant in variants {
             for task in tasks {
@@ -393,5 +399,19 @@ extension RunSpec {
         let arch = Architectures.known[model]
             ?? directory.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) }
         return arch.flatMap { try? MethodRegistry.parameterCount(config.method, architecture: $0) }
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The list itself, refused when an entry repeats: a spec's seeds, tasks, models or k listed
+    /// twice would plan (and count as present) runs that are one run.
+    func uniqueList(path: String, at: String) throws -> [Element] {
+        var seen = Set<Element>()
+        for x in self where !seen.insert(x).inserted {
+            let text = String(describing: x)  // k's entries are Int? (nil: the full split)
+            let shown = text == "nil" ? "null" : text.hasPrefix("Optional(") ? String(text.dropFirst(9).dropLast()) : text
+            throw SpecError(path, "'\(at)' lists \(shown) more than once")
+        }
+        return self
     }
 }

@@ -37,6 +37,7 @@ public struct FigureSpec: Decodable {
         try refuseUnknownKeys(path, text: text, keys: ["": keys, "series": entryKeys, "references": entryKeys], kind: "a figure")
         let f: FigureSpec
         do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
+        if let dup = YAMLKeys.firstDuplicate(in: text) { throw StoreError("\(path): \(dup)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         guard f.figure == file else { throw StoreError("\(path): figure '\(f.figure)' must match the file name '\(file)'") }
         for (key, value, allowed) in [("query", f.query, ["score", "probe"]), ("x", f.x, ["k", "r", "n", "epoch"]), ("stat", f.stat ?? "mean", ["mean", "minmax"])] {

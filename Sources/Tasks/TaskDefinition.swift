@@ -204,6 +204,7 @@ public enum TaskRegistry {
         } catch {
             throw TaskError(file: file, detail: "invalid task definition: \(error)")
         }
+        if let dup = YAMLKeys.firstDuplicate(in: text) { throw TaskError(file: file, detail: dup) }
         try d.validateMetrics(file: file)
         return d
     }

@@ -100,6 +100,28 @@ final class SpecValidationTests: XCTestCase {
                             ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
     }
 
+    /// Specs that would silently plan other runs than they say (2026-12-06 review): a repeated
+    /// key (Yams kept the last value: a pasted `seeds: [1]` gated on one seed), a repeated list
+    /// entry (deduplicated, yet counted in the plan), and the embedded random backbone under a
+    /// profile other than smoke (its tables carried no smoke mark).
+    func testRepeatedKeysEntriesAndEmbeddedOutsideSmokeAreRefused() throws {
+        try expectSpecError({ $0 + "\nseeds: [1]\n" }, ["line 15, column 1", "key 'seeds' repeats the key at line 9"])
+        try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {epochs: 4, epochs: 5,") },
+                            ["line 14, column 24: key 'epochs' repeats the key at line 14"])
+        try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, 2, 2]") }, ["'seeds' lists 2 more than once"])
+        try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, rte, cb]") }, ["'tasks' lists cb more than once"])
+        try expectSpecError({ $0.replacingOccurrences(of: "k: [8]", with: "k: [8, null, null]") }, ["'k' lists null more than once"])
+        let cpu = miniSpec + "\n  cpu:\n    models: {t5-small: \"embedded:t5-tiny\"}\n"
+        let dir = tempDir("specemb")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try cpu.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let spec = try ExperimentSpec.load("\(dir)/s.yaml")
+        XCTAssertEqual(try spec.expand(profile: "smoke").count, 8)
+        XCTAssertThrowsError(try spec.expand(profile: "cpu")) { e in
+            XCTAssertTrue("\(e)".contains("profiles.cpu runs model column t5-small on embedded:t5-tiny"), "\(e)")
+        }
+    }
+
     /// A search's points select on the search's split even where a profile's `train` sets another
     /// (a search never selects on the reported split); the other variants take the profile's.
     func testSearchPointsKeepTheirSelectionSplit() throws {
