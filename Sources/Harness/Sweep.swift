@@ -305,7 +305,9 @@ public enum SweepRunner {
     /// `lockPath` (unless `allowUnpinned`, or without a lock), before a sweep or `shard` plans
     /// anything: every run would fail on a file that differs from its pin, after the finished runs
     /// of the pinned data had been superseded (they come back from history once the pinned file is
-    /// back, but the sweep is lost). A file not found is left to the runs (their own error).
+    /// back, but the sweep is lost). A pinned file that is missing is refused too: the split's next
+    /// file (a subset) would be read instead, or none; a split none of whose files is pinned or
+    /// present is left to the runs (their own error).
     public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore) throws {
         guard !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
         let lock = try DataFiles.Lock.load(path: lockPath)
@@ -313,7 +315,16 @@ public enum SweepRunner {
         for task in Set(runs.map(\.task)).sorted() {
             let def = try TaskRegistry.definition(task)
             for split in [Split.train, .validation] {
-                guard let rel = DataLoader.file(def, split: split, dataDir: dataDir), seen.insert(rel).inserted else { continue }
+                let candidates = split == .train ? def.files.train : def.files.validation
+                let rel = DataLoader.file(def, split: split, dataDir: dataDir)
+                // Files the loader would try before the one it reads (all of them when none exists).
+                let skipped = candidates.prefix { $0 != rel }
+                if let pinned = skipped.first(where: { lock.entries[$0] != nil }) {
+                    throw StoreError("\((dataDir as NSString).appendingPathComponent(pinned)): \(task) \(split.rawValue) file pinned in \(lockPath) is missing"
+                        + (rel.map { " (the runs would read \($0) instead)" } ?? "")
+                        + "; restore it (`make fetch-data`) or pass --allow-unpinned; nothing planned, no stored run superseded (data directory \(dataDir))")
+                }
+                guard let rel, seen.insert(rel).inserted else { continue }
                 do {
                     try lock.check(relativePath: rel, sha256: try store.fileHash((dataDir as NSString).appendingPathComponent(rel)),
                                    allowUnpinned: false, lockPath: lockPath)

@@ -42,6 +42,9 @@ struct CompareCommand: ParsableCommand {
         if let m = maxRegression, !(m.isFinite && m >= 0) {
             throw ValidationError("--max-regression \(m): the margin must be a finite number of points ≥ 0")
         }
+        if against == "stored" && method == baseline {
+            throw ValidationError("--method and --baseline are both \(method): a variant compared with its own runs differs by 0 on every seed, and a gate on it passes whatever the runs score")
+        }
         if against == "published" && maxRegression != nil {
             throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
         }
@@ -197,8 +200,13 @@ struct CompareCommand: ParsableCommand {
             }
         }
         guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
+        // Compared runs trained on data that differs from its pin (a sweep with --allow-unpinned) are
+        // not the spec's protocol: listed, and the gate fails on them, --allow-missing or not.
+        let sides = [method] + (against == "stored" ? [baseline] : [])
+        let unpinned = try store.map { try unpinnedDataRuns($0, spec: s.name, profile: profile, plan: plan) }?
+            .filter { line in sides.contains { line.hasPrefix("\($0)|") } } ?? []
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
-                                              diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method),
+                                              diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method), unpinned: unpinned,
                                               maxRegression: maxRegression, allowMissing: allowMissing)
         print(text, terminator: "")
         if !passed { throw ExitCode(1) }

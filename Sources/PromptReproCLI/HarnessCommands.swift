@@ -151,7 +151,7 @@ struct Results: ParsableCommand {
         case "md":
             text = ResultsExport.markdown(cells, spec: name, profile: profile) + (efficiency ? ResultsExport.efficiencyMarkdown(cells) : "")
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
-        case "csv": text = ResultsExport.csv(cells, extras: efficiency)
+        case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)
         default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
         }

@@ -407,7 +407,8 @@ public enum Compare {
     }
 
     public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, header: String,
-                                missing: [String], diverged: [String] = [], maxRegression: Double?, allowMissing: Bool) -> (text: String, passed: Bool) {
+                                missing: [String], diverged: [String] = [], unpinned: [String] = [], maxRegression: Double?,
+                                allowMissing: Bool) -> (text: String, passed: Bool) {
         func ms(_ v: [Double]) -> String {
             v.isEmpty ? "—" : v.count == 1 ? String(format: "%.2f (n=1)", v[0])
                 : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
@@ -441,6 +442,9 @@ public enum Compare {
         if !diverged.isEmpty {
             out += "\n\nDiverged runs of \(new) (\(diverged.count) cell\(diverged.count == 1 ? "" : "s")):\n" + diverged.map { "- \($0)" }.joined(separator: "\n")
         }
+        if !unpinned.isEmpty {
+            out += "\n\nRuns that read data differing from its pin (\(unpinned.count); swept with --allow-unpinned):\n" + unpinned.map { "- \($0)" }.joined(separator: "\n")
+        }
         var passed = true
         if let m = maxRegression {
             var reasons: [String] = []
@@ -449,6 +453,8 @@ public enum Compare {
             // passed (a spec edited and not re-swept, a misspelt baseline).
             if tested == 0 && rows.isEmpty { reasons.append("no task has runs of both sides to test") }
             reasons += diverged.map { "\($0) (a diverged run fails the gate, also with --allow-missing)" }
+            // Runs on data other than the pinned files are not the spec's protocol, whatever they score.
+            if !unpinned.isEmpty { reasons.append("\(unpinned.count) run\(unpinned.count == 1 ? "" : "s") read data that differs from its pin (listed above; fails the gate, also with --allow-missing)") }
             for r in rows {
                 guard let ci = r.ci else {
                     reasons.append("\(name(r)): no interval (" + (r.method.hasPrefix("none:") ? String(r.method.dropFirst(6))

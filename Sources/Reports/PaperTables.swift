@@ -69,6 +69,7 @@ public struct TableLayout: Decodable {
         try refuseUnknownKeys(path, text: text, keys: keys, kind: "a layout")
         let l: TableLayout
         do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
+        if let dup = YAMLKeys.firstDuplicate(in: text) { throw StoreError("\(path): \(dup)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         guard l.name == file else { throw StoreError("\(path): table '\(l.name)' must match the file name '\(file)'") }
         for (key, empty) in [("sections", l.sections.isEmpty), ("rows", l.rows.isEmpty), ("columns", l.columns.isEmpty)] where empty {
@@ -177,6 +178,24 @@ public enum PaperTables {
         }
     }
 
+    /// The note naming the subset data files (relative to the data directory) that a table's runs
+    /// read, per column: `files(task)` gives the files of the column's runs, of which those the task
+    /// lists after its official file (`TaskDefinition.Files`) are subsets. Nil when there are none.
+    public static func subsetNote(_ layout: TableLayout, files: (String) -> Set<String>) -> String? {
+        var subsets: [String] = []
+        for col in layout.columns {
+            guard let def = try? TaskRegistry.definition(col.key) else { continue }
+            let found = files(col.key).sorted().compactMap { f -> String? in
+                def.files.train.dropFirst().contains(f) ? "train \(f)" : def.files.validation.dropFirst().contains(f) ? "validation \(f)" : nil
+            }
+            if !found.isEmpty { subsets.append("\(col.label) (\(found.joined(separator: ", ")))") }
+        }
+        guard !subsets.isEmpty else { return nil }
+        return "Subset data: these columns' runs read files that hold only part of the official split (the full files are not"
+            + " available here; shared/data/SOURCES.md): " + subsets.joined(separator: "; ")
+            + ". A train subset is what their few-shot samples are drawn from, a validation subset what they are scored on; the published values use the full splits."
+    }
+
     /// `x` as a table prints it: rounded to two decimals (`f2`), the number a Δ to a published value
     /// starts from.
     static func printed(_ x: Double) -> Double { Double(f2(x)) ?? x }
@@ -229,14 +248,31 @@ public enum PaperTables {
         header += layout.columns.map(\.label) + (layout.average ? ["Avg."] : [])
         var rows: [TableGrid.Row] = []
         var anyInvalid = false, subsetAverage = false
+        var avgMismatch: [String] = []
+        // Marks the paper's own table carries on a row's label, kept on ours: "∗" where the row's
+        // values have a unit ending in "*" (rows the paper stars), "ᶜ" where their source says the
+        // paper cites them from other work ("(cited: …)"), whose protocol and configuration are that work's.
+        var starred = false
+        var cited: [String: Set<String>] = [:]  // cited work → row labels
+        var rowMarks = ""
+        func marked(_ v: PublishedValue) -> String {
+            if v.unit.hasSuffix("*"), !rowMarks.contains("∗") { rowMarks += "∗"; starred = true }
+            if let r = v.source.range(of: "(cited: ") {
+                let work = v.source[r.upperBound...].prefix { $0 != ")" }
+                if !rowMarks.contains("ᶜ") { rowMarks += "ᶜ" }
+                cited[String(work), default: []].insert(layout.rows.first { $0.publishedMethod == v.method }?.label ?? v.method)
+            }
+            return v.value
+        }
         var otherMetric: [String: String] = [:]  // column label → "metric shown vs paper's unit"
         for section in layout.sections {
             let (column, label) = (section.model, section.label)
             rows.append(.section(label))
             for row in layout.rows {
                 var line = [TableGrid.Cell(text: row.label, kind: .label)]
+                rowMarks = ""
                 if layout.paramsColumn {
-                    let p = pubValue(column, label, row.publishedMethod, paperColumn)?.value ?? "—"
+                    let p = pubValue(column, label, row.publishedMethod, paperColumn).map(marked) ?? "—"
                     line.append(.init(text: "\(p) / \(ourParams(cells, layout, variant: row.variant, column: column, paperParams: paperParams))", kind: .params))
                 }
                 var ourMeans: [Double] = [], shownPublished: [Double?] = [], fewSeeds = false, anyFailed = false, rowOtherMetric = false
@@ -251,7 +287,7 @@ public enum PaperTables {
                         rowOtherMetric = true
                     }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
-                    var text = p?.value ?? "—"
+                    var text = p.map(marked) ?? "—"
                     // A paper's table has one few-shot size; cells of several k are not one number.
                     guard matching.count < 2 else {
                         let ks = matching.map { $0.k.map(String.init) ?? "full" }.joined(separator: ", ")
@@ -286,7 +322,19 @@ public enum PaperTables {
                     let paperTasks = Set(pub.filter { ($0.model.lowercased() == label.lowercased() || $0.model.lowercased() == column.lowercased())
                                                        && $0.method == row.publishedMethod && !["params", "avg", "delta_params"].contains($0.column) }.map(\.column))
                     let shownTasks = Set(layout.columns.compactMap(\.publishedKey))
-                    var p = pubValue(column, label, row.publishedMethod, "avg")?.value ?? "—"
+                    var p = pubValue(column, label, row.publishedMethod, "avg").map(marked) ?? "—"
+                    // A printed Avg. that is neither the rounded nor the truncated mean of the
+                    // paper's own cells is shown as printed, marked ¶ (Baselines/published/NOTES.md).
+                    if let avg = pubValue(column, label, row.publishedMethod, "avg"), let printed = avg.number, paperTasks == shownTasks,
+                       shownPublished.count == layout.columns.count, !shownPublished.contains(where: { $0 == nil }) {
+                        let mean = shownPublished.compactMap { $0 }.reduce(0, +) / Double(shownPublished.count)
+                        // At the printed precision (two decimals in DPT, one in LoPT).
+                        let scale = pow(10, Double(avg.value.split(separator: ".").dropFirst().first?.count ?? 0))
+                        if abs((mean * scale).rounded() / scale - printed) > 1e-9 && abs((mean * scale + 1e-9).rounded(.down) / scale - printed) > 1e-9 {
+                            p += "¶"
+                            avgMismatch.append("\(label) \(row.label): \(f2(printed)) printed, \(String(format: "%.4f", mean)) the mean of its cells")
+                        }
+                    }
                     if rowOtherMetric {
                         p = "—"  // the paper's average is of other measures than ours
                     } else if !paperTasks.isEmpty && paperTasks != shownTasks {
@@ -303,10 +351,28 @@ public enum PaperTables {
                         ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") + (fewSeeds ? "‡" : "") + (anyFailed ? " ✗" : "") : "—"
                     line.append(.init(text: "\(p) / \(ours)", kind: .average))
                 }
+                line[0].text += rowMarks
                 rows.append(.cells(line))
             }
         }
         var notes: [String] = []
+        if starred {
+            notes.append("∗ rows the paper marks so, without saying why (Baselines/published/NOTES.md).")
+        }
+        if !cited.isEmpty {
+            notes.append("ᶜ rows whose published values the paper cites from other work, run under that work's protocol, data and configuration"
+                + " (its parameter counts too): " + cited.keys.sorted().map { "\(cited[$0]!.sorted().joined(separator: ", ")) from \($0)" }.joined(separator: "; ")
+                + "; Δ compares our run with that work's.")
+        }
+        // Runs that read a subset file of an official split (a file the task lists after its official
+        // one, shared/data/SOURCES.md) are not the paper's setting, whatever k is.
+        if let note = subsetNote(layout, files: { task in
+            Set(cells.filter { c in c.task == task && layout.rows.contains { $0.variant == c.variant } }.flatMap { $0.dataFiles ?? [] })
+        }) { notes.append(note) }
+        if !avgMismatch.isEmpty {
+            notes.append("¶ the paper's printed Avg. is neither the rounded nor the truncated mean of its own cells: "
+                + avgMismatch.joined(separator: "; ") + " (Baselines/published/NOTES.md); the table shows it as printed.")
+        }
         if subsetAverage {
             notes.append("§ published Avg.: the mean of the published values in this table's columns; the paper's Avg. covers all of its tasks.")
         }
@@ -392,8 +458,9 @@ public enum PaperTables {
         let scored = layout.columns.compactMap { col -> String? in
             guard let refs = references[col.key], !refs.isEmpty else { return nil }
             return "\(col.label) " + refs.map { r in
-                r.valHalf ? "\(r.examples) of the val-half report half of \(r.splitSize)"
-                    : r.examples == r.splitSize ? "all \(r.splitSize)" : "first \(r.examples) of \(r.splitSize)"
+                (r.valHalf ? "\(r.examples) of the val-half report half of \(r.splitSize)"
+                    : r.examples == r.splitSize ? "all \(r.splitSize)" : "first \(r.examples) of \(r.splitSize)")
+                    + (r.subsetFile.map { " in the subset file \($0), not the official split" } ?? "")
             }.joined(separator: " / ")
         }
         if references.isEmpty {
@@ -441,8 +508,10 @@ public enum PaperTables {
         first += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
         first += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean."
         var lines = [first]
+        // The paper's second header row names each column's measure; ours names the stored metric.
+        lines.append("Metric per column (stored name): " + layout.columns.map { "\($0.label) \(code($0.scoreName))" }.joined(separator: ", ") + ".")
         if layout.paramsColumn {
-            lines.append("Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 5, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: \(code("promptrepro results --efficiency")) lists what each run trained).")
+            lines.append("Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 3, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: \(code("promptrepro results --efficiency")) lists what each run trained).")
         }
         if layout.kind == .std {
             lines.append("Ours here is the sample standard deviation (n − 1) over seeds; the population value is in \(code("promptrepro results --format csv")).")
@@ -477,11 +546,21 @@ public enum PaperTables {
         return out
     }
 
-    /// Plain text as LaTeX: the ten specials escaped, then the table's symbols as math or dashes.
+    /// Plain text as LaTeX: the ten specials escaped, then the table's symbols as math or dashes;
+    /// Markdown's `code` spans (when the backticks pair up) as \texttt, and "--" kept two hyphens
+    /// (an option such as --data-dir, not an en dash).
     public static func latexText(_ s: String) -> String {
         var out = ""
-        for ch in s {
+        let codeSpans = s.filter { $0 == "`" }.count % 2 == 0
+        var inCode = false
+        let chars = Array(s)
+        for (i, ch) in chars.enumerated() {
             switch ch {
+            case "`" where codeSpans: out += inCode ? "}" : "\\texttt{"; inCode.toggle()
+            case "-" where i + 1 < chars.count && chars[i + 1] == "-": out += "-{}"
+            case "∗": out += "$^*$"
+            case "ᶜ": out += "$^{c}$"
+            case "¶": out += "\\P{}"
             case "\\": out += "\\textbackslash{}"
             case "&", "%", "$", "#", "_", "{", "}": out += "\\\(ch)"
             case "~": out += "\\textasciitilde{}"

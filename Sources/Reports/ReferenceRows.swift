@@ -37,8 +37,13 @@ public struct ReferenceScore: Equatable {
     public var valHalf: Bool        // drawn from the val-half protocol's report half
     public var majority: [String: Double]?
     public var uniform: [String: Double]?
-    public init(examples: Int, splitSize: Int, valHalf: Bool = false, majority: [String: Double]?, uniform: [String: Double]?) {
+    /// The validation file read when it is a subset of the official split (relative to the data
+    /// directory; `TaskData.isSubset`), else nil.
+    public var subsetFile: String?
+    public init(examples: Int, splitSize: Int, valHalf: Bool = false, majority: [String: Double]?, uniform: [String: Double]?,
+                subsetFile: String? = nil) {
         (self.examples, self.splitSize, self.valHalf, self.majority, self.uniform) = (examples, splitSize, valHalf, majority, uniform)
+        self.subsetFile = subsetFile
     }
 }
 
@@ -84,7 +89,8 @@ public enum ReferenceRows {
                 guard seen.insert(EvalSubset(templates: s.templates, limit: ex.count, valHalf: s.valHalf)).inserted else { continue }
                 let score = ReferenceScore(examples: ex.count, splitSize: all.count, valHalf: s.valHalf,
                                            majority: try? ReferenceScores.majority(def, set: s.templates, examples: ex),
-                                           uniform: try? ReferenceScores.uniform(def, set: s.templates, examples: ex))
+                                           uniform: try? ReferenceScores.uniform(def, set: s.templates, examples: ex),
+                                           subsetFile: val.isSubset ? val.relativePath : nil)
                 if !scores.contains(score) { scores.append(score) }  // template sets that name the same labels agree
             }
             if !scores.isEmpty { out[task] = scores }

@@ -67,7 +67,10 @@ public enum ToolFormats {
             "train_info": ["status": r["status"]?.text ?? "", "metrics": metrics, "num_trainable_params": r["trainable_params"]?.int ?? NSNull(),
                            "num_total_params": totalParams.map { $0 as Any } ?? NSNull(), "train_time": train,
                            "file_size": artifactBytes.map { $0 as Any } ?? NSNull(), "seed": r["seed"]?.int ?? 0] as [String: Any],
-            "meta_info": ["model_info": ["model": r["model"]?.text ?? "", "loaded": r["model_spec"]?.text ?? "", "sha256": r["weights_sha256"]?.text ?? ""],
+            "meta_info": ["model_info": ["model": r["model"]?.text ?? "", "loaded": r["model_spec"]?.text ?? "", "sha256": r["weights_sha256"]?.text ?? "",
+                                         // The embedded random-weight backbone: numbers that test the pipeline and reproduce nothing.
+                                         "smoke": r["profile"]?.text == "smoke" || (r["model_spec"]?.text ?? "").hasPrefix("embedded:"),
+                                         "profile": r["profile"]?.text ?? ""] as [String: Any],
                           "dataset_info": ["task": r["task"]?.text ?? "", "k": r["k"]?.int ?? NSNull(), "manifest": r["manifest"]?.text ?? "",
                                            "data_hashes": r["data_hashes"]?.text ?? ""] as [String: Any],
                           "package_info": ["promptrepro": r["tool_version"]?.text ?? "", "git_commit": r["git_commit"]?.text ?? ""],

@@ -75,6 +75,10 @@ public struct CellResult: Codable, Sendable {
     /// "best" / "last" → over the cell's runs, the fraction (0–1) of validation outputs that name
     /// no label (`Metrics.invalidFraction`); nil where no run has one.
     public var invalidFraction: [String: Stat]?
+    /// The data files (relative to the data directory, as `data_hashes` names them) the cell's
+    /// finished runs read, sorted; nil in exports made before they were kept. Tables name those
+    /// that are subsets of an official split (`TaskDefinition.Files`).
+    public var dataFiles: [String]?
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -296,7 +300,7 @@ extension ResultsStore {
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
@@ -332,6 +336,9 @@ extension ResultsStore {
             byCell[cell]!.seeds.append(rep.seed)
             byCell[cell]!.sampleSeeds = (byCell[cell]!.sampleSeeds ?? []) + [rep.sampleSeed]
             byCell[cell]!.trainableParams = r["trainable_params"]?.int
+            if let json = r["data_hashes"]?.text, let files = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] {
+                byCell[cell]!.dataFiles = Array(Set(byCell[cell]!.dataFiles ?? []).union(files.keys)).sorted()
+            }
             // Per-epoch measurements of the method (epoch_metrics): the rank probe's counts feed DPT Figure 3.
             var perEpoch: [Int: [String: Double]] = [:]
             for e in try db.query("SELECT epoch, name, value FROM epoch_metrics WHERE run_id=? AND name IN ('probe_positive','probe_negative','probe_rank')",

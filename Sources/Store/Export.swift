@@ -72,8 +72,11 @@ public enum ResultsExport {
     }
 
     /// One row per cell × kind × metric; with `extras`, also kind "extras" rows (run_metrics, raw units).
-    public static func csv(_ cells: [CellResult], extras: Bool = false) -> String {
-        var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values\n"
+    /// With `profile`, every row ends with it and `smoke` (true: the embedded random-weight backbone,
+    /// numbers that reproduce nothing), so a row read on its own still says what it is.
+    public static func csv(_ cells: [CellResult], extras: Bool = false, profile: String? = nil) -> String {
+        var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values" + (profile == nil ? "" : ",profile,smoke") + "\n"
+        let tail = profile.map { ",\($0),\($0 == "smoke")" } ?? ""
         for c in cells {
             for (kind, scores) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
                 var stats = scores
@@ -82,7 +85,7 @@ public enum ResultsExport {
                     let vals = s.values.map { String(format: "%.4f", $0) }.joined(separator: ";")
                     out += "\(c.cell),\(c.variant),\(c.method),\(c.task),\(c.model),\(c.k.map(String.init) ?? "full"),\(kind),\(m),\(s.n),"
                     out += String(format: "%.4f,%@,%.4f,%.4f,%.4f,", s.mean, s.sampleStd.map { String(format: "%.4f", $0) } ?? "", s.populationStd, s.min, s.max)
-                    out += "\(vals)\n"
+                    out += "\(vals)\(tail)\n"
                 }
             }
         }

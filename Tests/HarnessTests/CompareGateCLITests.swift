@@ -50,6 +50,32 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertNotEqual(sharded, 0)
         XCTAssertTrue(shardWhy.contains("differs from the pin") && !FileManager.default.fileExists(atPath: "\(dir)/sh/shard-0.sqlite"), shardWhy)
         XCTAssertEqual(try ResultsStore(path: "\(dir)/s.sqlite").db.query("SELECT id, status, identity FROM runs ORDER BY id").map { "\($0["id"]?.int ?? 0) \($0["status"]?.text ?? "") \($0["identity"]?.text ?? "")" }, before)
+        // A pinned file that is missing is refused before planning too (the runs superseded the
+        // finished ones, then failed on "split not found").
+        let cb3 = "\(dir)/data3/superglue/cb"
+        try FileManager.default.createDirectory(atPath: cb3, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(data)/superglue/cb/train.jsonl", toPath: "\(cb3)/train.jsonl")
+        let (gone, goneWhy) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--data-dir", "data3", "--checkpoints", "ck", "--dry-run"], cwd: dir, env: env)
+        XCTAssertNotEqual(gone, 0)
+        XCTAssertTrue(goneWhy.contains("data3/superglue/cb/val.jsonl: cb validation file pinned in") && goneWhy.contains("is missing")
+                      && goneWhy.contains("nothing planned, no stored run superseded"), goneWhy)
+        // Runs swept with --allow-unpinned on the edited file: compared on that data directory
+        // their inputs are current, so only the stored hashes against the lock tell; the gate
+        // passed on them (exit 0) and reads said nothing.
+        let (unpinnedSweep, unpinnedLog) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "u.sqlite", "--data-dir", "data2", "--checkpoints", "ck", "--allow-unpinned"], cwd: dir, env: env)
+        XCTAssertEqual(unpinnedSweep, 0, unpinnedLog)
+        let (gated, gateOut) = try runCLIText(["compare", "--spec", "one.yaml", "--profile", "smoke", "--db", "u.sqlite", "--data-dir", "data2",
+                                               "--method", "dpt", "--baseline", "pt", "--max-regression", "100"], stdout: true, cwd: dir, env: env)
+        XCTAssertEqual(gated, 1, gateOut)
+        XCTAssertTrue(gateOut.contains("- dpt|cb|t5-small|k8 seed 1: superglue/cb/val.jsonl (sha256 ") && gateOut.contains("- pt|cb|t5-small|k8 seed 1"), gateOut)
+        XCTAssertTrue(gateOut.contains("FAILED — 2 runs read data that differs from its pin"), gateOut)
+        let (_, resultsErr) = try runCapture(["results", "one.yaml", "--profile", "smoke", "--db", "u.sqlite", "--data-dir", "data2"], cwd: dir, env: env)
+        XCTAssertTrue(resultsErr.contains("warning: 2 counted runs of spec mini [smoke] read data that differs from its pin"), resultsErr)
+        // A variant gated against itself differs by 0 on every seed: refused.
+        let (selfGate, selfWhy) = try runCapture(["compare", "--spec", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--method", "dpt", "--baseline", "dpt",
+                                                  "--max-regression", "1"], cwd: dir, env: env)
+        XCTAssertNotEqual(selfGate, 0)
+        XCTAssertTrue(selfWhy.contains("--method and --baseline are both dpt"), selfWhy)
         let (reported, err) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
         XCTAssertEqual(reported, 0, err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rep/lopt-table2.md"), "an explicit relative --out-dir is the working directory's")
@@ -107,6 +133,16 @@ final class CompareGateCLITests: XCTestCase {
         let one = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(runs.sorted()[0])"))) as! [String: Any]
         XCTAssertEqual(Set(one.keys), ["run_info", "train_info", "meta_info"])
         XCTAssertEqual((one["train_info"] as? [String: Any])?["status"] as? String, "done")
+        // Each run file says it is a smoke run of the embedded backbone (it named only "t5-small").
+        let modelInfo = (one["meta_info"] as? [String: Any])?["model_info"] as? [String: Any]
+        XCTAssertEqual(modelInfo?["smoke"] as? Bool, true, "\(modelInfo ?? [:])")
+        XCTAssertEqual(modelInfo?["profile"] as? String, "smoke")
+        // So does every CSV row of `results` (it had no profile column).
+        let (csvStatus, csv) = try runCLIText(["results", "\(dir)/mini.yaml", "--db", db, "--profile", "smoke", "--format", "csv"], stdout: true)
+        XCTAssertEqual(csvStatus, 0)
+        let csvLines = csv.split(separator: "\n")
+        XCTAssertTrue(csvLines.first?.hasSuffix(",values,profile,smoke") == true, csv)
+        XCTAssertTrue(csvLines.count > 1 && csvLines.dropFirst().allSatisfy { $0.hasSuffix(",smoke,true") }, csv)
         // One PT seed fails: the gate lists it and fails; --allow-missing gates on the rest.
         let s = try ResultsStore(path: db)
         try s.db.query("UPDATE runs SET status='failed', error='test' WHERE variant='pt' AND task='rte' AND seed=2")

@@ -9,7 +9,7 @@ import XCTest
 /// A store holding hand-chosen best scores for some cells of a spec/profile.
 /// Seeds past the end of a task's values fail.
 func fixtureStore(_ path: String, spec: String, variant: String, values: [String: [Double]], model: String = "t5-small",
-                  profile: String = "cpu") throws -> ResultsStore {
+                  profile: String = "cpu", dataFiles: [String: String] = [:]) throws -> ResultsStore {
     let s = try ResultsStore(path: path)
     let specObj = try ExperimentSpec.load("\(repoRoot)/Baselines/specs/\(spec).yaml")
     let runs = try specObj.expand(profile: profile).filter { $0.variant == variant && $0.model == model && values[$0.task] != nil }
@@ -20,7 +20,7 @@ func fixtureStore(_ path: String, spec: String, variant: String, values: [String
         let v = vals[c.spec.seed - 1]
         let metric = ["multirc": "f1a", "record": "f1"][c.spec.task] ?? "accuracy"
         let r = TrainResult(config: c.spec.config, status: .done, divergedAtStep: nil, bestEpoch: 1, best: [metric: v], last: [metric: v - 1],
-                            history: [], trainableParams: 1, trainExamples: 1, evalExamples: 1, dataFiles: [:], manifest: nil, smoke: false, predictions: [])
+                            history: [], trainableParams: 1, trainExamples: 1, evalExamples: 1, dataFiles: dataFiles, manifest: nil, smoke: false, predictions: [])
         try s.complete(c.id, result: r)
     }
     return s
@@ -98,7 +98,8 @@ final class TableRenderTests: XCTestCase {
         # DPT Table 4 — Residual PT with 10 prompt tokens
 
         Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile; ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.
-        Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 5, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: `promptrepro results --efficiency` lists what each run trained).
+        Metric per column (stored name): WSC `accuracy`, WiC `accuracy`, BoolQ `accuracy`, CB `accuracy`, COPA `accuracy`, MultiRC `f1a`, ReCoRD `f1`, RTE `accuracy`.
+        Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 3, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: `promptrepro results --efficiency` lists what each run trained).
 
         | Model | # Trainable Params (paper / ours) | WSC | WiC | BoolQ | CB | COPA | MultiRC | ReCoRD | RTE | Avg. |
         |---|---|---|---|---|---|---|---|---|---|---|
@@ -130,7 +131,8 @@ final class ReportSourceTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.err)
         let md = try String(contentsOfFile: "\(dir)/out/lopt-table2.md", encoding: .utf8)
         XCTAssertTrue(md.contains("Setting of profile cpu (t5-small stands in for T5-Base): the T5-Base rows run t5-small; k = 32 training examples."), md)
-        XCTAssertFalse(try String(contentsOfFile: "\(repoRoot)/Reports/lopt-table2.md", encoding: .utf8).contains("Setting of profile"), "smoke tables say they reproduce nothing instead")
+        // The smoke table states its setting too (it once said only that it reproduces nothing).
+        XCTAssertTrue(try String(contentsOfFile: "\(repoRoot)/Reports/lopt-table2.md", encoding: .utf8).contains("Setting of profile smoke"))
     }
 
     /// A store holding only some Table 1 runs: `report` and `figures` redraw Tables 1 and 3 from the
@@ -560,5 +562,77 @@ final class ParamsColumnTests: XCTestCase {
             return nil
         }
         XCTAssertEqual(scores.first, "— / ✗ k 8, 16: the spec plans several k, the table shows one")
+    }
+}
+
+/// What the paper's own table says about a value, and what our runs read, stays on the table
+/// (2026-12-06 review): the paper's ∗ rows, values it cites from other work, a printed Avg. that is
+/// not its cells' mean, each column's metric, and subset data files.
+final class PublishedMarksTests: XCTestCase {
+    func averageCells(_ grid: TableGrid) -> [String] {
+        grid.rows.compactMap { row -> String? in
+            if case .cells(let cs) = row { return cs.first { $0.kind == .average }?.text }
+            return nil
+        }
+    }
+
+    func testStarredRowsAndAnAverageThatIsNotItsCellsMean() throws {
+        let layout = try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables")
+        let published = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let grid = PaperTables.grid(layout, cells: [], published: published, profile: "cpu")
+        let rows = grid.rows.compactMap { row -> [TableGrid.Cell]? in if case .cells(let cs) = row { return cs }; return nil }
+        // Fine-Tuning rows: T5-Small unstarred, T5-Base and T5-Large starred (their unit "acc %*").
+        let ft = rows.filter { $0[0].text.hasPrefix("Fine-Tuning") }
+        XCTAssertEqual(ft.map { $0[0].text }, ["Fine-Tuning", "Fine-Tuning∗", "Fine-Tuning∗"])
+        XCTAssertEqual(ft[1][2].text, "81.70 / —")
+        XCTAssertEqual(rows.filter { $0[0].text.contains("∗") }.count, 2)
+        // Only T5-Base DPT's printed 71.88 is neither the rounded nor the truncated mean of its cells
+        // (71.9175 by hand: 575.34 / 8); every other Avg. of the table matches one of the two.
+        let marked = averageCells(grid).filter { $0.contains("¶") }
+        XCTAssertEqual(marked, ["71.88¶ / —"])
+        XCTAssertTrue(grid.notes.contains { $0.contains("T5-Base DPT (ours in the paper): 71.88 printed, 71.9175 the mean of its cells") }, grid.notes.description)
+        XCTAssertTrue(grid.notes.contains { $0.hasPrefix("∗ rows the paper marks so") }, grid.notes.description)
+        // The legend names each column's metric (the paper's second header row).
+        let md = PaperTables.markdown(layout, grid: grid, profile: "cpu")
+        XCTAssertTrue(md.contains("Metric per column (stored name): WSC `accuracy`, WiC `accuracy`, BoolQ `accuracy`, CB `accuracy`, COPA `accuracy`, MultiRC `f1a`, ReCoRD `f1`, RTE `accuracy`."), md)
+        XCTAssertFalse(md.contains("METHODS.md section 5"), "the formulas are in section 3")
+    }
+
+    func testCitedValuesSayWhoseTheyAre() throws {
+        let layout = try PaperTables.layout("lopt-table2", directory: "\(repoRoot)/Baselines/tables")
+        let published = try Published.load(directory: "\(repoRoot)/Baselines/published")
+        let grid = PaperTables.grid(layout, cells: [], published: published, profile: "cpu")
+        let rows = grid.rows.compactMap { row -> [TableGrid.Cell]? in if case .cells(let cs) = row { return cs }; return nil }
+        XCTAssertEqual(rows.map { $0[0].text }, ["Fine-tuningᶜ", "LoRAᶜ", "PTᶜ", "DePTᶜ", "LoPT-1", "LoPT-2"])
+        XCTAssertEqual(rows[0][2].text, "94.6 / —")
+        let note = grid.notes.first { $0.hasPrefix("ᶜ") } ?? ""
+        XCTAssertTrue(note.contains("Fine-tuning from Asai et al. 2022"), note)
+        XCTAssertTrue(note.contains("LoRA from Sung et al. 2022"), note)
+        XCTAssertTrue(note.contains("DePT, PT from Shi & Lipani 2023"), note)
+    }
+
+    func testSubsetDataFilesAreNamed() throws {
+        let dir = tempDir("subsetnote")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table1", variant: "pt", values: ["boolq": [60, 61, 62], "cb": [70, 71, 72]],
+                                     dataFiles: ["superglue/boolq/train.subset41.jsonl": "aa", "superglue/boolq/val.jsonl": "bb"])
+        let cells = try store.cellResults(spec: "table1", profile: "cpu")
+        XCTAssertEqual(cells.first { $0.task == "boolq" }?.dataFiles, ["superglue/boolq/train.subset41.jsonl", "superglue/boolq/val.jsonl"])
+        let layout = try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables")
+        let grid = PaperTables.grid(layout, cells: cells, published: [], profile: "cpu")
+        let note = grid.notes.first { $0.hasPrefix("Subset data") } ?? ""
+        XCTAssertTrue(note.contains("BoolQ (train superglue/boolq/train.subset41.jsonl)"), grid.notes.description)
+        XCTAssertFalse(note.contains("val.jsonl"), "the official validation file is not a subset")
+        // Without subset files (an export from before data files were kept) there is no note.
+        var old = cells
+        for i in old.indices { old[i].dataFiles = nil }
+        XCTAssertFalse(PaperTables.grid(layout, cells: old, published: [], profile: "cpu").notes.contains { $0.hasPrefix("Subset data") })
+    }
+
+    func testLatexKeepsCodeSpansAndDoubleHyphens() {
+        XCTAssertEqual(PaperTables.latexText("run `make fetch-data` or pass --data-dir; 1–2 — x"),
+                       "run \\texttt{make fetch-data} or pass -{}-data-dir; 1--2 --- x")
+        XCTAssertEqual(PaperTables.latexText("81.70∗ / 3.8Mᶜ ¶"), "81.70$^*$ / 3.8M$^{c}$ \\P{}")
+        XCTAssertEqual(PaperTables.latexText("one ` backtick"), "one ` backtick")
     }
 }
