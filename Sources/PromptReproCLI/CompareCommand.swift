@@ -114,7 +114,8 @@ struct CompareCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }
-            cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            cells = currentExportCells(try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))),
+                                       spec: spec, profile: profile, path: path)
             source = ProjectRoot.display(path)  // as report and figures name it
         }
         // What the spec expects, per cell (task, model column, k), for both sides.

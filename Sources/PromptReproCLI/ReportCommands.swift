@@ -368,10 +368,26 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     do {
         // Named relative to the checkout where it lies there: the committed tables' footers stay
         // the same from any working directory and machine.
-        return (try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))), ProjectRoot.display(path))
+        let cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        return (currentExportCells(cells, spec: given, profile: profile, path: path), ProjectRoot.display(path))
     } catch {
         throw ValidationError("\(path): not a cells export (\(error)); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
     }
+}
+
+/// The cells of an export (read from `path`) that the spec's current plan still has with the
+/// configs they ran (`ExportedCells.current`); the others are named in a note on stderr. All of
+/// them when the spec cannot be planned here (its own note says so elsewhere).
+func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) -> [CellResult] {
+    guard let s = try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")),
+          let plan = try? s.plannedRuns(profile: profile, store: nil) else { return cells }
+    let (kept, stale) = ExportedCells.current(cells, plan: plan)
+    if !stale.isEmpty {
+        stderr("note: \(stale.count) cells of \(ProjectRoot.display(path)) ran with other settings than spec \(s.name) [\(profile)] plans now (edited since the export) and are left out: "
+            + stale.prefix(6).joined(separator: ", ") + (stale.count > 6 ? ", …" : "")
+            + "; `promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back")
+    }
+    return kept
 }
 
 /// A `spec:` of a table or figure file (`file`) that names no spec file is that file's mistake, not

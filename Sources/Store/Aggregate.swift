@@ -79,6 +79,10 @@ public struct CellResult: Codable, Sendable {
     /// finished runs read, sorted; nil in exports made before they were kept. Tables name those
     /// that are subsets of an official split (`TaskDefinition.Files`).
     public var dataFiles: [String]?
+    /// Per counted run (`PlannedRuns.key`: cell, seed, sample seed), the hash of the config it ran
+    /// (`PlannedRuns.configHash`); nil in exports made before it was kept. A read of an export
+    /// leaves out a cell whose runs the spec no longer plans with these configs (`ExportedCells`).
+    public var runConfigs: [String: String]?
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -367,6 +371,10 @@ extension ResultsStore {
                 stored[s["name"]!.text!] = s["value"]!.double!
             }
             let config = try? JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "").utf8))
+            if let config {
+                byCell[cell]!.runConfigs = (byCell[cell]!.runConfigs ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): PlannedRuns.configHash(config)]) { _, b in b }
+            }
             let best = try predictions(run: id, kind: "best")
             if let config { evalSets[cell, default: []].insert("\(config.templates.rawValue)/\(best.count)/\(config.selectOn == .valHalf)") }
             for (kind, name) in [("best", "invalid_fraction"), ("last", "invalid_fraction_last")] {
@@ -413,6 +421,8 @@ extension ResultsStore {
                 }
             }
             let reps = c.replicates.sorted()
+            let countedKeys = Set(reps.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
+            c.runConfigs = c.runConfigs?.filter { countedKeys.contains($0.key) }
             c.seeds = reps.map(\.seed)
             c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
@@ -472,5 +482,27 @@ extension CellResult {
     public func varianceComponents(_ metric: String) -> VarianceComponents? {
         guard let stat = best[metric], let samples = sampleSeeds, samples.count == stat.values.count else { return nil }
         return VarianceComponents(zip(samples, stat.values).map { (sample: $0, value: $1) })
+    }
+}
+
+/// Cells read from an export (`Baselines/results/<spec>-<profile>.cells.json`) against the spec's
+/// current plan: an export keeps no store rows, so an edited spec (a method option, the template
+/// set, eval_limit) was read with the numbers of its old runs under the new settings (review,
+/// 2026-12-06). A cell whose counted runs' config hashes (`CellResult.runConfigs`) are not the ones
+/// the plan has for those runs is left out; cells of exports made before the hashes were kept, and
+/// cells of searched variants whose search is undecided, are kept (nothing to compare).
+public enum ExportedCells {
+    /// (kept cells, the left-out cells' names).
+    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String]) {
+        var kept: [CellResult] = [], stale: [String] = []
+        for c in cells {
+            if let runs = c.runConfigs, !plan.undecidedCells.contains(c.cell),
+               runs.contains(where: { plan.configHashes[$0.key] != $0.value }) {
+                stale.append(c.cell)
+            } else {
+                kept.append(c)
+            }
+        }
+        return (kept, stale)
     }
 }

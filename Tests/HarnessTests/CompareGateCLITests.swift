@@ -76,6 +76,20 @@ final class CompareGateCLITests: XCTestCase {
                                                   "--max-regression", "1"], cwd: dir, env: env)
         XCTAssertNotEqual(selfGate, 0)
         XCTAssertTrue(selfWhy.contains("--method and --baseline are both dpt"), selfWhy)
+        // An export read under a spec edited since (DPT's r 2 → 3, never run): its DPT cell was
+        // shown under the new spec with the old runs' numbers; it is left out and named.
+        let (exported, exportErr) = try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--results-dir", "exp"], cwd: dir, env: env)
+        XCTAssertEqual(exported, 0, exportErr)
+        try one.replacingOccurrences(of: "n: 8, r: 2", with: "n: 8, r: 3").write(toFile: "\(dir)/r3.yaml", atomically: true, encoding: .utf8)
+        for (file, stale) in [("one.yaml", false), ("r3.yaml", true)] {
+            let (_, readErr) = try runCapture(["compare", "--spec", file, "--profile", "smoke", "--results-dir", "exp", "--db", "none.sqlite",
+                                               "--method", "dpt", "--baseline", "pt"], cwd: dir, env: env)
+            XCTAssertEqual(readErr.contains("cells of exp/mini-smoke.cells.json ran with other settings than spec mini [smoke] plans now (edited since the export) and are left out: dpt|cb|t5-small|k8;"),
+                           stale, readErr)
+            let (_, compareOut) = try runCLIText(["compare", "--spec", file, "--profile", "smoke", "--results-dir", "exp", "--db", "none.sqlite",
+                                                  "--method", "dpt", "--baseline", "pt"], stdout: true, cwd: dir, env: env)
+            XCTAssertEqual(compareOut.contains("Missing runs"), stale, compareOut)
+        }
         let (reported, err) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
         XCTAssertEqual(reported, 0, err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rep/lopt-table2.md"), "an explicit relative --out-dir is the working directory's")
