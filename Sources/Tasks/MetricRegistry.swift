@@ -148,7 +148,7 @@ public enum MetricRegistry {
     public static let entries: [MetricEntry] = [
         MetricEntry(id: "accuracy", higherIsBetter: true, aggregation: .mean, needsVerbalizer: false,
                     summary: "% of examples whose prediction is the gold label (read back with the verbaliser), or equals the target string when the target is generated; invalid = wrong",
-                    stats: { r in [flag(r.verbalized ? r.label == (r.example.label ?? -1) : r.prediction == r.example.target)] },
+                    stats: { r in [flag(r.verbalized ? r.label == (r.example.label ?? -1) : r.prediction.unicodeScalars.elementsEqual(r.example.target.unicodeScalars))] },
                     generated: nil),
         MetricEntry(id: "macro_f1", higherIsBetter: true, aggregation: .f1(positive: nil), needsVerbalizer: true,
                     summary: "sklearn macro-F1 over label classes 0..<C; an invalid prediction is a miss for its gold class",

@@ -146,8 +146,10 @@ extension Metrics {
         let preds = predictions.map(pyStrip)
         let invalid: Int
         if let v = try def.template(set).verbalizer(labels: def.labels) {
-            let targets = Set(v)
-            invalid = preds.filter { !targets.contains($0) }.count
+            // Code points, as the scorer (Metrics.rows) and Python compare: Swift's == equates
+            // canonically equivalent strings ("K" and U+212A KELVIN SIGN).
+            let targets = Set(v.map { Array($0.unicodeScalars) })
+            invalid = preds.filter { !targets.contains(Array($0.unicodeScalars)) }.count
         } else if let rule = Metrics.generatedOutputs(def) {
             if rule.readsExample {
                 guard let examples, examples.count == preds.count else { return nil }

@@ -106,6 +106,29 @@ final class ReferenceScoreTests: XCTestCase {
         XCTAssertEqual(try Metrics.invalidFraction(wsc, set: .dept, examples: nil, predictions: ["0", "1", "dog", "1"]), 0.25)
     }
 
+    /// Labels compare by code points, as the scorer and Python do: Swift's == took U+212A KELVIN
+    /// SIGN for the label word "K", so the invalid-output share counted it as naming a label that
+    /// the accuracy then scored as wrong.
+    func testInvalidFractionComparesCodePoints() throws {
+        let def = try TaskRegistry.decode("""
+            task: kelvin
+            version: 1
+            reader: superglue
+            files: {train: [k/train.jsonl], validation: [k/val.jsonl]}
+            labels: [K, no]
+            templates:
+              respt: {source: "{premise}", target: "{label_word}", words: [K, "no"]}
+            max_source_length: 16
+            max_target_length: 4
+            metrics: [accuracy]
+            selection_metric: accuracy
+            """, file: "kelvin.yaml")
+        let preds = ["\u{212A}", "K", "no", "x"]
+        XCTAssertEqual(try Metrics.invalidFraction(def, set: .respt, examples: nil, predictions: preds), 0.5)
+        let e = [ex(0, id: 0), ex(0, id: 1), ex(1, id: 2), ex(1, id: 3)]
+        XCTAssertEqual(try Metrics.score(def, set: .respt, examples: e, predictions: preds)["accuracy"], 50)
+    }
+
     /// Real data: CB's full validation split (56: 23 entailment, 28 contradiction, 5 neutral) and a
     /// Philox Monte Carlo of uniform labels that agrees with the exact expectation within 4 standard errors.
     func testCBFullValidationAndMonteCarlo() throws {
