@@ -151,6 +151,7 @@ public struct ExperimentSpec {
         let tasks = try strings("tasks")
         for t in tasks { _ = try TaskRegistry.definition(t) }
         let seeds = try strings("seeds").map { s -> Int in guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }; return v }
+            .uniqueList(path: path, at: "seeds")  // as integers: 1 and "01" are one seed
         let ks = try kList(o["k"] ?? [NSNull()], path: path)
         let sampleSeeds = try o["sample_seeds"].map { try intList($0, path: path, at: "sample_seeds") }
         if let t = o["train"], !(t is [String: Any] || t is NSNull) { throw SpecError(path, "'train' must be a mapping of training settings, got \(t)") }

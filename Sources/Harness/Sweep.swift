@@ -305,10 +305,12 @@ public enum SweepRunner {
     /// `lockPath` (unless `allowUnpinned`, or without a lock), before a sweep or `shard` plans
     /// anything: every run would fail on a file that differs from its pin, after the finished runs
     /// of the pinned data had been superseded (they come back from history once the pinned file is
-    /// back, but the sweep is lost). A pinned file that is missing is refused too: the split's next
-    /// file (a subset) would be read instead, or none; a split none of whose files is pinned or
-    /// present is left to the runs (their own error).
-    public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore) throws {
+    /// back, but the sweep is lost). A pinned file that is missing is refused too where another
+    /// file of the split is present (the runs would read it, a subset, instead), and with
+    /// `requirePresent` (`sweep`, whose runs read the data here) also where no file of the split is;
+    /// `shard` plans for workers that read the data elsewhere, so a split absent here is left to them.
+    public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore,
+                                 requirePresent: Bool = true) throws {
         guard !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
         let lock = try DataFiles.Lock.load(path: lockPath)
         var seen: Set<String> = []
@@ -319,7 +321,7 @@ public enum SweepRunner {
                 let rel = DataLoader.file(def, split: split, dataDir: dataDir)
                 // Files the loader would try before the one it reads (all of them when none exists).
                 let skipped = candidates.prefix { $0 != rel }
-                if let pinned = skipped.first(where: { lock.entries[$0] != nil }) {
+                if rel != nil || requirePresent, let pinned = skipped.first(where: { lock.entries[$0] != nil }) {
                     throw StoreError("\((dataDir as NSString).appendingPathComponent(pinned)): \(task) \(split.rawValue) file pinned in \(lockPath) is missing"
                         + (rel.map { " (the runs would read \($0) instead)" } ?? "")
                         + "; restore it (`make fetch-data`) or pass --allow-unpinned; nothing planned, no stored run superseded (data directory \(dataDir))")

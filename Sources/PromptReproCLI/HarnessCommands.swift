@@ -173,7 +173,6 @@ struct Shard: ParsableCommand {
     func run() throws {
         guard shards > 0 else { throw ValidationError("--shards must be positive") }
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-        let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
         // Identities hash the data the workers will read; without a data directory here they say "missing".
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir) : ((try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) ?? ProjectRoot.resolve("data"))
         // A searched variant's final runs are known once its search is finished and merged into `--db`.
@@ -182,7 +181,10 @@ struct Shard: ParsableCommand {
         let expanded = try s.expand(profile: profile, choose: choose)
         // As `sweep`: data that differs from its pin stops the plan here, not in every worker
         // after a merge has superseded the store's finished runs of the pinned data.
-        try SweepRunner.checkPins(expanded, dataDir: data, lockPath: ProjectRoot.resolve("Baselines/data.lock"), allowUnpinned: allowUnpinned, store: scratch)
+        try SweepRunner.checkPins(expanded, dataDir: data, lockPath: ProjectRoot.resolve("Baselines/data.lock"), allowUnpinned: allowUnpinned,
+                                  store: try ResultsStore(path: ":memory:"), requirePresent: false)
+        // Made once the plan is accepted: a refused one leaves nothing under --dir.
+        let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
         let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")

@@ -381,11 +381,18 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
 func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) -> [CellResult] {
     guard let s = try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")),
           let plan = try? s.plannedRuns(profile: profile, store: nil) else { return cells }
-    let (kept, stale) = ExportedCells.current(cells, plan: plan)
+    let (kept, stale, unplanned, seedsLeft) = ExportedCells.current(cells, plan: plan)
+    let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
+    func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
     if !stale.isEmpty {
         stderr("note: \(stale.count) cells of \(ProjectRoot.display(path)) ran with other settings than spec \(s.name) [\(profile)] plans now (edited since the export) and are left out: "
-            + stale.prefix(6).joined(separator: ", ") + (stale.count > 6 ? ", …" : "")
-            + "; `promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back")
+            + list(stale) + "; " + redo)
+    }
+    if !unplanned.isEmpty {
+        stderr("note: \(unplanned.count) cells of \(ProjectRoot.display(path)) are no longer planned by spec \(s.name) [\(profile)] and are left out: " + list(unplanned))
+    }
+    if seedsLeft > 0 {
+        stderr("note: \(seedsLeft) runs of \(ProjectRoot.display(path)) are of seeds spec \(s.name) [\(profile)] no longer plans; their cells' statistics leave them out")
     }
     return kept
 }
@@ -451,7 +458,12 @@ struct FiguresCommand: ParsableCommand {
                 let problems = f.problems(variants: variants.sorted(), models: spec.models, tasks: spec.tasks)
                 if !problems.isEmpty { throw ValidationError("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
             }
-            let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir)
+            // The cells the spec plans (an x without a cell is a gap in the line), and what the
+            // profile runs instead of the paper's setting (as the tables' setting note).
+            let planned = ((try? spec?.expand(profile: profile, choose: store?.searchChoice(spec: spec!, profile: profile))) ?? nil ?? [])
+                .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
+            let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),
+                                         setting: spec.flatMap { figureSetting(spec: $0, profile: profile, model: f.model) })
             // A figure of one model column draws only that column's cells: say when it has none
             // (the smoke profile maps no t5-large), instead of counting the spec's other cells.
             if let model = f.model {
@@ -481,6 +493,19 @@ func noRunsMessage(_ store: ResultsStore, spec: String, profile: String, db: Str
 /// for, and the few-shot size; nil when the profile runs the sections' own models on full data. A
 /// cpu-profile table once read as like-for-like ("T5-Base" rows run on t5-small, 32-shot, against
 /// the papers' full-data numbers).
+/// A figure's line on what its profile runs instead of the paper's setting ("t5-small stands in for
+/// t5-large; k = 32"); nil under the smoke profile (its title says it reproduces nothing) and where
+/// the profile runs the paper's models on the spec's k.
+func figureSetting(spec: ExperimentSpec, profile: String, model: String?) -> String? {
+    guard profile != "smoke", let prof = spec.profiles[profile] else { return nil }
+    var parts: [String] = []
+    for m in model.map({ [$0] }) ?? spec.models {
+        if let mapped = prof.models?[m], mapped != m { parts.append("\(mapped) stands in for \(m)") }
+    }
+    if let ks = prof.k { parts.append("k = " + ks.map { $0.map(String.init) ?? "full" }.joined(separator: ", ")) }
+    return parts.isEmpty ? nil : parts.joined(separator: "; ")
+}
+
 func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> String? {
     guard let prof = spec.profiles[profile] else { return nil }
     var parts: [String] = []
@@ -490,7 +515,11 @@ func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> 
     let ks = (prof.k ?? spec.k).compactMap { $0 }
     if !ks.isEmpty { parts.append("k = \(ks.map(String.init).joined(separator: ", ")) training examples") }
     if let limit = (prof.train["eval_limit"] ?? spec.train["eval_limit"]).flatMap({ Int("\($0)") }) {
-        parts.append("scored on the first \(limit) validation examples of each task (eval_limit)")
+        // A val-half run scores the first rows of its report half, not of the split.
+        let valHalf = ([prof.train, spec.train] + spec.variants.map(\.train)).contains { "\($0["select_on"] ?? "")" == "val-half" }
+            || spec.variants.contains { $0.searchFor != nil }
+        parts.append("scored on the first \(limit) validation examples of each task (eval_limit"
+            + (valHalf ? "; rows selecting on val-half: the first \(limit) of the split's report half" : "") + ")")
     }
     guard !parts.isEmpty else { return nil }
     let described = prof.description.isEmpty ? "" : " (\(prof.description.trimmingCharacters(in: CharacterSet(charactersIn: ". "))))"

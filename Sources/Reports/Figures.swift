@@ -43,6 +43,18 @@ public struct FigureSpec: Decodable {
         for (key, value, allowed) in [("query", f.query, ["score", "probe"]), ("x", f.x, ["k", "r", "n", "epoch"]), ("stat", f.stat ?? "mean", ["mean", "minmax"])] {
             guard allowed.contains(value) else { throw StoreError("\(path): \(key) '\(value)'\(didYouMean(value, allowed)); one of \(allowed.joined(separator: ", "))") }
         }
+        // A probe figure draws the probe's per-epoch counts: an x, statistic, log axis or reference
+        // line of a score figure was ignored without a word (epochs drawn on a log axis).
+        if f.query == "probe" {
+            var wrong: [String] = []
+            if f.x != "epoch" { wrong.append("x '\(f.x)' (a probe is drawn per epoch: x epoch)") }
+            if f.stat == "minmax" { wrong.append("stat minmax (a probe's counts are one run's)") }
+            if f.logx == true { wrong.append("logx") }
+            if !(f.references ?? []).isEmpty { wrong.append("references") }
+            if !wrong.isEmpty { throw StoreError("\(path): query probe does not draw " + wrong.joined(separator: ", ")) }
+        } else if f.x == "epoch" {
+            throw StoreError("\(path): x 'epoch' is the probe's axis (query: probe); a score figure plots k, r or n")
+        }
         for (i, p) in f.panels.enumerated() where p != "avg" && !TaskRegistry.names.contains(p) {
             throw StoreError("\(path): panels[\(i)]: unknown task '\(p)'\(didYouMean(p, TaskRegistry.names)) (or avg)")
         }
@@ -67,8 +79,23 @@ public struct FigureSpec: Decodable {
     }
 }
 
+/// A cell a spec plans (from its expansion; `Reports` reads no spec): where a figure's line
+/// must break when the cell has no result.
+public struct PlannedCell: Hashable, Sendable {
+    public var variant, task, model: String
+    public var k: Int?
+    public init(variant: String, task: String, model: String, k: Int?) { (self.variant, self.task, self.model, self.k) = (variant, task, model, k) }
+    /// Its x on a figure's axis, as `Figures.xValue` reads a cell's.
+    func x(_ key: String) -> Double? {
+        Figures.xValue(CellResult(cell: "", variant: variant, method: "", task: task, model: model, k: k, seeds: [], statuses: [:],
+                                  trainableParams: nil, best: [:], last: [:], divergedSeeds: [], probe: nil), key, defaults: [:]) ?? (key == "k" ? nil : 0)
+    }
+}
+
 public enum Figures {
-    struct Point { var x: Double; var mean: Double; var lo: Double; var hi: Double }
+    /// One plotted value: x, the mean and min–max over seeds, the seeds it averages (`n`; for "avg"
+    /// the fewest of its tasks) and whether some of the cell's runs failed and are left out.
+    struct Point { var x: Double; var mean: Double; var lo: Double; var hi: Double; var n = 0; var failed = false }
 
     /// x of a cell: k from the cell; r or n from a "-r10" / "-n20" variant suffix, else from `defaults`.
     static func xValue(_ c: CellResult, _ key: String, defaults: [String: Double]) -> Double? {
@@ -89,32 +116,42 @@ public enum Figures {
     /// - Throws: `StoreError` when two cells of the series give the same point (the same task and
     ///   x from different model columns or few-shot sizes: the figure names no `model`, or x is not
     ///   k while the spec plans several k); one of them was silently dropped before.
-    static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String]) throws -> [Point] {
+    static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String],
+                       planned: [PlannedCell] = []) throws -> [Point] {
         let mine = cells.filter { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!) }
         var byX: [Double: [String: Stat]] = [:]
+        var failedAt: [Double: Bool] = [:]
         var cellAt: [Double: [String: CellResult]] = [:]
         for c in mine {
             guard let x = xValue(c, f.x, defaults: [:]) ?? (f.x == "k" ? nil : 0) else { continue }
             if let other = cellAt[x]?[c.task] {
                 let what = other.model != c.model ? "model columns \(other.model) and \(c.model) (name one with `model:`)"
-                    : "k = \(other.k.map(String.init) ?? "full") and k = \(c.k.map(String.init) ?? "full") (plot x: k, or a spec with one k)"
+                    : other.k != c.k ? "k = \(other.k.map(String.init) ?? "full") and k = \(c.k.map(String.init) ?? "full") (plot x: k, or a spec with one k)"
+                    : "variants \(other.variant) and \(c.variant) differ in a setting that is not the x axis \(f.x) (plot x by the setting their names vary)"
                 throw StoreError("figure \(f.figure): cells \(other.cell) and \(c.cell) are both series \(variant), task \(c.task) at \(f.x) = \(fmt(x)): \(what)")
             }
             cellAt[x, default: [:]][c.task] = c
             guard let metric = try? TaskRegistry.definition(c.task).selectionMetric, let st = c.best[metric], st.n > 0 else { continue }
             byX[x, default: [:]][c.task] = st
+            if c.failureMarker != nil && (panel == "avg" || panel == c.task) { failedAt[x] = true }
         }
         var out: [Point] = []
         let gap = { (x: Double) in Point(x: x, mean: .nan, lo: .nan, hi: .nan) }
+        // An x the spec plans for this series and panel but no cell has (never run, or an export's
+        // cell left out as stale) is a gap too: the line joined its neighbours across it.
+        let plannedX = Set(planned.filter { p in baseVariant(p.variant) == variant && (f.model == nil || p.model == f.model!)
+                                              && (panel == "avg" || p.task == panel) }
+                                  .compactMap { p in p.x(f.x) })
+        for x in plannedX.subtracting(cellAt.keys) { out.append(gap(x)) }
         for x in cellAt.keys {
             let stats = byX[x] ?? [:]
             if panel == "avg" {
                 let present = tasks.compactMap { stats[$0] }
                 guard present.count == tasks.count else { out.append(gap(x)); continue }
                 let m = present.map(\.mean).reduce(0, +) / Double(present.count)
-                out.append(Point(x: x, mean: m, lo: m, hi: m))
+                out.append(Point(x: x, mean: m, lo: m, hi: m, n: present.map(\.n).min() ?? 0, failed: failedAt[x] ?? false))
             } else if let st = stats[panel] {
-                out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max))
+                out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max, n: st.n, failed: failedAt[x] ?? false))
             } else if cellAt[x]?[panel] != nil {
                 out.append(gap(x))
             }
@@ -125,13 +162,16 @@ public enum Figures {
     static func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
 
     /// Writes NAME.dat, NAME.gp, NAME.png, NAME.svg under `outDir`; returns the image paths.
+    /// `planned`: the cells the spec plans (an x without a cell is a gap); `setting`: what the
+    /// profile runs instead of the paper's setting (a stand-in model, k), a line of the title.
     public static func render(_ f: FigureSpec, cells: [CellResult], tasks: [String], profile: String, outDir: String,
-                              gnuplot: String = "gnuplot") throws -> [String] {
+                              planned: [PlannedCell] = [], setting: String? = nil, gnuplot: String = "gnuplot") throws -> [String] {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var data = "# \(f.figure): \(f.title) — profile \(profile)\n"
         var index = 0
         var plots: [String] = []
         let minmax = f.stat == "minmax"
+        var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0
         for panel in f.panels {
             var parts: [String] = []
             var hasPoints = false
@@ -140,42 +180,54 @@ public enum Figures {
                 for (label, key) in [("positive Σ entries", 0), ("negative Σ entries", 1), ("rank(P)", 2)] {
                     let pts = c?.probe ?? []
                     data += "# panel \(panel) series \(label)\n"
-                    for p in pts { data += "\(p.epoch) \([p.positive, p.negative, p.rank][key])\n" }
+                    for p in pts { data += "\(p.epoch) \([p.positive, p.negative, p.rank][key])\n"; maxEpoch = max(maxEpoch, p.epoch) }
+                    if let c, !pts.isEmpty { seedCounts.append(c.seeds.count) }
                     hasPoints = hasPoints || !pts.isEmpty
                     if pts.isEmpty { data += "NaN NaN\n" }
                     data += "\n\n"
-                    parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints title '\(label)'")
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints lc \(key + 1) title '\(label)'")
                     index += 1
                 }
             } else {
-                for s in f.series {
-                    let pts = try points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks)
-                    data += "# panel \(panel) series \(s.label): x mean min max\n"  // a blank line within: a gap
+                // Colours follow each series' and reference's place in the figure file, not its place
+                // in a panel's plot: a series missing from one panel shifted the others' colours there.
+                for (si, s) in f.series.enumerated() {
+                    let pts = try points(f, cells: cells, variant: s.variant, panel: panel, tasks: tasks, planned: planned)
+                    data += "# panel \(panel) series \(s.label): x mean min max n (seeds) failed (1: failed runs left out)\n"  // a blank line within: a gap
                     var written = 0, lastBlank = false
                     for p in pts {
                         if p.mean.isNaN {  // one blank line breaks gnuplot's line (two would end the block)
                             if written > 0 && !lastBlank { data += "\n"; lastBlank = true }
                         } else {
-                            data += "\(p.x) \(p.mean) \(p.lo) \(p.hi)\n"
+                            data += "\(p.x) \(p.mean) \(p.lo) \(p.hi) \(p.n) \(p.failed ? 1 : 0)\n"
                             written += 1
                             lastBlank = false
+                            seedCounts.append(p.n)
+                            if p.failed { failedPoints += 1 }
                         }
                     }
                     hasPoints = hasPoints || written > 0
-                    if written == 0 { data += "NaN NaN NaN NaN\n" }
+                    if written == 0 { data += "NaN NaN NaN NaN 0 0\n" }
                     data += "\n\n"
-                    parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") title '\(s.label)'")
+                    // A series with cells but no scored point says so in the key (it vanished).
+                    let title = written == 0 && !pts.isEmpty ? "\(s.label): runs failed" : s.label
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") lc \(si + 1) title '\(title)'")
                     index += 1
                 }
-                for r in f.references ?? [] {
+                for (ri, r) in (f.references ?? []).enumerated() {
+                    let lc = f.series.count + ri + 1
                     // A reference with one point (a method without the x, e.g. PT in an r sweep) is a
                     // level line; with several (PT at each k) a dashed line through them, as the
                     // first point's level misstated the others.
                     // A point whose runs failed is a gap in the line, as in a series (a failed
                     // reference drawn at another x's level misstated it).
-                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks)
-                    if pts.count == 1, !pts[0].mean.isNaN {
-                        parts.append("\(pts[0].mean) with lines dashtype 2 title '\(r.label)'")
+                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks, planned: planned)
+                    for p in pts where !p.mean.isNaN { seedCounts.append(p.n); if p.failed { failedPoints += 1 } }
+                    if !pts.isEmpty && pts.allSatisfy({ $0.mean.isNaN }) {
+                        // Its runs failed: the key says so instead of the line vanishing without a word.
+                        parts.append("1/0 with lines dashtype 2 lc \(lc) title '\(r.label): runs failed'")
+                    } else if pts.count == 1, !pts[0].mean.isNaN {
+                        parts.append("\(pts[0].mean) with lines dashtype 2 lc \(lc) title '\(r.label)'")
                     } else if pts.contains(where: { !$0.mean.isNaN }) && pts.count > 1 {
                         data += "# panel \(panel) reference \(r.label): x mean\n"
                         var lastBlank = true
@@ -189,7 +241,7 @@ public enum Figures {
                         }
                         data += "\n\n"
                         // linespoints: a point between gaps (or the one scored point) stays visible.
-                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints dashtype 2 title '\(r.label)'")
+                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints dashtype 2 lc \(lc) title '\(r.label)'")
                         index += 1
                     }
                 }
@@ -198,18 +250,28 @@ public enum Figures {
             if hasPoints {
                 p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
             } else {  // nothing to draw: an empty frame that says why
-                p += "set label 1 'no runs of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
+                let panelCells = cells.filter { ($0.task == panel || panel == "avg") && (f.model == nil || $0.model == f.model!)
+                                                && (f.query == "probe" ? $0.method == "probe" : (f.series.map(\.variant) + (f.references ?? []).map(\.variant)).contains(baseVariant($0.variant))) }
+                let why = panelCells.isEmpty ? "no runs" : "no finished runs (\(panelCells.compactMap(\.failureMarker).first ?? "none scored"))"
+                p += "set label 1 '\(why) of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
                 p += "plot [1:10] [0:1] 1/0 notitle\n"
             }
             plots.append(p)
         }
         let cols = min(3, f.panels.count), rows = (f.panels.count + cols - 1) / cols
         let (w, h) = (max(640, 420 * cols), 340 * rows + 60)
-        let note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
+        var note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
+        if let setting { note += "; " + setting }
+        // The seeds behind the points (the tables' ‡ and ✗): one seed draws min-max bars of zero width.
+        if let lo = seedCounts.min(), let hi = seedCounts.max() {
+            note += "\\n\(lo == hi ? "\(lo)" : "\(lo)-\(hi)") seed\(hi == 1 ? "" : "s") per point\(lo < 3 ? " (fewer than 3)" : "")"
+                + (failedPoints > 0 ? "; \(failedPoints) point\(failedPoints == 1 ? "" : "s") leave out failed runs" : "")
+        }
         var body = "set multiplot layout \(rows),\(cols) title \"\(f.title)\\n\(note)\"\n"
         body += "set xlabel '\(f.xlabel)'\nset ylabel '\(f.ylabel)'\nset key \(f.query == "probe" ? "center right" : "bottom right")\nset grid\n"
         body += "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\n"
-        if f.x == "epoch" { body += "set format x '%.0f'\n" }
+        // Whole epochs only: '%.0f' alone relabelled gnuplot's half-epoch ticks (0 1 2 2 2 3 4 4 4).
+        if f.x == "epoch" { body += "set format x '%.0f'\nset xtics \(max(1, (maxEpoch + 9) / 10))\n" }
         if f.logx == true { body += "set logscale x\n" }
         body += plots.joined() + "unset multiplot\n"
         try Gnuplot.render(name: f.figure, data: data, body: body, width: w, height: h, outDir: outDir,

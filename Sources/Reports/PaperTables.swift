@@ -332,7 +332,7 @@ public enum PaperTables {
                         let scale = pow(10, Double(avg.value.split(separator: ".").dropFirst().first?.count ?? 0))
                         if abs((mean * scale).rounded() / scale - printed) > 1e-9 && abs((mean * scale + 1e-9).rounded(.down) / scale - printed) > 1e-9 {
                             p += "¶"
-                            avgMismatch.append("\(label) \(row.label): \(f2(printed)) printed, \(String(format: "%.4f", mean)) the mean of its cells")
+                            avgMismatch.append("\(label) \(row.label): \(avg.value) printed, \(String(format: "%.4f", mean)) the mean of its cells")
                         }
                     }
                     if rowOtherMetric {
@@ -357,7 +357,7 @@ public enum PaperTables {
         }
         var notes: [String] = []
         if starred {
-            notes.append("∗ rows the paper marks so, without saying why (Baselines/published/NOTES.md).")
+            notes.append("∗ rows the paper marks so, without saying why (NOTES.md beside the published CSVs).")
         }
         if !cited.isEmpty {
             notes.append("ᶜ rows whose published values the paper cites from other work, run under that work's protocol, data and configuration"
@@ -371,7 +371,7 @@ public enum PaperTables {
         }) { notes.append(note) }
         if !avgMismatch.isEmpty {
             notes.append("¶ the paper's printed Avg. is neither the rounded nor the truncated mean of its own cells: "
-                + avgMismatch.joined(separator: "; ") + " (Baselines/published/NOTES.md); the table shows it as printed.")
+                + avgMismatch.joined(separator: "; ") + " (NOTES.md beside the published CSVs); the table shows it as printed.")
         }
         if subsetAverage {
             notes.append("§ published Avg.: the mean of the published values in this table's columns; the paper's Avg. covers all of its tasks.")

@@ -488,21 +488,46 @@ extension CellResult {
 /// Cells read from an export (`Baselines/results/<spec>-<profile>.cells.json`) against the spec's
 /// current plan: an export keeps no store rows, so an edited spec (a method option, the template
 /// set, eval_limit) was read with the numbers of its old runs under the new settings (review,
-/// 2026-12-06). A cell whose counted runs' config hashes (`CellResult.runConfigs`) are not the ones
-/// the plan has for those runs is left out; cells of exports made before the hashes were kept, and
-/// cells of searched variants whose search is undecided, are kept (nothing to compare).
+/// 2026-12-06). As a store read (`PlannedRuns.staleReason`): a cell with a run the plan has with
+/// another config (`CellResult.runConfigs`) is left out (`stale`); runs the plan no longer has (a
+/// seed taken out) leave the cell's statistics (`CellResult.keeping`), and a cell with none left is
+/// left out (`unplanned`). Kept whole: cells of exports made before the hashes were kept, cells with
+/// evaluated runs (adapters evaluated into the spec, outside any plan), and cells of searched
+/// variants whose search is undecided.
 public enum ExportedCells {
-    /// (kept cells, the left-out cells' names).
-    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String]) {
-        var kept: [CellResult] = [], stale: [String] = []
+    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int) {
+        var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0
         for c in cells {
-            if let runs = c.runConfigs, !plan.undecidedCells.contains(c.cell),
-               runs.contains(where: { plan.configHashes[$0.key] != $0.value }) {
-                stale.append(c.cell)
-            } else {
-                kept.append(c)
-            }
+            guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0, !plan.undecidedCells.contains(c.cell) else { kept.append(c); continue }
+            if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
+            let planned = Set(runs.keys.filter { plan.configHashes[$0] != nil })
+            if planned.count == runs.count { kept.append(c); continue }
+            guard !planned.isEmpty else { unplanned.append(c.cell); continue }
+            left += runs.count - planned.count
+            kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
-        return (kept, stale)
+        return (kept, stale, unplanned, left)
+    }
+}
+
+extension CellResult {
+    /// The cell over the finished runs `keep` accepts: seeds, scores (each `Stat` recomputed from
+    /// its per-run values, which are in `replicates` order), and per-run measurements whose values
+    /// align with the runs (others, recorded by only some runs, are dropped).
+    public func keeping(_ keep: (Replicate) -> Bool) -> CellResult {
+        let reps = replicates
+        let mask = reps.map(keep)
+        func filter(_ st: Stat) -> Stat? { st.values.count == reps.count ? Stat(zip(st.values, mask).filter(\.1).map(\.0)) : nil }
+        var c = self
+        let kept = zip(reps, mask).filter(\.1).map(\.0)
+        c.seeds = kept.map(\.seed)
+        c.sampleSeeds = sampleSeeds == nil ? nil : kept.map(\.sampleSeed)
+        c.best = best.compactMapValues(filter)
+        c.last = last.compactMapValues(filter)
+        c.extras = extras?.compactMapValues(filter)
+        c.invalidFraction = invalidFraction?.compactMapValues(filter)
+        let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
+        c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
+        return c
     }
 }

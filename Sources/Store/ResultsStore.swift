@@ -210,11 +210,12 @@ public final class ResultsStore {
         guard schemaVersion <= ResultsStore.migrations.count else {
             throw StoreError("\(db.path): schema version \(schemaVersion) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
         }
-        if schemaVersion == 0 {
-            let tables = try db.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }
-            if !tables.isEmpty {
-                throw StoreError("\(db.path): an SQLite file with tables (\(tables.sorted().joined(separator: ", "))) but no PromptRepro schema version, not a results store; left untouched (pass another --db)")
-            }
+        // A store's schema version comes with its runs table (migration 1 makes both); anything
+        // else in the file (tables, views) without that pair is another program's database.
+        let objects = try db.query("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')").compactMap { $0["name"]?.text }
+        if schemaVersion == 0 ? !objects.isEmpty : !objects.contains("runs") {
+            throw StoreError("\(db.path): an SQLite file with \(objects.isEmpty ? "no tables" : "tables or views \(objects.sorted().joined(separator: ", "))")"
+                + " and schema version \(schemaVersion), not a results store; left untouched (use another store path)")
         }
     }
 

@@ -52,10 +52,11 @@ public enum Metrics {
     // Direct transcriptions of the official functions (METHODS §4.4), kept as oracles: the registry
     // entries must give the same bits (TaskTests `testRegistryAgreesWithTheOfficialFunctions`).
 
-    /// 100 · mean(prediction == target) (exact string match; invalid outputs are wrong).
+    /// 100 · mean(prediction == target) (exact string match of code points, as Python's ==;
+    /// invalid outputs are wrong).
     public static func accuracy(_ targets: [String], _ preds: [String]) -> Double {
         guard !targets.isEmpty else { return 0 }
-        return 100 * Double(zip(targets, preds).filter { $0 == $1 }.count) / Double(targets.count)
+        return 100 * Double(zip(targets, preds).filter { $0.unicodeScalars.elementsEqual($1.unicodeScalars) }.count) / Double(targets.count)
     }
 
     /// Macro-F1 over label indices 0..<classes (sklearn `f1_score(labels=range(classes), average="macro")`);

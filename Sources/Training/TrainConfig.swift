@@ -235,7 +235,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         var parts: [String] = []
         switch selectOn ?? .validation {
         case .validation: break
-        case .trainDev: parts.append("selection: train-dev (k_dev \(kDev.map(String.init) ?? k.map(String.init) ?? "1000"))")
+        // Without k_dev or k (the full training split) the trainer holds out min(1000, N/2) of the
+        // N training rows, which the config does not know (the run metric selection_examples has it).
+        case .trainDev: parts.append("selection: train-dev (k_dev \(kDev.map(String.init) ?? k.map(String.init) ?? "min(1000, N/2) of the N training rows"))")
         case .valHalf: parts.append("selection: val-half (reported: the other half)")
         }
         if let e = evalMode, e != .generate { parts.append("eval: \(e.rawValue)") }

@@ -59,6 +59,17 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertNotEqual(gone, 0)
         XCTAssertTrue(goneWhy.contains("data3/superglue/cb/val.jsonl: cb validation file pinned in") && goneWhy.contains("is missing")
                       && goneWhy.contains("nothing planned, no stored run superseded"), goneWhy)
+        // `shard` plans for workers that read the data elsewhere: a split with no file here is
+        // theirs to find (the first version refused it), while `sweep` runs here and refuses.
+        try FileManager.default.createDirectory(atPath: "\(dir)/nodata", withIntermediateDirectories: true)
+        let (shardNoData, shardNoDataWhy) = try runCapture(["shard", "one.yaml", "--profile", "smoke", "--shards", "2", "--dir", "sh2", "--data-dir", "nodata"], cwd: dir, env: env)
+        XCTAssertEqual(shardNoData, 0, shardNoDataWhy)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/sh2/shard-0.sqlite"))
+        let (sweepNoData, sweepNoDataWhy) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--data-dir", "nodata", "--dry-run"], cwd: dir, env: env)
+        XCTAssertNotEqual(sweepNoData, 0)
+        XCTAssertTrue(sweepNoDataWhy.contains("is missing"), sweepNoDataWhy)
+        // A refused shard plan leaves nothing under --dir (it left identities.sqlite).
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/sh"), "refused with data2 above")
         // Runs swept with --allow-unpinned on the edited file: compared on that data directory
         // their inputs are current, so only the stored hashes against the lock tell; the gate
         // passed on them (exit 0) and reads said nothing.

@@ -329,6 +329,37 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.db.query("SELECT status FROM runs ORDER BY id").map { $0["status"]!.text! }, ["done", "done", "superseded", "superseded"])
     }
 
+    /// An export read under the current plan, as a store read counts rows (review of the first
+    /// version, which dropped cells of evaluated adapters and whole cells for a seed taken out).
+    func testExportedCellsFollowThePlan() {
+        func cell(_ name: String, _ seeds: [Int], _ values: [Double], configs: String?, evaluated: Bool = false) -> CellResult {
+            var c = CellResult(cell: name, variant: String(name.prefix { $0 != "|" }), method: "pt", task: "cb", model: "t5-small", k: 8, seeds: seeds,
+                               statuses: [evaluated ? "evaluated" : "done": seeds.count], trainableParams: 1, best: ["accuracy": Stat(values)],
+                               last: ["accuracy": Stat(values)], divergedSeeds: [], probe: nil)
+            c.extras = ["paper_params": Stat(seeds.map { _ in 5 })]
+            c.runConfigs = configs.map { h in Dictionary(uniqueKeysWithValues: seeds.map { (PlannedRuns.key(cell: name, seed: $0, sampleSeed: $0), h) }) }
+            return c
+        }
+        let plan = PlannedRuns([(PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1), "h1"), (PlannedRuns.key(cell: "a|cb", seed: 2, sampleSeed: 2), "h1"),
+                                (PlannedRuns.key(cell: "b|cb", seed: 1, sampleSeed: 1), "h1")])
+        let cells = [cell("a|cb", [1, 2, 3], [10, 20, 60], configs: "h1"),   // seed 3 taken out of the spec
+                     cell("b|cb", [1], [50], configs: "h2"),                  // run with another config
+                     cell("c|cb", [1], [50], configs: "h1"),                  // a cell the spec no longer plans
+                     cell("peft|cb", [1], [70], configs: "hx", evaluated: true),  // an evaluated adapter
+                     cell("old|cb", [1], [40], configs: nil)]                 // an export from before the hashes
+        let r = ExportedCells.current(cells, plan: plan)
+        XCTAssertEqual(r.kept.map(\.cell), ["a|cb", "peft|cb", "old|cb"])
+        XCTAssertEqual(r.stale, ["b|cb"])
+        XCTAssertEqual(r.unplanned, ["c|cb"])
+        XCTAssertEqual(r.seedsLeftOut, 1)
+        let a = r.kept[0]
+        XCTAssertEqual(a.seeds, [1, 2])
+        XCTAssertEqual(a.best["accuracy"]?.mean, 15)
+        XCTAssertEqual(a.best["accuracy"]?.sampleStd ?? 0, 7.0710678, accuracy: 1e-6)
+        XCTAssertEqual(a.extras?["paper_params"]?.n, 2)
+        XCTAssertEqual(a.runConfigs?.count, 2)
+    }
+
     /// Another program's SQLite file given as --db to a read (results, compare) was switched to WAL
     /// and given the store's tables (2026-12-06 review); it is refused before anything is written,
     /// whichever command opens it. An empty file still becomes a new store.
@@ -343,8 +374,20 @@ final class PlannedRunsTests: XCTestCase {
         }
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try ResultsStore(path: path)) { e in
-            XCTAssertTrue("\(e)".contains("\(path): an SQLite file with tables (foo) but no PromptRepro schema version, not a results store"), "\(e)")
+            XCTAssertTrue("\(e)".contains("\(path): an SQLite file with tables or views foo and schema version 0, not a results store"), "\(e)")
         }
+        // With a schema version of its own (not a store's: no runs table) it was half-migrated.
+        let versioned = "\(dir)/versioned.sqlite"
+        do {
+            let foreign = try SQLiteDB(path: versioned, readOnly: false)
+            try foreign.exec("PRAGMA journal_mode=DELETE")
+            try foreign.exec("CREATE TABLE t(x); PRAGMA user_version=2")
+        }
+        let versionedBefore = try Data(contentsOf: URL(fileURLWithPath: versioned))
+        XCTAssertThrowsError(try ResultsStore(path: versioned)) { e in
+            XCTAssertTrue("\(e)".contains("tables or views t and schema version 2, not a results store"), "\(e)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: versioned)), versionedBefore)
         XCTAssertThrowsError(try ResultsStore(readOnlyPath: path))
         for args in [["results", "\(dir)/s.yaml", "--db", path], ["compare", "--spec", "\(dir)/s.yaml", "--db", path, "--method", "dpt"]] {
             try miniSpec.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
@@ -370,7 +413,7 @@ final class PlannedRunsTests: XCTestCase {
         let foreign = try SQLiteDB(path: "\(dir)/foreign.sqlite")
         try foreign.exec("CREATE TABLE t(x)")
         XCTAssertThrowsError(try main.mergeReporting(from: "\(dir)/foreign.sqlite")) { e in
-            XCTAssertTrue("\(e)".contains("\(dir)/foreign.sqlite: an SQLite file with tables (t)") && "\(e)".contains("not a results store"), "\(e)")
+            XCTAssertTrue("\(e)".contains("\(dir)/foreign.sqlite: an SQLite file with tables or views t") && "\(e)".contains("not a results store"), "\(e)")
         }
         XCTAssertEqual(try foreign.query("SELECT name FROM sqlite_master WHERE type='table'").compactMap { $0["name"]?.text }, ["t"])
         for (name, size) in [("empty.sqlite", 0), ("text.sqlite", 12)] {

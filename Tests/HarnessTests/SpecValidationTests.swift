@@ -109,6 +109,7 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {epochs: 4, epochs: 5,") },
                             ["line 14, column 24: key 'epochs' repeats the key at line 14"])
         try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, 2, 2]") }, ["'seeds' lists 2 more than once"])
+        try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, \"01\"]") }, ["'seeds' lists 1 more than once"])
         try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, rte, cb]") }, ["'tasks' lists cb more than once"])
         try expectSpecError({ $0.replacingOccurrences(of: "k: [8]", with: "k: [8, null, null]") }, ["'k' lists null more than once"])
         let cpu = miniSpec + "\n  cpu:\n    models: {t5-small: \"embedded:t5-tiny\"}\n"

@@ -178,7 +178,7 @@ final class LayoutValidationTests: XCTestCase {
         let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         XCTAssertTrue(dat.contains("# panel cb reference PT: x mean\n8.0 50.0\n32.0 60.0\n"), dat)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
-        XCTAssertTrue(gp.contains("index 1 using 1:2 with linespoints dashtype 2 title 'PT'"), gp)
+        XCTAssertTrue(gp.contains("index 1 using 1:2 with linespoints dashtype 2 lc 2 title 'PT'"), gp)
         // A reference point whose runs failed is a gap in its line, not skipped (joining 8 to 32),
         // and a reference with one scored point of several is no level line across every k.
         _ = try? Figures.render(g, cells: withPT + [at(16, scored: false, variant: "pt")], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
@@ -188,7 +188,55 @@ final class LayoutValidationTests: XCTestCase {
                                 profile: "cpu", outDir: dir, gnuplot: "true")
         let one = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertFalse(one.contains("50.0 with lines dashtype 2"), one)
-        XCTAssertTrue(one.contains("index 1 using 1:2 with linespoints dashtype 2 title 'PT'"), one)
+        XCTAssertTrue(one.contains("index 1 using 1:2 with linespoints dashtype 2 lc 2 title 'PT'"), one)
+    }
+
+    /// What a figure leaves unsaid (review, 2026-12-06): an x the spec plans with no cell (never
+    /// run, or a stale export cell left out) was bridged by the line; a series or reference whose
+    /// runs all failed vanished without a word (and the next series took its colour); the seeds
+    /// behind the points and failed runs left out of a mean were not shown; a probe figure took
+    /// a log axis; half-epoch ticks were labelled 0 1 2 2 2 3 4 4 4.
+    func testFiguresSayWhatIsMissingFailedAndHowManySeeds() throws {
+        let dir = tempDir("figsay")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [70, 72, 74]])
+        let base = try XCTUnwrap(try store.cellResults(spec: "table4", profile: "cpu").first { $0.task == "cb" })
+        func at(_ k: Int, variant: String = "respt10", scored: Bool = true) -> CellResult {
+            var c = base
+            (c.k, c.variant, c.cell) = (k, variant, "\(variant)_cb_t5-small_k\(k)")
+            if !scored { c.best = [:]; c.statuses = ["failed": 3] }
+            return c
+        }
+        var f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        f.series = [.init(variant: "respt10", label: "Residual PT"), .init(variant: "dpt", label: "DPT")]
+        f.references = [.init(variant: "pt", label: "PT")]
+        f.panels = ["cb"]
+        let planned = [8, 16, 32].map { PlannedCell(variant: "respt10", task: "cb", model: "t5-small", k: $0) }
+        let pts = try Figures.points(f, cells: [at(8), at(32)], variant: "respt10", panel: "cb", tasks: ["cb"], planned: planned)
+        XCTAssertEqual(pts.map(\.x), [8, 16, 32])
+        XCTAssertEqual(pts.map { $0.mean.isNaN }, [false, true, false])
+        var partly = at(32)
+        partly.statuses["failed"] = 1
+        _ = try? Figures.render(f, cells: [at(8), partly, at(8, variant: "dpt", scored: false), at(8, variant: "pt", scored: false)], tasks: ["cb"],
+                                profile: "cpu", outDir: dir, planned: planned, setting: "t5-small stands in for t5-large", gnuplot: "true")
+        let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
+        XCTAssertTrue(dat.contains("8.0 72.0 70.0 74.0 3 0\n\n32.0 72.0 70.0 74.0 3 1\n"), dat)
+        let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
+        XCTAssertTrue(gp.contains("lc 2 title 'DPT: runs failed'"), gp)
+        XCTAssertTrue(gp.contains("1/0 with lines dashtype 2 lc 3 title 'PT: runs failed'"), gp)
+        XCTAssertTrue(gp.contains("profile cpu; t5-small stands in for t5-large\\n3 seeds per point; 1 point leave out failed runs"), gp)
+        // Probe figures: whole-epoch ticks; a score figure's options are refused.
+        let probe = try String(contentsOfFile: "\(repoRoot)/Baselines/figures/fig3.yaml", encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(dir)/p", withIntermediateDirectories: true)
+        for (edit, fragment) in [("logx: true\n", "query probe does not draw logx"), ("stat: minmax\n", "stat minmax")] {
+            try (probe + edit).write(toFile: "\(dir)/p/fig3.yaml", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try FigureSpec.load("\(dir)/p/fig3.yaml")) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
+        }
+        let p3 = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig3.yaml")
+        var probed = base
+        (probed.method, probed.variant, probed.probe) = ("probe", "probe", (1...4).map { ProbePoint(epoch: $0, positive: 1, negative: 0, rank: 1) })
+        _ = try? Figures.render(p3, cells: [probed], tasks: ["cb"], profile: "smoke", outDir: dir, gnuplot: "true")
+        XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig3.gp", encoding: .utf8).contains("set format x '%.0f'\nset xtics 1\n"))
     }
 
     /// In the data file a gap is one blank line between the points around it, which breaks

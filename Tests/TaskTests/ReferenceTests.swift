@@ -127,6 +127,25 @@ final class ReferenceScoreTests: XCTestCase {
         XCTAssertEqual(try Metrics.invalidFraction(def, set: .respt, examples: nil, predictions: preds), 0.5)
         let e = [ex(0, id: 0), ex(0, id: 1), ex(1, id: 2), ex(1, id: 3)]
         XCTAssertEqual(try Metrics.score(def, set: .respt, examples: e, predictions: preds)["accuracy"], 50)
+        // A generated target (the text itself, no verbaliser): the registry's accuracy and the
+        // official-function oracle both compare code points.
+        let gen = try TaskRegistry.decode("""
+            task: kelvin2
+            version: 1
+            reader: superglue
+            files: {train: [k/train.jsonl], validation: [k/val.jsonl]}
+            labels: [K, no]
+            templates:
+              dpt: {source: "{premise}", target: "{premise}"}
+            max_source_length: 16
+            max_target_length: 4
+            metrics: [accuracy]
+            selection_metric: accuracy
+            """, file: "kelvin2.yaml")
+        var g = [ex(0, id: 0), ex(0, id: 1)]
+        for i in g.indices { g[i].target = "K" }
+        XCTAssertEqual(try Metrics.score(gen, set: .dpt, examples: g, predictions: ["\u{212A}", "K"])["accuracy"], 50)
+        XCTAssertEqual(Metrics.accuracy(["K", "K"], ["\u{212A}", "K"]), 50)
     }
 
     /// Real data: CB's full validation split (56: 23 entailment, 28 contradiction, 5 neutral) and a
