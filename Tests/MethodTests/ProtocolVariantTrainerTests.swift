@@ -50,6 +50,13 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         let r = try run(c)
         XCTAssertEqual(r.manifest, "\(repoRoot)/Baselines/manifests/cb-k8-s2.json")
         XCTAssertEqual(c.variantLabel, "sample seeds crossed with seeds")
+        // train-dev's hold-out size in the label: k_dev, else k, else on the full split the
+        // trainer's min(1000, N/2), which the config cannot know (it said 1000: CB holds out 125).
+        var dev = try config(epochs: 1)
+        dev.selectOn = .trainDev
+        XCTAssertEqual(dev.variantLabel, "selection: train-dev (k_dev 8)")
+        dev.k = nil
+        XCTAssertEqual(dev.variantLabel, "selection: train-dev (k_dev min(1000, N/2) of the N training rows)")
         XCTAssertNotEqual(r.history.map(\.trainLoss), try run(try config(epochs: 1)).history.map(\.trainLoss))
         var b = try config(epochs: 1)
         b.sampler = .balanced
