@@ -488,14 +488,9 @@ func noRunsMessage(_ store: ResultsStore, spec: String, profile: String, db: Str
     return "no runs of spec \(spec) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", ")))"
 }
 
-/// Under a table of a profile other than smoke (which says it reproduces nothing), how the runs
-/// differ from the papers': the profile's description, the model columns a smaller model stands in
-/// for, and the few-shot size; nil when the profile runs the sections' own models on full data. A
-/// cpu-profile table once read as like-for-like ("T5-Base" rows run on t5-small, 32-shot, against
-/// the papers' full-data numbers).
 /// A figure's line on what its profile runs instead of the paper's setting ("t5-small stands in for
 /// t5-large; k = 32"); nil under the smoke profile (its title says it reproduces nothing) and where
-/// the profile runs the paper's models on the spec's k.
+/// the profile maps no model to a stand-in and sets no k of its own.
 func figureSetting(spec: ExperimentSpec, profile: String, model: String?) -> String? {
     guard profile != "smoke", let prof = spec.profiles[profile] else { return nil }
     var parts: [String] = []
@@ -506,6 +501,11 @@ func figureSetting(spec: ExperimentSpec, profile: String, model: String?) -> Str
     return parts.isEmpty ? nil : parts.joined(separator: "; ")
 }
 
+/// Under a table, how a profile's runs differ from the papers': the profile's description, the
+/// model columns a smaller model stands in for, the few-shot size and `eval_limit` (smoke tables
+/// too, beside their disclaimer); nil when the profile runs the sections' own models on full data.
+/// A cpu-profile table once read as like-for-like ("T5-Base" rows run on t5-small, 32-shot,
+/// against the papers' full-data numbers).
 func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> String? {
     guard let prof = spec.profiles[profile] else { return nil }
     var parts: [String] = []

@@ -48,7 +48,7 @@ public struct FigureSpec: Decodable {
         if f.query == "probe" {
             var wrong: [String] = []
             if f.x != "epoch" { wrong.append("x '\(f.x)' (a probe is drawn per epoch: x epoch)") }
-            if f.stat == "minmax" { wrong.append("stat minmax (a probe's counts are one run's)") }
+            if f.stat == "minmax" { wrong.append("stat minmax (a probe's counts are drawn as their mean over seeds)") }
             if f.logx == true { wrong.append("logx") }
             if !(f.references ?? []).isEmpty { wrong.append("references") }
             if !wrong.isEmpty { throw StoreError("\(path): query probe does not draw " + wrong.joined(separator: ", ")) }
@@ -172,6 +172,11 @@ public enum Figures {
         var plots: [String] = []
         let minmax = f.stat == "minmax"
         var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0
+        /// Why a series or reference has no scored point in a panel: cells whose runs failed, or none.
+        func failedOrMissing(_ variant: String, _ panel: String) -> String {
+            cells.contains { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!)
+                             && (panel == "avg" || $0.task == panel) && $0.failureMarker != nil } ? "runs failed" : "no runs"
+        }
         for panel in f.panels {
             var parts: [String] = []
             var hasPoints = false
@@ -209,8 +214,9 @@ public enum Figures {
                     hasPoints = hasPoints || written > 0
                     if written == 0 { data += "NaN NaN NaN NaN 0 0\n" }
                     data += "\n\n"
-                    // A series with cells but no scored point says so in the key (it vanished).
-                    let title = written == 0 && !pts.isEmpty ? "\(s.label): runs failed" : s.label
+                    // A series without a scored point says why in the key (it vanished): its runs
+                    // failed, or it has none (not run, or an export's cells left out as stale).
+                    let title = written == 0 ? "\(s.label): \(failedOrMissing(s.variant, panel))" : s.label
                     parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") lc \(si + 1) title '\(title)'")
                     index += 1
                 }
@@ -223,9 +229,9 @@ public enum Figures {
                     // reference drawn at another x's level misstated it).
                     let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks, planned: planned)
                     for p in pts where !p.mean.isNaN { seedCounts.append(p.n); if p.failed { failedPoints += 1 } }
-                    if !pts.isEmpty && pts.allSatisfy({ $0.mean.isNaN }) {
-                        // Its runs failed: the key says so instead of the line vanishing without a word.
-                        parts.append("1/0 with lines dashtype 2 lc \(lc) title '\(r.label): runs failed'")
+                    if pts.allSatisfy({ $0.mean.isNaN }) {
+                        // Nothing scored: the key says why instead of the line vanishing without a word.
+                        parts.append("1/0 with lines dashtype 2 lc \(lc) title '\(r.label): \(failedOrMissing(r.variant, panel))'")
                     } else if pts.count == 1, !pts[0].mean.isNaN {
                         parts.append("\(pts[0].mean) with lines dashtype 2 lc \(lc) title '\(r.label)'")
                     } else if pts.contains(where: { !$0.mean.isNaN }) && pts.count > 1 {

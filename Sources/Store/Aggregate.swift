@@ -83,6 +83,10 @@ public struct CellResult: Codable, Sendable {
     /// (`PlannedRuns.configHash`); nil in exports made before it was kept. A read of an export
     /// leaves out a cell whose runs the spec no longer plans with these configs (`ExportedCells`).
     public var runConfigs: [String: String]?
+    /// Per run of the cell, finished or not (`PlannedRuns.key` → status as `statuses` counts it:
+    /// "incomplete" for a finished run without all its scores); nil in exports made before it was
+    /// kept. `keeping` recounts `statuses` and `divergedSeeds` from it.
+    public var runStatuses: [String: String]?
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -334,6 +338,8 @@ extension ResultsStore {
             let status = r["status"]!.text!
             byCell[cell]!.statuses[status, default: 0] += 1
             if status == "diverged" { byCell[cell]!.divergedSeeds.append(r["seed"]!.int!) }
+            let runKey = PlannedRuns.key(cell: cell, seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int ?? r["seed"]!.int!)
+            byCell[cell]!.runStatuses = (byCell[cell]!.runStatuses ?? [:]).merging([runKey: status]) { _, b in b }
             guard status == "done" || status == "evaluated" else { continue }
             let rep = Replicate(seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int)
             finishedStatus[cell, default: [:]][status, default: []].append(rep)
@@ -407,6 +413,7 @@ extension ResultsStore {
                 }
             }
             if !incomplete.isEmpty {
+                for rep in incomplete { c.runStatuses?[PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed)] = "incomplete" }
                 let kept = c.replicates.filter { !incomplete.contains($0) }
                 c.seeds = kept.map(\.seed)
                 c.sampleSeeds = kept.map(\.sampleSeed)
@@ -500,10 +507,12 @@ public enum ExportedCells {
         for c in cells {
             guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0, !plan.undecidedCells.contains(c.cell) else { kept.append(c); continue }
             if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
-            let planned = Set(runs.keys.filter { plan.configHashes[$0] != nil })
-            if planned.count == runs.count { kept.append(c); continue }
+            // Every run of the cell (failed and diverged ones too, where the export has them).
+            let all = Set(runs.keys).union(c.runStatuses?.keys ?? [:].keys)
+            let planned = all.filter { plan.configHashes[$0] != nil }
+            if planned.count == all.count { kept.append(c); continue }
             guard !planned.isEmpty else { unplanned.append(c.cell); continue }
-            left += runs.count - planned.count
+            left += all.count - planned.count
             kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
         return (kept, stale, unplanned, left)
@@ -511,9 +520,11 @@ public enum ExportedCells {
 }
 
 extension CellResult {
-    /// The cell over the finished runs `keep` accepts: seeds, scores (each `Stat` recomputed from
-    /// its per-run values, which are in `replicates` order), and per-run measurements whose values
-    /// align with the runs (others, recorded by only some runs, are dropped).
+    /// The cell over the runs `keep` accepts: seeds, scores (each `Stat` recomputed from its per-run
+    /// values, which are in `replicates` order), per-run measurements whose values align with the
+    /// runs (others, recorded by only some runs, are dropped), and from `runStatuses` the status
+    /// counts and diverged seeds. The rank probe's per-epoch means over every seed cannot be
+    /// recomputed: a cell that loses a finished run loses its probe.
     public func keeping(_ keep: (Replicate) -> Bool) -> CellResult {
         let reps = replicates
         let mask = reps.map(keep)
@@ -526,8 +537,21 @@ extension CellResult {
         c.last = last.compactMapValues(filter)
         c.extras = extras?.compactMapValues(filter)
         c.invalidFraction = invalidFraction?.compactMapValues(filter)
+        if kept.count < reps.count { c.probe = nil }
         let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
+        if let statuses = runStatuses {
+            // A run key is "cell#seed#sample seed"; non-finished runs are kept when `keep` takes their replicate.
+            let keptRuns = statuses.filter { key, _ in
+                let p = key.split(separator: "#")
+                guard p.count >= 3, let seed = Int(p[p.count - 2]), let sample = Int(p[p.count - 1]) else { return false }
+                return keep(Replicate(seed: seed, sampleSeed: sample))
+            }
+            c.runStatuses = keptRuns
+            c.statuses = Dictionary(keptRuns.values.map { ($0, 1) }, uniquingKeysWith: +)
+            let diverged = Set(keptRuns.filter { $0.value == "diverged" }.keys.compactMap { k in k.split(separator: "#").dropLast().last.flatMap { Int($0) } })
+            c.divergedSeeds = divergedSeeds.filter(diverged.contains)
+        }
         return c
     }
 }

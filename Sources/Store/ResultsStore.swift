@@ -207,15 +207,24 @@ public final class ResultsStore {
     public init(readOnlyPath path: String) throws {
         db = try SQLiteDB(path: path, readOnly: true)
         readOnly = true
+        // A store has a schema version and the tables migration 1 made, its runs table with the
+        // run columns; anything else in the file (another program's tables or views, whatever its
+        // user_version) is not a store, checked before the version (a foreign file's high
+        // user_version once read as "upgrade promptrepro").
+        let objects = try db.query("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')")
+        let tables = Set(objects.filter { $0["type"]?.text == "table" }.compactMap { $0["name"]?.text })
+        var isStore = false
+        if schemaVersion > 0, tables.isSuperset(of: ["runs", "epochs", "scores"]) {
+            let columns = Set(try db.query("PRAGMA table_info(runs)").compactMap { $0["name"]?.text })
+            isStore = columns.isSuperset(of: ["spec", "profile", "cell", "seed", "config_json", "status"])
+        }
+        if !isStore && !(schemaVersion == 0 && objects.isEmpty) {
+            let names = objects.compactMap { $0["name"]?.text }.sorted()
+            throw StoreError("\(db.path): an SQLite file with \(names.isEmpty ? "no tables" : "tables or views \(names.joined(separator: ", "))")"
+                + " and schema version \(schemaVersion), not a results store; left untouched (use another store path)")
+        }
         guard schemaVersion <= ResultsStore.migrations.count else {
             throw StoreError("\(db.path): schema version \(schemaVersion) is newer than this tool (\(ResultsStore.migrations.count)); upgrade promptrepro")
-        }
-        // A store's schema version comes with its runs table (migration 1 makes both); anything
-        // else in the file (tables, views) without that pair is another program's database.
-        let objects = try db.query("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')").compactMap { $0["name"]?.text }
-        if schemaVersion == 0 ? !objects.isEmpty : !objects.contains("runs") {
-            throw StoreError("\(db.path): an SQLite file with \(objects.isEmpty ? "no tables" : "tables or views \(objects.sorted().joined(separator: ", "))")"
-                + " and schema version \(schemaVersion), not a results store; left untouched (use another store path)")
         }
     }
 

@@ -338,11 +338,17 @@ final class PlannedRunsTests: XCTestCase {
                                last: ["accuracy": Stat(values)], divergedSeeds: [], probe: nil)
             c.extras = ["paper_params": Stat(seeds.map { _ in 5 })]
             c.runConfigs = configs.map { h in Dictionary(uniqueKeysWithValues: seeds.map { (PlannedRuns.key(cell: name, seed: $0, sampleSeed: $0), h) }) }
+            c.runStatuses = Dictionary(uniqueKeysWithValues: seeds.map { (PlannedRuns.key(cell: name, seed: $0, sampleSeed: $0), evaluated ? "evaluated" : "done") })
             return c
         }
         let plan = PlannedRuns([(PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1), "h1"), (PlannedRuns.key(cell: "a|cb", seed: 2, sampleSeed: 2), "h1"),
                                 (PlannedRuns.key(cell: "b|cb", seed: 1, sampleSeed: 1), "h1")])
-        let cells = [cell("a|cb", [1, 2, 3], [10, 20, 60], configs: "h1"),   // seed 3 taken out of the spec
+        var a3 = cell("a|cb", [1, 2, 3], [10, 20, 60], configs: "h1")      // seed 3 taken out of the spec,
+        a3.runStatuses?[PlannedRuns.key(cell: "a|cb", seed: 4, sampleSeed: 4)] = "diverged"  // and a diverged seed 4
+        a3.statuses["diverged"] = 1
+        a3.divergedSeeds = [4]
+        a3.probe = [ProbePoint(epoch: 1, positive: 1, negative: 0, rank: 1)]
+        let cells = [a3,
                      cell("b|cb", [1], [50], configs: "h2"),                  // run with another config
                      cell("c|cb", [1], [50], configs: "h1"),                  // a cell the spec no longer plans
                      cell("peft|cb", [1], [70], configs: "hx", evaluated: true),  // an evaluated adapter
@@ -351,9 +357,16 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(r.kept.map(\.cell), ["a|cb", "peft|cb", "old|cb"])
         XCTAssertEqual(r.stale, ["b|cb"])
         XCTAssertEqual(r.unplanned, ["c|cb"])
-        XCTAssertEqual(r.seedsLeftOut, 1)
+        XCTAssertEqual(r.seedsLeftOut, 2)
         let a = r.kept[0]
         XCTAssertEqual(a.seeds, [1, 2])
+        // The status counts and diverged seeds are those of the planned runs (the marker said
+        // "✗ diverged 1/4" for a seed the spec no longer has), and the probe's means over every
+        // seed, which cannot be recomputed, are dropped.
+        XCTAssertEqual(a.statuses, ["done": 2])
+        XCTAssertEqual(a.divergedSeeds, [])
+        XCTAssertNil(a.failureMarker)
+        XCTAssertNil(a.probe)
         XCTAssertEqual(a.best["accuracy"]?.mean, 15)
         XCTAssertEqual(a.best["accuracy"]?.sampleStd ?? 0, 7.0710678, accuracy: 1e-6)
         XCTAssertEqual(a.extras?["paper_params"]?.n, 2)
@@ -388,6 +401,22 @@ final class PlannedRunsTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("tables or views t and schema version 2, not a results store"), "\(e)")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: versioned)), versionedBefore)
+        // A table named runs (not a store's) with a schema version, and another program's file
+        // with a high version ("upgrade promptrepro" was the answer), are refused as well.
+        for (name, sql) in [("runs.sqlite", "CREATE TABLE runs(name TEXT, started TEXT); PRAGMA user_version=2"),
+                            ("high.sqlite", "CREATE TABLE t(x); PRAGMA user_version=9")] {
+            do {
+                let foreign = try SQLiteDB(path: "\(dir)/\(name)", readOnly: false)
+                try foreign.exec("PRAGMA journal_mode=DELETE")
+                try foreign.exec(sql)
+            }
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)"))
+            XCTAssertThrowsError(try ResultsStore(path: "\(dir)/\(name)")) { e in XCTAssertTrue("\(e)".contains("not a results store"), "\(e)") }
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)")), bytes, name)
+        }
+        // A store of this tool passes, as does one of a newer tool (refused as newer, not as foreign).
+        _ = try ResultsStore(path: "\(dir)/real.sqlite")
+        XCTAssertNoThrow(try ResultsStore(readOnlyPath: "\(dir)/real.sqlite"))
         XCTAssertThrowsError(try ResultsStore(readOnlyPath: path))
         for args in [["results", "\(dir)/s.yaml", "--db", path], ["compare", "--spec", "\(dir)/s.yaml", "--db", path, "--method", "dpt"]] {
             try miniSpec.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)

@@ -223,6 +223,11 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(dat.contains("8.0 72.0 70.0 74.0 3 0\n\n32.0 72.0 70.0 74.0 3 1\n"), dat)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertTrue(gp.contains("lc 2 title 'DPT: runs failed'"), gp)
+        // A series without any cell (not run) is not called failed.
+        var g = f
+        g.series.append(.init(variant: "lopt1", label: "LoPT-1"))
+        _ = try? Figures.render(g, cells: [at(8)], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
+        XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("lc 3 title 'LoPT-1: no runs'"))
         XCTAssertTrue(gp.contains("1/0 with lines dashtype 2 lc 3 title 'PT: runs failed'"), gp)
         XCTAssertTrue(gp.contains("profile cpu; t5-small stands in for t5-large\\n3 seeds per point; 1 point leave out failed runs"), gp)
         // Probe figures: whole-epoch ticks; a score figure's options are refused.
