@@ -125,7 +125,8 @@ struct CompareCommand: ParsableCommand {
         // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.
         let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
         guard known.contains(method) else {
-            throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))")
+            throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))"
+                + (spec == "table1" && !CommandLine.arguments.contains("--spec") ? " (--spec defaults to table1: pass --spec YOUR_SPEC)" : ""))
         }
         if against == "stored" && !known.contains(baseline) {
             throw ValidationError("--baseline \(baseline): no runs of that variant in spec \(s.name) [\(profile)] (\(source))\(didYouMean(baseline, known)); have: \(known.joined(separator: ", "))")
@@ -155,6 +156,14 @@ struct CompareCommand: ParsableCommand {
         if smoke { header += "\n\n> Smoke profile: random-weight embedded backbone. These numbers test the pipeline and reproduce nothing." }
         for note in settingNotes { header += "\n\n> " + note }
         for note in settingNotes { stderr("note: " + note) }
+        // Each side's settings as the spec writes them (a changed hyper-parameter showed nowhere in
+        // the comparison), beside the presets and the spec's shared `train`.
+        for side in [method] + (against == "stored" ? [baseline] : []) {
+            guard let v = s.variants.first(where: { $0.name == side }) else { continue }
+            func kv(_ d: [String: Any]) -> String { d.keys.sorted().map { "\($0): \(d[$0]!)" }.joined(separator: ", ") }
+            header += "\n\nSettings of \(side) in the spec: method \(v.method)" + (v.overrides.isEmpty ? "" : " {\(kv(v.overrides))}")
+                + (v.train.isEmpty ? "" : "; train {\(kv(v.train))}") + " (the rest from the method's preset, the spec's and the profile's `train`)."
+        }
         // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
         for side in [method] + (against == "stored" ? [baseline] : []) {
             let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()

@@ -144,12 +144,15 @@ struct Results: ParsableCommand {
         let name = specFile?.name ?? spec
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: currentPlan(spec: spec, profile: profile, store: store, dataDir: data))
+        let current = currentPlan(spec: spec, profile: profile, store: store, dataDir: data)
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: current)
         guard !cells.isEmpty else { throw ValidationError(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {
         case "md":
             text = ResultsExport.markdown(cells, spec: name, profile: profile) + (efficiency ? ResultsExport.efficiencyMarkdown(cells) : "")
+            // Stale runs left out are said in the output too (their cells' rows vanished from it).
+            if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Harness
+import Methods
 import Reports
 import Store
 import Tasks
@@ -109,6 +110,12 @@ struct Report: ParsableCommand {
                    })
                }) {
                 grid.notes.append(note)
+            }
+            // Runs of the store the table leaves out as stale are said in it, not on stderr only:
+            // a row read "— / —", "not run", after an edit that was not re-swept.
+            if source == db, let store, let line = try leftOutLine(store, current: currentPlan(spec: layout.spec, profile: profile, store: store, dataDir: data),
+                                                                   profile: profile, given: layout.spec) {
+                grid.notes.insert(line, at: 0)
             }
             if let spec, let note = settingNote(spec: spec, profile: profile, layout: layout) { grid.notes.insert(note, at: 0) }
             var md = PaperTables.markdown(layout, grid: grid, profile: profile)
@@ -253,7 +260,8 @@ struct Export: ParsableCommand {
                     let seed = r["seed"]!.int!, sampleSeed = r["sample_seed"]?.int ?? seed
                     let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(seed)\(sampleSeed != seed ? "-d\(sampleSeed)" : "").json"
                     let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
-                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }), name)
+                    let keys = (r["method"]?.text).flatMap { try? MethodRegistry.type($0).configKeys }.map(Set.init)
+                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }, methodKeys: keys), name)
                     written += 1
                 }
             default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")
@@ -285,6 +293,20 @@ func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: St
         stderr("note: \(error) — every stored run of spec \(s.name) [\(profile)] counts")
         return nil
     }
+}
+
+/// One line for what a read shows (results, tables) on the stored runs it leaves out because they
+/// ran under settings, a task file, a rule or inputs the spec no longer plans (edited since their
+/// sweep, not re-swept); nil when there are none. Runs of cells or seeds taken out of the spec
+/// are not counted: they are meant to be out.
+func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRuns)?, profile: String, given: String) throws -> String? {
+    guard let (name, plan) = current else { return nil }
+    let stale = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
+    guard !stale.isEmpty else { return nil }
+    let cells = Set(stale.map(\.cell)).sorted()
+    return "Left out: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
+        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain, or —."
+        + " `promptrepro sweep \(given) --profile \(profile)` reruns them."
 }
 
 /// Counted runs of `spec` in `profile` (finished, not superseded, planned now when `plan` is given)

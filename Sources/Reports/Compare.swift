@@ -456,6 +456,13 @@ public enum Compare {
             // Runs on data other than the pinned files are not the spec's protocol, whatever they score.
             if !unpinned.isEmpty { reasons.append("\(unpinned.count) run\(unpinned.count == 1 ? "" : "s") read data that differs from its pin (listed above; fails the gate, also with --allow-missing)") }
             for r in rows {
+                // Where neither side's outputs ever name a label both score 0 alike: Δ 0 with a
+                // zero-width interval passed non-inferiority with nothing measured. (A baseline that
+                // names labels against a new method that never does is judged by the interval.)
+                if let inv = r.invalidNew, inv >= 1, (r.invalidBaseline ?? 0) >= 1 {
+                    reasons.append("\(name(r)): no output of \(new) or \(baseline) names a label (100% invalid on both sides), nothing to judge")
+                    continue
+                }
                 guard let ci = r.ci else {
                     reasons.append("\(name(r)): no interval (" + (r.method.hasPrefix("none:") ? String(r.method.dropFirst(6))
                         : "\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions") + ")")

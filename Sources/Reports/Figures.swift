@@ -117,8 +117,13 @@ public enum Figures {
     ///   x from different model columns or few-shot sizes: the figure names no `model`, or x is not
     ///   k while the spec plans several k); one of them was silently dropped before.
     static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String],
-                       planned: [PlannedCell] = []) throws -> [Point] {
+                       planned: [PlannedCell] = [], reference: Bool = false) throws -> [Point] {
         let mine = cells.filter { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!) }
+        // A series' x comes from its variants' names ("-r10"); a variant without one was drawn at
+        // x = 0 without a word. A reference without it is a level line (its x is not drawn).
+        if !reference, f.x != "k", let c = mine.first(where: { xValue($0, f.x, defaults: [:]) == nil }) {
+            throw StoreError("figure \(f.figure): series \(variant): variant \(c.variant) has no '-\(f.x)<value>' suffix, and x \(f.x) is read from the variant names (a spec method with `vary: {\(f.x): [...]}` makes them; a single setting belongs in `references`)")
+        }
         var byX: [Double: [String: Stat]] = [:]
         var failedAt: [Double: Bool] = [:]
         var cellAt: [Double: [String: CellResult]] = [:]
@@ -227,7 +232,7 @@ public enum Figures {
                     // first point's level misstated the others.
                     // A point whose runs failed is a gap in the line, as in a series (a failed
                     // reference drawn at another x's level misstated it).
-                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks, planned: planned)
+                    let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks, planned: planned, reference: true)
                     for p in pts where !p.mean.isNaN { seedCounts.append(p.n); if p.failed { failedPoints += 1 } }
                     if pts.allSatisfy({ $0.mean.isNaN }) {
                         // Nothing scored: the key says why instead of the line vanishing without a word.

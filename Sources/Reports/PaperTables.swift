@@ -505,7 +505,7 @@ public enum PaperTables {
         first += layout.kind == .std
             ? " Each cell: published value / ours, each the standard deviation over seeds of the best-epoch validation score, (Δ = ours − published)."
             : " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
-        first += " † smoke profile; ‡ fewer than 3 seeds; — not run in this profile;"
+        first += " † smoke profile; ‡ fewer than 3 seeds; — no counted run in this profile (not run, or left out as stale: see the notes);"
         first += " ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean."
         var lines = [first]
         // The paper's second header row names each column's measure; ours names the stored metric.

@@ -51,9 +51,13 @@ public enum ToolFormats {
     }
 
     /// One run as PEFT method_comparison's per-run JSON.
-    public static func peftBench(run r: [String: SQLiteDB.Value], epochs: [[String: SQLiteDB.Value]], totalParams: Int?, artifactBytes: Int?) -> [String: Any] {
+    /// `methodKeys`: the method config keys the run's method reads (`TuningMethod.configKeys`);
+    /// `peft_config` lists only those (DPT's listed LoRA's alpha and DePT's m and s); nil: all.
+    public static func peftBench(run r: [String: SQLiteDB.Value], epochs: [[String: SQLiteDB.Value]], totalParams: Int?, artifactBytes: Int?,
+                                 methodKeys: Set<String>? = nil) -> [String: Any] {
         let config = (try? JSONSerialization.jsonObject(with: Data((r["config_json"]?.text ?? "{}").utf8))) ?? [:]
-        let method = (config as? [String: Any])?["method"] ?? [:]
+        var method = (config as? [String: Any])?["method"] as? [String: Any] ?? [:]
+        if let keys = methodKeys { method = method.filter { keys.contains($0.key) || $0.key == "method" || ($0.key == "init_tokens" && keys.contains("init")) } }
         let train = epochs.reduce(0.0) { $0 + ($1["seconds"]?.double ?? 0) }
         let metrics: [[String: Any]] = epochs.map { e in
             var m: [String: Any] = ["epoch": e["epoch"]?.int ?? 0, "step": e["step"]?.int ?? 0, "train loss": e["train_loss"]?.double ?? NSNull()]

@@ -100,6 +100,12 @@ final class CompareGateCLITests: XCTestCase {
             let (_, compareOut) = try runCLIText(["compare", "--spec", file, "--profile", "smoke", "--results-dir", "exp", "--db", "none.sqlite",
                                                   "--method", "dpt", "--baseline", "pt"], stdout: true, cwd: dir, env: env)
             XCTAssertEqual(compareOut.contains("Missing runs"), stale, compareOut)
+            // Each side's settings as the spec writes them (an edited r showed nowhere).
+            XCTAssertTrue(compareOut.contains("Settings of dpt in the spec: method dpt {n: 8, r: \(stale ? 3 : 2)}"), compareOut)
+            // The store read says in its output, not only on stderr, that the edited cell's runs are left out.
+            let (_, resultsOut) = try runCLIText(["results", file, "--profile", "smoke", "--db", "s.sqlite"], stdout: true, cwd: dir, env: env)
+            XCTAssertEqual(resultsOut.contains("> Left out: 1 stored run of 1 cell (e.g. dpt|cb|t5-small|k8) ran under settings, task files or inputs that spec mini no longer plans"),
+                           stale, resultsOut)
         }
         let (reported, err) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
         XCTAssertEqual(reported, 0, err)
@@ -121,14 +127,17 @@ final class CompareGateCLITests: XCTestCase {
         let data = try sharedData()
         let dir = tempDir("cmpcli")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        // Rank classification: under greedy decoding the random smoke backbone names no label on
+        // either side (100% invalid), a comparison the gate refuses to judge.
+        try miniSpec.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {eval_mode: rank, epochs: 4,")
+            .write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
         XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
                                    "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
         func compare(_ extra: [String]) throws -> (Int32, String) {
             try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "dpt", "--baseline", "pt", "--db", db, "--data-dir", data] + extra)
         }
-        let (status, text) = try compare(["--max-regression", "100"])
+        let (status, text) = try compare(["--max-regression", "1000"])
         XCTAssertEqual(status, 0, text)
         XCTAssertTrue(text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
         XCTAssertTrue(text.contains("profile **smoke**") && text.contains("t5-small = embedded:t5-tiny") && text.contains("reproduce nothing"), text)
@@ -158,6 +167,12 @@ final class CompareGateCLITests: XCTestCase {
         let one = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(runs.sorted()[0])"))) as! [String: Any]
         XCTAssertEqual(Set(one.keys), ["run_info", "train_info", "meta_info"])
         XCTAssertEqual((one["train_info"] as? [String: Any])?["status"] as? String, "done")
+        // peft_config lists the settings the run's method reads (DPT listed LoRA's alpha, DePT's m and s).
+        for f in runs.sorted() where f.hasPrefix("dpt") {
+            let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(f)"))) as! [String: Any]
+            let peft = ((run["run_info"] as? [String: Any])?["peft_config"] as? [String: Any]) ?? [:]
+            XCTAssertEqual(Set(peft.keys).subtracting(["init_tokens"]), ["method", "n", "r", "init"], f)
+        }
         // Each run file says it is a smoke run of the embedded backbone (it named only "t5-small").
         let modelInfo = (one["meta_info"] as? [String: Any])?["model_info"] as? [String: Any]
         XCTAssertEqual(modelInfo?["smoke"] as? Bool, true, "\(modelInfo ?? [:])")
@@ -171,10 +186,10 @@ final class CompareGateCLITests: XCTestCase {
         // One PT seed fails: the gate lists it and fails; --allow-missing gates on the rest.
         let s = try ResultsStore(path: db)
         try s.db.query("UPDATE runs SET status='failed', error='test' WHERE variant='pt' AND task='rte' AND seed=2")
-        let (failed, ftext) = try compare(["--max-regression", "100"])
+        let (failed, ftext) = try compare(["--max-regression", "1000"])
         XCTAssertEqual(failed, 1)
         XCTAssertTrue(ftext.contains("baseline 'pt' rte t5-small k=8: seed 2 missing (1 failed)"), ftext)
-        XCTAssertEqual(try compare(["--max-regression", "100", "--allow-missing"]).0, 0)
+        XCTAssertEqual(try compare(["--max-regression", "1000", "--allow-missing"]).0, 0)
         // results says which planned runs its means leave out (it printed n=1 with no word).
         let (rs, rerr) = try runCapture(["results", "\(dir)/mini.yaml", "--db", db, "--profile", "smoke"])
         XCTAssertEqual(rs, 0, rerr)
@@ -192,7 +207,7 @@ final class CompareGateCLITests: XCTestCase {
         let (read, rtext) = try compareEmpty([])
         XCTAssertEqual(read, 0, rtext)
         XCTAssertTrue(rtext.contains("runs from \(dir)/res/mini-smoke.cells.json"), rtext)
-        let (gated, gtext) = try compareEmpty(["--max-regression", "100"])
+        let (gated, gtext) = try compareEmpty(["--max-regression", "1000"])
         XCTAssertEqual(gated, 1, gtext)
         XCTAssertTrue(gtext.contains("runs from \(dir)/empty.sqlite") && gtext.contains("FAILED") && gtext.contains("4 missing"), gtext)
     }
@@ -224,6 +239,7 @@ final class CompareCellsCLITests: XCTestCase {
         func write(k: String, seeds: String) throws {
             try miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: minik").replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]")
                 .replacingOccurrences(of: "k: [8]", with: "k: \(k)").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: \(seeds)")
+                .replacingOccurrences(of: "train: {epochs: 4,", with: "train: {eval_mode: rank, epochs: 4,")  // labels on both sides (see above)
                 .write(toFile: "\(dir)/minik.yaml", atomically: true, encoding: .utf8)
         }
         try write(k: "[8, 16]", seeds: "[1, 2]")
@@ -250,7 +266,7 @@ final class CompareCellsCLITests: XCTestCase {
         }
         func compare(_ extra: [String] = []) throws -> (Int32, String) {
             try runStdout(["compare", "--spec", "\(dir)/minik.yaml", "--method", "dpt", "--baseline", "pt", "--db", db, "--data-dir", data,
-                           "--max-regression", "100"] + extra)
+                           "--max-regression", "1000"] + extra)
         }
         let (status, text) = try compare()
         XCTAssertEqual(status, 0, text)

@@ -241,6 +241,19 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertTrue(gate.text.contains("Diverged runs of new (1 cell)") && gate.text.contains("diverged on seeds 1, 2, 3 (a diverged run fails"), gate.text)
         XCTAssertTrue(Compare.markdown([row], new: "new", baseline: "dpt", against: "stored", header: "", missing: missing,
                                        maxRegression: 2, allowMissing: true).passed, "without diverged runs --allow-missing gates on what exists")
+        // A new method none of whose outputs names a label scores 0 like a baseline that does the
+        // same: Δ 0 in [0, 0] passed (a new user's smoke study under greedy decoding).
+        var dead = ComparisonRow(task: "cb", model: "t5-small", metric: "accuracy", new: [0, 0, 0], baseline: [0, 0, 0], seeds: [1, 2, 3],
+                                 baselineMean: 0, delta: 0, method: "paired t", p: 1, pHolm: 1, ci: (0, 0), level: 0.95, verdict: "tie")
+        dead.invalidNew = 1
+        dead.invalidBaseline = 1
+        let deadGate = Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false)
+        XCTAssertFalse(deadGate.passed, deadGate.text)
+        XCTAssertTrue(deadGate.text.contains("cb: no output of new or dpt names a label (100% invalid on both sides), nothing to judge"), deadGate.text)
+        for (n, b) in [(0.99, 1.0), (1.0, 0.5)] {  // something named a label: the interval judges
+            (dead.invalidNew, dead.invalidBaseline) = (n, b)
+            XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
+        }
     }
 
     /// The case: NEW's WSC runs and one CB seed failed. The gate lists both and fails;

@@ -230,6 +230,13 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("lc 3 title 'LoPT-1: no runs'"))
         XCTAssertTrue(gp.contains("1/0 with lines dashtype 2 lc 3 title 'PT: runs failed'"), gp)
         XCTAssertTrue(gp.contains("profile cpu; t5-small stands in for t5-large\\n3 seeds per point; 1 point leave out failed runs"), gp)
+        // A series whose variant names carry no x (x r, a variant "respt10") was drawn at x = 0.
+        var byR = f
+        byR.x = "r"
+        XCTAssertThrowsError(try Figures.points(byR, cells: [at(8)], variant: "respt10", panel: "cb", tasks: ["cb"])) {
+            XCTAssertTrue("\($0)".contains("variant respt10 has no '-r<value>' suffix"), "\($0)")
+        }
+        XCTAssertEqual(try Figures.points(byR, cells: [at(8)], variant: "respt10", panel: "cb", tasks: ["cb"], reference: true).count, 1)
         // Probe figures: whole-epoch ticks; a score figure's options are refused.
         let probe = try String(contentsOfFile: "\(repoRoot)/Baselines/figures/fig3.yaml", encoding: .utf8)
         try FileManager.default.createDirectory(atPath: "\(dir)/p", withIntermediateDirectories: true)

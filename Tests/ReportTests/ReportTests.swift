@@ -97,7 +97,7 @@ final class TableRenderTests: XCTestCase {
         let expected = """
         # DPT Table 4 — Residual PT with 10 prompt tokens
 
-        Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — not run in this profile; ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.
+        Profile: **cpu**. Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published). † smoke profile; ‡ fewer than 3 seeds; — no counted run in this profile (not run, or left out as stale: see the notes); ✗ failed k/n: k of the cell's n runs failed (or diverged) and are left out of the mean.
         Metric per column (stored name): WSC `accuracy`, WiC `accuracy`, BoolQ `accuracy`, CB `accuracy`, COPA `accuracy`, MultiRC `f1a`, ReCoRD `f1`, RTE `accuracy`.
         Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 3, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: `promptrepro results --efficiency` lists what each run trained).
 
