@@ -187,9 +187,9 @@ public final class ResultsStore {
     public let readOnly: Bool
 
     /// Opens (creating when absent or empty) the store at `path` and migrates it to the current
-    /// schema. An SQLite file that holds tables but no schema version is another program's
-    /// database: it is refused before anything is written to it (opening it read-write would switch
-    /// it to WAL and add this schema's tables beside its own).
+    /// schema. A non-empty file is first checked read-only (`init(readOnlyPath:)`): another
+    /// program's database is refused before anything is written to it (opening it read-write
+    /// would switch it to WAL and add this schema's tables beside its own).
     public init(path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -202,8 +202,9 @@ public final class ResultsStore {
     }
 
     /// Opens an existing store without writing to it (`sweep --dry-run`); it is not migrated, so
-    /// callers check `schemaVersion` before reading columns newer than v1. Refuses a file with
-    /// tables but no schema version (not a results store).
+    /// callers check `schemaVersion` before reading columns newer than v1. Refuses a file that is
+    /// not a results store (tables or views without a store's schema version, runs/epochs/scores
+    /// tables and run columns) and a store of a newer schema.
     public init(readOnlyPath path: String) throws {
         db = try SQLiteDB(path: path, readOnly: true)
         readOnly = true
