@@ -16,7 +16,12 @@ shards=$(pwd)/runs/slurm/$name-$profile
 command -v sbatch >/dev/null || { echo "error: sbatch not found: install SLURM (scripts/slurm-local.sh starts a single-node cluster)" >&2; exit 2; }
 "$bin" shard "$spec" --profile "$profile" --shards "$tasks" --dir "$shards" --data-dir "$data"
 mkdir -p runs/slurm
+# A worker whose runs failed exits 1 (its array task fails): the finished runs are merged all the
+# same, and this script then exits 1.
+status=0
 PR_BIN=$bin PR_SHARDS=$shards PR_DATA=$(cd "$data" && pwd) PR_THREADS=${THREADS:-1} \
-  sbatch --wait --array=0-$((tasks - 1)) --export=ALL --chdir="$(pwd)" slurm/worker.sbatch
+  sbatch --wait --array=0-$((tasks - 1)) --export=ALL --chdir="$(pwd)" slurm/worker.sbatch || status=$?
 "$bin" merge --into "$db" "$shards"/shard-*.sqlite
 "$bin" results "$specname" --profile "$profile" --db "$db" --format md | head -20
+if [ "$status" -ne 0 ]; then echo "error: some array tasks failed (their runs' errors: runs/slurm/*.log, or results); finished runs were merged" >&2; fi
+exit "$status"

@@ -113,11 +113,29 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("--db \(db): no such store (a worker runs the pending runs of a store that `sweep` or `shard` planned; it does not create one)")
         }
         try ResultsStore.requireStoreFile(db, allowNew: false, action: "no run claimed")
+        // A worker started by hand or by a SLURM job (a sweep resets its own first): runs a killed
+        // worker left 'running' (its pid gone on this host, or its heartbeat stale elsewhere) go
+        // back to pending, or resubmitting the job never finished them.
+        if sweepWorkers == nil {
+            let reset = try ResultsStore(path: db).resetInterrupted(spec: spec, profile: profile)
+            if reset > 0 { stderr("worker: \(reset) run\(reset == 1 ? "" : "s") left running by a worker that no longer exists back to pending") }
+        }
         let q = quiet
-        let ran = try Worker.run(o, stop: { signals.count > 0 }) { line in if !q || line.contains("failed") { stderr(line) } }
+        final class Count: @unchecked Sendable { var failed = 0 }
+        let count = Count()
+        let ran = try Worker.run(o, stop: { signals.count > 0 }) { line in
+            if line.hasPrefix("run "), line.contains(" failed: ") { count.failed += 1 }
+            if !q || line.contains("failed") { stderr(line) }
+        }
         if let sig = signals.first { throw ExitCode(128 + sig) }
         if ran == 0 && !q {
             stderr("worker: no pending run in \(db)" + (spec.map { " of spec \($0)" } ?? "") + (profile.map { " [\($0)]" } ?? "") + "; nothing to do")
+        }
+        // A job whose runs failed does not report success (a SLURM array showed every task
+        // succeeded); under a sweep, which reports failed runs itself, the status stays 0.
+        if count.failed > 0 && sweepWorkers == nil {
+            stderr("worker: \(count.failed) of the \(ran) runs it claimed failed (their errors are stored: `promptrepro results`, or sqlite3 runs.error)")
+            throw ExitCode(1)
         }
     }
 }

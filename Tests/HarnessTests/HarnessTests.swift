@@ -887,6 +887,39 @@ final class BadInputTests: XCTestCase {
     }
 }
 
+/// A worker started by hand or by a SLURM job (review, 2026-12-06): a run a killed worker left
+/// 'running' stayed so forever (only `sweep` reset it), and a worker whose runs failed exited 0, so
+/// a SLURM array reported success.
+final class HandStartedWorkerTests: XCTestCase {
+    func testWorkerResetsDeadWorkersRunsAndFailsWhenRunsFail() throws {
+        let data = try sharedData()
+        let dir = tempDir("handworker")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.replacingOccurrences(of: "epochs: 4", with: "epochs: 1").write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["shard", "\(dir)/mini.yaml", "--profile", "smoke", "--shards", "1", "--dir", "\(dir)/sh", "--data-dir", data]).terminationStatus, 0)
+        let shard = "\(dir)/sh/shard-0.sqlite"
+        // A run left 'running' by a worker of this host whose process is gone.
+        let store = try ResultsStore(path: shard)
+        try store.db.query("UPDATE runs SET status='running', host=?, worker_pid=?, worker='gone' WHERE id=1",
+                           [.text(ProcessInfo.processInfo.hostName), .int(2_000_000_000)])
+        // CB's validation file edited: its runs fail on the pin, RTE's finish.
+        for task in ["cb", "rte"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/data/superglue/\(task)", withIntermediateDirectories: true)
+            for f in ["train.jsonl", "val.jsonl"] {
+                try FileManager.default.copyItem(atPath: "\(data)/superglue/\(task)/\(f)", toPath: "\(dir)/data/superglue/\(task)/\(f)")
+            }
+        }
+        try (try String(contentsOfFile: "\(dir)/data/superglue/cb/val.jsonl", encoding: .utf8) + "\n")
+            .write(toFile: "\(dir)/data/superglue/cb/val.jsonl", atomically: true, encoding: .utf8)
+        let (status, err) = try runCapture(["worker", "--db", shard, "--data-dir", "\(dir)/data", "--checkpoints", "\(dir)/ck", "--threads", "1"])
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("worker: 1 run left running by a worker that no longer exists back to pending"), err)
+        XCTAssertTrue(err.contains("worker: 4 of the 8 runs it claimed failed"), err)
+        let statuses = try store.db.query("SELECT task, status FROM runs").map { "\($0["task"]!.text!) \($0["status"]!.text!)" }
+        XCTAssertEqual(Set(statuses), ["cb failed", "rte done"], statuses.description)
+    }
+}
+
 /// Shards + merge (the SLURM path without SLURM): every run finished exactly once, scores equal to
 /// a single-store sweep, and merging twice adds nothing.
 final class ShardMergeTests: XCTestCase {
