@@ -178,6 +178,13 @@ public struct PlannedRuns: Sendable {
 
     public static func key(cell: String, seed: Int, sampleSeed: Int) -> String { "\(cell)#\(seed)#\(sampleSeed)" }
 
+    /// The run of a `key`: its cell and replicate (seed, sample seed); nil for a string `key` did not make.
+    public static func run(ofKey key: String) -> (cell: String, replicate: Replicate)? {
+        let p = key.split(separator: "#", omittingEmptySubsequences: false)
+        guard p.count >= 3, let seed = Int(p[p.count - 2]), let sample = Int(p[p.count - 1]) else { return nil }
+        return (p.dropLast(2).joined(separator: "#"), Replicate(seed: seed, sampleSeed: sample))
+    }
+
     /// A JSON value as one canonical string (sorted keys), for comparing identity parts.
     public static func canonical(_ v: Any) -> String {
         String(decoding: (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys])) ?? Data(), as: UTF8.self)
@@ -541,15 +548,11 @@ extension CellResult {
         let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
         if let statuses = runStatuses {
-            // A run key is "cell#seed#sample seed"; non-finished runs are kept when `keep` takes their replicate.
-            let keptRuns = statuses.filter { key, _ in
-                let p = key.split(separator: "#")
-                guard p.count >= 3, let seed = Int(p[p.count - 2]), let sample = Int(p[p.count - 1]) else { return false }
-                return keep(Replicate(seed: seed, sampleSeed: sample))
-            }
+            // Non-finished runs are kept when `keep` takes their replicate.
+            let keptRuns = statuses.filter { key, _ in PlannedRuns.run(ofKey: key).map { keep($0.replicate) } ?? false }
             c.runStatuses = keptRuns
             c.statuses = Dictionary(keptRuns.values.map { ($0, 1) }, uniquingKeysWith: +)
-            let diverged = Set(keptRuns.filter { $0.value == "diverged" }.keys.compactMap { k in k.split(separator: "#").dropLast().last.flatMap { Int($0) } })
+            let diverged = Set(keptRuns.filter { $0.value == "diverged" }.keys.compactMap { PlannedRuns.run(ofKey: $0)?.replicate.seed })
             c.divergedSeeds = divergedSeeds.filter(diverged.contains)
         }
         return c
