@@ -379,40 +379,29 @@ final class PlannedRunsTests: XCTestCase {
     func testAForeignSQLiteFileIsRefusedUntouched() throws {
         let dir = tempDir("foreign")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = "\(dir)/other.sqlite"
-        do {
-            let foreign = try SQLiteDB(path: path, readOnly: false)
-            try foreign.exec("PRAGMA journal_mode=DELETE")
-            try foreign.exec("CREATE TABLE foo(a); INSERT INTO foo VALUES (1)")
-        }
-        let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try ResultsStore(path: path)) { e in
-            XCTAssertTrue("\(e)".contains("\(path): an SQLite file with tables or views foo and schema version 0, not a results store"), "\(e)")
-        }
-        // With a schema version of its own (not a store's: no runs table) it was half-migrated.
-        let versioned = "\(dir)/versioned.sqlite"
-        do {
-            let foreign = try SQLiteDB(path: versioned, readOnly: false)
-            try foreign.exec("PRAGMA journal_mode=DELETE")
-            try foreign.exec("CREATE TABLE t(x); PRAGMA user_version=2")
-        }
-        let versionedBefore = try Data(contentsOf: URL(fileURLWithPath: versioned))
-        XCTAssertThrowsError(try ResultsStore(path: versioned)) { e in
-            XCTAssertTrue("\(e)".contains("tables or views t and schema version 2, not a results store"), "\(e)")
-        }
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: versioned)), versionedBefore)
-        // A table named runs (not a store's) with a schema version, and another program's file
-        // with a high version ("upgrade promptrepro" was the answer), are refused as well.
-        for (name, sql) in [("runs.sqlite", "CREATE TABLE runs(name TEXT, started TEXT); PRAGMA user_version=2"),
-                            ("high.sqlite", "CREATE TABLE t(x); PRAGMA user_version=9")] {
+        // Another program's SQLite file (journal mode DELETE, so that any write shows in its bytes).
+        func foreignFile(_ name: String, _ sql: String) throws -> (path: String, bytes: Data) {
+            let path = "\(dir)/\(name)"
             do {
-                let foreign = try SQLiteDB(path: "\(dir)/\(name)", readOnly: false)
+                let foreign = try SQLiteDB(path: path, readOnly: false)
                 try foreign.exec("PRAGMA journal_mode=DELETE")
                 try foreign.exec(sql)
             }
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)"))
-            XCTAssertThrowsError(try ResultsStore(path: "\(dir)/\(name)")) { e in XCTAssertTrue("\(e)".contains("not a results store"), "\(e)") }
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)")), bytes, name)
+            return (path, try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        let (path, before) = try foreignFile("other.sqlite", "CREATE TABLE foo(a); INSERT INTO foo VALUES (1)")
+        XCTAssertThrowsError(try ResultsStore(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("\(path): an SQLite file with tables or views foo and schema version 0, not a results store"), "\(e)")
+        }
+        // With a schema version of its own (not a store's: no runs table) it was half-migrated; a
+        // table named runs (not a store's) with a schema version, and another program's file with
+        // a high version ("upgrade promptrepro" was the answer), are refused as well.
+        for (name, sql, fragment) in [("versioned.sqlite", "CREATE TABLE t(x); PRAGMA user_version=2", "tables or views t and schema version 2, not a results store"),
+                                      ("runs.sqlite", "CREATE TABLE runs(name TEXT, started TEXT); PRAGMA user_version=2", "not a results store"),
+                                      ("high.sqlite", "CREATE TABLE t(x); PRAGMA user_version=9", "not a results store")] {
+            let (file, bytes) = try foreignFile(name, sql)
+            XCTAssertThrowsError(try ResultsStore(path: file)) { e in XCTAssertTrue("\(e)".contains(fragment), "\(e)") }
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file)), bytes, name)
         }
         // A store of this tool passes, as does one of a newer tool (refused as newer, not as foreign).
         _ = try ResultsStore(path: "\(dir)/real.sqlite")

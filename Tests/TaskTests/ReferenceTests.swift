@@ -110,38 +110,30 @@ final class ReferenceScoreTests: XCTestCase {
     /// SIGN for the label word "K", so the invalid-output share counted it as naming a label that
     /// the accuracy then scored as wrong.
     func testInvalidFractionComparesCodePoints() throws {
-        let def = try TaskRegistry.decode("""
-            task: kelvin
-            version: 1
-            reader: superglue
-            files: {train: [k/train.jsonl], validation: [k/val.jsonl]}
-            labels: [K, no]
-            templates:
-              respt: {source: "{premise}", target: "{label_word}", words: [K, "no"]}
-            max_source_length: 16
-            max_target_length: 4
-            metrics: [accuracy]
-            selection_metric: accuracy
-            """, file: "kelvin.yaml")
+        // A task whose labels are K and no, with one template (`set`: `template`).
+        func kelvinTask(_ name: String, _ template: String) throws -> TaskDefinition {
+            try TaskRegistry.decode("""
+                task: \(name)
+                version: 1
+                reader: superglue
+                files: {train: [k/train.jsonl], validation: [k/val.jsonl]}
+                labels: [K, no]
+                templates:
+                  \(template)
+                max_source_length: 16
+                max_target_length: 4
+                metrics: [accuracy]
+                selection_metric: accuracy
+                """, file: "\(name).yaml")
+        }
+        let def = try kelvinTask("kelvin", #"respt: {source: "{premise}", target: "{label_word}", words: [K, "no"]}"#)
         let preds = ["\u{212A}", "K", "no", "x"]
         XCTAssertEqual(try Metrics.invalidFraction(def, set: .respt, examples: nil, predictions: preds), 0.5)
         let e = [ex(0, id: 0), ex(0, id: 1), ex(1, id: 2), ex(1, id: 3)]
         XCTAssertEqual(try Metrics.score(def, set: .respt, examples: e, predictions: preds)["accuracy"], 50)
         // A generated target (the text itself, no verbaliser): the registry's accuracy and the
         // official-function oracle both compare code points.
-        let gen = try TaskRegistry.decode("""
-            task: kelvin2
-            version: 1
-            reader: superglue
-            files: {train: [k/train.jsonl], validation: [k/val.jsonl]}
-            labels: [K, no]
-            templates:
-              dpt: {source: "{premise}", target: "{premise}"}
-            max_source_length: 16
-            max_target_length: 4
-            metrics: [accuracy]
-            selection_metric: accuracy
-            """, file: "kelvin2.yaml")
+        let gen = try kelvinTask("kelvin2", #"dpt: {source: "{premise}", target: "{premise}"}"#)
         var g = [ex(0, id: 0), ex(0, id: 1)]
         for i in g.indices { g[i].target = "K" }
         XCTAssertEqual(try Metrics.score(gen, set: .dpt, examples: g, predictions: ["\u{212A}", "K"])["accuracy"], 50)
