@@ -463,6 +463,13 @@ public enum Compare {
                     reasons.append("\(name(r)): no output of \(new) or \(baseline) names a label (100% invalid on both sides), nothing to judge")
                     continue
                 }
+                // Runs that stored no invalid share (older rows; ReCoRD read without its data) cannot
+                // show the rule above: both sides scoring exactly 0 on every seed is the same nothing.
+                if r.higherIsBetter, r.invalidNew == nil || r.invalidBaseline == nil, against != "published",
+                   !r.new.isEmpty, !r.baseline.isEmpty, (r.new + r.baseline).allSatisfy({ $0 == 0 }) {
+                    reasons.append("\(name(r)): every run of \(new) and \(baseline) scores 0 and their invalid shares are not stored, nothing to judge")
+                    continue
+                }
                 guard let ci = r.ci else {
                     reasons.append("\(name(r)): no interval (" + (r.method.hasPrefix("none:") ? String(r.method.dropFirst(6))
                         : "\(r.seeds.count) paired seed\(r.seeds.count == 1 ? "" : "s"), no stored predictions") + ")")

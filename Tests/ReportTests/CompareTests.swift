@@ -254,6 +254,18 @@ final class GateStatisticsTests: XCTestCase {
             (dead.invalidNew, dead.invalidBaseline) = (n, b)
             XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
         }
+        // Rows without stored invalid shares (older runs, ReCoRD without its data): 0 on every
+        // seed of both sides is the same nothing and fails; one nonzero score lets the interval judge.
+        (dead.invalidNew, dead.invalidBaseline) = (nil, 1)
+        let unknown = Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false)
+        XCTAssertFalse(unknown.passed, unknown.text)
+        XCTAssertTrue(unknown.text.contains("cb: every run of new and dpt scores 0 and their invalid shares are not stored, nothing to judge"), unknown.text)
+        dead.invalidBaseline = nil
+        XCTAssertFalse(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
+        dead.baseline = [0, 0, 4]
+        XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
+        (dead.baseline, dead.invalidNew, dead.invalidBaseline) = ([0, 0, 0], 0.2, 0.3)  // stored shares below 1: a real 0 against 0
+        XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
     }
 
     /// The case: NEW's WSC runs and one CB seed failed. The gate lists both and fails;
