@@ -44,8 +44,9 @@ extension ResultsStore {
     /// Copies finished runs (done / diverged / failed / evaluated) of `source` into this store with
     /// every column and their epochs, scores, predictions, step log and run metrics. A run already
     /// finished here is kept; a run here of another identity is superseded by the incoming one,
-    /// unless it was created after it (the spec was edited since the shards were written): then
-    /// the incoming run is stored as 'superseded'.
+    /// unless it was created after it (the spec was edited since the shards were written) or the
+    /// incoming run failed while the run here is done or diverged: then the incoming run is
+    /// stored as 'superseded'.
     /// A run 'running' here is left to its worker (merge again once it is finished to settle it).
     /// An evaluated run (`eval --db`) never replaces a sweep's run, and a sweep's run replaces an
     /// evaluated one whatever their creation times, as `sweep` and `eval --db` rule.
@@ -149,6 +150,12 @@ extension ResultsStore {
                         // the shard's evaluated run joins as history.
                         history = true
                         report.history.append("\(r["cell"]!.text!) seed \(seed): kept the sweep's run here; the shard's evaluated adapter run joins as history (evaluate it under a variant of its own)")
+                    } else if r["status"]?.text == "failed", ["done", "diverged"].contains(existing["status"]?.text ?? "") {
+                        // A failed run measured nothing: it never takes the place of a finished run
+                        // (a worker refused on its data's pin replaced good runs). If the settings
+                        // changed, reads and `sweep` judge the kept run against the plan as ever.
+                        history = true
+                        report.history.append("\(r["cell"]!.text!) seed \(seed): kept the finished run here (\(existing["status"]!.text!)); the shard's run failed (it differs in \(differing(existing["identity_json"]?.text, r["identity_json"]?.text)))")
                     } else if !hereEvaluated && !incomingEvaluated,
                               try db.query("SELECT created_at FROM runs WHERE id=?", [existing["id"]!]).first?["created_at"]?.text ?? ""
                                 > r["created_at"]?.text ?? "" {

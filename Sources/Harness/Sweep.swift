@@ -75,8 +75,13 @@ public enum Worker {
     /// "missing") is not compared; the run records what it read (`data_hashes`, `weights_sha256`).
     public static func inputMismatch(_ r: RunSpec, store: ResultsStore, dataDir: String, manifestDir: String) throws -> String? {
         guard r.identityJSON != nil else { return nil }
-        let planned = PlannedRuns.inputParts(identityJSON: r.identityJSON)
-        let here = PlannedRuns.inputParts(identityJSON: try store.withIdentities([r], dataDir: dataDir, manifestDir: manifestDir)[0].identityJSON)
+        return inputMismatch(plannedJSON: r.identityJSON, hereJSON: try store.withIdentities([r], dataDir: dataDir, manifestDir: manifestDir)[0].identityJSON)
+    }
+
+    /// `inputMismatch` on two identities: the planned one and the one computed on this worker's inputs.
+    static func inputMismatch(plannedJSON: String?, hereJSON: String?) -> String? {
+        let planned = PlannedRuns.inputParts(identityJSON: plannedJSON)
+        let here = PlannedRuns.inputParts(identityJSON: hereJSON)
         func name(_ part: String) -> (order: Int, text: String, shown: (String) -> String) {
             switch part {
             case "manifest": return (0, "few-shot manifest", { String($0.prefix(12)) })
@@ -93,6 +98,26 @@ public enum Worker {
                 return "\(n.text) (planned \(n.shown(v)), here \(here[part].map(n.shown) ?? "none"))"
             }
         return differ.isEmpty ? nil : differ.joined(separator: "; ")
+    }
+
+    /// The identity a run planned where its data files or checkpoint were not (a `shard` planned on
+    /// a login node: those parts say "missing") takes once its worker has read them: `here`, the
+    /// identity computed on the worker's inputs, when it agrees with `planned` on every part the
+    /// plan could pin (config, task parts, rules and the input parts not "missing"); nil when
+    /// nothing was missing or they disagree (the worker then refuses the run: `inputMismatch`).
+    /// Stored before the run trains, a merged run is then the same run as a store's run of the
+    /// same settings and data; with "missing" it replaced that run as one of other data.
+    static func completedIdentity(planned: (hash: String?, json: String?), here: (hash: String?, json: String?)) -> (hash: String, json: String)? {
+        guard let pj = planned.json, let hj = here.json, let hh = here.hash, hh != planned.hash,
+              PlannedRuns.inputParts(identityJSON: pj).values.contains(where: { $0.hasPrefix("missing") }),
+              var p = (try? JSONSerialization.jsonObject(with: Data(pj.utf8))) as? [String: Any],
+              var h = (try? JSONSerialization.jsonObject(with: Data(hj.utf8))) as? [String: Any] else { return nil }
+        let pinnedHere = PlannedRuns.inputParts(identityJSON: hj)
+        // Every input part the plan pinned must be what the worker reads.
+        guard PlannedRuns.inputParts(identityJSON: pj).allSatisfy({ $0.value.hasPrefix("missing") || pinnedHere[$0.key] == $0.value }) else { return nil }
+        for part in ["manifest", "data", "weights", "model_files"] { p[part] = nil; h[part] = nil }
+        guard PlannedRuns.canonical(p) == PlannedRuns.canonical(h) else { return nil }
+        return (hh, hj)
     }
 
     /// Where a sweep writes the artifacts of (spec, profile): `<checkpoints>/../artifacts/<spec>-<profile>`.
@@ -112,7 +137,7 @@ public enum Worker {
         var finished = 0
         while !stop(), o.maxRuns.map({ finished < $0 }) ?? true,
               let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile, skipModels: o.skipModels) {
-            let r = claimed.spec
+            var r = claimed.spec
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
             let ck = "\(o.checkpointDir)/store-\(storeTag)-run-\(claimed.id).safetensors"
             log("run \(claimed.id) \(r.cell) seed \(r.seed)\(r.sampleSeed.map { " sample seed \($0)" } ?? "") (attempt \(claimed.attempts))")
@@ -130,9 +155,16 @@ public enum Worker {
                 // The run's result is stored under the identity it was planned with: a worker that
                 // reads other inputs (another --data-dir, an edited manifest or checkpoint) would
                 // store a run of other data under it.
-                if let why = try Worker.inputMismatch(r, store: store, dataDir: o.dataDir, manifestDir: o.manifestDir) {
+                let here = r.identityJSON == nil ? nil : try store.withIdentities([r], dataDir: o.dataDir, manifestDir: o.manifestDir)[0]
+                if let here, let why = Worker.inputMismatch(plannedJSON: r.identityJSON, hereJSON: here.identityJSON) {
                     throw TrainError("run \(claimed.id) (\(r.cell) seed \(r.seed)) was planned with other inputs than this worker reads: \(why); "
                         + "run the worker with the data directory and checkpoints the sweep or shard used, or plan the runs again (`sweep`, `shard`) on these")
+                }
+                // Parts the plan could not pin ("missing") take what this worker reads, before it trains.
+                if let here, let filled = Worker.completedIdentity(planned: (r.identity, r.identityJSON), here: (here.identity, here.identityJSON)) {
+                    try store.db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(filled.hash), .text(filled.json), .int(claimed.id)])
+                    (r.identity, r.identityJSON) = (filled.hash, filled.json)
+                    log("  identity completed with the data and checkpoint this worker reads (planned without them)")
                 }
                 try store.recordStart(claimed.id, weightsSha: try store.weightsHash(directory: dir),
                                       gitCommit: o.gitCommit, toolVersion: ToolInfo.versionString,

@@ -209,11 +209,11 @@ struct Shard: ParsableCommand {
         let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
         stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
-        // Runs planned without their data files carry "missing" in their identity: merged, they
-        // replace a store's finished runs of the same settings ("differs in data").
+        // Runs planned without their data files carry "missing" in their identity until their
+        // worker reads the files: it stores the identity with their hashes before training.
         let unpinned = Set(runs.filter { ($0.identityJSON ?? "").contains("\"missing\"") }.map(\.task)).sorted()
         if !unpinned.isEmpty {
-            stderr("warning: no data files of \(unpinned.joined(separator: ", ")) under \(data): those runs' identities say 'missing' (their workers record what they read, but merged into a store they replace its finished runs of the same settings); pass --data-dir with the data the workers read")
+            stderr("note: no data files of \(unpinned.joined(separator: ", ")) under \(data): those runs' identities say 'missing' until their workers read the data (each worker stores the hashes of the files it reads before training, and checks them against Baselines/data.lock)")
         }
         if s.hasSearch {
             let waiting = try s.expand(profile: profile, choose: { points, _, _, _ in points.first }).count - runs.count

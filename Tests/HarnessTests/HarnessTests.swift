@@ -928,7 +928,14 @@ final class ShardMergeTests: XCTestCase {
         let dir = tempDir("shard")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
-        XCTAssertEqual(try runCLI(["shard", "\(dir)/mini.yaml", "--profile", "smoke", "--shards", "3", "--dir", "\(dir)/shards"]).terminationStatus, 0)
+        // Planned where the data is not (a login node): the identities say "missing".
+        try FileManager.default.createDirectory(atPath: "\(dir)/no-data", withIntermediateDirectories: true)
+        XCTAssertEqual(try runCLI(["shard", "\(dir)/mini.yaml", "--profile", "smoke", "--shards", "3", "--dir", "\(dir)/shards",
+                                   "--data-dir", "\(dir)/no-data"]).terminationStatus, 0)
+        func identities(_ path: String) throws -> [String] {
+            try ResultsStore(readOnlyPath: path).db.query("SELECT identity_json FROM runs WHERE status != 'superseded'").map { $0["identity_json"]?.text ?? "" }
+        }
+        XCTAssertTrue(try identities("\(dir)/shards/shard-0.sqlite").allSatisfy { $0.contains("\"missing\"") })
         var workers: [Process] = []
         for i in 0..<3 {
             workers.append(try runCLI(["worker", "--db", "\(dir)/shards/shard-\(i).sqlite", "--data-dir", data, "--checkpoints", "\(dir)/ck-\(i)",
@@ -945,6 +952,15 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", "\(dir)/single.sqlite",
                                    "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
         XCTAssertEqual(try scores("\(dir)/main.sqlite"), try scores("\(dir)/single.sqlite"))
+        // Each worker stored the hashes of the data it read: the merged runs are the same runs as
+        // the single sweep's. Merged into that store they replace nothing (they replaced all 8
+        // finished runs as "differs in data"), and a sweep there has nothing to rerun.
+        XCTAssertFalse(try identities("\(dir)/main.sqlite").contains { $0.contains("missing") })
+        XCTAssertEqual(Set(try identities("\(dir)/main.sqlite")), Set(try identities("\(dir)/single.sqlite")))
+        let (rc, err) = try runCLIText(["merge", "--into", "\(dir)/single.sqlite"] + shards, stdout: false)
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertFalse(err.contains("replaced"), err)
+        XCTAssertEqual(try ResultsStore(readOnlyPath: "\(dir)/single.sqlite").db.query("SELECT COUNT(*) AS n FROM runs WHERE status='superseded'").first?["n"]?.int, 0)
     }
 }
 

@@ -188,6 +188,35 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
     }
 
+    /// A shard run that failed (a worker refused on its data's pin before training; its identity
+    /// planned without the data says "missing") replaced the finished run here as one of other
+    /// data: a failed run now joins as history and the finished run stays.
+    func testAFailedShardRunNeverReplacesAFinishedRun() throws {
+        let data = try sharedData()
+        let dir = tempDir("mergefailed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sp = try spec(dir, "a", k: "[16]", seeds: "[1]", n: 8), manifests = "\(repoRoot)/Baselines/manifests"
+        let main = try ResultsStore(path: "\(dir)/main.sqlite")
+        try main.insertPending(try main.withIdentities(try sp.expand(profile: "smoke"), dataDir: data, manifestDir: manifests))
+        try main.db.query("UPDATE runs SET created_at='2000-01-01T00:00:00.000Z'")  // planned before the shard's run
+        try finishAll(main, 20)
+        let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        try shard.insertPending(try shard.withIdentities(try sp.expand(profile: "smoke"), dataDir: "\(dir)/nowhere", manifestDir: manifests))
+        let c = try XCTUnwrap(try shard.claim(worker: "t", pid: getpid()))
+        try shard.fail(c.id, error: "data differs from its pin")
+        let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+        XCTAssertEqual(report.replaced, [])
+        XCTAssertTrue(report.history.first?.contains("seed 1: kept the finished run here (done); the shard's run failed (it differs in data)") == true, "\(report.history)")
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+        XCTAssertEqual(try main.db.query("SELECT status, superseded_status FROM runs ORDER BY id").map { "\($0["status"]!.text!)/\($0["superseded_status"]?.text ?? "-")" },
+                       ["done/-", "superseded/failed"])
+        // A finished shard run of other data still replaces it, as before.
+        try shard.db.query("UPDATE runs SET status='pending'")
+        try finishAll(shard, 10)
+        XCTAssertEqual(try main.mergeReporting(from: "\(dir)/shard.sqlite").replaced.count, 1)
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 10)
+    }
+
     /// A data file edited since the sweep (here in a copy of the data directory, as `--data-dir`
     /// gives it) leaves the rows run on the old file out of reads, as a config or task-file edit
     /// does; a read that cannot see the file (no data directory, or the file not there) compares
