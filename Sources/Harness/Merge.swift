@@ -62,6 +62,10 @@ extension ResultsStore {
     /// `allowNew`: an SQLite file without any table (a store not written yet) passes too, as a
     /// destination may; a source must hold a runs table.
     public static func requireStoreFile(_ path: String, allowNew: Bool = true, action: String = "nothing merged") throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            throw StoreError("\(path): a directory, not a results store (give the store's file, e.g. \((path as NSString).appendingPathComponent("results.sqlite"))); \(action)")
+        }
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 16)) ?? nil
         guard let head, head == Data("SQLite format 3\u{0}".utf8) else {
             throw StoreError("\(path): not a results store (\((head ?? Data()).isEmpty ? "empty file" : "no SQLite header")); \(action)")

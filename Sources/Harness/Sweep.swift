@@ -120,9 +120,12 @@ public enum Worker {
         return (hh, hj)
     }
 
-    /// Where a sweep writes the artifacts of (spec, profile): `<checkpoints>/../artifacts/<spec>-<profile>`.
+    /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
+    /// checkpoint directory, as an absolute path.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
-        "\(checkpointDir)/../artifacts/\(spec)-\(profile)"
+        // Resolved (absolute, no ".."): the log once named runs/checkpoints/../artifacts/…
+        URL(fileURLWithPath: checkpointDir).standardized.deletingLastPathComponent()
+            .appendingPathComponent("artifacts").appendingPathComponent("\(spec)-\(profile)").path
     }
 
     /// stays, and the next attempt resumes from it).
@@ -398,8 +401,11 @@ public enum SweepRunner {
 
     static func runPhase(spec: ExperimentSpec, profile: String, options o: SweepOptions, executable: String,
                          log: @escaping (String) -> Void) throws -> (SweepOutcome, Int) {
-        let store = try ResultsStore(path: o.storePath)
-        let expanded = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec, profile: profile))
+        // A store not there yet is created only once the plan is accepted: a sweep refused by the
+        // data pins left an empty store file at --db. Till then an in-memory one caches file hashes.
+        let fresh = !FileManager.default.fileExists(atPath: o.storePath)
+        let planStore = try ResultsStore(path: fresh ? ":memory:" : o.storePath)
+        let expanded = try spec.expand(profile: profile, choose: planStore.searchChoice(spec: spec, profile: profile))
         let missing = try missingModels(expanded)
         var skipped: [(model: String, runs: Int)] = []
         for (m, e) in missing.sorted(by: { $0.key < $1.key }) {
@@ -408,7 +414,8 @@ public enum SweepRunner {
             log(skipLine(e, model: expanded.first { $0.modelSpec == m }?.model ?? m, runs: n))
         }
         let skip = missing.keys.sorted()
-        try checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: store)
+        try checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: planStore)
+        let store = fresh ? try ResultsStore(path: o.storePath) : planStore
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         // Runs of dead workers go back to pending first, so that one of other settings (an edit
         // interrupted by a kill) goes to history and a finished run of the planned settings can come
@@ -439,7 +446,7 @@ public enum SweepRunner {
         let uneven = workers * perWorker == totalThreads ? ""
             : workers > totalThreads ? "; --threads \(totalThreads) < \(workers) workers: each worker still runs one thread, \(workers) in all"
             : "; \(totalThreads - workers * perWorker) of the \(totalThreads) threads unused (an even split)"
-        log("sweep \(spec.name) [\(profile)]: split \(workers) workers × \(perWorker) threads\(uneven) (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
+        log("sweep \(spec.name) [\(profile)]: split \(workers) worker\(workers == 1 ? "" : "s") × \(perWorker) thread\(perWorker == 1 ? "" : "s")\(uneven) (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
         for _ in 0..<max(1, o.workers) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)

@@ -22,6 +22,9 @@ final class CheckpointNamingTests: XCTestCase {
             XCTAssertEqual(status, 0, err)
             // The summary says where the artifacts are, with this store's tag (workers run --quiet).
             let tag = try XCTUnwrap(err.range(of: #"/artifacts/mini-smoke/<cell>-s<seed>-<identity>-store-[0-9a-f]{12}\.safetensors"#, options: .regularExpression), err)
+            // Named as a resolved path (it read runs/checkpoints/../artifacts/…), with one worker of one thread in the split line.
+            XCTAssertTrue(err.contains("artifacts: \(URL(fileURLWithPath: dir).standardized.path)/artifacts/mini-smoke/") && !err.contains("/../"), err)
+            XCTAssertNotNil(err.range(of: #"split 1 worker × (1 thread|[2-9]\d* threads) "#, options: .regularExpression), err)
             let rows = try ResultsStore(path: db).db.query("SELECT id, status, checkpoint, identity FROM runs")
             // Named by the run's identity too: a run of the cell with other settings writes its own file.
             let identity = String(try XCTUnwrap(rows.first?["identity"]?.text).prefix(12))

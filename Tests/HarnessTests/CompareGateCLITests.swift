@@ -45,6 +45,10 @@ final class CompareGateCLITests: XCTestCase {
             XCTAssertNotEqual(pinned, 0, "\(extra)")
             XCTAssertTrue(why.contains("superglue/cb/val.jsonl") && why.contains("differs from the pin") && why.contains("nothing planned, no stored run superseded"), why)
         }
+        // Into a store not there yet: refused, and no empty store file left at --db.
+        let (fresh, freshWhy) = try runCapture(["sweep", "one.yaml", "--profile", "smoke", "--db", "new.sqlite", "--data-dir", "data2", "--checkpoints", "ck"], cwd: dir, env: env)
+        XCTAssertNotEqual(fresh, 0)
+        XCTAssertTrue(freshWhy.contains("differs from the pin") && !FileManager.default.fileExists(atPath: "\(dir)/new.sqlite"), freshWhy)
         // `shard` plans for SLURM workers the same way: refused before any shard is written.
         let (sharded, shardWhy) = try runCapture(["shard", "one.yaml", "--profile", "smoke", "--shards", "2", "--dir", "sh", "--data-dir", "data2"], cwd: dir, env: env)
         XCTAssertNotEqual(sharded, 0)

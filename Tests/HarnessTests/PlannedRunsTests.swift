@@ -474,6 +474,10 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/new.sqlite"))
         XCTAssertNotEqual(try runCLI(["merge", "--into", "\(dir)/empty.sqlite", "\(dir)/main.sqlite"]).terminationStatus, 0)
         XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(dir)/empty.sqlite")[.size] as? NSNumber)?.intValue, 0)
+        // A directory (`--into runs/`) is named as one (it was called an "empty file").
+        let (rc, err) = try runCLIText(["merge", "--into", dir, "\(dir)/main.sqlite"], stdout: false)
+        XCTAssertNotEqual(rc, 0)
+        XCTAssertTrue(err.contains("\(dir): a directory, not a results store") && !err.contains("empty file"), err)
         let shard = try ResultsStore(path: "\(dir)/shard.sqlite")
         try shard.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2, 3]", n: 8).expand(profile: "smoke"))
         let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
