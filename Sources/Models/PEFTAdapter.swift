@@ -93,7 +93,7 @@ public struct PEFTAdapter {
         guard let cfgData = fm.contents(atPath: cfgPath) else { throw PEFTError("\(cfgPath): not found (a PEFT adapter directory holds adapter_config.json)") }
         let config: PEFTAdapterConfig
         do { config = try JSONDecoder().decode(PEFTAdapterConfig.self, from: cfgData) } catch {
-            throw PEFTError("\(cfgPath): not a PEFT adapter config (\(error))")
+            throw PEFTError("\(cfgPath): not a PEFT adapter config (\(decodingProblem(error)))")
         }
         guard fm.fileExists(atPath: weights) else {
             let bin = (directory as NSString).appendingPathComponent("adapter_model.bin")
@@ -109,6 +109,14 @@ public struct PEFTAdapter {
         }
         let raw = (try? JSONSerialization.jsonObject(with: cfgData)) as? [String: Any] ?? [:]
         let file = try SafeTensorsFile(path: weights)
+        // A NaN or ±inf weight scores as a constant prediction and was stored beside real runs
+        // (`forward` refused it only at its output, naming neither file nor tensor).
+        for name in file.names {
+            let t = try file.tensor(name)
+            if let i = (0..<t.count).first(where: { !t.data[$0].isFinite }) {
+                throw PEFTError("\(weights): tensor '\(name)' holds a non-finite value (\(t.data[i])) at element \(i) of shape \(t.shape) (a diverged or damaged adapter)")
+            }
+        }
         var out = PEFTAdapter(directory: directory, config: config, sha256: try SHA256.hex(file: weights))
         switch config.peftType {
         case "PROMPT_TUNING":

@@ -53,10 +53,10 @@ enum AdapterExport {
     private static func writeAdapter(artifact: String, to dir: String) throws -> (String, String) {
         let f = try SafeTensorsFile(path: artifact)
         guard let json = f.metadata["config"], let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
-            throw ValidationError("\(artifact): no run config in its metadata (not a PromptRepro run artifact)")
+            throw CommandFailure("\(artifact): no run config in its metadata (not a PromptRepro run artifact)")
         }
         var mc = c.method
-        if let why = refusal(mc.method) { throw ValidationError("\(artifact): \(why)") }
+        if let why = refusal(mc.method) { throw CommandFailure("\(artifact): \(why)") }
         // The artifact's tensors replace the initial values: a text or label-word init (whose
         // token ids the run config does not keep) is built as a uniform table, then overwritten.
         if mc.initialization.hasPrefix("text:") || mc.initialization == "labels" { mc.initialization = "uniform" }
@@ -87,7 +87,7 @@ enum AdapterExport {
             return ("LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))", json)
         }
         guard let prompt = try method.injection(drop: .eval).prompt else {
-            throw ValidationError("\(artifact): method \(mc.method) builds no prompt to export")
+            throw CommandFailure("\(artifact): method \(mc.method) builds no prompt to export")
         }
         try PEFTAdapter.write(prompt: prompt.detached(), lora: [], isT5: isT5, baseModel: peftBaseModel(c.model), to: dir)
         if mc.method != "pt" {  // the factors that make the prompt, for PromptRepro (--init-from)
@@ -122,11 +122,15 @@ struct ExportAdapter: ParsableCommand {
 func checkAdapterFormat(_ format: String, directory: String) throws -> PEFTAdapterConfig {
     guard ["peft", "dept"].contains(format) else { throw ValidationError("--adapter-format must be peft or dept, got '\(format)'") }
     let path = (directory as NSString).appendingPathComponent("adapter_config.json")
-    guard let data = FileManager.default.contents(atPath: path), let cfg = try? JSONDecoder().decode(PEFTAdapterConfig.self, from: data) else {
-        throw ValidationError("\(path): not found or not a PEFT adapter config")
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandFailure("\(path): not found (a PEFT adapter directory holds adapter_config.json)")
+    }
+    let cfg: PEFTAdapterConfig
+    do { cfg = try JSONDecoder().decode(PEFTAdapterConfig.self, from: data) } catch {
+        throw CommandFailure("\(path): not a PEFT adapter config (\(decodingProblem(error)))")
     }
     if format == "dept" && cfg.peftType != "PROMPT_TUNING_LORA" {
-        throw ValidationError("\(path): --adapter-format dept expects DePT's PROMPT_TUNING_LORA, found \(cfg.peftType)")
+        throw CommandFailure("\(path): --adapter-format dept expects DePT's PROMPT_TUNING_LORA, found \(cfg.peftType)")
     }
     return cfg
 }

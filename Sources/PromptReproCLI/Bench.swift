@@ -26,16 +26,16 @@ struct Bench: ParsableCommand {
         if let path = evaluate {
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw ValidationError("\(path): cannot read (\(error.localizedDescription))")
+                throw CommandFailure("\(path): cannot read (\(error.localizedDescription))")
             }
             guard let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw ValidationError("\(path): not a JSON object (expected the output of `promptrepro bench`)")
+                throw CommandFailure("\(path): not a JSON object (expected the output of `promptrepro bench`)")
             }
             // A bench-e2e report has `sides`; a bench report has `ratio` when it ran with a reference.
             let e2e = report["sides"] != nil
             let goals = e2e ? BenchGoals.evaluateE2E(report) : BenchGoals.evaluate(report)
             guard !goals.isEmpty else {
-                throw ValidationError(e2e ? "\(path): a bench-e2e report without a `ratios` section; only a complete `make bench-e2e` run can be judged"
+                throw CommandFailure(e2e ? "\(path): a bench-e2e report without a `ratios` section; only a complete `make bench-e2e` run can be judged"
                                           : "\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
             }
             FileHandle.standardError.write(Data((e2e ? BenchGoals.summaryE2E(goals) : BenchGoals.summary(goals)).utf8))
@@ -283,7 +283,7 @@ struct Bench: ParsableCommand {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0, let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ValidationError("benchmark child \(args.joined(separator: " ")) failed")
+            throw CommandFailure("benchmark child \(args.joined(separator: " ")) failed")
         }
         return obj
     }
@@ -364,13 +364,13 @@ struct Bench: ParsableCommand {
                                                             + (attention ? ["--attention"] : []))
                 for (i, (name, _, _, _)) in shapes.enumerated() {
                     guard let g = (rates[name] as? [String: Any])?["gflops"] as? Double else {
-                        throw ValidationError("bench/pytorch_reference.py --child gemm: no rate for \(name)")
+                        throw CommandFailure("bench/pytorch_reference.py --child gemm: no rate for \(name)")
                     }
                     torch[i].append(g)
                 }
                 for (i, h) in heads.enumerated() {
                     guard let g = ((rates["attention"] as? [String: Any])?[h.name] as? [String: Any])?["gflops"] as? Double else {
-                        throw ValidationError("bench/pytorch_reference.py --child gemm --attention: no rate for attention \(h.name)")
+                        throw CommandFailure("bench/pytorch_reference.py --child gemm --attention: no rate for attention \(h.name)")
                     }
                     headTorch[i].append(g)
                 }
@@ -437,7 +437,7 @@ struct Bench: ParsableCommand {
         p.waitUntilExit()
         guard p.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
               let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw ValidationError("the PyTorch reference failed (\(args.joined(separator: " "))); run `make bench-reference`")
+            throw CommandFailure("the PyTorch reference failed (\(args.joined(separator: " "))); run `make bench-reference`")
         }
         return obj
     }

@@ -107,7 +107,7 @@ struct BenchE2E: ParsableCommand {
                     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     guard let line = text.split(separator: "\n").last,
                           let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                        throw ValidationError("\(side): no JSON line from scripts/bench_e2e_reference.py")
+                        throw CommandFailure("\(side): no JSON line from scripts/bench_e2e_reference.py")
                     }
                     record = obj
                     record["wall_seconds"] = wall
@@ -274,11 +274,11 @@ struct BenchE2E: ParsableCommand {
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { throw ValidationError("\(side): cannot start \(exe) (\(error.localizedDescription)); run `make bench-reference`") }
+        do { try p.run() } catch { throw CommandFailure("\(side): cannot start \(exe) (\(error.localizedDescription)); run `make bench-reference`") }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw ValidationError("\(side) failed (exit \(p.terminationStatus)): \(exe) \(args.joined(separator: " "))\n---> HINT: run that command by hand to see its messages")
+            throw CommandFailure("\(side) failed (exit \(p.terminationStatus)): \(exe) \(args.joined(separator: " "))\n---> HINT: run that command by hand to see its messages")
         }
         return String(decoding: data, as: UTF8.self)
     }
@@ -286,7 +286,7 @@ struct BenchE2E: ParsableCommand {
     /// Per-epoch losses, accuracies, train/eval seconds of our result JSON (`train --out`).
     static func summarizeOurs(_ path: String) throws -> [String: Any] {
         guard let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] else {
-            throw ValidationError("\(path): not a result JSON")
+            throw CommandFailure("\(path): not a result JSON")
         }
         let steps = obj["steps"] as? [[String: Any]] ?? []
         let history = (obj["history"] as? [[String: Any]] ?? []).map { h -> [String: Any] in
@@ -338,9 +338,9 @@ struct BenchE2E: ParsableCommand {
         let stamp = "\(dir)/.complete"
         if fm.fileExists(atPath: stamp) { return }
         guard fm.fileExists(atPath: "\(tokenizer)/tokenizer.json") || fm.fileExists(atPath: "\(tokenizer)/spiece.model") else {
-            throw ValidationError("\(tokenizer): no tokenizer.json or spiece.model\n---> HINT: pass --tokenizer DIR or set PROMPTREPRO_SHARED to the shared folder holding models/t5-tokenizer")
+            throw CommandFailure("\(tokenizer): no tokenizer.json or spiece.model\n---> HINT: pass --tokenizer DIR or set PROMPTREPRO_SHARED to the shared folder holding models/t5-tokenizer")
         }
-        guard case .t5(let cfg)? = Architectures.known["t5-small"] else { throw ValidationError("no t5-small architecture") }
+        guard case .t5(let cfg)? = Architectures.known["t5-small"] else { throw CommandFailure("no t5-small architecture") }
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let m = try T5Model.random(config: cfg, key: RNGKey(seed: 1))
         var tensors: [String: Tensor] = [:]

@@ -122,6 +122,6 @@ struct Calibrate: ParsableCommand {
     /// no file or no entry for this host.
     static func applyCached(path: String = defaultPath) throws {
         guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
-        do { try cal.apply() } catch { throw ValidationError("\(path): \(error); run `promptrepro calibrate` again or set PROMPTREPRO_CALIBRATION=off") }
+        do { try cal.apply() } catch { throw CommandFailure("\(path): \(error); run `promptrepro calibrate` again or set PROMPTREPRO_CALIBRATION=off") }
     }
 }

@@ -89,7 +89,7 @@ struct CompareCommand: ParsableCommand {
         // The gate judges runs of a store; the committed export stands in for reading only (a
         // misspelt --db once gated the committed numbers).
         if maxRegression != nil && !FileManager.default.fileExists(atPath: db) {
-            throw ValidationError("--db \(db): no such store; the gate (--max-regression) needs the store holding the runs to judge")
+            throw CommandFailure("--db \(db): no such store; the gate (--max-regression) needs the store holding the runs to judge")
         }
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
         // An explicit --data-dir must exist (a typo once skipped the input check and the examples silently).
@@ -112,7 +112,7 @@ struct CompareCommand: ParsableCommand {
         if cells.isEmpty && !storeHasSpec && maxRegression == nil {
             let path = "\(resultsDir)/\(s.name)-\(profile).cells.json"
             guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
+                throw CommandFailure("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }
             cells = currentExportCells(try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))),
                                        spec: spec, profile: profile, path: path)
@@ -125,11 +125,11 @@ struct CompareCommand: ParsableCommand {
         // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.
         let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
         guard known.contains(method) else {
-            throw ValidationError("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))"
+            throw CommandFailure("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))"
                 + (spec == "table1" && !CommandLine.arguments.contains("--spec") ? " (--spec defaults to table1: pass --spec YOUR_SPEC)" : ""))
         }
         if against == "stored" && !known.contains(baseline) {
-            throw ValidationError("--baseline \(baseline): no runs of that variant in spec \(s.name) [\(profile)] (\(source))\(didYouMean(baseline, known)); have: \(known.joined(separator: ", "))")
+            throw CommandFailure("--baseline \(baseline): no runs of that variant in spec \(s.name) [\(profile)] (\(source))\(didYouMean(baseline, known)); have: \(known.joined(separator: ", "))")
         }
         func expected(_ variant: String) -> [CompareCell: [Replicate]] {
             var e: [CompareCell: Set<Replicate>] = [:]
@@ -209,7 +209,7 @@ struct CompareCommand: ParsableCommand {
                 stderr("note: " + line)
             }
         }
-        guard !rows.isEmpty || !missing.isEmpty else { throw ValidationError("nothing to compare: no task has both \(method) and \(baseline)") }
+        guard !rows.isEmpty || !missing.isEmpty else { throw CommandFailure("nothing to compare: no task has both \(method) and \(baseline)") }
         // Compared runs trained on data that differs from its pin (a sweep with --allow-unpinned) are
         // not the spec's protocol: listed, and the gate fails on them, --allow-missing or not.
         let sides = [method] + (against == "stored" ? [baseline] : [])

@@ -47,7 +47,7 @@ struct EvalCommand: ParsableCommand {
         let peftConfig = try checkAdapterFormat(adapterFormat, directory: dir)
         let weights = (dir as NSString).appendingPathComponent("adapter_model.safetensors")
         guard FileManager.default.fileExists(atPath: weights) else {
-            throw ValidationError("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
+            throw CommandFailure("\(adapter): no adapter_model.safetensors (a PEFT adapter directory; pickled .bin adapters are not read)")
         }
         let sha = try SHA256.hex(file: weights)
         let isGPT2 = ModelFiles.isGPT2(model)
@@ -63,10 +63,10 @@ struct EvalCommand: ParsableCommand {
         var trainedRun: TrainConfig?
         if let data = FileManager.default.contents(atPath: runConfig) {
             guard let trained = try? JSONDecoder().decode(TrainConfig.self, from: data) else {
-                throw ValidationError("\(runConfig): not a PromptRepro run config; remove it or pass --max-source-length, --max-target-length and --templates")
+                throw CommandFailure("\(runConfig): not a PromptRepro run config; remove it or pass --max-source-length, --max-target-length and --templates")
             }
             if let stale = try staleRunConfig(trained, data: data, adapterSha256: sha, directory: dir) {
-                throw ValidationError("\(runConfig): \(stale): it belongs to another adapter (one saved into this directory since?); remove it to evaluate with the preset's settings and the flags")
+                throw CommandFailure("\(runConfig): \(stale): it belongs to another adapter (one saved into this directory since?); remove it to evaluate with the preset's settings and the flags")
             }
             if let seed, seed != trained.seed {
                 throw ValidationError("--seed \(seed): the adapter was trained with seed \(trained.seed) (\(runConfig)); its run pairs with that seed's runs")

@@ -110,7 +110,7 @@ struct WorkerCommand: ParsableCommand {
         // A worker claims runs a sweep or `shard` planned: a store that is not there (a mistyped
         // shard path in a SLURM script) is an error, not a new empty store and a silent success.
         guard FileManager.default.fileExists(atPath: db) else {
-            throw ValidationError("--db \(db): no such store (a worker runs the pending runs of a store that `sweep` or `shard` planned; it does not create one)")
+            throw CommandFailure("--db \(db): no such store (a worker runs the pending runs of a store that `sweep` or `shard` planned; it does not create one)")
         }
         try ResultsStore.requireStoreFile(db, allowNew: false, action: "no run claimed")
         // A worker started by hand or by a SLURM job (a sweep resets its own first): runs a killed
@@ -155,7 +155,7 @@ struct Results: ParsableCommand {
     @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
+        guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
         let store = try ResultsStore(path: db)
         // The spec file (when there is one) names the searches whose choices and cost are listed.
         let specFile = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
@@ -164,7 +164,7 @@ struct Results: ParsableCommand {
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let current = currentPlan(spec: spec, profile: profile, store: store, dataDir: data)
         let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: current)
-        guard !cells.isEmpty else { throw ValidationError(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
+        guard !cells.isEmpty else { throw CommandFailure(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {
         case "md":
@@ -234,7 +234,7 @@ struct Merge: ParsableCommand {
         // Every source checked before the destination is opened (or created): a failed merge
         // leaves no new store behind, and an existing destination that is not a store is refused.
         for s in sources {
-            guard FileManager.default.fileExists(atPath: s) else { throw ValidationError("\(s): no such store") }
+            guard FileManager.default.fileExists(atPath: s) else { throw CommandFailure("\(s): no such store") }
             try ResultsStore.requireStoreFile(s, allowNew: false)
         }
         if FileManager.default.fileExists(atPath: into) { try ResultsStore.requireStoreFile(into) }

@@ -16,7 +16,7 @@ struct GlobalOptions: ParsableArguments {
 /// a NaN weight or input gives NaN logits), naming its key path, before anything is written.
 func writeJSON(_ obj: Any, to path: String?) throws {
     if let key = nonFiniteKey(obj, at: "") {
-        throw ValidationError("the output's '\(key)' is not a finite number (NaN or ±inf; JSON has no value for it): a weight or input of the model may be NaN or inf")
+        throw CommandFailure("the output's '\(key)' is not a finite number (NaN or ±inf; JSON has no value for it): a weight or input of the model may be NaN or inf")
     }
     let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
     if let path {
@@ -122,7 +122,7 @@ struct Forward: ParsableCommand {
         let dir = try ModelFiles.locate(model)
         let c = try ParityCase.load(path: casePath)
         if let adapter { try checkAdapterFormat(adapterFormat, directory: adapter) }
-        if adapter != nil && c.prompt != nil { throw ValidationError("\(casePath): give the soft prompt either in the case or through --adapter, not both") }
+        if adapter != nil && c.prompt != nil { throw CommandFailure("\(casePath): give the soft prompt either in the case or through --adapter, not both") }
         try writeJSON(try ParityRunner.run(modelDirectory: dir, case: c, adapter: adapter), to: out)
     }
 }
@@ -139,11 +139,11 @@ struct Tokenize: ParsableCommand {
         let tok = try Tokenizers.load(directory: tokenizer.hasPrefix("embedded:") ? try ModelFiles.locate(tokenizer) : tokenizer)
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: texts)) } catch {
-            throw ValidationError("\(texts): cannot read (\(error.localizedDescription))")
+            throw CommandFailure("\(texts): cannot read (\(error.localizedDescription))")
         }
         let obj = try? JSONSerialization.jsonObject(with: data)
         guard let list = (obj as? [String]) ?? ((obj as? [String: Any])?["texts"] as? [String]) else {
-            throw ValidationError("\(texts): expected a JSON list of strings or {\"texts\": [...]}")
+            throw CommandFailure("\(texts): expected a JSON list of strings or {\"texts\": [...]}")
         }
         let ids = list.map { tok.encode($0).map(Int.init) }
         var result: [String: Any] = ["ids": ids]

@@ -41,6 +41,15 @@ struct PromptRepro: ParsableCommand {
 }
 
 /// The environment variables `promptrepro --help` lists, parsed into the libraries' settings.
+/// A command that cannot do its work for a reason other than its arguments: a file missing or
+/// malformed, a store without the runs asked for, a child process that failed. Printed as
+/// "Error: MESSAGE" with exit status 1, without the usage block ArgumentParser adds to a
+/// `ValidationError` (which pointed at the arguments when the problem was a file).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 enum Environment {
     static let values = ProcessInfo.processInfo.environment
     /// PROMPTREPRO_DATA (a directory named here must exist).

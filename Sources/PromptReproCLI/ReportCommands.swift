@@ -189,7 +189,7 @@ struct Export: ParsableCommand {
     @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store") }
+        guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store") }
         let store = try ResultsStore(path: db)
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
@@ -199,7 +199,7 @@ struct Export: ParsableCommand {
         let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: current)
         // An export replaces the committed one: never with nothing.
         guard !cells.isEmpty else {
-            throw ValidationError("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
+            throw CommandFailure("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
         }
         /// A current row the spec plans now (every row when there is no spec file).
         func counts(_ r: [String: SQLiteDB.Value]) -> Bool {
@@ -390,7 +390,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
         let cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         return (currentExportCells(cells, spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
     } catch {
-        throw ValidationError("\(path): not a cells export (\(error)); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
+        throw CommandFailure("\(path): not a cells export (\(error)); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
     }
 }
 
@@ -420,7 +420,7 @@ func currentExportCells(_ cells: [CellResult], spec given: String, profile: Stri
 /// runs to sweep: the spec loader's error (with its suggestion), naming `file`.
 func requireSpec(_ spec: String, of file: String) throws {
     guard !FileManager.default.fileExists(atPath: ProjectRoot.resolve("Baselines/specs/\(spec).yaml")) else { return }
-    do { _ = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch { throw ValidationError("\(file): spec: \(error)") }
+    do { _ = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch { throw CommandFailure("\(file): spec: \(error)") }
 }
 
 /// The one line `report` and `figures` print for an output they keep because its spec has no data.
@@ -475,7 +475,7 @@ struct FiguresCommand: ParsableCommand {
             if let spec {
                 let variants = Set((spec.variants.map(\.name) + cells.map(\.variant)).flatMap { [$0, Figures.baseVariant($0)] })
                 let problems = f.problems(variants: variants.sorted(), models: spec.models, tasks: spec.tasks)
-                if !problems.isEmpty { throw ValidationError("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
+                if !problems.isEmpty { throw CommandFailure("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
             }
             // The cells the spec plans (an x without a cell is a gap in the line), and what the
             // profile runs instead of the paper's setting (as the tables' setting note).

@@ -16,10 +16,10 @@ struct LossCurvesCommand: ParsableCommand {
     @Option(help: "Output directory (default: Reports/loss-curves/<spec>-<profile>).") var outDir: String?
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
+        guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
         let (name, rows) = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile)
         let spec = name
-        guard !rows.isEmpty else { throw ValidationError("no logged steps of spec \(spec) [\(profile)] in \(db) (runs made before the step log have none: rerun them)") }
+        guard !rows.isEmpty else { throw CommandFailure("no logged steps of spec \(spec) [\(profile)] in \(db) (runs made before the step log have none: rerun them)") }
         let dir = outDir ?? ProjectRoot.resolve("Reports/loss-curves/\(spec)-\(profile)")  // the checkout's by default
         let out = try LossCurves.render(rows, spec: spec, profile: profile, outDir: dir)
         stderr("wrote \(out.count) loss-curve figures under \(dir)")
@@ -38,7 +38,7 @@ struct StepsCommand: ParsableCommand {
     @Option(help: "Write here instead of stdout.") var out: String?
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db): no results store") }
+        guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store") }
         let rows = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile).rows
         let text: String
         switch format {

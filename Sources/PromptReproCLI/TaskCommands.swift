@@ -34,7 +34,7 @@ struct Score: ParsableCommand {
         if unlabelled[set]! == nil,
            let other = TemplateSet.allCases.first(where: { $0 != set && unlabelled[$0]! == 0 }) {
             let text = "\(predictions): every prediction is a label of \(task)'s template set '\(other.rawValue)', while '\(set.rawValue)' targets generated text: pass --templates \(other.rawValue)"
-            if templates == nil { throw ValidationError(text + " (nothing scored)") }
+            if templates == nil { throw CommandFailure(text + " (nothing scored)") }
             stderr("note: " + text)
         }
         if let invalid = unlabelled[set]!, invalid > 0 {
@@ -45,7 +45,7 @@ struct Score: ParsableCommand {
                 .filter { $0.1 < invalid }.min { $0.1 < $1.1 }
             if let (s, n) = better {
                 text += "; template set '\(s.rawValue)' reads \(preds.count - n) of them as labels: pass --templates \(s.rawValue)"
-                if templates == nil { throw ValidationError(text + " (nothing scored)") }
+                if templates == nil { throw CommandFailure(text + " (nothing scored)") }
             }
             stderr("note: " + text)
         }

@@ -166,12 +166,12 @@ struct Train: ParsableCommand {
         // The files the run writes, checked before it trains (a bad --artifact once failed after training).
         for (flag, path) in [("artifact", artifact), ("checkpoint", checkpoint), ("out", out),
                              ("save-adapter", saveAdapter.map { ($0 as NSString).appendingPathComponent("adapter_config.json") })] {
-            if let path, let why = unwritableReason(path) { throw ValidationError("--\(flag) \(path): \(why); nothing trained") }
+            if let path, let why = unwritableReason(path) { throw CommandFailure("--\(flag) \(path): \(why); nothing trained") }
         }
         if let initFrom {
             let path = URL(fileURLWithPath: initFrom).standardizedFileURL.path
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ValidationError("--init-from \(initFrom): no such file") }
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CommandFailure("--init-from \(initFrom): no such file") }
             let hashed = isDir.boolValue ? (path as NSString).appendingPathComponent("adapter_model.safetensors") : path
             c.initFrom = "\(path)#sha256:\(try SHA256.hex(file: hashed))"
         }

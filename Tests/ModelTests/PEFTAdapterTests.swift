@@ -62,6 +62,31 @@ final class PEFTAdapterTests: XCTestCase {
         XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 8, isT5: true)) { XCTAssertTrue("\($0)".contains("'IA3'"), "\($0)") }
     }
 
+    /// A config that does not decode names what is wrong in it; an adapter holding a NaN or ±inf
+    /// weight is refused naming the tensor (`eval` scored and stored one beside real runs).
+    func testBrokenConfigsAndNonFiniteWeightsAreNamed() throws {
+        let dir = NSTemporaryDirectory() + "peft-nonfinite-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (text, fragment) in [(#"{"task_type": "SEQ_2_SEQ_LM""#, "(not valid JSON)"), (#"{"task_type": "SEQ_2_SEQ_LM"}"#, "(missing field 'peft_type')"),
+                                 (#"{"peft_type": 3}"#, "(field 'peft_type' has the wrong type)")] {
+            try text.write(toFile: "\(dir)/adapter_config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 4, isT5: true)) {
+                XCTAssertTrue("\($0)".contains("\(dir)/adapter_config.json: not a PEFT adapter config \(fragment)"), "\($0)")
+            }
+        }
+        try #"{"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": 2, "token_dim": 4, "num_transformer_submodules": 1}"#
+            .write(toFile: "\(dir)/adapter_config.json", atomically: true, encoding: .utf8)
+        for bad in [Float.nan, .infinity, -.infinity] {
+            try SafeTensorsFile.write(["prompt_embeddings": Tensor(shape: [2, 4], values: [0, 1, 2, 3, 4, bad, 6, 7])], to: "\(dir)/adapter_model.safetensors")
+            XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 4, isT5: true)) {
+                XCTAssertTrue("\($0)".contains("adapter_model.safetensors: tensor 'prompt_embeddings' holds a non-finite value") && "\($0)".contains("at element 5 of shape [2, 4]"), "\($0)")
+            }
+        }
+        try SafeTensorsFile.write(["prompt_embeddings": Tensor(shape: [2, 4], values: [0, 1, 2, 3, 4, 5, 6, 7])], to: "\(dir)/adapter_model.safetensors")
+        XCTAssertEqual(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 4, isT5: true).encoderPrompt?.shape, [2, 4])
+    }
+
     /// A T5 fixture's model and a copy of its adapter whose config `load(edit)` rewrites (the
     /// fixture's config merged with `edit`) before loading it; the caller removes `dir`.
     func editableFixture(_ name: String, tag: String) throws -> (model: T5Model, dir: String, load: ([String: Any]) throws -> PEFTAdapter) {
