@@ -49,6 +49,16 @@ enum AdapterExport {
         return what
     }
 
+    /// The file beside a PROMPT_TUNING adapter holding the factors that make its prompt (DPT, LoPT, …).
+    static let factorsFile = "promptrepro_factors.safetensors"
+
+    /// Removes a factors file an earlier export into `dir` left: an adapter written without factors
+    /// (PT, LoRA) beside another method's factors, which `--init-from` would read.
+    private static func removeStaleFactors(in dir: String) throws {
+        let path = (dir as NSString).appendingPathComponent(factorsFile)
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    }
+
     /// `export` without the run config: the adapter files, what was written, and the run's config JSON.
     private static func writeAdapter(artifact: String, to dir: String) throws -> (String, String) {
         let f = try SafeTensorsFile(path: artifact)
@@ -84,6 +94,7 @@ enum AdapterExport {
             }
             try PEFTAdapter.write(prompt: nil, lora: pairs, r: mc.r, alpha: Double(mc.alpha), targets: LoRA.effectiveTargets(mc.targets, gpt2: !isT5), isT5: isT5,
                                   baseModel: peftBaseModel(c.model), to: dir)
+            try removeStaleFactors(in: dir)
             return ("LORA (\(pairs.count) modules, r \(mc.r), alpha \(mc.alpha))", json)
         }
         guard let prompt = try method.injection(drop: .eval).prompt else {
@@ -91,8 +102,9 @@ enum AdapterExport {
         }
         try PEFTAdapter.write(prompt: prompt.detached(), lora: [], isT5: isT5, baseModel: peftBaseModel(c.model), to: dir)
         if mc.method != "pt" {  // the factors that make the prompt, for PromptRepro (--init-from)
-            try SafeTensorsFile.write(method.state, to: (dir as NSString).appendingPathComponent("promptrepro_factors.safetensors"),
-                                      metadata: ["config": json])
+            try SafeTensorsFile.write(method.state, to: (dir as NSString).appendingPathComponent(factorsFile), metadata: ["config": json])
+        } else {
+            try removeStaleFactors(in: dir)
         }
         return ("PROMPT_TUNING (\(prompt.shape[0]) × \(prompt.shape[1]) prompt materialised from \(mc.method))", json)
     }

@@ -39,6 +39,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"
     @Option(help: "Variant (row) name (default: the adapter directory's name).") var variant: String?
     @Option(help: "Model column name (default: --model).") var column: String?
+    @Flag(help: "With --db: replace an evaluated run of an adapter at another path stored under the same variant, task, model, k and seed (refused otherwise).") var replace = false
     @Option(help: "Profile the run is stored under (default: smoke for an embedded: model, else cpu; an embedded model is refused under any other).") var profile: String?
     @OptionGroup var global: GlobalOptions
 
@@ -129,13 +130,14 @@ struct EvalCommand: ParsableCommand {
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
             if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
+            if !replace, let problem = try store.otherAdapterHolding(r) { throw StoreError(problem) }
             stored = (store, r)
         }
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         var result = try trainer.run()
         if let (store, r) = stored, let db {
-            let id = try store.recordEvaluated(r, result: result, adapterSha256: sha)
+            let id = try store.recordEvaluated(r, result: result, adapterSha256: sha, replacingOtherAdapter: replace)
             stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) in \(db)")
         }
         result.predictions = nil

@@ -540,9 +540,12 @@ public final class ResultsStore {
     /// - Throws: `StoreError` when the cell and seed hold a run of a sweep (planned, running or
     ///   finished): the evaluated run would supersede it and take its place in tables and `compare`
     ///   (store the adapter under a variant of its own instead). Nothing is written then.
+    /// - Throws: `StoreError` also when the cell and seed hold an evaluated run of an adapter at
+    ///   another path (`otherAdapterHolding`), unless `replacingOtherAdapter`.
     @discardableResult
-    public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String) throws -> Int {
+    public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String, replacingOtherAdapter: Bool = false) throws -> Int {
         if let problem = try sweepRunHolding(r) { throw StoreError(problem) }
+        if !replacingOtherAdapter, let problem = try otherAdapterHolding(r) { throw StoreError(problem) }
         try insertPending([r])
         guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               let id = row["id"]?.int else {
@@ -562,6 +565,25 @@ public final class ResultsStore {
               let status = row["status"]?.text, status != RunStatus.evaluated.rawValue else { return nil }
         return "\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds a \(status) run of the sweep (id \(row["id"]?.int ?? 0)); "
             + "an evaluated adapter stored there would supersede it. Store the adapter under a variant of its own (--variant), which compare pairs with the trained runs"
+    }
+
+    /// Why the evaluated adapter `r` may not replace the evaluated run stored at its cell and seed,
+    /// or nil: that run evaluated an adapter at another path. The variant defaults to the adapter
+    /// directory's name, so two adapters saved as `…/adapter` fell into one cell and the second
+    /// superseded the first without a word. The same path (an adapter saved again in place) is a
+    /// re-evaluation and replaces its run.
+    public func otherAdapterHolding(_ r: RunSpec) throws -> String? {
+        func path(_ a: String) -> String { a.range(of: "#sha256:", options: .backwards).map { String(a[..<$0.lowerBound]) } ?? a }
+        guard let new = r.config.adapter,
+              let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
+              row["status"]?.text == RunStatus.evaluated.rawValue, let id = row["id"]?.int,
+              let stored = try db.query("SELECT config_json, adapter_sha256 FROM runs WHERE id=?", [.int(id)]).first,
+              let json = stored["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)),
+              let old = cfg.adapter, path(old) != path(new) else { return nil }
+        let sha = stored["adapter_sha256"]?.text.map { " (sha256 \($0.prefix(12))…)" } ?? ""
+        return "\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds evaluated run \(id) of the adapter at \(path(old))\(sha); "
+            + "the adapter at \(path(new)) would replace it. Store it under a variant of its own (--variant NAME; the default is the adapter directory's name, "
+            + "\(r.variant)), or pass --replace to replace that run"
     }
 
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.

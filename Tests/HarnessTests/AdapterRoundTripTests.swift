@@ -55,6 +55,14 @@ final class AdapterRoundTripTests: XCTestCase {
         XCTAssertNotEqual(status, 0, "DePT cannot be saved as a PEFT adapter")
         XCTAssertTrue(err.contains("PEFT has no adapter type"), err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/dept"), "refused before training, nothing written")
+        // Exporting a run without factors (LoRA, PT) into the DPT adapter's directory leaves no
+        // DPT factors beside it: `--init-from` read them as the new adapter's.
+        for (artifact, kind) in [("lora", "LORA"), ("dpt", "PROMPT_TUNING")] {
+            let (rc, out) = try runCapture(["export-adapter", "--artifact", "\(dir)/\(artifact).safetensors", "--out", "\(dir)/dpt"])
+            XCTAssertEqual(rc, 0, out)
+            XCTAssertEqual(try PEFTAdapter.load(directory: "\(dir)/dpt", parameters: params, dModel: model.config.dModel, isT5: true).config.peftType, kind)
+            XCTAssertEqual(FileManager.default.fileExists(atPath: "\(dir)/dpt/promptrepro_factors.safetensors"), artifact == "dpt", artifact)
+        }
     }
 }
 
@@ -196,6 +204,25 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
+        // Another adapter directory of the same name under the same variant (the variant defaults
+        // to the directory's name, `adapter`): it superseded the first without a word; now refused,
+        // and replaced with --replace. The same directory again re-evaluates in place.
+        try FileManager.default.createDirectory(atPath: "\(dir)/other", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/other/adapter")
+        func seedOne() throws -> [String] {
+            try s.db.query("SELECT json_extract(config_json, '$.adapter') AS a FROM runs WHERE variant='peft-pt' AND seed=1 AND status='evaluated'")
+                .compactMap { $0["a"]?.text.map { String($0.prefix { $0 != "#" }) } }
+        }
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt"] + evalArgs)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("cell peft-pt|cb|t5-small|k8 seed 1 holds evaluated run") && err.contains("of the adapter at \(dir)/adapter (sha256 ")
+                      && err.contains("--replace"), err)
+        XCTAssertEqual(try seedOne(), ["\(dir)/adapter"])
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "peft-pt"] + evalArgs)
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt", "--replace"] + evalArgs)
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try seedOne(), ["\(dir)/other/adapter"])
     }
 
     /// A DePT adapter (PEFT fork's PROMPT_TUNING_LORA) is stored with its sizes in DePT's fields:
