@@ -117,6 +117,15 @@ public enum ModelFiles {
             return store
         }
         var hint = ""
+        // A link whose target is gone (an HF cache snapshot whose blob was deleted or never
+        // finished downloading): fileExists follows the link and says "no such file".
+        for name in ["model.safetensors", "model.safetensors.index.json"] {
+            let path = (dir as NSString).appendingPathComponent(name)
+            if let target = try? fm.destinationOfSymbolicLink(atPath: path) {
+                throw SafeTensorsError(path: path, detail: "a link to \(target), which does not exist (an incomplete or deleted download? "
+                    + "fetch the checkpoint again, e.g. `huggingface-cli download REPO`)")
+            }
+        }
         if fm.fileExists(atPath: (dir as NSString).appendingPathComponent("pytorch_model.bin")) {
             hint = " (pytorch_model.bin found: convert it once with safetensors' `convert` or transformers' save_pretrained(safe_serialization=True))"
         }

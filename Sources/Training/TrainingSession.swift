@@ -59,6 +59,14 @@ extension Trainer {
         }
         let isT5 = backbone is T5Model
         let tok = try Tokenizers.load(directory: dir)
+        // A tokenizer of another model (a 32k spiece.model beside a 1302-row embedding) failed
+        // mid-run on the first id past the table, naming neither file.
+        let tableRows = backbone.inputEmbeddings.shape[0]
+        if tok.vocabSize > tableRows {
+            throw TrainError("\(Tokenizers.sourceFile(directory: dir) ?? dir): the tokenizer has \(tok.vocabSize) tokens, while the model's embedding table "
+                + "(\((dir as NSString).appendingPathComponent("config.json")): vocab_size) has \(tableRows) rows: ids ≥ \(tableRows) have no embedding. "
+                + "Is the tokenizer another model's?")
+        }
         let root = RNGKey(seed: UInt64(c.seed))
         let method: TuningMethod
         var adapterParams: Int?

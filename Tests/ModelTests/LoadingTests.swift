@@ -277,6 +277,14 @@ final class LoadingTests: XCTestCase {
         XCTAssertThrowsError(try ModelFiles.openWeights(directory: dir)) { e in
             XCTAssertTrue("\(e)".contains("'b' is in model-00001-of-00002.safetensors and model-00002-of-00002.safetensors and weight_map does not say which"), "\(e)")
         }
+        // An HF cache snapshot whose blob is gone: the link is named as one (it read "no
+        // model.safetensors … in DIR", while the file is listed there).
+        let snap = "\(dir)/snapshot"
+        try FileManager.default.createDirectory(atPath: snap, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(snap)/model.safetensors", withDestinationPath: "../../blobs/0123abcd")
+        XCTAssertThrowsError(try ModelFiles.openWeights(directory: snap)) { e in
+            XCTAssertTrue("\(e)".contains("\(snap)/model.safetensors") && "\(e)".contains("a link to ../../blobs/0123abcd, which does not exist"), "\(e)")
+        }
     }
 
     /// Parameter totals from architecture configs alone (METHODS §5).

@@ -75,6 +75,16 @@ struct AddedTokens {
 public enum Tokenizers {
     /// Loads the tokenizer in `dir`: tokenizer.json (Unigram or BPE), else spiece.model, else
     /// vocab.json + merges.txt; `byte` (or a config with "tokenizer_class": "ByT5Tokenizer") gives bytes.
+    /// The file `load(directory:)` reads the tokenizer from (the same order: a ByT5
+    /// tokenizer_config.json, tokenizer.json, spiece.model, vocab.json), for messages; nil when none.
+    public static func sourceFile(directory dir: String) -> String? {
+        func p(_ f: String) -> String { (dir as NSString).appendingPathComponent(f) }
+        if let data = FileManager.default.contents(atPath: p("tokenizer_config.json")),
+           let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           (obj["tokenizer_class"] as? String) == "ByT5Tokenizer" { return p("tokenizer_config.json") }
+        return ["tokenizer.json", "spiece.model", "vocab.json"].map(p).first { FileManager.default.fileExists(atPath: $0) }
+    }
+
     public static func load(directory dir: String) throws -> TextTokenizer {
         if dir == "byte" { return ByteTokenizer() }
         let fm = FileManager.default
