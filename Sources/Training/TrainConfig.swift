@@ -166,7 +166,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.optimizer = .adamwHF
             c.eps = 1e-6
             c.weightDecay = 0
-            c.lrSecondary = 5e-3
+            // (A/B's own lr: deptLRSecondary, set below for DePT under every preset.)
             // DePT's code warms up for 500 steps of its max_steps; the harness trains DePT for the
             // epochs of the other methods (METHODS §2.4 "Harness"), so the warm-up keeps that share:
             // 500 of the max_steps of DePT's own runs of these tasks (../shared/models/dept-reference
@@ -201,8 +201,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         default:
             throw TaskError(file: "--protocol \(name)", detail: "unknown protocol; known: \(protocols.joined(separator: ", "))")
         }
+        // DePT's A and B train at their own rate under every preset (METHODS §2.4 "Harness": one
+        // A/B rate from DePT's README grid, 5e-3, kept fixed). Presets other than dept-code left it
+        // unset and A/B trained at the prompt's lr (0.3, 60× higher), DePT on GPT-2 included.
+        if c.lrSecondary == nil, (try? MethodRegistry.type(method.method))?.hasSecondaryGroup == true { c.lrSecondary = deptLRSecondary }
         return c
     }
+
+    /// DePT's A/B learning rate when no preset, spec or flag sets one (METHODS §2.4: from its README
+    /// grid {5e-3, 3e-1, 5e-4}).
+    public static let deptLRSecondary: Float = 5e-3
 
     /// The config `train` starts from when no `--protocol` is given. T5: the method's own preset
     /// (`defaultProtocol(for:)`). GPT-2, LoPT Table 1's backbone: prompt methods run lopt-paper;

@@ -113,4 +113,20 @@ final class PresetTests: XCTestCase {
         XCTAssertTrue(String(decoding: try JSONEncoder().encode(try preset("dpt", gpt2: false, task: "cb")), as: UTF8.self).contains("selection_metric") == false,
                       "unset, the key is not encoded: other runs keep their identities")
     }
+
+    /// DePT's A and B train at 5e-3 (METHODS §2.4 "Harness": one A/B rate from its README grid,
+    /// kept fixed) under every preset; only dept-code set it, so under dpt-paper, lopt-paper (DePT
+    /// on GPT-2 by default) and the others A/B trained at the prompt's lr 0.3. Methods without a
+    /// secondary group keep it unset (their identities do not change).
+    func testDePTsLowRankPairTrainsAtItsOwnRateUnderEveryPreset() throws {
+        let dept = try MethodConfig.defaults("dept")
+        for name in TrainConfig.protocols {
+            let c = try TrainConfig.preset(name, method: dept, task: "cb", model: "t5-small", k: 16, seed: 1)
+            XCTAssertEqual(c.lrSecondary, 5e-3, name)
+            XCTAssertNil(try TrainConfig.preset(name, method: try MethodConfig.defaults("pt"), task: "cb", model: "t5-small", k: 16, seed: 1).lrSecondary, name)
+        }
+        XCTAssertEqual(try preset("dept", gpt2: true).protocolName, "lopt-paper")
+        XCTAssertEqual(try preset("dept", gpt2: true).lrSecondary, 5e-3)
+        XCTAssertEqual(try preset("dept", gpt2: true).lr, 0.3)
+    }
 }
