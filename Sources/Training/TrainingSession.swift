@@ -67,6 +67,7 @@ extension Trainer {
                 + "(\((dir as NSString).appendingPathComponent("config.json")): vocab_size) has \(tableRows) rows: ids ≥ \(tableRows) have no embedding. "
                 + "Is the tokenizer another model's?")
         }
+        try TrainingSession.checkSequenceFits(c, architecture: backbone.architecture, configPath: (dir as NSString).appendingPathComponent("config.json"))
         let root = RNGKey(seed: UInt64(c.seed))
         let method: TuningMethod
         var adapterParams: Int?
@@ -229,5 +230,42 @@ extension Trainer {
                                val: val, selectData: selectData, trainEx: trainEx, evalEx: evalEx, selectEx: selectEx, opt: opt,
                                stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, warmup: warmup, result: result, step: step,
                                startEpoch: startEpoch, resumedFrom: resumedFrom, meter: meter)
+    }
+}
+
+extension TrainingSession {
+    /// Refuses, before anything trains, a prompt that cannot fit: on GPT-2 the prompt rows plus
+    /// `max_source_length` beyond the checkpoint's `n_positions` (a 450-token prompt failed on the
+    /// first 123-token validation text, after training); on either backbone a sequence whose
+    /// attention scores for one layer and batch (the larger of the training and evaluation batch
+    /// sizes × heads × S² fp32 values) exceed this machine's memory (`--n 100000` on T5 ended in
+    /// "failed to allocate 40205062176 bytes" and SIGABRT). S = prompt rows (n, or DePT's m) +
+    /// max_source_length.
+    static func checkSequenceFits(_ c: TrainConfig, architecture: ModelConfig, configPath: String,
+                                  memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+        let rows = TrainConfig.promptRows(c.method)
+        let key = (try? MethodRegistry.type(c.method.method).configKeys.contains("n")) == true ? "n" : "m"
+        let S = rows + c.maxSourceLength
+        let what = rows > 0 ? "\(key) \(rows) (prompt rows) + max_source_length \(c.maxSourceLength)" : "max_source_length \(c.maxSourceLength)"
+        let heads: Int
+        switch architecture {
+        case .gpt2(let g):
+            if S > g.nPositions {
+                throw TrainError("\(configPath): n_positions is \(g.nPositions), while \(what) = \(S) positions; lower "
+                    + (rows > 0 ? "\(key) or max_source_length (together ≤ \(g.nPositions))" : "max_source_length to ≤ \(g.nPositions)"))
+            }
+            heads = g.nHead
+        case .t5(let t):
+            heads = t.numHeads
+        }
+        // A lower bound on the peak: one layer's scores for the larger batch (training keeps more
+        // unless sublayers are recomputed; PROMPTREPRO_CHECKPOINT), so no run that fits is refused.
+        let batch = max(c.batchSize, c.evalBatchSize)
+        let bytes = Double(batch) * Double(heads) * Double(S) * Double(S) * 4
+        if bytes > Double(memoryBytes) {
+            throw TrainError(String(format: "%@ = %d positions: one layer's attention scores for a batch of %d (batch × %d heads × %d² × 4 bytes) alone take %.0f GiB, "
+                + "more than this machine's %.0f GiB; lower %@, max_source_length or the batch sizes", what, S, batch, heads, S, bytes / 1_073_741_824,
+                Double(memoryBytes) / 1_073_741_824, rows > 0 ? key : "max_source_length"))
+        }
     }
 }

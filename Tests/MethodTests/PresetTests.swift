@@ -1,5 +1,6 @@
 import Foundation
 import Methods
+import Models
 @testable import Training
 import XCTest
 
@@ -128,5 +129,39 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(try preset("dept", gpt2: true).protocolName, "lopt-paper")
         XCTAssertEqual(try preset("dept", gpt2: true).lrSecondary, 5e-3)
         XCTAssertEqual(try preset("dept", gpt2: true).lr, 0.3)
+    }
+
+    /// A prompt that cannot fit is refused before training: on GPT-2 prompt rows + input beyond
+    /// n_positions (n 450 + 128 failed on a validation text after training), anywhere a batch's
+    /// attention scores beyond the machine's memory (n 100000 on T5 aborted in an allocation).
+    func testPromptsThatCannotFitAreRefusedBeforeTraining() throws {
+        func config(_ method: String, gpt2: Bool, n: Int? = nil, source: Int? = nil) throws -> TrainConfig {
+            var c = try preset(method, gpt2: gpt2)
+            if let n { c.method.n = n; c.method.m = n }
+            if let source { c.maxSourceLength = source }
+            return c
+        }
+        let gpt2 = ModelConfig.gpt2(Architectures.gpt2Large), t5 = ModelConfig.t5(Architectures.t5Small)
+        XCTAssertNoThrow(try TrainingSession.checkSequenceFits(try config("pt", gpt2: true, n: 896, source: 128), architecture: gpt2, configPath: "m/config.json"))
+        XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("pt", gpt2: true, n: 897, source: 128), architecture: gpt2, configPath: "m/config.json")) {
+            XCTAssertTrue("\($0)".contains("m/config.json: n_positions is 1024, while n 897 (prompt rows) + max_source_length 128 = 1025 positions; lower n or max_source_length (together ≤ 1024)"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("dept", gpt2: true, n: 1000, source: 128), architecture: gpt2, configPath: "m/config.json")) {
+            XCTAssertTrue("\($0)".contains("m 1000 (prompt rows)"), "\($0)")
+        }
+        XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("lora", gpt2: true, source: 1025), architecture: gpt2, configPath: "m/config.json")) {
+            XCTAssertTrue("\($0)".contains("while max_source_length 1025 = 1025 positions; lower max_source_length to ≤ 1024"), "\($0)")
+        }
+        // T5 (relative positions, no table): one layer's scores for the larger batch (eval 128 ×
+        // 8 heads × S² × 4 B). n 100 + 256: 128·8·356²·4 B ≈ 0.48 GiB; n 100000 + 256:
+        // 128·8·100256²·4 B ≈ 38,343 GiB.
+        let pt = try config("pt", gpt2: false, n: 100)
+        XCTAssertEqual(pt.batchSize, 16)
+        XCTAssertNoThrow(try TrainingSession.checkSequenceFits(pt, architecture: t5, configPath: "t5/config.json", memoryBytes: 1 << 30))
+        XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("pt", gpt2: false, n: 100_000), architecture: t5, configPath: "t5/config.json",
+                                                                  memoryBytes: 24 << 30)) {
+            XCTAssertTrue("\($0)".contains("n 100000 (prompt rows) + max_source_length 256 = 100256 positions: one layer's attention scores for a batch of 128 "
+                                           + "(batch × 8 heads × 100256² × 4 bytes) alone take 38343 GiB, more than this machine's 24 GiB; lower n"), "\($0)")
+        }
     }
 }
