@@ -8,6 +8,11 @@ public struct ModelNotFound: Error, CustomStringConvertible {
     public var description: String {
         var s = "model '\(spec)' not found. Looked in:\n"
         for l in looked { s += "  - \(l)\n" }
+        // A path is no hub id: downloading it means nothing.
+        if Self.isPath(spec) {
+            s += "---> HINT: \(spec) is a path: give a directory holding config.json + model.safetensors (and the tokenizer's files)."
+            return s
+        }
         s += """
         ---> HINT: pass a directory holding config.json + model.safetensors, or download the checkpoint
              once on a machine with network access (e.g. `huggingface-cli download \(spec)`) and copy
@@ -15,6 +20,9 @@ public struct ModelNotFound: Error, CustomStringConvertible {
         """
         return s
     }
+
+    /// Whether a model spec is a file-system path (absolute, ./, ../ or ~), never a hub id.
+    public static func isPath(_ spec: String) -> Bool { spec.hasPrefix("/") || spec.hasPrefix("./") || spec.hasPrefix("../") || spec.hasPrefix("~") }
 }
 
 public enum ModelFiles {
@@ -53,6 +61,8 @@ public enum ModelFiles {
             }
             looked.append("\(base)/\(spec) (PROMPTREPRO_MODEL_DIR)")
         }
+        // A path (absolute, ./, ../ or ~) is no hub id: the hub caches are not searched for it.
+        if ModelNotFound.isPath(spec) { throw ModelNotFound(spec: spec, looked: looked) }
         let folder = "models--" + spec.replacingOccurrences(of: "/", with: "--")
         for root in cacheRoots(environment: env) {
             let repo = (root as NSString).appendingPathComponent(folder)

@@ -95,7 +95,7 @@ struct EvalCommand: ParsableCommand {
             stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue), eval_mode \(trained.evalMode?.rawValue ?? "generate"), \(decode), eval_limit \(trained.evalLimit.map(String.init) ?? "none") from \(runConfig) (the training run's; flags override)")
         }
         if let templates {
-            guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
+            guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)' (\(TemplateSet.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))") }
             c.templates = t
         }
         if let maxSourceLength { c.maxSourceLength = maxSourceLength }

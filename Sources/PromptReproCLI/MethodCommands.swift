@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Methods
 import Models
+import Training
 
 struct Params: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,6 +37,12 @@ struct Params: ParsableCommand {
         if let m { c.m = m }
         if let s { c.s = s }
         if let targets { c.targets = targets.split(separator: ",").map(String.init) }
+        // The settings `train` would refuse are refused here too (a rank 0 or an unread --n
+        // printed a count of 0, or the default's count, with exit 0).
+        if let problem = c.unreadSettingsProblem() { throw ValidationError(problem) }
+        for (flag, given) in [("n", n), ("r", r), ("m", m), ("s", s)] {
+            if let v = given, v < 1 { throw ValidationError("--\(flag) must be ≥ 1, got \(v)") }
+        }
         let arch: ModelConfig
         if model.hasSuffix(".json") { arch = try ModelConfig.load(path: model) } else {
             guard let a = Architectures.known[model] else {
@@ -44,6 +51,12 @@ struct Params: ParsableCommand {
             arch = a
         }
         let count = try MethodRegistry.parameterCount(c, architecture: arch)
+        if count == 0 && method == "lora" {
+            throw ValidationError("--targets \(c.targets.joined(separator: ",")): no linear layer of \(model) matches (T5: q, k, v, o, wi, wo, wi_0, wi_1; GPT-2: c_attn, c_proj, c_fc)")
+        }
+        if case .gpt2(let g) = arch, TrainConfig.promptRows(c) > g.nPositions {
+            throw ValidationError("--\(c.method == "dept" ? "m" : "n") \(TrainConfig.promptRows(c)): more prompt rows than \(model)'s n_positions \(g.nPositions) (no input would fit)")
+        }
         let total = arch.parameterCount + (method == "ft" ? 0 : count)
         print("trainable params: \(count.formatted()) || all params: \(total.formatted()) || trainable%: \(String(format: "%.4f", 100 * Double(count) / Double(total)))")
     }

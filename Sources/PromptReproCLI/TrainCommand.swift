@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
     @Option(help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
     @Option(help: "DePT max input length s (rows of the position-indexed update A, s×r).") var deptS: Int?
     @Option(help: "DePT scaling numerator α (ΔE = α/√r · A·B; code default 8).") var deptAlpha: Float?
-    @Option(help: "LoRA target modules, comma-separated, PEFT suffix rule (T5: q,v; GPT-2: c_attn,c_proj; q/k/v map to GPT-2's fused c_attn).")
+    @Option(help: "LoRA target modules, comma-separated, PEFT suffix rule (default q,v; on GPT-2 q/k/v map to its fused c_attn, and c_proj matches both the attention's and the MLP's output projection).")
     var loraTargets: String?
     @Option(help: "LoRA α (update scaled by α/r).") var loraAlpha: Float?
     @Option(help: "LoRA dropout on the adapter input.") var loraDropout: Float?
@@ -108,7 +108,7 @@ struct Train: ParsableCommand {
         var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }
             ?? TrainConfig.defaultPreset(method: mc, task: task, model: model, k: k, seed: seed, gpt2: isGPT2)
         if let templates {
-            guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)'") }
+            guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)' (\(TemplateSet.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))") }
             c.templates = t
         }
         if let epochs { c.epochs = epochs }
@@ -123,11 +123,11 @@ struct Train: ParsableCommand {
         if let lrSecondary { c.lrSecondary = lrSecondary }
         if let weightDecay { c.weightDecay = weightDecay }
         if let optimizer {
-            guard let o = OptimizerKind(rawValue: optimizer) else { throw ValidationError("unknown optimizer '\(optimizer)'") }
+            guard let o = OptimizerKind(rawValue: optimizer) else { throw ValidationError("unknown optimizer '\(optimizer)' (\(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(optimizer, OptimizerKind.allCases.map(\.rawValue)))") }
             c.optimizer = o
         }
         if let schedule {
-            guard let s = Schedule(rawValue: schedule) else { throw ValidationError("unknown schedule '\(schedule)'") }
+            guard let s = Schedule(rawValue: schedule) else { throw ValidationError("unknown schedule '\(schedule)' (\(Schedule.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(schedule, Schedule.allCases.map(\.rawValue)))") }
             c.schedule = s
         }
         if let warmupSteps { c.warmupSteps = warmupSteps }

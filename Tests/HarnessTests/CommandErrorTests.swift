@@ -31,6 +31,26 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertNotEqual(trc, 0)
         XCTAssertTrue(terr.contains("\(dir)/model/tokenizer.json: the tokenizer has 32100 tokens") && terr.contains("\(dir)/model/config.json")
                       && terr.contains("has 1302 rows"), terr)
+        // `params` refuses what `train` refuses (it printed 0, or the default's count, with exit 0).
+        for (args, fragment) in [(["--method", "dpt", "--r", "0"], "--r must be ≥ 1, got 0"), (["--method", "pt", "--n", "0"], "--n must be ≥ 1, got 0"),
+                                 (["--method", "lora", "--targets", "zz"], "--targets zz: no linear layer of t5-base matches"),
+                                 (["--method", "dept", "--n", "10"], "method dept does not read 'n'"),
+                                 (["--method", "pt", "--n", "5000", "--model", "gpt2-large"], "--n 5000: more prompt rows than gpt2-large's n_positions 1024")] {
+            let (prc, perr) = try runCLIText(["params"] + args, stdout: false)
+            XCTAssertNotEqual(prc, 0, "\(args)")
+            XCTAssertTrue(perr.contains(fragment), "\(args): \(perr)")
+        }
+        let (okrc, okOut) = try runCLIText(["params", "--method", "lora", "--targets", "c_attn,c_proj", "--model", "gpt2-large"], stdout: true)
+        XCTAssertEqual(okrc, 0)
+        XCTAssertTrue(okOut.contains("trainable params: 4,055,040"), okOut)  // 36 × 8·(1280+3840) + 36 × (8·(1280+1280) + 8·(5120+1280))
+        // A model given as a path that is not there: no hub-cache folder made of the path, no
+        // download hint; an unknown optimizer lists the known ones.
+        let (mrc, merr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--model", "\(dir)/missing-model"], stdout: false)
+        XCTAssertNotEqual(mrc, 0)
+        XCTAssertTrue(merr.contains("\(dir)/missing-model is a path") && !merr.contains("huggingface-cli") && !merr.contains("models--"), merr)
+        let (orc, oerr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--optimizer", "sgd"], stdout: false)
+        XCTAssertNotEqual(orc, 0)
+        XCTAssertTrue(oerr.contains("unknown optimizer 'sgd' (adamw-torch, adamw-hf, adafactor)"), oerr)
         // An argument's own error keeps the usage block.
         let (rc, err) = try runCLIText(["compare", "--method", "pt", "--against", "nowhere"], stdout: false)
         XCTAssertEqual(rc, 64, err)
