@@ -10,16 +10,20 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set logscale x
 set title 'wic'
 unset label 1
-plot 'fig10.dat' index 0 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 0 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'cb'
 unset label 1
-plot 'fig10.dat' index 1 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 1 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'rte'
 unset label 1
-plot 'fig10.dat' index 2 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 2 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'copa'
 unset label 1
-plot 'fig10.dat' index 3 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 3 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 unset multiplot
 set terminal svg size 1260,740 font 'DejaVu Sans,10' noenhanced
 set output 'fig10.svg'
@@ -32,14 +36,18 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set logscale x
 set title 'wic'
 unset label 1
-plot 'fig10.dat' index 0 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 0 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'cb'
 unset label 1
-plot 'fig10.dat' index 1 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 1 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'rte'
 unset label 1
-plot 'fig10.dat' index 2 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 2 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 set title 'copa'
 unset label 1
-plot 'fig10.dat' index 3 using 1:2 with linespoints lc 1 title 'DPT'
+plot 'fig10.dat' index 3 using 1:2 with linespoints lc 1 title 'DPT', \
+     0.0 with lines dashtype 2 lc 2 title 'PT'
 unset multiplot

@@ -109,6 +109,12 @@ public enum Figures {
         return v
     }
 
+    /// Whether a cell's variant belongs to the series or reference named `name`: the spec method
+    /// whose `vary` made it (`dpt-bottleneck` for `dpt-bottleneck-r10`), or that one point by its
+    /// full name (a reference `pt-length-n100`: PT at the series' prompt length; it matched nothing
+    /// and the key said "no runs").
+    static func belongs(_ cellVariant: String, to name: String) -> Bool { cellVariant == name || baseVariant(cellVariant) == name }
+
     /// A series' points in one panel, sorted by x. An x where the series has a cell of the panel's
     /// task without a score (its runs failed or diverged), or for "avg" where some task of the spec
     /// has none, is a gap (a NaN point, written as a break in the line): the line never joins its
@@ -118,7 +124,7 @@ public enum Figures {
     ///   k while the spec plans several k); one of them was silently dropped before.
     static func points(_ f: FigureSpec, cells: [CellResult], variant: String, panel: String, tasks: [String],
                        planned: [PlannedCell] = [], reference: Bool = false) throws -> [Point] {
-        let mine = cells.filter { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!) }
+        let mine = cells.filter { belongs($0.variant, to: variant) && (f.model == nil || $0.model == f.model!) }
         // A series' x comes from its variants' names ("-r10"); a variant without one was drawn at
         // x = 0 without a word. A reference without it is a level line (its x is not drawn).
         if !reference, f.x != "k", let c = mine.first(where: { xValue($0, f.x, defaults: [:]) == nil }) {
@@ -144,7 +150,7 @@ public enum Figures {
         let gap = { (x: Double) in Point(x: x, mean: .nan, lo: .nan, hi: .nan) }
         // An x the spec plans for this series and panel but no cell has (never run, or an export's
         // cell left out as stale) is a gap too: the line joined its neighbours across it.
-        let plannedX = Set(planned.filter { p in baseVariant(p.variant) == variant && (f.model == nil || p.model == f.model!)
+        let plannedX = Set(planned.filter { p in belongs(p.variant, to: variant) && (f.model == nil || p.model == f.model!)
                                               && (panel == "avg" || p.task == panel) }
                                   .compactMap { p in p.x(f.x) })
         for x in plannedX.subtracting(cellAt.keys) { out.append(gap(x)) }
@@ -179,7 +185,7 @@ public enum Figures {
         var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0
         /// Why a series or reference has no scored point in a panel: cells whose runs failed, or none.
         func failedOrMissing(_ variant: String, _ panel: String) -> String {
-            cells.contains { baseVariant($0.variant) == variant && (f.model == nil || $0.model == f.model!)
+            cells.contains { belongs($0.variant, to: variant) && (f.model == nil || $0.model == f.model!)
                              && (panel == "avg" || $0.task == panel) && $0.failureMarker != nil } ? "runs failed" : "no runs"
         }
         for panel in f.panels {
@@ -261,8 +267,9 @@ public enum Figures {
             if hasPoints {
                 p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
             } else {  // nothing to draw: an empty frame that says why
-                let panelCells = cells.filter { ($0.task == panel || panel == "avg") && (f.model == nil || $0.model == f.model!)
-                                                && (f.query == "probe" ? $0.method == "probe" : (f.series.map(\.variant) + (f.references ?? []).map(\.variant)).contains(baseVariant($0.variant))) }
+                let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
+                let panelCells = cells.filter { c in (c.task == panel || panel == "avg") && (f.model == nil || c.model == f.model!)
+                                                && (f.query == "probe" ? c.method == "probe" : named.contains { belongs(c.variant, to: $0) }) }
                 let why = panelCells.isEmpty ? "no runs" : "no finished runs (\(panelCells.compactMap(\.failureMarker).first ?? "none scored"))"
                 p += "set label 1 '\(why) of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
                 p += "plot [1:10] [0:1] 1/0 notitle\n"

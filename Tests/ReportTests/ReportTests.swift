@@ -318,6 +318,24 @@ final class FigureTests: XCTestCase {
         _ = try Figures.render(f, cells: cells, tasks: ["rte"], profile: "cpu", outDir: dir)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out[0])), first)
     }
+
+    /// A reference may name one point of a varied method (Figure 10's PT at n 100 is the
+    /// appendix's `pt-length-n100`): drawn as a level line at its mean. It matched no cell (only
+    /// base names did) and the key said "PT: no runs".
+    func testAReferenceNamesOnePointOfAVariedMethod() throws {
+        let dir = tempDir("figref")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "appendix", variant: "dpt-bottleneck-r10", values: ["rte": [66, 67, 65]], model: "t5-base")
+        _ = try fixtureStore("\(dir)/s.sqlite", spec: "appendix", variant: "pt-length-n100", values: ["rte": [58, 60, 59]], model: "t5-base")
+        _ = try fixtureStore("\(dir)/s.sqlite", spec: "appendix", variant: "pt-length-n20", values: ["rte": [50, 50, 50]], model: "t5-base")
+        let cells = try store.cellResults(spec: "appendix", profile: "cpu")
+        var f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig10.yaml")
+        XCTAssertEqual(f.references?.map(\.variant), ["pt-length-n100"])
+        f.panels = ["rte"]
+        _ = try Figures.render(f, cells: cells, tasks: ["rte"], profile: "cpu", outDir: dir)
+        let gp = try String(contentsOfFile: "\(dir)/fig10.gp", encoding: .utf8)
+        XCTAssertTrue(gp.contains("59.0 with lines dashtype 2 lc 2 title 'PT'") && !gp.contains("no runs"), gp)  // the mean of 58, 60, 59; n 20's 50 not mixed in
+    }
 }
 
 final class CompareTests: XCTestCase {
