@@ -123,8 +123,9 @@ public enum Worker {
     /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
     /// checkpoint directory, as an absolute path.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
-        // Resolved (absolute, no ".."): the log once named runs/checkpoints/../artifacts/…
-        URL(fileURLWithPath: checkpointDir).standardized.deletingLastPathComponent()
+        // Resolved (absolute, no ".."; a linked checkpoint directory's parent is its target's, as
+        // the kernel resolved "…/../artifacts"): the log once named runs/checkpoints/../artifacts/…
+        URL(fileURLWithPath: checkpointDir).resolvingSymlinksInPath().standardized.deletingLastPathComponent()
             .appendingPathComponent("artifacts").appendingPathComponent("\(spec)-\(profile)").path
     }
 
@@ -372,6 +373,30 @@ public enum SweepRunner {
         }
     }
 
+    /// Refuses a plan whose runs cannot fit (`TrainingSession.checkSequenceFits`: prompt rows +
+    /// max_source_length beyond a GPT-2 checkpoint's n_positions, or a training batch's attention
+    /// scores beyond this machine's memory) before anything is planned: each worker failed such
+    /// runs one by one. Models not found here are left to the skip lines.
+    public static func checkFits(_ runs: [RunSpec], missing: [String: ModelNotFound]) throws {
+        var arch: [String: (ModelConfig, String)] = [:]
+        var problems: [String] = []
+        for r in runs where missing[r.modelSpec] == nil {
+            if arch[r.modelSpec] == nil, let dir = try? ModelFiles.locate(r.modelSpec) {
+                let path = (dir as NSString).appendingPathComponent("config.json")
+                if let a = try? ModelConfig.load(path: path) { arch[r.modelSpec] = (a, path) }
+            }
+            guard let (a, path) = arch[r.modelSpec] else { continue }
+            do { try TrainingSession.checkSequenceFits(r.config, architecture: a, configPath: path) } catch {
+                let line = "\(r.cell): \(error)"
+                if !problems.contains(line) { problems.append(line) }
+            }
+        }
+        if !problems.isEmpty {
+            throw StoreError("\(problems.count) cell\(problems.count == 1 ? "" : "s") cannot fit, nothing planned:\n" + problems.prefix(8).map { "  " + $0 }.joined(separator: "\n")
+                + (problems.count > 8 ? "\n  … (\(problems.count - 8) more)" : ""))
+        }
+    }
+
     /// One line for a model column a sweep skips.
     public static func skipLine(_ e: ModelNotFound, model: String, runs: Int) -> String {
         let name = model == e.spec ? model : "\(model) (\(e.spec))"
@@ -415,6 +440,7 @@ public enum SweepRunner {
         }
         let skip = missing.keys.sorted()
         try checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: planStore)
+        try checkFits(expanded, missing: missing)
         let store = fresh ? try ResultsStore(path: o.storePath) : planStore
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         // Runs of dead workers go back to pending first, so that one of other settings (an edit

@@ -61,6 +61,7 @@ public struct SweepPlan {
         var found: [String: String] = [:]
         for m in Set(expanded.map(\.modelSpec)) where missing[m] == nil { found[m] = try ModelFiles.locate(m) }
         try SweepRunner.checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: store)
+        try SweepRunner.checkFits(expanded, missing: missing)
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
         var rows: [String: [String: SQLiteDB.Value]] = [:]
         if exists {

@@ -1,5 +1,6 @@
 // Finding checkpoints: a directory, or a hub id resolved offline in the local Hugging Face cache.
 import Foundation
+import Support
 import Tensor
 
 public struct ModelNotFound: Error, CustomStringConvertible {
@@ -50,7 +51,7 @@ public enum ModelFiles {
         if fm.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
             let cfg = (spec as NSString).appendingPathComponent("config.json")
             if fm.fileExists(atPath: cfg) { return spec }
-            looked.append("\(spec) (a directory, but it has no config.json)")
+            looked.append("\(spec) (a directory, but " + (danglingLinkTarget(cfg).map { "its config.json is " + danglingLinkProblem($0) } ?? "it has no config.json") + ")")
         } else {
             looked.append("\(spec) (no such directory)")
         }
@@ -104,7 +105,11 @@ public enum ModelFiles {
                 throw SafeTensorsError(path: index, detail: "missing or malformed 'weight_map'")
             }
             let shards = Set(map.values).sorted()
-            let files = try shards.map { try SafeTensorsFile(path: (dir as NSString).appendingPathComponent($0)) }
+            let files = try shards.map { shard in
+                let path = (dir as NSString).appendingPathComponent(shard)
+                if let target = danglingLinkTarget(path) { throw SafeTensorsError(path: path, detail: "a shard weight_map names; " + danglingLinkProblem(target)) }
+                return try SafeTensorsFile(path: path)
+            }
             // Every tensor where the index says it is (a wrong entry otherwise surfaced as a tensor
             // "missing" from the first shard, naming neither the index nor the shard).
             let byShard = Dictionary(uniqueKeysWithValues: zip(shards, files))
@@ -131,10 +136,7 @@ public enum ModelFiles {
         // finished downloading): fileExists follows the link and says "no such file".
         for name in ["model.safetensors", "model.safetensors.index.json"] {
             let path = (dir as NSString).appendingPathComponent(name)
-            if let target = try? fm.destinationOfSymbolicLink(atPath: path) {
-                throw SafeTensorsError(path: path, detail: "a link to \(target), which does not exist (an incomplete or deleted download? "
-                    + "fetch the checkpoint again, e.g. `huggingface-cli download REPO`)")
-            }
+            if let target = danglingLinkTarget(path) { throw SafeTensorsError(path: path, detail: danglingLinkProblem(target)) }
         }
         if fm.fileExists(atPath: (dir as NSString).appendingPathComponent("pytorch_model.bin")) {
             hint = " (pytorch_model.bin found: convert it once with safetensors' `convert` or transformers' save_pretrained(safe_serialization=True))"

@@ -109,13 +109,16 @@ public struct PEFTAdapter {
         }
         let raw = (try? JSONSerialization.jsonObject(with: cfgData)) as? [String: Any] ?? [:]
         let file = try SafeTensorsFile(path: weights)
-        // A NaN or ±inf weight scores as a constant prediction and was stored beside real runs
-        // (`forward` refused it only at its output, naming neither file nor tensor).
-        for name in file.names {
-            let t = try file.tensor(name)
+        // Every tensor applied is finite: a NaN or ±inf weight scores as a constant prediction and
+        // was stored beside real runs (`forward` refused it only at its output, naming neither file
+        // nor tensor). Tensors the config leaves out (skipped with a warning, as PEFT skips them)
+        // are not read.
+        func applied(_ name: String) throws -> Tensor {
+            let t = try file.tensor(name).detached()
             if let i = (0..<t.count).first(where: { !t.data[$0].isFinite }) {
                 throw PEFTError("\(weights): tensor '\(name)' holds a non-finite value (\(t.data[i])) at element \(i) of shape \(t.shape) (a diverged or damaged adapter)")
             }
+            return t
         }
         var out = PEFTAdapter(directory: directory, config: config, sha256: try SHA256.hex(file: weights))
         switch config.peftType {
@@ -135,7 +138,7 @@ public struct PEFTAdapter {
             let extra = file.names.filter { $0 != "prompt_embeddings" }
             guard extra.isEmpty else { throw PEFTError("\(weights): tensor(s) \(extra.joined(separator: ", ")) are not part of a PROMPT_TUNING adapter") }
             guard file.entries["prompt_embeddings"] != nil else { throw PEFTError("\(weights): no 'prompt_embeddings' tensor") }
-            let table = try file.tensor("prompt_embeddings").detached()
+            let table = try applied("prompt_embeddings")
             guard table.shape == [n * k, dModel] else {
                 throw PEFTError("\(weights): 'prompt_embeddings' has shape \(table.shape), expected [\(n * k), \(dModel)] (num_virtual_tokens \(n) × num_transformer_submodules \(k), hidden size \(dModel))")
             }
@@ -192,7 +195,7 @@ public struct PEFTAdapter {
                 guard let w = weightName(module), let peftModule = LoRATargets.linearModule(weight: w, isT5: isT5) else { unmatched.append(key); continue }
                 guard targeted.contains(peftModule) else { untargeted.insert(peftModule); continue }
                 modules[w] = peftModule
-                let t = try file.tensor(key).detached()
+                let t = try applied(key)
                 if part == "A" { pairs[w, default: (nil, nil)].a = t } else { pairs[w, default: (nil, nil)].b = t }
             }
             guard unprefixed.isEmpty else {
@@ -247,7 +250,7 @@ public struct PEFTAdapter {
             }
             let extra = file.names.filter { ![pk, ak, bk].contains($0) }
             guard extra.isEmpty else { throw PEFTError("\(weights): tensor(s) \(extra.joined(separator: ", ")) are not part of a DePT adapter") }
-            let p = try file.tensor(pk).detached(), a = try file.tensor(ak).detached(), b = try file.tensor(bk).detached()
+            let p = try applied(pk), a = try applied(ak), b = try applied(bk)
             guard p.shape == [n, dModel], a.shape == [s, r], b.shape == [r, dModel] else {
                 throw PEFTError("\(weights): prompt \(p.shape), A \(a.shape), B \(b.shape); expected [\(n), \(dModel)], [\(s), \(r)], [\(r), \(dModel)]")
             }

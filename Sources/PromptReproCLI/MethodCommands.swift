@@ -54,8 +54,8 @@ struct Params: ParsableCommand {
         if count == 0 && method == "lora" {
             throw ValidationError("--targets \(c.targets.joined(separator: ",")): no linear layer of \(model) matches (T5: q, k, v, o, wi, wo, wi_0, wi_1; GPT-2: c_attn, c_proj, c_fc)")
         }
-        if case .gpt2(let g) = arch, TrainConfig.promptRows(c) > g.nPositions {
-            throw ValidationError("--\(c.method == "dept" ? "m" : "n") \(TrainConfig.promptRows(c)): more prompt rows than \(model)'s n_positions \(g.nPositions) (no input would fit)")
+        if case .gpt2(let g) = arch, TrainConfig.promptRows(c) >= g.nPositions {  // the input needs ≥ 1 position
+            throw ValidationError("--\(c.method == "dept" ? "m" : "n") \(TrainConfig.promptRows(c)): the prompt rows leave no position of \(model)'s n_positions \(g.nPositions) for the input")
         }
         let total = arch.parameterCount + (method == "ft" ? 0 : count)
         print("trainable params: \(count.formatted()) || all params: \(total.formatted()) || trainable%: \(String(format: "%.4f", 100 * Double(count) / Double(total)))")

@@ -40,7 +40,6 @@ struct PromptRepro: ParsableCommand {
     }
 }
 
-/// The environment variables `promptrepro --help` lists, parsed into the libraries' settings.
 /// A command that cannot do its work for a reason other than its arguments: a file missing or
 /// malformed, a store without the runs asked for, a child process that failed. Printed as
 /// "Error: MESSAGE" with exit status 1, without the usage block ArgumentParser adds to a
@@ -50,6 +49,7 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// The environment variables `promptrepro --help` lists, parsed into the libraries' settings.
 enum Environment {
     static let values = ProcessInfo.processInfo.environment
     /// PROMPTREPRO_DATA (a directory named here must exist).

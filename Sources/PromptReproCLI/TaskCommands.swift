@@ -19,7 +19,7 @@ struct Score: ParsableCommand {
         let def = try TaskRegistry.definition(task)
         let name = templates ?? TemplateSet.dpt.rawValue
         guard let set = TemplateSet(rawValue: name) else {
-            throw ValidationError("unknown template set '\(name)'\(didYouMean(name, TemplateSet.allCases.map(\.rawValue)))")
+            throw ValidationError("unknown template set '\(name)' (\(TemplateSet.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(name, TemplateSet.allCases.map(\.rawValue)))")
         }
         let data = try DataLoader.load(def, split: .validation, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
         let (examples, preds) = try Metrics.predictionsFile(def, data: data, predictionsPath: predictions, set: set)

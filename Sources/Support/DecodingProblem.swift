@@ -10,9 +10,9 @@ public func decodingProblem(_ error: Error) -> String {
     case DecodingError.keyNotFound(let key, let ctx):
         return "missing field '\(field(ctx.codingPath + [key]))'"
     case DecodingError.typeMismatch(_, let ctx):
-        return "field '\(field(ctx.codingPath))' has the wrong type"
+        return ctx.codingPath.isEmpty ? "not a JSON object" : "field '\(field(ctx.codingPath))' has the wrong type"
     case DecodingError.valueNotFound(_, let ctx):
-        return "field '\(field(ctx.codingPath))' is null"
+        return ctx.codingPath.isEmpty ? "not a JSON object (null)" : "field '\(field(ctx.codingPath))' is null"
     case DecodingError.dataCorrupted(let ctx):
         return ctx.codingPath.isEmpty ? "not valid JSON" : "field '\(field(ctx.codingPath))': \(ctx.debugDescription)"
     default:

@@ -237,11 +237,11 @@ extension TrainingSession {
     /// Refuses, before anything trains, a prompt that cannot fit: on GPT-2 the prompt rows plus
     /// `max_source_length` beyond the checkpoint's `n_positions` (a 450-token prompt failed on the
     /// first 123-token validation text, after training); on either backbone a sequence whose
-    /// attention scores for one layer and batch (the larger of the training and evaluation batch
-    /// sizes × heads × S² fp32 values) exceed this machine's memory (`--n 100000` on T5 ended in
+    /// attention scores for one layer and training batch (batch_size × heads × S² fp32 values, a
+    /// lower bound on a step's peak) exceed this machine's memory (`--n 100000` on T5 ended in
     /// "failed to allocate 40205062176 bytes" and SIGABRT). S = prompt rows (n, or DePT's m) +
     /// max_source_length.
-    static func checkSequenceFits(_ c: TrainConfig, architecture: ModelConfig, configPath: String,
+    public static func checkSequenceFits(_ c: TrainConfig, architecture: ModelConfig, configPath: String,
                                   memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
         let rows = TrainConfig.promptRows(c.method)
         let key = (try? MethodRegistry.type(c.method.method).configKeys.contains("n")) == true ? "n" : "m"
@@ -258,13 +258,13 @@ extension TrainingSession {
         case .t5(let t):
             heads = t.numHeads
         }
-        // A lower bound on the peak: one layer's scores for the larger batch (training keeps more
-        // unless sublayers are recomputed; PROMPTREPRO_CHECKPOINT), so no run that fits is refused.
-        let batch = max(c.batchSize, c.evalBatchSize)
-        let bytes = Double(batch) * Double(heads) * Double(S) * Double(S) * 4
+        // A lower bound on a training step's peak: one layer's scores for one training batch (the
+        // backward pass keeps more). Evaluation is not priced: without gradients attention runs
+        // on one score row block per thread and the encoder in chunks.
+        let bytes = Double(c.batchSize) * Double(heads) * Double(S) * Double(S) * 4
         if bytes > Double(memoryBytes) {
-            throw TrainError(String(format: "%@ = %d positions: one layer's attention scores for a batch of %d (batch × %d heads × %d² × 4 bytes) alone take %.0f GiB, "
-                + "more than this machine's %.0f GiB; lower %@, max_source_length or the batch sizes", what, S, batch, heads, S, bytes / 1_073_741_824,
+            throw TrainError(String(format: "%@ = %d positions: one layer's attention scores for a training batch of %d (batch × %d heads × %d² × 4 bytes) alone take %.1f GiB, "
+                + "more than this machine's %.1f GiB; lower %@, max_source_length or batch_size", what, S, c.batchSize, heads, S, bytes / 1_073_741_824,
                 Double(memoryBytes) / 1_073_741_824, rows > 0 ? key : "max_source_length"))
         }
     }

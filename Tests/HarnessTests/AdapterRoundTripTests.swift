@@ -205,22 +205,34 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
         // Another adapter directory of the same name under the same variant (the variant defaults
-        // to the directory's name, `adapter`): it superseded the first without a word; now refused,
-        // and replaced with --replace. The same directory again re-evaluates in place.
-        try FileManager.default.createDirectory(atPath: "\(dir)/other", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/other/adapter")
+        // to the directory's name, `adapter`): it superseded the first without a word; now other
+        // weights are refused, and replaced with --replace. The same weights at another path (a
+        // copy) and the same directory again re-evaluate in place.
         func seedOne() throws -> [String] {
             try s.db.query("SELECT json_extract(config_json, '$.adapter') AS a FROM runs WHERE variant='peft-pt' AND seed=1 AND status='evaluated'")
                 .compactMap { $0["a"]?.text.map { String($0.prefix { $0 != "#" }) } }
         }
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt"] + evalArgs)
-        XCTAssertNotEqual(status, 0)
-        XCTAssertTrue(err.contains("cell peft-pt|cb|t5-small|k8 seed 1 holds evaluated run") && err.contains("of the adapter at \(dir)/adapter (sha256 ")
-                      && err.contains("--replace"), err)
-        XCTAssertEqual(try seedOne(), ["\(dir)/adapter"])
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "peft-pt"] + evalArgs)
+        try FileManager.default.createDirectory(atPath: "\(dir)/copy", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/copy/adapter")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/copy/adapter", "--variant", "peft-pt"] + evalArgs)
         XCTAssertEqual(status, 0, err)
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt", "--replace"] + evalArgs)
+        XCTAssertEqual(try seedOne(), ["\(dir)/copy/adapter"])
+        // Other weights: the copy's prompt moved by 0.5, without the run config (which names the
+        // old weights' sha256), so seed and lengths come from the flags.
+        try FileManager.default.createDirectory(atPath: "\(dir)/other", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/other/adapter")
+        try FileManager.default.removeItem(atPath: "\(dir)/other/adapter/promptrepro_run_config.json")
+        let prompt = try SafeTensorsFile(path: "\(dir)/other/adapter/adapter_model.safetensors").tensor("prompt_embeddings")
+        try SafeTensorsFile.write(["prompt_embeddings": Tensor(shape: prompt.shape, values: prompt.array.map { $0 + 0.5 })],
+                                  to: "\(dir)/other/adapter/adapter_model.safetensors")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt", "--seed", "1"] + evalArgs)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("cell peft-pt|cb|t5-small|k8 seed 1 holds evaluated run") && err.contains("of the adapter at \(dir)/copy/adapter (sha256 ")
+                      && err.contains("--replace"), err)
+        XCTAssertEqual(try seedOne(), ["\(dir)/copy/adapter"])
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/copy/adapter", "--variant", "peft-pt"] + evalArgs)
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/other/adapter", "--variant", "peft-pt", "--seed", "1", "--replace"] + evalArgs)
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try seedOne(), ["\(dir)/other/adapter"])
     }

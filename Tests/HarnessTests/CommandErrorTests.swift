@@ -35,11 +35,12 @@ final class CommandErrorTests: XCTestCase {
         for (args, fragment) in [(["--method", "dpt", "--r", "0"], "--r must be ≥ 1, got 0"), (["--method", "pt", "--n", "0"], "--n must be ≥ 1, got 0"),
                                  (["--method", "lora", "--targets", "zz"], "--targets zz: no linear layer of t5-base matches"),
                                  (["--method", "dept", "--n", "10"], "method dept does not read 'n'"),
-                                 (["--method", "pt", "--n", "5000", "--model", "gpt2-large"], "--n 5000: more prompt rows than gpt2-large's n_positions 1024")] {
+                                 (["--method", "pt", "--n", "1024", "--model", "gpt2-large"], "--n 1024: the prompt rows leave no position of gpt2-large's n_positions 1024 for the input")] {
             let (prc, perr) = try runCLIText(["params"] + args, stdout: false)
             XCTAssertNotEqual(prc, 0, "\(args)")
             XCTAssertTrue(perr.contains(fragment), "\(args): \(perr)")
         }
+        XCTAssertEqual(try runCLIText(["params", "--method", "pt", "--n", "1023", "--model", "gpt2-large"], stdout: true).0, 0)
         let (okrc, okOut) = try runCLIText(["params", "--method", "lora", "--targets", "c_attn,c_proj", "--model", "gpt2-large"], stdout: true)
         XCTAssertEqual(okrc, 0)
         XCTAssertTrue(okOut.contains("trainable params: 4,055,040"), okOut)  // 36 × 8·(1280+3840) + 36 × (8·(1280+1280) + 8·(5120+1280))
@@ -51,6 +52,29 @@ final class CommandErrorTests: XCTestCase {
         let (orc, oerr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--optimizer", "sgd"], stdout: false)
         XCTAssertNotEqual(orc, 0)
         XCTAssertTrue(oerr.contains("unknown optimizer 'sgd' (adamw-torch, adamw-hf, adafactor)"), oerr)
+        // A sweep (and its dry run, and `shard`) whose GPT-2 runs cannot fit n_positions is refused
+        // before planning, naming the cell and config.json (each worker failed them one by one).
+        try """
+        spec: gptfit
+        paper: lopt
+        methods:
+          - {name: pt, method: pt, n: 450}
+        tasks: [sst2]
+        models: [gpt2]
+        seeds: [1]
+        k: [8]
+        profiles:
+          smoke: {models: {gpt2: "embedded:gpt2-tiny"}, train: {epochs: 1, eval_limit: 4}}
+        """.write(toFile: "\(dir)/gptfit.yaml", atomically: true, encoding: .utf8)
+        for extra in [["--dry-run"], []] {
+            let (src, serr) = try runCLIText(["sweep", "\(dir)/gptfit.yaml", "--db", "\(dir)/fit.sqlite", "--data-dir", data, "--checkpoints", "\(dir)/ck"] + extra, stdout: false)
+            XCTAssertEqual(src, 1, serr)
+            XCTAssertTrue(serr.contains("1 cell cannot fit, nothing planned") && serr.contains("pt|sst2|gpt2|k8: ") && serr.contains("config.json: n_positions is 512, while n 450"), serr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/fit.sqlite"))
+        }
+        let (shrc, sherr) = try runCLIText(["shard", "\(dir)/gptfit.yaml", "--shards", "1", "--dir", "\(dir)/shards", "--data-dir", data], stdout: false)
+        XCTAssertNotEqual(shrc, 0)
+        XCTAssertTrue(sherr.contains("cannot fit") && !FileManager.default.fileExists(atPath: "\(dir)/shards/shard-0.sqlite"), sherr)
         // An argument's own error keeps the usage block.
         let (rc, err) = try runCLIText(["compare", "--method", "pt", "--against", "nowhere"], stdout: false)
         XCTAssertEqual(rc, 64, err)

@@ -152,16 +152,20 @@ final class PresetTests: XCTestCase {
         XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("lora", gpt2: true, source: 1025), architecture: gpt2, configPath: "m/config.json")) {
             XCTAssertTrue("\($0)".contains("while max_source_length 1025 = 1025 positions; lower max_source_length to ≤ 1024"), "\($0)")
         }
-        // T5 (relative positions, no table): one layer's scores for the larger batch (eval 128 ×
-        // 8 heads × S² × 4 B). n 100 + 256: 128·8·356²·4 B ≈ 0.48 GiB; n 100000 + 256:
-        // 128·8·100256²·4 B ≈ 38,343 GiB.
+        // T5 (relative positions, no table): one layer's scores for one training batch (16 × 8
+        // heads × S² × 4 B); evaluation is not priced. n 100 + 256: 16·8·356²·4 B ≈ 0.06 GiB;
+        // n 100000 + 256: 16·8·100256²·4 B ≈ 4792.8 GiB; n 3300 at batch 2 (a run that peaked at
+        // 4.4 GB): 2·8·3556²·4 B ≈ 0.75 GiB, allowed whatever the evaluation batch.
         let pt = try config("pt", gpt2: false, n: 100)
         XCTAssertEqual(pt.batchSize, 16)
         XCTAssertNoThrow(try TrainingSession.checkSequenceFits(pt, architecture: t5, configPath: "t5/config.json", memoryBytes: 1 << 30))
+        var small = try config("pt", gpt2: false, n: 3300)
+        (small.batchSize, small.evalBatchSize) = (2, 128)
+        XCTAssertNoThrow(try TrainingSession.checkSequenceFits(small, architecture: t5, configPath: "t5/config.json", memoryBytes: 23 << 30))
         XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("pt", gpt2: false, n: 100_000), architecture: t5, configPath: "t5/config.json",
                                                                   memoryBytes: 24 << 30)) {
-            XCTAssertTrue("\($0)".contains("n 100000 (prompt rows) + max_source_length 256 = 100256 positions: one layer's attention scores for a batch of 128 "
-                                           + "(batch × 8 heads × 100256² × 4 bytes) alone take 38343 GiB, more than this machine's 24 GiB; lower n"), "\($0)")
+            XCTAssertTrue("\($0)".contains("n 100000 (prompt rows) + max_source_length 256 = 100256 positions: one layer's attention scores for a training batch of 16 "
+                                           + "(batch × 8 heads × 100256² × 4 bytes) alone take 4792.8 GiB, more than this machine's 24.0 GiB; lower n"), "\($0)")
         }
     }
 }

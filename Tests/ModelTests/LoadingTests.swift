@@ -285,6 +285,22 @@ final class LoadingTests: XCTestCase {
         XCTAssertThrowsError(try ModelFiles.openWeights(directory: snap)) { e in
             XCTAssertTrue("\(e)".contains("\(snap)/model.safetensors") && "\(e)".contains("a link to ../../blobs/0123abcd, which does not exist"), "\(e)")
         }
+        // Every file of a snapshot is such a link: config.json, the tokenizer's, a shard.
+        try FileManager.default.createSymbolicLink(atPath: "\(snap)/config.json", withDestinationPath: "../../blobs/c0ffee")
+        XCTAssertThrowsError(try ModelFiles.resolve(snap, environment: [:])) { e in
+            XCTAssertTrue("\(e)".contains("its config.json is a link to ../../blobs/c0ffee, which does not exist"), "\(e)")
+        }
+        try FileManager.default.createSymbolicLink(atPath: "\(snap)/tokenizer.json", withDestinationPath: "../../blobs/70ce")
+        XCTAssertThrowsError(try Tokenizers.load(directory: snap)) { e in
+            XCTAssertTrue("\(e)".contains("\(snap)/tokenizer.json") && "\(e)".contains("a link to ../../blobs/70ce, which does not exist"), "\(e)")
+        }
+        let sharded = "\(dir)/sharded"
+        try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: ["weight_map": ["a": "model-00001-of-00001.safetensors"]]).write(to: URL(fileURLWithPath: "\(sharded)/model.safetensors.index.json"))
+        try FileManager.default.createSymbolicLink(atPath: "\(sharded)/model-00001-of-00001.safetensors", withDestinationPath: "../../blobs/5ead")
+        XCTAssertThrowsError(try ModelFiles.openWeights(directory: sharded)) { e in
+            XCTAssertTrue("\(e)".contains("model-00001-of-00001.safetensors") && "\(e)".contains("a shard weight_map names; a link to ../../blobs/5ead"), "\(e)")
+        }
     }
 
     /// Parameter totals from architecture configs alone (METHODS §5).

@@ -69,7 +69,7 @@ final class PEFTAdapterTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (text, fragment) in [(#"{"task_type": "SEQ_2_SEQ_LM""#, "(not valid JSON)"), (#"{"task_type": "SEQ_2_SEQ_LM"}"#, "(missing field 'peft_type')"),
-                                 (#"{"peft_type": 3}"#, "(field 'peft_type' has the wrong type)")] {
+                                 (#"{"peft_type": 3}"#, "(field 'peft_type' has the wrong type)"), ("[]", "(not a JSON object)"), ("null", "(not a JSON object")] {
             try text.write(toFile: "\(dir)/adapter_config.json", atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 4, isT5: true)) {
                 XCTAssertTrue("\($0)".contains("\(dir)/adapter_config.json: not a PEFT adapter config \(fragment)"), "\($0)")
@@ -85,6 +85,26 @@ final class PEFTAdapterTests: XCTestCase {
         }
         try SafeTensorsFile.write(["prompt_embeddings": Tensor(shape: [2, 4], values: [0, 1, 2, 3, 4, 5, 6, 7])], to: "\(dir)/adapter_model.safetensors")
         XCTAssertEqual(try PEFTAdapter.load(directory: dir, parameters: [], dModel: 4, isT5: true).encoderPrompt?.shape, [2, 4])
+    }
+
+    /// The non-finite check reads the tensors applied only: a NaN in a module the config leaves
+    /// out (skipped with a warning, as PEFT skips it) loads; the same NaN in a targeted one is
+    /// refused by name.
+    func testNonFiniteCheckReadsTheAppliedTensorsOnly() throws {
+        let (_, dir, load) = try editableFixture("t5-lora-patterns", tag: "peft-lora-nan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/adapter_model.safetensors"
+        let file = try SafeTensorsFile(path: path)
+        var tensors: [String: Tensor] = [:]
+        for n in file.names { tensors[n] = try file.tensor(n).detached() }
+        let poisoned = "base_model.model.encoder.block.0.layer.0.SelfAttention.v.lora_A.weight"
+        let t = try XCTUnwrap(tensors[poisoned])
+        tensors[poisoned] = Tensor(shape: t.shape, values: [Float.nan] + t.array.dropFirst())
+        try SafeTensorsFile.write(tensors, to: path)
+        XCTAssertEqual(try load(["target_modules": ["k", "o", "q"], "rank_pattern": ["k": 2], "alpha_pattern": ["EncDecAttention.q": 32]]).lora.count, 18)
+        XCTAssertThrowsError(try load([:])) {
+            XCTAssertTrue("\($0)".contains("tensor '\(poisoned)' holds a non-finite value (nan) at element 0"), "\($0)")
+        }
     }
 
     /// A T5 fixture's model and a copy of its adapter whose config `load(edit)` rewrites (the

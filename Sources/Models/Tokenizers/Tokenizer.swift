@@ -2,6 +2,7 @@
 // (tokenizer.json or spiece.model), GPT-2 byte-level BPE (tokenizer.json or vocab.json +
 // merges.txt), and a ByT5-style byte tokenizer for the embedded smoke backbone.
 import Foundation
+import Support
 
 public struct TokenizerError: Error, CustomStringConvertible {
     public let path: String
@@ -73,8 +74,6 @@ struct AddedTokens {
 }
 
 public enum Tokenizers {
-    /// Loads the tokenizer in `dir`: tokenizer.json (Unigram or BPE), else spiece.model, else
-    /// vocab.json + merges.txt; `byte` (or a config with "tokenizer_class": "ByT5Tokenizer") gives bytes.
     /// The file `load(directory:)` reads the tokenizer from (the same order: a ByT5
     /// tokenizer_config.json, tokenizer.json, spiece.model, vocab.json), for messages; nil when none.
     public static func sourceFile(directory dir: String) -> String? {
@@ -85,10 +84,17 @@ public enum Tokenizers {
         return ["tokenizer.json", "spiece.model", "vocab.json"].map(p).first { FileManager.default.fileExists(atPath: $0) }
     }
 
+    /// Loads the tokenizer in `dir`: tokenizer.json (Unigram or BPE), else spiece.model, else
+    /// vocab.json + merges.txt; `byte` (or a config with "tokenizer_class": "ByT5Tokenizer") gives bytes.
+    /// - Throws: `TokenizerError` naming the file: none found, a dangling link, a malformed file.
     public static func load(directory dir: String) throws -> TextTokenizer {
         if dir == "byte" { return ByteTokenizer() }
         let fm = FileManager.default
         func p(_ f: String) -> String { (dir as NSString).appendingPathComponent(f) }
+        // A tokenizer file that is a dangling link (an HF cache blob gone) read as "not found".
+        for f in ["tokenizer_config.json", "tokenizer.json", "spiece.model", "vocab.json", "merges.txt"] {
+            if let target = danglingLinkTarget(p(f)) { throw TokenizerError(path: p(f), detail: danglingLinkProblem(target)) }
+        }
         if let data = fm.contents(atPath: p("tokenizer_config.json")),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            (obj["tokenizer_class"] as? String) == "ByT5Tokenizer" {
