@@ -30,7 +30,7 @@ help:
 	@echo "make test-threads       the numeric, model and method tests with 1 and 3 threads (TEST_THREADS=)"
 	@echo "make test-avx512-emulated  every test on the AVX-512 code paths, emulated by SIMDe (hosts without AVX-512)"
 	@echo "make bench              benchmark JSON to stdout and Reports/bench.json"
-	@echo "make bench-e2e [EPOCHS=1 ROUNDS=2]  one few-shot DPT run end to end vs PyTorch pipelines, Reports/bench-e2e.json"
+	@echo "make bench-e2e [EPOCHS=1 ROUNDS=4]  one few-shot DPT run end to end vs PyTorch pipelines, Reports/bench-e2e.json"
 	@echo "make deps               apt-get install $(APT_PACKAGES) when missing"
 	@echo "make build              release build of $(BIN)"
 	@echo "make fetch-data [SOURCE=dir]  official archives (or a mirror) into data/, verified against Baselines/data.lock"

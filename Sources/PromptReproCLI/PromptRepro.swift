@@ -18,6 +18,8 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
+              PROMPTREPRO_MODEL_DIR  a folder of checkpoints searched by name (NAME or
+                                   the last part of ORG/NAME) before the HF cache
               PROMPTREPRO_CHECKPOINT  ffn,attention | all | none: recompute those T5 sublayers
                                    in backward (less memory, more FLOPs, same results);
                                    default auto: attention when backbone weights train
@@ -26,6 +28,10 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_PACK_FROZEN  0: pack every GEMM operand at every product, also the
                                    weights and encoder states greedy decoding reuses
                                    (default 1: packed once per decode; same results)
+              PROMPTREPRO_POOL     dispatch: parallel chunks on libdispatch instead of the
+                                   spinning pool (timing comparisons; same results)
+              PROMPTREPRO_DECODE_GROUP_ROWS  rows per thread from which greedy decoding
+                                   runs one group per thread (0: never; same results)
             Results are bit-identical for a given seed, thread count and GEMM kernel.
             """,
         subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, Calibrate.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])

@@ -345,7 +345,9 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
         stderr("warning: \(unpinned.count) counted runs of spec \(name) [\(profile)] read data that differs from its pin (swept with --allow-unpinned; the gate fails on them): "
             + unpinned.prefix(6).joined(separator: "; ") + (unpinned.count > 6 ? "; …" : ""))
     }
-    if let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
+    // Said only of numbers taken from this store: with no cell here a read falls back to the
+    // committed export, whose numbers the note (24 of 24 runs "have no finished result") misstated.
+    if !cells.isEmpty, let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
     return cells
 }
 
@@ -425,7 +427,14 @@ func requireSpec(_ spec: String, of file: String) throws {
 
 /// The one line `report` and `figures` print for an output they keep because its spec has no data.
 func missingSource(spec: String, profile: String, db: String, resultsDir: String, kept: String) -> String {
-    "missing: no runs of spec \(spec) [\(profile)] that it plans now in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; kept \(kept)"
+    // `kept`: a file, or "DIR/NAME.*" for its formats; "kept" only of what exists.
+    let fm = FileManager.default
+    let exists = kept.hasSuffix(".*")
+        ? ((try? fm.contentsOfDirectory(atPath: (kept as NSString).deletingLastPathComponent)) ?? [])
+            .contains { $0.hasPrefix(String((kept as NSString).lastPathComponent.dropLast(1))) }
+        : fm.fileExists(atPath: kept)
+    return "missing: no runs of spec \(spec) [\(profile)] that it plans now in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; "
+        + (exists ? "kept \(kept)" : "\(kept) not written")
         + " — run `promptrepro sweep \(spec) --profile \(profile)` (and `promptrepro export \(spec) --profile \(profile)` to commit it)"
 }
 

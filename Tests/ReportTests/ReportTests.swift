@@ -177,13 +177,20 @@ final class ReportSourceTests: XCTestCase {
         let line = rep.err.split(separator: "\n").filter { $0.hasPrefix("missing:") }
         XCTAssertEqual(line.count, 1, rep.err)
         XCTAssertTrue(line[0].contains("spec table4 [smoke]") && line[0].contains("promptrepro sweep table4 --profile smoke"), rep.err)
+        XCTAssertTrue(line[0].contains("kept \(out)/table4.md"), rep.err)
+        // table4's planned runs are not "unfinished here": no table4 number is taken from this store.
+        XCTAssertFalse(rep.err.contains("runs spec table4 [smoke] plans have no finished result"), rep.err)
         XCTAssertEqual(try String(contentsOfFile: "\(out)/table4.md", encoding: .utf8), "kept")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/table4.tex"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/table1.md"), "the other tables are still written")
         let fig = try runCLI(["figures", "fig8", "--profile", "smoke", "--db", db, "--out-dir", "\(out)/figures", "--results-dir", empty])
         XCTAssertEqual(fig.status, 1)
-        XCTAssertTrue(fig.err.contains("missing: no runs of spec fig8 [smoke]"), fig.err)
+        XCTAssertTrue(fig.err.contains("missing: no runs of spec fig8 [smoke]") && fig.err.contains("kept \(out)/figures/fig8.*"), fig.err)
         XCTAssertEqual(try String(contentsOfFile: "\(out)/figures/fig8.dat", encoding: .utf8), "kept")
+        // Nothing there to keep: said as such (it said "kept" of a file that does not exist).
+        let none = try runCLI(["report", "table4", "--profile", "smoke", "--db", db, "--out-dir", "\(dir)/R2", "--results-dir", empty])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.err.contains("\(dir)/R2/table4.md not written") && !none.err.contains("kept"), none.err)
     }
 }
 
