@@ -42,7 +42,18 @@ struct PromptRepro: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(2)
         }
-        Self.main(nil)
+        // As ArgumentParser's main, except that an argument error thrown by a subcommand's run()
+        // shows that subcommand's usage (ArgumentParser shows the root's there:
+        // "Usage: promptrepro <subcommand>").
+        var command: ParsableCommand
+        do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
+        do { try command.run() } catch let e as ValidationError {
+            let sub = type(of: command)
+            FileHandle.standardError.write(Data("Error: \(e.message)\nUsage: \(usageString(for: sub))\n  See 'promptrepro \(sub._commandName) --help' for more information.\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
     }
 }
 

@@ -78,6 +78,8 @@ final class CommandErrorTests: XCTestCase {
         // An argument's own error keeps the usage block.
         let (rc, err) = try runCLIText(["compare", "--method", "pt", "--against", "nowhere"], stdout: false)
         XCTAssertEqual(rc, 64, err)
-        XCTAssertTrue(err.contains("--against must be stored or published") && err.contains("Usage:"), err)
+        // The subcommand's own usage (ArgumentParser showed the root's, "promptrepro <subcommand>").
+        XCTAssertTrue(err.contains("--against must be stored or published") && err.contains("Usage: promptrepro compare --method")
+                      && err.contains("See 'promptrepro compare --help'"), err)
     }
 }
