@@ -35,6 +35,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
     @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
+    @Option(name: .customLong("tables-dir"), help: "Table layouts for --against published (default: Baselines/tables in the checkout), as `report --tables-dir`.") var tablesDirGiven: String?
     @Option(help: "Published table for --against published: its name (\"Table 1\") or a layout's (Baselines/tables; default: the table of the layout that shows --spec; required when no layout shows it).") var table: String?
 
     func run() throws {
@@ -55,7 +56,10 @@ struct CompareCommand: ParsableCommand {
         var publishedTable = table ?? ""
         var settingNotes: [String] = []
         if let published {
-            let layouts = (try? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory))) ?? []
+            // A directory given is read whole (a broken layout there is an error); the checkout's
+            // is read as `report` reads it, skipping a broken layout.
+            let layouts = try tablesDirGiven.map { try PaperTables.layouts(directory: $0) }
+                ?? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory), skippingBroken: true)
             let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
             // The layout that decides: the one named by --table, else the one that shows this spec.
             let layout = table.flatMap { t in layouts.first { $0.name == t } } ?? (table == nil ? layouts.first { $0.spec == s.name && $0.kind == .score } : nil)
@@ -65,7 +69,7 @@ struct CompareCommand: ParsableCommand {
                 }
                 publishedTable = layout.publishedTable
             } else if table == nil {
-                throw ValidationError("no layout in Baselines/tables shows spec \(s.name): pass --table (published tables of paper \(s.paper): \(known.joined(separator: ", ")))")
+                throw ValidationError("no layout in \(tablesDirGiven ?? "Baselines/tables") shows spec \(s.name): pass --table (published tables of paper \(s.paper): \(known.joined(separator: ", ")))")
             }
             // Published standard deviations are not scores to compare a mean with.
             if let std = layouts.first(where: { $0.paper == s.paper && $0.publishedTable == publishedTable && $0.kind == .std }) {

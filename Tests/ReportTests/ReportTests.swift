@@ -457,6 +457,19 @@ final class CompareTests: XCTestCase {
         let fig = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--spec", "fig4"])
         XCTAssertNotEqual(fig.status, 0)
         XCTAssertTrue(fig.err.contains("no layout in Baselines/tables shows spec fig4: pass --table"), fig.err)
+        // --tables-dir, as `report` takes it: a layout there that shows fig4 decides its table.
+        let tables = "\(dir)/tables"
+        try FileManager.default.createDirectory(atPath: tables, withIntermediateDirectories: true)
+        try String(contentsOfFile: "\(repoRoot)/Baselines/tables/table1.yaml", encoding: .utf8).replacingOccurrences(of: "spec: table1", with: "spec: fig4")
+            .write(toFile: "\(tables)/table1.yaml", atomically: true, encoding: .utf8)
+        let figDir = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--spec", "fig4",
+                                 "--tables-dir", tables])
+        XCTAssertFalse(figDir.err.contains("no layout in"), figDir.err)
+        try FileManager.default.createDirectory(atPath: "\(dir)/no-tables", withIntermediateDirectories: true)
+        let emptyTables = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--spec", "fig4",
+                                      "--tables-dir", "\(dir)/no-tables"])
+        XCTAssertNotEqual(emptyTables.status, 0)
+        XCTAssertTrue(emptyTables.err.contains("no layout in \(dir)/no-tables shows spec fig4"), emptyTables.err)
         // The same method with other settings than the published row's is named (once compared
         // without a word: our r = 5 DPT against the paper's r = 10; our 100-token Residual PT
         // against Table 4's 10 tokens); DPT against published PT, another method, is not.
