@@ -552,5 +552,5 @@ func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> 
     guard !parts.isEmpty else { return nil }
     let described = prof.description.isEmpty ? "" : " (\(prof.description.trimmingCharacters(in: CharacterSet(charactersIn: ". "))))"
     return "Setting of profile \(profile)\(described): " + parts.joined(separator: "; ")
-        + ". The published values are the papers' own runs (their models and training data), so Δ compares different settings."
+        + (layout.hasPublished ? ". The published values are the papers' own runs (their models and training data), so Δ compares different settings." : ".")
 }

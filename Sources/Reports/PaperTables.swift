@@ -19,6 +19,10 @@ public struct TableLayout: Decodable {
         enum CodingKeys: String, CodingKey { case variant, label, publishedMethod = "published" }
         public init(variant: String, label: String, publishedMethod: String) { (self.variant, self.label, self.publishedMethod) = (variant, label, publishedMethod) }
     }
+    /// Whether any row has published values to show (a study layout marks every row
+    /// `published: none`: its cells are ours alone, without "— /" and Δ framing).
+    public var hasPublished: Bool { rows.contains { $0.publishedMethod != "none" } }
+
     public struct Column: Decodable {
         public var key: String, label: String, metric: String?
         /// The published CSV's `column` this column is compared with (default: the task). Two
@@ -288,10 +292,13 @@ public enum PaperTables {
                     }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
                     var text = p.map(marked) ?? "—"
+                    // Ours alone where the layout publishes nothing; else "published / ours".
+                    let sep = layout.hasPublished ? " / " : ""
+                    if !layout.hasPublished { text = "" }
                     // A paper's table has one few-shot size; cells of several k are not one number.
                     guard matching.count < 2 else {
                         let ks = matching.map { $0.k.map(String.init) ?? "full" }.joined(separator: ", ")
-                        line.append(.init(text: text + " / ✗ k \(ks): the spec plans several k, the table shows one", kind: .score))
+                        line.append(.init(text: text + sep + "✗ k \(ks): the spec plans several k, the table shows one", kind: .score))
                         continue
                     }
                     let cell = matching.first
@@ -306,13 +313,13 @@ public enum PaperTables {
                         if smoke { o += "†" }
                         if stat.n < 3 { o += "‡" }
                         if let pv = p?.number, !ours.isNaN, sameMetric { o += " (Δ \(signedDelta(ours, pv)))" }
-                        text += " / \(o)" + (cell?.failureMarker.map { " \($0)" } ?? "")
+                        text += sep + o + (cell?.failureMarker.map { " \($0)" } ?? "")
                         if let inv = cell?.invalidFraction?["best"], inv.n > 0, inv.mean > 0 {
                             text += " [\(percent(inv.mean)) invalid]"
                             anyInvalid = true
                         }
                     } else {
-                        text += " / " + (cell?.failureMarker ?? "—")
+                        text += sep + (cell?.failureMarker ?? "—")
                     }
                     line.append(.init(text: text, kind: .score))
                 }
@@ -349,7 +356,7 @@ public enum PaperTables {
                     // than 3 seeds, ✗ when one leaves failed runs out.
                     let ours = ourMeans.count == layout.columns.count
                         ? f2(ourMeans.reduce(0, +) / Double(ourMeans.count)) + (smoke ? "†" : "") + (fewSeeds ? "‡" : "") + (anyFailed ? " ✗" : "") : "—"
-                    line.append(.init(text: "\(p) / \(ours)", kind: .average))
+                    line.append(.init(text: layout.hasPublished ? "\(p) / \(ours)" : ours, kind: .average))
                 }
                 line[0].text += rowMarks
                 rows.append(.cells(line))
@@ -502,7 +509,9 @@ public enum PaperTables {
     static func legend(_ layout: TableLayout, profile: String, bold: (String) -> String, code: (String) -> String) -> [String] {
         let smoke = profile == "smoke"
         var first = "Profile: \(bold(profile))\(smoke ? " — embedded random-weight backbone; our numbers test the pipeline and \(bold("reproduce nothing"))" : "")."
-        first += layout.kind == .std
+        first += !layout.hasPublished
+            ? " Each cell: ours as mean ± sample std over seeds of the best-epoch validation score (no paper publishes these rows)."
+            : layout.kind == .std
             ? " Each cell: published value / ours, each the standard deviation over seeds of the best-epoch validation score, (Δ = ours − published)."
             : " Each cell: published value / ours as mean ± sample std over seeds of the best-epoch validation score, (Δ = ours − published)."
         first += " † smoke profile; ‡ fewer than 3 seeds; — no counted run in this profile (not run, or left out as stale: see the notes);"

@@ -541,6 +541,12 @@ final class ProtocolLabelTests: XCTestCase {
         XCTAssertTrue(tex.contains("selection: train-dev (k\\_dev 16); eval: rank"), tex)
         // A papers'-protocol table has no protocol note.
         XCTAssertFalse(PaperTables.markdown(layout, cells: [cell("pt", nil)], published: [], profile: "smoke").contains("Protocol:"))
+        // Every row `published: none`: cells are ours alone (they read "— / 50.00"), and the legend
+        // says so instead of "published value / ours … (Δ = ours − published)".
+        XCTAssertFalse(layout.hasPublished)
+        XCTAssertTrue(md.contains("| PT — select on validation, generate (papers) | 50.00 ± 0.00† | — | — | — |"), md)
+        XCTAssertTrue(md.contains("Each cell: ours as mean ± sample std") && !md.contains("published value / ours"), md)
+        XCTAssertTrue(try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables").hasPublished)
     }
 }
 
