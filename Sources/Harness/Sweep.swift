@@ -377,7 +377,8 @@ public enum SweepRunner {
     /// max_source_length beyond a GPT-2 checkpoint's n_positions, or a training batch's attention
     /// scores beyond this machine's memory) before anything is planned: each worker failed such
     /// runs one by one. Models not found here are left to the skip lines.
-    public static func checkFits(_ runs: [RunSpec], missing: [String: ModelNotFound]) throws {
+    /// `hereMemory` false (`shard`, whose workers run on other machines): n_positions only.
+    public static func checkFits(_ runs: [RunSpec], missing: [String: ModelNotFound], hereMemory: Bool = true) throws {
         var arch: [String: (ModelConfig, String)] = [:]
         var problems: [String] = []
         for r in runs where missing[r.modelSpec] == nil {
@@ -386,7 +387,10 @@ public enum SweepRunner {
                 if let a = try? ModelConfig.load(path: path) { arch[r.modelSpec] = (a, path) }
             }
             guard let (a, path) = arch[r.modelSpec] else { continue }
-            do { try TrainingSession.checkSequenceFits(r.config, architecture: a, configPath: path) } catch {
+            do {
+                try TrainingSession.checkSequenceFits(r.config, architecture: a, configPath: path,
+                                                      memoryBytes: hereMemory ? ProcessInfo.processInfo.physicalMemory : nil)
+            } catch {
                 let line = "\(r.cell): \(error)"
                 if !problems.contains(line) { problems.append(line) }
             }
@@ -394,6 +398,16 @@ public enum SweepRunner {
         if !problems.isEmpty {
             throw StoreError("\(problems.count) cell\(problems.count == 1 ? "" : "s") cannot fit, nothing planned:\n" + problems.prefix(8).map { "  " + $0 }.joined(separator: "\n")
                 + (problems.count > 8 ? "\n  … (\(problems.count - 8) more)" : ""))
+        }
+    }
+
+    /// The runs of `runs` (with identities) that `store` has not finished under that identity
+    /// (done, diverged or evaluated): those a sweep will train.
+    public static func unfinished(_ runs: [RunSpec], in store: ResultsStore) throws -> [RunSpec] {
+        try runs.filter { r in
+            guard let row = try store.currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)
+            else { return true }
+            return !(["done", "diverged", "evaluated"].contains(row["status"]?.text ?? "") && row["identity"]?.text == r.identity)
         }
     }
 
@@ -440,9 +454,12 @@ public enum SweepRunner {
         }
         let skip = missing.keys.sorted()
         try checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: planStore)
-        try checkFits(expanded, missing: missing)
+        if fresh { try checkFits(expanded, missing: missing) }
         let store = fresh ? try ResultsStore(path: o.storePath) : planStore
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
+        // A resumed sweep checks only what it will run: runs finished here under their planned
+        // identity are not trained again (a smaller machine refused the whole sweep for them).
+        if !fresh { try checkFits(try unfinished(runs, in: store), missing: missing) }
         // Runs of dead workers go back to pending first, so that one of other settings (an edit
         // interrupted by a kill) goes to history and a finished run of the planned settings can come
         // back, instead of the interrupted run of the edit being finished under this plan.

@@ -61,8 +61,9 @@ public struct SweepPlan {
         var found: [String: String] = [:]
         for m in Set(expanded.map(\.modelSpec)) where missing[m] == nil { found[m] = try ModelFiles.locate(m) }
         try SweepRunner.checkPins(expanded, dataDir: o.dataDir, lockPath: o.lockPath, allowUnpinned: o.allowUnpinned, store: store)
-        try SweepRunner.checkFits(expanded, missing: missing)
         let runs = try store.withIdentities(expanded.filter { missing[$0.modelSpec] == nil }, dataDir: o.dataDir, manifestDir: o.manifestDir)
+        // As the sweep checks them: the runs it would train (a store of an older schema: all).
+        try SweepRunner.checkFits(exists && store.schemaVersion >= 4 ? (try? SweepRunner.unfinished(runs, in: store)) ?? runs : expanded, missing: missing)
         var rows: [String: [String: SQLiteDB.Value]] = [:]
         if exists {
             let identity = store.schemaVersion >= 2 ? "identity" : "config_hash AS identity"

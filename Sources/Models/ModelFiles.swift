@@ -56,11 +56,15 @@ public enum ModelFiles {
             looked.append("\(spec) (no such directory)")
         }
         if let base = env["PROMPTREPRO_MODEL_DIR"] {
+            var why = ""
             for name in [spec, (spec as NSString).lastPathComponent] {
                 let d = (base as NSString).appendingPathComponent(name)
                 if fm.fileExists(atPath: (d as NSString).appendingPathComponent("config.json")) { return d }
+                if why.isEmpty, let target = danglingLinkTarget((d as NSString).appendingPathComponent("config.json")) {
+                    why = "; \(d)/config.json is " + danglingLinkProblem(target)
+                }
             }
-            looked.append("\(base)/\(spec) (PROMPTREPRO_MODEL_DIR)")
+            looked.append("\(base)/\(spec) (PROMPTREPRO_MODEL_DIR\(why))")
         }
         // A path (absolute, ./, ../ or ~) is no hub id: the hub caches are not searched for it.
         if ModelNotFound.isPath(spec) { throw ModelNotFound(spec: spec, looked: looked) }
@@ -76,18 +80,23 @@ public enum ModelFiles {
                 let rev = ref.trimmingCharacters(in: .whitespacesAndNewlines)
                 let snap = (snaps as NSString).appendingPathComponent(rev)
                 if fm.fileExists(atPath: (snap as NSString).appendingPathComponent("config.json")) { return snap }
-                throw ModelNotFound(spec: spec, looked: looked + ["\(refPath) names revision \(rev), but \(snap)/config.json does not exist "
+                let link = danglingLinkTarget((snap as NSString).appendingPathComponent("config.json")).map { " (it is " + danglingLinkProblem($0) + ")" } ?? ""
+                throw ModelNotFound(spec: spec, looked: looked + ["\(refPath) names revision \(rev), but \(snap)/config.json does not exist\(link) "
                     + "(an incomplete download? other revisions are not used in its place: pass a snapshot directory to use one)"])
             }
             // No refs/main (a download by revision): one snapshot is unambiguous; several are not.
             let revs = ((try? fm.contentsOfDirectory(atPath: snaps)) ?? []).sorted()
                 .filter { fm.fileExists(atPath: (snaps as NSString).appendingPathComponent("\($0)/config.json")) }
             if revs.count == 1 { return (snaps as NSString).appendingPathComponent(revs[0]) }
+            // Snapshots whose config.json is a dangling link were passed over without a word.
+            let broken = ((try? fm.contentsOfDirectory(atPath: snaps)) ?? []).sorted()
+                .filter { danglingLinkTarget((snaps as NSString).appendingPathComponent("\($0)/config.json")) != nil }
             if revs.count > 1 {
                 throw ModelNotFound(spec: spec, looked: looked + ["\(repo) has no refs/main and \(revs.count) snapshots (\(revs.joined(separator: ", "))): "
                     + "which is main is unknown; pass the snapshot directory, e.g. \(snaps)/\(revs[0])"])
             }
-            looked.append("\(snaps)/<revision>/config.json")
+            looked.append("\(snaps)/<revision>/config.json" + (broken.isEmpty ? "" : " (snapshot\(broken.count == 1 ? "" : "s") \(broken.joined(separator: ", ")): "
+                + "config.json is a link to a blob that does not exist: an incomplete or deleted download)"))
         }
         throw ModelNotFound(spec: spec, looked: looked)
     }

@@ -204,7 +204,8 @@ struct Shard: ParsableCommand {
         // after a merge has superseded the store's finished runs of the pinned data.
         try SweepRunner.checkPins(expanded, dataDir: data, lockPath: ProjectRoot.resolve("Baselines/data.lock"), allowUnpinned: allowUnpinned,
                                   store: try ResultsStore(path: ":memory:"), requirePresent: false)
-        try SweepRunner.checkFits(expanded, missing: try SweepRunner.missingModels(expanded))
+        // n_positions only: the workers' machines, not this one, decide what fits in memory.
+        try SweepRunner.checkFits(expanded, missing: try SweepRunner.missingModels(expanded), hereMemory: false)
         // Made once the plan is accepted: a refused one leaves nothing under --dir.
         let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
         let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))

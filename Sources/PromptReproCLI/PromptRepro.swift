@@ -48,8 +48,10 @@ struct PromptRepro: ParsableCommand {
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
         do { try command.run() } catch let e as ValidationError {
-            let sub = type(of: command)
-            FileHandle.standardError.write(Data("Error: \(e.message)\nUsage: \(usageString(for: sub))\n  See 'promptrepro \(sub._commandName) --help' for more information.\n".utf8))
+            let usage = usageString(for: type(of: command))
+            // The command's path ("promptrepro data verify"): the usage's leading words.
+            let path = usage.split(separator: " ").prefix { !["[", "<", "-"].contains($0.first ?? "-") }.joined(separator: " ")
+            FileHandle.standardError.write(Data("Error: \(e.message)\nUsage: \(usage)\n  See '\(path) --help' for more information.\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         } catch {
             exit(withError: error)

@@ -571,22 +571,21 @@ public final class ResultsStore {
     /// or nil: that run evaluated other weights at another path. The variant defaults to the adapter
     /// directory's name, so two adapters saved as `…/adapter` fell into one cell and the second
     /// superseded the first without a word. The same path (an adapter saved again in place) or the
-    /// same weights (adapter_model.safetensors' sha256: a copied or moved adapter) is a
-    /// re-evaluation and replaces its run.
+    /// same adapter elsewhere (the sha256 of adapter_model.safetensors and of adapter_config.json
+    /// both equal: a copied or moved adapter) is a re-evaluation and replaces its run.
     public func otherAdapterHolding(_ r: RunSpec) throws -> String? {
         // `adapter` is "<path>#sha256:<hex>#adapter_config:<hex>" (TrainConfig.adapter).
         func path(_ a: String) -> String { a.range(of: "#sha256:", options: .backwards).map { String(a[..<$0.lowerBound]) } ?? a }
-        func sha(_ a: String) -> String? {
-            a.range(of: "#sha256:", options: .backwards).map { String(a[$0.upperBound...].prefix { $0 != "#" }) }
-        }
         guard let new = r.config.adapter,
               let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               row["status"]?.text == RunStatus.evaluated.rawValue, let id = row["id"]?.int,
               let stored = try db.query("SELECT config_json, adapter_sha256 FROM runs WHERE id=?", [.int(id)]).first,
               let json = stored["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)),
               let old = cfg.adapter, path(old) != path(new),
-              // The same bytes elsewhere (a copied or moved adapter) are a re-evaluation.
-              stored["adapter_sha256"]?.text != sha(new) else { return nil }
+              // The same adapter elsewhere (a copy: the same adapter_model.safetensors and the same
+              // adapter_config.json, whose lora_alpha or use_rslora move every number) is a
+              // re-evaluation.
+              String(old.dropFirst(path(old).count)) != String(new.dropFirst(path(new).count)) else { return nil }
         let sha = stored["adapter_sha256"]?.text.map { " (sha256 \($0.prefix(12))…)" } ?? ""
         return "\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(r.seed) holds evaluated run \(id) of the adapter at \(path(old))\(sha); "
             + "the adapter at \(path(new)) would replace it. Store it under a variant of its own (--variant NAME; the default is the adapter directory's name, "

@@ -241,8 +241,9 @@ extension TrainingSession {
     /// lower bound on a step's peak) exceed this machine's memory (`--n 100000` on T5 ended in
     /// "failed to allocate 40205062176 bytes" and SIGABRT). S = prompt rows (n, or DePT's m) +
     /// max_source_length.
+    /// `memoryBytes` nil: the n_positions check only (a plan for other machines: `shard`).
     public static func checkSequenceFits(_ c: TrainConfig, architecture: ModelConfig, configPath: String,
-                                  memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+                                  memoryBytes: UInt64? = ProcessInfo.processInfo.physicalMemory) throws {
         let rows = TrainConfig.promptRows(c.method)
         let key = (try? MethodRegistry.type(c.method.method).configKeys.contains("n")) == true ? "n" : "m"
         let S = rows + c.maxSourceLength
@@ -261,6 +262,7 @@ extension TrainingSession {
         // A lower bound on a training step's peak: one layer's scores for one training batch (the
         // backward pass keeps more). Evaluation is not priced: without gradients attention runs
         // on one score row block per thread and the encoder in chunks.
+        guard let memoryBytes else { return }
         let bytes = Double(c.batchSize) * Double(heads) * Double(S) * Double(S) * 4
         if bytes > Double(memoryBytes) {
             throw TrainError(String(format: "%@ = %d positions: one layer's attention scores for a training batch of %d (batch × %d heads × %d² × 4 bytes) alone take %.1f GiB, "

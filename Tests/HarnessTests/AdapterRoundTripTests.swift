@@ -217,6 +217,17 @@ final class EvaluatedAdapterTests: XCTestCase {
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/copy/adapter", "--variant", "peft-pt"] + evalArgs)
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try seedOne(), ["\(dir)/copy/adapter"])
+        // The same weights with another adapter_config.json (whose lora_alpha or use_rslora would
+        // move every number): not the same adapter, refused as other weights are.
+        try FileManager.default.createDirectory(atPath: "\(dir)/reconfigured", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/reconfigured/adapter")
+        var cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/reconfigured/adapter/adapter_config.json"))) as? [String: Any])
+        cfg["inference_mode"] = false
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: "\(dir)/reconfigured/adapter/adapter_config.json"))
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/reconfigured/adapter", "--variant", "peft-pt"] + evalArgs)
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("holds evaluated run") && err.contains("--replace"), err)
+        XCTAssertEqual(try seedOne(), ["\(dir)/copy/adapter"])
         // Other weights: the copy's prompt moved by 0.5, without the run config (which names the
         // old weights' sha256), so seed and lengths come from the flags.
         try FileManager.default.createDirectory(atPath: "\(dir)/other", withIntermediateDirectories: true)

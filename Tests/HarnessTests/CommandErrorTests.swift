@@ -75,6 +75,25 @@ final class CommandErrorTests: XCTestCase {
         let (shrc, sherr) = try runCLIText(["shard", "\(dir)/gptfit.yaml", "--shards", "1", "--dir", "\(dir)/shards", "--data-dir", data], stdout: false)
         XCTAssertNotEqual(shrc, 0)
         XCTAssertTrue(sherr.contains("cannot fit") && !FileManager.default.fileExists(atPath: "\(dir)/shards/shard-0.sqlite"), sherr)
+        // Memory is the workers' machines' to judge: `shard` checks n_positions only, while
+        // `sweep` here refuses a T5 prompt whose training batch's scores exceed this machine.
+        try """
+        spec: huge
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: 100000}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: [1]
+        k: [8]
+        profiles:
+          smoke: {models: {t5-small: "embedded:t5-tiny"}, train: {epochs: 1, eval_limit: 4}}
+        """.write(toFile: "\(dir)/huge.yaml", atomically: true, encoding: .utf8)
+        let (hs, hserr) = try runCLIText(["sweep", "\(dir)/huge.yaml", "--db", "\(dir)/huge.sqlite", "--data-dir", data, "--dry-run"], stdout: false)
+        XCTAssertEqual(hs, 1, hserr)
+        XCTAssertTrue(hserr.contains("cannot fit") && hserr.contains("more than this machine's"), hserr)
+        let (hsh, hsherr) = try runCLIText(["shard", "\(dir)/huge.yaml", "--shards", "1", "--dir", "\(dir)/huge-shards", "--data-dir", data], stdout: false)
+        XCTAssertEqual(hsh, 0, hsherr)
         // An argument's own error keeps the usage block.
         let (rc, err) = try runCLIText(["compare", "--method", "pt", "--against", "nowhere"], stdout: false)
         XCTAssertEqual(rc, 64, err)

@@ -244,6 +244,25 @@ final class LoadingTests: XCTestCase {
         XCTAssertThrowsError(try ModelFiles.resolve("google/flan-t5-base", environment: env)) { e in
             XCTAssertTrue("\(e)".contains("no refs/main and 2 snapshots (abc123, zzz999)"), "\(e)")
         }
+        // A snapshot's config.json that is a link to a missing blob is named as such: under
+        // refs/main, and without it (such a snapshot was passed over without a word), and in
+        // PROMPTREPRO_MODEL_DIR.
+        let other = "\(tmp)/hub/models--org--linked/snapshots/r1"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(other)/config.json", withDestinationPath: "../../blobs/gone")
+        XCTAssertThrowsError(try ModelFiles.resolve("org/linked", environment: env)) { e in
+            XCTAssertTrue("\(e)".contains("(snapshot r1: config.json is a link to a blob that does not exist"), "\(e)")
+        }
+        try FileManager.default.createDirectory(atPath: "\(tmp)/hub/models--org--linked/refs", withIntermediateDirectories: true)
+        try "r1".write(toFile: "\(tmp)/hub/models--org--linked/refs/main", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelFiles.resolve("org/linked", environment: env)) { e in
+            XCTAssertTrue("\(e)".contains("r1/config.json does not exist (it is a link to ../../blobs/gone, which does not exist"), "\(e)")
+        }
+        try FileManager.default.createDirectory(atPath: "\(tmp)/models/linked", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/models/linked/config.json", withDestinationPath: "/nonexistent/blob")
+        XCTAssertThrowsError(try ModelFiles.resolve("linked", environment: ["PROMPTREPRO_MODEL_DIR": "\(tmp)/models", "HOME": tmp])) { e in
+            XCTAssertTrue("\(e)".contains("(PROMPTREPRO_MODEL_DIR; \(tmp)/models/linked/config.json is a link to /nonexistent/blob, which does not exist"), "\(e)")
+        }
     }
 
     /// A sharded checkpoint whose index puts a tensor in a shard that lacks it is refused naming the
@@ -290,6 +309,12 @@ final class LoadingTests: XCTestCase {
         XCTAssertThrowsError(try ModelFiles.resolve(snap, environment: [:])) { e in
             XCTAssertTrue("\(e)".contains("its config.json is a link to ../../blobs/c0ffee, which does not exist"), "\(e)")
         }
+        // A dangling file the load would not read (merges.txt beside a good tokenizer.json) is no error.
+        let tok = "\(dir)/tok"
+        try FileManager.default.createDirectory(atPath: tok, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: try XCTUnwrap(sharedItem("models/gpt2-tokenizer/tokenizer.json")), toPath: "\(tok)/tokenizer.json")
+        try FileManager.default.createSymbolicLink(atPath: "\(tok)/merges.txt", withDestinationPath: "/nonexistent/blob")
+        XCTAssertEqual(try Tokenizers.load(directory: tok).encode("hello world"), [31373, 995])
         try FileManager.default.createSymbolicLink(atPath: "\(snap)/tokenizer.json", withDestinationPath: "../../blobs/70ce")
         XCTAssertThrowsError(try Tokenizers.load(directory: snap)) { e in
             XCTAssertTrue("\(e)".contains("\(snap)/tokenizer.json") && "\(e)".contains("a link to ../../blobs/70ce, which does not exist"), "\(e)")

@@ -91,9 +91,20 @@ public enum Tokenizers {
         if dir == "byte" { return ByteTokenizer() }
         let fm = FileManager.default
         func p(_ f: String) -> String { (dir as NSString).appendingPathComponent(f) }
-        // A tokenizer file that is a dangling link (an HF cache blob gone) read as "not found".
-        for f in ["tokenizer_config.json", "tokenizer.json", "spiece.model", "vocab.json", "merges.txt"] {
+        // A file this load would read that is a dangling link (an HF cache blob gone) read as "not
+        // found" (and the next file in order was used): tokenizer_config.json, which every load
+        // reads when present, and the first of the files below that is there or is such a link
+        // (merges.txt with vocab.json). Files a load does not read are not checked.
+        func refuseDangling(_ f: String) throws {
             if let target = danglingLinkTarget(p(f)) { throw TokenizerError(path: p(f), detail: danglingLinkProblem(target)) }
+        }
+        try refuseDangling("tokenizer_config.json")
+        for f in ["tokenizer.json", "spiece.model", "vocab.json"] {
+            try refuseDangling(f)
+            if fm.fileExists(atPath: p(f)) {
+                if f == "vocab.json" { try refuseDangling("merges.txt") }
+                break
+            }
         }
         if let data = fm.contents(atPath: p("tokenizer_config.json")),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
