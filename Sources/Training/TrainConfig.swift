@@ -2,6 +2,7 @@
 // overridden after a preset is applied; the full config is stored with each run.
 import Foundation
 import Methods
+import Models
 import Tasks
 
 public struct TrainConfig: Codable, Equatable, Sendable {
@@ -135,7 +136,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case "dpt-paper":
             break  // AdamW (torch) lr 0.3, wd 1e-5, warmup 10 % + linear decay, clip 1.0, 100 epochs, batch 16 (README)
         case "lopt-paper":
-            c.templates = .lopt
+            // PEZ's fill-in-the-blank templates with word answers ("{sentence}. It was" →
+            // negative/positive) are GPT-2's (LoPT Table 1, METHODS §2.6). On T5 (LoPT Table 2)
+            // SST-2 and AG News take the T5 format every other method of the table uses
+            // ("sentence: …" → "0"/"1", METHODS §4.1); the lopt set of the SuperGLUE tasks is that
+            // format already.
+            c.templates = ["sst2", "agnews"].contains(task) && !ModelFiles.isGPT2(model) ? .dpt : .lopt
             c.optimizer = .adafactor
             c.schedule = .constant
             c.warmupRatio = 0

@@ -1,6 +1,7 @@
 import Foundation
 import Methods
 import Models
+import Tasks
 @testable import Training
 import XCTest
 
@@ -129,6 +130,19 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(try preset("dept", gpt2: true).protocolName, "lopt-paper")
         XCTAssertEqual(try preset("dept", gpt2: true).lrSecondary, 5e-3)
         XCTAssertEqual(try preset("dept", gpt2: true).lr, 0.3)
+    }
+
+    /// lopt-paper's templates: PEZ's fill-in-the-blank with word answers on GPT-2 (LoPT Table 1);
+    /// on T5 (LoPT Table 2) SST-2 and AG News take the T5 format the table's PT and DePT rows use
+    /// ("sentence: …" → "0"/"1"): LoPT's T5 SST-2 rows read "{sentence}. It was" → negative/positive.
+    func testLoPTPaperTemplatesFollowTheBackbone() throws {
+        let lopt1 = try MethodConfig.defaults("lopt1")
+        for (task, model, expected) in [("sst2", "t5-base", TemplateSet.dpt), ("agnews", "embedded:t5-tiny", .dpt), ("cb", "t5-base", .lopt),
+                                        ("sst2", "gpt2-large", .lopt), ("agnews", "embedded:gpt2-tiny", .lopt)] {
+            XCTAssertEqual(try TrainConfig.preset("lopt-paper", method: lopt1, task: task, model: model, k: 16, seed: 1).templates, expected, "\(task) \(model)")
+        }
+        let sst2 = try TaskRegistry.definition("sst2")
+        XCTAssertEqual(try sst2.template(.dpt).source, "sentence: {sentence}")
     }
 
     /// A prompt that cannot fit is refused before training: on GPT-2 prompt rows + input beyond
