@@ -32,4 +32,6 @@ public final class LoPT2: TuningMethod {
     }
 
     public static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int { 2 * c.r * architecture.dModel }
+    /// X0 (n × d, frozen; METHODS §2.7), saved with the method's state.
+    public static func frozenParameterCount(_ c: MethodConfig, architecture: ModelConfig) -> Int { c.n * architecture.dModel }
 }

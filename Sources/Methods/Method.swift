@@ -194,6 +194,9 @@ public protocol TuningMethod: AnyObject {
         -> (inputsEmbeds: Tensor, attentionMask: Tensor)
     /// Trainable parameters from the method's formula and the architecture config alone.
     static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int
+    /// Frozen parameters the method adds to the model and saves with its state (LoPT-2's X0,
+    /// n × d); default 0.
+    static func frozenParameterCount(_ c: MethodConfig, architecture: ModelConfig) -> Int
 }
 
 /// A method that reports measurements of its own tensors after every epoch (stored per epoch in
@@ -207,6 +210,7 @@ extension TuningMethod {
     public static var defaults: MethodConfig { MethodConfig.base(name) }
     public static var defaultProtocol: String { "dpt-paper" }
     public static var hasSecondaryGroup: Bool { false }
+    public static func frozenParameterCount(_ c: MethodConfig, architecture: ModelConfig) -> Int { 0 }
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.tensor.count } }
 
     public func inputs(for backbone: Backbone, inputIds: [Int32], attentionMask: [Float], batch: Int, drop: DropoutContext) throws
@@ -253,6 +257,11 @@ public enum MethodRegistry {
 
     public static func parameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int {
         try type(c.method).parameterCount(c, architecture: architecture)
+    }
+
+    /// `TuningMethod.frozenParameterCount` of `c`'s method.
+    public static func frozenParameterCount(_ c: MethodConfig, architecture: ModelConfig) throws -> Int {
+        try type(c.method).frozenParameterCount(c, architecture: architecture)
     }
 }
 

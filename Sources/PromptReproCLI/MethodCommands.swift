@@ -57,7 +57,9 @@ struct Params: ParsableCommand {
         if case .gpt2(let g) = arch, TrainConfig.promptRows(c) >= g.nPositions {  // the input needs ≥ 1 position
             throw ValidationError("--\(c.method == "dept" ? "m" : "n") \(TrainConfig.promptRows(c)): the prompt rows leave no position of \(model)'s n_positions \(g.nPositions) for the input")
         }
-        let total = arch.parameterCount + (method == "ft" ? 0 : count)
+        // All: the backbone, plus the method's trainable tensors and the frozen ones it adds
+        // (LoPT-2's X0); full fine-tuning trains the backbone itself.
+        let total = arch.parameterCount + (method == "ft" ? 0 : count + (try MethodRegistry.frozenParameterCount(c, architecture: arch)))
         print("trainable params: \(count.formatted()) || all params: \(total.formatted()) || trainable%: \(String(format: "%.4f", 100 * Double(count) / Double(total)))")
     }
 }

@@ -44,6 +44,10 @@ final class CommandErrorTests: XCTestCase {
         let (okrc, okOut) = try runCLIText(["params", "--method", "lora", "--targets", "c_attn,c_proj", "--model", "gpt2-large"], stdout: true)
         XCTAssertEqual(okrc, 0)
         XCTAssertTrue(okOut.contains("trainable params: 4,055,040"), okOut)  // 36 × 8·(1280+3840) + 36 × (8·(1280+1280) + 8·(5120+1280))
+        // "all params" counts LoPT-2's frozen X0 (10 × 1280) with its U, V (2 · 2 · 1280) and gpt2-large's 774,030,080.
+        let (l2rc, l2) = try runCLIText(["params", "--method", "lopt2", "--model", "gpt2-large", "--n", "10", "--r", "2"], stdout: true)
+        XCTAssertEqual(l2rc, 0)
+        XCTAssertTrue(l2.contains("trainable params: 5,120 || all params: 774,048,000"), l2)
         // A model given as a path that is not there: no hub-cache folder made of the path, no
         // download hint; an unknown optimizer lists the known ones.
         let (mrc, merr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--model", "\(dir)/missing-model"], stdout: false)
