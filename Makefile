@@ -189,7 +189,7 @@ fuzz-build:
 	@mkdir -p .build/fuzz fuzz/crashes
 	swiftc $(FUZZ_FLAGS) -module-name FuzzSafetensors fuzz/safetensors_header.swift Sources/Models/SafeTensorsHeader.swift -o .build/fuzz/safetensors
 	swiftc $(FUZZ_FLAGS) -module-name FuzzReaders fuzz/jsonl_readers.swift Sources/Tasks/Readers.swift Sources/Support/PyText.swift -o .build/fuzz/jsonl
-	swiftc $(FUZZ_FLAGS) -module-name FuzzTokenizer fuzz/tokenizer_json.swift Sources/Models/Tokenizers/*.swift Sources/Support/PyText.swift -o .build/fuzz/tokenizer
+	swiftc $(FUZZ_FLAGS) -module-name FuzzTokenizer fuzz/tokenizer_json.swift Sources/Models/Tokenizers/*.swift Sources/Support/PyText.swift Sources/Support/Links.swift -o .build/fuzz/tokenizer
 
 fuzz: fuzz-build
 	@for t in safetensors jsonl tokenizer; do \

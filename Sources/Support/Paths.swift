@@ -30,17 +30,3 @@ public func unwritableReason(_ path: String) -> String? {
     guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { return "'\(dir)' is not a directory" }
     return fm.isWritableFile(atPath: dir) ? nil : "directory '\(dir)' is not writable"
 }
-
-/// The target of `path` when it is a symbolic link whose target does not exist (an HF cache
-/// snapshot whose blob was deleted or never finished downloading), else nil. `fileExists` follows
-/// the link and reports such a file as absent, so messages said "no config.json" of a directory
-/// that lists one.
-public func danglingLinkTarget(_ path: String) -> String? {
-    guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) else { return nil }
-    return FileManager.default.fileExists(atPath: path) ? nil : target
-}
-
-/// The words a message gives a dangling link (`danglingLinkTarget`).
-public func danglingLinkProblem(_ target: String) -> String {
-    "a link to \(target), which does not exist (an incomplete or deleted download? fetch the checkpoint again, e.g. `huggingface-cli download REPO`)"
-}

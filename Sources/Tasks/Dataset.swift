@@ -65,7 +65,11 @@ public enum DataLoader {
             FileHandle.standardError.write(Data("warning: \(def.task) \(split.rawValue): using \(rel), a subset of the official split (the full file \(candidates[0]) is missing)\n".utf8))
         }
         guard let data = fm.contents(atPath: path) else { throw TaskError(file: path, detail: "cannot read") }
-        let text = String(decoding: data, as: UTF8.self)
+        // Python's open(encoding="utf-8") and HF's loaders refuse invalid UTF-8; decoding it
+        // leniently read a Latin-1 "caf\xe9" as "caf\u{FFFD}" without a word.
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TaskError(file: path, detail: Readers.invalidUTF8Location(data) + ": not valid UTF-8 (a file saved in another encoding? convert it to UTF-8)")
+        }
         let rows: [Row]
         switch def.reader {
         case "superglue": rows = try Readers.superGLUE(text, path: path)
@@ -74,6 +78,11 @@ public enum DataLoader {
         case "glue_tsv": rows = try Readers.tsv(text, path: path)
         case "agnews_csv": rows = try Readers.agNews(text, path: path)
         default: throw TaskError(file: "Registry/\(def.task).yaml", detail: "unknown reader '\(def.reader)'")
+        }
+        // A ReCoRD query scored without gold answers: the official metric's max() over them fails.
+        if split == .validation && def.reader == "superglue_record",
+           let r = rows.first(where: { ($0.fields["answers"] as? [String])?.isEmpty ?? true }) {
+            throw TaskError(file: path, detail: "line \(r.line): query \(r.id) has no answers, which a validation query needs to be scored (the official metric fails on it)")
         }
         // A declared label that the validation split never has is a class the metrics still count
         // (macro-F1 averages its F1 of 0): most likely a wrong `labels:` list, so it is said.
@@ -134,13 +143,18 @@ public enum Templates {
         return words.joined(separator: " ")
     }
 
-    static func render(_ template: String, _ values: [String: String], task: String) throws -> String {
+    /// `template` with `{name}` replaced by `values[name]`. A field the row lacks is named with the
+    /// data file and line it came from (`file`, `line`), and the task file whose template reads it.
+    static func render(_ template: String, _ values: [String: String], task: String, set: String = "", file: String? = nil, line: Int? = nil) throws -> String {
         var out = ""
         var i = template.startIndex
         while i < template.endIndex {
             if template[i] == "{", let close = template[i...].firstIndex(of: "}") {
                 let name = String(template[template.index(after: i)..<close])
                 guard let v = values[name] else {
+                    if let file, let line {
+                        throw TaskError(file: file, detail: "line \(line): no field '\(name)', which template set '\(set)' of Registry/\(task).yaml reads (the row has: \(values.keys.sorted().joined(separator: ", ")))")
+                    }
                     throw TaskError(file: "Registry/\(task).yaml", detail: "template field '{\(name)}' is not available (have: \(values.keys.sorted().joined(separator: ", ")))")
                 }
                 out += v
@@ -179,7 +193,7 @@ public enum Templates {
             var labelIndex: Int?
             if let labels = def.labels, let raw = row.fields["label"] {
                 guard let lv = LabelValue(json: raw), let li = labels.firstIndex(of: lv) else {
-                    throw TaskError(file: data.path, detail: "line \(row.line): label \(raw) is not one of \(labels)")
+                    throw TaskError(file: data.path, detail: "line \(row.line): label \(Readers.jsonText(raw)) is not one of \(labels)")
                 }
                 labelIndex = li
                 v["label_index"] = "\(li)"
@@ -189,6 +203,10 @@ public enum Templates {
                 }
             }
             if pre.contains("wsc_mark_pronoun") {
+                // An index of another type ("27") left the pronoun unmarked without a word.
+                for key in ["span1_index", "span2_index"] where !(row.fields[key] is Int) || Readers.isBool(row.fields[key]) {
+                    throw TaskError(file: data.path, detail: "line \(row.line): '\(key)' is \(row.fields[key].map(Readers.jsonText) ?? "missing"), not an integer word index")
+                }
                 let idx = row.fields["span2_index"] as? Int ?? 0
                 v["marked_text"] = wscMark(v["text"] ?? "", index: idx, pronoun: v["span2_text"] ?? "")
                 v["dept_text"] = dePTMark(v["text"] ?? "", row.fields)
@@ -205,11 +223,11 @@ public enum Templates {
             } else {
                 targets = [""]
             }
-            let source = try render(tpl.source, v, task: def.task)
+            let source = try render(tpl.source, v, task: def.task, set: set.rawValue, file: data.path, line: row.line)
             for t in targets {
                 var vv = v
                 vv["answer"] = def.reader == "superglue_record" ? t : v["answer"]
-                let target = try render(tpl.target, vv, task: def.task)
+                let target = try render(tpl.target, vv, task: def.task, set: set.rawValue, file: data.path, line: row.line)
                 var group: String?
                 if case .multirc(let p, let q, _) = row.id { group = "\(p)-\(q)" }
                 var e = Example(id: row.id, row: r, source: source, target: target,

@@ -57,6 +57,9 @@ public struct Row {
 }
 
 public enum Readers {
+    /// Parses one JSON object per line. Foundation's parser takes a trailing comma (`{"a": 1, }`),
+    /// which Python's json refuses: such a line is refused too. A top-level field that is null is
+    /// refused (it was read as the text "<null>"; the official files have none).
     public static func jsonLines(_ text: String, path: String) throws -> [(Int, [String: Any])] {
         var out: [(Int, [String: Any])] = []
         for (i, line) in pyLines(text).enumerated() {
@@ -65,16 +68,77 @@ public enum Readers {
             guard let obj = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else {
                 throw TaskError(file: path, detail: "line \(i + 1): not a JSON object")
             }
+            if let at = trailingCommaOffset(l) {
+                throw TaskError(file: path, detail: "line \(i + 1): not valid JSON (a comma before a closing bracket at character \(at + 1))")
+            }
+            if let key = obj.keys.sorted().first(where: { obj[$0] is NSNull }) {
+                throw TaskError(file: path, detail: "line \(i + 1): field '\(key)' is null")
+            }
             out.append((i + 1, obj))
         }
         return out
+    }
+
+    /// The UTF-8 offset of a comma that is followed (after whitespace) by `}` or `]` outside a
+    /// string, or nil.
+    static func trailingCommaOffset(_ s: String) -> Int? {
+        let b = Array(s.utf8)
+        var inString = false, escaped = false
+        for (i, c) in b.enumerated() {
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            if c == UInt8(ascii: "\"") { inString = true; continue }
+            guard c == UInt8(ascii: ",") else { continue }
+            var j = i + 1
+            while j < b.count, [0x20, 0x09, 0x0A, 0x0D].contains(b[j]) { j += 1 }
+            if j < b.count, b[j] == UInt8(ascii: "}") || b[j] == UInt8(ascii: "]") { return i }
+        }
+        return nil
+    }
+
+    /// "line L, byte B" of the first byte sequence of `data` that is not UTF-8.
+    public static func invalidUTF8Location(_ data: Data) -> String {
+        let bytes = [UInt8](data)
+        var line = 1, lineStart = 0, i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            let n = c < 0x80 ? 1 : c >> 5 == 0b110 ? 2 : c >> 4 == 0b1110 ? 3 : c >> 3 == 0b11110 ? 4 : 0
+            if n == 0 || i + n > bytes.count || String(bytes: bytes[i..<(i + n)], encoding: .utf8) == nil {
+                return "line \(line), byte \(i - lineStart + 1) (0x\(String(c, radix: 16)))"
+            }
+            if c == 0x0A { line += 1; lineStart = i + 1 }
+            i += n
+        }
+        return "line \(line)"
+    }
+
+    /// Whether a JSON value is a bool (on Linux an NSNumber whose class names a Boolean).
+    public static func isBool(_ v: Any?) -> Bool {
+        guard let v, v is NSNumber else { return false }
+        return String(describing: type(of: v)).contains("Boolean")
+    }
+
+    /// A JSON value as JSON text, for messages: true/false for bools (which print as 1/0),
+    /// strings quoted.
+    public static func jsonText(_ v: Any) -> String {
+        if isBool(v), let n = v as? NSNumber { return n.boolValue ? "true" : "false" }
+        if let s = v as? String { return "\"\(s)\"" }
+        if v is NSNull { return "null" }
+        return "\(v)"
     }
 
     public static func superGLUE(_ text: String, path: String) throws -> [Row] {
         try jsonLines(text, path: path).map { line, obj in
             guard let idx = obj["idx"] as? Int else { throw TaskError(file: path, detail: "line \(line): missing integer 'idx'") }
             var f = obj
-            if let t = obj["target"] as? [String: Any] { for (k, v) in t { f[k] = v } }  // WSC spans
+            if let t = obj["target"] as? [String: Any] {  // WSC spans
+                if let key = t.keys.sorted().first(where: { t[$0] is NSNull }) {
+                    throw TaskError(file: path, detail: "line \(line): field 'target.\(key)' is null")
+                }
+                for (k, v) in t { f[k] = v }
+            }
             return Row(id: .index(idx), fields: f, line: line)
         }
     }
@@ -113,7 +177,13 @@ public enum Readers {
             // Spans count code points, inclusive end (the official loaders take text[start:end + 1] of a Python str).
             let scalars = Array(ptext.unicodeScalars)
             var entities: [String] = []
-            for e in (passage["entities"] as? [[String: Any]]) ?? [] {
+            guard let ents = passage["entities"] as? [[String: Any]] else {
+                throw TaskError(file: path, detail: "line \(line): passage has no 'entities' list")
+            }
+            for e in ents {
+                for key in ["start", "end"] where !(e[key] is Int) || isBool(e[key]) {
+                    throw TaskError(file: path, detail: "line \(line): entity '\(key)' is \(e[key].map(jsonText) ?? "missing"), not an integer code point offset")
+                }
                 guard let s = e["start"] as? Int, let en = e["end"] as? Int, s >= 0, en < scalars.count, s <= en else {
                     throw TaskError(file: path, detail: "line \(line): entity span \(e["start"] ?? "?")...\(e["end"] ?? "?") outside the passage of \(scalars.count) code points")
                 }
@@ -127,7 +197,10 @@ public enum Readers {
                 guard let qIdx = qa["idx"] as? Int, let query = qa["query"] as? String else {
                     throw TaskError(file: path, detail: "line \(line): malformed query")
                 }
-                let answers = pySortedUnique(((qa["answers"] as? [[String: Any]]) ?? []).compactMap { $0["text"] as? String })
+                guard let answerList = qa["answers"] as? [[String: Any]] else {
+                    throw TaskError(file: path, detail: "line \(line): query \(qIdx) has no 'answers' list")
+                }
+                let answers = pySortedUnique(answerList.compactMap { $0["text"] as? String })
                 rows.append(Row(id: .record(passage: pIdx, query: qIdx),
                                 fields: ["passage": ptext, "query": query, "entities": entities, "answers": answers], line: line))
             }

@@ -4,6 +4,75 @@ import Tasks
 import TestSupport
 import XCTest
 
+final class DataFileRefusalTests: XCTestCase {
+    /// Files as users' copies have them that Python's json / open(encoding="utf-8") or HF's
+    /// loaders refuse, which were read silently (a data review): each is refused naming the file,
+    /// the line and what is wrong. The first lines of the real files, one of them altered.
+    func testMalformedRowsAreRefusedByFileAndLine() throws {
+        let shared = try sharedData()
+        let dir = tempDir("datarefuse")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func lines(_ rel: String, _ n: Int) throws -> [String] {
+            Array(try String(contentsOfFile: "\(shared)/\(rel)", encoding: .utf8).split(separator: "\n").prefix(n).map(String.init))
+        }
+        func refused(_ task: String, _ split: Split, _ rel: String, _ content: Data, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let d = "\(dir)/\(task)-\(fragment.hashValue)"
+            try FileManager.default.createDirectory(atPath: ("\(d)/\(rel)" as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try content.write(to: URL(fileURLWithPath: "\(d)/\(rel)"))
+            let def = try TaskRegistry.definition(task)
+            XCTAssertThrowsError(try Templates.examples(try DataLoader.load(def, split: split, dataDir: d), set: .dpt, training: split == .train),
+                                 file: file, line: line) { e in
+                XCTAssertTrue("\(e)".contains("\(d)/\(rel): ") && "\(e)".contains(fragment), "\(e)", file: file, line: line)
+            }
+        }
+        let cb = try lines("superglue/cb/val.jsonl", 4), cbRel = "superglue/cb/val.jsonl"
+        func text(_ l: [String]) -> Data { Data(l.joined(separator: "\n").utf8) }
+        // Latin-1 "é" (0xE9) on line 2: Python's UnicodeDecodeError (it was read as U+FFFD).
+        var l1 = Data((cb[0] + "\n").utf8); l1.append(contentsOf: Array("{\"premise\": \"caf".utf8) + [0xE9] + Array("\", \"idx\": 1}".utf8))
+        try refused("cb", .validation, cbRel, l1, "line 2, byte 17 (0xe9): not valid UTF-8")
+        // A trailing comma (Python: "Expecting property name enclosed in double quotes").
+        try refused("cb", .validation, cbRel, text([cb[0], String(cb[1].dropLast()) + ", }"]), "line 2: not valid JSON (a comma before a closing bracket")
+        // A null field (it was rendered as the text "<null>").
+        try refused("cb", .validation, cbRel, text([cb[0], cb[1].replacingOccurrences(of: #""hypothesis": ""#, with: #""hypothesis": null, "x": ""#)]), "line 2: field 'hypothesis' is null")
+        // A missing field: named with the data file and line (it named Registry/cb.yaml only).
+        var noHyp = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cb[2].utf8)) as? [String: Any])
+        noHyp["hypothesis"] = nil
+        try refused("cb", .validation, cbRel, text([cb[0], cb[1], String(decoding: try JSONSerialization.data(withJSONObject: noHyp), as: UTF8.self)]),
+                    "line 3: no field 'hypothesis', which template set 'dpt' of Registry/cb.yaml reads")
+        // A fractional or too-large label (read as another class by NSNumber.intValue); a bool printed as 1.
+        let copa = try lines("superglue/copa/val.jsonl", 3), copaRel = "superglue/copa/val.jsonl"
+        for (bad, shown) in [("0.6", "label 0.6 is not one of"), ("18446744073709551616", "label 18446744073709551616 is not one of")] {
+            try refused("copa", .validation, copaRel, text([copa[0], copa[1].replacingOccurrences(of: #""label": 1"#, with: "\"label\": \(bad)")]), "line 2: " + shown)
+        }
+        try refused("copa", .validation, copaRel, text([copa[0], copa[1].replacingOccurrences(of: #""label": 1"#, with: #""label": true"#)]), "line 2: label true is not one of")
+        // A WSC word index given as a string left the pronoun unmarked.
+        let wsc = try lines("superglue/wsc/val.jsonl", 2), wscRel = "superglue/wsc/val.jsonl"
+        let idx = try XCTUnwrap(wsc[1].range(of: #""span2_index": \d+"#, options: .regularExpression))
+        try refused("wsc", .validation, wscRel, text([wsc[0], wsc[1].replacingCharacters(in: idx, with: "\"span2_index\": \"\(wsc[1][idx].split(separator: " ").last!)\"")]),
+                    "line 2: 'span2_index' is \"")
+        // ReCoRD: a validation query without answers (the official metric's max() fails), a passage
+        // without entities, an entity offset given as a string (it said "outside the passage").
+        // (The first line of whichever validation file the shared data has, written under the full file's name.)
+        let recSource = FileManager.default.fileExists(atPath: "\(shared)/superglue/record/val.jsonl") ? "superglue/record/val.jsonl" : "superglue/record/val.subset5.jsonl"
+        let rec = try lines(recSource, 1), recRel = "superglue/record/val.jsonl"
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(rec[0].utf8)) as? [String: Any])
+        func recLine(_ edit: (inout [String: Any]) -> Void) throws -> Data {
+            var o = obj
+            edit(&o)
+            return try JSONSerialization.data(withJSONObject: o)
+        }
+        try refused("record", .validation, recRel, try recLine { o in
+            var qas = o["qas"] as! [[String: Any]]; qas[0]["answers"] = [[String: Any]](); o["qas"] = qas
+        }, "line 1: query {passage")
+        try refused("record", .validation, recRel, try recLine { o in
+            var p = o["passage"] as! [String: Any]; p["entities"] = nil; o["passage"] = p
+        }, "line 1: passage has no 'entities' list")
+        try refused("record", .validation, recRel, try recLine { o in
+            var p = o["passage"] as! [String: Any]; var e = p["entities"] as! [[String: Any]]; e[0]["start"] = "0"; p["entities"] = e; o["passage"] = p
+        }, "line 1: entity 'start' is \"0\", not an integer code point offset")
+    }
+}
+
 final class ReaderTests: XCTestCase {
     /// Row counts of the files present in shared/data against the official sizes (SOURCES.md).
     func testOfficialRowCounts() throws {

@@ -2,7 +2,9 @@
 // (tokenizer.json or spiece.model), GPT-2 byte-level BPE (tokenizer.json or vocab.json +
 // merges.txt), and a ByT5-style byte tokenizer for the embedded smoke backbone.
 import Foundation
-import Support
+#if canImport(Support)
+import Support  // the fuzz target compiles this file with Support/PyText.swift and Support/Links.swift instead
+#endif
 
 public struct TokenizerError: Error, CustomStringConvertible {
     public let path: String
