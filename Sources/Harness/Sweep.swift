@@ -145,9 +145,12 @@ public enum Worker {
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
             let ck = "\(o.checkpointDir)/store-\(storeTag)-run-\(claimed.id).safetensors"
             log("run \(claimed.id) \(r.cell) seed \(r.seed)\(r.sampleSeed.map { " sample seed \($0)" } ?? "") (attempt \(claimed.attempts))")
-            // Heartbeat from its own connection while the run trains.
-            let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))
+            // Heartbeat from its own connection while the run trains. The connection is opened
+            // before the timer exists: a timer released unstarted (the open failed: the store's
+            // -wal file deleted under the sweep) trapped in libdispatch (SIGILL) instead of
+            // reporting the store's error.
             let beatStore = try ResultsStore(path: o.storePath)
+            let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))
             beat.schedule(deadline: .now() + 15, repeating: 15)
             beat.setEventHandler { try? beatStore.heartbeat(claimed.id) }
             beat.resume()

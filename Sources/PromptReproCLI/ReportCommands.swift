@@ -4,6 +4,7 @@ import Harness
 import Methods
 import Reports
 import Store
+import Support
 import Tasks
 
 struct Report: ParsableCommand {
@@ -201,6 +202,14 @@ struct Export: ParsableCommand {
         guard !cells.isEmpty else {
             throw CommandFailure("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
         }
+        // Nor with cells none of whose runs finished (a fresh or shard store, an export taken
+        // before the workers ran): it replaced a full export with empty cells, exit 0.
+        guard cells.contains(where: { !$0.seeds.isEmpty || !$0.divergedSeeds.isEmpty }) else {
+            let counts = cells.reduce(into: [String: Int]()) { acc, c in for (k, v) in c.statuses { acc[k, default: 0] += v } }
+            throw CommandFailure("\(db): no run of spec \(spec) [\(profile)] has finished ("
+                + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                + "); nothing exported, nothing overwritten — run `promptrepro sweep \(self.spec) --profile \(profile)` (or the workers) first")
+        }
         /// A current row the spec plans now (every row when there is no spec file).
         func counts(_ r: [String: SQLiteDB.Value]) -> Bool {
             guard let plan = current?.plan else { return true }
@@ -392,7 +401,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
         let cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         return (currentExportCells(cells, spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
     } catch {
-        throw CommandFailure("\(path): not a cells export (\(error)); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
+        throw CommandFailure("\(path): not a cells export (\(decodingProblem(error))); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
     }
 }
 

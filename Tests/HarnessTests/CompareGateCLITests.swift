@@ -111,6 +111,21 @@ final class CompareGateCLITests: XCTestCase {
             XCTAssertEqual(resultsOut.contains("> Left out: 1 stored run of 1 cell (e.g. dpt|cb|t5-small|k8) ran under settings, task files or inputs that spec mini no longer plans"),
                            stale, resultsOut)
         }
+        // An export from a store none of whose runs of the spec finished (a shard before its
+        // workers ran) is refused: it replaced the full export with empty cells, exit 0.
+        let exportBefore = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json"))
+        XCTAssertEqual(try runCapture(["shard", "one.yaml", "--profile", "smoke", "--shards", "1", "--dir", "fresh", "--data-dir", data], cwd: dir, env: env).0, 0)
+        let (emptyExport, emptyWhy) = try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "fresh/shard-0.sqlite", "--results-dir", "exp"], cwd: dir, env: env)
+        XCTAssertEqual(emptyExport, 1, emptyWhy)
+        XCTAssertTrue(emptyWhy.contains("no run of spec mini [smoke] has finished (2 pending); nothing exported, nothing overwritten"), emptyWhy)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json")), exportBefore)
+        // compare reading a broken export names it (a bare DecodingError named no file).
+        try FileManager.default.createDirectory(atPath: "\(dir)/bad", withIntermediateDirectories: true)
+        try "[{\"cell\": ".write(toFile: "\(dir)/bad/mini-smoke.cells.json", atomically: true, encoding: .utf8)
+        let (badRead, badWhy) = try runCapture(["compare", "--spec", "one.yaml", "--profile", "smoke", "--results-dir", "bad", "--db", "none.sqlite",
+                                                "--method", "dpt", "--baseline", "pt"], cwd: dir, env: env)
+        XCTAssertEqual(badRead, 1, badWhy)
+        XCTAssertTrue(badWhy.contains("bad/mini-smoke.cells.json: not a cells export (not valid JSON)"), badWhy)
         let (reported, err) = try runCapture(["report", "lopt-table2", "table1", "--profile", "smoke", "--db", "none.sqlite", "--out-dir", "rep"], cwd: dir, env: env)
         XCTAssertEqual(reported, 0, err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rep/lopt-table2.md"), "an explicit relative --out-dir is the working directory's")
