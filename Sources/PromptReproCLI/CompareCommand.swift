@@ -56,10 +56,8 @@ struct CompareCommand: ParsableCommand {
         var publishedTable = table ?? ""
         var settingNotes: [String] = []
         if let published {
-            // A directory given is read whole (a broken layout there is an error); the checkout's
-            // is read as `report` reads it, skipping a broken layout.
-            let layouts = try tablesDirGiven.map { try PaperTables.layouts(directory: $0) }
-                ?? PaperTables.layouts(directory: ProjectRoot.resolve(PaperTables.defaultDirectory), skippingBroken: true)
+            // As `report` reads them: a broken layout is skipped (report names it when it is asked for).
+            let layouts = try PaperTables.layouts(directory: tablesDirGiven ?? ProjectRoot.resolve(PaperTables.defaultDirectory), skippingBroken: true)
             let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
             // The layout that decides: the one named by --table, else the one that shows this spec.
             let layout = table.flatMap { t in layouts.first { $0.name == t } } ?? (table == nil ? layouts.first { $0.spec == s.name && $0.kind == .score } : nil)

@@ -202,11 +202,14 @@ struct Export: ParsableCommand {
         guard !cells.isEmpty else {
             throw CommandFailure("\(try noRunsMessage(store, spec: spec, profile: profile, db: db)); nothing exported, nothing overwritten")
         }
-        // Nor with cells none of whose runs finished (a fresh or shard store, an export taken
-        // before the workers ran): it replaced a full export with empty cells, exit 0.
-        guard cells.contains(where: { !$0.seeds.isEmpty || !$0.divergedSeeds.isEmpty }) else {
+        // Nor with cells none of whose runs has ended (only pending or running: a fresh or shard
+        // store, an export taken before the workers ran): it replaced a full export with empty
+        // cells, exit 0. Failed runs are a result (tables mark them); the other formats write
+        // elsewhere and replace no export.
+        let ended = cells.contains { c in !c.seeds.isEmpty || !c.divergedSeeds.isEmpty || c.statuses.keys.contains { !["pending", "running"].contains($0) } }
+        guard format != "promptrepro" || ended else {
             let counts = cells.reduce(into: [String: Int]()) { acc, c in for (k, v) in c.statuses { acc[k, default: 0] += v } }
-            throw CommandFailure("\(db): no run of spec \(spec) [\(profile)] has finished ("
+            throw CommandFailure("\(db): no run of spec \(spec) [\(profile)] has ended ("
                 + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 + "); nothing exported, nothing overwritten — run `promptrepro sweep \(self.spec) --profile \(profile)` (or the workers) first")
         }

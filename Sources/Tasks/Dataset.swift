@@ -145,7 +145,8 @@ public enum Templates {
 
     /// `template` with `{name}` replaced by `values[name]`. A field the row lacks is named with the
     /// data file and line it came from (`file`, `line`), and the task file whose template reads it.
-    static func render(_ template: String, _ values: [String: String], task: String, set: String = "", file: String? = nil, line: Int? = nil) throws -> String {
+    static func render(_ template: String, _ values: [String: String], task: String, set: String = "", file: String? = nil, line: Int? = nil,
+                       nulls: Set<String> = []) throws -> String {
         var out = ""
         var i = template.startIndex
         while i < template.endIndex {
@@ -153,6 +154,9 @@ public enum Templates {
                 let name = String(template[template.index(after: i)..<close])
                 guard let v = values[name] else {
                     if let file, let line {
+                        if nulls.contains(name) {
+                            throw TaskError(file: file, detail: "line \(line): field '\(name)' is null, and template set '\(set)' of Registry/\(task).yaml reads it")
+                        }
                         throw TaskError(file: file, detail: "line \(line): no field '\(name)', which template set '\(set)' of Registry/\(task).yaml reads (the row has: \(values.keys.sorted().joined(separator: ", ")))")
                     }
                     throw TaskError(file: "Registry/\(task).yaml", detail: "template field '{\(name)}' is not available (have: \(values.keys.sorted().joined(separator: ", ")))")
@@ -187,7 +191,10 @@ public enum Templates {
         for r in rows ?? Array(data.rows.indices) {
             let row = data.rows[r]
             var v: [String: String] = [:]
-            for (k, x) in row.fields { v[k] = string(x) }
+            // A null is no value (it was rendered as the text "<null>"): a template that reads one
+            // is refused by `render`, naming the field; fields nothing reads may be null.
+            for (k, x) in row.fields where !(x is NSNull) { v[k] = string(x) }
+            let nulls = Set(row.fields.filter { $0.value is NSNull }.map(\.key))
             if pre.contains("multirc_markup") { for k in ["paragraph", "question", "answer"] { v[k] = removeMarkup(v[k] ?? "") } }
             if pre.contains("record_passage") { v["passage"] = recordPassage(v["passage"] ?? "") }
             var labelIndex: Int?
@@ -223,11 +230,11 @@ public enum Templates {
             } else {
                 targets = [""]
             }
-            let source = try render(tpl.source, v, task: def.task, set: set.rawValue, file: data.path, line: row.line)
+            let source = try render(tpl.source, v, task: def.task, set: set.rawValue, file: data.path, line: row.line, nulls: nulls)
             for t in targets {
                 var vv = v
                 vv["answer"] = def.reader == "superglue_record" ? t : v["answer"]
-                let target = try render(tpl.target, vv, task: def.task, set: set.rawValue, file: data.path, line: row.line)
+                let target = try render(tpl.target, vv, task: def.task, set: set.rawValue, file: data.path, line: row.line, nulls: nulls)
                 var group: String?
                 if case .multirc(let p, let q, _) = row.id { group = "\(p)-\(q)" }
                 var e = Example(id: row.id, row: r, source: source, target: target,

@@ -117,7 +117,13 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(try runCapture(["shard", "one.yaml", "--profile", "smoke", "--shards", "1", "--dir", "fresh", "--data-dir", data], cwd: dir, env: env).0, 0)
         let (emptyExport, emptyWhy) = try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "fresh/shard-0.sqlite", "--results-dir", "exp"], cwd: dir, env: env)
         XCTAssertEqual(emptyExport, 1, emptyWhy)
-        XCTAssertTrue(emptyWhy.contains("no run of spec mini [smoke] has finished (2 pending); nothing exported, nothing overwritten"), emptyWhy)
+        XCTAssertTrue(emptyWhy.contains("no run of spec mini [smoke] has ended (2 pending); nothing exported, nothing overwritten"), emptyWhy)
+        // Other formats write elsewhere and replace no export: they are not refused (per-run JSON of pending runs).
+        XCTAssertEqual(try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "fresh/shard-0.sqlite", "--format", "lm-eval", "--out", "lm-fresh"], cwd: dir, env: env).0, 0)
+        // A store whose runs all failed is a result (tables mark ✗ failed) and is exported.
+        let failedStore = try ResultsStore(path: "\(dir)/fresh/shard-0.sqlite")
+        try failedStore.db.query("UPDATE runs SET status='failed'")
+        XCTAssertEqual(try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "fresh/shard-0.sqlite", "--results-dir", "exp-failed"], cwd: dir, env: env).0, 0)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json")), exportBefore)
         // compare reading a broken export names it (a bare DecodingError named no file).
         try FileManager.default.createDirectory(atPath: "\(dir)/bad", withIntermediateDirectories: true)

@@ -315,6 +315,12 @@ final class LoadingTests: XCTestCase {
         try FileManager.default.copyItem(atPath: try XCTUnwrap(sharedItem("models/gpt2-tokenizer/tokenizer.json")), toPath: "\(tok)/tokenizer.json")
         try FileManager.default.createSymbolicLink(atPath: "\(tok)/merges.txt", withDestinationPath: "/nonexistent/blob")
         XCTAssertEqual(try Tokenizers.load(directory: tok).encode("hello world"), [31373, 995])
+        // A ByT5 tokenizer reads no tokenizer file: a dangling tokenizer.json beside it is no error.
+        let byt5 = "\(dir)/byt5"
+        try FileManager.default.createDirectory(atPath: byt5, withIntermediateDirectories: true)
+        try #"{"tokenizer_class": "ByT5Tokenizer"}"#.write(toFile: "\(byt5)/tokenizer_config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: "\(byt5)/tokenizer.json", withDestinationPath: "/nonexistent/blob")
+        XCTAssertEqual(try Tokenizers.load(directory: byt5).kind, ByteTokenizer().kind)
         try FileManager.default.createSymbolicLink(atPath: "\(snap)/tokenizer.json", withDestinationPath: "../../blobs/70ce")
         XCTAssertThrowsError(try Tokenizers.load(directory: snap)) { e in
             XCTAssertTrue("\(e)".contains("\(snap)/tokenizer.json") && "\(e)".contains("a link to ../../blobs/70ce, which does not exist"), "\(e)")

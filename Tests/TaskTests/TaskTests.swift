@@ -32,8 +32,14 @@ final class DataFileRefusalTests: XCTestCase {
         try refused("cb", .validation, cbRel, l1, "line 2, byte 17 (0xe9): not valid UTF-8")
         // A trailing comma (Python: "Expecting property name enclosed in double quotes").
         try refused("cb", .validation, cbRel, text([cb[0], String(cb[1].dropLast()) + ", }"]), "line 2: not valid JSON (a comma before a closing bracket")
-        // A null field (it was rendered as the text "<null>").
-        try refused("cb", .validation, cbRel, text([cb[0], cb[1].replacingOccurrences(of: #""hypothesis": ""#, with: #""hypothesis": null, "x": ""#)]), "line 2: field 'hypothesis' is null")
+        // A null field a template reads (it was rendered as the text "<null>"); a null nothing reads is no error.
+        try refused("cb", .validation, cbRel, text([cb[0], cb[1].replacingOccurrences(of: #""hypothesis": ""#, with: #""hypothesis": null, "x": ""#)]),
+                    "line 2: field 'hypothesis' is null, and template set 'dpt' of Registry/cb.yaml reads it")
+        let metaNull = "\(dir)/meta-null/superglue/cb"
+        try FileManager.default.createDirectory(atPath: metaNull, withIntermediateDirectories: true)
+        try text([cb[0], String(cb[1].dropLast()) + #", "meta": null}"#]).write(to: URL(fileURLWithPath: "\(metaNull)/val.jsonl"))
+        XCTAssertEqual(try Templates.examples(try DataLoader.load(try TaskRegistry.definition("cb"), split: .validation, dataDir: "\(dir)/meta-null"),
+                                              set: .dpt, training: false).count, 2)
         // A missing field: named with the data file and line (it named Registry/cb.yaml only).
         var noHyp = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cb[2].utf8)) as? [String: Any])
         noHyp["hypothesis"] = nil

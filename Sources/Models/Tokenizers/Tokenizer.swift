@@ -101,17 +101,17 @@ public enum Tokenizers {
             if let target = danglingLinkTarget(p(f)) { throw TokenizerError(path: p(f), detail: danglingLinkProblem(target)) }
         }
         try refuseDangling("tokenizer_config.json")
+        if let data = fm.contents(atPath: p("tokenizer_config.json")),
+           let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           (obj["tokenizer_class"] as? String) == "ByT5Tokenizer" {
+            return ByteTokenizer(addEOS: (obj["add_eos_token"] as? Bool) ?? true)  // reads no other file
+        }
         for f in ["tokenizer.json", "spiece.model", "vocab.json"] {
             try refuseDangling(f)
             if fm.fileExists(atPath: p(f)) {
                 if f == "vocab.json" { try refuseDangling("merges.txt") }
                 break
             }
-        }
-        if let data = fm.contents(atPath: p("tokenizer_config.json")),
-           let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           (obj["tokenizer_class"] as? String) == "ByT5Tokenizer" {
-            return ByteTokenizer(addEOS: (obj["add_eos_token"] as? Bool) ?? true)
         }
         if fm.fileExists(atPath: p("tokenizer.json")) {
             let path = p("tokenizer.json")
