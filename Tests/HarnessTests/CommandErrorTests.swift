@@ -50,7 +50,7 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertTrue(l2.contains("trainable params: 5,120 || all params: 774,048,000"), l2)
         // A model given as a path that is not there: no hub-cache folder made of the path, no
         // download hint; an unknown optimizer lists the known ones.
-        let (mrc, merr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--model", "\(dir)/missing-model"], stdout: false)
+        let (mrc, merr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--model", "\(dir)/missing-model", "--data-dir", data], stdout: false)
         XCTAssertNotEqual(mrc, 0)
         XCTAssertTrue(merr.contains("\(dir)/missing-model is a path") && !merr.contains("huggingface-cli") && !merr.contains("models--"), merr)
         let (orc, oerr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--optimizer", "sgd"], stdout: false)
