@@ -1,6 +1,7 @@
 // Typed mirrors of Hugging Face config.json files (house style §4): CodingKeys match the file,
 // validation names the offending field.
 import Foundation
+import Support
 
 public struct ConfigError: Error, CustomStringConvertible {
     public let path: String
@@ -224,14 +225,8 @@ public enum ModelConfig {
             default:
                 throw ConfigError(path: path, detail: "field 'model_type' is \"\(type)\"; supported: \"t5\", \"gpt2\"")
             }
-        } catch let e as ConfigError { throw e } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError(path: path, detail: "missing field '\(key.stringValue)'")
-        } catch let DecodingError.typeMismatch(_, ctx) {
-            throw ConfigError(path: path, detail: "field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
-        } catch let DecodingError.valueNotFound(_, ctx) {
-            throw ConfigError(path: path, detail: "field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' is null")
-        } catch {
-            throw ConfigError(path: path, detail: "\(error)")
+        } catch let e as ConfigError { throw e } catch {
+            throw ConfigError(path: path, detail: decodingProblem(error))  // "missing field 'd_kv'", "field 'x' has the wrong type", …
         }
     }
 }

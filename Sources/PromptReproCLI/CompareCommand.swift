@@ -116,12 +116,8 @@ struct CompareCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw CommandFailure("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }
-            let exported: [CellResult]
-            do { exported = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-                // Named as report names it (a bare DecodingError named no file).
-                throw CommandFailure("\(path): not a cells export (\(decodingProblem(error))); regenerate it with `promptrepro export \(s.name) --profile \(profile)`")
-            }
-            cells = currentExportCells(exported, spec: spec, profile: profile, path: path)
+            // Read as report reads it (a bare DecodingError named no file).
+            cells = currentExportCells(try readCellsExport(path, spec: s.name, profile: profile), spec: spec, profile: profile, path: path)
             source = ProjectRoot.display(path)  // as report and figures name it
         }
         // What the spec expects, per cell (task, model column, k), for both sides.

@@ -398,12 +398,16 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     }
     let path = "\(resultsDir)/\(spec)-\(profile).cells.json"
     guard FileManager.default.fileExists(atPath: path) else { return nil }
-    do {
-        // Named relative to the checkout where it lies there: the committed tables' footers stay
-        // the same from any working directory and machine.
-        let cells = try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        return (currentExportCells(cells, spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
-    } catch {
+    // Named relative to the checkout where it lies there: the committed tables' footers stay
+    // the same from any working directory and machine.
+    return (currentExportCells(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
+}
+
+/// The cells of the export at `path` (`promptrepro export`'s `.cells.json`).
+/// - Throws: `CommandFailure` naming the file and what does not decode, with the command that
+///   writes it again.
+func readCellsExport(_ path: String, spec: String, profile: String) throws -> [CellResult] {
+    do { return try JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
         throw CommandFailure("\(path): not a cells export (\(decodingProblem(error))); regenerate it with `promptrepro export \(spec) --profile \(profile)`")
     }
 }

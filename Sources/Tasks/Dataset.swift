@@ -174,7 +174,7 @@ public enum Templates {
     static func string(_ v: Any?) -> String {
         switch v {
         case let s as String: return s
-        case let n as NSNumber: return String(describing: type(of: v!)).contains("Boolean") ? (n.boolValue ? "true" : "false") : "\(n)"
+        case let n as NSNumber: return Readers.isBool(n) ? (n.boolValue ? "true" : "false") : "\(n)"
         case let a as [String]: return a.joined(separator: ", ")
         case nil: return ""
         default: return "\(v!)"

@@ -32,7 +32,7 @@ public enum LabelValue: Codable, Hashable, CustomStringConvertible, Sendable {
     init?(json v: Any) {
         if let s = v as? String { self = .string(s); return }
         if let n = v as? NSNumber {
-            if String(describing: type(of: v)).contains("Boolean") { self = .bool(n.boolValue); return }
+            if Readers.isBool(v) { self = .bool(n.boolValue); return }
             // Integers only: 0.6 or 2^64 were truncated to another class (NSNumber.intValue).
             guard let i = Int(exactly: n.doubleValue), Double(i) == n.doubleValue, abs(n.doubleValue) < 9.0e15 else { return nil }
             self = .int(i)

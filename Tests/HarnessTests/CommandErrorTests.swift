@@ -58,18 +58,22 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertTrue(oerr.contains("unknown optimizer 'sgd' (adamw-torch, adamw-hf, adafactor)"), oerr)
         // A sweep (and its dry run, and `shard`) whose GPT-2 runs cannot fit n_positions is refused
         // before planning, naming the cell and config.json (each worker failed them one by one).
-        try """
-        spec: gptfit
-        paper: lopt
-        methods:
-          - {name: pt, method: pt, n: 450}
-        tasks: [sst2]
-        models: [gpt2]
-        seeds: [1]
-        k: [8]
-        profiles:
-          smoke: {models: {gpt2: "embedded:gpt2-tiny"}, train: {epochs: 1, eval_limit: 4}}
-        """.write(toFile: "\(dir)/gptfit.yaml", atomically: true, encoding: .utf8)
+        /// A smoke spec of one PT variant of prompt length `n` on one task and one model column.
+        func ptSpec(_ name: String, paper: String, n: Int, task: String, model: String, backbone: String) throws {
+            try """
+            spec: \(name)
+            paper: \(paper)
+            methods:
+              - {name: pt, method: pt, n: \(n)}
+            tasks: [\(task)]
+            models: [\(model)]
+            seeds: [1]
+            k: [8]
+            profiles:
+              smoke: {models: {\(model): "\(backbone)"}, train: {epochs: 1, eval_limit: 4}}
+            """.write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8)
+        }
+        try ptSpec("gptfit", paper: "lopt", n: 450, task: "sst2", model: "gpt2", backbone: "embedded:gpt2-tiny")
         for extra in [["--dry-run"], []] {
             let (src, serr) = try runCLIText(["sweep", "\(dir)/gptfit.yaml", "--db", "\(dir)/fit.sqlite", "--data-dir", data, "--checkpoints", "\(dir)/ck"] + extra, stdout: false)
             XCTAssertEqual(src, 1, serr)
@@ -81,18 +85,7 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertTrue(sherr.contains("cannot fit") && !FileManager.default.fileExists(atPath: "\(dir)/shards/shard-0.sqlite"), sherr)
         // Memory is the workers' machines' to judge: `shard` checks n_positions only, while
         // `sweep` here refuses a T5 prompt whose training batch's scores exceed this machine.
-        try """
-        spec: huge
-        paper: dpt
-        methods:
-          - {name: pt, method: pt, n: 100000}
-        tasks: [cb]
-        models: [t5-small]
-        seeds: [1]
-        k: [8]
-        profiles:
-          smoke: {models: {t5-small: "embedded:t5-tiny"}, train: {epochs: 1, eval_limit: 4}}
-        """.write(toFile: "\(dir)/huge.yaml", atomically: true, encoding: .utf8)
+        try ptSpec("huge", paper: "dpt", n: 100_000, task: "cb", model: "t5-small", backbone: "embedded:t5-tiny")
         let (hs, hserr) = try runCLIText(["sweep", "\(dir)/huge.yaml", "--db", "\(dir)/huge.sqlite", "--data-dir", data, "--dry-run"], stdout: false)
         XCTAssertEqual(hs, 1, hserr)
         XCTAssertTrue(hserr.contains("cannot fit") && hserr.contains("more than this machine's"), hserr)
