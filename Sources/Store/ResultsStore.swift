@@ -575,7 +575,7 @@ public final class ResultsStore {
     /// both equal: a copied or moved adapter) is a re-evaluation and replaces its run.
     public func otherAdapterHolding(_ r: RunSpec) throws -> String? {
         // `adapter` is "<path>#sha256:<hex>#adapter_config:<hex>" (TrainConfig.adapter).
-        func path(_ a: String) -> String { a.range(of: "#sha256:", options: .backwards).map { String(a[..<$0.lowerBound]) } ?? a }
+        let path = TrainConfig.pathPart
         guard let new = r.config.adapter,
               let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               row["status"]?.text == RunStatus.evaluated.rawValue, let id = row["id"]?.int,

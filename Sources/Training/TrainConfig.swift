@@ -47,6 +47,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// "<path>#sha256:<hex of adapter_model.safetensors>#adapter_config:<hex of adapter_config.json>"
     /// (before 2026-12-06 without the config's part).
     public var adapter: String?
+    /// The file or directory `initFrom` names, without its "#sha256:…" part (nil: none).
+    public var initFromPath: String? { initFrom.map(TrainConfig.pathPart) }
+    /// The directory `adapter` names, without its "#sha256:…#adapter_config:…" part (nil: none).
+    public var adapterPath: String? { adapter.map(TrainConfig.pathPart) }
+    /// `s` up to its last "#sha256:": the path of an `initFrom` or `adapter` value. A path may hold
+    /// "#" itself (`runs#2/adapter`), which splitting at the first "#" cut short.
+    public static func pathPart(_ s: String) -> String {
+        s.range(of: "#sha256:", options: .backwards).map { String(s[..<$0.lowerBound]) } ?? s
+    }
     /// Protocol variants (issue #20, docs/protocol.md); nil is the papers' setting and is not
     /// encoded, so configs (and run identities) of the papers' protocol are unchanged.
     /// Seed of the few-shot sample (nil: `seed`, as the papers do).

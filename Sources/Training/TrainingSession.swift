@@ -71,8 +71,8 @@ extension Trainer {
         let root = RNGKey(seed: UInt64(c.seed))
         let method: TuningMethod
         var adapterParams: Int?
-        if let spec = c.adapter {
-            let a = try PEFTAdapter.load(directory: String(spec.split(separator: "#").first ?? ""),
+        if let path = c.adapterPath {
+            let a = try PEFTAdapter.load(directory: path,
                                          parameters: backbone.parameters.map { ($0.name, $0.tensor.shape) }, dModel: backbone.dModel,
                                          isT5: isT5)
             backbone.adapters = a.linearAdapters
@@ -102,7 +102,7 @@ extension Trainer {
             }
             method = try MethodRegistry.make(mc, backbone: backbone, key: root)
         }
-        if let spec = c.initFrom { try Trainer.initialize(method, from: String(spec.split(separator: "#").first ?? ""), isT5: isT5) }
+        if let path = c.initFromPath { try Trainer.initialize(method, from: path, isT5: isT5) }
 
         // Data: pinned files, identical few-shot manifest for every method.
         let train = try DataLoader.load(def, split: .train, dataDir: dataDir)

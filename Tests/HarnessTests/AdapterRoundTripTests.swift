@@ -133,6 +133,19 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/init.safetensors").tensor("prompt").array,
                        try SafeTensorsFile(path: "\(dir)/adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
+        // A path holding "#" (the stored value is "PATH#sha256:…"): it was cut at its first "#",
+        // and `runs#2/adapter` was read as `runs`.
+        try FileManager.default.createDirectory(atPath: "\(dir)/runs#2", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/runs#2/adapter")
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "2",
+                                        "--decode-max-tokens", "1", "--data-dir", data, "--init-from", "\(dir)/runs#2/adapter",
+                                        "--artifact", "\(dir)/init-hash.safetensors"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/init-hash.safetensors").tensor("prompt").array,
+                       try SafeTensorsFile(path: "\(dir)/adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/runs#2/adapter", "--task", "cb", "--eval-limit", "2",
+                                        "--decode-max-tokens", "1", "--data-dir", data])
+        XCTAssertEqual(status, 0, err)
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "5", "--max-steps", "0", "--data-dir", data,
                                         "--init-from", "\(dir)/adapter"])
         XCTAssertNotEqual(status, 0)
