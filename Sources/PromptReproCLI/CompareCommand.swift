@@ -93,7 +93,7 @@ struct CompareCommand: ParsableCommand {
         if maxRegression != nil && !FileManager.default.fileExists(atPath: db) {
             throw CommandFailure("--db \(db): no such store; the gate (--max-regression) needs the store holding the runs to judge")
         }
-        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
+        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
         // An explicit --data-dir must exist (a typo once skipped the input check and the examples silently).
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))

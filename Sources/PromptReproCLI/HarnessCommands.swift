@@ -156,7 +156,7 @@ struct Results: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
-        let store = try ResultsStore(path: db)
+        let store = try ResultsStore.forReading(path: db)
         // The spec file (when there is one) names the searches whose choices and cost are listed.
         let specFile = try? ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
         let name = specFile?.name ?? spec

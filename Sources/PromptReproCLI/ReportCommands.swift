@@ -43,7 +43,7 @@ struct Report: ParsableCommand {
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         if data == nil { stderr("warning: no validation data (data/ or PROMPTREPRO_DATA): the reference rows print —; run `make fetch-data` or pass --data-dir") }
         let published = try Published.load(directory: publishedDir)
-        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
+        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var missing = 0
         // Each layout is read on its own: a broken file is that table's error, not every table's.
@@ -191,7 +191,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store") }
-        let store = try ResultsStore(path: db)
+        let store = try ResultsStore.forReading(path: db)
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
@@ -456,7 +456,7 @@ func missingSource(spec: String, profile: String, db: String, resultsDir: String
 
 /// `resolveCells` from a store path; no cells (and the export path) when neither source has them.
 func loadCells(spec: String, profile: String, db: String, resultsDir: String) throws -> ([CellResult], String) {
-    let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
+    let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
     let data = try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
     return try resolveCells(spec: spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data).map { ($0.cells, $0.source) }
         ?? ([], "\(resultsDir)/\(spec)-\(profile).cells.json")
@@ -482,7 +482,7 @@ struct FiguresCommand: ParsableCommand {
             ? try FileManager.default.contentsOfDirectory(atPath: figuresDir).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
                 .sorted { Int($0.dropFirst(3)) ?? 0 < Int($1.dropFirst(3)) ?? 0 }
             : figures
-        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore(path: db) : nil
+        let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
         var missing = 0
         for name in names {
             let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")

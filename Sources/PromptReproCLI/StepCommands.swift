@@ -17,7 +17,7 @@ struct LossCurvesCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store (run `promptrepro sweep \(spec)` first)") }
-        let (name, rows) = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile)
+        let (name, rows) = try plannedStepRows(try ResultsStore.forReading(path: db), spec: spec, profile: profile)
         let spec = name
         guard !rows.isEmpty else { throw CommandFailure("no logged steps of spec \(spec) [\(profile)] in \(db) (runs made before the step log have none: rerun them)") }
         let dir = outDir ?? ProjectRoot.resolve("Reports/loss-curves/\(spec)-\(profile)")  // the checkout's by default
@@ -39,7 +39,7 @@ struct StepsCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store") }
-        let rows = try plannedStepRows(try ResultsStore(path: db), spec: spec, profile: profile).rows
+        let rows = try plannedStepRows(try ResultsStore.forReading(path: db), spec: spec, profile: profile).rows
         let text: String
         switch format {
         case "csv": text = LossCurves.csv(rows)

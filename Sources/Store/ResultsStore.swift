@@ -201,6 +201,23 @@ public final class ResultsStore {
         try migrate()
     }
 
+    /// Opens the store at `path` for a command that only reads it (`results`, `report`, `compare`,
+    /// `export`, `figures`, `steps`): as `init(path:)` where the store or its directory can be
+    /// written; read-only (`init(readOnlyPath:)`) where neither can (a read-only file system, a
+    /// copy without write permission), which cannot migrate: a store of an older schema is then
+    /// refused by name.
+    /// - Throws: `StoreError` naming the store.
+    public static func forReading(path: String) throws -> ResultsStore {
+        let dir = (path as NSString).deletingLastPathComponent
+        guard path != ":memory:", access(path, W_OK) != 0 || access(dir.isEmpty ? "." : dir, W_OK) != 0 else { return try ResultsStore(path: path) }
+        let s = try ResultsStore(readOnlyPath: path)
+        guard s.schemaVersion == ResultsStore.migrations.count else {
+            throw StoreError("\(path): schema version \(s.schemaVersion) needs migrating to \(ResultsStore.migrations.count), which writes to it, "
+                + "and the store cannot be written here (read-only file system or permissions). Copy it to a writable place and rerun")
+        }
+        return s
+    }
+
     /// Opens an existing store without writing to it (`sweep --dry-run`); it is not migrated, so
     /// callers check `schemaVersion` before reading columns newer than v1. Refuses a file that is
     /// not a results store (tables or views without a store's schema version, runs/epochs/scores

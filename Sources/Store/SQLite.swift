@@ -16,13 +16,23 @@ public final class SQLiteDB {
 
     public init(path: String, readOnly: Bool = false) throws {
         self.path = path
-        var h: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        let rc = sqlite3_open_v2(path, &h, flags | SQLITE_OPEN_FULLMUTEX, nil)
-        guard rc == SQLITE_OK, let h else {
-            let msg = SQLiteDB.explain(h.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory", code: rc)
-            if let h { sqlite3_close(h) }
-            throw StoreError("\(path): cannot open database: \(msg)")
+        var h = try SQLiteDB.open(path, flags: flags)
+        // A WAL store read where its -shm file cannot be created (a read-only file system, a
+        // directory without write permission) fails on its first read with "unable to open
+        // database file". With no write-ahead log left beside it (a store closed cleanly, or one
+        // whose log is empty) nothing can change it: it is read as immutable (no locks, no -shm).
+        // A non-empty log holds committed writes the file lacks: that is refused by name.
+        if readOnly, sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", nil, nil, nil) & 0xFF == SQLITE_CANTOPEN {
+            sqlite3_close(h)
+            let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
+            guard wal == 0 else {
+                throw StoreError("\(path): cannot be read here: its write-ahead log (\(path)-wal, \(wal) bytes) holds writes not yet in the file, "
+                    + "and SQLite cannot create \(path)-shm to read them (a read-only file system or directory?). Copy the store and its -wal file to a writable place")
+            }
+            var uri = "file:"
+            for c in path.unicodeScalars { uri += "?#%".unicodeScalars.contains(c) ? String(format: "%%%02X", c.value) : String(c) }
+            h = try SQLiteDB.open(uri + "?immutable=1", flags: flags | SQLITE_OPEN_URI, shownAs: path)
         }
         handle = h
         sqlite3_busy_timeout(h, 60_000)
@@ -39,6 +49,17 @@ public final class SQLiteDB {
             try exec("PRAGMA synchronous=NORMAL")
         }
         try exec("PRAGMA foreign_keys=ON")
+    }
+
+    private static func open(_ name: String, flags: Int32, shownAs path: String? = nil) throws -> OpaquePointer {
+        var h: OpaquePointer?
+        let rc = sqlite3_open_v2(name, &h, flags | SQLITE_OPEN_FULLMUTEX, nil)
+        guard rc == SQLITE_OK, let h else {
+            let msg = SQLiteDB.explain(h.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory", code: rc)
+            if let h { sqlite3_close(h) }
+            throw StoreError("\(path ?? name): cannot open database: \(msg)")
+        }
+        return h
     }
 
     deinit { sqlite3_close_v2(handle) }

@@ -1,0 +1,65 @@
+import Foundation
+import Store
+import TestSupport
+import XCTest
+
+/// A store read where nothing can be written (a read-only file system: a mounted share, a CI
+/// artifact): `results` could not read it ("unable to open database file": opening it read-write
+/// failed, and read-only SQLite needs to create its -shm file). Mounting needs a user namespace
+/// (`unshare -rm`); where the kernel refuses one the test is skipped, saying so.
+final class ReadOnlyStoreTests: XCTestCase {
+    /// Runs `promptrepro ARGS` with `dir/ro` a read-only bind mount of `dir/src`; (status, stdout + stderr).
+    func runReadOnly(_ dir: String, _ args: [String]) throws -> (Int32, String) { try runMounted(dir, [try binary()] + args) }
+
+    /// Runs the program `argv` with `dir/ro` a read-only bind mount of `dir/src`; (status, stdout + stderr).
+    func runMounted(_ dir: String, _ argv: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["unshare", "-rm", "sh", "-c", #"mount --bind "$1/src" "$1/ro" && mount -o remount,ro,bind "$1/ro" && shift && exec "$@""#,
+                       "sh", dir] + argv
+        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    func testResultsReadsAStoreOnAReadOnlyFileSystem() throws {
+        let data = try sharedData()
+        let dir = tempDir("rostore")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for d in ["src", "ro"] { try FileManager.default.createDirectory(atPath: "\(dir)/\(d)", withIntermediateDirectories: true) }
+        // Probe: a read-only mount of an empty directory, and `touch` inside it must fail.
+        let (probe, probeOut) = try runMounted(dir, ["touch", "\(dir)/ro/x"])
+        if probe == 0 || !probeOut.contains("Read-only") {
+            throw XCTSkip("no read-only bind mount here (unshare -rm: \(probeOut.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/src/s.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        let written = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
+        XCTAssertEqual(written.0, 0)
+        // The same table from the read-only mount (the store closed cleanly: no -wal beside it).
+        XCTAssertFalse(FileManager.default.fileExists(atPath: db + "-wal"))
+        var (status, out) = try runReadOnly(dir, ["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(dir)/ro/s.sqlite", "--data-dir", data])
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains(written.1), "read-only results differ:\n\(out)\n---\n\(written.1)")
+        (status, out) = try runReadOnly(dir, ["steps", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(dir)/ro/s.sqlite"])
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains("cell,seed,step"), out)
+        // A store whose write-ahead log holds commits the file lacks cannot be read without
+        // creating its -shm: refused by name rather than read without those commits.
+        let open = try SQLiteDB(path: db)
+        try open.exec("PRAGMA wal_autocheckpoint=0")
+        try open.exec("UPDATE runs SET host = 'edited'")
+        try FileManager.default.copyItem(atPath: db, toPath: "\(dir)/src/w.sqlite")
+        try FileManager.default.copyItem(atPath: db + "-wal", toPath: "\(dir)/src/w.sqlite-wal")
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: "\(dir)/src/w.sqlite-wal")[.size] as? Int ?? 0, 0)
+        (status, out) = try runReadOnly(dir, ["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(dir)/ro/w.sqlite", "--data-dir", data])
+        XCTAssertEqual(status, 1, out)
+        XCTAssertTrue(out.contains("\(dir)/ro/w.sqlite: cannot be read here: its write-ahead log") && out.contains("Copy the store and its -wal file"), out)
+    }
+}
