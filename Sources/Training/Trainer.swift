@@ -213,8 +213,7 @@ public final class Trainer {
                 // Norms come from the optimizer's own update loops (no extra pass over the weights);
                 // under clipping it saw scaled gradients, so the norms before clipping are divided back.
                 let preClip = optimizerStep(tape, loss: loss, optimizer: opt, params: all, clipNorm: c.clipNorm, lrScale: lrScale)
-                let coef = preClip.map { c.clipNorm! / ($0 + 1e-6) }.map { Double(min(1, $0)) } ?? 1
-                let gradNorms = all.map { (opt.norms[ObjectIdentifier($0)]?.grad ?? 0) / coef }
+                let (gradNorm, gradNorms) = gradientNorms(preClip: preClip, clipNorm: c.clipNorm, optimizer: opt, params: all)
                 let paramNorms = all.map { opt.norms[ObjectIdentifier($0)]?.param ?? l2($0) }
                 for t in all { t.zeroGrad() }
                 if all.contains(where: { t in (0..<t.count).contains { !t.data[$0].isFinite } }) {
@@ -229,7 +228,7 @@ public final class Trainer {
                 let names = method.trainable.map(\.name)
                 let record = StepRecord(
                     step: step, epoch: epoch, loss: Double(lv), lr: opt.groups.map { Double($0.lr * lrScale) },
-                    gradNorm: preClip.map(Double.init) ?? gradNorms.reduce(0) { $0 + $1 * $1 }.squareRoot(),
+                    gradNorm: gradNorm,
                     gradNorms: Dictionary(uniqueKeysWithValues: zip(names, gradNorms)),
                     paramNorms: Dictionary(uniqueKeysWithValues: zip(names, paramNorms)),
                     seconds: Date().timeIntervalSince(stepStart))
@@ -431,6 +430,18 @@ public final class Trainer {
         }
         return [h.0, h.1, h.2, h.3].map { String(format: "%016llx", $0) }.joined()
     }
+}
+
+/// The gradient norms of the step `optimizerStep` just took, as the step log records them: the
+/// global L2 norm over `params` and each tensor's, both before clipping (what torch's
+/// `clip_grad_norm_` returns and computes from). They come from the optimizer's own update loops
+/// (`Optimizer.norms`, no extra pass over the weights); under clipping those loops saw the clipped
+/// gradients, so they are divided back by the clip coefficient max/(‖g‖ + 1e-6).
+/// - Parameters: `preClip` is `optimizerStep`'s return value (the global norm when it clipped).
+public func gradientNorms(preClip: Float?, clipNorm: Float?, optimizer: Optimizer, params: [Tensor]) -> (global: Double, perTensor: [Double]) {
+    let coef = preClip.flatMap { n in clipNorm.map { Double(min(1, $0 / (n + 1e-6))) } } ?? 1
+    let perTensor = params.map { (optimizer.norms[ObjectIdentifier($0)]?.grad ?? 0) / coef }
+    return (preClip.map(Double.init) ?? perTensor.reduce(0) { $0 + $1 * $1 }.squareRoot(), perTensor)
 }
 
 /// One optimizer step after the forward recorded on `tape`: backward, global-norm clipping when

@@ -93,28 +93,42 @@ final class TrajectoryParityTests: XCTestCase {
                 if !second.isEmpty {
                     groups.append(ParamGroup(tensors: second, lr: c.optimizer.lr_secondary ?? c.optimizer.lr, weightDecay: c.optimizer.weight_decay))
                 }
-                return (method, Optimizer(kind: kind, groups: groups, eps: c.optimizer.eps), model)
+                let opt = Optimizer(kind: kind, groups: groups, eps: c.optimizer.eps)
+                opt.recordsNorms = true  // as the trainer sets it for its step log
+                return (method, opt, model)
             }
-            func step(_ method: TuningMethod, _ opt: Optimizer, _ model: Backbone, t: Int) throws -> Float {
+            /// (loss, the global gradient norm before clipping as the step log records it).
+            @discardableResult
+            func step(_ method: TuningMethod, _ opt: Optimizer, _ model: Backbone, t: Int) throws -> (Float, Double) {
                 let tape = Tape()
                 let loss = try tape.record { try Objective.loss(batch, model: model, method: method, classTokens: b.class_token_ids ?? [], drop: .eval) }
                 let params = method.trainable.map(\.tensor)
-                optimizerStep(tape, loss: loss, optimizer: opt, params: params, clipNorm: c.optimizer.clip_norm,
-                              lrScale: schedule.factor(step: t - 1, total: c.optimizer.total_steps, warmup: c.optimizer.warmup_steps))
+                let preClip = optimizerStep(tape, loss: loss, optimizer: opt, params: params, clipNorm: c.optimizer.clip_norm,
+                                            lrScale: schedule.factor(step: t - 1, total: c.optimizer.total_steps, warmup: c.optimizer.warmup_steps))
+                let norm = gradientNorms(preClip: preClip, clipNorm: c.optimizer.clip_norm, optimizer: opt, params: params).global
                 for p in params { p.zeroGrad() }
-                return loss.scalar
+                return (loss.scalar, norm)
             }
             func stored(_ key: String) -> Tensor? { states.entries[key] != nil ? try? states.tensor(key) : nil }
 
             // (a) + (c): our own run.
             let (method, opt, model) = try setUp()
-            var worstLoss = 0.0
+            var worstLoss = 0.0, worstNorm = 0.0
             let lossSpread = zip(exp.losses, exp.losses_f64).map { abs($0 - $1) }.max() ?? 0
+            // The step log's grad_norm against torch's norm before clipping (the same 10 × f32-vs-f64 rule).
+            guard let norms = exp.grad_norms, let norms64 = exp.grad_norms_f64, norms.count == c.steps, norms64.count == c.steps else {
+                XCTFail("\(name): expected.json lacks grad_norms for its \(c.steps) steps"); continue
+            }
+            let normSpread = zip(norms, norms64).map { abs($0 - $1) }.max() ?? 0
             for t in 1...c.steps {
-                let l = Double(try step(method, opt, model, t: t))
+                let (lf, n) = try step(method, opt, model, t: t)
+                let l = Double(lf)
                 let q = abs(l - exp.losses_f64[t - 1]) / max(10 * lossSpread, 2e-6 * max(1, abs(exp.losses_f64[t - 1])))
                 worstLoss = max(worstLoss, q.isNaN ? .infinity : q)
                 XCTAssertLessThanOrEqual(q, 1, "\(name) step \(t): loss \(l), PyTorch \(exp.losses[t - 1]) (f64 \(exp.losses_f64[t - 1]))")
+                let qn = abs(n - norms64[t - 1]) / max(10 * normSpread, 2e-6 * max(1, abs(norms64[t - 1])))
+                worstNorm = max(worstNorm, qn.isNaN ? .infinity : qn)
+                XCTAssertLessThanOrEqual(qn, 1, "\(name) step \(t): grad norm \(n), PyTorch \(norms[t - 1]) (f64 \(norms64[t - 1]))")
             }
             var worstFinal = 0.0
             for tr in method.trainable {
@@ -146,9 +160,10 @@ final class TrajectoryParityTests: XCTestCase {
                     o.load(state: saved.filter { $0.key.hasPrefix("opt.") })
                     XCTAssertEqual(o.step, t - 1, "\(name): optimizer step count of the stored state")
                 }
-                _ = try step(m, o, mdl, t: t)
+                try step(m, o, mdl, t: t)
                 for tr in m.trainable {
-                    guard let ref = stored("step\(t)/\(tr.name)") else { continue }
+                    // Every trainable tensor of a stored step is stored (the script saves them all).
+                    guard let ref = stored("step\(t)/\(tr.name)") else { XCTFail("\(name): step \(t) stores no '\(tr.name)'"); continue }
                     let (q, at) = ratio(tr.tensor, ref, stored("step\(t)_f64/\(tr.name)"))
                     worstStep = max(worstStep, q)
                     XCTAssertLessThanOrEqual(q, 1, "\(name) one step \(t): '\(tr.name)'[\(at)] = \(tr.tensor.data[at]), PyTorch \(ref.data[at])")
@@ -156,7 +171,8 @@ final class TrajectoryParityTests: XCTestCase {
                 checked += 1
             }
             XCTAssertGreaterThanOrEqual(checked, 3, "\(name): too few stored steps")
-            print(String(format: "trajectory %@: worst/tolerance loss %.3f, one-step %.3f (%d steps), final %.3f", name, worstLoss, worstStep, checked, worstFinal))
+            print(String(format: "trajectory %@: worst/tolerance loss %.3f, grad norm %.3f, one-step %.3f (%d steps), final %.3f",
+                         name, worstLoss, worstNorm, worstStep, checked, worstFinal))
         }
         for m in ["ft", "pt", "respt", "dept", "dpt", "lopt1", "lopt2", "lora", "probe"] {
             XCTAssertTrue(covered.contains("t5/\(m)"), "no T5 trajectory for \(m)")

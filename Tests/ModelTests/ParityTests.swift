@@ -89,10 +89,8 @@ final class ParityTests: XCTestCase {
             for (n, v) in wg { compare(name, "weight_grads[\(n)]", g[n], doubles(v)!, abs: 1e-4, rel: 1e-3) }
         }
         if let e = exp["generated_ids"] as? [[Int]] {
-            let a = got["generated_ids"] as? [[Int]] ?? []
-            let width = max(e.map(\.count).max() ?? 0, a.map(\.count).max() ?? 0)
-            func pad(_ r: [[Int]]) -> [[Int]] { r.map { $0 + [Int](repeating: 0, count: width - $0.count) } }
-            XCTAssertEqual(pad(a), pad(e), "\(name): generated_ids")
+            let p = paddedToCommonWidth(got["generated_ids"] as? [[Int]] ?? [], e)
+            XCTAssertEqual(p.actual, p.expected, "\(name): generated_ids")
         }
     }
 

@@ -160,3 +160,13 @@ public final class UnreapedChild {
 
     deinit { reap() }
 }
+
+/// Generated id rows compared as FORMAT.md §"tolerances" states: every row of both sides
+/// right-padded with 0 to their common width, then equal. (Transformers stops once every row has
+/// emitted `</s>`; a decode that runs on to `max_new_tokens` padding finished rows with 0 matches
+/// it, one that keeps emitting tokens after `</s>`, or too few, does not.)
+public func paddedToCommonWidth(_ a: [[Int]], _ e: [[Int]]) -> (actual: [[Int]], expected: [[Int]]) {
+    let width = max(e.map(\.count).max() ?? 0, a.map(\.count).max() ?? 0)
+    func pad(_ r: [[Int]]) -> [[Int]] { r.map { $0 + [Int](repeating: 0, count: width - $0.count) } }
+    return (pad(a), pad(e))
+}
