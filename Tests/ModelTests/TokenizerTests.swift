@@ -12,6 +12,7 @@ final class TokenizerTests: XCTestCase {
         let texts = obj["texts"] as! [String]
         let ids = obj["ids"] as! [[Int]]
         let tok = try Tokenizers.load(directory: "\(root)/models/\(tokenizerDir)")
+        XCTAssertTrue(!texts.isEmpty && texts.count == ids.count, "\(file): \(texts.count) texts, \(ids.count) id lists", file: f, line: line)
         var ok = 0
         for (t, e) in zip(texts, ids) {
             let got = tok.encode(t).map(Int.init)
@@ -200,7 +201,9 @@ final class TokenizerVariantTests: XCTestCase {
                 obj[k] = c
             }
             let tok = try Tokenizers.fromJSON(try JSONSerialization.data(withJSONObject: obj), path: "\(name)/tokenizer.json")
-            for (t, ids) in zip(v["texts"] as! [String], v["ids"] as! [[Int]]) {
+            let texts = v["texts"] as! [String], idLists = v["ids"] as! [[Int]]
+            XCTAssertTrue(!texts.isEmpty && texts.count == idLists.count, "\(name): \(texts.count) texts, \(idLists.count) id lists")
+            for (t, ids) in zip(texts, idLists) {
                 XCTAssertEqual(tok.encode(t).map(Int.init), ids, "\(name): \(t.debugDescription)")
             }
         }
