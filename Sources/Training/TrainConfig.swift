@@ -192,6 +192,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             // of its peak: CB k = 32 at batch 32 has 20–100 steps.)
             c.warmupRatio = 500.0 / (["wic", "wsc"].contains(task) ? 20_000 : 30_000)
             c.batchSize = 32
+            // DePT's code generates up to Seq2SeqTrainer's generation_max_length, 20 by default
+            // (train.py's DynamicTrainingArguments; its README's runs pass none), and
+            // `generate(max_length)` counts the decoder's start token: 19 new tokens at most. It
+            // tokenizes targets to the task's longest label (`get_max_target_length`), 20 where the
+            // task has no label list (ReCoRD): on label tasks every label is shorter than 20.
+            c.maxTargetLength = 20
+            c.decodeMaxTokens = .tokens(19)
             // DePT's code keeps the checkpoint of the best macro-F1 on CB (METHODS §6.10), the
             // first of its CB metrics; the reported columns stay the task's (accuracy, macro-F1).
             if task == "cb" { c.selectionMetric = "macro_f1" }

@@ -94,6 +94,11 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(try preset("dept", gpt2: false, task: "wic").warmupRatio, 500.0 / 20_000)
         XCTAssertEqual(c.method.initialization, "text:Classify this text is postive or not:")
         XCTAssertEqual(c.batchSize, 32)
+        // DePT's train.py: generation_max_length defaults to 20, and HF's generate(max_length)
+        // counts the decoder start token (19 new tokens); targets no longer than 20 tokens.
+        XCTAssertEqual(c.decodeMaxTokens, .tokens(19))
+        XCTAssertEqual(c.maxTargetLength, 20)
+        XCTAssertNil(try preset("dpt", gpt2: false, task: "cb").decodeMaxTokens)
         // `init: default` names the same rule (specs and `train` resolve it, so the two are one
         // identity); likewise PT's (sampled-vocab).
         for m in ["dept", "pt"] {
