@@ -19,7 +19,7 @@ final class PEFTAdapterTests: XCTestCase {
     func testAdaptersMatchPEFT() throws {
         let fm = FileManager.default
         let cases = try fm.contentsOfDirectory(atPath: Self.root).filter { fm.fileExists(atPath: "\(Self.root)/\($0)/case.json") }.sorted()
-        XCTAssertGreaterThanOrEqual(cases.count, 12)
+        XCTAssertGreaterThanOrEqual(cases.count, 13)
         for name in cases {
             let dir = "\(Self.root)/\(name)"
             let raw = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/case.json"))) as! [String: Any]
@@ -241,8 +241,11 @@ final class PEFTAdapterTests: XCTestCase {
 
     /// DePT's PEFT fork (PROMPT_TUNING_LORA, the configs of ../shared/models/dept-reference): every
     /// shared config is read; an adapter with that layout (here on the embedded T5, sizes scaled
-    /// down) gives exactly the logits of PromptRepro's own DePT injection: P prepended and
-    /// (lora_alpha/√r)·A·B added to the token embeddings.
+    /// down, inputs shorter than max_length: the dynamic padding the fork cannot take) gives exactly
+    /// the logits of PromptRepro's own DePT injection (P prepended, (lora_alpha/√r)·A·B added to the
+    /// token embeddings), so an evaluated DePT adapter and a trained DePT run are one computation.
+    /// The fork's own numbers are the t5-dept fixture of `testAdaptersMatchPEFT`
+    /// (scripts/make_dept_adapter_case.py: transformers' T5 fed as the fork feeds it).
     func testDePTAdapters() throws {
         if let shared = sharedItem("models/dept-reference") {
             let refs = try FileManager.default.contentsOfDirectory(atPath: shared)
