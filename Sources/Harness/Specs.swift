@@ -61,9 +61,17 @@ public struct ExperimentSpec {
 
     public static let profileNames = ["smoke", "cpu", "paper"]
 
+    /// The file `load` reads for `nameOrPath`: a path ending in .yaml as given, else specsDir/NAME.yaml.
+    public static func path(of nameOrPath: String, specsDir: String = "Baselines/specs") -> String {
+        nameOrPath.hasSuffix(".yaml") ? nameOrPath : "\(specsDir)/\(nameOrPath).yaml"
+    }
+
     /// Loads Baselines/specs/NAME.yaml (or a path).
     public static func load(_ nameOrPath: String, specsDir: String = "Baselines/specs") throws -> ExperimentSpec {
-        let path = nameOrPath.hasSuffix(".yaml") ? nameOrPath : "\(specsDir)/\(nameOrPath).yaml"
+        let path = path(of: nameOrPath, specsDir: specsDir)
+        if FileManager.default.fileExists(atPath: path), let data = FileManager.default.contents(atPath: path), String(data: data, encoding: .utf8) == nil {
+            throw SpecError(path, "not UTF-8 text")
+        }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             let known = ((try? FileManager.default.contentsOfDirectory(atPath: specsDir)) ?? []).filter { $0.hasSuffix(".yaml") }
                 .map { String($0.dropLast(5)) }.sorted()
@@ -128,6 +136,12 @@ public struct ExperimentSpec {
                 guard vary.count == 1, let (key, vals) = vary.first, let list = vals as? [Any] else {
                     throw SpecError(path, "methods[\(i)].vary must map one key to a list")
                 }
+                // An empty list planned no variant: the method silently left the grid.
+                guard !list.isEmpty else { throw SpecError(path, "methods[\(i)].vary.\(key) must be a non-empty list") }
+                // The same key set beside `vary` was silently replaced by each listed value.
+                if over[key] != nil || train[key] != nil {
+                    throw SpecError(path, "methods[\(i)]: '\(key)' is set both inline and in vary (vary's values replace it): set it in one place")
+                }
                 for v in list {
                     var o2 = over
                     var t2 = train
@@ -150,7 +164,11 @@ public struct ExperimentSpec {
         }
         let tasks = try strings("tasks")
         for t in tasks { _ = try TaskRegistry.definition(t) }
-        let seeds = try strings("seeds").map { s -> Int in guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }; return v }
+        let seeds = try strings("seeds").map { s -> Int in
+            guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }
+            guard v >= 0 else { throw SpecError(path, "'seeds': \(v) must be ≥ 0") }
+            return v
+        }
             .uniqueList(path: path, at: "seeds")  // as integers: 1 and "01" are one seed
         let ks = try kList(o["k"] ?? [NSNull()], path: path)
         let sampleSeeds = try o["sample_seeds"].map { try intList($0, path: path, at: "sample_seeds") }
@@ -209,6 +227,7 @@ public struct ExperimentSpec {
         guard let list = v as? [Any], !list.isEmpty else { throw SpecError(path, "'\(at)' must be a non-empty list of integers") }
         return try list.map { x in
             guard let i = Int("\(x)") else { throw SpecError(path, "'\(at)': '\(x)' is not an integer") }
+            guard i >= 0 else { throw SpecError(path, "'\(at)': \(i) must be ≥ 0") }
             return i
         }.uniqueList(path: path, at: at)
     }

@@ -195,7 +195,7 @@ struct Export: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // A spec file's path names the spec its `spec:` field gives (as `sweep` reads it).
-        let current = currentPlan(spec: self.spec, profile: profile, store: store, dataDir: data)
+        let current = try currentPlan(spec: self.spec, profile: profile, store: store, dataDir: data)
         let spec = current?.name ?? self.spec
         let cells = try plannedCells(store, spec: self.spec, profile: profile, dataDir: data, current: current)
         // An export replaces the committed one: never with nothing.
@@ -292,15 +292,22 @@ struct Export: ParsableCommand {
 /// on stderr says why.
 /// With `dataDir`, rows run on other data files, manifests or checkpoints than those found now are
 /// left out too (`PlannedRuns.inputParts`).
-func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) -> (name: String, plan: PlannedRuns)? {
+func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) throws -> (name: String, plan: PlannedRuns)? {
+    let specsDir = ProjectRoot.resolve("Baselines/specs")
     let s: ExperimentSpec
-    do { s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")) } catch {
-        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
-        return nil
+    do { s = try ExperimentSpec.load(spec, specsDir: specsDir) } catch {
+        // No spec file of that name (a store's runs of a spec kept elsewhere): every stored run counts.
+        guard FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir)) else {
+            stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
+            return nil
+        }
+        // A spec file that does not load (a typo, a YAML error, a value out of range) is an error:
+        // counting every stored run showed runs of settings, seeds or cells the spec no longer
+        // plans as current, and `export` wrote them over the committed export.
+        throw CommandFailure("\(error)\n(the stored runs of spec \(spec) are read against what it plans: fix the spec, or give the spec file they were swept with)")
     }
     do { return (s.name, try s.plannedRuns(profile: profile, store: store, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"))) } catch {
-        stderr("note: \(error) — every stored run of spec \(s.name) [\(profile)] counts")
-        return nil
+        throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so its stored runs cannot be told current or stale)")
     }
 }
 
@@ -391,7 +398,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     // `given`: a spec name or a spec file's path; stores and exports know the spec by its name.
     let spec = given.hasSuffix(".yaml") ? (try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")))?.name ?? given : given
     if let store {
-        let current = currentPlan(spec: given, profile: profile, store: store, dataDir: dataDir)
+        let current = try currentPlan(spec: given, profile: profile, store: store, dataDir: dataDir)
         let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir, current: current)
         if !cells.isEmpty { return (cells, db, try leftOutLine(store, current: current, profile: profile, given: given)) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }

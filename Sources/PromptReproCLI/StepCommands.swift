@@ -54,7 +54,7 @@ struct StepsCommand: ParsableCommand {
 /// the runs left out are named on stderr (as `results` does).
 func plannedStepRows(_ store: ResultsStore, spec: String, profile: String) throws -> (name: String, rows: [StepRow]) {
     let data = try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-    guard let (name, plan) = currentPlan(spec: spec, profile: profile, store: store, dataDir: data) else {
+    guard let (name, plan) = try currentPlan(spec: spec, profile: profile, store: store, dataDir: data) else {
         return (spec, try LossCurves.rows(store, spec: spec, profile: profile))
     }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }

@@ -26,7 +26,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("protocol"), help: "Preset: \(TrainConfig.protocols.joined(separator: ", ")).") var protocolName: String?
     @Option(help: "Templates: dpt, dept, respt, lopt.") var templates: String?
     @Option var epochs: Int?
-    @Option(help: "Stop after this many optimizer steps.") var maxSteps: Int?
+    @Option(help: "Stop after this many optimizer steps (0: evaluate the initial state only).") var maxSteps: Int?
     @Option var batchSize: Int?
     @Option var evalBatchSize: Int?
     @Option var lr: Float?

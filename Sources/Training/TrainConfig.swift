@@ -293,6 +293,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         atLeast("max_target_length", maxTargetLength, 1)
         atLeast("warmup_steps", warmupSteps, 0)
         atLeast("k", k, 1)
+        // Seeds key counter-based streams as unsigned integers (a negative one trapped).
+        atLeast("seed", seed, 0)
+        atLeast("sample_seed", sampleSeed, 0)
         atLeast("k_dev", kDev, 1)
         atLeast("threads", threads, 1)
         if case .tokens(let n)? = decodeMaxTokens, n < 1 { out.append("decode_max_tokens must be ≥ 1 or auto, got \(n)") }

@@ -184,6 +184,16 @@ public final class Trainer {
             return finish(.evaluated)
         }
 
+        if totalSteps == 0 {
+            // max_steps 0: the initial state, evaluated once (epoch 0: a reference before any
+            // training; `--artifact` writes the initial tensors). It stored a run with no scores
+            // as done, which `results` showed as "—".
+            let preds = try s.meter.evaluation(&result) { try evaluate(evalEx, data: val, session: s) }
+            let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
+            result.best = m; result.last = m; result.bestEpoch = 0
+            result.predictions = preds; result.bestPredictions = preds
+            emit(.evaluated(epoch: 0, metrics: m, selection: m[def.selectionMetric], isBest: true))
+        }
         let all = method.trainable.map(\.tensor)
         let dropoutRoot = root.derive("dropout")
         var epoch = s.startEpoch

@@ -133,6 +133,19 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try SafeTensorsFile(path: "\(dir)/init.safetensors").tensor("prompt").array,
                        try SafeTensorsFile(path: "\(dir)/adapter/adapter_model.safetensors").tensor("prompt_embeddings").array)
+        // max_steps 0 evaluates the initial state once (it stored a run without scores as done):
+        // PT started from the adapter's prompt scores what `eval` of that adapter scores.
+        let (zrc, zjson) = try runStdout(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "6",
+                                          "--decode-max-tokens", "2", "--data-dir", data, "--init-from", "\(dir)/adapter"])
+        XCTAssertEqual(zrc, 0)
+        let (erc, ejson) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "rte", "--eval-limit", "6",
+                                          "--decode-max-tokens", "2", "--data-dir", data])
+        XCTAssertEqual(erc, 0)
+        let zero = try JSONSerialization.jsonObject(with: Data(zjson.utf8)) as? [String: Any]
+        let evaluated = try JSONSerialization.jsonObject(with: Data(ejson.utf8)) as? [String: Any]
+        XCTAssertNotNil((zero?["best"] as? [String: Any])?["accuracy"], zjson)
+        XCTAssertEqual(zero?["best"] as? [String: Double], evaluated?["best"] as? [String: Double])
+        XCTAssertEqual(zero?["bestEpoch"] as? Int, 0, zjson)
         // A path holding "#" (the stored value is "PATH#sha256:…"): it was cut at its first "#",
         // and `runs#2/adapter` was read as `runs`.
         try FileManager.default.createDirectory(atPath: "\(dir)/runs#2", withIntermediateDirectories: true)

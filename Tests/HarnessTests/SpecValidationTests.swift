@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Support
 import TestSupport
 import Training
 import XCTest
@@ -95,6 +96,17 @@ final class SpecValidationTests: XCTestCase {
         let readKeys = miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: lora, r: 4, alpha: 16, dropout: 0.1, n: 100, init: default}")
         try readKeys.write(toFile: "\(dir)/readkeys.yaml", atomically: true, encoding: .utf8)
         XCTAssertEqual(try ExperimentSpec.load("\(dir)/readkeys.yaml").expand(profile: "smoke").count, 8)
+        // An empty vary list planned no variant: the method left the grid without a word; a key
+        // set inline and varied was silently replaced by the listed values.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, vary: {n: []}}") },
+                            ["methods[1].vary.n must be a non-empty list"])
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, vary: {n: [4, 16]}}") },
+                            ["methods[1]: 'n' is set both inline and in vary"])
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {lr: 0.1}, vary: {lr: [0.3, 0.5]}}") },
+                            ["methods[1]: 'lr' is set both inline and in vary"])
+        // Seeds key unsigned counter-based streams: a negative one is refused where it is written.
+        try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, -2]") }, ["'seeds': -2 must be ≥ 0"])
+        try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    seeds: [-1]\n") }, ["'profiles.smoke.seeds': -1 must be ≥ 0"])
         // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
         try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {sample_seed: 7, epochs: 4,") },
                             ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
@@ -205,5 +217,43 @@ final class SpecValidationTests: XCTestCase {
             XCTAssertNotEqual(status, 0, "\(extra)")
             XCTAssertTrue(err.contains("--dept-s must be ≥ max_source_length"), "\(extra): \(err)")
         }
+    }
+}
+
+/// A spec named (not given by path) whose file no longer loads: `results`, `export` and `steps`
+/// counted every stored run of it ("note: … every stored run counts") and exited 0, so one typo
+/// showed runs of dropped seeds and old settings as current and `export` wrote them over the
+/// committed export. A name with no spec file keeps that reading (stores of specs kept elsewhere).
+final class BrokenSpecReadTests: XCTestCase {
+    func testReadsOfASpecThatNoLongerLoadsFail() throws {
+        let data = try sharedData()
+        let root = tempDir("brokenspec")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(root)/Baselines/specs", withIntermediateDirectories: true)
+        for item in ["manifests", "data.lock", "published", "tables"] {
+            try fm.createSymbolicLink(atPath: "\(root)/Baselines/\(item)", withDestinationPath: "\(repoRoot)/Baselines/\(item)")
+        }
+        let spec = "\(root)/Baselines/specs/mini.yaml"
+        try miniSpec.write(toFile: spec, atomically: true, encoding: .utf8)
+        let env = ["PROMPTREPRO_ROOT": root], db = "\(root)/s.sqlite"
+        var (status, err) = try runCapture(["sweep", "mini", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(root)/ck"], env: env)
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
+        XCTAssertEqual(status, 0, err)
+        let before = try SHA256.hex(file: db)
+        try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, learning_rat: 0.1,").write(toFile: spec, atomically: true, encoding: .utf8)
+        for args in [["results", "mini"], ["export", "mini", "--results-dir", "\(root)/results"], ["steps", "mini"]] {
+            (status, err) = try runCapture(args + ["--profile", "smoke", "--db", db] + (args[0] == "steps" ? [] : ["--data-dir", data]), env: env)
+            XCTAssertEqual(status, 1, "\(args): \(err)")
+            XCTAssertTrue(err.contains("\(spec): profiles.smoke.train: unknown training key 'learning_rat'") && !err.contains("counts"), "\(args): \(err)")
+        }
+        XCTAssertFalse(fm.fileExists(atPath: "\(root)/results/mini-smoke.cells.json"), "export wrote the stale runs")
+        XCTAssertEqual(try SHA256.hex(file: db), before)
+        // No spec file of that name: every stored run of it counts, as before.
+        try fm.removeItem(atPath: spec)
+        (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("no such spec") && err.contains("every stored run of spec mini [smoke] counts"), err)
     }
 }
