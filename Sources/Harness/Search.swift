@@ -194,7 +194,7 @@ extension ExperimentSpec {
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
-    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged] {
+    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged, .searchUndecided] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason == .unplanned ? "kept; they count again if the spec lists them again"

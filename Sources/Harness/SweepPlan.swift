@@ -42,6 +42,9 @@ public struct SweepPlan {
     public var artifactBytes: Int
     public var ftWithoutArtifact: Int                // full fine-tuning runs whose weights are not kept
     public var unknownSize: Int                      // runs whose parameter count is unknown
+    /// Cells of searched variants whose search has not chosen a point yet: their runs (the chosen
+    /// point on every seed) are planned once it has, and are not among `entries`.
+    public var undecided: [String] = []
 
     /// Trainable parameters of a run from its method's formula and the model's config.json (or the
     /// known architecture of its hub id); nil when neither is available.
@@ -127,7 +130,8 @@ public struct SweepPlan {
         let peak = checkpoints.sorted(by: >).prefix(max(1, o.workers)).reduce(0, +)
         return SweepPlan(spec: spec.name, profile: profile, workers: max(1, o.workers), entries: entries, missing: missing, found: found,
                          timings: timings, estimate: SweepETA.estimate(remaining, timings: timings, workers: o.workers),
-                         runSeconds: runSeconds, checkpointPeak: peak, artifactBytes: artifacts, ftWithoutArtifact: ft, unknownSize: unknown)
+                         runSeconds: runSeconds, checkpointPeak: peak, artifactBytes: artifacts, ftWithoutArtifact: ft, unknownSize: unknown,
+                         undecided: try spec.undecidedSearchCells(profile: profile, choose: searchable).sorted())
     }
 
     public func render() -> String {
@@ -152,6 +156,11 @@ public struct SweepPlan {
                 if !seeds.isEmpty { parts.append("\(s.rawValue) \(seeds.joined(separator: ","))") }
             }
             out += "  " + cell.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + parts.joined(separator: "; ") + "\n"
+        }
+        if !undecided.isEmpty {
+            // Their stored runs, if any, ran at a point of an earlier search and do not count.
+            out += "\n  then, once its search has chosen, the chosen point on every seed (not counted above; time not included):\n"
+            for cell in undecided { out += "  " + cell + "\n" }
         }
         out += "\nmodels:\n"
         for m in Set(entries.map(\.run.modelSpec)).sorted() {

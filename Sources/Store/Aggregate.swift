@@ -154,8 +154,11 @@ public struct PlannedRuns: Sendable {
     /// not compared); empty: not compared. A row whose stored identity has another value (a data
     /// file, manifest or checkpoint changed since the row ran, not re-swept) does not count.
     public var inputParts: [String: [String: String]] = [:]
-    /// Cells of searched variants whose search has not chosen a point yet: the spec plans them, but
-    /// which runs is not known, so every row of theirs counts (and is kept).
+    /// Cells of searched variants whose search has not chosen a point under the spec as it is now:
+    /// the spec plans them, but not yet which runs. Their stored rows are kept and do not count
+    /// (`StaleRun.Reason.searchUndecided`): they ran at a point an earlier search chose, under a
+    /// grid or selection the spec may no longer have (they counted, and the gate passed on them,
+    /// after the grid lost that point).
     public var undecidedCells: Set<String>
 
     public init(_ runs: [(key: String, configHash: String)], undecidedCells: Set<String> = []) {
@@ -233,7 +236,8 @@ public struct PlannedRuns: Sendable {
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
     /// and always count.
     public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String, identityJSON: String? = nil) -> StaleRun.Reason? {
-        if status == "evaluated" || undecidedCells.contains(cell) { return nil }
+        if status == "evaluated" { return nil }
+        if undecidedCells.contains(cell) { return .searchUndecided }
         let key = Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)
         guard let planned = configHashes[key] else { return .unplanned }
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return .configChanged }
@@ -260,6 +264,7 @@ public struct StaleRun: Sendable {
         case taskChanged = "run with another task definition (task file edited since, not re-swept)"
         case ruleChanged = "run before a fix of the code that changes its numbers (RunIdentity.ruleParts; not re-swept since)"
         case inputsChanged = "run on other inputs (a data file, few-shot manifest, checkpoint or its config or tokenizer changed since, not re-swept)"
+        case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
     }
     public var id: Int
     public var cell: String
@@ -507,7 +512,8 @@ extension CellResult {
 /// seed taken out) leave the cell's statistics (`CellResult.keeping`), and a cell with none left is
 /// left out (`unplanned`). Kept whole: cells of exports made before the hashes were kept, cells with
 /// evaluated runs (adapters evaluated into the spec, outside any plan), and cells of searched
-/// variants whose search is undecided.
+/// variants whose search is undecided (an export is read without a store, so every search is:
+/// the export was written from a store read, which leaves out the runs of an undecided search).
 public enum ExportedCells {
     public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int) {
         var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0

@@ -187,6 +187,50 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertTrue(md.contains("Hyper-parameter search") && md.contains("CPU-hours"), md)
     }
 
+    /// A search edited after its sweep (the grid lost the chosen point; `select_on` changed) has
+    /// not chosen under the spec as it is now: the variant's runs at the old choice counted as
+    /// current, `export` wrote them and the gate passed on them. They are left out and named, the
+    /// gate fails, and the dry run names the cell it will run once the search has chosen.
+    func testEditedSearchLeavesTheOldChoiceOut() throws {
+        let data = try sharedData()
+        let dir = tempDir("searchedit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = """
+        spec: searchedit
+        paper: dpt
+        methods:
+          - {name: dpt, method: dpt, n: 8, r: 2, search: {grid: {lr: [0.3, 0.5]}, select_on: train-dev}}
+          - {name: pt, method: pt, n: 8}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: [1, 2]
+        k: [8]
+        profiles:
+          smoke:
+            models: {t5-small: "embedded:t5-tiny"}
+            train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}
+        """
+        try spec.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        var (status, err) = try runCapture(["sweep", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"])
+        XCTAssertEqual(status, 0, err)
+        let gate = ["compare", "--spec", "\(dir)/s.yaml", "--method", "dpt", "--baseline", "pt", "--profile", "smoke", "--db", db,
+                    "--data-dir", data, "--max-regression", "1000"]
+        (status, err) = try runCapture(gate)
+        XCTAssertEqual(status, 0, "the unedited spec's gate: \(err)")
+        for edited in [spec.replacingOccurrences(of: "lr: [0.3, 0.5]", with: "lr: [0.7, 0.9]"),
+                       spec.replacingOccurrences(of: "select_on: train-dev", with: "select_on: val-half")] {
+            try edited.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+            let (_, md) = try runStdout(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
+            XCTAssertFalse(md.contains("| dpt\\|cb"), "the old choice's runs still count:\n\(md)")
+            XCTAssertTrue(md.contains("> Left out: "), md)
+            (status, err) = try runCapture(gate)
+            XCTAssertNotEqual(status, 0, "the gate passed on the old choice's runs: \(err)")
+            let (_, dry) = try runCLIText(["sweep", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--dry-run"], stdout: true)
+            XCTAssertTrue(dry.contains("then, once its search has chosen") && dry.contains("\n  dpt|cb|t5-small|k8\n"), dry)
+        }
+    }
+
     /// DePT's WSC template ("0"/"1" targets) on the label-1 training pool would train on one
     /// constant target: refused, naming the sets that work. The dpt set trains.
     func testWSCWithALabelTargetOnTheLabelOnePoolIsRefused() throws {
