@@ -104,7 +104,7 @@ public struct ExperimentSpec {
             guard let d = m as? [String: Any], let method = d["method"] as? String else {
                 throw SpecError(path, "methods[\(i)] needs 'method'")
             }
-            _ = try MethodRegistry.type(method)
+            do { _ = try MethodRegistry.type(method) } catch { throw SpecError(path, "methods[\(i)].method: \(error)") }
             if let n = d["name"], !(n is String) { throw SpecError(path, "methods[\(i)].name must be a string, got \(n)") }
             let base = (d["name"] as? String) ?? method
             var over: [String: Any] = [:]
@@ -163,7 +163,13 @@ public struct ExperimentSpec {
             throw SpecError(path, "two methods give the variant name '\(v.name)': give each entry its own `name:`")
         }
         let tasks = try strings("tasks")
-        for t in tasks { _ = try TaskRegistry.definition(t) }
+        for t in tasks { do { _ = try TaskRegistry.definition(t) } catch { throw SpecError(path, "tasks: \(error)") } }
+        // The preset every layer starts from, checked here (it was reported as a `--protocol` flag).
+        if let pn = o["protocol"] {
+            guard let name = pn as? String, name == "auto" || TrainConfig.protocols.contains(name) else {
+                throw SpecError(path, "protocol: unknown preset '\(pn)'\(didYouMean("\(pn)", TrainConfig.protocols)); known: auto, \(TrainConfig.protocols.joined(separator: ", "))")
+            }
+        }
         let seeds = try strings("seeds").map { s -> Int in
             guard let v = Int(s) else { throw SpecError(path, "seed '\(s)' is not an integer") }
             guard v >= 0 else { throw SpecError(path, "'seeds': \(v) must be ≥ 0") }
@@ -330,7 +336,9 @@ public struct ExperimentSpec {
                                 var c = protocolName == "auto" || protocolName == nil
                                     ? try TrainConfig.defaultPreset(method: mc, task: task, model: modelSpec, k: k, seed: seed, gpt2: ModelFiles.isGPT2(modelSpec))
                                     : try TrainConfig.preset(protocolName!, method: mc, task: task, model: modelSpec, k: k, seed: seed)
-                                for layer in [train, settings.train, p.train] { c = try merge(c, layer, what: "training settings") }
+                                for (layer, at) in [(train, "train"), (settings.train, "variant \(settings.name)'s train"), (p.train, "profiles.\(profile).train")] {
+                                    c = try merge(c, layer, what: at)
+                                }
                                 // A search point selects on the search's split whatever a later layer says
                                 // (a search never selects on the reported split).
                                 if settings.searchFor != nil, let sel = settings.train["select_on"] {
@@ -402,8 +410,21 @@ public struct ExperimentSpec {
             if k == "protocol" { continue }
             obj[k] = v is NSNull || "\(v)" == "null" ? nil : v
         }
+        // A non-finite number (`.nan`, `.inf`) is no setting JSON can hold.
+        for (k, v) in over.sorted(by: { $0.key < $1.key }) {
+            if let d = v as? Double, !d.isFinite { throw SpecError(path, "\(what): '\(k)': \(v) is not a finite number") }
+        }
         do { return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: obj)) } catch {
-            throw SpecError(path, "\(what): an override has the wrong type (\(error))")
+            // The key and the value as written (`epochs: two`, `eval_mode: rnk`), not the decoder's dump.
+            let context: DecodingError.Context? = switch error {
+            case DecodingError.typeMismatch(_, let c), DecodingError.dataCorrupted(let c), DecodingError.valueNotFound(_, let c): c
+            default: nil
+            }
+            if let key = context?.codingPath.first?.stringValue, let v = over[key] {
+                let detail = context.map { $0.debugDescription.hasPrefix("Cannot initialize") ? " (not one of its values)" : " (\(decodingProblem(error)))" } ?? ""
+                throw SpecError(path, "\(what): '\(key)': \(v) is not a valid value\(detail)")
+            }
+            throw SpecError(path, "\(what): \(decodingProblem(error))")
         }
     }
 }

@@ -107,6 +107,18 @@ final class SpecValidationTests: XCTestCase {
         // Seeds key unsigned counter-based streams: a negative one is refused where it is written.
         try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, -2]") }, ["'seeds': -2 must be ≥ 0"])
         try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    seeds: [-1]\n") }, ["'profiles.smoke.seeds': -1 must be ≥ 0"])
+        // Unknown names and values of the wrong type name the key and the layer, not a decoder dump
+        // or a `--protocol` flag the user never typed.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: ptt, n: 8}") },
+                            ["methods[1].method:", "ptt"])
+        try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, rtee]") }, ["tasks:", "rtee"])
+        try expectSpecError({ $0 + "\nprotocol: dpt-papr\n" }, ["protocol: unknown preset 'dpt-papr'", "did you mean 'dpt-paper'"])
+        try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4", with: "epochs: two") },
+                            ["profiles.smoke.train: 'epochs': two is not a valid value"], expand: true)
+        try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, eval_mode: rnk,") },
+                            ["profiles.smoke.train: 'eval_mode': rnk is not a valid value (not one of its values)"], expand: true)
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {lr: .nan}}") },
+                            ["variant pt's train: 'lr': nan is not a finite number"], expand: true)
         // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
         try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {sample_seed: 7, epochs: 4,") },
                             ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
