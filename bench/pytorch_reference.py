@@ -67,10 +67,24 @@ def child(shape, workload, repeats, threads, seq, prompt_len):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter(); once(); times.append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(json.dumps({"shape": shape, "workload": workload, "batch": b, "seconds_median": statistics.median(times),
                       "seconds_all": times, "peak_rss_mb": rss, "threads": threads,
                       "torch": torch.__version__, "transformers": __import__("transformers").__version__}))
+
+
+def peak_rss_mb():
+    """This process's peak resident set, MB: VmHWM of /proc/self/status, as PromptRepro's side reads it.
+    getrusage's ru_maxrss carries the spawning process's peak across exec on Linux (the bench parent's
+    memory was a floor under both sides); ru_maxrss only where /proc is absent."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def gemm(repeats, threads, attention=False):

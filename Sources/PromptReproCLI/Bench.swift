@@ -503,7 +503,9 @@ func median(_ repeats: Int, _ body: () -> Void) -> Double {
 /// The CPU's identity from /proc/cpuinfo (empty fields where it is missing): what `bench` records
 /// and what a GEMM calibration is keyed by.
 struct CPUIdentity {
-    var name = "unknown", vendor = "", family = "", model = "", stepping = "", simd = ""
+    /// `simd`: the flags the GEMM calibration's host signature names (kept as it was, so cached
+    /// calibrations still apply); `simdReported`: more of the SIMD flags, for bench reports.
+    var name = "unknown", vendor = "", family = "", model = "", stepping = "", simd = "", simdReported = ""
     /// The cpuinfo `hypervisor` flag: a virtual machine's vCPUs (whose speed can drift with the host's load).
     var virtualized = false
 
@@ -520,8 +522,12 @@ struct CPUIdentity {
         if c.model.isEmpty { c.model = lines.first { $0.hasPrefix("model") && !$0.hasPrefix("model name") }.flatMap { $0.split(separator: ":").last }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
         if let line = lines.first(where: { $0.hasPrefix("flags") }) {
-            c.simd = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter { line.contains(" \($0)") }.joined(separator: ",")
-            c.virtualized = line.contains(" hypervisor")
+            // Whole flag names (a substring test would let one flag's name match inside another's).
+            let flags = Set(line.split(separator: ":", maxSplits: 1).last?.split(separator: " ").map(String.init) ?? [])
+            c.simd = ["avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma"].filter(flags.contains).joined(separator: ",")
+            c.simdReported = ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "avx_vnni", "avx2", "fma"]
+                .filter(flags.contains).joined(separator: ",")
+            c.virtualized = flags.contains("hypervisor")
         }
         return c
     }
@@ -529,7 +535,7 @@ struct CPUIdentity {
 
 func machineInfo() -> [String: Any] {
     let id = CPUIdentity.read()
-    let (cpu, flags, family, model, vendor, stepping) = (id.name, id.simd, id.family, id.model, id.vendor, id.stepping)
+    let (cpu, flags, family, model, vendor, stepping) = (id.name, id.simdReported, id.family, id.model, id.vendor, id.stepping)
     return [
         "cpu": cpu, "simd": flags, "vendor": vendor, "cpu_family": family, "cpu_model": model, "cpu_stepping": stepping,
         "cores": ProcessInfo.processInfo.activeProcessorCount,

@@ -194,10 +194,15 @@ enum BenchGoals {
                     // Per round against that round's probe (the same moment of the host).
                     let fastest = numbers(mine?["gemm_probe_fastest_gflops_all"]).flatMap { $0.count == a.count ? $0 : nil } ?? probes
                     let contradicted = a.indices.filter { gf / a[$0] > contradictionMargin * fastest[$0] }.map { $0 + 1 }
+                    var info: [String: Any] = ["gemm_rate": "per-round probe (gemm_probe_gflops_all)"]
+                    // Beside it, information only: the same median seconds at the sgemm section's
+                    // mean rate of ours. A probe that read low (interference at its moment) makes
+                    // the judged value lenient; a gap between the two shows it.
+                    if let rate = coreRate, rate > 0 { info["at_sgemm_rate"] = (medianOf(a) / (gf / rate) * 1000).rounded() / 1000 }
                     overhead = (medianOf(zip(a, probes).map { s, rate in s / (gf / rate) }),
                                 contradicted.isEmpty ? nil : "round(s) \(contradicted.map(String.init).joined(separator: ", ")): the workload's GEMMs ran faster than \(contradictionMargin) × that round's fastest probe shape",
-                                ["gemm_rate": "per-round probe (gemm_probe_gflops_all)"])
-                } else if let s = number(mine?["seconds_median"]), let gf = gflop, let rate = coreRate, gf > 0 {
+                                info)
+                } else if let s = number(mine?["seconds_median"]), let gf = gflop, let rate = coreRate, gf > 0, s > 0, rate > 0 {
                     overhead = (s / (gf / rate), overheadDoubt, [:])
                 }
                 if let o = overhead {
@@ -212,7 +217,9 @@ enum BenchGoals {
                 }
                 var rss = number(r["\(key)_peak_rss"])
                 if let a = number(mine?["peak_rss_mb"]), let b = number(theirs?["peak_rss_mb"]), b > 0 { rss = a / b }
-                if let v = rss, v.isFinite {
+                // A zero (a measurement that failed) is no memory use: missing, never met.
+                if let a = number(mine?["peak_rss_mb"]), !(a > 0) { rss = nil }
+                if let v = rss, v.isFinite, v > 0 {
                     g["peak_rss"] = judge(v, rssGoal, higherIsBetter: false)
                 } else {
                     g["peak_rss"] = missing(rssGoal, "peak RSS of \(shape) \(key)")
@@ -438,7 +445,8 @@ enum BenchGoals {
         }
         let line = String(format: "%@ %.3f (goal %@ %.3f): %@", name, g["value"] as? Double ?? .nan, sense, g["goal"] as? Double ?? .nan,
                           (g["met"] as? Bool ?? false) ? "met" : "not met")
-        let notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"]), ("basis", g["basis"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
+        var notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"]), ("basis", g["basis"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
+        if let at = g["at_sgemm_rate"] as? Double { notes.append(String(format: "(%.3f at the sgemm section's mean rate, information only)", at)) }
         return ([line] + notes).joined(separator: " ")
     }
 

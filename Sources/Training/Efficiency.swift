@@ -86,9 +86,9 @@ struct EfficiencyMeter {
 /// The process's peak resident set size (Linux /proc/self/status VmHWM), resettable through
 /// /proc/self/clear_refs ("5", Linux ≥ 4.0). Where that file cannot be written, the peak is the
 /// process's so far: in a worker that ran other runs before, the largest of them.
-enum PeakMemory {
+public enum PeakMemory {
     /// VmHWM in bytes; getrusage's ru_maxrss (never reset) where /proc is absent; nil if neither.
-    static var bytes: Double? {
+    public static var bytes: Double? {
         if let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
            let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") {

@@ -392,6 +392,8 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(train["value"] as? Double, 1.0)
         XCTAssertEqual(train["met"] as? Bool, true)
         XCTAssertNotNil(train["gemm_rate"])
+        // Beside it, not judged: the median 2.2 s at the sgemm section's 150 GFLOP/s: 2.2 / (200 / 150) = 1.65.
+        XCTAssertEqual(train["at_sgemm_rate"] as? Double, 1.65)
         XCTAssertNil(train["unreliable"])
         let eval = try XCTUnwrap(w["eval_forward"]?["non_gemm_overhead"])
         XCTAssertEqual(eval["value"] as? Double, 2.0)
@@ -401,6 +403,24 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(gen["value"] as? Double, 2.25)
         XCTAssertNil(gen["gemm_rate"], "an incomplete probe series falls back to the sgemm section")
         XCTAssertTrue(err.contains("t5-small train_step time ÷ GEMM-bound time 1.000 (goal ≤ 1.200): met"), err)
+    }
+
+    /// A zero where a measurement failed is no data, never a met goal: our median seconds 0 gave
+    /// "time ÷ GEMM-bound time 0.000: met", our peak RSS 0 "peak RSS 0.000: met".
+    func testZeroMeasurementsAreMissingNotMet() throws {
+        let zeros: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 150.0, "openblas_gflops": 150.0, "core_over_best": 1.0]]],
+            "promptrepro": ["t5-small": ["train_step": ["seconds_median": 0.0, "gflop": 200.0, "peak_rss_mb": 0.0]]],
+            "pytorch": ["t5-small": ["train_step": ["seconds_median": 3.0, "peak_rss_mb": 2000.0]]],
+            "ratio": ["t5-small": ["train_step": 2.0]],
+        ]
+        let (goals, err) = try evaluate(zeros, "bench-goals-zeros")
+        let train = try XCTUnwrap((goals["t5-small"] as? [String: [String: [String: Any]]])?["train_step"])
+        for goal in ["non_gemm_overhead", "peak_rss"] {
+            XCTAssertEqual(train[goal]?["met"] as? Bool, false, goal)
+            XCTAssertNotNil(train[goal]?["missing"], "\(goal): \(train[goal] ?? [:])")
+        }
+        XCTAssertTrue(err.contains("t5-small train_step peak RSS ÷ PyTorch: no data"), err)
     }
 
     /// bench-e2e: the ratio is recomputed from the sides' per-round walls (90/20 = 4.5, 80/22 =
