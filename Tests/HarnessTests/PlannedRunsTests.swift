@@ -90,10 +90,14 @@ final class PlannedRunsTests: XCTestCase {
         let again = try swept.plannedRuns(profile: "smoke", store: s)
         XCTAssertTrue(try s.staleRuns(spec: "plan", profile: "smoke", planned: again).isEmpty)
         XCTAssertEqual(try s.insertPending(try swept.expand(profile: "smoke")), 1)
-        // A searched variant's cell whose search has not chosen yet counts whatever its rows.
+        // A searched variant's cell whose search has not chosen under the spec as it is now: its
+        // rows ran at an earlier search's choice and do not count (they counted whatever their
+        // settings, and the gate passed on them after the grid lost that point); an evaluated
+        // adapter stored there still counts.
         var undecided = narrowed
         undecided.undecidedCells = ["pt|cb|t5-small|k32"]
-        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"))
+        XCTAssertEqual(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"), .searchUndecided)
+        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "evaluated"))
         XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"), .unplanned)
     }
 

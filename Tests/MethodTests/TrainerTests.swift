@@ -330,6 +330,9 @@ final class TrainerTests: XCTestCase {
             var c = try TrainConfig.preset(model.contains("gpt2") ? "lopt-paper" : TrainConfig.defaultProtocol(for: method), method: mc, task: task,
                                            model: model, k: 8, seed: 1)
             c.maxSteps = 0; c.evalLimit = 2; c.decodeMaxTokens = 1
+            // max_steps 0 evaluates the initial state: DePT's s covers every input position.
+            c.maxSourceLength = min(c.maxSourceLength, mc.s)
+            XCTAssertEqual(c.problems, [])
             let t = Trainer(config: c, dataDir: data, manifestDir: "\(repoRoot)/Baselines/manifests")
             t.lockPath = "\(repoRoot)/Baselines/data.lock"
             let path = NSTemporaryDirectory() + "init-\(getpid())-\(method).safetensors"
