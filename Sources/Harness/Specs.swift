@@ -165,7 +165,7 @@ public struct ExperimentSpec {
         let tasks = try strings("tasks")
         for t in tasks { do { _ = try TaskRegistry.definition(t) } catch { throw SpecError(path, "tasks: \(error)") } }
         // The preset every layer starts from, checked here (it was reported as a `--protocol` flag).
-        if let pn = o["protocol"] {
+        if let pn = o["protocol"], !(pn is NSNull) {  // empty (YAML null): each method's own, as unset
             guard let name = pn as? String, name == "auto" || TrainConfig.protocols.contains(name) else {
                 throw SpecError(path, "protocol: unknown preset '\(pn)'\(didYouMean("\(pn)", TrainConfig.protocols)); known: auto, \(TrainConfig.protocols.joined(separator: ", "))")
             }

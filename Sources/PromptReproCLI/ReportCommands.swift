@@ -67,7 +67,14 @@ struct Report: ParsableCommand {
                 continue
             }
             try requireSpec(layout.spec, of: "\(tablesDir)/\(name).yaml")
-            guard let found = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
+            // A spec that does not load is that table's error: the others are still written.
+            let resolved: (cells: [CellResult], source: String, leftOut: String?)?
+            do { resolved = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) } catch {
+                stderr("error: \(name): \(error); not written")
+                missing += 1
+                continue
+            }
+            guard let found = resolved else {
                 stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
                 missing += 1
                 continue
@@ -292,20 +299,23 @@ struct Export: ParsableCommand {
 /// on stderr says why.
 /// With `dataDir`, rows run on other data files, manifests or checkpoints than those found now are
 /// left out too (`PlannedRuns.inputParts`).
-func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) throws -> (name: String, plan: PlannedRuns)? {
+/// The spec file a read judges stored runs or an export against, nil when there is no file of
+/// that name (runs of a spec kept elsewhere: every stored run counts; `noFile` says why).
+/// - Throws: `CommandFailure` when the file exists and does not load (a typo, a YAML error, a value
+///   out of range): reading every stored run then showed runs of settings, seeds or cells the
+///   spec no longer plans as current, and `export` wrote them over the committed export.
+func specForReading(_ spec: String, noFile: ((Error) -> Void)? = nil) throws -> ExperimentSpec? {
     let specsDir = ProjectRoot.resolve("Baselines/specs")
-    let s: ExperimentSpec
-    do { s = try ExperimentSpec.load(spec, specsDir: specsDir) } catch {
-        // No spec file of that name (a store's runs of a spec kept elsewhere): every stored run counts.
-        guard FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir)) else {
-            stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
-            return nil
-        }
-        // A spec file that does not load (a typo, a YAML error, a value out of range) is an error:
-        // counting every stored run showed runs of settings, seeds or cells the spec no longer
-        // plans as current, and `export` wrote them over the committed export.
-        throw CommandFailure("\(error)\n(the stored runs of spec \(spec) are read against what it plans: fix the spec, or give the spec file they were swept with)")
+    do { return try ExperimentSpec.load(spec, specsDir: specsDir) } catch {
+        guard FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir)) else { noFile?(error); return nil }
+        throw CommandFailure("\(error)\n(runs and exports of spec \(spec) are read against what it plans: fix the spec, or give the spec file they were swept with)")
     }
+}
+
+func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) throws -> (name: String, plan: PlannedRuns)? {
+    guard let s = try specForReading(spec, noFile: { error in
+        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
+    }) else { return nil }
     do { return (s.name, try s.plannedRuns(profile: profile, store: store, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"))) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so its stored runs cannot be told current or stale)")
     }
@@ -407,7 +417,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     // Named relative to the checkout where it lies there: the committed tables' footers stay
     // the same from any working directory and machine.
-    return (currentExportCells(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
+    return (try currentExportCells(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
 }
 
 /// The cells of the export at `path` (`promptrepro export`'s `.cells.json`).
@@ -422,9 +432,10 @@ func readCellsExport(_ path: String, spec: String, profile: String) throws -> [C
 /// The cells of an export (read from `path`) that the spec's current plan still has with the
 /// configs they ran (`ExportedCells.current`); the others are named in a note on stderr. All of
 /// them when the spec cannot be planned here (its own note says so elsewhere).
-func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) -> [CellResult] {
-    guard let s = try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")),
-          let plan = try? s.plannedRuns(profile: profile, store: nil) else { return cells }
+func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) throws -> [CellResult] {
+    // A spec file that does not load fails the read (as a store read); one that loads but cannot be
+    // planned without a store (a profile it lacks) keeps the export whole.
+    guard let s = try specForReading(given), let plan = try? s.plannedRuns(profile: profile, store: nil) else { return cells }
     let (kept, stale, unplanned, seedsLeft) = ExportedCells.current(cells, plan: plan)
     let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
     func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
@@ -494,8 +505,16 @@ struct FiguresCommand: ParsableCommand {
         for name in names {
             let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
             try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
-            guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
-                                               dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) else {
+            let resolved: (cells: [CellResult], source: String, leftOut: String?)?
+            do {
+                resolved = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
+                                            dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
+            } catch {
+                stderr("error: \(name): \(error); not written")
+                missing += 1
+                continue
+            }
+            guard let found = resolved else {
                 stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
                 missing += 1
                 continue

@@ -39,7 +39,7 @@ struct Train: ParsableCommand {
     @Option(help: "Backbone dropout on (true) or off (false).") var dropout: Bool?
     @Option var maxSourceLength: Int?
     @Option var maxTargetLength: Int?
-    @Option(help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
+    @Option(help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length; under dept-code 19, as DePT's code decodes: raise it with max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "Evaluate every E epochs.") var evalEvery: Int?
     @Option(help: "Evaluate on the first N validation examples only (smoke).") var evalLimit: Int?
     @Option(help: "Prompt length n.") var n: Int?

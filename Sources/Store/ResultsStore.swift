@@ -202,10 +202,10 @@ public final class ResultsStore {
     }
 
     /// Opens the store at `path` for a command that only reads it (`results`, `report`, `compare`,
-    /// `export`, `figures`, `steps`): as `init(path:)` where the store or its directory can be
-    /// written; read-only (`init(readOnlyPath:)`) where neither can (a read-only file system, a
-    /// copy without write permission), which cannot migrate: a store of an older schema is then
-    /// refused by name.
+    /// `export`, `figures`, `steps`): as `init(path:)` where the store and its directory can both
+    /// be written; read-only (`init(readOnlyPath:)`) where either cannot (a read-only file system, a
+    /// copy without write permission: SQLite's WAL mode needs the directory for its -wal and -shm
+    /// files), which cannot migrate: a store of an older schema is then refused by name.
     /// - Throws: `StoreError` naming the store.
     public static func forReading(path: String) throws -> ResultsStore {
         let dir = (path as NSString).deletingLastPathComponent

@@ -48,13 +48,29 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
     }
 
-    /// Refuses a manifest whose training file differs from the one it was drawn from.
-    public func verify(against data: TaskData, path: String) throws {
+    /// Refuses a manifest whose training file differs from the one it was drawn from, or that is
+    /// not the sample of the cell reading it: another task, k, seed or sampler (a file copied
+    /// under another cell's name trained on 16 rows as "k = 8"), a list that is not k distinct
+    /// rows of the sampling pool (`FewShotSampler.pool`: WSC's label-1 rows).
+    /// - Parameters: `k`, `seed` (the sample seed) and `sampler` are the run's.
+    /// - Throws: `TaskError` naming the manifest and what does not match.
+    public func verify(against data: TaskData, path: String, k expectedK: Int, seed expectedSeed: Int, sampler expectedSampler: SamplerKind) throws {
         guard data.sha256 == trainSha256 else {
             throw TaskError(file: path, detail: "train-file hash mismatch: manifest drew from \(trainFile) sha256 \(trainSha256.prefix(12))…, but \(data.relativePath) has \(data.sha256.prefix(12))…; re-run `promptrepro sample` or restore the pinned data")
         }
+        let samplerID = expectedSampler == .balanced ? FewShotSampler.balancedSamplerID : Manifest.samplerID
+        for (field, have, want) in [("task", task, data.definition.task), ("k", "\(k)", "\(expectedK)"), ("seed", "\(seed)", "\(expectedSeed)"),
+                                    ("sampler", sampler, samplerID)] where have != want {
+            throw TaskError(file: path, detail: "\(field) is \(have), but the run reading it needs \(want): not this cell's sample (regenerate it with `promptrepro sample`)")
+        }
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.rows.count }) {
             throw TaskError(file: path, detail: "index \(bad) outside the \(data.rows.count) training rows")
+        }
+        guard indices.count == k else { throw TaskError(file: path, detail: "\(indices.count) indices for k = \(k)") }
+        guard Set(indices).count == indices.count else { throw TaskError(file: path, detail: "an index is listed twice: a sample is k distinct rows") }
+        let pool = Set(FewShotSampler.pool(data))
+        if let bad = indices.first(where: { !pool.contains($0) }) {
+            throw TaskError(file: path, detail: "row \(bad) is not one the task samples from (\(data.definition.task)'s pool: \(pool.count) of \(data.rows.count) rows)")
         }
     }
 }

@@ -87,13 +87,17 @@ struct EfficiencyMeter {
 /// /proc/self/clear_refs ("5", Linux ≥ 4.0). Where that file cannot be written, the peak is the
 /// process's so far: in a worker that ran other runs before, the largest of them.
 public enum PeakMemory {
+    /// VmHWM of /proc/self/status in bytes; nil where /proc does not give it.
+    public static var hwmBytes: Double? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") else { return nil }
+        return kb * 1024
+    }
+
     /// VmHWM in bytes; getrusage's ru_maxrss (never reset) where /proc is absent; nil if neither.
     public static var bytes: Double? {
-        if let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-           let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") {
-            return kb * 1024
-        }
+        if let hwm = hwmBytes { return hwm }
         var u = rusage()
         #if os(Linux)
         guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u) == 0 else { return nil }

@@ -184,15 +184,23 @@ public final class Trainer {
             return finish(.evaluated)
         }
 
+        // max_steps 0: the initial state, evaluated once (epoch 0: a reference before any training;
+        // `--artifact` writes the initial tensors), on the selection split too where the run selects
+        // elsewhere (a search reads its `selection_score`). It stored a run with no scores as done,
+        // which `results` showed as "—".
+        var initialSelection: Double?
         if totalSteps == 0 {
-            // max_steps 0: the initial state, evaluated once (epoch 0: a reference before any
-            // training; `--artifact` writes the initial tensors). It stored a run with no scores
-            // as done, which `results` showed as "—".
             let preds = try s.meter.evaluation(&result) { try evaluate(evalEx, data: val, session: s) }
             let m = try Metrics.score(def, set: c.templates, examples: evalEx, predictions: preds)
+            if let selectEx {
+                let sp = try s.meter.evaluation(&result) { try evaluate(selectEx, data: selectData, session: s) }
+                initialSelection = try Metrics.score(def, set: c.templates, examples: selectEx, predictions: sp)[def.selectionMetric]
+            } else {
+                initialSelection = m[def.selectionMetric]
+            }
             result.best = m; result.last = m; result.bestEpoch = 0
             result.predictions = preds; result.bestPredictions = preds
-            emit(.evaluated(epoch: 0, metrics: m, selection: m[def.selectionMetric], isBest: true))
+            emit(.evaluated(epoch: 0, metrics: m, selection: initialSelection, isBest: true))
         }
         let all = method.trainable.map(\.tensor)
         let dropoutRoot = root.derive("dropout")
@@ -293,7 +301,7 @@ public final class Trainer {
         if c.selectOn != nil || c.evalMode != nil {
             var x = result.extras ?? [:]
             x["selection_examples"] = Double(selectEx?.count ?? evalEx.count)
-            if let sel = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection { x["selection_score"] = sel }
+            if let sel = result.history.first(where: { $0.epoch == result.bestEpoch })?.selection ?? initialSelection { x["selection_score"] = sel }
             result.extras = x
         }
         try result.recordInvalidFractions(def, examples: evalEx)

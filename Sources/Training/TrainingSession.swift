@@ -127,11 +127,14 @@ extension Trainer {
             let m: Manifest
             if FileManager.default.fileExists(atPath: path) {
                 m = try Manifest.load(path: path)
-                try m.verify(against: train, path: path)
+                try m.verify(against: train, path: path, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
                 manifestPath = path
             } else {
                 m = try FewShotSampler.sample(train, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
                 manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
+                // Said, not silent: the run's identity records "drawn", and another checkout with
+                // the manifest committed reads that file instead.
+                FileHandle.standardError.write(Data("note: \(manifestDir)/\(m.fileName) not found: the few-shot sample is drawn now (the same rows `promptrepro sample` would write; commit the manifest to pin them)\n".utf8))
             }
             rows = m.indices
         }

@@ -146,6 +146,13 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertNotNil((zero?["best"] as? [String: Any])?["accuracy"], zjson)
         XCTAssertEqual(zero?["best"] as? [String: Double], evaluated?["best"] as? [String: Double])
         XCTAssertEqual(zero?["bestEpoch"] as? Int, 0, zjson)
+        // Selecting on a dev split, the initial state is scored there too: a search reads the
+        // run's selection_score (without it every max_steps 0 grid point read as diverged).
+        let (drc, djson) = try runStdout(["train", "--method", "pt", "--task", "cb", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "4",
+                                          "--decode-max-tokens", "1", "--select-on", "train-dev", "--data-dir", data])
+        XCTAssertEqual(drc, 0)
+        let dev = try JSONSerialization.jsonObject(with: Data(djson.utf8)) as? [String: Any]
+        XCTAssertNotNil((dev?["extras"] as? [String: Any])?["selection_score"] as? Double, djson)
         // A path holding "#" (the stored value is "PATH#sha256:…"): it was cut at its first "#",
         // and `runs#2/adapter` was read as `runs`.
         try FileManager.default.createDirectory(atPath: "\(dir)/runs#2", withIntermediateDirectories: true)

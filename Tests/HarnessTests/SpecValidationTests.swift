@@ -104,6 +104,11 @@ final class SpecValidationTests: XCTestCase {
                             ["methods[1]: 'n' is set both inline and in vary"])
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {lr: 0.1}, vary: {lr: [0.3, 0.5]}}") },
                             ["methods[1]: 'lr' is set both inline and in vary"])
+        // An empty `protocol:` (YAML null) is each method's own preset, as when it is unset.
+        let nullProtocol = miniSpec + "\nprotocol:\n"
+        try nullProtocol.write(toFile: "\(dir)/nullprotocol.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ExperimentSpec.load("\(dir)/nullprotocol.yaml").expand(profile: "smoke").map(\.config.json),
+                       try ExperimentSpec.load("\(dir)/ok.yaml").expand(profile: "smoke").map(\.config.json))
         // Seeds key unsigned counter-based streams: a negative one is refused where it is written.
         try expectSpecError({ $0.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, -2]") }, ["'seeds': -2 must be ≥ 0"])
         try expectSpecError({ $0.replacingOccurrences(of: "  smoke:\n", with: "  smoke:\n    seeds: [-1]\n") }, ["'profiles.smoke.seeds': -1 must be ≥ 0"])
@@ -262,6 +267,20 @@ final class BrokenSpecReadTests: XCTestCase {
         }
         XCTAssertFalse(fm.fileExists(atPath: "\(root)/results/mini-smoke.cells.json"), "export wrote the stale runs")
         XCTAssertEqual(try SHA256.hex(file: db), before)
+        // Without a store, `report` reads the committed export against the spec file: a spec that
+        // does not load fails that table (it showed the export's every seed), and the other tables
+        // are still written.
+        try fm.createSymbolicLink(atPath: "\(root)/Baselines/results", withDestinationPath: "\(repoRoot)/Baselines/results")
+        for name in ["table4", "lopt-table3"] { try fm.copyItem(atPath: "\(repoRoot)/Baselines/specs/\(name).yaml", toPath: "\(root)/Baselines/specs/\(name).yaml") }
+        let table4 = "\(root)/Baselines/specs/table4.yaml"
+        try (try String(contentsOfFile: table4, encoding: .utf8)).replacingOccurrences(of: "seeds: [1, 2, 3]", with: "seeds: [1, 2, -3]")
+            .write(toFile: table4, atomically: true, encoding: .utf8)
+        (status, err) = try runCapture(["report", "table4", "lopt-table3", "--profile", "smoke", "--db", "\(root)/none.sqlite", "--out-dir", "\(root)/out",
+                                        "--data-dir", data], env: env)
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("error: table4: \(table4): 'seeds': -3 must be ≥ 0") && err.contains("not written"), err)
+        XCTAssertFalse(fm.fileExists(atPath: "\(root)/out/table4.md"))
+        XCTAssertTrue(fm.fileExists(atPath: "\(root)/out/lopt-table3.md"), err)
         // No spec file of that name: every stored run of it counts, as before.
         try fm.removeItem(atPath: spec)
         (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)

@@ -389,13 +389,35 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(round, a)
         var bad = a
         bad.trainSha256 = String(repeating: "0", count: 64)
-        XCTAssertThrowsError(try bad.verify(against: data, path: "m.json")) { XCTAssertTrue("\($0)".contains("hash mismatch")) }
+        XCTAssertThrowsError(try bad.verify(against: data, path: "m.json", k: 16, seed: 2, sampler: .uniform)) { XCTAssertTrue("\($0)".contains("hash mismatch")) }
+        XCTAssertNoThrow(try a.verify(against: data, path: "m.json", k: 16, seed: 2, sampler: .uniform))
+        // Not this cell's sample: a manifest under another cell's name (k 16 read as k 8, seed 2
+        // as seed 1), another sampler, or a list that is not k distinct rows of the pool.
+        for (k, seed, sampler, fragment) in [(8, 2, SamplerKind.uniform, "k is 16, but the run reading it needs 8"),
+                                             (16, 1, .uniform, "seed is 2, but the run reading it needs 1"),
+                                             (16, 2, .balanced, "sampler is philox4x32-10 fisher-yates v1 (key")] {
+            XCTAssertThrowsError(try a.verify(against: data, path: "m.json", k: k, seed: seed, sampler: sampler)) {
+                XCTAssertTrue("\($0)".contains("m.json") && "\($0)".contains(fragment), "\($0)")
+            }
+        }
+        var repeated = a
+        repeated.indices[1] = repeated.indices[0]
+        XCTAssertThrowsError(try repeated.verify(against: data, path: "m.json", k: 16, seed: 2, sampler: .uniform)) { XCTAssertTrue("\($0)".contains("listed twice"), "\($0)") }
+        var short = a
+        short.indices.removeLast()
+        XCTAssertThrowsError(try short.verify(against: data, path: "m.json", k: 16, seed: 2, sampler: .uniform)) { XCTAssertTrue("\($0)".contains("15 indices for k = 16"), "\($0)") }
     }
 
     func testWSCSamplesOnlyLabelOne() throws {
         let data = try DataLoader.load(try TaskRegistry.definition("wsc"), split: .train, dataDir: try sharedData())
         let m = try FewShotSampler.sample(data, k: 32, seed: 1)
         for i in m.indices { XCTAssertEqual(data.rows[i].fields["label"] as? Bool, true) }
+        // A hand-made WSC manifest with a label-0 row is refused: it is not a row WSC trains on.
+        var edited = m
+        edited.indices[0] = try XCTUnwrap(data.rows.indices.first { data.rows[$0].fields["label"] as? Bool == false && !m.indices.contains($0) })
+        XCTAssertThrowsError(try edited.verify(against: data, path: "w.json", k: 32, seed: 1, sampler: .uniform)) {
+            XCTAssertTrue("\($0)".contains("is not one the task samples from"), "\($0)")
+        }
     }
 }
 
@@ -413,7 +435,7 @@ final class CommittedManifestTests: XCTestCase {
                     let path = "\(root)/\(m.fileName)"
                     let committed = try Data(contentsOf: URL(fileURLWithPath: path))
                     XCTAssertEqual(committed, try m.encoded(), "\(path) differs from a fresh draw")
-                    try Manifest.load(path: path).verify(against: data, path: path)
+                    try Manifest.load(path: path).verify(against: data, path: path, k: k, seed: seed, sampler: .uniform)
                 }
             }
         }
