@@ -280,6 +280,15 @@ public enum Figures {
         let (w, h) = (max(640, 420 * cols), 340 * rows + 60)
         var note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
         if let setting { note += "; " + setting }
+        // Tasks whose drawn runs read a subset of the official split (the tables' "Subset data"
+        // note): an average over tasks (fig4's avg panel) mixes them in.
+        let drawn = Set(cells.filter { c in f.model == nil || c.model == f.model! }.map(\.task))
+        let subsetTasks = drawn.sorted().filter { task in
+            guard let def = try? TaskRegistry.definition(task) else { return false }
+            let subsets = Set(def.files.train.dropFirst() + def.files.validation.dropFirst())
+            return cells.contains { $0.task == task && ($0.dataFiles ?? []).contains(where: subsets.contains) }
+        }
+        if !subsetTasks.isEmpty { note += "\\nsubset data (part of the official split; SOURCES.md): " + subsetTasks.joined(separator: ", ") }
         // The seeds behind the points (the tables' ‡ and ✗): one seed draws min-max bars of zero width.
         if let lo = seedCounts.min(), let hi = seedCounts.max() {
             note += "\\n\(lo == hi ? "\(lo)" : "\(lo)-\(hi)") seed\(hi == 1 ? "" : "s") per point\(lo < 3 ? " (fewer than 3)" : "")"

@@ -230,6 +230,18 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("lc 3 title 'LoPT-1: no runs'"))
         XCTAssertTrue(gp.contains("1/0 with lines dashtype 2 lc 3 title 'PT: runs failed'"), gp)
         XCTAssertTrue(gp.contains("profile cpu; t5-small stands in for t5-large\\n3 seeds per point; 1 point leave out failed runs"), gp)
+        // Cells whose runs read a subset of the official split (BoolQ's 41-row training subset) say so
+        // in the title, as the tables' "Subset data" note (an average panel mixes them in); full files do not.
+        var subset = at(8)
+        subset.task = "boolq"
+        subset.dataFiles = ["superglue/boolq/train.subset41.jsonl", "superglue/boolq/val.jsonl"]
+        var full = at(16)
+        full.dataFiles = ["superglue/cb/train.jsonl", "superglue/cb/val.jsonl"]
+        var h = f
+        h.panels = ["avg"]
+        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: "true")
+        let subsetGP = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
+        XCTAssertTrue(subsetGP.contains("\\nsubset data (part of the official split; SOURCES.md): boolq\""), subsetGP)
         // A series whose variant names carry no x (x r, a variant "respt10") was drawn at x = 0.
         var byR = f
         byR.x = "r"
