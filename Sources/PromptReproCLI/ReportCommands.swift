@@ -49,86 +49,100 @@ struct Report: ParsableCommand {
         // Each layout is read on its own: a broken file is that table's error, not every table's.
         let layouts = try PaperTables.layouts(directory: tablesDir, skippingBroken: true)
         let defaultNames = layouts.map(\.name) + (try PaperTables.names(directory: tablesDir)).filter { n in !layouts.contains { $0.name == n } }
+        // Each item on its own: a failure is that item's error ("not written", exit 1), and the others are still written.
         for given in pareto {  // a spec name, or a spec file's path
-            let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
-            guard let (cells, source, _) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
-                stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
-                missing += 1
-                continue
+            func one() throws {
+                let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
+                guard let (cells, source, _) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
+                    stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
+                    missing += 1
+                    return
+                }
+                let out = try Pareto.render(spec: spec, cells: cells, profile: profile, outDir: "\(outDir)/figures")
+                stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
             }
-            let out = try Pareto.render(spec: spec, cells: cells, profile: profile, outDir: "\(outDir)/figures")
-            stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+            do { try one() } catch {
+                stderr("error: \(given): \(error); not written")
+                missing += 1
+            }
         }
+        // Each item on its own: a failure is that item's error ("not written", exit 1), and the others are still written.
         for name in tables.isEmpty && pareto.isEmpty ? defaultNames : tables {
-            let layout: TableLayout
-            do { layout = try PaperTables.layout(name, directory: tablesDir) } catch {
-                stderr("error: \(error); not written")
-                missing += 1
-                continue
+            func one() throws {
+                let layout: TableLayout
+                do { layout = try PaperTables.layout(name, directory: tablesDir) } catch {
+                    stderr("error: \(error); not written")
+                    missing += 1
+                    return
+                }
+                try requireSpec(layout.spec, of: "\(tablesDir)/\(name).yaml")
+                // A spec that does not load is that table's error: the others are still written.
+                let resolved: (cells: [CellResult], source: String, leftOut: String?)?
+                do { resolved = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) } catch {
+                    stderr("error: \(name): \(error); not written")
+                    missing += 1
+                    return
+                }
+                guard let found = resolved else {
+                    stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
+                    missing += 1
+                    return
+                }
+                let (cells, source, leftOut) = found
+                let spec = try? ExperimentSpec.load(layout.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+                // A row, section or column naming nothing of the spec would print "—" as if not run.
+                if let spec {
+                    let problems = layout.problems(models: spec.models, tasks: spec.tasks)
+                    if !problems.isEmpty {  // this table is not written; the others still are
+                        stderr("error: \(tablesDir)/\(name).yaml: " + problems.joined(separator: "; ") + "; not written")
+                        missing += 1
+                        return
+                    }
+                    for w in layout.warnings(variants: spec.variants.map(\.name) + cells.map(\.variant), published: published) {
+                        stderr("warning: \(tablesDir)/\(name).yaml: \(w)")
+                    }
+                }
+                // Reports reads no spec: the runs the spec plans and its paper-formula counts come as data.
+                let planned = (try? spec?.expand(profile: profile)) ?? []
+                let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, planned: planned), dataDir: data)
+                var grid = PaperTables.grid(layout, cells: cells, published: published, profile: profile,
+                                            paperParams: spec?.paperParameterCounts() ?? [:], references: references)
+                // A searched variant's table states what its search chose and cost (from the store's search runs).
+                if let spec, spec.hasSearch, let store {
+                    let rows = Set(layout.rows.map(\.variant))
+                    let lines = try store.searchSummaries(spec, profile: profile).filter { rows.contains($0.variant) }.map { s in
+                        "\(s.variant) on \(s.task)/\(s.model): \(s.chosen ?? "search not finished") (\(s.scores.count) grid points, \(s.runs) runs, "
+                            + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
+                    }
+                    if !lines.isEmpty {
+                        grid.notes.append("Hyper-parameter search, selected on the dev split and rerun on every seed: " + lines.joined(separator: "; ") + ".")
+                    }
+                }
+                // Cells from an export made before runs kept their data files: the subset files their
+                // few-shot samples were drawn from are in the committed manifests the spec plans.
+                if !cells.isEmpty && cells.allSatisfy({ $0.dataFiles == nil }),
+                   let note = PaperTables.subsetNote(layout, files: { task in
+                       Set(planned.filter { r in r.task == task && layout.rows.contains { $0.variant == r.variant } }.compactMap { r in
+                           r.config.manifestFileName.flatMap { try? Manifest.load(path: ProjectRoot.resolve("Baselines/manifests/\($0)")) }.map(\.trainFile)
+                       })
+                   }) {
+                    grid.notes.append(note)
+                }
+                // Runs of the store the table leaves out as stale are said in it, not on stderr only:
+                // a row read "— / —", "not run", after an edit that was not re-swept.
+                if let leftOut { grid.notes.insert(leftOut, at: 0) }
+                if let spec, let note = settingNote(spec: spec, profile: profile, layout: layout) { grid.notes.insert(note, at: 0) }
+                var md = PaperTables.markdown(layout, grid: grid, profile: profile)
+                md += "\n_Generated by `promptrepro report \(name) --profile \(profile)` from \(source)"
+                md += cells.isEmpty ? " (no runs of spec `\(layout.spec)` in this profile yet: published values only)._\n" : "._\n"
+                try md.write(toFile: "\(outDir)/\(name).md", atomically: true, encoding: .utf8)
+                try PaperTables.latex(layout, grid: grid, profile: profile).write(toFile: "\(outDir)/\(name).tex", atomically: true, encoding: .utf8)
+                stderr("wrote \(outDir)/\(name).md and .tex (\(cells.count) cells from \(source))")
             }
-            try requireSpec(layout.spec, of: "\(tablesDir)/\(name).yaml")
-            // A spec that does not load is that table's error: the others are still written.
-            let resolved: (cells: [CellResult], source: String, leftOut: String?)?
-            do { resolved = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) } catch {
+            do { try one() } catch {
                 stderr("error: \(name): \(error); not written")
                 missing += 1
-                continue
             }
-            guard let found = resolved else {
-                stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
-                missing += 1
-                continue
-            }
-            let (cells, source, leftOut) = found
-            let spec = try? ExperimentSpec.load(layout.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-            // A row, section or column naming nothing of the spec would print "—" as if not run.
-            if let spec {
-                let problems = layout.problems(models: spec.models, tasks: spec.tasks)
-                if !problems.isEmpty {  // this table is not written; the others still are
-                    stderr("error: \(tablesDir)/\(name).yaml: " + problems.joined(separator: "; ") + "; not written")
-                    missing += 1
-                    continue
-                }
-                for w in layout.warnings(variants: spec.variants.map(\.name) + cells.map(\.variant), published: published) {
-                    stderr("warning: \(tablesDir)/\(name).yaml: \(w)")
-                }
-            }
-            // Reports reads no spec: the runs the spec plans and its paper-formula counts come as data.
-            let planned = (try? spec?.expand(profile: profile)) ?? []
-            let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, planned: planned), dataDir: data)
-            var grid = PaperTables.grid(layout, cells: cells, published: published, profile: profile,
-                                        paperParams: spec?.paperParameterCounts() ?? [:], references: references)
-            // A searched variant's table states what its search chose and cost (from the store's search runs).
-            if let spec, spec.hasSearch, let store {
-                let rows = Set(layout.rows.map(\.variant))
-                let lines = try store.searchSummaries(spec, profile: profile).filter { rows.contains($0.variant) }.map { s in
-                    "\(s.variant) on \(s.task)/\(s.model): \(s.chosen ?? "search not finished") (\(s.scores.count) grid points, \(s.runs) runs, "
-                        + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
-                }
-                if !lines.isEmpty {
-                    grid.notes.append("Hyper-parameter search, selected on the dev split and rerun on every seed: " + lines.joined(separator: "; ") + ".")
-                }
-            }
-            // Cells from an export made before runs kept their data files: the subset files their
-            // few-shot samples were drawn from are in the committed manifests the spec plans.
-            if !cells.isEmpty && cells.allSatisfy({ $0.dataFiles == nil }),
-               let note = PaperTables.subsetNote(layout, files: { task in
-                   Set(planned.filter { r in r.task == task && layout.rows.contains { $0.variant == r.variant } }.compactMap { r in
-                       r.config.manifestFileName.flatMap { try? Manifest.load(path: ProjectRoot.resolve("Baselines/manifests/\($0)")) }.map(\.trainFile)
-                   })
-               }) {
-                grid.notes.append(note)
-            }
-            // Runs of the store the table leaves out as stale are said in it, not on stderr only:
-            // a row read "— / —", "not run", after an edit that was not re-swept.
-            if let leftOut { grid.notes.insert(leftOut, at: 0) }
-            if let spec, let note = settingNote(spec: spec, profile: profile, layout: layout) { grid.notes.insert(note, at: 0) }
-            var md = PaperTables.markdown(layout, grid: grid, profile: profile)
-            md += "\n_Generated by `promptrepro report \(name) --profile \(profile)` from \(source)"
-            md += cells.isEmpty ? " (no runs of spec `\(layout.spec)` in this profile yet: published values only)._\n" : "._\n"
-            try md.write(toFile: "\(outDir)/\(name).md", atomically: true, encoding: .utf8)
-            try PaperTables.latex(layout, grid: grid, profile: profile).write(toFile: "\(outDir)/\(name).tex", atomically: true, encoding: .utf8)
-            stderr("wrote \(outDir)/\(name).md and .tex (\(cells.count) cells from \(source))")
         }
         try ReportIndex.write(outDir: outDir, profile: profile, layouts: layouts)
         if missing > 0 { throw ExitCode(1) }
@@ -433,9 +447,13 @@ func readCellsExport(_ path: String, spec: String, profile: String) throws -> [C
 /// configs they ran (`ExportedCells.current`); the others are named in a note on stderr. All of
 /// them when the spec cannot be planned here (its own note says so elsewhere).
 func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) throws -> [CellResult] {
-    // A spec file that does not load fails the read (as a store read); one that loads but cannot be
-    // planned without a store (a profile it lacks) keeps the export whole.
-    guard let s = try specForReading(given), let plan = try? s.plannedRuns(profile: profile, store: nil) else { return cells }
+    // A spec file that does not load or plan fails the read, as a store read does; a spec without
+    // this profile keeps the export whole (the export is of a profile the spec no longer has).
+    guard let s = try specForReading(given), s.profiles[profile] != nil else { return cells }
+    let plan: PlannedRuns
+    do { plan = try s.plannedRuns(profile: profile, store: nil) } catch {
+        throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so the cells of \(ProjectRoot.display(path)) cannot be told current or stale)")
+    }
     let (kept, stale, unplanned, seedsLeft) = ExportedCells.current(cells, plan: plan)
     let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
     func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
@@ -502,46 +520,53 @@ struct FiguresCommand: ParsableCommand {
             : figures
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
         var missing = 0
+        // Each item on its own: a failure is that item's error ("not written", exit 1), and the others are still written.
         for name in names {
-            let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
-            try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
-            let resolved: (cells: [CellResult], source: String, leftOut: String?)?
-            do {
-                resolved = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
-                                            dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
-            } catch {
+            func one() throws {
+                let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
+                try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
+                let resolved: (cells: [CellResult], source: String, leftOut: String?)?
+                do {
+                    resolved = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
+                                                dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
+                } catch {
+                    stderr("error: \(name): \(error); not written")
+                    missing += 1
+                    return
+                }
+                guard let found = resolved else {
+                    stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
+                    missing += 1
+                    return
+                }
+                let (cells, source, _) = found
+                let spec = try? ExperimentSpec.load(f.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+                let tasks = spec?.tasks ?? []
+                // A series, reference, model or panel naming nothing of the spec would be drawn empty.
+                if let spec {
+                    let variants = Set((spec.variants.map(\.name) + cells.map(\.variant)).flatMap { [$0, Figures.baseVariant($0)] })
+                    let problems = f.problems(variants: variants.sorted(), models: spec.models, tasks: spec.tasks)
+                    if !problems.isEmpty { throw CommandFailure("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
+                }
+                // The cells the spec plans (an x without a cell is a gap in the line), and what the
+                // profile runs instead of the paper's setting (as the tables' setting note).
+                let planned = ((try? spec?.expand(profile: profile, choose: store?.searchChoice(spec: spec!, profile: profile))) ?? nil ?? [])
+                    .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
+                let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),
+                                             setting: spec.flatMap { figureSetting(spec: $0, profile: profile, model: f.model) })
+                // A figure of one model column draws only that column's cells: say when it has none
+                // (the smoke profile maps no t5-large), instead of counting the spec's other cells.
+                if let model = f.model {
+                    let drawn = cells.filter { $0.model == model }.count
+                    stderr("wrote \(out.joined(separator: ", ")) (\(drawn) of \(cells.count) cells from \(source) are of model \(model))")
+                    if drawn == 0 { stderr("warning: \(name): every panel is empty: no cells of model column \(model) in profile \(profile)") }
+                } else {
+                    stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+                }
+            }
+            do { try one() } catch {
                 stderr("error: \(name): \(error); not written")
                 missing += 1
-                continue
-            }
-            guard let found = resolved else {
-                stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
-                missing += 1
-                continue
-            }
-            let (cells, source, _) = found
-            let spec = try? ExperimentSpec.load(f.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-            let tasks = spec?.tasks ?? []
-            // A series, reference, model or panel naming nothing of the spec would be drawn empty.
-            if let spec {
-                let variants = Set((spec.variants.map(\.name) + cells.map(\.variant)).flatMap { [$0, Figures.baseVariant($0)] })
-                let problems = f.problems(variants: variants.sorted(), models: spec.models, tasks: spec.tasks)
-                if !problems.isEmpty { throw CommandFailure("\(figuresDir)/\(name).yaml: " + problems.joined(separator: "; ")) }
-            }
-            // The cells the spec plans (an x without a cell is a gap in the line), and what the
-            // profile runs instead of the paper's setting (as the tables' setting note).
-            let planned = ((try? spec?.expand(profile: profile, choose: store?.searchChoice(spec: spec!, profile: profile))) ?? nil ?? [])
-                .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
-            let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),
-                                         setting: spec.flatMap { figureSetting(spec: $0, profile: profile, model: f.model) })
-            // A figure of one model column draws only that column's cells: say when it has none
-            // (the smoke profile maps no t5-large), instead of counting the spec's other cells.
-            if let model = f.model {
-                let drawn = cells.filter { $0.model == model }.count
-                stderr("wrote \(out.joined(separator: ", ")) (\(drawn) of \(cells.count) cells from \(source) are of model \(model))")
-                if drawn == 0 { stderr("warning: \(name): every panel is empty: no cells of model column \(model) in profile \(profile)") }
-            } else {
-                stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
             }
         }
         if missing > 0 { throw ExitCode(1) }

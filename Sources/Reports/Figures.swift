@@ -282,11 +282,16 @@ public enum Figures {
         if let setting { note += "; " + setting }
         // Tasks whose drawn runs read a subset of the official split (the tables' "Subset data"
         // note): an average over tasks (fig4's avg panel) mixes them in.
-        let drawn = Set(cells.filter { c in f.model == nil || c.model == f.model! }.map(\.task))
-        let subsetTasks = drawn.sorted().filter { task in
+        // The cells the figure draws: its panels' tasks (every task of an average panel), its
+        // series' and references' variants, its model column.
+        let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
+        let panelTasks = Set(f.panels.flatMap { $0 == "avg" ? tasks : [$0] })
+        let drawnCells = cells.filter { c in panelTasks.contains(c.task) && (f.model == nil || c.model == f.model!)
+                                        && (f.query == "probe" ? c.method == "probe" : named.contains { belongs(c.variant, to: $0) }) }
+        let subsetTasks = Set(drawnCells.map(\.task)).sorted().filter { task in
             guard let def = try? TaskRegistry.definition(task) else { return false }
             let subsets = Set(def.files.train.dropFirst() + def.files.validation.dropFirst())
-            return cells.contains { $0.task == task && ($0.dataFiles ?? []).contains(where: subsets.contains) }
+            return drawnCells.contains { $0.task == task && ($0.dataFiles ?? []).contains(where: subsets.contains) }
         }
         if !subsetTasks.isEmpty { note += "\\nsubset data (part of the official split; SOURCES.md): " + subsetTasks.joined(separator: ", ") }
         // The seeds behind the points (the tables' ‡ and ✗): one seed draws min-max bars of zero width.

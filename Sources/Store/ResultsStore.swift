@@ -455,7 +455,9 @@ public final class ResultsStore {
                     try db.query("INSERT INTO epoch_metrics VALUES (?,?,?,?)", [.int(id), .int(e.epoch), .text(name), .double(v)])
                 }
             }
-            let lastEpoch = result.history.last(where: { !$0.metrics.isEmpty })?.epoch
+            // A run evaluated without an epoch of training (max_steps 0, an evaluated adapter): its
+            // one evaluation is epoch 0, as its best.
+            let lastEpoch = result.history.last(where: { !$0.metrics.isEmpty })?.epoch ?? (result.history.isEmpty && !result.last.isEmpty ? result.bestEpoch : nil)
             for (kind, scores, ep) in [("best", result.best, result.bestEpoch), ("last", result.last, lastEpoch)] {
                 for (metric, v) in scores.sorted(by: { $0.key < $1.key }) where v.isFinite {
                     try db.query("INSERT INTO scores VALUES (?,?,?,?,?)", [.int(id), .text(kind), .text(metric), .double(v), ep.map { .int($0) } ?? .null])

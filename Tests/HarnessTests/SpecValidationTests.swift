@@ -281,6 +281,21 @@ final class BrokenSpecReadTests: XCTestCase {
         XCTAssertTrue(err.contains("error: table4: \(table4): 'seeds': -3 must be ≥ 0") && err.contains("not written"), err)
         XCTAssertFalse(fm.fileExists(atPath: "\(root)/out/table4.md"))
         XCTAssertTrue(fm.fileExists(atPath: "\(root)/out/lopt-table3.md"), err)
+        // A Pareto figure of that spec is its own failure too (it ended the report before any table).
+        try fm.removeItem(atPath: "\(root)/out")
+        (status, err) = try runCapture(["report", "lopt-table3", "--pareto", "table4", "--profile", "smoke", "--db", "\(root)/none.sqlite",
+                                        "--out-dir", "\(root)/out", "--data-dir", data], env: env)
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("error: table4: ") && fm.fileExists(atPath: "\(root)/out/lopt-table3.md"), err)
+        // A spec that loads but cannot be planned (a method's epochs against the profile's) fails
+        // the export read as it fails a store read (the export was shown whole, without a word).
+        let lt3 = "\(root)/Baselines/specs/lopt-table3.yaml"
+        try (try String(contentsOfFile: lt3, encoding: .utf8)).replacingOccurrences(of: "{name: pt, method: pt, n: 10}", with: "{name: pt, method: pt, n: 10, train: {epochs: 50}}")
+            .write(toFile: lt3, atomically: true, encoding: .utf8)
+        (status, err) = try runCapture(["report", "lopt-table3", "--profile", "smoke", "--db", "\(root)/none.sqlite", "--out-dir", "\(root)/out2",
+                                        "--data-dir", data], env: env)
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("error: lopt-table3: ") && err.contains("cannot be planned"), err)
         // No spec file of that name: every stored run of it counts, as before.
         try fm.removeItem(atPath: spec)
         (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)

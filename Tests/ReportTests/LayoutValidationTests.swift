@@ -242,6 +242,10 @@ final class LayoutValidationTests: XCTestCase {
         _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: "true")
         let subsetGP = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertTrue(subsetGP.contains("\\nsubset data (part of the official split; SOURCES.md): boolq\""), subsetGP)
+        // A figure that does not draw the subset task (a cb panel only) does not name it.
+        h.panels = ["cb"]
+        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: "true")
+        XCTAssertFalse(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("subset data"))
         // A series whose variant names carry no x (x r, a variant "respt10") was drawn at x = 0.
         var byR = f
         byR.x = "r"
