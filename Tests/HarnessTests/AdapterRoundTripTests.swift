@@ -232,6 +232,12 @@ final class EvaluatedAdapterTests: XCTestCase {
             // Its prompt's scalars: 8 tokens × t5-tiny's hidden size.
             XCTAssertEqual(r["trainable_params"]?.int, 8 * EmbeddedBackbones.t5Tiny.dModel)
         }
+        // Its one evaluation is epoch 0 for both kinds of scores (the last ones were stored without an epoch).
+        let epochs = try s.db.query("SELECT DISTINCT scores.kind, scores.epoch FROM scores JOIN runs ON runs.id = run_id WHERE variant='peft-pt' ORDER BY scores.kind")
+        XCTAssertEqual(epochs.map { $0["kind"]?.text ?? "" }, ["best", "last"])
+        for r in epochs {
+            XCTAssertEqual(r["epoch"]?.int, 0, "\(r)")
+        }
         let cell = try XCTUnwrap(try s.cellResults(spec: "mini", profile: "smoke").first { $0.variant == "peft-pt" })
         XCTAssertEqual(cell.seeds, [1, 2])
         let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
