@@ -185,6 +185,10 @@ public final class ResultsStore {
 
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
     public let readOnly: Bool
+    /// Whether `fileHash` adds what it hashes to the store's cache (`weights_hashes`); false for a
+    /// read-only store and for the read commands (`forReading`), so that a read leaves the store's
+    /// bytes as they were (it wrote cache rows after a new k, seed, data directory or model path).
+    public var cachesFileHashes = true
 
     /// Opens (creating when absent or empty) the store at `path` and migrates it to the current
     /// schema. A non-empty file is first checked read-only (`init(readOnlyPath:)`): another
@@ -209,7 +213,11 @@ public final class ResultsStore {
     /// - Throws: `StoreError` naming the store.
     public static func forReading(path: String) throws -> ResultsStore {
         let dir = (path as NSString).deletingLastPathComponent
-        guard path != ":memory:", access(path, W_OK) != 0 || access(dir.isEmpty ? "." : dir, W_OK) != 0 else { return try ResultsStore(path: path) }
+        guard path != ":memory:", access(path, W_OK) != 0 || access(dir.isEmpty ? "." : dir, W_OK) != 0 else {
+            let s = try ResultsStore(path: path)
+            s.cachesFileHashes = false  // a read writes nothing but a migration
+            return s
+        }
         let s = try ResultsStore(readOnlyPath: path)
         guard s.schemaVersion == ResultsStore.migrations.count else {
             throw StoreError("\(path): schema version \(s.schemaVersion) needs migrating to \(ResultsStore.migrations.count), which writes to it, "
@@ -650,7 +658,7 @@ public final class ResultsStore {
             return sha
         }
         let sha = try SHA256.hex(file: real)
-        if !readOnly { try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(changed), .text(sha)]) }
+        if !readOnly && cachesFileHashes { try db.query("INSERT OR REPLACE INTO weights_hashes VALUES (?,?,?,?)", [.text(real), .int(size), .double(changed), .text(sha)]) }
         return sha
     }
 }

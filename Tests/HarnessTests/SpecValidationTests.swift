@@ -259,6 +259,13 @@ final class BrokenSpecReadTests: XCTestCase {
         (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
         XCTAssertEqual(status, 0, err)
         let before = try SHA256.hex(file: db)
+        // A read writes nothing: a seed the spec gained (its manifest not yet hashed here) added a
+        // row to the store's file-hash cache, so the store's bytes changed on `results`.
+        try miniSpec.replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1, 2, 3]").write(toFile: spec, atomically: true, encoding: .utf8)
+        for args in [["results", "mini", "--data-dir", data], ["export", "mini", "--results-dir", "\(root)/r0", "--data-dir", data], ["steps", "mini"]] {
+            (status, err) = try runCapture(args + ["--profile", "smoke", "--db", db], env: env)
+            XCTAssertEqual(try SHA256.hex(file: db), before, "\(args[0]) wrote to the store: \(err)")
+        }
         try miniSpec.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, learning_rat: 0.1,").write(toFile: spec, atomically: true, encoding: .utf8)
         for args in [["results", "mini"], ["export", "mini", "--results-dir", "\(root)/results"], ["steps", "mini"]] {
             (status, err) = try runCapture(args + ["--profile", "smoke", "--db", db] + (args[0] == "steps" ? [] : ["--data-dir", data]), env: env)
