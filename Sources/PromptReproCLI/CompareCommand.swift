@@ -194,8 +194,10 @@ struct CompareCommand: ParsableCommand {
                 .filter { plan?.staleReason(row: $0) == nil }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
+                let manifest = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)["manifest"]
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
-                                 templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf)
+                                 templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf,
+                                 sample: "\((cfg.sampler ?? .uniform).rawValue) \(manifest.flatMap { $0.count == 64 ? $0 : nil } ?? "?")")
             }
         }
         let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,

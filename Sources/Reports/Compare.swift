@@ -87,9 +87,13 @@ public struct PairedRun {
     public var templates: TemplateSet
     /// Which validation rows the run reported on (val-half: the second half only).
     public var reportsHalf: Bool
-    public init(seed: Int, sampleSeed: Int? = nil, predictions: [String]?, templates: TemplateSet, reportsHalf: Bool = false) {
+    /// The few-shot sample the run trained on beyond its (sample) seed: the sampler and the
+    /// manifest's hash from its identity ("uniform <sha256>", "balanced ?" where the manifest is
+    /// not known: drawn, or not in the identity); nil where nothing is known (an export).
+    public var sample: String?
+    public init(seed: Int, sampleSeed: Int? = nil, predictions: [String]?, templates: TemplateSet, reportsHalf: Bool = false, sample: String? = nil) {
         self.replicate = Replicate(seed: seed, sampleSeed: sampleSeed); self.predictions = predictions; self.templates = templates
-        self.reportsHalf = reportsHalf
+        self.reportsHalf = reportsHalf; self.sample = sample
     }
 }
 
@@ -265,6 +269,21 @@ public enum Compare {
                 || (c.evalHalf ?? false) != (b.evalHalf ?? false)
             if halves || (c.evalExamples != nil && b.evalExamples != nil && c.evalExamples != b.evalExamples) {
                 row.method = "none: the two sides scored different validation examples (" + (halves ? "val-half's report half against the whole split" : "\(c.evalExamples!) against \(b.evalExamples!) examples") + "), not paired"
+                out.append(row)
+                boots.append(nil)
+                continue
+            }
+            // Runs of one seed trained on different few-shot samples (another sampler, another
+            // manifest) are not the paired comparison "same sample, two methods": Δ only, no test.
+            // ("?": a manifest not known, drawn or not hashed; compared by sampler only.)
+            if let rep = pairs.first(where: { rep in
+                guard let n = nr[rep]?.sample?.split(separator: " "), let b = br[rep]?.sample?.split(separator: " "), n.count == 2, b.count == 2 else { return false }
+                return n[0] != b[0] || (n[1] != "?" && b[1] != "?" && n[1] != b[1])
+            }) {
+                let side = { (s: String?) in (s ?? "").split(separator: " ").first.map(String.init) ?? "?" }
+                let what = side(nr[rep]?.sample) != side(br[rep]?.sample)
+                    ? "sampler \(side(nr[rep]?.sample)) against \(side(br[rep]?.sample))" : "other manifests"
+                row.method = "none: the two sides trained on different few-shot samples (\(what), seed \(rep.seed)), not paired"
                 out.append(row)
                 boots.append(nil)
                 continue

@@ -184,6 +184,35 @@ final class GateStatisticsTests: XCTestCase {
         }
     }
 
+    /// Runs of one seed trained on different few-shot samples (the balanced sampler against the
+    /// uniform one, or another manifest) were paired and gated as "same sample, two methods": Δ
+    /// only, no test, the gate fails. An unknown manifest ("?": drawn) is compared by sampler only.
+    func testRunsOfDifferentFewShotSamplesAreNotPaired() throws {
+        func cell(_ v: String, _ values: [Double]) -> CellResult {
+            CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 3], statuses: ["done": 3],
+                       trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
+        }
+        let sha = String(repeating: "a", count: 64), other = String(repeating: "b", count: 64)
+        let cells = [cell("new", [60, 62, 61]), cell("pt", [50, 51, 52])]
+        for (newSample, baseSample, why) in [("balanced ?", "uniform \(sha)", "sampler balanced against uniform"),
+                                             ("uniform \(other)", "uniform \(sha)", "other manifests"),
+                                             ("uniform ?", "uniform \(sha)", nil), ("uniform \(sha)", "uniform \(sha)", nil)] as [(String, String, String?)] {
+            let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                        runs: { v, _ in (1...3).map { PairedRun(seed: $0, predictions: nil, templates: .dpt, sample: v == "new" ? newSample : baseSample) } },
+                                        examples: { _, _, _ in nil })
+            let r = try XCTUnwrap(rows.first)
+            XCTAssertEqual(r.delta, 10, accuracy: 1e-9)
+            if let why {
+                XCTAssertTrue(r.method.contains("trained on different few-shot samples (\(why), seed 1)"), r.method)
+                XCTAssertNil(r.ci)
+                let gate = Compare.markdown(rows, new: "new", baseline: "pt", against: "stored", header: "", missing: [], maxRegression: 5, allowMissing: false)
+                XCTAssertFalse(gate.passed)
+            } else {
+                XCTAssertTrue(r.method.hasPrefix("paired t over 3 seeds"), r.method)
+            }
+        }
+    }
+
     /// A row's invalid-output shares cover the seeds its means cover: with the baseline's seed 1
     /// failed, the new side's share is the mean over seeds 2 and 3 (0.3 and 0 → 0.15), not over
     /// all three (0.10) beside a mean of two.
