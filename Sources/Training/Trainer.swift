@@ -415,8 +415,18 @@ public final class Trainer {
         let r = String(decoding: try e.encode(result), as: UTF8.self)
         try createParentDirectory(of: path)
         try SafeTensorsFile.write(tensors, to: path, metadata: ["config": config.json, "result": r,
-                                                              Trainer.checksumKey: Trainer.tensorChecksum(tensors)])
+                                                              Trainer.checksumKey: Trainer.tensorChecksum(tensors),
+                                                              Trainer.numericsKey: Trainer.numerics])
     }
+
+    /// The checkpoint metadata key of `numerics`.
+    static let numericsKey = "numerics"
+
+    /// What fixes this process's bits beyond the config: the GEMM kernel and its blocking (and the
+    /// OpenBLAS core) and the thread count. A checkpoint written under other numerics is not
+    /// resumed: its first epochs and the rest would come from two setups, bit-identical to neither,
+    /// while the record names only the last.
+    public static var numerics: String { "\(BLAS.kernelDescription); threads \(Parallel.threads)" }
 
     /// The checkpoint metadata key of `tensorChecksum`.
     static let checksumKey = "tensor_checksum"

@@ -209,6 +209,10 @@ extension Trainer {
                         // flipped bytes in the tensor data resumed silently before.
                         if let sum = f.metadata[Trainer.checksumKey], sum != Trainer.tensorChecksum(saved) {
                             why = "its tensors do not match the checksum written with them (damaged on disk?)"
+                        } else if let written = f.metadata[Trainer.numericsKey], written != Trainer.numerics {
+                            // Another kernel, blocking or thread count: the resumed run would be a
+                            // hybrid of two setups (older checkpoints have no record and resume).
+                            why = "it was written under other numerics (\(written); now \(Trainer.numerics)), and a resumed run would mix the two"
                         } else {
                             readable = (f, r, saved)
                         }

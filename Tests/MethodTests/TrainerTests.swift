@@ -124,6 +124,32 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try trainer(other, checkpoint: ck).run()) { XCTAssertTrue("\($0)".contains("another configuration")) }
     }
 
+    /// A checkpoint written under other numerics (another GEMM kernel, blocking or thread count)
+    /// starts the run over under the current ones: resumed, its first epochs and the rest came
+    /// from two setups, bit-identical to neither, while the record named only the last.
+    func testCheckpointOfOtherNumericsStartsOver() throws {
+        try XCTSkipIf(BLAS.kernel == .openblas, "this CPU runs OpenBLAS by default: no other kernel to resume under")
+        let ck = NSTemporaryDirectory() + "ck-numerics-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: ck); try? FileManager.default.removeItem(atPath: ck + ".unreadable") }
+        let c = try config("pt", epochs: 3)
+        let first = try trainer(c, checkpoint: ck)
+        first.interruptAfterEpoch = 1
+        XCTAssertEqual(try first.run().status, .interrupted)
+        let (resumed, fresh) = try BLAS.withKernel(.openblas) { (try trainer(c, checkpoint: ck).run(), try trainer(c).run()) }
+        XCTAssertEqual(resumed.status, .done)
+        XCTAssertEqual(resumed.history.map(\.trainLoss), fresh.history.map(\.trainLoss))
+        XCTAssertEqual(resumed.steps?.map(\.gradNorm), fresh.steps?.map(\.gradNorm))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".unreadable"))
+        // Under the same numerics it resumes (the exact-resume test above covers the numbers).
+        try FileManager.default.removeItem(atPath: ck + ".unreadable")
+        try? FileManager.default.removeItem(atPath: ck)
+        let again = try trainer(c, checkpoint: ck)
+        again.interruptAfterEpoch = 1
+        _ = try again.run()
+        XCTAssertEqual(try trainer(c, checkpoint: ck).run().history.count, 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"), "a checkpoint of the same numerics was set aside")
+    }
+
     /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh
     /// run), set aside as `.unreadable`: a training record that did not decode was dropped while
     /// the tensors resumed, so the epochs restarted at 1 from a later step and the run was stored
