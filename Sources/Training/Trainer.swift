@@ -90,6 +90,9 @@ public struct TrainResult: Codable, Sendable {
     /// (`peak_rss_bytes`, `seconds_per_step`, …), `invalid_fraction`, selection details. Absent in
     /// records made before protocol variants.
     public var extras: [String: Double]?
+    /// What fixed the run's bits beyond its config (`Trainer.numerics`: GEMM kernel, blocking,
+    /// OpenBLAS core, threads), set when it finishes; absent in records made before 2026-12-07.
+    public var numerics: String?
 
     public init(config: TrainConfig, status: RunStatus, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
                 history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],
@@ -181,6 +184,7 @@ public final class Trainer {
             result.trainableParams = adapterParams
             try result.recordInvalidFractions(def, examples: evalEx)
             emit(.evaluated(epoch: 0, metrics: m, selection: m[def.selectionMetric], isBest: true))
+            result.numerics = Trainer.numerics
             return finish(.evaluated)
         }
 
@@ -305,9 +309,10 @@ public final class Trainer {
             result.extras = x
         }
         try result.recordInvalidFractions(def, examples: evalEx)
+        result.numerics = Trainer.numerics
         if let path = artifactPath {
             try createParentDirectory(of: path)
-            try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json])
+            try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json, Trainer.numericsKey: Trainer.numerics])
         }
         s.meter.finish(&result, state: method.state, artifactPath: artifactPath)
         return finish(.done)

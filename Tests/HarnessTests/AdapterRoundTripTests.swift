@@ -146,6 +146,9 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertNotNil((zero?["best"] as? [String: Any])?["accuracy"], zjson)
         XCTAssertEqual(zero?["best"] as? [String: Double], evaluated?["best"] as? [String: Double])
         XCTAssertEqual(zero?["bestEpoch"] as? Int, 0, zjson)
+        // The result says what fixed its bits beyond the config: kernel, blocking, threads.
+        XCTAssertTrue((zero?["numerics"] as? String)?.contains("threads") == true, zjson)
+        XCTAssertTrue((evaluated?["numerics"] as? String)?.contains("openblas") == true, ejson)
         // Selecting on a dev split, the initial state is scored there too: a search reads the
         // run's selection_score (without it every max_steps 0 grid point read as diverged).
         let (drc, djson) = try runStdout(["train", "--method", "pt", "--task", "cb", "--k", "8", "--n", "8", "--max-steps", "0", "--eval-limit", "4",
