@@ -171,6 +171,13 @@ struct Results: ParsableCommand {
             text = ResultsExport.markdown(cells, spec: name, profile: profile) + (efficiency ? ResultsExport.efficiencyMarkdown(cells) : "")
             // Stale runs left out are said in the output too (their cells' rows vanished from it).
             if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
+            // Seeds of one cell run under other kernels or thread counts (merged shards): said.
+            let mixed = try store.mixedNumerics(spec: name, profile: profile, planned: current?.plan)
+            if !mixed.isEmpty {
+                let cells = mixed.keys.sorted()
+                text += "\n> Mixed numerics: \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0]): \(mixed[cells[0]]!.joined(separator: " | "))) "
+                    + "averaged runs of different GEMM kernels, blockings or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit.\n"
+            }
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)

@@ -277,6 +277,22 @@ extension ResultsStore {
     /// `identity_json` in a SELECT (NULL in a store older than schema 2, read without migrating).
     public var identityColumn: String { schemaVersion >= 2 ? "identity_json" : "NULL AS identity_json" }
 
+    /// Cells of a spec/profile whose counted finished runs ran under more than one numerics setup
+    /// (`tool_version`, which names the GEMM kernel, blocking and OpenBLAS core, and `threads`):
+    /// their seeds' statistics mix setups that change bits (shards merged from workers on other
+    /// hosts or thread counts). Cell → the setups, one line each; empty when none.
+    public func mixedNumerics(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: [String]] {
+        guard schemaVersion >= 2 else { return [:] }
+        let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+        var setups: [String: Set<String>] = [:]
+        for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
+                              [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
+            let setup = "\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")"
+            setups[r["cell"]?.text ?? "", default: []].insert(setup)
+        }
+        return setups.filter { $0.value.count > 1 }.mapValues { $0.sorted() }
+    }
+
     /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).
     public func staleRuns(spec: String, profile: String, planned: PlannedRuns) throws -> [StaleRun] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"

@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Store
 import Support
 import TestSupport
 import Training
@@ -308,5 +309,11 @@ final class BrokenSpecReadTests: XCTestCase {
         (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("no such spec") && err.contains("every stored run of spec mini [smoke] counts"), err)
+        // Seeds of one cell run under another thread count (a merged shard's worker): said in the table.
+        let (_, same) = try runCLIText(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], stdout: true, env: env)
+        XCTAssertFalse(same.contains("Mixed numerics"), same)
+        try SQLiteDB(path: db).exec("UPDATE runs SET threads = 9 WHERE id = (SELECT MIN(id) FROM runs WHERE status = 'done')")
+        let (_, md) = try runCLIText(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], stdout: true, env: env)
+        XCTAssertTrue(md.contains("> Mixed numerics: 1 cell (e.g. ") && md.contains("; threads 9"), md)
     }
 }
