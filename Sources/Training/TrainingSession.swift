@@ -172,7 +172,16 @@ extension Trainer {
         // The per-architecture objective (GPT-2: checks the template set's label words).
         let objective = try architectureObjective(backbone, tokenizer: tok, config: c, task: def)
 
-        // Optimizer groups.
+        // Optimizer groups. The optimizer keys its state (and a checkpoint's) by tensor name: a
+        // method's unnamed tensor takes its trainable name (it was keyed by object identity, so a
+        // resumed run restarted its moments from zero), and two tensors of one name are refused.
+        var named: Set<String> = []
+        for t in method.trainable {
+            if t.tensor.name.isEmpty { t.tensor.name = t.name }
+            guard named.insert(t.tensor.name).inserted else {
+                throw TrainError("method \(c.method.method): two trainable tensors are named '\(t.tensor.name)'; the optimizer and checkpoints key them by name")
+            }
+        }
         let main = method.trainable.filter { $0.group == .main }.map(\.tensor)
         let secondary = method.trainable.filter { $0.group == .secondary }.map(\.tensor)
         var groups = [ParamGroup(tensors: main, lr: c.lr, weightDecay: c.weightDecay)]

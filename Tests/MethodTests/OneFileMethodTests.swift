@@ -23,9 +23,7 @@ final class GatedPrompt: TuningMethod {
     init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
         prompt = Tensor.uniform([c.n, backbone.dModel], lo: -0.5, hi: 0.5, key: key.derive("prompt"), requiresGrad: true)
-        prompt.name = "prompt"
-        gate = Tensor(shape: [1], values: [1], requiresGrad: true)
-        gate.name = "gate"
+        gate = Tensor(shape: [1], values: [1], requiresGrad: true)  // unnamed: the trainer names them from `trainable`
     }
 
     func injection(drop: DropoutContext) throws -> Injection { Injection(prompt: try mul(prompt, gate)) }  // (n, d) · (1)
@@ -50,5 +48,24 @@ final class OneFileMethodTests: XCTestCase {
         XCTAssertEqual(r.trainableParams, 8 * 64 + 1)
         let steps = try XCTUnwrap(r.steps)
         XCTAssertTrue(steps.allSatisfy { ($0.gradNorms["gate"] ?? 0) > 0 && ($0.gradNorms["prompt"] ?? 0) > 0 })
+        // Interrupted and resumed, it gives the uninterrupted run's numbers: the optimizer's moments
+        // travel in the checkpoint under the tensors' names (unnamed, they were keyed by object
+        // identity and restarted from zero on resume).
+        let ck = NSTemporaryDirectory() + "gated-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: ck) }
+        let first = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests", checkpoint: ck)
+        first.lockPath = t.lockPath
+        first.interruptAfterEpoch = 1
+        XCTAssertEqual(try first.run().status, .interrupted)
+        // The moments are stored under the tensors' names: another process (a resumed sweep
+        // worker) finds them. Keyed by object identity they matched only where this process
+        // happened to reuse the addresses.
+        let stored = Set(try SafeTensorsFile(path: ck).names.filter { $0.hasPrefix("opt.") && $0 != "opt.step" }.map { $0.split(separator: ".")[1] })
+        XCTAssertEqual(stored, ["prompt", "gate"])
+        let resumed = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests", checkpoint: ck)
+        resumed.lockPath = t.lockPath
+        let rr = try resumed.run()
+        XCTAssertEqual(rr.history.map(\.trainLoss), r.history.map(\.trainLoss))
+        XCTAssertEqual(rr.steps?.map(\.loss), r.steps?.map(\.loss))
     }
 }
