@@ -69,10 +69,9 @@ public struct ExperimentSpec {
     /// Loads Baselines/specs/NAME.yaml (or a path).
     public static func load(_ nameOrPath: String, specsDir: String = "Baselines/specs") throws -> ExperimentSpec {
         let path = path(of: nameOrPath, specsDir: specsDir)
-        if FileManager.default.fileExists(atPath: path), let data = FileManager.default.contents(atPath: path), String(data: data, encoding: .utf8) == nil {
-            throw SpecError(path, "not UTF-8 text")
-        }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        let bytes = FileManager.default.contents(atPath: path)
+        if let bytes, String(data: bytes, encoding: .utf8) == nil { throw SpecError(path, "not UTF-8 text") }
+        guard let text = bytes.flatMap({ String(data: $0, encoding: .utf8) }) else {
             let known = ((try? FileManager.default.contentsOfDirectory(atPath: specsDir)) ?? []).filter { $0.hasSuffix(".yaml") }
                 .map { String($0.dropLast(5)) }.sorted()
             throw SpecError(path, "no such spec\(didYouMean(nameOrPath, known)); known: \(known.joined(separator: ", "))")

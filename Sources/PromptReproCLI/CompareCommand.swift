@@ -197,7 +197,7 @@ struct CompareCommand: ParsableCommand {
                 let manifest = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)["manifest"]
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
                                  templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf,
-                                 sample: "\((cfg.sampler ?? .uniform).rawValue) \(manifest.flatMap { $0.count == 64 ? $0 : nil } ?? "?")")
+                                 sample: FewShotSample(sampler: cfg.sampler ?? .uniform, manifest: manifest.flatMap { $0.count == 64 ? $0 : nil }))
             }
         }
         let rows = try Compare.rows(cells: cells, newVariant: method, baselineVariant: baseline, published: published, paper: s.paper,

@@ -76,14 +76,8 @@ struct Report: ParsableCommand {
                     return
                 }
                 try requireSpec(layout.spec, of: "\(tablesDir)/\(name).yaml")
-                // A spec that does not load is that table's error: the others are still written.
-                let resolved: (cells: [CellResult], source: String, leftOut: String?)?
-                do { resolved = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) } catch {
-                    stderr("error: \(name): \(error); not written")
-                    missing += 1
-                    return
-                }
-                guard let found = resolved else {
+                // A spec that does not load is that table's error (the catch around `one`): the others are still written.
+                guard let found = try resolveCells(spec: layout.spec, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
                     stderr(missingSource(spec: layout.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).md"))
                     missing += 1
                     return
@@ -525,16 +519,8 @@ struct FiguresCommand: ParsableCommand {
             func one() throws {
                 let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
                 try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
-                let resolved: (cells: [CellResult], source: String, leftOut: String?)?
-                do {
-                    resolved = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
-                                                dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")))
-                } catch {
-                    stderr("error: \(name): \(error); not written")
-                    missing += 1
-                    return
-                }
-                guard let found = resolved else {
+                guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
+                                                   dataDir: try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))) else {
                     stderr(missingSource(spec: f.spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/\(name).*"))
                     missing += 1
                     return

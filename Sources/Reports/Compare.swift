@@ -87,13 +87,24 @@ public struct PairedRun {
     public var templates: TemplateSet
     /// Which validation rows the run reported on (val-half: the second half only).
     public var reportsHalf: Bool
-    /// The few-shot sample the run trained on beyond its (sample) seed: the sampler and the
-    /// manifest's hash from its identity ("uniform <sha256>", "balanced ?" where the manifest is
-    /// not known: drawn, or not in the identity); nil where nothing is known (an export).
-    public var sample: String?
-    public init(seed: Int, sampleSeed: Int? = nil, predictions: [String]?, templates: TemplateSet, reportsHalf: Bool = false, sample: String? = nil) {
+    /// The few-shot sample the run trained on beyond its (sample) seed; nil where nothing is known (an export).
+    public var sample: FewShotSample?
+    public init(seed: Int, sampleSeed: Int? = nil, predictions: [String]?, templates: TemplateSet, reportsHalf: Bool = false, sample: FewShotSample? = nil) {
         self.replicate = Replicate(seed: seed, sampleSeed: sampleSeed); self.predictions = predictions; self.templates = templates
         self.reportsHalf = reportsHalf; self.sample = sample
+    }
+}
+
+/// Which few-shot sample a run trained on beyond its (sample) seed: its sampler and the sha256 of
+/// the manifest it read (nil: not known, a drawn sample or one its identity does not name).
+public struct FewShotSample: Equatable, Sendable {
+    public var sampler: SamplerKind
+    public var manifest: String?
+    public init(sampler: SamplerKind, manifest: String?) { self.sampler = sampler; self.manifest = manifest }
+
+    /// Whether two runs trained on other samples: another sampler, or two known, different manifests.
+    public func differs(from o: FewShotSample) -> Bool {
+        sampler != o.sampler || (manifest != nil && o.manifest != nil && manifest != o.manifest)
     }
 }
 
@@ -275,14 +286,12 @@ public enum Compare {
             }
             // Runs of one seed trained on different few-shot samples (another sampler, another
             // manifest) are not the paired comparison "same sample, two methods": Δ only, no test.
-            // ("?": a manifest not known, drawn or not hashed; compared by sampler only.)
+            // (A manifest not known, drawn or not hashed, is compared by sampler only.)
             if let rep = pairs.first(where: { rep in
-                guard let n = nr[rep]?.sample?.split(separator: " "), let b = br[rep]?.sample?.split(separator: " "), n.count == 2, b.count == 2 else { return false }
-                return n[0] != b[0] || (n[1] != "?" && b[1] != "?" && n[1] != b[1])
-            }) {
-                let side = { (s: String?) in (s ?? "").split(separator: " ").first.map(String.init) ?? "?" }
-                let what = side(nr[rep]?.sample) != side(br[rep]?.sample)
-                    ? "sampler \(side(nr[rep]?.sample)) against \(side(br[rep]?.sample))" : "other manifests"
+                guard let n = nr[rep]?.sample, let b = br[rep]?.sample else { return false }
+                return n.differs(from: b)
+            }), let n = nr[rep]?.sample, let b = br[rep]?.sample {
+                let what = n.sampler != b.sampler ? "sampler \(n.sampler.rawValue) against \(b.sampler.rawValue)" : "other manifests"
                 row.method = "none: the two sides trained on different few-shot samples (\(what), seed \(rep.seed)), not paired"
                 out.append(row)
                 boots.append(nil)

@@ -183,6 +183,11 @@ public enum Figures {
         var plots: [String] = []
         let minmax = f.stat == "minmax"
         var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0
+        let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
+        /// Whether the figure draws cell `c`'s variant and model column (its task aside).
+        func drawsVariant(_ c: CellResult) -> Bool {
+            (f.model == nil || c.model == f.model!) && (f.query == "probe" ? c.method == "probe" : named.contains { belongs(c.variant, to: $0) })
+        }
         /// Why a series or reference has no scored point in a panel: cells whose runs failed, or none.
         func failedOrMissing(_ variant: String, _ panel: String) -> String {
             cells.contains { belongs($0.variant, to: variant) && (f.model == nil || $0.model == f.model!)
@@ -267,9 +272,7 @@ public enum Figures {
             if hasPoints {
                 p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
             } else {  // nothing to draw: an empty frame that says why
-                let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
-                let panelCells = cells.filter { c in (c.task == panel || panel == "avg") && (f.model == nil || c.model == f.model!)
-                                                && (f.query == "probe" ? c.method == "probe" : named.contains { belongs(c.variant, to: $0) }) }
+                let panelCells = cells.filter { c in (c.task == panel || panel == "avg") && drawsVariant(c) }
                 let why = panelCells.isEmpty ? "no runs" : "no finished runs (\(panelCells.compactMap(\.failureMarker).first ?? "none scored"))"
                 p += "set label 1 '\(why) of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
                 p += "plot [1:10] [0:1] 1/0 notitle\n"
@@ -284,10 +287,8 @@ public enum Figures {
         // note): an average over tasks (fig4's avg panel) mixes them in.
         // The cells the figure draws: its panels' tasks (every task of an average panel), its
         // series' and references' variants, its model column.
-        let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
         let panelTasks = Set(f.panels.flatMap { $0 == "avg" ? tasks : [$0] })
-        let drawnCells = cells.filter { c in panelTasks.contains(c.task) && (f.model == nil || c.model == f.model!)
-                                        && (f.query == "probe" ? c.method == "probe" : named.contains { belongs(c.variant, to: $0) }) }
+        let drawnCells = cells.filter { c in panelTasks.contains(c.task) && drawsVariant(c) }
         let subsetTasks = Set(drawnCells.map(\.task)).sorted().filter { task in
             guard let def = try? TaskRegistry.definition(task) else { return false }
             let subsets = Set(def.files.train.dropFirst() + def.files.validation.dropFirst())
