@@ -243,19 +243,7 @@ final class CompareGateCLITests: XCTestCase {
 /// nothing.
 final class CompareCellsCLITests: XCTestCase {
     /// (exit status, stdout and stderr together).
-    func runBoth(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
-    }
+    func runBoth(_ args: [String]) throws -> (Int32, String) { try runMerged(try binary(), args) }
 
     func testCompareKeepsEachKApartAndFollowsTheSpec() throws {
         let data = try sharedData()

@@ -764,6 +764,21 @@ func runCLIText(_ args: [String], stdout: Bool, cwd: String = repoRoot, env extr
     return (p.terminationStatus, text)
 }
 
+/// Runs `executable ARGS` in the checkout; (exit status, stdout and stderr together).
+func runMerged(_ executable: String, _ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
+
 /// (exit status, stdout).
 func runStdout(_ args: [String]) throws -> (Int32, String) { try runCLIText(args, stdout: true) }
 

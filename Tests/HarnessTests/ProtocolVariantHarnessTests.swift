@@ -154,17 +154,14 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(try store.db.query("SELECT id FROM runs ORDER BY id").map { $0["id"]!.int! }, ids)
     }
 
-    /// One `sweep` command runs a search in two phases: the grid points, then the chosen point on
-    /// every seed; its log names the choice and the cost, and `results` lists the search.
-    func testSearchSweepRunsBothPhases() throws {
-        let data = try sharedData()
-        let dir = tempDir("searchsweep")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try """
-        spec: searchy
+    /// A one-task smoke spec of `methods` (YAML flow entries) for the search tests: CB, k 8, seeds
+    /// 1 and 2, rank classification, a dev split of 8 rows.
+    func searchSpec(_ name: String, methods: [String]) -> String {
+        """
+        spec: \(name)
         paper: dpt
         methods:
-          - {name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.003]}, select_on: train-dev}}
+        \(methods.map { "  - " + $0 }.joined(separator: "\n"))
         tasks: [cb]
         models: [t5-small]
         seeds: [1, 2]
@@ -173,7 +170,17 @@ final class ProtocolVariantHarnessTests: XCTestCase {
           smoke:
             models: {t5-small: "embedded:t5-tiny"}
             train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}
-        """.write(toFile: "\(dir)/searchy.yaml", atomically: true, encoding: .utf8)
+        """
+    }
+
+    /// One `sweep` command runs a search in two phases: the grid points, then the chosen point on
+    /// every seed; its log names the choice and the cost, and `results` lists the search.
+    func testSearchSweepRunsBothPhases() throws {
+        let data = try sharedData()
+        let dir = tempDir("searchsweep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try searchSpec("searchy", methods: ["{name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.003]}, select_on: train-dev}}"])
+            .write(toFile: "\(dir)/searchy.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
         let (st, log) = try runCapture(["sweep", "\(dir)/searchy.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
                                         "--checkpoints", "\(dir)/ck"])
@@ -195,21 +202,8 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         let data = try sharedData()
         let dir = tempDir("searchedit")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let spec = """
-        spec: searchedit
-        paper: dpt
-        methods:
-          - {name: dpt, method: dpt, n: 8, r: 2, search: {grid: {lr: [0.3, 0.5]}, select_on: train-dev}}
-          - {name: pt, method: pt, n: 8}
-        tasks: [cb]
-        models: [t5-small]
-        seeds: [1, 2]
-        k: [8]
-        profiles:
-          smoke:
-            models: {t5-small: "embedded:t5-tiny"}
-            train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}
-        """
+        let spec = searchSpec("searchedit", methods: ["{name: dpt, method: dpt, n: 8, r: 2, search: {grid: {lr: [0.3, 0.5]}, select_on: train-dev}}",
+                                                      "{name: pt, method: pt, n: 8}"])
         try spec.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
         var (status, err) = try runCapture(["sweep", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"])

@@ -13,18 +13,8 @@ final class ReadOnlyStoreTests: XCTestCase {
 
     /// Runs the program `argv` with `dir/ro` a read-only bind mount of `dir/src`; (status, stdout + stderr).
     func runMounted(_ dir: String, _ argv: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["unshare", "-rm", "sh", "-c", #"mount --bind "$1/src" "$1/ro" && mount -o remount,ro,bind "$1/ro" && shift && exec "$@""#,
-                       "sh", dir] + argv
-        p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        try runMerged("/usr/bin/env", ["unshare", "-rm", "sh", "-c", #"mount --bind "$1/src" "$1/ro" && mount -o remount,ro,bind "$1/ro" && shift && exec "$@""#,
+                                       "sh", dir] + argv)
     }
 
     func testResultsReadsAStoreOnAReadOnlyFileSystem() throws {

@@ -194,9 +194,11 @@ final class GateStatisticsTests: XCTestCase {
         }
         let sha = String(repeating: "a", count: 64), other = String(repeating: "b", count: 64)
         let cells = [cell("new", [60, 62, 61]), cell("pt", [50, 51, 52])]
-        for (newSample, baseSample, why) in [("balanced ?", "uniform \(sha)", "sampler balanced against uniform"),
-                                             ("uniform \(other)", "uniform \(sha)", "other manifests"),
-                                             ("uniform ?", "uniform \(sha)", nil), ("uniform \(sha)", "uniform \(sha)", nil)] as [(String, String, String?)] {
+        func sample(_ sampler: SamplerKind, _ manifest: String?) -> FewShotSample { FewShotSample(sampler: sampler, manifest: manifest) }
+        for (newSample, baseSample, why) in [(sample(.balanced, nil), sample(.uniform, sha), "sampler balanced against uniform"),
+                                             (sample(.uniform, other), sample(.uniform, sha), "other manifests"),
+                                             (sample(.uniform, nil), sample(.uniform, sha), nil), (sample(.uniform, sha), sample(.uniform, sha), nil)]
+                as [(FewShotSample, FewShotSample, String?)] {
             let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
                                         runs: { v, _ in (1...3).map { PairedRun(seed: $0, predictions: nil, templates: .dpt, sample: v == "new" ? newSample : baseSample) } },
                                         examples: { _, _, _ in nil })
