@@ -90,6 +90,11 @@ extension ResultsStore {
         public var leftRunning: [String] = []
         public var replaced: [String] = []
         public var history: [String] = []
+        /// Finished runs of the shard of the same identity as a finished run here but run under
+        /// other numerics (GEMM kernel, blocking or thread count: `tool_version`, `threads`), not
+        /// merged: the run here is kept, one line each naming both setups (two stores of the same
+        /// spec run on hosts of different kernels kept the first one's runs without a word).
+        public var keptOtherNumerics: [String] = []
     }
 
     /// `merge`, reporting which runs were replaced and why: a shard written from another spec file
@@ -147,7 +152,16 @@ extension ResultsStore {
                     }
                     let incomingEvaluated = r["status"]?.text == "evaluated", hereEvaluated = existing["status"]?.text == "evaluated"
                     if existing["identity"]?.text == r["identity"]?.text {
-                        if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") { continue }
+                        if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") {
+                            let setup = { (row: [String: SQLiteDB.Value]) in
+                                "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")" }
+                            if r["status"]?.text != "failed",
+                               let here = try db.query("SELECT tool_version, threads FROM runs WHERE id=?", [existing["id"]!]).first,
+                               setup(here) != setup(r) {
+                                report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(setup(here))); the shard's ran under \(setup(r))")
+                            }
+                            continue
+                        }
                         try db.query("DELETE FROM runs WHERE id=?", [existing["id"]!])
                     } else if incomingEvaluated && !hereEvaluated {
                         // An evaluated adapter never takes a sweep's cell (`eval --db` refuses it):

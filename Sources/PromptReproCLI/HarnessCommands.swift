@@ -172,12 +172,7 @@ struct Results: ParsableCommand {
             // Stale runs left out are said in the output too (their cells' rows vanished from it).
             if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
             // Seeds of one cell run under other kernels or thread counts (merged shards): said.
-            let mixed = try store.mixedNumerics(spec: name, profile: profile, planned: current?.plan)
-            if !mixed.isEmpty {
-                let cells = mixed.keys.sorted()
-                text += "\n> Mixed numerics: \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0]): \(mixed[cells[0]]!.joined(separator: " | "))) "
-                    + "averaged runs of different GEMM kernels, blockings or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit.\n"
-            }
+            if let note = mixedNumericsNote(try store.mixedNumerics(spec: name, profile: profile, planned: current?.plan)) { text += "\n> \(note)\n" }
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)
@@ -265,6 +260,12 @@ struct Merge: ParsableCommand {
             // spec file of the same name) are named: sweeping the spec here again takes them back.
             for line in report.replaced { stderr("  replaced: \(line)") }
             for line in report.history { stderr("  history: \(line)") }
+            for line in report.keptOtherNumerics.prefix(6) { stderr("  kept: \(line)") }
+            if !report.keptOtherNumerics.isEmpty {
+                stderr("note: \(report.keptOtherNumerics.count) runs of the shard were the same runs as finished ones here under other numerics (kernel, blocking or threads) and were not merged"
+                       + (report.keptOtherNumerics.count > 6 ? " (6 named above)" : "")
+                       + "; the results are bit-identical only within one setup")
+            }
             if !report.replaced.isEmpty {
                 stderr("note: \(report.replaced.count) runs here were replaced by the shard's runs of other settings; if the shard was made from another spec file, `sweep` the spec here again: its finished runs come back from history")
             }

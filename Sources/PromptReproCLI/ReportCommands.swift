@@ -374,6 +374,9 @@ func unpinnedDataRuns(_ store: ResultsStore, spec: String, profile: String, plan
 /// `current`: `currentPlan`'s answer (nil: every current row counts).
 func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?,
                   current: (name: String, plan: PlannedRuns)?) throws -> [CellResult] {
+    // Seeds of one cell run under other kernels or thread counts (merged shards) are said by every
+    // read (`results` md says it in its output too): only `results` said it.
+    if let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) { stderr("note: " + note) }
     guard let (name, plan) = current else { return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir) }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     let cells = try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
@@ -386,6 +389,14 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
     // committed export, whose numbers the note (24 of 24 runs "have no finished result") misstated.
     if !cells.isEmpty, let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
     return cells
+}
+
+/// One line naming the cells whose counted runs ran under different numerics
+/// (`ResultsStore.mixedNumerics`), with one cell's setups, or nil when there are none.
+func mixedNumericsNote(_ mixed: [String: [String]]) -> String? {
+    guard let first = mixed.keys.sorted().first else { return nil }
+    return "Mixed numerics: \(mixed.count) cell\(mixed.count == 1 ? "" : "s") (e.g. \(first): \(mixed[first]!.joined(separator: " | "))) "
+        + "averaged runs of different GEMM kernels, blockings or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit."
 }
 
 /// The runs the spec plans that have no finished row among `cells` (pending, running, failed,

@@ -192,6 +192,27 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
     }
 
+    /// Two stores of one spec finished on hosts of different GEMM kernels (or thread counts): the
+    /// same identity, other numerics. Merge keeps the run here, as before, and now names each
+    /// run it did not take with both setups (it kept the first silently).
+    func testMergeNamesSameRunsOfOtherNumerics() throws {
+        let dir = tempDir("mergenumerics")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke")
+        let main = try ResultsStore(path: "\(dir)/main.sqlite"), shard = try ResultsStore(path: "\(dir)/shard.sqlite")
+        for s in [main, shard] { try s.insertPending(runs) }
+        try finishAll(main, 20)
+        try finishAll(shard, 10)
+        try main.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx512', threads=2")
+        try shard.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx2', threads=2 WHERE seed=1")
+        try shard.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx512', threads=2 WHERE seed=2")
+        let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
+        XCTAssertEqual(report.merged, 0)
+        XCTAssertEqual(report.keptOtherNumerics, ["c seed 1: kept the run here (0.1.0 gemm avx512; threads 2); the shard's ran under 0.1.0 gemm avx2; threads 2"].map {
+            $0.replacingOccurrences(of: "c seed", with: "\(runs[0].cell) seed") })
+        XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+    }
+
     /// A shard run that failed (a worker refused on its data's pin before training; its identity
     /// planned without the data says "missing") replaced the finished run here as one of other
     /// data: a failed run now joins as history and the finished run stays.

@@ -315,5 +315,9 @@ final class BrokenSpecReadTests: XCTestCase {
         try SQLiteDB(path: db).exec("UPDATE runs SET threads = 9 WHERE id = (SELECT MIN(id) FROM runs WHERE status = 'done')")
         let (_, md) = try runCLIText(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], stdout: true, env: env)
         XCTAssertTrue(md.contains("> Mixed numerics: 1 cell (e.g. ") && md.contains("; threads 9"), md)
+        // … and by the other reads of the store (only `results` said it): an export carries the mean.
+        (status, err) = try runCapture(["export", "mini", "--profile", "smoke", "--db", db, "--data-dir", data, "--results-dir", "\(root)/exp"], env: env)
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("note: Mixed numerics: 1 cell (e.g. ") && err.contains("; threads 9"), err)
     }
 }
