@@ -272,12 +272,28 @@ public enum BLAS {
     /// The host calibration applied at start-up (`GEMMCalibration.apply`), nil when none was.
     nonisolated(unsafe) public static var calibrated: GEMMCalibration?
 
-    /// For run records and benchmarks: the kernel, its blocking and OpenBLAS's core, and
-    /// "(calibrated)" when a host calibration chose them.
+    /// For run records and benchmarks: the kernel, its blocking and OpenBLAS's version and core
+    /// ("promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas 0.3.21 Cooperlake"), and
+    /// "(calibrated)" when a host calibration chose them. OpenBLAS's version is in it because
+    /// the products OpenBLAS takes (few rows, or every product under the `openblas` kernel)
+    /// change bits with its release as with its core.
     public static var kernelDescription: String {
         let mark = calibrated != nil ? " (calibrated)" : ""
-        guard let b = blocking, let t = kernel.tile else { return "openblas \(coreName)\(mark)" }
-        return "promptrepro \(kernel.rawValue) \(t.mr)x\(t.nr) \(b.description) + openblas \(coreName)\(mark)"
+        let openblas = "openblas \(openBLASVersion.map { "\($0) " } ?? "")\(coreName)"
+        guard let b = blocking, let t = kernel.tile else { return "\(openblas)\(mark)" }
+        return "promptrepro \(kernel.rawValue) \(t.mr)x\(t.nr) \(b.description) + \(openblas)\(mark)"
+    }
+
+    /// OpenBLAS's release from its build string ("OpenBLAS 0.3.21 NO_LAPACKE …" → "0.3.21"), nil
+    /// where the string does not start that way.
+    public static var openBLASVersion: String? { openBLASVersion(config: config) }
+
+    /// The release in an OpenBLAS build string (`openblas_get_config()`): the word after
+    /// "OpenBLAS" when it starts with a digit, else nil.
+    public static func openBLASVersion(config: String) -> String? {
+        let words = config.split(separator: " ")
+        guard words.count > 1, words[0] == "OpenBLAS", words[1].first?.isNumber == true else { return nil }
+        return String(words[1])
     }
 
     /// Whether `sgemm` of this size runs the selected own kernel: always, except products with

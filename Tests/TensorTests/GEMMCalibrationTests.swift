@@ -70,4 +70,18 @@ final class GEMMCalibrationTests: XCTestCase {
         XCTAssertThrowsError(try GEMMCalibration(host: "h", threads: 1, choice: bad, gflops: [:], defaultCandidate: "", speedup: 1,
                                                  measured: "", shapes: []).apply())
     }
+
+    /// Run records name OpenBLAS's release beside its core (products it takes change bits with
+    /// either); the release is read from its build string, hand-written cases.
+    func testKernelDescriptionNamesTheOpenBLASRelease() {
+        XCTAssertEqual(BLAS.openBLASVersion(config: "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64"), "0.3.21")
+        XCTAssertEqual(BLAS.openBLASVersion(config: "OpenBLAS 0.3.28.dev DYNAMIC_ARCH"), "0.3.28.dev")
+        XCTAssertNil(BLAS.openBLASVersion(config: "NO_LAPACKE Zen"))
+        XCTAssertNil(BLAS.openBLASVersion(config: "OpenBLAS"))
+        XCTAssertNil(BLAS.openBLASVersion(config: "OpenBLAS DYNAMIC_ARCH"))
+        let linked = BLAS.config.split(separator: " ")
+        if linked.count > 1, linked[0] == "OpenBLAS" {
+            XCTAssertTrue(BLAS.kernelDescription.contains("openblas \(linked[1]) \(BLAS.coreName)"), BLAS.kernelDescription)
+        }
+    }
 }
