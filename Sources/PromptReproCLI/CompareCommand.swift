@@ -166,6 +166,22 @@ struct CompareCommand: ParsableCommand {
             header += "\n\nSettings of \(side) in the spec: method \(v.method)" + (v.overrides.isEmpty ? "" : " {\(kv(v.overrides))}")
                 + (v.train.isEmpty ? "" : "; train {\(kv(v.train))}") + " (the rest from the method's preset, the spec's and the profile's `train`)."
         }
+        // What each side's settings resolved to (its preset under `protocol: auto`, the spec's and
+        // the profile's `train`): LoPT's Adafactor against PT's AdamW showed nowhere.
+        let resolvedSides = [method] + (against == "stored" ? [baseline] : [])
+        let resolved = Dictionary(uniqueKeysWithValues: resolvedSides.map { side in
+            (side, Compare.resolvedSettings(expanded.filter { $0.variant == side }.map(\.config))) })
+        for side in resolvedSides where !(resolved[side] ?? []).isEmpty {
+            header += "\n\nResolved settings of \(side): " + resolved[side]!.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."
+        }
+        if resolvedSides.count == 2, let a = resolved[method], let b = resolved[baseline], !a.isEmpty, !b.isEmpty {
+            let differing = Compare.differingSettings(a, b)
+            if !differing.isEmpty {
+                let line = "\(method) and \(baseline) train with different settings (\(differing.joined(separator: "; "))): the comparison is of method and settings together."
+                header += "\n\n> " + line
+                stderr("note: " + line)
+            }
+        }
         // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
         for side in [method] + (against == "stored" ? [baseline] : []) {
             let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()

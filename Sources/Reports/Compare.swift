@@ -522,3 +522,43 @@ public enum Compare {
 
 /// Python `str.strip()` of a prediction (as the metrics read it).
 func pyStripped(_ s: String) -> String { pyStrip(s) }
+
+extension Compare {
+    /// The training settings `configs` (one side's planned runs) resolved to, as (key, value)
+    /// pairs in a fixed order: preset, optimizer, lr (and DePT's second group's), weight decay,
+    /// schedule and warm-up, clip norm, batch size, epochs or max steps, backbone dropout, source
+    /// length and decode limit. A key whose value differs between cells lists each value
+    /// ("lr 0.3 | 0.5"). Empty for no configs.
+    public static func resolvedSettings(_ configs: [TrainConfig]) -> [(key: String, value: String)] {
+        guard !configs.isEmpty else { return [] }
+        func g(_ x: Float) -> String { String(format: "%g", Double(x)) }
+        let fields: [(String, (TrainConfig) -> String)] = [
+            ("preset", { $0.protocolName }),
+            ("optimizer", { $0.optimizer.rawValue }),
+            ("lr", { c in g(c.lr) + (c.lrSecondary.map { " (second group \(g($0)))" } ?? "") }),
+            ("weight_decay", { g($0.weightDecay) }),
+            ("schedule", { c in c.schedule.rawValue + (c.schedule == .constant ? "" : c.warmupSteps.map { " (warm-up \($0) steps)" } ?? " (warm-up ratio \(g(c.warmupRatio)))") }),
+            ("clip_norm", { $0.clipNorm.map(g) ?? "none" }),
+            ("batch_size", { String($0.batchSize) }),
+            ("epochs", { c in String(c.epochs) + (c.maxSteps.map { " (max_steps \($0))" } ?? "") }),
+            ("dropout", { c in c.backboneDropout ? g(c.dropoutRate) : "off" }),
+            ("max_source_length", { String($0.maxSourceLength) }),
+            ("decode", { c in c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength) }),
+        ]
+        return fields.map { key, value in
+            var seen: [String] = []
+            for c in configs { let v = value(c); if !seen.contains(v) { seen.append(v) } }
+            return (key, seen.joined(separator: " | "))
+        }
+    }
+
+    /// The keys two sides' `resolvedSettings` disagree on, each as "key a vs b"; `preset` is left
+    /// out (two presets that resolve to the same values train alike).
+    public static func differingSettings(_ a: [(key: String, value: String)], _ b: [(key: String, value: String)]) -> [String] {
+        let other = Dictionary(b.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
+        return a.compactMap { kv in
+            guard kv.key != "preset", let v = other[kv.key], v != kv.value else { return nil }
+            return "\(kv.key) \(kv.value) vs \(v)"
+        }
+    }
+}

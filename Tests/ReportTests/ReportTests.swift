@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import Methods
 import Reports
 import Store
 import TestSupport
@@ -678,5 +679,37 @@ final class PublishedMarksTests: XCTestCase {
                        "run \\texttt{make fetch-data} or pass -{}-data-dir; 1--2 --- x")
         XCTAssertEqual(PaperTables.latexText("81.70∗ / 3.8Mᶜ ¶"), "81.70$^*$ / 3.8M$^{c}$ \\P{}")
         XCTAssertEqual(PaperTables.latexText("one ` backtick"), "one ` backtick")
+    }
+
+    /// compare's header names what each side's settings resolved to and the settings the two
+    /// sides differ in (LoPT's preset trains with Adafactor at a constant rate, PT's dpt-paper one
+    /// with AdamW and a linear decay: compared without a word). Values from the presets as
+    /// METHODS.md states them (dpt-paper: AdamW lr 0.3, wd 1e-5, linear, clip 1, batch 16, 100
+    /// epochs; lopt-paper: Adafactor, constant, no decay, no dropout, batch 8 on CB, 30 epochs).
+    func testResolvedSettingsNameWhatTheSidesTrainWith() throws {
+        let pt = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        let lopt = try TrainConfig.preset("lopt-paper", method: try MethodConfig.defaults("lopt1"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        let a = Compare.resolvedSettings([pt]), b = Compare.resolvedSettings([lopt])
+        let av = Dictionary(uniqueKeysWithValues: a.map { ($0.key, $0.value) }), bv = Dictionary(uniqueKeysWithValues: b.map { ($0.key, $0.value) })
+        XCTAssertEqual(av["optimizer"], "adamw-torch")
+        XCTAssertEqual(av["lr"], "0.3")
+        XCTAssertEqual(av["weight_decay"], "1e-05")
+        XCTAssertEqual(av["batch_size"], "16")
+        XCTAssertEqual(av["epochs"], "100")
+        XCTAssertEqual(av["clip_norm"], "1")
+        XCTAssertEqual(bv["optimizer"], "adafactor")
+        XCTAssertEqual(bv["schedule"], "constant")
+        XCTAssertEqual(bv["dropout"], "off")
+        XCTAssertEqual(bv["epochs"], "30")
+        let differing = Compare.differingSettings(b, a)
+        XCTAssertTrue(differing.contains("optimizer adafactor vs adamw-torch"), "\(differing)")
+        XCTAssertTrue(differing.contains("epochs 30 vs 100"), "\(differing)")
+        XCTAssertFalse(differing.contains { $0.hasPrefix("preset") }, "\(differing)")
+        XCTAssertEqual(Compare.differingSettings(a, a), [])
+        // A value that differs between a side's cells lists each one.
+        var other = pt
+        other.lr = 0.5
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: Compare.resolvedSettings([pt, other, pt]).map { ($0.key, $0.value) })["lr"], "0.3 | 0.5")
+        XCTAssertEqual(Compare.resolvedSettings([]).count, 0)
     }
 }
