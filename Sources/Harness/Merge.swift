@@ -3,6 +3,7 @@
 // folds finished runs of the shards into the main store, one transaction per shard.
 import Foundation
 import Store
+import Training
 
 extension ResultsStore {
     /// Writes the runs of `runs` (one spec and profile's) into `shards` stores `dir/shard-<i>.sqlite`,
@@ -154,7 +155,7 @@ extension ResultsStore {
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") {
                             let setup = { (row: [String: SQLiteDB.Value]) in
-                                "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")" }
+                                Trainer.bitsOfNumerics("\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")") }
                             if r["status"]?.text != "failed",
                                let here = try db.query("SELECT tool_version, threads FROM runs WHERE id=?", [existing["id"]!]).first,
                                setup(here) != setup(r) {

@@ -262,7 +262,7 @@ struct Merge: ParsableCommand {
             for line in report.history { stderr("  history: \(line)") }
             for line in report.keptOtherNumerics.prefix(6) { stderr("  kept: \(line)") }
             if !report.keptOtherNumerics.isEmpty {
-                stderr("note: \(report.keptOtherNumerics.count) runs of the shard were the same runs as finished ones here under other numerics (kernel, blocking or threads) and were not merged"
+                stderr("note: \(report.keptOtherNumerics.count) runs of the shard were the same runs as finished ones here under other numerics (kernel, kc, OpenBLAS or threads) and were not merged"
                        + (report.keptOtherNumerics.count > 6 ? " (6 named above)" : "")
                        + "; the results are bit-identical only within one setup")
             }

@@ -396,7 +396,7 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
 func mixedNumericsNote(_ mixed: [String: [String]]) -> String? {
     guard let first = mixed.keys.sorted().first else { return nil }
     return "Mixed numerics: \(mixed.count) cell\(mixed.count == 1 ? "" : "s") (e.g. \(first): \(mixed[first]!.joined(separator: " | "))) "
-        + "averaged runs of different GEMM kernels, blockings or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit."
+        + "averaged runs of different GEMM kernels (or kc), OpenBLAS builds or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit."
 }
 
 /// The runs the spec plans that have no finished row among `cells` (pending, running, failed,

@@ -287,7 +287,8 @@ extension ResultsStore {
         var setups: [String: Set<String>] = [:]
         for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
                               [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
-            let setup = "\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")"
+            // Only what changes bits: the same kernel under another mc / nc is the same numerics.
+            let setup = Trainer.bitsOfNumerics("\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")")
             setups[r["cell"]?.text ?? "", default: []].insert(setup)
         }
         return setups.filter { $0.value.count > 1 }.mapValues { $0.sorted() }

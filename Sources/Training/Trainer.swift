@@ -433,6 +433,23 @@ public final class Trainer {
     /// while the record names only the last.
     public static var numerics: String { "\(BLAS.kernelDescription); threads \(Parallel.threads)" }
 
+    /// The parts of a numerics (or `tool_version`) string that change bits: `mc` and `nc` and the
+    /// "(calibrated)" mark are taken out (the blocking's mc and nc never change a product's bits,
+    /// kc does and stays; GEMMBlocking.swift), so the same kernel on hosts of other cache sizes,
+    /// or after a `calibrate` that kept the kernel, is the same numerics. Checkpoint resumes and
+    /// `results`' "Mixed numerics" compare these (they compared the whole string: a run moved to a
+    /// host with another L2 started over).
+    /// "promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas 0.3.21 Cooperlake (calibrated); threads 2"
+    /// → "promptrepro avx512 12x32 kc 384 + openblas 0.3.21 Cooperlake; threads 2".
+    public static func bitsOfNumerics(_ s: String) -> String {
+        var out = s.replacingOccurrences(of: " (calibrated)", with: "")
+        for key in ["mc", "nc"] {
+            out = out.replacingOccurrences(of: "\\b\(key) [0-9]+ ?", with: "", options: .regularExpression)
+        }
+        return out.replacingOccurrences(of: " +", with: " ", options: .regularExpression)
+            .replacingOccurrences(of: " ;", with: ";").trimmingCharacters(in: .whitespaces)
+    }
+
     /// The checkpoint metadata key of `tensorChecksum`.
     static let checksumKey = "tensor_checksum"
 

@@ -218,9 +218,11 @@ extension Trainer {
                         // flipped bytes in the tensor data resumed silently before.
                         if let sum = f.metadata[Trainer.checksumKey], sum != Trainer.tensorChecksum(saved) {
                             why = "its tensors do not match the checksum written with them (damaged on disk?)"
-                        } else if let written = f.metadata[Trainer.numericsKey], written != Trainer.numerics {
-                            // Another kernel, blocking or thread count: the resumed run would be a
-                            // hybrid of two setups (older checkpoints have no record and resume).
+                        } else if let written = f.metadata[Trainer.numericsKey],
+                                  Trainer.bitsOfNumerics(written) != Trainer.bitsOfNumerics(Trainer.numerics) {
+                            // Another kernel, kc, OpenBLAS or thread count: the resumed run would be a
+                            // hybrid of two setups (older checkpoints have no record and resume);
+                            // another mc / nc (other caches, a calibration) changes no bit.
                             why = "it was written under other numerics (\(written); now \(Trainer.numerics)), and a resumed run would mix the two"
                         } else {
                             readable = (f, r, saved)

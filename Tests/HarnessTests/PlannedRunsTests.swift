@@ -203,12 +203,13 @@ final class PlannedRunsTests: XCTestCase {
         for s in [main, shard] { try s.insertPending(runs) }
         try finishAll(main, 20)
         try finishAll(shard, 10)
-        try main.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx512', threads=2")
-        try shard.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx2', threads=2 WHERE seed=1")
-        try shard.db.query("UPDATE runs SET tool_version='0.1.0 gemm avx512', threads=2 WHERE seed=2")
+        try main.db.query("UPDATE runs SET tool_version='promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas Zen', threads=2")
+        try shard.db.query("UPDATE runs SET tool_version='promptrepro avx2 6x16 mc 4092 kc 256 nc 128 + openblas Zen', threads=2 WHERE seed=1")
+        // Another mc / nc and a calibration's mark only: the same bits, nothing to say.
+        try shard.db.query("UPDATE runs SET tool_version='promptrepro avx512 12x32 mc 2400 kc 384 nc 320 + openblas Zen (calibrated)', threads=2 WHERE seed=2")
         let report = try main.mergeReporting(from: "\(dir)/shard.sqlite")
         XCTAssertEqual(report.merged, 0)
-        XCTAssertEqual(report.keptOtherNumerics, ["c seed 1: kept the run here (0.1.0 gemm avx512; threads 2); the shard's ran under 0.1.0 gemm avx2; threads 2"].map {
+        XCTAssertEqual(report.keptOtherNumerics, ["c seed 1: kept the run here (promptrepro avx512 12x32 kc 384 + openblas Zen; threads 2); the shard's ran under promptrepro avx2 6x16 kc 256 + openblas Zen; threads 2"].map {
             $0.replacingOccurrences(of: "c seed", with: "\(runs[0].cell) seed") })
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
     }

@@ -148,6 +148,29 @@ final class TrainerTests: XCTestCase {
         _ = try again.run()
         XCTAssertEqual(try trainer(c, checkpoint: ck).run().history.count, 3)
         XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"), "a checkpoint of the same numerics was set aside")
+        // Another mc / nc (a host of other cache sizes, a calibration) changes no bit: it resumes,
+        // with the numbers of a run that never stopped.
+        let t = try XCTUnwrap(BLAS.kernel.tile), saved = BLAS.blockings
+        defer { BLAS.blockings = saved }
+        let third = try trainer(c, checkpoint: ck)
+        third.interruptAfterEpoch = 1
+        _ = try third.run()
+        BLAS.blockings[BLAS.kernel] = GEMMBlocking(mc: 5 * t.mr, kc: t.kc, nc: 3 * t.nr)
+        let moved = try trainer(c, checkpoint: ck).run()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"), "a checkpoint of another mc / nc only was set aside")
+        XCTAssertEqual(moved.history.map(\.trainLoss), try trainer(c).run().history.map(\.trainLoss))
+        XCTAssertEqual(moved.history.count, 3)
+    }
+
+    /// What of a numerics string changes bits (hand-written strings of the record's form).
+    func testNumericsThatChangeBits() {
+        XCTAssertEqual(Trainer.bitsOfNumerics("promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas 0.3.21 Cooperlake (calibrated); threads 2"),
+                       "promptrepro avx512 12x32 kc 384 + openblas 0.3.21 Cooperlake; threads 2")
+        XCTAssertEqual(Trainer.bitsOfNumerics("promptrepro 0.1.0; swift 6; promptrepro avx2 6x16 mc 2400 kc 256 nc 128 + openblas Zen; threads 1"),
+                       "promptrepro 0.1.0; swift 6; promptrepro avx2 6x16 kc 256 + openblas Zen; threads 1")
+        XCTAssertEqual(Trainer.bitsOfNumerics("openblas 0.3.21 Zen; threads 2"), "openblas 0.3.21 Zen; threads 2")
+        XCTAssertNotEqual(Trainer.bitsOfNumerics("promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas Zen; threads 2"),
+                          Trainer.bitsOfNumerics("promptrepro avx512 12x32 mc 4092 kc 256 nc 160 + openblas Zen; threads 2"))
     }
 
     /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh
