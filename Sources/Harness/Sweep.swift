@@ -290,11 +290,12 @@ public struct SweepOptions {
 
 extension SweepOptions {
     /// The default split of `threads` (the sweep's total; default the core count) into worker
-    /// processes: one single-threaded worker per thread, at most one per 4 GiB of memory (a t5-base
+    /// processes: one single-threaded worker per thread, at most one per 4 GiB of the memory this
+    /// process may use (`HostResources.memoryBytes`: a cgroup limit counts; a t5-base
     /// PT run peaks near 2 GB). Measured on 2 busy cores (docs/performance.md, "Sweep split"): 2 × 1
     /// ran the smoke table4 sweep in 17.5–20.5 s where 1 × 2 took 24.4–25.0 s, and two t5-small DPT
     /// runs in 32–36 s where one after the other with 2 threads each took 44–45 s.
-    public static func defaultWorkers(threads: Int, memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) -> Int {
+    public static func defaultWorkers(threads: Int, memoryBytes: UInt64 = HostResources.memoryBytes) -> Int {
         max(1, min(threads, Int(memoryBytes / (4 << 30))))
     }
 }
@@ -392,7 +393,7 @@ public enum SweepRunner {
             guard let (a, path) = arch[r.modelSpec] else { continue }
             do {
                 try TrainingSession.checkSequenceFits(r.config, architecture: a, configPath: path,
-                                                      memoryBytes: hereMemory ? ProcessInfo.processInfo.physicalMemory : nil)
+                                                      memoryBytes: hereMemory ? HostResources.memoryBytes : nil)
             } catch {
                 let line = "\(r.cell): \(error)"
                 if !problems.contains(line) { problems.append(line) }

@@ -539,8 +539,11 @@ func machineInfo() -> [String: Any] {
     return [
         "cpu": cpu, "simd": flags, "vendor": vendor, "cpu_family": family, "cpu_model": model, "cpu_stepping": stepping,
         "cores": ProcessInfo.processInfo.activeProcessorCount,
+        // What this process may use (the affinity mask and cgroup quotas): the default threads.
+        "cpus_available": HostResources.cpus,
         "threads": Parallel.threads,
         "memory_gb": round1(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824),
+        "memory_available_gb": round1(Double(HostResources.memoryBytes) / 1_073_741_824),
         "openblas_config": BLAS.config,
         "openblas_core": BLAS.coreName,
         "gemm_kernel": BLAS.kernel.rawValue,

@@ -10,7 +10,7 @@ struct PromptRepro: ParsableCommand {
         abstract: "Reproduce and extend low-rank soft-prompt papers (DPT, LoPT) on T5 and GPT-2.",
         discussion: """
             Environment:
-              PROMPTREPRO_THREADS  numeric-core threads (default: the core count)
+              PROMPTREPRO_THREADS  numeric-core threads (default: the CPUs this process may use)
               PROMPTREPRO_GEMM     auto | openblas | avx512 | avx2 (auto: PromptRepro's
                                    AVX-512 GEMM where the CPU has it, else its AVX2 one,
                                    or this host's `calibrate` choice when one is cached)

@@ -4,6 +4,7 @@
 import CGemm
 import Dispatch
 import Foundation
+import Support
 
 public enum Parallel {
     nonisolated(unsafe) public private(set) static var threads: Int = {
@@ -16,10 +17,12 @@ public enum Parallel {
     /// PROMPTREPRO_THREADS), else env PROMPTREPRO_THREADS when it is a positive integer, else the
     /// core count. Reading the variable here too lets a library user or the test suite run as on a
     /// host with another core count (`make test-threads`); the CLI rejects a value that is not a
-    /// positive integer before anything runs, and here such a value is ignored.
+    /// positive integer before anything runs, and here such a value is ignored. The core count is
+    /// the CPUs this process may use (`HostResources.cpus`: the affinity mask and a cgroup quota,
+    /// not the machine's count, which ran two spinning threads on one allowed CPU).
     nonisolated(unsafe) public static var preferredThreads: Int?
     public static func defaultThreads() -> Int {
-        defaultThreads(environment: ProcessInfo.processInfo.environment, cores: ProcessInfo.processInfo.activeProcessorCount)
+        defaultThreads(environment: ProcessInfo.processInfo.environment, cores: HostResources.cpus)
     }
 
     /// `defaultThreads()` for a given environment and core count (testable without the process's).

@@ -261,7 +261,7 @@ extension TrainingSession {
     /// max_source_length.
     /// `memoryBytes` nil: the n_positions check only (a plan for other machines: `shard`).
     public static func checkSequenceFits(_ c: TrainConfig, architecture: ModelConfig, configPath: String,
-                                  memoryBytes: UInt64? = ProcessInfo.processInfo.physicalMemory) throws {
+                                  memoryBytes: UInt64? = HostResources.memoryBytes) throws {
         let rows = TrainConfig.promptRows(c.method)
         let key = (try? MethodRegistry.type(c.method.method).configKeys.contains("n")) == true ? "n" : "m"
         let S = rows + c.maxSourceLength
