@@ -22,7 +22,7 @@ struct Calibrate: ParsableCommand {
             results; a kernel changes their last bits, and runs record the kernel and blocking they used.
             """)
 
-    @Option(help: "Threads the products run on (default: PROMPTREPRO_THREADS or the core count).") var threads: Int?
+    @Option(help: "Threads the products run on (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
     @Option(help: "Rounds (each candidate timed once per round at every shape).") var rounds: Int = 7
     @Option(help: "Keep the default unless a candidate's median per-round speed ratio to it is at least 1 + this.") var margin: Double = 0.05
     @Option(help: "Calibration file (default: the cache named above).") var file: String?
@@ -99,7 +99,15 @@ struct Calibrate: ParsableCommand {
         stderr(choice == def ? "keeping the default \(def) (no candidate ran \(Int(margin * 100)) % faster, median of per-round ratios)"
                              : String(format: "choice: %@, %.1f%% faster than the default %@ (median of per-round ratios)", choice.description, (speedup - 1) * 100, def.description))
         if dryRun { return }
-        var f = try GEMMCalibrationFile.read(path) ?? GEMMCalibrationFile()
+        // A file that does not read is replaced (its old bytes kept beside it).
+        var f: GEMMCalibrationFile
+        do { f = try GEMMCalibrationFile.read(path) ?? GEMMCalibrationFile() } catch {
+            let aside = path + ".unreadable"
+            try? FileManager.default.removeItem(atPath: aside)
+            try FileManager.default.moveItem(atPath: path, toPath: aside)
+            stderr("note: \(path) did not read (\(error)); moved to \(aside), writing a new one")
+            f = GEMMCalibrationFile()
+        }
         f.hosts[host] = cal
         try f.write(path)
         stderr("wrote \(path) for host: \(host)")
@@ -120,8 +128,15 @@ struct Calibrate: ParsableCommand {
 
     /// Applies this host's cached calibration (start-up; `Environment.apply`). Nothing when there is
     /// no file or no entry for this host.
-    static func applyCached(path: String = defaultPath) throws {
-        guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
-        do { try cal.apply() } catch { throw CommandFailure("\(path): \(error); run `promptrepro calibrate` again or set PROMPTREPRO_CALIBRATION=off") }
+    /// A file that does not read, or an entry this host cannot apply (a kernel whose instructions a
+    /// VM hides, a blocking off the tile), is ignored with a warning: the defaults run, as without
+    /// a calibration (it ended every command, `calibrate` and `--help` included, with an error).
+    static func applyCached(path: String = defaultPath) {
+        do {
+            guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
+            try cal.apply()
+        } catch {
+            stderr("warning: \(path): \(error); ignored, the default kernel and blocking run (`promptrepro calibrate` replaces it; PROMPTREPRO_CALIBRATION=off silences this)")
+        }
     }
 }

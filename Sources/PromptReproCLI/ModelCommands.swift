@@ -6,10 +6,17 @@ import Support
 import Tensor
 
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the core count).")
+    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount)
     var threads: Int?
 
     func apply() { Parallel.configure(threads: threads) }
+}
+
+/// A thread or worker count option: a positive integer (0 and negatives ran one thread while the
+/// record said 0 or -5).
+func positiveCount(_ text: String) throws -> Int {
+    guard let n = Int(text), n > 0 else { throw ValidationError("'\(text)' is not a positive integer") }
+    return n
 }
 
 /// Writes `obj` as JSON to `path` (stdout when nil). Errors: a non-finite number (JSON has none:

@@ -29,7 +29,11 @@ struct PromptRepro: ParsableCommand {
                                    weights and encoder states greedy decoding reuses
                                    (default 1: packed once per decode; same results)
               PROMPTREPRO_POOL     dispatch: parallel chunks on libdispatch instead of the
-                                   spinning pool (timing comparisons; same results)
+                                   spinning pool (spin, the default; timing comparisons;
+                                   same results)
+              PROMPTREPRO_BF16_KERNEL  avx512_bf16 | amx_bf16: the kernel of the opt-in
+                                   `--precision bf16` products (default: AMX where the CPU
+                                   has it, else AVX512-BF16)
               PROMPTREPRO_DECODE_GROUP_ROWS  rows per thread from which greedy decoding
                                    runs one group per thread (0: never; same results)
             Results are bit-identical for a given seed, thread count and GEMM kernel.
@@ -89,12 +93,30 @@ enum Environment {
             guard let n = Int(t), n > 0 else { throw ValidationError("PROMPTREPRO_THREADS=\(t): not a positive integer") }
             Parallel.preferredThreads = n
         }
+        // Settings of timing-only code and of the opt-in bf16 mode: a value they do not know was
+        // ignored without a word (amx_bf16 on a CPU without AMX ran the other kernel, other bits).
+        if let v = values["PROMPTREPRO_BF16_KERNEL"] {
+            guard let k = BF16Products.Kernel(rawValue: v) else {
+                throw ValidationError("PROMPTREPRO_BF16_KERNEL=\(v): use \(BF16Products.Kernel.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            guard BF16Products.availableKernels.contains(k) else {
+                throw ValidationError("PROMPTREPRO_BF16_KERNEL=\(v): this CPU runs " + (BF16Products.availableKernels.isEmpty ? "no bf16 kernel (no AVX512-BF16)"
+                    : BF16Products.availableKernels.map(\.rawValue).joined(separator: ", ")))
+            }
+        }
+        if let v = values["PROMPTREPRO_DECODE_GROUP_ROWS"], (Int(v) ?? -1) < 0 {
+            throw ValidationError("PROMPTREPRO_DECODE_GROUP_ROWS=\(v): not a non-negative integer")
+        }
+        if let v = values["PROMPTREPRO_POOL"], !["dispatch", "spin"].contains(v) {
+            throw ValidationError("PROMPTREPRO_POOL=\(v): use dispatch (libdispatch) or spin (the default spinning pool)")
+        }
         EmbeddedBackbones.cacheRoot = values["PROMPTREPRO_CACHE"]
         ModelFiles.environment = values
         // This host's `promptrepro calibrate` choice, unless a kernel is named.
         switch values["PROMPTREPRO_CALIBRATION"] {
         case "off": break
-        case nil, "on": if values["PROMPTREPRO_GEMM"] == nil { try Calibrate.applyCached() }
+        // PROMPTREPRO_GEMM=auto (or empty) is the default: the calibration applies as when unset.
+        case nil, "on": if ["auto", ""].contains(values["PROMPTREPRO_GEMM"] ?? "auto") { Calibrate.applyCached() }
         case let v?: throw ValidationError("PROMPTREPRO_CALIBRATION=\(v): use on or off")
         }
     }

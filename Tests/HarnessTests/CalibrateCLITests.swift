@@ -30,5 +30,19 @@ final class CalibrateCLITests: XCTestCase {
         let other = text.replacingOccurrences(of: "family ", with: "family 9")
         try other.write(toFile: dir + "/gemm-calibration.json", atomically: true, encoding: .utf8)
         XCTAssertEqual(try machine([:])["gemm_calibration"] as? String, "none")
+        // PROMPTREPRO_GEMM=auto is the default: the calibration applies (it turned it off).
+        try text.write(toFile: dir + "/gemm-calibration.json", atomically: true, encoding: .utf8)
+        XCTAssertTrue((try machine(["PROMPTREPRO_GEMM": "auto"])["gemm_calibration"] as? String ?? "").hasPrefix(kernel))
+        // A file that does not read is ignored with a warning (every command, `--help` and
+        // `calibrate` included, ended with an error), and `calibrate` replaces it.
+        try "{\"hosts\": {".write(toFile: dir + "/gemm-calibration.json", atomically: true, encoding: .utf8)
+        let (hrc, help) = try runCLIText(["--help"], stdout: false, env: env)
+        XCTAssertEqual(hrc, 0, help)
+        XCTAssertTrue(help.contains("warning: \(dir)/gemm-calibration.json: ") && help.contains("ignored"), help)
+        XCTAssertEqual(try machine([:])["gemm_calibration"] as? String, "none")
+        let (crc, clog) = try runCLIText(["calibrate", "--rounds", "1"], stdout: false, env: env)
+        XCTAssertEqual(crc, 0, clog)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/gemm-calibration.json.unreadable"), clog)
+        XCTAssertNotEqual(try machine([:])["gemm_calibration"] as? String, "none")  // its choice may differ from the first's
     }
 }
