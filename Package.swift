@@ -54,7 +54,9 @@ let package = Package(
         .target(name: "Harness", dependencies: ["Store", "Training", "Methods", "Models", "Tasks", "Tensor", "Support",
                                                .product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // PromptRepro's AVX-512 SGEMM (C, intrinsics); picked at run time on CPUs that have AVX-512.
-        .target(name: "CGemm", cSettings: [.unsafeFlags(["-O3"])]),
+        // PR_SWIFT_HASWELL: the Swift code is built for Haswell, so start-up checks the CPU
+        // (gemm.c) before any of it runs.
+        .target(name: "CGemm", cSettings: [.unsafeFlags(["-O3"])] + (cpuFlags.isEmpty ? [] : [.define("PR_SWIFT_HASWELL")])),
         .target(name: "Tensor", dependencies: ["CBLAS", "CGemm", "Support"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensor", "Support"], swiftSettings: fast),
         .target(name: "Methods", dependencies: ["Models", "Tensor", "Support"], swiftSettings: fast),

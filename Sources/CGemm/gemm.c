@@ -13,6 +13,37 @@
 #include <immintrin.h>
 #endif
 
+#if defined(PR_SWIFT_HASWELL) && defined(__x86_64__)
+#include <stdio.h>
+#include <unistd.h>
+/* The Swift code was compiled for the Haswell ISA on its build host (Package.swift). A binary
+   copied to a CPU without those instructions (a login node's build on an older node, a VM's
+   generic CPU model) died with SIGILL and no word; this runs before any Swift code and names
+   what is missing. */
+#include <stdlib.h>
+#include <string.h>
+__attribute__((constructor)) static void pr_check_build_isa(void) {
+    __builtin_cpu_init();
+    /* PROMPTREPRO_TEST_PRETEND_CPU_LACKS=avx2,fma: treat those as missing (the test of this
+       message; no CPU here lacks them). */
+    const char *pretend = getenv("PROMPTREPRO_TEST_PRETEND_CPU_LACKS");
+    #define PR_HAS(f) (__builtin_cpu_supports(f) && !(pretend && strstr(pretend, f)))
+    const char *missing[5];
+    int n = 0;
+    if (!PR_HAS("avx2")) missing[n++] = "avx2";
+    if (!PR_HAS("fma")) missing[n++] = "fma";
+    if (!PR_HAS("bmi2")) missing[n++] = "bmi2";
+    if (!PR_HAS("f16c")) missing[n++] = "f16c";
+    if (!PR_HAS("movbe")) missing[n++] = "movbe";
+    #undef PR_HAS
+    if (n == 0) return;
+    fprintf(stderr, "error: this promptrepro was built for x86-64 Haswell (AVX2, FMA, BMI2, F16C, MOVBE) and this CPU lacks");
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s", missing[i]);
+    fprintf(stderr, ": rebuild on this machine (`make build`), or with PROMPTREPRO_PORTABLE=1 for any x86-64 CPU\n");
+    _exit(70);
+}
+#endif
+
 #define MR PR_AVX512_MR  /* 12 */
 #define NR PR_AVX512_NR  /* 32 */
 

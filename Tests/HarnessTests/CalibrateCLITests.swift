@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import XCTest
 
 /// `promptrepro calibrate` writes this host's entry, and a later process applies it at start-up
@@ -44,5 +45,19 @@ final class CalibrateCLITests: XCTestCase {
         XCTAssertEqual(crc, 0, clog)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/gemm-calibration.json.unreadable"), clog)
         XCTAssertNotEqual(try machine([:])["gemm_calibration"] as? String, "none")  // its choice may differ from the first's
+    }
+}
+
+/// A binary whose Swift code was built for Haswell, started on a CPU without those instructions,
+/// died with SIGILL and no word: a check before any Swift code names what is missing (exit 70).
+/// No CPU here lacks them, so the test tells the check to pretend.
+final class BuildISACheckTests: XCTestCase {
+    func testACPUWithoutTheBuildISAIsNamed() throws {
+        try XCTSkipUnless(BuildISA.name.contains("haswell"), "built for baseline x86-64: nothing to check")
+        let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: ["PROMPTREPRO_TEST_PRETEND_CPU_LACKS": "bmi2,movbe"])
+        XCTAssertEqual(rc, 70, log)
+        XCTAssertTrue(log.contains("built for x86-64 Haswell") && log.contains("lacks bmi2 movbe") && log.contains("PROMPTREPRO_PORTABLE=1"), log)
+        let (ok, _) = try runCLIText(["info", "--help"], stdout: false)
+        XCTAssertEqual(ok, 0)
     }
 }
