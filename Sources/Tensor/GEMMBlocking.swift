@@ -27,6 +27,9 @@ public struct CacheInfo: Equatable, Sendable {
     public var l2Sharing: Int, l3Sharing: Int
     /// false when sysfs could not be read and the fallbacks below stand in.
     public var fromSysfs: Bool
+    /// Levels sysfs did not report while others were read ("L3" on some QEMU CPU models): their
+    /// fallback sizes stand in, and `description` says so.
+    public var fallbackLevels: [String] = []
 
     /// Used where sysfs is missing (containers without /sys, non-Linux): modest sizes every x86-64
     /// server core since Haswell exceeds, so the blocking stays cache-resident at some speed cost.
@@ -39,7 +42,7 @@ public struct CacheInfo: Equatable, Sendable {
     public static func read(root: String) -> CacheInfo {
         var info = fallback
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return info }
-        var found = false
+        var found = false, seen: Set<String> = []
         for e in entries where e.hasPrefix("index") {
             func field(_ name: String) -> String? {
                 (try? String(contentsOfFile: "\(root)/\(e)/\(name)", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -48,14 +51,15 @@ public struct CacheInfo: Equatable, Sendable {
                   let size = field("size").flatMap(parseSize), size > 0 else { continue }
             let sharing = field("shared_cpu_list").map(cpuCount) ?? 1
             switch (level, type) {
-            case (1, "Data"): info.l1d = size
-            case (2, "Unified"), (2, "Data"): info.l2 = size; info.l2Sharing = sharing
-            case (3, "Unified"): info.l3 = size; info.l3Sharing = sharing
+            case (1, "Data"): info.l1d = size; seen.insert("L1d")
+            case (2, "Unified"), (2, "Data"): info.l2 = size; info.l2Sharing = sharing; seen.insert("L2")
+            case (3, "Unified"): info.l3 = size; info.l3Sharing = sharing; seen.insert("L3")
             default: continue
             }
             found = true
         }
         info.fromSysfs = found
+        if found { info.fallbackLevels = ["L1d", "L2", "L3"].filter { !seen.contains($0) } }
         return info
     }
 
@@ -75,11 +79,13 @@ public struct CacheInfo: Equatable, Sendable {
         return max(n, 1)
     }
 
-    /// "L1d 48 KiB, L2 2048 KiB, L3 300 MiB / 2 cpus" (+ " (fallback)" without sysfs).
+    /// "L1d 48 KiB, L2 2048 KiB, L3 300 MiB / 2 cpus" (+ " (fallback sizes: no sysfs)" without
+    /// sysfs, " (L3 not in sysfs: fallback size)" for a level it did not report).
     public var description: String {
         func size(_ b: Int) -> String { b >= 64 << 20 ? "\(b >> 20) MiB" : "\(b >> 10) KiB" }
         let l2s = l2Sharing > 1 ? " / \(l2Sharing) cpus" : "", l3s = l3Sharing > 1 ? " / \(l3Sharing) cpus" : ""
-        return "L1d \(size(l1d)), L2 \(size(l2))\(l2s), L3 \(size(l3))\(l3s)" + (fromSysfs ? "" : " (fallback sizes: no sysfs)")
+        return "L1d \(size(l1d)), L2 \(size(l2))\(l2s), L3 \(size(l3))\(l3s)" + (!fromSysfs ? " (fallback sizes: no sysfs)"
+            : fallbackLevels.isEmpty ? "" : " (\(fallbackLevels.joined(separator: ", ")) not in sysfs: fallback size)")
     }
 }
 

@@ -223,6 +223,24 @@ final class GEMMTests: XCTestCase {
         XCTAssertEqual(CacheInfo.read(root: "/nonexistent"), CacheInfo.fallback)
         let g = GEMMBlocking.derive(mr: 6, nr: 16, kc: 256, caches: .fallback)
         XCTAssertEqual(g, GEMMBlocking(mc: 1020, kc: 256, nc: 64))
+        // A sysfs that reports L1d and L2 but no L3 (some QEMU CPU models): the L3 fallback stands
+        // in and the description says so (it read as if measured).
+        let root = NSTemporaryDirectory() + "caches-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (i, level, type, size, shared) in [(0, "1", "Data", "48K", "0"), (1, "1", "Instruction", "32K", "0"), (2, "2", "Unified", "1024K", "0-1")] {
+            let dir = "\(root)/index\(i)"
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for (name, value) in [("level", level), ("type", type), ("size", size), ("shared_cpu_list", shared)] {
+                try? "\(value)\n".write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+            }
+        }
+        let partial = CacheInfo.read(root: root)
+        XCTAssertEqual(partial.l1d, 48 << 10)
+        XCTAssertEqual(partial.l2, 1 << 20)
+        XCTAssertEqual(partial.l2Sharing, 2)
+        XCTAssertEqual(partial.l3, CacheInfo.fallback.l3)
+        XCTAssertEqual(partial.fallbackLevels, ["L3"])
+        XCTAssertTrue(partial.description.hasSuffix("(L3 not in sysfs: fallback size)"), partial.description)
     }
 
     func testMatmulOpAgainstNaive() throws {
