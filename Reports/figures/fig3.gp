@@ -10,6 +10,7 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set format x '%.0f'
 set xtics 1
 set title 'cb'
+set autoscale y
 unset label 1
 plot 'fig3.dat' index 0 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig3.dat' index 1 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
@@ -26,6 +27,7 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set format x '%.0f'
 set xtics 1
 set title 'cb'
+set autoscale y
 unset label 1
 plot 'fig3.dat' index 0 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig3.dat' index 1 using 1:2 with linespoints lc 2 title 'negative Σ entries', \

@@ -10,21 +10,25 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set format x '%.0f'
 set xtics 1
 set title 'cb'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 0 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 1 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 2 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'wic'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 3 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 4 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 5 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'rte'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 6 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 7 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 8 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'copa'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 9 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 10 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
@@ -41,21 +45,25 @@ set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1
 set format x '%.0f'
 set xtics 1
 set title 'cb'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 0 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 1 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 2 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'wic'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 3 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 4 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 5 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'rte'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 6 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 7 using 1:2 with linespoints lc 2 title 'negative Σ entries', \
      'fig9.dat' index 8 using 1:2 with linespoints lc 3 title 'rank(P)'
 set title 'copa'
+set autoscale y
 unset label 1
 plot 'fig9.dat' index 9 using 1:2 with linespoints lc 1 title 'positive Σ entries', \
      'fig9.dat' index 10 using 1:2 with linespoints lc 2 title 'negative Σ entries', \

@@ -95,7 +95,12 @@ public struct PlannedCell: Hashable, Sendable {
 public enum Figures {
     /// One plotted value: x, the mean and min–max over seeds, the seeds it averages (`n`; for "avg"
     /// the fewest of its tasks) and whether some of the cell's runs failed and are left out.
-    struct Point { var x: Double; var mean: Double; var lo: Double; var hi: Double; var n = 0; var failed = false }
+    struct Point {
+        var x: Double; var mean: Double; var lo: Double; var hi: Double; var n = 0; var failed = false
+        /// Every output of every seed named no label (the tables' "[100% invalid]"): the score is 0 by
+        /// the metric's rule, not a measured level (for "avg": every task's cell).
+        var allInvalid = false
+    }
 
     /// x of a cell: k from the cell; r or n from a "-r10" / "-n20" variant suffix, else from `defaults`.
     static func xValue(_ c: CellResult, _ key: String, defaults: [String: Double]) -> Double? {
@@ -133,6 +138,11 @@ public enum Figures {
         var byX: [Double: [String: Stat]] = [:]
         var failedAt: [Double: Bool] = [:]
         var cellAt: [Double: [String: CellResult]] = [:]
+        /// Whether every seed's every best-epoch output of the cell named no label.
+        func allInvalid(_ c: CellResult?) -> Bool {
+            guard let inv = c?.invalidFraction?["best"], inv.n > 0 else { return false }
+            return inv.min >= 1 - 1e-9
+        }
         for c in mine {
             guard let x = xValue(c, f.x, defaults: [:]) ?? (f.x == "k" ? nil : 0) else { continue }
             if let other = cellAt[x]?[c.task] {
@@ -160,9 +170,11 @@ public enum Figures {
                 let present = tasks.compactMap { stats[$0] }
                 guard present.count == tasks.count else { out.append(gap(x)); continue }
                 let m = present.map(\.mean).reduce(0, +) / Double(present.count)
-                out.append(Point(x: x, mean: m, lo: m, hi: m, n: present.map(\.n).min() ?? 0, failed: failedAt[x] ?? false))
+                out.append(Point(x: x, mean: m, lo: m, hi: m, n: present.map(\.n).min() ?? 0, failed: failedAt[x] ?? false,
+                                 allInvalid: tasks.allSatisfy { allInvalid(cellAt[x]?[$0]) }))
             } else if let st = stats[panel] {
-                out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max, n: st.n, failed: failedAt[x] ?? false))
+                out.append(Point(x: x, mean: st.mean, lo: st.min, hi: st.max, n: st.n, failed: failedAt[x] ?? false,
+                                 allInvalid: allInvalid(cellAt[x]?[panel])))
             } else if cellAt[x]?[panel] != nil {
                 out.append(gap(x))
             }
@@ -182,7 +194,8 @@ public enum Figures {
         var index = 0
         var plots: [String] = []
         let minmax = f.stat == "minmax"
-        var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0
+        var seedCounts: [Int] = [], failedPoints = 0, maxEpoch = 0, invalidPoints = 0, drawnPoints = 0
+        var xs: Set<Double> = []
         let named = f.series.map(\.variant) + (f.references ?? []).map(\.variant)
         /// Whether the figure draws cell `c`'s variant and model column (its task aside).
         func drawsVariant(_ c: CellResult) -> Bool {
@@ -196,17 +209,22 @@ public enum Figures {
         for panel in f.panels {
             var parts: [String] = []
             var hasPoints = false
+            var panelYs: [Double] = []
             if f.query == "probe" {
                 let c = cells.first { $0.method == "probe" && $0.task == panel && (f.model == nil || $0.model == f.model!) }
                 for (label, key) in [("positive Σ entries", 0), ("negative Σ entries", 1), ("rank(P)", 2)] {
                     let pts = c?.probe ?? []
                     data += "# panel \(panel) series \(label)\n"
-                    for p in pts { data += "\(p.epoch) \([p.positive, p.negative, p.rank][key])\n"; maxEpoch = max(maxEpoch, p.epoch) }
+                    for p in pts {
+                        let y = [p.positive, p.negative, p.rank][key]
+                        data += "\(p.epoch) \(y)\n"; maxEpoch = max(maxEpoch, p.epoch)
+                        panelYs.append(Double(y))
+                    }
                     if let c, !pts.isEmpty { seedCounts.append(c.seeds.count) }
                     hasPoints = hasPoints || !pts.isEmpty
                     if pts.isEmpty { data += "NaN NaN\n" }
                     data += "\n\n"
-                    parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints lc \(key + 1) title '\(label)'")
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints lc \(key + 1) title \(Gnuplot.quoted(label))")
                     index += 1
                 }
             } else {
@@ -222,6 +240,10 @@ public enum Figures {
                         } else {
                             data += "\(p.x) \(p.mean) \(p.lo) \(p.hi) \(p.n) \(p.failed ? 1 : 0)\n"
                             written += 1
+                            drawnPoints += 1
+                            if p.allInvalid { invalidPoints += 1 }
+                            xs.insert(p.x)
+                            panelYs.append(contentsOf: minmax ? [p.mean, p.lo, p.hi] : [p.mean])
                             lastBlank = false
                             seedCounts.append(p.n)
                             if p.failed { failedPoints += 1 }
@@ -233,7 +255,7 @@ public enum Figures {
                     // A series without a scored point says why in the key (it vanished): its runs
                     // failed, or it has none (not run, or an export's cells left out as stale).
                     let title = written == 0 ? "\(s.label): \(failedOrMissing(s.variant, panel))" : s.label
-                    parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") lc \(si + 1) title '\(title)'")
+                    parts.append("'\(f.figure).dat' index \(index) using 1:2\(minmax ? ":3:4 with yerrorlines" : " with linespoints") lc \(si + 1) title \(Gnuplot.quoted(title))")
                     index += 1
                 }
                 for (ri, r) in (f.references ?? []).enumerated() {
@@ -244,12 +266,16 @@ public enum Figures {
                     // A point whose runs failed is a gap in the line, as in a series (a failed
                     // reference drawn at another x's level misstated it).
                     let pts = try points(f, cells: cells, variant: r.variant, panel: panel, tasks: tasks, planned: planned, reference: true)
-                    for p in pts where !p.mean.isNaN { seedCounts.append(p.n); if p.failed { failedPoints += 1 } }
+                    for p in pts where !p.mean.isNaN {
+                        seedCounts.append(p.n); if p.failed { failedPoints += 1 }
+                        drawnPoints += 1; if p.allInvalid { invalidPoints += 1 }
+                        panelYs.append(p.mean)
+                    }
                     if pts.allSatisfy({ $0.mean.isNaN }) {
                         // Nothing scored: the key says why instead of the line vanishing without a word.
-                        parts.append("1/0 with lines dashtype 2 lc \(lc) title '\(r.label): \(failedOrMissing(r.variant, panel))'")
+                        parts.append("1/0 with lines dashtype 2 lc \(lc) title \(Gnuplot.quoted("\(r.label): \(failedOrMissing(r.variant, panel))"))")
                     } else if pts.count == 1, !pts[0].mean.isNaN {
-                        parts.append("\(pts[0].mean) with lines dashtype 2 lc \(lc) title '\(r.label)'")
+                        parts.append("\(pts[0].mean) with lines dashtype 2 lc \(lc) title \(Gnuplot.quoted(r.label))")
                     } else if pts.contains(where: { !$0.mean.isNaN }) && pts.count > 1 {
                         data += "# panel \(panel) reference \(r.label): x mean\n"
                         var lastBlank = true
@@ -263,18 +289,26 @@ public enum Figures {
                         }
                         data += "\n\n"
                         // linespoints: a point between gaps (or the one scored point) stays visible.
-                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints dashtype 2 lc \(lc) title '\(r.label)'")
+                        parts.append("'\(f.figure).dat' index \(index) using 1:2 with linespoints dashtype 2 lc \(lc) title \(Gnuplot.quoted(r.label))")
                         index += 1
                     }
                 }
             }
-            var p = "set title '\(panel == "avg" ? "average over tasks" : panel)'\n"
+            var p = "set title \(Gnuplot.quoted(panel == "avg" ? "average over tasks" : panel))\n"
             if hasPoints {
+                // Every drawn value equal (a smoke run's zeros): gnuplot warned of an empty y range
+                // and drew −1…1 (negative scores); the range is then the value to value + 1, with a
+                // twentieth below so that the line stays off the frame (value − 1 when negative).
+                if let lo = panelYs.min(), let hi = panelYs.max(), lo == hi {
+                    p += "set yrange [\(lo >= 0 ? lo - 0.05 : lo - 1):\(hi + 1)]\n"
+                } else {
+                    p += "set autoscale y\n"
+                }
                 p += "unset label 1\nplot " + parts.joined(separator: ", \\\n     ") + "\n"
             } else {  // nothing to draw: an empty frame that says why
                 let panelCells = cells.filter { c in (c.task == panel || panel == "avg") && drawsVariant(c) }
                 let why = panelCells.isEmpty ? "no runs" : "no finished runs (\(panelCells.compactMap(\.failureMarker).first ?? "none scored"))"
-                p += "set label 1 '\(why) of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)' at graph 0.5,0.5 center\n"
+                p += "set label 1 \(Gnuplot.quoted("\(why) of spec \(f.spec)\(f.model.map { ", model \($0)," } ?? "") in profile \(profile)")) at graph 0.5,0.5 center\n"
                 p += "plot [1:10] [0:1] 1/0 notitle\n"
             }
             plots.append(p)
@@ -283,6 +317,7 @@ public enum Figures {
         let (w, h) = (max(640, 420 * cols), 340 * rows + 60)
         var note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
         if let setting { note += "; " + setting }
+        var noteLines: [String] = []
         // Tasks whose drawn runs read a subset of the official split (the tables' "Subset data"
         // note): an average over tasks (fig4's avg panel) mixes them in.
         // The cells the figure draws: its panels' tasks (every task of an average panel), its
@@ -294,17 +329,27 @@ public enum Figures {
             let subsets = Set(def.files.train.dropFirst() + def.files.validation.dropFirst())
             return drawnCells.contains { $0.task == task && ($0.dataFiles ?? []).contains(where: subsets.contains) }
         }
-        if !subsetTasks.isEmpty { note += "\\nsubset data (part of the official split; SOURCES.md): " + subsetTasks.joined(separator: ", ") }
+        if !subsetTasks.isEmpty { noteLines.append("subset data (part of the official split; SOURCES.md): " + subsetTasks.joined(separator: ", ")) }
         // The seeds behind the points (the tables' ‡ and ✗): one seed draws min-max bars of zero width.
         if let lo = seedCounts.min(), let hi = seedCounts.max() {
-            note += "\\n\(lo == hi ? "\(lo)" : "\(lo)-\(hi)") seed\(hi == 1 ? "" : "s") per point\(lo < 3 ? " (fewer than 3)" : "")"
-                + (failedPoints > 0 ? "; \(failedPoints) point\(failedPoints == 1 ? "" : "s") leave out failed runs" : "")
+            noteLines.append("\(lo == hi ? "\(lo)" : "\(lo)-\(hi)") seed\(hi == 1 ? "" : "s") per point\(lo < 3 ? " (fewer than 3)" : "")"
+                + (failedPoints > 0 ? "; \(failedPoints) point\(failedPoints == 1 ? "" : "s") leave out failed runs" : ""))
         }
-        var body = "set multiplot layout \(rows),\(cols) title \"\(f.title)\\n\(note)\"\n"
-        body += "set xlabel '\(f.xlabel)'\nset ylabel '\(f.ylabel)'\nset key \(f.query == "probe" ? "center right" : "bottom right")\nset grid\n"
+        // Points whose every output named no label (the tables' "[100% invalid]") are drawn at the
+        // metric's 0 like any score; the title says how many (they read as measured zeros).
+        if invalidPoints > 0 {
+            noteLines.append("\(invalidPoints) of \(drawnPoints) points: every output named no label (100% invalid, scored 0)")
+        }
+        var body = "set multiplot layout \(rows),\(cols) title " + Gnuplot.quoted(lines: [f.title, note] + noteLines) + "\n"
+        body += "set xlabel \(Gnuplot.quoted(f.xlabel))\nset ylabel \(Gnuplot.quoted(f.ylabel))\nset key \(f.query == "probe" ? "center right" : "bottom right")\nset grid\n"
         body += "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\n"
         // Whole epochs only: '%.0f' alone relabelled gnuplot's half-epoch ticks (0 1 2 2 2 3 4 4 4).
         if f.x == "epoch" { body += "set format x '%.0f'\nset xtics \(max(1, (maxEpoch + 9) / 10))\n" }
+        // A few whole-number x values (k, n, r): ticks at those values (gnuplot's own put n 6 and
+        // 10 among 6.5, 7, 7.5, …).
+        else if !xs.isEmpty, xs.count <= 12, xs.allSatisfy({ $0 == $0.rounded() }) {
+            body += "set xtics (" + xs.sorted().map { fmt($0) }.joined(separator: ", ") + ")\n"
+        }
         if f.logx == true { body += "set logscale x\n" }
         body += plots.joined() + "unset multiplot\n"
         try Gnuplot.render(name: f.figure, data: data, body: body, width: w, height: h, outDir: outDir,
@@ -316,23 +361,55 @@ public enum Figures {
 /// Writes NAME.dat and NAME.gp (the plot `body` twice: pngcairo, then SVG, fixed fonts and sizes)
 /// under `outDir` and runs gnuplot there; errors name the script and say how to install gnuplot.
 enum Gnuplot {
+    /// `text` as a gnuplot single-quoted string: a quote inside is doubled (gnuplot's rule), and
+    /// nothing else is special there (a label "P'T" ended the string and broke the script).
+    static func quoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    /// `lines` as one gnuplot double-quoted string, joined by its "\n" escape: a backslash or
+    /// double quote inside a line is escaped, a newline inside one becomes a space.
+    static func quoted(lines: [String]) -> String {
+        "\"" + lines.map { $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\\n") + "\""
+    }
+
+    /// Renders in a scratch directory beside `outDir` and moves the four files into place only when
+    /// gnuplot succeeded: a failing script had already opened NAME.png, truncating a committed image
+    /// to 0 bytes while the SVG stayed stale. On failure nothing under `outDir` changes.
     static func render(name: String, data: String, body: String, width: Int, height: Int, outDir: String, generator: String,
                        gnuplot: String = "gnuplot") throws {
         var script = "# generated by \(generator) — data in \(name).dat\n"
         script += "set terminal pngcairo size \(width),\(height) font 'DejaVu Sans,10' noenhanced\nset output '\(name).png'\n" + body
         script += "set terminal svg size \(width),\(height) font 'DejaVu Sans,10' noenhanced\nset output '\(name).svg'\n" + body
-        try data.write(toFile: "\(outDir)/\(name).dat", atomically: true, encoding: .utf8)
-        try script.write(toFile: "\(outDir)/\(name).gp", atomically: true, encoding: .utf8)
+        let fm = FileManager.default
+        let scratch = "\(outDir)/.render-\(name)-\(getpid())"
+        try? fm.removeItem(atPath: scratch)
+        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: scratch) }
+        try data.write(toFile: "\(scratch)/\(name).dat", atomically: true, encoding: .utf8)
+        try script.write(toFile: "\(scratch)/\(name).gp", atomically: true, encoding: .utf8)
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         proc.arguments = [gnuplot, "\(name).gp"]
-        proc.currentDirectoryURL = URL(fileURLWithPath: outDir)
+        proc.currentDirectoryURL = URL(fileURLWithPath: scratch)
         let err = Pipe()
         proc.standardError = err
         do { try proc.run() } catch { throw StoreError("cannot run gnuplot (install gnuplot-nox: `make deps`): \(error)") }
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         proc.waitUntilExit()
         guard proc.terminationStatus == 0 else {
-            throw StoreError("\(outDir)/\(name).gp: gnuplot failed: \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+            throw StoreError("\(outDir)/\(name).gp: gnuplot failed (nothing under \(outDir) changed): \(message)")
+        }
+        // Every file checked before any is moved: all four land, or none.
+        for ext in ["dat", "gp", "png", "svg"] where !fm.fileExists(atPath: "\(scratch)/\(name).\(ext)") {
+            throw StoreError("\(outDir)/\(name).gp: \(gnuplot) exited 0 but wrote no \(name).\(ext); nothing under \(outDir) changed")
+        }
+        for ext in ["dat", "gp", "png", "svg"] {
+            // rename(2) replaces the old file in one step (Foundation's replaceItemAt failed here).
+            guard rename("\(scratch)/\(name).\(ext)", "\(outDir)/\(name).\(ext)") == 0 else {
+                throw StoreError("\(outDir)/\(name).\(ext): cannot move the rendered file into place: \(String(cString: strerror(errno)))")
+            }
         }
     }
 }

@@ -70,7 +70,7 @@ public enum LossCurves {
             var data = "# \(spec) [\(profile)] \(cell): step mean min max over \(seeds) seed(s)\n"
             for (s, m, lo, hi) in band(cellRows) { data += "\(s) \(m) \(lo) \(hi)\n" }
             let note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
-            var body = "set title \"\(cell) — training loss, mean and min–max over \(seeds) seed\(seeds == 1 ? "" : "s")\\n\(note)\"\n"
+            var body = "set title " + Gnuplot.quoted(lines: ["\(cell) — training loss, mean and min–max over \(seeds) seed\(seeds == 1 ? "" : "s")", note]) + "\n"
             body += "set xlabel 'optimizer step'\nset ylabel 'training loss'\nset grid\nset key top right\n"
             body += "plot '\(name).dat' using 1:3:4 with filledcurves fillcolor rgb '#c8d8f0' title 'min–max over seeds', "
             body += "'' using 1:2 with lines linewidth 2 linecolor rgb '#1f4e9c' title 'mean'\n"

@@ -174,18 +174,18 @@ final class LayoutValidationTests: XCTestCase {
         g.series = [.init(variant: "respt10", label: "Residual PT")]
         g.references = [.init(variant: "pt", label: "PT")]
         g.panels = ["cb"]
-        _ = try? Figures.render(g, cells: withPT, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(g, cells: withPT, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         XCTAssertTrue(dat.contains("# panel cb reference PT: x mean\n8.0 50.0\n32.0 60.0\n"), dat)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertTrue(gp.contains("index 1 using 1:2 with linespoints dashtype 2 lc 2 title 'PT'"), gp)
         // A reference point whose runs failed is a gap in its line, not skipped (joining 8 to 32),
         // and a reference with one scored point of several is no level line across every k.
-        _ = try? Figures.render(g, cells: withPT + [at(16, scored: false, variant: "pt")], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(g, cells: withPT + [at(16, scored: false, variant: "pt")], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         let gapped = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         XCTAssertTrue(gapped.contains("# panel cb reference PT: x mean\n8.0 50.0\n\n32.0 60.0\n"), gapped)
         _ = try? Figures.render(g, cells: cells + [pt8, at(16, scored: false, variant: "pt"), at(32, scored: false, variant: "pt")], tasks: ["cb"],
-                                profile: "cpu", outDir: dir, gnuplot: "true")
+                                profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         let one = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertFalse(one.contains("50.0 with lines dashtype 2"), one)
         XCTAssertTrue(one.contains("index 1 using 1:2 with linespoints dashtype 2 lc 2 title 'PT'"), one)
@@ -218,7 +218,7 @@ final class LayoutValidationTests: XCTestCase {
         var partly = at(32)
         partly.statuses["failed"] = 1
         _ = try? Figures.render(f, cells: [at(8), partly, at(8, variant: "dpt", scored: false), at(8, variant: "pt", scored: false)], tasks: ["cb"],
-                                profile: "cpu", outDir: dir, planned: planned, setting: "t5-small stands in for t5-large", gnuplot: "true")
+                                profile: "cpu", outDir: dir, planned: planned, setting: "t5-small stands in for t5-large", gnuplot: stubGnuplot)
         let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         XCTAssertTrue(dat.contains("8.0 72.0 70.0 74.0 3 0\n\n32.0 72.0 70.0 74.0 3 1\n"), dat)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
@@ -226,7 +226,7 @@ final class LayoutValidationTests: XCTestCase {
         // A series without any cell (not run) is not called failed.
         var g = f
         g.series.append(.init(variant: "lopt1", label: "LoPT-1"))
-        _ = try? Figures.render(g, cells: [at(8)], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(g, cells: [at(8)], tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("lc 3 title 'LoPT-1: no runs'"))
         XCTAssertTrue(gp.contains("1/0 with lines dashtype 2 lc 3 title 'PT: runs failed'"), gp)
         XCTAssertTrue(gp.contains("profile cpu; t5-small stands in for t5-large\\n3 seeds per point; 1 point leave out failed runs"), gp)
@@ -239,12 +239,12 @@ final class LayoutValidationTests: XCTestCase {
         full.dataFiles = ["superglue/cb/train.jsonl", "superglue/cb/val.jsonl"]
         var h = f
         h.panels = ["avg"]
-        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         let subsetGP = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertTrue(subsetGP.contains("\\nsubset data (part of the official split; SOURCES.md): boolq\""), subsetGP)
         // A figure that does not draw the subset task (a cb panel only) does not name it.
         h.panels = ["cb"]
-        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(h, cells: [subset, full], tasks: ["cb", "boolq"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         XCTAssertFalse(try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8).contains("subset data"))
         // A series whose variant names carry no x (x r, a variant "respt10") was drawn at x = 0.
         var byR = f
@@ -263,7 +263,7 @@ final class LayoutValidationTests: XCTestCase {
         let p3 = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig3.yaml")
         var probed = base
         (probed.method, probed.variant, probed.probe) = ("probe", "probe", (1...4).map { ProbePoint(epoch: $0, positive: 1, negative: 0, rank: 1) })
-        _ = try? Figures.render(p3, cells: [probed], tasks: ["cb"], profile: "smoke", outDir: dir, gnuplot: "true")
+        _ = try? Figures.render(p3, cells: [probed], tasks: ["cb"], profile: "smoke", outDir: dir, gnuplot: stubGnuplot)
         XCTAssertTrue(try String(contentsOfFile: "\(dir)/fig3.gp", encoding: .utf8).contains("set format x '%.0f'\nset xtics 1\n"))
     }
 
@@ -278,10 +278,77 @@ final class LayoutValidationTests: XCTestCase {
         let ks = Set(cells.compactMap(\.k)).sorted()
         XCTAssertEqual(ks.count, 3)
         cells.removeAll { $0.variant == "dpt" && $0.task == tasks[0] && $0.k == ks[1] }
-        _ = try? Figures.render(f, cells: cells, tasks: tasks, profile: "smoke", outDir: dir, gnuplot: "/nonexistent-gnuplot")
+        _ = try? Figures.render(f, cells: cells, tasks: tasks, profile: "smoke", outDir: dir, gnuplot: stubGnuplot)
         let dat = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
         let block = dat.components(separatedBy: "# panel avg series DPT")[1].components(separatedBy: "\n\n\n")[0]
         let lines = block.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().map(String.init)
         XCTAssertEqual(lines.map { $0.isEmpty ? "" : String($0.split(separator: " ")[0]) }, ["\(Double(ks[0]))", "", "\(Double(ks[2]))"], block)
     }
+
+    /// Text a figure file or spec carries reaches gnuplot quoted (a label "P'T" or a title with a
+    /// double quote broke the script), and a render that fails leaves the committed images as they
+    /// were (gnuplot had already opened NAME.png: it was truncated to 0 bytes, the SVG left stale).
+    /// A panel whose values are all one level (a smoke run's zeros) gets a y range from it (gnuplot
+    /// warned of an empty range and drew −1…1); whole-number x values get ticks at those values;
+    /// points whose every output named no label are counted in the title (review, 2026-12-07).
+    func testFigureTextIsQuotedAndAFailedRenderChangesNothing() throws {
+        let dir = tempDir("figquote")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table4", variant: "respt10", values: ["cb": [0, 0, 0]])
+        var base = try XCTUnwrap(try store.cellResults(spec: "table4", profile: "cpu").first { $0.task == "cb" })
+        base.invalidFraction = ["best": Stat([1, 1, 1])]
+        var f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
+        f.series = [.init(variant: "respt10", label: "P'T \"v2\"")]
+        f.references = []
+        f.panels = ["cb"]
+        f.title = "Say \"hi\" \\ back's"
+        f.xlabel = "k's"
+        var cells: [CellResult] = []
+        for k in [6, 10] { var c = base; c.k = k; c.cell = "respt10_cb_\(c.model)_k\(k)"; cells.append(c) }
+        _ = try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
+        let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
+        XCTAssertTrue(gp.contains("title 'P''T \"v2\"'"), gp)
+        XCTAssertTrue(gp.contains("title \"Say \\\"hi\\\" \\\\ back's\\nprofile cpu"), gp)
+        XCTAssertTrue(gp.contains("set xlabel 'k''s'"), gp)
+        XCTAssertTrue(gp.contains("set xtics (6, 10)"), gp)
+        XCTAssertTrue(gp.contains("set yrange [-0.05:1.0]"), gp)
+        XCTAssertTrue(gp.contains("2 of 2 points: every output named no label (100% invalid, scored 0)"), gp)
+        // With gnuplot itself (CI installs it): the script renders without a warning.
+        let which = Process()
+        which.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        which.arguments = ["sh", "-c", "command -v gnuplot"]
+        which.standardOutput = FileHandle.nullDevice
+        try which.run(); which.waitUntilExit()
+        guard which.terminationStatus == 0 else { return }
+        let images = try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir)
+        let png = try Data(contentsOf: URL(fileURLWithPath: images[0]))
+        XCTAssertGreaterThan(png.count, 1000)
+        let rerun = Process()
+        rerun.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        rerun.arguments = ["gnuplot", "fig4.gp"]
+        rerun.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let err = Pipe()
+        rerun.standardError = err
+        try rerun.run()
+        let warnings = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        rerun.waitUntilExit()
+        XCTAssertEqual(rerun.terminationStatus, 0, warnings)
+        XCTAssertEqual(warnings, "")
+        // A render whose gnuplot fails changes nothing under the output directory.
+        XCTAssertThrowsError(try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "false")) {
+            XCTAssertTrue("\($0)".contains("nothing under"), "\($0)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: images[0])), png)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".render") }, [])
+    }
 }
+
+/// A stand-in for gnuplot that writes empty NAME.png and NAME.svg for its NAME.gp argument: tests
+/// that read the generated script and data run without gnuplot (a render that writes no image is
+/// an error, and nothing of it lands).
+let stubGnuplot: String = {
+    let path = NSTemporaryDirectory() + "promptrepro-stub-gnuplot-\(getpid())"
+    try? "#!/bin/sh\nb=$(basename \"$1\" .gp)\n: > \"$b.png\"\n: > \"$b.svg\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+    chmod(path, 0o755)
+    return path
+}()
