@@ -536,7 +536,14 @@ public enum PaperTables {
 
     public static func latex(_ layout: TableLayout, grid: TableGrid, profile: String) -> String {
         let n = grid.header.count
-        var out = "% \(layout.title) — profile \(profile)\n\\begin{tabular}{l" + String(repeating: "c", count: n - 1) + "}\n\\toprule\n"
+        // A folded or multi-line title stays inside the comment (its second line was typeset).
+        let title = layout.title.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        var out = "% \(title) — profile \(profile)\n"
+        out += "% Needs \\usepackage{booktabs}. The tabular is the argument of \\promptreprotable (identity by default), so it\n"
+        out += "% scales alone while the notes below stay text: \\newcommand{\\promptreprotable}[1]{\\resizebox{\\textwidth}{!}{#1}}\n"
+        out += "% (graphicx) before \\input of this file.\n"
+        out += "\\providecommand{\\promptreprotable}[1]{#1}\n"
+        out += "\\promptreprotable{\\begin{tabular}{l" + String(repeating: "c", count: n - 1) + "}\n\\toprule\n"
         out += grid.header.map(latexText).joined(separator: " & ") + " \\\\\n\\midrule\n"
         for row in grid.rows {
             switch row {
@@ -544,14 +551,15 @@ public enum PaperTables {
             case .cells(let cells): out += cells.map { latexText($0.text) }.joined(separator: " & ") + " \\\\\n"
             }
         }
-        out += "\\bottomrule\n\\end{tabular}\n"
-        // The legend the Markdown prints under its title (the smoke disclaimer, the markers), then the notes.
+        out += "\\bottomrule\n\\end{tabular}}\n"
+        // The legend the Markdown prints under its title (the smoke disclaimer, the markers), then the notes,
+        // each its own paragraph (\\sloppy: long paths in \\texttt overran the line).
         let legendLines = legend(layout, profile: profile, bold: { "\u{1}\($0)\u{2}" }, code: { "\u{3}\($0)\u{4}" }).map {
             latexText($0).replacingOccurrences(of: "\u{1}", with: "\\textbf{").replacingOccurrences(of: "\u{2}", with: "}")
                 .replacingOccurrences(of: "\u{3}", with: "\\texttt{").replacingOccurrences(of: "\u{4}", with: "}")
         }
-        for line in legendLines { out += "\\par\\noindent{\\footnotesize \(line)}\n" }
-        for note in grid.notes { out += "\\par\\noindent{\\footnotesize \(latexText(note))}\n" }
+        for line in legendLines { out += "{\\footnotesize\\sloppy\\noindent \(line)\\par}\n" }
+        for note in grid.notes { out += "{\\footnotesize\\sloppy\\noindent \(latexText(note))\\par}\n" }
         return out
     }
 
@@ -561,12 +569,16 @@ public enum PaperTables {
     public static func latexText(_ s: String) -> String {
         var out = ""
         let codeSpans = s.filter { $0 == "`" }.count % 2 == 0
-        var inCode = false
+        var inCode = false, openQuote = true
         let chars = Array(s)
         for (i, ch) in chars.enumerated() {
+            let before: Character? = i > 0 ? chars[i - 1] : nil
             switch ch {
             case "`" where codeSpans: out += inCode ? "}" : "\\texttt{"; inCode.toggle()
             case "-" where i + 1 < chars.count && chars[i + 1] == "-": out += "-{}"
+            // A minus sign before a number ("Δ -3.21", "(-0.5"), as the legend's $-$.
+            case "-" where i + 1 < chars.count && chars[i + 1].isNumber && (before == nil || before == " " || before == "("):
+                out += "$-$"
             case "∗": out += "$^*$"
             case "ᶜ": out += "$^{c}$"
             case "¶": out += "\\P{}"
@@ -574,6 +586,9 @@ public enum PaperTables {
             case "&", "%", "$", "#", "_", "{", "}": out += "\\\(ch)"
             case "~": out += "\\textasciitilde{}"
             case "^": out += "\\textasciicircum{}"
+            // OT1 typesets "|" as an em dash and '"' as a closing quote on both sides.
+            case "|": out += "\\textbar{}"
+            case "\"": out += openQuote ? "``" : "''"; openQuote.toggle()
             case "±": out += "$\\pm$"
             case "Δ": out += "$\\Delta$"
             case "†": out += "$^\\dagger$"
@@ -584,11 +599,27 @@ public enum PaperTables {
             case "—": out += "---"
             case "§": out += "\\S{}"
             case "–": out += "--"
-            default: out.append(ch)
+            default:
+                if let math = latexMath[ch] { out += "$\(math)$" }
+                else if ch == "…" { out += "\\ldots{}" }
+                // Beyond Latin-1 and Latin Extended-A, pdflatex's default input encoding stops
+                // ("Unicode character ≥ (U+2265) not set up for use with LaTeX"): named, not lost.
+                else if let v = ch.unicodeScalars.first?.value, ch.unicodeScalars.count == 1, v > 0x17F {
+                    out += String(format: "[U+%04X]", v)
+                } else { out.append(ch) }
             }
         }
         return out
     }
+
+    /// Symbols written as math in LaTeX (without the dollars).
+    static let latexMath: [Character: String] = [
+        "≥": "\\geq", "≤": "\\leq", "≠": "\\neq", "≈": "\\approx", "∞": "\\infty", "×": "\\times", "→": "\\rightarrow",
+        "←": "\\leftarrow", "·": "\\cdot", "√": "\\surd", "✓": "\\surd", "∈": "\\in", "∑": "\\sum", "Σ": "\\Sigma",
+        "α": "\\alpha", "β": "\\beta", "γ": "\\gamma", "δ": "\\delta", "ε": "\\epsilon", "η": "\\eta", "θ": "\\theta",
+        "λ": "\\lambda", "μ": "\\mu", "σ": "\\sigma", "τ": "\\tau", "ρ": "\\rho", "π": "\\pi", "φ": "\\phi",
+        "ω": "\\omega", "²": "^2", "³": "^3", "⁻": "^-", "¹": "^1",
+    ]
 }
 
 /// One paper table as rows of cells, before it is written as Markdown or LaTeX.

@@ -81,17 +81,17 @@ final class ReferenceRowTests: XCTestCase {
         let md = PaperTables.markdown(layout, grid: grid, profile: "cpu")
         let tex = PaperTables.latex(layout, grid: grid, profile: "cpu")
         XCTAssertTrue(md.contains("73.21 / 50.00 ± 0.00 (Δ -23.21) [25% invalid] |"), md)
-        XCTAssertTrue(tex.contains("73.21 / 50.00 $\\pm$ 0.00 ($\\Delta$ -23.21) [25\\% invalid] &"), tex)
+        XCTAssertTrue(tex.contains("73.21 / 50.00 $\\pm$ 0.00 ($\\Delta$ $-$23.21) [25\\% invalid] &"), tex)
         XCTAssertTrue(md.contains("| **Reference (zero skill)** |"))
         let majority = md.split(separator: "\n").first { $0.hasPrefix("| Majority class |") }.map(String.init) ?? ""
         XCTAssertTrue(majority.contains(String(format: "| %.2f |", 100 * Double(counts[top]) / 8)), majority)
         XCTAssertTrue(md.contains("| Uniform chance (exact expectation) | — | 50.00 | 50.00 | 50.00 | 33.33 |"), md)
         XCTAssertTrue(md.contains("CB first 8 of 56"), md)
         XCTAssertTrue(tex.contains("Majority class & --- & "), tex)
-        XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Reference rows:"), tex)
+        XCTAssertTrue(tex.contains("{\\footnotesize\\sloppy\\noindent Reference rows:"), tex)
         // The LaTeX carries the Markdown's legend: the profile, the cell format and the markers,
         // and for the smoke profile that its numbers reproduce nothing.
-        XCTAssertTrue(tex.contains("\\par\\noindent{\\footnotesize Profile: \\textbf{cpu}. Each cell: published value / ours as mean $\\pm$ sample std"), tex)
+        XCTAssertTrue(tex.contains("{\\footnotesize\\sloppy\\noindent Profile: \\textbf{cpu}. Each cell: published value / ours as mean $\\pm$ sample std"), tex)
         XCTAssertTrue(tex.contains("$^\\dagger$ smoke profile; $^\\ddagger$ fewer than 3 seeds"), tex)
         XCTAssertTrue(PaperTables.latex(layout, grid: grid, profile: "smoke").contains("our numbers test the pipeline and \\textbf{reproduce nothing}"))
         // What the ReCoRD and WSC columns report, and the paper-code variant stored beside each.

@@ -679,6 +679,28 @@ final class PublishedMarksTests: XCTestCase {
                        "run \\texttt{make fetch-data} or pass -{}-data-dir; 1--2 --- x")
         XCTAssertEqual(PaperTables.latexText("81.70∗ / 3.8Mᶜ ¶"), "81.70$^*$ / 3.8M$^{c}$ \\P{}")
         XCTAssertEqual(PaperTables.latexText("one ` backtick"), "one ` backtick")
+        // What pdflatex with its defaults (OT1, utf8 input) misprinted or refused (review,
+        // 2026-12-07): "|" as an em dash, '"' as a closing quote on both sides, ≥ and friends
+        // stopped the run; a minus sign before a number was a hyphen.
+        XCTAssertEqual(PaperTables.latexText("AG|News \"q\" k ≥ 2, ≤ 3, ∞ ≈ 1 ✓ σ"),
+                       "AG\\textbar{}News ``q'' k $\\geq$ 2, $\\leq$ 3, $\\infty$ $\\approx$ 1 $\\surd$ $\\sigma$")
+        XCTAssertEqual(PaperTables.latexText("(Δ -3.21) t5-small 1-3 -n"), "($\\Delta$ $-$3.21) t5-small 1-3 -n")
+        XCTAssertEqual(PaperTables.latexText("é µ ★"), "é µ [U+2605]")
+    }
+
+    /// A folded YAML title (`title: >`) ends in a newline: its second line left the comment and was
+    /// typeset above the table. The tabular is the argument of \promptreprotable, so a document can
+    /// scale it without the notes (a \resizebox around the file shrank the notes to one line).
+    func testLatexTitleStaysACommentAndTheTabularScalesAlone() throws {
+        var layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
+        layout.title = "Special table folded\nover two lines\n"
+        let tex = PaperTables.latex(layout, cells: [], published: [], profile: "smoke")
+        let lines = tex.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.first.map(String.init), "% Special table folded over two lines — profile smoke")
+        let body = lines.filter { !$0.hasPrefix("%") }
+        XCTAssertEqual(body.first.map(String.init), "\\providecommand{\\promptreprotable}[1]{#1}")
+        XCTAssertTrue(body.dropFirst().first?.hasPrefix("\\promptreprotable{\\begin{tabular}{l") == true, tex)
+        XCTAssertTrue(tex.contains("\\bottomrule\n\\end{tabular}}\n"), tex)
     }
 
     /// compare's header names what each side's settings resolved to and the settings the two
