@@ -464,6 +464,16 @@ public enum Compare {
         let tested = rows.filter { $0.ci != nil }.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
         out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
+        // Few seeds make the t part of an interval wide by construction (one degree of freedom
+        // with two seeds: its 97.5 % quantile is 12.7), past what a score difference can be.
+        let twoSeed = rows.filter { $0.ci != nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
+        let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
+        if !twoSeed.isEmpty {
+            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (t quantile 12.71 at 95 %), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
+        }
+        if !beyond.isEmpty {
+            out += "\n\nInterval past the metric's range (\(beyond.joined(separator: ", "))): a score difference lies in [−100, +100]; the interval's t part reaches beyond it with so few seeds (it is not clipped: read it as uninformative)."
+        }
         if !missing.isEmpty {
             out += "\n\nMissing runs (\(missing.count)):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
         }

@@ -23,6 +23,28 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertNil(Compare.pairedT([1], level: 0.95))
     }
 
+    /// Two seeds give the paired t one degree of freedom: differences (+10, −30) have mean −10 and
+    /// standard error 20 (sd √800 / √2), so the 95 % interval is −10 ± 12.706·20 = [−264.1, +244.1],
+    /// past what a score difference can be. The comparison now says both (it printed the interval
+    /// without a word); a three-seed row inside the range gets neither note.
+    func testTwoSeedIntervalsAreNamed() throws {
+        let two = try XCTUnwrap(Compare.pairedT([10, -30], level: 0.95))
+        XCTAssertEqual(two.ci.0, -10 - 12.7062 * 20, accuracy: 1e-2)
+        XCTAssertEqual(two.ci.1, -10 + 12.7062 * 20, accuracy: 1e-2)
+        func row(_ task: String, _ seeds: Int, _ ci: (Double, Double)) -> ComparisonRow {
+            ComparisonRow(task: task, model: "t5-base", metric: "accuracy", new: Array(repeating: 50, count: seeds), baseline: Array(repeating: 50, count: seeds),
+                          seeds: (1...seeds).map { Replicate(seed: $0, sampleSeed: $0) }, baselineMean: 50, delta: -10,
+                          method: "paired t over \(seeds) seeds", p: 0.5, pHolm: 0.5, ci: ci, level: 0.95, verdict: "tie")
+        }
+        let (text, _) = Compare.markdown([row("cb", 2, two.ci), row("rte", 3, (-5, 5))], new: "a", baseline: "b", against: "stored", header: "",
+                                         missing: [], maxRegression: nil, allowMissing: false)
+        XCTAssertTrue(text.contains("Two seeds only (cb): the paired t-test has 1 degree of freedom"), text)
+        XCTAssertTrue(text.contains("Interval past the metric's range (cb)"), text)
+        let (three, _) = Compare.markdown([row("rte", 3, (-5, 5))], new: "a", baseline: "b", against: "stored", header: "",
+                                          missing: [], maxRegression: nil, allowMissing: false)
+        XCTAssertFalse(three.contains("Two seeds only") || three.contains("past the metric's range"), three)
+    }
+
     /// Holm on p = (0.01, 0.04, 0.03): ranks 0.01 → 3·0.01 = 0.03 (rejected at 0.05/3); 0.03 → 0.06
     /// (not rejected at 0.025: the step-down stops); 0.04 → max(0.06, 0.04). Intervals from the stop
     /// on keep the stopping rank's level, so they cannot exclude 0 while the adjusted p says tie.
