@@ -69,3 +69,19 @@ final class OneFileMethodTests: XCTestCase {
         XCTAssertEqual(rr.steps?.map(\.loss), r.steps?.map(\.loss))
     }
 }
+
+/// docs/specs.md lists the methods a spec's `method` takes by hand: it must name every method
+/// this module registers, and only registered ones (a method added without its line there, or a
+/// line left after a rename, is caught here).
+final class SpecsDocMethodListTests: XCTestCase {
+    func testSpecsDocListsEveryBuiltInMethod() throws {
+        let doc = try String(contentsOfFile: "\(repoRoot)/docs/specs.md", encoding: .utf8)
+        let start = try XCTUnwrap(doc.range(of: "`method` is one of"), "docs/specs.md no longer has its method list")
+        let end = try XCTUnwrap(doc.range(of: "(METHODS.md", range: start.upperBound..<doc.endIndex))
+        let listed = Set(doc[start.upperBound..<end.lowerBound].split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) })
+        let builtIn = Set(MethodRegistry.types.filter { String(reflecting: $0).hasPrefix("Methods.") }.map { $0.name })
+        XCTAssertEqual(builtIn.count, 9)
+        XCTAssertEqual(listed, builtIn)
+    }
+}
+
