@@ -170,7 +170,13 @@ public struct PlannedRuns: Sendable {
     public init(runs: [RunSpec], undecidedCells: Set<String> = []) {
         self.init(runs.map { (Self.key(cell: $0.cell, seed: $0.seed, sampleSeed: $0.replicate.sampleSeed), Self.configHash($0.config)) },
                   undecidedCells: undecidedCells)
+        for r in runs where cellIndex[r.cell] == nil { cellIndex[r.cell] = cellIndex.count }
     }
+
+    /// Cell → its place in the spec's expansion (first run of the cell); empty when built from keys.
+    /// Reads list cells in this order, so two stores of the same runs (merged in other orders)
+    /// print the same rows in the same order (they followed the store's row ids).
+    public var cellIndex: [String: Int] = [:]
 
     /// sha256 of `c`'s JSON without `threads`.
     public static func configHash(_ c: TrainConfig) -> String {
@@ -421,6 +427,12 @@ extension ResultsStore {
                 }
                 if let f { values[cell, default: [:]]["invalid", default: [:]][kind, default: []].append((rep, f)) }
             }
+        }
+        if let index = planned?.cellIndex, !index.isEmpty {
+            // The spec's order; cells it does not plan (an evaluated adapter's variant) after them,
+            // in store order.
+            let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($0.element, $0.offset) })
+            order.sort { (index[$0] ?? Int.max, position[$0]!) < (index[$1] ?? Int.max, position[$1]!) }
         }
         return order.map { cell in
             var c = byCell[cell]!

@@ -214,6 +214,21 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
     }
 
+    /// Reads list cells in the spec's order, not the store's row order: a store whose rows were
+    /// inserted in another order (shards merged the other way round) printed its rows differently.
+    func testReadsListCellsInTheSpecsOrder() throws {
+        let dir = tempDir("order")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let sp = try spec(dir, "a", k: "[16, 32]", seeds: "[1]", n: 8)
+        let runs = try sp.expand(profile: "smoke")
+        XCTAssertEqual(runs.map(\.k), [16, 32])
+        try s.insertPending(Array(runs.reversed()))
+        try finishAll(s, 10)
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke").map(\.k), [32, 16])  // store order without a plan
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: try sp.plannedRuns(profile: "smoke", store: s)).map(\.k), [16, 32])
+    }
+
     /// A shard run that failed (a worker refused on its data's pin before training; its identity
     /// planned without the data says "missing") replaced the finished run here as one of other
     /// data: a failed run now joins as history and the finished run stays.
