@@ -74,7 +74,7 @@ public enum Pareto {
                 plots += "set title \(Gnuplot.quoted(task))\nset xlabel \(Gnuplot.quoted(axis.label))\nset ylabel \(Gnuplot.quoted("\(metric) (best epoch)"))\n"
                 // Linear axes (training seconds) rotate their tick labels: "0.0565 0.057 0.0575 …"
                 // ran into each other in a half-width panel.
-                plots += axis.log ? "set logscale x\nset xtics norotate\n" : "unset logscale x\nset xtics rotate by 30 right\n"
+                plots += axis.log ? "set logscale x\nset xtics norotate center\n" : "unset logscale x\nset xtics rotate by 30 right\n"
                 if pts.isEmpty {
                     plots += "set label 1 'no efficiency data (runs recorded before run_metrics)' at graph 0.5,0.5 center\n"
                     plots += "plot [1:10] [0:1] 1/0 notitle\nunset label 1\n"

@@ -301,14 +301,14 @@ final class LayoutValidationTests: XCTestCase {
         f.series = [.init(variant: "respt10", label: "P'T \"v2\"")]
         f.references = []
         f.panels = ["cb"]
-        f.title = "Say \"hi\" \\ back's"
+        f.title = "Say \"hi\" \\ back's `touch \(dir)/x`"
         f.xlabel = "k's"
         var cells: [CellResult] = []
         for k in [6, 10] { var c = base; c.k = k; c.cell = "respt10_cb_\(c.model)_k\(k)"; cells.append(c) }
         _ = try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
         let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertTrue(gp.contains("title 'P''T \"v2\"'"), gp)
-        XCTAssertTrue(gp.contains("title \"Say \\\"hi\\\" \\\\ back's\\nprofile cpu"), gp)
+        XCTAssertTrue(gp.contains("title \"Say \\\"hi\\\" \\\\ back's \\`touch \(dir)/x\\`\\nprofile cpu"), gp)
         XCTAssertTrue(gp.contains("set xlabel 'k''s'"), gp)
         XCTAssertTrue(gp.contains("set xtics (6, 10)"), gp)
         XCTAssertTrue(gp.contains("set yrange [-0.05:1.0]"), gp)
@@ -334,6 +334,7 @@ final class LayoutValidationTests: XCTestCase {
         rerun.waitUntilExit()
         XCTAssertEqual(rerun.terminationStatus, 0, warnings)
         XCTAssertEqual(warnings, "")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x"), "a backquoted title ran as a shell command")
         // A render whose gnuplot fails changes nothing under the output directory.
         XCTAssertThrowsError(try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: "false")) {
             XCTAssertTrue("\($0)".contains("nothing under"), "\($0)")

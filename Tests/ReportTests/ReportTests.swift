@@ -261,7 +261,7 @@ final class TableGridTests: XCTestCase {
         XCTAssertEqual(mdRow[1], "416K / 416,656")
         XCTAssertEqual(texRow[1], "416K / 416,656")
         XCTAssertEqual(numbers(mdRow[2]), ["73.21", "72.00", "2.00", "1.21"])
-        XCTAssertTrue(texRow[3].contains("61.00 $\\pm$ 1.41$^\\dagger$$^\\ddagger$ ($\\Delta$ -1.21) $\\times$ failed 1/3"), texRow[3])
+        XCTAssertTrue(texRow[3].contains("61.00 $\\pm$ 1.41$^\\dagger$$^\\ddagger$ ($\\Delta$ $-$1.21) $\\times$ failed 1/3"), texRow[3])
         XCTAssertEqual(texRow[0], ##"Res\_PT \#10 \{a\} \textasciitilde{}x\textasciicircum{}2 \textbackslash{}y \& 5\%"##)
         XCTAssertTrue(tex.contains("\\multicolumn{5}{l}{\\textbf{T5-Small}} \\\\"), tex)
         XCTAssertTrue(texRows[0][1].hasPrefix("\\# Trainable Params"), tex)
