@@ -540,7 +540,7 @@ public enum PaperTables {
         let title = layout.title.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         var out = "% \(title) — profile \(profile)\n"
         out += "% Needs \\usepackage{booktabs}. The tabular is the argument of \\promptreprotable (identity by default), so it\n"
-        out += "% scales alone while the notes below stay text: \\newcommand{\\promptreprotable}[1]{\\resizebox{\\textwidth}{!}{#1}}\n"
+        out += "% scales alone while the notes below stay text: \\newcommand{\\promptreprotable}[1]{\\noindent\\resizebox{\\textwidth}{!}{#1}}\n"
         out += "% (graphicx) before \\input of this file.\n"
         out += "\\providecommand{\\promptreprotable}[1]{#1}\n"
         out += "\\promptreprotable{\\begin{tabular}{l" + String(repeating: "c", count: n - 1) + "}\n\\toprule\n"
@@ -576,8 +576,11 @@ public enum PaperTables {
             switch ch {
             case "`" where codeSpans: out += inCode ? "}" : "\\texttt{"; inCode.toggle()
             case "-" where i + 1 < chars.count && chars[i + 1] == "-": out += "-{}"
-            // A minus sign before a number ("Δ -3.21", "(-0.5"), as the legend's $-$.
-            case "-" where i + 1 < chars.count && chars[i + 1].isNumber && (before == nil || before == " " || before == "("):
+            // A minus sign before a number ("Δ -3.21", "(-0.5", "[-1, 2]", "x=-3", "-.5"), as the
+            // legend's $-$; a hyphen between letters or digits ("t5-small", "1-3") stays one.
+            case "-" where !inCode && i + 1 < chars.count
+                && (chars[i + 1].isNumber || (chars[i + 1] == "." && i + 2 < chars.count && chars[i + 2].isNumber))
+                && (before == nil || " ([{=/,:;".contains(before!)):
                 out += "$-$"
             case "∗": out += "$^*$"
             case "ᶜ": out += "$^{c}$"
@@ -588,7 +591,12 @@ public enum PaperTables {
             case "^": out += "\\textasciicircum{}"
             // OT1 typesets "|" as an em dash and '"' as a closing quote on both sides.
             case "|": out += "\\textbar{}"
+            case "\"" where inCode: out += "\\char`\\\"{}"  // the typewriter font's straight quote
             case "\"": out += openQuote ? "``" : "''"; openQuote.toggle()
+            case "“": out += "``"
+            case "”": out += "''"
+            case "‘": out += "`"
+            case "’": out += "'"
             case "±": out += "$\\pm$"
             case "Δ": out += "$\\Delta$"
             case "†": out += "$^\\dagger$"
@@ -600,17 +608,44 @@ public enum PaperTables {
             case "§": out += "\\S{}"
             case "–": out += "--"
             default:
-                if let math = latexMath[ch] { out += "$\(math)$" }
-                else if ch == "…" { out += "\\ldots{}" }
-                // Beyond Latin-1 and Latin Extended-A, pdflatex's default input encoding stops
-                // ("Unicode character ≥ (U+2265) not set up for use with LaTeX"): named, not lost.
-                else if let v = ch.unicodeScalars.first?.value, ch.unicodeScalars.count == 1, v > 0x17F {
-                    out += String(format: "[U+%04X]", v)
-                } else { out.append(ch) }
+                if ch.isASCII { out.append(ch) }
+                else if let math = latexMath[ch] { out += "$\(math)$" }
+                else if let text = latexTextSymbols[ch] { out += text }
+                else if let accented = latexAccented(ch) { out += accented }
+                // Anything else may stop pdflatex under its defaults (OT1, utf8: "Unicode character
+                // ≥ (U+2265) not set up for use with LaTeX", "\\DJ unavailable in encoding OT1"):
+                // named by its code points, not lost.
+                else { out += ch.unicodeScalars.map { String(format: "[U+%04X]", $0.value) }.joined() }
             }
         }
         return out
     }
+
+    /// A letter with one accent, precomposed or not ("é", "e\u{301}"), as LaTeX's accent command
+    /// on its ASCII base ("\\'{e}"), which the default OT1 encoding prints; nil for anything else
+    /// (an ogonek needs T1, two accents no such command).
+    static func latexAccented(_ ch: Character) -> String? {
+        let scalars = Array(String(ch).decomposedStringWithCanonicalMapping.unicodeScalars)
+        guard scalars.count == 2, scalars[0].isASCII, scalars[0].properties.isAlphabetic,
+              let accent = latexAccents[scalars[1].value] else { return nil }
+        // An accent over i or j takes the dotless letter (\\'{\\i}), as LaTeX prints "í".
+        let base = scalars[0] == "i" ? "\\i" : scalars[0] == "j" ? "\\j" : String(scalars[0])
+        return "\\\(accent){\(base)}"
+    }
+
+    /// Combining accent (code point) → LaTeX accent command name, those OT1 has.
+    static let latexAccents: [UInt32: String] = [
+        0x300: "`", 0x301: "'", 0x302: "^", 0x303: "~", 0x304: "=", 0x306: "u", 0x307: ".", 0x308: "\"",
+        0x30A: "r", 0x30B: "H", 0x30C: "v", 0x327: "c",
+    ]
+
+    /// Letters and signs with a text command in LaTeX's defaults.
+    static let latexTextSymbols: [Character: String] = [
+        "ß": "\\ss{}", "æ": "\\ae{}", "Æ": "\\AE{}", "œ": "\\oe{}", "Œ": "\\OE{}", "ø": "\\o{}", "Ø": "\\O{}",
+        "ł": "\\l{}", "Ł": "\\L{}", "ı": "\\i{}", "å": "\\aa{}", "Å": "\\AA{}", "•": "\\textbullet{}", "…": "\\ldots{}",
+        "©": "\\copyright{}", "£": "\\pounds{}", "¡": "!`", "¿": "?`", "\u{A0}": "~", "µ": "$\\mu$", "°": "$^\\circ$",
+        "÷": "$\\div$", "¬": "$\\neg$", "€": "[EUR]",
+    ]
 
     /// Symbols written as math in LaTeX (without the dollars).
     static let latexMath: [Character: String] = [

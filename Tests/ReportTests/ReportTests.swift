@@ -685,7 +685,53 @@ final class PublishedMarksTests: XCTestCase {
         XCTAssertEqual(PaperTables.latexText("AG|News \"q\" k ≥ 2, ≤ 3, ∞ ≈ 1 ✓ σ"),
                        "AG\\textbar{}News ``q'' k $\\geq$ 2, $\\leq$ 3, $\\infty$ $\\approx$ 1 $\\surd$ $\\sigma$")
         XCTAssertEqual(PaperTables.latexText("(Δ -3.21) t5-small 1-3 -n"), "($\\Delta$ $-$3.21) t5-small 1-3 -n")
-        XCTAssertEqual(PaperTables.latexText("é µ ★"), "é µ [U+2605]")
+        // Accented letters, precomposed or decomposed, as accent commands (OT1 prints those);
+        // letters pdflatex's defaults refuse (ħ, Đ) and other symbols by code point; typographic
+        // quotes as TeX's; a minus after "[", "=" or before ".5"; a quote inside a code span straight.
+        XCTAssertEqual(PaperTables.latexText("é e\u{301} í ñ ç µ ★ ħ Đ"), "\\'{e} \\'{e} \\'{\\i} \\~{n} \\c{c} $\\mu$ [U+2605] [U+0127] [U+0110]")
+        XCTAssertEqual(PaperTables.latexText("O’Brien “x” [-1, 2] x=-3 -.5 a-1"), "O'Brien ``x'' [$-$1, 2] x=$-$3 $-$.5 a-1")
+        XCTAssertEqual(PaperTables.latexText("`a \"b\"`"), "\\texttt{a \\char`\\\"{}b\\char`\\\"{}}")
+    }
+
+    /// Every committed LaTeX table, and one whose labels hold what pdflatex's defaults refused or
+    /// misprinted, compiles with pdflatex (article, booktabs, the tabular scaled through
+    /// \promptreprotable). Skipped, saying so, where pdflatex is not installed (CI installs no TeX).
+    func testLatexTablesCompileWithPdflatex() throws {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["sh", "-c", "command -v pdflatex"]
+        probe.standardOutput = FileHandle.nullDevice
+        try probe.run(); probe.waitUntilExit()
+        try XCTSkipIf(probe.terminationStatus != 0, "pdflatex is not installed")
+        let dir = tempDir("pdflatex")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var tables = try FileManager.default.contentsOfDirectory(atPath: "\(repoRoot)/Reports").filter { $0.hasSuffix(".tex") }
+            .map { "\(repoRoot)/Reports/\($0)" }
+        XCTAssertGreaterThanOrEqual(tables.count, 7)
+        var layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
+        layout.title = "Odd “labels” ≥ 2 — O’Brien | ħ Đ e\u{301} ★ \"q\" `a \"b\"` [-1, 2]\nsecond line"
+        let odd = "\(dir)/odd.tex"
+        try PaperTables.latex(layout, cells: [], published: [], profile: "smoke").write(toFile: odd, atomically: true, encoding: .utf8)
+        var grid = PaperTables.grid(layout, cells: [], published: [], profile: "smoke")
+        grid.notes.append(layout.title)
+        try PaperTables.latex(layout, grid: grid, profile: "smoke").write(toFile: "\(dir)/odd2.tex", atomically: true, encoding: .utf8)
+        tables += [odd, "\(dir)/odd2.tex"]
+        for (i, table) in tables.enumerated() {
+            let doc = "\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}"
+                + "\\newcommand{\\promptreprotable}[1]{\\noindent\\resizebox{\\textwidth}{!}{#1}}"
+                + "\\begin{document}\\input{\(table)}\\end{document}\n"
+            try doc.write(toFile: "\(dir)/doc\(i).tex", atomically: true, encoding: .utf8)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc\(i).tex"]
+            p.currentDirectoryURL = URL(fileURLWithPath: dir)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run(); p.waitUntilExit()
+            let log = (try? String(contentsOfFile: "\(dir)/doc\(i).log", encoding: .utf8)) ?? ""
+            XCTAssertEqual(p.terminationStatus, 0, "\(table): " + log.split(separator: "\n").filter { $0.hasPrefix("!") }.joined(separator: "; "))
+            XCTAssertFalse(log.contains("Overfull \\hbox"), "\(table): overfull box")
+        }
     }
 
     /// A folded YAML title (`title: >`) ends in a newline: its second line left the comment and was
