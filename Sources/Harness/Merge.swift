@@ -92,7 +92,7 @@ extension ResultsStore {
         public var replaced: [String] = []
         public var history: [String] = []
         /// Finished runs of the shard of the same identity as a finished run here but run under
-        /// other numerics (GEMM kernel, blocking or thread count: `tool_version`, `threads`), not
+        /// other numerics (GEMM kernel, kc, OpenBLAS or thread count: `tool_version`, `threads`), not
         /// merged: the run here is kept, one line each naming both setups (two stores of the same
         /// spec run on hosts of different kernels kept the first one's runs without a word).
         public var keptOtherNumerics: [String] = []
@@ -155,11 +155,11 @@ extension ResultsStore {
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") {
                             let setup = { (row: [String: SQLiteDB.Value]) in
-                                Trainer.bitsOfNumerics("\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")") }
+                                "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")" }
                             if r["status"]?.text != "failed",
                                let here = try db.query("SELECT tool_version, threads FROM runs WHERE id=?", [existing["id"]!]).first,
-                               setup(here) != setup(r) {
-                                report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(setup(here))); the shard's ran under \(setup(r))")
+                               !Trainer.numericsAgree(setup(here), setup(r)) {
+                                report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(Trainer.bitsOfNumerics(setup(here)))); the shard's ran under \(Trainer.bitsOfNumerics(setup(r)))")
                             }
                             continue
                         }

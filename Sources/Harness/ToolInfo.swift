@@ -1,5 +1,6 @@
 // The tool version recorded with every run: PromptRepro's version, the Swift major version and the
-// GEMM kernel with its blocking (results are bit-identical for a given kernel, blocking and thread count).
+// GEMM kernel with its blocking and OpenBLAS's release and core (results are bit-identical for a
+// given kernel, kc, OpenBLAS and thread count; mc and nc are recorded, and change no bit).
 import Foundation
 import Tensor
 

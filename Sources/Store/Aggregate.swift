@@ -284,7 +284,8 @@ extension ResultsStore {
     public var identityColumn: String { schemaVersion >= 2 ? "identity_json" : "NULL AS identity_json" }
 
     /// Cells of a spec/profile whose counted finished runs ran under more than one numerics setup
-    /// (`tool_version`, which names the GEMM kernel, blocking and OpenBLAS core, and `threads`):
+    /// (`tool_version`, which names the GEMM kernel, its kc and OpenBLAS's release and core, and
+    /// `threads`; mc / nc and a release missing from older records do not count: `Trainer.distinctNumerics`):
     /// their seeds' statistics mix setups that change bits (shards merged from workers on other
     /// hosts or thread counts). Cell → the setups, one line each; empty when none.
     public func mixedNumerics(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: [String]] {
@@ -293,11 +294,11 @@ extension ResultsStore {
         var setups: [String: Set<String>] = [:]
         for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
                               [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
-            // Only what changes bits: the same kernel under another mc / nc is the same numerics.
-            let setup = Trainer.bitsOfNumerics("\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")")
+            let setup = "\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")"
             setups[r["cell"]?.text ?? "", default: []].insert(setup)
         }
-        return setups.filter { $0.value.count > 1 }.mapValues { $0.sorted() }
+        // Only what changes bits: the same kernel under another mc / nc is the same numerics.
+        return setups.mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }
     }
 
     /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).

@@ -450,6 +450,35 @@ public final class Trainer {
             .replacingOccurrences(of: " ;", with: ";").trimmingCharacters(in: .whitespaces)
     }
 
+    /// `s` without OpenBLAS's release ("openblas 0.3.21 Zen" → "openblas Zen"): records written
+    /// before 2026-12-07 name the core only.
+    public static func withoutOpenBLASRelease(_ s: String) -> String {
+        s.replacingOccurrences(of: "openblas [0-9][^ ;]* ", with: "openblas ", options: .regularExpression)
+    }
+
+    /// Whether two numerics (or `tool_version`) strings give the same bits: equal once `mc`, `nc`
+    /// and the calibration mark are out (`bitsOfNumerics`), and, where one of them predates the
+    /// OpenBLAS release in records, equal without it (an old record and a new one of the same
+    /// setup read as two setups: a checkpoint started over, `results` said "Mixed numerics").
+    public static func numericsAgree(_ a: String, _ b: String) -> Bool {
+        let x = bitsOfNumerics(a), y = bitsOfNumerics(b)
+        if x == y { return true }
+        let (sx, sy) = (withoutOpenBLASRelease(x), withoutOpenBLASRelease(y))
+        return (sx == x || sy == y) && sx == sy
+    }
+
+    /// `setups` (numerics strings of one cell's runs) reduced to the distinct ones that give
+    /// other bits (`numericsAgree`), sorted; one element when they all agree.
+    public static func distinctNumerics(_ setups: [String]) -> [String] {
+        var bits = setups.map(bitsOfNumerics)
+        // A record without the release makes releases unknowable for the comparison: drop them.
+        if bits.contains(where: { $0.contains("openblas ") && withoutOpenBLASRelease($0) == $0 })
+            && bits.contains(where: { withoutOpenBLASRelease($0) != $0 }) {
+            bits = bits.map(withoutOpenBLASRelease)
+        }
+        return Array(Set(bits)).sorted()
+    }
+
     /// The checkpoint metadata key of `tensorChecksum`.
     static let checksumKey = "tensor_checksum"
 

@@ -219,7 +219,7 @@ extension Trainer {
                         if let sum = f.metadata[Trainer.checksumKey], sum != Trainer.tensorChecksum(saved) {
                             why = "its tensors do not match the checksum written with them (damaged on disk?)"
                         } else if let written = f.metadata[Trainer.numericsKey],
-                                  Trainer.bitsOfNumerics(written) != Trainer.bitsOfNumerics(Trainer.numerics) {
+                                  !Trainer.numericsAgree(written, Trainer.numerics) {
                             // Another kernel, kc, OpenBLAS or thread count: the resumed run would be a
                             // hybrid of two setups (older checkpoints have no record and resume);
                             // another mc / nc (other caches, a calibration) changes no bit.

@@ -171,6 +171,17 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(Trainer.bitsOfNumerics("openblas 0.3.21 Zen; threads 2"), "openblas 0.3.21 Zen; threads 2")
         XCTAssertNotEqual(Trainer.bitsOfNumerics("promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas Zen; threads 2"),
                           Trainer.bitsOfNumerics("promptrepro avx512 12x32 mc 4092 kc 256 nc 160 + openblas Zen; threads 2"))
+        // Records before 2026-12-07 name OpenBLAS's core only: the same setup with and without the
+        // release agrees; two known releases, or another core, do not.
+        let old = "promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas Cooperlake; threads 2"
+        let new = "promptrepro avx512 12x32 mc 2400 kc 384 nc 320 + openblas 0.3.21 Cooperlake; threads 2"
+        XCTAssertTrue(Trainer.numericsAgree(old, new))
+        XCTAssertTrue(Trainer.numericsAgree(new, old))
+        XCTAssertFalse(Trainer.numericsAgree(new, new.replacingOccurrences(of: "0.3.21", with: "0.3.26")))
+        XCTAssertFalse(Trainer.numericsAgree(old, new.replacingOccurrences(of: "Cooperlake", with: "Zen")))
+        XCTAssertFalse(Trainer.numericsAgree(old, new.replacingOccurrences(of: "threads 2", with: "threads 1")))
+        XCTAssertEqual(Trainer.distinctNumerics([old, new]).count, 1)
+        XCTAssertEqual(Trainer.distinctNumerics([new, new.replacingOccurrences(of: "0.3.21", with: "0.3.26")]).count, 2)
     }
 
     /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh
