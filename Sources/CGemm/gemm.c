@@ -28,16 +28,21 @@ __attribute__((constructor)) static void pr_check_build_isa(void) {
        message; no CPU here lacks them). */
     const char *pretend = getenv("PROMPTREPRO_TEST_PRETEND_CPU_LACKS");
     #define PR_HAS(f) (__builtin_cpu_supports(f) && !(pretend && strstr(pretend, f)))
-    const char *missing[5];
+    /* -target-cpu haswell also enables BMI1, LZCNT and POPCNT. */
+    static const char *const needed[] = {"avx2", "fma", "bmi2", "f16c", "movbe", "bmi", "lzcnt", "popcnt"};
+    const char *missing[8];
     int n = 0;
-    if (!PR_HAS("avx2")) missing[n++] = "avx2";
-    if (!PR_HAS("fma")) missing[n++] = "fma";
-    if (!PR_HAS("bmi2")) missing[n++] = "bmi2";
-    if (!PR_HAS("f16c")) missing[n++] = "f16c";
-    if (!PR_HAS("movbe")) missing[n++] = "movbe";
+    if (!PR_HAS("avx2")) missing[n++] = needed[0];
+    if (!PR_HAS("fma")) missing[n++] = needed[1];
+    if (!PR_HAS("bmi2")) missing[n++] = needed[2];
+    if (!PR_HAS("f16c")) missing[n++] = needed[3];
+    if (!PR_HAS("movbe")) missing[n++] = needed[4];
+    if (!PR_HAS("bmi")) missing[n++] = needed[5];
+    if (!PR_HAS("lzcnt")) missing[n++] = needed[6];
+    if (!PR_HAS("popcnt")) missing[n++] = needed[7];
     #undef PR_HAS
     if (n == 0) return;
-    fprintf(stderr, "error: this promptrepro was built for x86-64 Haswell (AVX2, FMA, BMI2, F16C, MOVBE) and this CPU lacks");
+    fprintf(stderr, "error: this promptrepro was built for x86-64 Haswell (AVX2, FMA, BMI1/2, F16C, MOVBE, LZCNT, POPCNT) and this CPU lacks");
     for (int i = 0; i < n; i++) fprintf(stderr, " %s", missing[i]);
     fprintf(stderr, ": rebuild on this machine (`make build`), or with PROMPTREPRO_PORTABLE=1 for any x86-64 CPU\n");
     _exit(70);

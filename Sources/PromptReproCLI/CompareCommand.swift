@@ -174,8 +174,16 @@ struct CompareCommand: ParsableCommand {
         for side in resolvedSides where !(resolved[side] ?? []).isEmpty {
             header += "\n\nResolved settings of \(side): " + resolved[side]!.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."
         }
-        if resolvedSides.count == 2, let a = resolved[method], let b = resolved[baseline], !a.isEmpty, !b.isEmpty {
-            let differing = Compare.differingSettings(a, b)
+        if resolvedSides.count == 2 {
+            func byCell(_ side: String) -> [String: TrainConfig] {
+                var out: [String: TrainConfig] = [:]
+                for r in expanded where r.variant == side {
+                    let key = CompareCell(task: r.task, model: r.model, k: r.k).description
+                    if out[key] == nil { out[key] = r.config }
+                }
+                return out
+            }
+            let differing = Compare.differingSettings(new: byCell(method), baseline: byCell(baseline))
             if !differing.isEmpty {
                 let line = "\(method) and \(baseline) train with different settings (\(differing.joined(separator: "; "))): the comparison is of method and settings together."
                 header += "\n\n> " + line

@@ -534,41 +534,59 @@ public enum Compare {
 func pyStripped(_ s: String) -> String { pyStrip(s) }
 
 extension Compare {
-    /// The training settings `configs` (one side's planned runs) resolved to, as (key, value)
-    /// pairs in a fixed order: preset, optimizer, lr (and DePT's second group's), weight decay,
-    /// schedule and warm-up, clip norm, batch size, epochs or max steps, backbone dropout, source
-    /// length and decode limit. A key whose value differs between cells lists each value
-    /// ("lr 0.3 | 0.5"). Empty for no configs.
-    public static func resolvedSettings(_ configs: [TrainConfig]) -> [(key: String, value: String)] {
-        guard !configs.isEmpty else { return [] }
+    /// One config's training settings as (key, value) pairs in a fixed order: preset, optimizer,
+    /// lr (and DePT's second group's), weight decay, schedule and warm-up, clip norm, batch size,
+    /// epochs or max steps, backbone dropout, source length and decode limit.
+    public static func settings(_ c: TrainConfig) -> [(key: String, value: String)] {
         func g(_ x: Float) -> String { String(format: "%g", Double(x)) }
-        let fields: [(String, (TrainConfig) -> String)] = [
-            ("preset", { $0.protocolName }),
-            ("optimizer", { $0.optimizer.rawValue }),
-            ("lr", { c in g(c.lr) + (c.lrSecondary.map { " (second group \(g($0)))" } ?? "") }),
-            ("weight_decay", { g($0.weightDecay) }),
-            ("schedule", { c in c.schedule.rawValue + (c.schedule == .constant ? "" : c.warmupSteps.map { " (warm-up \($0) steps)" } ?? " (warm-up ratio \(g(c.warmupRatio)))") }),
-            ("clip_norm", { $0.clipNorm.map(g) ?? "none" }),
-            ("batch_size", { String($0.batchSize) }),
-            ("epochs", { c in String(c.epochs) + (c.maxSteps.map { " (max_steps \($0))" } ?? "") }),
-            ("dropout", { c in c.backboneDropout ? g(c.dropoutRate) : "off" }),
-            ("max_source_length", { String($0.maxSourceLength) }),
-            ("decode", { c in c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength) }),
+        return [
+            ("preset", c.protocolName),
+            ("optimizer", c.optimizer.rawValue),
+            ("lr", g(c.lr) + (c.lrSecondary.map { " (second group \(g($0)))" } ?? "")),
+            ("weight_decay", g(c.weightDecay)),
+            ("schedule", c.schedule.rawValue + (c.schedule == .constant ? "" : c.warmupSteps.map { " (warm-up \($0) steps)" } ?? " (warm-up ratio \(g(c.warmupRatio)))")),
+            ("clip_norm", c.clipNorm.map(g) ?? "none"),
+            ("batch_size", String(c.batchSize)),
+            ("epochs", String(c.epochs) + (c.maxSteps.map { " (max_steps \($0))" } ?? "")),
+            ("dropout", c.backboneDropout ? g(c.dropoutRate) : "off"),
+            ("max_source_length", String(c.maxSourceLength)),
+            ("decode", c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength)),
         ]
-        return fields.map { key, value in
+    }
+
+    /// The training settings `configs` (one side's planned runs) resolved to, in `settings`' order;
+    /// a key whose value differs between configs lists each value ("lr 0.3 | 0.5"). Empty for no configs.
+    public static func resolvedSettings(_ configs: [TrainConfig]) -> [(key: String, value: String)] {
+        guard let first = configs.first else { return [] }
+        let all = configs.map(settings)
+        return settings(first).indices.map { i in
             var seen: [String] = []
-            for c in configs { let v = value(c); if !seen.contains(v) { seen.append(v) } }
-            return (key, seen.joined(separator: " | "))
+            for s in all where !seen.contains(s[i].value) { seen.append(s[i].value) }
+            return (all[0][i].key, seen.joined(separator: " | "))
         }
     }
 
-    /// The keys two sides' `resolvedSettings` disagree on, each as "key a vs b"; `preset` is left
-    /// out (two presets that resolve to the same values train alike).
-    public static func differingSettings(_ a: [(key: String, value: String)], _ b: [(key: String, value: String)]) -> [String] {
-        let other = Dictionary(b.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
-        return a.compactMap { kv in
-            guard kv.key != "preset", let v = other[kv.key], v != kv.value else { return nil }
-            return "\(kv.key) \(kv.value) vs \(v)"
+    /// The settings two sides train a cell with differently, compared cell by cell (a cell: task,
+    /// model column and k) over the cells both sides plan, `preset` left out (two presets that
+    /// resolve to the same values train alike): "optimizer adafactor vs adamw-torch" where every
+    /// such cell differs alike, else "lr 0.3 vs 0.5 in 1 of 3 cells (wic)".
+    /// (Comparing each side's summary missed a difference in one cell whose values the other side
+    /// had elsewhere.)
+    public static func differingSettings(new: [String: TrainConfig], baseline: [String: TrainConfig]) -> [String] {
+        let common = Set(new.keys).intersection(baseline.keys).sorted()
+        guard let first = common.first else { return [] }
+        let keys = settings(new[first]!).map(\.key).filter { $0 != "preset" }
+        return keys.compactMap { key in
+            var pairs: [(cell: String, a: String, b: String)] = []
+            for cell in common {
+                let a = settings(new[cell]!).first { $0.key == key }!.value, b = settings(baseline[cell]!).first { $0.key == key }!.value
+                if a != b { pairs.append((cell, a, b)) }
+            }
+            guard let p = pairs.first else { return nil }
+            let alike = pairs.allSatisfy { $0.a == p.a && $0.b == p.b }
+            let values = alike ? "\(p.a) vs \(p.b)" : pairs.prefix(3).map { "\($0.a) vs \($0.b) (\($0.cell))" }.joined(separator: ", ") + (pairs.count > 3 ? ", …" : "")
+            return pairs.count == common.count && alike ? "\(key) \(values)"
+                : "\(key) \(values) in \(pairs.count) of \(common.count) cells" + (alike ? " (" + pairs.prefix(3).map(\.cell).joined(separator: ", ") + (pairs.count > 3 ? ", …" : "") + ")" : "")
         }
     }
 }

@@ -61,3 +61,34 @@ final class BuildISACheckTests: XCTestCase {
         XCTAssertEqual(ok, 0)
     }
 }
+
+/// Values the environment and the count options do not take stop the command naming them (they
+/// were ignored or clamped without a word: `--threads 0` ran one thread while the record said 0,
+/// PROMPTREPRO_POOL=x ran the spinning pool); a bf16 kernel this CPU lacks is a warning only (bf16
+/// is opt-in; one environment may serve nodes of several CPU types).
+final class EnvironmentCheckTests: XCTestCase {
+    func testUnknownValuesAreRefusedByName() throws {
+        for (name, value, expected) in [("PROMPTREPRO_POOL", "x", "PROMPTREPRO_POOL=x: use dispatch"),
+                                         ("PROMPTREPRO_DECODE_GROUP_ROWS", "-1", "PROMPTREPRO_DECODE_GROUP_ROWS=-1: not a non-negative integer"),
+                                         ("PROMPTREPRO_BF16_KERNEL", "bogus", "PROMPTREPRO_BF16_KERNEL=bogus: use avx512_bf16 or amx_bf16")] {
+            let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: [name: value])
+            XCTAssertEqual(rc, 2, "\(name)=\(value): \(log)")
+            XCTAssertTrue(log.contains(expected), log)
+        }
+        for (name, value) in [("PROMPTREPRO_POOL", "spin"), ("PROMPTREPRO_POOL", "dispatch"), ("PROMPTREPRO_DECODE_GROUP_ROWS", ""),
+                              ("PROMPTREPRO_DECODE_GROUP_ROWS", "0")] {
+            let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: [name: value])
+            XCTAssertEqual(rc, 0, "\(name)=\(value): \(log)")
+        }
+        if let lacking = BF16Products.Kernel.allCases.first(where: { !BF16Products.availableKernels.contains($0) }) {
+            let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: ["PROMPTREPRO_BF16_KERNEL": lacking.rawValue])
+            XCTAssertEqual(rc, 0, log)
+            XCTAssertTrue(log.contains("warning: PROMPTREPRO_BF16_KERNEL=\(lacking.rawValue): this CPU runs") && log.contains("ignored"), log)
+        }
+        for args in [["bench-gemm", "--threads", "0"], ["bench-gemm", "--threads=-5"], ["sweep", "table1", "--workers", "0", "--dry-run"]] {
+            let (rc, log) = try runCLIText(args, stdout: false)
+            XCTAssertEqual(rc, 64, "\(args): \(log)")
+            XCTAssertTrue(log.contains("is not a positive integer"), log)
+        }
+    }
+}

@@ -769,15 +769,20 @@ final class PublishedMarksTests: XCTestCase {
         XCTAssertEqual(bv["schedule"], "constant")
         XCTAssertEqual(bv["dropout"], "off")
         XCTAssertEqual(bv["epochs"], "30")
-        let differing = Compare.differingSettings(b, a)
+        let differing = Compare.differingSettings(new: ["cb": lopt], baseline: ["cb": pt])
         XCTAssertTrue(differing.contains("optimizer adafactor vs adamw-torch"), "\(differing)")
         XCTAssertTrue(differing.contains("epochs 30 vs 100"), "\(differing)")
         XCTAssertFalse(differing.contains { $0.hasPrefix("preset") }, "\(differing)")
-        XCTAssertEqual(Compare.differingSettings(a, a), [])
+        XCTAssertEqual(Compare.differingSettings(new: ["cb": pt], baseline: ["cb": pt]), [])
         // A value that differs between a side's cells lists each one.
         var other = pt
         other.lr = 0.5
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: Compare.resolvedSettings([pt, other, pt]).map { ($0.key, $0.value) })["lr"], "0.3 | 0.5")
         XCTAssertEqual(Compare.resolvedSettings([]).count, 0)
+        // Cell by cell: lr {cb 0.3, rte 0.5, wic 0.3} against {cb 0.3, rte 0.5, wic 0.5} reads
+        // "0.3 | 0.5" on both sides, yet wic differs; the same values in another order do not.
+        let newSide = ["cb": pt, "rte": other, "wic": pt], baseSide = ["cb": pt, "rte": other, "wic": other]
+        XCTAssertEqual(Compare.differingSettings(new: newSide, baseline: baseSide), ["lr 0.3 vs 0.5 in 1 of 3 cells (wic)"])
+        XCTAssertEqual(Compare.differingSettings(new: ["cb": other, "rte": pt], baseline: ["cb": other, "rte": pt]), [])
     }
 }
