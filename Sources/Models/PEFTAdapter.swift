@@ -202,7 +202,8 @@ public struct PEFTAdapter {
                 throw PEFTError("\(weights): adapter key(s) without PEFT's 'base_model.model.' prefix: \(unprefixed.sorted().prefix(4).joined(separator: ", ")) — PEFT's load matches none of them and runs the base model; refused rather than applied")
             }
             guard unmatched.isEmpty else {
-                throw PEFTError("\(weights): adapter key(s) name no linear weight PromptRepro adapts: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (LoRA on embeddings or the LM head, trained biases and token rows are not supported; refused rather than left out)")
+                throw PEFTError("\(weights): adapter key(s) name no linear weight PromptRepro adapts: \(unmatched.sorted().prefix(8).joined(separator: ", ")) (" + (unmatched.contains { $0.contains("lora_magnitude_vector") } ? "DoRA magnitudes (lora_magnitude_vector; PEFT applies them whatever use_dora says) are not supported; " : "")
+                    + "LoRA on embeddings or the LM head, trained biases, DoRA and token rows are not supported; refused rather than left out)")
             }
             if !untargeted.isEmpty {
                 FileHandle.standardError.write(Data("warning: \(weights): LoRA tensors of \(untargeted.count) module(s) that adapter_config.json does not target (target_modules, exclude_modules, layers_to_transform) are left out, as PEFT leaves them: \(untargeted.sorted().prefix(4).joined(separator: ", "))\(untargeted.count > 4 ? ", …" : "")\n".utf8))

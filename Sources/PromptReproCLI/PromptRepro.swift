@@ -37,7 +37,7 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_DECODE_GROUP_ROWS  rows per thread from which greedy decoding
                                    runs one group per thread (0: never; same results)
             Results are bit-identical for a given seed, thread count, GEMM kernel and OpenBLAS
-            build and core (each recorded with every run).
+            release and core (each recorded with every run).
             """,
         subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, Calibrate.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
 

@@ -16,6 +16,27 @@ final class PEFTAdapterTests: XCTestCase {
 
     func doubles(_ v: Any?) -> [Double] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.doubleValue } ?? [] }
 
+    /// DoRA magnitudes in the file while the config says `use_dora: false` (PEFT applies them
+    /// anyway: logits moved by 0.91 in a review): refused, and the message names DoRA (it named
+    /// embeddings, biases and token rows only).
+    func testDoRAMagnitudesAreRefusedByName() throws {
+        let dir = tempDir("dora")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        try fm.copyItem(atPath: "\(Self.root)/t5-lora/adapter", toPath: "\(dir)/adapter")
+        let file = "\(dir)/adapter/adapter_model.safetensors"
+        let st = try SafeTensorsFile(path: file)
+        var tensors: [String: Tensor] = [:]
+        for n in st.names { tensors[n] = try st.tensor(n) }
+        tensors["base_model.model.decoder.block.0.layer.0.SelfAttention.q.lora_magnitude_vector"] = Tensor(zeros: [30])
+        try fm.removeItem(atPath: file)
+        try SafeTensorsFile.write(tensors, to: file, metadata: ["format": "pt"])
+        let c = try ParityCase.load(path: "\(Self.root)/t5-lora/case.json")
+        XCTAssertThrowsError(try ParityRunner.run(modelDirectory: "\(Self.root)/t5-lora/model", case: c, adapter: "\(dir)/adapter")) { e in
+            XCTAssertTrue("\(e)".contains("DoRA magnitudes (lora_magnitude_vector") && "\(e)".contains(file), "\(e)")
+        }
+    }
+
     func testAdaptersMatchPEFT() throws {
         let fm = FileManager.default
         let cases = try fm.contentsOfDirectory(atPath: Self.root).filter { fm.fileExists(atPath: "\(Self.root)/\($0)/case.json") }.sorted()
