@@ -64,9 +64,20 @@ enum BenchGoals {
         let bestRate = hostBestRate(sgemm: sgemm, torchGemm: torchGemm, probes: probes)
         let bestScale = bestOverOurs(sgemm: sgemm, torchGemm: torchGemm)
         var met = 0, notMet = 0
-        func judge(_ value: Double, _ goal: Double, higherIsBetter: Bool, verdict: Bool? = nil, extra: [String: Any] = [:]) -> [String: Any] {
+        var inconclusive = 0
+        func judge(_ value: Double, _ goal: Double, higherIsBetter: Bool, verdict: Bool? = nil, extra: [String: Any] = [:],
+                   perRound: [Double]? = nil) -> [String: Any] {
             let ok = verdict ?? (higherIsBetter ? value >= goal : value <= goal)
             if ok { met += 1 } else { notMet += 1 }
+            var extra = extra
+            // The goal inside the per-round values' range: some rounds meet it and some do not, so
+            // the verdict on the median says which side of the goal this run's middle fell, not
+            // which the code is on (counted apart; met / not met unchanged).
+            if let r = perRound, r.count >= 3, let lo = r.min(), let hi = r.max(), lo < goal, goal < hi {
+                let meeting = r.filter { higherIsBetter ? $0 >= goal : $0 <= goal }.count
+                extra["inconclusive"] = String(format: "%d of %d rounds meet the goal (per round %.3f–%.3f)", meeting, r.count, lo, hi)
+                inconclusive += 1
+            }
             return extra.merging(["value": round3(value), "goal": round3(goal), "met": ok]) { $1 }
         }
         func missing(_ goal: Double, _ what: String) -> [String: Any] {
@@ -160,8 +171,10 @@ enum BenchGoals {
                 let gflop = number(mine?["gflop"])
                 // Speed-up: the median of the per-round ratios, from both sides' seconds per round.
                 var speed = number(r[key])
+                var speedRounds: [Double]?
                 if let a = mySeconds, let b = theirSeconds, !a.isEmpty, a.count == b.count {
-                    speed = medianOf(zip(b, a).map { $0 / $1 })
+                    speedRounds = zip(b, a).map { $0 / $1 }
+                    speed = medianOf(speedRounds!)
                 }
                 var bound = number(bb[key])
                 var extra: [String: Any] = ["target": target]
@@ -183,12 +196,13 @@ enum BenchGoals {
                 }
                 if let v = speed, v.isFinite {
                     if let bound { extra["bound_best"] = (bound * 100).rounded() / 100 }
-                    g["speedup"] = judge(v, goal, higherIsBetter: true, extra: extra)
+                    g["speedup"] = judge(v, goal, higherIsBetter: true, extra: extra, perRound: speedRounds)
                 } else {
                     g["speedup"] = missing(goal, "per-round seconds or ratio of \(shape) \(key)")
                 }
                 // The overhead's value, the reason to doubt it (nil: judged) and the verdict's extra fields.
                 var overhead: (value: Double, doubt: String?, extra: [String: Any])?
+                var overheadRounds: [Double]?
                 if let a = mySeconds, let probes = roundProbes, let gf = gflop, gf > 0, !a.isEmpty, a.count == probes.count,
                    a.allSatisfy({ $0 > 0 }), probes.allSatisfy({ $0 > 0 }) {
                     // Per round against that round's probe (the same moment of the host).
@@ -199,7 +213,8 @@ enum BenchGoals {
                     // mean rate of ours. A probe that read low (interference at its moment) makes
                     // the judged value lenient; a gap between the two shows it.
                     if let rate = coreRate, rate > 0 { info["at_sgemm_rate"] = (medianOf(a) / (gf / rate) * 1000).rounded() / 1000 }
-                    overhead = (medianOf(zip(a, probes).map { s, rate in s / (gf / rate) }),
+                    overheadRounds = zip(a, probes).map { s, rate in s / (gf / rate) }
+                    overhead = (medianOf(overheadRounds!),
                                 contradicted.isEmpty ? nil : "round(s) \(contradicted.map(String.init).joined(separator: ", ")): the workload's GEMMs ran faster than \(contradictionMargin) × that round's fastest probe shape",
                                 info)
                 } else if let s = number(mine?["seconds_median"]), let gf = gflop, let rate = coreRate, gf > 0, s > 0, rate > 0 {
@@ -210,7 +225,7 @@ enum BenchGoals {
                         g["non_gemm_overhead"] = judge(o.value, overheadGoal, higherIsBetter: false, verdict: false,
                                                        extra: o.extra.merging(["unreliable": "not judged as met: \(doubt)"]) { $1 })
                     } else {
-                        g["non_gemm_overhead"] = judge(o.value, overheadGoal, higherIsBetter: false, extra: o.extra)
+                        g["non_gemm_overhead"] = judge(o.value, overheadGoal, higherIsBetter: false, extra: o.extra, perRound: overheadRounds)
                     }
                 } else {
                     g["non_gemm_overhead"] = missing(overheadGoal, "our seconds, GFLOP or sgemm rate of \(shape) \(key)")
@@ -230,7 +245,8 @@ enum BenchGoals {
         }
         out["met"] = met
         out["not_met"] = notMet
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (PyTorch's median seconds at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes; bound_best_per_round, each round's PyTorch seconds at that round's probe rate × the sgemm rounds' best ÷ ours, median over the rounds, is information only: the probes' short snapshots can read low in noisy rounds, which makes it lenient there); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands"
+        out["inconclusive"] = inconclusive
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (PyTorch's median seconds at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes; bound_best_per_round, each round's PyTorch seconds at that round's probe rate × the sgemm rounds' best ÷ ours, median over the rounds, is information only: the probes' short snapshots can read low in noisy rounds, which makes it lenient there); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands; a speed-up or overhead whose goal lies strictly inside its per-round values' range (3 or more rounds) is marked `inconclusive` with how many rounds meet it, counted in `inconclusive` and judged on the median as ever"
         return out
     }
 
@@ -346,7 +362,9 @@ enum BenchGoals {
                 if let g = w["peak_rss"] as? [String: Any] { line("\(shape) \(key) peak RSS ÷ PyTorch", g, "≤") }
             }
         }
-        lines.append("goals: \(goals["met"] as? Int ?? 0) met, \(goals["not_met"] as? Int ?? 0) not met")
+        let open = goals["inconclusive"] as? Int ?? 0
+        lines.append("goals: \(goals["met"] as? Int ?? 0) met, \(goals["not_met"] as? Int ?? 0) not met"
+                     + (open > 0 ? " (\(open) of them inconclusive: the goal lies within the rounds' range)" : ""))
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -445,7 +463,7 @@ enum BenchGoals {
         }
         let line = String(format: "%@ %.3f (goal %@ %.3f): %@", name, g["value"] as? Double ?? .nan, sense, g["goal"] as? Double ?? .nan,
                           (g["met"] as? Bool ?? false) ? "met" : "not met")
-        var notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"]), ("basis", g["basis"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
+        var notes = [("unreliable", g["unreliable"]), ("unstable", g["unstable"]), ("inconclusive", g["inconclusive"]), ("basis", g["basis"])].compactMap { k, v in (v as? String).map { "(\(k): \($0))" } }
         if let at = g["at_sgemm_rate"] as? Double { notes.append(String(format: "(%.3f at the sgemm section's mean rate, information only)", at)) }
         return ([line] + notes).joined(separator: " ")
     }

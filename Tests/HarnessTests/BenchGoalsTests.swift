@@ -403,6 +403,13 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(gen["value"] as? Double, 2.25)
         XCTAssertNil(gen["gemm_rate"], "an incomplete probe series falls back to the sgemm section")
         XCTAssertTrue(err.contains("t5-small train_step time ÷ GEMM-bound time 1.000 (goal ≤ 1.200): met"), err)
+        // Per round 2.0 / 2, 3.0 / (200 / 60), 2.2 / (200 / 110) = 1.0, 0.9, 1.21: the goal 1.2 lies
+        // inside, two rounds of three meet it. The verdict stands (on the median); it is marked and
+        // counted apart. eval's overhead is not judged as met (unreliable): no mark.
+        XCTAssertEqual(train["inconclusive"] as? String, "2 of 3 rounds meet the goal (per round 0.900–1.210)")
+        XCTAssertNil(eval["inconclusive"])
+        XCTAssertEqual(goals["inconclusive"] as? Int, 1)
+        XCTAssertTrue(err.contains("(1 of them inconclusive: the goal lies within the rounds' range)"), err)
     }
 
     /// A zero where a measurement failed is no data, never a met goal: our median seconds 0 gave
