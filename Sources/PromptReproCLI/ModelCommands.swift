@@ -148,10 +148,23 @@ struct Tokenize: ParsableCommand {
         do { data = try Data(contentsOf: URL(fileURLWithPath: texts)) } catch {
             throw CommandFailure("\(texts): cannot read (\(error.localizedDescription))")
         }
-        let obj = try? JSONSerialization.jsonObject(with: data)
-        guard let list = (obj as? [String]) ?? ((obj as? [String: Any])?["texts"] as? [String]) else {
-            throw CommandFailure("\(texts): expected a JSON list of strings or {\"texts\": [...]}")
+        // What is wrong, named: not UTF-8 (a lone surrogate escape decodes to none), not JSON, or
+        // JSON of another shape (each gave the same "expected a list" line).
+        guard String(data: data, encoding: .utf8) != nil else {
+            throw CommandFailure("\(texts): not valid UTF-8 text")
         }
+        let obj: Any
+        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
+            throw CommandFailure("\(texts): not valid JSON (\(data.isEmpty ? "empty file" : error.localizedDescription)); a lone surrogate escape such as \\ud800 is no text either")
+        }
+        let items = (obj as? [Any]) ?? ((obj as? [String: Any])?["texts"] as? [Any])
+        guard let items else {
+            throw CommandFailure("\(texts): expected a JSON list of strings or {\"texts\": [...]}, found \(obj is [String: Any] ? "an object without a \"texts\" list" : "another JSON value")")
+        }
+        if let bad = items.firstIndex(where: { !($0 is String) }) {
+            throw CommandFailure("\(texts): text \(bad) is not a string (\(type(of: items[bad])))")
+        }
+        let list = items.map { $0 as! String }
         let ids = list.map { tok.encode($0).map(Int.init) }
         var result: [String: Any] = ["ids": ids]
         if decode { result["decoded"] = ids.map { tok.decode($0.map(Int32.init), skipSpecialTokens: true) } }

@@ -92,3 +92,25 @@ final class EnvironmentCheckTests: XCTestCase {
         }
     }
 }
+
+/// `tokenize` names what is wrong with its texts file (a lone surrogate escape, an empty file, a
+/// number among the texts and an object without "texts" all printed one "expected a list" line).
+final class TokenizeInputTests: XCTestCase {
+    func testTextsFileProblemsAreNamed() throws {
+        let dir = NSTemporaryDirectory() + "tokenize-input-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (text, expected) in [(#"["a\ud800b"]"#, "not valid JSON"), ("", "not valid JSON (empty file)"),
+                                 (#"["a", 3]"#, "text 1 is not a string"), (#"{"x": 1}"#, "expected a JSON list of strings or {\"texts\": [...]}, found an object without a \"texts\" list")] {
+            let path = "\(dir)/t.json"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let (rc, log) = try runCLIText(["tokenize", "--tokenizer", "byte", "--texts", path], stdout: false)
+            XCTAssertEqual(rc, 1, log)
+            XCTAssertTrue(log.contains("\(path): \(expected)"), "\(text): \(log)")
+        }
+        try Data([0x5B, 0x22, 0xFF, 0x22, 0x5D]).write(to: URL(fileURLWithPath: "\(dir)/t.json"))  // ["\xFF"]
+        let (rc, log) = try runCLIText(["tokenize", "--tokenizer", "byte", "--texts", "\(dir)/t.json"], stdout: false)
+        XCTAssertEqual(rc, 1)
+        XCTAssertTrue(log.contains("not valid UTF-8 text"), log)
+    }
+}

@@ -175,7 +175,9 @@ public enum Tokenizers {
     /// `batch_decode` cleaned up T5's output: "Hello , world ." → "Hello, world."); transformers 5
     /// defaults to false when tokenizer_config.json has no such key, as T5's has not. Predictions
     /// are decoded this way, so a generated answer with a space before punctuation is scored as the
-    /// papers' code scored it.
+    /// papers' code scored it. It applies to T5's (Unigram) tokenizers only: GPT-2's byte-level BPE
+    /// decodes without clean-up whatever its tokenizer_config.json says, as transformers 5 does
+    /// (4.x would clean up); no score reads GPT-2's decoded text (its tasks rank label words).
     static func cleanUpSetting(_ dir: String) -> Bool {
         let path = (dir as NSString).appendingPathComponent("tokenizer_config.json")
         guard let data = FileManager.default.contents(atPath: path),
