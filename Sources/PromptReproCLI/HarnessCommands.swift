@@ -163,7 +163,7 @@ struct Results: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let current = try currentPlan(spec: spec, profile: profile, store: store, dataDir: data)
-        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: current)
+        let cells = try plannedCells(store, spec: spec, profile: profile, dataDir: data, current: current, sayMixedNumerics: format != "md")
         guard !cells.isEmpty else { throw CommandFailure(try noRunsMessage(store, spec: name, profile: profile, db: db)) }
         var text: String
         switch format {

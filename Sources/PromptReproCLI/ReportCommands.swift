@@ -373,10 +373,12 @@ func unpinnedDataRuns(_ store: ResultsStore, spec: String, profile: String, plan
 /// (`ResultsStore.cellResults(planned:)`); the rows left out are named in one note on stderr.
 /// `current`: `currentPlan`'s answer (nil: every current row counts).
 func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?,
-                  current: (name: String, plan: PlannedRuns)?) throws -> [CellResult] {
+                  current: (name: String, plan: PlannedRuns)?, sayMixedNumerics: Bool = true) throws -> [CellResult] {
     // Seeds of one cell run under other kernels or thread counts (merged shards) are said by every
-    // read (`results` md says it in its output too): only `results` said it.
-    if let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) { stderr("note: " + note) }
+    // read (only `results` said it; its Markdown says it in the output instead).
+    if sayMixedNumerics, let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) {
+        stderr("note: " + note)
+    }
     guard let (name, plan) = current else { return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir) }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     let cells = try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
