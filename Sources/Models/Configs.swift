@@ -74,13 +74,17 @@ public struct T5Config: Codable, Equatable {
     public var maxDistance: Int { relativeAttentionMaxDistance ?? 128 }
     public var dropout: Float { dropoutRate ?? 0.1 }
     public var eps: Float { layerNormEpsilon ?? 1e-6 }
-    public var tied: Bool { tieWordEmbeddings ?? true }
-    public var isGated: Bool { (feedForwardProj ?? "relu").hasPrefix("gated-") }
+    /// transformers' defaults where config.json leaves the key out: MT5Config's are gated-gelu and
+    /// an untied head, T5Config's relu and a tied one (an mT5 config without the key was read as
+    /// relu and refused for "missing …DenseReluDense.wi.weight").
+    public var tied: Bool { tieWordEmbeddings ?? (modelType != "mt5") }
+    public var projection: String { feedForwardProj ?? (modelType == "mt5" ? "gated-gelu" : "relu") }
+    public var isGated: Bool { projection.hasPrefix("gated-") }
     /// Activation of the FFN as transformers resolves it: "gated-gelu" → gelu_new (tanh
     /// approximation, special-cased by transformers); otherwise the named activation ("gelu" is the
     /// exact erf GELU).
     public var activation: String {
-        let proj = feedForwardProj ?? "relu"
+        let proj = projection
         if proj == "gated-gelu" { return "gelu_new" }
         return proj.replacingOccurrences(of: "gated-", with: "")
     }
@@ -93,7 +97,11 @@ public struct T5Config: Codable, Equatable {
             throw bad(f, "must be positive, got \(v)")
         }
         if let n = numDecoderLayers, n <= 0 { throw bad("num_decoder_layers", "must be positive, got \(n)") }
-        if buckets < 2 || buckets % 2 != 0 { throw bad("relative_attention_num_buckets", "must be an even number ≥ 2, got \(buckets)") }
+        // The encoder's buckets (two directions) are exact up to num_buckets/4 (integer division,
+        // as transformers): below 4 that range is empty and the logarithm divides by zero (2 ran on
+        // undefined integer conversions; transformers raises ZeroDivisionError). Odd counts run as
+        // transformers runs them.
+        if buckets < 4 { throw bad("relative_attention_num_buckets", "must be ≥ 4 (the encoder's exact range, num_buckets/4, is empty below), got \(buckets)") }
         // The decoder's buckets (one direction) are exact up to num_buckets/2 and logarithmic from
         // there to max_distance: at or below num_buckets/2 the logarithm's range is empty or
         // reversed: distances past num_buckets/2 get buckets below the exact range and, further
@@ -102,16 +110,16 @@ public struct T5Config: Codable, Equatable {
         if maxDistance <= buckets / 2 {
             throw bad("relative_attention_max_distance", "must exceed relative_attention_num_buckets/2 = \(buckets / 2) (the decoder's exact range), got \(maxDistance)")
         }
-        let projections = ["relu", "gated-gelu", "gated-relu", "gelu", "gated-gelu_new", "gelu_new"]
-        if !projections.contains(feedForwardProj ?? "relu") {
-            throw bad("feed_forward_proj", "must be one of \(projections.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(feedForwardProj ?? "")\"")
+        let projections = ["relu", "gated-gelu", "gated-relu", "gelu", "gated-gelu_new", "gelu_new", "silu", "gated-silu"]
+        if !projections.contains(projection) {
+            throw bad("feed_forward_proj", "must be one of \(projections.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(projection)\"")
         }
         if let m = modelType, !["t5", "mt5", "umt5"].contains(m) { throw bad("model_type", "must be \"t5\", got \"\(m)\"") }
         if let g = isGatedAct, g != isGated {
-            throw bad("is_gated_act", "is \(g) but feed_forward_proj \"\(feedForwardProj ?? "relu")\" says \(isGated); transformers would use is_gated_act, PromptRepro refuses the contradiction")
+            throw bad("is_gated_act", "is \(g) but feed_forward_proj \"\(projection)\" says \(isGated); transformers would use is_gated_act, PromptRepro refuses the contradiction")
         }
         if let a = denseActFn, a != activation {
-            throw bad("dense_act_fn", "\"\(a)\" contradicts feed_forward_proj \"\(feedForwardProj ?? "relu")\"")
+            throw bad("dense_act_fn", "\"\(a)\" contradicts feed_forward_proj \"\(projection)\"")
         }
         if !(eps > 0) { throw bad("layer_norm_epsilon", "must be positive, got \(eps)") }
     }
@@ -179,8 +187,8 @@ public struct GPT2Config: Codable, Equatable {
             throw bad(f, "must be positive, got \(v)")
         }
         if nEmbd % nHead != 0 { throw bad("n_head", "\(nHead) must divide n_embd \(nEmbd)") }
-        if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "gelu", "relu"].contains(a) {
-            throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu)")
+        if let a = activationFunction, !["gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu"].contains(a) {
+            throw bad("activation_function", "\"\(a)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu, silu)")
         }
         if let m = modelType, m != "gpt2" { throw bad("model_type", "must be \"gpt2\", got \"\(m)\"") }
         if addCrossAttention == true { throw bad("add_cross_attention", "true (GPT-2 as a decoder with cross-attention) is not supported") }

@@ -149,7 +149,8 @@ public final class GPT2Model {
         let hd = d / config.nHead
         let scaleQK: Float = (config.scaleAttnWeights ?? true) ? 1 / Float(hd).squareRoot() : 1
         // The pre-activation is a temporary: the activation may overwrite it.
-        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activationFunction ?? "gelu_new"]
+        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) },
+                                       "silu": { silu($0, overwrite: true) }][config.activationFunction ?? "gelu_new"]
             ?? { geluNew($0, overwrite: true) }
         for (layer, blk) in blocks.enumerated() {
             // scale_attn_by_inverse_layer_idx divides the scores by layer_idx + 1 as well.

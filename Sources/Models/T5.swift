@@ -308,7 +308,8 @@ public final class T5Model {
     /// `outputRead: false`: the output projection computes no values (see `selfAttention`).
     func feedForward(_ x: Tensor, _ f: FFN, drop: DropoutContext, outputRead: Bool = true) throws -> Tensor {
         // The pre-activation is a temporary: the activation may overwrite it.
-        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) }][config.activation]
+        let act: (Tensor) -> Tensor = ["relu": { relu($0, overwrite: true) }, "gelu": { gelu($0, overwrite: true) },
+                                       "silu": { silu($0, overwrite: true) }][config.activation]
             ?? { geluNew($0, overwrite: true) }
         // h is read by nothing but the dropout (ReLU's and the product's gradients keep their own
         // operands or mask bits), so the dropped activation takes its storage: one (B, T, F) buffer

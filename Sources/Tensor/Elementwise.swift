@@ -259,6 +259,15 @@ public func gelu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
                  { v in 0.5 * (1 + erff(v * invSqrt2)) + v * invSqrt2Pi * expf(-0.5 * v * v) })
 }
 
+/// SiLU (swish): x·σ(x) (torch `silu`, transformers ACT2FN["silu"]); derivative
+/// σ(x)·(1 + x·(1 − σ(x))).
+public func silu(_ x: Tensor, overwrite: Bool = false) -> Tensor {
+    unary(x, overwrite: overwrite, { v in v / (1 + expf(-v)) }, { v in
+        let s = 1 / (1 + expf(-v))
+        return s * (1 + v * (1 - s))
+    })
+}
+
 /// ELU with alpha: x if x > 0 else alpha·(eˣ − 1).
 public func elu(_ x: Tensor, alpha: Float = 1) -> Tensor {
     unary(x, { $0 > 0 ? $0 : alpha * (expf($0) - 1) }, { $0 > 0 ? 1 : alpha * expf($0) })

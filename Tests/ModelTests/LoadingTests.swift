@@ -193,7 +193,19 @@ final class LoadingTests: XCTestCase {
         refuse("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 3}", "relative_attention_max_distance")
         refuse("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 4}", "relative_attention_max_distance")
         XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"relative_attention_num_buckets\": 8, \"relative_attention_max_distance\": 5}".utf8), path: "c"))
-        for ok in ["gelu", "gelu_new", "gated-relu", "gated-gelu_new"] {
+        // Fewer than 4 buckets leave the encoder's exact range (num_buckets/4) empty: its logarithm
+        // divided 0 by 0 (transformers raises ZeroDivisionError); odd counts run as transformers's.
+        refuse("{\(t5), \"relative_attention_num_buckets\": 2}", "relative_attention_num_buckets")
+        refuse("{\(t5), \"relative_attention_num_buckets\": 3}", "relative_attention_num_buckets")
+        XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"relative_attention_num_buckets\": 5, \"relative_attention_max_distance\": 9}".utf8), path: "c"))
+        // An mT5 config without feed_forward_proj or tie_word_embeddings takes MT5Config's
+        // defaults (gated-gelu, untied), not T5Config's.
+        if case .t5(let m) = try ModelConfig.parse(Data(#"{"vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 1, "num_heads": 2, "model_type": "mt5"}"#.utf8), path: "c") {
+            XCTAssertEqual(m.projection, "gated-gelu")
+            XCTAssertTrue(m.isGated)
+            XCTAssertFalse(m.tied)
+        } else { XCTFail("not a T5 config") }
+        for ok in ["gelu", "gelu_new", "gated-relu", "gated-gelu_new", "silu", "gated-silu"] {
             XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"feed_forward_proj\": \"\(ok)\"}".utf8), path: "c"), ok)
         }
         // flan-t5's own config.json states both derived fields consistently.

@@ -38,6 +38,13 @@ final class OpGradientTests: XCTestCase {
         try gradCheck("relu", [x]) { relu(x) }
         try gradCheck("geluNew", [x]) { geluNew(x) }
         try gradCheck("gelu (erf)", [x]) { gelu(x) }
+        try gradCheck("silu", [x]) { silu(x) }
+        try gradCheck("silu overwrite", [x]) { silu(scale(x, 1.5), overwrite: true) }
+        // SiLU by hand: 1·σ(1) = 1 / (1 + e⁻¹) = 0.7310586, −2·σ(−2) = −0.2384058.
+        let hand = silu(Tensor(shape: [3], values: [1, -2, 0])).array
+        XCTAssertEqual(hand[0], 0.7310586, accuracy: 1e-6)
+        XCTAssertEqual(hand[1], -0.2384058, accuracy: 1e-6)
+        XCTAssertEqual(hand[2], 0)
         try gradCheck("elu", [x]) { elu(x, alpha: 1) }
         try gradCheck("elu alpha 0.5", [x]) { elu(x, alpha: 0.5) }
         try gradCheck("tanh", [x]) { tanh(x) }
