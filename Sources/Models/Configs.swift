@@ -74,10 +74,10 @@ public struct T5Config: Codable, Equatable {
     public var maxDistance: Int { relativeAttentionMaxDistance ?? 128 }
     public var dropout: Float { dropoutRate ?? 0.1 }
     public var eps: Float { layerNormEpsilon ?? 1e-6 }
-    /// transformers' defaults where config.json leaves the key out: MT5Config's are gated-gelu and
-    /// an untied head, T5Config's relu and a tied one (an mT5 config without the key was read as
-    /// relu and refused for "missing …DenseReluDense.wi.weight").
-    public var tied: Bool { tieWordEmbeddings ?? (modelType != "mt5") }
+    /// transformers' (5.24) defaults where config.json leaves the key out: MT5Config's FFN is
+    /// gated-gelu, T5Config's relu (an mT5 config without the key was read as relu and refused for
+    /// "missing …DenseReluDense.wi.weight"); both tie the head by default.
+    public var tied: Bool { tieWordEmbeddings ?? true }
     public var projection: String { feedForwardProj ?? (modelType == "mt5" ? "gated-gelu" : "relu") }
     public var isGated: Bool { projection.hasPrefix("gated-") }
     /// Activation of the FFN as transformers resolves it: "gated-gelu" → gelu_new (tanh
@@ -114,7 +114,7 @@ public struct T5Config: Codable, Equatable {
         if !projections.contains(projection) {
             throw bad("feed_forward_proj", "must be one of \(projections.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(projection)\"")
         }
-        if let m = modelType, !["t5", "mt5", "umt5"].contains(m) { throw bad("model_type", "must be \"t5\", got \"\(m)\"") }
+        if let m = modelType, !["t5", "mt5"].contains(m) { throw bad("model_type", "must be \"t5\" or \"mt5\", got \"\(m)\"") }
         if let g = isGatedAct, g != isGated {
             throw bad("is_gated_act", "is \(g) but feed_forward_proj \"\(projection)\" says \(isGated); transformers would use is_gated_act, PromptRepro refuses the contradiction")
         }

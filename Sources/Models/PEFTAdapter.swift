@@ -153,9 +153,12 @@ public struct PEFTAdapter {
             }
             guard let r = config.r, r > 0, let alpha = config.loraAlpha else { throw PEFTError("\(cfgPath): LORA needs r > 0 and lora_alpha") }
             if config.useDora == true { throw PEFTError("\(cfgPath): use_dora true (DoRA) is not supported") }
-            // T5's linear layers have no bias: "all" / "lora_only" train none there, and the file's
-            // keys are LoRA's only (a trained bias tensor in it is refused by the key check below).
-            if let b = config.bias, b != "none", !isT5 { throw PEFTError("\(cfgPath): bias '\(b)' (trained LoRA biases) is not supported") }
+            // PEFT's bias "all" / "lora_only" trains and saves every parameter whose name holds
+            // "bias": on T5, whose linears have none, that is the relative_attention_bias tables
+            // (whole trained weights, saved in the adapter), which PromptRepro does not load.
+            if let b = config.bias, b != "none" {
+                throw PEFTError("\(cfgPath): bias '\(b)' (trained biases\(isT5 ? "; on T5 PEFT trains and saves the relative_attention_bias tables under it" : "")) is not supported")
+            }
             if let m = config.modulesToSave, !m.isEmpty { throw PEFTError("\(cfgPath): modules_to_save \(m) (fully trained extra modules) is not supported") }
             try refuseUnsupportedLoRASettings(raw, cfgPath: cfgPath)
             let ranks = try patterns(raw, "rank_pattern", cfgPath: cfgPath)

@@ -73,10 +73,12 @@ enum BenchGoals {
             // The goal inside the per-round values' range: some rounds meet it and some do not, so
             // the verdict on the median says which side of the goal this run's middle fell, not
             // which the code is on (counted apart; met / not met unchanged).
-            if let r = perRound, r.count >= 3, let lo = r.min(), let hi = r.max(), lo < goal, goal < hi {
+            if let r = perRound, r.count >= 3, let lo = r.min(), let hi = r.max() {
                 let meeting = r.filter { higherIsBetter ? $0 >= goal : $0 <= goal }.count
-                extra["inconclusive"] = String(format: "%d of %d rounds meet the goal (per round %.3f–%.3f)", meeting, r.count, lo, hi)
-                inconclusive += 1
+                if meeting > 0 && meeting < r.count {
+                    extra["inconclusive"] = String(format: "%d of %d rounds meet the goal (per round %.3f–%.3f)", meeting, r.count, lo, hi)
+                    inconclusive += 1
+                }
             }
             return extra.merging(["value": round3(value), "goal": round3(goal), "met": ok]) { $1 }
         }
@@ -246,7 +248,7 @@ enum BenchGoals {
         out["met"] = met
         out["not_met"] = notMet
         out["inconclusive"] = inconclusive
-        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (PyTorch's median seconds at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes; bound_best_per_round, each round's PyTorch seconds at that round's probe rate × the sgemm rounds' best ÷ ours, median over the rounds, is information only: the probes' short snapshots can read low in noisy rounds, which makes it lenient there); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands; a speed-up or overhead whose goal lies strictly inside its per-round values' range (3 or more rounds) is marked `inconclusive` with how many rounds meet it, counted in `inconclusive` and judged on the median as ever"
+        out["definition"] = "issue #21 goals on this run: speedup ≥ target (train 2.5×, others 2×) or, where bound_best is below the target, ≥ 0.85 × bound_best (PyTorch's median seconds at the higher of the sgemm rounds' best rate and the median of the per-round GEMM probes; bound_best_per_round, each round's PyTorch seconds at that round's probe rate × the sgemm rounds' best ÷ ours, median over the rounds, is information only: the probes' short snapshots can read low in noisy rounds, which makes it lenient there); non_gemm_overhead = our s ÷ (GFLOP ÷ our GEMM GFLOP/s) ≤ 1.2, per round against that round's probe rate (median over rounds) where the report has gemm_probe_gflops_all, else the median s against the mean core sgemm rate; peak_rss ≤ 0.4 × PyTorch; gemm_core_over_best ≥ 0.9 at the three sgemm shapes and the per-head attention products (\"per-head …\"); default workloads only; judged on exact values from the raw data; a goal without data is not met (`missing`); where any workload's own GEMM rate (its GFLOP ÷ its seconds) exceeds 1.05 × the fastest sgemm shape's rate (for the speed-ups: the best of the three sides, or the median of the probes' fastest shape where higher), every speed-up is judged against its target and every overhead without per-round probes is not met (`unreliable`); an overhead with probes is not met (`unreliable`) when in any round the workload's GEMM rate exceeds 1.05 × that round's fastest probe shape; a speed-up whose series the report flags unstable (spread > 10 %) says so (`unstable`) and is judged as it stands; a speed-up or overhead whose per-round values (3 or more rounds) meet its goal in some rounds and not in others is marked `inconclusive` with how many rounds meet it, counted in `inconclusive` and judged on the median as ever"
         return out
     }
 
@@ -364,7 +366,7 @@ enum BenchGoals {
         }
         let open = goals["inconclusive"] as? Int ?? 0
         lines.append("goals: \(goals["met"] as? Int ?? 0) met, \(goals["not_met"] as? Int ?? 0) not met"
-                     + (open > 0 ? " (\(open) of them inconclusive: the goal lies within the rounds' range)" : ""))
+                     + (open > 0 ? " (\(open) of them inconclusive: some rounds meet the goal and some do not)" : ""))
         return lines.joined(separator: "\n") + "\n"
     }
 

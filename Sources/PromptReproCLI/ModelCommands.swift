@@ -154,15 +154,24 @@ struct Tokenize: ParsableCommand {
             throw CommandFailure("\(texts): not valid UTF-8 text")
         }
         let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
-            throw CommandFailure("\(texts): not valid JSON (\(data.isEmpty ? "empty file" : error.localizedDescription)); a lone surrogate escape such as \\ud800 is no text either")
+        do { obj = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            let text = String(decoding: data, as: UTF8.self).lowercased()
+            let surrogate = text.range(of: #"\\ud[89a-f][0-9a-f]{2}"#, options: .regularExpression) != nil
+            throw CommandFailure("\(texts): not valid JSON (" + (data.isEmpty ? "empty file" : surrogate
+                ? "a lone surrogate escape (\\uD800–\\uDFFF without its other half) names no character" : error.localizedDescription) + ")")
+        }
+        /// The JSON kind of a parsed value, for messages.
+        func kind(_ v: Any) -> String {
+            if v is NSNull { return "null" }
+            if let n = v as? NSNumber { return String(cString: n.objCType) == "c" || "\(type(of: n))".contains("Boolean") ? "a boolean" : "a number" }
+            return v is String ? "a string" : v is [Any] ? "a list" : v is [String: Any] ? "an object" : "another value"
         }
         let items = (obj as? [Any]) ?? ((obj as? [String: Any])?["texts"] as? [Any])
         guard let items else {
-            throw CommandFailure("\(texts): expected a JSON list of strings or {\"texts\": [...]}, found \(obj is [String: Any] ? "an object without a \"texts\" list" : "another JSON value")")
+            throw CommandFailure("\(texts): expected a JSON list of strings or {\"texts\": [...]}, found \(obj is [String: Any] ? "an object without a \"texts\" list" : kind(obj))")
         }
         if let bad = items.firstIndex(where: { !($0 is String) }) {
-            throw CommandFailure("\(texts): text \(bad) is not a string (\(type(of: items[bad])))")
+            throw CommandFailure("\(texts): text \(bad) is not a string (\(kind(items[bad])))")
         }
         let list = items.map { $0 as! String }
         let ids = list.map { tok.encode($0).map(Int.init) }

@@ -96,7 +96,7 @@ enum Environment {
         }
         // Settings of timing-only code and of the opt-in bf16 mode: a value they do not know was
         // ignored without a word (amx_bf16 on a CPU without AMX ran the other kernel, other bits).
-        if let v = values["PROMPTREPRO_BF16_KERNEL"] {
+        if let v = values["PROMPTREPRO_BF16_KERNEL"], !v.isEmpty {
             guard let k = BF16Products.Kernel(rawValue: v) else {
                 throw ValidationError("PROMPTREPRO_BF16_KERNEL=\(v): use \(BF16Products.Kernel.allCases.map(\.rawValue).joined(separator: " or "))")
             }

@@ -573,49 +573,57 @@ public enum PaperTables {
         let chars = Array(s)
         for (i, ch) in chars.enumerated() {
             let before: Character? = i > 0 ? chars[i - 1] : nil
+            var piece = ""
+            defer {
+                // TeX ligatures across two pieces: "-" + "-" (an en dash), "!" or "?" + "`" (¡, ¿).
+                if let last = out.last, let first = piece.first, (last == "-" && first == "-") || ("!?".contains(last) && first == "`") {
+                    out += "{}"
+                }
+                out += piece
+            }
             switch ch {
-            case "`" where codeSpans: out += inCode ? "}" : "\\texttt{"; inCode.toggle()
-            case "-" where i + 1 < chars.count && chars[i + 1] == "-": out += "-{}"
+            case "`" where codeSpans: piece += inCode ? "}" : "\\texttt{"; inCode.toggle()
+            case "-" where i + 1 < chars.count && chars[i + 1] == "-": piece += "-{}"
             // A minus sign before a number ("Δ -3.21", "(-0.5", "[-1, 2]", "x=-3", "-.5"), as the
             // legend's $-$; a hyphen between letters or digits ("t5-small", "1-3") stays one.
             case "-" where !inCode && i + 1 < chars.count
                 && (chars[i + 1].isNumber || (chars[i + 1] == "." && i + 2 < chars.count && chars[i + 2].isNumber))
                 && (before == nil || " ([{=/,:;".contains(before!)):
-                out += "$-$"
-            case "∗": out += "$^*$"
-            case "ᶜ": out += "$^{c}$"
-            case "¶": out += "\\P{}"
-            case "\\": out += "\\textbackslash{}"
-            case "&", "%", "$", "#", "_", "{", "}": out += "\\\(ch)"
-            case "~": out += "\\textasciitilde{}"
-            case "^": out += "\\textasciicircum{}"
+                piece += "$-$"
+            case "∗": piece += "$^*$"
+            case "ᶜ": piece += "$^{c}$"
+            case "¶": piece += "\\P{}"
+            case "\\": piece += "\\textbackslash{}"
+            case "&", "%", "$", "#", "_", "{", "}": piece += "\\\(ch)"
+            case "~": piece += "\\textasciitilde{}"
+            case "^": piece += "\\textasciicircum{}"
             // OT1 typesets "|" as an em dash and '"' as a closing quote on both sides.
-            case "|": out += "\\textbar{}"
-            case "\"" where inCode: out += "\\char`\\\"{}"  // the typewriter font's straight quote
-            case "\"": out += openQuote ? "``" : "''"; openQuote.toggle()
-            case "“": out += "``"
-            case "”": out += "''"
-            case "‘": out += "`"
-            case "’": out += "'"
-            case "±": out += "$\\pm$"
-            case "Δ": out += "$\\Delta$"
-            case "†": out += "$^\\dagger$"
-            case "‡": out += "$^\\ddagger$"
-            case "✗": out += "$\\times$"
-            case "−": out += "$-$"
-            case "<", ">": out += "$\(ch)$"
-            case "—": out += "---"
-            case "§": out += "\\S{}"
-            case "–": out += "--"
+            case "|": piece += "\\textbar{}"
+            case "\"" where inCode: piece += "\\char`\\\"{}"  // the typewriter font's straight quote
+            case "\"": piece += openQuote ? "``" : "''"; openQuote.toggle()
+            case "“": piece += "``"
+            case "”": piece += "''"
+            case "‘": piece += "`"
+            case "’": piece += "'"
+            case "±": piece += "$\\pm$"
+            case "Δ": piece += "$\\Delta$"
+            case "†": piece += "$^\\dagger$"
+            case "‡": piece += "$^\\ddagger$"
+            case "✗": piece += "$\\times$"
+            case "−": piece += "$-$"
+            case "<", ">": piece += "$\(ch)$"
+            case "—": piece += "---"
+            case "§": piece += "\\S{}"
+            case "–": piece += "--"
             default:
-                if ch.isASCII { out.append(ch) }
-                else if let math = latexMath[ch] { out += "$\(math)$" }
-                else if let text = latexTextSymbols[ch] { out += text }
-                else if let accented = latexAccented(ch) { out += accented }
+                if ch.isASCII { piece.append(ch) }
+                else if let math = latexMath[ch] { piece += "$\(math)$" }
+                else if let text = latexTextSymbols[ch] { piece += text }
+                else if let accented = latexAccented(ch) { piece += accented }
                 // Anything else may stop pdflatex under its defaults (OT1, utf8: "Unicode character
                 // ≥ (U+2265) not set up for use with LaTeX", "\\DJ unavailable in encoding OT1"):
                 // named by its code points, not lost.
-                else { out += ch.unicodeScalars.map { String(format: "[U+%04X]", $0.value) }.joined() }
+                else { piece += ch.unicodeScalars.map { String(format: "[U+%04X]", $0.value) }.joined() }
             }
         }
         return out
@@ -643,8 +651,9 @@ public enum PaperTables {
     static let latexTextSymbols: [Character: String] = [
         "ß": "\\ss{}", "æ": "\\ae{}", "Æ": "\\AE{}", "œ": "\\oe{}", "Œ": "\\OE{}", "ø": "\\o{}", "Ø": "\\O{}",
         "ł": "\\l{}", "Ł": "\\L{}", "ı": "\\i{}", "å": "\\aa{}", "Å": "\\AA{}", "•": "\\textbullet{}", "…": "\\ldots{}",
-        "©": "\\copyright{}", "£": "\\pounds{}", "¡": "!`", "¿": "?`", "\u{A0}": "~", "µ": "$\\mu$", "°": "$^\\circ$",
-        "÷": "$\\div$", "¬": "$\\neg$", "€": "[EUR]",
+        "©": "\\copyright{}", "£": "\\pounds{}", "¡": "\\textexclamdown{}", "¿": "\\textquestiondown{}", "\u{A0}": "~", "µ": "$\\mu$", "°": "$^\\circ$",
+        "÷": "$\\div$", "¬": "$\\neg$", "€": "\\texteuro{}", "½": "$\\frac12$", "¼": "$\\frac14$", "¾": "$\\frac34$",
+        "®": "\\textregistered{}", "ª": "\\textordfeminine{}", "º": "\\textordmasculine{}", "¢": "\\textcent{}", "¥": "\\textyen{}",
     ]
 
     /// Symbols written as math in LaTeX (without the dollars).

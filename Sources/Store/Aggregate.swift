@@ -430,10 +430,14 @@ extension ResultsStore {
             }
         }
         if let index = planned?.cellIndex, !index.isEmpty {
-            // The spec's order; cells it does not plan (an evaluated adapter's variant) after them,
-            // in store order.
+            // The spec's order; cells it does not plan (an evaluated adapter's variant) after them.
             let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($0.element, $0.offset) })
-            order.sort { (index[$0] ?? Int.max, position[$0]!) < (index[$1] ?? Int.max, position[$1]!) }
+            // Unplanned cells by name (store order differs between merged stores).
+            order.sort { a, b in
+                let (x, y) = (index[a] ?? Int.max, index[b] ?? Int.max)
+                if x != y { return x < y }
+                return x == Int.max ? a < b : position[a]! < position[b]!
+            }
         }
         return order.map { cell in
             var c = byCell[cell]!

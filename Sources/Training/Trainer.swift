@@ -470,13 +470,13 @@ public final class Trainer {
     /// `setups` (numerics strings of one cell's runs) reduced to the distinct ones that give
     /// other bits (`numericsAgree`), sorted; one element when they all agree.
     public static func distinctNumerics(_ setups: [String]) -> [String] {
-        var bits = setups.map(bitsOfNumerics)
-        // A record without the release makes releases unknowable for the comparison: drop them.
-        if bits.contains(where: { $0.contains("openblas ") && withoutOpenBLASRelease($0) == $0 })
-            && bits.contains(where: { withoutOpenBLASRelease($0) != $0 }) {
-            bits = bits.map(withoutOpenBLASRelease)
-        }
-        return Array(Set(bits)).sorted()
+        let bits = Set(setups.map(bitsOfNumerics))
+        // A record without the release agrees with any release of its setup; known releases stay
+        // apart from each other (0.3.21 and 0.3.26 beside an old record are still two setups).
+        let known = bits.filter { withoutOpenBLASRelease($0) != $0 }
+        let knownStripped = Set(known.map(withoutOpenBLASRelease))
+        let old = bits.subtracting(known).filter { !knownStripped.contains($0) }
+        return Array(known.union(old)).sorted()
     }
 
     /// The checkpoint metadata key of `tensorChecksum`.

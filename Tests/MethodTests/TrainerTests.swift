@@ -182,6 +182,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertFalse(Trainer.numericsAgree(old, new.replacingOccurrences(of: "threads 2", with: "threads 1")))
         XCTAssertEqual(Trainer.distinctNumerics([old, new]).count, 1)
         XCTAssertEqual(Trainer.distinctNumerics([new, new.replacingOccurrences(of: "0.3.21", with: "0.3.26")]).count, 2)
+        XCTAssertEqual(Trainer.distinctNumerics([old, new, new.replacingOccurrences(of: "0.3.21", with: "0.3.26")]).count, 2)
+        XCTAssertEqual(Trainer.distinctNumerics([old, old.replacingOccurrences(of: "threads 2", with: "threads 1")]).count, 2)
     }
 
     /// A checkpoint that cannot be read whole starts the run over (the same numbers as a fresh

@@ -198,12 +198,12 @@ final class LoadingTests: XCTestCase {
         refuse("{\(t5), \"relative_attention_num_buckets\": 2}", "relative_attention_num_buckets")
         refuse("{\(t5), \"relative_attention_num_buckets\": 3}", "relative_attention_num_buckets")
         XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"relative_attention_num_buckets\": 5, \"relative_attention_max_distance\": 9}".utf8), path: "c"))
-        // An mT5 config without feed_forward_proj or tie_word_embeddings takes MT5Config's
-        // defaults (gated-gelu, untied), not T5Config's.
+        // An mT5 config without feed_forward_proj takes MT5Config's gated-gelu, not T5Config's
+        // relu; without tie_word_embeddings it ties, as MT5Config 5.24 does.
         if case .t5(let m) = try ModelConfig.parse(Data(#"{"vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 1, "num_heads": 2, "model_type": "mt5"}"#.utf8), path: "c") {
             XCTAssertEqual(m.projection, "gated-gelu")
             XCTAssertTrue(m.isGated)
-            XCTAssertFalse(m.tied)
+            XCTAssertTrue(m.tied)
         } else { XCTFail("not a T5 config") }
         for ok in ["gelu", "gelu_new", "gated-relu", "gated-gelu_new", "silu", "gated-silu"] {
             XCTAssertNoThrow(try ModelConfig.parse(Data("{\(t5), \"feed_forward_proj\": \"\(ok)\"}".utf8), path: "c"), ok)

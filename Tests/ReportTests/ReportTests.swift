@@ -691,6 +691,9 @@ final class PublishedMarksTests: XCTestCase {
         XCTAssertEqual(PaperTables.latexText("é e\u{301} í ñ ç µ ★ ħ Đ"), "\\'{e} \\'{e} \\'{\\i} \\~{n} \\c{c} $\\mu$ [U+2605] [U+0127] [U+0110]")
         XCTAssertEqual(PaperTables.latexText("O’Brien “x” [-1, 2] x=-3 -.5 a-1"), "O'Brien ``x'' [$-$1, 2] x=$-$3 $-$.5 a-1")
         XCTAssertEqual(PaperTables.latexText("`a \"b\"`"), "\\texttt{a \\char`\\\"{}b\\char`\\\"{}}")
+        // Pieces that would join into a TeX ligature are kept apart: "!``" is ¡ followed by a
+        // quote, "--" + "-" an em dash; Latin-1 signs by their text commands.
+        XCTAssertEqual(PaperTables.latexText("!“bang” ?‘q’ –-5 ¡ ½ ®"), "!{}``bang'' ?{}`q' --{}-5 \\textexclamdown{} $\\frac12$ \\textregistered{}")
     }
 
     /// Every committed LaTeX table, and one whose labels hold what pdflatex's defaults refused or
@@ -709,7 +712,7 @@ final class PublishedMarksTests: XCTestCase {
             .map { "\(repoRoot)/Reports/\($0)" }
         XCTAssertGreaterThanOrEqual(tables.count, 7)
         var layout = try PaperTables.layout("table4", directory: "\(repoRoot)/Baselines/tables")
-        layout.title = "Odd “labels” ≥ 2 — O’Brien | ħ Đ e\u{301} ★ \"q\" `a \"b\"` [-1, 2]\nsecond line"
+        layout.title = "Odd “labels” ≥ 2 — O’Brien | ħ Đ e\u{301} ★ \"q\" `a \"b\"` [-1, 2] !“x” ½ ¢ ¥ € ® ª º\nsecond line"
         let odd = "\(dir)/odd.tex"
         try PaperTables.latex(layout, cells: [], published: [], profile: "smoke").write(toFile: odd, atomically: true, encoding: .utf8)
         var grid = PaperTables.grid(layout, cells: [], published: [], profile: "smoke")
