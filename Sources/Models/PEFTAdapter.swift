@@ -153,10 +153,11 @@ public struct PEFTAdapter {
             }
             guard let r = config.r, r > 0, let alpha = config.loraAlpha else { throw PEFTError("\(cfgPath): LORA needs r > 0 and lora_alpha") }
             if config.useDora == true { throw PEFTError("\(cfgPath): use_dora true (DoRA) is not supported") }
-            // PEFT's bias "all" / "lora_only" trains and saves every parameter whose name holds
-            // "bias": on T5, whose linears have none, that is the relative_attention_bias tables
-            // (whole trained weights, saved in the adapter), which PromptRepro does not load.
-            if let b = config.bias, b != "none" {
+            // PEFT's bias "all" trains and saves every parameter whose name holds "bias" (on T5 the
+            // relative_attention_bias tables: whole trained weights, which PromptRepro does not
+            // load); "lora_only" the biases of LoRA-wrapped linears, which T5's have none of (plain
+            // LoRA there, loaded), GPT-2's Conv1D layers have.
+            if let b = config.bias, b != "none", !(isT5 && b == "lora_only") {
                 throw PEFTError("\(cfgPath): bias '\(b)' (trained biases\(isT5 ? "; on T5 PEFT trains and saves the relative_attention_bias tables under it" : "")) is not supported")
             }
             if let m = config.modulesToSave, !m.isEmpty { throw PEFTError("\(cfgPath): modules_to_save \(m) (fully trained extra modules) is not supported") }

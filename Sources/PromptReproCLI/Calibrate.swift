@@ -18,8 +18,9 @@ struct Calibrate: ParsableCommand {
             The cache is <PROMPTREPRO_CACHE or ~/.cache/promptrepro>/gemm-calibration.json, one entry per host \
             signature (CPU vendor, family, model, stepping, SIMD flags, caches), so a home directory shared \
             between host types is safe. Every later promptrepro process applies the entry of its host unless \
-            PROMPTREPRO_GEMM names a kernel, PROMPTREPRO_CALIBRATION=off, or the entry was measured on \
-            another thread count than the process's default (a note says so). A blocking (mc, nc) never changes \
+            PROMPTREPRO_GEMM names a kernel or PROMPTREPRO_CALIBRATION=off, whatever thread count it runs \
+            (the entry records the count it was measured on; where OpenBLAS and the own kernel are close, \
+            calibrate at the count the runs use: `--threads`). A blocking (mc, nc) never changes \
             results; a kernel changes their last bits, and runs record the kernel and blocking they used.
             """)
 
@@ -135,14 +136,6 @@ struct Calibrate: ParsableCommand {
     static func applyCached(path: String = defaultPath) {
         do {
             guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
-            // A choice measured on another thread count (OpenBLAS against the own kernel can swap
-            // places with it) is not this process's: the defaults run, and the note says how to
-            // measure one for it.
-            let threads = Parallel.defaultThreads()
-            guard cal.threads == threads else {
-                stderr("note: \(path): this host's calibration was measured on \(cal.threads) thread\(cal.threads == 1 ? "" : "s") and this process runs \(threads) by default: not applied (`PROMPTREPRO_THREADS=\(threads) promptrepro calibrate` measures one for it)")
-                return
-            }
             try cal.apply()
         } catch {
             stderr("warning: \(path): \(error); ignored, the default kernel and blocking run (`promptrepro calibrate` replaces it; PROMPTREPRO_CALIBRATION=off silences this)")

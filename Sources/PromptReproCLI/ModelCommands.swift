@@ -155,8 +155,7 @@ struct Tokenize: ParsableCommand {
         }
         let obj: Any
         do { obj = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            let text = String(decoding: data, as: UTF8.self).lowercased()
-            let surrogate = text.range(of: #"\\ud[89a-f][0-9a-f]{2}"#, options: .regularExpression) != nil
+            let surrogate = hasLoneSurrogateEscape(String(decoding: data, as: UTF8.self))
             throw CommandFailure("\(texts): not valid JSON (" + (data.isEmpty ? "empty file" : surrogate
                 ? "a lone surrogate escape (\\uD800–\\uDFFF without its other half) names no character" : error.localizedDescription) + ")")
         }
@@ -201,3 +200,28 @@ struct StoreSelection: ParsableArguments {
     @Option(help: "Profile whose runs are read: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.")
     var profile: String = "smoke"
 }
+
+/// Whether JSON text holds a `\uD800`–`\uDFFF` escape that is not half of a pair (a high one
+/// followed at once by a low one): one that JSON parsers refuse, as no character. Escapes after an
+/// escaped backslash (`\\ud800`, the text "\ud800") do not count.
+func hasLoneSurrogateEscape(_ text: String) -> Bool {
+    let s = Array(text.utf8)
+    func escape(at i: Int) -> UInt32? {  // the \uXXXX value starting at i, if any
+        guard i + 5 < s.count, s[i] == UInt8(ascii: "\\"), s[i + 1] == UInt8(ascii: "u") else { return nil }
+        return UInt32(String(decoding: s[(i + 2)..<(i + 6)], as: UTF8.self), radix: 16)
+    }
+    var i = 0
+    while i < s.count {
+        guard s[i] == UInt8(ascii: "\\") else { i += 1; continue }
+        guard let v = escape(at: i) else { i += 2; continue }  // another escape (\\, \", …): skip both bytes
+        if (0xDC00...0xDFFF).contains(v) { return true }
+        if (0xD800...0xDBFF).contains(v) {
+            guard let w = escape(at: i + 6), (0xDC00...0xDFFF).contains(w) else { return true }
+            i += 12
+            continue
+        }
+        i += 6
+    }
+    return false
+}
+

@@ -575,8 +575,10 @@ public enum PaperTables {
             let before: Character? = i > 0 ? chars[i - 1] : nil
             var piece = ""
             defer {
-                // TeX ligatures across two pieces: "-" + "-" (an en dash), "!" or "?" + "`" (¡, ¿).
-                if let last = out.last, let first = piece.first, (last == "-" && first == "-") || ("!?".contains(last) && first == "`") {
+                // TeX ligatures across two pieces: "-" + "-" (an en dash), "!" or "?" + "`" (¡, ¿),
+                // "'" + "''" or "`" + "``" (a double quote read first: ”’ for ’”).
+                if let last = out.last, let first = piece.first,
+                   (last == "-" && first == "-") || ("!?".contains(last) && first == "`") || (last == first && (last == "'" || last == "`")) {
                     out += "{}"
                 }
                 out += piece

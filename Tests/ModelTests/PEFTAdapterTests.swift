@@ -39,7 +39,7 @@ final class PEFTAdapterTests: XCTestCase {
 
     /// `bias: "all"` is refused on both models: PEFT trains and saves every parameter whose name
     /// holds "bias" (its save_and_load.py), on T5 the relative_attention_bias tables, which a
-    /// review found in such files; the message says so.
+    /// review found in such files; the message says so. `"lora_only"` on T5 is plain LoRA.
     func testBiasAllIsRefusedNamingWhatPEFTTrains() throws {
         let dir = tempDir("biasall")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -55,6 +55,18 @@ final class PEFTAdapterTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains("bias 'all'") && (extra.isEmpty || "\($0)".contains(extra)), "\($0)")
             }
         }
+        // "lora_only" on T5 trains no bias (its linears have none): the numbers of bias "none".
+        try FileManager.default.removeItem(atPath: "\(dir)/adapter")
+        try FileManager.default.copyItem(atPath: "\(Self.root)/t5-lora/adapter", toPath: "\(dir)/adapter")
+        let cfg = "\(dir)/adapter/adapter_config.json"
+        var raw = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cfg))) as! [String: Any]
+        raw["bias"] = "lora_only"
+        try JSONSerialization.data(withJSONObject: raw).write(to: URL(fileURLWithPath: cfg))
+        let c = try ParityCase.load(path: "\(Self.root)/t5-lora/case.json")
+        let plain = try ParityRunner.run(modelDirectory: "\(Self.root)/t5-lora/model", case: c, adapter: "\(Self.root)/t5-lora/adapter")
+        let loraOnly = try ParityRunner.run(modelDirectory: "\(Self.root)/t5-lora/model", case: c, adapter: "\(dir)/adapter")
+        XCTAssertEqual(doubles(loraOnly["logits"]), doubles(plain["logits"]))
+        XCTAssertFalse(doubles(plain["logits"]).isEmpty)
     }
 
     func testAdaptersMatchPEFT() throws {

@@ -694,6 +694,7 @@ final class PublishedMarksTests: XCTestCase {
         // Pieces that would join into a TeX ligature are kept apart: "!``" is ¡ followed by a
         // quote, "--" + "-" an em dash; Latin-1 signs by their text commands.
         XCTAssertEqual(PaperTables.latexText("!“bang” ?‘q’ –-5 ¡ ½ ®"), "!{}``bang'' ?{}`q' --{}-5 \\textexclamdown{} $\\frac12$ \\textregistered{}")
+        XCTAssertEqual(PaperTables.latexText("“‘x’”"), "``{}`x'{}''")
     }
 
     /// Every committed LaTeX table, and one whose labels hold what pdflatex's defaults refused or
