@@ -110,7 +110,7 @@ enum Environment {
         if let v = values["PROMPTREPRO_DECODE_GROUP_ROWS"], !v.isEmpty, (Int(v) ?? -1) < 0 {
             throw ValidationError("PROMPTREPRO_DECODE_GROUP_ROWS=\(v): not a non-negative integer")
         }
-        if let v = values["PROMPTREPRO_POOL"], !["dispatch", "spin"].contains(v) {
+        if let v = values["PROMPTREPRO_POOL"], !["dispatch", "spin", ""].contains(v) {
             throw ValidationError("PROMPTREPRO_POOL=\(v): use dispatch (libdispatch) or spin (the default spinning pool)")
         }
         EmbeddedBackbones.cacheRoot = values["PROMPTREPRO_CACHE"]
