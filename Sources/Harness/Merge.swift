@@ -154,12 +154,11 @@ extension ResultsStore {
                     let incomingEvaluated = r["status"]?.text == "evaluated", hereEvaluated = existing["status"]?.text == "evaluated"
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") {
-                            let setup = { (row: [String: SQLiteDB.Value]) in
-                                "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")" }
                             if r["status"]?.text != "failed",
                                let here = try db.query("SELECT tool_version, threads FROM runs WHERE id=?", [existing["id"]!]).first,
-                               !Trainer.numericsAgree(setup(here), setup(r)) {
-                                report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(Trainer.bitsOfNumerics(setup(here)))); the shard's ran under \(Trainer.bitsOfNumerics(setup(r)))")
+                               !Trainer.numericsAgree(Self.numericsSetup(here), Self.numericsSetup(r)) {
+                                report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(Trainer.bitsOfNumerics(Self.numericsSetup(here))));"
+                                                                + " the shard's ran under \(Trainer.bitsOfNumerics(Self.numericsSetup(r)))")
                             }
                             continue
                         }

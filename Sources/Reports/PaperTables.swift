@@ -592,9 +592,6 @@ public enum PaperTables {
                 && (chars[i + 1].isNumber || (chars[i + 1] == "." && i + 2 < chars.count && chars[i + 2].isNumber))
                 && (before == nil || " ([{=/,:;".contains(before!)):
                 piece += "$-$"
-            case "∗": piece += "$^*$"
-            case "ᶜ": piece += "$^{c}$"
-            case "¶": piece += "\\P{}"
             case "\\": piece += "\\textbackslash{}"
             case "&", "%", "$", "#", "_", "{", "}": piece += "\\\(ch)"
             case "~": piece += "\\textasciitilde{}"
@@ -603,20 +600,7 @@ public enum PaperTables {
             case "|": piece += "\\textbar{}"
             case "\"" where inCode: piece += "\\char`\\\"{}"  // the typewriter font's straight quote
             case "\"": piece += openQuote ? "``" : "''"; openQuote.toggle()
-            case "“": piece += "``"
-            case "”": piece += "''"
-            case "‘": piece += "`"
-            case "’": piece += "'"
-            case "±": piece += "$\\pm$"
-            case "Δ": piece += "$\\Delta$"
-            case "†": piece += "$^\\dagger$"
-            case "‡": piece += "$^\\ddagger$"
-            case "✗": piece += "$\\times$"
-            case "−": piece += "$-$"
             case "<", ">": piece += "$\(ch)$"
-            case "—": piece += "---"
-            case "§": piece += "\\S{}"
-            case "–": piece += "--"
             default:
                 if ch.isASCII { piece.append(ch) }
                 else if let math = latexMath[ch] { piece += "$\(math)$" }
@@ -651,6 +635,7 @@ public enum PaperTables {
 
     /// Letters and signs with a text command in LaTeX's defaults.
     static let latexTextSymbols: [Character: String] = [
+        "—": "---", "–": "--", "§": "\\S{}", "¶": "\\P{}", "“": "``", "”": "''", "‘": "`", "’": "'",
         "ß": "\\ss{}", "æ": "\\ae{}", "Æ": "\\AE{}", "œ": "\\oe{}", "Œ": "\\OE{}", "ø": "\\o{}", "Ø": "\\O{}",
         "ł": "\\l{}", "Ł": "\\L{}", "ı": "\\i{}", "å": "\\aa{}", "Å": "\\AA{}", "•": "\\textbullet{}", "…": "\\ldots{}",
         "©": "\\copyright{}", "£": "\\pounds{}", "¡": "\\textexclamdown{}", "¿": "\\textquestiondown{}", "\u{A0}": "~", "µ": "$\\mu$", "°": "$^\\circ$",
@@ -660,6 +645,7 @@ public enum PaperTables {
 
     /// Symbols written as math in LaTeX (without the dollars).
     static let latexMath: [Character: String] = [
+        "±": "\\pm", "Δ": "\\Delta", "†": "^\\dagger", "‡": "^\\ddagger", "✗": "\\times", "−": "-", "∗": "^*", "ᶜ": "^{c}",
         "≥": "\\geq", "≤": "\\leq", "≠": "\\neq", "≈": "\\approx", "∞": "\\infty", "×": "\\times", "→": "\\rightarrow",
         "←": "\\leftarrow", "·": "\\cdot", "√": "\\surd", "✓": "\\surd", "∈": "\\in", "∑": "\\sum", "Σ": "\\Sigma",
         "α": "\\alpha", "β": "\\beta", "γ": "\\gamma", "δ": "\\delta", "ε": "\\epsilon", "η": "\\eta", "θ": "\\theta",

@@ -283,6 +283,13 @@ extension ResultsStore {
     /// `identity_json` in a SELECT (NULL in a store older than schema 2, read without migrating).
     public var identityColumn: String { schemaVersion >= 2 ? "identity_json" : "NULL AS identity_json" }
 
+    /// A stored run's numerics as one string, "TOOL_VERSION; threads N" (`Trainer.numerics`'
+    /// form, which `Trainer.numericsAgree` / `distinctNumerics` compare), from its `tool_version`
+    /// and `threads` columns.
+    public static func numericsSetup(_ row: [String: SQLiteDB.Value]) -> String {
+        "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")"
+    }
+
     /// Cells of a spec/profile whose counted finished runs ran under more than one numerics setup
     /// (`tool_version`, which names the GEMM kernel, its kc and OpenBLAS's release and core, and
     /// `threads`; mc / nc and a release missing from older records do not count: `Trainer.distinctNumerics`):
@@ -294,8 +301,7 @@ extension ResultsStore {
         var setups: [String: Set<String>] = [:]
         for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
                               [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
-            let setup = "\(r["tool_version"]?.text ?? "unknown"); threads \(r["threads"]?.int.map(String.init) ?? "?")"
-            setups[r["cell"]?.text ?? "", default: []].insert(setup)
+            setups[r["cell"]?.text ?? "", default: []].insert(Self.numericsSetup(r))
         }
         // Only what changes bits: the same kernel under another mc / nc is the same numerics.
         return setups.mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }

@@ -11,14 +11,12 @@ import Foundation
 /// documents them (Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/cpu*.rst).
 public enum HostResources {
     /// Whole CPUs this process can use: min(machine, affinity mask, ⌈quota ÷ period⌉), at least 1.
-    public static var cpus: Int {
-        cpus(machine: ProcessInfo.processInfo.activeProcessorCount, root: "/")
-    }
+    /// Read once (the default thread count and the sweep's planning ask for it repeatedly).
+    public static let cpus: Int = cpus(machine: ProcessInfo.processInfo.activeProcessorCount, root: "/")
 
-    /// Bytes of memory this process can use: min(physical memory, the cgroup's limit).
-    public static var memoryBytes: UInt64 {
-        memoryBytes(physical: ProcessInfo.processInfo.physicalMemory, root: "/")
-    }
+    /// Bytes of memory this process can use: min(physical memory, the cgroup's limit). Read once
+    /// (the sweep's fit check asks for it per planned run).
+    public static let memoryBytes: UInt64 = memoryBytes(physical: ProcessInfo.processInfo.physicalMemory, root: "/")
 
     /// `cpus` with the machine's count given and the files read under `root` (tests).
     public static func cpus(machine: Int, root: String) -> Int {

@@ -19,6 +19,7 @@
 //
 // mc and nc only choose which tiles run when; they never change a result's bits (tested).
 import Foundation
+import Support
 
 /// Cache sizes of cpu0 as /sys/devices/system/cpu/cpu0/cache/index*/ reports them.
 public struct CacheInfo: Equatable, Sendable {
@@ -70,14 +71,9 @@ public struct CacheInfo: Equatable, Sendable {
         return scale.map { m in Int(s.dropLast()).map { $0 * m } } ?? Int(s)
     }
 
-    /// Number of CPUs in a list such as "0-1,4,6-7" (at least 1).
-    static func cpuCount(_ list: String) -> Int {
-        let n = list.split(separator: ",").reduce(0) { sum, part in
-            let ends = part.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            return sum + (ends.count == 2 ? ends[1] - ends[0] + 1 : ends.count == 1 ? 1 : 0)
-        }
-        return max(n, 1)
-    }
+    /// Number of CPUs in a list such as "0-1,4,6-7" (`HostResources.cpuListCount`; at least 1,
+    /// also for text that is no such list).
+    static func cpuCount(_ list: String) -> Int { max(HostResources.cpuListCount(list) ?? 1, 1) }
 
     /// "L1d 48 KiB, L2 2048 KiB, L3 300 MiB / 2 cpus" (+ " (fallback sizes: no sysfs)" without
     /// sysfs, " (L3 not in sysfs: fallback size)" for a level it did not report).

@@ -4,7 +4,7 @@ import TestSupport
 import XCTest
 
 /// The heap-ordered BPE merge against encoder.py's quadratic loop (OpenAI's GPT-2 reference, kept
-/// as `mergeQuadratic`) with GPT-2's real merges, on words of every kind: repeated letters (the
+/// here as `mergeQuadratic`) with GPT-2's real merges, on words of every kind: repeated letters (the
 /// overlapping-pair case "aaaa"), digits, mixed scripts, random bytes. Both must give the same parts;
 /// the ids of the long words also match transformers' in TokenizerTests' goldens and shared fixtures.
 final class BPEMergeTests: XCTestCase {
@@ -20,7 +20,7 @@ final class BPEMergeTests: XCTestCase {
         }
         for w in words {
             let parts = w.utf8.map { String(tok.byteToChar[Int($0)]) }
-            XCTAssertEqual(BPETokenizer.merge(parts, ranks: tok.ranks), BPETokenizer.mergeQuadratic(parts, ranks: tok.ranks), w)
+            XCTAssertEqual(BPETokenizer.merge(parts, ranks: tok.ranks), mergeQuadratic(parts, ranks: tok.ranks), w)
         }
         // A 100,000-letter word: one encode (the quadratic loop took about 30 s at this length).
         let long = String(repeating: "abcdefghij", count: 10_000)
@@ -40,3 +40,23 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
+/// The loop as encoder.py writes it (quadratic in the word's length): the reference
+/// `BPETokenizer.merge` is tested against.
+func mergeQuadratic(_ initial: [String], ranks: [String: Int]) -> [String] {
+    var parts = initial
+    while parts.count > 1 {
+        var best = Int.max, at = -1
+        for i in 0..<(parts.count - 1) {
+            if let r = ranks[parts[i] + " " + parts[i + 1]], r < best { best = r; at = i }
+        }
+        if at < 0 { break }
+        let (a, b) = (parts[at], parts[at + 1])
+        var merged: [String] = []
+        var i = 0
+        while i < parts.count {
+            if i < parts.count - 1 && parts[i] == a && parts[i + 1] == b { merged.append(a + b); i += 2 } else { merged.append(parts[i]); i += 1 }
+        }
+        parts = merged
+    }
+    return parts
+}

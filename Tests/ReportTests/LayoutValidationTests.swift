@@ -314,25 +314,12 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(gp.contains("set yrange [-0.05:1.0]"), gp)
         XCTAssertTrue(gp.contains("2 of 2 points: every output named no label (100% invalid, scored 0)"), gp)
         // With gnuplot itself (CI installs it): the script renders without a warning.
-        let which = Process()
-        which.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        which.arguments = ["sh", "-c", "command -v gnuplot"]
-        which.standardOutput = FileHandle.nullDevice
-        try which.run(); which.waitUntilExit()
-        guard which.terminationStatus == 0 else { return }
+        guard toolInstalled("gnuplot") else { return }
         let images = try Figures.render(f, cells: cells, tasks: ["cb"], profile: "cpu", outDir: dir)
         let png = try Data(contentsOf: URL(fileURLWithPath: images[0]))
         XCTAssertGreaterThan(png.count, 1000)
-        let rerun = Process()
-        rerun.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        rerun.arguments = ["gnuplot", "fig4.gp"]
-        rerun.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let err = Pipe()
-        rerun.standardError = err
-        try rerun.run()
-        let warnings = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        rerun.waitUntilExit()
-        XCTAssertEqual(rerun.terminationStatus, 0, warnings)
+        let (status, warnings) = try runTool(["gnuplot", "fig4.gp"], in: dir)
+        XCTAssertEqual(status, 0, warnings)
         XCTAssertEqual(warnings, "")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x"), "a backquoted title ran as a shell command")
         // A render whose gnuplot fails changes nothing under the output directory.

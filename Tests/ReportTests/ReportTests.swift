@@ -701,12 +701,7 @@ final class PublishedMarksTests: XCTestCase {
     /// misprinted, compiles with pdflatex (article, booktabs, the tabular scaled through
     /// \promptreprotable). Skipped, saying so, where pdflatex is not installed (CI installs no TeX).
     func testLatexTablesCompileWithPdflatex() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["sh", "-c", "command -v pdflatex"]
-        probe.standardOutput = FileHandle.nullDevice
-        try probe.run(); probe.waitUntilExit()
-        try XCTSkipIf(probe.terminationStatus != 0, "pdflatex is not installed")
+        try XCTSkipUnless(toolInstalled("pdflatex"), "pdflatex is not installed")
         let dir = tempDir("pdflatex")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var tables = try FileManager.default.contentsOfDirectory(atPath: "\(repoRoot)/Reports").filter { $0.hasSuffix(".tex") }
@@ -725,15 +720,9 @@ final class PublishedMarksTests: XCTestCase {
                 + "\\newcommand{\\promptreprotable}[1]{\\noindent\\resizebox{\\textwidth}{!}{#1}}"
                 + "\\begin{document}\\input{\(table)}\\end{document}\n"
             try doc.write(toFile: "\(dir)/doc\(i).tex", atomically: true, encoding: .utf8)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc\(i).tex"]
-            p.currentDirectoryURL = URL(fileURLWithPath: dir)
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run(); p.waitUntilExit()
+            let (status, _) = try runTool(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc\(i).tex"], in: dir)
             let log = (try? String(contentsOfFile: "\(dir)/doc\(i).log", encoding: .utf8)) ?? ""
-            XCTAssertEqual(p.terminationStatus, 0, "\(table): " + log.split(separator: "\n").filter { $0.hasPrefix("!") }.joined(separator: "; "))
+            XCTAssertEqual(status, 0, "\(table): " + log.split(separator: "\n").filter { $0.hasPrefix("!") }.joined(separator: "; "))
             XCTAssertFalse(log.contains("Overfull \\hbox"), "\(table): overfull box")
         }
     }

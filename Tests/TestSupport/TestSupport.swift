@@ -60,6 +60,28 @@ public func tempDir(_ tag: String) -> String {
     return d
 }
 
+/// Whether an external program (gnuplot, pdflatex) is on PATH (`command -v`), for tests that
+/// run it where it is installed.
+public func toolInstalled(_ name: String) -> Bool {
+    (try? runTool(["sh", "-c", "command -v \(name)"]).status == 0) ?? false
+}
+
+/// Runs `args` through /usr/bin/env in `dir` (default: the current directory), stdout discarded;
+/// returns the exit status and what it wrote to stderr.
+public func runTool(_ args: [String], in dir: String? = nil) throws -> (status: Int32, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    if let dir { p.currentDirectoryURL = URL(fileURLWithPath: dir) }
+    p.standardOutput = FileHandle.nullDevice
+    let err = Pipe()
+    p.standardError = err
+    try p.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
+
 /// A deterministic batch of token ids for tests that need no real text (the method matrix): B rows
 /// of ids drawn from a tokenizer's vocabulary, right-padded to the longest row, in the layout the
 /// trainer builds. Same arguments → same batch on every machine (a fixed counter-based formula,

@@ -170,7 +170,7 @@ public final class BPETokenizer: TextTokenizer {
     /// GPT-2's merge loop (OpenAI's encoder.py `bpe`: the lowest-ranked adjacent pair, every
     /// occurrence left to right, until no pair has a rank) in O(n log n): adjacent pairs sit in a
     /// min-heap by (rank, position) over a linked list of parts, as HF tokenizers' BPE does. The
-    /// same parts as the quadratic loop (`mergeQuadratic`): a pair made by a merge contains the
+    /// same parts as the quadratic loop (BPEMergeTests' reference): a pair made by a merge contains the
     /// merged token, whose merges all rank after the one that made it, so every occurrence of the
     /// current pair is merged, leftmost first, before any pair it creates (the quadratic loop took
     /// 68 s on one 200,000-letter word).
@@ -202,27 +202,6 @@ public final class BPETokenizer: TextTokenizer {
         var i = 0
         while i < n { out.append(parts[i]); i = next[i] }
         return out
-    }
-
-    /// The loop as encoder.py writes it (quadratic in the word's length): the reference `merge`
-    /// is tested against.
-    static func mergeQuadratic(_ initial: [String], ranks: [String: Int]) -> [String] {
-        var parts = initial
-        while parts.count > 1 {
-            var best = Int.max, at = -1
-            for i in 0..<(parts.count - 1) {
-                if let r = ranks[parts[i] + " " + parts[i + 1]], r < best { best = r; at = i }
-            }
-            if at < 0 { break }
-            let (a, b) = (parts[at], parts[at + 1])
-            var merged: [String] = []
-            var i = 0
-            while i < parts.count {
-                if i < parts.count - 1 && parts[i] == a && parts[i + 1] == b { merged.append(a + b); i += 2 } else { merged.append(parts[i]); i += 1 }
-            }
-            parts = merged
-        }
-        return parts
     }
 
     static func isLetter(_ s: Unicode.Scalar) -> Bool {
