@@ -229,6 +229,24 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: try sp.plannedRuns(profile: "smoke", store: s)).map(\.k), [16, 32])
     }
 
+    /// Cells the plan does not list that reads still show (evaluated adapters' runs, `eval
+    /// --adapter`) come after the planned ones, by cell name, whatever order the store holds them
+    /// in (they followed the store's rows, which differ between stores merged in other orders).
+    func testReadsListUnplannedCellsByNameAfterThePlannedOnes() throws {
+        let dir = tempDir("orderunplanned")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        let all = try spec(dir, "a", k: "[16, 32, 64]", seeds: "[1]", n: 8).expand(profile: "smoke")
+        try s.insertPending(Array(all.reversed()))  // store order: 64, 32, 16
+        try finishAll(s, 10)
+        let byK = Dictionary(uniqueKeysWithValues: all.map { ($0.k, $0.cell) })
+        XCTAssertLessThan(byK[16]!, byK[64]!)  // the names sort as the k's, against the store's order
+        try s.db.query("UPDATE runs SET status='evaluated' WHERE cell != ?", [.text(byK[32]!)])
+        let plan = try spec(dir, "b", k: "[32]", seeds: "[1]", n: 8).plannedRuns(profile: "smoke", store: s)
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke").map(\.k), [64, 32, 16])  // store order without a plan
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: plan).map(\.k), [32, 16, 64])
+    }
+
     /// A shard run that failed (a worker refused on its data's pin before training; its identity
     /// planned without the data says "missing") replaced the finished run here as one of other
     /// data: a failed run now joins as history and the finished run stays.
