@@ -7,7 +7,8 @@ For each report: its host (cpu family/model as recorded), the kind of run, and t
 met as `promptrepro bench --evaluate FILE` judges them now (PROMPTREPRO_BIN, else
 .build/release/promptrepro). A report's own stored `goals` are those of the code that wrote it; a
 verdict quoted in docs/performance.md's older rows is the same. e2e reports written before the
-sides' epoch timers are judged on the wall ratio alone ("wall only").
+sides' epoch timers are judged on the lower of the wall and run ratios ("wall and run": each side's
+own timer over its whole run), or on the wall ratio alone where they lack that too ("wall only").
 """
 import glob
 import json
@@ -33,6 +34,9 @@ for f in files:
     g = json.loads(r.stdout)
     note = ""
     if e2e:
-        walls = [v for side in g.values() if isinstance(side, dict) for v in side.values() if isinstance(v, dict) and v.get("basis")]
-        note = "wall only (no per-epoch series)" if walls else ""
+        bases = [v["basis"] for side in g.values() if isinstance(side, dict) for v in side.values() if isinstance(v, dict) and v.get("basis")]
+        if any(b.startswith("wall ratio only") for b in bases):
+            note = "wall only (no per-epoch or run series)"
+        elif bases:
+            note = "wall and run (no per-epoch series)"
     print(f"| {os.path.basename(f)} | {host} | {kind} | {g.get('met', 0)} | {g.get('not_met', 0)} | {note} |")

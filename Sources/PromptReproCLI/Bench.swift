@@ -24,11 +24,21 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let path = evaluate {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw CommandFailure("\(path): a directory, not a bench report (e.g. Reports/bench.json)")
+            }
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
                 throw CommandFailure("\(path): cannot read (\(error.localizedDescription))")
             }
-            guard let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            let parsed: Any
+            do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+                // NaN, Infinity and other non-JSON tokens land here: name where, as the parser says.
+                let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
+                throw CommandFailure("\(path): not valid JSON (\(detail))")
+            }
+            guard let report = parsed as? [String: Any] else {
                 throw CommandFailure("\(path): not a JSON object (expected the output of `promptrepro bench`)")
             }
             // A bench-e2e report has `sides`; a bench report has `ratio` when it ran with a reference.
@@ -39,7 +49,10 @@ struct Bench: ParsableCommand {
                                           : "\(path): no `ratio` section; only a run with --reference (make bench) can be judged")
             }
             FileHandle.standardError.write(Data((e2e ? BenchGoals.summaryE2E(goals) : BenchGoals.summary(goals)).utf8))
-            let out = try JSONSerialization.data(withJSONObject: goals, options: [.prettyPrinted, .sortedKeys])
+            let out: Data
+            do { out = try JSONSerialization.data(withJSONObject: goals, options: [.prettyPrinted, .sortedKeys]) } catch {
+                throw CommandFailure("\(path): its verdicts could not be written as JSON (\(error.localizedDescription))")
+            }
             print(String(decoding: out, as: UTF8.self))
             return
         }

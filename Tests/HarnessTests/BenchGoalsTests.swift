@@ -122,8 +122,8 @@ final class BenchGoalsTests: XCTestCase {
     /// - RSS 401.3 MB ÷ 1000 MB = 0.4013: not met (the stored 0.40 would pass).
     /// - Overhead 2.0 s ÷ (200 ÷ 100) = 1.0: met.
     /// - Eval, generate and FT are absent: 3 goals each, not met.
-    /// - The per-head attention section is absent: one GEMM goal, not met; so are the two sgemm
-    ///   shapes the section lacks.
+    /// - The per-head attention section is absent: its three products' GEMM goals, not met; so are
+    ///   the two sgemm shapes the section lacks.
     func testVerdictsUseTheRawDataAndMissingWorkloadsCount() throws {
         let raw: [String: Any] = [
             "core": ["sgemm": ["2048x2048x2048": [
@@ -154,12 +154,16 @@ final class BenchGoalsTests: XCTestCase {
             XCTAssertEqual(g?["met"] as? Bool, false, shape)
             XCTAssertNotNil(g?["missing"], shape)
         }
-        let heads = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["per-head attention"] as? [String: Any])
-        XCTAssertEqual(heads["met"] as? Bool, false)
-        XCTAssertNotNil(heads["missing"])
+        // An absent section counts one goal per product, as one absent product does (it counted 1
+        // for all three).
+        for product in ["356x356x64", "356x64x356:nn", "356x64x356:tn"] {
+            let heads = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: Any])?["per-head \(product)"] as? [String: Any])
+            XCTAssertEqual(heads["met"] as? Bool, false)
+            XCTAssertNotNil(heads["missing"])
+        }
         XCTAssertEqual(goals["met"] as? Int, 2)
-        XCTAssertEqual(goals["not_met"] as? Int, 14)
-        XCTAssertTrue(err.contains("goals: 2 met, 14 not met"), err)
+        XCTAssertEqual(goals["not_met"] as? Int, 16)
+        XCTAssertTrue(err.contains("goals: 2 met, 16 not met"), err)
 
         // Per-round rates of ours and OpenBLAS but torch's median only (timed apart): the per-round
         // recompute would leave torch out, so the report's own verdict stands.
@@ -171,7 +175,7 @@ final class BenchGoalsTests: XCTestCase {
         // An empty `ratio` section judges nothing as met: every default workload of t5-small is missing.
         let (empty, _) = try evaluate(["core": raw["core"]!, "ratio": [String: Any]()], "bench-goals-empty")
         XCTAssertEqual(empty["met"] as? Int, 1)          // the GEMM goal alone
-        XCTAssertEqual(empty["not_met"] as? Int, 15)     // 4 workloads × speed-up, overhead, RSS; 2 sgemm shapes; the per-head section
+        XCTAssertEqual(empty["not_met"] as? Int, 17)     // 4 workloads × speed-up, overhead, RSS; 2 sgemm shapes; 3 per-head products
     }
 
     /// A run whose sgemm rounds met a slow phase of the host: its best sgemm rate (60 GFLOP/s, the
@@ -417,7 +421,7 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(ft["met"] as? Bool, false)
         XCTAssertEqual(ft["inconclusive"] as? String, "1 of 3 rounds meet the goal (per round 1.200–1.400)")
         XCTAssertEqual(goals["inconclusive"] as? Int, 2)
-        XCTAssertTrue(err.contains("(2 of them inconclusive: some rounds meet the goal and some do not)"), err)
+        XCTAssertTrue(err.contains("; 2 verdicts inconclusive (some rounds meet the goal and some do not)"), err)
     }
 
     /// A zero where a measurement failed is no data, never a met goal: our median seconds 0 gave
@@ -436,6 +440,142 @@ final class BenchGoalsTests: XCTestCase {
             XCTAssertNotNil(train[goal]?["missing"], "\(goal): \(train[goal] ?? [:])")
         }
         XCTAssertTrue(err.contains("t5-small train_step peak RSS ÷ PyTorch: no data"), err)
+    }
+
+    /// A time, rate or peak RSS of zero or less on either side is a failed measurement: missing,
+    /// never judged. Worked by hand against the old judge:
+    /// - train: PyTorch's rounds 0, 0, 0 gave a speed-up 0 against a goal 0.85 × (0 ÷ (200 ÷ 100)) = 0: "met".
+    /// - eval: one of our rounds 0 gave per-round ratios 2, ∞, 2 (median 2 ≥ the target 2: "met"),
+    ///   and its overhead fell back to the median 2.0 s ÷ (200 ÷ 100) = 1.0: "met".
+    /// - generate: PyTorch's peak RSS −5 MB fell back to the stored ratio 0.1: "met".
+    /// - sgemm 2848x512x2048: OpenBLAS's rounds 0 gave ours ÷ best = ∞: "met", then the JSON
+    ///   output failed on the infinity (exit 1, the file not named).
+    func testFailedMeasurementsOfEitherSideAreMissing() throws {
+        let failed: [String: Any] = [
+            "core": ["sgemm": [
+                "2048x2048x2048": ["core_gflops": 100.0, "openblas_gflops": 100.0, "core_over_best": 1.0],
+                "2848x512x2048": ["core_gflops": 100.0, "core_gflops_all": [100.0, 100.0, 100.0], "openblas_gflops_all": [0.0, 0.0, 0.0]],
+            ]],
+            "promptrepro": ["t5-small": [
+                "train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.0, 2.0]], "gflop": 200.0, "peak_rss_mb": 400.0],
+                "eval_forward": ["seconds_median": 2.0, "seconds": ["all": [2.0, 0.0, 2.0]], "gflop": 200.0],
+                "generate": ["peak_rss_mb": 100.0],
+            ]],
+            "pytorch": ["t5-small": [
+                "train_step": ["seconds_median": 0.0, "seconds": ["all": [0.0, 0.0, 0.0]], "peak_rss_mb": 1000.0],
+                "eval_forward": ["seconds_median": 4.0, "seconds": ["all": [4.0, 4.0, 4.0]]],
+                "generate": ["peak_rss_mb": -5.0],
+            ]],
+            "ratio": ["t5-small": ["train_step": 0.0, "generate_peak_rss": 0.1]],
+        ]
+        let (goals, err) = try evaluate(failed, "bench-goals-failed")
+        let w = try XCTUnwrap(goals["t5-small"] as? [String: [String: [String: Any]]])
+        for (key, goal) in [("train_step", "speedup"), ("eval_forward", "speedup"), ("eval_forward", "non_gemm_overhead"), ("generate", "peak_rss")] {
+            XCTAssertEqual(w[key]?[goal]?["met"] as? Bool, false, "\(key) \(goal)")
+            XCTAssertNotNil(w[key]?[goal]?["missing"], "\(key) \(goal): \(w[key]?[goal] ?? [:])")
+        }
+        // The train step's overhead (2.0 ÷ (200 ÷ 100) = 1.0) and RSS (0.4) stand: our side measured.
+        XCTAssertEqual(w["train_step"]?["non_gemm_overhead"]?["met"] as? Bool, true)
+        let shape = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: [String: Any]])?["2848x512x2048"])
+        XCTAssertEqual(shape["met"] as? Bool, false)
+        XCTAssertNotNil(shape["missing"])
+        XCTAssertTrue(err.contains("t5-small train_step speed-up: no data (a round's seconds of t5-small train_step that are not positive"), err)
+    }
+
+    /// Without the sgemm section there is no measurement of OpenBLAS or torch: our own GEMM probes
+    /// stood in for "the best rate on the host" and lowered the goal. Train: PyTorch 4 s, ours 2 s
+    /// per round (speed-up 2.0); the probes' 100 GFLOP/s made bound_best 4 ÷ (200 ÷ 100) = 2.0 and
+    /// the goal 0.85 × 2.0 = 1.7 ("met"). Now the target 2.5 stands (not met), or, where the report
+    /// stores its bound_best (2.2), 0.85 × 2.2 = 1.87 (met).
+    func testWithoutTheSgemmSectionOurProbesAreNotTheHostsBestRate() throws {
+        var noCore: [String: Any] = [
+            "promptrepro": ["t5-small": ["train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.0, 2.0]], "gflop": 200.0,
+                                                        "gemm_probe_gflops_all": [100.0, 100.0, 100.0]]]],
+            "pytorch": ["t5-small": ["train_step": ["seconds_median": 4.0, "seconds": ["all": [4.0, 4.0, 4.0]]]]],
+            "ratio": ["t5-small": ["train_step": 2.0]],
+        ]
+        let (goals, _) = try evaluate(noCore, "bench-goals-nocore")
+        let train = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        XCTAssertEqual(train["value"] as? Double, 2.0)
+        XCTAssertEqual(train["goal"] as? Double, 2.5)
+        XCTAssertEqual(train["met"] as? Bool, false)
+        // The three sgemm shapes and the three per-head products: six missing GEMM goals.
+        let gemm = try XCTUnwrap(goals["gemm_core_over_best"] as? [String: [String: Any]])
+        XCTAssertEqual(gemm.values.filter { $0["missing"] != nil }.count, 6)
+        noCore["ratio_bound_best"] = ["t5-small": ["train_step": 2.2]]
+        let (stored, _) = try evaluate(noCore, "bench-goals-nocore-stored")
+        let withBound = try XCTUnwrap(((stored["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        XCTAssertEqual(withBound["goal"] as? Double, 1.87)
+        XCTAssertEqual(withBound["met"] as? Bool, true)
+    }
+
+    /// A GEMM ratio whose rounds fall on both sides of 0.9 is marked like a speed-up: per round
+    /// 100/100, 80/100, 95/100 = 1.0, 0.8, 0.95 → median 0.95, met, 2 of 3 rounds meet it.
+    func testGEMMVerdictsAcrossTheGoalAreInconclusive() throws {
+        let r: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops_all": [100.0, 80.0, 95.0], "openblas_gflops_all": [100.0, 100.0, 100.0]]]],
+            "ratio": [String: Any](),
+        ]
+        let (goals, err) = try evaluate(r, "bench-goals-gemm-rounds")
+        let g = try XCTUnwrap((goals["gemm_core_over_best"] as? [String: [String: Any]])?["2048x2048x2048"])
+        XCTAssertEqual(g["value"] as? Double, 0.95)
+        XCTAssertEqual(g["met"] as? Bool, true)
+        XCTAssertEqual(g["inconclusive"] as? String, "2 of 3 rounds meet the goal (per round 0.800–1.000)")
+        XCTAssertEqual(goals["inconclusive"] as? Int, 1)
+        XCTAssertTrue(err.contains("; 1 verdict inconclusive"), err)
+    }
+
+    /// bench-e2e reports before the epoch timers hold each side's `run` seconds (its own timer over
+    /// its whole run). The lower of the wall and run ratios is judged there (the wall alone passed
+    /// them): DPT code walls 50 / 10 = 5 but runs 30 / 8 = 3.75 < 4, not met; dynamic walls 30 / 10
+    /// = 3, runs 22 / 8 = 2.75 ≥ 2.5, met.
+    func testEndToEndReportsWithoutEpochsJudgeTheLowerOfWallAndRun() throws {
+        let old: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [10.0, 10.0, 10.0]], "run": ["all": [8.0, 8.0, 8.0]]],
+                      "pytorch-dpt-code": ["epochs": 1, "wall": ["all": [50.0, 50.0, 50.0]], "run": ["all": [30.0, 30.0, 30.0]]],
+                      "pytorch-dynamic": ["epochs": 1, "wall": ["all": [30.0, 30.0, 30.0]], "run": ["all": [22.0, 22.0, 22.0]]]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 5.0], "pytorch-dynamic / promptrepro": ["median": 3.0]],
+        ]
+        let (goals, err) = try evaluate(old, "bench-goals-e2e-run")
+        let ours = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["value"] as? Double, 3.75)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["wall"] as? Double, 5.0)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["run"] as? Double, 3.75)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["met"] as? Bool, false)
+        XCTAssertEqual(ours["pytorch-dynamic"]?["value"] as? Double, 2.75)
+        XCTAssertEqual(ours["pytorch-dynamic"]?["met"] as? Bool, true)
+        XCTAssertTrue(err.contains("(basis: lower of wall and run ratios"), err)
+    }
+
+    /// bench-e2e: per round the judged ratio (the lower of wall and per epoch) on both sides of the
+    /// target is `inconclusive`, counted for the default side. DPT code: walls 50 / 10 = 5 each
+    /// round, per epoch 36 / 8, 30 / 8, 34 / 8 = 4.5, 3.75, 4.25 → 4.25, met; per round the lower
+    /// is 4.5, 3.75, 4.25: 2 of 3 meet 4. A side's series present but unusable (our epoch seconds
+    /// with a 0 round) makes both ratios missing (they fell back to the wall ratio, 5 and 3: met).
+    func testEndToEndRoundsAcrossTheTargetAndUnusableSeries() throws {
+        var e2e: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [10.0, 10.0, 10.0]], "epochs": ["all": [8.0, 8.0, 8.0]]],
+                      "pytorch-dpt-code": ["wall": ["all": [50.0, 50.0, 50.0]], "epochs": ["all": [36.0, 30.0, 34.0]]],
+                      "pytorch-dynamic": ["wall": ["all": [30.0, 30.0, 30.0]], "epochs": ["all": [24.0, 24.0, 24.0]]]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 5.0], "pytorch-dynamic / promptrepro": ["median": 3.0]],
+        ]
+        let (goals, err) = try evaluate(e2e, "bench-goals-e2e-rounds")
+        let ours = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["value"] as? Double, 4.25)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["met"] as? Bool, true)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["inconclusive"] as? String, "2 of 3 rounds meet the goal (per round 3.750–4.500)")
+        XCTAssertNil(ours["pytorch-dynamic"]?["inconclusive"])
+        XCTAssertEqual(goals["inconclusive"] as? Int, 1)
+        XCTAssertTrue(err.contains("1 verdict inconclusive"), err)
+        var sides = e2e["sides"] as! [String: [String: Any]]
+        sides["promptrepro"]?["epochs"] = ["all": [8.0, 0.0, 8.0]]
+        e2e["sides"] = sides
+        let (broken, _) = try evaluate(e2e, "bench-goals-e2e-broken")
+        let b = try XCTUnwrap(broken["promptrepro"] as? [String: [String: Any]])
+        XCTAssertNotNil(b["pytorch-dpt-code"]?["missing"])
+        XCTAssertNotNil(b["pytorch-dynamic"]?["missing"])
+        XCTAssertEqual(broken["met"] as? Int, 0)
+        XCTAssertEqual(broken["not_met"] as? Int, 2)
     }
 
     /// bench-e2e: the ratio is recomputed from the sides' per-round walls (90/20 = 4.5, 80/22 =
@@ -545,7 +685,7 @@ final class BenchGoalsTests: XCTestCase {
 
     /// A run asked for t5-base alone (`bench --shapes t5-base`) expects t5-base's four workloads,
     /// not t5-small's: 12 goals of t5-base missing (3 per workload), none of t5-small; the GEMM
-    /// goal met at its one shape (100 ÷ 90), the other two shapes and the per-head section missing.
+    /// goal met at its one shape (100 ÷ 90), the other two shapes and the three per-head products missing.
     func testTheShapesTheRunWasAskedForAreExpected() throws {
         let onlyBase: [String: Any] = [
             "shapes": ["t5-base"],
@@ -558,7 +698,7 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(Set(base.keys), ["train_step", "eval_forward", "generate", "ft_step"])
         XCTAssertNotNil(base["train_step"]?["speedup"]?["missing"])
         XCTAssertEqual(goals["met"] as? Int, 1)
-        XCTAssertEqual(goals["not_met"] as? Int, 15)
+        XCTAssertEqual(goals["not_met"] as? Int, 17)
     }
 
     /// `bench --shapes` and `bench-one --shape` refuse what they cannot run, naming it, before any
@@ -588,6 +728,20 @@ final class BenchGoalsTests: XCTestCase {
         let (rc2, err2) = try runCLIText(["bench", "--evaluate", missing], stdout: false)
         XCTAssertNotEqual(rc2, 0)
         XCTAssertTrue(err2.contains(missing), err2)
+        // A directory and a file with a NaN literal (not JSON) are named as such (they said
+        // "NSCocoaErrorDomain error 256" and "not a JSON object").
+        let dir = NSTemporaryDirectory() + "bench-goals-dir-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (rc3, err3) = try runCLIText(["bench", "--evaluate", dir], stdout: false)
+        XCTAssertNotEqual(rc3, 0)
+        XCTAssertTrue(err3.contains("\(dir): a directory"), err3)
+        let nan = NSTemporaryDirectory() + "bench-goals-nan-\(getpid()).json"
+        try Data(#"{"ratio": {"t5-small": {"train_step": NaN}}}"#.utf8).write(to: URL(fileURLWithPath: nan))
+        defer { try? FileManager.default.removeItem(atPath: nan) }
+        let (rc4, err4) = try runCLIText(["bench", "--evaluate", nan], stdout: false)
+        XCTAssertNotEqual(rc4, 0)
+        XCTAssertTrue(err4.contains("\(nan): not valid JSON ("), err4)
     }
 }
 
