@@ -289,6 +289,24 @@ public struct SweepOptions {
 }
 
 extension SweepOptions {
+    /// Threads of each worker: the total (`threads`, default the core count) split evenly, at least one.
+    public var workerThreads: Int { max(1, (threads ?? Parallel.defaultThreadsValue) / max(1, workers)) }
+
+    /// The numerics setup this sweep's workers record for their runs (`ResultsStore.numericsSetup`'s
+    /// form): this binary's kernel description and the per-worker thread count.
+    public var workerNumerics: String { "\(ToolInfo.versionString); threads \(workerThreads)" }
+
+    /// The lines a sweep (and its dry run) prints for cells whose finished runs ran under other
+    /// numerics than its workers will (`ResultsStore.otherNumerics`); empty when none.
+    public static func numericsWarning(_ conflicts: [String: [String]], here: String) -> [String] {
+        guard !conflicts.isEmpty else { return [] }
+        let cells = conflicts.keys.sorted()
+        var lines = ["warning: \(cells.count) cell\(cells.count == 1 ? "" : "s") to be run hold\(cells.count == 1 ? "s" : "") finished runs under other numerics than this sweep's workers (\(here)); the new runs will mix setups in \(cells.count == 1 ? "its" : "their") statistics, which reads then name (for bit-identical seeds, run with the same PROMPTREPRO_GEMM kernel, OpenBLAS and --threads / --workers split):"]
+        for cell in cells.prefix(4) { lines.append("  \(cell): \(conflicts[cell]!.joined(separator: " | "))") }
+        if cells.count > 4 { lines.append("  … and \(cells.count - 4) more") }
+        return lines
+    }
+
     /// The default split of `threads` (the sweep's total; default the core count) into worker
     /// processes: one single-threaded worker per thread, at most one per 4 GiB of the memory this
     /// process may use (`HostResources.memoryBytes`: a cgroup limit counts; a t5-base
@@ -488,12 +506,16 @@ public enum SweepRunner {
         var procs: [Process] = []
         let readers = DispatchGroup()
         let totalThreads = o.threads ?? Parallel.defaultThreadsValue, workers = max(1, o.workers)
-        let perWorker = max(1, totalThreads / workers)
+        let perWorker = o.workerThreads
+        assert(perWorker == max(1, totalThreads / workers))
         // The total is split evenly; say where the split is not the total asked for.
         let uneven = workers * perWorker == totalThreads ? ""
             : workers > totalThreads ? "; --threads \(totalThreads) < \(workers) workers: each worker still runs one thread, \(workers) in all"
             : "; \(totalThreads - workers * perWorker) of the \(totalThreads) threads unused (an even split)"
         log("sweep \(spec.name) [\(profile)]: split \(workers) worker\(workers == 1 ? "" : "s") × \(perWorker) thread\(perWorker == 1 ? "" : "s")\(uneven) (thread count fixes GEMM summation order: part of what makes a run bit-identical)")
+        let toRun = Set(try unfinished(runs, in: store).map(\.cell))
+        for line in SweepOptions.numericsWarning(try store.otherNumerics(spec: spec.name, profile: profile, planned: plan, cells: toRun, here: o.workerNumerics),
+                                                 here: o.workerNumerics) { log(line) }
         for _ in 0..<max(1, o.workers) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)

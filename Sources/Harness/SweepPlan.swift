@@ -45,6 +45,10 @@ public struct SweepPlan {
     /// Cells of searched variants whose search has not chosen a point yet: their runs (the chosen
     /// point on every seed) are planned once it has, and are not among `entries`.
     public var undecided: [String] = []
+    /// Cells with runs to do whose finished runs ran under other numerics than the sweep's workers
+    /// would (`ResultsStore.otherNumerics`), and the workers' setup.
+    public var otherNumerics: [String: [String]] = [:]
+    public var workerNumerics = ""
 
     /// Trainable parameters of a run from its method's formula and the model's config.json (or the
     /// known architecture of its hub id); nil when neither is available.
@@ -128,10 +132,15 @@ public struct SweepPlan {
             if e.run.config.method.method != FullFineTuning.name || o.keepArtifacts { artifacts += p * 4 } else { ft += 1 }
         }
         let peak = checkpoints.sorted(by: >).prefix(max(1, o.workers)).reduce(0, +)
-        return SweepPlan(spec: spec.name, profile: profile, workers: max(1, o.workers), entries: entries, missing: missing, found: found,
+        let conflicts = exists ? try store.otherNumerics(spec: spec.name, profile: profile, planned: PlannedRuns(runs: expanded),
+                                                         cells: Set(todo.map(\.run.cell)), here: o.workerNumerics) : [:]
+        var plan = SweepPlan(spec: spec.name, profile: profile, workers: max(1, o.workers), entries: entries, missing: missing, found: found,
                          timings: timings, estimate: SweepETA.estimate(remaining, timings: timings, workers: o.workers),
                          runSeconds: runSeconds, checkpointPeak: peak, artifactBytes: artifacts, ftWithoutArtifact: ft, unknownSize: unknown,
                          undecided: try spec.undecidedSearchCells(profile: profile, choose: searchable).sorted())
+        plan.otherNumerics = conflicts
+        plan.workerNumerics = o.workerNumerics
+        return plan
     }
 
     public func render() -> String {
@@ -157,6 +166,8 @@ public struct SweepPlan {
             }
             out += "  " + cell.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + parts.joined(separator: "; ") + "\n"
         }
+        let numerics = SweepOptions.numericsWarning(otherNumerics, here: workerNumerics)
+        if !numerics.isEmpty { out += "\n" + numerics.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         if !undecided.isEmpty {
             // Their stored runs, if any, ran at a point of an earlier search and do not count.
             out += "\n  then, once its search has chosen, the chosen point on every seed (not counted above; time not included):\n"

@@ -32,7 +32,7 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Python with torch + transformers (make bench-reference creates one).") var reference: String
     @Option(help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
     @Option(help: "Rounds; each runs every side once.") var rounds: Int = 4
-    @Option(help: "Threads of every side.", transform: positiveCount) var threads: Int = 2
+    @Option(help: "Threads of every side.", transform: threadCount) var threads: Int = 2
     @Option(help: "Our sides, comma-separated: default, decode-auto, decode-eos (the papers' literal decode; default stops rows whose text can no longer be a label).") var ours: String = "default,decode-auto"
     @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?

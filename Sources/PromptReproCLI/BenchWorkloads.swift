@@ -15,7 +15,7 @@ struct BenchOne: ParsableCommand {
     @Option var shape: String = "t5-small"
     @Option(help: "train | eval | generate | ft") var workload: String = "train"
     @Option var repeats: Int = 5
-    @Option(transform: positiveCount) var threads: Int?
+    @Option(transform: threadCount) var threads: Int?
     @Option var seqLen: Int = 256
     @Option var batch: Int?
     @Option var prompt: Int = 100

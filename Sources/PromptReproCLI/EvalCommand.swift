@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import Harness
 import Methods
 import Models
 import Store
 import Support
 import Tasks
+import Tensor
 import Training
 
 struct EvalCommand: ParsableCommand {
@@ -137,7 +139,9 @@ struct EvalCommand: ParsableCommand {
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         var result = try trainer.run()
         if let (store, r) = stored, let db {
-            let id = try store.recordEvaluated(r, result: result, adapterSha256: sha, replacingOtherAdapter: replace)
+            let id = try store.recordEvaluated(r, result: result, adapterSha256: sha, replacingOtherAdapter: replace,
+                                               toolVersion: ToolInfo.versionString, threads: c.threads ?? Parallel.defaultThreadsValue,
+                                               gitCommit: Environment.values["PROMPTREPRO_GIT_COMMIT"] ?? SweepRunner.gitCommit(in: ProjectRoot.path))
             stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) in \(db)")
         }
         result.predictions = nil

@@ -31,7 +31,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "SQLite store.") var db: String = defaultDB
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Total threads, shared by the workers (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
+    @Option(help: "Total threads, shared by the workers (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Also keep full fine-tuning runs' final weights (a whole model per run); other methods' are always kept.") var keepArtifacts = false
     @Flag(help: "Print what would run (per cell: done, pending, failed, rerun), missing models, time and disk; change nothing.") var dryRun = false
@@ -86,7 +86,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Only runs of this profile.") var profile: String?
     @Option(help: "Data directory.") var dataDir: String?
     @Option(help: "Checkpoint directory.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Threads for this worker.", transform: positiveCount) var threads: Int?
+    @Option(help: "Threads for this worker.", transform: threadCount) var threads: Int?
     @Option(help: "Stop after this many runs.") var maxRuns: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Only errors on stderr.") var quiet = false

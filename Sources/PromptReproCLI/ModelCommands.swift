@@ -6,7 +6,7 @@ import Support
 import Tensor
 
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount)
+    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount)
     var threads: Int?
 
     func apply() { Parallel.configure(threads: threads) }
@@ -16,6 +16,15 @@ struct GlobalOptions: ParsableArguments {
 /// record said 0 or -5).
 func positiveCount(_ text: String) throws -> Int {
     guard let n = Int(text), n > 0 else { throw ValidationError("'\(text)' is not a positive integer") }
+    guard n <= 65_536 else { throw ValidationError("'\(text)': at most 65536") }
+    return n
+}
+
+/// A `--threads` value: a positive integer up to `Parallel.maxThreads` (256, the thread pool's
+/// size; a count of 2⁶⁰ overflowed the work split and stored a run as diverged).
+func threadCount(_ text: String) throws -> Int {
+    guard let n = Int(text), n > 0 else { throw ValidationError("'\(text)' is not a positive integer") }
+    guard n <= Parallel.maxThreads else { throw ValidationError("'\(text)' threads: at most \(Parallel.maxThreads) (the thread pool's size)") }
     return n
 }
 

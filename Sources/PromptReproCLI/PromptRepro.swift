@@ -10,11 +10,12 @@ struct PromptRepro: ParsableCommand {
         abstract: "Reproduce and extend low-rank soft-prompt papers (DPT, LoPT) on T5 and GPT-2.",
         discussion: """
             Environment:
-              PROMPTREPRO_THREADS  numeric-core threads (default: the CPUs this process may use)
+              PROMPTREPRO_THREADS  numeric-core threads, 1–256 (default: the CPUs this process
+                                   may use); an empty value of any of these is its default
               PROMPTREPRO_GEMM     auto | openblas | avx512 | avx2 (auto: PromptRepro's
                                    AVX-512 GEMM where the CPU has it, else its AVX2 one,
                                    or this host's `calibrate` choice when one is cached)
-              PROMPTREPRO_CALIBRATION  off: ignore the cached GEMM calibration
+              PROMPTREPRO_CALIBRATION  on (default) | off: off ignores the cached GEMM calibration
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
@@ -86,12 +87,15 @@ enum Environment {
         if let c = values["PROMPTREPRO_CHECKPOINT"] {
             do { T5Model.checkpointSetting = try T5Model.checkpointSublayers(c) } catch { throw ValidationError("PROMPTREPRO_CHECKPOINT=\(c): \(error)") }
         }
-        if let p = values["PROMPTREPRO_PACK_FROZEN"] {
+        // An empty value means the default, as for every other variable (a template's
+        // PROMPTREPRO_THREADS=${N:-} was refused).
+        if let p = values["PROMPTREPRO_PACK_FROZEN"], !p.isEmpty {
             guard p == "0" || p == "1" else { throw ValidationError("PROMPTREPRO_PACK_FROZEN=\(p): use 0 or 1") }
             FrozenOperands.isEnabled = p == "1"
         }
-        if let t = values["PROMPTREPRO_THREADS"] {
+        if let t = values["PROMPTREPRO_THREADS"], !t.isEmpty {
             guard let n = Int(t), n > 0 else { throw ValidationError("PROMPTREPRO_THREADS=\(t): not a positive integer") }
+            guard n <= Parallel.maxThreads else { throw ValidationError("PROMPTREPRO_THREADS=\(t): at most \(Parallel.maxThreads) (the thread pool's size)") }
             Parallel.preferredThreads = n
         }
         // Settings of timing-only code and of the opt-in bf16 mode: a value they do not know was
@@ -119,7 +123,7 @@ enum Environment {
         switch values["PROMPTREPRO_CALIBRATION"] {
         case "off": break
         // PROMPTREPRO_GEMM=auto (or empty) is the default: the calibration applies as when unset.
-        case nil, "on": if ["auto", ""].contains(values["PROMPTREPRO_GEMM"] ?? "auto") { Calibrate.applyCached() }
+        case nil, "", "on": if ["auto", ""].contains(values["PROMPTREPRO_GEMM"] ?? "auto") { Calibrate.applyCached() }
         case let v?: throw ValidationError("PROMPTREPRO_CALIBRATION=\(v): use on or off")
         }
     }

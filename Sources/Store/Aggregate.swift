@@ -290,21 +290,40 @@ extension ResultsStore {
         "\(row["tool_version"]?.text ?? "unknown"); threads \(row["threads"]?.int.map(String.init) ?? "?")"
     }
 
-    /// Cells of a spec/profile whose counted finished runs ran under more than one numerics setup
+    /// Cells of a spec/profile whose counted runs (done and evaluated: the ones averaged; diverged
+    /// runs are listed, not averaged, and records without a setup cannot be compared) ran under more than one numerics setup
     /// (`tool_version`, which names the GEMM kernel, its kc and OpenBLAS's release and core, and
     /// `threads`; mc / nc and a release missing from older records do not count: `Trainer.distinctNumerics`):
     /// their seeds' statistics mix setups that change bits (shards merged from workers on other
     /// hosts or thread counts). Cell → the setups, one line each; empty when none.
     public func mixedNumerics(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: [String]] {
+        // Only what changes bits: the same kernel under another mc / nc is the same numerics.
+        try countedSetups(spec: spec, profile: profile, planned: planned).mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }
+    }
+
+    /// Cells among `cells` whose counted runs (as `mixedNumerics` counts them) ran under a setup
+    /// that gives other bits than `here` (`numericsSetup`'s form: "TOOL_VERSION; threads N"):
+    /// cell → those setups. A sweep about to add runs to such a cell says so before it starts
+    /// (it added them without a word; only later reads named the mix).
+    public func otherNumerics(spec: String, profile: String, planned: PlannedRuns?, cells: Set<String>, here: String) throws -> [String: [String]] {
+        guard !cells.isEmpty else { return [:] }
+        return try countedSetups(spec: spec, profile: profile, planned: planned)
+            .filter { cells.contains($0.key) }
+            .mapValues { Trainer.distinctNumerics($0.filter { !Trainer.numericsAgree($0, here) }) }
+            .filter { !$0.value.isEmpty }
+    }
+
+    /// Cell → the numerics setups (`numericsSetup`) of its counted runs: done and evaluated ones
+    /// that count for `planned`, with a recorded setup.
+    private func countedSetups(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: Set<String>] {
         guard schemaVersion >= 2 else { return [:] }
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
         var setups: [String: Set<String>] = [:]
-        for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','diverged')",
+        for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated') AND tool_version IS NOT NULL",
                               [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
             setups[r["cell"]?.text ?? "", default: []].insert(Self.numericsSetup(r))
         }
-        // Only what changes bits: the same kernel under another mc / nc is the same numerics.
-        return setups.mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }
+        return setups
     }
 
     /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).

@@ -570,7 +570,8 @@ public final class ResultsStore {
     /// - Throws: `StoreError` also when the cell and seed hold an evaluated run of an adapter at
     ///   another path (`otherAdapterHolding`), unless `replacingOtherAdapter`.
     @discardableResult
-    public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String, replacingOtherAdapter: Bool = false) throws -> Int {
+    public func recordEvaluated(_ r: RunSpec, result: TrainResult, adapterSha256: String, replacingOtherAdapter: Bool = false,
+                                toolVersion: String? = nil, threads: Int? = nil, gitCommit: String? = nil) throws -> Int {
         if let problem = try sweepRunHolding(r) { throw StoreError(problem) }
         if !replacingOtherAdapter, let problem = try otherAdapterHolding(r) { throw StoreError(problem) }
         try insertPending([r])
@@ -580,6 +581,11 @@ public final class ResultsStore {
         }
         // Claimed here (status running) for `complete`, which stores results into claimed rows only.
         try db.query("UPDATE runs SET status='running', started_at=?, attempts=attempts+1 WHERE id=?", [.text(ResultsStore.now()), .int(id)])
+        // What the evaluation ran on, as a sweep's worker records it (`recordStart`): the reads'
+        // mixed-numerics check compares it (evaluated runs stored NULL and were never checked).
+        if let toolVersion, let threads {
+            try recordStart(id, weightsSha: nil, gitCommit: gitCommit, toolVersion: toolVersion, threads: threads, checkpoint: "")
+        }
         try complete(id, result: result)
         try db.query("UPDATE runs SET status='evaluated', adapter_sha256=? WHERE id=?", [.text(adapterSha256), .int(id)])
         return id

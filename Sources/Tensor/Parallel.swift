@@ -21,20 +21,26 @@ public enum Parallel {
     /// the CPUs this process may use (`HostResources.cpus`: the affinity mask and a cgroup quota,
     /// not the machine's count, which ran two spinning threads on one allowed CPU).
     nonisolated(unsafe) public static var preferredThreads: Int?
+
+    /// The most threads a process runs: the spinning pool's 255 workers and the calling thread
+    /// (`MAX_WORKERS`, Sources/CGemm/parallel_pool.c). The CLI refuses more; a larger count given
+    /// here is clamped to it (2⁶⁰ overflowed the chunk count, ran no work and read as a diverged run).
+    public static let maxThreads = 256
+
     public static func defaultThreads() -> Int {
         defaultThreads(environment: ProcessInfo.processInfo.environment, cores: HostResources.cpus)
     }
 
     /// `defaultThreads()` for a given environment and core count (testable without the process's).
     static func defaultThreads(environment: [String: String], cores: Int) -> Int {
-        if let n = preferredThreads, n > 0 { return n }
-        if let v = environment["PROMPTREPRO_THREADS"], let n = Int(v), n > 0 { return n }
-        return max(1, cores)
+        if let n = preferredThreads, n > 0 { return min(n, maxThreads) }
+        if let v = environment["PROMPTREPRO_THREADS"], let n = Int(v), n > 0 { return min(n, maxThreads) }
+        return min(max(1, cores), maxThreads)
     }
 
     /// Sets both OpenBLAS's and the core's thread count.
     public static func configure(threads: Int?) {
-        let n = max(1, threads ?? defaultThreads())
+        let n = min(max(1, threads ?? defaultThreads()), maxThreads)
         Parallel.threads = n
         BLAS.setThreads(n)
     }

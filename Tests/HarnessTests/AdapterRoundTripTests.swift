@@ -202,9 +202,26 @@ final class EvaluatedAdapterTests: XCTestCase {
         let evalArgs = ["--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
                         "--spec", "mini", "--column", "t5-small", "--profile", "smoke"]
         for (seed, adapter) in [("1", "adapter"), ("2", "adapter2")] {
-            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--seed", seed, "--variant", "peft-pt"] + evalArgs)
+            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--seed", seed, "--variant", "peft-pt",
+                                            "--threads", "1"] + evalArgs)
             XCTAssertEqual(status, 0, err)
         }
+        // What an evaluation ran on is recorded as for a trained run (both were NULL, so a cell
+        // evaluated under two kernels or thread counts was never named by the reads).
+        let recorded = try ResultsStore(path: db).db.query("SELECT tool_version, threads FROM runs WHERE variant='peft-pt' AND status='evaluated'")
+        XCTAssertEqual(recorded.count, 2)
+        for row in recorded {
+            XCTAssertTrue(row["tool_version"]?.text?.hasPrefix("promptrepro ") == true, "\(row)")
+            XCTAssertEqual(row["threads"]?.int, 1)
+        }
+        XCTAssertEqual(try ResultsStore(path: db).mixedNumerics(spec: "mini", profile: "smoke", planned: nil), [:])
+        // Seed 2 evaluated again on 2 threads (a re-evaluation replaces its run): the cell mixes setups.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter2", "--seed", "2", "--variant", "peft-pt",
+                                        "--threads", "2"] + evalArgs)
+        XCTAssertEqual(status, 0, err)
+        let mixed = try ResultsStore(path: db).mixedNumerics(spec: "mini", profile: "smoke", planned: nil)
+        XCTAssertEqual(mixed.count, 1, "\(mixed)")
+        XCTAssertEqual(mixed.values.first?.map { $0.hasSuffix("threads 1") || $0.hasSuffix("threads 2") }, [true, true], "\(mixed)")
         // The seed is the training run's: another one is refused (it would pair the adapter with
         // the wrong seed's runs), and without --seed the run config's is used.
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--seed", "2", "--variant", "peft-pt"] + evalArgs)

@@ -90,6 +90,22 @@ final class EnvironmentCheckTests: XCTestCase {
             XCTAssertEqual(rc, 64, "\(args): \(log)")
             XCTAssertTrue(log.contains("is not a positive integer"), log)
         }
+        // More threads than the pool has are refused: 2⁶⁰ overflowed the work split, ran no work
+        // and stored the run as diverged (loss NaN at step 1).
+        for args in [["bench-gemm", "--threads", "1152921504606846976"], ["bench-gemm", "--threads", "257"], ["sweep", "table1", "--threads", "300", "--dry-run"]] {
+            let (rc, log) = try runCLIText(args, stdout: false)
+            XCTAssertEqual(rc, 64, "\(args): \(log)")
+            XCTAssertTrue(log.contains("at most 256"), log)
+        }
+        let (big, bigLog) = try runCLIText(["info", "--help"], stdout: false, env: ["PROMPTREPRO_THREADS": "100000"])
+        XCTAssertEqual(big, 2, bigLog)
+        XCTAssertTrue(bigLog.contains("PROMPTREPRO_THREADS=100000: at most 256"), bigLog)
+        // An empty value is the default for every variable (a template's PROMPTREPRO_THREADS=${N:-}
+        // was refused while PROMPTREPRO_GEMM= was accepted).
+        for name in ["PROMPTREPRO_THREADS", "PROMPTREPRO_CALIBRATION", "PROMPTREPRO_PACK_FROZEN", "PROMPTREPRO_GEMM", "PROMPTREPRO_POOL"] {
+            let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: [name: ""])
+            XCTAssertEqual(rc, 0, "\(name)='': \(log)")
+        }
     }
 }
 

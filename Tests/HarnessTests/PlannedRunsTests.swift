@@ -214,6 +214,25 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
     }
 
+    /// A diverged run is listed, not averaged: its setup does not make the cell's statistics mixed
+    /// (with seed 2 diverged under another kernel, `results` showed n = 1 and said the cell
+    /// "averaged runs of different GEMM kernels"). Evaluated runs are averaged: they count.
+    func testMixedNumericsCountsTheRunsThatAreAveraged() throws {
+        let dir = tempDir("mixeddiverged")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/a.sqlite")
+        try s.insertPending(try spec(dir, "a", k: "[16]", seeds: "[1, 2]", n: 8).expand(profile: "smoke"))
+        try finishAll(s, 10)
+        try s.db.query("UPDATE runs SET tool_version='promptrepro avx512 12x32 mc 4092 kc 384 nc 160 + openblas Zen', threads=2")
+        try s.db.query("UPDATE runs SET tool_version='promptrepro avx2 6x16 mc 4092 kc 256 nc 128 + openblas Zen', status='diverged' WHERE seed=2")
+        XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil), [:])
+        try s.db.query("UPDATE runs SET status='evaluated' WHERE seed=2")
+        XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil).values.first?.count, 2)
+        // A record without a setup (an evaluated run stored before they were recorded) cannot be compared.
+        try s.db.query("UPDATE runs SET tool_version=NULL, threads=NULL WHERE seed=2")
+        XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil), [:])
+    }
+
     /// Reads list cells in the spec's order, not the store's row order: a store whose rows were
     /// inserted in another order (shards merged the other way round) printed its rows differently.
     func testReadsListCellsInTheSpecsOrder() throws {
