@@ -253,6 +253,7 @@ public enum PaperTables {
         var rows: [TableGrid.Row] = []
         var anyInvalid = false, subsetAverage = false
         var avgMismatch: [String] = []
+        var mixedNumerics: [String: [String]] = [:]  // shown cell → the setups its runs mix
         // Marks the paper's own table carries on a row's label, kept on ours: "∗" where the row's
         // values have a unit ending in "*" (rows the paper stars), "ᶜ" where their source says the
         // paper cites them from other work ("(cited: …)"), whose protocol and configuration are that work's.
@@ -291,6 +292,7 @@ public enum PaperTables {
                         rowOtherMetric = true
                     }
                     let matching = cells.filter { $0.variant == row.variant && $0.task == col.key && $0.model == column }
+                    if matching.count == 1, let setups = matching[0].mixedNumerics { mixedNumerics[matching[0].cell] = setups }
                     var text = p.map(marked) ?? "—"
                     // Ours alone where the layout publishes nothing; else "published / ours".
                     let sep = layout.hasPublished ? " / " : ""
@@ -403,6 +405,12 @@ public enum PaperTables {
                 + variants.joined(separator: "; ") + ".")
         }
         if let note = metricVariantNote(layout) { notes.append(note) }
+        // Said in the table itself (it went to stderr only, so a committed table built from a
+        // merged store, or from its export, never carried it).
+        if let first = mixedNumerics.keys.sorted().first {
+            notes.append("Mixed numerics: \(mixedNumerics.count) cell\(mixedNumerics.count == 1 ? "" : "s") average runs of different GEMM kernels (or kc), OpenBLAS builds or thread counts, which change bits"
+                + " (e.g. \(first): \(mixedNumerics[first]!.joined(separator: " | "))); rerun them on one setup to compare seeds bit for bit.")
+        }
         if let references, layout.kind == .score {
             let (refRows, note) = referenceRows(layout, references: references)
             rows += refRows

@@ -87,6 +87,19 @@ public struct CellResult: Codable, Sendable {
     /// "incomplete" for a finished run without all its scores); nil in exports made before it was
     /// kept. `keeping` recounts `statuses` and `divergedSeeds` from it.
     public var runStatuses: [String: String]?
+    /// Per counted run (`PlannedRuns.key`), the numerics setup it ran under
+    /// (`ResultsStore.numericsSetup`: "TOOL_VERSION; threads N"), for runs that recorded one; nil
+    /// in exports made before it was kept. `mixedNumerics` reads it, so a table built from an
+    /// export still says when a cell's seeds mix setups.
+    public var runNumerics: [String: String]?
+
+    /// The distinct setups (`Trainer.distinctNumerics`: only what changes bits) of the counted
+    /// runs, when there is more than one; nil otherwise.
+    public var mixedNumerics: [String]? {
+        guard let runs = runNumerics else { return nil }
+        let setups = Trainer.distinctNumerics(Array(runs.values))
+        return setups.count > 1 ? setups : nil
+    }
 
     public init(cell: String, variant: String, method: String, task: String, model: String, k: Int?, seeds: [Int], statuses: [String: Int],
                 trainableParams: Int?, best: [String: Stat], last: [String: Stat], divergedSeeds: [Int], probe: [ProbePoint]?) {
@@ -369,7 +382,8 @@ extension ResultsStore {
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
+        let numerics = schemaVersion >= 2 ? ", tool_version, threads" : ""
+        let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn)\(numerics) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
@@ -437,6 +451,10 @@ extension ResultsStore {
                 values[cell, default: [:]]["extras", default: [:]][s["name"]!.text!, default: []].append((rep, s["value"]!.double!))
                 stored[s["name"]!.text!] = s["value"]!.double!
             }
+            if r["tool_version"]?.text != nil {
+                byCell[cell]!.runNumerics = (byCell[cell]!.runNumerics ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): Self.numericsSetup(r)]) { _, b in b }
+            }
             let config = try? JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "").utf8))
             if let config {
                 byCell[cell]!.runConfigs = (byCell[cell]!.runConfigs ?? [:]).merging(
@@ -501,6 +519,7 @@ extension ResultsStore {
             let reps = c.replicates.sorted()
             let countedKeys = Set(reps.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
             c.runConfigs = c.runConfigs?.filter { countedKeys.contains($0.key) }
+            c.runNumerics = c.runNumerics?.filter { countedKeys.contains($0.key) }
             c.seeds = reps.map(\.seed)
             c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
@@ -612,6 +631,7 @@ extension CellResult {
         if kept.count < reps.count { c.probe = nil }
         let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
+        c.runNumerics = runNumerics?.filter { keys.contains($0.key) }
         if let statuses = runStatuses {
             // Non-finished runs are kept when `keep` takes their replicate.
             let keptRuns = statuses.filter { key, _ in PlannedRuns.run(ofKey: key).map { keep($0.replicate) } ?? false }

@@ -114,6 +114,14 @@ public enum ResultsExport {
                 entry[kind] = m
             }
             if let label = c.protocolLabel { entry["protocol"] = label }
+            // The setups the seeds ran under (kernel, OpenBLAS, threads), per seed where recorded:
+            // an export of a merged store said nothing of a mix the store's reads named.
+            if let runs = c.runNumerics, !runs.isEmpty {
+                entry["numerics_per_seed"] = c.replicates.map { rep -> Any in
+                    runs[PlannedRuns.key(cell: c.cell, seed: rep.seed, sampleSeed: rep.sampleSeed)] ?? NSNull()
+                }
+                if let mixed = c.mixedNumerics { entry["mixed_numerics"] = mixed }
+            }
             if let samples = c.sampleSeeds {
                 entry["sample_seeds"] = samples
                 let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"

@@ -674,6 +674,38 @@ final class PublishedMarksTests: XCTestCase {
         XCTAssertFalse(PaperTables.grid(layout, cells: old, published: [], profile: "cpu").notes.contains { $0.hasPrefix("Subset data") })
     }
 
+    /// A table whose cell averages seeds run under different numerics says so under the table
+    /// (the note went to stderr only), from the store and from its export alike; mc / nc alone is
+    /// no mix, and cells without recorded setups (exports made before) say nothing.
+    func testTablesNameCellsOfMixedNumerics() throws {
+        let dir = tempDir("mixednote")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try fixtureStore("\(dir)/s.sqlite", spec: "table1", variant: "pt", values: ["boolq": [60, 61, 62], "cb": [70, 71, 72]])
+        try store.db.query("UPDATE runs SET tool_version='promptrepro 0.1.0; swift 6; avx512 12x32 mc 4092 kc 384 nc 160 + openblas 0.3.21 Zen', threads=2")
+        try store.db.query("UPDATE runs SET tool_version='promptrepro 0.1.0; swift 6; avx512 12x32 mc 2400 kc 384 nc 320 + openblas 0.3.21 Zen' WHERE task='boolq' AND seed=2")
+        let layout = try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables")
+        var cells = try store.cellResults(spec: "table1", profile: "cpu")
+        XCTAssertNil(cells.first { $0.task == "boolq" }?.mixedNumerics, "another mc / nc gives the same bits")
+        XCTAssertFalse(PaperTables.grid(layout, cells: cells, published: [], profile: "cpu").notes.contains { $0.hasPrefix("Mixed numerics") })
+        try store.db.query("UPDATE runs SET threads=1 WHERE task='cb' AND seed=3")
+        cells = try store.cellResults(spec: "table1", profile: "cpu")
+        let cb = try XCTUnwrap(cells.first { $0.task == "cb" })
+        XCTAssertEqual(cb.mixedNumerics?.count, 2)
+        let note = PaperTables.grid(layout, cells: cells, published: [], profile: "cpu").notes.first { $0.hasPrefix("Mixed numerics") } ?? ""
+        XCTAssertTrue(note.hasPrefix("Mixed numerics: 1 cell average runs of different GEMM kernels") && note.contains("(e.g. \(cb.cell): "), note)
+        XCTAssertTrue(note.contains("; threads 1 | ") || note.contains("; threads 2 | "), note)
+        // Through the export's JSON, as `report` reads a committed export.
+        let exported = try JSONDecoder().decode([CellResult].self, from: try JSONEncoder().encode(cells))
+        XCTAssertEqual(exported.first { $0.task == "cb" }?.mixedNumerics, cb.mixedNumerics)
+        let summary = try JSONSerialization.jsonObject(with: Data(try ResultsExport.json(cells, spec: "table1", profile: "cpu").utf8)) as? [String: Any]
+        let entry = ((summary?["results"] as? [String: Any])?[cb.cell] as? [String: Any])
+        XCTAssertEqual((entry?["numerics_per_seed"] as? [Any])?.count, 3)
+        XCTAssertEqual((entry?["mixed_numerics"] as? [String])?.count, 2)
+        var old = cells
+        for i in old.indices { old[i].runNumerics = nil }
+        XCTAssertFalse(PaperTables.grid(layout, cells: old, published: [], profile: "cpu").notes.contains { $0.hasPrefix("Mixed numerics") })
+    }
+
     func testLatexKeepsCodeSpansAndDoubleHyphens() {
         XCTAssertEqual(PaperTables.latexText("run `make fetch-data` or pass --data-dir; 1–2 — x"),
                        "run \\texttt{make fetch-data} or pass -{}-data-dir; 1--2 --- x")
