@@ -190,6 +190,26 @@ struct CompareCommand: ParsableCommand {
                 stderr("note: " + line)
             }
         }
+        // Numerics across the sides: a pair of cells whose runs ran under other kernels, OpenBLAS
+        // builds or thread counts (a baseline swept on another host, a merged shard) differs by
+        // rounding too; only a cell mixing setups within one side was named before.
+        if against == "stored" {
+            var differ: [String] = []
+            for c in cells where c.variant == method {
+                guard let b = cells.first(where: { $0.variant == baseline && $0.task == c.task && $0.model == c.model && $0.k == c.k }),
+                      let mine = c.runNumerics, let theirs = b.runNumerics, !mine.isEmpty, !theirs.isEmpty else { continue }
+                let (x, y) = (Trainer.distinctNumerics(Array(mine.values)), Trainer.distinctNumerics(Array(theirs.values)))
+                if Trainer.distinctNumerics(x + y).count > 1 {
+                    differ.append("\(CompareCell(task: c.task, model: c.model, k: c.k)): \(method) under \(x.joined(separator: " | ")); \(baseline) under \(y.joined(separator: " | "))")
+                }
+            }
+            if let first = differ.first {
+                let line = "Mixed numerics: \(method) and \(baseline) ran under different numerics setups in \(differ.count) cell\(differ.count == 1 ? "" : "s") (e.g. \(first)):"
+                    + " their differences include the GEMM kernel's or thread count's rounding, not only the methods."
+                header += "\n\n> " + line
+                stderr("note: " + line)
+            }
+        }
         // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
         for side in [method] + (against == "stored" ? [baseline] : []) {
             let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()

@@ -418,7 +418,18 @@ final class CompareTests: XCTestCase {
         // rte's equal differences are named as such beside the row; cb's (10, 11, 9) are not.
         XCTAssertEqual(text.components(separatedBy: "every seed's difference equal: t infinite").count, 2, text)
         XCTAssertTrue(text.contains("profile **cpu**") && text.contains("t5-small = t5-small"), text)
+        XCTAssertFalse(text.contains("Mixed numerics"), "no setups recorded: nothing to say")
         XCTAssertEqual(try run(["--max-regression", "2", "--allow-missing"]).0, 1)
+        // The sides ran under other kernels (a baseline swept on another host): said in the header,
+        // cell by cell, where only a mix within one cell was named before.
+        let s = try ResultsStore(path: db)
+        try s.db.query("UPDATE runs SET tool_version='promptrepro 0.1.0; swift 6; avx512 12x32 mc 4092 kc 384 nc 160 + openblas 0.3.21 Zen', threads=2")
+        let (_, same) = try run(["--max-regression", "5", "--allow-missing"])
+        XCTAssertFalse(same.contains("Mixed numerics"), same)
+        try s.db.query("UPDATE runs SET tool_version='promptrepro 0.1.0; swift 6; avx2 6x16 mc 4092 kc 256 nc 128 + openblas 0.3.21 Zen' WHERE variant='pt' AND task='cb'")
+        let (_, crossed) = try run(["--max-regression", "5", "--allow-missing"])
+        XCTAssertTrue(crossed.contains("> Mixed numerics: dpt and pt ran under different numerics setups in 1 cell (e.g. cb t5-small") && crossed.contains(": dpt under promptrepro 0.1.0; swift 6; avx512")
+                      && crossed.contains("pt under promptrepro 0.1.0; swift 6; avx2"), crossed)
         // Gating on what exists needs something to exist: a spec edited and not re-swept leaves no
         // current run, and the gate with --allow-missing passed over 0 tested tasks.
         let edited = try String(contentsOfFile: "\(repoRoot)/Baselines/specs/table1.yaml", encoding: .utf8)
