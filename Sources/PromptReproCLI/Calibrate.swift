@@ -138,7 +138,9 @@ struct Calibrate: ParsableCommand {
             guard let f = try GEMMCalibrationFile.read(path), let cal = f.hosts[hostSignature()] else { return }
             try cal.apply()
         } catch {
-            stderr("warning: \(path): \(error); ignored, the default kernel and blocking run (`promptrepro calibrate` replaces it; PROMPTREPRO_CALIBRATION=off silences this)")
+            // The error names the file; said once, with the one remedy.
+            let text = "\(error)"
+            stderr("warning: \(text.contains(path) ? "" : "\(path): ")\(text); ignored, the default kernel and blocking run (`promptrepro calibrate` replaces the file; PROMPTREPRO_CALIBRATION=off silences this)")
         }
     }
 }

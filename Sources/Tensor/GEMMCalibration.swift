@@ -124,7 +124,8 @@ public struct GEMMCalibrationFile: Codable, Equatable, Sendable {
         do {
             return try JSONDecoder().decode(GEMMCalibrationFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            throw TensorError.invalidArgument(op: "GEMM calibration", detail: "\(path): not a calibration file (\(error)); delete it or run `promptrepro calibrate` again")
+            // The remedy is the caller's to say (start-up: ignored with a warning; `calibrate`: replaced).
+            throw TensorError.invalidArgument(op: "GEMM calibration", detail: "\(path): not a calibration file (\(error))")
         }
     }
 

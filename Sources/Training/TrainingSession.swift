@@ -238,8 +238,11 @@ extension Trainer {
                 startEpoch = (result.history.last?.epoch ?? 0) + 1
                 resumedFrom = ck
             } else {
-                let aside = ck + ".unreadable"
-                try? FileManager.default.removeItem(atPath: aside)
+                // Named by why it was set aside (a checkpoint of other numerics reads fine), and
+                // never over an earlier one: each set-aside file is kept.
+                let base = ck + (why.hasPrefix("it was written under other numerics") ? ".other-numerics" : ".unreadable")
+                var aside = base, n = 1
+                while FileManager.default.fileExists(atPath: aside) { aside = "\(base).\(n)"; n += 1 }
                 try? FileManager.default.moveItem(atPath: ck, toPath: aside)
                 FileHandle.standardError.write(Data("note: \(ck): not resumed, \(why); moved to \(aside), the run starts over\n".utf8))
             }
@@ -284,7 +287,7 @@ extension TrainingSession {
         let bytes = Double(c.batchSize) * Double(heads) * Double(S) * Double(S) * 4
         if bytes > Double(memoryBytes) {
             throw TrainError(String(format: "%@ = %d positions: one layer's attention scores for a training batch of %d (batch × %d heads × %d² × 4 bytes) alone take %.1f GiB, "
-                + "more than this machine's %.1f GiB; lower %@, max_source_length or batch_size", what, S, c.batchSize, heads, S, bytes / 1_073_741_824,
+                + "more than the %.1f GiB of memory this process may use (the machine's, or its cgroup's limit); lower %@, max_source_length or batch_size", what, S, c.batchSize, heads, S, bytes / 1_073_741_824,
                 Double(memoryBytes) / 1_073_741_824, rows > 0 ? key : "max_source_length"))
         }
     }

@@ -184,7 +184,7 @@ final class PresetTests: XCTestCase {
         XCTAssertThrowsError(try TrainingSession.checkSequenceFits(try config("pt", gpt2: false, n: 100_000), architecture: t5, configPath: "t5/config.json",
                                                                   memoryBytes: 24 << 30)) {
             XCTAssertTrue("\($0)".contains("n 100000 (prompt rows) + max_source_length 256 = 100256 positions: one layer's attention scores for a training batch of 16 "
-                                           + "(batch × 8 heads × 100256² × 4 bytes) alone take 4792.8 GiB, more than this machine's 24.0 GiB; lower n"), "\($0)")
+                                           + "(batch × 8 heads × 100256² × 4 bytes) alone take 4792.8 GiB, more than the 24.0 GiB of memory this process may use (the machine's, or its cgroup's limit); lower n"), "\($0)")
         }
     }
 }

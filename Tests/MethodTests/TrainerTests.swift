@@ -130,7 +130,7 @@ final class TrainerTests: XCTestCase {
     func testCheckpointOfOtherNumericsStartsOver() throws {
         try XCTSkipIf(BLAS.kernel == .openblas, "this CPU runs OpenBLAS by default: no other kernel to resume under")
         let ck = NSTemporaryDirectory() + "ck-numerics-\(getpid()).safetensors"
-        defer { try? FileManager.default.removeItem(atPath: ck); try? FileManager.default.removeItem(atPath: ck + ".unreadable") }
+        defer { try? FileManager.default.removeItem(atPath: ck); try? FileManager.default.removeItem(atPath: ck + ".other-numerics") }
         let c = try config("pt", epochs: 3)
         let first = try trainer(c, checkpoint: ck)
         first.interruptAfterEpoch = 1
@@ -139,15 +139,17 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(resumed.status, .done)
         XCTAssertEqual(resumed.history.map(\.trainLoss), fresh.history.map(\.trainLoss))
         XCTAssertEqual(resumed.steps?.map(\.gradNorm), fresh.steps?.map(\.gradNorm))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".unreadable"))
+        // Set aside by its reason (it reads fine), not as unreadable.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ck + ".other-numerics"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"))
         // Under the same numerics it resumes (the exact-resume test above covers the numbers).
-        try FileManager.default.removeItem(atPath: ck + ".unreadable")
+        try FileManager.default.removeItem(atPath: ck + ".other-numerics")
         try? FileManager.default.removeItem(atPath: ck)
         let again = try trainer(c, checkpoint: ck)
         again.interruptAfterEpoch = 1
         _ = try again.run()
         XCTAssertEqual(try trainer(c, checkpoint: ck).run().history.count, 3)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"), "a checkpoint of the same numerics was set aside")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".other-numerics"), "a checkpoint of the same numerics was set aside")
         // Another mc / nc (a host of other cache sizes, a calibration) changes no bit: it resumes,
         // with the numbers of a run that never stopped.
         let t = try XCTUnwrap(BLAS.kernel.tile), saved = BLAS.blockings
@@ -157,7 +159,7 @@ final class TrainerTests: XCTestCase {
         _ = try third.run()
         BLAS.blockings[BLAS.kernel] = GEMMBlocking(mc: 5 * t.mr, kc: t.kc, nc: 3 * t.nr)
         let moved = try trainer(c, checkpoint: ck).run()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".unreadable"), "a checkpoint of another mc / nc only was set aside")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ck + ".other-numerics"), "a checkpoint of another mc / nc only was set aside")
         XCTAssertEqual(moved.history.map(\.trainLoss), try trainer(c).run().history.map(\.trainLoss))
         XCTAssertEqual(moved.history.count, 3)
     }
