@@ -12,6 +12,8 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Compare a method (a spec variant) with a baseline per task: seed-paired statistics, Holm-adjusted intervals, a CI gate.",
         discussion: """
+        Cells whose two sides (or one side's seeds) ran under different numerics (GEMM kernel, OpenBLAS build,
+        thread count) are named "Mixed numerics" in the header: their differences include that rounding.
         Stored baseline: a paired bootstrap that resamples both the seeds both sides finished and the validation
         examples (best-epoch predictions from the store), with the paired t-test over the seeds beside it (the
         larger p and the hull of both intervals), or the paired t-test alone when no predictions are stored

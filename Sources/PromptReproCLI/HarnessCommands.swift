@@ -86,7 +86,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Only runs of this profile.") var profile: String?
     @Option(help: "Data directory.") var dataDir: String?
     @Option(help: "Checkpoint directory.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Threads for this worker.", transform: threadCount) var threads: Int?
+    @Option(help: "Threads for this worker, recorded with each run (default: PROMPTREPRO_THREADS or the CPUs this process may use; with the GEMM kernel they fix a run's bits).", transform: threadCount) var threads: Int?
     @Option(help: "Stop after this many runs.") var maxRuns: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Only errors on stderr.") var quiet = false
@@ -143,7 +143,7 @@ struct WorkerCommand: ParsableCommand {
 struct Results: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-cell mean and standard deviation over seeds (best-epoch and last-epoch) as md, csv or json.",
-        discussion: "std: sample standard deviation (n−1); pop_std: population (n). Both are stored since DPT Table 3 does not say which it used.")
+        discussion: "std: sample standard deviation (n−1); pop_std: population (n). Both are stored since DPT Table 3 does not say which it used. A cell whose seeds ran under different numerics (GEMM kernel, OpenBLAS build, thread count) is named \"Mixed numerics\" (in the Markdown, else on stderr).")
     @Argument(help: "Spec name (or a spec file's path).") var spec: String
     @OptionGroup var selection: StoreSelection
     var db: String { selection.db }
@@ -230,7 +230,8 @@ struct Shard: ParsableCommand {
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Merge finished runs of shard stores into one store (runs already finished there are kept).")
+        abstract: "Merge finished runs of shard stores into one store (runs already finished there are kept).",
+        discussion: "A shard run whose run is already finished here under other numerics (GEMM kernel, OpenBLAS build, thread count) is not taken, and named with both setups.")
     @Option(help: "Destination store.") var into: String = defaultDB
     @Argument(help: "Shard stores.") var sources: [String]
 

@@ -54,7 +54,13 @@ struct StepsCommand: ParsableCommand {
 /// the runs left out are named on stderr (as `results` does).
 func plannedStepRows(_ store: ResultsStore, spec: String, profile: String) throws -> (name: String, rows: [StepRow]) {
     let data = try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
-    guard let (name, plan) = try currentPlan(spec: spec, profile: profile, store: store, dataDir: data) else {
+    let current = try currentPlan(spec: spec, profile: profile, store: store, dataDir: data)
+    // Seeds whose per-step losses come from other kernels or thread counts (the curves average
+    // them): said as every other read says it.
+    if let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) {
+        stderr("note: " + note)
+    }
+    guard let (name, plan) = current else {
         return (spec, try LossCurves.rows(store, spec: spec, profile: profile))
     }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }

@@ -51,5 +51,9 @@ final class SweepNumericsTests: XCTestCase {
         XCTAssertTrue(log.contains("warning: 1 cell to be run holds finished runs under other numerics"), log)
         // The reads name the mix the sweep warned of.
         XCTAssertEqual(try ResultsStore(path: db).mixedNumerics(spec: "tiny", profile: "smoke", planned: nil).count, 1)
+        // So do the per-step reads, whose loss curves average the seeds (they said nothing).
+        let (src, serr) = try runCLIText(["steps", try spec(seeds: "[1, 2]"), "--profile", "smoke", "--db", db], stdout: false)
+        XCTAssertEqual(src, 0, serr)
+        XCTAssertTrue(serr.contains("note: Mixed numerics: 1 cell"), serr)
     }
 }
