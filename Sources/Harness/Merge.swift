@@ -154,8 +154,11 @@ extension ResultsStore {
                     let incomingEvaluated = r["status"]?.text == "evaluated", hereEvaluated = existing["status"]?.text == "evaluated"
                     if existing["identity"]?.text == r["identity"]?.text {
                         if ["done", "diverged", "evaluated"].contains(existing["status"]?.text ?? "") {
+                            // A run without a recorded setup (an evaluated run stored before they
+                            // were recorded) cannot be compared: not named as other numerics.
                             if r["status"]?.text != "failed",
                                let here = try db.query("SELECT tool_version, threads FROM runs WHERE id=?", [existing["id"]!]).first,
+                               here["tool_version"]?.text != nil, r["tool_version"]?.text != nil,
                                !Trainer.numericsAgree(Self.numericsSetup(here), Self.numericsSetup(r)) {
                                 report.keptOtherNumerics.append("\(r["cell"]!.text!) seed \(seed): kept the run here (\(Trainer.bitsOfNumerics(Self.numericsSetup(here))));"
                                                                 + " the shard's ran under \(Trainer.bitsOfNumerics(Self.numericsSetup(r)))")

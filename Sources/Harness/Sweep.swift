@@ -290,7 +290,7 @@ public struct SweepOptions {
 
 extension SweepOptions {
     /// Threads of each worker: the total (`threads`, default the core count) split evenly, at least one.
-    public var workerThreads: Int { max(1, (threads ?? Parallel.defaultThreadsValue) / max(1, workers)) }
+    public var workerThreads: Int { max(1, (threads ?? Parallel.defaultTotalThreads()) / max(1, workers)) }
 
     /// The numerics setup this sweep's workers record for their runs (`ResultsStore.numericsSetup`'s
     /// form): this binary's kernel description and the per-worker thread count.
@@ -505,7 +505,7 @@ public enum SweepRunner {
         let signals = InterruptSignals()
         var procs: [Process] = []
         let readers = DispatchGroup()
-        let totalThreads = o.threads ?? Parallel.defaultThreadsValue, workers = max(1, o.workers)
+        let totalThreads = o.threads ?? Parallel.defaultTotalThreads(), workers = max(1, o.workers)
         let perWorker = o.workerThreads
         assert(perWorker == max(1, totalThreads / workers))
         // The total is split evenly; say where the split is not the total asked for.

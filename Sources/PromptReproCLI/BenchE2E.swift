@@ -45,7 +45,7 @@ struct BenchE2E: ParsableCommand {
 
     func run() throws {
         Parallel.configure(threads: threads)
-        let shared = ProcessInfo.processInfo.environment["PROMPTREPRO_SHARED"] ?? ProjectRoot.resolve("../shared")
+        let shared = Environment.values["PROMPTREPRO_SHARED"] ?? ProjectRoot.resolve("../shared")
         let tok = tokenizer ?? "\(shared)/models/t5-tokenizer"
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let manifest = ProjectRoot.resolve("Baselines/manifests/cb-k32-s1.json")

@@ -355,8 +355,9 @@ enum BenchGoals {
     static func shapeBestRates(sgemm: [String: Any], torchGemm: [String: Any] = [:]) -> [Double] {
         sgemm.keys.sorted().compactMap { shape -> Double? in
             let g = sgemm[shape] as? [String: Any] ?? [:]
+            // A rate of zero or less is a failed measurement: left out, never a low "best".
             return [number(g["core_gflops"]), number(g["openblas_gflops"]),
-                    number(g["torch_gflops"]) ?? number((torchGemm[shape] as? [String: Any])?["gflops"])].compactMap { $0 }.max()
+                    number(g["torch_gflops"]) ?? number((torchGemm[shape] as? [String: Any])?["gflops"])].compactMap { $0 }.filter { $0 > 0 }.max()
         }
     }
 
@@ -461,7 +462,10 @@ enum BenchGoals {
             let perEpoch = pairMedian("\(key) (per epoch)", "epochs", parts)
             let runRounds: (rounds: [Double]?, present: Bool) = hasEpochs ? (nil, false) : pairRounds("run", parts)
             let second = hasEpochs ? perEpoch : runRounds.rounds.map(medianOf)
-            let median = (hasEpochs && perEpoch == nil) ? nil : wall.map { w in second.map { min(w, $0) } ?? w }
+            // A second series present but unusable (a round of zero, counts that differ) is missing,
+            // as an unusable wall or epoch series is: the wall alone passed such reports.
+            let secondUnusable = hasEpochs ? perEpoch == nil : (runRounds.present && runRounds.rounds == nil)
+            let median = secondUnusable ? nil : wall.map { w in second.map { min(w, $0) } ?? w }
             var verdict: [String: Any]
             if let median {
                 let ok = median >= target

@@ -31,15 +31,21 @@ struct Sweep: ParsableCommand {
     @Option(help: "SQLite store.") var db: String = defaultDB
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Total threads, shared by the workers (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
+    @Option(help: "Total threads, shared by the workers, at most 256 per worker (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Also keep full fine-tuning runs' final weights (a whole model per run); other methods' are always kept.") var keepArtifacts = false
     @Flag(help: "Print what would run (per cell: done, pending, failed, rerun), missing models, time and disk; change nothing.") var dryRun = false
 
     func run() throws {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-        let total = threads ?? Parallel.defaultThreadsValue
-        var o = SweepOptions(storePath: db, workers: workers ?? SweepOptions.defaultWorkers(threads: total), threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
+        let total = threads ?? Parallel.defaultTotalThreads()
+        // Each worker is one process: at most `Parallel.maxThreads` threads (the total is shared).
+        if let w = workers, total / w > Parallel.maxThreads {
+            throw ValidationError("--threads \(total) over --workers \(w) gives \(total / w) threads per worker: at most \(Parallel.maxThreads) (the thread pool's size); use more workers")
+        }
+        // The default split keeps each worker within one process's limit too.
+        let split = workers ?? max(SweepOptions.defaultWorkers(threads: total), (total + Parallel.maxThreads - 1) / Parallel.maxThreads)
+        var o = SweepOptions(storePath: db, workers: split, threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.projectRoot = ProjectRoot.path
@@ -172,7 +178,7 @@ struct Results: ParsableCommand {
             // Stale runs left out are said in the output too (their cells' rows vanished from it).
             if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
             // Seeds of one cell run under other kernels or thread counts (merged shards): said.
-            if let note = mixedNumericsNote(try store.mixedNumerics(spec: name, profile: profile, planned: current?.plan)) { text += "\n> \(note)\n" }
+            if let note = mixedNumericsNote(mixedNumerics(of: cells)) { text += "\n> \(note)\n" }
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)

@@ -76,7 +76,11 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 /// The environment variables `promptrepro --help` lists, parsed into the libraries' settings.
 enum Environment {
-    static let values = ProcessInfo.processInfo.environment
+    /// The process environment without empty values: an empty variable means its default, for
+    /// every variable (`PROMPTREPRO_CACHE=` made the calibration file relative to the working
+    /// directory and the embedded backbones go to /embedded). Child processes (sweep workers)
+    /// start with this environment.
+    static let values = ProcessInfo.processInfo.environment.filter { !$0.value.isEmpty }
     /// PROMPTREPRO_DATA (a directory named here must exist).
     static var dataDir: String? { values["PROMPTREPRO_DATA"] }
 

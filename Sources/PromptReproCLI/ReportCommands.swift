@@ -375,11 +375,13 @@ func unpinnedDataRuns(_ store: ResultsStore, spec: String, profile: String, plan
 func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir: String?,
                   current: (name: String, plan: PlannedRuns)?, sayMixedNumerics: Bool = true) throws -> [CellResult] {
     // Seeds of one cell run under other kernels or thread counts (merged shards) are said by every
-    // read (only `results` said it; its Markdown says it in the output instead).
-    if sayMixedNumerics, let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) {
-        stderr("note: " + note)
+    // read (only `results` said it; its Markdown says it in the output instead), from the cells
+    // read, so the note and the tables' note count the same runs (incomplete ones are not).
+    func say(_ cells: [CellResult]) -> [CellResult] {
+        if sayMixedNumerics, let note = mixedNumericsNote(mixedNumerics(of: cells)) { stderr("note: " + note) }
+        return cells
     }
-    guard let (name, plan) = current else { return try store.cellResults(spec: spec, profile: profile, dataDir: dataDir) }
+    guard let (name, plan) = current else { return say(try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)) }
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     let cells = try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
     let unpinned = try unpinnedDataRuns(store, spec: name, profile: profile, plan: plan)
@@ -390,7 +392,12 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
     // Said only of numbers taken from this store: with no cell here a read falls back to the
     // committed export, whose numbers the note (24 of 24 runs "have no finished result") misstated.
     if !cells.isEmpty, let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
-    return cells
+    return say(cells)
+}
+
+/// Cell → the numerics setups its counted runs mix (`CellResult.mixedNumerics`), for `mixedNumericsNote`.
+func mixedNumerics(of cells: [CellResult]) -> [String: [String]] {
+    Dictionary(cells.compactMap { c in c.mixedNumerics.map { (c.cell, $0) } }, uniquingKeysWith: { a, _ in a })
 }
 
 /// One line naming the cells whose counted runs ran under different numerics

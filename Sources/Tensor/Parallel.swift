@@ -31,11 +31,21 @@ public enum Parallel {
         defaultThreads(environment: ProcessInfo.processInfo.environment, cores: HostResources.cpus)
     }
 
-    /// `defaultThreads()` for a given environment and core count (testable without the process's).
-    static func defaultThreads(environment: [String: String], cores: Int) -> Int {
-        if let n = preferredThreads, n > 0 { return min(n, maxThreads) }
-        if let v = environment["PROMPTREPRO_THREADS"], let n = Int(v), n > 0 { return min(n, maxThreads) }
-        return min(max(1, cores), maxThreads)
+    /// `defaultThreads()` for a given environment and core count (testable without the process's);
+    /// `clamped: false` leaves out the `maxThreads` limit of one process (a sweep's total over its
+    /// worker processes).
+    static func defaultThreads(environment: [String: String], cores: Int, clamped: Bool = true) -> Int {
+        let limit = clamped ? maxThreads : Int.max
+        if let n = preferredThreads, n > 0 { return min(n, limit) }
+        if let v = environment["PROMPTREPRO_THREADS"], let n = Int(v), n > 0 { return min(n, limit) }
+        return min(max(1, cores), limit)
+    }
+
+    /// The threads of all processes together when none is given (a sweep's total, shared by its
+    /// workers): `defaultThreads()` without the one-process limit, so a host with more than
+    /// `maxThreads` CPUs is used whole.
+    public static func defaultTotalThreads() -> Int {
+        defaultThreads(environment: ProcessInfo.processInfo.environment, cores: HostResources.cpus, clamped: false)
     }
 
     /// Sets both OpenBLAS's and the core's thread count.

@@ -4,6 +4,7 @@ import Foundation
 import Methods
 import Models
 import Tasks
+import Tensor
 
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var protocolName: String
@@ -298,6 +299,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         atLeast("sample_seed", sampleSeed, 0)
         atLeast("k_dev", kDev, 1)
         atLeast("threads", threads, 1)
+        // The process runs at most `Parallel.maxThreads`: a larger count was recorded while 256 ran.
+        if let t = threads, t > Parallel.maxThreads { out.append("threads must be ≤ \(Parallel.maxThreads) (the thread pool's size), got \(t)") }
         if case .tokens(let n)? = decodeMaxTokens, n < 1 { out.append("decode_max_tokens must be ≥ 1 or auto, got \(n)") }
         if !(lr >= 0) || !lr.isFinite { out.append("lr must be a finite number ≥ 0, got \(lr)") }
         if let l = lrSecondary, !(l >= 0) || !l.isFinite { out.append("lr_secondary must be a finite number ≥ 0, got \(l)") }

@@ -238,11 +238,10 @@ extension Trainer {
                 startEpoch = (result.history.last?.epoch ?? 0) + 1
                 resumedFrom = ck
             } else {
-                // Named by why it was set aside (a checkpoint of other numerics reads fine), and
-                // never over an earlier one: each set-aside file is kept.
-                let base = ck + (why.hasPrefix("it was written under other numerics") ? ".other-numerics" : ".unreadable")
-                var aside = base, n = 1
-                while FileManager.default.fileExists(atPath: aside) { aside = "\(base).\(n)"; n += 1 }
+                // Named by why it was set aside (a checkpoint of other numerics reads fine); one
+                // file per reason, the latest (checkpoints are large: nothing else deletes them).
+                let aside = ck + (why.hasPrefix("it was written under other numerics") ? ".other-numerics" : ".unreadable")
+                try? FileManager.default.removeItem(atPath: aside)
                 try? FileManager.default.moveItem(atPath: ck, toPath: aside)
                 FileHandle.standardError.write(Data("note: \(ck): not resumed, \(why); moved to \(aside), the run starts over\n".utf8))
             }

@@ -545,6 +545,38 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(ours["pytorch-dynamic"]?["value"] as? Double, 2.75)
         XCTAssertEqual(ours["pytorch-dynamic"]?["met"] as? Bool, true)
         XCTAssertTrue(err.contains("(basis: lower of wall and run ratios"), err)
+        // A run series present but unusable (a round of zero) is missing, not the wall alone
+        // (5 and 3 passed on it).
+        var broken = old
+        var sides = old["sides"] as! [String: [String: Any]]
+        sides["promptrepro"]?["run"] = ["all": [8.0, 0.0, 8.0]]
+        broken["sides"] = sides
+        let (b, _) = try evaluate(broken, "bench-goals-e2e-run-broken")
+        let bs = try XCTUnwrap(b["promptrepro"] as? [String: [String: Any]])
+        XCTAssertNotNil(bs["pytorch-dpt-code"]?["missing"], "\(bs)")
+        XCTAssertNotNil(bs["pytorch-dynamic"]?["missing"], "\(bs)")
+        XCTAssertEqual(b["not_met"] as? Int, 2)
+    }
+
+    /// A shape whose sgemm medians are all 0 (a failed measurement) is left out of the host's best
+    /// rate, not averaged in as 0. Shapes 150 and 0 GFLOP/s: the best rate is 150, so bound_best
+    /// for PyTorch's 3 s against 200 GFLOP is 3 ÷ (200 ÷ 150) = 2.25 and the goal 0.85 × 2.25 =
+    /// 1.9125; our 2 s per round give 1.5: not met. Averaging the 0 in (75) halved the bound to
+    /// 1.125 and the goal to 0.956: "met".
+    func testAFailedSgemmShapeIsNotPartOfTheBestRate() throws {
+        let r: [String: Any] = [
+            "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 150.0, "openblas_gflops": 150.0],
+                               "2848x512x2048": ["core_gflops": 0.0, "openblas_gflops": 0.0]]],
+            "promptrepro": ["t5-small": ["train_step": ["seconds_median": 2.0, "seconds": ["all": [2.0, 2.0, 2.0]], "gflop": 200.0]]],
+            "pytorch": ["t5-small": ["train_step": ["seconds_median": 3.0, "seconds": ["all": [3.0, 3.0, 3.0]]]]],
+            "ratio": ["t5-small": ["train_step": 1.5]],
+        ]
+        let (goals, _) = try evaluate(r, "bench-goals-zero-shape")
+        let train = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        XCTAssertEqual(train["bound_best"] as? Double, 2.25)
+        XCTAssertEqual(try XCTUnwrap(train["goal"] as? Double), 1.9125, accuracy: 0.0006)
+        XCTAssertEqual(train["met"] as? Bool, false)
+        XCTAssertNotNil((goals["gemm_core_over_best"] as? [String: [String: Any]])?["2848x512x2048"]?["missing"])
     }
 
     /// bench-e2e: per round the judged ratio (the lower of wall and per epoch) on both sides of the

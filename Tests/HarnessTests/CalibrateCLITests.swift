@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import TestSupport
 import XCTest
 
 /// `promptrepro calibrate` writes this host's entry, and a later process applies it at start-up
@@ -96,7 +97,7 @@ final class EnvironmentCheckTests: XCTestCase {
         }
         // More threads than the pool has are refused: 2⁶⁰ overflowed the work split, ran no work
         // and stored the run as diverged (loss NaN at step 1).
-        for args in [["bench-gemm", "--threads", "1152921504606846976"], ["bench-gemm", "--threads", "257"], ["sweep", "table1", "--threads", "300", "--dry-run"]] {
+        for args in [["bench-gemm", "--threads", "1152921504606846976"], ["bench-gemm", "--threads", "257"], ["sweep", "table1", "--threads", "600", "--workers", "2", "--dry-run"]] {
             let (rc, log) = try runCLIText(args, stdout: false)
             XCTAssertEqual(rc, 64, "\(args): \(log)")
             XCTAssertTrue(log.contains("at most 256"), log)
@@ -110,6 +111,14 @@ final class EnvironmentCheckTests: XCTestCase {
             let (rc, log) = try runCLIText(["info", "--help"], stdout: false, env: [name: ""])
             XCTAssertEqual(rc, 0, "\(name)='': \(log)")
         }
+        // An empty PROMPTREPRO_CACHE is the default cache too: it made the calibration file
+        // relative to the working directory (a junk one there was read and warned about).
+        let cwd = tempDir("emptycache")
+        defer { try? FileManager.default.removeItem(atPath: cwd) }
+        try "junk".write(toFile: cwd + "/gemm-calibration.json", atomically: true, encoding: .utf8)
+        let (crc0, cacheLog) = try runCLIText(["info", "--help"], stdout: false, cwd: cwd, env: ["PROMPTREPRO_CACHE": ""])
+        XCTAssertEqual(crc0, 0, cacheLog)
+        XCTAssertFalse(cacheLog.contains("gemm-calibration.json"), cacheLog)
     }
 }
 

@@ -212,6 +212,10 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(report.keptOtherNumerics, ["c seed 1: kept the run here (promptrepro avx512 12x32 kc 384 + openblas Zen; threads 2); the shard's ran under promptrepro avx2 6x16 kc 256 + openblas Zen; threads 2"].map {
             $0.replacingOccurrences(of: "c seed", with: "\(runs[0].cell) seed") })
         XCTAssertEqual(try main.cellResults(spec: "plan", profile: "smoke").first?.best["accuracy"]?.mean, 20)
+        // A run without a recorded setup (an evaluated run stored before they were recorded)
+        // cannot be compared: not named ("the shard's ran under unknown; threads ?").
+        try shard.db.query("UPDATE runs SET tool_version=NULL, threads=NULL")
+        XCTAssertEqual(try main.mergeReporting(from: "\(dir)/shard.sqlite").keptOtherNumerics, [])
     }
 
     /// A diverged run is listed, not averaged: its setup does not make the cell's statistics mixed

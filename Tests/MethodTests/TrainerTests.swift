@@ -397,6 +397,10 @@ final class TrainerTests: XCTestCase {
             // max_steps 0 evaluates the initial state: DePT's s covers every input position.
             c.maxSourceLength = min(c.maxSourceLength, mc.s)
             XCTAssertEqual(c.problems, [])
+            // A thread count past the pool (256) is refused: it was recorded while 256 ran.
+            var many = c
+            many.threads = 1000
+            XCTAssertEqual(many.problems, ["threads must be ≤ 256 (the thread pool's size), got 1000"])
             let t = Trainer(config: c, dataDir: data, manifestDir: "\(repoRoot)/Baselines/manifests")
             t.lockPath = "\(repoRoot)/Baselines/data.lock"
             let path = NSTemporaryDirectory() + "init-\(getpid())-\(method).safetensors"
