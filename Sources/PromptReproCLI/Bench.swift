@@ -114,7 +114,7 @@ struct Bench: ParsableCommand {
                 // of the per-round GEMM probes (the same mean over the shapes, taken beside the
                 // workloads) where that is higher.
                 let core = (report["core"] as? [String: Any])?["sgemm"] as? [String: [String: Any]] ?? [:]
-                let speeds = core.keys.sorted().compactMap { core[$0]?["core_gflops"] as? Double }  // fixed summation order
+                let speeds = core.keys.sorted().compactMap { core[$0]?["core_gflops"] as? Double }.filter { $0 > 0 }  // fixed summation order; a failed shape left out
                 let probes = BenchGoals.probeRates(ours)
                 let probeMedian = probes.mean.isEmpty ? nil : medianOf(probes.mean)
                 // bound_best (issue #21): the same with the best GEMM rate measured on the host —

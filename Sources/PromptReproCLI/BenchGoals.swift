@@ -61,7 +61,8 @@ enum BenchGoals {
         let ours = report["promptrepro"] as? [String: Any] ?? [:]
         let pytorch = report["pytorch"] as? [String: Any] ?? [:]
         let sgemm = (report["core"] as? [String: Any])?["sgemm"] as? [String: Any] ?? [:]
-        let rates = sgemm.keys.sorted().compactMap { number((sgemm[$0] as? [String: Any])?["core_gflops"]) }
+        // A failed (zero) shape is no rate: left out of the mean (it halved the GEMM-bound time).
+        let rates = sgemm.keys.sorted().compactMap { number((sgemm[$0] as? [String: Any])?["core_gflops"]) }.filter { $0 > 0 }
         let coreRate = rates.isEmpty ? nil : rates.reduce(0, +) / Double(rates.count)
         let torchGemm = pytorch["gemm"] as? [String: Any] ?? [:]
         let unstable = Set(report["unstable"] as? [String] ?? [])
@@ -203,7 +204,11 @@ enum BenchGoals {
                         speedMissing = "a round's seconds of \(shape) \(key) that are not positive"
                     }
                 }
-                var bound = number(bb[key]).flatMap { $0 > 0 ? $0 : nil }
+                // The stored bound stands in where the raw data lacks a part (older reports), but
+                // not for an sgemm section whose every rate failed: there is no best rate then (the
+                // target applies), and such a report's stored bound came from our probes alone.
+                let sectionFailed = !sgemm.isEmpty && bestRate == nil
+                var bound = sectionFailed ? nil : number(bb[key]).flatMap { $0 > 0 ? $0 : nil }
                 var extra: [String: Any] = ["target": target]
                 if let t = number(theirs?["seconds_median"]), let gf = gflop, let rate = bestRate, gf > 0 {
                     bound = t > 0 ? t / (gf / rate) : nil
@@ -230,7 +235,12 @@ enum BenchGoals {
                 // The overhead's value, the reason to doubt it (nil: judged) and the verdict's extra fields.
                 var overhead: (value: Double, doubt: String?, extra: [String: Any])?
                 var overheadRounds: [Double]?
-                if let a = mySeconds, let probes = roundProbes, let gf = gflop, gf > 0, !a.isEmpty, a.count == probes.count,
+                // A probe round of zero or less is a failed probe: the overhead is missing (it fell
+                // back to the sgemm section's mean without a word).
+                let failedProbe = roundProbes.map { !$0.allSatisfy { $0 > 0 } } ?? false
+                if failedProbe {
+                    overhead = nil
+                } else if let a = mySeconds, let probes = roundProbes, let gf = gflop, gf > 0, !a.isEmpty, a.count == probes.count,
                    a.allSatisfy({ $0 > 0 }), probes.allSatisfy({ $0 > 0 }) {
                     // Per round against that round's probe (the same moment of the host).
                     let fastest = numbers(mine?["gemm_probe_fastest_gflops_all"]).flatMap { $0.count == a.count ? $0 : nil } ?? probes

@@ -27,7 +27,7 @@ struct Sweep: ParsableCommand {
         """)
     @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
     @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
-    @Option(help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory).", transform: positiveCount) var workers: Int?
+    @Option(help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory, and at least enough to keep each within 256 threads).", transform: positiveCount) var workers: Int?
     @Option(help: "SQLite store.") var db: String = defaultDB
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
@@ -38,14 +38,15 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
-        let total = threads ?? Parallel.defaultTotalThreads()
+        // Without --threads, the CPUs this process may use, up to what --workers can take (256 each).
+        let total = threads ?? workers.map { min(Parallel.defaultTotalThreads(), $0 * Parallel.maxThreads) } ?? Parallel.defaultTotalThreads()
         // Each worker is one process: at most `Parallel.maxThreads` threads (the total is shared).
         if let w = workers, total / w > Parallel.maxThreads {
             throw ValidationError("--threads \(total) over --workers \(w) gives \(total / w) threads per worker: at most \(Parallel.maxThreads) (the thread pool's size); use more workers")
         }
         // The default split keeps each worker within one process's limit too.
         let split = workers ?? max(SweepOptions.defaultWorkers(threads: total), (total + Parallel.maxThreads - 1) / Parallel.maxThreads)
-        var o = SweepOptions(storePath: db, workers: split, threads: threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
+        var o = SweepOptions(storePath: db, workers: split, threads: threads == nil && workers != nil ? total : threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.projectRoot = ProjectRoot.path

@@ -25,7 +25,6 @@ struct PromptRepro: ParsableCommand {
                                    in backward (less memory, more FLOPs, same results);
                                    default auto: attention when backbone weights train
                                    (a list replaces it: ffn alone means no attention)
-              PROMPTREPRO_DEBUG    list checkpoint tensors the model does not use
               PROMPTREPRO_PACK_FROZEN  0: pack every GEMM operand at every product, also the
                                    weights and encoder states greedy decoding reuses
                                    (default 1: packed once per decode; same results)

@@ -57,7 +57,7 @@ func plannedStepRows(_ store: ResultsStore, spec: String, profile: String) throw
     let current = try currentPlan(spec: spec, profile: profile, store: store, dataDir: data)
     // Seeds whose per-step losses come from other kernels or thread counts (the curves average
     // them): said as every other read says it.
-    if let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan)) {
+    if let note = mixedNumericsNote(try store.mixedNumerics(spec: current?.name ?? spec, profile: profile, planned: current?.plan, statuses: ["done"])) {
         stderr("note: " + note)
     }
     guard let (name, plan) = current else {

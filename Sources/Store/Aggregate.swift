@@ -309,9 +309,10 @@ extension ResultsStore {
     /// `threads`; mc / nc and a release missing from older records do not count: `Trainer.distinctNumerics`):
     /// their seeds' statistics mix setups that change bits (shards merged from workers on other
     /// hosts or thread counts). Cell → the setups, one line each; empty when none.
-    public func mixedNumerics(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: [String]] {
+    /// `statuses`: the runs counted (["done"] for reads of the per-step log, which evaluated runs lack).
+    public func mixedNumerics(spec: String, profile: String, planned: PlannedRuns?, statuses: [String] = ["done", "evaluated"]) throws -> [String: [String]] {
         // Only what changes bits: the same kernel under another mc / nc is the same numerics.
-        try countedSetups(spec: spec, profile: profile, planned: planned).mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }
+        try countedSetups(spec: spec, profile: profile, planned: planned, statuses: statuses).mapValues { Trainer.distinctNumerics(Array($0)) }.filter { $0.value.count > 1 }
     }
 
     /// Cells among `cells` whose counted runs (as `mixedNumerics` counts them) ran under a setup
@@ -328,12 +329,12 @@ extension ResultsStore {
 
     /// Cell → the numerics setups (`numericsSetup`) of its counted runs: done and evaluated ones
     /// that count for `planned`, with a recorded setup.
-    private func countedSetups(spec: String, profile: String, planned: PlannedRuns?) throws -> [String: Set<String>] {
+    private func countedSetups(spec: String, profile: String, planned: PlannedRuns?, statuses: [String] = ["done", "evaluated"]) throws -> [String: Set<String>] {
         guard schemaVersion >= 2 else { return [:] }
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
         var setups: [String: Set<String>] = [:]
-        for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated') AND tool_version IS NOT NULL",
-                              [.text(spec), .text(profile)]) where planned?.staleReason(row: r) == nil {
+        for r in try db.query("SELECT cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn), tool_version, threads FROM runs WHERE spec=? AND profile=? AND tool_version IS NOT NULL",
+                              [.text(spec), .text(profile)]) where statuses.contains(r["status"]?.text ?? "") && planned?.staleReason(row: r) == nil {
             setups[r["cell"]?.text ?? "", default: []].insert(Self.numericsSetup(r))
         }
         return setups

@@ -577,6 +577,28 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(train["goal"] as? Double), 1.9125, accuracy: 0.0006)
         XCTAssertEqual(train["met"] as? Bool, false)
         XCTAssertNotNil((goals["gemm_core_over_best"] as? [String: [String: Any]])?["2848x512x2048"]?["missing"])
+        // Our GEMM rate for the overhead leaves it out too: 2 ÷ (200 ÷ 150) = 1.5, not met (the 0
+        // averaged in made it 2 ÷ (200 ÷ 75) = 0.75, "met").
+        let overhead = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["non_gemm_overhead"])
+        XCTAssertEqual(overhead["value"] as? Double, 1.5)
+        XCTAssertEqual(overhead["met"] as? Bool, false)
+        // A probe round of 0 is a failed probe: the overhead is missing (it fell back to the
+        // sgemm section's mean without a word).
+        var probed = r
+        var ours = (r["promptrepro"] as! [String: [String: [String: Any]]])
+        ours["t5-small"]!["train_step"]!["gemm_probe_gflops_all"] = [0.0, 150.0, 150.0]
+        probed["promptrepro"] = ours
+        let (pg, _) = try evaluate(probed, "bench-goals-zero-probe")
+        XCTAssertNotNil((((pg["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["non_gemm_overhead"])?["missing"])
+        // Every sgemm rate failed: no best rate, so the target applies, not the report's stored
+        // bound (which such a report computed from our probes alone): 1.5 against 2.5, not 0.85 × 1.5.
+        var failed = r
+        failed["core"] = ["sgemm": ["2048x2048x2048": ["core_gflops": 0.0, "openblas_gflops": 0.0]]]
+        failed["ratio_bound_best"] = ["t5-small": ["train_step": 1.5]]
+        let (fg, _) = try evaluate(failed, "bench-goals-all-failed")
+        let fs = try XCTUnwrap(((fg["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        XCTAssertEqual(fs["goal"] as? Double, 2.5)
+        XCTAssertEqual(fs["met"] as? Bool, false)
     }
 
     /// bench-e2e: per round the judged ratio (the lower of wall and per epoch) on both sides of the

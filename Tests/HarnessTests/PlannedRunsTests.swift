@@ -232,6 +232,8 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil), [:])
         try s.db.query("UPDATE runs SET status='evaluated' WHERE seed=2")
         XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil).values.first?.count, 2)
+        // Reads of the per-step log count finished training runs only (evaluated runs have no steps).
+        XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil, statuses: ["done"]), [:])
         // A record without a setup (an evaluated run stored before they were recorded) cannot be compared.
         try s.db.query("UPDATE runs SET tool_version=NULL, threads=NULL WHERE seed=2")
         XCTAssertEqual(try s.mixedNumerics(spec: "plan", profile: "smoke", planned: nil), [:])
