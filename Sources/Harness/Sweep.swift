@@ -507,7 +507,6 @@ public enum SweepRunner {
         let readers = DispatchGroup()
         let totalThreads = o.threads ?? Parallel.defaultTotalThreads(), workers = max(1, o.workers)
         let perWorker = o.workerThreads
-        assert(perWorker == max(1, totalThreads / workers))
         // The total is split evenly; say where the split is not the total asked for.
         let uneven = workers * perWorker == totalThreads ? ""
             : workers > totalThreads ? "; --threads \(totalThreads) < \(workers) workers: each worker still runs one thread, \(workers) in all"
