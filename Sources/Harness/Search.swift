@@ -25,7 +25,8 @@ extension ResultsStore {
     /// The grid point chosen among `points` for (task, column, k), or nil while any of their runs
     /// is not finished. A point's score is the mean over its finished runs of `selection_score`
     /// (diverged or failed runs count as −∞, so a point that diverges is never chosen over one
-    /// that trains); ties go to the first point in grid order.
+    /// that trains); ties go to the first point in grid order: the grid's keys in name order, each
+    /// key's values as the spec lists them (`ExperimentSpec.parseSearch`).
     /// Only the search runs `spec` plans now count (its search seeds, each point's config): rows
     /// of a search seed taken out, or of a point run with other settings (a spec edited since),
     /// once chose the point, and the final runs were planned from them.
@@ -62,6 +63,7 @@ extension ResultsStore {
                        (SELECT SUM(seconds) FROM epochs e WHERE e.run_id = r.id) AS seconds
                 FROM runs r LEFT JOIN run_metrics m ON m.run_id = r.id AND m.name = 'selection_score'
                 WHERE r.spec=? AND r.profile=? AND r.cell=? AND r.status != 'superseded'
+                ORDER BY r.seed, IFNULL(r.sample_seed, r.seed), r.id
                 """, [.text(spec), .text(profile), .text(cell)])
             if let plan {
                 rows = rows.filter { plan.staleReason(row: $0) == nil }
@@ -73,8 +75,13 @@ extension ResultsStore {
             if rows.isEmpty || rows.contains(where: { !["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }) { finished = false }
             runs += rows.count
             for r in rows { cpu += (r["seconds"]?.double ?? 0) * Double(r["threads"]?.int ?? 1) / 3600 }
-            let vals = rows.map { r -> Double in r["status"]?.text == "done" ? (r["score"]?.double ?? -.infinity) : -.infinity }
-            scores.append((point, vals.isEmpty ? nil : vals.reduce(0, +) / Double(vals.count)))
+            // Summed in seed order (rows read in a fixed order), so a store merged in another order
+            // gives the same means and breaks a tie the same way. Runs not finished yet (pending,
+            // running) are no score: the point shows none until they are, never "diverged".
+            let ended = rows.filter { ["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }
+            let vals = ended.map { r -> Double in r["status"]?.text == "done" ? (r["score"]?.double ?? -.infinity) : -.infinity }
+            let open = ended.count < rows.count
+            scores.append((point, vals.isEmpty || open ? nil : vals.reduce(0, +) / Double(vals.count)))
         }
         guard finished else { return (nil, scores, runs, cpu) }
         var best: (String, Double)? = nil
@@ -110,10 +117,10 @@ extension ResultsExport {
     /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
     public static func searchMarkdown(_ searches: [SearchSummary]) -> String {
         guard !searches.isEmpty else { return "" }
-        var out = "\nHyper-parameter search (selected on the dev split, never on the reported one; the chosen point is rerun on every seed):\n\n"
+        var out = "\nHyper-parameter search (selected on the dev split its `select_on` names, train-dev or val-half, never on the reported one; the chosen point is rerun on every seed; ties go to the first point in grid order, keys by name):\n\n"
         out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
         for s in searches {
-            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "—") }
+            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged or failed" } ?? "— (not finished)") }
             out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? "(not finished)") | "
             out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
         }
@@ -130,8 +137,8 @@ extension ExperimentSpec {
     /// `manifestDir`, the checkpoint), so that reads leave out rows run on other inputs; a data
     /// file or checkpoint not found here is not compared.
     public func plannedRuns(profile: String, store: ResultsStore?, dataDir: String? = nil,
-                            manifestDir: String = "Baselines/manifests") throws -> PlannedRuns {
-        let choose = store?.searchChoice(spec: self, profile: profile)
+                            manifestDir: String = "Baselines/manifests", exported: [CellResult]? = nil) throws -> PlannedRuns {
+        let choose = store?.searchChoice(spec: self, profile: profile) ?? exported.map { exportChoice($0, profile: profile) }
         let runs = try expand(profile: profile, choose: choose)
         var plan = PlannedRuns(runs: runs, undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
         // The task file's parts of each run's identity, so that reads leave out rows run under an
@@ -164,6 +171,46 @@ extension ExperimentSpec {
             }
         }
         return plan
+    }
+
+    /// A search's choice from an export's cells (no store): the rule of `ResultsStore.searchScores`
+    /// on the exported grid-point cells. A point counts only when every run the spec plans for it
+    /// now is in the cell, finished (done runs with the config the point plans; diverged and failed
+    /// runs as −∞), scored by its runs' `selection_score` (a done run without one: −∞), summed in
+    /// seed order; nil (undecided) otherwise. So an export read under an edited spec (another
+    /// grid, another setting of the entry, another `select_on`) chooses only from points run as
+    /// the spec plans them, and the searched cell is read against that choice (it was kept whole,
+    /// its old numbers under the new settings).
+    public func exportChoice(_ cells: [CellResult], profile: String) -> SearchChoice {
+        let plan = ResultsStore.searchPlan(self, profile: profile)
+        let byCell = Dictionary(cells.map { ($0.cell, $0) }, uniquingKeysWith: { a, _ in a })
+        return { points, task, column, k in
+            guard let plan else { return nil }
+            var best: (String, Double)? = nil
+            for point in points {
+                let cell = RunSpec.cellName(variant: point, task: task, model: column, k: k)
+                let keys = plan.configHashes.keys.filter { $0.hasPrefix(cell + "#") }.sorted { a, b in
+                    let (x, y) = (PlannedRuns.run(ofKey: a)?.replicate, PlannedRuns.run(ofKey: b)?.replicate)
+                    return (x?.seed ?? 0, x?.sampleSeed ?? 0) < (y?.seed ?? 0, y?.sampleSeed ?? 0)
+                }
+                guard !keys.isEmpty, let c = byCell[cell], let statuses = c.runStatuses else { return nil }
+                let scored = Dictionary(zip(c.replicates.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) },
+                                            c.extras?["selection_score"]?.values ?? []), uniquingKeysWith: { a, _ in a })
+                var sum = 0.0
+                for key in keys {
+                    switch statuses[key] {
+                    case "done"?, "incomplete"?:
+                        guard c.runConfigs?[key] == plan.configHashes[key] else { return nil }
+                        sum += scored[key] ?? -.infinity
+                    case "diverged"?, "failed"?: sum += -.infinity
+                    default: return nil  // pending, running, or not in the export
+                    }
+                }
+                let mean = sum / Double(keys.count)
+                if best == nil || mean > best!.1 { best = (point, mean) }
+            }
+            return best?.0
+        }
     }
 
     /// The cells of searched variants that `choose` has no point for yet (their search is not

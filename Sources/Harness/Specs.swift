@@ -121,6 +121,11 @@ public struct ExperimentSpec {
             if let sv = d["search"] {
                 guard d["vary"] == nil else { throw SpecError(path, "methods[\(i)]: 'vary' and 'search' cannot be combined") }
                 let search = try parseSearch(sv, path: path, at: "methods[\(i)].search")
+                // A grid key also set on the entry was silently replaced by each point's value (as
+                // `vary` refuses it).
+                for key in Set(search.points.flatMap { $0.map(\.0) }).sorted() where over[key] != nil || train[key] != nil {
+                    throw SpecError(path, "methods[\(i)]: '\(key)' is set both on the entry and in search.grid (the grid's values replace it): set it in one place")
+                }
                 var names: [String] = []
                 for point in search.points {
                     var o2 = over, t2 = train
@@ -259,11 +264,35 @@ public struct ExperimentSpec {
             guard !["select_on", "selection_metric", "seed", "sample_seed", "task", "model", "k", "protocol"].contains(key) else {
                 throw SpecError(path, "\(at).grid: '\(key)' is not a hyper-parameter")
             }
+            // Settings of the evaluation protocol: points scored on other dev rows, templates or
+            // decoding rules have dev scores that are not comparable, and the choice would also fix
+            // how the final runs are evaluated.
+            if let why = evaluationKeys[key] { throw SpecError(path, "\(at).grid: '\(key)' \(why), not a hyper-parameter to search") }
             guard let values = grid[key] as? [Any], !values.isEmpty else { throw SpecError(path, "\(at).grid.\(key) must be a non-empty list") }
+            // Two values that read as one ("0.0001" and "1e-4") would be one point twice.
+            var seenValues: Set<String> = []
+            for v in values {
+                let canonical = (v as? NSNumber).map { "\($0.doubleValue)" } ?? "\(v)"
+                guard seenValues.insert(canonical).inserted else {
+                    throw SpecError(path, "\(at).grid.\(key) lists the value \(v) twice (as numbers): each grid value once")
+                }
+            }
             points = points.flatMap { p in values.map { p + [(key, $0)] } }
         }
         return (points, sel, try d["seeds"].map { try intList($0, path: path, at: "\(at).seeds") })
     }
+
+    /// Keys of how runs are evaluated, which a search's grid may not vary (why, for the error).
+    static let evaluationKeys = [
+        "eval_limit": "sets how many validation rows are scored",
+        "eval_mode": "sets how predictions are made (generation or ranking)",
+        "k_dev": "sets the size of the train-dev selection split",
+        "sampler": "sets how the few-shot sample is drawn",
+        "templates": "sets the templates the targets and scores use",
+        "decode_max_tokens": "sets how far predictions are decoded",
+        "decode_stop": "sets where predictions stop decoding",
+        "eval_every": "sets which epochs are evaluated (and so can be selected)",
+    ]
 
     static func checkTrainKeys(_ d: [String: Any], path: String, at: String) throws {
         for k in d.keys.sorted() {

@@ -52,6 +52,14 @@ struct CompareCommand: ParsableCommand {
             throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
         }
         let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        // A search's grid point is not a method to compare or gate on: it runs on the search seeds
+        // only, and picking the best point by its reported scores is the selection the search
+        // exists to avoid (a point passed the gate on one seed).
+        for (flag, name) in [("--method", method)] + (against == "stored" ? [("--baseline", baseline)] : []) {
+            if let owner = s.variants.first(where: { $0.name == name })?.searchFor {
+                throw ValidationError("\(flag) \(name) is a grid point of the search for '\(owner)': compare '\(owner)' (its chosen point, rerun on every seed)")
+            }
+        }
         let published = against == "published" ? try Published.load(directory: ProjectRoot.resolve("Baselines/published")) : nil
         // The published table: a layout's name stands for its table; by default the table of the
         // layout that shows this spec (comparing another spec with DPT Table 1 by default misled).
@@ -127,7 +135,9 @@ struct CompareCommand: ParsableCommand {
         // A variant the spec plans but has no counted runs of is reported missing (the gate fails);
         // one it does not plan either is a wrong name.
         // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.
-        let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant))).sorted()
+        // Grid points are not offered (they cannot be compared; see above).
+        let points = Set(s.variants.filter { $0.searchFor != nil }.map(\.name))
+        let known = Array(Set(cells.map(\.variant) + expanded.map(\.variant)).subtracting(points)).sorted()
         guard known.contains(method) else {
             throw CommandFailure("no runs of variant '\(method)' in spec \(s.name) [\(profile)] (\(source)); have: \(known.joined(separator: ", "))"
                 + (spec == "table1" && !CommandLine.arguments.contains("--spec") ? " (--spec defaults to table1: pass --spec YOUR_SPEC)" : ""))

@@ -104,12 +104,16 @@ struct Report: ParsableCommand {
                 // A searched variant's table states what its search chose and cost (from the store's search runs).
                 if let spec, spec.hasSearch, let store {
                     let rows = Set(layout.rows.map(\.variant))
+                    // The split each search selected on (its points' `select_on`): the note named none.
+                    func split(_ variant: String) -> String {
+                        (spec.variants.first { $0.searchFor == variant }?.train["select_on"] as? String).map { " on \($0)" } ?? ""
+                    }
                     let lines = try store.searchSummaries(spec, profile: profile).filter { rows.contains($0.variant) }.map { s in
-                        "\(s.variant) on \(s.task)/\(s.model): \(s.chosen ?? "search not finished") (\(s.scores.count) grid points, \(s.runs) runs, "
+                        "\(s.variant) on \(s.task)/\(s.model): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.scores.count) grid points, \(s.runs) runs, "
                             + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
                     }
                     if !lines.isEmpty {
-                        grid.notes.append("Hyper-parameter search, selected on the dev split and rerun on every seed: " + lines.joined(separator: "; ") + ".")
+                        grid.notes.append("Hyper-parameter search, selected on a dev split (never the reported one) and rerun on every seed: " + lines.joined(separator: "; ") + ".")
                     }
                 }
                 // Cells from an export made before runs kept their data files: the subset files their
@@ -465,7 +469,8 @@ func currentExportCells(_ cells: [CellResult], spec given: String, profile: Stri
     // this profile keeps the export whole (the export is of a profile the spec no longer has).
     guard let s = try specForReading(given), s.profiles[profile] != nil else { return cells }
     let plan: PlannedRuns
-    do { plan = try s.plannedRuns(profile: profile, store: nil) } catch {
+    // Searched variants as the export's own grid-point cells choose them (`exportChoice`).
+    do { plan = try s.plannedRuns(profile: profile, store: nil, exported: cells) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so the cells of \(ProjectRoot.display(path)) cannot be told current or stale)")
     }
     let (kept, stale, unplanned, seedsLeft) = ExportedCells.current(cells, plan: plan)

@@ -590,14 +590,18 @@ extension CellResult {
 /// another config (`CellResult.runConfigs`) is left out (`stale`); runs the plan no longer has (a
 /// seed taken out) leave the cell's statistics (`CellResult.keeping`), and a cell with none left is
 /// left out (`unplanned`). Kept whole: cells of exports made before the hashes were kept, cells with
-/// evaluated runs (adapters evaluated into the spec, outside any plan), and cells of searched
-/// variants whose search is undecided (an export is read without a store, so every search is:
-/// the export was written from a store read, which leaves out the runs of an undecided search).
+/// evaluated runs (adapters evaluated into the spec, outside any plan). A searched variant's
+/// cells are read against the choice its exported grid points give (`ExperimentSpec.exportChoice`);
+/// one whose search that choice leaves undecided is left out (`stale`).
 public enum ExportedCells {
     public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int) {
         var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0
         for c in cells {
-            guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0, !plan.undecidedCells.contains(c.cell) else { kept.append(c); continue }
+            // A searched cell whose search the export cannot decide under the spec as it is now
+            // (its points edited, run under other settings, or missing) is left out: kept whole,
+            // it showed its old numbers under the new settings.
+            if plan.undecidedCells.contains(c.cell) && c.runConfigs != nil { stale.append(c.cell); continue }
+            guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0 else { kept.append(c); continue }
             if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
             // Every run of the cell (failed and diverged ones too, where the export has them).
             let all = Set(runs.keys).union(c.runStatuses?.keys ?? [:].keys)

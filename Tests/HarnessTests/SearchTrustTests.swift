@@ -1,0 +1,86 @@
+import Foundation
+import Harness
+import TestSupport
+import XCTest
+
+/// A spec's `search`, read as a researcher reads it: from an export under an edited spec, with its
+/// grid points beside it, and with grids that would not search what they say.
+final class SearchTrustTests: XCTestCase {
+    func spec(_ dir: String, _ name: String, n: Int = 4, grid: String = "{lr: [0.0003, 3.0]}", extra: String = "") throws -> String {
+        let path = "\(dir)/\(name).yaml"
+        try """
+        spec: srch
+        paper: dpt
+        methods:
+          - {name: pt, method: pt, n: 4}
+          - {name: pts, method: pt, n: \(n)\(extra), search: {grid: \(grid), select_on: val-half}}
+        tasks: [cb]
+        models: [t5-small]
+        seeds: [1, 2]
+        k: [8]
+        profiles:
+          smoke:
+            models: {t5-small: "embedded:t5-tiny"}
+            train: {epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// An export read under an edited spec: the searched cell's choice is redone from the exported
+    /// grid points as the spec plans them now. With the entry's n changed, no point ran as planned,
+    /// so the search is undecided and its cell is left out and named (it was kept whole: the old
+    /// n = 4 numbers under "n: 6"). Unedited, the export's cell is read as before.
+    func testAnExportReadUnderAnEditedSpecRedoesTheSearchChoice() throws {
+        let data = try sharedData()
+        let dir = tempDir("searchexport")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite", results = "\(dir)/results"
+        var (rc, log) = try runCLIText(["sweep", try spec(dir, "s"), "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db,
+                                        "--data-dir", data, "--checkpoints", "\(dir)/ck"], stdout: false)
+        XCTAssertEqual(rc, 0, log)
+        (rc, log) = try runCLIText(["export", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--results-dir", results, "--data-dir", data], stdout: false)
+        XCTAssertEqual(rc, 0, log)
+        func compare(_ specPath: String, _ extra: [String] = []) throws -> (Int32, String, String) {
+            let (c, out) = try runCLIText(["compare", "--spec", specPath, "--method", "pts", "--baseline", "pt", "--profile", "smoke",
+                                            "--db", "\(dir)/none.sqlite", "--results-dir", results, "--data-dir", data, "--allow-missing"] + extra, stdout: true)
+            let (_, err) = try runCLIText(["compare", "--spec", specPath, "--method", "pts", "--baseline", "pt", "--profile", "smoke",
+                                            "--db", "\(dir)/none.sqlite", "--results-dir", results, "--data-dir", data, "--allow-missing"] + extra, stdout: false)
+            return (c, out, err)
+        }
+        let (_, same, sameErr) = try compare("\(dir)/s.yaml")
+        XCTAssertTrue(same.contains("| cb |"), same + sameErr)
+        XCTAssertFalse(sameErr.contains("left out"), sameErr)
+        let (_, edited, editedErr) = try compare(try spec(dir, "e", n: 6))
+        XCTAssertTrue(editedErr.contains("ran with other settings than spec srch [smoke] plans now") && editedErr.contains("pts|cb|t5-small|k8"), editedErr)
+        XCTAssertFalse(edited.contains("| cb | accuracy |"), edited)
+    }
+
+    /// A grid point is not a method to compare or gate on (it passed the gate on one seed).
+    func testAGridPointIsRefusedAsAComparedMethod() throws {
+        let dir = tempDir("searchpoint")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for flag in ["--method", "--baseline"] {
+            let args = flag == "--method" ? ["--method", "pts@lr=3.0", "--baseline", "pt"] : ["--method", "pt", "--baseline", "pts@lr=3.0"]
+            let (rc, err) = try runCLIText(["compare", "--spec", try spec(dir, "s"), "--profile", "smoke", "--db", "\(dir)/none.sqlite"] + args, stdout: false)
+            XCTAssertEqual(rc, 64, err)
+            XCTAssertTrue(err.contains("\(flag) pts@lr=3.0 is a grid point of the search for 'pts'"), err)
+        }
+    }
+
+    /// Grids that would not search what they say are refused at load: a key also fixed on the
+    /// entry (its value was silently replaced), evaluation settings (points scored on other rows
+    /// are not comparable), a value listed twice as numbers.
+    func testGridsThatDoNotSearchAreRefused() throws {
+        let dir = tempDir("searchgrid")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (grid, extra, expected) in [("{n: [2, 8]}", "", "'n' is set both on the entry and in search.grid"),
+                                        ("{lr: [0.1, 0.3]}", ", train: {lr: 0.5}", "'lr' is set both on the entry and in search.grid"),
+                                        ("{eval_limit: [4, 8]}", "", "'eval_limit' sets how many validation rows are scored, not a hyper-parameter to search"),
+                                        ("{eval_mode: [rank, rank-mean]}", "", "'eval_mode' sets how predictions are made"),
+                                        ("{lr: [0.0001, 1e-4]}", "", "lists the value 0.0001 twice (as numbers)")] {
+            // The entry fixes n: 4, which the first grid varies.
+            let path = try spec(dir, "g", grid: grid, extra: extra)
+            XCTAssertThrowsError(try ExperimentSpec.load(path)) { XCTAssertTrue("\($0)".contains(expected), "\(grid): \($0)") }
+        }
+    }
+}
