@@ -113,6 +113,22 @@ extension ResultsStore {
 }
 
 extension ResultsExport {
+    /// `json` (a `results --format json` or export document) with the spec's searches added under
+    /// "searches": per (variant, task, model, k) the chosen point (null while undecided), each
+    /// point's mean selection score (null: not finished; "diverged or failed": −∞), the number of
+    /// search runs and their CPU-hours. Only Markdown said what was searched and what it cost.
+    public static func addingSearches(_ json: String, _ searches: [SearchSummary]) throws -> String {
+        guard !searches.isEmpty, var obj = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
+        obj["searches"] = searches.map { s -> [String: Any] in
+            ["variant": s.variant, "task": s.task, "model": s.model, "k": s.k.map { $0 as Any } ?? NSNull(),
+             "chosen": s.chosen.map { $0 as Any } ?? NSNull(), "runs": s.runs, "cpu_hours": s.cpuHours,
+             "points": s.scores.map { p -> [String: Any] in
+                 ["point": p.point, "mean_selection_score": p.mean.map { $0.isFinite ? $0 as Any : "diverged or failed" as Any } ?? NSNull()]
+             }]
+        }
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self) + "\n"
+    }
+
     /// The hyper-parameter searches of a spec: per (variant, task, model, k) the chosen point, each
     /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
     public static func searchMarkdown(_ searches: [SearchSummary]) -> String {

@@ -182,7 +182,9 @@ struct Results: ParsableCommand {
             if let note = mixedNumericsNote(mixedNumerics(of: cells)) { text += "\n> \(note)\n" }
             if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
-        case "json": text = try ResultsExport.json(cells, spec: name, profile: profile)
+        case "json":
+            text = try ResultsExport.json(cells, spec: name, profile: profile)
+            if let s = specFile, s.hasSearch { text = try ResultsExport.addingSearches(text, try store.searchSummaries(s, profile: profile)) }
         default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
         }
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }

@@ -40,6 +40,15 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertEqual(rc, 0, log)
         (rc, log) = try runCLIText(["export", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--results-dir", results, "--data-dir", data], stdout: false)
         XCTAssertEqual(rc, 0, log)
+        // The search is in the machine-readable outputs too (only the Markdown had it).
+        let (jrc, json) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "json", "--data-dir", data], stdout: true)
+        XCTAssertEqual(jrc, 0, json)
+        for text in [json, try String(contentsOfFile: "\(results)/srch-smoke.json", encoding: .utf8)] {
+            let searches = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["searches"] as? [[String: Any]]
+            XCTAssertEqual(searches?.count, 1, text)
+            XCTAssertTrue(["pts@lr=0.0003", "pts@lr=3.0"].contains(searches?.first?["chosen"] as? String ?? ""), text)
+            XCTAssertEqual((searches?.first?["points"] as? [[String: Any]])?.count, 2, text)
+        }
         func compare(_ specPath: String, _ extra: [String] = []) throws -> (Int32, String, String) {
             let (c, out) = try runCLIText(["compare", "--spec", specPath, "--method", "pts", "--baseline", "pt", "--profile", "smoke",
                                             "--db", "\(dir)/none.sqlite", "--results-dir", results, "--data-dir", data, "--allow-missing"] + extra, stdout: true)
