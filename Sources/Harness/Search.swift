@@ -24,8 +24,9 @@ public struct SearchSummary: Sendable {
 extension ResultsStore {
     /// The grid point chosen among `points` for (task, column, k), or nil while any of their runs
     /// is not finished. A point's score is the mean over its finished runs of `selection_score`
-    /// (diverged or failed runs count as −∞, so a point that diverges is never chosen over one
-    /// that trains); ties go to the first point in grid order: the grid's keys in name order, each
+    /// (diverged runs count as −∞, so a point that diverges is never chosen over one that trains;
+    /// a failed run, which a sweep retries, leaves the search unfinished; when every point diverged
+    /// nothing is chosen); ties go to the first point in grid order: the grid's keys in name order, each
     /// key's values as the spec lists them (`ExperimentSpec.parseSearch`).
     /// Only the search runs `spec` plans now count (its search seeds, each point's config): rows
     /// of a search seed taken out, or of a point run with other settings (a spec edited since),
@@ -68,17 +69,20 @@ extension ResultsStore {
             if let plan {
                 rows = rows.filter { plan.staleReason(row: $0) == nil }
                 // Every planned run of the point must have finished (a search seed added since).
-                let have = Set(rows.filter { ["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }.map {
+                // A failed run (an error, which the next sweep phase retries) leaves the search
+                // open: counted as −∞ it let the search choose, and the retried run could change
+                // the choice after the final runs were planned at the old point.
+                let have = Set(rows.filter { ["done", "diverged"].contains($0["status"]?.text ?? "") }.map {
                     PlannedRuns.key(cell: cell, seed: $0["seed"]!.int!, sampleSeed: $0["sample_seed"]?.int ?? $0["seed"]!.int!) })
                 if plan.configHashes.keys.contains(where: { $0.hasPrefix(cell + "#") && !have.contains($0) }) { finished = false }
             }
-            if rows.isEmpty || rows.contains(where: { !["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }) { finished = false }
+            if rows.isEmpty || rows.contains(where: { !["done", "diverged"].contains($0["status"]?.text ?? "") }) { finished = false }
             runs += rows.count
             for r in rows { cpu += (r["seconds"]?.double ?? 0) * Double(r["threads"]?.int ?? 1) / 3600 }
             // Summed in seed order (rows read in a fixed order), so a store merged in another order
             // gives the same means and breaks a tie the same way. Runs not finished yet (pending,
             // running) are no score: the point shows none until they are, never "diverged".
-            let ended = rows.filter { ["done", "diverged", "failed"].contains($0["status"]?.text ?? "") }
+            let ended = rows.filter { ["done", "diverged"].contains($0["status"]?.text ?? "") }
             let vals = ended.map { r -> Double in r["status"]?.text == "done" ? (r["score"]?.double ?? -.infinity) : -.infinity }
             let open = ended.count < rows.count
             scores.append((point, vals.isEmpty || open ? nil : vals.reduce(0, +) / Double(vals.count)))
@@ -86,7 +90,10 @@ extension ResultsStore {
         guard finished else { return (nil, scores, runs, cpu) }
         var best: (String, Double)? = nil
         for case let (p, m?) in scores where best == nil || m > best!.1 { best = (p, m) }
-        return (best?.0, scores, runs, cpu)
+        // Every point diverged: nothing to choose (it chose the first point and spent its runs
+        // on every seed); the cell stays undecided and the summary says why.
+        guard let best, best.1 > -.infinity else { return (nil, scores, runs, cpu) }
+        return (best.0, scores, runs, cpu)
     }
 
     /// Every search of `spec` in `profile`, per (variant, task, model column, k), finished or not.
@@ -115,7 +122,7 @@ extension ResultsStore {
 extension ResultsExport {
     /// `json` (a `results --format json` or export document) with the spec's searches added under
     /// "searches": per (variant, task, model, k) the chosen point (null while undecided), each
-    /// point's mean selection score (null: not finished; "diverged or failed": −∞), the number of
+    /// point's mean selection score (null: not finished; "diverged": −∞), the number of
     /// search runs and their CPU-hours. Only Markdown said what was searched and what it cost.
     public static func addingSearches(_ json: String, _ searches: [SearchSummary]) throws -> String {
         guard !searches.isEmpty, var obj = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
@@ -123,7 +130,7 @@ extension ResultsExport {
             ["variant": s.variant, "task": s.task, "model": s.model, "k": s.k.map { $0 as Any } ?? NSNull(),
              "chosen": s.chosen.map { $0 as Any } ?? NSNull(), "runs": s.runs, "cpu_hours": s.cpuHours,
              "points": s.scores.map { p -> [String: Any] in
-                 ["point": p.point, "mean_selection_score": p.mean.map { $0.isFinite ? $0 as Any : "diverged or failed" as Any } ?? NSNull()]
+                 ["point": p.point, "mean_selection_score": p.mean.map { $0.isFinite ? $0 as Any : "diverged" as Any } ?? NSNull()]
              }]
         }
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self) + "\n"
@@ -136,8 +143,9 @@ extension ResultsExport {
         var out = "\nHyper-parameter search (selected on the dev split its `select_on` names, train-dev or val-half, never on the reported one; the chosen point is rerun on every seed; ties go to the first point in grid order, keys by name):\n\n"
         out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
         for s in searches {
-            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged or failed" } ?? "— (not finished)") }
-            out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? "(not finished)") | "
+            let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "— (not finished)") }
+            let allDiverged = !s.scores.isEmpty && s.scores.allSatisfy { $0.mean == -.infinity }
+            out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? (allDiverged ? "none: every point diverged" : "(not finished)")) | "
             out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
         }
         return out
@@ -218,14 +226,14 @@ extension ExperimentSpec {
                     case "done"?, "incomplete"?:
                         guard c.runConfigs?[key] == plan.configHashes[key] else { return nil }
                         sum += scored[key] ?? -.infinity
-                    case "diverged"?, "failed"?: sum += -.infinity
-                    default: return nil  // pending, running, or not in the export
+                    case "diverged"?: sum += -.infinity
+                    default: return nil  // failed (retried by a sweep), pending, running, or not in the export
                     }
                 }
                 let mean = sum / Double(keys.count)
                 if best == nil || mean > best!.1 { best = (point, mean) }
             }
-            return best?.0
+            return best.flatMap { $0.1 > -.infinity ? $0.0 : nil }
         }
     }
 

@@ -75,7 +75,7 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         spec: searchy
         paper: dpt
         methods:
-          - {name: pt, method: pt, n: 8, search: {grid: {lr: [0.3, 0.03], n: [4, 8]}, select_on: train-dev}}
+          - {name: pt, method: pt, search: {grid: {lr: [0.3, 0.03], n: [4, 8]}, select_on: train-dev}}
         tasks: [cb]
         models: [t5-small]
         seeds: [1, 2, 3]
@@ -129,6 +129,14 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertThrowsError(try spec(text.replacingOccurrences(of: "lr: [0.3, 0.03]", with: "lrr: [0.3]"), dir)) {
             XCTAssertTrue("\($0)".contains("unknown key 'lrr'"), "\($0)")
         }
+        // A failed run (an error a sweep retries) leaves the search open: as −∞ it let the search
+        // choose, and the retried run could change the choice after the final runs were planned.
+        try store.db.query("UPDATE runs SET status='failed' WHERE variant='pt@lr=0.03,n=8'")
+        XCTAssertNil(try store.searchChoice(spec: s, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8))
+        // Every point diverged: nothing is chosen (the first point was, and ran on every seed).
+        try store.db.query("UPDATE runs SET status='diverged' WHERE variant LIKE 'pt@%'")
+        XCTAssertNil(try store.searchChoice(spec: s, profile: "smoke")(first.map(\.variant), "cb", "t5-small", 8))
+        XCTAssertTrue(ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: "smoke")).contains("| none: every point diverged |"))
     }
 
     /// A crossed sweep end to end: 6 runs, `results` prints the variant label and the variance
