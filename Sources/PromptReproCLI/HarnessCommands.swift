@@ -219,9 +219,13 @@ struct Shard: ParsableCommand {
         try SweepRunner.checkFits(expanded, missing: try SweepRunner.missingModels(expanded), hereMemory: false)
         // Made once the plan is accepted: a refused one leaves nothing under --dir.
         let scratch = try ResultsStore(path: "\(dir)/identities.sqlite")  // file-hash cache for the identities
-        let runs = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
+        let planned = try scratch.withIdentities(expanded, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))
+        // With --search-db, runs that store already finished (the search points and everything
+        // else of the first phase) are not sharded again: every run was, and retrained.
+        let runs = try merged.map { try SweepRunner.unfinished(planned, in: $0) } ?? planned
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
-        stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)")
+        stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)"
+               + (planned.count > runs.count ? " (\(planned.count - runs.count) finished in \(searchDB ?? "") left out: merge the new shards into it)" : ""))
         // Runs planned without their data files carry "missing" in their identity until their
         // worker reads the files: it stores the identity with their hashes before training.
         let unpinned = Set(runs.filter { ($0.identityJSON ?? "").contains("\"missing\"") }.map(\.task)).sorted()
@@ -229,7 +233,7 @@ struct Shard: ParsableCommand {
             stderr("note: no data files of \(unpinned.joined(separator: ", ")) under \(data): those runs' identities say 'missing' until their workers read the data (each worker stores the hashes of the files it reads before training, and checks them against Baselines/data.lock)")
         }
         if s.hasSearch {
-            let waiting = try s.expand(profile: profile, choose: { points, _, _, _ in points.first }).count - runs.count
+            let waiting = try s.expand(profile: profile, choose: { points, _, _, _ in points.first }).count - planned.count
             if waiting > 0 {
                 stderr("\(waiting) runs of searched variants wait for their search: after `merge`, run `shard` again with --search-db <merged store>")
             }

@@ -40,6 +40,13 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertEqual(rc, 0, log)
         (rc, log) = try runCLIText(["export", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--results-dir", results, "--data-dir", data], stdout: false)
         XCTAssertEqual(rc, 0, log)
+        // Sharding the chosen points from a store that finished the search (`shard --search-db`)
+        // shards only what that store has not finished: here nothing (every run was sharded and
+        // retrained).
+        let (src, slog) = try runCLIText(["shard", "\(dir)/s.yaml", "--profile", "smoke", "--shards", "2", "--dir", "\(dir)/shards",
+                                          "--search-db", db, "--data-dir", data], stdout: false)
+        XCTAssertEqual(src, 0, slog)
+        XCTAssertTrue(slog.contains("0 runs of srch [smoke] in 2 shards") && slog.contains("finished in \(db) left out"), slog)
         // The search is in the machine-readable outputs too (only the Markdown had it).
         let (jrc, json) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "json", "--data-dir", data], stdout: true)
         XCTAssertEqual(jrc, 0, json)
