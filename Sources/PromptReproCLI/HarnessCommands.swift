@@ -180,7 +180,15 @@ struct Results: ParsableCommand {
             if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
             // Seeds of one cell run under other kernels or thread counts (merged shards): said.
             if let note = mixedNumericsNote(mixedNumerics(of: cells)) { text += "\n> \(note)\n" }
-            if let s = specFile, s.hasSearch { text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile)) }
+            if let s = specFile, s.hasSearch {
+                text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile))
+                // Grid points sit beside the variants in the table: said what they are, so no one
+                // picks the best point by its scores on the reported split.
+                let shown = Set(cells.map(\.variant)).intersection(s.variants.filter { $0.searchFor != nil }.map(\.name))
+                if !shown.isEmpty {
+                    text += "\n> Rows of `NAME@KEY=value` variants are search runs (grid points, trained on the search seeds and chosen between on the dev split): their scores on the reported split are shown for completeness; choosing a point by them is the selection the search avoids, and `compare` refuses them.\n"
+                }
+            }
         case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile)
         case "json":
             text = try ResultsExport.json(cells, spec: name, profile: profile)

@@ -47,6 +47,10 @@ final class SearchTrustTests: XCTestCase {
                                           "--search-db", db, "--data-dir", data], stdout: false)
         XCTAssertEqual(src, 0, slog)
         XCTAssertTrue(slog.contains("0 runs of srch [smoke] in 2 shards") && slog.contains("finished in \(db) left out"), slog)
+        // The Markdown says what the grid points' rows are (they sat beside the variants unmarked).
+        let (mrc, md) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data], stdout: true)
+        XCTAssertEqual(mrc, 0, md)
+        XCTAssertTrue(md.contains("pts@lr=3.0") && md.contains("variants are search runs (grid points"), md)
         // The search is in the machine-readable outputs too (only the Markdown had it).
         let (jrc, json) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "json", "--data-dir", data], stdout: true)
         XCTAssertEqual(jrc, 0, json)
