@@ -14,11 +14,13 @@ public struct SearchSummary: Sendable {
     public var model: String
     public var k: Int?
     public var chosen: String?
-    /// Mean selection score per grid point (nil: no finished run with a score).
+    /// Mean selection score per grid point (nil: not finished, or no run; −∞: a run diverged).
     public var scores: [(point: String, mean: Double?)]
     public var runs: Int
     /// Σ over the search's runs of (training + evaluation seconds × threads) / 3600.
     public var cpuHours: Double
+    /// Whether every search run the spec plans has finished (a nil `chosen` then means every point diverged).
+    public var finished: Bool = true
 }
 
 extension ResultsStore {
@@ -54,7 +56,7 @@ extension ResultsStore {
     }
 
     func searchScores(spec: String, profile: String, points: [String], task: String, column: String, k: Int?, plan: PlannedRuns?) throws
-        -> (chosen: String?, scores: [(String, Double?)], runs: Int, cpuHours: Double) {
+        -> (chosen: String?, scores: [(String, Double?)], runs: Int, cpuHours: Double, finished: Bool) {
         var scores: [(String, Double?)] = []
         var finished = true, runs = 0, cpu = 0.0
         for point in points {
@@ -87,13 +89,13 @@ extension ResultsStore {
             let open = ended.count < rows.count
             scores.append((point, vals.isEmpty || open ? nil : vals.reduce(0, +) / Double(vals.count)))
         }
-        guard finished else { return (nil, scores, runs, cpu) }
+        guard finished else { return (nil, scores, runs, cpu, false) }
         var best: (String, Double)? = nil
         for case let (p, m?) in scores where best == nil || m > best!.1 { best = (p, m) }
         // Every point diverged: nothing to choose (it chose the first point and spent its runs
         // on every seed); the cell stays undecided and the summary says why.
-        guard let best, best.1 > -.infinity else { return (nil, scores, runs, cpu) }
-        return (best.0, scores, runs, cpu)
+        guard let best, best.1 > -.infinity else { return (nil, scores, runs, cpu, true) }
+        return (best.0, scores, runs, cpu, true)
     }
 
     /// Every search of `spec` in `profile`, per (variant, task, model column, k), finished or not.
@@ -110,7 +112,8 @@ extension ResultsStore {
                     for k in p?.k ?? s.k {
                         let r = try searchScores(spec: s.name, profile: profile, points: points, task: task, column: column, k: k, plan: plan)
                         out.append(SearchSummary(variant: v.name, task: task, model: column, k: k, chosen: r.chosen,
-                                                 scores: r.scores.map { (point: $0.0, mean: $0.1) }, runs: r.runs, cpuHours: r.cpuHours))
+                                                 scores: r.scores.map { (point: $0.0, mean: $0.1) }, runs: r.runs, cpuHours: r.cpuHours,
+                                                 finished: r.finished))
                     }
                 }
             }
@@ -144,7 +147,7 @@ extension ResultsExport {
         out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
         for s in searches {
             let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "— (not finished)") }
-            let allDiverged = !s.scores.isEmpty && s.scores.allSatisfy { $0.mean == -.infinity }
+            let allDiverged = s.finished && !s.scores.isEmpty && s.scores.allSatisfy { $0.mean == -.infinity }
             out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? (allDiverged ? "none: every point diverged" : "(not finished)")) | "
             out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
         }
@@ -197,11 +200,13 @@ extension ExperimentSpec {
         return plan
     }
 
-    /// A search's choice from an export's cells (no store): the rule of `ResultsStore.searchScores`
-    /// on the exported grid-point cells. A point counts only when every run the spec plans for it
-    /// now is in the cell, finished (done runs with the config the point plans; diverged and failed
-    /// runs as −∞), scored by its runs' `selection_score` (a done run without one: −∞), summed in
-    /// seed order; nil (undecided) otherwise. So an export read under an edited spec (another
+    /// A search's choice from an export's cells (no store), by the rule of `ResultsStore.searchScores`
+    /// as far as an export can apply it: a point counts only when every run the spec plans for it
+    /// now is in the cell and done with the config the point plans (scored by its `selection_score`,
+    /// −∞ without one) or diverged (−∞), summed in seed order; a failed, unfinished or incomplete
+    /// run, or one the export lacks, leaves the search undecided (nil), as does every point −∞.
+    /// An export keeps no task-file or input parts, and no config of a diverged run: those are
+    /// not compared here (a store read compares them). So an export read under an edited spec (another
     /// grid, another setting of the entry, another `select_on`) chooses only from points run as
     /// the spec plans them, and the searched cell is read against that choice (it was kept whole,
     /// its old numbers under the new settings).
@@ -223,11 +228,14 @@ extension ExperimentSpec {
                 var sum = 0.0
                 for key in keys {
                     switch statuses[key] {
-                    case "done"?, "incomplete"?:
+                    case "done"?:
                         guard c.runConfigs?[key] == plan.configHashes[key] else { return nil }
                         sum += scored[key] ?? -.infinity
                     case "diverged"?: sum += -.infinity
-                    default: return nil  // failed (retried by a sweep), pending, running, or not in the export
+                    // Failed (retried by a sweep), pending, running, not in the export, or
+                    // "incomplete" (finished without its task's scores: the export keeps neither
+                    // its config nor its selection score, so the store's rule cannot be applied).
+                    default: return nil
                     }
                 }
                 let mean = sum / Double(keys.count)

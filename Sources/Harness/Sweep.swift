@@ -429,7 +429,12 @@ public enum SweepRunner {
         try runs.filter { r in
             guard let row = try store.currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)
             else { return true }
-            return !(["done", "diverged", "evaluated"].contains(row["status"]?.text ?? "") && row["identity"]?.text == r.identity)
+            guard ["done", "diverged", "evaluated"].contains(row["status"]?.text ?? "") else { return true }
+            if row["identity"]?.text == r.identity { return false }
+            // Planned where its data or checkpoint is not (`shard` on a login node): parts that say
+            // "missing" take what the run's worker stored, as the worker itself completes them.
+            let stored = (hash: row["identity"]?.text, json: row["identity_json"]?.text)
+            return Worker.completedIdentity(planned: (r.identity, r.identityJSON), here: stored)?.hash != stored.hash
         }
     }
 

@@ -131,7 +131,9 @@ struct CompareCommand: ParsableCommand {
             source = ProjectRoot.display(path)  // as report and figures name it
         }
         // What the spec expects, per cell (task, model column, k), for both sides.
-        let expanded = try s.expand(profile: profile, choose: store?.searchChoice(spec: s, profile: profile))
+        // Searched variants as the source decides them: the store's search runs, or, read from an
+        // export, its grid-point cells (the store's choice of nothing left the expected runs empty).
+        let expanded = try s.expand(profile: profile, choose: source == db ? store?.searchChoice(spec: s, profile: profile) : s.exportChoice(cells, profile: profile))
         // A variant the spec plans but has no counted runs of is reported missing (the gate fails);
         // one it does not plan either is a wrong name.
         // The stored baseline likewise: a misspelt one compared nothing, and the gate passed.

@@ -476,9 +476,13 @@ func currentExportCells(_ cells: [CellResult], spec given: String, profile: Stri
     do { plan = try s.plannedRuns(profile: profile, store: nil, exported: cells) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so the cells of \(ProjectRoot.display(path)) cannot be told current or stale)")
     }
-    let (kept, stale, unplanned, seedsLeft) = ExportedCells.current(cells, plan: plan)
+    let (kept, stale, unplanned, seedsLeft, undecided) = ExportedCells.current(cells, plan: plan)
     let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
     func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
+    if !undecided.isEmpty {
+        stderr("note: \(undecided.count) searched cells of \(ProjectRoot.display(path)) are left out: the export's grid points do not decide their search under spec \(s.name) [\(profile)] as it is now (a grid point run with other settings, unfinished, failed or incomplete, or every point diverged): "
+            + list(undecided) + "; " + redo)
+    }
     if !stale.isEmpty {
         stderr("note: \(stale.count) cells of \(ProjectRoot.display(path)) ran with other settings than spec \(s.name) [\(profile)] plans now (edited since the export) and are left out: "
             + list(stale) + "; " + redo)
@@ -564,7 +568,8 @@ struct FiguresCommand: ParsableCommand {
                 }
                 // The cells the spec plans (an x without a cell is a gap in the line), and what the
                 // profile runs instead of the paper's setting (as the tables' setting note).
-                let planned = ((try? spec?.expand(profile: profile, choose: store?.searchChoice(spec: spec!, profile: profile))) ?? nil ?? [])
+                let choose: ExperimentSpec.SearchChoice? = spec.flatMap { sp in source == db ? store?.searchChoice(spec: sp, profile: profile) : sp.exportChoice(cells, profile: profile) }
+                let planned = ((try? spec?.expand(profile: profile, choose: choose)) ?? nil ?? [])
                     .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
                 let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),
                                              setting: spec.flatMap { figureSetting(spec: $0, profile: profile, model: f.model) })

@@ -592,15 +592,15 @@ extension CellResult {
 /// left out (`unplanned`). Kept whole: cells of exports made before the hashes were kept, cells with
 /// evaluated runs (adapters evaluated into the spec, outside any plan). A searched variant's
 /// cells are read against the choice its exported grid points give (`ExperimentSpec.exportChoice`);
-/// one whose search that choice leaves undecided is left out (`stale`).
+/// one whose search that choice leaves undecided is left out (`undecided`).
 public enum ExportedCells {
-    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int) {
-        var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0
+    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String]) {
+        var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0, undecided: [String] = []
         for c in cells {
             // A searched cell whose search the export cannot decide under the spec as it is now
             // (its points edited, run under other settings, or missing) is left out: kept whole,
             // it showed its old numbers under the new settings.
-            if plan.undecidedCells.contains(c.cell) && c.runConfigs != nil { stale.append(c.cell); continue }
+            if plan.undecidedCells.contains(c.cell) && c.runConfigs != nil { undecided.append(c.cell); continue }
             guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0 else { kept.append(c); continue }
             if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
             // Every run of the cell (failed and diverged ones too, where the export has them).
@@ -611,7 +611,7 @@ public enum ExportedCells {
             left += all.count - planned.count
             kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
-        return (kept, stale, unplanned, left)
+        return (kept, stale, unplanned, left, undecided)
     }
 }
 

@@ -47,6 +47,13 @@ final class SearchTrustTests: XCTestCase {
                                           "--search-db", db, "--data-dir", data], stdout: false)
         XCTAssertEqual(src, 0, slog)
         XCTAssertTrue(slog.contains("0 runs of srch [smoke] in 2 shards") && slog.contains("finished in \(db) left out"), slog)
+        // Also where the data is not (a login node): the plan's identities say "missing" for the
+        // data, and the runs the workers finished with it still count as finished.
+        try FileManager.default.createDirectory(atPath: "\(dir)/nodata", withIntermediateDirectories: true)
+        let (nrc, nlog) = try runCLIText(["shard", "\(dir)/s.yaml", "--profile", "smoke", "--shards", "2", "--dir", "\(dir)/shards2",
+                                          "--search-db", db, "--data-dir", "\(dir)/nodata"], stdout: false)
+        XCTAssertEqual(nrc, 0, nlog)
+        XCTAssertTrue(nlog.contains("0 runs of srch [smoke] in 2 shards"), nlog)
         // The Markdown says what the grid points' rows are (they sat beside the variants unmarked).
         let (mrc, md) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--data-dir", data], stdout: true)
         XCTAssertEqual(mrc, 0, md)
@@ -71,7 +78,8 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertTrue(same.contains("| cb |"), same + sameErr)
         XCTAssertFalse(sameErr.contains("left out"), sameErr)
         let (_, edited, editedErr) = try compare(try spec(dir, "e", n: 6))
-        XCTAssertTrue(editedErr.contains("ran with other settings than spec srch [smoke] plans now") && editedErr.contains("pts|cb|t5-small|k8"), editedErr)
+        XCTAssertTrue(editedErr.contains("searched cells of") && editedErr.contains("the export's grid points do not decide their search under spec srch [smoke]")
+                      && editedErr.contains("pts|cb|t5-small|k8"), editedErr)
         XCTAssertFalse(edited.contains("| cb | accuracy |"), edited)
     }
 
