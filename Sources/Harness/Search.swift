@@ -90,12 +90,7 @@ extension ResultsStore {
             scores.append((point, vals.isEmpty || open ? nil : vals.reduce(0, +) / Double(vals.count)))
         }
         guard finished else { return (nil, scores, runs, cpu, false) }
-        var best: (String, Double)? = nil
-        for case let (p, m?) in scores where best == nil || m > best!.1 { best = (p, m) }
-        // Every point diverged: nothing to choose (it chose the first point and spent its runs
-        // on every seed); the cell stays undecided and the summary says why.
-        guard let best, best.1 > -.infinity else { return (nil, scores, runs, cpu, true) }
-        return (best.0, scores, runs, cpu, true)
+        return (chosenPoint(scores.compactMap { p, m in m.map { (p, $0) } }), scores, runs, cpu, true)
     }
 
     /// Every search of `spec` in `profile`, per (variant, task, model column, k), finished or not.
@@ -120,6 +115,17 @@ extension ResultsStore {
         }
         return out
     }
+}
+
+/// A finished search's choice from its points' mean selection scores, in grid order: the point
+/// with the highest mean, ties to the earlier one; nil when every point is −∞ (every point
+/// diverged: nothing to choose, where the first point was chosen and ran on every seed). The one
+/// rule of a store's search (`ResultsStore.searchScores`) and of an export's (`exportChoice`).
+func chosenPoint(_ means: [(String, Double)]) -> String? {
+    var best: (String, Double)? = nil
+    for (p, m) in means where best == nil || m > best!.1 { best = (p, m) }
+    guard let best, best.1 > -.infinity else { return nil }
+    return best.0
 }
 
 extension ResultsExport {
@@ -215,7 +221,7 @@ extension ExperimentSpec {
         let byCell = Dictionary(cells.map { ($0.cell, $0) }, uniquingKeysWith: { a, _ in a })
         return { points, task, column, k in
             guard let plan else { return nil }
-            var best: (String, Double)? = nil
+            var means: [(String, Double)] = []
             for point in points {
                 let cell = RunSpec.cellName(variant: point, task: task, model: column, k: k)
                 let keys = plan.configHashes.keys.filter { $0.hasPrefix(cell + "#") }.sorted { a, b in
@@ -238,10 +244,9 @@ extension ExperimentSpec {
                     default: return nil
                     }
                 }
-                let mean = sum / Double(keys.count)
-                if best == nil || mean > best!.1 { best = (point, mean) }
+                means.append((point, sum / Double(keys.count)))
             }
-            return best.flatMap { $0.1 > -.infinity ? $0.0 : nil }
+            return chosenPoint(means)
         }
     }
 

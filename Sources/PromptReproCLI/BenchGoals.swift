@@ -69,9 +69,7 @@ enum BenchGoals {
         let torchGemm = pytorch["gemm"] as? [String: Any] ?? [:]
         let unstable = Set(report["unstable"] as? [String] ?? [])
         let probes = probeRates(ours)
-        // The host's best GEMM rate needs the sgemm rounds (OpenBLAS's and torch's rates): without
-        // them our own probes would stand in for "the best on the host" and lower every bound.
-        let bestRate = bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm) == nil ? nil : hostBestRate(sgemm: sgemm, torchGemm: torchGemm, probes: probes)
+        let bestRate = hostBestRate(sgemm: sgemm, torchGemm: torchGemm, probes: probes)
         let bestScale = bestOverOurs(sgemm: sgemm, torchGemm: torchGemm)
         var met = 0, notMet = 0
         var inconclusive = 0
@@ -356,10 +354,12 @@ enum BenchGoals {
     /// the workloads): the best GEMM rate measured on the host is at least either. So a slow phase
     /// of the host during the sgemm rounds no longer deflates the bound; the probes can only raise
     /// it (they time ours alone, so where OpenBLAS or torch ran faster the sgemm rounds keep it).
-    /// nil when neither has a rate. `perRoundBound` gives an unjudged per-round form beside it.
+    /// nil without an sgemm rate: our probes alone are not the host's best rate (OpenBLAS or torch
+    /// may run faster), and taken as it they lowered every bound. `perRoundBound` gives an unjudged
+    /// per-round form beside it.
     static func hostBestRate(sgemm: [String: Any], torchGemm: [String: Any] = [:], probes: (mean: [Double], fastest: [Double])) -> Double? {
-        let rates = [bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm), probes.mean.isEmpty ? nil : medianOf(probes.mean)].compactMap { $0 }
-        return rates.max()
+        guard let sgemmBest = bestGEMMRate(sgemm: sgemm, torchGemm: torchGemm) else { return nil }
+        return max(sgemmBest, probes.mean.isEmpty ? sgemmBest : medianOf(probes.mean))
     }
 
     /// Per sgemm shape (in key order, shapes without a rate left out) the best of our, OpenBLAS's

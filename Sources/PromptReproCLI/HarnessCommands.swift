@@ -46,7 +46,7 @@ struct Sweep: ParsableCommand {
         }
         // The default split keeps each worker within one process's limit too.
         let split = workers ?? max(SweepOptions.defaultWorkers(threads: total), (total + Parallel.maxThreads - 1) / Parallel.maxThreads)
-        var o = SweepOptions(storePath: db, workers: split, threads: threads == nil && workers != nil ? total : threads, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
+        var o = SweepOptions(storePath: db, workers: split, threads: total, dataDir: try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data")), checkpointDir: checkpoints)
         if allowUnpinned { o.extraWorkerArgs.append("--allow-unpinned") }
         o.manifestDir = ProjectRoot.resolve("Baselines/manifests")
         o.projectRoot = ProjectRoot.path

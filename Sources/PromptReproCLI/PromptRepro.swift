@@ -90,20 +90,20 @@ enum Environment {
         if let c = values["PROMPTREPRO_CHECKPOINT"] {
             do { T5Model.checkpointSetting = try T5Model.checkpointSublayers(c) } catch { throw ValidationError("PROMPTREPRO_CHECKPOINT=\(c): \(error)") }
         }
-        // An empty value means the default, as for every other variable (a template's
+        // `values` holds no empty value: an empty variable is its default (a template's
         // PROMPTREPRO_THREADS=${N:-} was refused).
-        if let p = values["PROMPTREPRO_PACK_FROZEN"], !p.isEmpty {
+        if let p = values["PROMPTREPRO_PACK_FROZEN"] {
             guard p == "0" || p == "1" else { throw ValidationError("PROMPTREPRO_PACK_FROZEN=\(p): use 0 or 1") }
             FrozenOperands.isEnabled = p == "1"
         }
-        if let t = values["PROMPTREPRO_THREADS"], !t.isEmpty {
+        if let t = values["PROMPTREPRO_THREADS"] {
             guard let n = Int(t), n > 0 else { throw ValidationError("PROMPTREPRO_THREADS=\(t): not a positive integer") }
             guard n <= Parallel.maxThreads else { throw ValidationError("PROMPTREPRO_THREADS=\(t): at most \(Parallel.maxThreads) (the thread pool's size)") }
             Parallel.preferredThreads = n
         }
         // Settings of timing-only code and of the opt-in bf16 mode: a value they do not know was
         // ignored without a word (amx_bf16 on a CPU without AMX ran the other kernel, other bits).
-        if let v = values["PROMPTREPRO_BF16_KERNEL"], !v.isEmpty {
+        if let v = values["PROMPTREPRO_BF16_KERNEL"] {
             guard let k = BF16Products.Kernel(rawValue: v) else {
                 throw ValidationError("PROMPTREPRO_BF16_KERNEL=\(v): use \(BF16Products.Kernel.allCases.map(\.rawValue).joined(separator: " or "))")
             }
@@ -114,10 +114,10 @@ enum Environment {
                     ? "no bf16 kernel (no AVX512-BF16)" : BF16Products.availableKernels.map(\.rawValue).joined(separator: ", ")) + "; ignored\n").utf8))
             }
         }
-        if let v = values["PROMPTREPRO_DECODE_GROUP_ROWS"], !v.isEmpty, (Int(v) ?? -1) < 0 {
+        if let v = values["PROMPTREPRO_DECODE_GROUP_ROWS"], (Int(v) ?? -1) < 0 {
             throw ValidationError("PROMPTREPRO_DECODE_GROUP_ROWS=\(v): not a non-negative integer")
         }
-        if let v = values["PROMPTREPRO_POOL"], !["dispatch", "spin", ""].contains(v) {
+        if let v = values["PROMPTREPRO_POOL"], !["dispatch", "spin"].contains(v) {
             throw ValidationError("PROMPTREPRO_POOL=\(v): use dispatch (libdispatch) or spin (the default spinning pool)")
         }
         EmbeddedBackbones.cacheRoot = values["PROMPTREPRO_CACHE"]
@@ -126,7 +126,7 @@ enum Environment {
         switch values["PROMPTREPRO_CALIBRATION"] {
         case "off": break
         // PROMPTREPRO_GEMM=auto (or empty) is the default: the calibration applies as when unset.
-        case nil, "", "on": if ["auto", ""].contains(values["PROMPTREPRO_GEMM"] ?? "auto") { Calibrate.applyCached() }
+        case nil, "on": if values["PROMPTREPRO_GEMM"] ?? "auto" == "auto" { Calibrate.applyCached() }
         case let v?: throw ValidationError("PROMPTREPRO_CALIBRATION=\(v): use on or off")
         }
     }
