@@ -52,6 +52,11 @@ final class BenchGoalsTests: XCTestCase {
         return (goals, err)
     }
 
+    /// The verdict `kind` (speedup, non_gemm_overhead, peak_rss) of t5-small's `workload` in `goals`.
+    func verdict(_ goals: [String: Any], _ workload: String, _ kind: String) -> [String: Any]? {
+        ((goals["t5-small"] as? [String: Any])?[workload] as? [String: [String: Any]])?[kind]
+    }
+
     func testGoalsAreJudgedAsTheIssueStatesThem() throws {
         let (goals, err) = try evaluate(report, "bench-goals")
         func verdict(_ shape: String, _ key: String, _ kind: String) -> (Double, Double, Bool)? {
@@ -495,7 +500,7 @@ final class BenchGoalsTests: XCTestCase {
             "ratio": ["t5-small": ["train_step": 2.0]],
         ]
         let (goals, _) = try evaluate(noCore, "bench-goals-nocore")
-        let train = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        let train = try XCTUnwrap(verdict(goals, "train_step", "speedup"))
         XCTAssertEqual(train["value"] as? Double, 2.0)
         XCTAssertEqual(train["goal"] as? Double, 2.5)
         XCTAssertEqual(train["met"] as? Bool, false)
@@ -504,7 +509,7 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertEqual(gemm.values.filter { $0["missing"] != nil }.count, 6)
         noCore["ratio_bound_best"] = ["t5-small": ["train_step": 2.2]]
         let (stored, _) = try evaluate(noCore, "bench-goals-nocore-stored")
-        let withBound = try XCTUnwrap(((stored["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        let withBound = try XCTUnwrap(verdict(stored, "train_step", "speedup"))
         XCTAssertEqual(withBound["goal"] as? Double, 1.87)
         XCTAssertEqual(withBound["met"] as? Bool, true)
     }
@@ -572,14 +577,14 @@ final class BenchGoalsTests: XCTestCase {
             "ratio": ["t5-small": ["train_step": 1.5]],
         ]
         let (goals, _) = try evaluate(r, "bench-goals-zero-shape")
-        let train = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        let train = try XCTUnwrap(verdict(goals, "train_step", "speedup"))
         XCTAssertEqual(train["bound_best"] as? Double, 2.25)
         XCTAssertEqual(try XCTUnwrap(train["goal"] as? Double), 1.9125, accuracy: 0.0006)
         XCTAssertEqual(train["met"] as? Bool, false)
         XCTAssertNotNil((goals["gemm_core_over_best"] as? [String: [String: Any]])?["2848x512x2048"]?["missing"])
         // Our GEMM rate for the overhead leaves it out too: 2 ÷ (200 ÷ 150) = 1.5, not met (the 0
         // averaged in made it 2 ÷ (200 ÷ 75) = 0.75, "met").
-        let overhead = try XCTUnwrap(((goals["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["non_gemm_overhead"])
+        let overhead = try XCTUnwrap(verdict(goals, "train_step", "non_gemm_overhead"))
         XCTAssertEqual(overhead["value"] as? Double, 1.5)
         XCTAssertEqual(overhead["met"] as? Bool, false)
         // A probe round of 0 is a failed probe: the overhead is missing (it fell back to the
@@ -589,14 +594,14 @@ final class BenchGoalsTests: XCTestCase {
         ours["t5-small"]!["train_step"]!["gemm_probe_gflops_all"] = [0.0, 150.0, 150.0]
         probed["promptrepro"] = ours
         let (pg, _) = try evaluate(probed, "bench-goals-zero-probe")
-        XCTAssertNotNil((((pg["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["non_gemm_overhead"])?["missing"])
+        XCTAssertNotNil(verdict(pg, "train_step", "non_gemm_overhead")?["missing"])
         // Every sgemm rate failed: no best rate, so the target applies, not the report's stored
         // bound (which such a report computed from our probes alone): 1.5 against 2.5, not 0.85 × 1.5.
         var failed = r
         failed["core"] = ["sgemm": ["2048x2048x2048": ["core_gflops": 0.0, "openblas_gflops": 0.0]]]
         failed["ratio_bound_best"] = ["t5-small": ["train_step": 1.5]]
         let (fg, _) = try evaluate(failed, "bench-goals-all-failed")
-        let fs = try XCTUnwrap(((fg["t5-small"] as? [String: Any])?["train_step"] as? [String: [String: Any]])?["speedup"])
+        let fs = try XCTUnwrap(verdict(fg, "train_step", "speedup"))
         XCTAssertEqual(fs["goal"] as? Double, 2.5)
         XCTAssertEqual(fs["met"] as? Bool, false)
     }

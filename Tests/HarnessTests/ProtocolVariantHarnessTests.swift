@@ -165,20 +165,8 @@ final class ProtocolVariantHarnessTests: XCTestCase {
     /// A one-task smoke spec of `methods` (YAML flow entries) for the search tests: CB, k 8, seeds
     /// 1 and 2, rank classification, a dev split of 8 rows.
     func searchSpec(_ name: String, methods: [String]) -> String {
-        """
-        spec: \(name)
-        paper: dpt
-        methods:
-        \(methods.map { "  - " + $0 }.joined(separator: "\n"))
-        tasks: [cb]
-        models: [t5-small]
-        seeds: [1, 2]
-        k: [8]
-        profiles:
-          smoke:
-            models: {t5-small: "embedded:t5-tiny"}
-            train: {epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}
-        """
+        smokeSpec(name, methods: methods,
+                  train: "{epochs: 2, batch_size: 4, eval_limit: 12, eval_batch_size: 12, max_source_length: 96, eval_mode: rank, k_dev: 8}")
     }
 
     /// One `sweep` command runs a search in two phases: the grid points, then the chosen point on
@@ -258,4 +246,24 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         let paper = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
         XCTAssertEqual((paper["config"] as? [String: Any])?["selection"] as? String, "best epoch on the validation split (paper protocol); mean over seeds")
     }
+}
+
+/// The text of a one-task smoke spec (CB, t5-small on the embedded tiny backbone, k 8) of
+/// `methods` (YAML flow entries), `seeds` and the smoke profile's `train` mapping: the spec the
+/// sweep, search and numerics tests write.
+func smokeSpec(_ name: String, methods: [String], seeds: String = "[1, 2]", train: String) -> String {
+    """
+    spec: \(name)
+    paper: dpt
+    methods:
+    \(methods.map { "  - " + $0 }.joined(separator: "\n"))
+    tasks: [cb]
+    models: [t5-small]
+    seeds: \(seeds)
+    k: [8]
+    profiles:
+      smoke:
+        models: {t5-small: "embedded:t5-tiny"}
+        train: \(train)
+    """
 }

@@ -8,21 +8,9 @@ import XCTest
 final class SearchTrustTests: XCTestCase {
     func spec(_ dir: String, _ name: String, n: Int = 4, grid: String = "{lr: [0.0003, 3.0]}", extra: String = "") throws -> String {
         let path = "\(dir)/\(name).yaml"
-        try """
-        spec: srch
-        paper: dpt
-        methods:
-          - {name: pt, method: pt, n: 4}
-          - {name: pts, method: pt, n: \(n)\(extra), search: {grid: \(grid), select_on: val-half}}
-        tasks: [cb]
-        models: [t5-small]
-        seeds: [1, 2]
-        k: [8]
-        profiles:
-          smoke:
-            models: {t5-small: "embedded:t5-tiny"}
-            train: {epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+        try smokeSpec("srch", methods: ["{name: pt, method: pt, n: 4}", "{name: pts, method: pt, n: \(n)\(extra), search: {grid: \(grid), select_on: val-half}}"],
+                      train: "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}")
+            .write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

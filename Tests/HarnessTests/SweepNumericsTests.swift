@@ -13,20 +13,9 @@ final class SweepNumericsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func spec(seeds: String) throws -> String {
             let path = "\(dir)/tiny.yaml"
-            try """
-            spec: tiny
-            paper: dpt
-            methods:
-              - {name: pt, method: pt, n: 4}
-            tasks: [cb]
-            models: [t5-small]
-            seeds: \(seeds)
-            k: [8]
-            profiles:
-              smoke:
-                models: {t5-small: "embedded:t5-tiny"}
-                train: {epochs: 1, batch_size: 4, eval_limit: 4, eval_batch_size: 4, decode_max_tokens: 2, max_source_length: 64}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            try smokeSpec("tiny", methods: ["{name: pt, method: pt, n: 4}"], seeds: seeds,
+                          train: "{epochs: 1, batch_size: 4, eval_limit: 4, eval_batch_size: 4, decode_max_tokens: 2, max_source_length: 64}")
+                .write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
         let db = "\(dir)/s.sqlite"
