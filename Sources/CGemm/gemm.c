@@ -56,6 +56,7 @@ __attribute__((constructor)) static void pr_check_build_isa(void) {
 #define GEMM_TARGET AVX512
 #define TRANSPOSE_B transpose16   /* pack_b_block's 16×16 register transpose (below) */
 #define TRANSPOSE_B_WIDTH 16
+#define PACK_B_ROW_GROUPS_OUTER   /* pack_b_block's panels packed 16 source rows at a time (gemm_common.h) */
 #define PACK_A_PANEL16 pack_a_panel16  /* pack_a_block's full panels 16 values of p at a time (below) */
 
 int pr_gemm_avx512_available(void) {
