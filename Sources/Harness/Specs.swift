@@ -318,6 +318,12 @@ public struct ExperimentSpec {
     /// Whether some variant is chosen by a hyper-parameter search.
     public var hasSearch: Bool { variants.contains { $0.searchPoints != nil } }
 
+    /// The search's grid points (variant names `NAME@KEY=value`), each with the searched variant
+    /// it belongs to: rows a reader must not take for methods (results' csv and json, export).
+    public var gridPointOwners: [String: String] {
+        Dictionary(variants.compactMap { v in v.searchFor.map { (v.name, $0) } }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Every run of this spec in `profile`. A searched variant's runs appear only where `choose`
     /// names its winning grid point (they run with that point's settings, under the variant's own
     /// name, on every seed); search points run on the search's seeds (default: the first seed).

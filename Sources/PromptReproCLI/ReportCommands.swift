@@ -301,9 +301,10 @@ struct Export: ParsableCommand {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try e.encode(cells).write(to: URL(fileURLWithPath: "\(resultsDir)/\(spec)-\(profile).cells.json"), options: .atomic)
-        var summary = try ResultsExport.json(cells, spec: spec, profile: profile)
+        let specFile = try? specForReading(self.spec)
+        var summary = try ResultsExport.json(cells, spec: spec, profile: profile, gridPoints: specFile?.gridPointOwners ?? [:])
         // The spec's searches (chosen points, per-point selection scores, cost), as `results` shows them.
-        if let s = try? specForReading(self.spec), s.hasSearch { summary = try ResultsExport.addingSearches(summary, try store.searchSummaries(s, profile: profile)) }
+        if let s = specFile, s.hasSearch { summary = try ResultsExport.addingSearches(summary, try store.searchSummaries(s, profile: profile)) }
         try summary.write(toFile: "\(resultsDir)/\(spec)-\(profile).json", atomically: true, encoding: .utf8)
         stderr("exported \(cells.count) cells to \(resultsDir)/\(spec)-\(profile).{cells.json,json}")
     }

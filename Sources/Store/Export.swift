@@ -72,12 +72,14 @@ public enum ResultsExport {
     }
 
     /// One row per cell × kind × metric; with `extras`, also kind "extras" rows (run_metrics, raw units).
-    /// With `profile`, every row ends with it and `smoke` (true: the embedded random-weight backbone,
-    /// numbers that reproduce nothing), so a row read on its own still says what it is.
-    public static func csv(_ cells: [CellResult], extras: Bool = false, profile: String? = nil) -> String {
-        var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values" + (profile == nil ? "" : ",profile,smoke") + "\n"
-        let tail = profile.map { ",\($0),\($0 == "smoke")" } ?? ""
+    /// With `profile`, every row ends with it, `smoke` (true: the embedded random-weight backbone,
+    /// numbers that reproduce nothing) and `grid_point_of` (the searched variant whose grid point
+    /// the row's variant is, from `gridPoints`, the spec's `gridPointOwners`; empty for any other
+    /// variant), so a row read on its own still says what it is.
+    public static func csv(_ cells: [CellResult], extras: Bool = false, profile: String? = nil, gridPoints: [String: String] = [:]) -> String {
+        var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values" + (profile == nil ? "" : ",profile,smoke,grid_point_of") + "\n"
         for c in cells {
+            let tail = profile.map { ",\($0),\($0 == "smoke"),\(gridPoints[c.variant] ?? "")" } ?? ""
             for (kind, scores) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
                 var stats = scores
                 if kind != "extras" { stats["invalid_fraction"] = c.invalidFraction?[kind] }  // a fraction (0–1), not a score
@@ -92,7 +94,9 @@ public enum ResultsExport {
         return out
     }
 
-    public static func json(_ cells: [CellResult], spec: String, profile: String) throws -> String {
+    /// lm-eval-style JSON of `cells`; a cell whose variant is one of `gridPoints` (grid point →
+    /// searched variant, the spec's `gridPointOwners`) carries `grid_point_of`.
+    public static func json(_ cells: [CellResult], spec: String, profile: String, gridPoints: [String: String] = [:]) throws -> String {
         var results: [String: Any] = [:], versions: [String: Int] = [:]
         for c in cells {
             versions[c.task] = (try? TaskRegistry.definition(c.task).version) ?? 0
@@ -114,6 +118,9 @@ public enum ResultsExport {
                 entry[kind] = m
             }
             if let label = c.protocolLabel { entry["protocol"] = label }
+            // A search's grid point (trained on the search seeds, chosen between on the dev split):
+            // not a method to read or rank by its scores here.
+            if let owner = gridPoints[c.variant] { entry["grid_point_of"] = owner }
             // The setups the seeds ran under (kernel, OpenBLAS, threads), per seed where recorded:
             // an export of a merged store said nothing of a mix the store's reads named.
             if let runs = c.runNumerics, !runs.isEmpty {

@@ -206,8 +206,8 @@ final class CompareGateCLITests: XCTestCase {
         let (csvStatus, csv) = try runCLIText(["results", "\(dir)/mini.yaml", "--db", db, "--profile", "smoke", "--format", "csv"], stdout: true)
         XCTAssertEqual(csvStatus, 0)
         let csvLines = csv.split(separator: "\n")
-        XCTAssertTrue(csvLines.first?.hasSuffix(",values,profile,smoke") == true, csv)
-        XCTAssertTrue(csvLines.count > 1 && csvLines.dropFirst().allSatisfy { $0.hasSuffix(",smoke,true") }, csv)
+        XCTAssertTrue(csvLines.first?.hasSuffix(",values,profile,smoke,grid_point_of") == true, csv)
+        XCTAssertTrue(csvLines.count > 1 && csvLines.dropFirst().allSatisfy { $0.hasSuffix(",smoke,true,") }, csv)
         // One PT seed fails: the gate lists it and fails; --allow-missing gates on the rest.
         let s = try ResultsStore(path: db)
         try s.db.query("UPDATE runs SET status='failed', error='test' WHERE variant='pt' AND task='rte' AND seed=2")

@@ -54,7 +54,20 @@ final class SearchTrustTests: XCTestCase {
             XCTAssertEqual(searches?.count, 1, text)
             XCTAssertTrue(["pts@lr=0.0003", "pts@lr=3.0"].contains(searches?.first?["chosen"] as? String ?? ""), text)
             XCTAssertEqual((searches?.first?["points"] as? [[String: Any]])?.count, 2, text)
+            // Each grid point's cell says whose point it is; the variants' cells do not.
+            let results = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["results"] as? [String: [String: Any]]
+            XCTAssertEqual(results?["pts@lr=3.0|cb|t5-small|k8"]?["grid_point_of"] as? String, "pts", text)
+            XCTAssertEqual(results?["pts@lr=0.0003|cb|t5-small|k8"]?["grid_point_of"] as? String, "pts", text)
+            XCTAssertNil(results?["pt|cb|t5-small|k8"]?["grid_point_of"], text)
+            XCTAssertNil(results?["pts|cb|t5-small|k8"]?["grid_point_of"], text)
         }
+        // And every csv row (only the Markdown marked them): the last column names the search.
+        let (crc, csv) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: true)
+        XCTAssertEqual(crc, 0, csv)
+        let rows = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows.first?.last, "grid_point_of", csv)
+        let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
+        XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
         func compare(_ specPath: String, _ extra: [String] = []) throws -> (Int32, String, String) {
             let (c, out) = try runCLIText(["compare", "--spec", specPath, "--method", "pts", "--baseline", "pt", "--profile", "smoke",
                                             "--db", "\(dir)/none.sqlite", "--results-dir", results, "--data-dir", data, "--allow-missing"] + extra, stdout: true)
