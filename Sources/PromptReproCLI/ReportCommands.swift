@@ -631,8 +631,9 @@ func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> 
     if !ks.isEmpty { parts.append("k = \(ks.map(String.init).joined(separator: ", ")) training examples") }
     if let limit = (prof.train["eval_limit"] ?? spec.train["eval_limit"]).flatMap({ Int("\($0)") }) {
         // A val-half run scores the first rows of its report half, not of the split.
+        // (A search's grid points carry its select_on in their train settings, and its chosen
+        // point's runs select as the points did: a train-dev search adds no val-half rows.)
         let valHalf = ([prof.train, spec.train] + spec.variants.map(\.train)).contains { "\($0["select_on"] ?? "")" == "val-half" }
-            || spec.variants.contains { $0.searchFor != nil }
         parts.append("scored on the first \(limit) validation examples of each task (eval_limit"
             + (valHalf ? "; rows selecting on val-half: the first \(limit) of the split's report half" : "") + ")")
     }

@@ -32,7 +32,7 @@ public enum LossCurves {
         var s = "cell,seed,step,epoch,loss,grad_norm,lr,seconds\n"
         for r in rows {
             let lr = (try? JSONSerialization.jsonObject(with: Data(r.lr.utf8)) as? [Double])?.first ?? .nan
-            s += "\"\(r.cell)\",\(r.seed),\(r.step),\(r.epoch),\(r.loss),\(r.gradNorm),\(lr),\(r.seconds)\n"
+            s += "\"\(r.cell.replacingOccurrences(of: "\"", with: "\"\""))\",\(r.seed),\(r.step),\(r.epoch),\(r.loss),\(r.gradNorm),\(lr),\(r.seconds)\n"
         }
         return s
     }

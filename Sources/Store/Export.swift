@@ -71,21 +71,30 @@ public enum ResultsExport {
         return out
     }
 
+    /// One CSV field as RFC 4180 writes it: quoted (its quotes doubled) when it holds a comma, a
+    /// quote or a line break, else as it is.
+    public static func csvField(_ s: String) -> String {
+        s.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
     /// One row per cell × kind × metric; with `extras`, also kind "extras" rows (run_metrics, raw units).
     /// With `profile`, every row ends with it, `smoke` (true: the embedded random-weight backbone,
     /// numbers that reproduce nothing) and `grid_point_of` (the searched variant whose grid point
     /// the row's variant is, from `gridPoints`, the spec's `gridPointOwners`; empty for any other
     /// variant), so a row read on its own still says what it is.
+    /// Text fields are quoted as RFC 4180 says (`csvField`): a grid point of a search over two
+    /// keys is named `NAME@a=1,b=2`, and its unquoted rows had two fields more than the header.
     public static func csv(_ cells: [CellResult], extras: Bool = false, profile: String? = nil, gridPoints: [String: String] = [:]) -> String {
         var out = "cell,variant,method,task,model,k,kind,metric,n,mean,std,pop_std,min,max,values" + (profile == nil ? "" : ",profile,smoke,grid_point_of") + "\n"
         for c in cells {
-            let tail = profile.map { ",\($0),\($0 == "smoke"),\(gridPoints[c.variant] ?? "")" } ?? ""
+            let tail = profile.map { ",\(csvField($0)),\($0 == "smoke"),\(csvField(gridPoints[c.variant] ?? ""))" } ?? ""
+            let head = [c.cell, c.variant, c.method, c.task, c.model].map(csvField).joined(separator: ",")
             for (kind, scores) in [("best", c.best), ("last", c.last)] + (extras ? [("extras", c.extras ?? [:])] : []) {
                 var stats = scores
                 if kind != "extras" { stats["invalid_fraction"] = c.invalidFraction?[kind] }  // a fraction (0–1), not a score
                 for (m, s) in stats.sorted(by: { $0.key < $1.key }) {
                     let vals = s.values.map { String(format: "%.4f", $0) }.joined(separator: ";")
-                    out += "\(c.cell),\(c.variant),\(c.method),\(c.task),\(c.model),\(c.k.map(String.init) ?? "full"),\(kind),\(m),\(s.n),"
+                    out += "\(head),\(c.k.map(String.init) ?? "full"),\(kind),\(csvField(m)),\(s.n),"
                     out += String(format: "%.4f,%@,%.4f,%.4f,%.4f,", s.mean, s.sampleStd.map { String(format: "%.4f", $0) } ?? "", s.populationStd, s.min, s.max)
                     out += "\(vals)\(tail)\n"
                 }

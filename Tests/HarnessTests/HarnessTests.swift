@@ -256,6 +256,18 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(ResultsExport.csv([cell], extras: true).contains(",extras,seconds_per_step,2,0.6000,"))
         XCTAssertFalse(ResultsExport.csv([cell]).contains("extras"))
         XCTAssertTrue(try ResultsExport.json([cell], spec: "table1", profile: "smoke").contains("\"seconds_per_step_per_seed\""))
+        // A grid point of a search over two keys is named with a comma (and a name may hold a quote):
+        // its csv rows keep the header's field count, RFC 4180 quoting (they had two fields more).
+        var point = cell
+        (point.variant, point.cell) = ("dpt@lr=0.3,r=2", "dpt@lr=0.3,r=2|cb|t5-small|k8")
+        var quoted = cell
+        (quoted.variant, quoted.cell) = ("say \"hi\"", "say \"hi\"|cb|t5-small|k8")
+        let csv = ResultsExport.csv([point, quoted], profile: "smoke", gridPoints: ["dpt@lr=0.3,r=2": "dpt"])
+        let table = Self.rfc4180(csv)
+        XCTAssertEqual(table.first?.count, 18, csv)
+        XCTAssertTrue(table.dropFirst().allSatisfy { $0.count == 18 }, csv)
+        XCTAssertEqual(Set(table.dropFirst().filter { $0[0].hasPrefix("dpt@") }.map { [$0[1], $0[17]] }), [["dpt@lr=0.3,r=2", "dpt"]], csv)
+        XCTAssertEqual(Set(table.dropFirst().filter { $0[0].hasPrefix("say") }.map { [$0[1], $0[17]] }), [["say \"hi\"", ""]], csv)
         let merged = try ResultsStore(path: "\(dir)/b.sqlite")
         XCTAssertEqual(try merged.merge(from: "\(dir)/a.sqlite"), 3)
         XCTAssertEqual(try merged.cellResults(spec: "table1", profile: "smoke").first?.extras?["peak_rss_bytes"]?.values, [1e9, 2e9])
@@ -1227,5 +1239,28 @@ final class ConcurrentCacheTests: XCTestCase {
                 }
             }
         }
+    }
+}
+
+extension StoreTests {
+    /// A plain RFC 4180 reader (quoted fields, doubled quotes inside them), written for the test:
+    /// rows of fields.
+    static func rfc4180(_ text: String) -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = "", quoted = false, wasQuote = false
+        for ch in text.unicodeScalars {
+            if quoted {
+                if ch == "\"" { quoted = false; wasQuote = true } else { field.unicodeScalars.append(ch) }
+                continue
+            }
+            switch ch {
+            case "\"": if wasQuote { field += "\"" }; quoted = true
+            case ",": row.append(field); field = ""
+            case "\n": row.append(field); rows.append(row); row = []; field = ""
+            default: field.unicodeScalars.append(ch)
+            }
+            wasQuote = false
+        }
+        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        return rows
     }
 }
