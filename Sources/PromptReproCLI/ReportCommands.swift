@@ -58,8 +58,16 @@ struct Report: ParsableCommand {
                     missing += 1
                     return
                 }
-                let out = try Pareto.render(spec: spec, cells: cells, profile: profile, outDir: "\(outDir)/figures")
-                stderr("wrote \(out.joined(separator: ", ")) (\(cells.count) cells from \(source))")
+                // A search's grid points are not methods: one seed each, chosen between on the dev
+                // split; on the front they offered the best point by its reported-split score.
+                let points = (try specForReading(given))?.gridPointOwners ?? [:]
+                let shown = cells.filter { points[$0.variant] == nil }
+                if shown.count < cells.count {
+                    let owners = Set(cells.compactMap { points[$0.variant] }).sorted()
+                    stderr("note: \(cells.count - shown.count) cells of grid points of the search for \(owners.map { "'\($0)'" }.joined(separator: ", ")) left out of the Pareto figure (search runs, not methods: the searched variant's cells stand for them)")
+                }
+                let out = try Pareto.render(spec: spec, cells: shown, profile: profile, outDir: "\(outDir)/figures")
+                stderr("wrote \(out.joined(separator: ", ")) (\(shown.count) cells from \(source))")
             }
             do { try one() } catch {
                 stderr("error: \(given): \(error); not written")

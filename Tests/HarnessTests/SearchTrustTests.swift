@@ -68,6 +68,14 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertEqual(rows.first?.last, "grid_point_of", csv)
         let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
+        // The Pareto figure leaves the grid points out (its front offered the best point by its
+        // reported-split score) and says so.
+        let (prc, plog) = try runCLIText(["report", "--pareto", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--out-dir", "\(dir)/rep",
+                                          "--data-dir", data], stdout: false)
+        XCTAssertEqual(prc, 0, plog)
+        XCTAssertTrue(plog.contains("2 cells of grid points of the search for 'pts' left out of the Pareto figure"), plog)
+        let dat = try String(contentsOfFile: "\(dir)/rep/figures/pareto-srch.dat", encoding: .utf8)
+        XCTAssertTrue(dat.contains("\"pts\"") && dat.contains("\"pt\"") && !dat.contains("pts@"), dat)
         func compare(_ specPath: String, _ extra: [String] = []) throws -> (Int32, String, String) {
             let (c, out) = try runCLIText(["compare", "--spec", specPath, "--method", "pts", "--baseline", "pt", "--profile", "smoke",
                                             "--db", "\(dir)/none.sqlite", "--results-dir", results, "--data-dir", data, "--allow-missing"] + extra, stdout: true)
