@@ -246,6 +246,8 @@ struct Export: ParsableCommand {
             return plan.staleReason(row: r) == nil
         }
         if format != "promptrepro" {
+            // A search's grid points say so in their files (search runs, not a method's results).
+            let gridPoints = (try? specForReading(self.spec))??.gridPointOwners ?? [:]
             let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             func write(_ obj: Any, _ name: String) throws {
@@ -284,7 +286,7 @@ struct Export: ParsableCommand {
                         let g = group(parts[0], parts[1], k)
                         try write(ToolFormats.lmEval(cells: cells.filter { $0.k == k }, variant: parts[0], model: parts[1], spec: spec, profile: profile,
                                                      versions: versions, samples: samples[g] ?? [:], originals: originals, modelSpec: specs[g] ?? parts[1],
-                                                     k: ks.count > 1 ? k : nil),
+                                                     k: ks.count > 1 ? k : nil, gridPointOf: gridPoints[parts[0]]),
                                   "results_\(parts[0])_\(parts[1])\(ks.count > 1 ? "_k\(k.map(String.init) ?? "none")" : "").json")
                         written += 1
                     }
@@ -297,7 +299,8 @@ struct Export: ParsableCommand {
                     let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(seed)\(sampleSeed != seed ? "-d\(sampleSeed)" : "").json"
                     let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
                     let keys = (r["method"]?.text).flatMap { try? MethodRegistry.type($0).configKeys }.map(Set.init)
-                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }, methodKeys: keys), name)
+                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }, methodKeys: keys,
+                                                    gridPointOf: r["variant"]?.text.flatMap { gridPoints[$0] }), name)
                     written += 1
                 }
             default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")

@@ -16,7 +16,7 @@ public enum ToolFormats {
     /// passes one k's cells where the spec has several, and `k`, written as `config.k`).
     public static func lmEval(cells: [CellResult], variant: String, model: String, spec: String, profile: String,
                               versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String,
-                              k: Int? = nil) -> [String: Any] {
+                              k: Int? = nil, gridPointOf: String? = nil) -> [String: Any] {
         var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:], seeds: [String: Any] = [:]
         for c in cells where c.variant == variant && c.model == model {
             // How many seeds each task's mean and stderr cover, and the cell's runs left out of them.
@@ -47,6 +47,8 @@ public enum ToolFormats {
                                      "seeds": seeds,
                                      "smoke": profile == "smoke" || modelSpec.hasPrefix("embedded:")]
         if let k { config["k"] = k }
+        // A search's grid point (the searched variant's name): search runs, not a method's results.
+        if let gridPointOf { config["grid_point_of"] = gridPointOf }
         return ["results": results, "versions": vers, "n-samples": n, "config": config]
     }
 
@@ -54,7 +56,7 @@ public enum ToolFormats {
     /// `methodKeys`: the method config keys the run's method reads (`TuningMethod.configKeys`);
     /// `peft_config` lists only those (DPT's listed LoRA's alpha and DePT's m and s); nil: all.
     public static func peftBench(run r: [String: SQLiteDB.Value], epochs: [[String: SQLiteDB.Value]], totalParams: Int?, artifactBytes: Int?,
-                                 methodKeys: Set<String>? = nil) -> [String: Any] {
+                                 methodKeys: Set<String>? = nil, gridPointOf: String? = nil) -> [String: Any] {
         let config = (try? JSONSerialization.jsonObject(with: Data((r["config_json"]?.text ?? "{}").utf8))) ?? [:]
         var method = (config as? [String: Any])?["method"] as? [String: Any] ?? [:]
         if let keys = methodKeys { method = method.filter { keys.contains($0.key) || $0.key == "method" || ($0.key == "init_tokens" && keys.contains("init")) } }
@@ -67,7 +69,7 @@ public enum ToolFormats {
         return [
             "run_info": ["created_at": r["created_at"]?.text ?? "", "total_time": train, "experiment_name": r["cell"]?.text ?? "",
                          "peft_branch": "promptrepro", "train_config": config, "peft_config": method,
-                         "error_msg": r["error"]?.text ?? ""] as [String: Any],
+                         "error_msg": r["error"]?.text ?? ""].merging(gridPointOf.map { ["grid_point_of": $0] } ?? [:]) { a, _ in a } as [String: Any],
             "train_info": ["status": r["status"]?.text ?? "", "metrics": metrics, "num_trainable_params": r["trainable_params"]?.int ?? NSNull(),
                            "num_total_params": totalParams.map { $0 as Any } ?? NSNull(), "train_time": train,
                            "file_size": artifactBytes.map { $0 as Any } ?? NSNull(), "seed": r["seed"]?.int ?? 0] as [String: Any],
