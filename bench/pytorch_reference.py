@@ -8,6 +8,18 @@
   generate  greedy decoding of 3 new tokens, batch 32
   ft        full fine-tuning step, batch 8, 256 tokens, AdamW on every weight
 
+AdamW is torch's fused CPU kernel (`fused=True`, what transformers' Trainer picks by default for
+torch >= 2.8: `adamw_torch_fused`); the per-tensor loop torch.optim.AdamW runs by default took
+0.20-0.24 s of a t5-small FT step against 0.03 s fused (1 thread, 2026-12-07), time a careful user
+does not spend. T5 runs its attention through torch's SDPA (transformers' default
+`attn_implementation` for T5, recorded as "attn_implementation").
+
+PyPI's Linux wheel of torch is built with CUDA, and importing it maps CUDA and Triton libraries
+even on a host without a GPU: their resident pages (165-231 MB of the process's 712 MB after
+`import torch, transformers`) count in PyTorch's peak RSS. Each child records them as
+"cuda_libs_rss_mb" (the Rss of those mappings in /proc/self/smaps when it ends), so a ratio
+against a CPU-only build can be read off as well (docs/performance.md, "Memory").
+
 Each workload runs in a fresh process (`--child`) so its peak RSS is its own; timings are the
 median of --repeats runs after one warm-up. Prints one JSON object on stdout: per shape and workload,
 plus "gemm": raw torch linear GFLOP/s on the core sgemm shapes of `promptrepro bench` (with
@@ -36,11 +48,11 @@ def child(shape, workload, repeats, threads, seq, prompt_len):
 
     if workload == "ft":
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5, fused=True)
     else:
         for p in model.parameters():
             p.requires_grad_(False)
-        opt = torch.optim.AdamW([prompt], lr=0.3, weight_decay=1e-5)
+        opt = torch.optim.AdamW([prompt], lr=0.3, weight_decay=1e-5, fused=True)
 
     def embeds():
         e = model.shared(ids)
@@ -69,7 +81,8 @@ def child(shape, workload, repeats, threads, seq, prompt_len):
         t0 = time.perf_counter(); once(); times.append(time.perf_counter() - t0)
     rss = peak_rss_mb()
     print(json.dumps({"shape": shape, "workload": workload, "batch": b, "seconds_median": statistics.median(times),
-                      "seconds_all": times, "peak_rss_mb": rss, "threads": threads,
+                      "seconds_all": times, "peak_rss_mb": rss, "threads": threads, "cuda_libs_rss_mb": cuda_libs_rss_mb(),
+                      "attn_implementation": getattr(model.config, "_attn_implementation", None), "adamw": "fused",
                       "torch": torch.__version__, "transformers": __import__("transformers").__version__}))
 
 
@@ -87,10 +100,31 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cuda_libs_rss_mb():
+    """Resident MB of the CUDA and Triton shared libraries this process maps (PyPI's torch wheel
+    loads them on import, GPU or not): the Rss of every /proc/self/smaps mapping whose file is one
+    of them. None where /proc is absent."""
+    marks = ("libcu", "libnv", "libtorch_cuda", "libc10_cuda", "libtriton", "libcudnn", "libnccl", "cusparse", "cufft", "curand",
+             "cusolver", "cublas")
+    total, path = 0, ""
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line: address perms offset dev inode [path]
+                    path = head[5] if len(head) >= 6 else ""
+                elif line.startswith("Rss:") and any(m in path.rsplit("/", 1)[-1] for m in marks):
+                    total += int(head[1])
+    except OSError:
+        return None
+    return total / 1024
+
+
 def gemm(repeats, threads, attention=False):
     """Raw torch.nn.functional.linear GFLOP/s on the core sgemm shapes of `promptrepro bench`; with
-    `attention`, also torch.matmul's on the per-head attention products (key "attention"), as
-    transformers' T5Attention multiplies them: batch 8 x 8 heads over 356 positions, head width 64,
+    `attention`, also torch.matmul's on the per-head attention products (key "attention"): the
+    products T5's eager attention forms (transformers' T5 runs SDPA by default, which calls its own
+    kernels; these rates are torch's GEMM at those shapes): batch 8 x 8 heads over 356 positions, head width 64,
     Q/K/V/dO the [8, 356, 512] projections viewed as [8, 8, 356, 64] (view + transpose, no copy),
     P [8, 8, 356, 356]; the backward's P^T . dO as autograd's matmul backward forms it."""
     import torch

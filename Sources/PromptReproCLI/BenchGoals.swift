@@ -189,6 +189,11 @@ enum BenchGoals {
                 let theirSeconds = numbers((theirs?["seconds"] as? [String: Any])?["all"])
                 let roundProbes = numbers(mine?["gemm_probe_gflops_all"])
                 let gflop = number(mine?["gflop"])
+                // The bounds divide by the step's own work: without what checkpointing computes
+                // again (`gflop_minimal`, recorded since 2026-12-07; older reports: `gflop`, which
+                // counted what FT computes again, 10 % more, as work the step needs). The
+                // overhead keeps `gflop`, the GEMMs that ran.
+                let workGflop = number(mine?["gflop_minimal"]).flatMap { $0 > 0 ? $0 : nil } ?? gflop
                 // Speed-up: the median of the per-round ratios, from both sides' seconds per round.
                 // A side's time of zero or less (a failed run) is missing, never a speed-up: a
                 // ratio of 0 against a goal scaled from that time read as met.
@@ -210,12 +215,12 @@ enum BenchGoals {
                 let sectionFailed = !sgemm.isEmpty && bestRate == nil
                 var bound = sectionFailed ? nil : number(bb[key]).flatMap { $0 > 0 ? $0 : nil }
                 var extra: [String: Any] = ["target": target]
-                if let t = number(theirs?["seconds_median"]), let gf = gflop, let rate = bestRate, gf > 0 {
+                if let t = number(theirs?["seconds_median"]), let gf = workGflop, let rate = bestRate, gf > 0 {
                     bound = t > 0 ? t / (gf / rate) : nil
                 }
                 // Round by round where both sides' rounds and our probes are there: information
                 // beside the judged, run-wide bound (`perRoundBound` says why it is not judged).
-                if let t = theirSeconds, let p = roundProbes, let gf = gflop, let k = bestScale,
+                if let t = theirSeconds, let p = roundProbes, let gf = workGflop, let k = bestScale,
                    let perRound = perRoundBound(pytorchSeconds: t, probes: p, gflop: gf, scale: k) {
                     extra["bound_best_per_round"] = (perRound * 100).rounded() / 100
                 }

@@ -246,6 +246,38 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertNil(nearTrain["non_gemm_overhead"]?["unreliable"])
     }
 
+    /// The bounds divide PyTorch's time by the step's own work (`gflop_minimal`), not by the FLOPs
+    /// checkpointing computes again (`gflop`, which the overhead keeps: those GEMMs ran). Worked by
+    /// hand: best rate 60 GFLOP/s (ours 60, OpenBLAS 55, torch 50); FT counted 120 GFLOP, its own
+    /// work 100; ours 2.2 s, PyTorch's 3.0 s. bound_best = 3.0 ÷ (100 ÷ 60) = 1.8, below the target
+    /// 2, so the goal is 0.85 × 1.8 = 1.53, which 3.0 ÷ 2.2 = 1.364 misses (with the counted 120:
+    /// bound 1.5, goal 1.275, met). The overhead 2.2 ÷ (120 ÷ 60) = 1.1 is met (1.32 with 100).
+    /// Without `gflop_minimal` (reports before it) the bound is the counted one, as it was.
+    func testBoundsDivideByTheStepsOwnWork() throws {
+        func report(minimal: Double?) -> [String: Any] {
+            var ft: [String: Any] = ["seconds_median": 2.2, "seconds": ["all": [2.2, 2.2, 2.2]], "gflop": 120.0, "peak_rss_mb": 300.0]
+            if let minimal { ft["gflop_minimal"] = minimal }
+            return [
+                "core": ["sgemm": ["2048x2048x2048": ["core_gflops": 60.0, "openblas_gflops": 55.0, "torch_gflops": 50.0, "core_over_best": 1.0]]],
+                "promptrepro": ["t5-small": ["ft_step": ft]],
+                "pytorch": ["t5-small": ["ft_step": ["seconds_median": 3.0, "seconds": ["all": [3.0, 3.0, 3.0]], "peak_rss_mb": 1000.0]]],
+                "ratio": ["t5-small": ["ft_step": 1.364]],
+            ]
+        }
+        let (goals, _) = try evaluate(report(minimal: 100), "bench-goals-minimal")
+        let ft = try XCTUnwrap((goals["t5-small"] as? [String: [String: [String: Any]]])?["ft_step"])
+        XCTAssertEqual(ft["speedup"]?["bound_best"] as? Double, 1.8)
+        XCTAssertEqual(ft["speedup"]?["goal"] as? Double, 1.53)
+        XCTAssertEqual(ft["speedup"]?["met"] as? Bool, false)
+        XCTAssertEqual(ft["non_gemm_overhead"]?["value"] as? Double, 1.1)
+        XCTAssertEqual(ft["non_gemm_overhead"]?["met"] as? Bool, true)
+        let (old, _) = try evaluate(report(minimal: nil), "bench-goals-counted")
+        let oldFT = try XCTUnwrap((old["t5-small"] as? [String: [String: [String: Any]]])?["ft_step"])
+        XCTAssertEqual(oldFT["speedup"]?["bound_best"] as? Double, 1.5)
+        XCTAssertEqual(oldFT["speedup"]?["goal"] as? Double, 1.275)
+        XCTAssertEqual(oldFT["speedup"]?["met"] as? Bool, true)
+    }
+
     /// The probes also decide when a bound is doubted: the rate a workload's GEMMs must not beat by
     /// 5 % is the higher of the sgemm rounds' fastest shape and the median of the probes' fastest
     /// shape. Worked by hand: the sgemm rounds' best is 60 GFLOP/s (ours 60, OpenBLAS 55, torch
