@@ -437,6 +437,16 @@ public struct ExperimentSpec {
     }
 
     /// Overrides fields of a Codable value through its JSON form (keys as in the file).
+    /// The values of each closed training setting, by its type's name as the decoder names it in
+    /// "Cannot initialize TYPE from invalid String value …" (a refused value lists them).
+    static let closedValues: [String: [String]] = {
+        func values<E: CaseIterable & RawRepresentable>(_: E.Type) -> (String, [String]) where E.RawValue == String {
+            ("\(E.self)", E.allCases.map(\.rawValue))
+        }
+        return Dictionary([values(SamplerKind.self), values(SelectionSplit.self), values(EvalMode.self), values(DecodeStop.self),
+                           values(TemplateSet.self), values(OptimizerKind.self), values(Schedule.self)], uniquingKeysWith: { a, _ in a })
+    }()
+
     func merge<T: Codable>(_ value: T, _ over: [String: Any], what: String) throws -> T {
         if over.isEmpty { return value }
         var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as! [String: Any]
@@ -455,7 +465,12 @@ public struct ExperimentSpec {
             default: nil
             }
             if let key = context?.codingPath.first?.stringValue, let v = over[key] {
-                let detail = context.map { $0.debugDescription.hasPrefix("Cannot initialize") ? " (not one of its values)" : " (\(decodingProblem(error)))" } ?? ""
+                let detail = context.map { c -> String in
+                    guard c.debugDescription.hasPrefix("Cannot initialize") else { return " (\(decodingProblem(error)))" }
+                    // "Cannot initialize EvalMode from invalid String value rnk": name the values.
+                    let type = c.debugDescription.dropFirst("Cannot initialize ".count).prefix { $0 != " " }
+                    return Self.closedValues[String(type)].map { " (one of: \($0.joined(separator: ", ")))" } ?? " (not one of its values)"
+                } ?? ""
                 throw SpecError(path, "\(what): '\(key)': \(v) is not a valid value\(detail)")
             }
             throw SpecError(path, "\(what): \(decodingProblem(error))")

@@ -58,6 +58,17 @@ struct PromptRepro: ParsableCommand {
             let path = usage.split(separator: " ").prefix { !["[", "<", "-"].contains($0.first ?? "-") }.joined(separator: " ")
             FileHandle.standardError.write(Data("Error: \(e.message)\nUsage: \(usage)\n  See '\(path) --help' for more information.\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch let e as CocoaError {
+            // A file Foundation could not read or write (`--out` into a folder that does not
+            // exist): the path and the reason, not the NSError dump.
+            let ns = e as NSError
+            let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+            let hint = path.map { p -> String in
+                let dir = (p as NSString).deletingLastPathComponent
+                return !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) ? " (its folder \(dir) does not exist)" : ""
+            } ?? ""
+            FileHandle.standardError.write(Data("Error: \(path.map { "\($0): " } ?? "")\(ns.localizedDescription)\(hint)\n".utf8))
+            Foundation.exit(1)
         } catch {
             exit(withError: error)
         }

@@ -81,6 +81,13 @@ final class SearchTrustTests: XCTestCase {
             }
             XCTAssertTrue(files.contains(file), "\(files)")
         }
+        // An --out into a folder that does not exist names the file and the folder (it printed the
+        // NSError's dump).
+        let (orc, olog) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data,
+                                          "--out", "\(dir)/no/such/x.csv"], stdout: false)
+        XCTAssertEqual(orc, 1, olog)
+        XCTAssertTrue(olog.contains("Error: \(dir)/no/such/x.csv: ") && olog.contains("(its folder \(dir)/no/such does not exist)")
+                      && !olog.contains("NSCocoaErrorDomain"), olog)
         // The Pareto figure leaves the grid points out (its front offered the best point by its
         // reported-split score) and says so.
         let (prc, plog) = try runCLIText(["report", "--pareto", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--out-dir", "\(dir)/rep",

@@ -2,6 +2,7 @@ import Foundation
 import Harness
 import Store
 import Support
+import Tasks
 import TestSupport
 import Training
 import XCTest
@@ -122,7 +123,10 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4", with: "epochs: two") },
                             ["profiles.smoke.train: 'epochs': two is not a valid value"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, eval_mode: rnk,") },
-                            ["profiles.smoke.train: 'eval_mode': rnk is not a valid value (not one of its values)"], expand: true)
+                            ["profiles.smoke.train: 'eval_mode': rnk is not a valid value (one of: generate, rank, rank-mean)"], expand: true)
+        // Every closed setting lists its values (it said only "not one of its values").
+        try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, select_on: dev,") },
+                            ["'select_on': dev is not a valid value (one of: " + SelectionSplit.allCases.map(\.rawValue).joined(separator: ", ") + ")"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {lr: .nan}}") },
                             ["variant pt's train: 'lr': nan is not a finite number"], expand: true)
         // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
