@@ -15,7 +15,7 @@ does not spend. T5 runs its attention through torch's SDPA (transformers' defaul
 `attn_implementation` for T5, recorded as "attn_implementation").
 
 PyPI's Linux wheel of torch is built with CUDA, and importing it maps CUDA and Triton libraries
-even on a host without a GPU: their resident pages (165-231 MB of the process's 712 MB after
+even on a host without a GPU: their resident pages (165-232 MB of the process's 712 MB after
 `import torch, transformers`) count in PyTorch's peak RSS. Each child records them as
 "cuda_libs_rss_mb" (the Rss of those mappings in /proc/self/smaps when it ends), so a ratio
 against a CPU-only build can be read off as well (docs/performance.md, "Memory").

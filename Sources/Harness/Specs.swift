@@ -324,6 +324,23 @@ public struct ExperimentSpec {
         Dictionary(variants.compactMap { v in v.searchFor.map { (v.name, $0) } }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// Without a spec file (runs of a spec kept elsewhere), the grid points among `variants` by
+    /// their names: `NAME@KEY=value[,KEY=value…]`, as a search names them (`NAME` the owner).
+    public static func gridPointOwners(byName variants: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for v in variants {
+            guard let at = v.firstIndex(of: "@"), at != v.startIndex else { continue }
+            let rest = v[v.index(after: at)...]
+            let pairs = rest.split(separator: ",", omittingEmptySubsequences: false)
+            let isPoint = !pairs.isEmpty && pairs.allSatisfy { pair in
+                guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { return false }
+                return pair[..<eq].allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber }
+            }
+            if isPoint { out[v] = String(v[..<at]) }
+        }
+        return out
+    }
+
     /// Every run of this spec in `profile`. A searched variant's runs appear only where `choose`
     /// names its winning grid point (they run with that point's settings, under the variant's own
     /// name, on every seed); search points run on the search's seeds (default: the first seed).
@@ -436,7 +453,6 @@ public struct ExperimentSpec {
         return out
     }
 
-    /// Overrides fields of a Codable value through its JSON form (keys as in the file).
     /// The values of each closed training setting, by its type's name as the decoder names it in
     /// "Cannot initialize TYPE from invalid String value …" (a refused value lists them).
     static let closedValues: [String: [String]] = {
@@ -447,6 +463,7 @@ public struct ExperimentSpec {
                            values(TemplateSet.self), values(OptimizerKind.self), values(Schedule.self)], uniquingKeysWith: { a, _ in a })
     }()
 
+    /// Overrides fields of a Codable value through its JSON form (keys as in the file).
     func merge<T: Codable>(_ value: T, _ over: [String: Any], what: String) throws -> T {
         if over.isEmpty { return value }
         var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as! [String: Any]

@@ -214,6 +214,9 @@ struct BenchE2E: ParsableCommand {
                     if let w = (Self.stats(walls[o] ?? [])["median"] as? Double), w > 0 { b["fraction_of_roofline_reached"] = round3(roofline / w) }
                     for p in order where p.hasPrefix("pytorch") {
                         if let w = Self.stats(walls[p] ?? [])["median"] as? Double { b["bound_roofline vs \(p)"] = (w / roofline * 100).rounded() / 100 }
+                        if let e = Self.stats(epochSeconds[p] ?? [])["median"] as? Double, e > 0 {
+                            b["bound_roofline vs \(p) (per epoch)"] = (e / roofline * 100).rounded() / 100
+                        }
                     }
                 }
                 bound[o] = b

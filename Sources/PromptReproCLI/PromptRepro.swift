@@ -58,16 +58,17 @@ struct PromptRepro: ParsableCommand {
             let path = usage.split(separator: " ").prefix { !["[", "<", "-"].contains($0.first ?? "-") }.joined(separator: " ")
             FileHandle.standardError.write(Data("Error: \(e.message)\nUsage: \(usage)\n  See '\(path) --help' for more information.\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
-        } catch let e as CocoaError {
+        } catch let e as CocoaError where (e as NSError).userInfo[NSFilePathErrorKey] is String || (e as NSError).userInfo[NSURLErrorKey] is URL {
             // A file Foundation could not read or write (`--out` into a folder that does not
-            // exist): the path and the reason, not the NSError dump.
+            // exist): the path and the reason, not the NSError dump. (Other Foundation errors,
+            // a JSON parse among them, keep their full description below.)
             let ns = e as NSError
-            let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-            let hint = path.map { p -> String in
-                let dir = (p as NSString).deletingLastPathComponent
-                return !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) ? " (its folder \(dir) does not exist)" : ""
-            } ?? ""
-            FileHandle.standardError.write(Data("Error: \(path.map { "\($0): " } ?? "")\(ns.localizedDescription)\(hint)\n".utf8))
+            let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path ?? ""
+            let dir = (path as NSString).deletingLastPathComponent
+            var isDir: ObjCBool = false
+            let hint = dir.isEmpty ? "" : !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) ? " (its folder \(dir) does not exist)"
+                : !isDir.boolValue ? " (\(dir) is not a folder)" : ""
+            FileHandle.standardError.write(Data("Error: \(path): \(ns.localizedDescription)\(hint)\n".utf8))
             Foundation.exit(1)
         } catch {
             exit(withError: error)

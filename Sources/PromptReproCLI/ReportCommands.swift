@@ -60,7 +60,7 @@ struct Report: ParsableCommand {
                 }
                 // A search's grid points are not methods: one seed each, chosen between on the dev
                 // split; on the front they offered the best point by its reported-split score.
-                let points = (try specForReading(given))?.gridPointOwners ?? [:]
+                let points = gridPoints(try specForReading(given), cells: cells)
                 let shown = cells.filter { points[$0.variant] == nil }
                 if shown.count < cells.count {
                     let owners = Set(cells.compactMap { points[$0.variant] }).sorted()
@@ -247,7 +247,7 @@ struct Export: ParsableCommand {
         }
         if format != "promptrepro" {
             // A search's grid points say so in their files (search runs, not a method's results).
-            let gridPoints = (try? specForReading(self.spec))??.gridPointOwners ?? [:]
+            let pointOwners = gridPoints((try? specForReading(self.spec)) ?? nil, cells: cells)
             let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             func write(_ obj: Any, _ name: String) throws {
@@ -286,7 +286,7 @@ struct Export: ParsableCommand {
                         let g = group(parts[0], parts[1], k)
                         try write(ToolFormats.lmEval(cells: cells.filter { $0.k == k }, variant: parts[0], model: parts[1], spec: spec, profile: profile,
                                                      versions: versions, samples: samples[g] ?? [:], originals: originals, modelSpec: specs[g] ?? parts[1],
-                                                     k: ks.count > 1 ? k : nil, gridPointOf: gridPoints[parts[0]]),
+                                                     k: ks.count > 1 ? k : nil, gridPointOf: pointOwners[parts[0]]),
                                   "results_\(parts[0])_\(parts[1])\(ks.count > 1 ? "_k\(k.map(String.init) ?? "none")" : "").json")
                         written += 1
                     }
@@ -300,7 +300,7 @@ struct Export: ParsableCommand {
                     let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
                     let keys = (r["method"]?.text).flatMap { try? MethodRegistry.type($0).configKeys }.map(Set.init)
                     try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }, methodKeys: keys,
-                                                    gridPointOf: r["variant"]?.text.flatMap { gridPoints[$0] }), name)
+                                                    gridPointOf: r["variant"]?.text.flatMap { pointOwners[$0] }), name)
                     written += 1
                 }
             default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")
@@ -313,12 +313,24 @@ struct Export: ParsableCommand {
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try e.encode(cells).write(to: URL(fileURLWithPath: "\(resultsDir)/\(spec)-\(profile).cells.json"), options: .atomic)
         let specFile = try? specForReading(self.spec)
-        var summary = try ResultsExport.json(cells, spec: spec, profile: profile, gridPoints: specFile?.gridPointOwners ?? [:])
+        var summary = try ResultsExport.json(cells, spec: spec, profile: profile, gridPoints: gridPoints(specFile ?? nil, cells: cells))
         // The spec's searches (chosen points, per-point selection scores, cost), as `results` shows them.
         if let s = specFile, s.hasSearch { summary = try ResultsExport.addingSearches(summary, try store.searchSummaries(s, profile: profile)) }
         try summary.write(toFile: "\(resultsDir)/\(spec)-\(profile).json", atomically: true, encoding: .utf8)
         stderr("exported \(cells.count) cells to \(resultsDir)/\(spec)-\(profile).{cells.json,json}")
     }
+}
+
+/// The grid points among `cells` (grid point → searched variant): the spec file's, or without one
+/// (runs of a spec kept elsewhere, read by name) by their names, `NAME@KEY=value`, said on stderr
+/// (they were left unmarked, and on a Pareto front, without a word).
+func gridPoints(_ spec: ExperimentSpec?, cells: [CellResult]) -> [String: String] {
+    if let spec { return spec.gridPointOwners }
+    let named = ExperimentSpec.gridPointOwners(byName: Set(cells.map(\.variant)).sorted())
+    if !named.isEmpty {
+        stderr("note: no spec file: the \(named.count) variants named NAME@KEY=value are taken for a search's grid points by their names")
+    }
+    return named
 }
 
 /// What the spec file of `spec` (a name in Baselines/specs or a path) plans in `profile` now, nil

@@ -64,7 +64,7 @@ final class SearchTrustTests: XCTestCase {
         // And every csv row (only the Markdown marked them): the last column names the search.
         let (crc, csv) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: true)
         XCTAssertEqual(crc, 0, csv)
-        let rows = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let rows = Self.rows(csv)
         XCTAssertEqual(rows.first?.last, "grid_point_of", csv)
         let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
@@ -88,6 +88,18 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertEqual(orc, 1, olog)
         XCTAssertTrue(olog.contains("Error: \(dir)/no/such/x.csv: ") && olog.contains("(its folder \(dir)/no/such does not exist)")
                       && !olog.contains("NSCocoaErrorDomain"), olog)
+        let (frc, flog) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data,
+                                          "--out", "\(dir)/s.yaml/x.csv"], stdout: false)
+        XCTAssertEqual(frc, 1, flog)
+        XCTAssertTrue(flog.contains("Error: \(dir)/s.yaml/x.csv: ") && flog.contains("(\(dir)/s.yaml is not a folder)"), flog)
+        // Read by name with no spec file of that name (a spec kept elsewhere), the grid points are
+        // told by their names and said so (they were unmarked, and drawn on the Pareto front).
+        let (nrc2, byName) = try runCLIText(["results", "srch", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: true)
+        XCTAssertEqual(nrc2, 0, byName)
+        let named = Dictionary(grouping: Self.rows(byName).dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
+        XCTAssertEqual(named, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], byName)
+        let (_, byNameErr) = try runCLIText(["results", "srch", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: false)
+        XCTAssertTrue(byNameErr.contains("no spec file: the 2 variants named NAME@KEY=value are taken for a search's grid points by their names"), byNameErr)
         // The Pareto figure leaves the grid points out (its front offered the best point by its
         // reported-split score) and says so.
         let (prc, plog) = try runCLIText(["report", "--pareto", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--out-dir", "\(dir)/rep",
@@ -110,6 +122,17 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertTrue(editedErr.contains("searched cells of") && editedErr.contains("the export's grid points do not decide their search under spec srch [smoke]")
                       && editedErr.contains("pts|cb|t5-small|k8"), editedErr)
         XCTAssertFalse(edited.contains("| cb | accuracy |"), edited)
+    }
+
+    /// CSV rows split on commas (the names here hold none).
+    static func rows(_ csv: String) -> [[String]] {
+        csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    /// Grid points told by their names where no spec file says which variants they are.
+    func testGridPointsByName() {
+        XCTAssertEqual(ExperimentSpec.gridPointOwners(byName: ["pts@lr=3.0", "dpt@lr=0.03,r=1", "pt", "a@b", "@x=1", "me@host", "v@k=", "w@=1", "x@a b=1"]),
+                       ["pts@lr=3.0": "pts", "dpt@lr=0.03,r=1": "dpt", "v@k=": "v"])
     }
 
     /// A grid point is not a method to compare or gate on (it passed the gate on one seed).
