@@ -7,6 +7,7 @@ import Tensor
 public final class DPT: TuningMethod {
     public static let name = "dpt"
     public static let configKeys = ["n", "r", "init"]
+    public static let initRules = ["uniform", "normal"]
     public let config: MethodConfig
     let a, b: Tensor
     public var trainable: [TrainableTensor] {

@@ -10,6 +10,7 @@ import Tensor
 public final class DePT: TuningMethod {
     public static let name = "dept"
     public static let configKeys = ["m", "s", "r", "alpha", "init"]
+    public static let initRules = MethodConfig.tableInitRules
     public static let hasSecondaryGroup = true
     /// DePT's code initialises P from text by default (`text_init=True`, METHODS §2.4): the token
     /// rows of this text (with T5's </s>, as PEFT's TEXT init), cycled to m rows.

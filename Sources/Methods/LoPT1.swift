@@ -7,6 +7,7 @@ import Tensor
 public final class LoPT1: TuningMethod {
     public static let name = "lopt1"
     public static let configKeys = ["n", "r", "init"]
+    public static let initRules = ["uniform"]
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.n = 20; c.r = 5; return c }
     public static let defaultProtocol = "lopt-paper"
     public let config: MethodConfig

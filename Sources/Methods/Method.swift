@@ -117,6 +117,19 @@ extension MethodConfig {
         return MethodConfig.keys.filter { !t.configKeys.contains($0) && differs[$0] == true }
     }
 
+    /// The `init` rules of a table prompt (`promptTable`: PT, Residual PT, DePT's P).
+    public static let tableInitRules = ["sampled-vocab", "respt-vocab", "uniform", "normal", "text:<string>", "labels"]
+
+    /// An `init` the method does not build by (`TuningMethod.initRules`) as one error sentence, nil
+    /// when it does or reads no `init` (`unreadSettings` covers that). A run with it failed only
+    /// when it started: every run of a sweep, each stored as failed.
+    public func initProblem() -> String? {
+        guard let t = try? MethodRegistry.type(method), t.configKeys.contains("init"), !t.initRules.isEmpty else { return nil }
+        let rule = initialization
+        if rule == "default" || t.initRules.contains(rule) || (rule.hasPrefix("text:") && t.initRules.contains("text:<string>")) { return nil }
+        return "method \(method): unknown init '\(rule)' (one of: default, \(t.initRules.joined(separator: ", ")))"
+    }
+
     /// `unreadSettings` as one error sentence, nil when there are none.
     public func unreadSettingsProblem() -> String? {
         let keys = unreadSettings()
@@ -177,6 +190,10 @@ public protocol TuningMethod: AnyObject {
     /// The `MethodConfig.keys` the method reads (METHODS §2); a spec or flag that sets another
     /// to other than the method's default is refused (`MethodConfig.unreadSettings`).
     static var configKeys: [String] { get }
+    /// The `init` values it builds its tensors by, besides `default` (`text:<string>` stands for
+    /// any text); empty where it reads no `init`. A spec or flag naming another is refused before
+    /// any run starts (`MethodConfig.initProblem`; building the method refuses it too).
+    static var initRules: [String] { get }
     /// Whether some of its tensors train in the `secondary` group (its own `lr_secondary`: DePT's
     /// A and B); default false, where `lr_secondary` is not read.
     static var hasSecondaryGroup: Bool { get }
@@ -208,6 +225,7 @@ public protocol EpochDiagnostics {
 
 extension TuningMethod {
     public static var defaults: MethodConfig { MethodConfig.base(name) }
+    public static var initRules: [String] { [] }
     public static var defaultProtocol: String { "dpt-paper" }
     public static var hasSecondaryGroup: Bool { false }
     public static func frozenParameterCount(_ c: MethodConfig, architecture: ModelConfig) -> Int { 0 }

@@ -7,6 +7,7 @@ import Tensor
 public final class PromptTuning: TuningMethod {
     public static let name = "pt"
     public static let configKeys = ["n", "init"]
+    public static let initRules = MethodConfig.tableInitRules
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.initialization = "sampled-vocab"; return c }
     public let config: MethodConfig
     public let prompt: Tensor

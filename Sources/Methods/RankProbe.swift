@@ -9,6 +9,7 @@ import Tensor
 public final class RankProbe: TuningMethod, EpochDiagnostics {
     public static let name = "probe"
     public static let configKeys = ["n", "r", "init"]
+    public static let initRules = ["uniform"]
     public let config: MethodConfig
     let u, sigma, v: Tensor
     public var trainable: [TrainableTensor] {

@@ -8,6 +8,7 @@ import Tensor
 public final class ResidualPromptTuning: TuningMethod {
     public static let name = "respt"
     public static let configKeys = ["n", "m", "init"]
+    public static let initRules = MethodConfig.tableInitRules
     public static var defaults: MethodConfig { var c = MethodConfig.base(name); c.initialization = "respt-vocab"; return c }
     public let config: MethodConfig
     let p, wDown, bDown, wUp, bUp, gamma, beta: Tensor

@@ -124,6 +124,9 @@ final class SpecValidationTests: XCTestCase {
                             ["profiles.smoke.train: 'epochs': two is not a valid value"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, eval_mode: rnk,") },
                             ["profiles.smoke.train: 'eval_mode': rnk is not a valid value (one of: generate, rank, rank-mean)"], expand: true)
+        // An init the method does not build by is refused at load (every run failed when it started).
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, init: zzz}") },
+                            ["pt: method pt: unknown init 'zzz' (one of: default, sampled-vocab"], expand: true)
         // Every closed setting lists its values (it said only "not one of its values").
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4,", with: "epochs: 4, select_on: dev,") },
                             ["'select_on': dev is not a valid value (one of: " + SelectionSplit.allCases.map(\.rawValue).joined(separator: ", ") + ")"], expand: true)

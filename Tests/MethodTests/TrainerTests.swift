@@ -426,6 +426,33 @@ final class TrainerTests: XCTestCase {
     }
 }
 
+/// Each method's `initRules` are the inits it builds by: every listed one builds (text with
+/// tokens), an unlisted one is refused by building and by `initProblem` alike, before a run starts.
+final class InitRulesTests: XCTestCase {
+    func testInitRulesAgreeWithWhatEachMethodBuilds() throws {
+        let backbone = try T5Model.load(directory: try EmbeddedBackbones.directory("t5-tiny"))
+        for name in MethodRegistry.names {
+            let t = try MethodRegistry.type(name)
+            guard t.configKeys.contains("init") else {
+                XCTAssertTrue(t.initRules.isEmpty, "\(name) reads no init but lists \(t.initRules)")
+                continue
+            }
+            XCTAssertFalse(t.initRules.isEmpty, name)
+            for rule in ["default"] + t.initRules + ["zzz", "text:hi", "labels", "uniform", "normal", "sampled-vocab"] {
+                var mc = try MethodConfig.defaults(name)
+                mc.initialization = rule == "text:<string>" ? "text:hello" : rule
+                mc.initTokens = [5, 6, 7]
+                let listed = mc.initProblem() == nil
+                let builds = (try? MethodRegistry.make(mc, backbone: backbone, key: RNGKey(seed: 1))) != nil
+                XCTAssertEqual(listed, builds, "\(name) init \(mc.initialization): initProblem \(mc.initProblem() ?? "none")")
+            }
+        }
+        var mc = try MethodConfig.defaults("pt")
+        mc.initialization = "zzz"
+        XCTAssertEqual(mc.initProblem(), "method pt: unknown init 'zzz' (one of: default, sampled-vocab, respt-vocab, uniform, normal, text:<string>, labels)")
+    }
+}
+
 /// Best-epoch selection follows the selection metric's registry direction.
 final class SelectionDirectionTests: XCTestCase {
     func testImprovesRespectsDirection() {
