@@ -405,7 +405,7 @@ public struct ExperimentSpec {
                                     throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + c.problems.joined(separator: "; "))
                                 }
                                 if let problem = try c.taskProblem() { throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + problem) }
-                                if let problem = mc.unreadSettingsProblem() ?? mc.initProblem() { throw SpecError(path, "\(variant.name): " + problem) }
+                                if let problem = mc.settingsProblem() { throw SpecError(path, "\(variant.name): " + problem) }
                                 c.selectionMetric = try c.normalizedSelectionMetric()
                                 let cell = RunSpec.cellName(variant: variant.name, task: task, model: column, k: k)
                                 out.append(RunSpec(spec: name, profile: profile, cell: cell, variant: variant.name, method: variant.method,

@@ -25,7 +25,7 @@ public final class DPT: TuningMethod {
         case "normal":  // the paper's wording; std unspecified, N(0, 1) here
             a = trainableLeaf(Tensor.normal([c.n, c.r], key: key.derive("A")), "prefix_first")
             b = trainableLeaf(Tensor.normal([c.r, d], key: key.derive("B")), "prefix_second")
-        default: throw MethodError("dpt: unknown init '\(c.initialization)' (uniform, normal)")
+        default: throw MethodError("dpt: unknown init '\(c.initialization)' (\(Self.initRules.joined(separator: ", ")))")
         }
     }
 

@@ -18,7 +18,7 @@ public final class LoPT1: TuningMethod {
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
-        try refuseTableInit(c, method: "lopt1", allowed: ["default", "uniform"])
+        try refuseTableInit(c, method: "lopt1", allowed: ["default"] + Self.initRules)
         u = trainableLeaf(Tensor.uniform([c.n, c.r], lo: -0.5, hi: 0.5, key: key.derive("U")), "U")
         v = trainableLeaf(Tensor.uniform([c.r, backbone.dModel], lo: -0.5, hi: 0.5, key: key.derive("V")), "V")
     }

@@ -20,7 +20,7 @@ public final class LoPT2: TuningMethod {
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
-        try refuseTableInit(c, method: "lopt2", allowed: ["default", "uniform"])
+        try refuseTableInit(c, method: "lopt2", allowed: ["default"] + Self.initRules)
         let d = backbone.dModel
         x0 = Tensor.uniform([c.n, d], lo: -0.5, hi: 0.5, key: key.derive("X0"))
         x0.name = "X0"

@@ -130,6 +130,10 @@ extension MethodConfig {
         return "method \(method): unknown init '\(rule)' (one of: default, \(t.initRules.joined(separator: ", ")))"
     }
 
+    /// What `train`, `params` and a spec refuse in a method config, as one error sentence:
+    /// `unreadSettingsProblem`, else `initProblem`; nil when neither applies.
+    public func settingsProblem() -> String? { unreadSettingsProblem() ?? initProblem() }
+
     /// `unreadSettings` as one error sentence, nil when there are none.
     public func unreadSettingsProblem() -> String? {
         let keys = unreadSettings()
@@ -340,7 +344,7 @@ func promptTable(_ c: MethodConfig, rows n: Int, backbone: Backbone, key: RNGKey
         for i in 0..<n { (out.data + i * d).update(from: table.data + Int(ids[i % ids.count]) * d, count: d) }
         return out
     default:
-        throw MethodError("\(method): unknown init '\(c.initialization)' (sampled-vocab, respt-vocab, uniform, normal, text:<string>, labels)")
+        throw MethodError("\(method): unknown init '\(c.initialization)' (\(MethodConfig.tableInitRules.joined(separator: ", ")))")
     }
 }
 

@@ -18,7 +18,7 @@ public final class RankProbe: TuningMethod, EpochDiagnostics {
 
     public init(config c: MethodConfig, backbone: Backbone, key: RNGKey) throws {
         config = c
-        try refuseTableInit(c, method: "probe", allowed: ["default", "uniform"])
+        try refuseTableInit(c, method: "probe", allowed: ["default"] + Self.initRules)
         u = trainableLeaf(Tensor.uniform([c.n, c.r], lo: -0.5, hi: 0.5, key: key.derive("U")), "U")
         sigma = trainableLeaf(Tensor.uniform([c.r], lo: 0.5, hi: 1.5, key: key.derive("sigma")), "sigma")
         v = trainableLeaf(Tensor.uniform([backbone.dModel, c.r], lo: -0.5, hi: 0.5, key: key.derive("V")), "V")

@@ -131,19 +131,18 @@ struct BenchOne: ParsableCommand {
         // Generation: each step is one query row; the model picks its cross-attention form for 3 steps.
         let absorbed = model.crossAttentionIsAbsorbed(queries: workload == "generate" ? newTokens : 3, keys: S)
         let recompute = workload == "ft"  // the only workload whose FLOP count knows about recomputation
+        let promptRows = workload == "train" && GradientRows(batch: b, length: S, positions: 0..<prompt)?.narrowsProducts == true ? prompt : nil
         let flops = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed,
                                   recomputesAttention: recompute && model.checkpointSelfAttention,
                                   recomputesFeedForward: recompute && model.checkpointFeedForward,
                                   recomputesProbabilities: recompute && model.recomputesProbabilities, steps: newTokens,
-                                  promptRowsOnly: workload == "train" && GradientRows(batch: b, length: S, positions: 0..<prompt)?.narrowsProducts == true
-                                      ? prompt : nil)
+                                  promptRowsOnly: promptRows)
         let flopsProjected = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: false, steps: newTokens)
         // The work itself, without what checkpointing computes again: what the bounds divide by
         // (recomputation is our memory trade, not work the step needs; the overhead keeps `gflop`,
         // the GEMMs that ran).
         let flopsMinimal = BenchFlops.t5(cfg, batch: b, encoderLength: S, decoderLength: 3, workload: workload, absorbed: absorbed, steps: newTokens,
-                                         promptRowsOnly: workload == "train" && GradientRows(batch: b, length: S, positions: 0..<prompt)?.narrowsProducts == true
-                                             ? prompt : nil)
+                                         promptRowsOnly: promptRows)
         let med = medianOf(times)  // the mean of the two middle ones for an even count, as every other median here
         var obj: [String: Any] = ["shape": shape, "workload": workload, "batch": b, "encoder_tokens": S, "seconds_median": med,
                                   "seconds_all": times, "peak_rss_mb": (PeakMemory.hwmBytes ?? Double(usage.ru_maxrss) * 1024) / 1_048_576,

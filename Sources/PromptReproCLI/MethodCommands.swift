@@ -39,7 +39,7 @@ struct Params: ParsableCommand {
         if let targets { c.targets = targets.split(separator: ",").map(String.init) }
         // The settings `train` would refuse are refused here too (a rank 0 or an unread --n
         // printed a count of 0, or the default's count, with exit 0).
-        if let problem = c.unreadSettingsProblem() ?? c.initProblem() { throw ValidationError(problem) }
+        if let problem = c.settingsProblem() { throw ValidationError(problem) }
         for (flag, given) in [("n", n), ("r", r), ("m", m), ("s", s)] {
             if let v = given, v < 1 { throw ValidationError("--\(flag) must be ≥ 1, got \(v)") }
         }

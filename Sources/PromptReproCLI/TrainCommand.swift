@@ -102,7 +102,7 @@ struct Train: ParsableCommand {
             mc.dropout = loraDropout
         }
         mc = mc.resolvingDefaultInit()
-        if let problem = mc.unreadSettingsProblem() ?? mc.initProblem() { throw ValidationError(problem) }
+        if let problem = mc.settingsProblem() { throw ValidationError(problem) }
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
         let isGPT2 = ModelFiles.isGPT2(model)
         var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }

@@ -64,7 +64,7 @@ final class SearchTrustTests: XCTestCase {
         // And every csv row (only the Markdown marked them): the last column names the search.
         let (crc, csv) = try runCLIText(["results", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: true)
         XCTAssertEqual(crc, 0, csv)
-        let rows = Self.rows(csv)
+        let rows = StoreTests.rfc4180(csv)
         XCTAssertEqual(rows.first?.last, "grid_point_of", csv)
         let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
@@ -96,7 +96,7 @@ final class SearchTrustTests: XCTestCase {
         // told by their names and said so (they were unmarked, and drawn on the Pareto front).
         let (nrc2, byName) = try runCLIText(["results", "srch", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: true)
         XCTAssertEqual(nrc2, 0, byName)
-        let named = Dictionary(grouping: Self.rows(byName).dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
+        let named = Dictionary(grouping: StoreTests.rfc4180(byName).dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(named, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], byName)
         let (_, byNameErr) = try runCLIText(["results", "srch", "--profile", "smoke", "--db", db, "--format", "csv", "--data-dir", data], stdout: false)
         XCTAssertTrue(byNameErr.contains("no spec file: the 2 variants named NAME@KEY=value are taken for a search's grid points by their names"), byNameErr)
@@ -122,11 +122,6 @@ final class SearchTrustTests: XCTestCase {
         XCTAssertTrue(editedErr.contains("searched cells of") && editedErr.contains("the export's grid points do not decide their search under spec srch [smoke]")
                       && editedErr.contains("pts|cb|t5-small|k8"), editedErr)
         XCTAssertFalse(edited.contains("| cb | accuracy |"), edited)
-    }
-
-    /// CSV rows split on commas (the names here hold none).
-    static func rows(_ csv: String) -> [[String]] {
-        csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     }
 
     /// Grid points told by their names where no spec file says which variants they are.
