@@ -1,5 +1,6 @@
 import Foundation
-import Harness
+import Methods
+@testable import Harness
 import Store
 import Support
 import Tasks
@@ -135,6 +136,27 @@ final class SpecValidationTests: XCTestCase {
         // The few-shot sample's seed is the spec's sample_seeds (one value fixes it).
         try expectSpecError({ $0.replacingOccurrences(of: "train: {epochs: 4,", with: "train: {sample_seed: 7, epochs: 4,") },
                             ["profiles.smoke.train: 'sample_seed' comes from the spec's 'sample_seeds'"])
+    }
+
+    /// Every closed setting of `TrainConfig` (a field whose type, or optional's wrapped type, is a
+    /// `CaseIterable` enum) is in `ExperimentSpec.closedValues`, the list a refused value's message
+    /// names its values from: a new enum setting left out of that hand-kept list fails here, not
+    /// as "(not one of its values)" in a user's terminal. The fields come from the type itself
+    /// (`Mirror`), so a setting added later is checked without editing this test.
+    func testEveryClosedTrainSettingListsItsValues() throws {
+        let cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        var closed: [String] = []
+        for child in Mirror(reflecting: cfg).children {
+            var t: Any.Type = type(of: child.value)
+            if let o = t as? any OptionalTypeProbe.Type { t = o.wrappedType }
+            guard let e = t as? any CaseIterable.Type else { continue }
+            closed.append("\(child.label ?? "?"): \(t)")
+            let values = ExperimentSpec.closedValues["\(t)"]
+            XCTAssertNotNil(values, "TrainConfig.\(child.label ?? "?") (\(t)) is a closed setting missing from ExperimentSpec.closedValues")
+            XCTAssertEqual(values?.count, e.allCasesCount, "\(t)")
+        }
+        // The probe itself can fail: the seven enum settings TrainConfig has today are all found.
+        XCTAssertEqual(closed.count, 7, "\(closed)")
     }
 
     /// Specs that would silently plan other runs than they say (2026-12-06 review): a repeated
@@ -328,3 +350,8 @@ final class BrokenSpecReadTests: XCTestCase {
         XCTAssertTrue(err.contains("note: Mixed numerics: 1 cell (e.g. ") && err.contains("; threads 9"), err)
     }
 }
+
+/// The wrapped type of an `Optional` metatype (a nil field's Mirror value says only `Optional<T>`).
+protocol OptionalTypeProbe { static var wrappedType: Any.Type { get } }
+extension Optional: OptionalTypeProbe { static var wrappedType: Any.Type { Wrapped.self } }
+extension CaseIterable { static var allCasesCount: Int { allCases.count } }

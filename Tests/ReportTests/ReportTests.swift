@@ -27,8 +27,9 @@ func fixtureStore(_ path: String, spec: String, variant: String, values: [String
     return s
 }
 
-/// Runs the built `promptrepro` from the repository root; returns its exit status, stdout and stderr.
-func runCLI(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+/// Runs the built `promptrepro` from the repository root (with `env` added to this process's
+/// environment); returns its exit status, stdout and stderr.
+func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let bin = try binary()
     let errPath = tempDir("stderr") + "/err.txt"
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
@@ -37,6 +38,7 @@ func runCLI(_ args: [String]) throws -> (status: Int32, out: String, err: String
     p.executableURL = URL(fileURLWithPath: bin)
     p.arguments = args
     p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
@@ -134,6 +136,38 @@ final class ReportSourceTests: XCTestCase {
         XCTAssertTrue(md.contains("Setting of profile cpu (t5-small stands in for T5-Base): the T5-Base rows run t5-small; k = 32 training examples."), md)
         // The smoke table states its setting too (it once said only that it reproduces nothing).
         XCTAssertTrue(try String(contentsOfFile: "\(repoRoot)/Reports/lopt-table2.md", encoding: .utf8).contains("Setting of profile smoke"))
+    }
+
+    /// The setting note's eval_limit clause names the val-half rows only where some run selects on
+    /// val-half (`select_on` in a profile's, the spec's or a variant's train settings, a search's
+    /// included): every search once added it, a train-dev one too. The table is drawn from the
+    /// committed smoke export under an edited copy of lopt-table2 (the edited rows are left out as
+    /// stale; the note is the spec's).
+    func testSettingNoteNamesValHalfOnlyWhereARunSelectsOnIt() throws {
+        let root = tempDir("valhalfnote")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(root)/Baselines/specs", withIntermediateDirectories: true)
+        for item in ["manifests", "data.lock", "published", "tables", "results"] {
+            try fm.createSymbolicLink(atPath: "\(root)/Baselines/\(item)", withDestinationPath: "\(repoRoot)/Baselines/\(item)")
+        }
+        let original = try String(contentsOfFile: "\(repoRoot)/Baselines/specs/lopt-table2.yaml", encoding: .utf8)
+        let entry = "{name: pt, method: pt, n: 100}"
+        XCTAssertTrue(original.contains(entry), "lopt-table2's pt entry changed: edit the test")
+        let clause = "rows selecting on val-half: the first 48 of the split's report half"
+        for (edit, named) in [("", false), (", train: {select_on: val-half}", true),
+                              (", search: {grid: {lr: [0.3, 0.03]}, select_on: train-dev}", false),
+                              (", search: {grid: {lr: [0.3, 0.03]}, select_on: val-half}", true)] {
+            try original.replacingOccurrences(of: entry, with: "{name: pt, method: pt, n: 100\(edit)}")
+                .write(toFile: "\(root)/Baselines/specs/lopt-table2.yaml", atomically: true, encoding: .utf8)
+            try? fm.removeItem(atPath: "\(root)/out")
+            let r = try runCLI(["report", "lopt-table2", "--profile", "smoke", "--db", "\(root)/none.sqlite", "--out-dir", "\(root)/out",
+                                "--data-dir", try sharedData()], env: ["PROMPTREPRO_ROOT": root])
+            XCTAssertEqual(r.status, 0, "\(edit): \(r.err)")
+            let md = try String(contentsOfFile: "\(root)/out/lopt-table2.md", encoding: .utf8)
+            XCTAssertTrue(md.contains("scored on the first 48 validation examples of each task (eval_limit"), "\(edit): \(md)")
+            XCTAssertEqual(md.contains(clause), named, "\(edit): \(md)")
+        }
     }
 
     /// A store holding only some Table 1 runs: `report` and `figures` redraw Tables 1 and 3 from the
