@@ -25,7 +25,11 @@ Variants (--variant):
 
 Prints one JSON line: wall seconds of the whole run (from before the model is built to the last
 evaluation; interpreter start and imports are reported separately), per-epoch train/eval seconds,
-losses, accuracies, and the pinned versions (torch, transformers, python).
+losses, accuracies, decode_row_steps (batch rows x new tokens of every generate: the decoding work,
+which bench-e2e sets beside PromptRepro's count) and train_positions (source, prompt and target
+positions of the training batches, padding included), whether the versions are the pinned ones,
+and the versions (torch, transformers, python). A checkpoint that does not load every weight as
+stored (missing, unexpected or mismatched keys) is refused (exit status 1).
 """
 import argparse, json, os, platform, sys, time
 
@@ -62,9 +66,11 @@ def main():
     imports_s = time.perf_counter() - T0
 
     torch.set_num_threads(a.threads)
+    versions_pinned = True
     for name, want in PINNED.items():
         got = getattr(sys.modules[name], "__version__")
         if not got.startswith(want):
+            versions_pinned = False
             print(f"warning: {name} {got}, bench pins {want} (make bench-reference)", file=sys.stderr)
 
     t_start = time.perf_counter()
@@ -79,8 +85,13 @@ def main():
 
     torch.manual_seed(a.seed)
     if a.model:
-        model = T5ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32)
+        model, info = T5ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32, output_loading_info=True)
         cfg = model.config
+        # A weight the checkpoint lacks would be initialised at random without a word (the two
+        # sides would not run the same model): refuse instead.
+        bad = {k: v for k, v in info.items() if v}
+        if bad:
+            sys.exit(f"{a.model}: from_pretrained did not load every weight as stored: {bad}")
     else:
         cfg = T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
                        feed_forward_proj="relu", tie_word_embeddings=True, dropout_rate=0.1,
@@ -123,8 +134,10 @@ def main():
         t0 = time.perf_counter()
         model.train()
         losses = []
+        train_positions = 0  # encoder + decoder positions the training batches ran (padding included)
         for idx in loader:
             b = encode([train[i] for i in idx.tolist()])
+            train_positions += b["ids"].numel() + n * b["ids"].shape[0] + b["labels"].numel()
             embeds, mask = prompted(b["ids"], b["mask"])
             loss = model(inputs_embeds=embeds, attention_mask=mask, labels=b["labels"]).loss
             loss.backward()
@@ -134,22 +147,28 @@ def main():
         t1 = time.perf_counter()
         model.eval()
         preds = []
+        row_steps = 0  # rows x new tokens of every generate: the rows each decoding step computed
         with torch.no_grad():
             for i in range(0, len(val), 128):
                 b = encode(val[i:i + 128], with_targets=False)
                 embeds, mask = prompted(b["ids"], b["mask"])
                 out = model.generate(inputs_embeds=embeds, attention_mask=mask, max_length=a.decode_max_length,
                                      num_beams=1, do_sample=False)
+                row_steps += out.shape[0] * (out.shape[1] - 1)  # out holds the start token too
                 preds += [p.strip() for p in tok.batch_decode(out, skip_special_tokens=True)]
         t2 = time.perf_counter()
         acc = 100 * sum(p == t for p, (_, t) in zip(preds, val)) / len(val)
         epochs.append({"epoch": epoch, "losses": losses, "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
-                       "accuracy": acc, "decoded_tokens_max": int(out.shape[1])})
+                       "accuracy": acc, "decoded_tokens_max": int(out.shape[1]), "decode_row_steps": int(row_steps),
+                       "train_positions": int(train_positions)})
         print(f"{a.variant} epoch {epoch} loss {sum(losses) / len(losses):.4f} acc {acc:.2f} "
               f"train {t1 - t0:.1f}s eval {t2 - t1:.1f}s", file=sys.stderr)
     run_s = time.perf_counter() - t_start
     print(json.dumps({"variant": a.variant, "epochs": a.epochs, "threads": a.threads, "seconds": run_s,
-                      "imports_seconds": imports_s, "history": epochs,
+                      "imports_seconds": imports_s, "history": epochs, "versions_pinned": versions_pinned,
+                      "decode": f"generate(max_length={a.decode_max_length}, num_beams=1): up to {a.decode_max_length - 1} new tokens "
+                                "per row (max_length counts the start token), every row of the batch computed until all have "
+                                "emitted </s>",
                       "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                    "python": platform.python_version(), "pinned": PINNED}}))
 

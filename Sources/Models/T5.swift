@@ -638,6 +638,7 @@ public final class T5Model {
                 traffic.readBytes += (running.map(\.weightBytes).max() ?? 0) + attention
                 traffic.attentionReadBytes += attention
                 traffic.weightFlops += running.reduce(0) { $0 + $1.weightFlops }
+                traffic.rowSteps += running.reduce(0) { $0 + $1.rows }
             }
             traffic.flops = BLAS.flops - flops0
             traffic.seconds = Double(DispatchTime.now().uptimeNanoseconds - clock0) / 1e9
@@ -649,6 +650,8 @@ public final class T5Model {
     /// One decoding step's bytes and weight FLOPs (`decode`), summed into `DecodeTraffic`.
     struct DecodingStepTraffic {
         var weightBytes: Int, attentionBytes: Int, weightFlops: Int
+        /// Rows the step computed (its group's batch, finished rows included).
+        var rows: Int
     }
 
     /// One row group's inputs and results (`generate`).
@@ -799,7 +802,7 @@ public final class T5Model {
             let isProjected = crossKV.map { $0 != nil }
             let weightBytes = decodingStepWeightReadBytes(projected: isProjected)
             let attentionBytes = decodingStepAttentionReadBytes(batch: B, realKeys: real, selfKeys: step + 1, projected: isProjected)
-            traffic.append(DecodingStepTraffic(weightBytes: weightBytes, attentionBytes: attentionBytes, weightFlops: 2 * B * weightBytes / 4))
+            traffic.append(DecodingStepTraffic(weightBytes: weightBytes, attentionBytes: attentionBytes, weightFlops: 2 * B * weightBytes / 4, rows: B))
             var h = try embedding(shared, ids: current, shape: [B, 1])                // (B, 1, d)
             let bias = positionBias(decoderBias, tq: 1, tk: step + 1, queryOffset: step, bidirectional: false)
             for (l, blk) in decoderBlocks.enumerated() {

@@ -50,11 +50,22 @@ struct BenchE2E: ParsableCommand {
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         let manifest = ProjectRoot.resolve("Baselines/manifests/cb-k32-s1.json")
         let model = ProjectRoot.resolve(modelDir)
-        try Self.writeRandomT5Small(to: model, tokenizer: tok)
         let oursSides = ours.split(separator: ",").map(String.init)
         for s in oursSides where Self.levers[s] == nil { throw ValidationError("--ours: unknown side '\(s)' (known: \(Self.levers.keys.sorted().joined(separator: ", ")))") }
         let ptSides = pytorch.split(separator: ",").map(String.init)
         for s in ptSides where !["dpt-code", "dynamic"].contains(s) { throw ValidationError("--pytorch: unknown variant '\(s)' (dpt-code, dynamic)") }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+        // Alternating orders balance a drift of the host only over an even number of rounds.
+        if rounds % 2 == 1 { stderr("warning: --rounds \(rounds) is odd: the sides' order alternates per round, so a drift of the host's speed is balanced only over an even number of rounds (the report says `balanced: false`)") }
+        // Validated first: the checkpoint takes 242 MB and a few seconds to write.
+        try Self.writeRandomT5Small(to: model, tokenizer: tok)
+        let modelSHA = try SHA256.hex(file: "\(model)/model.safetensors")
+        // Each child's stderr, per round and side, kept for reading after the run (warnings of the
+        // PyTorch side, such as another torch than the pinned one, are also gathered in `sides`).
+        let logs = (model as NSString).deletingLastPathComponent + "/logs"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        var warnings: [String: [String]] = [:]
         let tmp = NSTemporaryDirectory() + "promptrepro-bench-e2e-\(getpid())"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -76,10 +87,10 @@ struct BenchE2E: ParsableCommand {
         // shared objects: 15–121 s beyond its own timer in 6 of 28 committed reports) and the
         // checkpoint from disk; the rounds then find them in the page cache, as a second run does.
         stderr("warm-up (untimed): each side starts once")
-        try runChild(executablePath(), ["info", "--model", model], side: "warm-up promptrepro")
+        try runChild(executablePath(), ["info", "--model", model], side: "warm-up promptrepro", log: "\(logs)/warm-up-promptrepro.stderr")
         if !ptSides.isEmpty {
             try runChild(reference, ["-c", "import sys, torch, transformers; from transformers import T5ForConditionalGeneration as M; "
-                                     + "M.from_pretrained(sys.argv[1], dtype=torch.float32)", model], side: "warm-up pytorch")
+                                     + "M.from_pretrained(sys.argv[1], dtype=torch.float32)", model], side: "warm-up pytorch", log: "\(logs)/warm-up-pytorch.stderr")
         }
         var epochSeconds: [String: [Double]] = [:]  // per side, each round's training + evaluation seconds by its own timer
         for round in 1...max(1, rounds) {
@@ -88,6 +99,7 @@ struct BenchE2E: ParsableCommand {
             // even number of rounds (the default 4) a drift of the host within a round favours
             // neither side.
             for side in round % 2 == 1 ? order : order.reversed() {
+                let log = "\(logs)/round\(round)-\(side).stderr"
                 let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = Self.childrenCPUSeconds(), ticks0 = MachineCPUTicks.read()
                 var record: [String: Any]
                 if side.hasPrefix("promptrepro") {
@@ -95,7 +107,7 @@ struct BenchE2E: ParsableCommand {
                     let path = "\(tmp)/\(lever).json"
                     try runChild(executablePath(), ["train", "--method", "dpt", "--task", "cb", "--k", "32", "--seed", "1", "--model", model,
                                                     "--epochs", "\(epochs)", "--threads", "\(threads)", "--data-dir", data, "--out", path]
-                                 + Self.levers[lever]!, side: side)
+                                 + Self.levers[lever]!, side: side, log: log)
                     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     record = try Self.summarizeOurs(path)
                     record["wall_seconds"] = wall
@@ -103,7 +115,7 @@ struct BenchE2E: ParsableCommand {
                     let variant = String(side.dropFirst("pytorch-".count))
                     let text = try runChild(reference, [ProjectRoot.resolve("scripts/bench_e2e_reference.py"), "--variant", variant,
                                                         "--epochs", "\(epochs)", "--threads", "\(threads)", "--data-dir", data,
-                                                        "--manifest", manifest, "--tokenizer", tok, "--model", model], side: side)
+                                                        "--manifest", manifest, "--tokenizer", tok, "--model", model], side: side, log: log)
                     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     guard let line = text.split(separator: "\n").last,
                           let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
@@ -111,6 +123,13 @@ struct BenchE2E: ParsableCommand {
                     }
                     record = obj
                     record["wall_seconds"] = wall
+                    // The decoding work of the run, as ours counts it (all epochs).
+                    record["decode_row_steps"] = ((obj["history"] as? [[String: Any]]) ?? []).compactMap { $0["decode_row_steps"] as? Int }.reduce(0, +)
+                }
+                for line in ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                where line.range(of: "warn", options: .caseInsensitive) != nil {
+                    let l = String(line.prefix(300))
+                    if !(warnings[side] ?? []).contains(l), (warnings[side] ?? []).count < 10 { warnings[side, default: []].append(l) }
                 }
                 walls[side, default: []].append(record["wall_seconds"] as! Double)
                 cpus[side, default: []].append(Self.childrenCPUSeconds() - cpu0)
@@ -145,9 +164,31 @@ struct BenchE2E: ParsableCommand {
             s["run"] = Self.stats(runSeconds[side] ?? [])
             s["epochs"] = Self.stats(epochSeconds[side] ?? [])
             if let st = steals[side] { s["steal_share"] = Self.stats(st) }
+            s["stderr_warnings"] = warnings[side] ?? []
             s.removeValue(forKey: "wall_seconds")
             sides[side] = s
         }
+        // The decoding work each side did in its last round (rows computed × steps, all epochs):
+        // a ratio where our side decoded less than PyTorch's is partly a ratio of work, which the
+        // note says (the default stops rows that can no longer become a label; `decode-auto` caps
+        // the steps at the longest label; `decode-eos` decodes as the papers' code does).
+        var decodeWork: [String: Any] = [:]
+        for side in order {
+            let v = last[side]?["decode_row_steps"]
+            if let n = (v as? Int) ?? (v as? NSNumber)?.intValue { decodeWork[side] = n }
+        }
+        var decodeNotes: [String] = []
+        for o in order where o.hasPrefix("promptrepro") {
+            guard let mine = decodeWork[o] as? Int else { continue }
+            for p in order where p.hasPrefix("pytorch") {
+                guard let theirs = decodeWork[p] as? Int, theirs > 0 else { continue }
+                if mine != theirs {
+                    decodeNotes.append("\(o) decoded \(mine) row-steps, \(p) \(theirs) (\(String(format: "%.3f", Double(mine) / Double(theirs)))×, "
+                                       + (mine > theirs ? "more" : "less") + " on our side): its ratios against \(p) compare different decoding work")
+                }
+            }
+        }
+        if !decodeNotes.isEmpty { decodeWork["notes"] = decodeNotes }
         // Ratios per round: their wall / ours (higher: we are faster), for each pair of ours × theirs.
         var ratios: [String: Any] = [:]
         for o in order where o.hasPrefix("promptrepro") {
@@ -233,10 +274,13 @@ struct BenchE2E: ParsableCommand {
         let steal = stealSummary(order.flatMap { steals[$0] ?? [] })
         let report: [String: Any] = [
             "machine": machine, "ratios": ratios, "sides": sides, "bound": bound, "goals": goals, "unstable": unstable, "steal": steal,
+            "decode_work": decodeWork,
             "config": ["task": "cb", "k": 32, "seed": 1, "method": "dpt", "n": 100, "r": 10, "epochs": epochs, "rounds": rounds,
-                       "threads": threads, "model": "random-init t5-small written once from T5Model.random seed 1 (\(modelDir)); both sides load it (PyTorch: T5ForConditionalGeneration.from_pretrained)",
-                       "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows, greedy decoding up to 128 tokens"],
-            "measurement": "interleaved, alternating: per round one run of each side in its own process (odd rounds in the order \(order.joined(separator: ", ")), even rounds in reverse: balanced over an even number of rounds); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %, and SIDE epochs where its epoch seconds spread so; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
+                       "balanced": rounds % 2 == 0, "logs": ProjectRoot.display(logs),
+                       "threads": threads, "model": "random-init t5-small written once from T5Model.random seed 1 (\(modelDir)); both sides load it (PyTorch: T5ForConditionalGeneration.from_pretrained, refused unless every weight loads as stored)",
+                       "model_sha256": modelSHA,
+                       "protocol": "dpt-paper: AdamW lr 0.3 wd 1e-5, linear warm-up 10 %, clip 1.0, batch 16, dropout 0.1, eval every epoch on 56 validation rows by greedy decoding (each side's decoding: `decode` in `sides`; the work it did: `decode_work`)"],
+            "measurement": "interleaved, alternating: per round one run of each side in its own process (odd rounds in the order \(order.joined(separator: ", ")), even rounds in reverse: balanced over an even number of rounds); wall = the child process's wall seconds (start-up, imports, model build, data, training, evaluation); cpu = its user + system CPU seconds (on a busy host the share of the cores a side got varies; CPU seconds count only what it ran); run = the side's own timer, not like for like (ours: its epochs, from the first training step to the last evaluation; PyTorch: from loading the tokenizer, the data and the model to the last evaluation; only reports without epoch series are judged on it); epochs = each side's own timer over its epochs' training and evaluation only (ours: the epochs' seconds; PyTorch: train_seconds + eval_seconds); before the first round each side starts once untimed (ours: `info` on the checkpoint; PyTorch: its imports and from_pretrained), so no round reads the libraries from disk; ratios are PyTorch / ours per round (median, min, max over \(rounds) rounds), by wall, by CPU seconds and per epoch; the goal is judged on the lower of the wall and per-epoch medians; unstable = sides whose wall spread (max − min)/median > 10 %, and SIDE epochs where its epoch seconds spread so; steal_share = the machine's CPU time the hypervisor gave to other guests while the side ran (/proc/stat), per side over the rounds and for all runs in `steal`. Busy shared host: compare within one invocation.",
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
         print(json)
@@ -255,6 +299,10 @@ struct BenchE2E: ParsableCommand {
             stderr(String(format: "%@: %.2f× (min %.2f, max %.2f)", k, r["median"] as! Double, r["min"] as! Double, r["max"] as! Double))
         }
         FileHandle.standardError.write(Data(BenchGoals.summaryE2E(goals).utf8))
+        for side in order { if let n = decodeWork[side] { stderr("\(side): decoded \(n) row-steps (rows computed × steps, all epochs of the last round)") } }
+        for n in decodeNotes { stderr("note: \(n)") }
+        for side in order { for w in warnings[side] ?? [] { stderr("\(side) warned: \(w)") } }
+        stderr("each side's stderr: \(ProjectRoot.display(logs))/")
         stderr("memory read rate (\(threads) threads, 512 MiB, per round): \(memoryRead.map { "\($0)" }.joined(separator: ", ")) GB/s")
         if let best = bound["best_gflops"] as? Double {
             for o in order where o.hasPrefix("promptrepro") {
@@ -273,20 +321,27 @@ struct BenchE2E: ParsableCommand {
         }
     }
 
-    /// Runs a child process; returns its stdout; its stderr goes to ours. Throws naming the side.
+    /// Runs a child process; returns its stdout; its stderr goes to the file `log` (replaced).
+    /// Throws naming the side, the command and the log's last lines.
     @discardableResult
-    func runChild(_ exe: String, _ args: [String], side: String) throws -> String {
+    func runChild(_ exe: String, _ args: [String], side: String, log: String) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
         let pipe = Pipe()
         p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
+        guard FileManager.default.createFile(atPath: log, contents: nil), let err = FileHandle(forWritingAtPath: log) else {
+            throw CommandFailure("\(log): cannot write the child's log")
+        }
+        defer { try? err.close() }
+        p.standardError = err
         do { try p.run() } catch { throw CommandFailure("\(side): cannot start \(exe) (\(error.localizedDescription)); run `make bench-reference`") }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw CommandFailure("\(side) failed (exit \(p.terminationStatus)): \(exe) \(args.joined(separator: " "))\n---> HINT: run that command by hand to see its messages")
+            let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(5).joined(separator: "\n")
+            throw CommandFailure("\(side) failed (exit \(p.terminationStatus)): \(exe) \(args.joined(separator: " "))"
+                                 + (tail.isEmpty ? "" : "\n\(tail)") + "\n(its stderr: \(log))")
         }
         return String(decoding: data, as: UTF8.self)
     }
@@ -311,8 +366,21 @@ struct BenchE2E: ParsableCommand {
                 "decode_attention_read_bytes": extras["decode_attention_read_bytes"] ?? NSNull(),
                 "decode_seconds": extras["decode_seconds"] ?? NSNull(),
                 "decode_unfinished_rows": extras["decode_unfinished_rows"] ?? NSNull(),
+                "decode_row_steps": (extras["decode_row_steps"] as? Double).flatMap { $0.isFinite ? Int($0) as Any : nil } ?? NSNull(),
+                "decode": Self.ourDecode(obj["config"] as? [String: Any] ?? [:]),
                 "best_predictions": obj["bestPredictions"] ?? obj["best_predictions"] ?? NSNull(),
                 "decode_max_tokens": ((obj["config"] as? [String: Any])?["decode_max_tokens"]) ?? "max_target_length"]
+    }
+
+    /// Our side's greedy decoding in words, from the run's config: the token cap and the stop rule
+    /// (`decode_stop`; absent: `no-label`, the default).
+    static func ourDecode(_ config: [String: Any]) -> String {
+        let cap = config["decode_max_tokens"].map { "\($0)" == "auto" ? "the task's longest label in tokens (decode_max_tokens auto)" : "decode_max_tokens \($0)" }
+            ?? "max_target_length \(config["max_target_length"] ?? "?")"
+        let stop = config["decode_stop"] as? String ?? DecodeStop.noLabel.rawValue
+        return "greedy: up to \(cap) new tokens per row; stop: \(stop)"
+            + (stop == DecodeStop.noLabel.rawValue ? " (a row ends at </s> or when its text can no longer be read as a label)" : " (a row ends at </s>)")
+            + "; a batch decodes until every row has ended, its rows computed at every step"
     }
 
     /// A side's seconds of training and evaluation by its own timer, summed over its epochs: ours,

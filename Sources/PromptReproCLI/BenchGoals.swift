@@ -506,6 +506,13 @@ enum BenchGoals {
                         if parts[1] == e2eDefaultSide { inconclusive += 1 }
                     }
                 }
+                // Reports since decode_row_steps: where the two sides decoded different amounts
+                // (rows computed × steps), the ratio is partly one of work; said, not judged.
+                func rowSteps(_ side: String) -> Double? { number((sides[side] as? [String: Any])?["decode_row_steps"]) }
+                if let mine = rowSteps(parts[1]), let theirs = rowSteps(parts[0]), theirs > 0, mine != theirs {
+                    verdict["decode_work"] = String(format: "%@ decoded %.3f× the row-steps of %@ (rows computed × steps; %@ on our side): the ratio compares different decoding work",
+                                                    parts[1], mine / theirs, parts[0], mine > theirs ? "more" : "less")
+                }
                 let spread = parts.filter(unstable.contains) + parts.filter { unstable.contains("\($0) epochs") }.map { "\($0) epochs" }
                 if !spread.isEmpty {
                     let cpu = pairMedian("\(key) (CPU)", "cpu", parts)
@@ -524,7 +531,7 @@ enum BenchGoals {
         out["met"] = met
         out["not_met"] = notMet
         out["inconclusive"] = inconclusive
-        out["definition"] = "issue #21 item 3: seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds, the lower of the wall ratio (whole processes: start-up, data, training, evaluation) and the per-epoch ratio (each side's own timer over training and evaluation, what a run of many epochs is made of; reports before it: the lower of the wall ratio and the run ratio, each side's own timer over its whole run, PyTorch's with its model build): ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap; `unstable` on a verdict: a side of the pair spread by more than 10 % over the rounds, with the pair's CPU-second ratio; `inconclusive`: the judged ratio meets the target in some rounds (3 or more) and not in others, counted for the default side; a ratio whose sides' series are present but unusable (a side absent, a round's seconds not positive, counts that differ) is missing"
+        out["definition"] = "issue #21 item 3: seconds of the PyTorch pipeline ÷ ours, median over the interleaved rounds, the lower of the wall ratio (whole processes: start-up, data, training, evaluation) and the per-epoch ratio (each side's own timer over training and evaluation, what a run of many epochs is made of; reports before it: the lower of the wall ratio and the run ratio, each side's own timer over its whole run, PyTorch's with its model build): ≥ 4× against the DPT-code pipeline, ≥ 2.5× against dynamic padding; `promptrepro` is the protocol default (the only side counted in met / not_met; a missing ratio counts as not met), `promptrepro+decode-auto` the opt-in decode cap; `unstable` on a verdict: a side of the pair spread by more than 10 % over the rounds, with the pair's CPU-second ratio; `inconclusive`: the judged ratio meets the target in some rounds (3 or more) and not in others, counted for the default side; a ratio whose sides' series are present but unusable (a side absent, a round's seconds not positive, counts that differ) is missing; `decode_work` on a verdict (reports with the sides' decode_row_steps): the two sides decoded different numbers of row-steps in their last round, so the ratio is partly one of work (said, not judged)"
         return out
     }
 

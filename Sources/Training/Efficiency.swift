@@ -20,6 +20,8 @@
 //   decode_attention_read_bytes bytes  of decode_read_bytes, what the attention read (K/V,
 //                             absorbed encoder states; `T5Model.decodingStepAttentionReadBytes`)
 //   decode_seconds    s       wall seconds of those decodes (part of eval_seconds)
+//   decode_row_steps  count   rows computed × steps of those decodes: each step counts the rows
+//                             its batch ran, finished rows included (`DecodeTraffic.Totals.rowSteps`)
 // Running totals live in `result.extras` while the run goes, so they travel in the epoch
 // checkpoint and a resumed run counts the steps and evaluations before the resume point too.
 import Foundation
@@ -45,7 +47,7 @@ struct EfficiencyMeter {
     static func decodeMetrics(_ d: DecodeTraffic.Totals) -> [(String, Double)] {
         [("decode_flops", Double(d.flops)), ("decode_weight_flops", Double(d.weightFlops)),
          ("decode_read_bytes", Double(d.readBytes)), ("decode_attention_read_bytes", Double(d.attentionReadBytes)),
-         ("decode_seconds", d.seconds)]
+         ("decode_seconds", d.seconds), ("decode_row_steps", Double(d.rowSteps))]
     }
 
     /// Runs one evaluation, adding its wall seconds to `eval_seconds`.

@@ -710,6 +710,29 @@ final class BenchGoalsTests: XCTestCase {
         XCTAssertTrue(err.contains("e2e promptrepro vs pytorch-dpt-code 3.921 (goal ≥ 4.000): not met"), err)
     }
 
+    /// Sides that decoded different numbers of row-steps (rows computed × steps): the verdict keeps
+    /// its value and says the ratio compares different work: 1792 / 7112 = 0.252×; equal counts
+    /// (the dynamic side here) and reports without counts say nothing.
+    func testEndToEndVerdictsSayWhereTheSidesDecodedDifferentWork() throws {
+        let e2e: [String: Any] = [
+            "sides": ["promptrepro": ["wall": ["all": [12.0, 13.0]], "decode_row_steps": 1792],
+                      "pytorch-dpt-code": ["wall": ["all": [60.0, 62.0]], "decode_row_steps": 7112],
+                      "pytorch-dynamic": ["wall": ["all": [40.0, 41.0]], "decode_row_steps": 1792]],
+            "ratios": ["pytorch-dpt-code / promptrepro": ["median": 4.885], "pytorch-dynamic / promptrepro": ["median": 3.244]],
+        ]
+        let (goals, _) = try evaluate(e2e, "bench-goals-e2e-decode-work")
+        let ours = try XCTUnwrap(goals["promptrepro"] as? [String: [String: Any]])
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["value"] as? Double, 4.885)
+        XCTAssertEqual(ours["pytorch-dpt-code"]?["decode_work"] as? String,
+                       "promptrepro decoded 0.252× the row-steps of pytorch-dpt-code (rows computed × steps; less on our side): the ratio compares different decoding work")
+        XCTAssertNil(ours["pytorch-dynamic"]?["decode_work"])
+        var plain = e2e
+        plain["sides"] = ["promptrepro": ["wall": ["all": [12.0, 13.0]]], "pytorch-dpt-code": ["wall": ["all": [60.0, 62.0]], "decode_row_steps": 7112],
+                          "pytorch-dynamic": ["wall": ["all": [40.0, 41.0]]]]
+        let (old, _) = try evaluate(plain, "bench-goals-e2e-decode-work-old")
+        XCTAssertNil(((old["promptrepro"] as? [String: Any])?["pytorch-dpt-code"] as? [String: Any])?["decode_work"])
+    }
+
     /// A bench-e2e report (it has `sides`): wall ratios against 4× (DPT code) and 2.5× (dynamic
     /// padding), per side of ours, only the protocol default counted; CPU-second ratios are not judged.
     func testEndToEndGoalsAreJudgedOnTheWallRatios() throws {

@@ -255,6 +255,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(e["decode_weight_flops"]!, e["decode_flops"]!)
         XCTAssertGreaterThan(e["decode_seconds"]!, 0)
         XCTAssertLessThanOrEqual(e["decode_seconds"]!, e["eval_seconds"]!)
+        XCTAssertGreaterThan(e["decode_row_steps"]!, 0)
         XCTAssertGreaterThan(e["peak_rss_bytes"]!, 1_048_576)
         XCTAssertEqual(e["trainable_params"], Double(r.trainableParams))
         let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: artifact)[.size] as? Int)

@@ -55,23 +55,29 @@ final class DecodeRowGroupTests: XCTestCase {
             XCTAssertEqual(traffic[1].attentionReadBytes, traffic[0].attentionReadBytes, "\(mode)")
             XCTAssertEqual(traffic[1].weightFlops, traffic[0].weightFlops, "\(mode)")
             XCTAssertEqual(traffic[1].flops, traffic[0].flops, "\(mode): the same products")
+            XCTAssertEqual(traffic.map(\.rowSteps), [b * steps, b * steps], "\(mode): every row computed at every step")
         }
         m.onDecodingStep = nil
 
         // Every row of the first group stops after its second token, one row of the second after
         // its fifth: the first group's thread ends early, and its rows get pad to the batch's length.
         m.crossAttentionMode = .auto
-        var cut: [[[Int32]]] = [], asked: [[Int]] = []
+        var cut: [[[Int32]]] = [], asked: [[Int]] = [], rowSteps: [Int] = []
         for minRows in [0, 4] {
             m.runtime.decodingGroupMinRows = minRows
             var count = [Int](repeating: 0, count: b)
+            let before = DecodeTraffic.snapshot()
             cut.append(try m.generate(encoder: try m.encode(embeds: embeds, mask: mask, drop: .eval), encoderMask: mask,
                                       maxNewTokens: steps) { row, t in
                 count[row] += 1
                 return row < 4 ? t.count == 2 : row == 5 && t.count == 5
             })
+            rowSteps.append(DecodeTraffic.snapshot().since(before).rowSteps)
             asked.append(count)
         }
+        // Row-steps computed, by hand: one group keeps all 9 rows for 14 steps (126); two groups,
+        // the first's 4 rows for 2 steps and the second's 5 for 14 (8 + 70).
+        XCTAssertEqual(rowSteps, [9 * steps, 4 * 2 + 5 * steps])
         XCTAssertEqual(cut[1], cut[0], "a group that stops early changed the tokens")
         XCTAssertEqual(asked[1], asked[0], "the stopping criterion was asked about other rows")
         XCTAssertEqual(asked[0], [2, 2, 2, 2, steps, 5, steps, steps, steps])

@@ -51,6 +51,7 @@ final class DecodeTrafficTests: XCTestCase {
             XCTAssertEqual(d.attentionReadBytes, 4 * attention, "\(mode)")
             XCTAssertEqual(d.readBytes, 4 * (weights * steps + attention), "\(mode)")
             XCTAssertEqual(d.weightFlops, 2 * 2 * weights * steps, "\(mode)")
+            XCTAssertEqual(d.rowSteps, 2 * steps, "\(mode): both rows at every step")
             XCTAssertEqual(d.flops, BLAS.flops - flops0, "\(mode): the decode's FLOPs are every product it ran")
             if mode == .projected {
                 // Every product by hand: K and V of the 5 real encoder rows once (2 · 5 · 6 · 8 each);
