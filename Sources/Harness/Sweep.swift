@@ -491,7 +491,7 @@ public enum SweepRunner {
         // interrupted by a kill) goes to history and a finished run of the planned settings can come
         // back, instead of the interrupted run of the edit being finished under this plan.
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
-        let (added, superseded, restored) = try store.insertPendingReporting(runs)
+        let (added, superseded, restored, adopted) = try store.insertPendingReporting(runs)
         // Pending or failed rows of cells, k or seeds this phase does not plan go to history, so that
         // no worker trains them; finished ones stay, outside the counts (the runs of skipped models
         // count as planned; so do a searched variant's chosen runs once its search has chosen, and
@@ -502,6 +502,7 @@ public enum SweepRunner {
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new"
             + (restored > 0 ? ", \(restored) finished run\(restored == 1 ? "" : "s") of these settings taken back from history instead of rerun" : "")
+            + (adopted > 0 ? ", \(adopted) finished run\(adopted == 1 ? "" : "s") of identical settings, data, weights and task adopted from other specs, profiles or variant names instead of rerun (`adopted_from` names each)" : "")
             + (superseded > 0 ? "; \(superseded) earlier run\(superseded == 1 ? "" : "s") whose spec, data, weights or task changed kept as superseded" : "")
             + ", \(reset) interrupted → pending, \(retried) failed → retry)"
             + (unplanned > 0 ? "; \(unplanned) pending or failed run\(unplanned == 1 ? "" : "s") the spec no longer plans kept as superseded" : ""))

@@ -15,6 +15,9 @@ public struct SweepPlan {
         case changed = "rerun (identity changed)"
         /// A finished run of the planned identity in history (an edit reverted): the sweep takes it back.
         case restored = "taken back from history"
+        /// A finished run of the planned identity under another spec, profile or cell name (a new
+        /// method's spec listing stored baselines with the same settings): the sweep copies it here.
+        case adopted = "adopted (finished under another spec)"
         case running = "running (live worker)"
         case done, diverged
         case skipped = "skipped (model missing)"
@@ -96,11 +99,18 @@ public struct SweepPlan {
         var entries: [Entry] = []
         for r in runs {
             let takenBack = restorable.contains("\(r.cell)#\(r.replicate)#\(r.identity ?? "")")
-            guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: takenBack ? .restored : .new, epochsDone: 0)); continue }
+            // What `insertPending` does with a run it has no current row of this identity for: take
+            // it back from this spec's history, adopt another spec's finished twin, or plan it.
+            func unmatched(_ otherwise: State) throws -> State {
+                if takenBack { return .restored }
+                guard exists, try store.finishedTwin(of: r) != nil else { return otherwise }
+                return .adopted
+            }
+            guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: try unmatched(.new), epochsDone: 0)); continue }
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
             if row["identity"]?.text != r.identity && status != "running" && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil {
-                entries.append(Entry(run: r, state: takenBack ? .restored : .changed, epochsDone: 0))
+                entries.append(Entry(run: r, state: try unmatched(.changed), epochsDone: 0))
                 continue
             }
             let state: State

@@ -181,6 +181,11 @@ public final class ResultsStore {
         """
         ALTER TABLE runs ADD COLUMN superseded_status TEXT;
         """,
+        // v8: where a run adopted from another spec, profile or cell name ran (`insertPending`):
+        // "SPEC [PROFILE] CELL seed N (run ID)"; NULL for a run trained under its own row.
+        """
+        ALTER TABLE runs ADD COLUMN adopted_from TEXT;
+        """,
     ]
 
     /// True when opened with `readOnly`: nothing is migrated or written (file-hash cache included).
@@ -287,10 +292,12 @@ public final class ResultsStore {
     /// Inserts runs that are not yet in the store; returns how many were new. A cell and seed whose
     /// current row has another identity (the spec, data, weights or task changed) gets a new pending
     /// row; the old one is kept as 'superseded' (a running one is left alone: its worker finishes it,
-    /// and the next sweep supersedes it).
+    /// and the next sweep supersedes it). A finished run of the same identity is taken back from
+    /// history or (`adopting`) copied from another spec, profile or cell name instead of planned
+    /// (`insertPendingReporting`); neither counts as new.
     @discardableResult
-    public func insertPending(_ runs: [RunSpec]) throws -> Int {
-        try insertPendingReporting(runs).inserted
+    public func insertPending(_ runs: [RunSpec], adopting: Bool = true) throws -> Int {
+        try insertPendingReporting(runs, adopting: adopting).inserted
     }
 
     /// The current (not superseded) row of a run — `id`, `identity`, `identity_json`, `status` — keyed as the
@@ -327,12 +334,56 @@ public final class ResultsStore {
     /// finished result) rather than training its identity again; `sweep --dry-run` asks the same.
     public static let restorableSQL = "('done','diverged')"
 
-    /// `insertPending`, also returning how many old rows were superseded and how many finished runs
+    /// The statuses a finished run has when another spec's plan may adopt it (`finishedTwin`).
+    static let adoptableSQL = "(status IN ('done','diverged') OR (status='superseded' AND superseded_status IN ('done','diverged')))"
+
+    /// A finished run (done or diverged; current or in history) of `identity` stored under another
+    /// key than `r`'s (spec, profile, cell, seed, sample seed): the run `insertPending` adopts
+    /// instead of training `r`, and `sweep --dry-run` names. Current rows first, then the newest.
+    /// nil when `r` has no computed identity (the config hash alone does not cover data, weights
+    /// and task) or the store predates the history status (schema v7).
+    public func finishedTwin(of r: RunSpec) throws -> [String: SQLiteDB.Value]? {
+        guard let identity = r.identity, r.identityJSON != nil, schemaVersion >= 7 else { return nil }
+        return try db.query("""
+            SELECT * FROM runs WHERE identity=? AND \(Self.adoptableSQL)
+              AND NOT (spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=?)
+            ORDER BY (status = 'superseded'), id DESC LIMIT 1
+            """, [.text(identity), .text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first
+    }
+
+    /// Copies the finished run `twin` (a row of `finishedTwin`) with its records (epochs, scores,
+    /// predictions, steps, run and epoch metrics) as the current row of `r`: its spec, profile,
+    /// cell, variant and model column, created now, `adopted_from` naming the source. Inside the
+    /// caller's transaction.
+    func adopt(_ twin: [String: SQLiteDB.Value], as r: RunSpec) throws {
+        let columns = try db.query("PRAGMA table_info(runs)").compactMap { $0["name"]?.text }
+            .filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
+        var row = twin
+        row["spec"] = .text(r.spec); row["profile"] = .text(r.profile); row["cell"] = .text(r.cell)
+        row["variant"] = .text(r.variant); row["model"] = .text(r.model); row["model_spec"] = .text(r.modelSpec)
+        row["created_at"] = .text(ResultsStore.now())
+        if twin["status"]?.text == "superseded" { row["status"] = twin["superseded_status"]; row["superseded_status"] = .null }
+        let seed = twin["seed"]?.int ?? 0, sample = twin["sample_seed"]?.int ?? seed
+        row["adopted_from"] = .text("\(twin["spec"]?.text ?? "?") [\(twin["profile"]?.text ?? "?")] \(twin["cell"]?.text ?? "?") seed \(seed)"
+                                    + (sample == seed ? "" : " (sample \(sample))") + " (run \(twin["id"]?.int ?? 0))")
+        let cols = columns.filter { row[$0] != nil }
+        try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))", cols.map { row[$0]! })
+        let id = db.lastInsertID
+        for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
+            let tcols = try db.query("PRAGMA table_info(\(table))").compactMap { $0["name"]?.text }.filter { $0 != "run_id" }
+            try db.query("INSERT INTO \(table) (run_id, \(tcols.joined(separator: ","))) SELECT ?, \(tcols.joined(separator: ",")) FROM \(table) WHERE run_id=?",
+                         [.int(id), twin["id"]!])
+        }
+    }
+
+    /// `insertPending`, also returning how many old rows were superseded, how many finished runs
     /// of the same identity came back from history (`restored`: a spec edited and then reverted
-    /// retrained runs whose results were stored).
-    public func insertPendingReporting(_ runs: [RunSpec]) throws -> (inserted: Int, superseded: Int, restored: Int) {
+    /// retrained runs whose results were stored) and how many were adopted from another spec,
+    /// profile or cell name (`adopted`: a new method's spec listing a stored spec's baselines with
+    /// the same settings trained them again); `adopting: false` plans such runs as pending.
+    public func insertPendingReporting(_ runs: [RunSpec], adopting: Bool = true) throws -> (inserted: Int, superseded: Int, restored: Int, adopted: Int) {
         try db.transaction {
-            var n = 0, old = 0, back = 0
+            var n = 0, old = 0, back = 0, adopted = 0
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
@@ -364,6 +415,15 @@ public final class ResultsStore {
                     back += 1
                     continue
                 }
+                // A finished run of exactly this identity under another spec, profile or cell name
+                // (a new method's spec listing a stored spec's baselines with the same settings):
+                // the identity covers everything that moves the numbers, so it is copied here with
+                // its records instead of trained again; `adopted_from` names where it ran.
+                if adopting, let twin = try finishedTwin(of: r) {
+                    try adopt(twin, as: r)
+                    adopted += 1
+                    continue
+                }
                 try db.query("""
                     INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
                                       config_hash, created_at, identity, identity_json, task_version, sample_seed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -373,7 +433,7 @@ public final class ResultsStore {
                           r.taskVersion.map { .int($0) } ?? .null, r.sampleSeed.map { .int($0) } ?? .null])
                 n += db.changes
             }
-            return (n, old, back)
+            return (n, old, back, adopted)
         }
     }
 
@@ -574,7 +634,8 @@ public final class ResultsStore {
                                 toolVersion: String? = nil, threads: Int? = nil, gitCommit: String? = nil) throws -> Int {
         if let problem = try sweepRunHolding(r) { throw StoreError(problem) }
         if !replacingOtherAdapter, let problem = try otherAdapterHolding(r) { throw StoreError(problem) }
-        try insertPending([r])
+        // Its row is claimed and completed below with this evaluation's result, never adopted.
+        try insertPending([r], adopting: false)
         guard let row = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed),
               let id = row["id"]?.int else {
             throw StoreError("\(db.path): could not record the evaluated run \(r.cell) seed \(r.seed)")

@@ -168,7 +168,9 @@ final class StoreTests: XCTestCase {
         let dir = tempDir("mig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/a.sqlite")
-        XCTAssertEqual(s.schemaVersion, 7)
+        XCTAssertEqual(s.schemaVersion, 8)
+        // v8's column: where an adopted run ran (`insertPending`).
+        XCTAssertTrue(try s.db.query("PRAGMA table_info(runs)").contains { $0["name"]?.text == "adopted_from" })
         let tables = try s.db.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").compactMap { $0["name"]?.text }
         XCTAssertEqual(Set(tables), ["runs", "epochs", "epoch_metrics", "scores", "predictions", "weights_hashes", "steps", "run_metrics"])
         XCTAssertEqual(try s.db.query("PRAGMA journal_mode").first?["journal_mode"]?.text, "wal")

@@ -1,0 +1,80 @@
+import Foundation
+import Harness
+import Store
+import TestSupport
+import XCTest
+
+/// A new method's spec that lists a stored spec's baseline with the same settings: its sweep adopts
+/// the baseline's finished runs (same identity: config, task, manifest, data, weights) instead of
+/// training them again, so `compare` can pair the new method with stored baselines at the cost of
+/// the new method's runs only. A baseline whose settings differ in anything the identity covers
+/// is trained.
+final class AdoptionTests: XCTestCase {
+    func testASpecListingStoredBaselinesAdoptsTheirFinishedRuns() throws {
+        let data = try sharedData()
+        let dir = tempDir("adopt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
+        func write(_ name: String, _ methods: [String]) throws -> String {
+            let path = "\(dir)/\(name).yaml"
+            try smokeSpec(name, methods: methods, seeds: "[1, 2]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        func sweep(_ spec: String, _ extra: [String] = []) throws -> (Int32, String) {
+            try runCLIText(["sweep", spec, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
+                            "--checkpoints", "\(dir)/ck"] + extra, stdout: !extra.isEmpty)
+        }
+        let base = try write("basea", ["{name: pt, method: pt, n: 4}"])
+        var (rc, log) = try sweep(base)
+        XCTAssertEqual(rc, 0, log)
+        // The same baseline under another variant name, a new method, and the baseline with another
+        // learning rate (its identity differs: trained).
+        let newSpec = try write("newb", ["{name: ptbase, method: pt, n: 4}", "{name: pt8, method: pt, n: 8}",
+                                         "{name: ptlr, method: pt, n: 4, train: {lr: 0.05}}"])
+        let (prc, plan) = try sweep(newSpec, ["--dry-run"])
+        XCTAssertEqual(prc, 0, plan)
+        XCTAssertTrue(plan.contains("6 runs, 4 to run") && plan.contains("2 adopted (finished under another spec)"), plan)
+        (rc, log) = try sweep(newSpec)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertTrue(log.contains("(4 new, 2 finished runs of identical settings, data, weights and task adopted from other specs"), log)
+
+        let s = try ResultsStore(path: db)
+        func rows(_ spec: String, _ variant: String) throws -> [[String: SQLiteDB.Value]] {
+            try s.db.query("SELECT id, seed, status, adopted_from, identity FROM runs WHERE spec=? AND variant=? AND status != 'superseded' ORDER BY seed",
+                           [.text(spec), .text(variant)])
+        }
+        let source = try rows("basea", "pt"), adopted = try rows("newb", "ptbase")
+        XCTAssertEqual(source.count, 2)
+        XCTAssertEqual(adopted.map { $0["status"]?.text }, ["done", "done"])
+        XCTAssertEqual(adopted.map { $0["identity"]?.text }, source.map { $0["identity"]?.text })
+        for (a, src) in zip(adopted, source) {
+            let from = try XCTUnwrap(a["adopted_from"]?.text)
+            XCTAssertTrue(from.hasPrefix("basea [smoke] pt|cb|") && from.hasSuffix("seed \(src["seed"]!.int!) (run \(src["id"]!.int!))"), from)
+            // Its records came with it: the same scores, predictions, epochs and steps.
+            for table in ["scores", "predictions", "epochs", "steps", "run_metrics"] {
+                let count = { (id: SQLiteDB.Value) in try s.db.query("SELECT COUNT(*) AS n FROM \(table) WHERE run_id=?", [id]).first?["n"]?.int ?? -1 }
+                XCTAssertEqual(try count(a["id"]!), try count(src["id"]!), table)
+                XCTAssertGreaterThan(try count(a["id"]!), 0, table)
+            }
+            let score = { (id: SQLiteDB.Value) in try s.db.query("SELECT value FROM scores WHERE run_id=? AND kind='best' ORDER BY metric", [id]).map { $0["value"]?.double } }
+            XCTAssertEqual(try score(a["id"]!), try score(src["id"]!))
+        }
+        // The new method and the changed baseline were trained here.
+        for v in ["pt8", "ptlr"] {
+            let r = try rows("newb", v)
+            XCTAssertEqual(r.map { $0["status"]?.text }, ["done", "done"], v)
+            XCTAssertTrue(r.allSatisfy { $0["adopted_from"]?.text == nil }, v)
+        }
+        // compare pairs the new method with the adopted baseline seed by seed.
+        let (crc, cmp) = try runCLIText(["compare", "--spec", newSpec, "--method", "pt8", "--baseline", "ptbase", "--profile", "smoke",
+                                         "--db", db, "--data-dir", data], stdout: true)
+        XCTAssertEqual(crc, 0, cmp)
+        XCTAssertTrue(cmp.contains("pt8") && cmp.contains("ptbase"), cmp)
+        // A second sweep of the new spec has nothing to adopt or train.
+        (rc, log) = try sweep(newSpec)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertFalse(log.contains("adopted"), log)
+        XCTAssertEqual(try s.counts(spec: "newb", profile: "smoke"), ["done": 6])
+    }
+}
