@@ -34,7 +34,9 @@ extension ResultsStore {
             // set to pending was claimed by a second worker and trained twice); before the runs are
             // planned, as `sweep` does, so that an interrupted run of other settings goes to history.
             try s.resetInterrupted()
-            try s.insertPending(share[i])
+            // No adoption here: a shard's workers train its runs (and keep their artifacts on
+            // their machine); `sweep` adopts in the store it plans in.
+            try s.insertPending(share[i], adopting: false)
             // Failed runs go back to pending.
             try s.db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE status='failed'")
             try s.supersedeUnplanned(spec: first.spec, profile: first.profile, planned: PlannedRuns(runs: share[i]))

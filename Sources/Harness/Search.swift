@@ -1,7 +1,8 @@
 // Hyper-parameter search with honest selection (issue #20): a spec's `search:` expands into one
 // variant per grid point, trained on the search seeds with `select_on` train-dev or val-half; the
 // point with the highest mean selection score (the selection metric on the dev set at each run's
-// best epoch, `run_metrics.selection_score`) is then rerun on every seed under the method's name.
+// best epoch, `run_metrics.selection_score`) then runs on every seed under the method's name (on
+// the search seeds the sweep adopts its grid point's finished runs, the same identity).
 // Nothing of the reported split enters the choice.
 import Foundation
 import Store
@@ -149,7 +150,7 @@ extension ResultsExport {
     /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
     public static func searchMarkdown(_ searches: [SearchSummary]) -> String {
         guard !searches.isEmpty else { return "" }
-        var out = "\nHyper-parameter search (selected on the dev split its `select_on` names, train-dev or val-half, never on the reported one; the chosen point is rerun on every seed; ties go to the first point in grid order, keys by name):\n\n"
+        var out = "\nHyper-parameter search (selected on the dev split its `select_on` names, train-dev or val-half, never on the reported one; the chosen point runs on every seed under the method's name, its grid point's finished runs adopted on the search seeds; ties go to the first point in grid order, keys by name):\n\n"
         out += "| variant | task | model | k | chosen | mean dev score per point | search runs | CPU-hours |\n|---|---|---|---|---|---|---|---|\n"
         for s in searches {
             let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "— (not finished)") }

@@ -122,6 +122,30 @@ public enum Worker {
 
     /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
     /// checkpoint directory, as an absolute path.
+    /// Whether a sweep keeps a run's trained tensors as an artifact: every method's but full
+    /// fine-tuning's, whose weights are kept only with `--keep-artifacts`.
+    public static func keepsArtifact(_ config: TrainConfig, keepArtifacts: Bool) -> Bool {
+        config.method.method != FullFineTuning.name || keepArtifacts
+    }
+
+    /// A run's artifact file: `artifactDirectory` / CELL-sSEED[-dSAMPLE]-IDENTITY12-store-TAG.safetensors.
+    /// Named by the store too, as checkpoints are: two stores sweeping a spec of one name would
+    /// otherwise overwrite each other's tensors under runs their rows still call done. And by the
+    /// run's identity: a run of the cell with other settings (a spec edited since) writes its own
+    /// file, so a finished run in history keeps its tensors.
+    public static func artifactPath(checkpointDir: String, spec: String, profile: String, cell: String, seed: Int, sampleSeed: Int?,
+                                    identity: String, storeTag: String) -> String {
+        "\(artifactDirectory(checkpointDir: checkpointDir, spec: spec, profile: profile))/"
+            + "\(cell.replacingOccurrences(of: "|", with: "_"))-s\(seed)\(sampleSeed.map { "-d\($0)" } ?? "")-\(identity.prefix(12))-store-\(storeTag).safetensors"
+    }
+
+    /// The artifact of a stored run `row` (spec, profile, cell, seed, sample seed, identity), as
+    /// `artifactPath` names it for a sweep with these checkpoints and store.
+    static func artifactPath(of row: [String: SQLiteDB.Value], checkpointDir: String, storeTag: String) -> String {
+        artifactPath(checkpointDir: checkpointDir, spec: row["spec"]?.text ?? "", profile: row["profile"]?.text ?? "", cell: row["cell"]?.text ?? "",
+                     seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, identity: row["identity"]?.text ?? "", storeTag: storeTag)
+    }
+
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
         // Resolved (absolute, no ".."; a linked checkpoint directory's parent is its target's, as
         // the kernel resolved "…/../artifacts"): the log once named runs/checkpoints/../artifacts/…
@@ -177,15 +201,9 @@ public enum Worker {
                                       gitCommit: o.gitCommit, toolVersion: ToolInfo.versionString,
                                       threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
-                if cfg.method.method != FullFineTuning.name || o.keepArtifacts {
-                    let safeCell = r.cell.replacingOccurrences(of: "|", with: "_")
-                    // Named by the store too, as checkpoints are: two stores sweeping a spec of one name
-                    // would otherwise overwrite each other's tensors under runs their rows still call done.
-                    // And by the run's identity: a run of the cell with other settings (a spec edited
-                    // since) writes its own file, so a finished run in history keeps its tensors.
-                    let identity = r.identity ?? ""
-                    trainer.artifactPath = "\(Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile))/"
-                        + "\(safeCell)-s\(r.seed)\(r.sampleSeed.map { "-d\($0)" } ?? "")-\(identity.prefix(12))-store-\(storeTag).safetensors"
+                if Worker.keepsArtifact(cfg, keepArtifacts: o.keepArtifacts) {
+                    trainer.artifactPath = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell,
+                                                               seed: r.seed, sampleSeed: r.sampleSeed, identity: r.identity ?? "", storeTag: storeTag)
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
@@ -289,6 +307,15 @@ public struct SweepOptions {
 }
 
 extension SweepOptions {
+    /// Whether a sweep adopts the finished run `source` (`ResultsStore.finishedTwin`) for `r`: yes,
+    /// unless `r` keeps an artifact (`Worker.keepsArtifact`) and the source has none at its
+    /// `Worker.artifactPath` in this store's artifacts (full fine-tuning swept without
+    /// --keep-artifacts, another checkpoint directory, a shard's run merged from another machine).
+    public func adoptable(_ r: RunSpec, source: [String: SQLiteDB.Value]) -> Bool {
+        !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
+            || FileManager.default.fileExists(atPath: Worker.artifactPath(of: source, checkpointDir: checkpointDir, storeTag: Worker.storeTag(storePath)))
+    }
+
     /// Threads of each worker: the total (`threads`, default the core count) split evenly, at least one.
     public var workerThreads: Int { max(1, (threads ?? Parallel.defaultTotalThreads()) / max(1, workers)) }
 
@@ -491,7 +518,25 @@ public enum SweepRunner {
         // interrupted by a kill) goes to history and a finished run of the planned settings can come
         // back, instead of the interrupted run of the edit being finished under this plan.
         let reset = try store.resetInterrupted(spec: spec.name, profile: profile)
-        let (added, superseded, restored, adopted) = try store.insertPendingReporting(runs)
+        // A finished run of the same identity under another spec, profile or variant is adopted
+        // (`insertPendingReporting`), with its artifact linked under this run's name; a source
+        // whose artifact the run would keep but that has none here (full fine-tuning swept without
+        // --keep-artifacts, another checkpoint directory) is not adopted: the run trains.
+        let tag = Worker.storeTag(o.storePath)
+        let (added, superseded, restored, adoptedRuns) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
+        let adopted = adoptedRuns.count
+        for (r, source) in adoptedRuns where Worker.keepsArtifact(r.config, keepArtifacts: o.keepArtifacts) {
+            let from = Worker.artifactPath(of: source, checkpointDir: o.checkpointDir, storeTag: tag)
+            let to = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed,
+                                         sampleSeed: r.sampleSeed, identity: r.identity ?? "", storeTag: tag)
+            guard !FileManager.default.fileExists(atPath: to) else { continue }
+            do {
+                try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                do { try FileManager.default.linkItem(atPath: from, toPath: to) } catch { try FileManager.default.copyItem(atPath: from, toPath: to) }
+            } catch {
+                log("warning: \(r.cell) seed \(r.seed): adopted, but its artifact could not be linked from \(from) to \(to): \(error.localizedDescription)")
+            }
+        }
         // Pending or failed rows of cells, k or seeds this phase does not plan go to history, so that
         // no worker trains them; finished ones stay, outside the counts (the runs of skipped models
         // count as planned; so do a searched variant's chosen runs once its search has chosen, and

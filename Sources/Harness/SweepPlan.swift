@@ -6,6 +6,7 @@ import Methods
 import Models
 import Store
 import Support
+import Training
 
 public struct SweepPlan {
     public enum State: String, CaseIterable {
@@ -17,7 +18,7 @@ public struct SweepPlan {
         case restored = "taken back from history"
         /// A finished run of the planned identity under another spec, profile or cell name (a new
         /// method's spec listing stored baselines with the same settings): the sweep copies it here.
-        case adopted = "adopted (finished under another spec)"
+        case adopted = "adopted (finished under another spec, profile or variant)"
         case running = "running (live worker)"
         case done, diverged
         case skipped = "skipped (model missing)"
@@ -97,13 +98,15 @@ public struct SweepPlan {
         }
         let host = ProcessInfo.processInfo.hostName
         var entries: [Entry] = []
+        var twins: [(run: RunSpec, source: [String: SQLiteDB.Value])] = []  // the adopted runs' sources
         for r in runs {
             let takenBack = restorable.contains("\(r.cell)#\(r.replicate)#\(r.identity ?? "")")
             // What `insertPending` does with a run it has no current row of this identity for: take
             // it back from this spec's history, adopt another spec's finished twin, or plan it.
             func unmatched(_ otherwise: State) throws -> State {
                 if takenBack { return .restored }
-                guard exists, try store.finishedTwin(of: r) != nil else { return otherwise }
+                guard exists, let t = try store.finishedTwin(of: r), o.adoptable(r, source: t) else { return otherwise }
+                twins.append((r, t))
                 return .adopted
             }
             guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: try unmatched(.new), epochsDone: 0)); continue }
@@ -122,6 +125,12 @@ public struct SweepPlan {
                 let sameHost = (row["host"]?.text ?? host) == host
                 state = sameHost && !ResultsStore.workerAlive(Int32(row["worker_pid"]?.int ?? 0)) ? .interrupted : .running
             default: state = .pending
+            }
+            // A pending, failed or interrupted row of the planned identity gives way to a finished
+            // twin, as `insertPending` rules.
+            if [.pending, .failed, .interrupted].contains(state), try unmatched(state) == .adopted {
+                entries.append(Entry(run: r, state: .adopted, epochsDone: 0))
+                continue
             }
             entries.append(Entry(run: r, state: state, epochsDone: done))
         }
@@ -142,8 +151,16 @@ public struct SweepPlan {
             if e.run.config.method.method != FullFineTuning.name || o.keepArtifacts { artifacts += p * 4 } else { ft += 1 }
         }
         let peak = checkpoints.sorted(by: >).prefix(max(1, o.workers)).reduce(0, +)
-        let conflicts = exists ? try store.otherNumerics(spec: spec.name, profile: profile, planned: PlannedRuns(runs: expanded),
+        var conflicts = exists ? try store.otherNumerics(spec: spec.name, profile: profile, planned: PlannedRuns(runs: expanded),
                                                          cells: Set(todo.map(\.run.cell)), here: o.workerNumerics) : [:]
+        // The runs it would adopt join their cells with the numerics they ran under, as the sweep
+        // finds them once they are copied.
+        let todoCells = Set(todo.map(\.run.cell))
+        for (r, t) in twins where todoCells.contains(r.cell) && t["tool_version"]?.text != nil && t["status"]?.text != "diverged" {
+            let setup = ResultsStore.numericsSetup(t)
+            guard !Trainer.numericsAgree(setup, o.workerNumerics) else { continue }
+            conflicts[r.cell] = Trainer.distinctNumerics((conflicts[r.cell] ?? []) + [setup])
+        }
         var plan = SweepPlan(spec: spec.name, profile: profile, workers: max(1, o.workers), entries: entries, missing: missing, found: found,
                          timings: timings, estimate: SweepETA.estimate(remaining, timings: timings, workers: o.workers),
                          runSeconds: runSeconds, checkpointPeak: peak, artifactBytes: artifacts, ftWithoutArtifact: ft, unknownSize: unknown,

@@ -181,10 +181,12 @@ public final class ResultsStore {
         """
         ALTER TABLE runs ADD COLUMN superseded_status TEXT;
         """,
-        // v8: where a run adopted from another spec, profile or cell name ran (`insertPending`):
-        // "SPEC [PROFILE] CELL seed N (run ID)"; NULL for a run trained under its own row.
+        // v8: where a run adopted from another spec, profile or variant ran (`insertPending`):
+        // "SPEC [PROFILE] CELL seed N" (and " (sample S)"); NULL for a run trained under its own
+        // row. Runs are looked up by identity when a sweep plans them.
         """
         ALTER TABLE runs ADD COLUMN adopted_from TEXT;
+        CREATE INDEX IF NOT EXISTS runs_identity ON runs(identity);
         """,
     ]
 
@@ -297,7 +299,7 @@ public final class ResultsStore {
     /// (`insertPendingReporting`); neither counts as new.
     @discardableResult
     public func insertPending(_ runs: [RunSpec], adopting: Bool = true) throws -> Int {
-        try insertPendingReporting(runs, adopting: adopting).inserted
+        try insertPendingReporting(runs, adopting: adopting ? { _, _ in true } : nil).inserted
     }
 
     /// The current (not superseded) row of a run — `id`, `identity`, `identity_json`, `status` — keyed as the
@@ -334,38 +336,51 @@ public final class ResultsStore {
     /// finished result) rather than training its identity again; `sweep --dry-run` asks the same.
     public static let restorableSQL = "('done','diverged')"
 
-    /// The statuses a finished run has when another spec's plan may adopt it (`finishedTwin`).
-    static let adoptableSQL = "(status IN ('done','diverged') OR (status='superseded' AND superseded_status IN ('done','diverged')))"
-
-    /// A finished run (done or diverged; current or in history) of `identity` stored under another
-    /// key than `r`'s (spec, profile, cell, seed, sample seed): the run `insertPending` adopts
-    /// instead of training `r`, and `sweep --dry-run` names. Current rows first, then the newest.
-    /// nil when `r` has no computed identity (the config hash alone does not cover data, weights
-    /// and task) or the store predates the history status (schema v7).
+    /// A finished run (done or diverged; current or in history) of `r`'s identity and model column
+    /// stored under another key (spec, profile, cell, seed, sample seed): the run `insertPending`
+    /// adopts instead of training `r`, and `sweep --dry-run` names. Runs trained under their own
+    /// row first (not adopted themselves), then current rows, then the newest. The model column
+    /// must match as well: the identity hashes the checkpoint, and a column another checkpoint
+    /// stands in for stores column-dependent metrics (`paper_params`). nil when `r` has no
+    /// computed identity (the config hash alone does not cover data, weights and task) or the
+    /// store predates identities (schema v2); before the history status (v7) current rows only.
     public func finishedTwin(of r: RunSpec) throws -> [String: SQLiteDB.Value]? {
-        guard let identity = r.identity, r.identityJSON != nil, schemaVersion >= 7 else { return nil }
+        let version = schemaVersion
+        guard let identity = r.identity, r.identityJSON != nil, version >= 2 else { return nil }
+        let finished = version >= 7 ? "(status IN ('done','diverged') OR (status='superseded' AND superseded_status IN ('done','diverged')))"
+                                    : "status IN ('done','diverged')"
+        let sample = version >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+        let order = (version >= 8 ? "(adopted_from IS NOT NULL), " : "") + "(status = 'superseded'), id DESC"
         return try db.query("""
-            SELECT * FROM runs WHERE identity=? AND \(Self.adoptableSQL)
-              AND NOT (spec=? AND profile=? AND cell=? AND seed=? AND IFNULL(sample_seed, seed)=?)
-            ORDER BY (status = 'superseded'), id DESC LIMIT 1
-            """, [.text(identity), .text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first
+            SELECT * FROM runs WHERE identity=? AND model=? AND \(finished)
+              AND NOT (spec=? AND profile=? AND cell=? AND seed=? AND \(sample)=?)
+            ORDER BY \(order) LIMIT 1
+            """, [.text(identity), .text(r.model), .text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first
+    }
+
+    /// Where a finished run `twin` (a row of `finishedTwin`) ran: "SPEC [PROFILE] CELL seed N"
+    /// (" (sample S)" where the sample seed differs), or the `adopted_from` of a twin that was
+    /// itself adopted (the run that trained, not a copy).
+    public static func adoptionSource(_ twin: [String: SQLiteDB.Value]) -> String {
+        if let from = twin["adopted_from"]?.text { return from }
+        let seed = twin["seed"]?.int ?? 0, sample = twin["sample_seed"]?.int ?? seed
+        return "\(twin["spec"]?.text ?? "?") [\(twin["profile"]?.text ?? "?")] \(twin["cell"]?.text ?? "?") seed \(seed)"
+            + (sample == seed ? "" : " (sample \(sample))")
     }
 
     /// Copies the finished run `twin` (a row of `finishedTwin`) with its records (epochs, scores,
     /// predictions, steps, run and epoch metrics) as the current row of `r`: its spec, profile,
-    /// cell, variant and model column, created now, `adopted_from` naming the source. Inside the
-    /// caller's transaction.
+    /// cell and variant, created now, `adopted_from` naming the source (`adoptionSource`). Inside
+    /// the caller's transaction.
     func adopt(_ twin: [String: SQLiteDB.Value], as r: RunSpec) throws {
         let columns = try db.query("PRAGMA table_info(runs)").compactMap { $0["name"]?.text }
             .filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
         var row = twin
         row["spec"] = .text(r.spec); row["profile"] = .text(r.profile); row["cell"] = .text(r.cell)
-        row["variant"] = .text(r.variant); row["model"] = .text(r.model); row["model_spec"] = .text(r.modelSpec)
+        row["variant"] = .text(r.variant); row["model_spec"] = .text(r.modelSpec)
         row["created_at"] = .text(ResultsStore.now())
         if twin["status"]?.text == "superseded" { row["status"] = twin["superseded_status"]; row["superseded_status"] = .null }
-        let seed = twin["seed"]?.int ?? 0, sample = twin["sample_seed"]?.int ?? seed
-        row["adopted_from"] = .text("\(twin["spec"]?.text ?? "?") [\(twin["profile"]?.text ?? "?")] \(twin["cell"]?.text ?? "?") seed \(seed)"
-                                    + (sample == seed ? "" : " (sample \(sample))") + " (run \(twin["id"]?.int ?? 0))")
+        row["adopted_from"] = .text(Self.adoptionSource(twin))
         let cols = columns.filter { row[$0] != nil }
         try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))", cols.map { row[$0]! })
         let id = db.lastInsertID
@@ -380,14 +395,29 @@ public final class ResultsStore {
     /// of the same identity came back from history (`restored`: a spec edited and then reverted
     /// retrained runs whose results were stored) and how many were adopted from another spec,
     /// profile or cell name (`adopted`: a new method's spec listing a stored spec's baselines with
-    /// the same settings trained them again); `adopting: false` plans such runs as pending.
-    public func insertPendingReporting(_ runs: [RunSpec], adopting: Bool = true) throws -> (inserted: Int, superseded: Int, restored: Int, adopted: Int) {
+    /// the same settings trained them again), each with the row it was copied from; `adopting`
+    /// decides per run and source (nil: none is adopted; the sweep refuses a source whose artifact
+    /// its run would lack). A pending or failed row of the planned identity gives way to a
+    /// finished twin too (an earlier sweep of the spec interrupted before adoption existed).
+    public func insertPendingReporting(_ runs: [RunSpec], adopting: ((RunSpec, [String: SQLiteDB.Value]) -> Bool)? = { _, _ in true })
+        throws -> (inserted: Int, superseded: Int, restored: Int, adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])]) {
         try db.transaction {
-            var n = 0, old = 0, back = 0, adopted = 0
+            var n = 0, old = 0, back = 0
+            var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = []
+            func twin(_ r: RunSpec) throws -> [String: SQLiteDB.Value]? {
+                guard let adopting, let t = try finishedTwin(of: r), adopting(r, t) else { return nil }
+                return t
+            }
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
                 if let cur = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) {
+                    if cur["identity"]?.text == identity, ["pending", "failed"].contains(cur["status"]?.text ?? ""), let t = try twin(r) {
+                        try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
+                        try adopt(t, as: r)
+                        adopted.append((r, t))
+                        continue
+                    }
                     if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
                     // A row stored before an identity part existed (its identity JSON lacks it) is the
                     // same run when the other parts agree: it takes the new identity, not a rerun.
@@ -419,9 +449,9 @@ public final class ResultsStore {
                 // (a new method's spec listing a stored spec's baselines with the same settings):
                 // the identity covers everything that moves the numbers, so it is copied here with
                 // its records instead of trained again; `adopted_from` names where it ran.
-                if adopting, let twin = try finishedTwin(of: r) {
-                    try adopt(twin, as: r)
-                    adopted += 1
+                if let t = try twin(r) {
+                    try adopt(t, as: r)
+                    adopted.append((r, t))
                     continue
                 }
                 try db.query("""

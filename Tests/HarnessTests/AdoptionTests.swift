@@ -34,7 +34,7 @@ final class AdoptionTests: XCTestCase {
                                          "{name: ptlr, method: pt, n: 4, train: {lr: 0.05}}"])
         let (prc, plan) = try sweep(newSpec, ["--dry-run"])
         XCTAssertEqual(prc, 0, plan)
-        XCTAssertTrue(plan.contains("6 runs, 4 to run") && plan.contains("2 adopted (finished under another spec)"), plan)
+        XCTAssertTrue(plan.contains("6 runs, 4 to run") && plan.contains("2 adopted (finished under another spec, profile or variant)"), plan)
         (rc, log) = try sweep(newSpec)
         XCTAssertEqual(rc, 0, log)
         XCTAssertTrue(log.contains("(4 new, 2 finished runs of identical settings, data, weights and task adopted from other specs"), log)
@@ -50,7 +50,7 @@ final class AdoptionTests: XCTestCase {
         XCTAssertEqual(adopted.map { $0["identity"]?.text }, source.map { $0["identity"]?.text })
         for (a, src) in zip(adopted, source) {
             let from = try XCTUnwrap(a["adopted_from"]?.text)
-            XCTAssertTrue(from.hasPrefix("basea [smoke] pt|cb|") && from.hasSuffix("seed \(src["seed"]!.int!) (run \(src["id"]!.int!))"), from)
+            XCTAssertTrue(from.hasPrefix("basea [smoke] pt|cb|") && from.hasSuffix("seed \(src["seed"]!.int!)"), from)
             // Its records came with it: the same scores, predictions, epochs and steps.
             for table in ["scores", "predictions", "epochs", "steps", "run_metrics"] {
                 let count = { (id: SQLiteDB.Value) in try s.db.query("SELECT COUNT(*) AS n FROM \(table) WHERE run_id=?", [id]).first?["n"]?.int ?? -1 }
@@ -76,5 +76,75 @@ final class AdoptionTests: XCTestCase {
         XCTAssertEqual(rc, 0, log)
         XCTAssertFalse(log.contains("adopted"), log)
         XCTAssertEqual(try s.counts(spec: "newb", profile: "smoke"), ["done": 6])
+        // Reads say which runs were adopted.
+        let (rrc, read) = try runCLIText(["results", newSpec, "--profile", "smoke", "--db", db, "--data-dir", data], stdout: false)
+        XCTAssertEqual(rrc, 0, read)
+        XCTAssertTrue(read.contains("2 runs of spec newb [smoke] read here were adopted by a sweep, not trained under this spec") && read.contains("← basea [smoke] pt|cb|"), read)
+        // Each adopted run has its artifact under its own name (a link to the source's file).
+        let artifacts = "\(dir)/artifacts"
+        func files(_ sub: String, _ prefix: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: "\(artifacts)/\(sub)").filter { $0.hasPrefix(prefix) }.sorted()
+        }
+        let mine = try files("newb-smoke", "ptbase_cb_"), theirs = try files("basea-smoke", "pt_cb_")
+        XCTAssertEqual(mine.count, 2, "\(mine)")
+        for (a, b) in zip(mine, theirs) {
+            XCTAssertEqual(FileManager.default.contents(atPath: "\(artifacts)/newb-smoke/\(a)"), FileManager.default.contents(atPath: "\(artifacts)/basea-smoke/\(b)"))
+        }
+
+        // A copy is never named as the source: a third spec adopts from the run that trained.
+        (rc, log) = try sweep(try write("newc", ["{name: ptc, method: pt, n: 4}"]))
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertTrue(try rows("newc", "ptc").allSatisfy { $0["adopted_from"]?.text?.hasPrefix("basea [smoke] pt|cb|") == true })
+        // Another model column is another run, even where the same checkpoint stands in for it
+        // (its tables' parameter counts are the column's): trained.
+        let otherColumn = "\(dir)/cols.yaml"
+        try smokeSpec("cols", methods: ["{name: pt, method: pt, n: 4}"], seeds: "[1, 2]", train: train)
+            .replacingOccurrences(of: "t5-small", with: "t5-base").write(toFile: otherColumn, atomically: true, encoding: .utf8)
+        (rc, log) = try sweep(otherColumn)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertTrue(try rows("cols", "pt").allSatisfy { $0["adopted_from"]?.text == nil && $0["status"]?.text == "done" })
+        // Pending rows of the planned identity (a sweep planned without adopting, interrupted) give
+        // way to the finished twins; `insertPending(adopting: false)` (eval --db, shard) plans them.
+        let pendingSpec = try ExperimentSpec.load(try write("newd", ["{name: ptd, method: pt, n: 4}"]), specsDir: dir)
+        let planned = try s.withIdentities(try pendingSpec.expand(profile: "smoke"), dataDir: data, manifestDir: "\(repoRoot)/Baselines/manifests")
+        XCTAssertEqual(try s.insertPending(planned, adopting: false), 2)
+        XCTAssertEqual(try s.counts(spec: "newd", profile: "smoke"), ["pending": 2])
+        let again = try s.insertPendingReporting(planned)
+        XCTAssertEqual(again.adopted.count, 2)
+        XCTAssertEqual(again.inserted, 0)
+        XCTAssertEqual(try s.counts(spec: "newd", profile: "smoke"), ["done": 2])
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE spec='newd' AND status='superseded' AND superseded_status='pending'").first?["n"]?.int, 2)
+    }
+
+    /// Full fine-tuning keeps its weights only with --keep-artifacts: a sweep that keeps them does
+    /// not adopt a run whose source kept none (it trains), one that does not keep them adopts it.
+    func testARunWhoseArtifactWouldBeMissingIsTrainedNotAdopted() throws {
+        let data = try sharedData()
+        let dir = tempDir("adoptft")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
+        func sweep(_ name: String, keep: Bool) throws -> (Int32, String) {
+            let path = "\(dir)/\(name).yaml"
+            try smokeSpec(name, methods: ["{name: ft, method: ft, train: {lr: 1.0e-4}}"], seeds: "[1]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
+            return try runCLIText(["sweep", path, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"] + (keep ? ["--keep-artifacts"] : []), stdout: false)
+        }
+        var (rc, log) = try sweep("fta", keep: false)
+        XCTAssertEqual(rc, 0, log)
+        (rc, log) = try sweep("ftb", keep: true)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertFalse(log.contains("adopted"), log)
+        let s = try ResultsStore(path: db)
+        func from(_ spec: String) throws -> [String?] {
+            try s.db.query("SELECT adopted_from FROM runs WHERE spec=? AND status='done'", [.text(spec)]).map { $0["adopted_from"]?.text }
+        }
+        XCTAssertEqual(try from("ftb"), [nil])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/artifacts/ftb-smoke").count, 1)
+        (rc, log) = try sweep("ftc", keep: false)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertTrue(log.contains("1 finished run of identical settings"), log)
+        XCTAssertEqual(try from("ftc").count, 1)
+        XCTAssertNotNil(try from("ftc").first ?? nil)
     }
 }
