@@ -311,8 +311,10 @@ extension SweepOptions {
     /// unless `r` keeps an artifact (`Worker.keepsArtifact`) and the source has none at its
     /// `Worker.artifactPath` in this store's artifacts (full fine-tuning swept without
     /// --keep-artifacts, another checkpoint directory, a shard's run merged from another machine).
+    /// A diverged source needs none: a diverged run keeps no artifact.
     public func adoptable(_ r: RunSpec, source: [String: SQLiteDB.Value]) -> Bool {
-        !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
+        let status = source["status"]?.text == "superseded" ? source["superseded_status"]?.text : source["status"]?.text
+        return status == "diverged" || !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
             || FileManager.default.fileExists(atPath: Worker.artifactPath(of: source, checkpointDir: checkpointDir, storeTag: Worker.storeTag(storePath)))
     }
 
@@ -523,9 +525,15 @@ public enum SweepRunner {
         // whose artifact the run would keep but that has none here (full fine-tuning swept without
         // --keep-artifacts, another checkpoint directory) is not adopted: the run trains.
         let tag = Worker.storeTag(o.storePath)
-        let (added, superseded, restored, adoptedRuns) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
+        let (added, superseded, restored, adoptedRuns, refused) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
+        if let r0 = refused.first {
+            log("note: \(refused.count) run\(refused.count == 1 ? "" : "s") of identical settings finished elsewhere in this store but \(refused.count == 1 ? "is" : "are") trained here: "
+                + "the artifacts of those runs are not under \((Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r0.spec, profile: r0.profile) as NSString).deletingLastPathComponent) under this store's name, "
+                + "e.g. " + refused.prefix(3).map { "\($0.cell) seed \($0.seed)" }.joined(separator: "; "))
+        }
         let adopted = adoptedRuns.count
         for (r, source) in adoptedRuns where Worker.keepsArtifact(r.config, keepArtifacts: o.keepArtifacts) {
+            guard (source["status"]?.text == "superseded" ? source["superseded_status"]?.text : source["status"]?.text) != "diverged" else { continue }
             let from = Worker.artifactPath(of: source, checkpointDir: o.checkpointDir, storeTag: tag)
             let to = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed,
                                          sampleSeed: r.sampleSeed, identity: r.identity ?? "", storeTag: tag)

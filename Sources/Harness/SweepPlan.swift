@@ -105,7 +105,7 @@ public struct SweepPlan {
             // it back from this spec's history, adopt another spec's finished twin, or plan it.
             func unmatched(_ otherwise: State) throws -> State {
                 if takenBack { return .restored }
-                guard exists, let t = try store.finishedTwin(of: r), o.adoptable(r, source: t) else { return otherwise }
+                guard exists, let t = try store.finishedTwins(of: r).first(where: { o.adoptable(r, source: $0) }) else { return otherwise }
                 twins.append((r, t))
                 return .adopted
             }

@@ -423,21 +423,22 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
     // Said only of numbers taken from this store: with no cell here a read falls back to the
     // committed export, whose numbers the note (24 of 24 runs "have no finished result") misstated.
     if !cells.isEmpty, let note = unfinishedRunsNote(plan: plan, cells: cells, spec: name, profile: profile, given: spec) { stderr(note) }
-    if !cells.isEmpty, let note = try adoptedRunsNote(store, spec: name, profile: profile, cells: Set(cells.map(\.cell))) { stderr(note) }
+    if let note = adoptedRunsNote(spec: name, profile: profile, cells: cells) { stderr(note) }
     return say(cells)
 }
 
 /// The runs of the cells read that a sweep adopted (copied from a finished run of the same
-/// identity under another spec, profile or variant: `runs.adopted_from`, schema v8), or nil when
-/// none: numbers that were not trained under this spec's name are said where they are read.
-func adoptedRunsNote(_ store: ResultsStore, spec: String, profile: String, cells: Set<String>) throws -> String? {
-    guard store.schemaVersion >= 8 else { return nil }
-    let rows = try store.db.query("""
-        SELECT cell, seed, adopted_from FROM runs WHERE spec=? AND profile=? AND status != 'superseded' AND adopted_from IS NOT NULL ORDER BY cell, seed
-        """, [.text(spec), .text(profile)]).filter { cells.contains($0["cell"]?.text ?? "") }
+/// identity under another spec, profile or variant: `runs.adopted_from`, schema v8, carried by
+/// `CellResult.runAdoptedFrom` into exports), or nil when none: numbers that were not trained in
+/// their own cells are said where they are read, from the store or from an export.
+func adoptedRunsNote(spec: String, profile: String, cells: [CellResult]) -> String? {
+    let rows = cells.flatMap { c in (c.runAdoptedFrom ?? [:]).sorted { $0.key < $1.key }.map { (key: $0.key, from: $0.value) } }
     guard !rows.isEmpty else { return nil }
-    let shown = rows.prefix(4).map { "\($0["cell"]?.text ?? "") seed \($0["seed"]?.int ?? 0) ← \($0["adopted_from"]?.text ?? "")" }
-    return "note: \(rows.count) run\(rows.count == 1 ? "" : "s") of spec \(spec) [\(profile)] read here \(rows.count == 1 ? "was" : "were") adopted by a sweep, not trained under this spec: "
+    let shown = rows.prefix(4).map { r -> String in
+        guard let (cell, rep) = PlannedRuns.run(ofKey: r.key) else { return "\(r.key) ← \(r.from)" }
+        return "\(cell) seed \(rep.seed) ← \(r.from)"
+    }
+    return "note: \(rows.count) run\(rows.count == 1 ? "" : "s") of spec \(spec) [\(profile)] read here \(rows.count == 1 ? "was" : "were") adopted by a sweep, not trained in \(rows.count == 1 ? "its own cell" : "their own cells"): "
         + "copied from finished runs of identical settings, data, weights and task (runs.adopted_from): " + shown.joined(separator: "; ") + (rows.count > shown.count ? "; …" : "")
 }
 
@@ -532,6 +533,7 @@ func currentExportCells(_ cells: [CellResult], spec given: String, profile: Stri
     if seedsLeft > 0 {
         stderr("note: \(seedsLeft) runs of \(ProjectRoot.display(path)) are of seeds spec \(s.name) [\(profile)] no longer plans; their cells' statistics leave them out")
     }
+    if let note = adoptedRunsNote(spec: s.name, profile: profile, cells: kept) { stderr(note) }
     return kept
 }
 

@@ -92,6 +92,10 @@ public struct CellResult: Codable, Sendable {
     /// in exports made before it was kept. `mixedNumerics` reads it, so a table built from an
     /// export still says when a cell's seeds mix setups.
     public var runNumerics: [String: String]?
+    /// Per counted run (`PlannedRuns.key`) that a sweep adopted instead of training it in this
+    /// cell, where it ran (`runs.adopted_from`: "SPEC [PROFILE] CELL seed N"); nil when none was
+    /// adopted (and in exports made before it was kept), so that a read of the export can say so.
+    public var runAdoptedFrom: [String: String]?
 
     /// The distinct setups (`Trainer.distinctNumerics`: only what changes bits) of the counted
     /// runs, when there is more than one; nil otherwise.
@@ -383,7 +387,7 @@ extension ResultsStore {
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-        let numerics = schemaVersion >= 2 ? ", tool_version, threads" : ""
+        let numerics = (schemaVersion >= 2 ? ", tool_version, threads" : "") + (schemaVersion >= 8 ? ", adopted_from" : "")
         let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn)\(numerics) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
         var order: [String] = []
@@ -451,6 +455,10 @@ extension ResultsStore {
             for s in hasRunMetrics ? try db.query("SELECT name, value FROM run_metrics WHERE run_id=?", [.int(id)]) : [] {
                 values[cell, default: [:]]["extras", default: [:]][s["name"]!.text!, default: []].append((rep, s["value"]!.double!))
                 stored[s["name"]!.text!] = s["value"]!.double!
+            }
+            if let from = r["adopted_from"]?.text {
+                byCell[cell]!.runAdoptedFrom = (byCell[cell]!.runAdoptedFrom ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): from]) { _, b in b }
             }
             if r["tool_version"]?.text != nil {
                 byCell[cell]!.runNumerics = (byCell[cell]!.runNumerics ?? [:]).merging(
@@ -521,6 +529,8 @@ extension ResultsStore {
             let countedKeys = Set(reps.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
             c.runConfigs = c.runConfigs?.filter { countedKeys.contains($0.key) }
             c.runNumerics = c.runNumerics?.filter { countedKeys.contains($0.key) }
+            c.runAdoptedFrom = c.runAdoptedFrom?.filter { countedKeys.contains($0.key) }
+            if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
             c.seeds = reps.map(\.seed)
             c.sampleSeeds = reps.contains { $0.seed != $0.sampleSeed } ? reps.map(\.sampleSeed) : nil
             c.best = (values[cell]?["best"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
@@ -637,6 +647,8 @@ extension CellResult {
         let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
         c.runNumerics = runNumerics?.filter { keys.contains($0.key) }
+        c.runAdoptedFrom = runAdoptedFrom?.filter { keys.contains($0.key) }
+        if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
         if let statuses = runStatuses {
             // Non-finished runs are kept when `keep` takes their replicate.
             let keptRuns = statuses.filter { key, _ in PlannedRuns.run(ofKey: key).map { keep($0.replicate) } ?? false }

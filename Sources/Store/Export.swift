@@ -138,6 +138,13 @@ public enum ResultsExport {
                 }
                 if let mixed = c.mixedNumerics { entry["mixed_numerics"] = mixed }
             }
+            // Runs a sweep adopted (copied from a finished run of the same identity elsewhere),
+            // per seed: where each ran, null for runs trained in this cell.
+            if let adopted = c.runAdoptedFrom, !adopted.isEmpty {
+                entry["adopted_from_per_seed"] = c.replicates.map { rep -> Any in
+                    adopted[PlannedRuns.key(cell: c.cell, seed: rep.seed, sampleSeed: rep.sampleSeed)] ?? NSNull()
+                }
+            }
             if let samples = c.sampleSeeds {
                 entry["sample_seeds"] = samples
                 let metric = (try? TaskRegistry.definition(c.task).selectionMetric) ?? "accuracy"

@@ -344,9 +344,13 @@ public final class ResultsStore {
     /// stands in for stores column-dependent metrics (`paper_params`). nil when `r` has no
     /// computed identity (the config hash alone does not cover data, weights and task) or the
     /// store predates identities (schema v2); before the history status (v7) current rows only.
-    public func finishedTwin(of r: RunSpec) throws -> [String: SQLiteDB.Value]? {
+    public func finishedTwin(of r: RunSpec) throws -> [String: SQLiteDB.Value]? { try finishedTwins(of: r, limit: 1).first }
+
+    /// Every `finishedTwin` candidate of `r`, in its order (up to `limit`): the sweep adopts the
+    /// first whose artifact it finds (`SweepOptions.adoptable`).
+    public func finishedTwins(of r: RunSpec, limit: Int = 50) throws -> [[String: SQLiteDB.Value]] {
         let version = schemaVersion
-        guard let identity = r.identity, r.identityJSON != nil, version >= 2 else { return nil }
+        guard let identity = r.identity, r.identityJSON != nil, version >= 2 else { return [] }
         let finished = version >= 7 ? "(status IN ('done','diverged') OR (status='superseded' AND superseded_status IN ('done','diverged')))"
                                     : "status IN ('done','diverged')"
         let sample = version >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
@@ -354,8 +358,8 @@ public final class ResultsStore {
         return try db.query("""
             SELECT * FROM runs WHERE identity=? AND model=? AND \(finished)
               AND NOT (spec=? AND profile=? AND cell=? AND seed=? AND \(sample)=?)
-            ORDER BY \(order) LIMIT 1
-            """, [.text(identity), .text(r.model), .text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)]).first
+            ORDER BY \(order) LIMIT \(max(1, limit))
+            """, [.text(identity), .text(r.model), .text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .int(r.replicate.sampleSeed)])
     }
 
     /// Where a finished run `twin` (a row of `finishedTwin`) ran: "SPEC [PROFILE] CELL seed N"
@@ -399,14 +403,18 @@ public final class ResultsStore {
     /// decides per run and source (nil: none is adopted; the sweep refuses a source whose artifact
     /// its run would lack). A pending or failed row of the planned identity gives way to a
     /// finished twin too (an earlier sweep of the spec interrupted before adoption existed).
+    /// `refused`: runs that had finished twins none of which `adopting` accepted (planned instead).
     public func insertPendingReporting(_ runs: [RunSpec], adopting: ((RunSpec, [String: SQLiteDB.Value]) -> Bool)? = { _, _ in true })
-        throws -> (inserted: Int, superseded: Int, restored: Int, adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])]) {
+        throws -> (inserted: Int, superseded: Int, restored: Int, adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])], refused: [RunSpec]) {
         try db.transaction {
             var n = 0, old = 0, back = 0
-            var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = []
+            var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = [], refused: [RunSpec] = []
             func twin(_ r: RunSpec) throws -> [String: SQLiteDB.Value]? {
-                guard let adopting, let t = try finishedTwin(of: r), adopting(r, t) else { return nil }
-                return t
+                guard let adopting else { return nil }
+                let candidates = try finishedTwins(of: r)
+                if let t = candidates.first(where: { adopting(r, $0) }) { return t }
+                if !candidates.isEmpty { refused.append(r) }
+                return nil
             }
             for r in runs {
                 let json = r.config.json
@@ -423,6 +431,12 @@ public final class ResultsStore {
                     // same run when the other parts agree: it takes the new identity, not a rerun.
                     if let upgraded = Self.legacyIdentityMatch(stored: cur, newJSON: r.identityJSON) {
                         try db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(identity), .text(upgraded), cur["id"]!])
+                        // Now of the planned identity: a pending or failed row gives way as above.
+                        if ["pending", "failed"].contains(cur["status"]?.text ?? ""), let t = try twin(r) {
+                            try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
+                            try adopt(t, as: r)
+                            adopted.append((r, t))
+                        }
                         continue
                     }
                     try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
@@ -463,7 +477,7 @@ public final class ResultsStore {
                           r.taskVersion.map { .int($0) } ?? .null, r.sampleSeed.map { .int($0) } ?? .null])
                 n += db.changes
             }
-            return (n, old, back, adopted)
+            return (n, old, back, adopted, refused)
         }
     }
 

@@ -79,7 +79,18 @@ final class AdoptionTests: XCTestCase {
         // Reads say which runs were adopted.
         let (rrc, read) = try runCLIText(["results", newSpec, "--profile", "smoke", "--db", db, "--data-dir", data], stdout: false)
         XCTAssertEqual(rrc, 0, read)
-        XCTAssertTrue(read.contains("2 runs of spec newb [smoke] read here were adopted by a sweep, not trained under this spec") && read.contains("← basea [smoke] pt|cb|"), read)
+        XCTAssertTrue(read.contains("2 runs of spec newb [smoke] read here were adopted by a sweep, not trained in their own cells") && read.contains("← basea [smoke] pt|cb|"), read)
+        // An export keeps where they ran, and a read of the export says it too.
+        let res = "\(dir)/res"
+        let (erc, elog) = try runCLIText(["export", newSpec, "--profile", "smoke", "--db", db, "--results-dir", res, "--data-dir", data], stdout: false)
+        XCTAssertEqual(erc, 0, elog)
+        let exported = try String(contentsOfFile: "\(res)/newb-smoke.json", encoding: .utf8)
+        XCTAssertTrue(exported.contains("adopted_from_per_seed"), exported)
+        XCTAssertEqual(try String(contentsOfFile: "\(res)/newb-smoke.cells.json", encoding: .utf8).components(separatedBy: "runAdoptedFrom").count, 2)
+        let (xrc, xlog) = try runCLIText(["compare", "--spec", newSpec, "--method", "pt8", "--baseline", "ptbase", "--profile", "smoke",
+                                          "--db", "\(dir)/none.sqlite", "--results-dir", res, "--data-dir", data], stdout: false)
+        XCTAssertEqual(xrc, 0, xlog)
+        XCTAssertTrue(xlog.contains("2 runs of spec newb [smoke] read here were adopted by a sweep"), xlog)
         // Each adopted run has its artifact under its own name (a link to the source's file).
         let artifacts = "\(dir)/artifacts"
         func files(_ sub: String, _ prefix: String) throws -> [String] {
@@ -114,6 +125,53 @@ final class AdoptionTests: XCTestCase {
         XCTAssertEqual(again.inserted, 0)
         XCTAssertEqual(try s.counts(spec: "newd", profile: "smoke"), ["done": 2])
         XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM runs WHERE spec='newd' AND status='superseded' AND superseded_status='pending'").first?["n"]?.int, 2)
+    }
+
+    /// A diverged run keeps no artifact and is adopted all the same (training it again diverges
+    /// again); a twin whose artifact is gone gives way to another twin of the identity that has
+    /// one (an adopted copy's link), and where none has one the sweep trains and says why.
+    func testDivergedTwinsAndTwinsWithoutTheirArtifact() throws {
+        let data = try sharedData()
+        let dir = tempDir("adoptdiv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = "\(dir)/s.sqlite"
+        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
+        func sweep(_ name: String, _ entry: String) throws -> (Int32, String) {
+            let path = "\(dir)/\(name).yaml"
+            try smokeSpec(name, methods: [entry], seeds: "[1]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
+            return try runCLIText(["sweep", path, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"], stdout: false)
+        }
+        let s = try ResultsStore(path: db)
+        func row(_ spec: String) throws -> [String: SQLiteDB.Value]? {
+            try s.db.query("SELECT status, adopted_from FROM runs WHERE spec=? AND status != 'superseded'", [.text(spec)]).first
+        }
+        var (rc, log) = try sweep("diva", "{name: pt, method: pt, n: 4, train: {lr: 1.0e+30}}")
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertEqual(try row("diva")?["status"]?.text, "diverged")
+        (rc, log) = try sweep("divb", "{name: ptx, method: pt, n: 4, train: {lr: 1.0e+30}}")
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertEqual(try row("divb")?["status"]?.text, "diverged")
+        XCTAssertTrue(try row("divb")?["adopted_from"]?.text?.hasPrefix("diva [smoke] pt|cb|") == true, log)
+
+        (rc, log) = try sweep("a", "{name: pt, method: pt, n: 4}")
+        XCTAssertEqual(rc, 0, log)
+        (rc, log) = try sweep("b", "{name: ptb, method: pt, n: 4}")
+        XCTAssertTrue(try row("b")?["adopted_from"]?.text?.hasPrefix("a [smoke]") == true, log)
+        let fm = FileManager.default
+        for f in try fm.contentsOfDirectory(atPath: "\(dir)/artifacts/a-smoke") { try fm.removeItem(atPath: "\(dir)/artifacts/a-smoke/\(f)") }
+        (rc, log) = try sweep("c", "{name: ptc, method: pt, n: 4}")
+        XCTAssertEqual(rc, 0, log)
+        // Adopted through b's linked artifact; the source named is still the run that trained.
+        XCTAssertTrue(try row("c")?["adopted_from"]?.text?.hasPrefix("a [smoke]") == true, log)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: "\(dir)/artifacts/c-smoke").count, 1)
+        for sub in ["b-smoke", "c-smoke"] {
+            for f in try fm.contentsOfDirectory(atPath: "\(dir)/artifacts/\(sub)") { try fm.removeItem(atPath: "\(dir)/artifacts/\(sub)/\(f)") }
+        }
+        (rc, log) = try sweep("d", "{name: ptd, method: pt, n: 4}")
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertNil(try row("d")?["adopted_from"]?.text)
+        XCTAssertTrue(log.contains("note: 1 run of identical settings finished elsewhere in this store but is trained here"), log)
     }
 
     /// Full fine-tuning keeps its weights only with --keep-artifacts: a sweep that keeps them does
