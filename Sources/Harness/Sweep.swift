@@ -120,8 +120,6 @@ public enum Worker {
         return (hh, hj)
     }
 
-    /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
-    /// checkpoint directory, as an absolute path.
     /// Whether a sweep keeps a run's trained tensors as an artifact: every method's but full
     /// fine-tuning's, whose weights are kept only with `--keep-artifacts`.
     public static func keepsArtifact(_ config: TrainConfig, keepArtifacts: Bool) -> Bool {
@@ -146,6 +144,13 @@ public enum Worker {
                      seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, identity: row["identity"]?.text ?? "", storeTag: storeTag)
     }
 
+    /// The status a stored run finished with: its own, or for a row in history the one it had.
+    static func finishedStatus(_ row: [String: SQLiteDB.Value]) -> String? {
+        row["status"]?.text == "superseded" ? row["superseded_status"]?.text : row["status"]?.text
+    }
+
+    /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
+    /// checkpoint directory, as an absolute path.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
         // Resolved (absolute, no ".."; a linked checkpoint directory's parent is its target's, as
         // the kernel resolved "…/../artifacts"): the log once named runs/checkpoints/../artifacts/…
@@ -313,8 +318,7 @@ extension SweepOptions {
     /// --keep-artifacts, another checkpoint directory, a shard's run merged from another machine).
     /// A diverged source needs none: a diverged run keeps no artifact.
     public func adoptable(_ r: RunSpec, source: [String: SQLiteDB.Value]) -> Bool {
-        let status = source["status"]?.text == "superseded" ? source["superseded_status"]?.text : source["status"]?.text
-        return status == "diverged" || !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
+        Worker.finishedStatus(source) == "diverged" || !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
             || FileManager.default.fileExists(atPath: Worker.artifactPath(of: source, checkpointDir: checkpointDir, storeTag: Worker.storeTag(storePath)))
     }
 
@@ -523,7 +527,8 @@ public enum SweepRunner {
         // A finished run of the same identity under another spec, profile or variant is adopted
         // (`insertPendingReporting`), with its artifact linked under this run's name; a source
         // whose artifact the run would keep but that has none here (full fine-tuning swept without
-        // --keep-artifacts, another checkpoint directory) is not adopted: the run trains.
+        // --keep-artifacts, another checkpoint directory) is not adopted: the run trains. A
+        // diverged source has no artifact to link.
         let tag = Worker.storeTag(o.storePath)
         let (added, superseded, restored, adoptedRuns, refused) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
         if let r0 = refused.first {
@@ -533,7 +538,7 @@ public enum SweepRunner {
         }
         let adopted = adoptedRuns.count
         for (r, source) in adoptedRuns where Worker.keepsArtifact(r.config, keepArtifacts: o.keepArtifacts) {
-            guard (source["status"]?.text == "superseded" ? source["superseded_status"]?.text : source["status"]?.text) != "diverged" else { continue }
+            guard Worker.finishedStatus(source) != "diverged" else { continue }
             let from = Worker.artifactPath(of: source, checkpointDir: o.checkpointDir, storeTag: tag)
             let to = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed,
                                          sampleSeed: r.sampleSeed, identity: r.identity ?? "", storeTag: tag)
