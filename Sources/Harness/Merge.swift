@@ -113,8 +113,8 @@ extension ResultsStore {
         for r in try src.db.query("SELECT status, COUNT(*) AS n FROM runs WHERE status IN ('pending','running') GROUP BY status") {
             unfinished[r["status"]!.text!] = r["n"]!.int!
         }
-        let runColumns = try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
-        let childTables = ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"]
+        let runColumns = try copiedRunColumns()
+        let childTables = ResultsStore.runRecordTables
         let childColumns = try Dictionary(uniqueKeysWithValues: childTables.map { ($0, try columns(of: $0).filter { $0 != "run_id" }) })
         // The top-level identity parts (config, data, weights, task, …) that differ between two rows.
         func differing(_ a: String?, _ b: String?) -> String {
@@ -219,10 +219,5 @@ extension ResultsStore {
             }
             return report
         }
-    }
-
-    /// The column names of `table` in this store's schema, in order (PRAGMA table_info).
-    func columns(of table: String) throws -> [String] {
-        try db.query("PRAGMA table_info(\(table))").compactMap { $0["name"]?.text }
     }
 }

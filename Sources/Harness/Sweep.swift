@@ -144,11 +144,6 @@ public enum Worker {
                      seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, identity: row["identity"]?.text ?? "", storeTag: storeTag)
     }
 
-    /// The status a stored run finished with: its own, or for a row in history the one it had.
-    static func finishedStatus(_ row: [String: SQLiteDB.Value]) -> String? {
-        row["status"]?.text == "superseded" ? row["superseded_status"]?.text : row["status"]?.text
-    }
-
     /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
     /// checkpoint directory, as an absolute path.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
@@ -318,7 +313,7 @@ extension SweepOptions {
     /// --keep-artifacts, another checkpoint directory, a shard's run merged from another machine).
     /// A diverged source needs none: a diverged run keeps no artifact.
     public func adoptable(_ r: RunSpec, source: [String: SQLiteDB.Value]) -> Bool {
-        Worker.finishedStatus(source) == "diverged" || !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
+        ResultsStore.finishedStatus(source) == "diverged" || !Worker.keepsArtifact(r.config, keepArtifacts: keepArtifacts)
             || FileManager.default.fileExists(atPath: Worker.artifactPath(of: source, checkpointDir: checkpointDir, storeTag: Worker.storeTag(storePath)))
     }
 
@@ -538,7 +533,7 @@ public enum SweepRunner {
         }
         let adopted = adoptedRuns.count
         for (r, source) in adoptedRuns where Worker.keepsArtifact(r.config, keepArtifacts: o.keepArtifacts) {
-            guard Worker.finishedStatus(source) != "diverged" else { continue }
+            guard ResultsStore.finishedStatus(source) != "diverged" else { continue }
             let from = Worker.artifactPath(of: source, checkpointDir: o.checkpointDir, storeTag: tag)
             let to = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed,
                                          sampleSeed: r.sampleSeed, identity: r.identity ?? "", storeTag: tag)

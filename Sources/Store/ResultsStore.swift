@@ -372,24 +372,44 @@ public final class ResultsStore {
             + (sample == seed ? "" : " (sample \(sample))")
     }
 
+    /// The tables holding a run's records, keyed by `run_id`: what a copy of a run (`adopt`,
+    /// `merge`) copies with its row.
+    public static let runRecordTables = ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"]
+
+    /// The columns of `runs` a copy of a run carries: all but its row id and those that only mean
+    /// something while a worker on one machine runs it (`worker_pid`, `heartbeat`, `checkpoint`).
+    public func copiedRunColumns() throws -> [String] {
+        try columns(of: "runs").filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
+    }
+
+    /// The column names of `table` in this store's schema, in order (PRAGMA table_info).
+    public func columns(of table: String) throws -> [String] {
+        try db.query("PRAGMA table_info(\(table))").compactMap { $0["name"]?.text }
+    }
+
+    /// The status a stored run finished with: its own, or for a row in history the one it had
+    /// when it went there (`superseded_status`).
+    public static func finishedStatus(_ row: [String: SQLiteDB.Value]) -> String? {
+        row["status"]?.text == "superseded" ? row["superseded_status"]?.text : row["status"]?.text
+    }
+
     /// Copies the finished run `twin` (a row of `finishedTwin`) with its records (epochs, scores,
     /// predictions, steps, run and epoch metrics) as the current row of `r`: its spec, profile,
     /// cell and variant, created now, `adopted_from` naming the source (`adoptionSource`). Inside
     /// the caller's transaction.
     func adopt(_ twin: [String: SQLiteDB.Value], as r: RunSpec) throws {
-        let columns = try db.query("PRAGMA table_info(runs)").compactMap { $0["name"]?.text }
-            .filter { !["id", "worker_pid", "heartbeat", "checkpoint"].contains($0) }
         var row = twin
         row["spec"] = .text(r.spec); row["profile"] = .text(r.profile); row["cell"] = .text(r.cell)
         row["variant"] = .text(r.variant); row["model_spec"] = .text(r.modelSpec)
         row["created_at"] = .text(ResultsStore.now())
-        if twin["status"]?.text == "superseded" { row["status"] = twin["superseded_status"]; row["superseded_status"] = .null }
+        row["status"] = Self.finishedStatus(twin).map { .text($0) } ?? .null
+        row["superseded_status"] = .null
         row["adopted_from"] = .text(Self.adoptionSource(twin))
-        let cols = columns.filter { row[$0] != nil }
+        let cols = try copiedRunColumns().filter { row[$0] != nil }
         try db.query("INSERT INTO runs (\(cols.joined(separator: ","))) VALUES (\(cols.map { _ in "?" }.joined(separator: ",")))", cols.map { row[$0]! })
         let id = db.lastInsertID
-        for table in ["epochs", "epoch_metrics", "scores", "predictions", "steps", "run_metrics"] {
-            let tcols = try db.query("PRAGMA table_info(\(table))").compactMap { $0["name"]?.text }.filter { $0 != "run_id" }
+        for table in Self.runRecordTables {
+            let tcols = try columns(of: table).filter { $0 != "run_id" }
             try db.query("INSERT INTO \(table) (run_id, \(tcols.joined(separator: ","))) SELECT ?, \(tcols.joined(separator: ",")) FROM \(table) WHERE run_id=?",
                          [.int(id), twin["id"]!])
         }
@@ -409,34 +429,33 @@ public final class ResultsStore {
         try db.transaction {
             var n = 0, old = 0, back = 0
             var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = [], refused: [RunSpec] = []
-            func twin(_ r: RunSpec) throws -> [String: SQLiteDB.Value]? {
-                guard let adopting else { return nil }
+            // Adopts the first finished twin of `r` that `adopting` accepts, the row `replacing`
+            // (a pending or failed one of the planned identity) going to history; false when none.
+            func adoptTwin(_ r: RunSpec, replacing current: SQLiteDB.Value? = nil) throws -> Bool {
+                guard let adopting else { return false }
                 let candidates = try finishedTwins(of: r)
-                if let t = candidates.first(where: { adopting(r, $0) }) { return t }
-                if !candidates.isEmpty { refused.append(r) }
-                return nil
+                guard let t = candidates.first(where: { adopting(r, $0) }) else {
+                    if !candidates.isEmpty { refused.append(r) }
+                    return false
+                }
+                if let current { try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [current]) }
+                try adopt(t, as: r)
+                adopted.append((r, t))
+                return true
             }
             for r in runs {
                 let json = r.config.json
                 let identity = r.identity ?? sha256Hex(json)
                 if let cur = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) {
-                    if cur["identity"]?.text == identity, ["pending", "failed"].contains(cur["status"]?.text ?? ""), let t = try twin(r) {
-                        try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
-                        try adopt(t, as: r)
-                        adopted.append((r, t))
-                        continue
-                    }
+                    let givesWay = ["pending", "failed"].contains(cur["status"]?.text ?? "")
+                    if cur["identity"]?.text == identity, givesWay, try adoptTwin(r, replacing: cur["id"]) { continue }
                     if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
                     // A row stored before an identity part existed (its identity JSON lacks it) is the
                     // same run when the other parts agree: it takes the new identity, not a rerun.
                     if let upgraded = Self.legacyIdentityMatch(stored: cur, newJSON: r.identityJSON) {
                         try db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(identity), .text(upgraded), cur["id"]!])
                         // Now of the planned identity: a pending or failed row gives way as above.
-                        if ["pending", "failed"].contains(cur["status"]?.text ?? ""), let t = try twin(r) {
-                            try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
-                            try adopt(t, as: r)
-                            adopted.append((r, t))
-                        }
+                        if givesWay { _ = try adoptTwin(r, replacing: cur["id"]) }
                         continue
                     }
                     try db.query("UPDATE runs SET superseded_status=status, status='superseded' WHERE id=?", [cur["id"]!])
@@ -463,11 +482,7 @@ public final class ResultsStore {
                 // (a new method's spec listing a stored spec's baselines with the same settings):
                 // the identity covers everything that moves the numbers, so it is copied here with
                 // its records instead of trained again; `adopted_from` names where it ran.
-                if let t = try twin(r) {
-                    try adopt(t, as: r)
-                    adopted.append((r, t))
-                    continue
-                }
+                if try adoptTwin(r) { continue }
                 try db.query("""
                     INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json,
                                       config_hash, created_at, identity, identity_json, task_version, sample_seed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)

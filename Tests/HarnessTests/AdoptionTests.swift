@@ -9,22 +9,42 @@ import XCTest
 /// training them again, so `compare` can pair the new method with stored baselines at the cost of
 /// the new method's runs only. A baseline whose settings differ in anything the identity covers
 /// is trained.
+/// A scratch folder with one store, smoke specs written into it (`smokeSpec`, one-epoch runs) and
+/// swept into the store with one single-threaded worker.
+struct SmokeSweeps {
+    let data: String, dir: String, db: String
+    static let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
+
+    init(_ name: String) throws {
+        data = try sharedData()
+        dir = tempDir(name)
+        db = "\(dir)/s.sqlite"
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Writes spec `name` of `methods` to `dir/name.yaml`; returns its path.
+    func write(_ name: String, _ methods: [String], seeds: String = "[1, 2]") throws -> String {
+        let path = "\(dir)/\(name).yaml"
+        try smokeSpec(name, methods: methods, seeds: seeds, train: Self.train).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// `promptrepro sweep SPEC --profile smoke` into the store, with `extra` arguments; its exit
+    /// status and its stdout (`stdout`) or stderr.
+    func sweep(_ spec: String, _ extra: [String] = [], stdout: Bool = false) throws -> (Int32, String) {
+        try runCLIText(["sweep", spec, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
+                        "--checkpoints", "\(dir)/ck"] + extra, stdout: stdout)
+    }
+}
+
 final class AdoptionTests: XCTestCase {
     func testASpecListingStoredBaselinesAdoptsTheirFinishedRuns() throws {
-        let data = try sharedData()
-        let dir = tempDir("adopt")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let db = "\(dir)/s.sqlite"
-        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
-        func write(_ name: String, _ methods: [String]) throws -> String {
-            let path = "\(dir)/\(name).yaml"
-            try smokeSpec(name, methods: methods, seeds: "[1, 2]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
-            return path
-        }
-        func sweep(_ spec: String, _ extra: [String] = []) throws -> (Int32, String) {
-            try runCLIText(["sweep", spec, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
-                            "--checkpoints", "\(dir)/ck"] + extra, stdout: !extra.isEmpty)
-        }
+        let scratch = try SmokeSweeps("adopt")
+        defer { scratch.remove() }
+        let (data, dir, db) = (scratch.data, scratch.dir, scratch.db)
+        func write(_ name: String, _ methods: [String]) throws -> String { try scratch.write(name, methods) }
+        func sweep(_ spec: String, _ extra: [String] = []) throws -> (Int32, String) { try scratch.sweep(spec, extra, stdout: !extra.isEmpty) }
         let base = try write("basea", ["{name: pt, method: pt, n: 4}"])
         var (rc, log) = try sweep(base)
         XCTAssertEqual(rc, 0, log)
@@ -109,7 +129,7 @@ final class AdoptionTests: XCTestCase {
         // Another model column is another run, even where the same checkpoint stands in for it
         // (its tables' parameter counts are the column's): trained.
         let otherColumn = "\(dir)/cols.yaml"
-        try smokeSpec("cols", methods: ["{name: pt, method: pt, n: 4}"], seeds: "[1, 2]", train: train)
+        try smokeSpec("cols", methods: ["{name: pt, method: pt, n: 4}"], seeds: "[1, 2]", train: SmokeSweeps.train)
             .replacingOccurrences(of: "t5-small", with: "t5-base").write(toFile: otherColumn, atomically: true, encoding: .utf8)
         (rc, log) = try sweep(otherColumn)
         XCTAssertEqual(rc, 0, log)
@@ -131,18 +151,11 @@ final class AdoptionTests: XCTestCase {
     /// again); a twin whose artifact is gone gives way to another twin of the identity that has
     /// one (an adopted copy's link), and where none has one the sweep trains and says why.
     func testDivergedTwinsAndTwinsWithoutTheirArtifact() throws {
-        let data = try sharedData()
-        let dir = tempDir("adoptdiv")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let db = "\(dir)/s.sqlite"
-        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
-        func sweep(_ name: String, _ entry: String) throws -> (Int32, String) {
-            let path = "\(dir)/\(name).yaml"
-            try smokeSpec(name, methods: [entry], seeds: "[1]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
-            return try runCLIText(["sweep", path, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
-                                   "--checkpoints", "\(dir)/ck"], stdout: false)
-        }
-        let s = try ResultsStore(path: db)
+        let scratch = try SmokeSweeps("adoptdiv")
+        defer { scratch.remove() }
+        let dir = scratch.dir
+        func sweep(_ name: String, _ entry: String) throws -> (Int32, String) { try scratch.sweep(try scratch.write(name, [entry], seeds: "[1]")) }
+        let s = try ResultsStore(path: scratch.db)
         func row(_ spec: String) throws -> [String: SQLiteDB.Value]? {
             try s.db.query("SELECT status, adopted_from FROM runs WHERE spec=? AND status != 'superseded'", [.text(spec)]).first
         }
@@ -177,16 +190,11 @@ final class AdoptionTests: XCTestCase {
     /// Full fine-tuning keeps its weights only with --keep-artifacts: a sweep that keeps them does
     /// not adopt a run whose source kept none (it trains), one that does not keep them adopts it.
     func testARunWhoseArtifactWouldBeMissingIsTrainedNotAdopted() throws {
-        let data = try sharedData()
-        let dir = tempDir("adoptft")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let db = "\(dir)/s.sqlite"
-        let train = "{epochs: 1, batch_size: 4, eval_limit: 8, eval_batch_size: 8, decode_max_tokens: 2, max_source_length: 64}"
+        let scratch = try SmokeSweeps("adoptft")
+        defer { scratch.remove() }
+        let (dir, db) = (scratch.dir, scratch.db)
         func sweep(_ name: String, keep: Bool) throws -> (Int32, String) {
-            let path = "\(dir)/\(name).yaml"
-            try smokeSpec(name, methods: ["{name: ft, method: ft, train: {lr: 1.0e-4}}"], seeds: "[1]", train: train).write(toFile: path, atomically: true, encoding: .utf8)
-            return try runCLIText(["sweep", path, "--profile", "smoke", "--workers", "1", "--threads", "1", "--db", db, "--data-dir", data,
-                                   "--checkpoints", "\(dir)/ck"] + (keep ? ["--keep-artifacts"] : []), stdout: false)
+            try scratch.sweep(try scratch.write(name, ["{name: ft, method: ft, train: {lr: 1.0e-4}}"], seeds: "[1]"), keep ? ["--keep-artifacts"] : [])
         }
         var (rc, log) = try sweep("fta", keep: false)
         XCTAssertEqual(rc, 0, log)
