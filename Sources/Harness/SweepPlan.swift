@@ -156,7 +156,9 @@ public struct SweepPlan {
         // The runs it would adopt join their cells with the numerics they ran under, as the sweep
         // finds them once they are copied.
         let todoCells = Set(todo.map(\.run.cell))
-        for (r, t) in twins where todoCells.contains(r.cell) && t["tool_version"]?.text != nil && t["status"]?.text != "diverged" {
+        // Only finished-done twins count, as `otherNumerics` counts done runs (a diverged one is
+        // listed, not averaged), whether the twin is current or in history.
+        for (r, t) in twins where todoCells.contains(r.cell) && t["tool_version"]?.text != nil && ResultsStore.finishedStatus(t) == "done" {
             let setup = ResultsStore.numericsSetup(t)
             guard !Trainer.numericsAgree(setup, o.workerNumerics) else { continue }
             conflicts[r.cell] = Trainer.distinctNumerics((conflicts[r.cell] ?? []) + [setup])
