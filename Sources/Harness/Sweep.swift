@@ -144,6 +144,42 @@ public enum Worker {
                      seed: row["seed"]?.int ?? 0, sampleSeed: row["sample_seed"]?.int, identity: row["identity"]?.text ?? "", storeTag: storeTag)
     }
 
+    /// A run's resume checkpoint: `store-<storeTag>-run-<id>.safetensors` in the checkpoint directory.
+    public static func checkpointPath(checkpointDir: String, storeTag: String, run id: Int) -> String {
+        "\(checkpointDir)/store-\(storeTag)-run-\(id).safetensors"
+    }
+
+    /// Deletes the resume checkpoints of this store (`checkpointPath`, and their stale temporaries)
+    /// that nothing will resume from: those of runs sent to history (`superseded`: a spec edited or
+    /// no longer planning them, or a pending row that gave way to an adopted twin), of finished runs
+    /// (`done`, `diverged`, `evaluated`: the worker deletes these on success, unless it was killed
+    /// in between) and of run ids the store does not hold (a store deleted and created again at the
+    /// same path). Pending, running and failed runs keep theirs: a resume or a retry reads it.
+    /// Other stores' checkpoints (another tag) and other files are left alone. Returns the files
+    /// removed and their bytes. Errors: the store's.
+    @discardableResult
+    public static func removeDeadCheckpoints(store: ResultsStore, checkpointDir: String, storeTag: String) throws -> (files: Int, bytes: Int64) {
+        let prefix = "store-\(storeTag)-run-", suffix = ".safetensors"
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir)) ?? []).compactMap { name -> Int? in
+            guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+            let digits = name.dropFirst(prefix.count).dropLast(suffix.count)
+            return digits.allSatisfy({ ("0"..."9").contains($0) }) ? Int(digits) : nil
+        }
+        guard !ids.isEmpty else { return (0, 0) }
+        var status: [Int: String] = [:]
+        for row in try store.db.query("SELECT id, status FROM runs WHERE id IN (\(ids.map(String.init).joined(separator: ",")))") {
+            if let id = row["id"]?.int { status[id] = row["status"]?.text }
+        }
+        var files = 0, bytes: Int64 = 0
+        for id in ids where !["pending", "running", "failed"].contains(status[id] ?? "") {
+            let path = checkpointPath(checkpointDir: checkpointDir, storeTag: storeTag, run: id)
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { files += 1; bytes += size }
+            removeStaleTemporaries(for: path)
+        }
+        return (files, bytes)
+    }
+
     /// Where a sweep writes the artifacts of (spec, profile): `artifacts/<spec>-<profile>` beside the
     /// checkpoint directory, as an absolute path.
     public static func artifactDirectory(checkpointDir: String, spec: String, profile: String) -> String {
@@ -167,7 +203,7 @@ public enum Worker {
               let claimed = try store.claim(worker: name, pid: getpid(), spec: o.spec, profile: o.profile, skipModels: o.skipModels) {
             var r = claimed.spec
             try FileManager.default.createDirectory(atPath: o.checkpointDir, withIntermediateDirectories: true)
-            let ck = "\(o.checkpointDir)/store-\(storeTag)-run-\(claimed.id).safetensors"
+            let ck = Worker.checkpointPath(checkpointDir: o.checkpointDir, storeTag: storeTag, run: claimed.id)
             log("run \(claimed.id) \(r.cell) seed \(r.seed)\(r.sampleSeed.map { " sample seed \($0)" } ?? "") (attempt \(claimed.attempts))")
             // Heartbeat from its own connection while the run trains. The connection is opened
             // before the timer exists: a timer released unstarted (the open failed: the store's
@@ -553,6 +589,13 @@ public enum SweepRunner {
         let unplanned = try store.supersedeUnplanned(spec: spec.name, profile: profile, planned: plan)
         let outside = Set(try store.staleRuns(spec: spec.name, profile: profile, planned: plan).map(\.id))
         let retried = try store.retryFailed(spec: spec.name, profile: profile, skipModels: skip)
+        // Checkpoints nothing will resume from (runs sent to history above or earlier, finished
+        // runs whose worker was killed before deleting theirs) would otherwise stay on disk for good.
+        let dead = try Worker.removeDeadCheckpoints(store: store, checkpointDir: o.checkpointDir, storeTag: tag)
+        if dead.files > 0 {
+            log("removed \(dead.files) checkpoint\(dead.files == 1 ? "" : "s") of runs nothing resumes (sent to history, finished or gone from the store; "
+                + String(format: "%.1f MB", Double(dead.bytes) / 1e6) + ")")
+        }
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new"
             + (restored > 0 ? ", \(restored) finished run\(restored == 1 ? "" : "s") of these settings taken back from history instead of rerun" : "")
             + (adopted > 0 ? ", \(adopted) finished run\(adopted == 1 ? "" : "s") of identical settings, data, weights and task adopted from other specs, profiles or variant names instead of rerun (`adopted_from` names each)" : "")

@@ -1,0 +1,58 @@
+import Foundation
+import Harness
+import Store
+import TestSupport
+import XCTest
+
+/// A sweep deletes this store's resume checkpoints that nothing will resume from: those of runs sent
+/// to history, of finished runs and of ids the store does not hold; pending, running and failed runs
+/// keep theirs, and other stores' checkpoints and other files are left alone.
+final class CheckpointCleanupTests: XCTestCase {
+    func testSweepRemovesCheckpointsNothingResumesFrom() throws {
+        let scratch = try SmokeSweeps("ckclean")
+        defer { scratch.remove() }
+        let spec = try scratch.write("ckclean", ["{name: pt, method: pt, n: 4}"])
+        var (rc, log) = try scratch.sweep(spec)
+        XCTAssertEqual(rc, 0, log)
+        // The same spec with another learning rate: the two finished runs go to history.
+        try smokeSpec("ckclean", methods: ["{name: pt, method: pt, n: 4, train: {lr: 0.05}}"], seeds: "[1, 2]", train: SmokeSweeps.train)
+            .write(toFile: spec, atomically: true, encoding: .utf8)
+        (rc, log) = try scratch.sweep(spec)
+        XCTAssertEqual(rc, 0, log)
+
+        let s = try ResultsStore(path: scratch.db)
+        let superseded = try s.db.query("SELECT id FROM runs WHERE spec='ckclean' AND status='superseded' ORDER BY id").compactMap { $0["id"]?.int }
+        let done = try s.db.query("SELECT id FROM runs WHERE spec='ckclean' AND status='done' ORDER BY id").compactMap { $0["id"]?.int }
+        XCTAssertEqual(superseded.count, 2)
+        XCTAssertEqual(done.count, 2)
+        // Rows of other specs that must keep their checkpoints: pending (resumes), running (a worker
+        // writes it now), failed (a retry resumes from it).
+        var keep: [Int] = []
+        for status in ["pending", "running", "failed"] {
+            try s.db.query("""
+                INSERT INTO runs (spec, profile, cell, variant, method, task, model, model_spec, k, seed, config_json, config_hash, status, created_at, identity)
+                SELECT 'other-\(status)', profile, cell, variant, method, task, model, model_spec, k, seed, config_json, config_hash, ?, created_at, identity
+                FROM runs WHERE id=?
+                """, [.text(status), .int(done[0])])
+            keep.append(s.db.lastInsertID)
+        }
+        let ck = "\(scratch.dir)/ck", tag = Worker.storeTag(scratch.db)
+        try FileManager.default.createDirectory(atPath: ck, withIntermediateDirectories: true)
+        func file(_ id: Int, tag t: String = tag) -> String { Worker.checkpointPath(checkpointDir: ck, storeTag: t, run: id) }
+        let gone = superseded + done + [999_999]   // 999999: an id this store does not hold
+        let kept = keep.map { file($0) } + [file(superseded[0], tag: "0123456789ab"), "\(ck)/notes.txt", "\(ck)/store-\(tag)-run-x.safetensors"]
+        for path in gone.map({ file($0) }) + kept { try Data("ck".utf8).write(to: URL(fileURLWithPath: path)) }
+
+        // A dry run changes nothing.
+        (rc, log) = try scratch.sweep(spec, ["--dry-run"], stdout: true)
+        XCTAssertEqual(rc, 0, log)
+        for path in gone.map({ file($0) }) + kept { XCTAssertTrue(FileManager.default.fileExists(atPath: path), path) }
+
+        // The next sweep of the spec (nothing left to train) removes the dead ones.
+        (rc, log) = try scratch.sweep(spec)
+        XCTAssertEqual(rc, 0, log)
+        XCTAssertTrue(log.contains("removed \(gone.count) checkpoints of runs nothing resumes"), log)
+        for id in gone { XCTAssertFalse(FileManager.default.fileExists(atPath: file(id)), "run \(id)") }
+        for path in kept { XCTAssertTrue(FileManager.default.fileExists(atPath: path), path) }
+    }
+}
