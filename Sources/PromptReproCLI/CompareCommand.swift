@@ -154,14 +154,15 @@ struct CompareCommand: ParsableCommand {
             }
             return e.mapValues { $0.sorted() }
         }
-        var missing = Compare.missing(expected: expected(method), cells: cells, variant: method, label: "new")
+        var absent = Compare.missingRuns(expected: expected(method), cells: cells, variant: method, label: "new")
         if against == "stored" {
-            let lacking = Compare.missing(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline")
-            missing += lacking
+            let lacking = Compare.missingRuns(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline")
+            absent += lacking
             // A new cell the spec does not expect the baseline at (an evaluated adapter's) is missing too.
-            missing += Compare.unpaired(cells: cells, newVariant: method, baselineVariant: baseline)
-                .filter { line in !lacking.contains { $0.hasPrefix(String(line.prefix { $0 != ":" })) } }
+            absent += Compare.unpairedRuns(cells: cells, newVariant: method, baselineVariant: baseline)
+                .filter { u in !lacking.contains { $0.line.hasPrefix(String(u.line.prefix { $0 != ":" })) } }
         }
+        let missing = absent.map(\.line)
         var backbones = Set(expanded.filter { $0.variant == method }.map { "\($0.model) = \($0.modelSpec)" }).sorted()
         if backbones.isEmpty, let store {  // a variant outside the spec (an evaluated adapter): what its runs loaded
             backbones = Set(try store.db.query("SELECT DISTINCT model, model_spec FROM runs WHERE spec=? AND profile=? AND variant=?",
@@ -278,7 +279,7 @@ struct CompareCommand: ParsableCommand {
         let unpinned = try store.map { try unpinnedDataRuns($0, spec: s.name, profile: profile, plan: plan) }?
             .filter { line in sides.contains { line.hasPrefix("\($0)|") } } ?? []
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
-                                              diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method), unpinned: unpinned,
+                                              missingRuns: absent.reduce(0) { $0 + $1.runs }, diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method), unpinned: unpinned,
                                               maxRegression: maxRegression, allowMissing: allowMissing)
         print(text, terminator: "")
         if !passed { throw ExitCode(1) }

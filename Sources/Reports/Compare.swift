@@ -396,16 +396,27 @@ public enum Compare {
     /// model and k), one line each: a variant outside the spec (an evaluated adapter) has no
     /// expected runs, so without these lines such a cell would drop out of the gate unseen.
     public static func unpaired(cells: [CellResult], newVariant: String, baselineVariant: String) -> [String] {
-        cells.filter { $0.variant == newVariant && !$0.seeds.isEmpty }.compactMap { c in
+        unpairedRuns(cells: cells, newVariant: newVariant, baselineVariant: baselineVariant).map(\.line)
+    }
+
+    /// `unpaired`'s lines, each with the baseline runs it stands for (one per seed of the new cell).
+    public static func unpairedRuns(cells: [CellResult], newVariant: String, baselineVariant: String) -> [(line: String, runs: Int)] {
+        cells.filter { $0.variant == newVariant && !$0.seeds.isEmpty }.compactMap { c -> (line: String, runs: Int)? in
             let key = CompareCell(task: c.task, model: c.model, k: c.k)
             let paired = cells.contains { $0.variant == baselineVariant && CompareCell(task: $0.task, model: $0.model, k: $0.k) == key && !$0.seeds.isEmpty }
-            return paired ? nil : "baseline '\(baselineVariant)' \(key): no finished runs to pair with \(newVariant)'s (seeds \(c.seeds.map(String.init).joined(separator: ", ")))"
-        }.sorted()
+            return paired ? nil : ("baseline '\(baselineVariant)' \(key): no finished runs to pair with \(newVariant)'s (seeds \(c.seeds.map(String.init).joined(separator: ", ")))", c.seeds.count)
+        }.sorted { $0.line < $1.line }
     }
 
     /// Cells and seeds the spec expects that either side lacks (with each run's status).
     public static func missing(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String) -> [String] {
-        var lines: [String] = []
+        missingRuns(expected: expected, cells: cells, variant: variant, label: label).map(\.line)
+    }
+
+    /// `missing`'s lines, one per cell, each with the number of runs it names (the gate counts runs,
+    /// not cells: a task missing on both sides of a 3-seed spec is 6 runs).
+    public static func missingRuns(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String) -> [(line: String, runs: Int)] {
+        var lines: [(line: String, runs: Int)] = []
         for task in expected.keys.sorted() {
             let want = expected[task]!
             let have = cells.filter { $0.variant == variant && $0.task == task.task && $0.model == task.model && $0.k == task.k }
@@ -413,11 +424,11 @@ public enum Compare {
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
             var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
-            if statuses.isEmpty { statuses = [have.isEmpty ? "no runs" : "not run"] }
+            if statuses.isEmpty { statuses = [have.isEmpty ? "no counted runs: not run, or left out as stale" : "not run"] }
             // In a crossed design a seed has runs on several samples: name both seeds of each run.
             let crossed = want.contains { $0.sampleSeed != $0.seed }
             let names = lacking.map { crossed ? "\($0.seed) (sample \($0.sampleSeed))" : "\($0.seed)" }
-            lines.append("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(names.joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))")
+            lines.append(("\(label) '\(variant)' \(task): seed\(lacking.count == 1 ? "" : "s") \(names.joined(separator: ", ")) missing (\(statuses.joined(separator: ", ")))", lacking.count))
         }
         return lines
     }
@@ -435,8 +446,11 @@ public enum Compare {
     }
 
     public static func markdown(_ rows: [ComparisonRow], new: String, baseline: String, against: String, header: String,
-                                missing: [String], diverged: [String] = [], unpinned: [String] = [], maxRegression: Double?,
+                                missing: [String], missingRuns: Int? = nil, diverged: [String] = [], unpinned: [String] = [], maxRegression: Double?,
                                 allowMissing: Bool) -> (text: String, passed: Bool) {
+        // `missing` has a line per cell; `missingRuns` the runs those lines name (one per line without it).
+        let absent = missingRuns ?? missing.count
+        let absentRuns = "\(absent) run\(absent == 1 ? "" : "s")"
         func ms(_ v: [Double]) -> String {
             v.isEmpty ? "—" : v.count == 1 ? String(format: "%.2f (n=1)", v[0])
                 : String(format: "%.2f ± %.2f (n=%d)", Statistics.mean(v), Statistics.sampleVariance(v).squareRoot(), v.count)
@@ -469,13 +483,20 @@ public enum Compare {
         let twoSeed = rows.filter { $0.ci != nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
         let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
         if !twoSeed.isEmpty {
-            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (t quantile 12.71 at 95 %), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
+            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 % and 25.45 at 97.5 %, more at the Holm levels printed), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
+        }
+        // One seed pair: the interval resamples the evaluation examples of one training run each,
+        // so it leaves out the seed-to-seed variance (the few-shot sample and the initialisation),
+        // often the larger part: narrower than a two-seed row's, yet weaker evidence.
+        let oneSeed = rows.filter { $0.ci != nil && $0.seeds.count == 1 }.map(name)
+        if !oneSeed.isEmpty {
+            out += "\n\nOne seed only (\(oneSeed.joined(separator: ", "))): the interval resamples the validation examples of one run per side; the variance between seeds (few-shot sample and initialisation) is not in it, so it is narrower than the evidence allows; three or more seeds are the papers' protocol."
         }
         if !beyond.isEmpty {
             out += "\n\nInterval past the metric's range (\(beyond.joined(separator: ", "))): a score difference lies in [−100, +100]; the interval's t part reaches beyond it with so few seeds (it is not clipped: read it as uninformative)."
         }
         if !missing.isEmpty {
-            out += "\n\nMissing runs (\(missing.count)):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
+            out += "\n\nMissing runs (\(absentRuns) in \(missing.count) cell\(missing.count == 1 ? "" : "s")):\n" + missing.map { "- \($0)" }.joined(separator: "\n")
         }
         if !diverged.isEmpty {
             out += "\n\nDiverged runs of \(new) (\(diverged.count) cell\(diverged.count == 1 ? "" : "s")):\n" + diverged.map { "- \($0)" }.joined(separator: "\n")
@@ -486,7 +507,7 @@ public enum Compare {
         var passed = true
         if let m = maxRegression {
             var reasons: [String] = []
-            if !missing.isEmpty && !allowMissing { reasons.append("\(missing.count) missing (use --allow-missing to gate on what exists)") }
+            if !missing.isEmpty && !allowMissing { reasons.append("\(absentRuns) missing (use --allow-missing to gate on what exists)") }
             // Gating on what exists needs something to exist: with no task tested the gate once
             // passed (a spec edited and not re-swept, a misspelt baseline).
             if tested == 0 && rows.isEmpty { reasons.append("no task has runs of both sides to test") }
@@ -519,10 +540,11 @@ public enum Compare {
             passed = reasons.isEmpty
             // Under --allow-missing the gate judges what exists: it says so, and how much is not there.
             let runs = allowMissing && !missing.isEmpty
-                ? "\(missing.count) missing or failed run\(missing.count == 1 ? "" : "s") left out under --allow-missing (listed above), diverged runs failing it"
+                ? "\(absent) missing or failed run\(absent == 1 ? "" : "s") left out under --allow-missing (listed above), diverged runs failing it"
                 : "every expected run present"
             out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), \(runs)): "
-            out += passed ? "passed.\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\n"
+            let oneSeedCaveat = oneSeed.isEmpty ? "" : " (\(oneSeed.joined(separator: ", ")) on one seed: seed variance not measured, see above)"
+            out += passed ? "passed\(oneSeedCaveat).\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\n"
         } else {
             out += "\n"
         }

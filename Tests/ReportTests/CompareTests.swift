@@ -43,6 +43,28 @@ final class GateStatisticsTests: XCTestCase {
         let (three, _) = Compare.markdown([row("rte", 3, (-5, 5))], new: "a", baseline: "b", against: "stored", header: "",
                                           missing: [], maxRegression: nil, allowMissing: false)
         XCTAssertFalse(three.contains("Two seeds only") || three.contains("past the metric's range"), three)
+        XCTAssertFalse(three.contains("One seed only") || text.contains("One seed only"), three)
+        // 12.71 is the 95 % quantile; the rows print at Holm levels of at least 97.5 % (25.45).
+        XCTAssertTrue(text.contains("12.71 at 95 % and 25.45 at 97.5 %"), text)
+        XCTAssertEqual(Statistics.studentQuantile(0.9875, df: 1), 25.4517, accuracy: 1e-3)
+    }
+
+    /// A one-seed row's interval (a bootstrap over one run's examples per side) leaves out the
+    /// variance between seeds: it was printed narrower than a two-seed row's without a word and the
+    /// gate passed on it silently. Now named under the table and in the gate's verdict.
+    func testOneSeedRowsAreNamed() {
+        var one = ComparisonRow(task: "cb", model: "t5-base", metric: "accuracy", new: [18.75], baseline: [56.25],
+                                seeds: [Replicate(seed: 1, sampleSeed: 1)], baselineMean: 56.25, delta: -37.5,
+                                method: "paired bootstrap over 16 examples × 1 seed", p: 0.24, pHolm: 0.24, ci: (-68.75, 0), level: 0.975, verdict: "tie")
+        var (text, passed) = Compare.markdown([one], new: "a", baseline: "b", against: "stored", header: "",
+                                              missing: [], maxRegression: 70, allowMissing: false)
+        XCTAssertTrue(passed, text)
+        XCTAssertTrue(text.contains("One seed only (cb): the interval resamples the validation examples of one run per side"), text)
+        XCTAssertTrue(text.contains("passed (cb on one seed: seed variance not measured, see above)."), text)
+        one.seeds = [Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 2)]
+        (text, passed) = Compare.markdown([one], new: "a", baseline: "b", against: "stored", header: "",
+                                          missing: [], maxRegression: 70, allowMissing: false)
+        XCTAssertFalse(text.contains("One seed only") || text.contains("on one seed"), text)
     }
 
     /// Holm on p = (0.01, 0.04, 0.03): ranks 0.01 → 3·0.01 = 0.03 (rejected at 0.05/3); 0.03 → 0.06

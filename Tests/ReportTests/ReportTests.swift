@@ -443,6 +443,9 @@ final class CompareTests: XCTestCase {
         let (missing, mtext) = try run(["--max-regression", "5"])
         XCTAssertEqual(missing, 1)
         XCTAssertTrue(mtext.contains("Missing runs") && mtext.contains("new 'dpt' wsc") && mtext.contains("FAILED"), mtext)
+        // Counted in runs, not cells: 22 cells a side (8 tasks × 3 backbones but t5-small's cb and
+        // rte) × 3 seeds (the count once read 44, the cells).
+        XCTAssertTrue(mtext.contains("Missing runs (132 runs in 44 cells)") && mtext.contains("FAILED — 132 runs missing"), mtext)
         let (ok, text) = try run(["--max-regression", "5", "--allow-missing"])
         XCTAssertEqual(ok, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("+10.00") && text.contains("-3.00"), text)
