@@ -492,7 +492,8 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     // Named relative to the checkout where it lies there: the committed tables' footers stay
     // the same from any working directory and machine.
-    return (try currentExportCells(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path), ProjectRoot.display(path), nil)
+    let read = try currentExportCellsReporting(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path)
+    return (read.cells, ProjectRoot.display(path), read.leftOut)
 }
 
 /// The cells of the export at `path` (`promptrepro export`'s `.cells.json`).
@@ -508,9 +509,17 @@ func readCellsExport(_ path: String, spec: String, profile: String) throws -> [C
 /// configs they ran (`ExportedCells.current`); the others are named in a note on stderr. All of
 /// them when the spec cannot be planned here (its own note says so elsewhere).
 func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) throws -> [CellResult] {
+    try currentExportCellsReporting(cells, spec: given, profile: profile, path: path).cells
+}
+
+/// `currentExportCells`, with the line a table built from them ends with when cells that ran were
+/// left out (stale, or a search the export's grid points no longer decide), as `leftOutLine` says
+/// it for a store: only stderr said it, and the table showed those cells as — like cells never run.
+func currentExportCellsReporting(_ cells: [CellResult], spec given: String, profile: String, path: String) throws
+    -> (cells: [CellResult], leftOut: String?) {
     // A spec file that does not load or plan fails the read, as a store read does; a spec without
     // this profile keeps the export whole (the export is of a profile the spec no longer has).
-    guard let s = try specForReading(given), s.profiles[profile] != nil else { return cells }
+    guard let s = try specForReading(given), s.profiles[profile] != nil else { return (cells, nil) }
     let plan: PlannedRuns
     // Searched variants as the export's own grid-point cells choose them (`exportChoice`).
     do { plan = try s.plannedRuns(profile: profile, store: nil, exported: cells) } catch {
@@ -534,7 +543,11 @@ func currentExportCells(_ cells: [CellResult], spec given: String, profile: Stri
         stderr("note: \(seedsLeft) runs of \(ProjectRoot.display(path)) are of seeds spec \(s.name) [\(profile)] no longer plans; their cells' statistics leave them out")
     }
     if let note = adoptedRunsNote(spec: s.name, profile: profile, cells: kept) { stderr(note) }
-    return kept
+    let out = stale + undecided
+    guard let first = out.first else { return (kept, nil) }
+    return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) ran under settings, task files or inputs"
+        + " that spec \(s.name) no longer plans (edited since the export)" + (undecided.isEmpty ? "" : ", or are searches its grid points no longer decide")
+        + "; those cells show — where our result would be. " + redo + ".")
 }
 
 /// A `spec:` of a table or figure file (`file`) that names no spec file is that file's mistake, not

@@ -167,6 +167,14 @@ final class ReportSourceTests: XCTestCase {
             let md = try String(contentsOfFile: "\(root)/out/lopt-table2.md", encoding: .utf8)
             XCTAssertTrue(md.contains("scored on the first 48 validation examples of each task (eval_limit"), "\(edit): \(md)")
             XCTAssertEqual(md.contains(clause), named, "\(edit): \(md)")
+            // The edited entry's cells, left out of the committed export as stale, are named in the
+            // table itself (only stderr said so, and the table showed them as never run).
+            let leftOut = md.components(separatedBy: "\n").first { $0.contains("Left out: ") }
+            XCTAssertEqual(leftOut != nil, !edit.isEmpty, "\(edit): \(md)")
+            if let leftOut {
+                XCTAssertTrue(leftOut.contains("Left out: 5 cells of ") && leftOut.contains("lopt-table2-smoke.cells.json (e.g. pt|") && leftOut.contains("spec lopt-table2 no longer plans")
+                              && leftOut.contains("promptrepro sweep lopt-table2 --profile smoke"), leftOut)
+            }
         }
     }
 
