@@ -210,7 +210,10 @@ public struct SweepPlan {
                 out += "  \(m): MISSING, \(entries.filter { $0.run.modelSpec == m }.count) runs would be skipped; looked in: \(e.looked.joined(separator: "; "))\n"
             }
         }
-        out += "\ntime: \(todo.isEmpty ? "nothing to run" : "≈ \(estimate.text) with \(workers) workers (\(formatDuration(runSeconds)) of measured run time)")\n"
+        let crew = "\(workers) worker\(workers == 1 ? "" : "s")"
+        out += "\ntime: " + (todo.isEmpty ? "nothing to run"
+            : estimate.unmeasured == estimate.remaining ? "unknown with \(crew): no run of these models has been timed in this store yet"
+            : "≈ \(estimate.text) with \(crew) (\(formatDuration(runSeconds)) of measured run time)") + "\n"
         var keys: [TimingKey] = []
         for e in todo {
             let k = TimingKey(method: e.run.method, task: e.run.task, model: e.run.modelSpec)

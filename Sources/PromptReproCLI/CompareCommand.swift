@@ -35,7 +35,7 @@ struct CompareCommand: ParsableCommand {
     /// `--results-dir` (relative to the working directory), else Baselines/results in the checkout.
     var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
     @Option(help: "Data directory for the per-example test (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
-    @Option(help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
+    @Option(parsing: .unconditional, help: "Gate: largest allowed regression in points (non-inferiority margin).") var maxRegression: Double?
     @Flag(help: "Gate on the runs that exist, listing the missing ones instead of failing on them.") var allowMissing = false
     @Option(name: .customLong("tables-dir"), help: "Table layouts for --against published (default: Baselines/tables in the checkout), as `report --tables-dir`.") var tablesDirGiven: String?
     @Option(help: "Published table for --against published: its name (\"Table 1\") or a layout's (Baselines/tables; default: the table of the layout that shows --spec; required when no layout shows it).") var table: String?

@@ -531,7 +531,7 @@ public enum PaperTables {
             lines.append("Our parameter count is the method's on the column's model (its formula on that architecture, METHODS.md section 3, as the runs store it), whichever model a profile runs in the column (a smoke or stand-in run trains fewer: \(code("promptrepro results --efficiency")) lists what each run trained).")
         }
         if layout.kind == .std {
-            lines.append("Ours here is the sample standard deviation (n − 1) over seeds; the population value is in \(code("promptrepro results --format csv")).")
+            lines.append("Ours here is the sample standard deviation (n − 1) over seeds; the population value is in \(code("promptrepro results --format csv")) (from a store) and in the committed export's JSON (`*_pop_std`).")
         }
         return lines
     }

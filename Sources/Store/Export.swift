@@ -111,7 +111,10 @@ public enum ResultsExport {
             versions[c.task] = (try? TaskRegistry.definition(c.task).version) ?? 0
             var entry: [String: Any] = ["variant": c.variant, "method": c.method, "task": c.task, "model": c.model,
                                         "k": c.k as Any, "seeds": c.seeds, "trainable_params": c.trainableParams as Any,
-                                        "diverged_seeds": c.divergedSeeds]
+                                        "diverged_seeds": c.divergedSeeds,
+                                        // Counted runs by status ("done", "failed", …): a failed seed is
+                                        // told from one never run, which `seeds` alone did not.
+                                        "runs_by_status": c.statuses]
             for (kind, stats) in [("best", c.best), ("last", c.last)] {
                 var m: [String: Any] = [:]
                 for (name, s) in stats {

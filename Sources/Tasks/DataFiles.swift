@@ -15,7 +15,7 @@ public enum DataFiles {
             guard let dir else { continue }
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue { return dir }
-            looked.append("\(what): \(dir)")
+            looked.append(what == "default" ? "\(dir) (the default)" : "\(what): \(dir)")
             if what != "default" {
                 throw TaskError(file: "\(what): \(dir)", detail: "no such directory. Fix the path, run `make fetch-data`, or unset it")
             }

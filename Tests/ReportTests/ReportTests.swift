@@ -263,6 +263,13 @@ final class FailureMarkerTests: XCTestCase {
             XCTAssertEqual(bars, 9, String(r))
         }
         XCTAssertTrue(results.contains("| respt10\\|rte\\|t5-small\\|k32 | 0 | accuracy | ✗ failed 3/3 | ✗ failed 3/3 | — |  | ✗ failed 3/3 |"), results)
+        // The JSON (`results --format json`, `export`'s .json) counts each cell's runs by status:
+        // cb's one seed read like a cell of one seed planned, its two failed runs nowhere.
+        let json = try JSONSerialization.jsonObject(with: Data(try ResultsExport.json(cells, spec: "table4", profile: "cpu").utf8)) as? [String: Any]
+        let entries = try XCTUnwrap(json?["results"] as? [String: [String: Any]])
+        let cb = try XCTUnwrap(entries.values.first { $0["task"] as? String == "cb" })
+        XCTAssertEqual(cb["seeds"] as? [Int], [1])
+        XCTAssertEqual(cb["runs_by_status"] as? [String: Int], ["done": 1, "failed": 2])
     }
 }
 
@@ -454,6 +461,12 @@ final class CompareTests: XCTestCase {
         // Counted in runs, not cells: 22 cells a side (8 tasks × 3 backbones but t5-small's cb and
         // rte) × 3 seeds (the count once read 44, the cells).
         XCTAssertTrue(mtext.contains("Missing runs (132 runs in 44 cells)") && mtext.contains("FAILED — 132 runs missing"), mtext)
+        // A negative margin written as two words reached ArgumentParser as a flag ("Missing value").
+        for margin in [["--max-regression", "-5"], ["--max-regression=-5"]] {
+            let bad = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db] + margin)
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.err.contains("--max-regression -5.0: the margin must be a finite number of points ≥ 0"), bad.err)
+        }
         let (ok, text) = try run(["--max-regression", "5", "--allow-missing"])
         XCTAssertEqual(ok, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("+10.00") && text.contains("-3.00"), text)
