@@ -113,7 +113,10 @@ public struct ExperimentSpec {
             var train: [String: Any] = (d["train"] as? [String: Any]) ?? [:]
             for (k, v) in d.sorted(by: { $0.key < $1.key }) where !["name", "method", "vary", "train", "search"].contains(k) {
                 guard MethodConfig.keys.contains(k) else {
-                    throw SpecError(path, "methods[\(i)]: unknown method key '\(k)'\(didYouMean(k, MethodConfig.keys)) (training settings go under 'train')")
+                    // Suggest only keys this method reads ('rr' on pt suggested 'r', which pt refuses next).
+                    let reads = (try? MethodRegistry.type(method))?.configKeys ?? MethodConfig.keys
+                    throw SpecError(path, "methods[\(i)]: unknown method key '\(k)'\(didYouMean(k, reads)) (method \(method) reads "
+                        + (reads.isEmpty ? "no method keys" : reads.joined(separator: ", ")) + "; training settings go under 'train')")
                 }
                 over[k] = v
             }

@@ -69,6 +69,11 @@ final class SpecValidationTests: XCTestCase {
                             ["profiles.smoke.train: 'seed' comes from the spec's 'seeds'"])
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, vary: {k: [8, 16]}}") },
                             ["methods[1].vary: 'k' comes from the spec's 'k' list"])
+        // A misspelt method key is matched against the keys its method reads: 'rr' on pt suggested 'r', which pt refuses.
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, nn: 8}") },
+                            ["unknown method key 'nn' (did you mean 'n'?) (method pt reads n, init; training settings go under 'train')"])
+        try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, rr: 3}") },
+                            ["unknown method key 'rr' (did you mean 'n'?) (method pt reads n, init;"])  // not 'r': pt reads no r
         try expectSpecError({ $0.replacingOccurrences(of: "batch_size: 4", with: "batch_size: 0") },
                             ["dpt on cb [smoke]", "batch_size must be ≥ 1, got 0"], expand: true)
         try expectSpecError({ $0.replacingOccurrences(of: "epochs: 4", with: "epochs: 0") }, ["epochs must be ≥ 1, got 0"], expand: true)
