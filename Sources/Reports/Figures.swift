@@ -313,7 +313,8 @@ public enum Figures {
             }
             plots.append(p)
         }
-        let cols = min(3, f.panels.count), rows = (f.panels.count + cols - 1) / cols
+        // Up to 3 panels a row, four as 2 × 2 (3 columns left two of six slots empty).
+        let cols = f.panels.count == 4 ? 2 : min(3, f.panels.count), rows = (f.panels.count + cols - 1) / cols
         let (w, h) = (max(640, 420 * cols), 340 * rows + 60)
         var note = profile == "smoke" ? "profile smoke: embedded random-weight backbone, reproduces nothing" : "profile \(profile)"
         if let setting { note += "; " + setting }

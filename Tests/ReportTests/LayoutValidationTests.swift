@@ -189,6 +189,14 @@ final class LayoutValidationTests: XCTestCase {
         let one = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
         XCTAssertFalse(one.contains("50.0 with lines dashtype 2"), one)
         XCTAssertTrue(one.contains("index 1 using 1:2 with linespoints dashtype 2 lc 2 title 'PT'"), one)
+        // Panels a row: up to 3, four as 2 × 2 (3 columns left two of six slots empty), five as 3 + 2.
+        for (panels, layout) in [(["cb"], "layout 1,1"), (["cb", "rte", "wic"], "layout 1,3"), (["cb", "rte", "wic", "copa"], "layout 2,2"),
+                                 (["avg", "cb", "rte", "wic", "copa"], "layout 2,3")] {
+            g.panels = panels
+            _ = try? Figures.render(g, cells: withPT, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
+            let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
+            XCTAssertTrue(gp.contains("set multiplot \(layout) "), "\(panels): \(gp.prefix(400))")
+        }
     }
 
     /// What a figure leaves unsaid (review, 2026-12-06): an x the spec plans with no cell (never
