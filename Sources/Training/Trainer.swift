@@ -142,6 +142,9 @@ public final class Trainer {
     public var artifactPath: String?
     /// Under `decode_max_tokens: auto`: evaluated rows whose decoding the cap stopped before </s>.
     var decodeUnfinishedRows = 0
+    /// Set at the first evaluation under a numeric `decode_max_tokens`: the longest label target in
+    /// tokens (with </s>) when the cap is below it, else 0 (`decodeLimit`).
+    var decodeCapShortfall: Int?
 
     public init(config: TrainConfig, dataDir: String, manifestDir: String = "Baselines/manifests", checkpoint: String? = nil,
                 progress: @escaping (String) -> Void = { _ in }) {
@@ -301,6 +304,10 @@ public final class Trainer {
             // </s> while their text could still name a label; 0 means every score equals the uncapped
             // decode's (docs/performance.md).
             result.extras = (result.extras ?? [:]).merging(["decode_unfinished_rows": Double(decodeUnfinishedRows)]) { $1 }
+        }
+        if let need = decodeCapShortfall, need > 0 {
+            // The numeric cap was below the longest label target: the scores may count cut outputs as labels.
+            result.extras = (result.extras ?? [:]).merging(["decode_cap_below_label_tokens": Double(need)]) { $1 }
         }
         if c.selectOn != nil || c.evalMode != nil {
             var x = result.extras ?? [:]
@@ -571,7 +578,25 @@ extension Trainer {
     public func decodeLimit(_ ex: [Example], data: TaskData, tok: TextTokenizer, def: TaskDefinition) throws -> Int {
         switch config.decodeMaxTokens {
         case nil: return config.maxTargetLength
-        case .tokens(let n)?: return n
+        case .tokens(let n)?:
+            // A cap below the longest label target with its </s> can end a row inside a longer
+            // output and read it as a label ("0 0 0…" cut to "0"): scores rise that the uncapped
+            // decode does not give (METHODS.md §4.3). Said once per run, and recorded.
+            if decodeCapShortfall == nil, (config.evalMode ?? .generate) == .generate {
+                var longest = 0
+                for e in ex {
+                    for t in (try? RankCandidates.candidates(def, set: config.templates, data: data, example: e)) ?? [] {
+                        longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
+                    }
+                }
+                decodeCapShortfall = n < longest ? longest : 0
+                if n < longest {
+                    FileHandle.standardError.write(Data(("warning: decode_max_tokens \(n) is below the longest label target of \(config.task) under templates \(config.templates.rawValue) "
+                        + "(\(longest) tokens with </s>): a decode cut there can read a longer output as a label and score it, which the uncapped decode would not "
+                        + "(METHODS.md §4.3); use auto or at least \(longest)\n").utf8))
+                }
+            }
+            return n
         case .auto?:
             var longest = 0
             do {
