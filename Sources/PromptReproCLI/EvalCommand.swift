@@ -77,6 +77,12 @@ struct EvalCommand: ParsableCommand {
             if let k, k != trained.k {
                 throw ValidationError("--k \(k): the adapter was trained on k = \(trained.k.map(String.init) ?? "the full split") (\(runConfig))")
             }
+            // Scoring a prompt on another task is a transfer, not the run's result: said, since the
+            // recorded k and seed are of the training task's sample (a stored run pairs by them).
+            if trained.task != task {
+                stderr("warning: the adapter was trained on task \(trained.task) (\(runConfig)) and is scored on \(task): a transfer; "
+                    + "its k and seed are those of its \(trained.task) sample" + (db != nil ? ", and the run stored under \(task) pairs with \(task)'s runs of that seed" : ""))
+            }
             trainedRun = trained
         }
         let seed = self.seed ?? trainedRun?.seed ?? 1

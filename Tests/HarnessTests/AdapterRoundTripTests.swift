@@ -169,6 +169,12 @@ final class EvaluatedAdapterTests: XCTestCase {
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/runs#2/adapter", "--task", "cb", "--eval-limit", "2",
                                         "--decode-max-tokens", "1", "--data-dir", data])
         XCTAssertEqual(status, 0, err)
+        XCTAssertFalse(err.contains("warning: the adapter was trained on task"), err)
+        // Scored on another task than it trained on (its run config says cb): a transfer, said as such.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/runs#2/adapter", "--task", "rte", "--eval-limit", "2",
+                                        "--decode-max-tokens", "2", "--data-dir", data])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("warning: the adapter was trained on task cb (") && err.contains("and is scored on rte: a transfer"), err)
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "rte", "--k", "8", "--n", "5", "--max-steps", "0", "--data-dir", data,
                                         "--init-from", "\(dir)/adapter"])
         XCTAssertNotEqual(status, 0)
