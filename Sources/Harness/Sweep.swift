@@ -151,30 +151,44 @@ public enum Worker {
 
     /// Deletes the resume checkpoints of this store (`checkpointPath`, and their stale temporaries)
     /// that nothing will resume from: those of runs sent to history (`superseded`: a spec edited or
-    /// no longer planning them, or a pending row that gave way to an adopted twin), of finished runs
-    /// (`done`, `diverged`, `evaluated`: the worker deletes these on success, unless it was killed
-    /// in between) and of run ids the store does not hold (a store deleted and created again at the
-    /// same path). Pending, running and failed runs keep theirs: a resume or a retry reads it.
-    /// Other stores' checkpoints (another tag) and other files are left alone. Returns the files
-    /// removed and their bytes. Errors: the store's.
+    /// no longer planning them, or a pending row that gave way to an adopted twin) and of finished
+    /// runs (`done`, `diverged`, `evaluated`: the worker deletes these on success, unless it was
+    /// killed in between). A file is deleted only when its stored config is its row's (as a resume
+    /// compares them, threads and evaluation batch aside): a store at the same path on another host
+    /// (the tag is the path's) sharing this checkpoint directory numbers other runs alike, and ids
+    /// this store does not hold are left for the same reason. Pending, running and failed runs keep
+    /// theirs: a resume or a retry reads it. Other tags and other files are left alone. Returns the
+    /// files removed and their bytes. Errors: the store's.
     @discardableResult
     public static func removeDeadCheckpoints(store: ResultsStore, checkpointDir: String, storeTag: String) throws -> (files: Int, bytes: Int64) {
         let prefix = "store-\(storeTag)-run-", suffix = ".safetensors"
-        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir)) ?? []).compactMap { name -> Int? in
-            guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
-            let digits = name.dropFirst(prefix.count).dropLast(suffix.count)
-            return digits.allSatisfy({ ("0"..."9").contains($0) }) ? Int(digits) : nil
-        }
+        // A checkpoint, or a temporary a killed writer left beside it (`NAME.tmp-…`), by run id; the
+        // id as `checkpointPath` spells it (no sign, no leading zero).
+        let ids = Set(((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir)) ?? []).compactMap { name -> Int? in
+            guard name.hasPrefix(prefix), let end = name.range(of: suffix) else { return nil }
+            guard end.upperBound == name.endIndex || name[end.upperBound...].hasPrefix(".tmp-") else { return nil }
+            let digits = String(name[name.index(name.startIndex, offsetBy: prefix.count)..<end.lowerBound])
+            guard let id = Int(digits), id > 0, String(id) == digits else { return nil }
+            return id
+        }).sorted()
         guard !ids.isEmpty else { return (0, 0) }
-        var status: [Int: String] = [:]
-        for row in try store.db.query("SELECT id, status FROM runs WHERE id IN (\(ids.map(String.init).joined(separator: ",")))") {
-            if let id = row["id"]?.int { status[id] = row["status"]?.text }
+        var rows: [Int: (status: String, config: String)] = [:]
+        for row in try store.db.query("SELECT id, status, config_json FROM runs WHERE id IN (\(ids.map(String.init).joined(separator: ",")))") {
+            if let id = row["id"]?.int { rows[id] = (row["status"]?.text ?? "", row["config_json"]?.text ?? "") }
         }
         var files = 0, bytes: Int64 = 0
-        for id in ids where !["pending", "running", "failed"].contains(status[id] ?? "") {
+        for id in ids {
+            guard let row = rows[id], !["pending", "running", "failed"].contains(row.status) else { continue }
             let path = checkpointPath(checkpointDir: checkpointDir, storeTag: storeTag, run: id)
-            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
-            if (try? FileManager.default.removeItem(atPath: path)) != nil { files += 1; bytes += size }
+            if FileManager.default.fileExists(atPath: path) {
+                // Ours only when the file's config is the row's; an unreadable file (a write cut
+                // short) is left: a resume sets such a file aside itself.
+                guard let planned = try? JSONDecoder().decode(TrainConfig.self, from: Data(row.config.utf8)),
+                      let file = try? SafeTensorsFile(path: path),
+                      Trainer.configDifference(saved: file.metadata["config"], current: planned) == nil else { continue }
+                let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+                if (try? FileManager.default.removeItem(atPath: path)) != nil { files += 1; bytes += size }
+            }
             removeStaleTemporaries(for: path)
         }
         return (files, bytes)

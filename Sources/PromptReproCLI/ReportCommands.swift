@@ -545,9 +545,10 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
     if let note = adoptedRunsNote(spec: s.name, profile: profile, cells: kept) { stderr(note) }
     let out = stale + undecided
     guard let first = out.first else { return (kept, nil) }
-    return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) ran under settings, task files or inputs"
-        + " that spec \(s.name) no longer plans (edited since the export)" + (undecided.isEmpty ? "" : ", or are searches its grid points no longer decide")
-        + "; those cells show — where our result would be. " + redo + ".")
+    let why = [stale.isEmpty ? nil : "ran under settings, task files or inputs that spec \(s.name) no longer plans (edited since the export)",
+               undecided.isEmpty ? nil : "are searches that the export's grid points no longer decide"].compactMap { $0 }
+    return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) "
+        + why.joined(separator: ", or ") + "; those cells show — where our result would be. " + redo + ".")
 }
 
 /// A `spec:` of a table or figure file (`file`) that names no spec file is that file's mistake, not

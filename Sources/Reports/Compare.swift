@@ -483,7 +483,7 @@ public enum Compare {
         let twoSeed = rows.filter { $0.ci != nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
         let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
         if !twoSeed.isEmpty {
-            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 % and 25.45 at 97.5 %, more at the Holm levels printed), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
+            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
         }
         // One seed pair: the interval resamples the evaluation examples of one training run each,
         // so it leaves out the seed-to-seed variance (the few-shot sample and the initialisation),
@@ -544,7 +544,7 @@ public enum Compare {
                 : "every expected run present"
             out += "\n\nGate (non-inferiority, margin \(m) points: every task's interval must lie above −\(m), \(runs)): "
             let oneSeedCaveat = oneSeed.isEmpty ? "" : " (\(oneSeed.joined(separator: ", ")) on one seed: seed variance not measured, see above)"
-            out += passed ? "passed\(oneSeedCaveat).\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\n"
+            out += passed ? "passed\(oneSeedCaveat).\n" : "FAILED — " + reasons.joined(separator: "; ") + ".\(oneSeedCaveat)\n"
         } else {
             out += "\n"
         }

@@ -58,6 +58,8 @@ public struct FigureSpec: Decodable {
         for (i, p) in f.panels.enumerated() where p != "avg" && !TaskRegistry.names.contains(p) {
             throw StoreError("\(path): panels[\(i)]: unknown task '\(p)'\(didYouMean(p, TaskRegistry.names)) (or avg)")
         }
+        // An empty list drew nothing and divided by zero columns when laid out.
+        if f.panels.isEmpty { throw StoreError("\(path): panels must list at least one task (or avg)") }
         return f
     }
 

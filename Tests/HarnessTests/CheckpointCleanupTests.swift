@@ -1,6 +1,9 @@
 import Foundation
 import Harness
+import Models
 import Store
+import Tensor
+import Training
 import TestSupport
 import XCTest
 
@@ -42,9 +45,26 @@ final class CheckpointCleanupTests: XCTestCase {
         let ck = "\(scratch.dir)/ck", tag = Worker.storeTag(scratch.db)
         try FileManager.default.createDirectory(atPath: ck, withIntermediateDirectories: true)
         func file(_ id: Int, tag t: String = tag) -> String { Worker.checkpointPath(checkpointDir: ck, storeTag: t, run: id) }
-        let gone = superseded + done + [999_999]   // 999999: an id this store does not hold
-        let kept = keep.map { file($0) } + [file(superseded[0], tag: "0123456789ab"), "\(ck)/notes.txt", "\(ck)/store-\(tag)-run-x.safetensors"]
-        for path in gone.map({ file($0) }) + kept { try Data("ck".utf8).write(to: URL(fileURLWithPath: path)) }
+        // A checkpoint as a worker writes it: the run's tensors with its config in the metadata
+        // (the worker's thread count, which a resume ignores, in place of the planned one).
+        func config(_ id: Int) throws -> String { try XCTUnwrap(s.db.query("SELECT config_json FROM runs WHERE id=?", [.int(id)]).first?["config_json"]?.text) }
+        func write(_ path: String, config: String, lr: Float? = nil) throws {
+            var c = try JSONDecoder().decode(TrainConfig.self, from: Data(config.utf8))
+            c.threads = 7
+            if let lr { c.lr = lr }
+            try SafeTensorsFile.write(["prompt": Tensor(shape: [1], values: [1])], to: path, metadata: ["config": c.json])
+        }
+        let gone = [superseded[0]] + done
+        // Kept: pending, running and failed rows' files; another store's (another tag); a file of
+        // a finished id whose config is not its row's (a store at the same path on another host
+        // sharing this directory); an id this store does not hold; files that are no checkpoint.
+        var kept = keep.map { file($0) } + [file(superseded[0], tag: "0123456789ab"), file(999_999), "\(ck)/notes.txt",
+                                            "\(ck)/store-\(tag)-run-x.safetensors", "\(ck)/store-\(tag)-run-0\(done[0]).safetensors"]
+        for id in gone { try write(file(id), config: try config(id)) }
+        for (i, path) in kept.enumerated() { try write(path, config: try config(i < keep.count ? keep[i] : done[0])) }
+        let foreign = file(superseded[1])
+        try write(foreign, config: try config(superseded[1]), lr: 0.123)
+        kept.append(foreign)
 
         // A dry run changes nothing.
         (rc, log) = try scratch.sweep(spec, ["--dry-run"], stdout: true)

@@ -44,8 +44,8 @@ final class GateStatisticsTests: XCTestCase {
                                           missing: [], maxRegression: nil, allowMissing: false)
         XCTAssertFalse(three.contains("Two seeds only") || three.contains("past the metric's range"), three)
         XCTAssertFalse(three.contains("One seed only") || text.contains("One seed only"), three)
-        // 12.71 is the 95 % quantile; the rows print at Holm levels of at least 97.5 % (25.45).
-        XCTAssertTrue(text.contains("12.71 at 95 % and 25.45 at 97.5 %"), text)
+        // 12.71 is the 95 % quantile (one task, or Holm's last rank); 25.45 the 97.5 % one.
+        XCTAssertTrue(text.contains("12.71 at 95 %, 25.45 at 97.5 %"), text)
         XCTAssertEqual(Statistics.studentQuantile(0.9875, df: 1), 25.4517, accuracy: 1e-3)
     }
 
@@ -65,6 +65,12 @@ final class GateStatisticsTests: XCTestCase {
         (text, passed) = Compare.markdown([one], new: "a", baseline: "b", against: "stored", header: "",
                                           missing: [], maxRegression: 70, allowMissing: false)
         XCTAssertFalse(text.contains("One seed only") || text.contains("on one seed"), text)
+        // A failed verdict names them too.
+        one.seeds = [Replicate(seed: 1, sampleSeed: 1)]
+        (text, passed) = Compare.markdown([one], new: "a", baseline: "b", against: "stored", header: "",
+                                          missing: [], maxRegression: 5, allowMissing: false)
+        XCTAssertFalse(passed, text)
+        XCTAssertTrue(text.contains("FAILED — ") && text.contains(". (cb on one seed: seed variance not measured, see above)"), text)
     }
 
     /// Holm on p = (0.01, 0.04, 0.03): ranks 0.01 → 3·0.01 = 0.03 (rejected at 0.05/3); 0.03 → 0.06

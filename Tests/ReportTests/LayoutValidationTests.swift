@@ -114,6 +114,7 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(load { $0 + "stat: min-max\n" }.contains("stat 'min-max'"))
         XCTAssertTrue(load { $0.replacingOccurrences(of: "x: k", with: "x: shots") }.contains("x 'shots'"))
         XCTAssertTrue(load { $0.replacingOccurrences(of: "copa, rte", with: "copa, rtee") }.contains("panels[3]: unknown task 'rtee'"))
+        XCTAssertTrue(load { $0.replacingOccurrences(of: "panels: [avg, cb, copa, rte, wic]", with: "panels: []") }.contains("panels must list at least one task (or avg)"))
         XCTAssertTrue(load({ $0 }, as: "fig4b").contains("figure 'fig4' must match the file name 'fig4b'"))
         let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
         XCTAssertEqual(f.problems(variants: ["pt", "respt", "dpt"], models: ["t5-large"], tasks: ["cb", "copa", "rte", "wic"]), [])
@@ -193,6 +194,7 @@ final class LayoutValidationTests: XCTestCase {
         for (panels, layout) in [(["cb"], "layout 1,1"), (["cb", "rte", "wic"], "layout 1,3"), (["cb", "rte", "wic", "copa"], "layout 2,2"),
                                  (["avg", "cb", "rte", "wic", "copa"], "layout 2,3")] {
             g.panels = panels
+            try? FileManager.default.removeItem(atPath: "\(dir)/fig4.gp")   // each case reads its own render
             _ = try? Figures.render(g, cells: withPT, tasks: ["cb"], profile: "cpu", outDir: dir, gnuplot: stubGnuplot)
             let gp = try String(contentsOfFile: "\(dir)/fig4.gp", encoding: .utf8)
             XCTAssertTrue(gp.contains("set multiplot \(layout) "), "\(panels): \(gp.prefix(400))")
