@@ -105,7 +105,7 @@ public struct PEFTAdapter {
         // An adapter for the other kind of model (a CAUSAL_LM prompt on T5, a SEQ_2_SEQ_LM one on GPT-2)
         // may have the right shapes and still mean something else: refused.
         if let t = config.taskType, ["CAUSAL_LM", "SEQ_2_SEQ_LM"].contains(t), t != (isT5 ? "SEQ_2_SEQ_LM" : "CAUSAL_LM") {
-            throw PEFTError("\(cfgPath): task_type \(t) is an adapter for a \(t == "CAUSAL_LM" ? "decoder-only (GPT-2)" : "encoder-decoder (T5)") model; this model is \(isT5 ? "T5 (SEQ_2_SEQ_LM)" : "GPT-2 (CAUSAL_LM)")")
+            throw PEFTError("\(cfgPath): task_type \(t) is an adapter for \(t == "CAUSAL_LM" ? "a decoder-only (GPT-2)" : "an encoder-decoder (T5)") model; this model is \(isT5 ? "T5 (SEQ_2_SEQ_LM)" : "GPT-2 (CAUSAL_LM)")")
         }
         let raw = (try? JSONSerialization.jsonObject(with: cfgData)) as? [String: Any] ?? [:]
         let file = try SafeTensorsFile(path: weights)

@@ -184,7 +184,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--k", "8", "--n", "8", "--max-steps", "0", "--model", "embedded:gpt2-tiny",
                                         "--data-dir", data, "--init-from", "\(dir)/adapter"])
         XCTAssertNotEqual(status, 0)
-        XCTAssertTrue(err.contains("task_type SEQ_2_SEQ_LM is an adapter for a encoder-decoder (T5) model; this model is GPT-2"), err)
+        XCTAssertTrue(err.contains("task_type SEQ_2_SEQ_LM is an adapter for an encoder-decoder (T5) model; this model is GPT-2"), err)
         (status, err) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
                                         "--model", "embedded:gpt2-tiny", "--data-dir", data, "--save-adapter", "\(dir)/gpt2-adapter"])
         XCTAssertEqual(status, 0, err)

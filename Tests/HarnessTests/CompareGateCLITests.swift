@@ -234,7 +234,7 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertTrue(rtext.contains("runs from \(dir)/res/mini-smoke.cells.json"), rtext)
         let (gated, gtext) = try compareEmpty(["--max-regression", "1000"])
         XCTAssertEqual(gated, 1, gtext)
-        XCTAssertTrue(gtext.contains("runs from \(dir)/empty.sqlite") && gtext.contains("FAILED") && gtext.contains("4 missing"), gtext)
+        XCTAssertTrue(gtext.contains("runs from \(dir)/empty.sqlite") && gtext.contains("FAILED") && gtext.contains("8 runs missing") && gtext.contains("Missing runs (8 runs in 4 cells)"), gtext)
     }
 }
 
