@@ -507,8 +507,12 @@ public final class ResultsStore {
             for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
             sql += " ORDER BY id LIMIT 1"
             guard let row = try db.query(sql, args).first, let id = row["id"]?.int else { return nil }
-            try db.query("UPDATE runs SET status='running', worker=?, worker_pid=?, heartbeat=?, started_at=?, attempts=attempts+1 WHERE id=?",
-                         [.text(worker), .int(Int(pid)), .double(Date().timeIntervalSince1970), .text(ResultsStore.now()), .int(id)])
+            // The host with the pid: `resetInterrupted` judges the pid on its own host only (the
+            // host was set by `recordStart`, after the data and weights are hashed, so until then a
+            // sweep on the previous attempt's host took another host's live worker for dead).
+            try db.query("UPDATE runs SET status='running', worker=?, worker_pid=?, host=?, heartbeat=?, started_at=?, attempts=attempts+1 WHERE id=?",
+                         [.text(worker), .int(Int(pid)), .text(ProcessInfo.processInfo.hostName), .double(Date().timeIntervalSince1970),
+                          .text(ResultsStore.now()), .int(id)])
             return ClaimedRun(id: id, spec: try runSpec(row), attempts: (row["attempts"]?.int ?? 0) + 1)
         }
     }

@@ -548,6 +548,14 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try s.counts(spec: "table4")["running"] ?? 0, 0)
         let c = try s.claim(worker: "w", pid: getpid(), spec: "table4", profile: "smoke")
         XCTAssertEqual(c?.spec.spec, "table4")
+        // A claimed run names its host with its pid at once: a run last tried on another host, now
+        // claimed here, is judged by this host's pid, not taken for dead by a sweep on that host
+        // before the worker's `recordStart`.
+        try s.db.query("UPDATE runs SET host='another-host', status='running', worker_pid=? WHERE id=?", [.int(Int(getpid())), .int(c!.id)])
+        try s.db.query("UPDATE runs SET status='pending' WHERE id=?", [.int(c!.id)])
+        let again = try XCTUnwrap(s.claim(worker: "w", pid: getpid(), spec: "table4", profile: "smoke"))
+        XCTAssertEqual(again.id, c!.id)
+        XCTAssertEqual(try s.db.query("SELECT host FROM runs WHERE id=?", [.int(again.id)]).first?["host"]?.text, ProcessInfo.processInfo.hostName)
         try s.release(c!.id)
         XCTAssertEqual(try s.db.query("SELECT status, worker, worker_pid FROM runs WHERE id=?", [.int(c!.id)]).first,
                        ["status": .text("pending"), "worker": .null, "worker_pid": .null])
