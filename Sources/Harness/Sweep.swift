@@ -607,7 +607,7 @@ public enum SweepRunner {
         // runs whose worker was killed before deleting theirs) would otherwise stay on disk for good.
         let dead = try Worker.removeDeadCheckpoints(store: store, checkpointDir: o.checkpointDir, storeTag: tag)
         if dead.files > 0 {
-            log("removed \(dead.files) checkpoint\(dead.files == 1 ? "" : "s") of runs nothing resumes (sent to history, finished or gone from the store; "
+            log("removed \(dead.files) checkpoint\(dead.files == 1 ? "" : "s") of runs nothing resumes (runs sent to history or finished; "
                 + String(format: "%.1f MB", Double(dead.bytes) / 1e6) + ")")
         }
         log("sweep \(spec.name) [\(profile)]: \(runs.count) runs (\(added) new"
