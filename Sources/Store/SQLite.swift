@@ -22,8 +22,10 @@ public final class SQLiteDB {
         // directory without write permission) fails on its first read with "unable to open
         // database file". With no write-ahead log left beside it (a store closed cleanly, or one
         // whose log is empty) nothing can change it: it is read as immutable (no locks, no -shm).
-        // A non-empty log holds committed writes the file lacks: that is refused by name.
-        if readOnly, sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", nil, nil, nil) & 0xFF == SQLITE_CANTOPEN {
+        // A non-empty log holds committed writes the file lacks: that is refused by name. SQLite
+        // reports it as "unable to open" (SQLITE_CANTOPEN) or, where the file itself is read-only
+        // too, as SQLITE_READONLY_CANTINIT ("attempt to write a readonly database").
+        if readOnly, [SQLITE_CANTOPEN, SQLITE_READONLY].contains(sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", nil, nil, nil) & 0xFF) {
             sqlite3_close(h)
             let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
             guard wal == 0 else {

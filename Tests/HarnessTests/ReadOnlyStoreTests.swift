@@ -52,4 +52,37 @@ final class ReadOnlyStoreTests: XCTestCase {
         XCTAssertEqual(status, 1, out)
         XCTAssertTrue(out.contains("\(dir)/ro/w.sqlite: cannot be read here: its write-ahead log") && out.contains("Copy the store and its -wal file"), out)
     }
+
+    /// The same store read by a user who may write neither the file (mode 444) nor its directory
+    /// (another user's): SQLite says "attempt to write a readonly database" (SQLITE_READONLY) there,
+    /// not "unable to open", and `results` failed instead of reading it as immutable. Needs root
+    /// to drop to another user (`setpriv`); skipped otherwise, saying so.
+    func testResultsReadsAStoreItsUserCannotWrite() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to read the store as another user")
+        }
+        let data = try sharedData()
+        let dir = tempDir("rouser")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        let written = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
+        XCTAssertEqual(written.0, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: db + "-wal"))
+        let ro = "\(dir)/ro"
+        try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: db, toPath: "\(ro)/s.sqlite")
+        for (path, mode) in [(dir, 0o755), (ro, 0o755), ("\(ro)/s.sqlite", 0o444), ("\(dir)/mini.yaml", 0o644)] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        }
+        let (status, out) = try runMerged("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=\(dir)",
+                                                               "PROMPTREPRO_CACHE=\(dir)/cache", "PROMPTREPRO_ROOT=\(repoRoot)", try binary(),
+                                                               "results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(ro)/s.sqlite", "--data-dir", data])
+        if out.contains("Permission denied") && !out.contains("s.sqlite") {
+            throw XCTSkip("the unprivileged user cannot run the binary or read the data here: \(out.prefix(200))")
+        }
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains(written.1), "results as another user differ:\n\(out)\n---\n\(written.1)")
+    }
 }
