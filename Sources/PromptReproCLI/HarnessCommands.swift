@@ -54,6 +54,9 @@ struct Sweep: ParsableCommand {
         o.allowUnpinned = allowUnpinned
         o.keepArtifacts = keepArtifacts
         o.environment = Environment.values
+        // Before anything is planned: a path the workers cannot write checkpoints into left the
+        // store planned, each worker dying at its first run ("rerun to resume" could not help).
+        try checkCheckpointDirectory(checkpoints, create: !dryRun)
         if dryRun {
             print(try SweepPlan.make(spec: s, profile: profile, options: o).render(), terminator: "")
             return
@@ -120,6 +123,7 @@ struct WorkerCommand: ParsableCommand {
             throw CommandFailure("--db \(db): no such store (a worker runs the pending runs of a store that `sweep` or `shard` planned; it does not create one)")
         }
         try ResultsStore.requireStoreFile(db, allowNew: false, action: "no run claimed")
+        try checkCheckpointDirectory(checkpoints, create: true)   // before a run is claimed (it stayed 'running')
         // A worker started by hand or by a SLURM job (a sweep resets its own first): runs a killed
         // worker left 'running' (its pid gone on this host, or its heartbeat stale elsewhere) go
         // back to pending, or resubmitting the job never finished them.
@@ -294,5 +298,19 @@ struct Merge: ParsableCommand {
         }
         let c = try dest.counts()
         stderr("merge: \(total) runs into \(into); now " + (try dest.statusSummary(c)))
+    }
+}
+
+/// `--checkpoints PATH` where runs keep their checkpoints (and, beside it, their artifacts): refused
+/// when it is a file or cannot be created (`create`: it is made now, as the workers would).
+func checkCheckpointDirectory(_ path: String, create: Bool) throws {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw ValidationError("--checkpoints \(path): a file, not a directory (runs keep their checkpoints there)") }
+        return
+    }
+    guard create else { return }
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw ValidationError("--checkpoints \(path): cannot create the directory (\(error.localizedDescription))")
     }
 }

@@ -78,4 +78,31 @@ final class CheckpointCleanupTests: XCTestCase {
         for id in gone { XCTAssertFalse(FileManager.default.fileExists(atPath: file(id)), "run \(id)") }
         for path in kept { XCTAssertTrue(FileManager.default.fileExists(atPath: path), path) }
     }
+
+    /// A `--checkpoints` path that is a file is refused before anything is planned: the sweep once
+    /// planned the store, started workers that died at their first run and said "rerun the same
+    /// command to resume"; a worker started by hand left its claimed run 'running'.
+    func testACheckpointPathThatIsAFileIsRefusedFirst() throws {
+        let scratch = try SmokeSweeps("ckfile")
+        defer { scratch.remove() }
+        let spec = try scratch.write("ckfile", ["{name: pt, method: pt, n: 4}"])
+        try "hi".write(toFile: "\(scratch.dir)/ck", atomically: true, encoding: .utf8)   // the sweep's --checkpoints
+        for extra in [["--dry-run"], []] {
+            let (rc, err) = try scratch.sweep(spec, extra)
+            XCTAssertNotEqual(rc, 0, err)
+            XCTAssertTrue(err.contains("--checkpoints \(scratch.dir)/ck: a file, not a directory"), err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.db), "\(extra): the store was planned")
+        }
+        try FileManager.default.removeItem(atPath: "\(scratch.dir)/ck")
+        try FileManager.default.createDirectory(atPath: "\(scratch.dir)/ck", withIntermediateDirectories: true)
+        XCTAssertEqual(try scratch.sweep(spec, ["--dry-run"]).0, 0)
+        // A worker on a planned store, with a file for its checkpoints: refused, no run claimed.
+        let s = try ResultsStore(path: scratch.db)
+        try s.insertPending(try ExperimentSpec.load(spec).expand(profile: "smoke"))
+        try "hi".write(toFile: "\(scratch.dir)/ck2", atomically: true, encoding: .utf8)
+        let (rc, err) = try runCLIText(["worker", "--db", scratch.db, "--data-dir", scratch.data, "--checkpoints", "\(scratch.dir)/ck2"], stdout: false)
+        XCTAssertNotEqual(rc, 0, err)
+        XCTAssertTrue(err.contains("--checkpoints \(scratch.dir)/ck2: a file, not a directory"), err)
+        XCTAssertEqual(try s.counts(spec: "ckfile")["running"] ?? 0, 0)
+    }
 }
