@@ -733,7 +733,7 @@ public enum SweepRunner {
             throw SweepInterrupted(signal: sig, released: back)
         }
         if orphaned > 0 {
-            console.line("\(orphaned) runs were left by workers that died and are back to pending; rerun the same command to resume them")
+            console.line("\(orphaned) run\(orphaned == 1 ? " was" : "s were") left by workers that died and \(orphaned == 1 ? "is" : "are") back to pending; rerun the same command to resume \(orphaned == 1 ? "it" : "them")")
         }
         return (SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip, excluding: outside), outsidePlan: outside.count,
                              skipped: skipped), expanded.count)

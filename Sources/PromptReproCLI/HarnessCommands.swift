@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Harness
 import Store
+import Support
 import Tasks
 import Tensor
 
@@ -131,6 +132,14 @@ struct WorkerCommand: ParsableCommand {
             let reset = try ResultsStore(path: db).resetInterrupted(spec: spec, profile: profile)
             if reset > 0 { stderr("worker: \(reset) run\(reset == 1 ? "" : "s") left running by a worker that no longer exists back to pending") }
         }
+        // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and
+        // exited 0; a spec whose runs are all finished still does.
+        if let spec {
+            let names = try ResultsStore(path: db).db.query("SELECT DISTINCT spec FROM runs ORDER BY spec").compactMap { $0["spec"]?.text }
+            guard names.contains(spec) else {
+                throw CommandFailure("--spec \(spec): \(db) holds no run of that spec\(didYouMean(spec, names)); specs there: \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+            }
+        }
         let q = quiet
         final class Count: @unchecked Sendable { var failed = 0 }
         let count = Count()
@@ -236,7 +245,7 @@ struct Shard: ParsableCommand {
         // else of the first phase) are not sharded again: every run was, and retrained.
         let runs = try merged.map { try SweepRunner.unfinished(planned, in: $0) } ?? planned
         let paths = try ResultsStore.writeShards(runs, shards: shards, dir: dir)
-        stderr("\(runs.count) runs of \(s.name) [\(profile)] in \(paths.count) shards under \(dir)"
+        stderr("\(runs.count) run\(runs.count == 1 ? "" : "s") of \(s.name) [\(profile)] in \(paths.count) shard\(paths.count == 1 ? "" : "s") under \(dir)"
                + (planned.count > runs.count ? " (\(planned.count - runs.count) finished in \(searchDB ?? "") left out: merge the new shards into it)" : ""))
         // Runs planned without their data files carry "missing" in their identity until their
         // worker reads the files: it stores the identity with their hashes before training.

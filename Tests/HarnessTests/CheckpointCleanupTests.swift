@@ -104,5 +104,10 @@ final class CheckpointCleanupTests: XCTestCase {
         XCTAssertNotEqual(rc, 0, err)
         XCTAssertTrue(err.contains("--checkpoints \(scratch.dir)/ck2: a file, not a directory"), err)
         XCTAssertEqual(try s.counts(spec: "ckfile")["running"] ?? 0, 0)
+        // A --spec the store holds no run of is refused by name (it exited 0, "nothing to do").
+        let (trc, terr) = try runCLIText(["worker", "--db", scratch.db, "--data-dir", scratch.data, "--checkpoints", "\(scratch.dir)/ck", "--spec", "ckfiel"], stdout: false)
+        XCTAssertNotEqual(trc, 0, terr)
+        XCTAssertTrue(terr.contains("--spec ckfiel: \(scratch.db) holds no run of that spec (did you mean 'ckfile'?); specs there: ckfile"), terr)
+        XCTAssertEqual(try s.counts(spec: "ckfile")["pending"], 2)
     }
 }
