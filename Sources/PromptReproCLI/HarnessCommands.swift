@@ -133,8 +133,9 @@ struct WorkerCommand: ParsableCommand {
             if reset > 0 { stderr("worker: \(reset) run\(reset == 1 ? "" : "s") left running by a worker that no longer exists back to pending") }
         }
         // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and
-        // exited 0; a spec whose runs are all finished still does.
-        if let spec {
+        // exited 0; a spec whose runs are all finished still does. (A sweep's own workers are
+        // not asked: a sweep whose every model is missing planned no run of its spec.)
+        if let spec, sweepWorkers == nil {
             let names = try ResultsStore(path: db).db.query("SELECT DISTINCT spec FROM runs ORDER BY spec").compactMap { $0["spec"]?.text }
             guard names.contains(spec) else {
                 throw CommandFailure("--spec \(spec): \(db) holds no run of that spec\(didYouMean(spec, names)); specs there: \(names.isEmpty ? "none" : names.joined(separator: ", "))")
