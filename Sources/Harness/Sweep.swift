@@ -166,7 +166,8 @@ public enum Worker {
         // id as `checkpointPath` spells it (no sign, no leading zero).
         let ids = Set(((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir)) ?? []).compactMap { name -> Int? in
             guard name.hasPrefix(prefix), let end = name.range(of: suffix) else { return nil }
-            guard end.upperBound == name.endIndex || name[end.upperBound...].hasPrefix(".tmp-") else { return nil }
+            guard end.upperBound == name.endIndex || name[end.upperBound...].hasPrefix(".tmp-")
+                    || name[end.upperBound...] == ".other-numerics" else { return nil }
             let digits = String(name[name.index(name.startIndex, offsetBy: prefix.count)..<end.lowerBound])
             guard let id = Int(digits), id > 0, String(id) == digits else { return nil }
             return id
@@ -180,16 +181,20 @@ public enum Worker {
         for id in ids {
             guard let row = rows[id], !["pending", "running", "failed"].contains(row.status) else { continue }
             let path = checkpointPath(checkpointDir: checkpointDir, storeTag: storeTag, run: id)
-            if FileManager.default.fileExists(atPath: path) {
+            // The checkpoint, and the one a resume set aside as written under other numerics
+            // (`.other-numerics`, kept for a look until its run is over).
+            var ours = false
+            for file in [path, path + ".other-numerics"] where FileManager.default.fileExists(atPath: file) {
                 // Ours only when the file's config is the row's; an unreadable file (a write cut
                 // short) is left: a resume sets such a file aside itself.
                 guard let planned = try? JSONDecoder().decode(TrainConfig.self, from: Data(row.config.utf8)),
-                      let file = try? SafeTensorsFile(path: path),
-                      Trainer.configDifference(saved: file.metadata["config"], current: planned) == nil else { continue }
-                let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
-                if (try? FileManager.default.removeItem(atPath: path)) != nil { files += 1; bytes += size }
+                      let f = try? SafeTensorsFile(path: file),
+                      Trainer.configDifference(saved: f.metadata["config"], current: planned) == nil else { continue }
+                ours = ours || file == path
+                let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.int64Value ?? 0
+                if (try? FileManager.default.removeItem(atPath: file)) != nil { files += 1; bytes += size }
             }
-            removeStaleTemporaries(for: path)
+            if ours || !FileManager.default.fileExists(atPath: path) { removeStaleTemporaries(for: path) }
         }
         return (files, bytes)
     }

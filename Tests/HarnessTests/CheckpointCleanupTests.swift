@@ -55,12 +55,15 @@ final class CheckpointCleanupTests: XCTestCase {
             try SafeTensorsFile.write(["prompt": Tensor(shape: [1], values: [1])], to: path, metadata: ["config": c.json])
         }
         let gone = [superseded[0]] + done
+        // A checkpoint a resume set aside as written under other numerics: gone with its run.
+        let asideFile = file(done[0]) + ".other-numerics"
         // Kept: pending, running and failed rows' files; another store's (another tag); a file of
         // a finished id whose config is not its row's (a store at the same path on another host
         // sharing this directory); an id this store does not hold; files that are no checkpoint.
         var kept = keep.map { file($0) } + [file(superseded[0], tag: "0123456789ab"), file(999_999), "\(ck)/notes.txt",
                                             "\(ck)/store-\(tag)-run-x.safetensors", "\(ck)/store-\(tag)-run-0\(done[0]).safetensors"]
         for id in gone { try write(file(id), config: try config(id)) }
+        try write(asideFile, config: try config(done[0]))
         for (i, path) in kept.enumerated() { try write(path, config: try config(i < keep.count ? keep[i] : done[0])) }
         let foreign = file(superseded[1])
         try write(foreign, config: try config(superseded[1]), lr: 0.123)
@@ -74,8 +77,9 @@ final class CheckpointCleanupTests: XCTestCase {
         // The next sweep of the spec (nothing left to train) removes the dead ones.
         (rc, log) = try scratch.sweep(spec)
         XCTAssertEqual(rc, 0, log)
-        XCTAssertTrue(log.contains("removed \(gone.count) checkpoints of runs nothing resumes"), log)
+        XCTAssertTrue(log.contains("removed \(gone.count + 1) checkpoints of runs nothing resumes"), log)
         for id in gone { XCTAssertFalse(FileManager.default.fileExists(atPath: file(id)), "run \(id)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: asideFile))
         for path in kept { XCTAssertTrue(FileManager.default.fileExists(atPath: path), path) }
     }
 
