@@ -370,7 +370,7 @@ func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRun
     guard !stale.isEmpty else { return nil }
     let cells = Set(stale.map(\.cell)).sorted()
     return "Left out: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
-        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain, or —."
+        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain (a table shows — where none remains; `results` lists no row for such a cell)."
         + " `promptrepro sweep \(given) --profile \(profile)` reruns them."
 }
 
