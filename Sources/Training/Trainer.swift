@@ -583,12 +583,8 @@ extension Trainer {
             // output and read it as a label ("0 0 0…" cut to "0"): scores rise that the uncapped
             // decode does not give (METHODS.md §4.3). Said once per run, and recorded.
             if decodeCapShortfall == nil, (config.evalMode ?? .generate) == .generate {
-                var longest = 0
-                for e in ex {
-                    for t in (try? RankCandidates.candidates(def, set: config.templates, data: data, example: e)) ?? [] {
-                        longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
-                    }
-                }
+                // A task without a candidate set (free-text targets) has no label length to check.
+                let longest = (try? longestLabelTarget(ex, data: data, tok: tok, def: def)) ?? 0
                 decodeCapShortfall = n < longest ? longest : 0
                 if n < longest {
                     FileHandle.standardError.write(Data(("warning: decode_max_tokens \(n) is below the longest label target of \(config.task) under templates \(config.templates.rawValue) "
@@ -598,17 +594,24 @@ extension Trainer {
             }
             return n
         case .auto?:
-            var longest = 0
-            do {
-                for e in ex {
-                    for t in try RankCandidates.candidates(def, set: config.templates, data: data, example: e) {
-                        longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
-                    }
-                }
-            } catch {
+            let longest: Int
+            do { longest = try longestLabelTarget(ex, data: data, tok: tok, def: def) } catch {
                 throw TrainError("decode_max_tokens auto: \(error); give a number instead")
             }
             return min(longest + 1, config.maxTargetLength)
         }
+    }
+
+    /// The longest candidate target of `ex` (the template's label targets, ReCoRD's entities) in
+    /// tokens, </s> included, at most `max_target_length`. Errors: a task whose targets are free
+    /// text (no candidate set).
+    func longestLabelTarget(_ ex: [Example], data: TaskData, tok: TextTokenizer, def: TaskDefinition) throws -> Int {
+        var longest = 0
+        for e in ex {
+            for t in try RankCandidates.candidates(def, set: config.templates, data: data, example: e) {
+                longest = max(longest, truncate(tok.encode(t), config.maxTargetLength, eos: tok.eosId).count)
+            }
+        }
+        return longest
     }
 }
