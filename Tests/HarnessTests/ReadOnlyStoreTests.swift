@@ -17,6 +17,17 @@ final class ReadOnlyStoreTests: XCTestCase {
                                        "sh", dir] + argv)
     }
 
+    /// `miniSpec` written to `dir/mini.yaml` and swept into `db` (checkpoints in `dir/ck`); its
+    /// `results` table, read where the store was written. The store must be closed cleanly (no -wal).
+    func sweptMiniStore(_ dir: String, db: String, data: String) throws -> String {
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        let (status, table) = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
+        XCTAssertEqual(status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: db + "-wal"))
+        return table
+    }
+
     func testResultsReadsAStoreOnAReadOnlyFileSystem() throws {
         let data = try sharedData()
         let dir = tempDir("rostore")
@@ -27,16 +38,12 @@ final class ReadOnlyStoreTests: XCTestCase {
         if probe == 0 || !probeOut.contains("Read-only") {
             throw XCTSkip("no read-only bind mount here (unshare -rm: \(probeOut.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
-        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/src/s.sqlite"
-        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
-        let written = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
-        XCTAssertEqual(written.0, 0)
+        let written = try sweptMiniStore(dir, db: db, data: data)
         // The same table from the read-only mount (the store closed cleanly: no -wal beside it).
-        XCTAssertFalse(FileManager.default.fileExists(atPath: db + "-wal"))
         var (status, out) = try runReadOnly(dir, ["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(dir)/ro/s.sqlite", "--data-dir", data])
         XCTAssertEqual(status, 0, out)
-        XCTAssertTrue(out.contains(written.1), "read-only results differ:\n\(out)\n---\n\(written.1)")
+        XCTAssertTrue(out.contains(written), "read-only results differ:\n\(out)\n---\n\(written)")
         (status, out) = try runReadOnly(dir, ["steps", "\(dir)/mini.yaml", "--profile", "smoke", "--db", "\(dir)/ro/s.sqlite"])
         XCTAssertEqual(status, 0, out)
         XCTAssertTrue(out.contains("cell,seed,step"), out)
@@ -64,12 +71,8 @@ final class ReadOnlyStoreTests: XCTestCase {
         let data = try sharedData()
         let dir = tempDir("rouser")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
         let db = "\(dir)/s.sqlite"
-        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data, "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
-        let written = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
-        XCTAssertEqual(written.0, 0)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: db + "-wal"))
+        let written = try sweptMiniStore(dir, db: db, data: data)
         let ro = "\(dir)/ro"
         try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: db, toPath: "\(ro)/s.sqlite")
@@ -83,6 +86,6 @@ final class ReadOnlyStoreTests: XCTestCase {
             throw XCTSkip("the unprivileged user cannot run the binary or read the data here: \(out.prefix(200))")
         }
         XCTAssertEqual(status, 0, out)
-        XCTAssertTrue(out.contains(written.1), "results as another user differ:\n\(out)\n---\n\(written.1)")
+        XCTAssertTrue(out.contains(written), "results as another user differ:\n\(out)\n---\n\(written)")
     }
 }
