@@ -12,8 +12,8 @@ import Tensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmark JSON: core sgemm, T5 workloads, optional side-by-side PyTorch reference.")
 
-    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
-    @Option(help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
+    @Option(parsing: .unconditional, help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
+    @Option(parsing: .unconditional, help: "Timed repetitions per measurement (median reported).") var repeats: Int = 5
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
     @Flag(help: "t5-small only.") var quick = false
     @Option(help: "Model shapes to run, comma-separated, of \(Bench.supportedShapes.joined(separator: ", ")) (default: t5-small and t5-base; --quick: t5-small).")

@@ -30,9 +30,9 @@ struct BenchE2E: ParsableCommand {
         abstract: "Time one complete few-shot DPT run (CB k=32, t5-small random init) against PyTorch pipelines, interleaved.")
 
     @Option(help: "Python with torch + transformers (make bench-reference creates one).") var reference: String
-    @Option(help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
-    @Option(help: "Rounds; each runs every side once.") var rounds: Int = 4
-    @Option(help: "Threads of every side.", transform: threadCount) var threads: Int = 2
+    @Option(parsing: .unconditional, help: "Epochs per run (the papers run 100; the bench's default keeps one invocation short).") var epochs: Int = 1
+    @Option(parsing: .unconditional, help: "Rounds; each runs every side once.") var rounds: Int = 4
+    @Option(parsing: .unconditional, help: "Threads of every side.", transform: threadCount) var threads: Int = 2
     @Option(help: "Our sides, comma-separated: default, decode-auto, decode-eos (the papers' literal decode; default stops rows whose text can no longer be a label).") var ours: String = "default,decode-auto"
     @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?

@@ -13,8 +13,8 @@ struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-gemm", abstract: "Interleaved sgemm GFLOP/s of each GEMM kernel (JSON) at the bench and per-head attention shapes.")
 
-    @Option(help: "Threads (default 1: one core's kernel speed).", transform: threadCount) var threads: Int = 1
-    @Option(help: "Rounds (each kernel timed once per round per shape).") var rounds: Int = 5
+    @Option(parsing: .unconditional, help: "Threads (default 1: one core's kernel speed).", transform: threadCount) var threads: Int = 1
+    @Option(parsing: .unconditional, help: "Rounds (each kernel timed once per round per shape).") var rounds: Int = 5
     @Option(help: "Comma-separated MxNxK[:nt|:nn|:tn] (C = A·Bᵀ with nt, the default, as a Linear layer; A·B with nn; Aᵀ·B with tn, a Linear layer's weight gradient).")
     var shapes = "2048x2048x2048,2848x512x2048,356x356x64,356x64x356:nn,64x64x512,512x64x512:nn,512x512x64"
     @Option(help: "Kernels to time (default: all this CPU runs).") var kernels: String?

@@ -14,12 +14,12 @@ struct BenchOne: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-one", abstract: "Run one benchmark workload (used by `bench`).", shouldDisplay: false)
     @Option var shape: String = "t5-small"
     @Option(help: "train | eval | generate | ft") var workload: String = "train"
-    @Option var repeats: Int = 5
-    @Option(transform: threadCount) var threads: Int?
-    @Option var seqLen: Int = 256
-    @Option var batch: Int?
-    @Option var prompt: Int = 100
-    @Option(help: "Greedy steps of the generate workload (the bench's shape is 3).") var newTokens: Int = 3
+    @Option(parsing: .unconditional) var repeats: Int = 5
+    @Option(parsing: .unconditional, transform: threadCount) var threads: Int?
+    @Option(parsing: .unconditional) var seqLen: Int = 256
+    @Option(parsing: .unconditional) var batch: Int?
+    @Option(parsing: .unconditional) var prompt: Int = 100
+    @Option(parsing: .unconditional, help: "Greedy steps of the generate workload (the bench's shape is 3).") var newTokens: Int = 3
     @Option(help: "Cross-attention form: auto | projected | absorbed.") var cross: String = "auto"
     @Flag(help: "Leave out the per-step norms the trainer logs (to measure their cost).") var noStepLog = false
     @Option(help: "Matrix products of eval and generate: fp32 (default) or bf16 (opt-in; CPUs with AVX512-BF16; never in the default rows).")

@@ -24,9 +24,9 @@ struct Calibrate: ParsableCommand {
             results; a kernel changes their last bits, and runs record the kernel and blocking they used.
             """)
 
-    @Option(help: "Threads the products run on (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
-    @Option(help: "Rounds (each candidate timed once per round at every shape).") var rounds: Int = 7
-    @Option(help: "Keep the default unless a candidate's median per-round speed ratio to it is at least 1 + this.") var margin: Double = 0.05
+    @Option(parsing: .unconditional, help: "Threads the products run on (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount) var threads: Int?
+    @Option(parsing: .unconditional, help: "Rounds (each candidate timed once per round at every shape).") var rounds: Int = 7
+    @Option(parsing: .unconditional, help: "Keep the default unless a candidate's median per-round speed ratio to it is at least 1 + this.") var margin: Double = 0.05
     @Option(help: "Calibration file (default: the cache named above).") var file: String?
     @Flag(help: "Measure and print only; write nothing.") var dryRun = false
 

@@ -23,15 +23,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "PEFT adapter directory.") var adapter: String
     @Option(help: "peft (PROMPT_TUNING, LORA, or DePT's PROMPT_TUNING_LORA, read from adapter_config.json) or dept (require DePT's).") var adapterFormat: String = "peft"
     @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
-    @Option(help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell; default: the training run's, from promptrepro_run_config.json, else the preset's).") var k: Int?
-    @Option(help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed; default: the training run's, from promptrepro_run_config.json, else 1).") var seed: Int?
+    @Option(parsing: .unconditional, help: "Few-shot size of the training sample the adapter saw (recorded; selects the run's cell; default: the training run's, from promptrepro_run_config.json, else the preset's).") var k: Int?
+    @Option(parsing: .unconditional, help: "Seed of that sample (recorded; pairs the run with trained runs of the same seed; default: the training run's, from promptrepro_run_config.json, else 1).") var seed: Int?
     @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
-    @Option(help: "Evaluate on the first N validation examples only (default: the training run's eval_limit, from promptrepro_run_config.json, else all).") var evalLimit: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on the first N validation examples only (default: the training run's eval_limit, from promptrepro_run_config.json, else all).") var evalLimit: Int?
     @Option(help: "Input length in tokens (default: the training run's, from the adapter's promptrepro_run_config.json when `train --save-adapter` or `export-adapter` wrote it, else the preset's).")
     var maxSourceLength: Int?
-    @Option(help: "Target length in tokens (default: as --max-source-length).") var maxTargetLength: Int?
-    @Option(help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
+    @Option(parsing: .unconditional, help: "Target length in tokens (default: as --max-source-length).") var maxTargetLength: Int?
+    @Option(parsing: .unconditional, help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(help: "When greedy decoding ends a row: no-label (default; at </s> or once the text can no longer be read back as a label: the same scores as eos, invalid outputs kept up to the deciding token) or eos (at </s> or the cap only, as the papers' code).")
     var decodeStop: String?
     @Option(help: "How outputs are scored: generate (greedy decoding, default) or rank (T5: the label whose target has the lowest loss). Default: the training run's, from promptrepro_run_config.json.")

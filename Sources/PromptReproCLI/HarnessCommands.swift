@@ -28,11 +28,11 @@ struct Sweep: ParsableCommand {
         """)
     @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
     @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
-    @Option(help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory, and at least enough to keep each within 256 threads).", transform: positiveCount) var workers: Int?
+    @Option(parsing: .unconditional, help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory, and at least enough to keep each within 256 threads).", transform: positiveCount) var workers: Int?
     @Option(help: "SQLite store.") var db: String = defaultDB
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Total threads, shared by the workers, at most 256 per worker (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
+    @Option(parsing: .unconditional, help: "Total threads, shared by the workers, at most 256 per worker (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Also keep full fine-tuning runs' final weights (a whole model per run); other methods' are always kept.") var keepArtifacts = false
     @Flag(help: "Print what would run (per cell: done, pending, failed, rerun), missing models, time and disk; change nothing.") var dryRun = false
@@ -97,13 +97,13 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Only runs of this profile.") var profile: String?
     @Option(help: "Data directory.") var dataDir: String?
     @Option(help: "Checkpoint directory.") var checkpoints: String = "runs/checkpoints"
-    @Option(help: "Threads for this worker, recorded with each run (default: PROMPTREPRO_THREADS or the CPUs this process may use; with the GEMM kernel they fix a run's bits).", transform: threadCount) var threads: Int?
-    @Option(help: "Stop after this many runs.") var maxRuns: Int?
+    @Option(parsing: .unconditional, help: "Threads for this worker, recorded with each run (default: PROMPTREPRO_THREADS or the CPUs this process may use; with the GEMM kernel they fix a run's bits).", transform: threadCount) var threads: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many runs.") var maxRuns: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Only errors on stderr.") var quiet = false
     @Option(help: "Never claim runs of this model (repeatable; sweeps pass the models they found missing).") var skipModel: [String] = []
     @Flag(help: "Also keep full fine-tuning runs' final weights.") var keepArtifacts = false
-    @Option(help: "Worker processes of the sweep that started this one (recorded per run as sweep_workers).") var sweepWorkers: Int?
+    @Option(parsing: .unconditional, help: "Worker processes of the sweep that started this one (recorded per run as sweep_workers).") var sweepWorkers: Int?
 
     func run() throws {
         // SIGINT/SIGTERM: finish the current step, put the run back to pending, exit 128 + signal.
@@ -218,7 +218,7 @@ struct Shard: ParsableCommand {
         abstract: "Split a spec's runs into N shard stores (one per SLURM array task); see `make slurm-sweep`.")
     @Argument var spec: String
     @Option var profile: String = "smoke"
-    @Option(help: "Number of shards (array tasks).") var shards: Int = 2
+    @Option(parsing: .unconditional, help: "Number of shards (array tasks).") var shards: Int = 2
     @Option(help: "Directory for shard-<i>.sqlite.") var dir: String
     @Option(help: "Merged store holding finished hyper-parameter searches: the chosen points' runs are sharded too.") var searchDB: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/); hashed into each run's identity.") var dataDir: String?

@@ -11,10 +11,10 @@ struct Params: ParsableCommand {
     @Option(help: "Method: ft, pt, respt, dept, dpt, lopt1, lopt2, lora, probe.") var method: String?
     @Option(help: "Architecture: t5-small, t5-base, t5-large, google/flan-t5-base, gpt2-large, embedded:t5-tiny, or a config.json.")
     var model: String = "t5-base"
-    @Option(help: "Prompt length n.") var n: Int?
-    @Option(help: "Rank r.") var r: Int?
-    @Option(help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
-    @Option(help: "DePT max input length s.") var s: Int?
+    @Option(parsing: .unconditional, help: "Prompt length n.") var n: Int?
+    @Option(parsing: .unconditional, help: "Rank r.") var r: Int?
+    @Option(parsing: .unconditional, help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
+    @Option(parsing: .unconditional, help: "DePT max input length s.") var s: Int?
     @Option(help: "LoRA targets, comma-separated (e.g. q,v).") var targets: String?
     @Flag(help: "Audit every printed count in both papers.") var audit = false
 

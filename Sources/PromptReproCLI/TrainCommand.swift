@@ -21,48 +21,48 @@ struct Train: ParsableCommand {
     @Option(help: "Method: \(MethodRegistry.names.joined(separator: ", ")).") var method: String
     @Option(help: "Task: \(TaskRegistry.names.joined(separator: ", ")).") var task: String
     @Option(help: "Model directory, hub id, or embedded:NAME.") var model: String = "embedded:t5-tiny"
-    @Option(help: "Few-shot sample size (omit for the full training split).") var k: Int?
-    @Option(help: "Seed (few-shot sample, init, shuffling, dropout).") var seed: Int = 1
+    @Option(parsing: .unconditional, help: "Few-shot sample size (omit for the full training split).") var k: Int?
+    @Option(parsing: .unconditional, help: "Seed (few-shot sample, init, shuffling, dropout).") var seed: Int = 1
     @Option(name: .customLong("protocol"), help: "Preset: \(TrainConfig.protocols.joined(separator: ", ")).") var protocolName: String?
     @Option(help: "Templates: dpt, dept, respt, lopt.") var templates: String?
-    @Option var epochs: Int?
-    @Option(help: "Stop after this many optimizer steps (0: evaluate the initial state only).") var maxSteps: Int?
-    @Option var batchSize: Int?
-    @Option var evalBatchSize: Int?
-    @Option var lr: Float?
-    @Option(help: "Learning rate of DePT's A/B group.") var lrSecondary: Float?
-    @Option var weightDecay: Float?
+    @Option(parsing: .unconditional) var epochs: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many optimizer steps (0: evaluate the initial state only).") var maxSteps: Int?
+    @Option(parsing: .unconditional) var batchSize: Int?
+    @Option(parsing: .unconditional) var evalBatchSize: Int?
+    @Option(parsing: .unconditional) var lr: Float?
+    @Option(parsing: .unconditional, help: "Learning rate of DePT's A/B group.") var lrSecondary: Float?
+    @Option(parsing: .unconditional) var weightDecay: Float?
     @Option(help: "adamw-torch, adamw-hf, adafactor.") var optimizer: String?
     @Option(help: "constant, constant-warmup, linear.") var schedule: String?
-    @Option var warmupSteps: Int?
-    @Option(help: "Global gradient-norm clip (0 disables).") var clip: Float?
+    @Option(parsing: .unconditional) var warmupSteps: Int?
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip (0 disables).") var clip: Float?
     @Option(help: "Backbone dropout on (true) or off (false).") var dropout: Bool?
-    @Option var maxSourceLength: Int?
-    @Option var maxTargetLength: Int?
-    @Option(help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length; under dept-code 19, as DePT's code decodes: raise it with max target length).") var decodeMaxTokens: DecodeLimit?
-    @Option(help: "Evaluate every E epochs.") var evalEvery: Int?
-    @Option(help: "Evaluate on the first N validation examples only (smoke); with --select-on val-half, on the first N of each half (the reported one and the selection one).") var evalLimit: Int?
-    @Option(help: "Prompt length n.") var n: Int?
-    @Option(help: "Rank r.") var r: Int?
-    @Option(help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
-    @Option(help: "DePT max input length s (rows of the position-indexed update A, s×r).") var deptS: Int?
-    @Option(help: "DePT scaling numerator α (ΔE = α/√r · A·B; code default 8).") var deptAlpha: Float?
+    @Option(parsing: .unconditional) var maxSourceLength: Int?
+    @Option(parsing: .unconditional) var maxTargetLength: Int?
+    @Option(parsing: .unconditional, help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length; under dept-code 19, as DePT's code decodes: raise it with max target length).") var decodeMaxTokens: DecodeLimit?
+    @Option(parsing: .unconditional, help: "Evaluate every E epochs.") var evalEvery: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on the first N validation examples only (smoke); with --select-on val-half, on the first N of each half (the reported one and the selection one).") var evalLimit: Int?
+    @Option(parsing: .unconditional, help: "Prompt length n.") var n: Int?
+    @Option(parsing: .unconditional, help: "Rank r.") var r: Int?
+    @Option(parsing: .unconditional, help: "ResPT bottleneck / DePT prompt length m.") var m: Int?
+    @Option(parsing: .unconditional, help: "DePT max input length s (rows of the position-indexed update A, s×r).") var deptS: Int?
+    @Option(parsing: .unconditional, help: "DePT scaling numerator α (ΔE = α/√r · A·B; code default 8).") var deptAlpha: Float?
     @Option(help: "LoRA target modules, comma-separated, PEFT suffix rule (default q,v; on GPT-2 q/k/v map to its fused c_attn, and c_proj matches both the attention's and the MLP's output projection).")
     var loraTargets: String?
-    @Option(help: "LoRA α (update scaled by α/r).") var loraAlpha: Float?
-    @Option(help: "LoRA dropout on the adapter input.") var loraDropout: Float?
-    @Option(help: "Adam/AdamW epsilon (dpt-paper 1e-8, dept-code 1e-6).") var adamEps: Double?
-    @Option(help: "Adam/AdamW β1 (default 0.9).") var adamBeta1: Double?
-    @Option(help: "Adam/AdamW β2 (default 0.999).") var adamBeta2: Double?
-    @Option(help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
-    @Option(help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
+    @Option(parsing: .unconditional, help: "LoRA α (update scaled by α/r).") var loraAlpha: Float?
+    @Option(parsing: .unconditional, help: "LoRA dropout on the adapter input.") var loraDropout: Float?
+    @Option(parsing: .unconditional, help: "Adam/AdamW epsilon (dpt-paper 1e-8, dept-code 1e-6).") var adamEps: Double?
+    @Option(parsing: .unconditional, help: "Adam/AdamW β1 (default 0.9).") var adamBeta1: Double?
+    @Option(parsing: .unconditional, help: "Adam/AdamW β2 (default 0.999).") var adamBeta2: Double?
+    @Option(parsing: .unconditional, help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
+    @Option(parsing: .unconditional, help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Prompt init: pt/respt/dept: sampled-vocab, respt-vocab, uniform, normal, text:<string> (token embeddings of the text, cycled to n; DePT code default), labels (the label words; Lester et al.); dpt: uniform, normal; lopt1/lopt2/probe: uniform. Text and labels are refused for factorised prompts.") var initialization: String?
-    @Option(help: "Seed of the few-shot sample when it differs from --seed (default: --seed, the papers' protocol).") var sampleSeed: Int?
+    @Option(parsing: .unconditional, help: "Seed of the few-shot sample when it differs from --seed (default: --seed, the papers' protocol).") var sampleSeed: Int?
     @Option(help: "Few-shot sampler: uniform (papers) or balanced (k/C per class; remainder to the first classes met along the seed's permutation).")
     var sampler: String?
     @Option(help: "Best-epoch selection: validation (papers: select and report on it), train-dev (k_dev training rows outside the sample), val-half (DePT: select on one half of validation, report the other).")
     var selectOn: String?
-    @Option(help: "Size of the train-dev set (default: k).") var kDev: Int?
+    @Option(parsing: .unconditional, help: "Size of the train-dev set (default: k).") var kDev: Int?
     @Option(help: "T5 predictions: generate (papers: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
     var evalMode: String?
     @Option(help: "Metric that picks the best epoch: one of the task's metrics (default: the task's selection metric; DePT's preset: macro_f1 on CB, as DePT's code).")

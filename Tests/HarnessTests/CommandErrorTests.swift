@@ -98,4 +98,21 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertTrue(err.contains("--against must be stored or published") && err.contains("Usage: promptrepro compare --method")
                       && err.contains("See 'promptrepro compare --help'"), err)
     }
+    /// A negative number written as its own word ("--workers -1") reached ArgumentParser as a flag
+    /// and read "Missing value for '--workers'": every numeric option now takes its next word, so
+    /// the option's own range check speaks.
+    func testNegativeNumbersReachTheirOwnChecks() throws {
+        for (args, fragment) in [(["sweep", "table1", "--dry-run", "--workers", "-1"], "'-1' is not a positive integer"),
+                                 (["sweep", "table1", "--dry-run", "--threads", "-2"], "'-2' is not a positive integer"),
+                                 (["train", "--method", "pt", "--task", "cb", "--lr", "-0.1"], "--lr must be a finite number ≥ 0, got -0.1"),
+                                 (["train", "--method", "pt", "--task", "cb", "--epochs", "-2"], "--epochs must be ≥ 1, got -2"),
+                                 (["train", "--method", "pt", "--task", "cb", "--seed", "-1"], "--seed must be ≥ 0, got -1"),
+                                 (["eval", "--model", "embedded:t5-tiny", "--task", "cb", "--decode-max-tokens", "-3"],
+                                  "The value '-3' is invalid for '--decode-max-tokens"),
+                                 (["params", "--method", "dpt", "--r", "-1"], "--r must be ≥ 1, got -1")] {
+            let (rc, err) = try runCLIText(args, stdout: false)
+            XCTAssertNotEqual(rc, 0, "\(args)")
+            XCTAssertTrue(err.contains(fragment) && !err.contains("Missing value"), "\(args): \(err)")
+        }
+    }
 }
