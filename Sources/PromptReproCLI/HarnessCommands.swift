@@ -203,10 +203,13 @@ struct Results: ParsableCommand {
                     text += "\n> Rows of `NAME@KEY=value` variants are search runs (grid points, trained on the search seeds and chosen between on the dev split): their scores on the reported split are shown for completeness; choosing a point by them is the selection the search avoids, and `compare` refuses them.\n"
                 }
             }
-        case "csv": text = ResultsExport.csv(cells, extras: efficiency, profile: profile, gridPoints: gridPoints(specFile, cells: cells))
+        case "csv":
+            text = ResultsExport.csv(cells, extras: efficiency, profile: profile, gridPoints: gridPoints(specFile, cells: cells))
+            text = csvAddingLeftOut(text, try leftOutCells(store, current: current, profile: profile), shown: Set(cells.map(\.cell)), profile: profile)
         case "json":
             text = try ResultsExport.json(cells, spec: name, profile: profile, gridPoints: gridPoints(specFile, cells: cells))
             if let s = specFile, s.hasSearch { text = try ResultsExport.addingSearches(text, try store.searchSummaries(s, profile: profile)) }
+            text = try jsonAddingLeftOut(text, try leftOutCells(store, current: current, profile: profile), shown: Set(cells.map(\.cell)))
         default: throw ValidationError("unknown format '\(format)' (md, csv, json)")
         }
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }

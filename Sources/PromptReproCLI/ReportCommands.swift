@@ -370,8 +370,57 @@ func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRun
     guard !stale.isEmpty else { return nil }
     let cells = Set(stale.map(\.cell)).sorted()
     return "Left out: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
-        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain (a table shows — where none remains; `results` lists no row for such a cell)."
+        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain (a table shows — where none remains; `results` lists no row for such a cell in Markdown, a `left_out` row in csv, and every such cell under `left_out` in json)."
         + " `promptrepro sweep \(given) --profile \(profile)` reruns them."
+}
+
+/// A cell with stored runs that a read leaves out as stale (`leftOutLine`'s runs), for the
+/// machine-readable outputs: `results --format json` lists every such cell under `left_out`, and
+/// `--format csv` gives a cell none of whose runs remain one row of kind `left_out` (it had no
+/// row, and only stderr said why).
+struct LeftOutCell {
+    var cell: String, variant: String, method: String, task: String, model: String, k: Int?
+    /// The cell's stale runs by status ("done", "pending", …) and the reasons they are stale.
+    var runsByStatus: [String: Int], reasons: [String]
+    var runs: Int { runsByStatus.values.reduce(0, +) }
+}
+
+/// The cells of `leftOutLine`'s stale runs, in the spec's cell order; empty without a plan.
+func leftOutCells(_ store: ResultsStore, current: (name: String, plan: PlannedRuns)?, profile: String) throws -> [LeftOutCell] {
+    guard let (name, plan) = current else { return [] }
+    let stale = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
+    var out: [LeftOutCell] = []
+    for (cell, runs) in Dictionary(grouping: stale, by: \.cell).sorted(by: { (plan.cellIndex[$0.key] ?? .max, $0.key) < (plan.cellIndex[$1.key] ?? .max, $1.key) }) {
+        guard let r = try store.db.query("SELECT variant, method, task, model, k FROM runs WHERE spec=? AND profile=? AND id=?",
+                                         [.text(name), .text(profile), .int(runs[0].id)]).first else { continue }
+        out.append(LeftOutCell(cell: cell, variant: r["variant"]?.text ?? "", method: r["method"]?.text ?? "", task: r["task"]?.text ?? "",
+                               model: r["model"]?.text ?? "", k: r["k"]?.int,
+                               runsByStatus: Dictionary(grouping: runs, by: \.status).mapValues(\.count),
+                               reasons: Set(runs.map(\.reason.rawValue)).sorted()))
+    }
+    return out
+}
+
+/// `csv` (`ResultsExport.csv` with `profile`) with one `left_out` row for each of `leftOut` that
+/// has no row (none of its runs remains): metric `stale_runs`, n its stale runs, no scores.
+func csvAddingLeftOut(_ csv: String, _ leftOut: [LeftOutCell], shown: Set<String>, profile: String) -> String {
+    var out = csv
+    for c in leftOut where !shown.contains(c.cell) {
+        out += [c.cell, c.variant, c.method, c.task, c.model].map(ResultsExport.csvField).joined(separator: ",")
+        out += ",\(c.k.map(String.init) ?? "full"),left_out,stale_runs,\(c.runs),,,,,,,\(ResultsExport.csvField(profile)),\(profile == "smoke"),\n"
+    }
+    return out
+}
+
+/// `json` (`ResultsExport.json`) with `left_out`: each of `leftOut` with its stale runs by status,
+/// their reasons, and whether the cell still has counted runs (`in_results`).
+func jsonAddingLeftOut(_ json: String, _ leftOut: [LeftOutCell], shown: Set<String>) throws -> String {
+    guard !leftOut.isEmpty, var obj = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
+    obj["left_out"] = leftOut.map { c -> [String: Any] in
+        ["cell": c.cell, "variant": c.variant, "method": c.method, "task": c.task, "model": c.model, "k": c.k.map { $0 as Any } ?? NSNull(),
+         "stale_runs_by_status": c.runsByStatus, "reasons": c.reasons, "in_results": shown.contains(c.cell)]
+    }
+    return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self) + "\n"
 }
 
 /// Counted runs of `spec` in `profile` (finished, not superseded, planned now when `plan` is given)

@@ -110,6 +110,21 @@ final class CompareGateCLITests: XCTestCase {
             let (_, resultsOut) = try runCLIText(["results", file, "--profile", "smoke", "--db", "s.sqlite"], stdout: true, cwd: dir, env: env)
             XCTAssertEqual(resultsOut.contains("> Left out: 1 stored run of 1 cell (e.g. dpt|cb|t5-small|k8) ran under settings, task files or inputs that spec mini no longer plans"),
                            stale, resultsOut)
+            // csv and json say it in band: the edited cell (its one run stale, none remaining) had
+            // no row there and only stderr said why.
+            let (_, csvOut) = try runCLIText(["results", file, "--profile", "smoke", "--db", "s.sqlite", "--format", "csv"], stdout: true, cwd: dir, env: env)
+            XCTAssertEqual(csvOut.contains("\ndpt|cb|t5-small|k8,dpt,dpt,cb,t5-small,8,left_out,stale_runs,1,,,,,,,smoke,true,\n"), stale, csvOut)
+            XCTAssertEqual(csvOut.contains("dpt|cb|t5-small|k8,dpt,dpt,cb,t5-small,8,best,"), !stale, csvOut)
+            let (_, jsonOut) = try runCLIText(["results", file, "--profile", "smoke", "--db", "s.sqlite", "--format", "json"], stdout: true, cwd: dir, env: env)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(jsonOut.utf8)) as? [String: Any])
+            let leftOut = json["left_out"] as? [[String: Any]]
+            XCTAssertEqual(leftOut?.count, stale ? 1 : nil, jsonOut)
+            if stale {
+                XCTAssertEqual(leftOut?.first?["cell"] as? String, "dpt|cb|t5-small|k8")
+                XCTAssertEqual(leftOut?.first?["stale_runs_by_status"] as? [String: Int], ["done": 1])
+                XCTAssertEqual(leftOut?.first?["in_results"] as? Bool, false)
+                XCTAssertEqual(leftOut?.first?["reasons"] as? [String], ["planned with another config since (spec edited, not re-swept)"])
+            }
         }
         // An export from a store none of whose runs of the spec finished (a shard before its
         // workers ran) is refused: it replaced the full export with empty cells, exit 0.
