@@ -424,7 +424,7 @@ public enum Compare {
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
             var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
-            if statuses.isEmpty { statuses = [have.isEmpty ? "no counted runs: not run, or left out as stale" : "not run"] }
+            if statuses.isEmpty { statuses = [(have.isEmpty ? "no counted runs: " : "") + "not run, or left out as stale"] }
             // In a crossed design a seed has runs on several samples: name both seeds of each run.
             let crossed = want.contains { $0.sampleSeed != $0.seed }
             let names = lacking.map { crossed ? "\($0.seed) (sample \($0.sampleSeed))" : "\($0.seed)" }

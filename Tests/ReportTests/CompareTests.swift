@@ -161,7 +161,9 @@ final class GateStatisticsTests: XCTestCase {
     }
 
     /// Missing runs of a crossed design name each run's seed and sample seed (a bare "seed 3" could
-    /// not be told from the seed-3 runs on other samples), and a run with no row says "not run".
+    /// not be told from the seed-3 runs on other samples), and a run not counted says "not run, or
+    /// left out as stale" (a partly counted cell's stale seed has a row that reads leave out: it
+    /// said "not run").
     func testMissingRunsOfACrossedDesignNameTheirSample() {
         let key = CompareCell(task: "cb", model: "t5-small", k: 8)
         let have = CellResult(cell: "new|cb", variant: "new", method: "new", task: "cb", model: "t5-small", k: 8, seeds: [3], statuses: ["done": 1],
@@ -169,9 +171,9 @@ final class GateStatisticsTests: XCTestCase {
         var crossed = have
         crossed.sampleSeeds = [1]
         let lines = Compare.missing(expected: [key: [Replicate(seed: 3, sampleSeed: 1), Replicate(seed: 3, sampleSeed: 3)]], cells: [crossed], variant: "new", label: "new")
-        XCTAssertEqual(lines, ["new 'new' cb t5-small k=8: seed 3 (sample 3) missing (not run)"])
+        XCTAssertEqual(lines, ["new 'new' cb t5-small k=8: seed 3 (sample 3) missing (not run, or left out as stale)"])
         let plain = Compare.missing(expected: [key: [Replicate(3), Replicate(4)]], cells: [have], variant: "new", label: "new")
-        XCTAssertEqual(plain, ["new 'new' cb t5-small k=8: seed 4 missing (not run)"])
+        XCTAssertEqual(plain, ["new 'new' cb t5-small k=8: seed 4 missing (not run, or left out as stale)"])
     }
 
     /// Three seeds whose differences all have one sign but scatter widely (+30, +2, +2 points):
