@@ -113,7 +113,10 @@ public struct SweepPlan {
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
             if row["identity"]?.text != r.identity && status != "running" && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil {
-                entries.append(Entry(run: r, state: try unmatched(.changed), epochsDone: 0))
+                // A pending row never started (planned under other settings, an edit reverted
+                // before its sweep trained it) is replaced, not rerun: nothing of it is lost.
+                let neverStarted = status == "pending" && (row["epochs_done"]?.int ?? 0) == 0
+                entries.append(Entry(run: r, state: try unmatched(neverStarted ? .pending : .changed), epochsDone: 0))
                 continue
             }
             let state: State

@@ -1201,6 +1201,15 @@ final class SweepInterruptTests: XCTestCase {
         XCTAssertEqual(rs, 0, rlog)
         XCTAssertTrue(rlog.contains("4 finished runs of these settings taken back from history instead of rerun"), rlog)
         XCTAssertEqual(try s.counts(spec: "mini", profile: "smoke"), ["done": 8])
+        // Pending rows planned under an edit never trained (a shard of PT n = 6): the dry run of
+        // the spec as it is calls PT's runs pending, not "rerun (identity changed)", which said
+        // a finished result would be thrown away.
+        try miniSpec.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 6}")
+            .write(toFile: "\(dir)/n6.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCapture(["shard", "\(dir)/n6.yaml", "--profile", "smoke", "--shards", "1", "--dir", "\(dir)/sh", "--data-dir", data]).0, 0)
+        let (shardPlanStatus, shardPlan) = try runStdout(args("mini", ["--dry-run"]).map { $0 == db ? "\(dir)/sh/shard-0.sqlite" : $0 })
+        XCTAssertEqual(shardPlanStatus, 0, shardPlan)
+        XCTAssertTrue(shardPlan.contains("8 runs, 8 to run") && shardPlan.contains("8 pending") && !shardPlan.contains("identity changed"), shardPlan)
 
         // Full fine-tuning keeps its final weights only with --keep-artifacts.
         let ft = miniSpec.replacingOccurrences(of: "spec: mini", with: "spec: ftmini")
