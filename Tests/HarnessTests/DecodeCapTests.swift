@@ -22,4 +22,25 @@ final class DecodeCapTests: XCTestCase {
             XCTAssertEqual(extras?["decode_cap_below_label_tokens"] as? Double, short ? 2 : nil, cap)
         }
     }
+    /// Decode flags under rank scoring decode nothing: refused by name, by `train` and by `eval`
+    /// (they were accepted and changed no number). Under generate they are taken (exit 0 above).
+    func testDecodeFlagsUnderRankScoringAreRefused() throws {
+        let dir = tempDir("decoderank")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = try sharedData()
+        // An adapter trained to score by rank: `eval` takes its eval mode from the run's config.
+        let (trc, terr) = try runCLIText(["train", "--method", "pt", "--task", "cb", "--model", "embedded:t5-tiny", "--k", "8", "--max-steps", "0",
+                                          "--threads", "1", "--eval-limit", "2", "--eval-mode", "rank", "--data-dir", data, "--save-adapter", "\(dir)/adapter"], stdout: false)
+        XCTAssertEqual(trc, 0, terr)
+        for (args, fragment) in [(["train", "--method", "pt", "--task", "cb", "--eval-mode", "rank", "--decode-max-tokens", "5"],
+                                  "--decode-max-tokens 5: the eval mode is rank, which scores the label targets without decoding; drop it"),
+                                 (["train", "--method", "pt", "--task", "cb", "--eval-mode", "rank-mean", "--decode-stop", "eos", "--decode-max-tokens", "auto"],
+                                  "--decode-max-tokens auto and --decode-stop eos: the eval mode is rank-mean"),
+                                 (["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--decode-stop", "eos", "--data-dir", data],
+                                  "--decode-stop eos: the eval mode is rank")] {
+            let (rc, err) = try runCLIText(args, stdout: false)
+            XCTAssertNotEqual(rc, 0, "\(args)")
+            XCTAssertTrue(err.contains(fragment), "\(args): \(err)")
+        }
+    }
 }
