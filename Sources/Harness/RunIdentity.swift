@@ -113,9 +113,13 @@ public enum RunIdentity {
     /// * `lora_dropout` "own sites": LoRA with `dropout` > 0 while the backbone's dropout is off
     ///   (`backbone_dropout: false` or `dropout_rate: 0`). Before 2026-12-06 the adapter's dropout
     ///   applied only while the backbone's did, so these runs trained without it.
+    /// * `wsc_dept_marks` "mark_span": WSC under DePT's templates. Before 2026-12-07 its `* … *` and
+    ///   `# … #` were put by word count, where DePT's regex leaves a span of another case unmarked
+    ///   and marks attached punctuation otherwise (10 of the 104 validation inputs differed).
     public static func ruleParts(_ c: TrainConfig) -> [String: Any] {
         var rules: [String: String] = [:]
         if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
+        if c.task == "wsc", c.templates == .dept { rules["wsc_dept_marks"] = "mark_span" }
         return rules.isEmpty ? [:] : ["rules": rules]
     }
 }

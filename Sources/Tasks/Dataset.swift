@@ -124,23 +124,29 @@ public enum Templates {
 
     /// DPT WSC: `^((?:\S+\s){span2_index})(span2_text)` → `\1* \2 *` (span text unescaped, as in the code).
     static func wscMark(_ text: String, index: Int, pronoun: String) -> String {
-        guard let re = try? NSRegularExpression(pattern: "^((?:\\S+\\s){\(index)})(\(pronoun))") else { return text }
-        return re.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1* $2 *")
+        markSpan(text, index: index, span: pronoun, mark: "*")
     }
 
-    /// T5/DePT WSC style: `* noun *` around span1 and `# pronoun #` around span2 (by word index).
+    /// T5's `_mark_span` (DPT's and DePT's code): `re.sub(r"^((?:\S+\s){N})(W)", r"\1M \2 M", text)`
+    /// with N = `index`, W = `span` put into the pattern unescaped (a "." in "Mr. Bond" matches any
+    /// character, as there) and M = `mark`. Case-sensitive; a span the pattern does not find at
+    /// word `index` (other case, punctuation attached, a double space before it) leaves the text
+    /// unchanged, as there. A span that is not a valid pattern (Python raises) leaves it unchanged too.
+    static func markSpan(_ text: String, index: Int, span: String, mark: String) -> String {
+        guard index >= 0, let re = try? NSRegularExpression(pattern: "^((?:\\S+\\s){\(index)})(\(span))") else { return text }
+        let m = NSRegularExpression.escapedTemplate(for: mark)
+        return re.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1\(m) $2 \(m)")
+    }
+
+    /// DePT's WSC input (`SuperGLUEWSCFixed.preprocessor` in DePT's src/tasks.py, T5's `wsc`
+    /// preprocessing): `* noun *` around span1 at word `span1_index`, then `# pronoun #` around
+    /// span2 at `span2_index` + 2 when span1 comes first (the two marks the first step added,
+    /// counted whether or not it marked anything, as there), each by `markSpan`.
     static func dePTMark(_ text: String, _ f: [String: Any]) -> String {
-        var words = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
         guard let i1 = f["span1_index"] as? Int, let i2 = f["span2_index"] as? Int,
-              let s1 = f["span1_text"] as? String, let s2 = f["span2_text"] as? String,
-              i1 < words.count, i2 < words.count else { return text }
-        let n1 = s1.split(separator: " ").count, n2 = s2.split(separator: " ").count
-        let marks = [(i1, n1, "*"), (i2, n2, "#")].sorted { $0.0 > $1.0 }
-        for (i, n, m) in marks where i + n <= words.count {
-            words.insert(m, at: i + n)
-            words.insert(m, at: i)
-        }
-        return words.joined(separator: " ")
+              let s1 = f["span1_text"] as? String, let s2 = f["span2_text"] as? String else { return text }
+        let once = markSpan(text, index: i1, span: s1, mark: "*")
+        return markSpan(once, index: i2 + (i1 < i2 ? 2 : 0), span: s2, mark: "#")
     }
 
     /// `template` with `{name}` replaced by `values[name]`. A field the row lacks is named with the

@@ -125,6 +125,33 @@ final class TemplateTests: XCTestCase {
         return try Templates.examples(d, set: set, training: training)[0]
     }
 
+    /// WSC under DePT's templates marks its spans as DePT's code does (T5's `_mark_span`, a regex
+    /// at the span's word index, the span text unescaped, case-sensitive). Expected values from
+    /// `scripts/dept_wsc_marks.py` (DePT's function, `regex` 2026.12.2): the sha256 of every row's
+    /// source, and four rows in full. The marks were put by word count: 10 of the 104 validation
+    /// inputs differed, e.g. val 5 (span "the table" against "The table": DePT marks nothing) and
+    /// train 433 (DePT's "* Emma *'s", not "* Emma's *").
+    func testDePTWSCMarksFollowDePTsCode() throws {
+        let def = try TaskRegistry.definition("wsc"), dir = try sharedData()
+        let want: [(Split, rows: Int, sha: String, examples: [Int: String])] = [
+            (.train, 554, "a934b4d73364be2a64fd2604402f2a0c1e83904c7f8d08c8f386bb36214b0911",
+             [137: "text: The boy continued to whip the * pony * , and eventually the pony threw him over. John laughed out quite loud. \"Good for # him #,\" he said. ",
+              433: "text: * Emma *'s mother had died long ago, and # her # place had been taken by an excellent woman as governess."]),
+            (.validation, 104, "901ef8c6d658c316dbe4646a9bdc1269389251a589ca58d592cabb2b6fb30f0c",
+             [0: "text: Bernard , who had not told the government official that he was less than 21 when he filed for a homestead claim, did not consider that he had done anything dishonest. Still, * anyone * who knew that he was 19 years old could take his claim away from # him # .",
+              5: "text: The large ball crashed right through the table because it was made of styrofoam."]),
+        ]
+        for (split, rows, sha, examples) in want {
+            let d = try DataLoader.load(def, split: split, dataDir: dir)
+            let ex = try Templates.examples(d, set: .dept, training: false)
+            XCTAssertEqual(ex.count, rows, "\(split)")
+            for (idx, source) in examples {
+                XCTAssertEqual(ex.first { $0.id == .index(idx) }?.source, source, "\(split) idx \(idx)")
+            }
+            XCTAssertEqual(sha256Hex(ex.map(\.source).joined(separator: "\n")), sha, "\(split): some row's marks differ from DePT's")
+        }
+    }
+
     /// The first validation row of each task rendered with the DPT-code templates of METHODS §4.1.
     func testDPTTemplatesOnRealRows() throws {
         let cb = try first("cb")
