@@ -154,9 +154,28 @@ struct CompareCommand: ParsableCommand {
             }
             return e.mapValues { $0.sorted() }
         }
-        var absent = Compare.missingRuns(expected: expected(method), cells: cells, variant: method, label: "new")
+        // A side the spec does not plan (an adapter stored by `eval --db`) is expected where the
+        // other side is: the spec's cells and seeds of it, or, when neither side is planned, every
+        // cell and seed either side has. It expected nothing, so an adapter scored on one task
+        // and two seeds passed the gate as "every expected run present".
+        let planned = Set(expanded.map(\.variant))
+        func stored(_ variants: [String]) -> [CompareCell: [Replicate]] {
+            var e: [CompareCell: Set<Replicate>] = [:]
+            for c in cells where variants.contains(c.variant) {
+                e[CompareCell(task: c.task, model: c.model, k: c.k), default: []].formUnion(c.replicates)
+            }
+            return e.mapValues { $0.sorted() }
+        }
+        func expectedOf(_ side: String, other: String?) -> [CompareCell: [Replicate]] {
+            if planned.contains(side) { return expected(side) }
+            guard let other else { return [:] }
+            return planned.contains(other) ? expected(other) : stored([side, other])
+        }
+        let otherSide = against == "stored" ? baseline : nil
+        let expectedNew = expectedOf(method, other: otherSide)
+        var absent = Compare.missingRuns(expected: expectedNew, cells: cells, variant: method, label: "new")
         if against == "stored" {
-            let lacking = Compare.missingRuns(expected: expected(baseline), cells: cells, variant: baseline, label: "baseline")
+            let lacking = Compare.missingRuns(expected: expectedOf(baseline, other: method), cells: cells, variant: baseline, label: "baseline")
             absent += lacking
             // A new cell the spec does not expect the baseline at (an evaluated adapter's) is missing too.
             absent += Compare.unpairedRuns(cells: cells, newVariant: method, baselineVariant: baseline)
@@ -279,7 +298,7 @@ struct CompareCommand: ParsableCommand {
         let unpinned = try store.map { try unpinnedDataRuns($0, spec: s.name, profile: profile, plan: plan) }?
             .filter { line in sides.contains { line.hasPrefix("\($0)|") } } ?? []
         let (text, passed) = Compare.markdown(rows, new: method, baseline: baseline, against: against, header: header, missing: missing,
-                                              missingRuns: absent.reduce(0) { $0 + $1.runs }, diverged: Compare.diverged(expected: expected(method), cells: cells, variant: method), unpinned: unpinned,
+                                              missingRuns: absent.reduce(0) { $0 + $1.runs }, diverged: Compare.diverged(expected: expectedNew, cells: cells, variant: method), unpinned: unpinned,
                                               maxRegression: maxRegression, allowMissing: allowMissing)
         print(text, terminator: "")
         if !passed { throw ExitCode(1) }

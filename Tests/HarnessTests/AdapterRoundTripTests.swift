@@ -269,6 +269,16 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
+        // An adapter variant the spec does not plan is expected where the other side is: scored on
+        // cb only, it lacks the spec's rte runs, and the gate fails (it expected nothing of it and
+        // passed: "every expected run present"); the same with the sides swapped.
+        for (new, base, label) in [("peft-pt", "pt", "new 'peft-pt'"), ("dpt", "peft-pt", "baseline 'peft-pt'")] {
+            let (gate, gateText) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", new, "--baseline", base, "--db", db, "--data-dir", data,
+                                                  "--max-regression", "100"])
+            XCTAssertEqual(gate, 1, gateText)
+            XCTAssertTrue(gateText.contains("\(label) rte t5-small k=8: seeds 1, 2 missing") && gateText.contains("FAILED — 2 runs missing"), gateText)
+            XCTAssertFalse(gateText.contains("\(label) cb"), gateText)
+        }
         // Another adapter directory of the same name under the same variant (the variant defaults
         // to the directory's name, `adapter`): it superseded the first without a word; now other
         // weights are refused, and replaced with --replace. The same weights at another path (a
