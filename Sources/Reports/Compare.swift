@@ -573,6 +573,13 @@ extension Compare {
             ("dropout", c.backboneDropout ? g(c.dropoutRate) : "off"),
             ("max_source_length", String(c.maxSourceLength)),
             ("decode", c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength)),
+            // The inputs and label words, and how outputs are scored and the best epoch chosen:
+            // LoPT's templates against DPT's (ReCoRD without its prefix), or `templates: respt`
+            // in a spec, changed every score and the header named none of it.
+            ("templates", c.templates.rawValue),
+            ("eval_mode", (c.evalMode ?? .generate).rawValue),
+            ("select_on", (c.selectOn ?? .validation).rawValue),
+            ("sampler", (c.sampler ?? .uniform).rawValue),
         ]
     }
 

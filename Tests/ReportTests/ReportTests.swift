@@ -882,5 +882,14 @@ final class PublishedMarksTests: XCTestCase {
         let newSide = ["cb": pt, "rte": other, "wic": pt], baseSide = ["cb": pt, "rte": other, "wic": other]
         XCTAssertEqual(Compare.differingSettings(new: newSide, baseline: baseSide), ["lr 0.3 vs 0.5 in 1 of 3 cells (wic)"])
         XCTAssertEqual(Compare.differingSettings(new: ["cb": other, "rte": pt], baseline: ["cb": other, "rte": pt]), [])
+        // The templates (inputs and label words) and the scoring are settings too: LoPT's preset
+        // reads its own template set, and a spec's `templates: respt` showed nowhere.
+        XCTAssertEqual(av["templates"], "dpt")
+        XCTAssertEqual(bv["templates"], "lopt")
+        XCTAssertTrue(differing.contains("templates lopt vs dpt"), "\(differing)")
+        var ranked = pt
+        ranked.templates = .respt
+        ranked.evalMode = .rank
+        XCTAssertEqual(Compare.differingSettings(new: ["cb": ranked], baseline: ["cb": pt]), ["templates respt vs dpt", "eval_mode rank vs generate"])
     }
 }
