@@ -38,7 +38,7 @@ struct EvalCommand: ParsableCommand {
     var evalMode: String?
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Store the run in this SQLite store.") var db: String?
-    @Option(help: "Spec name the run is stored under.") var spec: String = "adapters"
+    @Option(help: "Spec the run is stored under: a name, or a spec file's path (stored under the name it declares).") var spec: String = "adapters"
     @Option(help: "Variant (row) name (default: the adapter directory's name).") var variant: String?
     @Option(help: "Model column name (default: --model).") var column: String?
     @Flag(help: "With --db: replace an evaluated run of an adapter at another path stored under the same variant, task, model, k and seed (refused otherwise).") var replace = false
@@ -133,8 +133,12 @@ struct EvalCommand: ParsableCommand {
             }
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
             let col = column ?? model
+            // A spec given by its file's path is stored under the name the file declares, as
+            // `sweep`, `results` and `compare` read it (the path itself was stored as the name, and
+            // `compare --spec FILE` found no run of the variant).
+            let specName = spec.hasSuffix(".yaml") ? try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")).name : spec
             let store = try ResultsStore(path: db)
-            var r = RunSpec(spec: spec, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
+            var r = RunSpec(spec: specName, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
             if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
@@ -148,7 +152,7 @@ struct EvalCommand: ParsableCommand {
             let id = try store.recordEvaluated(r, result: result, adapterSha256: sha, replacingOtherAdapter: replace,
                                                toolVersion: ToolInfo.versionString, threads: c.threads ?? Parallel.defaultThreadsValue,
                                                gitCommit: Environment.values["PROMPTREPRO_GIT_COMMIT"] ?? SweepRunner.gitCommit(in: ProjectRoot.path))
-            stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) in \(db)")
+            stderr("stored run \(id) (\(r.cell), seed \(seed), evaluated) under spec \(r.spec) [\(r.profile)] in \(db)")
         }
         result.predictions = nil
         result.bestPredictions = nil

@@ -279,6 +279,15 @@ final class EvaluatedAdapterTests: XCTestCase {
             XCTAssertTrue(gateText.contains("\(label) rte t5-small k=8: seeds 1, 2 missing") && gateText.contains("FAILED — 2 runs missing"), gateText)
             XCTAssertFalse(gateText.contains("\(label) cb"), gateText)
         }
+        // A spec given by its file's path is stored under the name the file declares (the path was
+        // stored as the spec's name, and `compare --spec FILE` found no run of the variant).
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "by-path",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("(by-path|cb|t5-small|k8, seed 1, evaluated) under spec mini [smoke] in \(db)"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='by-path'").map { $0["spec"]?.text ?? "" }, ["mini"])
+        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='by-path'")
         // Another adapter directory of the same name under the same variant (the variant defaults
         // to the directory's name, `adapter`): it superseded the first without a word; now other
         // weights are refused, and replaced with --replace. The same weights at another path (a
