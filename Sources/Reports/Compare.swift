@@ -51,6 +51,13 @@ public struct ComparisonRow {
     /// The metric's majority-class and uniform-chance scores on the examples the new side scored.
     public var majority: Double?
     public var chance: Double?
+    /// The differences the paired t runs over: one per seed pair, or in a crossed design (several
+    /// runs per few-shot sample) one per sample, the mean over its seed pairs. Runs that share a
+    /// sample are not independent (the sample's draw moves them together): their pairs counted as
+    /// independent made the interval too narrow. nil: one per seed pair (`new` − `baseline`).
+    public var tDifferences: [Double]?
+    /// The differences the paired t runs over (`tDifferences`, else `new` − `baseline` per pair).
+    public var differencesForT: [Double] { tDifferences ?? zip(new, baseline).map { $0 - $1 } }
 
     public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Replicate], baselineMean: Double,
                 delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
@@ -176,8 +183,13 @@ public enum Compare {
     /// 0.54). With one pair only the examples vary. Seeds and examples are crossed (every run scores
     /// every example), so both factors are drawn independently: the two-way ("pigeonhole")
     /// bootstrap of Owen 2007.
+    /// `clusters` (a crossed design: the seed pairs of each few-shot sample, as indices into
+    /// `new`): each resample draws as many samples as there are, with replacement, and within each
+    /// drawn sample as many of its seed pairs as it has, with replacement (the two-stage bootstrap
+    /// of a nested design, Davison & Hinkley 1997 §3.8), so the spread between samples is in Δ*.
+    /// nil: the seed pairs are independent (one run per sample), drawn as above.
     public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: MetricEntry, resamples: Int = 2000,
-                                       seed: UInt64 = 20_241_123) -> [Double] {
+                                       seed: UInt64 = 20_241_123, clusters: [[Int]]? = nil) -> [Double] {
         let n = new.first?.count ?? 0, pairs = min(new.count, baseline.count)
         var s = PhiloxStream(RNGKey(seed: seed).derive("paired-bootstrap"))
         var out: [Double] = []
@@ -185,7 +197,15 @@ public enum Compare {
         let width = new.first?.first?.count ?? 1
         var idx = [Int](repeating: 0, count: n), drawn = [Int](repeating: 0, count: pairs)
         for _ in 0..<resamples {
-            for j in 0..<pairs { drawn[j] = pairs == 1 ? 0 : s.nextInt(below: pairs) }
+            if let clusters {
+                drawn.removeAll(keepingCapacity: true)
+                for _ in clusters.indices {
+                    let c = clusters[s.nextInt(below: clusters.count)]
+                    for _ in c.indices { drawn.append(c[s.nextInt(below: c.count)]) }
+                }
+            } else {
+                for j in 0..<pairs { drawn[j] = pairs == 1 ? 0 : s.nextInt(below: pairs) }
+            }
             for i in 0..<n { idx[i] = s.nextInt(below: n) }
             var d = 0.0
             for j in drawn {
@@ -194,7 +214,7 @@ public enum Compare {
                 for i in idx { for w in 0..<width { sa[w] += a[i][w]; sb[w] += b[i][w] } }
                 d += (metric.value(sa, count: n) ?? .nan) - (metric.value(sb, count: n) ?? .nan)
             }
-            out.append(d / Double(pairs))
+            out.append(d / Double(drawn.count))
         }
         return out.sorted()
     }
@@ -267,6 +287,16 @@ public enum Compare {
             row.higherIsBetter = higherIsBetter
             row.k = c.k
             zeroSkill(&row, c, b, def: def, examples: examples)
+            // A crossed design (several seed pairs on one few-shot sample, two or more samples):
+            // the sample is the unit of the t and the outer level of the bootstrap.
+            let bySample = Dictionary(grouping: pairs.indices, by: { pairs[$0].sampleSeed })
+            let clusters: [[Int]]? = bySample.count >= 2 && bySample.count < pairs.count ? bySample.keys.sorted().map { bySample[$0]! } : nil
+            if let clusters {
+                row.tDifferences = clusters.map { c in Statistics.mean(c.map { newVals[$0] - baseVals[$0] }) }
+            }
+            let oneSample = bySample.count == 1 && pairs.count > 1 && pairs.contains { $0.sampleSeed != $0.seed }
+            let design = clusters.map { " on \($0.count) few-shot samples (samples, then their seeds, resampled) and paired t over the \($0.count) samples' mean differences" }
+            let oneSampleNote = oneSample ? " (every seed on one few-shot sample: the interval is conditional on that sample)" : ""
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             // Scores of different validation examples (val-half's report half against the whole
@@ -318,9 +348,9 @@ public enum Compare {
                     a.append(pa); z.append(pb)
                 }
                 if ok, let entry = try? def.metrics.first(where: { $0.name == metric })?.entry {
-                    boot = pairedBootstrap(new: a, baseline: z, metric: entry)
+                    boot = pairedBootstrap(new: a, baseline: z, metric: entry, clusters: clusters)
                     row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
-                        + (pairs.count > 1 ? " (both resampled) and paired t" : "")
+                        + (design ?? (pairs.count > 1 ? " (both resampled) and paired t" : "")) + oneSampleNote
                 }
             }
             if let boot {
@@ -328,14 +358,16 @@ public enum Compare {
                 // seed's difference has the same sign, however far apart they are (+30, +2, +2 read
                 // as a certain win): the paired t over the seeds is taken as well, and the larger p
                 // (and below, the hull of both intervals) is what is reported.
-                row.p = max(bootstrapP(boot), pairs.count >= 2 ? pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95)?.p ?? 0 : 0)
+                row.p = max(bootstrapP(boot), pairs.count >= 2 ? pairedT(row.differencesForT, level: 0.95)?.p ?? 0 : 0)
                 row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
-            } else if let t = pairedT(zip(newVals, baseVals).map { $0 - $1 }, level: 0.95) {
-                let d = zip(newVals, baseVals).map { $0 - $1 }
+            } else if let t = pairedT(row.differencesForT, level: 0.95) {
+                let d = row.differencesForT
                 // Every seed the same non-zero difference: t is infinite (scipy's `ttest_rel` gives
                 // p 0 and warns "Results may be unreliable"); said beside the row, not hidden.
                 let degenerate = equalDifferences(d) && abs(Statistics.mean(d)) > 1e-9
-                row.method = "paired t over \(pairs.count) seeds" + (degenerate ? " (every seed's difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
+                row.method = (clusters.map { "paired t over \($0.count) few-shot samples' mean differences (\(pairs.count) seed pairs)" } ?? "paired t over \(pairs.count) seeds")
+                    + (degenerate ? " (every \(clusters == nil ? "seed" : "sample")'s difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
+                    + oneSampleNote
                 row.p = t.p
             }
             out.append(row)
@@ -349,10 +381,10 @@ public enum Compare {
             out[i].level = level
             if let boot = boots[i] {
                 out[i].ci = bootstrapInterval(boot, level: level)
-                if out[i].seeds.count >= 2, let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
+                if out[i].seeds.count >= 2, let t = pairedT(out[i].differencesForT, level: level) {
                     out[i].ci = (min(out[i].ci!.0, t.ci.0), max(out[i].ci!.1, t.ci.1))
                 }
-            } else if let t = pairedT(zip(out[i].new, out[i].baseline).map { $0 - $1 }, level: level) {
+            } else if let t = pairedT(out[i].differencesForT, level: level) {
                 out[i].ci = t.ci
             }
             if let ci = out[i].ci {
@@ -480,10 +512,14 @@ public enum Compare {
         out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
         // Few seeds make the t part of an interval wide by construction (one degree of freedom
         // with two seeds: its 97.5 % quantile is 12.7), past what a score difference can be.
-        let twoSeed = rows.filter { $0.ci != nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
+        let twoSeed = rows.filter { $0.ci != nil && $0.tDifferences == nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
+        let twoSample = rows.filter { $0.ci != nil && $0.tDifferences?.count == 2 && $0.method.contains("paired t") }.map(name)
         let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
         if !twoSeed.isEmpty {
             out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
+        }
+        if !twoSample.isEmpty {
+            out += "\n\nTwo few-shot samples only (\(twoSample.joined(separator: ", "))): runs that share a sample are not independent, so the paired t runs over the two samples' mean differences with 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %): the interval is wide whatever the seeds per sample; more samples narrow it."
         }
         // One seed pair: the interval resamples the evaluation examples of one training run each,
         // so it leaves out the seed-to-seed variance (the few-shot sample and the initialisation),

@@ -206,6 +206,58 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(r.verdict, "tie")
     }
 
+    /// A crossed design (2 few-shot samples × 2 training seeds): runs that share a sample move
+    /// together, so the t runs over the samples' mean differences, not over 4 independent pairs.
+    /// Differences 10, 12 on sample 1 and −2, 0 on sample 2: sample means 11 and −1, mean 5, sd
+    /// 6√2, se 6, t = 5/6 on 1 df; the t distribution with 1 df is Cauchy, so by hand p = 1 −
+    /// (2/π)·atan(5/6) = 0.557715 and the 95 % interval 5 ± 12.7062·6 = [−71.237, 81.237]. Over
+    /// the 4 pairs as independent it was t = 1.424 on 3 df, p ≈ 0.25.
+    func testCrossedSamplesAreTheUnitOfThePairedT() throws {
+        func cell(_ v: String, _ values: [Double]) -> CellResult {
+            var c = CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 1, 2], statuses: ["done": 4],
+                               trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
+            c.sampleSeeds = [1, 1, 2, 2]
+            return c
+        }
+        let cells = [cell("new", [60, 62, 48, 50]), cell("pt", [50, 50, 50, 50])]
+        let reps = [Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2), Replicate(seed: 2, sampleSeed: 2)]
+        let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                    runs: { _, _ in reps.map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) } },
+                                    examples: { _, _, _ in nil })
+        let r = try XCTUnwrap(rows.first)
+        XCTAssertEqual(r.delta, 5, accuracy: 1e-12)
+        XCTAssertEqual(r.tDifferences, [11, -1])
+        XCTAssertTrue(r.method.hasPrefix("paired t over 2 few-shot samples' mean differences (4 seed pairs)"), r.method)
+        XCTAssertEqual(r.p ?? .nan, 1 - 2 / Double.pi * atan(5.0 / 6), accuracy: 1e-6)
+        XCTAssertEqual(r.ci?.0 ?? .nan, 5 - 12.7062047 * 6, accuracy: 1e-4)
+        XCTAssertEqual(r.ci?.1 ?? .nan, 5 + 12.7062047 * 6, accuracy: 1e-4)
+        XCTAssertEqual(r.verdict, "tie")
+        let text = Compare.markdown(rows, new: "new", baseline: "pt", against: "stored", header: "", missing: [], maxRegression: nil, allowMissing: false).text
+        XCTAssertTrue(text.contains("Two few-shot samples only (rte)") && !text.contains("Two seeds only"), text)
+        // One run per sample (the usual design: sample seed = seed) stays a t over the seed pairs.
+        var plain = cells
+        for i in plain.indices { plain[i].sampleSeeds = nil; plain[i].seeds = [1, 2, 3, 4] }
+        let plainRows = try Compare.rows(cells: plain, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                         runs: { _, _ in (1...4).map { PairedRun(seed: $0, predictions: nil, templates: .dpt) } },
+                                         examples: { _, _, _ in nil })
+        XCTAssertNil(plainRows.first?.tDifferences)
+        XCTAssertTrue(plainRows.first?.method.hasPrefix("paired t over 4 seeds") == true, plainRows.first?.method ?? "")
+    }
+
+    /// The two-stage bootstrap of a crossed design draws whole samples: on sample 1 the new side
+    /// gets every example right and the baseline none (Δ +100 on any examples drawn), on sample 2
+    /// the reverse (Δ −100). Drawing 2 samples gives Δ* +100, 0 or −100 only; drawing the 4 seed
+    /// pairs as independent gives ±50 too (3 pairs of one sample, 1 of the other).
+    func testCrossedBootstrapDrawsWholeSamples() throws {
+        let entry = try XCTUnwrap(try TaskRegistry.definition("rte").metrics.first { $0.name == "accuracy" }?.entry)
+        let right = [[Double]](repeating: [1], count: 20), wrong = [[Double]](repeating: [0], count: 20)
+        let new = [right, right, wrong, wrong], base = [wrong, wrong, right, right]
+        let crossed = Compare.pairedBootstrap(new: new, baseline: base, metric: entry, resamples: 400, clusters: [[0, 1], [2, 3]])
+        XCTAssertEqual(Set(crossed.map { $0.rounded() }), [100, 0, -100])
+        let independent = Compare.pairedBootstrap(new: new, baseline: base, metric: entry, resamples: 400)
+        XCTAssertTrue(Set(independent.map { $0.rounded() }).isSuperset(of: [50, -50]), "\(Set(independent))")
+    }
+
     /// A val-half run against a full-validation run scored different examples: Δ only, no test
     /// and no verdict, and the gate fails on the row (a paired t over the seeds called a win at p
     /// 0.0000 from one set of predictions scored on the two example sets). Likewise other
