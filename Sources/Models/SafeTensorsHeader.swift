@@ -40,7 +40,7 @@ public enum SafeTensorsHeader {
     /// (safetensors `SafeTensors::read_metadata` + `Metadata::validate`), independent of the order of
     /// the header's keys:
     /// * 8-byte little-endian header length N ≤ 100,000,000 with 8 + N ≤ file size; the header is
-    ///   UTF-8 JSON, an object of tensors plus an optional `__metadata__` object of string values;
+    ///   UTF-8 JSON, an object of tensors plus an optional `__metadata__` object of string values (or null: none);
     /// * each tensor has a known `dtype`, a `shape` of non-negative integers and `data_offsets`
     ///   [begin, end] of non-negative integers; other keys are ignored, as serde does;
     /// * sorted by (begin, end), the ranges tile the data buffer exactly: the first begins at 0, each
@@ -76,6 +76,8 @@ public enum SafeTensorsHeader {
         for name in obj.keys.sorted() {
             let value = obj[name]!
             if name == "__metadata__" {
+                // null is no metadata, as the reference's `Option<HashMap<String, String>>` reads it.
+                if value is NSNull { continue }
                 guard let md = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
                 for k in md.keys.sorted() {
                     guard let v = md[k] as? String else { throw fail("__metadata__['\(k)'] is not a string (the format allows string values only)") }

@@ -87,7 +87,8 @@ struct Info: ParsableCommand {
                 out["source"] = dir
                 let store = try ModelFiles.openWeights(directory: dir)
                 var dtypes = Set<String>()
-                for f in store.files { for e in f.entries.values { dtypes.insert(e.dtype) } }
+                // Of the tensors that hold data: an empty one (a 0 dimension) holds no values in any dtype.
+                for f in store.files { for e in f.entries.values where !e.shape.contains(0) { dtypes.insert(e.dtype) } }
                 out["dtype"] = dtypes.sorted().joined(separator: ",")
                 out["stored_tensors"] = store.names.count
                 switch cfg {

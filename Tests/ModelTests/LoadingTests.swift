@@ -103,6 +103,8 @@ final class LoadingTests: XCTestCase {
         accepts("empty-end", #"{"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"z":{"dtype":"F16","shape":[3,0],"data_offsets":[4,4]}}"#, 4)
         accepts("empty-only", #"{"z":{"dtype":"F32","shape":[2,0],"data_offsets":[0,0]}}"#, 0)
         accepts("no-tensors", #"{"__metadata__":{"format":"pt"}}"#, 0)
+        // null metadata is none (safetensors 0.8.0's safe_open reads it; the reference's field is an Option).
+        accepts("null-metadata", #"{"__metadata__":null,"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 8)
         accepts("extra-key", #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"note":"x"}}"#, 4)
         accepts("f4-whole-bytes", #"{"w":{"dtype":"F4","shape":[2,2],"data_offsets":[0,2]},"v":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}}"#, 6)
         accepts("scalar", #"{"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, 4)
@@ -113,6 +115,7 @@ final class LoadingTests: XCTestCase {
         expectError(writeRaw("empty-inside", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#, data: f32x2), "'e'")
         expectError(writeRaw("reversed", header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: f32x2), "'a'")
         expectError(writeRaw("meta-number", header: #"{"__metadata__":{"epoch":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "not a string")
+        expectError(writeRaw("meta-list", header: #"{"__metadata__":["x"],"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: f32x2), "__metadata__ is not an object")
         expectError(writeRaw("float-offset", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}}"#, data: f32x2), "non-negative integers")
         expectError(writeRaw("f4-half-byte", header: #"{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#, data: [0, 0]), "whole number of bytes")
         var big = [UInt8](repeating: 0, count: 16)
