@@ -223,8 +223,15 @@ public enum PaperTables {
                           paperParams: [String: [String: Int]]) -> String {
         let tasks = Set(layout.columns.map(\.key))
         let stored = Set(cells.filter { $0.variant == variant && $0.model == column && tasks.contains($0.task) }.compactMap(\.paperParams))
-        if let lo = stored.min(), let hi = stored.max() { return lo == hi ? lo.formatted() : "\(lo.formatted())–\(hi.formatted())" }
-        return paperParams[variant]?[column]?.formatted() ?? "—"
+        func range(_ s: Set<Int>) -> String? {
+            guard let lo = s.min(), let hi = s.max() else { return nil }
+            return lo == hi ? lo.formatted() : "\(lo.formatted())–\(hi.formatted())"
+        }
+        if let r = range(stored) { return r }
+        if let p = paperParams[variant]?[column] { return p.formatted() }
+        // A variant outside the spec's methods (an adapter stored by `eval --db`): the count its
+        // runs recorded, the adapter's tensors (it showed "—").
+        return range(Set(cells.filter { $0.variant == variant && $0.model == column && tasks.contains($0.task) }.compactMap(\.trainableParams))) ?? "—"
     }
 
     /// The table as a grid of cells, built once from the cells of (spec, profile), the published values

@@ -668,6 +668,15 @@ final class ParamsColumnTests: XCTestCase {
             return nil
         }
         XCTAssertEqual(params, ["— / 6,120", "— / 8,680", "— / 11,240", "— / —"])
+        // A row's variant with neither (an adapter stored by `eval --db`): the count its runs
+        // recorded (it printed "—" beside the 1,280 the evaluation reported).
+        var adapter = cell("gpt2", stored: nil)
+        adapter.trainableParams = 1280
+        let withAdapter = PaperTables.grid(layout, cells: cells + [adapter], published: [], profile: "smoke", paperParams: map)
+        XCTAssertEqual(withAdapter.rows.compactMap { row -> String? in
+            if case .cells(let cs) = row { return cs.first { $0.kind == .params }?.text }
+            return nil
+        }.last, "— / 1,280")
         // Runs of one cell that disagree store no single count (the map is used).
         XCTAssertNil(cell("t5-small", stored: [6120, 6121]).paperParams)
         // Cells of two few-shot sizes for one table cell: no number is picked for it.
