@@ -115,4 +115,13 @@ final class CommandErrorTests: XCTestCase {
             XCTAssertTrue(err.contains(fragment) && !err.contains("Missing value"), "\(args): \(err)")
         }
     }
+    /// An option given twice keeps its last value (ArgumentParser's rule), now with a warning: a
+    /// script's default and a later override trained at the override without a word.
+    func testRepeatedOptionsAreNamed() throws {
+        let (rc, err) = try runCLIText(["params", "--method", "dpt", "--r", "4", "--n", "10", "--r=8"], stdout: false)
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertTrue(err.contains("warning: --r given 2 times; the last one is used") && !err.contains("--n given") && !err.contains("--method given"), err)
+        let (_, out) = try runCLIText(["params", "--method", "dpt", "--r", "4", "--n", "10", "--r=8"], stdout: true)
+        XCTAssertTrue(out.contains("trainable params: 6,224 "), out)  // DPT n = 10, r = 8 on t5-base: 10·8 + 8·768
+    }
 }
