@@ -51,13 +51,10 @@ public struct ComparisonRow {
     /// The metric's majority-class and uniform-chance scores on the examples the new side scored.
     public var majority: Double?
     public var chance: Double?
-    /// The differences the paired t runs over: one per seed pair, or in a crossed design (several
-    /// runs per few-shot sample) one per sample, the mean over its seed pairs. Runs that share a
-    /// sample are not independent (the sample's draw moves them together): their pairs counted as
-    /// independent made the interval too narrow. nil: one per seed pair (`new` − `baseline`).
-    public var tDifferences: [Double]?
-    /// The differences the paired t runs over (`tDifferences`, else `new` − `baseline` per pair).
-    public var differencesForT: [Double] { tDifferences ?? zip(new, baseline).map { $0 - $1 } }
+    /// A crossed design's complete grid of paired differences (every training seed on every
+    /// few-shot sample, two or more of each): the t runs on `CrossedDifferences`' variance of the
+    /// mean. nil: the seed pairs are taken as independent (one run per sample, or a grid with holes).
+    public var crossed: CrossedDifferences?
 
     public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Replicate], baselineMean: Double,
                 delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
@@ -159,6 +156,13 @@ public enum Compare {
         return (Statistics.twoSidedP(t: t, df: df), (m - q * se, m + q * se))
     }
 
+    /// A row's t test: `crossed`'s two-way variance of the mean when the row has one, else the
+    /// paired t over its seed pairs. nil with fewer than two pairs.
+    static func rowT(_ row: ComparisonRow, level: Double) -> (p: Double, ci: (Double, Double))? {
+        if let c = row.crossed { return c.test(level: level) }
+        return pairedT(zip(row.new, row.baseline).map { $0 - $1 }, level: level)
+    }
+
     /// Per-example sufficient statistics of the stored metric `metric` (summed over a resample,
     /// then turned into the metric by its registry entry's `value`): means (accuracy, ReCoRD em/f1)
     /// are one number per example, weighted means (s, w), F1 (tp, fp, fn) per class under the
@@ -183,26 +187,28 @@ public enum Compare {
     /// 0.54). With one pair only the examples vary. Seeds and examples are crossed (every run scores
     /// every example), so both factors are drawn independently: the two-way ("pigeonhole")
     /// bootstrap of Owen 2007.
-    /// `clusters` (a crossed design: the seed pairs of each few-shot sample, as indices into
-    /// `new`): each resample draws as many samples as there are, with replacement, and within each
-    /// drawn sample as many of its seed pairs as it has, with replacement (the two-stage bootstrap
-    /// of a nested design, Davison & Hinkley 1997 §3.8), so the spread between samples is in Δ*.
-    /// nil: the seed pairs are independent (one run per sample), drawn as above.
+    /// `grid` (a crossed design: `grid[i][j]` the index into `new` of sample i's pair for training
+    /// seed j, every cell present): each resample draws the samples and the seeds independently,
+    /// each with replacement, and takes every drawn sample's pair for every drawn seed (the
+    /// "pigeonhole" bootstrap of a crossed design, Owen 2007, which errs on the wide side), since a
+    /// training seed fixes the initialisation on every sample and a sample the rows under every
+    /// seed. nil: the seed pairs are independent (one run per sample), drawn as above.
     public static func pairedBootstrap(new: [[[Double]]], baseline: [[[Double]]], metric: MetricEntry, resamples: Int = 2000,
-                                       seed: UInt64 = 20_241_123, clusters: [[Int]]? = nil) -> [Double] {
+                                       seed: UInt64 = 20_241_123, grid: [[Int]]? = nil) -> [Double] {
         let n = new.first?.count ?? 0, pairs = min(new.count, baseline.count)
         var s = PhiloxStream(RNGKey(seed: seed).derive("paired-bootstrap"))
         var out: [Double] = []
         out.reserveCapacity(resamples)
         let width = new.first?.first?.count ?? 1
         var idx = [Int](repeating: 0, count: n), drawn = [Int](repeating: 0, count: pairs)
+        var rows: [Int] = [], cols: [Int] = []
         for _ in 0..<resamples {
-            if let clusters {
+            if let grid {
+                let a = grid.count, b = grid[0].count
+                rows = (0..<a).map { _ in s.nextInt(below: a) }
+                cols = (0..<b).map { _ in s.nextInt(below: b) }
                 drawn.removeAll(keepingCapacity: true)
-                for _ in clusters.indices {
-                    let c = clusters[s.nextInt(below: clusters.count)]
-                    for _ in c.indices { drawn.append(c[s.nextInt(below: c.count)]) }
-                }
+                for r in rows { for c in cols { drawn.append(grid[r][c]) } }
             } else {
                 for j in 0..<pairs { drawn[j] = pairs == 1 ? 0 : s.nextInt(below: pairs) }
             }
@@ -287,16 +293,18 @@ public enum Compare {
             row.higherIsBetter = higherIsBetter
             row.k = c.k
             zeroSkill(&row, c, b, def: def, examples: examples)
-            // A crossed design (several seed pairs on one few-shot sample, two or more samples):
-            // the sample is the unit of the t and the outer level of the bootstrap.
-            let bySample = Dictionary(grouping: pairs.indices, by: { pairs[$0].sampleSeed })
-            let clusters: [[Int]]? = bySample.count >= 2 && bySample.count < pairs.count ? bySample.keys.sorted().map { bySample[$0]! } : nil
-            if let clusters {
-                row.tDifferences = clusters.map { c in Statistics.mean(c.map { newVals[$0] - baseVals[$0] }) }
-            }
-            let oneSample = bySample.count == 1 && pairs.count > 1 && pairs.contains { $0.sampleSeed != $0.seed }
-            let design = clusters.map { " on \($0.count) few-shot samples (samples, then their seeds, resampled) and paired t over the \($0.count) samples' mean differences" }
-            let oneSampleNote = oneSample ? " (every seed on one few-shot sample: the interval is conditional on that sample)" : ""
+            // A crossed design (every training seed on every few-shot sample, two or more of
+            // each): a seed's initialisation and a sample's rows are each shared by several pairs,
+            // so the t and the bootstrap treat both as random factors (`CrossedDifferences`). A
+            // grid with holes keeps the pairs as independent, as before, and says so.
+            let grid = CrossedDifferences.grid(pairs)
+            if let grid { row.crossed = CrossedDifferences(grid.map { $0.map { newVals[$0] - baseVals[$0] } }) }
+            let sharesSamples = Set(pairs.map(\.sampleSeed)).count < pairs.count, sharesSeeds = Set(pairs.map(\.seed)).count < pairs.count
+            let holeNote = grid == nil && sharesSamples && sharesSeeds && pairs.count > 1
+                ? " (a crossed design with missing runs: pairs taken as independent, which understates the spread between samples and seeds)" : ""
+            let oneSampleNote = Set(pairs.map(\.sampleSeed)).count == 1 && pairs.count > 1 && pairs.contains { $0.sampleSeed != $0.seed }
+                ? " (every seed on one few-shot sample: the interval is conditional on that sample)" : ""
+            let design = grid.map { " on \($0.count) few-shot samples × \($0[0].count) training seeds (both resampled, crossed) and a two-way t" }
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             // Scores of different validation examples (val-half's report half against the whole
@@ -348,9 +356,9 @@ public enum Compare {
                     a.append(pa); z.append(pb)
                 }
                 if ok, let entry = try? def.metrics.first(where: { $0.name == metric })?.entry {
-                    boot = pairedBootstrap(new: a, baseline: z, metric: entry, clusters: clusters)
+                    boot = pairedBootstrap(new: a, baseline: z, metric: entry, grid: grid)
                     row.method = "paired bootstrap over \(a[0].count) examples × \(pairs.count) seed\(pairs.count == 1 ? "" : "s")"
-                        + (design ?? (pairs.count > 1 ? " (both resampled) and paired t" : "")) + oneSampleNote
+                        + (design ?? (pairs.count > 1 ? " (both resampled) and paired t" : "")) + oneSampleNote + holeNote
                 }
             }
             if let boot {
@@ -358,16 +366,17 @@ public enum Compare {
                 // seed's difference has the same sign, however far apart they are (+30, +2, +2 read
                 // as a certain win): the paired t over the seeds is taken as well, and the larger p
                 // (and below, the hull of both intervals) is what is reported.
-                row.p = max(bootstrapP(boot), pairs.count >= 2 ? pairedT(row.differencesForT, level: 0.95)?.p ?? 0 : 0)
+                row.p = max(bootstrapP(boot), pairs.count >= 2 ? rowT(row, level: 0.95)?.p ?? 0 : 0)
                 row.ci = (boot.first!, boot.last!)  // replaced by the Holm-level interval below
-            } else if let t = pairedT(row.differencesForT, level: 0.95) {
-                let d = row.differencesForT
+            } else if let t = rowT(row, level: 0.95) {
+                let d = zip(newVals, baseVals).map { $0 - $1 }
                 // Every seed the same non-zero difference: t is infinite (scipy's `ttest_rel` gives
                 // p 0 and warns "Results may be unreliable"); said beside the row, not hidden.
                 let degenerate = equalDifferences(d) && abs(Statistics.mean(d)) > 1e-9
-                row.method = (clusters.map { "paired t over \($0.count) few-shot samples' mean differences (\(pairs.count) seed pairs)" } ?? "paired t over \(pairs.count) seeds")
-                    + (degenerate ? " (every \(clusters == nil ? "seed" : "sample")'s difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
-                    + oneSampleNote
+                row.method = (row.crossed.map { "two-way t over \($0.samples) few-shot samples × \($0.seeds) training seeds (crossed random effects, Satterthwaite df \(String(format: "%.1f", $0.df)))" }
+                              ?? "paired t over \(pairs.count) seeds")
+                    + (degenerate ? " (every seed's difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
+                    + oneSampleNote + holeNote
                 row.p = t.p
             }
             out.append(row)
@@ -381,10 +390,10 @@ public enum Compare {
             out[i].level = level
             if let boot = boots[i] {
                 out[i].ci = bootstrapInterval(boot, level: level)
-                if out[i].seeds.count >= 2, let t = pairedT(out[i].differencesForT, level: level) {
+                if out[i].seeds.count >= 2, let t = rowT(out[i], level: level) {
                     out[i].ci = (min(out[i].ci!.0, t.ci.0), max(out[i].ci!.1, t.ci.1))
                 }
-            } else if let t = pairedT(out[i].differencesForT, level: level) {
+            } else if let t = rowT(out[i], level: level) {
                 out[i].ci = t.ci
             }
             if let ci = out[i].ci {
@@ -512,14 +521,10 @@ public enum Compare {
         out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
         // Few seeds make the t part of an interval wide by construction (one degree of freedom
         // with two seeds: its 97.5 % quantile is 12.7), past what a score difference can be.
-        let twoSeed = rows.filter { $0.ci != nil && $0.tDifferences == nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
-        let twoSample = rows.filter { $0.ci != nil && $0.tDifferences?.count == 2 && $0.method.contains("paired t") }.map(name)
+        let twoSeed = rows.filter { $0.ci != nil && $0.crossed == nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
         let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
         if !twoSeed.isEmpty {
             out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
-        }
-        if !twoSample.isEmpty {
-            out += "\n\nTwo few-shot samples only (\(twoSample.joined(separator: ", "))): runs that share a sample are not independent, so the paired t runs over the two samples' mean differences with 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %): the interval is wide whatever the seeds per sample; more samples narrow it."
         }
         // One seed pair: the interval resamples the evaluation examples of one training run each,
         // so it leaves out the seed-to-seed variance (the few-shot sample and the initialisation),
@@ -653,5 +658,74 @@ extension Compare {
             return pairs.count == common.count && alike ? "\(key) \(values)"
                 : "\(key) \(values) in \(pairs.count) of \(common.count) cells" + (alike ? " (" + pairs.prefix(3).map(\.cell).joined(separator: ", ") + (pairs.count > 3 ? ", …" : "") + ")" : "")
         }
+    }
+}
+
+/// The paired differences of a crossed design, `d[i][j]` for few-shot sample i and training seed j
+/// (a complete grid, A ≥ 2 samples × S ≥ 2 seeds), as a two-way random-effects model without
+/// replication, d_ij = μ + a_i + b_j + e_ij: a training seed fixes the initialisation, shuffling
+/// and dropout on every sample, and a sample the training rows under every seed, so neither the
+/// A·S pairs (the seeds' spread counted once per sample) nor the A sample means (the seed effects
+/// cancel out of their spread) are independent draws. The variance of the grand mean Δ is
+/// (MSA + MSB − MSE)/(A·S) from the ANOVA mean squares (Searle, Casella & McCulloch 1992, §4;
+/// MSA = S·Σ(d̄_i· − d̄)²/(A−1), MSB = A·Σ(d̄_·j − d̄)²/(S−1), MSE the residual on (A−1)(S−1) df),
+/// with Satterthwaite's degrees of freedom; it is never taken below the independent-pairs
+/// variance s²/(A·S) on A·S − 1 df (the interval is never narrower than treating the pairs as
+/// independent gave).
+public struct CrossedDifferences: Equatable {
+    public var samples: Int, seeds: Int
+    public var mean: Double
+    /// The variance of `mean` and its degrees of freedom.
+    public var variance: Double, df: Double
+
+    public init(_ d: [[Double]]) {
+        let a = d.count, b = d[0].count, n = Double(a * b)
+        let all = d.flatMap { $0 }
+        let grand = Statistics.mean(all)
+        let rowMeans = d.map(Statistics.mean), colMeans = (0..<b).map { j in Statistics.mean(d.map { $0[j] }) }
+        let msa = Double(b) * rowMeans.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / Double(a - 1)
+        let msb = Double(a) * colMeans.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / Double(b - 1)
+        var sse = 0.0
+        for i in 0..<a { for j in 0..<b { let e = d[i][j] - rowMeans[i] - colMeans[j] + grand; sse += e * e } }
+        let dfe = Double((a - 1) * (b - 1)), mse = sse / dfe
+        let twoWay = (msa + msb - mse) / n
+        let independent = Statistics.sampleVariance(all) / n
+        samples = a; seeds = b; mean = grand
+        if twoWay > independent {
+            let num = (msa + msb - mse) * (msa + msb - mse)
+            let den = msa * msa / Double(a - 1) + msb * msb / Double(b - 1) + mse * mse / dfe
+            (variance, df) = (twoWay, min(num / den, n - 1))
+        } else {
+            (variance, df) = (independent, n - 1)
+        }
+    }
+
+    /// Two-sided p of Δ = 0 and the interval at `level` (Student's t on `df`); a zero variance with
+    /// Δ ≠ 0 gives p 0 and [Δ, Δ], as `Compare.pairedT` does for equal differences.
+    public func test(level: Double) -> (p: Double, ci: (Double, Double)) {
+        let se = variance.squareRoot()
+        guard se > 1e-12 else { return abs(mean) <= 1e-9 ? (1, (0, 0)) : (0, (mean, mean)) }
+        let q = Statistics.studentQuantile(1 - (1 - level) / 2, df: df)
+        return (Statistics.twoSidedP(t: mean / se, df: df), (mean - q * se, mean + q * se))
+    }
+
+    /// The complete grid of `pairs` (indices into it: `grid[i][j]`, sample i, seed j, both in
+    /// ascending order), or nil unless every seed has a pair on every sample, with at least two
+    /// samples and two seeds, and one pair per (sample, seed).
+    public static func grid(_ pairs: [Replicate]) -> [[Int]]? {
+        let samples = Set(pairs.map(\.sampleSeed)).sorted(), seeds = Set(pairs.map(\.seed)).sorted()
+        guard samples.count >= 2, seeds.count >= 2, pairs.count == samples.count * seeds.count else { return nil }
+        var at: [Replicate: Int] = [:]
+        for (i, p) in pairs.enumerated() { at[p] = i }
+        var out: [[Int]] = []
+        for sm in samples {
+            var row: [Int] = []
+            for sd in seeds {
+                guard let i = at[Replicate(seed: sd, sampleSeed: sm)] else { return nil }
+                row.append(i)
+            }
+            out.append(row)
+        }
+        return out
     }
 }

@@ -206,53 +206,83 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(r.verdict, "tie")
     }
 
-    /// A crossed design (2 few-shot samples × 2 training seeds): runs that share a sample move
-    /// together, so the t runs over the samples' mean differences, not over 4 independent pairs.
-    /// Differences 10, 12 on sample 1 and −2, 0 on sample 2: sample means 11 and −1, mean 5, sd
-    /// 6√2, se 6, t = 5/6 on 1 df; the t distribution with 1 df is Cauchy, so by hand p = 1 −
-    /// (2/π)·atan(5/6) = 0.557715 and the 95 % interval 5 ± 12.7062·6 = [−71.237, 81.237]. Over
-    /// the 4 pairs as independent it was t = 1.424 on 3 df, p ≈ 0.25.
-    func testCrossedSamplesAreTheUnitOfThePairedT() throws {
+    /// A crossed design (every training seed on every few-shot sample): a seed's initialisation
+    /// and a sample's rows each recur across pairs, so the t runs on the two-way variance of the
+    /// mean. The docs' "+30, +2, +2" seeds on 2 samples: differences [[30, 2, 2], [30, 2, 2]] (rows
+    /// samples, columns seeds). By hand: Δ = 34/3; MSA = 0 (equal sample means), MSB = 2·(18⅔² +
+    /// 2·9⅓²)/2 = 1568/3, MSE = 0, so Var = MSB/6 = 784/9 (se 28/3) on Satterthwaite df 2; t = 17/14,
+    /// and on 2 df the two-sided p = 1 − t/√(2 + t²) = 1 − 17/√681 = 0.348559, the interval
+    /// 34/3 ± 4.302653·28/3. A t over the sample means (the seed effects cancel out of their spread)
+    /// had a zero-width interval and called this a win; over the 6 pairs as independent, p 0.113.
+    func testCrossedSeedsAndSamplesAreBothRandom() throws {
         func cell(_ v: String, _ values: [Double]) -> CellResult {
-            var c = CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 1, 2], statuses: ["done": 4],
+            var c = CellResult(cell: "\(v)|rte", variant: v, method: v, task: "rte", model: "t5-small", k: 8, seeds: [1, 2, 3, 1, 2, 3], statuses: ["done": 6],
                                trainableParams: nil, best: ["accuracy": Stat(values)], last: [:], divergedSeeds: [], probe: nil)
-            c.sampleSeeds = [1, 1, 2, 2]
+            c.sampleSeeds = [1, 1, 1, 2, 2, 2]
             return c
         }
-        let cells = [cell("new", [60, 62, 48, 50]), cell("pt", [50, 50, 50, 50])]
-        let reps = [Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2), Replicate(seed: 2, sampleSeed: 2)]
+        let cells = [cell("new", [80, 52, 52, 80, 52, 52]), cell("pt", [50, 50, 50, 50, 50, 50])]
+        let reps = zip([1, 2, 3, 1, 2, 3], [1, 1, 1, 2, 2, 2]).map { Replicate(seed: $0, sampleSeed: $1) }
         let rows = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
                                     runs: { _, _ in reps.map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) } },
                                     examples: { _, _, _ in nil })
         let r = try XCTUnwrap(rows.first)
-        XCTAssertEqual(r.delta, 5, accuracy: 1e-12)
-        XCTAssertEqual(r.tDifferences, [11, -1])
-        XCTAssertTrue(r.method.hasPrefix("paired t over 2 few-shot samples' mean differences (4 seed pairs)"), r.method)
-        XCTAssertEqual(r.p ?? .nan, 1 - 2 / Double.pi * atan(5.0 / 6), accuracy: 1e-6)
-        XCTAssertEqual(r.ci?.0 ?? .nan, 5 - 12.7062047 * 6, accuracy: 1e-4)
-        XCTAssertEqual(r.ci?.1 ?? .nan, 5 + 12.7062047 * 6, accuracy: 1e-4)
+        XCTAssertEqual(r.delta, 34.0 / 3, accuracy: 1e-12)
+        let c = try XCTUnwrap(r.crossed)
+        XCTAssertEqual(c.variance, 784.0 / 9, accuracy: 1e-9)
+        XCTAssertEqual(c.df, 2, accuracy: 1e-9)
+        XCTAssertTrue(r.method.hasPrefix("two-way t over 2 few-shot samples × 3 training seeds"), r.method)
+        XCTAssertEqual(r.p ?? .nan, 1 - 17 / 681.0.squareRoot(), accuracy: 1e-6)
+        XCTAssertEqual(r.ci?.0 ?? .nan, 34.0 / 3 - 4.302653 * 28 / 3, accuracy: 1e-4)
+        XCTAssertEqual(r.ci?.1 ?? .nan, 34.0 / 3 + 4.302653 * 28 / 3, accuracy: 1e-4)
         XCTAssertEqual(r.verdict, "tie")
-        let text = Compare.markdown(rows, new: "new", baseline: "pt", against: "stored", header: "", missing: [], maxRegression: nil, allowMissing: false).text
-        XCTAssertTrue(text.contains("Two few-shot samples only (rte)") && !text.contains("Two seeds only"), text)
-        // One run per sample (the usual design: sample seed = seed) stays a t over the seed pairs.
-        var plain = cells
-        for i in plain.indices { plain[i].sampleSeeds = nil; plain[i].seeds = [1, 2, 3, 4] }
-        let plainRows = try Compare.rows(cells: plain, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
-                                         runs: { _, _ in (1...4).map { PairedRun(seed: $0, predictions: nil, templates: .dpt) } },
+        // The same runs with one pair missing (a hole in the grid): the pairs are taken as
+        // independent, as before, and the row says so.
+        var holed = cells
+        for i in holed.indices { holed[i].seeds.removeLast(); holed[i].sampleSeeds!.removeLast(); holed[i].best["accuracy"] = Stat(Array(holed[i].best["accuracy"]!.values.dropLast())) }
+        let holedRows = try Compare.rows(cells: holed, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                         runs: { _, _ in reps.dropLast().map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) } },
                                          examples: { _, _, _ in nil })
-        XCTAssertNil(plainRows.first?.tDifferences)
-        XCTAssertTrue(plainRows.first?.method.hasPrefix("paired t over 4 seeds") == true, plainRows.first?.method ?? "")
+        XCTAssertNil(holedRows.first?.crossed)
+        XCTAssertTrue(holedRows.first?.method.contains("a crossed design with missing runs: pairs taken as independent") == true, holedRows.first?.method ?? "")
+        // One run per sample (the usual design, sample seed = seed) stays a t over the seed pairs.
+        var plain = cells
+        for i in plain.indices { plain[i].sampleSeeds = nil; plain[i].seeds = [1, 2, 3, 4, 5, 6] }
+        let plainRows = try Compare.rows(cells: plain, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                         runs: { _, _ in (1...6).map { PairedRun(seed: $0, predictions: nil, templates: .dpt) } },
+                                         examples: { _, _, _ in nil })
+        XCTAssertNil(plainRows.first?.crossed)
+        XCTAssertTrue(plainRows.first?.method.hasPrefix("paired t over 6 seeds") == true, plainRows.first?.method ?? "")
     }
 
-    /// The two-stage bootstrap of a crossed design draws whole samples: on sample 1 the new side
-    /// gets every example right and the baseline none (Δ +100 on any examples drawn), on sample 2
-    /// the reverse (Δ −100). Drawing 2 samples gives Δ* +100, 0 or −100 only; drawing the 4 seed
-    /// pairs as independent gives ±50 too (3 pairs of one sample, 1 of the other).
-    func testCrossedBootstrapDrawsWholeSamples() throws {
+    /// `CrossedDifferences` by hand. [[10, 12], [−2, 0]]: Δ 5, row means 11 and −1 (MSA = 2·72 =
+    /// 144), column means 4 and 6 (MSB = 2·2 = 4), residuals 0 (MSE 0): Var = 148/4 = 37 on
+    /// Satterthwaite df 148²/(144² + 4²) = 21904/20752. [[1, 3], [3, 1]]: MSA = MSB = 0, MSE = 4,
+    /// the two-way variance (0 + 0 − 4)/4 is below the independent pairs' s²/n = (4/3)/4, which is
+    /// kept, on n − 1 = 3 df.
+    func testCrossedDifferencesByHand() {
+        let a = CrossedDifferences([[10, 12], [-2, 0]])
+        XCTAssertEqual(a.mean, 5, accuracy: 1e-12)
+        XCTAssertEqual(a.variance, 37, accuracy: 1e-12)
+        XCTAssertEqual(a.df, 21904.0 / 20752, accuracy: 1e-12)
+        let b = CrossedDifferences([[1, 3], [3, 1]])
+        XCTAssertEqual(b.variance, 1.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(b.df, 3)
+        XCTAssertEqual(CrossedDifferences.grid([Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2), Replicate(seed: 2, sampleSeed: 2)]),
+                       [[0, 1], [2, 3]])
+        XCTAssertNil(CrossedDifferences.grid([Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2)]))
+        XCTAssertNil(CrossedDifferences.grid([Replicate(1), Replicate(2), Replicate(3)]))
+    }
+
+    /// The crossed bootstrap draws samples and seeds independently and takes every drawn pair: with
+    /// Δ +100 on every pair of seed 1 and −100 on every pair of seed 2 (on any examples), the two
+    /// seeds drawn give Δ* +100, 0 or −100 only; drawing the 4 pairs as independent gives ±50 too.
+    func testCrossedBootstrapDrawsSamplesAndSeeds() throws {
         let entry = try XCTUnwrap(try TaskRegistry.definition("rte").metrics.first { $0.name == "accuracy" }?.entry)
         let right = [[Double]](repeating: [1], count: 20), wrong = [[Double]](repeating: [0], count: 20)
-        let new = [right, right, wrong, wrong], base = [wrong, wrong, right, right]
-        let crossed = Compare.pairedBootstrap(new: new, baseline: base, metric: entry, resamples: 400, clusters: [[0, 1], [2, 3]])
+        // Pairs in grid order: (sample 1, seed 1), (sample 1, seed 2), (sample 2, seed 1), (sample 2, seed 2).
+        let new = [right, wrong, right, wrong], base = [wrong, right, wrong, right]
+        let crossed = Compare.pairedBootstrap(new: new, baseline: base, metric: entry, resamples: 400, grid: [[0, 1], [2, 3]])
         XCTAssertEqual(Set(crossed.map { $0.rounded() }), [100, 0, -100])
         let independent = Compare.pairedBootstrap(new: new, baseline: base, metric: entry, resamples: 400)
         XCTAssertTrue(Set(independent.map { $0.rounded() }).isSuperset(of: [50, -50]), "\(Set(independent))")
