@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Methods", "Models", "Tasks", "Tensor", "Support", "CGemm"], swiftSettings: fast),
         // Tables, figures, comparisons: from the store's cells and committed files only (no specs,
         // models or methods; the CLI passes what it derives from them as data).
-        .target(name: "Reports", dependencies: ["Store", "Tasks", "Training", "Support", .product(name: "Yams", package: "Yams")],
+        .target(name: "Reports", dependencies: ["Store", "Tasks", "Training", "Models", "Support", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "Tasks", dependencies: ["Support", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("Registry")], swiftSettings: fast),

@@ -119,7 +119,7 @@ struct EvalCommand: ParsableCommand {
         // layers_to_transform edited in place change every number while the tensors stay the same.
         let configSha = try SHA256.hex(file: (dir as NSString).appendingPathComponent("adapter_config.json"))
         c.adapter = "\(dir)#sha256:\(sha)#adapter_config:\(configSha)"
-        if let e = flagProblem(c) ?? decodeFlagsProblem(decodeMaxTokens: decodeMaxTokens, decodeStop: decodeStop, mode: c.evalMode) { throw e }
+        if let e = flagProblem(c) ?? decodeFlagsProblem(decodeMaxTokens: decodeMaxTokens, decodeStop: decodeStop, mode: c.evalMode, gpt2: isGPT2) { throw e }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         // The stored run, checked before evaluating: a cell of a sweep is refused up front rather
         // than after a long evaluation.

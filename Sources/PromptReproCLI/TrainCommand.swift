@@ -162,7 +162,7 @@ struct Train: ParsableCommand {
             guard kDev > 0 else { throw ValidationError("--k-dev must be positive") }
             c.kDev = kDev
         }
-        if let e = flagProblem(c) ?? decodeFlagsProblem(decodeMaxTokens: decodeMaxTokens, decodeStop: decodeStop, mode: c.evalMode) { throw e }
+        if let e = flagProblem(c) ?? decodeFlagsProblem(decodeMaxTokens: decodeMaxTokens, decodeStop: decodeStop, mode: c.evalMode, gpt2: isGPT2) { throw e }
         // The files the run writes, checked before it trains (a bad --artifact once failed after training).
         for (flag, path) in [("artifact", artifact), ("checkpoint", checkpoint), ("out", out),
                              ("save-adapter", saveAdapter.map { ($0 as NSString).appendingPathComponent("adapter_config.json") })] {
@@ -216,17 +216,20 @@ extension DecodeLimit: ExpressibleByArgument {
     public init?(argument: String) { self.init(text: argument) }
 }
 
-/// The first of `c.problems` in flag names ("--batch-size must be ≥ 1, got 0"), nil when none.
-/// `--decode-max-tokens` or `--decode-stop` given while the run scores by rank (`mode` the
-/// effective eval mode): nothing is decoded, so the flags changed nothing and were accepted in
-/// silence. Nil when they apply or were not given.
-func decodeFlagsProblem(decodeMaxTokens: DecodeLimit?, decodeStop: String?, mode: EvalMode?) -> ValidationError? {
-    guard let mode, mode != .generate else { return nil }
+/// `--decode-max-tokens` or `--decode-stop` given while nothing is decoded: the run scores by rank
+/// (`mode` the effective eval mode) or is a GPT-2 run (`gpt2`), which ranks the verbaliser's
+/// words. The flags changed nothing but the run's identity and were accepted in silence. Nil when
+/// they apply or were not given.
+func decodeFlagsProblem(decodeMaxTokens: DecodeLimit?, decodeStop: String?, mode: EvalMode?, gpt2: Bool) -> ValidationError? {
     let given = [decodeMaxTokens.map { "--decode-max-tokens \($0)" }, decodeStop.map { "--decode-stop \($0)" }].compactMap { $0 }
     guard !given.isEmpty else { return nil }
-    return ValidationError("\(given.joined(separator: " and ")): the eval mode is \(mode.rawValue), which scores the label targets without decoding; drop \(given.count == 1 ? "it" : "them"), or decode with --eval-mode generate")
+    let drop = "drop \(given.count == 1 ? "it" : "them")"
+    if gpt2 { return ValidationError("\(given.joined(separator: " and ")): GPT-2 runs rank the verbaliser's words and decode nothing; \(drop)") }
+    guard let mode, mode != .generate else { return nil }
+    return ValidationError("\(given.joined(separator: " and ")): the eval mode is \(mode.rawValue), which scores the label targets without decoding; \(drop), or decode with --eval-mode generate")
 }
 
+/// The first of `c.problems` in flag names ("--batch-size must be ≥ 1, got 0"), nil when none.
 func flagProblem(_ c: TrainConfig) -> ValidationError? {
     guard let problem = c.problems.first else { return nil }
     let key = String(problem.prefix { $0 != " " })

@@ -21,6 +21,7 @@
 // of the printed interval of Δ is ≥ −X (we are confident the new method loses at most X points);
 // for a metric whose registry entry is lower-is-better, the upper end is ≤ X and win/loss swap.
 import Foundation
+import Models
 import Store
 import Support
 import Tasks
@@ -602,6 +603,7 @@ extension Compare {
     /// epochs or max steps, backbone dropout, source length and decode limit.
     public static func settings(_ c: TrainConfig) -> [(key: String, value: String)] {
         func g(_ x: Float) -> String { String(format: "%g", Double(x)) }
+        let gpt2 = ModelFiles.isGPT2(c.model)
         return [
             ("preset", c.protocolName),
             ("optimizer", c.optimizer.rawValue),
@@ -613,12 +615,13 @@ extension Compare {
             ("epochs", String(c.epochs) + (c.maxSteps.map { " (max_steps \($0))" } ?? "")),
             ("dropout", c.backboneDropout ? g(c.dropoutRate) : "off"),
             ("max_source_length", String(c.maxSourceLength)),
-            ("decode", c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength)),
+            // GPT-2 ranks the verbaliser's words: it decodes nothing, whatever the config says.
+            ("decode", gpt2 ? "none (GPT-2)" : c.decodeMaxTokens.map { "\($0)" } ?? String(c.maxTargetLength)),
             // The inputs and label words, and how outputs are scored and the best epoch chosen:
             // LoPT's templates against DPT's (ReCoRD without its prefix), or `templates: respt`
             // in a spec, changed every score and the header named none of it.
             ("templates", c.templates.rawValue),
-            ("eval_mode", (c.evalMode ?? .generate).rawValue),
+            ("eval_mode", gpt2 ? "rank (GPT-2: the verbaliser's words)" : (c.evalMode ?? .generate).rawValue),
             ("select_on", (c.selectOn ?? .validation).rawValue),
             ("sampler", (c.sampler ?? .uniform).rawValue),
         ]
@@ -646,10 +649,15 @@ extension Compare {
         let common = Set(new.keys).intersection(baseline.keys).sorted()
         guard let first = common.first else { return [] }
         let keys = settings(new[first]!).map(\.key).filter { $0 != "preset" }
+        // Each cell's settings once (`settings` reads a checkpoint's config.json to tell GPT-2).
+        func table(_ side: [String: TrainConfig]) -> [String: [String: String]] {
+            Dictionary(uniqueKeysWithValues: common.map { ($0, Dictionary(settings(side[$0]!).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })) })
+        }
+        let newSettings = table(new), baseSettings = table(baseline)
         return keys.compactMap { key in
             var pairs: [(cell: String, a: String, b: String)] = []
             for cell in common {
-                let a = settings(new[cell]!).first { $0.key == key }!.value, b = settings(baseline[cell]!).first { $0.key == key }!.value
+                let a = newSettings[cell]![key]!, b = baseSettings[cell]![key]!
                 if a != b { pairs.append((cell, a, b)) }
             }
             guard let p = pairs.first else { return nil }

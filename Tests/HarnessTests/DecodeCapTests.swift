@@ -22,8 +22,9 @@ final class DecodeCapTests: XCTestCase {
             XCTAssertEqual(extras?["decode_cap_below_label_tokens"] as? Double, short ? 2 : nil, cap)
         }
     }
-    /// Decode flags under rank scoring decode nothing: refused by name, by `train` and by `eval`
-    /// (they were accepted and changed no number). Under generate they are taken (exit 0 above).
+    /// Decode flags under rank scoring, or on GPT-2 (which ranks the verbaliser's words), decode
+    /// nothing: refused by name, by `train` and by `eval` (they were accepted and changed no number
+    /// but the run's identity). Under generate on T5 they are taken (exit 0 above).
     func testDecodeFlagsUnderRankScoringAreRefused() throws {
         let dir = tempDir("decoderank")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -37,7 +38,10 @@ final class DecodeCapTests: XCTestCase {
                                  (["train", "--method", "pt", "--task", "cb", "--eval-mode", "rank-mean", "--decode-stop", "eos", "--decode-max-tokens", "auto"],
                                   "--decode-max-tokens auto and --decode-stop eos: the eval mode is rank-mean"),
                                  (["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--task", "cb", "--decode-stop", "eos", "--data-dir", data],
-                                  "--decode-stop eos: the eval mode is rank")] {
+                                  "--decode-stop eos: the eval mode is rank"),
+                                 // GPT-2 ranks the verbaliser's words: nothing is decoded either.
+                                 (["train", "--method", "pt", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--decode-max-tokens", "5"],
+                                  "--decode-max-tokens 5: GPT-2 runs rank the verbaliser's words and decode nothing; drop it")] {
             let (rc, err) = try runCLIText(args, stdout: false)
             XCTAssertNotEqual(rc, 0, "\(args)")
             XCTAssertTrue(err.contains(fragment), "\(args): \(err)")

@@ -900,5 +900,10 @@ final class PublishedMarksTests: XCTestCase {
         ranked.templates = .respt
         ranked.evalMode = .rank
         XCTAssertEqual(Compare.differingSettings(new: ["cb": ranked], baseline: ["cb": pt]), ["templates respt vs dpt", "eval_mode rank vs generate"])
+        // GPT-2 ranks the verbaliser's words: no decode cap, no "generate" (both were printed).
+        let gpt2 = try TrainConfig.preset("lopt-paper", method: try MethodConfig.defaults("lopt1"), task: "sst2", model: "embedded:gpt2-tiny", k: 8, seed: 1)
+        let gv = Dictionary(uniqueKeysWithValues: Compare.resolvedSettings([gpt2]).map { ($0.key, $0.value) })
+        XCTAssertEqual(gv["decode"], "none (GPT-2)")
+        XCTAssertEqual(gv["eval_mode"], "rank (GPT-2: the verbaliser's words)")
     }
 }
