@@ -28,7 +28,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Templates: dpt, dept, respt, lopt (default: the protocol's).") var templates: String?
     @Option(name: .customLong("protocol"), help: "Preset whose evaluation settings apply (default: dpt-paper; lopt-paper on GPT-2).") var protocolName: String?
     @Option(parsing: .unconditional, help: "Evaluate on the first N validation examples only (default: the training run's eval_limit, from promptrepro_run_config.json, else all).") var evalLimit: Int?
-    @Option(help: "Input length in tokens (default: the training run's, from the adapter's promptrepro_run_config.json when `train --save-adapter` or `export-adapter` wrote it, else the preset's).")
+    @Option(parsing: .unconditional, help: "Input length in tokens (default: the training run's, from the adapter's promptrepro_run_config.json when `train --save-adapter` or `export-adapter` wrote it, else the preset's).")
     var maxSourceLength: Int?
     @Option(parsing: .unconditional, help: "Target length in tokens (default: as --max-source-length).") var maxTargetLength: Int?
     @Option(parsing: .unconditional, help: "Greedy decoding cap in new tokens, or auto: the longest label target in tokens + 1 (default: max target length).") var decodeMaxTokens: DecodeLimit?

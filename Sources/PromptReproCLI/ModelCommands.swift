@@ -6,7 +6,7 @@ import Support
 import Tensor
 
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount)
+    @Option(parsing: .unconditional, help: "Threads for OpenBLAS and the core (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: threadCount)
     var threads: Int?
 
     func apply() { Parallel.configure(threads: threads) }

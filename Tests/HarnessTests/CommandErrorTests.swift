@@ -109,7 +109,10 @@ final class CommandErrorTests: XCTestCase {
                                  (["train", "--method", "pt", "--task", "cb", "--seed", "-1"], "--seed must be ≥ 0, got -1"),
                                  (["eval", "--model", "embedded:t5-tiny", "--task", "cb", "--decode-max-tokens", "-3"],
                                   "The value '-3' is invalid for '--decode-max-tokens"),
-                                 (["params", "--method", "dpt", "--r", "-1"], "--r must be ≥ 1, got -1")] {
+                                 (["params", "--method", "dpt", "--r", "-1"], "--r must be ≥ 1, got -1"),
+                                 // Options declared over two lines, and the shared --threads of train/eval/forward.
+                                 (["train", "--method", "pt", "--task", "cb", "--threads", "-1"], "'-1' is not"),
+                                 (["eval", "--model", "embedded:t5-tiny", "--task", "cb", "--max-source-length", "-5"], "Error: ")] {
             let (rc, err) = try runCLIText(args, stdout: false)
             XCTAssertNotEqual(rc, 0, "\(args)")
             XCTAssertTrue(err.contains(fragment) && !err.contains("Missing value"), "\(args): \(err)")
