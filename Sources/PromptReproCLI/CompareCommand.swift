@@ -173,9 +173,16 @@ struct CompareCommand: ParsableCommand {
         }
         let otherSide = against == "stored" ? baseline : nil
         let expectedNew = expectedOf(method, other: otherSide)
-        var absent = Compare.missingRuns(expected: expectedNew, cells: cells, variant: method, label: "new")
+        // A side the spec does not plan is never swept: its runs are missing because no one
+        // evaluated and stored them (`eval --db`), not "not run, or left out as stale".
+        func missingOf(_ side: String, expected: [CompareCell: [Replicate]], label: String) -> [(line: String, runs: Int)] {
+            let lines = Compare.missingRuns(expected: expected, cells: cells, variant: side, label: label)
+            guard !planned.contains(side) else { return lines }
+            return lines.map { ($0.line.replacingOccurrences(of: "not run, or left out as stale", with: "not evaluated into this store (eval --db)"), $0.runs) }
+        }
+        var absent = missingOf(method, expected: expectedNew, label: "new")
         if against == "stored" {
-            let lacking = Compare.missingRuns(expected: expectedOf(baseline, other: method), cells: cells, variant: baseline, label: "baseline")
+            let lacking = missingOf(baseline, expected: expectedOf(baseline, other: method), label: "baseline")
             absent += lacking
             // A new cell the spec does not expect the baseline at (an evaluated adapter's) is missing too.
             absent += Compare.unpairedRuns(cells: cells, newVariant: method, baselineVariant: baseline)

@@ -136,7 +136,10 @@ struct EvalCommand: ParsableCommand {
             // A spec given by its file's path is stored under the name the file declares, as
             // `sweep`, `results` and `compare` read it (the path itself was stored as the name, and
             // `compare --spec FILE` found no run of the variant).
-            let specName = spec.hasSuffix(".yaml") ? try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs")).name : spec
+            // A name whose file under Baselines/specs declares another `spec:` is read so too.
+            let specsDir = ProjectRoot.resolve("Baselines/specs")
+            let specName = FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
+                ? try ExperimentSpec.load(spec, specsDir: specsDir).name : spec
             let store = try ResultsStore(path: db)
             var r = RunSpec(spec: specName, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
