@@ -158,7 +158,8 @@ struct CompareCommand: ParsableCommand {
         // other side is: the spec's cells and seeds of it, or, when neither side is planned, every
         // cell and seed either side has. It expected nothing, so an adapter scored on one task
         // and two seeds passed the gate as "every expected run present".
-        let planned = Set(expanded.map(\.variant))
+        // A variant of the spec counts as planned even while its search is undecided (no runs yet).
+        let planned = Set(expanded.map(\.variant)).union(s.variants.map(\.name))
         func stored(_ variants: [String]) -> [CompareCell: [Replicate]] {
             var e: [CompareCell: Set<Replicate>] = [:]
             for c in cells where variants.contains(c.variant) {
