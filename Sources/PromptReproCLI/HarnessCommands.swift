@@ -194,6 +194,7 @@ struct Results: ParsableCommand {
             if let line = try leftOutLine(store, current: current, profile: profile, given: spec) { text += "\n> \(line)\n" }
             // Seeds of one cell run under other kernels or thread counts (merged shards): said.
             if let note = mixedNumericsNote(mixedNumerics(of: cells)) { text += "\n> \(note)\n" }
+            if let note = mixedEvalSetsNote(cells) { text += "\n> \(note)\n" }
             if let s = specFile, s.hasSearch {
                 text += ResultsExport.searchMarkdown(try store.searchSummaries(s, profile: profile))
                 // Grid points sit beside the variants in the table: said what they are, so no one

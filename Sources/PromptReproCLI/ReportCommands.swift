@@ -459,6 +459,7 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
     // read, so the note and the tables' note count the same runs (incomplete ones are not).
     func say(_ cells: [CellResult]) -> [CellResult] {
         if sayMixedNumerics, let note = mixedNumericsNote(mixedNumerics(of: cells)) { stderr("note: " + note) }
+        if sayMixedNumerics, let note = mixedEvalSetsNote(cells) { stderr("warning: " + note) }
         return cells
     }
     guard let (name, plan) = current else { return say(try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)) }
@@ -502,6 +503,15 @@ func mixedNumericsNote(_ mixed: [String: [String]]) -> String? {
     guard let first = mixed.keys.sorted().first else { return nil }
     return "Mixed numerics: \(mixed.count) cell\(mixed.count == 1 ? "" : "s") (e.g. \(first): \(mixed[first]!.joined(separator: " | "))) "
         + "averaged runs of different GEMM kernels (or kc), OpenBLAS builds or thread counts, which change bits; rerun them on one setup to compare seeds bit for bit."
+}
+
+/// One line naming the cells whose runs scored different validation sets (`CellResult.mixedEvalSets`),
+/// nil when there are none: their means average scores of different examples.
+func mixedEvalSetsNote(_ cells: [CellResult]) -> String? {
+    let mixed = cells.filter { $0.mixedEvalSets != nil }
+    guard let first = mixed.first else { return nil }
+    return "Mixed evaluation sets: \(mixed.count) cell\(mixed.count == 1 ? "" : "s") (e.g. \(first.cell): \(first.mixedEvalSets!.joined(separator: " | "))) "
+        + "average runs that scored different validation examples (another eval_limit, template set or half); its mean is not one set's score, and `compare` does not pair it. Evaluate every run on the same set (`eval --eval-limit`)."
 }
 
 /// The runs the spec plans that have no finished row among `cells` (pending, running, failed,

@@ -317,6 +317,15 @@ public enum Compare {
                 return n.reportsHalf != b.reportsHalf
             }
                 || (c.evalHalf ?? false) != (b.evalHalf ?? false)
+            // Runs within one side that scored different sets (an adapter evaluated without the
+            // spec's eval_limit beside runs with it): that side's mean mixes example sets, and its
+            // `evalExamples` is nil, which skipped the check below (paired t, gate passed).
+            if let (side, sets) = [(newVariant, c.mixedEvalSets), (baselineVariant, b.mixedEvalSets)].first(where: { $0.1 != nil }).map({ ($0.0, $0.1!) }) {
+                row.method = "none: the runs of \(side) scored different validation examples (\(sets.joined(separator: " / "))), not paired"
+                out.append(row)
+                boots.append(nil)
+                continue
+            }
             if halves || (c.evalExamples != nil && b.evalExamples != nil && c.evalExamples != b.evalExamples) {
                 row.method = "none: the two sides scored different validation examples (" + (halves ? "val-half's report half against the whole split" : "\(c.evalExamples!) against \(b.evalExamples!) examples") + "), not paired"
                 out.append(row)

@@ -69,6 +69,12 @@ public struct CellResult: Codable, Sendable {
     /// cell's runs differ.
     public var templates: String?
     public var evalExamples: Int?
+    /// When the cell's runs scored different validation sets (another `eval_limit`, template set or
+    /// half: an adapter evaluated without the spec's limit beside runs with it), each set, as
+    /// "templates dpt, 64 examples" (", val-half report half" where it applies); nil otherwise.
+    /// Such a cell's mean averages scores of different examples: `results` names it and `compare`
+    /// does not pair its runs (it once did, and passed the gate, because `evalExamples` is nil then).
+    public var mixedEvalSets: [String]? = nil
     /// True when the runs reported on the val-half protocol's report half (a fixed permutation's
     /// second half, `FewShotSampler.validationHalves`) instead of the split's first rows; nil otherwise.
     public var evalHalf: Bool?
@@ -543,6 +549,14 @@ extension ResultsStore {
                 c.templates = String(parts[0])
                 c.evalExamples = Int(parts[1]).flatMap { $0 > 0 ? $0 : nil }
                 c.evalHalf = parts[2] == "true" ? true : nil
+            }
+            // Runs without stored predictions (0 examples known) say nothing of their set.
+            let known = (evalSets[cell] ?? []).filter { $0.split(separator: "/")[1] != "0" }
+            if known.count > 1 {
+                c.mixedEvalSets = known.sorted().map { set in
+                    let parts = set.split(separator: "/")
+                    return "templates \(parts[0]), \(parts[1]) examples" + (parts[2] == "true" ? ", val-half report half" : "")
+                }
             }
             return c
         }

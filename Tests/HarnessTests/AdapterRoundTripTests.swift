@@ -289,6 +289,22 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("(by-path|cb|t5-small|k8, seed 1, evaluated) under spec mini [smoke] in \(db)"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='by-path'").map { $0["spec"]?.text ?? "" }, ["mini"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='by-path'")
+        // One variant's seeds evaluated on different example sets (16 and 8 rows: an eval_limit
+        // forgotten on one seed): its mean mixes sets, `results` names it, and `compare` does not
+        // pair it (the cell's unknown example count skipped the check: paired t, gate passed).
+        for (seed, adapter, limit) in [("1", "adapter", "16"), ("2", "adapter2", "8")] {
+            (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--seed", seed, "--variant", "mixed",
+                                            "--task", "cb", "--k", "8", "--eval-limit", limit, "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                            "--spec", "mini", "--column", "t5-small", "--profile", "smoke"])
+            XCTAssertEqual(status, 0, err)
+        }
+        let (_, mixedResults) = try runStdout(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--data-dir", data])
+        XCTAssertTrue(mixedResults.contains("> Mixed evaluation sets: 1 cell (e.g. mixed|cb|t5-small|k8: templates dpt, 16 examples | templates dpt, 8 examples)"), mixedResults)
+        let (mixedGate, mixedText) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "mixed", "--baseline", "pt", "--db", db, "--data-dir", data,
+                                                    "--max-regression", "100", "--allow-missing"])
+        XCTAssertEqual(mixedGate, 1, mixedText)
+        XCTAssertTrue(mixedText.contains("none: the runs of mixed scored different validation examples (templates dpt, 16 examples / templates dpt, 8 examples), not paired"), mixedText)
+        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='mixed'")
         // Another adapter directory of the same name under the same variant (the variant defaults
         // to the directory's name, `adapter`): it superseded the first without a word; now other
         // weights are refused, and replaced with --replace. The same weights at another path (a
