@@ -40,7 +40,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Store the run in this SQLite store.") var db: String?
     @Option(help: "Spec the run is stored under: a name, or a spec file's path (stored under the name it declares).") var spec: String = "adapters"
     @Option(help: "Variant (row) name (default: the adapter directory's name).") var variant: String?
-    @Option(help: "Model column name (default: --model).") var column: String?
+    @Option(help: "Model column name (default: the spec's column that loads --model in this profile, else --model).") var column: String?
     @Flag(help: "With --db: replace an evaluated run of an adapter at another path stored under the same variant, task, model, k and seed (refused otherwise).") var replace = false
     @Option(help: "Profile the run is stored under (default: smoke for an embedded: model, else cpu; an embedded model is refused under any other).") var profile: String?
     @OptionGroup var global: GlobalOptions
@@ -99,8 +99,10 @@ struct EvalCommand: ParsableCommand {
             c.evalMode = trained.evalMode
             c.decodeMaxTokens = trained.decodeMaxTokens
             c.decodeStop = trained.decodeStop
-            let decode = "decode_max_tokens \(trained.decodeMaxTokens?.description ?? "max target length"), decode_stop \(trained.decodeStop?.rawValue ?? "default")"
-            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue), eval_mode \(trained.evalMode?.rawValue ?? "generate"), \(decode), eval_limit \(trained.evalLimit.map(String.init) ?? "none") from \(runConfig) (the training run's; flags override)")
+            // GPT-2 ranks the verbaliser's words: no eval mode or decode settings apply.
+            let decode = isGPT2 ? "eval_mode rank (GPT-2: the verbaliser's words)"
+                : "eval_mode \(trained.evalMode?.rawValue ?? "generate"), decode_max_tokens \(trained.decodeMaxTokens?.description ?? "max target length"), decode_stop \(trained.decodeStop?.rawValue ?? "default")"
+            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue), \(decode), eval_limit \(trained.evalLimit.map(String.init) ?? "none") from \(runConfig) (the training run's; flags override)")
         }
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)' (\(TemplateSet.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))") }
@@ -121,6 +123,16 @@ struct EvalCommand: ParsableCommand {
         c.adapter = "\(dir)#sha256:\(sha)#adapter_config:\(configSha)"
         if let e = flagProblem(c) ?? decodeFlagsProblem(decodeMaxTokens: decodeMaxTokens, decodeStop: decodeStop, mode: c.evalMode, gpt2: isGPT2) { throw e }
         let data = try DataFiles.directory(dataDir, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
+        // A GPT-2 prompt adapter's rows come before the text in n_positions: counted here, where
+        // the adapter is known (the generic check counted none for an adapter and advised a
+        // max_source_length that still did not fit).
+        if isGPT2, let n = peftConfig.numVirtualTokens, n > 0, let mdir = try? ModelFiles.locate(model) {
+            let cfgPath = (mdir as NSString).appendingPathComponent("config.json")
+            if case .gpt2(let g)? = try? ModelConfig.load(path: cfgPath), n + c.maxSourceLength > g.nPositions {
+                throw CommandFailure("\(cfgPath): n_positions is \(g.nPositions), while the adapter's num_virtual_tokens \(n) (prompt rows) + max_source_length \(c.maxSourceLength) = \(n + c.maxSourceLength) positions; "
+                    + (n < g.nPositions ? "pass --max-source-length \(g.nPositions - n) or less" : "the prompt alone fills them"))
+            }
+        }
         // The stored run, checked before evaluating: a cell of a sweep is refused up front rather
         // than after a long evaluation.
         var stored: (store: ResultsStore, run: RunSpec)?
@@ -132,14 +144,27 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("--profile \(profile): \(model) is a random-weight smoke backbone; its runs are stored under profile smoke")
             }
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
-            let col = column ?? model
             // A spec given by its file's path is stored under the name the file declares, as
             // `sweep`, `results` and `compare` read it (the path itself was stored as the name, and
             // `compare --spec FILE` found no run of the variant).
             // A name whose file under Baselines/specs declares another `spec:` is read so too.
             let specsDir = ProjectRoot.resolve("Baselines/specs")
-            let specName = FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
-                ? try ExperimentSpec.load(spec, specsDir: specsDir).name : spec
+            let specFile = FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
+                ? try ExperimentSpec.load(spec, specsDir: specsDir) : nil
+            let specName = specFile?.name ?? spec
+            // The model column: --column, else the spec's column this profile loads --model for
+            // (the run was stored under the column "embedded:gpt2-tiny", no column of the spec,
+            // and `compare` found it missing).
+            var col = column ?? model
+            if let s = specFile, let p = s.profiles[profile] {
+                let columns = s.models.filter { (p.models?[$0] ?? $0) == model }
+                if column == nil, columns.count == 1 {
+                    col = columns[0]
+                    stderr("eval: model column \(col) of spec \(s.name) [\(profile)], which loads \(model) (--column to choose another)")
+                } else if !s.models.contains(col) {
+                    stderr("warning: model column '\(col)' is not a column of spec \(s.name) (\(s.models.joined(separator: ", "))): its runs pair with no run of the spec; pass --column")
+                }
+            }
             let store = try ResultsStore(path: db)
             var r = RunSpec(spec: specName, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)

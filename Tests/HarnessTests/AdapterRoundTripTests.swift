@@ -289,6 +289,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("(by-path|cb|t5-small|k8, seed 1, evaluated) under spec mini [smoke] in \(db)"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='by-path'").map { $0["spec"]?.text ?? "" }, ["mini"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='by-path'")
+        // Without --column, the spec's column that loads --model in this profile (t5-small loads
+        // embedded:t5-tiny under smoke): the run was stored under the column "embedded:t5-tiny".
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "no-column",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini.yaml", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("eval: model column t5-small of spec mini [smoke], which loads embedded:t5-tiny"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='no-column'").map { $0["model"]?.text ?? "" }, ["t5-small"])
+        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='no-column'")
         // One variant's seeds evaluated on different example sets (16 and 8 rows: an eval_limit
         // forgotten on one seed): its mean mixes sets, `results` names it, and `compare` does not
         // pair it (the cell's unknown example count skipped the check: paired t, gate passed).
@@ -412,6 +421,27 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (s2, preset) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--max-source-length", "256"] + common)
         XCTAssertEqual(s2, 0)
         XCTAssertNotEqual(try accuracy(preset), trainedAccuracy, "inputs of 192 and 256 tokens score alike here: the check above cannot fail")
+    }
+
+    /// A GPT-2 prompt adapter's rows count against n_positions (512 on the embedded GPT-2): 8
+    /// prompt rows + max_source_length 510 is refused up front with the length that fits, 504,
+    /// which then runs (the generic check counted no rows for an adapter and advised ≤ 512,
+    /// which failed in the forward pass).
+    func testEvalCountsAGPT2AdaptersPromptRows() throws {
+        let data = try sharedData()
+        let dir = tempDir("evalgpt2len")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (trc, terr) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--k", "8", "--n", "8", "--max-steps", "0",
+                                          "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--save-adapter", "\(dir)/ad"])
+        XCTAssertEqual(trc, 0, terr)
+        let evalArgs = ["eval", "--model", "embedded:gpt2-tiny", "--adapter", "\(dir)/ad", "--task", "sst2", "--eval-limit", "2", "--threads", "1", "--data-dir", data]
+        let (rc, err) = try runCapture(evalArgs + ["--max-source-length", "510"])
+        XCTAssertNotEqual(rc, 0)
+        XCTAssertTrue(err.contains("n_positions is 512, while the adapter's num_virtual_tokens 8 (prompt rows) + max_source_length 510 = 518 positions; pass --max-source-length 504 or less"), err)
+        let (ok, okErr) = try runCapture(evalArgs + ["--max-source-length", "504"])
+        XCTAssertEqual(ok, 0, okErr)
+        // Its settings line says what GPT-2 does: no "eval_mode generate" and decode cap.
+        XCTAssertTrue(okErr.contains("eval_mode rank (GPT-2: the verbaliser's words), eval_limit") && !okErr.contains("generate"), okErr)
     }
 
     /// `eval` scores an adapter as its run did: rank classification and the decode settings come
