@@ -150,7 +150,9 @@ public struct SweepPlan {
         var checkpoints: [Int] = [], artifacts = 0, ft = 0, unknown = 0
         for e in todo {
             guard let p = trainableParams(e.run, directory: found[e.run.modelSpec]) else { unknown += 1; continue }
-            checkpoints.append(p * 4 * 3)
+            // The tensors and the optimizer's state: AdamW's two moments, Adafactor's second
+            // moment (factored for matrices: at most one more copy).
+            checkpoints.append(p * 4 * (e.run.config.optimizer == .adafactor ? 2 : 3))
             if e.run.config.method.method != FullFineTuning.name || o.keepArtifacts { artifacts += p * 4 } else { ft += 1 }
         }
         let peak = checkpoints.sorted(by: >).prefix(max(1, o.workers)).reduce(0, +)
@@ -228,7 +230,7 @@ public struct SweepPlan {
                 ?? est.map { String(format: "%.2fs per epoch (mean of this model's other runs)", $0) } ?? "unknown (never run)"
             out += "  \(k): \(text)\n"
         }
-        out += "\ndisk: checkpoints ≈ \(formatBytes(checkpointPeak)) at peak (\(workers) at a time; trainable × 4 B × 3 with Adam's moments; each deleted when its run finishes)\n"
+        out += "\ndisk: checkpoints ≈ \(formatBytes(checkpointPeak)) at peak (\(workers) at a time; trainable × 4 B × 3 with AdamW's moments, × 2 at most with Adafactor's; each deleted when its run finishes)\n"
         out += "  artifacts ≈ \(formatBytes(artifactBytes)) for \(todo.count - ftWithoutArtifact - unknownSize) runs"
         if ftWithoutArtifact > 0 { out += "; \(ftWithoutArtifact) full fine-tuning runs keep no artifact (--keep-artifacts keeps them)" }
         if unknownSize > 0 { out += "; \(unknownSize) runs of unknown size" }
