@@ -432,7 +432,7 @@ public struct ExperimentSpec {
     }
 
     /// The model columns a profile runs: those its `models` maps, or every column.
-    func columns(_ p: Profile) -> [String] { p.models.map { m in models.filter { m[$0] != nil } } ?? models }
+    public func columns(_ p: Profile) -> [String] { p.models.map { m in models.filter { m[$0] != nil } } ?? models }
 
     /// A variant's method config: its method's defaults with the variant's overrides (a searched
     /// variant: the overrides of its method entry, without a grid point's).

@@ -149,20 +149,32 @@ struct EvalCommand: ParsableCommand {
             // `compare --spec FILE` found no run of the variant).
             // A name whose file under Baselines/specs declares another `spec:` is read so too.
             let specsDir = ProjectRoot.resolve("Baselines/specs")
-            let specFile = FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
+            // A .yaml path must be there (a typo stored the run under the path as its spec name);
+            // a bare name without a file is a spec of evaluated adapters only ("adapters").
+            let specFile = spec.hasSuffix(".yaml") || FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
                 ? try ExperimentSpec.load(spec, specsDir: specsDir) : nil
             let specName = specFile?.name ?? spec
+            if specFile == nil && spec != "adapters" {
+                stderr("note: no spec file \(ExperimentSpec.path(of: spec, specsDir: specsDir)): the run is stored under spec '\(spec)', which no sweep plans")
+            }
             // The model column: --column, else the spec's column this profile loads --model for
             // (the run was stored under the column "embedded:gpt2-tiny", no column of the spec,
             // and `compare` found it missing).
             var col = column ?? model
-            if let s = specFile, let p = s.profiles[profile] {
-                let columns = s.models.filter { (p.models?[$0] ?? $0) == model }
+            if let s = specFile {
+                // The profile's columns (a profile may run a subset) and what each loads; a
+                // profile the spec does not list runs every column as itself.
+                let p = s.profiles[profile]
+                let run = p.map(s.columns) ?? s.models
+                let loads = { (c: String) in p?.models?[c] ?? c }
+                let columns = run.filter { loads($0) == model }
                 if column == nil, columns.count == 1 {
                     col = columns[0]
                     stderr("eval: model column \(col) of spec \(s.name) [\(profile)], which loads \(model) (--column to choose another)")
-                } else if !s.models.contains(col) {
-                    stderr("warning: model column '\(col)' is not a column of spec \(s.name) (\(s.models.joined(separator: ", "))): its runs pair with no run of the spec; pass --column")
+                } else if !run.contains(col) {
+                    stderr("warning: model column '\(col)' is not a column spec \(s.name) runs in profile \(profile) (\(run.joined(separator: ", "))): its runs pair with no run of the spec; pass --column")
+                } else if loads(col) != model {
+                    stderr("warning: spec \(s.name) [\(profile)] loads \(loads(col)) for column \(col), not \(model): its runs pair with runs of another backbone")
                 }
             }
             let store = try ResultsStore(path: db)

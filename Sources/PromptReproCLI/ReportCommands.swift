@@ -511,7 +511,7 @@ func mixedEvalSetsNote(_ cells: [CellResult]) -> String? {
     let mixed = cells.filter { $0.mixedEvalSets != nil }
     guard let first = mixed.first else { return nil }
     return "Mixed evaluation sets: \(mixed.count) cell\(mixed.count == 1 ? "" : "s") (e.g. \(first.cell): \(first.mixedEvalSets!.joined(separator: " | "))) "
-        + "average runs that scored different validation examples (another eval_limit, template set or half); its mean is not one set's score, and `compare` does not pair it. Evaluate every run on the same set (`eval --eval-limit`)."
+        + "average runs that scored different validation sets (another eval_limit, template set or half); its mean is not one set's score, and `compare` does not pair it. Evaluate every run on the same set (`eval --eval-limit`, `--templates`)."
 }
 
 /// The runs the spec plans that have no finished row among `cells` (pending, running, failed,

@@ -56,6 +56,11 @@ public struct ComparisonRow {
     /// few-shot sample, two or more of each): the t runs on `CrossedDifferences`' variance of the
     /// mean. nil: the seed pairs are taken as independent (one run per sample, or a grid with holes).
     public var crossed: CrossedDifferences?
+    /// A crossed design with holes (a run missing on a side): the paired t over the pairs, over
+    /// the samples' mean differences and over the seeds' mean differences, each taken as
+    /// independent; the row reports the largest p and the hull of their intervals (no one of them
+    /// is right for an incomplete grid; each leaves out one source of spread). nil otherwise.
+    public var marginalDifferences: [[Double]]?
 
     public init(task: String, model: String, metric: String, new: [Double], baseline: [Double], seeds: [Replicate], baselineMean: Double,
                 delta: Double, method: String, p: Double?, pHolm: Double?, ci: (Double, Double)?, level: Double?, verdict: String) {
@@ -161,6 +166,11 @@ public enum Compare {
     /// paired t over its seed pairs. nil with fewer than two pairs.
     static func rowT(_ row: ComparisonRow, level: Double) -> (p: Double, ci: (Double, Double))? {
         if let c = row.crossed { return c.test(level: level) }
+        if let sets = row.marginalDifferences {
+            let tests = sets.compactMap { pairedT($0, level: level) }
+            guard let first = tests.first else { return nil }
+            return tests.dropFirst().reduce(first) { acc, t in (max(acc.p, t.p), (min(acc.ci.0, t.ci.0), max(acc.ci.1, t.ci.1))) }
+        }
         return pairedT(zip(row.new, row.baseline).map { $0 - $1 }, level: level)
     }
 
@@ -301,11 +311,19 @@ public enum Compare {
             let grid = CrossedDifferences.grid(pairs)
             if let grid { row.crossed = CrossedDifferences(grid.map { $0.map { newVals[$0] - baseVals[$0] } }) }
             let sharesSamples = Set(pairs.map(\.sampleSeed)).count < pairs.count, sharesSeeds = Set(pairs.map(\.seed)).count < pairs.count
-            let holeNote = grid == nil && sharesSamples && sharesSeeds && pairs.count > 1
-                ? " (a crossed design with missing runs: pairs taken as independent, which understates the spread between samples and seeds)" : ""
+            let holed = grid == nil && sharesSamples && sharesSeeds && pairs.count > 1
+            if holed {
+                func means(_ key: (Replicate) -> Int) -> [Double] {
+                    Dictionary(grouping: pairs.indices, by: { key(pairs[$0]) }).sorted { $0.key < $1.key }
+                        .map { Statistics.mean($0.value.map { newVals[$0] - baseVals[$0] }) }
+                }
+                row.marginalDifferences = [zip(newVals, baseVals).map { $0 - $1 }, means(\.sampleSeed), means(\.seed)].filter { $0.count >= 2 }
+            }
+            let holeNote = holed
+                ? " (a crossed design with missing runs: the largest p and the hull of the paired t over the pairs, the samples' means and the seeds' means)" : ""
             let oneSampleNote = Set(pairs.map(\.sampleSeed)).count == 1 && pairs.count > 1 && pairs.contains { $0.sampleSeed != $0.seed }
                 ? " (every seed on one few-shot sample: the interval is conditional on that sample)" : ""
-            let design = grid.map { " on \($0.count) few-shot samples × \($0[0].count) training seeds (both resampled, crossed) and a two-way t" }
+            let design = row.crossed.map { " on \($0.samples) few-shot samples × \($0.seeds) training seeds (both resampled, crossed) and a two-way t (Satterthwaite df \(String(format: "%.1f", $0.df)))" }
             let nr = Dictionary(newRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             let br = Dictionary(baseRuns.map { ($0.replicate, $0) }, uniquingKeysWith: { a, _ in a })
             // Scores of different validation examples (val-half's report half against the whole
@@ -321,7 +339,7 @@ public enum Compare {
             // spec's eval_limit beside runs with it): that side's mean mixes example sets, and its
             // `evalExamples` is nil, which skipped the check below (paired t, gate passed).
             if let (side, sets) = [(newVariant, c.mixedEvalSets), (baselineVariant, b.mixedEvalSets)].first(where: { $0.1 != nil }).map({ ($0.0, $0.1!) }) {
-                row.method = "none: the runs of \(side) scored different validation examples (\(sets.joined(separator: " / "))), not paired"
+                row.method = "none: the runs of \(side) scored different validation sets (\(sets.joined(separator: " / "))), not paired"
                 out.append(row)
                 boots.append(nil)
                 continue
@@ -384,7 +402,7 @@ public enum Compare {
                 // p 0 and warns "Results may be unreliable"); said beside the row, not hidden.
                 let degenerate = equalDifferences(d) && abs(Statistics.mean(d)) > 1e-9
                 row.method = (row.crossed.map { "two-way t over \($0.samples) few-shot samples × \($0.seeds) training seeds (crossed random effects, Satterthwaite df \(String(format: "%.1f", $0.df)))" }
-                              ?? "paired t over \(pairs.count) seeds")
+                              ?? (holed ? "paired t over \(pairs.count) seed pairs" : "paired t over \(pairs.count) seeds"))
                     + (degenerate ? " (every seed's difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
                     + oneSampleNote + holeNote
                 row.p = t.p
@@ -536,6 +554,10 @@ public enum Compare {
         if !twoSeed.isEmpty {
             out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; three or more seeds are the papers' protocol."
         }
+        let fewDF = rows.filter { $0.ci != nil && ($0.crossed?.df ?? .infinity) < 2 }.map(name)
+        if !fewDF.isEmpty {
+            out += "\n\nCrossed samples × seeds with under 2 degrees of freedom (\(fewDF.joined(separator: ", "))): the two-way t's Satterthwaite df (in the row) is small when one of the few samples or seeds dominates the spread, so its interval is wide by construction; more samples and seeds narrow it."
+        }
         // One seed pair: the interval resamples the evaluation examples of one training run each,
         // so it leaves out the seed-to-seed variance (the few-shot sample and the initialisation),
         // often the larger part: narrower than a two-seed row's, yet weaker evidence.
@@ -683,12 +705,16 @@ extension Compare {
 /// replication, d_ij = μ + a_i + b_j + e_ij: a training seed fixes the initialisation, shuffling
 /// and dropout on every sample, and a sample the training rows under every seed, so neither the
 /// A·S pairs (the seeds' spread counted once per sample) nor the A sample means (the seed effects
-/// cancel out of their spread) are independent draws. The variance of the grand mean Δ is
-/// (MSA + MSB − MSE)/(A·S) from the ANOVA mean squares (Searle, Casella & McCulloch 1992, §4;
-/// MSA = S·Σ(d̄_i· − d̄)²/(A−1), MSB = A·Σ(d̄_·j − d̄)²/(S−1), MSE the residual on (A−1)(S−1) df),
-/// with Satterthwaite's degrees of freedom; it is never taken below the independent-pairs
-/// variance s²/(A·S) on A·S − 1 df (the interval is never narrower than treating the pairs as
-/// independent gave).
+/// cancel out of their spread) are independent draws. Var(Δ) = σa²/A + σb²/S + σe²/(A·S), whose
+/// unbiased ANOVA estimate is (MSA + MSB − MSE)/(A·S) (Searle, Casella & McCulloch 1992, §4;
+/// MSA = S·Σ(d̄_i· − d̄)²/(A−1), MSB = A·Σ(d̄_·j − d̄)²/(S−1), MSE the residual on (A−1)(S−1) df).
+/// The estimate used is (MSA + MSB)/(A·S), which leaves out −MSE (biased up by σe²/(A·S)): with
+/// the negative term, Satterthwaite's df fell below 1 near where the estimate met the independent
+/// pairs' (0.2 on a 2 × 2 grid) and the interval jumped from ±10⁵ to a "win" as noise grew. Its
+/// Satterthwaite df, (MSA + MSB)²/(MSA²/(A−1) + MSB²/(S−1)), lies between min(A−1, S−1) and
+/// A + S − 2. The variance is never taken below the independent pairs' s²/(A·S) (the interval is
+/// never narrower than treating the pairs as independent gave), on the same df, so the interval
+/// changes continuously with the data.
 public struct CrossedDifferences: Equatable {
     public var samples: Int, seeds: Int
     public var mean: Double
@@ -702,19 +728,10 @@ public struct CrossedDifferences: Equatable {
         let rowMeans = d.map(Statistics.mean), colMeans = (0..<b).map { j in Statistics.mean(d.map { $0[j] }) }
         let msa = Double(b) * rowMeans.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / Double(a - 1)
         let msb = Double(a) * colMeans.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / Double(b - 1)
-        var sse = 0.0
-        for i in 0..<a { for j in 0..<b { let e = d[i][j] - rowMeans[i] - colMeans[j] + grand; sse += e * e } }
-        let dfe = Double((a - 1) * (b - 1)), mse = sse / dfe
-        let twoWay = (msa + msb - mse) / n
-        let independent = Statistics.sampleVariance(all) / n
+        let den = msa * msa / Double(a - 1) + msb * msb / Double(b - 1)
         samples = a; seeds = b; mean = grand
-        if twoWay > independent {
-            let num = (msa + msb - mse) * (msa + msb - mse)
-            let den = msa * msa / Double(a - 1) + msb * msb / Double(b - 1) + mse * mse / dfe
-            (variance, df) = (twoWay, min(num / den, n - 1))
-        } else {
-            (variance, df) = (independent, n - 1)
-        }
+        variance = max((msa + msb) / n, Statistics.sampleVariance(all) / n)
+        df = den > 0 ? (msa + msb) * (msa + msb) / den : Double(min(a, b) - 1)
     }
 
     /// Two-sided p of Δ = 0 and the interval at `level` (Student's t on `df`); a zero variance with

@@ -544,14 +544,18 @@ extension ResultsStore {
             c.extras = values[cell]?["extras"].map { $0.mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) } }
             let invalid = (values[cell]?["invalid"] ?? [:]).mapValues { Stat($0.sorted { $0.0 < $1.0 }.map(\.1)) }
             c.invalidFraction = invalid.isEmpty ? nil : invalid
-            if let sets = evalSets[cell], sets.count == 1 {
-                let parts = sets.first!.split(separator: "/")
+            // Runs without stored predictions (0 examples known) say nothing of their set: the
+            // cell's set is the one set its other runs agree on (a legacy run without `best`
+            // predictions left the cell's example count unknown, and `compare` paired 16 examples
+            // with 277).
+            let all = evalSets[cell] ?? []
+            let known = all.filter { $0.split(separator: "/")[1] != "0" }
+            if let set = known.count == 1 ? known.first : (all.count == 1 ? all.first : nil) {
+                let parts = set.split(separator: "/")
                 c.templates = String(parts[0])
                 c.evalExamples = Int(parts[1]).flatMap { $0 > 0 ? $0 : nil }
                 c.evalHalf = parts[2] == "true" ? true : nil
             }
-            // Runs without stored predictions (0 examples known) say nothing of their set.
-            let known = (evalSets[cell] ?? []).filter { $0.split(separator: "/")[1] != "0" }
             if known.count > 1 {
                 c.mixedEvalSets = known.sorted().map { set in
                     let parts = set.split(separator: "/")

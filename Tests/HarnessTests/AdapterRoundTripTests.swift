@@ -312,8 +312,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (mixedGate, mixedText) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "mixed", "--baseline", "pt", "--db", db, "--data-dir", data,
                                                     "--max-regression", "100", "--allow-missing"])
         XCTAssertEqual(mixedGate, 1, mixedText)
-        XCTAssertTrue(mixedText.contains("none: the runs of mixed scored different validation examples (templates dpt, 16 examples / templates dpt, 8 examples), not paired"), mixedText)
-        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='mixed'")
+        XCTAssertTrue(mixedText.contains("none: the runs of mixed scored different validation sets (templates dpt, 16 examples / templates dpt, 8 examples), not paired"), mixedText)
+        // A run without stored best-epoch predictions (a migrated legacy run) says nothing of its
+        // set: the cell's set is its other runs' (it was unknown, and `compare` skipped the check).
+        let ms = try ResultsStore(path: db)
+        try ms.db.query("DELETE FROM predictions WHERE kind='best' AND run_id IN (SELECT id FROM runs WHERE variant='mixed' AND seed=2)")
+        let legacy = try XCTUnwrap(try ms.cellResults(spec: "mini", profile: "smoke").first { $0.variant == "mixed" })
+        XCTAssertEqual(legacy.evalExamples, 16)
+        XCTAssertNil(legacy.mixedEvalSets)
+        try ms.db.query("DELETE FROM runs WHERE variant='mixed'")
         // Another adapter directory of the same name under the same variant (the variant defaults
         // to the directory's name, `adapter`): it superseded the first without a word; now other
         // weights are refused, and replaced with --replace. The same weights at another path (a

@@ -244,7 +244,13 @@ final class GateStatisticsTests: XCTestCase {
                                          runs: { _, _ in reps.dropLast().map { PairedRun(seed: $0.seed, sampleSeed: $0.sampleSeed, predictions: nil, templates: .dpt) } },
                                          examples: { _, _, _ in nil })
         XCTAssertNil(holedRows.first?.crossed)
-        XCTAssertTrue(holedRows.first?.method.contains("a crossed design with missing runs: pairs taken as independent") == true, holedRows.first?.method ?? "")
+        XCTAssertTrue(holedRows.first?.method.contains("a crossed design with missing runs: the largest p and the hull of the paired t over the pairs, the samples' means and the seeds' means") == true,
+                      holedRows.first?.method ?? "")
+        // Differences [[30, 2, 2], [30, 2]]: the seeds' means (30, 2, 2) carry the spread, as in the
+        // full grid (scipy's ttest_1samp: the pairs as independent p 0.127 on 4 df, the samples'
+        // means (34/3, 16) p 0.108, the seeds' means p 0.349, which the row reports).
+        let seedMeansT = try XCTUnwrap(Compare.pairedT([30, 2, 2], level: 0.95))
+        XCTAssertEqual(holedRows.first?.p ?? .nan, seedMeansT.p, accuracy: 1e-12)
         // One run per sample (the usual design, sample seed = seed) stays a t over the seed pairs.
         var plain = cells
         for i in plain.indices { plain[i].sampleSeeds = nil; plain[i].seeds = [1, 2, 3, 4, 5, 6] }
@@ -256,10 +262,14 @@ final class GateStatisticsTests: XCTestCase {
     }
 
     /// `CrossedDifferences` by hand. [[10, 12], [−2, 0]]: Δ 5, row means 11 and −1 (MSA = 2·72 =
-    /// 144), column means 4 and 6 (MSB = 2·2 = 4), residuals 0 (MSE 0): Var = 148/4 = 37 on
-    /// Satterthwaite df 148²/(144² + 4²) = 21904/20752. [[1, 3], [3, 1]]: MSA = MSB = 0, MSE = 4,
-    /// the two-way variance (0 + 0 − 4)/4 is below the independent pairs' s²/n = (4/3)/4, which is
-    /// kept, on n − 1 = 3 df.
+    /// 144), column means 4 and 6 (MSB = 2·2 = 4): Var = (144 + 4)/4 = 37 on Satterthwaite df
+    /// 148²/(144² + 4²) = 21904/20752. [[1, 3], [3, 1]]: MSA = MSB = 0, so the independent pairs'
+    /// s²/n = (4/3)/4 is kept, on min(A, S) − 1 = 1 df.
+    /// Across the floor the interval changes continuously and never narrows as noise grows: 5 +
+    /// [[1.5 + ε, 1.5 − ε], [−1.5 − ε, −1.5 + ε]] has MSA = 9, MSB = 0 (Var 9/4 on 1 df) while the
+    /// pairs' s²/n = (9 + 4ε²)/12 is below it, up to ε = √4.5; at ε = 3 it is 45/12, on 1 df. (With
+    /// −MSE in the estimate the df fell to 0.2 at ε = 1.06, an interval of ±781,679, and at
+    /// ε = 1.07 the floor's 3 df gave [1.61, 8.39], a win.)
     func testCrossedDifferencesByHand() {
         let a = CrossedDifferences([[10, 12], [-2, 0]])
         XCTAssertEqual(a.mean, 5, accuracy: 1e-12)
@@ -267,7 +277,18 @@ final class GateStatisticsTests: XCTestCase {
         XCTAssertEqual(a.df, 21904.0 / 20752, accuracy: 1e-12)
         let b = CrossedDifferences([[1, 3], [3, 1]])
         XCTAssertEqual(b.variance, 1.0 / 3, accuracy: 1e-12)
-        XCTAssertEqual(b.df, 3)
+        XCTAssertEqual(b.df, 1)
+        var width = 0.0
+        for e in [1.0, 1.06, 1.07, 2.0, 2.2, 3.0] {
+            let c = CrossedDifferences([[6.5 + e, 6.5 - e], [3.5 - e, 3.5 + e]])
+            XCTAssertEqual(c.df, 1, accuracy: 1e-12, "ε \(e)")
+            XCTAssertEqual(c.variance, max(9.0 / 4, (9 + 4 * e * e) / 12), accuracy: 1e-12, "ε \(e)")
+            let t = c.test(level: 0.95)
+            XCTAssertGreaterThanOrEqual(t.ci.1 - t.ci.0, width - 1e-9, "ε \(e)")
+            XCTAssertLessThan(t.ci.0, 0, "ε \(e): a tie at every ε")
+            width = t.ci.1 - t.ci.0
+        }
+        XCTAssertEqual(width / 2, 12.7062047 * (45.0 / 12).squareRoot(), accuracy: 1e-4)
         XCTAssertEqual(CrossedDifferences.grid([Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2), Replicate(seed: 2, sampleSeed: 2)]),
                        [[0, 1], [2, 3]])
         XCTAssertNil(CrossedDifferences.grid([Replicate(seed: 1, sampleSeed: 1), Replicate(seed: 2, sampleSeed: 1), Replicate(seed: 1, sampleSeed: 2)]))
