@@ -129,8 +129,19 @@ struct WorkerCommand: ParsableCommand {
         // worker left 'running' (its pid gone on this host, or its heartbeat stale elsewhere) go
         // back to pending, or resubmitting the job never finished them.
         if sweepWorkers == nil {
-            let reset = try ResultsStore(path: db).resetInterrupted(spec: spec, profile: profile)
+            let store = try ResultsStore(path: db)
+            let reset = try store.resetInterrupted(spec: spec, profile: profile)
             if reset > 0 { stderr("worker: \(reset) run\(reset == 1 ? "" : "s") left running by a worker that no longer exists back to pending") }
+            // Failed runs are retried, as a sweep retries them: a worker rerun with the right data
+            // directory after its runs failed (its own advice) found "no pending run" and left them failed.
+            var sql = "UPDATE runs SET status='pending', error=NULL WHERE status='failed'"
+            var args: [SQLiteDB.Value] = []
+            if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
+            if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
+            for m in skipModel { sql += " AND model_spec != ?"; args.append(.text(m)) }
+            try store.db.query(sql, args)
+            let retried = store.db.changes
+            if retried > 0 { stderr("worker: \(retried) failed run\(retried == 1 ? "" : "s") back to pending, to retry") }
         }
         // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and
         // exited 0; a spec whose runs are all finished still does. (A sweep's own workers are

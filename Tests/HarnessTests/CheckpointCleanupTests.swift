@@ -114,4 +114,25 @@ final class CheckpointCleanupTests: XCTestCase {
         XCTAssertTrue(terr.contains("--spec ckfiel: \(scratch.db) holds no run of that spec (did you mean 'ckfile'?); specs there: ckfile"), terr)
         XCTAssertEqual(try s.counts(spec: "ckfile")["pending"], 2)
     }
+    /// A worker started by hand retries the failed runs of its store, as a sweep does: its own
+    /// failure advice ("run the worker with the data directory … the shard used") led to "no
+    /// pending run; nothing to do", and the runs stayed failed.
+    func testAHandStartedWorkerRetriesFailedRuns() throws {
+        let scratch = try SmokeSweeps("retry")
+        defer { scratch.remove() }
+        let spec = try scratch.write("retry", ["{name: pt, method: pt, n: 4}"])
+        XCTAssertEqual(try runCLIText(["shard", spec, "--profile", "smoke", "--shards", "1", "--dir", "\(scratch.dir)/sh", "--data-dir", scratch.data], stdout: false).0, 0)
+        // A data directory without CB's validation file: both runs fail (planned on other inputs).
+        let bad = "\(scratch.dir)/bad/superglue/cb"
+        try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(scratch.data)/superglue/cb/train.jsonl", toPath: "\(bad)/train.jsonl")
+        let store = "\(scratch.dir)/sh/shard-0.sqlite"
+        let (frc, ferr) = try runCLIText(["worker", "--db", store, "--data-dir", "\(scratch.dir)/bad", "--checkpoints", "\(scratch.dir)/ck", "--threads", "1"], stdout: false)
+        XCTAssertEqual(frc, 1, ferr)
+        XCTAssertEqual(try ResultsStore(path: store).counts(spec: "retry")["failed"], 2, ferr)
+        let (rc, err) = try runCLIText(["worker", "--db", store, "--data-dir", scratch.data, "--checkpoints", "\(scratch.dir)/ck", "--threads", "1"], stdout: false)
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertTrue(err.contains("worker: 2 failed runs back to pending, to retry"), err)
+        XCTAssertEqual(try ResultsStore(path: store).counts(spec: "retry"), ["done": 2])
+    }
 }
