@@ -215,6 +215,7 @@ struct Export: ParsableCommand {
     @Option(help: "promptrepro, lm-eval or peft-bench.") var format: String = "promptrepro"
     @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format>).") var out: String?
     @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
+    @Flag(help: "Write the export even where it lacks finished runs of the export it replaces (a partial store).") var replace = false
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure("\(db): no results store") }
@@ -239,6 +240,30 @@ struct Export: ParsableCommand {
             throw CommandFailure("\(db): no run of spec \(spec) [\(profile)] has ended ("
                 + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 + "); nothing exported, nothing overwritten — run `promptrepro sweep \(self.spec) --profile \(profile)` (or the workers) first")
+        }
+        // Nor, without --replace, with fewer finished runs than the export it replaces (a merge of
+        // half-finished shards replaced a 20-cell export with 4 cells, exit 0): runs of the old
+        // export that the spec still plans with the same settings and this store lacks.
+        let cellsPath = "\(resultsDir)/\(spec)-\(profile).cells.json"
+        if format == "promptrepro", !replace, FileManager.default.fileExists(atPath: cellsPath),
+           let old = try? JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: cellsPath))) {
+            let have = Set(cells.flatMap { c in c.replicates.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) } })
+            var lost: [String] = []
+            for c in old {
+                for rep in c.replicates {
+                    let key = PlannedRuns.key(cell: c.cell, seed: rep.seed, sampleSeed: rep.sampleSeed)
+                    guard !have.contains(key) else { continue }
+                    if let plan = current?.plan {
+                        // Still planned, with the settings it ran (an edited spec's old runs are meant to go).
+                        guard let want = plan.configHashes[key], c.runConfigs?[key].map({ $0 == want }) ?? true else { continue }
+                    }
+                    lost.append("\(c.cell) seed \(rep.seed)" + (rep.sampleSeed == rep.seed ? "" : " (sample \(rep.sampleSeed))"))
+                }
+            }
+            if !lost.isEmpty {
+                throw CommandFailure("\(cellsPath) holds \(lost.count) finished run\(lost.count == 1 ? "" : "s") that \(db) lacks (e.g. \(lost.prefix(3).joined(separator: "; ")))"
+                    + " and spec \(spec) [\(profile)] still plans; nothing overwritten. Finish or merge them first, or pass --replace to write the partial export")
+            }
         }
         /// A current row the spec plans now (every row when there is no spec file).
         func counts(_ r: [String: SQLiteDB.Value]) -> Bool {

@@ -95,6 +95,19 @@ final class CompareGateCLITests: XCTestCase {
         // shown under the new spec with the old runs' numbers; it is left out and named.
         let (exported, exportErr) = try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--results-dir", "exp"], cwd: dir, env: env)
         XCTAssertEqual(exported, 0, exportErr)
+        // A store lacking a finished run of that export (a partial merge) does not replace it
+        // without --replace (a 20-cell export became 4 cells, exit 0).
+        try FileManager.default.copyItem(atPath: "\(dir)/s.sqlite", toPath: "\(dir)/partial.sqlite")
+        try ResultsStore(path: "\(dir)/partial.sqlite").db.query("DELETE FROM runs WHERE variant='pt' AND seed=1")
+        let exportedBytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json"))
+        let (partial, partialWhy) = try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "partial.sqlite", "--results-dir", "exp"], cwd: dir, env: env)
+        XCTAssertEqual(partial, 1, partialWhy)
+        XCTAssertTrue(partialWhy.contains("exp/mini-smoke.cells.json holds 1 finished run that partial.sqlite lacks (e.g. pt|cb|t5-small|k8 seed 1)")
+                      && partialWhy.contains("nothing overwritten"), partialWhy)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json")), exportedBytes)
+        XCTAssertEqual(try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "partial.sqlite", "--results-dir", "exp", "--replace"], cwd: dir, env: env).0, 0)
+        XCTAssertEqual(try runCapture(["export", "one.yaml", "--profile", "smoke", "--db", "s.sqlite", "--results-dir", "exp"], cwd: dir, env: env).0, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/exp/mini-smoke.cells.json")), exportedBytes)
         try one.replacingOccurrences(of: "n: 8, r: 2", with: "n: 8, r: 3").write(toFile: "\(dir)/r3.yaml", atomically: true, encoding: .utf8)
         for (file, stale) in [("one.yaml", false), ("r3.yaml", true)] {
             let (_, readErr) = try runCapture(["compare", "--spec", file, "--profile", "smoke", "--results-dir", "exp", "--db", "none.sqlite",
