@@ -109,15 +109,30 @@ struct Report: ParsableCommand {
                 let references = ReferenceRows.compute(ReferenceRows.subsets(layout, cells: cells, planned: planned), dataDir: data)
                 var grid = PaperTables.grid(layout, cells: cells, published: published, profile: profile,
                                             paperParams: spec?.paperParameterCounts() ?? [:], references: references)
-                // A searched variant's table states what its search chose and cost (from the store's search runs).
-                if let spec, spec.hasSearch, let store {
+                // A searched variant's table states what its search chose and cost: from the store's
+                // search runs, or from the export's `.json` `searches` when the cells came from the
+                // export (a table built in CI from the committed export dropped the note).
+                if let spec, spec.hasSearch {
                     let rows = Set(layout.rows.map(\.variant))
                     // The split each search selected on (its points' `select_on`): the note named none.
                     func split(_ variant: String) -> String {
                         (spec.variants.first { $0.searchFor == variant }?.train["select_on"] as? String).map { " on \($0)" } ?? ""
                     }
-                    let lines = try store.searchSummaries(spec, profile: profile).filter { rows.contains($0.variant) }.map { s in
-                        "\(s.variant) on \(s.task)/\(s.model): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.scores.count) grid points, \(s.runs) runs, "
+                    typealias Line = (variant: String, task: String, model: String, k: Int?, chosen: String?, points: Int, runs: Int, cpuHours: Double)
+                    var found: [Line] = []
+                    if source == db, let store {
+                        found = try store.searchSummaries(spec, profile: profile).map { ($0.variant, $0.task, $0.model, $0.k, $0.chosen, $0.scores.count, $0.runs, $0.cpuHours) }
+                    } else if let data = FileManager.default.contents(atPath: "\(resultsDir)/\(spec.name)-\(profile).json"),
+                              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let searches = obj["searches"] as? [[String: Any]] {
+                        found = searches.compactMap { o in
+                            guard let v = o["variant"] as? String, let t = o["task"] as? String, let m = o["model"] as? String else { return nil }
+                            return (v, t, m, o["k"] as? Int, o["chosen"] as? String, (o["points"] as? [Any])?.count ?? 0, o["runs"] as? Int ?? 0, o["cpu_hours"] as? Double ?? 0)
+                        }
+                    }
+                    // Each search's k where the spec has several (two lines read alike, one per k).
+                    let severalK = Set(found.map(\.k)).count > 1
+                    let lines = found.filter { rows.contains($0.variant) }.map { s in
+                        "\(s.variant) on \(s.task)/\(s.model)\(severalK ? " k=\(s.k.map(String.init) ?? "full")" : ""): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.points) grid points, \(s.runs) runs, "
                             + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
                     }
                     if !lines.isEmpty {

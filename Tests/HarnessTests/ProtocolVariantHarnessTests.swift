@@ -188,6 +188,38 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["status"]!.text! }, ["done", "done", "done", "done"])
         let (_, md) = try runStdout(["results", "\(dir)/searchy.yaml", "--profile", "smoke", "--db", db])
         XCTAssertTrue(md.contains("Hyper-parameter search") && md.contains("CPU-hours"), md)
+        // A table states the search's choice from the store, and from the committed export too
+        // (a table built in CI from the export dropped the note).
+        try FileManager.default.createDirectory(atPath: "\(dir)/tables", withIntermediateDirectories: true)
+        try """
+            table: searchy
+            title: searchy
+            paper: study
+            published_table: "searchy"
+            spec: \(dir)/searchy.yaml
+            kind: score
+            average: false
+            params_column: false
+            sections:
+              - {model: t5-small, label: T5-Small}
+            rows:
+              - {variant: pt, label: PT, published: none}
+            columns:
+              - {task: cb, label: CB, metric: accuracy}
+            """.write(toFile: "\(dir)/tables/searchy.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCapture(["export", "\(dir)/searchy.yaml", "--profile", "smoke", "--db", db, "--results-dir", "\(dir)/exp"]).0, 0)
+        var notes: [String] = []
+        for (source, out) in [(db, "rep-store"), ("\(dir)/none.sqlite", "rep-export")] {
+            let (rc, err) = try runCapture(["report", "searchy", "--profile", "smoke", "--db", source, "--results-dir", "\(dir)/exp", "--tables-dir", "\(dir)/tables",
+                                            "--out-dir", "\(dir)/\(out)"])
+            XCTAssertEqual(rc, 0, err)
+            let table = try String(contentsOfFile: "\(dir)/\(out)/searchy.md", encoding: .utf8)
+            let note = table.components(separatedBy: "\n").first { $0.contains("Hyper-parameter search, selected on a dev split") }
+            XCTAssertNotNil(note, "\(out): \(table)")
+            XCTAssertTrue(note?.contains("pt on cb/t5-small: pt@lr=") == true && note?.contains("(selected on train-dev; 2 grid points, 2 runs, ") == true, note ?? "")
+            notes.append(note ?? "")
+        }
+        XCTAssertEqual(notes[0], notes[1], "the store's note and the export's differ")
     }
 
     /// A search edited after its sweep (the grid lost the chosen point; `select_on` changed) has
