@@ -540,8 +540,12 @@ public enum SweepRunner {
             let store = try ResultsStore(path: o.storePath)
             let next = try spec.expand(profile: profile, choose: store.searchChoice(spec: spec, profile: profile)).count
             guard next > planned else { break }
-            for sum in try store.searchSummaries(spec, profile: profile) where sum.chosen != nil {
-                log("search \(sum.variant) \(sum.task)/\(sum.model): chose \(sum.chosen!) (\(sum.runs) runs, \(String(format: "%.3f", sum.cpuHours)) CPU-hours)")
+            let sums = try store.searchSummaries(spec, profile: profile)
+            // Each search's k where the spec has several (the lines of k 8 and k 16 read alike).
+            let severalK = Set(sums.map(\.k)).count > 1
+            for sum in sums where sum.chosen != nil {
+                let k = severalK ? " k=\(sum.k.map(String.init) ?? "full")" : ""
+                log("search \(sum.variant) \(sum.task)/\(sum.model)\(k): chose \(sum.chosen!) (\(sum.runs) runs, \(String(format: "%.3f", sum.cpuHours)) CPU-hours)")
             }
             (outcome, planned) = try runPhase(spec: spec, profile: profile, options: o, executable: executable, log: log)
         }

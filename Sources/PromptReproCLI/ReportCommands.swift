@@ -526,7 +526,7 @@ func adoptedRunsNote(spec: String, profile: String, cells: [CellResult]) -> Stri
     guard !rows.isEmpty else { return nil }
     let shown = rows.prefix(4).map { r -> String in
         guard let (cell, rep) = PlannedRuns.run(ofKey: r.key) else { return "\(r.key) ← \(r.from)" }
-        return "\(cell) seed \(rep.seed) ← \(r.from)"
+        return "\(cell) seed \(rep.seed)" + (rep.sampleSeed == rep.seed ? "" : " (sample \(rep.sampleSeed))") + " ← \(r.from)"
     }
     return "note: \(rows.count) run\(rows.count == 1 ? "" : "s") of spec \(spec) [\(profile)] read here \(rows.count == 1 ? "was" : "were") adopted by a sweep, not trained in \(rows.count == 1 ? "its own cell" : "their own cells"): "
         + "copied from finished runs of identical settings, data, weights and task (runs.adopted_from): " + shown.joined(separator: "; ") + (rows.count > shown.count ? "; …" : "")
