@@ -365,6 +365,13 @@ public enum Compare {
             }
             // Paired bootstrap over examples when every paired run has its best-epoch predictions.
             var boot: [Double]? = nil
+            // Predictions stored but no validation data here to score them example by example:
+            // the t alone, said in the row (the test changed with the machine, in silence).
+            var noData = ""
+            if !pairs.isEmpty, pairs.allSatisfy({ nr[$0]?.predictions != nil && br[$0]?.predictions != nil }),
+               examples(c.task, nr[pairs[0]]!.templates, nr[pairs[0]]!.reportsHalf) == nil {
+                noData = " (predictions stored, but no \(c.task) validation data here to resample examples: pass --data-dir; the interval differs with it)"
+            }
             if !pairs.isEmpty, pairs.allSatisfy({ nr[$0]?.predictions != nil && br[$0]?.predictions != nil }) {
                 var a: [[[Double]]] = [], z: [[[Double]]] = []
                 var ok = true
@@ -404,7 +411,7 @@ public enum Compare {
                 row.method = (row.crossed.map { "two-way t over \($0.samples) few-shot samples × \($0.seeds) training seeds (crossed random effects, Satterthwaite df \(String(format: "%.1f", $0.df)))" }
                               ?? (holed ? "paired t over \(pairs.count) seed pairs" : "paired t over \(pairs.count) seeds"))
                     + (degenerate ? " (every seed's difference equal: t infinite, interval [Δ, Δ]; per-example data would give a real interval)" : "")
-                    + oneSampleNote + holeNote
+                    + oneSampleNote + holeNote + noData
                 row.p = t.p
             }
             out.append(row)

@@ -204,6 +204,12 @@ final class GateStatisticsTests: XCTestCase {
         let ci = try XCTUnwrap(r.ci)
         XCTAssertLessThan(ci.0, 0)
         XCTAssertEqual(r.verdict, "tie")
+        // The same stored predictions without the validation data here: the t alone, said in the
+        // row (the test changed with the machine in silence).
+        let noData = try Compare.rows(cells: cells, newVariant: "new", baselineVariant: "pt", published: nil, paper: "dpt", table: "table1",
+                                      runs: { v, _ in (1...3).map { PairedRun(seed: $0, predictions: v == "new" ? news[$0 - 1] : base, templates: .dpt) } },
+                                      examples: { _, _, _ in nil })
+        XCTAssertTrue(noData.first?.method.hasPrefix("paired t over 3 seeds (predictions stored, but no rte validation data here") == true, noData.first?.method ?? "")
     }
 
     /// A crossed design (every training seed on every few-shot sample): a seed's initialisation
