@@ -315,12 +315,15 @@ public enum PaperTables {
                         let ours = layout.kind == .std ? (stat.sampleStd ?? .nan) : stat.mean
                         // Avg. averages what the cells show: the means, or in a std table the stds.
                         if !ours.isNaN { ourMeans.append(ours) }
-                        if stat.n < 3 { fewSeeds = true }
+                        // Fewer than 3 training seeds, counted as seeds, not runs: a crossed cell of
+                        // 2 samples × 2 seeds has 4 runs and 2 seeds (it showed no ‡).
+                        let few = min(stat.n, Set(cell?.seeds ?? []).count) < 3
+                        if few { fewSeeds = true }
                         if cell?.failureMarker != nil { anyFailed = true }
                         // One seed: the mean alone (‡ marks it), no "± 0.00".
                         var o = layout.kind == .std ? (ours.isNaN ? "n/a" : f2(ours)) : "\(f2(stat.mean))" + (stat.sampleStd.map { " ± \(f2($0))" } ?? "")
                         if smoke { o += "†" }
-                        if stat.n < 3 { o += "‡" }
+                        if few { o += "‡" }
                         if let pv = p?.number, !ours.isNaN, sameMetric { o += " (Δ \(signedDelta(ours, pv)))" }
                         text += sep + o + (cell?.failureMarker.map { " \($0)" } ?? "")
                         if let inv = cell?.invalidFraction?["best"], inv.n > 0, inv.mean > 0 {

@@ -641,6 +641,28 @@ final class ParamsColumnTests: XCTestCase {
                        ["-89.92%", "-79.84%", "-49.61%", "-89.84%", "-79.69%", "-49.22%", "-89.77%", "-79.53%", "-48.83%"])
     }
 
+    /// ‡ counts training seeds, not runs: a crossed cell of 2 samples × 2 seeds (4 runs) has 2
+    /// seeds and is marked; 3 seeds on 3 samples are not.
+    func testFewSeedsMarkCountsSeedsNotRuns() throws {
+        let layout = TableLayout(name: "t", title: "t", spec: "table1", publishedTable: "Table 1", paper: "dpt",
+                                 sections: [.init(model: "t5-small", label: "T5-Small")],
+                                 rows: [.init(variant: "dpt", label: "DPT", publishedMethod: "dpt")],
+                                 columns: [.init(key: "cb", label: "CB", metric: "accuracy")], average: false, kind: .score, paramsColumn: false)
+        func text(_ c: CellResult) -> String? {
+            PaperTables.grid(layout, cells: [c], published: [], profile: "cpu").rows.compactMap { row -> String? in
+                if case .cells(let cs) = row { return cs.first { $0.kind == .score }?.text }
+                return nil
+            }.first
+        }
+        var crossed = CellResult(cell: "dpt|cb|t5-small|k8", variant: "dpt", method: "dpt", task: "cb", model: "t5-small", k: 8, seeds: [1, 2, 1, 2],
+                                 statuses: ["done": 4], trainableParams: 1, best: ["accuracy": Stat([50, 52, 54, 56])], last: [:], divergedSeeds: [], probe: nil)
+        crossed.sampleSeeds = [1, 1, 2, 2]
+        XCTAssertTrue(text(crossed)?.hasSuffix("‡") == true, text(crossed) ?? "")
+        let three = CellResult(cell: "dpt|cb|t5-small|k8", variant: "dpt", method: "dpt", task: "cb", model: "t5-small", k: 8, seeds: [1, 2, 3],
+                               statuses: ["done": 3], trainableParams: 1, best: ["accuracy": Stat([50, 52, 54])], last: [:], divergedSeeds: [], probe: nil)
+        XCTAssertFalse(text(three)?.contains("‡") == true, text(three) ?? "")
+    }
+
     /// Our trainable count per row and section: the `paper_params` the cell's runs stored wins over
     /// the count passed from the spec; a section without runs, or whose runs are from before the
     /// metric was stored (an old export), prints the passed count; with neither it prints "—".
