@@ -29,6 +29,13 @@ public enum EmbeddedBackbones {
     /// Where generated backbones are cached (the CLI sets it from PROMPTREPRO_CACHE); nil: ~/.cache/promptrepro.
     nonisolated(unsafe) public static var cacheRoot: String?
 
+    /// ~/.cache/promptrepro, with ~ from $HOME where it is set (Foundation's home directory is the
+    /// password database's: a job whose HOME points elsewhere wrote to /nonexistent and failed).
+    public static var defaultCacheRoot: String {
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return (home as NSString).appendingPathComponent(".cache/promptrepro")
+    }
+
     /// Directory of `embedded:NAME`: fixtures/embedded/NAME in the current checkout if present,
     /// else $PROMPTREPRO_CACHE (default ~/.cache/promptrepro)/embedded/NAME-vVERSION, generated once.
     public static func directory(_ name: String) throws -> String {
@@ -37,12 +44,15 @@ public enum EmbeddedBackbones {
         }
         let local = "fixtures/embedded/\(name)"
         if FileManager.default.fileExists(atPath: "\(local)/model.safetensors") { return local }
-        let cache = cacheRoot ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/promptrepro")
+        let cache = cacheRoot ?? defaultCacheRoot
         let dir = "\(cache)/embedded/\(name)-v\(version)"
         if FileManager.default.fileExists(atPath: "\(dir)/model.safetensors") {
             removeStaleTemporaries(for: dir)  // of writers killed after another had finished
         } else {
-            try write(name, to: dir)
+            do { try write(name, to: dir) } catch let e as ModelCacheError { throw e } catch {
+                // A folder that cannot be made (a HOME without write access): which, and what to set.
+                throw ModelCacheError(path: dir, detail: "cannot generate the embedded backbone \(name) there (\(error.localizedDescription)); set PROMPTREPRO_CACHE to a writable directory")
+            }
         }
         return dir
     }

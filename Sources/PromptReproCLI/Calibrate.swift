@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import Support
 import Tensor
 
@@ -117,7 +118,7 @@ struct Calibrate: ParsableCommand {
 
     /// <PROMPTREPRO_CACHE or ~/.cache/promptrepro>/gemm-calibration.json.
     static var defaultPath: String {
-        let root = Environment.values["PROMPTREPRO_CACHE"] ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/promptrepro")
+        let root = Environment.values["PROMPTREPRO_CACHE"] ?? EmbeddedBackbones.defaultCacheRoot
         return (root as NSString).appendingPathComponent("gemm-calibration.json")
     }
 

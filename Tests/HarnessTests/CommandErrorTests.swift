@@ -127,4 +127,14 @@ final class CommandErrorTests: XCTestCase {
         let (_, out) = try runCLIText(["params", "--method", "dpt", "--r", "4", "--n", "10", "--r=8"], stdout: true)
         XCTAssertTrue(out.contains("trainable params: 6,224 "), out)  // DPT n = 10, r = 8 on t5-base: 10·8 + 8·768
     }
+    /// The embedded backbones' default cache is under $HOME (Foundation's home directory is the
+    /// password database's: a job with HOME elsewhere, or a user whose passwd home is /nonexistent,
+    /// failed with "/nonexistent: You don't have permission").
+    func testTheDefaultCacheFollowsHOME() throws {
+        let dir = tempDir("home")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (rc, out) = try runCLIText(["info", "--model", "embedded:gpt2-tiny"], stdout: true, cwd: dir, env: ["HOME": dir, "PROMPTREPRO_CACHE": ""])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains("\(dir)/.cache/promptrepro/embedded/gpt2-tiny-v1".replacingOccurrences(of: "/", with: "\\/")), out)
+    }
 }
