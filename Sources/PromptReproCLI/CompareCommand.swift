@@ -69,6 +69,12 @@ struct CompareCommand: ParsableCommand {
             // As `report` reads them: a broken layout is skipped (report names it when it is asked for).
             let layouts = try PaperTables.layouts(directory: tablesDirGiven ?? ProjectRoot.resolve(PaperTables.defaultDirectory), skippingBroken: true)
             let known = Set(published.filter { $0.paper == s.paper }.map(\.table)).sorted()
+            // A spec of a paper without published numbers (paper: study, one's own): nothing to
+            // compare against, said as such (the message blamed a --table no one passed).
+            guard !known.isEmpty else {
+                let papers = Set(published.map(\.paper)).sorted()
+                throw ValidationError("--against published: spec \(s.name) is of paper \(s.paper), which has no published values in Baselines/published (papers there: \(papers.joined(separator: ", "))); compare against a stored baseline (--baseline)")
+            }
             // The layout that decides: the one named by --table, else the one that shows this spec.
             let layout = table.flatMap { t in layouts.first { $0.name == t } } ?? (table == nil ? layouts.first { $0.spec == s.name && $0.kind == .score } : nil)
             if let layout {

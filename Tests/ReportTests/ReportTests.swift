@@ -521,6 +521,10 @@ final class CompareTests: XCTestCase {
         let bad = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", "Table 9"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("--table Table 9: paper dpt has no published values in 'Table 9'; known: Table 1, Table 3, Table 4"), bad.err)
+        // A spec of a paper with no published numbers (paper: study): said as such, not as a bad --table.
+        let study = try runCLI(["compare", "--spec", "protocol-study", "--method", "pt-dev", "--profile", "smoke", "--db", db, "--against", "published"])
+        XCTAssertNotEqual(study.status, 0)
+        XCTAssertTrue(study.err.contains("--against published: spec protocol-study is of paper study, which has no published values in Baselines/published (papers there: dpt, lopt)"), study.err)
         // A table of standard deviations, a layout of the other paper: refused.
         for (t, fragment) in [("table3", "publishes standard deviations"), ("Table 3", "publishes standard deviations"), ("lopt-table1", "a layout of paper lopt")] {
             let r = try runCLI(["compare", "--method", "dpt", "--baseline", "pt", "--profile", "cpu", "--db", db, "--against", "published", "--table", t])
