@@ -28,7 +28,7 @@ run_array() {  # $1: shard directory
 run_array "$shards"
 # A spec with hyper-parameter searches: the chosen points' runs are known once the search runs
 # are merged; a second pass shards them from the merged store (docs/protocol.md).
-if grep -q '^[[:space:]]*search:' "$file" || grep -q 'search: *{' "$file"; then
+if grep -q '^[^#]*search:' "$file"; then
   "$bin" shard "$spec" --profile "$profile" --shards "$tasks" --dir "$shards-chosen" --data-dir "$data" --search-db "$db"
   run_array "$shards-chosen"
 fi

@@ -134,13 +134,7 @@ struct WorkerCommand: ParsableCommand {
             if reset > 0 { stderr("worker: \(reset) run\(reset == 1 ? "" : "s") left running by a worker that no longer exists back to pending") }
             // Failed runs are retried, as a sweep retries them: a worker rerun with the right data
             // directory after its runs failed (its own advice) found "no pending run" and left them failed.
-            var sql = "UPDATE runs SET status='pending', error=NULL WHERE status='failed'"
-            var args: [SQLiteDB.Value] = []
-            if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
-            if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
-            for m in skipModel { sql += " AND model_spec != ?"; args.append(.text(m)) }
-            try store.db.query(sql, args)
-            let retried = store.db.changes
+            let retried = try store.retryFailed(spec: spec, profile: profile, skipModels: skipModel)
             if retried > 0 { stderr("worker: \(retried) failed run\(retried == 1 ? "" : "s") back to pending, to retry") }
         }
         // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and

@@ -262,15 +262,23 @@ struct Export: ParsableCommand {
         let cellsPath = "\(resultsDir)/\(spec)-\(profile).cells.json"
         if format == "promptrepro", !replace, FileManager.default.fileExists(atPath: cellsPath),
            let old = try? JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: cellsPath))) {
-            let have = Set(cells.flatMap { c in c.replicates.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) } })
+            // Every run this store finished, diverged and incomplete ones included (they are results too).
+            let ended: Set<String> = ["done", "evaluated", "diverged", "incomplete"]
+            let have = Set(cells.flatMap { c in
+                c.replicates.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) }
+                    + (c.runStatuses ?? [:]).filter { ended.contains($0.value) }.map(\.key)
+            })
             var lost: [String] = []
             for c in old {
                 for rep in c.replicates {
                     let key = PlannedRuns.key(cell: c.cell, seed: rep.seed, sampleSeed: rep.sampleSeed)
                     guard !have.contains(key) else { continue }
                     if let plan = current?.plan {
-                        // Still planned, with the settings it ran (an edited spec's old runs are meant to go).
-                        guard let want = plan.configHashes[key], c.runConfigs?[key].map({ $0 == want }) ?? true else { continue }
+                        // Still planned, with the settings it ran (an edited spec's old runs are meant
+                        // to go), or a searched cell this store has not decided yet (a merge of the
+                        // first pass's shards, whose chosen points are still to run).
+                        let undecided = plan.undecidedCells.contains(c.cell)
+                        guard undecided || plan.configHashes[key].map({ want in c.runConfigs?[key].map { $0 == want } ?? true }) == true else { continue }
                     }
                     lost.append("\(c.cell) seed \(rep.seed)" + (rep.sampleSeed == rep.seed ? "" : " (sample \(rep.sampleSeed))"))
                 }

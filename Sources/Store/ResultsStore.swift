@@ -648,10 +648,13 @@ public final class ResultsStore {
 
     /// Failed runs back to pending (a rerun retries them). Only current rows: a failed run whose
     /// identity changed was superseded by `insertPending` and gets a fresh row with the new config.
+    /// `spec`/`profile` nil: of every spec/profile (a worker started without them). Returns how many.
     @discardableResult
-    public func retryFailed(spec: String, profile: String, skipModels: [String] = []) throws -> Int {
-        var sql = "UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND spec=? AND profile=?"
-        var args: [SQLiteDB.Value] = [.text(spec), .text(profile)]
+    public func retryFailed(spec: String?, profile: String?, skipModels: [String] = []) throws -> Int {
+        var sql = "UPDATE runs SET status='pending', error=NULL WHERE status='failed'"
+        var args: [SQLiteDB.Value] = []
+        if let spec { sql += " AND spec=?"; args.append(.text(spec)) }
+        if let profile { sql += " AND profile=?"; args.append(.text(profile)) }
         for m in skipModels { sql += " AND model_spec != ?"; args.append(.text(m)) }
         try db.query(sql, args)
         return db.changes
