@@ -183,9 +183,8 @@ struct CompareCommand: ParsableCommand {
         // A side the spec does not plan is never swept: its runs are missing because no one
         // evaluated and stored them (`eval --db`), not "not run, or left out as stale".
         func missingOf(_ side: String, expected: [CompareCell: [Replicate]], label: String) -> [(line: String, runs: Int)] {
-            let lines = Compare.missingRuns(expected: expected, cells: cells, variant: side, label: label)
-            guard !planned.contains(side) else { return lines }
-            return lines.map { ($0.line.replacingOccurrences(of: "not run, or left out as stale", with: "not evaluated into this store (eval --db)"), $0.runs) }
+            planned.contains(side) ? Compare.missingRuns(expected: expected, cells: cells, variant: side, label: label)
+                : Compare.missingRuns(expected: expected, cells: cells, variant: side, label: label, notRun: "not evaluated into this store (eval --db)")
         }
         var absent = missingOf(method, expected: expectedNew, label: "new")
         if against == "stored" {

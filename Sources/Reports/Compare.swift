@@ -167,12 +167,14 @@ public enum Compare {
     /// paired t over its seed pairs. nil with fewer than two pairs.
     static func rowT(_ row: ComparisonRow, level: Double) -> (p: Double, ci: (Double, Double))? {
         if let c = row.crossed { return c.test(level: level) }
-        if let sets = row.marginalDifferences {
-            let tests = sets.compactMap { pairedT($0, level: level) }
-            guard let first = tests.first else { return nil }
-            return tests.dropFirst().reduce(first) { acc, t in (max(acc.p, t.p), (min(acc.ci.0, t.ci.0), max(acc.ci.1, t.ci.1))) }
-        }
+        if let sets = row.marginalDifferences { return largestPAndHull(sets.compactMap { pairedT($0, level: level) }) }
         return pairedT(zip(row.new, row.baseline).map { $0 - $1 }, level: level)
+    }
+
+    /// Several tests of one Δ taken together: the largest p and the hull of the intervals; nil for none.
+    static func largestPAndHull(_ tests: [(p: Double, ci: (Double, Double))]) -> (p: Double, ci: (Double, Double))? {
+        guard let first = tests.first else { return nil }
+        return tests.dropFirst().reduce(first) { acc, t in (max(acc.p, t.p), (min(acc.ci.0, t.ci.0), max(acc.ci.1, t.ci.1))) }
     }
 
     /// Per-example sufficient statistics of the stored metric `metric` (summed over a resample,
@@ -493,8 +495,10 @@ public enum Compare {
     }
 
     /// `missing`'s lines, one per cell, each with the number of runs it names (the gate counts runs,
-    /// not cells: a task missing on both sides of a 3-seed spec is 6 runs).
-    public static func missingRuns(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String) -> [(line: String, runs: Int)] {
+    /// not cells: a task missing on both sides of a 3-seed spec is 6 runs). `notRun`: why a run
+    /// with no row is missing (a variant no sweep plans is "not evaluated", not "not run").
+    public static func missingRuns(expected: [CompareCell: [Replicate]], cells: [CellResult], variant: String, label: String,
+                                   notRun: String = "not run, or left out as stale") -> [(line: String, runs: Int)] {
         var lines: [(line: String, runs: Int)] = []
         for task in expected.keys.sorted() {
             let want = expected[task]!
@@ -503,7 +507,7 @@ public enum Compare {
             let lacking = want.filter { !done.contains($0) }
             guard !lacking.isEmpty else { continue }
             var statuses = have.flatMap { $0.statuses.filter { $0.key != "done" && $0.value > 0 }.map { "\($0.value) \($0.key)" } }.sorted()
-            if statuses.isEmpty { statuses = [(have.isEmpty ? "no counted runs: " : "") + "not run, or left out as stale"] }
+            if statuses.isEmpty { statuses = [(have.isEmpty ? "no counted runs: " : "") + notRun] }
             // In a crossed design a seed has runs on several samples: name both seeds of each run.
             let crossed = want.contains { $0.sampleSeed != $0.seed }
             let names = lacking.map { crossed ? "\($0.seed) (sample \($0.sampleSeed))" : "\($0.seed)" }
@@ -754,19 +758,14 @@ public struct CrossedDifferences: Equatable {
     /// zero variance with Δ ≠ 0 gives p 0 and [Δ, Δ] for that t, as `Compare.pairedT` does.
     public func test(level: Double) -> (p: Double, ci: (Double, Double)) {
         let se = variance.squareRoot()
-        var p: Double, ci: (Double, Double)
+        let twoWay: (p: Double, ci: (Double, Double))
         if se > 1e-12 {
             let q = Statistics.studentQuantile(1 - (1 - level) / 2, df: df)
-            (p, ci) = (Statistics.twoSidedP(t: mean / se, df: df), (mean - q * se, mean + q * se))
+            twoWay = (Statistics.twoSidedP(t: mean / se, df: df), (mean - q * se, mean + q * se))
         } else {
-            (p, ci) = abs(mean) <= 1e-9 ? (1, (0, 0)) : (0, (mean, mean))
+            twoWay = abs(mean) <= 1e-9 ? (1, (0, 0)) : (0, (mean, mean))
         }
-        for m in [sampleMeans, seedMeans] {
-            guard let t = Compare.pairedT(m, level: level) else { continue }
-            p = max(p, t.p)
-            ci = (min(ci.0, t.ci.0), max(ci.1, t.ci.1))
-        }
-        return (p, ci)
+        return Compare.largestPAndHull([twoWay] + [sampleMeans, seedMeans].compactMap { Compare.pairedT($0, level: level) })!
     }
 
     /// The complete grid of `pairs` (indices into it: `grid[i][j]`, sample i, seed j, both in
