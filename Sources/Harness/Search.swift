@@ -146,6 +146,21 @@ extension ResultsExport {
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self) + "\n"
     }
 
+    /// The searches `addingSearches` wrote into `json` (an export's `.json`), read back; [] when
+    /// it has none or is not such a document. A reader of the committed export (a table built
+    /// without the store) states them as one built from the store does.
+    public static func searches(inJSON json: Data) -> [SearchSummary] {
+        guard let obj = try? JSONSerialization.jsonObject(with: json) as? [String: Any], let list = obj["searches"] as? [[String: Any]] else { return [] }
+        return list.compactMap { o in
+            guard let v = o["variant"] as? String, let t = o["task"] as? String, let m = o["model"] as? String else { return nil }
+            let points = (o["points"] as? [[String: Any]] ?? []).map { p -> (point: String, mean: Double?) in
+                (p["point"] as? String ?? "", p["mean_selection_score"] as? Double ?? ((p["mean_selection_score"] as? String) == "diverged" ? -.infinity : nil))
+            }
+            return SearchSummary(variant: v, task: t, model: m, k: o["k"] as? Int, chosen: o["chosen"] as? String, scores: points,
+                                 runs: o["runs"] as? Int ?? 0, cpuHours: o["cpu_hours"] as? Double ?? 0)
+        }
+    }
+
     /// The hyper-parameter searches of a spec: per (variant, task, model, k) the chosen point, each
     /// point's mean dev score, and the search's cost (runs, CPU-hours = Σ seconds × threads).
     public static func searchMarkdown(_ searches: [SearchSummary]) -> String {

@@ -136,14 +136,14 @@ struct WorkerCommand: ParsableCommand {
             // directory after its runs failed (its own advice) found "no pending run" and left them failed.
             let retried = try store.retryFailed(spec: spec, profile: profile, skipModels: skipModel)
             if retried > 0 { stderr("worker: \(retried) failed run\(retried == 1 ? "" : "s") back to pending, to retry") }
-        }
-        // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and
-        // exited 0; a spec whose runs are all finished still does. (A sweep's own workers are
-        // not asked: a sweep whose every model is missing planned no run of its spec.)
-        if let spec, sweepWorkers == nil {
-            let names = try ResultsStore(path: db).db.query("SELECT DISTINCT spec FROM runs ORDER BY spec").compactMap { $0["spec"]?.text }
-            guard names.contains(spec) else {
-                throw CommandFailure("--spec \(spec): \(db) holds no run of that spec\(didYouMean(spec, names)); specs there: \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+            // A --spec the store holds no run of (a typo in a SLURM script) found nothing to do and
+            // exited 0; a spec whose runs are all finished still does. (A sweep's own workers are
+            // not asked: a sweep whose every model is missing planned no run of its spec.)
+            if let spec {
+                let names = try store.db.query("SELECT DISTINCT spec FROM runs ORDER BY spec").compactMap { $0["spec"]?.text }
+                guard names.contains(spec) else {
+                    throw CommandFailure("--spec \(spec): \(db) holds no run of that spec\(didYouMean(spec, names)); specs there: \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+                }
             }
         }
         let q = quiet

@@ -118,21 +118,14 @@ struct Report: ParsableCommand {
                     func split(_ variant: String) -> String {
                         (spec.variants.first { $0.searchFor == variant }?.train["select_on"] as? String).map { " on \($0)" } ?? ""
                     }
-                    typealias Line = (variant: String, task: String, model: String, k: Int?, chosen: String?, points: Int, runs: Int, cpuHours: Double)
-                    var found: [Line] = []
-                    if source == db, let store {
-                        found = try store.searchSummaries(spec, profile: profile).map { ($0.variant, $0.task, $0.model, $0.k, $0.chosen, $0.scores.count, $0.runs, $0.cpuHours) }
-                    } else if let data = FileManager.default.contents(atPath: "\(resultsDir)/\(spec.name)-\(profile).json"),
-                              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let searches = obj["searches"] as? [[String: Any]] {
-                        found = searches.compactMap { o in
-                            guard let v = o["variant"] as? String, let t = o["task"] as? String, let m = o["model"] as? String else { return nil }
-                            return (v, t, m, o["k"] as? Int, o["chosen"] as? String, (o["points"] as? [Any])?.count ?? 0, o["runs"] as? Int ?? 0, o["cpu_hours"] as? Double ?? 0)
-                        }
+                    let found: [SearchSummary]
+                    if source == db, let store { found = try store.searchSummaries(spec, profile: profile) } else {
+                        found = FileManager.default.contents(atPath: "\(resultsDir)/\(spec.name)-\(profile).json").map(ResultsExport.searches(inJSON:)) ?? []
                     }
                     // Each search's k where the spec has several (two lines read alike, one per k).
                     let severalK = Set(found.map(\.k)).count > 1
                     let lines = found.filter { rows.contains($0.variant) }.map { s in
-                        "\(s.variant) on \(s.task)/\(s.model)\(severalK ? " k=\(s.k.map(String.init) ?? "full")" : ""): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.points) grid points, \(s.runs) runs, "
+                        "\(s.variant) on \(s.task)/\(s.model)\(severalK ? " k=\(s.k.map(String.init) ?? "full")" : ""): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.scores.count) grid points, \(s.runs) runs, "
                             + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
                     }
                     if !lines.isEmpty {
@@ -261,7 +254,7 @@ struct Export: ParsableCommand {
         // export that the spec still plans with the same settings and this store lacks.
         let cellsPath = "\(resultsDir)/\(spec)-\(profile).cells.json"
         if format == "promptrepro", !replace, FileManager.default.fileExists(atPath: cellsPath),
-           let old = try? JSONDecoder().decode([CellResult].self, from: Data(contentsOf: URL(fileURLWithPath: cellsPath))) {
+           let old = try? readCellsExport(cellsPath, spec: spec, profile: profile) {  // a broken file is replaced
             // Every run this store finished, diverged and incomplete ones included (they are results too).
             let ended: Set<String> = ["done", "evaluated", "diverged", "incomplete"]
             let have = Set(cells.flatMap { c in
