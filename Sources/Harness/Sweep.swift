@@ -644,7 +644,7 @@ public enum SweepRunner {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = ["worker", "--db", o.storePath, "--spec", spec.name, "--profile", profile, "--data-dir", o.dataDir,
-                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--sweep-workers", "\(max(1, o.workers))", "--quiet"]
+                           "--checkpoints", o.checkpointDir, "--threads", "\(perWorker)", "--sweep-workers", "\(max(1, o.workers))", "--sweep-pid", "\(getpid())", "--quiet"]
                 + skip.flatMap { ["--skip-model", $0] } + (o.keepArtifacts ? ["--keep-artifacts"] : []) + o.extraWorkerArgs
             var env = o.environment
             if let commit { env["PROMPTREPRO_GIT_COMMIT"] = commit }

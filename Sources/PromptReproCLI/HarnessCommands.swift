@@ -104,6 +104,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Never claim runs of this model (repeatable; sweeps pass the models they found missing).") var skipModel: [String] = []
     @Flag(help: "Also keep full fine-tuning runs' final weights.") var keepArtifacts = false
     @Option(parsing: .unconditional, help: "Worker processes of the sweep that started this one (recorded per run as sweep_workers).") var sweepWorkers: Int?
+    @Option(parsing: .unconditional, help: "PID of the sweep that started this worker (sweeps pass it): once that process is gone, the worker puts its run back to pending and exits.") var sweepPid: Int32?
 
     func run() throws {
         // SIGINT/SIGTERM: finish the current step, put the run back to pending, exit 128 + signal.
@@ -149,11 +150,18 @@ struct WorkerCommand: ParsableCommand {
         let q = quiet
         final class Count: @unchecked Sendable { var failed = 0 }
         let count = Count()
-        let ran = try Worker.run(o, stop: { signals.count > 0 }) { line in
+        // A sweep killed outright (SIGKILL, the OOM killer, a lost terminal) cannot stop its
+        // workers, which went on training its runs unseen; each step looks whether its sweep, the
+        // worker's parent, is still there (an orphan is re-parented elsewhere).
+        let sweep = sweepPid
+        let sweepGone = { sweep.map { getppid() != $0 } ?? false }
+        let ran = try Worker.run(o, stop: { signals.count > 0 || sweepGone() }) { line in
             if line.hasPrefix("run "), line.contains(" failed: ") { count.failed += 1 }
             if !q || line.contains("failed") { stderr(line) }
         }
         if let sig = signals.first { throw ExitCode(128 + sig) }
+        // Nothing printed: the sweep's end of the stderr pipe is closed (a write would raise SIGPIPE).
+        if sweepGone() { throw ExitCode(1) }
         if ran == 0 && !q {
             stderr("worker: no pending run in \(db)" + (spec.map { " of spec \($0)" } ?? "") + (profile.map { " [\($0)]" } ?? "") + "; nothing to do")
         }

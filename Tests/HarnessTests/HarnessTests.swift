@@ -686,6 +686,42 @@ final class SweepProcessTests: XCTestCase {
             XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM epochs WHERE run_id=?", [.int(r["id"]!.int!)]).first?["n"]?.int, 4)
         }
     }
+
+    /// A sweep killed outright (SIGKILL: it cannot stop its workers) leaves no worker training
+    /// unseen: the worker sees its parent gone at its next step, puts its run back to pending and
+    /// exits, so at most the run it was finishing completes. Before, the orphaned worker went on
+    /// claiming and training every pending run of the spec.
+    func testWorkerStopsWhenItsSweepIsKilled() throws {
+        let data = try sharedData()
+        let dir = tempDir("orphan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/orphan.sqlite"
+        let sweep = try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", data,
+                                "--checkpoints", "\(dir)/ck"], wait: false)
+        var worker: Int32?
+        var doneAtKill = 0
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && sweep.isRunning && worker == nil {
+            if let s = try? ResultsStore(path: db),
+               let pid = (try? s.db.query("SELECT worker_pid FROM runs WHERE status='running' AND worker_pid IS NOT NULL"))?.first?["worker_pid"]?.int {
+                worker = Int32(pid)
+                kill(sweep.processIdentifier, SIGKILL)
+                doneAtKill = (try? s.counts()["done"]) ?? 0
+            } else {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        sweep.waitUntilExit()
+        let pid = try XCTUnwrap(worker, "never saw a running run")
+        let gone = Date().addingTimeInterval(60)
+        while Date() < gone && ProcessLiveness.isAlive(pid) { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertFalse(ProcessLiveness.isAlive(pid), "the worker still runs a minute after its sweep was killed")
+        let counts = try ResultsStore(path: db).counts()
+        XCTAssertEqual(counts["running"] ?? 0, 0, "the worker's run went back to pending")
+        XCTAssertLessThanOrEqual(counts["done"] ?? 0, doneAtKill + 1, "the orphaned worker went on with other runs: \(counts)")
+        XCTAssertGreaterThanOrEqual(counts["pending"] ?? 0, 8 - doneAtKill - 1)
+    }
 }
 
 /// Reliability (issue 10): ten SIGKILLs at random points over one sweep, determinism across two
