@@ -289,6 +289,22 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("(by-path|cb|t5-small|k8, seed 1, evaluated) under spec mini [smoke] in \(db)"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='by-path'").map { $0["spec"]?.text ?? "" }, ["mini"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='by-path'")
+        // A spec file that is not there is refused before anything is scored or stored (a typo
+        // stored the run under the path as its spec name); a bare name without a file is stored
+        // under that name, with a note that no sweep plans it.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "typo",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini-typo.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("mini-typo.yaml"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='typo'").count, 0)
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "bare",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "no-such-spec", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("note: no spec file") && err.contains("stored under spec 'no-such-spec', which no sweep plans"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='bare'").map { $0["spec"]?.text ?? "" }, ["no-such-spec"])
+        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='bare'")
         // Without --column, the spec's column that loads --model in this profile (t5-small loads
         // embedded:t5-tiny under smoke): the run was stored under the column "embedded:t5-tiny".
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "no-column",

@@ -1190,6 +1190,27 @@ final class SweepInterruptTests: XCTestCase {
         XCTAssertTrue(left.isEmpty, "checkpoints left after the runs finished: \(left)")
     }
 
+    /// The dry run's checkpoint estimate follows the optimizer: trainable × 4 B × 3 with AdamW
+    /// (the tensors and two moments), × 2 at most with Adafactor (one second moment, factored for
+    /// matrices). By hand: PT n = 500 on the embedded t5-tiny (d_model 64) trains 32,000 values:
+    /// 384,000 B with AdamW, 256,000 B with Adafactor.
+    func testDryRunCheckpointEstimateFollowsTheOptimizer() throws {
+        let data = try sharedData()
+        let dir = tempDir("adafactor-estimate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (optimizer, expected) in [("adamw-torch", "checkpoints ≈ 384.0 KB at peak"), ("adafactor", "checkpoints ≈ 256.0 KB at peak")] {
+            try miniSpec.replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n  - {name: pt, method: pt, n: 8}", with: "  - {name: pt, method: pt, n: 500}")
+                .replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+                .replacingOccurrences(of: "max_source_length: 96}", with: "max_source_length: 96, optimizer: \(optimizer)}")
+                .write(toFile: "\(dir)/\(optimizer).yaml", atomically: true, encoding: .utf8)
+            let (status, plan) = try runStdout(["sweep", "\(dir)/\(optimizer).yaml", "--profile", "smoke", "--workers", "1", "--db", "\(dir)/s.sqlite",
+                                                "--data-dir", data, "--checkpoints", "\(dir)/ck", "--dry-run"])
+            XCTAssertEqual(status, 0, plan)
+            XCTAssertTrue(plan.contains("1 runs") || plan.contains("1 run"), plan)
+            XCTAssertTrue(plan.contains(expected), "\(optimizer): \(plan)")
+        }
+    }
+
     /// --dry-run reports per cell what a sweep would do and changes nothing; a real sweep skips a
     /// missing model with one line; full fine-tuning artifacts are kept only with --keep-artifacts.
     func testDryRunMissingModelAndArtifacts() throws {
