@@ -171,7 +171,8 @@ public enum PaperTables {
     static func f2(_ x: Double) -> String { String(format: "%.2f", x) }
 
     /// The stored metric a published unit names ("acc %" → accuracy, "F1a %" → f1a, "F1 %" → f1;
-    /// a trailing "*" marks a value the paper cites), nil for units that name none (std, printed).
+    /// a trailing "*" marks a value the paper prints with a "∗" it does not explain, DPT Table 1's
+    /// larger fine-tuning rows), nil for units that name none (std, printed).
     static func unitMetric(_ unit: String) -> String? {
         let u = unit.hasSuffix("*") ? String(unit.dropLast()) : unit
         switch u.trimmingCharacters(in: .whitespaces) {
@@ -249,8 +250,8 @@ public enum PaperTables {
             return nil
         }
         let smoke = profile == "smoke"
-        // A table that prints the change in parameters against PT of the same length instead of the
-        // count (LoPT Table 3, "Δ # Params") shows that next to our count: it once showed "—" for
+        // A table that prints the change in parameters against a baseline instead of the count
+        // (LoPT Table 3, "Δ # Params": against PT with a fixed n = 10, its caption says) shows that next to our count: it once showed "—" for
         // the paper, as if nothing were printed.
         let paperColumn = layout.paramsColumn && !pub.contains { $0.column == "params" } && pub.contains { $0.column == "delta_params" }
             ? "delta_params" : "params"
@@ -410,8 +411,12 @@ public enum PaperTables {
             return labels.isEmpty ? nil : "\(row.label) — \(labels.joined(separator: " / "))"
         }
         if !variants.isEmpty {
-            notes.append("Protocol: rows not listed here follow the papers' protocol (one seed for the sample and the training; best epoch"
-                + " selected on the validation split that is reported; predictions by greedy generation). "
+            // Neither paper states these choices (a review found them credited to the papers):
+            // DPT's released code selects the best epoch on the reported validation split and
+            // generates greedily, but draws its samples with a seed fixed at 42.
+            notes.append("Protocol: rows not listed here run the harness's default protocol (one seed draws the few-shot sample and the training;"
+                + " best epoch selected on the validation split that is reported and labels read from greedy generation, as DPT's released"
+                + " code does; neither paper states these choices). "
                 + variants.joined(separator: "; ") + ".")
         }
         if let note = metricVariantNote(layout) { notes.append(note) }

@@ -614,7 +614,7 @@ final class ProtocolLabelTests: XCTestCase {
         let cells = [cell("pt", nil), cell("pt-dev-rank", "selection: train-dev (k_dev 16); eval: rank")]
         let md = PaperTables.markdown(layout, cells: cells, published: [], profile: "smoke")
         XCTAssertTrue(md.contains("PT — select on train-dev, rank — selection: train-dev (k_dev 16); eval: rank."), md)
-        XCTAssertFalse(md.contains("PT — select on validation, generate (papers) —"), md)
+        XCTAssertFalse(md.contains("PT — select on validation, generate (DPT code) —"), md)
         let tex = PaperTables.latex(layout, cells: cells, published: [], profile: "smoke")
         XCTAssertTrue(tex.contains("selection: train-dev (k\\_dev 16); eval: rank"), tex)
         // A papers'-protocol table has no protocol note.
@@ -622,7 +622,7 @@ final class ProtocolLabelTests: XCTestCase {
         // Every row `published: none`: cells are ours alone (they read "— / 50.00"), and the legend
         // says so instead of "published value / ours … (Δ = ours − published)".
         XCTAssertFalse(layout.hasPublished)
-        XCTAssertTrue(md.contains("| PT — select on validation, generate (papers) | 50.00 ± 0.00† | — | — | — |"), md)
+        XCTAssertTrue(md.contains("| PT — select on validation, generate (DPT code) | 50.00 ± 0.00† | — | — | — |"), md)
         XCTAssertTrue(md.contains("Each cell: ours as mean ± sample std") && !md.contains("published value / ours"), md)
         XCTAssertTrue(try PaperTables.layout("table1", directory: "\(repoRoot)/Baselines/tables").hasPublished)
     }
