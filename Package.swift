@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Methods", "Tensor", "Support", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "TaskTests", dependencies: ["Tasks", "Support", "Tensor", "TestSupport"], exclude: ["Resources"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "MethodTests", dependencies: ["Methods", "Training", "Models", "Tasks", "Tensor", "TestSupport"], exclude: ["Resources"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "HarnessTests", dependencies: ["Store", "Harness", "Reports", "Training", "Methods", "Models", "Tasks", "Tensor", "TestSupport"],

@@ -115,6 +115,25 @@ public func pyIsWordCharacter(_ c: Unicode.Scalar) -> Bool {
     }
 }
 
+/// A word character of the `regex` module (`\w`, hence `\b`), which DPT's released code imports as
+/// `re` (metrics.py: `import regex as re`): Unicode TR #18's word class, a scalar that is
+/// Alphabetic, a mark (Mn, Mc, Me), a decimal digit (Nd), connector punctuation (Pc) or
+/// Join_Control (U+200C, U+200D). Against `pyIsWordCharacter` (stdlib `re`): combining marks and
+/// joiners are words here, numbers that are not decimal digits (², ½, Ⅻ) are not. Checked against
+/// the ranges `scripts/regex_word_ranges.py` writes with regex 2026.12.2.
+public func regexModuleIsWordCharacter(_ c: Unicode.Scalar) -> Bool {
+    if c.isASCII {
+        let v = c.value
+        return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x5F
+    }
+    let p = c.properties
+    if p.isAlphabetic || p.isJoinControl { return true }
+    switch p.generalCategory {
+    case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
+    default: return false
+    }
+}
+
 /// `sorted(set(strings))`: distinct by code points (Swift's `==` and `Set` treat canonically
 /// equivalent strings, "é" and "e\u{301}", as one) and ordered by code points as Python orders str.
 public func pySortedUnique(_ strings: [String]) -> [String] {

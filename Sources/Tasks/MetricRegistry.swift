@@ -116,11 +116,15 @@ public enum MetricRegistry {
 
     /// ReCoRD: the answers a prediction is compared with ("<unk>" when a query has none).
     static func golds(_ e: Example) -> [String] { e.answers.isEmpty ? ["<unk>"] : e.answers }
-    static func squadEM(_ r: MetricRow) -> Double {
-        let p = Metrics.squadNormalized(r.prediction)
-        return golds(r.example).map { p == Metrics.squadNormalized($0) ? 1.0 : 0.0 }.max()!
+    /// SQuAD EM / token F1, max over the gold answers; `\b` by `word` (`pyIsWordCharacter`: stdlib
+    /// `re`, the official scripts; the per-row variants, DPT's code, use `regexModuleIsWordCharacter`).
+    static func squadEM(_ r: MetricRow, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> Double {
+        let p = Metrics.squadNormalized(r.prediction, word: word)
+        return golds(r.example).map { p == Metrics.squadNormalized($0, word: word) ? 1.0 : 0.0 }.max()!
     }
-    static func squadF1(_ r: MetricRow) -> Double { golds(r.example).map { Metrics.tokenF1(r.prediction, $0) }.max()! }
+    static func squadF1(_ r: MetricRow, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> Double {
+        golds(r.example).map { Metrics.tokenF1(r.prediction, $0, word: word) }.max()!
+    }
     static func answerWeight(_ r: MetricRow) -> Double { Double(max(1, r.example.answers.count)) }
     /// ReCoRD outputs: the passage's entities; an output equal to none of them (SQuAD-normalised) names no label.
     static let entities = GeneratedOutputs(
@@ -178,11 +182,11 @@ public enum MetricRegistry {
                     summary: "SQuAD token F1, max over gold answers, each query once",
                     stats: { r in [squadF1(r)] }, generated: entities),
         MetricEntry(id: "squad_em_per_row", higherIsBetter: true, aggregation: .weightedMean, needsVerbalizer: false,
-                    summary: "SQuAD exact match with each query weighted by its number of answers (DPT's duplicated validation rows)",
-                    stats: { r in [squadEM(r), answerWeight(r)] }, generated: entities, variantOf: "squad_em"),
+                    summary: "SQuAD exact match with each query weighted by its number of answers (DPT's duplicated validation rows) and articles found as DPT's `regex` module finds words",
+                    stats: { r in [squadEM(r, word: regexModuleIsWordCharacter), answerWeight(r)] }, generated: entities, variantOf: "squad_em"),
         MetricEntry(id: "squad_f1_per_row", higherIsBetter: true, aggregation: .weightedMean, needsVerbalizer: false,
-                    summary: "SQuAD token F1 with each query weighted by its number of answers (DPT's duplicated validation rows)",
-                    stats: { r in [squadF1(r), answerWeight(r)] }, generated: entities, variantOf: "squad_f1"),
+                    summary: "SQuAD token F1 with each query weighted by its number of answers (DPT's duplicated validation rows) and articles found as DPT's `regex` module finds words",
+                    stats: { r in [squadF1(r, word: regexModuleIsWordCharacter), answerWeight(r)] }, generated: entities, variantOf: "squad_f1"),
         MetricEntry(id: "wsc_simple", higherIsBetter: true, aggregation: .mean, needsVerbalizer: false,
                     summary: "WSC over all rows: correct iff T5's wsc_simple flag (prediction names the referent) equals the label; a label target is compared with the label",
                     stats: { r in [flag(wscVerdict(r) == (r.verbalized ? r.example.label : (r.example.label ?? 0)))] },

@@ -119,16 +119,20 @@ public enum Metrics {
     /// with Python's whitespace (every Unicode space, U+001C–U+001F; `pySplit`). As code points:
     /// compare results with `squadNormalized` (Swift's `==` on String equates canonically
     /// equivalent text, "José" and "Jose\u{301}", which Python's comparison does not).
-    public static func squadNormalize(_ s: String) -> String { String(String.UnicodeScalarView(squadNormalized(s))) }
+    /// `word` decides `\b`: `pyIsWordCharacter` (stdlib `re`, the official scripts) or
+    /// `regexModuleIsWordCharacter` (the `regex` module, which DPT's metrics.py imports as `re`).
+    public static func squadNormalize(_ s: String, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> String {
+        String(String.UnicodeScalarView(squadNormalized(s, word: word)))
+    }
 
     /// `squadNormalize` as code points, the form EM and token F1 compare.
-    public static func squadNormalized(_ s: String) -> [Unicode.Scalar] {
+    public static func squadNormalized(_ s: String, word isWord: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> [Unicode.Scalar] {
         let punct = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".unicodeScalars)
         let lower = pyLower(Array(s.unicodeScalars)).filter { !punct.contains($0) }
         // re.sub(r"\b(a|an|the)\b", " ", text): at each position where a boundary holds, the
         // first of a, an, the that matches and is followed by a boundary is replaced; the scan
         // resumes after it (boundaries are those of the text before any replacement).
-        let word = lower.map(pyIsWordCharacter)
+        let word = lower.map(isWord)
         func boundary(_ j: Int) -> Bool { (j > 0 && word[j - 1]) != (j < lower.count && word[j]) }
         var out: [Unicode.Scalar] = []
         var i = 0
@@ -149,16 +153,19 @@ public enum Metrics {
     static let articles: [[Unicode.Scalar]] = ["a", "an", "the"].map { Array($0.unicodeScalars) }
 
     /// Code-point tokens of a normalised answer (`normalize_answer(s).split()`).
-    static func squadTokens(_ s: String) -> [[Unicode.Scalar]] {
-        squadNormalized(s).split(separator: " ").map(Array.init)
+    static func squadTokens(_ s: String, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> [[Unicode.Scalar]] {
+        squadNormalized(s, word: word).split(separator: " ").map(Array.init)
     }
 
-    /// SQuAD exact match of two answers: their normalised code points are equal.
-    public static func squadExactMatch(_ pred: String, _ gold: String) -> Bool { squadNormalized(pred) == squadNormalized(gold) }
+    /// SQuAD exact match of two answers: their normalised code points are equal (`word`: as `squadNormalize`).
+    public static func squadExactMatch(_ pred: String, _ gold: String, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> Bool {
+        squadNormalized(pred, word: word) == squadNormalized(gold, word: word)
+    }
 
-    /// Token F1 with multiset overlap (0 when nothing overlaps), tokens compared as code points.
-    public static func tokenF1(_ pred: String, _ gold: String) -> Double {
-        let p = squadTokens(pred), g = squadTokens(gold)
+    /// Token F1 with multiset overlap (0 when nothing overlaps), tokens compared as code points
+    /// (`word`: as `squadNormalize`).
+    public static func tokenF1(_ pred: String, _ gold: String, word: (Unicode.Scalar) -> Bool = pyIsWordCharacter) -> Double {
+        let p = squadTokens(pred, word: word), g = squadTokens(gold, word: word)
         var counts: [[Unicode.Scalar]: Int] = [:]
         for t in g { counts[t, default: 0] += 1 }
         var common = 0
@@ -169,16 +176,19 @@ public enum Metrics {
     }
 
     /// ReCoRD EM/F1 (max over gold answers), per query and per row (each query weighted by its
-    /// number of answers, as DPT's duplicated validation rows weigh it).
+    /// number of answers, as DPT's duplicated validation rows weigh it, and `\b` as DPT's `regex`
+    /// module decides it: `regexModuleIsWordCharacter`).
     public static func record(_ ex: [Example], _ preds: [String]) -> [String: Double] {
         var em = 0.0, f1 = 0.0, emRow = 0.0, f1Row = 0.0, rows = 0.0
         for (e, p) in zip(ex, preds) {
             let golds = e.answers.isEmpty ? ["<unk>"] : e.answers
             let qEM = golds.map { squadExactMatch(p, $0) ? 1.0 : 0.0 }.max()!
             let qF1 = golds.map { tokenF1(p, $0) }.max()!
+            let rEM = golds.map { squadExactMatch(p, $0, word: regexModuleIsWordCharacter) ? 1.0 : 0.0 }.max()!
+            let rF1 = golds.map { tokenF1(p, $0, word: regexModuleIsWordCharacter) }.max()!
             let w = Double(max(1, e.answers.count))
             em += qEM; f1 += qF1
-            emRow += w * qEM; f1Row += w * qF1; rows += w
+            emRow += w * rEM; f1Row += w * rF1; rows += w
         }
         let n = Double(max(ex.count, 1))
         return ["em": 100 * em / n, "f1": 100 * f1 / n, "em_per_row": 100 * emRow / max(rows, 1), "f1_per_row": 100 * f1Row / max(rows, 1)]

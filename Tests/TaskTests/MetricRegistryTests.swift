@@ -55,6 +55,55 @@ final class MetricRegistryTests: XCTestCase {
         for e in MetricRegistry.entries { XCTAssertEqual(e.score([]), 0, e.id) }
     }
 
+    /// Which characters make a word for `\b` in the SQuAD article rule: stdlib `re` for the official
+    /// ReCoRD metrics (`pyIsWordCharacter`), the `regex` module for the per-row variants, which
+    /// follow DPT's metrics.py (`import regex as re`). Every code point against the ranges
+    /// `scripts/regex_word_ranges.py` wrote with regex 2026.12.2 and CPython 3.11 (Unicode 14.0 for
+    /// `re`): code points unassigned in Swift's tables, or (for `re`) assigned after Unicode 14.0,
+    /// are left out. Then hand-worked ReCoRD rows where the two rules part (a review found the
+    /// per-row variants using `re`'s rule).
+    func testWordCharactersFollowEachRegexEngine() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/regex-word-ranges.json")
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        func set(_ key: String) throws -> [Bool] {
+            var w = [Bool](repeating: false, count: 0x110000)
+            for r in try XCTUnwrap(json[key] as? [[Int]]) { for c in r[0]...r[1] { w[c] = true } }
+            return w
+        }
+        let regexWord = try set("regex_word"), reWord = try set("re_word")
+        var regexChecked = 0, regexWrong: [String] = [], reChecked = 0, reWrong: [String] = []
+        for v in 0..<0x110000 {
+            guard let c = Unicode.Scalar(v), let age = c.properties.age else { continue }
+            regexChecked += 1
+            if regexModuleIsWordCharacter(c) != regexWord[v] { regexWrong.append(String(format: "U+%04X", v)) }
+            if age.major < 14 || (age.major == 14 && age.minor == 0) {
+                reChecked += 1
+                if pyIsWordCharacter(c) != reWord[v] { reWrong.append(String(format: "U+%04X", v)) }
+            }
+        }
+        XCTAssertGreaterThan(regexChecked, 280_000)
+        XCTAssertGreaterThan(reChecked, 280_000)
+        XCTAssertEqual(regexWrong.count, 0, "regex module: \(regexWrong.prefix(20))")
+        XCTAssertEqual(reWrong.count, 0, "stdlib re: \(reWrong.prefix(20))")
+        // By hand. "e\u{301}a": for `re` the mark ends a word, so "a" is an article and goes
+        // ("e\u{301}" matches); for `regex` the mark is a word character and "a" stays.
+        // "a\u{BD}": for `re` ½ is a word character, so "a" stays; for `regex` it is not, "a" goes.
+        let rc = [ex("", answers: ["e\u{301}a"]), ex("", answers: ["a\u{BD}"], id: 1)]
+        let first = rows([rc[0]], ["e\u{301}"], nil), second = rows([rc[1]], ["\u{BD}"], nil)
+        XCTAssertEqual(try score("squad_em", first), 100)
+        XCTAssertEqual(try score("squad_em_per_row", first), 0)
+        XCTAssertEqual(try score("squad_f1", first), 100)
+        XCTAssertEqual(try score("squad_f1_per_row", first), 0)
+        XCTAssertEqual(try score("squad_em", second), 0)
+        XCTAssertEqual(try score("squad_em_per_row", second), 100)
+        // The direct function gives the same.
+        let direct = Metrics.record(rc, ["e\u{301}", "\u{BD}"])
+        XCTAssertEqual(direct["em"]!, 50, accuracy: 1e-12)
+        XCTAssertEqual(direct["em_per_row"]!, 50, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.squadNormalize("x\u{200D}the y"), "x\u{200D} y")
+        XCTAssertEqual(Metrics.squadNormalize("x\u{200D}the y", word: regexModuleIsWordCharacter), "x\u{200D}the y")
+    }
+
     /// Every entry that sums over examples: the score equals `value` of the summed statistics
     /// (weighted means summing (w·s, w)) — the form `compare` bootstraps.
     func testScoreIsValueOfSummedStatistics() throws {
