@@ -95,7 +95,7 @@ final class ReferenceRowTests: XCTestCase {
         XCTAssertTrue(tex.contains("$^\\dagger$ smoke profile; $^\\ddagger$ fewer than 3 seeds"), tex)
         XCTAssertTrue(PaperTables.latex(layout, grid: grid, profile: "smoke").contains("our numbers test the pipeline and \\textbf{reproduce nothing}"))
         // What the ReCoRD and WSC columns report, and the paper-code variant stored beside each.
-        XCTAssertTrue(md.contains("ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 with each query weighted"), md)
+        XCTAssertTrue(md.contains("ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 as DPT's code scores it: each query weighted"), md)
         XCTAssertTrue(md.contains("stored beside it: accuracy_label1 — WSC over label-1 rows only"), md)
         XCTAssertTrue(tex.contains("stored beside it: f1\\_per\\_row"), tex)
         // Without data the rows are there but empty, and the note says what to do; std tables get none.

@@ -113,7 +113,7 @@ final class TableRenderTests: XCTestCase {
         | **T5-Large** | | | | | | | | | | |
         | Residual PT (n=10) | 832K / 832,912 | 69.86 / — | 69.74 / — | 84.18 / — | 70.82 / — | 59.33 / — | 74.77 / — | 84.31 / — | 88.20 / — | 75.15 / — |
 
-        Columns whose metric has a paper-code variant (results lists both): WSC accuracy — WSC over all rows: correct iff T5's wsc_simple flag (prediction names the referent) equals the label; a label target is compared with the label; stored beside it: accuracy_label1 — WSC over label-1 rows only (the released DPT code's filtered set): % with verdict 1. ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 with each query weighted by its number of answers (DPT's duplicated validation rows).
+        Columns whose metric has a paper-code variant (results lists both): WSC accuracy — WSC over all rows: correct iff T5's wsc_simple flag (prediction names the referent) equals the label; a label target is compared with the label; stored beside it: accuracy_label1 — WSC over label-1 rows only (the released DPT code's filtered set): % with verdict 1. ReCoRD f1 — SQuAD token F1, max over gold answers, each query once; stored beside it: f1_per_row — SQuAD token F1 as DPT's code scores it: each query weighted by its number of answers (its duplicated validation rows), articles found with the `regex` module's word characters.
 
         """
         XCTAssertEqual(md, expected)
