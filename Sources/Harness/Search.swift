@@ -294,11 +294,11 @@ extension ExperimentSpec {
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
-    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged, .searchUndecided] {
+    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged, .searchUndecided,
+                   .evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
-        let what = reason == .unplanned ? "kept; they count again if the spec lists them again"
-            : "`promptrepro sweep \(given ?? spec) --profile \(profile)` reruns them (or takes back finished runs of the planned settings from history)"
+        let what = reason.remedy(sweep: "`promptrepro sweep \(given ?? spec) --profile \(profile)`")
         parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed), \(first.status); \(what))")
     }
     return "note: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of spec \(spec) [\(profile)] left out: " + parts.joined(separator: "; ")

@@ -154,6 +154,13 @@ struct EvalCommand: ParsableCommand {
             let specFile = spec.hasSuffix(".yaml") || FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir))
                 ? try ExperimentSpec.load(spec, specsDir: specsDir) : nil
             let specName = specFile?.name ?? spec
+            // A variant the spec trains is its sweep's: an adapter stored there stood in for the
+            // planned runs (the gate passed on the baseline's adapters stored as the new method's),
+            // whatever method trained it. Reads leave such runs out too.
+            if let s = specFile, let planned = s.variants.first(where: { $0.name == name }) {
+                throw ValidationError("--variant \(name): spec \(s.name) trains this variant (method \(planned.method)\(planned.searchFor.map { ", a point of the search for \($0)" } ?? "")); "
+                    + "an evaluated adapter is stored under a variant of its own (e.g. --variant peft-\(name)), which compare pairs with the trained runs")
+            }
             if specFile == nil && spec != "adapters" {
                 stderr("note: no spec file \(ExperimentSpec.path(of: spec, specsDir: specsDir)): the run is stored under spec '\(spec)', which no sweep plans")
             }
@@ -183,6 +190,7 @@ struct EvalCommand: ParsableCommand {
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
             if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
             if !replace, let problem = try store.otherAdapterHolding(r) { throw StoreError(problem) }
+            if let problem = try store.sameAdapterOtherSeed(r, adapterSha256: sha) { throw StoreError(problem) }
             stored = (store, r)
         }
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }

@@ -407,12 +407,23 @@ func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: St
 /// are not counted: they are meant to be out.
 func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRuns)?, profile: String, given: String) throws -> String? {
     guard let (name, plan) = current else { return nil }
-    let stale = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
-    guard !stale.isEmpty else { return nil }
-    let cells = Set(stale.map(\.cell)).sorted()
-    return "Left out: \(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
-        + " that spec \(name) no longer plans (edited since their sweep); those cells show the runs that remain (a table shows — where none remains; `results` lists no row for such a cell in Markdown, a `left_out` row in csv, and every such cell under `left_out` in json)."
-        + " `promptrepro sweep \(given) --profile \(profile)` reruns them."
+    let all = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
+    guard !all.isEmpty else { return nil }
+    // Runs of an edited spec or its inputs; then the adapters and damaged scores that count under no plan.
+    let other: Set<StaleRun.Reason> = [.evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores]
+    let stale = all.filter { !other.contains($0.reason) }
+    var parts: [String] = []
+    if !stale.isEmpty {
+        let cells = Set(stale.map(\.cell)).sorted()
+        parts.append("\(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
+            + " that spec \(name) no longer plans (edited since their sweep); `promptrepro sweep \(given) --profile \(profile)` reruns them")
+    }
+    for reason in [StaleRun.Reason.evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores] {
+        let these = all.filter { $0.reason == reason }
+        guard let first = these.first else { continue }
+        parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed)): \(reason.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))")
+    }
+    return "Left out: " + parts.joined(separator: "; ") + ". Those cells show the runs that remain (a table shows — where none remains; `results` lists no row for such a cell in Markdown, a `left_out` row in csv, and every such cell under `left_out` in json)."
 }
 
 /// A cell with stored runs that a read leaves out as stale (`leftOutLine`'s runs), for the

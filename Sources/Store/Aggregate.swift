@@ -187,7 +187,28 @@ public struct PlannedRuns: Sendable {
     public init(_ runs: [(key: String, configHash: String)], undecidedCells: Set<String> = []) {
         configHashes = Dictionary(runs.map { ($0.key, $0.configHash) }, uniquingKeysWith: { a, _ in a })
         self.undecidedCells = undecidedCells
+        trainedCells = Set(runs.compactMap { Self.run(ofKey: $0.key)?.cell })
+        trainedCoordinates = Set(trainedCells.map(Self.coordinates))
     }
+
+    /// Cells whose runs the plan lists (any seed); `trains(cell:)` adds the undecided searched ones.
+    private var trainedCells: Set<String> = []
+    /// The task, model column and k of `trainedCells` ("task|model|kK": a cell name without its
+    /// variant, `RunSpec.cellName`).
+    private var trainedCoordinates: Set<String> = []
+
+    /// Whether the spec trains `cell` (its runs are listed, or its search has yet to choose them).
+    public func trains(cell: String) -> Bool { trainedCells.contains(cell) || undecidedCells.contains(cell) }
+
+    /// Whether the spec runs any variant at `cell`'s task, model column and k; true for a plan
+    /// built without runs.
+    public func runsCoordinates(of cell: String) -> Bool {
+        let c = Self.coordinates(cell)
+        return (trainedCoordinates.isEmpty && undecidedCells.isEmpty) || trainedCoordinates.contains(c) || undecidedCells.contains { Self.coordinates($0) == c }
+    }
+
+    /// "task|model|kK" of a cell "variant|task|model|kK".
+    static func coordinates(_ cell: String) -> String { cell.split(separator: "|", omittingEmptySubsequences: false).dropFirst().joined(separator: "|") }
 
     /// The plan of `runs` (a spec's expansion).
     public init(runs: [RunSpec], undecidedCells: Set<String> = []) {
@@ -262,10 +283,18 @@ public struct PlannedRuns: Sendable {
     }
 
     /// Why a stored row does not count for the plan, nil when it does. Evaluated runs (`eval
-    /// --adapter`: adapters trained elsewhere, stored beside a spec's cells) are outside any plan
-    /// and always count.
+    /// --adapter`: adapters trained elsewhere, stored beside a spec's cells under variants of their
+    /// own) are outside any plan and count, unless stored in a cell the spec trains (its own runs
+    /// would be replaced by an adapter of any method: the gate passed on the baseline's adapters
+    /// stored as the new method's) or evaluated from an adapter file that has changed since
+    /// (`adapterChanged(configJSON:)`).
     public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String, identityJSON: String? = nil) -> StaleRun.Reason? {
-        if status == "evaluated" { return nil }
+        if status == "evaluated" {
+            if trains(cell: cell) { return .evaluatedInPlannedCell }
+            // A task, model column or k the spec does not run (any more), as trained runs of it.
+            if !runsCoordinates(of: cell) { return .unplanned }
+            return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
+        }
         if undecidedCells.contains(cell) { return .searchUndecided }
         let key = Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)
         guard let planned = configHashes[key] else { return .unplanned }
@@ -274,6 +303,20 @@ public struct PlannedRuns: Sendable {
         if taskChanged(key: key, identityJSON: identityJSON) { return .taskChanged }
         if taskChanged(key: key, identityJSON: identityJSON, rules: true) { return .ruleChanged }
         return inputsChanged(key: key, identityJSON: identityJSON) ? .inputsChanged : nil
+    }
+
+    /// Whether an evaluated run's adapter (`TrainConfig.adapter`, "PATH#sha256:HEX#…") is at its
+    /// stored path with other weights now: adapter_model.safetensors there has another sha256
+    /// (the stored score is of weights no longer there). An adapter not found at its path (moved,
+    /// or a store read on another machine) is not compared. Hashes are cached per path, size and
+    /// modification time.
+    public static func adapterChanged(configJSON: String?) -> Bool {
+        guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), let a = c.adapter else { return false }
+        let parts = a.components(separatedBy: "#sha256:")
+        guard parts.count >= 2, let stored = parts.last?.split(separator: "#").first.map(String.init) else { return false }
+        let file = URL(fileURLWithPath: parts.dropLast().joined(separator: "#sha256:")).appendingPathComponent("adapter_model.safetensors").path
+        guard let now = AdapterHashes.shared.sha256(file) else { return false }
+        return now != stored
     }
 
     /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status, config_json
@@ -294,6 +337,22 @@ public struct StaleRun: Sendable {
         case ruleChanged = "run before a fix of the code that changes its numbers (RunIdentity.ruleParts; not re-swept since)"
         case inputsChanged = "run on other inputs (a data file, few-shot manifest, checkpoint or its config or tokenizer changed since, not re-swept)"
         case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
+        case evaluatedInPlannedCell = "adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
+        case adapterChanged = "adapters evaluated from files that have changed since (adapter_model.safetensors at the stored path has another sha256)"
+        case duplicateAdapter = "evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
+        case corruptScores = "runs with a stored score that is not a finite number (a damaged or hand-edited store)"
+
+        /// What brings such runs back, for the notes that name them.
+        public func remedy(sweep: String) -> String {
+            switch self {
+            case .unplanned: return "kept; they count again if the spec lists them again"
+            case .evaluatedInPlannedCell: return "store evaluated adapters under a variant of their own (`eval --variant NAME`); \(sweep) trains the cell"
+            case .adapterChanged: return "evaluate the adapter again (`eval --db … --replace`)"
+            case .duplicateAdapter: return "evaluate each seed's own adapter"
+            case .corruptScores: return "repair the store, or rerun those runs"
+            default: return "\(sweep) reruns them (or takes back finished runs of the planned settings from history)"
+            }
+        }
     }
     public var id: Int
     public var cell: String
@@ -350,14 +409,41 @@ extension ResultsStore {
         return setups
     }
 
-    /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`).
+    /// Current rows of a spec/profile that do not count for `planned` (`PlannedRuns.staleReason`),
+    /// or for any plan (`unusableRuns`).
     public func staleRuns(spec: String, profile: String, planned: PlannedRuns) throws -> [StaleRun] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+        let unusable = try unusableRuns(spec: spec, profile: profile)
         return try db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, config_json, \(identityColumn) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                             [.text(spec), .text(profile)]).compactMap { r in
-            guard let why = planned.staleReason(row: r) else { return nil }
+            guard let why = planned.staleReason(row: r) ?? unusable[r["id"]!.int!] else { return nil }
             return StaleRun(id: r["id"]!.int!, cell: r["cell"]!.text!, seed: r["seed"]!.int!, status: r["status"]!.text!, reason: why)
         }
+    }
+
+    /// Current rows of a spec/profile that count under no plan, and why:
+    /// - a stored score that is not a finite number (`scores.value` text, such as "NaN", which read
+    ///   as 0, or ±Inf): a damaged or hand-edited store, or one merged from such shards (the store
+    ///   itself never writes them);
+    /// - an evaluated run whose adapter weights (`adapter_sha256`) a lower seed of its cell was
+    ///   evaluated with already: one adapter stored under several seeds (a PEFT adapter without
+    ///   PromptRepro's run config, whose seed `eval` cannot check) passed as independent seeds.
+    public func unusableRuns(spec: String, profile: String) throws -> [Int: StaleRun.Reason] {
+        var out: [Int: StaleRun.Reason] = [:]
+        for r in try db.query("""
+            SELECT DISTINCT s.run_id AS id FROM scores s JOIN runs r ON r.id = s.run_id
+            WHERE r.spec=? AND r.profile=? AND r.status != 'superseded'
+              AND (typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999))
+            """, [.text(spec), .text(profile)]) {
+            if let id = r["id"]?.int { out[id] = .corruptScores }
+        }
+        var first: [String: Int] = [:]
+        for r in try db.query("SELECT id, cell, adapter_sha256 FROM runs WHERE spec=? AND profile=? AND status='evaluated' AND adapter_sha256 IS NOT NULL ORDER BY seed, id",
+                              [.text(spec), .text(profile)]) {
+            guard let id = r["id"]?.int, let cell = r["cell"]?.text, let sha = r["adapter_sha256"]?.text else { continue }
+            if first[cell + "#" + sha] == nil { first[cell + "#" + sha] = id } else if out[id] == nil { out[id] = .duplicateAdapter }
+        }
+        return out
     }
 
     /// Whether the store has any current (not superseded) row of `spec` in `profile`.
@@ -394,8 +480,9 @@ extension ResultsStore {
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
         let numerics = (schemaVersion >= 2 ? ", tool_version, threads" : "") + (schemaVersion >= 8 ? ", adopted_from" : "")
+        let unusable = try unusableRuns(spec: spec, profile: profile)
         let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn)\(numerics) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
-                                [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil }
+                                [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil && unusable[$0["id"]!.int!] == nil }
         var order: [String] = []
         var byCell: [String: CellResult] = [:]
         var values: [String: [String: [String: [(Replicate, Double)]]]] = [:]  // cell → kind → metric → (run, value)
@@ -676,5 +763,23 @@ extension CellResult {
             c.divergedSeeds = divergedSeeds.filter(diverged.contains)
         }
         return c
+    }
+}
+
+/// sha256 of the adapter files `PlannedRuns.adapterChanged` reads, cached per path, size and
+/// modification time (a read checks every evaluated run's adapter, several times).
+final class AdapterHashes: @unchecked Sendable {
+    static let shared = AdapterHashes()
+    private let lock = NSLock()
+    private var cache: [String: (size: Int, modified: Date, sha: String)] = [:]
+
+    /// The file's sha256 (hex), nil when it cannot be read.
+    func sha256(_ path: String) -> String? {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = (a[.size] as? NSNumber)?.intValue,
+              let modified = a[.modificationDate] as? Date else { return nil }
+        if let c = lock.withLock({ cache[path] }), c.size == size, c.modified == modified { return c.sha }
+        guard let sha = try? SHA256.hex(file: path) else { return nil }
+        lock.withLock { cache[path] = (size, modified, sha) }
+        return sha
     }
 }

@@ -752,6 +752,18 @@ public final class ResultsStore {
             + "\(r.variant)), or pass --replace to replace that run"
     }
 
+    /// Why the evaluated adapter `r` may not be stored at its seed, or nil: another seed of its cell
+    /// holds an evaluated run of the same weights (adapter_model.safetensors with sha256
+    /// `adapterSha256`). A seed stands for an independent training run; one adapter under three
+    /// seeds passed the gate as three (a PEFT adapter carries no seed for `eval` to check).
+    public func sameAdapterOtherSeed(_ r: RunSpec, adapterSha256: String) throws -> String? {
+        guard let row = try db.query("SELECT id, seed FROM runs WHERE spec=? AND profile=? AND cell=? AND status='evaluated' AND adapter_sha256=? AND seed != ? ORDER BY seed LIMIT 1",
+                                     [.text(r.spec), .text(r.profile), .text(r.cell), .text(adapterSha256), .int(r.seed)]).first,
+              let id = row["id"]?.int, let seed = row["seed"]?.int else { return nil }
+        return "\(db.path): \(r.spec)/\(r.profile) cell \(r.cell) seed \(seed) holds evaluated run \(id) of the same adapter weights (sha256 \(adapterSha256.prefix(12))…); "
+            + "a seed stands for an independent training run: evaluate each seed's own adapter under its --seed (reads count such a copy once)"
+    }
+
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.
     public func predictions(run id: Int, kind: String) throws -> [String] {
         try db.query("SELECT prediction FROM predictions WHERE run_id=? AND kind=? ORDER BY position", [.int(id), .text(kind)]).map { $0["prediction"]?.text ?? "" }

@@ -1,4 +1,5 @@
 import Foundation
+import Harness
 import Models
 import Store
 import Support
@@ -116,6 +117,93 @@ func writeLegacyRunConfig(_ config: [String: Any], method field: String, _ value
 /// An evaluated PEFT adapter is a run like any other: `eval --adapter --db` stores it (status
 /// evaluated, the adapter's sha256), `results` lists it and `compare` pairs it with trained runs.
 final class EvaluatedAdapterTests: XCTestCase {
+    /// Evaluated adapters count only as runs of variants of their own (a review's gate trials):
+    /// - `eval --db --spec FILE` refuses a variant the spec trains, and reads leave out an
+    ///   evaluated row found in such a cell (the baseline's adapters stored as the new method's
+    ///   passed the gate);
+    /// - one adapter is refused under a second seed of its cell, and reads count such a copy once
+    ///   (three copies passed as three seeds);
+    /// - an adapter whose file changed since its evaluation is left out (its old score was gated);
+    /// - a stored score that is not a finite number leaves its run out (text "NaN" read as 0).
+    func testEvaluatedAdaptersCannotStandInForOtherRuns() throws {
+        let data = try sharedData()
+        let dir = tempDir("evalstandin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        XCTAssertEqual(try runCLI(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "2", "--db", db, "--data-dir", data,
+                                   "--checkpoints", "\(dir)/ck"]).terminationStatus, 0)
+        for (name, seed) in [("a1", "1"), ("a2", "2")] {
+            let (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
+                                                "--decode-max-tokens", "2", "--seed", seed, "--data-dir", data, "--save-adapter", "\(dir)/\(name)"])
+            XCTAssertEqual(status, 0, err)
+        }
+        for copy in ["bare1", "bare2"] {  // PEFT adapters trained elsewhere: no run config, so no seed
+            try FileManager.default.copyItem(atPath: "\(dir)/a1", toPath: "\(dir)/\(copy)")
+            try FileManager.default.removeItem(atPath: "\(dir)/\(copy)/promptrepro_run_config.json")
+        }
+        func eval(_ adapter: String, _ variant: String, seed: String) throws -> (Int32, String) {
+            try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--variant", variant, "--seed", seed,
+                            "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                            "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        }
+        func gate(_ method: String) throws -> (Int32, String, String) {
+            let args = ["compare", "--spec", "\(dir)/mini.yaml", "--method", method, "--baseline", "pt", "--db", db, "--data-dir", data,
+                        "--profile", "smoke", "--max-regression", "100"]
+            let (status, out) = try runStdout(args)
+            return (status, out, try runCapture(args).1)
+        }
+        let s = try ResultsStore(path: db)
+        // A variant the spec trains is refused before anything is scored.
+        var (status, err) = try eval("bare1", "dpt", seed: "1")
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("--variant dpt: spec mini trains this variant (method dpt)") && err.contains("--variant peft-dpt"), err)
+        // One stored there anyway (an older store, a merge): left out, and the gate fails.
+        (status, err) = try eval("bare1", "tmp", seed: "1")
+        XCTAssertEqual(status, 0, err)
+        try s.db.query("DELETE FROM runs WHERE variant='dpt' AND task='cb' AND seed=1")
+        try s.db.query("UPDATE runs SET variant='dpt', cell='dpt|cb|t5-small|k8' WHERE variant='tmp'")
+        var (code, out, notes) = try gate("dpt")
+        XCTAssertNotEqual(code, 0, out)
+        XCTAssertTrue(out.contains("new 'dpt' cb t5-small k=8: seed 1 missing"), out)
+        XCTAssertTrue(notes.contains("1 adapters evaluated into a cell the spec trains"), notes)
+        XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s))
+                        .first { $0.cell == "dpt|cb|t5-small|k8" }?.seeds, [2])
+        // The same weights under a second seed of a cell: refused; one stored anyway counts once.
+        (status, err) = try eval("bare1", "peft-dup", seed: "1")
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try eval("bare2", "peft-dup", seed: "2")
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("seed 1 holds evaluated run") && err.contains("of the same adapter weights"), err)
+        (status, err) = try eval("bare2", "tmp2", seed: "2")
+        XCTAssertEqual(status, 0, err)
+        try s.db.query("UPDATE runs SET variant='peft-dup', cell='peft-dup|cb|t5-small|k8' WHERE variant='tmp2'")
+        (code, out, notes) = try gate("peft-dup")
+        XCTAssertNotEqual(code, 0, out)
+        XCTAssertTrue(out.contains("new 'peft-dup' cb t5-small k=8: seed 2 missing"), out)
+        XCTAssertTrue(notes.contains("evaluated with the same adapter weights as another seed of their cell"), notes)
+        let plan = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s)
+        XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-dup|cb|t5-small|k8" }?.seeds, [1])
+        // An adapter whose weights changed at its path since it was evaluated: left out.
+        (status, err) = try eval("a1", "peft-chg", seed: "1")
+        XCTAssertEqual(status, 0, err)
+        XCTAssertNotNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-chg|cb|t5-small|k8" })
+        try FileManager.default.removeItem(atPath: "\(dir)/a1/adapter_model.safetensors")
+        try FileManager.default.copyItem(atPath: "\(dir)/a2/adapter_model.safetensors", toPath: "\(dir)/a1/adapter_model.safetensors")
+        XCTAssertNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-chg|cb|t5-small|k8" })
+        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: plan).filter { $0.cell == "peft-chg|cb|t5-small|k8" }.map(\.reason), [.adapterChanged])
+        // A score stored as text ("NaN" read as 0) or ±Inf: its run is left out, and the gate fails.
+        let pt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='pt' AND task='rte' AND seed=2 AND status='done'").first?["id"]?.int)
+        try s.db.query("UPDATE scores SET value='NaN' WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
+        (code, out, notes) = try gate("dpt")
+        XCTAssertNotEqual(code, 0, out)
+        XCTAssertTrue(out.contains("baseline 'pt' rte t5-small k=8: seed 2 missing"), out)
+        XCTAssertTrue(notes.contains("with a stored score that is not a finite number"), notes)
+        XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "pt|rte|t5-small|k8" }?.seeds, [1])
+        try s.db.query("UPDATE scores SET value=9e999 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
+        XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)
+    }
+
     func testEvaluatedAdapterAppearsInResultsAndCompare() throws {
         let data = try sharedData()
         let dir = tempDir("evaladapter")

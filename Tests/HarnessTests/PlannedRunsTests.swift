@@ -73,31 +73,42 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertTrue(try s.cellResults(spec: "plan", profile: "smoke", planned: edited).isEmpty)
         XCTAssertEqual(try s.staleRuns(spec: "plan", profile: "smoke", planned: edited).filter { $0.reason == .configChanged }.count, 2)
 
-        // An evaluated row always counts and is never superseded; a running one is left to its worker.
-        // Only unplanned pending and failed rows go to history: finished ones stay current (left out
-        // of reads), so a spec that lists them again reuses them.
+        // An evaluated row is never superseded; a running one is left to its worker. Only unplanned
+        // pending and failed rows go to history: finished ones stay current (left out of reads),
+        // so a spec that lists them again reuses them. An evaluated row counts only at a task,
+        // model and k the spec runs, in a cell it does not train: here k 32 is out of the spec.
         try s.db.query("UPDATE runs SET status='evaluated' WHERE k=32 AND seed=1")
         try s.db.query("UPDATE runs SET status='running' WHERE k=32 AND seed=2")
         try s.db.query("UPDATE runs SET status='failed' WHERE k=32 AND seed=3")
-        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: narrowed).map { $0.best["accuracy"]!.mean }, [15, 40])
+        XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: narrowed).map { $0.best["accuracy"]!.mean }, [15])
         XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 1)  // k32 seed 3
         XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke"), ["done": 3, "evaluated": 1, "running": 1])
         let outside = Set(try s.staleRuns(spec: "plan", profile: "smoke", planned: narrowed).map(\.id))
-        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke", excluding: outside), ["done": 2, "evaluated": 1])
+        XCTAssertEqual(try s.counts(spec: "plan", profile: "smoke", excluding: outside), ["done": 2])
+        // An evaluated row of a variant of its own at k 16 counts; in the cell of the spec's own
+        // variant it stood in for the trained runs (the gate passed on the baseline's adapters
+        // stored as the new method's): it does not.
+        XCTAssertNil(narrowed.staleReason(cell: "peft-pt|cb|t5-small|k16", seed: 1, sampleSeed: 1, configJSON: "{}", status: "evaluated"))
+        XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k16", seed: 1, sampleSeed: 1, configJSON: "{}", status: "evaluated"), .evaluatedInPlannedCell)
+        XCTAssertEqual(narrowed.staleReason(cell: "peft-pt|cb|t5-small|k32", seed: 1, sampleSeed: 1, configJSON: "{}", status: "evaluated"), .unplanned)
+        XCTAssertEqual(narrowed.staleReason(cell: "peft-pt|rte|t5-small|k16", seed: 1, sampleSeed: 1, configJSON: "{}", status: "evaluated"), .unplanned)
         XCTAssertEqual(try s.supersedeUnplanned(spec: "plan", profile: "smoke", planned: narrowed), 0)
-        // The swept spec's own plan leaves nothing out but the superseded run, which a sweep inserts anew.
+        // The swept spec's own plan leaves out only the evaluated row, which sits in a cell it trains
+        // (and the superseded run, which a sweep inserts anew).
         try s.db.query("UPDATE runs SET status='done' WHERE status='running'")
         let again = try swept.plannedRuns(profile: "smoke", store: s)
-        XCTAssertTrue(try s.staleRuns(spec: "plan", profile: "smoke", planned: again).isEmpty)
+        XCTAssertEqual(try s.staleRuns(spec: "plan", profile: "smoke", planned: again).map(\.reason), [.evaluatedInPlannedCell])
         XCTAssertEqual(try s.insertPending(try swept.expand(profile: "smoke")), 1)
         // A searched variant's cell whose search has not chosen under the spec as it is now: its
         // rows ran at an earlier search's choice and do not count (they counted whatever their
         // settings, and the gate passed on them after the grid lost that point); an evaluated
-        // adapter stored there still counts.
+        // adapter stored there does not count either (the cell is the spec's), while one of a
+        // variant of its own at the cell's task, model and k does.
         var undecided = narrowed
         undecided.undecidedCells = ["pt|cb|t5-small|k32"]
         XCTAssertEqual(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"), .searchUndecided)
-        XCTAssertNil(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "evaluated"))
+        XCTAssertEqual(undecided.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "evaluated"), .evaluatedInPlannedCell)
+        XCTAssertNil(undecided.staleReason(cell: "peft-pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "evaluated"))
         XCTAssertEqual(narrowed.staleReason(cell: "pt|cb|t5-small|k32", seed: 9, sampleSeed: 9, configJSON: "{}", status: "done"), .unplanned)
     }
 
@@ -266,8 +277,10 @@ final class PlannedRunsTests: XCTestCase {
         try finishAll(s, 10)
         let byK = Dictionary(uniqueKeysWithValues: all.map { ($0.k, $0.cell) })
         XCTAssertLessThan(byK[16]!, byK[64]!)  // the names sort as the k's, against the store's order
-        try s.db.query("UPDATE runs SET status='evaluated' WHERE cell != ?", [.text(byK[32]!)])
-        let plan = try spec(dir, "b", k: "[32]", seeds: "[1]", n: 8).plannedRuns(profile: "smoke", store: s)
+        // Evaluated adapters of a variant of their own ("zz" sorts after "pt") at k 16 and 64.
+        try s.db.query("UPDATE runs SET status='evaluated', variant='zz', cell='zz' || substr(cell, 3) WHERE cell != ?", [.text(byK[32]!)])
+        let plan = try spec(dir, "b", k: "[16, 32, 64]", seeds: "[1]", n: 8).plannedRuns(profile: "smoke", store: s)
+        try s.db.query("DELETE FROM runs WHERE cell IN (?, ?)", [.text(byK[16]!), .text(byK[64]!)])  // the spec's own k 16 and 64 runs: none stored
         XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke").map(\.k), [64, 32, 16])  // store order without a plan
         XCTAssertEqual(try s.cellResults(spec: "plan", profile: "smoke", planned: plan).map(\.k), [32, 16, 64])
     }
