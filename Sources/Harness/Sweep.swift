@@ -450,8 +450,21 @@ public enum SweepRunner {
     /// file of the split is present (the runs would read it, a subset, instead), and with
     /// `requirePresent` (`sweep`, whose runs read the data here) also where no file of the split is;
     /// `shard` plans for workers that read the data elsewhere, so a split absent here is left to them.
+    /// Whatever the pins (`--allow-unpinned`, no lock), with `requirePresent` a split with no file
+    /// at all is refused: every run of its task would fail, after the finished runs had been
+    /// superseded (a review's sweep with --allow-unpinned and no validation file did so).
     public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore,
                                  requirePresent: Bool = true) throws {
+        if requirePresent {
+            for task in Set(runs.map(\.task)).sorted() {
+                let def = try TaskRegistry.definition(task)
+                for split in [Split.train, .validation] where DataLoader.file(def, split: split, dataDir: dataDir) == nil {
+                    let candidates = split == .train ? def.files.train : def.files.validation
+                    throw StoreError("\(dataDir): no \(task) \(split.rawValue) file (looked for \(candidates.joined(separator: ", "))): every \(task) run would fail; "
+                        + "fetch the data (`make fetch-data`) or pass the directory that holds it (--data-dir); nothing planned, no stored run superseded")
+                }
+            }
+        }
         guard !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
         let lock = try DataFiles.Lock.load(path: lockPath)
         var seen: Set<String> = []

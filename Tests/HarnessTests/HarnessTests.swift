@@ -1190,6 +1190,30 @@ final class SweepInterruptTests: XCTestCase {
         XCTAssertTrue(left.isEmpty, "checkpoints left after the runs finished: \(left)")
     }
 
+    /// A data directory without a split's file is refused before anything is planned, also with
+    /// --allow-unpinned (which accepts other contents, not no file): the sweep had superseded every
+    /// finished run and planned runs that all failed ("validation split not found").
+    func testSweepRefusesAMissingSplitEvenUnpinned() throws {
+        let data = try sharedData()
+        let dir = tempDir("missingsplit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        let db = "\(dir)/s.sqlite"
+        func sweep(_ dataDir: String, _ extra: [String] = []) throws -> (Int32, String) {
+            try runCapture(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", dataDir, "--checkpoints", "\(dir)/ck"] + extra)
+        }
+        XCTAssertEqual(try sweep(data).0, 0)
+        try FileManager.default.createDirectory(atPath: "\(dir)/data/superglue/cb", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(data)/superglue/cb/train.jsonl", toPath: "\(dir)/data/superglue/cb/train.jsonl")
+        for extra in [["--allow-unpinned"], ["--allow-unpinned", "--dry-run"]] {
+            let (status, err) = try sweep("\(dir)/data", extra)
+            XCTAssertNotEqual(status, 0, err)
+            XCTAssertTrue(err.contains("no cb validation file") && err.contains("nothing planned, no stored run superseded"), err)
+        }
+        XCTAssertEqual(try ResultsStore(path: db).counts(), ["done": 8])
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT COUNT(*) AS n FROM runs WHERE status='superseded'").first?["n"]?.int, 0)
+    }
+
     /// The dry run's checkpoint estimate follows the optimizer: trainable × 4 B × 3 with AdamW
     /// (the tensors and two moments), × 2 at most with Adafactor (one second moment, factored for
     /// matrices). By hand: PT n = 500 on the embedded t5-tiny (d_model 64) trains 32,000 values:
