@@ -6,6 +6,7 @@
 // Nothing of the reported split enters the choice.
 import Foundation
 import Store
+import Support
 import Tasks
 
 /// One finished search: the point chosen for a (task, model column, k) and what it cost.
@@ -202,12 +203,23 @@ extension ExperimentSpec {
             for (k, v) in RunIdentity.ruleParts(r.config) { planned[k] = PlannedRuns.canonical(v) }
             plan.taskParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = planned
         }
-        if let store, let dataDir {
+        if let dataDir {
             // A file that cannot be hashed here (unreadable, a dangling link) leaves that run's
             // inputs uncompared; it never drops the plan (whose config and task parts still count).
+            // Without a store (a read of an export) files are hashed without its cache, and
+            // checkpoints are not hashed (gigabytes a read; "missing" parts are not compared).
             var weights: [String: String?] = [:]
+            var hashes: [String: String] = [:]
+            let fileHash: (String) throws -> String = { path in
+                if let store { return try store.fileHash(path) }
+                if let h = hashes[path] { return h }
+                let h = try SHA256.hex(file: path)
+                hashes[path] = h
+                return h
+            }
             for r in runs {
-                let hashed = try? RunIdentity.compute(r, dataDir: dataDir, manifestDir: manifestDir, fileHash: { try store.fileHash($0) }) { dir in
+                let hashed = try? RunIdentity.compute(r, dataDir: dataDir, manifestDir: manifestDir, fileHash: fileHash) { dir in
+                    guard let store else { return "missing: checkpoints are not hashed reading an export" }
                     if let w = weights[dir] { if let w { return w } else { throw StoreError("\(dir): weights not hashable") } }
                     let w = try? store.weightsHash(directory: dir)
                     weights[dir] = w

@@ -450,12 +450,13 @@ public enum SweepRunner {
     /// file of the split is present (the runs would read it, a subset, instead), and with
     /// `requirePresent` (`sweep`, whose runs read the data here) also where no file of the split is;
     /// `shard` plans for workers that read the data elsewhere, so a split absent here is left to them.
-    /// Whatever the pins (`--allow-unpinned`, no lock), with `requirePresent` a split with no file
-    /// at all is refused: every run of its task would fail, after the finished runs had been
+    /// Without the pins too (`--allow-unpinned`, no lock), with `requirePresent` a split with no
+    /// file at all is refused: every run of its task would fail, after the finished runs had been
     /// superseded (a review's sweep with --allow-unpinned and no validation file did so).
     public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore,
                                  requirePresent: Bool = true) throws {
-        if requirePresent {
+        let pinned = !allowUnpinned && lockPath.map { FileManager.default.fileExists(atPath: $0) } == true
+        if requirePresent && !pinned {  // (with the pins, their own check below names the pinned file)
             for task in Set(runs.map(\.task)).sorted() {
                 let def = try TaskRegistry.definition(task)
                 for split in [Split.train, .validation] where DataLoader.file(def, split: split, dataDir: dataDir) == nil {

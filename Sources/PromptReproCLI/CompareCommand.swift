@@ -133,7 +133,7 @@ struct CompareCommand: ParsableCommand {
                 throw CommandFailure("no runs of spec \(s.name) [\(profile)] in \(db) and no committed export \(path): run `promptrepro sweep \(spec) --profile \(profile)`")
             }
             // Read as report reads it (a bare DecodingError named no file).
-            cells = try currentExportCells(try readCellsExport(path, spec: s.name, profile: profile), spec: spec, profile: profile, path: path)
+            cells = try currentExportCells(try readCellsExport(path, spec: s.name, profile: profile), spec: spec, profile: profile, path: path, dataDir: data)
             source = ProjectRoot.display(path)  // as report and figures name it
         }
         // What the spec expects, per cell (task, model column, k), for both sides.

@@ -603,7 +603,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     // Named relative to the checkout where it lies there: the committed tables' footers stay
     // the same from any working directory and machine.
-    let read = try currentExportCellsReporting(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path)
+    let read = try currentExportCellsReporting(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path, dataDir: dataDir)
     return (read.cells, ProjectRoot.display(path), read.leftOut)
 }
 
@@ -619,24 +619,26 @@ func readCellsExport(_ path: String, spec: String, profile: String) throws -> [C
 /// The cells of an export (read from `path`) that the spec's current plan still has with the
 /// configs they ran (`ExportedCells.current`); the others are named in a note on stderr. All of
 /// them when the spec cannot be planned here (its own note says so elsewhere).
-func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String) throws -> [CellResult] {
-    try currentExportCellsReporting(cells, spec: given, profile: profile, path: path).cells
+func currentExportCells(_ cells: [CellResult], spec given: String, profile: String, path: String, dataDir: String? = nil) throws -> [CellResult] {
+    try currentExportCellsReporting(cells, spec: given, profile: profile, path: path, dataDir: dataDir).cells
 }
 
 /// `currentExportCells`, with the line a table built from them ends with when cells that ran were
 /// left out (stale, or a search the export's grid points no longer decide), as `leftOutLine` says
 /// it for a store: only stderr said it, and the table showed those cells as — like cells never run.
-func currentExportCellsReporting(_ cells: [CellResult], spec given: String, profile: String, path: String) throws
+/// With `dataDir`, runs whose data files or few-shot manifests have changed since they ran are
+/// left out too (exports made before `runInputs` was kept are not compared).
+func currentExportCellsReporting(_ cells: [CellResult], spec given: String, profile: String, path: String, dataDir: String? = nil) throws
     -> (cells: [CellResult], leftOut: String?) {
     // A spec file that does not load or plan fails the read, as a store read does; a spec without
     // this profile keeps the export whole (the export is of a profile the spec no longer has).
     guard let s = try specForReading(given), s.profiles[profile] != nil else { return (cells, nil) }
     let plan: PlannedRuns
     // Searched variants as the export's own grid-point cells choose them (`exportChoice`).
-    do { plan = try s.plannedRuns(profile: profile, store: nil, exported: cells) } catch {
+    do { plan = try s.plannedRuns(profile: profile, store: nil, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"), exported: cells) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so the cells of \(ProjectRoot.display(path)) cannot be told current or stale)")
     }
-    let (kept, stale, unplanned, seedsLeft, undecided) = ExportedCells.current(cells, plan: plan)
+    let (kept, stale, unplanned, seedsLeft, undecided, inputs) = ExportedCells.current(cells, plan: plan)
     let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
     func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
     if !undecided.isEmpty {
@@ -647,6 +649,10 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
         stderr("note: \(stale.count) cells of \(ProjectRoot.display(path)) ran with other settings than spec \(s.name) [\(profile)] plans now (edited since the export) and are left out: "
             + list(stale) + "; " + redo)
     }
+    if !inputs.isEmpty {
+        stderr("note: \(inputs.count) cells of \(ProjectRoot.display(path)) ran on a data file or few-shot manifest that has changed here since (data directory \(dataDir ?? "?")) and are left out: "
+            + list(inputs) + "; " + redo)
+    }
     if !unplanned.isEmpty {
         stderr("note: \(unplanned.count) cells of \(ProjectRoot.display(path)) are no longer planned by spec \(s.name) [\(profile)] and are left out: " + list(unplanned))
     }
@@ -654,9 +660,10 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
         stderr("note: \(seedsLeft) runs of \(ProjectRoot.display(path)) are of seeds spec \(s.name) [\(profile)] no longer plans; their cells' statistics leave them out")
     }
     if let note = adoptedRunsNote(spec: s.name, profile: profile, cells: kept) { stderr(note) }
-    let out = stale + undecided
+    let out = stale + inputs + undecided
     guard let first = out.first else { return (kept, nil) }
     let why = [stale.isEmpty ? nil : "ran under settings, task files or inputs that spec \(s.name) no longer plans (edited since the export)",
+               inputs.isEmpty ? nil : "ran on data files or few-shot manifests that have changed here since",
                undecided.isEmpty ? nil : "are searches that the export's grid points no longer decide"].compactMap { $0 }
     return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) "
         + why.joined(separator: ", or ") + "; those cells show — where our result would be. " + redo + ".")

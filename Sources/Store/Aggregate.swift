@@ -102,6 +102,12 @@ public struct CellResult: Codable, Sendable {
     /// cell, where it ran (`runs.adopted_from`: "SPEC [PROFILE] CELL seed N"); nil when none was
     /// adopted (and in exports made before it was kept), so that a read of the export can say so.
     public var runAdoptedFrom: [String: String]?
+    /// Per counted run (`PlannedRuns.key`), the input parts of the identity it ran with
+    /// (`PlannedRuns.inputParts(identityJSON:)`: few-shot manifest, data files, weights, model
+    /// files, as sha256s); nil in exports made before it was kept. A read of the export leaves out
+    /// a cell whose runs read a data file or manifest that has changed here since
+    /// (`ExportedCells.current`), as a store read leaves such runs out.
+    public var runInputs: [String: [String: String]]?
 
     /// The distinct setups (`Trainer.distinctNumerics`: only what changes bits) of the counted
     /// runs, when there is more than one; nil otherwise.
@@ -277,8 +283,12 @@ public struct PlannedRuns: Sendable {
     /// worker then reading them) is not compared, as the worker does not compare it
     /// (`Worker.inputMismatch`).
     func inputsChanged(key: String, identityJSON: String?) -> Bool {
+        inputsChanged(key: key, stored: Self.inputParts(identityJSON: identityJSON))
+    }
+
+    /// `inputsChanged(key:identityJSON:)` on a run's input parts as stored (`CellResult.runInputs`).
+    public func inputsChanged(key: String, stored: [String: String]) -> Bool {
         guard let planned = inputParts[key] else { return false }
-        let stored = Self.inputParts(identityJSON: identityJSON)
         return planned.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
     }
 
@@ -557,6 +567,11 @@ extension ResultsStore {
                 byCell[cell]!.runNumerics = (byCell[cell]!.runNumerics ?? [:]).merging(
                     [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): Self.numericsSetup(r)]) { _, b in b }
             }
+            let inputs = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)
+            if !inputs.isEmpty {
+                byCell[cell]!.runInputs = (byCell[cell]!.runInputs ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): inputs]) { _, b in b }
+            }
             let config = try? JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "").utf8))
             if let config {
                 byCell[cell]!.runConfigs = (byCell[cell]!.runConfigs ?? [:]).merging(
@@ -622,6 +637,7 @@ extension ResultsStore {
             let countedKeys = Set(reps.map { PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
             c.runConfigs = c.runConfigs?.filter { countedKeys.contains($0.key) }
             c.runNumerics = c.runNumerics?.filter { countedKeys.contains($0.key) }
+            c.runInputs = c.runInputs?.filter { countedKeys.contains($0.key) }
             c.runAdoptedFrom = c.runAdoptedFrom?.filter { countedKeys.contains($0.key) }
             if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
             c.seeds = reps.map(\.seed)
@@ -704,20 +720,32 @@ extension CellResult {
 /// 2026-12-06). As a store read (`PlannedRuns.staleReason`): a cell with a run the plan has with
 /// another config (`CellResult.runConfigs`) is left out (`stale`); runs the plan no longer has (a
 /// seed taken out) leave the cell's statistics (`CellResult.keeping`), and a cell with none left is
-/// left out (`unplanned`). Kept whole: cells of exports made before the hashes were kept, cells with
-/// evaluated runs (adapters evaluated into the spec, outside any plan). A searched variant's
-/// cells are read against the choice its exported grid points give (`ExperimentSpec.exportChoice`);
-/// one whose search that choice leaves undecided is left out (`undecided`).
+/// left out (`unplanned`). A cell with a run whose data file or few-shot manifest has changed here
+/// since (`CellResult.runInputs` against the plan's `inputParts`, where the read could compute
+/// them) is left out (`inputsChanged`). Cells with evaluated runs (adapters evaluated into the
+/// spec, outside any plan) follow the store's rule: left out in a cell the spec trains (`stale`)
+/// or at a task, model and k it does not run (`unplanned`), else kept whole; so are cells of
+/// exports made before the hashes were kept. A searched variant's cells are read against the
+/// choice its exported grid points give (`ExperimentSpec.exportChoice`); one whose search that
+/// choice leaves undecided is left out (`undecided`).
 public enum ExportedCells {
-    public static func current(_ cells: [CellResult], plan: PlannedRuns) -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String]) {
-        var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0, undecided: [String] = []
+    public static func current(_ cells: [CellResult], plan: PlannedRuns)
+        -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String], inputsChanged: [String]) {
+        var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0, undecided: [String] = [], inputs: [String] = []
         for c in cells {
+            if (c.statuses["evaluated"] ?? 0) > 0 {
+                if plan.trains(cell: c.cell) { stale.append(c.cell) } else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) } else { kept.append(c) }
+                continue
+            }
             // A searched cell whose search the export cannot decide under the spec as it is now
             // (its points edited, run under other settings, or missing) is left out: kept whole,
             // it showed its old numbers under the new settings.
             if plan.undecidedCells.contains(c.cell) && c.runConfigs != nil { undecided.append(c.cell); continue }
-            guard let runs = c.runConfigs, (c.statuses["evaluated"] ?? 0) == 0 else { kept.append(c); continue }
+            guard let runs = c.runConfigs else { kept.append(c); continue }
             if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
+            // Data files and manifests as the read finds them now (a review: an export read after
+            // a data file changed showed the old numbers beside reference rows of the new data).
+            if (c.runInputs ?? [:]).contains(where: { key, parts in plan.inputsChanged(key: key, stored: parts) }) { inputs.append(c.cell); continue }
             // Every run of the cell (failed and diverged ones too, where the export has them).
             let all = Set(runs.keys).union(c.runStatuses?.keys ?? [:].keys)
             let planned = all.filter { plan.configHashes[$0] != nil }
@@ -726,7 +754,7 @@ public enum ExportedCells {
             left += all.count - planned.count
             kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
-        return (kept, stale, unplanned, left, undecided)
+        return (kept, stale, unplanned, left, undecided, inputs)
     }
 }
 
@@ -752,6 +780,7 @@ extension CellResult {
         let keys = Set(kept.map { PlannedRuns.key(cell: cell, seed: $0.seed, sampleSeed: $0.sampleSeed) })
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
         c.runNumerics = runNumerics?.filter { keys.contains($0.key) }
+        c.runInputs = runInputs?.filter { keys.contains($0.key) }
         c.runAdoptedFrom = runAdoptedFrom?.filter { keys.contains($0.key) }
         if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
         if let statuses = runStatuses {

@@ -1214,6 +1214,46 @@ final class SweepInterruptTests: XCTestCase {
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT COUNT(*) AS n FROM runs WHERE status='superseded'").first?["n"]?.int, 0)
     }
 
+    /// A read of an export compares the data files and manifests its runs read with those it finds
+    /// now, as a store read does: after a validation row changed, `compare` from the export had
+    /// shown the old numbers (and `report` the old numbers beside reference rows of the new data).
+    func testExportReadLeavesOutRunsOfChangedData() throws {
+        let data = try sharedData()
+        let dir = tempDir("exportinputs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try miniSpec.write(toFile: "\(dir)/mini.yaml", atomically: true, encoding: .utf8)
+        for task in ["cb", "rte"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/data/superglue", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "\(data)/superglue/\(task)", toPath: "\(dir)/data/superglue/\(task)")
+        }
+        let db = "\(dir)/s.sqlite"
+        XCTAssertEqual(try runCapture(["sweep", "\(dir)/mini.yaml", "--profile", "smoke", "--workers", "1", "--db", db, "--data-dir", "\(dir)/data",
+                                       "--checkpoints", "\(dir)/ck"]).0, 0)
+        var (status, err) = try runCapture(["export", "\(dir)/mini.yaml", "--profile", "smoke", "--db", db, "--results-dir", "\(dir)/res", "--data-dir", "\(dir)/data"])
+        XCTAssertEqual(status, 0, err)
+        let cells = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/res/mini-smoke.cells.json"))) as? [[String: Any]]
+        XCTAssertTrue(cells?.allSatisfy { ($0["runInputs"] as? [String: Any])?.count == 2 } == true, "every cell records its runs' inputs")
+        func compare() throws -> (String, String) {
+            let args = ["compare", "--spec", "\(dir)/mini.yaml", "--method", "dpt", "--baseline", "pt", "--db", "\(dir)/none.sqlite",
+                        "--results-dir", "\(dir)/res", "--data-dir", "\(dir)/data", "--profile", "smoke"]
+            return (try runStdout(args).1, try runCapture(args).1)
+        }
+        var (out, notes) = try compare()
+        XCTAssertFalse(notes.contains("changed here since"), notes)
+        XCTAssertTrue(out.contains("| cb |") && out.contains("| rte |"), out)
+        // One validation label of CB changed.
+        let val = "\(dir)/data/superglue/cb/val.jsonl"
+        var lines = try String(contentsOfFile: val, encoding: .utf8).components(separatedBy: "\n")
+        let first = lines[0]
+        lines[0] = first.replacingOccurrences(of: "\"label\": \"contradiction\"", with: "\"label\": \"entailment\"")
+        XCTAssertNotEqual(lines[0], first, "the shared CB validation file's first row is a contradiction")
+        try lines.joined(separator: "\n").write(toFile: val, atomically: true, encoding: .utf8)
+        (out, notes) = try compare()
+        XCTAssertTrue(notes.contains("2 cells of") && notes.contains("ran on a data file or few-shot manifest that has changed here since"), notes)
+        XCTAssertFalse(out.contains("| cb |"), out)
+        XCTAssertTrue(out.contains("| rte |"), out)
+    }
+
     /// The dry run's checkpoint estimate follows the optimizer: trainable × 4 B × 3 with AdamW
     /// (the tensors and two moments), × 2 at most with Adafactor (one second moment, factored for
     /// matrices). By hand: PT n = 500 on the embedded t5-tiny (d_model 64) trains 32,000 values:

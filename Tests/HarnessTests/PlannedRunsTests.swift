@@ -497,6 +497,25 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(a.best["accuracy"]?.sampleStd ?? 0, 7.0710678, accuracy: 1e-6)
         XCTAssertEqual(a.extras?["paper_params"]?.n, 2)
         XCTAssertEqual(a.runConfigs?.count, 2)
+
+        // Inputs: a cell whose runs read a data file or manifest other than the read finds now is
+        // left out (a review: the export's old numbers showed beside reference rows of the edited
+        // data); a part the read could not compute, or one stored as "missing", is not compared.
+        var inputsPlan = plan
+        inputsPlan.inputParts[PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1)] = ["data.validation": "v.jsonl:new", "manifest": "m1"]
+        var a2 = cell("a|cb", [1, 2], [10, 20], configs: "h1")
+        a2.runInputs = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["data.validation": "v.jsonl:old", "manifest": "m1", "weights": "w"]]
+        XCTAssertEqual(ExportedCells.current([a2], plan: inputsPlan).inputsChanged, ["a|cb"])
+        XCTAssertEqual(ExportedCells.current([a2], plan: inputsPlan).kept.count, 0)
+        XCTAssertEqual(ExportedCells.current([a2], plan: plan).kept.count, 1)  // nothing computed: not compared
+        a2.runInputs = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["data.validation": "v.jsonl:new", "manifest": "m1"]]
+        XCTAssertEqual(ExportedCells.current([a2], plan: inputsPlan).kept.count, 1)
+        a2.runInputs = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["data.validation": "missing", "manifest": "m1"]]
+        XCTAssertEqual(ExportedCells.current([a2], plan: inputsPlan).kept.count, 1)
+        // Evaluated adapters follow the store's rule: in a cell the spec trains they are stale; at
+        // a task, model and k it does not run, unplanned.
+        XCTAssertEqual(ExportedCells.current([cell("a|cb", [1], [70], configs: "hx", evaluated: true)], plan: plan).stale, ["a|cb"])
+        XCTAssertEqual(ExportedCells.current([cell("peft|rte", [1], [70], configs: "hx", evaluated: true)], plan: plan).unplanned, ["peft|rte"])
     }
 
     /// Another program's SQLite file given as --db to a read (results, compare) was switched to WAL
