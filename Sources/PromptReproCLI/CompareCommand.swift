@@ -230,9 +230,30 @@ struct CompareCommand: ParsableCommand {
                 }
                 return out
             }
-            let differing = Compare.differingSettings(new: byCell(method), baseline: byCell(baseline))
+            // A side outside the spec (adapters stored by `eval --db`): the settings its runs were
+            // scored with, compared on what changes scoring (a generate-mode adapter against a
+            // rank-mode baseline was gated without a word).
+            func evaluatedByCell(_ side: String) throws -> [String: TrainConfig] {
+                guard let store else { return [:] }
+                var out: [String: TrainConfig] = [:]
+                for r in try store.db.query("SELECT task, model, k, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND status='evaluated' ORDER BY seed, id",
+                                            [.text(s.name), .text(profile), .text(side)]) {
+                    guard let task = r["task"]?.text, let model = r["model"]?.text, let json = r["config_json"]?.text,
+                          let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { continue }
+                    let key = CompareCell(task: task, model: model, k: r["k"]?.int).description
+                    if out[key] == nil { out[key] = c }
+                }
+                return out
+            }
+            let (plannedNew, plannedBase) = (byCell(method), byCell(baseline))
+            let evaluated = plannedNew.isEmpty || plannedBase.isEmpty
+            let differing = Compare.differingSettings(new: plannedNew.isEmpty ? try evaluatedByCell(method) : plannedNew,
+                                                      baseline: plannedBase.isEmpty ? try evaluatedByCell(baseline) : plannedBase,
+                                                      only: evaluated ? Compare.evaluationSettingKeys : nil)
             if !differing.isEmpty {
-                let line = "\(method) and \(baseline) train with different settings (\(differing.joined(separator: "; "))): the comparison is of method and settings together."
+                let line = evaluated
+                    ? "\(method) and \(baseline) are scored with different settings (\(differing.joined(separator: "; "))): the comparison is of the adapters and how they are scored together."
+                    : "\(method) and \(baseline) train with different settings (\(differing.joined(separator: "; "))): the comparison is of method and settings together."
                 header += "\n\n> " + line
                 stderr("note: " + line)
             }

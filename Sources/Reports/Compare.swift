@@ -672,6 +672,11 @@ extension Compare {
         ]
     }
 
+    /// The keys of `settings` that change how a trained prompt is scored (its inputs, decoding and
+    /// prediction rule), the ones an evaluated adapter's runs are compared on: its training
+    /// settings are another program's.
+    public static let evaluationSettingKeys: Set<String> = ["max_source_length", "decode", "templates", "eval_mode"]
+
     /// The training settings `configs` (one side's planned runs) resolved to, in `settings`' order;
     /// a key whose value differs between configs lists each value ("lr 0.3 | 0.5"). Empty for no configs.
     public static func resolvedSettings(_ configs: [TrainConfig]) -> [(key: String, value: String)] {
@@ -690,10 +695,11 @@ extension Compare {
     /// such cell differs alike, else "lr 0.3 vs 0.5 in 1 of 3 cells (wic)".
     /// (Comparing each side's summary missed a difference in one cell whose values the other side
     /// had elsewhere.)
-    public static func differingSettings(new: [String: TrainConfig], baseline: [String: TrainConfig]) -> [String] {
+    /// `only`: the keys compared (all but `preset` when nil).
+    public static func differingSettings(new: [String: TrainConfig], baseline: [String: TrainConfig], only: Set<String>? = nil) -> [String] {
         let common = Set(new.keys).intersection(baseline.keys).sorted()
         guard let first = common.first else { return [] }
-        let keys = settings(new[first]!).map(\.key).filter { $0 != "preset" }
+        let keys = settings(new[first]!).map(\.key).filter { $0 != "preset" && (only?.contains($0) ?? true) }
         // Each cell's settings once (`settings` reads a checkpoint's config.json to tell GPT-2).
         func table(_ side: [String: TrainConfig]) -> [String: [String: String]] {
             Dictionary(uniqueKeysWithValues: common.map { ($0, Dictionary(settings(side[$0]!).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })) })

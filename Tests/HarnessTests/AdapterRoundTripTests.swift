@@ -184,6 +184,13 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(notes.contains("evaluated with the same adapter weights as another seed of their cell"), notes)
         let plan = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s)
         XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-dup|cb|t5-small|k8" }?.seeds, [1])
+        // An adapter scored in rank mode against the spec's generate-mode baseline: named.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/bare2", "--variant", "peft-rank", "--seed", "1",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--eval-mode", "rank", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        (code, out, notes) = try gate("peft-rank")
+        XCTAssertTrue(out.contains("peft-rank and pt are scored with different settings (") && out.contains("eval_mode rank vs generate"), out)
         // An adapter whose weights changed at its path since it was evaluated: left out.
         (status, err) = try eval("a1", "peft-chg", seed: "1")
         XCTAssertEqual(status, 0, err)
