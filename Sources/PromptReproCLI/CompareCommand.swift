@@ -294,6 +294,10 @@ struct CompareCommand: ParsableCommand {
             exampleCache[key] = ex
             return ex
         }
+        // Runs no plan counts (a non-finite stored score, one adapter under several seeds) are
+        // out of the means (`cellResults`), so out of the pairs too.
+        let unusable = try store.map { try $0.unusableRuns(spec: s.name, profile: profile) } ?? [:]
+        var withoutPredictions: [String] = []  // "task seed N (variant)": runs whose task falls back to the t over seeds
         func runs(_ variant: String, _ cell: CompareCell) throws -> [PairedRun] {
             guard let store, source == db else {
                 return cells.filter { $0.variant == variant && $0.task == cell.task && $0.model == cell.model && $0.k == cell.k }.flatMap(\.replicates)
@@ -303,9 +307,10 @@ struct CompareCommand: ParsableCommand {
                 SELECT id, cell, seed, IFNULL(sample_seed, seed) AS sample_seed, status, config_json, \(store.identityColumn) FROM runs
                 WHERE spec=? AND profile=? AND variant=? AND task=? AND model=? AND k IS ? AND status IN ('done','evaluated') ORDER BY seed
                 """, [.text(s.name), .text(profile), .text(variant), .text(cell.task), .text(cell.model), cell.k.map { .int($0) } ?? .null])
-                .filter { plan?.staleReason(row: $0) == nil }.map { r in
+                .filter { plan?.staleReason(row: $0) == nil && unusable[$0["id"]!.int!] == nil }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
+                if preds.isEmpty { withoutPredictions.append("\(cell.task) seed \(r["seed"]!.int!) (\(variant))") }
                 let manifest = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)["manifest"]
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
                                  templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf,
@@ -324,6 +329,13 @@ struct CompareCommand: ParsableCommand {
                 header += "\n\n> " + line
                 stderr("note: " + line)
             }
+        }
+        if !withoutPredictions.isEmpty {
+            let list = Array(Set(withoutPredictions)).sorted()
+            let line = "\(list.count) compared run\(list.count == 1 ? " has" : "s have") no stored predictions (\(list.prefix(6).joined(separator: ", "))\(list.count > 6 ? ", …" : "")): "
+                + "their tasks are tested by the paired t over seeds alone, without the bootstrap over examples."
+            header += "\n\n> " + line
+            stderr("note: " + line)
         }
         guard !rows.isEmpty || !missing.isEmpty else { throw CommandFailure("nothing to compare: no task has both \(method) and \(baseline)") }
         // Compared runs trained on data that differs from its pin (a sweep with --allow-unpinned) are

@@ -209,6 +209,11 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "pt|rte|t5-small|k8" }?.seeds, [1])
         try s.db.query("UPDATE scores SET value=9e999 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)
+        // A compared run without stored predictions: its task falls back to the t over seeds, said.
+        let dpt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='dpt' AND task='rte' AND seed=1 AND status='done'").first?["id"]?.int)
+        try s.db.query("DELETE FROM predictions WHERE run_id=? AND kind='best'", [.int(dpt)])
+        (code, out, notes) = try gate("dpt")
+        XCTAssertTrue(out.contains("1 compared run has no stored predictions (rte seed 1 (dpt)): their tasks are tested by the paired t over seeds alone"), out)
     }
 
     func testEvaluatedAdapterAppearsInResultsAndCompare() throws {
