@@ -209,12 +209,9 @@ extension ExperimentSpec {
             // Without a store (a read of an export) files are hashed without its cache, and
             // checkpoints are not hashed (gigabytes a read; "missing" parts are not compared).
             var weights: [String: String?] = [:]
-            var hashes: [String: String] = [:]
             let fileHash: (String) throws -> String = { path in
                 if let store { return try store.fileHash(path) }
-                if let h = hashes[path] { return h }
-                let h = try SHA256.hex(file: path)
-                hashes[path] = h
+                guard let h = FileHashes.shared.sha256(path) else { throw StoreError("\(path): cannot be read") }
                 return h
             }
             for r in runs {
@@ -227,8 +224,12 @@ extension ExperimentSpec {
                     return w
                 }
                 guard let hashed else { continue }
-                plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] =
-                    PlannedRuns.inputParts(identityJSON: hashed.json).filter { !$0.value.hasPrefix("missing") }
+                // Reading an export, checkpoints are not hashed, nor their config and tokenizer
+                // files compared (a re-saved tokenizer.json in another machine's HF snapshot left
+                // out every cell): data files and manifests only.
+                let parts = PlannedRuns.inputParts(identityJSON: hashed.json).filter { !$0.value.hasPrefix("missing") && (store != nil || $0.key != "model_files") }
+                plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts
+                if let v = parts["data.validation"] { plan.validationData[r.task] = v }
             }
         }
         return plan

@@ -450,26 +450,32 @@ public enum SweepRunner {
     /// file of the split is present (the runs would read it, a subset, instead), and with
     /// `requirePresent` (`sweep`, whose runs read the data here) also where no file of the split is;
     /// `shard` plans for workers that read the data elsewhere, so a split absent here is left to them.
-    /// Without the pins too (`--allow-unpinned`, no lock), with `requirePresent` a split with no
-    /// file at all is refused: every run of its task would fail, after the finished runs had been
-    /// superseded (a review's sweep with --allow-unpinned and no validation file did so).
+    /// Without the pins too (`--allow-unpinned`, no lock, a split the lock does not list), with
+    /// `requirePresent` a split with no file at all is refused: every run of its task would fail,
+    /// after the finished runs had been superseded (a review's sweep with --allow-unpinned and no
+    /// validation file did so).
     public static func checkPins(_ runs: [RunSpec], dataDir: String, lockPath: String?, allowUnpinned: Bool, store: ResultsStore,
                                  requirePresent: Bool = true) throws {
-        let pinned = !allowUnpinned && lockPath.map { FileManager.default.fileExists(atPath: $0) } == true
-        if requirePresent && !pinned {  // (with the pins, their own check below names the pinned file)
-            for task in Set(runs.map(\.task)).sorted() {
-                let def = try TaskRegistry.definition(task)
-                for split in [Split.train, .validation] where DataLoader.file(def, split: split, dataDir: dataDir) == nil {
-                    let candidates = split == .train ? def.files.train : def.files.validation
-                    throw StoreError("\(dataDir): no \(task) \(split.rawValue) file (looked for \(candidates.joined(separator: ", "))): every \(task) run would fail; "
-                        + "fetch the data (`make fetch-data`) or pass the directory that holds it (--data-dir); nothing planned, no stored run superseded")
-                }
+        let tasks = Set(runs.map(\.task)).sorted()
+        if !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) {
+            try checkLocked(tasks, dataDir: dataDir, lockPath: lockPath, store: store, requirePresent: requirePresent)
+        }
+        guard requirePresent else { return }
+        for task in tasks {
+            let def = try TaskRegistry.definition(task)
+            for split in [Split.train, .validation] where DataLoader.file(def, split: split, dataDir: dataDir) == nil {
+                let candidates = split == .train ? def.files.train : def.files.validation
+                throw StoreError("\(dataDir): no \(task) \(split.rawValue) file (looked for \(candidates.joined(separator: ", "))): every \(task) run would fail; "
+                    + "fetch the data (`make fetch-data`) or pass the directory that holds it (--data-dir); nothing planned, no stored run superseded")
             }
         }
-        guard !allowUnpinned, let lockPath, FileManager.default.fileExists(atPath: lockPath) else { return }
+    }
+
+    /// `checkPins` against the lock at `lockPath`.
+    private static func checkLocked(_ tasks: [String], dataDir: String, lockPath: String, store: ResultsStore, requirePresent: Bool) throws {
         let lock = try DataFiles.Lock.load(path: lockPath)
         var seen: Set<String> = []
-        for task in Set(runs.map(\.task)).sorted() {
+        for task in tasks {
             let def = try TaskRegistry.definition(task)
             for split in [Split.train, .validation] {
                 let candidates = split == .train ? def.files.train : def.files.validation
@@ -477,9 +483,10 @@ public enum SweepRunner {
                 // Files the loader would try before the one it reads (all of them when none exists).
                 let skipped = candidates.prefix { $0 != rel }
                 if rel != nil || requirePresent, let pinned = skipped.first(where: { lock.entries[$0] != nil }) {
+                    // --allow-unpinned reads another file of the split; with none there it fails too.
                     throw StoreError("\((dataDir as NSString).appendingPathComponent(pinned)): \(task) \(split.rawValue) file pinned in \(lockPath) is missing"
                         + (rel.map { " (the runs would read \($0) instead)" } ?? "")
-                        + "; restore it (`make fetch-data`) or pass --allow-unpinned; nothing planned, no stored run superseded (data directory \(dataDir))")
+                        + "; restore it (`make fetch-data`)" + (rel != nil ? " or pass --allow-unpinned" : "") + "; nothing planned, no stored run superseded (data directory \(dataDir))")
                 }
                 guard let rel, seen.insert(rel).inserted else { continue }
                 do {

@@ -234,10 +234,14 @@ struct CompareCommand: ParsableCommand {
             // scored with, compared on what changes scoring (a generate-mode adapter against a
             // rank-mode baseline was gated without a word).
             func evaluatedByCell(_ side: String) throws -> [String: TrainConfig] {
-                guard let store else { return [:] }
+                guard let store, source == db else { return [:] }
                 var out: [String: TrainConfig] = [:]
-                for r in try store.db.query("SELECT task, model, k, config_json FROM runs WHERE spec=? AND profile=? AND variant=? AND status='evaluated' ORDER BY seed, id",
-                                            [.text(s.name), .text(profile), .text(side)]) {
+                let sample = store.schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
+                let unusable = try store.unusableRuns(spec: s.name, profile: profile)
+                // The runs the reads count (`plan` and `unusableRuns`), as the table's numbers are.
+                for r in try store.db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, task, model, k, config_json, \(store.identityColumn) FROM runs WHERE spec=? AND profile=? AND variant=? AND status='evaluated' ORDER BY seed, id",
+                                            [.text(s.name), .text(profile), .text(side)])
+                where plan?.staleReason(row: r) == nil && unusable[r["id"]!.int!] == nil {
                     guard let task = r["task"]?.text, let model = r["model"]?.text, let json = r["config_json"]?.text,
                           let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { continue }
                     let key = CompareCell(task: task, model: model, k: r["k"]?.int).description
@@ -280,7 +284,7 @@ struct CompareCommand: ParsableCommand {
         }
         // Each side's protocol: a difference in selection rule or prediction rule is part of what is compared.
         for side in [method] + (against == "stored" ? [baseline] : []) {
-            let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "papers' protocol" }).sorted()
+            let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "default protocol" }).sorted()
             if !labels.isEmpty { header += "\n\nProtocol of \(side): \(labels.joined(separator: " / "))." }
         }
 
@@ -297,7 +301,7 @@ struct CompareCommand: ParsableCommand {
         // Runs no plan counts (a non-finite stored score, one adapter under several seeds) are
         // out of the means (`cellResults`), so out of the pairs too.
         let unusable = try store.map { try $0.unusableRuns(spec: s.name, profile: profile) } ?? [:]
-        var withoutPredictions: [String] = []  // "task seed N (variant)": runs whose task falls back to the t over seeds
+        var withoutPredictions: [(variant: String, cell: CompareCell, seed: Int)] = []  // runs without stored predictions
         func runs(_ variant: String, _ cell: CompareCell) throws -> [PairedRun] {
             guard let store, source == db else {
                 return cells.filter { $0.variant == variant && $0.task == cell.task && $0.model == cell.model && $0.k == cell.k }.flatMap(\.replicates)
@@ -310,7 +314,7 @@ struct CompareCommand: ParsableCommand {
                 .filter { plan?.staleReason(row: $0) == nil && unusable[$0["id"]!.int!] == nil }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
-                if preds.isEmpty { withoutPredictions.append("\(cell.task) seed \(r["seed"]!.int!) (\(variant))") }
+                if preds.isEmpty { withoutPredictions.append((variant, cell, r["seed"]!.int!)) }
                 let manifest = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)["manifest"]
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
                                  templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf,
@@ -330,8 +334,13 @@ struct CompareCommand: ParsableCommand {
                 stderr("note: " + line)
             }
         }
-        if !withoutPredictions.isEmpty {
-            let list = Array(Set(withoutPredictions)).sorted()
+        // Only where the other side has the seed: an unpaired run changes no test.
+        let paired = withoutPredictions.filter { w in
+            let other = w.variant == method ? baseline : method
+            return cells.contains { $0.variant == other && $0.task == w.cell.task && $0.model == w.cell.model && $0.k == w.cell.k && $0.seeds.contains(w.seed) }
+        }.map { "\($0.cell.task) seed \($0.seed) (\($0.variant))" }
+        if !paired.isEmpty {
+            let list = Array(Set(paired)).sorted()
             let line = "\(list.count) compared run\(list.count == 1 ? " has" : "s have") no stored predictions (\(list.prefix(6).joined(separator: ", "))\(list.count > 6 ? ", …" : "")): "
                 + "their tasks are tested by the paired t over seeds alone, without the bootstrap over examples."
             header += "\n\n> " + line

@@ -157,7 +157,8 @@ struct WorkerCommand: ParsableCommand {
         let sweepGone = { sweep.map { getppid() != $0 } ?? false }
         let ran = try Worker.run(o, stop: { signals.count > 0 || sweepGone() }) { line in
             if line.hasPrefix("run "), line.contains(" failed: ") { count.failed += 1 }
-            if !q || line.contains("failed") { stderr(line) }
+            // Nothing once the sweep is gone: its end of the stderr pipe is closed (SIGPIPE).
+            if (!q || line.contains("failed")) && !sweepGone() { stderr(line) }
         }
         if let sig = signals.first { throw ExitCode(128 + sig) }
         // Nothing printed: the sweep's end of the stderr pipe is closed (a write would raise SIGPIPE).

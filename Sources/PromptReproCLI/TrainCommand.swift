@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Warm-up as a fraction of all steps (used when --warmup-steps is not given).") var warmupRatio: Float?
     @Option(parsing: .unconditional, help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Prompt init: pt/respt/dept: sampled-vocab, respt-vocab, uniform, normal, text:<string> (token embeddings of the text, cycled to n; DePT code default), labels (the label words; Lester et al.); dpt: uniform, normal; lopt1/lopt2/probe: uniform. Text and labels are refused for factorised prompts.") var initialization: String?
-    @Option(parsing: .unconditional, help: "Seed of the few-shot sample when it differs from --seed (default: --seed, the papers' protocol).") var sampleSeed: Int?
+    @Option(parsing: .unconditional, help: "Seed of the few-shot sample when it differs from --seed (default: --seed, one seed for both).") var sampleSeed: Int?
     @Option(help: "Few-shot sampler: uniform (papers) or balanced (k/C per class; remainder to the first classes met along the seed's permutation).")
     var sampler: String?
     @Option(help: "Best-epoch selection: validation (papers: select and report on it), train-dev (k_dev training rows outside the sample), val-half (DePT: select on one half of validation, report the other).")

@@ -414,9 +414,9 @@ public enum PaperTables {
             // Neither paper states these choices (a review found them credited to the papers):
             // DPT's released code selects the best epoch on the reported validation split and
             // generates greedily, but draws its samples with a seed fixed at 42.
-            notes.append("Protocol: rows not listed here run the harness's default protocol (one seed draws the few-shot sample and the training;"
-                + " best epoch selected on the validation split that is reported and labels read from greedy generation, as DPT's released"
-                + " code does; neither paper states these choices). "
+            notes.append("Protocol: rows not listed here run the harness's default protocol: one seed draws the few-shot sample and the training"
+                + " (DPT's released code fixes its sample seed at 42); the best epoch is selected on the validation split that is reported and labels"
+                + " are read from greedy generation, as DPT's released code does. Neither paper states these choices. "
                 + variants.joined(separator: "; ") + ".")
         }
         if let note = metricVariantNote(layout) { notes.append(note) }

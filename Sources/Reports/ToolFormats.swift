@@ -41,7 +41,7 @@ public enum ToolFormats {
                                          let parts = (c.protocolLabel ?? "").components(separatedBy: "; ").filter { $0.hasPrefix("selection:") || $0.contains("best epoch by") }
                                          return parts.isEmpty ? "best epoch on the validation split (paper protocol)" : parts.joined(separator: "; ")
                                      }).sorted().joined(separator: " / ") + "; mean over seeds",
-                                     "protocol": Set(mine.map { $0.protocolLabel ?? "papers' protocol" }).sorted().joined(separator: " / "),
+                                     "protocol": Set(mine.map { $0.protocolLabel ?? "default protocol" }).sorted().joined(separator: " / "),
                                      "templates": Set(mine.compactMap(\.templates)).sorted(),
                                      "stderr": "standard error of the mean over seeds (sample std / sqrt(seeds)), not lm-eval's standard error over examples",
                                      "seeds": seeds,

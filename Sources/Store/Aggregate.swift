@@ -173,7 +173,9 @@ public struct ProbePoint: Codable, Equatable, Sendable {
 /// of a cell, k or seed the spec no longer lists, or of a spec edited since its sweep, would
 /// otherwise stand in tables, exports and the gate as if it were the spec's result.
 public struct PlannedRuns: Sendable {
-    public var configHashes: [String: String]
+    /// Plan key → config hash; set at `init` (`trains(cell:)` and `runsCoordinates(of:)` are
+    /// derived from it there).
+    public private(set) var configHashes: [String: String]
     /// Plan key → the identity parts that come from the task file (`RunIdentity.taskParts`: part
     /// name → canonical JSON); empty: not compared. A row whose stored identity has another value
     /// for a part (the task file edited since the row ran, not re-swept) does not count.
@@ -183,6 +185,18 @@ public struct PlannedRuns: Sendable {
     /// not compared); empty: not compared. A row whose stored identity has another value (a data
     /// file, manifest or checkpoint changed since the row ran, not re-swept) does not count.
     public var inputParts: [String: [String: String]] = [:]
+    /// Task → its validation file's part of `inputParts` ("FILE:sha256") as a read finds it now,
+    /// for the evaluated runs no plan key covers (an adapter scored on an edited validation file
+    /// kept its old score); empty: not compared.
+    public var validationData: [String: String] = [:]
+
+    /// Whether an evaluated run of `cell` (identity `identityJSON`, its `inputParts`) scored a
+    /// validation file other than `validationData` has for its task now.
+    public func validationChanged(cell: String, stored: [String: String]) -> Bool {
+        let parts = cell.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count > 1, let now = validationData[String(parts[1])], let then = stored["data.validation"] else { return false }
+        return !then.hasPrefix("missing") && then != now
+    }
     /// Cells of searched variants whose search has not chosen a point under the spec as it is now:
     /// the spec plans them, but not yet which runs. Their stored rows are kept and do not count
     /// (`StaleRun.Reason.searchUndecided`): they ran at a point an earlier search chose, under a
@@ -303,6 +317,7 @@ public struct PlannedRuns: Sendable {
             if trains(cell: cell) { return .evaluatedInPlannedCell }
             // A task, model column or k the spec does not run (any more), as trained runs of it.
             if !runsCoordinates(of: cell) { return .unplanned }
+            if validationChanged(cell: cell, stored: Self.inputParts(identityJSON: identityJSON)) { return .inputsChanged }
             return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
         }
         if undecidedCells.contains(cell) { return .searchUndecided }
@@ -315,18 +330,22 @@ public struct PlannedRuns: Sendable {
         return inputsChanged(key: key, identityJSON: identityJSON) ? .inputsChanged : nil
     }
 
-    /// Whether an evaluated run's adapter (`TrainConfig.adapter`, "PATH#sha256:HEX#…") is at its
-    /// stored path with other weights now: adapter_model.safetensors there has another sha256
-    /// (the stored score is of weights no longer there). An adapter not found at its path (moved,
-    /// or a store read on another machine) is not compared. Hashes are cached per path, size and
-    /// modification time.
+    /// Whether an evaluated run's adapter (`TrainConfig.adapter`, "PATH#sha256:HEX#adapter_config:HEX")
+    /// is at its stored path with other contents now: adapter_model.safetensors or
+    /// adapter_config.json there has another sha256 (the stored score is of an adapter no longer
+    /// there; the config's lora_alpha or use_rslora move every number, as `eval` records). An
+    /// adapter not found at its path (moved, or a store read on another machine) is not compared.
+    /// Hashes are cached per path, size and modification time (`FileHashes`).
     public static func adapterChanged(configJSON: String?) -> Bool {
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), let a = c.adapter else { return false }
         let parts = a.components(separatedBy: "#sha256:")
-        guard parts.count >= 2, let stored = parts.last?.split(separator: "#").first.map(String.init) else { return false }
-        let file = URL(fileURLWithPath: parts.dropLast().joined(separator: "#sha256:")).appendingPathComponent("adapter_model.safetensors").path
-        guard let now = AdapterHashes.shared.sha256(file) else { return false }
-        return now != stored
+        guard parts.count >= 2, let suffix = parts.last else { return false }
+        let dir = URL(fileURLWithPath: parts.dropLast().joined(separator: "#sha256:"))
+        let fields = suffix.components(separatedBy: "#adapter_config:")
+        guard let weights = FileHashes.shared.sha256(dir.appendingPathComponent("adapter_model.safetensors").path) else { return false }
+        if weights != fields[0] { return true }
+        guard fields.count == 2, let config = FileHashes.shared.sha256(dir.appendingPathComponent("adapter_config.json").path) else { return false }
+        return config != fields[1]
     }
 
     /// `staleReason` of a `runs` row read with its cell, seed, sample_seed, status, config_json
@@ -347,17 +366,17 @@ public struct StaleRun: Sendable {
         case ruleChanged = "run before a fix of the code that changes its numbers (RunIdentity.ruleParts; not re-swept since)"
         case inputsChanged = "run on other inputs (a data file, few-shot manifest, checkpoint or its config or tokenizer changed since, not re-swept)"
         case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
-        case evaluatedInPlannedCell = "adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
-        case adapterChanged = "adapters evaluated from files that have changed since (adapter_model.safetensors at the stored path has another sha256)"
-        case duplicateAdapter = "evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
-        case corruptScores = "runs with a stored score that is not a finite number (a damaged or hand-edited store)"
+        case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
+        case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors at the stored path has another sha256)"
+        case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
+        case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"
 
         /// What brings such runs back, for the notes that name them.
         public func remedy(sweep: String) -> String {
             switch self {
             case .unplanned: return "kept; they count again if the spec lists them again"
             case .evaluatedInPlannedCell: return "store evaluated adapters under a variant of their own (`eval --variant NAME`); \(sweep) trains the cell"
-            case .adapterChanged: return "evaluate the adapter again (`eval --db … --replace`)"
+            case .adapterChanged: return "evaluate the adapter again (`eval --db` with the same --spec, --variant and --seed replaces its run)"
             case .duplicateAdapter: return "evaluate each seed's own adapter"
             case .corruptScores: return "repair the store, or rerun those runs"
             default: return "\(sweep) reruns them (or takes back finished runs of the planned settings from history)"
@@ -440,12 +459,17 @@ extension ResultsStore {
     ///   PromptRepro's run config, whose seed `eval` cannot check) passed as independent seeds.
     public func unusableRuns(spec: String, profile: String) throws -> [Int: StaleRun.Reason] {
         var out: [Int: StaleRun.Reason] = [:]
-        for r in try db.query("""
-            SELECT DISTINCT s.run_id AS id FROM scores s JOIN runs r ON r.id = s.run_id
-            WHERE r.spec=? AND r.profile=? AND r.status != 'superseded'
-              AND (typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999))
-            """, [.text(spec), .text(profile)]) {
-            if let id = r["id"]?.int { out[id] = .corruptScores }
+        // Scores: text or ±Inf. The per-run and per-epoch measurements (selection score, invalid
+        // share, rank probe) are read as numbers too: text there is damage as well.
+        for (table, bad) in [("scores", "typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999)"),
+                             ("run_metrics", "typeof(s.value) NOT IN ('real', 'integer')"),
+                             ("epoch_metrics", "typeof(s.value) NOT IN ('real', 'integer')")] where table != "run_metrics" || schemaVersion >= 4 {
+            for r in try db.query("""
+                SELECT DISTINCT s.run_id AS id FROM \(table) s JOIN runs r ON r.id = s.run_id
+                WHERE r.spec=? AND r.profile=? AND r.status != 'superseded' AND (\(bad))
+                """, [.text(spec), .text(profile)]) {
+                if let id = r["id"]?.int { out[id] = .corruptScores }
+            }
         }
         var first: [String: Int] = [:]
         for r in try db.query("SELECT id, cell, adapter_sha256 FROM runs WHERE spec=? AND profile=? AND status='evaluated' AND adapter_sha256 IS NOT NULL ORDER BY seed, id",
@@ -723,18 +747,24 @@ extension CellResult {
 /// left out (`unplanned`). A cell with a run whose data file or few-shot manifest has changed here
 /// since (`CellResult.runInputs` against the plan's `inputParts`, where the read could compute
 /// them) is left out (`inputsChanged`). Cells with evaluated runs (adapters evaluated into the
-/// spec, outside any plan) follow the store's rule: left out in a cell the spec trains (`stale`)
-/// or at a task, model and k it does not run (`unplanned`), else kept whole; so are cells of
+/// spec, outside any plan) follow the store's rule: left out in a cell the spec trains
+/// (`adaptersInTrainedCells`), at a task, model and k it does not run (`unplanned`), or scored on
+/// a validation file that has changed since (`inputsChanged`), else kept whole; so are cells of
 /// exports made before the hashes were kept. A searched variant's cells are read against the
 /// choice its exported grid points give (`ExperimentSpec.exportChoice`); one whose search that
 /// choice leaves undecided is left out (`undecided`).
 public enum ExportedCells {
     public static func current(_ cells: [CellResult], plan: PlannedRuns)
-        -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String], inputsChanged: [String]) {
+        -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String], inputsChanged: [String],
+            adaptersInTrainedCells: [String]) {
         var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0, undecided: [String] = [], inputs: [String] = []
+        var adapters: [String] = []
         for c in cells {
             if (c.statuses["evaluated"] ?? 0) > 0 {
-                if plan.trains(cell: c.cell) { stale.append(c.cell) } else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) } else { kept.append(c) }
+                if plan.trains(cell: c.cell) { adapters.append(c.cell) }
+                else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) }
+                else if (c.runInputs ?? [:]).values.contains(where: { plan.validationChanged(cell: c.cell, stored: $0) }) { inputs.append(c.cell) }
+                else { kept.append(c) }
                 continue
             }
             // A searched cell whose search the export cannot decide under the spec as it is now
@@ -754,7 +784,7 @@ public enum ExportedCells {
             left += all.count - planned.count
             kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
-        return (kept, stale, unplanned, left, undecided, inputs)
+        return (kept, stale, unplanned, left, undecided, inputs, adapters)
     }
 }
 
@@ -795,15 +825,17 @@ extension CellResult {
     }
 }
 
-/// sha256 of the adapter files `PlannedRuns.adapterChanged` reads, cached per path, size and
-/// modification time (a read checks every evaluated run's adapter, several times).
-final class AdapterHashes: @unchecked Sendable {
-    static let shared = AdapterHashes()
+/// sha256 of files a read hashes without a store's cache (`PlannedRuns.adapterChanged`'s adapter
+/// files, an export read's data files and manifests), cached for the process per path, size and
+/// modification time (a read checks every evaluated run's adapter, and `report` plans every spec,
+/// several times).
+public final class FileHashes: @unchecked Sendable {
+    public static let shared = FileHashes()
     private let lock = NSLock()
     private var cache: [String: (size: Int, modified: Date, sha: String)] = [:]
 
     /// The file's sha256 (hex), nil when it cannot be read.
-    func sha256(_ path: String) -> String? {
+    public func sha256(_ path: String) -> String? {
         guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = (a[.size] as? NSNumber)?.intValue,
               let modified = a[.modificationDate] as? Date else { return nil }
         if let c = lock.withLock({ cache[path] }), c.size == size, c.modified == modified { return c.sha }

@@ -31,7 +31,7 @@ public enum ResultsExport {
         }
         let labelled = cells.filter { $0.protocolLabel != nil }
         if !labelled.isEmpty {
-            out += "\nProtocol variants (every other cell follows the papers' protocol: one seed for sample and training, best epoch selected on the reported validation split, greedy generation):\n\n"
+            out += "\nProtocol variants (every other cell follows the default protocol: one seed for sample and training, best epoch selected on the reported validation split, greedy generation; the last two as DPT's released code does, none stated by the papers):\n\n"
             for c in labelled { out += "- \(mdCell(c.cell)): \(c.protocolLabel!)\n" }
         }
         let crossed = cells.compactMap { c -> (CellResult, String, VarianceComponents)? in

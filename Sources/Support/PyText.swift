@@ -119,8 +119,9 @@ public func pyIsWordCharacter(_ c: Unicode.Scalar) -> Bool {
 /// `re` (metrics.py: `import regex as re`): Unicode TR #18's word class, a scalar that is
 /// Alphabetic, a mark (Mn, Mc, Me), a decimal digit (Nd), connector punctuation (Pc) or
 /// Join_Control (U+200C, U+200D). Against `pyIsWordCharacter` (stdlib `re`): combining marks and
-/// joiners are words here, numbers that are not decimal digits (², ½, Ⅻ) are not. Checked against
-/// the ranges `scripts/regex_word_ranges.py` writes with regex 2026.12.2.
+/// joiners are words here, numbers that are neither decimal digits nor letters (², ½: category No)
+/// are not (Ⅻ, Nl, is Alphabetic: a word for both). Checked against the ranges
+/// `scripts/regex_word_ranges.py` writes with regex 2026.12.2.
 public func regexModuleIsWordCharacter(_ c: Unicode.Scalar) -> Bool {
     if c.isASCII {
         let v = c.value

@@ -1,4 +1,4 @@
-// Protocol variants beside the papers' protocol (issue #20; docs/protocol.md "Variants"). The
+// Protocol variants beside the default protocol (issue #20; docs/protocol.md "Variants"). The
 // papers draw the few-shot sample uniformly with the training seed, select the best epoch on the
 // validation split they report, and read labels from generated text. Each variant here is opt-in;
 // the default value of every switch is the papers' setting and changes no number.
@@ -27,7 +27,7 @@ public enum SelectionSplit: String, Codable, CaseIterable, Sendable {
     /// The selection rule in words, for table captions.
     public var rule: String {
         switch self {
-        case .validation: return "best epoch on the validation split that is reported (papers' protocol)"
+        case .validation: return "best epoch on the validation split that is reported (the default, as DPT's released code selects)"
         case .trainDev: return "best epoch on a few-shot dev set drawn from the training split, disjoint from the sample; full validation split reported"
         case .valHalf: return "best epoch on one half of the validation split, the other half reported (DePT's split)"
         }

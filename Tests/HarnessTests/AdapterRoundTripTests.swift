@@ -166,7 +166,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         var (code, out, notes) = try gate("dpt")
         XCTAssertNotEqual(code, 0, out)
         XCTAssertTrue(out.contains("new 'dpt' cb t5-small k=8: seed 1 missing"), out)
-        XCTAssertTrue(notes.contains("1 adapters evaluated into a cell the spec trains"), notes)
+        XCTAssertTrue(notes.contains("1 runs of adapters evaluated into a cell the spec trains"), notes)
         XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s))
                         .first { $0.cell == "dpt|cb|t5-small|k8" }?.seeds, [2])
         // The same weights under a second seed of a cell: refused; one stored anyway counts once.
@@ -199,13 +199,33 @@ final class EvaluatedAdapterTests: XCTestCase {
         try FileManager.default.copyItem(atPath: "\(dir)/a2/adapter_model.safetensors", toPath: "\(dir)/a1/adapter_model.safetensors")
         XCTAssertNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-chg|cb|t5-small|k8" })
         XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: plan).filter { $0.cell == "peft-chg|cb|t5-small|k8" }.map(\.reason), [.adapterChanged])
+        // An adapter's config edited at its path (lora_alpha, use_rslora move every number): left out.
+        XCTAssertNotNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-dup|cb|t5-small|k8" })
+        let config = "\(dir)/bare1/adapter_config.json"
+        try (try String(contentsOfFile: config, encoding: .utf8) + "\n").write(toFile: config, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: plan).filter { $0.cell == "peft-dup|cb|t5-small|k8" && $0.seed == 1 }.map(\.reason),
+                       [.adapterChanged])
+        // An adapter scored on a validation file that has changed since: left out, as trained runs are.
+        for task in ["cb", "rte"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/data2/superglue", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "\(data)/superglue/\(task)", toPath: "\(dir)/data2/superglue/\(task)")
+        }
+        let current = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
+                                                                            manifestDir: "\(repoRoot)/Baselines/manifests")
+        XCTAssertNotNil(try s.cellResults(spec: "mini", profile: "smoke", planned: current).first { $0.cell == "peft-rank|cb|t5-small|k8" })
+        let val = "\(dir)/data2/superglue/cb/val.jsonl"
+        try (try String(contentsOfFile: val, encoding: .utf8)).replacingOccurrences(of: "\"label\": \"contradiction\"", with: "\"label\": \"entailment\"")
+            .write(toFile: val, atomically: true, encoding: .utf8)
+        let edited = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
+                                                                           manifestDir: "\(repoRoot)/Baselines/manifests")
+        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.inputsChanged])
         // A score stored as text ("NaN" read as 0) or ±Inf: its run is left out, and the gate fails.
         let pt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='pt' AND task='rte' AND seed=2 AND status='done'").first?["id"]?.int)
         try s.db.query("UPDATE scores SET value='NaN' WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         (code, out, notes) = try gate("dpt")
         XCTAssertNotEqual(code, 0, out)
         XCTAssertTrue(out.contains("baseline 'pt' rte t5-small k=8: seed 2 missing"), out)
-        XCTAssertTrue(notes.contains("with a stored score that is not a finite number"), notes)
+        XCTAssertTrue(notes.contains("with a stored score or measurement that is not a finite number"), notes)
         XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "pt|rte|t5-small|k8" }?.seeds, [1])
         try s.db.query("UPDATE scores SET value=9e999 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)

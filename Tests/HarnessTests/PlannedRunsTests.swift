@@ -514,7 +514,15 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(ExportedCells.current([a2], plan: inputsPlan).kept.count, 1)
         // Evaluated adapters follow the store's rule: in a cell the spec trains they are stale; at
         // a task, model and k it does not run, unplanned.
-        XCTAssertEqual(ExportedCells.current([cell("a|cb", [1], [70], configs: "hx", evaluated: true)], plan: plan).stale, ["a|cb"])
+        XCTAssertEqual(ExportedCells.current([cell("a|cb", [1], [70], configs: "hx", evaluated: true)], plan: plan).adaptersInTrainedCells, ["a|cb"])
+        // An adapter scored on a validation file that has changed since: left out too.
+        var scored = cell("peft|cb", [1], [70], configs: "hx", evaluated: true)
+        scored.runInputs = [PlannedRuns.key(cell: "peft|cb", seed: 1, sampleSeed: 1): ["data.validation": "v.jsonl:old"]]
+        inputsPlan.validationData = ["cb": "v.jsonl:new"]
+        XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).inputsChanged, ["peft|cb"])
+        XCTAssertEqual(ExportedCells.current([scored], plan: plan).kept.count, 1)
+        inputsPlan.validationData = ["cb": "v.jsonl:old"]
+        XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).kept.count, 1)
         XCTAssertEqual(ExportedCells.current([cell("peft|rte", [1], [70], configs: "hx", evaluated: true)], plan: plan).unplanned, ["peft|rte"])
     }
 
