@@ -160,12 +160,14 @@ public enum Figures {
         }
         var out: [Point] = []
         let gap = { (x: Double) in Point(x: x, mean: .nan, lo: .nan, hi: .nan) }
-        // An x the spec plans for this series and panel but no cell has (never run, or an export's
-        // cell left out as stale) is a gap too: the line joined its neighbours across it.
+        // An x the spec plans for this series and panel but no cell of the panel has (never run,
+        // or an export's cell left out as stale) is a gap too: the line joined its neighbours
+        // across it (a per-task panel's x counted as present when another task had a cell there).
         let plannedX = Set(planned.filter { p in belongs(p.variant, to: variant) && (f.model == nil || p.model == f.model!)
                                               && (panel == "avg" || p.task == panel) }
                                   .compactMap { p in p.x(f.x) })
-        for x in plannedX.subtracting(cellAt.keys) { out.append(gap(x)) }
+        let presentX = Set(cellAt.filter { panel == "avg" || $0.value[panel] != nil }.keys)
+        for x in plannedX.subtracting(presentX) { out.append(gap(x)) }
         for x in cellAt.keys {
             let stats = byX[x] ?? [:]
             if panel == "avg" {

@@ -523,6 +523,7 @@ extension ResultsStore {
         let hasRunMetrics = schemaVersion >= 4
         var evalSets: [String: Set<String>] = [:]  // cell → "templates/count" of its runs
         var finishedStatus: [String: [String: [Replicate]]] = [:]  // cell → done / evaluated → its runs
+        var probeSeeds: [String: [Int: Int]] = [:]  // cell → epoch → seeds whose probe logged it
         var examplesCache: [String: [Example]?] = [:]
         func examples(_ def: TaskDefinition, _ set: TemplateSet) -> [Example]? {
             let key = "\(def.task)/\(set.rawValue)"
@@ -564,10 +565,13 @@ extension ResultsStore {
             }
             if !perEpoch.isEmpty {
                 var pts = byCell[cell]!.probe ?? []
-                let n = Double(byCell[cell]!.seeds.count)
                 for (ep, m) in perEpoch.sorted(by: { $0.key < $1.key }) {
                     guard let p = m["probe_positive"], let q = m["probe_negative"], let k = m["probe_rank"] else { continue }
-                    if let i = pts.firstIndex(where: { $0.epoch == ep }) {  // running mean over seeds
+                    // Running mean over the seeds that logged this epoch (the cell's seed count
+                    // divided a point some seeds lack: 30 for the mean 25 of two seeds of three).
+                    probeSeeds[cell, default: [:]][ep, default: 0] += 1
+                    let n = Double(probeSeeds[cell]![ep]!)
+                    if let i = pts.firstIndex(where: { $0.epoch == ep }) {
                         pts[i].positive += (p - pts[i].positive) / n; pts[i].negative += (q - pts[i].negative) / n; pts[i].rank += (k - pts[i].rank) / n
                     } else { pts.append(ProbePoint(epoch: ep, positive: p, negative: q, rank: k)) }
                 }

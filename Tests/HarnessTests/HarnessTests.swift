@@ -145,6 +145,23 @@ final class StoreTests: XCTestCase {
         try s.complete(claimed.id, result: r)
         let cell = try XCTUnwrap(try s.cellResults(spec: "fig3", profile: "smoke").first)
         XCTAssertEqual(cell.probe, [ProbePoint(epoch: 1, positive: 6, negative: 4, rank: 9), ProbePoint(epoch: 2, positive: 5, negative: 5, rank: 8)])
+        // A seed without an epoch's probe: that epoch's mean is over the seeds that logged it
+        // (the cell's seed count divided it: 4.67 for the mean 4 of two seeds of three). By hand:
+        // seed 2 loses epoch 2, seed 3 logs (3, 7, 6) and (2, 8, 5): epoch 1 is the mean of
+        // (7, 3, 10), (5, 5, 8), (3, 7, 6); epoch 2 of (6, 4, 9) and (2, 8, 5).
+        try s.db.query("DELETE FROM epoch_metrics WHERE run_id=? AND epoch=2", [.int(claimed.id)])
+        var third = RunSpec(spec: "fig3", profile: "smoke", cell: "probe|cb|t5-small|k8", variant: "probe", method: "probe", task: "cb",
+                            model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 3, config: cfg)
+        third.config.seed = 3
+        try s.insertPending([third])
+        let claimed3 = try XCTUnwrap(try s.claim(worker: "t", pid: getpid()))
+        r.history = [(1, (3.0, 7.0, 6.0)), (2, (2.0, 8.0, 5.0))].map { ep, v in
+            EpochRecord(epoch: ep, step: 4 * ep, trainLoss: 1, metrics: ["accuracy": 50], selection: 50,
+                        extras: ["probe_positive": v.0, "probe_negative": v.1, "probe_rank": v.2], seconds: 0.1)
+        }
+        try s.complete(claimed3.id, result: r)
+        let three = try XCTUnwrap(try s.cellResults(spec: "fig3", profile: "smoke").first)
+        XCTAssertEqual(three.probe, [ProbePoint(epoch: 1, positive: 5, negative: 5, rank: 8), ProbePoint(epoch: 2, positive: 4, negative: 6, rank: 7)])
     }
 
     /// Two connections opening a new store at once (a sweep and its workers, or a test polling it)

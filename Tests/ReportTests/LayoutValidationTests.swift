@@ -293,6 +293,15 @@ final class LayoutValidationTests: XCTestCase {
         let block = dat.components(separatedBy: "# panel avg series DPT")[1].components(separatedBy: "\n\n\n")[0]
         let lines = block.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().map(String.init)
         XCTAssertEqual(lines.map { $0.isEmpty ? "" : String($0.split(separator: " ")[0]) }, ["\(Double(ks[0]))", "", "\(Double(ks[2]))"], block)
+        // The task's own panel too, where the spec plans the cell: its x counted as present because
+        // other tasks had cells there, and the line joined k[0] to k[2] (a figures review).
+        let planned = cells.map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
+        cells.removeAll { $0.variant == "dpt" && $0.task == "cb" && $0.k == ks[1] }  // a panel of the figure
+        _ = try? Figures.render(f, cells: cells, tasks: tasks, profile: "smoke", outDir: dir, planned: planned, gnuplot: stubGnuplot)
+        let withPlan = try String(contentsOfFile: "\(dir)/fig4.dat", encoding: .utf8)
+        let taskBlock = try XCTUnwrap(withPlan.components(separatedBy: "# panel cb series DPT").dropFirst().first).components(separatedBy: "\n\n\n")[0]
+        let taskLines = taskBlock.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        XCTAssertEqual(taskLines.map { $0.isEmpty ? "" : String($0.split(separator: " ")[0]) }, ["\(Double(ks[0]))", "", "\(Double(ks[2]))"], taskBlock)
     }
 
     /// Text a figure file or spec carries reaches gnuplot quoted (a label "P'T" or a title with a
