@@ -451,9 +451,10 @@ extension ResultsStore {
     }
 
     /// Current rows of a spec/profile that count under no plan, and why:
-    /// - a stored score that is not a finite number (`scores.value` text, such as "NaN", which read
-    ///   as 0, or ±Inf): a damaged or hand-edited store, or one merged from such shards (the store
-    ///   itself never writes them);
+    /// - a stored score that is not a finite number (`scores.value` text, such as "NaN", which
+    ///   SQLite keeps as text in a REAL column and reads could not take as a number, or ±Inf), or
+    ///   text in `run_metrics` / `epoch_metrics`: a damaged or hand-edited store, or one merged
+    ///   from such shards (the store itself never writes them);
     /// - an evaluated run whose adapter weights (`adapter_sha256`) a lower seed of its cell was
     ///   evaluated with already: one adapter stored under several seeds (a PEFT adapter without
     ///   PromptRepro's run config, whose seed `eval` cannot check) passed as independent seeds.

@@ -124,7 +124,7 @@ final class EvaluatedAdapterTests: XCTestCase {
     /// - one adapter is refused under a second seed of its cell, and reads count such a copy once
     ///   (three copies passed as three seeds);
     /// - an adapter whose file changed since its evaluation is left out (its old score was gated);
-    /// - a stored score that is not a finite number leaves its run out (text "NaN" read as 0).
+    /// - a stored score that is not a finite number (text "NaN", ±Inf) leaves its run out.
     func testEvaluatedAdaptersCannotStandInForOtherRuns() throws {
         let data = try sharedData()
         let dir = tempDir("evalstandin")
@@ -219,7 +219,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         let edited = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
                                                                            manifestDir: "\(repoRoot)/Baselines/manifests")
         XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.inputsChanged])
-        // A score stored as text ("NaN" read as 0) or ±Inf: its run is left out, and the gate fails.
+        // A score stored as text ("NaN") or ±Inf: its run is left out, and the gate fails.
         let pt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='pt' AND task='rte' AND seed=2 AND status='done'").first?["id"]?.int)
         try s.db.query("UPDATE scores SET value='NaN' WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         (code, out, notes) = try gate("dpt")
