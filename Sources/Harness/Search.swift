@@ -231,6 +231,15 @@ extension ExperimentSpec {
                 plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts
                 if let v = parts["data.validation"] { plan.validationData[r.task] = v }
             }
+        } else if store != nil {
+            // No data directory: the few-shot manifests are the checkout's, so they are compared
+            // still (a review's gate passed on runs of an edited manifest without --data-dir).
+            for r in runs {
+                guard let name = r.config.manifestFileName else { continue }
+                let path = "\(manifestDir)/\(name)"
+                let value = FileManager.default.fileExists(atPath: path) ? (try? store!.fileHash(path)) : "drawn"
+                if let value { plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = ["manifest": value] }
+            }
         }
         return plan
     }

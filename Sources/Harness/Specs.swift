@@ -106,6 +106,12 @@ public struct ExperimentSpec {
             do { _ = try MethodRegistry.type(method) } catch { throw SpecError(path, "methods[\(i)].method: \(error)") }
             if let n = d["name"], !(n is String) { throw SpecError(path, "methods[\(i)].name must be a string, got \(n)") }
             let base = (d["name"] as? String) ?? method
+            // "|" separates a cell's parts (variant|task|model|kK) and "#" a run key's: a name
+            // holding one made two cells share a key, and every sweep superseded the other's runs;
+            // "@" names a search's grid points.
+            if let bad = base.first(where: { "|#@".contains($0) }) {
+                throw SpecError(path, "methods[\(i)].name '\(base)': '\(bad)' is reserved (\(bad == "@" ? "a search names its grid points NAME@KEY=value" : "it separates the parts of a cell's name")); choose a name without |, # or @")
+            }
             var over: [String: Any] = [:]
             if let t = d["train"], !(t is [String: Any] || t is NSNull) {
                 throw SpecError(path, "methods[\(i)].train must be a mapping of training settings (e.g. `train: {lr: 0.3}`), got \(t)")
@@ -171,6 +177,9 @@ public struct ExperimentSpec {
         }
         let tasks = try strings("tasks")
         for t in tasks { do { _ = try TaskRegistry.definition(t) } catch { throw SpecError(path, "tasks: \(error)") } }
+        for m in try strings("models") where m.contains(where: { "|#".contains($0) }) {
+            throw SpecError(path, "models: '\(m)': '|' and '#' are reserved (they separate the parts of a cell's name and run key); name the column without them (a profile's `models:` maps it to any checkpoint path)")
+        }
         // The preset every layer starts from, checked here (it was reported as a `--protocol` flag).
         if let pn = o["protocol"], !(pn is NSNull) {  // empty (YAML null): each method's own, as unset
             guard let name = pn as? String, name == "auto" || TrainConfig.protocols.contains(name) else {

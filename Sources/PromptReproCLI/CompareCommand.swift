@@ -114,7 +114,7 @@ struct CompareCommand: ParsableCommand {
         let data = dataDir != nil ? try DataFiles.directory(dataDir, environmentDir: Environment.dataDir)
             : try? DataFiles.directory(nil, environmentDir: Environment.dataDir, defaultDir: ProjectRoot.resolve("data"))
         if data == nil && maxRegression != nil {
-            stderr("note: no data directory found (--data-dir, PROMPTREPRO_DATA or data/): the gate compares neither the runs' data files, manifests and checkpoints with those they ran on nor examples (paired t over seeds only)")
+            stderr("note: no data directory found (--data-dir, PROMPTREPRO_DATA or data/): the gate compares neither the runs' data files and checkpoints with those they ran on (their few-shot manifests, the checkout's, it does) nor examples (paired t over seeds only)")
         }
         // Only the runs the spec plans now count (a cell, k or seed taken out of it, or a spec edited
         // since its sweep, leaves its old rows out: the gate then finds them missing).

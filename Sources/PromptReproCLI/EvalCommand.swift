@@ -79,6 +79,12 @@ struct EvalCommand: ParsableCommand {
             }
             // Scoring a prompt on another task is a transfer, not the run's result: said, since the
             // recorded k and seed are of the training task's sample (a stored run pairs by them).
+            // Stored, it counted as a run of the other task and paired with that task's runs of
+            // the seed (a review's gate trial): refused with --db.
+            if trained.task != task, db != nil {
+                throw ValidationError("--task \(task): the adapter was trained on \(trained.task) (\(runConfig)); scored on \(task) it is a transfer, not a \(task) run "
+                    + "(its k and seed are those of its \(trained.task) sample), so it is not stored: score it without --db")
+            }
             if trained.task != task {
                 stderr("warning: the adapter was trained on task \(trained.task) (\(runConfig)) and is scored on \(task): a transfer; "
                     + "its k and seed are those of its \(trained.task) sample" + (db != nil ? ", and the run stored under \(task) pairs with \(task)'s runs of that seed" : ""))
@@ -88,6 +94,11 @@ struct EvalCommand: ParsableCommand {
         let seed = self.seed ?? trainedRun?.seed ?? 1
         let k = self.k ?? trainedRun?.k
         var c = try TrainConfig.preset(protocolName ?? (isGPT2 ? "lopt-paper" : "dpt-paper"), method: mc, task: task, model: model, k: k, seed: seed)
+        // The few-shot sample the run trained on (its seed and sampler when they differ from the
+        // defaults): stored without them, an adapter trained on sample 2 paired with the runs of
+        // sample 1 (a review's gate trial).
+        c.sampleSeed = trainedRun?.sampleSeed
+        c.sampler = trainedRun?.sampler
         // respt-code cuts prompt and text to 512 together: the adapter's prompt rows (the preset
         // cannot tell them from a "peft-adapter" method config).
         if c.protocolName == "respt-code" { c.maxSourceLength = 512 - (peftConfig.numVirtualTokens ?? 0) }
@@ -144,6 +155,11 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("--profile \(profile): \(model) is a random-weight smoke backbone; its runs are stored under profile smoke")
             }
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
+            // As a spec's method names: "|" and "#" separate the parts of cell names and run keys,
+            // "@" names a search's grid points.
+            if let bad = name.first(where: { "|#@".contains($0) }) {
+                throw ValidationError("variant '\(name)'\(variant == nil ? " (the adapter directory's name)" : ""): '\(bad)' is reserved in variant names; pass --variant NAME without |, # or @")
+            }
             // A spec given by its file's path is stored under the name the file declares, as
             // `sweep`, `results` and `compare` read it (the path itself was stored as the name, and
             // `compare --spec FILE` found no run of the variant).
@@ -186,7 +202,7 @@ struct EvalCommand: ParsableCommand {
             }
             let store = try ResultsStore(path: db)
             var r = RunSpec(spec: specName, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
-                            method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, config: c)
+                            method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, sampleSeed: c.sampleSeed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]
             if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
             if !replace, let problem = try store.otherAdapterHolding(r) { throw StoreError(problem) }

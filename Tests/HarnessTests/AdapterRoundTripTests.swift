@@ -219,6 +219,31 @@ final class EvaluatedAdapterTests: XCTestCase {
         let edited = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
                                                                            manifestDir: "\(repoRoot)/Baselines/manifests")
         XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.inputsChanged])
+        // Without a data directory the few-shot manifests, the checkout's, are compared still (the
+        // gate passed on runs of an edited manifest without --data-dir).
+        try FileManager.default.copyItem(atPath: "\(repoRoot)/Baselines/manifests", toPath: "\(dir)/manifests")
+        func manifestStale() throws -> [String] {
+            let p = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: nil, manifestDir: "\(dir)/manifests")
+            return try s.staleRuns(spec: "mini", profile: "smoke", planned: p).filter { $0.reason == .inputsChanged }.map { "\($0.cell) \($0.seed)" }.sorted()
+        }
+        XCTAssertEqual(try manifestStale(), [])
+        let manifest = "\(dir)/manifests/cb-k8-s1.json"
+        try (try String(contentsOfFile: manifest, encoding: .utf8) + "\n").write(toFile: manifest, atomically: true, encoding: .utf8)
+        // Seed 1's cb runs (dpt's seed 1 was deleted above; seed 2 reads another manifest).
+        XCTAssertEqual(try manifestStale(), ["pt|cb|t5-small|k8 1"])
+        // An adapter trained on another sample seed is stored with it (it was stored as sample 1
+        // and paired with sample 1's runs), and one trained on another task is not stored as a run
+        // of this one (a transfer).
+        (status, err) = try runCapture(["train", "--method", "pt", "--task", "cb", "--k", "8", "--epochs", "1", "--n", "8", "--eval-limit", "4",
+                                        "--decode-max-tokens", "2", "--seed", "1", "--sample-seed", "2", "--data-dir", data, "--save-adapter", "\(dir)/ss2"])
+        XCTAssertEqual(status, 0, err)
+        (status, err) = try eval("ss2", "peft-ss", seed: "1")
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(try s.db.query("SELECT sample_seed FROM runs WHERE variant='peft-ss'").map { $0["sample_seed"]?.int }, [2])
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ss2", "--variant", "peft-rte", "--task", "rte",
+                                        "--eval-limit", "16", "--data-dir", data, "--db", db, "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("--task rte: the adapter was trained on cb") && err.contains("not stored"), err)
         // A score stored as text ("NaN") or ±Inf: its run is left out, and the gate fails.
         let pt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='pt' AND task='rte' AND seed=2 AND status='done'").first?["id"]?.int)
         try s.db.query("UPDATE scores SET value='NaN' WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])

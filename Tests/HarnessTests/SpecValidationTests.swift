@@ -38,6 +38,15 @@ final class SpecValidationTests: XCTestCase {
         try expectSpecError({ $0.replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-smal: \"embedded:t5-tiny\"}") },
                             ["profiles.smoke.models: 't5-smal' is not a model column", "did you mean 't5-small'"])
         try expectSpecError({ $0.replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{}") }, ["profiles.smoke.models must map"])
+        // "|" and "#" separate cell names' and run keys' parts, "@" names grid points: a variant
+        // "pt|cb" on t5-small and pt on a column "cb|t5-small" shared one cell, and every sweep
+        // superseded the other's runs (a review).
+        for bad in ["pt|cb", "pt#2", "pt@lr=3e-2"] {
+            try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: \"\(bad)\", method: pt, n: 8}") },
+                                ["methods[1].name '\(bad)'", "is reserved"])
+        }
+        try expectSpecError({ $0.replacingOccurrences(of: "models: [t5-small]", with: "models: [t5-small, \"cb|t5-small\"]") },
+                            ["models: 'cb|t5-small': '|' and '#' are reserved"])
         // Two entries of one variant name shared (and superseded) each other's runs: one method never ran.
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: dpt, method: pt, n: 8}") },
                             ["two methods give the variant name 'dpt'"])
