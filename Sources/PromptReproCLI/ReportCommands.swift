@@ -638,7 +638,7 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
     do { plan = try s.plannedRuns(profile: profile, store: nil, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"), exported: cells) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so the cells of \(ProjectRoot.display(path)) cannot be told current or stale)")
     }
-    let (kept, stale, unplanned, seedsLeft, undecided, inputs, adapters) = ExportedCells.current(cells, plan: plan)
+    let (kept, stale, unplanned, seedsLeft, undecided, inputs, adapters, changed) = ExportedCells.current(cells, plan: plan)
     let redo = "`promptrepro sweep \(given) --profile \(profile)` and `promptrepro export` bring them back"
     func list(_ l: [String]) -> String { l.prefix(6).joined(separator: ", ") + (l.count > 6 ? ", …" : "") }
     if !undecided.isEmpty {
@@ -657,6 +657,10 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
         stderr("note: \(adapters.count) cells of \(ProjectRoot.display(path)) hold \(StaleRun.Reason.evaluatedInPlannedCell.rawValue) and are left out: "
             + list(adapters) + "; " + StaleRun.Reason.evaluatedInPlannedCell.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))
     }
+    if !changed.isEmpty {
+        stderr("note: \(changed.count) cells of \(ProjectRoot.display(path)) hold \(StaleRun.Reason.adapterChanged.rawValue) and are left out: "
+            + list(changed) + "; " + StaleRun.Reason.adapterChanged.remedy(sweep: "") + ", then `promptrepro export`")
+    }
     if !unplanned.isEmpty {
         stderr("note: \(unplanned.count) cells of \(ProjectRoot.display(path)) are no longer planned by spec \(s.name) [\(profile)] and are left out: " + list(unplanned))
     }
@@ -664,11 +668,12 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
         stderr("note: \(seedsLeft) runs of \(ProjectRoot.display(path)) are of seeds spec \(s.name) [\(profile)] no longer plans; their cells' statistics leave them out")
     }
     if let note = adoptedRunsNote(spec: s.name, profile: profile, cells: kept) { stderr(note) }
-    let out = stale + inputs + adapters + undecided
+    let out = stale + inputs + adapters + changed + undecided
     guard let first = out.first else { return (kept, nil) }
     let why = [stale.isEmpty ? nil : "ran under settings, task files or inputs that spec \(s.name) no longer plans (edited since the export)",
                inputs.isEmpty ? nil : "ran on data files or few-shot manifests that have changed here since",
                adapters.isEmpty ? nil : "are adapters evaluated into cells the spec trains",
+               changed.isEmpty ? nil : "are adapters whose files have changed since",
                undecided.isEmpty ? nil : "are searches that the export's grid points no longer decide"].compactMap { $0 }
     return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) "
         + why.joined(separator: ", or ") + "; those cells show — where our result would be. " + redo + ".")

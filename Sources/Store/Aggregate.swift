@@ -108,6 +108,16 @@ public struct CellResult: Codable, Sendable {
     /// a cell whose runs read a data file or manifest that has changed here since
     /// (`ExportedCells.current`), as a store read leaves such runs out.
     public var runInputs: [String: [String: String]]?
+    /// Per counted run (`PlannedRuns.key`), the task-file and rule parts of the identity it ran
+    /// with (`PlannedRuns.storedTaskParts(identityJSON:)`: part name → canonical JSON); nil in
+    /// exports made before it was kept. A read of the export leaves out a cell whose runs ran
+    /// under a task file (labels, templates, metrics) or a rule of the code other than the
+    /// current ones, as a store read does.
+    public var runTaskParts: [String: [String: String]]?
+    /// Per counted evaluated run (`PlannedRuns.key`), the adapter it scored (`TrainConfig.adapter`:
+    /// "PATH#sha256:…#adapter_config:…"); nil without evaluated runs. A read of the export leaves
+    /// out a cell whose adapter files have other contents at that path now.
+    public var runAdapters: [String: String]?
 
     /// The distinct setups (`Trainer.distinctNumerics`: only what changes bits) of the counted
     /// runs, when there is more than one; nil otherwise.
@@ -271,12 +281,27 @@ public struct PlannedRuns: Sendable {
     /// part it has (rows stored before a part existed are compared on the others); `rules`: on
     /// the rule parts only (`ruleParts`), where a row lacking one the plan has disagrees.
     func taskChanged(key: String, identityJSON: String?, rules: Bool = false) -> Bool {
-        guard let planned = taskParts[key], let json = identityJSON,
-              let stored = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return false }
+        guard identityJSON != nil else { return false }
+        return taskChanged(key: key, stored: Self.storedTaskParts(identityJSON: identityJSON), rules: rules)
+    }
+
+    /// `taskChanged(key:identityJSON:rules:)` on a run's parts as stored (`storedTaskParts`,
+    /// `CellResult.runTaskParts`).
+    public func taskChanged(key: String, stored: [String: String], rules: Bool = false) -> Bool {
+        guard let planned = taskParts[key] else { return false }
         return planned.contains { name, value in
             guard Self.ruleParts.contains(name) == rules else { return false }
-            return stored[name].map { Self.canonical($0) != value } ?? rules
+            return stored[name].map { $0 != value } ?? rules
         }
+    }
+
+    /// The parts of a run identity's JSON other than its config and inputs (the task file's and
+    /// the rules'), each as `canonical` JSON; empty for no JSON.
+    public static func storedTaskParts(identityJSON: String?) -> [String: String] {
+        guard let json = identityJSON, let id = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return [:] }
+        var out: [String: String] = [:]
+        for (name, value) in id where !["config", "data", "manifest", "weights", "model_files"].contains(name) { out[name] = canonical(value) }
+        return out
     }
 
     /// The input parts of a run identity's JSON (`RunIdentity.compute`), by name: `manifest`,
@@ -338,6 +363,11 @@ public struct PlannedRuns: Sendable {
     /// Hashes are cached per path, size and modification time (`FileHashes`).
     public static func adapterChanged(configJSON: String?) -> Bool {
         guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), let a = c.adapter else { return false }
+        return adapterChanged(adapter: a)
+    }
+
+    /// `adapterChanged(configJSON:)` on the adapter string itself (`CellResult.runAdapters`).
+    public static func adapterChanged(adapter a: String) -> Bool {
         let parts = a.components(separatedBy: "#sha256:")
         guard parts.count >= 2, let suffix = parts.last else { return false }
         let dir = URL(fileURLWithPath: parts.dropLast().joined(separator: "#sha256:"))
@@ -601,7 +631,16 @@ extension ResultsStore {
                 byCell[cell]!.runInputs = (byCell[cell]!.runInputs ?? [:]).merging(
                     [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): inputs]) { _, b in b }
             }
+            let taskParts = PlannedRuns.storedTaskParts(identityJSON: r["identity_json"]?.text)
+            if !taskParts.isEmpty {
+                byCell[cell]!.runTaskParts = (byCell[cell]!.runTaskParts ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): taskParts]) { _, b in b }
+            }
             let config = try? JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "").utf8))
+            if status == "evaluated", let adapter = config?.adapter {
+                byCell[cell]!.runAdapters = (byCell[cell]!.runAdapters ?? [:]).merging(
+                    [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): adapter]) { _, b in b }
+            }
             if let config {
                 byCell[cell]!.runConfigs = (byCell[cell]!.runConfigs ?? [:]).merging(
                     [PlannedRuns.key(cell: cell, seed: rep.seed, sampleSeed: rep.sampleSeed): PlannedRuns.configHash(config)]) { _, b in b }
@@ -667,6 +706,8 @@ extension ResultsStore {
             c.runConfigs = c.runConfigs?.filter { countedKeys.contains($0.key) }
             c.runNumerics = c.runNumerics?.filter { countedKeys.contains($0.key) }
             c.runInputs = c.runInputs?.filter { countedKeys.contains($0.key) }
+            c.runTaskParts = c.runTaskParts?.filter { countedKeys.contains($0.key) }
+            c.runAdapters = c.runAdapters?.filter { countedKeys.contains($0.key) }
             c.runAdoptedFrom = c.runAdoptedFrom?.filter { countedKeys.contains($0.key) }
             if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
             c.seeds = reps.map(\.seed)
@@ -761,14 +802,15 @@ extension CellResult {
 public enum ExportedCells {
     public static func current(_ cells: [CellResult], plan: PlannedRuns)
         -> (kept: [CellResult], stale: [String], unplanned: [String], seedsLeftOut: Int, undecided: [String], inputsChanged: [String],
-            adaptersInTrainedCells: [String]) {
+            adaptersInTrainedCells: [String], adaptersChanged: [String]) {
         var kept: [CellResult] = [], stale: [String] = [], unplanned: [String] = [], left = 0, undecided: [String] = [], inputs: [String] = []
-        var adapters: [String] = []
+        var adapters: [String] = [], changedAdapters: [String] = []
         for c in cells {
             if (c.statuses["evaluated"] ?? 0) > 0 {
                 if plan.trains(cell: c.cell) { adapters.append(c.cell) }
                 else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) }
                 else if (c.runInputs ?? [:]).values.contains(where: { plan.validationChanged(cell: c.cell, stored: $0) }) { inputs.append(c.cell) }
+                else if (c.runAdapters ?? [:]).values.contains(where: { PlannedRuns.adapterChanged(adapter: $0) }) { changedAdapters.append(c.cell) }
                 else { kept.append(c) }
                 continue
             }
@@ -778,6 +820,11 @@ public enum ExportedCells {
             if plan.undecidedCells.contains(c.cell) && c.runConfigs != nil { undecided.append(c.cell); continue }
             guard let runs = c.runConfigs else { kept.append(c); continue }
             if runs.contains(where: { key, hash in plan.configHashes[key].map { $0 != hash } ?? false }) { stale.append(c.cell); continue }
+            // The task file and the rules of the code, as a store read compares them (a review:
+            // an edited template left an export's old numbers current).
+            if (c.runTaskParts ?? [:]).contains(where: { key, parts in plan.taskChanged(key: key, stored: parts) || plan.taskChanged(key: key, stored: parts, rules: true) }) {
+                stale.append(c.cell); continue
+            }
             // Data files and manifests as the read finds them now (a review: an export read after
             // a data file changed showed the old numbers beside reference rows of the new data).
             if (c.runInputs ?? [:]).contains(where: { key, parts in plan.inputsChanged(key: key, stored: parts) }) { inputs.append(c.cell); continue }
@@ -789,7 +836,7 @@ public enum ExportedCells {
             left += all.count - planned.count
             kept.append(c.keeping { planned.contains(PlannedRuns.key(cell: c.cell, seed: $0.seed, sampleSeed: $0.sampleSeed)) })
         }
-        return (kept, stale, unplanned, left, undecided, inputs, adapters)
+        return (kept, stale, unplanned, left, undecided, inputs, adapters, changedAdapters)
     }
 }
 
@@ -816,6 +863,8 @@ extension CellResult {
         c.runConfigs = runConfigs?.filter { keys.contains($0.key) }
         c.runNumerics = runNumerics?.filter { keys.contains($0.key) }
         c.runInputs = runInputs?.filter { keys.contains($0.key) }
+        c.runTaskParts = runTaskParts?.filter { keys.contains($0.key) }
+        c.runAdapters = runAdapters?.filter { keys.contains($0.key) }
         c.runAdoptedFrom = runAdoptedFrom?.filter { keys.contains($0.key) }
         if c.runAdoptedFrom?.isEmpty == true { c.runAdoptedFrom = nil }
         if let statuses = runStatuses {

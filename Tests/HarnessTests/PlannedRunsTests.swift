@@ -457,7 +457,7 @@ final class PlannedRunsTests: XCTestCase {
 
     /// An export read under the current plan, as a store read counts rows (review of the first
     /// version, which dropped cells of evaluated adapters and whole cells for a seed taken out).
-    func testExportedCellsFollowThePlan() {
+    func testExportedCellsFollowThePlan() throws {
         func cell(_ name: String, _ seeds: [Int], _ values: [Double], configs: String?, evaluated: Bool = false) -> CellResult {
             var c = CellResult(cell: name, variant: String(name.prefix { $0 != "|" }), method: "pt", task: "cb", model: "t5-small", k: 8, seeds: seeds,
                                statuses: [evaluated ? "evaluated" : "done": seeds.count], trainableParams: 1, best: ["accuracy": Stat(values)],
@@ -523,6 +523,28 @@ final class PlannedRunsTests: XCTestCase {
         XCTAssertEqual(ExportedCells.current([scored], plan: plan).kept.count, 1)
         inputsPlan.validationData = ["cb": "v.jsonl:old"]
         XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).kept.count, 1)
+        // The task file's and the rules' parts, as a store read compares them: another template
+        // (an edited task file) leaves the cell out; a rule the plan has and the run lacks too.
+        var taskPlan = plan
+        taskPlan.taskParts[PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1)] = ["templates": "[\"new\"]", "rules": "[{\"r\":\"x\"}]"]
+        var a3t = cell("a|cb", [1, 2], [10, 20], configs: "h1")
+        a3t.runTaskParts = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["templates": "[\"new\"]", "rules": "[{\"r\":\"x\"}]"]]
+        XCTAssertEqual(ExportedCells.current([a3t], plan: taskPlan).kept.count, 1)
+        a3t.runTaskParts = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["templates": "[\"old\"]", "rules": "[{\"r\":\"x\"}]"]]
+        XCTAssertEqual(ExportedCells.current([a3t], plan: taskPlan).stale, ["a|cb"])
+        a3t.runTaskParts = [PlannedRuns.key(cell: "a|cb", seed: 1, sampleSeed: 1): ["templates": "[\"new\"]"]]
+        XCTAssertEqual(ExportedCells.current([a3t], plan: taskPlan).stale, ["a|cb"])
+        // An evaluated cell whose adapter has other weights at its path now.
+        let adir = tempDir("exportadapter")
+        defer { try? FileManager.default.removeItem(atPath: adir) }
+        try Data("weights".utf8).write(to: URL(fileURLWithPath: "\(adir)/adapter_model.safetensors"))
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(adir)/adapter_config.json"))
+        let adapter = "\(adir)#sha256:\(sha256Hex("weights"))#adapter_config:\(sha256Hex("{}"))"
+        var ev = cell("peft|cb", [1], [70], configs: "hx", evaluated: true)
+        ev.runAdapters = [PlannedRuns.key(cell: "peft|cb", seed: 1, sampleSeed: 1): adapter]
+        XCTAssertEqual(ExportedCells.current([ev], plan: plan).kept.count, 1)
+        try Data("other weights".utf8).write(to: URL(fileURLWithPath: "\(adir)/adapter_model.safetensors"))
+        XCTAssertEqual(ExportedCells.current([ev], plan: plan).adaptersChanged, ["peft|cb"])
         XCTAssertEqual(ExportedCells.current([cell("peft|rte", [1], [70], configs: "hx", evaluated: true)], plan: plan).unplanned, ["peft|rte"])
     }
 
