@@ -47,6 +47,12 @@ final class SpecValidationTests: XCTestCase {
         }
         try expectSpecError({ $0.replacingOccurrences(of: "models: [t5-small]", with: "models: [t5-small, \"cb|t5-small\"]") },
                             ["models: 'cb|t5-small': '|' and '#' are reserved"])
+        // eval_mode on a GPT-2 column: `train` refuses it, and each swept run failed at its start.
+        try expectSpecError({ $0.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [sst2]")
+                                .replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-small: \"embedded:gpt2-tiny\"}")
+                                .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n", with: "")
+                                .replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {eval_mode: rank}}") },
+                            ["pt on sst2 [smoke], model column t5-small (embedded:gpt2-tiny): eval_mode rank: GPT-2 runs already score the label words"], expand: true)
         // Two entries of one variant name shared (and superseded) each other's runs: one method never ran.
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: dpt, method: pt, n: 8}") },
                             ["two methods give the variant name 'dpt'"])
