@@ -231,13 +231,14 @@ extension ExperimentSpec {
                 plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts
                 if let v = parts["data.validation"] { plan.validationData[r.task] = v }
             }
-        } else if store != nil {
+        } else {
             // No data directory: the few-shot manifests are the checkout's, so they are compared
-            // still (a review's gate passed on runs of an edited manifest without --data-dir).
+            // still (a review's gate passed on runs of an edited manifest without --data-dir), in
+            // store and export reads alike.
             for r in runs {
                 guard let name = r.config.manifestFileName else { continue }
                 let path = "\(manifestDir)/\(name)"
-                let value = FileManager.default.fileExists(atPath: path) ? (try? store!.fileHash(path)) : "drawn"
+                let value = FileManager.default.fileExists(atPath: path) ? (store.map { try? $0.fileHash(path) } ?? FileHashes.shared.sha256(path)) : "drawn"
                 if let value { plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = ["manifest": value] }
             }
         }
@@ -317,7 +318,7 @@ public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, gi
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
     for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged, .searchUndecided,
-                   .evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores] {
+                   .evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores] {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason.remedy(sweep: "`promptrepro sweep \(given ?? spec) --profile \(profile)`")

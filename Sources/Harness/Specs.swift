@@ -418,8 +418,8 @@ public struct ExperimentSpec {
                                 }
                                 if let problem = try c.taskProblem() { throw SpecError(path, "\(variant.name) on \(task) [\(profile)]: " + problem) }
                                 // As `train` refuses it before training: each such run failed at its start.
-                                if c.evalMode != nil && ModelFiles.isGPT2(modelSpec) {
-                                    throw SpecError(path, "\(variant.name) on \(task) [\(profile)], model column \(column) (\(modelSpec)): eval_mode \(c.evalMode!.rawValue): GPT-2 runs already score the label words (rank classification over the verbaliser); leave eval_mode unset for GPT-2 columns")
+                                if let mode = c.evalMode, mode != .generate, ModelFiles.isGPT2(modelSpec) {
+                                    throw SpecError(path, "\(variant.name) on \(task) [\(profile)], model column \(column) (\(modelSpec)): eval_mode \(mode.rawValue): GPT-2 runs already score the label words (rank classification over the verbaliser); leave eval_mode unset for GPT-2 columns")
                                 }
                                 if let problem = mc.settingsProblem() { throw SpecError(path, "\(variant.name): " + problem) }
                                 c.selectionMetric = try c.normalizedSelectionMetric()

@@ -301,7 +301,7 @@ struct CompareCommand: ParsableCommand {
         // Runs no plan counts (a non-finite stored score, one adapter under several seeds) are
         // out of the means (`cellResults`), so out of the pairs too.
         let unusable = try store.map { try $0.unusableRuns(spec: s.name, profile: profile) } ?? [:]
-        var withoutPredictions: [(variant: String, cell: CompareCell, seed: Int)] = []  // runs without stored predictions
+        var withoutPredictions: [(variant: String, cell: CompareCell, run: Replicate)] = []  // runs without stored predictions
         func runs(_ variant: String, _ cell: CompareCell) throws -> [PairedRun] {
             guard let store, source == db else {
                 return cells.filter { $0.variant == variant && $0.task == cell.task && $0.model == cell.model && $0.k == cell.k }.flatMap(\.replicates)
@@ -314,7 +314,7 @@ struct CompareCommand: ParsableCommand {
                 .filter { plan?.staleReason(row: $0) == nil && unusable[$0["id"]!.int!] == nil }.map { r in
                 let cfg = try JSONDecoder().decode(TrainConfig.self, from: Data((r["config_json"]?.text ?? "{}").utf8))
                 let preds = try store.predictions(run: r["id"]!.int!, kind: "best")
-                if preds.isEmpty { withoutPredictions.append((variant, cell, r["seed"]!.int!)) }
+                if preds.isEmpty { withoutPredictions.append((variant, cell, Replicate(seed: r["seed"]!.int!, sampleSeed: r["sample_seed"]?.int))) }
                 let manifest = PlannedRuns.inputParts(identityJSON: r["identity_json"]?.text)["manifest"]
                 return PairedRun(seed: r["seed"]!.int!, sampleSeed: cfg.sampleSeed, predictions: preds.isEmpty ? nil : preds,
                                  templates: cfg.templates, reportsHalf: cfg.selectOn == .valHalf,
@@ -337,8 +337,8 @@ struct CompareCommand: ParsableCommand {
         // Only where the other side has the seed: an unpaired run changes no test.
         let paired = withoutPredictions.filter { w in
             let other = w.variant == method ? baseline : method
-            return cells.contains { $0.variant == other && $0.task == w.cell.task && $0.model == w.cell.model && $0.k == w.cell.k && $0.seeds.contains(w.seed) }
-        }.map { "\($0.cell.task) seed \($0.seed) (\($0.variant))" }
+            return cells.contains { $0.variant == other && $0.task == w.cell.task && $0.model == w.cell.model && $0.k == w.cell.k && $0.replicates.contains(w.run) }
+        }.map { "\($0.cell.task) seed \($0.run.seed)\($0.run.sampleSeed != $0.run.seed ? " sample \($0.run.sampleSeed)" : "") (\($0.variant))" }
         if !paired.isEmpty {
             let list = Array(Set(paired)).sorted()
             let line = "\(list.count) compared run\(list.count == 1 ? " has" : "s have") no stored predictions (\(list.prefix(6).joined(separator: ", "))\(list.count > 6 ? ", …" : "")): "

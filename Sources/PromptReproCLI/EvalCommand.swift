@@ -87,7 +87,7 @@ struct EvalCommand: ParsableCommand {
             }
             if trained.task != task {
                 stderr("warning: the adapter was trained on task \(trained.task) (\(runConfig)) and is scored on \(task): a transfer; "
-                    + "its k and seed are those of its \(trained.task) sample" + (db != nil ? ", and the run stored under \(task) pairs with \(task)'s runs of that seed" : ""))
+                    + "its k and seed are those of its \(trained.task) sample")
             }
             trainedRun = trained
         }
@@ -160,6 +160,9 @@ struct EvalCommand: ParsableCommand {
             if let bad = name.first(where: { "|#@".contains($0) }) {
                 throw ValidationError("variant '\(name)'\(variant == nil ? " (the adapter directory's name)" : ""): '\(bad)' is reserved in variant names; pass --variant NAME without |, # or @")
             }
+            if let c = column, let bad = c.first(where: { "|#".contains($0) }) {
+                throw ValidationError("--column '\(c)': '\(bad)' is reserved in model columns (it separates the parts of cell names and run keys)")
+            }
             // A spec given by its file's path is stored under the name the file declares, as
             // `sweep`, `results` and `compare` read it (the path itself was stored as the name, and
             // `compare --spec FILE` found no run of the variant).
@@ -207,6 +210,10 @@ struct EvalCommand: ParsableCommand {
             if let problem = try store.sweepRunHolding(r) { throw StoreError(problem) }
             if !replace, let problem = try store.otherAdapterHolding(r) { throw StoreError(problem) }
             if let problem = try store.sameAdapterOtherSeed(r, adapterSha256: sha) { throw StoreError(problem) }
+            // The same adapter stored at this seed under another sample seed (by an `eval` from
+            // before the run's sample seed was read): this evaluation replaces it.
+            let replaced = try store.supersedeSameAdapterOtherSample(r, adapterSha256: sha)
+            if replaced > 0 { stderr("eval: \(replaced) evaluated run\(replaced == 1 ? "" : "s") of this adapter at seed \(seed) under another sample seed go to history (the run trained on sample \(r.replicate.sampleSeed))") }
             stored = (store, r)
         }
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }

@@ -410,7 +410,7 @@ func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRun
     let all = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
     guard !all.isEmpty else { return nil }
     // Runs of an edited spec or its inputs; then the adapters and damaged scores that count under no plan.
-    let other: Set<StaleRun.Reason> = [.evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores]
+    let other: Set<StaleRun.Reason> = [.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores]
     let stale = all.filter { !other.contains($0.reason) }
     var parts: [String] = []
     if !stale.isEmpty {
@@ -418,7 +418,7 @@ func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRun
         parts.append("\(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
             + " that spec \(name) no longer plans (edited since their sweep); `promptrepro sweep \(given) --profile \(profile)` reruns them")
     }
-    for reason in [StaleRun.Reason.evaluatedInPlannedCell, .adapterChanged, .duplicateAdapter, .corruptScores] {
+    for reason in [StaleRun.Reason.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores] {
         let these = all.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed)): \(reason.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))")
@@ -658,7 +658,7 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
             + list(adapters) + "; " + StaleRun.Reason.evaluatedInPlannedCell.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))
     }
     if !changed.isEmpty {
-        stderr("note: \(changed.count) cells of \(ProjectRoot.display(path)) hold \(StaleRun.Reason.adapterChanged.rawValue) and are left out: "
+        stderr("note: \(changed.count) cells of \(ProjectRoot.display(path)) hold runs of adapters whose files, or the validation file they were scored on, have changed since, and are left out: "
             + list(changed) + "; " + StaleRun.Reason.adapterChanged.remedy(sweep: "") + ", then `promptrepro export`")
     }
     if !unplanned.isEmpty {
@@ -673,7 +673,7 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
     let why = [stale.isEmpty ? nil : "ran under settings, task files or inputs that spec \(s.name) no longer plans (edited since the export)",
                inputs.isEmpty ? nil : "ran on data files or few-shot manifests that have changed here since",
                adapters.isEmpty ? nil : "are adapters evaluated into cells the spec trains",
-               changed.isEmpty ? nil : "are adapters whose files have changed since",
+               changed.isEmpty ? nil : "are adapters whose files or validation data have changed since",
                undecided.isEmpty ? nil : "are searches that the export's grid points no longer decide"].compactMap { $0 }
     return (kept, "Left out: \(out.count) cell\(out.count == 1 ? "" : "s") of \(ProjectRoot.display(path)) (e.g. \(first)) "
         + why.joined(separator: ", or ") + "; those cells show — where our result would be. " + redo + ".")

@@ -58,12 +58,12 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Backbone dropout probability when dropout is on.") var dropoutRate: Float?
     @Option(help: "Prompt init: pt/respt/dept: sampled-vocab, respt-vocab, uniform, normal, text:<string> (token embeddings of the text, cycled to n; DePT code default), labels (the label words; Lester et al.); dpt: uniform, normal; lopt1/lopt2/probe: uniform. Text and labels are refused for factorised prompts.") var initialization: String?
     @Option(parsing: .unconditional, help: "Seed of the few-shot sample when it differs from --seed (default: --seed, one seed for both).") var sampleSeed: Int?
-    @Option(help: "Few-shot sampler: uniform (papers) or balanced (k/C per class; remainder to the first classes met along the seed's permutation).")
+    @Option(help: "Few-shot sampler: uniform (default; the DPT paper samples without balancing the label distribution) or balanced (k/C per class; remainder to the first classes met along the seed's permutation).")
     var sampler: String?
-    @Option(help: "Best-epoch selection: validation (papers: select and report on it), train-dev (k_dev training rows outside the sample), val-half (DePT: select on one half of validation, report the other).")
+    @Option(help: "Best-epoch selection: validation (default, as DPT's released code: select and report on it), train-dev (k_dev training rows outside the sample), val-half (DePT: select on one half of validation, report the other).")
     var selectOn: String?
     @Option(parsing: .unconditional, help: "Size of the train-dev set (default: k).") var kDev: Int?
-    @Option(help: "T5 predictions: generate (papers: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
+    @Option(help: "T5 predictions: generate (default, as DPT's released code: greedy decoding), rank (argmax summed log-likelihood over the label targets; ReCoRD: passage entities), rank-mean (per-token mean).")
     var evalMode: String?
     @Option(help: "Metric that picks the best epoch: one of the task's metrics (default: the task's selection metric; DePT's preset: macro_f1 on CB, as DePT's code).")
     var selectionMetric: String?

@@ -39,7 +39,7 @@ public enum ToolFormats {
                                      // The cells' own protocol (`TrainConfig.variantLabel`): a val-half or train-dev run was once labelled the paper's protocol.
                                      "selection": Set(mine.map { c -> String in
                                          let parts = (c.protocolLabel ?? "").components(separatedBy: "; ").filter { $0.hasPrefix("selection:") || $0.contains("best epoch by") }
-                                         return parts.isEmpty ? "best epoch on the validation split (paper protocol)" : parts.joined(separator: "; ")
+                                         return parts.isEmpty ? "best epoch on the validation split (default protocol)" : parts.joined(separator: "; ")
                                      }).sorted().joined(separator: " / ") + "; mean over seeds",
                                      "protocol": Set(mine.map { $0.protocolLabel ?? "default protocol" }).sorted().joined(separator: " / "),
                                      "templates": Set(mine.compactMap(\.templates)).sorted(),

@@ -291,8 +291,15 @@ public struct PlannedRuns: Sendable {
         guard let planned = taskParts[key] else { return false }
         return planned.contains { name, value in
             guard Self.ruleParts.contains(name) == rules else { return false }
-            return stored[name].map { $0 != value } ?? rules
+            return stored[name].map { Self.recanonical($0) != Self.recanonical(value) } ?? rules
         }
+    }
+
+    /// `canonical` of the value a canonical string holds, as this machine writes it (an export
+    /// written elsewhere may escape or format a value otherwise).
+    static func recanonical(_ s: String) -> String {
+        guard let v = (try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [Any], let first = v.first else { return s }
+        return canonical(first)
     }
 
     /// The parts of a run identity's JSON other than its config and inputs (the task file's and
@@ -342,7 +349,7 @@ public struct PlannedRuns: Sendable {
             if trains(cell: cell) { return .evaluatedInPlannedCell }
             // A task, model column or k the spec does not run (any more), as trained runs of it.
             if !runsCoordinates(of: cell) { return .unplanned }
-            if validationChanged(cell: cell, stored: Self.inputParts(identityJSON: identityJSON)) { return .inputsChanged }
+            if validationChanged(cell: cell, stored: Self.inputParts(identityJSON: identityJSON)) { return .evaluatedInputsChanged }
             return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
         }
         if undecidedCells.contains(cell) { return .searchUndecided }
@@ -397,7 +404,8 @@ public struct StaleRun: Sendable {
         case inputsChanged = "run on other inputs (a data file, few-shot manifest, checkpoint or its config or tokenizer changed since, not re-swept)"
         case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
         case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
-        case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors at the stored path has another sha256)"
+        case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors or adapter_config.json at the stored path has another sha256)"
+        case evaluatedInputsChanged = "runs of adapters scored on a validation file that has changed since"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"
 
@@ -406,7 +414,7 @@ public struct StaleRun: Sendable {
             switch self {
             case .unplanned: return "kept; they count again if the spec lists them again"
             case .evaluatedInPlannedCell: return "store evaluated adapters under a variant of their own (`eval --variant NAME`); \(sweep) trains the cell"
-            case .adapterChanged: return "evaluate the adapter again (`eval --db` with the same --spec, --variant and --seed replaces its run)"
+            case .adapterChanged, .evaluatedInputsChanged: return "evaluate the adapter again (`eval --db` with the same --spec, --variant, --column, --profile and --seed replaces its run)"
             case .duplicateAdapter: return "evaluate each seed's own adapter"
             case .corruptScores: return "repair the store, or rerun those runs"
             default: return "\(sweep) reruns them (or takes back finished runs of the planned settings from history)"
@@ -493,8 +501,8 @@ extension ResultsStore {
         // Scores: text or ±Inf. The per-run and per-epoch measurements (selection score, invalid
         // share, rank probe) are read as numbers too: text there is damage as well.
         for (table, bad) in [("scores", "typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999)"),
-                             ("run_metrics", "typeof(s.value) NOT IN ('real', 'integer')"),
-                             ("epoch_metrics", "typeof(s.value) NOT IN ('real', 'integer')")] where table != "run_metrics" || schemaVersion >= 4 {
+                             ("run_metrics", "typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999)"),
+                             ("epoch_metrics", "typeof(s.value) NOT IN ('real', 'integer') OR s.value IN (9e999, -9e999)")] where table != "run_metrics" || schemaVersion >= 4 {
             for r in try db.query("""
                 SELECT DISTINCT s.run_id AS id FROM \(table) s JOIN runs r ON r.id = s.run_id
                 WHERE r.spec=? AND r.profile=? AND r.status != 'superseded' AND (\(bad))
@@ -503,7 +511,8 @@ extension ResultsStore {
             }
         }
         var first: [String: Int] = [:]
-        for r in try db.query("SELECT id, cell, adapter_sha256 FROM runs WHERE spec=? AND profile=? AND status='evaluated' AND adapter_sha256 IS NOT NULL ORDER BY seed, id",
+        // The lowest seed's copy counts; at one seed, the newest (a re-evaluation under the run's sample seed).
+        for r in try db.query("SELECT id, cell, adapter_sha256 FROM runs WHERE spec=? AND profile=? AND status='evaluated' AND adapter_sha256 IS NOT NULL ORDER BY seed, id DESC",
                               [.text(spec), .text(profile)]) {
             guard let id = r["id"]?.int, let cell = r["cell"]?.text, let sha = r["adapter_sha256"]?.text else { continue }
             if first[cell + "#" + sha] == nil { first[cell + "#" + sha] = id } else if out[id] == nil { out[id] = .duplicateAdapter }
@@ -809,8 +818,8 @@ public enum ExportedCells {
             if (c.statuses["evaluated"] ?? 0) > 0 {
                 if plan.trains(cell: c.cell) { adapters.append(c.cell) }
                 else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) }
-                else if (c.runInputs ?? [:]).values.contains(where: { plan.validationChanged(cell: c.cell, stored: $0) }) { inputs.append(c.cell) }
-                else if (c.runAdapters ?? [:]).values.contains(where: { PlannedRuns.adapterChanged(adapter: $0) }) { changedAdapters.append(c.cell) }
+                else if (c.runInputs ?? [:]).values.contains(where: { plan.validationChanged(cell: c.cell, stored: $0) })
+                            || (c.runAdapters ?? [:]).values.contains(where: { PlannedRuns.adapterChanged(adapter: $0) }) { changedAdapters.append(c.cell) }
                 else { kept.append(c) }
                 continue
             }
@@ -889,7 +898,9 @@ public final class FileHashes: @unchecked Sendable {
     private var cache: [String: (size: Int, modified: Date, sha: String)] = [:]
 
     /// The file's sha256 (hex), nil when it cannot be read.
-    public func sha256(_ path: String) -> String? {
+    public func sha256(_ given: String) -> String? {
+        // The file a link leads to (a link's own size and times do not move when its target is rewritten).
+        let path = (given as NSString).resolvingSymlinksInPath
         guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = (a[.size] as? NSNumber)?.intValue,
               let modified = a[.modificationDate] as? Date else { return nil }
         if let c = lock.withLock({ cache[path] }), c.size == size, c.modified == modified { return c.sha }

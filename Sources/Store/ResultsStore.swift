@@ -764,6 +764,19 @@ public final class ResultsStore {
             + "a seed stands for an independent training run: evaluate each seed's own adapter under its --seed (reads count such a copy once)"
     }
 
+    /// Marks as superseded the current evaluated runs of `r`'s cell and seed with the same adapter
+    /// weights under another sample seed (stored by an `eval` that did not read the run's sample
+    /// seed); returns how many.
+    @discardableResult
+    public func supersedeSameAdapterOtherSample(_ r: RunSpec, adapterSha256: String) throws -> Int {
+        guard schemaVersion >= 4 else { return 0 }
+        try db.query("""
+            UPDATE runs SET superseded_status=status, status='superseded'
+            WHERE spec=? AND profile=? AND cell=? AND seed=? AND status='evaluated' AND adapter_sha256=? AND IFNULL(sample_seed, seed) != ?
+            """, [.text(r.spec), .text(r.profile), .text(r.cell), .int(r.seed), .text(adapterSha256), .int(r.replicate.sampleSeed)])
+        return db.changes
+    }
+
     /// A run's stored predictions (validation order) of its best or last evaluated epoch.
     public func predictions(run id: Int, kind: String) throws -> [String] {
         try db.query("SELECT prediction FROM predictions WHERE run_id=? AND kind=? ORDER BY position", [.int(id), .text(kind)]).map { $0["prediction"]?.text ?? "" }

@@ -1,7 +1,8 @@
 // Protocol variants beside the default protocol (issue #20; docs/protocol.md "Variants"). The
-// papers draw the few-shot sample uniformly with the training seed, select the best epoch on the
-// validation split they report, and read labels from generated text. Each variant here is opt-in;
-// the default value of every switch is the papers' setting and changes no number.
+// default draws the few-shot sample uniformly (the DPT paper: "without balancing the label
+// distribution") with the training seed, selects the best epoch on the validation split it
+// reports and reads labels from generated text (DPT's released code; the papers state neither).
+// Each variant here is opt-in; the default value of every switch changes no number.
 import Foundation
 import Support
 

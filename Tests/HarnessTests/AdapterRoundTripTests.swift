@@ -218,7 +218,7 @@ final class EvaluatedAdapterTests: XCTestCase {
             .write(toFile: val, atomically: true, encoding: .utf8)
         let edited = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
                                                                            manifestDir: "\(repoRoot)/Baselines/manifests")
-        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.inputsChanged])
+        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.evaluatedInputsChanged])
         // Without a data directory the few-shot manifests, the checkout's, are compared still (the
         // gate passed on runs of an edited manifest without --data-dir).
         try FileManager.default.copyItem(atPath: "\(repoRoot)/Baselines/manifests", toPath: "\(dir)/manifests")
@@ -240,6 +240,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         (status, err) = try eval("ss2", "peft-ss", seed: "1")
         XCTAssertEqual(status, 0, err)
         XCTAssertEqual(try s.db.query("SELECT sample_seed FROM runs WHERE variant='peft-ss'").map { $0["sample_seed"]?.int }, [2])
+        // A row an older `eval` stored under sample 1 (the seed's): evaluated again, it goes to
+        // history and the run's sample takes its place (it stayed current beside it, and the
+        // copies rule kept the wrong one).
+        try s.db.query("UPDATE runs SET sample_seed=NULL WHERE variant='peft-ss'")
+        (status, err) = try eval("ss2", "peft-ss", seed: "1")
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("under another sample seed go to history"), err)
+        XCTAssertEqual(try s.db.query("SELECT status, sample_seed FROM runs WHERE variant='peft-ss' ORDER BY id").map { "\($0["status"]?.text ?? "") \($0["sample_seed"]?.int.map(String.init) ?? "nil")" },
+                       ["superseded nil", "evaluated 2"])
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ss2", "--variant", "peft-rte", "--task", "rte",
                                         "--eval-limit", "16", "--data-dir", data, "--db", db, "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
         XCTAssertNotEqual(status, 0, err)

@@ -519,7 +519,7 @@ final class PlannedRunsTests: XCTestCase {
         var scored = cell("peft|cb", [1], [70], configs: "hx", evaluated: true)
         scored.runInputs = [PlannedRuns.key(cell: "peft|cb", seed: 1, sampleSeed: 1): ["data.validation": "v.jsonl:old"]]
         inputsPlan.validationData = ["cb": "v.jsonl:new"]
-        XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).inputsChanged, ["peft|cb"])
+        XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).adaptersChanged, ["peft|cb"])
         XCTAssertEqual(ExportedCells.current([scored], plan: plan).kept.count, 1)
         inputsPlan.validationData = ["cb": "v.jsonl:old"]
         XCTAssertEqual(ExportedCells.current([scored], plan: inputsPlan).kept.count, 1)

@@ -53,6 +53,13 @@ final class SpecValidationTests: XCTestCase {
                                 .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n", with: "")
                                 .replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {eval_mode: rank}}") },
                             ["pt on sst2 [smoke], model column t5-small (embedded:gpt2-tiny): eval_mode rank: GPT-2 runs already score the label words"], expand: true)
+        // eval_mode generate, the default written out (a spec-wide `train:` shared with T5 columns), is accepted.
+        let gpt2 = miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [sst2]")
+            .replacingOccurrences(of: "{t5-small: \"embedded:t5-tiny\"}", with: "{t5-small: \"embedded:gpt2-tiny\"}")
+            .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n", with: "")
+            .replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: pt, method: pt, n: 8, train: {eval_mode: generate}}")
+        try gpt2.write(toFile: "\(dir)/gpt2.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ExperimentSpec.load("\(dir)/gpt2.yaml").expand(profile: "smoke").count, 2)
         // Two entries of one variant name shared (and superseded) each other's runs: one method never ran.
         try expectSpecError({ $0.replacingOccurrences(of: "{name: pt, method: pt, n: 8}", with: "{name: dpt, method: pt, n: 8}") },
                             ["two methods give the variant name 'dpt'"])
