@@ -276,7 +276,7 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(config?["templates"] as? [String], ["respt"])
         c.protocolLabel = nil
         let paper = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
-        XCTAssertEqual((paper["config"] as? [String: Any])?["selection"] as? String, "best epoch on the validation split (paper protocol); mean over seeds")
+        XCTAssertEqual((paper["config"] as? [String: Any])?["selection"] as? String, "best epoch on the validation split (default protocol); mean over seeds")
     }
 }
 
