@@ -317,8 +317,7 @@ extension ExperimentSpec {
 public func staleRunsNote(_ stale: [StaleRun], spec: String, profile: String, given: String? = nil) -> String? {
     guard !stale.isEmpty else { return nil }
     var parts: [String] = []
-    for reason in [StaleRun.Reason.unplanned, .configChanged, .taskChanged, .ruleChanged, .inputsChanged, .searchUndecided,
-                   .evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores] {
+    for reason in StaleRun.Reason.allCases {
         let these = stale.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         let what = reason.remedy(sweep: "`promptrepro sweep \(given ?? spec) --profile \(profile)`")

@@ -109,7 +109,7 @@ public struct ExperimentSpec {
             // "|" separates a cell's parts (variant|task|model|kK) and "#" a run key's: a name
             // holding one made two cells share a key, and every sweep superseded the other's runs;
             // "@" names a search's grid points.
-            if let bad = base.first(where: { "|#@".contains($0) }) {
+            if let bad = base.first(where: RunSpec.reservedInVariant.contains) {
                 throw SpecError(path, "methods[\(i)].name '\(base)': '\(bad)' is reserved (\(bad == "@" ? "a search names its grid points NAME@KEY=value" : "it separates the parts of a cell's name")); choose a name without |, # or @")
             }
             var over: [String: Any] = [:]
@@ -177,7 +177,7 @@ public struct ExperimentSpec {
         }
         let tasks = try strings("tasks")
         for t in tasks { do { _ = try TaskRegistry.definition(t) } catch { throw SpecError(path, "tasks: \(error)") } }
-        for m in try strings("models") where m.contains(where: { "|#".contains($0) }) {
+        for m in try strings("models") where m.contains(where: RunSpec.reservedInColumn.contains) {
             throw SpecError(path, "models: '\(m)': '|' and '#' are reserved (they separate the parts of a cell's name and run key); name the column without them (a profile's `models:` maps it to any checkpoint path)")
         }
         // The preset every layer starts from, checked here (it was reported as a `--protocol` flag).

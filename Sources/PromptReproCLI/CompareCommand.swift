@@ -213,6 +213,9 @@ struct CompareCommand: ParsableCommand {
             header += "\n\nSettings of \(side) in the spec: method \(v.method)" + (v.overrides.isEmpty ? "" : " {\(kv(v.overrides))}")
                 + (v.train.isEmpty ? "" : "; train {\(kv(v.train))}") + " (the rest from the method's preset, the spec's and the profile's `train`)."
         }
+        // Runs no plan counts (a non-finite stored score, one adapter under several seeds) are out
+        // of the means (`cellResults`), so out of the settings compared and the pairs too.
+        let unusable = try store.map { try $0.unusableRuns(spec: s.name, profile: profile) } ?? [:]
         // What each side's settings resolved to (its preset under `protocol: auto`, the spec's and
         // the profile's `train`): LoPT's Adafactor against PT's AdamW showed nowhere.
         let resolvedSides = [method] + (against == "stored" ? [baseline] : [])
@@ -237,7 +240,6 @@ struct CompareCommand: ParsableCommand {
                 guard let store, source == db else { return [:] }
                 var out: [String: TrainConfig] = [:]
                 let sample = store.schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
-                let unusable = try store.unusableRuns(spec: s.name, profile: profile)
                 // The runs the reads count (`plan` and `unusableRuns`), as the table's numbers are.
                 for r in try store.db.query("SELECT id, cell, seed, \(sample) AS sample_seed, status, task, model, k, config_json, \(store.identityColumn) FROM runs WHERE spec=? AND profile=? AND variant=? AND status='evaluated' ORDER BY seed, id",
                                             [.text(s.name), .text(profile), .text(side)])
@@ -298,9 +300,6 @@ struct CompareCommand: ParsableCommand {
             exampleCache[key] = ex
             return ex
         }
-        // Runs no plan counts (a non-finite stored score, one adapter under several seeds) are
-        // out of the means (`cellResults`), so out of the pairs too.
-        let unusable = try store.map { try $0.unusableRuns(spec: s.name, profile: profile) } ?? [:]
         var withoutPredictions: [(variant: String, cell: CompareCell, run: Replicate)] = []  // runs without stored predictions
         func runs(_ variant: String, _ cell: CompareCell) throws -> [PairedRun] {
             guard let store, source == db else {

@@ -157,10 +157,10 @@ struct EvalCommand: ParsableCommand {
             let name = variant ?? URL(fileURLWithPath: dir).lastPathComponent
             // As a spec's method names: "|" and "#" separate the parts of cell names and run keys,
             // "@" names a search's grid points.
-            if let bad = name.first(where: { "|#@".contains($0) }) {
+            if let bad = name.first(where: RunSpec.reservedInVariant.contains) {
                 throw ValidationError("variant '\(name)'\(variant == nil ? " (the adapter directory's name)" : ""): '\(bad)' is reserved in variant names; pass --variant NAME without |, # or @")
             }
-            if let c = column, let bad = c.first(where: { "|#".contains($0) }) {
+            if let c = column, let bad = c.first(where: RunSpec.reservedInColumn.contains) {
                 throw ValidationError("--column '\(c)': '\(bad)' is reserved in model columns (it separates the parts of cell names and run keys)")
             }
             // A spec given by its file's path is stored under the name the file declares, as

@@ -410,15 +410,14 @@ func leftOutLine(_ store: ResultsStore, current: (name: String, plan: PlannedRun
     let all = try store.staleRuns(spec: name, profile: profile, planned: plan).filter { $0.reason != .unplanned }
     guard !all.isEmpty else { return nil }
     // Runs of an edited spec or its inputs; then the adapters and damaged scores that count under no plan.
-    let other: Set<StaleRun.Reason> = [.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores]
-    let stale = all.filter { !other.contains($0.reason) }
+    let stale = all.filter { $0.reason.sweepReruns }
     var parts: [String] = []
     if !stale.isEmpty {
         let cells = Set(stale.map(\.cell)).sorted()
         parts.append("\(stale.count) stored run\(stale.count == 1 ? "" : "s") of \(cells.count) cell\(cells.count == 1 ? "" : "s") (e.g. \(cells[0])) ran under settings, task files or inputs"
             + " that spec \(name) no longer plans (edited since their sweep); `promptrepro sweep \(given) --profile \(profile)` reruns them")
     }
-    for reason in [StaleRun.Reason.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores] {
+    for reason in StaleRun.Reason.allCases where !reason.sweepReruns {
         let these = all.filter { $0.reason == reason }
         guard let first = these.first else { continue }
         parts.append("\(these.count) \(reason.rawValue) (e.g. \(first.cell) seed \(first.seed)): \(reason.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))")

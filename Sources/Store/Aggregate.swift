@@ -396,7 +396,7 @@ public struct PlannedRuns: Sendable {
 
 /// A stored run that `cellResults(planned:)` leaves out, and why.
 public struct StaleRun: Sendable {
-    public enum Reason: String, Sendable {
+    public enum Reason: String, Sendable, CaseIterable {
         case unplanned = "no longer planned by the spec"
         case configChanged = "planned with another config since (spec edited, not re-swept)"
         case taskChanged = "run with another task definition (task file edited since, not re-swept)"
@@ -408,6 +408,12 @@ public struct StaleRun: Sendable {
         case evaluatedInputsChanged = "runs of adapters scored on a validation file that has changed since"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"
+
+        /// Whether a sweep of the spec reruns such runs (an edited spec or input, a search): the
+        /// others are adapters evaluated into the store and damaged rows, which no sweep mends.
+        public var sweepReruns: Bool {
+            ![.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores].contains(self)
+        }
 
         /// What brings such runs back, for the notes that name them.
         public func remedy(sweep: String) -> String {

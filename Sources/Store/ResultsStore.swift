@@ -42,6 +42,13 @@ public struct RunSpec: Equatable, Sendable {
     public static func cellName(variant: String, task: String, model: String, k: Int?) -> String {
         "\(variant)|\(task)|\(model)|k\(k.map(String.init) ?? "full")"
     }
+
+    /// Characters a model column may not hold: "|" separates a cell name's parts and "#" a run
+    /// key's (`PlannedRuns.key`); a name holding one made two cells share a key.
+    public static let reservedInColumn: Set<Character> = ["|", "#"]
+    /// Characters a variant name may not hold: `reservedInColumn`, and "@", which names a
+    /// search's grid points (NAME@KEY=value).
+    public static let reservedInVariant: Set<Character> = reservedInColumn.union(["@"])
 }
 
 public struct ClaimedRun {
