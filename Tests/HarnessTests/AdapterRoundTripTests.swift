@@ -158,6 +158,24 @@ final class EvaluatedAdapterTests: XCTestCase {
         var (status, err) = try eval("bare1", "dpt", seed: "1")
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(err.contains("--variant dpt: spec mini trains this variant (method dpt)") && err.contains("--variant peft-dpt"), err)
+        // Characters that separate the parts of cell names and run keys are refused in a variant
+        // and a column, and in an adapter directory's name standing in for the variant.
+        let runsBefore = try s.db.query("SELECT count(*) AS n FROM runs").first?["n"]?.int
+        for (flag, value, word) in [("--variant", "peft@2", "'@' is reserved in variant names"), ("--variant", "peft#2", "'#' is reserved in variant names"),
+                                    ("--column", "t5|small", "'|' is reserved in model columns"), ("--column", "t5#small", "'#' is reserved in model columns")] {
+            var args = ["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/bare1", "--seed", "1", "--task", "cb", "--k", "8", "--eval-limit", "16",
+                        "--decode-max-tokens", "3", "--data-dir", data, "--db", db, "--profile", "smoke", flag, value]
+            if flag == "--column" { args += ["--variant", "peft-ok"] }
+            (status, err) = try runCapture(args)
+            XCTAssertNotEqual(status, 0, err)
+            XCTAssertTrue(err.contains(word), err)
+        }
+        try FileManager.default.copyItem(atPath: "\(dir)/bare1", toPath: "\(dir)/bare|x")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/bare|x", "--seed", "1", "--task", "cb", "--k", "8",
+                                        "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db, "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("variant 'bare|x' (the adapter directory's name): '|' is reserved in variant names"), err)
+        XCTAssertEqual(try s.db.query("SELECT count(*) AS n FROM runs").first?["n"]?.int, runsBefore)
         // One stored there anyway (an older store, a merge): left out, and the gate fails.
         (status, err) = try eval("bare1", "tmp", seed: "1")
         XCTAssertEqual(status, 0, err)
@@ -263,6 +281,18 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "pt|rte|t5-small|k8" }?.seeds, [1])
         try s.db.query("UPDATE scores SET value=9e999 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)
+        // The same in the per-run and per-epoch measurements (selection score, invalid
+        // predictions): -Inf in run_metrics, then text in epoch_metrics (a merged shard's), with the score mended.
+        try s.db.query("UPDATE scores SET value=0.5 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
+        XCTAssertNil(try s.unusableRuns(spec: "mini", profile: "smoke")[pt])
+        XCTAssertFalse(try s.db.query("SELECT 1 FROM run_metrics WHERE run_id=?", [.int(pt)]).isEmpty)
+        try s.db.query("UPDATE run_metrics SET value=-9e999 WHERE run_id=?", [.int(pt)])
+        XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)
+        try s.db.query("UPDATE run_metrics SET value=0.25 WHERE run_id=?", [.int(pt)])
+        XCTAssertNil(try s.unusableRuns(spec: "mini", profile: "smoke")[pt])
+        try s.db.query("INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, name, value) VALUES (?, 1, 'invalid_predictions', 'n/a')", [.int(pt)])
+        XCTAssertEqual(try s.unusableRuns(spec: "mini", profile: "smoke")[pt], .corruptScores)
+        try s.db.query("UPDATE scores SET value=9e999 WHERE run_id=? AND metric='accuracy' AND kind='best'", [.int(pt)])
         // A compared run without stored predictions: its task falls back to the t over seeds, said.
         let dpt = try XCTUnwrap(try s.db.query("SELECT id FROM runs WHERE variant='dpt' AND task='rte' AND seed=1 AND status='done'").first?["id"]?.int)
         try s.db.query("DELETE FROM predictions WHERE run_id=? AND kind='best'", [.int(dpt)])
