@@ -117,10 +117,33 @@ public enum RunIdentity {
     ///   `# … #` were put by word count, where DePT's regex leaves a span of another case unmarked
     ///   and marks attached punctuation otherwise (10 of the 104 validation inputs differed).
     public static func ruleParts(_ c: TrainConfig) -> [String: Any] {
-        var rules: [String: String] = [:]
+        var rules = evaluationRules(task: c.task, templates: c.templates)
         if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
-        if c.task == "wsc", c.templates == .dept { rules["wsc_dept_marks"] = "mark_span" }
         return rules.isEmpty ? [:] : ["rules": rules]
+    }
+
+    /// The rules of `ruleParts` that move a score of given weights (the inputs an evaluation
+    /// builds), as opposed to training alone (`lora_dropout`): `wsc_dept_marks`.
+    static func evaluationRules(task: String, templates: TemplateSet) -> [String: String] {
+        task == "wsc" && templates == .dept ? ["wsc_dept_marks": "mark_span"] : [:]
+    }
+    static let evaluationRuleNames: Set<String> = ["wsc_dept_marks"]
+
+    /// Whether an evaluated run (`eval --db`: an adapter scored, never trained here) of `task`
+    /// under `templates` and `selectOn` (raw values) was scored under another task definition than
+    /// the task file gives now: its stored task parts (`PlannedRuns.storedTaskParts`: task_version,
+    /// template, task) differ on a part it has, or its rules that move an evaluation
+    /// (`evaluationRules`) differ from those that apply now (a row stored before such a rule lacks
+    /// it). The training-only rules it may have stored are not compared: they never moved its
+    /// score. An unknown task or template set (a task file removed since) is not compared, as the
+    /// rows of an unknown task are left out elsewhere (`unplanned`); nor is a row without stored
+    /// parts (stored before identities). `PlannedRuns.evaluatedTaskCheck`.
+    public static func evaluatedTaskChanged(task: String, templates: String, selectOn: String?, stored: [String: String]) -> Bool {
+        guard !stored.isEmpty, let def = try? TaskRegistry.definition(task), let set = TemplateSet(rawValue: templates),
+              let now = try? canonicalTaskParts(def, templates: set, selectOn: selectOn.flatMap(SelectionSplit.init(rawValue:))) else { return false }
+        if now.contains(where: { name, value in stored[name].map { PlannedRuns.recanonical($0) != PlannedRuns.recanonical(value) } ?? false }) { return true }
+        let storedRules = stored["rules"].flatMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [[String: String]] }?.first ?? [:]
+        return storedRules.filter { evaluationRuleNames.contains($0.key) } != evaluationRules(task: task, templates: set)
     }
 }
 

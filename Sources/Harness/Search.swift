@@ -191,6 +191,7 @@ extension ExperimentSpec {
         let choose = store?.searchChoice(spec: self, profile: profile) ?? exported.map { exportChoice($0, profile: profile) }
         let runs = try expand(profile: profile, choose: choose)
         var plan = PlannedRuns(runs: runs, undecidedCells: try undecidedSearchCells(profile: profile, choose: choose))
+        plan.evaluatedTaskCheck = RunIdentity.evaluatedTaskChanged
         // The task file's parts of each run's identity, so that reads leave out rows run under an
         // edited task file (labels, metrics, templates) until a sweep reruns them.
         var parts: [String: [String: String]] = [:]

@@ -657,7 +657,7 @@ func currentExportCellsReporting(_ cells: [CellResult], spec given: String, prof
             + list(adapters) + "; " + StaleRun.Reason.evaluatedInPlannedCell.remedy(sweep: "`promptrepro sweep \(given) --profile \(profile)`"))
     }
     if !changed.isEmpty {
-        stderr("note: \(changed.count) cells of \(ProjectRoot.display(path)) hold runs of adapters whose files, or the validation file they were scored on, have changed since, and are left out: "
+        stderr("note: \(changed.count) cells of \(ProjectRoot.display(path)) hold runs of adapters whose files, the validation file they were scored on, or their task file (definition or template) have changed since, and are left out: "
             + list(changed) + "; " + StaleRun.Reason.adapterChanged.remedy(sweep: "") + ", then `promptrepro export`")
     }
     if !unplanned.isEmpty {

@@ -199,6 +199,30 @@ public struct PlannedRuns: Sendable {
     /// for the evaluated runs no plan key covers (an adapter scored on an edited validation file
     /// kept its old score); empty: not compared.
     public var validationData: [String: String] = [:]
+    /// For evaluated runs, which no plan key covers: whether a row's stored task parts
+    /// (`storedTaskParts`) disagree with those the task file and the rules that move an evaluation
+    /// give now for its task, template set (raw value) and selection split (raw value)
+    /// (`RunIdentity.evaluatedTaskChanged`, set by the plan's builder, which reads the task
+    /// registry). nil: not compared (an adapter scored under a template edited since kept its old
+    /// score).
+    public var evaluatedTaskCheck: (@Sendable (_ task: String, _ templates: String, _ selectOn: String?, _ stored: [String: String]) -> Bool)?
+
+    /// `evaluatedTaskCheck` on an evaluated row's config and identity JSON; false without either
+    /// (or without stored task parts: not compared).
+    func evaluatedTaskChanged(configJSON: String?, identityJSON: String?) -> Bool {
+        let stored = Self.storedTaskParts(identityJSON: identityJSON)
+        guard let check = evaluatedTaskCheck, !stored.isEmpty, let json = configJSON,
+              let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return false }
+        return check(c.task, c.templates.rawValue, c.selectOn?.rawValue, stored)
+    }
+
+    /// `evaluatedTaskCheck` on an exported evaluated run's task parts (`CellResult.runTaskParts`)
+    /// and its cell's task and template set; an export keeps no config, so the selection split
+    /// is the one the stored parts show (MultiRC's `val_half` part is entered under val-half only).
+    public func evaluatedTaskChanged(task: String, templates: String?, stored: [String: String]) -> Bool {
+        guard let check = evaluatedTaskCheck, let templates, !stored.isEmpty else { return false }
+        return check(task, templates, (stored["task"] ?? "").contains("\"val_half\"") ? SelectionSplit.valHalf.rawValue : nil, stored)
+    }
 
     /// Whether an evaluated run of `cell` (identity `identityJSON`, its `inputParts`) scored a
     /// validation file other than `validationData` has for its task now.
@@ -297,7 +321,7 @@ public struct PlannedRuns: Sendable {
 
     /// `canonical` of the value a canonical string holds, as this machine writes it (an export
     /// written elsewhere may escape or format a value otherwise).
-    static func recanonical(_ s: String) -> String {
+    public static func recanonical(_ s: String) -> String {
         guard let v = (try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [Any], let first = v.first else { return s }
         return canonical(first)
     }
@@ -342,14 +366,16 @@ public struct PlannedRuns: Sendable {
     /// --adapter`: adapters trained elsewhere, stored beside a spec's cells under variants of their
     /// own) are outside any plan and count, unless stored in a cell the spec trains (its own runs
     /// would be replaced by an adapter of any method: the gate passed on the baseline's adapters
-    /// stored as the new method's) or evaluated from an adapter file that has changed since
-    /// (`adapterChanged(configJSON:)`).
+    /// stored as the new method's), scored on a validation file or under a task definition that
+    /// has changed since (`validationChanged`, `evaluatedTaskCheck`), or evaluated from an adapter
+    /// file that has changed since (`adapterChanged(configJSON:)`).
     public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String, identityJSON: String? = nil) -> StaleRun.Reason? {
         if status == "evaluated" {
             if trains(cell: cell) { return .evaluatedInPlannedCell }
             // A task, model column or k the spec does not run (any more), as trained runs of it.
             if !runsCoordinates(of: cell) { return .unplanned }
             if validationChanged(cell: cell, stored: Self.inputParts(identityJSON: identityJSON)) { return .evaluatedInputsChanged }
+            if evaluatedTaskChanged(configJSON: configJSON, identityJSON: identityJSON) { return .evaluatedTaskChanged }
             return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
         }
         if undecidedCells.contains(cell) { return .searchUndecided }
@@ -406,13 +432,14 @@ public struct StaleRun: Sendable {
         case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
         case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors or adapter_config.json at the stored path has another sha256)"
         case evaluatedInputsChanged = "runs of adapters scored on a validation file that has changed since"
+        case evaluatedTaskChanged = "runs of adapters scored under a task definition or template that has changed since (task file edited)"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"
 
         /// Whether a sweep of the spec reruns such runs (an edited spec or input, a search): the
         /// others are adapters evaluated into the store and damaged rows, which no sweep mends.
         public var sweepReruns: Bool {
-            ![.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .duplicateAdapter, .corruptScores].contains(self)
+            ![.evaluatedInPlannedCell, .adapterChanged, .evaluatedInputsChanged, .evaluatedTaskChanged, .duplicateAdapter, .corruptScores].contains(self)
         }
 
         /// What brings such runs back, for the notes that name them.
@@ -420,7 +447,7 @@ public struct StaleRun: Sendable {
             switch self {
             case .unplanned: return "kept; they count again if the spec lists them again"
             case .evaluatedInPlannedCell: return "store evaluated adapters under a variant of their own (`eval --variant NAME`); \(sweep) trains the cell"
-            case .adapterChanged, .evaluatedInputsChanged: return "evaluate the adapter again (`eval --db` with the same --spec, --variant, --column, --profile and --seed replaces its run)"
+            case .adapterChanged, .evaluatedInputsChanged, .evaluatedTaskChanged: return "evaluate the adapter again (`eval --db` with the same --spec, --variant, --column, --profile and --seed replaces its run)"
             case .duplicateAdapter: return "evaluate each seed's own adapter"
             case .corruptScores: return "repair the store, or rerun those runs"
             default: return "\(sweep) reruns them (or takes back finished runs of the planned settings from history)"
@@ -810,7 +837,8 @@ extension CellResult {
 /// them) is left out (`inputsChanged`). Cells with evaluated runs (adapters evaluated into the
 /// spec, outside any plan) follow the store's rule: left out in a cell the spec trains
 /// (`adaptersInTrainedCells`), at a task, model and k it does not run (`unplanned`), or scored on
-/// a validation file that has changed since (`inputsChanged`), else kept whole; so are cells of
+/// a validation file, from adapter files or under a task definition that has changed since
+/// (`adaptersChanged`), else kept whole; so are cells of
 /// exports made before the hashes were kept. A searched variant's cells are read against the
 /// choice its exported grid points give (`ExperimentSpec.exportChoice`); one whose search that
 /// choice leaves undecided is left out (`undecided`).
@@ -825,6 +853,7 @@ public enum ExportedCells {
                 if plan.trains(cell: c.cell) { adapters.append(c.cell) }
                 else if !plan.runsCoordinates(of: c.cell) { unplanned.append(c.cell) }
                 else if (c.runInputs ?? [:]).values.contains(where: { plan.validationChanged(cell: c.cell, stored: $0) })
+                            || (c.runTaskParts ?? [:]).values.contains(where: { plan.evaluatedTaskChanged(task: c.task, templates: c.templates, stored: $0) })
                             || (c.runAdapters ?? [:]).values.contains(where: { PlannedRuns.adapterChanged(adapter: $0) }) { changedAdapters.append(c.cell) }
                 else { kept.append(c) }
                 continue

@@ -237,6 +237,26 @@ final class EvaluatedAdapterTests: XCTestCase {
         let edited = try ExperimentSpec.load("\(dir)/mini.yaml").plannedRuns(profile: "smoke", store: s, dataDir: "\(dir)/data2",
                                                                            manifestDir: "\(repoRoot)/Baselines/manifests")
         XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: edited).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.evaluatedInputsChanged])
+        // An adapter scored under a task definition edited since (here its template's source, as
+        // an older task file had it): left out, as trained runs are, in store and export reads.
+        let rank = try XCTUnwrap(try s.db.query("SELECT id, identity_json FROM runs WHERE variant='peft-rank' AND status='evaluated'").first)
+        let rankJSON = try XCTUnwrap(rank["identity_json"]?.text)
+        var rankIdentity = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(rankJSON.utf8)) as? [String: Any])
+        var template = try XCTUnwrap(rankIdentity["template"] as? [String: Any])
+        template["source"] = "premise: " + (template["source"] as? String ?? "")
+        rankIdentity["template"] = template
+        let exported = try XCTUnwrap(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-rank|cb|t5-small|k8" })
+        XCTAssertEqual(ExportedCells.current([exported], plan: plan).kept.map(\.cell), ["peft-rank|cb|t5-small|k8"])
+        var oldExport = exported
+        oldExport.runTaskParts = exported.runTaskParts?.mapValues { $0.merging(["template": PlannedRuns.canonical(template)]) { _, b in b } }
+        XCTAssertEqual(oldExport.runTaskParts?.count, 1)
+        XCTAssertEqual(ExportedCells.current([oldExport], plan: plan).adaptersChanged, ["peft-rank|cb|t5-small|k8"])
+        let oldJSON = String(decoding: try JSONSerialization.data(withJSONObject: rankIdentity, options: [.sortedKeys]), as: UTF8.self)
+        try s.db.query("UPDATE runs SET identity_json=? WHERE id=?", [.text(oldJSON), .int(rank["id"]!.int!)])
+        XCTAssertEqual(try s.staleRuns(spec: "mini", profile: "smoke", planned: plan).filter { $0.cell == "peft-rank|cb|t5-small|k8" }.map(\.reason), [.evaluatedTaskChanged])
+        XCTAssertNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-rank|cb|t5-small|k8" })
+        try s.db.query("UPDATE runs SET identity_json=? WHERE id=?", [.text(rankJSON), .int(rank["id"]!.int!)])
+        XCTAssertNotNil(try s.cellResults(spec: "mini", profile: "smoke", planned: plan).first { $0.cell == "peft-rank|cb|t5-small|k8" })
         // Without a data directory the few-shot manifests, the checkout's, are compared still (the
         // gate passed on runs of an edited manifest without --data-dir).
         try FileManager.default.copyItem(atPath: "\(repoRoot)/Baselines/manifests", toPath: "\(dir)/manifests")

@@ -178,4 +178,40 @@ final class TaskIdentityTests: XCTestCase {
                                              "identity_json": .text(json(parts.filter { $0.key != "rules" }))]
         XCTAssertNil(ResultsStore.legacyIdentityMatch(stored: row, newJSON: json(parts)), "not taken as a legacy row: rerun")
     }
+
+    /// An evaluated run (`eval --db`) is compared on the task parts and the rules that move an
+    /// evaluation: another template set's parts, or a WSC/DePT row stored before its marking rule,
+    /// differ; the training-only LoRA dropout rule it may carry does not; a row without parts is
+    /// not compared.
+    func testEvaluatedRunsAreComparedOnTheirTaskPartsAndEvaluationRules() throws {
+        let cb = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("cb"), templates: .dpt)
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: cb))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "respt", selectOn: nil, stored: cb), "ResPT's template set has label words for targets")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dept", selectOn: nil, stored: cb), "DePT's CB template is DPT's")
+        var bumped = cb
+        bumped["task_version"] = PlannedRuns.canonical(0)
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: bumped))
+        var older = cb
+        older["task"] = nil  // stored before the part existed: compared on the others
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: older))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: [:]))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "no-such-task", templates: "dpt", selectOn: nil, stored: cb))
+        let lora = PlannedRuns.canonical(["lora_dropout": "own sites"])
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: cb.merging(["rules": lora]) { a, _ in a }),
+                       "a training-only rule never moved an evaluation")
+        let wsc = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("wsc"), templates: .dept)
+        let marks = PlannedRuns.canonical(["wsc_dept_marks": "mark_span"])
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc), "scored before the marking rule")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": marks]) { a, _ in a }))
+        let both = PlannedRuns.canonical(["wsc_dept_marks": "mark_span", "lora_dropout": "own sites"])
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": both]) { a, _ in a }))
+        // MultiRC halved by question under val-half: the part the selection split enters.
+        let half = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("multirc"), templates: .dpt, selectOn: .valHalf)
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: "val-half", stored: half))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, stored: half))
+        var plan = PlannedRuns([])
+        plan.evaluatedTaskCheck = RunIdentity.evaluatedTaskChanged
+        XCTAssertFalse(plan.evaluatedTaskChanged(task: "multirc", templates: "dpt", stored: half), "an export's val-half part read back as val-half")
+        XCTAssertTrue(plan.evaluatedTaskChanged(task: "cb", templates: "respt", stored: cb))
+    }
 }
