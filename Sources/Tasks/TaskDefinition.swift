@@ -105,17 +105,45 @@ public struct TaskDefinition: Codable, Sendable {
     public var files: Files
     public var labels: [LabelValue]?
     public var templates: [String: TemplateSpec]
-    public var maxSourceLength: Int
-    public var maxTargetLength: Int
     /// The scores a run stores, by name, each computed by a `MetricRegistry` entry.
     public var metrics: [MetricSpec]
     /// The stored name (one of `metrics`) that picks the best epoch, in its entry's direction.
     public var selectionMetric: String
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case task, version, reader, preprocess, files, labels, templates, metrics
-        case trainFilter = "train_filter", maxSourceLength = "max_source_length"
-        case maxTargetLength = "max_target_length", selectionMetric = "selection_metric"
+        case trainFilter = "train_filter", selectionMetric = "selection_metric"
+    }
+
+    /// The keys a task file may have, at its top level, under `files:` and in a template; a key
+    /// outside them would be dropped without a word by the decoder (a misspelt `fewglu:`, or an
+    /// input length that no run reads).
+    static let keys: [String: [String]] = [
+        "": CodingKeys.allCases.map(\.rawValue), "files": ["train", "validation", "fewglue"], "template": ["source", "target", "words"]]
+
+    /// The first key of `text` that a task file does not have (`keys`), as an error detail; nil when
+    /// every key is known or the text is not a mapping (the decoder reports that).
+    static func unknownKey(in text: String) -> String? {
+        guard case .mapping(let top)? = try? Yams.compose(yaml: text) else { return nil }
+        func check(_ m: Node.Mapping, _ scope: String, _ at: String) -> String? {
+            for (key, _) in m {
+                guard let k = key.scalar?.string, !keys[scope]!.contains(k) else { continue }
+                let line = key.mark.map { "line \($0.line): " } ?? ""
+                if ["max_source_length", "max_target_length"].contains(k) {
+                    return line + "\(at)\(k): input lengths are the protocol's, not the task's (each preset sets them; a spec sets `\(k)` under `train:`, and `train`/`eval` take --\(k.replacingOccurrences(of: "_", with: "-"))); remove it"
+                }
+                return line + "unknown key '\(at)\(k)'\(didYouMean(k, keys[scope]!)); a task file has \(keys[scope]!.joined(separator: ", "))"
+            }
+            return nil
+        }
+        if let e = check(top, "", "") { return e }
+        if case .mapping(let files)? = top["files"], let e = check(files, "files", "files.") { return e }
+        if case .mapping(let templates)? = top["templates"] {
+            for (name, value) in templates {
+                if case .mapping(let t) = value, let e = check(t, "template", "templates.\(name.scalar?.string ?? "?").") { return e }
+            }
+        }
+        return nil
     }
 
     /// The stored metric names, in declaration order.
@@ -208,6 +236,7 @@ public enum TaskRegistry {
             throw TaskError(file: file, detail: "invalid task definition: \(error)")
         }
         if let dup = YAMLKeys.firstDuplicate(in: text) { throw TaskError(file: file, detail: dup) }
+        if let unknown = TaskDefinition.unknownKey(in: text) { throw TaskError(file: file, detail: unknown) }
         try d.validateMetrics(file: file)
         return d
     }

@@ -198,9 +198,30 @@ final class MetricRegistryTests: XCTestCase {
     labels: [false, true]
     templates:
       dpt: {source: "{text}", target: "{label_index}"}
-    max_source_length: 64
-    max_target_length: 8
     """
+
+    /// A key a task file does not have is refused, naming the file, the line and the closest key:
+    /// the decoder dropped it without a word (a misspelt `fewglue`, or the input lengths task files
+    /// once carried that no run read: they are the protocol's).
+    func testUnknownTaskFileKeysAreRefused() throws {
+        let body = Self.yaml + "\nmetrics: [accuracy]\nselection_metric: accuracy\n"
+        XCTAssertNoThrow(try TaskRegistry.decode(body, file: "Registry/toy.yaml"))
+        for (text, words) in [
+            (body + "max_source_length: 128\n", ["Registry/toy.yaml", "line 10: max_source_length: input lengths are the protocol's", "under `train:`", "--max-source-length"]),
+            (body + "selection_metrc: accuracy\n", ["unknown key 'selection_metrc'", "did you mean 'selection_metric'"]),
+            (body.replacingOccurrences(of: "validation: [toy/val.jsonl]}", with: "validation: [toy/val.jsonl], fewglu: few/toy.jsonl}"),
+             ["unknown key 'files.fewglu'", "did you mean 'fewglue'"]),
+            (body.replacingOccurrences(of: "target: \"{label_index}\"}", with: "target: \"{label_index}\", word: [no, yes]}"),
+             ["unknown key 'templates.dpt.word'", "did you mean 'words'"]),
+        ] {
+            XCTAssertThrowsError(try TaskRegistry.decode(text, file: "Registry/toy.yaml"), text) { e in
+                let d = "\(e)"
+                for w in words { XCTAssertTrue(d.contains(w), "\(w) not in: \(d)") }
+            }
+        }
+        // Every task file of the registry has known keys only.
+        for name in TaskRegistry.names { XCTAssertNoThrow(try TaskRegistry.definition(name), name) }
+    }
 
     /// An unknown metric id is refused naming the file and the closest id; so is a selection
     /// metric that is no declared name, and a name declared twice.

@@ -120,8 +120,6 @@ final class ReferenceScoreTests: XCTestCase {
                 labels: [K, no]
                 templates:
                   \(template)
-                max_source_length: 16
-                max_target_length: 4
                 metrics: [accuracy]
                 selection_metric: accuracy
                 """, file: "\(name).yaml")
