@@ -196,10 +196,51 @@ public struct GPT2Config: Codable, Equatable {
     }
 }
 
+extension T5Config {
+    /// transformers' `T5Config.attribute_map`: the generic names a config.json may use instead.
+    static let attributeMap = ["hidden_size": "d_model", "num_attention_heads": "num_heads", "num_hidden_layers": "num_layers", "head_dim": "d_kv"]
+}
+
+extension GPT2Config {
+    /// transformers' `GPT2Config.attribute_map`.
+    static let attributeMap = ["hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"]
+}
+
 /// Which architecture a config.json describes.
 public enum ModelConfig {
     case t5(T5Config)
     case gpt2(GPT2Config)
+
+    /// `obj` as the typed config decodes it, read as transformers reads a config.json: a generic
+    /// name of `aliases` (`attribute_map`, e.g. GPT-2's `hidden_size` for `n_embd`) stands for its
+    /// field (both given with different values: refused), and `eos_token_id` may be a list (as
+    /// generation configs write it): one id is that id; several are refused for T5, whose greedy
+    /// decode stops on one (`eosListAllowed`: GPT-2's forward never reads it, the first is kept).
+    static func normalised(_ obj: [String: Any], aliases: [String: String], path: String, eosListAllowed: Bool) throws -> Data {
+        var o = obj
+        for (alias, field) in aliases.sorted(by: { $0.key < $1.key }) {
+            guard let v = o[alias] else { continue }
+            if let given = o[field] {
+                guard "\(given)" == "\(v)" else {
+                    throw ConfigError(path: path, detail: "fields '\(alias)' (\(v)) and '\(field)' (\(given)) name the same setting (transformers' attribute_map) with different values")
+                }
+            } else {
+                o[field] = v
+            }
+            o[alias] = nil
+        }
+        if let list = o["eos_token_id"] as? [Any] {
+            let ids = list.compactMap { $0 as? Int }
+            guard ids.count == list.count, !ids.isEmpty else {
+                throw ConfigError(path: path, detail: "field 'eos_token_id' must be an integer or a list of integers, got \(list)")
+            }
+            guard ids.count == 1 || eosListAllowed else {
+                throw ConfigError(path: path, detail: "field 'eos_token_id' lists \(ids.count) ids \(ids): PromptRepro's greedy decode stops on one; give the one the model ends its outputs with")
+            }
+            o["eos_token_id"] = ids[0]
+        }
+        return try JSONSerialization.data(withJSONObject: o)
+    }
 
     public static func load(path: String) throws -> ModelConfig {
         let data: Data
@@ -223,11 +264,11 @@ public enum ModelConfig {
         do {
             switch type {
             case "t5", "mt5":
-                let c = try JSONDecoder().decode(T5Config.self, from: data)
+                let c = try JSONDecoder().decode(T5Config.self, from: try normalised(obj, aliases: T5Config.attributeMap, path: path, eosListAllowed: false))
                 try c.validate(path: path)
                 return .t5(c)
             case "gpt2":
-                let c = try JSONDecoder().decode(GPT2Config.self, from: data)
+                let c = try JSONDecoder().decode(GPT2Config.self, from: try normalised(obj, aliases: GPT2Config.attributeMap, path: path, eosListAllowed: true))
                 try c.validate(path: path)
                 return .gpt2(c)
             default:

@@ -31,16 +31,30 @@ public enum ModelFiles {
     /// PROMPTREPRO_MODEL_DIR); the CLI sets it from the process environment, libraries never read it.
     nonisolated(unsafe) public static var environment: [String: String] = [:]
 
-    /// Hub cache roots in transformers' order: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub.
-    public static func cacheRoots(environment env: [String: String] = ModelFiles.environment) -> [String] {
-        var roots: [String] = []
-        if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { roots.append(c) }
-        if let h = env["HF_HOME"] { roots.append((h as NSString).appendingPathComponent("hub")) }
+    /// The hub cache huggingface_hub reads, and only it: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE,
+    /// else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub
+    /// (`huggingface_hub.constants`). Each variable replaces the later ones: a checkpoint in
+    /// ~/.cache while HF_HUB_CACHE names another directory is not found by transformers, and was
+    /// loaded here (a stale copy, where the user had pointed the cache elsewhere).
+    public static func cacheRoot(environment env: [String: String] = ModelFiles.environment) -> String {
+        if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { return c }
         let home = env["HOME"] ?? NSHomeDirectory()
-        let xdg = env["XDG_CACHE_HOME"] ?? (home as NSString).appendingPathComponent(".cache")
-        roots.append((xdg as NSString).appendingPathComponent("huggingface/hub"))
-        var seen = Set<String>()
-        return roots.filter { seen.insert($0).inserted }
+        let hf = env["HF_HOME"] ?? ((env["XDG_CACHE_HOME"] ?? (home as NSString).appendingPathComponent(".cache")) as NSString).appendingPathComponent("huggingface")
+        return (hf as NSString).appendingPathComponent("hub")
+    }
+
+    /// The caches `cacheRoot` would read under fewer variables (HF_HOME/hub, the XDG and home
+    /// defaults), other than the one it reads: named when a checkpoint is found only there.
+    static func otherCacheRoots(environment env: [String: String]) -> [String] {
+        let root = cacheRoot(environment: env)
+        var lesser = env
+        var roots: [String] = []
+        for key in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"] {
+            lesser[key] = nil
+            let r = cacheRoot(environment: lesser)
+            if r != root && !roots.contains(r) { roots.append(r) }
+        }
+        return roots
     }
 
     /// A directory path (holding config.json) or a hub id such as `t5-small`, `google/flan-t5-base`.
@@ -69,10 +83,16 @@ public enum ModelFiles {
         // A path (absolute, ./, ../ or ~) is no hub id: the hub caches are not searched for it.
         if ModelNotFound.isPath(spec) { throw ModelNotFound(spec: spec, looked: looked) }
         let folder = "models--" + spec.replacingOccurrences(of: "/", with: "--")
-        for root in cacheRoots(environment: env) {
+        do {
+            let root = cacheRoot(environment: env)
             let repo = (root as NSString).appendingPathComponent(folder)
             let snaps = (repo as NSString).appendingPathComponent("snapshots")
-            guard fm.fileExists(atPath: repo) else { looked.append("\(snaps)/<revision>/config.json"); continue }
+            guard fm.fileExists(atPath: repo) else {
+                let elsewhere = otherCacheRoots(environment: env).map { ($0 as NSString).appendingPathComponent(folder) }.filter { fm.fileExists(atPath: $0) }
+                looked.append("\(snaps)/<revision>/config.json" + (elsewhere.isEmpty ? "" : " (a copy is in \(elsewhere.joined(separator: ", ")), "
+                    + "which is not searched while HF_HUB_CACHE/HF_HOME/XDG_CACHE_HOME point here, as transformers does not: pass that snapshot directory or unset the variable)"))
+                throw ModelNotFound(spec: spec, looked: looked)
+            }
             // transformers (offline) reads the snapshot that refs/main names and nothing else: a
             // missing or incomplete one is an error, never a silent switch to another revision.
             let refPath = (repo as NSString).appendingPathComponent("refs/main")

@@ -154,8 +154,28 @@ public final class T5Model {
         return try store.storedHeadDiffers("lm_head.weight", from: embedding)
     }
 
+    /// Refuses a file whose stored embedding tables (`shared.weight`, `encoder.embed_tokens.weight`,
+    /// `decoder.embed_tokens.weight`) hold different values. transformers 4 ties the encoder's and
+    /// decoder's tables to `shared.weight` whatever they hold; transformers 5 keeps a differing copy
+    /// apart ("both are present in the checkpoints with different values, so we will NOT tie
+    /// them"). This model has one table for the encoder, the decoder and a tied head, so it would
+    /// compute what neither does (a review's checkpoint: loss 4.690 against transformers 5's 4.985,
+    /// with no word). Equal copies, as every saved T5 holds, load as before.
+    /// Errors: `SafeTensorsError` naming the file and both tensors; a tensor that cannot be read.
+    public static func checkEmbeddingCopies(in store: WeightStore) throws {
+        let stored = (["shared.weight"] + embeddingAliases["shared.weight"]!).filter(store.has)
+        guard let first = stored.first else { return }
+        for other in stored.dropFirst() where try store.storedHeadDiffers(other, from: first) {
+            throw SafeTensorsError(path: store.location[other]?.path ?? store.files.first?.path ?? "?",
+                detail: "'\(other)' holds other values than '\(first)': transformers 4 would use '\(first)' for it, transformers 5 its own copy; "
+                    + "PromptRepro has one embedding table for the encoder, the decoder and a tied head and does not pick one. "
+                    + "Save the checkpoint with equal copies (or '\(first)' alone) to load it")
+        }
+    }
+
     public static func load(config c: T5Config, weights store: WeightStore) throws -> T5Model {
         let aliases = embeddingAliases
+        try checkEmbeddingCopies(in: store)
         let differs = try storedHeadDiffers(in: store)
         let (untied, scale) = headLayout(c, storedHeadDiffers: differs)
         let path = store.files.first?.path ?? "?"

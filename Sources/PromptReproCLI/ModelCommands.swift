@@ -92,7 +92,9 @@ struct Info: ParsableCommand {
                 out["dtype"] = dtypes.sorted().joined(separator: ",")
                 out["stored_tensors"] = store.names.count
                 switch cfg {
-                case .t5: headDiffers = try T5Model.storedHeadDiffers(in: store)
+                case .t5:
+                    try T5Model.checkEmbeddingCopies(in: store)
+                    headDiffers = try T5Model.storedHeadDiffers(in: store)
                 case .gpt2(let g): headDiffers = try GPT2Model.untiedHead(g, in: store)
                 }
                 if model.hasPrefix("embedded:") { out["profile"] = "smoke (random weights; never a reproduction)" }

@@ -18,7 +18,9 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_CALIBRATION  on (default) | off: off ignores the cached GEMM calibration
               PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
-              HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints
+              HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints (one, as
+                                   transformers: HF_HUB_CACHE, else HF_HOME/hub, else
+                                   ~/.cache/huggingface/hub)
               PROMPTREPRO_MODEL_DIR  a folder of checkpoints searched by name (NAME or
                                    the last part of ORG/NAME) before the HF cache
               PROMPTREPRO_CHECKPOINT  ffn,attention | all | none: recompute those T5 sublayers

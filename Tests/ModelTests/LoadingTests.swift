@@ -174,6 +174,68 @@ final class LoadingTests: XCTestCase {
         }
     }
 
+    /// T5 files storing the encoder's or decoder's embedding apart from `shared.weight`: equal
+    /// copies load as one table (every saved T5); a copy of other values is refused, since
+    /// transformers 4 ties it to `shared.weight` and transformers 5 keeps it apart (a review's file
+    /// loaded with `shared.weight` everywhere: loss 4.690 where transformers 5 gives 4.985).
+    func testT5EmbeddingCopiesMustAgree() throws {
+        let cfg = EmbeddedBackbones.t5Tiny
+        let model = try T5Model.random(config: cfg, key: RNGKey(seed: 3))
+        let base = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.tensor) })
+        let shared = try XCTUnwrap(base["shared.weight"])
+        let dir = "\(tmp)/t5copies"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try JSONEncoder().encode(cfg).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        var equal = base
+        equal["encoder.embed_tokens.weight"] = Tensor(shape: shared.shape, values: shared.array)
+        equal["decoder.embed_tokens.weight"] = Tensor(shape: shared.shape, values: shared.array)
+        try SafeTensorsFile.write(equal, to: "\(dir)/model.safetensors")
+        let ids: [Int32] = [5, 6, 7, 1]
+        let reference = try model.forward(inputIds: ids, attentionMask: [1, 1, 1, 1], labels: [8, 1], batch: 1).loss.array
+        XCTAssertEqual(try T5Model.load(directory: dir).forward(inputIds: ids, attentionMask: [1, 1, 1, 1], labels: [8, 1], batch: 1).loss.array, reference)
+        var values = shared.array
+        values[0] += 0.5
+        for (copy, drop) in [("encoder.embed_tokens.weight", false), ("decoder.embed_tokens.weight", false), ("decoder.embed_tokens.weight", true)] {
+            var t = equal
+            t[copy] = Tensor(shape: shared.shape, values: values)
+            if drop { t["shared.weight"] = nil }  // no shared.weight: the encoder's copy and the decoder's disagree
+            try SafeTensorsFile.write(t, to: "\(dir)/model.safetensors")
+            XCTAssertThrowsError(try T5Model.load(directory: dir), copy) { e in
+                XCTAssertTrue("\(e)".contains("\(dir)/model.safetensors") && "\(e)".contains("'\(copy)' holds other values than '\(drop ? "encoder.embed_tokens.weight" : "shared.weight")'")
+                              && "\(e)".contains("transformers 5"), "\(e)")
+            }
+        }
+    }
+
+    /// config.json as transformers reads it: the generic names of `attribute_map` (`hidden_size`,
+    /// `num_attention_heads`, …) stand for the model's own fields; both with different values are
+    /// refused; `eos_token_id` may be a one-id list (several are refused for T5's decode).
+    func testConfigAttributeMapAndEosLists() throws {
+        func parse(_ json: String) throws -> ModelConfig { try ModelConfig.parse(Data(json.utf8), path: "cfg.json") }
+        let gpt2 = #""vocab_size": 10, "n_embd": 8, "n_layer": 1, "n_head": 2, "n_positions": 16, "model_type": "gpt2""#
+        let generic = #""vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 16, "model_type": "gpt2""#
+        guard case .gpt2(let a) = try parse("{\(gpt2)}"), case .gpt2(let b) = try parse("{\(generic)}") else { return XCTFail("not GPT-2") }
+        XCTAssertEqual(a, b)
+        guard case .gpt2(let listed) = try parse("{\(gpt2), \"eos_token_id\": [9, 3]}") else { return XCTFail("not GPT-2") }
+        XCTAssertEqual(listed.eosTokenId, 9)
+        XCTAssertThrowsError(try parse("{\(gpt2), \"hidden_size\": 16}")) { e in
+            XCTAssertTrue("\(e)".contains("'hidden_size' (16) and 'n_embd' (8) name the same setting"), "\(e)")
+        }
+        XCTAssertNoThrow(try parse("{\(gpt2), \"hidden_size\": 8}"), "the same value twice")
+        let t5 = #""vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 1, "num_heads": 2, "model_type": "t5""#
+        let t5Generic = #""vocab_size": 10, "hidden_size": 8, "head_dim": 4, "d_ff": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "model_type": "t5""#
+        guard case .t5(let c) = try parse("{\(t5)}"), case .t5(let d) = try parse("{\(t5Generic)}") else { return XCTFail("not T5") }
+        XCTAssertEqual(c, d)
+        guard case .t5(let one) = try parse("{\(t5), \"eos_token_id\": [1]}") else { return XCTFail("not T5") }
+        XCTAssertEqual(one.eosTokenId, 1)
+        XCTAssertThrowsError(try parse("{\(t5), \"eos_token_id\": [1, 2]}")) { e in
+            XCTAssertTrue("\(e)".contains("'eos_token_id' lists 2 ids") && "\(e)".contains("cfg.json"), "\(e)")
+        }
+        XCTAssertThrowsError(try parse("{\(t5), \"eos_token_id\": [\"x\"]}")) { e in
+            XCTAssertTrue("\(e)".contains("must be an integer or a list of integers"), "\(e)")
+        }
+    }
+
     /// Config fields that change the computation are honoured (parity fixtures) or refused by name.
     func testMathChangingConfigFieldsAreRefusedByName() throws {
         func refuse(_ json: String, _ field: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -243,6 +305,22 @@ final class LoadingTests: XCTestCase {
             let s = "\(e)"
             XCTAssertTrue(s.contains("\(tmp)/hub/models--t5-large") && s.contains("HINT"), s)
         }
+        // One cache, as huggingface_hub reads it: HF_HUB_CACHE replaces HF_HOME and the home
+        // default (a copy in ~/.cache was loaded while HF_HUB_CACHE pointed elsewhere, where
+        // transformers finds nothing); the copy is named in the error.
+        try FileManager.default.createDirectory(atPath: "\(tmp)/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(tmp)/xdg/huggingface", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/xdg/huggingface/hub", withDestinationPath: "\(tmp)/hub")
+        for env in [["HF_HUB_CACHE": "\(tmp)/elsewhere", "XDG_CACHE_HOME": "\(tmp)/xdg"], ["HF_HOME": "\(tmp)/elsewhere", "XDG_CACHE_HOME": "\(tmp)/xdg"]] {
+            XCTAssertThrowsError(try ModelFiles.resolve("google/flan-t5-base", environment: env), "\(env)") { e in
+                XCTAssertTrue("\(e)".contains("a copy is in \(tmp)/xdg/huggingface/hub/models--google--flan-t5-base") && "\(e)".contains("not searched"), "\(e)")
+            }
+        }
+        XCTAssertEqual(try ModelFiles.resolve("google/flan-t5-base", environment: ["XDG_CACHE_HOME": "\(tmp)/xdg", "HOME": "/nonexistent"]),
+                       "\(tmp)/xdg/huggingface/hub/models--google--flan-t5-base/snapshots/abc123")
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HF_HOME": "/h", "XDG_CACHE_HOME": "/x", "HOME": "/u"]), "/h/hub")
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HUGGINGFACE_HUB_CACHE": "/old", "HF_HOME": "/h"]), "/old")
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HOME": "/u"]), "/u/.cache/huggingface/hub")
         // refs/main decides, as in transformers: a revision it names that is missing or incomplete is
         // an error, not a switch to another snapshot (which once loaded other weights without a word).
         let repo = "\(tmp)/hub/models--google--flan-t5-base"
