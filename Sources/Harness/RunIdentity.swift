@@ -113,12 +113,18 @@ public enum RunIdentity {
     /// * `lora_dropout` "own sites": LoRA with `dropout` > 0 while the backbone's dropout is off
     ///   (`backbone_dropout: false` or `dropout_rate: 0`). Before 2026-12-06 the adapter's dropout
     ///   applied only while the backbone's did, so these runs trained without it.
+    /// * `val_half_select` "floor": runs selecting on half of the validation split (`select_on:
+    ///   val-half`). Before 2026-12-07 the selection half had ⌈N/2⌉ rows (DePT's has ⌊N/2⌋: an odd
+    ///   split, RTE's 277 rows or MultiRC's 953 questions, moved one row or question), and an
+    ///   eval_limit cut a MultiRC question (now whole questions). Even splits keep their rows but
+    ///   rerun too: the part is entered for every val-half run.
     /// * `wsc_dept_marks` "mark_span": WSC under DePT's templates. Before 2026-12-07 its `* … *` and
     ///   `# … #` were put by word count, where DePT's regex leaves a span of another case unmarked
     ///   and marks attached punctuation otherwise (10 of the 104 validation inputs differed).
     public static func ruleParts(_ c: TrainConfig) -> [String: Any] {
         var rules = evaluationRules(task: c.task, templates: c.templates)
         if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
+        if c.selectOn == .valHalf { rules["val_half_select"] = "floor" }
         return rules.isEmpty ? [:] : ["rules": rules]
     }
 

@@ -125,19 +125,23 @@ extension FewShotSampler {
 
     /// DePT's validation split (METHODS §2.4: a permutation with a fixed seed, first half selects,
     /// second half is reported), over the validation rows; Philox with key `seed` (42 as DePT's
-    /// torch.randperm) stands in for torch's generator. The selection half has ⌈N/2⌉ rows.
+    /// torch.randperm) stands in for torch's generator. The selection half has ⌊N/2⌋ rows and the
+    /// reported half the other ⌈N/2⌉, as DePT's `get_split_indices(split, dataset,
+    /// validation_size=len(dataset)//2)` (src/tasks.py): its RTE run (shared
+    /// models/dept-reference/rte) selected on 138 rows and reported 139. Before 2026-12-07 the
+    /// selection half had ⌈N/2⌉ (`RunIdentity.ruleParts` "val_half_select").
     public static func validationHalves(rows: Int, seed: Int = 42) -> (select: [Int], report: [Int]) {
         var stream = PhiloxStream(RNGKey(seed: UInt64(seed)).derive("validation-halves"))
         let perm = stream.permutation(rows)
-        let h = (rows + 1) / 2
+        let h = rows / 2
         return (perm.prefix(h).sorted(), perm.dropFirst(h).sorted())
     }
 
     /// The halves of rows that belong to groups a metric scores together (`groups[i]`: row i's
     /// group, nil: a group of its own): the same permutation over the groups (in order of first
-    /// appearance), ⌈G/2⌉ groups select, and each half holds whole groups. MultiRC's exact match
+    /// appearance), ⌊G/2⌋ groups select, and each half holds whole groups. MultiRC's exact match
     /// scores a question's answer rows together: split by rows (DePT's split, which scores
-    /// MultiRC per row), 845 of its 953 validation questions fell in both halves, exact match was
+    /// MultiRC per row), 846 of its 953 validation questions fell in both halves, exact match was
     /// computed on partial questions (a constant "true" scored 15.5 instead of 0.84), and the
     /// selection half saw answers of the reported questions. Without any group: `validationHalves(rows:)`.
     public static func validationHalves(groups: [String?], seed: Int = 42) -> (select: [Int], report: [Int]) {

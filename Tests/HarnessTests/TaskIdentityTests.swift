@@ -214,4 +214,24 @@ final class TaskIdentityTests: XCTestCase {
         XCTAssertFalse(plan.evaluatedTaskChanged(task: "multirc", templates: "dpt", stored: half), "an export's val-half part read back as val-half")
         XCTAssertTrue(plan.evaluatedTaskChanged(task: "cb", templates: "respt", stored: cb))
     }
+
+    /// Runs selecting on half of validation carry `val_half_select` (the halves' sizes changed to
+    /// DePT's ⌊N/2⌋ on 2026-12-07): a row stored without it does not count; other runs are untouched.
+    func testValHalfRunsCarryTheirSplitRule() throws {
+        var c = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "rte", model: "embedded:t5-tiny", k: 8, seed: 1)
+        XCTAssertTrue(RunIdentity.ruleParts(c).isEmpty)
+        c.selectOn = .trainDev
+        XCTAssertTrue(RunIdentity.ruleParts(c).isEmpty)
+        c.selectOn = .valHalf
+        XCTAssertEqual(PlannedRuns.canonical(RunIdentity.ruleParts(c)["rules"]!), "[{\"val_half_select\":\"floor\"}]")
+        let r = RunSpec(spec: "s", profile: "smoke", cell: "c", variant: "pt", method: "pt", task: "rte", model: "t5-small",
+                        modelSpec: "embedded:t5-tiny", k: 8, seed: 1, sampleSeed: nil, config: c)
+        let key = PlannedRuns.key(cell: "c", seed: 1, sampleSeed: 1)
+        var plan = PlannedRuns([(key: key, configHash: PlannedRuns.configHash(c))])
+        plan.taskParts[key] = try RunIdentity.plannedParts(r)
+        var old = plan.taskParts[key]!
+        old["rules"] = nil
+        XCTAssertTrue(plan.taskChanged(key: key, stored: old, rules: true), "a row split by ⌈N/2⌉ does not count")
+        XCTAssertFalse(plan.taskChanged(key: key, stored: plan.taskParts[key]!, rules: true))
+    }
 }

@@ -4,7 +4,7 @@ import Models
 import Tasks
 import Tensor
 import TestSupport
-import Training
+@testable import Training
 import XCTest
 
 /// The protocol variants in the trainer (issue #20): the papers' defaults are unchanged bit for
@@ -92,6 +92,39 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         let r = try run(c)
         XCTAssertEqual(r.evalExamples, 28)
         XCTAssertEqual(r.extras?["selection_examples"], 28)
+    }
+
+    /// A validation file of one row leaves a half empty: refused before training (the run scored 0
+    /// on an empty reported half and was stored as done).
+    func testValHalfRefusesASplitTooSmallToHalve() throws {
+        let dir = tempDir("onerow")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/superglue/cb", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(try sharedData())/superglue/cb/train.jsonl", toPath: "\(dir)/superglue/cb/train.jsonl")
+        let first = try String(contentsOfFile: "\(try sharedData())/superglue/cb/val.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        try (first + "\n").write(toFile: "\(dir)/superglue/cb/val.jsonl", atomically: true, encoding: .utf8)
+        var c = try config(epochs: 1)
+        c.selectOn = .valHalf
+        c.evalMode = .rank
+        let t = Trainer(config: c, dataDir: dir, manifestDir: "\(repoRoot)/Baselines/manifests")
+        t.allowUnpinned = true
+        XCTAssertThrowsError(try t.run()) { e in
+            XCTAssertTrue("\(e)".contains("--select-on val-half") && "\(e)".contains("1 validation row") && "\(e)".contains("too few to split"), "\(e)")
+        }
+    }
+
+    /// An eval_limit under val-half keeps whole groups (MultiRC questions): the prefix ends at a
+    /// group's end at or before the limit, or takes the first group whole when the limit falls
+    /// inside it; rows without a group are cut at the limit.
+    func testEvalLimitKeepsWholeGroups() {
+        func ex(_ g: String?) -> Example { Example(id: .index(0), row: 0, source: "", target: "", answers: [], label: nil, group: g, referent: nil) }
+        let rows = ["q1", "q1", "q1", "q2", "q2", "q3"].map(ex)
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 4).map(\.group), ["q1", "q1", "q1"])
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 5).map(\.group), ["q1", "q1", "q1", "q2", "q2"])
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 3).map(\.group), ["q1", "q1", "q1"])
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 2).map(\.group), ["q1", "q1", "q1"], "the first group whole, past the limit")
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 9).count, 6)
+        XCTAssertEqual(TrainingSession.prefixOfWholeGroups([nil, nil, nil].map(ex), limit: 2).count, 2)
     }
 
     /// GPT-2 runs already rank the verbaliser's words: --eval-mode rank is refused with the reason;
