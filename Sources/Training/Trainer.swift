@@ -93,6 +93,11 @@ public struct TrainResult: Codable, Sendable {
     /// What fixed the run's bits beyond its config (`Trainer.numerics`: GEMM kernel, blocking,
     /// OpenBLAS core, threads), set when it finishes; absent in records made before 2026-12-07.
     public var numerics: String?
+    /// The training file's rows of a few-shot sample drawn at run time (no committed manifest:
+    /// `manifest` says "(drawn: …)"), in the sampler's order; nil where a manifest file names them.
+    public var sampleRows: [Int]?
+    /// The training file's rows of the train-dev selection set (`select_on: train-dev`), in order.
+    public var devRows: [Int]?
 
     public init(config: TrainConfig, status: RunStatus, divergedAtStep: Int?, bestEpoch: Int?, best: [String: Double], last: [String: Double],
                 history: [EpochRecord], trainableParams: Int, trainExamples: Int, evalExamples: Int, dataFiles: [String: String],

@@ -119,7 +119,7 @@ extension Trainer {
             else if !allowUnpinned { throw TrainError("\(lockPath) not found: run from the repository root, or pass --allow-unpinned") }
             files[d.relativePath] = d.sha256
         }
-        var rows: [Int]? = nil
+        var rows: [Int]? = nil, drawnRows: [Int]? = nil
         var manifestPath: String?
         let sampler = c.sampler ?? .uniform
         if let k = c.k, let name = c.manifestFileName {
@@ -131,7 +131,10 @@ extension Trainer {
                 manifestPath = path
             } else {
                 m = try FewShotSampler.sample(train, k: k, seed: c.effectiveSampleSeed, sampler: sampler)
-                manifestPath = "(drawn: \(m.fileName) not in \(manifestDir))"
+                // The rows too (stored as the run's manifest): a drawn sample was named by its
+                // seed alone, and auditing it needed the sampler's code.
+                manifestPath = "(drawn: \(m.fileName) not in \(manifestDir); rows \(m.indices.map(String.init).joined(separator: ",")))"
+                drawnRows = m.indices
                 // Said, not silent: the run's identity records "drawn", and another checkout with
                 // the manifest committed reads that file instead.
                 FileHandle.standardError.write(Data("note: \(manifestDir)/\(m.fileName) not found: the few-shot sample is drawn now (the same rows `promptrepro sample` would write; commit the manifest to pin them)\n".utf8))
@@ -210,6 +213,8 @@ extension Trainer {
         var result = TrainResult(config: c, status: .running, divergedAtStep: nil, bestEpoch: nil, best: [:], last: [:], history: [],
                                  trainableParams: method.trainableCount, trainExamples: trainEx.count, evalExamples: evalEx.count,
                                  dataFiles: files, manifest: manifestPath, smoke: c.model.hasPrefix("embedded:"), predictions: nil)
+        result.sampleRows = drawnRows
+        result.devRows = devRows
         var step = 0, startEpoch = 1
         var resumedFrom: String?
         if let ck = checkpointPath, FileManager.default.fileExists(atPath: ck) {

@@ -60,7 +60,13 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         XCTAssertNotEqual(r.history.map(\.trainLoss), try run(try config(epochs: 1)).history.map(\.trainLoss))
         var b = try config(epochs: 1)
         b.sampler = .balanced
-        XCTAssertEqual(try run(b).manifest, "(drawn: cb-k8-s1-balanced.json not in \(repoRoot)/Baselines/manifests)")
+        let drawn = try run(b)
+        let cbTrain = try DataLoader.load(try TaskRegistry.definition("cb"), split: .train, dataDir: try sharedData())
+        let expected = try FewShotSampler.sample(cbTrain, k: 8, seed: 1, sampler: .balanced).indices
+        XCTAssertEqual(drawn.manifest, "(drawn: cb-k8-s1-balanced.json not in \(repoRoot)/Baselines/manifests; rows \(expected.map(String.init).joined(separator: ",")))")
+        XCTAssertEqual(drawn.sampleRows, expected)
+        XCTAssertNil(r.sampleRows, "a committed manifest names its rows")
+        XCTAssertNil(r.devRows)
     }
 
     /// Rank classification: every prediction is a label target, and the best epoch is chosen on
@@ -73,6 +79,12 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         let r = try run(c)
         XCTAssertTrue(r.predictions!.allSatisfy { ["0", "1", "2"].contains($0) }, "\(r.predictions!)")
         XCTAssertEqual(r.extras?["selection_examples"], 10)
+        // The dev rows are recorded: k_dev rows of the training file, none of them in the sample.
+        let sample = try Manifest.load(path: "\(repoRoot)/Baselines/manifests/cb-k8-s1.json").indices
+        XCTAssertEqual(r.devRows?.count, 10)
+        XCTAssertTrue(Set(r.devRows ?? []).isDisjoint(with: sample))
+        let cbTrain = try DataLoader.load(try TaskRegistry.definition("cb"), split: .train, dataDir: try sharedData())
+        XCTAssertEqual(r.devRows, try FewShotSampler.devRows(cbTrain, kDev: 10, seed: 1, sampler: .uniform, excluding: sample))
         let sel = r.history.compactMap(\.selection)
         XCTAssertEqual(sel.count, 4)
         let firstMax = r.history.first { $0.selection == sel.max() }!
