@@ -118,6 +118,10 @@ public enum RunIdentity {
     ///   split, RTE's 277 rows or MultiRC's 953 questions, moved one row or question), and an
     ///   eval_limit cut a MultiRC question (now whole questions). Even splits keep their rows but
     ///   rerun too: the part is entered for every val-half run.
+    /// * `eval_limit` "whole questions": MultiRC runs with an `eval_limit`. Before 2026-12-07 the
+    ///   limit took a prefix of rows, which ends inside a question at 48, 64, 96 or 128 rows, and
+    ///   exact match scored that question on some of its answers; the prefix now ends at the last
+    ///   whole question (61 rows at a limit of 64).
     /// * `wsc_dept_marks` "mark_span": WSC under DePT's templates. Before 2026-12-07 its `* … *` and
     ///   `# … #` were put by word count, where DePT's regex leaves a span of another case unmarked
     ///   and marks attached punctuation otherwise (10 of the 104 validation inputs differed).
@@ -125,6 +129,7 @@ public enum RunIdentity {
         var rules = evaluationRules(task: c.task, templates: c.templates)
         if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
         if c.selectOn == .valHalf { rules["val_half_select"] = "floor" }
+        if c.task == "multirc", c.evalLimit != nil { rules["eval_limit"] = "whole questions" }
         return rules.isEmpty ? [:] : ["rules": rules]
     }
 

@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional) var maxTargetLength: Int?
     @Option(parsing: .unconditional, help: "Greedy decoding cap in new tokens, or auto (opt-in): the longest label target in tokens + 1 (default: max target length; under dept-code 19, as DePT's code decodes: raise it with max target length).") var decodeMaxTokens: DecodeLimit?
     @Option(parsing: .unconditional, help: "Evaluate every E epochs.") var evalEvery: Int?
-    @Option(parsing: .unconditional, help: "Evaluate on the first N validation examples only (smoke); with --select-on val-half, on the first N of each half (the reported one and the selection one), ending at a whole MultiRC question.") var evalLimit: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on the first N validation examples only (smoke), ending at the last whole MultiRC question; with --select-on val-half, on the first N of each half (the reported one and the selection one).") var evalLimit: Int?
     @Option(parsing: .unconditional, help: "Prompt length n.") var n: Int?
     @Option(parsing: .unconditional, help: "Rank r.") var r: Int?
     @Option(parsing: .unconditional, help: "ResPT bottleneck / DePT prompt length m.") var m: Int?

@@ -26,7 +26,7 @@ public struct EvalSubset: Hashable, Comparable {
     /// These examples of `all`, the split's evaluation examples (one per row, in file order), as the trainer picks them.
     public func examples(_ all: [Example]) -> [Example] {
         let rows = valHalf ? FewShotSampler.validationHalves(groups: all.map(\.group)).report.map { all[$0] } : all
-        return Array(rows.prefix(limit ?? rows.count))
+        return limit.map { Example.prefixOfWholeGroups(rows, limit: $0) } ?? rows
     }
 }
 

@@ -253,3 +253,20 @@ public enum Templates {
         return out
     }
 }
+
+extension Example {
+    /// The first examples of `examples` up to `limit`, ending at a group's end (MultiRC: a
+    /// question's answer rows, `Example.group`; an example without a group is its own): at least
+    /// the first group whole, even past `limit`, so a half is never emptied. Without groups, the
+    /// first `limit` examples.
+    public static func prefixOfWholeGroups(_ examples: [Example], limit: Int) -> [Example] {
+        guard limit < examples.count else { return examples }
+        var end = limit
+        if let g = examples[limit].group, examples[limit - 1].group == g {
+            // The limit falls inside a group: back to its first row, or on past it when it is the first.
+            while end > 0 && examples[end - 1].group == g { end -= 1 }
+            if end == 0 { end = limit; while end < examples.count && examples[end].group == g { end += 1 } }
+        }
+        return Array(examples.prefix(end))
+    }
+}

@@ -169,14 +169,10 @@ extension Trainer {
             selectEx = try Templates.examples(val, set: c.templates, training: false, rows: halves.select)
         }
         if let lim = c.evalLimit {
-            if c.selectOn == .valHalf {
-                // Whole groups (MultiRC questions), as the halves hold them: a prefix of rows left
-                // the last question partial, and exact match scored it on some of its answers.
-                evalEx = TrainingSession.prefixOfWholeGroups(evalEx, limit: lim)
-                if let s = selectEx { selectEx = TrainingSession.prefixOfWholeGroups(s, limit: lim) }
-            } else if lim < evalEx.count {
-                evalEx = Array(evalEx.prefix(lim))
-            }
+            // Whole groups (MultiRC questions): a prefix of rows left the last question partial,
+            // and exact match scored it on some of its answers (RunIdentity's "eval_limit" rule).
+            evalEx = Example.prefixOfWholeGroups(evalEx, limit: lim)
+            if let s = selectEx, c.selectOn == .valHalf { selectEx = Example.prefixOfWholeGroups(s, limit: lim) }
         }
         guard !evalEx.isEmpty, selectEx?.isEmpty != true else {
             throw TrainError("\(c.task): no examples to evaluate (validation \(val.path)\(c.evalLimit.map { ", eval_limit \($0)" } ?? ""))")
@@ -274,21 +270,6 @@ extension Trainer {
 }
 
 extension TrainingSession {
-    /// The first examples of `examples` up to `limit`, ending at a group's end (MultiRC: a
-    /// question's answer rows, `Example.group`; an example without a group is its own): at least
-    /// the first group whole, even past `limit`, so a half is never emptied. Without groups, the
-    /// first `limit` examples.
-    static func prefixOfWholeGroups(_ examples: [Example], limit: Int) -> [Example] {
-        guard limit < examples.count else { return examples }
-        var end = limit
-        if let g = examples[limit].group, examples[limit - 1].group == g {
-            // The limit falls inside a group: back to its first row, or on past it when it is the first.
-            while end > 0 && examples[end - 1].group == g { end -= 1 }
-            if end == 0 { end = limit; while end < examples.count && examples[end].group == g { end += 1 } }
-        }
-        return Array(examples.prefix(end))
-    }
-
     /// Refuses, before anything trains, a prompt that cannot fit: on GPT-2 the prompt rows plus
     /// `max_source_length` beyond the checkpoint's `n_positions` (a 450-token prompt failed on the
     /// first 123-token validation text, after training); on either backbone a sequence whose

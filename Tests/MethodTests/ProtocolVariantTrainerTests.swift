@@ -125,18 +125,32 @@ final class ProtocolVariantTrainerTests: XCTestCase {
         }
     }
 
-    /// An eval_limit under val-half keeps whole groups (MultiRC questions): the prefix ends at a
+    /// MultiRC under eval_limit 64 scores the first 61 rows: rows 62–65 are the answers of one
+    /// question (paragraph 1, question 12 of val.jsonl, counted by hand from the file), which the
+    /// 64-row prefix cut; 48 → 46 likewise. Other tasks take the first N rows.
+    func testEvalLimitEndsAtAWholeMultiRCQuestion() throws {
+        var c = try config(task: "multirc", epochs: 1)
+        c.evalLimit = 64
+        XCTAssertEqual(try run(c).evalExamples, 61)
+        c.evalLimit = 48
+        XCTAssertEqual(try run(c).evalExamples, 46)
+        var cb = try config(epochs: 1)
+        cb.evalLimit = 13
+        XCTAssertEqual(try run(cb).evalExamples, 13)
+    }
+
+    /// An eval_limit keeps whole groups (MultiRC questions): the prefix ends at a
     /// group's end at or before the limit, or takes the first group whole when the limit falls
     /// inside it; rows without a group are cut at the limit.
     func testEvalLimitKeepsWholeGroups() {
         func ex(_ g: String?) -> Example { Example(id: .index(0), row: 0, source: "", target: "", answers: [], label: nil, group: g, referent: nil) }
         let rows = ["q1", "q1", "q1", "q2", "q2", "q3"].map(ex)
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 4).map(\.group), ["q1", "q1", "q1"])
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 5).map(\.group), ["q1", "q1", "q1", "q2", "q2"])
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 3).map(\.group), ["q1", "q1", "q1"])
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 2).map(\.group), ["q1", "q1", "q1"], "the first group whole, past the limit")
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups(rows, limit: 9).count, 6)
-        XCTAssertEqual(TrainingSession.prefixOfWholeGroups([nil, nil, nil].map(ex), limit: 2).count, 2)
+        XCTAssertEqual(Example.prefixOfWholeGroups(rows, limit: 4).map(\.group), ["q1", "q1", "q1"])
+        XCTAssertEqual(Example.prefixOfWholeGroups(rows, limit: 5).map(\.group), ["q1", "q1", "q1", "q2", "q2"])
+        XCTAssertEqual(Example.prefixOfWholeGroups(rows, limit: 3).map(\.group), ["q1", "q1", "q1"])
+        XCTAssertEqual(Example.prefixOfWholeGroups(rows, limit: 2).map(\.group), ["q1", "q1", "q1"], "the first group whole, past the limit")
+        XCTAssertEqual(Example.prefixOfWholeGroups(rows, limit: 9).count, 6)
+        XCTAssertEqual(Example.prefixOfWholeGroups([nil, nil, nil].map(ex), limit: 2).count, 2)
     }
 
     /// GPT-2 runs already rank the verbaliser's words: --eval-mode rank is refused with the reason;
