@@ -264,7 +264,15 @@ public enum ModelConfig {
         do {
             switch type {
             case "t5", "mt5":
-                let c = try JSONDecoder().decode(T5Config.self, from: try normalised(obj, aliases: T5Config.attributeMap, path: path, eosListAllowed: false))
+                var t5 = obj
+                // transformers' T5Config.__init__ sets num_decoder_layers from its own num_layers
+                // argument before the attribute_map alias is applied: with num_hidden_layers and
+                // no num_decoder_layers the decoder has the class default (T5 6, MT5 8), whatever
+                // num_hidden_layers says (a review, against transformers 5.24).
+                if t5["num_hidden_layers"] != nil, t5["num_layers"] == nil, t5["num_decoder_layers"] == nil {
+                    t5["num_decoder_layers"] = type == "mt5" ? 8 : 6
+                }
+                let c = try JSONDecoder().decode(T5Config.self, from: try normalised(t5, aliases: T5Config.attributeMap, path: path, eosListAllowed: false))
                 try c.validate(path: path)
                 return .t5(c)
             case "gpt2":

@@ -225,7 +225,16 @@ final class LoadingTests: XCTestCase {
         let t5 = #""vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 1, "num_heads": 2, "model_type": "t5""#
         let t5Generic = #""vocab_size": 10, "hidden_size": 8, "head_dim": 4, "d_ff": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "model_type": "t5""#
         guard case .t5(let c) = try parse("{\(t5)}"), case .t5(let d) = try parse("{\(t5Generic)}") else { return XCTFail("not T5") }
-        XCTAssertEqual(c, d)
+        XCTAssertEqual([c.dModel, c.dKv, c.numLayers, c.numHeads], [d.dModel, d.dKv, d.numLayers, d.numHeads])
+        // As transformers 5.24 builds it: num_decoder_layers comes from T5Config's default num_layers
+        // (6; MT5Config's 8) before the num_hidden_layers alias is applied (a review checked
+        // from_pretrained: 1 encoder block, 6 decoder blocks).
+        XCTAssertEqual(c.decoderLayers, 1)
+        XCTAssertEqual(d.decoderLayers, 6)
+        guard case .t5(let m) = try parse("{\(t5Generic.replacingOccurrences(of: "\"t5\"", with: "\"mt5\""))}") else { return XCTFail("not T5") }
+        XCTAssertEqual(m.decoderLayers, 8)
+        guard case .t5(let e) = try parse("{\(t5Generic), \"num_decoder_layers\": 1}") else { return XCTFail("not T5") }
+        XCTAssertEqual(e.decoderLayers, 1)
         guard case .t5(let one) = try parse("{\(t5), \"eos_token_id\": [1]}") else { return XCTFail("not T5") }
         XCTAssertEqual(one.eosTokenId, 1)
         XCTAssertThrowsError(try parse("{\(t5), \"eos_token_id\": [1, 2]}")) { e in
