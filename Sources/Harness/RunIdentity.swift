@@ -139,6 +139,9 @@ public enum RunIdentity {
         task == "wsc" && templates == .dept ? ["wsc_dept_marks": "mark_span"] : [:]
     }
     static let evaluationRuleNames: Set<String> = ["wsc_dept_marks"]
+    /// Entries of the task parts that shape the training rows only (by part): not compared for
+    /// evaluated runs.
+    static let trainingOnlyEntries: [String: [String]] = ["template": ["train_rows"], "task": ["train_filter"]]
 
     /// Whether an evaluated run (`eval --db`: an adapter scored, never trained here) of `task`
     /// under `templates` and `selectOn` (raw values) was scored under another task definition than
@@ -152,7 +155,15 @@ public enum RunIdentity {
     public static func evaluatedTaskChanged(task: String, templates: String, selectOn: String?, stored: [String: String]) -> Bool {
         guard !stored.isEmpty, let def = try? TaskRegistry.definition(task), let set = TemplateSet(rawValue: templates),
               let now = try? canonicalTaskParts(def, templates: set, selectOn: selectOn.flatMap(SelectionSplit.init(rawValue:))) else { return false }
-        if now.contains(where: { name, value in stored[name].map { PlannedRuns.recanonical($0) != PlannedRuns.recanonical(value) } ?? false }) { return true }
+        // Entries that shape only the training rows (ReCoRD's `train_rows`, `train_filter`) never
+        // moved a score of given weights: a row stored before such an entry counts.
+        func scored(_ name: String, _ value: String) -> String {
+            guard let key = trainingOnlyEntries[name],
+                  var object = ((try? JSONSerialization.jsonObject(with: Data(value.utf8))) as? [Any])?.first as? [String: Any] else { return PlannedRuns.recanonical(value) }
+            for k in key { object[k] = nil }
+            return PlannedRuns.canonical(object)
+        }
+        if now.contains(where: { name, value in stored[name].map { scored(name, $0) != scored(name, value) } ?? false }) { return true }
         let storedRules = stored["rules"].flatMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [[String: String]] }?.first ?? [:]
         return storedRules.filter { evaluationRuleNames.contains($0.key) } != evaluationRules(task: task, templates: set)
     }

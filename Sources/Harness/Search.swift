@@ -231,6 +231,8 @@ extension ExperimentSpec {
                 let parts = PlannedRuns.inputParts(identityJSON: hashed.json).filter { !$0.value.hasPrefix("missing") && (store != nil || $0.key != "model_files") }
                 plan.inputParts[PlannedRuns.key(cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed)] = parts
                 if let v = parts["data.validation"] { plan.validationData[r.task] = v }
+                let model = parts.filter { ["weights", "model_files"].contains($0.key) }
+                if !model.isEmpty { plan.modelData[r.model] = (r.modelSpec, model) }
             }
         } else {
             // No data directory: the few-shot manifests are the checkout's, so they are compared

@@ -199,6 +199,11 @@ public struct PlannedRuns: Sendable {
     /// for the evaluated runs no plan key covers (an adapter scored on an edited validation file
     /// kept its old score); empty: not compared.
     public var validationData: [String: String] = [:]
+    /// Model column → the checkpoint's parts of `inputParts` (`weights`, `model_files`) as a store
+    /// read finds them now, for the evaluated runs no plan key covers (an adapter scored on a base
+    /// checkpoint or tokenizer replaced since kept its old score); empty: not compared (a read of
+    /// an export hashes no checkpoint).
+    public var modelData: [String: (modelSpec: String, parts: [String: String])] = [:]
     /// For evaluated runs, which no plan key covers: whether a row's stored task parts
     /// (`storedTaskParts`) disagree with those the task file and the rules that move an evaluation
     /// give now for its task, template set (raw value) and selection split (raw value)
@@ -219,9 +224,13 @@ public struct PlannedRuns: Sendable {
     /// `evaluatedTaskCheck` on an exported evaluated run's task parts (`CellResult.runTaskParts`)
     /// and its cell's task and template set; an export keeps no config, so the selection split
     /// is the one the stored parts show (MultiRC's `val_half` part is entered under val-half only).
+    /// A cell whose runs scored under several template sets or limits (no one `templates`) is
+    /// checked against every set: changed only when none gives the stored parts.
     public func evaluatedTaskChanged(task: String, templates: String?, stored: [String: String]) -> Bool {
-        guard let check = evaluatedTaskCheck, let templates, !stored.isEmpty else { return false }
-        return check(task, templates, (stored["task"] ?? "").contains("\"val_half\"") ? SelectionSplit.valHalf.rawValue : nil, stored)
+        guard let check = evaluatedTaskCheck, !stored.isEmpty else { return false }
+        let selectOn = (stored["task"] ?? "").contains("\"val_half\"") ? SelectionSplit.valHalf.rawValue : nil
+        guard let templates else { return TemplateSet.allCases.allSatisfy { check(task, $0.rawValue, selectOn, stored) } }
+        return check(task, templates, selectOn, stored)
     }
 
     /// Whether an evaluated run of `cell` (identity `identityJSON`, its `inputParts`) scored a
@@ -230,6 +239,17 @@ public struct PlannedRuns: Sendable {
         let parts = cell.split(separator: "|", omittingEmptySubsequences: false)
         guard parts.count > 1, let now = validationData[String(parts[1])], let then = stored["data.validation"] else { return false }
         return !then.hasPrefix("missing") && then != now
+    }
+
+    /// Whether an evaluated run of `cell` (its config and stored `inputParts`) ran on a base
+    /// checkpoint whose weights or config/tokenizer files differ from those `modelData` has for its
+    /// column now. Only a run of the checkpoint the column loads is compared (`eval` stores, with
+    /// a warning, an adapter scored on another checkpoint under a column).
+    public func evaluatedModelChanged(cell: String, configJSON: String?, stored: [String: String]) -> Bool {
+        let parts = cell.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count > 2, let now = modelData[String(parts[2])], let json = configJSON,
+              let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), c.model == now.modelSpec else { return false }
+        return now.parts.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
     }
     /// Cells of searched variants whose search has not chosen a point under the spec as it is now:
     /// the spec plans them, but not yet which runs. Their stored rows are kept and do not count
@@ -374,7 +394,8 @@ public struct PlannedRuns: Sendable {
             if trains(cell: cell) { return .evaluatedInPlannedCell }
             // A task, model column or k the spec does not run (any more), as trained runs of it.
             if !runsCoordinates(of: cell) { return .unplanned }
-            if validationChanged(cell: cell, stored: Self.inputParts(identityJSON: identityJSON)) { return .evaluatedInputsChanged }
+            let inputs = Self.inputParts(identityJSON: identityJSON)
+            if validationChanged(cell: cell, stored: inputs) || evaluatedModelChanged(cell: cell, configJSON: configJSON, stored: inputs) { return .evaluatedInputsChanged }
             if evaluatedTaskChanged(configJSON: configJSON, identityJSON: identityJSON) { return .evaluatedTaskChanged }
             return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
         }
@@ -431,7 +452,7 @@ public struct StaleRun: Sendable {
         case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
         case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
         case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors or adapter_config.json at the stored path has another sha256)"
-        case evaluatedInputsChanged = "runs of adapters scored on a validation file that has changed since"
+        case evaluatedInputsChanged = "runs of adapters scored on a validation file or base checkpoint (weights, config, tokenizer) that has changed since"
         case evaluatedTaskChanged = "runs of adapters scored under a task definition or template that has changed since (task file edited)"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"

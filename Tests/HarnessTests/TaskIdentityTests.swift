@@ -205,6 +205,18 @@ final class TaskIdentityTests: XCTestCase {
         XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": marks]) { a, _ in a }))
         let both = PlannedRuns.canonical(["wsc_dept_marks": "mark_span", "lora_dropout": "own sites"])
         XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": both]) { a, _ in a }))
+        // Entries that shape the training rows only are not compared: a ReCoRD row under ResPT's
+        // templates stored before `train_rows` entered the template part still counts.
+        let record = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("record"), templates: .respt)
+        XCTAssertTrue(try XCTUnwrap(record["template"]).contains("train_rows"))
+        var beforeTrainRows = record
+        var tpl = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(record["template"]!.utf8))) as? [Any])?.first as? [String: Any])
+        tpl["train_rows"] = nil
+        beforeTrainRows["template"] = PlannedRuns.canonical(tpl)
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, stored: beforeTrainRows))
+        tpl["source"] = "edited"
+        beforeTrainRows["template"] = PlannedRuns.canonical(tpl)
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, stored: beforeTrainRows))
         // MultiRC halved by question under val-half: the part the selection split enters.
         let half = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("multirc"), templates: .dpt, selectOn: .valHalf)
         XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: "val-half", stored: half))
@@ -213,6 +225,9 @@ final class TaskIdentityTests: XCTestCase {
         plan.evaluatedTaskCheck = RunIdentity.evaluatedTaskChanged
         XCTAssertFalse(plan.evaluatedTaskChanged(task: "multirc", templates: "dpt", stored: half), "an export's val-half part read back as val-half")
         XCTAssertTrue(plan.evaluatedTaskChanged(task: "cb", templates: "respt", stored: cb))
+        // An export cell of mixed template sets (templates nil) is checked against every set.
+        XCTAssertFalse(plan.evaluatedTaskChanged(task: "cb", templates: nil, stored: cb))
+        XCTAssertTrue(plan.evaluatedTaskChanged(task: "cb", templates: nil, stored: bumped))
     }
 
     /// Runs selecting on half of validation carry `val_half_select` (the halves' sizes changed to
@@ -233,5 +248,30 @@ final class TaskIdentityTests: XCTestCase {
         old["rules"] = nil
         XCTAssertTrue(plan.taskChanged(key: key, stored: old, rules: true), "a row split by ⌈N/2⌉ does not count")
         XCTAssertFalse(plan.taskChanged(key: key, stored: plan.taskParts[key]!, rules: true))
+    }
+
+    /// An evaluated adapter is compared on its base checkpoint too (weights, config and tokenizer
+    /// files of its model column as a store read hashes them now): a replaced checkpoint leaves
+    /// its old score out; a part stored as "missing" or a column not hashed is not compared.
+    func testEvaluatedRunsAreComparedOnTheirBaseCheckpoint() throws {
+        var plan = PlannedRuns([(key: PlannedRuns.key(cell: "pt|cb|t5-small|k8", seed: 1, sampleSeed: 1), configHash: "h")])
+        var config = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        func reason(_ identity: [String: Any], cell: String = "peft|cb|t5-small|k8") throws -> StaleRun.Reason? {
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: identity, options: [.sortedKeys]), as: UTF8.self)
+            return plan.staleReason(cell: cell, seed: 1, sampleSeed: 1, configJSON: config.json, status: "evaluated", identityJSON: json)
+        }
+        let stored: [String: Any] = ["weights": "w1", "model_files": "config.json:c1"]
+        XCTAssertNil(try reason(stored), "not compared without the column's hashes")
+        plan.modelData["t5-small"] = ("embedded:t5-tiny", ["weights": "w1", "model_files": "config.json:c1"])
+        XCTAssertNil(try reason(stored))
+        plan.modelData["t5-small"] = ("embedded:t5-tiny", ["weights": "w2", "model_files": "config.json:c1"])
+        XCTAssertEqual(try reason(stored), .evaluatedInputsChanged)
+        plan.modelData["t5-small"] = ("embedded:t5-tiny", ["weights": "w1", "model_files": "config.json:c2"])
+        XCTAssertEqual(try reason(stored), .evaluatedInputsChanged)
+        XCTAssertNil(try reason(["weights": "missing: t5-small", "model_files": "config.json:c2"]))
+        // An adapter scored on another checkpoint than the column loads (stored with a warning) is
+        // not compared with the column's.
+        config.model = "/elsewhere/t5-small-ft"
+        XCTAssertNil(try reason(stored))
     }
 }
