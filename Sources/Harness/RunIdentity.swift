@@ -117,7 +117,8 @@ public enum RunIdentity {
     ///   val-half`). Before 2026-12-07 the selection half had ⌈N/2⌉ rows (DePT's has ⌊N/2⌋: an odd
     ///   split, RTE's 277 rows or MultiRC's 953 questions, moved one row or question), and an
     ///   eval_limit cut a MultiRC question (now whole questions). Even splits keep their rows but
-    ///   rerun too: the part is entered for every val-half run.
+    ///   rerun too: the part is entered for every val-half run, since the split's size is not
+    ///   known from the config (an exception to "only for the runs they change" above).
     /// * `eval_limit` "whole questions": MultiRC runs with an `eval_limit`. Before 2026-12-07 the
     ///   limit took a prefix of rows, which ends inside a question at 48, 64, 96 or 128 rows, and
     ///   exact match scored that question on some of its answers; the prefix now ends at the last

@@ -21,6 +21,9 @@ public struct SearchSummary: Sendable {
     public var runs: Int
     /// Σ over the search's runs of (training + evaluation seconds × threads) / 3600.
     public var cpuHours: Double
+    /// `cpuHours` for a table: four decimals, or three significant digits below 0.001 (a smoke
+    /// search printed 0.0000).
+    public var cpuHoursText: String { cpuHours > 0 && cpuHours < 0.001 ? String(format: "%.3g", cpuHours) : String(format: "%.4f", cpuHours) }
     /// Whether every search run the spec plans has finished (a nil `chosen` then means every point diverged).
     public var finished: Bool = true
 }
@@ -172,7 +175,7 @@ extension ResultsExport {
             let pts = s.scores.map { "\($0.point): " + ($0.mean.map { $0.isFinite ? String(format: "%.2f", $0) : "diverged" } ?? "— (not finished)") }
             let allDiverged = s.finished && !s.scores.isEmpty && s.scores.allSatisfy { $0.mean == -.infinity }
             out += "| \(s.variant) | \(s.task) | \(s.model) | \(s.k.map(String.init) ?? "full") | \(s.chosen ?? (allDiverged ? "none: every point diverged" : "(not finished)")) | "
-            out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + String(format: "%.4f", s.cpuHours) + " |\n"
+            out += mdCell(pts.joined(separator: "; ")) + " | \(s.runs) | " + s.cpuHoursText + " |\n"
         }
         return out
     }

@@ -17,7 +17,8 @@ public struct ModelNotFound: Error, CustomStringConvertible {
         s += """
         ---> HINT: pass a directory holding config.json + model.safetensors, or download the checkpoint
              once on a machine with network access (e.g. `huggingface-cli download \(spec)`) and copy
-             the cache (~/.cache/huggingface/hub) or set HF_HUB_CACHE / HF_HOME.
+             its cache folder into the hub cache searched above (HF_HUB_CACHE, else HF_HOME/hub, else
+             ~/.cache/huggingface/hub), or set HF_HUB_CACHE to where it is.
         """
         return s
     }
@@ -37,9 +38,27 @@ public enum ModelFiles {
     /// ~/.cache while HF_HUB_CACHE names another directory is not found by transformers, and was
     /// loaded here (a stale copy, where the user had pointed the cache elsewhere).
     public static func cacheRoot(environment env: [String: String] = ModelFiles.environment) -> String {
-        if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { return c }
         let home = env["HOME"] ?? NSHomeDirectory()
-        let hf = env["HF_HOME"] ?? ((env["XDG_CACHE_HOME"] ?? (home as NSString).appendingPathComponent(".cache")) as NSString).appendingPathComponent("huggingface")
+        // huggingface_hub expands `~` and `$VAR` in HF_HOME and HF_HUB_CACHE (expanduser, expandvars).
+        func expanded(_ p: String) -> String {
+            var p = p
+            if p == "~" || p.hasPrefix("~/") { p = home + p.dropFirst() }
+            var out = "", i = p.startIndex
+            while i < p.endIndex {
+                guard p[i] == "$" else { out.append(p[i]); i = p.index(after: i); continue }
+                var j = p.index(after: i), name = ""
+                let braced = j < p.endIndex && p[j] == "{"
+                if braced { j = p.index(after: j) }
+                while j < p.endIndex, p[j].isLetter || p[j].isNumber || p[j] == "_" { name.append(p[j]); j = p.index(after: j) }
+                if braced { guard j < p.endIndex, p[j] == "}" else { out.append(p[i]); i = p.index(after: i); continue }; j = p.index(after: j) }
+                // An unset variable stays as written, as os.path.expandvars leaves it.
+                if !name.isEmpty, let v = env[name] { out += v } else { out += p[i..<j] }
+                i = j
+            }
+            return out
+        }
+        if let c = env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] { return expanded(c) }
+        let hf = env["HF_HOME"].map(expanded) ?? ((env["XDG_CACHE_HOME"] ?? (home as NSString).appendingPathComponent(".cache")) as NSString).appendingPathComponent("huggingface")
         return (hf as NSString).appendingPathComponent("hub")
     }
 
@@ -90,7 +109,7 @@ public enum ModelFiles {
             guard fm.fileExists(atPath: repo) else {
                 let elsewhere = otherCacheRoots(environment: env).map { ($0 as NSString).appendingPathComponent(folder) }.filter { fm.fileExists(atPath: $0) }
                 looked.append("\(snaps)/<revision>/config.json" + (elsewhere.isEmpty ? "" : " (a copy is in \(elsewhere.joined(separator: ", ")), "
-                    + "which is not searched while HF_HUB_CACHE/HF_HOME/XDG_CACHE_HOME point here, as transformers does not: pass that snapshot directory or unset the variable)"))
+                    + "which is not searched while HF_HUB_CACHE/HF_HOME/XDG_CACHE_HOME point here, as transformers does not: pass one of its snapshots/<revision> directories, or point the variable there)"))
                 throw ModelNotFound(spec: spec, looked: looked)
             }
             // transformers (offline) reads the snapshot that refs/main names and nothing else: a

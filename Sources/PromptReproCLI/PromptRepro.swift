@@ -20,7 +20,7 @@ struct PromptRepro: ParsableCommand {
               PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
               HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints (one, as
                                    transformers: HF_HUB_CACHE, else HF_HOME/hub, else
-                                   ~/.cache/huggingface/hub)
+                                   $XDG_CACHE_HOME/huggingface/hub or ~/.cache/huggingface/hub)
               PROMPTREPRO_MODEL_DIR  a folder of checkpoints searched by name (NAME or
                                    the last part of ORG/NAME) before the HF cache
               PROMPTREPRO_CHECKPOINT  ffn,attention | all | none: recompute those T5 sublayers

@@ -126,7 +126,7 @@ struct Report: ParsableCommand {
                     let severalK = Set(found.map(\.k)).count > 1
                     let lines = found.filter { rows.contains($0.variant) }.map { s in
                         "\(s.variant) on \(s.task)/\(s.model)\(severalK ? " k=\(s.k.map(String.init) ?? "full")" : ""): \(s.chosen ?? "search not finished") (selected\(split(s.variant)); \(s.scores.count) grid points, \(s.runs) runs, "
-                            + String(format: "%.4f CPU-hours", s.cpuHours) + ")"
+                            + s.cpuHoursText + " CPU-hours)"
                     }
                     if !lines.isEmpty {
                         grid.notes.append("Hyper-parameter search, selected on a dev split (never the reported one) and rerun on every seed: " + lines.joined(separator: "; ") + ".")
@@ -815,7 +815,10 @@ func settingNote(spec: ExperimentSpec, profile: String, layout: TableLayout) -> 
         // (A search's grid points carry its select_on in their train settings, and its chosen
         // point's runs select as the points did: a train-dev search adds no val-half rows.)
         let valHalf = ([prof.train, spec.train] + spec.variants.map(\.train)).contains { "\($0["select_on"] ?? "")" == "val-half" }
+        // MultiRC's prefix ends at its last whole question (`Example.prefixOfWholeGroups`).
+        let multirc = layout.columns.contains { $0.key == "multirc" }
         parts.append("scored on the first \(limit) validation examples of each task (eval_limit"
+            + (multirc ? "; MultiRC: up to the last whole question within them" : "")
             + (valHalf ? "; rows selecting on val-half: the first \(limit) of the split's report half" : "") + ")")
     }
     guard !parts.isEmpty else { return nil }

@@ -119,7 +119,8 @@ public struct TaskDefinition: Codable, Sendable {
     /// outside them would be dropped without a word by the decoder (a misspelt `fewglu:`, or an
     /// input length that no run reads).
     static let keys: [String: [String]] = [
-        "": CodingKeys.allCases.map(\.rawValue), "files": ["train", "validation", "fewglue"], "template": ["source", "target", "words"]]
+        "": CodingKeys.allCases.map(\.rawValue), "files": ["train", "validation", "fewglue"], "template": ["source", "target", "words"],
+        "metric": ["name", "metric"], "templates": TemplateSet.allCases.map(\.rawValue)]
 
     /// The first key of `text` that a task file does not have (`keys`), as an error detail; nil when
     /// every key is known or the text is not a mapping (the decoder reports that).
@@ -132,13 +133,22 @@ public struct TaskDefinition: Codable, Sendable {
                 if ["max_source_length", "max_target_length"].contains(k) {
                     return line + "\(at)\(k): input lengths are the protocol's, not the task's (each preset sets them; a spec sets `\(k)` under `train:`, and `train`/`eval` take --\(k.replacingOccurrences(of: "_", with: "-"))); remove it"
                 }
-                return line + "unknown key '\(at)\(k)'\(didYouMean(k, keys[scope]!)); a task file has \(keys[scope]!.joined(separator: ", "))"
+                if scope == "templates" {
+                    return line + "unknown template set '\(k)'\(didYouMean(k, keys[scope]!)); template sets are \(keys[scope]!.joined(separator: ", "))"
+                }
+                return line + "unknown key '\(at)\(k)'\(didYouMean(k, keys[scope]!)); \(scope == "metric" ? "a metric entry" : "a task file") has \(keys[scope]!.joined(separator: ", "))"
             }
             return nil
         }
         if let e = check(top, "", "") { return e }
         if case .mapping(let files)? = top["files"], let e = check(files, "files", "files.") { return e }
+        if case .sequence(let metrics)? = top["metrics"] {
+            for (i, m) in metrics.enumerated() {
+                if case .mapping(let entry) = m, let e = check(entry, "metric", "metrics[\(i)].") { return e }
+            }
+        }
         if case .mapping(let templates)? = top["templates"] {
+            if let e = check(templates, "templates", "templates.") { return e }
             for (name, value) in templates {
                 if case .mapping(let t) = value, let e = check(t, "template", "templates.\(name.scalar?.string ?? "?").") { return e }
             }

@@ -9,7 +9,8 @@
 //   trainable_params  count   the method's trainable scalars
 //   artifact_bytes    bytes   size of the run's artifact file when one was written, else 4 × Σ
 //                             state tensor sizes (fp32 data, no safetensors header)
-//   train_flops       FLOP    GEMM FLOPs of every optimizer step (forward + backward, 2·m·n·k each)
+//   train_flops       FLOP    GEMM FLOPs executed in every optimizer step (forward + backward,
+//                             2·m·n·k each; products recomputed under PROMPTREPRO_CHECKPOINT count)
 //   flops_per_step    FLOP    train_flops / optimizer steps
 //   eval_flops        FLOP    GEMM FLOPs of every evaluation (encoder, decoding steps or scoring)
 //   decode_flops      FLOP    the part of eval_flops spent in greedy decodes (`DecodeTraffic`)

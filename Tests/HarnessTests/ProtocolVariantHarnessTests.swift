@@ -188,6 +188,7 @@ final class ProtocolVariantHarnessTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["status"]!.text! }, ["done", "done", "done", "done"])
         let (_, md) = try runStdout(["results", "\(dir)/searchy.yaml", "--profile", "smoke", "--db", db])
         XCTAssertTrue(md.contains("Hyper-parameter search") && md.contains("CPU-hours"), md)
+        XCTAssertFalse(md.contains("| 0.0000 |"), "a smoke search's CPU-hours print their digits: \(md)")
         // A table states the search's choice from the store, and from the committed export too
         // (a table built in CI from the export dropped the note).
         try FileManager.default.createDirectory(atPath: "\(dir)/tables", withIntermediateDirectories: true)

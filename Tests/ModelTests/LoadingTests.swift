@@ -330,6 +330,10 @@ final class LoadingTests: XCTestCase {
         XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HF_HOME": "/h", "XDG_CACHE_HOME": "/x", "HOME": "/u"]), "/h/hub")
         XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HUGGINGFACE_HUB_CACHE": "/old", "HF_HOME": "/h"]), "/old")
         XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HOME": "/u"]), "/u/.cache/huggingface/hub")
+        // `~` and `$VAR` expand as huggingface_hub's expanduser/expandvars do; an unset variable stays.
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HF_HOME": "~/hfx", "HOME": "/u"]), "/u/hfx/hub")
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HF_HUB_CACHE": "$SCRATCH/hub-${USER}x", "SCRATCH": "/s", "USER": "me", "HOME": "/u"]), "/s/hub-mex")
+        XCTAssertEqual(ModelFiles.cacheRoot(environment: ["HF_HUB_CACHE": "$NOPE/hub", "HOME": "/u"]), "$NOPE/hub")
         // refs/main decides, as in transformers: a revision it names that is missing or incomplete is
         // an error, not a switch to another snapshot (which once loaded other weights without a word).
         let repo = "\(tmp)/hub/models--google--flan-t5-base"

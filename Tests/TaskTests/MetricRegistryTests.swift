@@ -213,6 +213,9 @@ final class MetricRegistryTests: XCTestCase {
              ["unknown key 'files.fewglu'", "did you mean 'fewglue'"]),
             (body.replacingOccurrences(of: "target: \"{label_index}\"}", with: "target: \"{label_index}\", word: [no, yes]}"),
              ["unknown key 'templates.dpt.word'", "did you mean 'words'"]),
+            (body.replacingOccurrences(of: "  dpt: {", with: "  detp: {"), ["unknown template set 'detp'", "did you mean 'dept'"]),
+            (body.replacingOccurrences(of: "metrics: [accuracy]", with: "metrics: [{metric: accuracy, nmae: acc}]"),
+             ["unknown key 'metrics[0].nmae'", "did you mean 'name'", "a metric entry has name, metric"]),
         ] {
             XCTAssertThrowsError(try TaskRegistry.decode(text, file: "Registry/toy.yaml"), text) { e in
                 let d = "\(e)"
