@@ -250,6 +250,13 @@ extension Trainer {
                 try method.load(state: saved)
                 opt.load(state: saved)
                 result = r
+                // A record written before the rows were kept has none: the same sample (the
+                // checkpoint's config is the run's), so they are filled in as this start drew them.
+                if result.sampleRows == nil, result.devRows == nil, drawnRows != nil || devRows != nil {
+                    result.sampleRows = drawnRows
+                    result.devRows = devRows
+                    result.manifest = manifestPath
+                }
                 step = opt.step
                 startEpoch = (result.history.last?.epoch ?? 0) + 1
                 resumedFrom = ck
