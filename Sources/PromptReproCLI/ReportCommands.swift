@@ -2,10 +2,12 @@ import ArgumentParser
 import Foundation
 import Harness
 import Methods
+import Models
 import Reports
 import Store
 import Support
 import Tasks
+import Training
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -338,10 +340,30 @@ struct Export: ParsableCommand {
                     // The sample seed too where it differs (crossed designs have several runs per seed).
                     let seed = r["seed"]!.int!, sampleSeed = r["sample_seed"]?.int ?? seed
                     let name = "\(r["cell"]!.text!.replacingOccurrences(of: "|", with: "_"))-s\(seed)\(sampleSeed != seed ? "-d\(sampleSeed)" : "").json"
-                    let size = try store.db.query("SELECT value FROM run_metrics WHERE run_id=? AND name='artifact_bytes'", [r["id"]!]).first?["value"]?.double
+                    var metrics: [String: Double] = [:]
+                    for m in try store.db.query("SELECT name, value FROM run_metrics WHERE run_id=?", [r["id"]!]) {
+                        if let n = m["name"]?.text, let v = m["value"]?.double { metrics[n] = v }
+                    }
+                    var best: [String: Double] = [:]
+                    for m in try store.db.query("SELECT metric, value FROM scores WHERE run_id=? AND kind='best'", [r["id"]!]) {
+                        if let n = m["metric"]?.text, let v = m["value"]?.double { best[n] = v }
+                    }
                     let keys = (r["method"]?.text).flatMap { try? MethodRegistry.type($0).configKeys }.map(Set.init)
-                    try write(ToolFormats.peftBench(run: r, epochs: epochs, totalParams: nil, artifactBytes: size.map { Int($0) }, methodKeys: keys,
-                                                    gridPointOf: r["variant"]?.text.flatMap { pointOwners[$0] }), name)
+                    let config = (r["config_json"]?.text).flatMap { try? JSONDecoder().decode(TrainConfig.self, from: Data($0.utf8)) }
+                    let task = (r["task"]?.text).flatMap { try? TaskRegistry.definition($0) }
+                    let metric = config?.selectionMetric ?? task?.selectionMetric ?? "accuracy"
+                    // PEFT's num_total_params: the backbone's scalars (its architecture, as `info`
+                    // counts them) plus the adapter's, for full fine-tuning the backbone's alone.
+                    let backbone: Int? = (r["model_spec"]?.text).flatMap { spec in
+                        let dir = try? ModelFiles.locate(spec)
+                        return (dir.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) } ?? Architectures.known[spec])?.parameterCount
+                    }
+                    let total = backbone.map { $0 + (r["method"]?.text == "ft" ? 0 : r["trainable_params"]?.int ?? 0) }
+                    // Training examples per epoch are not stored (WSC's filter and ReCoRD's answer rows make them differ from k).
+                    guard let obj = ToolFormats.peftBench(run: r, epochs: epochs, best: best, runMetrics: metrics, metric: metric,
+                                                          trainExamples: nil, totalParams: total, methodKeys: keys,
+                                                          gridPointOf: r["variant"]?.text.flatMap { pointOwners[$0] }) else { continue }
+                    try write(obj, name)
                     written += 1
                 }
             default: throw ValidationError("unknown format '\(format)' (promptrepro, lm-eval, peft-bench)")

@@ -219,12 +219,37 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(runs.count, 8)
         let one = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(runs.sorted()[0])"))) as! [String: Any]
         XCTAssertEqual(Set(one.keys), ["run_info", "train_info", "meta_info"])
-        XCTAssertEqual((one["train_info"] as? [String: Any])?["status"] as? String, "done")
-        // peft_config lists the settings the run's method reads (DPT listed LoRA's alpha, DePT's m and s).
+        XCTAssertEqual((one["train_info"] as? [String: Any])?["status"] as? String, "success")
+        // peft_config lists the settings the run's method reads (DPT listed LoRA's alpha, DePT's m and s),
+        // with PEFT's peft_type.
         for f in runs.sorted() where f.hasPrefix("dpt") {
             let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(f)"))) as! [String: Any]
             let peft = ((run["run_info"] as? [String: Any])?["peft_config"] as? [String: Any]) ?? [:]
-            XCTAssertEqual(Set(peft.keys).subtracting(["init_tokens"]), ["method", "n", "r", "init"], f)
+            XCTAssertEqual(Set(peft.keys).subtracting(["init_tokens"]), ["method", "n", "r", "init", "peft_type"], f)
+        }
+        // Every key PEFT's reader takes (huggingface/peft method_comparison/processing.py,
+        // `preprocess`: it failed with KeyError 'peft_type' on every file, and skipped any status
+        // but "success"), and its accuracies as fractions: "test accuracy" is the best-epoch score
+        // `results` reports ÷ 100.
+        for f in runs.sorted() {
+            let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pb/\(f)"))) as! [String: Any]
+            let runInfo = try XCTUnwrap(run["run_info"] as? [String: Any]), trainInfo = try XCTUnwrap(run["train_info"] as? [String: Any])
+            let meta = try XCTUnwrap(run["meta_info"] as? [String: Any])
+            for key in ["experiment_name", "total_time", "peft_branch", "created_at", "peft_config", "train_config"] { XCTAssertNotNil(runInfo[key], "\(f): run_info.\(key)") }
+            XCTAssertNotNil((runInfo["train_config"] as? [String: Any])?["model_id"] as? String, f)
+            for key in ["status", "accelerator_memory_reserved_avg", "accelerator_memory_max", "accelerator_memory_reserved_99th", "train_time", "file_size", "metrics"] {
+                XCTAssertNotNil(trainInfo[key], "\(f): train_info.\(key)")
+            }
+            let last = try XCTUnwrap((trainInfo["metrics"] as? [[String: Any]])?.last, f)
+            for key in ["test accuracy", "train loss", "train samples", "train total tokens"] { XCTAssertNotNil(last[key], "\(f): metrics[-1].\(key)") }
+            let package = try XCTUnwrap(meta["package_info"] as? [String: Any])
+            for key in ["peft-version", "transformers-version", "datasets-version", "torch-version", "bitsandbytes-version"] { XCTAssertNotNil(package[key], "\(f): \(key)") }
+            XCTAssertNotNil(meta["system_info"] as? [String: Any], f)
+            let id = try XCTUnwrap(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE cell=? AND seed=? AND status='done'",
+                                                                      [.text(runInfo["experiment_name"] as? String ?? ""), .int((trainInfo["seed"] as? Int) ?? 0)]).first?["id"]?.int, f)
+            let bestAccuracy = try XCTUnwrap(try ResultsStore(path: db).db.query("SELECT value FROM scores WHERE run_id=? AND kind='best' AND metric='accuracy'", [.int(id)]).first?["value"]?.double)
+            XCTAssertEqual(try XCTUnwrap(last["test accuracy"] as? Double), bestAccuracy / 100, accuracy: 1e-12, f)
+            XCTAssertEqual(trainInfo["num_total_params"] as? Int, 247_296 + ((runInfo["peft_config"] is NSNull) ? 0 : (trainInfo["num_trainable_params"] as? Int ?? 0)), f)
         }
         // Each run file says it is a smoke run of the embedded backbone (it named only "t5-small").
         let modelInfo = (one["meta_info"] as? [String: Any])?["model_info"] as? [String: Any]
