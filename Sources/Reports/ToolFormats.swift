@@ -21,7 +21,15 @@ public enum ToolFormats {
                               versions: [String: Int], samples: [String: Int], originals: [String: Int] = [:], modelSpec: String,
                               k: Int? = nil, gridPointOf: String? = nil) -> [String: Any] {
         var results: [String: Any] = [:], vers: [String: Any] = [:], n: [String: Any] = [:], seeds: [String: Any] = [:]
+        var better: [String: Any] = [:]
         for c in cells where c.variant == variant && c.model == model {
+            // lm-eval's `higher_is_better` (per task, per metric; make_table prints ↑/↓ from it):
+            // each stored score's registry direction.
+            if let def = try? TaskRegistry.definition(c.task) {
+                var dir: [String: Bool] = [:]
+                for m in def.metrics { if let e = try? m.entry { dir[m.name] = e.higherIsBetter } }
+                better[c.task] = dir
+            }
             // How many seeds each task's mean and stderr cover, and the cell's runs left out of them.
             var s: [String: Any] = ["n": c.best[(try? TaskRegistry.definition(c.task))?.selectionMetric ?? ""]?.n ?? c.seeds.count]
             let left = c.statuses.filter { !["done", "evaluated"].contains($0.key) }
@@ -52,7 +60,7 @@ public enum ToolFormats {
         if let k { config["k"] = k }
         // A search's grid point (the searched variant's name): search runs, not a method's results.
         if let gridPointOf { config["grid_point_of"] = gridPointOf }
-        return ["results": results, "versions": vers, "n-samples": n, "config": config]
+        return ["results": results, "versions": vers, "n-samples": n, "config": config, "higher_is_better": better]
     }
 
     /// One run as PEFT method_comparison's per-run JSON, in the keys its reader takes

@@ -205,7 +205,9 @@ final class CompareGateCLITests: XCTestCase {
         // Results for other tools: lm-eval-shaped JSON per variant and column, PEFT method_comparison JSON per run.
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
         let lm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/results_dpt_t5-small.json"))) as! [String: Any]
-        XCTAssertEqual(Set(lm.keys), ["results", "versions", "n-samples", "config"])
+        XCTAssertEqual(Set(lm.keys), ["results", "versions", "n-samples", "config", "higher_is_better"])
+        // lm-eval's per-task, per-metric direction (make_table's arrows).
+        XCTAssertEqual((lm["higher_is_better"] as? [String: Any])?["cb"] as? [String: Bool], ["accuracy": true, "macro_f1": true])
         XCTAssertNotNil((lm["results"] as? [String: Any])?["cb"].flatMap { ($0 as? [String: Any])?["accuracy,none"] })
         XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["effective"] as? Int, 16)
         // "original" is the split's size (SuperGLUE RTE validation: 277 rows), not the eval_limit.
