@@ -335,6 +335,8 @@ struct Export: ParsableCommand {
                     }
                 }
             case "peft-bench":
+                // Per checkpoint, located and read once (every run of a column loads the same one).
+                var backboneParams: [String: Int?] = [:]
                 for r in try store.db.query("SELECT * FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id", [.text(spec), .text(profile)]) where counts(r) {
                     let epochs = try store.db.query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", [r["id"]!])
                     // The sample seed too where it differs (crossed designs have several runs per seed).
@@ -355,8 +357,11 @@ struct Export: ParsableCommand {
                     // PEFT's num_total_params: the backbone's scalars (its architecture, as `info`
                     // counts them) plus the adapter's, for full fine-tuning the backbone's alone.
                     let backbone: Int? = (r["model_spec"]?.text).flatMap { spec in
+                        if let n = backboneParams[spec] { return n }
                         let dir = try? ModelFiles.locate(spec)
-                        return (dir.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) } ?? Architectures.known[spec])?.parameterCount
+                        let n = (dir.flatMap { try? ModelConfig.load(path: ($0 as NSString).appendingPathComponent("config.json")) } ?? Architectures.known[spec])?.parameterCount
+                        backboneParams[spec] = n
+                        return n
                     }
                     let total = backbone.map { $0 + (r["method"]?.text == "ft" ? 0 : r["trainable_params"]?.int ?? 0) }
                     // Training examples per epoch are not stored (WSC's filter and ReCoRD's answer rows make them differ from k).

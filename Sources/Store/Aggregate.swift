@@ -212,12 +212,11 @@ public struct PlannedRuns: Sendable {
     /// score).
     public var evaluatedTaskCheck: (@Sendable (_ task: String, _ templates: String, _ selectOn: String?, _ stored: [String: String]) -> Bool)?
 
-    /// `evaluatedTaskCheck` on an evaluated row's config and identity JSON; false without either
-    /// (or without stored task parts: not compared).
-    func evaluatedTaskChanged(configJSON: String?, identityJSON: String?) -> Bool {
+    /// `evaluatedTaskCheck` on an evaluated row's decoded config and identity JSON; false without
+    /// either (or without stored task parts: not compared).
+    func evaluatedTaskChanged(config c: TrainConfig?, identityJSON: String?) -> Bool {
         let stored = Self.storedTaskParts(identityJSON: identityJSON)
-        guard let check = evaluatedTaskCheck, !stored.isEmpty, let json = configJSON,
-              let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else { return false }
+        guard let check = evaluatedTaskCheck, !stored.isEmpty, let c else { return false }
         return check(c.task, c.templates.rawValue, c.selectOn?.rawValue, stored)
     }
 
@@ -245,10 +244,9 @@ public struct PlannedRuns: Sendable {
     /// checkpoint whose weights or config/tokenizer files differ from those `modelData` has for its
     /// column now. Only a run of the checkpoint the column loads is compared (`eval` stores, with
     /// a warning, an adapter scored on another checkpoint under a column).
-    public func evaluatedModelChanged(cell: String, configJSON: String?, stored: [String: String]) -> Bool {
+    public func evaluatedModelChanged(cell: String, config c: TrainConfig?, stored: [String: String]) -> Bool {
         let parts = cell.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count > 2, let now = modelData[String(parts[2])], let json = configJSON,
-              let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), c.model == now.modelSpec else { return false }
+        guard parts.count > 2, let now = modelData[String(parts[2])], let c, c.model == now.modelSpec else { return false }
         return now.parts.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
     }
     /// Cells of searched variants whose search has not chosen a point under the spec as it is now:
@@ -388,16 +386,18 @@ public struct PlannedRuns: Sendable {
     /// would be replaced by an adapter of any method: the gate passed on the baseline's adapters
     /// stored as the new method's), scored on a validation file or under a task definition that
     /// has changed since (`validationChanged`, `evaluatedTaskCheck`), or evaluated from an adapter
-    /// file that has changed since (`adapterChanged(configJSON:)`).
+    /// file that has changed since (`adapterChanged(adapter:)`).
     public func staleReason(cell: String, seed: Int, sampleSeed: Int, configJSON: String?, status: String, identityJSON: String? = nil) -> StaleRun.Reason? {
         if status == "evaluated" {
             if trains(cell: cell) { return .evaluatedInPlannedCell }
             // A task, model column or k the spec does not run (any more), as trained runs of it.
             if !runsCoordinates(of: cell) { return .unplanned }
+            // The config decoded once for the three checks that read it.
+            let c = configJSON.flatMap { try? JSONDecoder().decode(TrainConfig.self, from: Data($0.utf8)) }
             let inputs = Self.inputParts(identityJSON: identityJSON)
-            if validationChanged(cell: cell, stored: inputs) || evaluatedModelChanged(cell: cell, configJSON: configJSON, stored: inputs) { return .evaluatedInputsChanged }
-            if evaluatedTaskChanged(configJSON: configJSON, identityJSON: identityJSON) { return .evaluatedTaskChanged }
-            return Self.adapterChanged(configJSON: configJSON) ? .adapterChanged : nil
+            if validationChanged(cell: cell, stored: inputs) || evaluatedModelChanged(cell: cell, config: c, stored: inputs) { return .evaluatedInputsChanged }
+            if evaluatedTaskChanged(config: c, identityJSON: identityJSON) { return .evaluatedTaskChanged }
+            return (c?.adapter.map(Self.adapterChanged(adapter:)) ?? false) ? .adapterChanged : nil
         }
         if undecidedCells.contains(cell) { return .searchUndecided }
         let key = Self.key(cell: cell, seed: seed, sampleSeed: sampleSeed)
@@ -409,18 +409,12 @@ public struct PlannedRuns: Sendable {
         return inputsChanged(key: key, identityJSON: identityJSON) ? .inputsChanged : nil
     }
 
-    /// Whether an evaluated run's adapter (`TrainConfig.adapter`, "PATH#sha256:HEX#adapter_config:HEX")
-    /// is at its stored path with other contents now: adapter_model.safetensors or
-    /// adapter_config.json there has another sha256 (the stored score is of an adapter no longer
-    /// there; the config's lora_alpha or use_rslora move every number, as `eval` records). An
-    /// adapter not found at its path (moved, or a store read on another machine) is not compared.
-    /// Hashes are cached per path, size and modification time (`FileHashes`).
-    public static func adapterChanged(configJSON: String?) -> Bool {
-        guard let json = configJSON, let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)), let a = c.adapter else { return false }
-        return adapterChanged(adapter: a)
-    }
-
-    /// `adapterChanged(configJSON:)` on the adapter string itself (`CellResult.runAdapters`).
+    /// Whether an evaluated run's adapter (`TrainConfig.adapter`, "PATH#sha256:HEX#adapter_config:HEX";
+    /// an export's `CellResult.runAdapters`) is at its stored path with other contents now:
+    /// adapter_model.safetensors or adapter_config.json there has another sha256 (the stored score
+    /// is of an adapter no longer there; the config's lora_alpha or use_rslora move every number,
+    /// as `eval` records). An adapter not found at its path (moved, or a store read on another
+    /// machine) is not compared. Hashes are cached per path, size and modification time (`FileHashes`).
     public static func adapterChanged(adapter a: String) -> Bool {
         let parts = a.components(separatedBy: "#sha256:")
         guard parts.count >= 2, let suffix = parts.last else { return false }
