@@ -127,19 +127,23 @@ public enum RunIdentity {
     ///   `# … #` were put by word count, where DePT's regex leaves a span of another case unmarked
     ///   and marks attached punctuation otherwise (10 of the 104 validation inputs differed).
     public static func ruleParts(_ c: TrainConfig) -> [String: Any] {
-        var rules = evaluationRules(task: c.task, templates: c.templates)
+        var rules = evaluationRules(task: c.task, templates: c.templates, evalLimit: c.evalLimit)
         if c.method.method == "lora", c.method.dropout > 0, !c.backboneDropout || c.dropoutRate == 0 { rules["lora_dropout"] = "own sites" }
         if c.selectOn == .valHalf { rules["val_half_select"] = "floor" }
-        if c.task == "multirc", c.evalLimit != nil { rules["eval_limit"] = "whole questions" }
         return rules.isEmpty ? [:] : ["rules": rules]
     }
 
     /// The rules of `ruleParts` that move a score of given weights (the inputs an evaluation
-    /// builds), as opposed to training alone (`lora_dropout`): `wsc_dept_marks`.
-    static func evaluationRules(task: String, templates: TemplateSet) -> [String: String] {
-        task == "wsc" && templates == .dept ? ["wsc_dept_marks": "mark_span"] : [:]
+    /// builds and the examples it scores), as opposed to training alone (`lora_dropout`):
+    /// `wsc_dept_marks` and `eval_limit`. (`val_half_select` moves an evaluation too, but `eval`
+    /// never scores on a half.)
+    static func evaluationRules(task: String, templates: TemplateSet, evalLimit: Int?) -> [String: String] {
+        var rules: [String: String] = [:]
+        if task == "wsc" && templates == .dept { rules["wsc_dept_marks"] = "mark_span" }
+        if task == "multirc", evalLimit != nil { rules["eval_limit"] = "whole questions" }
+        return rules
     }
-    static let evaluationRuleNames: Set<String> = ["wsc_dept_marks"]
+    static let evaluationRuleNames: Set<String> = ["wsc_dept_marks", "eval_limit"]
     /// Entries of the task parts that shape the training rows only (by part): not compared for
     /// evaluated runs.
     static let trainingOnlyEntries: [String: [String]] = ["template": ["train_rows"], "task": ["train_filter"]]
@@ -150,10 +154,14 @@ public enum RunIdentity {
     /// template, task) differ on a part it has, or its rules that move an evaluation
     /// (`evaluationRules`) differ from those that apply now (a row stored before such a rule lacks
     /// it). The training-only rules it may have stored are not compared: they never moved its
-    /// score. An unknown task or template set (a task file removed since) is not compared, as the
-    /// rows of an unknown task are left out elsewhere (`unplanned`); nor is a row without stored
-    /// parts (stored before identities). `PlannedRuns.evaluatedTaskCheck`.
-    public static func evaluatedTaskChanged(task: String, templates: String, selectOn: String?, stored: [String: String]) -> Bool {
+    /// score. `evalLimit`: the run's eval_limit, which decides whether the `eval_limit` rule
+    /// applies (an adapter scored on MultiRC rows that ended inside a question before that rule
+    /// is left out); `limitKnown: false` (an export read, which keeps no config) does not compare
+    /// that rule. An unknown task or template set (a task file removed since) is not compared, as
+    /// the rows of an unknown task are left out elsewhere (`unplanned`); nor is a row without
+    /// stored parts (stored before identities). `PlannedRuns.evaluatedTaskCheck`.
+    public static func evaluatedTaskChanged(task: String, templates: String, selectOn: String?, evalLimit: Int?, limitKnown: Bool = true,
+                                            stored: [String: String]) -> Bool {
         guard !stored.isEmpty, let def = try? TaskRegistry.definition(task), let set = TemplateSet(rawValue: templates),
               let now = try? canonicalTaskParts(def, templates: set, selectOn: selectOn.flatMap(SelectionSplit.init(rawValue:))) else { return false }
         // Entries that shape only the training rows (ReCoRD's `train_rows`, `train_filter`) never
@@ -166,7 +174,8 @@ public enum RunIdentity {
         }
         if now.contains(where: { name, value in stored[name].map { scored(name, $0) != scored(name, value) } ?? false }) { return true }
         let storedRules = stored["rules"].flatMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [[String: String]] }?.first ?? [:]
-        return storedRules.filter { evaluationRuleNames.contains($0.key) } != evaluationRules(task: task, templates: set)
+        let compared = limitKnown ? evaluationRuleNames : evaluationRuleNames.subtracting(["eval_limit"])
+        return storedRules.filter { compared.contains($0.key) } != evaluationRules(task: task, templates: set, evalLimit: evalLimit).filter { compared.contains($0.key) }
     }
 }
 

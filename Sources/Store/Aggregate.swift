@@ -206,30 +206,32 @@ public struct PlannedRuns: Sendable {
     public var modelData: [String: (modelSpec: String, parts: [String: String])] = [:]
     /// For evaluated runs, which no plan key covers: whether a row's stored task parts
     /// (`storedTaskParts`) disagree with those the task file and the rules that move an evaluation
-    /// give now for its task, template set (raw value) and selection split (raw value)
-    /// (`RunIdentity.evaluatedTaskChanged`, set by the plan's builder, which reads the task
-    /// registry). nil: not compared (an adapter scored under a template edited since kept its old
-    /// score).
-    public var evaluatedTaskCheck: (@Sendable (_ task: String, _ templates: String, _ selectOn: String?, _ stored: [String: String]) -> Bool)?
+    /// give now for its task, template set (raw value), selection split (raw value) and eval_limit
+    /// (where known: `limitKnown`) (`RunIdentity.evaluatedTaskChanged`, set by the plan's builder,
+    /// which reads the task registry). nil: not compared (an adapter scored under a template edited
+    /// since kept its old score).
+    public var evaluatedTaskCheck: (@Sendable (_ task: String, _ templates: String, _ selectOn: String?, _ evalLimit: Int?, _ limitKnown: Bool,
+                                               _ stored: [String: String]) -> Bool)?
 
     /// `evaluatedTaskCheck` on an evaluated row's decoded config and identity JSON; false without
     /// either (or without stored task parts: not compared).
     func evaluatedTaskChanged(config c: TrainConfig?, identityJSON: String?) -> Bool {
         let stored = Self.storedTaskParts(identityJSON: identityJSON)
         guard let check = evaluatedTaskCheck, !stored.isEmpty, let c else { return false }
-        return check(c.task, c.templates.rawValue, c.selectOn?.rawValue, stored)
+        return check(c.task, c.templates.rawValue, c.selectOn?.rawValue, c.evalLimit, true, stored)
     }
 
     /// `evaluatedTaskCheck` on an exported evaluated run's task parts (`CellResult.runTaskParts`)
     /// and its cell's task and template set; an export keeps no config, so the selection split
-    /// is the one the stored parts show (MultiRC's `val_half` part is entered under val-half only).
+    /// is the one the stored parts show (MultiRC's `val_half` part is entered under val-half only),
+    /// and the eval_limit rule is not compared (its limit is not kept).
     /// A cell whose runs scored under several template sets or limits (no one `templates`) is
     /// checked against every set: changed only when none gives the stored parts.
     public func evaluatedTaskChanged(task: String, templates: String?, stored: [String: String]) -> Bool {
         guard let check = evaluatedTaskCheck, !stored.isEmpty else { return false }
         let selectOn = (stored["task"] ?? "").contains("\"val_half\"") ? SelectionSplit.valHalf.rawValue : nil
-        guard let templates else { return TemplateSet.allCases.allSatisfy { check(task, $0.rawValue, selectOn, stored) } }
-        return check(task, templates, selectOn, stored)
+        guard let templates else { return TemplateSet.allCases.allSatisfy { check(task, $0.rawValue, selectOn, nil, false, stored) } }
+        return check(task, templates, selectOn, nil, false, stored)
     }
 
     /// Whether an evaluated run of `cell` (identity `identityJSON`, its `inputParts`) scored a

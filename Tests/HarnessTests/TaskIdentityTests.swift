@@ -185,26 +185,26 @@ final class TaskIdentityTests: XCTestCase {
     /// not compared.
     func testEvaluatedRunsAreComparedOnTheirTaskPartsAndEvaluationRules() throws {
         let cb = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("cb"), templates: .dpt)
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: cb))
-        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "respt", selectOn: nil, stored: cb), "ResPT's template set has label words for targets")
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dept", selectOn: nil, stored: cb), "DePT's CB template is DPT's")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: nil, stored: cb))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "respt", selectOn: nil, evalLimit: nil, stored: cb), "ResPT's template set has label words for targets")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dept", selectOn: nil, evalLimit: nil, stored: cb), "DePT's CB template is DPT's")
         var bumped = cb
         bumped["task_version"] = PlannedRuns.canonical(0)
-        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: bumped))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: nil, stored: bumped))
         var older = cb
         older["task"] = nil  // stored before the part existed: compared on the others
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: older))
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: [:]))
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "no-such-task", templates: "dpt", selectOn: nil, stored: cb))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: nil, stored: older))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: nil, stored: [:]))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "no-such-task", templates: "dpt", selectOn: nil, evalLimit: nil, stored: cb))
         let lora = PlannedRuns.canonical(["lora_dropout": "own sites"])
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, stored: cb.merging(["rules": lora]) { a, _ in a }),
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: nil, stored: cb.merging(["rules": lora]) { a, _ in a }),
                        "a training-only rule never moved an evaluation")
         let wsc = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("wsc"), templates: .dept)
         let marks = PlannedRuns.canonical(["wsc_dept_marks": "mark_span"])
-        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc), "scored before the marking rule")
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": marks]) { a, _ in a }))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, evalLimit: nil, stored: wsc), "scored before the marking rule")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, evalLimit: nil, stored: wsc.merging(["rules": marks]) { a, _ in a }))
         let both = PlannedRuns.canonical(["wsc_dept_marks": "mark_span", "lora_dropout": "own sites"])
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, stored: wsc.merging(["rules": both]) { a, _ in a }))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "wsc", templates: "dept", selectOn: nil, evalLimit: nil, stored: wsc.merging(["rules": both]) { a, _ in a }))
         // Entries that shape the training rows only are not compared: a ReCoRD row under ResPT's
         // templates stored before `train_rows` entered the template part still counts.
         let record = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("record"), templates: .respt)
@@ -213,14 +213,14 @@ final class TaskIdentityTests: XCTestCase {
         var tpl = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(record["template"]!.utf8))) as? [Any])?.first as? [String: Any])
         tpl["train_rows"] = nil
         beforeTrainRows["template"] = PlannedRuns.canonical(tpl)
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, stored: beforeTrainRows))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, evalLimit: nil, stored: beforeTrainRows))
         tpl["source"] = "edited"
         beforeTrainRows["template"] = PlannedRuns.canonical(tpl)
-        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, stored: beforeTrainRows))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "record", templates: "respt", selectOn: nil, evalLimit: nil, stored: beforeTrainRows))
         // MultiRC halved by question under val-half: the part the selection split enters.
         let half = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("multirc"), templates: .dpt, selectOn: .valHalf)
-        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: "val-half", stored: half))
-        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, stored: half))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: "val-half", evalLimit: nil, stored: half))
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: nil, stored: half))
         var plan = PlannedRuns([])
         plan.evaluatedTaskCheck = RunIdentity.evaluatedTaskChanged
         XCTAssertFalse(plan.evaluatedTaskChanged(task: "multirc", templates: "dpt", stored: half), "an export's val-half part read back as val-half")
@@ -228,6 +228,42 @@ final class TaskIdentityTests: XCTestCase {
         // An export cell of mixed template sets (templates nil) is checked against every set.
         XCTAssertFalse(plan.evaluatedTaskChanged(task: "cb", templates: nil, stored: cb))
         XCTAssertTrue(plan.evaluatedTaskChanged(task: "cb", templates: nil, stored: bumped))
+    }
+
+    /// An adapter scored on MultiRC with an eval_limit before the limit ended at a whole question
+    /// (its row lacks the `eval_limit` rule) is left out where the run's limit is known (a store
+    /// read, from its config); scored without a limit, or on another task, nothing changed. An
+    /// export read keeps no limit and does not compare the rule either way.
+    func testEvaluatedMultiRCRowsCarryTheirLimitRule() throws {
+        let multirc = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("multirc"), templates: .dpt)
+        let limitRule = multirc.merging(["rules": PlannedRuns.canonical(["eval_limit": "whole questions"])]) { a, _ in a }
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: 64, stored: multirc),
+                      "scored on a prefix that could end inside a question")
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: 64, stored: limitRule))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: nil, stored: multirc), "the whole split")
+        XCTAssertTrue(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: nil, stored: limitRule))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: nil, limitKnown: false, stored: multirc))
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: nil, limitKnown: false, stored: limitRule))
+        let cb = try RunIdentity.canonicalTaskParts(TaskRegistry.definition("cb"), templates: .dpt)
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "cb", templates: "dpt", selectOn: nil, evalLimit: 64, stored: cb), "whole rows elsewhere")
+        var plan = PlannedRuns([])
+        plan.evaluatedTaskCheck = RunIdentity.evaluatedTaskChanged
+        XCTAssertFalse(plan.evaluatedTaskChanged(task: "multirc", templates: "dpt", stored: multirc), "an export read")
+        // The rule a stored row gets is the one the check expects: a config with the limit.
+        var c = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "multirc", model: "embedded:t5-tiny", k: 8, seed: 1)
+        c.evalLimit = 64
+        let stored = multirc.merging(RunIdentity.ruleParts(c).mapValues(PlannedRuns.canonical)) { a, _ in a }
+        XCTAssertFalse(RunIdentity.evaluatedTaskChanged(task: "multirc", templates: "dpt", selectOn: nil, evalLimit: 64, stored: stored))
+        // A store read takes the limit from the row's config.
+        func identityJSON(_ parts: [String: String]) throws -> String {
+            let object = try parts.mapValues { try XCTUnwrap((try JSONSerialization.jsonObject(with: Data($0.utf8), options: .fragmentsAllowed) as? [Any])?.first) }
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: .sortedKeys), as: UTF8.self)
+        }
+        XCTAssertTrue(plan.evaluatedTaskChanged(config: c, identityJSON: try identityJSON(multirc)), "stored before the rule, scored on 64 rows")
+        XCTAssertFalse(plan.evaluatedTaskChanged(config: c, identityJSON: try identityJSON(stored)))
+        c.evalLimit = nil
+        XCTAssertFalse(plan.evaluatedTaskChanged(config: c, identityJSON: try identityJSON(multirc)))
+        XCTAssertFalse(plan.evaluatedTaskChanged(config: c, identityJSON: nil), "no identity: not compared")
     }
 
     /// Runs selecting on half of validation carry `val_half_select` (the halves' sizes changed to
