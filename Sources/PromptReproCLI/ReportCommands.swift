@@ -211,7 +211,7 @@ struct Export: ParsableCommand {
         abstract: "Export per-cell results of a spec/profile to Baselines/results (committed, so reports build without a store), or for other tools.",
         discussion: """
         --format promptrepro (default): Baselines/results/<spec>-<profile>.{cells.json,json}.
-        --format lm-eval: lm-evaluation-harness results JSON (results, versions, n-samples, config) per variant and model column.
+        --format lm-eval: lm-evaluation-harness results JSON (results, configs, versions, n-shot, higher_is_better, n-samples, config) per variant, model column and k, as OUT/<variant>__<column>__k<k>/results_<date>.json; tasks are named promptrepro_<task>; an earlier lm-eval export of the spec and profile in OUT is replaced. Needs a store (--db).
         --format peft-bench: one JSON per run with run_info / train_info / meta_info, as PEFT's method_comparison.
         The per-step training log: `promptrepro steps SPEC --format csv|jsonl`.
         """)
@@ -299,16 +299,29 @@ struct Export: ParsableCommand {
             var written = 0
             switch format {
             case "lm-eval":
-                // One file per variant and model column, and per k where the spec has several (a file
-                // keyed by task alone held only one k's results, the others dropped silently).
+                // One file per variant, model column and k, each in its model's folder as lm-eval
+                // writes them (`<model_name_sanitized>/results_<date>.json`): lm-eval's readers take
+                // every results_*.json of a folder for runs of one model and read the latest.
                 func group(_ variant: String, _ model: String, _ k: Int?) -> String { "\(variant)|\(model)|\(k.map(String.init) ?? "")" }
                 var versions: [String: Int] = [:], samples: [String: [String: Int]] = [:], specs: [String: String] = [:]
+                var settings: [String: ToolFormats.LMEvalSettings] = [:]
                 for r in try store.db.query("SELECT task, task_version, model, model_spec, variant, k, id, cell, seed, sample_seed, config_json, identity_json, status FROM runs WHERE spec=? AND profile=? AND status IN ('done','evaluated')",
                                             [.text(spec), .text(profile)]) where counts(r) {
                     let task = r["task"]!.text!, g = group(r["variant"]!.text!, r["model"]!.text!, r["k"]?.int)
                     versions[task] = r["task_version"]?.int ?? (try? TaskRegistry.definition(task).version) ?? 0
                     samples[g, default: [:]][task] = try store.predictions(run: r["id"]!.int!, kind: "best").count
                     specs[g] = r["model_spec"]?.text
+                    // What the runs were evaluated with (lm-eval's config.limit, batch_size, gen_kwargs, output_type).
+                    if let c = (r["config_json"]?.text).flatMap({ try? JSONDecoder().decode(TrainConfig.self, from: Data($0.utf8)) }) {
+                        var s = settings[g] ?? ToolFormats.LMEvalSettings(limit: c.evalLimit, batchSize: c.evalBatchSize)
+                        let ranks = ModelFiles.isGPT2(r["model_spec"]?.text ?? c.model) || (c.evalMode.map { $0 != .generate } ?? false)
+                        s.outputType[task] = ranks ? "multiple_choice" : "generate_until"
+                        if !ranks && s.genKwargs == nil {
+                            s.genKwargs = ["do_sample": false, "max_new_tokens": c.decodeMaxTokens?.description ?? String(c.maxTargetLength),
+                                           "decode_stop": c.decodeStop?.rawValue ?? "default"]
+                        }
+                        settings[g] = s
+                    }
                 }
                 let tasks = Set(samples.values.flatMap(\.keys))
                 // lm-eval's n-samples: "original" is the split's size, "effective" what was scored (an
@@ -322,15 +335,23 @@ struct Export: ParsableCommand {
                     }
                 }
                 if originals.count < tasks.count { stderr("note: no validation data for \(tasks.subtracting(originals.keys).sorted().joined(separator: ", ")): n-samples.original is null (pass --data-dir)") }
+                // The files an earlier lm-eval export of this spec and profile wrote here go (a
+                // dropped variant or k kept its file, which readers took for a current model);
+                // files of other exports or tools stay.
+                let removed = try LMEvalExportFiles.removeEarlier(in: dir, spec: spec, profile: profile)
+                if removed > 0 { stderr("replaced \(removed) file(s) of an earlier lm-eval export of \(spec) [\(profile)] under \(dir)") }
+                let date = Date(), dateID = ToolFormats.lmEvalDateID(date)
                 for key in Set(cells.map { "\($0.variant)|\($0.model)" }).sorted() {
                     let parts = key.split(separator: "|").map(String.init)
                     let ks = Set(cells.filter { $0.variant == parts[0] && $0.model == parts[1] }.map(\.k)).sorted { ($0 ?? -1) < ($1 ?? -1) }
                     for k in ks {
                         let g = group(parts[0], parts[1], k)
-                        try write(ToolFormats.lmEval(cells: cells.filter { $0.k == k }, variant: parts[0], model: parts[1], spec: spec, profile: profile,
+                        let obj = ToolFormats.lmEval(cells: cells, variant: parts[0], model: parts[1], spec: spec, profile: profile,
                                                      versions: versions, samples: samples[g] ?? [:], originals: originals, modelSpec: specs[g] ?? parts[1],
-                                                     k: ks.count > 1 ? k : nil, gridPointOf: pointOwners[parts[0]]),
-                                  "results_\(parts[0])_\(parts[1])\(ks.count > 1 ? "_k\(k.map(String.init) ?? "none")" : "").json")
+                                                     k: k, settings: settings[g] ?? ToolFormats.LMEvalSettings(), date: date, gridPointOf: pointOwners[parts[0]])
+                        let folder = "\(dir)/\(ToolFormats.lmEvalSanitized(ToolFormats.lmEvalModelName(variant: parts[0], model: parts[1], k: k)))"
+                        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                        try Data((ToolFormats.pythonJSON(obj) + "\n").utf8).write(to: URL(fileURLWithPath: "\(folder)/results_\(dateID).json"))
                         written += 1
                     }
                 }

@@ -204,18 +204,49 @@ final class CompareGateCLITests: XCTestCase {
         }
         // Results for other tools: lm-eval-shaped JSON per variant and column, PEFT method_comparison JSON per run.
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
-        let lm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/results_dpt_t5-small.json"))) as! [String: Any]
-        XCTAssertEqual(Set(lm.keys), ["results", "versions", "n-samples", "config", "higher_is_better"])
+        // lm-eval's layout: a folder per model (variant, column, k), results_<date>.json in it.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(), ["dpt__t5-small__k8", "pt__t5-small__k8"])
+        let lmFiles = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/dpt__t5-small__k8")
+        XCTAssertEqual(lmFiles.count, 1)
+        let lmName = try XCTUnwrap(lmFiles.first)
+        XCTAssertNotNil(lmName.range(of: #"^results_\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{6}\.json$"#, options: .regularExpression), lmName)
+        let lmText = try String(contentsOfFile: "\(dir)/lm/dpt__t5-small__k8/\(lmName)", encoding: .utf8)
+        let lm = try JSONSerialization.jsonObject(with: Data(lmText.utf8)) as! [String: Any]
+        XCTAssertEqual(Set(lm.keys), ["results", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
+                                      "model_source", "model_name", "model_name_sanitized", "date"])
+        XCTAssertEqual(lm["model_name"] as? String, "dpt/t5-small/k8")
+        XCTAssertEqual(lm["model_name_sanitized"] as? String, "dpt__t5-small__k8")
+        // Task names of their own (lm-eval's `cb` and `rte` are other tasks), the alias the task's.
+        let cbResults = try XCTUnwrap((lm["results"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])
+        XCTAssertEqual(cbResults["alias"] as? String, "cb")
+        XCTAssertEqual(cbResults["name"] as? String, "promptrepro_cb")
+        XCTAssertEqual(cbResults["sample_len"] as? Int, 16)
+        XCTAssertNotNil(cbResults["accuracy,none"])
         // lm-eval's per-task, per-metric direction (make_table's arrows).
-        XCTAssertEqual((lm["higher_is_better"] as? [String: Any])?["cb"] as? [String: Bool], ["accuracy": true, "macro_f1": true])
-        XCTAssertNotNil((lm["results"] as? [String: Any])?["cb"].flatMap { ($0 as? [String: Any])?["accuracy,none"] })
-        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["effective"] as? Int, 16)
+        XCTAssertEqual((lm["higher_is_better"] as? [String: Any])?["promptrepro_cb"] as? [String: Bool], ["accuracy": true, "macro_f1": true])
+        XCTAssertEqual((lm["n-shot"] as? [String: Int]), ["promptrepro_cb": 0, "promptrepro_rte": 0], "no in-context examples")
+        XCTAssertEqual(((lm["configs"] as? [String: Any])?["promptrepro_rte"] as? [String: Any])?["output_type"] as? String, "multiple_choice", "the spec ranks (eval_mode rank)")
+        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["promptrepro_rte"] as? [String: Any])?["effective"] as? Int, 16)
         // "original" is the split's size (SuperGLUE RTE validation: 277 rows), not the eval_limit.
-        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["rte"] as? [String: Any])?["original"] as? Int, 277)
-        // The stderr is over seeds (mini plans 2), which config says, with each task's seed count.
+        XCTAssertEqual(((lm["n-samples"] as? [String: Any])?["promptrepro_rte"] as? [String: Any])?["original"] as? Int, 277)
+        // Versions and scores are written as Python floats ("1.0", "0.0": make_table formats floats only).
+        XCTAssertNotNil(lmText.range(of: #""promptrepro_cb": 1\.0"#, options: .regularExpression), lmText)
+        XCTAssertNil(lmText.range(of: #""accuracy,none": -?\d+,?\n"#, options: .regularExpression), lmText)
+        // The stderr is over seeds (mini plans 2), which config says, with each task's seed count;
+        // config has lm-eval's limit and batch size and the few-shot size.
         let lmConfig = lm["config"] as? [String: Any]
         XCTAssertTrue((lmConfig?["stderr"] as? String)?.hasPrefix("standard error of the mean over seeds") == true, "\(lmConfig ?? [:])")
-        XCTAssertEqual(((lmConfig?["seeds"] as? [String: Any])?["cb"] as? [String: Any])?["n"] as? Int, 2)
+        XCTAssertEqual(((lmConfig?["seeds"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])?["n"] as? Int, 2)
+        XCTAssertEqual(lmConfig?["limit"] as? Int, 16)
+        XCTAssertEqual(lmConfig?["k"] as? Int, 8)
+        XCTAssertNotNil(lmConfig?["batch_size"] as? Int)
+        // A second export replaces the first's files (a reader took every results_*.json of a
+        // folder for the model's runs) and leaves other files alone.
+        try "{}".write(toFile: "\(dir)/lm/dpt__t5-small__k8/notes.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
+        let again = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/dpt__t5-small__k8").sorted()
+        XCTAssertEqual(again.count, 2, again.description)
+        XCTAssertTrue(again.contains("notes.json") && !again.contains(lmName), again.description)
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pb"]).terminationStatus, 0)
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pb")
         XCTAssertEqual(runs.count, 8)
@@ -372,12 +403,14 @@ final class CompareCellsCLITests: XCTestCase {
         // dropped without a word), each naming its k.
         XCTAssertEqual(try runCLI(["export", "\(dir)/minik.yaml", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(),
-                       ["results_dpt_t5-small_k16.json", "results_dpt_t5-small_k8.json", "results_pt_t5-small_k16.json", "results_pt_t5-small_k8.json"])
-        func lmAccuracy(_ file: String) throws -> (Double?, Int?) {
-            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/\(file)"))) as! [String: Any]
-            return (((o["results"] as? [String: Any])?["cb"] as? [String: Any])?["accuracy,none"] as? Double, (o["config"] as? [String: Any])?["k"] as? Int)
+                       ["dpt__t5-small__k16", "dpt__t5-small__k8", "pt__t5-small__k16", "pt__t5-small__k8"])
+        func lmAccuracy(_ folder: String) throws -> (Double?, Int?) {
+            let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/\(folder)")
+            XCTAssertEqual(files.count, 1, files.description)
+            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/\(folder)/\(files[0])"))) as! [String: Any]
+            return (((o["results"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])?["accuracy,none"] as? Double, (o["config"] as? [String: Any])?["k"] as? Int)
         }
-        let (pt16, k16) = try lmAccuracy("results_pt_t5-small_k16.json"), (pt8, k8) = try lmAccuracy("results_pt_t5-small_k8.json")
+        let (pt16, k16) = try lmAccuracy("pt__t5-small__k16"), (pt8, k8) = try lmAccuracy("pt__t5-small__k8")
         XCTAssertEqual(pt16, 1)
         XCTAssertEqual(k16, 16)
         XCTAssertEqual(k8, 8)

@@ -271,12 +271,12 @@ final class ProtocolVariantHarnessTests: XCTestCase {
                            trainableParams: nil, best: ["accuracy": Stat([50])], last: [:], divergedSeeds: [], probe: nil)
         c.protocolLabel = "selection: val-half"
         c.templates = "respt"
-        let j = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
+        let j = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m", k: 8)
         let config = j["config"] as? [String: Any]
         XCTAssertEqual(config?["selection"] as? String, "selection: val-half; mean over seeds")
         XCTAssertEqual(config?["templates"] as? [String], ["respt"])
         c.protocolLabel = nil
-        let paper = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m")
+        let paper = ToolFormats.lmEval(cells: [c], variant: "v", model: "t5-small", spec: "s", profile: "smoke", versions: [:], samples: [:], modelSpec: "m", k: 8)
         XCTAssertEqual((paper["config"] as? [String: Any])?["selection"] as? String, "best epoch on the validation split (default protocol); mean over seeds")
     }
 }

@@ -69,13 +69,15 @@ final class SearchTrustTests: XCTestCase {
         let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
         // lm-eval's and PEFT's files of a grid point name its search; a variant's do not.
-        for (format, file, key) in [("lm-eval", "results_pts@lr=3.0_t5-small.json", "config"), ("peft-bench", "pts@lr=3.0_cb_t5-small_k8-s1.json", "run_info")] {
+        for (format, file, key) in [("lm-eval", "pts@lr=3.0__t5-small__k8", "config"), ("peft-bench", "pts@lr=3.0_cb_t5-small_k8-s1.json", "run_info")] {
             let (erc, elog) = try runCLIText(["export", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", format, "--out", "\(dir)/\(format)",
                                               "--data-dir", data], stdout: false)
             XCTAssertEqual(erc, 0, elog)
             let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(format)")
             for f in files {
-                let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(format)/\(f)"))) as? [String: Any]
+                // lm-eval: a folder per model, its one results file in it.
+                let path = format == "lm-eval" ? "\(dir)/\(format)/\(f)/\(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(format)/\(f)")[0])" : "\(dir)/\(format)/\(f)"
+                let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
                 let owner = (obj?[key] as? [String: Any])?["grid_point_of"] as? String
                 XCTAssertEqual(owner, f.contains("pts@") ? "pts" : nil, "\(format) \(f)")
             }
