@@ -187,6 +187,9 @@ struct EvalCommand: ParsableCommand {
             // (the run was stored under the column "embedded:gpt2-tiny", no column of the spec,
             // and `compare` found it missing).
             var col = column ?? model
+            // The checkpoint the chosen column loads, where it is not --model by name: checked
+            // below, once the store is open, to be the same weights.
+            var columnLoads: String?
             if let s = specFile {
                 // The profile's columns (a profile may run a subset) and what each loads; a
                 // profile the spec does not list runs every column as itself.
@@ -200,10 +203,28 @@ struct EvalCommand: ParsableCommand {
                 } else if !run.contains(col) {
                     stderr("warning: model column '\(col)' is not a column spec \(s.name) runs in profile \(profile) (\(run.joined(separator: ", "))): its runs pair with no run of the spec; pass --column")
                 } else if loads(col) != model {
-                    stderr("warning: spec \(s.name) [\(profile)] loads \(loads(col)) for column \(col), not \(model): its runs pair with runs of another backbone")
+                    columnLoads = loads(col)
                 }
             }
             let store = try ResultsStore(path: db)
+            // An adapter scored on another base checkpoint than the column's runs is not stored
+            // in that column: `compare` paired it with them example by example and the gate
+            // passed (a 32-dim random T5 beside the smoke backbone). The same weights under
+            // another name or path are.
+            if let loads = columnLoads {
+                func weights(_ spec: String) -> String? {
+                    guard let dir = try? ModelFiles.locate(spec),
+                          ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).contains(where: { $0.hasSuffix(".safetensors") }) else { return nil }
+                    return try? store.weightsHash(directory: dir)
+                }
+                let theirs = weights(loads)
+                if theirs == nil || theirs != weights(model) {
+                    throw ValidationError("--model \(model): spec \(specName) [\(profile)] loads \(loads) for column \(col), "
+                        + (theirs == nil ? "which is not here to compare weights with" : "whose weights differ")
+                        + "; its runs would be paired with runs of another backbone. Pass --column NAME for a column of its own (it pairs with no run of the spec), or --model \(loads)")
+                }
+                stderr("eval: \(model) has the weights of \(loads), which column \(col) loads")
+            }
             var r = RunSpec(spec: specName, profile: profile, cell: RunSpec.cellName(variant: name, task: task, model: col, k: k), variant: name,
                             method: "peft-adapter", task: task, model: col, modelSpec: model, k: k, seed: seed, sampleSeed: c.sampleSeed, config: c)
             r = try store.withIdentities([r], dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests"))[0]

@@ -242,14 +242,17 @@ public struct PlannedRuns: Sendable {
         return !then.hasPrefix("missing") && then != now
     }
 
-    /// Whether an evaluated run of `cell` (its config and stored `inputParts`) ran on a base
-    /// checkpoint whose weights or config/tokenizer files differ from those `modelData` has for its
-    /// column now. Only a run of the checkpoint the column loads is compared (`eval` stores, with
-    /// a warning, an adapter scored on another checkpoint under a column).
+    /// Whether an evaluated run of `cell` (its stored `inputParts`) ran on a base checkpoint whose
+    /// weights differ from those `modelData` has for its column now, or, where its --model is the
+    /// checkpoint the column loads, whose config/tokenizer files do. A run of another checkpoint
+    /// (another name or path) with the column's weights counts; one of other weights does not
+    /// (`eval` stored such runs with a warning before 2026-12-08, and `compare` paired them with
+    /// the column's runs).
     public func evaluatedModelChanged(cell: String, config c: TrainConfig?, stored: [String: String]) -> Bool {
         let parts = cell.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count > 2, let now = modelData[String(parts[2])], let c, c.model == now.modelSpec else { return false }
-        return now.parts.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
+        guard parts.count > 2, let now = modelData[String(parts[2])] else { return false }
+        let compared = c?.model == now.modelSpec ? now.parts : now.parts.filter { $0.key == "weights" }
+        return compared.contains { name, value in stored[name].map { !$0.hasPrefix("missing") && $0 != value } ?? false }
     }
     /// Cells of searched variants whose search has not chosen a point under the spec as it is now:
     /// the spec plans them, but not yet which runs. Their stored rows are kept and do not count
@@ -448,7 +451,7 @@ public struct StaleRun: Sendable {
         case searchUndecided = "run at a point of a search that has not chosen under the spec as it is now (its grid, selection or search runs changed since)"
         case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
         case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors or adapter_config.json at the stored path has another sha256)"
-        case evaluatedInputsChanged = "runs of adapters scored on a validation file or base checkpoint (weights, config, tokenizer) that has changed since"
+        case evaluatedInputsChanged = "runs of adapters scored on a validation file or base checkpoint (weights, config, tokenizer) that has changed since, or on other weights than the column's"
         case evaluatedTaskChanged = "runs of adapters scored under a task definition or template that has changed since (task file edited)"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"

@@ -518,6 +518,34 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("eval: model column t5-small of spec mini [smoke], which loads embedded:t5-tiny"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='no-column'").map { $0["model"]?.text ?? "" }, ["t5-small"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='no-column'")
+        // Another checkpoint than the column loads: its weights must be the column's (a copy at
+        // another path is stored there); other weights are refused before anything is scored
+        // (a 32-dim random T5 was stored in column t5-small and `compare` paired it with the
+        // column's runs, gate passed).
+        let embedded = try ModelFiles.locate("embedded:t5-tiny")
+        for copy in ["t5copy", "t5other"] {
+            try? FileManager.default.removeItem(atPath: "\(dir)/\(copy)")
+            try FileManager.default.copyItem(atPath: embedded, toPath: "\(dir)/\(copy)")
+        }
+        let other = try XCTUnwrap(FileHandle(forUpdatingAtPath: "\(dir)/t5other/model.safetensors"))
+        let end = try other.seekToEnd()
+        try other.seek(toOffset: end - 4)
+        try other.write(contentsOf: Data([0x00, 0x00, 0x80, 0x3f]))  // the last weight becomes 1.0
+        try other.close()
+        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5other", "--adapter", "\(dir)/adapter", "--variant", "other-weights",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("--model \(dir)/t5other: spec mini [smoke] loads embedded:t5-tiny for column t5-small, whose weights differ")
+                      && err.contains("Pass --column NAME"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='other-weights'").count, 0)
+        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5copy", "--adapter", "\(dir)/adapter", "--variant", "copied-weights",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
+                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("eval: \(dir)/t5copy has the weights of embedded:t5-tiny, which column t5-small loads"), err)
+        XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='copied-weights'").map { $0["model"]?.text ?? "" }, ["t5-small"])
+        try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='copied-weights'")
         // One variant's seeds evaluated on different example sets (16 and 8 rows: an eval_limit
         // forgotten on one seed): its mean mixes sets, `results` names it, and `compare` does not
         // pair it (the cell's unknown example count skipped the check: paired t, gate passed).

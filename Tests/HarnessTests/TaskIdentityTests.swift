@@ -305,9 +305,14 @@ final class TaskIdentityTests: XCTestCase {
         plan.modelData["t5-small"] = ("embedded:t5-tiny", ["weights": "w1", "model_files": "config.json:c2"])
         XCTAssertEqual(try reason(stored), .evaluatedInputsChanged)
         XCTAssertNil(try reason(["weights": "missing: t5-small", "model_files": "config.json:c2"]))
-        // An adapter scored on another checkpoint than the column loads (stored with a warning) is
-        // not compared with the column's.
-        config.model = "/elsewhere/t5-small-ft"
-        XCTAssertNil(try reason(stored))
+        // An adapter scored on another checkpoint than the column loads (stored with a warning
+        // before 2026-12-08; `compare` paired it with the column's runs) counts only where its
+        // weights are the column's: the same weights under another path do, other weights do
+        // not; its config and tokenizer files are another checkpoint's and not compared.
+        config.model = "/elsewhere/t5-small-copy"
+        XCTAssertNil(try reason(stored), "the column's weights (w1), its own config files")
+        plan.modelData["t5-small"] = ("embedded:t5-tiny", ["weights": "w2", "model_files": "config.json:c1"])
+        XCTAssertEqual(try reason(stored), .evaluatedInputsChanged, "another backbone's weights")
+        XCTAssertNil(try reason(["weights": "missing: elsewhere"]), "not hashed when stored: not compared")
     }
 }
