@@ -29,9 +29,11 @@ struct Sweep: ParsableCommand {
     @Argument(help: "Spec name (Baselines/specs/<name>.yaml) or path.") var spec: String
     @Option(help: "Profile: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.") var profile: String = "smoke"
     @Option(parsing: .unconditional, help: "Worker processes (default: one single-threaded worker per thread of --threads, at most one per 4 GiB of memory, and at least enough to keep each within 256 threads).", transform: positiveCount) var workers: Int?
-    @Option(help: "SQLite store.") var db: String = defaultDB
+    @Option(name: .customLong("db"), help: "SQLite store (default: \(defaultDB) in the checkout, from any working directory).") var dbGiven: String?
+    var db: String { dbGiven ?? ProjectRoot.resolve(defaultDB) }
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
-    @Option(help: "Where running runs keep their checkpoints.") var checkpoints: String = "runs/checkpoints"
+    @Option(name: .customLong("checkpoints"), help: "Where running runs keep their checkpoints (default: runs/checkpoints in the checkout).") var checkpointsGiven: String?
+    var checkpoints: String { checkpointsGiven ?? ProjectRoot.resolve("runs/checkpoints") }
     @Option(parsing: .unconditional, help: "Total threads, shared by the workers, at most 256 per worker (default: PROMPTREPRO_THREADS or the CPUs this process may use).", transform: positiveCount) var threads: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
     @Flag(help: "Also keep full fine-tuning runs' final weights (a whole model per run); other methods' are always kept.") var keepArtifacts = false
@@ -92,11 +94,13 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Claim and run pending runs from the store until none is left (sweeps start these; run more anywhere the DB is local).")
-    @Option(help: "SQLite store.") var db: String = defaultDB
+    @Option(name: .customLong("db"), help: "SQLite store (default: \(defaultDB) in the checkout, from any working directory).") var dbGiven: String?
+    var db: String { dbGiven ?? ProjectRoot.resolve(defaultDB) }
     @Option(help: "Only runs of this spec.") var spec: String?
     @Option(help: "Only runs of this profile.") var profile: String?
     @Option(help: "Data directory.") var dataDir: String?
-    @Option(help: "Checkpoint directory.") var checkpoints: String = "runs/checkpoints"
+    @Option(name: .customLong("checkpoints"), help: "Checkpoint directory (default: runs/checkpoints in the checkout).") var checkpointsGiven: String?
+    var checkpoints: String { checkpointsGiven ?? ProjectRoot.resolve("runs/checkpoints") }
     @Option(parsing: .unconditional, help: "Threads for this worker, recorded with each run (default: PROMPTREPRO_THREADS or the CPUs this process may use; with the GEMM kernel they fix a run's bits).", transform: threadCount) var threads: Int?
     @Option(parsing: .unconditional, help: "Stop after this many runs.") var maxRuns: Int?
     @Flag(help: "Accept data files that differ from Baselines/data.lock.") var allowUnpinned = false
@@ -285,7 +289,8 @@ struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Merge finished runs of shard stores into one store (runs already finished there are kept).",
         discussion: "A shard run whose run is already finished here under other numerics (GEMM kernel, OpenBLAS build, thread count) is not taken, and named with both setups.")
-    @Option(help: "Destination store.") var into: String = defaultDB
+    @Option(name: .customLong("into"), help: "Destination store (default: \(defaultDB) in the checkout).") var intoGiven: String?
+    var into: String { intoGiven ?? ProjectRoot.resolve(defaultDB) }
     @Argument(help: "Shard stores.") var sources: [String]
 
     func run() throws {

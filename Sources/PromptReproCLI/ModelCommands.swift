@@ -208,7 +208,8 @@ struct ExportEmbedded: ParsableCommand {
 /// `--db` and `--profile`: which results store, and which profile's runs in it. Shared by every
 /// command that reads stored runs (results, report, figures, export, compare, steps, loss-curves).
 struct StoreSelection: ParsableArguments {
-    @Option(help: "SQLite results store.") var db: String = defaultDB
+    @Option(name: .customLong("db"), help: "SQLite results store (default: \(defaultDB) in the checkout, from any working directory).") var dbGiven: String?
+    var db: String { dbGiven ?? ProjectRoot.resolve(defaultDB) }
     @Option(help: "Profile whose runs are read: smoke (embedded backbone), cpu (HF-cache checkpoints, few-shot), paper.")
     var profile: String = "smoke"
 }

@@ -223,7 +223,7 @@ struct Export: ParsableCommand {
     /// `--results-dir`, else Baselines/results in the checkout (ProjectRoot), from any working directory.
     var resultsDir: String { resultsDirGiven ?? ProjectRoot.resolve("Baselines/results") }
     @Option(help: "promptrepro, lm-eval or peft-bench.") var format: String = "promptrepro"
-    @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format>).") var out: String?
+    @Option(help: "Output directory for lm-eval / peft-bench (default: runs/export/<spec>-<profile>/<format> in the checkout).") var out: String?
     @Option(help: "Validation data, for ReCoRD's invalid-output fraction of runs stored before it was recorded (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Flag(help: "Write the export even where it lacks finished runs of the export it replaces (a partial store).") var replace = false
 
@@ -291,7 +291,7 @@ struct Export: ParsableCommand {
         if format != "promptrepro" {
             // A search's grid points say so in their files (search runs, not a method's results).
             let pointOwners = gridPoints((try? specForReading(self.spec)) ?? nil, cells: cells)
-            let dir = out ?? "runs/export/\(spec)-\(profile)/\(format)"
+            let dir = out ?? ProjectRoot.resolve("runs/export/\(spec)-\(profile)/\(format)")
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             func write(_ obj: Any, _ name: String) throws {
                 try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))

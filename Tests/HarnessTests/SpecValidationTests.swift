@@ -315,6 +315,15 @@ final class BrokenSpecReadTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         (status, err) = try runCapture(["results", "mini", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
         XCTAssertEqual(status, 0, err)
+        // The default store is the checkout's runs/promptrepro.sqlite from any working directory
+        // (from a subfolder it was looked for there: "no results store").
+        try fm.createDirectory(atPath: "\(root)/runs", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/sub", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: db, toPath: "\(root)/runs/promptrepro.sqlite")
+        let (subStatus, subOut) = try runCLIText(["results", "mini", "--profile", "smoke", "--data-dir", data, "--format", "csv"], stdout: true, cwd: "\(root)/sub", env: env)
+        XCTAssertEqual(subStatus, 0, subOut)
+        XCTAssertTrue(subOut.contains("pt|cb|t5-small|k8"), subOut)
+        XCTAssertFalse(fm.fileExists(atPath: "\(root)/sub/runs"), "nothing written under the working directory")
         let before = try SHA256.hex(file: db)
         // A read writes nothing: a seed the spec gained (its manifest not yet hashed here) added a
         // row to the store's file-hash cache, so the store's bytes changed on `results`.
