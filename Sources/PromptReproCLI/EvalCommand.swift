@@ -206,6 +206,15 @@ struct EvalCommand: ParsableCommand {
                     columnLoads = loads(col)
                 }
             }
+            // A --db that is not there: a new store, said so (a mistyped path stored the run in a
+            // fresh store no read looked at); one whose folder is not there either is refused.
+            if !FileManager.default.fileExists(atPath: db) {
+                let folder = (db as NSString).deletingLastPathComponent
+                if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
+                    throw ValidationError("--db \(db): neither the store nor its folder \(folder) exists (a mistyped path?); create the folder to start a new store there")
+                }
+                stderr("note: \(db) does not exist: the run goes to a new store there")
+            }
             let store = try ResultsStore(path: db)
             // An adapter scored on another base checkpoint than the column's runs is not stored
             // in that column: `compare` paired it with them example by example and the gate

@@ -16,6 +16,11 @@ public final class SQLiteDB {
 
     public init(path: String, readOnly: Bool = false) throws {
         self.path = path
+        // SQLite reports a directory as a disk I/O error ("disk full or failing?").
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw StoreError("\(path): is a directory, not an SQLite store (give the store's file, e.g. \((path as NSString).appendingPathComponent("promptrepro.sqlite")))")
+        }
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         var h = try SQLiteDB.open(path, flags: flags)
         // A WAL store read where its -shm file cannot be created (a read-only file system, a

@@ -518,6 +518,17 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("eval: model column t5-small of spec mini [smoke], which loads embedded:t5-tiny"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='no-column'").map { $0["model"]?.text ?? "" }, ["t5-small"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='no-column'")
+        // A --db whose folder is not there is refused (a mistyped path stored the run in a new
+        // store no read looked at), nothing created; a directory given as the store is named so.
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "nodir",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data,
+                                        "--db", "\(dir)/no-such-folder/x.sqlite", "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("neither the store nor its folder \(dir)/no-such-folder exists"), err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/no-such-folder"))
+        (status, err) = try runCapture(["results", "\(dir)/mini.yaml", "--profile", "smoke", "--db", dir, "--data-dir", data])
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("\(dir): is a directory, not an SQLite store") && !err.contains("disk"), err)
         // Another checkpoint than the column loads: its weights must be the column's (a copy at
         // another path is stored there); other weights are refused before anything is scored
         // (a 32-dim random T5 was stored in column t5-small and `compare` paired it with the
