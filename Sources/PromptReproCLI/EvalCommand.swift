@@ -110,10 +110,6 @@ struct EvalCommand: ParsableCommand {
             c.evalMode = trained.evalMode
             c.decodeMaxTokens = trained.decodeMaxTokens
             c.decodeStop = trained.decodeStop
-            // GPT-2 ranks the verbaliser's words: no eval mode or decode settings apply.
-            let decode = isGPT2 ? "eval_mode rank (GPT-2: the verbaliser's words)"
-                : "eval_mode \(trained.evalMode?.rawValue ?? "generate"), decode_max_tokens \(trained.decodeMaxTokens?.description ?? "max target length"), decode_stop \(trained.decodeStop?.rawValue ?? "default")"
-            stderr("eval: max_source_length \(trained.maxSourceLength), max_target_length \(trained.maxTargetLength), templates \(trained.templates.rawValue), \(decode), eval_limit \(trained.evalLimit.map(String.init) ?? "none") from \(runConfig) (the training run's; flags override)")
         }
         if let templates {
             guard let t = TemplateSet(rawValue: templates) else { throw ValidationError("unknown templates '\(templates)' (\(TemplateSet.allCases.map(\.rawValue).joined(separator: ", ")))\(didYouMean(templates, TemplateSet.allCases.map(\.rawValue)))") }
@@ -128,6 +124,12 @@ struct EvalCommand: ParsableCommand {
         if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
         if let evalMode { c.evalMode = try choice("eval-mode", evalMode, EvalMode.self) }
         c.threads = global.threads
+        // The settings the evaluation runs with, after the flags (it printed the run config's,
+        // which the flags had overridden). GPT-2 ranks the verbaliser's words: no decode applies.
+        let decode = isGPT2 ? "label words scored (GPT-2: the verbaliser's words)"
+            : "eval_mode \(c.evalMode?.rawValue ?? "generate"), decode_max_tokens \(c.decodeMaxTokens?.description ?? "max target length"), decode_stop \(c.decodeStop?.rawValue ?? "default")"
+        stderr("eval: max_source_length \(c.maxSourceLength), max_target_length \(c.maxTargetLength), templates \(c.templates.rawValue), \(decode), eval_limit \(c.evalLimit.map(String.init) ?? "none")"
+               + (trainedRun != nil ? " (the training run's \(runConfig) where no flag is given)" : ""))
         // The adapter's config too: use_rslora, rank_pattern/alpha_pattern, target_modules or
         // layers_to_transform edited in place change every number while the tensors stay the same.
         let configSha = try SHA256.hex(file: (dir as NSString).appendingPathComponent("adapter_config.json"))

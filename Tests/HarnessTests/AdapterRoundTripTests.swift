@@ -687,6 +687,12 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (s2, preset) = try runStdout(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--max-source-length", "256"] + common)
         XCTAssertEqual(s2, 0)
         XCTAssertNotEqual(try accuracy(preset), trainedAccuracy, "inputs of 192 and 256 tokens score alike here: the check above cannot fail")
+        // The settings line says what the evaluation runs with, flags applied (it printed the run
+        // config's 192 and 64 beside a 256-token, 8-row evaluation).
+        let (s3, said) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad", "--max-source-length", "256"]
+                                        + common.map { $0 == "64" ? "8" : $0 })
+        XCTAssertEqual(s3, 0, said)
+        XCTAssertTrue(said.contains("eval: max_source_length 256, ") && said.contains("eval_limit 8 (the training run's"), said)
     }
 
     /// A GPT-2 prompt adapter's rows count against n_positions (512 on the embedded GPT-2): 8
