@@ -224,6 +224,14 @@ public struct ExperimentSpec {
                 }
                 columns = d.mapValues { "\($0)" }
             }
+            // No profile but smoke may run the embedded random-weight backbone (`expand` says why),
+            // refused on loading for every profile (it was refused only when that profile ran).
+            if pname != "smoke" {
+                let runs = try columns ?? Dictionary(try strings("models").map { ($0, $0) }, uniquingKeysWith: { a, _ in a })
+                if let (column, model) = runs.sorted(by: { $0.key < $1.key }).first(where: { $0.value.hasPrefix("embedded:") }) {
+                    throw SpecError(path, "profiles.\(pname) runs model column \(column) on \(model), the embedded random-weight backbone; only the smoke profile may (its results reproduce nothing and are labelled so); map the column to a checkpoint")
+                }
+            }
             profiles[pname] = Profile(models: columns,
                                       k: try p["k"].map { try kList($0, path: path) },
                                       seeds: try p["seeds"].map { try intList($0, path: path, at: "profiles.\(pname).seeds") },
@@ -439,7 +447,9 @@ public struct ExperimentSpec {
     /// The settings of `name` (the paper profile needs none); throws when the spec lacks it.
     func profile(_ name: String) throws -> Profile {
         guard let p = profiles[name] ?? (name == "paper" ? Profile(models: nil, k: nil, seeds: nil, train: [:], description: "") : nil) else {
-            throw SpecError(path, "profile '\(name)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
+            throw SpecError(path, profiles.isEmpty
+                ? "profile '\(name)' is not defined: the spec has no profiles; add e.g. `profiles: {smoke: {models: {\(models.first ?? "t5-small"): \"embedded:t5-tiny\"}}}` (docs/specs.md)"
+                : "profile '\(name)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
         }
         return p
     }

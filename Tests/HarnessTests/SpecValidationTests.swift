@@ -202,10 +202,17 @@ final class SpecValidationTests: XCTestCase {
         let dir = tempDir("specemb")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try cpu.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
-        let spec = try ExperimentSpec.load("\(dir)/s.yaml")
-        XCTAssertEqual(try spec.expand(profile: "smoke").count, 8)
-        XCTAssertThrowsError(try spec.expand(profile: "cpu")) { e in
+        // Refused on loading, whichever profile runs (it loaded and ran under smoke, refused only
+        // under cpu, where docs/cli.md says such a spec is refused).
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/s.yaml")) { e in
             XCTAssertTrue("\(e)".contains("profiles.cpu runs model column t5-small on embedded:t5-tiny"), "\(e)")
+        }
+        // A spec without profiles says how to add one (it listed none: "have: ").
+        let bare = miniSpec.components(separatedBy: "\nprofiles:")[0]
+        XCTAssertFalse(bare.contains("profiles"), bare)
+        try bare.write(toFile: "\(dir)/bare.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bare.yaml").expand(profile: "smoke")) { e in
+            XCTAssertTrue("\(e)".contains("profile 'smoke' is not defined: the spec has no profiles; add e.g. `profiles: {smoke: {models: {t5-small: \"embedded:t5-tiny\"}}}`"), "\(e)")
         }
     }
 
