@@ -51,7 +51,17 @@ struct CompareCommand: ParsableCommand {
         if against == "published" && maxRegression != nil {
             throw ValidationError("--max-regression needs stored baseline runs: published numbers have no spread to build an interval from")
         }
-        let s = try ExperimentSpec.load(spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
+        let specsDir = ProjectRoot.resolve("Baselines/specs")
+        let s: ExperimentSpec
+        do { s = try ExperimentSpec.load(spec, specsDir: specsDir) } catch {
+            // A name without a spec file (`eval --db` without --spec stores under "adapters"):
+            // `results` reads every stored run of it, but a comparison needs the plan of what each
+            // side is expected to have (the gate fails on missing runs), which only a spec gives.
+            guard !spec.hasSuffix(".yaml"), !FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir)) else { throw error }
+            throw CommandFailure("\(error)\n(compare pairs runs against what a spec plans for each side; runs stored under a name without a spec file, "
+                + "as `eval --db` without --spec stores under 'adapters', are listed by `promptrepro results \(spec)`; to compare an adapter, evaluate it into the spec "
+                + "whose runs it is compared with: eval --db DB --spec SPEC --variant NAME)")
+        }
         // A search's grid point is not a method to compare or gate on: it runs on the search seeds
         // only, and picking the best point by its reported scores is the selection the search
         // exists to avoid (a point passed the gate on one seed).

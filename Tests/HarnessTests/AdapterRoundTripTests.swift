@@ -508,6 +508,10 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("note: no spec file") && err.contains("stored under spec 'no-such-spec', which no sweep plans"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='bare'").map { $0["spec"]?.text ?? "" }, ["no-such-spec"])
+        // `compare` on such a name says why it needs a spec file and where the runs are listed.
+        (status, err) = try runCapture(["compare", "--spec", "no-such-spec", "--method", "bare", "--baseline", "pt", "--db", db, "--profile", "smoke"])
+        XCTAssertEqual(status, 1, err)
+        XCTAssertTrue(err.contains("no such spec") && err.contains("compare pairs runs against what a spec plans") && err.contains("promptrepro results no-such-spec"), err)
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='bare'")
         // Without --column, the spec's column that loads --model in this profile (t5-small loads
         // embedded:t5-tiny under smoke): the run was stored under the column "embedded:t5-tiny".
