@@ -36,7 +36,7 @@ public struct FigureSpec: Decodable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
         try refuseUnknownKeys(path, text: text, keys: ["": keys, "series": entryKeys, "references": entryKeys], kind: "a figure")
         let f: FigureSpec
-        do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(error)") }
+        do { f = try YAMLDecoder().decode(FigureSpec.self, from: text) } catch { throw StoreError("\(path): invalid figure spec: \(yamlDecodingProblem(error))") }
         if let dup = YAMLKeys.firstDuplicate(in: text) { throw StoreError("\(path): \(dup)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         guard f.figure == file else { throw StoreError("\(path): figure '\(f.figure)' must match the file name '\(file)'") }

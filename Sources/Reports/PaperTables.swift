@@ -72,7 +72,7 @@ public struct TableLayout: Decodable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StoreError("\(path): cannot read") }
         try refuseUnknownKeys(path, text: text, keys: keys, kind: "a layout")
         let l: TableLayout
-        do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(error)") }
+        do { l = try YAMLDecoder().decode(TableLayout.self, from: text) } catch { throw StoreError("\(path): invalid table layout: \(yamlDecodingProblem(error))") }
         if let dup = YAMLKeys.firstDuplicate(in: text) { throw StoreError("\(path): \(dup)") }
         let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         guard l.name == file else { throw StoreError("\(path): table '\(l.name)' must match the file name '\(file)'") }

@@ -19,3 +19,16 @@ public func decodingProblem(_ error: Error) -> String {
         return "\(error)"
     }
 }
+
+/// `decodingProblem` for a YAML file that `YAMLDecoder` refused: text that does not parse is
+/// "invalid YAML: LINE:COLUMN: …" (the parser's own message, as spec files report it), a missing
+/// or mistyped field as `decodingProblem` names it. Swift's description of the error was a debug
+/// dump ("DecodingError.dataCorrupted: Data was corrupted. Debug description: …").
+public func yamlDecodingProblem(_ error: Error) -> String {
+    if case DecodingError.dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty {
+        return "invalid YAML" + (ctx.underlyingError.map { ": \($0)" } ?? "")
+    }
+    if case DecodingError.typeMismatch(_, let ctx) = error, ctx.codingPath.isEmpty { return "not a YAML mapping" }
+    if case DecodingError.valueNotFound(_, let ctx) = error, ctx.codingPath.isEmpty { return "empty (not a YAML mapping)" }
+    return decodingProblem(error)
+}

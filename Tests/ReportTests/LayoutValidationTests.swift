@@ -32,6 +32,12 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(e.contains("unknown task 'rtee'"), e)
         e = try layoutError { $0.replacingOccurrences(of: "average: true", with: "average: true\nprofile: cpu") }
         XCTAssertTrue(e.contains("unknown key 'profile'"), e)
+        // YAML that does not parse, and a missing field, in words with the line (it printed
+        // "DecodingError.dataCorrupted: Data was corrupted. Debug description: …").
+        e = try layoutError { $0 + "\nextra: [unclosed\n" }
+        XCTAssertTrue(e.contains("table4.yaml: invalid table layout: invalid YAML: ") && !e.contains("DecodingError") && !e.contains("Debug description"), e)
+        e = try layoutError { $0.components(separatedBy: "\n").filter { !$0.hasPrefix("title:") }.joined(separator: "\n") }
+        XCTAssertTrue(e.contains("table4.yaml: invalid table layout: missing field 'title'"), e)
         // Two columns of one task: the second needs its own published column (the CSV has no metric field).
         let two = "  - {task: cb, label: CB, metric: accuracy}\n  - {task: cb, label: CB F1, metric: macro_f1}"
         e = try layoutError { $0.replacingOccurrences(of: "  - {task: cb, label: CB, metric: accuracy}", with: two) }
@@ -116,6 +122,8 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(load { $0.replacingOccurrences(of: "copa, rte", with: "copa, rtee") }.contains("panels[3]: unknown task 'rtee'"))
         XCTAssertTrue(load { $0.replacingOccurrences(of: "panels: [avg, cb, copa, rte, wic]", with: "panels: []") }.contains("panels must list at least one task (or avg)"))
         XCTAssertTrue(load({ $0 }, as: "fig4b").contains("figure 'fig4' must match the file name 'fig4b'"))
+        let broken = load { $0 + "extra: [unclosed\n" }
+        XCTAssertTrue(broken.contains("fig4.yaml: invalid figure spec: invalid YAML: ") && !broken.contains("DecodingError"), broken)
         let f = try FigureSpec.load("\(repoRoot)/Baselines/figures/fig4.yaml")
         XCTAssertEqual(f.problems(variants: ["pt", "respt", "dpt"], models: ["t5-large"], tasks: ["cb", "copa", "rte", "wic"]), [])
         XCTAssertEqual(f.problems(variants: ["pt", "respt"], models: ["t5-large"], tasks: ["cb", "copa", "rte", "wic"]),
