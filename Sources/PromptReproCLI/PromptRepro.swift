@@ -9,37 +9,57 @@ struct PromptRepro: ParsableCommand {
         commandName: "promptrepro",
         abstract: "Reproduce and extend low-rank soft-prompt papers (DPT, LoPT) on T5 and GPT-2.",
         discussion: """
-            Environment:
-              PROMPTREPRO_THREADS  numeric-core threads, 1–256 (default: the CPUs this process
-                                   may use); an empty value of any of these is its default
-              PROMPTREPRO_GEMM     auto | openblas | avx512 | avx2 (auto: PromptRepro's
-                                   AVX-512 GEMM where the CPU has it, else its AVX2 one,
-                                   or this host's `calibrate` choice when one is cached)
-              PROMPTREPRO_CALIBRATION  on (default) | off: off ignores the cached GEMM calibration
-              PROMPTREPRO_DATA     data directory without --data-dir (default: data/)
-              PROMPTREPRO_CACHE    embedded smoke backbones (~/.cache/promptrepro)
-              HF_HUB_CACHE/HF_HOME Hugging Face cache searched for checkpoints (one, as
-                                   transformers: HF_HUB_CACHE, else HF_HOME/hub, else
-                                   $XDG_CACHE_HOME/huggingface/hub or ~/.cache/huggingface/hub)
-              PROMPTREPRO_MODEL_DIR  a folder of checkpoints searched by name (NAME or
-                                   the last part of ORG/NAME) before the HF cache
-              PROMPTREPRO_CHECKPOINT  ffn,attention | all | none: recompute those T5 sublayers
-                                   in backward (less memory, more FLOPs, same results);
-                                   default auto: attention when backbone weights train
-                                   (a list replaces it: ffn alone means no attention)
-              PROMPTREPRO_PACK_FROZEN  0: pack every GEMM operand at every product, also the
-                                   weights and encoder states greedy decoding reuses
-                                   (default 1: packed once per decode; same results)
-              PROMPTREPRO_POOL     dispatch: parallel chunks on libdispatch instead of the
-                                   spinning pool (spin, the default; timing comparisons;
-                                   same results)
-              PROMPTREPRO_BF16_KERNEL  avx512_bf16 | amx_bf16: the kernel of the opt-in
-                                   `--precision bf16` products (default: AMX where the CPU
-                                   has it, else AVX512-BF16)
-              PROMPTREPRO_DECODE_GROUP_ROWS  rows per thread from which greedy decoding
-                                   runs one group per thread (0: never; same results)
-            Results are bit-identical for a given seed, thread count, GEMM kernel and OpenBLAS
-            release and core (each recorded with every run).
+            Environment (an empty value of any of these is its default):
+              PROMPTREPRO_THREADS
+                  numeric-core threads, 1–256 (default: the CPUs this process may use)
+              PROMPTREPRO_GEMM
+                  auto | openblas | avx512 | avx2 (auto: PromptRepro's AVX-512 GEMM
+                  where the CPU has it, else its AVX2 one, or this host's `calibrate`
+                  choice when one is cached)
+              PROMPTREPRO_CALIBRATION
+                  on (default) | off: off ignores the cached GEMM calibration
+              PROMPTREPRO_ROOT
+                  the PromptRepro checkout whose Baselines/, Reports/ and runs/ the
+                  commands use (default: found above the working directory or the
+                  executable)
+              PROMPTREPRO_DATA
+                  data directory without --data-dir (default: data/ in the checkout)
+              PROMPTREPRO_SHARED
+                  the shared folder of tokenizers, models and parity fixtures
+                  (default: ../shared beside the checkout; bench-e2e, tests)
+              PROMPTREPRO_CACHE
+                  embedded smoke backbones (default: ~/.cache/promptrepro)
+              HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME
+                  the Hugging Face cache searched for checkpoints (one, as
+                  huggingface_hub picks it: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE,
+                  else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub or
+                  ~/.cache/huggingface/hub)
+              PROMPTREPRO_MODEL_DIR
+                  a folder of checkpoints searched by name (NAME or the last part of
+                  ORG/NAME) before the HF cache
+              PROMPTREPRO_CHECKPOINT
+                  ffn,attention | all | none: recompute those T5 sublayers in backward
+                  (less memory, more FLOPs, same results); default auto: attention
+                  when backbone weights train (a list replaces it: ffn alone means no
+                  attention)
+              PROMPTREPRO_PACK_FROZEN
+                  0: pack every GEMM operand at every product, also the weights and
+                  encoder states greedy decoding reuses (default 1: packed once per
+                  decode; same results)
+              PROMPTREPRO_POOL
+                  dispatch: parallel chunks on libdispatch instead of the spinning
+                  pool (spin, the default; timing comparisons; same results)
+              PROMPTREPRO_BF16_KERNEL
+                  avx512_bf16 | amx_bf16: the kernel of the opt-in `--precision bf16`
+                  products (default: AMX where the CPU has it, else AVX512-BF16)
+              PROMPTREPRO_DECODE_GROUP_ROWS
+                  rows per thread from which greedy decoding runs one group per
+                  thread (0: never; same results)
+              PROMPTREPRO_GIT_COMMIT
+                  the commit recorded with each run (default: the checkout's git
+                  HEAD; a sweep hands its own to its workers)
+            Results are bit-identical for a given seed, thread count, GEMM kernel and
+            OpenBLAS release and core (each recorded with every run).
             """,
         subcommands: [Sweep.self, WorkerCommand.self, Shard.self, Merge.self, Results.self, Report.self, FiguresCommand.self, CompareCommand.self, Export.self, ExportAdapter.self, EvalCommand.self, LossCurvesCommand.self, StepsCommand.self, Train.self, Info.self, Forward.self, Tokenize.self, Params.self, Score.self, Sample.self, DataCommand.self, Bench.self, BenchE2E.self, Calibrate.self, BenchGemm.self, BenchOne.self, ExportEmbedded.self])
 

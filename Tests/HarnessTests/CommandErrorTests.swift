@@ -120,6 +120,38 @@ final class CommandErrorTests: XCTestCase {
     }
     /// An option given twice keeps its last value (ArgumentParser's rule), now with a warning: a
     /// script's default and a later override trained at the override without a word.
+    /// `promptrepro --help` names every PROMPTREPRO_ variable the sources read (docs/cli.md says
+    /// it lists them; PROMPTREPRO_ROOT and PROMPTREPRO_SHARED were missing), test-only ones aside,
+    /// and no line of it is wrapped by ArgumentParser (it broke lines longer than 80 columns,
+    /// leaving a word at column 0).
+    func testHelpListsEveryEnvironmentVariable() throws {
+        let (rc, help) = try runCLIText(["--help"], stdout: true)
+        XCTAssertEqual(rc, 0, help)
+        var names = Set<String>()
+        let sources = URL(fileURLWithPath: "\(repoRoot)/Sources")
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" } ?? []
+        XCTAssertGreaterThan(files.count, 50)
+        let pattern = try NSRegularExpression(pattern: #""(PROMPTREPRO_[A-Z0-9_]+)""#)
+        for f in files {
+            let text = try String(contentsOf: f, encoding: .utf8)
+            for m in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                names.insert(String(text[Range(m.range(at: 1), in: text)!]))
+            }
+        }
+        names = names.filter { !$0.hasPrefix("PROMPTREPRO_TEST_") }
+        XCTAssertTrue(names.contains("PROMPTREPRO_THREADS") && names.count >= 12, names.description)
+        for name in names.sorted() { XCTAssertTrue(help.contains(name), "\(name) is read but not in --help") }
+        // Every line of the block as written in the source (a reflowed line leaves a fragment
+        // that is no source line, such as "process" or "calibration").
+        let source = Set(try String(contentsOfFile: "\(repoRoot)/Sources/PromptReproCLI/PromptRepro.swift", encoding: .utf8)
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) })
+        let block = help.components(separatedBy: "USAGE:")[0].components(separatedBy: "Environment")
+        XCTAssertEqual(block.count, 2, help)
+        for line in ("Environment" + block[1]).split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            XCTAssertTrue(source.contains(line.trimmingCharacters(in: .whitespaces)), "a reflowed help line: '\(line)'")
+        }
+    }
+
     func testRepeatedOptionsAreNamed() throws {
         let (rc, err) = try runCLIText(["params", "--method", "dpt", "--r", "4", "--n", "10", "--r=8"], stdout: false)
         XCTAssertEqual(rc, 0, err)
