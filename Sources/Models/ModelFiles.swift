@@ -9,6 +9,12 @@ public struct ModelNotFound: Error, CustomStringConvertible {
     public var description: String {
         var s = "model '\(spec)' not found. Looked in:\n"
         for l in looked { s += "  - \(l)\n" }
+        // An embedded name is generated, never downloaded: the names there are.
+        if spec.hasPrefix("embedded:") {
+            let name = String(spec.dropFirst("embedded:".count))
+            s += "---> HINT: the embedded smoke backbones are \(EmbeddedBackbones.names.map { "embedded:\($0)" }.joined(separator: ", "))\(didYouMean(name, EmbeddedBackbones.names))."
+            return s
+        }
         // A path is no hub id: downloading it means nothing.
         if Self.isPath(spec) {
             s += "---> HINT: \(spec) is a path: give a directory holding config.json + model.safetensors (and the tokenizer's files)."

@@ -504,4 +504,16 @@ final class LoadingTests: XCTestCase {
                                  labels: tok.encode("0"), batch: 1)
         XCTAssertTrue(out.loss.scalar.isFinite)
     }
+
+    /// A mistyped embedded name lists the embedded backbones (it suggested downloading
+    /// "embedded:t5-small" from the hub).
+    func testAnUnknownEmbeddedNameListsTheEmbeddedOnes() {
+        XCTAssertThrowsError(try ModelFiles.locate("embedded:t5-small")) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("the embedded smoke backbones are embedded:t5-tiny, embedded:gpt2-tiny") && !text.contains("huggingface-cli"), text)
+        }
+        XCTAssertThrowsError(try ModelFiles.locate("embedded:t5-tin")) { e in
+            XCTAssertTrue("\(e)".contains("did you mean 't5-tiny'"), "\(e)")
+        }
+    }
 }
