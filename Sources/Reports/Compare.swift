@@ -71,6 +71,24 @@ public struct ComparisonRow {
     }
 }
 
+extension ComparisonRow {
+    /// Why the row measures nothing, nil where it does: no output of either side names a label
+    /// (100 % invalid on both: both score 0 alike, and a Δ of 0 with a zero-width interval read
+    /// as a tie and passed the gate), or, where the invalid shares are not stored (older rows;
+    /// ReCoRD read without its data), every run of both sides scores 0 on a higher-is-better
+    /// metric (`published`: against published numbers, which are never all 0, not judged so).
+    public func nothingToJudge(new: String, baseline: String, published: Bool) -> String? {
+        if let inv = invalidNew, inv >= 1, (invalidBaseline ?? 0) >= 1 {
+            return "no output of \(new) or \(baseline) names a label (100% invalid on both sides)"
+        }
+        if higherIsBetter, invalidNew == nil || invalidBaseline == nil, !published,
+           !self.new.isEmpty, !self.baseline.isEmpty, (self.new + self.baseline).allSatisfy({ $0 == 0 }) {
+            return "every run of \(new) and \(baseline) scores 0 and their invalid shares are not stored"
+        }
+        return nil
+    }
+}
+
 /// A cell of the comparison: task, model column and few-shot size. Runs pair only within one.
 public struct CompareCell: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var task: String
@@ -552,13 +570,15 @@ public enum Compare {
             let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline) + inv(r.invalidBaseline)
             let zero = "\(f(r.majority, "%.2f")) / \(f(r.chance, "%.2f"))"
             let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
-            out += "| \(name(r)) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(r.verdict) | \(zero) |\n"
+            // A row that measures nothing is no tie (its interval is [0, 0]); the gate says the same.
+            let verdict = r.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil ? r.verdict : "none (nothing to judge)"
+            out += "| \(name(r)) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(verdict) | \(zero) |\n"
         }
         out += "\n[k% invalid]: mean over seeds of the share of the best epoch's outputs that name no label. majority / chance: the"
         out += " metric's majority-class score and its exact expectation under uniform random labels, on the validation examples the"
         out += " \(new) runs scored (— without the data or for ReCoRD's majority).\n"
         let w = rows.filter { $0.verdict == "win" }.count, l = rows.filter { $0.verdict == "loss" }.count
-        let tested = rows.filter { $0.ci != nil }.count
+        let tested = rows.filter { $0.ci != nil && $0.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil }.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
         out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
         // Few seeds make the t part of an interval wide by construction (one degree of freedom
@@ -605,15 +625,9 @@ public enum Compare {
                 // Where neither side's outputs ever name a label both score 0 alike: Δ 0 with a
                 // zero-width interval passed non-inferiority with nothing measured. (A baseline that
                 // names labels against a new method that never does is judged by the interval.)
-                if let inv = r.invalidNew, inv >= 1, (r.invalidBaseline ?? 0) >= 1 {
-                    reasons.append("\(name(r)): no output of \(new) or \(baseline) names a label (100% invalid on both sides), nothing to judge")
-                    continue
-                }
-                // Runs that stored no invalid share (older rows; ReCoRD read without its data) cannot
-                // show the rule above: both sides scoring exactly 0 on every seed is the same nothing.
-                if r.higherIsBetter, r.invalidNew == nil || r.invalidBaseline == nil, against != "published",
-                   !r.new.isEmpty, !r.baseline.isEmpty, (r.new + r.baseline).allSatisfy({ $0 == 0 }) {
-                    reasons.append("\(name(r)): every run of \(new) and \(baseline) scores 0 and their invalid shares are not stored, nothing to judge")
+                // Also both sides scoring exactly 0 without stored invalid shares (`nothingToJudge`).
+                if let nothing = r.nothingToJudge(new: new, baseline: baseline, published: against == "published") {
+                    reasons.append("\(name(r)): \(nothing), nothing to judge")
                     continue
                 }
                 guard let ci = r.ci else {

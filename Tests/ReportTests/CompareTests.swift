@@ -447,6 +447,9 @@ final class GateStatisticsTests: XCTestCase {
         let deadGate = Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false)
         XCTAssertFalse(deadGate.passed, deadGate.text)
         XCTAssertTrue(deadGate.text.contains("cb: no output of new or dpt names a label (100% invalid on both sides), nothing to judge"), deadGate.text)
+        // Its table row and the tally say so too (the row read "tie" beside the gate's "nothing to judge").
+        XCTAssertTrue(deadGate.text.contains("| none (nothing to judge) |") && !deadGate.text.contains("| tie |"), deadGate.text)
+        XCTAssertTrue(deadGate.text.contains("**0 win / 0 tie / 0 loss** over 0 tested tasks"), deadGate.text)
         for (n, b) in [(0.99, 1.0), (1.0, 0.5)] {  // something named a label: the interval judges
             (dead.invalidNew, dead.invalidBaseline) = (n, b)
             XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)
