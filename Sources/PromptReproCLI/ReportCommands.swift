@@ -784,6 +784,12 @@ struct FiguresCommand: ParsableCommand {
         // Each item on its own: a failure is that item's error ("not written", exit 1), and the others are still written.
         for name in names {
             func one() throws {
+                // A figure name with no file: the known ones (as `report` names tables).
+                guard FileManager.default.fileExists(atPath: "\(figuresDir)/\(name).yaml") else {
+                    let known = ((try? FileManager.default.contentsOfDirectory(atPath: figuresDir)) ?? []).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
+                        .sorted { (Int($0.dropFirst(3)) ?? 0, $0) < (Int($1.dropFirst(3)) ?? 0, $1) }
+                    throw StoreError("unknown figure '\(name)'\(didYouMean(name, known)); known (\(figuresDir)): \(known.joined(separator: ", "))")
+                }
                 let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
                 try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
                 guard let found = try resolveCells(spec: f.spec, profile: profile, store: store, db: db, resultsDir: resultsDir,
