@@ -231,7 +231,7 @@ public enum Worker {
             let beatStore = try ResultsStore(path: o.storePath)
             let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))
             beat.schedule(deadline: .now() + 15, repeating: 15)
-            beat.setEventHandler { try? beatStore.heartbeat(claimed.id) }
+            beat.setEventHandler { try? beatStore.heartbeat(claimed.id, attempt: claimed.attempts) }
             beat.resume()
             defer { beat.cancel() }
             do {
@@ -254,7 +254,7 @@ public enum Worker {
                 }
                 try store.recordStart(claimed.id, weightsSha: try store.weightsHash(directory: dir),
                                       gitCommit: o.gitCommit, toolVersion: ToolInfo.versionString,
-                                      threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck)
+                                      threads: cfg.threads ?? Parallel.defaultThreadsValue, checkpoint: ck, attempt: claimed.attempts)
                 let trainer = Trainer(config: cfg, dataDir: o.dataDir, manifestDir: o.manifestDir, checkpoint: ck) { log("  \($0)") }
                 if Worker.keepsArtifact(cfg, keepArtifacts: o.keepArtifacts) {
                     trainer.artifactPath = Worker.artifactPath(checkpointDir: o.checkpointDir, spec: r.spec, profile: r.profile, cell: r.cell,
@@ -263,22 +263,25 @@ public enum Worker {
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
                 trainer.shouldStop = stop
-                trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id))
+                trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id, attempt: claimed.attempts))
                 var result = try trainer.run()
                 if let n = o.sweepWorkers { result.extras = (result.extras ?? [:]).merging(["sweep_workers": Double(n)]) { $1 } }
                 if let n = r.paperParameterCount(directory: dir) { result.extras = (result.extras ?? [:]).merging(["paper_params": Double(n)]) { $1 } }
                 if result.status == .interrupted {
-                    try store.release(claimed.id)
+                    try store.release(claimed.id, attempt: claimed.attempts)
                     log("run \(claimed.id) interrupted: back to pending")
                     break
                 }
-                try store.complete(claimed.id, result: result)
+                try store.complete(claimed.id, result: result, attempt: claimed.attempts)
                 try? FileManager.default.removeItem(atPath: ck)
                 removeStaleTemporaries(for: ck)  // a checkpoint write cut short by an earlier kill
                 log("run \(claimed.id) \(result.status)")
+            } catch let lost as ClaimTakenOver {
+                // The run is another worker's now: its checkpoint and result are that worker's.
+                log("run \(claimed.id) not stored: \(lost)")
             } catch {
                 removeStaleTemporaries(for: ck)  // the checkpoint itself stays for a retry to resume from
-                try store.fail(claimed.id, error: "\(error)")
+                try store.fail(claimed.id, error: "\(error)", attempt: claimed.attempts)
                 log("run \(claimed.id) failed: \(error)")
             }
             finished += 1
@@ -292,8 +295,9 @@ public enum Worker {
 struct StoreProgressSink: TrainingSink {
     let store: ResultsStore
     let run: Int
+    var attempt: Int? = nil
     func receive(_ event: TrainingEvent) {
-        if case .epoch(_, let done, let total, let seconds) = event { try? store.recordEpoch(run, done: done, total: total, seconds: seconds) }
+        if case .epoch(_, let done, let total, let seconds) = event { try? store.recordEpoch(run, done: done, total: total, seconds: seconds, attempt: attempt) }
     }
 }
 

@@ -57,6 +57,13 @@ public struct ClaimedRun {
     public let attempts: Int
 }
 
+/// A worker's claim on a run was taken over since it claimed it (its worker looked dead: another
+/// host's heartbeat older than the limit, a stopped or suspended process) and the run claimed
+/// again: the current claim's worker stores the run; this one's result is not stored.
+public struct ClaimTakenOver: Error, CustomStringConvertible {
+    public let description: String
+}
+
 public final class ResultsStore {
     public let db: SQLiteDB
     /// Run states. `superseded`: a finished or failed run whose identity (spec, data, weights, task
@@ -537,35 +544,55 @@ public final class ResultsStore {
         return r
     }
 
-    public func heartbeat(_ id: Int) throws {
-        try db.query("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", [.double(Date().timeIntervalSince1970), .int(id)])
+    /// The SQL condition and argument of a claim-scoped write: the row is running and, with
+    /// `attempt` (`ClaimedRun.attempts`), still under that claim (a worker whose claim was taken
+    /// over wrote its thread count, progress and result over the new claim's).
+    private func claimed(_ id: Int, attempt: Int?) -> (sql: String, args: [SQLiteDB.Value]) {
+        attempt.map { ("id=? AND status='running' AND attempts=?", [.int(id), .int($0)]) } ?? ("id=? AND status='running'", [.int(id)])
+    }
+
+    public func heartbeat(_ id: Int, attempt: Int? = nil) throws {
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET heartbeat=? WHERE \(c.sql)", [.double(Date().timeIntervalSince1970)] + c.args)
     }
 
     /// A running run's progress after an epoch: epochs done of `total`, and their summed seconds.
-    public func recordEpoch(_ id: Int, done: Int, total: Int, seconds: Double) throws {
-        try db.query("UPDATE runs SET epochs_done=?, epochs_total=?, epoch_seconds=?, heartbeat=? WHERE id=? AND status='running'",
-                     [.int(done), .int(total), .double(seconds), .double(Date().timeIntervalSince1970), .int(id)])
+    public func recordEpoch(_ id: Int, done: Int, total: Int, seconds: Double, attempt: Int? = nil) throws {
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET epochs_done=?, epochs_total=?, epoch_seconds=?, heartbeat=? WHERE \(c.sql)",
+                     [.int(done), .int(total), .double(seconds), .double(Date().timeIntervalSince1970)] + c.args)
     }
 
     /// A claimed run back to 'pending' (its worker was interrupted): nothing of it is stored, its
     /// checkpoint stays the resume point.
-    public func release(_ id: Int) throws {
-        try db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE id=? AND status='running'", [.int(id)])
+    public func release(_ id: Int, attempt: Int? = nil) throws {
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET status='pending', worker=NULL, worker_pid=NULL WHERE \(c.sql)", c.args)
     }
 
     /// Provenance known when a run starts.
-    public func recordStart(_ id: Int, weightsSha: String?, gitCommit: String?, toolVersion: String, threads: Int, checkpoint: String) throws {
-        try db.query("UPDATE runs SET weights_sha256=?, git_commit=?, tool_version=?, threads=?, host=?, checkpoint=? WHERE id=?",
+    public func recordStart(_ id: Int, weightsSha: String?, gitCommit: String?, toolVersion: String, threads: Int, checkpoint: String,
+                            attempt: Int? = nil) throws {
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET weights_sha256=?, git_commit=?, tool_version=?, threads=?, host=?, checkpoint=? WHERE \(c.sql)",
                      [weightsSha.map { .text($0) } ?? .null, gitCommit.map { .text($0) } ?? .null, .text(toolVersion),
-                      .int(threads), .text(ProcessInfo.processInfo.hostName), .text(checkpoint), .int(id)])
+                      .int(threads), .text(ProcessInfo.processInfo.hostName), .text(checkpoint)] + c.args)
     }
 
     /// Stores a finished run (epochs, best/last scores, predictions, status) in one transaction.
-    public func complete(_ id: Int, result: TrainResult) throws {
+    /// Stores a finished run's result. `attempt`: the claim it ran under (`ClaimedRun.attempts`);
+    /// a run claimed again since (its worker taken for dead) throws `ClaimTakenOver` and keeps
+    /// what the current claim stores.
+    public func complete(_ id: Int, result: TrainResult, attempt: Int? = nil) throws {
         try db.transaction {
             // Only the claimed row takes a result: a row merged, reset or replaced since the claim
             // (status not 'running') keeps what it holds; writing into it mixed two executions.
-            let status = try db.query("SELECT status FROM runs WHERE id=?", [.int(id)]).first?["status"]?.text
+            let row = try db.query("SELECT status, attempts, worker FROM runs WHERE id=?", [.int(id)]).first
+            let status = row?["status"]?.text
+            if let attempt, let now = row?["attempts"]?.int, now != attempt {
+                throw ClaimTakenOver(description: "\(db.path): run \(id) was claimed again since this worker claimed it (attempt \(attempt); now attempt \(now)"
+                    + "\(row?["worker"]?.text.map { ", by \($0)" } ?? ""), status \(status ?? "?")): this worker was taken for dead; its result is not stored, the current claim's is")
+            }
             guard status == "running" else {
                 throw StoreError("\(db.path): run \(id) is no longer running here (\(status.map { "status \($0)" } ?? "no such row"): replaced or merged since it was claimed); its result is not stored")
             }
@@ -607,18 +634,26 @@ public final class ResultsStore {
                 }
             }
             let hashes = String(decoding: try JSONSerialization.data(withJSONObject: result.dataFiles, options: [.sortedKeys]), as: UTF8.self)
+            // The progress columns from the result too: an epoch's progress write can fail where
+            // the result's does not (a disk that filled during the run and was freed before a
+            // resume stored it from its checkpoint), and they fed `sweep --dry-run`'s estimates.
+            let epochsDone: SQLiteDB.Value = result.history.last.map { .int($0.epoch) } ?? .null
+            let epochSeconds: SQLiteDB.Value = result.history.isEmpty ? .null : .double(result.history.map(\.seconds).reduce(0, +))
             try db.query("""
-                UPDATE runs SET status=?, finished_at=?, diverged_step=?, data_hashes=?, manifest=?, trainable_params=?, error=NULL
+                UPDATE runs SET status=?, finished_at=?, diverged_step=?, data_hashes=?, manifest=?, trainable_params=?, error=NULL,
+                  epochs_done=COALESCE(?, epochs_done), epoch_seconds=COALESCE(?, epoch_seconds)
                 WHERE id=?
                 """, [.text(result.status == .diverged ? "diverged" : "done"), .text(ResultsStore.now()),
                       result.divergedAtStep.map { .int($0) } ?? .null, .text(hashes), result.manifest.map { .text($0) } ?? .null,
-                      .int(result.trainableParams), .int(id)])
+                      .int(result.trainableParams), epochsDone, epochSeconds, .int(id)])
         }
     }
 
-    public func fail(_ id: Int, error: String) throws {
-        // Only a running row fails (one merged or finished since the claim keeps its result).
-        try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE id=? AND status='running'", [.text(ResultsStore.now()), .text(error), .int(id)])
+    public func fail(_ id: Int, error: String, attempt: Int? = nil) throws {
+        // Only a running row fails (one merged or finished since the claim keeps its result), and
+        // only under the claim that failed it.
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET status='failed', finished_at=?, error=? WHERE \(c.sql)", [.text(ResultsStore.now()), .text(error)] + c.args)
     }
 
     /// Runs of `spec`/`profile` (every run when nil) left 'running' by a worker that no longer

@@ -1,0 +1,57 @@
+import Foundation
+import Harness
+import Methods
+import Store
+import TestSupport
+import Training
+import XCTest
+
+/// A worker taken for dead (another host's heartbeat older than the limit: a suspended laptop, a
+/// stopped process) whose run another worker claimed again: when it wakes, its writes under the
+/// old claim are not stored. It stored its result over the new claim's, with the new claim's
+/// thread count and worker recorded beside the old claim's numbers (a reliability trial).
+final class ClaimTakeoverTests: XCTestCase {
+    func testAWorkerWhoseClaimWasTakenOverStoresNothing() throws {
+        let dir = tempDir("takeover")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        cfg.epochs = 2
+        try s.insertPending([RunSpec(spec: "s", profile: "smoke", cell: "pt|cb|t5-small|k8", variant: "pt", method: "pt", task: "cb",
+                                     model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 1, config: cfg)])
+        let first = try XCTUnwrap(try s.claim(worker: "hostA:1", pid: getpid()))
+        try s.recordStart(first.id, weightsSha: nil, gitCommit: nil, toolVersion: "t", threads: 1, checkpoint: "ck", attempt: first.attempts)
+        // Taken for dead and claimed again (as resetInterrupted does for another host's stale heartbeat).
+        try s.db.query("UPDATE runs SET status='pending' WHERE id=?", [.int(first.id)])
+        let second = try XCTUnwrap(try s.claim(worker: "hostB:2", pid: getpid()))
+        XCTAssertEqual(second.id, first.id)
+        XCTAssertEqual(second.attempts, first.attempts + 1)
+        try s.recordStart(second.id, weightsSha: nil, gitCommit: nil, toolVersion: "t", threads: 2, checkpoint: "ck", attempt: second.attempts)
+        func result(_ accuracy: Double, seconds: Double) -> TrainResult {
+            let history = (1...2).map { EpochRecord(epoch: $0, step: 2 * $0, trainLoss: 1, metrics: ["accuracy": accuracy], selection: accuracy, seconds: seconds) }
+            return TrainResult(config: cfg, status: .done, divergedAtStep: nil, bestEpoch: 2, best: ["accuracy": accuracy], last: ["accuracy": accuracy],
+                               history: history, trainableParams: 1, trainExamples: 8, evalExamples: 8, dataFiles: [:], manifest: nil, smoke: true, predictions: nil)
+        }
+        // The old claim's worker wakes: its progress, start record, failure and result are not written.
+        try s.recordStart(first.id, weightsSha: nil, gitCommit: nil, toolVersion: "t", threads: 1, checkpoint: "ck", attempt: first.attempts)
+        try s.recordEpoch(first.id, done: 1, total: 2, seconds: 99, attempt: first.attempts)
+        XCTAssertThrowsError(try s.complete(first.id, result: result(25, seconds: 1), attempt: first.attempts)) { e in
+            XCTAssertTrue(e is ClaimTakenOver, "\(e)")
+            XCTAssertTrue("\(e)".contains("claimed again since this worker claimed it (attempt 1; now attempt 2, by hostB:2"), "\(e)")
+        }
+        try s.fail(first.id, error: "late", attempt: first.attempts)
+        var row = try XCTUnwrap(try s.db.query("SELECT status, threads, epoch_seconds FROM runs WHERE id=?", [.int(first.id)]).first)
+        XCTAssertEqual(row["status"]?.text, "running")
+        XCTAssertEqual(row["threads"]?.int, 2)
+        XCTAssertNotEqual(row["epoch_seconds"]?.double, 99)
+        XCTAssertEqual(try s.db.query("SELECT COUNT(*) AS n FROM scores").first?["n"]?.int, 0)
+        // The current claim stores its result, and the progress columns follow the result.
+        try s.complete(second.id, result: result(50, seconds: 1.5), attempt: second.attempts)
+        row = try XCTUnwrap(try s.db.query("SELECT status, threads, epochs_done, epoch_seconds FROM runs WHERE id=?", [.int(first.id)]).first)
+        XCTAssertEqual(row["status"]?.text, "done")
+        XCTAssertEqual(row["threads"]?.int, 2)
+        XCTAssertEqual(row["epochs_done"]?.int, 2)
+        XCTAssertEqual(row["epoch_seconds"]?.double, 3)
+        XCTAssertEqual(try s.db.query("SELECT value FROM scores WHERE kind='best'").first?["value"]?.double, 50)
+    }
+}
