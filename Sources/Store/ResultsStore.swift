@@ -233,6 +233,22 @@ public final class ResultsStore {
     /// files), which cannot migrate: a store of an older schema is then refused by name.
     /// - Throws: `StoreError` naming the store.
     public static func forReading(path: String) throws -> ResultsStore {
+        // An empty file, or an SQLite file without tables, holds no runs: a read neither makes it
+        // a store (it wrote the schema into it, and a later merge of it then "merged 0 runs") nor
+        // reads it as one. A store copied without its -wal file after an unclean stop can be such
+        // a file: its runs are in the log until a clean close.
+        if path != ":memory:" {
+            var empty = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int == 0
+            if !empty, let probe = try? SQLiteDB(path: path, readOnly: true),
+               let n = try? probe.query("SELECT COUNT(*) AS n FROM sqlite_master").first?["n"]?.int, n == 0,
+               (try? probe.query("PRAGMA user_version").first?["user_version"]?.int) == 0 {
+                empty = true
+            }
+            if empty {
+                throw StoreError("\(path): \(((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) == 0 ? "an empty file" : "an SQLite file without tables"), not a results store: "
+                    + "no runs to read (a store copied without its -wal file after an unclean stop? the runs are in that file); left untouched")
+            }
+        }
         let dir = (path as NSString).deletingLastPathComponent
         guard path != ":memory:", access(path, W_OK) != 0 || access(dir.isEmpty ? "." : dir, W_OK) != 0 else {
             let s = try ResultsStore(path: path)

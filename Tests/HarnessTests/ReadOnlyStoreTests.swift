@@ -89,3 +89,26 @@ final class ReadOnlyStoreTests: XCTestCase {
         XCTAssertTrue(out.contains(written), "results as another user differ:\n\(out)\n---\n\(written)")
     }
 }
+
+/// A read of an empty file or of an SQLite file without tables (a store copied without its -wal
+/// after an unclean stop) says so and leaves it as it was: `results` and `export` wrote the
+/// schema into it, and a later `merge` of it "merged 0 runs", exit 0.
+final class EmptyStoreReadTests: XCTestCase {
+    func testReadsLeaveAnEmptyFileUntouched() throws {
+        let dir = tempDir("emptystore")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/empty.sqlite", contents: Data())
+        let noTables = try SQLiteDB(path: "\(dir)/notables.sqlite")
+        try noTables.exec("CREATE TABLE t(x); DROP TABLE t;")
+        for (file, what) in [("empty.sqlite", "an empty file"), ("notables.sqlite", "an SQLite file without tables")] {
+            let before = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(file)"))
+            for args in [["results", "table1"], ["export", "table1", "--results-dir", "\(dir)/out"]] {
+                let (rc, err) = try runCapture(args + ["--db", "\(dir)/\(file)"])
+                XCTAssertEqual(rc, 1, err)
+                XCTAssertTrue(err.contains("\(dir)/\(file): \(what), not a results store: no runs to read"), err)
+                XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(file)")), before, "\(args[0]) wrote to \(file)")
+            }
+        }
+    }
+}
