@@ -413,6 +413,9 @@ public struct SweepOutcome {
     public var outsidePlan = 0
     /// Model specs that were not found, with their number of runs (skipped, not started).
     public var skipped: [(model: String, runs: Int)]
+    /// Planned runs a live worker held under other settings when the sweep planned them
+    /// (`insertPendingReporting`'s `held`): not trained by this sweep.
+    public var heldElsewhere = 0
 }
 
 public enum SweepRunner {
@@ -609,7 +612,12 @@ public enum SweepRunner {
         // --keep-artifacts, another checkpoint directory) is not adopted: the run trains. A
         // diverged source has no artifact to link.
         let tag = Worker.storeTag(o.storePath)
-        let (added, superseded, restored, adoptedRuns, refused) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
+        let (added, superseded, restored, adoptedRuns, refused, held) = try store.insertPendingReporting(runs) { o.adoptable($0, source: $1) }
+        if !held.isEmpty {
+            log("note: \(held.count) run\(held.count == 1 ? " is" : "s are") held by a live worker under other settings (another sweep of this spec, started before an edit?): "
+                + held.prefix(3).map { "\($0.cell) seed \($0.seed)" }.joined(separator: "; ") + (held.count > 3 ? "; …" : "")
+                + "; this sweep does not train \(held.count == 1 ? "it" : "them"): run it again after that worker finishes")
+        }
         if let r0 = refused.first {
             log("note: \(refused.count) run\(refused.count == 1 ? "" : "s") of identical settings finished elsewhere in this store but \(refused.count == 1 ? "is" : "are") trained here: "
                 + "the artifacts of those runs are not under \((Worker.artifactDirectory(checkpointDir: o.checkpointDir, spec: r0.spec, profile: r0.profile) as NSString).deletingLastPathComponent) under this store's name, "
@@ -770,7 +778,7 @@ public enum SweepRunner {
             console.line("\(orphaned) run\(orphaned == 1 ? " was" : "s were") left by workers that died and \(orphaned == 1 ? "is" : "are") back to pending; rerun the same command to resume \(orphaned == 1 ? "it" : "them")")
         }
         return (SweepOutcome(counts: try store.counts(spec: spec.name, profile: profile, skipModels: skip, excluding: outside), outsidePlan: outside.count,
-                             skipped: skipped), expanded.count)
+                             skipped: skipped, heldElsewhere: held.count), expanded.count)
     }
 }
 

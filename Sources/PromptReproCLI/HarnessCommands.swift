@@ -86,7 +86,12 @@ struct Sweep: ParsableCommand {
         }
         stderr("artifacts: \(Worker.artifactDirectory(checkpointDir: checkpoints, spec: s.name, profile: profile))/<cell>-s<seed>-<identity>-store-\(Worker.storeTag(db)).safetensors"
                + (keepArtifacts ? "" : " (full fine-tuning keeps none without --keep-artifacts)"))
-        if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 { throw ExitCode(1) }
+        // Planned runs a live worker held under other settings were not trained (their cell's
+        // row is that worker's run): the sweep is not done (it exited 0 with them missing).
+        if outcome.heldElsewhere > 0 {
+            stderr("note: \(outcome.heldElsewhere) planned run\(outcome.heldElsewhere == 1 ? " was" : "s were") held by a live worker under other settings and not trained; run the sweep again (it trains \(outcome.heldElsewhere == 1 ? "it" : "them") once that worker has finished)")
+        }
+        if (counts["failed"] ?? 0) > 0 || (counts["pending"] ?? 0) > 0 || (counts["running"] ?? 0) > 0 || skipped > 0 || outcome.heldElsewhere > 0 { throw ExitCode(1) }
     }
 }
 

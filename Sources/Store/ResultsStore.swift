@@ -454,11 +454,14 @@ public final class ResultsStore {
     /// its run would lack). A pending or failed row of the planned identity gives way to a
     /// finished twin too (an earlier sweep of the spec interrupted before adoption existed).
     /// `refused`: runs that had finished twins none of which `adopting` accepted (planned instead).
+    /// `held`: runs whose cell and seed a running row of other settings holds (a live worker of
+    /// another sweep of the spec, before an edit): neither planned nor superseded here, so this
+    /// plan's run of them is still to do when that worker finishes.
     public func insertPendingReporting(_ runs: [RunSpec], adopting: ((RunSpec, [String: SQLiteDB.Value]) -> Bool)? = { _, _ in true })
-        throws -> (inserted: Int, superseded: Int, restored: Int, adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])], refused: [RunSpec]) {
+        throws -> (inserted: Int, superseded: Int, restored: Int, adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])], refused: [RunSpec], held: [RunSpec]) {
         try db.transaction {
             var n = 0, old = 0, back = 0
-            var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = [], refused: [RunSpec] = []
+            var adopted: [(run: RunSpec, source: [String: SQLiteDB.Value])] = [], refused: [RunSpec] = [], held: [RunSpec] = []
             // Adopts the first finished twin of `r` that `adopting` accepts, the row `replacing`
             // (a pending or failed one of the planned identity) going to history; false when none.
             func adoptTwin(_ r: RunSpec, replacing current: SQLiteDB.Value? = nil) throws -> Bool {
@@ -479,7 +482,11 @@ public final class ResultsStore {
                 if let cur = try currentRun(spec: r.spec, profile: r.profile, cell: r.cell, seed: r.seed, sampleSeed: r.replicate.sampleSeed) {
                     let givesWay = ["pending", "failed"].contains(cur["status"]?.text ?? "")
                     if cur["identity"]?.text == identity, givesWay, try adoptTwin(r, replacing: cur["id"]) { continue }
-                    if cur["identity"]?.text == identity || cur["status"]?.text == "running" { continue }
+                    if cur["identity"]?.text == identity { continue }
+                    if cur["status"]?.text == "running" {
+                        if Self.legacyIdentityMatch(stored: cur, newJSON: r.identityJSON) == nil { held.append(r) }
+                        continue
+                    }
                     // A row stored before an identity part existed (its identity JSON lacks it) is the
                     // same run when the other parts agree: it takes the new identity, not a rerun.
                     if let upgraded = Self.legacyIdentityMatch(stored: cur, newJSON: r.identityJSON) {
@@ -522,7 +529,7 @@ public final class ResultsStore {
                           r.taskVersion.map { .int($0) } ?? .null, r.sampleSeed.map { .int($0) } ?? .null])
                 n += db.changes
             }
-            return (n, old, back, adopted, refused)
+            return (n, old, back, adopted, refused, held)
         }
     }
 

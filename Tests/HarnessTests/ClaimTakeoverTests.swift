@@ -54,4 +54,28 @@ final class ClaimTakeoverTests: XCTestCase {
         XCTAssertEqual(row["epoch_seconds"]?.double, 3)
         XCTAssertEqual(try s.db.query("SELECT value FROM scores WHERE kind='best'").first?["value"]?.double, 50)
     }
+
+    /// A sweep of an edited spec while a live worker of the first sweep runs a cell and seed under
+    /// the old settings: the plan reports that run as held (it was skipped without a word, and the
+    /// second sweep exited 0 with its run never trained).
+    func testAPlannedRunHeldByALiveWorkerOfOtherSettingsIsReported() throws {
+        let dir = tempDir("held")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try ResultsStore(path: "\(dir)/s.sqlite")
+        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        cfg.epochs = 300
+        func run(_ c: TrainConfig) -> RunSpec {
+            RunSpec(spec: "s", profile: "smoke", cell: "pt|cb|t5-small|k8", variant: "pt", method: "pt", task: "cb",
+                    model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 1, config: c)
+        }
+        XCTAssertEqual(try s.insertPendingReporting([run(cfg)]).inserted, 1)
+        _ = try XCTUnwrap(try s.claim(worker: "a", pid: getpid()))
+        XCTAssertTrue(try s.insertPendingReporting([run(cfg)]).held.isEmpty, "the same settings: the live worker's run is this plan's")
+        var edited = cfg
+        edited.epochs = 250
+        let plan = try s.insertPendingReporting([run(edited)])
+        XCTAssertEqual(plan.held.map(\.seed), [1])
+        XCTAssertEqual(plan.inserted, 0)
+        XCTAssertEqual(plan.superseded, 0, "a running row is not sent to history")
+    }
 }
