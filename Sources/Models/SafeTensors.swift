@@ -106,7 +106,10 @@ public final class SafeTensorsFile {
             out.append(Data(bytes: t.data, count: 4 * t.count))
         }
         let tmp = uniqueTemporaryPath(for: path)  // concurrent writers of one path never share a temporary file
-        do { try out.write(to: URL(fileURLWithPath: tmp)) } catch { unlink(tmp); throw error }
+        do { try out.write(to: URL(fileURLWithPath: tmp)) } catch {
+            unlink(tmp)
+            throw SafeTensorsError(path: path, detail: "cannot write (\(fileWriteProblem(error)))")
+        }
         guard rename(tmp, path) == 0 else {
             unlink(tmp)
             throw SafeTensorsError(path: path, detail: "cannot rename temporary file into place (\(String(cString: strerror(errno))))")

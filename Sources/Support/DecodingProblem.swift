@@ -32,3 +32,26 @@ public func yamlDecodingProblem(_ error: Error) -> String {
     if case DecodingError.valueNotFound(_, let ctx) = error, ctx.codingPath.isEmpty { return "empty (not a YAML mapping)" }
     return decodingProblem(error)
 }
+
+/// Why writing a file failed, in words (Foundation's errors print as "Error Domain=NSCocoaErrorDomain
+/// Code=640 …" dumps): the disk is full, a read-only file system, permission denied, else the
+/// underlying system error's text (`strerror`), else the error's own description.
+public func fileWriteProblem(_ error: Error) -> String {
+    let ns = error as NSError
+    if ns.domain == NSCocoaErrorDomain {
+        switch ns.code {
+        case NSFileWriteOutOfSpaceError: return "the disk is full; free space and rerun"
+        case NSFileWriteVolumeReadOnlyError: return "a read-only file system"
+        case NSFileWriteNoPermissionError: return "permission denied"
+        default: break
+        }
+    }
+    // The system error under it: a POSIXError on Linux's Foundation, an NSError elsewhere.
+    if let posix = ns.userInfo[NSUnderlyingErrorKey] as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? Error {
+        let u = underlying as NSError
+        if u.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(u.code))) }
+    }
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    return ns.localizedDescription
+}

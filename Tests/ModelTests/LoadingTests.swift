@@ -516,4 +516,21 @@ final class LoadingTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("did you mean 't5-tiny'"), "\(e)")
         }
     }
+
+    /// A checkpoint or artifact that cannot be written says why in words, naming the file (a full
+    /// disk printed "Error Domain=NSCocoaErrorDomain Code=640 …" into the run's error).
+    func testWriteFailuresAreSaidInWords() throws {
+        let dir = tempDir("writefail")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/file", contents: Data())
+        XCTAssertThrowsError(try SafeTensorsFile.write(["w": Tensor(shape: [2], values: [1, 2])], to: "\(dir)/file/ck.safetensors")) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("\(dir)/file/ck.safetensors: cannot write (Not a directory)") && !text.contains("NSCocoaErrorDomain"), text)
+        }
+        XCTAssertEqual(fileWriteProblem(CocoaError(.fileWriteOutOfSpace)), "the disk is full; free space and rerun")
+        XCTAssertEqual(fileWriteProblem(CocoaError(.fileWriteVolumeReadOnly)), "a read-only file system")
+        XCTAssertEqual(fileWriteProblem(NSError(domain: NSCocoaErrorDomain, code: 512, userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EIO))])),
+                       "Input/output error")
+    }
 }
