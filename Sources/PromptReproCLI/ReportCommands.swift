@@ -440,6 +440,11 @@ func gridPoints(_ spec: ExperimentSpec?, cells: [CellResult]) -> [String: String
 func specForReading(_ spec: String, noFile: ((Error) -> Void)? = nil) throws -> ExperimentSpec? {
     let specsDir = ProjectRoot.resolve("Baselines/specs")
     do { return try ExperimentSpec.load(spec, specsDir: specsDir) } catch {
+        // A spec given by its file's path that is not there is a mistake, not a name whose stored
+        // runs all count (it was read as a spec named by the path).
+        if spec.hasSuffix(".yaml") || spec.contains("/"), !FileManager.default.fileExists(atPath: spec) {
+            throw CommandFailure("\(spec): no such spec file")
+        }
         guard FileManager.default.fileExists(atPath: ExperimentSpec.path(of: spec, specsDir: specsDir)) else { noFile?(error); return nil }
         throw CommandFailure("\(error)\n(runs and exports of spec \(spec) are read against what it plans: fix the spec, or give the spec file they were swept with)")
     }

@@ -331,6 +331,11 @@ final class BrokenSpecReadTests: XCTestCase {
         XCTAssertEqual(subStatus, 0, subOut)
         XCTAssertTrue(subOut.contains("pt|cb|t5-small|k8"), subOut)
         XCTAssertFalse(fm.fileExists(atPath: "\(root)/sub/runs"), "nothing written under the working directory")
+        // A spec path that is not there is an error (it was read as a spec named by the path,
+        // every stored run of that name counting).
+        let (missingStatus, missingErr) = try runCapture(["results", "\(root)/no-such.yaml", "--profile", "smoke", "--db", db, "--data-dir", data], env: env)
+        XCTAssertEqual(missingStatus, 1, missingErr)
+        XCTAssertTrue(missingErr.contains("\(root)/no-such.yaml: no such spec file") && !missingErr.contains("counts"), missingErr)
         let before = try SHA256.hex(file: db)
         // A read writes nothing: a seed the spec gained (its manifest not yet hashed here) added a
         // row to the store's file-hash cache, so the store's bytes changed on `results`.
