@@ -571,7 +571,24 @@ func plannedCells(_ store: ResultsStore, spec: String, profile: String, dataDir:
         if sayMixedNumerics, let note = mixedEvalSetsNote(cells) { stderr("warning: " + note) }
         return cells
     }
-    guard let (name, plan) = current else { return say(try store.cellResults(spec: spec, profile: profile, dataDir: dataDir)) }
+    // Evaluated adapters no longer at their stored path are counted, not compared: said. Without a
+    // spec file those changed at the path are left out here too (a plan's read names them among
+    // its stale runs).
+    func sayAdapters(_ spec: String, changed: Bool) throws {
+        let adapters = try store.changedAdapterRuns(spec: spec, profile: profile)
+        for (missing, what) in [(false, "left out: their adapter files have other contents at the stored path now; evaluate them again"),
+                                (true, "counted, not compared: their adapter is not at the stored path (moved or deleted?)")] where missing || changed {
+            let runs = adapters.filter { $0.missing == missing }
+            guard !runs.isEmpty else { continue }
+            stderr("note: \(runs.count) evaluated run\(runs.count == 1 ? "" : "s") of \(spec) [\(profile)] "
+                + "(e.g. " + runs.prefix(3).map { "\($0.cell) seed \($0.seed)" }.joined(separator: "; ") + ") \(what)")
+        }
+    }
+    guard let (name, plan) = current else {
+        try sayAdapters(spec, changed: true)
+        return say(try store.cellResults(spec: spec, profile: profile, dataDir: dataDir))
+    }
+    try sayAdapters(name, changed: false)
     if let note = staleRunsNote(try store.staleRuns(spec: name, profile: profile, planned: plan), spec: name, profile: profile, given: spec) { stderr(note) }
     let cells = try store.cellResults(spec: name, profile: profile, dataDir: dataDir, planned: plan)
     let unpinned = try unpinnedDataRuns(store, spec: name, profile: profile, plan: plan)

@@ -599,15 +599,32 @@ extension ResultsStore {
         }
     }
 
+    /// Evaluated runs of `spec`/`profile` whose adapter files at their stored path have other
+    /// contents now (`PlannedRuns.adapterChanged`), and those whose adapter is not at that path
+    /// (`missing`: not compared; moved, deleted, or a store read on another machine).
+    public func changedAdapterRuns(spec: String, profile: String) throws -> [(id: Int, cell: String, seed: Int, missing: Bool)] {
+        try db.query("SELECT id, cell, seed, config_json FROM runs WHERE spec=? AND profile=? AND status='evaluated'", [.text(spec), .text(profile)]).compactMap { r in
+            guard let json = r["config_json"]?.text, let adapter = (try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)))?.adapter else { return nil }
+            let dir = adapter.components(separatedBy: "#sha256:").dropLast().joined(separator: "#sha256:")
+            let missing = !dir.isEmpty && !FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("adapter_model.safetensors"))
+            guard missing || PlannedRuns.adapterChanged(adapter: adapter) else { return nil }
+            return (r["id"]!.int!, r["cell"]!.text!, r["seed"]!.int!, missing)
+        }
+    }
+
     /// Per-cell statistics of finished runs (done; diverged runs are listed, not averaged).
     /// Invalid-output fractions come from `run_metrics`, or for runs stored before they were
     /// recorded, from the stored predictions (ReCoRD's need the passages: `dataDir`, else none).
     /// With `planned`, only the rows that count for the spec's current plan are read
     /// (`PlannedRuns.staleReason`; `staleRuns` lists the others).
+    /// Without `planned` (a spec name with no spec file: every stored run counts), evaluated runs
+    /// whose adapter files have changed at their stored path (`changedAdapterRuns`) are left out
+    /// still: their scores are of an adapter no longer there.
     public func cellResults(spec: String, profile: String, dataDir: String? = nil, planned: PlannedRuns? = nil) throws -> [CellResult] {
         let sample = schemaVersion >= 4 ? "IFNULL(sample_seed, seed)" : "seed"
         let numerics = (schemaVersion >= 2 ? ", tool_version, threads" : "") + (schemaVersion >= 8 ? ", adopted_from" : "")
-        let unusable = try unusableRuns(spec: spec, profile: profile)
+        var unusable = try unusableRuns(spec: spec, profile: profile)
+        if planned == nil { for r in try changedAdapterRuns(spec: spec, profile: profile) where !r.missing { unusable[r.id] = .adapterChanged } }
         let runs = try db.query("SELECT id, cell, variant, method, task, model, k, seed, \(sample) AS sample_seed, status, trainable_params, config_json, data_hashes, \(identityColumn)\(numerics) FROM runs WHERE spec=? AND profile=? AND status != 'superseded' ORDER BY id",
                                 [.text(spec), .text(profile)]).filter { planned?.staleReason(row: $0) == nil && unusable[$0["id"]!.int!] == nil }
         var order: [String] = []

@@ -502,7 +502,9 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertNotEqual(status, 0, err)
         XCTAssertTrue(err.contains("mini-typo.yaml"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='typo'").count, 0)
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "bare",
+        try FileManager.default.createDirectory(atPath: "\(dir)/nospec", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/nospec/adapter")
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/nospec/adapter", "--variant", "bare",
                                         "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
                                         "--spec", "no-such-spec", "--column", "t5-small", "--profile", "smoke"])
         XCTAssertEqual(status, 0, err)
@@ -512,6 +514,24 @@ final class EvaluatedAdapterTests: XCTestCase {
         (status, err) = try runCapture(["compare", "--spec", "no-such-spec", "--method", "bare", "--baseline", "pt", "--db", db, "--profile", "smoke"])
         XCTAssertEqual(status, 1, err)
         XCTAssertTrue(err.contains("no such spec") && err.contains("compare pairs runs against what a spec plans") && err.contains("promptrepro results no-such-spec"), err)
+        // Reads of such a name leave out an adapter changed at its stored path (it counted: only
+        // reads against a spec's plan compared adapters), and say when it is not there any more.
+        func bareRead(status want: Int32 = 0) throws -> (String, String) {
+            let args = ["results", "no-such-spec", "--profile", "smoke", "--db", db, "--format", "csv"]
+            let (rc, out) = try runCLIText(args, stdout: true)
+            let err = try runCLIText(args, stdout: false).1
+            XCTAssertEqual(rc, want, out + err)
+            return (out, err)
+        }
+        var (bareOut, bareErr) = try bareRead()
+        XCTAssertTrue(bareOut.contains("bare|cb|t5-small|k8") && !bareErr.contains("evaluated run"), bareOut + bareErr)
+        try FileManager.default.removeItem(atPath: "\(dir)/nospec/adapter/adapter_model.safetensors")
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter2/adapter_model.safetensors", toPath: "\(dir)/nospec/adapter/adapter_model.safetensors")
+        (bareOut, bareErr) = try bareRead(status: 1)  // its only run left out: nothing to show
+        XCTAssertTrue(!bareOut.contains("bare|cb|t5-small|k8") && bareErr.contains("1 evaluated run of no-such-spec [smoke] (e.g. bare|cb|t5-small|k8 seed 1) left out"), bareOut + bareErr)
+        try FileManager.default.removeItem(atPath: "\(dir)/nospec")
+        (bareOut, bareErr) = try bareRead()
+        XCTAssertTrue(bareOut.contains("bare|cb|t5-small|k8") && bareErr.contains("counted, not compared: their adapter is not at the stored path"), bareOut + bareErr)
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='bare'")
         // Without --column, the spec's column that loads --model in this profile (t5-small loads
         // embedded:t5-tiny under smoke): the run was stored under the column "embedded:t5-tiny".
