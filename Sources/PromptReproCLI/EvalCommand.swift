@@ -126,7 +126,7 @@ struct EvalCommand: ParsableCommand {
         c.threads = global.threads
         // The settings the evaluation runs with, after the flags (it printed the run config's,
         // which the flags had overridden). GPT-2 ranks the verbaliser's words: no decode applies.
-        let decode = isGPT2 ? "label words scored (GPT-2: the verbaliser's words)"
+        let decode = isGPT2 ? "eval_mode rank (GPT-2: the verbaliser's words)"
             : "eval_mode \(c.evalMode?.rawValue ?? "generate"), decode_max_tokens \(c.decodeMaxTokens?.description ?? "max target length"), decode_stop \(c.decodeStop?.rawValue ?? "default")"
         stderr("eval: max_source_length \(c.maxSourceLength), max_target_length \(c.maxTargetLength), templates \(c.templates.rawValue), \(decode), eval_limit \(c.evalLimit.map(String.init) ?? "none")"
                + (trainedRun != nil ? " (the training run's \(runConfig) where no flag is given)" : ""))

@@ -821,7 +821,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, out)
         (status, out) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/ad"] + common)
         XCTAssertEqual(status, 0, out)
-        XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos, eval_limit 8 from"), out)
+        XCTAssertTrue(out.contains("decode_max_tokens 2, decode_stop eos, eval_limit 8 (the training run's \(dir)/ad/promptrepro_run_config.json where no flag is given)"), out)
         let runConfig = "\(dir)/ad/promptrepro_run_config.json"
         let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runConfig))) as? [String: Any])
         try writeLegacyRunConfig(o, method: "r", 3, to: runConfig)
