@@ -98,6 +98,22 @@ extension FewShotSampler {
         return order.filter(taken.contains)
     }
 
+    /// Why a balanced sample of `rows` (k of them) is not balanced, in words, or nil when every
+    /// class holds ⌊k/C⌋ or ⌈k/C⌉ of its rows: k below the number of classes (some get none), or
+    /// a class with fewer training rows than its share (its shortfall went to other classes,
+    /// `balancedTake`). The counts are by the task's label order.
+    public static func balanceProblem(_ data: TaskData, rows: [Int], k: Int) -> String? {
+        guard let labels = data.definition.labels, let perRow = try? classes(data, pool: rows).perRow else { return nil }
+        var counts = [Int](repeating: 0, count: labels.count)
+        for i in rows { counts[perRow[i]!] += 1 }
+        let lo = k / labels.count, hi = lo + (k % labels.count == 0 ? 0 : 1)
+        guard counts.contains(where: { $0 < lo || $0 > hi }) || k < labels.count else { return nil }
+        let shown = zip(labels, counts).map { "\($0.0.description): \($0.1)" }.joined(separator: ", ")
+        return k < labels.count
+            ? "k = \(k) is below the task's \(labels.count) classes: the balanced sample cannot hold every class (\(shown))"
+            : "the balanced sample of k = \(k) has class counts \(shown), not \(lo)\(hi == lo ? "" : "–\(hi)") each: a class has fewer training rows than its share, and its shortfall went to other classes"
+    }
+
     /// The few-shot sample of (task, k, seed) drawn with `sampler`. `.uniform` is `sample(_:k:seed:)`.
     public static func sample(_ data: TaskData, k: Int, seed: Int, sampler: SamplerKind) throws -> Manifest {
         var m = try sample(data, k: k, seed: seed)

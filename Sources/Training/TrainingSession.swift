@@ -140,6 +140,11 @@ extension Trainer {
                 FileHandle.standardError.write(Data("note: \(manifestDir)/\(m.fileName) not found: the few-shot sample is drawn now (the same rows `promptrepro sample` would write; commit the manifest to pin them)\n".utf8))
             }
             rows = m.indices
+            // A balanced sample that could not be balanced (k below the classes, a class short of
+            // rows) is said: it ran as if balanced without a word.
+            if sampler == .balanced, let problem = FewShotSampler.balanceProblem(train, rows: m.indices, k: k) {
+                FileHandle.standardError.write(Data("warning: \(c.task): \(problem)\n".utf8))
+            }
         }
         // Evaluation sets: `evalEx` is reported; `selectEx` (nil: `evalEx`, the papers' rule) picks the best epoch.
         var evalEx: [Example], selectEx: [Example]? = nil
