@@ -231,7 +231,10 @@ public enum Worker {
             let beatStore = try ResultsStore(path: o.storePath)
             let beat = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "heartbeat"))
             beat.schedule(deadline: .now() + 15, repeating: 15)
-            beat.setEventHandler { try? beatStore.heartbeat(claimed.id, attempt: claimed.attempts) }
+            // A claim taken over (this worker was taken for dead: suspended, stopped, cut off) is
+            // found here too: the run stops at its next step instead of training on for nothing.
+            let lost = Flag()
+            beat.setEventHandler { if (try? beatStore.heartbeat(claimed.id, attempt: claimed.attempts)) == false { lost.set() } }
             beat.resume()
             defer { beat.cancel() }
             do {
@@ -248,7 +251,9 @@ public enum Worker {
                 }
                 // Parts the plan could not pin ("missing") take what this worker reads, before it trains.
                 if let here, let filled = Worker.completedIdentity(planned: (r.identity, r.identityJSON), here: (here.identity, here.identityJSON)) {
-                    try store.db.query("UPDATE runs SET identity=?, identity_json=? WHERE id=?", [.text(filled.hash), .text(filled.json), .int(claimed.id)])
+                    guard try store.completeIdentity(claimed.id, identity: filled.hash, json: filled.json, attempt: claimed.attempts) else {
+                        throw ClaimTakenOver(description: "\(o.storePath): run \(claimed.id) was claimed again before this worker started it; not run here")
+                    }
                     (r.identity, r.identityJSON) = (filled.hash, filled.json)
                     log("  identity completed with the data and checkpoint this worker reads (planned without them)")
                 }
@@ -262,12 +267,22 @@ public enum Worker {
                 }
                 trainer.lockPath = o.lockPath
                 trainer.allowUnpinned = o.allowUnpinned
-                trainer.shouldStop = stop
+                trainer.shouldStop = { stop() || lost.isSet }
+                // Checked in the store before each checkpoint and the artifact are written: a worker
+                // that woke after its claim was taken over wrote over the new claim's checkpoint and
+                // the stored run's artifact.
+                trainer.mayWrite = { !lost.isSet && ((try? store.holdsClaim(claimed.id, attempt: claimed.attempts)) ?? true) }
                 trainer.sinks.append(StoreProgressSink(store: store, run: claimed.id, attempt: claimed.attempts))
                 var result = try trainer.run()
                 if let n = o.sweepWorkers { result.extras = (result.extras ?? [:]).merging(["sweep_workers": Double(n)]) { $1 } }
                 if let n = r.paperParameterCount(directory: dir) { result.extras = (result.extras ?? [:]).merging(["paper_params": Double(n)]) { $1 } }
                 if result.status == .interrupted {
+                    if lost.isSet || !((try? store.holdsClaim(claimed.id, attempt: claimed.attempts)) ?? true) {
+                        // Not this worker's any more: nothing of it written here; go on to the next run.
+                        log("run \(claimed.id) stopped: claimed again by another worker since this one claimed it (taken for dead); nothing of it stored here")
+                        finished += 1
+                        continue
+                    }
                     try store.release(claimed.id, attempt: claimed.attempts)
                     log("run \(claimed.id) interrupted: back to pending")
                     break
@@ -782,3 +797,11 @@ public enum SweepRunner {
     }
 }
 
+
+/// A flag set from one thread (the heartbeat timer) and read from another (the training loop).
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}

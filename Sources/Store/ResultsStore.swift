@@ -62,6 +62,7 @@ public struct ClaimedRun {
 /// again: the current claim's worker stores the run; this one's result is not stored.
 public struct ClaimTakenOver: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 public final class ResultsStore {
@@ -574,9 +575,28 @@ public final class ResultsStore {
         attempt.map { ("id=? AND status='running' AND attempts=?", [.int(id), .int($0)]) } ?? ("id=? AND status='running'", [.int(id)])
     }
 
-    public func heartbeat(_ id: Int, attempt: Int? = nil) throws {
+    /// Marks the claim alive; returns false when the row is no longer running under it (taken
+    /// over, released, merged), so that its worker stops.
+    @discardableResult
+    public func heartbeat(_ id: Int, attempt: Int? = nil) throws -> Bool {
         let c = claimed(id, attempt: attempt)
         try db.query("UPDATE runs SET heartbeat=? WHERE \(c.sql)", [.double(Date().timeIntervalSince1970)] + c.args)
+        return db.changes > 0
+    }
+
+    /// Whether run `id` is still running under the claim of `attempt` (`ClaimedRun.attempts`).
+    public func holdsClaim(_ id: Int, attempt: Int) throws -> Bool {
+        let c = claimed(id, attempt: attempt)
+        return try !db.query("SELECT id FROM runs WHERE \(c.sql)", c.args).isEmpty
+    }
+
+    /// Sets run `id`'s identity (a worker completing parts the plan could not pin) while it runs
+    /// under the claim of `attempt`; false when it does not any more.
+    @discardableResult
+    public func completeIdentity(_ id: Int, identity: String, json: String, attempt: Int) throws -> Bool {
+        let c = claimed(id, attempt: attempt)
+        try db.query("UPDATE runs SET identity=?, identity_json=? WHERE \(c.sql)", [.text(identity), .text(json)] + c.args)
+        return db.changes > 0
     }
 
     /// A running run's progress after an epoch: epochs done of `total`, and their summed seconds.

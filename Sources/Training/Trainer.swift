@@ -143,6 +143,10 @@ public final class Trainer {
     /// Polled before and after every optimizer step: when it returns true the run stops at once with status
     /// "interrupted", writing nothing (the last epoch's checkpoint stays the resume point).
     public var shouldStop: (() -> Bool)?
+    /// Asked before each epoch's checkpoint and the final artifact are written: false stops the
+    /// run at once with status "interrupted", writing neither (a sweep worker whose claim on the
+    /// run was taken over: the run, its checkpoint and its artifact are another worker's now).
+    public var mayWrite: (() -> Bool)?
     /// Where to save the final trainable tensors (safetensors) of a finished run.
     public var artifactPath: String?
     /// Under `decode_max_tokens: auto`: evaluated rows whose decoding the cap stopped before </s>.
@@ -298,7 +302,10 @@ public final class Trainer {
             if let diagnostics = method as? EpochDiagnostics { rec.extras = try diagnostics.epochMetrics() }
             rec.seconds = Date().timeIntervalSince(t0)
             result.history.append(rec)
-            if let ck = checkpointPath { try saveCheckpoint(ck, method: method, opt: opt, result: result) }
+            if let ck = checkpointPath {
+                if mayWrite?() == false { return finish(.interrupted) }
+                try saveCheckpoint(ck, method: method, opt: opt, result: result)
+            }
             emit(.epoch(rec, done: epoch, total: s.plannedEpochs, seconds: result.history.reduce(0) { $0 + $1.seconds }))
             if epoch == interruptAfterEpoch { return finish(.interrupted) }
             epoch += 1
@@ -323,6 +330,7 @@ public final class Trainer {
         try result.recordInvalidFractions(def, examples: evalEx)
         result.numerics = Trainer.numerics
         if let path = artifactPath {
+            if mayWrite?() == false { return finish(.interrupted) }
             try createParentDirectory(of: path)
             try SafeTensorsFile.write(method.state, to: path, metadata: ["config": c.json, Trainer.numericsKey: Trainer.numerics])
         }

@@ -40,6 +40,10 @@ final class ClaimTakeoverTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("claimed again since this worker claimed it (attempt 1; now attempt 2, by hostB:2"), "\(e)")
         }
         try s.fail(first.id, error: "late", attempt: first.attempts)
+        XCTAssertFalse(try s.heartbeat(first.id, attempt: first.attempts), "the old claim's heartbeat finds it lost")
+        XCTAssertFalse(try s.holdsClaim(first.id, attempt: first.attempts))
+        XCTAssertTrue(try s.holdsClaim(second.id, attempt: second.attempts))
+        XCTAssertFalse(try s.completeIdentity(first.id, identity: "x", json: "{}", attempt: first.attempts))
         var row = try XCTUnwrap(try s.db.query("SELECT status, threads, epoch_seconds FROM runs WHERE id=?", [.int(first.id)]).first)
         XCTAssertEqual(row["status"]?.text, "running")
         XCTAssertEqual(row["threads"]?.int, 2)

@@ -23,6 +23,24 @@ final class TrainerTests: XCTestCase {
         return t
     }
 
+    /// `mayWrite` false (a sweep worker whose claim was taken over) stops the run before it writes
+    /// a checkpoint or its artifact: both are the new claim's (the old worker wrote over them).
+    func testMayWriteFalseWritesNeitherCheckpointNorArtifact() throws {
+        let dir = tempDir("maywrite")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var asked = 0
+        let t = try trainer(try config("pt", epochs: 2), checkpoint: "\(dir)/ck.safetensors")
+        t.artifactPath = "\(dir)/artifact.safetensors"
+        t.mayWrite = { asked += 1; return asked == 1 }  // the first epoch's checkpoint is written, then the claim is lost
+        let r = try t.run()
+        XCTAssertEqual(r.status, .interrupted)
+        XCTAssertEqual(asked, 2)
+        XCTAssertEqual(r.history.count, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/ck.safetensors"), "the first epoch's checkpoint")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/artifact.safetensors"))
+    }
+
     /// Same seed and thread count → identical losses, scores and predictions.
     func testSameSeedIsBitIdentical() throws {
         let a = try trainer(try config("dpt")).run(), b = try trainer(try config("dpt")).run()
