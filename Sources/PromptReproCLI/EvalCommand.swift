@@ -182,6 +182,11 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("--variant \(name): spec \(s.name) trains this variant (method \(planned.method)\(planned.searchFor.map { ", a point of the search for \($0)" } ?? "")); "
                     + "an evaluated adapter is stored under a variant of its own (e.g. --variant peft-\(name)), which compare pairs with the trained runs")
             }
+            // A name with '/' that is no file reads as a missing spec path everywhere else
+            // (`results team/adapters`: "no such spec file"): refused here, before anything is stored.
+            if specFile == nil && spec.contains("/") {
+                throw ValidationError("--spec \(spec): no such spec file; a spec name without a file (runs of evaluated adapters only) may not contain '/'")
+            }
             if specFile == nil && spec != "adapters" {
                 stderr("note: no spec file \(ExperimentSpec.path(of: spec, specsDir: specsDir)): the run is stored under spec '\(spec)', which no sweep plans")
             }

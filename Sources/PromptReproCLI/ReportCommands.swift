@@ -216,7 +216,7 @@ struct Export: ParsableCommand {
         abstract: "Export per-cell results of a spec/profile to Baselines/results (committed, so reports build without a store), or for other tools.",
         discussion: """
         --format promptrepro (default): Baselines/results/<spec>-<profile>.{cells.json,json}.
-        --format lm-eval: lm-evaluation-harness results JSON (results, configs, versions, n-shot, higher_is_better, n-samples, config) per variant, model column and k, as OUT/<variant>__<column>__k<k>/results_<date>.json; tasks are named promptrepro_<task>; an earlier lm-eval export of the spec and profile in OUT is replaced. Needs a store (--db).
+        --format lm-eval: lm-evaluation-harness results JSON (results, configs, versions, n-shot, higher_is_better, n-samples, config) per variant, model column and k, as OUT/<spec>__<profile>__<variant>__<column>__k<k>/results_<date>.json; tasks are named promptrepro_<task>; an earlier lm-eval export of the spec and profile in OUT is replaced. Needs a store (--db).
         --format peft-bench: one JSON per run with run_info / train_info / meta_info, as PEFT's method_comparison.
         The per-step training log: `promptrepro steps SPEC --format csv|jsonl`.
         """)
@@ -322,7 +322,8 @@ struct Export: ParsableCommand {
                         let ranks = ModelFiles.isGPT2(r["model_spec"]?.text ?? c.model) || (c.evalMode.map { $0 != .generate } ?? false)
                         s.outputType[task] = ranks ? "multiple_choice" : "generate_until"
                         if !ranks && s.genKwargs == nil {
-                            s.genKwargs = ["do_sample": false, "max_new_tokens": c.decodeMaxTokens?.description ?? String(c.maxTargetLength),
+                            let cap: Any = { if case .tokens(let n)? = c.decodeMaxTokens { return n }; return c.decodeMaxTokens?.description ?? c.maxTargetLength }()
+                            s.genKwargs = ["do_sample": false, "max_new_tokens": cap,
                                            "decode_stop": c.decodeStop?.rawValue ?? "default"]
                         }
                         settings[g] = s
@@ -354,7 +355,7 @@ struct Export: ParsableCommand {
                         let obj = ToolFormats.lmEval(cells: cells, variant: parts[0], model: parts[1], spec: spec, profile: profile,
                                                      versions: versions, samples: samples[g] ?? [:], originals: originals, modelSpec: specs[g] ?? parts[1],
                                                      k: k, settings: settings[g] ?? ToolFormats.LMEvalSettings(), date: date, gridPointOf: pointOwners[parts[0]])
-                        let folder = "\(dir)/\(ToolFormats.lmEvalSanitized(ToolFormats.lmEvalModelName(variant: parts[0], model: parts[1], k: k)))"
+                        let folder = "\(dir)/\(ToolFormats.lmEvalSanitized(ToolFormats.lmEvalModelName(spec: spec, profile: profile, variant: parts[0], model: parts[1], k: k)))"
                         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                         try Data((ToolFormats.pythonJSON(obj) + "\n").utf8).write(to: URL(fileURLWithPath: "\(folder)/results_\(dateID).json"))
                         written += 1

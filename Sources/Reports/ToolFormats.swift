@@ -36,10 +36,12 @@ public enum ToolFormats {
     /// The alias (what `make_table` prints) stays the task's name.
     public static func lmEvalTaskName(_ task: String) -> String { "promptrepro_\(task)" }
 
-    /// The model name of one lm-eval file: `<variant>/<model column>/k<k>` ("full" for the whole
-    /// training split); lm-eval keeps one folder per model name.
-    public static func lmEvalModelName(variant: String, model: String, k: Int?) -> String {
-        "\(variant)/\(model)/k\(k.map(String.init) ?? "full")"
+    /// The model name of one lm-eval file: `<spec>/<profile>/<variant>/<model column>/k<k>`
+    /// ("full" for the whole training split); lm-eval keeps one folder per model name, and reads
+    /// the latest results file of a folder only, so exports of two specs or profiles into one
+    /// folder must not share a name.
+    public static func lmEvalModelName(spec: String, profile: String, variant: String, model: String, k: Int?) -> String {
+        "\(spec)/\(profile)/\(variant)/\(model)/k\(k.map(String.init) ?? "full")"
     }
 
     /// lm-eval's `sanitize_model_name` (lm_eval/utils.py): runs of `"<>:/|\?*[]` become `__`; the
@@ -113,7 +115,7 @@ public enum ToolFormats {
             n[name] = ["original": originals[c.task].map { $0 as Any } ?? NSNull(), "effective": scored]
         }
         let mine = cells.filter { $0.variant == variant && $0.model == model && $0.k == k }
-        let modelName = lmEvalModelName(variant: variant, model: model, k: k)
+        let modelName = lmEvalModelName(spec: spec, profile: profile, variant: variant, model: model, k: k)
         var config: [String: Any] = ["model": "promptrepro", "model_args": "pretrained=\(modelSpec),peft=\(variant)",
                                      "limit": settings.limit.map { $0 as Any } ?? NSNull(),
                                      "batch_size": settings.batchSize.map { $0 as Any } ?? NSNull(),

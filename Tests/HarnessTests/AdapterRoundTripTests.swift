@@ -502,6 +502,13 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertNotEqual(status, 0, err)
         XCTAssertTrue(err.contains("mini-typo.yaml"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='typo'").count, 0)
+        // A name with '/' that is no file is refused (reads take it for a missing spec path, and
+        // the runs stored under it could not be read).
+        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "slash",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--data-dir", data, "--db", db,
+                                        "--spec", "team/adapters", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertTrue(err.contains("--spec team/adapters: no such spec file; a spec name without a file (runs of evaluated adapters only) may not contain '/'"), err)
         try FileManager.default.createDirectory(atPath: "\(dir)/nospec", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/nospec/adapter")
         (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/nospec/adapter", "--variant", "bare",

@@ -205,17 +205,17 @@ final class CompareGateCLITests: XCTestCase {
         // Results for other tools: lm-eval-shaped JSON per variant and column, PEFT method_comparison JSON per run.
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
         // lm-eval's layout: a folder per model (variant, column, k), results_<date>.json in it.
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(), ["dpt__t5-small__k8", "pt__t5-small__k8"])
-        let lmFiles = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/dpt__t5-small__k8")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(), ["mini__smoke__dpt__t5-small__k8", "mini__smoke__pt__t5-small__k8"])
+        let lmFiles = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/mini__smoke__dpt__t5-small__k8")
         XCTAssertEqual(lmFiles.count, 1)
         let lmName = try XCTUnwrap(lmFiles.first)
         XCTAssertNotNil(lmName.range(of: #"^results_\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{6}\.json$"#, options: .regularExpression), lmName)
-        let lmText = try String(contentsOfFile: "\(dir)/lm/dpt__t5-small__k8/\(lmName)", encoding: .utf8)
+        let lmText = try String(contentsOfFile: "\(dir)/lm/mini__smoke__dpt__t5-small__k8/\(lmName)", encoding: .utf8)
         let lm = try JSONSerialization.jsonObject(with: Data(lmText.utf8)) as! [String: Any]
         XCTAssertEqual(Set(lm.keys), ["results", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
                                       "model_source", "model_name", "model_name_sanitized", "date"])
-        XCTAssertEqual(lm["model_name"] as? String, "dpt/t5-small/k8")
-        XCTAssertEqual(lm["model_name_sanitized"] as? String, "dpt__t5-small__k8")
+        XCTAssertEqual(lm["model_name"] as? String, "mini/smoke/dpt/t5-small/k8")
+        XCTAssertEqual(lm["model_name_sanitized"] as? String, "mini__smoke__dpt__t5-small__k8")
         // Task names of their own (lm-eval's `cb` and `rte` are other tasks), the alias the task's.
         let cbResults = try XCTUnwrap((lm["results"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])
         XCTAssertEqual(cbResults["alias"] as? String, "cb")
@@ -242,9 +242,9 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertNotNil(lmConfig?["batch_size"] as? Int)
         // A second export replaces the first's files (a reader took every results_*.json of a
         // folder for the model's runs) and leaves other files alone.
-        try "{}".write(toFile: "\(dir)/lm/dpt__t5-small__k8/notes.json", atomically: true, encoding: .utf8)
+        try "{}".write(toFile: "\(dir)/lm/mini__smoke__dpt__t5-small__k8/notes.json", atomically: true, encoding: .utf8)
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm", "--data-dir", try sharedData()]).terminationStatus, 0)
-        let again = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/dpt__t5-small__k8").sorted()
+        let again = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/mini__smoke__dpt__t5-small__k8").sorted()
         XCTAssertEqual(again.count, 2, again.description)
         XCTAssertTrue(again.contains("notes.json") && !again.contains(lmName), again.description)
         XCTAssertEqual(try runCLI(["export", "mini", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pb"]).terminationStatus, 0)
@@ -403,14 +403,14 @@ final class CompareCellsCLITests: XCTestCase {
         // dropped without a word), each naming its k.
         XCTAssertEqual(try runCLI(["export", "\(dir)/minik.yaml", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lm"]).terminationStatus, 0)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm").sorted(),
-                       ["dpt__t5-small__k16", "dpt__t5-small__k8", "pt__t5-small__k16", "pt__t5-small__k8"])
+                       ["minik__smoke__dpt__t5-small__k16", "minik__smoke__dpt__t5-small__k8", "minik__smoke__pt__t5-small__k16", "minik__smoke__pt__t5-small__k8"])
         func lmAccuracy(_ folder: String) throws -> (Double?, Int?) {
             let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lm/\(folder)")
             XCTAssertEqual(files.count, 1, files.description)
             let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/lm/\(folder)/\(files[0])"))) as! [String: Any]
             return (((o["results"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])?["accuracy,none"] as? Double, (o["config"] as? [String: Any])?["k"] as? Int)
         }
-        let (pt16, k16) = try lmAccuracy("pt__t5-small__k16"), (pt8, k8) = try lmAccuracy("pt__t5-small__k8")
+        let (pt16, k16) = try lmAccuracy("minik__smoke__pt__t5-small__k16"), (pt8, k8) = try lmAccuracy("minik__smoke__pt__t5-small__k8")
         XCTAssertEqual(pt16, 1)
         XCTAssertEqual(k16, 16)
         XCTAssertEqual(k8, 8)

@@ -69,7 +69,7 @@ final class SearchTrustTests: XCTestCase {
         let marked = Dictionary(grouping: rows.dropFirst(), by: { $0[1] }).mapValues { Set($0.map { $0.last ?? "?" }) }
         XCTAssertEqual(marked, ["pt": [""], "pts": [""], "pts@lr=0.0003": ["pts"], "pts@lr=3.0": ["pts"]], csv)
         // lm-eval's and PEFT's files of a grid point name its search; a variant's do not.
-        for (format, file, key) in [("lm-eval", "pts@lr=3.0__t5-small__k8", "config"), ("peft-bench", "pts@lr=3.0_cb_t5-small_k8-s1.json", "run_info")] {
+        for (format, file, key) in [("lm-eval", "srch__smoke__pts@lr=3.0__t5-small__k8", "config"), ("peft-bench", "pts@lr=3.0_cb_t5-small_k8-s1.json", "run_info")] {
             let (erc, elog) = try runCLIText(["export", "\(dir)/s.yaml", "--profile", "smoke", "--db", db, "--format", format, "--out", "\(dir)/\(format)",
                                               "--data-dir", data], stdout: false)
             XCTAssertEqual(erc, 0, elog)

@@ -39,7 +39,7 @@ final class LMEvalFormatTests: XCTestCase {
         XCTAssertEqual(ToolFormats.lmEvalSanitized("embedded:t5-tiny"), "embedded__t5-tiny")
         XCTAssertEqual(ToolFormats.lmEvalSanitized("pts@lr=3.0/t5-small/k8"), "pts@lr=3.0__t5-small__k8")
         XCTAssertEqual(ToolFormats.lmEvalSanitized("a:/b[c]"), "a__b__c__")
-        XCTAssertEqual(ToolFormats.lmEvalModelName(variant: "dpt", model: "t5-base", k: nil), "dpt/t5-base/kfull")
+        XCTAssertEqual(ToolFormats.lmEvalModelName(spec: "table1", profile: "cpu", variant: "dpt", model: "t5-base", k: nil), "table1/cpu/dpt/t5-base/kfull")
         XCTAssertEqual(ToolFormats.lmEvalTaskName("rte"), "promptrepro_rte")
     }
 
@@ -75,7 +75,7 @@ final class LMEvalFormatTests: XCTestCase {
         XCTAssertEqual(r8["accuracy,none"] as? Double, 0.55)
         // SEM over the two seeds: sample std 7.0711 / √2 = 5 points.
         XCTAssertEqual(try XCTUnwrap(r8["accuracy_stderr,none"] as? Double), 0.05, accuracy: 1e-12)
-        XCTAssertEqual(k8["model_name_sanitized"] as? String, "pt__t5-small__k8")
+        XCTAssertEqual(k8["model_name_sanitized"] as? String, "s__smoke__pt__t5-small__k8", "spec and profile in the name: two exports in one folder do not share it")
         let text = ToolFormats.pythonJSON(k8)
         XCTAssertNotNil(text.range(of: #""versions": \{\n    "promptrepro_cb": \d+\.0\n"#, options: .regularExpression), "the registry's version as a float: \(text)")
     }
