@@ -148,7 +148,7 @@ struct EvalCommand: ParsableCommand {
         }
         // The stored run, checked before evaluating: a cell of a sweep is refused up front rather
         // than after a long evaluation.
-        var stored: (store: ResultsStore, run: RunSpec)?
+        var stored: (store: ResultsStore, run: RunSpec, newStore: Bool)?
         // An embedded backbone has random weights: its runs are smoke runs, never another profile's.
         let embedded = model.hasPrefix("embedded:")
         let profile = self.profile ?? (embedded ? "smoke" : "cpu")
@@ -215,14 +215,17 @@ struct EvalCommand: ParsableCommand {
             }
             // A --db that is not there: a new store, said so (a mistyped path stored the run in a
             // fresh store no read looked at); one whose folder is not there either is refused.
-            if !FileManager.default.fileExists(atPath: db) {
+            let newStore = !FileManager.default.fileExists(atPath: db)
+            if newStore {
                 let folder = (db as NSString).deletingLastPathComponent
                 if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
                     throw ValidationError("--db \(db): neither the store nor its folder \(folder) exists (a mistyped path?); create the folder to start a new store there")
                 }
                 stderr("note: \(db) does not exist: the run goes to a new store there")
             }
-            let store = try ResultsStore(path: db)
+            // A new store is made only when the run is stored: the checks below run on an empty
+            // one in memory (a refused or failed evaluation left an empty store file behind).
+            let store = try ResultsStore(path: newStore ? ":memory:" : db)
             // An adapter scored on another base checkpoint than the column's runs is not stored
             // in that column: `compare` paired it with them example by example and the gate
             // passed (a 32-dim random T5 beside the smoke backbone). The same weights under
@@ -251,12 +254,13 @@ struct EvalCommand: ParsableCommand {
             // before the run's sample seed was read): this evaluation replaces it.
             let replaced = try store.supersedeSameAdapterOtherSample(r, adapterSha256: sha)
             if replaced > 0 { stderr("eval: \(replaced) evaluated run\(replaced == 1 ? "" : "s") of this adapter at seed \(seed) under another sample seed go to history (the run trained on sample \(r.replicate.sampleSeed))") }
-            stored = (store, r)
+            stored = (store, r, newStore)
         }
         let trainer = Trainer(config: c, dataDir: data, manifestDir: ProjectRoot.resolve("Baselines/manifests")) { stderr($0) }
         trainer.lockPath = ProjectRoot.resolve("Baselines/data.lock")
         var result = try trainer.run()
-        if let (store, r) = stored, let db {
+        if let (checked, r, newStore) = stored, let db {
+            let store = newStore ? try ResultsStore(path: db) : checked
             let id = try store.recordEvaluated(r, result: result, adapterSha256: sha, replacingOtherAdapter: replace,
                                                toolVersion: ToolInfo.versionString, threads: c.threads ?? Parallel.defaultThreadsValue,
                                                gitCommit: Environment.values["PROMPTREPRO_GIT_COMMIT"] ?? SweepRunner.gitCommit(in: ProjectRoot.path))

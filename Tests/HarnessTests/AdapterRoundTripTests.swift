@@ -581,6 +581,12 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("--model \(dir)/t5other: spec mini [smoke] loads embedded:t5-tiny for column t5-small, whose weights differ")
                       && err.contains("Pass --column NAME"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='other-weights'").count, 0)
+        // Into a store that does not exist yet: refused, and no empty store left behind.
+        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5other", "--adapter", "\(dir)/adapter", "--variant", "other-weights",
+                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", "\(dir)/fresh.sqlite",
+                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        XCTAssertNotEqual(status, 0, err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/fresh.sqlite"), err)
         (status, err) = try runCapture(["eval", "--model", "\(dir)/t5copy", "--adapter", "\(dir)/adapter", "--variant", "copied-weights",
                                         "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
                                         "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
