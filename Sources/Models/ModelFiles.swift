@@ -11,8 +11,8 @@ public struct ModelNotFound: Error, CustomStringConvertible {
         for l in looked { s += "  - \(l)\n" }
         // An embedded name is generated, never downloaded: the names there are.
         if spec.hasPrefix("embedded:") {
-            let name = String(spec.dropFirst("embedded:".count))
-            s += "---> HINT: the embedded smoke backbones are \(EmbeddedBackbones.names.map { "embedded:\($0)" }.joined(separator: ", "))\(didYouMean(name, EmbeddedBackbones.names))."
+            let embedded = EmbeddedBackbones.names.map { "embedded:\($0)" }
+            s += "---> HINT: the embedded smoke backbones are \(embedded.joined(separator: ", "))\(didYouMean(spec, embedded))."
             return s
         }
         // A path is no hub id: downloading it means nothing.

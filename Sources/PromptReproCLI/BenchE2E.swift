@@ -37,7 +37,8 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "PyTorch variants, comma-separated: dpt-code, dynamic.") var pytorch: String = "dpt-code,dynamic"
     @Option(help: "Data directory (default: PROMPTREPRO_DATA or data/).") var dataDir: String?
     @Option(help: "Tokenizer directory (default: $PROMPTREPRO_SHARED/models/t5-tokenizer, else ../shared/models/t5-tokenizer).") var tokenizer: String?
-    @Option(help: "Where the random-init t5-small checkpoint is written once and reused.") var modelDir: String = "runs/bench-e2e/t5-small-random"
+    @Option(name: .customLong("model-dir"), help: "Where the random-init t5-small checkpoint is written once and reused (default: runs/bench-e2e/t5-small-random in the checkout).") var modelDirGiven: String?
+    var modelDir: String { modelDirGiven ?? ProjectRoot.resolve("runs/bench-e2e/t5-small-random") }
     @Option(help: "Write the JSON here as well as to stdout.") var out: String?
 
     static let levers: [String: [String]] = ["default": [], "decode-auto": ["--decode-max-tokens", "auto"],

@@ -577,8 +577,9 @@ public enum Compare {
         out += "\n[k% invalid]: mean over seeds of the share of the best epoch's outputs that name no label. majority / chance: the"
         out += " metric's majority-class score and its exact expectation under uniform random labels, on the validation examples the"
         out += " \(new) runs scored (— without the data or for ReCoRD's majority).\n"
-        let w = rows.filter { $0.verdict == "win" }.count, l = rows.filter { $0.verdict == "loss" }.count
-        let tested = rows.filter { $0.ci != nil && $0.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil }.count
+        let judged = rows.filter { $0.ci != nil && $0.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil }
+        let w = judged.filter { $0.verdict == "win" }.count, l = judged.filter { $0.verdict == "loss" }.count
+        let tested = judged.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
         out += " (win/loss: the interval, at the Holm level across tasks, excludes 0 and Holm rejects: adjusted p ≤ \(alpha))."
         // Few seeds make the t part of an interval wide by construction (one degree of freedom

@@ -452,7 +452,7 @@ public struct StaleRun: Sendable {
         case evaluatedInPlannedCell = "runs of adapters evaluated into a cell the spec trains (`eval --db` under a planned variant's name; the spec's sweep trains that cell)"
         case adapterChanged = "runs of adapters evaluated from files that have changed since (adapter_model.safetensors or adapter_config.json at the stored path has another sha256)"
         case evaluatedInputsChanged = "runs of adapters scored on a validation file or base checkpoint (weights, config, tokenizer) that has changed since, or on other weights than the column's"
-        case evaluatedTaskChanged = "runs of adapters scored under a task definition or template that has changed since (task file edited)"
+        case evaluatedTaskChanged = "runs of adapters scored under a task definition, template or evaluation rule that has changed since (task file edited, or a fix of the code that moves an evaluation: MultiRC's whole-question eval_limit, WSC's DePT marks)"
         case duplicateAdapter = "runs evaluated with the same adapter weights as another seed of their cell (one training run counts once)"
         case corruptScores = "runs with a stored score or measurement that is not a finite number (a damaged or hand-edited store)"
 

@@ -5,7 +5,12 @@ import Foundation
 /// JSON"), for errors of the form "PATH: …". Swift's own description of a `DecodingError` is a
 /// debug dump of coding keys.
 public func decodingProblem(_ error: Error) -> String {
-    func field(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+    // "rows[0].published", not "rows.Index 0.published": an array's position as a subscript.
+    func field(_ path: [CodingKey]) -> String {
+        path.reduce(into: "") { out, key in
+            if let i = key.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + key.stringValue }
+        }
+    }
     switch error {
     case DecodingError.keyNotFound(let key, let ctx):
         return "missing field '\(field(ctx.codingPath + [key]))'"

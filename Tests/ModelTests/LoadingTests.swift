@@ -513,7 +513,7 @@ final class LoadingTests: XCTestCase {
             XCTAssertTrue(text.contains("the embedded smoke backbones are embedded:t5-tiny, embedded:gpt2-tiny") && !text.contains("huggingface-cli"), text)
         }
         XCTAssertThrowsError(try ModelFiles.locate("embedded:t5-tin")) { e in
-            XCTAssertTrue("\(e)".contains("did you mean 't5-tiny'"), "\(e)")
+            XCTAssertTrue("\(e)".contains("did you mean 'embedded:t5-tiny'"), "\(e)")
         }
     }
 

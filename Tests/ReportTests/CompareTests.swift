@@ -450,6 +450,12 @@ final class GateStatisticsTests: XCTestCase {
         // Its table row and the tally say so too (the row read "tie" beside the gate's "nothing to judge").
         XCTAssertTrue(deadGate.text.contains("| none (nothing to judge) |") && !deadGate.text.contains("| tie |"), deadGate.text)
         XCTAssertTrue(deadGate.text.contains("**0 win / 0 tie / 0 loss** over 0 tested tasks"), deadGate.text)
+        // A row with nothing to judge and a nonzero difference (ReCoRD's F1 overlaps even where no
+        // output names an entity) is not counted as a win either (the tally read 1 win / −1 tie).
+        var winning = dead
+        winning.verdict = "win"
+        let winningText = Compare.markdown([winning], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: nil, allowMissing: false).text
+        XCTAssertTrue(winningText.contains("**0 win / 0 tie / 0 loss** over 0 tested tasks"), winningText)
         for (n, b) in [(0.99, 1.0), (1.0, 0.5)] {  // something named a label: the interval judges
             (dead.invalidNew, dead.invalidBaseline) = (n, b)
             XCTAssertTrue(Compare.markdown([dead], new: "new", baseline: "dpt", against: "stored", header: "", missing: [], maxRegression: 1, allowMissing: false).passed)

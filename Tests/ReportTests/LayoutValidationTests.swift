@@ -38,6 +38,9 @@ final class LayoutValidationTests: XCTestCase {
         XCTAssertTrue(e.contains("table4.yaml: invalid table layout: invalid YAML: ") && !e.contains("DecodingError") && !e.contains("Debug description"), e)
         e = try layoutError { $0.components(separatedBy: "\n").filter { !$0.hasPrefix("title:") }.joined(separator: "\n") }
         XCTAssertTrue(e.contains("table4.yaml: invalid table layout: missing field 'title'"), e)
+        // A field of a list entry is named with its position (it read 'rows.Index 0.variant').
+        e = try layoutError { $0.replacingOccurrences(of: "label: \"Residual PT (n=10)\", published: respt}", with: "label: \"Residual PT (n=10)\", published: [respt]}") }
+        XCTAssertTrue(e.contains("field 'rows[0].published' has the wrong type") && !e.contains("Index"), e)
         // Two columns of one task: the second needs its own published column (the CSV has no metric field).
         let two = "  - {task: cb, label: CB, metric: accuracy}\n  - {task: cb, label: CB F1, metric: macro_f1}"
         e = try layoutError { $0.replacingOccurrences(of: "  - {task: cb, label: CB, metric: accuracy}", with: two) }
