@@ -447,8 +447,14 @@ public struct ExperimentSpec {
     /// The settings of `name` (the paper profile needs none); throws when the spec lacks it.
     func profile(_ name: String) throws -> Profile {
         guard let p = profiles[name] ?? (name == "paper" ? Profile(models: nil, k: nil, seeds: nil, train: [:], description: "") : nil) else {
+            // The example maps the spec's first column to the embedded backbone of its kind (smoke),
+            // or names the entry to add (another profile maps columns to checkpoints).
+            let column = models.first ?? "t5-small"
+            let example = name == "smoke"
+                ? "e.g. `profiles: {smoke: {models: {\(column): \"embedded:\(ModelFiles.isGPT2(column) ? "gpt2-tiny" : "t5-tiny")\"}}}`"
+                : "a `\(name):` entry under `profiles:` (its models, k, seeds and train settings)"
             throw SpecError(path, profiles.isEmpty
-                ? "profile '\(name)' is not defined: the spec has no profiles; add e.g. `profiles: {smoke: {models: {\(models.first ?? "t5-small"): \"embedded:t5-tiny\"}}}` (docs/specs.md)"
+                ? "profile '\(name)' is not defined: the spec has no profiles; add \(example) (docs/specs.md)"
                 : "profile '\(name)' is not defined (have: \(profiles.keys.sorted().joined(separator: ", ")))")
         }
         return p

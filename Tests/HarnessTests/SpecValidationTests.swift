@@ -214,6 +214,14 @@ final class SpecValidationTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bare.yaml").expand(profile: "smoke")) { e in
             XCTAssertTrue("\(e)".contains("profile 'smoke' is not defined: the spec has no profiles; add e.g. `profiles: {smoke: {models: {t5-small: \"embedded:t5-tiny\"}}}`"), "\(e)")
         }
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bare.yaml").expand(profile: "cpu")) { e in
+            XCTAssertTrue("\(e)".contains("add a `cpu:` entry under `profiles:`"), "\(e)")
+        }
+        try bare.replacingOccurrences(of: "models: [t5-small]", with: "models: [gpt2]").replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [sst2]")
+            .write(toFile: "\(dir)/bare.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ExperimentSpec.load("\(dir)/bare.yaml").expand(profile: "smoke")) { e in
+            XCTAssertTrue("\(e)".contains("{gpt2: \"embedded:gpt2-tiny\"}"), "\(e)")
+        }
     }
 
     /// A search's points select on the search's split even where a profile's `train` sets another
