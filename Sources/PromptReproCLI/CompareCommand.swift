@@ -299,6 +299,20 @@ struct CompareCommand: ParsableCommand {
             let labels = Set(cells.filter { $0.variant == side }.map { $0.protocolLabel ?? "default protocol" }).sorted()
             if !labels.isEmpty { header += "\n\nProtocol of \(side): \(labels.joined(separator: " / "))." }
         }
+        // Evaluated adapters have one score, of the weights given (a PromptRepro adapter holds its
+        // run's last epoch), where trained runs report their best epoch: beside each other the
+        // difference includes epoch selection (a LoPT adapter's 45.31 read as 4.69 below PT's
+        // selected 50.00, its own run's best).
+        if against == "stored" {
+            let evaluated = [method, baseline].filter { side in cells.contains { $0.variant == side && ($0.statuses["evaluated"] ?? 0) > 0 } }
+            let trained = [method, baseline].filter { side in cells.contains { $0.variant == side && ($0.statuses["done"] ?? 0) > 0 } }
+            if evaluated.count == 1, trained.contains(where: { $0 != evaluated[0] }) {
+                let line = "\(evaluated[0]) holds evaluated adapters, each scored once on the weights given (an adapter PromptRepro saved holds its run's last epoch), "
+                    + "while \(trained.first { $0 != evaluated[0] }!)'s trained runs report their best epoch: the difference includes that epoch selection, not only the methods."
+                header += "\n\n> " + line
+                stderr("note: " + line)
+            }
+        }
 
         var exampleCache: [String: [Example]] = [:]
         func examples(_ task: String, _ set: TemplateSet, _ half: Bool) -> [Example]? {

@@ -473,6 +473,8 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
+        // The evaluated side's one score is of the weights given, the trained side's of its best epoch: said.
+        XCTAssertTrue(text.contains("> peft-pt holds evaluated adapters, each scored once on the weights given") && text.contains("pt's trained runs report their best epoch"), text)
         // An adapter variant the spec does not plan is expected where the other side is: scored on
         // cb only, it lacks the spec's rte runs, and the gate fails (it expected nothing of it and
         // passed: "every expected run present"); the same with the sides swapped.
