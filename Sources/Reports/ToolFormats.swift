@@ -219,8 +219,23 @@ public enum ToolFormats {
         let name = method["method"] as? String ?? r["method"]?.text ?? ""
         // PEFT's names where PEFT has the method; PromptRepro's otherwise.
         let peftType = ["pt": "PROMPT_TUNING", "lora": "LORA"][name] ?? name.uppercased()
-        let peftConfig: Any = name == "ft" ? NSNull() : method.merging(["peft_type": peftType]) { a, _ in a }
+        var peftConfig: Any = name == "ft" ? NSNull() : method.merging(["peft_type": peftType]) { a, _ in a }
         config["model_id"] = r["model_spec"]?.text ?? r["model"]?.text ?? ""
+        // An adapter evaluated here was trained elsewhere: its config's training settings are the
+        // evaluation preset's, not its own (a LoPT adapter read as 30 epochs of method
+        // "peft-adapter"). Those are null; its PEFT config is its own adapter_config.json where
+        // it is still at the stored path.
+        if stored == "evaluated" {
+            for key in ["epochs", "max_steps", "batch_size", "optimizer", "lr", "lr_secondary", "weight_decay", "eps", "beta1", "beta2",
+                        "schedule", "warmup_ratio", "warmup_steps", "clip_norm", "backbone_dropout", "dropout_rate", "init_from"] where config[key] != nil {
+                config[key] = NSNull()
+            }
+            config["evaluated_only"] = "an adapter trained elsewhere and scored here: its training settings are not known here"
+            let path = ((config["adapter"] as? String) ?? "").components(separatedBy: "#sha256:").dropLast().joined(separator: "#sha256:")
+            let adapterConfig = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent("adapter_config.json"))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            peftConfig = adapterConfig ?? ["peft_type": NSNull(), "adapter": path]
+        }
         let train = runMetrics["train_seconds"] ?? epochs.reduce(0.0) { $0 + ($1["seconds"]?.double ?? 0) }
         let total = train + (runMetrics["eval_seconds"] ?? 0)
         var metrics: [[String: Any]] = epochs.map { e in
@@ -235,7 +250,9 @@ public enum ToolFormats {
         }
         if var last = metrics.popLast() ?? (status == "success" ? ["step": 0, "train loss": NSNull(), "train samples": 0, "train total tokens": NSNull()] : nil) {
             last["test accuracy"] = best[metric].map { $0 / 100 } ?? NSNull()
-            last["test metric"] = "\(metric): best epoch on the reported split (validation under the default protocol), as a fraction"
+            last["test metric"] = stored == "evaluated"
+                ? "\(metric): the adapter's one evaluation on the reported split (no epoch selection here), as a fraction"
+                : "\(metric): best epoch on the reported split (validation under the default protocol), as a fraction"
             metrics.append(last)
         }
         let hashes = (r["data_hashes"]?.text).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()

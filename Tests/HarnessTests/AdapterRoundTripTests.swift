@@ -473,6 +473,17 @@ final class EvaluatedAdapterTests: XCTestCase {
         let (code, text) = try runStdout(["compare", "--spec", "\(dir)/mini.yaml", "--method", "peft-pt", "--baseline", "pt", "--db", db, "--data-dir", data])
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(text.contains("| cb | accuracy |") && text.contains("paired bootstrap over 16 examples × 2 seeds"), text)
+        // peft-bench: an evaluated run's training settings are not known here (they were the
+        // evaluation preset's: 100 epochs of method "peft-adapter"); its PEFT config is its own.
+        XCTAssertEqual(try runCLI(["export", "\(dir)/mini.yaml", "--db", db, "--format", "peft-bench", "--out", "\(dir)/pbe", "--data-dir", data]).terminationStatus, 0)
+        let pbFile = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/pbe").first { $0.hasPrefix("peft-pt_cb") })
+        let pb = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/pbe/\(pbFile)"))) as? [String: Any])
+        let runInfo = try XCTUnwrap(pb["run_info"] as? [String: Any])
+        let trainConfig = try XCTUnwrap(runInfo["train_config"] as? [String: Any])
+        XCTAssertTrue(trainConfig["epochs"] is NSNull && trainConfig["lr"] is NSNull && (trainConfig["evaluated_only"] as? String) != nil, "\(trainConfig)")
+        XCTAssertEqual((runInfo["peft_config"] as? [String: Any])?["peft_type"] as? String, "PROMPT_TUNING")
+        let pbMetrics = try XCTUnwrap((pb["train_info"] as? [String: Any])?["metrics"] as? [[String: Any]])
+        XCTAssertTrue((pbMetrics.last?["test metric"] as? String)?.contains("the adapter's one evaluation") == true, "\(pbMetrics)")
         // The evaluated side's one score is of the weights given, the trained side's of its best epoch: said.
         XCTAssertTrue(text.contains("> peft-pt holds evaluated adapters, each scored once on the weights given") && text.contains("pt's trained runs report their best epoch"), text)
         // An adapter variant the spec does not plan is expected where the other side is: scored on
