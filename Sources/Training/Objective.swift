@@ -167,9 +167,22 @@ public struct GPT2Objective: ArchitectureObjective {
     public init(model: GPT2Model, tokenizer: TextTokenizer, config: TrainConfig, task def: TaskDefinition) throws {
         let template = try def.template(config.templates)
         guard let words = template.words else {
-            let withWords = TemplateSet.allCases.filter { (try? def.template($0).words) != nil }.map(\.rawValue)
+            // Sets with label words, those that end in a cue before the word first (LoPT's "It
+            // was"): the message recommended ResPT's T5 targets, which score the word right after
+            // the input with no cue.
+            let withWords = TemplateSet.allCases.filter { (try? def.template($0).words) != nil }
+            let cued = withWords.filter { (try? def.template($0).sourceTail.isEmpty) == false }
+            let listed = (cued + withWords.filter { !cued.contains($0) }).map { $0.rawValue + (cued.contains($0) ? "" : " (no cue after the input)") }
             throw TrainError("\(config.task): GPT-2 runs score label words, and template set '\(config.templates.rawValue)' of \(config.task) has none"
-                + (withWords.isEmpty ? " (no template set of \(config.task) has label words: GPT-2 cannot train on it)" : " (sets with label words: \(withWords.joined(separator: ", ")))"))
+                + (withWords.isEmpty ? " (no template set of \(config.task) has label words: GPT-2 cannot train on it)" : " (sets with label words: \(listed.joined(separator: ", ")))"))
+        }
+        // The template's text after the input (" It was about") must fit with at least one input
+        // token: the label is scored right after it, and a limit too short for it cut it off with
+        // the text (AG News at max_source_length 3 scored 0.00).
+        let tailTokens = template.sourceTail.isEmpty ? 0 : tokenizer.encode(template.sourceTail).count
+        if tailTokens > 0 && tailTokens >= config.maxSourceLength {
+            throw TrainError("\(config.task): max_source_length \(config.maxSourceLength) cannot hold the template's text after the input ('\(template.sourceTail)', \(tailTokens) tokens) "
+                + "and any of the input; GPT-2 scores the label right after that text: use at least \(tailTokens + 1)")
         }
         let classTokens = words.map { w in
             let ids = tokenizer is ByteTokenizer ? tokenizer.encode(w) : tokenizer.encode(" " + w)

@@ -1,4 +1,5 @@
 import Foundation
+import Methods
 import Models
 import Tasks
 import TestSupport
@@ -81,5 +82,28 @@ final class TruncationTests: XCTestCase {
         let ex = try Templates.examples(data, set: .lopt, training: false)
         let tok = try Tokenizers.load(directory: "\(try sharedDir())/models/gpt2-tokenizer")
         XCTAssertEqual(tok.encode(ex[0].source), [270, 705, 82, 257, 23332, 290, 1690, 13891, 7002, 764, 764, 632, 373])
+    }
+
+    /// A limit that cannot hold the template's text after the input and one input token is refused
+    /// before training (the plain cut dropped " It was about" and AG News scored 0.00), and a set
+    /// without label words names first the sets with a cue before the word.
+    func testALimitThatCannotHoldTheTailIsRefused() throws {
+        var c = try TrainConfig.preset("lopt-paper", method: try MethodConfig.defaults("pt"), task: "agnews", model: "embedded:gpt2-tiny", k: 8, seed: 1)
+        c.maxSteps = 0; c.evalLimit = 2
+        c.maxSourceLength = 13  // " It was about" is 13 bytes on the byte-level tokenizer
+        let t = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests")
+        t.lockPath = "\(repoRoot)/Baselines/data.lock"
+        XCTAssertThrowsError(try t.run()) { e in
+            XCTAssertTrue("\(e)".contains("max_source_length 13 cannot hold the template's text after the input (' It was about', 13 tokens)") && "\(e)".contains("use at least 14"), "\(e)")
+        }
+        c.maxSourceLength = 14
+        let ok = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests")
+        ok.lockPath = "\(repoRoot)/Baselines/data.lock"
+        XCTAssertEqual(try ok.run().status, .done)
+        c.templates = .dpt
+        let none = Trainer(config: c, dataDir: try sharedData(), manifestDir: "\(repoRoot)/Baselines/manifests")
+        XCTAssertThrowsError(try none.run()) { e in
+            XCTAssertTrue("\(e)".contains("(sets with label words: lopt, respt (no cue after the input))"), "\(e)")
+        }
     }
 }
