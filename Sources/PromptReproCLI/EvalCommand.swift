@@ -122,7 +122,11 @@ struct EvalCommand: ParsableCommand {
         c.evalLimit = evalLimit ?? trainedRun?.evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
         if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
-        if let evalMode { c.evalMode = try choice("eval-mode", evalMode, EvalMode.self) }
+        if let evalMode {
+            // GPT-2 ranks the verbaliser's words whatever the flag says (it was replaced in silence).
+            if isGPT2 { throw ValidationError("--eval-mode \(evalMode): GPT-2 runs score the verbaliser's label words after the input (no eval mode); drop it") }
+            c.evalMode = try choice("eval-mode", evalMode, EvalMode.self)
+        }
         c.threads = global.threads
         // The settings the evaluation runs with, after the flags (it printed the run config's,
         // which the flags had overridden). GPT-2 ranks the verbaliser's words: no decode applies.

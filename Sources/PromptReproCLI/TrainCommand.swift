@@ -151,6 +151,11 @@ struct Train: ParsableCommand {
         c.sampler = try sampler.map { try choice("sampler", $0, SamplerKind.self) }
         c.selectOn = try selectOn.map { try choice("select-on", $0, SelectionSplit.self) }
         c.evalMode = try evalMode.map { try choice("eval-mode", $0, EvalMode.self) }
+        // GPT-2 ranks the verbaliser's words: an eval mode (also `generate`) or a target length
+        // changed only the run's identity, recorded as if it applied.
+        if isGPT2, let given = [evalMode.map { "--eval-mode \($0)" }, maxTargetLength.map { "--max-target-length \($0)" }].compactMap({ $0 }).first {
+            throw ValidationError("\(given): GPT-2 runs score the verbaliser's label words after the input (no eval mode, no target sequence); drop it")
+        }
         c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         if let selectionMetric {
             c.selectionMetric = selectionMetric

@@ -762,6 +762,20 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("n_positions is 512, while the adapter's num_virtual_tokens 8 (prompt rows) + max_source_length 510 = 518 positions; pass --max-source-length 504 or less"), err)
         let (ok, okErr) = try runCapture(evalArgs + ["--max-source-length", "504"])
         XCTAssertEqual(ok, 0, okErr)
+        // An eval mode or target length means nothing on GPT-2 (it ranks the verbaliser's words):
+        // refused, on train and eval (train recorded --eval-mode generate in the run's identity,
+        // eval replaced it in silence).
+        let (gen, genErr) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--k", "8", "--n", "8", "--max-steps", "0",
+                                            "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--eval-mode", "generate"])
+        XCTAssertNotEqual(gen, 0)
+        XCTAssertTrue(genErr.contains("--eval-mode generate: GPT-2 runs score the verbaliser's label words after the input"), genErr)
+        let (mtl, mtlErr) = try runCapture(["train", "--method", "pt", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--k", "8", "--n", "8", "--max-steps", "0",
+                                            "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--max-target-length", "4"])
+        XCTAssertNotEqual(mtl, 0)
+        XCTAssertTrue(mtlErr.contains("--max-target-length 4: GPT-2 runs"), mtlErr)
+        let (evalGen, evalGenErr) = try runCapture(evalArgs + ["--eval-mode", "generate"])
+        XCTAssertNotEqual(evalGen, 0)
+        XCTAssertTrue(evalGenErr.contains("--eval-mode generate: GPT-2 runs score the verbaliser's label words"), evalGenErr)
         // Its settings line says what GPT-2 does: no "eval_mode generate" and decode cap.
         XCTAssertTrue(okErr.contains("eval_mode rank (GPT-2: the verbaliser's words), eval_limit") && !okErr.contains("generate"), okErr)
     }
