@@ -105,6 +105,12 @@ struct Train: ParsableCommand {
         if let problem = mc.settingsProblem() { throw ValidationError(problem) }
         // GPT-2 is LoPT Table 1's backbone: its default protocol is LoPT's (verbaliser templates, Adafactor).
         let isGPT2 = ModelFiles.isGPT2(model)
+        // GPT-2 fuses q, k and v in one c_attn projection: LoRA on any of them trains all three
+        // (as PEFT's target "c_attn" does), which a T5 count of the same names does not.
+        let fused = Set(mc.targets).intersection(["q", "k", "v"]).count
+        if isGPT2, mc.method == "lora", fused == 1 || fused == 2 {
+            stderr("note: GPT-2 fuses q, k and v in one projection (c_attn): LoRA targets \(mc.targets.joined(separator: ",")) train all three of them, as PEFT's c_attn target does")
+        }
         var c = try protocolName.map { try TrainConfig.preset($0, method: mc, task: task, model: model, k: k, seed: seed) }
             ?? TrainConfig.defaultPreset(method: mc, task: task, model: model, k: k, seed: seed, gpt2: isGPT2)
         if let templates {

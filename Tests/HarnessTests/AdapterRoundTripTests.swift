@@ -773,6 +773,11 @@ final class EvaluatedAdapterTests: XCTestCase {
                                             "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--max-target-length", "4"])
         XCTAssertNotEqual(mtl, 0)
         XCTAssertTrue(mtlErr.contains("--max-target-length 4: GPT-2 runs"), mtlErr)
+        // LoRA on q (or q,v, the default) of GPT-2 trains its fused c_attn, k included: said.
+        let (lq, lqErr) = try runCapture(["train", "--method", "lora", "--task", "sst2", "--model", "embedded:gpt2-tiny", "--k", "8", "--max-steps", "0",
+                                          "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--lora-targets", "q"])
+        XCTAssertEqual(lq, 0, lqErr)
+        XCTAssertTrue(lqErr.contains("note: GPT-2 fuses q, k and v in one projection (c_attn): LoRA targets q train all three of them"), lqErr)
         let (evalGen, evalGenErr) = try runCapture(evalArgs + ["--eval-mode", "generate"])
         XCTAssertNotEqual(evalGen, 0)
         XCTAssertTrue(evalGenErr.contains("--eval-mode generate: GPT-2 runs score the verbaliser's label words"), evalGenErr)
