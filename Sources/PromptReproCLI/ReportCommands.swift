@@ -325,6 +325,7 @@ struct Export: ParsableCommand {
                         var s = settings[g] ?? ToolFormats.LMEvalSettings(limit: c.evalLimit, batchSize: c.evalBatchSize)
                         let ranks = ModelFiles.isGPT2(r["model_spec"]?.text ?? c.model) || (c.evalMode.map { $0 != .generate } ?? false)
                         s.outputType[task] = ranks ? "multiple_choice" : "generate_until"
+                        if !s.presets.contains(c.protocolName) { s.presets = (s.presets + [c.protocolName]).sorted() }
                         if !ranks && s.genKwargs == nil {
                             let cap: Any = { if case .tokens(let n)? = c.decodeMaxTokens { return n }; return c.decodeMaxTokens?.description ?? c.maxTargetLength }()
                             s.genKwargs = ["do_sample": false, "max_new_tokens": cap,

@@ -587,7 +587,7 @@ public enum Compare {
         let twoSeed = rows.filter { $0.ci != nil && $0.crossed == nil && $0.seeds.count == 2 && $0.method.contains("paired t") }.map(name)
         let beyond = rows.filter { r in r.ci.map { $0.0 < -100 || $0.1 > 100 } ?? false }.map(name)
         if !twoSeed.isEmpty {
-            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; the DPT paper averages three runs."
+            out += "\n\nTwo seeds only (\(twoSeed.joined(separator: ", "))): the paired t-test has 1 degree of freedom (its two-sided t quantile is 12.71 at 95 %, 25.45 at 97.5 %, more at higher Holm levels), so its interval is wide and its p weak whatever the data; the harness's tables average three seeds (the DPT paper's runs; the LoPT paper states none)."
         }
         let fewDF = rows.filter { $0.ci != nil && ($0.crossed?.df ?? .infinity) < 2 }.map(name)
         if !fewDF.isEmpty {
@@ -598,7 +598,7 @@ public enum Compare {
         // often the larger part: narrower than a two-seed row's, yet weaker evidence.
         let oneSeed = rows.filter { $0.ci != nil && $0.seeds.count == 1 }.map(name)
         if !oneSeed.isEmpty {
-            out += "\n\nOne seed only (\(oneSeed.joined(separator: ", "))): the interval resamples the validation examples of one run per side; the variance between seeds (few-shot sample and initialisation) is not in it, so it is narrower than the evidence allows; the DPT paper averages three runs."
+            out += "\n\nOne seed only (\(oneSeed.joined(separator: ", "))): the interval resamples the validation examples of one run per side; the variance between seeds (few-shot sample and initialisation) is not in it, so it is narrower than the evidence allows; the harness's tables average three seeds (the DPT paper's runs; the LoPT paper states none)."
         }
         if !beyond.isEmpty {
             out += "\n\nInterval past the metric's range (\(beyond.joined(separator: ", "))): a score difference lies in [−100, +100]; the interval's t part reaches beyond it with so few seeds (it is not clipped: read it as uninformative)."

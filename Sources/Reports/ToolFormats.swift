@@ -25,8 +25,10 @@ public enum ToolFormats {
         public var batchSize: Int?
         public var genKwargs: [String: Any]?
         public var outputType: [String: String]
-        public init(limit: Int? = nil, batchSize: Int? = nil, genKwargs: [String: Any]? = nil, outputType: [String: String] = [:]) {
-            self.limit = limit; self.batchSize = batchSize; self.genKwargs = genKwargs; self.outputType = outputType
+        /// The runs' presets (`TrainConfig.protocolName`: dpt-paper, lopt-paper, …), sorted.
+        public var presets: [String]
+        public init(limit: Int? = nil, batchSize: Int? = nil, genKwargs: [String: Any]? = nil, outputType: [String: String] = [:], presets: [String] = []) {
+            self.limit = limit; self.batchSize = batchSize; self.genKwargs = genKwargs; self.outputType = outputType; self.presets = presets
         }
     }
 
@@ -127,7 +129,9 @@ public enum ToolFormats {
                                          let parts = (c.protocolLabel ?? "").components(separatedBy: "; ").filter { $0.hasPrefix("selection:") || $0.contains("best epoch by") }
                                          return parts.isEmpty ? "best epoch on the validation split (default protocol)" : parts.joined(separator: "; ")
                                      }).sorted().joined(separator: " / ") + "; mean over seeds",
+                                     // "default protocol": the preset's own choices (which preset: `presets`).
                                      "protocol": Set(mine.map { $0.protocolLabel ?? "default protocol" }).sorted().joined(separator: " / "),
+                                     "presets": settings.presets,
                                      "templates": Set(mine.compactMap(\.templates)).sorted(),
                                      "stderr": "standard error of the mean over seeds (sample std / sqrt(seeds)), not lm-eval's standard error over examples",
                                      "seeds": seeds,

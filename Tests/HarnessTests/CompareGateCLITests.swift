@@ -239,6 +239,7 @@ final class CompareGateCLITests: XCTestCase {
         XCTAssertEqual(((lmConfig?["seeds"] as? [String: Any])?["promptrepro_cb"] as? [String: Any])?["n"] as? Int, 2)
         XCTAssertEqual(lmConfig?["limit"] as? Int, 16)
         XCTAssertEqual(lmConfig?["k"] as? Int, 8)
+        XCTAssertEqual(lmConfig?["presets"] as? [String], ["dpt-paper"], "which preset the default protocol is")
         XCTAssertNotNil(lmConfig?["batch_size"] as? Int)
         // A second export replaces the first's files (a reader took every results_*.json of a
         // folder for the model's runs) and leaves other files alone.
