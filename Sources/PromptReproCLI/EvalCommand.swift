@@ -102,6 +102,12 @@ struct EvalCommand: ParsableCommand {
         // respt-code cuts prompt and text to 512 together: the adapter's prompt rows (the preset
         // cannot tell them from a "peft-adapter" method config).
         if c.protocolName == "respt-code" { c.maxSourceLength = 512 - (peftConfig.numVirtualTokens ?? 0) }
+        // A transfer keeps the training run's input length unless a flag says otherwise: said where
+        // the scored task's preset cuts its inputs elsewhere (an SST-2 prompt scored on AG News
+        // cut its texts at SST-2's 128 where LoPT uses 256).
+        if let trained = trainedRun, trained.task != task, maxSourceLength == nil, trained.maxSourceLength != c.maxSourceLength {
+            stderr("note: the transfer cuts \(task)'s inputs at the training run's max_source_length \(trained.maxSourceLength); \(task)'s preset uses \(c.maxSourceLength) (--max-source-length \(c.maxSourceLength) to score as a \(task) run would)")
+        }
         if let trained = trainedRun {
             c.maxSourceLength = trained.maxSourceLength
             c.maxTargetLength = trained.maxTargetLength

@@ -778,6 +778,10 @@ final class EvaluatedAdapterTests: XCTestCase {
                                           "--eval-limit", "2", "--threads", "1", "--data-dir", data, "--lora-targets", "q"])
         XCTAssertEqual(lq, 0, lqErr)
         XCTAssertTrue(lqErr.contains("note: GPT-2 fuses q, k and v in one projection (c_attn): LoRA targets q train all three of them"), lqErr)
+        // A transfer to AG News keeps SST-2's input length unless told: said, with the length AG News uses.
+        let (tr, trErr) = try runCapture(["eval", "--model", "embedded:gpt2-tiny", "--adapter", "\(dir)/ad", "--task", "agnews", "--eval-limit", "2", "--threads", "1", "--data-dir", data])
+        XCTAssertEqual(tr, 0, trErr)
+        XCTAssertTrue(trErr.contains("note: the transfer cuts agnews's inputs at the training run's max_source_length 128; agnews's preset uses 256"), trErr)
         let (evalGen, evalGenErr) = try runCapture(evalArgs + ["--eval-mode", "generate"])
         XCTAssertNotEqual(evalGen, 0)
         XCTAssertTrue(evalGenErr.contains("--eval-mode generate: GPT-2 runs score the verbaliser's label words"), evalGenErr)
