@@ -106,7 +106,7 @@ struct EvalCommand: ParsableCommand {
         // the scored task's preset cuts its inputs elsewhere (an SST-2 prompt scored on AG News
         // cut its texts at SST-2's 128 where LoPT uses 256).
         if let trained = trainedRun, trained.task != task, maxSourceLength == nil, trained.maxSourceLength != c.maxSourceLength {
-            stderr("note: the transfer cuts \(task)'s inputs at the training run's max_source_length \(trained.maxSourceLength); \(task)'s preset uses \(c.maxSourceLength) (--max-source-length \(c.maxSourceLength) to score as a \(task) run would)")
+            stderr("note: the transfer cuts \(task)'s inputs at the training run's max_source_length \(trained.maxSourceLength); \(task)'s preset uses \(c.maxSourceLength) (--max-source-length \(c.maxSourceLength) to score as \(task)'s own runs do)")
         }
         if let trained = trainedRun {
             c.maxSourceLength = trained.maxSourceLength
