@@ -458,7 +458,7 @@ func specForReading(_ spec: String, noFile: ((Error) -> Void)? = nil) throws -> 
 
 func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) throws -> (name: String, plan: PlannedRuns)? {
     guard let s = try specForReading(spec, noFile: { error in
-        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts; name the spec file by its path to count only the runs it plans")
+        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts (but evaluated adapters changed at their stored path); name the spec file by its path to count only the runs it plans")
     }) else { return nil }
     do { return (s.name, try s.plannedRuns(profile: profile, store: store, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"))) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so its stored runs cannot be told current or stale)")
@@ -867,7 +867,7 @@ struct FiguresCommand: ParsableCommand {
 /// note before says why), or it has none, with the specs and profiles it does have.
 func noRunsMessage(_ store: ResultsStore, spec: String, profile: String, db: String) throws -> String {
     if try store.hasCurrentRuns(spec: spec, profile: profile) {
-        return "no runs of spec \(spec) [\(profile)] that it plans now in \(db) (its stored runs are left out: see the note above)"
+        return "no counted runs of spec \(spec) [\(profile)] in \(db) (its stored runs are left out: see the note above)"
     }
     let have = try store.specProfiles()
     return "no runs of spec \(spec) [\(profile)] in \(db) (have: \(have.isEmpty ? "none" : have.joined(separator: ", ")))"
