@@ -20,6 +20,9 @@ public struct SweepPlan {
         /// method's spec listing stored baselines with the same settings): the sweep copies it here.
         case adopted = "adopted (finished under another spec, profile or variant)"
         case running = "running (live worker)"
+        /// A live worker runs the cell and seed under other settings (another sweep of the spec,
+        /// started before an edit): this sweep does not train it; a sweep after that worker does.
+        case held = "held by a live worker under other settings (not trained by this sweep)"
         case done, diverged
         case skipped = "skipped (model missing)"
 
@@ -112,7 +115,8 @@ public struct SweepPlan {
             guard let row = rows["\(r.cell)#\(r.replicate)"] else { entries.append(Entry(run: r, state: try unmatched(.new), epochsDone: 0)); continue }
             let status = row["status"]?.text ?? ""
             let done = row["epochs_done"]?.int ?? 0
-            if row["identity"]?.text != r.identity && status != "running" && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil {
+            let identityDiffers = row["identity"]?.text != r.identity && ResultsStore.legacyIdentityMatch(stored: row, newJSON: r.identityJSON) == nil
+            if identityDiffers && status != "running" {
                 // A pending row never started (planned under other settings, an edit reverted
                 // before its sweep trained it) is replaced, not rerun: nothing of it is lost.
                 let neverStarted = status == "pending" && (row["epochs_done"]?.int ?? 0) == 0
@@ -126,7 +130,10 @@ public struct SweepPlan {
             case "failed": state = .failed
             case "running":
                 let sameHost = (row["host"]?.text ?? host) == host
-                state = sameHost && !ResultsStore.workerAlive(Int32(row["worker_pid"]?.int ?? 0)) ? .interrupted : .running
+                let dead = sameHost && !ResultsStore.workerAlive(Int32(row["worker_pid"]?.int ?? 0))
+                // Under other settings: a dead worker's row goes to history and the run is trained
+                // anew; a live one's keeps the cell (it read as this plan's run, "running").
+                state = dead ? (identityDiffers ? .changed : .interrupted) : (identityDiffers ? .held : .running)
             default: state = .pending
             }
             // A pending, failed or interrupted row of the planned identity gives way to a finished

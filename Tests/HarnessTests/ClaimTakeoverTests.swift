@@ -82,4 +82,30 @@ final class ClaimTakeoverTests: XCTestCase {
         XCTAssertEqual(plan.inserted, 0)
         XCTAssertEqual(plan.superseded, 0, "a running row is not sent to history")
     }
+
+    /// `sweep --dry-run` names a planned run a live worker holds under other settings as held, not
+    /// as this plan's run "running (live worker)"; a dead worker's such row is a rerun.
+    func testDryRunNamesARunHeldUnderOtherSettings() throws {
+        let dir = tempDir("heldplan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let one = miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb]").replacingOccurrences(of: "seeds: [1, 2]", with: "seeds: [1]")
+            .replacingOccurrences(of: "  - {name: dpt, method: dpt, n: 8, r: 2}\n", with: "")
+        try one.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        var o = SweepOptions(storePath: "\(dir)/s.sqlite", workers: 1, threads: 1, dataDir: try sharedData(), checkpointDir: "\(dir)/ck")
+        o.manifestDir = "\(repoRoot)/Baselines/manifests"
+        let store = try ResultsStore(path: o.storePath)
+        let spec = try ExperimentSpec.load("\(dir)/s.yaml")
+        _ = try store.insertPending(try store.withIdentities(try spec.expand(profile: "smoke"), dataDir: o.dataDir, manifestDir: o.manifestDir))
+        let claimed = try XCTUnwrap(try store.claim(worker: "live", pid: getpid()))
+        // A live worker on another host (its heartbeat fresh): liveness is not judged from here.
+        try store.db.query("UPDATE runs SET host='another-host', heartbeat=? WHERE id=?", [.double(Date().timeIntervalSince1970), .int(claimed.id)])
+        XCTAssertEqual(try SweepPlan.make(spec: spec, profile: "smoke", options: o).entries.map(\.state), [.running])
+        try one.replacingOccurrences(of: "epochs: 4,", with: "epochs: 5,").write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        let edited = try ExperimentSpec.load("\(dir)/s.yaml")
+        XCTAssertEqual(try SweepPlan.make(spec: edited, profile: "smoke", options: o).entries.map(\.state), [.held])
+        XCTAssertTrue(try SweepPlan.make(spec: edited, profile: "smoke", options: o).render().contains("held by a live worker under other settings"))
+        try store.db.query("UPDATE runs SET host=?, worker_pid=999999 WHERE id=?", [.text(ProcessInfo.processInfo.hostName), .int(claimed.id)])  // its worker gone
+        XCTAssertEqual(try SweepPlan.make(spec: edited, profile: "smoke", options: o).entries.map(\.state), [.changed])
+    }
 }
