@@ -5,6 +5,7 @@ import Foundation
 import Methods
 import Models
 import Store
+import Tasks
 import Support
 import Training
 
@@ -56,6 +57,10 @@ public struct SweepPlan {
     /// would (`ResultsStore.otherNumerics`), and the workers' setup.
     public var otherNumerics: [String: [String]] = [:]
     public var workerNumerics = ""
+    /// Data files the runs to do would read that are a subset of the official split (the full
+    /// file missing here): "agnews train: train_head581.csv (the full file train.csv is missing)",
+    /// for the full-data runs' training split (k = null) and every run's validation split.
+    public var subsetFiles: [String] = []
 
     /// Trainable parameters of a run from its method's formula and the model's config.json (or the
     /// known architecture of its hub id); nil when neither is available.
@@ -181,6 +186,18 @@ public struct SweepPlan {
                          undecided: try spec.undecidedSearchCells(profile: profile, choose: searchable).sorted())
         plan.otherNumerics = conflicts
         plan.workerNumerics = o.workerNumerics
+        // Subsets said before the runs start (a paper profile planned full-data AG News runs on a
+        // 581-row file, said only when each run started).
+        var subsets: [String] = []
+        for r in entries where r.state.toDo {
+            guard let def = try? TaskRegistry.definition(r.run.task) else { continue }
+            for (split, candidates) in [(Split.train, def.files.train), (.validation, def.files.validation)] where split == .validation || r.run.k == nil {
+                guard let used = DataLoader.file(def, split: split, dataDir: o.dataDir), used != candidates[0] else { continue }
+                let line = "\(def.task) \(split.rawValue): \(used) (the full file \(candidates[0]) is missing)"
+                if !subsets.contains(line) { subsets.append(line) }
+            }
+        }
+        plan.subsetFiles = subsets
         return plan
     }
 
@@ -206,6 +223,10 @@ public struct SweepPlan {
                 if !seeds.isEmpty { parts.append("\(s.rawValue) \(seeds.joined(separator: ","))") }
             }
             out += "  " + cell.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + parts.joined(separator: "; ") + "\n"
+        }
+        if !subsetFiles.isEmpty {
+            out += "\n  data that is a subset of the official split (the runs read it; tables mark it \"Subset data\"):\n"
+            for line in subsetFiles { out += "  " + line + "\n" }
         }
         let numerics = SweepOptions.numericsWarning(otherNumerics, here: workerNumerics)
         if !numerics.isEmpty { out += "\n" + numerics.map { "  " + $0 }.joined(separator: "\n") + "\n" }

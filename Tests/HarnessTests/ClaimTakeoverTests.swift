@@ -108,4 +108,20 @@ final class ClaimTakeoverTests: XCTestCase {
         try store.db.query("UPDATE runs SET host=?, worker_pid=999999 WHERE id=?", [.text(ProcessInfo.processInfo.hostName), .int(claimed.id)])  // its worker gone
         XCTAssertEqual(try SweepPlan.make(spec: edited, profile: "smoke", options: o).entries.map(\.state), [.changed])
     }
+
+    /// The dry run names the data files its runs would read that are a subset of the official
+    /// split (ReCoRD's validation subset here; it was said only when each run started).
+    func testDryRunNamesSubsetData() throws {
+        let dir = tempDir("subsetplan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let data = try sharedData()
+        guard !FileManager.default.fileExists(atPath: "\(data)/superglue/record/val.jsonl") else { throw XCTSkip("the full ReCoRD validation file is here: no subset to name") }
+        try miniSpec.replacingOccurrences(of: "tasks: [cb, rte]", with: "tasks: [cb, record]").write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
+        var o = SweepOptions(storePath: "\(dir)/s.sqlite", workers: 1, threads: 1, dataDir: data, checkpointDir: "\(dir)/ck")
+        o.manifestDir = "\(repoRoot)/Baselines/manifests"
+        let plan = try SweepPlan.make(spec: try ExperimentSpec.load("\(dir)/s.yaml"), profile: "smoke", options: o)
+        XCTAssertEqual(plan.subsetFiles, ["record validation: superglue/record/val.subset5.jsonl (the full file superglue/record/val.jsonl is missing)"])
+        XCTAssertTrue(plan.render().contains("data that is a subset of the official split"))
+    }
 }
