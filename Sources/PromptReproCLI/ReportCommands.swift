@@ -121,7 +121,7 @@ struct Report: ParsableCommand {
                         (spec.variants.first { $0.searchFor == variant }?.train["select_on"] as? String).map { " on \($0)" } ?? ""
                     }
                     let found: [SearchSummary]
-                    if source == db, let store { found = try store.searchSummaries(spec, profile: profile) } else {
+                    if source == ProjectRoot.display(db), let store { found = try store.searchSummaries(spec, profile: profile) } else {
                         found = FileManager.default.contents(atPath: "\(resultsDir)/\(spec.name)-\(profile).json").map(ResultsExport.searches(inJSON:)) ?? []
                     }
                     // Each search's k where the spec has several (two lines read alike, one per k).
@@ -677,7 +677,8 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
         let current = try currentPlan(spec: given, profile: profile, store: store, dataDir: dataDir)
         let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir, current: current)
         // Named relative to the checkout where it lies inside it (the default store is an
-        // absolute path, which made every table's footer depend on the machine).
+        // absolute path, which made every table's footer depend on the machine). Callers tell a
+        // store source by `source == ProjectRoot.display(db)`.
         if !cells.isEmpty { return (cells, ProjectRoot.display(db), try leftOutLine(store, current: current, profile: profile, given: given)) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }
@@ -839,7 +840,7 @@ struct FiguresCommand: ParsableCommand {
                 }
                 // The cells the spec plans (an x without a cell is a gap in the line), and what the
                 // profile runs instead of the paper's setting (as the tables' setting note).
-                let choose: ExperimentSpec.SearchChoice? = spec.flatMap { sp in source == db ? store?.searchChoice(spec: sp, profile: profile) : sp.exportChoice(cells, profile: profile) }
+                let choose: ExperimentSpec.SearchChoice? = spec.flatMap { sp in source == ProjectRoot.display(db) ? store?.searchChoice(spec: sp, profile: profile) : sp.exportChoice(cells, profile: profile) }
                 let planned = ((try? spec?.expand(profile: profile, choose: choose)) ?? nil ?? [])
                     .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
                 let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),

@@ -221,6 +221,19 @@ final class ProtocolVariantHarnessTests: XCTestCase {
             notes.append(note ?? "")
         }
         XCTAssertEqual(notes[0], notes[1], "the store's note and the export's differ")
+        // A store inside the checkout (the default runs/promptrepro.sqlite is such a path) is read
+        // as the store, not as an export: its table kept no search note where no export was.
+        // (`dir` as the checkout, its manifests the repository's.)
+        try FileManager.default.createDirectory(atPath: "\(dir)/Baselines", withIntermediateDirectories: true)
+        for sub in ["manifests", "published"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(dir)/Baselines/\(sub)", withDestinationPath: "\(repoRoot)/Baselines/\(sub)")
+        }
+        let (inRC, inErr) = try runCapture(["report", "searchy", "--profile", "smoke", "--db", db, "--results-dir", "\(dir)/no-exports", "--tables-dir", "\(dir)/tables",
+                                            "--out-dir", "\(dir)/rep-inside", "--data-dir", data], env: ["PROMPTREPRO_ROOT": dir])
+        XCTAssertEqual(inRC, 0, inErr)
+        guard inRC == 0 else { return }
+        let inside = try String(contentsOfFile: "\(dir)/rep-inside/searchy.md", encoding: .utf8)
+        XCTAssertTrue(inside.contains("Hyper-parameter search, selected on a dev split") && inside.contains("from s.sqlite"), inside)
     }
 
     /// A search edited after its sweep (the grid lost the chosen point; `select_on` changed) has
