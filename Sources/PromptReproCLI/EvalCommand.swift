@@ -105,8 +105,12 @@ struct EvalCommand: ParsableCommand {
         // A transfer keeps the training run's input length unless a flag says otherwise: said where
         // the scored task's preset cuts its inputs elsewhere (an SST-2 prompt scored on AG News
         // cut its texts at SST-2's 128 where LoPT uses 256).
-        if let trained = trainedRun, trained.task != task, maxSourceLength == nil, trained.maxSourceLength != c.maxSourceLength {
-            stderr("note: the transfer cuts \(task)'s inputs at the training run's max_source_length \(trained.maxSourceLength); \(task)'s preset uses \(c.maxSourceLength) (--max-source-length \(c.maxSourceLength) to score as \(task)'s own runs do)")
+        if let trained = trainedRun, trained.task != task, maxSourceLength == nil,
+           let own = try? TrainConfig.preset(trained.protocolName, method: mc, task: task, model: model, k: k, seed: seed),
+           trained.maxSourceLength != own.maxSourceLength {
+            // The scored task's length under the training run's own preset (respt-code's 412 is
+            // every task's there, where dpt-paper's would be 256).
+            stderr("note: the transfer cuts \(task)'s inputs at the training run's max_source_length \(trained.maxSourceLength); \(task)'s runs under \(trained.protocolName) use \(own.maxSourceLength) (--max-source-length \(own.maxSourceLength) to score as they do)")
         }
         if let trained = trainedRun {
             c.maxSourceLength = trained.maxSourceLength
@@ -128,6 +132,9 @@ struct EvalCommand: ParsableCommand {
         c.evalLimit = evalLimit ?? trainedRun?.evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
         if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
+        if isGPT2, maxTargetLength != nil {
+            throw ValidationError("--max-target-length \(maxTargetLength!): GPT-2 runs score the verbaliser's label words after the input (no target sequence); drop it")
+        }
         if let evalMode {
             // GPT-2 ranks the verbaliser's words whatever the flag says (it was replaced in silence).
             if isGPT2 { throw ValidationError("--eval-mode \(evalMode): GPT-2 runs score the verbaliser's label words after the input (no eval mode); drop it") }

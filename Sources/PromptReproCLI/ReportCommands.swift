@@ -325,10 +325,14 @@ struct Export: ParsableCommand {
                         var s = settings[g] ?? ToolFormats.LMEvalSettings(limit: c.evalLimit, batchSize: c.evalBatchSize)
                         let ranks = ModelFiles.isGPT2(r["model_spec"]?.text ?? c.model) || (c.evalMode.map { $0 != .generate } ?? false)
                         s.outputType[task] = ranks ? "multiple_choice" : "generate_until"
-                        if !s.presets.contains(c.protocolName) { s.presets = (s.presets + [c.protocolName]).sorted() }
+                        // An evaluated adapter was trained elsewhere: its preset is the evaluation's only.
+                        let preset = r["status"]?.text == "evaluated" ? "\(c.protocolName) (evaluation settings of an adapter trained elsewhere)" : c.protocolName
+                        if !s.presets.contains(preset) { s.presets = (s.presets + [preset]).sorted() }
                         if !ranks && s.genKwargs == nil {
-                            let cap: Any = { if case .tokens(let n)? = c.decodeMaxTokens { return n }; return c.decodeMaxTokens?.description ?? c.maxTargetLength }()
-                            s.genKwargs = ["do_sample": false, "max_new_tokens": cap,
+                            // A number, as generate takes it; `auto` (the longest label's tokens + 1, per
+                            // task) is no one number: null, the rule beside it.
+                            let cap: Any = { if case .tokens(let n)? = c.decodeMaxTokens { return n }; return c.decodeMaxTokens == nil ? c.maxTargetLength : NSNull() }()
+                            s.genKwargs = ["do_sample": false, "max_new_tokens": cap, "decode_max_tokens": c.decodeMaxTokens?.description ?? "max_target_length",
                                            "decode_stop": c.decodeStop?.rawValue ?? "default"]
                         }
                         settings[g] = s
@@ -458,7 +462,7 @@ func specForReading(_ spec: String, noFile: ((Error) -> Void)? = nil) throws -> 
 
 func currentPlan(spec: String, profile: String, store: ResultsStore, dataDir: String? = nil) throws -> (name: String, plan: PlannedRuns)? {
     guard let s = try specForReading(spec, noFile: { error in
-        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts (but evaluated adapters changed at their stored path); name the spec file by its path to count only the runs it plans")
+        stderr("note: \(error) — every stored run of spec \(spec) [\(profile)] counts (but evaluated adapters changed at their stored path, damaged scores and one adapter under several seeds); name the spec file by its path to count only the runs it plans")
     }) else { return nil }
     do { return (s.name, try s.plannedRuns(profile: profile, store: store, dataDir: dataDir, manifestDir: ProjectRoot.resolve("Baselines/manifests"))) } catch {
         throw CommandFailure("\(error)\n(spec \(s.name) [\(profile)] cannot be planned, so its stored runs cannot be told current or stale)")
@@ -777,7 +781,7 @@ func missingSource(spec: String, profile: String, db: String, resultsDir: String
         ? ((try? fm.contentsOfDirectory(atPath: (kept as NSString).deletingLastPathComponent)) ?? [])
             .contains { $0.hasPrefix(String((kept as NSString).lastPathComponent.dropLast(1))) }
         : fm.fileExists(atPath: kept)
-    return "missing: no runs of spec \(spec) [\(profile)] that it plans now in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; "
+    return "missing: no counted runs of spec \(spec) [\(profile)] in \(db) and no \(resultsDir)/\(spec)-\(profile).cells.json in use; "
         + (exists ? "kept \(kept)" : "\(kept) not written")
         + " — run `promptrepro sweep \(spec) --profile \(profile)` (and `promptrepro export \(spec) --profile \(profile)` to commit it)"
 }

@@ -235,6 +235,10 @@ public enum ToolFormats {
                 config[key] = NSNull()
             }
             config["evaluated_only"] = "an adapter trained elsewhere and scored here: its training settings are not known here"
+            // The method object holds the evaluation's defaults beside the adapter's shape (init,
+            // m, s of no adapter): the adapter's own config is `peft_config`.
+            config["method"] = NSNull()
+            if let p = config["protocol"] as? String { config["protocol"] = "\(p) (evaluation settings only)" }
             let path = ((config["adapter"] as? String) ?? "").components(separatedBy: "#sha256:").dropLast().joined(separator: "#sha256:")
             let adapterConfig = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent("adapter_config.json"))
                 .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }

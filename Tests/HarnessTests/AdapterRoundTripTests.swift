@@ -481,6 +481,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         let runInfo = try XCTUnwrap(pb["run_info"] as? [String: Any])
         let trainConfig = try XCTUnwrap(runInfo["train_config"] as? [String: Any])
         XCTAssertTrue(trainConfig["epochs"] is NSNull && trainConfig["lr"] is NSNull && (trainConfig["evaluated_only"] as? String) != nil, "\(trainConfig)")
+        XCTAssertTrue(trainConfig["method"] is NSNull && (trainConfig["protocol"] as? String)?.hasSuffix("(evaluation settings only)") == true, "\(trainConfig)")
+        // lm-eval: the greedy decode's cap is a number, and the evaluated variant's preset is said to be the evaluation's.
+        XCTAssertEqual(try runCLI(["export", "\(dir)/mini.yaml", "--db", db, "--format", "lm-eval", "--out", "\(dir)/lme", "--data-dir", data]).terminationStatus, 0)
+        let lmeDir = "\(dir)/lme/mini__smoke__peft-pt__t5-small__k8"
+        let lmeFile = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: lmeDir).first)
+        let lme = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(lmeDir)/\(lmeFile)"))) as? [String: Any])
+        let lmeConfig = try XCTUnwrap(lme["config"] as? [String: Any])
+        XCTAssertEqual((lmeConfig["gen_kwargs"] as? [String: Any])?["max_new_tokens"] as? Int, 3, "\(lmeConfig)")
+        XCTAssertEqual(lmeConfig["presets"] as? [String], ["dpt-paper (evaluation settings of an adapter trained elsewhere)"])
         XCTAssertEqual((runInfo["peft_config"] as? [String: Any])?["peft_type"] as? String, "PROMPT_TUNING")
         let pbMetrics = try XCTUnwrap((pb["train_info"] as? [String: Any])?["metrics"] as? [[String: Any]])
         XCTAssertTrue((pbMetrics.last?["test metric"] as? String)?.contains("the adapter's one evaluation") == true, "\(pbMetrics)")
@@ -781,7 +790,10 @@ final class EvaluatedAdapterTests: XCTestCase {
         // A transfer to AG News keeps SST-2's input length unless told: said, with the length AG News uses.
         let (tr, trErr) = try runCapture(["eval", "--model", "embedded:gpt2-tiny", "--adapter", "\(dir)/ad", "--task", "agnews", "--eval-limit", "2", "--threads", "1", "--data-dir", data])
         XCTAssertEqual(tr, 0, trErr)
-        XCTAssertTrue(trErr.contains("note: the transfer cuts agnews's inputs at the training run's max_source_length 128; agnews's preset uses 256"), trErr)
+        XCTAssertTrue(trErr.contains("note: the transfer cuts agnews's inputs at the training run's max_source_length 128; agnews's runs under lopt-paper use 256"), trErr)
+        let (emtl, emtlErr) = try runCapture(evalArgs + ["--max-target-length", "4"])
+        XCTAssertNotEqual(emtl, 0)
+        XCTAssertTrue(emtlErr.contains("--max-target-length 4: GPT-2 runs score the verbaliser's label words"), emtlErr)
         let (evalGen, evalGenErr) = try runCapture(evalArgs + ["--eval-mode", "generate"])
         XCTAssertNotEqual(evalGen, 0)
         XCTAssertTrue(evalGenErr.contains("--eval-mode generate: GPT-2 runs score the verbaliser's label words"), evalGenErr)

@@ -29,16 +29,27 @@ final class TrainerTests: XCTestCase {
         let dir = tempDir("maywrite")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Lost after the first epoch's checkpoint: the second epoch's is not written.
         var asked = 0
         let t = try trainer(try config("pt", epochs: 2), checkpoint: "\(dir)/ck.safetensors")
         t.artifactPath = "\(dir)/artifact.safetensors"
-        t.mayWrite = { asked += 1; return asked == 1 }  // the first epoch's checkpoint is written, then the claim is lost
+        t.mayWrite = { asked += 1; return asked == 1 }
         let r = try t.run()
         XCTAssertEqual(r.status, .interrupted)
         XCTAssertEqual(asked, 2)
         XCTAssertEqual(r.history.count, 2)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/ck.safetensors"), "the first epoch's checkpoint")
+        let first = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/ck.safetensors"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/artifact.safetensors"))
+        // Lost after every checkpoint was written: the artifact alone is not (its check is the third call).
+        try FileManager.default.removeItem(atPath: "\(dir)/ck.safetensors")
+        asked = 0
+        let u = try trainer(try config("pt", epochs: 2), checkpoint: "\(dir)/ck.safetensors")
+        u.artifactPath = "\(dir)/artifact.safetensors"
+        u.mayWrite = { asked += 1; return asked <= 2 }
+        XCTAssertEqual(try u.run().status, .interrupted)
+        XCTAssertEqual(asked, 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/artifact.safetensors"))
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/ck.safetensors")), first, "the second epoch's checkpoint was written this time")
     }
 
     /// Same seed and thread count → identical losses, scores and predictions.
