@@ -232,7 +232,7 @@ final class ReportSourceTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/table1.md"), "the other tables are still written")
         let fig = try runCLI(["figures", "fig8", "--profile", "smoke", "--db", db, "--out-dir", "\(out)/figures", "--results-dir", empty])
         XCTAssertEqual(fig.status, 1)
-        XCTAssertTrue(fig.err.contains("missing: no runs of spec fig8 [smoke]") && fig.err.contains("kept \(out)/figures/fig8.*"), fig.err)
+        XCTAssertTrue(fig.err.contains("missing: no counted runs of spec fig8 [smoke]") && fig.err.contains("kept \(out)/figures/fig8.*"), fig.err)
         XCTAssertEqual(try String(contentsOfFile: "\(out)/figures/fig8.dat", encoding: .utf8), "kept")
         // Nothing there to keep: said as such (it said "kept" of a file that does not exist).
         let none = try runCLI(["report", "table4", "--profile", "smoke", "--db", db, "--out-dir", "\(dir)/R2", "--results-dir", empty])
