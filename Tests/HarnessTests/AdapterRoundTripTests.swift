@@ -411,6 +411,15 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertEqual(status, 0, err)
         let evalArgs = ["--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
                         "--spec", "mini", "--column", "t5-small", "--profile", "smoke"]
+        /// `eval` of an adapter on CB k 8, its first 16 rows, into a store under a spec and column
+        /// (defaults: the embedded T5, `dir/adapter`, `db`, `dir/mini.yaml`, column t5-small; a nil
+        /// column passes none).
+        func evalCB(_ variant: String, model: String = "embedded:t5-tiny", adapter: String? = nil, store: String? = nil, spec: String? = nil,
+                    column: String? = "t5-small") throws -> (Int32, String) {
+            try runCapture(["eval", "--model", model, "--adapter", adapter ?? "\(dir)/adapter", "--variant", variant,
+                            "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data,
+                            "--db", store ?? db, "--spec", spec ?? "\(dir)/mini.yaml"] + (column.map { ["--column", $0] } ?? []) + ["--profile", "smoke"])
+        }
         for (seed, adapter) in [("1", "adapter"), ("2", "adapter2")] {
             (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/\(adapter)", "--seed", seed, "--variant", "peft-pt",
                                             "--threads", "1"] + evalArgs)
@@ -508,9 +517,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         }
         // A spec given by its file's path is stored under the name the file declares (the path was
         // stored as the spec's name, and `compare --spec FILE` found no run of the variant).
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "by-path",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("by-path")
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("(by-path|cb|t5-small|k8, seed 1, evaluated) under spec mini [smoke] in \(db)"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='by-path'").map { $0["spec"]?.text ?? "" }, ["mini"])
@@ -518,9 +525,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         // A spec file that is not there is refused before anything is scored or stored (a typo
         // stored the run under the path as its spec name); a bare name without a file is stored
         // under that name, with a note that no sweep plans it.
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "typo",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "\(dir)/mini-typo.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("typo", spec: "\(dir)/mini-typo.yaml")
         XCTAssertNotEqual(status, 0, err)
         XCTAssertTrue(err.contains("mini-typo.yaml"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='typo'").count, 0)
@@ -533,9 +538,7 @@ final class EvaluatedAdapterTests: XCTestCase {
         XCTAssertTrue(err.contains("--spec team/adapters: no such spec file; a spec name without a file (runs of evaluated adapters only) may not contain '/'"), err)
         try FileManager.default.createDirectory(atPath: "\(dir)/nospec", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "\(dir)/adapter", toPath: "\(dir)/nospec/adapter")
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/nospec/adapter", "--variant", "bare",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "no-such-spec", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("bare", adapter: "\(dir)/nospec/adapter", spec: "no-such-spec")
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("note: no spec file") && err.contains("stored under spec 'no-such-spec', which no sweep plans"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT spec FROM runs WHERE variant='bare'").map { $0["spec"]?.text ?? "" }, ["no-such-spec"])
@@ -564,18 +567,14 @@ final class EvaluatedAdapterTests: XCTestCase {
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='bare'")
         // Without --column, the spec's column that loads --model in this profile (t5-small loads
         // embedded:t5-tiny under smoke): the run was stored under the column "embedded:t5-tiny".
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "no-column",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "\(dir)/mini.yaml", "--profile", "smoke"])
+        (status, err) = try evalCB("no-column", column: nil)
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("eval: model column t5-small of spec mini [smoke], which loads embedded:t5-tiny"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='no-column'").map { $0["model"]?.text ?? "" }, ["t5-small"])
         try ResultsStore(path: db).db.query("DELETE FROM runs WHERE variant='no-column'")
         // A --db whose folder is not there is refused (a mistyped path stored the run in a new
         // store no read looked at), nothing created; a directory given as the store is named so.
-        (status, err) = try runCapture(["eval", "--model", "embedded:t5-tiny", "--adapter", "\(dir)/adapter", "--variant", "nodir",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data,
-                                        "--db", "\(dir)/no-such-folder/x.sqlite", "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("nodir", store: "\(dir)/no-such-folder/x.sqlite")
         XCTAssertNotEqual(status, 0, err)
         XCTAssertTrue(err.contains("neither the store nor its folder \(dir)/no-such-folder exists"), err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/no-such-folder"))
@@ -596,22 +595,16 @@ final class EvaluatedAdapterTests: XCTestCase {
         try other.seek(toOffset: end - 4)
         try other.write(contentsOf: Data([0x00, 0x00, 0x80, 0x3f]))  // the last weight becomes 1.0
         try other.close()
-        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5other", "--adapter", "\(dir)/adapter", "--variant", "other-weights",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("other-weights", model: "\(dir)/t5other")
         XCTAssertNotEqual(status, 0, err)
         XCTAssertTrue(err.contains("--model \(dir)/t5other: spec mini [smoke] loads embedded:t5-tiny for column t5-small, whose weights differ")
                       && err.contains("Pass --column NAME"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT id FROM runs WHERE variant='other-weights'").count, 0)
         // Into a store that does not exist yet: refused, and no empty store left behind.
-        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5other", "--adapter", "\(dir)/adapter", "--variant", "other-weights",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", "\(dir)/fresh.sqlite",
-                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("other-weights", model: "\(dir)/t5other", store: "\(dir)/fresh.sqlite")
         XCTAssertNotEqual(status, 0, err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/fresh.sqlite"), err)
-        (status, err) = try runCapture(["eval", "--model", "\(dir)/t5copy", "--adapter", "\(dir)/adapter", "--variant", "copied-weights",
-                                        "--task", "cb", "--k", "8", "--eval-limit", "16", "--decode-max-tokens", "3", "--data-dir", data, "--db", db,
-                                        "--spec", "\(dir)/mini.yaml", "--column", "t5-small", "--profile", "smoke"])
+        (status, err) = try evalCB("copied-weights", model: "\(dir)/t5copy")
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(err.contains("eval: \(dir)/t5copy has the weights of embedded:t5-tiny, which column t5-small loads"), err)
         XCTAssertEqual(try ResultsStore(path: db).db.query("SELECT model FROM runs WHERE variant='copied-weights'").map { $0["model"]?.text ?? "" }, ["t5-small"])

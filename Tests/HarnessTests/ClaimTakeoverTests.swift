@@ -11,14 +11,25 @@ import XCTest
 /// old claim are not stored. It stored its result over the new claim's, with the new claim's
 /// thread count and worker recorded beside the old claim's numbers (a reliability trial).
 final class ClaimTakeoverTests: XCTestCase {
+    /// A PT config of CB k 8 seed 1 on the embedded T5 with `epochs`.
+    func config(epochs: Int) throws -> TrainConfig {
+        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
+        cfg.epochs = epochs
+        return cfg
+    }
+
+    /// The run of cell pt|cb|t5-small|k8, seed 1, of spec "s" [smoke] under `c`.
+    func run(_ c: TrainConfig) -> RunSpec {
+        RunSpec(spec: "s", profile: "smoke", cell: "pt|cb|t5-small|k8", variant: "pt", method: "pt", task: "cb",
+                model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 1, config: c)
+    }
+
     func testAWorkerWhoseClaimWasTakenOverStoresNothing() throws {
         let dir = tempDir("takeover")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/s.sqlite")
-        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
-        cfg.epochs = 2
-        try s.insertPending([RunSpec(spec: "s", profile: "smoke", cell: "pt|cb|t5-small|k8", variant: "pt", method: "pt", task: "cb",
-                                     model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 1, config: cfg)])
+        let cfg = try config(epochs: 2)
+        try s.insertPending([run(cfg)])
         let first = try XCTUnwrap(try s.claim(worker: "hostA:1", pid: getpid()))
         try s.recordStart(first.id, weightsSha: nil, gitCommit: nil, toolVersion: "t", threads: 1, checkpoint: "ck", attempt: first.attempts)
         // Taken for dead and claimed again (as resetInterrupted does for another host's stale heartbeat).
@@ -66,12 +77,7 @@ final class ClaimTakeoverTests: XCTestCase {
         let dir = tempDir("held")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try ResultsStore(path: "\(dir)/s.sqlite")
-        var cfg = try TrainConfig.preset("dpt-paper", method: try MethodConfig.defaults("pt"), task: "cb", model: "embedded:t5-tiny", k: 8, seed: 1)
-        cfg.epochs = 300
-        func run(_ c: TrainConfig) -> RunSpec {
-            RunSpec(spec: "s", profile: "smoke", cell: "pt|cb|t5-small|k8", variant: "pt", method: "pt", task: "cb",
-                    model: "t5-small", modelSpec: "embedded:t5-tiny", k: 8, seed: 1, config: c)
-        }
+        let cfg = try config(epochs: 300)
         XCTAssertEqual(try s.insertPendingReporting([run(cfg)]).inserted, 1)
         _ = try XCTUnwrap(try s.claim(worker: "a", pid: getpid()))
         XCTAssertTrue(try s.insertPendingReporting([run(cfg)]).held.isEmpty, "the same settings: the live worker's run is this plan's")
