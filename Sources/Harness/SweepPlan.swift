@@ -189,7 +189,8 @@ public struct SweepPlan {
         // Subsets said before the runs start (a paper profile planned full-data AG News runs on a
         // 581-row file, said only when each run started).
         var subsets: [String] = []
-        for r in entries where r.state.toDo {
+        var looked = Set<String>()  // task and whether a full-data run reads its training split: each looked up once
+        for r in entries where r.state.toDo && looked.insert("\(r.run.task)#\(r.run.k == nil)").inserted {
             guard let def = try? TaskRegistry.definition(r.run.task) else { continue }
             for (split, candidates) in [(Split.train, def.files.train), (.validation, def.files.validation)] where split == .validation || r.run.k == nil {
                 guard let used = DataLoader.file(def, split: split, dataDir: o.dataDir), used != candidates[0] else { continue }

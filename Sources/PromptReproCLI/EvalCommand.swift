@@ -132,14 +132,9 @@ struct EvalCommand: ParsableCommand {
         c.evalLimit = evalLimit ?? trainedRun?.evalLimit
         c.decodeMaxTokens = decodeMaxTokens ?? c.decodeMaxTokens
         if let decodeStop { c.decodeStop = try choice("decode-stop", decodeStop, DecodeStop.self) }
-        if isGPT2, maxTargetLength != nil {
-            throw ValidationError("--max-target-length \(maxTargetLength!): GPT-2 runs score the verbaliser's label words after the input (no target sequence); drop it")
-        }
-        if let evalMode {
-            // GPT-2 ranks the verbaliser's words whatever the flag says (it was replaced in silence).
-            if isGPT2 { throw ValidationError("--eval-mode \(evalMode): GPT-2 runs score the verbaliser's label words after the input (no eval mode); drop it") }
-            c.evalMode = try choice("eval-mode", evalMode, EvalMode.self)
-        }
+        // GPT-2 ranks the verbaliser's words whatever these say (an eval mode was replaced in silence).
+        if let e = gpt2ScoringFlagsProblem(evalMode: evalMode, maxTargetLength: maxTargetLength, gpt2: isGPT2) { throw e }
+        if let evalMode { c.evalMode = try choice("eval-mode", evalMode, EvalMode.self) }
         c.threads = global.threads
         // The settings the evaluation runs with, after the flags (it printed the run config's,
         // which the flags had overridden). GPT-2 ranks the verbaliser's words: no decode applies.

@@ -55,7 +55,7 @@ struct Report: ParsableCommand {
         for given in pareto {  // a spec name, or a spec file's path
             func one() throws {
                 let spec = given.hasSuffix(".yaml") ? try ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")).name : given
-                guard let (cells, source, _) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
+                guard let (cells, source, _, _) = try resolveCells(spec: given, profile: profile, store: store, db: db, resultsDir: resultsDir, dataDir: data) else {
                     stderr(missingSource(spec: spec, profile: profile, db: db, resultsDir: resultsDir, kept: "\(outDir)/figures/pareto-\(spec).*"))
                     missing += 1
                     return
@@ -92,7 +92,7 @@ struct Report: ParsableCommand {
                     missing += 1
                     return
                 }
-                let (cells, source, leftOut) = found
+                let (cells, source, leftOut, fromStore) = found
                 let spec = try? ExperimentSpec.load(layout.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
                 // A row, section or column naming nothing of the spec would print "—" as if not run.
                 if let spec {
@@ -121,7 +121,7 @@ struct Report: ParsableCommand {
                         (spec.variants.first { $0.searchFor == variant }?.train["select_on"] as? String).map { " on \($0)" } ?? ""
                     }
                     let found: [SearchSummary]
-                    if source == ProjectRoot.display(db), let store { found = try store.searchSummaries(spec, profile: profile) } else {
+                    if fromStore, let store { found = try store.searchSummaries(spec, profile: profile) } else {
                         found = FileManager.default.contents(atPath: "\(resultsDir)/\(spec.name)-\(profile).json").map(ResultsExport.searches(inJSON:)) ?? []
                     }
                     // Each search's k where the spec has several (two lines read alike, one per k).
@@ -672,18 +672,18 @@ func unfinishedRunsNote(plan: PlannedRuns, cells: [CellResult], spec: String, pr
 /// `plannedCells`), else the committed export `<resultsDir>/<spec>-<profile>.cells.json`; nil
 /// when neither has them, or when the store's rows of the spec are all stale (as `compare`, the
 /// older export does not stand in for them; the note on stderr names them). The source is the path
-/// read; `leftOut` the store's stale runs left out (`leftOutLine`), for the output itself.
+/// read (relative to the checkout where it lies inside it), `fromStore` whether it is the store;
+/// `leftOut` the store's stale runs left out (`leftOutLine`), for the output itself.
 func resolveCells(spec given: String, profile: String, store: ResultsStore?, db: String, resultsDir: String,
-                  dataDir: String? = nil) throws -> (cells: [CellResult], source: String, leftOut: String?)? {
+                  dataDir: String? = nil) throws -> (cells: [CellResult], source: String, leftOut: String?, fromStore: Bool)? {
     // `given`: a spec name or a spec file's path; stores and exports know the spec by its name.
     let spec = given.hasSuffix(".yaml") ? (try? ExperimentSpec.load(given, specsDir: ProjectRoot.resolve("Baselines/specs")))?.name ?? given : given
     if let store {
         let current = try currentPlan(spec: given, profile: profile, store: store, dataDir: dataDir)
         let cells = try plannedCells(store, spec: given, profile: profile, dataDir: dataDir, current: current)
         // Named relative to the checkout where it lies inside it (the default store is an
-        // absolute path, which made every table's footer depend on the machine). Callers tell a
-        // store source by `source == ProjectRoot.display(db)`.
-        if !cells.isEmpty { return (cells, ProjectRoot.display(db), try leftOutLine(store, current: current, profile: profile, given: given)) }
+        // absolute path, which made every table's footer depend on the machine).
+        if !cells.isEmpty { return (cells, ProjectRoot.display(db), try leftOutLine(store, current: current, profile: profile, given: given), true) }
         if try store.hasCurrentRuns(spec: spec, profile: profile) { return nil }
     }
     let path = "\(resultsDir)/\(spec)-\(profile).cells.json"
@@ -691,7 +691,7 @@ func resolveCells(spec given: String, profile: String, store: ResultsStore?, db:
     // Named relative to the checkout where it lies there: the committed tables' footers stay
     // the same from any working directory and machine.
     let read = try currentExportCellsReporting(try readCellsExport(path, spec: spec, profile: profile), spec: given, profile: profile, path: path, dataDir: dataDir)
-    return (read.cells, ProjectRoot.display(path), read.leftOut)
+    return (read.cells, ProjectRoot.display(path), read.leftOut, false)
 }
 
 /// The cells of the export at `path` (`promptrepro export`'s `.cells.json`).
@@ -810,10 +810,13 @@ struct FiguresCommand: ParsableCommand {
     var figuresDir: String { figuresDirGiven ?? ProjectRoot.resolve("Baselines/figures") }
 
     func run() throws {
-        let names = figures.isEmpty
-            ? try FileManager.default.contentsOfDirectory(atPath: figuresDir).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
-                .sorted { Int($0.dropFirst(3)) ?? 0 < Int($1.dropFirst(3)) ?? 0 }
-            : figures
+        // The figure specs here, by number (fig3 … fig14): every one by default, and the list an
+        // unknown name is told.
+        func known() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: figuresDir).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
+                .sorted { (Int($0.dropFirst(3)) ?? 0, $0) < (Int($1.dropFirst(3)) ?? 0, $1) }
+        }
+        let names = figures.isEmpty ? try known() : figures
         let store = FileManager.default.fileExists(atPath: db) ? try ResultsStore.forReading(path: db) : nil
         var missing = 0
         // Each item on its own: a failure is that item's error ("not written", exit 1), and the others are still written.
@@ -821,9 +824,8 @@ struct FiguresCommand: ParsableCommand {
             func one() throws {
                 // A figure name with no file: the known ones (as `report` names tables).
                 guard FileManager.default.fileExists(atPath: "\(figuresDir)/\(name).yaml") else {
-                    let known = ((try? FileManager.default.contentsOfDirectory(atPath: figuresDir)) ?? []).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
-                        .sorted { (Int($0.dropFirst(3)) ?? 0, $0) < (Int($1.dropFirst(3)) ?? 0, $1) }
-                    throw StoreError("unknown figure '\(name)'\(didYouMean(name, known)); known (\(figuresDir)): \(known.joined(separator: ", "))")
+                    let listed = (try? known()) ?? []
+                    throw StoreError("unknown figure '\(name)'\(didYouMean(name, listed)); known (\(figuresDir)): \(listed.joined(separator: ", "))")
                 }
                 let f = try FigureSpec.load("\(figuresDir)/\(name).yaml")
                 try requireSpec(f.spec, of: "\(figuresDir)/\(name).yaml")
@@ -833,7 +835,7 @@ struct FiguresCommand: ParsableCommand {
                     missing += 1
                     return
                 }
-                let (cells, source, _) = found
+                let (cells, source, _, fromStore) = found
                 let spec = try? ExperimentSpec.load(f.spec, specsDir: ProjectRoot.resolve("Baselines/specs"))
                 let tasks = spec?.tasks ?? []
                 // A series, reference, model or panel naming nothing of the spec would be drawn empty.
@@ -844,7 +846,7 @@ struct FiguresCommand: ParsableCommand {
                 }
                 // The cells the spec plans (an x without a cell is a gap in the line), and what the
                 // profile runs instead of the paper's setting (as the tables' setting note).
-                let choose: ExperimentSpec.SearchChoice? = spec.flatMap { sp in source == ProjectRoot.display(db) ? store?.searchChoice(spec: sp, profile: profile) : sp.exportChoice(cells, profile: profile) }
+                let choose: ExperimentSpec.SearchChoice? = spec.flatMap { sp in fromStore ? store?.searchChoice(spec: sp, profile: profile) : sp.exportChoice(cells, profile: profile) }
                 let planned = ((try? spec?.expand(profile: profile, choose: choose)) ?? nil ?? [])
                     .map { PlannedCell(variant: $0.variant, task: $0.task, model: $0.model, k: $0.k) }
                 let out = try Figures.render(f, cells: cells, tasks: tasks, profile: profile, outDir: outDir, planned: Array(Set(planned)),

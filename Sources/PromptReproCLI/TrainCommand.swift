@@ -159,9 +159,7 @@ struct Train: ParsableCommand {
         c.evalMode = try evalMode.map { try choice("eval-mode", $0, EvalMode.self) }
         // GPT-2 ranks the verbaliser's words: an eval mode (also `generate`) or a target length
         // changed only the run's identity, recorded as if it applied.
-        if isGPT2, let given = [evalMode.map { "--eval-mode \($0)" }, maxTargetLength.map { "--max-target-length \($0)" }].compactMap({ $0 }).first {
-            throw ValidationError("\(given): GPT-2 runs score the verbaliser's label words after the input (no eval mode, no target sequence); drop it")
-        }
+        if let e = gpt2ScoringFlagsProblem(evalMode: evalMode, maxTargetLength: maxTargetLength, gpt2: isGPT2) { throw e }
         c.decodeStop = try decodeStop.map { try choice("decode-stop", $0, DecodeStop.self) }
         if let selectionMetric {
             c.selectionMetric = selectionMetric
@@ -238,6 +236,14 @@ func decodeFlagsProblem(decodeMaxTokens: DecodeLimit?, decodeStop: String?, mode
     if gpt2 { return ValidationError("\(given.joined(separator: " and ")): GPT-2 runs rank the verbaliser's words and decode nothing; \(drop)") }
     guard let mode, mode != .generate else { return nil }
     return ValidationError("\(given.joined(separator: " and ")): the eval mode is \(mode.rawValue), which scores the label targets without decoding; \(drop), or decode with --eval-mode generate")
+}
+
+/// `--eval-mode` (also `generate`) or `--max-target-length` given for a GPT-2 run (`train`,
+/// `eval`), which ranks the verbaliser's words after the input: the flags changed only the run's
+/// identity, or were replaced in silence. Nil when they apply or were not given.
+func gpt2ScoringFlagsProblem(evalMode: String?, maxTargetLength: Int?, gpt2: Bool) -> ValidationError? {
+    guard gpt2, let given = [evalMode.map { "--eval-mode \($0)" }, maxTargetLength.map { "--max-target-length \($0)" }].compactMap({ $0 }).first else { return nil }
+    return ValidationError("\(given): GPT-2 runs score the verbaliser's label words after the input (no eval mode, no target sequence); drop it")
 }
 
 /// The first of `c.problems` in flag names ("--batch-size must be ≥ 1, got 0"), nil when none.

@@ -566,18 +566,20 @@ public enum Compare {
         }
         out += "| task | metric | \(new) | \(baseline) | Δ | interval of Δ (level) | p | p (Holm) | test | verdict | majority / chance |\n"
         out += "|---|---|---|---|---|---|---|---|---|---|---|\n"
-        for r in rows {
+        // Why each row measures nothing (nil: it measures something), for its verdict, the tally and the gate.
+        let nothing = rows.map { $0.nothingToJudge(new: new, baseline: baseline, published: against == "published") }
+        for (i, r) in rows.enumerated() {
             let b = against == "published" ? String(format: "%.2f (published)", r.baselineMean) : ms(r.baseline) + inv(r.invalidBaseline)
             let zero = "\(f(r.majority, "%.2f")) / \(f(r.chance, "%.2f"))"
             let ci = r.ci.map { String(format: "[%+.2f, %+.2f]", $0.0, $0.1) + (r.level.map { String(format: " (%.1f%%)", 100 * $0) } ?? "") } ?? "—"
             // A row that measures nothing is no tie (its interval is [0, 0]); the gate says the same.
-            let verdict = r.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil ? r.verdict : "none (nothing to judge)"
+            let verdict = nothing[i] == nil ? r.verdict : "none (nothing to judge)"
             out += "| \(name(r)) | \(r.metric) | \(ms(r.new))\(inv(r.invalidNew)) | \(b) | \(f(r.delta, "%+.2f")) | \(ci) | \(f(r.p, "%.4f")) | \(f(r.pHolm, "%.4f")) | \(r.method) | \(verdict) | \(zero) |\n"
         }
         out += "\n[k% invalid]: mean over seeds of the share of the best epoch's outputs that name no label. majority / chance: the"
         out += " metric's majority-class score and its exact expectation under uniform random labels, on the validation examples the"
         out += " \(new) runs scored (— without the data or for ReCoRD's majority).\n"
-        let judged = rows.filter { $0.ci != nil && $0.nothingToJudge(new: new, baseline: baseline, published: against == "published") == nil }
+        let judged = rows.indices.filter { rows[$0].ci != nil && nothing[$0] == nil }.map { rows[$0] }
         let w = judged.filter { $0.verdict == "win" }.count, l = judged.filter { $0.verdict == "loss" }.count
         let tested = judged.count
         out += "\n**\(w) win / \(tested - w - l) tie / \(l) loss** over \(tested) tested task\(tested == 1 ? "" : "s")"
@@ -622,13 +624,13 @@ public enum Compare {
             reasons += diverged.map { "\($0) (a diverged run fails the gate, also with --allow-missing)" }
             // Runs on data other than the pinned files are not the spec's protocol, whatever they score.
             if !unpinned.isEmpty { reasons.append("\(unpinned.count) run\(unpinned.count == 1 ? "" : "s") read data that differs from its pin (listed above; fails the gate, also with --allow-missing)") }
-            for r in rows {
+            for (i, r) in rows.enumerated() {
                 // Where neither side's outputs ever name a label both score 0 alike: Δ 0 with a
                 // zero-width interval passed non-inferiority with nothing measured. (A baseline that
                 // names labels against a new method that never does is judged by the interval.)
                 // Also both sides scoring exactly 0 without stored invalid shares (`nothingToJudge`).
-                if let nothing = r.nothingToJudge(new: new, baseline: baseline, published: against == "published") {
-                    reasons.append("\(name(r)): \(nothing), nothing to judge")
+                if let why = nothing[i] {
+                    reasons.append("\(name(r)): \(why), nothing to judge")
                     continue
                 }
                 guard let ci = r.ci else {

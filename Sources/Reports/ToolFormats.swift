@@ -14,6 +14,7 @@
 import Foundation
 import Store
 import Tasks
+import Training
 
 public enum ToolFormats {
     /// What the runs of one lm-eval file were evaluated with (from their configs; the CLI reads
@@ -239,7 +240,7 @@ public enum ToolFormats {
             // m, s of no adapter): the adapter's own config is `peft_config`.
             config["method"] = NSNull()
             if let p = config["protocol"] as? String { config["protocol"] = "\(p) (evaluation settings only)" }
-            let path = ((config["adapter"] as? String) ?? "").components(separatedBy: "#sha256:").dropLast().joined(separator: "#sha256:")
+            let path = TrainConfig.pathPart((config["adapter"] as? String) ?? "")
             let adapterConfig = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent("adapter_config.json"))
                 .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
             peftConfig = adapterConfig ?? ["peft_type": NSNull(), "adapter": path]

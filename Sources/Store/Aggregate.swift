@@ -604,8 +604,8 @@ extension ResultsStore {
     /// (`missing`: not compared; moved, deleted, or a store read on another machine).
     public func changedAdapterRuns(spec: String, profile: String) throws -> [(id: Int, cell: String, seed: Int, missing: Bool)] {
         try db.query("SELECT id, cell, seed, config_json FROM runs WHERE spec=? AND profile=? AND status='evaluated'", [.text(spec), .text(profile)]).compactMap { r in
-            guard let json = r["config_json"]?.text, let adapter = (try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)))?.adapter else { return nil }
-            let dir = adapter.components(separatedBy: "#sha256:").dropLast().joined(separator: "#sha256:")
+            guard let json = r["config_json"]?.text, let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)),
+                  let adapter = cfg.adapter, let dir = cfg.adapterPath else { return nil }
             let missing = !dir.isEmpty && !FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("adapter_model.safetensors"))
             guard missing || PlannedRuns.adapterChanged(adapter: adapter) else { return nil }
             return (r["id"]!.int!, r["cell"]!.text!, r["seed"]!.int!, missing)

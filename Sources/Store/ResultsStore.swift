@@ -239,14 +239,15 @@ public final class ResultsStore {
         // reads it as one. A store copied without its -wal file after an unclean stop can be such
         // a file: its runs are in the log until a clean close.
         if path != ":memory:" {
-            var empty = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int == 0
+            let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+            var empty = size == 0
             if !empty, let probe = try? SQLiteDB(path: path, readOnly: true),
                let n = try? probe.query("SELECT COUNT(*) AS n FROM sqlite_master").first?["n"]?.int, n == 0,
                (try? probe.query("PRAGMA user_version").first?["user_version"]?.int) == 0 {
                 empty = true
             }
             if empty {
-                throw StoreError("\(path): \(((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) == 0 ? "an empty file" : "an SQLite file without tables"), not a results store: "
+                throw StoreError("\(path): \(size == 0 ? "an empty file" : "an SQLite file without tables"), not a results store: "
                     + "no runs to read (a store copied without its -wal file after an unclean stop? the runs are in that file); left untouched")
             }
         }
